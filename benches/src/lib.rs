@@ -1,0 +1,1 @@
+//! Benchmarks of factum; they live in `benches/`.

@@ -1,0 +1,142 @@
+//! Parsing pieces shared by the macros' attributes.
+
+use proc_macro2::Span;
+use syn::meta::ParseNestedMeta;
+use syn::{LitInt, LitStr, Path, Token};
+
+use crate::ctxt::Errors;
+
+/// Attribute keys, as written by users.
+pub mod keys {
+    pub const NAME: &str = "name";
+    pub const VERSION: &str = "version";
+    pub const UPCAST_FROM: &str = "upcast_from";
+    pub const UPCAST_JSON: &str = "upcast_json";
+    pub const FROM: &str = "from";
+    pub const WITH: &str = "with";
+    pub const CRATE: &str = "crate";
+    pub const EVENTS: &str = "events";
+    pub const COMMANDS: &str = "commands";
+    pub const ERROR: &str = "error";
+    pub const SERVICES: &str = "services";
+    pub const IGNORE_EVENTS: &str = "ignore_events";
+}
+
+/// One attribute value with the span of its key, set at most once.
+pub struct Setting<T> {
+    key: &'static str,
+    value: Option<(T, Span)>,
+}
+
+impl<T> Setting<T> {
+    pub fn new(key: &'static str) -> Self {
+        Self { key, value: None }
+    }
+
+    /// Stores the value; a second occurrence of the key is an error at that occurrence.
+    pub fn set(&mut self, errors: &mut Errors, span: Span, value: T) {
+        if self.value.is_some() {
+            errors.push(syn::Error::new(
+                span,
+                format!("duplicate `{}` key: it was already given", self.key),
+            ));
+        } else {
+            self.value = Some((value, span));
+        }
+    }
+
+    pub fn get(&self) -> Option<&T> {
+        self.value.as_ref().map(|(value, _)| value)
+    }
+
+    pub fn span(&self) -> Option<Span> {
+        self.value.as_ref().map(|(_, span)| *span)
+    }
+
+    pub fn take(self) -> Option<(T, Span)> {
+        self.value
+    }
+}
+
+/// The path of the runtime crate: `crate = "..."`, or `::factum`.
+pub fn runtime_path(setting: Setting<Path>) -> Path {
+    setting
+        .take()
+        .map(|(path, _)| path)
+        .unwrap_or_else(|| syn::parse_quote!(::factum))
+}
+
+/// Parses `crate = "path"` (a string, as serde takes it) or `crate = path`.
+pub fn parse_crate_path(meta: &ParseNestedMeta) -> syn::Result<Path> {
+    let value = meta.value()?;
+    if value.peek(LitStr) {
+        value.parse::<LitStr>()?.parse()
+    } else {
+        value.parse()
+    }
+}
+
+/// Parses `key = "string"` into a non-empty name without whitespace.
+pub fn parse_name(meta: &ParseNestedMeta) -> syn::Result<(String, Span)> {
+    let literal: LitStr = meta.value()?.parse()?;
+    let name = literal.value();
+    if name.is_empty() || name.chars().any(char::is_whitespace) {
+        return Err(syn::Error::new(
+            literal.span(),
+            "a name must be non-empty and contain no whitespace, e.g. `\"OrderPlaced\"`",
+        ));
+    }
+    Ok((name, literal.span()))
+}
+
+/// Parses an integer `key = N` with N ≥ 1.
+pub fn parse_version(meta: &ParseNestedMeta) -> syn::Result<(u32, Span)> {
+    let literal: LitInt = meta.value()?.parse()?;
+    let version: u32 = literal.base10_parse()?;
+    if version == 0 {
+        return Err(syn::Error::new(
+            literal.span(),
+            "versions start at 1: the first version of an event is `version = 1`",
+        ));
+    }
+    Ok((version, literal.span()))
+}
+
+/// Reports an unknown key, naming the accepted ones, and skips its value so parsing
+/// goes on and later mistakes are reported too.
+pub fn unknown_key(
+    errors: &mut Errors,
+    meta: &ParseNestedMeta,
+    attribute: &str,
+    accepted: &[&str],
+) -> syn::Result<()> {
+    let key = meta
+        .path
+        .segments
+        .iter()
+        .map(|segment| segment.ident.to_string())
+        .collect::<Vec<_>>()
+        .join("::");
+    errors.push(syn::Error::new_spanned(
+        &meta.path,
+        format!(
+            "unknown key `{key}` in #[{attribute}]; expected one of: {}",
+            accepted
+                .iter()
+                .map(|key| format!("`{key}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    ));
+    skip_value(meta)
+}
+
+/// Consumes `= value` or `(...)` after a key.
+pub fn skip_value(meta: &ParseNestedMeta) -> syn::Result<()> {
+    if meta.input.peek(Token![=]) {
+        meta.value()?.parse::<syn::Expr>()?;
+    } else if meta.input.peek(syn::token::Paren) {
+        meta.parse_nested_meta(|nested| skip_value(&nested))?;
+    }
+    Ok(())
+}

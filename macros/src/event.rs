@@ -1,0 +1,354 @@
+//! `#[event(name = "...", version = N, upcast_from = T, upcast_json(from = K, with = f))]`
+//!
+//! Parses the arguments into [`EventArgs`], checks them into an [`EventModel`], and
+//! expands to the serde/schemars derives plus an `Event` impl whose decoder runs the
+//! upcast chain.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::parse::Parser;
+use syn::spanned::Spanned;
+use syn::{Data, DeriveInput, Ident, Path, Type};
+
+use crate::attr::{self, Setting, keys};
+use crate::ctxt::Errors;
+use crate::derives;
+
+const ACCEPTED: &[&str] = &[
+    keys::NAME,
+    keys::VERSION,
+    keys::UPCAST_FROM,
+    keys::UPCAST_JSON,
+    keys::CRATE,
+];
+
+/// `upcast_json(from = K, with = f)`: a function upcasting the JSON of retired version K
+/// to version K + 1.
+struct JsonUpcast {
+    from: u32,
+    from_span: Span,
+    with: Path,
+}
+
+struct EventArgs {
+    name: Setting<String>,
+    version: Setting<u32>,
+    upcast_from: Setting<Type>,
+    upcast_json: Vec<JsonUpcast>,
+    upcast_json_span: Option<Span>,
+    runtime: Setting<Path>,
+}
+
+/// How older stored versions reach this one.
+enum UpcastPath {
+    /// This is version 1.
+    None,
+    /// Through the type of the previous version and `TryFrom`.
+    Typed(Type),
+    /// Through JSON functions for retired versions, oldest first.
+    Json(Vec<JsonUpcast>),
+}
+
+struct EventModel<'a> {
+    ident: &'a Ident,
+    name: String,
+    version: u32,
+    upcast: UpcastPath,
+    runtime: Path,
+}
+
+pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
+    let mut errors = Errors::default();
+    let input: DeriveInput = match syn::parse2(item.clone()) {
+        Ok(input) => input,
+        Err(error) => {
+            let error = syn::Error::new(
+                error.span(),
+                "#[event] goes on a struct or an enum",
+            )
+            .to_compile_error();
+            return quote!(#item #error);
+        }
+    };
+    let args = parse_args(&mut errors, args);
+    let model = check(&mut errors, args, &input);
+    match model {
+        Some(model) if errors.is_empty() => expand_model(&model, &input),
+        _ => {
+            let errors = errors.into_compile_errors();
+            quote!(#input #errors)
+        }
+    }
+}
+
+fn parse_args(errors: &mut Errors, args: TokenStream) -> EventArgs {
+    let mut parsed = EventArgs {
+        name: Setting::new(keys::NAME),
+        version: Setting::new(keys::VERSION),
+        upcast_from: Setting::new(keys::UPCAST_FROM),
+        upcast_json: Vec::new(),
+        upcast_json_span: None,
+        runtime: Setting::new(keys::CRATE),
+    };
+    let parser = syn::meta::parser(|meta| {
+        let key_span = meta.path.span();
+        if meta.path.is_ident(keys::NAME) {
+            // name = "OrderPlaced"
+            let (name, _) = attr::parse_name(&meta)?;
+            parsed.name.set(errors, key_span, name);
+        } else if meta.path.is_ident(keys::VERSION) {
+            // version = 2
+            let (version, _) = attr::parse_version(&meta)?;
+            parsed.version.set(errors, key_span, version);
+        } else if meta.path.is_ident(keys::UPCAST_FROM) {
+            // upcast_from = OrderPlacedV1
+            let ty: Type = meta.value()?.parse()?;
+            parsed.upcast_from.set(errors, key_span, ty);
+        } else if meta.path.is_ident(keys::UPCAST_JSON) {
+            // upcast_json(from = 1, with = path::to::function)
+            parsed.upcast_json_span.get_or_insert(key_span);
+            if let Some(upcast) = parse_json_upcast(errors, &meta)? {
+                parsed.upcast_json.push(upcast);
+            }
+        } else if meta.path.is_ident(keys::CRATE) {
+            // crate = "::factum"
+            let path = attr::parse_crate_path(&meta)?;
+            parsed.runtime.set(errors, key_span, path);
+        } else {
+            attr::unknown_key(errors, &meta, "event", ACCEPTED)?;
+        }
+        Ok(())
+    });
+    if let Err(error) = parser.parse2(args) {
+        errors.push(error);
+    }
+    parsed
+}
+
+fn parse_json_upcast(
+    errors: &mut Errors,
+    meta: &syn::meta::ParseNestedMeta,
+) -> syn::Result<Option<JsonUpcast>> {
+    let mut from = Setting::new(keys::FROM);
+    let mut with = Setting::new(keys::WITH);
+    meta.parse_nested_meta(|nested| {
+        let key_span = nested.path.span();
+        if nested.path.is_ident(keys::FROM) {
+            let (version, _) = attr::parse_version(&nested)?;
+            from.set(errors, key_span, version);
+        } else if nested.path.is_ident(keys::WITH) {
+            let path: Path = nested.value()?.parse()?;
+            with.set(errors, key_span, path);
+        } else {
+            attr::unknown_key(errors, &nested, "event(upcast_json(..))", &[keys::FROM, keys::WITH])?;
+        }
+        Ok(())
+    })?;
+    match (from.take(), with.take()) {
+        (Some((from, from_span)), Some((with, _))) => Ok(Some(JsonUpcast {
+            from,
+            from_span,
+            with,
+        })),
+        _ => {
+            errors.error_spanned_by(
+                &meta.path,
+                "`upcast_json` needs both keys: `upcast_json(from = <retired version>, with = <fn(serde_json::Value) -> Result<serde_json::Value, E>>)`",
+            );
+            Ok(None)
+        }
+    }
+}
+
+fn check<'a>(errors: &mut Errors, args: EventArgs, input: &'a DeriveInput) -> Option<EventModel<'a>> {
+    check_item_shape(errors, input);
+    let name = args
+        .name
+        .get()
+        .cloned()
+        .unwrap_or_else(|| input.ident.to_string());
+    let version = args.version.get().copied().unwrap_or(1);
+    let version_span = args.version.span().unwrap_or_else(Span::call_site);
+    let upcast = check_upcast_path(errors, &name, version, version_span, args.upcast_from, args.upcast_json, args.upcast_json_span);
+    Some(EventModel {
+        ident: &input.ident,
+        name,
+        version,
+        upcast: upcast?,
+        runtime: attr::runtime_path(args.runtime),
+    })
+}
+
+/// An event is one concrete type: its name and version cannot vary with type parameters,
+/// and a union has no serde representation.
+fn check_item_shape(errors: &mut Errors, input: &DeriveInput) {
+    if !input.generics.params.is_empty() {
+        errors.error_spanned_by(
+            &input.generics,
+            "an event cannot be generic: a stored event name and version must denote one payload shape",
+        );
+    }
+    if let Data::Union(union) = &input.data {
+        errors.error_spanned_by(union.union_token, "#[event] goes on a struct or an enum, not a union");
+    }
+}
+
+/// Versions of an event are consecutive: version N > 1 must name how version N - 1 is
+/// read (its type, or JSON functions for retired versions), so no stored version is
+/// unreadable; version 1 has nothing before it.
+fn check_upcast_path(
+    errors: &mut Errors,
+    name: &str,
+    version: u32,
+    version_span: Span,
+    upcast_from: Setting<Type>,
+    mut upcast_json: Vec<JsonUpcast>,
+    upcast_json_span: Option<Span>,
+) -> Option<UpcastPath> {
+    let upcast_from = upcast_from.take();
+    if version == 1 {
+        if let Some((_, span)) = &upcast_from {
+            errors.push(syn::Error::new(*span, format!("version 1 is the first version of event `{name}`: there is nothing to upcast from")));
+        }
+        if let Some(span) = upcast_json_span {
+            errors.push(syn::Error::new(span, format!("version 1 is the first version of event `{name}`: there is nothing to upcast from")));
+        }
+        return Some(UpcastPath::None);
+    }
+    match (upcast_from, upcast_json_span) {
+        (Some(_), Some(span)) => {
+            errors.push(syn::Error::new(
+                span,
+                "give either `upcast_from` (the type of the previous version) or `upcast_json` (functions for retired versions), not both: the previous version's type upcasts the versions before it itself",
+            ));
+            None
+        }
+        (Some((ty, _)), None) => Some(UpcastPath::Typed(ty)),
+        (None, Some(_)) => {
+            upcast_json.sort_by_key(|upcast| upcast.from);
+            let mut consistent = true;
+            for pair in upcast_json.windows(2) {
+                if pair[0].from == pair[1].from {
+                    errors.push(syn::Error::new(pair[1].from_span, format!("duplicate `upcast_json` for version {} of event `{name}`", pair[1].from)));
+                    consistent = false;
+                } else if pair[0].from + 1 != pair[1].from {
+                    errors.push(syn::Error::new(pair[1].from_span, format!("versions of event `{name}` must be consecutive: `upcast_json` skips from version {} to {}", pair[0].from, pair[1].from)));
+                    consistent = false;
+                }
+            }
+            for upcast in &upcast_json {
+                if upcast.from >= version {
+                    errors.push(syn::Error::new(upcast.from_span, format!("`upcast_json(from = {})` must name a version older than this one ({version})", upcast.from)));
+                    consistent = false;
+                }
+            }
+            match upcast_json.last() {
+                Some(last) if consistent && last.from + 1 != version => {
+                    errors.push(syn::Error::new(last.from_span, format!("versions of event `{name}` must be consecutive: no upcast reads version {} into version {version}", version - 1)));
+                    None
+                }
+                Some(_) if consistent => Some(UpcastPath::Json(upcast_json)),
+                _ => None,
+            }
+        }
+        (None, None) => {
+            errors.push(syn::Error::new(
+                version_span,
+                format!(
+                    "event `{name}` version {version} needs an upcast path from version {}: add `upcast_from = <type of version {}>`, or `upcast_json(from = {}, with = <fn>)` if that version's type was removed",
+                    version - 1,
+                    version - 1,
+                    version - 1
+                ),
+            ));
+            None
+        }
+    }
+}
+
+fn expand_model(model: &EventModel, input: &DeriveInput) -> TokenStream {
+    let EventModel {
+        ident,
+        name,
+        version,
+        upcast,
+        runtime,
+    } = model;
+    let private = quote!(#runtime::__private);
+    let derives = derives::missing_derives(&input.attrs, runtime);
+    let (oldest, older_versions, chain_checks) = match upcast {
+        UpcastPath::None => (
+            quote!(#version),
+            quote!(::core::result::Result::Err(#private::DecodeErrorKind::NoUpcastPath { oldest: #version })),
+            quote!(),
+        ),
+        UpcastPath::Typed(previous) => {
+            let span = previous.span();
+            let expected = version - 1;
+            let version_message = format!(
+                "`upcast_from` of event `{name}` version {version} must name version {expected} of `{name}`: versions of an event are consecutive and unique"
+            );
+            let name_message = format!(
+                "`upcast_from` of event `{name}` must name an older version of the same event name `{name}`"
+            );
+            (
+                quote_spanned!(span=> <#previous as #private::Event>::OLDEST_VERSION),
+                quote_spanned!(span=> #private::upcast_typed::<#previous, Self>(version, payload)),
+                quote_spanned! {span=>
+                    const _: () = {
+                        ::core::assert!(<#previous as #private::Event>::VERSION == #expected, #version_message);
+                        ::core::assert!(#private::str_eq(<#previous as #private::Event>::NAME, #name), #name_message);
+                    };
+                },
+            )
+        }
+        UpcastPath::Json(upcasts) => {
+            let oldest = upcasts[0].from;
+            let steps = upcasts.iter().map(|upcast| {
+                let from = upcast.from;
+                let with = &upcast.with;
+                let step = format_ident!("__factum_upcast_json_{}", from);
+                quote_spanned! {with.span()=>
+                    (#from, {
+                        fn #step(payload: #private::serde_json::Value) -> ::core::result::Result<#private::serde_json::Value, #private::BoxError> {
+                            #private::json_step(#with, payload)
+                        }
+                        #step as #private::JsonStep
+                    })
+                }
+            });
+            (
+                quote!(#oldest),
+                quote!(#private::upcast_json::<Self>(version, payload, #version, &[#(#steps),*])),
+                quote!(),
+            )
+        }
+    };
+    quote! {
+        #derives
+        #input
+
+        const _: () = {
+            #[automatically_derived]
+            impl #private::Event for #ident {
+                const NAME: &'static str = #name;
+                const VERSION: u32 = #version;
+                const OLDEST_VERSION: u32 = #oldest;
+
+                fn decode_version(
+                    version: u32,
+                    payload: &#private::serde_json::value::RawValue,
+                ) -> ::core::result::Result<Self, #private::DecodeErrorKind> {
+                    if version == #version {
+                        return #private::decode_payload::<Self>(version, payload);
+                    }
+                    if version > #version {
+                        return ::core::result::Result::Err(#private::DecodeErrorKind::VersionTooNew { newest: #version });
+                    }
+                    #older_versions
+                }
+            }
+            #chain_checks
+        };
+    }
+}

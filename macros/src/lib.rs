@@ -1,0 +1,48 @@
+//! Procedural macros of [factum](https://docs.rs/factum). Use them through the `factum`
+//! crate, which re-exports them and provides the runtime their expansions call.
+//!
+//! Each macro parses its input into a model, checks the model (collecting every error
+//! with the span of the offending tokens), then expands; see the module of each.
+#![warn(missing_docs)]
+
+mod aggregate;
+mod attr;
+mod command;
+mod command_set;
+mod ctxt;
+mod derives;
+mod event;
+mod event_set;
+
+use proc_macro::TokenStream;
+
+/// Makes a struct or enum an event with a stable name and version; see `factum::event`.
+#[proc_macro_attribute]
+pub fn event(args: TokenStream, item: TokenStream) -> TokenStream {
+    event::expand(args.into(), item.into()).into()
+}
+
+/// Makes a struct a command addressed by its `#[aggregate_id]` field; see `factum::command`.
+#[proc_macro_attribute]
+pub fn command(args: TokenStream, item: TokenStream) -> TokenStream {
+    command::expand(args.into(), item.into()).into()
+}
+
+/// Implements an aggregate from an impl block of `#[handle]` and `#[apply]` methods; see
+/// `factum::aggregate`.
+#[proc_macro_attribute]
+pub fn aggregate(args: TokenStream, item: TokenStream) -> TokenStream {
+    aggregate::expand(args.into(), item.into()).into()
+}
+
+/// Implements `EventSet` for an enum of events; see `factum::Events`.
+#[proc_macro_derive(Events, attributes(factum))]
+pub fn derive_events(input: TokenStream) -> TokenStream {
+    event_set::expand(input.into()).into()
+}
+
+/// Implements `CommandSet` for an enum of commands; see `factum::Commands`.
+#[proc_macro_derive(Commands, attributes(factum))]
+pub fn derive_commands(input: TokenStream) -> TokenStream {
+    command_set::expand(input.into()).into()
+}

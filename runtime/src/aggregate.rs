@@ -1,0 +1,57 @@
+//! Aggregates: consistency boundaries that decide on commands and evolve by events.
+
+use crate::command::CommandSet;
+use crate::event::EventSet;
+
+/// A consistency boundary whose state is rebuilt from its own events.
+///
+/// Implemented by `#[aggregate]` on an impl block of `#[handle]` and `#[apply]` methods.
+/// The state starts from [`Default`] and changes only through [`Aggregate::apply`].
+pub trait Aggregate: Default + Send + Sync + 'static {
+    /// The stable aggregate name; it is the stream type of its streams.
+    const NAME: &'static str;
+    /// The events this aggregate records.
+    type Events: EventSet;
+    /// The commands this aggregate accepts.
+    type Commands: CommandSet;
+    /// The domain error a command handler returns.
+    type Error: std::error::Error + Send + Sync + 'static;
+    /// Outside lookups the command handlers may use (`()` when none are declared).
+    type Services: Send + Sync + 'static;
+
+    /// Evolves the state by one event.
+    fn apply(&mut self, event: &Self::Events);
+
+    /// Decides on a command: the events to record, or a domain error.
+    fn handle(
+        &self,
+        command: Self::Commands,
+        services: &Self::Services,
+    ) -> Result<Vec<Self::Events>, Self::Error>;
+}
+
+/// Applies one event type to an aggregate; each `#[apply]` method implements it.
+#[diagnostic::on_unimplemented(
+    message = "aggregate `{Self}` has no #[apply] handler for event `{E}`",
+    label = "event `{E}` is not applied by `{Self}`",
+    note = "add `#[apply] fn ...(&mut self, event: &{E})` to the #[aggregate] impl block, or list the event in `ignore_events = [...]` if it deliberately changes no state"
+)]
+pub trait Apply<E> {
+    /// Evolves the state by the event.
+    fn apply(&mut self, event: &E);
+}
+
+/// Handles one command type; each `#[handle]` method implements it.
+#[diagnostic::on_unimplemented(
+    message = "aggregate `{Self}` has no #[handle] handler for command `{C}`",
+    label = "command `{C}` is not handled by `{Self}`",
+    note = "add `#[handle] fn ...(&self, command: {C}) -> Result<..., Error>` to the #[aggregate] impl block"
+)]
+pub trait Handle<C>: Aggregate {
+    /// Decides on the command.
+    fn handle(
+        &self,
+        command: C,
+        services: &Self::Services,
+    ) -> Result<Vec<Self::Events>, Self::Error>;
+}

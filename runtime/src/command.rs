@@ -1,0 +1,42 @@
+//! Commands: requests to change one aggregate, and the sets of commands it accepts.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// A request to change one aggregate, addressed by its `#[aggregate_id]` field.
+///
+/// Implemented by `#[command]`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a factum command",
+    label = "not a command",
+    note = "annotate the type with `#[factum::command]` and mark its id field `#[aggregate_id]`"
+)]
+pub trait Command: Serialize + DeserializeOwned + schemars::JsonSchema + Send + Sync + 'static {
+    /// The stable command name.
+    const NAME: &'static str;
+    /// The id of the aggregate instance the command is addressed to.
+    fn aggregate_id(&self) -> String;
+}
+
+/// The closed set of commands an aggregate accepts, as an enum with one variant per
+/// command. Implemented by `#[derive(Commands)]`.
+pub trait CommandSet: Send + Sync + 'static {
+    /// The Rust name of the set, for messages.
+    const SET_NAME: &'static str;
+    /// The names of the commands in the set, in declaration order.
+    const COMMAND_NAMES: &'static [&'static str];
+
+    /// The stable name of this command.
+    fn command_name(&self) -> &'static str;
+    /// The id of the aggregate instance this command is addressed to.
+    fn aggregate_id(&self) -> String;
+}
+
+/// Marks a command type as a member of the command set `S`; implemented by
+/// `#[derive(Commands)]`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a command of the set `{S}`",
+    label = "not a variant of `{S}`",
+    note = "add a variant holding `{Self}` to the #[derive(Commands)] enum `{S}`, or remove this handler"
+)]
+pub trait CommandOf<S> {}

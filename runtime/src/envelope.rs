@@ -1,0 +1,157 @@
+//! What is stored around an event payload: identity, position and metadata.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+/// Who and what caused an event, carried from the command into every event it records.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Metadata {
+    /// Groups every message of one business transaction.
+    pub correlation_id: Option<Uuid>,
+    /// The id of the message (a command's id) that caused this one.
+    pub causation_id: Option<Uuid>,
+    /// Who acted.
+    pub actor: Option<String>,
+    /// Free-form entries.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+/// An event ready to be appended to a stream.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// Unique id (UUID v7); re-appending the same id is idempotent.
+    pub event_id: Uuid,
+    /// The stable event name.
+    pub name: String,
+    /// The payload's schema version.
+    pub schema_version: u32,
+    /// The JSON payload.
+    pub payload: Box<RawValue>,
+    /// When the event happened.
+    pub timestamp: DateTime<Utc>,
+    /// Correlation, causation, actor and free-form entries.
+    pub metadata: Metadata,
+}
+
+impl NewEvent {
+    /// A new event with a fresh UUID v7 and the current time.
+    pub fn new(
+        name: impl Into<String>,
+        schema_version: u32,
+        payload: Box<RawValue>,
+        metadata: Metadata,
+    ) -> Self {
+        Self {
+            event_id: Uuid::now_v7(),
+            name: name.into(),
+            schema_version,
+            payload,
+            timestamp: Utc::now(),
+            metadata,
+        }
+    }
+}
+
+/// An event as the store recorded it.
+#[derive(Debug, Clone)]
+pub struct RecordedEvent {
+    /// Unique id (UUID v7).
+    pub event_id: Uuid,
+    /// The stream the event belongs to.
+    pub stream_id: String,
+    /// The stream's type: the name of the aggregate that owns it.
+    pub stream_type: String,
+    /// Position in the stream: 1, 2, 3 … without gaps.
+    pub stream_version: u64,
+    /// Position in the whole store: strictly increasing in commit order.
+    pub position: u64,
+    /// The stable event name.
+    pub name: String,
+    /// The payload's schema version.
+    pub schema_version: u32,
+    /// The JSON payload.
+    pub payload: Box<RawValue>,
+    /// When the event happened.
+    pub timestamp: DateTime<Utc>,
+    /// Correlation, causation, actor and free-form entries.
+    pub metadata: Metadata,
+}
+
+impl PartialEq for RecordedEvent {
+    fn eq(&self, other: &Self) -> bool {
+        self.event_id == other.event_id
+            && self.stream_id == other.stream_id
+            && self.stream_type == other.stream_type
+            && self.stream_version == other.stream_version
+            && self.position == other.position
+            && self.name == other.name
+            && self.schema_version == other.schema_version
+            && self.payload.get() == other.payload.get()
+            && self.timestamp == other.timestamp
+            && self.metadata == other.metadata
+    }
+}
+
+/// What a command carries besides itself; it flows into the metadata of its events.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommandMetadata {
+    /// The command's own id; its events' causation id.
+    pub command_id: Uuid,
+    /// The business transaction's id; the command id when none is given.
+    pub correlation_id: Option<Uuid>,
+    /// Who issued the command.
+    pub actor: Option<String>,
+    /// Free-form entries copied into every event.
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+impl Default for CommandMetadata {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CommandMetadata {
+    /// Metadata with a fresh UUID v7 command id and nothing else.
+    pub fn new() -> Self {
+        Self {
+            command_id: Uuid::now_v7(),
+            correlation_id: None,
+            actor: None,
+            extra: BTreeMap::new(),
+        }
+    }
+
+    /// Sets who issued the command.
+    pub fn actor(mut self, actor: impl Into<String>) -> Self {
+        self.actor = Some(actor.into());
+        self
+    }
+
+    /// Sets the correlation id of the business transaction.
+    pub fn correlation_id(mut self, correlation_id: Uuid) -> Self {
+        self.correlation_id = Some(correlation_id);
+        self
+    }
+
+    /// Adds a free-form entry.
+    pub fn extra(mut self, key: impl Into<String>, value: serde_json::Value) -> Self {
+        self.extra.insert(key.into(), value);
+        self
+    }
+
+    /// The metadata of the events this command causes.
+    pub fn event_metadata(&self) -> Metadata {
+        Metadata {
+            correlation_id: Some(self.correlation_id.unwrap_or(self.command_id)),
+            causation_id: Some(self.command_id),
+            actor: self.actor.clone(),
+            extra: self.extra.clone(),
+        }
+    }
+}

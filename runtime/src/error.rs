@@ -1,0 +1,74 @@
+//! Errors of encoding and decoding events.
+
+use std::error::Error as StdError;
+
+/// A boxed error from user code (an upcast), kept as the source of a typed error.
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// A stored event could not be decoded into the newest shape of its event.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot decode event `{event}` version {version}: {kind}")]
+pub struct DecodeError {
+    /// The stored event name.
+    pub event: String,
+    /// The stored schema version.
+    pub version: u32,
+    /// What went wrong.
+    #[source]
+    pub kind: DecodeErrorKind,
+}
+
+/// Why a stored event could not be decoded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeErrorKind {
+    /// No event of the set has this name.
+    #[error("`{set}` has no event of this name")]
+    UnknownEvent {
+        /// The event set that was asked.
+        set: &'static str,
+    },
+    /// The stored version is newer than the newest this code knows.
+    #[error("the version is newer than this code knows (newest known: {newest})")]
+    VersionTooNew {
+        /// The newest version the code knows.
+        newest: u32,
+    },
+    /// No upcast path leads from the stored version to the newest.
+    #[error("no upcast path leads from this version (oldest readable: {oldest})")]
+    NoUpcastPath {
+        /// The oldest version the code can read.
+        oldest: u32,
+    },
+    /// The payload does not match the shape of the version it claims.
+    #[error("payload does not match version {version} at `{path}`: {message}")]
+    Payload {
+        /// The version whose shape was expected (the stored one, or a JSON upcast's output).
+        version: u32,
+        /// serde's path to the offending field (`.` for the root).
+        path: String,
+        /// serde's description of the mismatch.
+        message: String,
+    },
+    /// An upcast function refused the old data.
+    #[error("upcast from version {from} to {to} failed: {source}")]
+    Upcast {
+        /// The version upcast from.
+        from: u32,
+        /// The version upcast to.
+        to: u32,
+        /// The upcast's own error.
+        source: BoxError,
+    },
+}
+
+/// An event could not be serialised.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot encode event `{event}`: {source}")]
+pub struct EncodeError {
+    /// The event name.
+    pub event: &'static str,
+    /// serde_json's error.
+    #[source]
+    pub source: serde_json::Error,
+}

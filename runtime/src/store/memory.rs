@@ -1,0 +1,211 @@
+//! An event store in process memory: for tests, examples and the fixture.
+
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use uuid::Uuid;
+
+use super::{AppendOutcome, EventStore, ExpectedVersion, StoreError};
+use crate::envelope::{NewEvent, RecordedEvent};
+
+/// An in-memory [`EventStore`]. Cloning it shares the same log.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore {
+    state: Arc<RwLock<State>>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// The global log; an event's position is its index + 1.
+    log: Vec<RecordedEvent>,
+    streams: HashMap<String, Stream>,
+    /// Log index of every stored event id.
+    event_ids: HashMap<Uuid, usize>,
+}
+
+#[derive(Debug)]
+struct Stream {
+    stream_type: String,
+    /// Log indexes of the stream's events; version = index in this list + 1.
+    log_indexes: Vec<usize>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The number of events stored.
+    pub fn len(&self) -> usize {
+        self.state.read().unwrap_or_else(PoisonError::into_inner).log.len()
+    }
+
+    /// Whether nothing is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl State {
+    /// When every id of the batch is stored as this exact batch, the outcome of the
+    /// original append; an error when some ids are stored but not as this batch.
+    fn find_previous_append(
+        &self,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+    ) -> Result<Option<AppendOutcome>, StoreError> {
+        let Some(first_index) = events.iter().find_map(|event| self.event_ids.get(&event.event_id))
+        else {
+            return Ok(None);
+        };
+        let duplicate = |event_id| StoreError::DuplicateEventId {
+            stream_id: stream_id.to_owned(),
+            event_id,
+        };
+        let first = &self.log[*first_index];
+        if first.stream_id != stream_id || first.event_id != events[0].event_id {
+            return Err(duplicate(first.event_id));
+        }
+        let stream = &self.streams[stream_id];
+        let start = (first.stream_version - 1) as usize;
+        let stored = stream.log_indexes.get(start..start + events.len());
+        let same_batch = stored.is_some_and(|indexes| {
+            indexes
+                .iter()
+                .zip(events)
+                .all(|(index, event)| self.log[*index].event_id == event.event_id)
+        });
+        let version_before = first.stream_version - 1;
+        let same_expectation = match expected {
+            ExpectedVersion::Any => true,
+            ExpectedVersion::NoStream => version_before == 0,
+            ExpectedVersion::StreamExists => version_before > 0,
+            ExpectedVersion::Exact(version) => version == version_before,
+        };
+        if !same_batch || !same_expectation {
+            return Err(duplicate(events[0].event_id));
+        }
+        let last = &self.log[stream.log_indexes[start + events.len() - 1]];
+        Ok(Some(AppendOutcome {
+            stream_version: last.stream_version,
+            last_position: last.position,
+            written: false,
+        }))
+    }
+}
+
+impl EventStore for MemoryStore {
+    async fn append(
+        &self,
+        stream_id: &str,
+        stream_type: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOutcome, StoreError> {
+        if events.is_empty() {
+            return Err(StoreError::EmptyAppend {
+                stream_id: stream_id.to_owned(),
+            });
+        }
+        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(outcome) = state.find_previous_append(stream_id, expected, &events)? {
+            return Ok(outcome);
+        }
+        let stream = state.streams.get(stream_id);
+        let actual = stream.map(|stream| stream.log_indexes.len() as u64);
+        let matches = match expected {
+            ExpectedVersion::Any => true,
+            ExpectedVersion::NoStream => actual.is_none(),
+            ExpectedVersion::StreamExists => actual.is_some(),
+            ExpectedVersion::Exact(version) => actual == Some(version),
+        };
+        if !matches {
+            return Err(StoreError::Conflict {
+                stream_id: stream_id.to_owned(),
+                expected,
+                actual,
+            });
+        }
+        if let Some(stream) = stream.filter(|stream| stream.stream_type != stream_type) {
+            return Err(StoreError::StreamTypeMismatch {
+                stream_id: stream_id.to_owned(),
+                existing: stream.stream_type.clone(),
+                requested: stream_type.to_owned(),
+            });
+        }
+        let mut seen = std::collections::HashSet::with_capacity(events.len());
+        if let Some(event) = events.iter().find(|event| !seen.insert(event.event_id)) {
+            return Err(StoreError::DuplicateEventId {
+                stream_id: stream_id.to_owned(),
+                event_id: event.event_id,
+            });
+        }
+
+        let state = &mut *state;
+        let stream = state
+            .streams
+            .entry(stream_id.to_owned())
+            .or_insert_with(|| Stream {
+                stream_type: stream_type.to_owned(),
+                log_indexes: Vec::new(),
+            });
+        for event in events {
+            let index = state.log.len();
+            state.event_ids.insert(event.event_id, index);
+            stream.log_indexes.push(index);
+            state.log.push(RecordedEvent {
+                event_id: event.event_id,
+                stream_id: stream_id.to_owned(),
+                stream_type: stream_type.to_owned(),
+                stream_version: stream.log_indexes.len() as u64,
+                position: index as u64 + 1,
+                name: event.name,
+                schema_version: event.schema_version,
+                payload: event.payload,
+                timestamp: event.timestamp,
+                metadata: event.metadata,
+            });
+        }
+        Ok(AppendOutcome {
+            stream_version: stream.log_indexes.len() as u64,
+            last_position: state.log.len() as u64,
+            written: true,
+        })
+    }
+
+    async fn read_stream(
+        &self,
+        stream_id: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+        let Some(stream) = state.streams.get(stream_id) else {
+            return Ok(Vec::new());
+        };
+        let skip = usize::try_from(from_version.saturating_sub(1)).unwrap_or(usize::MAX);
+        Ok(stream
+            .log_indexes
+            .iter()
+            .skip(skip)
+            .take(limit)
+            .map(|index| state.log[*index].clone())
+            .collect())
+    }
+
+    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+        let skip = usize::try_from(after).unwrap_or(usize::MAX);
+        Ok(state.log.iter().skip(skip).take(limit).cloned().collect())
+    }
+
+    async fn stream_version(&self, stream_id: &str) -> Result<Option<u64>, StoreError> {
+        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+        Ok(state
+            .streams
+            .get(stream_id)
+            .map(|stream| stream.log_indexes.len() as u64))
+    }
+}

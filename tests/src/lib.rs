@@ -1,0 +1,1 @@
+//! Workspace-level tests of factum; the tests live in `tests/`.
