@@ -11,7 +11,9 @@ use serde::de::DeserializeOwned;
     label = "not a command",
     note = "annotate the type with `#[factum::command]` and mark its id field `#[aggregate_id]`"
 )]
-pub trait Command: Serialize + DeserializeOwned + schemars::JsonSchema + Send + Sync + 'static {
+pub trait Command:
+    Serialize + DeserializeOwned + schemars::JsonSchema + Send + Sync + 'static
+{
     /// The stable command name.
     const NAME: &'static str;
     /// The id of the aggregate instance the command is addressed to.

@@ -15,7 +15,9 @@ use crate::error::{DecodeError, DecodeErrorKind, EncodeError};
     label = "not an event",
     note = "annotate the type with `#[factum::event(name = \"...\", version = N)]`"
 )]
-pub trait Event: Serialize + DeserializeOwned + schemars::JsonSchema + Send + Sync + 'static {
+pub trait Event:
+    Serialize + DeserializeOwned + schemars::JsonSchema + Send + Sync + 'static
+{
     /// The stable event name stored with every payload.
     const NAME: &'static str;
     /// The schema version of this type's payload shape.

@@ -25,6 +25,9 @@ pub use aggregate::{Aggregate, Apply, Handle};
 pub use command::{Command, CommandOf, CommandSet};
 pub use event::{EncodedEvent, Event, EventOf, EventSet, IntoEvents};
 
+/// Re-exported: event and command ids are UUIDs.
+pub use uuid;
+
 pub use factum_macros::{Commands, Events, aggregate, command, event};
 
 /// The names most code needs: the macros, the traits, the repository and the store.

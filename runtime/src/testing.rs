@@ -153,7 +153,9 @@ where
     #[track_caller]
     pub fn then_expect_rejection(self) -> A::Error {
         match self.result {
-            Ok(events) => panic!("expected the command to be rejected, but it recorded: {events:#?}"),
+            Ok(events) => {
+                panic!("expected the command to be rejected, but it recorded: {events:#?}")
+            }
             Err(error) => error,
         }
     }

@@ -19,7 +19,9 @@ pub type Sku = String;
 pub type Cents = u64;
 
 /// The currency of an order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub enum Currency {
     /// Euro.
     Eur,
@@ -30,7 +32,9 @@ pub enum Currency {
 }
 
 /// One product in an order.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct Line {
     /// The product.
     pub sku: Sku,
@@ -87,7 +91,9 @@ pub struct ItemAdded {
 
 /// Version 1 of `ItemAdded` called the quantity `qty`; its type was removed.
 fn item_added_v1_to_v2(mut payload: Value) -> Result<Value, UpcastFailed> {
-    let object = payload.as_object_mut().ok_or(UpcastFailed("not an object"))?;
+    let object = payload
+        .as_object_mut()
+        .ok_or(UpcastFailed("not an object"))?;
     let quantity = object.remove("qty").ok_or(UpcastFailed("no field `qty`"))?;
     object.insert("quantity".to_owned(), quantity);
     Ok(payload)
@@ -167,7 +173,9 @@ pub enum OrderEvent {
 }
 
 /// A line as a customer asks for it; the price comes from the catalogue.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct RequestedLine {
     /// The product.
     pub sku: Sku,
@@ -361,7 +369,10 @@ impl Catalog {
     /// A catalogue of `(sku, unit price)` pairs.
     pub fn new<S: Into<Sku>>(prices: impl IntoIterator<Item = (S, Cents)>) -> Self {
         Self {
-            prices: prices.into_iter().map(|(sku, price)| (sku.into(), price)).collect(),
+            prices: prices
+                .into_iter()
+                .map(|(sku, price)| (sku.into(), price))
+                .collect(),
         }
     }
 
@@ -479,7 +490,9 @@ impl Order {
         if self.lines.is_empty() {
             return Err(OrderError::NoLines);
         }
-        Ok(OrderConfirmed { total: self.total() })
+        Ok(OrderConfirmed {
+            total: self.total(),
+        })
     }
 
     #[handle]

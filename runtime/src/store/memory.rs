@@ -38,7 +38,11 @@ impl MemoryStore {
 
     /// The number of events stored.
     pub fn len(&self) -> usize {
-        self.state.read().unwrap_or_else(PoisonError::into_inner).log.len()
+        self.state
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .log
+            .len()
     }
 
     /// Whether nothing is stored.
@@ -56,7 +60,9 @@ impl State {
         expected: ExpectedVersion,
         events: &[NewEvent],
     ) -> Result<Option<AppendOutcome>, StoreError> {
-        let Some(first_index) = events.iter().find_map(|event| self.event_ids.get(&event.event_id))
+        let Some(first_index) = events
+            .iter()
+            .find_map(|event| self.event_ids.get(&event.event_id))
         else {
             return Ok(None);
         };
