@@ -70,7 +70,11 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let mut item_impl: ItemImpl = match syn::parse2(item.clone()) {
         Ok(item_impl) => item_impl,
         Err(error) => {
-            let error = syn::Error::new(error.span(), "#[aggregate] goes on an impl block: `#[aggregate(...)] impl Order { ... }`").to_compile_error();
+            let error = syn::Error::new(
+                error.span(),
+                "#[aggregate] goes on an impl block: `#[aggregate(...)] impl Order { ... }`",
+            )
+            .to_compile_error();
             return quote!(#item #error);
         }
     };
@@ -127,7 +131,9 @@ fn parse_args(errors: &mut Errors, args: TokenStream) -> AggregateArgs {
             let content;
             syn::bracketed!(content in value);
             let types = Punctuated::<Type, Token![,]>::parse_terminated(&content)?;
-            parsed.ignore_events.set(errors, key_span, types.into_iter().collect());
+            parsed
+                .ignore_events
+                .set(errors, key_span, types.into_iter().collect());
         } else if meta.path.is_ident(keys::CRATE) {
             // crate = "::factum"
             let path = attr::parse_crate_path(&meta)?;
@@ -143,7 +149,11 @@ fn parse_args(errors: &mut Errors, args: TokenStream) -> AggregateArgs {
     parsed
 }
 
-fn check<'a>(errors: &mut Errors, args: AggregateArgs, item: &'a ItemImpl) -> Option<AggregateModel<'a>> {
+fn check<'a>(
+    errors: &mut Errors,
+    args: AggregateArgs,
+    item: &'a ItemImpl,
+) -> Option<AggregateModel<'a>> {
     check_impl_shape(errors, item);
     let mut required = |setting: Setting<Type>, example: &str| {
         let value = setting.take().map(|(ty, _)| ty);
@@ -157,7 +167,10 @@ fn check<'a>(errors: &mut Errors, args: AggregateArgs, item: &'a ItemImpl) -> Op
     };
     let events = required(args.events, "events = <the #[derive(Events)] enum>");
     let commands = required(args.commands, "commands = <the #[derive(Commands)] enum>");
-    let error = required(args.error, "error = <the error type of the #[handle] methods>");
+    let error = required(
+        args.error,
+        "error = <the error type of the #[handle] methods>",
+    );
 
     let mut command_handlers = Vec::new();
     let mut event_handlers = Vec::new();
@@ -171,9 +184,23 @@ fn check<'a>(errors: &mut Errors, args: AggregateArgs, item: &'a ItemImpl) -> Op
             None => {}
         }
     }
-    check_unique(errors, command_handlers.iter().map(|h| (h.command, h.method)), "#[handle]", "command");
-    check_unique(errors, event_handlers.iter().map(|h| (h.event, h.method)), "#[apply]", "event");
-    let ignore_events = args.ignore_events.take().map(|(types, _)| types).unwrap_or_default();
+    check_unique(
+        errors,
+        command_handlers.iter().map(|h| (h.command, h.method)),
+        "#[handle]",
+        "command",
+    );
+    check_unique(
+        errors,
+        event_handlers.iter().map(|h| (h.event, h.method)),
+        "#[apply]",
+        "event",
+    );
+    let ignore_events = args
+        .ignore_events
+        .take()
+        .map(|(types, _)| types)
+        .unwrap_or_default();
     check_ignored_events(errors, &ignore_events, &event_handlers);
 
     let name = match args.name.take() {
@@ -201,20 +228,25 @@ fn check<'a>(errors: &mut Errors, args: AggregateArgs, item: &'a ItemImpl) -> Op
 /// handlers live, and an aggregate's name cannot vary with type parameters.
 fn check_impl_shape(errors: &mut Errors, item: &ItemImpl) {
     if let Some((_, path, _)) = &item.trait_ {
-        errors.error_spanned_by(path, "#[aggregate] goes on an inherent impl block (`impl Order { ... }`), not a trait impl");
+        errors.error_spanned_by(
+            path,
+            "#[aggregate] goes on an inherent impl block (`impl Order { ... }`), not a trait impl",
+        );
     }
     if !item.generics.params.is_empty() {
-        errors.error_spanned_by(&item.generics, "an aggregate cannot be generic: its name and event set denote one concrete type");
+        errors.error_spanned_by(
+            &item.generics,
+            "an aggregate cannot be generic: its name and event set denote one concrete type",
+        );
     }
 }
 
 fn type_name(ty: &Type) -> String {
     match ty {
-        Type::Path(path) => path
-            .path
-            .segments
-            .last()
-            .map_or_else(|| ty.to_token_stream().to_string(), |segment| segment.ident.to_string()),
+        Type::Path(path) => path.path.segments.last().map_or_else(
+            || ty.to_token_stream().to_string(),
+            |segment| segment.ident.to_string(),
+        ),
         other => other.to_token_stream().to_string(),
     }
 }
@@ -249,11 +281,22 @@ fn handler_role(errors: &mut Errors, method: &ImplItemFn) -> Option<&'static str
 fn check_plain_method(errors: &mut Errors, method: &ImplItemFn, role: &str) -> bool {
     let mut plain = true;
     if let Some(asyncness) = method.sig.asyncness {
-        errors.error_spanned_by(asyncness, format!("a #[{role}] method cannot be async: it decides from the loaded state alone (load what it needs into `services` beforehand)"));
+        let why = if role == HANDLE {
+            "a #[handle] method cannot be async: it decides from the loaded state alone (give it what it must look up through `services`)"
+        } else {
+            "an #[apply] method cannot be async: applying an event only changes the state in memory"
+        };
+        errors.error_spanned_by(asyncness, why);
         plain = false;
     }
     if !method.sig.generics.params.is_empty() {
-        errors.error_spanned_by(&method.sig.generics, format!("a #[{role}] method cannot be generic"));
+        errors.error_spanned_by(
+            &method.sig.generics,
+            format!(
+                "{} #[{role}] method cannot be generic: the dispatcher calls it with one concrete type",
+                if role == HANDLE { "a" } else { "an" }
+            ),
+        );
         plain = false;
     }
     plain
@@ -262,7 +305,10 @@ fn check_plain_method(errors: &mut Errors, method: &ImplItemFn, role: &str) -> b
 /// `#[handle] fn name(&self, command: Command[, services: &Services]) -> Result<Events, Error>`:
 /// the state is only read (it changes by applying the recorded events), the command is
 /// taken by value, services by reference.
-fn check_command_handler<'a>(errors: &mut Errors, method: &'a ImplItemFn) -> Option<CommandHandler<'a>> {
+fn check_command_handler<'a>(
+    errors: &mut Errors,
+    method: &'a ImplItemFn,
+) -> Option<CommandHandler<'a>> {
     const FORM: &str = "expected `#[handle] fn name(&self, command: Command) -> Result<Events, Error>` (optionally with `services: &Services` after the command)";
     let plain = check_plain_method(errors, method, HANDLE);
     let sig = &method.sig;
@@ -273,11 +319,17 @@ fn check_command_handler<'a>(errors: &mut Errors, method: &'a ImplItemFn) -> Opt
             false
         }
         Some(receiver) => {
-            errors.error_spanned_by(receiver, format!("a #[handle] method takes `&self`, not `self`; {FORM}"));
+            errors.error_spanned_by(
+                receiver,
+                format!("a #[handle] method takes `&self`, not `self`; {FORM}"),
+            );
             false
         }
         None => {
-            errors.error_spanned_by(&sig.ident, format!("a #[handle] method needs the receiver `&self`; {FORM}"));
+            errors.error_spanned_by(
+                &sig.ident,
+                format!("a #[handle] method needs the receiver `&self`; {FORM}"),
+            );
             false
         }
     };
@@ -291,18 +343,32 @@ fn check_command_handler<'a>(errors: &mut Errors, method: &'a ImplItemFn) -> Opt
         .collect();
     let command = match arguments.as_slice() {
         [] => {
-            errors.push(syn::Error::new(sig.paren_token.span.join(), format!("a #[handle] method takes the command after `&self`; {FORM}")));
+            errors.push(syn::Error::new(
+                sig.paren_token.span.join(),
+                format!("a #[handle] method takes the command after `&self`; {FORM}"),
+            ));
             None
         }
         [command, rest @ ..] => {
             if let Some(extra) = rest.get(1) {
-                errors.error_spanned_by(extra, format!("a #[handle] method takes at most the command and the services; {FORM}"));
+                errors.error_spanned_by(
+                    extra,
+                    format!(
+                        "a #[handle] method takes at most the command and the services; {FORM}"
+                    ),
+                );
             }
-            if let Some(services) = rest.first().filter(|s| !matches!(*s.ty, Type::Reference(_))) {
+            if let Some(services) = rest
+                .first()
+                .filter(|s| !matches!(*s.ty, Type::Reference(_)))
+            {
                 errors.error_spanned_by(&services.ty, "the services argument of a #[handle] method is a reference: `services: &Services`");
             }
             if matches!(*command.ty, Type::Reference(_)) {
-                errors.error_spanned_by(&command.ty, format!("a #[handle] method takes its command by value; {FORM}"));
+                errors.error_spanned_by(
+                    &command.ty,
+                    format!("a #[handle] method takes its command by value; {FORM}"),
+                );
                 None
             } else {
                 Some(&*command.ty)
@@ -342,18 +408,27 @@ fn returns_result(ty: &Type) -> bool {
 
 /// `#[apply] fn name(&mut self, event: &Event)`: applying changes the state and cannot
 /// fail, because the event already happened.
-fn check_event_handler<'a>(errors: &mut Errors, method: &'a ImplItemFn) -> Option<EventHandler<'a>> {
+fn check_event_handler<'a>(
+    errors: &mut Errors,
+    method: &'a ImplItemFn,
+) -> Option<EventHandler<'a>> {
     const FORM: &str = "expected `#[apply] fn name(&mut self, event: &Event)`";
     let plain = check_plain_method(errors, method, APPLY);
     let sig = &method.sig;
     let receiver_ok = match sig.receiver() {
         Some(receiver) if receiver.reference.is_some() && receiver.mutability.is_some() => true,
         Some(receiver) => {
-            errors.error_spanned_by(receiver, format!("an #[apply] method takes `&mut self`; {FORM}"));
+            errors.error_spanned_by(
+                receiver,
+                format!("an #[apply] method takes `&mut self`; {FORM}"),
+            );
             false
         }
         None => {
-            errors.error_spanned_by(&sig.ident, format!("an #[apply] method needs the receiver `&mut self`; {FORM}"));
+            errors.error_spanned_by(
+                &sig.ident,
+                format!("an #[apply] method needs the receiver `&mut self`; {FORM}"),
+            );
             false
         }
     };
@@ -375,16 +450,25 @@ fn check_event_handler<'a>(errors: &mut Errors, method: &'a ImplItemFn) -> Optio
         [argument] => match &*argument.ty {
             Type::Reference(reference) if reference.mutability.is_none() => Some(&*reference.elem),
             other => {
-                errors.error_spanned_by(other, format!("an #[apply] method takes the event by shared reference; {FORM}"));
+                errors.error_spanned_by(
+                    other,
+                    format!("an #[apply] method takes the event by shared reference; {FORM}"),
+                );
                 None
             }
         },
         [] => {
-            errors.push(syn::Error::new(sig.paren_token.span.join(), format!("an #[apply] method takes the event after `&mut self`; {FORM}")));
+            errors.push(syn::Error::new(
+                sig.paren_token.span.join(),
+                format!("an #[apply] method takes the event after `&mut self`; {FORM}"),
+            ));
             None
         }
         [_, extra, ..] => {
-            errors.error_spanned_by(extra, format!("an #[apply] method takes only the event; {FORM}"));
+            errors.error_spanned_by(
+                extra,
+                format!("an #[apply] method takes only the event; {FORM}"),
+            );
             None
         }
     };
@@ -420,7 +504,10 @@ fn check_unique<'a>(
 fn check_ignored_events(errors: &mut Errors, ignored: &[Type], handlers: &[EventHandler]) {
     for ty in ignored {
         let text = ty.to_token_stream().to_string();
-        if let Some(handler) = handlers.iter().find(|h| h.event.to_token_stream().to_string() == text) {
+        if let Some(handler) = handlers
+            .iter()
+            .find(|h| h.event.to_token_stream().to_string() == text)
+        {
             errors.error_spanned_by(
                 ty,
                 format!("event `{text}` is in `ignore_events` but has the #[apply] handler `{}`: remove one of them", handler.method),
@@ -433,9 +520,9 @@ fn check_ignored_events(errors: &mut Errors, ignored: &[Type], handlers: &[Event
 fn strip_handler_attributes(item: &mut ItemImpl) {
     for item in &mut item.items {
         if let ImplItem::Fn(method) = item {
-            method
-                .attrs
-                .retain(|attribute| !attribute.path().is_ident(HANDLE) && !attribute.path().is_ident(APPLY));
+            method.attrs.retain(|attribute| {
+                !attribute.path().is_ident(HANDLE) && !attribute.path().is_ident(APPLY)
+            });
         }
     }
 }
@@ -455,11 +542,13 @@ fn expand_model(model: &AggregateModel) -> TokenStream {
     } = model;
     let private = quote!(#runtime::__private);
     let apply_all = quote_spanned!(events.span()=> <#events>::__factum_apply(event, self));
-    let dispatch = quote_spanned!(commands.span()=> <#commands>::__factum_dispatch(command, self, services));
+    let dispatch =
+        quote_spanned!(commands.span()=> <#commands>::__factum_dispatch(command, self, services));
 
     let apply_impls = event_handlers.iter().map(|handler| {
         let EventHandler { method, event } = handler;
-        let membership = quote_spanned!(event.span()=> #private::assert_event_of::<#events, #event>(););
+        let membership =
+            quote_spanned!(event.span()=> #private::assert_event_of::<#events, #event>(););
         quote! {
             #[automatically_derived]
             impl #private::Apply<#event> for #self_ty {
@@ -472,7 +561,8 @@ fn expand_model(model: &AggregateModel) -> TokenStream {
         }
     });
     let ignore_impls = ignore_events.iter().map(|event| {
-        let membership = quote_spanned!(event.span()=> #private::assert_event_of::<#events, #event>(););
+        let membership =
+            quote_spanned!(event.span()=> #private::assert_event_of::<#events, #event>(););
         quote! {
             #[automatically_derived]
             impl #private::Apply<#event> for #self_ty {
@@ -490,7 +580,8 @@ fn expand_model(model: &AggregateModel) -> TokenStream {
             takes_services,
             output,
         } = handler;
-        let membership = quote_spanned!(command.span()=> #private::assert_command_of::<#commands, #command>(););
+        let membership =
+            quote_spanned!(command.span()=> #private::assert_command_of::<#commands, #command>(););
         let call = if *takes_services {
             quote!(<#self_ty>::#method(self, command, services))
         } else {

@@ -27,7 +27,8 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let mut input: DeriveInput = match syn::parse2(item.clone()) {
         Ok(input) => input,
         Err(error) => {
-            let error = syn::Error::new(error.span(), "#[command] goes on a struct").to_compile_error();
+            let error =
+                syn::Error::new(error.span(), "#[command] goes on a struct").to_compile_error();
             return quote!(#item #error);
         }
     };
@@ -69,17 +70,32 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
 
 /// A command addresses exactly one aggregate instance, so exactly one field is marked
 /// `#[aggregate_id]`; a command is one concrete struct, so no generics.
-fn check(errors: &mut Errors, input: &DeriveInput, name: String, runtime: Path) -> Option<CommandModel> {
+fn check(
+    errors: &mut Errors,
+    input: &DeriveInput,
+    name: String,
+    runtime: Path,
+) -> Option<CommandModel> {
     if !input.generics.params.is_empty() {
-        errors.error_spanned_by(&input.generics, "a command cannot be generic: its name must denote one payload shape");
+        errors.error_spanned_by(
+            &input.generics,
+            "a command cannot be generic: its name must denote one payload shape",
+        );
     }
     let syn::Data::Struct(data) = &input.data else {
-        errors.push(syn::Error::new(input.ident.span(), "#[command] goes on a struct with one `#[aggregate_id]` field"));
+        errors.push(syn::Error::new(
+            input.ident.span(),
+            "#[command] goes on a struct with one `#[aggregate_id]` field",
+        ));
         return None;
     };
     let mut marked = Vec::new();
     for (index, field) in data.fields.iter().enumerate() {
-        for attribute in field.attrs.iter().filter(|a| a.path().is_ident(AGGREGATE_ID)) {
+        for attribute in field
+            .attrs
+            .iter()
+            .filter(|a| a.path().is_ident(AGGREGATE_ID))
+        {
             if !matches!(attribute.meta, syn::Meta::Path(_)) {
                 errors.error_spanned_by(&attribute.meta, "`#[aggregate_id]` takes no arguments");
             }
@@ -120,7 +136,9 @@ fn check(errors: &mut Errors, input: &DeriveInput, name: String, runtime: Path) 
 fn strip_aggregate_id(input: &mut DeriveInput) {
     if let syn::Data::Struct(data) = &mut input.data {
         for field in data.fields.iter_mut() {
-            field.attrs.retain(|attribute| !attribute.path().is_ident(AGGREGATE_ID));
+            field
+                .attrs
+                .retain(|attribute| !attribute.path().is_ident(AGGREGATE_ID));
         }
     }
 }
@@ -135,7 +153,8 @@ fn expand_model(model: &CommandModel, input: &DeriveInput) -> TokenStream {
     let private = quote!(#runtime::__private);
     let ident = &input.ident;
     let derives = derives::missing_derives(&input.attrs, runtime);
-    let to_string = quote_spanned!(*id_span=> #private::std::string::ToString::to_string(&#id_access));
+    let to_string =
+        quote_spanned!(*id_span=> #private::std::string::ToString::to_string(&#id_access));
     quote! {
         #derives
         #input

@@ -36,7 +36,11 @@ pub fn expand_with(
 
 /// Constant checks that no two members carry the same stable name: decoding and
 /// dispatch go by name, so a repeated name would make one member unreachable.
-pub fn repeated_name_checks(model: &SetModel, member_trait: &TokenStream, member_kind: &str) -> TokenStream {
+pub fn repeated_name_checks(
+    model: &SetModel,
+    member_trait: &TokenStream,
+    member_kind: &str,
+) -> TokenStream {
     let set = model.ident;
     let types = model.members.iter().map(|member| member.ty);
     let checks = model.members.iter().enumerate().skip(1).map(|(index, member)| {

@@ -21,7 +21,12 @@ fn present(attrs: &[Attribute]) -> Present {
     for attr in attrs.iter().filter(|attr| attr.path().is_ident("derive")) {
         // A derive list that does not parse is the compiler's to report.
         let _ = attr.parse_nested_meta(|meta| {
-            match meta.path.segments.last().map(|segment| segment.ident.to_string()) {
+            match meta
+                .path
+                .segments
+                .last()
+                .map(|segment| segment.ident.to_string())
+            {
                 Some(name) if name == "Serialize" => found.serialize = true,
                 Some(name) if name == "Deserialize" => found.deserialize = true,
                 Some(name) if name == "JsonSchema" => found.json_schema = true,

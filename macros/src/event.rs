@@ -62,11 +62,8 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let input: DeriveInput = match syn::parse2(item.clone()) {
         Ok(input) => input,
         Err(error) => {
-            let error = syn::Error::new(
-                error.span(),
-                "#[event] goes on a struct or an enum",
-            )
-            .to_compile_error();
+            let error = syn::Error::new(error.span(), "#[event] goes on a struct or an enum")
+                .to_compile_error();
             return quote!(#item #error);
         }
     };
@@ -140,7 +137,12 @@ fn parse_json_upcast(
             let path: Path = nested.value()?.parse()?;
             with.set(errors, key_span, path);
         } else {
-            attr::unknown_key(errors, &nested, "event(upcast_json(..))", &[keys::FROM, keys::WITH])?;
+            attr::unknown_key(
+                errors,
+                &nested,
+                "event(upcast_json(..))",
+                &[keys::FROM, keys::WITH],
+            )?;
         }
         Ok(())
     })?;
@@ -160,7 +162,11 @@ fn parse_json_upcast(
     }
 }
 
-fn check<'a>(errors: &mut Errors, args: EventArgs, input: &'a DeriveInput) -> Option<EventModel<'a>> {
+fn check<'a>(
+    errors: &mut Errors,
+    args: EventArgs,
+    input: &'a DeriveInput,
+) -> Option<EventModel<'a>> {
     check_item_shape(errors, input);
     let name = args
         .name
@@ -169,7 +175,15 @@ fn check<'a>(errors: &mut Errors, args: EventArgs, input: &'a DeriveInput) -> Op
         .unwrap_or_else(|| input.ident.to_string());
     let version = args.version.get().copied().unwrap_or(1);
     let version_span = args.version.span().unwrap_or_else(Span::call_site);
-    let upcast = check_upcast_path(errors, &name, version, version_span, args.upcast_from, args.upcast_json, args.upcast_json_span);
+    let upcast = check_upcast_path(
+        errors,
+        &name,
+        version,
+        version_span,
+        args.upcast_from,
+        args.upcast_json,
+        args.upcast_json_span,
+    );
     Some(EventModel {
         ident: &input.ident,
         name,
@@ -189,7 +203,10 @@ fn check_item_shape(errors: &mut Errors, input: &DeriveInput) {
         );
     }
     if let Data::Union(union) = &input.data {
-        errors.error_spanned_by(union.union_token, "#[event] goes on a struct or an enum, not a union");
+        errors.error_spanned_by(
+            union.union_token,
+            "#[event] goes on a struct or an enum, not a union",
+        );
     }
 }
 
@@ -229,7 +246,13 @@ fn check_upcast_path(
             let mut consistent = true;
             for pair in upcast_json.windows(2) {
                 if pair[0].from == pair[1].from {
-                    errors.push(syn::Error::new(pair[1].from_span, format!("duplicate `upcast_json` for version {} of event `{name}`", pair[1].from)));
+                    errors.push(syn::Error::new(
+                        pair[1].from_span,
+                        format!(
+                            "duplicate `upcast_json` for version {} of event `{name}`",
+                            pair[1].from
+                        ),
+                    ));
                     consistent = false;
                 } else if pair[0].from + 1 != pair[1].from {
                     errors.push(syn::Error::new(pair[1].from_span, format!("versions of event `{name}` must be consecutive: `upcast_json` skips from version {} to {}", pair[0].from, pair[1].from)));

@@ -46,3 +46,6 @@ pub fn derive_events(input: TokenStream) -> TokenStream {
 pub fn derive_commands(input: TokenStream) -> TokenStream {
     command_set::expand(input.into()).into()
 }
+
+#[cfg(test)]
+mod expansion_tests;

@@ -1,0 +1,148 @@
+//! Snapshots of each macro's expansion, pretty-printed; review changes with `cargo insta`.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+fn pretty(tokens: TokenStream) -> String {
+    match syn::parse2::<syn::File>(tokens.clone()) {
+        Ok(file) => prettyplease::unparse(&file),
+        // An expansion that is not a valid file is a bug the snapshot must show as is.
+        Err(error) => format!("/* does not parse as a file: {error} */\n{tokens}"),
+    }
+}
+
+#[test]
+fn event_first_version() {
+    let expanded = crate::event::expand(
+        quote!(name = "OrderShipped"),
+        quote! {
+            /// The order left the warehouse.
+            #[derive(Debug)]
+            pub struct OrderShipped { pub carrier: String }
+        },
+    );
+    insta::assert_snapshot!(pretty(expanded));
+}
+
+#[test]
+fn event_upcast_from_previous_type() {
+    let expanded = crate::event::expand(
+        quote!(
+            name = "OrderPlaced",
+            version = 2,
+            upcast_from = OrderPlacedV1
+        ),
+        quote! {
+            #[derive(Debug, serde::Serialize)]
+            pub struct OrderPlaced { pub customer_id: String, pub currency: Currency }
+        },
+    );
+    insta::assert_snapshot!(pretty(expanded));
+}
+
+#[test]
+fn event_upcast_through_json() {
+    let expanded = crate::event::expand(
+        quote!(
+            name = "ItemAdded",
+            version = 3,
+            upcast_json(from = 1, with = v1_to_v2),
+            upcast_json(from = 2, with = migrations::v2_to_v3),
+            crate = "::renamed"
+        ),
+        quote! {
+            pub struct ItemAdded { pub quantity: u32 }
+        },
+    );
+    insta::assert_snapshot!(pretty(expanded));
+}
+
+#[test]
+fn event_set() {
+    let expanded = crate::event_set::expand(quote! {
+        #[derive(Events, Debug)]
+        pub enum OrderEvent { Placed(OrderPlaced), Shipped(events::OrderShipped) }
+    });
+    insta::assert_snapshot!(pretty(expanded));
+}
+
+#[test]
+fn command() {
+    let expanded = crate::command::expand(
+        quote!(),
+        quote! {
+            pub struct ShipOrder { #[aggregate_id] pub order_id: OrderId, pub carrier: String }
+        },
+    );
+    insta::assert_snapshot!(pretty(expanded));
+}
+
+#[test]
+fn command_with_tuple_id_and_name() {
+    let expanded = crate::command::expand(
+        quote!(name = "Confirm"),
+        quote! {
+            pub struct ConfirmOrder(#[aggregate_id] pub String);
+        },
+    );
+    insta::assert_snapshot!(pretty(expanded));
+}
+
+#[test]
+fn command_set() {
+    let expanded = crate::command_set::expand(quote! {
+        #[derive(Commands)]
+        pub enum OrderCommand { Place(PlaceOrder), Ship(ShipOrder) }
+    });
+    insta::assert_snapshot!(pretty(expanded));
+}
+
+#[test]
+fn aggregate() {
+    let expanded = crate::aggregate::expand(
+        quote!(
+            name = "Order",
+            events = OrderEvent,
+            commands = OrderCommand,
+            error = OrderError,
+            services = Catalog,
+            ignore_events = [OrderNoteAdded]
+        ),
+        quote! {
+            impl Order {
+                #[handle]
+                fn place(&self, command: PlaceOrder, catalog: &Catalog) -> Result<OrderPlaced, OrderError> { todo() }
+                #[handle]
+                fn ship(&self, command: ShipOrder) -> Result<Vec<OrderEvent>, OrderError> { todo() }
+                #[apply]
+                fn placed(&mut self, event: &OrderPlaced) { self.placed = true; }
+                #[apply]
+                fn shipped(&mut self, _: &OrderShipped) {}
+                fn helper(&self) -> bool { true }
+            }
+        },
+    );
+    insta::assert_snapshot!(pretty(expanded));
+}
+
+#[test]
+fn errors_are_all_reported_together() {
+    let expanded = crate::aggregate::expand(
+        quote!(events = OrderEvent, colour = "blue"),
+        quote! {
+            impl Order {
+                #[handle]
+                fn place(&mut self, command: &PlaceOrder) {}
+                #[apply]
+                async fn placed(&self, event: OrderPlaced) -> bool { true }
+            }
+        },
+    );
+    let messages: Vec<String> = expanded
+        .to_string()
+        .split("compile_error !")
+        .skip(1)
+        .map(|part| part.split('"').nth(1).unwrap_or_default().to_owned())
+        .collect();
+    insta::assert_debug_snapshot!(messages);
+}
