@@ -38,3 +38,8 @@ pub mod prelude {
     pub use crate::{Aggregate, Command, CommandSet, Event, EventSet};
     pub use crate::{Commands, Events, aggregate, command, event};
 }
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;

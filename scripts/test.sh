@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs every test of factum, installing what the tests need first.
+# Usage: ./scripts/test.sh          (from anywhere in the repository)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "toolchain: $(cargo --version), $(rustc --version)"
+rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+
+step "formatting"
+cargo fmt --all -- --check
+
+step "clippy, warnings denied"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "tests: unit, integration, properties, snapshots, compile-fail UI, doc tests"
+# CI=true makes insta fail on a changed snapshot instead of writing a new one.
+CI="${CI:-true}" cargo test --workspace --all-targets --locked
+CI="${CI:-true}" cargo test --workspace --doc --locked
+
+step "the main job runs end to end"
+cargo run --quiet --locked -p factum-example-orders --bin orders > /dev/null
+
+step "all tests passed"
