@@ -280,7 +280,7 @@ fn handler_role(errors: &mut Errors, method: &ImplItemFn) -> Option<&'static str
 /// pure functions of the state, and the dispatcher calls them with concrete types.
 fn check_plain_method(errors: &mut Errors, method: &ImplItemFn, role: &str) -> bool {
     let mut plain = true;
-    if let Some(asyncness) = method.sig.asyncness {
+    if let Some(asyncness) = &method.sig.asyncness {
         let why = if role == HANDLE {
             "a #[handle] method cannot be async: it decides from the loaded state alone (give it what it must look up through `services`)"
         } else {

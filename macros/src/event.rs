@@ -204,7 +204,7 @@ fn check_item_shape(errors: &mut Errors, input: &DeriveInput) {
     }
     if let Data::Union(union) = &input.data {
         errors.error_spanned_by(
-            union.union_token,
+            &union.union_token,
             "#[event] goes on a struct or an enum, not a union",
         );
     }
