@@ -10,12 +10,12 @@
 use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, quote, quote_spanned};
 use syn::parse::Parser;
-use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
-use syn::{FnArg, ImplItem, ImplItemFn, ItemImpl, Path, ReturnType, Token, Type};
+use syn::{FnArg, ImplItem, ImplItemFn, ItemImpl, Path, ReturnType, Type};
 
 use crate::attr::{self, Setting, keys};
 use crate::ctxt::Errors;
+use crate::respan::respan;
 
 const HANDLE: &str = "handle";
 const APPLY: &str = "apply";
@@ -43,7 +43,8 @@ struct AggregateArgs {
 struct CommandHandler<'a> {
     method: &'a syn::Ident,
     command: &'a Type,
-    takes_services: bool,
+    /// The services argument's type, when the method takes them.
+    services: Option<&'a Type>,
     output: &'a Type,
 }
 
@@ -80,7 +81,8 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     };
     let mut errors = Errors::default();
     let args = parse_args(&mut errors, args);
-    let expanded = check(&mut errors, args, &item_impl)
+    let expanded = args
+        .and_then(|args| check(&mut errors, args, &item_impl))
         .filter(|_| errors.is_empty())
         .map(|model| expand_model(&model));
     strip_handler_attributes(&mut item_impl);
@@ -92,7 +94,9 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
-fn parse_args(errors: &mut Errors, args: TokenStream) -> AggregateArgs {
+/// The arguments, or `None` when they do not parse (checks of half-parsed arguments
+/// would only report follow-up errors).
+fn parse_args(errors: &mut Errors, args: TokenStream) -> Option<AggregateArgs> {
     let mut parsed = AggregateArgs {
         name: Setting::new(keys::NAME),
         events: Setting::new(keys::EVENTS),
@@ -104,36 +108,37 @@ fn parse_args(errors: &mut Errors, args: TokenStream) -> AggregateArgs {
     };
     let parser = syn::meta::parser(|meta| {
         let key_span = meta.path.span();
-        let mut parse_type = |setting: &mut Setting<Type>| -> syn::Result<()> {
-            let ty: Type = meta.value()?.parse()?;
+        let mut parse_type = |setting: &mut Setting<Type>, form: &str| -> syn::Result<()> {
+            let ty = attr::parse_type(&meta, form)?;
             setting.set(errors, key_span, ty);
             Ok(())
         };
         if meta.path.is_ident(keys::NAME) {
             // name = "Order"
-            let (name, _) = attr::parse_name(&meta)?;
+            let (name, _) = attr::parse_name(&meta, "name = \"Order\"")?;
             parsed.name.set(errors, key_span, name);
         } else if meta.path.is_ident(keys::EVENTS) {
             // events = OrderEvent
-            parse_type(&mut parsed.events)?;
+            parse_type(&mut parsed.events, "events = <the #[derive(Events)] enum>")?;
         } else if meta.path.is_ident(keys::COMMANDS) {
             // commands = OrderCommand
-            parse_type(&mut parsed.commands)?;
+            parse_type(
+                &mut parsed.commands,
+                "commands = <the #[derive(Commands)] enum>",
+            )?;
         } else if meta.path.is_ident(keys::ERROR) {
             // error = OrderError
-            parse_type(&mut parsed.error)?;
+            parse_type(&mut parsed.error, "error = <the error type>")?;
         } else if meta.path.is_ident(keys::SERVICES) {
             // services = OrderServices
-            parse_type(&mut parsed.services)?;
+            parse_type(
+                &mut parsed.services,
+                "services = <the type of the services>",
+            )?;
         } else if meta.path.is_ident(keys::IGNORE_EVENTS) {
             // ignore_events = [OrderNoteAdded, ...]
-            let value = meta.value()?;
-            let content;
-            syn::bracketed!(content in value);
-            let types = Punctuated::<Type, Token![,]>::parse_terminated(&content)?;
-            parsed
-                .ignore_events
-                .set(errors, key_span, types.into_iter().collect());
+            let types = attr::parse_type_list(&meta, "ignore_events = [<event type>, ...]")?;
+            parsed.ignore_events.set(errors, key_span, types);
         } else if meta.path.is_ident(keys::CRATE) {
             // crate = "::factum"
             let path = attr::parse_crate_path(&meta)?;
@@ -143,10 +148,13 @@ fn parse_args(errors: &mut Errors, args: TokenStream) -> AggregateArgs {
         }
         Ok(())
     });
-    if let Err(error) = parser.parse2(args) {
-        errors.push(error);
+    match parser.parse2(args) {
+        Ok(()) => Some(parsed),
+        Err(error) => {
+            errors.push(error);
+            None
+        }
     }
-    parsed
 }
 
 fn check<'a>(
@@ -266,6 +274,10 @@ fn handler_role(errors: &mut Errors, method: &ImplItemFn) -> Option<&'static str
             errors.error_spanned_by(&attribute.meta, format!("`#[{this}]` takes no arguments"));
         }
         match role {
+            Some(first) if first == this => errors.error_spanned_by(
+                attribute,
+                format!("duplicate `#[{this}]` on method `{}`", method.sig.ident),
+            ),
             Some(first) => errors.error_spanned_by(
                 attribute,
                 format!("method `{}` is already `#[{first}]`: a method is either a #[handle] or an #[apply] handler", method.sig.ident),
@@ -378,7 +390,7 @@ fn check_command_handler<'a>(
     let output = match &sig.output {
         ReturnType::Type(_, output) if returns_result(output) => Some(&**output),
         ReturnType::Type(_, output) => {
-            errors.error_spanned_by(output, format!("a #[handle] method returns a `Result` of the events and the aggregate's error; {FORM}"));
+            errors.error_spanned_by(output, format!("a #[handle] method returns a `Result` of the events and the aggregate's error (or an alias of it whose name ends in `Result`); {FORM}"));
             None
         }
         ReturnType::Default => {
@@ -389,9 +401,28 @@ fn check_command_handler<'a>(
     Some(CommandHandler {
         method: &sig.ident,
         command: command.filter(|_| plain && receiver_ok)?,
-        takes_services: arguments.len() > 1,
+        services: arguments.get(1).map(|argument| &*argument.ty),
         output: output?,
     })
+}
+
+/// The spans of `T` and `E` in `Result<T, E>`, or of the whole type for another form.
+fn result_argument_spans(output: &Type) -> (Span, Span) {
+    let whole = output.span();
+    let Type::Path(path) = output else {
+        return (whole, whole);
+    };
+    let Some(syn::PathArguments::AngleBracketed(arguments)) =
+        path.path.segments.last().map(|segment| &segment.arguments)
+    else {
+        return (whole, whole);
+    };
+    let mut types = arguments.args.iter().filter_map(|argument| match argument {
+        syn::GenericArgument::Type(ty) => Some(ty.span()),
+        _ => None,
+    });
+    let ok = types.next().unwrap_or(whole);
+    (ok, types.next().unwrap_or(whole))
 }
 
 /// A `Result`, or an alias of one whose name ends in `Result` (`OrderResult<T>`).
@@ -500,10 +531,19 @@ fn check_unique<'a>(
     }
 }
 
-/// An ignored event changes no state, so it has no `#[apply]` handler.
+/// An ignored event changes no state, so it has no `#[apply]` handler; it is listed once.
 fn check_ignored_events(errors: &mut Errors, ignored: &[Type], handlers: &[EventHandler]) {
-    for ty in ignored {
+    for (index, ty) in ignored.iter().enumerate() {
         let text = ty.to_token_stream().to_string();
+        if ignored[..index]
+            .iter()
+            .any(|earlier| earlier.to_token_stream().to_string() == text)
+        {
+            errors.error_spanned_by(
+                ty,
+                format!("event `{text}` is listed twice in `ignore_events`"),
+            );
+        }
         if let Some(handler) = handlers
             .iter()
             .find(|h| h.event.to_token_stream().to_string() == text)
@@ -549,7 +589,7 @@ fn expand_model(model: &AggregateModel) -> TokenStream {
         let EventHandler { method, event } = handler;
         let membership =
             quote_spanned!(event.span()=> #private::assert_event_of::<#events, #event>(););
-        quote! {
+        quote_spanned! {event.span()=>
             #[automatically_derived]
             impl #private::Apply<#event> for #self_ty {
                 #[inline]
@@ -563,7 +603,7 @@ fn expand_model(model: &AggregateModel) -> TokenStream {
     let ignore_impls = ignore_events.iter().map(|event| {
         let membership =
             quote_spanned!(event.span()=> #private::assert_event_of::<#events, #event>(););
-        quote! {
+        quote_spanned! {event.span()=>
             #[automatically_derived]
             impl #private::Apply<#event> for #self_ty {
                 #[inline]
@@ -577,17 +617,36 @@ fn expand_model(model: &AggregateModel) -> TokenStream {
         let CommandHandler {
             method,
             command,
-            takes_services,
+            services: services_ty,
             output,
         } = handler;
         let membership =
             quote_spanned!(command.span()=> #private::assert_command_of::<#commands, #command>(););
-        let call = if *takes_services {
-            quote!(<#self_ty>::#method(self, command, services))
-        } else {
-            quote!({ let _ = services; <#self_ty>::#method(self, command) })
+        let call = match services_ty {
+            // The argument is spanned at the user's type: a mismatch is reported there.
+            Some(ty) => {
+                let services = quote_spanned!(ty.span()=> services);
+                quote!(<#self_ty>::#method(self, command, #services))
+            }
+            None => quote!({ let _ = services; <#self_ty>::#method(self, command) }),
         };
-        let convert = quote_spanned!(output.span()=> #private::into_events::<Self, _, _>(#call));
+        // Each conversion is spanned at its part of `Result<T, E>`, so a wrong event or
+        // error type is reported at that type.
+        let (ok_span, err_span) = result_argument_spans(output);
+        let events_of = {
+            let private = respan(private.clone(), ok_span);
+            quote_spanned!(ok_span=> #private::events_of::<Self, _>(__factum_events))
+        };
+        let error_of = {
+            let private = respan(private.clone(), err_span);
+            quote_spanned!(err_span=> #private::error_of::<Self, _>(__factum_error))
+        };
+        let convert = quote_spanned! {output.span()=>
+            match #call {
+                ::core::result::Result::Ok(__factum_events) => ::core::result::Result::Ok(#events_of),
+                ::core::result::Result::Err(__factum_error) => ::core::result::Result::Err(#error_of),
+            }
+        };
         quote! {
             #[automatically_derived]
             impl #private::Handle<#command> for #self_ty {

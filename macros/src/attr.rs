@@ -2,6 +2,7 @@
 
 use proc_macro2::Span;
 use syn::meta::ParseNestedMeta;
+use syn::parse::{Parse, ParseBuffer, ParseStream};
 use syn::{LitInt, LitStr, Path, Token};
 
 use crate::ctxt::Errors;
@@ -66,33 +67,80 @@ pub fn runtime_path(setting: Setting<Path>) -> Path {
         .unwrap_or_else(|| syn::parse_quote!(::factum))
 }
 
+/// The value after `key =`, or an error at the key showing the expected `form`.
+fn value_of<'a>(meta: &'a ParseNestedMeta, form: &str) -> syn::Result<ParseStream<'a>> {
+    meta.value()
+        .map_err(|_| syn::Error::new_spanned(&meta.path, format!("expected `{form}`")))
+}
+
+/// Parses a value, replacing syn's generic message with one showing the expected `form`.
+fn parse_value<T: Parse>(meta: &ParseNestedMeta, form: &str) -> syn::Result<T> {
+    let value = value_of(meta, form)?;
+    value
+        .parse()
+        .map_err(|error| syn::Error::new(error.span(), format!("expected `{form}`")))
+}
+
 /// Parses `crate = "path"` (a string, as serde takes it) or `crate = path`.
 pub fn parse_crate_path(meta: &ParseNestedMeta) -> syn::Result<Path> {
-    let value = meta.value()?;
-    if value.peek(LitStr) {
+    const FORM: &str = "crate = \"::factum\"";
+    let value = value_of(meta, FORM)?;
+    let parsed = if value.peek(LitStr) {
         value.parse::<LitStr>()?.parse()
     } else {
         value.parse()
-    }
+    };
+    parsed.map_err(|error| {
+        syn::Error::new(
+            error.span(),
+            format!("expected `{FORM}`: the path of the factum crate"),
+        )
+    })
+}
+
+/// Parses `key = Type`; `form` shows an example.
+pub fn parse_type(meta: &ParseNestedMeta, form: &str) -> syn::Result<syn::Type> {
+    parse_value(meta, form)
+}
+
+/// Parses `key = [Type, ...]`; `form` shows an example.
+pub fn parse_type_list(meta: &ParseNestedMeta, form: &str) -> syn::Result<Vec<syn::Type>> {
+    let value = value_of(meta, form)?;
+    let expected = |error: syn::Error| syn::Error::new(error.span(), format!("expected `{form}`"));
+    let content = (|| -> syn::Result<ParseBuffer<'_>> {
+        let content;
+        syn::bracketed!(content in value);
+        Ok(content)
+    })()
+    .map_err(expected)?;
+    let types =
+        syn::punctuated::Punctuated::<syn::Type, syn::Token![,]>::parse_terminated(&content)
+            .map_err(expected)?;
+    Ok(types.into_iter().collect())
 }
 
 /// Parses `key = "string"` into a non-empty name without whitespace.
-pub fn parse_name(meta: &ParseNestedMeta) -> syn::Result<(String, Span)> {
-    let literal: LitStr = meta.value()?.parse()?;
+pub fn parse_name(meta: &ParseNestedMeta, form: &str) -> syn::Result<(String, Span)> {
+    let literal: LitStr = parse_value(meta, form)?;
     let name = literal.value();
     if name.is_empty() || name.chars().any(char::is_whitespace) {
         return Err(syn::Error::new(
             literal.span(),
-            "a name must be non-empty and contain no whitespace, e.g. `\"OrderPlaced\"`",
+            format!("a name must be non-empty and contain no whitespace: `{form}`"),
         ));
     }
     Ok((name, literal.span()))
 }
 
-/// Parses an integer `key = N` with N ≥ 1.
-pub fn parse_version(meta: &ParseNestedMeta) -> syn::Result<(u32, Span)> {
-    let literal: LitInt = meta.value()?.parse()?;
-    let version: u32 = literal.base10_parse()?;
+/// Parses an integer `key = N` with 1 ≤ N ≤ u32::MAX.
+pub fn parse_version(meta: &ParseNestedMeta, form: &str) -> syn::Result<(u32, Span)> {
+    let literal: LitInt = parse_value(meta, form)?;
+    let version: u32 = literal.base10_parse().map_err(|_| {
+        syn::Error::new(
+            literal.span(),
+            "a version is a whole number from 1 to 4294967295",
+        )
+    })?;
     if version == 0 {
         return Err(syn::Error::new(
             literal.span(),

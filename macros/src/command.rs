@@ -39,7 +39,7 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         let key_span = meta.path.span();
         if meta.path.is_ident(keys::NAME) {
             // name = "ConfirmOrder"
-            let (value, _) = attr::parse_name(&meta)?;
+            let (value, _) = attr::parse_name(&meta, "name = \"ConfirmOrder\"")?;
             name.set(&mut errors, key_span, value);
         } else if meta.path.is_ident(keys::CRATE) {
             // crate = "::factum"

@@ -45,8 +45,9 @@ pub fn repeated_name_checks(
     let types = model.members.iter().map(|member| member.ty);
     let checks = model.members.iter().enumerate().skip(1).map(|(index, member)| {
         let message = format!(
-            "{member_kind} set `{set}`: variant `{}` has the same {member_kind} name as an earlier variant; each name may appear once (an older version belongs in the newer one's `upcast_from`)",
-            member.variant
+            "{member_kind} set `{set}`: variant `{}` has the same {member_kind} name as an earlier variant; each name may appear once{}",
+            member.variant,
+            if member_kind == "event" { " (an older version belongs in the newer one's `upcast_from`)" } else { "" }
         );
         let private = {
             let runtime = &model.runtime;

@@ -13,6 +13,7 @@ use syn::{Data, DeriveInput, Ident, Path, Type};
 use crate::attr::{self, Setting, keys};
 use crate::ctxt::Errors;
 use crate::derives;
+use crate::respan::respan;
 
 const ACCEPTED: &[&str] = &[
     keys::NAME,
@@ -68,7 +69,7 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         }
     };
     let args = parse_args(&mut errors, args);
-    let model = check(&mut errors, args, &input);
+    let model = args.and_then(|args| check(&mut errors, args, &input));
     match model {
         Some(model) if errors.is_empty() => expand_model(&model, &input),
         _ => {
@@ -78,7 +79,9 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
-fn parse_args(errors: &mut Errors, args: TokenStream) -> EventArgs {
+/// The arguments, or `None` when they do not parse (checks of half-parsed arguments
+/// would only report follow-up errors).
+fn parse_args(errors: &mut Errors, args: TokenStream) -> Option<EventArgs> {
     let mut parsed = EventArgs {
         name: Setting::new(keys::NAME),
         version: Setting::new(keys::VERSION),
@@ -91,15 +94,15 @@ fn parse_args(errors: &mut Errors, args: TokenStream) -> EventArgs {
         let key_span = meta.path.span();
         if meta.path.is_ident(keys::NAME) {
             // name = "OrderPlaced"
-            let (name, _) = attr::parse_name(&meta)?;
+            let (name, _) = attr::parse_name(&meta, "name = \"OrderPlaced\"")?;
             parsed.name.set(errors, key_span, name);
         } else if meta.path.is_ident(keys::VERSION) {
             // version = 2
-            let (version, _) = attr::parse_version(&meta)?;
+            let (version, _) = attr::parse_version(&meta, "version = 2")?;
             parsed.version.set(errors, key_span, version);
         } else if meta.path.is_ident(keys::UPCAST_FROM) {
             // upcast_from = OrderPlacedV1
-            let ty: Type = meta.value()?.parse()?;
+            let ty = attr::parse_type(&meta, "upcast_from = <the type of the previous version>")?;
             parsed.upcast_from.set(errors, key_span, ty);
         } else if meta.path.is_ident(keys::UPCAST_JSON) {
             // upcast_json(from = 1, with = path::to::function)
@@ -116,10 +119,13 @@ fn parse_args(errors: &mut Errors, args: TokenStream) -> EventArgs {
         }
         Ok(())
     });
-    if let Err(error) = parser.parse2(args) {
-        errors.push(error);
+    match parser.parse2(args) {
+        Ok(()) => Some(parsed),
+        Err(error) => {
+            errors.push(error);
+            None
+        }
     }
-    parsed
 }
 
 fn parse_json_upcast(
@@ -131,7 +137,7 @@ fn parse_json_upcast(
     meta.parse_nested_meta(|nested| {
         let key_span = nested.path.span();
         if nested.path.is_ident(keys::FROM) {
-            let (version, _) = attr::parse_version(&nested)?;
+            let (version, _) = attr::parse_version(&nested, "from = <the retired version>")?;
             from.set(errors, key_span, version);
         } else if nested.path.is_ident(keys::WITH) {
             let path: Path = nested.value()?.parse()?;
@@ -175,6 +181,7 @@ fn check<'a>(
         .unwrap_or_else(|| input.ident.to_string());
     let version = args.version.get().copied().unwrap_or(1);
     let version_span = args.version.span().unwrap_or_else(Span::call_site);
+    check_not_upcasting_from_itself(errors, input, args.upcast_from.get());
     let upcast = check_upcast_path(
         errors,
         &name,
@@ -206,6 +213,24 @@ fn check_item_shape(errors: &mut Errors, input: &DeriveInput) {
         errors.error_spanned_by(
             &union.union_token,
             "#[event] goes on a struct or an enum, not a union",
+        );
+    }
+}
+
+/// An event's previous version is another type: upcasting from itself would make its
+/// oldest version depend on itself.
+fn check_not_upcasting_from_itself(
+    errors: &mut Errors,
+    input: &DeriveInput,
+    previous: Option<&Type>,
+) {
+    let Some(Type::Path(path)) = previous else {
+        return;
+    };
+    if path.qself.is_none() && (path.path.is_ident(&input.ident) || path.path.is_ident("Self")) {
+        errors.error_spanned_by(
+            path,
+            format!("an event cannot upcast from itself: `upcast_from` names the type of the previous version of `{}`", input.ident),
         );
     }
 }
@@ -316,7 +341,11 @@ fn expand_model(model: &EventModel, input: &DeriveInput) -> TokenStream {
             );
             (
                 quote_spanned!(span=> <#previous as #private::Event>::OLDEST_VERSION),
-                quote_spanned!(span=> #private::upcast_typed::<#previous, Self>(version, payload)),
+                {
+                    // Spanned at the user's type, so a missing `From` impl is reported there.
+                    let private = respan(private.clone(), span);
+                    quote_spanned!(span=> #private::upcast_typed::<#previous, Self>(__factum_version, __factum_payload))
+                },
                 quote_spanned! {span=>
                     const _: () = {
                         ::core::assert!(<#previous as #private::Event>::VERSION == #expected, #version_message);
@@ -333,8 +362,8 @@ fn expand_model(model: &EventModel, input: &DeriveInput) -> TokenStream {
                 let step = format_ident!("__factum_upcast_json_{}", from);
                 quote_spanned! {with.span()=>
                     (#from, {
-                        fn #step(payload: #private::serde_json::Value) -> ::core::result::Result<#private::serde_json::Value, #private::BoxError> {
-                            #private::json_step(#with, payload)
+                        fn #step(__factum_payload: #private::serde_json::Value) -> ::core::result::Result<#private::serde_json::Value, #private::BoxError> {
+                            #private::json_step(#with, __factum_payload)
                         }
                         #step as #private::JsonStep
                     })
@@ -342,7 +371,7 @@ fn expand_model(model: &EventModel, input: &DeriveInput) -> TokenStream {
             });
             (
                 quote!(#oldest),
-                quote!(#private::upcast_json::<Self>(version, payload, #version, &[#(#steps),*])),
+                quote!(#private::upcast_json::<Self>(__factum_version, __factum_payload, #version, &[#(#steps),*])),
                 quote!(),
             )
         }
@@ -359,13 +388,13 @@ fn expand_model(model: &EventModel, input: &DeriveInput) -> TokenStream {
                 const OLDEST_VERSION: u32 = #oldest;
 
                 fn decode_version(
-                    version: u32,
-                    payload: &#private::serde_json::value::RawValue,
+                    __factum_version: u32,
+                    __factum_payload: &#private::serde_json::value::RawValue,
                 ) -> ::core::result::Result<Self, #private::DecodeErrorKind> {
-                    if version == #version {
-                        return #private::decode_payload::<Self>(version, payload);
+                    if __factum_version == #version {
+                        return #private::decode_payload::<Self>(__factum_version, __factum_payload);
                     }
-                    if version > #version {
+                    if __factum_version > #version {
                         return ::core::result::Result::Err(#private::DecodeErrorKind::VersionTooNew { newest: #version });
                     }
                     #older_versions

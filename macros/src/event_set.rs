@@ -10,6 +10,7 @@ use syn::spanned::Spanned;
 use syn::{DeriveInput, Ident, Path, Type};
 
 use crate::ctxt::Errors;
+use crate::respan::respan;
 use crate::{attr, command_set};
 
 /// One variant: `Placed(OrderPlaced)`.
@@ -43,7 +44,10 @@ pub fn check_set<'a>(
     let syn::Data::Enum(data) = &input.data else {
         errors.push(syn::Error::new(
             input.ident.span(),
-            format!("#[derive({derive})] goes on an enum with one variant per {member_kind}, e.g. `enum OrderEvent {{ Placed(OrderPlaced) }}`"),
+            format!(
+                "#[derive({derive})] goes on an enum with one variant per {member_kind}, e.g. `{}`",
+                example_enum(member_kind)
+            ),
         ));
         return None;
     };
@@ -81,6 +85,14 @@ pub fn check_set<'a>(
     })
 }
 
+fn example_enum(member_kind: &str) -> &'static str {
+    if member_kind == "event" {
+        "enum OrderEvent { Placed(OrderPlaced) }"
+    } else {
+        "enum OrderCommand { Place(PlaceOrder) }"
+    }
+}
+
 fn upper_first(text: &str) -> String {
     let mut chars = text.chars();
     chars
@@ -104,7 +116,27 @@ fn parse_runtime(errors: &mut Errors, input: &DeriveInput) -> Path {
         });
         errors.ok(result);
     }
+    check_no_misplaced_factum_attribute(errors, input);
     attr::runtime_path(runtime)
+}
+
+/// `#[factum(...)]` configures the whole set; on a variant or field it would be ignored.
+fn check_no_misplaced_factum_attribute(errors: &mut Errors, input: &DeriveInput) {
+    let syn::Data::Enum(data) = &input.data else {
+        return;
+    };
+    let misplaced = data.variants.iter().flat_map(|variant| {
+        variant
+            .attrs
+            .iter()
+            .chain(variant.fields.iter().flat_map(|field| &field.attrs))
+    });
+    for attribute in misplaced.filter(|a| a.path().is_ident("factum")) {
+        errors.error_spanned_by(
+            attribute,
+            "`#[factum(...)]` goes on the enum itself, not on a variant or field",
+        );
+    }
 }
 
 fn expand_model(model: &SetModel) -> TokenStream {
@@ -120,6 +152,21 @@ fn expand_model(model: &SetModel) -> TokenStream {
     let event = |ty: &Type| quote_spanned!(ty.span()=> <#ty as #private::Event>);
     let events: Vec<_> = types.iter().map(|ty| event(ty)).collect();
     let name_checks = command_set::repeated_name_checks(model, &quote!(#private::Event), "event");
+    // Spanned at each variant's type, so a member that is not an event is reported there.
+    let encode_calls: Vec<_> = types
+        .iter()
+        .map(|ty| {
+            let private = respan(private.clone(), ty.span());
+            quote_spanned!(ty.span()=> #private::encode::<#ty>)
+        })
+        .collect();
+    let decode_calls: Vec<_> = types
+        .iter()
+        .map(|ty| {
+            let private = respan(private.clone(), ty.span());
+            quote_spanned!(ty.span()=> #private::decode_member::<#ty, Self>)
+        })
+        .collect();
 
     quote! {
         const _: () = {
@@ -137,7 +184,7 @@ fn expand_model(model: &SetModel) -> TokenStream {
                 }
 
                 fn encode(&self) -> ::core::result::Result<#private::EncodedEvent, #private::EncodeError> {
-                    match self { #(Self::#variants(event) => #private::encode(event),)* }
+                    match self { #(Self::#variants(event) => #encode_calls(event),)* }
                 }
 
                 fn decode(
@@ -147,7 +194,7 @@ fn expand_model(model: &SetModel) -> TokenStream {
                 ) -> ::core::result::Result<Self, #private::DecodeError> {
                     #(
                         if name == #events::NAME {
-                            return #private::decode_member(version, payload, Self::#variants);
+                            return #decode_calls(version, payload, Self::#variants);
                         }
                     )*
                     ::core::result::Result::Err(#private::unknown_event(#set_name, name, version))
@@ -175,14 +222,14 @@ fn expand_model(model: &SetModel) -> TokenStream {
                 #[automatically_derived]
                 impl #private::IntoEvents<#ident> for ::core::option::Option<#types> {
                     fn into_events(self) -> #private::std::vec::Vec<#ident> {
-                        self.into_iter().map(#ident::#variants).collect()
+                        #private::collect_events(self, #ident::#variants)
                     }
                 }
 
                 #[automatically_derived]
                 impl #private::IntoEvents<#ident> for #private::std::vec::Vec<#types> {
                     fn into_events(self) -> #private::std::vec::Vec<#ident> {
-                        self.into_iter().map(#ident::#variants).collect()
+                        #private::collect_events(self, #ident::#variants)
                     }
                 }
             )*

@@ -13,6 +13,7 @@ mod ctxt;
 mod derives;
 mod event;
 mod event_set;
+mod respan;
 
 use proc_macro::TokenStream;
 

@@ -129,18 +129,33 @@ pub fn unknown_event(set: &'static str, name: &str, version: u32) -> DecodeError
     }
 }
 
-/// Turns a `#[handle]` method's result into the events of its aggregate.
+/// The events a `#[handle]` method returned, as events of its aggregate's set.
 #[inline]
-pub fn into_events<A, R, E>(result: Result<R, E>) -> Result<Vec<A::Events>, A::Error>
+pub fn events_of<A, R>(returned: R) -> Vec<A::Events>
 where
     A: Aggregate,
     R: IntoEvents<A::Events>,
+{
+    returned.into_events()
+}
+
+/// The error a `#[handle]` method returned, as its aggregate's error.
+#[inline]
+pub fn error_of<A, E>(returned: E) -> A::Error
+where
+    A: Aggregate,
     E: Into<A::Error>,
 {
-    match result {
-        Ok(events) => Ok(events.into_events()),
-        Err(error) => Err(error.into()),
-    }
+    returned.into()
+}
+
+/// Wraps each event of an `Option` or `Vec` in its set's variant.
+#[inline]
+pub fn collect_events<I, E, S>(events: I, variant: fn(E) -> S) -> Vec<S>
+where
+    I: IntoIterator<Item = E>,
+{
+    events.into_iter().map(variant).collect()
 }
 
 /// Compiles only when `E` is an event of the set `S`.

@@ -22,6 +22,11 @@ pub trait Command:
 
 /// The closed set of commands an aggregate accepts, as an enum with one variant per
 /// command. Implemented by `#[derive(Commands)]`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a command set",
+    label = "not a #[derive(Commands)] enum",
+    note = "an aggregate's `commands = ...` names an enum with `#[derive(Commands)]` and one variant per command"
+)]
 pub trait CommandSet: Send + Sync + 'static {
     /// The Rust name of the set, for messages.
     const SET_NAME: &'static str;

@@ -45,6 +45,11 @@ pub struct EncodedEvent {
 ///
 /// Implemented by `#[derive(Events)]`. Decoding accepts every stored version of every
 /// event in the set and always yields the newest shape.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an event set",
+    label = "not a #[derive(Events)] enum",
+    note = "an aggregate's `events = ...` names an enum with `#[derive(Events)]` and one variant per event"
+)]
 pub trait EventSet: Sized + Send + Sync + 'static {
     /// The Rust name of the set, for messages.
     const SET_NAME: &'static str;

@@ -21,7 +21,7 @@ pub struct RecordDecodeError {
     pub position: u64,
     /// What failed, naming the event and its schema version.
     #[source]
-    pub source: DecodeError,
+    pub source: Box<DecodeError>,
 }
 
 /// Decodes a recorded event into its set's newest shape.
@@ -31,7 +31,7 @@ pub fn decode_record<S: EventSet>(record: &RecordedEvent) -> Result<S, RecordDec
             stream_id: record.stream_id.clone(),
             stream_version: record.stream_version,
             position: record.position,
-            source,
+            source: Box::new(source),
         }
     })
 }

@@ -1,0 +1,9 @@
+// #[command] goes on a struct.
+use factum::command;
+
+#[command]
+pub enum Open {
+    Now { id: String },
+}
+
+fn main() {}

@@ -1,0 +1,7 @@
+// #[command] goes on a struct.
+use factum::command;
+
+#[command]
+pub fn open() {}
+
+fn main() {}

@@ -1,0 +1,29 @@
+// Two command types with one name in a set.
+use factum::{Commands, command};
+
+#[command]
+pub struct Open {
+    #[aggregate_id]
+    pub id: String,
+}
+
+#[command]
+pub struct Close {
+    #[aggregate_id]
+    pub id: String,
+}
+
+#[command(name = "Open")]
+pub struct OpenNow {
+    #[aggregate_id]
+    pub id: String,
+}
+
+#[derive(Commands)]
+pub enum AccountCommand {
+    Open(Open),
+    Close(Close),
+    OpenNow(OpenNow),
+}
+
+fn main() {}

@@ -1,0 +1,7 @@
+// `name` is given twice.
+use factum::event;
+
+#[event(name = "Opened", name = "AccountOpened")]
+pub struct Opened {}
+
+fn main() {}

@@ -1,0 +1,7 @@
+// A name is non-empty.
+use factum::event;
+
+#[event(name = "")]
+pub struct Opened {}
+
+fn main() {}

@@ -1,0 +1,7 @@
+// A name contains no whitespace.
+use factum::event;
+
+#[event(name = "Account Opened")]
+pub struct Opened {}
+
+fn main() {}

@@ -1,0 +1,7 @@
+// #[event] goes on a type.
+use factum::event;
+
+#[event(name = "Opened")]
+pub fn opened() {}
+
+fn main() {}

@@ -1,0 +1,16 @@
+// Two `upcast_json` for version 1.
+use factum::event;
+
+fn upcast(value: serde_json::Value) -> Result<serde_json::Value, std::convert::Infallible> {
+    Ok(value)
+}
+
+#[event(
+    name = "Opened",
+    version = 2,
+    upcast_json(from = 1, with = upcast),
+    upcast_json(from = 1, with = upcast)
+)]
+pub struct Opened {}
+
+fn main() {}
