@@ -28,7 +28,175 @@ pub use event::{EncodedEvent, Event, EventOf, EventSet, IntoEvents};
 /// Re-exported: event and command ids are UUIDs.
 pub use uuid;
 
-pub use factum_macros::{Commands, Events, aggregate, command, event};
+/// Makes a struct or enum an [`Event`] with a stable name and an integer version.
+///
+/// ```text
+/// #[event(name = "OrderPlaced", version = 2, upcast_from = OrderPlacedV1)]
+/// #[event(name = "ItemAdded", version = 3, upcast_json(from = 1, with = v1_to_v2), upcast_json(from = 2, with = v2_to_v3))]
+/// ```
+///
+/// | key | meaning | default |
+/// |---|---|---|
+/// | `name = "..."` | the stable name stored with the payload | the type's name |
+/// | `version = N` | the payload's schema version, from 1 | 1 |
+/// | `upcast_from = T` | the type of version N-1, converted with `From`/`TryFrom` | |
+/// | `upcast_json(from = K, with = f)` | reads retired version K with `fn(serde_json::Value) -> Result<serde_json::Value, E>` into version K+1 | |
+/// | `crate = "path"` | where factum is, if renamed | `::factum` |
+///
+/// It derives `Serialize`, `Deserialize` and `JsonSchema` unless the type already
+/// derives them. Versions are consecutive: version N > 1 needs `upcast_from` naming
+/// version N-1 of the same name (checked at compile time) or `upcast_json` steps up to
+/// N-1, so every stored version stays readable.
+///
+/// ```
+/// use factum::prelude::*;
+///
+/// #[event(name = "TaskCreated", version = 1)]
+/// pub struct TaskCreatedV1 { pub title: String }
+///
+/// #[event(name = "TaskCreated", version = 2, upcast_from = TaskCreatedV1)]
+/// #[derive(Debug, PartialEq)]
+/// pub struct TaskCreated { pub title: String, pub priority: u8 }
+///
+/// impl From<TaskCreatedV1> for TaskCreated {
+///     fn from(old: TaskCreatedV1) -> Self { Self { title: old.title, priority: 3 } }
+/// }
+///
+/// let v1 = serde_json::value::to_raw_value(&serde_json::json!({ "title": "water plants" })).unwrap();
+/// let task = TaskCreated::decode_version(1, &v1).unwrap();
+/// assert_eq!(task, TaskCreated { title: "water plants".into(), priority: 3 });
+/// assert_eq!((TaskCreated::NAME, TaskCreated::VERSION), ("TaskCreated", 2));
+/// ```
+pub use factum_macros::event;
+
+/// Implements [`EventSet`] for an enum whose variants each hold one event type: encode,
+/// decode through every event's upcasts, `From` each event, and the compile-time check
+/// that an aggregate using the set applies every event.
+///
+/// Two variants may not carry the same event name (a compile error). Set
+/// `#[factum(crate = "path")]` on the enum if factum is renamed.
+///
+/// ```
+/// use factum::prelude::*;
+///
+/// #[event(name = "TaskCreated")]
+/// #[derive(Debug, PartialEq)]
+/// pub struct TaskCreated { pub title: String }
+///
+/// #[event(name = "TaskDone")]
+/// #[derive(Debug, PartialEq)]
+/// pub struct TaskDone {}
+///
+/// #[derive(Events, Debug, PartialEq)]
+/// pub enum TaskEvent { Created(TaskCreated), Done(TaskDone) }
+///
+/// let encoded = TaskEvent::from(TaskDone {}).encode().unwrap();
+/// assert_eq!((encoded.name, encoded.version, encoded.payload.get()), ("TaskDone", 1, "{}"));
+/// let decoded = TaskEvent::decode("TaskDone", 1, &encoded.payload).unwrap();
+/// assert_eq!(decoded, TaskEvent::Done(TaskDone {}));
+/// assert!(TaskEvent::decode("TaskMoved", 1, &encoded.payload).is_err());
+/// ```
+pub use factum_macros::Events;
+
+/// Makes a struct a [`Command`], addressed by its one `#[aggregate_id]` field (any type
+/// that implements `Display`).
+///
+/// `name = "..."` sets the stable name (default: the type's name); `crate = "path"` where
+/// factum is, if renamed. Derives `Serialize`, `Deserialize` and `JsonSchema` unless the
+/// type already derives them.
+///
+/// ```
+/// use factum::prelude::*;
+///
+/// #[command(name = "CompleteTask")]
+/// pub struct CompleteTask {
+///     #[aggregate_id]
+///     pub task_id: u64,
+///     pub note: Option<String>,
+/// }
+///
+/// assert_eq!(CompleteTask { task_id: 7, note: None }.aggregate_id(), "7");
+/// assert_eq!(CompleteTask::NAME, "CompleteTask");
+/// ```
+pub use factum_macros::command;
+
+/// Implements [`CommandSet`] for an enum whose variants each hold one command type, `From`
+/// each command, and the compile-time check that an aggregate using the set handles
+/// every command. See [`aggregate`] for an example.
+pub use factum_macros::Commands;
+
+/// Implements [`Aggregate`] from an inherent impl block of `#[handle]` and `#[apply]`
+/// methods.
+///
+/// ```text
+/// #[aggregate(name = "Order", events = OrderEvent, commands = OrderCommand, error = OrderError,
+///             services = Catalog, ignore_events = [OrderNoteAdded])]
+/// ```
+///
+/// | key | meaning | default |
+/// |---|---|---|
+/// | `events = E` | the `#[derive(Events)]` enum | required |
+/// | `commands = C` | the `#[derive(Commands)]` enum | required |
+/// | `error = T` | the handlers' error type (`std::error::Error`) | required |
+/// | `name = "..."` | the stable aggregate name, the stream type | the type's name |
+/// | `services = S` | what handlers may take as `&S` for outside lookups | `()` |
+/// | `ignore_events = [..]` | events that deliberately change no state | none |
+/// | `crate = "path"` | where factum is, if renamed | `::factum` |
+///
+/// - `#[handle] fn name(&self, command: C[, services: &S]) -> Result<T, E>` where `T` is
+///   one event of the set, `Option` or `Vec` of events, the set enum, `Vec` of it, or
+///   `()`, and `E` converts `Into` the aggregate's error.
+/// - `#[apply] fn name(&mut self, event: &Event)`.
+///
+/// Every event of the set needs an `#[apply]` (or a place in `ignore_events`) and every
+/// command a `#[handle]`; otherwise the build fails with, e.g., "aggregate `Task` has no
+/// #[apply] handler for event `TaskDone`".
+///
+/// ```
+/// use factum::prelude::*;
+///
+/// #[event(name = "TaskCreated")]
+/// #[derive(Debug, PartialEq)]
+/// pub struct TaskCreated { pub title: String }
+///
+/// #[derive(Events, Debug, PartialEq)]
+/// pub enum TaskEvent { Created(TaskCreated) }
+///
+/// #[command]
+/// pub struct CreateTask { #[aggregate_id] pub task_id: String, pub title: String }
+///
+/// #[derive(Commands)]
+/// pub enum TaskCommand { Create(CreateTask) }
+///
+/// #[derive(Debug, thiserror::Error)]
+/// #[error("the task exists")]
+/// pub struct TaskExists;
+///
+/// #[derive(Default)]
+/// pub struct Task { title: Option<String> }
+///
+/// #[aggregate(events = TaskEvent, commands = TaskCommand, error = TaskExists)]
+/// impl Task {
+///     #[handle]
+///     fn create(&self, command: CreateTask) -> Result<TaskCreated, TaskExists> {
+///         match self.title {
+///             Some(_) => Err(TaskExists),
+///             None => Ok(TaskCreated { title: command.title }),
+///         }
+///     }
+///
+///     #[apply]
+///     fn created(&mut self, event: &TaskCreated) {
+///         self.title = Some(event.title.clone());
+///     }
+/// }
+///
+/// let task = Task::default();
+/// let events = task.handle(CreateTask { task_id: "t-1".into(), title: "water".into() }.into(), &()).unwrap();
+/// assert_eq!(events, [TaskEvent::Created(TaskCreated { title: "water".into() })]);
+/// assert_eq!(<Task as Aggregate>::NAME, "Task");
+/// ```
+pub use factum_macros::aggregate;
 
 /// The names most code needs: the macros, the traits, the repository and the store.
 pub mod prelude {
