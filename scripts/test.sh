@@ -21,6 +21,9 @@ step "tests: unit, integration, properties, snapshots, compile-fail UI, doc test
 CI="${CI:-true}" cargo test --workspace --all-targets --locked
 CI="${CI:-true}" cargo test --workspace --doc --locked
 
+step "documentation builds without broken links"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
+
 step "the main job runs end to end"
 cargo run --quiet --locked -p factum-example-orders --bin orders > /dev/null
 

@@ -150,7 +150,7 @@ pub use factum_macros::Commands;
 ///
 /// Every event of the set needs an `#[apply]` (or a place in `ignore_events`) and every
 /// command a `#[handle]`; otherwise the build fails with, e.g., "aggregate `Task` has no
-/// #[apply] handler for event `TaskDone`".
+/// #\[apply\] handler for event `TaskDone`".
 ///
 /// ```
 /// use factum::prelude::*;
