@@ -1,44 +1,7 @@
 // An #[apply] method takes the event by shared reference, not `&mut`.
 use factum::prelude::*;
 
-#[event(name = "Opened")]
-pub struct Opened {}
-
-#[event(name = "Closed")]
-pub struct Closed {}
-
-#[derive(Events)]
-pub enum AccountEvent {
-    Opened(Opened),
-    Closed(Closed),
-}
-
-#[command]
-pub struct Open {
-    #[aggregate_id]
-    pub id: String,
-}
-
-#[command]
-pub struct Close {
-    #[aggregate_id]
-    pub id: String,
-}
-
-#[derive(Commands)]
-pub enum AccountCommand {
-    Open(Open),
-    Close(Close),
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("the account refused the command")]
-pub struct AccountError;
-
-#[derive(Default)]
-pub struct Account {
-    pub open: bool,
-}
+include!("../../fixtures/account_domain.rs");
 
 #[aggregate(events = AccountEvent, commands = AccountCommand, error = AccountError)]
 impl Account {

@@ -1,17 +1,7 @@
 // Each variant holds a #[command] type.
 use factum::{Commands, command};
 
-#[command]
-pub struct Open {
-    #[aggregate_id]
-    pub id: String,
-}
-
-#[command]
-pub struct Close {
-    #[aggregate_id]
-    pub id: String,
-}
+include!("../../fixtures/account_commands.rs");
 
 #[derive(serde::Serialize, serde::Deserialize)]
 pub struct Rename {}

@@ -1,17 +1,7 @@
 // #[derive(Commands)] goes on an enum.
 use factum::{Commands, command};
 
-#[command]
-pub struct Open {
-    #[aggregate_id]
-    pub id: String,
-}
-
-#[command]
-pub struct Close {
-    #[aggregate_id]
-    pub id: String,
-}
+include!("../../fixtures/account_commands.rs");
 
 #[derive(Commands)]
 pub struct AccountCommand {

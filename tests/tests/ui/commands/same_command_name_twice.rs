@@ -1,17 +1,7 @@
 // Two command types with one name in a set.
 use factum::{Commands, command};
 
-#[command]
-pub struct Open {
-    #[aggregate_id]
-    pub id: String,
-}
-
-#[command]
-pub struct Close {
-    #[aggregate_id]
-    pub id: String,
-}
+include!("../../fixtures/account_commands.rs");
 
 #[command(name = "Open")]
 pub struct OpenNow {

@@ -1,17 +1,7 @@
 // Each variant holds one command.
 use factum::{Commands, command};
 
-#[command]
-pub struct Open {
-    #[aggregate_id]
-    pub id: String,
-}
-
-#[command]
-pub struct Close {
-    #[aggregate_id]
-    pub id: String,
-}
+include!("../../fixtures/account_commands.rs");
 
 #[derive(Commands)]
 pub enum AccountCommand {

@@ -1,17 +1,7 @@
 // `rename_all` is not a key of #[factum] on #[derive(Commands)].
 use factum::{Commands, command};
 
-#[command]
-pub struct Open {
-    #[aggregate_id]
-    pub id: String,
-}
-
-#[command]
-pub struct Close {
-    #[aggregate_id]
-    pub id: String,
-}
+include!("../../fixtures/account_commands.rs");
 
 #[derive(Commands)]
 #[factum(rename_all = "snake_case")]

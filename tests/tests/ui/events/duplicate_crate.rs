@@ -1,11 +1,7 @@
 // `crate` is given twice.
 use factum::{Events, event};
 
-#[event(name = "Opened")]
-pub struct Opened {}
-
-#[event(name = "Closed")]
-pub struct Closed {}
+include!("../../fixtures/account_events.rs");
 
 #[derive(Events)]
 #[factum(crate = "factum", crate = "factum")]

@@ -1,11 +1,7 @@
 // A set has at least one event.
 use factum::{Events, event};
 
-#[event(name = "Opened")]
-pub struct Opened {}
-
-#[event(name = "Closed")]
-pub struct Closed {}
+include!("../../fixtures/account_events.rs");
 
 #[derive(Events)]
 pub enum AccountEvent {}

@@ -1,11 +1,7 @@
 // Each variant holds a #[event] type.
 use factum::{Events, event};
 
-#[event(name = "Opened")]
-pub struct Opened {}
-
-#[event(name = "Closed")]
-pub struct Closed {}
+include!("../../fixtures/account_events.rs");
 
 #[derive(serde::Serialize, serde::Deserialize)]
 pub struct Renamed {}

@@ -1,11 +1,7 @@
 // #[derive(Events)] goes on an enum.
 use factum::{Events, event};
 
-#[event(name = "Opened")]
-pub struct Opened {}
-
-#[event(name = "Closed")]
-pub struct Closed {}
+include!("../../fixtures/account_events.rs");
 
 #[derive(Events)]
 pub union AccountEvent {

@@ -1,11 +1,7 @@
 // Two types with one event name (two versions of one event) in a set.
 use factum::{Events, event};
 
-#[event(name = "Opened")]
-pub struct Opened {}
-
-#[event(name = "Closed")]
-pub struct Closed {}
+include!("../../fixtures/account_events.rs");
 
 #[event(name = "Opened", version = 2, upcast_from = Opened)]
 pub struct OpenedV2 {}

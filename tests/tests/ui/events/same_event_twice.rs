@@ -1,11 +1,7 @@
 // Each event appears once in a set.
 use factum::{Events, event};
 
-#[event(name = "Opened")]
-pub struct Opened {}
-
-#[event(name = "Closed")]
-pub struct Closed {}
+include!("../../fixtures/account_events.rs");
 
 #[derive(Events)]
 pub enum AccountEvent {

@@ -1,11 +1,7 @@
 // `rename_all` is not a key of #[factum] on #[derive(Events)].
 use factum::{Events, event};
 
-#[event(name = "Opened")]
-pub struct Opened {}
-
-#[event(name = "Closed")]
-pub struct Closed {}
+include!("../../fixtures/account_events.rs");
 
 #[derive(Events)]
 #[factum(rename_all = "snake_case")]
