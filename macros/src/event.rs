@@ -210,10 +210,10 @@ fn check_item_shape(errors: &mut Errors, input: &DeriveInput) {
         );
     }
     if let Data::Union(union) = &input.data {
-        errors.error_spanned_by(
-            &union.union_token,
+        errors.push(syn::Error::new(
+            union.union_token.span,
             "#[event] goes on a struct or an enum, not a union",
-        );
+        ));
     }
 }
 

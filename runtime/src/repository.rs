@@ -7,7 +7,7 @@ use crate::command::CommandSet;
 use crate::envelope::{CommandMetadata, NewEvent, RecordedEvent};
 use crate::error::{DecodeError, EncodeError};
 use crate::event::EventSet;
-use crate::store::{EventStore, ExpectedVersion, StoreError};
+use crate::store::{EventStore, ExpectedVersion, StoreError, VisitError};
 
 /// A stored event that could not be decoded, with where it is stored.
 #[derive(Debug, thiserror::Error)]
@@ -154,7 +154,6 @@ impl Default for RetryPolicy {
 pub struct Repository<A: Aggregate, S> {
     store: S,
     services: A::Services,
-    page_size: usize,
     aggregate: PhantomData<fn() -> A>,
 }
 
@@ -184,7 +183,6 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         Self {
             store,
             services,
-            page_size: 1024,
             aggregate: PhantomData,
         }
     }
@@ -207,19 +205,18 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     async fn load_stream(&self, stream_id: &str) -> Result<Loaded<A>, RepositoryError<A::Error>> {
         let mut state = A::default();
         let mut version = 0;
-        loop {
-            let page = self
-                .store
-                .read_stream(stream_id, version + 1, self.page_size)
-                .await?;
-            replay(&mut state, &page)?;
-            if let Some(last) = page.last() {
-                version = last.stream_version;
-            }
-            if page.len() < self.page_size {
-                return Ok(Loaded { state, version });
-            }
-        }
+        self.store
+            .for_each_in_stream(stream_id, 1, |record| {
+                state.apply(&decode_record::<A::Events>(record)?);
+                version = record.stream_version;
+                Ok(())
+            })
+            .await
+            .map_err(|error| match error {
+                VisitError::Store(error) => RepositoryError::from(error),
+                VisitError::Visitor(error) => RepositoryError::Decode(error),
+            })?;
+        Ok(Loaded { state, version })
     }
 
     /// Runs a command with fresh metadata.

@@ -5,7 +5,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use uuid::Uuid;
 
-use super::{AppendOutcome, EventStore, ExpectedVersion, StoreError};
+use super::{AppendOutcome, EventStore, ExpectedVersion, StoreError, VisitError};
 use crate::envelope::{NewEvent, RecordedEvent};
 
 /// An in-memory [`EventStore`]. Cloning it shares the same log.
@@ -199,6 +199,28 @@ impl EventStore for MemoryStore {
             .take(limit)
             .map(|index| state.log[*index].clone())
             .collect())
+    }
+
+    async fn for_each_in_stream<E, F>(
+        &self,
+        stream_id: &str,
+        from_version: u64,
+        mut visit: F,
+    ) -> Result<(), VisitError<E>>
+    where
+        E: Send,
+        F: FnMut(&RecordedEvent) -> Result<(), E> + Send,
+    {
+        // Lends the stored events under the read lock: replay copies nothing.
+        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+        let Some(stream) = state.streams.get(stream_id) else {
+            return Ok(());
+        };
+        let skip = usize::try_from(from_version.saturating_sub(1)).unwrap_or(usize::MAX);
+        for index in stream.log_indexes.iter().skip(skip) {
+            visit(&state.log[*index]).map_err(VisitError::Visitor)?;
+        }
+        Ok(())
     }
 
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {

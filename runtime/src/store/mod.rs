@@ -94,6 +94,17 @@ fn describe_actual(actual: Option<u64>) -> String {
     }
 }
 
+/// Why [`EventStore::for_each_in_stream`] stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum VisitError<E> {
+    /// The store failed.
+    #[error(transparent)]
+    Store(StoreError),
+    /// The visitor returned an error.
+    #[error(transparent)]
+    Visitor(E),
+}
+
 /// An append-only log of streams of events.
 ///
 /// Every backend guarantees: appends are atomic (all events or none) and checked against
@@ -125,6 +136,40 @@ pub trait EventStore: Send + Sync {
         after: u64,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send;
+
+    /// Calls `visit` with each event of a stream from stream version `from_version` on,
+    /// in order, without handing out copies; stops at the first error of `visit`.
+    ///
+    /// Replaying an aggregate goes through here. The default reads pages with
+    /// [`EventStore::read_stream`]; a store that holds events in memory lends them out.
+    fn for_each_in_stream<E, F>(
+        &self,
+        stream_id: &str,
+        from_version: u64,
+        mut visit: F,
+    ) -> impl Future<Output = Result<(), VisitError<E>>> + Send
+    where
+        E: Send,
+        F: FnMut(&RecordedEvent) -> Result<(), E> + Send,
+    {
+        async move {
+            const PAGE: usize = 1024;
+            let mut next = from_version.max(1);
+            loop {
+                let page = self
+                    .read_stream(stream_id, next, PAGE)
+                    .await
+                    .map_err(VisitError::Store)?;
+                for event in &page {
+                    visit(event).map_err(VisitError::Visitor)?;
+                }
+                match page.last() {
+                    Some(last) if page.len() == PAGE => next = last.stream_version + 1,
+                    _ => return Ok(()),
+                }
+            }
+        }
+    }
 
     /// The stream's last version, or `None` when it does not exist.
     fn stream_version(
