@@ -248,3 +248,92 @@ async fn concurrent_writers_keep_streams_gapless() {
         assert_eq!(versions, (1..=versions.len() as u64).collect::<Vec<_>>());
     }
 }
+
+/// A store that only forwards the required methods, so it uses the default
+/// `for_each_in_stream`, which pages through `read_stream`.
+struct ForwardingStore(MemoryStore);
+
+impl EventStore for ForwardingStore {
+    async fn append(
+        &self,
+        stream_id: &str,
+        stream_type: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<factum::store::AppendOutcome, StoreError> {
+        self.0
+            .append(stream_id, stream_type, expected, events)
+            .await
+    }
+    async fn read_stream(
+        &self,
+        stream_id: &str,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.0.read_stream(stream_id, from, limit).await
+    }
+    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.0.read_all(after, limit).await
+    }
+    async fn stream_version(&self, stream_id: &str) -> Result<Option<u64>, StoreError> {
+        self.0.stream_version(stream_id).await
+    }
+}
+
+#[tokio::test]
+async fn visiting_a_stream_sees_every_event_once_in_order_and_stops_at_an_error() {
+    let memory = MemoryStore::new();
+    memory
+        .append("s", "T", ExpectedVersion::NoStream, events(2500))
+        .await
+        .unwrap();
+    memory
+        .append("other", "T", ExpectedVersion::NoStream, events(3))
+        .await
+        .unwrap();
+    let forwarding = ForwardingStore(memory.clone());
+
+    for from in [0, 1, 1024, 1025, 2500, 2501] {
+        let mut lent = Vec::new();
+        memory
+            .for_each_in_stream("s", from, |event| {
+                lent.push(event.stream_version);
+                Ok::<_, ()>(())
+            })
+            .await
+            .unwrap();
+        let mut paged = Vec::new();
+        forwarding
+            .for_each_in_stream("s", from, |event| {
+                paged.push(event.stream_version);
+                Ok::<_, ()>(())
+            })
+            .await
+            .unwrap();
+        let expected: Vec<u64> = (from.max(1)..=2500).collect();
+        assert_eq!(lent, expected, "memory store from {from}");
+        assert_eq!(paged, expected, "default implementation from {from}");
+    }
+
+    for store_kind in ["memory", "default"] {
+        let mut seen = 0;
+        let visit = |event: &RecordedEvent| {
+            seen += 1;
+            if event.stream_version == 1500 {
+                Err("stop")
+            } else {
+                Ok(())
+            }
+        };
+        let result = match store_kind {
+            "memory" => memory.for_each_in_stream("s", 1, visit).await,
+            _ => forwarding.for_each_in_stream("s", 1, visit).await,
+        };
+        assert!(
+            matches!(result, Err(factum::store::VisitError::Visitor("stop"))),
+            "{store_kind}"
+        );
+        assert_eq!(seen, 1500, "{store_kind}");
+    }
+}
