@@ -18,8 +18,10 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "tests: unit, integration, properties, snapshots, compile-fail UI, doc tests"
 # CI=true makes insta fail on a changed snapshot instead of writing a new one.
-CI="${CI:-true}" cargo test --workspace --all-targets --locked
-CI="${CI:-true}" cargo test --workspace --doc --locked
+test_log=$(mktemp)
+trap 'rm -f "$test_log"' EXIT
+CI="${CI:-true}" cargo test --workspace --all-targets --locked 2>&1 | tee "$test_log"
+CI="${CI:-true}" cargo test --workspace --doc --locked 2>&1 | tee -a "$test_log"
 
 step "documentation builds without broken links"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
@@ -28,3 +30,5 @@ step "the main job runs end to end"
 cargo run --quiet --locked -p factum-example-orders --bin orders > /dev/null
 
 step "all tests passed"
+# One closing line for all the test binaries above.
+awk '/^test result:/ { passed += $4; failed += $6 } END { printf "%d passed, %d failed\n", passed, failed }' "$test_log"
