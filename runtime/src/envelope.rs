@@ -39,7 +39,8 @@ pub struct NewEvent {
 }
 
 impl NewEvent {
-    /// A new event with a fresh UUID v7 and the current time.
+    /// A new event with a fresh UUID v7 and the current time, to the microsecond (the
+    /// precision every store keeps, PostgreSQL's included).
     pub fn new(
         name: impl Into<String>,
         schema_version: u32,
@@ -51,10 +52,15 @@ impl NewEvent {
             name: name.into(),
             schema_version,
             payload,
-            timestamp: Utc::now(),
+            timestamp: now_to_the_microsecond(),
             metadata,
         }
     }
+}
+
+/// The current time, truncated to whole microseconds.
+fn now_to_the_microsecond() -> DateTime<Utc> {
+    chrono::SubsecRound::trunc_subsecs(Utc::now(), 6)
 }
 
 /// An event as the store recorded it.
@@ -154,4 +160,21 @@ impl CommandMetadata {
             extra: self.extra.clone(),
         }
     }
+}
+
+/// The saved state of an aggregate at a stream version, so loading it replays only the
+/// events after that version.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// The stream the state was built from.
+    pub stream_id: String,
+    /// The last stream version applied to the state.
+    pub stream_version: u64,
+    /// The aggregate's snapshot schema version: a snapshot of another schema is never
+    /// deserialised, only replaced.
+    pub schema_version: u32,
+    /// The serialised state.
+    pub state: Box<RawValue>,
+    /// When the snapshot was taken.
+    pub taken_at: DateTime<Utc>,
 }

@@ -279,6 +279,15 @@ impl EventStore for ForwardingStore {
     async fn stream_version(&self, stream_id: &str) -> Result<Option<u64>, StoreError> {
         self.0.stream_version(stream_id).await
     }
+    async fn save_snapshot(&self, snapshot: factum::envelope::Snapshot) -> Result<(), StoreError> {
+        self.0.save_snapshot(snapshot).await
+    }
+    async fn load_snapshot(
+        &self,
+        stream_id: &str,
+    ) -> Result<Option<factum::envelope::Snapshot>, StoreError> {
+        self.0.load_snapshot(stream_id).await
+    }
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use uuid::Uuid;
 
 use super::{AppendOutcome, EventStore, ExpectedVersion, StoreError, VisitError};
-use crate::envelope::{NewEvent, RecordedEvent};
+use crate::envelope::{NewEvent, RecordedEvent, Snapshot};
 
 /// An in-memory [`EventStore`]. Cloning it shares the same log.
 #[derive(Debug, Clone, Default)]
@@ -19,6 +19,7 @@ struct State {
     /// The global log; an event's position is its index + 1.
     log: Vec<RecordedEvent>,
     streams: HashMap<String, Stream>,
+    snapshots: HashMap<String, Snapshot>,
     /// Log index of every stored event id.
     event_ids: HashMap<Uuid, usize>,
 }
@@ -227,6 +228,17 @@ impl EventStore for MemoryStore {
         let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
         let skip = usize::try_from(after).unwrap_or(usize::MAX);
         Ok(state.log.iter().skip(skip).take(limit).cloned().collect())
+    }
+
+    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        state.snapshots.insert(snapshot.stream_id.clone(), snapshot);
+        Ok(())
+    }
+
+    async fn load_snapshot(&self, stream_id: &str) -> Result<Option<Snapshot>, StoreError> {
+        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+        Ok(state.snapshots.get(stream_id).cloned())
     }
 
     async fn stream_version(&self, stream_id: &str) -> Result<Option<u64>, StoreError> {

@@ -1,13 +1,21 @@
 //! The storage contract every backend fulfils.
 
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 
 use std::fmt;
 use std::future::Future;
 
 pub use memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteStore;
 
-use crate::envelope::{NewEvent, RecordedEvent};
+use crate::envelope::{NewEvent, RecordedEvent, Snapshot};
 
 /// What the writer expects the stream to look like; checked atomically with the append.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +89,17 @@ pub enum StoreError {
         existing: String,
         /// The type the append named.
         requested: String,
+    },
+    /// A stored row could not be read back (a corrupt column, not a payload: payloads are
+    /// decoded by the event set and fail with a typed decode error instead).
+    #[error("stream `{stream_id}` version {stream_version}: stored row is corrupt: {reason}")]
+    CorruptRow {
+        /// The stream holding the row.
+        stream_id: String,
+        /// The row's stream version.
+        stream_version: u64,
+        /// What could not be read.
+        reason: String,
     },
     /// The backend failed.
     #[error("store backend failed: {0}")]
@@ -176,4 +195,14 @@ pub trait EventStore: Send + Sync {
         &self,
         stream_id: &str,
     ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;
+
+    /// Stores the snapshot as the stream's latest, replacing any earlier one.
+    fn save_snapshot(&self, snapshot: Snapshot)
+    -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The stream's latest snapshot, if any.
+    fn load_snapshot(
+        &self,
+        stream_id: &str,
+    ) -> impl Future<Output = Result<Option<Snapshot>, StoreError>> + Send;
 }

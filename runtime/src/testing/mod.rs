@@ -24,6 +24,9 @@
 
 use std::fmt::Debug;
 
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
 use crate::aggregate::Aggregate;
 use crate::event::EventSet;
 

@@ -1,0 +1,609 @@
+//! The store conformance suite: the guarantees every [`EventStore`] gives, written once
+//! and run against every backend (memory, SQLite, PostgreSQL, and yours).
+//!
+//! Each check takes a store that is empty when the check starts and panics with a
+//! message naming the broken guarantee. [`run_contract`] runs the single-writer checks;
+//! [`conflict_storm`] and [`follower_sees_every_event`] race many writers.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! use factum::store::MemoryStore;
+//! use factum::testing::conformance;
+//!
+//! conformance::run_contract(MemoryStore::new).await;
+//! # }
+//! ```
+
+use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::{TimeZone, Utc};
+use serde_json::json;
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+use crate::envelope::{Metadata, NewEvent, RecordedEvent, Snapshot};
+use crate::store::{EventStore, ExpectedVersion, StoreError, VisitError};
+
+/// Runs every single-writer check, each on a fresh store from `fresh_store`.
+pub async fn run_contract<S, F, Fut>(mut fresh_store: F)
+where
+    S: EventStore,
+    F: FnMut() -> Fut,
+    Fut: IntoStore<S>,
+{
+    atomic_batches(&fresh_store().into_store().await).await;
+    expected_versions(&fresh_store().into_store().await).await;
+    idempotent_re_append(&fresh_store().into_store().await).await;
+    reading_ranges_and_all(&fresh_store().into_store().await).await;
+    visiting_streams(&fresh_store().into_store().await).await;
+    metadata_round_trip(&fresh_store().into_store().await).await;
+    large_payloads(&fresh_store().into_store().await).await;
+    hostile_stream_ids(&fresh_store().into_store().await).await;
+    many_streams(&fresh_store().into_store().await).await;
+    snapshots(&fresh_store().into_store().await).await;
+}
+
+/// What a store factory returns: a store, or a future of one.
+pub trait IntoStore<S> {
+    /// Resolves to the store.
+    fn into_store(self) -> impl Future<Output = S>;
+}
+
+impl<S: EventStore> IntoStore<S> for S {
+    async fn into_store(self) -> S {
+        self
+    }
+}
+
+/// A future of a store (for backends that connect asynchronously).
+pub struct Connecting<Fut>(pub Fut);
+
+impl<S: EventStore, Fut: Future<Output = S>> IntoStore<S> for Connecting<Fut> {
+    async fn into_store(self) -> S {
+        self.0.await
+    }
+}
+
+/// A new event of type "Tick" whose payload is `{"n": n}`.
+pub fn tick(n: u64) -> NewEvent {
+    NewEvent::new("Tick", 1, payload(&json!({ "n": n })), Metadata::default())
+}
+
+fn ticks(range: std::ops::Range<u64>) -> Vec<NewEvent> {
+    range.map(tick).collect()
+}
+
+fn payload(value: &serde_json::Value) -> Box<RawValue> {
+    serde_json::value::to_raw_value(value).expect("a JSON value serialises")
+}
+
+async fn all_events<S: EventStore>(store: &S) -> Vec<RecordedEvent> {
+    store.read_all(0, usize::MAX).await.expect("read_all")
+}
+
+async fn stream_events<S: EventStore>(store: &S, stream_id: &str) -> Vec<RecordedEvent> {
+    store
+        .read_stream(stream_id, 1, usize::MAX)
+        .await
+        .expect("read_stream")
+}
+
+/// An append is all or nothing: a batch that fails (here: it repeats an event id within
+/// itself) writes none of its events, and the stream stays as it was.
+pub async fn atomic_batches<S: EventStore>(store: &S) {
+    store
+        .append("atomic", "T", ExpectedVersion::NoStream, ticks(0..3))
+        .await
+        .expect("a first batch of three is stored");
+    let mut batch = ticks(3..8);
+    batch[4].event_id = batch[1].event_id;
+    let refused = store
+        .append("atomic", "T", ExpectedVersion::Exact(3), batch)
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::DuplicateEventId { .. })),
+        "a batch repeating an event id must be refused with DuplicateEventId, got {refused:?}"
+    );
+    assert_eq!(
+        stream_events(store, "atomic").await.len(),
+        3,
+        "a refused batch must write none of its events"
+    );
+    assert_eq!(store.stream_version("atomic").await.expect("version"), Some(3));
+    let outcome = store
+        .append("atomic", "T", ExpectedVersion::Exact(3), ticks(3..103))
+        .await
+        .expect("a batch of 100 is stored");
+    assert_eq!((outcome.stream_version, outcome.written), (103, true));
+    let versions: Vec<u64> = stream_events(store, "atomic")
+        .await
+        .iter()
+        .map(|event| event.stream_version)
+        .collect();
+    assert_eq!(versions, (1..=103).collect::<Vec<_>>(), "versions are gapless from 1");
+    assert!(
+        matches!(
+            store.append("atomic", "T", ExpectedVersion::Any, vec![]).await,
+            Err(StoreError::EmptyAppend { .. })
+        ),
+        "an empty append is refused"
+    );
+}
+
+/// Expected versions: any / no stream / stream exists / exact. A wrong expectation is a
+/// typed conflict that names the actual version and writes nothing.
+pub async fn expected_versions<S: EventStore>(store: &S) {
+    let conflict = |result: Result<_, StoreError>, actual: Option<u64>, what: &str| match result {
+        Err(StoreError::Conflict {
+            actual: found,
+            stream_id,
+            ..
+        }) => {
+            assert_eq!(found, actual, "{what}: the conflict names the actual version");
+            assert_eq!(stream_id, "expect", "{what}: the conflict names the stream");
+        }
+        other => panic!("{what}: expected a conflict, got {other:?}"),
+    };
+    conflict(
+        store
+            .append("expect", "T", ExpectedVersion::StreamExists, ticks(0..1))
+            .await,
+        None,
+        "StreamExists on a missing stream",
+    );
+    conflict(
+        store
+            .append("expect", "T", ExpectedVersion::Exact(0), ticks(0..1))
+            .await,
+        None,
+        "Exact(0) on a missing stream",
+    );
+    assert!(all_events(store).await.is_empty(), "conflicts write nothing");
+    store
+        .append("expect", "T", ExpectedVersion::NoStream, ticks(0..2))
+        .await
+        .expect("NoStream on a missing stream");
+    conflict(
+        store
+            .append("expect", "T", ExpectedVersion::NoStream, ticks(2..3))
+            .await,
+        Some(2),
+        "NoStream on an existing stream",
+    );
+    conflict(
+        store
+            .append("expect", "T", ExpectedVersion::Exact(1), ticks(2..3))
+            .await,
+        Some(2),
+        "a stale Exact",
+    );
+    conflict(
+        store
+            .append("expect", "T", ExpectedVersion::Exact(3), ticks(2..3))
+            .await,
+        Some(2),
+        "a future Exact",
+    );
+    assert_eq!(all_events(store).await.len(), 2, "conflicts write nothing");
+    for expected in [
+        ExpectedVersion::Exact(2),
+        ExpectedVersion::StreamExists,
+        ExpectedVersion::Any,
+    ] {
+        store
+            .append("expect", "T", expected, ticks(10..11))
+            .await
+            .unwrap_or_else(|error| panic!("{expected:?} must succeed: {error}"));
+    }
+    store
+        .append("expect-any", "T", ExpectedVersion::Any, ticks(0..1))
+        .await
+        .expect("Any creates a stream");
+    assert_eq!(store.stream_version("expect").await.expect("version"), Some(5));
+    assert_eq!(store.stream_version("missing").await.expect("version"), None);
+    let mismatch = store
+        .append("expect", "U", ExpectedVersion::Any, ticks(20..21))
+        .await;
+    assert!(
+        matches!(mismatch, Err(StoreError::StreamTypeMismatch { .. })),
+        "appending with another stream type is refused, got {mismatch:?}"
+    );
+}
+
+/// Re-appending the same batch (same event ids, same expectation) succeeds without
+/// writing twice; re-using stored ids in another batch is refused.
+pub async fn idempotent_re_append<S: EventStore>(store: &S) {
+    let batch = ticks(0..4);
+    let first = store
+        .append("idem", "T", ExpectedVersion::NoStream, batch.clone())
+        .await
+        .expect("first append");
+    let again = store
+        .append("idem", "T", ExpectedVersion::NoStream, batch.clone())
+        .await
+        .expect("re-appending the same batch succeeds");
+    assert!(!again.written, "a re-append reports that nothing was written");
+    assert_eq!(
+        (again.stream_version, again.last_position),
+        (first.stream_version, first.last_position),
+        "a re-append reports the original outcome"
+    );
+    assert_eq!(all_events(store).await.len(), 4, "a re-append writes nothing");
+    let mut mixed = ticks(4..5);
+    mixed.push(batch[0].clone());
+    let refused = store
+        .append("idem", "T", ExpectedVersion::Any, mixed)
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::DuplicateEventId { .. })),
+        "a stored id inside another batch is refused, got {refused:?}"
+    );
+    let elsewhere = store
+        .append("other", "T", ExpectedVersion::Any, vec![batch[2].clone()])
+        .await;
+    assert!(
+        matches!(elsewhere, Err(StoreError::DuplicateEventId { .. })),
+        "a stored id on another stream is refused, got {elsewhere:?}"
+    );
+    assert_eq!(all_events(store).await.len(), 4, "refused batches write nothing");
+}
+
+/// Streams read from any version with a limit; "all" reads after any position, in
+/// commit order, with strictly increasing positions.
+pub async fn reading_ranges_and_all<S: EventStore>(store: &S) {
+    store.append("a", "T", ExpectedVersion::NoStream, ticks(0..3)).await.expect("a");
+    store.append("b", "T", ExpectedVersion::NoStream, ticks(3..5)).await.expect("b");
+    store.append("a", "T", ExpectedVersion::Exact(3), ticks(5..7)).await.expect("a");
+
+    let range = store.read_stream("a", 2, 3).await.expect("range");
+    assert_eq!(
+        range.iter().map(|e| e.stream_version).collect::<Vec<_>>(),
+        [2, 3, 4],
+        "read_stream(from 2, limit 3)"
+    );
+    assert!(range.iter().all(|e| e.stream_id == "a" && e.stream_type == "T"));
+    assert!(store.read_stream("a", 6, 10).await.expect("past the end").is_empty());
+    assert!(store.read_stream("none", 1, 10).await.expect("missing").is_empty());
+
+    let all = all_events(store).await;
+    let order: Vec<(String, u64)> = all.iter().map(|e| (e.stream_id.clone(), e.stream_version)).collect();
+    let expected: Vec<(String, u64)> = [("a", 1), ("a", 2), ("a", 3), ("b", 1), ("b", 2), ("a", 4), ("a", 5)]
+        .into_iter()
+        .map(|(s, v)| (s.to_owned(), v))
+        .collect();
+    assert_eq!(order, expected, "read_all is in commit order");
+    assert!(
+        all.windows(2).all(|pair| pair[0].position < pair[1].position),
+        "positions strictly increase"
+    );
+    let payloads: Vec<&str> = all.iter().map(|e| e.payload.get()).collect();
+    assert_eq!(payloads[5], r#"{"n":5}"#, "payloads read back verbatim");
+
+    let after = all[2].position;
+    let tail = store.read_all(after, 3).await.expect("read_all after");
+    assert_eq!(
+        tail.iter().map(|e| e.position).collect::<Vec<_>>(),
+        all[3..6].iter().map(|e| e.position).collect::<Vec<_>>(),
+        "read_all(after, limit) continues right after `after`"
+    );
+    let last = all[6].position;
+    assert!(store.read_all(last, 10).await.expect("at the end").is_empty());
+}
+
+/// Visiting a stream lends every event from a version on, in order, and stops at the
+/// visitor's first error.
+pub async fn visiting_streams<S: EventStore>(store: &S) {
+    store
+        .append("visit", "T", ExpectedVersion::NoStream, ticks(0..2100))
+        .await
+        .expect("a long stream");
+    let mut seen = Vec::new();
+    store
+        .for_each_in_stream("visit", 1000, |event| {
+            seen.push(event.stream_version);
+            Ok::<_, ()>(())
+        })
+        .await
+        .expect("visit");
+    assert_eq!(seen, (1000..=2100).collect::<Vec<_>>(), "visits every event from 1000 on");
+    let mut count = 0;
+    let stopped = store
+        .for_each_in_stream("visit", 1, |_| {
+            count += 1;
+            if count == 1500 { Err("stop") } else { Ok(()) }
+        })
+        .await;
+    assert!(matches!(stopped, Err(VisitError::Visitor("stop"))));
+    assert_eq!(count, 1500, "visiting stops at the first error");
+}
+
+/// Ids, timestamps (to the microsecond), names, versions and every metadata field come
+/// back as they were appended.
+pub async fn metadata_round_trip<S: EventStore>(store: &S) {
+    let mut event = NewEvent::new(
+        "Übergabe erfolgt",
+        7,
+        payload(&json!({ "nested": { "list": [1, 2.5, null, "x"], "ok": true } })),
+        Metadata {
+            correlation_id: Some(Uuid::now_v7()),
+            causation_id: Some(Uuid::now_v7()),
+            actor: Some("zoë@example.org".into()),
+            extra: BTreeMap::from([
+                ("tenant".to_owned(), json!("acme")),
+                ("retries".to_owned(), json!(3)),
+                ("tags".to_owned(), json!(["a", "b"])),
+            ]),
+        },
+    );
+    event.timestamp = Utc
+        .with_ymd_and_hms(2024, 2, 29, 23, 59, 58)
+        .single()
+        .expect("a valid date")
+        + chrono::TimeDelta::microseconds(123_456);
+    let bare = tick(1);
+    store
+        .append("meta", "Order", ExpectedVersion::NoStream, vec![event.clone(), bare.clone()])
+        .await
+        .expect("append");
+    let read = stream_events(store, "meta").await;
+    let first = &read[0];
+    assert_eq!(first.event_id, event.event_id, "event id");
+    assert_eq!(first.name, event.name, "name");
+    assert_eq!(first.schema_version, 7, "schema version");
+    assert_eq!(first.timestamp, event.timestamp, "timestamp to the microsecond");
+    assert_eq!(first.metadata, event.metadata, "metadata");
+    assert_eq!(first.stream_type, "Order", "stream type");
+    let reparsed: serde_json::Value = serde_json::from_str(first.payload.get()).expect("JSON");
+    assert_eq!(reparsed, json!({ "nested": { "list": [1, 2.5, null, "x"], "ok": true } }));
+    assert_eq!(read[1].metadata, Metadata::default(), "empty metadata");
+    assert_eq!(read[1].event_id, bare.event_id);
+}
+
+/// Payloads of several megabytes are stored and read back whole.
+pub async fn large_payloads<S: EventStore>(store: &S) {
+    let big = "ä€😀x".repeat(300_000);
+    let event = NewEvent::new("Big", 1, payload(&json!({ "text": big })), Metadata::default());
+    let expected = event.payload.get().to_owned();
+    store
+        .append("large", "T", ExpectedVersion::NoStream, vec![event])
+        .await
+        .expect("a 3 MB payload is stored");
+    let read = stream_events(store, "large").await;
+    assert_eq!(read[0].payload.get().len(), expected.len(), "the payload length");
+    assert!(read[0].payload.get() == expected, "the payload reads back whole");
+}
+
+/// Stream ids are data: quotes, SQL text, unicode and long ids are stored as given.
+pub async fn hostile_stream_ids<S: EventStore>(store: &S) {
+    let ids = [
+        "O'Brien",
+        "\"quoted\"",
+        "'; DROP TABLE events; --",
+        "Robert'); DELETE FROM streams WHERE ('1' = '1",
+        "%_ wildcard\\escape",
+        "日本語-ストリーム",
+        "emoji-🦀-stream",
+        "tab\tand\nnewline",
+        &"long".repeat(200),
+    ];
+    for (index, id) in ids.iter().enumerate() {
+        store
+            .append(id, "T", ExpectedVersion::NoStream, ticks(0..2))
+            .await
+            .unwrap_or_else(|error| panic!("stream id {id:?}: {error}"));
+        let read = stream_events(store, id).await;
+        assert_eq!(read.len(), 2, "stream id {id:?} reads its own events");
+        assert!(read.iter().all(|e| e.stream_id == *id), "stream id {id:?} round-trips");
+        assert_eq!(store.stream_version(id).await.expect("version"), Some(2));
+        assert_eq!(all_events(store).await.len(), 2 * (index + 1), "no other stream was touched");
+    }
+    assert!(
+        stream_events(store, "%").await.is_empty() && stream_events(store, "_").await.is_empty(),
+        "stream ids are not patterns"
+    );
+}
+
+/// Many streams stay separate.
+pub async fn many_streams<S: EventStore>(store: &S) {
+    for stream in 0..500u64 {
+        store
+            .append(&format!("many-{stream}"), "T", ExpectedVersion::NoStream, ticks(stream..stream + 1 + stream % 3))
+            .await
+            .expect("append");
+    }
+    for stream in [0u64, 1, 2, 250, 499] {
+        let read = stream_events(store, &format!("many-{stream}")).await;
+        assert_eq!(read.len() as u64, 1 + stream % 3, "stream many-{stream}");
+        assert_eq!(read[0].payload.get(), format!(r#"{{"n":{stream}}}"#));
+    }
+    let expected: usize = (0..500u64).map(|s| 1 + (s % 3) as usize).sum();
+    assert_eq!(all_events(store).await.len(), expected);
+}
+
+/// The latest snapshot of a stream is saved, replaced and loaded as it was.
+pub async fn snapshots<S: EventStore>(store: &S) {
+    assert!(store.load_snapshot("snap").await.expect("load").is_none());
+    let snapshot = |version: u64, schema_version: u32| Snapshot {
+        stream_id: "snap".into(),
+        stream_version: version,
+        schema_version,
+        state: payload(&json!({ "version": version, "name": "Zoë" })),
+        taken_at: Utc
+            .with_ymd_and_hms(2025, 1, 2, 3, 4, 5)
+            .single()
+            .expect("a valid date"),
+    };
+    store.save_snapshot(snapshot(10, 1)).await.expect("save");
+    store.save_snapshot(snapshot(20, 2)).await.expect("replace");
+    let loaded = store.load_snapshot("snap").await.expect("load").expect("a snapshot");
+    assert_eq!((loaded.stream_version, loaded.schema_version), (20, 2));
+    assert_eq!(loaded.state.get(), snapshot(20, 2).state.get());
+    assert_eq!(loaded.taken_at, snapshot(20, 2).taken_at);
+    assert!(store.load_snapshot("other").await.expect("load").is_none());
+}
+
+/// What a [`conflict_storm`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StormReport {
+    /// Appends attempted.
+    pub attempts: u64,
+    /// Appends that won.
+    pub successes: u64,
+    /// Appends that lost with a conflict.
+    pub conflicts: u64,
+}
+
+/// `writers` concurrent writers race on `streams` streams for `attempts` appends in all,
+/// each appending one or two events at the version it last read. Afterwards every
+/// stream's versions are gapless, no event is lost or duplicated, and every loser got a
+/// conflict (any other error fails the check).
+pub async fn conflict_storm<S: EventStore + 'static>(
+    store: Arc<S>,
+    writers: u64,
+    streams: u64,
+    attempts: u64,
+) -> StormReport {
+    let per_writer = attempts.div_ceil(writers);
+    let mut tasks = tokio::task::JoinSet::new();
+    for writer in 0..writers {
+        let store = Arc::clone(&store);
+        tasks.spawn(async move {
+            let mut won = Vec::new();
+            let mut conflicts = 0u64;
+            for attempt in 0..per_writer {
+                let stream = format!("storm-{}", (writer + attempt) % streams);
+                let version = store.stream_version(&stream).await.expect("stream_version");
+                let expected = version.map_or(ExpectedVersion::NoStream, ExpectedVersion::Exact);
+                let batch = ticks(0..1 + (writer + attempt) % 2);
+                let ids: Vec<Uuid> = batch.iter().map(|event| event.event_id).collect();
+                match store.append(&stream, "Storm", expected, batch).await {
+                    Ok(outcome) => {
+                        assert!(outcome.written, "a fresh batch is written");
+                        won.extend(ids);
+                    }
+                    Err(StoreError::Conflict { .. }) => conflicts += 1,
+                    Err(other) => panic!("a losing writer must get a conflict, got: {other}"),
+                }
+            }
+            (won, conflicts)
+        });
+    }
+    let mut won = HashSet::new();
+    let mut report = StormReport {
+        attempts: per_writer * writers,
+        successes: 0,
+        conflicts: 0,
+    };
+    while let Some(result) = tasks.join_next().await {
+        let (ids, conflicts) = result.expect("a writer task panicked");
+        report.conflicts += conflicts;
+        won.extend(ids);
+    }
+    report.successes = report.attempts - report.conflicts;
+
+    let all = all_events(&*store).await;
+    let stored: HashSet<Uuid> = all.iter().map(|event| event.event_id).collect();
+    assert_eq!(stored.len(), all.len(), "no event is stored twice");
+    assert_eq!(stored, won, "exactly the winners' events are stored: none lost, none extra");
+    assert!(all.windows(2).all(|pair| pair[0].position < pair[1].position), "positions increase");
+    let mut appends_seen = 0;
+    for stream in 0..streams {
+        let events = stream_events(&*store, &format!("storm-{stream}")).await;
+        let versions: Vec<u64> = events.iter().map(|event| event.stream_version).collect();
+        assert_eq!(versions, (1..=versions.len() as u64).collect::<Vec<_>>(), "stream storm-{stream} is gapless");
+        appends_seen += events.len();
+    }
+    assert_eq!(appends_seen, all.len());
+    assert!(report.conflicts > 0, "a storm with {writers} writers on {streams} streams must produce conflicts");
+    report
+}
+
+/// A follower reads "all" from its last position while `writers` concurrent writers
+/// append `events_per_writer` events each (in batches of one to three): it must see every
+/// event exactly once, in position order. Returns the number of events it saw.
+///
+/// Fails (instead of hanging) if the follower has not seen everything within
+/// `patience` after the writers finished.
+pub async fn follower_sees_every_event<S: EventStore + 'static>(
+    store: Arc<S>,
+    writers: u64,
+    events_per_writer: u64,
+    patience: Duration,
+) -> usize {
+    let writing = Arc::new(AtomicBool::new(true));
+    let appended = Arc::new(AtomicU64::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for writer in 0..writers {
+        let store = Arc::clone(&store);
+        let appended = Arc::clone(&appended);
+        tasks.spawn(async move {
+            let stream = format!("follow-{writer}");
+            let mut ids = Vec::new();
+            let mut written = 0;
+            while written < events_per_writer {
+                let size = (1 + (written + writer) % 3).min(events_per_writer - written);
+                let batch = ticks(written..written + size);
+                ids.extend(batch.iter().map(|event| event.event_id));
+                let expected = match written {
+                    0 => ExpectedVersion::NoStream,
+                    version => ExpectedVersion::Exact(version),
+                };
+                store.append(&stream, "Follow", expected, batch).await.expect("a single writer per stream never conflicts");
+                written += size;
+                appended.fetch_add(size, Ordering::SeqCst);
+            }
+            ids
+        });
+    }
+    let follower = {
+        let store = Arc::clone(&store);
+        let writing = Arc::clone(&writing);
+        let total = writers * events_per_writer;
+        tokio::spawn(async move {
+            let mut seen: Vec<RecordedEvent> = Vec::new();
+            let mut last = 0;
+            let mut idle_since: Option<Instant> = None;
+            while (seen.len() as u64) < total {
+                let page = store.read_all(last, 97).await.expect("read_all");
+                match page.last() {
+                    Some(newest) => {
+                        last = newest.position;
+                        seen.extend(page);
+                        idle_since = None;
+                    }
+                    None if writing.load(Ordering::SeqCst) => tokio::task::yield_now().await,
+                    None => {
+                        let since = *idle_since.get_or_insert_with(Instant::now);
+                        assert!(since.elapsed() < patience, "the follower saw {} of {total} events and no more arrive", seen.len());
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                }
+            }
+            seen
+        })
+    };
+    let mut appended_ids = HashSet::new();
+    while let Some(ids) = tasks.join_next().await {
+        appended_ids.extend(ids.expect("a writer task panicked"));
+    }
+    writing.store(false, Ordering::SeqCst);
+    let seen = follower.await.expect("the follower panicked");
+    assert!(seen.windows(2).all(|pair| pair[0].position < pair[1].position), "the follower sees positions in increasing order");
+    let seen_ids: HashSet<Uuid> = seen.iter().map(|event| event.event_id).collect();
+    assert_eq!(seen_ids.len(), seen.len(), "the follower sees no event twice");
+    assert_eq!(seen_ids, appended_ids, "the follower sees every appended event");
+    assert_eq!(appended.load(Ordering::SeqCst) as usize, seen.len());
+    let per_stream = seen.iter().fold(BTreeMap::<&str, Vec<u64>>::new(), |mut streams, event| {
+        streams.entry(&event.stream_id).or_default().push(event.stream_version);
+        streams
+    });
+    for (stream, versions) in per_stream {
+        assert_eq!(versions, (1..=versions.len() as u64).collect::<Vec<_>>(), "the follower sees {stream} in order");
+    }
+    seen.len()
+}

@@ -1,0 +1,31 @@
+//! The store conformance suite against the memory store.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use factum::store::MemoryStore;
+use factum::testing::conformance;
+
+#[tokio::test]
+async fn the_memory_store_keeps_the_contract() {
+    conformance::run_contract(MemoryStore::new).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_memory_store_survives_a_conflict_storm() {
+    let report = conformance::conflict_storm(Arc::new(MemoryStore::new()), 16, 4, 10_000).await;
+    assert_eq!(report.successes + report.conflicts, report.attempts);
+    assert!(report.attempts >= 10_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_memory_store_follower_sees_every_event() {
+    let seen = conformance::follower_sees_every_event(
+        Arc::new(MemoryStore::new()),
+        8,
+        500,
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(seen, 8 * 500);
+}
