@@ -161,6 +161,15 @@ impl EventStore for RacingStore {
     async fn stream_version(&self, stream_id: &str) -> Result<Option<u64>, StoreError> {
         self.inner.stream_version(stream_id).await
     }
+    async fn save_snapshot(&self, snapshot: factum::envelope::Snapshot) -> Result<(), StoreError> {
+        self.inner.save_snapshot(snapshot).await
+    }
+    async fn load_snapshot(
+        &self,
+        stream_id: &str,
+    ) -> Result<Option<factum::envelope::Snapshot>, StoreError> {
+        self.inner.load_snapshot(stream_id).await
+    }
 }
 
 async fn racing(races: u32) -> Repository<Order, RacingStore> {

@@ -1,19 +1,11 @@
 //! The storage contract every backend fulfils.
 
 mod memory;
-#[cfg(feature = "postgres")]
-mod postgres;
-#[cfg(feature = "sqlite")]
-mod sqlite;
 
 use std::fmt;
 use std::future::Future;
 
 pub use memory::MemoryStore;
-#[cfg(feature = "postgres")]
-pub use postgres::PostgresStore;
-#[cfg(feature = "sqlite")]
-pub use sqlite::SqliteStore;
 
 use crate::envelope::{NewEvent, RecordedEvent, Snapshot};
 
@@ -197,8 +189,10 @@ pub trait EventStore: Send + Sync {
     ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;
 
     /// Stores the snapshot as the stream's latest, replacing any earlier one.
-    fn save_snapshot(&self, snapshot: Snapshot)
-    -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn save_snapshot(
+        &self,
+        snapshot: Snapshot,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// The stream's latest snapshot, if any.
     fn load_snapshot(

@@ -114,7 +114,10 @@ pub async fn atomic_batches<S: EventStore>(store: &S) {
         3,
         "a refused batch must write none of its events"
     );
-    assert_eq!(store.stream_version("atomic").await.expect("version"), Some(3));
+    assert_eq!(
+        store.stream_version("atomic").await.expect("version"),
+        Some(3)
+    );
     let outcome = store
         .append("atomic", "T", ExpectedVersion::Exact(3), ticks(3..103))
         .await
@@ -125,10 +128,16 @@ pub async fn atomic_batches<S: EventStore>(store: &S) {
         .iter()
         .map(|event| event.stream_version)
         .collect();
-    assert_eq!(versions, (1..=103).collect::<Vec<_>>(), "versions are gapless from 1");
+    assert_eq!(
+        versions,
+        (1..=103).collect::<Vec<_>>(),
+        "versions are gapless from 1"
+    );
     assert!(
         matches!(
-            store.append("atomic", "T", ExpectedVersion::Any, vec![]).await,
+            store
+                .append("atomic", "T", ExpectedVersion::Any, vec![])
+                .await,
             Err(StoreError::EmptyAppend { .. })
         ),
         "an empty append is refused"
@@ -144,7 +153,10 @@ pub async fn expected_versions<S: EventStore>(store: &S) {
             stream_id,
             ..
         }) => {
-            assert_eq!(found, actual, "{what}: the conflict names the actual version");
+            assert_eq!(
+                found, actual,
+                "{what}: the conflict names the actual version"
+            );
             assert_eq!(stream_id, "expect", "{what}: the conflict names the stream");
         }
         other => panic!("{what}: expected a conflict, got {other:?}"),
@@ -163,7 +175,10 @@ pub async fn expected_versions<S: EventStore>(store: &S) {
         None,
         "Exact(0) on a missing stream",
     );
-    assert!(all_events(store).await.is_empty(), "conflicts write nothing");
+    assert!(
+        all_events(store).await.is_empty(),
+        "conflicts write nothing"
+    );
     store
         .append("expect", "T", ExpectedVersion::NoStream, ticks(0..2))
         .await
@@ -204,8 +219,14 @@ pub async fn expected_versions<S: EventStore>(store: &S) {
         .append("expect-any", "T", ExpectedVersion::Any, ticks(0..1))
         .await
         .expect("Any creates a stream");
-    assert_eq!(store.stream_version("expect").await.expect("version"), Some(5));
-    assert_eq!(store.stream_version("missing").await.expect("version"), None);
+    assert_eq!(
+        store.stream_version("expect").await.expect("version"),
+        Some(5)
+    );
+    assert_eq!(
+        store.stream_version("missing").await.expect("version"),
+        None
+    );
     let mismatch = store
         .append("expect", "U", ExpectedVersion::Any, ticks(20..21))
         .await;
@@ -227,18 +248,23 @@ pub async fn idempotent_re_append<S: EventStore>(store: &S) {
         .append("idem", "T", ExpectedVersion::NoStream, batch.clone())
         .await
         .expect("re-appending the same batch succeeds");
-    assert!(!again.written, "a re-append reports that nothing was written");
+    assert!(
+        !again.written,
+        "a re-append reports that nothing was written"
+    );
     assert_eq!(
         (again.stream_version, again.last_position),
         (first.stream_version, first.last_position),
         "a re-append reports the original outcome"
     );
-    assert_eq!(all_events(store).await.len(), 4, "a re-append writes nothing");
+    assert_eq!(
+        all_events(store).await.len(),
+        4,
+        "a re-append writes nothing"
+    );
     let mut mixed = ticks(4..5);
     mixed.push(batch[0].clone());
-    let refused = store
-        .append("idem", "T", ExpectedVersion::Any, mixed)
-        .await;
+    let refused = store.append("idem", "T", ExpectedVersion::Any, mixed).await;
     assert!(
         matches!(refused, Err(StoreError::DuplicateEventId { .. })),
         "a stored id inside another batch is refused, got {refused:?}"
@@ -250,15 +276,28 @@ pub async fn idempotent_re_append<S: EventStore>(store: &S) {
         matches!(elsewhere, Err(StoreError::DuplicateEventId { .. })),
         "a stored id on another stream is refused, got {elsewhere:?}"
     );
-    assert_eq!(all_events(store).await.len(), 4, "refused batches write nothing");
+    assert_eq!(
+        all_events(store).await.len(),
+        4,
+        "refused batches write nothing"
+    );
 }
 
 /// Streams read from any version with a limit; "all" reads after any position, in
 /// commit order, with strictly increasing positions.
 pub async fn reading_ranges_and_all<S: EventStore>(store: &S) {
-    store.append("a", "T", ExpectedVersion::NoStream, ticks(0..3)).await.expect("a");
-    store.append("b", "T", ExpectedVersion::NoStream, ticks(3..5)).await.expect("b");
-    store.append("a", "T", ExpectedVersion::Exact(3), ticks(5..7)).await.expect("a");
+    store
+        .append("a", "T", ExpectedVersion::NoStream, ticks(0..3))
+        .await
+        .expect("a");
+    store
+        .append("b", "T", ExpectedVersion::NoStream, ticks(3..5))
+        .await
+        .expect("b");
+    store
+        .append("a", "T", ExpectedVersion::Exact(3), ticks(5..7))
+        .await
+        .expect("a");
 
     let range = store.read_stream("a", 2, 3).await.expect("range");
     assert_eq!(
@@ -266,19 +305,47 @@ pub async fn reading_ranges_and_all<S: EventStore>(store: &S) {
         [2, 3, 4],
         "read_stream(from 2, limit 3)"
     );
-    assert!(range.iter().all(|e| e.stream_id == "a" && e.stream_type == "T"));
-    assert!(store.read_stream("a", 6, 10).await.expect("past the end").is_empty());
-    assert!(store.read_stream("none", 1, 10).await.expect("missing").is_empty());
+    assert!(
+        range
+            .iter()
+            .all(|e| e.stream_id == "a" && e.stream_type == "T")
+    );
+    assert!(
+        store
+            .read_stream("a", 6, 10)
+            .await
+            .expect("past the end")
+            .is_empty()
+    );
+    assert!(
+        store
+            .read_stream("none", 1, 10)
+            .await
+            .expect("missing")
+            .is_empty()
+    );
 
     let all = all_events(store).await;
-    let order: Vec<(String, u64)> = all.iter().map(|e| (e.stream_id.clone(), e.stream_version)).collect();
-    let expected: Vec<(String, u64)> = [("a", 1), ("a", 2), ("a", 3), ("b", 1), ("b", 2), ("a", 4), ("a", 5)]
-        .into_iter()
-        .map(|(s, v)| (s.to_owned(), v))
+    let order: Vec<(String, u64)> = all
+        .iter()
+        .map(|e| (e.stream_id.clone(), e.stream_version))
         .collect();
+    let expected: Vec<(String, u64)> = [
+        ("a", 1),
+        ("a", 2),
+        ("a", 3),
+        ("b", 1),
+        ("b", 2),
+        ("a", 4),
+        ("a", 5),
+    ]
+    .into_iter()
+    .map(|(s, v)| (s.to_owned(), v))
+    .collect();
     assert_eq!(order, expected, "read_all is in commit order");
     assert!(
-        all.windows(2).all(|pair| pair[0].position < pair[1].position),
+        all.windows(2)
+            .all(|pair| pair[0].position < pair[1].position),
         "positions strictly increase"
     );
     let payloads: Vec<&str> = all.iter().map(|e| e.payload.get()).collect();
@@ -292,7 +359,13 @@ pub async fn reading_ranges_and_all<S: EventStore>(store: &S) {
         "read_all(after, limit) continues right after `after`"
     );
     let last = all[6].position;
-    assert!(store.read_all(last, 10).await.expect("at the end").is_empty());
+    assert!(
+        store
+            .read_all(last, 10)
+            .await
+            .expect("at the end")
+            .is_empty()
+    );
 }
 
 /// Visiting a stream lends every event from a version on, in order, and stops at the
@@ -310,7 +383,11 @@ pub async fn visiting_streams<S: EventStore>(store: &S) {
         })
         .await
         .expect("visit");
-    assert_eq!(seen, (1000..=2100).collect::<Vec<_>>(), "visits every event from 1000 on");
+    assert_eq!(
+        seen,
+        (1000..=2100).collect::<Vec<_>>(),
+        "visits every event from 1000 on"
+    );
     let mut count = 0;
     let stopped = store
         .for_each_in_stream("visit", 1, |_| {
@@ -347,7 +424,12 @@ pub async fn metadata_round_trip<S: EventStore>(store: &S) {
         + chrono::TimeDelta::microseconds(123_456);
     let bare = tick(1);
     store
-        .append("meta", "Order", ExpectedVersion::NoStream, vec![event.clone(), bare.clone()])
+        .append(
+            "meta",
+            "Order",
+            ExpectedVersion::NoStream,
+            vec![event.clone(), bare.clone()],
+        )
         .await
         .expect("append");
     let read = stream_events(store, "meta").await;
@@ -355,11 +437,17 @@ pub async fn metadata_round_trip<S: EventStore>(store: &S) {
     assert_eq!(first.event_id, event.event_id, "event id");
     assert_eq!(first.name, event.name, "name");
     assert_eq!(first.schema_version, 7, "schema version");
-    assert_eq!(first.timestamp, event.timestamp, "timestamp to the microsecond");
+    assert_eq!(
+        first.timestamp, event.timestamp,
+        "timestamp to the microsecond"
+    );
     assert_eq!(first.metadata, event.metadata, "metadata");
     assert_eq!(first.stream_type, "Order", "stream type");
     let reparsed: serde_json::Value = serde_json::from_str(first.payload.get()).expect("JSON");
-    assert_eq!(reparsed, json!({ "nested": { "list": [1, 2.5, null, "x"], "ok": true } }));
+    assert_eq!(
+        reparsed,
+        json!({ "nested": { "list": [1, 2.5, null, "x"], "ok": true } })
+    );
     assert_eq!(read[1].metadata, Metadata::default(), "empty metadata");
     assert_eq!(read[1].event_id, bare.event_id);
 }
@@ -367,15 +455,27 @@ pub async fn metadata_round_trip<S: EventStore>(store: &S) {
 /// Payloads of several megabytes are stored and read back whole.
 pub async fn large_payloads<S: EventStore>(store: &S) {
     let big = "ä€😀x".repeat(300_000);
-    let event = NewEvent::new("Big", 1, payload(&json!({ "text": big })), Metadata::default());
+    let event = NewEvent::new(
+        "Big",
+        1,
+        payload(&json!({ "text": big })),
+        Metadata::default(),
+    );
     let expected = event.payload.get().to_owned();
     store
         .append("large", "T", ExpectedVersion::NoStream, vec![event])
         .await
         .expect("a 3 MB payload is stored");
     let read = stream_events(store, "large").await;
-    assert_eq!(read[0].payload.get().len(), expected.len(), "the payload length");
-    assert!(read[0].payload.get() == expected, "the payload reads back whole");
+    assert_eq!(
+        read[0].payload.get().len(),
+        expected.len(),
+        "the payload length"
+    );
+    assert!(
+        read[0].payload.get() == expected,
+        "the payload reads back whole"
+    );
 }
 
 /// Stream ids are data: quotes, SQL text, unicode and long ids are stored as given.
@@ -398,9 +498,16 @@ pub async fn hostile_stream_ids<S: EventStore>(store: &S) {
             .unwrap_or_else(|error| panic!("stream id {id:?}: {error}"));
         let read = stream_events(store, id).await;
         assert_eq!(read.len(), 2, "stream id {id:?} reads its own events");
-        assert!(read.iter().all(|e| e.stream_id == *id), "stream id {id:?} round-trips");
+        assert!(
+            read.iter().all(|e| e.stream_id == *id),
+            "stream id {id:?} round-trips"
+        );
         assert_eq!(store.stream_version(id).await.expect("version"), Some(2));
-        assert_eq!(all_events(store).await.len(), 2 * (index + 1), "no other stream was touched");
+        assert_eq!(
+            all_events(store).await.len(),
+            2 * (index + 1),
+            "no other stream was touched"
+        );
     }
     assert!(
         stream_events(store, "%").await.is_empty() && stream_events(store, "_").await.is_empty(),
@@ -412,7 +519,12 @@ pub async fn hostile_stream_ids<S: EventStore>(store: &S) {
 pub async fn many_streams<S: EventStore>(store: &S) {
     for stream in 0..500u64 {
         store
-            .append(&format!("many-{stream}"), "T", ExpectedVersion::NoStream, ticks(stream..stream + 1 + stream % 3))
+            .append(
+                &format!("many-{stream}"),
+                "T",
+                ExpectedVersion::NoStream,
+                ticks(stream..stream + 1 + stream % 3),
+            )
             .await
             .expect("append");
     }
@@ -440,7 +552,11 @@ pub async fn snapshots<S: EventStore>(store: &S) {
     };
     store.save_snapshot(snapshot(10, 1)).await.expect("save");
     store.save_snapshot(snapshot(20, 2)).await.expect("replace");
-    let loaded = store.load_snapshot("snap").await.expect("load").expect("a snapshot");
+    let loaded = store
+        .load_snapshot("snap")
+        .await
+        .expect("load")
+        .expect("a snapshot");
     assert_eq!((loaded.stream_version, loaded.schema_version), (20, 2));
     assert_eq!(loaded.state.get(), snapshot(20, 2).state.get());
     assert_eq!(loaded.taken_at, snapshot(20, 2).taken_at);
@@ -509,17 +625,31 @@ pub async fn conflict_storm<S: EventStore + 'static>(
     let all = all_events(&*store).await;
     let stored: HashSet<Uuid> = all.iter().map(|event| event.event_id).collect();
     assert_eq!(stored.len(), all.len(), "no event is stored twice");
-    assert_eq!(stored, won, "exactly the winners' events are stored: none lost, none extra");
-    assert!(all.windows(2).all(|pair| pair[0].position < pair[1].position), "positions increase");
+    assert_eq!(
+        stored, won,
+        "exactly the winners' events are stored: none lost, none extra"
+    );
+    assert!(
+        all.windows(2)
+            .all(|pair| pair[0].position < pair[1].position),
+        "positions increase"
+    );
     let mut appends_seen = 0;
     for stream in 0..streams {
         let events = stream_events(&*store, &format!("storm-{stream}")).await;
         let versions: Vec<u64> = events.iter().map(|event| event.stream_version).collect();
-        assert_eq!(versions, (1..=versions.len() as u64).collect::<Vec<_>>(), "stream storm-{stream} is gapless");
+        assert_eq!(
+            versions,
+            (1..=versions.len() as u64).collect::<Vec<_>>(),
+            "stream storm-{stream} is gapless"
+        );
         appends_seen += events.len();
     }
     assert_eq!(appends_seen, all.len());
-    assert!(report.conflicts > 0, "a storm with {writers} writers on {streams} streams must produce conflicts");
+    assert!(
+        report.conflicts > 0,
+        "a storm with {writers} writers on {streams} streams must produce conflicts"
+    );
     report
 }
 
@@ -553,7 +683,10 @@ pub async fn follower_sees_every_event<S: EventStore + 'static>(
                     0 => ExpectedVersion::NoStream,
                     version => ExpectedVersion::Exact(version),
                 };
-                store.append(&stream, "Follow", expected, batch).await.expect("a single writer per stream never conflicts");
+                store
+                    .append(&stream, "Follow", expected, batch)
+                    .await
+                    .expect("a single writer per stream never conflicts");
                 written += size;
                 appended.fetch_add(size, Ordering::SeqCst);
             }
@@ -579,7 +712,11 @@ pub async fn follower_sees_every_event<S: EventStore + 'static>(
                     None if writing.load(Ordering::SeqCst) => tokio::task::yield_now().await,
                     None => {
                         let since = *idle_since.get_or_insert_with(Instant::now);
-                        assert!(since.elapsed() < patience, "the follower saw {} of {total} events and no more arrive", seen.len());
+                        assert!(
+                            since.elapsed() < patience,
+                            "the follower saw {} of {total} events and no more arrive",
+                            seen.len()
+                        );
                         tokio::time::sleep(Duration::from_millis(5)).await;
                     }
                 }
@@ -593,17 +730,37 @@ pub async fn follower_sees_every_event<S: EventStore + 'static>(
     }
     writing.store(false, Ordering::SeqCst);
     let seen = follower.await.expect("the follower panicked");
-    assert!(seen.windows(2).all(|pair| pair[0].position < pair[1].position), "the follower sees positions in increasing order");
+    assert!(
+        seen.windows(2)
+            .all(|pair| pair[0].position < pair[1].position),
+        "the follower sees positions in increasing order"
+    );
     let seen_ids: HashSet<Uuid> = seen.iter().map(|event| event.event_id).collect();
-    assert_eq!(seen_ids.len(), seen.len(), "the follower sees no event twice");
-    assert_eq!(seen_ids, appended_ids, "the follower sees every appended event");
+    assert_eq!(
+        seen_ids.len(),
+        seen.len(),
+        "the follower sees no event twice"
+    );
+    assert_eq!(
+        seen_ids, appended_ids,
+        "the follower sees every appended event"
+    );
     assert_eq!(appended.load(Ordering::SeqCst) as usize, seen.len());
-    let per_stream = seen.iter().fold(BTreeMap::<&str, Vec<u64>>::new(), |mut streams, event| {
-        streams.entry(&event.stream_id).or_default().push(event.stream_version);
-        streams
-    });
+    let per_stream = seen
+        .iter()
+        .fold(BTreeMap::<&str, Vec<u64>>::new(), |mut streams, event| {
+            streams
+                .entry(&event.stream_id)
+                .or_default()
+                .push(event.stream_version);
+            streams
+        });
     for (stream, versions) in per_stream {
-        assert_eq!(versions, (1..=versions.len() as u64).collect::<Vec<_>>(), "the follower sees {stream} in order");
+        assert_eq!(
+            versions,
+            (1..=versions.len() as u64).collect::<Vec<_>>(),
+            "the follower sees {stream} in order"
+        );
     }
     seen.len()
 }
