@@ -26,6 +26,7 @@ const ACCEPTED: &[&str] = &[
     keys::ERROR,
     keys::SERVICES,
     keys::IGNORE_EVENTS,
+    keys::SNAPSHOT,
     keys::CRATE,
 ];
 
@@ -36,6 +37,7 @@ struct AggregateArgs {
     error: Setting<Type>,
     services: Setting<Type>,
     ignore_events: Setting<Vec<Type>>,
+    snapshot: Setting<u32>,
     runtime: Setting<Path>,
 }
 
@@ -62,6 +64,8 @@ struct AggregateModel<'a> {
     error: Type,
     services: Type,
     ignore_events: Vec<Type>,
+    /// The snapshot schema version and the span of its key.
+    snapshot: Option<(u32, Span)>,
     command_handlers: Vec<CommandHandler<'a>>,
     event_handlers: Vec<EventHandler<'a>>,
     runtime: Path,
@@ -104,6 +108,7 @@ fn parse_args(errors: &mut Errors, args: TokenStream) -> Option<AggregateArgs> {
         error: Setting::new(keys::ERROR),
         services: Setting::new(keys::SERVICES),
         ignore_events: Setting::new(keys::IGNORE_EVENTS),
+        snapshot: Setting::new(keys::SNAPSHOT),
         runtime: Setting::new(keys::CRATE),
     };
     let parser = syn::meta::parser(|meta| {
@@ -139,6 +144,11 @@ fn parse_args(errors: &mut Errors, args: TokenStream) -> Option<AggregateArgs> {
             // ignore_events = [OrderNoteAdded, ...]
             let types = attr::parse_type_list(&meta, "ignore_events = [<event type>, ...]")?;
             parsed.ignore_events.set(errors, key_span, types);
+        } else if meta.path.is_ident(keys::SNAPSHOT) {
+            // snapshot = 1 (the schema version of the aggregate's snapshots)
+            let (version, _) =
+                attr::parse_version(&meta, "snapshot = <the snapshot schema version>")?;
+            parsed.snapshot.set(errors, key_span, version);
         } else if meta.path.is_ident(keys::CRATE) {
             // crate = "::factum"
             let path = attr::parse_crate_path(&meta)?;
@@ -226,6 +236,7 @@ fn check<'a>(
             .take()
             .map_or_else(|| syn::parse_quote!(()), |(ty, _)| ty),
         ignore_events,
+        snapshot: args.snapshot.take(),
         command_handlers,
         event_handlers,
         runtime: attr::runtime_path(args.runtime),
@@ -576,6 +587,7 @@ fn expand_model(model: &AggregateModel) -> TokenStream {
         error,
         services,
         ignore_events,
+        snapshot,
         command_handlers,
         event_handlers,
         runtime,
@@ -663,6 +675,21 @@ fn expand_model(model: &AggregateModel) -> TokenStream {
         }
     });
 
+    // Spanned at `snapshot = N`: an aggregate without serde impls is reported there.
+    let snapshots = snapshot.map(|(version, span)| {
+        let private = respan(private.clone(), span);
+        quote_spanned! {span=>
+            const SNAPSHOT_VERSION: ::core::option::Option<u32> = ::core::option::Option::Some(#version);
+
+            fn to_snapshot(&self) -> ::core::option::Option<::core::result::Result<#private::std::boxed::Box<#private::serde_json::value::RawValue>, #private::serde_json::Error>> {
+                ::core::option::Option::Some(#private::serde_json::value::to_raw_value(self))
+            }
+
+            fn from_snapshot(state: &#private::serde_json::value::RawValue) -> ::core::option::Option<::core::result::Result<Self, #private::serde_json::Error>> {
+                ::core::option::Option::Some(#private::serde_json::from_str(state.get()))
+            }
+        }
+    });
     quote! {
         const _: () = {
             #[automatically_derived]
@@ -685,6 +712,8 @@ fn expand_model(model: &AggregateModel) -> TokenStream {
                 ) -> ::core::result::Result<#private::std::vec::Vec<#events>, #error> {
                     #dispatch
                 }
+
+                #snapshots
             }
 
             #(#apply_impls)*

@@ -21,6 +21,7 @@ pub mod keys {
     pub const ERROR: &str = "error";
     pub const SERVICES: &str = "services";
     pub const IGNORE_EVENTS: &str = "ignore_events";
+    pub const SNAPSHOT: &str = "snapshot";
 }
 
 /// One attribute value with the span of its key, set at most once.
@@ -144,7 +145,7 @@ pub fn parse_version(meta: &ParseNestedMeta, form: &str) -> syn::Result<(u32, Sp
     if version == 0 {
         return Err(syn::Error::new(
             literal.span(),
-            "versions start at 1: the first version of an event is `version = 1`",
+            "versions start at 1: the first version is 1",
         ));
     }
     Ok((version, literal.span()))

@@ -106,7 +106,8 @@ fn aggregate() {
             commands = OrderCommand,
             error = OrderError,
             services = Catalog,
-            ignore_events = [OrderNoteAdded]
+            ignore_events = [OrderNoteAdded],
+            snapshot = 2
         ),
         quote! {
             impl Order {

@@ -1,5 +1,7 @@
 //! Aggregates: consistency boundaries that decide on commands and evolve by events.
 
+use serde_json::value::RawValue;
+
 use crate::command::CommandSet;
 use crate::event::EventSet;
 
@@ -28,6 +30,22 @@ pub trait Aggregate: Default + Send + Sync + 'static {
         command: Self::Commands,
         services: &Self::Services,
     ) -> Result<Vec<Self::Events>, Self::Error>;
+
+    /// The schema version of this aggregate's snapshots, when it takes snapshots
+    /// (`#[aggregate(snapshot = N)]`). Bump it whenever the state's serialised shape
+    /// changes: snapshots of another version are ignored and replaced, never read.
+    const SNAPSHOT_VERSION: Option<u32> = None;
+
+    /// Serialises the state for a snapshot (`None` when the aggregate takes none).
+    fn to_snapshot(&self) -> Option<Result<Box<RawValue>, serde_json::Error>> {
+        None
+    }
+
+    /// Restores the state from a snapshot of [`Aggregate::SNAPSHOT_VERSION`].
+    fn from_snapshot(state: &RawValue) -> Option<Result<Self, serde_json::Error>> {
+        let _ = state;
+        None
+    }
 }
 
 /// Applies one event type to an aggregate; each `#[apply]` method implements it.

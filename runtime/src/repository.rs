@@ -4,7 +4,7 @@ use std::marker::PhantomData;
 
 use crate::aggregate::Aggregate;
 use crate::command::CommandSet;
-use crate::envelope::{CommandMetadata, NewEvent, RecordedEvent};
+use crate::envelope::{CommandMetadata, NewEvent, RecordedEvent, Snapshot};
 use crate::error::{DecodeError, EncodeError};
 use crate::event::EventSet;
 use crate::store::{EventStore, ExpectedVersion, StoreError, VisitError};
@@ -150,11 +150,42 @@ impl Default for RetryPolicy {
     }
 }
 
+/// When the repository saves a snapshot of an aggregate that takes snapshots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotPolicy {
+    /// Save a snapshot once this many events were applied since the last one (≥ 1).
+    pub every: u64,
+}
+
+impl SnapshotPolicy {
+    /// A snapshot every `events` events.
+    pub fn every(events: u64) -> Self {
+        Self {
+            every: events.max(1),
+        }
+    }
+}
+
 /// Loads aggregates of type `A` from the store `S` and runs commands against them.
 pub struct Repository<A: Aggregate, S> {
     store: S,
     services: A::Services,
+    snapshots: Option<SnapshotPolicy>,
     aggregate: PhantomData<fn() -> A>,
+}
+
+/// Where a load started and whether its snapshot should be renewed.
+struct Rebuilt<A> {
+    loaded: Loaded<A>,
+    /// The version of the snapshot the load started from (0: none was used).
+    snapshot_version: u64,
+}
+
+/// Why a replay visitor stopped.
+enum Stop {
+    Decode(RecordDecodeError),
+    /// Reached the requested point in time; not an error.
+    Reached,
 }
 
 impl<A: Aggregate, S: std::fmt::Debug> std::fmt::Debug for Repository<A, S> {
@@ -183,6 +214,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         Self {
             store,
             services,
+            snapshots: None,
             aggregate: PhantomData,
         }
     }
@@ -197,26 +229,190 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         format!("{}-{id}", A::NAME)
     }
 
-    /// Rebuilds the aggregate `id` from all of its events.
-    pub async fn load(&self, id: &str) -> Result<Loaded<A>, RepositoryError<A::Error>> {
-        self.load_stream(&Self::stream_id(id)).await
+    /// Saves snapshots of the aggregate by `policy`, and starts loads from the latest
+    /// snapshot. Only aggregates declared with `#[aggregate(snapshot = N)]` take snapshots;
+    /// for others the policy changes nothing.
+    pub fn with_snapshots(mut self, policy: SnapshotPolicy) -> Self {
+        self.snapshots = Some(policy);
+        self
     }
 
-    async fn load_stream(&self, stream_id: &str) -> Result<Loaded<A>, RepositoryError<A::Error>> {
+    /// Rebuilds the aggregate `id` from its latest usable snapshot and the events after
+    /// it (from all of its events when snapshots are off).
+    pub async fn load(&self, id: &str) -> Result<Loaded<A>, RepositoryError<A::Error>> {
+        let stream_id = Self::stream_id(id);
+        let rebuilt = self.rebuild(&stream_id).await?;
+        self.renew_snapshot(
+            &stream_id,
+            &rebuilt.loaded.state,
+            rebuilt.loaded.version,
+            rebuilt.snapshot_version,
+        )
+        .await;
+        Ok(rebuilt.loaded)
+    }
+
+    /// The aggregate `id` as it was at stream version `version` (or at its last version,
+    /// if it has fewer events). Uses a snapshot only if it was taken at or before it.
+    pub async fn load_at_version(
+        &self,
+        id: &str,
+        version: u64,
+    ) -> Result<Loaded<A>, RepositoryError<A::Error>> {
+        let stream_id = Self::stream_id(id);
+        let (mut state, mut applied) = self
+            .usable_snapshot(&stream_id)
+            .await?
+            .filter(|(_, snapshot_version)| *snapshot_version <= version)
+            .unwrap_or_default();
+        if applied < version {
+            self.replay_until(
+                &stream_id,
+                applied + 1,
+                &mut state,
+                &mut applied,
+                |record| record.stream_version > version,
+            )
+            .await?;
+        }
+        Ok(Loaded {
+            state,
+            version: applied,
+        })
+    }
+
+    /// The aggregate `id` as it was at `as_of`: built from the events recorded up to that
+    /// moment (by their timestamps), in stream order. Snapshots are not used.
+    pub async fn load_as_of(
+        &self,
+        id: &str,
+        as_of: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Loaded<A>, RepositoryError<A::Error>> {
+        let stream_id = Self::stream_id(id);
         let mut state = A::default();
-        let mut version = 0;
-        self.store
-            .for_each_in_stream(stream_id, 1, |record| {
-                state.apply(&decode_record::<A::Events>(record)?);
-                version = record.stream_version;
+        let mut applied = 0;
+        self.replay_until(&stream_id, 1, &mut state, &mut applied, |record| {
+            record.timestamp > as_of
+        })
+        .await?;
+        Ok(Loaded {
+            state,
+            version: applied,
+        })
+    }
+
+    /// The state and version of the stream's snapshot, if it is of the aggregate's current
+    /// snapshot schema and reads back; any other snapshot is ignored, never deserialised
+    /// into the wrong shape.
+    async fn usable_snapshot(
+        &self,
+        stream_id: &str,
+    ) -> Result<Option<(A, u64)>, RepositoryError<A::Error>> {
+        let (Some(_), Some(schema_version)) = (self.snapshots, A::SNAPSHOT_VERSION) else {
+            return Ok(None);
+        };
+        let Some(snapshot) = self.store.load_snapshot(stream_id).await? else {
+            return Ok(None);
+        };
+        if snapshot.schema_version != schema_version {
+            tracing::info!(
+                stream_id,
+                found = snapshot.schema_version,
+                current = schema_version,
+                "ignoring a snapshot of another schema version; rebuilding from events"
+            );
+            return Ok(None);
+        }
+        match A::from_snapshot(&snapshot.state) {
+            Some(Ok(state)) => Ok(Some((state, snapshot.stream_version))),
+            Some(Err(error)) => {
+                tracing::warn!(stream_id, %error, "ignoring a snapshot that does not read back; rebuilding from events");
+                Ok(None)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Applies the stream's events from `from_version` on to `state` until `stop_before`
+    /// holds for an event (which is not applied), counting the applied version.
+    async fn replay_until(
+        &self,
+        stream_id: &str,
+        from_version: u64,
+        state: &mut A,
+        applied: &mut u64,
+        stop_before: impl Fn(&RecordedEvent) -> bool + Send + Sync,
+    ) -> Result<(), RepositoryError<A::Error>> {
+        let visited = self
+            .store
+            .for_each_in_stream(stream_id, from_version, |record| {
+                if stop_before(record) {
+                    return Err(Stop::Reached);
+                }
+                state.apply(&decode_record::<A::Events>(record).map_err(Stop::Decode)?);
+                *applied = record.stream_version;
                 Ok(())
             })
-            .await
-            .map_err(|error| match error {
-                VisitError::Store(error) => RepositoryError::from(error),
-                VisitError::Visitor(error) => RepositoryError::Decode(error),
-            })?;
-        Ok(Loaded { state, version })
+            .await;
+        match visited {
+            Ok(()) | Err(VisitError::Visitor(Stop::Reached)) => Ok(()),
+            Err(VisitError::Visitor(Stop::Decode(error))) => Err(RepositoryError::Decode(error)),
+            Err(VisitError::Store(error)) => Err(error.into()),
+        }
+    }
+
+    async fn rebuild(&self, stream_id: &str) -> Result<Rebuilt<A>, RepositoryError<A::Error>> {
+        let (mut state, snapshot_version) =
+            self.usable_snapshot(stream_id).await?.unwrap_or_default();
+        let mut version = snapshot_version;
+        self.replay_until(
+            stream_id,
+            snapshot_version + 1,
+            &mut state,
+            &mut version,
+            |_| false,
+        )
+        .await?;
+        Ok(Rebuilt {
+            loaded: Loaded { state, version },
+            snapshot_version,
+        })
+    }
+
+    /// Saves a snapshot when the policy says enough events were applied since the one the
+    /// state was built from (a stale or unreadable snapshot counts as none). A failure is
+    /// logged, not returned: the events are stored, and the next load replays them.
+    async fn renew_snapshot(
+        &self,
+        stream_id: &str,
+        state: &A,
+        version: u64,
+        snapshot_version: u64,
+    ) {
+        let (Some(policy), Some(schema_version)) = (self.snapshots, A::SNAPSHOT_VERSION) else {
+            return;
+        };
+        if version == 0 || version - snapshot_version < policy.every {
+            return;
+        }
+        let saved = match state.to_snapshot() {
+            Some(Ok(serialised)) => self
+                .store
+                .save_snapshot(Snapshot {
+                    stream_id: stream_id.to_owned(),
+                    stream_version: version,
+                    schema_version,
+                    state: serialised,
+                    taken_at: chrono::Utc::now(),
+                })
+                .await
+                .map_err(|error| error.to_string()),
+            Some(Err(error)) => Err(error.to_string()),
+            None => Ok(()),
+        };
+        if let Err(error) = saved {
+            tracing::warn!(stream_id, version, %error, "could not save a snapshot");
+        }
     }
 
     /// Runs a command with fresh metadata.
@@ -238,7 +434,10 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     ) -> Result<Executed<A>, RepositoryError<A::Error>> {
         let command = command.into();
         let stream_id = Self::stream_id(&command.aggregate_id());
-        let Loaded { mut state, version } = self.load_stream(&stream_id).await?;
+        let Rebuilt {
+            loaded: Loaded { mut state, version },
+            snapshot_version,
+        } = self.rebuild(&stream_id).await?;
         let events = state
             .handle(command, &self.services)
             .map_err(RepositoryError::Rejected)?;
@@ -275,6 +474,8 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         for event in &events {
             state.apply(event);
         }
+        self.renew_snapshot(&stream_id, &state, outcome.stream_version, snapshot_version)
+            .await;
         Ok(Executed {
             stream_id,
             events,

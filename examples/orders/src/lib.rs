@@ -329,7 +329,7 @@ pub enum OrderError {
 }
 
 /// Where an order stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum Status {
     /// Not placed yet.
     #[default]
@@ -392,8 +392,8 @@ impl Catalog {
     }
 }
 
-/// An order's state: only what its decisions need.
-#[derive(Debug, Clone, PartialEq, Default)]
+/// An order's state: only what its decisions need. Snapshots of it have schema version 1.
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Order {
     /// Where the order stands.
     pub status: Status,
@@ -437,7 +437,8 @@ impl Order {
     commands = OrderCommand,
     error = OrderError,
     services = Catalog,
-    ignore_events = [OrderNoteAdded]
+    ignore_events = [OrderNoteAdded],
+    snapshot = 1
 )]
 impl Order {
     #[handle]

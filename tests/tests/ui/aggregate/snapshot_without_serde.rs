@@ -1,0 +1,29 @@
+// `snapshot = N` stores the state as JSON, so the aggregate must be Serialize + Deserialize.
+use factum::prelude::*;
+
+include!("../../fixtures/account_domain.rs");
+
+#[aggregate(events = AccountEvent, commands = AccountCommand, error = AccountError, snapshot = 1)]
+impl Account {
+    #[handle]
+    fn open(&self, _: Open) -> Result<Opened, AccountError> {
+        Ok(Opened {})
+    }
+
+    #[handle]
+    fn close(&self, _: Close) -> Result<Closed, AccountError> {
+        Ok(Closed {})
+    }
+
+    #[apply]
+    fn opened(&mut self, _: &Opened) {
+        self.open = true;
+    }
+
+    #[apply]
+    fn closed(&mut self, _: &Closed) {
+        self.open = false;
+    }
+}
+
+fn main() {}
