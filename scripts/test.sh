@@ -10,27 +10,36 @@ step "toolchain: $(cargo --version), $(rustc --version)"
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 
-# Every feature of the runtime is tested: the conformance suite, and each store backend.
-features="factum/conformance"
+# Every feature is tested: the conformance suite, each store backend, and the PostgreSQL
+# benchmarks (run once each, in test mode).
+features="factum/conformance,factum/sqlite,factum/postgres,factum-benches/postgres"
 
 step "formatting"
 cargo fmt --all -- --check
+cargo fmt --manifest-path benches/postgres-es/Cargo.toml -- --check
+
+step "PostgreSQL for the postgres tests (installed from Debian packages if missing)"
+# Tests that need the server fail without it; they are never skipped.
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"; scripts/postgres.sh stop || true' EXIT
+eval "$(scripts/postgres.sh start)"
 
 step "clippy, warnings denied"
 cargo clippy --workspace --all-targets --features "$features" --locked -- -D warnings
 
 step "tests: unit, integration, properties, snapshots, compile-fail UI, doc tests"
 # CI=true makes insta fail on a changed snapshot instead of writing a new one.
-test_log=$(mktemp)
-trap 'rm -f "$test_log"' EXIT
+test_log="$scratch/test.log"
 CI="${CI:-true}" cargo test --workspace --all-targets --features "$features" --locked 2>&1 | tee "$test_log"
 CI="${CI:-true}" cargo test --workspace --doc --features "$features" --locked 2>&1 | tee -a "$test_log"
 
 step "documentation builds without broken links"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --features "$features" --locked --quiet
 
-step "the main job runs end to end"
-cargo run --quiet --locked -p factum-example-orders --bin orders > /dev/null
+step "the main job runs end to end, twice on one SQLite file (the history grows)"
+cargo run --quiet --locked -p factum-example-orders --bin orders -- --db "$scratch/orders.sqlite3" > "$scratch/run1.txt"
+cargo run --quiet --locked -p factum-example-orders --bin orders -- --db "$scratch/orders.sqlite3" > "$scratch/run2.txt"
+grep -q '^run 2: the store holds' "$scratch/run2.txt" || { cat "$scratch/run2.txt"; echo "the second run did not see the first"; exit 1; }
 
 step "all tests passed"
 # One closing line for all the test binaries above.

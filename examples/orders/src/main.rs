@@ -1,12 +1,16 @@
 //! The main job: the order lifecycle end to end, printed as it happens.
 //!
-//! Runs on the in-memory store. It first stores two orders the way an older release
-//! wrote them (`OrderPlaced` version 1, `ItemAdded` version 1) and shows them replayed
-//! into today's shapes; then it runs the whole lifecycle of new orders, the shop's
-//! invariants refusing bad commands, and a concurrent write caught and retried.
+//! It keeps its events in a SQLite file (`orders.sqlite3` in the working directory, or
+//! `--db PATH`; `--in-memory` for a throwaway store), so every run adds to the same
+//! history. The first run imports two orders the way an older release wrote them
+//! (`OrderPlaced` version 1, `ItemAdded` version 1) and every run shows them replayed
+//! into today's shapes; then it runs the lifecycle of a new order, the shop's invariants
+//! refusing bad commands, and a concurrent write caught and retried.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::Parser;
 use factum::prelude::*;
 use factum_example_orders::{
     AddItem, AddNote, CancelOrder, Catalog, ConfirmOrder, Currency, DeliverOrder, Order,
@@ -14,15 +18,37 @@ use factum_example_orders::{
 };
 use serde_json::json;
 
-type Orders = Repository<Order, MemoryStore>;
+/// Runs the order lifecycle of the example shop against a factum event store.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// The SQLite file holding the events; created if missing.
+    #[arg(long, default_value = "orders.sqlite3")]
+    db: PathBuf,
+    /// Keep the events in memory instead, for this run only.
+    #[arg(long, conflicts_with = "db")]
+    in_memory: bool,
+}
+
+type Failure = Box<dyn std::error::Error>;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    match run().await {
+    let args = Args::parse();
+    let result = if args.in_memory {
+        println!("store: in memory (nothing is kept after this run)");
+        run(MemoryStore::new()).await
+    } else {
+        match open_sqlite(&args.db).await {
+            Ok(store) => run(store).await,
+            Err(error) => Err(error),
+        }
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error}");
-            let mut source = std::error::Error::source(&*error);
+            let mut source = error.source();
             while let Some(cause) = source {
                 eprintln!("  caused by: {cause}");
                 source = cause.source();
@@ -32,13 +58,25 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let store = MemoryStore::new();
+async fn open_sqlite(path: &std::path::Path) -> Result<factum::store::SqliteStore, Failure> {
+    let store = factum::store::SqliteStore::open(path).await?;
+    println!("store: SQLite file {}", path.display());
+    Ok(store)
+}
+
+async fn run<S: EventStore + Clone>(store: S) -> Result<(), Failure> {
     let catalog = Catalog::new([("tea", 450), ("mug", 1200), ("kettle", 3900)]);
-    let orders = Orders::with_services(store.clone(), catalog);
+    let orders = Repository::<Order, S>::with_services(store.clone(), catalog);
+    let history_before = store.read_all(0, usize::MAX).await?;
+    let run = start_run(&store).await?;
+    println!(
+        "run {run}: the store holds {} events from earlier runs",
+        history_before.len()
+    );
+    let first_position_of_this_run = history_before.last().map_or(0, |event| event.position);
 
     section("1. Orders stored by an older release are read in today's shape");
-    store_legacy_order(&store).await?;
+    import_legacy_order(&store).await?;
     let legacy = orders.load("A-1001").await?;
     println!(
         "order A-1001 (OrderPlaced v1 + ItemAdded v1 on disk) -> status {}, currency {:?}, {} lines, total {}",
@@ -55,53 +93,55 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             money(line.unit_price)
         );
     }
-    // Deciding on the upcast state writes today's version next to the old ones.
-    run_command(
-        &orders,
-        ConfirmOrder {
-            order_id: "A-1001".into(),
-        },
-        actor("support"),
-    )
-    .await?;
+    if legacy.version == 2 {
+        // Deciding on the upcast state writes today's versions next to the old ones.
+        run_command(
+            &orders,
+            ConfirmOrder {
+                order_id: "A-1001".into(),
+            },
+            actor("support"),
+        )
+        .await?;
+    }
 
     section("2. The lifecycle of a new order");
-    let id = "A-1002";
+    let id = format!("B-{run:04}");
     let steps: Vec<OrderCommand> = vec![
         PlaceOrder {
-            order_id: id.into(),
+            order_id: id.clone(),
             customer_id: "customer-7".into(),
             lines: vec![line("tea", 2), line("mug", 1)],
             currency: Currency::Eur,
         }
         .into(),
         AddItem {
-            order_id: id.into(),
+            order_id: id.clone(),
             line: line("kettle", 1),
         }
         .into(),
         RemoveItem {
-            order_id: id.into(),
+            order_id: id.clone(),
             sku: "mug".into(),
         }
         .into(),
         AddNote {
-            order_id: id.into(),
+            order_id: id.clone(),
             text: "gift wrap, please".into(),
         }
         .into(),
         ConfirmOrder {
-            order_id: id.into(),
+            order_id: id.clone(),
         }
         .into(),
         ShipOrder {
-            order_id: id.into(),
+            order_id: id.clone(),
             carrier: "PostNL".into(),
-            tracking_code: "3SABCD1234567".into(),
+            tracking_code: format!("3SABCD{run:07}"),
         }
         .into(),
         DeliverOrder {
-            order_id: id.into(),
+            order_id: id.clone(),
         }
         .into(),
     ];
@@ -113,43 +153,50 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             .correlation_id(checkout);
         run_command(&orders, command, metadata).await?;
     }
-    let delivered = orders.load(id).await?;
+    let delivered = orders.load(&id).await?;
     println!(
         "order {id} is {} at stream version {}, total {}",
         delivered.state.status,
         delivered.version,
         money(delivered.state.total())
     );
+    let at_confirmation = orders.load_at_version(&id, 5).await?;
+    println!(
+        "time travel: at version 5 it was {} with {} lines",
+        at_confirmation.state.status,
+        at_confirmation.state.lines.len()
+    );
 
     section("3. The shop's invariants refuse bad commands (nothing is written)");
-    let before = store.len();
+    let before = store.read_all(0, usize::MAX).await?.len();
+    let never_placed = format!("C-{run:04}");
     let refused: Vec<OrderCommand> = vec![
         AddItem {
-            order_id: id.into(),
+            order_id: id.clone(),
             line: line("tea", 1),
         }
         .into(),
         CancelOrder {
-            order_id: id.into(),
+            order_id: id.clone(),
             reason: "changed my mind".into(),
         }
         .into(),
         PlaceOrder {
-            order_id: "A-1003".into(),
+            order_id: never_placed.clone(),
             customer_id: "customer-9".into(),
             lines: vec![line("teapot", 1)],
             currency: Currency::Usd,
         }
         .into(),
         PlaceOrder {
-            order_id: "A-1003".into(),
+            order_id: never_placed.clone(),
             customer_id: "customer-9".into(),
             lines: vec![line("tea", 0)],
             currency: Currency::Usd,
         }
         .into(),
         ConfirmOrder {
-            order_id: "A-9999".into(),
+            order_id: never_placed,
         }
         .into(),
     ];
@@ -163,13 +210,15 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
     }
-    println!("events stored before: {before}, after: {}", store.len());
+    let after = store.read_all(0, usize::MAX).await?.len();
+    println!("events stored before: {before}, after: {after}");
 
     section("4. A concurrent write is caught, and a retry decides again");
+    let contested = format!("D-{run:04}");
     run_command(
         &orders,
         PlaceOrder {
-            order_id: "A-1004".into(),
+            order_id: contested.clone(),
             customer_id: "customer-3".into(),
             lines: vec![line("mug", 2)],
             currency: Currency::Gbp,
@@ -177,11 +226,11 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         actor("customer-3"),
     )
     .await?;
-    let stale = orders.load("A-1004").await?;
+    let stale = orders.load(&contested).await?;
     run_command(
         &orders,
         AddItem {
-            order_id: "A-1004".into(),
+            order_id: contested.clone(),
             line: line("tea", 3),
         },
         actor("customer-3"),
@@ -192,7 +241,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .state
         .handle(
             ConfirmOrder {
-                order_id: "A-1004".into(),
+                order_id: contested.clone(),
             }
             .into(),
             &Catalog::default(),
@@ -201,7 +250,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let event = stale_decision[0].encode()?;
     let conflict = store
         .append(
-            &Orders::stream_id("A-1004"),
+            &Repository::<Order, S>::stream_id(&contested),
             "Order",
             ExpectedVersion::Exact(stale.version),
             vec![NewEvent::new(
@@ -219,28 +268,32 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let retried = orders
         .execute_retrying(
             ConfirmOrder {
-                order_id: "A-1004".into(),
+                order_id: contested.clone(),
             },
-            CommandMetadata::new().actor("customer-3"),
+            actor("customer-3"),
             RetryPolicy::attempts(3),
         )
         .await?;
     println!(
-        "retrying execution confirmed A-1004 at version {} with total {}",
+        "retrying execution confirmed {contested} at version {} with total {}",
         retried.version,
         money(retried.state.total())
     );
 
-    section("5. The whole log, in commit order");
-    let mut correlation = std::collections::BTreeMap::new();
-    for event in store.read_all(0, usize::MAX).await? {
-        let correlation_id = event.metadata.correlation_id.map(|id| id.to_string());
-        let next = correlation.len() + 1;
-        let transaction = correlation_id
-            .map(|id| *correlation.entry(id).or_insert(next))
+    section("5. This run's events, in commit order");
+    let mut transactions = std::collections::BTreeMap::new();
+    let this_run = store
+        .read_all(first_position_of_this_run, usize::MAX)
+        .await?;
+    for event in &this_run {
+        let next = transactions.len() + 1;
+        let transaction = event
+            .metadata
+            .correlation_id
+            .map(|id| *transactions.entry(id).or_insert(next))
             .map_or_else(|| "-".to_owned(), |n| format!("tx{n}"));
         println!(
-            "#{:<3} {:<12} v{:<2} {:<15} schema v{}  by {:<13} {:<5} {}",
+            "#{:<4} {:<13} v{:<2} {:<15} schema v{}  by {:<13} {:<5} {}",
             event.position,
             event.stream_id,
             event.stream_version,
@@ -251,15 +304,39 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             event.payload.get()
         );
     }
+    let history_after = store.read_all(0, usize::MAX).await?.len();
+    println!(
+        "\nrun {run} added {} events; the store now holds {history_after} (run again to add more)",
+        this_run.len()
+    );
     Ok(())
 }
 
+/// Counts this run in a stream of its own: its version is the run number.
+async fn start_run<S: EventStore>(store: &S) -> Result<u64, Failure> {
+    let started = NewEvent::new(
+        "RunStarted",
+        1,
+        serde_json::value::to_raw_value(&json!({ "program": "orders" }))?,
+        Metadata::default(),
+    );
+    let outcome = store
+        .append(
+            "example-runs",
+            "ExampleRun",
+            ExpectedVersion::Any,
+            vec![started],
+        )
+        .await?;
+    Ok(outcome.stream_version)
+}
+
 /// Runs a command and prints the events it recorded.
-async fn run_command(
-    orders: &Orders,
+async fn run_command<S: EventStore>(
+    orders: &Repository<Order, S>,
     command: impl Into<OrderCommand>,
     metadata: CommandMetadata,
-) -> Result<(), Box<dyn std::error::Error>> {
+) -> Result<(), Failure> {
     let command = command.into();
     let name = command.command_name();
     let executed = orders.execute_with(command, metadata).await?;
@@ -277,9 +354,15 @@ async fn run_command(
     Ok(())
 }
 
-/// Stores order A-1001 as an older release wrote it: `OrderPlaced` without a currency
-/// (version 1) and `ItemAdded` with `qty` (version 1, whose Rust type no longer exists).
-async fn store_legacy_order(store: &MemoryStore) -> Result<(), Box<dyn std::error::Error>> {
+/// Stores order A-1001 as an older release wrote it, unless an earlier run did:
+/// `OrderPlaced` without a currency (version 1) and `ItemAdded` with `qty` (version 1,
+/// whose Rust type no longer exists).
+async fn import_legacy_order<S: EventStore>(store: &S) -> Result<(), Failure> {
+    let stream_id = Repository::<Order, S>::stream_id("A-1001");
+    if store.stream_version(&stream_id).await?.is_some() {
+        println!("order A-1001 was imported from the older release by an earlier run");
+        return Ok(());
+    }
     let metadata = Metadata {
         actor: Some("legacy-import".into()),
         ..Metadata::default()
@@ -303,17 +386,11 @@ async fn store_legacy_order(store: &MemoryStore) -> Result<(), Box<dyn std::erro
             metadata,
         ),
     ];
-    let outcome = store
-        .append(
-            &Orders::stream_id("A-1001"),
-            "Order",
-            ExpectedVersion::NoStream,
-            events,
-        )
+    store
+        .append(&stream_id, "Order", ExpectedVersion::NoStream, events)
         .await?;
     println!(
-        "stored order A-1001 as written in 2024: OrderPlaced v1 {placed}, ItemAdded v1 {added} (stream version {})",
-        outcome.stream_version
+        "imported order A-1001 as an older release wrote it: OrderPlaced v1 {placed}, ItemAdded v1 {added}"
     );
     Ok(())
 }

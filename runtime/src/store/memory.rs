@@ -85,12 +85,7 @@ impl State {
                 .all(|(index, event)| self.log[*index].event_id == event.event_id)
         });
         let version_before = first.stream_version - 1;
-        let same_expectation = match expected {
-            ExpectedVersion::Any => true,
-            ExpectedVersion::NoStream => version_before == 0,
-            ExpectedVersion::StreamExists => version_before > 0,
-            ExpectedVersion::Exact(version) => version == version_before,
-        };
+        let same_expectation = expected.was_met_before(version_before);
         if !same_batch || !same_expectation {
             return Err(duplicate(events[0].event_id));
         }
@@ -122,13 +117,7 @@ impl EventStore for MemoryStore {
         }
         let stream = state.streams.get(stream_id);
         let actual = stream.map(|stream| stream.log_indexes.len() as u64);
-        let matches = match expected {
-            ExpectedVersion::Any => true,
-            ExpectedVersion::NoStream => actual.is_none(),
-            ExpectedVersion::StreamExists => actual.is_some(),
-            ExpectedVersion::Exact(version) => actual == Some(version),
-        };
-        if !matches {
+        if !expected.is_met_by(actual) {
             return Err(StoreError::Conflict {
                 stream_id: stream_id.to_owned(),
                 expected,

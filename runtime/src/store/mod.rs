@@ -1,11 +1,19 @@
 //! The storage contract every backend fulfils.
 
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 
 use std::fmt;
 use std::future::Future;
 
 pub use memory::MemoryStore;
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresConfig, PostgresError, PostgresStore};
+#[cfg(feature = "sqlite")]
+pub use sqlite::{SqliteOpenError, SqliteOptions, SqliteStore, Synchronous};
 
 use crate::envelope::{NewEvent, RecordedEvent, Snapshot};
 
@@ -20,6 +28,25 @@ pub enum ExpectedVersion {
     StreamExists,
     /// The stream's last version must be exactly this.
     Exact(u64),
+}
+
+impl ExpectedVersion {
+    /// Whether a stream whose last version is `actual` (`None`: it does not exist) meets
+    /// this expectation.
+    pub fn is_met_by(self, actual: Option<u64>) -> bool {
+        match self {
+            Self::Any => true,
+            Self::NoStream => actual.is_none(),
+            Self::StreamExists => actual.is_some(),
+            Self::Exact(version) => actual == Some(version),
+        }
+    }
+
+    /// Whether a batch appended after stream version `version_before` (0: the stream did
+    /// not exist) met this expectation; for recognising an idempotent re-append.
+    pub fn was_met_before(self, version_before: u64) -> bool {
+        self.is_met_by(Some(version_before).filter(|version| *version > 0))
+    }
 }
 
 impl fmt::Display for ExpectedVersion {
@@ -199,4 +226,68 @@ pub trait EventStore: Send + Sync {
         &self,
         stream_id: &str,
     ) -> impl Future<Output = Result<Option<Snapshot>, StoreError>> + Send;
+}
+
+/// A shared store is a store: repositories and tasks can hold `Arc`s of one.
+impl<S: EventStore + ?Sized> EventStore for std::sync::Arc<S> {
+    fn append(
+        &self,
+        stream_id: &str,
+        stream_type: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> impl Future<Output = Result<AppendOutcome, StoreError>> + Send {
+        (**self).append(stream_id, stream_type, expected, events)
+    }
+
+    fn read_stream(
+        &self,
+        stream_id: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send {
+        (**self).read_stream(stream_id, from_version, limit)
+    }
+
+    fn for_each_in_stream<E, F>(
+        &self,
+        stream_id: &str,
+        from_version: u64,
+        visit: F,
+    ) -> impl Future<Output = Result<(), VisitError<E>>> + Send
+    where
+        E: Send,
+        F: FnMut(&RecordedEvent) -> Result<(), E> + Send,
+    {
+        (**self).for_each_in_stream(stream_id, from_version, visit)
+    }
+
+    fn read_all(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send {
+        (**self).read_all(after, limit)
+    }
+
+    fn stream_version(
+        &self,
+        stream_id: &str,
+    ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send {
+        (**self).stream_version(stream_id)
+    }
+
+    fn save_snapshot(
+        &self,
+        snapshot: Snapshot,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).save_snapshot(snapshot)
+    }
+
+    fn load_snapshot(
+        &self,
+        stream_id: &str,
+    ) -> impl Future<Output = Result<Option<Snapshot>, StoreError>> + Send {
+        (**self).load_snapshot(stream_id)
+    }
 }

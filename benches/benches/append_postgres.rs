@@ -1,0 +1,605 @@
+//! Appends and replay on PostgreSQL: factum's `PostgresStore` against a raw
+//! tokio-postgres baseline writing the same rows to the same table shape.
+//! (postgres-es 0.5, the third contender, is measured by `benches/postgres-es/`: its
+//! sqlx cannot share this workspace's lock file with rusqlite.)
+//!
+//! - `append_postgres_single`: one event per commit, to one stream, version checked.
+//! - `append_postgres_batch100`: 100 events per commit.
+//! - `replay_10k_postgres`: the 10,000-event order stream of the replay bench, loaded
+//!   from PostgreSQL and applied.
+//! - Printed after the groups: the same appends alternated round by round (latency
+//!   percentiles, robust to the machine's drift), and 1 or 8 concurrent writers (what
+//!   the append lock costs when commits could otherwise be grouped).
+//!
+//! Needs a server: `eval "$(scripts/postgres.sh start)"`, then
+//! `cargo bench -p factum-benches --features postgres --bench append_postgres`.
+//! Without `FACTUM_POSTGRES_URL` it prints a notice and measures nothing. Every run
+//! drops and recreates its schemas (`bench_factum`, `bench_raw`, `bench_replay`).
+
+#[allow(dead_code)]
+#[path = "replay/raw.rs"]
+mod raw;
+#[allow(dead_code)]
+#[path = "replay/stream.rs"]
+mod stream;
+
+use std::cell::Cell;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput};
+use factum::prelude::*;
+use factum::store::PostgresStore;
+use factum_example_orders::{Catalog, Order};
+use serde_json::value::RawValue;
+use tokio::runtime::Runtime;
+use tokio_postgres::types::{Json, ToSql};
+
+/// A payload of the example's size: an `ItemAdded` event (about 50 bytes).
+const PAYLOAD: &str = r#"{"sku":"SKU-0042","quantity":3,"unit_price":1999}"#;
+
+/// The raw baseline's table: the columns, types, keys and indexes of factum's `events`.
+const RAW_DDL: &str = "
+    DROP SCHEMA IF EXISTS bench_raw CASCADE;
+    CREATE SCHEMA bench_raw;
+    CREATE TABLE bench_raw.events (
+        position       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        stream_id      text        NOT NULL,
+        stream_type    text        NOT NULL,
+        stream_version bigint      NOT NULL CHECK (stream_version > 0),
+        event_id       uuid        NOT NULL,
+        name           text        NOT NULL,
+        schema_version bigint      NOT NULL,
+        payload        json        NOT NULL,
+        occurred_at    timestamptz NOT NULL,
+        metadata       json        NOT NULL,
+        CONSTRAINT events_event_id_key UNIQUE (event_id),
+        CONSTRAINT events_stream_version_key UNIQUE (stream_id, stream_version)
+    );";
+
+const RAW_INSERT_ONE: &str = "
+    INSERT INTO bench_raw.events (stream_id, stream_type, stream_version, event_id, name,
+                                  schema_version, payload, occurred_at, metadata)
+    VALUES ($1, $2, $3, $4, $5, $6, $7::text::json, $8, $9::text::json)";
+
+const RAW_INSERT_MANY: &str = "
+    INSERT INTO bench_raw.events (stream_id, stream_type, stream_version, event_id, name,
+                                  schema_version, payload, occurred_at, metadata)
+    SELECT $1, $2, $3 + b.ord, b.id, b.name, b.schema_version, b.payload::json,
+           b.occurred_at, b.metadata::json
+      FROM unnest($4::uuid[], $5::text[], $6::bigint[], $7::text[], $8::timestamptz[],
+                  $9::text[]) WITH ORDINALITY
+           AS b(id, name, schema_version, payload, occurred_at, metadata, ord)
+     ORDER BY b.ord";
+
+fn metadata() -> Metadata {
+    CommandMetadata::new()
+        .actor("support-agent-7")
+        .event_metadata()
+}
+
+fn new_events(count: usize, payload: &RawValue, metadata: &Metadata) -> Vec<NewEvent> {
+    (0..count)
+        .map(|_| NewEvent::new("ItemAdded", 2, payload.to_owned(), metadata.clone()))
+        .collect()
+}
+
+async fn raw_client(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to FACTUM_POSTGRES_URL");
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    client
+}
+
+async fn fresh_store(url: &str, schema: &str) -> PostgresStore {
+    raw_client(url)
+        .await
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        .await
+        .expect("drop the bench schema");
+    PostgresStore::builder(url)
+        .schema(schema)
+        .pool_size(4)
+        .connect()
+        .await
+        .expect("connect the store")
+}
+
+/// The raw baseline's append: the rows factum stores, one autocommit `INSERT`, the
+/// version known to the writer (the unique index is its concurrency check).
+async fn raw_append(
+    client: &tokio_postgres::Client,
+    statement: &tokio_postgres::Statement,
+    stream_id: &str,
+    version_before: i64,
+    events: &[NewEvent],
+) {
+    if let [event] = events {
+        let metadata = serde_json::to_string(&event.metadata).expect("metadata serialises");
+        let params: [&(dyn ToSql + Sync); 9] = [
+            &stream_id,
+            &"Order",
+            &(version_before + 1),
+            &event.event_id,
+            &event.name,
+            &i64::from(event.schema_version),
+            &event.payload.get(),
+            &event.timestamp,
+            &metadata,
+        ];
+        client
+            .execute(statement, &params)
+            .await
+            .expect("raw insert");
+    } else {
+        let ids: Vec<_> = events.iter().map(|e| e.event_id).collect();
+        let names: Vec<&str> = events.iter().map(|e| e.name.as_str()).collect();
+        let versions: Vec<i64> = events.iter().map(|e| i64::from(e.schema_version)).collect();
+        let payloads: Vec<&str> = events.iter().map(|e| e.payload.get()).collect();
+        let timestamps: Vec<_> = events.iter().map(|e| e.timestamp).collect();
+        let metadata: Vec<String> = events
+            .iter()
+            .map(|e| serde_json::to_string(&e.metadata).expect("metadata serialises"))
+            .collect();
+        let params: [&(dyn ToSql + Sync); 9] = [
+            &stream_id,
+            &"Order",
+            &version_before,
+            &ids,
+            &names,
+            &versions,
+            &payloads,
+            &timestamps,
+            &metadata,
+        ];
+        client
+            .execute(statement, &params)
+            .await
+            .expect("raw insert");
+    }
+}
+
+/// The two writers, each on its own stream, with the version it is at.
+struct Writers {
+    store: PostgresStore,
+    client: tokio_postgres::Client,
+    insert_one: tokio_postgres::Statement,
+    insert_many: tokio_postgres::Statement,
+    payload: Box<RawValue>,
+    metadata: Metadata,
+    factum_version: Cell<u64>,
+    raw_version: Cell<i64>,
+}
+
+impl Writers {
+    async fn new(url: &str) -> Self {
+        let store = fresh_store(url, "bench_factum").await;
+        let client = raw_client(url).await;
+        client.batch_execute(RAW_DDL).await.expect("raw schema");
+        let insert_one = client.prepare(RAW_INSERT_ONE).await.expect("prepare");
+        let insert_many = client.prepare(RAW_INSERT_MANY).await.expect("prepare");
+        Self {
+            store,
+            client,
+            insert_one,
+            insert_many,
+            payload: RawValue::from_string(PAYLOAD.to_owned()).expect("valid JSON"),
+            metadata: metadata(),
+            factum_version: Cell::new(0),
+            raw_version: Cell::new(0),
+        }
+    }
+
+    /// factum: `EventStore::append`, the version checked against the last one written.
+    async fn factum(&self, batch: usize) {
+        let expected = match self.factum_version.get() {
+            0 => ExpectedVersion::NoStream,
+            version => ExpectedVersion::Exact(version),
+        };
+        let outcome = self
+            .store
+            .append(
+                "Order-factum",
+                "Order",
+                expected,
+                new_events(batch, &self.payload, &self.metadata),
+            )
+            .await
+            .expect("factum append");
+        self.factum_version.set(black_box(outcome).stream_version);
+    }
+
+    /// The raw baseline: the same rows, one autocommit `INSERT`.
+    async fn raw(&self, batch: usize) {
+        let events = new_events(batch, &self.payload, &self.metadata);
+        let statement = if batch == 1 {
+            &self.insert_one
+        } else {
+            &self.insert_many
+        };
+        raw_append(
+            &self.client,
+            statement,
+            "Order-raw",
+            self.raw_version.get(),
+            &events,
+        )
+        .await;
+        self.raw_version.set(self.raw_version.get() + batch as i64);
+    }
+}
+
+/// Alternates the two writers round by round (who goes first alternates too), so both
+/// see the same server and machine state; prints latency percentiles and the ratio.
+fn paired(runtime: &Runtime, writers: &Writers, batch: usize, rounds: usize) {
+    let (mut factum, mut raw) = (Vec::new(), Vec::new());
+    runtime.block_on(async {
+        for round in 0..rounds {
+            for factum_turn in [round % 2 == 0, round % 2 != 0] {
+                let start = Instant::now();
+                if factum_turn {
+                    writers.factum(batch).await;
+                    factum.push(start.elapsed());
+                } else {
+                    writers.raw(batch).await;
+                    raw.push(start.elapsed());
+                }
+            }
+        }
+    });
+    let stats = |times: &mut Vec<Duration>| {
+        times.sort();
+        let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e6;
+        let mean = times.iter().sum::<Duration>().as_secs_f64() * 1e6 / times.len() as f64;
+        (at(0.5), at(0.9), at(0.99), mean)
+    };
+    let (f, r) = (stats(&mut factum), stats(&mut raw));
+    println!("paired, {batch} event(s) per commit, {rounds} rounds each, latency in µs:");
+    println!(
+        "  factum/append   p50 {:8.1}  p90 {:8.1}  p99 {:8.1}  mean {:8.1}",
+        f.0, f.1, f.2, f.3
+    );
+    println!(
+        "  raw/insert      p50 {:8.1}  p90 {:8.1}  p99 {:8.1}  mean {:8.1}",
+        r.0, r.1, r.2, r.3
+    );
+    println!(
+        "  factum throughput / raw: {:.2}x (medians), {:.2}x (means)",
+        r.0 / f.0,
+        r.3 / f.3
+    );
+}
+
+/// What the append lock costs under concurrency: `writers` tasks, each appending one
+/// event per commit to its own stream, `appends` times; factum through one store (a
+/// pool of `writers` connections, all appends serialised by the lock) and raw inserts
+/// on `writers` connections of their own (concurrent, so PostgreSQL can group their
+/// commits). Prints events per second of each.
+fn concurrent(url: &str, writers: usize, appends: usize) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let (factum, raw) = runtime.block_on(async {
+        let store = PostgresStore::builder(url)
+            .schema("bench_factum")
+            .pool_size(writers)
+            .connect()
+            .await
+            .expect("connect the store");
+        let payload = RawValue::from_string(PAYLOAD.to_owned()).expect("valid JSON");
+        let metadata = metadata();
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..writers)
+            .map(|writer| {
+                let (store, payload, metadata) = (store.clone(), payload.clone(), metadata.clone());
+                tokio::spawn(async move {
+                    for _ in 0..appends {
+                        store
+                            .append(
+                                &format!("Order-concurrent-{writers}-{writer}"),
+                                "Order",
+                                ExpectedVersion::Any,
+                                new_events(1, &payload, &metadata),
+                            )
+                            .await
+                            .expect("factum append");
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("a writer");
+        }
+        let factum = start.elapsed();
+
+        let mut clients = Vec::new();
+        for _ in 0..writers {
+            let client = raw_client(url).await;
+            let statement = client.prepare(RAW_INSERT_ONE).await.expect("prepare");
+            clients.push((client, statement));
+        }
+        let start = Instant::now();
+        let tasks: Vec<_> = clients
+            .into_iter()
+            .enumerate()
+            .map(|(writer, (client, statement))| {
+                let (payload, metadata) = (payload.clone(), metadata.clone());
+                tokio::spawn(async move {
+                    for n in 0..appends {
+                        let events = new_events(1, &payload, &metadata);
+                        let stream = format!("Order-concurrent-{writers}-{writer}");
+                        raw_append(&client, &statement, &stream, n as i64, &events).await;
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("a writer");
+        }
+        (factum, start.elapsed())
+    });
+    let total = (writers * appends) as f64;
+    println!(
+        "concurrent, {writers} writers x {appends} single-event commits: \
+         factum {:.0} events/s, raw {:.0} events/s ({:.2}x)",
+        total / factum.as_secs_f64(),
+        total / raw.as_secs_f64(),
+        raw.as_secs_f64() / factum.as_secs_f64()
+    );
+}
+
+fn appends(criterion: &mut Criterion, runtime: &Runtime, url: &str) {
+    let writers = runtime.block_on(Writers::new(url));
+    for (group_name, batch) in [
+        ("append_postgres_single", 1usize),
+        ("append_postgres_batch100", 100),
+    ] {
+        let mut group = criterion.benchmark_group(group_name);
+        group.throughput(Throughput::Elements(batch as u64));
+        group.sample_size(if batch == 1 { 100 } else { 30 });
+        group.warm_up_time(Duration::from_secs(1));
+        group.measurement_time(Duration::from_secs(if batch == 1 { 6 } else { 8 }));
+        group.bench_function("factum/append", |b| {
+            b.to_async(runtime).iter_custom(|iters| {
+                let writers = &writers;
+                async move {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        writers.factum(batch).await;
+                    }
+                    start.elapsed()
+                }
+            })
+        });
+        group.bench_function("raw/insert", |b| {
+            b.to_async(runtime).iter_custom(|iters| {
+                let writers = &writers;
+                async move {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        writers.raw(batch).await;
+                    }
+                    start.elapsed()
+                }
+            })
+        });
+        group.finish();
+    }
+    paired(runtime, &writers, 1, 1500);
+    paired(runtime, &writers, 100, 150);
+    for concurrency in [1, 8] {
+        concurrent(url, concurrency, 2400 / concurrency);
+    }
+
+    // Both wrote what they claim.
+    let stored = runtime
+        .block_on(writers.store.stream_version("Order-factum"))
+        .expect("stream version");
+    assert_eq!(stored, Some(writers.factum_version.get()));
+    let raw_stored: i64 = runtime
+        .block_on(writers.client.query_one(
+            "SELECT coalesce(max(stream_version), 0) FROM bench_raw.events WHERE stream_id = $1",
+            &[&"Order-raw"],
+        ))
+        .expect("raw version")
+        .get(0);
+    assert_eq!(raw_stored, writers.raw_version.get());
+}
+
+/// The envelope columns the like-for-like raw baseline decodes beside the payload (and
+/// then only drops, as a replay does).
+#[allow(dead_code)]
+struct RawEnvelope {
+    position: i64,
+    stream_id: String,
+    stream_type: String,
+    stream_version: i64,
+    event_id: factum::uuid::Uuid,
+    occurred_at: std::time::SystemTime,
+    metadata: Metadata,
+}
+
+fn replays(criterion: &mut Criterion, runtime: &Runtime, url: &str) {
+    let fixture = stream::build(runtime);
+    let store = runtime.block_on(fresh_store(url, "bench_replay"));
+    let stream_id = Repository::<Order, PostgresStore>::stream_id(stream::ORDER_ID);
+    let payload = RawValue::from_string(PAYLOAD.to_owned()).expect("valid JSON");
+    let other_metadata = metadata();
+    runtime.block_on(async {
+        for (index, chunk) in fixture.records.chunks(1000).enumerate() {
+            // The order is one stream among many: 9,000 events of other orders between
+            // each 1,000 of its own, so the stream is 10% of a 100,000-event table.
+            for other in 0..9 {
+                store
+                    .append(
+                        &format!("Order-other-{other}"),
+                        Order::NAME,
+                        ExpectedVersion::Any,
+                        new_events(1000, &payload, &other_metadata),
+                    )
+                    .await
+                    .expect("store the other streams");
+            }
+            let events: Vec<NewEvent> = chunk
+                .iter()
+                .map(|record| NewEvent {
+                    event_id: record.event_id,
+                    name: record.name.clone(),
+                    schema_version: record.schema_version,
+                    payload: record.payload.clone(),
+                    timestamp: record.timestamp,
+                    metadata: record.metadata.clone(),
+                })
+                .collect();
+            let expected = match index {
+                0 => ExpectedVersion::NoStream,
+                _ => ExpectedVersion::Exact((index * 1000) as u64),
+            };
+            store
+                .append(&stream_id, Order::NAME, expected, events)
+                .await
+                .expect("store the replay stream");
+        }
+    });
+    let repository = Repository::<Order, PostgresStore>::with_services(
+        store.clone(),
+        Catalog::new(stream::prices()),
+    );
+    let client = runtime.block_on(raw_client(url));
+    let select = runtime
+        .block_on(client.prepare(
+            "SELECT name, schema_version, payload FROM bench_replay.events \
+             WHERE stream_id = $1 ORDER BY stream_version",
+        ))
+        .expect("prepare the raw select");
+    let select_all = runtime
+        .block_on(client.prepare(
+            "SELECT position, stream_id, stream_type, stream_version, event_id, name, \
+             schema_version, payload, occurred_at, metadata FROM bench_replay.events \
+             WHERE stream_id = $1 ORDER BY stream_version",
+        ))
+        .expect("prepare the raw select");
+    // The lean baseline: what rebuilding the state needs (name, version, payload).
+    let raw_load = || async {
+        let rows = client
+            .query(&select, &[&stream_id])
+            .await
+            .expect("raw select");
+        let stored: Vec<raw::Stored> = rows
+            .iter()
+            .map(|row| raw::Stored {
+                name: row.get(0),
+                version: u32::try_from(row.get::<_, i64>(1)).expect("a u32 version"),
+                payload: row.get::<_, Json<&RawValue>>(2).0.get().into(),
+            })
+            .collect();
+        let mut state = raw::RawOrder::default();
+        raw::replay::<raw::FromSlice>(&mut state, &stored).expect("raw replay");
+        state
+    };
+    // The like-for-like baseline: every column factum's records carry, decoded.
+    let raw_load_all = || async {
+        let rows = client
+            .query(&select_all, &[&stream_id])
+            .await
+            .expect("raw select");
+        let mut envelopes = Vec::with_capacity(rows.len());
+        let stored: Vec<raw::Stored> = rows
+            .iter()
+            .map(|row| {
+                envelopes.push(RawEnvelope {
+                    position: row.get(0),
+                    stream_id: row.get(1),
+                    stream_type: row.get(2),
+                    stream_version: row.get(3),
+                    event_id: row.get(4),
+                    occurred_at: row.get(8),
+                    metadata: row.get::<_, Json<Metadata>>(9).0,
+                });
+                raw::Stored {
+                    name: row.get(5),
+                    version: u32::try_from(row.get::<_, i64>(6)).expect("a u32 version"),
+                    payload: row.get::<_, Json<&RawValue>>(7).0.get().into(),
+                }
+            })
+            .collect();
+        let mut state = raw::RawOrder::default();
+        raw::replay::<raw::FromSlice>(&mut state, &stored).expect("raw replay");
+        black_box(envelopes);
+        state
+    };
+
+    // Untimed: both paths rebuild the state the aggregate reached while deciding.
+    let loaded = runtime
+        .block_on(repository.load(stream::ORDER_ID))
+        .expect("factum load");
+    assert_eq!(loaded.version, stream::EVENTS as u64);
+    assert_eq!(loaded.state, fixture.state);
+    for raw_state in [
+        runtime.block_on(raw_load()),
+        runtime.block_on(raw_load_all()),
+    ] {
+        assert_eq!(raw_state.status, fixture.state.status);
+        assert_eq!(raw_state.customer_id, fixture.state.customer_id);
+        assert_eq!(raw_state.currency, fixture.state.currency);
+        assert!(raw_state.lines.values().eq(fixture.state.lines.values()));
+    }
+
+    let mut group = criterion.benchmark_group("replay_10k_postgres");
+    group.throughput(Throughput::Elements(stream::EVENTS as u64));
+    group.sample_size(20);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(5));
+    group.bench_function("factum/repository_load", |b| {
+        b.to_async(runtime)
+            .iter(|| async { black_box(repository.load(stream::ORDER_ID).await.expect("load")) })
+    });
+    group.bench_function("raw/select_decode", |b| {
+        b.to_async(runtime)
+            .iter(|| async { black_box(raw_load().await) })
+    });
+    group.bench_function("raw/select_all_columns_decode", |b| {
+        b.to_async(runtime)
+            .iter(|| async { black_box(raw_load_all().await) })
+    });
+    group.bench_function("factum/visit_only", |b| {
+        b.to_async(runtime).iter(|| async {
+            let mut bytes = 0;
+            store
+                .for_each_in_stream(&stream_id, 1, |record| {
+                    bytes += record.payload.get().len();
+                    Ok::<_, ()>(())
+                })
+                .await
+                .expect("visit");
+            black_box(bytes)
+        })
+    });
+    group.finish();
+}
+
+fn main() {
+    let Some(url) = std::env::var("FACTUM_POSTGRES_URL")
+        .ok()
+        .filter(|url| !url.trim().is_empty())
+    else {
+        eprintln!(
+            "append_postgres: FACTUM_POSTGRES_URL is not set; skipping the PostgreSQL benches. \
+             Start a server with `eval \"$(scripts/postgres.sh start)\"`."
+        );
+        return;
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let mut criterion = Criterion::default().configure_from_args();
+    appends(&mut criterion, &runtime, &url);
+    replays(&mut criterion, &runtime, &url);
+    criterion.final_summary();
+}

@@ -1,0 +1,448 @@
+//! Appending to and replaying from a SQLite file: factum's `SqliteStore` against the same
+//! work done with rusqlite directly.
+//!
+//! - `append_sqlite`: one-event commits and 100-event batches. The raw baseline runs the
+//!   statements factum runs (`BEGIN IMMEDIATE`, read the stream row, insert or update it,
+//!   insert the events with their JSON metadata, `COMMIT`) with rusqlite's cached
+//!   prepared statements, on a file of the same schema (created by `SqliteStore::open`)
+//!   with the same pragmas (WAL, `synchronous = FULL`, foreign keys on). The events are
+//!   built outside the timed routine for both.
+//! - `replay_sqlite_10k`: the example's 10,000-event order stream (the one
+//!   `benches/replay.rs` replays from memory) stored in a SQLite file and loaded through
+//!   `Repository::load`, against a raw loop that selects `(name, schema_version,
+//!   payload)` of the stream in order and decodes and applies each row by hand.
+//!
+//! Before timing, the bench checks that both sides rebuild the same state and that both
+//! append paths wrote what they were given. Run with
+//! `cargo bench -p factum-benches --bench append_sqlite`; the figures are recorded in
+//! `BENCHMARKS.md` at the workspace root.
+
+#[allow(dead_code)]
+#[path = "replay/stream.rs"]
+mod stream;
+
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::path::Path;
+use std::time::Duration;
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use factum::prelude::*;
+use factum::store::SqliteStore;
+use factum_example_orders::{
+    Catalog, Currency, ItemAdded, ItemRemoved, Line, Order, OrderCancelled, OrderConfirmed,
+    OrderDelivered, OrderNoteAdded, OrderPlaced, OrderShipped, Sku, Status,
+};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use crate::stream::{EVENTS, ORDER_ID};
+
+/// A fresh batch of `size` events (new ids), carrying a command's metadata as the
+/// repository would.
+fn new_events(size: usize) -> Vec<NewEvent> {
+    let metadata = CommandMetadata::new()
+        .actor("support-agent-7")
+        .event_metadata();
+    (0..size)
+        .map(|n| {
+            NewEvent::new(
+                "ItemAdded",
+                2,
+                serde_json::value::to_raw_value(
+                    &json!({ "sku": format!("SKU-{:04}", n % 40), "quantity": 2, "unit_price": 1234 }),
+                )
+                .expect("JSON"),
+                metadata.clone(),
+            )
+        })
+        .collect()
+}
+
+/// The raw baseline's connection: the settings `SqliteStore::open` gives its writer.
+fn raw_connection(path: &Path) -> Connection {
+    let connection = Connection::open(path).expect("open");
+    connection
+        .busy_timeout(Duration::from_secs(5))
+        .expect("busy_timeout");
+    let mode: String = connection
+        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+        .expect("journal_mode");
+    assert_eq!(mode, "wal");
+    connection
+        .pragma_update(None, "synchronous", "FULL")
+        .expect("synchronous");
+    connection
+        .pragma_update(None, "foreign_keys", "ON")
+        .expect("foreign_keys");
+    connection
+}
+
+/// The same append, by hand: returns the stream's new version.
+fn raw_append(
+    connection: &Connection,
+    stream_id: &str,
+    stream_type: &str,
+    expected: u64,
+    events: &[NewEvent],
+) -> u64 {
+    connection
+        .prepare_cached("BEGIN IMMEDIATE")
+        .and_then(|mut begin| begin.execute([]))
+        .expect("begin");
+    let stream: Option<(i64, i64)> = connection
+        .prepare_cached("SELECT stream_key, version FROM streams WHERE stream_id = ?1")
+        .and_then(|mut select| {
+            select
+                .query_row(params![stream_id], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()
+        })
+        .expect("select");
+    let version = stream.map_or(0, |(_, version)| version as u64);
+    assert_eq!(version, expected, "the expected version");
+    let last = version + events.len() as u64;
+    let key = match stream {
+        Some((key, _)) => {
+            connection
+                .prepare_cached("UPDATE streams SET version = ?2 WHERE stream_key = ?1")
+                .and_then(|mut update| update.execute(params![key, last as i64]))
+                .expect("update");
+            key
+        }
+        None => {
+            connection
+                .prepare_cached(
+                    "INSERT INTO streams (stream_id, stream_type, version) VALUES (?1, ?2, ?3)",
+                )
+                .and_then(|mut insert| insert.execute(params![stream_id, stream_type, last as i64]))
+                .expect("insert stream");
+            connection.last_insert_rowid()
+        }
+    };
+    let mut insert = connection
+        .prepare_cached(
+            "INSERT INTO events (stream_key, stream_version, event_id, name, schema_version,
+                                 payload, metadata, timestamp_s, timestamp_ns)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )
+        .expect("prepare");
+    for (offset, event) in events.iter().enumerate() {
+        let metadata = serde_json::to_string(&event.metadata).expect("metadata");
+        insert
+            .execute(params![
+                key,
+                (version + 1 + offset as u64) as i64,
+                event.event_id.as_bytes().as_slice(),
+                event.name,
+                event.schema_version,
+                event.payload.get(),
+                metadata,
+                event.timestamp.timestamp(),
+                event.timestamp.timestamp_subsec_nanos(),
+            ])
+            .expect("insert event");
+    }
+    connection
+        .prepare_cached("COMMIT")
+        .and_then(|mut commit| commit.execute([]))
+        .expect("commit");
+    last
+}
+
+/// Appends one batch per iteration to one growing stream, through factum and by hand.
+fn append_group(
+    c: &mut Criterion,
+    runtime: &tokio::runtime::Runtime,
+    dir: &Path,
+    size: usize,
+    label: &str,
+) {
+    let factum_path = dir.join(format!("factum-{size}.db"));
+    let raw_path = dir.join(format!("raw-{size}.db"));
+    let store = runtime
+        .block_on(SqliteStore::open(&factum_path))
+        .expect("open");
+    // The raw file gets the same schema, then is written by hand.
+    drop(
+        runtime
+            .block_on(SqliteStore::open(&raw_path))
+            .expect("open"),
+    );
+    let raw = raw_connection(&raw_path);
+
+    // Both paths write what they are given (checked once, untimed).
+    let check = new_events(size);
+    let outcome = runtime
+        .block_on(store.append("check", "Order", ExpectedVersion::NoStream, check.clone()))
+        .expect("append");
+    assert_eq!(outcome.stream_version, size as u64);
+    assert_eq!(raw_append(&raw, "check", "Order", 0, &check), size as u64);
+    let read = runtime
+        .block_on(store.read_stream("check", 1, size))
+        .expect("read");
+    let raw_store = runtime
+        .block_on(SqliteStore::open(&raw_path))
+        .expect("open");
+    let raw_read = runtime
+        .block_on(raw_store.read_stream("check", 1, size))
+        .expect("read");
+    drop(raw_store);
+    assert_eq!(read.len(), size);
+    for ((factum, raw), event) in read.iter().zip(&raw_read).zip(&check) {
+        assert_eq!(factum.event_id, event.event_id);
+        assert_eq!(raw.event_id, event.event_id);
+        assert_eq!(factum.payload.get(), raw.payload.get());
+        assert_eq!(factum.metadata, raw.metadata);
+        assert_eq!(factum.timestamp, raw.timestamp);
+    }
+
+    let mut group = c.benchmark_group("append_sqlite");
+    group.throughput(Throughput::Elements(size as u64));
+    let version = Cell::new(0u64);
+    group.bench_function(format!("factum/{label}"), |b| {
+        b.to_async(runtime).iter_batched(
+            || new_events(size),
+            |events| {
+                let expected = match version.get() {
+                    0 => ExpectedVersion::NoStream,
+                    version => ExpectedVersion::Exact(version),
+                };
+                let store = &store;
+                let version = &version;
+                async move {
+                    let outcome = store
+                        .append("bench", "Order", expected, events)
+                        .await
+                        .expect("append");
+                    version.set(outcome.stream_version);
+                }
+            },
+            BatchSize::SmallInput,
+        );
+    });
+    let raw_version = Cell::new(0u64);
+    group.bench_function(format!("raw/{label}"), |b| {
+        b.iter_batched(
+            || new_events(size),
+            |events| {
+                raw_version.set(raw_append(
+                    &raw,
+                    "bench",
+                    "Order",
+                    raw_version.get(),
+                    &events,
+                ))
+            },
+            BatchSize::SmallInput,
+        );
+    });
+    group.finish();
+}
+
+/// What both replays must agree on.
+#[derive(Debug, PartialEq)]
+struct Outcome {
+    status: Status,
+    customer_id: String,
+    currency: Option<Currency>,
+    lines: Vec<Line>,
+}
+
+/// The raw baseline's order state (the same as `benches/replay/raw.rs`).
+#[derive(Debug, Default)]
+struct RawOrder {
+    status: Status,
+    customer_id: String,
+    currency: Option<Currency>,
+    lines: BTreeMap<Sku, Line>,
+}
+
+fn decode<T: DeserializeOwned>(payload: &str) -> T {
+    serde_json::from_str(payload).expect("the payload decodes")
+}
+
+/// Decodes and applies one row by hand (mirrors `benches/replay/raw.rs`, row by row).
+fn raw_apply(state: &mut RawOrder, name: &str, version: i64, payload: &str) {
+    match (name, version) {
+        ("OrderPlaced", 2) => {
+            let event: OrderPlaced = decode(payload);
+            state.status = Status::Open;
+            state.customer_id.clone_from(&event.customer_id);
+            state.currency = Some(event.currency);
+            state.lines = event
+                .lines
+                .iter()
+                .map(|line| (line.sku.clone(), line.clone()))
+                .collect();
+        }
+        ("ItemAdded", 2) => {
+            let event: ItemAdded = decode(payload);
+            state
+                .lines
+                .entry(event.sku.clone())
+                .and_modify(|line| line.quantity += event.quantity)
+                .or_insert_with(|| Line {
+                    sku: event.sku.clone(),
+                    quantity: event.quantity,
+                    unit_price: event.unit_price,
+                });
+        }
+        ("ItemRemoved", 1) => {
+            let event: ItemRemoved = decode(payload);
+            state.lines.remove(&event.sku);
+        }
+        ("OrderConfirmed", 1) => {
+            let _: OrderConfirmed = decode(payload);
+            state.status = Status::Confirmed;
+        }
+        ("OrderShipped", 1) => {
+            let _: OrderShipped = decode(payload);
+            state.status = Status::Shipped;
+        }
+        ("OrderDelivered", 1) => {
+            let _: OrderDelivered = decode(payload);
+            state.status = Status::Delivered;
+        }
+        ("OrderCancelled", 1) => {
+            let _: OrderCancelled = decode(payload);
+            state.status = Status::Cancelled;
+        }
+        ("OrderNoteAdded", 1) => {
+            let _: OrderNoteAdded = decode(payload);
+        }
+        (name, version) => panic!("unknown event {name} v{version}"),
+    }
+}
+
+/// The raw replay: one query, rows decoded and applied as they are stepped.
+fn raw_replay(connection: &Connection, stream_id: &str) -> RawOrder {
+    let mut statement = connection
+        .prepare_cached(
+            "SELECT name, schema_version, payload FROM events
+             WHERE stream_key = (SELECT stream_key FROM streams WHERE stream_id = ?1)
+             ORDER BY stream_version",
+        )
+        .expect("prepare");
+    let mut rows = statement.query(params![stream_id]).expect("query");
+    let mut state = RawOrder::default();
+    while let Some(row) = rows.next().expect("step") {
+        let name = row.get_ref(0).and_then(|v| Ok(v.as_str()?)).expect("name");
+        let version: i64 = row.get(1).expect("version");
+        let payload = row
+            .get_ref(2)
+            .and_then(|v| Ok(v.as_str()?))
+            .expect("payload");
+        raw_apply(&mut state, name, version, payload);
+    }
+    state
+}
+
+fn replay_group(c: &mut Criterion, runtime: &tokio::runtime::Runtime, dir: &Path) {
+    let fixture = stream::build(runtime);
+    let path = dir.join("replay.db");
+    let store = runtime.block_on(SqliteStore::open(&path)).expect("open");
+    let stream_id = Repository::<Order, SqliteStore>::stream_id(ORDER_ID);
+    let mut version = 0;
+    for chunk in fixture.records.chunks(500) {
+        let events: Vec<NewEvent> = chunk
+            .iter()
+            .map(|record| NewEvent {
+                event_id: record.event_id,
+                name: record.name.clone(),
+                schema_version: record.schema_version,
+                payload: record.payload.clone(),
+                timestamp: record.timestamp,
+                metadata: record.metadata.clone(),
+            })
+            .collect();
+        let expected = match version {
+            0 => ExpectedVersion::NoStream,
+            version => ExpectedVersion::Exact(version),
+        };
+        version = runtime
+            .block_on(store.append(&stream_id, Order::NAME, expected, events))
+            .expect("append")
+            .stream_version;
+    }
+    assert_eq!(version, EVENTS as u64);
+    let repository = Repository::<Order, SqliteStore>::with_services(
+        store.clone(),
+        Catalog::new(stream::prices()),
+    );
+    let raw = Connection::open(&path).expect("open");
+    raw.pragma_update(None, "query_only", "ON")
+        .expect("query_only");
+
+    // Both rebuild the state the aggregate reached while deciding.
+    let expected = Outcome {
+        status: fixture.state.status,
+        customer_id: fixture.state.customer_id.clone(),
+        currency: fixture.state.currency,
+        lines: fixture.state.lines.values().cloned().collect(),
+    };
+    let loaded = runtime.block_on(repository.load(ORDER_ID)).expect("load");
+    assert_eq!(loaded.version, EVENTS as u64);
+    let state = &loaded.state;
+    assert_eq!(
+        Outcome {
+            status: state.status,
+            customer_id: state.customer_id.clone(),
+            currency: state.currency,
+            lines: state.lines.values().cloned().collect(),
+        },
+        expected
+    );
+    let state = raw_replay(&raw, &stream_id);
+    assert_eq!(
+        Outcome {
+            status: state.status,
+            customer_id: state.customer_id.clone(),
+            currency: state.currency,
+            lines: state.lines.values().cloned().collect(),
+        },
+        expected
+    );
+
+    let mut group = c.benchmark_group("replay_sqlite_10k");
+    group.throughput(Throughput::Elements(EVENTS as u64));
+    group.bench_function("factum/repository_load", |b| {
+        b.to_async(runtime)
+            .iter(|| async { repository.load(black_box(ORDER_ID)).await.expect("loads") });
+    });
+    group.bench_function("raw/rusqlite_decode_apply", |b| {
+        b.iter(|| raw_replay(&raw, black_box(&stream_id)));
+    });
+    // Diagnostics: reading the records without decoding them.
+    group.bench_function("factum/read_stream_only", |b| {
+        b.to_async(runtime).iter(|| async {
+            store
+                .read_stream(black_box(&stream_id), 1, usize::MAX)
+                .await
+                .expect("reads")
+                .len()
+        });
+    });
+    group.finish();
+}
+
+fn sqlite(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a tokio runtime");
+    let dir = tempfile::tempdir_in(std::env::temp_dir()).expect("a temporary directory");
+    append_group(c, &runtime, dir.path(), 1, "single_event_commit");
+    append_group(c, &runtime, dir.path(), 100, "batch_100");
+    replay_group(c, &runtime, dir.path());
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4));
+    targets = sqlite
+}
+criterion_main!(benches);

@@ -1,0 +1,1378 @@
+//! The PostgreSQL event store. The design, and why it is so, is documented on
+//! [`PostgresStore`].
+
+use std::fmt;
+use std::sync::Arc;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use serde_json::value::RawValue;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::{Json, ToSql};
+use tokio_postgres::{NoTls, Row};
+use uuid::Uuid;
+
+use super::{AppendOutcome, EventStore, ExpectedVersion, StoreError, VisitError};
+use crate::envelope::{Metadata, NewEvent, RecordedEvent, Snapshot};
+
+/// The first key of every advisory lock factum takes on appends ("fact" in ASCII).
+const APPEND_LOCK_CLASS: i32 = 0x6661_6374;
+/// The first key of the advisory lock that guards migrations ("facu").
+const MIGRATION_LOCK_CLASS: i32 = 0x6661_6375;
+
+/// Rows per page when a stream is visited.
+const VISIT_PAGE: i64 = 4096;
+/// How often [`EventStore::append`] re-runs after a unique violation (another writer
+/// bypassing the lock) before reporting it as a conflict.
+const UNIQUE_VIOLATION_RETRIES: usize = 3;
+
+/// Failures specific to the PostgreSQL store, carried in [`StoreError::Backend`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PostgresError {
+    /// The connection string or options are invalid.
+    #[error("invalid PostgreSQL configuration: {0}")]
+    InvalidConfig(String),
+    /// The schema name is not made of ASCII letters, digits and `_` (1 to 63 bytes, not
+    /// starting with a digit nor with `pg_`, which PostgreSQL reserves).
+    #[error(
+        "invalid schema name `{0}`: use 1 to 63 ASCII letters, digits and `_`, not starting with a digit or `pg_`"
+    )]
+    InvalidSchemaName(String),
+    /// A string holds the NUL character, which PostgreSQL text cannot store.
+    #[error("{field} `{value}` contains a NUL character, which PostgreSQL cannot store")]
+    NulCharacter {
+        /// Which string (`stream id`, `stream type`, `event name`).
+        field: &'static str,
+        /// The string, NUL shown as `\0`.
+        value: String,
+    },
+    /// The database holds a newer factum schema than this code knows.
+    #[error(
+        "schema `{schema}` is at factum schema version {found}, newer than this code knows ({supported}); upgrade factum"
+    )]
+    SchemaTooNew {
+        /// The schema.
+        schema: String,
+        /// The version found in the database.
+        found: i32,
+        /// The newest version this code knows.
+        supported: i32,
+    },
+    /// A connection could not be taken from the pool.
+    #[error("no connection from the pool: {0}")]
+    Pool(String),
+    /// The database answered something this code does not expect (a changed function).
+    #[error("unexpected reply from the database: {0}")]
+    UnexpectedReply(String),
+}
+
+/// How to reach the database and how to use it: a connection string or a
+/// [`tokio_postgres::Config`], the pool size and the schema.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), factum::store::StoreError> {
+/// use factum::store::PostgresStore;
+///
+/// let store = PostgresStore::builder("postgres://app@localhost/app")
+///     .schema("billing")
+///     .pool_size(8)
+///     .connect()
+///     .await?;
+/// # let _ = store; Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct PostgresConfig {
+    pg: Result<tokio_postgres::Config, String>,
+    pool_size: usize,
+    schema: String,
+}
+
+impl fmt::Debug for PostgresConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // tokio_postgres::Config's Debug redacts the password.
+        f.debug_struct("PostgresConfig")
+            .field("pg", &self.pg)
+            .field("pool_size", &self.pool_size)
+            .field("schema", &self.schema)
+            .finish()
+    }
+}
+
+impl PostgresConfig {
+    /// A configuration from a parsed [`tokio_postgres::Config`], with the default pool
+    /// size (four connections per CPU) and schema (`public`).
+    pub fn new(pg: tokio_postgres::Config) -> Self {
+        Self {
+            pg: Ok(pg),
+            pool_size: default_pool_size(),
+            schema: "public".to_owned(),
+        }
+    }
+
+    /// A configuration from a connection string (`postgres://user@host:port/db` or
+    /// `host=... user=...`); a bad string is reported by [`PostgresConfig::connect`].
+    pub fn from_url(url: &str) -> Self {
+        let pg = url.parse::<tokio_postgres::Config>().map_err(|error| {
+            // The parser's message never echoes the string, which may hold a password.
+            format!("cannot parse the connection string: {error}")
+        });
+        Self {
+            pg,
+            pool_size: default_pool_size(),
+            schema: "public".to_owned(),
+        }
+    }
+
+    /// The most connections the pool opens (at least 1).
+    pub fn pool_size(mut self, size: usize) -> Self {
+        self.pool_size = size.max(1);
+        self
+    }
+
+    /// The schema holding the store's tables, created if missing. Several stores can
+    /// share a database in separate schemas; appends in one never wait for another.
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = schema.into();
+        self
+    }
+
+    /// Connects: see [`PostgresStore::connect`].
+    pub async fn connect(self) -> Result<PostgresStore, StoreError> {
+        PostgresStore::connect(self).await
+    }
+}
+
+impl From<tokio_postgres::Config> for PostgresConfig {
+    fn from(pg: tokio_postgres::Config) -> Self {
+        Self::new(pg)
+    }
+}
+
+impl From<&str> for PostgresConfig {
+    fn from(url: &str) -> Self {
+        Self::from_url(url)
+    }
+}
+
+impl From<String> for PostgresConfig {
+    fn from(url: String) -> Self {
+        Self::from_url(&url)
+    }
+}
+
+impl From<&String> for PostgresConfig {
+    fn from(url: &String) -> Self {
+        Self::from_url(url)
+    }
+}
+
+fn default_pool_size() -> usize {
+    std::thread::available_parallelism().map_or(4, |n| n.get() * 4)
+}
+
+/// An [`EventStore`] in a PostgreSQL database: one events table, appends checked and
+/// ordered inside the database, a pool of connections with cached prepared statements.
+/// Cloning it shares the pool.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), factum::store::StoreError> {
+/// use factum::store::{EventStore, PostgresStore};
+///
+/// // Creates the schema `billing` and its tables, or migrates them, on connect.
+/// let store = PostgresStore::builder("postgres://app@localhost/app")
+///     .schema("billing")
+///     .pool_size(8)
+///     .connect()
+///     .await?;
+/// let version = store.stream_version("Invoice-42").await?;
+/// # let _ = version; Ok(()) }
+/// ```
+///
+/// For tests, `scripts/postgres.sh start` runs a throwaway server and prints its
+/// `FACTUM_POSTGRES_URL`.
+///
+/// # Tables (in the configured schema, `public` by default)
+///
+/// - `events`: one row per event. `position bigint GENERATED ALWAYS AS IDENTITY PRIMARY
+///   KEY` (the global position), `stream_id`, `stream_type`, `stream_version`,
+///   `event_id uuid UNIQUE`, `name`, `schema_version`, `payload json`, `occurred_at
+///   timestamptz`, `metadata json`, and `UNIQUE (stream_id, stream_version)`. A stream's
+///   head is its last row (an index probe on that unique index); there is no separate
+///   streams table to keep in step.
+/// - `snapshots`: one row per stream, upserted.
+/// - `factum_schema_migrations`: the schema version, one row per applied migration.
+///
+/// Payloads and metadata are `json`, not `jsonb`: `json` keeps the text exactly as
+/// appended (key order, spacing, `\u0000` escapes, which `jsonb` rejects), so a payload
+/// reads back byte-identical; the server still checks that it is JSON, and `->`/`->>`
+/// work for ad-hoc queries and expression indexes. Timestamps are `timestamptz`:
+/// microseconds, which is the precision [`NewEvent::new`] records.
+///
+/// # Appending: one round trip, checked and ordered in the database
+///
+/// An append is one call of a PL/pgSQL function created by the migrations:
+/// `factum_append` with the batch as arrays, or `factum_append_one` with the fields of a
+/// single event (the common case of a command recording one event, spared the arrays'
+/// encoding and `unnest`). One prepared statement, one round trip, and in autocommit mode
+/// its own transaction; the client-side alternative (`BEGIN`, lock, lookups, insert,
+/// `COMMIT`) costs five round trips more per append, which on a local server is as much
+/// as the commit itself. Each function, in this order:
+///
+/// 1. takes the transaction-level advisory lock `pg_advisory_xact_lock(FACTUM, key)` of
+///    this store (`key` is a hash of the schema name, so stores in other schemas do not
+///    contend);
+/// 2. looks the batch's event ids up: all stored as this exact batch with the same
+///    expectation is an idempotent re-append (`written: false`); otherwise any stored id
+///    is [`StoreError::DuplicateEventId`];
+/// 3. reads the stream's head and checks the expected version, then the stream type,
+///    then ids repeated inside the batch (the order [`MemoryStore`](crate::store::MemoryStore)
+///    checks them in); a failed check returns a status row and writes nothing;
+/// 4. inserts the rows with one `INSERT .. SELECT FROM unnest(..)` (or one `VALUES`
+///    row); the identity column hands out the positions, in batch order.
+///
+/// `runtime/tests/postgres_store.rs` runs 1,500 random appends (new batches, re-appended
+/// batches, reused and repeated ids, every expectation, wrong stream types) against this
+/// store and [`MemoryStore`](crate::store::MemoryStore) and requires identical answers,
+/// positions included.
+///
+/// Every check runs under the lock, so the check and the insert are race-free: two
+/// writers of one stream cannot both see version 4 and both write version 5. The
+/// `UNIQUE (stream_id, stream_version)` and `UNIQUE (event_id)` constraints are the
+/// backstop for writers that bypass the function (or run at a higher isolation level,
+/// where a statement may not see the latest commit): their violation is mapped to
+/// [`StoreError::Conflict`] / [`StoreError::DuplicateEventId`] (after retrying, in
+/// [`EventStore::append`], so that the answer names the actual version), never to a
+/// backend error.
+///
+/// # The skipped-event trap, and why followers here cannot skip
+///
+/// A sequence (`BIGSERIAL`, identity) hands out values when a row is inserted, but the
+/// row becomes visible when its transaction commits, and transactions commit in any
+/// order. With plain inserts, writer A takes position 10, writer B takes 11 and commits
+/// first; a follower reading `position > 9` sees 11, checkpoints 11, and never reads 10.
+/// `runtime/tests/postgres_follower.rs` shows exactly that with raw SQL.
+///
+/// Here positions are only taken while holding the advisory lock, and a transaction-level
+/// advisory lock is released only when its transaction ends. PostgreSQL ends a
+/// transaction by first making its commit visible to new snapshots and only then
+/// releasing its locks (`CommitTransaction`: `RecordTransactionCommit`, then
+/// `ProcArrayEndTransaction`, then the lock release). So, for two appends A and B:
+///
+/// - if A took its positions before B, then A held the lock first, and B could only take
+///   the lock after A had ended; A's positions are all smaller than B's (the sequence is
+///   monotonic and nobody else calls it), and A's commit was visible before B even took
+///   its positions, let alone committed.
+/// - Hence: **whenever a row at position `p` is visible, every row at a position below
+///   `p` that will ever be committed is already visible.** A follower that reads
+///   `position > checkpoint ORDER BY position` (what [`EventStore::read_all`] does) and
+///   checkpoints the last position it read never skips an event. Positions are also in
+///   commit order, which is the store contract. (On a streaming replica too: A's commit
+///   record precedes B's in the WAL, and a replica makes commits visible in WAL order.)
+/// - The proof needs every writer to take the lock: a plain `INSERT INTO events` that
+///   bypasses the functions reopens the trap. Write through the store (or
+///   [`PostgresStore::append_in_transaction`]), never around it.
+///
+/// Gaps in the positions remain possible and are harmless: a transaction that takes
+/// positions and then aborts (a crash, a constraint violation, a rollback of a caller's
+/// transaction) burns its sequence values, because `nextval` is not transactional. But
+/// it held the lock until it ended, so no later position was handed out before it
+/// ended, and its positions will never become visible: a follower that reads past the
+/// gap misses nothing. Followers must therefore treat positions as ordered, not as
+/// dense.
+///
+/// The cost: appends to one store are serialised from the lock to the commit (the WAL
+/// flush included), so the store's write throughput is one commit at a time; batches
+/// amortise it (one commit per batch); BENCHMARKS.md ("Append on PostgreSQL") has the
+/// figures against a raw insert. Appends to different stores (schemas) do not
+/// contend, and reads never take the lock. The alternative, reading only below a
+/// snapshot's xmin high-water mark, keeps writers concurrent but delays every reader
+/// behind the oldest open writer and maps transaction ids to positions; the lock is
+/// simpler to prove and was chosen.
+///
+/// Because the lock is taken before the checks, transactions that append several times
+/// (through [`PostgresStore::append_in_transaction`]) cannot deadlock on each other:
+/// whoever holds the lock holds it until it ends, and takes no other factum lock first.
+/// Such a transaction blocks every other append until it commits: keep it short. It must
+/// run at `READ COMMITTED` (PostgreSQL's default), where each statement of the function
+/// sees every commit made before it took the lock.
+///
+/// # Reads
+///
+/// Reads are plain prepared `SELECT`s on the primary key or the stream's unique index.
+/// A stream is read by version range (`stream_version >= from AND stream_version <
+/// from + limit`), which returns the same rows as `LIMIT` because versions are gapless,
+/// and keeps the planner's sort to one page even when it prefers a bitmap scan over the
+/// index order (with `LIMIT`, PostgreSQL sorted the whole rest of the stream, on disk,
+/// for every page). [`EventStore::for_each_in_stream`] pages through the stream 4,096
+/// versions at a time, decoding each row into one reused record; `json` columns are read
+/// as the text they hold, without a cast. A row that cannot be read back (a metadata
+/// document of the wrong shape, a schema version out of range, ...) is
+/// [`StoreError::CorruptRow`], naming the stream and version; other rows and streams stay
+/// readable, and a follower of `read_all` stops at the row rather than skip it.
+///
+/// # Strings PostgreSQL cannot store
+///
+/// PostgreSQL `text` cannot hold the NUL character. A stream id, stream type or event
+/// name containing one is refused before anything is sent, with a
+/// [`StoreError::Backend`] holding `PostgresError::NulCharacter`. Reading a stream
+/// whose id contains NUL finds nothing, as no such stream can exist. (JSON payloads and
+/// metadata carry NUL as the `\u0000` escape, which `json` stores as it is.)
+///
+/// # Migrations
+///
+/// [`PostgresStore::connect`] creates the schema and applies the migrations it lacks, in
+/// one transaction, under a second advisory lock so that concurrent processes starting
+/// at once migrate exactly once. A database whose schema version is newer than this
+/// code knows is refused (`PostgresError::SchemaTooNew`) rather than written with old
+/// assumptions. DDL cannot take parameters: the schema name is therefore restricted to
+/// ASCII letters, digits and `_`, and always quoted; every other statement is
+/// parameterised.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: Pool,
+    sql: Arc<Sql>,
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("schema", &self.sql.schema)
+            .field("pool", &self.pool.status())
+            .finish()
+    }
+}
+
+/// The statements of one store, with its schema spelled in.
+#[derive(Debug)]
+struct Sql {
+    schema: String,
+    append: String,
+    append_one: String,
+    read_stream: String,
+    read_all: String,
+    stream_version: String,
+    save_snapshot: String,
+    load_snapshot: String,
+}
+
+impl Sql {
+    fn new(schema: &str) -> Self {
+        let s = quote_ident(schema);
+        let columns = "position, stream_id, stream_type, stream_version, event_id, name, \
+                       schema_version, payload, occurred_at, metadata";
+        Self {
+            schema: schema.to_owned(),
+            append: format!(
+                "SELECT o_status, o_stream_version, o_last_position, o_event_id, o_existing_type \
+                 FROM {s}.factum_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            ),
+            append_one: format!(
+                "SELECT o_status, o_stream_version, o_last_position, o_event_id, o_existing_type \
+                 FROM {s}.factum_append_one($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            ),
+            read_stream: format!(
+                "SELECT {columns} FROM {s}.events \
+                 WHERE stream_id = $1 AND stream_version >= $2 AND stream_version < $3 \
+                 ORDER BY stream_version"
+            ),
+            read_all: format!(
+                "SELECT {columns} FROM {s}.events WHERE position > $1 ORDER BY position LIMIT $2"
+            ),
+            stream_version: format!(
+                "SELECT max(stream_version) FROM {s}.events WHERE stream_id = $1"
+            ),
+            save_snapshot: format!(
+                "INSERT INTO {s}.snapshots (stream_id, stream_version, schema_version, state, taken_at) \
+                 VALUES ($1, $2, $3, $4::text::json, $5) \
+                 ON CONFLICT (stream_id) DO UPDATE SET stream_version = EXCLUDED.stream_version, \
+                 schema_version = EXCLUDED.schema_version, state = EXCLUDED.state, \
+                 taken_at = EXCLUDED.taken_at"
+            ),
+            load_snapshot: format!(
+                "SELECT stream_version, schema_version, state, taken_at \
+                 FROM {s}.snapshots WHERE stream_id = $1"
+            ),
+        }
+    }
+}
+
+/// The DDL of one migration, given the quoted schema name and the append lock's key.
+type Ddl = fn(&str, i32) -> String;
+
+/// The migrations, in order: (version, description, DDL). Append only; never edit one
+/// that was released.
+const MIGRATIONS: &[(i32, &str, Ddl)] = &[
+    (1, "events and snapshots tables", migration_1),
+    (2, "the factum_append function", migration_2),
+];
+
+/// The newest schema version this code knows.
+const SCHEMA_VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
+
+fn migration_1(s: &str, _lock_key: i32) -> String {
+    format!(
+        "CREATE TABLE {s}.events (
+            position       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            stream_id      text        NOT NULL,
+            stream_type    text        NOT NULL,
+            stream_version bigint      NOT NULL CHECK (stream_version > 0),
+            event_id       uuid        NOT NULL,
+            name           text        NOT NULL,
+            schema_version bigint      NOT NULL,
+            payload        json        NOT NULL,
+            occurred_at    timestamptz NOT NULL,
+            metadata       json        NOT NULL,
+            CONSTRAINT events_event_id_key UNIQUE (event_id),
+            CONSTRAINT events_stream_version_key UNIQUE (stream_id, stream_version)
+        );
+        CREATE TABLE {s}.snapshots (
+            stream_id      text        PRIMARY KEY,
+            stream_version bigint      NOT NULL,
+            schema_version bigint      NOT NULL,
+            state          json        NOT NULL,
+            taken_at       timestamptz NOT NULL
+        );"
+    )
+}
+
+/// `factum_append` (a batch, as arrays) and `factum_append_one` (one event, as scalars:
+/// the common case of a command recording one event, without the arrays' cost): see the
+/// module documentation. Both return one status row: 0 written, 1 already written
+/// (idempotent), 2 conflict (`o_stream_version` = actual version or NULL), 3 stream type
+/// mismatch (`o_existing_type`), 4 duplicate event id (`o_event_id`).
+fn migration_2(s: &str, lock_key: i32) -> String {
+    // The expected-version check of both functions, on `v_version` (NULL: no stream).
+    let expectation_met = "coalesce(CASE p_expected_kind
+                    WHEN 0 THEN true
+                    WHEN 1 THEN v_version IS NULL
+                    WHEN 2 THEN v_version IS NOT NULL
+                    ELSE v_version = p_expected_version END, false)";
+    // The same check when re-appending, on `v_version` = the version before the stored
+    // batch (0: it created the stream), as `MemoryStore` compares it.
+    let expectation_was_met = "(CASE p_expected_kind
+                    WHEN 0 THEN true
+                    WHEN 1 THEN v_version = 0
+                    WHEN 2 THEN v_version > 0
+                    ELSE v_version = p_expected_version END)";
+    format!(
+        "CREATE FUNCTION {s}.factum_append(
+            p_stream_id         text,
+            p_stream_type       text,
+            p_expected_kind     integer,     -- 0 any, 1 no stream, 2 stream exists, 3 exact
+            p_expected_version  bigint,
+            p_batch_duplicate   uuid,        -- an id repeated inside the batch, or NULL
+            p_event_ids         uuid[],
+            p_names             text[],
+            p_schema_versions   bigint[],
+            p_payloads          text[],
+            p_occurred_at       timestamptz[],
+            p_metadata          text[],
+            OUT o_status        integer,
+            OUT o_stream_version bigint,
+            OUT o_last_position bigint,
+            OUT o_event_id      uuid,
+            OUT o_existing_type text)
+        LANGUAGE plpgsql VOLATILE AS $factum$
+        DECLARE
+            v_count   bigint := cardinality(p_event_ids);
+            v_ord     bigint;
+            v_stream  text;
+            v_version bigint;
+            v_id      uuid;
+            v_type    text;
+            v_same    bigint;
+        BEGIN
+            -- Positions are taken and committed in order: see the store's documentation.
+            PERFORM pg_advisory_xact_lock({APPEND_LOCK_CLASS}, {lock_key});
+
+            -- Idempotency: the first id of the batch that is already stored.
+            SELECT b.ord, e.stream_id, e.stream_version, e.event_id
+              INTO v_ord, v_stream, v_version, v_id
+              FROM unnest(p_event_ids) WITH ORDINALITY AS b(id, ord)
+              JOIN {s}.events e ON e.event_id = b.id
+             ORDER BY b.ord
+             LIMIT 1;
+            IF FOUND THEN
+                o_status := 4;
+                IF v_stream <> p_stream_id OR v_ord <> 1 THEN
+                    o_event_id := v_id;
+                    RETURN;
+                END IF;
+                -- Stored as this batch: every id at the version its place gives it.
+                SELECT count(*), max(e.position) INTO v_same, o_last_position
+                  FROM unnest(p_event_ids) WITH ORDINALITY AS b(id, ord)
+                  JOIN {s}.events e ON e.event_id = b.id
+                   AND e.stream_id = p_stream_id
+                   AND e.stream_version = v_version - 1 + b.ord;
+                v_version := v_version - 1;
+                IF v_same <> v_count OR NOT {expectation_was_met} THEN
+                    o_event_id := p_event_ids[1];
+                    o_last_position := NULL;
+                    RETURN;
+                END IF;
+                o_status := 1;
+                o_stream_version := v_version + v_count;
+                RETURN;
+            END IF;
+
+            -- The stream's head: the expected version, then the stream type.
+            SELECT e.stream_version, e.stream_type INTO v_version, v_type
+              FROM {s}.events e
+             WHERE e.stream_id = p_stream_id
+             ORDER BY e.stream_version DESC
+             LIMIT 1;
+            IF NOT {expectation_met} THEN
+                o_status := 2;
+                o_stream_version := v_version;
+                RETURN;
+            END IF;
+            IF v_type <> p_stream_type THEN
+                o_status := 3;
+                o_existing_type := v_type;
+                RETURN;
+            END IF;
+            IF p_batch_duplicate IS NOT NULL THEN
+                o_status := 4;
+                o_event_id := p_batch_duplicate;
+                RETURN;
+            END IF;
+
+            v_version := coalesce(v_version, 0);
+            WITH inserted AS (
+                INSERT INTO {s}.events (stream_id, stream_type, stream_version, event_id, name,
+                                        schema_version, payload, occurred_at, metadata)
+                SELECT p_stream_id, p_stream_type, v_version + b.ord, b.id, b.name,
+                       b.schema_version, b.payload::json, b.occurred_at, b.metadata::json
+                  FROM unnest(p_event_ids, p_names, p_schema_versions, p_payloads,
+                              p_occurred_at, p_metadata)
+                       WITH ORDINALITY AS b(id, name, schema_version, payload, occurred_at,
+                                            metadata, ord)
+                 ORDER BY b.ord
+                RETURNING position)
+            SELECT max(position) INTO o_last_position FROM inserted;
+            o_status := 0;
+            o_stream_version := v_version + v_count;
+        END
+        $factum$;
+
+        CREATE FUNCTION {s}.factum_append_one(
+            p_stream_id         text,
+            p_stream_type       text,
+            p_expected_kind     integer,
+            p_expected_version  bigint,
+            p_event_id          uuid,
+            p_name              text,
+            p_schema_version    bigint,
+            p_payload           text,
+            p_occurred_at       timestamptz,
+            p_metadata          text,
+            OUT o_status        integer,
+            OUT o_stream_version bigint,
+            OUT o_last_position bigint,
+            OUT o_event_id      uuid,
+            OUT o_existing_type text)
+        LANGUAGE plpgsql VOLATILE AS $factum$
+        DECLARE
+            v_stream   text;
+            v_version  bigint;
+            v_position bigint;
+            v_head     bigint;
+            v_type     text;
+        BEGIN
+            PERFORM pg_advisory_xact_lock({APPEND_LOCK_CLASS}, {lock_key});
+
+            -- One statement, two index probes: the event id, and the stream's head.
+            SELECT d.stream_id, d.stream_version, d.position, h.stream_version, h.stream_type
+              INTO v_stream, v_version, v_position, v_head, v_type
+              FROM (SELECT) AS one
+              LEFT JOIN {s}.events d ON d.event_id = p_event_id
+              LEFT JOIN LATERAL (
+                  SELECT e.stream_version, e.stream_type
+                    FROM {s}.events e
+                   WHERE e.stream_id = p_stream_id
+                   ORDER BY e.stream_version DESC
+                   LIMIT 1) AS h ON true;
+            IF v_stream IS NOT NULL THEN
+                v_version := v_version - 1;
+                IF v_stream <> p_stream_id OR NOT {expectation_was_met} THEN
+                    o_status := 4;
+                    o_event_id := p_event_id;
+                    RETURN;
+                END IF;
+                o_status := 1;
+                o_stream_version := v_version + 1;
+                o_last_position := v_position;
+                RETURN;
+            END IF;
+
+            v_version := v_head;
+            IF NOT {expectation_met} THEN
+                o_status := 2;
+                o_stream_version := v_version;
+                RETURN;
+            END IF;
+            IF v_type <> p_stream_type THEN
+                o_status := 3;
+                o_existing_type := v_type;
+                RETURN;
+            END IF;
+
+            v_version := coalesce(v_version, 0) + 1;
+            INSERT INTO {s}.events (stream_id, stream_type, stream_version, event_id, name,
+                                    schema_version, payload, occurred_at, metadata)
+            VALUES (p_stream_id, p_stream_type, v_version, p_event_id, p_name, p_schema_version,
+                    p_payload::json, p_occurred_at, p_metadata::json)
+            RETURNING position INTO o_last_position;
+            o_status := 0;
+            o_stream_version := v_version;
+        END
+        $factum$;"
+    )
+}
+
+/// `"name"`: the schema name is validated to letters, digits and `_`, but quote anyway.
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn validate_schema(name: &str) -> Result<(), StoreError> {
+    let valid = !name.is_empty()
+        && name.len() <= 63
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && !name.to_ascii_lowercase().starts_with("pg_")
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if valid {
+        Ok(())
+    } else {
+        Err(backend(PostgresError::InvalidSchemaName(name.to_owned())))
+    }
+}
+
+/// FNV-1a of the schema name: the second key of the store's advisory locks. Two schemas
+/// with the same hash only share a lock (serialising more), never break anything.
+fn lock_key(schema: &str) -> i32 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in schema.bytes() {
+        hash ^= u32::from(byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    i32::from_ne_bytes(hash.to_ne_bytes())
+}
+
+fn backend(error: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::Backend(Box::new(error))
+}
+
+fn pool_error(error: deadpool_postgres::PoolError) -> StoreError {
+    match error {
+        deadpool_postgres::PoolError::Backend(error) => backend(error),
+        other => backend(PostgresError::Pool(other.to_string())),
+    }
+}
+
+fn check_nul(field: &'static str, value: &str) -> Result<(), StoreError> {
+    if value.contains('\0') {
+        Err(backend(PostgresError::NulCharacter {
+            field,
+            value: value.replace('\0', "\\0"),
+        }))
+    } else {
+        Ok(())
+    }
+}
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn corrupt(stream_id: &str, stream_version: u64, reason: impl fmt::Display) -> StoreError {
+    StoreError::CorruptRow {
+        stream_id: stream_id.to_owned(),
+        stream_version,
+        reason: reason.to_string(),
+    }
+}
+
+/// The violated unique constraint, if `error` is a unique violation.
+fn unique_violation(error: &tokio_postgres::Error) -> Option<&str> {
+    let db = error.as_db_error()?;
+    (db.code() == &SqlState::UNIQUE_VIOLATION).then(|| db.constraint().unwrap_or(""))
+}
+
+/// The batch of one append, as the arrays `factum_append` takes.
+struct Batch<'a> {
+    stream_id: &'a str,
+    stream_type: &'a str,
+    expected_kind: i32,
+    expected_version: i64,
+    batch_duplicate: Option<Uuid>,
+    event_ids: Vec<Uuid>,
+    names: Vec<&'a str>,
+    schema_versions: Vec<i64>,
+    payloads: Vec<&'a str>,
+    occurred_at: Vec<chrono::DateTime<chrono::Utc>>,
+    metadata: Vec<String>,
+}
+
+impl<'a> Batch<'a> {
+    fn new(
+        stream_id: &'a str,
+        stream_type: &'a str,
+        expected: ExpectedVersion,
+        events: &'a [NewEvent],
+    ) -> Result<Self, StoreError> {
+        if events.is_empty() {
+            return Err(StoreError::EmptyAppend {
+                stream_id: stream_id.to_owned(),
+            });
+        }
+        check_nul("stream id", stream_id)?;
+        check_nul("stream type", stream_type)?;
+        let (expected_kind, expected_version) = match expected {
+            ExpectedVersion::Any => (0, 0),
+            ExpectedVersion::NoStream => (1, 0),
+            ExpectedVersion::StreamExists => (2, 0),
+            ExpectedVersion::Exact(version) => (3, to_i64(version)),
+        };
+        let mut batch = Batch {
+            stream_id,
+            stream_type,
+            expected_kind,
+            expected_version,
+            batch_duplicate: None,
+            event_ids: Vec::with_capacity(events.len()),
+            names: Vec::with_capacity(events.len()),
+            schema_versions: Vec::with_capacity(events.len()),
+            payloads: Vec::with_capacity(events.len()),
+            occurred_at: Vec::with_capacity(events.len()),
+            metadata: Vec::with_capacity(events.len()),
+        };
+        for event in events {
+            check_nul("event name", &event.name)?;
+            if batch.batch_duplicate.is_none() && batch.event_ids.contains(&event.event_id) {
+                batch.batch_duplicate = Some(event.event_id);
+            }
+            batch.event_ids.push(event.event_id);
+            batch.names.push(&event.name);
+            batch.schema_versions.push(i64::from(event.schema_version));
+            batch.payloads.push(event.payload.get());
+            batch.occurred_at.push(event.timestamp);
+            batch
+                .metadata
+                .push(serde_json::to_string(&event.metadata).map_err(backend)?);
+        }
+        Ok(batch)
+    }
+
+    /// The statement to run: `factum_append_one` for one event, else `factum_append`.
+    fn sql<'s>(&self, sql: &'s Sql) -> &'s str {
+        if self.event_ids.len() == 1 {
+            &sql.append_one
+        } else {
+            &sql.append
+        }
+    }
+
+    /// The parameters of [`Batch::sql`].
+    fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
+        if let ([id], [name], [version], [payload], [at], [metadata]) = (
+            self.event_ids.as_slice(),
+            self.names.as_slice(),
+            self.schema_versions.as_slice(),
+            self.payloads.as_slice(),
+            self.occurred_at.as_slice(),
+            self.metadata.as_slice(),
+        ) {
+            return vec![
+                &self.stream_id,
+                &self.stream_type,
+                &self.expected_kind,
+                &self.expected_version,
+                id,
+                name,
+                version,
+                payload,
+                at,
+                metadata,
+            ];
+        }
+        vec![
+            &self.stream_id,
+            &self.stream_type,
+            &self.expected_kind,
+            &self.expected_version,
+            &self.batch_duplicate,
+            &self.event_ids,
+            &self.names,
+            &self.schema_versions,
+            &self.payloads,
+            &self.occurred_at,
+            &self.metadata,
+        ]
+    }
+
+    /// What a status row of `factum_append` means.
+    fn outcome(&self, expected: ExpectedVersion, row: &Row) -> Result<AppendOutcome, StoreError> {
+        let unexpected = |what: &dyn fmt::Display| {
+            backend(PostgresError::UnexpectedReply(format!(
+                "factum_append for stream `{}`: {what}",
+                self.stream_id
+            )))
+        };
+        let status: i32 = row.try_get(0).map_err(|e| unexpected(&e))?;
+        let version: Option<i64> = row.try_get(1).map_err(|e| unexpected(&e))?;
+        let position: Option<i64> = row.try_get(2).map_err(|e| unexpected(&e))?;
+        let to_u64 = |value: Option<i64>| {
+            value
+                .and_then(|value| u64::try_from(value).ok())
+                .ok_or_else(|| unexpected(&format_args!("status {status} without a version")))
+        };
+        match status {
+            0 | 1 => Ok(AppendOutcome {
+                stream_version: to_u64(version)?,
+                last_position: to_u64(position)?,
+                written: status == 0,
+            }),
+            2 => Err(StoreError::Conflict {
+                stream_id: self.stream_id.to_owned(),
+                expected,
+                actual: version.and_then(|version| u64::try_from(version).ok()),
+            }),
+            3 => Err(StoreError::StreamTypeMismatch {
+                stream_id: self.stream_id.to_owned(),
+                existing: row.try_get(4).map_err(|e| unexpected(&e))?,
+                requested: self.stream_type.to_owned(),
+            }),
+            4 => Err(StoreError::DuplicateEventId {
+                stream_id: self.stream_id.to_owned(),
+                event_id: row.try_get(3).map_err(|e| unexpected(&e))?,
+            }),
+            other => Err(unexpected(&format_args!("unknown status {other}"))),
+        }
+    }
+}
+
+/// Decodes the columns `Sql::new` selects (position, stream_id, stream_type,
+/// stream_version, event_id, name, schema_version, payload, occurred_at, metadata).
+fn decode_row(row: &Row) -> Result<RecordedEvent, StoreError> {
+    let stream_id: &str = row
+        .try_get(1)
+        .map_err(|error| corrupt("?", 0, format_args!("stream_id: {error}")))?;
+    let version: i64 = row
+        .try_get(3)
+        .map_err(|error| corrupt(stream_id, 0, format_args!("stream_version: {error}")))?;
+    let stream_version = u64::try_from(version).map_err(|_| {
+        corrupt(
+            stream_id,
+            0,
+            format_args!("stream_version {version} is negative"),
+        )
+    })?;
+    let mut record = RecordedEvent {
+        event_id: Uuid::nil(),
+        stream_id: stream_id.to_owned(),
+        stream_type: String::new(),
+        stream_version,
+        position: 0,
+        name: String::new(),
+        schema_version: 0,
+        payload: empty_payload(),
+        timestamp: chrono::DateTime::UNIX_EPOCH,
+        metadata: Metadata::default(),
+    };
+    fill_record(row, &mut record)?;
+    Ok(record)
+}
+
+fn empty_payload() -> Box<RawValue> {
+    RawValue::NULL.to_owned()
+}
+
+/// Fills every column but the stream id and version (already in `record`) from `row`.
+fn fill_record(row: &Row, record: &mut RecordedEvent) -> Result<(), StoreError> {
+    let fail = |record: &RecordedEvent, column: &str, error: &dyn fmt::Display| {
+        corrupt(
+            &record.stream_id,
+            record.stream_version,
+            format_args!("{column}: {error}"),
+        )
+    };
+    let position: i64 = row.try_get(0).map_err(|e| fail(record, "position", &e))?;
+    record.position = u64::try_from(position)
+        .map_err(|_| fail(record, "position", &format_args!("{position} is negative")))?;
+    let stream_type: &str = row
+        .try_get(2)
+        .map_err(|e| fail(record, "stream_type", &e))?;
+    stream_type.clone_into(&mut record.stream_type);
+    record.event_id = row.try_get(4).map_err(|e| fail(record, "event_id", &e))?;
+    let name: &str = row.try_get(5).map_err(|e| fail(record, "name", &e))?;
+    name.clone_into(&mut record.name);
+    let schema_version: i64 = row
+        .try_get(6)
+        .map_err(|e| fail(record, "schema_version", &e))?;
+    record.schema_version = u32::try_from(schema_version).map_err(|_| {
+        fail(
+            record,
+            "schema_version",
+            &format_args!("{schema_version} is not a version (0 to {})", u32::MAX),
+        )
+    })?;
+    // `json` columns arrive as their text: read in place, checked, copied once.
+    let payload: Json<&RawValue> = row.try_get(7).map_err(|e| fail(record, "payload", &e))?;
+    record.payload = payload.0.to_owned();
+    record.timestamp = row
+        .try_get(8)
+        .map_err(|e| fail(record, "occurred_at", &e))?;
+    let metadata: Json<Metadata> = row.try_get(9).map_err(|e| fail(record, "metadata", &e))?;
+    record.metadata = metadata.0;
+    Ok(())
+}
+
+impl PostgresStore {
+    /// Opens a pool to the database, creates the schema and its tables if missing, and
+    /// applies the migrations this code knows and the database lacks.
+    ///
+    /// Accepts a connection string, a [`tokio_postgres::Config`] or a `PostgresConfig`
+    /// (see [`PostgresStore::builder`]). Connections use no TLS.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] when the configuration is invalid, the database cannot be
+    /// reached, or its schema is newer than this code (`PostgresError::SchemaTooNew`).
+    pub async fn connect(config: impl Into<PostgresConfig>) -> Result<Self, StoreError> {
+        let config = config.into();
+        let pg = config
+            .pg
+            .map_err(|message| backend(PostgresError::InvalidConfig(message)))?;
+        validate_schema(&config.schema)?;
+        let manager = Manager::from_config(
+            pg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(config.pool_size)
+            .build()
+            .map_err(|error| backend(PostgresError::InvalidConfig(error.to_string())))?;
+        let store = Self {
+            pool,
+            sql: Arc::new(Sql::new(&config.schema)),
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// A configuration to refine (schema, pool size) before connecting:
+    /// `PostgresStore::builder(url).schema("billing").connect().await`.
+    pub fn builder(config: impl Into<PostgresConfig>) -> PostgresConfig {
+        config.into()
+    }
+
+    /// The schema holding the store's tables.
+    pub fn schema(&self) -> &str {
+        &self.sql.schema
+    }
+
+    /// The newest factum schema version this code knows (and [`PostgresStore::connect`]
+    /// migrates to).
+    pub const SCHEMA_VERSION: i32 = SCHEMA_VERSION;
+
+    /// A connection from the store's pool, e.g. to open a transaction for
+    /// [`PostgresStore::append_in_transaction`].
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] when no connection can be opened.
+    pub async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool.get().await.map_err(pool_error)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let schema = &self.sql.schema;
+        let s = quote_ident(schema);
+        let key = lock_key(schema);
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        // Concurrent processes connecting at once: one migrates, the others wait here
+        // and then find nothing left to do.
+        tx.execute(
+            "SELECT pg_advisory_xact_lock($1, $2)",
+            &[&MIGRATION_LOCK_CLASS, &key],
+        )
+        .await
+        .map_err(backend)?;
+        tx.batch_execute(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {s};
+             CREATE TABLE IF NOT EXISTS {s}.factum_schema_migrations (
+                 version     integer     PRIMARY KEY,
+                 description text        NOT NULL,
+                 applied_at  timestamptz NOT NULL DEFAULT now()
+             );"
+        ))
+        .await
+        .map_err(backend)?;
+        let current: i32 = tx
+            .query_one(
+                &format!("SELECT coalesce(max(version), 0) FROM {s}.factum_schema_migrations"),
+                &[],
+            )
+            .await
+            .map_err(backend)?
+            .try_get(0)
+            .map_err(backend)?;
+        if current > SCHEMA_VERSION {
+            return Err(backend(PostgresError::SchemaTooNew {
+                schema: schema.clone(),
+                found: current,
+                supported: SCHEMA_VERSION,
+            }));
+        }
+        for (version, description, ddl) in MIGRATIONS {
+            if *version <= current {
+                continue;
+            }
+            tx.batch_execute(&ddl(&s, key)).await.map_err(backend)?;
+            tx.execute(
+                &format!(
+                    "INSERT INTO {s}.factum_schema_migrations (version, description) VALUES ($1, $2)"
+                ),
+                &[version, description],
+            )
+            .await
+            .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)
+    }
+
+    /// Appends inside the caller's transaction, for an outbox: the events commit (or
+    /// roll back) with whatever else the transaction writes.
+    ///
+    /// The checks and results are those of [`EventStore::append`]. The transaction holds
+    /// the store's append lock from this call until it ends, so every other append waits
+    /// for it: keep it short. Run it at `READ COMMITTED` (the default). A failed check
+    /// (conflict, stream type, duplicate id) leaves the transaction usable; a database
+    /// error aborts it. Take the connection from [`PostgresStore::client`] or any
+    /// connection to the same database.
+    ///
+    /// ```no_run
+    /// # async fn run(store: factum::store::PostgresStore, events: Vec<factum::envelope::NewEvent>) -> Result<(), Box<dyn std::error::Error>> {
+    /// use factum::store::ExpectedVersion;
+    ///
+    /// let mut client = store.client().await?;
+    /// let tx = client.transaction().await?;
+    /// store
+    ///     .append_in_transaction(&tx, "Order-1", "Order", ExpectedVersion::NoStream, &events)
+    ///     .await?;
+    /// tx.execute("INSERT INTO outbox (topic) VALUES ($1)", &[&"order-placed"]).await?;
+    /// tx.commit().await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`EventStore::append`]; a unique violation (a writer that bypassed factum) is
+    /// reported as [`StoreError::Conflict`] or [`StoreError::DuplicateEventId`] and, being
+    /// a database error, aborts the transaction.
+    pub async fn append_in_transaction(
+        &self,
+        transaction: &tokio_postgres::Transaction<'_>,
+        stream_id: &str,
+        stream_type: &str,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+    ) -> Result<AppendOutcome, StoreError> {
+        let batch = Batch::new(stream_id, stream_type, expected, events)?;
+        match transaction
+            .query_one(batch.sql(&self.sql), &batch.params())
+            .await
+        {
+            Ok(row) => batch.outcome(expected, &row),
+            Err(error) => Err(self.append_error(&batch, expected, error).await),
+        }
+    }
+
+    /// The error of a failed `factum_append` call: unique violations become the
+    /// conflict or duplicate they stand for.
+    async fn append_error(
+        &self,
+        batch: &Batch<'_>,
+        expected: ExpectedVersion,
+        error: tokio_postgres::Error,
+    ) -> StoreError {
+        match unique_violation(&error) {
+            Some("events_event_id_key") => StoreError::DuplicateEventId {
+                stream_id: batch.stream_id.to_owned(),
+                event_id: batch.event_ids[0],
+            },
+            Some(_) => StoreError::Conflict {
+                stream_id: batch.stream_id.to_owned(),
+                expected,
+                actual: self.stream_version(batch.stream_id).await.ok().flatten(),
+            },
+            None => backend(error),
+        }
+    }
+
+    async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, StoreError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(sql).await.map_err(backend)?;
+        client.query(&statement, params).await.map_err(backend)
+    }
+}
+
+impl EventStore for PostgresStore {
+    async fn append(
+        &self,
+        stream_id: &str,
+        stream_type: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOutcome, StoreError> {
+        let batch = Batch::new(stream_id, stream_type, expected, &events)?;
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(batch.sql(&self.sql))
+            .await
+            .map_err(backend)?;
+        let params = batch.params();
+        let mut attempt = 1;
+        loop {
+            match client.query_one(&statement, &params).await {
+                Ok(row) => return batch.outcome(expected, &row),
+                // Only a writer bypassing the lock can cause this; run again, so the
+                // answer is the function's (idempotent, conflict with the actual version).
+                Err(error)
+                    if unique_violation(&error).is_some() && attempt < UNIQUE_VIOLATION_RETRIES =>
+                {
+                    attempt += 1;
+                }
+                Err(error) => return Err(self.append_error(&batch, expected, error).await),
+            }
+        }
+    }
+
+    async fn read_stream(
+        &self,
+        stream_id: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        if limit == 0 || stream_id.contains('\0') {
+            return Ok(Vec::new());
+        }
+        let from = to_i64(from_version.max(1));
+        let end = from.saturating_add(i64::try_from(limit).unwrap_or(i64::MAX));
+        let rows = self
+            .query(&self.sql.read_stream, &[&stream_id, &from, &end])
+            .await?;
+        rows.iter().map(decode_row).collect()
+    }
+
+    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self
+            .query(&self.sql.read_all, &[&to_i64(after), &limit])
+            .await?;
+        rows.iter().map(decode_row).collect()
+    }
+
+    async fn for_each_in_stream<E, F>(
+        &self,
+        stream_id: &str,
+        from_version: u64,
+        mut visit: F,
+    ) -> Result<(), VisitError<E>>
+    where
+        E: Send,
+        F: FnMut(&RecordedEvent) -> Result<(), E> + Send,
+    {
+        if stream_id.contains('\0') {
+            return Ok(());
+        }
+        let client = self.client().await.map_err(VisitError::Store)?;
+        let statement = client
+            .prepare_cached(&self.sql.read_stream)
+            .await
+            .map_err(|error| VisitError::Store(backend(error)))?;
+        // One record, refilled for every row: its strings keep their buffers.
+        let mut record = RecordedEvent {
+            event_id: Uuid::nil(),
+            stream_id: stream_id.to_owned(),
+            stream_type: String::new(),
+            stream_version: 0,
+            position: 0,
+            name: String::new(),
+            schema_version: 0,
+            payload: empty_payload(),
+            timestamp: chrono::DateTime::UNIX_EPOCH,
+            metadata: Metadata::default(),
+        };
+        let mut next = to_i64(from_version.max(1));
+        loop {
+            let end = next.saturating_add(VISIT_PAGE);
+            let rows = client
+                .query(&statement, &[&stream_id, &next, &end])
+                .await
+                .map_err(|error| VisitError::Store(backend(error)))?;
+            for row in &rows {
+                let version: i64 = row.try_get(3).map_err(|error| {
+                    VisitError::Store(corrupt(
+                        stream_id,
+                        0,
+                        format_args!("stream_version: {error}"),
+                    ))
+                })?;
+                record.stream_version = u64::try_from(version).map_err(|_| {
+                    VisitError::Store(corrupt(
+                        stream_id,
+                        0,
+                        format_args!("stream_version {version} is negative"),
+                    ))
+                })?;
+                fill_record(row, &mut record).map_err(VisitError::Store)?;
+                visit(&record).map_err(VisitError::Visitor)?;
+                next = version.saturating_add(1);
+            }
+            // A range that is not filled to its end holds the stream's last event.
+            if next < end || end == i64::MAX {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn stream_version(&self, stream_id: &str) -> Result<Option<u64>, StoreError> {
+        if stream_id.contains('\0') {
+            return Ok(None);
+        }
+        let rows = self.query(&self.sql.stream_version, &[&stream_id]).await?;
+        let version: Option<i64> = match rows.first() {
+            Some(row) => row
+                .try_get(0)
+                .map_err(|error| corrupt(stream_id, 0, error))?,
+            None => None,
+        };
+        version
+            .map(|version| {
+                u64::try_from(version).map_err(|_| {
+                    corrupt(
+                        stream_id,
+                        0,
+                        format_args!("stream_version {version} is negative"),
+                    )
+                })
+            })
+            .transpose()
+    }
+
+    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        check_nul("stream id", &snapshot.stream_id)?;
+        self.query(
+            &self.sql.save_snapshot,
+            &[
+                &snapshot.stream_id,
+                &to_i64(snapshot.stream_version),
+                &i64::from(snapshot.schema_version),
+                &snapshot.state.get(),
+                &snapshot.taken_at,
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn load_snapshot(&self, stream_id: &str) -> Result<Option<Snapshot>, StoreError> {
+        if stream_id.contains('\0') {
+            return Ok(None);
+        }
+        let rows = self.query(&self.sql.load_snapshot, &[&stream_id]).await?;
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
+        let version: i64 = row
+            .try_get(0)
+            .map_err(|error| corrupt(stream_id, 0, format_args!("snapshot version: {error}")))?;
+        let stream_version = u64::try_from(version).map_err(|_| {
+            corrupt(
+                stream_id,
+                0,
+                format_args!("snapshot version {version} is negative"),
+            )
+        })?;
+        let fail = |column: &str, error: &dyn fmt::Display| {
+            corrupt(
+                stream_id,
+                stream_version,
+                format_args!("snapshot {column}: {error}"),
+            )
+        };
+        let schema_version: i64 = row.try_get(1).map_err(|e| fail("schema_version", &e))?;
+        let schema_version = u32::try_from(schema_version).map_err(|_| {
+            fail(
+                "schema_version",
+                &format_args!("{schema_version} is out of range"),
+            )
+        })?;
+        let state: Json<&RawValue> = row.try_get(2).map_err(|e| fail("state", &e))?;
+        let state = state.0.to_owned();
+        let taken_at = row.try_get(3).map_err(|e| fail("taken_at", &e))?;
+        Ok(Some(Snapshot {
+            stream_id: stream_id.to_owned(),
+            stream_version,
+            schema_version,
+            state,
+            taken_at,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_names_are_checked() {
+        for good in ["public", "factum_test_1", "_x", "A"] {
+            assert!(validate_schema(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "1abc",
+            "pg_x",
+            "PG_x",
+            "a-b",
+            "a\"b",
+            "a b",
+            "é",
+            &"x".repeat(64),
+        ] {
+            assert!(validate_schema(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn lock_keys_differ_between_schemas() {
+        assert_ne!(lock_key("public"), lock_key("factum_test_1"));
+        assert_eq!(lock_key("public"), lock_key("public"));
+    }
+
+    #[test]
+    fn nul_characters_are_refused_with_a_typed_error() {
+        let error = check_nul("stream id", "a\0b").unwrap_err();
+        let StoreError::Backend(source) = &error else {
+            panic!("{error:?}");
+        };
+        assert!(matches!(
+            source.downcast_ref::<PostgresError>(),
+            Some(PostgresError::NulCharacter { field: "stream id", value }) if value == "a\\0b"
+        ));
+    }
+}

@@ -1,0 +1,294 @@
+//! The append transaction.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
+
+use super::connection::{Failure, WriteTransaction, backend};
+use super::rows::{stream_version_of, to_sql_integer};
+use crate::envelope::{Metadata, NewEvent};
+use crate::store::{AppendOutcome, ExpectedVersion, StoreError};
+
+/// The stream's row, as the append reads it under the write lock.
+struct StreamRow {
+    key: i64,
+    stream_type: String,
+    version: u64,
+}
+
+/// Appends `events` (not empty) in one write transaction.
+///
+/// The checks run in the memory store's order: an idempotent re-append or a re-used id,
+/// then the expected version, then the stream type, then ids repeated within the batch.
+/// Looking every id up costs an index probe per event, so the common path skips the
+/// first check and lets the `UNIQUE` index on `event_id` refuse a stored id; every
+/// failure (a conflict, a type mismatch, a refused id) then runs the full check before
+/// it is reported, which gives the same answers as checking first.
+pub(super) fn append(
+    connection: &Connection,
+    patience: Duration,
+    stream_id: &str,
+    stream_type: &str,
+    expected: ExpectedVersion,
+    events: &[NewEvent],
+) -> Result<AppendOutcome, Failure> {
+    let transaction = WriteTransaction::begin(connection, patience)?;
+    let stream = connection
+        .prepare_cached(
+            "SELECT stream_key, stream_type, version FROM streams WHERE stream_id = ?1",
+        )?
+        .query_row(params![stream_id], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, i64>(2)?,
+            ))
+        })
+        .optional()?
+        .map(|(key, stream_type, version)| {
+            stream_version_of(stream_id, version).map(|version| StreamRow {
+                key,
+                stream_type,
+                version,
+            })
+        })
+        .transpose()?;
+
+    let actual = stream.as_ref().map(|stream| stream.version);
+    if !expected.is_met_by(actual) {
+        if let Some(outcome) = previous_append(connection, stream_id, expected, events)? {
+            return Ok(outcome);
+        }
+        return Err(Failure::Store(StoreError::Conflict {
+            stream_id: stream_id.to_owned(),
+            expected,
+            actual,
+        }));
+    }
+    if let Some(stream) = stream
+        .as_ref()
+        .filter(|stream| stream.stream_type != stream_type)
+    {
+        if let Some(outcome) = previous_append(connection, stream_id, expected, events)? {
+            return Ok(outcome);
+        }
+        return Err(Failure::Store(StoreError::StreamTypeMismatch {
+            stream_id: stream_id.to_owned(),
+            existing: stream.stream_type.clone(),
+            requested: stream_type.to_owned(),
+        }));
+    }
+
+    let first_version = actual.unwrap_or(0) + 1;
+    let last_version = actual.unwrap_or(0) + events.len() as u64;
+    let too_long = || {
+        Failure::Store(StoreError::Backend(
+            format!("stream `{stream_id}`: version {last_version} exceeds SQLite's integers")
+                .into(),
+        ))
+    };
+    let last_version_sql = i64::try_from(last_version).map_err(|_| too_long())?;
+    let inserted = insert_events(
+        connection,
+        stream_id,
+        stream_type,
+        stream.as_ref().map(|stream| stream.key),
+        first_version,
+        last_version_sql,
+        events,
+    );
+    match inserted {
+        Ok(last_position) => {
+            transaction.commit()?;
+            Ok(AppendOutcome {
+                stream_version: last_version,
+                last_position,
+                written: true,
+            })
+        }
+        Err(Failure::Sqlite(error))
+            if error.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) =>
+        {
+            // A stored id (or one repeated in the batch) hit the UNIQUE index. The rows
+            // inserted so far belong to this transaction: roll them back, then look at
+            // what is stored, under the write lock again.
+            drop(transaction);
+            let transaction = WriteTransaction::begin(connection, patience)?;
+            let previous = previous_append(connection, stream_id, expected, events)?;
+            drop(transaction);
+            if let Some(outcome) = previous {
+                return Ok(outcome);
+            }
+            if let Some(event_id) = repeated_id(events) {
+                return Err(Failure::Store(StoreError::DuplicateEventId {
+                    stream_id: stream_id.to_owned(),
+                    event_id,
+                }));
+            }
+            Err(Failure::Store(backend(error)))
+        }
+        Err(failure) => Err(failure),
+    }
+}
+
+/// Inserts the stream row (if new) or its new version, then the events; returns the last
+/// event's position.
+fn insert_events(
+    connection: &Connection,
+    stream_id: &str,
+    stream_type: &str,
+    stream_key: Option<i64>,
+    first_version: u64,
+    last_version: i64,
+    events: &[NewEvent],
+) -> Result<u64, Failure> {
+    let stream_key = match stream_key {
+        Some(key) => {
+            connection
+                .prepare_cached("UPDATE streams SET version = ?2 WHERE stream_key = ?1")?
+                .execute(params![key, last_version])?;
+            key
+        }
+        None => {
+            connection
+                .prepare_cached(
+                    "INSERT INTO streams (stream_id, stream_type, version) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![stream_id, stream_type, last_version])?;
+            connection.last_insert_rowid()
+        }
+    };
+    let mut insert = connection.prepare_cached(
+        "INSERT INTO events (stream_key, stream_version, event_id, name, schema_version,
+                             payload, metadata, timestamp_s, timestamp_ns)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?;
+    let mut metadata_json = Vec::new();
+    for (offset, event) in events.iter().enumerate() {
+        let metadata = if is_empty(&event.metadata) {
+            None
+        } else {
+            metadata_json.clear();
+            // Serialising `Metadata` cannot fail (its map has string keys) and serde_json
+            // writes UTF-8, but both are checked all the same.
+            serde_json::to_writer(&mut metadata_json, &event.metadata)
+                .map_err(|error| Failure::Store(StoreError::Backend(Box::new(error))))?;
+            Some(
+                std::str::from_utf8(&metadata_json)
+                    .map_err(|error| Failure::Store(StoreError::Backend(Box::new(error))))?,
+            )
+        };
+        insert.execute(params![
+            stream_key,
+            to_sql_integer(first_version + offset as u64),
+            event.event_id.as_bytes().as_slice(),
+            event.name,
+            event.schema_version,
+            event.payload.get(),
+            metadata,
+            event.timestamp.timestamp(),
+            event.timestamp.timestamp_subsec_nanos(),
+        ])?;
+    }
+    let position = connection.last_insert_rowid();
+    u64::try_from(position).map_err(|_| {
+        Failure::Store(StoreError::Backend(
+            format!("SQLite assigned the position {position}").into(),
+        ))
+    })
+}
+
+/// Whether the metadata holds nothing (stored as `NULL`).
+fn is_empty(metadata: &Metadata) -> bool {
+    metadata.correlation_id.is_none()
+        && metadata.causation_id.is_none()
+        && metadata.actor.is_none()
+        && metadata.extra.is_empty()
+}
+
+/// The first id that occurs twice in the batch.
+fn repeated_id(events: &[NewEvent]) -> Option<uuid::Uuid> {
+    let mut seen = HashSet::with_capacity(events.len());
+    events
+        .iter()
+        .map(|event| event.event_id)
+        .find(|event_id| !seen.insert(*event_id))
+}
+
+/// When every id of the batch is stored as this exact batch, appended with this
+/// expectation, the outcome of that append; a [`StoreError::DuplicateEventId`] when some
+/// id is stored otherwise; `None` when no id of the batch is stored.
+fn previous_append(
+    connection: &Connection,
+    stream_id: &str,
+    expected: ExpectedVersion,
+    events: &[NewEvent],
+) -> Result<Option<AppendOutcome>, Failure> {
+    let Some(first_event) = events.first() else {
+        return Ok(None);
+    };
+    let mut lookup = connection.prepare_cached(
+        "SELECT e.stream_key, e.stream_version, s.stream_id
+         FROM events e JOIN streams s ON s.stream_key = e.stream_key
+         WHERE e.event_id = ?1",
+    )?;
+    let mut found = None;
+    for event in events {
+        let stored = lookup
+            .query_row(params![event.event_id.as_bytes().as_slice()], |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, i64>(1)?,
+                    row.get::<_, String>(2)?,
+                ))
+            })
+            .optional()?;
+        if let Some(stored) = stored {
+            found = Some((event.event_id, stored));
+            break;
+        }
+    }
+    let Some((found_id, (stream_key, start, found_stream))) = found else {
+        return Ok(None);
+    };
+    let duplicate = |event_id| {
+        Failure::Store(StoreError::DuplicateEventId {
+            stream_id: stream_id.to_owned(),
+            event_id,
+        })
+    };
+    if found_stream != stream_id || found_id != first_event.event_id {
+        return Err(duplicate(found_id));
+    }
+    let mut range = connection.prepare_cached(
+        "SELECT event_id, stream_version, position FROM events
+         WHERE stream_key = ?1 AND stream_version >= ?2
+         ORDER BY stream_version LIMIT ?3",
+    )?;
+    let stored: Vec<(Vec<u8>, i64, i64)> = range
+        .query_map(
+            params![
+                stream_key,
+                start,
+                i64::try_from(events.len()).unwrap_or(i64::MAX)
+            ],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )?
+        .collect::<Result<_, _>>()?;
+    let same_batch = stored.len() == events.len()
+        && stored
+            .iter()
+            .zip(events)
+            .all(|((id, _, _), event)| id.as_slice() == event.event_id.as_bytes());
+    let version_before = u64::try_from(start.saturating_sub(1)).unwrap_or(0);
+    let same_expectation = expected.was_met_before(version_before);
+    match stored.last() {
+        Some((_, version, position)) if same_batch && same_expectation => Ok(Some(AppendOutcome {
+            stream_version: stream_version_of(stream_id, *version)?,
+            last_position: u64::try_from(*position).unwrap_or(0),
+            written: false,
+        })),
+        _ => Err(duplicate(first_event.event_id)),
+    }
+}

@@ -1,0 +1,247 @@
+//! Opening and configuring connections, the reader pool, and waiting out `SQLITE_BUSY`.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, ErrorCode, OpenFlags};
+use tokio::sync::Semaphore;
+
+use super::{SqliteOpenError, SqliteOptions};
+use crate::store::StoreError;
+
+/// What a blocking step of the store failed with.
+#[derive(Debug)]
+pub(super) enum Failure {
+    /// SQLite failed; retried while it means "busy", else a backend error.
+    Sqlite(rusqlite::Error),
+    /// A typed store error (a conflict, a corrupt row, ...).
+    Store(StoreError),
+    /// The consumer of a streamed read went away: stop reading, report nothing.
+    Stop,
+}
+
+impl From<rusqlite::Error> for Failure {
+    fn from(error: rusqlite::Error) -> Self {
+        Self::Sqlite(error)
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(error: StoreError) -> Self {
+        Self::Store(error)
+    }
+}
+
+impl From<Failure> for StoreError {
+    fn from(failure: Failure) -> Self {
+        match failure {
+            Failure::Sqlite(error) => backend(error),
+            Failure::Store(error) => error,
+            Failure::Stop => StoreError::Backend("the read was abandoned".into()),
+        }
+    }
+}
+
+/// A SQLite error as a store error.
+pub(super) fn backend(error: rusqlite::Error) -> StoreError {
+    StoreError::Backend(Box::new(error))
+}
+
+/// A blocking task that panicked or was cancelled, as a store error.
+pub(super) fn task_failed(error: tokio::task::JoinError) -> StoreError {
+    StoreError::Backend(Box::new(error))
+}
+
+/// Whether SQLite refused because another connection holds a lock.
+pub(super) fn is_busy(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}
+
+/// Runs `work` again while it fails because the database is busy, for up to `patience`.
+///
+/// The busy timeout already makes SQLite wait inside most calls; this covers the calls
+/// where SQLite returns `SQLITE_BUSY` at once instead of calling its busy handler (a
+/// connection opening while another process recovers the WAL or changes the journal
+/// mode, and waits that ran out while another process held a long transaction).
+pub(super) fn retry_busy<T>(
+    patience: Duration,
+    mut work: impl FnMut() -> Result<T, Failure>,
+) -> Result<T, Failure> {
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match work() {
+            Err(Failure::Sqlite(error)) if is_busy(&error) && started.elapsed() < patience => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// The flags every file connection is opened with: no URI interpretation of the path
+/// (a file named `file:x` is a file), and no SQLite-level mutex (each connection is used
+/// by one thread at a time, behind a lock of the store).
+fn flags(create: bool) -> OpenFlags {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if create {
+        flags | OpenFlags::SQLITE_OPEN_CREATE
+    } else {
+        flags
+    }
+}
+
+/// Settings of every writing connection, file or memory.
+pub(super) fn configure_writer(
+    connection: &Connection,
+    options: &SqliteOptions,
+) -> rusqlite::Result<()> {
+    connection.busy_timeout(options.busy_timeout)?;
+    connection.pragma_update(None, "synchronous", options.synchronous.pragma_value())?;
+    connection.pragma_update(None, "foreign_keys", "ON")?;
+    connection.set_prepared_statement_cache_capacity(32);
+    Ok(())
+}
+
+/// Opens the writer connection of a file and switches the file to WAL.
+pub(super) fn open_writer(
+    path: &Path,
+    options: &SqliteOptions,
+) -> Result<Connection, SqliteOpenError> {
+    let sqlite = |source: rusqlite::Error| SqliteOpenError::Sqlite {
+        path: path.to_path_buf(),
+        source: Box::new(source),
+    };
+    let connection = Connection::open_with_flags(path, flags(true)).map_err(sqlite)?;
+    connection
+        .busy_timeout(options.busy_timeout)
+        .map_err(sqlite)?;
+    // Switching to WAL needs a moment of exclusive access, which another process opening
+    // the same file may hold; the mode is persistent, so later opens find it set.
+    let mode = retry_busy(options.busy_timeout, || {
+        connection
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))
+            .map_err(Failure::from)
+    })
+    .map_err(|failure| match failure {
+        Failure::Sqlite(error) => sqlite(error),
+        other => SqliteOpenError::Sqlite {
+            path: path.to_path_buf(),
+            source: Box::new(StoreError::from(other)),
+        },
+    })?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(SqliteOpenError::WalUnavailable {
+            path: path.to_path_buf(),
+            mode,
+        });
+    }
+    configure_writer(&connection, options).map_err(sqlite)?;
+    Ok(connection)
+}
+
+/// Opens a reader connection: read-only by `query_only`, so no statement it runs can
+/// write, even by mistake.
+fn open_reader(path: &Path, busy_timeout: Duration) -> rusqlite::Result<Connection> {
+    let connection = Connection::open_with_flags(path, flags(false))?;
+    connection.busy_timeout(busy_timeout)?;
+    connection.pragma_update(None, "query_only", "ON")?;
+    connection.set_prepared_statement_cache_capacity(32);
+    Ok(connection)
+}
+
+/// The reader connections of a file store: opened on first need, kept when returned,
+/// at most `permits` in use at once.
+pub(super) struct Readers {
+    path: PathBuf,
+    busy_timeout: Duration,
+    idle: Mutex<Vec<Connection>>,
+    /// One permit per connection that may be in use.
+    pub(super) permits: Arc<Semaphore>,
+}
+
+impl Readers {
+    pub(super) fn new(path: PathBuf, options: &SqliteOptions) -> Self {
+        Self {
+            path,
+            busy_timeout: options.busy_timeout,
+            idle: Mutex::new(Vec::with_capacity(options.readers)),
+            permits: Arc::new(Semaphore::new(options.readers)),
+        }
+    }
+
+    /// An idle connection, or a new one. The caller holds a permit.
+    pub(super) fn take(&self) -> rusqlite::Result<Connection> {
+        let idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        match idle {
+            Some(connection) => Ok(connection),
+            None => open_reader(&self.path, self.busy_timeout),
+        }
+    }
+
+    /// Returns a connection to the idle list (dropping it if a transaction was left open).
+    pub(super) fn give_back(&self, connection: Connection) {
+        if connection.is_autocommit() {
+            self.idle
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(connection);
+        }
+    }
+}
+
+/// Rolls back a transaction that a panicking or failing task left open on `connection`,
+/// so the next user starts clean.
+pub(super) fn end_abandoned_transaction(connection: &Connection) {
+    if !connection.is_autocommit() {
+        // If even the rollback fails, the next BEGIN reports the problem.
+        let _ = connection.execute_batch("ROLLBACK");
+    }
+}
+
+/// The write lock, held from `BEGIN IMMEDIATE` to `COMMIT`; rolls back when dropped
+/// uncommitted.
+pub(super) struct WriteTransaction<'c> {
+    connection: &'c Connection,
+    committed: bool,
+}
+
+impl<'c> WriteTransaction<'c> {
+    /// Takes the write lock, waiting for other writers (busy timeout, then retries).
+    pub(super) fn begin(connection: &'c Connection, patience: Duration) -> Result<Self, Failure> {
+        retry_busy(patience, || {
+            connection
+                .prepare_cached("BEGIN IMMEDIATE")?
+                .execute([])
+                .map_err(Failure::from)
+        })?;
+        Ok(Self {
+            connection,
+            committed: false,
+        })
+    }
+
+    /// Commits: the appended events become visible, all at once.
+    pub(super) fn commit(mut self) -> Result<(), Failure> {
+        self.connection.prepare_cached("COMMIT")?.execute([])?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for WriteTransaction<'_> {
+    fn drop(&mut self) {
+        if !self.committed {
+            end_abandoned_transaction(self.connection);
+        }
+    }
+}

@@ -1,0 +1,544 @@
+//! Reading rows back into records, with every column checked: a row that does not hold
+//! what the store wrote is a [`StoreError::CorruptRow`], never a panic.
+//!
+//! Reading a row has two halves. [`copy_row`] steps through the columns and copies them
+//! out of SQLite (numbers as stored, texts into a byte buffer), checking only their
+//! types; [`fill`] checks and parses the copy into a record, reusing the record's
+//! strings. A replay runs the halves on two threads, handing the copies over in chunks
+//! (see `SqliteStore::for_each_in_stream`); the copies only ever travel from the
+//! reading thread to the visiting one, so the two do not fight over cache lines.
+
+use std::ops::Range;
+use std::time::Duration;
+
+use chrono::DateTime;
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+use super::connection::{Failure, retry_busy};
+use crate::envelope::{Metadata, RecordedEvent, Snapshot};
+use crate::store::StoreError;
+
+/// The event columns every event query selects, in this order.
+const EVENT_COLUMNS: &str = "e.position, e.stream_version, e.event_id, e.name, \
+     e.schema_version, e.payload, e.metadata, e.timestamp_s, e.timestamp_ns";
+
+/// A `u64` bound as SQLite's signed integer, saturating (SQLite integers are `i64`).
+pub(super) fn to_sql_integer(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// A `usize` limit as SQLite's signed integer, saturating.
+fn to_sql_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+/// A stream's stored version, checked.
+pub(super) fn stream_version_of(stream_id: &str, version: i64) -> Result<u64, Failure> {
+    u64::try_from(version).map_err(|_| {
+        Failure::Store(StoreError::CorruptRow {
+            stream_id: stream_id.to_owned(),
+            stream_version: 0,
+            reason: format!("the streams row holds the negative version {version}"),
+        })
+    })
+}
+
+/// A record to be filled by [`fill`].
+pub(super) fn blank(stream_id: String, stream_type: String) -> RecordedEvent {
+    RecordedEvent {
+        event_id: Uuid::nil(),
+        stream_id,
+        stream_type,
+        stream_version: 0,
+        position: 0,
+        name: String::new(),
+        schema_version: 0,
+        payload: RawValue::NULL.to_owned(),
+        timestamp: DateTime::UNIX_EPOCH,
+        metadata: Metadata::default(),
+    }
+}
+
+/// Calls `each` with every row of up to `limit` events of `stream_id` from
+/// `from_version` on, in order, as they are stepped, with the stream's type.
+pub(super) fn each_row_in_stream(
+    connection: &Connection,
+    stream_id: &str,
+    from_version: u64,
+    limit: usize,
+    mut each: impl FnMut(&Row<'_>, &str) -> Result<(), Failure>,
+) -> Result<(), Failure> {
+    let stream: Option<(i64, String)> = connection
+        .prepare_cached("SELECT stream_key, stream_type FROM streams WHERE stream_id = ?1")?
+        .query_row(params![stream_id], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?;
+    let Some((stream_key, stream_type)) = stream else {
+        return Ok(());
+    };
+    let mut statement = connection.prepare_cached(&format!(
+        "SELECT {EVENT_COLUMNS} FROM events e
+         WHERE e.stream_key = ?1 AND e.stream_version >= ?2
+         ORDER BY e.stream_version LIMIT ?3"
+    ))?;
+    let mut rows = statement.query(params![
+        stream_key,
+        to_sql_integer(from_version),
+        to_sql_limit(limit)
+    ])?;
+    while let Some(row) = rows.next()? {
+        each(row, &stream_type)?;
+    }
+    Ok(())
+}
+
+/// Up to `limit` events of `stream_id` from `from_version` on.
+pub(super) fn read_stream(
+    connection: &Connection,
+    stream_id: &str,
+    from_version: u64,
+    limit: usize,
+) -> Result<Vec<RecordedEvent>, Failure> {
+    let mut events = Vec::new();
+    let mut bytes = Vec::new();
+    each_row_in_stream(
+        connection,
+        stream_id,
+        from_version,
+        limit,
+        |row, stream_type| {
+            bytes.clear();
+            let copied = copy_row(row, 0, stream_id, &mut bytes)?;
+            let mut record = blank(stream_id.to_owned(), stream_type.to_owned());
+            fill(&mut record, &bytes, &copied)?;
+            events.push(record);
+            Ok(())
+        },
+    )?;
+    Ok(events)
+}
+
+/// Up to `limit` events after global position `after`, in position order.
+pub(super) fn read_all(
+    connection: &Connection,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<RecordedEvent>, Failure> {
+    let mut statement = connection.prepare_cached(&format!(
+        "SELECT s.stream_id, s.stream_type, {EVENT_COLUMNS}
+         FROM events e JOIN streams s ON s.stream_key = e.stream_key
+         WHERE e.position > ?1 ORDER BY e.position LIMIT ?2"
+    ))?;
+    let mut rows = statement.query(params![to_sql_integer(after), to_sql_limit(limit)])?;
+    let mut events = Vec::new();
+    let mut bytes = Vec::new();
+    while let Some(row) = rows.next()? {
+        let stream_id = text(row, 0).map_err(|reason| corrupt_at_position(row, 2, &reason))?;
+        let stream_type = text(row, 1).map_err(|reason| corrupt_at_position(row, 2, &reason))?;
+        bytes.clear();
+        let copied = copy_row(row, 2, stream_id, &mut bytes)?;
+        let mut record = blank(stream_id.to_owned(), stream_type.to_owned());
+        fill(&mut record, &bytes, &copied)?;
+        events.push(record);
+    }
+    Ok(events)
+}
+
+/// A row whose stream is unknown (its stream columns are corrupt), named by position.
+fn corrupt_at_position(row: &Row<'_>, position_column: usize, reason: &str) -> Failure {
+    let position = row.get::<_, i64>(position_column).unwrap_or(0);
+    Failure::Store(StoreError::CorruptRow {
+        stream_id: String::new(),
+        stream_version: 0,
+        reason: format!("the event at position {position}: {reason}"),
+    })
+}
+
+/// A text column, borrowed.
+fn text<'r>(row: &'r Row<'_>, column: usize) -> Result<&'r str, String> {
+    match row.get_ref(column) {
+        Ok(ValueRef::Text(bytes)) => {
+            std::str::from_utf8(bytes).map_err(|error| format!("not UTF-8: {error}"))
+        }
+        Ok(other) => Err(format!("{:?} where text belongs", other.data_type())),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+/// An integer column.
+fn integer(row: &Row<'_>, column: usize) -> Result<i64, String> {
+    match row.get_ref(column) {
+        Ok(ValueRef::Integer(value)) => Ok(value),
+        Ok(other) => Err(format!("{:?} where an integer belongs", other.data_type())),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+/// A timestamp stored as whole seconds and nanoseconds since the Unix epoch.
+fn timestamp(seconds: i64, nanoseconds: i64) -> Result<DateTime<chrono::Utc>, String> {
+    u32::try_from(nanoseconds)
+        .ok()
+        .and_then(|nanos| DateTime::from_timestamp(seconds, nanos))
+        .ok_or_else(|| format!("timestamp {seconds} s + {nanoseconds} ns is not a valid time"))
+}
+
+/// A JSON column's bytes (not yet checked or parsed).
+fn json_bytes<'r>(row: &'r Row<'_>, column: usize) -> Result<&'r [u8], String> {
+    match row.get_ref(column) {
+        Ok(ValueRef::Text(bytes) | ValueRef::Blob(bytes)) => Ok(bytes),
+        Ok(other) => Err(format!("{:?} where JSON text belongs", other.data_type())),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+/// A JSON text column as a `RawValue`, kept verbatim (only validated).
+fn json(row: &Row<'_>, column: usize) -> Result<Box<RawValue>, String> {
+    let text = std::str::from_utf8(json_bytes(row, column)?)
+        .map_err(|error| format!("not UTF-8: {error}"))?;
+    RawValue::from_string(text.to_owned()).map_err(|error| format!("not JSON: {error}"))
+}
+
+/// One event row, copied out of SQLite by [`copy_row`]: the numbers as stored, the texts'
+/// places in a byte buffer.
+#[derive(Debug, Clone)]
+pub(super) struct CopiedRow {
+    position: i64,
+    stream_version: i64,
+    event_id: [u8; 16],
+    schema_version: i64,
+    seconds: i64,
+    nanoseconds: i64,
+    name: Range<usize>,
+    payload: Range<usize>,
+    /// `None`: the column is `NULL` (no metadata).
+    metadata: Option<Range<usize>>,
+}
+
+/// Copies the event columns that start at `first` (in [`EVENT_COLUMNS`] order) out of
+/// `row`, the texts appended to `bytes`; checks their types, not their contents.
+pub(super) fn copy_row(
+    row: &Row<'_>,
+    first: usize,
+    stream_id: &str,
+    bytes: &mut Vec<u8>,
+) -> Result<CopiedRow, Failure> {
+    let raw_version = integer(row, first + 1);
+    let corrupt = |reason: String| {
+        Failure::Store(StoreError::CorruptRow {
+            stream_id: stream_id.to_owned(),
+            stream_version: raw_version
+                .as_ref()
+                .ok()
+                .and_then(|version| u64::try_from(*version).ok())
+                .unwrap_or(0),
+            reason,
+        })
+    };
+    let position = integer(row, first).map_err(|reason| corrupt(format!("position: {reason}")))?;
+    let stream_version = raw_version
+        .clone()
+        .map_err(|reason| corrupt(format!("position {position}: stream version: {reason}")))?;
+    let event_id = match row.get_ref(first + 2) {
+        Ok(ValueRef::Blob(id)) => <[u8; 16]>::try_from(id)
+            .map_err(|_| corrupt(format!("event id: {} bytes, not 16", id.len())))?,
+        Ok(other) => {
+            return Err(corrupt(format!(
+                "event id: {:?} where 16 bytes belong",
+                other.data_type()
+            )));
+        }
+        Err(error) => return Err(corrupt(format!("event id: {error}"))),
+    };
+    let name = match row.get_ref(first + 3) {
+        Ok(ValueRef::Text(name)) => append(bytes, name),
+        Ok(other) => {
+            return Err(corrupt(format!(
+                "event name: {:?} where text belongs",
+                other.data_type()
+            )));
+        }
+        Err(error) => return Err(corrupt(format!("event name: {error}"))),
+    };
+    let schema_version =
+        integer(row, first + 4).map_err(|reason| corrupt(format!("schema version: {reason}")))?;
+    let payload = json_bytes(row, first + 5)
+        .map(|payload| append(bytes, payload))
+        .map_err(|reason| corrupt(format!("payload: {reason}")))?;
+    let metadata = match row.get_ref(first + 6) {
+        Ok(ValueRef::Null) => None,
+        _ => Some(
+            json_bytes(row, first + 6)
+                .map(|metadata| append(bytes, metadata))
+                .map_err(|reason| corrupt(format!("metadata: {reason}")))?,
+        ),
+    };
+    let seconds = integer(row, first + 7)
+        .map_err(|reason| corrupt(format!("timestamp seconds: {reason}")))?;
+    let nanoseconds = integer(row, first + 8)
+        .map_err(|reason| corrupt(format!("timestamp nanoseconds: {reason}")))?;
+    Ok(CopiedRow {
+        position,
+        stream_version,
+        event_id,
+        schema_version,
+        seconds,
+        nanoseconds,
+        name,
+        payload,
+        metadata,
+    })
+}
+
+/// Fills `record` (whose stream id and type are set) from a row [`copy_row`] copied into
+/// `bytes`, checking every value: positive position and version, a schema version, a
+/// valid time, UTF-8 texts, a JSON payload (kept verbatim) and metadata. Reuses the
+/// record's name and metadata buffers.
+pub(super) fn fill(
+    record: &mut RecordedEvent,
+    bytes: &[u8],
+    row: &CopiedRow,
+) -> Result<(), Failure> {
+    record.stream_version = u64::try_from(row.stream_version).unwrap_or(0);
+    let corrupt = |record: &RecordedEvent, reason: String| {
+        Failure::Store(StoreError::CorruptRow {
+            stream_id: record.stream_id.clone(),
+            stream_version: record.stream_version,
+            reason,
+        })
+    };
+    record.position = match u64::try_from(row.position) {
+        Ok(position) if position > 0 => position,
+        _ => {
+            let reason = format!("the position {} is not positive", row.position);
+            return Err(corrupt(record, reason));
+        }
+    };
+    if row.stream_version <= 0 {
+        let reason = format!(
+            "position {}: the stream version {} is not positive",
+            row.position, row.stream_version
+        );
+        return Err(corrupt(record, reason));
+    }
+    record.event_id = Uuid::from_bytes(row.event_id);
+    record.schema_version = match u32::try_from(row.schema_version) {
+        Ok(version) => version,
+        Err(_) => {
+            let reason = format!("schema version: {} is not one", row.schema_version);
+            return Err(corrupt(record, reason));
+        }
+    };
+    record.timestamp = match timestamp(row.seconds, row.nanoseconds) {
+        Ok(timestamp) => timestamp,
+        Err(reason) => return Err(corrupt(record, reason)),
+    };
+    match std::str::from_utf8(bytes.get(row.name.clone()).unwrap_or_default()) {
+        Ok(name) => {
+            record.name.clear();
+            record.name.push_str(name);
+        }
+        Err(error) => return Err(corrupt(record, format!("event name: not UTF-8: {error}"))),
+    }
+    let payload = match std::str::from_utf8(bytes.get(row.payload.clone()).unwrap_or_default()) {
+        Ok(payload) => payload,
+        Err(error) => return Err(corrupt(record, format!("payload: not UTF-8: {error}"))),
+    };
+    record.payload = match RawValue::from_string(payload.to_owned()) {
+        Ok(payload) => payload,
+        Err(error) => return Err(corrupt(record, format!("payload: not JSON: {error}"))),
+    };
+    let metadata = match &row.metadata {
+        None => {
+            clear_metadata(&mut record.metadata);
+            Ok(())
+        }
+        Some(range) => read_metadata(
+            bytes.get(range.clone()).unwrap_or_default(),
+            &mut record.metadata,
+        ),
+    };
+    match metadata {
+        Ok(()) => Ok(()),
+        Err(reason) => Err(corrupt(record, format!("metadata: {reason}"))),
+    }
+}
+
+/// Appends `part` to `bytes`; returns where it went.
+fn append(bytes: &mut Vec<u8>, part: &[u8]) -> Range<usize> {
+    let start = bytes.len();
+    bytes.extend_from_slice(part);
+    start..bytes.len()
+}
+
+/// Empties metadata, keeping the actor's buffer out of the way (it is dropped).
+fn clear_metadata(metadata: &mut Metadata) {
+    metadata.correlation_id = None;
+    metadata.causation_id = None;
+    metadata.actor = None;
+    metadata.extra.clear();
+}
+
+/// Reads stored metadata JSON into `metadata`.
+///
+/// serde_json spends more time on a metadata object than the whole rest of a row costs,
+/// so the exact shape the store writes (`{"correlation_id":…,"causation_id":…,
+/// "actor":…}`, ids hyphenated or `null`, an actor without escapes, no `extra`) is read
+/// by a direct scan that reuses the actor's buffer. Anything else — `extra` entries,
+/// escapes, other spacing or order, damaged text — goes to serde_json, which gives the
+/// same result or the error.
+pub(super) fn read_metadata(json: &[u8], metadata: &mut Metadata) -> Result<(), String> {
+    if read_metadata_fast(json, metadata).is_some() {
+        return Ok(());
+    }
+    *metadata = serde_json::from_slice(json).map_err(|error| error.to_string())?;
+    Ok(())
+}
+
+/// The direct scan of [`read_metadata`]: `None` when `json` is not in the store's plain
+/// shape (then `metadata` may be partly written; the caller overwrites it).
+pub(super) fn read_metadata_fast(json: &[u8], metadata: &mut Metadata) -> Option<()> {
+    let rest = json.strip_prefix(br#"{"correlation_id":"#)?;
+    let (correlation_id, rest) = fast_uuid(rest)?;
+    let rest = rest.strip_prefix(br#","causation_id":"#)?;
+    let (causation_id, rest) = fast_uuid(rest)?;
+    let rest = rest.strip_prefix(br#","actor":"#)?;
+    let rest = match rest.strip_prefix(b"null") {
+        Some(rest) => {
+            metadata.actor = None;
+            rest
+        }
+        None => {
+            let rest = rest.strip_prefix(b"\"")?;
+            let end = rest.iter().position(|byte| *byte == b'"')?;
+            let actor = &rest[..end];
+            // An escape needs serde_json; a raw control character is invalid JSON, and
+            // serde_json reports it.
+            if actor.iter().any(|byte| *byte == b'\\' || *byte < 0x20) {
+                return None;
+            }
+            let actor = std::str::from_utf8(actor).ok()?;
+            match &mut metadata.actor {
+                Some(buffer) => {
+                    buffer.clear();
+                    buffer.push_str(actor);
+                }
+                None => metadata.actor = Some(actor.to_owned()),
+            }
+            &rest[end + 1..]
+        }
+    };
+    if rest != b"}" {
+        return None;
+    }
+    metadata.correlation_id = correlation_id;
+    metadata.causation_id = causation_id;
+    metadata.extra.clear();
+    Some(())
+}
+
+/// `null` or a quoted hyphenated UUID, and what follows it.
+fn fast_uuid(json: &[u8]) -> Option<(Option<Uuid>, &[u8])> {
+    if let Some(rest) = json.strip_prefix(b"null") {
+        return Some((None, rest));
+    }
+    let quoted = json.get(..38)?;
+    if quoted[0] != b'"' || quoted[37] != b'"' {
+        return None;
+    }
+    let uuid = Uuid::try_parse_ascii(&quoted[1..37]).ok()?;
+    Some((Some(uuid), &json[38..]))
+}
+
+/// Stores the snapshot, replacing the stream's earlier one.
+pub(super) fn save_snapshot(
+    connection: &Connection,
+    patience: Duration,
+    snapshot: &Snapshot,
+) -> Result<(), Failure> {
+    let mut statement = connection.prepare_cached(
+        "INSERT INTO snapshots
+             (stream_id, stream_version, schema_version, state, taken_at_s, taken_at_ns)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (stream_id) DO UPDATE SET
+             stream_version = excluded.stream_version,
+             schema_version = excluded.schema_version,
+             state = excluded.state,
+             taken_at_s = excluded.taken_at_s,
+             taken_at_ns = excluded.taken_at_ns",
+    )?;
+    let stream_version = i64::try_from(snapshot.stream_version).map_err(|_| {
+        Failure::Store(StoreError::Backend(
+            format!(
+                "stream `{}`: snapshot version {} exceeds SQLite's integers",
+                snapshot.stream_id, snapshot.stream_version
+            )
+            .into(),
+        ))
+    })?;
+    // One statement in autocommit mode takes the write lock at once: no upgrade.
+    retry_busy(patience, || {
+        statement
+            .execute(params![
+                snapshot.stream_id,
+                stream_version,
+                snapshot.schema_version,
+                snapshot.state.get(),
+                snapshot.taken_at.timestamp(),
+                snapshot.taken_at.timestamp_subsec_nanos(),
+            ])
+            .map_err(Failure::from)
+    })?;
+    Ok(())
+}
+
+/// The stream's snapshot, if any.
+pub(super) fn load_snapshot(
+    connection: &Connection,
+    stream_id: &str,
+) -> Result<Option<Snapshot>, Failure> {
+    let mut statement = connection.prepare_cached(
+        "SELECT stream_version, schema_version, state, taken_at_s, taken_at_ns
+         FROM snapshots WHERE stream_id = ?1",
+    )?;
+    let mut rows = statement.query(params![stream_id])?;
+    let Some(row) = rows.next()? else {
+        return Ok(None);
+    };
+    let raw_version = integer(row, 0);
+    let stream_version = raw_version
+        .as_ref()
+        .ok()
+        .and_then(|version| u64::try_from(*version).ok())
+        .unwrap_or(0);
+    let corrupt = |reason: String| {
+        Failure::Store(StoreError::CorruptRow {
+            stream_id: stream_id.to_owned(),
+            stream_version,
+            reason: format!("snapshot: {reason}"),
+        })
+    };
+    match raw_version {
+        Ok(version) if version >= 0 => {}
+        Ok(version) => return Err(corrupt(format!("the version {version} is negative"))),
+        Err(reason) => return Err(corrupt(format!("version: {reason}"))),
+    }
+    let schema_version = integer(row, 1)
+        .and_then(|version| {
+            u32::try_from(version).map_err(|_| format!("{version} is not a schema version"))
+        })
+        .map_err(|reason| corrupt(format!("schema version: {reason}")))?;
+    let state = json(row, 2).map_err(|reason| corrupt(format!("state: {reason}")))?;
+    let seconds = integer(row, 3).map_err(|reason| corrupt(format!("seconds: {reason}")))?;
+    let nanoseconds =
+        integer(row, 4).map_err(|reason| corrupt(format!("nanoseconds: {reason}")))?;
+    let taken_at = timestamp(seconds, nanoseconds).map_err(corrupt)?;
+    Ok(Some(Snapshot {
+        stream_id: stream_id.to_owned(),
+        stream_version,
+        schema_version,
+        state,
+        taken_at,
+    }))
+}

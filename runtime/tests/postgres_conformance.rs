@@ -1,0 +1,44 @@
+//! The store conformance suite against the PostgreSQL store: each contract check on a
+//! fresh schema; the conflict storm and the follower on a store of their own.
+//!
+//! Run with `cargo test -p factum --features postgres,conformance`; needs a server:
+//! `eval "$(scripts/postgres.sh start)"`.
+
+mod postgres_common;
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use factum::store::PostgresStore;
+use factum::testing::conformance::{self, Connecting};
+use postgres_common::fresh_store;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_postgres_store_keeps_the_contract() {
+    let counter = AtomicU32::new(0);
+    conformance::run_contract(|| {
+        let schema = format!("t_conformance_{}", counter.fetch_add(1, Ordering::SeqCst));
+        Connecting(Box::pin(async move { fresh_store(&schema).await })
+            as Pin<Box<dyn Future<Output = PostgresStore>>>)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_postgres_store_survives_a_conflict_storm() {
+    let store = fresh_store("t_conformance_storm").await;
+    let report = conformance::conflict_storm(Arc::new(store), 16, 4, 2_000).await;
+    assert_eq!(report.successes + report.conflicts, report.attempts);
+    assert!(report.attempts >= 2_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_store_follower_sees_every_event() {
+    let store = fresh_store("t_conformance_follower").await;
+    let seen =
+        conformance::follower_sees_every_event(Arc::new(store), 8, 300, Duration::from_secs(60))
+            .await;
+    assert_eq!(seen, 8 * 300);
+}

@@ -1,0 +1,750 @@
+//! What the SQLite store guarantees beyond the shared conformance suite: its schema and
+//! migrations, exact timestamps, positions never reused, concurrent writers on one file,
+//! bounded streamed replay, and typed errors for stored rows it cannot read.
+//!
+//! Run with `cargo test -p factum --features sqlite`.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use factum::error::DecodeErrorKind;
+use factum::prelude::*;
+use factum::store::{SqliteStore, VisitError};
+use serde_json::json;
+use tempfile::TempDir;
+
+fn payload(value: serde_json::Value) -> Box<serde_json::value::RawValue> {
+    serde_json::value::to_raw_value(&value).expect("JSON")
+}
+
+fn tick(n: u64) -> NewEvent {
+    NewEvent::new("Tick", 1, payload(json!({ "n": n })), Metadata::default())
+}
+
+fn ticks(range: std::ops::Range<u64>) -> Vec<NewEvent> {
+    range.map(tick).collect()
+}
+
+/// A temporary directory and the path of a store file in it.
+fn temp_file() -> (TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("events.db");
+    (dir, path)
+}
+
+/// A raw connection to the file, beside the store, for looking at and damaging rows.
+fn raw(path: &Path) -> rusqlite::Connection {
+    let connection = rusqlite::Connection::open(path).expect("a raw connection");
+    connection
+        .busy_timeout(std::time::Duration::from_secs(5))
+        .expect("busy timeout");
+    connection
+}
+
+// ---------------------------------------------------------------------------------------
+// Schema and migrations
+
+#[tokio::test]
+async fn opening_creates_the_schema_in_wal_mode_and_records_its_version() {
+    let (_dir, path) = temp_file();
+    let store = SqliteStore::open(&path).await.expect("open");
+    assert_eq!(store.path(), Some(path.as_path()));
+    let connection = raw(&path);
+    let versions: Vec<(u32, String)> = connection
+        .prepare("SELECT version, description FROM factum_schema_version ORDER BY version")
+        .unwrap()
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(versions.len(), 1);
+    assert_eq!(versions[0].0, 1);
+    assert_eq!(SqliteStore::SCHEMA_VERSION, 1);
+    let mode: String = connection
+        .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let mut tables: Vec<String> = connection
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    tables.retain(|name| name != "sqlite_sequence");
+    assert_eq!(
+        tables,
+        ["events", "factum_schema_version", "snapshots", "streams"]
+    );
+}
+
+#[tokio::test]
+async fn reopening_keeps_the_data_and_migrates_nothing_twice() {
+    let (_dir, path) = temp_file();
+    let store = SqliteStore::open(&path).await.expect("open");
+    store
+        .append("s", "T", ExpectedVersion::NoStream, ticks(0..3))
+        .await
+        .expect("append");
+    // Open a second store while the first is still open, then reopen after both close.
+    let second = SqliteStore::open(&path).await.expect("a second open");
+    assert_eq!(second.stream_version("s").await.unwrap(), Some(3));
+    drop((store, second));
+    let reopened = SqliteStore::open(&path).await.expect("reopen");
+    assert_eq!(reopened.stream_version("s").await.unwrap(), Some(3));
+    reopened
+        .append("s", "T", ExpectedVersion::Exact(3), ticks(3..4))
+        .await
+        .expect("append after reopening");
+    let applied: i64 = raw(&path)
+        .query_row("SELECT COUNT(*) FROM factum_schema_version", [], |row| {
+            row.get(0)
+        })
+        .unwrap();
+    assert_eq!(applied, 1, "every migration is applied once");
+}
+
+#[tokio::test]
+async fn a_file_with_a_newer_schema_is_refused_untouched() {
+    let (_dir, path) = temp_file();
+    drop(SqliteStore::open(&path).await.expect("open"));
+    raw(&path)
+        .execute(
+            "INSERT INTO factum_schema_version (version, description, applied_at)
+             VALUES (2, 'from the future', 'tomorrow')",
+            [],
+        )
+        .unwrap();
+    let error = SqliteStore::open(&path)
+        .await
+        .expect_err("a newer schema is refused");
+    let message = error.to_string();
+    assert!(
+        message.contains("schema is at version 2") && message.contains("newest known: 1"),
+        "the error names both versions: {message}"
+    );
+    let versions: i64 = raw(&path)
+        .query_row(
+            "SELECT MAX(version) FROM factum_schema_version",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(versions, 2, "the refused file is left as it was");
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_a_database_is_a_typed_error() {
+    let (_dir, path) = temp_file();
+    std::fs::write(
+        &path,
+        b"this is not a SQLite file, not even close; ".repeat(200),
+    )
+    .unwrap();
+    let error = SqliteStore::open(&path).await.expect_err("not a database");
+    assert!(
+        error.to_string().contains("cannot open the SQLite store"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn options_open_a_store_with_normal_synchronous() {
+    let (_dir, path) = temp_file();
+    let store = SqliteStore::options()
+        .busy_timeout(std::time::Duration::from_secs(1))
+        .readers(1)
+        .open(&path)
+        .await
+        .expect("open with options");
+    store
+        .append("s", "T", ExpectedVersion::Any, ticks(0..2))
+        .await
+        .unwrap();
+    // One reader connection serves many concurrent reads, one after another.
+    let reads: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.read_stream("s", 1, 10).await })
+        })
+        .collect();
+    for read in reads {
+        assert_eq!(read.await.unwrap().unwrap().len(), 2);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Rows
+
+#[tokio::test]
+async fn timestamps_read_back_exactly_to_the_nanosecond() {
+    let store = SqliteStore::in_memory().expect("store");
+    let leap_second = NaiveDate::from_ymd_opt(2016, 12, 31)
+        .unwrap()
+        .and_hms_nano_opt(23, 59, 59, 1_500_000_001)
+        .unwrap()
+        .and_utc();
+    let times: Vec<DateTime<Utc>> = vec![
+        Utc.with_ymd_and_hms(2025, 6, 1, 12, 0, 0).unwrap()
+            + chrono::TimeDelta::nanoseconds(123_456_789),
+        Utc.with_ymd_and_hms(1969, 12, 31, 23, 59, 59).unwrap()
+            + chrono::TimeDelta::nanoseconds(999_999_999),
+        Utc.with_ymd_and_hms(1, 1, 1, 0, 0, 0).unwrap(),
+        Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap() + chrono::TimeDelta::nanoseconds(1),
+        leap_second,
+        DateTime::<Utc>::MIN_UTC,
+        DateTime::<Utc>::MAX_UTC,
+    ];
+    let events: Vec<NewEvent> = times
+        .iter()
+        .enumerate()
+        .map(|(n, time)| NewEvent {
+            timestamp: *time,
+            ..tick(n as u64)
+        })
+        .collect();
+    store
+        .append("times", "T", ExpectedVersion::NoStream, events)
+        .await
+        .expect("append");
+    let read: Vec<DateTime<Utc>> = store
+        .read_stream("times", 1, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|event| event.timestamp)
+        .collect();
+    assert_eq!(read, times);
+}
+
+#[tokio::test]
+async fn payloads_and_metadata_read_back_verbatim() {
+    let store = SqliteStore::in_memory().expect("store");
+    // Not the shape serde_json would print: key order, spacing and number spelling are kept.
+    let stored = r#"{"z":1,"a":[1.50, 2e3, -0.0],"s":"\u00e9\n\"q\"","nested":{"b":null}}"#;
+    let mut event = tick(0);
+    event.payload = serde_json::value::RawValue::from_string(stored.to_owned()).unwrap();
+    event.metadata = Metadata {
+        correlation_id: Some(uuid::Uuid::now_v7()),
+        causation_id: None,
+        actor: Some("Zoë 'quoted' \"actor\"".into()),
+        extra: BTreeMap::from([("k".to_owned(), json!({ "deep": [1, "x"] }))]),
+    };
+    store
+        .append(
+            "verbatim",
+            "T",
+            ExpectedVersion::NoStream,
+            vec![event.clone()],
+        )
+        .await
+        .unwrap();
+    let read = store.read_stream("verbatim", 1, 1).await.unwrap();
+    assert_eq!(read[0].payload.get(), stored);
+    assert_eq!(read[0].metadata, event.metadata);
+}
+
+#[tokio::test]
+async fn stream_ids_with_nul_characters_and_empty_ids_are_data_too() {
+    let store = SqliteStore::in_memory().expect("store");
+    for id in ["", "nul\0inside", "nul\0", "\0"] {
+        store
+            .append(id, "T", ExpectedVersion::NoStream, ticks(0..2))
+            .await
+            .unwrap_or_else(|error| panic!("{id:?}: {error}"));
+    }
+    for id in ["", "nul\0inside", "nul\0", "\0"] {
+        let read = store.read_stream(id, 1, 10).await.unwrap();
+        assert_eq!(read.len(), 2, "{id:?}");
+        assert!(read.iter().all(|event| event.stream_id == id), "{id:?}");
+    }
+    assert!(store.read_stream("nul", 1, 10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn positions_are_never_reused_after_a_delete() {
+    let (_dir, path) = temp_file();
+    let store = SqliteStore::open(&path).await.expect("open");
+    let first = store
+        .append("a", "T", ExpectedVersion::NoStream, ticks(0..5))
+        .await
+        .unwrap();
+    assert_eq!(first.last_position, 5);
+    // Someone deletes the newest events by hand (the store itself never deletes).
+    let raw = raw(&path);
+    raw.execute("DELETE FROM events WHERE position > 2", [])
+        .unwrap();
+    raw.execute("UPDATE streams SET version = 2", []).unwrap();
+    let next = store
+        .append("b", "T", ExpectedVersion::NoStream, ticks(5..6))
+        .await
+        .unwrap();
+    assert_eq!(
+        next.last_position, 6,
+        "position 3..5 are not handed out again"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Concurrency
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writers_through_separate_stores_on_one_file_lose_nothing() {
+    let (_dir, path) = temp_file();
+    const STORES: u64 = 4;
+    const APPENDS: u64 = 60;
+    const STREAMS: u64 = 3;
+    let mut tasks = tokio::task::JoinSet::new();
+    for writer in 0..STORES {
+        // Each store has its own writer connection: they queue on SQLite's lock.
+        let store = SqliteStore::open(&path).await.expect("open");
+        tasks.spawn(async move {
+            let mut conflicts = 0u64;
+            for n in 0..APPENDS {
+                let stream = format!("shared-{}", (writer + n) % STREAMS);
+                let mut event = tick(n);
+                event.metadata.extra.insert("writer".into(), json!(writer));
+                loop {
+                    let version = store.stream_version(&stream).await.expect("version");
+                    let expected =
+                        version.map_or(ExpectedVersion::NoStream, ExpectedVersion::Exact);
+                    match store
+                        .append(&stream, "Shared", expected, vec![event.clone()])
+                        .await
+                    {
+                        Ok(outcome) => {
+                            assert!(outcome.written);
+                            break;
+                        }
+                        Err(StoreError::Conflict { .. }) => conflicts += 1,
+                        Err(other) => panic!("writer {writer}: {other}"),
+                    }
+                }
+            }
+            conflicts
+        });
+    }
+    while let Some(result) = tasks.join_next().await {
+        result.expect("a writer panicked");
+    }
+    let store = SqliteStore::open(&path).await.expect("open");
+    let all = store.read_all(0, usize::MAX).await.unwrap();
+    assert_eq!(all.len() as u64, STORES * APPENDS);
+    assert!(
+        all.windows(2)
+            .all(|pair| pair[0].position < pair[1].position)
+    );
+    let written: HashSet<(u64, String)> = all
+        .iter()
+        .map(|event| {
+            (
+                event.metadata.extra["writer"].as_u64().unwrap(),
+                event.payload.get().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(written.len() as u64, STORES * APPENDS, "none is duplicated");
+    for stream in 0..STREAMS {
+        let versions: Vec<u64> = store
+            .read_stream(&format!("shared-{stream}"), 1, usize::MAX)
+            .await
+            .unwrap()
+            .iter()
+            .map(|event| event.stream_version)
+            .collect();
+        assert_eq!(versions, (1..=versions.len() as u64).collect::<Vec<_>>());
+    }
+}
+
+#[tokio::test]
+async fn a_writer_waits_for_the_write_lock_and_fails_typed_when_it_is_never_released() {
+    let (_dir, path) = temp_file();
+    let store = SqliteStore::options()
+        .busy_timeout(std::time::Duration::from_millis(50))
+        .open(&path)
+        .await
+        .expect("open");
+    store
+        .append("s", "T", ExpectedVersion::NoStream, ticks(0..1))
+        .await
+        .unwrap();
+    // Another connection (another process, say) holds the write lock throughout.
+    let other = raw(&path);
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    match store
+        .append("s", "T", ExpectedVersion::Exact(1), ticks(1..2))
+        .await
+    {
+        Err(StoreError::Backend(error)) => {
+            let sqlite = error
+                .downcast_ref::<rusqlite::Error>()
+                .expect("a SQLite error");
+            assert_eq!(
+                sqlite.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseBusy)
+            );
+        }
+        other => panic!("expected a busy backend error, got {other:?}"),
+    }
+    // Readers are not blocked by a writer (WAL).
+    assert_eq!(store.read_stream("s", 1, 10).await.unwrap().len(), 1);
+    other.execute_batch("COMMIT").unwrap();
+    store
+        .append("s", "T", ExpectedVersion::Exact(1), ticks(1..2))
+        .await
+        .expect("the lock is free again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotent_re_append_through_another_store_writes_nothing() {
+    let (_dir, path) = temp_file();
+    let one = SqliteStore::open(&path).await.expect("open");
+    let two = SqliteStore::open(&path).await.expect("open");
+    let batch = ticks(0..3);
+    let first = one
+        .append("idem", "T", ExpectedVersion::NoStream, batch.clone())
+        .await
+        .unwrap();
+    let again = two
+        .append("idem", "T", ExpectedVersion::NoStream, batch.clone())
+        .await
+        .unwrap();
+    assert!(!again.written);
+    assert_eq!(again.last_position, first.last_position);
+    // With `Any`, the re-append gets past the version check and is caught by the index.
+    let any = two
+        .append("idem", "T", ExpectedVersion::Any, batch.clone())
+        .await
+        .unwrap();
+    assert_eq!((any.written, any.stream_version), (false, 3));
+    let mut reordered = batch.clone();
+    reordered.swap(1, 2);
+    assert!(matches!(
+        two.append("idem", "T", ExpectedVersion::Any, reordered)
+            .await,
+        Err(StoreError::DuplicateEventId { .. })
+    ));
+    assert_eq!(one.read_all(0, 100).await.unwrap().len(), 3);
+}
+
+// ---------------------------------------------------------------------------------------
+// Streamed replay
+
+#[tokio::test]
+async fn visiting_streams_a_long_stream_in_order_and_stops_cleanly() {
+    let (_dir, path) = temp_file();
+    let store = SqliteStore::options()
+        .readers(2)
+        .open(&path)
+        .await
+        .expect("open");
+    for chunk in 0..10u64 {
+        let expected = match chunk {
+            0 => ExpectedVersion::NoStream,
+            chunk => ExpectedVersion::Exact(chunk * 1000),
+        };
+        store
+            .append(
+                "long",
+                "T",
+                expected,
+                ticks(chunk * 1000..(chunk + 1) * 1000),
+            )
+            .await
+            .unwrap();
+    }
+    let mut next = 1;
+    store
+        .for_each_in_stream("long", 1, |event| {
+            assert_eq!(event.stream_version, next);
+            assert_eq!(event.payload.get(), format!(r#"{{"n":{}}}"#, next - 1));
+            next += 1;
+            Ok::<_, ()>(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(next, 10_001);
+    // Stopping early, more often than there are reader connections: every stop hands
+    // its connection back (or the next visit would wait for ever).
+    for stop_at in [1u64, 7, 300, 5_000, 9_999, 2, 3] {
+        let mut seen = 0;
+        let stopped = store
+            .for_each_in_stream("long", 1, |event| {
+                seen += 1;
+                if event.stream_version == stop_at {
+                    Err(stop_at)
+                } else {
+                    Ok(())
+                }
+            })
+            .await;
+        assert!(matches!(stopped, Err(VisitError::Visitor(at)) if at == stop_at));
+        assert_eq!(seen, stop_at);
+    }
+    assert_eq!(
+        store.read_stream("long", 9_990, 100).await.unwrap().len(),
+        11
+    );
+    assert!(
+        store
+            .for_each_in_stream("missing", 1, |_| Err(()))
+            .await
+            .is_ok()
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Rows that cannot be read back
+
+/// A file with streams `good` (3 events) and `bad` (4 events), and a raw connection.
+async fn damaged_store() -> (TempDir, SqliteStore, rusqlite::Connection) {
+    let (dir, path) = temp_file();
+    let store = SqliteStore::open(&path).await.expect("open");
+    store
+        .append("good", "T", ExpectedVersion::NoStream, ticks(0..3))
+        .await
+        .unwrap();
+    store
+        .append("bad", "T", ExpectedVersion::NoStream, ticks(3..7))
+        .await
+        .unwrap();
+    let connection = raw(&path);
+    (dir, store, connection)
+}
+
+/// Damages `column` of `bad`'s version 2 with `value` (an SQL expression).
+fn damage(connection: &rusqlite::Connection, column: &str, value: &str) {
+    let changed = connection
+        .execute(
+            &format!(
+                "UPDATE events SET {column} = {value}
+                 WHERE stream_version = 2
+                   AND stream_key = (SELECT stream_key FROM streams WHERE stream_id = 'bad')"
+            ),
+            [],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+}
+
+fn assert_corrupt(result: Result<Vec<RecordedEvent>, StoreError>, what: &str) {
+    match result {
+        Err(StoreError::CorruptRow {
+            stream_id,
+            stream_version,
+            reason,
+        }) => {
+            assert_eq!((stream_id.as_str(), stream_version), ("bad", 2), "{reason}");
+            assert!(reason.contains(what), "the reason names {what}: {reason}");
+        }
+        other => panic!("expected a corrupt row ({what}), got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn every_unreadable_column_is_a_corrupt_row_naming_stream_and_version() {
+    for (column, value, what) in [
+        ("payload", "'{not json'", "payload: not JSON"),
+        ("payload", "X'FFFE'", "payload: not UTF-8"),
+        ("payload", "''", "payload: not JSON"),
+        ("payload", "zeroblob(3)", "payload: not JSON"),
+        ("event_id", "X'0102'", "event id: 2 bytes"),
+        (
+            "event_id",
+            "'0191a0b0-0000-7000-8000-000000000000'",
+            "event id",
+        ),
+        ("metadata", "'{\"actor\": 7}'", "metadata"),
+        ("metadata", "'[truncated'", "metadata"),
+        ("timestamp_ns", "2000000000", "not a valid time"),
+        ("timestamp_ns", "-1", "not a valid time"),
+        ("timestamp_s", "'yesterday'", "timestamp seconds"),
+        ("schema_version", "-3", "schema version"),
+        ("name", "X'00FF'", "event name"),
+    ] {
+        let (_dir, store, connection) = damaged_store().await;
+        damage(&connection, column, value);
+        assert_corrupt(store.read_stream("bad", 1, 10).await, what);
+        assert_corrupt(store.read_all(0, 100).await, what);
+        // The rows around it and the other stream stay readable.
+        assert_eq!(store.read_stream("bad", 3, 10).await.unwrap().len(), 2);
+        assert_eq!(store.read_stream("bad", 1, 1).await.unwrap().len(), 1);
+        assert_eq!(store.read_stream("good", 1, 10).await.unwrap().len(), 3);
+        assert_eq!(store.read_all(0, 3).await.unwrap().len(), 3);
+        let mut visited = Vec::new();
+        let visit = store
+            .for_each_in_stream("bad", 1, |event| {
+                visited.push(event.stream_version);
+                Ok::<_, ()>(())
+            })
+            .await;
+        match visit {
+            Err(VisitError::Store(StoreError::CorruptRow {
+                stream_version: 2, ..
+            })) => {}
+            other => panic!("{column}: expected a corrupt row, got {other:?}"),
+        }
+        assert_eq!(
+            visited,
+            [1],
+            "the events before the corrupt row are visited"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_unreadable_snapshot_is_a_corrupt_row() {
+    let (_dir, path) = temp_file();
+    let store = SqliteStore::open(&path).await.expect("open");
+    store
+        .save_snapshot(factum::envelope::Snapshot {
+            stream_id: "snap".into(),
+            stream_version: 4,
+            schema_version: 1,
+            state: payload(json!({ "n": 4 })),
+            taken_at: Utc::now(),
+        })
+        .await
+        .unwrap();
+    raw(&path)
+        .execute("UPDATE snapshots SET state = '{oops'", [])
+        .unwrap();
+    match store.load_snapshot("snap").await {
+        Err(StoreError::CorruptRow {
+            stream_id,
+            stream_version: 4,
+            reason,
+        }) => {
+            assert_eq!(stream_id, "snap");
+            assert!(reason.contains("snapshot: state: not JSON"), "{reason}");
+        }
+        other => panic!("expected a corrupt row, got {other:?}"),
+    }
+}
+
+// A small aggregate, to read damaged streams through the repository.
+
+#[event(name = "Counted")]
+#[derive(Debug, PartialEq)]
+pub struct Counted {
+    pub by: u32,
+}
+
+#[derive(Events, Debug, PartialEq)]
+pub enum CounterEvent {
+    Counted(Counted),
+}
+
+#[command]
+pub struct Count {
+    #[aggregate_id]
+    pub id: String,
+    pub by: u32,
+}
+
+#[derive(Commands)]
+pub enum CounterCommand {
+    Count(Count),
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("never")]
+pub struct Never;
+
+#[derive(Debug, Default)]
+pub struct Counter {
+    total: u64,
+}
+
+#[aggregate(events = CounterEvent, commands = CounterCommand, error = Never)]
+impl Counter {
+    #[handle]
+    fn count(&self, command: Count) -> Result<Counted, Never> {
+        Ok(Counted { by: command.by })
+    }
+
+    #[apply]
+    fn counted(&mut self, event: &Counted) {
+        self.total += u64::from(event.by);
+    }
+}
+
+#[tokio::test]
+async fn the_repository_names_stream_version_and_event_of_an_undecodable_event() {
+    let (_dir, path) = temp_file();
+    let store = SqliteStore::open(&path).await.expect("open");
+    let counters = Repository::<Counter, SqliteStore>::new(store.clone());
+    for id in ["unknown", "too-new", "corrupt", "fine"] {
+        for by in 1..=3 {
+            counters.execute(Count { id: id.into(), by }).await.unwrap();
+        }
+    }
+    let connection = raw(&path);
+    let set = |id: &str, assignment: &str| {
+        connection
+            .execute(
+                &format!(
+                    "UPDATE events SET {assignment} WHERE stream_version = 2 AND stream_key =
+                     (SELECT stream_key FROM streams WHERE stream_id = ?1)"
+                ),
+                [format!("Counter-{id}")],
+            )
+            .unwrap();
+    };
+    set("unknown", "name = 'Discounted'");
+    set("too-new", "schema_version = 9");
+    set("corrupt", "payload = '{\"by\": '");
+
+    let decode_error = |id: &str, error: RepositoryError<Never>| match error {
+        RepositoryError::Decode(error) => {
+            assert_eq!(error.stream_id, format!("Counter-{id}"));
+            assert_eq!(error.stream_version, 2);
+            error.source
+        }
+        other => panic!("{id}: expected a decode error, got {other:?}"),
+    };
+    let unknown = decode_error("unknown", counters.load("unknown").await.unwrap_err());
+    assert_eq!((unknown.event.as_str(), unknown.version), ("Discounted", 1));
+    assert!(matches!(unknown.kind, DecodeErrorKind::UnknownEvent { .. }));
+    let too_new = decode_error("too-new", counters.load("too-new").await.unwrap_err());
+    assert_eq!((too_new.event.as_str(), too_new.version), ("Counted", 9));
+    assert!(matches!(
+        too_new.kind,
+        DecodeErrorKind::VersionTooNew { newest: 1 }
+    ));
+    match counters.load("corrupt").await.unwrap_err() {
+        RepositoryError::Store(StoreError::CorruptRow {
+            stream_id,
+            stream_version: 2,
+            ..
+        }) => assert_eq!(stream_id, "Counter-corrupt"),
+        other => panic!("expected a corrupt row, got {other:?}"),
+    }
+    // A command against a damaged stream is refused before anything is written.
+    assert!(
+        counters
+            .execute(Count {
+                id: "unknown".into(),
+                by: 1
+            })
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        store.stream_version("Counter-unknown").await.unwrap(),
+        Some(3)
+    );
+    let fine = counters.load("fine").await.unwrap();
+    assert_eq!((fine.version, fine.state.total), (3, 6));
+    assert!(
+        matches!(
+            store.read_all(0, 100).await,
+            Err(StoreError::CorruptRow {
+                stream_version: 2,
+                ..
+            })
+        ),
+        "read_all stops at the corrupt payload"
+    );
+}
