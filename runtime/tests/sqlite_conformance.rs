@@ -45,9 +45,9 @@ async fn a_sqlite_store_survives_a_conflict_storm() {
     let store = SqliteStore::open(dir.path().join("storm.db"))
         .await
         .expect("open");
-    let report = conformance::conflict_storm(Arc::new(store), 16, 4, 5_000).await;
+    let report = conformance::conflict_storm(Arc::new(store), 16, 4, 10_000).await;
     assert_eq!(report.successes + report.conflicts, report.attempts);
-    assert!(report.attempts >= 5_000);
+    assert!(report.attempts >= 10_000);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -448,12 +448,13 @@ fn migration_2(s: &str, lock_key: i32) -> String {
                     WHEN 2 THEN v_version IS NOT NULL
                     ELSE v_version = p_expected_version END, false)";
     // The same check when re-appending, on `v_version` = the version before the stored
-    // batch (0: it created the stream), as `MemoryStore` compares it.
+    // batch (0: it created the stream, i.e. no stream), as
+    // `ExpectedVersion::was_met_before` decides it: `Exact(0)` is never met.
     let expectation_was_met = "(CASE p_expected_kind
                     WHEN 0 THEN true
                     WHEN 1 THEN v_version = 0
                     WHEN 2 THEN v_version > 0
-                    ELSE v_version = p_expected_version END)";
+                    ELSE v_version > 0 AND v_version = p_expected_version END)";
     format!(
         "CREATE FUNCTION {s}.factum_append(
             p_stream_id         text,

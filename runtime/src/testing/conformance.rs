@@ -262,6 +262,15 @@ pub async fn idempotent_re_append<S: EventStore>(store: &S) {
         4,
         "a re-append writes nothing"
     );
+    // The batch created the stream; `Exact(0)` never matches a missing stream, so this is
+    // not the same append again.
+    let other_expectation = store
+        .append("idem", "T", ExpectedVersion::Exact(0), batch.clone())
+        .await;
+    assert!(
+        matches!(other_expectation, Err(StoreError::DuplicateEventId { .. })),
+        "re-appending with an expectation the first append would not have met is refused, got {other_expectation:?}"
+    );
     let mut mixed = ticks(4..5);
     mixed.push(batch[0].clone());
     let refused = store.append("idem", "T", ExpectedVersion::Any, mixed).await;
