@@ -19,6 +19,8 @@
 #[allow(dead_code)]
 #[path = "replay/raw.rs"]
 mod raw;
+#[path = "shared/pg.rs"]
+mod shared;
 #[allow(dead_code)]
 #[path = "replay/stream.rs"]
 mod stream;
@@ -35,8 +37,10 @@ use serde_json::value::RawValue;
 use tokio::runtime::Runtime;
 use tokio_postgres::types::{Json, ToSql};
 
-/// A payload of the example's size: an `ItemAdded` event (about 50 bytes).
-const PAYLOAD: &str = r#"{"sku":"SKU-0042","quantity":3,"unit_price":1999}"#;
+use crate::shared::{
+    Contenders, FactumWriter, PAYLOAD, append_groups, connect, fresh_store, metadata, new_events,
+    paired,
+};
 
 /// The raw baseline's table: the columns, types, keys and indexes of factum's `events`.
 const RAW_DDL: &str = "
@@ -71,42 +75,6 @@ const RAW_INSERT_MANY: &str = "
                   $9::text[]) WITH ORDINALITY
            AS b(id, name, schema_version, payload, occurred_at, metadata, ord)
      ORDER BY b.ord";
-
-fn metadata() -> Metadata {
-    CommandMetadata::new()
-        .actor("support-agent-7")
-        .event_metadata()
-}
-
-fn new_events(count: usize, payload: &RawValue, metadata: &Metadata) -> Vec<NewEvent> {
-    (0..count)
-        .map(|_| NewEvent::new("ItemAdded", 2, payload.to_owned(), metadata.clone()))
-        .collect()
-}
-
-async fn raw_client(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .expect("connect to FACTUM_POSTGRES_URL");
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    client
-}
-
-async fn fresh_store(url: &str, schema: &str) -> PostgresStore {
-    raw_client(url)
-        .await
-        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        .await
-        .expect("drop the bench schema");
-    PostgresStore::builder(url)
-        .schema(schema)
-        .pool_size(4)
-        .connect()
-        .await
-        .expect("connect the store")
-}
 
 /// The raw baseline's append: the rows factum stores, one autocommit `INSERT`, the
 /// version known to the writer (the unique index is its concurrency check).
@@ -162,59 +130,43 @@ async fn raw_append(
     }
 }
 
-/// The two writers, each on its own stream, with the version it is at.
+/// factum and the raw baseline, each on its own stream, with the version it is at.
 struct Writers {
-    store: PostgresStore,
+    factum: FactumWriter,
     client: tokio_postgres::Client,
     insert_one: tokio_postgres::Statement,
     insert_many: tokio_postgres::Statement,
-    payload: Box<RawValue>,
-    metadata: Metadata,
-    factum_version: Cell<u64>,
     raw_version: Cell<i64>,
 }
 
 impl Writers {
     async fn new(url: &str) -> Self {
-        let store = fresh_store(url, "bench_factum").await;
-        let client = raw_client(url).await;
+        let factum = FactumWriter::new(url, "bench_factum", "Order-factum").await;
+        let client = connect(url).await;
         client.batch_execute(RAW_DDL).await.expect("raw schema");
         let insert_one = client.prepare(RAW_INSERT_ONE).await.expect("prepare");
         let insert_many = client.prepare(RAW_INSERT_MANY).await.expect("prepare");
         Self {
-            store,
+            factum,
             client,
             insert_one,
             insert_many,
-            payload: RawValue::from_string(PAYLOAD.to_owned()).expect("valid JSON"),
-            metadata: metadata(),
-            factum_version: Cell::new(0),
             raw_version: Cell::new(0),
         }
     }
+}
 
-    /// factum: `EventStore::append`, the version checked against the last one written.
-    async fn factum(&self, batch: usize) {
-        let expected = match self.factum_version.get() {
-            0 => ExpectedVersion::NoStream,
-            version => ExpectedVersion::Exact(version),
-        };
-        let outcome = self
-            .store
-            .append(
-                "Order-factum",
-                "Order",
-                expected,
-                new_events(batch, &self.payload, &self.metadata),
-            )
-            .await
-            .expect("factum append");
-        self.factum_version.set(black_box(outcome).stream_version);
+impl Contenders for Writers {
+    const FUNCTION: &'static str = "raw/insert";
+    const NAME: &'static str = "raw";
+
+    fn factum(&self) -> &FactumWriter {
+        &self.factum
     }
 
     /// The raw baseline: the same rows, one autocommit `INSERT`.
-    async fn raw(&self, batch: usize) {
-        let events = new_events(batch, &self.payload, &self.metadata);
+    async fn append(&self, batch: usize) {
+        let events = new_events(batch, &self.factum.payload, &self.factum.metadata);
         let statement = if batch == 1 {
             &self.insert_one
         } else {
@@ -230,47 +182,6 @@ impl Writers {
         .await;
         self.raw_version.set(self.raw_version.get() + batch as i64);
     }
-}
-
-/// Alternates the two writers round by round (who goes first alternates too), so both
-/// see the same server and machine state; prints latency percentiles and the ratio.
-fn paired(runtime: &Runtime, writers: &Writers, batch: usize, rounds: usize) {
-    let (mut factum, mut raw) = (Vec::new(), Vec::new());
-    runtime.block_on(async {
-        for round in 0..rounds {
-            for factum_turn in [round % 2 == 0, round % 2 != 0] {
-                let start = Instant::now();
-                if factum_turn {
-                    writers.factum(batch).await;
-                    factum.push(start.elapsed());
-                } else {
-                    writers.raw(batch).await;
-                    raw.push(start.elapsed());
-                }
-            }
-        }
-    });
-    let stats = |times: &mut Vec<Duration>| {
-        times.sort();
-        let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e6;
-        let mean = times.iter().sum::<Duration>().as_secs_f64() * 1e6 / times.len() as f64;
-        (at(0.5), at(0.9), at(0.99), mean)
-    };
-    let (f, r) = (stats(&mut factum), stats(&mut raw));
-    println!("paired, {batch} event(s) per commit, {rounds} rounds each, latency in µs:");
-    println!(
-        "  factum/append   p50 {:8.1}  p90 {:8.1}  p99 {:8.1}  mean {:8.1}",
-        f.0, f.1, f.2, f.3
-    );
-    println!(
-        "  raw/insert      p50 {:8.1}  p90 {:8.1}  p99 {:8.1}  mean {:8.1}",
-        r.0, r.1, r.2, r.3
-    );
-    println!(
-        "  factum throughput / raw: {:.2}x (medians), {:.2}x (means)",
-        r.0 / f.0,
-        r.3 / f.3
-    );
 }
 
 /// What the append lock costs under concurrency: `writers` tasks, each appending one
@@ -319,7 +230,7 @@ fn concurrent(url: &str, writers: usize, appends: usize) {
 
         let mut clients = Vec::new();
         for _ in 0..writers {
-            let client = raw_client(url).await;
+            let client = connect(url).await;
             let statement = client.prepare(RAW_INSERT_ONE).await.expect("prepare");
             clients.push((client, statement));
         }
@@ -355,41 +266,7 @@ fn concurrent(url: &str, writers: usize, appends: usize) {
 
 fn appends(criterion: &mut Criterion, runtime: &Runtime, url: &str) {
     let writers = runtime.block_on(Writers::new(url));
-    for (group_name, batch) in [
-        ("append_postgres_single", 1usize),
-        ("append_postgres_batch100", 100),
-    ] {
-        let mut group = criterion.benchmark_group(group_name);
-        group.throughput(Throughput::Elements(batch as u64));
-        group.sample_size(if batch == 1 { 100 } else { 30 });
-        group.warm_up_time(Duration::from_secs(1));
-        group.measurement_time(Duration::from_secs(if batch == 1 { 6 } else { 8 }));
-        group.bench_function("factum/append", |b| {
-            b.to_async(runtime).iter_custom(|iters| {
-                let writers = &writers;
-                async move {
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        writers.factum(batch).await;
-                    }
-                    start.elapsed()
-                }
-            })
-        });
-        group.bench_function("raw/insert", |b| {
-            b.to_async(runtime).iter_custom(|iters| {
-                let writers = &writers;
-                async move {
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        writers.raw(batch).await;
-                    }
-                    start.elapsed()
-                }
-            })
-        });
-        group.finish();
-    }
+    append_groups(criterion, runtime, &writers);
     paired(runtime, &writers, 1, 1500);
     paired(runtime, &writers, 100, 150);
     for concurrency in [1, 8] {
@@ -398,9 +275,10 @@ fn appends(criterion: &mut Criterion, runtime: &Runtime, url: &str) {
 
     // Both wrote what they claim.
     let stored = runtime
-        .block_on(writers.store.stream_version("Order-factum"))
+        .block_on(writers.factum.store.stream_version(writers.factum.stream))
         .expect("stream version");
-    assert_eq!(stored, Some(writers.factum_version.get()));
+    assert_eq!(stored, Some(writers.factum.version.get()));
+
     let raw_stored: i64 = runtime
         .block_on(writers.client.query_one(
             "SELECT coalesce(max(stream_version), 0) FROM bench_raw.events WHERE stream_id = $1",
@@ -445,17 +323,7 @@ fn replays(criterion: &mut Criterion, runtime: &Runtime, url: &str) {
                     .await
                     .expect("store the other streams");
             }
-            let events: Vec<NewEvent> = chunk
-                .iter()
-                .map(|record| NewEvent {
-                    event_id: record.event_id,
-                    name: record.name.clone(),
-                    schema_version: record.schema_version,
-                    payload: record.payload.clone(),
-                    timestamp: record.timestamp,
-                    metadata: record.metadata.clone(),
-                })
-                .collect();
+            let events = stream::to_new_events(chunk);
             let expected = match index {
                 0 => ExpectedVersion::NoStream,
                 _ => ExpectedVersion::Exact((index * 1000) as u64),
@@ -470,7 +338,7 @@ fn replays(criterion: &mut Criterion, runtime: &Runtime, url: &str) {
         store.clone(),
         Catalog::new(stream::prices()),
     );
-    let client = runtime.block_on(raw_client(url));
+    let client = runtime.block_on(connect(url));
     let select = runtime
         .block_on(client.prepare(
             "SELECT name, schema_version, payload FROM bench_replay.events \
@@ -544,10 +412,10 @@ fn replays(criterion: &mut Criterion, runtime: &Runtime, url: &str) {
         runtime.block_on(raw_load()),
         runtime.block_on(raw_load_all()),
     ] {
-        assert_eq!(raw_state.status, fixture.state.status);
-        assert_eq!(raw_state.customer_id, fixture.state.customer_id);
-        assert_eq!(raw_state.currency, fixture.state.currency);
-        assert!(raw_state.lines.values().eq(fixture.state.lines.values()));
+        assert_eq!(
+            raw::Outcome::from(&raw_state),
+            raw::Outcome::from(&fixture.state)
+        );
     }
 
     let mut group = criterion.benchmark_group("replay_10k_postgres");
@@ -584,20 +452,10 @@ fn replays(criterion: &mut Criterion, runtime: &Runtime, url: &str) {
 }
 
 fn main() {
-    let Some(url) = std::env::var("FACTUM_POSTGRES_URL")
-        .ok()
-        .filter(|url| !url.trim().is_empty())
-    else {
-        eprintln!(
-            "append_postgres: FACTUM_POSTGRES_URL is not set; skipping the PostgreSQL benches. \
-             Start a server with `eval \"$(scripts/postgres.sh start)\"`."
-        );
+    let Some(url) = shared::postgres_url("append_postgres") else {
         return;
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
+    let runtime = shared::runtime();
     let mut criterion = Criterion::default().configure_from_args();
     appends(&mut criterion, &runtime, &url);
     replays(&mut criterion, &runtime, &url);

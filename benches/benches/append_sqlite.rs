@@ -18,11 +18,13 @@
 //! `BENCHMARKS.md` at the workspace root.
 
 #[allow(dead_code)]
+#[path = "replay/raw.rs"]
+mod raw;
+#[allow(dead_code)]
 #[path = "replay/stream.rs"]
 mod stream;
 
 use std::cell::Cell;
-use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::path::Path;
 use std::time::Duration;
@@ -30,14 +32,11 @@ use std::time::Duration;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use factum::prelude::*;
 use factum::store::SqliteStore;
-use factum_example_orders::{
-    Catalog, Currency, ItemAdded, ItemRemoved, Line, Order, OrderCancelled, OrderConfirmed,
-    OrderDelivered, OrderNoteAdded, OrderPlaced, OrderShipped, Sku, Status,
-};
+use factum_example_orders::{Catalog, Order};
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::de::DeserializeOwned;
 use serde_json::json;
 
+use crate::raw::{FromStr, Outcome, RawOrder};
 use crate::stream::{EVENTS, ORDER_ID};
 
 /// A fresh batch of `size` events (new ids), carrying a command's metadata as the
@@ -241,81 +240,6 @@ fn append_group(
     group.finish();
 }
 
-/// What both replays must agree on.
-#[derive(Debug, PartialEq)]
-struct Outcome {
-    status: Status,
-    customer_id: String,
-    currency: Option<Currency>,
-    lines: Vec<Line>,
-}
-
-/// The raw baseline's order state (the same as `benches/replay/raw.rs`).
-#[derive(Debug, Default)]
-struct RawOrder {
-    status: Status,
-    customer_id: String,
-    currency: Option<Currency>,
-    lines: BTreeMap<Sku, Line>,
-}
-
-fn decode<T: DeserializeOwned>(payload: &str) -> T {
-    serde_json::from_str(payload).expect("the payload decodes")
-}
-
-/// Decodes and applies one row by hand (mirrors `benches/replay/raw.rs`, row by row).
-fn raw_apply(state: &mut RawOrder, name: &str, version: i64, payload: &str) {
-    match (name, version) {
-        ("OrderPlaced", 2) => {
-            let event: OrderPlaced = decode(payload);
-            state.status = Status::Open;
-            state.customer_id.clone_from(&event.customer_id);
-            state.currency = Some(event.currency);
-            state.lines = event
-                .lines
-                .iter()
-                .map(|line| (line.sku.clone(), line.clone()))
-                .collect();
-        }
-        ("ItemAdded", 2) => {
-            let event: ItemAdded = decode(payload);
-            state
-                .lines
-                .entry(event.sku.clone())
-                .and_modify(|line| line.quantity += event.quantity)
-                .or_insert_with(|| Line {
-                    sku: event.sku.clone(),
-                    quantity: event.quantity,
-                    unit_price: event.unit_price,
-                });
-        }
-        ("ItemRemoved", 1) => {
-            let event: ItemRemoved = decode(payload);
-            state.lines.remove(&event.sku);
-        }
-        ("OrderConfirmed", 1) => {
-            let _: OrderConfirmed = decode(payload);
-            state.status = Status::Confirmed;
-        }
-        ("OrderShipped", 1) => {
-            let _: OrderShipped = decode(payload);
-            state.status = Status::Shipped;
-        }
-        ("OrderDelivered", 1) => {
-            let _: OrderDelivered = decode(payload);
-            state.status = Status::Delivered;
-        }
-        ("OrderCancelled", 1) => {
-            let _: OrderCancelled = decode(payload);
-            state.status = Status::Cancelled;
-        }
-        ("OrderNoteAdded", 1) => {
-            let _: OrderNoteAdded = decode(payload);
-        }
-        (name, version) => panic!("unknown event {name} v{version}"),
-    }
-}
-
 /// The raw replay: one query, rows decoded and applied as they are stepped.
 fn raw_replay(connection: &Connection, stream_id: &str) -> RawOrder {
     let mut statement = connection
@@ -329,12 +253,12 @@ fn raw_replay(connection: &Connection, stream_id: &str) -> RawOrder {
     let mut state = RawOrder::default();
     while let Some(row) = rows.next().expect("step") {
         let name = row.get_ref(0).and_then(|v| Ok(v.as_str()?)).expect("name");
-        let version: i64 = row.get(1).expect("version");
+        let version: u32 = row.get(1).expect("version");
         let payload = row
             .get_ref(2)
             .and_then(|v| Ok(v.as_str()?))
             .expect("payload");
-        raw_apply(&mut state, name, version, payload);
+        raw::apply::<FromStr>(&mut state, name, version, payload).expect("the row replays");
     }
     state
 }
@@ -346,17 +270,7 @@ fn replay_group(c: &mut Criterion, runtime: &tokio::runtime::Runtime, dir: &Path
     let stream_id = Repository::<Order, SqliteStore>::stream_id(ORDER_ID);
     let mut version = 0;
     for chunk in fixture.records.chunks(500) {
-        let events: Vec<NewEvent> = chunk
-            .iter()
-            .map(|record| NewEvent {
-                event_id: record.event_id,
-                name: record.name.clone(),
-                schema_version: record.schema_version,
-                payload: record.payload.clone(),
-                timestamp: record.timestamp,
-                metadata: record.metadata.clone(),
-            })
-            .collect();
+        let events = stream::to_new_events(chunk);
         let expected = match version {
             0 => ExpectedVersion::NoStream,
             version => ExpectedVersion::Exact(version),
@@ -376,34 +290,11 @@ fn replay_group(c: &mut Criterion, runtime: &tokio::runtime::Runtime, dir: &Path
         .expect("query_only");
 
     // Both rebuild the state the aggregate reached while deciding.
-    let expected = Outcome {
-        status: fixture.state.status,
-        customer_id: fixture.state.customer_id.clone(),
-        currency: fixture.state.currency,
-        lines: fixture.state.lines.values().cloned().collect(),
-    };
+    let expected = Outcome::from(&fixture.state);
     let loaded = runtime.block_on(repository.load(ORDER_ID)).expect("load");
     assert_eq!(loaded.version, EVENTS as u64);
-    let state = &loaded.state;
-    assert_eq!(
-        Outcome {
-            status: state.status,
-            customer_id: state.customer_id.clone(),
-            currency: state.currency,
-            lines: state.lines.values().cloned().collect(),
-        },
-        expected
-    );
-    let state = raw_replay(&raw, &stream_id);
-    assert_eq!(
-        Outcome {
-            status: state.status,
-            customer_id: state.customer_id.clone(),
-            currency: state.currency,
-            lines: state.lines.values().cloned().collect(),
-        },
-        expected
-    );
+    assert_eq!(Outcome::from(&loaded.state), expected);
+    assert_eq!(Outcome::from(&raw_replay(&raw, &stream_id)), expected);
 
     let mut group = c.benchmark_group("replay_sqlite_10k");
     group.throughput(Throughput::Elements(EVENTS as u64));

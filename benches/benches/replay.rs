@@ -21,42 +21,13 @@ use cqrs_es::persist::PersistedEventStore;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use factum::prelude::*;
 use factum::repository::{decode_record, replay};
-use factum_example_orders::{Catalog, Currency, Line, Order, OrderCommand, OrderEvent, Status};
+use factum_example_orders::{Catalog, Order, OrderCommand, OrderEvent, Status};
 
 use crate::cqrs::{CqrsCatalog, CqrsOrder, CqrsOrderEvent, MemoryRepository};
+use crate::raw::Outcome;
 use crate::stream::{EVENTS, Fixture, ORDER_ID};
 
-/// What every path must agree on: the whole state of the order.
-#[derive(Debug, PartialEq)]
-struct Outcome {
-    status: Status,
-    customer_id: String,
-    currency: Option<Currency>,
-    lines: Vec<Line>,
-}
-
-impl From<&Order> for Outcome {
-    fn from(order: &Order) -> Self {
-        Self {
-            status: order.status,
-            customer_id: order.customer_id.clone(),
-            currency: order.currency,
-            lines: order.lines.values().cloned().collect(),
-        }
-    }
-}
-
-impl From<&raw::RawOrder> for Outcome {
-    fn from(order: &raw::RawOrder) -> Self {
-        Self {
-            status: order.status,
-            customer_id: order.customer_id.clone(),
-            currency: order.currency,
-            lines: order.lines.values().cloned().collect(),
-        }
-    }
-}
-
+/// The cqrs-es order's state, in the terms every path is compared in.
 impl From<&CqrsOrder> for Outcome {
     fn from(order: &CqrsOrder) -> Self {
         Self {

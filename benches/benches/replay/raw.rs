@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use factum::envelope::RecordedEvent;
 use factum_example_orders::{
-    Currency, ItemAdded, ItemRemoved, Line, OrderCancelled, OrderConfirmed, OrderDelivered,
+    Currency, ItemAdded, ItemRemoved, Line, Order, OrderCancelled, OrderConfirmed, OrderDelivered,
     OrderNoteAdded, OrderPlaced, OrderShipped, Sku, Status,
 };
 use serde::de::DeserializeOwned;
@@ -42,6 +42,37 @@ pub struct RawOrder {
     pub customer_id: String,
     pub currency: Option<Currency>,
     pub lines: BTreeMap<Sku, Line>,
+}
+
+/// What every path must agree on: the whole state of the order.
+#[derive(Debug, PartialEq)]
+pub struct Outcome {
+    pub status: Status,
+    pub customer_id: String,
+    pub currency: Option<Currency>,
+    pub lines: Vec<Line>,
+}
+
+impl From<&Order> for Outcome {
+    fn from(order: &Order) -> Self {
+        Self {
+            status: order.status,
+            customer_id: order.customer_id.clone(),
+            currency: order.currency,
+            lines: order.lines.values().cloned().collect(),
+        }
+    }
+}
+
+impl From<&RawOrder> for Outcome {
+    fn from(order: &RawOrder) -> Self {
+        Self {
+            status: order.status,
+            customer_id: order.customer_id.clone(),
+            currency: order.currency,
+            lines: order.lines.values().cloned().collect(),
+        }
+    }
 }
 
 /// Why a stored event could not be replayed.
@@ -88,57 +119,68 @@ impl Decode for FromStr {
 /// Decodes and applies every stored event, in order.
 pub fn replay<D: Decode>(state: &mut RawOrder, stored: &[Stored]) -> Result<(), RawError> {
     for event in stored {
-        let payload = &event.payload;
-        match (event.name.as_str(), event.version) {
-            ("OrderPlaced", 2) => {
-                let event: OrderPlaced = D::decode(payload)?;
-                state.status = Status::Open;
-                state.customer_id.clone_from(&event.customer_id);
-                state.currency = Some(event.currency);
-                state.lines = event
-                    .lines
-                    .iter()
-                    .map(|line| (line.sku.clone(), line.clone()))
-                    .collect();
-            }
-            ("ItemAdded", 2) => {
-                let event: ItemAdded = D::decode(payload)?;
-                state
-                    .lines
-                    .entry(event.sku.clone())
-                    .and_modify(|line| line.quantity += event.quantity)
-                    .or_insert_with(|| Line {
-                        sku: event.sku.clone(),
-                        quantity: event.quantity,
-                        unit_price: event.unit_price,
-                    });
-            }
-            ("ItemRemoved", 1) => {
-                let event: ItemRemoved = D::decode(payload)?;
-                state.lines.remove(&event.sku);
-            }
-            ("OrderConfirmed", 1) => {
-                let _: OrderConfirmed = D::decode(payload)?;
-                state.status = Status::Confirmed;
-            }
-            ("OrderShipped", 1) => {
-                let _: OrderShipped = D::decode(payload)?;
-                state.status = Status::Shipped;
-            }
-            ("OrderDelivered", 1) => {
-                let _: OrderDelivered = D::decode(payload)?;
-                state.status = Status::Delivered;
-            }
-            ("OrderCancelled", 1) => {
-                let _: OrderCancelled = D::decode(payload)?;
-                state.status = Status::Cancelled;
-            }
-            // A note changes no state, but is decoded (validated) like every event.
-            ("OrderNoteAdded", 1) => {
-                let _: OrderNoteAdded = D::decode(payload)?;
-            }
-            _ => return Err(RawError::Unknown),
+        apply::<D>(state, &event.name, event.version, &event.payload)?;
+    }
+    Ok(())
+}
+
+/// Decodes and applies one stored event.
+#[inline]
+pub fn apply<D: Decode>(
+    state: &mut RawOrder,
+    name: &str,
+    version: u32,
+    payload: &str,
+) -> Result<(), RawError> {
+    match (name, version) {
+        ("OrderPlaced", 2) => {
+            let event: OrderPlaced = D::decode(payload)?;
+            state.status = Status::Open;
+            state.customer_id.clone_from(&event.customer_id);
+            state.currency = Some(event.currency);
+            state.lines = event
+                .lines
+                .iter()
+                .map(|line| (line.sku.clone(), line.clone()))
+                .collect();
         }
+        ("ItemAdded", 2) => {
+            let event: ItemAdded = D::decode(payload)?;
+            state
+                .lines
+                .entry(event.sku.clone())
+                .and_modify(|line| line.quantity += event.quantity)
+                .or_insert_with(|| Line {
+                    sku: event.sku.clone(),
+                    quantity: event.quantity,
+                    unit_price: event.unit_price,
+                });
+        }
+        ("ItemRemoved", 1) => {
+            let event: ItemRemoved = D::decode(payload)?;
+            state.lines.remove(&event.sku);
+        }
+        ("OrderConfirmed", 1) => {
+            let _: OrderConfirmed = D::decode(payload)?;
+            state.status = Status::Confirmed;
+        }
+        ("OrderShipped", 1) => {
+            let _: OrderShipped = D::decode(payload)?;
+            state.status = Status::Shipped;
+        }
+        ("OrderDelivered", 1) => {
+            let _: OrderDelivered = D::decode(payload)?;
+            state.status = Status::Delivered;
+        }
+        ("OrderCancelled", 1) => {
+            let _: OrderCancelled = D::decode(payload)?;
+            state.status = Status::Cancelled;
+        }
+        // A note changes no state, but is decoded (validated) like every event.
+        ("OrderNoteAdded", 1) => {
+            let _: OrderNoteAdded = D::decode(payload)?;
+        }
+        _ => return Err(RawError::Unknown),
     }
     Ok(())
 }

@@ -69,6 +69,23 @@ impl Fixture {
     }
 }
 
+/// Recorded events as new events, to append the stream to another store: the same ids,
+/// names, schema versions, payloads, timestamps and metadata.
+#[allow(dead_code)] // The replay bench keeps the stream in memory.
+pub fn to_new_events(records: &[RecordedEvent]) -> Vec<NewEvent> {
+    records
+        .iter()
+        .map(|record| NewEvent {
+            event_id: record.event_id,
+            name: record.name.clone(),
+            schema_version: record.schema_version,
+            payload: record.payload.clone(),
+            timestamp: record.timestamp,
+            metadata: record.metadata.clone(),
+        })
+        .collect()
+}
+
 /// Builds the stream: an order placed with three lines, then a mix of about 62% added
 /// items, 30% removed items and 8% notes, ending confirmed and shipped.
 pub fn build(runtime: &tokio::runtime::Runtime) -> Fixture {

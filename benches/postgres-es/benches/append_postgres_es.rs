@@ -14,23 +14,22 @@
 //! `cargo bench --manifest-path benches/postgres-es/Cargo.toml`.
 //! Without `FACTUM_POSTGRES_URL` it prints a notice and measures nothing.
 
+// Shared with `benches/benches/append_postgres.rs` (factum's writer, the groups, the
+// paired timing); it compiles against this crate's dependencies as well.
+#[path = "../../benches/shared/pg.rs"]
+mod shared;
+
 use std::cell::Cell;
-use std::hint::black_box;
-use std::time::{Duration, Instant};
 
 use cqrs_es::persist::{PersistedEventRepository, SerializedEvent};
 use cqrs_es::{Aggregate, DomainEvent, EventEnvelope};
-use criterion::{Criterion, Throughput};
+use criterion::Criterion;
 use factum::prelude::*;
-use factum::store::PostgresStore;
 use postgres_es::PostgresEventRepository;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use serde_json::value::RawValue;
-use tokio::runtime::Runtime;
 
-/// The payload of every event: an `ItemAdded` of the example (about 50 bytes).
-const PAYLOAD: &str = r#"{"sku":"SKU-0042","quantity":3,"unit_price":1999}"#;
+use crate::shared::{Contenders, FactumWriter, append_groups, connect, paired};
 
 /// postgres-es's tables, from its `db/init.sql`, in a schema of their own.
 const PGES_DDL: &str = "
@@ -105,12 +104,6 @@ impl Aggregate for BenchOrder {
     fn apply(&mut self, _event: BenchEvent) {}
 }
 
-fn metadata() -> Metadata {
-    CommandMetadata::new()
-        .actor("support-agent-7")
-        .event_metadata()
-}
-
 /// The metadata entries as cqrs-es carries them: a string map.
 fn cqrs_metadata(metadata: &Metadata) -> std::collections::HashMap<String, String> {
     let mut map = std::collections::HashMap::new();
@@ -144,43 +137,24 @@ fn serialized_events(
         .collect()
 }
 
-fn new_events(count: usize, payload: &RawValue, metadata: &Metadata) -> Vec<NewEvent> {
-    (0..count)
-        .map(|_| NewEvent::new("ItemAdded", 2, payload.to_owned(), metadata.clone()))
-        .collect()
-}
-
-struct Contenders {
-    store: PostgresStore,
+/// factum and postgres-es, each on a stream of its own.
+struct Writers {
+    factum: FactumWriter,
     repository: PostgresEventRepository,
-    raw_payload: Box<RawValue>,
     value_payload: Value,
-    metadata: Metadata,
     cqrs_metadata: std::collections::HashMap<String, String>,
-    factum_version: Cell<u64>,
     pges_sequence: Cell<usize>,
 }
 
-impl Contenders {
-    async fn factum(&self, batch: usize) {
-        let expected = match self.factum_version.get() {
-            0 => ExpectedVersion::NoStream,
-            version => ExpectedVersion::Exact(version),
-        };
-        let outcome = self
-            .store
-            .append(
-                "Order-bench-order",
-                "Order",
-                expected,
-                new_events(batch, &self.raw_payload, &self.metadata),
-            )
-            .await
-            .expect("factum append");
-        self.factum_version.set(black_box(outcome).stream_version);
+impl Contenders for Writers {
+    const FUNCTION: &'static str = "postgres_es/persist";
+    const NAME: &'static str = "postgres-es";
+
+    fn factum(&self) -> &FactumWriter {
+        &self.factum
     }
 
-    async fn postgres_es(&self, batch: usize) {
+    async fn append(&self, batch: usize) {
         let first = self.pges_sequence.get() + 1;
         let events = serialized_events(batch, first, &self.value_payload, &self.cqrs_metadata);
         self.repository
@@ -191,135 +165,34 @@ impl Contenders {
     }
 }
 
-async fn setup(url: &str) -> Contenders {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+async fn setup(url: &str) -> Writers {
+    connect(url)
         .await
-        .expect("connect to FACTUM_POSTGRES_URL");
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    client
-        .batch_execute(&format!(
-            "{PGES_DDL} DROP SCHEMA IF EXISTS bench_pges_factum CASCADE;"
-        ))
+        .batch_execute(PGES_DDL)
         .await
-        .expect("the bench schemas");
-    let store = PostgresStore::builder(url)
-        .schema("bench_pges_factum")
-        .pool_size(4)
-        .connect()
-        .await
-        .expect("connect factum");
+        .expect("the postgres-es schema");
+    let factum = FactumWriter::new(url, "bench_pges_factum", "Order-bench-order").await;
     let pool = postgres_es::default_postgress_pool(url).await;
     let repository =
         PostgresEventRepository::new(pool).with_tables("bench_pges.events", "bench_pges.snapshots");
-    let metadata = metadata();
-    Contenders {
-        store,
+    Writers {
         repository,
-        raw_payload: RawValue::from_string(PAYLOAD.to_owned()).expect("valid JSON"),
-        value_payload: serde_json::from_str(PAYLOAD).expect("valid JSON"),
-        cqrs_metadata: cqrs_metadata(&metadata),
-        metadata,
-        factum_version: Cell::new(0),
+        value_payload: serde_json::from_str(shared::PAYLOAD).expect("valid JSON"),
+        cqrs_metadata: cqrs_metadata(&factum.metadata),
+        factum,
         pges_sequence: Cell::new(0),
     }
 }
 
-/// Alternates the two, round by round, so both see the same server and machine state;
-/// prints latency percentiles (µs) and the ratio of medians.
-fn paired(runtime: &Runtime, contenders: &Contenders, batch: usize, rounds: usize) {
-    let (mut factum, mut pges) = (Vec::new(), Vec::new());
-    runtime.block_on(async {
-        for round in 0..rounds {
-            for first in [round % 2 == 0, round % 2 != 0] {
-                let start = Instant::now();
-                if first {
-                    contenders.factum(batch).await;
-                    factum.push(start.elapsed());
-                } else {
-                    contenders.postgres_es(batch).await;
-                    pges.push(start.elapsed());
-                }
-            }
-        }
-    });
-    let stats = |times: &mut Vec<Duration>| {
-        times.sort();
-        let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e6;
-        let mean = times.iter().sum::<Duration>().as_secs_f64() * 1e6 / times.len() as f64;
-        (at(0.5), at(0.9), at(0.99), mean)
-    };
-    let (f, p) = (stats(&mut factum), stats(&mut pges));
-    println!("paired, {batch} event(s) per commit, {rounds} rounds each, latency in µs:");
-    println!(
-        "  factum/append         p50 {:8.1}  p90 {:8.1}  p99 {:8.1}  mean {:8.1}",
-        f.0, f.1, f.2, f.3
-    );
-    println!(
-        "  postgres_es/persist   p50 {:8.1}  p90 {:8.1}  p99 {:8.1}  mean {:8.1}",
-        p.0, p.1, p.2, p.3
-    );
-    println!(
-        "  factum throughput / postgres-es: {:.2}x (medians), {:.2}x (means)",
-        p.0 / f.0,
-        p.3 / f.3
-    );
-}
-
 fn main() {
-    let Some(url) = std::env::var("FACTUM_POSTGRES_URL")
-        .ok()
-        .filter(|url| !url.trim().is_empty())
-    else {
-        eprintln!(
-            "append_postgres_es: FACTUM_POSTGRES_URL is not set; skipping. Start a server with \
-             `eval \"$(scripts/postgres.sh start)\"`."
-        );
+    let Some(url) = shared::postgres_url("append_postgres_es") else {
         return;
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
-    let contenders = runtime.block_on(setup(&url));
+    let runtime = shared::runtime();
+    let writers = runtime.block_on(setup(&url));
     let mut criterion = Criterion::default().configure_from_args();
-    for (group_name, batch) in [
-        ("append_postgres_single", 1usize),
-        ("append_postgres_batch100", 100),
-    ] {
-        let mut group = criterion.benchmark_group(group_name);
-        group.throughput(Throughput::Elements(batch as u64));
-        group.sample_size(if batch == 1 { 100 } else { 30 });
-        group.warm_up_time(Duration::from_secs(1));
-        group.measurement_time(Duration::from_secs(if batch == 1 { 6 } else { 8 }));
-        group.bench_function("factum/append", |b| {
-            b.to_async(&runtime).iter_custom(|iters| {
-                let contenders = &contenders;
-                async move {
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        contenders.factum(batch).await;
-                    }
-                    start.elapsed()
-                }
-            })
-        });
-        group.bench_function("postgres_es/persist", |b| {
-            b.to_async(&runtime).iter_custom(|iters| {
-                let contenders = &contenders;
-                async move {
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        contenders.postgres_es(batch).await;
-                    }
-                    start.elapsed()
-                }
-            })
-        });
-        group.finish();
-    }
+    append_groups(&mut criterion, &runtime, &writers);
     criterion.final_summary();
-    paired(&runtime, &contenders, 1, 1500);
-    paired(&runtime, &contenders, 100, 150);
+    paired(&runtime, &writers, 1, 1500);
+    paired(&runtime, &writers, 100, 150);
 }
