@@ -153,6 +153,7 @@ fn expand_model(model: &CommandModel, input: &DeriveInput) -> TokenStream {
     let private = quote!(#runtime::__private);
     let ident = &input.ident;
     let derives = derives::missing_derives(&input.attrs, runtime);
+    let doc = crate::docs::doc_comment(&input.attrs);
     let to_string =
         quote_spanned!(*id_span=> #private::std::string::ToString::to_string(&#id_access));
     quote! {
@@ -163,6 +164,7 @@ fn expand_model(model: &CommandModel, input: &DeriveInput) -> TokenStream {
             #[automatically_derived]
             impl #private::Command for #ident {
                 const NAME: &'static str = #name;
+                const DOC: &'static str = #doc;
 
                 fn aggregate_id(&self) -> #private::std::string::String {
                     #to_string

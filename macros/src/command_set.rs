@@ -96,6 +96,10 @@ fn expand_model(model: &SetModel) -> TokenStream {
                 fn aggregate_id(&self) -> #private::std::string::String {
                     match self { #(Self::#variants(command) => #private::Command::aggregate_id(command),)* }
                 }
+
+                fn register(registry: &mut #private::RegistryBuilder, aggregate: ::core::option::Option<&str>) {
+                    #(registry.add_command::<#types>(aggregate);)*
+                }
             }
 
             #(

@@ -324,6 +324,29 @@ fn expand_model(model: &EventModel, input: &DeriveInput) -> TokenStream {
     } = model;
     let private = quote!(#runtime::__private);
     let derives = derives::missing_derives(&input.attrs, runtime);
+    let doc = crate::docs::doc_comment(&input.attrs);
+    let (upcast_path, register) = match upcast {
+        UpcastPath::None => (quote!(#private::UpcastPath::None), quote!()),
+        UpcastPath::Typed(previous) => {
+            let from = version - 1;
+            (
+                quote!(#private::UpcastPath::Typed { from: #from }),
+                quote! {
+                    fn register(registry: &mut #private::RegistryBuilder, aggregate: ::core::option::Option<&str>) {
+                        registry.add_event::<Self>(aggregate);
+                        <#previous as #private::Event>::register(registry, aggregate);
+                    }
+                },
+            )
+        }
+        UpcastPath::Json(upcasts) => {
+            let oldest = upcasts[0].from;
+            (
+                quote!(#private::UpcastPath::Json { oldest: #oldest }),
+                quote!(),
+            )
+        }
+    };
     let (oldest, older_versions, chain_checks) = match upcast {
         UpcastPath::None => (
             quote!(#version),
@@ -386,6 +409,8 @@ fn expand_model(model: &EventModel, input: &DeriveInput) -> TokenStream {
                 const NAME: &'static str = #name;
                 const VERSION: u32 = #version;
                 const OLDEST_VERSION: u32 = #oldest;
+                const DOC: &'static str = #doc;
+                const UPCAST: #private::UpcastPath = #upcast_path;
 
                 fn decode_version(
                     __factum_version: u32,
@@ -399,6 +424,8 @@ fn expand_model(model: &EventModel, input: &DeriveInput) -> TokenStream {
                     }
                     #older_versions
                 }
+
+                #register
             }
             #chain_checks
         };

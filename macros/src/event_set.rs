@@ -199,6 +199,10 @@ fn expand_model(model: &SetModel) -> TokenStream {
                     )*
                     ::core::result::Result::Err(#private::unknown_event(#set_name, name, version))
                 }
+
+                fn register(registry: &mut #private::RegistryBuilder, aggregate: ::core::option::Option<&str>) {
+                    #(#events::register(registry, aggregate);)*
+                }
             }
 
             #(

@@ -11,6 +11,7 @@ mod command;
 mod command_set;
 mod ctxt;
 mod derives;
+mod docs;
 mod event;
 mod event_set;
 mod respan;

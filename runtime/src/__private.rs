@@ -11,6 +11,7 @@ pub use crate::aggregate::{Aggregate, Apply, Handle};
 pub use crate::command::{Command, CommandOf, CommandSet};
 pub use crate::error::{BoxError, DecodeError, DecodeErrorKind, EncodeError};
 pub use crate::event::{EncodedEvent, Event, EventOf, EventSet, IntoEvents};
+pub use crate::registry::{RegistryBuilder, UpcastPath};
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;

@@ -4,6 +4,7 @@ use serde_json::value::RawValue;
 
 use crate::command::CommandSet;
 use crate::event::EventSet;
+use crate::registry::RegistryBuilder;
 
 /// A consistency boundary whose state is rebuilt from its own events.
 ///
@@ -39,6 +40,12 @@ pub trait Aggregate: Default + Send + Sync + 'static {
     /// Serialises the state for a snapshot (`None` when the aggregate takes none).
     fn to_snapshot(&self) -> Option<Result<Box<RawValue>, serde_json::Error>> {
         None
+    }
+
+    /// Registers the aggregate's events and commands in a schema registry.
+    fn register(registry: &mut RegistryBuilder) {
+        Self::Events::register(registry, Some(Self::NAME));
+        Self::Commands::register(registry, Some(Self::NAME));
     }
 
     /// Restores the state from a snapshot of [`Aggregate::SNAPSHOT_VERSION`].

@@ -3,6 +3,8 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::registry::RegistryBuilder;
+
 /// A request to change one aggregate, addressed by its `#[aggregate_id]` field.
 ///
 /// Implemented by `#[command]`.
@@ -18,6 +20,9 @@ pub trait Command:
     const NAME: &'static str;
     /// The id of the aggregate instance the command is addressed to.
     fn aggregate_id(&self) -> String;
+
+    /// The type's doc comment, for the registry and generated contracts.
+    const DOC: &'static str = "";
 }
 
 /// The closed set of commands an aggregate accepts, as an enum with one variant per
@@ -37,6 +42,9 @@ pub trait CommandSet: Send + Sync + 'static {
     fn command_name(&self) -> &'static str;
     /// The id of the aggregate instance this command is addressed to.
     fn aggregate_id(&self) -> String;
+
+    /// Registers every command of the set.
+    fn register(registry: &mut RegistryBuilder, aggregate: Option<&str>);
 }
 
 /// Marks a command type as a member of the command set `S`; implemented by

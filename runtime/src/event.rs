@@ -5,6 +5,7 @@ use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
 use crate::error::{DecodeError, DecodeErrorKind, EncodeError};
+use crate::registry::{RegistryBuilder, UpcastPath};
 
 /// A fact that happened, identified by a stable name and an integer schema version.
 ///
@@ -28,6 +29,17 @@ pub trait Event:
     /// Decodes a payload stored at `version` into `Self`, running every upcast between
     /// that version and [`Event::VERSION`].
     fn decode_version(version: u32, payload: &RawValue) -> Result<Self, DecodeErrorKind>;
+
+    /// The type's doc comment, for the registry and generated contracts.
+    const DOC: &'static str = "";
+
+    /// How older stored versions reach this one.
+    const UPCAST: UpcastPath = UpcastPath::None;
+
+    /// Registers this version and every older version that has a Rust type.
+    fn register(registry: &mut RegistryBuilder, aggregate: Option<&str>) {
+        registry.add_event::<Self>(aggregate);
+    }
 }
 
 /// An event serialised for storage: its identity and its JSON payload.
@@ -64,6 +76,9 @@ pub trait EventSet: Sized + Send + Sync + 'static {
     fn encode(&self) -> Result<EncodedEvent, EncodeError>;
     /// Decodes a stored event into the newest variant, upcasting older versions.
     fn decode(name: &str, version: u32, payload: &RawValue) -> Result<Self, DecodeError>;
+
+    /// Registers every event of the set, with its older versions.
+    fn register(registry: &mut RegistryBuilder, aggregate: Option<&str>);
 }
 
 /// Values a `#[handle]` method may return as its `Ok` value: one event of the set,

@@ -1,0 +1,222 @@
+//! The schema registry of a domain: every event version and command with its JSON Schema,
+//! in a deterministic order, for `build.rs` scripts and `factum-codegen`.
+//!
+//! A domain crate builds it explicitly from its aggregates:
+//!
+//! ```
+//! # use factum::prelude::*;
+//! # #[event(name = "Opened")] pub struct Opened {}
+//! # #[derive(Events)] pub enum AccountEvent { Opened(Opened) }
+//! # #[command] pub struct Open { #[aggregate_id] pub id: String }
+//! # #[derive(Commands)] pub enum AccountCommand { Open(Open) }
+//! # #[derive(Debug, thiserror::Error)] #[error("no")] pub struct No;
+//! # #[derive(Default)] pub struct Account;
+//! # #[aggregate(events = AccountEvent, commands = AccountCommand, error = No)]
+//! # impl Account {
+//! #     #[handle] fn open(&self, _: Open) -> Result<Opened, No> { Ok(Opened {}) }
+//! #     #[apply] fn opened(&mut self, _: &Opened) {}
+//! # }
+//! use factum::registry::Registry;
+//!
+//! let registry = Registry::builder().aggregate::<Account>().build().unwrap();
+//! let names: Vec<_> = registry.entries().map(|entry| (entry.name.as_str(), entry.version)).collect();
+//! assert_eq!(names, [("Opened", 1), ("Open", 1)]);
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use schemars::generate::SchemaSettings;
+use serde::Serialize;
+
+use crate::aggregate::Aggregate;
+use crate::command::Command;
+use crate::event::Event;
+
+/// What an entry describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    /// An event version: its schema is the serialize contract (what is stored and sent).
+    Event,
+    /// A command: its schema is the deserialize contract (what is accepted).
+    Command,
+}
+
+/// How stored versions older than an event's own reach it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum UpcastPath {
+    /// The first version: nothing to upcast.
+    None,
+    /// From the previous version's type, with `From`/`TryFrom`.
+    Typed {
+        /// The previous version.
+        from: u32,
+    },
+    /// From retired versions, through JSON functions.
+    Json {
+        /// The oldest retired version still readable.
+        oldest: u32,
+    },
+}
+
+/// One event version or command.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RegistryEntry {
+    /// Event or command.
+    pub kind: EntryKind,
+    /// The stable name.
+    pub name: String,
+    /// The schema version (commands: 1).
+    pub version: u32,
+    /// The aggregates whose sets hold it, sorted.
+    pub aggregates: BTreeSet<String>,
+    /// How older versions reach this one (events only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upcast: Option<UpcastPath>,
+    /// The Rust doc comment.
+    pub doc: String,
+    /// The JSON Schema (draft 2020-12).
+    pub schema: serde_json::Value,
+}
+
+/// Two different types registered under one name and version.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[error(
+    "two different {kind:?} schemas are registered as `{name}` version {version}: each name and version denotes one payload shape"
+)]
+pub struct RegistryConflict {
+    /// Event or command.
+    pub kind: EntryKind,
+    /// The name.
+    pub name: String,
+    /// The version.
+    pub version: u32,
+}
+
+/// Collects entries; see [`Registry::builder`].
+#[derive(Debug, Default)]
+pub struct RegistryBuilder {
+    entries: BTreeMap<(EntryKind, String, u32), RegistryEntry>,
+    conflicts: Vec<RegistryConflict>,
+}
+
+impl RegistryBuilder {
+    /// Registers the aggregate's events (every version with a Rust type) and commands.
+    pub fn aggregate<A: Aggregate>(mut self) -> Self {
+        A::register(&mut self);
+        self
+    }
+
+    /// Registers one event version, of `aggregate` if given.
+    pub fn add_event<E: Event>(&mut self, aggregate: Option<&str>) {
+        let schema = SchemaSettings::draft2020_12()
+            .for_serialize()
+            .into_generator()
+            .into_root_schema_for::<E>()
+            .to_value();
+        let upcast = Some(E::UPCAST);
+        self.add(
+            EntryKind::Event,
+            E::NAME,
+            E::VERSION,
+            aggregate,
+            upcast,
+            E::DOC,
+            schema,
+        );
+    }
+
+    /// Registers one command, of `aggregate` if given.
+    pub fn add_command<C: Command>(&mut self, aggregate: Option<&str>) {
+        let schema = SchemaSettings::draft2020_12()
+            .for_deserialize()
+            .into_generator()
+            .into_root_schema_for::<C>()
+            .to_value();
+        self.add(
+            EntryKind::Command,
+            C::NAME,
+            1,
+            aggregate,
+            None,
+            C::DOC,
+            schema,
+        );
+    }
+
+    #[allow(clippy::too_many_arguments, reason = "one entry's fields, passed once")]
+    fn add(
+        &mut self,
+        kind: EntryKind,
+        name: &str,
+        version: u32,
+        aggregate: Option<&str>,
+        upcast: Option<UpcastPath>,
+        doc: &str,
+        schema: serde_json::Value,
+    ) {
+        let key = (kind, name.to_owned(), version);
+        match self.entries.get_mut(&key) {
+            Some(existing) if existing.schema == schema => {
+                existing.aggregates.extend(aggregate.map(str::to_owned));
+            }
+            Some(_) => self.conflicts.push(RegistryConflict {
+                kind,
+                name: name.to_owned(),
+                version,
+            }),
+            None => {
+                self.entries.insert(
+                    key,
+                    RegistryEntry {
+                        kind,
+                        name: name.to_owned(),
+                        version,
+                        aggregates: aggregate.map(str::to_owned).into_iter().collect(),
+                        upcast,
+                        doc: doc.to_owned(),
+                        schema,
+                    },
+                );
+            }
+        }
+    }
+
+    /// The registry, or every conflict found.
+    pub fn build(self) -> Result<Registry, Vec<RegistryConflict>> {
+        if self.conflicts.is_empty() {
+            Ok(Registry {
+                entries: self.entries.into_values().collect(),
+            })
+        } else {
+            Err(self.conflicts)
+        }
+    }
+}
+
+/// Every event version and command of a domain with its schema, ordered by kind (events
+/// first), name and version.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Registry {
+    entries: Vec<RegistryEntry>,
+}
+
+impl Registry {
+    /// A builder; add aggregates, then build.
+    pub fn builder() -> RegistryBuilder {
+        RegistryBuilder::default()
+    }
+
+    /// The entries, in their deterministic order.
+    pub fn entries(&self) -> impl Iterator<Item = &RegistryEntry> {
+        self.entries.iter()
+    }
+
+    /// The entry of an event version or command.
+    pub fn get(&self, kind: EntryKind, name: &str, version: u32) -> Option<&RegistryEntry> {
+        self.entries
+            .iter()
+            .find(|entry| entry.kind == kind && entry.name == name && entry.version == version)
+    }
+}
