@@ -1,7 +1,12 @@
 //! # factum-codegen
 //!
-//! Build-time tooling for factum. For now: the schema-registry compatibility check used by
-//! `factum schema check` and by `build.rs` scripts, in [`compat`].
+//! Build-time tooling for factum, working on the registry document a domain's
+//! `factum::registry::Registry` serialises to (so this crate needs no domain types):
+//! - [`files`]: the registry file and one JSON Schema file per event version and command,
+//!   written only when changed, and checked for staleness (`--check`);
+//! - [`published`]: the check against the committed registry: published schemas do not
+//!   change, new versions have an upcast path, versions keep the selected compatibility;
+//! - [`compat`]: the schema-registry compatibility rules underneath.
 //!
 //! ```
 //! use factum_codegen::compat::{check_pair, Compatibility};
@@ -18,3 +23,5 @@
 #![warn(missing_docs)]
 
 pub mod compat;
+pub mod files;
+pub mod published;

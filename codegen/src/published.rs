@@ -1,0 +1,155 @@
+//! The check of a registry against the published (committed) one: published schemas do
+//! not change, new versions have an upcast path, and consecutive versions keep the
+//! selected compatibility.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::compat::{self, Compatibility, Incompatibility};
+use crate::files::{MalformedRegistry, entries};
+
+/// Why a registry does not fit the published one.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PublishedProblem {
+    /// A schema change (a published schema changed, or versions are incompatible).
+    Schema(Incompatibility),
+    /// A published event version or command is gone from the registry.
+    Removed {
+        /// `"event"` or `"command"`.
+        kind: String,
+        /// The name.
+        name: String,
+        /// The version.
+        version: u64,
+    },
+    /// A version above 1 that no upcast reads the previous version into.
+    NoUpcastPath {
+        /// The event.
+        name: String,
+        /// The version without a path.
+        version: u64,
+    },
+}
+
+impl std::fmt::Display for PublishedProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Schema(incompatibility) => incompatibility.fmt(f),
+            Self::Removed {
+                kind,
+                name,
+                version,
+            } => write!(
+                f,
+                "{kind} `{name}` v{version} is published but no longer registered: published versions stay readable (keep its type, or an `upcast_json` step)"
+            ),
+            Self::NoUpcastPath { name, version } => write!(
+                f,
+                "event `{name}` v{version} has no upcast path from v{}",
+                version - 1
+            ),
+        }
+    }
+}
+
+/// Checks `current` against `published` (both registry documents); `mode_of` gives each
+/// event's compatibility mode (e.g. `|_| Compatibility::Backward`).
+pub fn check_against_published(
+    published: &Value,
+    current: &Value,
+    mode_of: impl Fn(&str) -> Compatibility,
+) -> Result<Vec<PublishedProblem>, MalformedRegistry> {
+    let published = entries(published)?;
+    let current = entries(current)?;
+    let index = |entries: &[crate::files::Entry<'_>]| -> BTreeMap<(String, String, u64), Value> {
+        entries
+            .iter()
+            .map(|entry| {
+                (
+                    (entry.kind.to_owned(), entry.name.to_owned(), entry.version),
+                    entry.value.clone(),
+                )
+            })
+            .collect()
+    };
+    let (published, current) = (index(&published), index(&current));
+    let mut problems = Vec::new();
+
+    for ((kind, name, version), old) in &published {
+        match current.get(&(kind.clone(), name.clone(), *version)) {
+            Some(new) => problems.extend(
+                compat::check_published_unchanged(
+                    name,
+                    version_u32(*version),
+                    &old["schema"],
+                    &new["schema"],
+                )
+                .into_iter()
+                .map(PublishedProblem::Schema),
+            ),
+            // An event version whose type was retired stays readable through JSON upcasts
+            // declared on a newer version; only a vanished name is an error.
+            None if kind == "event" && reads_retired(&current, name, *version) => {}
+            None => problems.push(PublishedProblem::Removed {
+                kind: kind.clone(),
+                name: name.clone(),
+                version: *version,
+            }),
+        }
+    }
+
+    // Every event's versions, published ones first filled in by the current registry.
+    let mut histories: BTreeMap<&str, BTreeMap<u64, &Value>> = BTreeMap::new();
+    for ((kind, name, version), entry) in published.iter().chain(current.iter()) {
+        if kind == "event" {
+            histories
+                .entry(name)
+                .or_default()
+                .insert(*version, &entry["schema"]);
+        }
+    }
+    for ((kind, name, version), entry) in &current {
+        let has_path = entry["upcast"]["kind"]
+            .as_str()
+            .is_some_and(|kind| kind != "none");
+        if kind == "event" && *version > 1 && !has_path {
+            problems.push(PublishedProblem::NoUpcastPath {
+                name: name.clone(),
+                version: *version,
+            });
+        }
+    }
+    for (name, versions) in histories {
+        let versions: Vec<(u32, Value)> = versions
+            .into_iter()
+            .map(|(version, schema)| (version_u32(version), schema.clone()))
+            .collect();
+        problems.extend(
+            compat::check_versions(name, &versions, mode_of(name))
+                .into_iter()
+                .map(PublishedProblem::Schema),
+        );
+    }
+    Ok(problems)
+}
+
+/// Whether a newer registered version of `name` reads `version` through JSON upcasts.
+fn reads_retired(
+    current: &BTreeMap<(String, String, u64), Value>,
+    name: &str,
+    version: u64,
+) -> bool {
+    current.iter().any(|((kind, other, _), entry)| {
+        kind == "event"
+            && other == name
+            && entry["upcast"]["kind"] == "json"
+            && entry["upcast"]["oldest"]
+                .as_u64()
+                .is_some_and(|oldest| oldest <= version)
+    })
+}
+
+fn version_u32(version: u64) -> u32 {
+    u32::try_from(version).unwrap_or(u32::MAX)
+}
