@@ -41,6 +41,12 @@ cargo run --quiet --locked -p factum-example-orders --bin orders -- --db "$scrat
 cargo run --quiet --locked -p factum-example-orders --bin orders -- --db "$scratch/orders.sqlite3" > "$scratch/run2.txt"
 grep -q '^run 2: the store holds' "$scratch/run2.txt" || { cat "$scratch/run2.txt"; echo "the second run did not see the first"; exit 1; }
 
+step "the committed schemas are up to date and keep the published contract"
+cargo run --quiet --locked -p factum-example-orders --bin orders -- --registry > "$scratch/registry.json"
+cargo run --quiet --locked -p factum-codegen --bin factum -- schema generate --registry "$scratch/registry.json" --out schemas/orders --check
+git show HEAD:schemas/orders/registry.json > "$scratch/published.json" 2>/dev/null || cp schemas/orders/registry.json "$scratch/published.json"
+cargo run --quiet --locked -p factum-codegen --bin factum -- schema check --registry "$scratch/registry.json" --published "$scratch/published.json" --event OrderShipped=full
+
 step "all tests passed"
 # One closing line for all the test binaries above.
 awk '/^test result:/ { passed += $4; failed += $6 } END { printf "%d passed, %d failed\n", passed, failed }' "$test_log"

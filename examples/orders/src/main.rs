@@ -28,6 +28,9 @@ struct Args {
     /// Keep the events in memory instead, for this run only.
     #[arg(long, conflicts_with = "db")]
     in_memory: bool,
+    /// Print the domain's schema registry (JSON, for `factum schema ...`) and exit.
+    #[arg(long)]
+    registry: bool,
 }
 
 type Failure = Box<dyn std::error::Error>;
@@ -35,6 +38,9 @@ type Failure = Box<dyn std::error::Error>;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let args = Args::parse();
+    if args.registry {
+        return print_registry();
+    }
     let result = if args.in_memory {
         println!("store: in memory (nothing is kept after this run)");
         run(MemoryStore::new()).await
@@ -52,6 +58,30 @@ async fn main() -> ExitCode {
             while let Some(cause) = source {
                 eprintln!("  caused by: {cause}");
                 source = cause.source();
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_registry() -> ExitCode {
+    match factum::registry::Registry::builder()
+        .aggregate::<Order>()
+        .build()
+    {
+        Ok(registry) => match serde_json::to_string_pretty(&registry) {
+            Ok(json) => {
+                println!("{json}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::FAILURE
+            }
+        },
+        Err(conflicts) => {
+            for conflict in conflicts {
+                eprintln!("error: {conflict}");
             }
             ExitCode::FAILURE
         }

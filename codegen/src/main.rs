@@ -1,0 +1,147 @@
+//! `factum`: generate and check a domain's schema files from its registry document.
+//!
+//! ```text
+//! factum schema generate --registry registry.json --out schemas/orders [--check]
+//! factum schema check    --registry registry.json --published schemas/orders/registry.json \
+//!                        [--mode none|backward|forward|full|...] [--event OrderShipped=full ...]
+//! ```
+//!
+//! The registry document is what `factum::registry::Registry` serialises to; a domain
+//! writes it from a test, a `build.rs` or a small binary (the example: `orders --registry`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use factum_codegen::compat::Compatibility;
+use factum_codegen::files::schema_files;
+use factum_codegen::published::check_against_published;
+use serde_json::Value;
+
+/// Schema tooling for factum domains.
+#[derive(Debug, Parser)]
+#[command(name = "factum", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Work with a domain's schemas.
+    #[command(subcommand)]
+    Schema(SchemaCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum SchemaCommand {
+    /// Write registry.json and one JSON Schema per event version and command, changing
+    /// only files whose content differs.
+    Generate {
+        /// The registry document (JSON).
+        #[arg(long)]
+        registry: PathBuf,
+        /// The folder to write into.
+        #[arg(long)]
+        out: PathBuf,
+        /// Write nothing; fail if the folder is not up to date.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Check a registry against the published one: published schemas unchanged, new
+    /// versions reachable by an upcast, versions compatible as selected.
+    Check {
+        /// The registry document (JSON).
+        #[arg(long)]
+        registry: PathBuf,
+        /// The published registry document (JSON), e.g. the committed registry.json.
+        #[arg(long)]
+        published: PathBuf,
+        /// The compatibility between versions of every event without its own `--event`.
+        #[arg(long, default_value = "none")]
+        mode: Compatibility,
+        /// The compatibility of one event: `NAME=MODE` (repeatable).
+        #[arg(long = "event", value_parser = parse_event_mode)]
+        events: Vec<(String, Compatibility)>,
+    },
+}
+
+fn parse_event_mode(text: &str) -> Result<(String, Compatibility), String> {
+    let (name, mode) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=MODE, got `{text}`"))?;
+    let mode = mode.parse().map_err(|error| format!("{error}"))?;
+    Ok((name.to_owned(), mode))
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn read_json(path: &Path) -> Result<Value, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+    serde_json::from_str(&text).map_err(|error| format!("{} is not JSON: {error}", path.display()))
+}
+
+fn run(cli: Cli) -> Result<ExitCode, String> {
+    match cli.command {
+        Command::Schema(SchemaCommand::Generate {
+            registry,
+            out,
+            check,
+        }) => {
+            let files = schema_files(&read_json(&registry)?).map_err(|error| error.to_string())?;
+            if check {
+                let stale = files
+                    .stale_in(&out)
+                    .map_err(|error| format!("cannot read {}: {error}", out.display()))?;
+                for problem in &stale {
+                    eprintln!("{}: {problem}", out.display());
+                }
+                return Ok(if stale.is_empty() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                });
+            }
+            let written = files
+                .write_changed(&out)
+                .map_err(|error| format!("cannot write into {}: {error}", out.display()))?;
+            println!(
+                "{} files written, {} unchanged",
+                written.len(),
+                files.iter().count() - written.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Schema(SchemaCommand::Check {
+            registry,
+            published,
+            mode,
+            events,
+        }) => {
+            let modes: BTreeMap<String, Compatibility> = events.into_iter().collect();
+            let problems =
+                check_against_published(&read_json(&published)?, &read_json(&registry)?, |event| {
+                    modes.get(event).copied().unwrap_or(mode)
+                })
+                .map_err(|error| error.to_string())?;
+            for problem in &problems {
+                eprintln!("{problem}");
+            }
+            Ok(if problems.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+    }
+}

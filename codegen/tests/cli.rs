@@ -1,0 +1,141 @@
+//! The `factum` command: generation, `--check`, and the published-registry check.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use factum::registry::Registry;
+use factum_example_orders::Order;
+
+fn factum(arguments: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_factum"))
+        .args(arguments)
+        .output()
+        .expect("run the factum command")
+}
+
+fn write_registry(dir: &Path) -> PathBuf {
+    let registry = Registry::builder()
+        .aggregate::<Order>()
+        .build()
+        .expect("no conflicts");
+    let path = dir.join("registry-input.json");
+    std::fs::write(&path, serde_json::to_string(&registry).unwrap()).unwrap();
+    path
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn generate_writes_only_changes_and_check_detects_staleness() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = write_registry(dir.path());
+    let registry = registry.to_str().unwrap();
+    let out = dir.path().join("schemas");
+    let out = out.to_str().unwrap();
+
+    let first = factum(&["schema", "generate", "--registry", registry, "--out", out]);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    assert_eq!(text(&first.stdout), "18 files written, 0 unchanged\n");
+    let again = factum(&["schema", "generate", "--registry", registry, "--out", out]);
+    assert_eq!(text(&again.stdout), "0 files written, 18 unchanged\n");
+
+    let check = factum(&[
+        "schema",
+        "generate",
+        "--registry",
+        registry,
+        "--out",
+        out,
+        "--check",
+    ]);
+    assert!(check.status.success(), "{}", text(&check.stderr));
+
+    std::fs::write(
+        Path::new(out).join("events/OrderPlaced.v2.schema.json"),
+        "{}\n",
+    )
+    .unwrap();
+    std::fs::write(Path::new(out).join("events/Gone.v1.schema.json"), "{}\n").unwrap();
+    let stale = factum(&[
+        "schema",
+        "generate",
+        "--registry",
+        registry,
+        "--out",
+        out,
+        "--check",
+    ]);
+    assert_eq!(stale.status.code(), Some(1));
+    let stderr = text(&stale.stderr);
+    assert!(
+        stderr.contains("out of date: events/OrderPlaced.v2.schema.json"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("not generated any more: events/Gone.v1.schema.json"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_compares_with_the_published_registry() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = write_registry(dir.path());
+    let published = Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/orders/registry.json");
+    let (registry, published) = (registry.to_str().unwrap(), published.to_str().unwrap());
+    let ok = factum(&[
+        "schema",
+        "check",
+        "--registry",
+        registry,
+        "--published",
+        published,
+        "--event",
+        "OrderShipped=full",
+    ]);
+    assert!(ok.status.success(), "{}", text(&ok.stderr));
+
+    let mut changed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(registry).unwrap()).unwrap();
+    for entry in changed["entries"].as_array_mut().unwrap() {
+        if entry["name"] == "OrderConfirmed" {
+            entry["schema"]["properties"]["total"] = serde_json::json!({ "type": "string" });
+        }
+    }
+    let changed_path = dir.path().join("changed.json");
+    std::fs::write(&changed_path, changed.to_string()).unwrap();
+    let broken = factum(&[
+        "schema",
+        "check",
+        "--registry",
+        changed_path.to_str().unwrap(),
+        "--published",
+        published,
+    ]);
+    assert_eq!(broken.status.code(), Some(1));
+    let stderr = text(&broken.stderr);
+    assert!(
+        stderr.contains(
+            "event `OrderConfirmed` v1: the published schema changed at `/properties/total/type`"
+        ),
+        "{stderr}"
+    );
+
+    let bad_mode = factum(&[
+        "schema",
+        "check",
+        "--registry",
+        registry,
+        "--published",
+        published,
+        "--event",
+        "OrderShipped",
+    ]);
+    assert_eq!(
+        bad_mode.status.code(),
+        Some(2),
+        "clap refuses a malformed --event"
+    );
+}
