@@ -14,6 +14,12 @@ rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup comp
 # benchmarks (run once each, in test mode).
 features="factum/conformance,factum/sqlite,factum/postgres,factum-benches/postgres"
 
+step "Node.js and npm for the TypeScript contract tests (Debian packages if missing)"
+if ! command -v node > /dev/null || ! command -v npm > /dev/null; then
+    apt-get update -qq && apt-get install -y -qq nodejs npm > /dev/null
+fi
+echo "node $(node --version), npm $(npm --version); the tests install typescript@5.6.3 into target/tmp/ts-tools"
+
 step "formatting"
 cargo fmt --all -- --check
 cargo fmt --manifest-path benches/postgres-es/Cargo.toml -- --check

@@ -6,7 +6,9 @@
 //!   written only when changed, and checked for staleness (`--check`);
 //! - [`published`]: the check against the committed registry: published schemas do not
 //!   change, new versions have an upcast path, versions keep the selected compatibility;
-//! - [`compat`]: the schema-registry compatibility rules underneath.
+//! - [`compat`]: the schema-registry compatibility rules underneath;
+//! - [`typescript`]: one TypeScript module of types, the envelope as a discriminated
+//!   union on (name, version), and generated runtime guards.
 //!
 //! ```
 //! use factum_codegen::compat::{check_pair, Compatibility};
@@ -25,3 +27,4 @@
 pub mod compat;
 pub mod files;
 pub mod published;
+pub mod typescript;
