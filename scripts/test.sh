@@ -20,6 +20,12 @@ if ! command -v node > /dev/null || ! command -v npm > /dev/null; then
 fi
 echo "node $(node --version), npm $(npm --version); the tests install typescript@5.6.3 into target/tmp/ts-tools"
 
+step "Python with venv for the Python contract tests (Debian packages if missing)"
+if ! python3 -m venv --help > /dev/null 2>&1; then
+    apt-get update -qq && apt-get install -y -qq python3 python3-venv python3-pip > /dev/null
+fi
+echo "$(python3 --version); the tests install pydantic 2.9.2 and mypy 1.13.0 into a venv under target/tmp"
+
 step "formatting"
 cargo fmt --all -- --check
 cargo fmt --manifest-path benches/postgres-es/Cargo.toml -- --check

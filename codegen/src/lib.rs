@@ -8,7 +8,11 @@
 //!   change, new versions have an upcast path, versions keep the selected compatibility;
 //! - [`compat`]: the schema-registry compatibility rules underneath;
 //! - [`typescript`]: one TypeScript module of types, the envelope as a discriminated
-//!   union on (name, version), and generated runtime guards.
+//!   union on (name, version), and generated runtime guards;
+//! - [`python`]: one Python module of pydantic v2 models, the envelope as nested
+//!   discriminated unions on name and version;
+//! - [`asyncapi`]: an AsyncAPI 3.0 document: a channel per stream type, its messages
+//!   with payload schemas and the envelope headers.
 //!
 //! ```
 //! use factum_codegen::compat::{check_pair, Compatibility};
@@ -24,7 +28,9 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod asyncapi;
 pub mod compat;
 pub mod files;
 pub mod published;
+pub mod python;
 pub mod typescript;

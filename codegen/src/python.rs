@@ -1,0 +1,1397 @@
+//! Python contracts (pydantic v2) generated from a domain's schema registry.
+//!
+//! [`python`] reads the registry as JSON (the serialised `factum::registry::Registry`:
+//! `{"entries": [{"kind", "name", "version", "doc", "schema", ...}]}`), like
+//! [`typescript`](crate::typescript), and emits one deterministic Python 3.11 module, for
+//! pydantic 2.9+, that type-checks under `mypy --strict`:
+//!
+//! * a `BaseModel` per event version (`OrderPlacedV2`) and per command (`PlaceOrder`), with
+//!   the Rust doc comments as docstrings (class docstrings and attribute docstrings, which
+//!   pydantic turns into field descriptions);
+//! * a model or type alias per schema definition (`$defs`), shared by every entry;
+//! * one envelope model per event version (`OrderPlacedV2Event`, with the header fields,
+//!   `name: Literal["OrderPlaced"]`, `version: Literal[2]` and `payload: OrderPlacedV2`),
+//!   combined into `EventEnvelope` by *nested* discriminated unions: on `name`, then, for
+//!   names with several versions, on `version` (`OrderPlacedEvent`). Nesting keeps every
+//!   discriminator a plain `Literal` field, which pydantic checks declaratively and mypy
+//!   narrows on (`isinstance`, `match`, or `event.name == ...`), where a callable
+//!   `Discriminator` for the composite key would be untyped Python code;
+//! * `parse_event_envelope(data: object)` and `parse_event_envelope_json(data)`, through a
+//!   `TypeAdapter`, raising `pydantic.ValidationError` naming the location of each
+//!   mismatch, and `event_envelope_to_json(event)`.
+//!
+//! Models are strict (no `"2"` for an integer, no `1` for a boolean; timestamps and UUIDs
+//! are parsed from strings only) and ignore unknown properties: readers stay open to
+//! additions, and nothing extra is forbidden. Serialise with `by_alias=True,
+//! exclude_unset=True` to write back exactly the fields that were read.
+//!
+//! Type mappings: integers (`u64` included) are `int` (with `ge`/`le` from the schema's
+//! bounds), numbers `float`, `date-time` strings `AwareDatetime`, `uuid` strings `UUID`,
+//! `date` strings `date`, other strings `str`; an `Option` that is always written is a
+//! required `T | None`, one that may be skipped is `T | None = None`; maps are
+//! `dict[str, T]`; unit enums are `Literal[...]`; `oneOf` of objects sharing a constant
+//! tag (serde's `tag = "..."`) are `Annotated[A | B, Field(discriminator=...)]`, with one
+//! model per variant (`ShapeCircle`); other unions are plain (smart-mode) unions; an empty
+//! schema is `JsonValue`. Constructs without a faithful mapping (tuples / `prefixItems`,
+//! `allOf`, `not`, conditionals, `patternProperties`, properties mixed with
+//! `additionalProperties` schemas, non-integer constants, references outside
+//! `#/$defs/`) are refused with a [`PythonError::Unsupported`] naming the entry and the
+//! JSON pointer. Property names that are not Python identifiers (or are keywords, or
+//! shadow `BaseModel` attributes) get a sanitised attribute name and a pydantic alias.
+//!
+//! ```
+//! use serde_json::json;
+//!
+//! let registry = json!({"entries": [{
+//!     "kind": "event", "name": "Opened", "version": 1, "doc": "An account was opened.",
+//!     "schema": {"type": "object", "properties": {"owner": {"type": "string"}},
+//!                "required": ["owner"]}
+//! }]});
+//! let module = factum_codegen::python::python(&registry).unwrap();
+//! assert!(module.contains(
+//!     "class OpenedV1(FactumModel):\n    \"\"\"An account was opened.\"\"\"\n\n    owner: str\n"
+//! ));
+//! assert!(module.contains("def parse_event_envelope(data: object) -> EventEnvelope:"));
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use serde_json::{Map, Value};
+
+/// Why no Python module could be generated.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PythonError {
+    /// The input is not a serialised registry.
+    #[error("the registry JSON is malformed at {path}: {message}")]
+    MalformedRegistry {
+        /// Where in the registry JSON.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A schema uses a construct without a faithful Python mapping.
+    #[error("{entry}: unsupported schema construct at {path}: {construct}")]
+    Unsupported {
+        /// The entry, e.g. `event OrderPlaced v2` or `command PlaceOrder`.
+        entry: String,
+        /// The JSON pointer inside the entry's schema.
+        path: String,
+        /// What was found.
+        construct: String,
+    },
+    /// Two different shapes would get the same Python name.
+    #[error(
+        "two different shapes are named `{name}` (from {first} and {second}): rename one of the Rust types"
+    )]
+    NameCollision {
+        /// The Python name.
+        name: String,
+        /// The entry that defined it first.
+        first: String,
+        /// The entry with the other shape.
+        second: String,
+    },
+    /// A name is not usable as a Python class name.
+    #[error("{entry}: `{name}` is not a valid Python class name")]
+    InvalidName {
+        /// The entry.
+        entry: String,
+        /// The name.
+        name: String,
+    },
+}
+
+/// Names the generated module defines or imports itself; no entry or definition may take
+/// them.
+const RESERVED: &[&str] = &[
+    "EventEnvelope",
+    "EnvelopeHeader",
+    "EnvelopeMetadata",
+    "FactumModel",
+];
+
+const KEYWORDS: &[&str] = &[
+    "False", "None", "True", "and", "as", "assert", "async", "await", "break", "class", "continue",
+    "def", "del", "elif", "else", "except", "finally", "for", "from", "global", "if", "import",
+    "in", "is", "lambda", "nonlocal", "not", "or", "pass", "raise", "return", "try", "while",
+    "with", "yield", "match", "case", "type",
+];
+
+/// Names the module imports or uses unqualified.
+const BUILTINS: &[&str] = &[
+    "Annotated",
+    "AwareDatetime",
+    "BaseModel",
+    "BeforeValidator",
+    "ConfigDict",
+    "Field",
+    "JsonValue",
+    "Literal",
+    "Never",
+    "Strict",
+    "TypeAdapter",
+    "TypeAlias",
+    "UUID",
+    "Union",
+    "annotations",
+    "bool",
+    "bytes",
+    "date",
+    "dict",
+    "float",
+    "int",
+    "isinstance",
+    "list",
+    "object",
+    "str",
+];
+
+/// `BaseModel` attributes a field must not shadow.
+const SHADOWED: &[&str] = &[
+    "construct",
+    "copy",
+    "dict",
+    "from_orm",
+    "json",
+    "parse_file",
+    "parse_obj",
+    "parse_raw",
+    "schema",
+    "schema_json",
+    "update_forward_refs",
+    "validate",
+];
+
+/// Generates the Python module for a serialised registry.
+///
+/// The output depends only on the registry's content: entries are sorted by kind, name and
+/// version, definitions by name.
+pub fn python(registry_json: &Value) -> Result<String, PythonError> {
+    let entries = parse_entries(registry_json)?;
+    let mut named: BTreeMap<String, Named> = BTreeMap::new();
+    for name in RESERVED {
+        named.insert(
+            (*name).to_owned(),
+            Named {
+                ty: Ty::Unknown,
+                doc: String::new(),
+                origin: "factum-codegen's envelope types".to_owned(),
+            },
+        );
+    }
+    let mut events = Vec::new();
+    let mut commands = Vec::new();
+    for entry in &entries {
+        let label = entry.label();
+        let converter = Converter { entry: &label };
+        if let Some(defs) = entry.schema.get("$defs") {
+            let defs = defs
+                .as_object()
+                .ok_or_else(|| converter.unsupported("/$defs", "`$defs` that is not an object"))?;
+            for (name, schema) in defs {
+                check_identifier(&label, name)?;
+                let path = format!("/$defs/{}", pointer_escape(name));
+                let ty = converter.convert(schema, &path)?;
+                insert_named(&mut named, name, ty, description(schema), &label)?;
+            }
+        }
+        let py_name = entry.py_name();
+        check_identifier(&label, &py_name)?;
+        let ty = converter.convert(&entry.schema, "")?;
+        if !matches!(ty, Ty::Object(_)) {
+            return Err(converter.unsupported("", "an entry schema that is not an object"));
+        }
+        insert_named(&mut named, &py_name, ty, entry.doc.clone(), &label)?;
+        if entry.kind == Kind::Event {
+            events.push((entry.name.clone(), entry.version, py_name));
+        } else {
+            commands.push(py_name);
+        }
+    }
+    for name in RESERVED {
+        named.remove(*name);
+    }
+    let entry_names: Vec<String> = events
+        .iter()
+        .map(|(_, _, py)| py.clone())
+        .chain(commands.iter().cloned())
+        .collect();
+    Renderer::new(&named).render(&entry_names, &events)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Event,
+    Command,
+}
+
+struct Entry {
+    kind: Kind,
+    name: String,
+    version: u64,
+    doc: String,
+    schema: Value,
+}
+
+impl Entry {
+    fn label(&self) -> String {
+        match self.kind {
+            Kind::Event => format!("event {} v{}", self.name, self.version),
+            Kind::Command => format!("command {}", self.name),
+        }
+    }
+
+    fn py_name(&self) -> String {
+        match self.kind {
+            Kind::Event => format!("{}V{}", self.name, self.version),
+            Kind::Command => self.name.clone(),
+        }
+    }
+}
+
+fn malformed(path: impl Into<String>, message: impl Into<String>) -> PythonError {
+    PythonError::MalformedRegistry {
+        path: path.into(),
+        message: message.into(),
+    }
+}
+
+fn parse_entries(registry: &Value) -> Result<Vec<Entry>, PythonError> {
+    let list = registry
+        .get("entries")
+        .and_then(Value::as_array)
+        .ok_or_else(|| malformed("/entries", "expected an array of entries"))?;
+    let mut entries = Vec::with_capacity(list.len());
+    for (index, raw) in list.iter().enumerate() {
+        let at = |field: &str| format!("/entries/{index}/{field}");
+        let kind = match raw.get("kind").and_then(Value::as_str) {
+            Some("event") => Kind::Event,
+            Some("command") => Kind::Command,
+            _ => return Err(malformed(at("kind"), "expected \"event\" or \"command\"")),
+        };
+        let name = raw
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| malformed(at("name"), "expected a string"))?
+            .to_owned();
+        let version = match kind {
+            Kind::Event => raw
+                .get("version")
+                .and_then(Value::as_u64)
+                .ok_or_else(|| malformed(at("version"), "expected an unsigned integer"))?,
+            Kind::Command => 1,
+        };
+        let doc = match raw.get("doc") {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(doc)) => doc.clone(),
+            Some(_) => return Err(malformed(at("doc"), "expected a string")),
+        };
+        let schema = raw
+            .get("schema")
+            .cloned()
+            .ok_or_else(|| malformed(at("schema"), "missing"))?;
+        entries.push(Entry {
+            kind,
+            name,
+            version,
+            doc,
+            schema,
+        });
+    }
+    entries.sort_by(|a, b| (a.kind, &a.name, a.version).cmp(&(b.kind, &b.name, b.version)));
+    Ok(entries)
+}
+
+fn check_identifier(entry: &str, name: &str) -> Result<(), PythonError> {
+    if is_identifier(name) && !KEYWORDS.contains(&name) && !BUILTINS.contains(&name) {
+        Ok(())
+    } else {
+        Err(PythonError::InvalidName {
+            entry: entry.to_owned(),
+            name: name.to_owned(),
+        })
+    }
+}
+
+fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn pointer_escape(segment: &str) -> String {
+    segment.replace('~', "~0").replace('/', "~1")
+}
+
+fn description(schema: &Value) -> String {
+    schema
+        .get("description")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+struct Named {
+    ty: Ty,
+    doc: String,
+    origin: String,
+}
+
+fn insert_named(
+    named: &mut BTreeMap<String, Named>,
+    name: &str,
+    ty: Ty,
+    doc: String,
+    origin: &str,
+) -> Result<(), PythonError> {
+    match named.get(name) {
+        Some(existing) if existing.ty == ty && !RESERVED.contains(&name) => Ok(()),
+        Some(existing) => Err(PythonError::NameCollision {
+            name: name.to_owned(),
+            first: existing.origin.clone(),
+            second: origin.to_owned(),
+        }),
+        None => {
+            named.insert(
+                name.to_owned(),
+                Named {
+                    ty,
+                    doc,
+                    origin: origin.to_owned(),
+                },
+            );
+            Ok(())
+        }
+    }
+}
+
+/// The shape of a schema.
+#[derive(Debug, Clone, PartialEq)]
+enum Ty {
+    Unknown,
+    Null,
+    Boolean,
+    /// A string, with its `format` (`date-time`, `uuid`, `date` get their Python types).
+    String(Option<String>),
+    Number {
+        integer: bool,
+        minimum: Option<f64>,
+        maximum: Option<f64>,
+    },
+    /// A JSON constant (string, number, boolean).
+    Literal(Value),
+    Array(Box<Ty>),
+    /// `additionalProperties`: a map with string keys.
+    Record(Box<Ty>),
+    Ref(String),
+    Object(Vec<Field>),
+    Union(Vec<Ty>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Field {
+    name: String,
+    ty: Ty,
+    required: bool,
+    doc: String,
+}
+
+/// Keywords that only annotate or constrain beyond what the generated types express.
+const IGNORED: &[&str] = &[
+    "$schema",
+    "$id",
+    "$comment",
+    "$defs",
+    "title",
+    "description",
+    "default",
+    "examples",
+    "deprecated",
+    "readOnly",
+    "writeOnly",
+    "format",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "minItems",
+    "maxItems",
+    "uniqueItems",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "multipleOf",
+    "minProperties",
+    "maxProperties",
+    "contentEncoding",
+    "contentMediaType",
+];
+
+struct Converter<'a> {
+    entry: &'a str,
+}
+
+impl Converter<'_> {
+    fn unsupported(&self, path: &str, construct: impl Into<String>) -> PythonError {
+        PythonError::Unsupported {
+            entry: self.entry.to_owned(),
+            path: if path.is_empty() {
+                "/".to_owned()
+            } else {
+                path.to_owned()
+            },
+            construct: construct.into(),
+        }
+    }
+
+    fn convert(&self, schema: &Value, path: &str) -> Result<Ty, PythonError> {
+        let object = match schema {
+            Value::Bool(true) => return Ok(Ty::Unknown),
+            Value::Bool(false) => {
+                return Err(self.unsupported(path, "the schema `false` (no value is valid)"));
+            }
+            Value::Object(object) => object,
+            _ => return Err(self.unsupported(path, "a schema that is not an object")),
+        };
+        for key in object.keys() {
+            let known = IGNORED.contains(&key.as_str())
+                || key.starts_with("x-")
+                || matches!(
+                    key.as_str(),
+                    "$ref"
+                        | "const"
+                        | "enum"
+                        | "oneOf"
+                        | "anyOf"
+                        | "type"
+                        | "items"
+                        | "properties"
+                        | "required"
+                        | "additionalProperties"
+                        | "minimum"
+                        | "maximum"
+                );
+            if !known {
+                return Err(self.unsupported(
+                    &format!("{path}/{}", pointer_escape(key)),
+                    format!("the keyword `{key}`"),
+                ));
+            }
+        }
+        if let Some(reference) = object.get("$ref") {
+            return self.reference(object, reference, path);
+        }
+        if let Some(constant) = object.get("const") {
+            return self.literal(constant, &format!("{path}/const"));
+        }
+        if let Some(values) = object.get("enum") {
+            let values = values
+                .as_array()
+                .ok_or_else(|| self.unsupported(&format!("{path}/enum"), "a non-array `enum`"))?;
+            let alternatives = values
+                .iter()
+                .enumerate()
+                .map(|(index, value)| match value {
+                    Value::Null => Ok(Ty::Null),
+                    _ => self.literal(value, &format!("{path}/enum/{index}")),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            return Ok(union(alternatives));
+        }
+        for keyword in ["oneOf", "anyOf"] {
+            if let Some(alternatives) = object.get(keyword) {
+                if object.contains_key("type") || object.contains_key("properties") {
+                    return Err(self.unsupported(
+                        &format!("{path}/{keyword}"),
+                        format!("`{keyword}` beside `type` or `properties`"),
+                    ));
+                }
+                let alternatives = alternatives.as_array().ok_or_else(|| {
+                    self.unsupported(&format!("{path}/{keyword}"), "a non-array union")
+                })?;
+                let alternatives = alternatives
+                    .iter()
+                    .enumerate()
+                    .map(|(index, alt)| self.convert(alt, &format!("{path}/{keyword}/{index}")))
+                    .collect::<Result<Vec<_>, _>>()?;
+                return Ok(union(alternatives));
+            }
+        }
+        match object.get("type") {
+            None => {
+                if object.contains_key("properties") {
+                    self.object(object, path)
+                } else {
+                    Ok(Ty::Unknown)
+                }
+            }
+            Some(Value::String(name)) => self.typed(object, name, path),
+            Some(Value::Array(names)) => {
+                let alternatives = names
+                    .iter()
+                    .enumerate()
+                    .map(|(index, name)| match name {
+                        Value::String(name) => self.typed(object, name, path),
+                        _ => Err(self.unsupported(
+                            &format!("{path}/type/{index}"),
+                            "a type name that is not a string",
+                        )),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(union(alternatives))
+            }
+            Some(_) => Err(self.unsupported(&format!("{path}/type"), "a malformed `type`")),
+        }
+    }
+
+    fn reference(
+        &self,
+        object: &Map<String, Value>,
+        reference: &Value,
+        path: &str,
+    ) -> Result<Ty, PythonError> {
+        let at = format!("{path}/$ref");
+        let target = reference
+            .as_str()
+            .and_then(|reference| reference.strip_prefix("#/$defs/"))
+            .filter(|name| !name.contains('/') && !name.contains('~'))
+            .ok_or_else(|| {
+                self.unsupported(
+                    &at,
+                    format!("the reference {reference} (only `#/$defs/Name` is supported)"),
+                )
+            })?;
+        if let Some(extra) = object
+            .keys()
+            .find(|key| key.as_str() != "$ref" && !IGNORED.contains(&key.as_str()))
+        {
+            return Err(self.unsupported(
+                &format!("{path}/{}", pointer_escape(extra)),
+                format!("the keyword `{extra}` beside `$ref`"),
+            ));
+        }
+        check_identifier(self.entry, target)?;
+        Ok(Ty::Ref(target.to_owned()))
+    }
+
+    fn literal(&self, value: &Value, path: &str) -> Result<Ty, PythonError> {
+        match value {
+            Value::String(_) | Value::Bool(_) => Ok(Ty::Literal(value.clone())),
+            Value::Number(number) if number.is_i64() || number.is_u64() => {
+                Ok(Ty::Literal(value.clone()))
+            }
+            Value::Null => Ok(Ty::Null),
+            _ => Err(self.unsupported(
+                path,
+                format!(
+                    "the constant {value} (Python `Literal` takes strings, integers and booleans)"
+                ),
+            )),
+        }
+    }
+
+    fn typed(
+        &self,
+        object: &Map<String, Value>,
+        name: &str,
+        path: &str,
+    ) -> Result<Ty, PythonError> {
+        let bound = |key: &str| object.get(key).and_then(Value::as_f64);
+        match name {
+            "null" => Ok(Ty::Null),
+            "boolean" => Ok(Ty::Boolean),
+            "string" => Ok(Ty::String(
+                object
+                    .get("format")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+            )),
+            "integer" | "number" => Ok(Ty::Number {
+                integer: name == "integer",
+                minimum: bound("minimum"),
+                maximum: bound("maximum"),
+            }),
+            "array" => match object.get("items") {
+                None => Ok(Ty::Array(Box::new(Ty::Unknown))),
+                Some(items) => Ok(Ty::Array(Box::new(
+                    self.convert(items, &format!("{path}/items"))?,
+                ))),
+            },
+            "object" => self.object(object, path),
+            other => Err(self.unsupported(&format!("{path}/type"), format!("the type `{other}`"))),
+        }
+    }
+
+    fn object(&self, object: &Map<String, Value>, path: &str) -> Result<Ty, PythonError> {
+        let properties = match object.get("properties") {
+            None => None,
+            Some(Value::Object(properties)) => Some(properties),
+            Some(_) => {
+                return Err(
+                    self.unsupported(&format!("{path}/properties"), "non-object `properties`")
+                );
+            }
+        };
+        let additional = match object.get("additionalProperties") {
+            None | Some(Value::Bool(_)) => None,
+            Some(schema) => Some(schema),
+        };
+        if let Some(schema) = additional {
+            if properties.is_some_and(|properties| !properties.is_empty()) {
+                return Err(self.unsupported(
+                    &format!("{path}/additionalProperties"),
+                    "`properties` together with an `additionalProperties` schema (serde `flatten`)",
+                ));
+            }
+            return Ok(Ty::Record(Box::new(
+                self.convert(schema, &format!("{path}/additionalProperties"))?,
+            )));
+        }
+        let required: Vec<&str> = match object.get("required") {
+            None => Vec::new(),
+            Some(Value::Array(names)) => names.iter().filter_map(Value::as_str).collect(),
+            Some(_) => {
+                return Err(self.unsupported(&format!("{path}/required"), "non-array `required`"));
+            }
+        };
+        let mut fields = Vec::new();
+        for (name, schema) in properties.into_iter().flatten() {
+            let ty = self.convert(
+                schema,
+                &format!("{path}/properties/{}", pointer_escape(name)),
+            )?;
+            fields.push(Field {
+                name: name.clone(),
+                ty,
+                required: required.contains(&name.as_str()),
+                doc: description(schema),
+            });
+        }
+        // Declaration order as written in `required` first (the Rust field order for
+        // required fields), then the optional ones by name: deterministic either way.
+        fields.sort_by_key(|field| {
+            (
+                required
+                    .iter()
+                    .position(|name| *name == field.name)
+                    .unwrap_or(usize::MAX),
+                field.name.clone(),
+            )
+        });
+        Ok(Ty::Object(fields))
+    }
+}
+
+/// A union without duplicates; one alternative is itself.
+fn union(alternatives: Vec<Ty>) -> Ty {
+    let mut unique: Vec<Ty> = Vec::new();
+    for alternative in alternatives {
+        let flattened = match alternative {
+            Ty::Union(inner) => inner,
+            other => vec![other],
+        };
+        for ty in flattened {
+            if !unique.contains(&ty) {
+                unique.push(ty);
+            }
+        }
+    }
+    if unique.len() == 1 {
+        unique.remove(0)
+    } else {
+        Ty::Union(unique)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Rendering
+
+const HEADER: &str = r#"# Generated by factum-codegen from the schema registry. Do not edit.
+"""The domain's contracts, as pydantic v2 models.
+
+One model per event version (``OrderPlacedV2``) and per command, the models and aliases
+they share, and ``EventEnvelope``: a stored event, discriminated on ``name`` and then on
+``version`` (one ``...Event`` model per event version, with the envelope header).
+
+Models are strict: an integer must be a JSON integer, a string a JSON string; timestamps
+(``AwareDatetime``) and UUIDs are parsed from strings. Unknown properties are ignored, not
+forbidden: readers stay open to additions. Integers (64-bit ones included) are ``int``.
+An ``Option`` that is always written is a required ``T | None``; one that may be skipped
+is ``T | None = None``. To write back exactly what was read, dump with
+``by_alias=True, exclude_unset=True`` (``event_envelope_to_json`` does).
+
+Only event versions that still have a schema are in ``EventEnvelope``; events stored with
+a retired version must be upcast (read through factum) before they reach this module.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Literal, Never, TypeAlias, Union
+from uuid import UUID
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    JsonValue,
+    Strict,
+    TypeAdapter,
+)
+
+
+def _not_a_number(value: object) -> object:
+    # Timestamps, dates and UUIDs are parsed from JSON strings, never from numbers.
+    if isinstance(value, (bool, int, float)):
+        raise ValueError("expected a string")
+    return value
+
+
+_DateTime: TypeAlias = Annotated[AwareDatetime, Strict(False), BeforeValidator(_not_a_number)]
+_Date: TypeAlias = Annotated[date, Strict(False), BeforeValidator(_not_a_number)]
+_Uuid: TypeAlias = Annotated[UUID, Strict(False), BeforeValidator(_not_a_number)]
+
+
+class FactumModel(BaseModel):
+    """The base of every generated model: strict types, unknown properties ignored."""
+
+    model_config = ConfigDict(
+        strict=True,
+        extra="ignore",
+        populate_by_name=True,
+        use_attribute_docstrings=True,
+    )
+"#;
+
+/// A model to emit.
+struct Class {
+    name: String,
+    base: String,
+    doc: String,
+    /// Python attribute lines, already rendered (with their docstrings).
+    body: Vec<String>,
+}
+
+struct Renderer<'a> {
+    named: &'a BTreeMap<String, Named>,
+    /// Every Python name and what defined it.
+    taken: BTreeMap<String, String>,
+    classes: Vec<Class>,
+    /// Aliases: name, doc, expression, the names it references.
+    aliases: Vec<(String, String, String, BTreeSet<String>)>,
+}
+
+impl<'a> Renderer<'a> {
+    fn new(named: &'a BTreeMap<String, Named>) -> Self {
+        let mut taken: BTreeMap<String, String> = named
+            .iter()
+            .map(|(name, def)| (name.clone(), def.origin.clone()))
+            .collect();
+        for name in RESERVED {
+            taken.insert(
+                (*name).to_owned(),
+                "factum-codegen's envelope types".to_owned(),
+            );
+        }
+        Renderer {
+            named,
+            taken,
+            classes: Vec::new(),
+            aliases: Vec::new(),
+        }
+    }
+
+    /// Claims a generated name (an inline model or an envelope model).
+    fn claim(&mut self, name: &str, origin: &str) -> Result<(), PythonError> {
+        if let Some(first) = self.taken.get(name) {
+            return Err(PythonError::NameCollision {
+                name: name.to_owned(),
+                first: first.clone(),
+                second: origin.to_owned(),
+            });
+        }
+        self.taken.insert(name.to_owned(), origin.to_owned());
+        Ok(())
+    }
+
+    fn render(
+        mut self,
+        entry_names: &[String],
+        events: &[(String, u64, String)],
+    ) -> Result<String, PythonError> {
+        let named = self.named;
+        let shared: Vec<&String> = named
+            .keys()
+            .filter(|name| !entry_names.contains(name))
+            .collect();
+        for name in shared.into_iter().chain(entry_names.iter()) {
+            let def = &named[name.as_str()];
+            let mut refs = BTreeSet::new();
+            match &def.ty {
+                Ty::Object(fields) => {
+                    self.class(name, "FactumModel", &def.doc, fields, &def.origin)?;
+                }
+                other => {
+                    let expression = self.expression(other, name, &def.origin, &mut refs)?;
+                    self.aliases
+                        .push((name.clone(), def.doc.clone(), expression, refs));
+                }
+            }
+        }
+        let first_envelope_class = self.classes.len();
+        self.envelope(events)?;
+
+        let mut out = String::from(HEADER);
+        for (index, class) in self.classes.iter().enumerate() {
+            if index == 0 {
+                out.push_str("\n\n# Models\n");
+            }
+            if index == first_envelope_class {
+                out.push_str("\n\n# The envelope\n");
+            }
+            out.push_str("\n\n");
+            let _ = writeln!(out, "class {}({}):", class.name, class.base);
+            let doc = docstring(&class.doc, "    ");
+            out.push_str(&doc);
+            if class.body.is_empty() && doc.is_empty() {
+                out.push_str("    pass\n");
+            }
+            if !class.body.is_empty() {
+                if !doc.is_empty() {
+                    out.push('\n');
+                }
+                for line in &class.body {
+                    out.push_str(line);
+                }
+            }
+        }
+        out.push_str("\n\n# Aliases, in dependency order\n");
+        for (name, doc, expression) in self.ordered_aliases()? {
+            out.push('\n');
+            let _ = writeln!(out, "{name}: TypeAlias = {expression}");
+            out.push_str(&docstring(&doc, ""));
+        }
+        out.push_str("\n\n");
+        render_parsers(&mut out, !events.is_empty());
+        Ok(out)
+    }
+
+    /// Aliases sorted so that each comes after the aliases it uses (they are evaluated at
+    /// import time; models are not, thanks to `from __future__ import annotations`).
+    fn ordered_aliases(&self) -> Result<Vec<(String, String, String)>, PythonError> {
+        let names: BTreeSet<&String> = self.aliases.iter().map(|(name, ..)| name).collect();
+        let mut done: BTreeSet<String> = BTreeSet::new();
+        let mut ordered = Vec::new();
+        while ordered.len() < self.aliases.len() {
+            let before = ordered.len();
+            for (name, doc, expression, refs) in &self.aliases {
+                if done.contains(name) {
+                    continue;
+                }
+                if refs
+                    .iter()
+                    .all(|dep| !names.contains(dep) || done.contains(dep))
+                {
+                    done.insert(name.clone());
+                    ordered.push((name.clone(), doc.clone(), expression.clone()));
+                }
+            }
+            if ordered.len() == before {
+                let (name, ..) = self
+                    .aliases
+                    .iter()
+                    .find(|(name, ..)| !done.contains(name))
+                    .expect("an alias is left");
+                return Err(PythonError::Unsupported {
+                    entry: self.taken.get(name).cloned().unwrap_or_default(),
+                    path: format!("/$defs/{}", pointer_escape(name)),
+                    construct: "a recursive type that is not an object (a recursive alias)"
+                        .to_owned(),
+                });
+            }
+        }
+        Ok(ordered)
+    }
+
+    fn class(
+        &mut self,
+        name: &str,
+        base: &str,
+        doc: &str,
+        fields: &[Field],
+        origin: &str,
+    ) -> Result<(), PythonError> {
+        let mut body = Vec::new();
+        let mut attributes = BTreeSet::new();
+        for field in fields {
+            let attribute = attribute_name(&field.name);
+            if !attributes.insert(attribute.clone()) {
+                return Err(PythonError::InvalidName {
+                    entry: origin.to_owned(),
+                    name: field.name.clone(),
+                });
+            }
+            let hint = format!("{name}{}", pascal(&field.name));
+            let mut refs = BTreeSet::new();
+            let mut ty = self.expression(&field.ty, &hint, origin, &mut refs)?;
+            let alias = (attribute != field.name).then(|| json_string(&field.name));
+            let value = match (field.required, alias) {
+                (true, None) => String::new(),
+                (true, Some(alias)) => format!(" = Field(alias={alias})"),
+                (false, None) => " = None".to_owned(),
+                (false, Some(alias)) => format!(" = Field(default=None, alias={alias})"),
+            };
+            if !field.required && !nullable(&field.ty) {
+                ty = format!("{ty} | None");
+            }
+            let mut line = format!("    {attribute}: {ty}{value}\n");
+            line.push_str(&docstring(&field.doc, "    "));
+            body.push(line);
+        }
+        self.classes.push(Class {
+            name: name.to_owned(),
+            base: base.to_owned(),
+            doc: doc.to_owned(),
+            body,
+        });
+        Ok(())
+    }
+
+    /// The Python type expression for `ty`; inline objects become models named `hint...`.
+    fn expression(
+        &mut self,
+        ty: &Ty,
+        hint: &str,
+        origin: &str,
+        refs: &mut BTreeSet<String>,
+    ) -> Result<String, PythonError> {
+        Ok(match ty {
+            Ty::Unknown => "JsonValue".to_owned(),
+            Ty::Null => "None".to_owned(),
+            Ty::Boolean => "bool".to_owned(),
+            Ty::String(format) => match format.as_deref() {
+                Some("date-time") => "_DateTime".to_owned(),
+                Some("date") => "_Date".to_owned(),
+                Some("uuid") => "_Uuid".to_owned(),
+                _ => "str".to_owned(),
+            },
+            Ty::Number {
+                integer,
+                minimum,
+                maximum,
+            } => {
+                let base = if *integer { "int" } else { "float" };
+                let mut bounds = Vec::new();
+                if let Some(minimum) = minimum {
+                    bounds.push(format!("ge={}", py_number(*minimum, *integer)));
+                }
+                if let Some(maximum) = maximum {
+                    bounds.push(format!("le={}", py_number(*maximum, *integer)));
+                }
+                if bounds.is_empty() {
+                    base.to_owned()
+                } else {
+                    format!("Annotated[{base}, Field({})]", bounds.join(", "))
+                }
+            }
+            Ty::Literal(value) => format!("Literal[{}]", py_literal(value)),
+            Ty::Array(inner) => format!(
+                "list[{}]",
+                self.expression(inner, &format!("{hint}Item"), origin, refs)?
+            ),
+            Ty::Record(inner) => format!(
+                "dict[str, {}]",
+                self.expression(inner, &format!("{hint}Value"), origin, refs)?
+            ),
+            Ty::Ref(name) => {
+                refs.insert(name.clone());
+                name.clone()
+            }
+            Ty::Object(fields) => {
+                self.claim(hint, origin)?;
+                self.class(hint, "FactumModel", "", fields, origin)?;
+                hint.to_owned()
+            }
+            Ty::Union(alternatives) => self.union(alternatives, hint, origin, refs)?,
+        })
+    }
+
+    fn union(
+        &mut self,
+        alternatives: &[Ty],
+        hint: &str,
+        origin: &str,
+        refs: &mut BTreeSet<String>,
+    ) -> Result<String, PythonError> {
+        let has_null = alternatives.contains(&Ty::Null);
+        let rest: Vec<&Ty> = alternatives
+            .iter()
+            .filter(|alt| **alt != Ty::Null)
+            .collect();
+        let suffix = if has_null { " | None" } else { "" };
+        if rest.iter().all(|alt| matches!(alt, Ty::Literal(_))) {
+            let values: Vec<String> = rest
+                .iter()
+                .map(|alt| match alt {
+                    Ty::Literal(value) => py_literal(value),
+                    _ => unreachable!("literals only"),
+                })
+                .collect();
+            return Ok(format!("Literal[{}]{suffix}", values.join(", ")));
+        }
+        let rest_owned: Vec<Ty> = rest.iter().map(|alt| (*alt).clone()).collect();
+        if let Some(tag) = discriminator(&rest_owned) {
+            let mut members = Vec::new();
+            for alternative in &rest_owned {
+                let Ty::Object(fields) = alternative else {
+                    unreachable!("a discriminated union has objects only")
+                };
+                let tag_value = fields
+                    .iter()
+                    .find_map(|field| match (&field.ty, field.name == tag) {
+                        (Ty::Literal(Value::String(value)), true) => Some(value.clone()),
+                        _ => None,
+                    })
+                    .unwrap_or_default();
+                let name = format!("{hint}{}", pascal(&tag_value));
+                members.push(self.expression(alternative, &name, origin, refs)?);
+            }
+            return Ok(format!(
+                "Annotated[Union[{}], Field(discriminator={})]{suffix}",
+                members.join(", "),
+                json_string(&tag)
+            ));
+        }
+        let mut members = Vec::new();
+        for (index, alternative) in rest_owned.iter().enumerate() {
+            let name = format!("{hint}{}", index + 1);
+            members.push(self.expression(alternative, &name, origin, refs)?);
+        }
+        if has_null {
+            members.push("None".to_owned());
+        }
+        Ok(members.join(" | "))
+    }
+
+    fn envelope(&mut self, events: &[(String, u64, String)]) -> Result<(), PythonError> {
+        let field = |name: &str, ty: Ty, required: bool, doc: &str| Field {
+            name: name.to_owned(),
+            ty,
+            required,
+            doc: doc.to_owned(),
+        };
+        let nullable_uuid = || Ty::Union(vec![Ty::String(Some("uuid".to_owned())), Ty::Null]);
+        let natural = || Ty::Number {
+            integer: true,
+            minimum: Some(0.0),
+            maximum: None,
+        };
+        let origin = "factum-codegen's envelope types";
+        self.class(
+            "EnvelopeMetadata",
+            "FactumModel",
+            "Who and what caused an event.",
+            &[
+                field(
+                    "correlation_id",
+                    nullable_uuid(),
+                    true,
+                    "Groups every message of one business transaction.",
+                ),
+                field(
+                    "causation_id",
+                    nullable_uuid(),
+                    true,
+                    "The id of the message (a command's id) that caused this one.",
+                ),
+                field(
+                    "actor",
+                    Ty::Union(vec![Ty::String(None), Ty::Null]),
+                    true,
+                    "Who acted.",
+                ),
+                field(
+                    "extra",
+                    Ty::Record(Box::new(Ty::Unknown)),
+                    false,
+                    "Free-form entries; absent when empty.",
+                ),
+            ],
+            origin,
+        )?;
+        self.class(
+            "EnvelopeHeader",
+            "FactumModel",
+            "The fields every stored event carries besides its name, version and payload.",
+            &[
+                field(
+                    "event_id",
+                    Ty::String(Some("uuid".to_owned())),
+                    true,
+                    "Unique id (a UUID v7).",
+                ),
+                field(
+                    "stream_id",
+                    Ty::String(None),
+                    true,
+                    "The stream the event belongs to.",
+                ),
+                field(
+                    "stream_type",
+                    Ty::String(None),
+                    true,
+                    "The stream's type: the name of the aggregate that owns it.",
+                ),
+                field(
+                    "stream_version",
+                    natural(),
+                    true,
+                    "Position in the stream: 1, 2, 3 ... without gaps.",
+                ),
+                field(
+                    "position",
+                    natural(),
+                    true,
+                    "Position in the whole store: strictly increasing in commit order.",
+                ),
+                field(
+                    "timestamp",
+                    Ty::String(Some("date-time".to_owned())),
+                    true,
+                    "When the event happened (RFC 3339, UTC, to the microsecond).",
+                ),
+                field(
+                    "metadata",
+                    Ty::Ref("EnvelopeMetadata".to_owned()),
+                    true,
+                    "Correlation, causation, actor and free-form entries.",
+                ),
+            ],
+            origin,
+        )?;
+        // One model per event version, then one alias per name with several versions.
+        let mut by_name: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for (name, version, py) in events {
+            let class = format!("{py}Event");
+            let label = format!("event {name} v{version}");
+            self.claim(&class, &label)?;
+            self.class(
+                &class,
+                "EnvelopeHeader",
+                &format!("A stored `{name}` event, version {version}."),
+                &[
+                    field("name", Ty::Literal(Value::String(name.clone())), true, ""),
+                    field("version", Ty::Literal(Value::from(*version)), true, ""),
+                    field("payload", Ty::Ref(py.clone()), true, ""),
+                ],
+                &label,
+            )?;
+            by_name.entry(name).or_default().push(class);
+        }
+        let mut members = Vec::new();
+        for (name, classes) in by_name {
+            if classes.len() == 1 {
+                members.push(classes[0].clone());
+                continue;
+            }
+            let alias = format!("{name}Event");
+            self.claim(&alias, &format!("event {name}"))?;
+            self.aliases.push((
+                alias.clone(),
+                format!("A stored `{name}` event of any version, discriminated on `version`."),
+                format!(
+                    "Annotated[Union[{}], Field(discriminator=\"version\")]",
+                    classes.join(", ")
+                ),
+                BTreeSet::new(),
+            ));
+            members.push(alias);
+        }
+        let expression = match members.len() {
+            0 => "Never".to_owned(),
+            1 => members[0].clone(),
+            _ => format!(
+                "Annotated[Union[{}], Field(discriminator=\"name\")]",
+                members.join(", ")
+            ),
+        };
+        let refs = members.iter().cloned().collect();
+        self.aliases.push((
+            "EventEnvelope".to_owned(),
+            "A stored event: its header, and its payload discriminated on `name` and `version`."
+                .to_owned(),
+            expression,
+            refs,
+        ));
+        Ok(())
+    }
+}
+
+fn render_parsers(out: &mut String, any_events: bool) {
+    out.push_str("# Parsing\n\n");
+    if any_events {
+        out.push_str(
+            "_EVENT_ENVELOPE: TypeAdapter[EventEnvelope] = TypeAdapter(EventEnvelope)\n\n\n\
+             def parse_event_envelope(data: object) -> EventEnvelope:\n    \
+             \"\"\"Validates ``data`` (e.g. from ``json.loads``) as an ``EventEnvelope``.\n\n    \
+             Raises ``pydantic.ValidationError`` naming the location of every mismatch.\n    \
+             \"\"\"\n    \
+             return _EVENT_ENVELOPE.validate_python(data)\n\n\n\
+             def parse_event_envelope_json(data: str | bytes) -> EventEnvelope:\n    \
+             \"\"\"Parses and validates JSON text as an ``EventEnvelope``.\"\"\"\n    \
+             return _EVENT_ENVELOPE.validate_json(data)\n\n\n\
+             def event_envelope_to_json(event: EventEnvelope) -> str:\n    \
+             \"\"\"Writes an event back as JSON, with exactly the fields it was read with.\"\"\"\n    \
+             return event.model_dump_json(by_alias=True, exclude_unset=True)\n",
+        );
+    } else {
+        out.push_str(
+            "def parse_event_envelope(data: object) -> EventEnvelope:\n    \
+             \"\"\"The registry has no events: nothing is a valid ``EventEnvelope``.\"\"\"\n    \
+             raise ValueError(\"the registry has no events\")\n\n\n\
+             def parse_event_envelope_json(data: str | bytes) -> EventEnvelope:\n    \
+             \"\"\"The registry has no events: nothing is a valid ``EventEnvelope``.\"\"\"\n    \
+             raise ValueError(\"the registry has no events\")\n",
+        );
+    }
+}
+
+/// Whether `None` is already a value of the type.
+fn nullable(ty: &Ty) -> bool {
+    match ty {
+        Ty::Null | Ty::Unknown => true,
+        Ty::Union(alternatives) => alternatives.contains(&Ty::Null),
+        _ => false,
+    }
+}
+
+/// The attribute name for a JSON property; the property stays the alias when they differ.
+fn attribute_name(property: &str) -> String {
+    if is_identifier(property)
+        && !property.starts_with('_')
+        && !property.starts_with("model_")
+        && !KEYWORDS.contains(&property)
+        && !SHADOWED.contains(&property)
+    {
+        return property.to_owned();
+    }
+    let mut name: String = property
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect::<String>()
+        .trim_start_matches('_')
+        .to_owned();
+    if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
+        name = format!("field_{name}");
+    }
+    if name.starts_with("model_") {
+        name = format!("field_{name}");
+    }
+    if KEYWORDS.contains(&name.as_str()) || SHADOWED.contains(&name.as_str()) {
+        name.push('_');
+    }
+    name
+}
+
+/// `lines`, `unit_price`, `Circle` -> `Lines`, `UnitPrice`, `Circle`.
+fn pascal(text: &str) -> String {
+    text.split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let mut chars = part.chars();
+            chars.next().map_or_else(String::new, |first| {
+                first.to_ascii_uppercase().to_string() + chars.as_str()
+            })
+        })
+        .collect()
+}
+
+fn json_string(value: &str) -> String {
+    Value::String(value.to_owned()).to_string()
+}
+
+/// A JSON constant as a Python literal (JSON strings are valid Python strings).
+fn py_literal(value: &Value) -> String {
+    match value {
+        Value::Bool(true) => "True".to_owned(),
+        Value::Bool(false) => "False".to_owned(),
+        Value::Null => "None".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+fn py_number(value: f64, integer: bool) -> String {
+    if value.fract() == 0.0 && value.abs() < 1e18 {
+        #[allow(clippy::cast_possible_truncation)]
+        let whole = value as i64;
+        if integer {
+            whole.to_string()
+        } else {
+            format!("{whole}.0")
+        }
+    } else {
+        format!("{value:?}")
+    }
+}
+
+/// A docstring block (empty when there is no doc).
+fn docstring(doc: &str, indent: &str) -> String {
+    let doc = doc.trim();
+    if doc.is_empty() {
+        return String::new();
+    }
+    let mut doc = doc.replace('\\', "\\\\").replace("\"\"\"", "\\\"\\\"\\\"");
+    if doc.ends_with('"') {
+        doc.pop();
+        doc.push_str("\\\"");
+    }
+    let lines: Vec<&str> = doc.lines().collect();
+    let mut out = String::new();
+    if lines.len() == 1 {
+        let _ = writeln!(out, "{indent}\"\"\"{}\"\"\"", lines[0]);
+    } else {
+        let _ = writeln!(out, "{indent}\"\"\"{}", lines[0].trim_end());
+        for line in &lines[1..] {
+            if line.trim().is_empty() {
+                out.push('\n');
+            } else {
+                let _ = writeln!(out, "{indent}{}", line.trim_end());
+            }
+        }
+        let _ = writeln!(out, "{indent}\"\"\"");
+    }
+    out
+}
+
+/// The field every alternative has, required, with a distinct constant string.
+fn discriminator(alternatives: &[Ty]) -> Option<String> {
+    let Some(Ty::Object(first)) = alternatives.first() else {
+        return None;
+    };
+    first
+        .iter()
+        .filter(|field| field.required && matches!(field.ty, Ty::Literal(Value::String(_))))
+        .map(|field| field.name.clone())
+        .find(|tag| {
+            let mut seen = Vec::new();
+            alternatives.iter().all(|alt| {
+                let Ty::Object(fields) = alt else {
+                    return false;
+                };
+                fields.iter().any(|field| {
+                    field.required
+                        && field.name == *tag
+                        && match &field.ty {
+                            Ty::Literal(Value::String(value)) if !seen.contains(value) => {
+                                seen.push(value.clone());
+                                true
+                            }
+                            _ => false,
+                        }
+                })
+            })
+        })
+}
