@@ -144,7 +144,7 @@ impl GeneratedFiles {
                 Err(error) => return Err(error),
             }
         }
-        for folder in ["events", "commands"] {
+        for folder in ["events", "commands", "contracts"] {
             let Ok(listing) = fs::read_dir(dir.join(folder)) else {
                 continue;
             };

@@ -31,6 +31,7 @@
 pub mod asyncapi;
 pub mod compat;
 pub mod files;
+pub mod generate;
 pub mod published;
 pub mod python;
 pub mod typescript;

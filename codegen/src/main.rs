@@ -14,8 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use factum_codegen::asyncapi::AsyncApiInfo;
 use factum_codegen::compat::Compatibility;
-use factum_codegen::files::schema_files;
+use factum_codegen::generate::generate;
 use factum_codegen::published::check_against_published;
 use serde_json::Value;
 
@@ -36,8 +37,9 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum SchemaCommand {
-    /// Write registry.json and one JSON Schema per event version and command, changing
-    /// only files whose content differs.
+    /// Write registry.json, one JSON Schema per event version and command, and the
+    /// TypeScript, Python and AsyncAPI contracts, changing only files whose content
+    /// differs.
     Generate {
         /// The registry document (JSON).
         #[arg(long)]
@@ -48,6 +50,15 @@ enum SchemaCommand {
         /// Write nothing; fail if the folder is not up to date.
         #[arg(long)]
         check: bool,
+        /// The AsyncAPI document's title.
+        #[arg(long, default_value = "factum events")]
+        title: String,
+        /// The AsyncAPI document's API version.
+        #[arg(long, default_value = "1.0.0")]
+        api_version: String,
+        /// The AsyncAPI document's description.
+        #[arg(long, default_value = "")]
+        description: String,
     },
     /// Check a registry against the published one: published schemas unchanged, new
     /// versions reachable by an upcast, versions compatible as selected.
@@ -97,8 +108,17 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             registry,
             out,
             check,
+            title,
+            api_version,
+            description,
         }) => {
-            let files = schema_files(&read_json(&registry)?).map_err(|error| error.to_string())?;
+            let info = AsyncApiInfo {
+                title,
+                version: api_version,
+                description,
+            };
+            let files =
+                generate(&read_json(&registry)?, &info).map_err(|error| error.to_string())?;
             if check {
                 let stale = files
                     .stale_in(&out)

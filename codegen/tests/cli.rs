@@ -37,9 +37,9 @@ fn generate_writes_only_changes_and_check_detects_staleness() {
 
     let first = factum(&["schema", "generate", "--registry", registry, "--out", out]);
     assert!(first.status.success(), "{}", text(&first.stderr));
-    assert_eq!(text(&first.stdout), "18 files written, 0 unchanged\n");
+    assert_eq!(text(&first.stdout), "21 files written, 0 unchanged\n");
     let again = factum(&["schema", "generate", "--registry", registry, "--out", out]);
-    assert_eq!(text(&again.stdout), "0 files written, 18 unchanged\n");
+    assert_eq!(text(&again.stdout), "0 files written, 21 unchanged\n");
 
     let check = factum(&[
         "schema",
