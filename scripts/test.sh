@@ -57,6 +57,7 @@ step "the committed schemas are up to date and keep the published contract"
 cargo run --quiet --locked -p factum-example-orders --bin orders -- --registry > "$scratch/registry.json"
 cargo run --quiet --locked -p factum-codegen --bin factum -- schema generate --registry "$scratch/registry.json" --out schemas/orders --check \
     --title "Order service" --description "The order lifecycle of the example shop."
+cargo run --quiet --locked -p factum-codegen --bin factum -- schema lint --registry "$scratch/registry.json" --deny-warnings
 git show HEAD:schemas/orders/registry.json > "$scratch/published.json" 2>/dev/null || cp schemas/orders/registry.json "$scratch/published.json"
 cargo run --quiet --locked -p factum-codegen --bin factum -- schema check --registry "$scratch/registry.json" --published "$scratch/published.json" --event OrderShipped=full
 

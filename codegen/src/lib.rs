@@ -11,6 +11,8 @@
 //!   union on (name, version), and generated runtime guards;
 //! - [`python`]: one Python module of pydantic v2 models, the envelope as nested
 //!   discriminated unions on name and version;
+//! - [`lint`]: the naming conventions of the field (events in the past tense, commands
+//!   imperative, events versioned from 1), as warnings with allowances;
 //! - [`asyncapi`]: an AsyncAPI 3.0 document: a channel per stream type, its messages
 //!   with payload schemas and the envelope headers.
 //!
@@ -32,6 +34,7 @@ pub mod asyncapi;
 pub mod compat;
 pub mod files;
 pub mod generate;
+pub mod lint;
 pub mod published;
 pub mod python;
 pub mod typescript;

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! factum schema generate --registry registry.json --out schemas/orders [--check]
+//! factum schema lint     --registry registry.json [--allow RULE:NAME ...] [--deny-warnings]
 //! factum schema check    --registry registry.json --published schemas/orders/registry.json \
 //!                        [--mode none|backward|forward|full|...] [--event OrderShipped=full ...]
 //! ```
@@ -17,6 +18,7 @@ use clap::{Parser, Subcommand};
 use factum_codegen::asyncapi::AsyncApiInfo;
 use factum_codegen::compat::Compatibility;
 use factum_codegen::generate::generate;
+use factum_codegen::lint::{Allowances, LintRule, lint};
 use factum_codegen::published::check_against_published;
 use serde_json::Value;
 
@@ -59,6 +61,20 @@ enum SchemaCommand {
         /// The AsyncAPI document's description.
         #[arg(long, default_value = "")]
         description: String,
+    },
+    /// Warn about names against the conventions: events in the past tense, commands
+    /// imperative, every event versioned from 1.
+    Lint {
+        /// The registry document (JSON).
+        #[arg(long)]
+        registry: PathBuf,
+        /// Allow one exception: `RULE:NAME`, e.g. `event-past-tense:OrderStatus`
+        /// (repeatable).
+        #[arg(long = "allow", value_parser = Allowances::parse_one)]
+        allow: Vec<(LintRule, String)>,
+        /// Fail when there are warnings.
+        #[arg(long)]
+        deny_warnings: bool,
     },
     /// Check a registry against the published one: published schemas unchanged, new
     /// versions reachable by an upcast, versions compatible as selected.
@@ -141,6 +157,22 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 files.iter().count() - written.len()
             );
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Schema(SchemaCommand::Lint {
+            registry,
+            allow,
+            deny_warnings,
+        }) => {
+            let warnings = lint(&read_json(&registry)?, &allow.into_iter().collect())
+                .map_err(|error| error.to_string())?;
+            for warning in &warnings {
+                eprintln!("{warning}");
+            }
+            Ok(if deny_warnings && !warnings.is_empty() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Command::Schema(SchemaCommand::Check {
             registry,

@@ -139,3 +139,54 @@ fn check_compares_with_the_published_registry() {
         "clap refuses a malformed --event"
     );
 }
+
+#[test]
+fn lint_warns_allows_and_can_deny() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = write_registry(dir.path());
+    let clean = factum(&[
+        "schema",
+        "lint",
+        "--registry",
+        registry.to_str().unwrap(),
+        "--deny-warnings",
+    ]);
+    assert!(clean.status.success(), "{}", text(&clean.stderr));
+    assert!(clean.stderr.is_empty());
+
+    let mut renamed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&registry).unwrap()).unwrap();
+    for entry in renamed["entries"].as_array_mut().unwrap() {
+        if entry["name"] == "OrderShipped" {
+            entry["name"] = serde_json::json!("OrderShip");
+        }
+    }
+    let renamed_path = dir.path().join("renamed.json");
+    std::fs::write(&renamed_path, renamed.to_string()).unwrap();
+    let renamed_path = renamed_path.to_str().unwrap();
+    let warned = factum(&["schema", "lint", "--registry", renamed_path]);
+    assert!(warned.status.success(), "warnings alone do not fail");
+    assert!(
+        text(&warned.stderr).contains("warning[event-past-tense]: event `OrderShip`"),
+        "{}",
+        text(&warned.stderr)
+    );
+    let denied = factum(&[
+        "schema",
+        "lint",
+        "--registry",
+        renamed_path,
+        "--deny-warnings",
+    ]);
+    assert_eq!(denied.status.code(), Some(1));
+    let allowed = factum(&[
+        "schema",
+        "lint",
+        "--registry",
+        renamed_path,
+        "--deny-warnings",
+        "--allow",
+        "event-past-tense:OrderShip",
+    ]);
+    assert!(allowed.status.success(), "{}", text(&allowed.stderr));
+}
