@@ -79,9 +79,11 @@
 //! assert_eq!(document["operations"]["sendAccountEvents"]["action"], "send");
 //! ```
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
+
+use crate::model::{self, Entry, Kind, from_model_error, pointer_escape};
 
 /// The document's `info` object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,6 +139,8 @@ pub enum AsyncApiError {
     },
 }
 
+from_model_error!(AsyncApiError);
+
 /// The AsyncAPI version emitted.
 pub const ASYNCAPI_VERSION: &str = "3.0.0";
 
@@ -148,7 +152,7 @@ const EVENT_HEADERS: &str = "EventHeaders";
 /// The output depends only on the registry's content and `info`: entries are sorted by
 /// kind, name and version, and every object's keys are sorted.
 pub fn asyncapi(registry_json: &Value, info: &AsyncApiInfo) -> Result<Value, AsyncApiError> {
-    let entries = parse_entries(registry_json)?;
+    let entries = model::parse_entries(registry_json, true)?;
     let mut schemas = Named::default();
     schemas.insert(
         EVENT_HEADERS,
@@ -183,7 +187,7 @@ pub fn asyncapi(registry_json: &Value, info: &AsyncApiInfo) -> Result<Value, Asy
             }
         }
         let payload = converter.convert(&Value::Object(payload), "")?;
-        let key = entry.message_key();
+        let key = entry.type_name();
         check_key(&label, &key)?;
         messages.insert(&key, entry.message(&key, payload), &label)?;
         for aggregate in &entry.aggregates {
@@ -285,36 +289,7 @@ pub fn asyncapi(registry_json: &Value, info: &AsyncApiInfo) -> Result<Value, Asy
     Ok(sorted(document))
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Kind {
-    Event,
-    Command,
-}
-
-struct Entry {
-    kind: Kind,
-    name: String,
-    version: u64,
-    aggregates: Vec<String>,
-    doc: String,
-    schema: Value,
-}
-
 impl Entry {
-    fn label(&self) -> String {
-        match self.kind {
-            Kind::Event => format!("event {} v{}", self.name, self.version),
-            Kind::Command => format!("command {}", self.name),
-        }
-    }
-
-    fn message_key(&self) -> String {
-        match self.kind {
-            Kind::Event => format!("{}V{}", self.name, self.version),
-            Kind::Command => self.name.clone(),
-        }
-    }
-
     fn message(&self, key: &str, payload: Value) -> Value {
         let mut message = json!({
             "name": key,
@@ -358,74 +333,6 @@ impl Entry {
     }
 }
 
-fn malformed(path: impl Into<String>, message: impl Into<String>) -> AsyncApiError {
-    AsyncApiError::MalformedRegistry {
-        path: path.into(),
-        message: message.into(),
-    }
-}
-
-fn parse_entries(registry: &Value) -> Result<Vec<Entry>, AsyncApiError> {
-    let list = registry
-        .get("entries")
-        .and_then(Value::as_array)
-        .ok_or_else(|| malformed("/entries", "expected an array of entries"))?;
-    let mut entries = Vec::with_capacity(list.len());
-    for (index, raw) in list.iter().enumerate() {
-        let at = |field: &str| format!("/entries/{index}/{field}");
-        let kind = match raw.get("kind").and_then(Value::as_str) {
-            Some("event") => Kind::Event,
-            Some("command") => Kind::Command,
-            _ => return Err(malformed(at("kind"), "expected \"event\" or \"command\"")),
-        };
-        let name = raw
-            .get("name")
-            .and_then(Value::as_str)
-            .ok_or_else(|| malformed(at("name"), "expected a string"))?
-            .to_owned();
-        let version = match kind {
-            Kind::Event => raw
-                .get("version")
-                .and_then(Value::as_u64)
-                .ok_or_else(|| malformed(at("version"), "expected an unsigned integer"))?,
-            Kind::Command => 1,
-        };
-        let aggregates = match raw.get("aggregates") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(list)) => {
-                let mut names = BTreeSet::new();
-                for (position, name) in list.iter().enumerate() {
-                    let name = name.as_str().ok_or_else(|| {
-                        malformed(at(&format!("aggregates/{position}")), "expected a string")
-                    })?;
-                    names.insert(name.to_owned());
-                }
-                names.into_iter().collect()
-            }
-            Some(_) => return Err(malformed(at("aggregates"), "expected an array of strings")),
-        };
-        let doc = match raw.get("doc") {
-            None | Some(Value::Null) => String::new(),
-            Some(Value::String(doc)) => doc.clone(),
-            Some(_) => return Err(malformed(at("doc"), "expected a string")),
-        };
-        let schema = raw
-            .get("schema")
-            .cloned()
-            .ok_or_else(|| malformed(at("schema"), "missing"))?;
-        entries.push(Entry {
-            kind,
-            name,
-            version,
-            aggregates,
-            doc,
-            schema,
-        });
-    }
-    entries.sort_by(|a, b| (a.kind, &a.name, a.version).cmp(&(b.kind, &b.name, b.version)));
-    Ok(entries)
-}
-
 /// AsyncAPI's component key pattern, `^[\w\d\.\-_]+$`.
 fn is_key(name: &str) -> bool {
     !name.is_empty()
@@ -457,10 +364,6 @@ fn upper_first(name: &str) -> String {
     chars.next().map_or_else(String::new, |first| {
         first.to_ascii_uppercase().to_string() + chars.as_str()
     })
-}
-
-fn pointer_escape(segment: &str) -> String {
-    segment.replace('~', "~0").replace('/', "~1")
 }
 
 /// Named things of one document section, refusing two different values under one name.

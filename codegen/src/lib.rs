@@ -35,6 +35,7 @@ pub mod compat;
 pub mod files;
 pub mod generate;
 pub mod lint;
+mod model;
 pub mod published;
 pub mod python;
 pub mod typescript;

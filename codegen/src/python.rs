@@ -57,7 +57,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use serde_json::{Map, Value};
+use serde_json::{Number, Value};
+
+use crate::model::{
+    self, Field, Language, Model, Named, Ty, discriminator, from_model_error, pointer_escape,
+};
 
 /// Why no Python module could be generated.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -168,50 +172,11 @@ const SHADOWED: &[&str] = &[
 /// The output depends only on the registry's content: entries are sorted by kind, name and
 /// version, definitions by name.
 pub fn python(registry_json: &Value) -> Result<String, PythonError> {
-    let entries = parse_entries(registry_json)?;
-    let mut named: BTreeMap<String, Named> = BTreeMap::new();
-    for name in RESERVED {
-        named.insert(
-            (*name).to_owned(),
-            Named {
-                ty: Ty::Unknown,
-                doc: String::new(),
-                origin: "factum-codegen's envelope types".to_owned(),
-            },
-        );
-    }
-    let mut events = Vec::new();
-    let mut commands = Vec::new();
-    for entry in &entries {
-        let label = entry.label();
-        let converter = Converter { entry: &label };
-        if let Some(defs) = entry.schema.get("$defs") {
-            let defs = defs
-                .as_object()
-                .ok_or_else(|| converter.unsupported("/$defs", "`$defs` that is not an object"))?;
-            for (name, schema) in defs {
-                check_identifier(&label, name)?;
-                let path = format!("/$defs/{}", pointer_escape(name));
-                let ty = converter.convert(schema, &path)?;
-                insert_named(&mut named, name, ty, description(schema), &label)?;
-            }
-        }
-        let py_name = entry.py_name();
-        check_identifier(&label, &py_name)?;
-        let ty = converter.convert(&entry.schema, "")?;
-        if !matches!(ty, Ty::Object(_)) {
-            return Err(converter.unsupported("", "an entry schema that is not an object"));
-        }
-        insert_named(&mut named, &py_name, ty, entry.doc.clone(), &label)?;
-        if entry.kind == Kind::Event {
-            events.push((entry.name.clone(), entry.version, py_name));
-        } else {
-            commands.push(py_name);
-        }
-    }
-    for name in RESERVED {
-        named.remove(*name);
-    }
+    let Model {
+        named,
+        events,
+        commands,
+    } = model::build::<Python>(registry_json)?;
     let entry_names: Vec<String> = events
         .iter()
         .map(|(_, _, py)| py.clone())
@@ -220,97 +185,26 @@ pub fn python(registry_json: &Value) -> Result<String, PythonError> {
     Renderer::new(&named).render(&entry_names, &events)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Kind {
-    Event,
-    Command,
-}
+from_model_error!(PythonError);
 
-struct Entry {
-    kind: Kind,
-    name: String,
-    version: u64,
-    doc: String,
-    schema: Value,
-}
+/// Python's rules for the shared model.
+struct Python;
 
-impl Entry {
-    fn label(&self) -> String {
-        match self.kind {
-            Kind::Event => format!("event {} v{}", self.name, self.version),
-            Kind::Command => format!("command {}", self.name),
-        }
+impl Language for Python {
+    const RESERVED: &'static [&'static str] = RESERVED;
+    const STRING_FORMATS: bool = true;
+    const OBJECT_ENTRIES: bool = true;
+
+    fn is_type_name(name: &str) -> bool {
+        is_identifier(name) && !KEYWORDS.contains(&name) && !BUILTINS.contains(&name)
     }
 
-    fn py_name(&self) -> String {
-        match self.kind {
-            Kind::Event => format!("{}V{}", self.name, self.version),
-            Kind::Command => self.name.clone(),
-        }
+    fn number_literal(number: &Number) -> bool {
+        number.is_i64() || number.is_u64()
     }
-}
 
-fn malformed(path: impl Into<String>, message: impl Into<String>) -> PythonError {
-    PythonError::MalformedRegistry {
-        path: path.into(),
-        message: message.into(),
-    }
-}
-
-fn parse_entries(registry: &Value) -> Result<Vec<Entry>, PythonError> {
-    let list = registry
-        .get("entries")
-        .and_then(Value::as_array)
-        .ok_or_else(|| malformed("/entries", "expected an array of entries"))?;
-    let mut entries = Vec::with_capacity(list.len());
-    for (index, raw) in list.iter().enumerate() {
-        let at = |field: &str| format!("/entries/{index}/{field}");
-        let kind = match raw.get("kind").and_then(Value::as_str) {
-            Some("event") => Kind::Event,
-            Some("command") => Kind::Command,
-            _ => return Err(malformed(at("kind"), "expected \"event\" or \"command\"")),
-        };
-        let name = raw
-            .get("name")
-            .and_then(Value::as_str)
-            .ok_or_else(|| malformed(at("name"), "expected a string"))?
-            .to_owned();
-        let version = match kind {
-            Kind::Event => raw
-                .get("version")
-                .and_then(Value::as_u64)
-                .ok_or_else(|| malformed(at("version"), "expected an unsigned integer"))?,
-            Kind::Command => 1,
-        };
-        let doc = match raw.get("doc") {
-            None | Some(Value::Null) => String::new(),
-            Some(Value::String(doc)) => doc.clone(),
-            Some(_) => return Err(malformed(at("doc"), "expected a string")),
-        };
-        let schema = raw
-            .get("schema")
-            .cloned()
-            .ok_or_else(|| malformed(at("schema"), "missing"))?;
-        entries.push(Entry {
-            kind,
-            name,
-            version,
-            doc,
-            schema,
-        });
-    }
-    entries.sort_by(|a, b| (a.kind, &a.name, a.version).cmp(&(b.kind, &b.name, b.version)));
-    Ok(entries)
-}
-
-fn check_identifier(entry: &str, name: &str) -> Result<(), PythonError> {
-    if is_identifier(name) && !KEYWORDS.contains(&name) && !BUILTINS.contains(&name) {
-        Ok(())
-    } else {
-        Err(PythonError::InvalidName {
-            entry: entry.to_owned(),
-            name: name.to_owned(),
-        })
+    fn unsupported_constant(value: &Value) -> String {
+        format!("the constant {value} (Python `Literal` takes strings, integers and booleans)")
     }
 }
 
@@ -320,388 +214,6 @@ fn is_identifier(name: &str) -> bool {
         .next()
         .is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-fn pointer_escape(segment: &str) -> String {
-    segment.replace('~', "~0").replace('/', "~1")
-}
-
-fn description(schema: &Value) -> String {
-    schema
-        .get("description")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned()
-}
-
-struct Named {
-    ty: Ty,
-    doc: String,
-    origin: String,
-}
-
-fn insert_named(
-    named: &mut BTreeMap<String, Named>,
-    name: &str,
-    ty: Ty,
-    doc: String,
-    origin: &str,
-) -> Result<(), PythonError> {
-    match named.get(name) {
-        Some(existing) if existing.ty == ty && !RESERVED.contains(&name) => Ok(()),
-        Some(existing) => Err(PythonError::NameCollision {
-            name: name.to_owned(),
-            first: existing.origin.clone(),
-            second: origin.to_owned(),
-        }),
-        None => {
-            named.insert(
-                name.to_owned(),
-                Named {
-                    ty,
-                    doc,
-                    origin: origin.to_owned(),
-                },
-            );
-            Ok(())
-        }
-    }
-}
-
-/// The shape of a schema.
-#[derive(Debug, Clone, PartialEq)]
-enum Ty {
-    Unknown,
-    Null,
-    Boolean,
-    /// A string, with its `format` (`date-time`, `uuid`, `date` get their Python types).
-    String(Option<String>),
-    Number {
-        integer: bool,
-        minimum: Option<f64>,
-        maximum: Option<f64>,
-    },
-    /// A JSON constant (string, number, boolean).
-    Literal(Value),
-    Array(Box<Ty>),
-    /// `additionalProperties`: a map with string keys.
-    Record(Box<Ty>),
-    Ref(String),
-    Object(Vec<Field>),
-    Union(Vec<Ty>),
-}
-
-#[derive(Debug, Clone, PartialEq)]
-struct Field {
-    name: String,
-    ty: Ty,
-    required: bool,
-    doc: String,
-}
-
-/// Keywords that only annotate or constrain beyond what the generated types express.
-const IGNORED: &[&str] = &[
-    "$schema",
-    "$id",
-    "$comment",
-    "$defs",
-    "title",
-    "description",
-    "default",
-    "examples",
-    "deprecated",
-    "readOnly",
-    "writeOnly",
-    "format",
-    "minLength",
-    "maxLength",
-    "pattern",
-    "minItems",
-    "maxItems",
-    "uniqueItems",
-    "exclusiveMinimum",
-    "exclusiveMaximum",
-    "multipleOf",
-    "minProperties",
-    "maxProperties",
-    "contentEncoding",
-    "contentMediaType",
-];
-
-struct Converter<'a> {
-    entry: &'a str,
-}
-
-impl Converter<'_> {
-    fn unsupported(&self, path: &str, construct: impl Into<String>) -> PythonError {
-        PythonError::Unsupported {
-            entry: self.entry.to_owned(),
-            path: if path.is_empty() {
-                "/".to_owned()
-            } else {
-                path.to_owned()
-            },
-            construct: construct.into(),
-        }
-    }
-
-    fn convert(&self, schema: &Value, path: &str) -> Result<Ty, PythonError> {
-        let object = match schema {
-            Value::Bool(true) => return Ok(Ty::Unknown),
-            Value::Bool(false) => {
-                return Err(self.unsupported(path, "the schema `false` (no value is valid)"));
-            }
-            Value::Object(object) => object,
-            _ => return Err(self.unsupported(path, "a schema that is not an object")),
-        };
-        for key in object.keys() {
-            let known = IGNORED.contains(&key.as_str())
-                || key.starts_with("x-")
-                || matches!(
-                    key.as_str(),
-                    "$ref"
-                        | "const"
-                        | "enum"
-                        | "oneOf"
-                        | "anyOf"
-                        | "type"
-                        | "items"
-                        | "properties"
-                        | "required"
-                        | "additionalProperties"
-                        | "minimum"
-                        | "maximum"
-                );
-            if !known {
-                return Err(self.unsupported(
-                    &format!("{path}/{}", pointer_escape(key)),
-                    format!("the keyword `{key}`"),
-                ));
-            }
-        }
-        if let Some(reference) = object.get("$ref") {
-            return self.reference(object, reference, path);
-        }
-        if let Some(constant) = object.get("const") {
-            return self.literal(constant, &format!("{path}/const"));
-        }
-        if let Some(values) = object.get("enum") {
-            let values = values
-                .as_array()
-                .ok_or_else(|| self.unsupported(&format!("{path}/enum"), "a non-array `enum`"))?;
-            let alternatives = values
-                .iter()
-                .enumerate()
-                .map(|(index, value)| match value {
-                    Value::Null => Ok(Ty::Null),
-                    _ => self.literal(value, &format!("{path}/enum/{index}")),
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            return Ok(union(alternatives));
-        }
-        for keyword in ["oneOf", "anyOf"] {
-            if let Some(alternatives) = object.get(keyword) {
-                if object.contains_key("type") || object.contains_key("properties") {
-                    return Err(self.unsupported(
-                        &format!("{path}/{keyword}"),
-                        format!("`{keyword}` beside `type` or `properties`"),
-                    ));
-                }
-                let alternatives = alternatives.as_array().ok_or_else(|| {
-                    self.unsupported(&format!("{path}/{keyword}"), "a non-array union")
-                })?;
-                let alternatives = alternatives
-                    .iter()
-                    .enumerate()
-                    .map(|(index, alt)| self.convert(alt, &format!("{path}/{keyword}/{index}")))
-                    .collect::<Result<Vec<_>, _>>()?;
-                return Ok(union(alternatives));
-            }
-        }
-        match object.get("type") {
-            None => {
-                if object.contains_key("properties") {
-                    self.object(object, path)
-                } else {
-                    Ok(Ty::Unknown)
-                }
-            }
-            Some(Value::String(name)) => self.typed(object, name, path),
-            Some(Value::Array(names)) => {
-                let alternatives = names
-                    .iter()
-                    .enumerate()
-                    .map(|(index, name)| match name {
-                        Value::String(name) => self.typed(object, name, path),
-                        _ => Err(self.unsupported(
-                            &format!("{path}/type/{index}"),
-                            "a type name that is not a string",
-                        )),
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok(union(alternatives))
-            }
-            Some(_) => Err(self.unsupported(&format!("{path}/type"), "a malformed `type`")),
-        }
-    }
-
-    fn reference(
-        &self,
-        object: &Map<String, Value>,
-        reference: &Value,
-        path: &str,
-    ) -> Result<Ty, PythonError> {
-        let at = format!("{path}/$ref");
-        let target = reference
-            .as_str()
-            .and_then(|reference| reference.strip_prefix("#/$defs/"))
-            .filter(|name| !name.contains('/') && !name.contains('~'))
-            .ok_or_else(|| {
-                self.unsupported(
-                    &at,
-                    format!("the reference {reference} (only `#/$defs/Name` is supported)"),
-                )
-            })?;
-        if let Some(extra) = object
-            .keys()
-            .find(|key| key.as_str() != "$ref" && !IGNORED.contains(&key.as_str()))
-        {
-            return Err(self.unsupported(
-                &format!("{path}/{}", pointer_escape(extra)),
-                format!("the keyword `{extra}` beside `$ref`"),
-            ));
-        }
-        check_identifier(self.entry, target)?;
-        Ok(Ty::Ref(target.to_owned()))
-    }
-
-    fn literal(&self, value: &Value, path: &str) -> Result<Ty, PythonError> {
-        match value {
-            Value::String(_) | Value::Bool(_) => Ok(Ty::Literal(value.clone())),
-            Value::Number(number) if number.is_i64() || number.is_u64() => {
-                Ok(Ty::Literal(value.clone()))
-            }
-            Value::Null => Ok(Ty::Null),
-            _ => Err(self.unsupported(
-                path,
-                format!(
-                    "the constant {value} (Python `Literal` takes strings, integers and booleans)"
-                ),
-            )),
-        }
-    }
-
-    fn typed(
-        &self,
-        object: &Map<String, Value>,
-        name: &str,
-        path: &str,
-    ) -> Result<Ty, PythonError> {
-        let bound = |key: &str| object.get(key).and_then(Value::as_f64);
-        match name {
-            "null" => Ok(Ty::Null),
-            "boolean" => Ok(Ty::Boolean),
-            "string" => Ok(Ty::String(
-                object
-                    .get("format")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned),
-            )),
-            "integer" | "number" => Ok(Ty::Number {
-                integer: name == "integer",
-                minimum: bound("minimum"),
-                maximum: bound("maximum"),
-            }),
-            "array" => match object.get("items") {
-                None => Ok(Ty::Array(Box::new(Ty::Unknown))),
-                Some(items) => Ok(Ty::Array(Box::new(
-                    self.convert(items, &format!("{path}/items"))?,
-                ))),
-            },
-            "object" => self.object(object, path),
-            other => Err(self.unsupported(&format!("{path}/type"), format!("the type `{other}`"))),
-        }
-    }
-
-    fn object(&self, object: &Map<String, Value>, path: &str) -> Result<Ty, PythonError> {
-        let properties = match object.get("properties") {
-            None => None,
-            Some(Value::Object(properties)) => Some(properties),
-            Some(_) => {
-                return Err(
-                    self.unsupported(&format!("{path}/properties"), "non-object `properties`")
-                );
-            }
-        };
-        let additional = match object.get("additionalProperties") {
-            None | Some(Value::Bool(_)) => None,
-            Some(schema) => Some(schema),
-        };
-        if let Some(schema) = additional {
-            if properties.is_some_and(|properties| !properties.is_empty()) {
-                return Err(self.unsupported(
-                    &format!("{path}/additionalProperties"),
-                    "`properties` together with an `additionalProperties` schema (serde `flatten`)",
-                ));
-            }
-            return Ok(Ty::Record(Box::new(
-                self.convert(schema, &format!("{path}/additionalProperties"))?,
-            )));
-        }
-        let required: Vec<&str> = match object.get("required") {
-            None => Vec::new(),
-            Some(Value::Array(names)) => names.iter().filter_map(Value::as_str).collect(),
-            Some(_) => {
-                return Err(self.unsupported(&format!("{path}/required"), "non-array `required`"));
-            }
-        };
-        let mut fields = Vec::new();
-        for (name, schema) in properties.into_iter().flatten() {
-            let ty = self.convert(
-                schema,
-                &format!("{path}/properties/{}", pointer_escape(name)),
-            )?;
-            fields.push(Field {
-                name: name.clone(),
-                ty,
-                required: required.contains(&name.as_str()),
-                doc: description(schema),
-            });
-        }
-        // Declaration order as written in `required` first (the Rust field order for
-        // required fields), then the optional ones by name: deterministic either way.
-        fields.sort_by_key(|field| {
-            (
-                required
-                    .iter()
-                    .position(|name| *name == field.name)
-                    .unwrap_or(usize::MAX),
-                field.name.clone(),
-            )
-        });
-        Ok(Ty::Object(fields))
-    }
-}
-
-/// A union without duplicates; one alternative is itself.
-fn union(alternatives: Vec<Ty>) -> Ty {
-    let mut unique: Vec<Ty> = Vec::new();
-    for alternative in alternatives {
-        let flattened = match alternative {
-            Ty::Union(inner) => inner,
-            other => vec![other],
-        };
-        for ty in flattened {
-            if !unique.contains(&ty) {
-                unique.push(ty);
-            }
-        }
-    }
-    if unique.len() == 1 {
-        unique.remove(0)
-    } else {
-        Ty::Union(unique)
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1364,34 +876,4 @@ fn docstring(doc: &str, indent: &str) -> String {
         let _ = writeln!(out, "{indent}\"\"\"");
     }
     out
-}
-
-/// The field every alternative has, required, with a distinct constant string.
-fn discriminator(alternatives: &[Ty]) -> Option<String> {
-    let Some(Ty::Object(first)) = alternatives.first() else {
-        return None;
-    };
-    first
-        .iter()
-        .filter(|field| field.required && matches!(field.ty, Ty::Literal(Value::String(_))))
-        .map(|field| field.name.clone())
-        .find(|tag| {
-            let mut seen = Vec::new();
-            alternatives.iter().all(|alt| {
-                let Ty::Object(fields) = alt else {
-                    return false;
-                };
-                fields.iter().any(|field| {
-                    field.required
-                        && field.name == *tag
-                        && match &field.ty {
-                            Ty::Literal(Value::String(value)) if !seen.contains(value) => {
-                                seen.push(value.clone());
-                                true
-                            }
-                            _ => false,
-                        }
-                })
-            })
-        })
 }

@@ -6,14 +6,16 @@
 //! once into `<target>/tmp/asyncapi-tools` (or the directory in `FACTUM_ASYNCAPI_TOOLS`).
 //! It fails, never skips, when they are missing.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use factum::EventSet;
-use factum::registry::Registry;
 use factum_codegen::asyncapi::{AsyncApiError, AsyncApiInfo, asyncapi};
-use factum_example_orders::{Currency, Line, Order, OrderEvent, OrderPlaced};
+use factum_example_orders::{Currency, Line, OrderEvent, OrderPlaced};
 use serde_json::{Value, json};
+use support::{registry_json, run};
 
 /// The pinned tools: the official specification schemas and a draft-07 validator.
 const TOOLS: &[(&str, &str)] = &[
@@ -21,14 +23,6 @@ const TOOLS: &[(&str, &str)] = &[
     ("ajv", "8.17.1"),
     ("ajv-formats", "3.0.1"),
 ];
-
-fn registry_json() -> Value {
-    let registry = Registry::builder()
-        .aggregate::<Order>()
-        .build()
-        .expect("no conflicting schemas");
-    serde_json::to_value(&registry).expect("the registry serialises")
-}
 
 fn info() -> AsyncApiInfo {
     AsyncApiInfo {
@@ -58,11 +52,7 @@ fn generating_twice_gives_identical_bytes() {
     assert_eq!(first.as_bytes(), second.as_bytes());
 
     // Entry order in the input does not matter either.
-    let mut reversed = registry_json();
-    reversed["entries"]
-        .as_array_mut()
-        .expect("entries")
-        .reverse();
+    let reversed = support::reversed_registry_json();
     let reversed = serde_json::to_string_pretty(&asyncapi(&reversed, &info()).unwrap()).unwrap();
     assert_eq!(reversed, first);
 }
@@ -182,78 +172,13 @@ fn draft_2020_12_constructs_are_converted_or_refused() {
     ));
 }
 
-fn run(command: &mut Command, what: &str) -> String {
-    let output = command
-        .output()
-        .unwrap_or_else(|error| panic!("cannot run {what}: {error} ({command:?})"));
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{what} failed ({}):\n{stdout}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
-
-/// `node` and `npm` must be installed: the test fails (under `CI=true` and locally alike)
-/// rather than silently passing without validating anything.
-fn require_tool(tool: &str) {
-    let found = Command::new(tool)
-        .arg("--version")
-        .output()
-        .is_ok_and(|output| output.status.success());
-    let ci = std::env::var("CI").is_ok_and(|value| value == "true");
-    assert!(
-        found,
-        "`{tool}` is not on the PATH: the generated AsyncAPI document must be validated \
-         against the official specification schema. Install Node.js 18+ with npm (e.g. \
-         `apt-get install nodejs npm`){}",
-        if ci {
-            " — CI=true: a missing toolchain is a failure, not a skip"
-        } else {
-            ""
-        }
-    );
-}
+/// Why node and npm are needed.
+const WHY: &str = "the generated AsyncAPI document must be validated against the official \
+                   specification schema";
 
 /// The pinned validation tools, installed once and cached.
 fn tools() -> PathBuf {
-    let tools = std::env::var_os("FACTUM_ASYNCAPI_TOOLS").map_or_else(
-        || Path::new(env!("CARGO_TARGET_TMPDIR")).join("asyncapi-tools"),
-        PathBuf::from,
-    );
-    let installed = TOOLS.iter().all(|(package, version)| {
-        std::fs::read_to_string(
-            tools
-                .join("node_modules")
-                .join(package)
-                .join("package.json"),
-        )
-        .ok()
-        .and_then(|manifest| serde_json::from_str::<Value>(&manifest).ok())
-        .is_some_and(|manifest| manifest["version"] == *version)
-    });
-    if !installed {
-        require_tool("npm");
-        std::fs::create_dir_all(&tools).unwrap();
-        run(
-            Command::new("npm")
-                .arg("install")
-                .arg("--prefix")
-                .arg(&tools)
-                .arg("--no-audit")
-                .arg("--no-fund")
-                .arg("--no-save")
-                .args(
-                    TOOLS
-                        .iter()
-                        .map(|(package, version)| format!("{package}@{version}")),
-                ),
-            "npm install the AsyncAPI validation tools",
-        );
-    }
-    tools
+    support::npm_tools("FACTUM_ASYNCAPI_TOOLS", "asyncapi-tools", TOOLS, WHY)
 }
 
 /// Documents the official schema must reject, each broken in one place.
@@ -334,13 +259,10 @@ fn samples() -> Vec<(Value, bool)> {
 
 #[test]
 fn the_document_is_valid_against_the_official_asyncapi_3_schema() {
-    require_tool("node");
+    support::require_tool("node", WHY);
     let tools = tools();
 
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("asyncapi-check-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = support::scratch_dir("asyncapi-check");
     let document = generate();
     let generated = dir.join("generated.json");
     std::fs::write(&generated, serde_json::to_string_pretty(&document).unwrap()).unwrap();
