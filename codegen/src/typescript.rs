@@ -589,6 +589,24 @@ impl Emitter {
     }
 
     /// `value` and `path` are identifiers of the value and of its path string.
+    /// The loop over an array's or a map's elements: `header` opens it, each element is
+    /// `element` at the path expression `element_path`, checked against `inner`.
+    fn check_elements(
+        &mut self,
+        inner: &Ty,
+        depth: usize,
+        header: &str,
+        element: &str,
+        element_path: &str,
+        n: usize,
+    ) {
+        self.line(depth, header);
+        self.line(depth + 1, &format!("const v{n}: unknown = {element};"));
+        self.line(depth + 1, &format!("const p{n} = {element_path};"));
+        self.check(inner, &format!("v{n}"), &format!("p{n}"), depth + 1);
+        self.line(depth, "}");
+    }
+
     fn check(&mut self, ty: &Ty, value: &str, path: &str, depth: usize) {
         match ty {
             Ty::Unknown => {}
@@ -680,17 +698,14 @@ impl Emitter {
                     return;
                 }
                 let n = self.fresh();
-                self.line(
+                self.check_elements(
+                    inner,
                     depth,
                     &format!("for (let i{n} = 0; i{n} < {value}.length; i{n}++) {{"),
+                    &format!("{value}[i{n}]"),
+                    &format!("`${{{path}}}[${{i{n}}}]`"),
+                    n,
                 );
-                self.line(depth + 1, &format!("const v{n}: unknown = {value}[i{n}];"));
-                self.line(
-                    depth + 1,
-                    &format!("const p{n} = `${{{path}}}[${{i{n}}}]`;"),
-                );
-                self.check(inner, &format!("v{n}"), &format!("p{n}"), depth + 1);
-                self.line(depth, "}");
             }
             Ty::Record(inner) => {
                 self.fail(
@@ -704,17 +719,14 @@ impl Emitter {
                     return;
                 }
                 let n = self.fresh();
-                self.line(
+                self.check_elements(
+                    inner,
                     depth,
                     &format!("for (const k{n} of Object.keys({value})) {{"),
+                    &format!("{value}[k{n}]"),
+                    &format!("`${{{path}}}[${{JSON.stringify(k{n})}}]`"),
+                    n,
                 );
-                self.line(depth + 1, &format!("const v{n}: unknown = {value}[k{n}];"));
-                self.line(
-                    depth + 1,
-                    &format!("const p{n} = `${{{path}}}[${{JSON.stringify(k{n})}}]`;"),
-                );
-                self.check(inner, &format!("v{n}"), &format!("p{n}"), depth + 1);
-                self.line(depth, "}");
             }
             Ty::Object(fields) => {
                 self.fail(
