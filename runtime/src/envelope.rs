@@ -64,7 +64,9 @@ fn now_to_the_microsecond() -> DateTime<Utc> {
 }
 
 /// An event as the store recorded it.
-#[derive(Debug, Clone)]
+///
+/// It serialises as one JSON object (the payload inline), the shape the event bus carries.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct RecordedEvent {
     /// Unique id (UUID v7).
     pub event_id: Uuid,

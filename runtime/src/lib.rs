@@ -14,6 +14,7 @@ mod command;
 pub mod envelope;
 pub mod error;
 mod event;
+pub mod projection;
 pub mod registry;
 pub mod repository;
 pub mod store;

@@ -143,6 +143,25 @@ pub enum VisitError<E> {
     Visitor(E),
 }
 
+/// Events of the global log that passed a name filter, and how far the log was examined.
+#[derive(Debug, Clone, Default)]
+pub struct FilteredPage {
+    /// The matching events, in commit order.
+    pub events: Vec<RecordedEvent>,
+    /// The highest global position examined: every event up to here that matched the
+    /// filter is in `events`. Equal to `after` when nothing newer was read.
+    pub scanned_to: u64,
+}
+
+/// The newest event of the global log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    /// Its global position.
+    pub position: u64,
+    /// When it was recorded.
+    pub timestamp: chrono::DateTime<chrono::Utc>,
+}
+
 /// An append-only log of streams of events.
 ///
 /// Every backend guarantees: appends are atomic (all events or none) and checked against
@@ -209,6 +228,83 @@ pub trait EventStore: Send + Sync {
         }
     }
 
+    /// Reads events of the whole store after global position `after` whose names are in
+    /// `names`, in commit order, up to `limit` of them.
+    ///
+    /// [`FilteredPage::scanned_to`] says how far the log was examined: a follower sets its
+    /// checkpoint there, past events it does not handle, so a projection reads only what it
+    /// handles. The default pages through [`EventStore::read_all`]; SQL stores filter in
+    /// the query.
+    fn read_all_filtered(
+        &self,
+        after: u64,
+        limit: usize,
+        names: &[&str],
+    ) -> impl Future<Output = Result<FilteredPage, StoreError>> + Send {
+        async move {
+            const PAGE: usize = 1024;
+            let limit = limit.max(1);
+            let mut page = FilteredPage { events: Vec::new(), scanned_to: after };
+            loop {
+                let batch = self.read_all(page.scanned_to, PAGE).await?;
+                let full = batch.len() == PAGE;
+                for event in batch {
+                    page.scanned_to = event.position;
+                    if names.contains(&event.name.as_str()) {
+                        page.events.push(event);
+                        if page.events.len() == limit {
+                            return Ok(page);
+                        }
+                    }
+                }
+                if !full {
+                    return Ok(page);
+                }
+            }
+        }
+    }
+
+    /// The global position of the newest event, with its timestamp; `None` for an empty
+    /// store. Followers compute their lag from it.
+    ///
+    /// The default pages through the whole log; every factum store answers from an index.
+    fn head(&self) -> impl Future<Output = Result<Option<Head>, StoreError>> + Send {
+        async move {
+            const PAGE: usize = 4096;
+            let mut head = None;
+            let mut after = 0;
+            loop {
+                let batch = self.read_all(after, PAGE).await?;
+                if let Some(last) = batch.last() {
+                    after = last.position;
+                    head = Some(Head { position: last.position, timestamp: last.timestamp });
+                }
+                if batch.len() < PAGE {
+                    return Ok(head);
+                }
+            }
+        }
+    }
+
+    /// Waits until an event after global position `after` may have committed, or until
+    /// `timeout` passes, whichever comes first. A wake-up is a hint, not a promise: the
+    /// caller reads again either way.
+    ///
+    /// Followers call this when they have caught up. The default sleeps a short poll
+    /// interval; PostgreSQL wakes on `LISTEN/NOTIFY`, SQLite on in-process appends and a
+    /// cheap poll for other processes.
+    fn wait_for_events(
+        &self,
+        after: u64,
+        timeout: std::time::Duration,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let _ = after;
+        async move {
+            tokio::time::sleep(timeout.min(std::time::Duration::from_millis(50))).await;
+            Ok(())
+        }
+    }
+
     /// The stream's last version, or `None` when it does not exist.
     fn stream_version(
         &self,
@@ -268,6 +364,27 @@ impl<S: EventStore + ?Sized> EventStore for std::sync::Arc<S> {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<RecordedEvent>, StoreError>> + Send {
         (**self).read_all(after, limit)
+    }
+
+    fn read_all_filtered(
+        &self,
+        after: u64,
+        limit: usize,
+        names: &[&str],
+    ) -> impl Future<Output = Result<FilteredPage, StoreError>> + Send {
+        (**self).read_all_filtered(after, limit, names)
+    }
+
+    fn head(&self) -> impl Future<Output = Result<Option<Head>, StoreError>> + Send {
+        (**self).head()
+    }
+
+    fn wait_for_events(
+        &self,
+        after: u64,
+        timeout: std::time::Duration,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).wait_for_events(after, timeout)
     }
 
     fn stream_version(

@@ -1,0 +1,136 @@
+//! What handlers and the runner report.
+
+use std::fmt;
+
+use crate::store::StoreError;
+
+use super::read_model::ReadModelError;
+
+/// A handler's failure: any error converts into it with `?`.
+///
+/// It does not implement `std::error::Error` itself (so that every error type can convert
+/// into it); [`ProjectionError::message`] and `Display` show the whole chain of causes.
+pub struct ProjectionError {
+    inner: Box<dyn std::error::Error + Send + Sync + 'static>,
+}
+
+impl ProjectionError {
+    /// A failure described by a message.
+    pub fn msg(message: impl fmt::Display) -> Self {
+        Self {
+            inner: message.to_string().into(),
+        }
+    }
+
+    /// The error and its sources, joined by `: `.
+    pub fn message(&self) -> String {
+        let mut text = self.inner.to_string();
+        let mut source = self.inner.source();
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        text
+    }
+
+    /// The underlying error.
+    pub fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.inner
+    }
+}
+
+impl<E: std::error::Error + Send + Sync + 'static> From<E> for ProjectionError {
+    fn from(error: E) -> Self {
+        Self {
+            inner: Box::new(error),
+        }
+    }
+}
+
+impl fmt::Display for ProjectionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message())
+    }
+}
+
+impl fmt::Debug for ProjectionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ProjectionError({:?})", self.message())
+    }
+}
+
+/// Why a projection or reactor stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunnerError {
+    /// Reading the event store failed.
+    #[error("projection `{projection}`: reading the event store failed: {source}")]
+    Store {
+        /// The projection or reactor.
+        projection: &'static str,
+        /// What the store said.
+        #[source]
+        source: StoreError,
+    },
+    /// The read model (or checkpoint store) failed.
+    #[error("projection `{projection}`: {source}")]
+    ReadModel {
+        /// The projection or reactor.
+        projection: &'static str,
+        /// What the read model said.
+        #[source]
+        source: ReadModelError,
+    },
+    /// An event kept failing after every retry and the projection is configured to stop
+    /// ([`OnPoison::Stop`](super::OnPoison::Stop)); its checkpoint stays before the event.
+    #[error(
+        "projection `{projection}` v{version} stopped at event `{event_name}` (stream `{stream_id}`, version {stream_version}, position {position}) after {attempts} attempts: {message}"
+    )]
+    Poisoned {
+        /// The projection or reactor.
+        projection: &'static str,
+        /// The projection's version (0 for reactors).
+        version: u32,
+        /// The event's name.
+        event_name: String,
+        /// Its stream.
+        stream_id: String,
+        /// Its version in the stream.
+        stream_version: u64,
+        /// Its global position.
+        position: u64,
+        /// How many times the handler was tried.
+        attempts: u32,
+        /// The last error, with its causes.
+        message: String,
+    },
+    /// The projection's `#[setup]` failed; nothing was written.
+    #[error("projection `{projection}` v{version}: setting up the read model failed: {message}")]
+    Setup {
+        /// The projection.
+        projection: &'static str,
+        /// Its version.
+        version: u32,
+        /// The error, with its causes.
+        message: String,
+    },
+    /// The runner's task ended abnormally (it panicked or was aborted).
+    #[error("projection `{projection}`: its task ended abnormally: {message}")]
+    Task {
+        /// The projection or reactor.
+        projection: &'static str,
+        /// What the task's join said.
+        message: String,
+    },
+    /// A parked event to replay was not found.
+    #[error("projection `{projection}` v{version} has no parked event at position {position}")]
+    NotParked {
+        /// The projection.
+        projection: &'static str,
+        /// Its version.
+        version: u32,
+        /// The position asked for.
+        position: u64,
+    },
+}

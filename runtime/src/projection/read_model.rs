@@ -1,0 +1,194 @@
+//! Where projections keep their read models, checkpoints and dead letters.
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::envelope::RecordedEvent;
+
+/// Which read model: a projection's name and version (reactors use version 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Target {
+    /// The projection's or reactor's name.
+    pub name: &'static str,
+    /// The projection's version.
+    pub version: u32,
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} v{}", self.name, self.version)
+    }
+}
+
+/// Where a projection version stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VersionState {
+    /// Being built beside the active version (or the first build); readers do not see it.
+    Building,
+    /// What readers see.
+    Active,
+    /// Replaced by a newer version; kept until dropped.
+    Retired,
+}
+
+/// One version of a projection as the read model records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionStatus {
+    /// The version.
+    pub version: u32,
+    /// Its state.
+    pub state: VersionState,
+    /// The global position it has applied every event up to.
+    pub checkpoint: u64,
+    /// How many events are parked in its dead-letter table.
+    pub parked: u64,
+}
+
+/// An event a handler kept failing on, set aside with the error.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParkedEvent {
+    /// The event as it was recorded, so it can be replayed without the source store.
+    pub event: RecordedEvent,
+    /// The last error, with its causes.
+    pub error: String,
+    /// How many times the handler was tried.
+    pub attempts: u32,
+    /// When it was parked.
+    pub parked_at: DateTime<Utc>,
+}
+
+/// A read-model database failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadModelError {
+    /// The database said no.
+    #[error("read model {target}: {operation}: {source}")]
+    Database {
+        /// Which read model.
+        target: String,
+        /// What was being done.
+        operation: &'static str,
+        /// The driver's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+    /// A stored row could not be read back (a checkpoint or parked event).
+    #[error("read model {target}: corrupt {what}: {detail}")]
+    Corrupt {
+        /// Which read model.
+        target: String,
+        /// What was corrupt.
+        what: &'static str,
+        /// Why.
+        detail: String,
+    },
+    /// A reader asked for a projection that has no active version yet.
+    #[error("projection `{name}` has no active read model yet (never caught up)")]
+    NotActive {
+        /// The projection's name.
+        name: String,
+    },
+    /// The name cannot be used as a file or schema name.
+    #[error(
+        "projection name `{name}` must be 1 to 40 ASCII letters, digits or underscores, starting with a letter"
+    )]
+    InvalidName {
+        /// The name.
+        name: String,
+    },
+}
+
+/// A transaction on a read model, handed to projection handlers.
+pub trait ReadModelTx: Send + 'static {
+    /// The read model it belongs to.
+    type ReadModel: ReadModel<Tx = Self>;
+
+    /// The target's checkpoint as stored when the transaction began (`None`: never set
+    /// up). The transaction holds the target's write lock, so no other runner moves it
+    /// until commit; events at or before it are skipped, which makes applying exactly-once
+    /// even with two runners or a redelivering bus.
+    fn checkpoint(&self) -> Option<u64>;
+}
+
+/// A database that holds read models: one per projection version, each with its
+/// checkpoint and dead letters written in the same transactions as its rows.
+///
+/// Implemented by [`SqliteReadModel`](super::sqlite::SqliteReadModel) and
+/// [`PostgresReadModel`](super::postgres::PostgresReadModel).
+pub trait ReadModel: Clone + Send + Sync + 'static {
+    /// A transaction on one projection version's read model.
+    type Tx: ReadModelTx<ReadModel = Self>;
+
+    /// The checkpoint of `target` as last committed: `None` if it was never set up.
+    fn checkpoint(
+        &self,
+        target: Target,
+    ) -> impl Future<Output = Result<Option<u64>, ReadModelError>> + Send;
+
+    /// Begins a write transaction on `target`'s read model, creating its storage if needed,
+    /// and takes the target's write lock (held until commit or rollback).
+    fn begin(
+        &self,
+        target: Target,
+    ) -> impl Future<Output = Result<Self::Tx, ReadModelError>> + Send;
+
+    /// Records `checkpoint` for the transaction's target and commits everything written.
+    fn commit(
+        &self,
+        tx: Self::Tx,
+        checkpoint: u64,
+    ) -> impl Future<Output = Result<(), ReadModelError>> + Send;
+
+    /// Throws away everything written in the transaction.
+    fn rollback(&self, tx: Self::Tx) -> impl Future<Output = Result<(), ReadModelError>> + Send;
+
+    /// Parks an event in the transaction's target's dead-letter table.
+    fn park(
+        &self,
+        tx: &mut Self::Tx,
+        parked: &ParkedEvent,
+    ) -> impl Future<Output = Result<(), ReadModelError>> + Send;
+
+    /// Removes the parked event at `position`; `false` when there was none.
+    fn unpark(
+        &self,
+        tx: &mut Self::Tx,
+        position: u64,
+    ) -> impl Future<Output = Result<bool, ReadModelError>> + Send;
+
+    /// The events parked for `target`, oldest first.
+    fn parked(
+        &self,
+        target: Target,
+    ) -> impl Future<Output = Result<Vec<ParkedEvent>, ReadModelError>> + Send;
+
+    /// Every version of the projection `name` the read model knows, oldest first.
+    fn versions(
+        &self,
+        name: &'static str,
+    ) -> impl Future<Output = Result<Vec<VersionStatus>, ReadModelError>> + Send;
+
+    /// Makes `target` the version readers see and retires the one before, atomically.
+    fn activate(&self, target: Target) -> impl Future<Output = Result<(), ReadModelError>> + Send;
+
+    /// Drops `target`'s read model, checkpoint and dead letters.
+    fn reset(&self, target: Target) -> impl Future<Output = Result<(), ReadModelError>> + Send;
+}
+
+/// Checks that a projection name can name a file and a schema.
+pub(crate) fn check_name(name: &str) -> Result<(), ReadModelError> {
+    let mut chars = name.chars();
+    let valid = name.len() <= 40
+        && chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if valid {
+        Ok(())
+    } else {
+        Err(ReadModelError::InvalidName {
+            name: name.to_owned(),
+        })
+    }
+}

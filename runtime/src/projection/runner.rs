@@ -1,0 +1,581 @@
+//! The runner: catch-up from the checkpoint, then live, for projections and reactors;
+//! lag; rebuilds with progress; blue/green switch-over.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::store::{EventStore, FilteredPage};
+
+use super::error::RunnerError;
+use super::projector::{Applied, OnPoison, Projector, ReactorDriver, Retry};
+use super::read_model::{ReadModel, Target, VersionState};
+use super::{Projection, Reactor};
+
+/// Runs projections and reactors against an event store.
+///
+/// ```text
+/// let runner = ProjectionRunner::new(store.clone());
+/// let list = runner.spawn(TaskList::default(), read_models.clone());
+/// list.wait_for(last_position).await?;
+/// ```
+pub struct ProjectionRunner<S> {
+    store: Arc<S>,
+    batch_size: usize,
+    idle_wait: Duration,
+    retry: Retry,
+    on_poison: OnPoison,
+}
+
+impl<S> Clone for ProjectionRunner<S> {
+    fn clone(&self) -> Self {
+        Self {
+            store: Arc::clone(&self.store),
+            batch_size: self.batch_size,
+            idle_wait: self.idle_wait,
+            retry: self.retry,
+            on_poison: self.on_poison,
+        }
+    }
+}
+
+/// How far a catch-up got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CatchUp {
+    /// Events applied.
+    pub applied: u64,
+    /// Events parked.
+    pub parked: u64,
+    /// Events skipped as already applied.
+    pub skipped: u64,
+    /// The checkpoint reached: the head of the log when the last read was made.
+    pub checkpoint: u64,
+}
+
+impl CatchUp {
+    fn add(&mut self, applied: Applied) {
+        self.applied += applied.applied;
+        self.parked += applied.parked;
+        self.skipped += applied.skipped;
+        self.checkpoint = self.checkpoint.max(applied.checkpoint);
+    }
+}
+
+/// How far behind the head of the log a projection is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Lag {
+    /// Global positions between the checkpoint and the head (events of every kind, also
+    /// those the projection does not handle).
+    pub events: u64,
+    /// Seconds since the oldest event not yet applied was recorded; 0 when caught up.
+    pub seconds: f64,
+    /// The checkpoint.
+    pub checkpoint: u64,
+    /// The head of the log.
+    pub head: u64,
+}
+
+/// Where a rebuild is, for progress reporting.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RebuildProgress {
+    /// The projection.
+    pub projection: &'static str,
+    /// Its version.
+    pub version: u32,
+    /// Events applied so far.
+    pub applied: u64,
+    /// The position the rebuild has read up to.
+    pub position: u64,
+    /// The head of the log when the rebuild started (it may grow meanwhile).
+    pub head: u64,
+    /// Time since the rebuild started.
+    pub elapsed: Duration,
+    /// Estimated time left, once there is something to estimate from.
+    pub eta: Option<Duration>,
+}
+
+impl RebuildProgress {
+    /// The share of the log done, 0.0 to 1.0.
+    pub fn fraction(&self) -> f64 {
+        if self.head == 0 {
+            1.0
+        } else {
+            (self.position.min(self.head) as f64 / self.head as f64).clamp(0.0, 1.0)
+        }
+    }
+}
+
+/// A progress bar with ETA on the terminal (indicatif; hidden when stderr is not a
+/// terminal), as a callback for [`ProjectionRunner::rebuild`].
+pub fn progress_bar() -> impl FnMut(&RebuildProgress) + Send {
+    let mut bar: Option<indicatif::ProgressBar> = None;
+    move |progress: &RebuildProgress| {
+        let bar = bar.get_or_insert_with(|| {
+            let bar = indicatif::ProgressBar::new(progress.head);
+            let style = indicatif::ProgressStyle::with_template(
+                "{msg} [{elapsed_precise}] {wide_bar} {pos}/{len} positions ({per_sec}, ETA {eta})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+            bar.set_style(style);
+            bar.set_message(format!(
+                "rebuilding {} v{}",
+                progress.projection, progress.version
+            ));
+            bar
+        });
+        if progress.head > bar.length().unwrap_or(0) {
+            bar.set_length(progress.head);
+        }
+        bar.set_position(progress.position.min(progress.head));
+        if progress.position >= progress.head {
+            bar.finish_with_message(format!(
+                "rebuilt {} v{}: {} events",
+                progress.projection, progress.version, progress.applied
+            ));
+        }
+    }
+}
+
+impl<S: EventStore + 'static> ProjectionRunner<S> {
+    /// A runner reading `store`, with batches of 500 events, [`Retry::default`] and
+    /// [`OnPoison::Park`].
+    pub fn new(store: S) -> Self {
+        Self {
+            store: Arc::new(store),
+            batch_size: 500,
+            idle_wait: Duration::from_secs(1),
+            retry: Retry::default(),
+            on_poison: OnPoison::default(),
+        }
+    }
+
+    /// Events read and applied per transaction.
+    pub fn batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size.max(1);
+        self
+    }
+
+    /// How long a caught-up runner waits for a wake-up before reading again anyway.
+    pub fn idle_wait(mut self, idle_wait: Duration) -> Self {
+        self.idle_wait = idle_wait;
+        self
+    }
+
+    /// How failing handlers are retried.
+    pub fn retry(mut self, retry: Retry) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// What happens to events whose handler keeps failing.
+    pub fn on_poison(mut self, on_poison: OnPoison) -> Self {
+        self.on_poison = on_poison;
+        self
+    }
+
+    /// The store it reads.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// A projector for `projection` with this runner's retry and poison settings.
+    pub fn projector<P: Projection>(
+        &self,
+        projection: P,
+        read_model: super::ReadModelOf<P>,
+    ) -> Projector<P> {
+        Projector::new(projection, read_model)
+            .retry(self.retry)
+            .on_poison(self.on_poison)
+    }
+
+    /// Applies every event up to the head of the log, then returns (no switch-over).
+    pub async fn catch_up<P: Projection>(
+        &self,
+        projector: &mut Projector<P>,
+    ) -> Result<CatchUp, RunnerError> {
+        self.catch_up_with(projector, |_: &CatchUp, _: u64| {})
+            .await
+    }
+
+    async fn catch_up_with<P: Projection>(
+        &self,
+        projector: &mut Projector<P>,
+        mut on_batch: impl FnMut(&CatchUp, u64) + Send,
+    ) -> Result<CatchUp, RunnerError> {
+        let mut progress = CatchUp {
+            checkpoint: projector.checkpoint().await?,
+            ..CatchUp::default()
+        };
+        loop {
+            let page = self.read(P::NAME, progress.checkpoint, P::EVENTS).await?;
+            let full = page.events.len() == self.batch_size;
+            if page.events.is_empty() && page.scanned_to <= progress.checkpoint {
+                return Ok(progress);
+            }
+            progress.add(projector.apply(&page.events, page.scanned_to).await?);
+            on_batch(&progress, page.scanned_to);
+            if !full {
+                return Ok(progress);
+            }
+        }
+    }
+
+    async fn read(
+        &self,
+        name: &'static str,
+        after: u64,
+        events: &[&str],
+    ) -> Result<FilteredPage, RunnerError> {
+        self.store
+            .read_all_filtered(after, self.batch_size, events)
+            .await
+            .map_err(|source| RunnerError::Store {
+                projection: name,
+                source,
+            })
+    }
+
+    /// Catches up, makes this version the one readers see (retiring older ones), and
+    /// returns. A newer version is built beside the live one; readers keep the old one
+    /// until this returns.
+    pub async fn catch_up_and_activate<P: Projection>(
+        &self,
+        projector: &mut Projector<P>,
+    ) -> Result<CatchUp, RunnerError> {
+        let caught_up = self.catch_up(projector).await?;
+        activate_if_needed::<P>(projector.target(), projector.read_model()).await?;
+        Ok(caught_up)
+    }
+
+    /// Resets the projection's current version and replays the whole log into it,
+    /// reporting progress after every batch ([`progress_bar`] draws it on a terminal).
+    ///
+    /// While it rebuilds, the version is not active: readers get
+    /// [`ReadModelError::NotActive`](super::ReadModelError::NotActive) rather than a
+    /// half-built model. To keep serving the old model while a new one builds, bump the
+    /// projection's version instead (blue/green). Reactors cannot be rebuilt: their side
+    /// effects are not replayed.
+    pub async fn rebuild<P: Projection>(
+        &self,
+        projection: P,
+        read_model: super::ReadModelOf<P>,
+        mut progress: impl FnMut(&RebuildProgress) + Send,
+    ) -> Result<CatchUp, RunnerError> {
+        let mut projector = self.projector(projection, read_model);
+        let target = projector.target();
+        projector
+            .read_model()
+            .reset(target)
+            .await
+            .map_err(|source| RunnerError::ReadModel {
+                projection: P::NAME,
+                source,
+            })?;
+        let head = self.head_position(P::NAME).await?;
+        let started = Instant::now();
+        let report = |caught_up: &CatchUp, position: u64| {
+            let elapsed = started.elapsed();
+            let done = position.min(head);
+            let eta = (done > 0 && head > done)
+                .then(|| elapsed.mul_f64((head - done) as f64 / done as f64));
+            RebuildProgress {
+                projection: P::NAME,
+                version: P::VERSION,
+                applied: caught_up.applied,
+                position,
+                head: head.max(position),
+                elapsed,
+                eta: if head <= done {
+                    Some(Duration::ZERO)
+                } else {
+                    eta
+                },
+            }
+        };
+        progress(&report(&CatchUp::default(), 0));
+        let caught_up = self
+            .catch_up_with(&mut projector, |caught_up, position| {
+                progress(&report(caught_up, position))
+            })
+            .await?;
+        progress(&report(&caught_up, caught_up.checkpoint.max(head)));
+        activate_if_needed::<P>(projector.target(), projector.read_model()).await?;
+        Ok(caught_up)
+    }
+
+    async fn head_position(&self, name: &'static str) -> Result<u64, RunnerError> {
+        let head = self
+            .store
+            .head()
+            .await
+            .map_err(|source| RunnerError::Store {
+                projection: name,
+                source,
+            })?;
+        Ok(head.map_or(0, |head| head.position))
+    }
+
+    /// How far `checkpoint` is behind the head of the log.
+    pub async fn lag_at(&self, name: &'static str, checkpoint: u64) -> Result<Lag, RunnerError> {
+        let store_error = |source| RunnerError::Store {
+            projection: name,
+            source,
+        };
+        let head = self
+            .store
+            .head()
+            .await
+            .map_err(store_error)?
+            .map_or(0, |head| head.position);
+        let seconds = if head > checkpoint {
+            match self
+                .store
+                .read_all(checkpoint, 1)
+                .await
+                .map_err(store_error)?
+                .first()
+            {
+                Some(next) => {
+                    (chrono::Utc::now() - next.timestamp)
+                        .num_microseconds()
+                        .unwrap_or(i64::MAX)
+                        .max(0) as f64
+                        / 1e6
+                }
+                None => 0.0,
+            }
+        } else {
+            0.0
+        };
+        Ok(Lag {
+            events: head.saturating_sub(checkpoint),
+            seconds,
+            checkpoint,
+            head,
+        })
+    }
+
+    /// Runs `projection` in a task: catch-up, switch-over to this version, then live
+    /// (woken by the store) until [`ProjectionHandle::stop`].
+    pub fn spawn<P: Projection>(
+        &self,
+        projection: P,
+        read_model: super::ReadModelOf<P>,
+    ) -> ProjectionHandle<S> {
+        let follower = ProjectionFollower {
+            projector: self.projector(projection, read_model),
+            activated: false,
+        };
+        self.spawn_follower(P::NAME, follower)
+    }
+
+    /// Runs `reactor` in a task, its checkpoint kept in `checkpoints`: catch-up, then
+    /// live. Each event's reaction runs once, at least once across crashes.
+    pub fn spawn_reactor<R: Reactor, M: ReadModel>(
+        &self,
+        reactor: R,
+        checkpoints: M,
+    ) -> ProjectionHandle<S> {
+        let driver = ReactorDriver::new(reactor, checkpoints)
+            .retry(self.retry)
+            .on_poison(self.on_poison);
+        self.spawn_follower(R::NAME, ReactorFollower { driver })
+    }
+
+    fn spawn_follower(
+        &self,
+        name: &'static str,
+        follower: impl Follower<S>,
+    ) -> ProjectionHandle<S> {
+        let runner = self.clone();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let (checkpoint_tx, checkpoint_rx) = watch::channel(None);
+        let task =
+            tokio::spawn(
+                async move { runner.follow(name, follower, stop_rx, checkpoint_tx).await },
+            );
+        ProjectionHandle {
+            name,
+            runner: self.clone(),
+            stop: stop_tx,
+            checkpoint: checkpoint_rx,
+            task,
+        }
+    }
+
+    /// The live loop shared by projections and reactors: catch up, publish the checkpoint,
+    /// sleep until the store wakes us or we are told to stop.
+    async fn follow(
+        &self,
+        name: &'static str,
+        mut follower: impl Follower<S>,
+        mut stop: watch::Receiver<bool>,
+        checkpoint_tx: watch::Sender<Option<u64>>,
+    ) -> Result<(), RunnerError> {
+        loop {
+            if *stop.borrow() {
+                return Ok(());
+            }
+            let checkpoint = follower.catch_up(self).await?;
+            checkpoint_tx.send_replace(Some(checkpoint));
+            tokio::select! {
+                waited = self.store.wait_for_events(checkpoint, self.idle_wait) => {
+                    waited.map_err(|source| RunnerError::Store { projection: name, source })?;
+                }
+                _ = stop.changed() => {}
+            }
+        }
+    }
+}
+
+/// Something the live loop keeps caught up.
+trait Follower<S>: Send + 'static {
+    /// Catches up to the head of the log; returns the checkpoint.
+    fn catch_up(
+        &mut self,
+        runner: &ProjectionRunner<S>,
+    ) -> impl Future<Output = Result<u64, RunnerError>> + Send;
+}
+
+struct ProjectionFollower<P: Projection> {
+    projector: Projector<P>,
+    activated: bool,
+}
+
+impl<S: EventStore + 'static, P: Projection> Follower<S> for ProjectionFollower<P> {
+    async fn catch_up(&mut self, runner: &ProjectionRunner<S>) -> Result<u64, RunnerError> {
+        let caught_up = runner.catch_up(&mut self.projector).await?;
+        if !self.activated {
+            activate_if_needed::<P>(self.projector.target(), self.projector.read_model()).await?;
+            self.activated = true;
+        }
+        Ok(caught_up.checkpoint)
+    }
+}
+
+struct ReactorFollower<R: Reactor, M: ReadModel> {
+    driver: ReactorDriver<R, M>,
+}
+
+impl<S: EventStore + 'static, R: Reactor, M: ReadModel> Follower<S> for ReactorFollower<R, M> {
+    async fn catch_up(&mut self, runner: &ProjectionRunner<S>) -> Result<u64, RunnerError> {
+        let mut checkpoint = self.driver.checkpoint().await?;
+        loop {
+            let page = runner.read(R::NAME, checkpoint, R::EVENTS).await?;
+            if page.events.is_empty() && page.scanned_to <= checkpoint {
+                return Ok(checkpoint);
+            }
+            let full = page.events.len() == runner.batch_size;
+            checkpoint = self
+                .driver
+                .apply(&page.events, page.scanned_to)
+                .await?
+                .checkpoint;
+            if !full {
+                return Ok(checkpoint);
+            }
+        }
+    }
+}
+
+async fn activate_if_needed<P: Projection>(
+    target: Target,
+    read_model: &super::ReadModelOf<P>,
+) -> Result<(), RunnerError> {
+    let read_model_error = |source| RunnerError::ReadModel {
+        projection: P::NAME,
+        source,
+    };
+    let versions = read_model
+        .versions(P::NAME)
+        .await
+        .map_err(read_model_error)?;
+    let active = versions
+        .iter()
+        .any(|status| status.version == target.version && status.state == VersionState::Active);
+    if !active {
+        read_model
+            .activate(target)
+            .await
+            .map_err(read_model_error)?;
+        tracing::info!(
+            projection = P::NAME,
+            version = P::VERSION,
+            "caught up: this version is now the one readers see"
+        );
+    }
+    Ok(())
+}
+
+/// A running projection or reactor.
+pub struct ProjectionHandle<S> {
+    name: &'static str,
+    runner: ProjectionRunner<S>,
+    stop: watch::Sender<bool>,
+    checkpoint: watch::Receiver<Option<u64>>,
+    task: JoinHandle<Result<(), RunnerError>>,
+}
+
+impl<S: EventStore + 'static> ProjectionHandle<S> {
+    /// The projection's or reactor's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The checkpoint after the last completed catch-up (`None` before the first).
+    pub fn checkpoint(&self) -> Option<u64> {
+        *self.checkpoint.borrow()
+    }
+
+    /// How far behind the head of the log it is.
+    pub async fn lag(&self) -> Result<Lag, RunnerError> {
+        self.runner
+            .lag_at(self.name, self.checkpoint().unwrap_or(0))
+            .await
+    }
+
+    /// Waits until it has applied everything up to global `position` (for a projection:
+    /// and its version is active). Returns the runner's error if it stopped first.
+    pub async fn wait_for(&mut self, position: u64) -> Result<u64, RunnerError> {
+        loop {
+            if let Some(checkpoint) = *self.checkpoint.borrow_and_update() {
+                if checkpoint >= position {
+                    return Ok(checkpoint);
+                }
+            }
+            if self.checkpoint.changed().await.is_err() {
+                // The task ended: report why.
+                return Err(self.join().await.err().unwrap_or(RunnerError::Task {
+                    projection: self.name,
+                    message: "it stopped before reaching the position".into(),
+                }));
+            }
+        }
+    }
+
+    /// Whether its task has ended (stopped, or failed: see [`ProjectionHandle::stop`]).
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+
+    /// Stops it after the batch in hand and returns how it ended.
+    pub async fn stop(self) -> Result<(), RunnerError> {
+        let mut handle = self;
+        handle.stop.send_replace(true);
+        handle.join().await
+    }
+
+    async fn join(&mut self) -> Result<(), RunnerError> {
+        match (&mut self.task).await {
+            Ok(result) => result,
+            Err(error) => Err(RunnerError::Task {
+                projection: self.name,
+                message: error.to_string(),
+            }),
+        }
+    }
+}

@@ -1,0 +1,557 @@
+//! Read models in SQLite: one database file per projection version, beside a catalog.
+//!
+//! `dir/catalog.sqlite3` records which versions exist and which one is active;
+//! `dir/<name>.v<version>.sqlite3` holds that version's tables with its checkpoint and
+//! dead letters, so they commit in one transaction. Handlers write with plain table names;
+//! readers open the active version with [`SqliteReadModel::reader`]. A file per version
+//! also means projections never wait on each other's write lock.
+//!
+//! The version files use WAL with `synchronous = NORMAL`: a power cut may lose the last
+//! commits, but the rows and the checkpoint are lost together, and the runner re-applies
+//! those events — the read model is never inconsistent.
+
+use std::collections::HashMap;
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+
+use super::read_model::{
+    ParkedEvent, ReadModel, ReadModelError, ReadModelTx, Target, VersionState, VersionStatus,
+    check_name,
+};
+
+const CATALOG: &str = "catalog.sqlite3";
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A directory of SQLite read models.
+#[derive(Clone)]
+pub struct SqliteReadModel {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    /// Write connections not in use, per target; a transaction takes one out.
+    idle_writers: Mutex<HashMap<Target, Connection>>,
+}
+
+impl std::fmt::Debug for SqliteReadModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteReadModel")
+            .field("dir", &self.inner.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A write transaction on one projection version's SQLite file.
+///
+/// Dereferences to the [`rusqlite::Connection`], inside a transaction the runner began
+/// and commits with the checkpoint: use `execute`, `prepare_cached`, `query_row`, ... and
+/// never `COMMIT` or `ROLLBACK` yourself.
+pub struct SqliteTx {
+    connection: Connection,
+    target: Target,
+    checkpoint: Option<u64>,
+}
+
+impl Deref for SqliteTx {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        &self.connection
+    }
+}
+
+impl std::fmt::Debug for SqliteTx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteTx")
+            .field("target", &self.target)
+            .field("checkpoint", &self.checkpoint)
+            .finish()
+    }
+}
+
+impl ReadModelTx for SqliteTx {
+    type ReadModel = SqliteReadModel;
+
+    fn checkpoint(&self) -> Option<u64> {
+        self.checkpoint
+    }
+}
+
+fn database(
+    target: impl ToString,
+    operation: &'static str,
+) -> impl FnOnce(rusqlite::Error) -> ReadModelError {
+    move |error| ReadModelError::Database {
+        target: target.to_string(),
+        operation,
+        source: Box::new(error),
+    }
+}
+
+fn task_failed(target: impl ToString) -> impl FnOnce(tokio::task::JoinError) -> ReadModelError {
+    move |error| ReadModelError::Database {
+        target: target.to_string(),
+        operation: "blocking task",
+        source: Box::new(error),
+    }
+}
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn configure(connection: &Connection) -> rusqlite::Result<()> {
+    connection.busy_timeout(BUSY_TIMEOUT)?;
+    connection.pragma_update(None, "journal_mode", "WAL")?;
+    connection.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(())
+}
+
+impl SqliteReadModel {
+    /// Opens (creating) the read-model directory `dir`.
+    pub async fn open(dir: impl AsRef<Path>) -> Result<Self, ReadModelError> {
+        let dir = dir.as_ref().to_path_buf();
+        let shown = dir.display().to_string();
+        let task_dir = dir.clone();
+        tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&task_dir).map_err(|error| ReadModelError::Database {
+                target: task_dir.display().to_string(),
+                operation: "create the directory",
+                source: Box::new(error),
+            })?;
+            let catalog = open_catalog(&task_dir)?;
+            drop(catalog);
+            Ok::<_, ReadModelError>(())
+        })
+        .await
+        .map_err(task_failed(shown))??;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                dir,
+                idle_writers: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The file holding `target`'s read model.
+    pub fn path_of(&self, target: Target) -> PathBuf {
+        self.inner
+            .dir
+            .join(format!("{}.v{}.sqlite3", target.name, target.version))
+    }
+
+    /// A read-only connection to the active version of projection `name`.
+    ///
+    /// Readers see only versions that caught up: a version being built or rebuilt is not
+    /// active, and this returns [`ReadModelError::NotActive`].
+    pub async fn reader(&self, name: &str) -> Result<Connection, ReadModelError> {
+        check_name(name)?;
+        let this = self.clone();
+        let name = name.to_owned();
+        let shown = name.clone();
+        tokio::task::spawn_blocking(move || {
+            let catalog = open_catalog(&this.inner.dir)?;
+            let active: Option<u32> = catalog
+                .query_row(
+                    "SELECT version FROM versions WHERE name = ?1 AND state = 'active'",
+                    [&name],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(database(&name, "read the catalog"))?;
+            let version = active.ok_or_else(|| ReadModelError::NotActive { name: name.clone() })?;
+            let path = this.inner.dir.join(format!("{name}.v{version}.sqlite3"));
+            let connection = Connection::open_with_flags(
+                &path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(database(format!("{name} v{version}"), "open for reading"))?;
+            connection
+                .busy_timeout(BUSY_TIMEOUT)
+                .map_err(database(&name, "configure"))?;
+            Ok(connection)
+        })
+        .await
+        .map_err(task_failed(shown))?
+    }
+
+    fn open_writer(&self, target: Target) -> Result<Connection, ReadModelError> {
+        if let Some(connection) = self
+            .inner
+            .idle_writers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&target)
+        {
+            return Ok(connection);
+        }
+        check_name(target.name)?;
+        let connection =
+            Connection::open(self.path_of(target)).map_err(database(target, "open"))?;
+        configure(&connection).map_err(database(target, "configure"))?;
+        connection
+            .execute_batch(
+                "CREATE TABLE IF NOT EXISTS factum_checkpoint (
+                     id INTEGER PRIMARY KEY CHECK (id = 1),
+                     position INTEGER NOT NULL,
+                     updated_at TEXT NOT NULL
+                 );
+                 CREATE TABLE IF NOT EXISTS factum_parked (
+                     position INTEGER PRIMARY KEY,
+                     event TEXT NOT NULL,
+                     error TEXT NOT NULL,
+                     attempts INTEGER NOT NULL,
+                     parked_at TEXT NOT NULL
+                 );",
+            )
+            .map_err(database(
+                target,
+                "create the checkpoint and dead-letter tables",
+            ))?;
+        Ok(connection)
+    }
+
+    fn give_back(&self, target: Target, connection: Connection) {
+        self.inner
+            .idle_writers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(target, connection);
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        target: Target,
+        work: impl FnOnce(&SqliteReadModel) -> Result<T, ReadModelError> + Send + 'static,
+    ) -> Result<T, ReadModelError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || work(&this))
+            .await
+            .map_err(task_failed(target))?
+    }
+}
+
+fn open_catalog(dir: &Path) -> Result<Connection, ReadModelError> {
+    let path = dir.join(CATALOG);
+    let shown = path.display().to_string();
+    let connection = Connection::open(&path).map_err(database(&shown, "open the catalog"))?;
+    configure(&connection).map_err(database(&shown, "configure the catalog"))?;
+    connection
+        .execute_batch(
+            "CREATE TABLE IF NOT EXISTS versions (
+                 name TEXT NOT NULL,
+                 version INTEGER NOT NULL,
+                 state TEXT NOT NULL CHECK (state IN ('building', 'active', 'retired')),
+                 PRIMARY KEY (name, version)
+             );",
+        )
+        .map_err(database(&shown, "create the catalog"))?;
+    Ok(connection)
+}
+
+fn read_checkpoint(connection: &Connection, target: Target) -> Result<Option<u64>, ReadModelError> {
+    let position: Option<i64> = connection
+        .query_row(
+            "SELECT position FROM factum_checkpoint WHERE id = 1",
+            [],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(database(target, "read the checkpoint"))?;
+    position
+        .map(|position| {
+            u64::try_from(position).map_err(|_| ReadModelError::Corrupt {
+                target: target.to_string(),
+                what: "checkpoint",
+                detail: format!("negative position {position}"),
+            })
+        })
+        .transpose()
+}
+
+impl ReadModel for SqliteReadModel {
+    type Tx = SqliteTx;
+
+    async fn checkpoint(&self, target: Target) -> Result<Option<u64>, ReadModelError> {
+        check_name(target.name)?;
+        if !self.path_of(target).exists() {
+            return Ok(None);
+        }
+        self.blocking(target, move |this| {
+            let connection = this.open_writer(target)?;
+            let checkpoint = read_checkpoint(&connection, target);
+            this.give_back(target, connection);
+            checkpoint
+        })
+        .await
+    }
+
+    async fn begin(&self, target: Target) -> Result<SqliteTx, ReadModelError> {
+        self.blocking(target, move |this| {
+            let connection = this.open_writer(target)?;
+            // IMMEDIATE takes the write lock now: the checkpoint read below stays true
+            // until commit, whoever else runs this projection.
+            connection
+                .execute_batch("BEGIN IMMEDIATE")
+                .map_err(database(target, "begin"))?;
+            match read_checkpoint(&connection, target) {
+                Ok(checkpoint) => Ok(SqliteTx {
+                    connection,
+                    target,
+                    checkpoint,
+                }),
+                Err(error) => {
+                    let _ = connection.execute_batch("ROLLBACK");
+                    Err(error)
+                }
+            }
+        })
+        .await
+    }
+
+    async fn commit(&self, tx: SqliteTx, checkpoint: u64) -> Result<(), ReadModelError> {
+        let target = tx.target;
+        let first = tx.checkpoint.is_none();
+        self.blocking(target, move |this| {
+            let SqliteTx { connection, .. } = tx;
+            let result = connection
+                .execute(
+                    "INSERT INTO factum_checkpoint (id, position, updated_at) VALUES (1, ?1, ?2)
+                     ON CONFLICT (id) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at",
+                    params![to_i64(checkpoint), chrono::Utc::now().to_rfc3339()],
+                )
+                .and_then(|_| connection.execute_batch("COMMIT"));
+            if let Err(error) = result {
+                let _ = connection.execute_batch("ROLLBACK");
+                this.give_back(target, connection);
+                return Err(database(target, "commit")(error));
+            }
+            this.give_back(target, connection);
+            if first {
+                let catalog = open_catalog(&this.inner.dir)?;
+                catalog
+                    .execute(
+                        "INSERT OR IGNORE INTO versions (name, version, state) VALUES (?1, ?2, 'building')",
+                        params![target.name, target.version],
+                    )
+                    .map_err(database(target, "register in the catalog"))?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn rollback(&self, tx: SqliteTx) -> Result<(), ReadModelError> {
+        let target = tx.target;
+        self.blocking(target, move |this| {
+            let SqliteTx { connection, .. } = tx;
+            let result = connection.execute_batch("ROLLBACK");
+            this.give_back(target, connection);
+            result.map_err(database(target, "roll back"))
+        })
+        .await
+    }
+
+    async fn park(&self, tx: &mut SqliteTx, parked: &ParkedEvent) -> Result<(), ReadModelError> {
+        let target = tx.target;
+        let event =
+            serde_json::to_string(&parked.event).map_err(|error| ReadModelError::Corrupt {
+                target: target.to_string(),
+                what: "parked event",
+                detail: error.to_string(),
+            })?;
+        tx.connection
+            .execute(
+                "INSERT OR REPLACE INTO factum_parked (position, event, error, attempts, parked_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![to_i64(parked.event.position), event, parked.error, parked.attempts, parked.parked_at.to_rfc3339()],
+            )
+            .map_err(database(target, "park an event"))?;
+        Ok(())
+    }
+
+    async fn unpark(&self, tx: &mut SqliteTx, position: u64) -> Result<bool, ReadModelError> {
+        let removed = tx
+            .connection
+            .execute(
+                "DELETE FROM factum_parked WHERE position = ?1",
+                [to_i64(position)],
+            )
+            .map_err(database(tx.target, "unpark an event"))?;
+        Ok(removed > 0)
+    }
+
+    async fn parked(&self, target: Target) -> Result<Vec<ParkedEvent>, ReadModelError> {
+        check_name(target.name)?;
+        if !self.path_of(target).exists() {
+            return Ok(Vec::new());
+        }
+        self.blocking(target, move |this| {
+            let connection = this.open_writer(target)?;
+            let parked = read_parked(&connection, target);
+            this.give_back(target, connection);
+            parked
+        })
+        .await
+    }
+
+    async fn versions(&self, name: &'static str) -> Result<Vec<VersionStatus>, ReadModelError> {
+        check_name(name)?;
+        let target = Target { name, version: 0 };
+        self.blocking(target, move |this| {
+            let catalog = open_catalog(&this.inner.dir)?;
+            let mut statement = catalog
+                .prepare("SELECT version, state FROM versions WHERE name = ?1 ORDER BY version")
+                .map_err(database(name, "read the catalog"))?;
+            let rows = statement
+                .query_map([name], |row| {
+                    Ok((row.get::<_, u32>(0)?, row.get::<_, String>(1)?))
+                })
+                .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+                .map_err(database(name, "read the catalog"))?;
+            let mut versions = Vec::with_capacity(rows.len());
+            for (version, state) in rows {
+                let target = Target { name, version };
+                let state = match state.as_str() {
+                    "building" => VersionState::Building,
+                    "active" => VersionState::Active,
+                    "retired" => VersionState::Retired,
+                    other => {
+                        return Err(ReadModelError::Corrupt {
+                            target: target.to_string(),
+                            what: "catalog state",
+                            detail: format!("unknown state `{other}`"),
+                        });
+                    }
+                };
+                let (checkpoint, parked) = if this.path_of(target).exists() {
+                    let connection = this.open_writer(target)?;
+                    let checkpoint = read_checkpoint(&connection, target);
+                    let parked: Result<i64, _> =
+                        connection
+                            .query_row("SELECT count(*) FROM factum_parked", [], |row| row.get(0));
+                    this.give_back(target, connection);
+                    (
+                        checkpoint?.unwrap_or(0),
+                        parked.map_err(database(target, "count parked events"))?,
+                    )
+                } else {
+                    (0, 0)
+                };
+                versions.push(VersionStatus {
+                    version,
+                    state,
+                    checkpoint,
+                    parked: parked.max(0) as u64,
+                });
+            }
+            Ok(versions)
+        })
+        .await
+    }
+
+    async fn activate(&self, target: Target) -> Result<(), ReadModelError> {
+        check_name(target.name)?;
+        self.blocking(target, move |this| {
+            let mut catalog = open_catalog(&this.inner.dir)?;
+            let tx = catalog.transaction().map_err(database(target, "begin the switch"))?;
+            tx.execute(
+                "UPDATE versions SET state = 'retired' WHERE name = ?1 AND state = 'active' AND version <> ?2",
+                params![target.name, target.version],
+            )
+            .and_then(|_| {
+                tx.execute(
+                    "INSERT INTO versions (name, version, state) VALUES (?1, ?2, 'active')
+                     ON CONFLICT (name, version) DO UPDATE SET state = 'active'",
+                    params![target.name, target.version],
+                )
+            })
+            .and_then(|_| tx.commit())
+            .map_err(database(target, "switch readers over"))
+        })
+        .await
+    }
+
+    async fn reset(&self, target: Target) -> Result<(), ReadModelError> {
+        check_name(target.name)?;
+        self.blocking(target, move |this| {
+            // Out of the catalog first: readers stop finding it before the file goes.
+            let catalog = open_catalog(&this.inner.dir)?;
+            catalog
+                .execute(
+                    "DELETE FROM versions WHERE name = ?1 AND version = ?2",
+                    params![target.name, target.version],
+                )
+                .map_err(database(target, "remove from the catalog"))?;
+            this.inner
+                .idle_writers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&target);
+            let path = this.path_of(target);
+            for suffix in ["", "-wal", "-shm"] {
+                let mut file = path.clone().into_os_string();
+                file.push(suffix);
+                match std::fs::remove_file(&file) {
+                    Ok(()) => {}
+                    Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(error) => {
+                        return Err(ReadModelError::Database {
+                            target: target.to_string(),
+                            operation: "delete the read model",
+                            source: Box::new(error),
+                        });
+                    }
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+fn read_parked(
+    connection: &Connection,
+    target: Target,
+) -> Result<Vec<ParkedEvent>, ReadModelError> {
+    let mut statement = connection
+        .prepare("SELECT event, error, attempts, parked_at FROM factum_parked ORDER BY position")
+        .map_err(database(target, "read parked events"))?;
+    let rows = statement
+        .query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, u32>(2)?,
+                row.get::<_, String>(3)?,
+            ))
+        })
+        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+        .map_err(database(target, "read parked events"))?;
+    rows.into_iter()
+        .map(|(event, error, attempts, parked_at)| {
+            let corrupt = |detail: String| ReadModelError::Corrupt {
+                target: target.to_string(),
+                what: "parked event",
+                detail,
+            };
+            Ok(ParkedEvent {
+                event: serde_json::from_str(&event).map_err(|error| corrupt(error.to_string()))?,
+                error,
+                attempts,
+                parked_at: chrono::DateTime::parse_from_rfc3339(&parked_at)
+                    .map_err(|error| corrupt(error.to_string()))?
+                    .with_timezone(&chrono::Utc),
+            })
+        })
+        .collect()
+}

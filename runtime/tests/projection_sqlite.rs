@@ -1,0 +1,360 @@
+//! The projection runner on SQLite read models: catch-up, live, exactly once, poison
+//! events, rebuild, blue/green.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use factum::envelope::{Metadata, NewEvent, RecordedEvent};
+use factum::projection::sqlite::{SqliteReadModel, SqliteTx};
+use factum::projection::{
+    OnPoison, Projection, ProjectionError, ProjectionRunner, ReadModel, ReadModelError, Retry,
+    Target, VersionState,
+};
+use factum::store::{EventStore, ExpectedVersion, SqliteStore};
+
+/// Counts events per stream; fails on payloads with `"poison": true` while `failures`
+/// is positive.
+struct Counts<const V: u32> {
+    failures: Arc<AtomicU32>,
+}
+
+impl<const V: u32> Projection for Counts<V> {
+    const NAME: &'static str = "counts";
+    const VERSION: u32 = V;
+    const EVENTS: &'static [&'static str] = &["Counted"];
+    type Tx = SqliteTx;
+
+    async fn setup(&mut self, tx: &mut SqliteTx) -> Result<(), ProjectionError> {
+        tx.execute_batch("CREATE TABLE counts (stream TEXT PRIMARY KEY, n INTEGER NOT NULL, version INTEGER NOT NULL)")?;
+        Ok(())
+    }
+
+    async fn handle(
+        &mut self,
+        event: &RecordedEvent,
+        tx: &mut SqliteTx,
+    ) -> Result<(), ProjectionError> {
+        if event.payload.get().contains("\"poison\":true")
+            && self.failures.load(Ordering::SeqCst) > 0
+        {
+            self.failures.fetch_sub(1, Ordering::SeqCst);
+            return Err(ProjectionError::msg("the handler refuses poison"));
+        }
+        tx.execute(
+            "INSERT INTO counts (stream, n, version) VALUES (?1, 1, ?2)
+             ON CONFLICT (stream) DO UPDATE SET n = n + 1, version = excluded.version",
+            rusqlite::params![event.stream_id, V],
+        )?;
+        Ok(())
+    }
+}
+
+fn counts<const V: u32>(failures: u32) -> Counts<V> {
+    Counts {
+        failures: Arc::new(AtomicU32::new(failures)),
+    }
+}
+
+fn event(name: &str, poison: bool) -> NewEvent {
+    let payload =
+        serde_json::value::to_raw_value(&serde_json::json!({ "poison": poison })).unwrap();
+    NewEvent::new(name, 1, payload, Metadata::default())
+}
+
+async fn append(store: &SqliteStore, stream: &str, events: Vec<NewEvent>) -> u64 {
+    store
+        .append(stream, "Counter", ExpectedVersion::Any, events)
+        .await
+        .unwrap()
+        .last_position
+}
+
+async fn read_counts(read_models: &SqliteReadModel) -> Vec<(String, i64)> {
+    let reader = read_models.reader("counts").await.unwrap();
+    let mut statement = reader
+        .prepare("SELECT stream, n FROM counts ORDER BY stream")
+        .unwrap();
+    statement
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn catches_up_follows_live_and_skips_what_it_does_not_handle() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("events.sqlite3"))
+        .await
+        .unwrap();
+    let read_models = SqliteReadModel::open(dir.path().join("read"))
+        .await
+        .unwrap();
+    append(
+        &store,
+        "a",
+        vec![
+            event("Counted", false),
+            event("Other", false),
+            event("Counted", false),
+        ],
+    )
+    .await;
+
+    let runner = ProjectionRunner::new(store.clone()).batch_size(2);
+    assert!(matches!(
+        read_models.reader("counts").await,
+        Err(ReadModelError::NotActive { .. })
+    ));
+    let mut handle = runner.spawn(counts::<1>(0), read_models.clone());
+    handle.wait_for(3).await.unwrap();
+    assert_eq!(read_counts(&read_models).await, vec![("a".to_owned(), 2)]);
+
+    let last = append(&store, "b", vec![event("Counted", false)]).await;
+    handle.wait_for(last).await.unwrap();
+    assert_eq!(
+        read_counts(&read_models).await,
+        vec![("a".to_owned(), 2), ("b".to_owned(), 1)]
+    );
+    let lag = handle.lag().await.unwrap();
+    assert_eq!((lag.events, lag.checkpoint, lag.head), (0, last, last));
+    handle.stop().await.unwrap();
+
+    let versions = read_models.versions("counts").await.unwrap();
+    assert_eq!(versions.len(), 1);
+    assert_eq!(
+        (
+            versions[0].version,
+            versions[0].state,
+            versions[0].checkpoint
+        ),
+        (1, VersionState::Active, last)
+    );
+}
+
+#[tokio::test]
+async fn a_failing_event_is_retried_then_parked_and_can_be_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("events.sqlite3"))
+        .await
+        .unwrap();
+    let read_models = SqliteReadModel::open(dir.path().join("read"))
+        .await
+        .unwrap();
+    append(
+        &store,
+        "a",
+        vec![
+            event("Counted", false),
+            event("Counted", true),
+            event("Counted", false),
+        ],
+    )
+    .await;
+
+    // Fails once, succeeds on the retry: nothing parked.
+    let runner =
+        ProjectionRunner::new(store.clone()).retry(Retry::new(3, Duration::from_millis(1)));
+    let mut projector = runner.projector(counts::<1>(1), read_models.clone());
+    let caught_up = runner.catch_up(&mut projector).await.unwrap();
+    assert_eq!(
+        (caught_up.applied, caught_up.parked, caught_up.checkpoint),
+        (3, 0, 3)
+    );
+
+    // Fails every time: parked with its error, the rest applied.
+    let mut projector = runner.projector(counts::<2>(100), read_models.clone());
+    let caught_up = runner.catch_up(&mut projector).await.unwrap();
+    assert_eq!(
+        (caught_up.applied, caught_up.parked, caught_up.checkpoint),
+        (2, 1, 3)
+    );
+    let parked = projector.parked().await.unwrap();
+    assert_eq!(parked.len(), 1);
+    assert_eq!((parked[0].event.position, parked[0].attempts), (2, 3));
+    assert!(
+        parked[0].error.contains("refuses poison"),
+        "{}",
+        parked[0].error
+    );
+
+    // Fixed: replaying applies it and empties the dead-letter table.
+    projector.projection().failures.store(0, Ordering::SeqCst);
+    projector.replay_parked(2).await.unwrap();
+    assert!(projector.parked().await.unwrap().is_empty());
+    let target = Target {
+        name: "counts",
+        version: 2,
+    };
+    read_models.activate(target).await.unwrap();
+    assert_eq!(read_counts(&read_models).await, vec![("a".to_owned(), 3)]);
+}
+
+#[tokio::test]
+async fn stop_on_poison_keeps_the_checkpoint_before_the_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("events.sqlite3"))
+        .await
+        .unwrap();
+    let read_models = SqliteReadModel::open(dir.path().join("read"))
+        .await
+        .unwrap();
+    append(
+        &store,
+        "a",
+        vec![
+            event("Counted", false),
+            event("Counted", true),
+            event("Counted", false),
+        ],
+    )
+    .await;
+
+    let runner = ProjectionRunner::new(store.clone())
+        .retry(Retry::new(2, Duration::from_millis(1)))
+        .on_poison(OnPoison::Stop);
+    let mut projector = runner.projector(counts::<1>(100), read_models.clone());
+    let error = runner
+        .catch_up(&mut projector)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains(
+            "stopped at event `Counted` (stream `a`, version 2, position 2) after 2 attempts"
+        ),
+        "{error}"
+    );
+    assert_eq!(projector.checkpoint().await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn rebuild_reports_progress_and_ends_equal() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("events.sqlite3"))
+        .await
+        .unwrap();
+    let read_models = SqliteReadModel::open(dir.path().join("read"))
+        .await
+        .unwrap();
+    for stream in ["a", "b", "c"] {
+        append(
+            &store,
+            stream,
+            (0..10).map(|_| event("Counted", false)).collect(),
+        )
+        .await;
+    }
+    let runner = ProjectionRunner::new(store.clone()).batch_size(7);
+    runner
+        .catch_up_and_activate(&mut runner.projector(counts::<1>(0), read_models.clone()))
+        .await
+        .unwrap();
+    let before = read_counts(&read_models).await;
+
+    let mut reports = Vec::new();
+    let rebuilt = runner
+        .rebuild(counts::<1>(0), read_models.clone(), |progress| {
+            reports.push(*progress)
+        })
+        .await
+        .unwrap();
+    assert_eq!((rebuilt.applied, rebuilt.checkpoint), (30, 30));
+    assert_eq!(read_counts(&read_models).await, before);
+    assert_eq!(reports.first().map(|p| p.position), Some(0));
+    assert_eq!(
+        reports
+            .last()
+            .map(|p| (p.position, p.applied, p.fraction())),
+        Some((30, 30, 1.0))
+    );
+    assert!(
+        reports
+            .windows(2)
+            .all(|pair| pair[0].position <= pair[1].position)
+    );
+}
+
+#[tokio::test]
+async fn a_new_version_builds_beside_the_live_one_and_switches_when_caught_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("events.sqlite3"))
+        .await
+        .unwrap();
+    let read_models = SqliteReadModel::open(dir.path().join("read"))
+        .await
+        .unwrap();
+    append(
+        &store,
+        "a",
+        (0..5).map(|_| event("Counted", false)).collect(),
+    )
+    .await;
+    let runner = ProjectionRunner::new(store.clone()).batch_size(2);
+    runner
+        .catch_up_and_activate(&mut runner.projector(counts::<1>(0), read_models.clone()))
+        .await
+        .unwrap();
+
+    // v2 catches up without activation: readers still see v1.
+    let mut v2 = runner.projector(counts::<2>(0), read_models.clone());
+    runner.catch_up(&mut v2).await.unwrap();
+    let reader = read_models.reader("counts").await.unwrap();
+    let version: u32 = reader
+        .query_row("SELECT version FROM counts", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, 1);
+
+    runner.catch_up_and_activate(&mut v2).await.unwrap();
+    let reader = read_models.reader("counts").await.unwrap();
+    let version: u32 = reader
+        .query_row("SELECT version FROM counts", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
+    let states: Vec<_> = read_models
+        .versions("counts")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| (v.version, v.state))
+        .collect();
+    assert_eq!(
+        states,
+        vec![(1, VersionState::Retired), (2, VersionState::Active)]
+    );
+}
+
+#[tokio::test]
+async fn applying_twice_skips_what_the_checkpoint_covers() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("events.sqlite3"))
+        .await
+        .unwrap();
+    let read_models = SqliteReadModel::open(dir.path().join("read"))
+        .await
+        .unwrap();
+    append(
+        &store,
+        "a",
+        (0..4).map(|_| event("Counted", false)).collect(),
+    )
+    .await;
+    let events = store.read_all(0, 100).await.unwrap();
+    let runner = ProjectionRunner::new(store.clone());
+    let mut projector = runner.projector(counts::<1>(0), read_models.clone());
+    let first = projector.apply(&events[..3], 3).await.unwrap();
+    // A redelivery overlapping what was applied (as a bus may do).
+    let second = projector.apply(&events, 4).await.unwrap();
+    assert_eq!(
+        (
+            first.applied,
+            second.applied,
+            second.skipped,
+            second.checkpoint
+        ),
+        (3, 1, 3, 4)
+    );
+    read_models.activate(projector.target()).await.unwrap();
+    assert_eq!(read_counts(&read_models).await, vec![("a".to_owned(), 4)]);
+}
