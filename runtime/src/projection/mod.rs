@@ -25,6 +25,8 @@ mod read_model;
 mod recorded;
 mod runner;
 
+#[cfg(feature = "postgres")]
+pub mod postgres;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 

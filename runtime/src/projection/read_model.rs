@@ -93,7 +93,7 @@ pub enum ReadModelError {
     },
     /// The name cannot be used as a file or schema name.
     #[error(
-        "projection name `{name}` must be 1 to 40 ASCII letters, digits or underscores, starting with a letter"
+        "projection name `{name}` must be 1 to 40 ASCII letters, digits or underscores, starting with a letter and not with `pg_` (reserved by PostgreSQL)"
     )]
     InvalidName {
         /// The name.
@@ -183,7 +183,8 @@ pub(crate) fn check_name(name: &str) -> Result<(), ReadModelError> {
     let mut chars = name.chars();
     let valid = name.len() <= 40
         && chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.to_ascii_lowercase().starts_with("pg_");
     if valid {
         Ok(())
     } else {

@@ -1,0 +1,223 @@
+//! The projection runner on PostgreSQL read models (schema per version, views for
+//! readers), following a PostgreSQL store woken by LISTEN/NOTIFY.
+//!
+//! Needs a server: `eval "$(scripts/postgres.sh start)"`. Without one the tests fail.
+
+mod postgres_common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use factum::envelope::{Metadata, NewEvent, RecordedEvent};
+use factum::projection::postgres::{PostgresReadModel, PostgresTx};
+use factum::projection::{
+    Projection, ProjectionError, ProjectionRunner, ReadModel, Retry, Target, VersionState,
+};
+use factum::store::{EventStore, ExpectedVersion, PostgresStore};
+
+/// Counts events per stream, and fails on `"poison": true` payloads.
+struct Counts<const V: u32>;
+
+impl<const V: u32> Projection for Counts<V> {
+    const NAME: &'static str = "counts_pg";
+    const VERSION: u32 = V;
+    const EVENTS: &'static [&'static str] = &["Counted"];
+    type Tx = PostgresTx;
+
+    async fn setup(&mut self, tx: &mut PostgresTx) -> Result<(), ProjectionError> {
+        tx.batch_execute("CREATE TABLE counts (stream TEXT PRIMARY KEY, n BIGINT NOT NULL, version INTEGER NOT NULL)")
+            .await?;
+        Ok(())
+    }
+
+    async fn handle(
+        &mut self,
+        event: &RecordedEvent,
+        tx: &mut PostgresTx,
+    ) -> Result<(), ProjectionError> {
+        if event.payload.get().contains("\"poison\":true") {
+            return Err(ProjectionError::msg("the handler refuses poison"));
+        }
+        let statement = tx
+            .prepare_cached(
+                "INSERT INTO counts (stream, n, version) VALUES ($1, 1, $2)
+                 ON CONFLICT (stream) DO UPDATE SET n = counts.n + 1, version = excluded.version",
+            )
+            .await?;
+        tx.execute(&statement, &[&event.stream_id, &(V as i32)])
+            .await?;
+        Ok(())
+    }
+}
+
+fn event(name: &str, poison: bool) -> NewEvent {
+    let payload =
+        serde_json::value::to_raw_value(&serde_json::json!({ "poison": poison })).unwrap();
+    NewEvent::new(name, 1, payload, Metadata::default())
+}
+
+async fn setup(schema: &str) -> (PostgresStore, PostgresReadModel) {
+    postgres_common::drop_schema(schema).await;
+    let client = postgres_common::raw_client().await;
+    client
+        .batch_execute(
+            "DROP SCHEMA IF EXISTS counts_pg CASCADE; DROP SCHEMA IF EXISTS counts_pg__v1 CASCADE;
+             DROP SCHEMA IF EXISTS counts_pg__v2 CASCADE;
+             DO $$ BEGIN
+               IF to_regclass('factum_read_models.versions') IS NOT NULL THEN
+                 DELETE FROM factum_read_models.versions WHERE name = 'counts_pg';
+                 DELETE FROM factum_read_models.parked WHERE name = 'counts_pg';
+               END IF;
+             END $$;",
+        )
+        .await
+        .unwrap();
+    let store = PostgresStore::builder(postgres_common::url())
+        .schema(schema)
+        .connect()
+        .await
+        .unwrap();
+    let read_models = PostgresReadModel::connect(&postgres_common::url())
+        .await
+        .unwrap();
+    (store, read_models)
+}
+
+async fn read_counts(read_models: &PostgresReadModel) -> BTreeMap<String, (i64, i32)> {
+    let client = read_models.client().await.unwrap();
+    let rows = client
+        .query("SELECT stream, n, version FROM counts_pg.counts", &[])
+        .await
+        .unwrap();
+    rows.into_iter()
+        .map(|row| (row.get(0), (row.get(1), row.get(2))))
+        .collect()
+}
+
+// One test runs the whole story: the read models of one projection name are shared
+// server-wide, so the steps must not run concurrently.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn projections_on_postgres_follow_switch_park_and_rebuild() {
+    let (store, read_models) = setup("factum_projection_test").await;
+    store
+        .append(
+            "a",
+            "Counter",
+            ExpectedVersion::Any,
+            vec![event("Counted", false), event("Other", false)],
+        )
+        .await
+        .unwrap();
+
+    // Catch-up then live, woken by NOTIFY; readers see the views once it is active.
+    let runner = ProjectionRunner::new(store.clone())
+        .batch_size(3)
+        .retry(Retry::new(2, Duration::from_millis(1)));
+    let mut v1 = runner.spawn(Counts::<1>, read_models.clone());
+    v1.wait_for(2).await.unwrap();
+    let mut writers = Vec::new();
+    for writer in 0..8 {
+        let store = store.clone();
+        writers.push(tokio::spawn(async move {
+            for _ in 0..25 {
+                store
+                    .append(
+                        &format!("w{writer}"),
+                        "Counter",
+                        ExpectedVersion::Any,
+                        vec![event("Counted", false)],
+                    )
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let head = store.head().await.unwrap().unwrap().position;
+    v1.wait_for(head).await.unwrap();
+    let live = read_counts(&read_models).await;
+    assert_eq!(live.len(), 9);
+    assert!(
+        live.iter()
+            .filter(|(stream, _)| stream.starts_with('w'))
+            .all(|(_, &(n, v))| n == 25 && v == 1),
+        "{live:?}"
+    );
+    assert_eq!(v1.lag().await.unwrap().events, 0);
+    v1.stop().await.unwrap();
+
+    // A poison event is parked; the rest applied.
+    let outcome = store
+        .append(
+            "b",
+            "Counter",
+            ExpectedVersion::Any,
+            vec![event("Counted", true), event("Counted", false)],
+        )
+        .await
+        .unwrap();
+    let mut projector = runner.projector(Counts::<1>, read_models.clone());
+    let caught_up = runner.catch_up(&mut projector).await.unwrap();
+    assert_eq!(
+        (caught_up.applied, caught_up.parked, caught_up.checkpoint),
+        (1, 1, outcome.last_position)
+    );
+    let parked = projector.parked().await.unwrap();
+    assert_eq!(parked.len(), 1);
+    assert_eq!(
+        (parked[0].event.stream_id.as_str(), parked[0].attempts),
+        ("b", 2)
+    );
+
+    // v2 builds beside v1: readers keep v1 until v2 has caught up and switched.
+    let mut v2 = runner.projector(Counts::<2>, read_models.clone());
+    runner.catch_up(&mut v2).await.unwrap();
+    assert!(
+        read_counts(&read_models)
+            .await
+            .values()
+            .all(|&(_, version)| version == 1)
+    );
+    runner.catch_up_and_activate(&mut v2).await.unwrap();
+    let switched = read_counts(&read_models).await;
+    assert!(switched.values().all(|&(_, version)| version == 2));
+    let states: Vec<_> = read_models
+        .versions("counts_pg")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| (v.version, v.state))
+        .collect();
+    assert_eq!(
+        states,
+        vec![(1, VersionState::Retired), (2, VersionState::Active)]
+    );
+
+    // Rebuild: equal to what live following built.
+    let rebuilt = runner
+        .rebuild(Counts::<2>, read_models.clone(), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(rebuilt.checkpoint, outcome.last_position);
+    assert_eq!(read_counts(&read_models).await, switched);
+
+    // An unfinished transaction never reaches the next user of the connection.
+    let tx = read_models
+        .begin(Target {
+            name: "counts_pg",
+            version: 2,
+        })
+        .await
+        .unwrap();
+    drop(tx);
+    let checkpoint = read_models
+        .checkpoint(Target {
+            name: "counts_pg",
+            version: 2,
+        })
+        .await
+        .unwrap();
+    assert_eq!(checkpoint, Some(outcome.last_position));
+}
