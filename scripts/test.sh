@@ -10,9 +10,9 @@ step "toolchain: $(cargo --version), $(rustc --version)"
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 
-# Every feature is tested: the conformance suite, each store backend, and the PostgreSQL
-# benchmarks (run once each, in test mode).
-features="factum/conformance,factum/sqlite,factum/postgres,factum-benches/postgres"
+# Every feature is tested: the conformance suite, each store backend, the NATS event bus,
+# and the PostgreSQL benchmarks (run once each, in test mode).
+features="factum/conformance,factum/sqlite,factum/postgres,factum/nats,factum-benches/postgres"
 
 step "Node.js and npm for the TypeScript contract tests (Debian packages if missing)"
 if ! command -v node > /dev/null || ! command -v npm > /dev/null; then
@@ -33,8 +33,13 @@ cargo fmt --manifest-path benches/postgres-es/Cargo.toml -- --check
 step "PostgreSQL for the postgres tests (installed from Debian packages if missing)"
 # Tests that need the server fail without it; they are never skipped.
 scratch=$(mktemp -d)
-trap 'rm -rf "$scratch"; scripts/postgres.sh stop || true' EXIT
+trap 'rm -rf "$scratch"; scripts/postgres.sh stop || true; scripts/nats.sh stop || true' EXIT
 eval "$(scripts/postgres.sh start)"
+
+step "NATS with JetStream for the event-bus tests (installed from Debian packages if missing)"
+# The same rule: without a server the tests fail. They also start throwaway servers of
+# their own (FACTUM_NATS_SERVER) to stop and restart them mid-stream.
+eval "$(scripts/nats.sh start)"
 
 step "clippy, warnings denied"
 cargo clippy --workspace --all-targets --features "$features" --locked -- -D warnings
@@ -48,10 +53,21 @@ CI="${CI:-true}" cargo test --workspace --doc --features "$features" --locked 2>
 step "documentation builds without broken links"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --features "$features" --locked --quiet
 
-step "the main job runs end to end, twice on one SQLite file (the history grows)"
-cargo run --quiet --locked -p factum-example-orders --bin orders -- --db "$scratch/orders.sqlite3" > "$scratch/run1.txt"
-cargo run --quiet --locked -p factum-example-orders --bin orders -- --db "$scratch/orders.sqlite3" > "$scratch/run2.txt"
-grep -q '^run 2: the store holds' "$scratch/run2.txt" || { cat "$scratch/run2.txt"; echo "the second run did not see the first"; exit 1; }
+step "the main job runs end to end, twice on the same files (the history grows, projections resume)"
+cargo run --quiet --locked -p factum-demo -- --dir "$scratch/demo" > "$scratch/run1.txt"
+cargo run --quiet --locked -p factum-demo -- --dir "$scratch/demo" > "$scratch/run2.txt"
+expect_line() { # FILE PATTERN WHAT
+    grep -qE "$2" "$1" || { cat "$1"; echo "the main job did not show that $3"; exit 1; }
+}
+expect_line "$scratch/run2.txt" '^run 2: the store holds' "the second order run saw the first"
+expect_line "$scratch/run1.txt" 'coordinator_task_list +v1: no checkpoint yet' "the first run built the projections from the start"
+for projection in coordinator_task_list member_task_history daily_analytics; do
+    expect_line "$scratch/run2.txt" "^$projection +v1: resumed from checkpoint [1-9]" "$projection resumed from its checkpoint"
+done
+expect_line "$scratch/run2.txt" '^T-002-3 +Help with lunch .*\[open\] with chloe' "the coordinator's list answered"
+expect_line "$scratch/run2.txt" 'T-002-2 +Wound dressing change +took over from ben' "amira's history answered"
+expect_line "$scratch/run2.txt" '^today, [0-9-]+: [0-9]+ created, [0-9]+ completed, average completion time ([0-9]+ s|-)' "the analytics answered"
+expect_line "$scratch/run2.txt" '^daily_analytics +checkpoint +[0-9]+, head +[0-9]+: 0 events' "the lag after catching up"
 
 step "the committed schemas are up to date and keep the published contract"
 cargo run --quiet --locked -p factum-example-orders --bin orders -- --registry > "$scratch/registry.json"

@@ -11,6 +11,16 @@ fn pretty(tokens: TokenStream) -> String {
     }
 }
 
+/// The messages of the `compile_error!` invocations in an expansion, in order.
+fn compile_error_messages(expanded: &TokenStream) -> Vec<String> {
+    expanded
+        .to_string()
+        .split("compile_error !")
+        .skip(1)
+        .map(|part| part.split('"').nth(1).unwrap_or_default().to_owned())
+        .collect()
+}
+
 #[test]
 fn event_first_version() {
     let expanded = crate::event::expand(
@@ -139,11 +149,63 @@ fn errors_are_all_reported_together() {
             }
         },
     );
-    let messages: Vec<String> = expanded
-        .to_string()
-        .split("compile_error !")
-        .skip(1)
-        .map(|part| part.split('"').nth(1).unwrap_or_default().to_owned())
-        .collect();
-    insta::assert_debug_snapshot!(messages);
+    insta::assert_debug_snapshot!(compile_error_messages(&expanded));
+}
+
+#[test]
+fn projection() {
+    let expanded = crate::projection::expand(
+        crate::projection::Kind::Projection,
+        quote!(name = "task_list", version = 2),
+        quote! {
+            impl TaskList {
+                #[setup]
+                async fn tables(&mut self, tx: &mut SqliteTx) -> Result<(), ProjectionError> { todo() }
+                #[on]
+                async fn created(&mut self, event: &Recorded<TaskCreated>, tx: &mut SqliteTx) -> Result<(), ProjectionError> { todo() }
+                #[on]
+                async fn done<'r>(&mut self, event: &Recorded<'r, events::TaskDone>, tx: &mut SqliteTx) -> Result<(), ProjectionError> { todo() }
+                fn helper(&self) -> bool { true }
+            }
+        },
+    );
+    insta::assert_snapshot!(pretty(expanded));
+}
+
+#[test]
+fn reactor() {
+    let expanded = crate::projection::expand(
+        crate::projection::Kind::Reactor,
+        quote!(crate = "::renamed"),
+        quote! {
+            impl Reminders {
+                #[on]
+                async fn created(&mut self, event: &Recorded<'_, TaskCreated>) -> Result<(), ProjectionError> { todo() }
+            }
+        },
+    );
+    insta::assert_snapshot!(pretty(expanded));
+}
+
+#[test]
+fn projection_errors_are_all_reported_together() {
+    let expanded = crate::projection::expand(
+        crate::projection::Kind::Projection,
+        quote!(version = 0, colour = "blue"),
+        quote! {
+            impl TaskList {
+                #[setup]
+                async fn tables(&mut self, tx: &mut OtherTx) -> Result<(), ProjectionError> { todo() }
+                #[on]
+                fn created(&self, event: &TaskCreated) {}
+                #[on]
+                async fn done(&mut self, event: &Recorded<TaskDone>, tx: &mut SqliteTx) -> Result<(), ProjectionError> { todo() }
+                #[on]
+                async fn done_again(&mut self, event: &Recorded<TaskDone>, tx: &SqliteTx, extra: u8) -> Result<(), ProjectionError> { todo() }
+                #[setup]
+                async fn more_tables(&mut self, tx: &mut SqliteTx) -> Result<(), ProjectionError> { todo() }
+            }
+        },
+    );
+    insta::assert_debug_snapshot!(compile_error_messages(&expanded));
 }

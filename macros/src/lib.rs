@@ -14,6 +14,7 @@ mod derives;
 mod docs;
 mod event;
 mod event_set;
+mod projection;
 mod respan;
 
 use proc_macro::TokenStream;
@@ -35,6 +36,19 @@ pub fn command(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn aggregate(args: TokenStream, item: TokenStream) -> TokenStream {
     aggregate::expand(args.into(), item.into()).into()
+}
+
+/// Implements `Projection` from an impl block of `#[on]` handlers and an optional
+/// `#[setup]` method; see `factum::projection`.
+#[proc_macro_attribute]
+pub fn projection(args: TokenStream, item: TokenStream) -> TokenStream {
+    projection::expand(projection::Kind::Projection, args.into(), item.into()).into()
+}
+
+/// Implements `Reactor` from an impl block of `#[on]` handlers; see `factum::reactor`.
+#[proc_macro_attribute]
+pub fn reactor(args: TokenStream, item: TokenStream) -> TokenStream {
+    projection::expand(projection::Kind::Reactor, args.into(), item.into()).into()
 }
 
 /// Implements `EventSet` for an enum of events; see `factum::Events`.

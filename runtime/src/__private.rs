@@ -9,8 +9,10 @@ pub use ::std;
 
 pub use crate::aggregate::{Aggregate, Apply, Handle};
 pub use crate::command::{Command, CommandOf, CommandSet};
+pub use crate::envelope::RecordedEvent;
 pub use crate::error::{BoxError, DecodeError, DecodeErrorKind, EncodeError};
 pub use crate::event::{EncodedEvent, Event, EventOf, EventSet, IntoEvents};
+pub use crate::projection::{Projection, ProjectionError, Reactor, Recorded};
 pub use crate::registry::{RegistryBuilder, UpcastPath};
 
 use serde::de::DeserializeOwned;
@@ -128,6 +130,36 @@ pub fn unknown_event(set: &'static str, name: &str, version: u32) -> DecodeError
         version,
         kind: DecodeErrorKind::UnknownEvent { set },
     }
+}
+
+/// Decodes a recorded event for the `#[on]` handler taking `E`, through every upcast from
+/// its stored version; a failure names the stream, its version and position, the event
+/// and its schema version.
+#[inline]
+pub fn decode_recorded<E: Event>(record: &RecordedEvent) -> Result<E, ProjectionError> {
+    E::decode_version(record.schema_version, &record.payload)
+        .map_err(|kind| undecodable_record(record, kind))
+}
+
+#[cold]
+fn undecodable_record(record: &RecordedEvent, kind: DecodeErrorKind) -> ProjectionError {
+    ProjectionError::from(crate::repository::RecordDecodeError {
+        stream_id: record.stream_id.clone(),
+        stream_version: record.stream_version,
+        position: record.position,
+        source: Box::new(DecodeError {
+            event: record.name.clone(),
+            version: record.schema_version,
+            kind,
+        }),
+    })
+}
+
+/// The future of an `#[on]` or `#[setup]` method, which the runner sends between
+/// threads; called at the method's name, so a future that is not `Send` is reported there.
+#[inline(always)]
+pub fn send_future<F: core::future::Future + Send>(future: F) -> F {
+    future
 }
 
 /// The events a `#[handle]` method returned, as events of its aggregate's set.

@@ -105,13 +105,35 @@ impl PartialEq for RecordedEvent {
     }
 }
 
+/// The [`Metadata::extra`] key under which an event records the causation id of the
+/// command that recorded it (see [`CommandMetadata::event_metadata`]).
+pub const COMMAND_CAUSATION_KEY: &str = "command_causation_id";
+
 /// What a command carries besides itself; it flows into the metadata of its events.
+///
+/// # The causation chain
+///
+/// Causation ids link every message to the one that caused it, alternating between
+/// events and commands: **event → command → event**.
+///
+/// - A command issued in reaction to an event (by a process manager, say) is built with
+///   [`CommandMetadata::caused_by`]: its `causation_id` is that event's id and it keeps
+///   the event's correlation id.
+/// - The events a command records get the command's id as their causation id (a command
+///   id is not stored anywhere else, so this is how "which command recorded this event"
+///   stays answerable), and the command's own causation id under
+///   [`COMMAND_CAUSATION_KEY`] in [`Metadata::extra`], so the chain back to the
+///   triggering event can be followed from stored events alone.
+/// - Every message of one business transaction shares one correlation id.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CommandMetadata {
     /// The command's own id; its events' causation id.
     pub command_id: Uuid,
     /// The business transaction's id; the command id when none is given.
     pub correlation_id: Option<Uuid>,
+    /// The id of the message that caused this command: the triggering event's id for a
+    /// command issued in reaction to an event, `None` for a command from outside.
+    pub causation_id: Option<Uuid>,
     /// Who issued the command.
     pub actor: Option<String>,
     /// Free-form entries copied into every event.
@@ -130,9 +152,28 @@ impl CommandMetadata {
         Self {
             command_id: Uuid::now_v7(),
             correlation_id: None,
+            causation_id: None,
             actor: None,
             extra: BTreeMap::new(),
         }
+    }
+
+    /// Metadata of a command issued in reaction to `event`: a fresh command id, the
+    /// event's correlation id (or, when it has none, a new correlation starting at the
+    /// event's id) and the event's id as causation id.
+    pub fn caused_by(event: &RecordedEvent) -> Self {
+        Self {
+            correlation_id: Some(event.metadata.correlation_id.unwrap_or(event.event_id)),
+            causation_id: Some(event.event_id),
+            ..Self::new()
+        }
+    }
+
+    /// Sets the command's id (by default a fresh UUID v7). A command re-sent with the
+    /// same id can be recognised by the events it already recorded.
+    pub fn command_id(mut self, command_id: Uuid) -> Self {
+        self.command_id = command_id;
+        self
     }
 
     /// Sets who issued the command.
@@ -147,19 +188,35 @@ impl CommandMetadata {
         self
     }
 
+    /// Sets the id of the message that caused this command.
+    pub fn causation_id(mut self, causation_id: Uuid) -> Self {
+        self.causation_id = Some(causation_id);
+        self
+    }
+
     /// Adds a free-form entry.
     pub fn extra(mut self, key: impl Into<String>, value: serde_json::Value) -> Self {
         self.extra.insert(key.into(), value);
         self
     }
 
-    /// The metadata of the events this command causes.
+    /// The metadata of the events this command causes: the command's correlation id (its
+    /// own id when it has none), the command id as causation id, its actor and extra
+    /// entries, and, when the command has a causation id, that id under
+    /// [`COMMAND_CAUSATION_KEY`].
     pub fn event_metadata(&self) -> Metadata {
+        let mut extra = self.extra.clone();
+        if let Some(causation_id) = self.causation_id {
+            extra.insert(
+                COMMAND_CAUSATION_KEY.to_owned(),
+                serde_json::Value::String(causation_id.to_string()),
+            );
+        }
         Metadata {
             correlation_id: Some(self.correlation_id.unwrap_or(self.command_id)),
             causation_id: Some(self.command_id),
             actor: self.actor.clone(),
-            extra: self.extra.clone(),
+            extra,
         }
     }
 }

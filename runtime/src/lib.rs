@@ -10,10 +10,13 @@
 #![warn(missing_docs)]
 
 mod aggregate;
+#[cfg(feature = "nats")]
+pub mod bus;
 mod command;
 pub mod envelope;
 pub mod error;
 mod event;
+pub mod process;
 pub mod projection;
 pub mod registry;
 pub mod repository;
@@ -200,13 +203,131 @@ pub use factum_macros::Commands;
 /// ```
 pub use factum_macros::aggregate;
 
+/// Implements [`Projection`](projection::Projection) from an inherent impl block of
+/// `#[on]` event handlers and an optional `#[setup]` method.
+///
+/// ```text
+/// #[projection(name = "task_list", version = 2)]
+/// ```
+///
+/// | key | meaning | default |
+/// |---|---|---|
+/// | `name = "..."` | the stable name its checkpoint and read model are kept under: 1 to 40 ASCII letters, digits or underscores, starting with a letter | the type's name |
+/// | `version = N` | the read model's shape version, from 1; bumping it builds a new read model beside the live one | 1 |
+/// | `crate = "path"` | where factum is, if renamed | `::factum` |
+///
+/// - `#[on] async fn name(&mut self, event: &Recorded<E>, tx: &mut Tx) -> Result<(), ProjectionError>`
+///   for each event type `E` the projection reads. A stored event of `E`'s name is decoded
+///   from its stored version into `E` (through every upcast) and handed over with its
+///   record ([`Recorded`](projection::Recorded) dereferences to the event; its lifetime
+///   may be left out, as here, or written `Recorded<'_, E>`); events of other
+///   names are ignored, and [`Projection::EVENTS`](projection::Projection::EVENTS) lists
+///   the handled names so the store can filter the log. A payload that does not decode is
+///   a handler failure naming the stream, its version and position, and the event.
+/// - `#[setup] async fn name(&mut self, tx: &mut Tx) -> Result<(), ProjectionError>`, at
+///   most one, creates the read model's tables.
+///
+/// `Tx`, the read-model transaction (e.g. [`SqliteTx`](projection::sqlite::SqliteTx)), is
+/// the same type in every handler and becomes `Projection::Tx`. The impl block is not
+/// generic. At compile time it is an error to handle one event twice (by one type, or by
+/// two versions of one event, which share a name), to handle a type that is not an
+/// [`event`], to have no `#[on]` handler, or to write a handler in another form; each
+/// error points at the offending tokens.
+///
+/// ```
+/// use factum::prelude::*;
+/// use factum::projection::sqlite::SqliteTx;
+///
+/// #[event(name = "TaskCreated")]
+/// pub struct TaskCreated { pub title: String }
+///
+/// #[event(name = "TaskDone")]
+/// pub struct TaskDone {}
+///
+/// pub struct TaskList;
+///
+/// #[projection(name = "task_list", version = 2)]
+/// impl TaskList {
+///     #[setup]
+///     async fn tables(&mut self, tx: &mut SqliteTx) -> Result<(), ProjectionError> {
+///         tx.execute("CREATE TABLE tasks (id TEXT PRIMARY KEY, title TEXT, done INTEGER)", ())?;
+///         Ok(())
+///     }
+///
+///     #[on]
+///     async fn created(&mut self, e: &Recorded<TaskCreated>, tx: &mut SqliteTx) -> Result<(), ProjectionError> {
+///         tx.execute("INSERT INTO tasks VALUES (?1, ?2, 0)", (e.stream_id(), &e.title))?;
+///         Ok(())
+///     }
+///
+///     #[on]
+///     async fn done(&mut self, e: &Recorded<TaskDone>, tx: &mut SqliteTx) -> Result<(), ProjectionError> {
+///         tx.execute("UPDATE tasks SET done = 1 WHERE id = ?1", [e.stream_id()])?;
+///         Ok(())
+///     }
+/// }
+///
+/// assert_eq!((TaskList::NAME, TaskList::VERSION), ("task_list", 2));
+/// assert_eq!(TaskList::EVENTS, ["TaskCreated", "TaskDone"]);
+/// ```
+pub use factum_macros::projection;
+
+/// Implements [`Reactor`](projection::Reactor) from an inherent impl block of `#[on]`
+/// event handlers: `#[on] async fn name(&mut self, event: &Recorded<E>) -> Result<(), ProjectionError>`.
+///
+/// A reactor has side effects (mail, commands, calls to other systems) and no read model:
+/// its handlers take no transaction, it has no `#[setup]` and no `version`. Keys: `name`
+/// (default: the type's name; same rule as a projection's) and `crate`. Decoding,
+/// ignoring of other events and the compile-time checks are those of [`projection`](macro@projection).
+///
+/// ```
+/// use factum::prelude::*;
+///
+/// #[event(name = "TaskDone")]
+/// pub struct TaskDone {}
+///
+/// #[derive(Default)]
+/// pub struct Congratulations { sent: Vec<String> }
+///
+/// #[reactor(name = "congratulations")]
+/// impl Congratulations {
+///     #[on]
+///     async fn done(&mut self, e: &Recorded<TaskDone>) -> Result<(), ProjectionError> {
+///         self.sent.push(format!("well done on {}", e.stream_id()));
+///         Ok(())
+///     }
+/// }
+///
+/// let record = RecordedEvent {
+///     event_id: factum::uuid::Uuid::now_v7(),
+///     stream_id: "task-7".into(),
+///     stream_type: "Task".into(),
+///     stream_version: 2,
+///     position: 12,
+///     name: "TaskDone".into(),
+///     schema_version: 1,
+///     payload: serde_json::value::to_raw_value(&serde_json::json!({})).unwrap(),
+///     timestamp: Default::default(),
+///     metadata: Metadata::default(),
+/// };
+/// let mut reactor = Congratulations::default();
+/// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// runtime.block_on(reactor.react(&record)).unwrap();
+/// assert_eq!(reactor.sent, ["well done on task-7"]);
+/// assert_eq!(Congratulations::EVENTS, ["TaskDone"]);
+/// ```
+pub use factum_macros::reactor;
+
 /// The names most code needs: the macros, the traits, the repository and the store.
 pub mod prelude {
     pub use crate::envelope::{CommandMetadata, Metadata, NewEvent, RecordedEvent};
+    pub use crate::projection::{Projection, ProjectionError, Reactor, Recorded};
     pub use crate::repository::{Executed, Loaded, Repository, RepositoryError, RetryPolicy};
     pub use crate::store::{EventStore, ExpectedVersion, MemoryStore, StoreError};
     pub use crate::{Aggregate, Command, CommandSet, Event, EventSet};
     pub use crate::{Commands, Events, aggregate, command, event};
+    // The attributes only: `crate::projection` also names the module.
+    pub use factum_macros::{projection, reactor};
 }
 
 /// The README's examples, compiled and run as doc tests.

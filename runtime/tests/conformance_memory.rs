@@ -29,3 +29,15 @@ async fn a_memory_store_follower_sees_every_event() {
     .await;
     assert_eq!(seen, 8 * 500);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filtered_memory_store_follower_sees_every_event() {
+    let seen = conformance::filtered_follower_sees_every_event(
+        Arc::new(MemoryStore::new()),
+        8,
+        500,
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(seen, 8 * 500 * 2 / 3);
+}

@@ -42,3 +42,16 @@ async fn a_postgres_store_follower_sees_every_event() {
             .await;
     assert_eq!(seen, 8 * 300);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filtered_postgres_store_follower_sees_every_event() {
+    let store = fresh_store("t_conformance_filtered").await;
+    let seen = conformance::filtered_follower_sees_every_event(
+        Arc::new(store),
+        8,
+        300,
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(seen, 8 * 300 * 2 / 3);
+}

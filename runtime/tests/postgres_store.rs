@@ -703,3 +703,167 @@ async fn appends_answer_exactly_as_the_memory_store_does() {
     let reference = memory.read_all(0, 100_000).await.unwrap();
     assert_eq!(stored, reference);
 }
+
+// ---------------------------------------------------------------------------------------
+// Waiting for events: LISTEN/NOTIFY
+
+/// The backend pids of the listening connections of the store in `schema`.
+async fn listeners(schema: &str) -> Vec<i32> {
+    postgres_common::raw_client()
+        .await
+        .query(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = $1",
+            &[&format!("factum listener {schema}")],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
+}
+
+/// Waits (up to 10 s) until the store's listening connection is up, and returns its pid.
+async fn listening(store: &PostgresStore) -> i32 {
+    // The first wait starts the listener.
+    store
+        .wait_for_events(u64::MAX, std::time::Duration::from_millis(1))
+        .await
+        .unwrap();
+    for _ in 0..200 {
+        if let [pid] = listeners(store.schema()).await[..] {
+            return pid;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the store never started listening");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_through_another_store_handle_wakes_a_waiter_by_notification() {
+    const SCHEMA: &str = "t_store_notify";
+    let waiter = fresh_store(SCHEMA).await;
+    let writer = PostgresStore::builder(url())
+        .schema(SCHEMA)
+        .pool_size(1)
+        .connect()
+        .await
+        .unwrap();
+    listening(&waiter).await;
+    // While the listener is up, nothing polls: only the notification can wake the waiter
+    // before its 10-minute timeout.
+    let head = 0;
+    let waiting = tokio::spawn(async move {
+        waiter
+            .wait_for_events(head, std::time::Duration::from_secs(600))
+            .await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    writer
+        .append("s", "T", ExpectedVersion::NoStream, events(1))
+        .await
+        .unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(10), waiting)
+        .await
+        .expect("the notification wakes the waiter")
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_in_another_schema_do_not_wake_a_waiter() {
+    let quiet = fresh_store("t_store_quiet").await;
+    let busy = fresh_store("t_store_busy").await;
+    listening(&quiet).await;
+    let timeout = std::time::Duration::from_millis(1500);
+    let started = std::time::Instant::now();
+    let (waited, ()) = tokio::join!(quiet.wait_for_events(0, timeout), async {
+        for n in 0..5 {
+            busy.append("s", "T", ExpectedVersion::Any, vec![event(n)])
+                .await
+                .unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    });
+    waited.unwrap();
+    assert!(
+        started.elapsed() >= timeout,
+        "the waiter of an empty schema returned after {:?}, before its timeout",
+        started.elapsed()
+    );
+    assert_eq!(quiet.head().await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_listening_connection_is_replaced_and_waiters_still_wake() {
+    const SCHEMA: &str = "t_store_relisten";
+    let store = fresh_store(SCHEMA).await;
+    let pid = listening(&store).await;
+    let raw = postgres_common::raw_client().await;
+    let killed: bool = raw
+        .query_one("SELECT pg_terminate_backend($1)", &[&pid])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(killed);
+    // Appended while the listener is down or reconnecting: the poll (or the newest
+    // position read when listening again) finds it.
+    let outcome = store
+        .append("s", "T", ExpectedVersion::NoStream, events(1))
+        .await
+        .unwrap();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        store.wait_for_events(0, std::time::Duration::from_secs(600)),
+    )
+    .await
+    .expect("a waiter wakes while the listener is down")
+    .unwrap();
+    // A new listening connection replaces the killed one, and notifications wake again.
+    let mut replaced = None;
+    for _ in 0..200 {
+        if let [new] = listeners(SCHEMA).await[..]
+            && new != pid
+        {
+            replaced = Some(new);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(replaced.is_some(), "the listening connection is re-opened");
+    let head = outcome.last_position;
+    let (woken, appended) = tokio::join!(
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            store.wait_for_events(head, std::time::Duration::from_secs(600)),
+        ),
+        async {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            store
+                .append("s", "T", ExpectedVersion::Exact(1), events(1))
+                .await
+        }
+    );
+    appended.unwrap();
+    woken.expect("the new listener wakes waiters").unwrap();
+}
+
+#[tokio::test]
+async fn filtered_reads_take_their_head_from_the_same_snapshot_and_skip_nul_names() {
+    let store = fresh_store("t_store_filtered").await;
+    store
+        .append("s", "T", ExpectedVersion::NoStream, events(3))
+        .await
+        .unwrap();
+    let page = store
+        .read_all_filtered(0, 10, &["Ticked", "nul\0name"])
+        .await
+        .unwrap();
+    assert_eq!(page.events.len(), 3);
+    assert_eq!(page.scanned_to, page.events[2].position);
+    let none = store
+        .read_all_filtered(0, 10, &["nul\0name"])
+        .await
+        .unwrap();
+    assert!(none.events.is_empty());
+    assert_eq!(none.scanned_to, page.scanned_to);
+}

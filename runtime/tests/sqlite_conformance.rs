@@ -61,3 +61,32 @@ async fn a_sqlite_store_follower_sees_every_event() {
             .await;
     assert_eq!(seen, 8 * 300);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filtered_sqlite_store_follower_sees_every_event() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store = SqliteStore::open(dir.path().join("filtered.db"))
+        .await
+        .expect("open");
+    let seen = conformance::filtered_follower_sees_every_event(
+        Arc::new(store),
+        8,
+        300,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(seen, 8 * 300 * 2 / 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filtered_in_memory_sqlite_store_follower_sees_every_event() {
+    let store = SqliteStore::in_memory().expect("an in-memory store");
+    let seen = conformance::filtered_follower_sees_every_event(
+        Arc::new(store),
+        4,
+        300,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(seen, 4 * 300 * 2 / 3);
+}

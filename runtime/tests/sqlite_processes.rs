@@ -68,6 +68,7 @@ async fn child_process() {
     match role.as_str() {
         "race" => race(&store, writer, count).await,
         "batches" => batches(&store, writer, count).await,
+        "append_later" => append_later(&store, count).await,
         other => panic!("unknown role {other}"),
     }
 }
@@ -102,6 +103,23 @@ async fn race(store: &SqliteStore, writer: u64, count: u64) {
         }
     }
     println!("FACTUM done {count} with {conflicts} conflicts");
+}
+
+/// Waits `millis` milliseconds, then appends one event (for a follower in the parent to
+/// notice).
+async fn append_later(store: &SqliteStore, millis: u64) {
+    tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
+    let event = NewEvent::new(
+        "Later",
+        1,
+        serde_json::value::to_raw_value(&json!({ "from": "child" })).unwrap(),
+        Metadata::default(),
+    );
+    store
+        .append("later", "Later", ExpectedVersion::NoStream, vec![event])
+        .await
+        .expect("the child appends");
+    println!("FACTUM appended");
 }
 
 /// Batch `batch` of crash round `round`: [`BATCH`] events, each marked with its round,
@@ -358,5 +376,44 @@ fn writers_in_several_processes_lose_and_duplicate_nothing() {
                 "shared-{stream} is gapless"
             );
         }
+    });
+}
+
+#[test]
+fn a_follower_waiting_in_one_process_wakes_on_an_append_of_another() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("wake.db");
+    runtime().block_on(async {
+        let store = SqliteStore::open(&path).await.expect("open");
+        assert_eq!(store.head().await.expect("head"), None);
+        let child = child("append_later", &path, 0, 300)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the child starts");
+        // The child appends after ~300 ms; the wait's own timeout is ten minutes, so only
+        // noticing the append ends it within the 30 s liveness bound.
+        tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            store.wait_for_events(0, std::time::Duration::from_secs(600)),
+        )
+        .await
+        .expect("the append of another process wakes the waiter")
+        .expect("wait_for_events");
+        let output = child.wait_with_output().expect("the child ends");
+        assert!(
+            output.status.success()
+                && String::from_utf8_lossy(&output.stdout).contains("FACTUM appended"),
+            "the child failed ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let head = store.head().await.expect("head").expect("a head");
+        let page = store
+            .read_all_filtered(0, 10, &["Later"])
+            .await
+            .expect("read_all_filtered");
+        assert_eq!(page.events.len(), 1, "the child's event is read");
+        assert_eq!(page.scanned_to, head.position);
     });
 }

@@ -748,3 +748,67 @@ async fn the_repository_names_stream_version_and_event_of_an_undecodable_event()
         "read_all stops at the corrupt payload"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Waiting for events across store handles
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiter_wakes_on_appends_of_another_store_handle_on_the_same_file() {
+    let (_dir, path) = temp_file();
+    let waiter = SqliteStore::open(&path).await.expect("open");
+    let writer = SqliteStore::open(&path).await.expect("a second handle");
+    let waiting = {
+        let waiter = waiter.clone();
+        tokio::spawn(async move {
+            waiter
+                .wait_for_events(0, std::time::Duration::from_secs(600))
+                .await
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    writer
+        .append("s", "T", ExpectedVersion::NoStream, ticks(0..1))
+        .await
+        .expect("append");
+    // The handles share nothing in memory: the waiter's poll finds the append.
+    tokio::time::timeout(std::time::Duration::from_secs(10), waiting)
+        .await
+        .expect("an append through another handle wakes the waiter")
+        .expect("the waiter panicked")
+        .expect("wait_for_events");
+    assert_eq!(
+        waiter.head().await.expect("head").map(|head| head.position),
+        writer.head().await.expect("head").map(|head| head.position)
+    );
+}
+
+#[tokio::test]
+async fn a_filtered_read_of_a_corrupt_row_is_a_typed_error() {
+    let (_dir, path) = temp_file();
+    let store = SqliteStore::open(&path).await.expect("open");
+    store
+        .append("s", "T", ExpectedVersion::NoStream, ticks(0..3))
+        .await
+        .expect("append");
+    raw(&path)
+        .execute(
+            "UPDATE events SET payload = 'not json' WHERE stream_version = 2",
+            [],
+        )
+        .expect("damage a row");
+    let error = store
+        .read_all_filtered(0, 10, &["Tick"])
+        .await
+        .expect_err("a corrupt row is refused");
+    assert!(
+        matches!(&error, StoreError::CorruptRow { stream_id, stream_version: 2, .. } if stream_id == "s"),
+        "{error:?}"
+    );
+    // The rows before it stay readable, and the head is still known.
+    let before = store
+        .read_all_filtered(0, 1, &["Tick"])
+        .await
+        .expect("the first row");
+    assert_eq!(before.events.len(), 1);
+    assert!(store.head().await.expect("head").is_some());
+}

@@ -7,6 +7,10 @@
 //! field to `quantity`.
 #![warn(missing_docs)]
 
+pub mod demo;
+
+pub mod fulfilment;
+
 use std::collections::BTreeMap;
 
 use factum::prelude::*;

@@ -282,17 +282,20 @@ impl<P: Projection> Projector<P> {
             .begin(target)
             .await
             .map_err(self.read_model_error())?;
-        if tx.checkpoint().is_none() {
-            if let Err(error) = self.projection.setup(&mut tx).await {
+        if tx.checkpoint().is_some() {
+            return Ok(tx);
+        }
+        match self.projection.setup(&mut tx).await {
+            Ok(()) => Ok(tx),
+            Err(error) => {
                 let _ = self.read_model.rollback(tx).await;
-                return Err(RunnerError::Setup {
+                Err(RunnerError::Setup {
                     projection: P::NAME,
                     version: P::VERSION,
                     message: error.message(),
-                });
+                })
             }
         }
-        Ok(tx)
     }
 
     async fn run_in_transaction(

@@ -116,8 +116,8 @@ pub trait ReadModelTx: Send + 'static {
 /// A database that holds read models: one per projection version, each with its
 /// checkpoint and dead letters written in the same transactions as its rows.
 ///
-/// Implemented by [`SqliteReadModel`](super::sqlite::SqliteReadModel) and
-/// [`PostgresReadModel`](super::postgres::PostgresReadModel).
+/// Implemented by `SqliteReadModel` (feature `sqlite`) and `PostgresReadModel` (feature
+/// `postgres`), in the modules of those names.
 pub trait ReadModel: Clone + Send + Sync + 'static {
     /// A transaction on one projection version's read model.
     type Tx: ReadModelTx<ReadModel = Self>;

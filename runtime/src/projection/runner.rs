@@ -394,16 +394,19 @@ impl<S: EventStore + 'static> ProjectionRunner<S> {
         let runner = self.clone();
         let (stop_tx, stop_rx) = watch::channel(false);
         let (checkpoint_tx, checkpoint_rx) = watch::channel(None);
-        let task =
-            tokio::spawn(
-                async move { runner.follow(name, follower, stop_rx, checkpoint_tx).await },
-            );
+        let (stored_tx, stored_rx) = watch::channel(None);
+        let task = tokio::spawn(async move {
+            runner
+                .follow(name, follower, stop_rx, checkpoint_tx, stored_tx)
+                .await
+        });
         ProjectionHandle {
             name,
             runner: self.clone(),
             stop: stop_tx,
             checkpoint: checkpoint_rx,
-            task,
+            stored: stored_rx,
+            task: Some(task),
         }
     }
 
@@ -415,12 +418,16 @@ impl<S: EventStore + 'static> ProjectionRunner<S> {
         mut follower: impl Follower<S>,
         mut stop: watch::Receiver<bool>,
         checkpoint_tx: watch::Sender<Option<u64>>,
+        stored_tx: watch::Sender<Option<u64>>,
     ) -> Result<(), RunnerError> {
+        // Lag is measured from the stored checkpoint until the first catch-up ends.
+        stored_tx.send_replace(Some(follower.stored_checkpoint().await?));
         loop {
             if *stop.borrow() {
                 return Ok(());
             }
             let checkpoint = follower.catch_up(self).await?;
+            stored_tx.send_replace(Some(checkpoint));
             checkpoint_tx.send_replace(Some(checkpoint));
             tokio::select! {
                 waited = self.store.wait_for_events(checkpoint, self.idle_wait) => {
@@ -434,6 +441,9 @@ impl<S: EventStore + 'static> ProjectionRunner<S> {
 
 /// Something the live loop keeps caught up.
 trait Follower<S>: Send + 'static {
+    /// The checkpoint as stored, before catching up.
+    fn stored_checkpoint(&mut self) -> impl Future<Output = Result<u64, RunnerError>> + Send;
+
     /// Catches up to the head of the log; returns the checkpoint.
     fn catch_up(
         &mut self,
@@ -447,6 +457,10 @@ struct ProjectionFollower<P: Projection> {
 }
 
 impl<S: EventStore + 'static, P: Projection> Follower<S> for ProjectionFollower<P> {
+    async fn stored_checkpoint(&mut self) -> Result<u64, RunnerError> {
+        self.projector.checkpoint().await
+    }
+
     async fn catch_up(&mut self, runner: &ProjectionRunner<S>) -> Result<u64, RunnerError> {
         let caught_up = runner.catch_up(&mut self.projector).await?;
         if !self.activated {
@@ -462,6 +476,10 @@ struct ReactorFollower<R: Reactor, M: ReadModel> {
 }
 
 impl<S: EventStore + 'static, R: Reactor, M: ReadModel> Follower<S> for ReactorFollower<R, M> {
+    async fn stored_checkpoint(&mut self) -> Result<u64, RunnerError> {
+        self.driver.checkpoint().await
+    }
+
     async fn catch_up(&mut self, runner: &ProjectionRunner<S>) -> Result<u64, RunnerError> {
         let mut checkpoint = self.driver.checkpoint().await?;
         loop {
@@ -517,7 +535,10 @@ pub struct ProjectionHandle<S> {
     runner: ProjectionRunner<S>,
     stop: watch::Sender<bool>,
     checkpoint: watch::Receiver<Option<u64>>,
-    task: JoinHandle<Result<(), RunnerError>>,
+    /// The checkpoint as stored: known before the first catch-up ends.
+    stored: watch::Receiver<Option<u64>>,
+    /// `None` once its outcome was reported.
+    task: Option<JoinHandle<Result<(), RunnerError>>>,
 }
 
 impl<S: EventStore + 'static> ProjectionHandle<S> {
@@ -531,21 +552,21 @@ impl<S: EventStore + 'static> ProjectionHandle<S> {
         *self.checkpoint.borrow()
     }
 
-    /// How far behind the head of the log it is.
+    /// How far behind the head of the log it is: from the checkpoint it resumed from
+    /// until its first catch-up ends, then from the last catch-up's.
     pub async fn lag(&self) -> Result<Lag, RunnerError> {
-        self.runner
-            .lag_at(self.name, self.checkpoint().unwrap_or(0))
-            .await
+        let checkpoint = (*self.stored.borrow()).or(self.checkpoint()).unwrap_or(0);
+        self.runner.lag_at(self.name, checkpoint).await
     }
 
     /// Waits until it has applied everything up to global `position` (for a projection:
     /// and its version is active). Returns the runner's error if it stopped first.
     pub async fn wait_for(&mut self, position: u64) -> Result<u64, RunnerError> {
         loop {
-            if let Some(checkpoint) = *self.checkpoint.borrow_and_update() {
-                if checkpoint >= position {
-                    return Ok(checkpoint);
-                }
+            if let Some(checkpoint) = *self.checkpoint.borrow_and_update()
+                && checkpoint >= position
+            {
+                return Ok(checkpoint);
             }
             if self.checkpoint.changed().await.is_err() {
                 // The task ended: report why.
@@ -559,10 +580,11 @@ impl<S: EventStore + 'static> ProjectionHandle<S> {
 
     /// Whether its task has ended (stopped, or failed: see [`ProjectionHandle::stop`]).
     pub fn is_finished(&self) -> bool {
-        self.task.is_finished()
+        self.task.as_ref().is_none_or(JoinHandle::is_finished)
     }
 
-    /// Stops it after the batch in hand and returns how it ended.
+    /// Stops it after the batch in hand and returns how it ended (`Ok` if the way it
+    /// ended was already reported by [`ProjectionHandle::wait_for`]).
     pub async fn stop(self) -> Result<(), RunnerError> {
         let mut handle = self;
         handle.stop.send_replace(true);
@@ -570,7 +592,10 @@ impl<S: EventStore + 'static> ProjectionHandle<S> {
     }
 
     async fn join(&mut self) -> Result<(), RunnerError> {
-        match (&mut self.task).await {
+        let Some(task) = self.task.take() else {
+            return Ok(());
+        };
+        match task.await {
             Ok(result) => result,
             Err(error) => Err(RunnerError::Task {
                 projection: self.name,

@@ -2,16 +2,32 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
 
+use tokio::sync::watch;
 use uuid::Uuid;
 
-use super::{AppendOutcome, EventStore, ExpectedVersion, StoreError, VisitError};
+use super::{
+    AppendOutcome, EventStore, ExpectedVersion, FilteredPage, Head, StoreError, VisitError,
+};
 use crate::envelope::{NewEvent, RecordedEvent, Snapshot};
 
 /// An in-memory [`EventStore`]. Cloning it shares the same log.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct MemoryStore {
     state: Arc<RwLock<State>>,
+    /// The position of the newest event, published after every append that wrote: wakes
+    /// [`EventStore::wait_for_events`].
+    head: Arc<watch::Sender<u64>>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self {
+            state: Arc::default(),
+            head: Arc::new(watch::Sender::new(0)),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -164,11 +180,18 @@ impl EventStore for MemoryStore {
                 metadata: event.metadata,
             });
         }
-        Ok(AppendOutcome {
+        let outcome = AppendOutcome {
             stream_version: stream.log_indexes.len() as u64,
             last_position: state.log.len() as u64,
             written: true,
-        })
+        };
+        // Published while the write lock is held, so the head never moves backwards.
+        self.head.send_if_modified(|head| {
+            let newer = outcome.last_position > *head;
+            *head = (*head).max(outcome.last_position);
+            newer
+        });
+        Ok(outcome)
     }
 
     async fn read_stream(
@@ -217,6 +240,48 @@ impl EventStore for MemoryStore {
         let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
         let skip = usize::try_from(after).unwrap_or(usize::MAX);
         Ok(state.log.iter().skip(skip).take(limit).cloned().collect())
+    }
+
+    async fn read_all_filtered(
+        &self,
+        after: u64,
+        limit: usize,
+        names: &[&str],
+    ) -> Result<FilteredPage, StoreError> {
+        let limit = limit.max(1);
+        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+        let skip = usize::try_from(after).unwrap_or(usize::MAX);
+        let mut page = FilteredPage {
+            events: Vec::new(),
+            // Everything up to the head is examined unless the page fills first.
+            scanned_to: after.max(state.log.len() as u64),
+        };
+        for event in state.log.iter().skip(skip) {
+            if names.contains(&event.name.as_str()) {
+                page.events.push(event.clone());
+                if page.events.len() == limit {
+                    page.scanned_to = event.position;
+                    break;
+                }
+            }
+        }
+        Ok(page)
+    }
+
+    async fn head(&self) -> Result<Option<Head>, StoreError> {
+        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+        Ok(state.log.last().map(|event| Head {
+            position: event.position,
+            timestamp: event.timestamp,
+        }))
+    }
+
+    async fn wait_for_events(&self, after: u64, timeout: Duration) -> Result<(), StoreError> {
+        let mut head = self.head.subscribe();
+        // `wait_for` looks at the current head first, so an append that landed between
+        // the caller's read and this call returns at once.
+        let _ = tokio::time::timeout(timeout, head.wait_for(|head| *head > after)).await;
+        Ok(())
     }
 
     async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {

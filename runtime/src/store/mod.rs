@@ -244,7 +244,10 @@ pub trait EventStore: Send + Sync {
         async move {
             const PAGE: usize = 1024;
             let limit = limit.max(1);
-            let mut page = FilteredPage { events: Vec::new(), scanned_to: after };
+            let mut page = FilteredPage {
+                events: Vec::new(),
+                scanned_to: after,
+            };
             loop {
                 let batch = self.read_all(page.scanned_to, PAGE).await?;
                 let full = batch.len() == PAGE;
@@ -277,7 +280,10 @@ pub trait EventStore: Send + Sync {
                 let batch = self.read_all(after, PAGE).await?;
                 if let Some(last) = batch.last() {
                     after = last.position;
-                    head = Some(Head { position: last.position, timestamp: last.timestamp });
+                    head = Some(Head {
+                        position: last.position,
+                        timestamp: last.timestamp,
+                    });
                 }
                 if batch.len() < PAGE {
                     return Ok(head);

@@ -2,16 +2,20 @@
 //! [`PostgresStore`].
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use serde_json::value::RawValue;
+use tokio::sync::watch;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{Json, ToSql};
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::{AsyncMessage, NoTls, Row};
 use uuid::Uuid;
 
-use super::{AppendOutcome, EventStore, ExpectedVersion, StoreError, VisitError};
+use super::{
+    AppendOutcome, EventStore, ExpectedVersion, FilteredPage, Head, StoreError, VisitError,
+};
 use crate::envelope::{Metadata, NewEvent, RecordedEvent, Snapshot};
 
 /// The first key of every advisory lock factum takes on appends ("fact" in ASCII).
@@ -24,6 +28,14 @@ const VISIT_PAGE: i64 = 4096;
 /// How often [`EventStore::append`] re-runs after a unique violation (another writer
 /// bypassing the lock) before reporting it as a conflict.
 const UNIQUE_VIOLATION_RETRIES: usize = 3;
+/// How often a waiting follower polls the newest position while the listening connection
+/// is down.
+const POLL_INTERVAL: Duration = Duration::from_millis(50);
+/// How often the listening connection proves it is alive (a silently dropped connection
+/// would otherwise only be noticed by TCP keepalives, after hours).
+const LISTENER_HEARTBEAT: Duration = Duration::from_secs(30);
+/// The longest pause between attempts to re-open the listening connection.
+const LISTENER_MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Failures specific to the PostgreSQL store, carried in [`StoreError::Backend`].
 #[derive(Debug, thiserror::Error)]
@@ -310,6 +322,28 @@ fn default_pool_size() -> usize {
 /// [`StoreError::CorruptRow`], naming the stream and version; other rows and streams stay
 /// readable, and a follower of `read_all` stops at the row rather than skip it.
 ///
+/// # Followers: filtered reads and waking up
+///
+/// [`EventStore::read_all_filtered`] is one statement: the page (`position > $1 AND name
+/// = ANY($2) ORDER BY position LIMIT $3`) beside `max(position)`, both from the
+/// statement's one snapshot. By the lock argument above, every match at or below that
+/// position is visible in it, so `scanned_to` (the head, or the last event of a full
+/// page) never passes a match that commits later.
+///
+/// [`EventStore::wait_for_events`] sleeps on `LISTEN/NOTIFY`: since migration 3 the append
+/// functions call `pg_notify('factum_events_<schema>', <last position>)` inside the
+/// appending transaction, so the notification is delivered at commit, and only if the
+/// transaction commits (appends through [`PostgresStore::append_in_transaction`]
+/// included). Each store opens one listening connection (named `factum listener
+/// <schema>` in `pg_stat_activity` unless the configuration names the application) on
+/// its first wait, reads the newest position right after `LISTEN` (commits before it),
+/// and fans the highest announced position out to every waiter through a `watch`
+/// channel. A failed connection is re-opened with a growing pause (up to 5 s), a silent
+/// one is caught by a heartbeat every 30 s, and while it is down waiters poll
+/// `max(position)` every 50 ms; no wait outlasts its timeout. (PostgreSQL serialises the
+/// commits of notifying transactions database-wide; appends to one store are serialised
+/// by the lock anyway.)
+///
 /// # Strings PostgreSQL cannot store
 ///
 /// PostgreSQL `text` cannot hold the NUL character. A stream id, stream type or event
@@ -331,6 +365,7 @@ fn default_pool_size() -> usize {
 pub struct PostgresStore {
     pool: Pool,
     sql: Arc<Sql>,
+    notifier: Arc<Notifier>,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -353,6 +388,10 @@ struct Sql {
     stream_version: String,
     save_snapshot: String,
     load_snapshot: String,
+    read_filtered: String,
+    head: String,
+    newest: String,
+    listen: String,
 }
 
 impl Sql {
@@ -392,24 +431,42 @@ impl Sql {
                 "SELECT stream_version, schema_version, state, taken_at \
                  FROM {s}.snapshots WHERE stream_id = $1"
             ),
+            // One statement, so one snapshot: the log's newest position beside the page.
+            // The append lock makes a visible position imply every lower committed one
+            // is visible, so nothing matching at or below `head` is missing.
+            read_filtered: format!(
+                "SELECT e.position, e.stream_id, e.stream_type, e.stream_version, e.event_id, \
+                        e.name, e.schema_version, e.payload, e.occurred_at, e.metadata, h.head \
+                 FROM (SELECT max(position) AS head FROM {s}.events) AS h \
+                 LEFT JOIN LATERAL (SELECT {columns} FROM {s}.events \
+                     WHERE position > $1 AND name = ANY($2) ORDER BY position LIMIT $3) AS e \
+                 ON true ORDER BY e.position"
+            ),
+            head: format!(
+                "SELECT position, occurred_at FROM {s}.events ORDER BY position DESC LIMIT 1"
+            ),
+            newest: format!("SELECT max(position) FROM {s}.events"),
+            listen: format!("LISTEN {}", quote_ident(&channel(schema))),
         }
     }
 }
 
-/// The DDL of one migration, given the quoted schema name and the append lock's key.
-type Ddl = fn(&str, i32) -> String;
+/// The DDL of one migration, given the quoted schema name, the append lock's key and the
+/// notification channel.
+type Ddl = fn(&str, i32, &str) -> String;
 
 /// The migrations, in order: (version, description, DDL). Append only; never edit one
 /// that was released.
 const MIGRATIONS: &[(i32, &str, Ddl)] = &[
     (1, "events and snapshots tables", migration_1),
     (2, "the factum_append function", migration_2),
+    (3, "append functions notify followers", migration_3),
 ];
 
 /// The newest schema version this code knows.
 const SCHEMA_VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 
-fn migration_1(s: &str, _lock_key: i32) -> String {
+fn migration_1(s: &str, _lock_key: i32, _channel: &str) -> String {
     format!(
         "CREATE TABLE {s}.events (
             position       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -440,7 +497,23 @@ fn migration_1(s: &str, _lock_key: i32) -> String {
 /// module documentation. Both return one status row: 0 written, 1 already written
 /// (idempotent), 2 conflict (`o_stream_version` = actual version or NULL), 3 stream type
 /// mismatch (`o_existing_type`), 4 duplicate event id (`o_event_id`).
-fn migration_2(s: &str, lock_key: i32) -> String {
+fn migration_2(s: &str, lock_key: i32, _channel: &str) -> String {
+    append_functions(s, lock_key, "CREATE", "")
+}
+
+/// The append functions again, now announcing every write with
+/// `pg_notify('<channel>', '<last position>')` inside the appending transaction: the
+/// notification is delivered when (and only if) the transaction commits, and wakes
+/// [`EventStore::wait_for_events`].
+fn migration_3(s: &str, lock_key: i32, channel: &str) -> String {
+    let notify = format!("\n            PERFORM pg_notify('{channel}', o_last_position::text);");
+    append_functions(s, lock_key, "CREATE OR REPLACE", &notify)
+}
+
+/// The DDL of both append functions: `create` is `CREATE` or `CREATE OR REPLACE`,
+/// `notify` runs after a successful insert. Migration 2's text is this with `CREATE`
+/// and no notification, unchanged since its release.
+fn append_functions(s: &str, lock_key: i32, create: &str, notify: &str) -> String {
     // The expected-version check of both functions, on `v_version` (NULL: no stream).
     let expectation_met = "coalesce(CASE p_expected_kind
                     WHEN 0 THEN true
@@ -456,7 +529,7 @@ fn migration_2(s: &str, lock_key: i32) -> String {
                     WHEN 2 THEN v_version > 0
                     ELSE v_version > 0 AND v_version = p_expected_version END)";
     format!(
-        "CREATE FUNCTION {s}.factum_append(
+        "{create} FUNCTION {s}.factum_append(
             p_stream_id         text,
             p_stream_type       text,
             p_expected_kind     integer,     -- 0 any, 1 no stream, 2 stream exists, 3 exact
@@ -552,11 +625,11 @@ fn migration_2(s: &str, lock_key: i32) -> String {
                 RETURNING position)
             SELECT max(position) INTO o_last_position FROM inserted;
             o_status := 0;
-            o_stream_version := v_version + v_count;
+            o_stream_version := v_version + v_count;{notify}
         END
         $factum$;
 
-        CREATE FUNCTION {s}.factum_append_one(
+        {create} FUNCTION {s}.factum_append_one(
             p_stream_id         text,
             p_stream_type       text,
             p_expected_kind     integer,
@@ -625,7 +698,7 @@ fn migration_2(s: &str, lock_key: i32) -> String {
                     p_payload::json, p_occurred_at, p_metadata::json)
             RETURNING position INTO o_last_position;
             o_status := 0;
-            o_stream_version := v_version;
+            o_stream_version := v_version;{notify}
         END
         $factum$;"
     )
@@ -658,6 +731,20 @@ fn lock_key(schema: &str) -> i32 {
         hash = hash.wrapping_mul(0x0100_0193);
     }
     i32::from_ne_bytes(hash.to_ne_bytes())
+}
+
+/// The `LISTEN/NOTIFY` channel of the store in `schema`: one per schema, so stores in
+/// other schemas do not wake each other. Channel names are identifiers (at most 63
+/// bytes); a long schema name is shortened and told apart by its hash.
+fn channel(schema: &str) -> String {
+    const PREFIX: &str = "factum_events_";
+    if PREFIX.len() + schema.len() <= 63 {
+        return format!("{PREFIX}{schema}");
+    }
+    let hash = u32::from_ne_bytes(lock_key(schema).to_ne_bytes());
+    // Schema names are ASCII (validated), so any byte index is a char boundary.
+    let kept = 63 - PREFIX.len() - 9;
+    format!("{PREFIX}{hash:08x}_{}", &schema[..kept.min(schema.len())])
 }
 
 fn backend(error: impl std::error::Error + Send + Sync + 'static) -> StoreError {
@@ -946,6 +1033,11 @@ impl PostgresStore {
             .pg
             .map_err(|message| backend(PostgresError::InvalidConfig(message)))?;
         validate_schema(&config.schema)?;
+        let mut pg_for_listener = pg.clone();
+        // Operators (and tests) tell the listening connection apart by its name.
+        if pg_for_listener.get_application_name().is_none() {
+            pg_for_listener.application_name(format!("factum listener {}", config.schema));
+        }
         let manager = Manager::from_config(
             pg,
             NoTls,
@@ -957,9 +1049,15 @@ impl PostgresStore {
             .max_size(config.pool_size)
             .build()
             .map_err(|error| backend(PostgresError::InvalidConfig(error.to_string())))?;
+        let sql = Arc::new(Sql::new(&config.schema));
         let store = Self {
             pool,
-            sql: Arc::new(Sql::new(&config.schema)),
+            notifier: Arc::new(Notifier::new(
+                pg_for_listener,
+                sql.listen.clone(),
+                sql.newest.clone(),
+            )),
+            sql,
         };
         store.migrate().await?;
         Ok(store)
@@ -1034,7 +1132,9 @@ impl PostgresStore {
             if *version <= current {
                 continue;
             }
-            tx.batch_execute(&ddl(&s, key)).await.map_err(backend)?;
+            tx.batch_execute(&ddl(&s, key, &channel(schema)))
+                .await
+                .map_err(backend)?;
             tx.execute(
                 &format!(
                     "INSERT INTO {s}.factum_schema_migrations (version, description) VALUES ($1, $2)"
@@ -1114,6 +1214,20 @@ impl PostgresStore {
             },
             None => backend(error),
         }
+    }
+
+    /// The log's newest position, 0 when it is empty.
+    async fn newest_position(&self) -> Result<u64, StoreError> {
+        let rows = self.query(&self.sql.newest, &[]).await?;
+        let newest: Option<i64> = match rows.first() {
+            Some(row) => row
+                .try_get(0)
+                .map_err(|error| corrupt("", 0, format_args!("newest position: {error}")))?,
+            None => None,
+        };
+        Ok(newest
+            .and_then(|newest| u64::try_from(newest).ok())
+            .unwrap_or(0))
     }
 
     async fn query(
@@ -1250,6 +1364,112 @@ impl EventStore for PostgresStore {
         }
     }
 
+    async fn read_all_filtered(
+        &self,
+        after: u64,
+        limit: usize,
+        names: &[&str],
+    ) -> Result<FilteredPage, StoreError> {
+        let limit = limit.max(1);
+        // No stored name holds NUL (PostgreSQL text cannot), and the server would refuse
+        // the parameter.
+        let names: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|name| !name.contains('\0'))
+            .collect();
+        let limit_sql = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self
+            .query(
+                &self.sql.read_filtered,
+                &[&to_i64(after), &names, &limit_sql],
+            )
+            .await?;
+        let mut page = FilteredPage {
+            events: Vec::with_capacity(rows.len()),
+            scanned_to: after,
+        };
+        let mut head = None;
+        for row in &rows {
+            let newest: Option<i64> = row
+                .try_get(10)
+                .map_err(|error| corrupt("", 0, format_args!("newest position: {error}")))?;
+            head = newest.and_then(|newest| u64::try_from(newest).ok());
+            // The row of an empty page carries only the head.
+            let position: Option<i64> = row
+                .try_get(0)
+                .map_err(|error| corrupt("", 0, format_args!("position: {error}")))?;
+            if position.is_some() {
+                page.events.push(decode_row(row)?);
+            }
+        }
+        page.scanned_to = match page.events.last() {
+            Some(last) if page.events.len() == limit => last.position,
+            _ => head.unwrap_or(0),
+        }
+        .max(after);
+        Ok(page)
+    }
+
+    async fn head(&self) -> Result<Option<Head>, StoreError> {
+        let rows = self.query(&self.sql.head, &[]).await?;
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
+        let position: i64 = row
+            .try_get(0)
+            .map_err(|error| corrupt("", 0, format_args!("newest position: {error}")))?;
+        let position = u64::try_from(position).map_err(|_| {
+            corrupt(
+                "",
+                0,
+                format_args!("newest position {position} is negative"),
+            )
+        })?;
+        let timestamp = row.try_get(1).map_err(|error| {
+            corrupt(
+                "",
+                0,
+                format_args!("occurred_at at position {position}: {error}"),
+            )
+        })?;
+        Ok(Some(Head {
+            position,
+            timestamp,
+        }))
+    }
+
+    async fn wait_for_events(&self, after: u64, timeout: Duration) -> Result<(), StoreError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        self.notifier.ensure_listening();
+        let mut notified = self.notifier.state.subscribe();
+        loop {
+            let state = *notified.borrow_and_update();
+            if state.position > after {
+                return Ok(());
+            }
+            if !state.listening {
+                // No announcements while the listener is (re)connecting: look directly.
+                let newest = self.newest_position().await?;
+                self.notifier.raise(newest);
+                if newest > after {
+                    return Ok(());
+                }
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(());
+            }
+            let until = if state.listening {
+                deadline
+            } else {
+                deadline.min(now + POLL_INTERVAL)
+            };
+            // The sender lives in `self.notifier`, so `changed` cannot fail.
+            let _ = tokio::time::timeout_at(until, notified.changed()).await;
+        }
+    }
+
     async fn stream_version(&self, stream_id: &str) -> Result<Option<u64>, StoreError> {
         if stream_id.contains('\0') {
             return Ok(None);
@@ -1332,6 +1552,177 @@ impl EventStore for PostgresStore {
             state,
             taken_at,
         }))
+    }
+}
+
+/// What the listening connection knows, shared with waiting followers.
+#[derive(Debug, Clone, Copy, Default)]
+struct Notified {
+    /// Whether the listening connection is up: every commit since the newest position
+    /// it read at `LISTEN` time is then announced to it.
+    listening: bool,
+    /// The highest position known to have committed.
+    position: u64,
+}
+
+/// The store's one listening connection (opened on the first wait, re-opened after a
+/// failure) and the highest position it was told about, fanned out to every waiter
+/// through a `watch` channel.
+struct Notifier {
+    pg: tokio_postgres::Config,
+    /// `LISTEN "<channel>"`.
+    listen: String,
+    /// `SELECT max(position) ..`, read right after `LISTEN`: commits before it are in
+    /// the answer, commits after it are announced.
+    newest: String,
+    state: watch::Sender<Notified>,
+    /// The listening task, if one was started; restarted when it has ended (its runtime
+    /// shut down).
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Notifier {
+    fn new(pg: tokio_postgres::Config, listen: String, newest: String) -> Self {
+        Self {
+            pg,
+            listen,
+            newest,
+            state: watch::Sender::new(Notified::default()),
+            task: Mutex::new(None),
+        }
+    }
+
+    /// Raises the known position (never lowers it), waking waiters.
+    fn raise(&self, position: u64) {
+        self.state.send_if_modified(|state| {
+            let newer = position > state.position;
+            state.position = state.position.max(position);
+            newer
+        });
+    }
+
+    /// Starts the listening task unless it runs. Outside a tokio runtime there is none,
+    /// and waiters poll.
+    fn ensure_listening(self: &Arc<Self>) {
+        let mut task = self.task.lock().unwrap_or_else(PoisonError::into_inner);
+        if task.as_ref().is_some_and(|task| !task.is_finished()) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        *task = Some(runtime.spawn(listen_forever(Arc::downgrade(self))));
+    }
+}
+
+impl Drop for Notifier {
+    fn drop(&mut self) {
+        // The last handle of the store is gone: close the listening connection.
+        if let Some(task) = self
+            .task
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            task.abort();
+        }
+    }
+}
+
+/// The listening task: holds one connection that `LISTEN`s, re-opening it (with a
+/// growing pause) whenever it fails, until the store is dropped.
+async fn listen_forever(notifier: Weak<Notifier>) {
+    let mut backoff = POLL_INTERVAL;
+    loop {
+        let Some(strong) = notifier.upgrade() else {
+            return;
+        };
+        let (pg, listen, newest) = (
+            strong.pg.clone(),
+            strong.listen.clone(),
+            strong.newest.clone(),
+        );
+        drop(strong);
+        let started = tokio::time::Instant::now();
+        let ended = listen_once(&notifier, &pg, &listen, &newest).await;
+        let Some(strong) = notifier.upgrade() else {
+            return;
+        };
+        // Waiters fall back to polling until the connection is back.
+        strong.state.send_modify(|state| state.listening = false);
+        drop(strong);
+        if let Err(error) = ended {
+            tracing::warn!(%error, "factum: the PostgreSQL listening connection failed; re-opening it");
+        }
+        if started.elapsed() > LISTENER_HEARTBEAT {
+            backoff = POLL_INTERVAL;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(LISTENER_MAX_BACKOFF);
+    }
+}
+
+/// One listening connection, until it fails (or the store is dropped).
+async fn listen_once(
+    notifier: &Weak<Notifier>,
+    pg: &tokio_postgres::Config,
+    listen: &str,
+    newest: &str,
+) -> Result<(), tokio_postgres::Error> {
+    let (client, mut connection) = pg.connect(NoTls).await?;
+    // The connection delivers notifications only while it is polled: this half polls it
+    // (and so also carries the client's queries), the other half talks through the
+    // client.
+    let receiving = async {
+        loop {
+            match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                Some(Ok(AsyncMessage::Notification(notification))) => {
+                    let Some(notifier) = notifier.upgrade() else {
+                        return Ok(());
+                    };
+                    // A payload that is not a position (a stranger's NOTIFY on our
+                    // channel) still means "look again".
+                    match notification.payload().parse::<u64>() {
+                        Ok(position) => notifier.raise(position),
+                        Err(_) => notifier.state.send_modify(|_| {}),
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(error)) => return Err(error),
+                None => return Ok(()),
+            }
+        }
+    };
+    let talking = async {
+        client.batch_execute(listen).await?;
+        let row = client.query_one(newest, &[]).await?;
+        let position: Option<i64> = row.try_get(0)?;
+        let Some(strong) = notifier.upgrade() else {
+            return Ok(());
+        };
+        strong.state.send_modify(|state| {
+            state.listening = true;
+            state.position = state
+                .position
+                .max(position.and_then(|p| u64::try_from(p).ok()).unwrap_or(0));
+        });
+        drop(strong);
+        loop {
+            tokio::time::sleep(LISTENER_HEARTBEAT).await;
+            match tokio::time::timeout(LISTENER_HEARTBEAT, client.simple_query("")).await {
+                Ok(result) => {
+                    result?;
+                }
+                Err(_) => {
+                    tracing::warn!("factum: the PostgreSQL listening connection stopped answering");
+                    return Ok(());
+                }
+            }
+        }
+    };
+    tokio::select! {
+        ended = receiving => ended,
+        ended = talking => ended,
     }
 }
 

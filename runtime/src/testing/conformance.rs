@@ -3,7 +3,8 @@
 //!
 //! Each check takes a store that is empty when the check starts and panics with a
 //! message naming the broken guarantee. [`run_contract`] runs the single-writer checks;
-//! [`conflict_storm`] and [`follower_sees_every_event`] race many writers.
+//! [`conflict_storm`], [`follower_sees_every_event`] and
+//! [`filtered_follower_sees_every_event`] race many writers.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -46,6 +47,9 @@ where
     hostile_stream_ids(&fresh_store().into_store().await).await;
     many_streams(&fresh_store().into_store().await).await;
     snapshots(&fresh_store().into_store().await).await;
+    filtered_reads(&fresh_store().into_store().await).await;
+    head_of_the_log(&fresh_store().into_store().await).await;
+    waiting_for_events(&fresh_store().into_store().await).await;
 }
 
 /// What a store factory returns: a store, or a future of one.
@@ -771,5 +775,369 @@ pub async fn follower_sees_every_event<S: EventStore + 'static>(
             "the follower sees {stream} in order"
         );
     }
+    seen.len()
+}
+
+/// A new event named `name` whose payload is `{"n": n}`.
+fn named(name: &str, n: u64) -> NewEvent {
+    NewEvent::new(name, 1, payload(&json!({ "n": n })), Metadata::default())
+}
+
+/// What identifies a read event, for comparing reads.
+fn key(event: &RecordedEvent) -> (Uuid, u64, String, String, u64, String) {
+    (
+        event.event_id,
+        event.position,
+        event.name.clone(),
+        event.stream_id.clone(),
+        event.stream_version,
+        event.payload.get().to_owned(),
+    )
+}
+
+/// The names of [`filtered_reads`]' log, in turn.
+const FILTER_NAMES: [&str; 3] = ["Opened", "Renamed", "Closed"];
+
+/// Filtered reads of the whole log return exactly the events with the asked names, in
+/// position order, at most `limit` of them; `scanned_to` is the last returned event's
+/// position when the page is full, else the log's head (never below `after`), so a
+/// follower checkpointing it misses no match.
+pub async fn filtered_reads<S: EventStore>(store: &S) {
+    let empty = store
+        .read_all_filtered(0, 10, &["Opened"])
+        .await
+        .expect("read_all_filtered on an empty store");
+    assert!(empty.events.is_empty(), "an empty store has no events");
+    assert_eq!(empty.scanned_to, 0, "an empty store is scanned to 0");
+    let beyond = store
+        .read_all_filtered(7, 10, &["Opened"])
+        .await
+        .expect("read_all_filtered past the end");
+    assert_eq!(beyond.scanned_to, 7, "scanned_to is never below `after`");
+
+    for (batch, stream) in ["f-1", "f-2", "f-1", "f-3", "f-2", "f-1"]
+        .iter()
+        .enumerate()
+    {
+        let size = 1 + batch as u64 % 4;
+        let events = (0..size)
+            .map(|i| {
+                let n = batch as u64 * 10 + i;
+                named(FILTER_NAMES[(n % 3) as usize], n)
+            })
+            .collect();
+        store
+            .append(stream, "F", ExpectedVersion::Any, events)
+            .await
+            .expect("append");
+    }
+    let all = all_events(store).await;
+    let head = all.last().expect("events were appended").position;
+    let matching = |names: &[&str]| -> Vec<_> {
+        all.iter()
+            .filter(|event| names.contains(&event.name.as_str()))
+            .map(key)
+            .collect()
+    };
+
+    for names in [
+        &["Opened"][..],
+        &["Closed", "Opened"],
+        &FILTER_NAMES,
+        &["Renamed", "Renamed"],
+    ] {
+        let page = store
+            .read_all_filtered(0, 1000, names)
+            .await
+            .expect("read_all_filtered");
+        assert_eq!(
+            page.events.iter().map(key).collect::<Vec<_>>(),
+            matching(names),
+            "read_all_filtered({names:?}) returns exactly the matching events, in order"
+        );
+        assert_eq!(
+            page.scanned_to, head,
+            "a page that is not full is scanned to the head"
+        );
+    }
+
+    let names = ["Opened", "Closed"];
+    let wanted = matching(&names);
+    let page = store
+        .read_all_filtered(0, 3, &names)
+        .await
+        .expect("a limited read");
+    assert_eq!(
+        page.events.iter().map(key).collect::<Vec<_>>(),
+        wanted[..3],
+        "read_all_filtered respects `limit`"
+    );
+    assert_eq!(
+        page.scanned_to, page.events[2].position,
+        "a full page is scanned to its last event"
+    );
+
+    // Paging with any limit from any position sees every match once.
+    for limit in [1, 2, 5] {
+        let mut seen = Vec::new();
+        let mut checkpoint = 0;
+        loop {
+            let page = store
+                .read_all_filtered(checkpoint, limit, &names)
+                .await
+                .expect("a page");
+            assert!(page.events.len() <= limit, "at most `limit` events");
+            assert!(
+                page.events
+                    .iter()
+                    .all(|event| event.position > checkpoint && event.position <= page.scanned_to),
+                "a page holds events after `after`, up to `scanned_to`"
+            );
+            assert!(page.scanned_to >= checkpoint, "scanned_to never goes back");
+            let done = page.events.is_empty();
+            seen.extend(page.events.iter().map(key));
+            checkpoint = page.scanned_to;
+            if done {
+                break;
+            }
+        }
+        assert_eq!(seen, wanted, "paging by {limit} sees every match once");
+        assert_eq!(checkpoint, head, "paging ends at the head");
+    }
+
+    let middle = all[all.len() / 2].position;
+    let tail = store
+        .read_all_filtered(middle, 1000, &names)
+        .await
+        .expect("a read from the middle");
+    assert_eq!(
+        tail.events.iter().map(key).collect::<Vec<_>>(),
+        wanted
+            .iter()
+            .filter(|event| event.1 > middle)
+            .cloned()
+            .collect::<Vec<_>>(),
+        "a read after a position starts right after it"
+    );
+
+    for (what, names) in [("no match", &["Nothing"][..]), ("no names", &[])] {
+        let page = store
+            .read_all_filtered(0, 10, names)
+            .await
+            .expect("a read without matches");
+        assert!(page.events.is_empty(), "{what}: no events");
+        assert_eq!(page.scanned_to, head, "{what}: scanned to the head");
+    }
+    let past = store
+        .read_all_filtered(head + 5, 10, &names)
+        .await
+        .expect("a read past the head");
+    assert!(past.events.is_empty());
+    assert_eq!(
+        past.scanned_to,
+        head + 5,
+        "scanned_to is never below `after`"
+    );
+}
+
+/// The head is `None` for an empty store, then the newest event's position and
+/// timestamp.
+pub async fn head_of_the_log<S: EventStore>(store: &S) {
+    assert_eq!(
+        store.head().await.expect("head"),
+        None,
+        "an empty store has no head"
+    );
+    for (stream, range) in [("h-1", 0..3), ("h-2", 3..4), ("h-1", 4..9)] {
+        store
+            .append(stream, "H", ExpectedVersion::Any, ticks(range))
+            .await
+            .expect("append");
+        let all = all_events(store).await;
+        let newest = all.last().expect("events were appended");
+        let head = store.head().await.expect("head").expect("a head");
+        assert_eq!(
+            (head.position, head.timestamp),
+            (newest.position, newest.timestamp),
+            "the head is the newest event"
+        );
+    }
+}
+
+/// `wait_for_events` returns at once when the log is already past `after`, when an event
+/// is appended while it waits, and at its timeout when nothing is appended. The bounds
+/// are generous: they check liveness, not speed.
+pub async fn waiting_for_events<S: EventStore>(store: &S) {
+    const LIVENESS: Duration = Duration::from_secs(10);
+    let quiet = tokio::time::timeout(
+        LIVENESS,
+        store.wait_for_events(0, Duration::from_millis(200)),
+    )
+    .await
+    .expect("waiting on an empty store returns at its timeout");
+    quiet.expect("wait_for_events");
+
+    let first = store
+        .append("w", "W", ExpectedVersion::NoStream, ticks(0..1))
+        .await
+        .expect("append");
+    tokio::time::timeout(LIVENESS, store.wait_for_events(0, Duration::from_secs(600)))
+        .await
+        .expect("waiting after a position the log is past returns at once")
+        .expect("wait_for_events");
+
+    let head = first.last_position;
+    tokio::time::timeout(
+        LIVENESS,
+        store.wait_for_events(head, Duration::from_millis(200)),
+    )
+    .await
+    .expect("waiting at the head returns at its timeout")
+    .expect("wait_for_events");
+
+    // An append while waiting (a concurrent future of this task) wakes the waiter long
+    // before its timeout.
+    let (woken, appended) = tokio::join!(
+        tokio::time::timeout(
+            LIVENESS,
+            store.wait_for_events(head, Duration::from_secs(600)),
+        ),
+        async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            store
+                .append("w", "W", ExpectedVersion::Exact(1), ticks(1..2))
+                .await
+        }
+    );
+    appended.expect("append while waiting");
+    woken
+        .expect("an append wakes a waiting follower")
+        .expect("wait_for_events");
+}
+
+/// A follower of a name filter checkpoints `scanned_to` and sleeps in `wait_for_events`
+/// while `writers` concurrent writers (each in tasks of its own) append
+/// `events_per_writer` events each, named `Wanted`, `Unwanted` or `AlsoWanted` in turn,
+/// in batches of one to three. It must see every wanted event exactly once, in position
+/// order, and no other. Returns the number of events it saw.
+///
+/// Fails (instead of hanging) if the follower has seen nothing new for `patience` after
+/// the writers finished.
+pub async fn filtered_follower_sees_every_event<S: EventStore + 'static>(
+    store: Arc<S>,
+    writers: u64,
+    events_per_writer: u64,
+    patience: Duration,
+) -> usize {
+    const NAMES: [&str; 3] = ["Wanted", "Unwanted", "AlsoWanted"];
+    const WANTED: [&str; 2] = ["Wanted", "AlsoWanted"];
+    let writing = Arc::new(AtomicBool::new(true));
+    let mut tasks = tokio::task::JoinSet::new();
+    for writer in 0..writers {
+        let store = Arc::clone(&store);
+        tasks.spawn(async move {
+            let stream = format!("filtered-{writer}");
+            let mut wanted = Vec::new();
+            let mut written = 0;
+            while written < events_per_writer {
+                let size = (1 + (written + writer) % 3).min(events_per_writer - written);
+                let batch: Vec<NewEvent> = (written..written + size)
+                    .map(|n| named(NAMES[((n + writer) % 3) as usize], n))
+                    .collect();
+                wanted.extend(
+                    batch
+                        .iter()
+                        .filter(|event| WANTED.contains(&event.name.as_str()))
+                        .map(|event| event.event_id),
+                );
+                let expected = match written {
+                    0 => ExpectedVersion::NoStream,
+                    version => ExpectedVersion::Exact(version),
+                };
+                store
+                    .append(&stream, "Filtered", expected, batch)
+                    .await
+                    .expect("a single writer per stream never conflicts");
+                written += size;
+            }
+            wanted
+        });
+    }
+    let total: u64 = (0..writers)
+        .map(|writer| {
+            (0..events_per_writer)
+                .filter(|n| (n + writer) % 3 != 1)
+                .count() as u64
+        })
+        .sum();
+    let follower = {
+        let store = Arc::clone(&store);
+        let writing = Arc::clone(&writing);
+        tokio::spawn(async move {
+            let mut seen: Vec<RecordedEvent> = Vec::new();
+            let mut checkpoint = 0;
+            let mut idle_since: Option<Instant> = None;
+            while (seen.len() as u64) < total {
+                let page = store
+                    .read_all_filtered(checkpoint, 41, &WANTED)
+                    .await
+                    .expect("read_all_filtered");
+                assert!(
+                    page.scanned_to >= checkpoint,
+                    "the checkpoint never goes back"
+                );
+                checkpoint = page.scanned_to;
+                if page.events.is_empty() {
+                    if !writing.load(Ordering::SeqCst) {
+                        let since = *idle_since.get_or_insert_with(Instant::now);
+                        assert!(
+                            since.elapsed() < patience,
+                            "the follower saw {} of {total} wanted events and no more arrive",
+                            seen.len()
+                        );
+                    }
+                    store
+                        .wait_for_events(checkpoint, Duration::from_millis(250))
+                        .await
+                        .expect("wait_for_events");
+                } else {
+                    idle_since = None;
+                    seen.extend(page.events);
+                }
+            }
+            let rest = store
+                .read_all_filtered(checkpoint, 41, &WANTED)
+                .await
+                .expect("read_all_filtered");
+            assert!(
+                rest.events.is_empty(),
+                "nothing is left after every wanted event"
+            );
+            seen
+        })
+    };
+    let mut wanted_ids = HashSet::new();
+    while let Some(ids) = tasks.join_next().await {
+        wanted_ids.extend(ids.expect("a writer task panicked"));
+    }
+    writing.store(false, Ordering::SeqCst);
+    let seen = follower.await.expect("the follower panicked");
+    assert!(
+        seen.windows(2)
+            .all(|pair| pair[0].position < pair[1].position),
+        "the follower sees positions in increasing order"
+    );
+    assert!(
+        seen.iter()
+            .all(|event| WANTED.contains(&event.name.as_str())),
+        "the follower sees only the names it asked for"
+    );
+    let seen_ids: HashSet<Uuid> = seen.iter().map(|event| event.event_id).collect();
+    assert_eq!(
+        seen_ids.len(),
+        seen.len(),
+        "the follower sees no event twice"
+    );
+    assert_eq!(seen_ids, wanted_ids, "the follower sees every wanted event");
     seen.len()
 }

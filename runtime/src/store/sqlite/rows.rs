@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use super::connection::{Failure, retry_busy};
 use crate::envelope::{Metadata, RecordedEvent, Snapshot};
-use crate::store::StoreError;
+use crate::store::{FilteredPage, Head, StoreError};
 
 /// The event columns every event query selects, in this order.
 const EVENT_COLUMNS: &str = "e.position, e.stream_version, e.event_id, e.name, \
@@ -135,15 +135,111 @@ pub(super) fn read_all(
     let mut events = Vec::new();
     let mut bytes = Vec::new();
     while let Some(row) = rows.next()? {
-        let stream_id = text(row, 0).map_err(|reason| corrupt_at_position(row, 2, &reason))?;
-        let stream_type = text(row, 1).map_err(|reason| corrupt_at_position(row, 2, &reason))?;
-        bytes.clear();
-        let copied = copy_row(row, 2, stream_id, &mut bytes)?;
-        let mut record = blank(stream_id.to_owned(), stream_type.to_owned());
-        fill(&mut record, &bytes, &copied)?;
-        events.push(record);
+        events.push(event_with_stream(row, &mut bytes)?);
     }
     Ok(events)
+}
+
+/// Up to `limit` (at least 1) events after `after` whose names are in `names`, in
+/// position order, and how far the log was examined.
+///
+/// The rows and the log's newest position are read in one read transaction, so one
+/// snapshot: when the page is not full, every matching event up to that position is in
+/// it, and an event committed later gets a higher position (writers are serialised), so
+/// a follower that checkpoints `scanned_to` skips nothing.
+pub(super) fn read_all_filtered(
+    connection: &Connection,
+    after: u64,
+    limit: usize,
+    names: &[String],
+) -> Result<FilteredPage, Failure> {
+    let limit = limit.max(1);
+    let transaction = connection.unchecked_transaction()?;
+    let mut events = Vec::new();
+    if !names.is_empty() {
+        // One statement per number of names; a follower asks with the same names every
+        // time, so the statement cache keeps it.
+        let placeholders = vec!["?"; names.len()].join(", ");
+        let mut statement = connection.prepare_cached(&format!(
+            "SELECT s.stream_id, s.stream_type, {EVENT_COLUMNS}
+             FROM events e JOIN streams s ON s.stream_key = e.stream_key
+             WHERE e.position > ? AND e.name IN ({placeholders})
+             ORDER BY e.position LIMIT ?"
+        ))?;
+        let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(names.len() + 2);
+        let after_sql = to_sql_integer(after);
+        let limit_sql = to_sql_limit(limit);
+        values.push(&after_sql);
+        values.extend(names.iter().map(|name| name as &dyn rusqlite::ToSql));
+        values.push(&limit_sql);
+        let mut rows = statement.query(values.as_slice())?;
+        let mut bytes = Vec::new();
+        while let Some(row) = rows.next()? {
+            events.push(event_with_stream(row, &mut bytes)?);
+        }
+    }
+    let scanned_to = match events.last() {
+        Some(last) if events.len() == limit => last.position,
+        _ => newest_position(connection)?,
+    };
+    transaction.commit()?;
+    Ok(FilteredPage {
+        events,
+        scanned_to: scanned_to.max(after),
+    })
+}
+
+/// The newest event's position and timestamp, if any.
+pub(super) fn head(connection: &Connection) -> Result<Option<Head>, Failure> {
+    let mut statement = connection.prepare_cached(
+        "SELECT position, timestamp_s, timestamp_ns FROM events ORDER BY position DESC LIMIT 1",
+    )?;
+    let mut rows = statement.query([])?;
+    let Some(row) = rows.next()? else {
+        return Ok(None);
+    };
+    let corrupt = |reason: String| {
+        Failure::Store(StoreError::CorruptRow {
+            stream_id: String::new(),
+            stream_version: 0,
+            reason: format!("the newest event: {reason}"),
+        })
+    };
+    let position = integer(row, 0).map_err(|reason| corrupt(format!("position: {reason}")))?;
+    let position = u64::try_from(position)
+        .ok()
+        .filter(|position| *position > 0)
+        .ok_or_else(|| corrupt(format!("the position {position} is not positive")))?;
+    let seconds = integer(row, 1).map_err(|reason| corrupt(format!("seconds: {reason}")))?;
+    let nanoseconds =
+        integer(row, 2).map_err(|reason| corrupt(format!("nanoseconds: {reason}")))?;
+    let timestamp = timestamp(seconds, nanoseconds)
+        .map_err(|reason| corrupt(format!("position {position}: {reason}")))?;
+    Ok(Some(Head {
+        position,
+        timestamp,
+    }))
+}
+
+/// The log's newest position (0 when empty): the cheap probe of waiting followers.
+pub(super) fn newest_position(connection: &Connection) -> Result<u64, Failure> {
+    let newest: Option<i64> = connection
+        .prepare_cached("SELECT max(position) FROM events")?
+        .query_row([], |row| row.get(0))?;
+    Ok(newest
+        .and_then(|newest| u64::try_from(newest).ok())
+        .unwrap_or(0))
+}
+
+/// An event selected as `s.stream_id, s.stream_type, {EVENT_COLUMNS}`.
+fn event_with_stream(row: &Row<'_>, bytes: &mut Vec<u8>) -> Result<RecordedEvent, Failure> {
+    let stream_id = text(row, 0).map_err(|reason| corrupt_at_position(row, 2, &reason))?;
+    let stream_type = text(row, 1).map_err(|reason| corrupt_at_position(row, 2, &reason))?;
+    bytes.clear();
+    let copied = copy_row(row, 2, stream_id, bytes)?;
+    let mut record = blank(stream_id.to_owned(), stream_type.to_owned());
+    fill(&mut record, bytes, &copied)?;
+    Ok(record)
 }
 
 /// A row whose stream is unknown (its stream columns are corrupt), named by position.

@@ -1,0 +1,477 @@
+//! The care-task part of the main job: a shift on a care ward on the embedded SQLite
+//! store, with the three projections running side by side and answering queries.
+//!
+//! The events stay in a SQLite file and the read models in a directory beside it, so a
+//! second run finds both: every projection resumes from its checkpoint and applies only
+//! what was recorded since. Used by the `care-tasks` binary and by `factum-demo`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use factum::prelude::*;
+use factum::projection::sqlite::SqliteReadModel;
+use factum::projection::{
+    Lag, ProjectionHandle, ProjectionRunner, ReadModel, ReadModelError, RunnerError, Target,
+};
+use factum::store::{SqliteOpenError, SqliteStore};
+use serde_json::json;
+
+use crate::projections::coordinator_task_list::{self, CoordinatorTaskList};
+use crate::projections::daily_analytics::{self, DailyAnalytics};
+use crate::projections::member_task_history::{self, HistoryKind, MemberTaskHistory};
+use crate::{AssignTask, CompleteTask, CreateTask, Task, TaskCommand, TaskError};
+
+/// Where the care-task job keeps its data, and whose history it shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// The SQLite file holding the events; created if missing.
+    pub db: PathBuf,
+    /// The directory of the read models; `None`: beside the events file (see
+    /// [`read_models_beside`]).
+    pub read_models: Option<PathBuf>,
+    /// The member whose history is shown.
+    pub member: String,
+}
+
+impl Options {
+    /// The events in `db`, the read models beside it, and amira's history.
+    pub fn new(db: impl Into<PathBuf>) -> Self {
+        Self {
+            db: db.into(),
+            read_models: None,
+            member: "amira".to_owned(),
+        }
+    }
+}
+
+/// The read-model directory beside an events file: `care-tasks.sqlite3` →
+/// `care-tasks.read-models`.
+pub fn read_models_beside(db: &Path) -> PathBuf {
+    let stem = db
+        .file_stem()
+        .map_or_else(|| "care-tasks".into(), |stem| stem.to_string_lossy());
+    db.with_file_name(format!("{stem}.read-models"))
+}
+
+/// Why the job stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// The event store's file could not be opened.
+    #[error("opening the event store")]
+    OpenStore(#[from] SqliteOpenError),
+    /// The event store failed.
+    #[error("the event store failed")]
+    Store(#[from] StoreError),
+    /// Running a command failed for another reason than the task's refusal.
+    #[error("running a command failed")]
+    Repository(#[from] RepositoryError<TaskError>),
+    /// A read-model directory or file failed.
+    #[error(transparent)]
+    ReadModel(#[from] ReadModelError),
+    /// A projection stopped.
+    #[error(transparent)]
+    Runner(#[from] RunnerError),
+    /// A query on a read model failed.
+    #[error("querying a read model failed")]
+    Query(#[from] rusqlite::Error),
+    /// An event could not be written down as JSON.
+    #[error("encoding the run marker failed")]
+    Json(#[from] serde_json::Error),
+    /// A command the scenario expects to be refused was accepted.
+    #[error("`{command}` should have been refused but recorded {events}")]
+    NotRefused {
+        /// The command's name.
+        command: &'static str,
+        /// What it recorded.
+        events: String,
+    },
+}
+
+/// The three projections, running.
+struct Running {
+    handles: Vec<ProjectionHandle<SqliteStore>>,
+}
+
+impl Running {
+    async fn wait_for(&mut self, position: u64) -> Result<(), DemoError> {
+        for handle in &mut self.handles {
+            handle.wait_for(position).await?;
+        }
+        Ok(())
+    }
+
+    async fn print_lag(&self) -> Result<(), DemoError> {
+        for handle in &self.handles {
+            let lag = handle.lag().await?;
+            println!("{:<22} {}", handle.name(), describe_lag(&lag));
+        }
+        Ok(())
+    }
+
+    async fn stop(self) -> Result<(), DemoError> {
+        for handle in self.handles {
+            handle.stop().await?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs the care-task job: starts the projections from their checkpoints, runs this
+/// run's shift, shows the refused commands, and prints what each projection answers.
+pub async fn run(options: &Options) -> Result<(), DemoError> {
+    let read_models_dir = options
+        .read_models
+        .clone()
+        .unwrap_or_else(|| read_models_beside(&options.db));
+    let store = SqliteStore::open(&options.db).await?;
+    let read_models = SqliteReadModel::open(&read_models_dir).await?;
+    println!(
+        "store: SQLite file {}; read models in {}",
+        options.db.display(),
+        read_models_dir.display()
+    );
+    let head_before = log_head(&store).await?;
+    let run = start_run(&store).await?;
+    println!("care-task run {run}: the store holds {head_before} events from earlier runs");
+
+    section("1. Three projections of the same events start side by side");
+    let head = log_head(&store).await?;
+    for target in [
+        target::<CoordinatorTaskList>(),
+        target::<MemberTaskHistory>(),
+        target::<DailyAnalytics>(),
+    ] {
+        match read_models.checkpoint(target).await? {
+            Some(checkpoint) => println!(
+                "{:<22} v{}: resumed from checkpoint {checkpoint} (head of the log: {head})",
+                target.name, target.version
+            ),
+            None => println!(
+                "{:<22} v{}: no checkpoint yet, builds from the start (head of the log: {head})",
+                target.name, target.version
+            ),
+        }
+    }
+    let runner = ProjectionRunner::new(store.clone()).idle_wait(Duration::from_millis(250));
+    let mut running = Running {
+        handles: vec![
+            runner.spawn(CoordinatorTaskList, read_models.clone()),
+            runner.spawn(MemberTaskHistory, read_models.clone()),
+            runner.spawn(DailyAnalytics, read_models.clone()),
+        ],
+    };
+    running.wait_for(head).await?;
+    println!("all three caught up with the head of the log (position {head}):");
+    running.print_lag().await?;
+
+    section(&format!(
+        "2. The shift of run {run}, recorded while they run"
+    ));
+    let tasks = Repository::<Task, SqliteStore>::new(store.clone());
+    let now = Utc::now()
+        .duration_trunc(TimeDelta::minutes(1))
+        .unwrap_or_else(|_| Utc::now());
+    for (actor, command) in shift(run, now) {
+        run_command(&tasks, command, actor).await?;
+    }
+    let last_position = log_head(&store).await?;
+    println!("\nlag right after the last command (the projections apply it in the background):");
+    running.print_lag().await?;
+
+    section("3. The task's invariants refuse bad commands (nothing is written)");
+    for command in refused(run, now) {
+        let name = command.command_name();
+        match tasks.execute(command).await {
+            Err(RepositoryError::Rejected(reason)) => println!("{name:<12} refused: {reason}"),
+            Err(other) => return Err(other.into()),
+            Ok(executed) => {
+                return Err(DemoError::NotRefused {
+                    command: name,
+                    events: format!("{:?}", executed.events),
+                });
+            }
+        }
+    }
+
+    running.wait_for(last_position).await?;
+    section("4. The coordinator's task list (coordinator_task_list)");
+    let reader = read_models.reader(coordinator_task_list::NAME).await?;
+    for task in coordinator_task_list::task_list(&reader)? {
+        let status = match &task.completed {
+            Some(done) => format!(
+                "[done] by {} at {}, took {}",
+                done.by,
+                done.at.format("%H:%M"),
+                duration(task.age(now))
+            ),
+            None => format!(
+                "[open] {}, age {}{}",
+                task.assignee.as_deref().map_or_else(
+                    || "unassigned".to_owned(),
+                    |member| format!("with {member}")
+                ),
+                duration(task.age(now)),
+                if task.is_overdue(now) {
+                    ", OVERDUE"
+                } else {
+                    ""
+                }
+            ),
+        };
+        println!(
+            "{:<10} {:<26} for {:<24} due {}  {status}",
+            task.task_id,
+            task.title,
+            task.care_recipient,
+            task.due.format("%Y-%m-%d %H:%M")
+        );
+    }
+
+    section(&format!(
+        "5. {}'s task history (member_task_history)",
+        options.member
+    ));
+    let reader = read_models.reader(member_task_history::NAME).await?;
+    let history = member_task_history::history(&reader, &options.member)?;
+    if history.is_empty() {
+        println!("{} has no history", options.member);
+    }
+    for entry in history {
+        let what = match entry.kind {
+            HistoryKind::Assigned { from: None } => "assigned".to_owned(),
+            HistoryKind::Assigned { from: Some(from) } => format!("took over from {from}"),
+            HistoryKind::ReassignedAway { to } => format!("reassigned to {to}"),
+            HistoryKind::Completed { note: None } => "completed".to_owned(),
+            HistoryKind::Completed { note: Some(note) } => format!("completed: \"{note}\""),
+        };
+        println!(
+            "{}  {:<10} {:<26} {what}",
+            entry.at.format("%Y-%m-%d %H:%M"),
+            entry.task_id,
+            entry.title
+        );
+    }
+
+    section("6. Today's analytics (daily_analytics, UTC days)");
+    let reader = read_models.reader(daily_analytics::NAME).await?;
+    let today = daily_analytics::day(&reader, now.date_naive())?;
+    println!(
+        "today, {}: {} created, {} completed, average completion time {}",
+        today.day,
+        today.created,
+        today.completed,
+        today
+            .average_completion_seconds()
+            .map_or_else(|| "-".to_owned(), |seconds| format!("{seconds:.0} s"))
+    );
+    for day in daily_analytics::days(&reader)? {
+        println!(
+            "  {}: created {:>3}, completed {:>3}, average {}",
+            day.day,
+            day.created,
+            day.completed,
+            day.average_completion_seconds()
+                .map_or_else(|| "-".to_owned(), |seconds| format!("{seconds:.0} s"))
+        );
+    }
+
+    section("7. Where each projection stands");
+    running.print_lag().await?;
+    running.stop().await?;
+    println!(
+        "\ncare-task run {run} done; run again and each projection resumes from its checkpoint"
+    );
+    Ok(())
+}
+
+fn target<P: Projection>() -> Target {
+    Target {
+        name: P::NAME,
+        version: P::VERSION,
+    }
+}
+
+async fn log_head(store: &SqliteStore) -> Result<u64, DemoError> {
+    Ok(store.head().await?.map_or(0, |head| head.position))
+}
+
+/// Counts this run in a stream of its own: its version is the run number.
+async fn start_run(store: &SqliteStore) -> Result<u64, DemoError> {
+    let started = NewEvent::new(
+        "RunStarted",
+        1,
+        serde_json::value::to_raw_value(&json!({ "program": "care-tasks" }))?,
+        Metadata::default(),
+    );
+    let outcome = store
+        .append(
+            "example-runs",
+            "ExampleRun",
+            ExpectedVersion::Any,
+            vec![started],
+        )
+        .await?;
+    Ok(outcome.stream_version)
+}
+
+/// This run's shift: four tasks, one reassigned, two completed, two left open.
+fn shift(run: u64, now: DateTime<Utc>) -> Vec<(&'static str, TaskCommand)> {
+    let id = |n: u32| format!("T-{run:03}-{n}");
+    let ago = |minutes: i64| now - TimeDelta::minutes(minutes);
+    let later = |minutes: i64| now + TimeDelta::minutes(minutes);
+    let create = |n, title: &str, recipient: &str, created: i64, due: DateTime<Utc>| {
+        create_task(id(n), title, recipient, ago(created), due)
+    };
+    vec![
+        (
+            "dana",
+            create(
+                1,
+                "Morning medication round",
+                "Mrs. Jansen (room 12)",
+                180,
+                ago(60),
+            ),
+        ),
+        ("dana", assign(id(1), "amira", ago(170))),
+        (
+            "amira",
+            complete(id(1), "amira", ago(120), Some("all doses taken")),
+        ),
+        (
+            "dana",
+            create(
+                2,
+                "Wound dressing change",
+                "Mr. Okafor (room 4)",
+                150,
+                ago(30),
+            ),
+        ),
+        ("dana", assign(id(2), "ben", ago(140))),
+        ("dana", assign(id(2), "amira", ago(90))),
+        ("amira", complete(id(2), "amira", ago(35), None)),
+        (
+            "dana",
+            create(3, "Help with lunch", "Mrs. Jansen (room 12)", 60, later(90)),
+        ),
+        ("dana", assign(id(3), "chloe", ago(55))),
+        (
+            "dana",
+            create(
+                4,
+                "Book physiotherapy",
+                "Mr. Okafor (room 4)",
+                20,
+                later(24 * 60),
+            ),
+        ),
+    ]
+}
+
+/// Commands this run's tasks must refuse.
+fn refused(run: u64, now: DateTime<Utc>) -> Vec<TaskCommand> {
+    let id = |n: u32| format!("T-{run:03}-{n}");
+    vec![
+        complete(id(1), "amira", now, None),
+        assign(id(1), "ben", now),
+        complete(id(3), "amira", now, None),
+        complete(id(4), "ben", now, None),
+        assign(id(3), "ben", now - TimeDelta::hours(5)),
+        create_task(id(4), "Book physiotherapy", "Mr. Okafor (room 4)", now, now),
+        create_task(
+            id(5),
+            "Night check",
+            "Mrs. Jansen (room 12)",
+            now,
+            now - TimeDelta::hours(1),
+        ),
+        assign(format!("T-{run:03}-404"), "ben", now),
+    ]
+}
+
+fn create_task(
+    task_id: String,
+    title: &str,
+    care_recipient: &str,
+    at: DateTime<Utc>,
+    due: DateTime<Utc>,
+) -> TaskCommand {
+    CreateTask {
+        task_id,
+        title: title.to_owned(),
+        care_recipient: care_recipient.to_owned(),
+        due,
+        created_by: "dana".to_owned(),
+        at,
+    }
+    .into()
+}
+
+fn assign(task_id: String, member: &str, at: DateTime<Utc>) -> TaskCommand {
+    AssignTask {
+        task_id,
+        member: member.to_owned(),
+        at,
+    }
+    .into()
+}
+
+fn complete(task_id: String, member: &str, at: DateTime<Utc>, note: Option<&str>) -> TaskCommand {
+    CompleteTask {
+        task_id,
+        completed_by: member.to_owned(),
+        at,
+        note: note.map(str::to_owned),
+    }
+    .into()
+}
+
+/// Runs a command as `actor` and prints what it recorded.
+async fn run_command(
+    tasks: &Repository<Task, SqliteStore>,
+    command: TaskCommand,
+    actor: &str,
+) -> Result<(), DemoError> {
+    let name = command.command_name();
+    let executed = tasks
+        .execute_with(command, CommandMetadata::new().actor(actor))
+        .await?;
+    let recorded: Vec<&str> = executed
+        .events
+        .iter()
+        .map(|event| event.event_name())
+        .collect();
+    println!(
+        "{actor:<6} {name:<12} -> {:<14} {} now at version {}",
+        recorded.join(", "),
+        executed.stream_id,
+        executed.version
+    );
+    Ok(())
+}
+
+fn describe_lag(lag: &Lag) -> String {
+    format!(
+        "checkpoint {:>4}, head {:>4}: {} {} and {:.3} s behind",
+        lag.checkpoint,
+        lag.head,
+        lag.events,
+        if lag.events == 1 { "event" } else { "events" },
+        lag.seconds
+    )
+}
+
+/// `2h 05m`, `35m`.
+fn duration(delta: TimeDelta) -> String {
+    let minutes = delta.num_minutes().max(0);
+    match (minutes / 60, minutes % 60) {
+        (0, minutes) => format!("{minutes}m"),
+        (hours, minutes) => format!("{hours}h {minutes:02}m"),
+    }
+}
+
+fn section(title: &str) {
+    println!("\n== {title}");
+}

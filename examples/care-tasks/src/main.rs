@@ -1,0 +1,47 @@
+//! The care-task job: a shift on a care ward recorded on the embedded SQLite store, with
+//! three projections running side by side and answering queries; run it twice and they
+//! resume from their checkpoints. See [`factum_example_care_tasks::demo`].
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use factum_example_care_tasks::demo::{self, Options};
+
+/// Runs care tasks (created, assigned, completed) with three projections of them.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// The SQLite file holding the events; created if missing.
+    #[arg(long, default_value = "care-tasks.sqlite3")]
+    db: PathBuf,
+    /// The directory of the read models; by default beside the events file, named
+    /// `<db stem>.read-models`.
+    #[arg(long)]
+    read_models: Option<PathBuf>,
+    /// The member whose task history is shown.
+    #[arg(long, default_value = "amira")]
+    member: String,
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let options = Options {
+        db: args.db,
+        read_models: args.read_models,
+        member: args.member,
+    };
+    match demo::run(&options).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            let mut source = std::error::Error::source(&error);
+            while let Some(cause) = source {
+                eprintln!("  caused by: {cause}");
+                source = cause.source();
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,445 @@
+//! The three projections over one scripted scenario: their answers, rebuilds that give
+//! the same answers, and all three running side by side with their lag.
+
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use factum::prelude::*;
+use factum::projection::sqlite::SqliteReadModel;
+use factum::projection::{ProjectionRunner, ReadModel, Target};
+use factum::store::SqliteStore;
+use factum_example_care_tasks::projections::coordinator_task_list::{
+    self, CoordinatorTaskList, TaskListEntry,
+};
+use factum_example_care_tasks::projections::daily_analytics::{self, DailyAnalytics, DailyFigures};
+use factum_example_care_tasks::projections::member_task_history::{
+    self, HistoryEntry, HistoryKind, MemberTaskHistory,
+};
+use factum_example_care_tasks::{AssignTask, CompleteTask, CreateTask, Task, TaskCommand};
+
+fn at(day: u32, hour: u32, minute: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 3, day, hour, minute, 0)
+        .single()
+        .expect("a valid time")
+}
+
+fn date(day: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(2025, 3, day).expect("a valid date")
+}
+
+fn create(id: &str, title: &str, created: DateTime<Utc>, due: DateTime<Utc>) -> TaskCommand {
+    CreateTask {
+        task_id: id.into(),
+        title: title.into(),
+        care_recipient: "Mrs. Jansen (room 12)".into(),
+        due,
+        created_by: "dana".into(),
+        at: created,
+    }
+    .into()
+}
+
+fn assign(id: &str, member: &str, time: DateTime<Utc>) -> TaskCommand {
+    AssignTask {
+        task_id: id.into(),
+        member: member.into(),
+        at: time,
+    }
+    .into()
+}
+
+fn complete(id: &str, member: &str, time: DateTime<Utc>, note: Option<&str>) -> TaskCommand {
+    CompleteTask {
+        task_id: id.into(),
+        completed_by: member.into(),
+        at: time,
+        note: note.map(Into::into),
+    }
+    .into()
+}
+
+/// Two days on the ward. T-1 and T-2 are done on the 10th (1 h and 2.5 h), T-3 is
+/// created late on the 10th and done on the 11th (3 h); T-4 and T-5 stay open.
+fn first_shift() -> Vec<TaskCommand> {
+    vec![
+        create("T-1", "Medication round", at(10, 8, 0), at(10, 10, 0)),
+        assign("T-1", "amira", at(10, 8, 5)),
+        complete("T-1", "amira", at(10, 9, 0), Some("all doses taken")),
+        create("T-2", "Wound dressing", at(10, 8, 30), at(10, 12, 0)),
+        assign("T-2", "ben", at(10, 8, 40)),
+        assign("T-2", "amira", at(10, 10, 0)),
+        complete("T-2", "amira", at(10, 11, 0), None),
+        create("T-3", "Night check", at(10, 22, 0), at(11, 8, 0)),
+        assign("T-3", "chloe", at(10, 22, 10)),
+        complete("T-3", "chloe", at(11, 1, 0), None),
+    ]
+}
+
+fn second_shift() -> Vec<TaskCommand> {
+    vec![
+        create("T-4", "Help with lunch", at(11, 7, 0), at(11, 12, 0)),
+        assign("T-4", "ben", at(11, 7, 10)),
+        create("T-5", "Book physiotherapy", at(11, 7, 30), at(12, 9, 0)),
+    ]
+}
+
+struct Ward {
+    _dir: tempfile::TempDir,
+    store: SqliteStore,
+    read_models: SqliteReadModel,
+    tasks: Repository<Task, SqliteStore>,
+}
+
+impl Ward {
+    async fn open() -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let store = SqliteStore::open(dir.path().join("events.sqlite3"))
+            .await
+            .expect("the event store opens");
+        let read_models = SqliteReadModel::open(dir.path().join("read-models"))
+            .await
+            .expect("the read-model directory opens");
+        let tasks = Repository::new(store.clone());
+        Self {
+            _dir: dir,
+            store,
+            read_models,
+            tasks,
+        }
+    }
+
+    /// Runs the commands and returns the head of the log after them.
+    async fn record(&self, commands: Vec<TaskCommand>) -> u64 {
+        for command in commands {
+            self.tasks
+                .execute_with(command, CommandMetadata::new().actor("dana"))
+                .await
+                .expect("the scenario's commands are accepted");
+        }
+        self.head().await
+    }
+
+    async fn head(&self) -> u64 {
+        self.store
+            .head()
+            .await
+            .expect("the head is readable")
+            .map_or(0, |head| head.position)
+    }
+
+    async fn catch_up_all(&self, runner: &ProjectionRunner<SqliteStore>) {
+        let read_models = &self.read_models;
+        runner
+            .catch_up_and_activate(&mut runner.projector(CoordinatorTaskList, read_models.clone()))
+            .await
+            .expect("the task list catches up");
+        runner
+            .catch_up_and_activate(&mut runner.projector(MemberTaskHistory, read_models.clone()))
+            .await
+            .expect("the history catches up");
+        runner
+            .catch_up_and_activate(&mut runner.projector(DailyAnalytics, read_models.clone()))
+            .await
+            .expect("the analytics catch up");
+    }
+
+    async fn answers(&self) -> Answers {
+        let list = self
+            .read_models
+            .reader(coordinator_task_list::NAME)
+            .await
+            .expect("the task list is active");
+        let history = self
+            .read_models
+            .reader(member_task_history::NAME)
+            .await
+            .expect("the history is active");
+        let analytics = self
+            .read_models
+            .reader(daily_analytics::NAME)
+            .await
+            .expect("the analytics are active");
+        let members = member_task_history::members(&history).expect("members are readable");
+        Answers {
+            task_list: coordinator_task_list::task_list(&list).expect("the list is readable"),
+            open_tasks: coordinator_task_list::open_tasks(&list).expect("the list is readable"),
+            histories: members
+                .iter()
+                .map(|member| {
+                    let entries = member_task_history::history(&history, member)
+                        .expect("a history is readable");
+                    (member.clone(), entries)
+                })
+                .collect(),
+            days: daily_analytics::days(&analytics).expect("the days are readable"),
+        }
+    }
+}
+
+/// Everything the three read models answer.
+#[derive(Debug, PartialEq)]
+struct Answers {
+    task_list: Vec<TaskListEntry>,
+    open_tasks: Vec<TaskListEntry>,
+    histories: Vec<(String, Vec<HistoryEntry>)>,
+    days: Vec<DailyFigures>,
+}
+
+fn ids(tasks: &[TaskListEntry]) -> Vec<&str> {
+    tasks.iter().map(|task| task.task_id.as_str()).collect()
+}
+
+fn entry(task_id: &str, title: &str, kind: HistoryKind, at: DateTime<Utc>) -> HistoryEntry {
+    HistoryEntry {
+        task_id: task_id.into(),
+        title: title.into(),
+        kind,
+        at,
+    }
+}
+
+#[tokio::test]
+async fn the_projections_answer_after_a_scenario() {
+    let ward = Ward::open().await;
+    ward.record(first_shift()).await;
+    ward.record(second_shift()).await;
+    let runner = ProjectionRunner::new(ward.store.clone());
+    ward.catch_up_all(&runner).await;
+
+    // The coordinator's list: open tasks by due time, then the completed ones, flagged.
+    let reader = ward
+        .read_models
+        .reader(coordinator_task_list::NAME)
+        .await
+        .unwrap();
+    let open = coordinator_task_list::open_tasks(&reader).unwrap();
+    assert_eq!(ids(&open), ["T-4", "T-5"]);
+    assert_eq!(
+        (
+            open[0].assignee.as_deref(),
+            open[0].due,
+            open[1].assignee.as_deref()
+        ),
+        (Some("ben"), at(11, 12, 0), None)
+    );
+    assert!(open[0].is_overdue(at(11, 13, 0)) && !open[1].is_overdue(at(11, 13, 0)));
+    assert_eq!(open[0].age(at(11, 9, 0)).num_minutes(), 120);
+    let all = coordinator_task_list::task_list(&reader).unwrap();
+    assert_eq!(ids(&all), ["T-4", "T-5", "T-1", "T-2", "T-3"]);
+    let t2 = coordinator_task_list::task(&reader, "T-2")
+        .unwrap()
+        .unwrap();
+    let done = t2.completed.clone().expect("T-2 is flagged completed");
+    assert_eq!(
+        (t2.assignee.as_deref(), done.by.as_str(), done.at),
+        (Some("amira"), "amira", at(10, 11, 0))
+    );
+    assert_eq!(
+        t2.age(at(12, 0, 0)).num_minutes(),
+        150,
+        "a done task's age is how long it took"
+    );
+    assert_eq!(coordinator_task_list::task(&reader, "T-404").unwrap(), None);
+
+    // The members' histories, in order, with reassignments on both sides.
+    let reader = ward
+        .read_models
+        .reader(member_task_history::NAME)
+        .await
+        .unwrap();
+    assert_eq!(
+        member_task_history::history(&reader, "amira").unwrap(),
+        [
+            entry(
+                "T-1",
+                "Medication round",
+                HistoryKind::Assigned { from: None },
+                at(10, 8, 5)
+            ),
+            entry(
+                "T-1",
+                "Medication round",
+                HistoryKind::Completed {
+                    note: Some("all doses taken".into())
+                },
+                at(10, 9, 0)
+            ),
+            entry(
+                "T-2",
+                "Wound dressing",
+                HistoryKind::Assigned {
+                    from: Some("ben".into())
+                },
+                at(10, 10, 0)
+            ),
+            entry(
+                "T-2",
+                "Wound dressing",
+                HistoryKind::Completed { note: None },
+                at(10, 11, 0)
+            ),
+        ]
+    );
+    assert_eq!(
+        member_task_history::history(&reader, "ben").unwrap(),
+        [
+            entry(
+                "T-2",
+                "Wound dressing",
+                HistoryKind::Assigned { from: None },
+                at(10, 8, 40)
+            ),
+            entry(
+                "T-2",
+                "Wound dressing",
+                HistoryKind::ReassignedAway { to: "amira".into() },
+                at(10, 10, 0)
+            ),
+            entry(
+                "T-4",
+                "Help with lunch",
+                HistoryKind::Assigned { from: None },
+                at(11, 7, 10)
+            ),
+        ]
+    );
+    assert_eq!(member_task_history::history(&reader, "nobody").unwrap(), []);
+    assert_eq!(
+        member_task_history::members(&reader).unwrap(),
+        ["amira", "ben", "chloe"]
+    );
+
+    // Per UTC day: T-3 was created on the 10th and completed on the 11th.
+    let reader = ward
+        .read_models
+        .reader(daily_analytics::NAME)
+        .await
+        .unwrap();
+    let tenth = daily_analytics::day(&reader, date(10)).unwrap();
+    assert_eq!(
+        (
+            tenth.created,
+            tenth.completed,
+            tenth.average_completion_seconds()
+        ),
+        (3, 2, Some(6300.0))
+    );
+    let eleventh = daily_analytics::day(&reader, date(11)).unwrap();
+    assert_eq!(
+        (
+            eleventh.created,
+            eleventh.completed,
+            eleventh.average_completion_seconds()
+        ),
+        (2, 1, Some(10800.0))
+    );
+    let quiet = daily_analytics::day(&reader, date(12)).unwrap();
+    assert_eq!(
+        (
+            quiet.created,
+            quiet.completed,
+            quiet.average_completion_seconds()
+        ),
+        (0, 0, None)
+    );
+}
+
+#[tokio::test]
+async fn rebuilding_each_projection_gives_identical_answers() {
+    let ward = Ward::open().await;
+    ward.record(first_shift()).await;
+    let head = ward.record(second_shift()).await;
+    let runner = ProjectionRunner::new(ward.store.clone()).batch_size(4);
+    ward.catch_up_all(&runner).await;
+    let before = ward.answers().await;
+
+    let mut reports = Vec::new();
+    let rebuilt = runner
+        .rebuild(CoordinatorTaskList, ward.read_models.clone(), |progress| {
+            reports.push(progress.position)
+        })
+        .await
+        .unwrap();
+    // Every task event is one the task list handles.
+    assert_eq!((rebuilt.applied, rebuilt.checkpoint), (head, head));
+    assert_eq!(reports.last(), Some(&head));
+    let rebuilt = runner
+        .rebuild(MemberTaskHistory, ward.read_models.clone(), |_| {})
+        .await
+        .unwrap();
+    assert_eq!((rebuilt.applied, rebuilt.checkpoint), (head, head));
+    let rebuilt = runner
+        .rebuild(DailyAnalytics, ward.read_models.clone(), |_| {})
+        .await
+        .unwrap();
+    // The analytics read creations and completions only: 5 + 3 of the events.
+    assert_eq!((rebuilt.applied, rebuilt.checkpoint), (8, head));
+
+    assert_eq!(ward.answers().await, before);
+}
+
+#[tokio::test]
+async fn the_three_run_side_by_side_report_their_lag_and_resume_from_checkpoints() {
+    let ward = Ward::open().await;
+    let first = ward.record(first_shift()).await;
+    let runner = ProjectionRunner::new(ward.store.clone());
+    let mut handles = vec![
+        runner.spawn(CoordinatorTaskList, ward.read_models.clone()),
+        runner.spawn(MemberTaskHistory, ward.read_models.clone()),
+        runner.spawn(DailyAnalytics, ward.read_models.clone()),
+    ];
+    // Before their first catch-up they are the whole log behind.
+    for handle in &handles {
+        let lag = handle.lag().await.unwrap();
+        assert_eq!((lag.events, lag.head), (first, first), "{}", handle.name());
+        assert!(lag.seconds > 0.0, "{}: {lag:?}", handle.name());
+    }
+    for handle in &mut handles {
+        assert_eq!(handle.wait_for(first).await.unwrap(), first);
+        let lag = handle.lag().await.unwrap();
+        assert_eq!((lag.events, lag.seconds, lag.checkpoint), (0, 0.0, first));
+    }
+
+    // Live: events recorded while they run reach all three.
+    let second = ward.record(second_shift()).await;
+    for handle in &mut handles {
+        handle.wait_for(second).await.unwrap();
+        assert_eq!(handle.lag().await.unwrap().events, 0, "{}", handle.name());
+    }
+    let live = ward.answers().await;
+    assert_eq!(ids(&live.open_tasks), ["T-4", "T-5"]);
+    for handle in handles {
+        handle.stop().await.unwrap();
+    }
+
+    // Stopped, they keep their checkpoints; started again, they resume from them.
+    let third = ward
+        .record(vec![complete("T-4", "ben", at(11, 11, 30), None)])
+        .await;
+    for (name, version) in [
+        (CoordinatorTaskList::NAME, CoordinatorTaskList::VERSION),
+        (MemberTaskHistory::NAME, MemberTaskHistory::VERSION),
+        (DailyAnalytics::NAME, DailyAnalytics::VERSION),
+    ] {
+        let checkpoint = ward
+            .read_models
+            .checkpoint(Target { name, version })
+            .await
+            .unwrap();
+        assert_eq!(checkpoint, Some(second), "{name}");
+        assert_eq!(
+            runner.lag_at(name, second).await.unwrap().events,
+            third - second
+        );
+    }
+    let mut list = runner.spawn(CoordinatorTaskList, ward.read_models.clone());
+    list.wait_for(third).await.unwrap();
+    list.stop().await.unwrap();
+    let reader = ward
+        .read_models
+        .reader(coordinator_task_list::NAME)
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&coordinator_task_list::open_tasks(&reader).unwrap()),
+        ["T-5"]
+    );
+}

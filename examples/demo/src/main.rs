@@ -1,0 +1,59 @@
+//! factum's main job: the order lifecycle of a web shop, then a shift of care tasks with
+//! three projections running side by side.
+//!
+//! Both keep their data in files under `--dir` (default: the working directory):
+//! `orders.sqlite3`, `care-tasks.sqlite3` and the care-task read models in
+//! `care-tasks.read-models/`. Run it again to see the order history grow and the
+//! projections resume from their checkpoints.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use factum_example_care_tasks::demo as care_tasks;
+use factum_example_orders::demo as orders;
+
+/// Runs factum's example domains end to end: orders, then care tasks with projections.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// The directory of the SQLite files and read models; created if missing.
+    #[arg(long, default_value = ".")]
+    dir: PathBuf,
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Err(error) = std::fs::create_dir_all(&args.dir) {
+        eprintln!("error: cannot create {}: {error}", args.dir.display());
+        return ExitCode::FAILURE;
+    }
+
+    banner("the order lifecycle (examples/orders)");
+    let storage = orders::Storage::Sqlite(args.dir.join("orders.sqlite3"));
+    if let Err(error) = orders::run(&storage).await {
+        return failed("orders", error.as_ref());
+    }
+
+    banner("care tasks with three projections (examples/care-tasks)");
+    let options = care_tasks::Options::new(args.dir.join("care-tasks.sqlite3"));
+    if let Err(error) = care_tasks::run(&options).await {
+        return failed("care tasks", &error);
+    }
+    ExitCode::SUCCESS
+}
+
+fn banner(title: &str) {
+    println!("\n######## {title}\n");
+}
+
+fn failed(job: &str, error: &dyn std::error::Error) -> ExitCode {
+    eprintln!("error in the {job} job: {error}");
+    let mut source = error.source();
+    while let Some(cause) = source {
+        eprintln!("  caused by: {cause}");
+        source = cause.source();
+    }
+    ExitCode::FAILURE
+}

@@ -1,0 +1,154 @@
+//! What the event bus reports.
+
+use crate::projection::{ReadModelError, RunnerError};
+use crate::store::StoreError;
+
+/// A boxed error from the NATS client.
+pub type NatsError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why publishing or consuming failed. Each names what was being done and where.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BusError {
+    /// The NATS server could not be reached.
+    #[error("NATS at {url}: could not connect: {source}")]
+    Connect {
+        /// The server's URL.
+        url: String,
+        /// The client's error.
+        #[source]
+        source: NatsError,
+    },
+    /// Creating, updating or looking up the JetStream stream failed.
+    #[error("JetStream stream `{stream}`: {operation}: {source}")]
+    Stream {
+        /// The stream.
+        stream: String,
+        /// What was being done.
+        operation: &'static str,
+        /// The client's error.
+        #[source]
+        source: NatsError,
+    },
+    /// An event was not stored by JetStream (not sent, refused or not acknowledged in
+    /// time). The publisher's checkpoint stays before it.
+    #[error(
+        "JetStream stream `{stream}`: publishing event {event_id} (position {position}) to `{subject}` failed: {source}"
+    )]
+    Publish {
+        /// The stream.
+        stream: String,
+        /// The subject.
+        subject: String,
+        /// The event's global position.
+        position: u64,
+        /// The event's id (its `Nats-Msg-Id`).
+        event_id: uuid::Uuid,
+        /// The client's error.
+        #[source]
+        source: NatsError,
+    },
+    /// A recorded event could not be encoded as JSON.
+    #[error("event {event_id} (position {position}) could not be encoded: {source}")]
+    Encode {
+        /// The event's global position.
+        position: u64,
+        /// The event's id.
+        event_id: uuid::Uuid,
+        /// The encoder's error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Creating the server-side consumer or fetching from it failed.
+    #[error("JetStream stream `{stream}`, consumer `{consumer}`: {operation}: {source}")]
+    Consumer {
+        /// The stream.
+        stream: String,
+        /// The factum consumer's name.
+        consumer: String,
+        /// What was being done.
+        operation: &'static str,
+        /// The client's error.
+        #[source]
+        source: NatsError,
+    },
+    /// A message on the stream is not a recorded event. It was terminated on the server
+    /// and skipped.
+    #[error(
+        "JetStream stream `{stream}`, message {stream_sequence} on `{subject}` is not a recorded event: {detail}"
+    )]
+    Malformed {
+        /// The stream.
+        stream: String,
+        /// The message's subject.
+        subject: String,
+        /// The message's stream sequence.
+        stream_sequence: u64,
+        /// What was wrong with it.
+        detail: String,
+    },
+    /// Reading the event store failed.
+    #[error("publisher `{publisher}`: reading the event store failed: {source}")]
+    Store {
+        /// The publisher's checkpoint name.
+        publisher: &'static str,
+        /// What the store said.
+        #[source]
+        source: StoreError,
+    },
+    /// Reading or writing a checkpoint (the publisher's, or a consumer's cursor) failed.
+    #[error("`{name}`: checkpoint: {source}")]
+    Checkpoint {
+        /// The publisher's or consumer's name.
+        name: &'static str,
+        /// What the read model said.
+        #[source]
+        source: ReadModelError,
+    },
+    /// The projection fed by a consumer failed.
+    #[error("consumer `{consumer}`: {source}")]
+    Projection {
+        /// The consumer's name.
+        consumer: &'static str,
+        /// What the projector said.
+        #[source]
+        source: Box<RunnerError>,
+    },
+    /// A name or subject cannot be used.
+    #[error("invalid {what} `{name}`: {reason}")]
+    InvalidName {
+        /// What the name is for.
+        what: &'static str,
+        /// The name.
+        name: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// The task of a spawned publisher or consumer ended abnormally.
+    #[error("`{name}`: its task ended abnormally: {message}")]
+    Task {
+        /// The publisher's or consumer's name.
+        name: &'static str,
+        /// What the join said.
+        message: String,
+    },
+}
+
+impl BusError {
+    /// Whether trying again cannot help: a bad name, a projection that stopped on a poison
+    /// event or failed to set up. Everything else (outages, timeouts, a refused publish)
+    /// is retried by the spawned tasks.
+    pub fn is_fatal(&self) -> bool {
+        match self {
+            BusError::InvalidName { .. } | BusError::Encode { .. } | BusError::Task { .. } => true,
+            BusError::Projection { source, .. } => matches!(
+                **source,
+                RunnerError::Poisoned { .. } | RunnerError::Setup { .. }
+            ),
+            BusError::Checkpoint { source, .. } => {
+                matches!(source, ReadModelError::InvalidName { .. })
+            }
+            _ => false,
+        }
+    }
+}

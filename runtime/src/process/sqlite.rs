@@ -1,0 +1,1397 @@
+//! Process managers with their state in a SQLite read model.
+//!
+//! The instances, the outbox of decided commands and the checkpoint live in the
+//! manager's own file of a [`SqliteReadModel`] directory (`<NAME>.v0.sqlite3`, beside the
+//! projections), so each decision commits with the checkpoint in one transaction. The
+//! state store is SQLite-specific: the rows are written through the [`SqliteTx`]'s
+//! connection. Tables (plain SQL, readable with any SQLite client):
+//!
+//! - `factum_process_instances`: one row per instance — key, status, state (JSON),
+//!   correlation id, the compensation stack (JSON), the failure reason;
+//! - `factum_process_outbox`: one row per decided command — instance, kind, command
+//!   (JSON), its compensation, command/correlation/causation ids, and whether it is
+//!   `pending`, `done`, `rejected` (with the reason) or `skipped` (a step left undone
+//!   because an earlier one failed).
+//!
+//! Run one driver per manager (like a reactor). A second one is safe — decisions are
+//! serialised by the read model's write lock and repeated dispatches are harmless — but
+//! it dispatches some commands twice.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rusqlite::{OptionalExtension, params};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use crate::envelope::{CommandMetadata, RecordedEvent};
+use crate::projection::sqlite::{SqliteReadModel, SqliteTx};
+use crate::projection::{ProjectionError, ReadModel, ReadModelError, ReadModelTx, Retry, Target};
+use crate::store::{EventStore, StoreError};
+
+use super::{
+    CommandKind, DispatchContext, DispatchError, ProcessManager, ProcessStatus, Reaction, Route,
+};
+
+/// Why a process manager's driver stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProcessError {
+    /// Reading the event store failed.
+    #[error("process manager `{manager}`: reading the event store failed: {source}")]
+    Store {
+        /// The manager.
+        manager: &'static str,
+        /// What the store said.
+        #[source]
+        source: StoreError,
+    },
+    /// The read model holding its state failed.
+    #[error("process manager `{manager}`: {source}")]
+    ReadModel {
+        /// The manager.
+        manager: &'static str,
+        /// What the read model said.
+        #[source]
+        source: ReadModelError,
+    },
+    /// A handler failed on an event; nothing of it was persisted and the checkpoint stays
+    /// before it.
+    #[error(
+        "process manager `{manager}` stopped at event `{event_name}` (stream `{stream_id}`, version {stream_version}, position {position}): {message}"
+    )]
+    Handler {
+        /// The manager.
+        manager: &'static str,
+        /// The event's name.
+        event_name: String,
+        /// Its stream.
+        stream_id: String,
+        /// Its version in the stream.
+        stream_version: u64,
+        /// Its global position.
+        position: u64,
+        /// The error, with its causes.
+        message: String,
+    },
+    /// A command could not be dispatched after every retry; it stays pending and is
+    /// dispatched again on the next start.
+    #[error(
+        "process manager `{manager}`, instance `{instance}`: command {command_id} could not be dispatched after {attempts} attempts: {message}"
+    )]
+    Dispatch {
+        /// The manager.
+        manager: &'static str,
+        /// The process instance.
+        instance: String,
+        /// The command's id.
+        command_id: Uuid,
+        /// How many times it was tried.
+        attempts: u32,
+        /// The last error, with its causes.
+        message: String,
+    },
+    /// A stored row could not be read back (state or command JSON of another shape).
+    #[error("process manager `{manager}`, instance `{instance}`: corrupt {what}: {detail}")]
+    Corrupt {
+        /// The manager.
+        manager: &'static str,
+        /// The process instance.
+        instance: String,
+        /// What was corrupt.
+        what: &'static str,
+        /// Why.
+        detail: String,
+    },
+    /// The driver's task ended abnormally (it panicked or was aborted).
+    #[error("process manager `{manager}`: its task ended abnormally: {message}")]
+    Task {
+        /// The manager.
+        manager: &'static str,
+        /// What the task's join said.
+        message: String,
+    },
+}
+
+/// One process instance as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Instance<St> {
+    /// Its key.
+    pub key: String,
+    /// Where it stands.
+    pub status: ProcessStatus,
+    /// The manager's state.
+    pub state: St,
+    /// The correlation id of its commands.
+    pub correlation_id: Uuid,
+    /// Why it failed, when it did.
+    pub failure: Option<String>,
+}
+
+/// Where an outbox command stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutboxState {
+    /// Decided, not yet known to be accepted.
+    Pending,
+    /// Accepted.
+    Done,
+    /// Rejected with a domain error.
+    Rejected,
+    /// Not dispatched: an earlier step failed first.
+    Skipped,
+}
+
+impl OutboxState {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Done => "done",
+            Self::Rejected => "rejected",
+            Self::Skipped => "skipped",
+        }
+    }
+
+    fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "pending" => Self::Pending,
+            "done" => Self::Done,
+            "rejected" => Self::Rejected,
+            "skipped" => Self::Skipped,
+            _ => return None,
+        })
+    }
+}
+
+/// A command an instance decided on, with its outcome: the instance's history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxEntry<C> {
+    /// Order of decision, across instances.
+    pub seq: u64,
+    /// Step or compensation.
+    pub kind: CommandKind,
+    /// The command.
+    pub command: C,
+    /// Its id.
+    pub command_id: Uuid,
+    /// Its correlation id.
+    pub correlation_id: Uuid,
+    /// Its causation id: the triggering event's id, or for a compensation the rejected
+    /// command's id.
+    pub causation_id: Uuid,
+    /// Where it stands.
+    pub state: OutboxState,
+    /// The rejection reason, for a rejected command.
+    pub outcome: Option<String>,
+}
+
+/// The instance row, as held between the queries of one transaction.
+struct Record {
+    key: String,
+    status: ProcessStatus,
+    state: String,
+    correlation_id: Uuid,
+    compensations: Vec<serde_json::Value>,
+    completing: bool,
+    failure: Option<String>,
+}
+
+/// A pending outbox row.
+struct PendingRow {
+    seq: i64,
+    kind: CommandKind,
+    command: String,
+    compensation: Option<String>,
+    command_id: Uuid,
+    correlation_id: Uuid,
+    causation_id: Uuid,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS factum_process_instances (
+    instance TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    state TEXT NOT NULL,
+    correlation_id TEXT NOT NULL,
+    compensations TEXT NOT NULL,
+    completing INTEGER NOT NULL,
+    failure TEXT,
+    started_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS factum_process_outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    instance TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    command TEXT NOT NULL,
+    compensation TEXT,
+    command_id TEXT NOT NULL UNIQUE,
+    correlation_id TEXT NOT NULL,
+    causation_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    outcome TEXT,
+    position INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS factum_process_outbox_pending
+    ON factum_process_outbox (state, instance, seq);
+";
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// Applies events to one process manager: decides in a transaction with the checkpoint,
+/// then dispatches the decided commands and records their outcomes.
+///
+/// [`ProcessRunner`] feeds it from the store; tests and tools can feed it directly.
+pub struct ProcessDriver<M: ProcessManager> {
+    manager: M,
+    read_model: SqliteReadModel,
+    retry: Retry,
+    recovered: bool,
+}
+
+impl<M: ProcessManager> std::fmt::Debug for ProcessDriver<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessDriver")
+            .field("manager", &M::NAME)
+            .field("read_model", &self.read_model)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<M: ProcessManager> ProcessDriver<M> {
+    /// A driver keeping `manager`'s state in `read_model`, retrying transient dispatch
+    /// failures by [`Retry::default`].
+    pub fn new(manager: M, read_model: SqliteReadModel) -> Self {
+        Self {
+            manager,
+            read_model,
+            retry: Retry::default(),
+            recovered: false,
+        }
+    }
+
+    /// Sets how transient dispatch failures are retried.
+    pub fn retry(mut self, retry: Retry) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// The manager.
+    pub fn manager(&self) -> &M {
+        &self.manager
+    }
+
+    /// Reads the manager's instances (also while the driver runs elsewhere).
+    pub fn states(&self) -> ProcessStates<M> {
+        ProcessStates::new(self.read_model.clone())
+    }
+
+    fn target() -> Target {
+        Target {
+            name: M::NAME,
+            version: 0,
+        }
+    }
+
+    fn read_model_error(source: ReadModelError) -> ProcessError {
+        ProcessError::ReadModel {
+            manager: M::NAME,
+            source,
+        }
+    }
+
+    fn sql_error(operation: &'static str) -> impl FnOnce(rusqlite::Error) -> ProcessError {
+        move |error| {
+            Self::read_model_error(ReadModelError::Database {
+                target: Self::target().to_string(),
+                operation,
+                source: Box::new(error),
+            })
+        }
+    }
+
+    async fn begin(&self) -> Result<SqliteTx, ProcessError> {
+        let tx = self
+            .read_model
+            .begin(Self::target())
+            .await
+            .map_err(Self::read_model_error)?;
+        if let Err(error) = tx.execute_batch(SCHEMA) {
+            let _ = self.read_model.rollback(tx).await;
+            return Err(Self::sql_error("create the process tables")(error));
+        }
+        Ok(tx)
+    }
+
+    async fn commit(&self, tx: SqliteTx, checkpoint: u64) -> Result<(), ProcessError> {
+        self.read_model
+            .commit(tx, checkpoint)
+            .await
+            .map_err(Self::read_model_error)
+    }
+
+    /// Commits without moving the checkpoint.
+    async fn commit_in_place(&self, tx: SqliteTx) -> Result<(), ProcessError> {
+        let checkpoint = tx.checkpoint().unwrap_or(0);
+        self.commit(tx, checkpoint).await
+    }
+
+    async fn rollback(&self, tx: SqliteTx) {
+        if let Err(error) = self.read_model.rollback(tx).await {
+            tracing::warn!(manager = M::NAME, %error, "could not roll back");
+        }
+    }
+
+    /// The committed checkpoint (0 before the first event).
+    pub async fn checkpoint(&self) -> Result<u64, ProcessError> {
+        let checkpoint = self
+            .read_model
+            .checkpoint(Self::target())
+            .await
+            .map_err(Self::read_model_error)?;
+        Ok(checkpoint.unwrap_or(0))
+    }
+
+    /// Dispatches every command left pending by an earlier driver (decided but not known
+    /// to be accepted), as redeliveries. [`ProcessDriver::apply`] does it once, first.
+    pub async fn recover(&mut self) -> Result<(), ProcessError> {
+        let tx = self.begin().await?;
+        let instances: Result<Vec<String>, _> = tx
+            .prepare(
+                "SELECT instance FROM factum_process_outbox WHERE state = 'pending'
+                 GROUP BY instance ORDER BY min(seq)",
+            )
+            .and_then(|mut statement| {
+                statement
+                    .query_map([], |row| row.get(0))?
+                    .collect::<Result<Vec<String>, _>>()
+            });
+        self.commit_in_place(tx).await?;
+        let instances = instances.map_err(Self::sql_error("find pending commands"))?;
+        for instance in instances {
+            tracing::info!(
+                manager = M::NAME,
+                instance,
+                "dispatching commands left pending by an earlier run"
+            );
+            self.drain(&instance, true).await?;
+        }
+        self.recovered = true;
+        Ok(())
+    }
+
+    /// Decides on `events` (in position order) past the checkpoint and dispatches what
+    /// each decided before going on to the next, then commits the checkpoint
+    /// `scanned_to` — how far the caller has seen the log. Returns the checkpoint.
+    pub async fn apply(
+        &mut self,
+        events: &[RecordedEvent],
+        scanned_to: u64,
+    ) -> Result<u64, ProcessError> {
+        if !self.recovered {
+            self.recover().await?;
+        }
+        for event in events
+            .iter()
+            .filter(|event| M::EVENTS.contains(&event.name.as_str()))
+        {
+            if let Some(instance) = self.decide(event).await? {
+                self.drain(&instance, false).await?;
+            }
+        }
+        let tx = self.begin().await?;
+        let checkpoint = tx.checkpoint().unwrap_or(0);
+        if scanned_to > checkpoint {
+            self.commit(tx, scanned_to).await?;
+            Ok(scanned_to)
+        } else {
+            self.rollback(tx).await;
+            Ok(checkpoint)
+        }
+    }
+
+    fn handler_error(event: &RecordedEvent, error: &ProjectionError) -> ProcessError {
+        ProcessError::Handler {
+            manager: M::NAME,
+            event_name: event.name.clone(),
+            stream_id: event.stream_id.clone(),
+            stream_version: event.stream_version,
+            position: event.position,
+            message: error.message(),
+        }
+    }
+
+    /// Step 1: decide on one event and persist the intent with the checkpoint. Returns
+    /// the instance that may have commands to dispatch.
+    async fn decide(&mut self, event: &RecordedEvent) -> Result<Option<String>, ProcessError> {
+        let mut tx = self.begin().await?;
+        if event.position <= tx.checkpoint().unwrap_or(0) {
+            self.rollback(tx).await;
+            return Ok(None);
+        }
+        match self.decide_in(&mut tx, event).await {
+            Ok(instance) => {
+                self.commit(tx, event.position).await?;
+                Ok(instance)
+            }
+            Err(error) => {
+                self.rollback(tx).await;
+                Err(error)
+            }
+        }
+    }
+
+    async fn decide_in(
+        &mut self,
+        tx: &mut SqliteTx,
+        event: &RecordedEvent,
+    ) -> Result<Option<String>, ProcessError> {
+        let (key, starts) = match self
+            .manager
+            .route(event)
+            .map_err(|error| Self::handler_error(event, &error))?
+        {
+            Route::Start(key) => (key, true),
+            Route::Continue(key) => (key, false),
+            Route::Ignore => return Ok(None),
+        };
+        let mut record = match self.load(tx, &key)? {
+            Some(record) => record,
+            None if starts => Record {
+                key: key.clone(),
+                status: ProcessStatus::Running,
+                state: self.encode(&key, "state", &M::State::default())?,
+                correlation_id: event.metadata.correlation_id.unwrap_or_else(Uuid::now_v7),
+                compensations: Vec::new(),
+                completing: false,
+                failure: None,
+            },
+            None => {
+                tracing::debug!(
+                    manager = M::NAME,
+                    instance = key,
+                    event = event.name,
+                    "no such instance; event ignored"
+                );
+                return Ok(None);
+            }
+        };
+        if record.status != ProcessStatus::Running {
+            tracing::debug!(
+                manager = M::NAME,
+                instance = key,
+                status = %record.status,
+                event = event.name,
+                "instance is no longer running; event ignored"
+            );
+            return Ok(None);
+        }
+        let mut state: M::State = self.decode(&key, "state", &record.state)?;
+        let reaction = self
+            .manager
+            .handle(&mut state, event)
+            .await
+            .map_err(|error| Self::handler_error(event, &error))?;
+        record.state = self.encode(&key, "state", &state)?;
+        let Reaction {
+            steps,
+            on_failure,
+            complete,
+            fail,
+        } = reaction;
+        for compensation in &on_failure {
+            record
+                .compensations
+                .push(self.to_value(&key, compensation)?);
+        }
+        let correlation_id = event
+            .metadata
+            .correlation_id
+            .unwrap_or(record.correlation_id);
+        for step in &steps {
+            let compensation = step
+                .compensation
+                .as_ref()
+                .map(|compensation| self.encode(&key, "command", compensation))
+                .transpose()?;
+            self.insert_command(
+                tx,
+                &key,
+                CommandKind::Step,
+                &self.encode(&key, "command", &step.command)?,
+                compensation.as_deref(),
+                correlation_id,
+                event.event_id,
+                event.position,
+            )?;
+        }
+        record.completing |= complete;
+        if let Some(reason) = fail {
+            self.start_compensation(tx, &mut record, reason, event.event_id, event.position)?;
+        }
+        self.settle(tx, &mut record)?;
+        self.save(tx, &record, event.position)?;
+        Ok(Some(key))
+    }
+
+    /// Steps 2 and 3: dispatches the instance's pending commands, oldest first, recording
+    /// each outcome.
+    async fn drain(&mut self, key: &str, redelivery: bool) -> Result<(), ProcessError> {
+        loop {
+            let tx = self.begin().await?;
+            let row = self.next_pending(&tx, key);
+            self.rollback(tx).await;
+            let Some(row) = row? else {
+                return Ok(());
+            };
+            let command: M::Command = self.decode(key, "command", &row.command)?;
+            let mut context = DispatchContext {
+                instance: key.to_owned(),
+                metadata: CommandMetadata {
+                    command_id: row.command_id,
+                    correlation_id: Some(row.correlation_id),
+                    causation_id: Some(row.causation_id),
+                    actor: Some(M::NAME.to_owned()),
+                    extra: Default::default(),
+                },
+                redelivery,
+                kind: row.kind,
+            };
+            let mut attempts = 0;
+            let outcome = loop {
+                attempts += 1;
+                match self.manager.dispatch(&command, &context).await {
+                    Ok(()) => break Ok(()),
+                    Err(DispatchError::Rejected { command, reason }) => {
+                        break Err(format!("{command}: {reason}"));
+                    }
+                    Err(error @ DispatchError::Failed { .. }) => {
+                        if attempts >= self.retry.attempts() {
+                            return Err(ProcessError::Dispatch {
+                                manager: M::NAME,
+                                instance: key.to_owned(),
+                                command_id: row.command_id,
+                                attempts,
+                                message: super::error_chain(&error),
+                            });
+                        }
+                        tracing::warn!(
+                            manager = M::NAME,
+                            instance = key,
+                            command_id = %row.command_id,
+                            %error,
+                            "dispatch failed; trying again"
+                        );
+                        tokio::time::sleep(self.retry.backoff(attempts)).await;
+                        context.redelivery = true;
+                    }
+                }
+            };
+            let mut tx = self.begin().await?;
+            match self.record_outcome(&mut tx, key, &row, &command, outcome) {
+                Ok(()) => self.commit_in_place(tx).await?,
+                Err(error) => {
+                    self.rollback(tx).await;
+                    return Err(error);
+                }
+            }
+        }
+    }
+
+    fn record_outcome(
+        &self,
+        tx: &mut SqliteTx,
+        key: &str,
+        row: &PendingRow,
+        command: &M::Command,
+        outcome: Result<(), String>,
+    ) -> Result<(), ProcessError> {
+        let Some(mut record) = self.load(tx, key)? else {
+            return Err(ProcessError::Corrupt {
+                manager: M::NAME,
+                instance: key.to_owned(),
+                what: "outbox",
+                detail: format!("command {} has no instance row", row.command_id),
+            });
+        };
+        let position: i64 = tx
+            .query_row(
+                "SELECT position FROM factum_process_outbox WHERE seq = ?1",
+                [row.seq],
+                |r| r.get(0),
+            )
+            .map_err(Self::sql_error("read an outbox row"))?;
+        let position = u64::try_from(position).unwrap_or(0);
+        match outcome {
+            Ok(()) => {
+                self.mark(tx, row.seq, OutboxState::Done, None)?;
+                if let Some(compensation) = &row.compensation {
+                    let value = serde_json::from_str(compensation).map_err(|error| {
+                        ProcessError::Corrupt {
+                            manager: M::NAME,
+                            instance: key.to_owned(),
+                            what: "compensation",
+                            detail: error.to_string(),
+                        }
+                    })?;
+                    record.compensations.push(value);
+                }
+            }
+            Err(reason) => {
+                self.mark(tx, row.seq, OutboxState::Rejected, Some(&reason))?;
+                match (row.kind, record.status) {
+                    (CommandKind::Step, ProcessStatus::Running) => {
+                        let mut state: M::State = self.decode(key, "state", &record.state)?;
+                        self.manager.rejected(&mut state, command, &reason);
+                        record.state = self.encode(key, "state", &state)?;
+                        self.start_compensation(tx, &mut record, reason, row.command_id, position)?;
+                    }
+                    (CommandKind::Compensation, _) => {
+                        tracing::error!(
+                            manager = M::NAME,
+                            instance = key,
+                            command_id = %row.command_id,
+                            reason,
+                            "a compensation was rejected; the instance is stuck"
+                        );
+                        record.status = ProcessStatus::Stuck;
+                        record.failure = Some(match record.failure.take() {
+                            Some(failure) => {
+                                format!("{failure}; then compensation failed: {reason}")
+                            }
+                            None => format!("compensation failed: {reason}"),
+                        });
+                        self.skip_pending(tx, key)?;
+                    }
+                    (CommandKind::Step, _) => {}
+                }
+            }
+        }
+        self.settle(tx, &mut record)?;
+        self.save(tx, &record, position)
+    }
+
+    /// Turns the instance to compensating: skips its pending steps and queues the
+    /// compensation stack, top first.
+    fn start_compensation(
+        &self,
+        tx: &mut SqliteTx,
+        record: &mut Record,
+        reason: String,
+        causation_id: Uuid,
+        position: u64,
+    ) -> Result<(), ProcessError> {
+        tracing::info!(
+            manager = M::NAME,
+            instance = record.key,
+            reason,
+            "a step failed; compensating"
+        );
+        record.status = ProcessStatus::Compensating;
+        record.failure = Some(reason);
+        self.skip_pending(tx, &record.key)?;
+        while let Some(compensation) = record.compensations.pop() {
+            let command =
+                serde_json::to_string(&compensation).map_err(|error| ProcessError::Corrupt {
+                    manager: M::NAME,
+                    instance: record.key.clone(),
+                    what: "compensation",
+                    detail: error.to_string(),
+                })?;
+            self.insert_command(
+                tx,
+                &record.key,
+                CommandKind::Compensation,
+                &command,
+                None,
+                record.correlation_id,
+                causation_id,
+                position,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Ends the instance when nothing is pending and it was completing or compensating.
+    fn settle(&self, tx: &SqliteTx, record: &mut Record) -> Result<(), ProcessError> {
+        let pending: i64 = tx
+            .query_row(
+                "SELECT count(*) FROM factum_process_outbox WHERE instance = ?1 AND state = 'pending'",
+                [&record.key],
+                |row| row.get(0),
+            )
+            .map_err(Self::sql_error("count pending commands"))?;
+        if pending == 0 {
+            match record.status {
+                ProcessStatus::Running if record.completing => {
+                    record.status = ProcessStatus::Completed;
+                    record.compensations.clear();
+                }
+                ProcessStatus::Compensating => record.status = ProcessStatus::Compensated,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn skip_pending(&self, tx: &SqliteTx, key: &str) -> Result<(), ProcessError> {
+        tx.execute(
+            "UPDATE factum_process_outbox SET state = 'skipped' WHERE instance = ?1 AND state = 'pending'",
+            [key],
+        )
+        .map_err(Self::sql_error("skip pending steps"))?;
+        Ok(())
+    }
+
+    fn mark(
+        &self,
+        tx: &SqliteTx,
+        seq: i64,
+        state: OutboxState,
+        outcome: Option<&str>,
+    ) -> Result<(), ProcessError> {
+        tx.execute(
+            "UPDATE factum_process_outbox SET state = ?2, outcome = ?3 WHERE seq = ?1",
+            params![seq, state.as_str(), outcome],
+        )
+        .map_err(Self::sql_error("record a command's outcome"))?;
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn insert_command(
+        &self,
+        tx: &SqliteTx,
+        key: &str,
+        kind: CommandKind,
+        command: &str,
+        compensation: Option<&str>,
+        correlation_id: Uuid,
+        causation_id: Uuid,
+        position: u64,
+    ) -> Result<(), ProcessError> {
+        // The id is fixed here, with the intent: every redelivery sends the same one.
+        tx.execute(
+            "INSERT INTO factum_process_outbox
+                 (instance, kind, command, compensation, command_id, correlation_id, causation_id, state, position)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8)",
+            params![
+                key,
+                kind.as_str(),
+                command,
+                compensation,
+                Uuid::now_v7().to_string(),
+                correlation_id.to_string(),
+                causation_id.to_string(),
+                to_i64(position),
+            ],
+        )
+        .map_err(Self::sql_error("persist a command"))?;
+        Ok(())
+    }
+
+    fn next_pending(&self, tx: &SqliteTx, key: &str) -> Result<Option<PendingRow>, ProcessError> {
+        let row = tx
+            .query_row(
+                "SELECT seq, kind, command, compensation, command_id, correlation_id, causation_id
+                 FROM factum_process_outbox WHERE instance = ?1 AND state = 'pending'
+                 ORDER BY seq LIMIT 1",
+                [key],
+                |row| {
+                    Ok((
+                        row.get::<_, i64>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, String>(2)?,
+                        row.get::<_, Option<String>>(3)?,
+                        row.get::<_, String>(4)?,
+                        row.get::<_, String>(5)?,
+                        row.get::<_, String>(6)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(Self::sql_error("read pending commands"))?;
+        let Some((seq, kind, command, compensation, command_id, correlation_id, causation_id)) =
+            row
+        else {
+            return Ok(None);
+        };
+        Ok(Some(PendingRow {
+            seq,
+            kind: parse_kind::<M>(key, &kind)?,
+            command,
+            compensation,
+            command_id: parse_uuid::<M>(key, &command_id)?,
+            correlation_id: parse_uuid::<M>(key, &correlation_id)?,
+            causation_id: parse_uuid::<M>(key, &causation_id)?,
+        }))
+    }
+
+    fn load(&self, tx: &SqliteTx, key: &str) -> Result<Option<Record>, ProcessError> {
+        load_record::<M>(tx, key)
+    }
+
+    fn save(&self, tx: &SqliteTx, record: &Record, position: u64) -> Result<(), ProcessError> {
+        let compensations = serde_json::to_string(&record.compensations).map_err(|error| {
+            ProcessError::Corrupt {
+                manager: M::NAME,
+                instance: record.key.clone(),
+                what: "compensations",
+                detail: error.to_string(),
+            }
+        })?;
+        tx.execute(
+            "INSERT INTO factum_process_instances
+                 (instance, status, state, correlation_id, compensations, completing, failure, started_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
+             ON CONFLICT (instance) DO UPDATE SET
+                 status = excluded.status, state = excluded.state,
+                 compensations = excluded.compensations, completing = excluded.completing,
+                 failure = excluded.failure, updated_at = excluded.updated_at",
+            params![
+                record.key,
+                record.status.as_str(),
+                record.state,
+                record.correlation_id.to_string(),
+                compensations,
+                record.completing,
+                record.failure,
+                to_i64(position),
+            ],
+        )
+        .map_err(Self::sql_error("save an instance"))?;
+        Ok(())
+    }
+
+    fn encode<T: serde::Serialize>(
+        &self,
+        key: &str,
+        what: &'static str,
+        value: &T,
+    ) -> Result<String, ProcessError> {
+        serde_json::to_string(value).map_err(|error| ProcessError::Corrupt {
+            manager: M::NAME,
+            instance: key.to_owned(),
+            what,
+            detail: error.to_string(),
+        })
+    }
+
+    fn to_value<T: serde::Serialize>(
+        &self,
+        key: &str,
+        value: &T,
+    ) -> Result<serde_json::Value, ProcessError> {
+        serde_json::to_value(value).map_err(|error| ProcessError::Corrupt {
+            manager: M::NAME,
+            instance: key.to_owned(),
+            what: "compensation",
+            detail: error.to_string(),
+        })
+    }
+
+    fn decode<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+        what: &'static str,
+        text: &str,
+    ) -> Result<T, ProcessError> {
+        decode_json::<M, T>(key, what, text)
+    }
+}
+
+fn decode_json<M: ProcessManager, T: serde::de::DeserializeOwned>(
+    key: &str,
+    what: &'static str,
+    text: &str,
+) -> Result<T, ProcessError> {
+    serde_json::from_str(text).map_err(|error| ProcessError::Corrupt {
+        manager: M::NAME,
+        instance: key.to_owned(),
+        what,
+        detail: error.to_string(),
+    })
+}
+
+fn parse_uuid<M: ProcessManager>(key: &str, text: &str) -> Result<Uuid, ProcessError> {
+    text.parse()
+        .map_err(|error: uuid::Error| ProcessError::Corrupt {
+            manager: M::NAME,
+            instance: key.to_owned(),
+            what: "id",
+            detail: format!("`{text}`: {error}"),
+        })
+}
+
+fn parse_kind<M: ProcessManager>(key: &str, text: &str) -> Result<CommandKind, ProcessError> {
+    match text {
+        "step" => Ok(CommandKind::Step),
+        "compensation" => Ok(CommandKind::Compensation),
+        other => Err(ProcessError::Corrupt {
+            manager: M::NAME,
+            instance: key.to_owned(),
+            what: "command kind",
+            detail: format!("unknown kind `{other}`"),
+        }),
+    }
+}
+
+fn load_record<M: ProcessManager>(
+    connection: &rusqlite::Connection,
+    key: &str,
+) -> Result<Option<Record>, ProcessError> {
+    let row = connection
+        .query_row(
+            "SELECT status, state, correlation_id, compensations, completing, failure
+             FROM factum_process_instances WHERE instance = ?1",
+            [key],
+            |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, String>(3)?,
+                    row.get::<_, bool>(4)?,
+                    row.get::<_, Option<String>>(5)?,
+                ))
+            },
+        )
+        .optional()
+        .map_err(|error| ProcessError::ReadModel {
+            manager: M::NAME,
+            source: ReadModelError::Database {
+                target: format!("{} v0", M::NAME),
+                operation: "load an instance",
+                source: Box::new(error),
+            },
+        })?;
+    let Some((status, state, correlation_id, compensations, completing, failure)) = row else {
+        return Ok(None);
+    };
+    Ok(Some(Record {
+        key: key.to_owned(),
+        status: ProcessStatus::parse(&status).ok_or_else(|| ProcessError::Corrupt {
+            manager: M::NAME,
+            instance: key.to_owned(),
+            what: "status",
+            detail: format!("unknown status `{status}`"),
+        })?,
+        state,
+        correlation_id: parse_uuid::<M>(key, &correlation_id)?,
+        compensations: decode_json::<M, _>(key, "compensations", &compensations)?,
+        completing,
+        failure,
+    }))
+}
+
+/// Reads a process manager's instances and their histories.
+pub struct ProcessStates<M: ProcessManager> {
+    read_model: SqliteReadModel,
+    manager: PhantomData<fn() -> M>,
+}
+
+impl<M: ProcessManager> Clone for ProcessStates<M> {
+    fn clone(&self) -> Self {
+        Self::new(self.read_model.clone())
+    }
+}
+
+impl<M: ProcessManager> std::fmt::Debug for ProcessStates<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessStates")
+            .field("manager", &M::NAME)
+            .field("read_model", &self.read_model)
+            .finish()
+    }
+}
+
+impl<M: ProcessManager> ProcessStates<M> {
+    /// Reads `M`'s instances in `read_model`.
+    pub fn new(read_model: SqliteReadModel) -> Self {
+        Self {
+            read_model,
+            manager: PhantomData,
+        }
+    }
+
+    /// Opens a read-only connection to the manager's file, `None` before its first
+    /// decision.
+    async fn read<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&rusqlite::Connection) -> Result<T, ProcessError> + Send + 'static,
+    ) -> Result<Option<T>, ProcessError> {
+        let target = Target {
+            name: M::NAME,
+            version: 0,
+        };
+        let path = self.read_model.path_of(target);
+        let database = move |operation: &'static str| {
+            move |error: rusqlite::Error| ProcessError::ReadModel {
+                manager: M::NAME,
+                source: ReadModelError::Database {
+                    target: target.to_string(),
+                    operation,
+                    source: Box::new(error),
+                },
+            }
+        };
+        tokio::task::spawn_blocking(move || {
+            if !path.exists() {
+                return Ok(None);
+            }
+            let connection = rusqlite::Connection::open_with_flags(
+                &path,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(database("open for reading"))?;
+            connection
+                .busy_timeout(Duration::from_secs(30))
+                .map_err(database("configure"))?;
+            let exists: bool = connection
+                .query_row(
+                    "SELECT count(*) > 0 FROM sqlite_master WHERE name = 'factum_process_instances'",
+                    [],
+                    |row| row.get(0),
+                )
+                .map_err(database("read the schema"))?;
+            if !exists {
+                return Ok(None);
+            }
+            work(&connection).map(Some)
+        })
+        .await
+        .map_err(|error| ProcessError::Task {
+            manager: M::NAME,
+            message: error.to_string(),
+        })?
+    }
+
+    /// The instance `key` as last committed, `None` if it never started.
+    pub async fn get(&self, key: &str) -> Result<Option<Instance<M::State>>, ProcessError> {
+        let key = key.to_owned();
+        let found = self
+            .read(move |connection| {
+                let Some(record) = load_record::<M>(connection, &key)? else {
+                    return Ok(None);
+                };
+                Ok(Some(Instance {
+                    state: decode_json::<M, _>(&key, "state", &record.state)?,
+                    key: record.key,
+                    status: record.status,
+                    correlation_id: record.correlation_id,
+                    failure: record.failure,
+                }))
+            })
+            .await?;
+        Ok(found.flatten())
+    }
+
+    /// Where the instance `key` stands, `None` if it never started.
+    pub async fn status(&self, key: &str) -> Result<Option<ProcessStatus>, ProcessError> {
+        Ok(self.get(key).await?.map(|instance| instance.status))
+    }
+
+    /// Every command the instance `key` decided on, in order, with its outcome.
+    pub async fn history(&self, key: &str) -> Result<Vec<OutboxEntry<M::Command>>, ProcessError> {
+        let key = key.to_owned();
+        let found = self
+            .read(move |connection| {
+                let database = |error: rusqlite::Error| ProcessError::ReadModel {
+                    manager: M::NAME,
+                    source: ReadModelError::Database {
+                        target: format!("{} v0", M::NAME),
+                        operation: "read the outbox",
+                        source: Box::new(error),
+                    },
+                };
+                let mut statement = connection
+                    .prepare(
+                        "SELECT seq, kind, command, command_id, correlation_id, causation_id, state, outcome
+                         FROM factum_process_outbox WHERE instance = ?1 ORDER BY seq",
+                    )
+                    .map_err(database)?;
+                let rows = statement
+                    .query_map([&key], |row| {
+                        Ok((
+                            row.get::<_, i64>(0)?,
+                            row.get::<_, String>(1)?,
+                            row.get::<_, String>(2)?,
+                            row.get::<_, String>(3)?,
+                            row.get::<_, String>(4)?,
+                            row.get::<_, String>(5)?,
+                            row.get::<_, String>(6)?,
+                            row.get::<_, Option<String>>(7)?,
+                        ))
+                    })
+                    .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+                    .map_err(database)?;
+                rows.into_iter()
+                    .map(
+                        |(seq, kind, command, command_id, correlation_id, causation_id, state, outcome)| {
+                            Ok(OutboxEntry {
+                                seq: u64::try_from(seq).unwrap_or(0),
+                                kind: parse_kind::<M>(&key, &kind)?,
+                                command: decode_json::<M, _>(&key, "command", &command)?,
+                                command_id: parse_uuid::<M>(&key, &command_id)?,
+                                correlation_id: parse_uuid::<M>(&key, &correlation_id)?,
+                                causation_id: parse_uuid::<M>(&key, &causation_id)?,
+                                state: OutboxState::parse(&state).ok_or_else(|| {
+                                    ProcessError::Corrupt {
+                                        manager: M::NAME,
+                                        instance: key.clone(),
+                                        what: "outbox state",
+                                        detail: format!("unknown state `{state}`"),
+                                    }
+                                })?,
+                                outcome,
+                            })
+                        },
+                    )
+                    .collect()
+            })
+            .await?;
+        Ok(found.unwrap_or_default())
+    }
+}
+
+/// Runs process managers against an event store: catch-up from the checkpoint, then live.
+pub struct ProcessRunner<S> {
+    store: Arc<S>,
+    batch_size: usize,
+    idle_wait: Duration,
+    retry: Retry,
+}
+
+impl<S> Clone for ProcessRunner<S> {
+    fn clone(&self) -> Self {
+        Self {
+            store: Arc::clone(&self.store),
+            batch_size: self.batch_size,
+            idle_wait: self.idle_wait,
+            retry: self.retry,
+        }
+    }
+}
+
+impl<S> std::fmt::Debug for ProcessRunner<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessRunner")
+            .field("batch_size", &self.batch_size)
+            .field("idle_wait", &self.idle_wait)
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: EventStore + 'static> ProcessRunner<S> {
+    /// A runner reading `store` 100 events at a time, retrying transient dispatch failures
+    /// by [`Retry::default`].
+    pub fn new(store: S) -> Self {
+        Self {
+            store: Arc::new(store),
+            batch_size: 100,
+            idle_wait: Duration::from_secs(1),
+            retry: Retry::default(),
+        }
+    }
+
+    /// Events read per batch.
+    pub fn batch_size(mut self, batch_size: usize) -> Self {
+        self.batch_size = batch_size.max(1);
+        self
+    }
+
+    /// How long a caught-up runner waits for a wake-up before reading again anyway.
+    pub fn idle_wait(mut self, idle_wait: Duration) -> Self {
+        self.idle_wait = idle_wait;
+        self
+    }
+
+    /// How transient dispatch failures are retried.
+    pub fn retry(mut self, retry: Retry) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// A driver for `manager` with this runner's retry setting.
+    pub fn driver<M: ProcessManager>(
+        &self,
+        manager: M,
+        read_model: SqliteReadModel,
+    ) -> ProcessDriver<M> {
+        ProcessDriver::new(manager, read_model).retry(self.retry)
+    }
+
+    /// Dispatches what an earlier run left pending, then decides on and dispatches every
+    /// event up to the head of the log. Returns the checkpoint.
+    pub async fn catch_up<M: ProcessManager>(
+        &self,
+        driver: &mut ProcessDriver<M>,
+    ) -> Result<u64, ProcessError> {
+        let mut checkpoint = driver.checkpoint().await?;
+        loop {
+            let page = self
+                .store
+                .read_all_filtered(checkpoint, self.batch_size, M::EVENTS)
+                .await
+                .map_err(|source| ProcessError::Store {
+                    manager: M::NAME,
+                    source,
+                })?;
+            if page.events.is_empty() && page.scanned_to <= checkpoint {
+                if !driver.recovered {
+                    driver.recover().await?;
+                }
+                return Ok(checkpoint);
+            }
+            let full = page.events.len() == self.batch_size;
+            checkpoint = driver.apply(&page.events, page.scanned_to).await?;
+            if !full {
+                return Ok(checkpoint);
+            }
+        }
+    }
+
+    /// Runs `manager` in a task: catch-up, then live (woken by the store) until
+    /// [`ProcessHandle::stop`].
+    pub fn spawn<M: ProcessManager>(
+        &self,
+        manager: M,
+        read_model: SqliteReadModel,
+    ) -> ProcessHandle<M> {
+        let mut driver = self.driver(manager, read_model.clone());
+        let runner = self.clone();
+        let (stop_tx, mut stop) = watch::channel(false);
+        let (checkpoint_tx, checkpoint_rx) = watch::channel(None);
+        let task = tokio::spawn(async move {
+            loop {
+                if *stop.borrow() {
+                    return Ok(());
+                }
+                let checkpoint = runner.catch_up(&mut driver).await?;
+                checkpoint_tx.send_replace(Some(checkpoint));
+                tokio::select! {
+                    waited = runner.store.wait_for_events(checkpoint, runner.idle_wait) => {
+                        waited.map_err(|source| ProcessError::Store { manager: M::NAME, source })?;
+                    }
+                    _ = stop.changed() => {}
+                }
+            }
+        });
+        ProcessHandle {
+            states: ProcessStates::new(read_model),
+            stop: stop_tx,
+            checkpoint: checkpoint_rx,
+            task: Some(task),
+        }
+    }
+}
+
+/// A running process manager.
+pub struct ProcessHandle<M: ProcessManager> {
+    states: ProcessStates<M>,
+    stop: watch::Sender<bool>,
+    checkpoint: watch::Receiver<Option<u64>>,
+    /// `None` once joined (its result was handed out).
+    task: Option<JoinHandle<Result<(), ProcessError>>>,
+}
+
+impl<M: ProcessManager> std::fmt::Debug for ProcessHandle<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessHandle")
+            .field("manager", &M::NAME)
+            .field("checkpoint", &*self.checkpoint.borrow())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<M: ProcessManager> ProcessHandle<M> {
+    /// The checkpoint after the last completed catch-up (`None` before the first).
+    pub fn checkpoint(&self) -> Option<u64> {
+        *self.checkpoint.borrow()
+    }
+
+    /// Reads the manager's instances.
+    pub fn states(&self) -> &ProcessStates<M> {
+        &self.states
+    }
+
+    /// Waits until it has decided on and dispatched everything up to global `position`.
+    /// Returns the runner's error if it stopped first.
+    pub async fn wait_for(&mut self, position: u64) -> Result<u64, ProcessError> {
+        loop {
+            if let Some(checkpoint) = *self.checkpoint.borrow_and_update()
+                && checkpoint >= position
+            {
+                return Ok(checkpoint);
+            }
+            if self.checkpoint.changed().await.is_err() {
+                return Err(self.join().await.err().unwrap_or(ProcessError::Task {
+                    manager: M::NAME,
+                    message: "it stopped before reaching the position".into(),
+                }));
+            }
+        }
+    }
+
+    /// Waits until the instance `key` has ended ([`ProcessStatus::is_final`]) and returns
+    /// it; an error if the runner stopped first or `timeout` passed.
+    pub async fn wait_until_final(
+        &mut self,
+        key: &str,
+        timeout: Duration,
+    ) -> Result<Instance<M::State>, ProcessError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(instance) = self.states.get(key).await?
+                && instance.status.is_final()
+            {
+                return Ok(instance);
+            }
+            if self.is_finished() {
+                return Err(self.join().await.err().unwrap_or(ProcessError::Task {
+                    manager: M::NAME,
+                    message: format!("it stopped before instance `{key}` ended"),
+                }));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ProcessError::Task {
+                    manager: M::NAME,
+                    message: format!("instance `{key}` did not end within {timeout:?}"),
+                });
+            }
+            let _ =
+                tokio::time::timeout(Duration::from_millis(20), self.checkpoint.changed()).await;
+        }
+    }
+
+    /// Whether its task has ended (stopped, or failed: see [`ProcessHandle::stop`]).
+    pub fn is_finished(&self) -> bool {
+        self.task.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+
+    /// Stops it after the event in hand and returns how it ended.
+    pub async fn stop(mut self) -> Result<(), ProcessError> {
+        self.stop.send_replace(true);
+        self.join().await
+    }
+
+    async fn join(&mut self) -> Result<(), ProcessError> {
+        let Some(task) = self.task.take() else {
+            return Err(ProcessError::Task {
+                manager: M::NAME,
+                message: "it had already stopped; its end was reported by an earlier call".into(),
+            });
+        };
+        match task.await {
+            Ok(result) => result,
+            Err(error) => Err(ProcessError::Task {
+                manager: M::NAME,
+                message: error.to_string(),
+            }),
+        }
+    }
+}

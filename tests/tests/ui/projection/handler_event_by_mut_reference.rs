@@ -1,0 +1,17 @@
+// The event is taken by shared reference.
+use factum::prelude::*;
+use factum::projection::sqlite::SqliteTx;
+
+include!("../../fixtures/account_events.rs");
+
+pub struct Accounts;
+
+#[projection(name = "accounts")]
+impl Accounts {
+    #[on]
+    async fn opened(&mut self, _: &mut Recorded<'_, Opened>, _: &mut SqliteTx) -> Result<(), ProjectionError> {
+        Ok(())
+    }
+}
+
+fn main() {}

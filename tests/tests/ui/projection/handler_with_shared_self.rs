@@ -1,0 +1,17 @@
+// An #[on] handler takes `&mut self`.
+use factum::prelude::*;
+use factum::projection::sqlite::SqliteTx;
+
+include!("../../fixtures/account_events.rs");
+
+pub struct Accounts;
+
+#[projection(name = "accounts")]
+impl Accounts {
+    #[on]
+    async fn opened(&self, _: &Recorded<Opened>, _: &mut SqliteTx) -> Result<(), ProjectionError> {
+        Ok(())
+    }
+}
+
+fn main() {}

@@ -1,0 +1,15 @@
+// An #[on] handler returns `Result<(), ProjectionError>`.
+use factum::prelude::*;
+use factum::projection::sqlite::SqliteTx;
+
+include!("../../fixtures/account_events.rs");
+
+pub struct Accounts;
+
+#[projection(name = "accounts")]
+impl Accounts {
+    #[on]
+    async fn opened(&mut self, _: &Recorded<Opened>, _: &mut SqliteTx) {}
+}
+
+fn main() {}

@@ -1,0 +1,18 @@
+// A method is either an #[on] handler or the #[setup] method.
+use factum::prelude::*;
+use factum::projection::sqlite::SqliteTx;
+
+include!("../../fixtures/account_events.rs");
+
+pub struct Accounts;
+
+#[projection(name = "accounts")]
+impl Accounts {
+    #[on]
+    #[setup]
+    async fn opened(&mut self, _: &Recorded<Opened>, _: &mut SqliteTx) -> Result<(), ProjectionError> {
+        Ok(())
+    }
+}
+
+fn main() {}

@@ -1,0 +1,22 @@
+// #[setup] is an async fn.
+use factum::prelude::*;
+use factum::projection::sqlite::SqliteTx;
+
+include!("../../fixtures/account_events.rs");
+
+pub struct Accounts;
+
+#[projection(name = "accounts")]
+impl Accounts {
+    #[setup]
+    fn tables(&mut self, _: &mut SqliteTx) -> Result<(), ProjectionError> {
+        Ok(())
+    }
+
+    #[on]
+    async fn opened(&mut self, _: &Recorded<Opened>, _: &mut SqliteTx) -> Result<(), ProjectionError> {
+        Ok(())
+    }
+}
+
+fn main() {}

@@ -1,0 +1,17 @@
+// `table` is not a key of #[projection].
+use factum::prelude::*;
+use factum::projection::sqlite::SqliteTx;
+
+include!("../../fixtures/account_events.rs");
+
+pub struct Accounts;
+
+#[projection(name = "accounts", table = "accounts")]
+impl Accounts {
+    #[on]
+    async fn opened(&mut self, _: &Recorded<Opened>, _: &mut SqliteTx) -> Result<(), ProjectionError> {
+        Ok(())
+    }
+}
+
+fn main() {}
