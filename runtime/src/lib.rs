@@ -16,6 +16,7 @@ mod command;
 pub mod envelope;
 pub mod error;
 mod event;
+pub(crate) mod follow;
 pub mod process;
 pub mod projection;
 pub mod registry;

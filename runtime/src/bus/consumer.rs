@@ -6,9 +6,9 @@ use std::time::Duration;
 use async_nats::jetstream::{self, AckKind, consumer, stream};
 use futures_util::StreamExt;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use crate::envelope::RecordedEvent;
+use crate::follow::{TaskError, TaskHandle};
 use crate::projection::{Projection, Projector, ReadModel, ReadModelOf, Target};
 
 use super::error::{BusError, NatsError};
@@ -542,18 +542,12 @@ impl<P: Projection> NatsConsumer<P> {
     /// backoff, reconnecting by itself. Only a fatal error ([`BusError::is_fatal`]) ends
     /// it early.
     pub fn spawn(self) -> ConsumerHandle {
-        let name = self.name;
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let (checkpoint_tx, checkpoint_rx) = watch::channel(None);
         let reports = Arc::new(Mutex::new(Reports::default()));
-        let task = tokio::spawn(self.follow(stop_rx, checkpoint_tx, Arc::clone(&reports)));
-        ConsumerHandle {
-            name,
-            stop: stop_tx,
-            checkpoint: checkpoint_rx,
-            reports,
-            task,
-        }
+        let shared = Arc::clone(&reports);
+        let task = TaskHandle::spawn(self.name, |stop, checkpoint| {
+            self.follow(stop, checkpoint, shared)
+        });
+        ConsumerHandle { reports, task }
     }
 
     async fn follow(
@@ -632,18 +626,22 @@ struct Reports {
 
 /// A running consumer.
 pub struct ConsumerHandle {
-    name: &'static str,
-    stop: watch::Sender<bool>,
-    checkpoint: watch::Receiver<Option<u64>>,
     reports: Arc<Mutex<Reports>>,
-    task: JoinHandle<Result<(), BusError>>,
+    task: TaskHandle<BusError>,
+}
+
+/// For [`ConsumerHandle`] and [`PublisherHandle`](super::PublisherHandle).
+impl TaskError for BusError {
+    fn task(name: &'static str, message: String) -> Self {
+        BusError::Task { name, message }
+    }
 }
 
 impl std::fmt::Debug for ConsumerHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ConsumerHandle")
-            .field("name", &self.name)
-            .field("checkpoint", &*self.checkpoint.borrow())
+            .field("name", &self.task.name())
+            .field("checkpoint", &self.task.checkpoint())
             .finish_non_exhaustive()
     }
 }
@@ -651,7 +649,7 @@ impl std::fmt::Debug for ConsumerHandle {
 impl ConsumerHandle {
     /// The projection's checkpoint as last reported (`None` before the first round).
     pub fn checkpoint(&self) -> Option<u64> {
-        *self.checkpoint.borrow()
+        self.task.checkpoint()
     }
 
     /// The malformed messages skipped since the last call ([`BusError::Malformed`]).
@@ -677,19 +675,7 @@ impl ConsumerHandle {
     /// Waits until the projection has applied everything up to global `position`.
     /// Returns the task's error if it ended first.
     pub async fn wait_for(&mut self, position: u64) -> Result<u64, BusError> {
-        loop {
-            if let Some(checkpoint) = *self.checkpoint.borrow_and_update()
-                && checkpoint >= position
-            {
-                return Ok(checkpoint);
-            }
-            if self.checkpoint.changed().await.is_err() {
-                return Err(self.join().await.err().unwrap_or(BusError::Task {
-                    name: self.name,
-                    message: "it stopped before reaching the position".into(),
-                }));
-            }
-        }
+        self.task.wait_for(position).await
     }
 
     /// Whether its task has ended.
@@ -698,18 +684,7 @@ impl ConsumerHandle {
     }
 
     /// Stops it and returns how it ended.
-    pub async fn stop(mut self) -> Result<(), BusError> {
-        self.stop.send_replace(true);
-        self.join().await
-    }
-
-    async fn join(&mut self) -> Result<(), BusError> {
-        match (&mut self.task).await {
-            Ok(result) => result,
-            Err(error) => Err(BusError::Task {
-                name: self.name,
-                message: error.to_string(),
-            }),
-        }
+    pub async fn stop(self) -> Result<(), BusError> {
+        self.task.stop().await
     }
 }

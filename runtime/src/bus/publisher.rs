@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, context::PublishErrorKind, stream};
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use crate::envelope::RecordedEvent;
+use crate::follow::TaskHandle;
 use crate::projection::{ReadModel, ReadModelTx, Target};
 use crate::store::EventStore;
 
@@ -343,18 +343,12 @@ impl<S: EventStore + 'static, M: ReadModel> NatsPublisher<S, M> {
     /// to report new events; retries failures (NATS down, timeouts) with backoff until
     /// [`PublisherHandle::stop`]. Only a fatal error ([`BusError::is_fatal`]) ends it early.
     pub fn spawn(self) -> PublisherHandle {
-        let name = self.name;
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let (checkpoint_tx, checkpoint_rx) = watch::channel(None);
         let last_error = Arc::new(Mutex::new(None));
-        let task = tokio::spawn(self.follow(stop_rx, checkpoint_tx, Arc::clone(&last_error)));
-        PublisherHandle {
-            name,
-            stop: stop_tx,
-            checkpoint: checkpoint_rx,
-            last_error,
-            task,
-        }
+        let shared = Arc::clone(&last_error);
+        let task = TaskHandle::spawn(self.name, |stop, checkpoint| {
+            self.follow(stop, checkpoint, shared)
+        });
+        PublisherHandle { last_error, task }
     }
 
     async fn follow(
@@ -417,18 +411,15 @@ struct Batch {
 
 /// A running publisher.
 pub struct PublisherHandle {
-    name: &'static str,
-    stop: watch::Sender<bool>,
-    checkpoint: watch::Receiver<Option<u64>>,
     last_error: Arc<Mutex<Option<String>>>,
-    task: JoinHandle<Result<(), BusError>>,
+    task: TaskHandle<BusError>,
 }
 
 impl std::fmt::Debug for PublisherHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PublisherHandle")
-            .field("name", &self.name)
-            .field("checkpoint", &*self.checkpoint.borrow())
+            .field("name", &self.task.name())
+            .field("checkpoint", &self.task.checkpoint())
             .finish_non_exhaustive()
     }
 }
@@ -436,7 +427,7 @@ impl std::fmt::Debug for PublisherHandle {
 impl PublisherHandle {
     /// The checkpoint last reported (`None` before the first round).
     pub fn checkpoint(&self) -> Option<u64> {
-        *self.checkpoint.borrow()
+        self.task.checkpoint()
     }
 
     /// The last failure it retried after, for diagnostics.
@@ -450,19 +441,7 @@ impl PublisherHandle {
     /// Waits until every event up to `position` is in the stream. Returns the task's error
     /// if it ended first.
     pub async fn wait_for(&mut self, position: u64) -> Result<u64, BusError> {
-        loop {
-            if let Some(checkpoint) = *self.checkpoint.borrow_and_update()
-                && checkpoint >= position
-            {
-                return Ok(checkpoint);
-            }
-            if self.checkpoint.changed().await.is_err() {
-                return Err(self.join().await.err().unwrap_or(BusError::Task {
-                    name: self.name,
-                    message: "it stopped before reaching the position".into(),
-                }));
-            }
-        }
+        self.task.wait_for(position).await
     }
 
     /// Whether its task has ended.
@@ -471,18 +450,7 @@ impl PublisherHandle {
     }
 
     /// Stops it after the batch in hand and returns how it ended.
-    pub async fn stop(mut self) -> Result<(), BusError> {
-        self.stop.send_replace(true);
-        self.join().await
-    }
-
-    async fn join(&mut self) -> Result<(), BusError> {
-        match (&mut self.task).await {
-            Ok(result) => result,
-            Err(error) => Err(BusError::Task {
-                name: self.name,
-                message: error.to_string(),
-            }),
-        }
+    pub async fn stop(self) -> Result<(), BusError> {
+        self.task.stop().await
     }
 }

@@ -18,15 +18,13 @@
 //! it dispatches some commands twice.
 
 use std::marker::PhantomData;
-use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::{OptionalExtension, params};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::envelope::{CommandMetadata, RecordedEvent};
+use crate::follow::{Follower, Log, TaskError, TaskHandle};
 use crate::projection::sqlite::{SqliteReadModel, SqliteTx};
 use crate::projection::{ProjectionError, ReadModel, ReadModelError, ReadModelTx, Retry, Target};
 use crate::store::{EventStore, StoreError};
@@ -1159,18 +1157,14 @@ impl<M: ProcessManager> ProcessStates<M> {
 
 /// Runs process managers against an event store: catch-up from the checkpoint, then live.
 pub struct ProcessRunner<S> {
-    store: Arc<S>,
-    batch_size: usize,
-    idle_wait: Duration,
+    log: Log<S>,
     retry: Retry,
 }
 
 impl<S> Clone for ProcessRunner<S> {
     fn clone(&self) -> Self {
         Self {
-            store: Arc::clone(&self.store),
-            batch_size: self.batch_size,
-            idle_wait: self.idle_wait,
+            log: self.log.clone(),
             retry: self.retry,
         }
     }
@@ -1179,8 +1173,8 @@ impl<S> Clone for ProcessRunner<S> {
 impl<S> std::fmt::Debug for ProcessRunner<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ProcessRunner")
-            .field("batch_size", &self.batch_size)
-            .field("idle_wait", &self.idle_wait)
+            .field("batch_size", &self.log.batch_size)
+            .field("idle_wait", &self.log.idle_wait)
             .field("retry", &self.retry)
             .finish_non_exhaustive()
     }
@@ -1191,22 +1185,20 @@ impl<S: EventStore + 'static> ProcessRunner<S> {
     /// by [`Retry::default`].
     pub fn new(store: S) -> Self {
         Self {
-            store: Arc::new(store),
-            batch_size: 100,
-            idle_wait: Duration::from_secs(1),
+            log: Log::new(store, 100),
             retry: Retry::default(),
         }
     }
 
     /// Events read per batch.
     pub fn batch_size(mut self, batch_size: usize) -> Self {
-        self.batch_size = batch_size.max(1);
+        self.log = self.log.batch_size(batch_size);
         self
     }
 
     /// How long a caught-up runner waits for a wake-up before reading again anyway.
     pub fn idle_wait(mut self, idle_wait: Duration) -> Self {
-        self.idle_wait = idle_wait;
+        self.log = self.log.idle_wait(idle_wait);
         self
     }
 
@@ -1234,22 +1226,18 @@ impl<S: EventStore + 'static> ProcessRunner<S> {
         let mut checkpoint = driver.checkpoint().await?;
         loop {
             let page = self
-                .store
-                .read_all_filtered(checkpoint, self.batch_size, M::EVENTS)
+                .log
+                .next_page(checkpoint, M::EVENTS)
                 .await
-                .map_err(|source| ProcessError::Store {
-                    manager: M::NAME,
-                    source,
-                })?;
-            if page.events.is_empty() && page.scanned_to <= checkpoint {
+                .map_err(store_error::<M>)?;
+            let Some(page) = page else {
                 if !driver.recovered {
                     driver.recover().await?;
                 }
                 return Ok(checkpoint);
-            }
-            let full = page.events.len() == self.batch_size;
+            };
             checkpoint = driver.apply(&page.events, page.scanned_to).await?;
-            if !full {
+            if !page.full {
                 return Ok(checkpoint);
             }
         }
@@ -1262,48 +1250,69 @@ impl<S: EventStore + 'static> ProcessRunner<S> {
         manager: M,
         read_model: SqliteReadModel,
     ) -> ProcessHandle<M> {
-        let mut driver = self.driver(manager, read_model.clone());
-        let runner = self.clone();
-        let (stop_tx, mut stop) = watch::channel(false);
-        let (checkpoint_tx, checkpoint_rx) = watch::channel(None);
-        let task = tokio::spawn(async move {
-            loop {
-                if *stop.borrow() {
-                    return Ok(());
-                }
-                let checkpoint = runner.catch_up(&mut driver).await?;
-                checkpoint_tx.send_replace(Some(checkpoint));
-                tokio::select! {
-                    waited = runner.store.wait_for_events(checkpoint, runner.idle_wait) => {
-                        waited.map_err(|source| ProcessError::Store { manager: M::NAME, source })?;
-                    }
-                    _ = stop.changed() => {}
-                }
-            }
-        });
+        let live = Live {
+            runner: self.clone(),
+            driver: self.driver(manager, read_model.clone()),
+        };
+        let log = self.log.clone();
         ProcessHandle {
             states: ProcessStates::new(read_model),
-            stop: stop_tx,
-            checkpoint: checkpoint_rx,
-            task: Some(task),
+            task: TaskHandle::spawn(M::NAME, move |stop, checkpoint| async move {
+                log.follow(live, stop, checkpoint).await
+            }),
         }
+    }
+}
+
+fn store_error<M: ProcessManager>(source: StoreError) -> ProcessError {
+    ProcessError::Store {
+        manager: M::NAME,
+        source,
+    }
+}
+
+/// A manager followed live by [`ProcessRunner::spawn`].
+struct Live<S, M: ProcessManager> {
+    runner: ProcessRunner<S>,
+    driver: ProcessDriver<M>,
+}
+
+impl<S: EventStore + 'static, M: ProcessManager> Follower for Live<S, M> {
+    type Error = ProcessError;
+
+    async fn catch_up(&mut self) -> Result<u64, ProcessError> {
+        self.runner.catch_up(&mut self.driver).await
+    }
+
+    fn store_error(&self, source: StoreError) -> ProcessError {
+        store_error::<M>(source)
+    }
+}
+
+impl TaskError for ProcessError {
+    fn task(manager: &'static str, message: String) -> Self {
+        ProcessError::Task { manager, message }
+    }
+
+    fn already_reported(manager: &'static str) -> Option<Self> {
+        Some(ProcessError::Task {
+            manager,
+            message: "it had already stopped; its end was reported by an earlier call".into(),
+        })
     }
 }
 
 /// A running process manager.
 pub struct ProcessHandle<M: ProcessManager> {
     states: ProcessStates<M>,
-    stop: watch::Sender<bool>,
-    checkpoint: watch::Receiver<Option<u64>>,
-    /// `None` once joined (its result was handed out).
-    task: Option<JoinHandle<Result<(), ProcessError>>>,
+    task: TaskHandle<ProcessError>,
 }
 
 impl<M: ProcessManager> std::fmt::Debug for ProcessHandle<M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ProcessHandle")
             .field("manager", &M::NAME)
-            .field("checkpoint", &*self.checkpoint.borrow())
+            .field("checkpoint", &self.task.checkpoint())
             .finish_non_exhaustive()
     }
 }
@@ -1311,7 +1320,7 @@ impl<M: ProcessManager> std::fmt::Debug for ProcessHandle<M> {
 impl<M: ProcessManager> ProcessHandle<M> {
     /// The checkpoint after the last completed catch-up (`None` before the first).
     pub fn checkpoint(&self) -> Option<u64> {
-        *self.checkpoint.borrow()
+        self.task.checkpoint()
     }
 
     /// Reads the manager's instances.
@@ -1322,19 +1331,7 @@ impl<M: ProcessManager> ProcessHandle<M> {
     /// Waits until it has decided on and dispatched everything up to global `position`.
     /// Returns the runner's error if it stopped first.
     pub async fn wait_for(&mut self, position: u64) -> Result<u64, ProcessError> {
-        loop {
-            if let Some(checkpoint) = *self.checkpoint.borrow_and_update()
-                && checkpoint >= position
-            {
-                return Ok(checkpoint);
-            }
-            if self.checkpoint.changed().await.is_err() {
-                return Err(self.join().await.err().unwrap_or(ProcessError::Task {
-                    manager: M::NAME,
-                    message: "it stopped before reaching the position".into(),
-                }));
-            }
-        }
+        self.task.wait_for(position).await
     }
 
     /// Waits until the instance `key` has ended ([`ProcessStatus::is_final`]) and returns
@@ -1352,7 +1349,7 @@ impl<M: ProcessManager> ProcessHandle<M> {
                 return Ok(instance);
             }
             if self.is_finished() {
-                return Err(self.join().await.err().unwrap_or(ProcessError::Task {
+                return Err(self.task.join().await.err().unwrap_or(ProcessError::Task {
                     manager: M::NAME,
                     message: format!("it stopped before instance `{key}` ended"),
                 }));
@@ -1363,35 +1360,18 @@ impl<M: ProcessManager> ProcessHandle<M> {
                     message: format!("instance `{key}` did not end within {timeout:?}"),
                 });
             }
-            let _ =
-                tokio::time::timeout(Duration::from_millis(20), self.checkpoint.changed()).await;
+            let _ = tokio::time::timeout(Duration::from_millis(20), self.task.checkpoint_changed())
+                .await;
         }
     }
 
     /// Whether its task has ended (stopped, or failed: see [`ProcessHandle::stop`]).
     pub fn is_finished(&self) -> bool {
-        self.task.as_ref().is_none_or(JoinHandle::is_finished)
+        self.task.is_finished()
     }
 
     /// Stops it after the event in hand and returns how it ended.
-    pub async fn stop(mut self) -> Result<(), ProcessError> {
-        self.stop.send_replace(true);
-        self.join().await
-    }
-
-    async fn join(&mut self) -> Result<(), ProcessError> {
-        let Some(task) = self.task.take() else {
-            return Err(ProcessError::Task {
-                manager: M::NAME,
-                message: "it had already stopped; its end was reported by an earlier call".into(),
-            });
-        };
-        match task.await {
-            Ok(result) => result,
-            Err(error) => Err(ProcessError::Task {
-                manager: M::NAME,
-                message: error.to_string(),
-            }),
-        }
+    pub async fn stop(self) -> Result<(), ProcessError> {
+        self.task.stop().await
     }
 }

@@ -179,6 +179,7 @@ pub trait ReadModel: Clone + Send + Sync + 'static {
 }
 
 /// Checks that a projection name can name a file and a schema.
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 pub(crate) fn check_name(name: &str) -> Result<(), ReadModelError> {
     let mut chars = name.chars();
     let valid = name.len() <= 40

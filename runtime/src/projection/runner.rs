@@ -2,13 +2,12 @@
 //! lag; rebuilds with progress; blue/green switch-over.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
-use crate::store::{EventStore, FilteredPage};
+use crate::follow::{Follower, Log, Page, TaskError, TaskHandle};
+use crate::store::{EventStore, StoreError};
 
 use super::error::RunnerError;
 use super::projector::{Applied, OnPoison, Projector, ReactorDriver, Retry};
@@ -23,9 +22,7 @@ use super::{Projection, Reactor};
 /// list.wait_for(last_position).await?;
 /// ```
 pub struct ProjectionRunner<S> {
-    store: Arc<S>,
-    batch_size: usize,
-    idle_wait: Duration,
+    log: Log<S>,
     retry: Retry,
     on_poison: OnPoison,
 }
@@ -33,9 +30,7 @@ pub struct ProjectionRunner<S> {
 impl<S> Clone for ProjectionRunner<S> {
     fn clone(&self) -> Self {
         Self {
-            store: Arc::clone(&self.store),
-            batch_size: self.batch_size,
-            idle_wait: self.idle_wait,
+            log: self.log.clone(),
             retry: self.retry,
             on_poison: self.on_poison,
         }
@@ -144,9 +139,7 @@ impl<S: EventStore + 'static> ProjectionRunner<S> {
     /// [`OnPoison::Park`].
     pub fn new(store: S) -> Self {
         Self {
-            store: Arc::new(store),
-            batch_size: 500,
-            idle_wait: Duration::from_secs(1),
+            log: Log::new(store, 500),
             retry: Retry::default(),
             on_poison: OnPoison::default(),
         }
@@ -154,13 +147,13 @@ impl<S: EventStore + 'static> ProjectionRunner<S> {
 
     /// Events read and applied per transaction.
     pub fn batch_size(mut self, batch_size: usize) -> Self {
-        self.batch_size = batch_size.max(1);
+        self.log = self.log.batch_size(batch_size);
         self
     }
 
     /// How long a caught-up runner waits for a wake-up before reading again anyway.
     pub fn idle_wait(mut self, idle_wait: Duration) -> Self {
-        self.idle_wait = idle_wait;
+        self.log = self.log.idle_wait(idle_wait);
         self
     }
 
@@ -178,7 +171,7 @@ impl<S: EventStore + 'static> ProjectionRunner<S> {
 
     /// The store it reads.
     pub fn store(&self) -> &S {
-        &self.store
+        &self.log.store
     }
 
     /// A projector for `projection` with this runner's retry and poison settings.
@@ -210,33 +203,29 @@ impl<S: EventStore + 'static> ProjectionRunner<S> {
             checkpoint: projector.checkpoint().await?,
             ..CatchUp::default()
         };
-        loop {
-            let page = self.read(P::NAME, progress.checkpoint, P::EVENTS).await?;
-            let full = page.events.len() == self.batch_size;
-            if page.events.is_empty() && page.scanned_to <= progress.checkpoint {
-                return Ok(progress);
-            }
+        while let Some(page) = self
+            .next_page(P::NAME, progress.checkpoint, P::EVENTS)
+            .await?
+        {
             progress.add(projector.apply(&page.events, page.scanned_to).await?);
             on_batch(&progress, page.scanned_to);
-            if !full {
-                return Ok(progress);
+            if !page.full {
+                break;
             }
         }
+        Ok(progress)
     }
 
-    async fn read(
+    async fn next_page(
         &self,
         name: &'static str,
         after: u64,
         events: &[&str],
-    ) -> Result<FilteredPage, RunnerError> {
-        self.store
-            .read_all_filtered(after, self.batch_size, events)
+    ) -> Result<Option<Page>, RunnerError> {
+        self.log
+            .next_page(after, events)
             .await
-            .map_err(|source| RunnerError::Store {
-                projection: name,
-                source,
-            })
+            .map_err(store_error(name))
     }
 
     /// Catches up, makes this version the one readers see (retiring older ones), and
@@ -308,35 +297,26 @@ impl<S: EventStore + 'static> ProjectionRunner<S> {
     }
 
     async fn head_position(&self, name: &'static str) -> Result<u64, RunnerError> {
-        let head = self
-            .store
-            .head()
-            .await
-            .map_err(|source| RunnerError::Store {
-                projection: name,
-                source,
-            })?;
+        let head = self.log.store.head().await.map_err(store_error(name))?;
         Ok(head.map_or(0, |head| head.position))
     }
 
     /// How far `checkpoint` is behind the head of the log.
     pub async fn lag_at(&self, name: &'static str, checkpoint: u64) -> Result<Lag, RunnerError> {
-        let store_error = |source| RunnerError::Store {
-            projection: name,
-            source,
-        };
         let head = self
+            .log
             .store
             .head()
             .await
-            .map_err(store_error)?
+            .map_err(store_error(name))?
             .map_or(0, |head| head.position);
         let seconds = if head > checkpoint {
             match self
+                .log
                 .store
                 .read_all(checkpoint, 1)
                 .await
-                .map_err(store_error)?
+                .map_err(store_error(name))?
                 .first()
             {
                 Some(next) => {
@@ -386,61 +366,39 @@ impl<S: EventStore + 'static> ProjectionRunner<S> {
         self.spawn_follower(R::NAME, ReactorFollower { driver })
     }
 
-    fn spawn_follower(
-        &self,
-        name: &'static str,
-        follower: impl Follower<S>,
-    ) -> ProjectionHandle<S> {
+    fn spawn_follower(&self, name: &'static str, target: impl Follows<S>) -> ProjectionHandle<S> {
         let runner = self.clone();
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let (checkpoint_tx, checkpoint_rx) = watch::channel(None);
         let (stored_tx, stored_rx) = watch::channel(None);
-        let task = tokio::spawn(async move {
-            runner
-                .follow(name, follower, stop_rx, checkpoint_tx, stored_tx)
-                .await
+        let task = TaskHandle::spawn(name, move |stop, checkpoint| async move {
+            let mut live = Live {
+                runner,
+                name,
+                target,
+                stored: stored_tx,
+            };
+            // Lag is measured from the stored checkpoint until the first catch-up ends.
+            live.stored
+                .send_replace(Some(live.target.stored_checkpoint().await?));
+            let log = live.runner.log.clone();
+            log.follow(live, stop, checkpoint).await
         });
         ProjectionHandle {
-            name,
             runner: self.clone(),
-            stop: stop_tx,
-            checkpoint: checkpoint_rx,
             stored: stored_rx,
-            task: Some(task),
-        }
-    }
-
-    /// The live loop shared by projections and reactors: catch up, publish the checkpoint,
-    /// sleep until the store wakes us or we are told to stop.
-    async fn follow(
-        &self,
-        name: &'static str,
-        mut follower: impl Follower<S>,
-        mut stop: watch::Receiver<bool>,
-        checkpoint_tx: watch::Sender<Option<u64>>,
-        stored_tx: watch::Sender<Option<u64>>,
-    ) -> Result<(), RunnerError> {
-        // Lag is measured from the stored checkpoint until the first catch-up ends.
-        stored_tx.send_replace(Some(follower.stored_checkpoint().await?));
-        loop {
-            if *stop.borrow() {
-                return Ok(());
-            }
-            let checkpoint = follower.catch_up(self).await?;
-            stored_tx.send_replace(Some(checkpoint));
-            checkpoint_tx.send_replace(Some(checkpoint));
-            tokio::select! {
-                waited = self.store.wait_for_events(checkpoint, self.idle_wait) => {
-                    waited.map_err(|source| RunnerError::Store { projection: name, source })?;
-                }
-                _ = stop.changed() => {}
-            }
+            task,
         }
     }
 }
 
-/// Something the live loop keeps caught up.
-trait Follower<S>: Send + 'static {
+fn store_error(name: &'static str) -> impl Fn(StoreError) -> RunnerError {
+    move |source| RunnerError::Store {
+        projection: name,
+        source,
+    }
+}
+
+/// What the live loop keeps caught up: a projection or a reactor.
+trait Follows<S>: Send + 'static {
     /// The checkpoint as stored, before catching up.
     fn stored_checkpoint(&mut self) -> impl Future<Output = Result<u64, RunnerError>> + Send;
 
@@ -451,12 +409,35 @@ trait Follower<S>: Send + 'static {
     ) -> impl Future<Output = Result<u64, RunnerError>> + Send;
 }
 
+/// A projection or reactor followed live, its checkpoint as stored published for
+/// [`ProjectionHandle::lag`].
+struct Live<S, F> {
+    runner: ProjectionRunner<S>,
+    name: &'static str,
+    target: F,
+    stored: watch::Sender<Option<u64>>,
+}
+
+impl<S: EventStore + 'static, F: Follows<S>> Follower for Live<S, F> {
+    type Error = RunnerError;
+
+    async fn catch_up(&mut self) -> Result<u64, RunnerError> {
+        let checkpoint = self.target.catch_up(&self.runner).await?;
+        self.stored.send_replace(Some(checkpoint));
+        Ok(checkpoint)
+    }
+
+    fn store_error(&self, source: StoreError) -> RunnerError {
+        store_error(self.name)(source)
+    }
+}
+
 struct ProjectionFollower<P: Projection> {
     projector: Projector<P>,
     activated: bool,
 }
 
-impl<S: EventStore + 'static, P: Projection> Follower<S> for ProjectionFollower<P> {
+impl<S: EventStore + 'static, P: Projection> Follows<S> for ProjectionFollower<P> {
     async fn stored_checkpoint(&mut self) -> Result<u64, RunnerError> {
         self.projector.checkpoint().await
     }
@@ -475,28 +456,24 @@ struct ReactorFollower<R: Reactor, M: ReadModel> {
     driver: ReactorDriver<R, M>,
 }
 
-impl<S: EventStore + 'static, R: Reactor, M: ReadModel> Follower<S> for ReactorFollower<R, M> {
+impl<S: EventStore + 'static, R: Reactor, M: ReadModel> Follows<S> for ReactorFollower<R, M> {
     async fn stored_checkpoint(&mut self) -> Result<u64, RunnerError> {
         self.driver.checkpoint().await
     }
 
     async fn catch_up(&mut self, runner: &ProjectionRunner<S>) -> Result<u64, RunnerError> {
         let mut checkpoint = self.driver.checkpoint().await?;
-        loop {
-            let page = runner.read(R::NAME, checkpoint, R::EVENTS).await?;
-            if page.events.is_empty() && page.scanned_to <= checkpoint {
-                return Ok(checkpoint);
-            }
-            let full = page.events.len() == runner.batch_size;
+        while let Some(page) = runner.next_page(R::NAME, checkpoint, R::EVENTS).await? {
             checkpoint = self
                 .driver
                 .apply(&page.events, page.scanned_to)
                 .await?
                 .checkpoint;
-            if !full {
-                return Ok(checkpoint);
+            if !page.full {
+                break;
             }
         }
+        Ok(checkpoint)
     }
 }
 
@@ -531,76 +508,53 @@ async fn activate_if_needed<P: Projection>(
 
 /// A running projection or reactor.
 pub struct ProjectionHandle<S> {
-    name: &'static str,
     runner: ProjectionRunner<S>,
-    stop: watch::Sender<bool>,
-    checkpoint: watch::Receiver<Option<u64>>,
     /// The checkpoint as stored: known before the first catch-up ends.
     stored: watch::Receiver<Option<u64>>,
-    /// `None` once its outcome was reported.
-    task: Option<JoinHandle<Result<(), RunnerError>>>,
+    task: TaskHandle<RunnerError>,
+}
+
+impl TaskError for RunnerError {
+    fn task(name: &'static str, message: String) -> Self {
+        RunnerError::Task {
+            projection: name,
+            message,
+        }
+    }
 }
 
 impl<S: EventStore + 'static> ProjectionHandle<S> {
     /// The projection's or reactor's name.
     pub fn name(&self) -> &'static str {
-        self.name
+        self.task.name()
     }
 
     /// The checkpoint after the last completed catch-up (`None` before the first).
     pub fn checkpoint(&self) -> Option<u64> {
-        *self.checkpoint.borrow()
+        self.task.checkpoint()
     }
 
     /// How far behind the head of the log it is: from the checkpoint it resumed from
     /// until its first catch-up ends, then from the last catch-up's.
     pub async fn lag(&self) -> Result<Lag, RunnerError> {
         let checkpoint = (*self.stored.borrow()).or(self.checkpoint()).unwrap_or(0);
-        self.runner.lag_at(self.name, checkpoint).await
+        self.runner.lag_at(self.name(), checkpoint).await
     }
 
     /// Waits until it has applied everything up to global `position` (for a projection:
     /// and its version is active). Returns the runner's error if it stopped first.
     pub async fn wait_for(&mut self, position: u64) -> Result<u64, RunnerError> {
-        loop {
-            if let Some(checkpoint) = *self.checkpoint.borrow_and_update()
-                && checkpoint >= position
-            {
-                return Ok(checkpoint);
-            }
-            if self.checkpoint.changed().await.is_err() {
-                // The task ended: report why.
-                return Err(self.join().await.err().unwrap_or(RunnerError::Task {
-                    projection: self.name,
-                    message: "it stopped before reaching the position".into(),
-                }));
-            }
-        }
+        self.task.wait_for(position).await
     }
 
     /// Whether its task has ended (stopped, or failed: see [`ProjectionHandle::stop`]).
     pub fn is_finished(&self) -> bool {
-        self.task.as_ref().is_none_or(JoinHandle::is_finished)
+        self.task.is_finished()
     }
 
     /// Stops it after the batch in hand and returns how it ended (`Ok` if the way it
     /// ended was already reported by [`ProjectionHandle::wait_for`]).
     pub async fn stop(self) -> Result<(), RunnerError> {
-        let mut handle = self;
-        handle.stop.send_replace(true);
-        handle.join().await
-    }
-
-    async fn join(&mut self) -> Result<(), RunnerError> {
-        let Some(task) = self.task.take() else {
-            return Ok(());
-        };
-        match task.await {
-            Ok(result) => result,
-            Err(error) => Err(RunnerError::Task {
-                projection: self.name,
-                message: error.to_string(),
-            }),
-        }
+        self.task.stop().await
     }
 }

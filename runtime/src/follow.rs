@@ -1,0 +1,228 @@
+//! What the spawned followers of the log share: the handle of a task that publishes its
+//! checkpoint and can be stopped ([`TaskHandle`]), and, for those that read the store
+//! itself, the reading settings and the live loop ([`Log`]).
+//!
+//! Used by the projection runner, the process runner and the bus's publisher and
+//! consumer; their public handles wrap a [`TaskHandle`].
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::envelope::RecordedEvent;
+use crate::store::{EventStore, StoreError};
+
+/// The error type of a followed task: how it says that the task ended in a way the task
+/// itself could not report.
+pub(crate) trait TaskError: Sized + Send + 'static {
+    /// The task named `name` ended abnormally: it panicked or was aborted, or it stopped
+    /// before reaching what was waited for; `message` says which.
+    fn task(name: &'static str, message: String) -> Self;
+
+    /// What joining reports once the task's end was already reported (by
+    /// [`TaskHandle::wait_for`], say): `None` for `Ok(())`.
+    fn already_reported(_name: &'static str) -> Option<Self> {
+        None
+    }
+}
+
+/// A spawned task that publishes its checkpoint (the global position it has dealt with
+/// everything up to) and stops when told.
+pub(crate) struct TaskHandle<E> {
+    name: &'static str,
+    stop: watch::Sender<bool>,
+    checkpoint: watch::Receiver<Option<u64>>,
+    /// `None` once its outcome was reported.
+    task: Option<JoinHandle<Result<(), E>>>,
+}
+
+impl<E: TaskError> TaskHandle<E> {
+    /// Spawns `run(stop, checkpoint)`: it should publish its checkpoint in `checkpoint`
+    /// and return once `stop` turns `true`.
+    pub(crate) fn spawn<F>(
+        name: &'static str,
+        run: impl FnOnce(watch::Receiver<bool>, watch::Sender<Option<u64>>) -> F,
+    ) -> Self
+    where
+        F: Future<Output = Result<(), E>> + Send + 'static,
+    {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let (checkpoint_tx, checkpoint_rx) = watch::channel(None);
+        let task = tokio::spawn(run(stop_rx, checkpoint_tx));
+        Self {
+            name,
+            stop: stop_tx,
+            checkpoint: checkpoint_rx,
+            task: Some(task),
+        }
+    }
+
+    /// The task's name.
+    pub(crate) fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The checkpoint last published (`None` before the first).
+    pub(crate) fn checkpoint(&self) -> Option<u64> {
+        *self.checkpoint.borrow()
+    }
+
+    /// Waits until the checkpoint changes or the task ends.
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+    pub(crate) async fn checkpoint_changed(&mut self) {
+        let _ = self.checkpoint.changed().await;
+    }
+
+    /// Waits until the checkpoint reaches `position`. Returns the task's error if it ended
+    /// first.
+    pub(crate) async fn wait_for(&mut self, position: u64) -> Result<u64, E> {
+        loop {
+            if let Some(checkpoint) = *self.checkpoint.borrow_and_update()
+                && checkpoint >= position
+            {
+                return Ok(checkpoint);
+            }
+            if self.checkpoint.changed().await.is_err() {
+                // The task ended: report why.
+                return Err(self.join().await.err().unwrap_or_else(|| {
+                    E::task(self.name, "it stopped before reaching the position".into())
+                }));
+            }
+        }
+    }
+
+    /// Whether the task has ended.
+    pub(crate) fn is_finished(&self) -> bool {
+        self.task.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+
+    /// Tells the task to stop and returns how it ended.
+    pub(crate) async fn stop(mut self) -> Result<(), E> {
+        self.stop.send_replace(true);
+        self.join().await
+    }
+
+    /// Awaits the end of the task and returns how it ended, once; afterwards
+    /// [`TaskError::already_reported`].
+    pub(crate) async fn join(&mut self) -> Result<(), E> {
+        let Some(task) = self.task.take() else {
+            return E::already_reported(self.name).map_or(Ok(()), Err);
+        };
+        match task.await {
+            Ok(result) => result,
+            Err(error) => Err(E::task(self.name, error.to_string())),
+        }
+    }
+}
+
+/// How a runner reads the log: the store, the batch size, how long a caught-up follower
+/// waits for a wake-up before reading again anyway.
+pub(crate) struct Log<S> {
+    pub(crate) store: Arc<S>,
+    pub(crate) batch_size: usize,
+    pub(crate) idle_wait: Duration,
+}
+
+impl<S> Clone for Log<S> {
+    fn clone(&self) -> Self {
+        Self {
+            store: Arc::clone(&self.store),
+            batch_size: self.batch_size,
+            idle_wait: self.idle_wait,
+        }
+    }
+}
+
+/// Events after a checkpoint, read for a catch-up.
+pub(crate) struct Page {
+    /// The matching events.
+    pub(crate) events: Vec<RecordedEvent>,
+    /// The highest global position examined.
+    pub(crate) scanned_to: u64,
+    /// Whether the page is a full batch: more may follow.
+    pub(crate) full: bool,
+}
+
+/// Something [`Log::follow`] keeps caught up.
+pub(crate) trait Follower: Send {
+    /// What ends it.
+    type Error: Send;
+
+    /// Catches up to the head of the log; returns the checkpoint.
+    fn catch_up(&mut self) -> impl Future<Output = Result<u64, Self::Error>> + Send;
+
+    /// The error for a failed wait for new events.
+    fn store_error(&self, source: StoreError) -> Self::Error;
+}
+
+impl<S: EventStore> Log<S> {
+    /// Reads `store` with batches of `batch_size` events and waits of 1 s.
+    pub(crate) fn new(store: S, batch_size: usize) -> Self {
+        Self {
+            store: Arc::new(store),
+            batch_size: batch_size.max(1),
+            idle_wait: Duration::from_secs(1),
+        }
+    }
+
+    /// With batches of `batch_size` events (at least 1).
+    pub(crate) fn batch_size(self, batch_size: usize) -> Self {
+        Self {
+            batch_size: batch_size.max(1),
+            ..self
+        }
+    }
+
+    /// With waits of `idle_wait`.
+    pub(crate) fn idle_wait(self, idle_wait: Duration) -> Self {
+        Self { idle_wait, ..self }
+    }
+
+    /// The next batch of the events named `events` after `after`; `None` once caught up
+    /// (nothing matched and nothing newer was examined).
+    pub(crate) async fn next_page(
+        &self,
+        after: u64,
+        events: &[&str],
+    ) -> Result<Option<Page>, StoreError> {
+        let page = self
+            .store
+            .read_all_filtered(after, self.batch_size, events)
+            .await?;
+        if page.events.is_empty() && page.scanned_to <= after {
+            return Ok(None);
+        }
+        Ok(Some(Page {
+            full: page.events.len() == self.batch_size,
+            events: page.events,
+            scanned_to: page.scanned_to,
+        }))
+    }
+
+    /// The live loop: catches `follower` up, publishes its checkpoint in `checkpoint`,
+    /// sleeps until the store reports new events (or `idle_wait` passes), and again,
+    /// until `stop` turns `true`.
+    pub(crate) async fn follow<F: Follower>(
+        &self,
+        mut follower: F,
+        mut stop: watch::Receiver<bool>,
+        checkpoint: watch::Sender<Option<u64>>,
+    ) -> Result<(), F::Error> {
+        loop {
+            if *stop.borrow() {
+                return Ok(());
+            }
+            let reached = follower.catch_up().await?;
+            checkpoint.send_replace(Some(reached));
+            tokio::select! {
+                waited = self.store.wait_for_events(reached, self.idle_wait) => {
+                    waited.map_err(|source| follower.store_error(source))?;
+                }
+                _ = stop.changed() => {}
+            }
+        }
+    }
+}
