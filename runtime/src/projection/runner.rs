@@ -203,15 +203,23 @@ impl<S: EventStore + 'static> ProjectionRunner<S> {
             checkpoint: projector.checkpoint().await?,
             ..CatchUp::default()
         };
-        while let Some(page) = self
+        let mut next = self
             .next_page(P::NAME, progress.checkpoint, P::EVENTS)
-            .await?
-        {
-            progress.add(projector.apply(&page.events, page.scanned_to).await?);
-            on_batch(&progress, page.scanned_to);
-            if !page.full {
-                break;
+            .await?;
+        while let Some(page) = next.take() {
+            if page.full {
+                // Read the page after this one while this one is applied: where it starts
+                // does not depend on how applying goes.
+                let (applied, following) = tokio::join!(
+                    projector.apply(&page.events, page.scanned_to),
+                    self.next_page(P::NAME, page.scanned_to, P::EVENTS),
+                );
+                progress.add(applied?);
+                next = following?;
+            } else {
+                progress.add(projector.apply(&page.events, page.scanned_to).await?);
             }
+            on_batch(&progress, page.scanned_to);
         }
         Ok(progress)
     }
