@@ -68,6 +68,10 @@ expect_line "$scratch/run2.txt" '^T-002-3 +Help with lunch .*\[open\] with chloe
 expect_line "$scratch/run2.txt" 'T-002-2 +Wound dressing change +took over from ben' "amira's history answered"
 expect_line "$scratch/run2.txt" '^today, [0-9-]+: [0-9]+ created, [0-9]+ completed, average completion time ([0-9]+ s|-)' "the analytics answered"
 expect_line "$scratch/run2.txt" '^daily_analytics +checkpoint +[0-9]+, head +[0-9]+: 0 events' "the lag after catching up"
+cargo run --quiet --locked -p factum-example-care-tasks --bin care-tasks -- --db "$scratch/demo/care-tasks.sqlite3" --rebuild > "$scratch/rebuild.txt"
+for projection in coordinator_task_list member_task_history daily_analytics; do
+    expect_line "$scratch/rebuild.txt" "^rebuilt $projection +[1-9][0-9]* events applied, 0 parked" "$projection was rebuilt"
+done
 
 step "the committed schemas are up to date and keep the published contract"
 cargo run --quiet --locked -p factum-example-orders --bin orders -- --registry > "$scratch/registry.json"

@@ -13,6 +13,7 @@ use factum::prelude::*;
 use factum::projection::sqlite::SqliteReadModel;
 use factum::projection::{
     Lag, ProjectionHandle, ProjectionRunner, ReadModel, ReadModelError, RunnerError, Target,
+    progress_bar,
 };
 use factum::store::{SqliteOpenError, SqliteStore};
 use serde_json::json;
@@ -115,6 +116,46 @@ impl Running {
         }
         Ok(())
     }
+}
+
+/// Rebuilds the three projections from the start of the log, one after the other, with a
+/// progress bar and ETA on the terminal (hidden when stderr is not one), then prints what
+/// each applied. Readers get "not active" for a projection while it rebuilds.
+pub async fn rebuild(options: &Options) -> Result<(), DemoError> {
+    let read_models_dir = options
+        .read_models
+        .clone()
+        .unwrap_or_else(|| read_models_beside(&options.db));
+    let store = SqliteStore::open(&options.db).await?;
+    let read_models = SqliteReadModel::open(&read_models_dir).await?;
+    let runner = ProjectionRunner::new(store);
+    let rebuilt = [
+        (
+            CoordinatorTaskList::NAME,
+            runner
+                .rebuild(CoordinatorTaskList, read_models.clone(), progress_bar())
+                .await?,
+        ),
+        (
+            MemberTaskHistory::NAME,
+            runner
+                .rebuild(MemberTaskHistory, read_models.clone(), progress_bar())
+                .await?,
+        ),
+        (
+            DailyAnalytics::NAME,
+            runner
+                .rebuild(DailyAnalytics, read_models.clone(), progress_bar())
+                .await?,
+        ),
+    ];
+    for (name, caught_up) in rebuilt {
+        println!(
+            "rebuilt {name:<22} {} events applied, {} parked, checkpoint {}",
+            caught_up.applied, caught_up.parked, caught_up.checkpoint
+        );
+    }
+    Ok(())
 }
 
 /// Runs the care-task job: starts the projections from their checkpoints, runs this

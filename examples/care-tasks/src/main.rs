@@ -22,6 +22,10 @@ struct Args {
     /// The member whose task history is shown.
     #[arg(long, default_value = "amira")]
     member: String,
+    /// Rebuild the three projections from the start of the log (with a progress bar)
+    /// instead of running a shift.
+    #[arg(long)]
+    rebuild: bool,
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -32,7 +36,12 @@ async fn main() -> ExitCode {
         read_models: args.read_models,
         member: args.member,
     };
-    match demo::run(&options).await {
+    let outcome = if args.rebuild {
+        demo::rebuild(&options).await
+    } else {
+        demo::run(&options).await
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error}");

@@ -108,10 +108,16 @@ impl RebuildProgress {
 pub fn progress_bar() -> impl FnMut(&RebuildProgress) + Send {
     let mut bar: Option<indicatif::ProgressBar> = None;
     move |progress: &RebuildProgress| {
+        if bar
+            .as_ref()
+            .is_some_and(indicatif::ProgressBar::is_finished)
+        {
+            return;
+        }
         let bar = bar.get_or_insert_with(|| {
             let bar = indicatif::ProgressBar::new(progress.head);
             let style = indicatif::ProgressStyle::with_template(
-                "{msg} [{elapsed_precise}] {wide_bar} {pos}/{len} positions ({per_sec}, ETA {eta})",
+                "{msg} [{elapsed_precise}] {wide_bar} {pos}/{len} positions (ETA {eta})",
             )
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
             bar.set_style(style);
