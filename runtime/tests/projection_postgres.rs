@@ -221,3 +221,186 @@ async fn projections_on_postgres_follow_switch_park_and_rebuild() {
         .unwrap();
     assert_eq!(checkpoint, Some(outcome.last_position));
 }
+
+/// Records each applied position (a double apply shows as a duplicate row) and a total per
+/// stream; `KILLABLE` sleeps per event so a SIGKILL lands mid-batch.
+struct Ledger<const REBUILD: bool>;
+
+impl<const REBUILD: bool> Projection for Ledger<REBUILD> {
+    const NAME: &'static str = if REBUILD {
+        "ledger_pg_rebuild"
+    } else {
+        "ledger_pg"
+    };
+    const VERSION: u32 = 1;
+    const EVENTS: &'static [&'static str] = &["Counted"];
+    type Tx = PostgresTx;
+
+    async fn setup(&mut self, tx: &mut PostgresTx) -> Result<(), ProjectionError> {
+        tx.batch_execute(
+            "CREATE TABLE applied (position BIGINT NOT NULL, stream TEXT NOT NULL);
+             CREATE TABLE totals (stream TEXT PRIMARY KEY, events BIGINT NOT NULL);",
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn handle(
+        &mut self,
+        event: &RecordedEvent,
+        tx: &mut PostgresTx,
+    ) -> Result<(), ProjectionError> {
+        let insert = tx
+            .prepare_cached("INSERT INTO applied (position, stream) VALUES ($1, $2)")
+            .await?;
+        tx.execute(&insert, &[&(event.position as i64), &event.stream_id])
+            .await?;
+        let total = tx
+            .prepare_cached(
+                "INSERT INTO totals (stream, events) VALUES ($1, 1)
+                 ON CONFLICT (stream) DO UPDATE SET events = totals.events + 1",
+            )
+            .await?;
+        tx.execute(&total, &[&event.stream_id]).await?;
+        if !REBUILD {
+            tokio::time::sleep(Duration::from_micros(500)).await;
+        }
+        Ok(())
+    }
+}
+
+const CHILD_ROLE: &str = "FACTUM_PG_PROJECTION_CHILD";
+const KILL_SCHEMA: &str = "factum_projection_kill_test";
+
+async fn ledger(read_models: &PostgresReadModel, schema: &str) -> (Vec<(String, i64)>, i64, i64) {
+    let client = read_models.client().await.unwrap();
+    let totals = client
+        .query(
+            &format!("SELECT stream, events FROM {schema}.totals ORDER BY stream"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    let row = client
+        .query_one(
+            &format!("SELECT count(*), count(DISTINCT position) FROM {schema}.applied"),
+            &[],
+        )
+        .await
+        .unwrap();
+    (totals, row.get(0), row.get(1))
+}
+
+/// The child's side: does nothing unless started as a child by the test below.
+#[tokio::test]
+async fn child_process() {
+    if std::env::var(CHILD_ROLE).is_err() {
+        return;
+    }
+    let store = PostgresStore::builder(postgres_common::url())
+        .schema(KILL_SCHEMA)
+        .connect()
+        .await
+        .unwrap();
+    let read_models = PostgresReadModel::connect(&postgres_common::url())
+        .await
+        .unwrap();
+    let runner = ProjectionRunner::new(store).batch_size(200);
+    runner
+        .catch_up(&mut runner.projector(Ledger::<false>, read_models))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_projection_killed_mid_batch_restarts_to_what_a_rebuild_gives() {
+    postgres_common::drop_schema(KILL_SCHEMA).await;
+    let client = postgres_common::raw_client().await;
+    client
+        .batch_execute(
+            "DROP SCHEMA IF EXISTS ledger_pg CASCADE; DROP SCHEMA IF EXISTS ledger_pg__v1 CASCADE;
+             DROP SCHEMA IF EXISTS ledger_pg_rebuild CASCADE; DROP SCHEMA IF EXISTS ledger_pg_rebuild__v1 CASCADE;
+             DO $$ BEGIN
+               IF to_regclass('factum_read_models.versions') IS NOT NULL THEN
+                 DELETE FROM factum_read_models.versions WHERE name IN ('ledger_pg', 'ledger_pg_rebuild');
+               END IF;
+             END $$;",
+        )
+        .await
+        .unwrap();
+    let store = PostgresStore::builder(postgres_common::url())
+        .schema(KILL_SCHEMA)
+        .connect()
+        .await
+        .unwrap();
+    let read_models = PostgresReadModel::connect(&postgres_common::url())
+        .await
+        .unwrap();
+    for stream in 0..10 {
+        let events = (0..120)
+            .map(|n| event(if n % 4 == 3 { "Other" } else { "Counted" }, false))
+            .collect();
+        store
+            .append(
+                &format!("s{stream}"),
+                "Counter",
+                ExpectedVersion::NoStream,
+                events,
+            )
+            .await
+            .unwrap();
+    }
+    let target = Target {
+        name: "ledger_pg",
+        version: 1,
+    };
+    let mut kills = 0;
+    let mut last_checkpoint = 0;
+    for round in 0..4u64 {
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "child_process",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_ROLE, "project")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(250 + 90 * round));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL
+            kills += 1;
+        }
+        child.wait().unwrap();
+        let checkpoint = read_models.checkpoint(target).await.unwrap().unwrap_or(0);
+        assert!(
+            checkpoint >= last_checkpoint,
+            "the checkpoint went back: {checkpoint} < {last_checkpoint}"
+        );
+        last_checkpoint = checkpoint;
+    }
+    assert!(
+        kills > 0,
+        "no child was still running when killed: the test proved nothing"
+    );
+
+    let runner = ProjectionRunner::new(store.clone()).batch_size(200);
+    runner
+        .catch_up(&mut runner.projector(Ledger::<false>, read_models.clone()))
+        .await
+        .unwrap();
+    runner
+        .rebuild(Ledger::<true>, read_models.clone(), |_| {})
+        .await
+        .unwrap();
+    let resumed = ledger(&read_models, "ledger_pg__v1").await;
+    let rebuilt = ledger(&read_models, "ledger_pg_rebuild__v1").await;
+    assert_eq!(resumed.1, resumed.2, "an event was applied twice");
+    assert_eq!(resumed.1, 900);
+    assert_eq!(resumed, rebuilt);
+}
