@@ -322,7 +322,7 @@ pub use factum_macros::reactor;
 /// The names most code needs: the macros, the traits, the repository and the store.
 pub mod prelude {
     pub use crate::envelope::{CommandMetadata, Metadata, NewEvent, RecordedEvent};
-    pub use crate::projection::{Projection, ProjectionError, Reactor, Recorded};
+    pub use crate::projection::{Projection, ProjectionError, ProjectionRunner, Reactor, Recorded};
     pub use crate::repository::{Executed, Loaded, Repository, RepositoryError, RetryPolicy};
     pub use crate::store::{EventStore, ExpectedVersion, MemoryStore, StoreError};
     pub use crate::{Aggregate, Command, CommandSet, Event, EventSet};

@@ -102,6 +102,11 @@ pub enum ReadModelError {
 }
 
 /// A transaction on a read model, handed to projection handlers.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a read-model transaction",
+    label = "not a read-model transaction",
+    note = "projection handlers take `tx: &mut SqliteTx` (`factum::projection::sqlite`) or `tx: &mut PostgresTx` (`factum::projection::postgres`)"
+)]
 pub trait ReadModelTx: Send + 'static {
     /// The read model it belongs to.
     type ReadModel: ReadModel<Tx = Self>;
