@@ -380,3 +380,77 @@ async fn a_blue_green_switch_while_writers_append_misses_nothing() {
     assert_eq!(served.applied, 3 * 20 * 8 + 4 * 60);
     assert_eq!(served, rebuilt(&store, &dir.path().join("rebuild")).await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rebuild_while_the_live_runner_runs_ends_complete_and_applies_nothing_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("events.sqlite3"))
+        .await
+        .unwrap();
+    let read_models = SqliteReadModel::open(dir.path().join("read"))
+        .await
+        .unwrap();
+    fill(&store, 3, 10).await;
+    let runner = ProjectionRunner::new(store.clone()).batch_size(25);
+    let mut live = runner.spawn(
+        Ledger::<1> {
+            pause: Duration::ZERO,
+        },
+        read_models.clone(),
+    );
+    live.wait_for(store.head().await.unwrap().unwrap().position)
+        .await
+        .unwrap();
+
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            for round in 0..80 {
+                store
+                    .append(
+                        "late",
+                        "Account",
+                        ExpectedVersion::Any,
+                        vec![deposit(round), noise()],
+                    )
+                    .await
+                    .unwrap();
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    // The rebuild deletes the version's file under the live runner's feet; the live runner
+    // must not keep writing into the deleted file.
+    runner
+        .rebuild(
+            Ledger::<1> {
+                pause: Duration::from_micros(20),
+            },
+            read_models.clone(),
+            |_| {},
+        )
+        .await
+        .unwrap();
+    writer.await.unwrap();
+    let head = store.head().await.unwrap().unwrap().position;
+    live.wait_for(head).await.unwrap();
+    // The rebuild may have finished before the last appends: catch up once more.
+    runner
+        .catch_up_and_activate(&mut runner.projector(
+            Ledger::<1> {
+                pause: Duration::ZERO,
+            },
+            read_models.clone(),
+        ))
+        .await
+        .unwrap();
+    live.stop().await.unwrap();
+
+    let served = snapshot_of(&read_models.reader("ledger").await.unwrap());
+    assert_eq!(
+        served.applied, served.distinct_positions,
+        "an event was applied twice"
+    );
+    assert_eq!(served.applied, 3 * 10 * 8 + 80);
+    assert_eq!(served, rebuilt(&store, &dir.path().join("rebuild")).await);
+}

@@ -9,7 +9,7 @@ use tokio::sync::watch;
 
 use crate::envelope::RecordedEvent;
 use crate::follow::{TaskError, TaskHandle};
-use crate::projection::{Projection, Projector, ReadModel, ReadModelOf, Target};
+use crate::projection::{Projection, Projector, ReadModel, ReadModelOf, RunnerError, Target};
 
 use super::error::{BusError, NatsError};
 use super::{DEFAULT_STREAM, POSITION_HEADER, backoff, check_stream_name, check_subject, connect};
@@ -464,14 +464,18 @@ impl<P: Projection> NatsConsumer<P> {
         }
         if let Some(last) = events.last() {
             let scanned_to = last.position;
-            let applied = self
-                .projector
-                .apply(&events, scanned_to)
-                .await
-                .map_err(|source| BusError::Projection {
-                    consumer: self.name,
-                    source: Box::new(source),
-                })?;
+            let applied = match self.projector.apply(&events, scanned_to).await {
+                Ok(applied) => applied,
+                // The projection was reset (rebuilt) under this consumer: nothing was
+                // written; the next round starts where its checkpoint now says.
+                Err(RunnerError::CheckpointMovedBack { .. }) => return Ok(false),
+                Err(source) => {
+                    return Err(BusError::Projection {
+                        consumer: self.name,
+                        source: Box::new(source),
+                    });
+                }
+            };
             outcome.applied += applied.applied + applied.parked;
             outcome.skipped += applied.skipped;
             outcome.skipped +=

@@ -123,6 +123,22 @@ pub enum RunnerError {
         /// What the task's join said.
         message: String,
     },
+    /// The stored checkpoint is behind the one this projector committed last: the read
+    /// model was reset (a rebuild) or restored from a backup under it. Nothing was written;
+    /// the runner reads again from `stored` (a bus consumer should do the same).
+    #[error(
+        "projection `{projection}` v{version}: its stored checkpoint moved back from {known} to {stored} (reset or restored under a running projector)"
+    )]
+    CheckpointMovedBack {
+        /// The projection.
+        projection: &'static str,
+        /// Its version.
+        version: u32,
+        /// The checkpoint this projector committed or read last.
+        known: u64,
+        /// The checkpoint found in the read model now.
+        stored: u64,
+    },
     /// A parked event to replay was not found.
     #[error("projection `{projection}` v{version} has no parked event at position {position}")]
     NotParked {

@@ -110,6 +110,9 @@ impl Applied {
 pub struct Projector<P: Projection> {
     projection: P,
     read_model: ReadModelOf<P>,
+    /// The checkpoint committed or read last: a stored one behind it means the read model
+    /// was reset under this projector, and the caller's read position is wrong.
+    known: Option<u64>,
     retry: Retry,
     on_poison: OnPoison,
 }
@@ -120,6 +123,7 @@ impl<P: Projection> Projector<P> {
         Self {
             projection,
             read_model,
+            known: None,
             retry: Retry::default(),
             on_poison: OnPoison::default(),
         }
@@ -167,7 +171,9 @@ impl<P: Projection> Projector<P> {
             .checkpoint(self.target())
             .await
             .map_err(self.read_model_error())?;
-        Ok(checkpoint.unwrap_or(0))
+        let checkpoint = checkpoint.unwrap_or(0);
+        self.known = Some(checkpoint);
+        Ok(checkpoint)
     }
 
     /// The events parked for this version, oldest first.
@@ -282,6 +288,24 @@ impl<P: Projection> Projector<P> {
             .begin(target)
             .await
             .map_err(self.read_model_error())?;
+        let stored = tx.checkpoint().unwrap_or(0);
+        if let Some(known) = self.known
+            && stored < known
+        {
+            // Applying now would commit a checkpoint past events the caller already read
+            // beyond: they would never be applied. Hand the position back instead.
+            self.read_model
+                .rollback(tx)
+                .await
+                .map_err(self.read_model_error())?;
+            self.known = None;
+            return Err(RunnerError::CheckpointMovedBack {
+                projection: P::NAME,
+                version: P::VERSION,
+                known,
+                stored,
+            });
+        }
         if tx.checkpoint().is_some() {
             return Ok(tx);
         }
@@ -325,6 +349,7 @@ impl<P: Projection> Projector<P> {
             .commit(tx, done.checkpoint)
             .await
             .map_err(self.read_model_error())?;
+        self.known = Some(done.checkpoint);
         Ok(RunOutcome::Committed(done))
     }
 
@@ -379,6 +404,7 @@ impl<P: Projection> Projector<P> {
                     .commit(tx, event.position)
                     .await
                     .map_err(self.read_model_error())?;
+                self.known = Some(event.position);
                 Ok(Applied {
                     parked: 1,
                     checkpoint: event.position,

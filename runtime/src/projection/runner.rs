@@ -209,25 +209,42 @@ impl<S: EventStore + 'static> ProjectionRunner<S> {
             checkpoint: projector.checkpoint().await?,
             ..CatchUp::default()
         };
-        let mut next = self
-            .next_page(P::NAME, progress.checkpoint, P::EVENTS)
-            .await?;
-        while let Some(page) = next.take() {
-            if page.full {
-                // Read the page after this one while this one is applied: where it starts
-                // does not depend on how applying goes.
-                let (applied, following) = tokio::join!(
-                    projector.apply(&page.events, page.scanned_to),
-                    self.next_page(P::NAME, page.scanned_to, P::EVENTS),
-                );
-                progress.add(applied?);
-                next = following?;
-            } else {
-                progress.add(projector.apply(&page.events, page.scanned_to).await?);
+        'read: loop {
+            let mut next = self
+                .next_page(P::NAME, progress.checkpoint, P::EVENTS)
+                .await?;
+            while let Some(page) = next.take() {
+                let applied = if page.full {
+                    // Read the page after this one while this one is applied: where it
+                    // starts does not depend on how applying goes.
+                    let (applied, following) = tokio::join!(
+                        projector.apply(&page.events, page.scanned_to),
+                        self.next_page(P::NAME, page.scanned_to, P::EVENTS),
+                    );
+                    next = following?;
+                    applied
+                } else {
+                    projector.apply(&page.events, page.scanned_to).await
+                };
+                match applied {
+                    Ok(applied) => progress.add(applied),
+                    Err(RunnerError::CheckpointMovedBack { known, stored, .. }) => {
+                        tracing::warn!(
+                            projection = P::NAME,
+                            version = P::VERSION,
+                            known,
+                            stored,
+                            "the read model was reset under this runner: reading again from its checkpoint"
+                        );
+                        progress.checkpoint = stored;
+                        continue 'read;
+                    }
+                    Err(error) => return Err(error),
+                }
+                on_batch(&progress, page.scanned_to);
             }
-            on_batch(&progress, page.scanned_to);
+            return Ok(progress);
         }
-        Ok(progress)
     }
 
     async fn next_page(
@@ -244,7 +261,8 @@ impl<S: EventStore + 'static> ProjectionRunner<S> {
 
     /// Catches up, makes this version the one readers see (retiring older ones), and
     /// returns. A newer version is built beside the live one; readers keep the old one
-    /// until this returns.
+    /// until this returns. If a newer version than this one is already active, readers
+    /// stay on it: an older process restarting never switches them back.
     pub async fn catch_up_and_activate<P: Projection>(
         &self,
         projector: &mut Projector<P>,
@@ -505,17 +523,30 @@ async fn activate_if_needed<P: Projection>(
         .map_err(read_model_error)?;
     let active = versions
         .iter()
-        .any(|status| status.version == target.version && status.state == VersionState::Active);
-    if !active {
-        read_model
-            .activate(target)
-            .await
-            .map_err(read_model_error)?;
-        tracing::info!(
-            projection = P::NAME,
-            version = P::VERSION,
-            "caught up: this version is now the one readers see"
-        );
+        .find(|status| status.state == VersionState::Active);
+    match active {
+        Some(active) if active.version == target.version => {}
+        // A newer version serves readers (an older process restarted during a rolling
+        // deploy): keep this one up to date, but never switch readers back.
+        Some(active) if active.version > target.version => {
+            tracing::warn!(
+                projection = P::NAME,
+                version = P::VERSION,
+                active = active.version,
+                "caught up, but a newer version is active: readers stay on it"
+            );
+        }
+        _ => {
+            read_model
+                .activate(target)
+                .await
+                .map_err(read_model_error)?;
+            tracing::info!(
+                projection = P::NAME,
+                version = P::VERSION,
+                "caught up: this version is now the one readers see"
+            );
+        }
     }
     Ok(())
 }

@@ -35,7 +35,15 @@ pub struct SqliteReadModel {
 struct Inner {
     dir: PathBuf,
     /// Write connections not in use, per target; a transaction takes one out.
-    idle_writers: Mutex<HashMap<Target, Connection>>,
+    writers: Mutex<Writers>,
+}
+
+#[derive(Default)]
+struct Writers {
+    idle: HashMap<Target, Connection>,
+    /// Bumped by `reset`, which deletes the file: a connection opened before still points
+    /// at the deleted file and must never be handed out again.
+    generation: HashMap<Target, u64>,
 }
 
 impl std::fmt::Debug for SqliteReadModel {
@@ -53,6 +61,7 @@ impl std::fmt::Debug for SqliteReadModel {
 /// never `COMMIT` or `ROLLBACK` yourself.
 pub struct SqliteTx {
     connection: Connection,
+    generation: u64,
     target: Target,
     checkpoint: Option<u64>,
 }
@@ -133,7 +142,7 @@ impl SqliteReadModel {
         Ok(Self {
             inner: Arc::new(Inner {
                 dir,
-                idle_writers: Mutex::new(HashMap::new()),
+                writers: Mutex::new(Writers::default()),
             }),
         })
     }
@@ -185,16 +194,19 @@ impl SqliteReadModel {
         .map_err(task_failed(shown))?
     }
 
-    fn open_writer(&self, target: Target) -> Result<Connection, ReadModelError> {
-        if let Some(connection) = self
-            .inner
-            .idle_writers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&target)
-        {
-            return Ok(connection);
-        }
+    fn open_writer(&self, target: Target) -> Result<(Connection, u64), ReadModelError> {
+        let generation = {
+            let mut writers = self
+                .inner
+                .writers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let generation = writers.generation.get(&target).copied().unwrap_or(0);
+            if let Some(connection) = writers.idle.remove(&target) {
+                return Ok((connection, generation));
+            }
+            generation
+        };
         check_name(target.name)?;
         let connection =
             Connection::open(self.path_of(target)).map_err(database(target, "open"))?;
@@ -218,15 +230,18 @@ impl SqliteReadModel {
                 target,
                 "create the checkpoint and dead-letter tables",
             ))?;
-        Ok(connection)
+        Ok((connection, generation))
     }
 
-    fn give_back(&self, target: Target, connection: Connection) {
-        self.inner
-            .idle_writers
+    fn give_back(&self, target: Target, connection: Connection, generation: u64) {
+        let mut writers = self
+            .inner
+            .writers
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(target, connection);
+            .unwrap_or_else(PoisonError::into_inner);
+        if writers.generation.get(&target).copied().unwrap_or(0) == generation {
+            writers.idle.insert(target, connection);
+        }
     }
 
     async fn blocking<T: Send + 'static>(
@@ -288,9 +303,9 @@ impl ReadModel for SqliteReadModel {
             return Ok(None);
         }
         self.blocking(target, move |this| {
-            let connection = this.open_writer(target)?;
+            let (connection, generation) = this.open_writer(target)?;
             let checkpoint = read_checkpoint(&connection, target);
-            this.give_back(target, connection);
+            this.give_back(target, connection, generation);
             checkpoint
         })
         .await
@@ -298,7 +313,7 @@ impl ReadModel for SqliteReadModel {
 
     async fn begin(&self, target: Target) -> Result<SqliteTx, ReadModelError> {
         self.blocking(target, move |this| {
-            let connection = this.open_writer(target)?;
+            let (connection, generation) = this.open_writer(target)?;
             // IMMEDIATE takes the write lock now: the checkpoint read below stays true
             // until commit, whoever else runs this projection.
             connection
@@ -307,6 +322,7 @@ impl ReadModel for SqliteReadModel {
             match read_checkpoint(&connection, target) {
                 Ok(checkpoint) => Ok(SqliteTx {
                     connection,
+                    generation,
                     target,
                     checkpoint,
                 }),
@@ -323,7 +339,11 @@ impl ReadModel for SqliteReadModel {
         let target = tx.target;
         let first = tx.checkpoint.is_none();
         self.blocking(target, move |this| {
-            let SqliteTx { connection, .. } = tx;
+            let SqliteTx {
+                connection,
+                generation,
+                ..
+            } = tx;
             let result = connection
                 .execute(
                     "INSERT INTO factum_checkpoint (id, position, updated_at) VALUES (1, ?1, ?2)
@@ -333,10 +353,10 @@ impl ReadModel for SqliteReadModel {
                 .and_then(|_| connection.execute_batch("COMMIT"));
             if let Err(error) = result {
                 let _ = connection.execute_batch("ROLLBACK");
-                this.give_back(target, connection);
+                this.give_back(target, connection, generation);
                 return Err(database(target, "commit")(error));
             }
-            this.give_back(target, connection);
+            this.give_back(target, connection, generation);
             if first {
                 let catalog = open_catalog(&this.inner.dir)?;
                 catalog
@@ -354,9 +374,13 @@ impl ReadModel for SqliteReadModel {
     async fn rollback(&self, tx: SqliteTx) -> Result<(), ReadModelError> {
         let target = tx.target;
         self.blocking(target, move |this| {
-            let SqliteTx { connection, .. } = tx;
+            let SqliteTx {
+                connection,
+                generation,
+                ..
+            } = tx;
             let result = connection.execute_batch("ROLLBACK");
-            this.give_back(target, connection);
+            this.give_back(target, connection, generation);
             result.map_err(database(target, "roll back"))
         })
         .await
@@ -396,9 +420,9 @@ impl ReadModel for SqliteReadModel {
             return Ok(Vec::new());
         }
         self.blocking(target, move |this| {
-            let connection = this.open_writer(target)?;
+            let (connection, generation) = this.open_writer(target)?;
             let parked = read_parked(&connection, target);
-            this.give_back(target, connection);
+            this.give_back(target, connection, generation);
             parked
         })
         .await
@@ -434,12 +458,12 @@ impl ReadModel for SqliteReadModel {
                     }
                 };
                 let (checkpoint, parked) = if this.path_of(target).exists() {
-                    let connection = this.open_writer(target)?;
+                    let (connection, generation) = this.open_writer(target)?;
                     let checkpoint = read_checkpoint(&connection, target);
                     let parked: Result<i64, _> =
                         connection
                             .query_row("SELECT count(*) FROM factum_parked", [], |row| row.get(0));
-                    this.give_back(target, connection);
+                    this.give_back(target, connection, generation);
                     (
                         checkpoint?.unwrap_or(0),
                         parked.map_err(database(target, "count parked events"))?,
@@ -492,11 +516,15 @@ impl ReadModel for SqliteReadModel {
                     params![target.name, target.version],
                 )
                 .map_err(database(target, "remove from the catalog"))?;
-            this.inner
-                .idle_writers
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(&target);
+            {
+                let mut writers = this
+                    .inner
+                    .writers
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                writers.idle.remove(&target);
+                *writers.generation.entry(target).or_default() += 1;
+            }
             let path = this.path_of(target);
             for suffix in ["", "-wal", "-shm"] {
                 let mut file = path.clone().into_os_string();
