@@ -5,8 +5,9 @@
 //! Used by the projection runner, the process runner and the bus's publisher and
 //! consumer; their public handles wrap a [`TaskHandle`].
 
+use std::fmt::Display;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -27,7 +28,45 @@ pub(crate) trait TaskError: Sized + Send + 'static {
     fn already_reported(_name: &'static str) -> Option<Self> {
         None
     }
+
+    /// Whether trying again may cure it (an outage, a timeout, a lock held too long):
+    /// [`Log::follow`] then backs off and tries again rather than ending the task.
+    /// Errors that retrying cannot cure (a poison event the user chose to stop on, a
+    /// corrupt row, a bad name, a panicked task) end it.
+    fn is_transient(&self) -> bool;
 }
+
+/// What a task [`TaskHandle::spawn`] runs is given: the stop signal, where to publish its
+/// checkpoint, and where to report the errors it retries after.
+pub(crate) struct TaskContext {
+    /// Turns `true` when the task should stop.
+    pub(crate) stop: watch::Receiver<bool>,
+    /// Where the task publishes its checkpoint.
+    pub(crate) checkpoint: watch::Sender<Option<u64>>,
+    status: Arc<Status>,
+}
+
+impl Status {
+    /// Keeps `message` as the task's last error, for [`TaskHandle::last_error`].
+    fn report_error(&self, message: String) {
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(message);
+    }
+}
+
+/// What a running task reports besides its checkpoint.
+#[derive(Default)]
+struct Status {
+    /// The last error it retried after.
+    last_error: Mutex<Option<String>>,
+}
+
+/// The first pause after a transient error in [`Log::follow`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// The longest pause: the backoff doubles up to it.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// A spawned task that publishes its checkpoint (the global position it has dealt with
 /// everything up to) and stops when told.
@@ -37,27 +76,42 @@ pub(crate) struct TaskHandle<E> {
     checkpoint: watch::Receiver<Option<u64>>,
     /// `None` once its outcome was reported.
     task: Option<JoinHandle<Result<(), E>>>,
+    status: Arc<Status>,
 }
 
 impl<E: TaskError> TaskHandle<E> {
-    /// Spawns `run(stop, checkpoint)`: it should publish its checkpoint in `checkpoint`
-    /// and return once `stop` turns `true`.
-    pub(crate) fn spawn<F>(
-        name: &'static str,
-        run: impl FnOnce(watch::Receiver<bool>, watch::Sender<Option<u64>>) -> F,
-    ) -> Self
+    /// Spawns `run(context)`: it should publish its checkpoint in `context.checkpoint`
+    /// and return once `context.stop` turns `true`.
+    pub(crate) fn spawn<F>(name: &'static str, run: impl FnOnce(TaskContext) -> F) -> Self
     where
         F: Future<Output = Result<(), E>> + Send + 'static,
     {
         let (stop_tx, stop_rx) = watch::channel(false);
         let (checkpoint_tx, checkpoint_rx) = watch::channel(None);
-        let task = tokio::spawn(run(stop_rx, checkpoint_tx));
+        let status = Arc::new(Status::default());
+        let task = tokio::spawn(run(TaskContext {
+            stop: stop_rx,
+            checkpoint: checkpoint_tx,
+            status: Arc::clone(&status),
+        }));
         Self {
             name,
             stop: stop_tx,
             checkpoint: checkpoint_rx,
             task: Some(task),
+            status,
         }
+    }
+
+    /// The last error the task retried after ([`Log::follow`] retries transient errors
+    /// with backoff), with its causes; `None` if it never failed. It is kept after the
+    /// task recovers: compare [`TaskHandle::checkpoint`] to tell whether it still fails.
+    pub(crate) fn last_error(&self) -> Option<String> {
+        self.status
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// The task's name.
@@ -148,8 +202,8 @@ pub(crate) struct Page {
 
 /// Something [`Log::follow`] keeps caught up.
 pub(crate) trait Follower: Send {
-    /// What ends it.
-    type Error: Send;
+    /// What ends it, or (if [transient](TaskError::is_transient)) makes it try again.
+    type Error: TaskError + Display;
 
     /// Catches up to the head of the log; returns the checkpoint.
     fn catch_up(&mut self) -> impl Future<Output = Result<u64, Self::Error>> + Send;
@@ -205,24 +259,69 @@ impl<S: EventStore> Log<S> {
     /// The live loop: catches `follower` up, publishes its checkpoint in `checkpoint`,
     /// sleeps until the store reports new events (or `idle_wait` passes), and again,
     /// until `stop` turns `true`.
+    ///
+    /// A [transient](TaskError::is_transient) error (of the catch-up or of the wait) is
+    /// logged, kept for [`TaskHandle::last_error`], and retried after a pause of 100 ms
+    /// doubling up to 30 s (back to 100 ms after a catch-up succeeds); a stop request
+    /// ends the pause. Any other error ends the loop.
     pub(crate) async fn follow<F: Follower>(
         &self,
         mut follower: F,
-        mut stop: watch::Receiver<bool>,
-        checkpoint: watch::Sender<Option<u64>>,
+        context: TaskContext,
     ) -> Result<(), F::Error> {
+        let TaskContext {
+            mut stop,
+            checkpoint,
+            status,
+        } = context;
+        let mut backoff = FIRST_BACKOFF;
+        let mut failures: u32 = 0;
         loop {
             if *stop.borrow() {
                 return Ok(());
             }
-            let reached = follower.catch_up().await?;
-            checkpoint.send_replace(Some(reached));
-            tokio::select! {
-                waited = self.store.wait_for_events(reached, self.idle_wait) => {
-                    waited.map_err(|source| follower.store_error(source))?;
+            let error = match follower.catch_up().await {
+                Ok(reached) => {
+                    backoff = FIRST_BACKOFF;
+                    failures = 0;
+                    checkpoint.send_replace(Some(reached));
+                    tokio::select! {
+                        waited = self.store.wait_for_events(reached, self.idle_wait) => {
+                            match waited {
+                                Ok(_) => continue,
+                                Err(source) => follower.store_error(source),
+                            }
+                        }
+                        () = stop_requested(&mut stop) => continue,
+                    }
                 }
-                _ = stop.changed() => {}
+                Err(error) => error,
+            };
+            if !error.is_transient() {
+                return Err(error);
             }
+            failures = failures.saturating_add(1);
+            let message = error.to_string();
+            tracing::warn!(
+                error = %message,
+                failures,
+                retry_in_ms = u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX),
+                "following the log failed; retrying"
+            );
+            status.report_error(message);
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                () = stop_requested(&mut stop) => {}
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
+    }
+}
+
+/// Returns when `stop` changes; never if its sender is gone (the handle was dropped: the
+/// task runs on, detached, rather than spinning on a closed channel).
+async fn stop_requested(stop: &mut watch::Receiver<bool>) {
+    if stop.changed().await.is_err() {
+        std::future::pending::<()>().await;
     }
 }

@@ -1,9 +1,21 @@
 //! The process-manager building blocks that do not depend on a domain: the causation
-//! chain of command metadata and `execute_once` on redelivery.
+//! chain of command metadata, `execute_once` on redelivery, and two drivers racing on
+//! one instance.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use factum::envelope::COMMAND_CAUSATION_KEY;
 use factum::prelude::*;
-use factum::process::{CommandKind, DispatchContext, DispatchError, execute_once};
+use factum::process::sqlite::{OutboxState, ProcessDriver};
+use factum::process::{
+    CommandKind, DispatchContext, DispatchError, ProcessManager, ProcessStatus, Reaction, Route,
+    execute_once,
+};
+use factum::projection::ProjectionError;
+use factum::projection::sqlite::SqliteReadModel;
+use factum::store::SqliteStore;
 
 /// A counter was bumped.
 #[event(name = "Bumped")]
@@ -154,4 +166,154 @@ async fn execute_once_does_not_run_a_redelivered_command_twice() {
         matches!(&refused, DispatchError::Rejected { command, reason } if command == "Bump" && reason == "the counter refuses"),
         "{refused:?}"
     );
+}
+
+/// What the payment saga dispatches.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+enum Payment {
+    Charge,
+    Refund,
+    Ship,
+}
+
+/// Charges (undone by a refund), then ships, which the carrier always refuses. The charge
+/// and the shipment each wait at a barrier until a second dispatch of them arrives, so
+/// that two drivers both dispatch the charge before either records its outcome, and both
+/// record the charge's outcome before the shipment's rejection starts compensating.
+#[derive(Clone)]
+struct PaymentSaga {
+    charging: Arc<tokio::sync::Notify>,
+    charge: Arc<tokio::sync::Barrier>,
+    ship: Arc<tokio::sync::Barrier>,
+    refunds: Arc<AtomicU32>,
+}
+
+impl ProcessManager for PaymentSaga {
+    const NAME: &'static str = "payment_saga";
+    const EVENTS: &'static [&'static str] = &["Ordered"];
+    type State = ();
+    type Command = Payment;
+
+    fn route(&self, event: &RecordedEvent) -> Result<Route, ProjectionError> {
+        Ok(Route::Start(event.stream_id.clone()))
+    }
+
+    async fn handle(
+        &self,
+        _: &mut (),
+        _: &RecordedEvent,
+    ) -> Result<Reaction<Payment>, ProjectionError> {
+        Ok(Reaction::none()
+            .step(Payment::Charge, Payment::Refund)
+            .dispatch(Payment::Ship)
+            .complete())
+    }
+
+    async fn dispatch(&self, command: &Payment, _: &DispatchContext) -> Result<(), DispatchError> {
+        match command {
+            Payment::Charge => {
+                self.charging.notify_one();
+                self.charge.wait().await;
+                Ok(())
+            }
+            Payment::Ship => {
+                self.ship.wait().await;
+                Err(DispatchError::Rejected {
+                    command: "Ship".into(),
+                    reason: "no carrier delivers there".into(),
+                })
+            }
+            Payment::Refund => {
+                self.refunds.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_drivers_dispatching_one_command_record_its_outcome_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("events.sqlite3"))
+        .await
+        .unwrap();
+    let read_models = SqliteReadModel::open(dir.path().join("read"))
+        .await
+        .unwrap();
+    store
+        .append(
+            "Order-1",
+            "Order",
+            ExpectedVersion::NoStream,
+            vec![NewEvent::new(
+                "Ordered",
+                1,
+                serde_json::value::to_raw_value(&serde_json::json!({})).unwrap(),
+                Metadata::default(),
+            )],
+        )
+        .await
+        .unwrap();
+    let events = store.read_all(0, 10).await.unwrap();
+    let head = events.last().unwrap().position;
+
+    let saga = PaymentSaga {
+        charging: Arc::new(tokio::sync::Notify::new()),
+        charge: Arc::new(tokio::sync::Barrier::new(2)),
+        ship: Arc::new(tokio::sync::Barrier::new(2)),
+        refunds: Arc::new(AtomicU32::new(0)),
+    };
+    let mut first = ProcessDriver::new(saga.clone(), read_models.clone());
+    let mut second = ProcessDriver::new(saga.clone(), read_models.clone());
+    let states = first.states();
+
+    // The first driver decides and dispatches the charge...
+    let first_events = events.clone();
+    let first = tokio::spawn(async move { first.apply(&first_events, head).await });
+    saga.charging.notified().await;
+    // ...and a second one (recovering what is pending) dispatches it too: both are
+    // accepted, and both drivers record the outcome.
+    let second = tokio::time::timeout(Duration::from_secs(10), second.apply(&events, head))
+        .await
+        .expect("the second driver finished");
+    let first = tokio::time::timeout(Duration::from_secs(10), first)
+        .await
+        .expect("the first driver finished")
+        .unwrap();
+    assert_eq!(first.unwrap(), head);
+    assert_eq!(second.unwrap(), head);
+
+    let history: Vec<_> = states
+        .history("Order-1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|entry| (entry.kind, entry.command, entry.state))
+        .collect();
+    assert_eq!(
+        history,
+        [
+            (CommandKind::Step, Payment::Charge, OutboxState::Done),
+            (CommandKind::Step, Payment::Ship, OutboxState::Rejected),
+            // One charge, so one refund to undo it: the second record of the charge's
+            // outcome did not push its compensation again.
+            (
+                CommandKind::Compensation,
+                Payment::Refund,
+                OutboxState::Done
+            ),
+        ]
+    );
+    let instance = states.get("Order-1").await.unwrap().unwrap();
+    assert_eq!(instance.status, ProcessStatus::Compensated);
+    assert!(
+        instance
+            .failure
+            .as_deref()
+            .is_some_and(|failure| failure.contains("no carrier delivers there")),
+        "{:?}",
+        instance.failure
+    );
+    // Both drivers may send the one refund (at least once), never a second refund row.
+    assert!((1..=2).contains(&saga.refunds.load(Ordering::SeqCst)));
 }

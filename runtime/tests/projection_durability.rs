@@ -8,6 +8,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use factum::envelope::{Metadata, NewEvent, RecordedEvent};
@@ -313,11 +315,17 @@ async fn a_blue_green_switch_while_writers_append_misses_nothing() {
         .await
         .unwrap();
 
+    // The writers keep appending until readers have been switched to green, and 30
+    // rounds beyond: the switch happens while they write.
+    let switched = Arc::new(AtomicBool::new(false));
     let writers: Vec<_> = (0..4)
         .map(|writer| {
             let store = store.clone();
+            let switched = Arc::clone(&switched);
             tokio::spawn(async move {
-                for round in 0..60 {
+                let mut after_switch = 0;
+                let mut round = 0;
+                while after_switch < 30 {
                     store
                         .append(
                             &format!("writer-{writer}"),
@@ -327,7 +335,11 @@ async fn a_blue_green_switch_while_writers_append_misses_nothing() {
                         )
                         .await
                         .unwrap();
-                    tokio::task::yield_now().await;
+                    round += 1;
+                    if switched.load(Ordering::SeqCst) {
+                        after_switch += 1;
+                    }
+                    tokio::time::sleep(Duration::from_millis(1)).await;
                 }
             })
         })
@@ -354,8 +366,10 @@ async fn a_blue_green_switch_while_writers_append_misses_nothing() {
             "readers went back from green to blue"
         );
         green_active = now_green;
+        switched.store(green_active, Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    assert!(green_active, "the writers stopped before the switch");
     for writer in writers {
         writer.await.unwrap();
     }
@@ -377,7 +391,14 @@ async fn a_blue_green_switch_while_writers_append_misses_nothing() {
         vec![(1, VersionState::Retired), (2, VersionState::Active)]
     );
     let served = snapshot_of(&read_models.reader("ledger").await.unwrap());
-    assert_eq!(served.applied, 3 * 20 * 8 + 4 * 60);
+    let deposits = store
+        .read_all(0, usize::MAX)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|event| event.name == "Deposited")
+        .count();
+    assert_eq!(served.applied as usize, deposits);
     assert_eq!(served, rebuilt(&store, &dir.path().join("rebuild")).await);
 }
 

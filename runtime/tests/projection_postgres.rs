@@ -11,7 +11,8 @@ use std::time::Duration;
 use factum::envelope::{Metadata, NewEvent, RecordedEvent};
 use factum::projection::postgres::{PostgresReadModel, PostgresTx};
 use factum::projection::{
-    Projection, ProjectionError, ProjectionRunner, ReadModel, Retry, Target, VersionState,
+    Projection, ProjectionError, ProjectionRunner, ReadModel, ReadModelTx, Retry, Target,
+    VersionState,
 };
 use factum::store::{EventStore, ExpectedVersion, PostgresStore};
 
@@ -25,8 +26,13 @@ impl<const V: u32> Projection for Counts<V> {
     type Tx = PostgresTx;
 
     async fn setup(&mut self, tx: &mut PostgresTx) -> Result<(), ProjectionError> {
-        tx.batch_execute("CREATE TABLE counts (stream TEXT PRIMARY KEY, n BIGINT NOT NULL, version INTEGER NOT NULL)")
-            .await?;
+        // v2 stores the version as text: the same SQL then means other column types, as
+        // after a real version bump (prepared statements must not leak across versions).
+        let version_type = if V == 1 { "INTEGER" } else { "TEXT" };
+        tx.batch_execute(&format!(
+            "CREATE TABLE counts (stream TEXT PRIMARY KEY, n BIGINT NOT NULL, version {version_type} NOT NULL)"
+        ))
+        .await?;
         Ok(())
     }
 
@@ -44,8 +50,10 @@ impl<const V: u32> Projection for Counts<V> {
                  ON CONFLICT (stream) DO UPDATE SET n = counts.n + 1, version = excluded.version",
             )
             .await?;
-        tx.execute(&statement, &[&event.stream_id, &(V as i32)])
-            .await?;
+        let (as_integer, as_text) = (V as i32, V.to_string());
+        let version: &(dyn tokio_postgres::types::ToSql + Sync) =
+            if V == 1 { &as_integer } else { &as_text };
+        tx.execute(&statement, &[&event.stream_id, version]).await?;
         Ok(())
     }
 }
@@ -83,10 +91,10 @@ async fn setup(schema: &str) -> (PostgresStore, PostgresReadModel) {
     (store, read_models)
 }
 
-async fn read_counts(read_models: &PostgresReadModel) -> BTreeMap<String, (i64, i32)> {
+async fn read_counts(read_models: &PostgresReadModel) -> BTreeMap<String, (i64, String)> {
     let client = read_models.client().await.unwrap();
     let rows = client
-        .query("SELECT stream, n, version FROM counts_pg.counts", &[])
+        .query("SELECT stream, n, version::text FROM counts_pg.counts", &[])
         .await
         .unwrap();
     rows.into_iter()
@@ -142,7 +150,7 @@ async fn projections_on_postgres_follow_switch_park_and_rebuild() {
     assert!(
         live.iter()
             .filter(|(stream, _)| stream.starts_with('w'))
-            .all(|(_, &(n, v))| n == 25 && v == 1),
+            .all(|(_, (n, v))| *n == 25 && v == "1"),
         "{live:?}"
     );
     assert_eq!(v1.lag().await.unwrap().events, 0);
@@ -178,11 +186,48 @@ async fn projections_on_postgres_follow_switch_park_and_rebuild() {
         read_counts(&read_models)
             .await
             .values()
-            .all(|&(_, version)| version == 1)
+            .all(|(_, version)| version == "1")
     );
+    // A reporting role with default privileges on the readers' schema keeps reading
+    // across the switch (its views are replaced, the schema is not).
+    let admin = postgres_common::raw_client().await;
+    admin
+        .batch_execute(
+            "DO $$ BEGIN
+               IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'factum_test_reporting') THEN
+                 CREATE ROLE factum_test_reporting;
+               END IF;
+             END $$;
+             GRANT USAGE ON SCHEMA counts_pg TO factum_test_reporting;
+             GRANT SELECT ON ALL TABLES IN SCHEMA counts_pg TO factum_test_reporting;
+             ALTER DEFAULT PRIVILEGES IN SCHEMA counts_pg GRANT SELECT ON TABLES TO factum_test_reporting;",
+        )
+        .await
+        .unwrap();
     runner.catch_up_and_activate(&mut v2).await.unwrap();
     let switched = read_counts(&read_models).await;
-    assert!(switched.values().all(|&(_, version)| version == 2));
+    assert!(switched.values().all(|(_, version)| version == "2"));
+    let can_read: bool = admin
+        .query_one(
+            "SELECT has_schema_privilege('factum_test_reporting', 'counts_pg', 'USAGE')
+                AND has_table_privilege('factum_test_reporting', 'counts_pg.counts', 'SELECT')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(can_read, "the reporting role lost access at the switch");
+    // An older version never takes readers back.
+    let v1_target = Target {
+        name: "counts_pg",
+        version: 1,
+    };
+    assert!(!read_models.activate(v1_target).await.unwrap());
+    runner
+        .catch_up_and_activate(&mut runner.projector(Counts::<1>, read_models.clone()))
+        .await
+        .unwrap();
+    assert_eq!(read_counts(&read_models).await, switched);
     let states: Vec<_> = read_models
         .versions("counts_pg")
         .await
@@ -202,6 +247,34 @@ async fn projections_on_postgres_follow_switch_park_and_rebuild() {
         .unwrap();
     assert_eq!(rebuilt.checkpoint, outcome.last_position);
     assert_eq!(read_counts(&read_models).await, switched);
+
+    // One connection serving v1 then v2: the same SQL text must be prepared anew for
+    // v2's tables (its `version` column is text there), not taken from v1's cache.
+    let pool = deadpool_postgres::Pool::builder(deadpool_postgres::Manager::new(
+        postgres_common::url().parse().unwrap(),
+        tokio_postgres::NoTls,
+    ))
+    .max_size(1)
+    .build()
+    .unwrap();
+    let pinned = PostgresReadModel::with_pool(pool).await.unwrap();
+    let upsert = "INSERT INTO counts (stream, n, version) VALUES ($1, 1, $2)
+                  ON CONFLICT (stream) DO UPDATE SET n = counts.n + 1, version = excluded.version";
+    let tx = pinned.begin(v1_target).await.unwrap();
+    let statement = tx.prepare_cached(upsert).await.unwrap();
+    tx.execute(&statement, &[&"pinned", &1i32]).await.unwrap();
+    let checkpoint = tx.checkpoint().unwrap();
+    pinned.commit(tx, checkpoint).await.unwrap();
+    let tx = pinned
+        .begin(Target {
+            name: "counts_pg",
+            version: 2,
+        })
+        .await
+        .unwrap();
+    let statement = tx.prepare_cached(upsert).await.unwrap();
+    tx.execute(&statement, &[&"pinned", &"2"]).await.unwrap();
+    pinned.rollback(tx).await.unwrap();
 
     // An unfinished transaction never reaches the next user of the connection.
     let tx = read_models

@@ -358,3 +358,96 @@ async fn applying_twice_skips_what_the_checkpoint_covers() {
     read_models.activate(projector.target()).await.unwrap();
     assert_eq!(read_counts(&read_models).await, vec![("a".to_owned(), 4)]);
 }
+
+/// Swallows the error of a statement that makes SQLite end the transaction itself.
+struct Swallower;
+
+impl Projection for Swallower {
+    const NAME: &'static str = "swallower";
+    const VERSION: u32 = 1;
+    const EVENTS: &'static [&'static str] = &["Counted"];
+    type Tx = SqliteTx;
+
+    async fn setup(&mut self, tx: &mut SqliteTx) -> Result<(), ProjectionError> {
+        tx.execute_batch(
+            "CREATE TABLE seen (position INTEGER NOT NULL);
+             CREATE TABLE refused (position INTEGER NOT NULL);
+             CREATE TRIGGER refuse BEFORE INSERT ON refused BEGIN SELECT RAISE(ROLLBACK, 'no'); END;",
+        )?;
+        Ok(())
+    }
+
+    async fn handle(
+        &mut self,
+        event: &RecordedEvent,
+        tx: &mut SqliteTx,
+    ) -> Result<(), ProjectionError> {
+        tx.execute(
+            "INSERT INTO seen (position) VALUES (?1)",
+            [event.position as i64],
+        )?;
+        if event.payload.get().contains("\"poison\":true") {
+            // The error is ignored: SQLite has already rolled the whole transaction back.
+            let _ = tx.execute(
+                "INSERT INTO refused (position) VALUES (?1)",
+                [event.position as i64],
+            );
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_handler_that_swallows_an_error_ending_the_transaction_fails_its_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("events.sqlite3"))
+        .await
+        .unwrap();
+    let read_models = SqliteReadModel::open(dir.path().join("read"))
+        .await
+        .unwrap();
+    append(&store, "a", vec![event("Counted", false)]).await;
+    let runner =
+        ProjectionRunner::new(store.clone()).retry(Retry::new(2, Duration::from_millis(1)));
+    let mut projector = runner.projector(Swallower, read_models.clone());
+    assert_eq!(runner.catch_up(&mut projector).await.unwrap().checkpoint, 1);
+
+    append(
+        &store,
+        "a",
+        vec![
+            event("Counted", false),
+            event("Counted", true),
+            event("Counted", false),
+        ],
+    )
+    .await;
+    let caught_up = runner.catch_up(&mut projector).await.unwrap();
+    // The event whose handler swallowed the error is parked; the others are applied, and
+    // nothing ran outside a transaction.
+    assert_eq!(
+        (caught_up.applied, caught_up.parked, caught_up.checkpoint),
+        (2, 1, 4)
+    );
+    let parked = projector.parked().await.unwrap();
+    assert_eq!(parked[0].event.position, 3);
+    assert!(
+        parked[0].error.contains("ended the read-model transaction"),
+        "{}",
+        parked[0].error
+    );
+    let file = rusqlite::Connection::open(read_models.path_of(Target {
+        name: "swallower",
+        version: 1,
+    }))
+    .unwrap();
+    let mut seen = file
+        .prepare("SELECT position FROM seen ORDER BY position")
+        .unwrap();
+    let seen: Vec<i64> = seen
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(seen, [1, 2, 4]);
+}

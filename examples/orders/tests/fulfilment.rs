@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use factum::envelope::{COMMAND_CAUSATION_KEY, NewEvent, RecordedEvent, Snapshot};
 use factum::prelude::*;
-use factum::process::sqlite::{Instance, OutboxState, ProcessError, ProcessRunner};
+use factum::process::sqlite::{Instance, OutboxState, ProcessRunner};
 use factum::process::{CommandKind, ProcessStatus};
 use factum::projection::Retry;
 use factum::projection::sqlite::SqliteReadModel;
@@ -505,7 +505,7 @@ async fn an_unshippable_address_refunds_releases_and_cancels_in_reverse_order() 
 
 /// A store that fails the first append to a payment stream: before writing it (the
 /// process died before the command reached the store) or after (it died before hearing
-/// that the command went through).
+/// that the command went through). From then on every call fails: the process is dead.
 #[derive(Clone)]
 struct CrashingStore {
     inner: SqliteStore,
@@ -517,6 +517,14 @@ impl CrashingStore {
     fn crash() -> StoreError {
         StoreError::Backend("the process died (simulated)".into())
     }
+
+    fn alive(&self) -> Result<(), StoreError> {
+        if self.crashed.load(Ordering::SeqCst) {
+            Err(Self::crash())
+        } else {
+            Ok(())
+        }
+    }
 }
 
 impl EventStore for CrashingStore {
@@ -527,6 +535,7 @@ impl EventStore for CrashingStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome, StoreError> {
+        self.alive()?;
         if stream_id.starts_with("Payment-") && !self.crashed.swap(true, Ordering::SeqCst) {
             if self.after_append {
                 self.inner
@@ -546,10 +555,12 @@ impl EventStore for CrashingStore {
         from_version: u64,
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.alive()?;
         self.inner.read_stream(stream_id, from_version, limit).await
     }
 
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.alive()?;
         self.inner.read_all(after, limit).await
     }
 
@@ -559,26 +570,32 @@ impl EventStore for CrashingStore {
         limit: usize,
         names: &[&str],
     ) -> Result<FilteredPage, StoreError> {
+        self.alive()?;
         self.inner.read_all_filtered(after, limit, names).await
     }
 
     async fn head(&self) -> Result<Option<Head>, StoreError> {
+        self.alive()?;
         self.inner.head().await
     }
 
     async fn wait_for_events(&self, after: u64, timeout: Duration) -> Result<(), StoreError> {
+        self.alive()?;
         self.inner.wait_for_events(after, timeout).await
     }
 
     async fn stream_version(&self, stream_id: &str) -> Result<Option<u64>, StoreError> {
+        self.alive()?;
         self.inner.stream_version(stream_id).await
     }
 
     async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        self.alive()?;
         self.inner.save_snapshot(snapshot).await
     }
 
     async fn load_snapshot(&self, stream_id: &str) -> Result<Option<Snapshot>, StoreError> {
+        self.alive()?;
         self.inner.load_snapshot(stream_id).await
     }
 }
@@ -596,22 +613,29 @@ async fn restart_after_a_crash_at_the_payment(after_append: bool) {
     };
     let manager =
         OrderFulfilment::new(crashing.clone(), WAREHOUSE, Bank::new(), Carrier::default());
-    let mut first = ProcessRunner::new(crashing)
+    let first = ProcessRunner::new(crashing)
         .idle_wait(Duration::from_millis(50))
         .retry(Retry::never())
         .spawn(manager, shop.read_models.clone());
-    let head = shop.store.head().await.unwrap().unwrap().position;
-    let stopped = first.wait_for(head + 1).await.unwrap_err();
+    // The dispatch fails, and so does everything after it: the runner keeps retrying
+    // (its task does not end on a failure a retry may cure) until it is stopped.
+    let failure = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Some(error) = first.last_error() {
+                return error;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the crash is reported");
     assert!(
-        matches!(&stopped, ProcessError::Dispatch { instance, attempts: 1, message, .. }
-            if instance == "o-5" && message.contains("the process died (simulated)")),
-        "{stopped}"
+        failure.contains("the process died (simulated)"),
+        "{failure}"
     );
+    assert!(!first.is_finished(), "a failed dispatch is retried");
     let states = first.states().clone();
-    assert!(
-        first.stop().await.is_err(),
-        "the first manager stopped on the crash"
-    );
+    first.stop().await.unwrap();
     let midway = states.get("o-5").await.unwrap().unwrap();
     assert_eq!(midway.status, ProcessStatus::Running);
     assert_eq!(midway.state.stage, Stage::Paying);

@@ -548,8 +548,8 @@ impl<P: Projection> NatsConsumer<P> {
     pub fn spawn(self) -> ConsumerHandle {
         let reports = Arc::new(Mutex::new(Reports::default()));
         let shared = Arc::clone(&reports);
-        let task = TaskHandle::spawn(self.name, |stop, checkpoint| {
-            self.follow(stop, checkpoint, shared)
+        let task = TaskHandle::spawn(self.name, |context| {
+            self.follow(context.stop, context.checkpoint, shared)
         });
         ConsumerHandle { reports, task }
     }
@@ -638,6 +638,10 @@ pub struct ConsumerHandle {
 impl TaskError for BusError {
     fn task(name: &'static str, message: String) -> Self {
         BusError::Task { name, message }
+    }
+
+    fn is_transient(&self) -> bool {
+        !self.is_fatal()
     }
 }
 

@@ -345,8 +345,8 @@ impl<S: EventStore + 'static, M: ReadModel> NatsPublisher<S, M> {
     pub fn spawn(self) -> PublisherHandle {
         let last_error = Arc::new(Mutex::new(None));
         let shared = Arc::clone(&last_error);
-        let task = TaskHandle::spawn(self.name, |stop, checkpoint| {
-            self.follow(stop, checkpoint, shared)
+        let task = TaskHandle::spawn(self.name, |context| {
+            self.follow(context.stop, context.checkpoint, shared)
         });
         PublisherHandle { last_error, task }
     }

@@ -22,7 +22,8 @@
 //! 2. **Dispatch** each pending command of the instance, oldest first, outside any
 //!    transaction (commands touch the event store and may be slow).
 //! 3. **Persist the outcome**, in a second transaction: the row is marked done (and the
-//!    step's compensation is remembered) or rejected (and compensation starts).
+//!    step's compensation is remembered) or rejected (and compensation starts) — if it is
+//!    still pending: an outcome another driver recorded first stands.
 //!
 //! A crash between 2 and 3 leaves the row pending: the next driver dispatches it again,
 //! with the same command id and [`DispatchContext::redelivery`] set. Dispatch is thus
@@ -65,8 +66,11 @@
 //! checkpoint stays before it and nothing of it is persisted, like
 //! [`OnPoison::Stop`](crate::projection::OnPoison::Stop) — skipping a step of a business
 //! process silently is never right. A transient dispatch failure ([`DispatchError::Failed`])
-//! is retried with backoff; when retries run out the driver stops and the command stays
-//! pending for the next start.
+//! is retried with backoff; when retries run out the driver returns
+//! [`sqlite::ProcessError::Dispatch`] and the command stays pending. A runner's task
+//! ([`sqlite::ProcessRunner::spawn`]) then, like after a store or read-model outage, backs
+//! off (100 ms doubling up to 30 s), dispatches what was left pending and goes on; the
+//! error is kept for [`sqlite::ProcessHandle::last_error`].
 
 #[cfg(feature = "sqlite")]
 pub mod sqlite;

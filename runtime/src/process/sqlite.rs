@@ -13,9 +13,16 @@
 //!   `pending`, `done`, `rejected` (with the reason) or `skipped` (a step left undone
 //!   because an earlier one failed).
 //!
-//! Run one driver per manager (like a reactor). A second one is safe — decisions are
-//! serialised by the read model's write lock and repeated dispatches are harmless — but
-//! it dispatches some commands twice.
+//! Run one driver per manager (like a reactor). A second one (or a [`ProcessDriver::recover`]
+//! overlapping a running driver) keeps the instances consistent: decisions are serialised
+//! by the read model's write lock, and each command's outcome is recorded once — only
+//! while its outbox row is still pending, so the first outcome recorded stands and a later
+//! one is dropped with its consequences (a compensation is never pushed or dispatched
+//! twice). But both drivers may dispatch the same command at the same time, the second
+//! time not marked as a redelivery: that is harmless only if the target aggregate accepts
+//! a repeated command as a no-op (see the module documentation of
+//! [`process`](super)); were it rejected instead, and that rejection recorded first, the
+//! instance would compensate a step that took effect.
 
 use std::marker::PhantomData;
 use std::time::Duration;
@@ -590,7 +597,8 @@ impl<M: ProcessManager> ProcessDriver<M> {
             };
             let mut tx = self.begin().await?;
             match self.record_outcome(&mut tx, key, &row, &command, outcome) {
-                Ok(()) => self.commit_in_place(tx).await?,
+                Ok(true) => self.commit_in_place(tx).await?,
+                Ok(false) => self.rollback(tx).await,
                 Err(error) => {
                     self.rollback(tx).await;
                     return Err(error);
@@ -599,6 +607,9 @@ impl<M: ProcessManager> ProcessDriver<M> {
         }
     }
 
+    /// Step 3: records `outcome` of `row` and its consequences, if the row is still
+    /// pending; `false` (and nothing changed) if its outcome was recorded first by another
+    /// driver or an overlapping recovery.
     fn record_outcome(
         &self,
         tx: &mut SqliteTx,
@@ -606,7 +617,7 @@ impl<M: ProcessManager> ProcessDriver<M> {
         row: &PendingRow,
         command: &M::Command,
         outcome: Result<(), String>,
-    ) -> Result<(), ProcessError> {
+    ) -> Result<bool, ProcessError> {
         let Some(mut record) = self.load(tx, key)? else {
             return Err(ProcessError::Corrupt {
                 manager: M::NAME,
@@ -623,9 +634,45 @@ impl<M: ProcessManager> ProcessDriver<M> {
             )
             .map_err(Self::sql_error("read an outbox row"))?;
         let position = u64::try_from(position).unwrap_or(0);
+        let (state, reason) = match &outcome {
+            Ok(()) => (OutboxState::Done, None),
+            Err(reason) => (OutboxState::Rejected, Some(reason.as_str())),
+        };
+        if !self.mark(tx, row.seq, state, reason)? {
+            // Another driver (or an overlapping recovery) dispatched the same command and
+            // recorded its outcome first, or skipped the step: that stands, and the
+            // consequences (the compensation pushed, the compensation started) are not
+            // applied again.
+            let recorded: String = tx
+                .query_row(
+                    "SELECT state FROM factum_process_outbox WHERE seq = ?1",
+                    [row.seq],
+                    |r| r.get(0),
+                )
+                .map_err(Self::sql_error("read an outbox row"))?;
+            if recorded == state.as_str() {
+                tracing::debug!(
+                    manager = M::NAME,
+                    instance = key,
+                    command_id = %row.command_id,
+                    outcome = state.as_str(),
+                    "the command's outcome was already recorded by another driver"
+                );
+            } else {
+                tracing::warn!(
+                    manager = M::NAME,
+                    instance = key,
+                    command_id = %row.command_id,
+                    outcome = state.as_str(),
+                    recorded,
+                    reason,
+                    "the command was dispatched twice and its outcome is already recorded otherwise; keeping the recorded one"
+                );
+            }
+            return Ok(false);
+        }
         match outcome {
             Ok(()) => {
-                self.mark(tx, row.seq, OutboxState::Done, None)?;
                 if let Some(compensation) = &row.compensation {
                     let value = serde_json::from_str(compensation).map_err(|error| {
                         ProcessError::Corrupt {
@@ -638,38 +685,36 @@ impl<M: ProcessManager> ProcessDriver<M> {
                     record.compensations.push(value);
                 }
             }
-            Err(reason) => {
-                self.mark(tx, row.seq, OutboxState::Rejected, Some(&reason))?;
-                match (row.kind, record.status) {
-                    (CommandKind::Step, ProcessStatus::Running) => {
-                        let mut state: M::State = self.decode(key, "state", &record.state)?;
-                        self.manager.rejected(&mut state, command, &reason);
-                        record.state = self.encode(key, "state", &state)?;
-                        self.start_compensation(tx, &mut record, reason, row.command_id, position)?;
-                    }
-                    (CommandKind::Compensation, _) => {
-                        tracing::error!(
-                            manager = M::NAME,
-                            instance = key,
-                            command_id = %row.command_id,
-                            reason,
-                            "a compensation was rejected; the instance is stuck"
-                        );
-                        record.status = ProcessStatus::Stuck;
-                        record.failure = Some(match record.failure.take() {
-                            Some(failure) => {
-                                format!("{failure}; then compensation failed: {reason}")
-                            }
-                            None => format!("compensation failed: {reason}"),
-                        });
-                        self.skip_pending(tx, key)?;
-                    }
-                    (CommandKind::Step, _) => {}
+            Err(reason) => match (row.kind, record.status) {
+                (CommandKind::Step, ProcessStatus::Running) => {
+                    let mut state: M::State = self.decode(key, "state", &record.state)?;
+                    self.manager.rejected(&mut state, command, &reason);
+                    record.state = self.encode(key, "state", &state)?;
+                    self.start_compensation(tx, &mut record, reason, row.command_id, position)?;
                 }
-            }
+                (CommandKind::Compensation, _) => {
+                    tracing::error!(
+                        manager = M::NAME,
+                        instance = key,
+                        command_id = %row.command_id,
+                        reason,
+                        "a compensation was rejected; the instance is stuck"
+                    );
+                    record.status = ProcessStatus::Stuck;
+                    record.failure = Some(match record.failure.take() {
+                        Some(failure) => {
+                            format!("{failure}; then compensation failed: {reason}")
+                        }
+                        None => format!("compensation failed: {reason}"),
+                    });
+                    self.skip_pending(tx, key)?;
+                }
+                (CommandKind::Step, _) => {}
+            },
         }
         self.settle(tx, &mut record)?;
-        self.save(tx, &record, position)
+        self.save(tx, &record, position)?;
+        Ok(true)
     }
 
     /// Turns the instance to compensating: skips its pending steps and queues the
@@ -744,19 +789,23 @@ impl<M: ProcessManager> ProcessDriver<M> {
         Ok(())
     }
 
+    /// Records a pending command's outcome; `false` if the row was no longer pending
+    /// (its outcome recorded by another driver, or the step skipped), and nothing changed.
     fn mark(
         &self,
         tx: &SqliteTx,
         seq: i64,
         state: OutboxState,
         outcome: Option<&str>,
-    ) -> Result<(), ProcessError> {
-        tx.execute(
-            "UPDATE factum_process_outbox SET state = ?2, outcome = ?3 WHERE seq = ?1",
-            params![seq, state.as_str(), outcome],
-        )
-        .map_err(Self::sql_error("record a command's outcome"))?;
-        Ok(())
+    ) -> Result<bool, ProcessError> {
+        let changed = tx
+            .execute(
+                "UPDATE factum_process_outbox SET state = ?2, outcome = ?3
+                 WHERE seq = ?1 AND state = 'pending'",
+                params![seq, state.as_str(), outcome],
+            )
+            .map_err(Self::sql_error("record a command's outcome"))?;
+        Ok(changed > 0)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1257,8 +1306,8 @@ impl<S: EventStore + 'static> ProcessRunner<S> {
         let log = self.log.clone();
         ProcessHandle {
             states: ProcessStates::new(read_model),
-            task: TaskHandle::spawn(M::NAME, move |stop, checkpoint| async move {
-                log.follow(live, stop, checkpoint).await
+            task: TaskHandle::spawn(M::NAME, move |context| async move {
+                log.follow(live, context).await
             }),
         }
     }
@@ -1281,7 +1330,13 @@ impl<S: EventStore + 'static, M: ProcessManager> Follower for Live<S, M> {
     type Error = ProcessError;
 
     async fn catch_up(&mut self) -> Result<u64, ProcessError> {
-        self.runner.catch_up(&mut self.driver).await
+        let caught_up = self.runner.catch_up(&mut self.driver).await;
+        if caught_up.is_err() {
+            // Commands of an event already decided may have been left pending: dispatch
+            // them first on the next try, whichever instance they belong to.
+            self.driver.recovered = false;
+        }
+        caught_up
     }
 
     fn store_error(&self, source: StoreError) -> ProcessError {
@@ -1299,6 +1354,23 @@ impl TaskError for ProcessError {
             manager,
             message: "it had already stopped; its end was reported by an earlier call".into(),
         })
+    }
+
+    /// Store and read-model failures (outages, timeouts, a busy database) and a command
+    /// whose dispatch kept failing transiently are retried; a handler error, a corrupt
+    /// row, a bad name or a failed task are not.
+    fn is_transient(&self) -> bool {
+        match self {
+            ProcessError::Store { source, .. } => !matches!(source, StoreError::CorruptRow { .. }),
+            ProcessError::ReadModel { source, .. } => !matches!(
+                source,
+                ReadModelError::InvalidName { .. } | ReadModelError::Corrupt { .. }
+            ),
+            ProcessError::Dispatch { .. } => true,
+            ProcessError::Handler { .. }
+            | ProcessError::Corrupt { .. }
+            | ProcessError::Task { .. } => false,
+        }
     }
 }
 
@@ -1368,6 +1440,19 @@ impl<M: ProcessManager> ProcessHandle<M> {
     /// Whether its task has ended (stopped, or failed: see [`ProcessHandle::stop`]).
     pub fn is_finished(&self) -> bool {
         self.task.is_finished()
+    }
+
+    /// The last error it retried after, with its causes (`None` if it never failed).
+    ///
+    /// Failures a retry can cure — the store or the read model unreachable, busy or
+    /// timing out, a command whose dispatch kept failing ([`ProcessError::Dispatch`]) —
+    /// do not end the task: it logs them (a `tracing` warning), waits 100 ms doubling up
+    /// to 30 s, dispatches what was left pending and goes on. The error stays here after
+    /// it recovers; [`ProcessHandle::checkpoint`] tells whether it moves on. Other
+    /// failures end the task ([`ProcessHandle::stop`] returns them): a handler error
+    /// ([`ProcessError::Handler`]), a corrupt row or an invalid name.
+    pub fn last_error(&self) -> Option<String> {
+        self.task.last_error()
     }
 
     /// Stops it after the event in hand and returns how it ended.

@@ -105,6 +105,15 @@ fn quote(identifier: &str) -> String {
     format!("\"{}\"", identifier.replace('"', "\"\""))
 }
 
+/// The version as PostgreSQL stores it (`INTEGER`).
+fn pg_version(target: Target) -> Result<i32, ReadModelError> {
+    i32::try_from(target.version).map_err(|_| ReadModelError::Corrupt {
+        target: target.to_string(),
+        what: "version",
+        detail: format!("{} does not fit PostgreSQL's INTEGER", target.version),
+    })
+}
+
 fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
@@ -211,7 +220,7 @@ impl ReadModel for PostgresReadModel {
         let row = client
             .query_opt(
                 &format!("SELECT checkpoint FROM {CATALOG_SCHEMA}.versions WHERE name = $1 AND version = $2 AND set_up"),
-                &[&target.name, &(target.version as i32)],
+                &[&target.name, &pg_version(target)?],
             )
             .await
             .map_err(database(target, "read the checkpoint"))?;
@@ -226,7 +235,7 @@ impl ReadModel for PostgresReadModel {
             target,
             checkpoint: None,
         };
-        let version = target.version as i32;
+        let version = pg_version(target)?;
         tx.batch_execute("BEGIN")
             .await
             .map_err(database(target, "begin"))?;
@@ -259,9 +268,27 @@ impl ReadModel for PostgresReadModel {
                 .await
                 .map_err(database(target, "create the schema"))?;
         }
-        tx.batch_execute(&format!("SET LOCAL search_path TO {schema}, public"))
+        // Prepared statements are cached per connection by SQL text; the same text means
+        // other tables (other column types) in another version's schema, so the cache is
+        // cleared when the connection last served another target. The session setting
+        // rolls back with a rolled-back transaction, and `rollback` clears the cache too.
+        let key = format!("{}__v{}", target.name, target.version);
+        let last: String = tx
+            .query_one(
+                "SELECT coalesce(current_setting('factum.read_model', true), '')",
+                &[],
+            )
             .await
-            .map_err(database(target, "set the search path"))?;
+            .map_err(database(target, "read the connection's last read model"))?
+            .get(0);
+        if last != key {
+            tx.statement_cache.clear();
+        }
+        tx.batch_execute(&format!(
+            "SET LOCAL search_path TO {schema}, public; SET factum.read_model TO '{key}'"
+        ))
+        .await
+        .map_err(database(target, "set the search path"))?;
         tx.checkpoint = if set_up {
             Some(to_u64(target, checkpoint)?)
         } else {
@@ -281,7 +308,7 @@ impl ReadModel for PostgresReadModel {
             .map_err(database(target, "write the checkpoint"))?;
         tx.execute(
             &update,
-            &[&target.name, &(target.version as i32), &to_i64(checkpoint)],
+            &[&target.name, &pg_version(target)?, &to_i64(checkpoint)],
         )
         .await
         .map_err(database(target, "write the checkpoint"))?;
@@ -295,6 +322,7 @@ impl ReadModel for PostgresReadModel {
     async fn rollback(&self, tx: PostgresTx) -> Result<(), ReadModelError> {
         let target = tx.target;
         let client = tx.take();
+        client.statement_cache.clear();
         client
             .batch_execute("ROLLBACK")
             .await
@@ -318,11 +346,11 @@ impl ReadModel for PostgresReadModel {
             ),
             &[
                 &target.name,
-                &(target.version as i32),
+                &pg_version(target)?,
                 &to_i64(parked.event.position),
                 &event,
                 &parked.error,
-                &(parked.attempts as i32),
+                &i32::try_from(parked.attempts).unwrap_or(i32::MAX),
                 &parked.parked_at,
             ],
         )
@@ -336,7 +364,7 @@ impl ReadModel for PostgresReadModel {
         let removed = tx
             .execute(
                 &format!("DELETE FROM {CATALOG_SCHEMA}.parked WHERE name = $1 AND version = $2 AND position = $3"),
-                &[&target.name, &(target.version as i32), &to_i64(position)],
+                &[&target.name, &pg_version(target)?, &to_i64(position)],
             )
             .await
             .map_err(database(target, "unpark an event"))?;
@@ -352,7 +380,7 @@ impl ReadModel for PostgresReadModel {
                     "SELECT event, error, attempts, parked_at FROM {CATALOG_SCHEMA}.parked
                      WHERE name = $1 AND version = $2 ORDER BY position"
                 ),
-                &[&target.name, &(target.version as i32)],
+                &[&target.name, &pg_version(target)?],
             )
             .await
             .map_err(database(target, "read parked events"))?;
@@ -415,14 +443,14 @@ impl ReadModel for PostgresReadModel {
             .collect()
     }
 
-    async fn activate(&self, target: Target) -> Result<(), ReadModelError> {
+    async fn activate(&self, target: Target) -> Result<bool, ReadModelError> {
         check_name(target.name)?;
+        let version = pg_version(target)?;
         let mut client = self.client().await?;
-        let tx = client
+        let mut tx = client
             .transaction()
             .await
             .map_err(database(target, "begin the switch"))?;
-        let version = target.version as i32;
         let readers = PostgresReadModel::reader_schema(target.name);
         let source = PostgresReadModel::schema_of(target);
         tx.execute(
@@ -431,7 +459,21 @@ impl ReadModel for PostgresReadModel {
         )
         .await
         .map_err(database(target, "lock the projection"))?;
-        // The readers' schema holds only views factum made; never drop a user's tables.
+        let newer_active: bool = tx
+            .query_one(
+                &format!(
+                    "SELECT EXISTS (SELECT 1 FROM {CATALOG_SCHEMA}.versions
+                     WHERE name = $1 AND state = 'active' AND version > $2)"
+                ),
+                &[&target.name, &version],
+            )
+            .await
+            .map_err(database(target, "look for a newer active version"))?
+            .get(0);
+        if newer_active {
+            return Ok(false);
+        }
+        // The readers' schema holds only views factum made; never touch a user's tables.
         let tables: i64 = tx
             .query_one(
                 "SELECT count(*) FROM pg_tables WHERE schemaname = $1",
@@ -445,7 +487,7 @@ impl ReadModel for PostgresReadModel {
                 target: target.to_string(),
                 operation: "switch readers over",
                 source: format!(
-                    "schema {readers} holds tables; factum keeps only views there and will not drop it"
+                    "schema {readers} holds tables; factum keeps only views there and will not touch it"
                 )
                 .into(),
             });
@@ -464,26 +506,65 @@ impl ReadModel for PostgresReadModel {
         tx.execute(&sql, &[&target.name, &version])
             .await
             .map_err(database(target, "activate"))?;
-        let table_names = tx
-            .query(
+        let names = |rows: Vec<tokio_postgres::Row>| -> Vec<String> {
+            rows.into_iter().map(|row| row.get(0)).collect()
+        };
+        let tables = names(
+            tx.query(
                 "SELECT tablename FROM pg_tables WHERE schemaname = $1 ORDER BY tablename",
                 &[&format!("{}__v{}", target.name, target.version)],
             )
             .await
-            .map_err(database(target, "list the tables"))?;
-        let mut ddl = format!("DROP SCHEMA IF EXISTS {readers} CASCADE; CREATE SCHEMA {readers};");
-        for row in table_names {
-            let table = quote(row.get::<_, &str>(0));
-            ddl.push_str(&format!(
-                " CREATE VIEW {readers}.{table} AS SELECT * FROM {source}.{table};"
-            ));
+            .map_err(database(target, "list the tables"))?,
+        );
+        let views = names(
+            tx.query(
+                "SELECT viewname FROM pg_views WHERE schemaname = $1",
+                &[&target.name],
+            )
+            .await
+            .map_err(database(target, "list the readers' views"))?,
+        );
+        // Views are replaced, not the schema: grants on the schema and on views whose
+        // columns stay the same survive the switch.
+        let mut ddl = format!("CREATE SCHEMA IF NOT EXISTS {readers};");
+        for view in views.iter().filter(|view| !tables.contains(view)) {
+            ddl.push_str(&format!(" DROP VIEW {readers}.{};", quote(view)));
         }
         tx.batch_execute(&ddl)
             .await
+            .map_err(database(target, "drop the readers' old views"))?;
+        for table in &tables {
+            let table = quote(table);
+            let view = format!("{readers}.{table} AS SELECT * FROM {source}.{table}");
+            let savepoint = tx
+                .savepoint("factum_view")
+                .await
+                .map_err(database(target, "replace a view"))?;
+            match savepoint
+                .batch_execute(&format!("CREATE OR REPLACE VIEW {view}"))
+                .await
+            {
+                Ok(()) => savepoint.commit().await,
+                // Other columns than before: the view must be dropped and made anew (a
+                // user's view built on it makes this fail, loudly).
+                Err(_) => {
+                    savepoint
+                        .rollback()
+                        .await
+                        .map_err(database(target, "replace a view"))?;
+                    tx.batch_execute(&format!(
+                        "DROP VIEW IF EXISTS {readers}.{table}; CREATE VIEW {view};"
+                    ))
+                    .await
+                }
+            }
             .map_err(database(target, "create the readers' views"))?;
+        }
         tx.commit()
             .await
-            .map_err(database(target, "commit the switch"))
+            .map_err(database(target, "commit the switch"))?;
+        Ok(true)
     }
 
     async fn reset(&self, target: Target) -> Result<(), ReadModelError> {
@@ -493,7 +574,7 @@ impl ReadModel for PostgresReadModel {
             .transaction()
             .await
             .map_err(database(target, "begin the reset"))?;
-        let version = target.version as i32;
+        let version = pg_version(target)?;
         tx.execute(
             "SELECT pg_advisory_xact_lock(hashtext($1))",
             &[&format!("factum_read_model:{}", target.name)],

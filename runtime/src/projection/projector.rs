@@ -264,7 +264,9 @@ impl<P: Projection> Projector<P> {
             .await
             .map_err(self.read_model_error())?;
         let checkpoint = tx.checkpoint().unwrap_or(0);
-        if let Err(error) = self.projection.handle(&parked.event, &mut tx).await {
+        let handled = self.projection.handle(&parked.event, &mut tx).await;
+        let handled = still_open(&tx, handled);
+        if let Err(error) = handled {
             self.read_model
                 .rollback(tx)
                 .await
@@ -335,7 +337,9 @@ impl<P: Projection> Projector<P> {
                 done.skipped += 1;
                 continue;
             }
-            if let Err(error) = self.projection.handle(event, &mut tx).await {
+            let handled = self.projection.handle(event, &mut tx).await;
+            let handled = still_open(&tx, handled);
+            if let Err(error) = handled {
                 self.read_model
                     .rollback(tx)
                     .await
@@ -419,6 +423,20 @@ impl<P: Projection> Projector<P> {
             projection: P::NAME,
             source,
         }
+    }
+}
+
+/// A handler's outcome, failed when it left the transaction closed (see
+/// [`ReadModelTx::is_open`]).
+fn still_open<T: ReadModelTx>(
+    tx: &T,
+    handled: Result<(), ProjectionError>,
+) -> Result<(), ProjectionError> {
+    match handled {
+        Ok(()) if !tx.is_open() => Err(ProjectionError::msg(
+            "the handler went on after an error that ended the read-model transaction",
+        )),
+        handled => handled,
     }
 }
 
@@ -567,11 +585,14 @@ impl<R: Reactor, M: ReadModel> ReactorDriver<R, M> {
                     outcome.parked += 1;
                 }
             }
+            // Another driver may have gone further meanwhile: never move it back, or its
+            // reactions would fire again.
+            let checkpoint = event.position.max(tx.checkpoint().unwrap_or(0));
             self.checkpoints
-                .commit(tx, event.position)
+                .commit(tx, checkpoint)
                 .await
                 .map_err(reactor_error::<R>)?;
-            outcome.checkpoint = event.position;
+            outcome.checkpoint = checkpoint;
         }
         let checkpoint = self.checkpoint().await?;
         if scanned_to > checkpoint {

@@ -116,6 +116,14 @@ pub trait ReadModelTx: Send + 'static {
     /// until commit; events at or before it are skipped, which makes applying exactly-once
     /// even with two runners or a redelivering bus.
     fn checkpoint(&self) -> Option<u64>;
+
+    /// Whether the transaction is still open. SQLite ends a transaction itself on some
+    /// errors (`RAISE(ROLLBACK)`, a full disk); if a handler swallowed one, what follows
+    /// would run outside any transaction, so the projector treats it as a failure of that
+    /// event. The default says yes (PostgreSQL refuses statements in a failed transaction).
+    fn is_open(&self) -> bool {
+        true
+    }
 }
 
 /// A database that holds read models: one per projection version, each with its
@@ -176,10 +184,15 @@ pub trait ReadModel: Clone + Send + Sync + 'static {
         name: &'static str,
     ) -> impl Future<Output = Result<Vec<VersionStatus>, ReadModelError>> + Send;
 
-    /// Makes `target` the version readers see and retires the one before, atomically.
-    fn activate(&self, target: Target) -> impl Future<Output = Result<(), ReadModelError>> + Send;
+    /// Makes `target` the version readers see and retires the one before, atomically —
+    /// unless a newer version is active: then nothing changes and it returns `false`, so an
+    /// older process restarting during a rolling deploy never switches readers back.
+    fn activate(&self, target: Target)
+    -> impl Future<Output = Result<bool, ReadModelError>> + Send;
 
-    /// Drops `target`'s read model, checkpoint and dead letters.
+    /// Empties `target`'s read model (its tables, checkpoint and dead letters) and takes it
+    /// out of the readers' view; a runner of it notices at its next transaction and reads
+    /// again from the start.
     fn reset(&self, target: Target) -> impl Future<Output = Result<(), ReadModelError>> + Send;
 }
 

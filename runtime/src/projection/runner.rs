@@ -401,18 +401,27 @@ impl<S: EventStore + 'static> ProjectionRunner<S> {
     fn spawn_follower(&self, name: &'static str, target: impl Follows<S>) -> ProjectionHandle<S> {
         let runner = self.clone();
         let (stored_tx, stored_rx) = watch::channel(None);
-        let task = TaskHandle::spawn(name, move |stop, checkpoint| async move {
+        let task = TaskHandle::spawn(name, move |context| async move {
             let mut live = Live {
                 runner,
                 name,
                 target,
                 stored: stored_tx,
             };
-            // Lag is measured from the stored checkpoint until the first catch-up ends.
-            live.stored
-                .send_replace(Some(live.target.stored_checkpoint().await?));
+            // Lag is measured from the stored checkpoint until the first catch-up ends. Not
+            // reading it is no reason to stop: the follow loop retries what failed.
+            match live.target.stored_checkpoint().await {
+                Ok(stored) => {
+                    live.stored.send_replace(Some(stored));
+                }
+                Err(error) => tracing::warn!(
+                    projection = name,
+                    %error,
+                    "could not read the stored checkpoint; lag counts from 0 until the first catch-up"
+                ),
+            }
             let log = live.runner.log.clone();
-            log.follow(live, stop, checkpoint).await
+            log.follow(live, context).await
         });
         ProjectionHandle {
             runner: self.clone(),
@@ -523,30 +532,28 @@ async fn activate_if_needed<P: Projection>(
         .map_err(read_model_error)?;
     let active = versions
         .iter()
-        .find(|status| status.state == VersionState::Active);
-    match active {
-        Some(active) if active.version == target.version => {}
-        // A newer version serves readers (an older process restarted during a rolling
-        // deploy): keep this one up to date, but never switch readers back.
-        Some(active) if active.version > target.version => {
-            tracing::warn!(
-                projection = P::NAME,
-                version = P::VERSION,
-                active = active.version,
-                "caught up, but a newer version is active: readers stay on it"
-            );
-        }
-        _ => {
-            read_model
-                .activate(target)
-                .await
-                .map_err(read_model_error)?;
-            tracing::info!(
-                projection = P::NAME,
-                version = P::VERSION,
-                "caught up: this version is now the one readers see"
-            );
-        }
+        .any(|status| status.version == target.version && status.state == VersionState::Active);
+    if active {
+        return Ok(());
+    }
+    // The read model refuses, atomically, when a newer version is active (an older
+    // process restarted during a rolling deploy): readers never switch back.
+    if read_model
+        .activate(target)
+        .await
+        .map_err(read_model_error)?
+    {
+        tracing::info!(
+            projection = P::NAME,
+            version = P::VERSION,
+            "caught up: this version is now the one readers see"
+        );
+    } else {
+        tracing::warn!(
+            projection = P::NAME,
+            version = P::VERSION,
+            "caught up, but a newer version is active: readers stay on it"
+        );
     }
     Ok(())
 }
@@ -564,6 +571,27 @@ impl TaskError for RunnerError {
         RunnerError::Task {
             projection: name,
             message,
+        }
+    }
+
+    /// Store and read-model failures (outages, timeouts, a busy database) are retried;
+    /// a poison event the projection is configured to stop on, a failed setup, a corrupt
+    /// row, a bad name or a failed task are not.
+    fn is_transient(&self) -> bool {
+        use super::read_model::ReadModelError;
+        match self {
+            RunnerError::Store { source, .. } => !matches!(source, StoreError::CorruptRow { .. }),
+            RunnerError::ReadModel { source, .. } => !matches!(
+                source,
+                ReadModelError::InvalidName { .. } | ReadModelError::Corrupt { .. }
+            ),
+            // Handled by the runner (it reads again from the stored checkpoint); retrying
+            // does the same should one get here.
+            RunnerError::CheckpointMovedBack { .. } => true,
+            RunnerError::Poisoned { .. }
+            | RunnerError::Setup { .. }
+            | RunnerError::NotParked { .. }
+            | RunnerError::Task { .. } => false,
         }
     }
 }
@@ -595,6 +623,19 @@ impl<S: EventStore + 'static> ProjectionHandle<S> {
     /// Whether its task has ended (stopped, or failed: see [`ProjectionHandle::stop`]).
     pub fn is_finished(&self) -> bool {
         self.task.is_finished()
+    }
+
+    /// The last error it retried after, with its causes (`None` if it never failed).
+    ///
+    /// Failures a retry can cure — the store or the read model unreachable, busy or
+    /// timing out — do not end the task: it logs them (a `tracing` warning), waits
+    /// 100 ms doubling up to 30 s, and tries again. The error stays here after it
+    /// recovers; [`ProjectionHandle::checkpoint`] and [`ProjectionHandle::lag`] tell
+    /// whether it still falls behind. Other failures end the task
+    /// ([`ProjectionHandle::stop`] returns them): [`RunnerError::Poisoned`] (with
+    /// [`OnPoison::Stop`]), [`RunnerError::Setup`], a corrupt row or an invalid name.
+    pub fn last_error(&self) -> Option<String> {
+        self.task.last_error()
     }
 
     /// Stops it after the batch in hand and returns how it ended (`Ok` if the way it

@@ -35,15 +35,7 @@ pub struct SqliteReadModel {
 struct Inner {
     dir: PathBuf,
     /// Write connections not in use, per target; a transaction takes one out.
-    writers: Mutex<Writers>,
-}
-
-#[derive(Default)]
-struct Writers {
-    idle: HashMap<Target, Connection>,
-    /// Bumped by `reset`, which deletes the file: a connection opened before still points
-    /// at the deleted file and must never be handed out again.
-    generation: HashMap<Target, u64>,
+    idle_writers: Mutex<HashMap<Target, Connection>>,
 }
 
 impl std::fmt::Debug for SqliteReadModel {
@@ -61,7 +53,6 @@ impl std::fmt::Debug for SqliteReadModel {
 /// never `COMMIT` or `ROLLBACK` yourself.
 pub struct SqliteTx {
     connection: Connection,
-    generation: u64,
     target: Target,
     checkpoint: Option<u64>,
 }
@@ -88,6 +79,10 @@ impl ReadModelTx for SqliteTx {
 
     fn checkpoint(&self) -> Option<u64> {
         self.checkpoint
+    }
+
+    fn is_open(&self) -> bool {
+        !self.connection.is_autocommit()
     }
 }
 
@@ -142,7 +137,7 @@ impl SqliteReadModel {
         Ok(Self {
             inner: Arc::new(Inner {
                 dir,
-                writers: Mutex::new(Writers::default()),
+                idle_writers: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -194,19 +189,16 @@ impl SqliteReadModel {
         .map_err(task_failed(shown))?
     }
 
-    fn open_writer(&self, target: Target) -> Result<(Connection, u64), ReadModelError> {
-        let generation = {
-            let mut writers = self
-                .inner
-                .writers
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            let generation = writers.generation.get(&target).copied().unwrap_or(0);
-            if let Some(connection) = writers.idle.remove(&target) {
-                return Ok((connection, generation));
-            }
-            generation
-        };
+    fn open_writer(&self, target: Target) -> Result<Connection, ReadModelError> {
+        if let Some(connection) = self
+            .inner
+            .idle_writers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&target)
+        {
+            return Ok(connection);
+        }
         check_name(target.name)?;
         let connection =
             Connection::open(self.path_of(target)).map_err(database(target, "open"))?;
@@ -230,18 +222,20 @@ impl SqliteReadModel {
                 target,
                 "create the checkpoint and dead-letter tables",
             ))?;
-        Ok((connection, generation))
+        Ok(connection)
     }
 
-    fn give_back(&self, target: Target, connection: Connection, generation: u64) {
-        let mut writers = self
-            .inner
-            .writers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if writers.generation.get(&target).copied().unwrap_or(0) == generation {
-            writers.idle.insert(target, connection);
+    /// Keeps a write connection for the next transaction, unless it is still inside one
+    /// (a failed `ROLLBACK`): that one is dropped, which rolls it back.
+    fn give_back(&self, target: Target, connection: Connection) {
+        if !connection.is_autocommit() {
+            return;
         }
+        self.inner
+            .idle_writers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(target, connection);
     }
 
     async fn blocking<T: Send + 'static>(
@@ -303,9 +297,9 @@ impl ReadModel for SqliteReadModel {
             return Ok(None);
         }
         self.blocking(target, move |this| {
-            let (connection, generation) = this.open_writer(target)?;
+            let connection = this.open_writer(target)?;
             let checkpoint = read_checkpoint(&connection, target);
-            this.give_back(target, connection, generation);
+            this.give_back(target, connection);
             checkpoint
         })
         .await
@@ -313,7 +307,7 @@ impl ReadModel for SqliteReadModel {
 
     async fn begin(&self, target: Target) -> Result<SqliteTx, ReadModelError> {
         self.blocking(target, move |this| {
-            let (connection, generation) = this.open_writer(target)?;
+            let connection = this.open_writer(target)?;
             // IMMEDIATE takes the write lock now: the checkpoint read below stays true
             // until commit, whoever else runs this projection.
             connection
@@ -322,7 +316,6 @@ impl ReadModel for SqliteReadModel {
             match read_checkpoint(&connection, target) {
                 Ok(checkpoint) => Ok(SqliteTx {
                     connection,
-                    generation,
                     target,
                     checkpoint,
                 }),
@@ -339,11 +332,17 @@ impl ReadModel for SqliteReadModel {
         let target = tx.target;
         let first = tx.checkpoint.is_none();
         self.blocking(target, move |this| {
-            let SqliteTx {
-                connection,
-                generation,
-                ..
-            } = tx;
+            let SqliteTx { connection, .. } = tx;
+            if connection.is_autocommit() {
+                // SQLite ended the transaction itself (a `RAISE(ROLLBACK)`, a full disk, ...)
+                // and a handler went on: committing the checkpoint alone would skip events.
+                this.give_back(target, connection);
+                return Err(ReadModelError::Database {
+                    target: target.to_string(),
+                    operation: "commit",
+                    source: "SQLite rolled the transaction back before commit (a handler went on after an error that ends transactions); nothing was written".into(),
+                });
+            }
             let result = connection
                 .execute(
                     "INSERT INTO factum_checkpoint (id, position, updated_at) VALUES (1, ?1, ?2)
@@ -353,10 +352,10 @@ impl ReadModel for SqliteReadModel {
                 .and_then(|_| connection.execute_batch("COMMIT"));
             if let Err(error) = result {
                 let _ = connection.execute_batch("ROLLBACK");
-                this.give_back(target, connection, generation);
+                this.give_back(target, connection);
                 return Err(database(target, "commit")(error));
             }
-            this.give_back(target, connection, generation);
+            this.give_back(target, connection);
             if first {
                 let catalog = open_catalog(&this.inner.dir)?;
                 catalog
@@ -374,13 +373,14 @@ impl ReadModel for SqliteReadModel {
     async fn rollback(&self, tx: SqliteTx) -> Result<(), ReadModelError> {
         let target = tx.target;
         self.blocking(target, move |this| {
-            let SqliteTx {
-                connection,
-                generation,
-                ..
-            } = tx;
-            let result = connection.execute_batch("ROLLBACK");
-            this.give_back(target, connection, generation);
+            let SqliteTx { connection, .. } = tx;
+            // SQLite may have rolled back already; `ROLLBACK` then fails, harmlessly.
+            let result = if connection.is_autocommit() {
+                Ok(())
+            } else {
+                connection.execute_batch("ROLLBACK")
+            };
+            this.give_back(target, connection);
             result.map_err(database(target, "roll back"))
         })
         .await
@@ -420,9 +420,9 @@ impl ReadModel for SqliteReadModel {
             return Ok(Vec::new());
         }
         self.blocking(target, move |this| {
-            let (connection, generation) = this.open_writer(target)?;
+            let connection = this.open_writer(target)?;
             let parked = read_parked(&connection, target);
-            this.give_back(target, connection, generation);
+            this.give_back(target, connection);
             parked
         })
         .await
@@ -458,12 +458,12 @@ impl ReadModel for SqliteReadModel {
                     }
                 };
                 let (checkpoint, parked) = if this.path_of(target).exists() {
-                    let (connection, generation) = this.open_writer(target)?;
+                    let connection = this.open_writer(target)?;
                     let checkpoint = read_checkpoint(&connection, target);
                     let parked: Result<i64, _> =
                         connection
                             .query_row("SELECT count(*) FROM factum_parked", [], |row| row.get(0));
-                    this.give_back(target, connection, generation);
+                    this.give_back(target, connection);
                     (
                         checkpoint?.unwrap_or(0),
                         parked.map_err(database(target, "count parked events"))?,
@@ -483,24 +483,33 @@ impl ReadModel for SqliteReadModel {
         .await
     }
 
-    async fn activate(&self, target: Target) -> Result<(), ReadModelError> {
+    async fn activate(&self, target: Target) -> Result<bool, ReadModelError> {
         check_name(target.name)?;
         self.blocking(target, move |this| {
             let mut catalog = open_catalog(&this.inner.dir)?;
-            let tx = catalog.transaction().map_err(database(target, "begin the switch"))?;
-            tx.execute(
-                "UPDATE versions SET state = 'retired' WHERE name = ?1 AND state = 'active' AND version <> ?2",
-                params![target.name, target.version],
-            )
-            .and_then(|_| {
+            let switch = |catalog: &mut Connection| -> rusqlite::Result<bool> {
+                let tx = catalog.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let newer_active: bool = tx.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM versions WHERE name = ?1 AND state = 'active' AND version > ?2)",
+                    params![target.name, target.version],
+                    |row| row.get(0),
+                )?;
+                if newer_active {
+                    return Ok(false);
+                }
+                tx.execute(
+                    "UPDATE versions SET state = 'retired' WHERE name = ?1 AND state = 'active' AND version <> ?2",
+                    params![target.name, target.version],
+                )?;
                 tx.execute(
                     "INSERT INTO versions (name, version, state) VALUES (?1, ?2, 'active')
                      ON CONFLICT (name, version) DO UPDATE SET state = 'active'",
                     params![target.name, target.version],
-                )
-            })
-            .and_then(|_| tx.commit())
-            .map_err(database(target, "switch readers over"))
+                )?;
+                tx.commit()?;
+                Ok(true)
+            };
+            switch(&mut catalog).map_err(database(target, "switch readers over"))
         })
         .await
     }
@@ -508,7 +517,7 @@ impl ReadModel for SqliteReadModel {
     async fn reset(&self, target: Target) -> Result<(), ReadModelError> {
         check_name(target.name)?;
         self.blocking(target, move |this| {
-            // Out of the catalog first: readers stop finding it before the file goes.
+            // Out of the catalog first: readers stop finding it before its tables go.
             let catalog = open_catalog(&this.inner.dir)?;
             catalog
                 .execute(
@@ -516,35 +525,44 @@ impl ReadModel for SqliteReadModel {
                     params![target.name, target.version],
                 )
                 .map_err(database(target, "remove from the catalog"))?;
-            {
-                let mut writers = this
-                    .inner
-                    .writers
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
-                writers.idle.remove(&target);
-                *writers.generation.entry(target).or_default() += 1;
+            if !this.path_of(target).exists() {
+                return Ok(());
             }
-            let path = this.path_of(target);
-            for suffix in ["", "-wal", "-shm"] {
-                let mut file = path.clone().into_os_string();
-                file.push(suffix);
-                match std::fs::remove_file(&file) {
-                    Ok(()) => {}
-                    Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(error) => {
-                        return Err(ReadModelError::Database {
-                            target: target.to_string(),
-                            operation: "delete the read model",
-                            source: Box::new(error),
-                        });
-                    }
-                }
+            // Emptied in place under the write lock, never deleted: a runner of this
+            // version (in this process or another) keeps the same file, finds its
+            // checkpoint gone at its next transaction and reads again from the start.
+            let connection = this.open_writer(target)?;
+            let result = empty_in_place(&connection);
+            if result.is_err() && !connection.is_autocommit() {
+                let _ = connection.execute_batch("ROLLBACK");
             }
-            Ok(())
+            this.give_back(target, connection);
+            result.map_err(database(target, "empty the read model"))
         })
         .await
     }
+}
+
+/// Drops every table and view of a version's file but factum's own, and empties those.
+fn empty_in_place(connection: &Connection) -> rusqlite::Result<()> {
+    connection.execute_batch("BEGIN IMMEDIATE")?;
+    let objects: Vec<(String, String)> = connection
+        .prepare(
+            "SELECT type, name FROM sqlite_schema
+             WHERE type IN ('view', 'table') AND name NOT LIKE 'sqlite_%'
+               AND name NOT IN ('factum_checkpoint', 'factum_parked')
+             ORDER BY type = 'table', name",
+        )?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    for (kind, name) in objects {
+        let kind = if kind == "view" { "VIEW" } else { "TABLE" };
+        connection.execute_batch(&format!(
+            "DROP {kind} IF EXISTS \"{}\"",
+            name.replace('"', "\"\"")
+        ))?;
+    }
+    connection.execute_batch("DELETE FROM factum_checkpoint; DELETE FROM factum_parked; COMMIT")
 }
 
 fn read_parked(
