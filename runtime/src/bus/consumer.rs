@@ -497,6 +497,26 @@ impl<P: Projection> NatsConsumer<P> {
         Ok(contiguous)
     }
 
+    /// Drops the server-side consumer if the server no longer knows it (or cannot say),
+    /// so the next round makes a new one after the cursor.
+    async fn check_reader(&mut self) {
+        let timeout = self.fetch_timeout;
+        let Some(reader) = self.session.as_mut().and_then(|s| s.reader.as_mut()) else {
+            return;
+        };
+        let known = matches!(
+            tokio::time::timeout(timeout, reader.consumer.info()).await,
+            Ok(Ok(_))
+        );
+        if !known {
+            tracing::debug!(
+                consumer = self.name,
+                "the server-side consumer is gone; making a new one after the cursor"
+            );
+            self.drop_reader().await;
+        }
+    }
+
     /// One round: receive, process; on a gap or error the server-side consumer is
     /// dropped so the next round starts after the cursor. Returns the messages read.
     async fn round(
@@ -512,6 +532,12 @@ impl<P: Projection> NatsConsumer<P> {
             }
         };
         let count = messages.len();
+        if count == 0 {
+            // A server restarted without its memory-stored consumer answers pulls with
+            // nothing at all, no error: make sure ours still exists.
+            self.check_reader().await;
+            return Ok(0);
+        }
         match self.process(messages, outcome).await {
             Ok(true) => Ok(count),
             Ok(false) => {
