@@ -152,6 +152,19 @@ async fn fill(store: &SqliteStore, streams: usize, batches: usize) {
 }
 
 /// The child's side: does nothing unless started as a child by a test below.
+/// A store and a read-model directory in a fresh temporary directory (kept while `dir`
+/// lives).
+async fn fresh() -> (tempfile::TempDir, SqliteStore, SqliteReadModel) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("events.sqlite3"))
+        .await
+        .unwrap();
+    let read_models = SqliteReadModel::open(dir.path().join("read"))
+        .await
+        .unwrap();
+    (dir, store, read_models)
+}
+
 #[tokio::test]
 async fn child_process() {
     let Ok(role) = std::env::var(ROLE) else {
@@ -247,13 +260,7 @@ async fn a_projection_killed_mid_batch_restarts_to_what_a_rebuild_gives() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_projection_following_8_concurrent_writers_ends_equal_to_a_rebuild() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path().join("events.sqlite3"))
-        .await
-        .unwrap();
-    let read_models = SqliteReadModel::open(dir.path().join("read"))
-        .await
-        .unwrap();
+    let (dir, store, read_models) = fresh().await;
     let runner = ProjectionRunner::new(store.clone()).batch_size(64);
     let mut live = runner.spawn(
         Ledger::<1> {
@@ -296,13 +303,7 @@ async fn a_projection_following_8_concurrent_writers_ends_equal_to_a_rebuild() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_blue_green_switch_while_writers_append_misses_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path().join("events.sqlite3"))
-        .await
-        .unwrap();
-    let read_models = SqliteReadModel::open(dir.path().join("read"))
-        .await
-        .unwrap();
+    let (dir, store, read_models) = fresh().await;
     fill(&store, 3, 20).await;
     let runner = ProjectionRunner::new(store.clone()).batch_size(50);
     let mut blue = runner.spawn(
@@ -404,13 +405,7 @@ async fn a_blue_green_switch_while_writers_append_misses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_rebuild_while_the_live_runner_runs_ends_complete_and_applies_nothing_twice() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path().join("events.sqlite3"))
-        .await
-        .unwrap();
-    let read_models = SqliteReadModel::open(dir.path().join("read"))
-        .await
-        .unwrap();
+    let (dir, store, read_models) = fresh().await;
     fill(&store, 3, 10).await;
     let runner = ProjectionRunner::new(store.clone()).batch_size(25);
     let mut live = runner.spawn(

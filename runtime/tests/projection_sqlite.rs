@@ -82,8 +82,9 @@ async fn read_counts(read_models: &SqliteReadModel) -> Vec<(String, i64)> {
         .unwrap()
 }
 
-#[tokio::test]
-async fn catches_up_follows_live_and_skips_what_it_does_not_handle() {
+/// A store and a read-model directory in a fresh temporary directory (kept while `dir`
+/// lives).
+async fn fresh() -> (tempfile::TempDir, SqliteStore, SqliteReadModel) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path().join("events.sqlite3"))
         .await
@@ -91,6 +92,12 @@ async fn catches_up_follows_live_and_skips_what_it_does_not_handle() {
     let read_models = SqliteReadModel::open(dir.path().join("read"))
         .await
         .unwrap();
+    (dir, store, read_models)
+}
+
+#[tokio::test]
+async fn catches_up_follows_live_and_skips_what_it_does_not_handle() {
+    let (_dir, store, read_models) = fresh().await;
     append(
         &store,
         "a",
@@ -135,13 +142,7 @@ async fn catches_up_follows_live_and_skips_what_it_does_not_handle() {
 
 #[tokio::test]
 async fn a_failing_event_is_retried_then_parked_and_can_be_replayed() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path().join("events.sqlite3"))
-        .await
-        .unwrap();
-    let read_models = SqliteReadModel::open(dir.path().join("read"))
-        .await
-        .unwrap();
+    let (_dir, store, read_models) = fresh().await;
     append(
         &store,
         "a",
@@ -193,13 +194,7 @@ async fn a_failing_event_is_retried_then_parked_and_can_be_replayed() {
 
 #[tokio::test]
 async fn stop_on_poison_keeps_the_checkpoint_before_the_event() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path().join("events.sqlite3"))
-        .await
-        .unwrap();
-    let read_models = SqliteReadModel::open(dir.path().join("read"))
-        .await
-        .unwrap();
+    let (_dir, store, read_models) = fresh().await;
     append(
         &store,
         "a",
@@ -231,13 +226,7 @@ async fn stop_on_poison_keeps_the_checkpoint_before_the_event() {
 
 #[tokio::test]
 async fn rebuild_reports_progress_and_ends_equal() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path().join("events.sqlite3"))
-        .await
-        .unwrap();
-    let read_models = SqliteReadModel::open(dir.path().join("read"))
-        .await
-        .unwrap();
+    let (_dir, store, read_models) = fresh().await;
     for stream in ["a", "b", "c"] {
         append(
             &store,
@@ -278,13 +267,7 @@ async fn rebuild_reports_progress_and_ends_equal() {
 
 #[tokio::test]
 async fn a_new_version_builds_beside_the_live_one_and_switches_when_caught_up() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path().join("events.sqlite3"))
-        .await
-        .unwrap();
-    let read_models = SqliteReadModel::open(dir.path().join("read"))
-        .await
-        .unwrap();
+    let (_dir, store, read_models) = fresh().await;
     append(
         &store,
         "a",
@@ -327,13 +310,7 @@ async fn a_new_version_builds_beside_the_live_one_and_switches_when_caught_up() 
 
 #[tokio::test]
 async fn applying_twice_skips_what_the_checkpoint_covers() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path().join("events.sqlite3"))
-        .await
-        .unwrap();
-    let read_models = SqliteReadModel::open(dir.path().join("read"))
-        .await
-        .unwrap();
+    let (_dir, store, read_models) = fresh().await;
     append(
         &store,
         "a",
@@ -399,13 +376,7 @@ impl Projection for Swallower {
 
 #[tokio::test]
 async fn a_handler_that_swallows_an_error_ending_the_transaction_fails_its_event() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path().join("events.sqlite3"))
-        .await
-        .unwrap();
-    let read_models = SqliteReadModel::open(dir.path().join("read"))
-        .await
-        .unwrap();
+    let (_dir, store, read_models) = fresh().await;
     append(&store, "a", vec![event("Counted", false)]).await;
     let runner =
         ProjectionRunner::new(store.clone()).retry(Retry::new(2, Duration::from_millis(1)));
