@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use factum::envelope::{Metadata, NewEvent, RecordedEvent};
 use factum::projection::sqlite::{SqliteReadModel, SqliteTx};
-use factum::projection::{Projection, ProjectionError, ProjectionRunner, ReadModel, VersionState};
+use factum::projection::{
+    Projection, ProjectionError, ProjectionRunner, ReadModel, Target, VersionState,
+};
 use factum::store::{EventStore, ExpectedVersion, SqliteStore};
 
 const ROLE: &str = "FACTUM_PROJECTION_CHILD_ROLE";
@@ -468,5 +470,42 @@ async fn a_rebuild_while_the_live_runner_runs_ends_complete_and_applies_nothing_
         "an event was applied twice"
     );
     assert_eq!(served.applied, 3 * 10 * 8 + 80);
+    assert_eq!(served, rebuilt(&store, &dir.path().join("rebuild")).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_runner_rebuilds_and_reactivates_a_version_reset_under_it() {
+    let (dir, store, read_models) = fresh().await;
+    fill(&store, 2, 5).await;
+    let runner = ProjectionRunner::new(store.clone()).batch_size(10);
+    let mut live = runner.spawn(
+        Ledger::<1> {
+            pause: Duration::ZERO,
+        },
+        read_models.clone(),
+    );
+    live.wait_for(store.head().await.unwrap().unwrap().position)
+        .await
+        .unwrap();
+
+    // Reset as a rebuild that died right after starting would leave it.
+    read_models
+        .reset(Target {
+            name: "ledger",
+            version: 1,
+        })
+        .await
+        .unwrap();
+    assert!(read_models.reader("ledger").await.is_err());
+    let last = store
+        .append("late", "Account", ExpectedVersion::Any, vec![deposit(7)])
+        .await
+        .unwrap()
+        .last_position;
+    live.wait_for(last).await.unwrap();
+    live.stop().await.unwrap();
+
+    let served = snapshot_of(&read_models.reader("ledger").await.unwrap());
+    assert_eq!(served.applied, served.distinct_positions);
     assert_eq!(served, rebuilt(&store, &dir.path().join("rebuild")).await);
 }

@@ -113,6 +113,9 @@ pub struct Projector<P: Projection> {
     /// The checkpoint committed or read last: a stored one behind it means the read model
     /// was reset under this projector, and the caller's read position is wrong.
     known: Option<u64>,
+    /// Set when such a reset was seen, for the runner to make the version active again
+    /// once it has caught up.
+    rewound: bool,
     retry: Retry,
     on_poison: OnPoison,
 }
@@ -124,6 +127,7 @@ impl<P: Projection> Projector<P> {
             projection,
             read_model,
             known: None,
+            rewound: false,
             retry: Retry::default(),
             on_poison: OnPoison::default(),
         }
@@ -172,8 +176,16 @@ impl<P: Projection> Projector<P> {
             .await
             .map_err(self.read_model_error())?;
         let checkpoint = checkpoint.unwrap_or(0);
+        if self.known.is_some_and(|known| checkpoint < known) {
+            self.rewound = true;
+        }
         self.known = Some(checkpoint);
         Ok(checkpoint)
+    }
+
+    /// Whether the read model was reset under this projector since the last call.
+    pub(crate) fn take_rewound(&mut self) -> bool {
+        std::mem::take(&mut self.rewound)
     }
 
     /// The events parked for this version, oldest first.
@@ -301,6 +313,7 @@ impl<P: Projection> Projector<P> {
                 .await
                 .map_err(self.read_model_error())?;
             self.known = None;
+            self.rewound = true;
             return Err(RunnerError::CheckpointMovedBack {
                 projection: P::NAME,
                 version: P::VERSION,

@@ -485,7 +485,9 @@ impl<S: EventStore + 'static, P: Projection> Follows<S> for ProjectionFollower<P
 
     async fn catch_up(&mut self, runner: &ProjectionRunner<S>) -> Result<u64, RunnerError> {
         let caught_up = runner.catch_up(&mut self.projector).await?;
-        if !self.activated {
+        // After a reset under it (a rebuild that may not finish), the version is active
+        // again as soon as this runner has caught up.
+        if !self.activated || self.projector.take_rewound() {
             activate_if_needed::<P>(self.projector.target(), self.projector.read_model()).await?;
             self.activated = true;
         }
