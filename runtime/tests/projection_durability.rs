@@ -15,7 +15,8 @@ use std::time::Duration;
 use factum::envelope::{Metadata, NewEvent, RecordedEvent};
 use factum::projection::sqlite::{SqliteReadModel, SqliteTx};
 use factum::projection::{
-    Projection, ProjectionError, ProjectionRunner, ReadModel, Target, VersionState,
+    Projection, ProjectionError, ProjectionHandle, ProjectionRunner, ReadModel, Target,
+    VersionState,
 };
 use factum::store::{EventStore, ExpectedVersion, SqliteStore};
 
@@ -151,6 +152,24 @@ async fn fill(store: &SqliteStore, streams: usize, batches: usize) {
                 .unwrap();
         }
     }
+}
+
+/// A live `Ledger` v1 runner, once it has caught up with the log.
+async fn follow_to_head(
+    runner: &ProjectionRunner<SqliteStore>,
+    store: &SqliteStore,
+    read_models: &SqliteReadModel,
+) -> ProjectionHandle<SqliteStore> {
+    let mut live = runner.spawn(
+        Ledger::<1> {
+            pause: Duration::ZERO,
+        },
+        read_models.clone(),
+    );
+    live.wait_for(store.head().await.unwrap().unwrap().position)
+        .await
+        .unwrap();
+    live
 }
 
 /// The child's side: does nothing unless started as a child by a test below.
@@ -308,15 +327,7 @@ async fn a_blue_green_switch_while_writers_append_misses_nothing() {
     let (dir, store, read_models) = fresh().await;
     fill(&store, 3, 20).await;
     let runner = ProjectionRunner::new(store.clone()).batch_size(50);
-    let mut blue = runner.spawn(
-        Ledger::<1> {
-            pause: Duration::ZERO,
-        },
-        read_models.clone(),
-    );
-    blue.wait_for(store.head().await.unwrap().unwrap().position)
-        .await
-        .unwrap();
+    let mut blue = follow_to_head(&runner, &store, &read_models).await;
 
     // The writers keep appending until readers have been switched to green, and 30
     // rounds beyond: the switch happens while they write.
@@ -410,15 +421,7 @@ async fn a_rebuild_while_the_live_runner_runs_ends_complete_and_applies_nothing_
     let (dir, store, read_models) = fresh().await;
     fill(&store, 3, 10).await;
     let runner = ProjectionRunner::new(store.clone()).batch_size(25);
-    let mut live = runner.spawn(
-        Ledger::<1> {
-            pause: Duration::ZERO,
-        },
-        read_models.clone(),
-    );
-    live.wait_for(store.head().await.unwrap().unwrap().position)
-        .await
-        .unwrap();
+    let mut live = follow_to_head(&runner, &store, &read_models).await;
 
     let writer = {
         let store = store.clone();
@@ -478,15 +481,7 @@ async fn a_live_runner_rebuilds_and_reactivates_a_version_reset_under_it() {
     let (dir, store, read_models) = fresh().await;
     fill(&store, 2, 5).await;
     let runner = ProjectionRunner::new(store.clone()).batch_size(10);
-    let mut live = runner.spawn(
-        Ledger::<1> {
-            pause: Duration::ZERO,
-        },
-        read_models.clone(),
-    );
-    live.wait_for(store.head().await.unwrap().unwrap().position)
-        .await
-        .unwrap();
+    let mut live = follow_to_head(&runner, &store, &read_models).await;
 
     // Reset as a rebuild that died right after starting would leave it.
     read_models
