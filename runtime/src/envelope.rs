@@ -40,7 +40,7 @@ pub struct NewEvent {
 
 impl NewEvent {
     /// A new event with a fresh UUID v7 and the current time, to the microsecond (the
-    /// precision every store keeps, PostgreSQL's included).
+    /// precision every store keeps, PostgreSQL's included: see [`now`]).
     pub fn new(
         name: impl Into<String>,
         schema_version: u32,
@@ -52,14 +52,17 @@ impl NewEvent {
             name: name.into(),
             schema_version,
             payload,
-            timestamp: now_to_the_microsecond(),
+            timestamp: now(),
             metadata,
         }
     }
 }
 
-/// The current time, truncated to whole microseconds.
-fn now_to_the_microsecond() -> DateTime<Utc> {
+/// The current time, truncated to whole microseconds: the precision every store keeps
+/// (see [`limits`](crate::store::limits)). Stores refuse finer timestamps rather than
+/// round them, so set a [`NewEvent::timestamp`] or a [`Snapshot::taken_at`] from this,
+/// not from `Utc::now()`.
+pub fn now() -> DateTime<Utc> {
     chrono::SubsecRound::trunc_subsecs(Utc::now(), 6)
 }
 

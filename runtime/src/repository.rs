@@ -403,7 +403,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                     stream_version: version,
                     schema_version,
                     state: serialised,
-                    taken_at: chrono::Utc::now(),
+                    taken_at: crate::envelope::now(),
                 })
                 .await
                 .map_err(|error| error.to_string()),

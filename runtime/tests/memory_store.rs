@@ -111,7 +111,7 @@ async fn re_appending_the_same_batch_is_idempotent() {
         store
             .append("s", "T", ExpectedVersion::Any, vec![fresh.clone(), fresh])
             .await,
-        Err(StoreError::DuplicateEventId { .. })
+        Err(StoreError::RepeatedEventId { .. })
     ));
     assert!(
         store

@@ -194,7 +194,7 @@ async fn undecodable_events_are_typed_errors_naming_stream_and_version() {
             stream_version: 3,
             schema_version: 1,
             state: serde_json::value::to_raw_value(&serde_json::json!({"total": 3})).unwrap(),
-            taken_at: chrono::Utc::now(),
+            taken_at: factum::envelope::now(),
         })
         .await
         .unwrap();

@@ -163,19 +163,20 @@ async fn re_appending_the_same_batch_is_idempotent_and_reused_ids_are_refused() 
             .await,
     );
     assert_eq!(id, batch[0].event_id);
-    // An id twice in one batch.
+    // An id twice in one batch: its own error, as nothing is stored under it.
     let twice = event(1);
-    let id = duplicate(
-        store
-            .append(
-                "s",
-                "T",
-                ExpectedVersion::Any,
-                vec![twice.clone(), twice.clone()],
-            )
-            .await,
+    let repeated = store
+        .append(
+            "s",
+            "T",
+            ExpectedVersion::Any,
+            vec![twice.clone(), twice.clone()],
+        )
+        .await;
+    assert!(
+        matches!(&repeated, Err(StoreError::RepeatedEventId { event_id, .. }) if *event_id == twice.event_id),
+        "{repeated:?}"
     );
-    assert_eq!(id, twice.event_id);
     assert_eq!(store.read_all(0, 100).await.unwrap().len(), 5);
     assert_eq!(store.stream_version("other").await.unwrap(), None);
 }
@@ -313,11 +314,11 @@ async fn hostile_stream_ids_work_and_nul_is_a_typed_error() {
     assert_eq!(store.read_all(0, 1000).await.unwrap().len(), ids.len() * 2);
 
     let nul = |result: Result<_, StoreError>| match result {
-        Err(StoreError::Backend(source)) => {
-            let message = source.to_string();
+        Err(error @ StoreError::ValueRefused { .. }) => {
+            let message = error.to_string();
             assert!(message.contains("NUL"), "{message}");
         }
-        other => panic!("expected a backend error naming NUL, got {other:?}"),
+        other => panic!("expected a refusal naming NUL, got {other:?}"),
     };
     nul(store
         .append("a\0b", "T", ExpectedVersion::Any, events(1))
@@ -627,6 +628,10 @@ fn summary(result: Result<factum::store::AppendOutcome, StoreError>) -> String {
             requested,
         }) => format!("type {stream_id} {existing} {requested}"),
         Err(StoreError::EmptyAppend { stream_id }) => format!("empty {stream_id}"),
+        Err(StoreError::RepeatedEventId {
+            stream_id,
+            event_id,
+        }) => format!("repeated {stream_id} {event_id}"),
         Err(other) => panic!("unexpected error: {other}"),
     }
 }
@@ -694,7 +699,7 @@ async fn appends_answer_exactly_as_the_memory_store_does() {
             "step {step}: {stream} {stream_type} {expected:?}"
         );
     }
-    let all_kinds = ["conflict", "duplicate", "ok", "ok again", "type"];
+    let all_kinds = ["conflict", "duplicate", "ok", "ok again", "repeated", "type"];
     assert_eq!(
         kinds.iter().map(String::as_str).collect::<Vec<_>>(),
         all_kinds

@@ -81,7 +81,7 @@ async fn a_load_starts_from_the_snapshot() {
             stream_version: 3,
             schema_version: 1,
             state: serde_json::value::to_raw_value(&doctored).unwrap(),
-            taken_at: Utc::now(),
+            taken_at: factum::envelope::now(),
         })
         .await
         .unwrap();
@@ -105,7 +105,7 @@ async fn a_snapshot_of_another_schema_is_ignored_and_replaced() {
                 stream_version: 4,
                 schema_version,
                 state: serde_json::value::RawValue::from_string(state.into()).unwrap(),
-                taken_at: Utc::now(),
+                taken_at: factum::envelope::now(),
             })
             .await
             .unwrap();

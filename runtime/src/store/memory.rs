@@ -122,11 +122,7 @@ impl EventStore for MemoryStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome, StoreError> {
-        if events.is_empty() {
-            return Err(StoreError::EmptyAppend {
-                stream_id: stream_id.to_owned(),
-            });
-        }
+        super::limits::check_append(stream_id, stream_type, &events)?;
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
         if let Some(outcome) = state.find_previous_append(stream_id, expected, &events)? {
             return Ok(outcome);
@@ -145,13 +141,6 @@ impl EventStore for MemoryStore {
                 stream_id: stream_id.to_owned(),
                 existing: stream.stream_type.clone(),
                 requested: stream_type.to_owned(),
-            });
-        }
-        let mut seen = std::collections::HashSet::with_capacity(events.len());
-        if let Some(event) = events.iter().find(|event| !seen.insert(event.event_id)) {
-            return Err(StoreError::DuplicateEventId {
-                stream_id: stream_id.to_owned(),
-                event_id: event.event_id,
             });
         }
 
@@ -285,6 +274,7 @@ impl EventStore for MemoryStore {
     }
 
     async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        super::limits::check_snapshot(&snapshot)?;
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
         state.snapshots.insert(snapshot.stream_id.clone(), snapshot);
         Ok(())

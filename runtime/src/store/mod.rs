@@ -1,5 +1,6 @@
 //! The storage contract every backend fulfils.
 
+pub mod limits;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -92,6 +93,25 @@ pub enum StoreError {
         stream_id: String,
         /// The re-used id.
         event_id: uuid::Uuid,
+    },
+    /// The batch holds one event id twice; nothing was written.
+    #[error("stream `{stream_id}`: event id {event_id} appears twice in the batch")]
+    RepeatedEventId {
+        /// The stream appended to.
+        stream_id: String,
+        /// The repeated id.
+        event_id: uuid::Uuid,
+    },
+    /// A value breaks one of the [limits](limits) a store checks so that what it accepts
+    /// reads back equal; nothing was written.
+    #[error("stream `{stream_id}`: {field} {limit}; nothing was written")]
+    ValueRefused {
+        /// The stream appended to (or whose snapshot was saved).
+        stream_id: String,
+        /// Which value, e.g. ``event 2 of the batch (`OrderPlaced`) payload``.
+        field: String,
+        /// The limit it breaks.
+        limit: limits::Limit,
     },
     /// An append with no events.
     #[error("stream `{stream_id}`: an append needs at least one event")]

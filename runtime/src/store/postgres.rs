@@ -50,14 +50,6 @@ pub enum PostgresError {
         "invalid schema name `{0}`: use 1 to 63 ASCII letters, digits and `_`, not starting with a digit or `pg_`"
     )]
     InvalidSchemaName(String),
-    /// A string holds the NUL character, which PostgreSQL text cannot store.
-    #[error("{field} `{value}` contains a NUL character, which PostgreSQL cannot store")]
-    NulCharacter {
-        /// Which string (`stream id`, `stream type`, `event name`).
-        field: &'static str,
-        /// The string, NUL shown as `\0`.
-        value: String,
-    },
     /// The database holds a newer factum schema than this code knows.
     #[error(
         "schema `{schema}` is at factum schema version {found}, newer than this code knows ({supported}); upgrade factum"
@@ -347,8 +339,9 @@ fn default_pool_size() -> usize {
 /// # Strings PostgreSQL cannot store
 ///
 /// PostgreSQL `text` cannot hold the NUL character. A stream id, stream type or event
-/// name containing one is refused before anything is sent, with a
-/// [`StoreError::Backend`] holding `PostgresError::NulCharacter`. Reading a stream
+/// name containing one is refused before anything is sent, with
+/// [`StoreError::ValueRefused`] (every store refuses it: see
+/// [`limits`](crate::store::limits)). Reading a stream
 /// whose id contains NUL finds nothing, as no such stream can exist. (JSON payloads and
 /// metadata carry NUL as the `\u0000` escape, which `json` stores as it is.)
 ///
@@ -758,17 +751,6 @@ fn pool_error(error: deadpool_postgres::PoolError) -> StoreError {
     }
 }
 
-fn check_nul(field: &'static str, value: &str) -> Result<(), StoreError> {
-    if value.contains('\0') {
-        Err(backend(PostgresError::NulCharacter {
-            field,
-            value: value.replace('\0', "\\0"),
-        }))
-    } else {
-        Ok(())
-    }
-}
-
 fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
@@ -787,13 +769,15 @@ fn unique_violation(error: &tokio_postgres::Error) -> Option<&str> {
     (db.code() == &SqlState::UNIQUE_VIOLATION).then(|| db.constraint().unwrap_or(""))
 }
 
+/// The `p_batch_duplicate` argument of `factum_append`.
+const NO_REPEATED_ID: Option<Uuid> = None;
+
 /// The batch of one append, as the arrays `factum_append` takes.
 struct Batch<'a> {
     stream_id: &'a str,
     stream_type: &'a str,
     expected_kind: i32,
     expected_version: i64,
-    batch_duplicate: Option<Uuid>,
     event_ids: Vec<Uuid>,
     names: Vec<&'a str>,
     schema_versions: Vec<i64>,
@@ -809,13 +793,7 @@ impl<'a> Batch<'a> {
         expected: ExpectedVersion,
         events: &'a [NewEvent],
     ) -> Result<Self, StoreError> {
-        if events.is_empty() {
-            return Err(StoreError::EmptyAppend {
-                stream_id: stream_id.to_owned(),
-            });
-        }
-        check_nul("stream id", stream_id)?;
-        check_nul("stream type", stream_type)?;
+        super::limits::check_append(stream_id, stream_type, events)?;
         let (expected_kind, expected_version) = match expected {
             ExpectedVersion::Any => (0, 0),
             ExpectedVersion::NoStream => (1, 0),
@@ -827,7 +805,6 @@ impl<'a> Batch<'a> {
             stream_type,
             expected_kind,
             expected_version,
-            batch_duplicate: None,
             event_ids: Vec::with_capacity(events.len()),
             names: Vec::with_capacity(events.len()),
             schema_versions: Vec::with_capacity(events.len()),
@@ -836,10 +813,6 @@ impl<'a> Batch<'a> {
             metadata: Vec::with_capacity(events.len()),
         };
         for event in events {
-            check_nul("event name", &event.name)?;
-            if batch.batch_duplicate.is_none() && batch.event_ids.contains(&event.event_id) {
-                batch.batch_duplicate = Some(event.event_id);
-            }
             batch.event_ids.push(event.event_id);
             batch.names.push(&event.name);
             batch.schema_versions.push(i64::from(event.schema_version));
@@ -889,7 +862,9 @@ impl<'a> Batch<'a> {
             &self.stream_type,
             &self.expected_kind,
             &self.expected_version,
-            &self.batch_duplicate,
+            // `factum_append` can report an id repeated in the batch; `check_append`
+            // refused such a batch already.
+            &NO_REPEATED_ID,
             &self.event_ids,
             &self.names,
             &self.schema_versions,
@@ -1495,7 +1470,7 @@ impl EventStore for PostgresStore {
     }
 
     async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
-        check_nul("stream id", &snapshot.stream_id)?;
+        super::limits::check_snapshot(&snapshot)?;
         self.query(
             &self.sql.save_snapshot,
             &[
@@ -1754,17 +1729,5 @@ mod tests {
     fn lock_keys_differ_between_schemas() {
         assert_ne!(lock_key("public"), lock_key("factum_test_1"));
         assert_eq!(lock_key("public"), lock_key("public"));
-    }
-
-    #[test]
-    fn nul_characters_are_refused_with_a_typed_error() {
-        let error = check_nul("stream id", "a\0b").unwrap_err();
-        let StoreError::Backend(source) = &error else {
-            panic!("{error:?}");
-        };
-        assert!(matches!(
-            source.downcast_ref::<PostgresError>(),
-            Some(PostgresError::NulCharacter { field: "stream id", value }) if value == "a\\0b"
-        ));
     }
 }

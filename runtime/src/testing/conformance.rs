@@ -28,6 +28,7 @@ use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use crate::envelope::{Metadata, NewEvent, RecordedEvent, Snapshot};
+use crate::store::limits::{self, Limit};
 use crate::store::{EventStore, ExpectedVersion, StoreError, VisitError};
 
 /// Runs every single-writer check, each on a fresh store from `fresh_store`.
@@ -50,6 +51,8 @@ where
     filtered_reads(&fresh_store().into_store().await).await;
     head_of_the_log(&fresh_store().into_store().await).await;
     waiting_for_events(&fresh_store().into_store().await).await;
+    accepted_values_read_back(&fresh_store().into_store().await).await;
+    refused_snapshots(&fresh_store().into_store().await).await;
 }
 
 /// What a store factory returns: a store, or a future of one.
@@ -97,21 +100,32 @@ async fn stream_events<S: EventStore>(store: &S, stream_id: &str) -> Vec<Recorde
         .expect("read_stream")
 }
 
-/// An append is all or nothing: a batch that fails (here: it repeats an event id within
-/// itself) writes none of its events, and the stream stays as it was.
+/// An append is all or nothing: a batch that fails part way (here: its fifth event
+/// re-uses the id of an event stored in another stream) writes none of its events, and
+/// the stream stays as it was.
 pub async fn atomic_batches<S: EventStore>(store: &S) {
     store
         .append("atomic", "T", ExpectedVersion::NoStream, ticks(0..3))
         .await
         .expect("a first batch of three is stored");
+    let elsewhere = tick(100);
+    store
+        .append(
+            "atomic-other",
+            "T",
+            ExpectedVersion::NoStream,
+            vec![elsewhere.clone()],
+        )
+        .await
+        .expect("an event of another stream is stored");
     let mut batch = ticks(3..8);
-    batch[4].event_id = batch[1].event_id;
+    batch[4].event_id = elsewhere.event_id;
     let refused = store
         .append("atomic", "T", ExpectedVersion::Exact(3), batch)
         .await;
     assert!(
         matches!(refused, Err(StoreError::DuplicateEventId { .. })),
-        "a batch repeating an event id must be refused with DuplicateEventId, got {refused:?}"
+        "a batch re-using a stored event id must be refused with DuplicateEventId, got {refused:?}"
     );
     assert_eq!(
         stream_events(store, "atomic").await.len(),
@@ -1140,4 +1154,318 @@ pub async fn filtered_follower_sees_every_event<S: EventStore + 'static>(
     );
     assert_eq!(seen_ids, wanted_ids, "the follower sees every wanted event");
     seen.len()
+}
+
+/// JSON nested `depth` arrays deep (`0`: a number).
+fn nested_array(depth: usize) -> serde_json::Value {
+    let mut value = json!(0);
+    for _ in 0..depth {
+        value = json!([value]);
+    }
+    value
+}
+
+/// The limit an append was refused for, with the field it named; panics on anything else.
+fn refusal<T: std::fmt::Debug>(result: Result<T, StoreError>, what: &str) -> (String, Limit) {
+    match result {
+        Err(StoreError::ValueRefused {
+            stream_id,
+            field,
+            limit,
+        }) => {
+            assert!(
+                !stream_id.is_empty(),
+                "{what}: the refusal names the stream"
+            );
+            (field, limit)
+        }
+        other => panic!("{what}: expected StoreError::ValueRefused, got {other:?}"),
+    }
+}
+
+/// What a store accepts it reads back equal; a value some store could not read back
+/// equal (see [`limits`]) is refused with [`StoreError::ValueRefused`] naming the field
+/// and the limit, and nothing of its batch is written. Refused values never poison the
+/// log: reading it whole still works afterwards.
+pub async fn accepted_values_read_back<S: EventStore>(store: &S) {
+    let with_extra = |value: serde_json::Value| {
+        let mut event = tick(0);
+        event.metadata.extra.insert("trace".to_owned(), value);
+        event
+    };
+    let with_payload = |value: serde_json::Value| {
+        NewEvent::new(
+            "Deep",
+            1,
+            payload(&json!({ "v": value })),
+            Metadata::default(),
+        )
+    };
+    let at = |seconds: i64, nanoseconds: u32| {
+        chrono::DateTime::from_timestamp(seconds, nanoseconds).expect("a valid time")
+    };
+    let timed = |timestamp| {
+        let mut event = tick(0);
+        event.timestamp = timestamp;
+        event
+    };
+
+    // Accepted at each limit, and read back equal.
+    let mut accepted = vec![
+        with_extra(nested_array(limits::MAX_EXTRA_DEPTH)),
+        // The payload object is one level, its value the rest.
+        with_payload(nested_array(limits::MAX_JSON_DEPTH - 1)),
+        timed(at(limits::EARLIEST_TIMESTAMP, 0)),
+        timed(at(limits::LATEST_TIMESTAMP, 999_999_000)),
+        // A microsecond before the epoch (a store must not round it across the second).
+        timed(at(-1, 999_999_000)),
+        timed(at(0, 1_000)),
+    ];
+    accepted.push(NewEvent::new(
+        "Übergabe \u{1F980}",
+        u32::MAX,
+        payload(&json!({ "text": "NUL \u{0} and \u{1F980} in a payload" })),
+        Metadata {
+            actor: Some("NUL \u{0} in an actor".to_owned()),
+            ..Metadata::default()
+        },
+    ));
+    store
+        .append("limits", "T", ExpectedVersion::NoStream, accepted.clone())
+        .await
+        .expect("values within every limit are accepted");
+    let read = stream_events(store, "limits").await;
+    assert_eq!(read.len(), accepted.len());
+    for (index, (stored, sent)) in read.iter().zip(&accepted).enumerate() {
+        assert_eq!(stored.event_id, sent.event_id, "event {index}: id");
+        assert_eq!(stored.name, sent.name, "event {index}: name");
+        assert_eq!(stored.schema_version, sent.schema_version, "event {index}");
+        assert_eq!(
+            stored.payload.get(),
+            sent.payload.get(),
+            "event {index}: payload"
+        );
+        assert_eq!(stored.timestamp, sent.timestamp, "event {index}: timestamp");
+        assert_eq!(stored.metadata, sent.metadata, "event {index}: metadata");
+    }
+
+    // Refused, naming the field and the limit; nothing of the batch is written.
+    // What is refused, the event, the field its refusal names, the limit it breaks.
+    type Case = (&'static str, NewEvent, &'static str, fn(&Limit) -> bool);
+    let refused_cases: Vec<Case> = vec![
+        (
+            "metadata.extra nested 126 deep",
+            with_extra(nested_array(126)),
+            "metadata.extra[\"trace\"]",
+            |limit| matches!(limit, Limit::JsonDepth { max, .. } if *max == limits::MAX_EXTRA_DEPTH),
+        ),
+        (
+            "metadata.extra one level too deep",
+            with_extra(nested_array(limits::MAX_EXTRA_DEPTH + 1)),
+            "metadata.extra[\"trace\"]",
+            |limit| matches!(limit, Limit::JsonDepth { .. }),
+        ),
+        (
+            "a payload nested 127 deep",
+            with_payload(nested_array(127)),
+            "payload",
+            |limit| matches!(limit, Limit::JsonDepth { max, .. } if *max == limits::MAX_JSON_DEPTH),
+        ),
+        (
+            "a payload one level too deep",
+            with_payload(nested_array(limits::MAX_JSON_DEPTH)),
+            "payload",
+            |limit| matches!(limit, Limit::JsonDepth { .. }),
+        ),
+        (
+            "a timestamp a nanosecond before the epoch",
+            timed(at(-1, 999_999_999)),
+            "timestamp",
+            |limit| matches!(limit, Limit::SubMicrosecond { .. }),
+        ),
+        (
+            "a leap second",
+            timed(
+                chrono::NaiveDate::from_ymd_opt(2016, 12, 31)
+                    .and_then(|day| day.and_hms_nano_opt(23, 59, 59, 1_500_000_000))
+                    .expect("23:59:60.5 is a leap second")
+                    .and_utc(),
+            ),
+            "timestamp",
+            |limit| matches!(limit, Limit::LeapSecond { .. }),
+        ),
+        (
+            "the latest time chrono knows",
+            timed(chrono::DateTime::<Utc>::MAX_UTC),
+            "timestamp",
+            |limit| matches!(limit, Limit::TimestampRange { .. }),
+        ),
+        (
+            "the latest time chrono knows, in microseconds",
+            timed(chrono::SubsecRound::trunc_subsecs(
+                chrono::DateTime::<Utc>::MAX_UTC,
+                6,
+            )),
+            "timestamp",
+            |limit| matches!(limit, Limit::TimestampRange { .. }),
+        ),
+        (
+            "the earliest time chrono knows",
+            timed(chrono::DateTime::<Utc>::MIN_UTC),
+            "timestamp",
+            |limit| matches!(limit, Limit::TimestampRange { .. }),
+        ),
+        (
+            "a second after the year 9999",
+            timed(at(limits::LATEST_TIMESTAMP + 1, 0)),
+            "timestamp",
+            |limit| matches!(limit, Limit::TimestampRange { .. }),
+        ),
+        (
+            "an event name with NUL",
+            NewEvent::new("Ti\0ck", 1, payload(&json!({})), Metadata::default()),
+            "name",
+            |limit| matches!(limit, Limit::NulCharacter),
+        ),
+    ];
+    for (what, event, field, is_expected) in refused_cases {
+        let batch = vec![tick(1), event];
+        let (named, limit) = refusal(
+            store
+                .append("refused", "T", ExpectedVersion::Any, batch)
+                .await,
+            what,
+        );
+        assert!(
+            named.contains(field) && named.contains("event 2"),
+            "{what}: the refusal names the event and the field {field}, got {named:?}"
+        );
+        assert!(is_expected(&limit), "{what}: refused for {limit:?}");
+    }
+    for (what, stream_id, stream_type) in [
+        ("a stream id with NUL", "re\0fused", "T"),
+        ("a stream type with NUL", "refused", "T\0"),
+    ] {
+        let (named, limit) = refusal(
+            store
+                .append(stream_id, stream_type, ExpectedVersion::Any, ticks(0..1))
+                .await,
+            what,
+        );
+        assert!(
+            named.contains("stream"),
+            "{what}: names the field, got {named:?}"
+        );
+        assert_eq!(limit, Limit::NulCharacter, "{what}");
+    }
+
+    // An id repeated inside one batch is its own error: nothing is stored under it.
+    let mut repeated = ticks(0..3);
+    repeated[2].event_id = repeated[0].event_id;
+    let error = store
+        .append("refused", "T", ExpectedVersion::Any, repeated.clone())
+        .await
+        .expect_err("a batch repeating an id is refused");
+    assert!(
+        matches!(&error, StoreError::RepeatedEventId { event_id, .. } if *event_id == repeated[0].event_id),
+        "a repeated id is StoreError::RepeatedEventId, got {error:?}"
+    );
+    assert!(
+        error.to_string().contains("appears twice in the batch"),
+        "the message says what happened: {error}"
+    );
+
+    assert_eq!(
+        store.stream_version("refused").await.expect("version"),
+        None,
+        "refused batches write nothing"
+    );
+    let all = all_events(store).await;
+    assert_eq!(
+        all.len(),
+        accepted.len(),
+        "the log reads whole after the refusals, and holds only what was accepted"
+    );
+}
+
+/// Snapshots are held to the same rule: a snapshot some store could not read back equal
+/// is refused, and the earlier snapshot stays.
+pub async fn refused_snapshots<S: EventStore>(store: &S) {
+    let snapshot = |stream_version: u64, state: serde_json::Value| Snapshot {
+        stream_id: "snap-limits".to_owned(),
+        stream_version,
+        schema_version: u32::MAX,
+        state: payload(&state),
+        taken_at: chrono::DateTime::from_timestamp(-1, 999_999_000).expect("a valid time"),
+    };
+    let kept = snapshot(limits::MAX_VERSION, nested_array(limits::MAX_JSON_DEPTH));
+    store
+        .save_snapshot(kept.clone())
+        .await
+        .expect("a snapshot within every limit is saved");
+    let loaded = store
+        .load_snapshot("snap-limits")
+        .await
+        .expect("load")
+        .expect("the snapshot is there");
+    assert_eq!(loaded.stream_version, limits::MAX_VERSION, "stream_version");
+    assert_eq!(loaded.schema_version, u32::MAX, "schema_version");
+    assert_eq!(loaded.state.get(), kept.state.get(), "state");
+    assert_eq!(loaded.taken_at, kept.taken_at, "taken_at");
+
+    let mut sub_microsecond = snapshot(1, json!({}));
+    sub_microsecond.taken_at = chrono::DateTime::from_timestamp(5, 1).expect("a valid time");
+    let mut with_nul = snapshot(1, json!({}));
+    with_nul.stream_id = "snap\0limits".to_owned();
+    for (what, refused, field, expected) in [
+        (
+            "stream_version u64::MAX",
+            snapshot(u64::MAX, json!({})),
+            "stream_version",
+            Limit::TooLarge {
+                value: u64::MAX,
+                max: limits::MAX_VERSION,
+            },
+        ),
+        (
+            "a state one level too deep",
+            snapshot(2, nested_array(limits::MAX_JSON_DEPTH + 1)),
+            "state",
+            Limit::JsonDepth {
+                depth: limits::MAX_JSON_DEPTH + 1,
+                max: limits::MAX_JSON_DEPTH,
+            },
+        ),
+        (
+            "taken_at a nanosecond past a second",
+            sub_microsecond,
+            "taken_at",
+            Limit::SubMicrosecond {
+                timestamp: "1970-01-01T00:00:05.000000001Z".to_owned(),
+            },
+        ),
+        (
+            "a stream id with NUL",
+            with_nul,
+            "stream id",
+            Limit::NulCharacter,
+        ),
+    ] {
+        let (named, limit) = refusal(store.save_snapshot(refused).await, what);
+        assert!(
+            named.contains(field),
+            "{what}: names {field}, got {named:?}"
+        );
+        assert_eq!(limit, expected, "{what}");
+    }
+    let still = store
+        .load_snapshot("snap-limits")
+        .await
+        .expect("load")
+        .expect("the snapshot is there");
+    assert_eq!(
+        (still.stream_version, still.state.get()),
+        (limits::MAX_VERSION, kept.state.get()),
+        "a refused snapshot leaves the earlier one"
+    );
 }

@@ -1,6 +1,5 @@
 //! The append transaction.
 
-use std::collections::HashSet;
 use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
@@ -110,7 +109,7 @@ pub(super) fn append(
         Err(Failure::Sqlite(error))
             if error.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) =>
         {
-            // A stored id (or one repeated in the batch) hit the UNIQUE index. The rows
+            // A stored id hit the UNIQUE index. The rows
             // inserted so far belong to this transaction: roll them back, then look at
             // what is stored, under the write lock again.
             drop(transaction);
@@ -119,12 +118,6 @@ pub(super) fn append(
             drop(transaction);
             if let Some(outcome) = previous {
                 return Ok(outcome);
-            }
-            if let Some(event_id) = repeated_id(events) {
-                return Err(Failure::Store(StoreError::DuplicateEventId {
-                    stream_id: stream_id.to_owned(),
-                    event_id,
-                }));
             }
             Err(Failure::Store(backend(error)))
         }
@@ -205,15 +198,6 @@ fn is_empty(metadata: &Metadata) -> bool {
         && metadata.causation_id.is_none()
         && metadata.actor.is_none()
         && metadata.extra.is_empty()
-}
-
-/// The first id that occurs twice in the batch.
-fn repeated_id(events: &[NewEvent]) -> Option<uuid::Uuid> {
-    let mut seen = HashSet::with_capacity(events.len());
-    events
-        .iter()
-        .map(|event| event.event_id)
-        .find(|event_id| !seen.insert(*event_id))
 }
 
 /// When every id of the batch is stored as this exact batch, appended with this

@@ -14,7 +14,8 @@
 //!   timestamp_s, timestamp_ns)` with `UNIQUE (stream_key, stream_version)`. The payload
 //!   is the event's JSON text, stored verbatim; the metadata is JSON (`NULL` when empty);
 //!   the timestamp is whole seconds and nanoseconds since the Unix epoch, so every
-//!   `DateTime<Utc>` reads back exactly, to the nanosecond.
+//!   timestamp the [limits](crate::store::limits) let in (whole microseconds, years 1
+//!   to 9999) reads back exactly.
 //! - `snapshots (stream_id TEXT PRIMARY KEY, ...)`: the latest snapshot per stream.
 //!
 //! # Why it is built this way
@@ -458,11 +459,7 @@ impl EventStore for SqliteStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome, StoreError> {
-        if events.is_empty() {
-            return Err(StoreError::EmptyAppend {
-                stream_id: stream_id.to_owned(),
-            });
-        }
+        super::limits::check_append(stream_id, stream_type, &events)?;
         let stream_id = stream_id.to_owned();
         let stream_type = stream_type.to_owned();
         let outcome = self
@@ -603,6 +600,7 @@ impl EventStore for SqliteStore {
     }
 
     async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        super::limits::check_snapshot(&snapshot)?;
         self.write(move |connection, patience| rows::save_snapshot(connection, patience, &snapshot))
             .await
     }
