@@ -1,6 +1,7 @@
 //! What the SQLite store guarantees beyond the shared conformance suite: its schema and
-//! migrations, exact timestamps, positions never reused, concurrent writers on one file,
-//! bounded streamed replay, and typed errors for stored rows it cannot read.
+//! migrations, typed errors for files that are not stores (left as they were), exact
+//! timestamps, positions never reused, concurrent writers on one file, bounded streamed
+//! replay, and typed errors for stored rows it cannot read.
 //!
 //! Run with `cargo test -p factum --features sqlite`.
 
@@ -10,7 +11,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use factum::error::DecodeErrorKind;
 use factum::prelude::*;
-use factum::store::{SqliteStore, VisitError};
+use factum::store::{SqliteOpenError, SqliteStore, VisitError};
 use serde_json::json;
 use tempfile::TempDir;
 
@@ -135,21 +136,6 @@ async fn a_file_with_a_newer_schema_is_refused_untouched() {
 }
 
 #[tokio::test]
-async fn a_file_that_is_not_a_database_is_a_typed_error() {
-    let (_dir, path) = temp_file();
-    std::fs::write(
-        &path,
-        b"this is not a SQLite file, not even close; ".repeat(200),
-    )
-    .unwrap();
-    let error = SqliteStore::open(&path).await.expect_err("not a database");
-    assert!(
-        error.to_string().contains("cannot open the SQLite store"),
-        "{error}"
-    );
-}
-
-#[tokio::test]
 async fn options_open_a_store_with_normal_synchronous() {
     let (_dir, path) = temp_file();
     let store = SqliteStore::options()
@@ -172,6 +158,378 @@ async fn options_open_a_store_with_normal_synchronous() {
     for read in reads {
         assert_eq!(read.await.unwrap().unwrap().len(), 2);
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Files that are not stores: refused on open, left as they were
+
+/// `path` with `suffix` appended to its file name, as SQLite names its `-wal` file.
+fn sidecar(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// Opening `path` fails with `NotAStore` naming it; returns the reason.
+async fn not_a_store(path: &Path) -> String {
+    match SqliteStore::open(path).await {
+        Err(error @ SqliteOpenError::NotAStore { .. }) => {
+            let message = error.to_string();
+            let SqliteOpenError::NotAStore {
+                path: refused,
+                reason,
+            } = error
+            else {
+                unreachable!()
+            };
+            assert_eq!(refused, path);
+            assert_eq!(
+                message,
+                format!("`{}` is not a factum store: {reason}", path.display())
+            );
+            reason
+        }
+        other => panic!("expected NotAStore for {}, got {other:?}", path.display()),
+    }
+}
+
+/// The names in `dir` other than the store file and SQLite's files beside it: a
+/// temporary file of a creation that was not cleaned up.
+fn strays(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| !["events.db", "events.db-wal", "events.db-shm"].contains(&name.as_str()))
+        .collect();
+    names.sort();
+    names
+}
+
+/// A closed store file with `count` events in stream `s`, checkpointed (no `-wal` left).
+async fn store_with_events(path: &Path, count: u64) {
+    let store = SqliteStore::open(path).await.expect("open");
+    for batch in 0..count.div_ceil(100) {
+        let from = batch * 100;
+        store
+            .append(
+                "s",
+                "T",
+                ExpectedVersion::Any,
+                ticks(from..(from + 100).min(count)),
+            )
+            .await
+            .expect("append");
+    }
+    drop(store);
+    assert!(
+        !sidecar(path, "-wal").exists(),
+        "closing the last connection checkpoints and removes the WAL"
+    );
+}
+
+#[tokio::test]
+async fn a_path_where_no_file_exists_gets_a_new_store_and_no_stray_files() {
+    let (dir, path) = temp_file();
+    let store = SqliteStore::open(&path).await.expect("a new store");
+    store
+        .append("s", "T", ExpectedVersion::NoStream, ticks(0..2))
+        .await
+        .expect("append");
+    assert_eq!(store.head().await.unwrap().unwrap().position, 2);
+    assert_eq!(strays(dir.path()), Vec::<String>::new());
+    drop(store);
+    let reopened = SqliteStore::open(&path).await.expect("reopen");
+    assert_eq!(reopened.stream_version("s").await.unwrap(), Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stores_opening_a_new_path_at_once_share_one_new_store() {
+    let (dir, path) = temp_file();
+    let opens: Vec<_> = (0..8)
+        .map(|n| {
+            let path = path.clone();
+            tokio::spawn(async move {
+                let store = SqliteStore::open(&path).await.expect("every open succeeds");
+                store
+                    .append(
+                        &format!("s-{n}"),
+                        "T",
+                        ExpectedVersion::NoStream,
+                        ticks(0..1),
+                    )
+                    .await
+                    .expect("append");
+            })
+        })
+        .collect();
+    for open in opens {
+        open.await.unwrap();
+    }
+    let store = SqliteStore::open(&path).await.expect("reopen");
+    assert_eq!(store.read_all(0, usize::MAX).await.unwrap().len(), 8);
+    assert_eq!(strays(dir.path()), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn an_empty_or_short_file_is_not_a_store_and_is_left_as_it_was() {
+    // The first bytes of a real store: its magic, then part of its header.
+    let (_real_dir, real) = temp_file();
+    store_with_events(&real, 3).await;
+    let real_bytes = std::fs::read(&real).unwrap();
+    let cases: [(&str, Vec<u8>, &str); 4] = [
+        (
+            "empty",
+            Vec::new(),
+            "the file is empty (0 bytes); a new store is only created where no file exists",
+        ),
+        (
+            "one byte",
+            b"S".to_vec(),
+            "the file holds only 1 byte, fewer than the 100 bytes of SQLite's header",
+        ),
+        (
+            "the magic alone",
+            real_bytes[..16].to_vec(),
+            "the file holds only 16 bytes, fewer than the 100 bytes of SQLite's header",
+        ),
+        (
+            "99 bytes of a store",
+            real_bytes[..99].to_vec(),
+            "the file holds only 99 bytes, fewer than the 100 bytes of SQLite's header",
+        ),
+    ];
+    for (case, bytes, expected) in cases {
+        let (dir, path) = temp_file();
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(not_a_store(&path).await, expected, "{case}");
+        assert_eq!(std::fs::read(&path).unwrap(), bytes, "{case}: unchanged");
+        assert!(
+            !sidecar(&path, "-wal").exists(),
+            "{case}: SQLite never opened it"
+        );
+        assert_eq!(strays(dir.path()), Vec::<String>::new(), "{case}");
+    }
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_a_database_is_a_typed_error() {
+    let (_dir, path) = temp_file();
+    let text = b"this is not a SQLite file, not even close; ".repeat(200);
+    std::fs::write(&path, &text).unwrap();
+    let reason = not_a_store(&path).await;
+    assert_eq!(
+        reason,
+        "the file does not begin with SQLite's header \"SQLite format 3\\0\" \
+         (it begins with \"this is not a SQ\")"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), text, "unchanged");
+
+    // SQLite's magic followed by garbage: SQLite itself refuses it.
+    let mut garbage = b"SQLite format 3\0".to_vec();
+    garbage.extend(std::iter::repeat_n(0x5a, 8192 - 16));
+    std::fs::write(&path, &garbage).unwrap();
+    match SqliteStore::open(&path).await {
+        Err(error @ SqliteOpenError::Sqlite { .. }) => assert!(
+            error.to_string().contains("cannot open the SQLite store"),
+            "{error}"
+        ),
+        other => panic!("expected a SQLite error, got {other:?}"),
+    }
+    assert_eq!(std::fs::read(&path).unwrap(), garbage, "unchanged");
+}
+
+#[tokio::test]
+async fn a_store_file_cut_short_is_an_error_never_a_shorter_store() {
+    let (_dir, original) = temp_file();
+    store_with_events(&original, 3000).await;
+    let bytes = std::fs::read(&original).unwrap();
+    assert!(bytes.len() > 100_000, "{} bytes", bytes.len());
+    for cut in [bytes.len() / 2, bytes.len() - 4096, 4096, 100] {
+        let (_dir, path) = temp_file();
+        std::fs::write(&path, &bytes[..cut]).unwrap();
+        match SqliteStore::open(&path).await {
+            Err(error @ SqliteOpenError::Sqlite { .. }) => assert!(
+                error
+                    .to_string()
+                    .contains("database disk image is malformed"),
+                "cut to {cut} bytes: {error}"
+            ),
+            other => panic!("cut to {cut} bytes: expected a SQLite error, got {other:?}"),
+        }
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            &bytes[..cut],
+            "cut to {cut} bytes: unchanged"
+        );
+    }
+}
+
+#[tokio::test]
+async fn another_programs_database_is_refused_untouched() {
+    let (_dir, path) = temp_file();
+    {
+        let connection = raw(&path);
+        connection
+            .execute_batch(
+                "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);
+                 CREATE INDEX users_by_name ON users (name);
+                 INSERT INTO users (name) VALUES ('ada'), ('grace');",
+            )
+            .unwrap();
+    }
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(
+        not_a_store(&path).await,
+        "a SQLite database without factum's schema table `factum_schema_version`; it holds \
+         `users` and `users_by_name` (it was not changed)"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), bytes, "unchanged");
+    let connection = raw(&path);
+    let mode: String = connection
+        .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(mode, "delete", "not switched to WAL");
+    let tables: Vec<String> = connection
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(tables, ["users"], "not migrated");
+    let users: i64 = connection
+        .query_row("SELECT COUNT(*) FROM users", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(users, 2);
+}
+
+#[tokio::test]
+async fn a_store_missing_a_table_of_its_version_is_refused_untouched() {
+    for table in ["events", "streams", "snapshots"] {
+        let (_dir, path) = temp_file();
+        store_with_events(&path, 3).await;
+        raw(&path)
+            .execute_batch(&format!("PRAGMA foreign_keys = OFF; DROP TABLE {table}"))
+            .unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(
+            not_a_store(&path).await,
+            format!(
+                "its schema is at version 1, but the table `{table}` of that version is missing"
+            )
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), bytes, "{table}: unchanged");
+    }
+}
+
+#[tokio::test]
+async fn an_empty_sqlite_database_is_given_the_schema() {
+    let (_dir, path) = temp_file();
+    // Another tool made the file: a valid database with no tables (one page).
+    raw(&path).execute_batch("PRAGMA user_version = 7").unwrap();
+    assert!(std::fs::metadata(&path).unwrap().len() > 0);
+    let store = SqliteStore::open(&path)
+        .await
+        .expect("an empty database is used");
+    store
+        .append("s", "T", ExpectedVersion::NoStream, ticks(0..2))
+        .await
+        .expect("append");
+    drop(store);
+    let reopened = SqliteStore::open(&path).await.expect("reopen");
+    assert_eq!(reopened.stream_version("s").await.unwrap(), Some(2));
+}
+
+/// Copies the store file and its `-wal` file as they are (the store still open, so
+/// nothing was checkpointed: what a crash leaves) into a new directory.
+fn copy_as_crashed(path: &Path) -> (TempDir, PathBuf) {
+    let (dir, copy) = temp_file();
+    std::fs::copy(path, &copy).unwrap();
+    std::fs::copy(sidecar(path, "-wal"), sidecar(&copy, "-wal")).unwrap();
+    (dir, copy)
+}
+
+/// The tables in a copy of the main file alone, without its WAL.
+fn tables_without_the_wal(path: &Path) -> Vec<String> {
+    let (_dir, alone) = temp_file();
+    std::fs::copy(path, &alone).unwrap();
+    raw(&alone)
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_fresh_store_that_crashed_before_a_checkpoint_opens_with_its_events() {
+    // A store factum created: its schema is in the main file, its events in the WAL.
+    let (_dir, path) = temp_file();
+    let store = SqliteStore::open(&path).await.expect("open");
+    store
+        .append("s", "T", ExpectedVersion::NoStream, ticks(0..50))
+        .await
+        .unwrap();
+    let (_copy_dir, copy) = copy_as_crashed(&path);
+    drop(store);
+    let recovered = SqliteStore::open(&copy).await.expect("the copy opens");
+    assert_eq!(recovered.stream_version("s").await.unwrap(), Some(50));
+    assert_eq!(recovered.read_all(0, usize::MAX).await.unwrap().len(), 50);
+
+    // A file switched to WAL by another connection before the store first opened it:
+    // the main file holds only SQLite's first page, the schema and the events are all in
+    // the WAL.
+    let (_dir, path) = temp_file();
+    let other = raw(&path);
+    let mode: String = other
+        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let store = SqliteStore::open(&path).await.expect("open");
+    store
+        .append("s", "T", ExpectedVersion::NoStream, ticks(0..50))
+        .await
+        .unwrap();
+    let (_copy_dir, copy) = copy_as_crashed(&path);
+    drop((store, other));
+    assert_eq!(
+        tables_without_the_wal(&copy),
+        Vec::<String>::new(),
+        "the main file alone holds no table"
+    );
+    let recovered = SqliteStore::open(&copy).await.expect("the copy opens");
+    assert_eq!(recovered.stream_version("s").await.unwrap(), Some(50));
+    assert_eq!(recovered.read_all(0, usize::MAX).await.unwrap().len(), 50);
+}
+
+#[tokio::test]
+async fn a_wal_beside_an_empty_main_file_is_refused_and_kept() {
+    // SQLite never leaves this (switching a new file to WAL writes its first page to the
+    // main file first), and would delete such a WAL; it is kept for recovery.
+    let (_dir, path) = temp_file();
+    let store = SqliteStore::open(&path).await.expect("open");
+    store
+        .append("s", "T", ExpectedVersion::NoStream, ticks(0..5))
+        .await
+        .unwrap();
+    let (_copy_dir, copy) = copy_as_crashed(&path);
+    drop(store);
+    std::fs::write(&copy, b"").unwrap();
+    let wal = std::fs::read(sidecar(&copy, "-wal")).unwrap();
+    assert!(!wal.is_empty());
+    let reason = not_a_store(&copy).await;
+    assert!(
+        reason.starts_with("the file is empty (0 bytes) (the write-ahead log `")
+            && reason.contains(&format!("holds {} bytes", wal.len())),
+        "{reason}"
+    );
+    assert_eq!(std::fs::read(&copy).unwrap(), b"", "unchanged");
+    assert_eq!(
+        std::fs::read(sidecar(&copy, "-wal")).unwrap(),
+        wal,
+        "the WAL is kept"
+    );
 }
 
 // ---------------------------------------------------------------------------------------

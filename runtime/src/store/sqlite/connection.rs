@@ -84,16 +84,13 @@ pub(super) fn retry_busy<T>(
     }
 }
 
-/// The flags every file connection is opened with: no URI interpretation of the path
-/// (a file named `file:x` is a file), and no SQLite-level mutex (each connection is used
-/// by one thread at a time, behind a lock of the store).
-fn flags(create: bool) -> OpenFlags {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    if create {
-        flags | OpenFlags::SQLITE_OPEN_CREATE
-    } else {
-        flags
-    }
+/// The flags every file connection is opened with: never creating the file (a new store
+/// is created whole by `file.rs`, so SQLite never starts a database in a file it finds
+/// empty), no URI interpretation of the path (a file named `file:x` is a file), and no
+/// SQLite-level mutex (each connection is used by one thread at a time, behind a lock of
+/// the store).
+fn flags() -> OpenFlags {
+    OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX
 }
 
 /// Settings of every writing connection, file or memory.
@@ -108,7 +105,8 @@ pub(super) fn configure_writer(
     Ok(())
 }
 
-/// Opens the writer connection of a file and switches the file to WAL.
+/// Opens the writer connection of an existing file, changing nothing in it yet: the
+/// caller checks the schema before [`use_wal`] writes to the file.
 pub(super) fn open_writer(
     path: &Path,
     options: &SqliteOptions,
@@ -117,10 +115,24 @@ pub(super) fn open_writer(
         path: path.to_path_buf(),
         source: Box::new(source),
     };
-    let connection = Connection::open_with_flags(path, flags(true)).map_err(sqlite)?;
+    let connection = Connection::open_with_flags(path, flags()).map_err(sqlite)?;
     connection
         .busy_timeout(options.busy_timeout)
         .map_err(sqlite)?;
+    Ok(connection)
+}
+
+/// Switches the file of the writer connection to WAL (a no-op for a file already in WAL
+/// mode: the mode is persistent).
+pub(super) fn use_wal(
+    connection: &Connection,
+    path: &Path,
+    options: &SqliteOptions,
+) -> Result<(), SqliteOpenError> {
+    let sqlite = |source: rusqlite::Error| SqliteOpenError::Sqlite {
+        path: path.to_path_buf(),
+        source: Box::new(source),
+    };
     // Switching to WAL needs a moment of exclusive access, which another process opening
     // the same file may hold; the mode is persistent, so later opens find it set.
     let mode = retry_busy(options.busy_timeout, || {
@@ -141,14 +153,13 @@ pub(super) fn open_writer(
             mode,
         });
     }
-    configure_writer(&connection, options).map_err(sqlite)?;
-    Ok(connection)
+    Ok(())
 }
 
 /// Opens a reader connection: read-only by `query_only`, so no statement it runs can
 /// write, even by mistake.
 fn open_reader(path: &Path, busy_timeout: Duration) -> rusqlite::Result<Connection> {
-    let connection = Connection::open_with_flags(path, flags(false))?;
+    let connection = Connection::open_with_flags(path, flags())?;
     connection.busy_timeout(busy_timeout)?;
     connection.pragma_update(None, "query_only", "ON")?;
     connection.set_prepared_statement_cache_capacity(32);

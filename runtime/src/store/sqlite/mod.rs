@@ -20,6 +20,17 @@
 //!
 //! # Why it is built this way
 //!
+//! - **A file that is not a store is refused, untouched.** SQLite would start a new
+//!   database in an empty (or 1-byte) file, so a new store is made only where no file
+//!   exists: whole, under a temporary name beside the path, then hard-linked into place
+//!   (no opener ever finds it half-made). An existing file that is empty, shorter than
+//!   SQLite's 100-byte header or lacks its magic, a database with tables but no
+//!   `factum_schema_version` (another program's), and a store missing a table of its
+//!   version are [`SqliteOpenError::NotAStore`]; the schema is checked reading only
+//!   before the switch to WAL writes to the file, and again inside the migration. A
+//!   database with no tables at all is given the schema. A file cut short is SQLite's
+//!   `database disk image is malformed` on open (beside a crashed store's WAL, which
+//!   SQLite must trust, it opens, and reads that reach a missing page fail).
 //! - **WAL journal.** Readers never block the writer and the writer never blocks
 //!   readers; a commit appends to the log instead of rewriting pages in place. Each
 //!   reader sees a consistent snapshot of committed transactions.
@@ -91,6 +102,7 @@
 
 mod append;
 mod connection;
+mod file;
 mod rows;
 mod schema;
 #[cfg(test)]
@@ -178,6 +190,14 @@ impl SqliteOptions {
     }
 
     /// Opens (creating it if needed) the store file at `path`, with these options.
+    ///
+    /// A new store is created only where no file exists (made whole under a temporary
+    /// name beside `path`, then linked into place, so a process opening the same path at
+    /// the same moment never finds a half-made file). An existing file that is not a
+    /// factum store — empty, shorter than SQLite's header, not a SQLite database, another
+    /// program's database, a store missing a table — is refused with
+    /// [`SqliteOpenError::NotAStore`] and left as it was; an empty SQLite database (no
+    /// tables at all) is given the schema.
     pub async fn open(self, path: impl AsRef<Path>) -> Result<SqliteStore, SqliteOpenError> {
         let path = path.as_ref().to_path_buf();
         let task_path = path.clone();
@@ -218,16 +238,43 @@ pub enum SqliteOpenError {
         /// The journal mode SQLite reported.
         mode: String,
     },
-    /// SQLite failed: the file cannot be opened or created, is not a database, or a
-    /// migration failed.
+    /// SQLite or the file system failed: the file cannot be read, opened or created,
+    /// SQLite finds it damaged (`database disk image is malformed`, e.g. a store file cut
+    /// short), or a migration failed.
     #[error("`{}`: cannot open the SQLite store: {source}", path.display())]
     Sqlite {
         /// The file.
         path: PathBuf,
-        /// SQLite's error (a `rusqlite::Error`), or the failed open task's.
+        /// SQLite's error (a `rusqlite::Error`), the file system's (a `std::io::Error`),
+        /// or the failed open task's.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The file exists but is not a factum store: it is empty, shorter than SQLite's
+    /// 100-byte header, not a SQLite database, a SQLite database of another program
+    /// (tables, but no `factum_schema_version`), or a store that lacks a table of its
+    /// schema version. Nothing was changed: a new store is only created where no file
+    /// exists, and only an empty SQLite database (one with no tables) is given the schema.
+    #[error("`{}` is not a factum store: {reason}", path.display())]
+    NotAStore {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+impl SqliteOpenError {
+    /// The same error about `path` (a new store is made under a temporary name).
+    fn with_path(mut self, path: &Path) -> Self {
+        match &mut self {
+            Self::SchemaTooNew { path: about, .. }
+            | Self::WalUnavailable { path: about, .. }
+            | Self::Sqlite { path: about, .. }
+            | Self::NotAStore { path: about, .. } => path.clone_into(about),
+        }
+        self
+    }
 }
 
 /// An [`EventStore`] in one SQLite file (feature `sqlite`; SQLite is bundled). Cloning it
@@ -246,6 +293,8 @@ pub enum SqliteOpenError {
 ///   version.
 /// - The schema is versioned: opening a file migrates it to
 ///   [`SqliteStore::SCHEMA_VERSION`] and refuses a file written by a newer factum.
+/// - A file that is not a factum store (empty, truncated, another program's) is an error
+///   on open ([`SqliteOpenError::NotAStore`]), left as it was, never an empty store.
 ///
 /// Blocking SQLite calls run on tokio's blocking pool: use it inside a tokio runtime.
 /// The design, and why, is described in the source (`runtime/src/store/sqlite/mod.rs`).
@@ -319,6 +368,13 @@ impl SqliteStore {
     /// WAL, `synchronous = FULL`, a 5 s busy timeout, foreign keys on, up to 4 reader
     /// connections. The schema is created or migrated to [`SqliteStore::SCHEMA_VERSION`];
     /// a file whose schema is newer is refused (`SqliteOpenError::SchemaTooNew`).
+    ///
+    /// A new store is created only where no file exists. An existing file that is not a
+    /// factum store — empty (0 bytes), shorter than SQLite's 100-byte header, not a SQLite
+    /// database, a SQLite database of another program, a store missing a table of its
+    /// schema version — is refused (`SqliteOpenError::NotAStore`) without being changed,
+    /// never opened as an empty store. A SQLite database with no tables at all is given
+    /// the schema. See [`SqliteOptions::open`].
     pub async fn open(path: impl AsRef<Path>) -> Result<Self, SqliteOpenError> {
         SqliteOptions::new().open(path).await
     }
@@ -360,7 +416,20 @@ impl SqliteStore {
     }
 
     fn open_blocking(path: PathBuf, options: SqliteOptions) -> Result<Self, SqliteOpenError> {
+        // The bytes first: a file that is not a SQLite database is refused before SQLite
+        // sees it (it would start a new database in an empty file).
+        file::check_or_create(&path, &options)?;
         let writer = connection::open_writer(&path, &options)?;
+        // Then the schema, reading only: another program's database is refused before
+        // the switch to WAL writes to it.
+        schema::check(&writer, &path, options.busy_timeout)?;
+        connection::use_wal(&writer, &path, &options)?;
+        connection::configure_writer(&writer, &options).map_err(|source| {
+            SqliteOpenError::Sqlite {
+                path: path.clone(),
+                source: Box::new(source),
+            }
+        })?;
         schema::migrate(&writer, &path, options.busy_timeout)?;
         let readers = Readers::new(path.clone(), &options);
         Ok(Self {

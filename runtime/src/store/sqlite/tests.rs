@@ -34,10 +34,23 @@ async fn a_newer_schema_is_refused_with_both_versions() {
 }
 
 #[tokio::test]
-async fn a_file_that_is_not_a_database_is_a_sqlite_error() {
+async fn a_file_that_is_not_a_database_is_not_a_store() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let path = dir.path().join("garbage.db");
     std::fs::write(&path, vec![0x5a; 8192]).expect("write");
+    assert!(matches!(
+        SqliteStore::open(&path).await,
+        Err(SqliteOpenError::NotAStore { .. })
+    ));
+}
+
+#[tokio::test]
+async fn a_file_with_sqlites_magic_but_no_valid_header_is_a_sqlite_error() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("garbage.db");
+    let mut bytes = b"SQLite format 3\0".to_vec();
+    bytes.resize(8192, 0x5a);
+    std::fs::write(&path, bytes).expect("write");
     assert!(matches!(
         SqliteStore::open(&path).await,
         Err(SqliteOpenError::Sqlite { .. })
