@@ -29,13 +29,13 @@ pub enum GenerateError {
     #[error(transparent)]
     Registry(#[from] MalformedRegistry),
     /// The TypeScript generator refused it.
-    #[error("TypeScript: {0}")]
+    #[error("TypeScript")]
     TypeScript(#[from] TypeScriptError),
     /// The Python generator refused it.
-    #[error("Python: {0}")]
+    #[error("Python")]
     Python(#[from] PythonError),
     /// The AsyncAPI generator refused it.
-    #[error("AsyncAPI: {0}")]
+    #[error("AsyncAPI")]
     AsyncApi(#[from] AsyncApiError),
 }
 

@@ -96,7 +96,7 @@ pub enum InvalidAllowance {
     #[error("invalid allowance `{0}`: expected RULE:NAME, e.g. `event-past-tense:OrderStatus`")]
     Shape(String),
     /// The rule is unknown.
-    #[error("invalid allowance: {0}")]
+    #[error("invalid allowance")]
     Rule(#[from] UnknownLintRule),
 }
 

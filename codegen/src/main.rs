@@ -112,6 +112,18 @@ fn main() -> ExitCode {
     }
 }
 
+/// An error and its causes, each once, joined by `: `.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 fn read_json(path: &Path) -> Result<Value, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
@@ -134,7 +146,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 description,
             };
             let files =
-                generate(&read_json(&registry)?, &info).map_err(|error| error.to_string())?;
+                generate(&read_json(&registry)?, &info).map_err(|error| with_causes(&error))?;
             if check {
                 let stale = files
                     .stale_in(&out)
@@ -164,7 +176,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             deny_warnings,
         }) => {
             let warnings = lint(&read_json(&registry)?, &allow.into_iter().collect())
-                .map_err(|error| error.to_string())?;
+                .map_err(|error| with_causes(&error))?;
             for warning in &warnings {
                 eprintln!("{warning}");
             }
@@ -185,7 +197,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 check_against_published(&read_json(&published)?, &read_json(&registry)?, |event| {
                     modes.get(event).copied().unwrap_or(mode)
                 })
-                .map_err(|error| error.to_string())?;
+                .map_err(|error| with_causes(&error))?;
             for problem in &problems {
                 eprintln!("{problem}");
             }

@@ -371,8 +371,10 @@ fn allowance_and_rule_parsing() {
         unknown,
         InvalidAllowance::Rule(UnknownLintRule("past-tense".into()))
     );
+    // The cause is the error's source, printed once by a reporter that walks the chain.
+    let cause = std::error::Error::source(&unknown).map(ToString::to_string);
     assert_eq!(
-        unknown.to_string(),
+        format!("{unknown}: {}", cause.unwrap_or_default()),
         "invalid allowance: unknown lint rule `past-tense`: expected one of `event-past-tense`, `command-imperative`, `versioned-from-1`"
     );
     assert_eq!(

@@ -1,13 +1,51 @@
-//! Errors of encoding and decoding events.
+//! Errors of encoding and decoding events, and how every factum error is shown.
+//!
+//! factum's errors follow the Rust convention: an error's `Display` says what failed at
+//! its own level, and its cause is its [`source`](StdError::source), never repeated in
+//! the message. So each cause is printed once: by a reporter that walks the chain
+//! (anyhow's `{:#}`, eyre, or [`Report`] here), or by `Display` alone at the level the
+//! caller looks at.
 
 use std::error::Error as StdError;
+use std::fmt;
+
+/// Shows an error with its chain of causes, each once, joined by `: `:
+/// `format!("{}", Report(&error))`.
+///
+/// ```
+/// use factum::error::Report;
+///
+/// let io = std::io::Error::other("disk full");
+/// let error = factum::store::StoreError::Backend(Box::new(io));
+/// assert_eq!(Report(&error).to_string(), "store backend failed: disk full");
+/// ```
+#[derive(Clone, Copy)]
+pub struct Report<'a>(pub &'a (dyn StdError + 'static));
+
+impl fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
 
 /// A boxed error from user code (an upcast), kept as the source of a typed error.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
 /// A stored event could not be decoded into the newest shape of its event.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot decode event `{event}` version {version}: {kind}")]
+#[error("cannot decode event `{event}` version {version}")]
 pub struct DecodeError {
     /// The stored event name.
     pub event: String,
@@ -51,7 +89,7 @@ pub enum DecodeErrorKind {
         message: String,
     },
     /// An upcast function refused the old data.
-    #[error("upcast from version {from} to {to} failed: {source}")]
+    #[error("upcast from version {from} to {to} failed")]
     Upcast {
         /// The version upcast from.
         from: u32,
@@ -64,7 +102,7 @@ pub enum DecodeErrorKind {
 
 /// An event could not be serialised.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot encode event `{event}`: {source}")]
+#[error("cannot encode event `{event}`")]
 pub struct EncodeError {
     /// The event name.
     pub event: &'static str,

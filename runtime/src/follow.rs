@@ -5,7 +5,6 @@
 //! Used by the projection runner, the process runner and the bus's publisher and
 //! consumer; their public handles wrap a [`TaskHandle`].
 
-use std::fmt::Display;
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -203,7 +202,7 @@ pub(crate) struct Page {
 /// Something [`Log::follow`] keeps caught up.
 pub(crate) trait Follower: Send {
     /// What ends it, or (if [transient](TaskError::is_transient)) makes it try again.
-    type Error: TaskError + Display;
+    type Error: TaskError + std::error::Error;
 
     /// Catches up to the head of the log; returns the checkpoint.
     fn catch_up(&mut self) -> impl Future<Output = Result<u64, Self::Error>> + Send;
@@ -301,7 +300,7 @@ impl<S: EventStore> Log<S> {
                 return Err(error);
             }
             failures = failures.saturating_add(1);
-            let message = error.to_string();
+            let message = crate::error::Report(&error).to_string();
             tracing::warn!(
                 error = %message,
                 failures,

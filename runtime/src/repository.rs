@@ -11,7 +11,7 @@ use crate::store::{EventStore, ExpectedVersion, StoreError, VisitError};
 
 /// A stored event that could not be decoded, with where it is stored.
 #[derive(Debug, thiserror::Error)]
-#[error("stream `{stream_id}` version {stream_version} (position {position}): {source}")]
+#[error("stream `{stream_id}` version {stream_version} (position {position})")]
 pub struct RecordDecodeError {
     /// The stream holding the event.
     pub stream_id: String,
@@ -52,7 +52,7 @@ pub fn replay<'a, A: Aggregate>(
 #[non_exhaustive]
 pub enum RepositoryError<E> {
     /// The aggregate rejected the command; nothing was written.
-    #[error("command rejected: {0}")]
+    #[error("command rejected")]
     Rejected(#[source] E),
     /// Another writer changed the stream between load and append; nothing was written.
     #[error("stream `{stream_id}` changed concurrently: expected {expected}, found {}", match actual { Some(v) => format!("version {v}"), None => "no stream".to_owned() })]
@@ -76,7 +76,7 @@ pub enum RepositoryError<E> {
     #[error(transparent)]
     Decode(#[from] RecordDecodeError),
     /// A new event could not be encoded; nothing was written.
-    #[error("stream `{stream_id}`: {source}")]
+    #[error("stream `{stream_id}`: a new event could not be encoded")]
     Encode {
         /// The stream.
         stream_id: String,
@@ -88,7 +88,7 @@ pub enum RepositoryError<E> {
     /// nested deeper than serde_json reads, a float that is not finite, serde attributes
     /// that write what they do not read): storing it would make the aggregate unloadable,
     /// so nothing was written.
-    #[error("stream `{stream_id}`: a new event would not read back: {source}")]
+    #[error("stream `{stream_id}`: a new event would not read back")]
     Unreadable {
         /// The stream.
         stream_id: String,

@@ -348,12 +348,14 @@ async fn a_store_file_cut_short_is_an_error_never_a_shorter_store() {
         let (_dir, path) = temp_file();
         std::fs::write(&path, &bytes[..cut]).unwrap();
         match SqliteStore::open(&path).await {
-            Err(error @ SqliteOpenError::Sqlite { .. }) => assert!(
-                error
-                    .to_string()
-                    .contains("database disk image is malformed"),
-                "cut to {cut} bytes: {error}"
-            ),
+            Err(error @ SqliteOpenError::Sqlite { .. }) => {
+                let report = factum::error::Report(&error).to_string();
+                assert!(
+                    report.contains("cannot open the SQLite store")
+                        && report.contains("database disk image is malformed"),
+                    "cut to {cut} bytes: {report}"
+                )
+            }
             other => panic!("cut to {cut} bytes: expected a SQLite error, got {other:?}"),
         }
         assert_eq!(

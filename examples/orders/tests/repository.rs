@@ -82,7 +82,10 @@ async fn a_rejected_command_writes_nothing() {
         error,
         RepositoryError::Rejected(OrderError::NotPlaced)
     ));
-    assert_eq!(error.to_string(), "command rejected: no such order");
+    assert_eq!(
+        factum::error::Report(&error).to_string(),
+        "command rejected: no such order"
+    );
     assert!(store.is_empty());
 }
 

@@ -77,7 +77,7 @@ fn an_unknown_event_name_is_a_typed_error() {
         DecodeErrorKind::UnknownEvent { set: "OrderEvent" }
     ));
     assert_eq!(
-        error.to_string(),
+        factum::error::Report(&error).to_string(),
         "cannot decode event `OrderTeleported` version 1: `OrderEvent` has no event of this name"
     );
 }
@@ -196,7 +196,7 @@ async fn a_corrupt_stored_event_names_stream_version_and_event_and_spares_the_re
     assert_eq!(error.stream_version, 2);
     assert_eq!(error.source.event, "OrderConfirmed");
     assert!(
-        error
+        factum::error::Report(error)
             .to_string()
             .starts_with("stream `Order-o-1` version 2 (position 2): cannot decode event `OrderConfirmed` version 1: payload does not match version 1 at `total`"),
         "{error}"

@@ -628,13 +628,13 @@ impl<P: Projection> NatsConsumer<P> {
                     wait = None;
                     let pause = backoff(self.first_backoff, self.max_backoff, failures);
                     tracing::warn!(
-                        consumer = self.name, stream = %self.stream, %error, failures,
+                        consumer = self.name, stream = %self.stream, error = %crate::error::Report(&error), failures,
                         retry_in_ms = pause.as_millis() as u64, "consuming failed; retrying"
                     );
                     reports
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
-                        .last_error = Some(error.to_string());
+                        .last_error = Some(crate::error::Report(&error).to_string());
                     if matches!(error, BusError::Stream { .. } | BusError::Connect { .. }) {
                         self.session = None;
                     }

@@ -11,7 +11,7 @@ pub type NatsError = Box<dyn std::error::Error + Send + Sync + 'static>;
 #[non_exhaustive]
 pub enum BusError {
     /// The NATS server could not be reached.
-    #[error("NATS at {url}: could not connect: {source}")]
+    #[error("NATS at {url}: could not connect")]
     Connect {
         /// The server's URL.
         url: String,
@@ -20,7 +20,7 @@ pub enum BusError {
         source: NatsError,
     },
     /// Creating, updating or looking up the JetStream stream failed.
-    #[error("JetStream stream `{stream}`: {operation}: {source}")]
+    #[error("JetStream stream `{stream}`: {operation}")]
     Stream {
         /// The stream.
         stream: String,
@@ -33,7 +33,7 @@ pub enum BusError {
     /// An event was not stored by JetStream (not sent, refused or not acknowledged in
     /// time). The publisher's checkpoint stays before it.
     #[error(
-        "JetStream stream `{stream}`: publishing event {event_id} (position {position}) to `{subject}` failed: {source}"
+        "JetStream stream `{stream}`: publishing event {event_id} (position {position}) to `{subject}` failed"
     )]
     Publish {
         /// The stream.
@@ -49,7 +49,7 @@ pub enum BusError {
         source: NatsError,
     },
     /// A recorded event could not be encoded as JSON.
-    #[error("event {event_id} (position {position}) could not be encoded: {source}")]
+    #[error("event {event_id} (position {position}) could not be encoded")]
     Encode {
         /// The event's global position.
         position: u64,
@@ -60,7 +60,7 @@ pub enum BusError {
         source: serde_json::Error,
     },
     /// Creating the server-side consumer or fetching from it failed.
-    #[error("JetStream stream `{stream}`, consumer `{consumer}`: {operation}: {source}")]
+    #[error("JetStream stream `{stream}`, consumer `{consumer}`: {operation}")]
     Consumer {
         /// The stream.
         stream: String,
@@ -88,7 +88,7 @@ pub enum BusError {
         detail: String,
     },
     /// Reading the event store failed.
-    #[error("publisher `{publisher}`: reading the event store failed: {source}")]
+    #[error("publisher `{publisher}`: reading the event store failed")]
     Store {
         /// The publisher's checkpoint name.
         publisher: &'static str,
@@ -97,7 +97,7 @@ pub enum BusError {
         source: StoreError,
     },
     /// Reading or writing a checkpoint (the publisher's, or a consumer's cursor) failed.
-    #[error("`{name}`: checkpoint: {source}")]
+    #[error("`{name}`: checkpoint")]
     Checkpoint {
         /// The publisher's or consumer's name.
         name: &'static str,
@@ -106,7 +106,7 @@ pub enum BusError {
         source: ReadModelError,
     },
     /// The projection fed by a consumer failed.
-    #[error("consumer `{consumer}`: {source}")]
+    #[error("consumer `{consumer}`")]
     Projection {
         /// The consumer's name.
         consumer: &'static str,

@@ -381,11 +381,11 @@ impl<S: EventStore + 'static, M: ReadModel> NatsPublisher<S, M> {
                     failures = failures.saturating_add(1);
                     let wait = backoff(self.first_backoff, self.max_backoff, failures);
                     tracing::warn!(
-                        publisher = self.name, stream = %self.stream, %error, failures,
+                        publisher = self.name, stream = %self.stream, error = %crate::error::Report(&error), failures,
                         retry_in_ms = wait.as_millis() as u64, "publishing failed; retrying"
                     );
                     *last_error.lock().unwrap_or_else(PoisonError::into_inner) =
-                        Some(error.to_string());
+                        Some(crate::error::Report(&error).to_string());
                     if let Ok(checkpoint) = self.checkpoint().await {
                         checkpoint_tx.send_replace(Some(checkpoint));
                     }

@@ -324,7 +324,7 @@ pub enum DispatchError {
     },
     /// The command could not be delivered (store down, conflicts without end, ...); it
     /// is tried again, and stays pending when the retries run out.
-    #[error("command `{command}` could not be dispatched: {source}")]
+    #[error("command `{command}` could not be dispatched")]
     Failed {
         /// The command's name.
         command: String,
@@ -336,14 +336,7 @@ pub enum DispatchError {
 
 /// Joins an error and its sources with `: `.
 pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    crate::error::Report(error).to_string()
 }
 
 /// Runs `command` on `repository` at most once per command id.

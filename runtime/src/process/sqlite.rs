@@ -45,7 +45,7 @@ use super::{
 #[non_exhaustive]
 pub enum ProcessError {
     /// Reading the event store failed.
-    #[error("process manager `{manager}`: reading the event store failed: {source}")]
+    #[error("process manager `{manager}`: reading the event store failed")]
     Store {
         /// The manager.
         manager: &'static str,
@@ -54,7 +54,7 @@ pub enum ProcessError {
         source: StoreError,
     },
     /// The read model holding its state failed.
-    #[error("process manager `{manager}`: {source}")]
+    #[error("process manager `{manager}`")]
     ReadModel {
         /// The manager.
         manager: &'static str,

@@ -24,14 +24,7 @@ impl ProjectionError {
 
     /// The error and its sources, joined by `: `.
     pub fn message(&self) -> String {
-        let mut text = self.inner.to_string();
-        let mut source = self.inner.source();
-        while let Some(cause) = source {
-            text.push_str(": ");
-            text.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        text
+        crate::error::Report(&*self.inner).to_string()
     }
 
     /// The underlying error.
@@ -65,7 +58,7 @@ impl fmt::Debug for ProjectionError {
 #[non_exhaustive]
 pub enum RunnerError {
     /// Reading the event store failed.
-    #[error("projection `{projection}`: reading the event store failed: {source}")]
+    #[error("projection `{projection}`: reading the event store failed")]
     Store {
         /// The projection or reactor.
         projection: &'static str,
@@ -74,7 +67,7 @@ pub enum RunnerError {
         source: StoreError,
     },
     /// The read model (or checkpoint store) failed.
-    #[error("projection `{projection}`: {source}")]
+    #[error("projection `{projection}`")]
     ReadModel {
         /// The projection or reactor.
         projection: &'static str,

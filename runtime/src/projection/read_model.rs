@@ -65,7 +65,7 @@ pub struct ParkedEvent {
 #[non_exhaustive]
 pub enum ReadModelError {
     /// The database said no.
-    #[error("read model {target}: {operation}: {source}")]
+    #[error("read model {target}: {operation}")]
     Database {
         /// Which read model.
         target: String,

@@ -141,7 +141,7 @@ pub enum StoreError {
         reason: String,
     },
     /// The backend failed.
-    #[error("store backend failed: {0}")]
+    #[error("store backend failed")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 

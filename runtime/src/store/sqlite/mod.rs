@@ -241,7 +241,7 @@ pub enum SqliteOpenError {
     /// SQLite or the file system failed: the file cannot be read, opened or created,
     /// SQLite finds it damaged (`database disk image is malformed`, e.g. a store file cut
     /// short), or a migration failed.
-    #[error("`{}`: cannot open the SQLite store: {source}", path.display())]
+    #[error("`{}`: cannot open the SQLite store", path.display())]
     Sqlite {
         /// The file.
         path: PathBuf,
