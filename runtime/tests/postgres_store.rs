@@ -699,7 +699,14 @@ async fn appends_answer_exactly_as_the_memory_store_does() {
             "step {step}: {stream} {stream_type} {expected:?}"
         );
     }
-    let all_kinds = ["conflict", "duplicate", "ok", "ok again", "repeated", "type"];
+    let all_kinds = [
+        "conflict",
+        "duplicate",
+        "ok",
+        "ok again",
+        "repeated",
+        "type",
+    ];
     assert_eq!(
         kinds.iter().map(String::as_str).collect::<Vec<_>>(),
         all_kinds
