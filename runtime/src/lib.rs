@@ -9,6 +9,9 @@
 //! Start with the [`prelude`] and the README's tour.
 #![warn(missing_docs)]
 
+// The macros name `::factum`; the conformance suite uses them inside this crate.
+extern crate self as factum;
+
 mod aggregate;
 #[cfg(feature = "nats")]
 pub mod bus;

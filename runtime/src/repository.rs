@@ -84,6 +84,18 @@ pub enum RepositoryError<E> {
         #[source]
         source: EncodeError,
     },
+    /// A new event encoded into a payload its own event set cannot decode (a value
+    /// nested deeper than serde_json reads, a float that is not finite, serde attributes
+    /// that write what they do not read): storing it would make the aggregate unloadable,
+    /// so nothing was written.
+    #[error("stream `{stream_id}`: a new event would not read back: {source}")]
+    Unreadable {
+        /// The stream.
+        stream_id: String,
+        /// How decoding the encoded event failed.
+        #[source]
+        source: Box<DecodeError>,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(StoreError),
@@ -427,6 +439,12 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     /// atomically, failing with [`RepositoryError::Conflict`] if another writer appended
     /// to the stream in between. The events carry the command's correlation id and actor,
     /// and the command id as their causation id.
+    ///
+    /// Each new event is decoded again, as a later load would decode it, before anything
+    /// is written: an event that would not load (a value nested deeper than serde_json
+    /// reads, a float that is not finite) fails with [`RepositoryError::Unreadable`]
+    /// instead of making the aggregate unloadable. Values beyond the store's
+    /// [limits](crate::store::limits) fail with [`StoreError::ValueRefused`].
     pub async fn execute_with(
         &self,
         command: impl Into<A::Commands>,
@@ -456,6 +474,14 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                 stream_id: stream_id.clone(),
                 source,
             })?;
+            // What is stored must load again: decode it as a load would, before anything
+            // is written.
+            A::Events::decode(encoded.name, encoded.version, &encoded.payload).map_err(
+                |source| RepositoryError::Unreadable {
+                    stream_id: stream_id.clone(),
+                    source: Box::new(source),
+                },
+            )?;
             new_events.push(NewEvent::new(
                 encoded.name,
                 encoded.version,

@@ -110,6 +110,22 @@ pub enum ProcessError {
         /// Why.
         detail: String,
     },
+    /// A new state or command would not read back as itself (nested too deep, a float
+    /// that is not finite, serde attributes that write what they do not read); nothing
+    /// was written.
+    #[error(
+        "process manager `{manager}`, instance `{instance}`: the new {what} would not read back: {detail}; nothing was written"
+    )]
+    Unreadable {
+        /// The manager.
+        manager: &'static str,
+        /// The process instance.
+        instance: String,
+        /// What would not read back (`state`, `command`).
+        what: &'static str,
+        /// Why.
+        detail: String,
+    },
     /// The driver's task ended abnormally (it panicked or was aborted).
     #[error("process manager `{manager}`: its task ended abnormally: {message}")]
     Task {
@@ -913,18 +929,27 @@ impl<M: ProcessManager> ProcessDriver<M> {
         Ok(())
     }
 
-    fn encode<T: serde::Serialize>(
+    /// Encodes `value` for a row, and decodes the text again before it is written: a
+    /// value that would not read back (nested deeper than serde_json reads, a float that
+    /// is not finite) is refused with [`ProcessError::Unreadable`] instead of stopping
+    /// the manager at its next event.
+    fn encode<T: serde::Serialize + serde::de::DeserializeOwned>(
         &self,
         key: &str,
         what: &'static str,
         value: &T,
     ) -> Result<String, ProcessError> {
-        serde_json::to_string(value).map_err(|error| ProcessError::Corrupt {
+        let unreadable = |detail: String| ProcessError::Unreadable {
             manager: M::NAME,
             instance: key.to_owned(),
             what,
-            detail: error.to_string(),
-        })
+            detail,
+        };
+        let text = serde_json::to_string(value).map_err(|error| unreadable(error.to_string()))?;
+        crate::store::limits::check_json(&text, crate::store::limits::MAX_JSON_DEPTH)
+            .map_err(|limit| unreadable(limit.to_string()))?;
+        serde_json::from_str::<T>(&text).map_err(|error| unreadable(error.to_string()))?;
+        Ok(text)
     }
 
     fn to_value<T: serde::Serialize>(
@@ -1369,6 +1394,7 @@ impl TaskError for ProcessError {
             ProcessError::Dispatch { .. } => true,
             ProcessError::Handler { .. }
             | ProcessError::Corrupt { .. }
+            | ProcessError::Unreadable { .. }
             | ProcessError::Task { .. } => false,
         }
     }

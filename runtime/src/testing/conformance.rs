@@ -16,6 +16,8 @@
 //! # }
 //! ```
 
+mod repository;
+
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
@@ -30,6 +32,11 @@ use uuid::Uuid;
 use crate::envelope::{Metadata, NewEvent, RecordedEvent, Snapshot};
 use crate::store::limits::{self, Limit};
 use crate::store::{EventStore, ExpectedVersion, StoreError, VisitError};
+
+pub use repository::{
+    Never, Note, Notebook, NotebookCommand, NotebookEvent, Noted,
+    repository_reads_back_what_it_executes,
+};
 
 /// Runs every single-writer check, each on a fresh store from `fresh_store`.
 pub async fn run_contract<S, F, Fut>(mut fresh_store: F)
@@ -53,6 +60,7 @@ where
     waiting_for_events(&fresh_store().into_store().await).await;
     accepted_values_read_back(&fresh_store().into_store().await).await;
     refused_snapshots(&fresh_store().into_store().await).await;
+    repository_reads_back_what_it_executes(fresh_store().into_store().await).await;
 }
 
 /// What a store factory returns: a store, or a future of one.

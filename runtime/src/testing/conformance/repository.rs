@@ -1,0 +1,150 @@
+//! The repository's side of "what is accepted reads back": a command whose events a
+//! later load could not decode is refused before anything is written.
+
+use serde_json::json;
+
+use super::nested_array;
+use crate::envelope::CommandMetadata;
+use crate::prelude::*;
+use crate::repository::{Repository, RepositoryError};
+use crate::store::limits::{self, Limit};
+
+/// Something noted about a record: any JSON, and a ratio.
+#[crate::event(name = "ConformanceNoted", version = 1)]
+#[derive(Debug, Clone, PartialEq)]
+pub struct Noted {
+    /// Any JSON value.
+    pub value: serde_json::Value,
+    /// A number.
+    pub ratio: f64,
+}
+
+/// The events of a [`Notebook`].
+#[derive(crate::Events, Debug, Clone, PartialEq)]
+pub enum NotebookEvent {
+    /// A note was taken.
+    Noted(Noted),
+}
+
+/// Takes a note.
+#[crate::command]
+pub struct Note {
+    /// The notebook.
+    #[aggregate_id]
+    pub id: String,
+    /// What to note.
+    pub value: serde_json::Value,
+    /// A number to note.
+    pub ratio: f64,
+}
+
+/// The commands of a [`Notebook`].
+#[derive(crate::Commands)]
+pub enum NotebookCommand {
+    /// Take a note.
+    Note(Note),
+}
+
+/// A notebook never refuses a note.
+#[derive(Debug, thiserror::Error)]
+#[error("never")]
+pub struct Never;
+
+/// Notes, in order.
+#[derive(Debug, Default, PartialEq)]
+pub struct Notebook {
+    /// Every note taken.
+    pub notes: Vec<Noted>,
+}
+
+#[crate::aggregate(name = "ConformanceNotebook", events = NotebookEvent, commands = NotebookCommand, error = Never)]
+impl Notebook {
+    #[handle]
+    fn note(&self, command: Note) -> Result<Noted, Never> {
+        Ok(Noted {
+            value: command.value,
+            ratio: command.ratio,
+        })
+    }
+
+    #[apply]
+    fn noted(&mut self, event: &Noted) {
+        self.notes.push(event.clone());
+    }
+}
+
+/// A repository refuses, before anything is written, a command whose events would not
+/// load again — a value nested deeper than serde_json reads, a float that is not finite
+/// (serde_json writes it as `null`) — with [`RepositoryError::Unreadable`]; events or
+/// metadata beyond the store's [limits](crate::store::limits) are refused by the store
+/// ([`StoreError::ValueRefused`]). The aggregate stays loadable and takes the next good
+/// command.
+pub async fn repository_reads_back_what_it_executes<S: EventStore>(store: S) {
+    let notebook = Repository::<Notebook, _>::new(store);
+    let note = |value: serde_json::Value, ratio: f64| Note {
+        id: "n-1".to_owned(),
+        value,
+        ratio,
+    };
+
+    // serde_json reads 128 levels: the payload object and 127 of the value are too many.
+    let deep = notebook.execute(note(nested_array(127), 1.0)).await;
+    assert!(
+        matches!(&deep, Err(RepositoryError::Unreadable { stream_id, .. }) if stream_id == "ConformanceNotebook-n-1"),
+        "a value nested 127 deep would not decode: Unreadable, got {deep:?}"
+    );
+    for ratio in [f64::NAN, f64::INFINITY] {
+        let refused = notebook.execute(note(json!(1), ratio)).await;
+        assert!(
+            matches!(refused, Err(RepositoryError::Unreadable { .. })),
+            "{ratio} is written as null and would not decode: Unreadable, got {refused:?}"
+        );
+    }
+    // Decodable, but beyond the store's limit.
+    let too_deep = notebook
+        .execute(note(nested_array(limits::MAX_JSON_DEPTH), 1.0))
+        .await;
+    assert!(
+        matches!(
+            &too_deep,
+            Err(RepositoryError::Store(StoreError::ValueRefused { field, limit: Limit::JsonDepth { .. }, .. }))
+                if field.ends_with("payload")
+        ),
+        "a payload beyond the store's depth limit is refused by the store, got {too_deep:?}"
+    );
+    let metadata = CommandMetadata::new().extra("trace", nested_array(127));
+    let deep_metadata = notebook.execute_with(note(json!(1), 1.0), metadata).await;
+    assert!(
+        matches!(
+            &deep_metadata,
+            Err(RepositoryError::Store(StoreError::ValueRefused { field, .. }))
+                if field.contains("metadata.extra")
+        ),
+        "metadata nested 127 deep is refused by the store, got {deep_metadata:?}"
+    );
+    assert_eq!(
+        notebook
+            .load("n-1")
+            .await
+            .expect("the notebook loads")
+            .version,
+        0,
+        "refused commands write nothing"
+    );
+
+    let good = note(nested_array(limits::MAX_JSON_DEPTH - 1), 0.5);
+    let executed = notebook
+        .execute_with(
+            good,
+            CommandMetadata::new().extra("trace", nested_array(limits::MAX_EXTRA_DEPTH)),
+        )
+        .await
+        .expect("a note within every limit is executed");
+    assert_eq!(executed.version, 1);
+    let loaded = notebook.load("n-1").await.expect("the notebook loads");
+    assert_eq!(loaded.version, 1);
+    assert_eq!(
+        loaded.state, executed.state,
+        "what was executed loads back equal"
+    );
+}
