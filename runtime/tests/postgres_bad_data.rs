@@ -140,6 +140,7 @@ async fn undecodable_events_are_typed_errors_naming_stream_and_version() {
     // Corrupt rows: the store cannot even build the record.
     for (id, column) in [("meta", "metadata"), ("range", "schema_version")] {
         let stream_id = format!("Counter-{id}");
+        let first = store.read_stream(&stream_id, 1, 1).await.unwrap()[0].position;
         for error in [
             store.read_stream(&stream_id, 1, 10).await.unwrap_err(),
             match load_error(&repository, id).await {
@@ -151,9 +152,11 @@ async fn undecodable_events_are_typed_errors_naming_stream_and_version() {
                 StoreError::CorruptRow {
                     stream_id: at,
                     stream_version,
+                    position,
                     reason,
                 } => {
                     assert_eq!((at.as_str(), stream_version), (stream_id.as_str(), 2));
+                    assert_eq!(position, Some(first + 1), "{reason}");
                     assert!(reason.contains(column), "{reason}");
                 }
                 other => panic!("{id}: expected a corrupt row, got {other:?}"),

@@ -477,3 +477,129 @@ async fn a_projection_killed_mid_batch_restarts_to_what_a_rebuild_gives() {
     assert_eq!(resumed.1, 900);
     assert_eq!(resumed, rebuilt);
 }
+
+/// Counts the events it is given (a name of its own: read models are server-wide).
+struct Tally;
+
+impl Projection for Tally {
+    const NAME: &'static str = "unreadable_pg";
+    const VERSION: u32 = 1;
+    const EVENTS: &'static [&'static str] = &["Counted"];
+    type Tx = PostgresTx;
+
+    async fn setup(&mut self, tx: &mut PostgresTx) -> Result<(), ProjectionError> {
+        tx.batch_execute("CREATE TABLE tally (n BIGINT NOT NULL); INSERT INTO tally VALUES (0)")
+            .await?;
+        Ok(())
+    }
+
+    async fn handle(
+        &mut self,
+        _event: &RecordedEvent,
+        tx: &mut PostgresTx,
+    ) -> Result<(), ProjectionError> {
+        tx.batch_execute("UPDATE tally SET n = n + 1").await?;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_follower_stops_at_an_unreadable_row_until_an_operator_parks_it() {
+    const SCHEMA: &str = "t_unreadable_rows";
+    postgres_common::drop_schema(SCHEMA).await;
+    let client = postgres_common::raw_client().await;
+    client
+        .batch_execute(
+            "DROP SCHEMA IF EXISTS unreadable_pg CASCADE;
+             DROP SCHEMA IF EXISTS unreadable_pg__v1 CASCADE;
+             DO $$ BEGIN
+               IF to_regclass('factum_read_models.versions') IS NOT NULL THEN
+                 DELETE FROM factum_read_models.versions WHERE name = 'unreadable_pg';
+                 DELETE FROM factum_read_models.parked WHERE name = 'unreadable_pg';
+               END IF;
+             END $$;",
+        )
+        .await
+        .unwrap();
+    let store = PostgresStore::builder(postgres_common::url())
+        .schema(SCHEMA)
+        .connect()
+        .await
+        .unwrap();
+    let read_models = PostgresReadModel::connect(&postgres_common::url())
+        .await
+        .unwrap();
+    for stream in 0..10 {
+        let events = (0..30).map(|_| event("Counted", false)).collect();
+        store
+            .append(
+                &format!("s{stream}"),
+                "Counter",
+                ExpectedVersion::Any,
+                events,
+            )
+            .await
+            .unwrap();
+    }
+    // The row at position 120 becomes unreadable, by raw SQL.
+    let updated = client
+        .execute(
+            &format!("UPDATE {SCHEMA}.events SET schema_version = -1 WHERE position = 120"),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated, 1);
+    let at_120 = |error: &factum::projection::RunnerError| match error {
+        factum::projection::RunnerError::Store {
+            source: factum::store::StoreError::CorruptRow { position, .. },
+            ..
+        } => assert_eq!(*position, Some(120), "{error}"),
+        other => panic!("expected a corrupt row at 120, got {other:?}"),
+    };
+
+    // A catch-up stops before it, every time; so does a spawned runner.
+    let runner = ProjectionRunner::new(store.clone()).batch_size(50);
+    let mut projector = runner.projector(Tally, read_models.clone());
+    for _ in 0..2 {
+        at_120(&runner.catch_up(&mut projector).await.unwrap_err());
+        assert!(projector.checkpoint().await.unwrap() < 120);
+    }
+    let mut handle = runner.spawn(Tally, read_models.clone());
+    at_120(&handle.wait_for(300).await.unwrap_err());
+    assert!(projector.checkpoint().await.unwrap() < 120);
+
+    // The operator parks it: refused elsewhere, then the projection goes on.
+    assert!(matches!(
+        runner.park_unreadable(&mut projector, 119, "ops").await,
+        Err(factum::projection::RunnerError::NotUnreadable {
+            next_unreadable: Some(120),
+            ..
+        })
+    ));
+    // The catch-ups applied the whole pages before the one holding it (every event of
+    // the log is `Counted`: one per position).
+    let before = projector.checkpoint().await.unwrap();
+    let parked = runner
+        .park_unreadable(&mut projector, 120, "bob: restored backup lacks it")
+        .await
+        .unwrap();
+    assert_eq!(
+        (before + parked.applied, parked.parked, parked.checkpoint),
+        (119, 1, 120)
+    );
+    let dead_letters = projector.parked().await.unwrap();
+    assert_eq!(dead_letters.len(), 1);
+    assert!(dead_letters[0].is_unreadable());
+    assert_eq!(dead_letters[0].event.position, 120);
+    assert!(
+        dead_letters[0]
+            .error
+            .contains("bob: restored backup lacks it")
+            && dead_letters[0].error.contains("schema_version"),
+        "{}",
+        dead_letters[0].error
+    );
+    let caught_up = runner.catch_up(&mut projector).await.unwrap();
+    assert_eq!((caught_up.applied, caught_up.checkpoint), (180, 300));
+}

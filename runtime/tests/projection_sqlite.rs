@@ -9,7 +9,7 @@ use factum::envelope::{Metadata, NewEvent, RecordedEvent};
 use factum::projection::sqlite::{SqliteReadModel, SqliteTx};
 use factum::projection::{
     OnPoison, Projection, ProjectionError, ProjectionRunner, ReadModel, ReadModelError, Retry,
-    Target, VersionState,
+    RunnerError, Target, VersionState,
 };
 use factum::store::{EventStore, ExpectedVersion, SqliteStore};
 
@@ -421,4 +421,195 @@ async fn a_handler_that_swallows_an_error_ending_the_transaction_fails_its_event
         .collect::<Result<_, _>>()
         .unwrap();
     assert_eq!(seen, [1, 2, 4]);
+}
+
+// ---------------------------------------------------------------------------------------
+// A row the store cannot read (issue 9, point 3)
+
+/// The issue's store: 3,000 `Counted` events appended through the store, 30 streams of
+/// 100, then the event at position 365 pointed at a stream key that has no row, with
+/// raw SQL on the file.
+async fn store_with_an_orphaned_event() -> (tempfile::TempDir, SqliteStore, SqliteReadModel) {
+    let (dir, store, read_models) = fresh().await;
+    for stream in 0..30 {
+        let events = (0..100).map(|_| event("Counted", false)).collect();
+        append(&store, &format!("s{stream}"), events).await;
+    }
+    assert_eq!(store.head().await.unwrap().unwrap().position, 3000);
+    let raw = rusqlite::Connection::open(dir.path().join("events.sqlite3")).unwrap();
+    raw.busy_timeout(Duration::from_secs(5)).unwrap();
+    raw.execute_batch(
+        "PRAGMA foreign_keys=OFF; UPDATE events SET stream_key=999 WHERE position=365",
+    )
+    .unwrap();
+    (dir, store, read_models)
+}
+
+/// Asserts `error` is a corrupt row at position 365, the orphaned event.
+fn assert_orphan_at_365(error: &factum::store::StoreError) {
+    match error {
+        factum::store::StoreError::CorruptRow {
+            position, reason, ..
+        } => {
+            assert_eq!(*position, Some(365), "{error}");
+            assert!(reason.contains("key 999"), "{error}");
+            let message = error.to_string();
+            assert!(message.contains("position 365"), "{message}");
+        }
+        other => panic!("expected a corrupt row at 365, got {other:?}"),
+    }
+}
+
+fn assert_runner_stopped_at_365(error: &factum::projection::RunnerError) {
+    match error {
+        factum::projection::RunnerError::Store { source, .. } => assert_orphan_at_365(source),
+        other => panic!("expected the store's corrupt row, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_event_whose_stream_row_is_missing_stops_readers_and_followers_at_its_position() {
+    let (_dir, store, read_models) = store_with_an_orphaned_event().await;
+
+    // The store: an error at the row, never a silent skip; reads around it still work.
+    assert_orphan_at_365(&store.read_all(0, 5000).await.unwrap_err());
+    assert_orphan_at_365(&store.read_all(300, 100).await.unwrap_err());
+    assert_eq!(store.read_all(0, 364).await.unwrap().len(), 364);
+    let after = store.read_all(365, 5000).await.unwrap();
+    assert_eq!((after.len(), after[0].position), (2635, 366));
+    assert_orphan_at_365(
+        &store
+            .read_all_filtered(0, 5000, &["Counted"])
+            .await
+            .unwrap_err(),
+    );
+    // Nor does a follower of other names scan past it.
+    assert_orphan_at_365(
+        &store
+            .read_all_filtered(0, 10, &["Other"])
+            .await
+            .unwrap_err(),
+    );
+    let before = store.read_all_filtered(0, 364, &["Counted"]).await.unwrap();
+    assert_eq!((before.events.len(), before.scanned_to), (364, 364));
+    let rest = store
+        .read_all_filtered(365, 5000, &["Counted"])
+        .await
+        .unwrap();
+    assert_eq!((rest.events.len(), rest.scanned_to), (2635, 3000));
+
+    // A catch-up stops before it, every time, its checkpoint below it.
+    let runner = ProjectionRunner::new(store.clone());
+    let mut projector = runner.projector(counts::<1>(0), read_models.clone());
+    for _ in 0..2 {
+        assert_runner_stopped_at_365(&runner.catch_up(&mut projector).await.unwrap_err());
+        assert!(projector.checkpoint().await.unwrap() < 365);
+        assert!(projector.parked().await.unwrap().is_empty());
+    }
+    // So does a spawned runner: its task ends with the error.
+    let mut handle = runner.spawn(counts::<1>(0), read_models.clone());
+    assert_runner_stopped_at_365(&handle.wait_for(3000).await.unwrap_err());
+    assert!(
+        handle
+            .checkpoint()
+            .is_none_or(|checkpoint| checkpoint < 365)
+    );
+    assert!(projector.checkpoint().await.unwrap() < 365);
+}
+
+#[tokio::test]
+async fn an_operator_parks_an_unreadable_row_and_the_projection_goes_on() {
+    let (_dir, store, read_models) = store_with_an_orphaned_event().await;
+    let runner = ProjectionRunner::new(store.clone());
+    let mut projector = runner.projector(counts::<1>(0), read_models.clone());
+    assert!(runner.catch_up(&mut projector).await.is_err());
+    let checkpoint = projector.checkpoint().await.unwrap();
+
+    // Only the position where reading fails is parked; anything else is refused, and
+    // nothing is written.
+    for (position, next) in [(364, Some(365)), (366, Some(365)), (3000, Some(365))] {
+        match runner
+            .park_unreadable(&mut projector, position, "ops")
+            .await
+        {
+            Err(RunnerError::NotUnreadable {
+                next_unreadable, ..
+            }) => assert_eq!(next_unreadable, next, "{position}"),
+            other => panic!("{position}: expected a refusal, got {other:?}"),
+        }
+    }
+    let refusal = runner
+        .park_unreadable(&mut projector, 364, "ops")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refusal.contains("position 364 is readable; the next unreadable row is at 365"),
+        "{refusal}"
+    );
+    assert_eq!(projector.checkpoint().await.unwrap(), checkpoint);
+    assert!(projector.parked().await.unwrap().is_empty());
+
+    // Parked: the 364 readable events before it are applied, the row is a dead letter,
+    // the checkpoint is at it.
+    let parked = runner
+        .park_unreadable(&mut projector, 365, "alice: row lost, ticket 9")
+        .await
+        .unwrap();
+    assert_eq!(
+        (parked.applied, parked.parked, parked.checkpoint),
+        (364, 1, 365)
+    );
+    let dead_letters = projector.parked().await.unwrap();
+    assert_eq!(dead_letters.len(), 1);
+    let dead = &dead_letters[0];
+    assert!(dead.is_unreadable());
+    assert_eq!((dead.event.position, dead.attempts), (365, 0));
+    assert!(
+        dead.error.contains("alice: row lost, ticket 9"),
+        "{}",
+        dead.error
+    );
+    assert!(dead.error.contains("position 365"), "{}", dead.error);
+    assert!(dead.error.contains("key 999"), "{}", dead.error);
+
+    // The rest of the log follows; the projection saw every readable event once.
+    let caught_up = runner.catch_up_and_activate(&mut projector).await.unwrap();
+    assert_eq!((caught_up.applied, caught_up.checkpoint), (2635, 3000));
+    let total: i64 = read_counts(&read_models).await.iter().map(|(_, n)| n).sum();
+    assert_eq!(total, 2999);
+
+    // Parking again, or a readable position, is refused; the dead letter cannot be
+    // replayed.
+    assert!(matches!(
+        runner.park_unreadable(&mut projector, 365, "ops").await,
+        Err(RunnerError::NotUnreadable {
+            checkpoint: 3000,
+            ..
+        })
+    ));
+    let last = append(&store, "s0", vec![event("Counted", false)]).await;
+    match runner.park_unreadable(&mut projector, last, "ops").await {
+        Err(
+            error @ RunnerError::NotUnreadable {
+                next_unreadable: None,
+                ..
+            },
+        ) => assert!(
+            error
+                .to_string()
+                .contains(&format!("position {last} is readable")),
+            "{error}"
+        ),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(matches!(
+        projector.replay_parked(365).await,
+        Err(RunnerError::NoEventToReplay { position: 365, .. })
+    ));
+    // A spawned runner goes on from there.
+    let mut handle = runner.spawn(counts::<1>(0), read_models.clone());
+    handle.wait_for(last).await.unwrap();
+    handle.stop().await.unwrap();
+    assert_eq!(projector.parked().await.unwrap().len(), 1);
 }

@@ -943,9 +943,12 @@ fn assert_corrupt(result: Result<Vec<RecordedEvent>, StoreError>, what: &str) {
         Err(StoreError::CorruptRow {
             stream_id,
             stream_version,
+            position,
             reason,
         }) => {
             assert_eq!((stream_id.as_str(), stream_version), ("bad", 2), "{reason}");
+            // "good" holds positions 1 to 3, "bad" 4 to 7.
+            assert_eq!(position, Some(5), "the error names the position: {reason}");
             assert!(reason.contains(what), "the reason names {what}: {reason}");
         }
         other => panic!("expected a corrupt row ({what}), got {other:?}"),
@@ -1024,6 +1027,7 @@ async fn an_unreadable_snapshot_is_a_corrupt_row() {
         Err(StoreError::CorruptRow {
             stream_id,
             stream_version: 4,
+            position: None,
             reason,
         }) => {
             assert_eq!(stream_id, "snap");
@@ -1221,4 +1225,139 @@ async fn a_filtered_read_of_a_corrupt_row_is_a_typed_error() {
         .expect("the first row");
     assert_eq!(before.events.len(), 1);
     assert!(store.head().await.expect("head").is_some());
+}
+
+/// Moves `from`'s event at `version` into `to` with raw SQL, as a damaged `stream_key`
+/// would; returns its position.
+fn move_event(connection: &rusqlite::Connection, from: &str, version: i64, to: &str) -> u64 {
+    connection.execute_batch("PRAGMA foreign_keys=OFF").unwrap();
+    let position: i64 = connection
+        .query_row(
+            "SELECT position FROM events WHERE stream_version = ?2
+               AND stream_key = (SELECT stream_key FROM streams WHERE stream_id = ?1)",
+            rusqlite::params![from, version],
+            |row| row.get(0),
+        )
+        .unwrap();
+    connection
+        .execute(
+            "UPDATE events SET stream_key = (SELECT stream_key FROM streams WHERE stream_id = ?1)
+             WHERE position = ?2",
+            rusqlite::params![to, position],
+        )
+        .unwrap();
+    u64::try_from(position).unwrap()
+}
+
+fn assert_corrupt_at(
+    error: StoreError,
+    stream: &str,
+    version: u64,
+    position: Option<u64>,
+    what: &str,
+) {
+    match error {
+        StoreError::CorruptRow {
+            stream_id,
+            stream_version,
+            position: at,
+            reason,
+        } => {
+            assert_eq!(
+                (stream_id.as_str(), stream_version, at),
+                (stream, version, position),
+                "{reason}"
+            );
+            assert!(reason.contains(what), "{reason}");
+        }
+        other => panic!("expected a corrupt row, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_event_moved_into_another_stream_is_a_corrupt_row_in_both() {
+    let (_dir, path) = temp_file();
+    let store = SqliteStore::open(&path).await.expect("open");
+    store
+        .append("a", "T", ExpectedVersion::NoStream, ticks(0..4))
+        .await
+        .unwrap();
+    store
+        .append("b", "T", ExpectedVersion::NoStream, ticks(4..6))
+        .await
+        .unwrap();
+    // a's version 3 (position 3) now claims to be b's version 3.
+    let moved = move_event(&raw(&path), "a", 3, "b");
+    assert_eq!(moved, 3);
+
+    // In `a`, a gap: the events before it are read, then the error.
+    assert_corrupt_at(
+        store.read_stream("a", 1, 10).await.unwrap_err(),
+        "a",
+        3,
+        None,
+        "no event holds version 3",
+    );
+    assert_eq!(store.read_stream("a", 1, 2).await.unwrap().len(), 2);
+    let mut visited = Vec::new();
+    let visit = store
+        .for_each_in_stream("a", 1, |event| {
+            visited.push(event.stream_version);
+            Ok::<_, ()>(())
+        })
+        .await;
+    assert!(
+        matches!(
+            visit,
+            Err(VisitError::Store(StoreError::CorruptRow {
+                stream_version: 3,
+                ..
+            }))
+        ),
+        "{visit:?}"
+    );
+    assert_eq!(visited, [1, 2]);
+    // In `b`, an event past the stream's version.
+    assert_corrupt_at(
+        store.read_stream("b", 1, 10).await.unwrap_err(),
+        "b",
+        3,
+        Some(3),
+        "past the stream's version 2",
+    );
+    assert_eq!(store.read_stream("b", 1, 2).await.unwrap().len(), 2);
+    // In the log, at its position.
+    assert_corrupt_at(
+        store.read_all(0, 10).await.unwrap_err(),
+        "b",
+        3,
+        Some(3),
+        "past the stream's version 2",
+    );
+    assert_eq!(store.read_all(0, 2).await.unwrap().len(), 2);
+    assert_eq!(store.read_all(3, 10).await.unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn a_stream_missing_its_last_events_is_a_corrupt_row() {
+    let (_dir, path) = temp_file();
+    let store = SqliteStore::open(&path).await.expect("open");
+    store
+        .append("a", "T", ExpectedVersion::NoStream, ticks(0..4))
+        .await
+        .unwrap();
+    store
+        .append("b", "T", ExpectedVersion::NoStream, ticks(4..6))
+        .await
+        .unwrap();
+    move_event(&raw(&path), "a", 4, "b");
+    assert_corrupt_at(
+        store.read_stream("a", 1, 10).await.unwrap_err(),
+        "a",
+        4,
+        None,
+        "the stream's row says version 4",
+    );
+    assert_eq!(store.read_stream("a", 1, 3).await.unwrap().len(), 3);
+    assert_eq!(store.read_stream("a", 5, 3).await.unwrap().len(), 0);
 }

@@ -53,6 +53,22 @@ impl fmt::Debug for ProjectionError {
     }
 }
 
+/// The reason of [`RunnerError::NotUnreadable`].
+fn describe_refusal(position: u64, checkpoint: u64, next_unreadable: Option<u64>) -> String {
+    match next_unreadable {
+        _ if position <= checkpoint => {
+            format!("the checkpoint is already at {checkpoint}")
+        }
+        Some(next) if next < position => {
+            format!("the next unreadable row after the checkpoint {checkpoint} is at {next}")
+        }
+        Some(next) => {
+            format!("position {position} is readable; the next unreadable row is at {next}")
+        }
+        None => format!("position {position} is readable"),
+    }
+}
+
 /// Why a projection or reactor stopped.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -131,6 +147,39 @@ pub enum RunnerError {
         known: u64,
         /// The checkpoint found in the read model now.
         stored: u64,
+    },
+    /// A parked row to replay is an unreadable row parked by an operator: there is no
+    /// event to apply.
+    #[error(
+        "projection `{projection}` v{version}: position {position} was parked as an unreadable row; there is no event to replay (repair the row, then rebuild the projection)"
+    )]
+    NoEventToReplay {
+        /// The projection.
+        projection: &'static str,
+        /// Its version.
+        version: u32,
+        /// The position asked for.
+        position: u64,
+    },
+    /// `ProjectionRunner::park_unreadable` refused: `position` is not where reading after
+    /// the projection's checkpoint fails. Nothing was written.
+    #[error(
+        "projection `{projection}` v{version}: refusing to park position {position}: {}",
+        describe_refusal(*position, *checkpoint, *next_unreadable)
+    )]
+    NotUnreadable {
+        /// The projection.
+        projection: &'static str,
+        /// Its version.
+        version: u32,
+        /// The position asked for.
+        position: u64,
+        /// The projection's checkpoint.
+        checkpoint: u64,
+        /// Where reading after the checkpoint does fail, if it failed with a corrupt row
+        /// before passing `position` or just after it; `None` when it read past
+        /// `position` (or to the head of the log) without failing.
+        next_unreadable: Option<u64>,
     },
     /// A parked event to replay was not found.
     #[error("projection `{projection}` v{version} has no parked event at position {position}")]

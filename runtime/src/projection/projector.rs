@@ -257,6 +257,9 @@ impl<P: Projection> Projector<P> {
     ///
     /// It is applied as it is, after the events that came later: use it for handlers whose
     /// effect does not depend on order, or after fixing what made the event fail.
+    ///
+    /// A row parked as unreadable ([`ParkedEvent::is_unreadable`]) holds no event to
+    /// apply: it is refused ([`RunnerError::NoEventToReplay`]).
     pub async fn replay_parked(&mut self, position: u64) -> Result<(), RunnerError> {
         let target = self.target();
         let parked = self.parked().await?;
@@ -270,6 +273,13 @@ impl<P: Projection> Projector<P> {
                 position,
             });
         };
+        if parked.is_unreadable() {
+            return Err(RunnerError::NoEventToReplay {
+                projection: P::NAME,
+                version: P::VERSION,
+                position,
+            });
+        }
         let mut tx = self
             .read_model
             .begin(target)
@@ -394,41 +404,48 @@ impl<P: Projection> Projector<P> {
                     stream_version = event.stream_version, position = event.position, attempts,
                     error = %last_error, "parking an event its handler keeps failing on"
                 );
-                let mut tx = self.begin().await?;
-                let checkpoint = tx.checkpoint().unwrap_or(0);
-                if event.position <= checkpoint {
-                    self.read_model
-                        .rollback(tx)
-                        .await
-                        .map_err(self.read_model_error())?;
-                    return Ok(Applied {
-                        skipped: 1,
-                        checkpoint,
-                        ..Applied::default()
-                    });
-                }
-                let parked = ParkedEvent {
+                self.park(ParkedEvent {
                     event: event.clone(),
                     error: last_error.message(),
                     attempts,
                     parked_at: Utc::now(),
-                };
-                self.read_model
-                    .park(&mut tx, &parked)
-                    .await
-                    .map_err(self.read_model_error())?;
-                self.read_model
-                    .commit(tx, event.position)
-                    .await
-                    .map_err(self.read_model_error())?;
-                self.known = Some(event.position);
-                Ok(Applied {
-                    parked: 1,
-                    checkpoint: event.position,
-                    ..Applied::default()
                 })
+                .await
             }
         }
+    }
+
+    /// Parks `parked` and commits the checkpoint at its position, in one transaction;
+    /// skips it if the checkpoint is already there.
+    pub(crate) async fn park(&mut self, parked: ParkedEvent) -> Result<Applied, RunnerError> {
+        let position = parked.event.position;
+        let mut tx = self.begin().await?;
+        let checkpoint = tx.checkpoint().unwrap_or(0);
+        if position <= checkpoint {
+            self.read_model
+                .rollback(tx)
+                .await
+                .map_err(self.read_model_error())?;
+            return Ok(Applied {
+                skipped: 1,
+                checkpoint,
+                ..Applied::default()
+            });
+        }
+        self.read_model
+            .park(&mut tx, &parked)
+            .await
+            .map_err(self.read_model_error())?;
+        self.read_model
+            .commit(tx, position)
+            .await
+            .map_err(self.read_model_error())?;
+        self.known = Some(position);
+        Ok(Applied {
+            parked: 1,
+            checkpoint: position,
+            ..Applied::default()
+        })
     }
 
     fn read_model_error(&self) -> impl Fn(super::ReadModelError) -> RunnerError + use<P> {

@@ -47,17 +47,32 @@ pub struct VersionStatus {
     pub parked: u64,
 }
 
-/// An event a handler kept failing on, set aside with the error.
+/// An event a handler kept failing on, set aside with the error; or a row of the log the
+/// store could not read, set aside by an operator (`ProjectionRunner::park_unreadable`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ParkedEvent {
     /// The event as it was recorded, so it can be replayed without the source store.
+    ///
+    /// For an unreadable row only its `position` is certain; `stream_id` and
+    /// `stream_version` are what the store's error named (empty and 0 when it named
+    /// none), and the other fields are blank (no name, a `null` payload).
     pub event: RecordedEvent,
-    /// The last error, with its causes.
+    /// The last error, with its causes. For an unreadable row: the store's error and the
+    /// operator's note.
     pub error: String,
-    /// How many times the handler was tried.
+    /// How many times the handler was tried: 0 for an unreadable row, which no handler saw.
     pub attempts: u32,
     /// When it was parked.
     pub parked_at: DateTime<Utc>,
+}
+
+impl ParkedEvent {
+    /// Whether this is a row of the log the store could not read, parked by an operator
+    /// with `ProjectionRunner::park_unreadable` (no handler ever saw it, and there is no
+    /// event to replay).
+    pub fn is_unreadable(&self) -> bool {
+        self.attempts == 0
+    }
 }
 
 /// A read-model database failed.

@@ -6,12 +6,13 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+use crate::envelope::{Metadata, RecordedEvent};
 use crate::follow::{Follower, Log, Page, TaskError, TaskHandle};
 use crate::store::{EventStore, StoreError};
 
 use super::error::RunnerError;
 use super::projector::{Applied, OnPoison, Projector, ReactorDriver, Retry};
-use super::read_model::{ReadModel, Target, VersionState};
+use super::read_model::{ParkedEvent, ReadModel, Target, VersionState};
 use super::{Projection, Reactor};
 
 /// Runs projections and reactors against an event store.
@@ -247,6 +248,145 @@ impl<S: EventStore + 'static> ProjectionRunner<S> {
         }
     }
 
+    /// Moves the projection past a row of the log the store cannot read: an operator's
+    /// command, never run automatically.
+    ///
+    /// A row the store cannot read (a damaged column, an event whose stream row is
+    /// missing) fails every read that includes it with [`StoreError::CorruptRow`] at its
+    /// position, so [`ProjectionRunner::catch_up`] and a spawned runner stop before it,
+    /// every time, their checkpoint below it. Repairing the row (from a backup) and
+    /// running again is the first remedy. When the row cannot be repaired, this command
+    /// gets the projection past it, and nothing else:
+    ///
+    /// 1. It acts only if reading after the projection's checkpoint really fails with a
+    ///    corrupt row at exactly `position`. Otherwise it refuses
+    ///    ([`RunnerError::NotUnreadable`]: the position is readable, or the next
+    ///    unreadable row is elsewhere, or the checkpoint is past it) and writes nothing.
+    ///    Other store errors are returned as they are.
+    /// 2. It applies every readable event before `position` (a page holding the bad row
+    ///    fails whole, so the last page is read one event at a time), as a catch-up would.
+    /// 3. It parks the row in the projection's dead letters (where events whose handler
+    ///    kept failing go; see [`Projector::parked`]) with the store's error and `note`
+    ///    (who parked it and why), and commits the checkpoint at `position`, in one
+    ///    transaction. The parked row has `attempts == 0`
+    ///    ([`ParkedEvent::is_unreadable`](super::ParkedEvent::is_unreadable)); it cannot
+    ///    be replayed ([`RunnerError::NoEventToReplay`]).
+    ///
+    /// Then run [`ProjectionRunner::catch_up`] (or spawn the projection) again. Every
+    /// projection version has its own checkpoint: park the row for each one that stopped
+    /// on it. What the event would have changed is missing from the read model; a rebuild
+    /// after the row is repaired restores it.
+    pub async fn park_unreadable<P: Projection>(
+        &self,
+        projector: &mut Projector<P>,
+        position: u64,
+        note: &str,
+    ) -> Result<CatchUp, RunnerError> {
+        let checkpoint = projector.checkpoint().await?;
+        let refuse = |next_unreadable: Option<u64>| RunnerError::NotUnreadable {
+            projection: P::NAME,
+            version: P::VERSION,
+            position,
+            checkpoint,
+            next_unreadable,
+        };
+        if position <= checkpoint {
+            return Err(refuse(None));
+        }
+        let store = &self.log.store;
+        let batch = self.log.batch_size;
+        // Where reading fails, read only: nothing is written if the answer is no.
+        let mut cursor = checkpoint;
+        let unreadable = loop {
+            match store.read_all_filtered(cursor, batch, P::EVENTS).await {
+                Ok(page) => {
+                    let caught_up = page.events.is_empty() && page.scanned_to <= cursor;
+                    if caught_up || page.scanned_to >= position {
+                        return Err(refuse(None));
+                    }
+                    cursor = page.scanned_to;
+                }
+                Err(error) => match unreadable_at(&error) {
+                    Some(at) if at == position => break error,
+                    Some(at) => return Err(refuse(Some(at))),
+                    None => return Err(store_error(P::NAME)(error)),
+                },
+            }
+        };
+        // The readable events before it: whole pages up to the one that fails, then that
+        // one an event at a time.
+        let mut progress = CatchUp {
+            checkpoint,
+            ..CatchUp::default()
+        };
+        let mut limit = batch;
+        loop {
+            match store
+                .read_all_filtered(progress.checkpoint, limit, P::EVENTS)
+                .await
+            {
+                Ok(page) => {
+                    let Some(last) = page.events.last() else {
+                        // Readable now: repaired meanwhile.
+                        return Err(refuse(None));
+                    };
+                    let scanned_to = if limit == 1 {
+                        last.position
+                    } else {
+                        page.scanned_to
+                    };
+                    if scanned_to >= position {
+                        return Err(refuse(None));
+                    }
+                    progress.add(projector.apply(&page.events, scanned_to).await?);
+                    progress.checkpoint = progress.checkpoint.max(scanned_to);
+                }
+                Err(error) if unreadable_at(&error) == Some(position) => {
+                    if limit == 1 {
+                        break;
+                    }
+                    limit = 1;
+                }
+                Err(error) => return Err(store_error(P::NAME)(error)),
+            }
+        }
+        let (stream_id, stream_version) = match &unreadable {
+            StoreError::CorruptRow {
+                stream_id,
+                stream_version,
+                ..
+            } => (stream_id.clone(), *stream_version),
+            _ => (String::new(), 0),
+        };
+        tracing::warn!(
+            projection = P::NAME,
+            version = P::VERSION,
+            position,
+            note,
+            error = %unreadable,
+            "parking an unreadable row of the log, as the operator asked"
+        );
+        let parked = ParkedEvent {
+            event: RecordedEvent {
+                event_id: uuid::Uuid::nil(),
+                stream_id,
+                stream_type: String::new(),
+                stream_version,
+                position,
+                name: String::new(),
+                schema_version: 0,
+                payload: serde_json::value::RawValue::NULL.to_owned(),
+                timestamp: chrono::DateTime::UNIX_EPOCH,
+                metadata: Metadata::default(),
+            },
+            error: format!("unreadable row parked by the operator ({note}): {unreadable}"),
+            attempts: 0,
+            parked_at: chrono::Utc::now(),
+        };
+        progress.add(projector.park(parked).await?);
+        Ok(progress)
+    }
+
     async fn next_page(
         &self,
         name: &'static str,
@@ -431,6 +571,14 @@ impl<S: EventStore + 'static> ProjectionRunner<S> {
     }
 }
 
+/// The position of the row `error` says the store cannot read, if it names one.
+fn unreadable_at(error: &StoreError) -> Option<u64> {
+    match error {
+        StoreError::CorruptRow { position, .. } => *position,
+        _ => None,
+    }
+}
+
 fn store_error(name: &'static str) -> impl Fn(StoreError) -> RunnerError {
     move |source| RunnerError::Store {
         projection: name,
@@ -593,6 +741,8 @@ impl TaskError for RunnerError {
             RunnerError::Poisoned { .. }
             | RunnerError::Setup { .. }
             | RunnerError::NotParked { .. }
+            | RunnerError::NoEventToReplay { .. }
+            | RunnerError::NotUnreadable { .. }
             | RunnerError::Task { .. } => false,
         }
     }

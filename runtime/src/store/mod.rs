@@ -130,19 +130,41 @@ pub enum StoreError {
         requested: String,
     },
     /// A stored row could not be read back (a corrupt column, not a payload: payloads are
-    /// decoded by the event set and fail with a typed decode error instead).
-    #[error("stream `{stream_id}` version {stream_version}: stored row is corrupt: {reason}")]
+    /// decoded by the event set and fail with a typed decode error instead), or rows
+    /// contradict each other (an event whose stream has no row, a stream whose versions
+    /// are not gapless).
+    ///
+    /// A read never skips such a row: it fails where the row stands, so a follower's
+    /// checkpoint stays before it (see `ProjectionRunner::park_unreadable` for moving a
+    /// projection past a row that cannot be repaired).
+    #[error("{}: stored row is corrupt: {reason}", describe_row(stream_id, *stream_version, *position))]
     CorruptRow {
-        /// The stream holding the row.
+        /// The stream holding the row; empty when the row does not say (an event whose
+        /// stream row is missing, the log's newest position).
         stream_id: String,
-        /// The row's stream version.
+        /// The row's stream version (0 when unknown).
         stream_version: u64,
+        /// The event's global position, when the row is an event and its position could
+        /// be read; `None` for snapshot and stream rows.
+        position: Option<u64>,
         /// What could not be read.
         reason: String,
     },
     /// The backend failed.
     #[error("store backend failed")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Where a corrupt row stands, for [`StoreError::CorruptRow`]'s message.
+fn describe_row(stream_id: &str, stream_version: u64, position: Option<u64>) -> String {
+    match (stream_id.is_empty(), position) {
+        (false, Some(position)) => {
+            format!("stream `{stream_id}` version {stream_version} (position {position})")
+        }
+        (false, None) => format!("stream `{stream_id}` version {stream_version}"),
+        (true, Some(position)) => format!("the event at position {position}"),
+        (true, None) => "a row of the store".to_owned(),
+    }
 }
 
 fn describe_actual(actual: Option<u64>) -> String {

@@ -756,11 +756,29 @@ fn to_i64(value: u64) -> i64 {
 }
 
 fn corrupt(stream_id: &str, stream_version: u64, reason: impl fmt::Display) -> StoreError {
+    corrupt_at(stream_id, stream_version, None, reason)
+}
+
+/// A corrupt event row at `position` (`None` when its position is unreadable too).
+fn corrupt_at(
+    stream_id: &str,
+    stream_version: u64,
+    position: Option<u64>,
+    reason: impl fmt::Display,
+) -> StoreError {
     StoreError::CorruptRow {
         stream_id: stream_id.to_owned(),
         stream_version,
+        position,
         reason: reason.to_string(),
     }
+}
+
+/// The position of an event row selected with `Sql::new`'s columns, if it is readable.
+fn position_of(row: &Row) -> Option<u64> {
+    row.try_get::<_, i64>(0)
+        .ok()
+        .and_then(|position| u64::try_from(position).ok())
 }
 
 /// The violated unique constraint, if `error` is a unique violation.
@@ -918,16 +936,23 @@ impl<'a> Batch<'a> {
 /// Decodes the columns `Sql::new` selects (position, stream_id, stream_type,
 /// stream_version, event_id, name, schema_version, payload, occurred_at, metadata).
 fn decode_row(row: &Row) -> Result<RecordedEvent, StoreError> {
+    let position = position_of(row);
     let stream_id: &str = row
         .try_get(1)
-        .map_err(|error| corrupt("?", 0, format_args!("stream_id: {error}")))?;
-    let version: i64 = row
-        .try_get(3)
-        .map_err(|error| corrupt(stream_id, 0, format_args!("stream_version: {error}")))?;
-    let stream_version = u64::try_from(version).map_err(|_| {
-        corrupt(
+        .map_err(|error| corrupt_at("", 0, position, format_args!("stream_id: {error}")))?;
+    let version: i64 = row.try_get(3).map_err(|error| {
+        corrupt_at(
             stream_id,
             0,
+            position,
+            format_args!("stream_version: {error}"),
+        )
+    })?;
+    let stream_version = u64::try_from(version).map_err(|_| {
+        corrupt_at(
+            stream_id,
+            0,
+            position,
             format_args!("stream_version {version} is negative"),
         )
     })?;
@@ -953,10 +978,12 @@ fn empty_payload() -> Box<RawValue> {
 
 /// Fills every column but the stream id and version (already in `record`) from `row`.
 fn fill_record(row: &Row, record: &mut RecordedEvent) -> Result<(), StoreError> {
+    let position_read = position_of(row);
     let fail = |record: &RecordedEvent, column: &str, error: &dyn fmt::Display| {
-        corrupt(
+        corrupt_at(
             &record.stream_id,
             record.stream_version,
+            position_read,
             format_args!("{column}: {error}"),
         )
     };
@@ -1315,16 +1342,18 @@ impl EventStore for PostgresStore {
                 .map_err(|error| VisitError::Store(backend(error)))?;
             for row in &rows {
                 let version: i64 = row.try_get(3).map_err(|error| {
-                    VisitError::Store(corrupt(
+                    VisitError::Store(corrupt_at(
                         stream_id,
                         0,
+                        position_of(row),
                         format_args!("stream_version: {error}"),
                     ))
                 })?;
                 record.stream_version = u64::try_from(version).map_err(|_| {
-                    VisitError::Store(corrupt(
+                    VisitError::Store(corrupt_at(
                         stream_id,
                         0,
+                        position_of(row),
                         format_args!("stream_version {version} is negative"),
                     ))
                 })?;
@@ -1402,11 +1431,7 @@ impl EventStore for PostgresStore {
             )
         })?;
         let timestamp = row.try_get(1).map_err(|error| {
-            corrupt(
-                "",
-                0,
-                format_args!("occurred_at at position {position}: {error}"),
-            )
+            corrupt_at("", 0, Some(position), format_args!("occurred_at: {error}"))
         })?;
         Ok(Some(Head {
             position,

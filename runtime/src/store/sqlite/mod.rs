@@ -62,8 +62,9 @@
 //!   the batch is an idempotent re-append or a duplicate.
 //! - **Rows are data.** Every statement is parameterised. A row that cannot be read back
 //!   (a payload that is not JSON, an event id that is not 16 bytes, an impossible
-//!   timestamp) is a [`StoreError::CorruptRow`] naming the stream and version, never a
-//!   panic; other streams stay readable.
+//!   timestamp, an event whose stream row is missing) is a [`StoreError::CorruptRow`]
+//!   naming the stream, version and position, never a panic and never skipped; other
+//!   streams stay readable.
 //! - **Replay streams, on two threads.** The visitor of
 //!   [`EventStore::for_each_in_stream`] borrows from its caller, so it cannot move to a
 //!   blocking thread. The blocking thread steps the rows and copies their columns out
@@ -289,8 +290,9 @@ impl SqliteOpenError {
 ///   the busy timeout, 5 s by default).
 /// - Global positions are `AUTOINCREMENT` row ids: assigned in commit order and never
 ///   reused, so "read all after a position" never skips an event.
-/// - A row that cannot be read back is a [`StoreError::CorruptRow`] naming its stream and
-///   version.
+/// - A row that cannot be read back is a [`StoreError::CorruptRow`] naming its stream,
+///   version and position; so are an event whose stream row is missing and a stream whose
+///   versions are not gapless up to its version. No read skips such a row.
 /// - The schema is versioned: opening a file migrates it to
 ///   [`SqliteStore::SCHEMA_VERSION`] and refuses a file written by a newer factum.
 /// - A file that is not a factum store (empty, truncated, another program's) is an error

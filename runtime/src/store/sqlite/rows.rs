@@ -41,6 +41,7 @@ pub(super) fn stream_version_of(stream_id: &str, version: i64) -> Result<u64, Fa
         Failure::Store(StoreError::CorruptRow {
             stream_id: stream_id.to_owned(),
             stream_version: 0,
+            position: None,
             reason: format!("the streams row holds the negative version {version}"),
         })
     })
@@ -64,6 +65,13 @@ pub(super) fn blank(stream_id: String, stream_type: String) -> RecordedEvent {
 
 /// Calls `each` with every row of up to `limit` events of `stream_id` from
 /// `from_version` on, in order, as they are stepped, with the stream's type.
+///
+/// The stream row and the events are read in one read transaction, and the versions are
+/// checked as they go by (one comparison a row): they must run gapless from
+/// `from_version` (1 at least) and not pass the stream row's version, and a read that is
+/// not cut by `limit` must reach that version. Otherwise a row was moved between streams
+/// (a damaged `stream_key`) or lost, and the read fails with [`StoreError::CorruptRow`]
+/// where it noticed, after the rows before it were handed to `each`.
 pub(super) fn each_row_in_stream(
     connection: &Connection,
     stream_id: &str,
@@ -71,13 +79,19 @@ pub(super) fn each_row_in_stream(
     limit: usize,
     mut each: impl FnMut(&Row<'_>, &str) -> Result<(), Failure>,
 ) -> Result<(), Failure> {
-    let stream: Option<(i64, String)> = connection
-        .prepare_cached("SELECT stream_key, stream_type FROM streams WHERE stream_id = ?1")?
-        .query_row(params![stream_id], |row| Ok((row.get(0)?, row.get(1)?)))
+    let transaction = connection.unchecked_transaction()?;
+    let stream: Option<(i64, String, i64)> = connection
+        .prepare_cached(
+            "SELECT stream_key, stream_type, version FROM streams WHERE stream_id = ?1",
+        )?
+        .query_row(params![stream_id], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })
         .optional()?;
-    let Some((stream_key, stream_type)) = stream else {
+    let Some((stream_key, stream_type, last_version)) = stream else {
         return Ok(());
     };
+    let last_version = stream_version_of(stream_id, last_version)?;
     let mut statement = connection.prepare_cached(&format!(
         "SELECT {EVENT_COLUMNS} FROM events e
          WHERE e.stream_key = ?1 AND e.stream_version >= ?2
@@ -88,10 +102,78 @@ pub(super) fn each_row_in_stream(
         to_sql_integer(from_version),
         to_sql_limit(limit)
     ])?;
+    let mut expected = from_version.max(1);
+    let mut stepped = 0usize;
     while let Some(row) = rows.next()? {
+        // A version that is not an integer is reported by the row's reader.
+        if let Ok(version) = integer(row, 1) {
+            let version = u64::try_from(version).unwrap_or(0);
+            if version != expected || version > last_version {
+                return Err(versions_contradict(
+                    stream_id,
+                    row,
+                    expected,
+                    version,
+                    last_version,
+                ));
+            }
+        }
         each(row, &stream_type)?;
+        expected = expected.saturating_add(1);
+        stepped += 1;
     }
+    if stepped < limit && expected <= last_version {
+        return Err(Failure::Store(StoreError::CorruptRow {
+            stream_id: stream_id.to_owned(),
+            stream_version: expected,
+            position: None,
+            reason: format!(
+                "the stream's row says version {last_version}, but no event holds version \
+                 {expected} (lost, or moved to another stream by a damaged `stream_key`)"
+            ),
+        }));
+    }
+    drop(rows);
+    drop(statement);
+    transaction.commit()?;
     Ok(())
+}
+
+/// The error for an event row of a stream whose version is not the one that belongs
+/// there: `expected` (the versions are gapless) and at most `last_version` (the stream
+/// row's).
+#[cold]
+fn versions_contradict(
+    stream_id: &str,
+    row: &Row<'_>,
+    expected: u64,
+    version: u64,
+    last_version: u64,
+) -> Failure {
+    let position = integer(row, 0)
+        .ok()
+        .and_then(|position| u64::try_from(position).ok());
+    let at = position.map_or_else(String::new, |position| format!(" at position {position}"));
+    if version > last_version {
+        return Failure::Store(StoreError::CorruptRow {
+            stream_id: stream_id.to_owned(),
+            stream_version: version,
+            position,
+            reason: format!(
+                "the event is past the stream's version {last_version} in `streams` \
+                 (moved from another stream by a damaged `stream_key`?)"
+            ),
+        });
+    }
+    Failure::Store(StoreError::CorruptRow {
+        stream_id: stream_id.to_owned(),
+        stream_version: expected,
+        position: None,
+        reason: format!(
+            "no event holds version {expected}: the next event{at} holds version {version} \
+             (lost, or moved to another stream by a damaged `stream_key`)"
+        ),
+    })
 }
 
 /// Up to `limit` events of `stream_id` from `from_version` on.
@@ -126,9 +208,10 @@ pub(super) fn read_all(
     after: u64,
     limit: usize,
 ) -> Result<Vec<RecordedEvent>, Failure> {
+    // A left join: an event whose stream row is missing is reported, not dropped.
     let mut statement = connection.prepare_cached(&format!(
-        "SELECT s.stream_id, s.stream_type, {EVENT_COLUMNS}
-         FROM events e JOIN streams s ON s.stream_key = e.stream_key
+        "SELECT {STREAM_COLUMNS}, {EVENT_COLUMNS}
+         FROM events e LEFT JOIN streams s ON s.stream_key = e.stream_key
          WHERE e.position > ?1 ORDER BY e.position LIMIT ?2"
     ))?;
     let mut rows = statement.query(params![to_sql_integer(after), to_sql_limit(limit)])?;
@@ -147,6 +230,12 @@ pub(super) fn read_all(
 /// snapshot: when the page is not full, every matching event up to that position is in
 /// it, and an event committed later gets a higher position (writers are serialised), so
 /// a follower that checkpoints `scanned_to` skips nothing.
+///
+/// Nor does it pass an event it cannot read: the query also returns, whatever their
+/// names, the events whose stream key is beyond every stream's (what a damaged key
+/// gives: stream keys are assigned in order and streams are never deleted), which then
+/// fail as in [`read_all`]; a matching event whose stream row is missing fails too. The
+/// check costs one integer comparison per row (the maximum key is read once).
 pub(super) fn read_all_filtered(
     connection: &Connection,
     after: u64,
@@ -156,14 +245,17 @@ pub(super) fn read_all_filtered(
     let limit = limit.max(1);
     let transaction = connection.unchecked_transaction()?;
     let mut events = Vec::new();
-    if !names.is_empty() {
+    {
         // One statement per number of names; a follower asks with the same names every
-        // time, so the statement cache keeps it.
+        // time, so the statement cache keeps it. (`IN ()` is false in SQLite.)
         let placeholders = vec!["?"; names.len()].join(", ");
         let mut statement = connection.prepare_cached(&format!(
-            "SELECT s.stream_id, s.stream_type, {EVENT_COLUMNS}
-             FROM events e JOIN streams s ON s.stream_key = e.stream_key
-             WHERE e.position > ? AND e.name IN ({placeholders})
+            "SELECT {STREAM_COLUMNS}, {EVENT_COLUMNS}
+             FROM events e LEFT JOIN streams s ON s.stream_key = e.stream_key
+             WHERE e.position > ?
+               AND (e.name IN ({placeholders})
+                    OR e.stream_key > (SELECT max(stream_key) FROM streams)
+                    OR e.stream_key < 1)
              ORDER BY e.position LIMIT ?"
         ))?;
         let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(names.len() + 2);
@@ -198,23 +290,25 @@ pub(super) fn head(connection: &Connection) -> Result<Option<Head>, Failure> {
     let Some(row) = rows.next()? else {
         return Ok(None);
     };
-    let corrupt = |reason: String| {
+    let corrupt = |position: Option<u64>, reason: String| {
         Failure::Store(StoreError::CorruptRow {
             stream_id: String::new(),
             stream_version: 0,
+            position,
             reason: format!("the newest event: {reason}"),
         })
     };
-    let position = integer(row, 0).map_err(|reason| corrupt(format!("position: {reason}")))?;
+    let position =
+        integer(row, 0).map_err(|reason| corrupt(None, format!("position: {reason}")))?;
     let position = u64::try_from(position)
         .ok()
         .filter(|position| *position > 0)
-        .ok_or_else(|| corrupt(format!("the position {position} is not positive")))?;
-    let seconds = integer(row, 1).map_err(|reason| corrupt(format!("seconds: {reason}")))?;
+        .ok_or_else(|| corrupt(None, format!("the position {position} is not positive")))?;
+    let at = Some(position);
+    let seconds = integer(row, 1).map_err(|reason| corrupt(at, format!("seconds: {reason}")))?;
     let nanoseconds =
-        integer(row, 2).map_err(|reason| corrupt(format!("nanoseconds: {reason}")))?;
-    let timestamp = timestamp(seconds, nanoseconds)
-        .map_err(|reason| corrupt(format!("position {position}: {reason}")))?;
+        integer(row, 2).map_err(|reason| corrupt(at, format!("nanoseconds: {reason}")))?;
+    let timestamp = timestamp(seconds, nanoseconds).map_err(|reason| corrupt(at, reason))?;
     Ok(Some(Head {
         position,
         timestamp,
@@ -231,24 +325,70 @@ pub(super) fn newest_position(connection: &Connection) -> Result<u64, Failure> {
         .unwrap_or(0))
 }
 
-/// An event selected as `s.stream_id, s.stream_type, {EVENT_COLUMNS}`.
+/// The stream columns event queries of the whole log select, left-joined (`s`) to the
+/// event (`e`), before [`EVENT_COLUMNS`].
+const STREAM_COLUMNS: &str = "s.stream_id, s.stream_type, s.version, e.stream_key";
+/// Where [`EVENT_COLUMNS`] start after [`STREAM_COLUMNS`].
+const EVENT_AFTER_STREAM: usize = 4;
+
+/// An event selected as `{STREAM_COLUMNS}, {EVENT_COLUMNS}`, its stream row left-joined:
+/// an event without a stream row, or past its stream's version, is a
+/// [`StoreError::CorruptRow`] at its position.
 fn event_with_stream(row: &Row<'_>, bytes: &mut Vec<u8>) -> Result<RecordedEvent, Failure> {
-    let stream_id = text(row, 0).map_err(|reason| corrupt_at_position(row, 2, &reason))?;
-    let stream_type = text(row, 1).map_err(|reason| corrupt_at_position(row, 2, &reason))?;
+    if let Ok(ValueRef::Null) = row.get_ref(0) {
+        let key = match row.get_ref(3) {
+            Ok(ValueRef::Integer(key)) => format!("key {key}"),
+            Ok(other) => format!("a key of type {:?}", other.data_type()),
+            Err(error) => format!("an unreadable key: {error}"),
+        };
+        return Err(corrupt_at_position(
+            row,
+            EVENT_AFTER_STREAM,
+            &format!("its stream ({key}) has no row in `streams`"),
+        ));
+    }
+    let stream_id =
+        text(row, 0).map_err(|reason| corrupt_at_position(row, EVENT_AFTER_STREAM, &reason))?;
+    let stream_type =
+        text(row, 1).map_err(|reason| corrupt_at_position(row, EVENT_AFTER_STREAM, &reason))?;
+    let last_version = integer(row, 2).map_err(|reason| {
+        corrupt_at_position(
+            row,
+            EVENT_AFTER_STREAM,
+            &format!("stream version: {reason}"),
+        )
+    })?;
     bytes.clear();
-    let copied = copy_row(row, 2, stream_id, bytes)?;
+    let copied = copy_row(row, EVENT_AFTER_STREAM, stream_id, bytes)?;
     let mut record = blank(stream_id.to_owned(), stream_type.to_owned());
     fill(&mut record, bytes, &copied)?;
+    if copied.stream_version > last_version {
+        return Err(Failure::Store(StoreError::CorruptRow {
+            stream_id: record.stream_id,
+            stream_version: record.stream_version,
+            position: Some(record.position),
+            reason: format!(
+                "the event is past the stream's version {last_version} in `streams` \
+                 (moved from another stream by a damaged `stream_key`?)"
+            ),
+        }));
+    }
     Ok(record)
 }
 
-/// A row whose stream is unknown (its stream columns are corrupt), named by position.
+/// A row whose stream is unknown (missing, or its stream columns are corrupt), named by
+/// position.
+#[cold]
 fn corrupt_at_position(row: &Row<'_>, position_column: usize, reason: &str) -> Failure {
-    let position = row.get::<_, i64>(position_column).unwrap_or(0);
+    let position = row
+        .get::<_, i64>(position_column)
+        .ok()
+        .and_then(|position| u64::try_from(position).ok());
     Failure::Store(StoreError::CorruptRow {
         stream_id: String::new(),
         stream_version: 0,
-        reason: format!("the event at position {position}: {reason}"),
+        position,
+        reason: reason.to_owned(),
     })
 }
 
@@ -321,6 +461,7 @@ pub(super) fn copy_row(
     bytes: &mut Vec<u8>,
 ) -> Result<CopiedRow, Failure> {
     let raw_version = integer(row, first + 1);
+    let raw_position = integer(row, first);
     let corrupt = |reason: String| {
         Failure::Store(StoreError::CorruptRow {
             stream_id: stream_id.to_owned(),
@@ -329,13 +470,20 @@ pub(super) fn copy_row(
                 .ok()
                 .and_then(|version| u64::try_from(*version).ok())
                 .unwrap_or(0),
+            position: raw_position
+                .as_ref()
+                .ok()
+                .and_then(|position| u64::try_from(*position).ok())
+                .filter(|position| *position > 0),
             reason,
         })
     };
-    let position = integer(row, first).map_err(|reason| corrupt(format!("position: {reason}")))?;
+    let position = raw_position
+        .clone()
+        .map_err(|reason| corrupt(format!("position: {reason}")))?;
     let stream_version = raw_version
         .clone()
-        .map_err(|reason| corrupt(format!("position {position}: stream version: {reason}")))?;
+        .map_err(|reason| corrupt(format!("stream version: {reason}")))?;
     let event_id = match row.get_ref(first + 2) {
         Ok(ValueRef::Blob(id)) => <[u8; 16]>::try_from(id)
             .map_err(|_| corrupt(format!("event id: {} bytes, not 16", id.len())))?,
@@ -397,10 +545,13 @@ pub(super) fn fill(
     row: &CopiedRow,
 ) -> Result<(), Failure> {
     record.stream_version = u64::try_from(row.stream_version).unwrap_or(0);
+    // `record.position` is 0 until the position is checked: then the error names none.
+    record.position = 0;
     let corrupt = |record: &RecordedEvent, reason: String| {
         Failure::Store(StoreError::CorruptRow {
             stream_id: record.stream_id.clone(),
             stream_version: record.stream_version,
+            position: Some(record.position).filter(|position| *position > 0),
             reason,
         })
     };
@@ -412,10 +563,7 @@ pub(super) fn fill(
         }
     };
     if row.stream_version <= 0 {
-        let reason = format!(
-            "position {}: the stream version {} is not positive",
-            row.position, row.stream_version
-        );
+        let reason = format!("the stream version {} is not positive", row.stream_version);
         return Err(corrupt(record, reason));
     }
     record.event_id = Uuid::from_bytes(row.event_id);
@@ -612,6 +760,7 @@ pub(super) fn load_snapshot(
         Failure::Store(StoreError::CorruptRow {
             stream_id: stream_id.to_owned(),
             stream_version,
+            position: None,
             reason: format!("snapshot: {reason}"),
         })
     };
