@@ -102,7 +102,7 @@ pub enum StoreError {
         /// The repeated id.
         event_id: uuid::Uuid,
     },
-    /// A value breaks one of the [limits](limits) a store checks so that what it accepts
+    /// A value breaks one of the [limits] a store checks so that what it accepts
     /// reads back equal; nothing was written.
     #[error("stream `{stream_id}`: {field} {limit}; nothing was written")]
     ValueRefused {
