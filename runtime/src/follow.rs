@@ -1,6 +1,7 @@
 //! What the spawned followers of the log share: the handle of a task that publishes its
 //! checkpoint and can be stopped ([`TaskHandle`]), and, for those that read the store
-//! itself, the reading settings and the live loop ([`Log`]).
+//! itself, the reading settings, the live loop ([`Log`]) and the operator's way past a
+//! row the store cannot read ([`Log::park_unreadable`]).
 //!
 //! Used by the projection runner, the process runner and the bus's publisher and
 //! consumer; their public handles wrap a [`TaskHandle`].
@@ -12,7 +13,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::envelope::RecordedEvent;
+use crate::envelope::{Metadata, RecordedEvent};
+use crate::projection::{Applied, ParkedEvent, Target};
 use crate::store::{EventStore, StoreError};
 
 /// The error type of a followed task: how it says that the task ended in a way the task
@@ -211,6 +213,78 @@ pub(crate) trait Follower: Send {
     fn store_error(&self, source: StoreError) -> Self::Error;
 }
 
+/// Something [`Log::park_unreadable`] moves past a row of the log the store cannot read:
+/// a projector, a reactor's driver or a process manager's driver, each with its own
+/// checkpoint, dead letters and errors.
+pub(crate) trait Parkable: Send {
+    /// What it reports.
+    type Error;
+    /// The names of the events it takes; the store filters the log by them.
+    const EVENTS: &'static [&'static str];
+
+    /// Whose checkpoint it is, for the log.
+    fn target(&self) -> Target;
+
+    /// The checkpoint as committed (0 before the first event).
+    fn stored_checkpoint(&mut self) -> impl Future<Output = Result<u64, Self::Error>> + Send;
+
+    /// Handles `events` as a catch-up does and commits the checkpoint `scanned_to`.
+    fn apply_readable(
+        &mut self,
+        events: &[RecordedEvent],
+        scanned_to: u64,
+    ) -> impl Future<Output = Result<Applied, Self::Error>> + Send;
+
+    /// Records `parked` in its dead letters and commits the checkpoint at its position,
+    /// in one transaction; skips it if the checkpoint is already there.
+    fn park_row(
+        &mut self,
+        parked: ParkedEvent,
+    ) -> impl Future<Output = Result<Applied, Self::Error>> + Send;
+
+    /// The refusal to park `position`: reading after `checkpoint` does not fail there
+    /// (see [`describe_refusal`] for `next_unreadable`).
+    fn not_unreadable(
+        &self,
+        position: u64,
+        checkpoint: u64,
+        next_unreadable: Option<u64>,
+    ) -> Self::Error;
+
+    /// Reading the store failed.
+    fn store_error(&self, source: StoreError) -> Self::Error;
+}
+
+/// Why [`Log::park_unreadable`] refused `position`, for the refusals' messages:
+/// `next_unreadable` is where reading after `checkpoint` does fail, when it failed with
+/// a corrupt row before passing `position`.
+pub(crate) fn describe_refusal(
+    position: u64,
+    checkpoint: u64,
+    next_unreadable: Option<u64>,
+) -> String {
+    match next_unreadable {
+        _ if position <= checkpoint => {
+            format!("the checkpoint is already at {checkpoint}")
+        }
+        Some(next) if next < position => {
+            format!("the next unreadable row after the checkpoint {checkpoint} is at {next}")
+        }
+        Some(next) => {
+            format!("position {position} is readable; the next unreadable row is at {next}")
+        }
+        None => format!("position {position} is readable"),
+    }
+}
+
+/// The position of the row `error` says the store cannot read, if it names one.
+fn unreadable_at(error: &StoreError) -> Option<u64> {
+    match error {
+        StoreError::CorruptRow { position, .. } => *position,
+        _ => None,
+    }
+}
+
 impl<S: EventStore> Log<S> {
     /// Reads `store` with batches of `batch_size` events and waits of 1 s.
     pub(crate) fn new(store: S, batch_size: usize) -> Self {
@@ -253,6 +327,126 @@ impl<S: EventStore> Log<S> {
             events: page.events,
             scanned_to: page.scanned_to,
         }))
+    }
+
+    /// Moves `target` past the row at `position`, which the store cannot read: the one
+    /// implementation of `ProjectionRunner::park_unreadable`,
+    /// `ProjectionRunner::park_unreadable_reactor` and `ProcessRunner::park_unreadable`.
+    ///
+    /// 1. It acts only if reading after `target`'s checkpoint fails with a corrupt row at
+    ///    exactly `position`; otherwise it returns [`Parkable::not_unreadable`] having
+    ///    written nothing. Other store errors are returned as they are.
+    /// 2. It applies every readable event before `position` (a page holding the bad row
+    ///    fails whole, so the last page is read one event at a time), as a catch-up would.
+    /// 3. It parks the row ([`Parkable::park_row`]: dead letter and checkpoint at
+    ///    `position` in one transaction) as a blank event at `position` naming the stream
+    ///    and version the store's error names, with that error and `note` as its error
+    ///    and `attempts == 0`.
+    ///
+    /// Returns what applying and parking did, `checkpoint` starting from the one it read.
+    pub(crate) async fn park_unreadable<T: Parkable>(
+        &self,
+        target: &mut T,
+        position: u64,
+        note: &str,
+    ) -> Result<Applied, T::Error> {
+        let checkpoint = target.stored_checkpoint().await?;
+        if position <= checkpoint {
+            return Err(target.not_unreadable(position, checkpoint, None));
+        }
+        let store = &self.store;
+        let batch = self.batch_size;
+        // Where reading fails, read only: nothing is written if the answer is no.
+        let mut cursor = checkpoint;
+        let unreadable = loop {
+            match store.read_all_filtered(cursor, batch, T::EVENTS).await {
+                Ok(page) => {
+                    let caught_up = page.events.is_empty() && page.scanned_to <= cursor;
+                    if caught_up || page.scanned_to >= position {
+                        return Err(target.not_unreadable(position, checkpoint, None));
+                    }
+                    cursor = page.scanned_to;
+                }
+                Err(error) => match unreadable_at(&error) {
+                    Some(at) if at == position => break error,
+                    Some(at) => return Err(target.not_unreadable(position, checkpoint, Some(at))),
+                    None => return Err(target.store_error(error)),
+                },
+            }
+        };
+        // The readable events before it: whole pages up to the one that fails, then that
+        // one an event at a time.
+        let mut progress = Applied {
+            checkpoint,
+            ..Applied::default()
+        };
+        let mut limit = batch;
+        loop {
+            match store
+                .read_all_filtered(progress.checkpoint, limit, T::EVENTS)
+                .await
+            {
+                Ok(page) => {
+                    let Some(last) = page.events.last() else {
+                        // Readable now: repaired meanwhile.
+                        return Err(target.not_unreadable(position, checkpoint, None));
+                    };
+                    let scanned_to = if limit == 1 {
+                        last.position
+                    } else {
+                        page.scanned_to
+                    };
+                    if scanned_to >= position {
+                        return Err(target.not_unreadable(position, checkpoint, None));
+                    }
+                    progress.add(target.apply_readable(&page.events, scanned_to).await?);
+                    progress.checkpoint = progress.checkpoint.max(scanned_to);
+                }
+                Err(error) if unreadable_at(&error) == Some(position) => {
+                    if limit == 1 {
+                        break;
+                    }
+                    limit = 1;
+                }
+                Err(error) => return Err(target.store_error(error)),
+            }
+        }
+        let (stream_id, stream_version) = match &unreadable {
+            StoreError::CorruptRow {
+                stream_id,
+                stream_version,
+                ..
+            } => (stream_id.clone(), *stream_version),
+            _ => (String::new(), 0),
+        };
+        let who = target.target();
+        tracing::warn!(
+            name = who.name,
+            version = who.version,
+            position,
+            note,
+            error = %unreadable,
+            "parking an unreadable row of the log, as the operator asked"
+        );
+        let parked = ParkedEvent {
+            event: RecordedEvent {
+                event_id: uuid::Uuid::nil(),
+                stream_id,
+                stream_type: String::new(),
+                stream_version,
+                position,
+                name: String::new(),
+                schema_version: 0,
+                payload: serde_json::value::RawValue::NULL.to_owned(),
+                timestamp: chrono::DateTime::UNIX_EPOCH,
+                metadata: Metadata::default(),
+            },
+            error: format!("unreadable row parked by the operator ({note}): {unreadable}"),
+            attempts: 0,
+            parked_at: chrono::Utc::now(),
+        };
+        progress.add(target.park_row(parked).await?);
+        Ok(progress)
     }
 
     /// The live loop: catches `follower` up, publishes its checkpoint in `checkpoint`,

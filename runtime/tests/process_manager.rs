@@ -410,3 +410,204 @@ async fn a_process_state_that_would_not_read_back_is_refused_and_the_last_one_ke
         "the state before the refused event is kept and still reads"
     );
 }
+
+/// Follows every `Counted` event, one instance per stream: counts them in its state and
+/// dispatches one command per event, naming its position.
+#[derive(Clone, Default)]
+struct Tally {
+    decided: Arc<std::sync::Mutex<Vec<u64>>>,
+    dispatched: Arc<std::sync::Mutex<Vec<u64>>>,
+}
+
+#[derive(Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Tallied {
+    seen: u32,
+}
+
+impl ProcessManager for Tally {
+    const NAME: &'static str = "tally";
+    const EVENTS: &'static [&'static str] = &["Counted"];
+    type State = Tallied;
+    type Command = u64;
+
+    fn route(&self, event: &RecordedEvent) -> Result<Route, ProjectionError> {
+        Ok(Route::Start(event.stream_id.clone()))
+    }
+
+    async fn handle(
+        &self,
+        state: &mut Tallied,
+        event: &RecordedEvent,
+    ) -> Result<Reaction<u64>, ProjectionError> {
+        state.seen += 1;
+        self.decided.lock().unwrap().push(event.position);
+        Ok(Reaction::none().dispatch(event.position))
+    }
+
+    async fn dispatch(&self, position: &u64, _: &DispatchContext) -> Result<(), DispatchError> {
+        self.dispatched.lock().unwrap().push(*position);
+        Ok(())
+    }
+}
+
+fn assert_stopped_at_165(error: &factum::process::sqlite::ProcessError) {
+    match error {
+        factum::process::sqlite::ProcessError::Store {
+            manager: "tally",
+            source:
+                StoreError::CorruptRow {
+                    position: Some(165),
+                    reason,
+                    ..
+                },
+        } => assert!(reason.contains("key 999"), "{error:?}"),
+        other => panic!("expected the store's corrupt row at 165, got {other:?}"),
+    }
+}
+
+fn sorted(positions: &std::sync::Mutex<Vec<u64>>) -> Vec<u64> {
+    let mut positions = positions.lock().unwrap().clone();
+    positions.sort_unstable();
+    positions
+}
+
+#[tokio::test]
+async fn an_operator_parks_an_unreadable_row_and_the_process_manager_goes_on() {
+    use factum::process::sqlite::{ProcessError, ProcessRunner};
+
+    // The scenario: a few hundred events appended through the store, 3 streams
+    // of 100, then the event at position 165 pointed at a stream key that has no row,
+    // with raw SQL on the file.
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("events.sqlite3"))
+        .await
+        .unwrap();
+    let read_models = SqliteReadModel::open(dir.path().join("read"))
+        .await
+        .unwrap();
+    for stream in 0..3 {
+        let events = (0..100)
+            .map(|_| {
+                NewEvent::new(
+                    "Counted",
+                    1,
+                    serde_json::value::to_raw_value(&serde_json::json!({})).unwrap(),
+                    Metadata::default(),
+                )
+            })
+            .collect();
+        store
+            .append(
+                &format!("s{stream}"),
+                "Counter",
+                ExpectedVersion::NoStream,
+                events,
+            )
+            .await
+            .unwrap();
+    }
+    let raw = rusqlite::Connection::open(dir.path().join("events.sqlite3")).unwrap();
+    raw.busy_timeout(Duration::from_secs(5)).unwrap();
+    raw.execute_batch(
+        "PRAGMA foreign_keys=OFF; UPDATE events SET stream_key=999 WHERE position=165",
+    )
+    .unwrap();
+
+    let tally = Tally::default();
+    let runner = ProcessRunner::new(store.clone()).batch_size(50);
+    let mut driver = runner.driver(tally.clone(), read_models.clone());
+    let states = driver.states();
+
+    // It stops before the row, every run, its checkpoint below it: a catch-up...
+    for _ in 0..2 {
+        assert_stopped_at_165(&runner.catch_up(&mut driver).await.unwrap_err());
+        assert!(driver.checkpoint().await.unwrap() < 165);
+        assert!(driver.parked().await.unwrap().is_empty());
+    }
+    // ...and a spawned manager, whose task ends with the error.
+    let mut handle = runner.spawn(tally.clone(), read_models.clone());
+    assert_stopped_at_165(&handle.wait_for(300).await.unwrap_err());
+    assert!(
+        handle
+            .checkpoint()
+            .is_none_or(|checkpoint| checkpoint < 165)
+    );
+    let checkpoint = driver.checkpoint().await.unwrap();
+    assert!(checkpoint < 165);
+    let decided = sorted(&tally.decided);
+    assert_eq!(decided, (1..=checkpoint).collect::<Vec<_>>());
+
+    // Only the position where reading fails is parked; anything else is refused, and
+    // nothing is written.
+    for (position, next) in [(164, Some(165)), (166, Some(165)), (300, Some(165))] {
+        match runner.park_unreadable(&mut driver, position, "ops").await {
+            Err(ProcessError::NotUnreadable {
+                manager: "tally",
+                next_unreadable,
+                ..
+            }) => assert_eq!(next_unreadable, next, "{position}"),
+            other => panic!("{position}: expected a refusal, got {other:?}"),
+        }
+    }
+    let refusal = runner
+        .park_unreadable(&mut driver, 164, "ops")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        refusal,
+        "process manager `tally`: refusing to park position 164: position 164 is readable; the next unreadable row is at 165"
+    );
+    assert_eq!(driver.checkpoint().await.unwrap(), checkpoint);
+    assert!(driver.parked().await.unwrap().is_empty());
+    assert_eq!(sorted(&tally.decided), decided);
+
+    // Parked: it decides on the readable events before it, the row is a dead letter, the
+    // checkpoint is at it.
+    assert_eq!(
+        runner
+            .park_unreadable(&mut driver, 165, "alice: row lost, ticket 9")
+            .await
+            .unwrap(),
+        165
+    );
+    assert_eq!(sorted(&tally.decided), (1..=164).collect::<Vec<_>>());
+    let dead_letters = driver.parked().await.unwrap();
+    assert_eq!(dead_letters.len(), 1);
+    let dead = &dead_letters[0];
+    assert!(dead.is_unreadable());
+    assert_eq!((dead.event.position, dead.attempts), (165, 0));
+    for part in ["alice: row lost, ticket 9", "position 165", "key 999"] {
+        assert!(dead.error.contains(part), "{part}: {}", dead.error);
+    }
+
+    // The rest of the log follows.
+    assert_eq!(runner.catch_up(&mut driver).await.unwrap(), 300);
+
+    // Parking again, or a readable position, is refused.
+    for position in [165, 300] {
+        assert!(
+            matches!(
+                runner.park_unreadable(&mut driver, position, "ops").await,
+                Err(ProcessError::NotUnreadable {
+                    checkpoint: 300,
+                    next_unreadable: None,
+                    ..
+                })
+            ),
+            "{position}"
+        );
+    }
+    assert_eq!(driver.parked().await.unwrap().len(), 1);
+
+    // Each readable event was decided on and its command dispatched exactly once; the
+    // unreadable one never. Its stream's instance saw one event fewer.
+    let expected: Vec<u64> = (1..=300).filter(|position| *position != 165).collect();
+    assert_eq!(sorted(&tally.decided), expected);
+    assert_eq!(sorted(&tally.dispatched), expected);
+    for (stream, seen) in [("s0", 100), ("s1", 99), ("s2", 100)] {
+        let instance = states.get(stream).await.unwrap().unwrap();
+        assert_eq!(instance.state, Tallied { seen }, "{stream}");
+        assert_eq!(instance.status, ProcessStatus::Running);
+    }
+}

@@ -613,3 +613,167 @@ async fn an_operator_parks_an_unreadable_row_and_the_projection_goes_on() {
     handle.stop().await.unwrap();
     assert_eq!(projector.parked().await.unwrap().len(), 1);
 }
+
+/// Remembers the position of every event it reacts to.
+struct Reacted {
+    seen: Arc<std::sync::Mutex<Vec<u64>>>,
+}
+
+impl factum::projection::Reactor for Reacted {
+    const NAME: &'static str = "reacted";
+    const EVENTS: &'static [&'static str] = &["Counted"];
+
+    async fn react(&mut self, event: &RecordedEvent) -> Result<(), ProjectionError> {
+        self.seen.lock().unwrap().push(event.position);
+        Ok(())
+    }
+}
+
+/// 300 `Counted` events appended through the store, 3 streams of 100, then the event at
+/// position 165 pointed at a stream key that has no row, with raw SQL on the file.
+async fn few_hundred_events_one_orphaned() -> (tempfile::TempDir, SqliteStore, SqliteReadModel) {
+    let (dir, store, read_models) = fresh().await;
+    for stream in 0..3 {
+        let events = (0..100).map(|_| event("Counted", false)).collect();
+        append(&store, &format!("s{stream}"), events).await;
+    }
+    assert_eq!(store.head().await.unwrap().unwrap().position, 300);
+    let raw = rusqlite::Connection::open(dir.path().join("events.sqlite3")).unwrap();
+    raw.busy_timeout(Duration::from_secs(5)).unwrap();
+    raw.execute_batch(
+        "PRAGMA foreign_keys=OFF; UPDATE events SET stream_key=999 WHERE position=165",
+    )
+    .unwrap();
+    (dir, store, read_models)
+}
+
+fn assert_stopped_at_165(error: &RunnerError) {
+    match error {
+        RunnerError::Store {
+            projection: "reacted",
+            source:
+                factum::store::StoreError::CorruptRow {
+                    position: Some(165),
+                    reason,
+                    ..
+                },
+        } => assert!(reason.contains("key 999"), "{error:?}"),
+        other => panic!("expected the store's corrupt row at 165, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_operator_parks_an_unreadable_row_and_the_reactor_goes_on() {
+    let (_dir, store, read_models) = few_hundred_events_one_orphaned().await;
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let reactor = || Reacted {
+        seen: Arc::clone(&seen),
+    };
+    let runner = ProjectionRunner::new(store.clone()).batch_size(50);
+    let mut driver = runner.reactor_driver(reactor(), read_models.clone());
+
+    // It stops before the row, every run, its checkpoint below it: a catch-up...
+    for _ in 0..2 {
+        assert_stopped_at_165(&runner.catch_up_reactor(&mut driver).await.unwrap_err());
+        assert!(driver.checkpoint().await.unwrap() < 165);
+        assert!(driver.parked().await.unwrap().is_empty());
+    }
+    // ...and a spawned reactor, whose task ends with the error.
+    let mut handle = runner.spawn_reactor(reactor(), read_models.clone());
+    assert_stopped_at_165(&handle.wait_for(300).await.unwrap_err());
+    assert!(
+        handle
+            .checkpoint()
+            .is_none_or(|checkpoint| checkpoint < 165)
+    );
+    let checkpoint = driver.checkpoint().await.unwrap();
+    assert!(checkpoint < 165);
+    let reacted = seen.lock().unwrap().len();
+
+    // Only the position where reading fails is parked; anything else is refused, and
+    // nothing is written.
+    for (position, next) in [(164, Some(165)), (166, Some(165)), (300, Some(165))] {
+        match runner
+            .park_unreadable_reactor(&mut driver, position, "ops")
+            .await
+        {
+            Err(RunnerError::NotUnreadable {
+                projection: "reacted",
+                version: 0,
+                next_unreadable,
+                ..
+            }) => assert_eq!(next_unreadable, next, "{position}"),
+            other => panic!("{position}: expected a refusal, got {other:?}"),
+        }
+    }
+    let refusal = runner
+        .park_unreadable_reactor(&mut driver, 164, "ops")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refusal.contains("position 164 is readable; the next unreadable row is at 165"),
+        "{refusal}"
+    );
+    assert_eq!(driver.checkpoint().await.unwrap(), checkpoint);
+    assert!(driver.parked().await.unwrap().is_empty());
+    assert_eq!(seen.lock().unwrap().len(), reacted);
+
+    // Parked: it reacts to the readable events before it, the row is a dead letter, the
+    // checkpoint is at it.
+    let parked = runner
+        .park_unreadable_reactor(&mut driver, 165, "alice: row lost, ticket 9")
+        .await
+        .unwrap();
+    assert_eq!(
+        (parked.applied, parked.parked, parked.checkpoint),
+        (164 - checkpoint, 1, 165)
+    );
+    let dead_letters = driver.parked().await.unwrap();
+    assert_eq!(dead_letters.len(), 1);
+    let dead = &dead_letters[0];
+    assert!(dead.is_unreadable());
+    assert_eq!((dead.event.position, dead.attempts), (165, 0));
+    for part in ["alice: row lost, ticket 9", "position 165", "key 999"] {
+        assert!(dead.error.contains(part), "{part}: {}", dead.error);
+    }
+
+    // The rest of the log follows.
+    let caught_up = runner.catch_up_reactor(&mut driver).await.unwrap();
+    assert_eq!((caught_up.applied, caught_up.checkpoint), (135, 300));
+
+    // Parking again, or a readable position, is refused.
+    assert!(matches!(
+        runner
+            .park_unreadable_reactor(&mut driver, 165, "ops")
+            .await,
+        Err(RunnerError::NotUnreadable {
+            checkpoint: 300,
+            next_unreadable: None,
+            ..
+        })
+    ));
+    let last = append(&store, "s0", vec![event("Counted", false)]).await;
+    assert!(matches!(
+        runner
+            .park_unreadable_reactor(&mut driver, last, "ops")
+            .await,
+        Err(RunnerError::NotUnreadable {
+            checkpoint: 300,
+            next_unreadable: None,
+            ..
+        })
+    ));
+    // A spawned reactor goes on from there.
+    let mut handle = runner.spawn_reactor(reactor(), read_models.clone());
+    handle.wait_for(last).await.unwrap();
+    handle.stop().await.unwrap();
+    assert_eq!(driver.parked().await.unwrap().len(), 1);
+
+    // Across every run, each readable event was reacted to exactly once, and the
+    // unreadable one never.
+    let mut reacted = seen.lock().unwrap().clone();
+    reacted.sort_unstable();
+    let expected: Vec<u64> = (1..=last).filter(|position| *position != 165).collect();
+    assert_eq!(reacted, expected);
+}

@@ -65,9 +65,11 @@
 //! A handler error (an undecodable event, say) stops the driver before the event: its
 //! checkpoint stays before it and nothing of it is persisted, like
 //! [`OnPoison::Stop`](crate::projection::OnPoison::Stop) — skipping a step of a business
-//! process silently is never right. A transient dispatch failure ([`DispatchError::Failed`])
-//! is retried with backoff; when retries run out the driver returns
-//! [`sqlite::ProcessError::Dispatch`] and the command stays pending. A runner's task
+//! process silently is never right. So does a row of the log the store cannot read
+//! ([`StoreError::CorruptRow`]), every run, until it is repaired or an operator parks it
+//! with [`sqlite::ProcessRunner::park_unreadable`]. A transient dispatch failure
+//! ([`DispatchError::Failed`]) is retried with backoff; when retries run out the driver
+//! returns [`sqlite::ProcessError::Dispatch`] and the command stays pending. A runner's task
 //! ([`sqlite::ProcessRunner::spawn`]) then, like after a store or read-model outage, backs
 //! off (100 ms doubling up to 30 s), dispatches what was left pending and goes on; the
 //! error is kept for [`sqlite::ProcessHandle::last_error`].

@@ -31,9 +31,11 @@ use rusqlite::{OptionalExtension, params};
 use uuid::Uuid;
 
 use crate::envelope::{CommandMetadata, RecordedEvent};
-use crate::follow::{Follower, Log, TaskError, TaskHandle};
+use crate::follow::{Follower, Log, Parkable, TaskError, TaskHandle, describe_refusal};
 use crate::projection::sqlite::{SqliteReadModel, SqliteTx};
-use crate::projection::{ProjectionError, ReadModel, ReadModelError, ReadModelTx, Retry, Target};
+use crate::projection::{
+    Applied, ParkedEvent, ProjectionError, ReadModel, ReadModelError, ReadModelTx, Retry, Target,
+};
 use crate::store::{EventStore, StoreError};
 
 use super::{
@@ -125,6 +127,24 @@ pub enum ProcessError {
         what: &'static str,
         /// Why.
         detail: String,
+    },
+    /// [`ProcessRunner::park_unreadable`] refused: `position` is not where reading after
+    /// the manager's checkpoint fails. Nothing was written.
+    #[error(
+        "process manager `{manager}`: refusing to park position {position}: {}",
+        describe_refusal(*position, *checkpoint, *next_unreadable)
+    )]
+    NotUnreadable {
+        /// The manager.
+        manager: &'static str,
+        /// The position asked for.
+        position: u64,
+        /// The manager's checkpoint.
+        checkpoint: u64,
+        /// Where reading after the checkpoint does fail, if it failed with a corrupt row
+        /// before passing `position` or just after it; `None` when it read past
+        /// `position` (or to the head of the log) without failing.
+        next_unreadable: Option<u64>,
     },
     /// The driver's task ended abnormally (it panicked or was aborted).
     #[error("process manager `{manager}`: its task ended abnormally: {message}")]
@@ -374,6 +394,42 @@ impl<M: ProcessManager> ProcessDriver<M> {
             .await
             .map_err(Self::read_model_error)?;
         Ok(checkpoint.unwrap_or(0))
+    }
+
+    /// The rows of the log parked for the manager, oldest first: unreadable rows an
+    /// operator moved it past ([`ProcessRunner::park_unreadable`]; each
+    /// [`ParkedEvent::is_unreadable`]).
+    pub async fn parked(&self) -> Result<Vec<ParkedEvent>, ProcessError> {
+        self.read_model
+            .parked(Self::target())
+            .await
+            .map_err(Self::read_model_error)
+    }
+
+    /// Parks `parked` and commits the checkpoint at its position, in one transaction;
+    /// skips it if the checkpoint is already there.
+    async fn park(&self, parked: ParkedEvent) -> Result<Applied, ProcessError> {
+        let position = parked.event.position;
+        let mut tx = self.begin().await?;
+        let checkpoint = tx.checkpoint().unwrap_or(0);
+        if position <= checkpoint {
+            self.rollback(tx).await;
+            return Ok(Applied {
+                skipped: 1,
+                checkpoint,
+                ..Applied::default()
+            });
+        }
+        if let Err(error) = self.read_model.park(&mut tx, &parked).await {
+            self.rollback(tx).await;
+            return Err(Self::read_model_error(error));
+        }
+        self.commit(tx, position).await?;
+        Ok(Applied {
+            parked: 1,
+            checkpoint: position,
+            ..Applied::default()
+        })
     }
 
     /// Dispatches every command left pending by an earlier driver (decided but not known
@@ -1317,6 +1373,44 @@ impl<S: EventStore + 'static> ProcessRunner<S> {
         }
     }
 
+    /// Moves the manager past a row of the log the store cannot read: an operator's
+    /// command, never run automatically.
+    ///
+    /// A row the store cannot read fails every read that includes it with
+    /// [`StoreError::CorruptRow`] at its position, so [`ProcessRunner::catch_up`] and a
+    /// spawned runner stop before it, every time, their checkpoint below it. Repairing
+    /// the row and running again is the first remedy. When it cannot be repaired, this
+    /// does what `ProjectionRunner::park_unreadable` does for a projection:
+    ///
+    /// 1. It acts only if reading after the manager's checkpoint really fails with a
+    ///    corrupt row at exactly `position`. Otherwise it refuses
+    ///    ([`ProcessError::NotUnreadable`]: the position is readable, or the next
+    ///    unreadable row is elsewhere, or the checkpoint is past it) and writes nothing.
+    ///    Other store errors are returned as they are.
+    /// 2. It decides on and dispatches every readable event before `position`, as a
+    ///    catch-up would.
+    /// 3. It parks the row in the dead-letter table of the manager's file
+    ///    ([`ProcessDriver::parked`]; `attempts == 0`, with the store's error and `note`:
+    ///    who parked it and why) and commits the checkpoint at `position`, in one
+    ///    transaction.
+    ///
+    /// No instance sees the row: what it would have decided is not decided. Then run
+    /// [`ProcessRunner::catch_up`] (or spawn the manager) again. Returns the checkpoint.
+    pub async fn park_unreadable<M: ProcessManager>(
+        &self,
+        driver: &mut ProcessDriver<M>,
+        position: u64,
+        note: &str,
+    ) -> Result<u64, ProcessError> {
+        let parked = self.log.park_unreadable(driver, position, note).await;
+        if parked.is_err() {
+            // Commands of an event already decided may have been left pending: dispatch
+            // them first on the next run.
+            driver.recovered = false;
+        }
+        Ok(parked?.checkpoint)
+    }
+
     /// Runs `manager` in a task: catch-up, then live (woken by the store) until
     /// [`ProcessHandle::stop`].
     pub fn spawn<M: ProcessManager>(
@@ -1369,6 +1463,53 @@ impl<S: EventStore + 'static, M: ProcessManager> Follower for Live<S, M> {
     }
 }
 
+impl<M: ProcessManager> Parkable for ProcessDriver<M> {
+    type Error = ProcessError;
+    const EVENTS: &'static [&'static str] = M::EVENTS;
+
+    fn target(&self) -> Target {
+        Self::target()
+    }
+
+    async fn stored_checkpoint(&mut self) -> Result<u64, ProcessError> {
+        self.checkpoint().await
+    }
+
+    async fn apply_readable(
+        &mut self,
+        events: &[RecordedEvent],
+        scanned_to: u64,
+    ) -> Result<Applied, ProcessError> {
+        let checkpoint = self.apply(events, scanned_to).await?;
+        Ok(Applied {
+            checkpoint,
+            ..Applied::default()
+        })
+    }
+
+    async fn park_row(&mut self, parked: ParkedEvent) -> Result<Applied, ProcessError> {
+        self.park(parked).await
+    }
+
+    fn not_unreadable(
+        &self,
+        position: u64,
+        checkpoint: u64,
+        next_unreadable: Option<u64>,
+    ) -> ProcessError {
+        ProcessError::NotUnreadable {
+            manager: M::NAME,
+            position,
+            checkpoint,
+            next_unreadable,
+        }
+    }
+
+    fn store_error(&self, source: StoreError) -> ProcessError {
+        store_error::<M>(source)
+    }
+}
+
 impl TaskError for ProcessError {
     fn task(manager: &'static str, message: String) -> Self {
         ProcessError::Task { manager, message }
@@ -1393,6 +1534,7 @@ impl TaskError for ProcessError {
             ),
             ProcessError::Dispatch { .. } => true,
             ProcessError::Handler { .. }
+            | ProcessError::NotUnreadable { .. }
             | ProcessError::Corrupt { .. }
             | ProcessError::Unreadable { .. }
             | ProcessError::Task { .. } => false,

@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use crate::follow::describe_refusal;
 use crate::store::StoreError;
 
 use super::read_model::ReadModelError;
@@ -50,22 +51,6 @@ impl fmt::Display for ProjectionError {
 impl fmt::Debug for ProjectionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "ProjectionError({:?})", self.message())
-    }
-}
-
-/// The reason of [`RunnerError::NotUnreadable`].
-fn describe_refusal(position: u64, checkpoint: u64, next_unreadable: Option<u64>) -> String {
-    match next_unreadable {
-        _ if position <= checkpoint => {
-            format!("the checkpoint is already at {checkpoint}")
-        }
-        Some(next) if next < position => {
-            format!("the next unreadable row after the checkpoint {checkpoint} is at {next}")
-        }
-        Some(next) => {
-            format!("position {position} is readable; the next unreadable row is at {next}")
-        }
-        None => format!("position {position} is readable"),
     }
 }
 
@@ -161,20 +146,21 @@ pub enum RunnerError {
         /// The position asked for.
         position: u64,
     },
-    /// `ProjectionRunner::park_unreadable` refused: `position` is not where reading after
-    /// the projection's checkpoint fails. Nothing was written.
+    /// `ProjectionRunner::park_unreadable` (or `park_unreadable_reactor`) refused:
+    /// `position` is not where reading after the projection's (reactor's) checkpoint
+    /// fails. Nothing was written.
     #[error(
         "projection `{projection}` v{version}: refusing to park position {position}: {}",
         describe_refusal(*position, *checkpoint, *next_unreadable)
     )]
     NotUnreadable {
-        /// The projection.
+        /// The projection or reactor.
         projection: &'static str,
-        /// Its version.
+        /// The projection's version (0 for reactors).
         version: u32,
         /// The position asked for.
         position: u64,
-        /// The projection's checkpoint.
+        /// The projection's (reactor's) checkpoint.
         checkpoint: u64,
         /// Where reading after the checkpoint does fail, if it failed with a corrupt row
         /// before passing `position` or just after it; `None` when it read past

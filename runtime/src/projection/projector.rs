@@ -551,6 +551,52 @@ impl<R: Reactor, M: ReadModel> ReactorDriver<R, M> {
         Ok(checkpoint.unwrap_or(0))
     }
 
+    /// The events parked for the reactor, oldest first: events its reaction kept failing
+    /// on ([`OnPoison::Park`]) and unreadable rows an operator parked
+    /// (`ProjectionRunner::park_unreadable_reactor`).
+    pub async fn parked(&self) -> Result<Vec<ParkedEvent>, RunnerError> {
+        self.checkpoints
+            .parked(self.target())
+            .await
+            .map_err(reactor_error::<R>)
+    }
+
+    /// Parks `parked` and commits the checkpoint at its position, in one transaction;
+    /// skips it if the checkpoint is already there.
+    pub(crate) async fn park(&mut self, parked: ParkedEvent) -> Result<Applied, RunnerError> {
+        let position = parked.event.position;
+        let mut tx = self
+            .checkpoints
+            .begin(self.target())
+            .await
+            .map_err(reactor_error::<R>)?;
+        let checkpoint = tx.checkpoint().unwrap_or(0);
+        if position <= checkpoint {
+            self.checkpoints
+                .rollback(tx)
+                .await
+                .map_err(reactor_error::<R>)?;
+            return Ok(Applied {
+                skipped: 1,
+                checkpoint,
+                ..Applied::default()
+            });
+        }
+        self.checkpoints
+            .park(&mut tx, &parked)
+            .await
+            .map_err(reactor_error::<R>)?;
+        self.checkpoints
+            .commit(tx, position)
+            .await
+            .map_err(reactor_error::<R>)?;
+        Ok(Applied {
+            parked: 1,
+            checkpoint: position,
+            ..Applied::default()
+        })
+    }
+
     /// Reacts to `events` past the checkpoint and commits `scanned_to` at the end.
     pub async fn apply(
         &mut self,

@@ -48,7 +48,8 @@ pub struct VersionStatus {
 }
 
 /// An event a handler kept failing on, set aside with the error; or a row of the log the
-/// store could not read, set aside by an operator (`ProjectionRunner::park_unreadable`).
+/// store could not read, set aside by an operator (`ProjectionRunner::park_unreadable`,
+/// `ProjectionRunner::park_unreadable_reactor`, `ProcessRunner::park_unreadable`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ParkedEvent {
     /// The event as it was recorded, so it can be replayed without the source store.
@@ -68,8 +69,8 @@ pub struct ParkedEvent {
 
 impl ParkedEvent {
     /// Whether this is a row of the log the store could not read, parked by an operator
-    /// with `ProjectionRunner::park_unreadable` (no handler ever saw it, and there is no
-    /// event to replay).
+    /// with `ProjectionRunner::park_unreadable` (or its reactor and process-manager
+    /// equivalents): no handler ever saw it, and there is no event to replay.
     pub fn is_unreadable(&self) -> bool {
         self.attempts == 0
     }

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use crate::envelope::{Metadata, RecordedEvent};
-use crate::follow::{Follower, Log, Page, TaskError, TaskHandle};
+use crate::envelope::RecordedEvent;
+use crate::follow::{Follower, Log, Page, Parkable, TaskError, TaskHandle};
 use crate::store::{EventStore, StoreError};
 
 use super::error::RunnerError;
@@ -282,108 +282,68 @@ impl<S: EventStore + 'static> ProjectionRunner<S> {
         position: u64,
         note: &str,
     ) -> Result<CatchUp, RunnerError> {
-        let checkpoint = projector.checkpoint().await?;
-        let refuse = |next_unreadable: Option<u64>| RunnerError::NotUnreadable {
-            projection: P::NAME,
-            version: P::VERSION,
-            position,
-            checkpoint,
-            next_unreadable,
-        };
-        if position <= checkpoint {
-            return Err(refuse(None));
-        }
-        let store = &self.log.store;
-        let batch = self.log.batch_size;
-        // Where reading fails, read only: nothing is written if the answer is no.
-        let mut cursor = checkpoint;
-        let unreadable = loop {
-            match store.read_all_filtered(cursor, batch, P::EVENTS).await {
-                Ok(page) => {
-                    let caught_up = page.events.is_empty() && page.scanned_to <= cursor;
-                    if caught_up || page.scanned_to >= position {
-                        return Err(refuse(None));
-                    }
-                    cursor = page.scanned_to;
-                }
-                Err(error) => match unreadable_at(&error) {
-                    Some(at) if at == position => break error,
-                    Some(at) => return Err(refuse(Some(at))),
-                    None => return Err(store_error(P::NAME)(error)),
-                },
-            }
-        };
-        // The readable events before it: whole pages up to the one that fails, then that
-        // one an event at a time.
+        let parked = self.log.park_unreadable(projector, position, note).await?;
+        let mut progress = CatchUp::default();
+        progress.add(parked);
+        Ok(progress)
+    }
+
+    /// A driver for `reactor` with this runner's retry and poison settings, its checkpoint
+    /// kept in `checkpoints` (what [`ProjectionRunner::spawn_reactor`] runs).
+    pub fn reactor_driver<R: Reactor, M: ReadModel>(
+        &self,
+        reactor: R,
+        checkpoints: M,
+    ) -> ReactorDriver<R, M> {
+        ReactorDriver::new(reactor, checkpoints)
+            .retry(self.retry)
+            .on_poison(self.on_poison)
+    }
+
+    /// Reacts to every event up to the head of the log, then returns: what a spawned
+    /// reactor does before it waits for new events.
+    pub async fn catch_up_reactor<R: Reactor, M: ReadModel>(
+        &self,
+        driver: &mut ReactorDriver<R, M>,
+    ) -> Result<CatchUp, RunnerError> {
         let mut progress = CatchUp {
-            checkpoint,
+            checkpoint: driver.checkpoint().await?,
             ..CatchUp::default()
         };
-        let mut limit = batch;
-        loop {
-            match store
-                .read_all_filtered(progress.checkpoint, limit, P::EVENTS)
-                .await
-            {
-                Ok(page) => {
-                    let Some(last) = page.events.last() else {
-                        // Readable now: repaired meanwhile.
-                        return Err(refuse(None));
-                    };
-                    let scanned_to = if limit == 1 {
-                        last.position
-                    } else {
-                        page.scanned_to
-                    };
-                    if scanned_to >= position {
-                        return Err(refuse(None));
-                    }
-                    progress.add(projector.apply(&page.events, scanned_to).await?);
-                    progress.checkpoint = progress.checkpoint.max(scanned_to);
-                }
-                Err(error) if unreadable_at(&error) == Some(position) => {
-                    if limit == 1 {
-                        break;
-                    }
-                    limit = 1;
-                }
-                Err(error) => return Err(store_error(P::NAME)(error)),
+        while let Some(page) = self
+            .next_page(R::NAME, progress.checkpoint, R::EVENTS)
+            .await?
+        {
+            progress.add(driver.apply(&page.events, page.scanned_to).await?);
+            if !page.full {
+                break;
             }
         }
-        let (stream_id, stream_version) = match &unreadable {
-            StoreError::CorruptRow {
-                stream_id,
-                stream_version,
-                ..
-            } => (stream_id.clone(), *stream_version),
-            _ => (String::new(), 0),
-        };
-        tracing::warn!(
-            projection = P::NAME,
-            version = P::VERSION,
-            position,
-            note,
-            error = %unreadable,
-            "parking an unreadable row of the log, as the operator asked"
-        );
-        let parked = ParkedEvent {
-            event: RecordedEvent {
-                event_id: uuid::Uuid::nil(),
-                stream_id,
-                stream_type: String::new(),
-                stream_version,
-                position,
-                name: String::new(),
-                schema_version: 0,
-                payload: serde_json::value::RawValue::NULL.to_owned(),
-                timestamp: chrono::DateTime::UNIX_EPOCH,
-                metadata: Metadata::default(),
-            },
-            error: format!("unreadable row parked by the operator ({note}): {unreadable}"),
-            attempts: 0,
-            parked_at: chrono::Utc::now(),
-        };
-        progress.add(projector.park(parked).await?);
+        Ok(progress)
+    }
+
+    /// Moves the reactor past a row of the log the store cannot read: an operator's
+    /// command, never run automatically. The reactor's
+    /// [`ProjectionRunner::park_unreadable`], with the same steps and refusals
+    /// ([`RunnerError::NotUnreadable`], nothing written):
+    ///
+    /// it acts only if reading after the reactor's checkpoint fails with a corrupt row at
+    /// exactly `position`, reacts to every readable event before it, then parks the row in
+    /// the reactor's dead letters beside its checkpoint ([`ReactorDriver::parked`];
+    /// `attempts == 0`, with the store's error and `note`) and commits the checkpoint at
+    /// `position`, in one transaction. The reactor never reacts to the row: whatever it
+    /// should have done for that event is not done. Then run
+    /// [`ProjectionRunner::catch_up_reactor`] or [`ProjectionRunner::spawn_reactor`]
+    /// again.
+    pub async fn park_unreadable_reactor<R: Reactor, M: ReadModel>(
+        &self,
+        driver: &mut ReactorDriver<R, M>,
+        position: u64,
+        note: &str,
+    ) -> Result<CatchUp, RunnerError> {
+        let parked = self.log.park_unreadable(driver, position, note).await?;
+        let mut progress = CatchUp::default();
+        progress.add(parked);
         Ok(progress)
     }
 
@@ -532,9 +492,7 @@ impl<S: EventStore + 'static> ProjectionRunner<S> {
         reactor: R,
         checkpoints: M,
     ) -> ProjectionHandle<S> {
-        let driver = ReactorDriver::new(reactor, checkpoints)
-            .retry(self.retry)
-            .on_poison(self.on_poison);
+        let driver = self.reactor_driver(reactor, checkpoints);
         self.spawn_follower(R::NAME, ReactorFollower { driver })
     }
 
@@ -568,14 +526,6 @@ impl<S: EventStore + 'static> ProjectionRunner<S> {
             stored: stored_rx,
             task,
         }
-    }
-}
-
-/// The position of the row `error` says the store cannot read, if it names one.
-fn unreadable_at(error: &StoreError) -> Option<u64> {
-    match error {
-        StoreError::CorruptRow { position, .. } => *position,
-        _ => None,
     }
 }
 
@@ -653,18 +603,95 @@ impl<S: EventStore + 'static, R: Reactor, M: ReadModel> Follows<S> for ReactorFo
     }
 
     async fn catch_up(&mut self, runner: &ProjectionRunner<S>) -> Result<u64, RunnerError> {
-        let mut checkpoint = self.driver.checkpoint().await?;
-        while let Some(page) = runner.next_page(R::NAME, checkpoint, R::EVENTS).await? {
-            checkpoint = self
-                .driver
-                .apply(&page.events, page.scanned_to)
-                .await?
-                .checkpoint;
-            if !page.full {
-                break;
-            }
+        Ok(runner.catch_up_reactor(&mut self.driver).await?.checkpoint)
+    }
+}
+
+impl<P: Projection> Parkable for Projector<P> {
+    type Error = RunnerError;
+    const EVENTS: &'static [&'static str] = P::EVENTS;
+
+    fn target(&self) -> Target {
+        Projector::target(self)
+    }
+
+    async fn stored_checkpoint(&mut self) -> Result<u64, RunnerError> {
+        self.checkpoint().await
+    }
+
+    async fn apply_readable(
+        &mut self,
+        events: &[RecordedEvent],
+        scanned_to: u64,
+    ) -> Result<Applied, RunnerError> {
+        self.apply(events, scanned_to).await
+    }
+
+    async fn park_row(&mut self, parked: ParkedEvent) -> Result<Applied, RunnerError> {
+        self.park(parked).await
+    }
+
+    fn not_unreadable(
+        &self,
+        position: u64,
+        checkpoint: u64,
+        next_unreadable: Option<u64>,
+    ) -> RunnerError {
+        RunnerError::NotUnreadable {
+            projection: P::NAME,
+            version: P::VERSION,
+            position,
+            checkpoint,
+            next_unreadable,
         }
-        Ok(checkpoint)
+    }
+
+    fn store_error(&self, source: StoreError) -> RunnerError {
+        store_error(P::NAME)(source)
+    }
+}
+
+impl<R: Reactor, M: ReadModel> Parkable for ReactorDriver<R, M> {
+    type Error = RunnerError;
+    const EVENTS: &'static [&'static str] = R::EVENTS;
+
+    fn target(&self) -> Target {
+        ReactorDriver::target(self)
+    }
+
+    async fn stored_checkpoint(&mut self) -> Result<u64, RunnerError> {
+        self.checkpoint().await
+    }
+
+    async fn apply_readable(
+        &mut self,
+        events: &[RecordedEvent],
+        scanned_to: u64,
+    ) -> Result<Applied, RunnerError> {
+        self.apply(events, scanned_to).await
+    }
+
+    async fn park_row(&mut self, parked: ParkedEvent) -> Result<Applied, RunnerError> {
+        self.park(parked).await
+    }
+
+    fn not_unreadable(
+        &self,
+        position: u64,
+        checkpoint: u64,
+        next_unreadable: Option<u64>,
+    ) -> RunnerError {
+        RunnerError::NotUnreadable {
+            projection: R::NAME,
+            version: 0,
+            position,
+            checkpoint,
+            next_unreadable,
+        }
+    }
+
+    fn store_error(&self, source: StoreError) -> RunnerError {
+        store_error(R::NAME)(source)
     }
 }
 

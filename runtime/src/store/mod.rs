@@ -135,8 +135,10 @@ pub enum StoreError {
     /// are not gapless).
     ///
     /// A read never skips such a row: it fails where the row stands, so a follower's
-    /// checkpoint stays before it (see `ProjectionRunner::park_unreadable` for moving a
-    /// projection past a row that cannot be repaired).
+    /// checkpoint stays before it (see `ProjectionRunner::park_unreadable`,
+    /// `ProjectionRunner::park_unreadable_reactor` and `ProcessRunner::park_unreadable`
+    /// for moving a projection, reactor or process manager past a row that cannot be
+    /// repaired).
     #[error("{}: stored row is corrupt: {reason}", describe_row(stream_id, *stream_version, *position))]
     CorruptRow {
         /// The stream holding the row; empty when the row does not say (an event whose
