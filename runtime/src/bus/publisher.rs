@@ -380,7 +380,7 @@ impl<S: EventStore + 'static, M: ReadModel> NatsPublisher<S, M> {
                     tokio::select! {
                         waited = self.store.wait_for_events(published.checkpoint, self.idle_wait) => {
                             if let Err(error) = waited {
-                                tracing::warn!(publisher = self.name, %error, "waiting for events failed");
+                                tracing::warn!(publisher = self.name, error = %crate::error::Report(&error), "waiting for events failed");
                                 tokio::time::sleep(self.idle_wait).await;
                             }
                         }

@@ -1696,7 +1696,7 @@ async fn listen_forever(notifier: Weak<Notifier>) {
         strong.state.send_modify(|state| state.listening = false);
         drop(strong);
         if let Err(error) = ended {
-            tracing::warn!(%error, "factum: the PostgreSQL listening connection failed; re-opening it");
+            tracing::warn!(error = %crate::error::Report(&error), "factum: the PostgreSQL listening connection failed; re-opening it");
         }
         if started.elapsed() > LISTENER_HEARTBEAT {
             backoff = POLL_INTERVAL;
