@@ -338,7 +338,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         match A::from_snapshot(&snapshot.state) {
             Some(Ok(state)) => Ok(Some((state, snapshot.stream_version))),
             Some(Err(error)) => {
-                tracing::warn!(stream_id, %error, "ignoring a snapshot that does not read back; rebuilding from events");
+                tracing::warn!(stream_id, error = %crate::error::Report(&error), "ignoring a snapshot that does not read back; rebuilding from events");
                 Ok(None)
             }
             None => Ok(None),
@@ -418,8 +418,8 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                     taken_at: crate::envelope::now(),
                 })
                 .await
-                .map_err(|error| error.to_string()),
-            Some(Err(error)) => Err(error.to_string()),
+                .map_err(|error| crate::error::Report(&error).to_string()),
+            Some(Err(error)) => Err(crate::error::Report(&error).to_string()),
             None => Ok(()),
         };
         if let Err(error) = saved {

@@ -13,6 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use factum::bus::{BusError, NatsConsumer, NatsPublisher};
+use factum::envelope::{Metadata, NewEvent};
 use factum::projection::sqlite::SqliteReadModel;
 use factum::projection::{ProjectionRunner, Projector, ReadModel};
 use factum::store::{EventStore, ExpectedVersion, SqliteStore};
@@ -455,5 +456,70 @@ async fn bad_names_are_typed_errors() {
     assert!(
         error.to_string().contains("invalid subject prefix `p.*`"),
         "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_larger_than_the_server_accepts_stops_the_publisher_before_it() {
+    let url = url();
+    let (stream, prefix) = unique("too_large");
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path()).await;
+    let checkpoints = read_models(dir.path(), "publisher").await;
+    let before = append(&store, "small", 1, 3).await;
+    // The store keeps a 2 MB payload (it reads back whole); the server's default
+    // max_payload is 1 MiB.
+    let big = NewEvent::new(
+        "Ticked",
+        1,
+        serde_json::value::to_raw_value(
+            &serde_json::json!({ "n": 0, "blob": "x".repeat(2 << 20) }),
+        )
+        .unwrap(),
+        Metadata::default(),
+    );
+    let big_id = big.event_id;
+    let at = store
+        .append("big", "Clock", ExpectedVersion::NoStream, vec![big])
+        .await
+        .unwrap()
+        .last_position;
+    append(&store, "after", 1, 2).await;
+
+    for attempt in 0..2 {
+        let mut publisher = publisher(&store, &checkpoints, &url, &stream, &prefix);
+        let error = publisher.publish_pending().await.unwrap_err();
+        assert!(error.is_fatal(), "attempt {attempt}: {error}");
+        match &error {
+            BusError::TooLarge {
+                position,
+                event_id,
+                bytes,
+                max_payload,
+                ..
+            } => {
+                assert_eq!((*position, *event_id), (at, big_id), "attempt {attempt}");
+                assert!(bytes > max_payload, "{bytes} > {max_payload}");
+            }
+            other => panic!("attempt {attempt}: expected TooLarge, got {other:?}"),
+        }
+        assert!(
+            error.to_string().contains(&format!("position {at}")),
+            "{error}"
+        );
+        assert_eq!(
+            publisher.checkpoint().await.unwrap(),
+            before,
+            "attempt {attempt}: the events before it are published, none past it"
+        );
+    }
+    // A spawned publisher ends with the same error instead of retrying forever.
+    let mut handle = publisher(&store, &checkpoints, &url, &stream, &prefix).spawn();
+    let ended = tokio::time::timeout(LIVENESS, handle.wait_for(at))
+        .await
+        .expect("the publisher ended");
+    assert!(
+        matches!(ended, Err(BusError::TooLarge { position, .. }) if position == at),
+        "{ended:?}"
     );
 }

@@ -215,3 +215,72 @@ async fn undecodable_events_are_typed_errors_naming_stream_and_version() {
         })
     ));
 }
+
+#[tokio::test]
+async fn a_gap_in_a_stream_is_a_corrupt_row_never_a_shorter_history() {
+    const GAP: &str = "t_bad_data_gap";
+    let store = fresh_store(GAP).await;
+    store
+        .append(
+            "Counter-gap",
+            "Counter",
+            ExpectedVersion::NoStream,
+            events(5),
+        )
+        .await
+        .unwrap();
+    // Someone deletes version 3 by hand.
+    let sql = raw_client().await;
+    let deleted = sql
+        .execute(
+            &format!(
+                "DELETE FROM {GAP}.events WHERE stream_id = 'Counter-gap' AND stream_version = 3"
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(deleted, 1);
+
+    let gap = |error: &StoreError| {
+        matches!(
+            error,
+            StoreError::CorruptRow { stream_id, stream_version: 3, reason, .. }
+                if stream_id == "Counter-gap" && reason.contains("holds version 4")
+        )
+    };
+    let read = store.read_stream("Counter-gap", 1, 100).await;
+    assert!(read.as_ref().is_err_and(gap), "read_stream: {read:?}");
+    let mut visited = Vec::new();
+    let visit = store
+        .for_each_in_stream("Counter-gap", 1, |event| {
+            visited.push(event.stream_version);
+            Ok::<(), ()>(())
+        })
+        .await;
+    assert!(
+        matches!(&visit, Err(factum::store::VisitError::Store(error)) if gap(error)),
+        "for_each_in_stream: {visit:?}"
+    );
+    assert_eq!(
+        visited,
+        [1, 2],
+        "the events before the gap are visited, in order"
+    );
+    let load = Repository::<Counter, _>::new(store.clone())
+        .load("gap")
+        .await;
+    assert!(
+        matches!(&load, Err(RepositoryError::Store(error)) if gap(error)),
+        "a load does not build a state from a history with a hole: {load:?}"
+    );
+    // Reads that do not cross the gap still work.
+    assert_eq!(
+        store.read_stream("Counter-gap", 4, 10).await.unwrap().len(),
+        2
+    );
+    assert_eq!(
+        store.read_stream("Counter-gap", 1, 2).await.unwrap().len(),
+        2
+    );
+}

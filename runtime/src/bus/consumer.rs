@@ -453,7 +453,7 @@ impl<P: Projection> NatsConsumer<P> {
                         stream_sequence: sequence,
                         detail: error.to_string(),
                     };
-                    tracing::error!(consumer = self.name, %error, "skipping a malformed message");
+                    tracing::error!(consumer = self.name, error = %crate::error::Report(&error), "skipping a malformed message");
                     if let Err(ack_error) = message.ack_with(AckKind::Term).await {
                         tracing::debug!(consumer = self.name, %ack_error, "terminating a malformed message failed");
                     }
@@ -488,7 +488,7 @@ impl<P: Projection> NatsConsumer<P> {
             // AckAll: acknowledges everything up to it. The cursor, not the ack, is the
             // truth; a lost ack costs nothing.
             if let Err(error) = message.ack().await {
-                tracing::debug!(consumer = self.name, %error, "acknowledging failed");
+                tracing::debug!(consumer = self.name, error = %crate::error::Report(&*error), "acknowledging failed");
             }
         }
         for error in malformed {
@@ -617,7 +617,7 @@ impl<P: Projection> NatsConsumer<P> {
                             }
                             Err(error) if error.is_fatal() => return Err(error),
                             Err(error) => {
-                                tracing::warn!(consumer = self.name, %error, "reading the checkpoint failed")
+                                tracing::warn!(consumer = self.name, error = %crate::error::Report(&error), "reading the checkpoint failed")
                             }
                         }
                     }

@@ -48,6 +48,25 @@ pub enum BusError {
         #[source]
         source: NatsError,
     },
+    /// An event is larger, as a message, than the NATS server accepts (its
+    /// `max_payload`, 1 MiB by default, at most 64 MiB): it can never be published as it
+    /// is, so the publisher stops before it instead of retrying. Raise `max_payload` in
+    /// the server's configuration, or keep large data out of events (store a reference).
+    #[error(
+        "JetStream stream `{stream}`: event {event_id} (position {position}) is {bytes} bytes of JSON, which with its headers is more than the server's max_payload of {max_payload} bytes; nothing past it is published"
+    )]
+    TooLarge {
+        /// The stream.
+        stream: String,
+        /// The event's global position.
+        position: u64,
+        /// The event's id.
+        event_id: uuid::Uuid,
+        /// The size of the event's JSON (the message's headers add a few hundred bytes).
+        bytes: usize,
+        /// The server's limit.
+        max_payload: usize,
+    },
     /// A recorded event could not be encoded as JSON.
     #[error("event {event_id} (position {position}) could not be encoded")]
     Encode {
@@ -140,7 +159,10 @@ impl BusError {
     /// is retried by the spawned tasks.
     pub fn is_fatal(&self) -> bool {
         match self {
-            BusError::InvalidName { .. } | BusError::Encode { .. } | BusError::Task { .. } => true,
+            BusError::InvalidName { .. }
+            | BusError::Encode { .. }
+            | BusError::TooLarge { .. }
+            | BusError::Task { .. } => true,
             BusError::Projection { source, .. } => matches!(
                 **source,
                 RunnerError::Poisoned { .. } | RunnerError::Setup { .. }

@@ -282,6 +282,7 @@ impl<S: EventStore + 'static, M: ReadModel> NatsPublisher<S, M> {
                 event_id: event.event_id,
                 source,
             })?;
+            let bytes = body.len();
             let mut message = jetstream::message::PublishMessage::build()
                 .payload(body.into())
                 .message_id(event.event_id.to_string())
@@ -293,6 +294,16 @@ impl<S: EventStore + 'static, M: ReadModel> NatsPublisher<S, M> {
             }
             match context.send_publish(subject.clone(), message).await {
                 Ok(ack) => pending.push((event, subject, ack)),
+                Err(source) if matches!(source.kind(), PublishErrorKind::MaxPayloadExceeded) => {
+                    failure = Some(BusError::TooLarge {
+                        stream: self.stream.clone(),
+                        position: event.position,
+                        event_id: event.event_id,
+                        bytes,
+                        max_payload: context.client().server_info().max_payload,
+                    });
+                    break;
+                }
                 Err(source) => {
                     failure = Some(self.publish_error(event, subject, Box::new(source)));
                     break;
@@ -369,7 +380,7 @@ impl<S: EventStore + 'static, M: ReadModel> NatsPublisher<S, M> {
                     tokio::select! {
                         waited = self.store.wait_for_events(published.checkpoint, self.idle_wait) => {
                             if let Err(error) = waited {
-                                tracing::warn!(publisher = self.name, %error, "waiting for events failed");
+                                tracing::warn!(publisher = self.name, error = %crate::error::Report(&error), "waiting for events failed");
                                 tokio::time::sleep(self.idle_wait).await;
                             }
                         }

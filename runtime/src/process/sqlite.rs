@@ -382,7 +382,7 @@ impl<M: ProcessManager> ProcessDriver<M> {
 
     async fn rollback(&self, tx: SqliteTx) {
         if let Err(error) = self.read_model.rollback(tx).await {
-            tracing::warn!(manager = M::NAME, %error, "could not roll back");
+            tracing::warn!(manager = M::NAME, error = %crate::error::Report(&error), "could not roll back");
         }
     }
 
@@ -659,7 +659,7 @@ impl<M: ProcessManager> ProcessDriver<M> {
                             manager = M::NAME,
                             instance = key,
                             command_id = %row.command_id,
-                            %error,
+                            error = %crate::error::Report(&error),
                             "dispatch failed; trying again"
                         );
                         tokio::time::sleep(self.retry.backoff(attempts)).await;

@@ -514,7 +514,7 @@ impl<S: EventStore + 'static> ProjectionRunner<S> {
                 }
                 Err(error) => tracing::warn!(
                     projection = name,
-                    %error,
+                    error = %crate::error::Report(&error),
                     "could not read the stored checkpoint; lag counts from 0 until the first catch-up"
                 ),
             }

@@ -781,6 +781,30 @@ fn position_of(row: &Row) -> Option<u64> {
         .and_then(|position| u64::try_from(position).ok())
 }
 
+/// A stream's versions run 1, 2, 3 … without gaps (the append function guarantees it):
+/// a read that finds `found` where `expected` belongs is reading a stream whose rows
+/// were deleted or changed outside factum, and must not hand on the events as if whole.
+fn check_gapless(
+    stream_id: &str,
+    expected: u64,
+    found: u64,
+    position: Option<u64>,
+) -> Result<(), StoreError> {
+    if found == expected {
+        return Ok(());
+    }
+    let at = position.map_or_else(String::new, |position| format!(" at position {position}"));
+    Err(corrupt_at(
+        stream_id,
+        expected,
+        None,
+        format_args!(
+            "no event holds version {expected}: the next event{at} holds version {found} \
+             (rows deleted or changed outside factum)"
+        ),
+    ))
+}
+
 /// The violated unique constraint, if `error` is a unique violation.
 fn unique_violation(error: &tokio_postgres::Error) -> Option<&str> {
     let db = error.as_db_error()?;
@@ -1288,7 +1312,20 @@ impl EventStore for PostgresStore {
         let rows = self
             .query(&self.sql.read_stream, &[&stream_id, &from, &end])
             .await?;
-        rows.iter().map(decode_row).collect()
+        let mut expected = from_version.max(1);
+        rows.iter()
+            .map(|row| {
+                let event = decode_row(row)?;
+                check_gapless(
+                    stream_id,
+                    expected,
+                    event.stream_version,
+                    Some(event.position),
+                )?;
+                expected += 1;
+                Ok(event)
+            })
+            .collect()
     }
 
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
@@ -1357,6 +1394,13 @@ impl EventStore for PostgresStore {
                         format_args!("stream_version {version} is negative"),
                     ))
                 })?;
+                check_gapless(
+                    stream_id,
+                    u64::try_from(next).unwrap_or(0),
+                    record.stream_version,
+                    position_of(row),
+                )
+                .map_err(VisitError::Store)?;
                 fill_record(row, &mut record).map_err(VisitError::Store)?;
                 visit(&record).map_err(VisitError::Visitor)?;
                 next = version.saturating_add(1);
@@ -1652,7 +1696,7 @@ async fn listen_forever(notifier: Weak<Notifier>) {
         strong.state.send_modify(|state| state.listening = false);
         drop(strong);
         if let Err(error) = ended {
-            tracing::warn!(%error, "factum: the PostgreSQL listening connection failed; re-opening it");
+            tracing::warn!(error = %crate::error::Report(&error), "factum: the PostgreSQL listening connection failed; re-opening it");
         }
         if started.elapsed() > LISTENER_HEARTBEAT {
             backoff = POLL_INTERVAL;
