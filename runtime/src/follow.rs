@@ -425,7 +425,7 @@ impl<S: EventStore> Log<S> {
             version = who.version,
             position,
             note,
-            error = %unreadable,
+            error = %crate::error::Report(&unreadable),
             "parking an unreadable row of the log, as the operator asked"
         );
         let parked = ParkedEvent {
@@ -441,7 +441,10 @@ impl<S: EventStore> Log<S> {
                 timestamp: chrono::DateTime::UNIX_EPOCH,
                 metadata: Metadata::default(),
             },
-            error: format!("unreadable row parked by the operator ({note}): {unreadable}"),
+            error: format!(
+                "unreadable row parked by the operator ({note}): {}",
+                crate::error::Report(&unreadable)
+            ),
             attempts: 0,
             parked_at: chrono::Utc::now(),
         };
