@@ -777,3 +777,76 @@ async fn an_operator_parks_an_unreadable_row_and_the_reactor_goes_on() {
     let expected: Vec<u64> = (1..=last).filter(|position| *position != 165).collect();
     assert_eq!(reacted, expected);
 }
+
+/// A read-model file that lost its content (cut to nothing, or overwritten) is refused
+/// untouched, never taken for a new, empty read model — which would restart the
+/// projection from nothing without a word, or lose a process manager's state.
+#[tokio::test]
+async fn a_read_model_file_that_is_not_a_database_is_refused_untouched() {
+    let (dir, store, read_models) = fresh().await;
+    let last = append(
+        &store,
+        "a",
+        vec![event("Counted", false), event("Counted", false)],
+    )
+    .await;
+    let runner = ProjectionRunner::new(store.clone());
+    let mut projector = runner.projector(counts::<1>(0), read_models.clone());
+    assert_eq!(
+        runner.catch_up(&mut projector).await.unwrap().checkpoint,
+        last
+    );
+    drop(projector);
+    drop(read_models);
+
+    let read = dir.path().join("read");
+    let version_file = read.join("counts.v1.sqlite3");
+    for (what, bytes) in [
+        ("cut to nothing", Vec::new()),
+        ("cut to 10 bytes", b"SQLite for".to_vec()),
+        (
+            "overwritten with text",
+            b"these are not the rows you are looking for\n".repeat(4),
+        ),
+    ] {
+        std::fs::write(&version_file, &bytes).unwrap();
+        let read_models = SqliteReadModel::open(&read).await.unwrap();
+        let mut projector = runner.projector(counts::<1>(0), read_models.clone());
+        let error = runner.catch_up(&mut projector).await.unwrap_err();
+        let RunnerError::ReadModel { source, .. } = &error else {
+            panic!("{what}: expected a read-model error, got {error:?}");
+        };
+        assert!(
+            matches!(
+                source,
+                ReadModelError::NotAReadModel { path, .. } if path.ends_with("counts.v1.sqlite3")
+            ),
+            "{what}: {source:?}"
+        );
+        assert_eq!(
+            std::fs::read(&version_file).unwrap(),
+            bytes,
+            "{what}: the file is left as it was"
+        );
+        // A spawned runner ends with it instead of retrying.
+        let mut handle = runner.spawn(counts::<1>(0), read_models.clone());
+        let ended = handle.wait_for(last).await;
+        assert!(
+            matches!(&ended, Err(RunnerError::ReadModel { .. })),
+            "{what}: {ended:?}"
+        );
+    }
+
+    // The catalog too: opening the directory refuses it.
+    let catalog = read.join("catalog.sqlite3");
+    std::fs::write(&catalog, b"").unwrap();
+    let opened = SqliteReadModel::open(&read).await;
+    assert!(
+        matches!(
+            &opened,
+            Err(ReadModelError::NotAReadModel { path, reason }) if path.ends_with("catalog.sqlite3") && reason.contains("empty")
+        ),
+        "{opened:?}"
+    );
+    assert_eq!(std::fs::read(&catalog).unwrap(), b"");
+}

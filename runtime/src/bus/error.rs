@@ -168,7 +168,10 @@ impl BusError {
                 RunnerError::Poisoned { .. } | RunnerError::Setup { .. }
             ),
             BusError::Checkpoint { source, .. } => {
-                matches!(source, ReadModelError::InvalidName { .. })
+                matches!(
+                    source,
+                    ReadModelError::InvalidName { .. } | ReadModelError::NotAReadModel { .. }
+                )
             }
             _ => false,
         }

@@ -1530,7 +1530,9 @@ impl TaskError for ProcessError {
             ProcessError::Store { source, .. } => !matches!(source, StoreError::CorruptRow { .. }),
             ProcessError::ReadModel { source, .. } => !matches!(
                 source,
-                ReadModelError::InvalidName { .. } | ReadModelError::Corrupt { .. }
+                ReadModelError::InvalidName { .. }
+                    | ReadModelError::Corrupt { .. }
+                    | ReadModelError::NotAReadModel { .. }
             ),
             ProcessError::Dispatch { .. } => true,
             ProcessError::Handler { .. }

@@ -101,6 +101,17 @@ pub enum ReadModelError {
         /// Why.
         detail: String,
     },
+    /// A file in the read-model directory is not a SQLite database (empty, cut short, or
+    /// another program's file): it is refused untouched rather than taken for an empty
+    /// read model, which would silently restart a projection or lose a process manager's
+    /// state.
+    #[error("`{path}` is not a read-model file: {reason}; nothing was changed")]
+    NotAReadModel {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A reader asked for a projection that has no active version yet.
     #[error("projection `{name}` has no active read model yet (never caught up)")]
     NotActive {

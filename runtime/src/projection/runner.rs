@@ -760,7 +760,9 @@ impl TaskError for RunnerError {
             RunnerError::Store { source, .. } => !matches!(source, StoreError::CorruptRow { .. }),
             RunnerError::ReadModel { source, .. } => !matches!(
                 source,
-                ReadModelError::InvalidName { .. } | ReadModelError::Corrupt { .. }
+                ReadModelError::InvalidName { .. }
+                    | ReadModelError::Corrupt { .. }
+                    | ReadModelError::NotAReadModel { .. }
             ),
             // Handled by the runner (it reads again from the stored checkpoint); retrying
             // does the same should one get here.

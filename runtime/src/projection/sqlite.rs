@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use crate::store::sqlite::file::Problem;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::read_model::{
@@ -200,28 +201,20 @@ impl SqliteReadModel {
             return Ok(connection);
         }
         check_name(target.name)?;
-        let connection =
-            Connection::open(self.path_of(target)).map_err(database(target, "open"))?;
+        let path = self.path_of(target);
+        // A new file is made whole beside the path and linked into place; a file that is
+        // there but no database is refused, never taken for a new read model.
+        check_or_create(&path, |new| {
+            let connection = Connection::open(new).map_err(database(target, "create"))?;
+            configure(&connection).map_err(database(target, "configure"))?;
+            create_version_tables(&connection, target)?;
+            connection
+                .close()
+                .map_err(|(_, error)| database(target, "create")(error))
+        })?;
+        let connection = Connection::open(&path).map_err(database(target, "open"))?;
         configure(&connection).map_err(database(target, "configure"))?;
-        connection
-            .execute_batch(
-                "CREATE TABLE IF NOT EXISTS factum_checkpoint (
-                     id INTEGER PRIMARY KEY CHECK (id = 1),
-                     position INTEGER NOT NULL,
-                     updated_at TEXT NOT NULL
-                 );
-                 CREATE TABLE IF NOT EXISTS factum_parked (
-                     position INTEGER PRIMARY KEY,
-                     event TEXT NOT NULL,
-                     error TEXT NOT NULL,
-                     attempts INTEGER NOT NULL,
-                     parked_at TEXT NOT NULL
-                 );",
-            )
-            .map_err(database(
-                target,
-                "create the checkpoint and dead-letter tables",
-            ))?;
+        create_version_tables(&connection, target)?;
         Ok(connection)
     }
 
@@ -253,19 +246,75 @@ impl SqliteReadModel {
 fn open_catalog(dir: &Path) -> Result<Connection, ReadModelError> {
     let path = dir.join(CATALOG);
     let shown = path.display().to_string();
+    let create_table = |connection: &Connection| {
+        connection
+            .execute_batch(
+                "CREATE TABLE IF NOT EXISTS versions (
+                     name TEXT NOT NULL,
+                     version INTEGER NOT NULL,
+                     state TEXT NOT NULL CHECK (state IN ('building', 'active', 'retired')),
+                     PRIMARY KEY (name, version)
+                 );",
+            )
+            .map_err(database(&shown, "create the catalog"))
+    };
+    check_or_create(&path, |new| {
+        let connection = Connection::open(new).map_err(database(&shown, "create the catalog"))?;
+        configure(&connection).map_err(database(&shown, "configure the catalog"))?;
+        create_table(&connection)?;
+        connection
+            .close()
+            .map_err(|(_, error)| database(&shown, "create the catalog")(error))
+    })?;
     let connection = Connection::open(&path).map_err(database(&shown, "open the catalog"))?;
     configure(&connection).map_err(database(&shown, "configure the catalog"))?;
+    create_table(&connection)?;
+    Ok(connection)
+}
+
+/// Makes sure `path` holds a SQLite database, creating it whole with `make` if nothing is
+/// there; a file that is not one is [`ReadModelError::NotAReadModel`], left as it is.
+fn check_or_create(
+    path: &Path,
+    make: impl FnOnce(&Path) -> Result<(), ReadModelError>,
+) -> Result<(), ReadModelError> {
+    let shown = path.display().to_string();
+    crate::store::sqlite::file::check_or_create_with(path, "read-model file", make, |problem| {
+        match problem {
+            Problem::NotADatabase(reason) => ReadModelError::NotAReadModel {
+                path: shown.clone(),
+                reason,
+            },
+            Problem::Io(error) => ReadModelError::Database {
+                target: shown.clone(),
+                operation: "open",
+                source: Box::new(error),
+            },
+        }
+    })
+}
+
+/// The checkpoint and dead-letter tables every version's file holds.
+fn create_version_tables(connection: &Connection, target: Target) -> Result<(), ReadModelError> {
     connection
         .execute_batch(
-            "CREATE TABLE IF NOT EXISTS versions (
-                 name TEXT NOT NULL,
-                 version INTEGER NOT NULL,
-                 state TEXT NOT NULL CHECK (state IN ('building', 'active', 'retired')),
-                 PRIMARY KEY (name, version)
+            "CREATE TABLE IF NOT EXISTS factum_checkpoint (
+                 id INTEGER PRIMARY KEY CHECK (id = 1),
+                 position INTEGER NOT NULL,
+                 updated_at TEXT NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS factum_parked (
+                 position INTEGER PRIMARY KEY,
+                 event TEXT NOT NULL,
+                 error TEXT NOT NULL,
+                 attempts INTEGER NOT NULL,
+                 parked_at TEXT NOT NULL
              );",
         )
-        .map_err(database(&shown, "create the catalog"))?;
-    Ok(connection)
+        .map_err(database(
+            target,
+            "create the checkpoint and dead-letter tables",
+        ))
 }
 
 fn read_checkpoint(connection: &Connection, target: Target) -> Result<Option<u64>, ReadModelError> {

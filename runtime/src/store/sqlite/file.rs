@@ -24,18 +24,56 @@ const HEADER_LEN: u64 = 100;
 /// there if nothing is there, and refuses a file that is empty, shorter than SQLite's
 /// header or not a SQLite database ([`SqliteOpenError::NotAStore`]), without changing it.
 pub(super) fn check_or_create(path: &Path, options: &SqliteOptions) -> Result<(), SqliteOpenError> {
-    if check(path)? == Found::Nothing {
-        create(path, options)?;
-        // A store created by another process in the meantime is checked like any other
-        // file; one this call created passes.
-        if check(path)? == Found::Nothing {
-            return Err(io_error(
-                path,
-                io::Error::new(io::ErrorKind::NotFound, "the new store file disappeared"),
-            ));
+    let store_error = |problem: Problem| match problem {
+        Problem::NotADatabase(reason) => SqliteOpenError::NotAStore {
+            path: path.to_path_buf(),
+            reason,
+        },
+        Problem::Io(error) => io_error(path, error),
+    };
+    check_or_create_with(
+        path,
+        "store",
+        |temporary| make(temporary, options).map_err(|error| error.with_path(path)),
+        store_error,
+    )
+}
+
+/// Makes sure `path` holds a file that begins like a SQLite database: creates one there
+/// with `make` (given a temporary path beside it, linked into place when `make` is done)
+/// if nothing is there, and refuses a file that is empty, shorter than SQLite's header or
+/// not a SQLite database ([`Problem::NotADatabase`]), without changing it. `what` names
+/// the file in the reasons ("store").
+///
+/// The event store and the read models (their catalog and every version's file) open
+/// their files through this.
+pub(crate) fn check_or_create_with<E>(
+    path: &Path,
+    what: &str,
+    make: impl FnOnce(&Path) -> Result<(), E>,
+    error: impl Fn(Problem) -> E,
+) -> Result<(), E> {
+    if check(path, what).map_err(&error)? == Found::Nothing {
+        create(path, make, &error)?;
+        // A file created by another process in the meantime is checked like any other;
+        // one this call created passes.
+        if check(path, what).map_err(&error)? == Found::Nothing {
+            return Err(error(Problem::Io(io::Error::new(
+                io::ErrorKind::NotFound,
+                "the new file disappeared",
+            ))));
         }
     }
     Ok(())
+}
+
+/// Why a file cannot be opened as a database of factum's.
+#[derive(Debug)]
+pub(crate) enum Problem {
+    /// The file is there but is not a SQLite database (the reason says what it is).
+    NotADatabase(String),
+    /// The file system failed.
+    Io(io::Error),
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -47,11 +85,8 @@ enum Found {
 }
 
 /// Looks at the file at `path`, reading at most its first 100 bytes.
-fn check(path: &Path) -> Result<Found, SqliteOpenError> {
-    let not_a_store = |reason: String| SqliteOpenError::NotAStore {
-        path: path.to_path_buf(),
-        reason,
-    };
+fn check(path: &Path, what: &str) -> Result<Found, Problem> {
+    let not_a_store = Problem::NotADatabase;
     let metadata = match fs::metadata(path) {
         Ok(metadata) => metadata,
         Err(error) if error.kind() == io::ErrorKind::NotFound => {
@@ -62,7 +97,7 @@ fn check(path: &Path) -> Result<Found, SqliteOpenError> {
             }
             return Ok(Found::Nothing);
         }
-        Err(error) => return Err(io_error(path, error)),
+        Err(error) => return Err(Problem::Io(error)),
     };
     if metadata.is_dir() {
         return Err(not_a_store("it is a directory".to_owned()));
@@ -70,7 +105,7 @@ fn check(path: &Path) -> Result<Found, SqliteOpenError> {
     let len = metadata.len();
     if len == 0 {
         return Err(not_a_store(format!(
-            "the file is empty (0 bytes){}; a new store is only created where no file exists",
+            "the file is empty (0 bytes){}; a new {what} is only created where no file exists",
             wal_note(path)
         )));
     }
@@ -85,7 +120,7 @@ fn check(path: &Path) -> Result<Found, SqliteOpenError> {
     let mut header = [0; HEADER_LEN as usize];
     File::open(path)
         .and_then(|mut file| file.read_exact(&mut header))
-        .map_err(|error| io_error(path, error))?;
+        .map_err(Problem::Io)?;
     if header[..MAGIC.len()] != MAGIC[..] {
         return Err(not_a_store(format!(
             "the file does not begin with SQLite's header \"SQLite format 3\\0\" (it begins \
@@ -111,27 +146,31 @@ fn wal_note(path: &Path) -> String {
     }
 }
 
-/// Creates a new store at `path`: a whole store file (in WAL mode, with the schema) is
-/// made under a temporary name beside it and then hard-linked to `path`, which fails if
-/// a file appeared there in the meantime (another process creating the same store: its
-/// file is then used). So no other process ever finds a half-made file at `path`.
-fn create(path: &Path, options: &SqliteOptions) -> Result<(), SqliteOpenError> {
-    let temporary = Temporary::new(path)?;
-    // Errors name the store's path, not the temporary one.
-    make(&temporary.path, options).map_err(|error| error.with_path(path))?;
+/// Creates a new database at `path`: a whole file (made by `make`, e.g. in WAL mode with
+/// its schema) is made under a temporary name beside it and then hard-linked to `path`,
+/// which fails if a file appeared there in the meantime (another process creating the
+/// same file: its file is then used). So no other process ever finds a half-made file
+/// at `path`.
+fn create<E>(
+    path: &Path,
+    make: impl FnOnce(&Path) -> Result<(), E>,
+    error: impl Fn(Problem) -> E,
+) -> Result<(), E> {
+    let temporary = Temporary::new(path).map_err(|io| error(Problem::Io(io)))?;
+    make(&temporary.path)?;
     match fs::hard_link(&temporary.path, path) {
         Ok(()) => {}
-        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(io) if io.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
         // A file system without hard links: the new file is copied into a file created
         // exclusively at `path` (another process opening it meanwhile may find it short
-        // and refuse it, but never takes it for an empty store).
+        // and refuse it, but never takes it for an empty database).
         Err(_) => match OpenOptions::new().write(true).create_new(true).open(path) {
             Ok(mut file) => File::open(&temporary.path)
                 .and_then(|mut new| io::copy(&mut new, &mut file))
                 .and_then(|_| file.sync_all())
-                .map_err(|error| io_error(path, error))?,
-            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
-            Err(error) => return Err(io_error(path, error)),
+                .map_err(|io| error(Problem::Io(io)))?,
+            Err(io) if io.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
+            Err(io) => return Err(error(Problem::Io(io))),
         },
     }
     sync_directory(path);
@@ -172,7 +211,7 @@ struct Temporary {
 
 impl Temporary {
     /// Creates an empty file with a name no other call uses, in the directory of `path`.
-    fn new(path: &Path) -> Result<Self, SqliteOpenError> {
+    fn new(path: &Path) -> io::Result<Self> {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let name = path.file_name().unwrap_or_default().to_string_lossy();
         let nanos = SystemTime::now()
@@ -191,7 +230,7 @@ impl Temporary {
             {
                 Ok(_) => return Ok(Self { path: candidate }),
                 Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
-                Err(error) => return Err(io_error(path, error)),
+                Err(error) => return Err(error),
             }
         }
     }

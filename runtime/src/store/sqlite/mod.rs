@@ -103,7 +103,7 @@
 
 mod append;
 mod connection;
-mod file;
+pub(crate) mod file;
 mod rows;
 mod schema;
 #[cfg(test)]
