@@ -1794,6 +1794,21 @@ mod tests {
         }
     }
 
+    /// Every released migration, as it runs for the schema `public`: a migration is only
+    /// ever added, never edited (an edit would change what existing databases ran, not
+    /// what they hold). Editing one fails here; a new one adds a snapshot.
+    #[test]
+    fn released_migrations_are_frozen() {
+        let schema = "public";
+        for (version, description, ddl) in MIGRATIONS {
+            insta::assert_snapshot!(
+                format!("postgres_migration_{version}"),
+                ddl(&quote_ident(schema), lock_key(schema), &channel(schema)),
+                description
+            );
+        }
+    }
+
     #[test]
     fn lock_keys_differ_between_schemas() {
         assert_ne!(lock_key("public"), lock_key("factum_test_1"));

@@ -250,3 +250,24 @@ fn failed(path: &Path, failure: Failure) -> SqliteOpenError {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every released migration's text: a migration is only ever added, never edited (an
+    /// edit would change what existing files ran, not what they hold). Editing one fails
+    /// here; a new one adds a snapshot.
+    #[test]
+    fn released_migrations_are_frozen() {
+        for migration in super::MIGRATIONS {
+            insta::assert_snapshot!(
+                format!("sqlite_migration_{}", migration.version),
+                migration.sql,
+                migration.description
+            );
+            insta::assert_debug_snapshot!(
+                format!("sqlite_migration_{}_tables", migration.version),
+                migration.tables
+            );
+        }
+    }
+}
