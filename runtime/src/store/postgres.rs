@@ -444,257 +444,47 @@ impl Sql {
     }
 }
 
-/// The DDL of one migration, given the quoted schema name, the append lock's key and the
-/// notification channel.
-type Ddl = fn(&str, i32, &str) -> String;
-
-/// The migrations, in order: (version, description, DDL). Append only; never edit one
-/// that was released.
-const MIGRATIONS: &[(i32, &str, Ddl)] = &[
-    (1, "events and snapshots tables", migration_1),
-    (2, "the factum_append function", migration_2),
-    (3, "append functions notify followers", migration_3),
+/// The migrations, in order: (version, description, SQL). Each SQL text is frozen as
+/// released (a test pins it): a change of schema is a new migration, never an edit. The
+/// texts hold three placeholders, filled in by [`render`]: `{{schema}}` (the quoted
+/// schema name), `{{lock_key}}` (the append lock's key) and `{{channel}}` (the
+/// notification channel).
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "events and snapshots tables",
+        include_str!("postgres_migrations/0001_events_and_snapshots.sql"),
+    ),
+    // `factum_append` (a batch, as arrays) and `factum_append_one` (one event, as
+    // scalars): see the type's documentation. Both return one status row: 0 written, 1
+    // already written (idempotent), 2 conflict (`o_stream_version` = actual version or
+    // NULL), 3 stream type mismatch (`o_existing_type`), 4 duplicate event id
+    // (`o_event_id`).
+    (
+        2,
+        "the factum_append function",
+        include_str!("postgres_migrations/0002_append_functions.sql"),
+    ),
+    // The same functions, now announcing every write with `pg_notify('<channel>', '<last
+    // position>')` inside the appending transaction: delivered when (and only if) it
+    // commits, it wakes `EventStore::wait_for_events`.
+    (
+        3,
+        "append functions notify followers",
+        include_str!("postgres_migrations/0003_append_functions_notify.sql"),
+    ),
 ];
 
 /// The newest schema version this code knows.
 const SCHEMA_VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 
-fn migration_1(s: &str, _lock_key: i32, _channel: &str) -> String {
-    format!(
-        "CREATE TABLE {s}.events (
-            position       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-            stream_id      text        NOT NULL,
-            stream_type    text        NOT NULL,
-            stream_version bigint      NOT NULL CHECK (stream_version > 0),
-            event_id       uuid        NOT NULL,
-            name           text        NOT NULL,
-            schema_version bigint      NOT NULL,
-            payload        json        NOT NULL,
-            occurred_at    timestamptz NOT NULL,
-            metadata       json        NOT NULL,
-            CONSTRAINT events_event_id_key UNIQUE (event_id),
-            CONSTRAINT events_stream_version_key UNIQUE (stream_id, stream_version)
-        );
-        CREATE TABLE {s}.snapshots (
-            stream_id      text        PRIMARY KEY,
-            stream_version bigint      NOT NULL,
-            schema_version bigint      NOT NULL,
-            state          json        NOT NULL,
-            taken_at       timestamptz NOT NULL
-        );"
-    )
-}
-
-/// `factum_append` (a batch, as arrays) and `factum_append_one` (one event, as scalars:
-/// the common case of a command recording one event, without the arrays' cost): see the
-/// module documentation. Both return one status row: 0 written, 1 already written
-/// (idempotent), 2 conflict (`o_stream_version` = actual version or NULL), 3 stream type
-/// mismatch (`o_existing_type`), 4 duplicate event id (`o_event_id`).
-fn migration_2(s: &str, lock_key: i32, _channel: &str) -> String {
-    append_functions(s, lock_key, "CREATE", "")
-}
-
-/// The append functions again, now announcing every write with
-/// `pg_notify('<channel>', '<last position>')` inside the appending transaction: the
-/// notification is delivered when (and only if) the transaction commits, and wakes
-/// [`EventStore::wait_for_events`].
-fn migration_3(s: &str, lock_key: i32, channel: &str) -> String {
-    let notify = format!("\n            PERFORM pg_notify('{channel}', o_last_position::text);");
-    append_functions(s, lock_key, "CREATE OR REPLACE", &notify)
-}
-
-/// The DDL of both append functions: `create` is `CREATE` or `CREATE OR REPLACE`,
-/// `notify` runs after a successful insert. Migration 2's text is this with `CREATE`
-/// and no notification, unchanged since its release.
-fn append_functions(s: &str, lock_key: i32, create: &str, notify: &str) -> String {
-    // The expected-version check of both functions, on `v_version` (NULL: no stream).
-    let expectation_met = "coalesce(CASE p_expected_kind
-                    WHEN 0 THEN true
-                    WHEN 1 THEN v_version IS NULL
-                    WHEN 2 THEN v_version IS NOT NULL
-                    ELSE v_version = p_expected_version END, false)";
-    // The same check when re-appending, on `v_version` = the version before the stored
-    // batch (0: it created the stream, i.e. no stream), as
-    // `ExpectedVersion::was_met_before` decides it: `Exact(0)` is never met.
-    let expectation_was_met = "(CASE p_expected_kind
-                    WHEN 0 THEN true
-                    WHEN 1 THEN v_version = 0
-                    WHEN 2 THEN v_version > 0
-                    ELSE v_version > 0 AND v_version = p_expected_version END)";
-    format!(
-        "{create} FUNCTION {s}.factum_append(
-            p_stream_id         text,
-            p_stream_type       text,
-            p_expected_kind     integer,     -- 0 any, 1 no stream, 2 stream exists, 3 exact
-            p_expected_version  bigint,
-            p_batch_duplicate   uuid,        -- an id repeated inside the batch, or NULL
-            p_event_ids         uuid[],
-            p_names             text[],
-            p_schema_versions   bigint[],
-            p_payloads          text[],
-            p_occurred_at       timestamptz[],
-            p_metadata          text[],
-            OUT o_status        integer,
-            OUT o_stream_version bigint,
-            OUT o_last_position bigint,
-            OUT o_event_id      uuid,
-            OUT o_existing_type text)
-        LANGUAGE plpgsql VOLATILE AS $factum$
-        DECLARE
-            v_count   bigint := cardinality(p_event_ids);
-            v_ord     bigint;
-            v_stream  text;
-            v_version bigint;
-            v_id      uuid;
-            v_type    text;
-            v_same    bigint;
-        BEGIN
-            -- Positions are taken and committed in order: see the store's documentation.
-            PERFORM pg_advisory_xact_lock({APPEND_LOCK_CLASS}, {lock_key});
-
-            -- Idempotency: the first id of the batch that is already stored.
-            SELECT b.ord, e.stream_id, e.stream_version, e.event_id
-              INTO v_ord, v_stream, v_version, v_id
-              FROM unnest(p_event_ids) WITH ORDINALITY AS b(id, ord)
-              JOIN {s}.events e ON e.event_id = b.id
-             ORDER BY b.ord
-             LIMIT 1;
-            IF FOUND THEN
-                o_status := 4;
-                IF v_stream <> p_stream_id OR v_ord <> 1 THEN
-                    o_event_id := v_id;
-                    RETURN;
-                END IF;
-                -- Stored as this batch: every id at the version its place gives it.
-                SELECT count(*), max(e.position) INTO v_same, o_last_position
-                  FROM unnest(p_event_ids) WITH ORDINALITY AS b(id, ord)
-                  JOIN {s}.events e ON e.event_id = b.id
-                   AND e.stream_id = p_stream_id
-                   AND e.stream_version = v_version - 1 + b.ord;
-                v_version := v_version - 1;
-                IF v_same <> v_count OR NOT {expectation_was_met} THEN
-                    o_event_id := p_event_ids[1];
-                    o_last_position := NULL;
-                    RETURN;
-                END IF;
-                o_status := 1;
-                o_stream_version := v_version + v_count;
-                RETURN;
-            END IF;
-
-            -- The stream's head: the expected version, then the stream type.
-            SELECT e.stream_version, e.stream_type INTO v_version, v_type
-              FROM {s}.events e
-             WHERE e.stream_id = p_stream_id
-             ORDER BY e.stream_version DESC
-             LIMIT 1;
-            IF NOT {expectation_met} THEN
-                o_status := 2;
-                o_stream_version := v_version;
-                RETURN;
-            END IF;
-            IF v_type <> p_stream_type THEN
-                o_status := 3;
-                o_existing_type := v_type;
-                RETURN;
-            END IF;
-            IF p_batch_duplicate IS NOT NULL THEN
-                o_status := 4;
-                o_event_id := p_batch_duplicate;
-                RETURN;
-            END IF;
-
-            v_version := coalesce(v_version, 0);
-            WITH inserted AS (
-                INSERT INTO {s}.events (stream_id, stream_type, stream_version, event_id, name,
-                                        schema_version, payload, occurred_at, metadata)
-                SELECT p_stream_id, p_stream_type, v_version + b.ord, b.id, b.name,
-                       b.schema_version, b.payload::json, b.occurred_at, b.metadata::json
-                  FROM unnest(p_event_ids, p_names, p_schema_versions, p_payloads,
-                              p_occurred_at, p_metadata)
-                       WITH ORDINALITY AS b(id, name, schema_version, payload, occurred_at,
-                                            metadata, ord)
-                 ORDER BY b.ord
-                RETURNING position)
-            SELECT max(position) INTO o_last_position FROM inserted;
-            o_status := 0;
-            o_stream_version := v_version + v_count;{notify}
-        END
-        $factum$;
-
-        {create} FUNCTION {s}.factum_append_one(
-            p_stream_id         text,
-            p_stream_type       text,
-            p_expected_kind     integer,
-            p_expected_version  bigint,
-            p_event_id          uuid,
-            p_name              text,
-            p_schema_version    bigint,
-            p_payload           text,
-            p_occurred_at       timestamptz,
-            p_metadata          text,
-            OUT o_status        integer,
-            OUT o_stream_version bigint,
-            OUT o_last_position bigint,
-            OUT o_event_id      uuid,
-            OUT o_existing_type text)
-        LANGUAGE plpgsql VOLATILE AS $factum$
-        DECLARE
-            v_stream   text;
-            v_version  bigint;
-            v_position bigint;
-            v_head     bigint;
-            v_type     text;
-        BEGIN
-            PERFORM pg_advisory_xact_lock({APPEND_LOCK_CLASS}, {lock_key});
-
-            -- One statement, two index probes: the event id, and the stream's head.
-            SELECT d.stream_id, d.stream_version, d.position, h.stream_version, h.stream_type
-              INTO v_stream, v_version, v_position, v_head, v_type
-              FROM (SELECT) AS one
-              LEFT JOIN {s}.events d ON d.event_id = p_event_id
-              LEFT JOIN LATERAL (
-                  SELECT e.stream_version, e.stream_type
-                    FROM {s}.events e
-                   WHERE e.stream_id = p_stream_id
-                   ORDER BY e.stream_version DESC
-                   LIMIT 1) AS h ON true;
-            IF v_stream IS NOT NULL THEN
-                v_version := v_version - 1;
-                IF v_stream <> p_stream_id OR NOT {expectation_was_met} THEN
-                    o_status := 4;
-                    o_event_id := p_event_id;
-                    RETURN;
-                END IF;
-                o_status := 1;
-                o_stream_version := v_version + 1;
-                o_last_position := v_position;
-                RETURN;
-            END IF;
-
-            v_version := v_head;
-            IF NOT {expectation_met} THEN
-                o_status := 2;
-                o_stream_version := v_version;
-                RETURN;
-            END IF;
-            IF v_type <> p_stream_type THEN
-                o_status := 3;
-                o_existing_type := v_type;
-                RETURN;
-            END IF;
-
-            v_version := coalesce(v_version, 0) + 1;
-            INSERT INTO {s}.events (stream_id, stream_type, stream_version, event_id, name,
-                                    schema_version, payload, occurred_at, metadata)
-            VALUES (p_stream_id, p_stream_type, v_version, p_event_id, p_name, p_schema_version,
-                    p_payload::json, p_occurred_at, p_metadata::json)
-            RETURNING position INTO o_last_position;
-            o_status := 0;
-            o_stream_version := v_version;{notify}
-        END
-        $factum$;"
-    )
+/// A migration's SQL for one schema: the quoted schema name `s`, the append lock's key
+/// and the notification channel put in for their placeholders (schema names are
+/// letters, digits and `_`, so none holds a placeholder).
+fn render(sql: &str, s: &str, lock_key: i32, channel: &str) -> String {
+    sql.replace("{{schema}}", s)
+        .replace("{{lock_key}}", &lock_key.to_string())
+        .replace("{{channel}}", channel)
 }
 
 /// `"name"`: the schema name is validated to letters, digits and `_`, but quote anyway.
@@ -1154,11 +944,11 @@ impl PostgresStore {
                 supported: SCHEMA_VERSION,
             }));
         }
-        for (version, description, ddl) in MIGRATIONS {
+        for (version, description, sql) in MIGRATIONS {
             if *version <= current {
                 continue;
             }
-            tx.batch_execute(&ddl(&s, key, &channel(schema)))
+            tx.batch_execute(&render(sql, &s, key, &channel(schema)))
                 .await
                 .map_err(backend)?;
             tx.execute(
@@ -1800,10 +1590,15 @@ mod tests {
     #[test]
     fn released_migrations_are_frozen() {
         let schema = "public";
-        for (version, description, ddl) in MIGRATIONS {
+        for (version, description, sql) in MIGRATIONS {
             insta::assert_snapshot!(
                 format!("postgres_migration_{version}"),
-                ddl(&quote_ident(schema), lock_key(schema), &channel(schema)),
+                render(
+                    sql,
+                    &quote_ident(schema),
+                    lock_key(schema),
+                    &channel(schema)
+                ),
                 description
             );
         }
