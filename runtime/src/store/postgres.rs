@@ -18,7 +18,9 @@ use super::{
 };
 use crate::envelope::{Metadata, NewEvent, RecordedEvent, Snapshot};
 
-/// The first key of every advisory lock factum takes on appends ("fact" in ASCII).
+/// The first key of every advisory lock factum takes on appends ("fact" in ASCII),
+/// written as a number into the append functions' frozen SQL (a test checks it there).
+#[cfg(test)]
 const APPEND_LOCK_CLASS: i32 = 0x6661_6374;
 /// The first key of the advisory lock that guards migrations ("facu").
 const MIGRATION_LOCK_CLASS: i32 = 0x6661_6375;
@@ -1601,6 +1603,14 @@ mod tests {
                 ),
                 description
             );
+        }
+    }
+
+    #[test]
+    fn the_append_functions_take_the_append_lock() {
+        let lock = format!("pg_advisory_xact_lock({APPEND_LOCK_CLASS}, {{{{lock_key}}}})");
+        for (version, _, sql) in &MIGRATIONS[1..] {
+            assert_eq!(sql.matches(&lock).count(), 2, "migration {version}: {lock}");
         }
     }
 
