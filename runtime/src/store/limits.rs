@@ -118,9 +118,11 @@ impl fmt::Display for Limit {
     }
 }
 
-/// Checks an append's batch before anything is written: at least one event, no event
-/// id twice, and every value within the limits.
-pub(crate) fn check_append(
+/// Checks an append's batch before anything is written: at least one event
+/// ([`StoreError::EmptyAppend`]), no event id twice ([`StoreError::RepeatedEventId`]),
+/// and every value within the limits ([`StoreError::ValueRefused`]). Every factum store
+/// calls it first in `append`; a backend of your own should too.
+pub fn check_append(
     stream_id: &str,
     stream_type: &str,
     events: &[NewEvent],
@@ -158,8 +160,9 @@ pub(crate) fn check_append(
     Ok(())
 }
 
-/// Checks a snapshot before it is saved.
-pub(crate) fn check_snapshot(snapshot: &Snapshot) -> Result<(), StoreError> {
+/// Checks a snapshot before it is saved ([`StoreError::ValueRefused`]). Every factum
+/// store calls it first in `save_snapshot`; a backend of your own should too.
+pub fn check_snapshot(snapshot: &Snapshot) -> Result<(), StoreError> {
     let refused = |field: &str, limit: Limit| StoreError::ValueRefused {
         stream_id: snapshot.stream_id.clone(),
         field: format!("the snapshot's {field}"),

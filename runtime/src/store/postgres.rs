@@ -230,9 +230,10 @@ fn default_pool_size() -> usize {
 /// 2. looks the batch's event ids up: all stored as this exact batch with the same
 ///    expectation is an idempotent re-append (`written: false`); otherwise any stored id
 ///    is [`StoreError::DuplicateEventId`];
-/// 3. reads the stream's head and checks the expected version, then the stream type,
-///    then ids repeated inside the batch (the order [`MemoryStore`](crate::store::MemoryStore)
-///    checks them in); a failed check returns a status row and writes nothing;
+/// 3. reads the stream's head and checks the expected version, then the stream type (the
+///    order [`MemoryStore`](crate::store::MemoryStore) checks them in); a failed check
+///    returns a status row and writes nothing (an id repeated inside the batch, and every
+///    [limit](crate::store::limits), is refused before the call, as every store does);
 /// 4. inserts the rows with one `INSERT .. SELECT FROM unnest(..)` (or one `VALUES`
 ///    row); the identity column hands out the positions, in batch order.
 ///

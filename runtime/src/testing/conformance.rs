@@ -6,6 +6,12 @@
 //! [`conflict_storm`], [`follower_sees_every_event`] and
 //! [`filtered_follower_sees_every_event`] race many writers.
 //!
+//! Among the single-writer checks, [`accepted_values_read_back`], [`refused_snapshots`]
+//! and [`repository_reads_back_what_it_executes`] hold a backend to the rule that what
+//! it accepts reads back equal: it must check the [limits] before
+//! writing (call [`check_append`](crate::store::limits::check_append) and
+//! [`check_snapshot`](crate::store::limits::check_snapshot) first, as factum's stores do).
+//!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
