@@ -1274,9 +1274,10 @@ fn assert_corrupt_at(
     }
 }
 
-#[tokio::test]
-async fn an_event_moved_into_another_stream_is_a_corrupt_row_in_both() {
-    let (_dir, path) = temp_file();
+/// A store file with stream `a` (versions 1-4, positions 1-4) and `b` (1-2, positions
+/// 5-6).
+async fn streams_a_and_b() -> (TempDir, PathBuf, SqliteStore) {
+    let (dir, path) = temp_file();
     let store = SqliteStore::open(&path).await.expect("open");
     store
         .append("a", "T", ExpectedVersion::NoStream, ticks(0..4))
@@ -1286,6 +1287,12 @@ async fn an_event_moved_into_another_stream_is_a_corrupt_row_in_both() {
         .append("b", "T", ExpectedVersion::NoStream, ticks(4..6))
         .await
         .unwrap();
+    (dir, path, store)
+}
+
+#[tokio::test]
+async fn an_event_moved_into_another_stream_is_a_corrupt_row_in_both() {
+    let (_dir, path, store) = streams_a_and_b().await;
     // a's version 3 (position 3) now claims to be b's version 3.
     let moved = move_event(&raw(&path), "a", 3, "b");
     assert_eq!(moved, 3);
@@ -1340,16 +1347,7 @@ async fn an_event_moved_into_another_stream_is_a_corrupt_row_in_both() {
 
 #[tokio::test]
 async fn a_stream_missing_its_last_events_is_a_corrupt_row() {
-    let (_dir, path) = temp_file();
-    let store = SqliteStore::open(&path).await.expect("open");
-    store
-        .append("a", "T", ExpectedVersion::NoStream, ticks(0..4))
-        .await
-        .unwrap();
-    store
-        .append("b", "T", ExpectedVersion::NoStream, ticks(4..6))
-        .await
-        .unwrap();
+    let (_dir, path, store) = streams_a_and_b().await;
     move_event(&raw(&path), "a", 4, "b");
     assert_corrupt_at(
         store.read_stream("a", 1, 10).await.unwrap_err(),
