@@ -65,19 +65,33 @@ fn event(name: &str, poison: bool) -> NewEvent {
 }
 
 async fn setup(schema: &str) -> (PostgresStore, PostgresReadModel) {
+    setup_for(schema, "counts_pg", &[1, 2]).await
+}
+
+/// An empty store in `schema`, and read models without projection `name`'s versions.
+async fn setup_for(
+    schema: &str,
+    name: &str,
+    versions: &[u32],
+) -> (PostgresStore, PostgresReadModel) {
     postgres_common::drop_schema(schema).await;
     let client = postgres_common::raw_client().await;
+    let mut drops = format!("DROP SCHEMA IF EXISTS {name} CASCADE;");
+    for version in versions {
+        drops.push_str(&format!(
+            " DROP SCHEMA IF EXISTS {name}__v{version} CASCADE;"
+        ));
+    }
     client
-        .batch_execute(
-            "DROP SCHEMA IF EXISTS counts_pg CASCADE; DROP SCHEMA IF EXISTS counts_pg__v1 CASCADE;
-             DROP SCHEMA IF EXISTS counts_pg__v2 CASCADE;
+        .batch_execute(&format!(
+            "{drops}
              DO $$ BEGIN
                IF to_regclass('factum_read_models.versions') IS NOT NULL THEN
-                 DELETE FROM factum_read_models.versions WHERE name = 'counts_pg';
-                 DELETE FROM factum_read_models.parked WHERE name = 'counts_pg';
+                 DELETE FROM factum_read_models.versions WHERE name = '{name}';
+                 DELETE FROM factum_read_models.parked WHERE name = '{name}';
                END IF;
-             END $$;",
-        )
+             END $$;"
+        ))
         .await
         .unwrap();
     let store = PostgresStore::builder(postgres_common::url())
@@ -506,29 +520,8 @@ impl Projection for Tally {
 #[tokio::test]
 async fn a_follower_stops_at_an_unreadable_row_until_an_operator_parks_it() {
     const SCHEMA: &str = "t_unreadable_rows";
-    postgres_common::drop_schema(SCHEMA).await;
+    let (store, read_models) = setup_for(SCHEMA, "unreadable_pg", &[1]).await;
     let client = postgres_common::raw_client().await;
-    client
-        .batch_execute(
-            "DROP SCHEMA IF EXISTS unreadable_pg CASCADE;
-             DROP SCHEMA IF EXISTS unreadable_pg__v1 CASCADE;
-             DO $$ BEGIN
-               IF to_regclass('factum_read_models.versions') IS NOT NULL THEN
-                 DELETE FROM factum_read_models.versions WHERE name = 'unreadable_pg';
-                 DELETE FROM factum_read_models.parked WHERE name = 'unreadable_pg';
-               END IF;
-             END $$;",
-        )
-        .await
-        .unwrap();
-    let store = PostgresStore::builder(postgres_common::url())
-        .schema(SCHEMA)
-        .connect()
-        .await
-        .unwrap();
-    let read_models = PostgresReadModel::connect(&postgres_common::url())
-        .await
-        .unwrap();
     for stream in 0..10 {
         let events = (0..30).map(|_| event("Counted", false)).collect();
         store
