@@ -5,10 +5,11 @@
 //! A [`ProcessManager`] says, for each event it follows, which instance the event belongs
 //! to ([`ProcessManager::route`]) and what to do next ([`ProcessManager::handle`]): the
 //! commands to dispatch, each with the command that undoes it. A driver
-//! ([`sqlite::ProcessDriver`], run live by [`sqlite::ProcessRunner`]) follows the global
-//! log from a checkpoint, persists each instance's state, and dispatches the commands
-//! through [`ProcessManager::dispatch`] — usually [`execute_once`] on a
-//! [`Repository`].
+//! ([`ProcessDriver`], run live by [`ProcessRunner`]) follows the global log from a
+//! checkpoint, persists each instance's state in a [`ProcessStore`] — a read model that
+//! can also hold instances and outboxes: `SqliteReadModel` (module `sqlite`) or
+//! `PostgresReadModel` (module `postgres`) — and dispatches the commands through
+//! [`ProcessManager::dispatch`], usually [`execute_once`] on a [`Repository`].
 //!
 //! # Decide → persist intent → dispatch → persist outcome
 //!
@@ -67,15 +68,26 @@
 //! [`OnPoison::Stop`](crate::projection::OnPoison::Stop) — skipping a step of a business
 //! process silently is never right. So does a row of the log the store cannot read
 //! ([`StoreError::CorruptRow`]), every run, until it is repaired or an operator parks it
-//! with [`sqlite::ProcessRunner::park_unreadable`]. A transient dispatch failure
+//! with [`ProcessRunner::park_unreadable`]. A transient dispatch failure
 //! ([`DispatchError::Failed`]) is retried with backoff; when retries run out the driver
-//! returns [`sqlite::ProcessError::Dispatch`] and the command stays pending. A runner's task
-//! ([`sqlite::ProcessRunner::spawn`]) then, like after a store or read-model outage, backs
+//! returns [`ProcessError::Dispatch`] and the command stays pending. A runner's task
+//! ([`ProcessRunner::spawn`]) then, like after a store or read-model outage, backs
 //! off (100 ms doubling up to 30 s), dispatches what was left pending and goes on; the
-//! error is kept for [`sqlite::ProcessHandle::last_error`].
+//! error is kept for [`ProcessHandle::last_error`].
 
+mod driver;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+mod store;
+
+pub use driver::{
+    Instance, OutboxEntry, ProcessDriver, ProcessError, ProcessHandle, ProcessRunner, ProcessStates,
+};
+pub use store::{
+    CommandRow, InstanceRow, NewCommand, OutboxState, ProcessStore, ProcessTx, RowReader,
+};
 
 use std::future::Future;
 
@@ -292,6 +304,15 @@ impl CommandKind {
         match self {
             Self::Step => "step",
             Self::Compensation => "compensation",
+        }
+    }
+
+    /// Reads a stored name back.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "step" => Some(Self::Step),
+            "compensation" => Some(Self::Compensation),
+            _ => None,
         }
     }
 }

@@ -2,9 +2,8 @@
 //!
 //! The instances, the outbox of decided commands and the checkpoint live in the
 //! manager's own file of a [`SqliteReadModel`] directory (`<NAME>.v0.sqlite3`, beside the
-//! projections), so each decision commits with the checkpoint in one transaction. The
-//! state store is SQLite-specific: the rows are written through the [`SqliteTx`]'s
-//! connection. Tables (plain SQL, readable with any SQLite client):
+//! projections), so each decision commits with the checkpoint in one transaction. Tables
+//! (plain SQL, readable with any SQLite client):
 //!
 //! - `factum_process_instances`: one row per instance — key, status, state (JSON),
 //!   correlation id, the compensation stack (JSON), the failure reason;
@@ -13,241 +12,26 @@
 //!   `pending`, `done`, `rejected` (with the reason) or `skipped` (a step left undone
 //!   because an earlier one failed).
 //!
-//! Run one driver per manager (like a reactor). A second one (or a [`ProcessDriver::recover`]
-//! overlapping a running driver) keeps the instances consistent: decisions are serialised
-//! by the read model's write lock, and each command's outcome is recorded once — only
-//! while its outbox row is still pending, so the first outcome recorded stands and a later
-//! one is dropped with its consequences (a compensation is never pushed or dispatched
-//! twice). But both drivers may dispatch the same command at the same time, the second
-//! time not marked as a redelivery: that is harmless only if the target aggregate accepts
-//! a repeated command as a no-op (see the module documentation of
-//! [`process`](super)); were it rejected instead, and that rejection recorded first, the
-//! instance would compensate a step that took effect.
+//! The engine is generic ([`process`](super)); the names here are its types with the
+//! SQLite read model filled in, kept for code written before PostgreSQL had process
+//! managers.
 
-use std::marker::PhantomData;
 use std::time::Duration;
 
-use rusqlite::{OptionalExtension, params};
-use uuid::Uuid;
+use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use crate::envelope::{CommandMetadata, RecordedEvent};
-use crate::follow::{Follower, Log, Parkable, TaskError, TaskHandle, describe_refusal};
+use super::store::{CommandRow, InstanceRow, NewCommand, ProcessStore, ProcessTx, RowReader};
 use crate::projection::sqlite::{SqliteReadModel, SqliteTx};
-use crate::projection::{
-    Applied, ParkedEvent, ProjectionError, ReadModel, ReadModelError, ReadModelTx, Retry, Target,
-};
-use crate::store::{EventStore, StoreError};
+use crate::projection::{ReadModelError, Target};
 
-use super::{
-    CommandKind, DispatchContext, DispatchError, ProcessManager, ProcessStatus, Reaction, Route,
-};
+pub use super::{Instance, OutboxEntry, OutboxState, ProcessError, ProcessRunner};
 
-/// Why a process manager's driver stopped.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ProcessError {
-    /// Reading the event store failed.
-    #[error("process manager `{manager}`: reading the event store failed")]
-    Store {
-        /// The manager.
-        manager: &'static str,
-        /// What the store said.
-        #[source]
-        source: StoreError,
-    },
-    /// The read model holding its state failed.
-    #[error("process manager `{manager}`")]
-    ReadModel {
-        /// The manager.
-        manager: &'static str,
-        /// What the read model said.
-        #[source]
-        source: ReadModelError,
-    },
-    /// A handler failed on an event; nothing of it was persisted and the checkpoint stays
-    /// before it.
-    #[error(
-        "process manager `{manager}` stopped at event `{event_name}` (stream `{stream_id}`, version {stream_version}, position {position}): {message}"
-    )]
-    Handler {
-        /// The manager.
-        manager: &'static str,
-        /// The event's name.
-        event_name: String,
-        /// Its stream.
-        stream_id: String,
-        /// Its version in the stream.
-        stream_version: u64,
-        /// Its global position.
-        position: u64,
-        /// The error, with its causes.
-        message: String,
-    },
-    /// A command could not be dispatched after every retry; it stays pending and is
-    /// dispatched again on the next start.
-    #[error(
-        "process manager `{manager}`, instance `{instance}`: command {command_id} could not be dispatched after {attempts} attempts: {message}"
-    )]
-    Dispatch {
-        /// The manager.
-        manager: &'static str,
-        /// The process instance.
-        instance: String,
-        /// The command's id.
-        command_id: Uuid,
-        /// How many times it was tried.
-        attempts: u32,
-        /// The last error, with its causes.
-        message: String,
-    },
-    /// A stored row could not be read back (state or command JSON of another shape).
-    #[error("process manager `{manager}`, instance `{instance}`: corrupt {what}: {detail}")]
-    Corrupt {
-        /// The manager.
-        manager: &'static str,
-        /// The process instance.
-        instance: String,
-        /// What was corrupt.
-        what: &'static str,
-        /// Why.
-        detail: String,
-    },
-    /// A new state or command would not read back as itself (nested too deep, a float
-    /// that is not finite, serde attributes that write what they do not read); nothing
-    /// was written.
-    #[error(
-        "process manager `{manager}`, instance `{instance}`: the new {what} would not read back: {detail}; nothing was written"
-    )]
-    Unreadable {
-        /// The manager.
-        manager: &'static str,
-        /// The process instance.
-        instance: String,
-        /// What would not read back (`state`, `command`).
-        what: &'static str,
-        /// Why.
-        detail: String,
-    },
-    /// [`ProcessRunner::park_unreadable`] refused: `position` is not where reading after
-    /// the manager's checkpoint fails. Nothing was written.
-    #[error(
-        "process manager `{manager}`: refusing to park position {position}: {}",
-        describe_refusal(*position, *checkpoint, *next_unreadable)
-    )]
-    NotUnreadable {
-        /// The manager.
-        manager: &'static str,
-        /// The position asked for.
-        position: u64,
-        /// The manager's checkpoint.
-        checkpoint: u64,
-        /// Where reading after the checkpoint does fail, if it failed with a corrupt row
-        /// before passing `position` or just after it; `None` when it read past
-        /// `position` (or to the head of the log) without failing.
-        next_unreadable: Option<u64>,
-    },
-    /// The driver's task ended abnormally (it panicked or was aborted).
-    #[error("process manager `{manager}`: its task ended abnormally: {message}")]
-    Task {
-        /// The manager.
-        manager: &'static str,
-        /// What the task's join said.
-        message: String,
-    },
-}
-
-/// One process instance as stored.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Instance<St> {
-    /// Its key.
-    pub key: String,
-    /// Where it stands.
-    pub status: ProcessStatus,
-    /// The manager's state.
-    pub state: St,
-    /// The correlation id of its commands.
-    pub correlation_id: Uuid,
-    /// Why it failed, when it did.
-    pub failure: Option<String>,
-}
-
-/// Where an outbox command stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum OutboxState {
-    /// Decided, not yet known to be accepted.
-    Pending,
-    /// Accepted.
-    Done,
-    /// Rejected with a domain error.
-    Rejected,
-    /// Not dispatched: an earlier step failed first.
-    Skipped,
-}
-
-impl OutboxState {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Done => "done",
-            Self::Rejected => "rejected",
-            Self::Skipped => "skipped",
-        }
-    }
-
-    fn parse(name: &str) -> Option<Self> {
-        Some(match name {
-            "pending" => Self::Pending,
-            "done" => Self::Done,
-            "rejected" => Self::Rejected,
-            "skipped" => Self::Skipped,
-            _ => return None,
-        })
-    }
-}
-
-/// A command an instance decided on, with its outcome: the instance's history.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OutboxEntry<C> {
-    /// Order of decision, across instances.
-    pub seq: u64,
-    /// Step or compensation.
-    pub kind: CommandKind,
-    /// The command.
-    pub command: C,
-    /// Its id.
-    pub command_id: Uuid,
-    /// Its correlation id.
-    pub correlation_id: Uuid,
-    /// Its causation id: the triggering event's id, or for a compensation the rejected
-    /// command's id.
-    pub causation_id: Uuid,
-    /// Where it stands.
-    pub state: OutboxState,
-    /// The rejection reason, for a rejected command.
-    pub outcome: Option<String>,
-}
-
-/// The instance row, as held between the queries of one transaction.
-struct Record {
-    key: String,
-    status: ProcessStatus,
-    state: String,
-    correlation_id: Uuid,
-    compensations: Vec<serde_json::Value>,
-    completing: bool,
-    failure: Option<String>,
-}
-
-/// A pending outbox row.
-struct PendingRow {
-    seq: i64,
-    kind: CommandKind,
-    command: String,
-    compensation: Option<String>,
-    command_id: Uuid,
-    correlation_id: Uuid,
-    causation_id: Uuid,
-}
+/// A [`ProcessDriver`](super::ProcessDriver) keeping its state in a [`SqliteReadModel`].
+pub type ProcessDriver<M> = super::ProcessDriver<M, SqliteReadModel>;
+/// A [`ProcessHandle`](super::ProcessHandle) of a manager kept in a [`SqliteReadModel`].
+pub type ProcessHandle<M> = super::ProcessHandle<M, SqliteReadModel>;
+/// A [`ProcessStates`](super::ProcessStates) reading a [`SqliteReadModel`].
+pub type ProcessStates<M> = super::ProcessStates<M, SqliteReadModel>;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS factum_process_instances (
@@ -278,799 +62,31 @@ CREATE INDEX IF NOT EXISTS factum_process_outbox_pending
     ON factum_process_outbox (state, instance, seq);
 ";
 
+/// The columns [`command_row`] reads, in its order.
+const COMMAND_COLUMNS: &str = "seq, instance, kind, command, compensation, command_id, \
+                               correlation_id, causation_id, state, outcome, position";
+
 fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-/// Applies events to one process manager: decides in a transaction with the checkpoint,
-/// then dispatches the decided commands and records their outcomes.
-///
-/// [`ProcessRunner`] feeds it from the store; tests and tools can feed it directly.
-pub struct ProcessDriver<M: ProcessManager> {
-    manager: M,
-    read_model: SqliteReadModel,
-    retry: Retry,
-    recovered: bool,
-}
-
-impl<M: ProcessManager> std::fmt::Debug for ProcessDriver<M> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProcessDriver")
-            .field("manager", &M::NAME)
-            .field("read_model", &self.read_model)
-            .finish_non_exhaustive()
+fn database(
+    target: Target,
+    operation: &'static str,
+) -> impl FnOnce(rusqlite::Error) -> ReadModelError {
+    move |error| ReadModelError::Database {
+        target: target.to_string(),
+        operation,
+        source: Box::new(error),
     }
 }
 
-impl<M: ProcessManager> ProcessDriver<M> {
-    /// A driver keeping `manager`'s state in `read_model`, retrying transient dispatch
-    /// failures by [`Retry::default`].
-    pub fn new(manager: M, read_model: SqliteReadModel) -> Self {
-        Self {
-            manager,
-            read_model,
-            retry: Retry::default(),
-            recovered: false,
-        }
-    }
-
-    /// Sets how transient dispatch failures are retried.
-    pub fn retry(mut self, retry: Retry) -> Self {
-        self.retry = retry;
-        self
-    }
-
-    /// The manager.
-    pub fn manager(&self) -> &M {
-        &self.manager
-    }
-
-    /// Reads the manager's instances (also while the driver runs elsewhere).
-    pub fn states(&self) -> ProcessStates<M> {
-        ProcessStates::new(self.read_model.clone())
-    }
-
-    fn target() -> Target {
-        Target {
-            name: M::NAME,
-            version: 0,
-        }
-    }
-
-    fn read_model_error(source: ReadModelError) -> ProcessError {
-        ProcessError::ReadModel {
-            manager: M::NAME,
-            source,
-        }
-    }
-
-    fn sql_error(operation: &'static str) -> impl FnOnce(rusqlite::Error) -> ProcessError {
-        move |error| {
-            Self::read_model_error(ReadModelError::Database {
-                target: Self::target().to_string(),
-                operation,
-                source: Box::new(error),
-            })
-        }
-    }
-
-    async fn begin(&self) -> Result<SqliteTx, ProcessError> {
-        let tx = self
-            .read_model
-            .begin(Self::target())
-            .await
-            .map_err(Self::read_model_error)?;
-        if let Err(error) = tx.execute_batch(SCHEMA) {
-            let _ = self.read_model.rollback(tx).await;
-            return Err(Self::sql_error("create the process tables")(error));
-        }
-        Ok(tx)
-    }
-
-    async fn commit(&self, tx: SqliteTx, checkpoint: u64) -> Result<(), ProcessError> {
-        self.read_model
-            .commit(tx, checkpoint)
-            .await
-            .map_err(Self::read_model_error)
-    }
-
-    /// Commits without moving the checkpoint.
-    async fn commit_in_place(&self, tx: SqliteTx) -> Result<(), ProcessError> {
-        let checkpoint = tx.checkpoint().unwrap_or(0);
-        self.commit(tx, checkpoint).await
-    }
-
-    async fn rollback(&self, tx: SqliteTx) {
-        if let Err(error) = self.read_model.rollback(tx).await {
-            tracing::warn!(manager = M::NAME, error = %crate::error::Report(&error), "could not roll back");
-        }
-    }
-
-    /// The committed checkpoint (0 before the first event).
-    pub async fn checkpoint(&self) -> Result<u64, ProcessError> {
-        let checkpoint = self
-            .read_model
-            .checkpoint(Self::target())
-            .await
-            .map_err(Self::read_model_error)?;
-        Ok(checkpoint.unwrap_or(0))
-    }
-
-    /// The rows of the log parked for the manager, oldest first: unreadable rows an
-    /// operator moved it past ([`ProcessRunner::park_unreadable`]; each
-    /// [`ParkedEvent::is_unreadable`]).
-    pub async fn parked(&self) -> Result<Vec<ParkedEvent>, ProcessError> {
-        self.read_model
-            .parked(Self::target())
-            .await
-            .map_err(Self::read_model_error)
-    }
-
-    /// Parks `parked` and commits the checkpoint at its position, in one transaction;
-    /// skips it if the checkpoint is already there.
-    async fn park(&self, parked: ParkedEvent) -> Result<Applied, ProcessError> {
-        let position = parked.event.position;
-        let mut tx = self.begin().await?;
-        let checkpoint = tx.checkpoint().unwrap_or(0);
-        if position <= checkpoint {
-            self.rollback(tx).await;
-            return Ok(Applied {
-                skipped: 1,
-                checkpoint,
-                ..Applied::default()
-            });
-        }
-        if let Err(error) = self.read_model.park(&mut tx, &parked).await {
-            self.rollback(tx).await;
-            return Err(Self::read_model_error(error));
-        }
-        self.commit(tx, position).await?;
-        Ok(Applied {
-            parked: 1,
-            checkpoint: position,
-            ..Applied::default()
-        })
-    }
-
-    /// Dispatches every command left pending by an earlier driver (decided but not known
-    /// to be accepted), as redeliveries. [`ProcessDriver::apply`] does it once, first.
-    pub async fn recover(&mut self) -> Result<(), ProcessError> {
-        let tx = self.begin().await?;
-        let instances: Result<Vec<String>, _> = tx
-            .prepare(
-                "SELECT instance FROM factum_process_outbox WHERE state = 'pending'
-                 GROUP BY instance ORDER BY min(seq)",
-            )
-            .and_then(|mut statement| {
-                statement
-                    .query_map([], |row| row.get(0))?
-                    .collect::<Result<Vec<String>, _>>()
-            });
-        self.commit_in_place(tx).await?;
-        let instances = instances.map_err(Self::sql_error("find pending commands"))?;
-        for instance in instances {
-            tracing::info!(
-                manager = M::NAME,
-                instance,
-                "dispatching commands left pending by an earlier run"
-            );
-            self.drain(&instance, true).await?;
-        }
-        self.recovered = true;
-        Ok(())
-    }
-
-    /// Decides on `events` (in position order) past the checkpoint and dispatches what
-    /// each decided before going on to the next, then commits the checkpoint
-    /// `scanned_to` — how far the caller has seen the log. Returns the checkpoint.
-    pub async fn apply(
-        &mut self,
-        events: &[RecordedEvent],
-        scanned_to: u64,
-    ) -> Result<u64, ProcessError> {
-        if !self.recovered {
-            self.recover().await?;
-        }
-        for event in events
-            .iter()
-            .filter(|event| M::EVENTS.contains(&event.name.as_str()))
-        {
-            if let Some(instance) = self.decide(event).await? {
-                self.drain(&instance, false).await?;
-            }
-        }
-        let tx = self.begin().await?;
-        let checkpoint = tx.checkpoint().unwrap_or(0);
-        if scanned_to > checkpoint {
-            self.commit(tx, scanned_to).await?;
-            Ok(scanned_to)
-        } else {
-            self.rollback(tx).await;
-            Ok(checkpoint)
-        }
-    }
-
-    fn handler_error(event: &RecordedEvent, error: &ProjectionError) -> ProcessError {
-        ProcessError::Handler {
-            manager: M::NAME,
-            event_name: event.name.clone(),
-            stream_id: event.stream_id.clone(),
-            stream_version: event.stream_version,
-            position: event.position,
-            message: error.message(),
-        }
-    }
-
-    /// Step 1: decide on one event and persist the intent with the checkpoint. Returns
-    /// the instance that may have commands to dispatch.
-    async fn decide(&mut self, event: &RecordedEvent) -> Result<Option<String>, ProcessError> {
-        let mut tx = self.begin().await?;
-        if event.position <= tx.checkpoint().unwrap_or(0) {
-            self.rollback(tx).await;
-            return Ok(None);
-        }
-        match self.decide_in(&mut tx, event).await {
-            Ok(instance) => {
-                self.commit(tx, event.position).await?;
-                Ok(instance)
-            }
-            Err(error) => {
-                self.rollback(tx).await;
-                Err(error)
-            }
-        }
-    }
-
-    async fn decide_in(
-        &mut self,
-        tx: &mut SqliteTx,
-        event: &RecordedEvent,
-    ) -> Result<Option<String>, ProcessError> {
-        let (key, starts) = match self
-            .manager
-            .route(event)
-            .map_err(|error| Self::handler_error(event, &error))?
-        {
-            Route::Start(key) => (key, true),
-            Route::Continue(key) => (key, false),
-            Route::Ignore => return Ok(None),
-        };
-        let mut record = match self.load(tx, &key)? {
-            Some(record) => record,
-            None if starts => Record {
-                key: key.clone(),
-                status: ProcessStatus::Running,
-                state: self.encode(&key, "state", &M::State::default())?,
-                correlation_id: event.metadata.correlation_id.unwrap_or_else(Uuid::now_v7),
-                compensations: Vec::new(),
-                completing: false,
-                failure: None,
-            },
-            None => {
-                tracing::debug!(
-                    manager = M::NAME,
-                    instance = key,
-                    event = event.name,
-                    "no such instance; event ignored"
-                );
-                return Ok(None);
-            }
-        };
-        if record.status != ProcessStatus::Running {
-            tracing::debug!(
-                manager = M::NAME,
-                instance = key,
-                status = %record.status,
-                event = event.name,
-                "instance is no longer running; event ignored"
-            );
-            return Ok(None);
-        }
-        let mut state: M::State = self.decode(&key, "state", &record.state)?;
-        let reaction = self
-            .manager
-            .handle(&mut state, event)
-            .await
-            .map_err(|error| Self::handler_error(event, &error))?;
-        record.state = self.encode(&key, "state", &state)?;
-        let Reaction {
-            steps,
-            on_failure,
-            complete,
-            fail,
-        } = reaction;
-        for compensation in &on_failure {
-            record
-                .compensations
-                .push(self.to_value(&key, compensation)?);
-        }
-        let correlation_id = event
-            .metadata
-            .correlation_id
-            .unwrap_or(record.correlation_id);
-        for step in &steps {
-            let compensation = step
-                .compensation
-                .as_ref()
-                .map(|compensation| self.encode(&key, "command", compensation))
-                .transpose()?;
-            self.insert_command(
-                tx,
-                &key,
-                CommandKind::Step,
-                &self.encode(&key, "command", &step.command)?,
-                compensation.as_deref(),
-                correlation_id,
-                event.event_id,
-                event.position,
-            )?;
-        }
-        record.completing |= complete;
-        if let Some(reason) = fail {
-            self.start_compensation(tx, &mut record, reason, event.event_id, event.position)?;
-        }
-        self.settle(tx, &mut record)?;
-        self.save(tx, &record, event.position)?;
-        Ok(Some(key))
-    }
-
-    /// Steps 2 and 3: dispatches the instance's pending commands, oldest first, recording
-    /// each outcome.
-    async fn drain(&mut self, key: &str, redelivery: bool) -> Result<(), ProcessError> {
-        loop {
-            let tx = self.begin().await?;
-            let row = self.next_pending(&tx, key);
-            self.rollback(tx).await;
-            let Some(row) = row? else {
-                return Ok(());
-            };
-            let command: M::Command = self.decode(key, "command", &row.command)?;
-            let mut context = DispatchContext {
-                instance: key.to_owned(),
-                metadata: CommandMetadata {
-                    command_id: row.command_id,
-                    correlation_id: Some(row.correlation_id),
-                    causation_id: Some(row.causation_id),
-                    actor: Some(M::NAME.to_owned()),
-                    extra: Default::default(),
-                },
-                redelivery,
-                kind: row.kind,
-            };
-            let mut attempts = 0;
-            let outcome = loop {
-                attempts += 1;
-                match self.manager.dispatch(&command, &context).await {
-                    Ok(()) => break Ok(()),
-                    Err(DispatchError::Rejected { command, reason }) => {
-                        break Err(format!("{command}: {reason}"));
-                    }
-                    Err(error @ DispatchError::Failed { .. }) => {
-                        if attempts >= self.retry.attempts() {
-                            return Err(ProcessError::Dispatch {
-                                manager: M::NAME,
-                                instance: key.to_owned(),
-                                command_id: row.command_id,
-                                attempts,
-                                message: super::error_chain(&error),
-                            });
-                        }
-                        tracing::warn!(
-                            manager = M::NAME,
-                            instance = key,
-                            command_id = %row.command_id,
-                            error = %crate::error::Report(&error),
-                            "dispatch failed; trying again"
-                        );
-                        tokio::time::sleep(self.retry.backoff(attempts)).await;
-                        context.redelivery = true;
-                    }
-                }
-            };
-            let mut tx = self.begin().await?;
-            match self.record_outcome(&mut tx, key, &row, &command, outcome) {
-                Ok(true) => self.commit_in_place(tx).await?,
-                Ok(false) => self.rollback(tx).await,
-                Err(error) => {
-                    self.rollback(tx).await;
-                    return Err(error);
-                }
-            }
-        }
-    }
-
-    /// Step 3: records `outcome` of `row` and its consequences, if the row is still
-    /// pending; `false` (and nothing changed) if its outcome was recorded first by another
-    /// driver or an overlapping recovery.
-    fn record_outcome(
-        &self,
-        tx: &mut SqliteTx,
-        key: &str,
-        row: &PendingRow,
-        command: &M::Command,
-        outcome: Result<(), String>,
-    ) -> Result<bool, ProcessError> {
-        let Some(mut record) = self.load(tx, key)? else {
-            return Err(ProcessError::Corrupt {
-                manager: M::NAME,
-                instance: key.to_owned(),
-                what: "outbox",
-                detail: format!("command {} has no instance row", row.command_id),
-            });
-        };
-        let position: i64 = tx
-            .query_row(
-                "SELECT position FROM factum_process_outbox WHERE seq = ?1",
-                [row.seq],
-                |r| r.get(0),
-            )
-            .map_err(Self::sql_error("read an outbox row"))?;
-        let position = u64::try_from(position).unwrap_or(0);
-        let (state, reason) = match &outcome {
-            Ok(()) => (OutboxState::Done, None),
-            Err(reason) => (OutboxState::Rejected, Some(reason.as_str())),
-        };
-        if !self.mark(tx, row.seq, state, reason)? {
-            // Another driver (or an overlapping recovery) dispatched the same command and
-            // recorded its outcome first, or skipped the step: that stands, and the
-            // consequences (the compensation pushed, the compensation started) are not
-            // applied again.
-            let recorded: String = tx
-                .query_row(
-                    "SELECT state FROM factum_process_outbox WHERE seq = ?1",
-                    [row.seq],
-                    |r| r.get(0),
-                )
-                .map_err(Self::sql_error("read an outbox row"))?;
-            if recorded == state.as_str() {
-                tracing::debug!(
-                    manager = M::NAME,
-                    instance = key,
-                    command_id = %row.command_id,
-                    outcome = state.as_str(),
-                    "the command's outcome was already recorded by another driver"
-                );
-            } else {
-                tracing::warn!(
-                    manager = M::NAME,
-                    instance = key,
-                    command_id = %row.command_id,
-                    outcome = state.as_str(),
-                    recorded,
-                    reason,
-                    "the command was dispatched twice and its outcome is already recorded otherwise; keeping the recorded one"
-                );
-            }
-            return Ok(false);
-        }
-        match outcome {
-            Ok(()) => {
-                if let Some(compensation) = &row.compensation {
-                    let value = serde_json::from_str(compensation).map_err(|error| {
-                        ProcessError::Corrupt {
-                            manager: M::NAME,
-                            instance: key.to_owned(),
-                            what: "compensation",
-                            detail: error.to_string(),
-                        }
-                    })?;
-                    record.compensations.push(value);
-                }
-            }
-            Err(reason) => match (row.kind, record.status) {
-                (CommandKind::Step, ProcessStatus::Running) => {
-                    let mut state: M::State = self.decode(key, "state", &record.state)?;
-                    self.manager.rejected(&mut state, command, &reason);
-                    record.state = self.encode(key, "state", &state)?;
-                    self.start_compensation(tx, &mut record, reason, row.command_id, position)?;
-                }
-                (CommandKind::Compensation, _) => {
-                    tracing::error!(
-                        manager = M::NAME,
-                        instance = key,
-                        command_id = %row.command_id,
-                        reason,
-                        "a compensation was rejected; the instance is stuck"
-                    );
-                    record.status = ProcessStatus::Stuck;
-                    record.failure = Some(match record.failure.take() {
-                        Some(failure) => {
-                            format!("{failure}; then compensation failed: {reason}")
-                        }
-                        None => format!("compensation failed: {reason}"),
-                    });
-                    self.skip_pending(tx, key)?;
-                }
-                (CommandKind::Step, _) => {}
-            },
-        }
-        self.settle(tx, &mut record)?;
-        self.save(tx, &record, position)?;
-        Ok(true)
-    }
-
-    /// Turns the instance to compensating: skips its pending steps and queues the
-    /// compensation stack, top first.
-    fn start_compensation(
-        &self,
-        tx: &mut SqliteTx,
-        record: &mut Record,
-        reason: String,
-        causation_id: Uuid,
-        position: u64,
-    ) -> Result<(), ProcessError> {
-        tracing::info!(
-            manager = M::NAME,
-            instance = record.key,
-            reason,
-            "a step failed; compensating"
-        );
-        record.status = ProcessStatus::Compensating;
-        record.failure = Some(reason);
-        self.skip_pending(tx, &record.key)?;
-        while let Some(compensation) = record.compensations.pop() {
-            let command =
-                serde_json::to_string(&compensation).map_err(|error| ProcessError::Corrupt {
-                    manager: M::NAME,
-                    instance: record.key.clone(),
-                    what: "compensation",
-                    detail: error.to_string(),
-                })?;
-            self.insert_command(
-                tx,
-                &record.key,
-                CommandKind::Compensation,
-                &command,
-                None,
-                record.correlation_id,
-                causation_id,
-                position,
-            )?;
-        }
-        Ok(())
-    }
-
-    /// Ends the instance when nothing is pending and it was completing or compensating.
-    fn settle(&self, tx: &SqliteTx, record: &mut Record) -> Result<(), ProcessError> {
-        let pending: i64 = tx
-            .query_row(
-                "SELECT count(*) FROM factum_process_outbox WHERE instance = ?1 AND state = 'pending'",
-                [&record.key],
-                |row| row.get(0),
-            )
-            .map_err(Self::sql_error("count pending commands"))?;
-        if pending == 0 {
-            match record.status {
-                ProcessStatus::Running if record.completing => {
-                    record.status = ProcessStatus::Completed;
-                    record.compensations.clear();
-                }
-                ProcessStatus::Compensating => record.status = ProcessStatus::Compensated,
-                _ => {}
-            }
-        }
-        Ok(())
-    }
-
-    fn skip_pending(&self, tx: &SqliteTx, key: &str) -> Result<(), ProcessError> {
-        tx.execute(
-            "UPDATE factum_process_outbox SET state = 'skipped' WHERE instance = ?1 AND state = 'pending'",
-            [key],
-        )
-        .map_err(Self::sql_error("skip pending steps"))?;
-        Ok(())
-    }
-
-    /// Records a pending command's outcome; `false` if the row was no longer pending
-    /// (its outcome recorded by another driver, or the step skipped), and nothing changed.
-    fn mark(
-        &self,
-        tx: &SqliteTx,
-        seq: i64,
-        state: OutboxState,
-        outcome: Option<&str>,
-    ) -> Result<bool, ProcessError> {
-        let changed = tx
-            .execute(
-                "UPDATE factum_process_outbox SET state = ?2, outcome = ?3
-                 WHERE seq = ?1 AND state = 'pending'",
-                params![seq, state.as_str(), outcome],
-            )
-            .map_err(Self::sql_error("record a command's outcome"))?;
-        Ok(changed > 0)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn insert_command(
-        &self,
-        tx: &SqliteTx,
-        key: &str,
-        kind: CommandKind,
-        command: &str,
-        compensation: Option<&str>,
-        correlation_id: Uuid,
-        causation_id: Uuid,
-        position: u64,
-    ) -> Result<(), ProcessError> {
-        // The id is fixed here, with the intent: every redelivery sends the same one.
-        tx.execute(
-            "INSERT INTO factum_process_outbox
-                 (instance, kind, command, compensation, command_id, correlation_id, causation_id, state, position)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8)",
-            params![
-                key,
-                kind.as_str(),
-                command,
-                compensation,
-                Uuid::now_v7().to_string(),
-                correlation_id.to_string(),
-                causation_id.to_string(),
-                to_i64(position),
-            ],
-        )
-        .map_err(Self::sql_error("persist a command"))?;
-        Ok(())
-    }
-
-    fn next_pending(&self, tx: &SqliteTx, key: &str) -> Result<Option<PendingRow>, ProcessError> {
-        let row = tx
-            .query_row(
-                "SELECT seq, kind, command, compensation, command_id, correlation_id, causation_id
-                 FROM factum_process_outbox WHERE instance = ?1 AND state = 'pending'
-                 ORDER BY seq LIMIT 1",
-                [key],
-                |row| {
-                    Ok((
-                        row.get::<_, i64>(0)?,
-                        row.get::<_, String>(1)?,
-                        row.get::<_, String>(2)?,
-                        row.get::<_, Option<String>>(3)?,
-                        row.get::<_, String>(4)?,
-                        row.get::<_, String>(5)?,
-                        row.get::<_, String>(6)?,
-                    ))
-                },
-            )
-            .optional()
-            .map_err(Self::sql_error("read pending commands"))?;
-        let Some((seq, kind, command, compensation, command_id, correlation_id, causation_id)) =
-            row
-        else {
-            return Ok(None);
-        };
-        Ok(Some(PendingRow {
-            seq,
-            kind: parse_kind::<M>(key, &kind)?,
-            command,
-            compensation,
-            command_id: parse_uuid::<M>(key, &command_id)?,
-            correlation_id: parse_uuid::<M>(key, &correlation_id)?,
-            causation_id: parse_uuid::<M>(key, &causation_id)?,
-        }))
-    }
-
-    fn load(&self, tx: &SqliteTx, key: &str) -> Result<Option<Record>, ProcessError> {
-        load_record::<M>(tx, key)
-    }
-
-    fn save(&self, tx: &SqliteTx, record: &Record, position: u64) -> Result<(), ProcessError> {
-        let compensations = serde_json::to_string(&record.compensations).map_err(|error| {
-            ProcessError::Corrupt {
-                manager: M::NAME,
-                instance: record.key.clone(),
-                what: "compensations",
-                detail: error.to_string(),
-            }
-        })?;
-        tx.execute(
-            "INSERT INTO factum_process_instances
-                 (instance, status, state, correlation_id, compensations, completing, failure, started_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
-             ON CONFLICT (instance) DO UPDATE SET
-                 status = excluded.status, state = excluded.state,
-                 compensations = excluded.compensations, completing = excluded.completing,
-                 failure = excluded.failure, updated_at = excluded.updated_at",
-            params![
-                record.key,
-                record.status.as_str(),
-                record.state,
-                record.correlation_id.to_string(),
-                compensations,
-                record.completing,
-                record.failure,
-                to_i64(position),
-            ],
-        )
-        .map_err(Self::sql_error("save an instance"))?;
-        Ok(())
-    }
-
-    /// Encodes `value` for a row, and decodes the text again before it is written: a
-    /// value that would not read back (nested deeper than serde_json reads, a float that
-    /// is not finite) is refused with [`ProcessError::Unreadable`] instead of stopping
-    /// the manager at its next event.
-    fn encode<T: serde::Serialize + serde::de::DeserializeOwned>(
-        &self,
-        key: &str,
-        what: &'static str,
-        value: &T,
-    ) -> Result<String, ProcessError> {
-        let unreadable = |detail: String| ProcessError::Unreadable {
-            manager: M::NAME,
-            instance: key.to_owned(),
-            what,
-            detail,
-        };
-        let text = serde_json::to_string(value).map_err(|error| unreadable(error.to_string()))?;
-        crate::store::limits::check_json(&text, crate::store::limits::MAX_JSON_DEPTH)
-            .map_err(|limit| unreadable(limit.to_string()))?;
-        serde_json::from_str::<T>(&text).map_err(|error| unreadable(error.to_string()))?;
-        Ok(text)
-    }
-
-    fn to_value<T: serde::Serialize>(
-        &self,
-        key: &str,
-        value: &T,
-    ) -> Result<serde_json::Value, ProcessError> {
-        serde_json::to_value(value).map_err(|error| ProcessError::Corrupt {
-            manager: M::NAME,
-            instance: key.to_owned(),
-            what: "compensation",
-            detail: error.to_string(),
-        })
-    }
-
-    fn decode<T: serde::de::DeserializeOwned>(
-        &self,
-        key: &str,
-        what: &'static str,
-        text: &str,
-    ) -> Result<T, ProcessError> {
-        decode_json::<M, T>(key, what, text)
-    }
-}
-
-fn decode_json<M: ProcessManager, T: serde::de::DeserializeOwned>(
+/// The instance `key`, read with `connection` (a transaction's or a reader's).
+fn instance_row(
+    connection: &Connection,
+    target: Target,
     key: &str,
-    what: &'static str,
-    text: &str,
-) -> Result<T, ProcessError> {
-    serde_json::from_str(text).map_err(|error| ProcessError::Corrupt {
-        manager: M::NAME,
-        instance: key.to_owned(),
-        what,
-        detail: error.to_string(),
-    })
-}
-
-fn parse_uuid<M: ProcessManager>(key: &str, text: &str) -> Result<Uuid, ProcessError> {
-    text.parse()
-        .map_err(|error: uuid::Error| ProcessError::Corrupt {
-            manager: M::NAME,
-            instance: key.to_owned(),
-            what: "id",
-            detail: format!("`{text}`: {error}"),
-        })
-}
-
-fn parse_kind<M: ProcessManager>(key: &str, text: &str) -> Result<CommandKind, ProcessError> {
-    match text {
-        "step" => Ok(CommandKind::Step),
-        "compensation" => Ok(CommandKind::Compensation),
-        other => Err(ProcessError::Corrupt {
-            manager: M::NAME,
-            instance: key.to_owned(),
-            what: "command kind",
-            detail: format!("unknown kind `{other}`"),
-        }),
-    }
-}
-
-fn load_record<M: ProcessManager>(
-    connection: &rusqlite::Connection,
-    key: &str,
-) -> Result<Option<Record>, ProcessError> {
+) -> Result<Option<InstanceRow>, ReadModelError> {
     let row = connection
         .query_row(
             "SELECT status, state, correlation_id, compensations, completing, failure
@@ -1088,545 +104,307 @@ fn load_record<M: ProcessManager>(
             },
         )
         .optional()
-        .map_err(|error| ProcessError::ReadModel {
-            manager: M::NAME,
-            source: ReadModelError::Database {
-                target: format!("{} v0", M::NAME),
-                operation: "load an instance",
-                source: Box::new(error),
-            },
-        })?;
+        .map_err(database(target, "load an instance"))?;
     let Some((status, state, correlation_id, compensations, completing, failure)) = row else {
         return Ok(None);
     };
-    Ok(Some(Record {
+    let read = RowReader {
+        target,
+        instance: key,
+    };
+    Ok(Some(InstanceRow {
         key: key.to_owned(),
-        status: ProcessStatus::parse(&status).ok_or_else(|| ProcessError::Corrupt {
-            manager: M::NAME,
-            instance: key.to_owned(),
-            what: "status",
-            detail: format!("unknown status `{status}`"),
-        })?,
+        status: read.status(&status)?,
         state,
-        correlation_id: parse_uuid::<M>(key, &correlation_id)?,
-        compensations: decode_json::<M, _>(key, "compensations", &compensations)?,
+        correlation_id: read.uuid(&correlation_id)?,
+        compensations,
         completing,
         failure,
     }))
 }
 
-/// Reads a process manager's instances and their histories.
-pub struct ProcessStates<M: ProcessManager> {
-    read_model: SqliteReadModel,
-    manager: PhantomData<fn() -> M>,
+/// The raw columns of an outbox row, in [`COMMAND_COLUMNS`] order.
+type RawCommand = (
+    i64,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    i64,
+);
+
+fn raw_command(row: &Row<'_>) -> rusqlite::Result<RawCommand> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+        row.get(7)?,
+        row.get(8)?,
+        row.get(9)?,
+        row.get(10)?,
+    ))
 }
 
-impl<M: ProcessManager> Clone for ProcessStates<M> {
-    fn clone(&self) -> Self {
-        Self::new(self.read_model.clone())
+fn command_row(target: Target, raw: RawCommand) -> Result<CommandRow, ReadModelError> {
+    let (
+        seq,
+        instance,
+        kind,
+        command,
+        compensation,
+        command_id,
+        correlation_id,
+        causation_id,
+        state,
+        outcome,
+        position,
+    ) = raw;
+    let read = RowReader {
+        target,
+        instance: &instance,
+    };
+    Ok(CommandRow {
+        seq: read.number("outbox number", seq)?,
+        kind: read.kind(&kind)?,
+        command,
+        compensation,
+        command_id: read.uuid(&command_id)?,
+        correlation_id: read.uuid(&correlation_id)?,
+        causation_id: read.uuid(&causation_id)?,
+        state: read.state(&state)?,
+        outcome,
+        position: read.number("position", position)?,
+        instance,
+    })
+}
+
+impl ProcessTx for SqliteTx {
+    async fn prepare_process_tables(&mut self) -> Result<(), ReadModelError> {
+        self.execute_batch(SCHEMA)
+            .map_err(database(self.target(), "create the process tables"))
+    }
+
+    async fn instance(&mut self, key: &str) -> Result<Option<InstanceRow>, ReadModelError> {
+        instance_row(self, self.target(), key)
+    }
+
+    async fn save_instance(
+        &mut self,
+        instance: &InstanceRow,
+        position: u64,
+    ) -> Result<(), ReadModelError> {
+        self.execute(
+            "INSERT INTO factum_process_instances
+                 (instance, status, state, correlation_id, compensations, completing, failure, started_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
+             ON CONFLICT (instance) DO UPDATE SET
+                 status = excluded.status, state = excluded.state,
+                 compensations = excluded.compensations, completing = excluded.completing,
+                 failure = excluded.failure, updated_at = excluded.updated_at",
+            params![
+                instance.key,
+                instance.status.as_str(),
+                instance.state,
+                instance.correlation_id.to_string(),
+                instance.compensations,
+                instance.completing,
+                instance.failure,
+                to_i64(position),
+            ],
+        )
+        .map_err(database(self.target(), "save an instance"))?;
+        Ok(())
+    }
+
+    async fn insert_command(&mut self, command: &NewCommand<'_>) -> Result<(), ReadModelError> {
+        self.execute(
+            "INSERT INTO factum_process_outbox
+                 (instance, kind, command, compensation, command_id, correlation_id, causation_id, state, position)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8)",
+            params![
+                command.instance,
+                command.kind.as_str(),
+                command.command,
+                command.compensation,
+                command.command_id.to_string(),
+                command.correlation_id.to_string(),
+                command.causation_id.to_string(),
+                to_i64(command.position),
+            ],
+        )
+        .map_err(database(self.target(), "persist a command"))?;
+        Ok(())
+    }
+
+    async fn next_pending(&mut self, key: &str) -> Result<Option<CommandRow>, ReadModelError> {
+        let target = self.target();
+        self.query_row(
+            &format!(
+                "SELECT {COMMAND_COLUMNS} FROM factum_process_outbox
+                 WHERE instance = ?1 AND state = 'pending' ORDER BY seq LIMIT 1"
+            ),
+            [key],
+            raw_command,
+        )
+        .optional()
+        .map_err(database(target, "read pending commands"))?
+        .map(|raw| command_row(target, raw))
+        .transpose()
+    }
+
+    async fn instances_with_pending(&mut self) -> Result<Vec<String>, ReadModelError> {
+        self.prepare(
+            "SELECT instance FROM factum_process_outbox WHERE state = 'pending'
+             GROUP BY instance ORDER BY min(seq)",
+        )
+        .and_then(|mut statement| {
+            statement
+                .query_map([], |row| row.get(0))?
+                .collect::<Result<Vec<String>, _>>()
+        })
+        .map_err(database(self.target(), "find pending commands"))
+    }
+
+    async fn count_pending(&mut self, key: &str) -> Result<u64, ReadModelError> {
+        let pending: i64 = self
+            .query_row(
+                "SELECT count(*) FROM factum_process_outbox WHERE instance = ?1 AND state = 'pending'",
+                [key],
+                |row| row.get(0),
+            )
+            .map_err(database(self.target(), "count pending commands"))?;
+        Ok(u64::try_from(pending).unwrap_or(0))
+    }
+
+    async fn skip_pending(&mut self, key: &str) -> Result<(), ReadModelError> {
+        self.execute(
+            "UPDATE factum_process_outbox SET state = 'skipped' WHERE instance = ?1 AND state = 'pending'",
+            [key],
+        )
+        .map_err(database(self.target(), "skip pending steps"))?;
+        Ok(())
+    }
+
+    async fn record_outcome(
+        &mut self,
+        seq: u64,
+        state: OutboxState,
+        outcome: Option<&str>,
+    ) -> Result<bool, ReadModelError> {
+        let changed = self
+            .execute(
+                "UPDATE factum_process_outbox SET state = ?2, outcome = ?3
+                 WHERE seq = ?1 AND state = 'pending'",
+                params![to_i64(seq), state.as_str(), outcome],
+            )
+            .map_err(database(self.target(), "record a command's outcome"))?;
+        Ok(changed > 0)
+    }
+
+    async fn command(&mut self, seq: u64) -> Result<Option<CommandRow>, ReadModelError> {
+        let target = self.target();
+        self.query_row(
+            &format!("SELECT {COMMAND_COLUMNS} FROM factum_process_outbox WHERE seq = ?1"),
+            [to_i64(seq)],
+            raw_command,
+        )
+        .optional()
+        .map_err(database(target, "read an outbox row"))?
+        .map(|raw| command_row(target, raw))
+        .transpose()
     }
 }
 
-impl<M: ProcessManager> std::fmt::Debug for ProcessStates<M> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProcessStates")
-            .field("manager", &M::NAME)
-            .field("read_model", &self.read_model)
-            .finish()
-    }
-}
-
-impl<M: ProcessManager> ProcessStates<M> {
-    /// Reads `M`'s instances in `read_model`.
-    pub fn new(read_model: SqliteReadModel) -> Self {
-        Self {
-            read_model,
-            manager: PhantomData,
-        }
-    }
-
-    /// Opens a read-only connection to the manager's file, `None` before its first
-    /// decision.
-    async fn read<T: Send + 'static>(
+impl SqliteReadModel {
+    /// Runs `work` on a read-only connection to the manager's file, `None` before its
+    /// first decision (no file, or no process tables yet).
+    async fn read_process<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&rusqlite::Connection) -> Result<T, ProcessError> + Send + 'static,
-    ) -> Result<Option<T>, ProcessError> {
-        let target = Target {
-            name: M::NAME,
-            version: 0,
-        };
-        let path = self.read_model.path_of(target);
-        let database = move |operation: &'static str| {
-            move |error: rusqlite::Error| ProcessError::ReadModel {
-                manager: M::NAME,
-                source: ReadModelError::Database {
-                    target: target.to_string(),
-                    operation,
-                    source: Box::new(error),
-                },
-            }
-        };
+        target: Target,
+        work: impl FnOnce(&Connection) -> Result<T, ReadModelError> + Send + 'static,
+    ) -> Result<Option<T>, ReadModelError> {
+        let path = self.path_of(target);
         tokio::task::spawn_blocking(move || {
             if !path.exists() {
                 return Ok(None);
             }
-            let connection = rusqlite::Connection::open_with_flags(
+            let connection = Connection::open_with_flags(
                 &path,
-                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
             )
-            .map_err(database("open for reading"))?;
+            .map_err(database(target, "open for reading"))?;
             connection
                 .busy_timeout(Duration::from_secs(30))
-                .map_err(database("configure"))?;
+                .map_err(database(target, "configure"))?;
             let exists: bool = connection
                 .query_row(
                     "SELECT count(*) > 0 FROM sqlite_master WHERE name = 'factum_process_instances'",
                     [],
                     |row| row.get(0),
                 )
-                .map_err(database("read the schema"))?;
+                .map_err(database(target, "read the schema"))?;
             if !exists {
                 return Ok(None);
             }
             work(&connection).map(Some)
         })
         .await
-        .map_err(|error| ProcessError::Task {
-            manager: M::NAME,
-            message: error.to_string(),
+        .map_err(|error| ReadModelError::Database {
+            target: target.to_string(),
+            operation: "blocking task",
+            source: Box::new(error),
         })?
     }
+}
 
-    /// The instance `key` as last committed, `None` if it never started.
-    pub async fn get(&self, key: &str) -> Result<Option<Instance<M::State>>, ProcessError> {
+impl ProcessStore for SqliteReadModel {
+    async fn read_instance(
+        &self,
+        target: Target,
+        key: &str,
+    ) -> Result<Option<InstanceRow>, ReadModelError> {
         let key = key.to_owned();
         let found = self
-            .read(move |connection| {
-                let Some(record) = load_record::<M>(connection, &key)? else {
-                    return Ok(None);
-                };
-                Ok(Some(Instance {
-                    state: decode_json::<M, _>(&key, "state", &record.state)?,
-                    key: record.key,
-                    status: record.status,
-                    correlation_id: record.correlation_id,
-                    failure: record.failure,
-                }))
+            .read_process(target, move |connection| {
+                instance_row(connection, target, &key)
             })
             .await?;
         Ok(found.flatten())
     }
 
-    /// Where the instance `key` stands, `None` if it never started.
-    pub async fn status(&self, key: &str) -> Result<Option<ProcessStatus>, ProcessError> {
-        Ok(self.get(key).await?.map(|instance| instance.status))
-    }
-
-    /// Every command the instance `key` decided on, in order, with its outcome.
-    pub async fn history(&self, key: &str) -> Result<Vec<OutboxEntry<M::Command>>, ProcessError> {
+    async fn read_history(
+        &self,
+        target: Target,
+        key: &str,
+    ) -> Result<Vec<CommandRow>, ReadModelError> {
         let key = key.to_owned();
         let found = self
-            .read(move |connection| {
-                let database = |error: rusqlite::Error| ProcessError::ReadModel {
-                    manager: M::NAME,
-                    source: ReadModelError::Database {
-                        target: format!("{} v0", M::NAME),
-                        operation: "read the outbox",
-                        source: Box::new(error),
-                    },
-                };
+            .read_process(target, move |connection| {
                 let mut statement = connection
-                    .prepare(
-                        "SELECT seq, kind, command, command_id, correlation_id, causation_id, state, outcome
-                         FROM factum_process_outbox WHERE instance = ?1 ORDER BY seq",
-                    )
-                    .map_err(database)?;
+                    .prepare(&format!(
+                        "SELECT {COMMAND_COLUMNS} FROM factum_process_outbox
+                         WHERE instance = ?1 ORDER BY seq"
+                    ))
+                    .map_err(database(target, "read the outbox"))?;
                 let rows = statement
-                    .query_map([&key], |row| {
-                        Ok((
-                            row.get::<_, i64>(0)?,
-                            row.get::<_, String>(1)?,
-                            row.get::<_, String>(2)?,
-                            row.get::<_, String>(3)?,
-                            row.get::<_, String>(4)?,
-                            row.get::<_, String>(5)?,
-                            row.get::<_, String>(6)?,
-                            row.get::<_, Option<String>>(7)?,
-                        ))
-                    })
+                    .query_map([&key], raw_command)
                     .and_then(Iterator::collect::<Result<Vec<_>, _>>)
-                    .map_err(database)?;
+                    .map_err(database(target, "read the outbox"))?;
                 rows.into_iter()
-                    .map(
-                        |(seq, kind, command, command_id, correlation_id, causation_id, state, outcome)| {
-                            Ok(OutboxEntry {
-                                seq: u64::try_from(seq).unwrap_or(0),
-                                kind: parse_kind::<M>(&key, &kind)?,
-                                command: decode_json::<M, _>(&key, "command", &command)?,
-                                command_id: parse_uuid::<M>(&key, &command_id)?,
-                                correlation_id: parse_uuid::<M>(&key, &correlation_id)?,
-                                causation_id: parse_uuid::<M>(&key, &causation_id)?,
-                                state: OutboxState::parse(&state).ok_or_else(|| {
-                                    ProcessError::Corrupt {
-                                        manager: M::NAME,
-                                        instance: key.clone(),
-                                        what: "outbox state",
-                                        detail: format!("unknown state `{state}`"),
-                                    }
-                                })?,
-                                outcome,
-                            })
-                        },
-                    )
+                    .map(|raw| command_row(target, raw))
                     .collect()
             })
             .await?;
         Ok(found.unwrap_or_default())
-    }
-}
-
-/// Runs process managers against an event store: catch-up from the checkpoint, then live.
-pub struct ProcessRunner<S> {
-    log: Log<S>,
-    retry: Retry,
-}
-
-impl<S> Clone for ProcessRunner<S> {
-    fn clone(&self) -> Self {
-        Self {
-            log: self.log.clone(),
-            retry: self.retry,
-        }
-    }
-}
-
-impl<S> std::fmt::Debug for ProcessRunner<S> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProcessRunner")
-            .field("batch_size", &self.log.batch_size)
-            .field("idle_wait", &self.log.idle_wait)
-            .field("retry", &self.retry)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<S: EventStore + 'static> ProcessRunner<S> {
-    /// A runner reading `store` 100 events at a time, retrying transient dispatch failures
-    /// by [`Retry::default`].
-    pub fn new(store: S) -> Self {
-        Self {
-            log: Log::new(store, 100),
-            retry: Retry::default(),
-        }
-    }
-
-    /// Events read per batch.
-    pub fn batch_size(mut self, batch_size: usize) -> Self {
-        self.log = self.log.batch_size(batch_size);
-        self
-    }
-
-    /// How long a caught-up runner waits for a wake-up before reading again anyway.
-    pub fn idle_wait(mut self, idle_wait: Duration) -> Self {
-        self.log = self.log.idle_wait(idle_wait);
-        self
-    }
-
-    /// How transient dispatch failures are retried.
-    pub fn retry(mut self, retry: Retry) -> Self {
-        self.retry = retry;
-        self
-    }
-
-    /// A driver for `manager` with this runner's retry setting.
-    pub fn driver<M: ProcessManager>(
-        &self,
-        manager: M,
-        read_model: SqliteReadModel,
-    ) -> ProcessDriver<M> {
-        ProcessDriver::new(manager, read_model).retry(self.retry)
-    }
-
-    /// Dispatches what an earlier run left pending, then decides on and dispatches every
-    /// event up to the head of the log. Returns the checkpoint.
-    pub async fn catch_up<M: ProcessManager>(
-        &self,
-        driver: &mut ProcessDriver<M>,
-    ) -> Result<u64, ProcessError> {
-        let mut checkpoint = driver.checkpoint().await?;
-        loop {
-            let page = self
-                .log
-                .next_page(checkpoint, M::EVENTS)
-                .await
-                .map_err(store_error::<M>)?;
-            let Some(page) = page else {
-                if !driver.recovered {
-                    driver.recover().await?;
-                }
-                return Ok(checkpoint);
-            };
-            checkpoint = driver.apply(&page.events, page.scanned_to).await?;
-            if !page.full {
-                return Ok(checkpoint);
-            }
-        }
-    }
-
-    /// Moves the manager past a row of the log the store cannot read: an operator's
-    /// command, never run automatically.
-    ///
-    /// A row the store cannot read fails every read that includes it with
-    /// [`StoreError::CorruptRow`] at its position, so [`ProcessRunner::catch_up`] and a
-    /// spawned runner stop before it, every time, their checkpoint below it. Repairing
-    /// the row and running again is the first remedy. When it cannot be repaired, this
-    /// does what `ProjectionRunner::park_unreadable` does for a projection:
-    ///
-    /// 1. It acts only if reading after the manager's checkpoint really fails with a
-    ///    corrupt row at exactly `position`. Otherwise it refuses
-    ///    ([`ProcessError::NotUnreadable`]: the position is readable, or the next
-    ///    unreadable row is elsewhere, or the checkpoint is past it) and writes nothing.
-    ///    Other store errors are returned as they are.
-    /// 2. It decides on and dispatches every readable event before `position`, as a
-    ///    catch-up would.
-    /// 3. It parks the row in the dead-letter table of the manager's file
-    ///    ([`ProcessDriver::parked`]; `attempts == 0`, with the store's error and `note`:
-    ///    who parked it and why) and commits the checkpoint at `position`, in one
-    ///    transaction.
-    ///
-    /// No instance sees the row: what it would have decided is not decided. Then run
-    /// [`ProcessRunner::catch_up`] (or spawn the manager) again. Returns the checkpoint.
-    pub async fn park_unreadable<M: ProcessManager>(
-        &self,
-        driver: &mut ProcessDriver<M>,
-        position: u64,
-        note: &str,
-    ) -> Result<u64, ProcessError> {
-        let parked = self.log.park_unreadable(driver, position, note).await;
-        if parked.is_err() {
-            // Commands of an event already decided may have been left pending: dispatch
-            // them first on the next run.
-            driver.recovered = false;
-        }
-        Ok(parked?.checkpoint)
-    }
-
-    /// Runs `manager` in a task: catch-up, then live (woken by the store) until
-    /// [`ProcessHandle::stop`].
-    pub fn spawn<M: ProcessManager>(
-        &self,
-        manager: M,
-        read_model: SqliteReadModel,
-    ) -> ProcessHandle<M> {
-        let live = Live {
-            runner: self.clone(),
-            driver: self.driver(manager, read_model.clone()),
-        };
-        let log = self.log.clone();
-        ProcessHandle {
-            states: ProcessStates::new(read_model),
-            task: TaskHandle::spawn(M::NAME, move |context| async move {
-                log.follow(live, context).await
-            }),
-        }
-    }
-}
-
-fn store_error<M: ProcessManager>(source: StoreError) -> ProcessError {
-    ProcessError::Store {
-        manager: M::NAME,
-        source,
-    }
-}
-
-/// A manager followed live by [`ProcessRunner::spawn`].
-struct Live<S, M: ProcessManager> {
-    runner: ProcessRunner<S>,
-    driver: ProcessDriver<M>,
-}
-
-impl<S: EventStore + 'static, M: ProcessManager> Follower for Live<S, M> {
-    type Error = ProcessError;
-
-    async fn catch_up(&mut self) -> Result<u64, ProcessError> {
-        let caught_up = self.runner.catch_up(&mut self.driver).await;
-        if caught_up.is_err() {
-            // Commands of an event already decided may have been left pending: dispatch
-            // them first on the next try, whichever instance they belong to.
-            self.driver.recovered = false;
-        }
-        caught_up
-    }
-
-    fn store_error(&self, source: StoreError) -> ProcessError {
-        store_error::<M>(source)
-    }
-}
-
-impl<M: ProcessManager> Parkable for ProcessDriver<M> {
-    type Error = ProcessError;
-    const EVENTS: &'static [&'static str] = M::EVENTS;
-
-    fn target(&self) -> Target {
-        Self::target()
-    }
-
-    async fn stored_checkpoint(&mut self) -> Result<u64, ProcessError> {
-        self.checkpoint().await
-    }
-
-    async fn apply_readable(
-        &mut self,
-        events: &[RecordedEvent],
-        scanned_to: u64,
-    ) -> Result<Applied, ProcessError> {
-        let checkpoint = self.apply(events, scanned_to).await?;
-        Ok(Applied {
-            checkpoint,
-            ..Applied::default()
-        })
-    }
-
-    async fn park_row(&mut self, parked: ParkedEvent) -> Result<Applied, ProcessError> {
-        self.park(parked).await
-    }
-
-    fn not_unreadable(
-        &self,
-        position: u64,
-        checkpoint: u64,
-        next_unreadable: Option<u64>,
-    ) -> ProcessError {
-        ProcessError::NotUnreadable {
-            manager: M::NAME,
-            position,
-            checkpoint,
-            next_unreadable,
-        }
-    }
-
-    fn store_error(&self, source: StoreError) -> ProcessError {
-        store_error::<M>(source)
-    }
-}
-
-impl TaskError for ProcessError {
-    fn task(manager: &'static str, message: String) -> Self {
-        ProcessError::Task { manager, message }
-    }
-
-    fn already_reported(manager: &'static str) -> Option<Self> {
-        Some(ProcessError::Task {
-            manager,
-            message: "it had already stopped; its end was reported by an earlier call".into(),
-        })
-    }
-
-    /// Store and read-model failures (outages, timeouts, a busy database) and a command
-    /// whose dispatch kept failing transiently are retried; a handler error, a corrupt
-    /// row, a bad name or a failed task are not.
-    fn is_transient(&self) -> bool {
-        match self {
-            ProcessError::Store { source, .. } => !matches!(source, StoreError::CorruptRow { .. }),
-            ProcessError::ReadModel { source, .. } => !matches!(
-                source,
-                ReadModelError::InvalidName { .. }
-                    | ReadModelError::Corrupt { .. }
-                    | ReadModelError::NotAReadModel { .. }
-            ),
-            ProcessError::Dispatch { .. } => true,
-            ProcessError::Handler { .. }
-            | ProcessError::NotUnreadable { .. }
-            | ProcessError::Corrupt { .. }
-            | ProcessError::Unreadable { .. }
-            | ProcessError::Task { .. } => false,
-        }
-    }
-}
-
-/// A running process manager.
-pub struct ProcessHandle<M: ProcessManager> {
-    states: ProcessStates<M>,
-    task: TaskHandle<ProcessError>,
-}
-
-impl<M: ProcessManager> std::fmt::Debug for ProcessHandle<M> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProcessHandle")
-            .field("manager", &M::NAME)
-            .field("checkpoint", &self.task.checkpoint())
-            .finish_non_exhaustive()
-    }
-}
-
-impl<M: ProcessManager> ProcessHandle<M> {
-    /// The checkpoint after the last completed catch-up (`None` before the first).
-    pub fn checkpoint(&self) -> Option<u64> {
-        self.task.checkpoint()
-    }
-
-    /// Reads the manager's instances.
-    pub fn states(&self) -> &ProcessStates<M> {
-        &self.states
-    }
-
-    /// Waits until it has decided on and dispatched everything up to global `position`.
-    /// Returns the runner's error if it stopped first.
-    pub async fn wait_for(&mut self, position: u64) -> Result<u64, ProcessError> {
-        self.task.wait_for(position).await
-    }
-
-    /// Waits until the instance `key` has ended ([`ProcessStatus::is_final`]) and returns
-    /// it; an error if the runner stopped first or `timeout` passed.
-    pub async fn wait_until_final(
-        &mut self,
-        key: &str,
-        timeout: Duration,
-    ) -> Result<Instance<M::State>, ProcessError> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            if let Some(instance) = self.states.get(key).await?
-                && instance.status.is_final()
-            {
-                return Ok(instance);
-            }
-            if self.is_finished() {
-                return Err(self.task.join().await.err().unwrap_or(ProcessError::Task {
-                    manager: M::NAME,
-                    message: format!("it stopped before instance `{key}` ended"),
-                }));
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(ProcessError::Task {
-                    manager: M::NAME,
-                    message: format!("instance `{key}` did not end within {timeout:?}"),
-                });
-            }
-            let _ = tokio::time::timeout(Duration::from_millis(20), self.task.checkpoint_changed())
-                .await;
-        }
-    }
-
-    /// Whether its task has ended (stopped, or failed: see [`ProcessHandle::stop`]).
-    pub fn is_finished(&self) -> bool {
-        self.task.is_finished()
-    }
-
-    /// The last error it retried after, with its causes (`None` if it never failed).
-    ///
-    /// Failures a retry can cure — the store or the read model unreachable, busy or
-    /// timing out, a command whose dispatch kept failing ([`ProcessError::Dispatch`]) —
-    /// do not end the task: it logs them (a `tracing` warning), waits 100 ms doubling up
-    /// to 30 s, dispatches what was left pending and goes on. The error stays here after
-    /// it recovers; [`ProcessHandle::checkpoint`] tells whether it moves on. Other
-    /// failures end the task ([`ProcessHandle::stop`] returns them): a handler error
-    /// ([`ProcessError::Handler`]), a corrupt row or an invalid name.
-    pub fn last_error(&self) -> Option<String> {
-        self.task.last_error()
-    }
-
-    /// Stops it after the event in hand and returns how it ended.
-    pub async fn stop(self) -> Result<(), ProcessError> {
-        self.task.stop().await
     }
 }

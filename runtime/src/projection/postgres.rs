@@ -82,6 +82,13 @@ impl std::fmt::Debug for PostgresTx {
     }
 }
 
+impl PostgresTx {
+    /// The projection version (or process manager, version 0) it writes to.
+    pub fn target(&self) -> Target {
+        self.target
+    }
+}
+
 impl ReadModelTx for PostgresTx {
     type ReadModel = PostgresReadModel;
 

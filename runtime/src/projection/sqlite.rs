@@ -75,6 +75,13 @@ impl std::fmt::Debug for SqliteTx {
     }
 }
 
+impl SqliteTx {
+    /// The projection version (or process manager, version 0) it writes to.
+    pub fn target(&self) -> Target {
+        self.target
+    }
+}
+
 impl ReadModelTx for SqliteTx {
     type ReadModel = SqliteReadModel;
 
