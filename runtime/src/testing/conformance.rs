@@ -22,7 +22,9 @@
 //! # }
 //! ```
 
+pub mod process;
 mod repository;
+pub mod shop;
 
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;

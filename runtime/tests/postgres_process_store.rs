@@ -1,0 +1,86 @@
+//! The process-store conformance suite on PostgreSQL read models: the fulfilment saga's
+//! happy path and compensations, two racing drivers, and a driver killed mid-flow.
+//!
+//! The killed driver runs in a child process: this test binary started again with the
+//! `child_process` test selected and the store's schema in an environment variable.
+//!
+//! Run with `cargo test -p factum --features postgres,conformance --test
+//! postgres_process_store`; needs a server: `eval "$(scripts/postgres.sh start)"`.
+
+mod postgres_common;
+
+use std::pin::Pin;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use factum::projection::postgres::PostgresReadModel;
+use factum::store::PostgresStore;
+use factum::testing::conformance::{Connecting, process};
+use postgres_common::{fresh_store, url};
+
+/// Set, in the child, to the schema of the store it drives.
+const CHILD_SCHEMA: &str = "FACTUM_PROCESS_CHILD_SCHEMA";
+
+async fn read_model() -> PostgresReadModel {
+    PostgresReadModel::connect(&url())
+        .await
+        .expect("connect the read models")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_read_models_keep_the_process_contract() {
+    let counter = AtomicU32::new(0);
+    process::run_process_contract(
+        || {
+            let schema = format!(
+                "t_process_contract_{}",
+                counter.fetch_add(1, Ordering::SeqCst)
+            );
+            Connecting(Box::pin(async move { fresh_store(&schema).await })
+                as Pin<Box<dyn Future<Output = PostgresStore>>>)
+        },
+        read_model().await,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_racing_postgres_drivers_take_each_step_once() {
+    let store = fresh_store("t_process_racing").await;
+    // Two pools: each driver its own connections, as two processes would have.
+    process::racing_drivers(store, read_model().await, read_model().await, 20).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn child_process() {
+    let Ok(schema) = std::env::var(CHILD_SCHEMA) else {
+        return;
+    };
+    let store = PostgresStore::builder(url())
+        .schema(schema)
+        .pool_size(4)
+        .connect()
+        .await
+        .expect("connect the store");
+    process::drive_until_killed(store, read_model().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_driver_killed_mid_flow_restarts_and_takes_each_step_once() {
+    const SCHEMA: &str = "t_process_killed";
+    let store = fresh_store(SCHEMA).await;
+    process::restart_after_kill(store, read_model().await, || {
+        Command::new(std::env::current_exe().expect("the test binary"))
+            .args([
+                "child_process",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_SCHEMA, SCHEMA)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start the child driver")
+    })
+    .await;
+}

@@ -1,0 +1,93 @@
+//! The process-store conformance suite on SQLite read models: the fulfilment saga's happy
+//! path and compensations, two racing drivers, and a driver killed mid-flow.
+//!
+//! The killed driver runs in a child process: this test binary started again with the
+//! `child_process` test selected and the directory in an environment variable.
+//!
+//! Run with `cargo test -p factum --features sqlite,conformance --test sqlite_process_store`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use factum::projection::sqlite::SqliteReadModel;
+use factum::store::SqliteStore;
+use factum::testing::conformance::{Connecting, process};
+
+/// Set, in the child, to the directory of the store and read models it drives.
+const CHILD_DIR: &str = "FACTUM_PROCESS_CHILD_DIR";
+
+async fn open(dir: &Path) -> (SqliteStore, SqliteReadModel) {
+    let store = SqliteStore::open(dir.join("events.sqlite3"))
+        .await
+        .expect("open the store");
+    let read_model = SqliteReadModel::open(dir.join("read"))
+        .await
+        .expect("open the read models");
+    (store, read_model)
+}
+
+#[tokio::test]
+async fn sqlite_read_models_keep_the_process_contract() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let read_model = SqliteReadModel::open(dir.path().join("read"))
+        .await
+        .expect("open the read models");
+    let counter = AtomicU32::new(0);
+    let path = dir.path().to_owned();
+    process::run_process_contract(
+        || {
+            let path = path.join(format!(
+                "events-{}.sqlite3",
+                counter.fetch_add(1, Ordering::SeqCst)
+            ));
+            Connecting(Box::pin(
+                async move { SqliteStore::open(&path).await.expect("open a store") },
+            )
+                as std::pin::Pin<Box<dyn Future<Output = SqliteStore>>>)
+        },
+        read_model,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_racing_sqlite_drivers_take_each_step_once() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let (store, read_model) = open(dir.path()).await;
+    // A second handle on the same directory: its own connections, as a second process
+    // would have.
+    let other = SqliteReadModel::open(dir.path().join("read"))
+        .await
+        .expect("open the read models again");
+    process::racing_drivers(store, read_model, other, 20).await;
+}
+
+#[tokio::test]
+async fn child_process() {
+    let Ok(dir) = std::env::var(CHILD_DIR) else {
+        return;
+    };
+    let (store, read_model) = open(&PathBuf::from(dir)).await;
+    process::drive_until_killed(store, read_model).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_driver_killed_mid_flow_restarts_and_takes_each_step_once() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let (store, read_model) = open(dir.path()).await;
+    process::restart_after_kill(store, read_model, || {
+        Command::new(std::env::current_exe().expect("the test binary"))
+            .args([
+                "child_process",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_DIR, dir.path())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start the child driver")
+    })
+    .await;
+}
