@@ -446,7 +446,7 @@ impl<S: EventStore> Log<S> {
                 crate::error::Report(&unreadable)
             ),
             attempts: 0,
-            parked_at: chrono::Utc::now(),
+            parked_at: crate::envelope::now(),
         };
         progress.add(target.park_row(parked).await?);
         Ok(progress)

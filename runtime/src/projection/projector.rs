@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
-
 use crate::envelope::RecordedEvent;
 
 use super::error::{ProjectionError, RunnerError};
@@ -408,7 +406,7 @@ impl<P: Projection> Projector<P> {
                     event: event.clone(),
                     error: last_error.message(),
                     attempts,
-                    parked_at: Utc::now(),
+                    parked_at: crate::envelope::now(),
                 })
                 .await
             }
@@ -652,7 +650,7 @@ impl<R: Reactor, M: ReadModel> ReactorDriver<R, M> {
                         event: event.clone(),
                         error: error.message(),
                         attempts,
-                        parked_at: Utc::now(),
+                        parked_at: crate::envelope::now(),
                     };
                     self.checkpoints
                         .park(&mut tx, &parked)

@@ -63,7 +63,8 @@ pub struct ParkedEvent {
     pub error: String,
     /// How many times the handler was tried: 0 for an unreadable row, which no handler saw.
     pub attempts: u32,
-    /// When it was parked.
+    /// When it was parked, in whole microseconds (factum's runners take it from
+    /// [`envelope::now`](crate::envelope::now)), so it reads back equal on every backend.
     pub parked_at: DateTime<Utc>,
 }
 

@@ -23,6 +23,7 @@
 //! ```
 
 pub mod process;
+pub mod read_model;
 mod repository;
 pub mod shop;
 

@@ -1,11 +1,12 @@
-//! The process-store conformance suite on PostgreSQL read models: the fulfilment saga's
-//! happy path and compensations, two racing drivers, and a driver killed mid-flow.
+//! The read-model and process-store conformance suites on PostgreSQL read models:
+//! checkpoints, dead letters, versions and the write lock; the fulfilment saga's happy
+//! path and compensations, two racing drivers, and a driver killed mid-flow.
 //!
 //! The killed driver runs in a child process: this test binary started again with the
 //! `child_process` test selected and the store's schema in an environment variable.
 //!
 //! Run with `cargo test -p factum --features postgres,conformance --test
-//! postgres_process_store`; needs a server: `eval "$(scripts/postgres.sh start)"`.
+//! postgres_read_models`; needs a server: `eval "$(scripts/postgres.sh start)"`.
 
 mod postgres_common;
 
@@ -15,16 +16,22 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use factum::projection::postgres::PostgresReadModel;
 use factum::store::PostgresStore;
-use factum::testing::conformance::{Connecting, process};
+use factum::testing::conformance::{Connecting, process, read_model};
 use postgres_common::{fresh_store, url};
 
 /// Set, in the child, to the schema of the store it drives.
 const CHILD_SCHEMA: &str = "FACTUM_PROCESS_CHILD_SCHEMA";
 
-async fn read_model() -> PostgresReadModel {
+async fn connect() -> PostgresReadModel {
     PostgresReadModel::connect(&url())
         .await
         .expect("connect the read models")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_read_models_keep_the_read_model_contract() {
+    // Two pools: the write-lock check begins through both, as two processes would.
+    read_model::run_read_model_contract(connect().await, connect().await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -39,7 +46,7 @@ async fn postgres_read_models_keep_the_process_contract() {
             Connecting(Box::pin(async move { fresh_store(&schema).await })
                 as Pin<Box<dyn Future<Output = PostgresStore>>>)
         },
-        read_model().await,
+        connect().await,
     )
     .await;
 }
@@ -48,7 +55,7 @@ async fn postgres_read_models_keep_the_process_contract() {
 async fn two_racing_postgres_drivers_take_each_step_once() {
     let store = fresh_store("t_process_racing").await;
     // Two pools: each driver its own connections, as two processes would have.
-    process::racing_drivers(store, read_model().await, read_model().await, 20).await;
+    process::racing_drivers(store, connect().await, connect().await, 20).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -62,14 +69,14 @@ async fn child_process() {
         .connect()
         .await
         .expect("connect the store");
-    process::drive_until_killed(store, read_model().await).await;
+    process::drive_until_killed(store, connect().await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_postgres_driver_killed_mid_flow_restarts_and_takes_each_step_once() {
     const SCHEMA: &str = "t_process_killed";
     let store = fresh_store(SCHEMA).await;
-    process::restart_after_kill(store, read_model().await, || {
+    process::restart_after_kill(store, connect().await, || {
         Command::new(std::env::current_exe().expect("the test binary"))
             .args([
                 "child_process",

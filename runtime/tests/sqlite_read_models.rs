@@ -1,10 +1,11 @@
-//! The process-store conformance suite on SQLite read models: the fulfilment saga's happy
-//! path and compensations, two racing drivers, and a driver killed mid-flow.
+//! The read-model and process-store conformance suites on SQLite read models: checkpoints,
+//! dead letters, versions and the write lock; the fulfilment saga's happy path and
+//! compensations, two racing drivers, and a driver killed mid-flow.
 //!
 //! The killed driver runs in a child process: this test binary started again with the
 //! `child_process` test selected and the directory in an environment variable.
 //!
-//! Run with `cargo test -p factum --features sqlite,conformance --test sqlite_process_store`.
+//! Run with `cargo test -p factum --features sqlite,conformance --test sqlite_read_models`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -12,7 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use factum::projection::sqlite::SqliteReadModel;
 use factum::store::SqliteStore;
-use factum::testing::conformance::{Connecting, process};
+use factum::testing::conformance::{Connecting, process, read_model};
 
 /// Set, in the child, to the directory of the store and read models it drives.
 const CHILD_DIR: &str = "FACTUM_PROCESS_CHILD_DIR";
@@ -25,6 +26,18 @@ async fn open(dir: &Path) -> (SqliteStore, SqliteReadModel) {
         .await
         .expect("open the read models");
     (store, read_model)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_read_models_keep_the_read_model_contract() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let open = || SqliteReadModel::open(dir.path());
+    let (read_models, other) = (open().await, open().await);
+    read_model::run_read_model_contract(
+        read_models.expect("open the read models"),
+        other.expect("open the read models again"),
+    )
+    .await;
 }
 
 #[tokio::test]
