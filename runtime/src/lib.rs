@@ -20,10 +20,14 @@ pub mod envelope;
 pub mod error;
 mod event;
 pub(crate) mod follow;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod process;
 pub mod projection;
 pub mod registry;
 pub mod repository;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 pub mod store;
 pub mod testing;
 

@@ -7,8 +7,8 @@
 //! commands to dispatch, each with the command that undoes it. A driver
 //! ([`ProcessDriver`], run live by [`ProcessRunner`]) follows the global log from a
 //! checkpoint, persists each instance's state in a [`ProcessStore`] — a read model that
-//! can also hold instances and outboxes: `SqliteReadModel` (module `sqlite`) or
-//! `PostgresReadModel` (module `postgres`) — and dispatches the commands through
+//! can also hold instances and outboxes: `SqliteReadModel` (`factum::sqlite`) or
+//! `PostgresReadModel` (`factum::postgres`) — and dispatches the commands through
 //! [`ProcessManager::dispatch`], usually [`execute_once`] on a [`Repository`].
 //!
 //! # Decide → persist intent → dispatch → persist outcome
@@ -76,11 +76,24 @@
 //! error is kept for [`ProcessHandle::last_error`].
 
 mod driver;
-#[cfg(feature = "postgres")]
-pub mod postgres;
-#[cfg(feature = "sqlite")]
-pub mod sqlite;
 mod store;
+
+/// The engine's types with the SQLite read model filled in, kept for code written before
+/// the engine was generic. The SQLite process store itself lives in [`crate::sqlite`]:
+/// the instances and the outbox in the manager's own file (`<NAME>.v0.sqlite3`).
+#[cfg(feature = "sqlite")]
+pub mod sqlite {
+    use crate::sqlite::SqliteReadModel;
+
+    pub use super::{Instance, OutboxEntry, OutboxState, ProcessError, ProcessRunner};
+
+    /// A [`ProcessDriver`](super::ProcessDriver) keeping its state in a [`SqliteReadModel`].
+    pub type ProcessDriver<M> = super::ProcessDriver<M, SqliteReadModel>;
+    /// A [`ProcessHandle`](super::ProcessHandle) of a manager kept in a [`SqliteReadModel`].
+    pub type ProcessHandle<M> = super::ProcessHandle<M, SqliteReadModel>;
+    /// A [`ProcessStates`](super::ProcessStates) reading a [`SqliteReadModel`].
+    pub type ProcessStates<M> = super::ProcessStates<M, SqliteReadModel>;
+}
 
 pub use driver::{
     Instance, OutboxEntry, ProcessDriver, ProcessError, ProcessHandle, ProcessRunner, ProcessStates,

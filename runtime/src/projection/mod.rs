@@ -25,10 +25,16 @@ mod read_model;
 mod recorded;
 mod runner;
 
+/// The PostgreSQL read models, whose home is [`crate::postgres`].
 #[cfg(feature = "postgres")]
-pub mod postgres;
+pub mod postgres {
+    pub use crate::postgres::{CATALOG_SCHEMA, PostgresReadModel, PostgresTx};
+}
+/// The SQLite read models, whose home is [`crate::sqlite`].
 #[cfg(feature = "sqlite")]
-pub mod sqlite;
+pub mod sqlite {
+    pub use crate::sqlite::{SqliteReadModel, SqliteTx};
+}
 
 use std::future::Future;
 
@@ -36,6 +42,8 @@ use crate::envelope::RecordedEvent;
 
 pub use error::{ProjectionError, RunnerError};
 pub use projector::{Applied, OnPoison, Projector, ReactorDriver, ReadModelOf, Retry};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) use read_model::check_name;
 pub use read_model::{
     ParkedEvent, ReadModel, ReadModelError, ReadModelTx, Target, VersionState, VersionStatus,
 };

@@ -2,19 +2,15 @@
 
 pub mod limits;
 mod memory;
-#[cfg(feature = "postgres")]
-mod postgres;
-#[cfg(feature = "sqlite")]
-pub(crate) mod sqlite;
 
 use std::fmt;
 use std::future::Future;
 
-pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
-pub use postgres::{PostgresConfig, PostgresError, PostgresStore};
+pub use crate::postgres::{PostgresConfig, PostgresError, PostgresStore};
 #[cfg(feature = "sqlite")]
-pub use sqlite::{SqliteOpenError, SqliteOptions, SqliteStore, Synchronous};
+pub use crate::sqlite::{SqliteOpenError, SqliteOptions, SqliteStore, Synchronous};
+pub use memory::MemoryStore;
 
 use crate::envelope::{NewEvent, RecordedEvent, Snapshot};
 

@@ -12,26 +12,17 @@
 //!   `pending`, `done`, `rejected` (with the reason) or `skipped` (a step left undone
 //!   because an earlier one failed).
 //!
-//! The engine is generic ([`process`](super)); the names here are its types with the
-//! SQLite read model filled in, kept for code written before PostgreSQL had process
-//! managers.
+//! The engine is generic ([`crate::process`]); this is only the SQL.
 
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::store::{CommandRow, InstanceRow, NewCommand, ProcessStore, ProcessTx, RowReader};
-use crate::projection::sqlite::{SqliteReadModel, SqliteTx};
+use super::{SqliteReadModel, SqliteTx};
+use crate::process::{
+    CommandRow, InstanceRow, NewCommand, OutboxState, ProcessStore, ProcessTx, RowReader,
+};
 use crate::projection::{ReadModelError, Target};
-
-pub use super::{Instance, OutboxEntry, OutboxState, ProcessError, ProcessRunner};
-
-/// A [`ProcessDriver`](super::ProcessDriver) keeping its state in a [`SqliteReadModel`].
-pub type ProcessDriver<M> = super::ProcessDriver<M, SqliteReadModel>;
-/// A [`ProcessHandle`](super::ProcessHandle) of a manager kept in a [`SqliteReadModel`].
-pub type ProcessHandle<M> = super::ProcessHandle<M, SqliteReadModel>;
-/// A [`ProcessStates`](super::ProcessStates) reading a [`SqliteReadModel`].
-pub type ProcessStates<M> = super::ProcessStates<M, SqliteReadModel>;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS factum_process_instances (

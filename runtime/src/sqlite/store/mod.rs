@@ -119,10 +119,10 @@ use tokio::sync::{Mutex, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use self::connection::{Failure, Readers};
-use super::{
+use crate::envelope::{NewEvent, RecordedEvent, Snapshot};
+use crate::store::{
     AppendOutcome, EventStore, ExpectedVersion, FilteredPage, Head, StoreError, VisitError,
 };
-use crate::envelope::{NewEvent, RecordedEvent, Snapshot};
 
 /// How durably a commit is written (SQLite's `PRAGMA synchronous`, in WAL mode).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -530,7 +530,7 @@ impl EventStore for SqliteStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome, StoreError> {
-        super::limits::check_append(stream_id, stream_type, &events)?;
+        crate::store::limits::check_append(stream_id, stream_type, &events)?;
         let stream_id = stream_id.to_owned();
         let stream_type = stream_type.to_owned();
         let outcome = self
@@ -671,7 +671,7 @@ impl EventStore for SqliteStore {
     }
 
     async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
-        super::limits::check_snapshot(&snapshot)?;
+        crate::store::limits::check_snapshot(&snapshot)?;
         self.write(move |connection, patience| rows::save_snapshot(connection, patience, &snapshot))
             .await
     }

@@ -5,7 +5,7 @@
 //! projections' schemas; its checkpoint and dead letters in the catalog), so each
 //! decision commits with the checkpoint in one transaction, under the version's row
 //! lock in the catalog. The tables are those of the SQLite backend
-//! ([`process::sqlite`](super::sqlite) when that feature is on), with PostgreSQL types:
+//! (`crate::sqlite`), with PostgreSQL types:
 //!
 //! - `factum_process_instances`: one row per instance — key, status, state (JSON text),
 //!   correlation id, the compensation stack (JSON text), the failure reason, and the
@@ -24,10 +24,10 @@ use deadpool_postgres::ClientWrapper;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
-use super::store::{
+use super::{PostgresReadModel, PostgresTx};
+use crate::process::{
     CommandRow, InstanceRow, NewCommand, OutboxState, ProcessStore, ProcessTx, RowReader,
 };
-use crate::projection::postgres::{PostgresReadModel, PostgresTx};
 use crate::projection::{ReadModelError, Target};
 
 const SCHEMA: &str = "

@@ -13,10 +13,10 @@ use tokio_postgres::types::{Json, ToSql};
 use tokio_postgres::{AsyncMessage, NoTls, Row};
 use uuid::Uuid;
 
-use super::{
+use crate::envelope::{Metadata, NewEvent, RecordedEvent, Snapshot};
+use crate::store::{
     AppendOutcome, EventStore, ExpectedVersion, FilteredPage, Head, StoreError, VisitError,
 };
-use crate::envelope::{Metadata, NewEvent, RecordedEvent, Snapshot};
 
 /// The first key of every advisory lock factum takes on appends ("fact" in ASCII),
 /// written as a number into the append functions' frozen SQL (a test checks it there).
@@ -456,7 +456,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (
         1,
         "events and snapshots tables",
-        include_str!("postgres_migrations/0001_events_and_snapshots.sql"),
+        include_str!("migrations/0001_events_and_snapshots.sql"),
     ),
     // `factum_append` (a batch, as arrays) and `factum_append_one` (one event, as
     // scalars): see the type's documentation. Both return one status row: 0 written, 1
@@ -466,7 +466,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (
         2,
         "the factum_append function",
-        include_str!("postgres_migrations/0002_append_functions.sql"),
+        include_str!("migrations/0002_append_functions.sql"),
     ),
     // The same functions, now announcing every write with `pg_notify('<channel>', '<last
     // position>')` inside the appending transaction: delivered when (and only if) it
@@ -474,7 +474,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (
         3,
         "append functions notify followers",
-        include_str!("postgres_migrations/0003_append_functions_notify.sql"),
+        include_str!("migrations/0003_append_functions_notify.sql"),
     ),
 ];
 
@@ -628,7 +628,7 @@ impl<'a> Batch<'a> {
         expected: ExpectedVersion,
         events: &'a [NewEvent],
     ) -> Result<Self, StoreError> {
-        super::limits::check_append(stream_id, stream_type, events)?;
+        crate::store::limits::check_append(stream_id, stream_type, events)?;
         let (expected_kind, expected_version) = match expected {
             ExpectedVersion::Any => (0, 0),
             ExpectedVersion::NoStream => (1, 0),
@@ -1332,7 +1332,7 @@ impl EventStore for PostgresStore {
     }
 
     async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
-        super::limits::check_snapshot(&snapshot)?;
+        crate::store::limits::check_snapshot(&snapshot)?;
         self.query(
             &self.sql.save_snapshot,
             &[

@@ -16,10 +16,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use crate::store::sqlite::file::Problem;
+use super::file::Problem;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
-use super::read_model::{
+use crate::projection::{
     ParkedEvent, ReadModel, ReadModelError, ReadModelTx, Target, VersionState, VersionStatus,
     check_name,
 };
@@ -286,18 +286,16 @@ fn check_or_create(
     make: impl FnOnce(&Path) -> Result<(), ReadModelError>,
 ) -> Result<(), ReadModelError> {
     let shown = path.display().to_string();
-    crate::store::sqlite::file::check_or_create_with(path, "read-model file", make, |problem| {
-        match problem {
-            Problem::NotADatabase(reason) => ReadModelError::NotAReadModel {
-                path: shown.clone(),
-                reason,
-            },
-            Problem::Io(error) => ReadModelError::Database {
-                target: shown.clone(),
-                operation: "open",
-                source: Box::new(error),
-            },
-        }
+    super::file::check_or_create_with(path, "read-model file", make, |problem| match problem {
+        Problem::NotADatabase(reason) => ReadModelError::NotAReadModel {
+            path: shown.clone(),
+            reason,
+        },
+        Problem::Io(error) => ReadModelError::Database {
+            target: shown.clone(),
+            operation: "open",
+            source: Box::new(error),
+        },
     })
 }
 

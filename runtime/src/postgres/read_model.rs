@@ -12,7 +12,7 @@ use std::ops::Deref;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
-use super::read_model::{
+use crate::projection::{
     ParkedEvent, ReadModel, ReadModelError, ReadModelTx, Target, VersionState, VersionStatus,
     check_name,
 };
