@@ -299,7 +299,7 @@ impl SqliteOpenError {
 ///   on open ([`SqliteOpenError::NotAStore`]), left as it was, never an empty store.
 ///
 /// Blocking SQLite calls run on tokio's blocking pool: use it inside a tokio runtime.
-/// The design, and why, is described in the source (`runtime/src/store/sqlite/mod.rs`).
+/// The design, and why, is described in the source (`runtime/src/sqlite/store/mod.rs`).
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
