@@ -9,12 +9,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use factum::envelope::{Metadata, NewEvent, RecordedEvent};
-use factum::projection::postgres::{PostgresReadModel, PostgresTx};
+use factum::projection::postgres::{CATALOG_SCHEMA, PostgresReadModel, PostgresTx};
 use factum::projection::{
-    Projection, ProjectionError, ProjectionRunner, ReadModel, ReadModelTx, Retry, Target,
-    VersionState,
+    Projection, ProjectionError, ProjectionRunner, ReadModel, ReadModelError, ReadModelTx, Retry,
+    Target, VersionState,
 };
-use factum::store::{EventStore, ExpectedVersion, PostgresStore};
+use factum::store::{EventStore, ExpectedVersion, PostgresError, PostgresStore, StoreError};
 
 /// Counts events per stream, and fails on `"poison": true` payloads.
 struct Counts<const V: u32>;
@@ -595,4 +595,92 @@ async fn a_follower_stops_at_an_unreadable_row_until_an_operator_parks_it() {
     );
     let caught_up = runner.catch_up(&mut projector).await.unwrap();
     assert_eq!((caught_up.applied, caught_up.checkpoint), (180, 300));
+}
+
+/// The catalog schema and a store are never migrated as each other, and a catalog
+/// written by a newer factum is refused. In a database of its own: the catalog schema's
+/// name is fixed, and the other tests share it.
+#[tokio::test]
+async fn the_catalog_schema_and_a_store_are_never_migrated_as_each_other() {
+    let url = postgres_common::fresh_database("factum_schema_kinds_test").await;
+    let store_in_the_catalog = || {
+        PostgresStore::builder(url.as_str())
+            .schema(CATALOG_SCHEMA)
+            .pool_size(1)
+            .connect()
+    };
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let tables = || async {
+        client
+            .query(
+                "SELECT table_name::text FROM information_schema.tables
+                 WHERE table_schema = $1 ORDER BY table_name",
+                &[&CATALOG_SCHEMA],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect::<Vec<String>>()
+    };
+
+    // A store pointed at the catalog's schema.
+    drop(PostgresReadModel::connect(&url).await.unwrap());
+    let catalog = [
+        "factum_catalog_migrations".to_owned(),
+        "parked".to_owned(),
+        "versions".to_owned(),
+    ];
+    assert_eq!(tables().await, catalog);
+    let Err(StoreError::Backend(error)) = store_in_the_catalog().await else {
+        panic!("expected the store to be refused");
+    };
+    assert!(matches!(
+        error.downcast_ref::<PostgresError>(),
+        Some(PostgresError::NotAStore { schema, .. }) if schema == CATALOG_SCHEMA
+    ));
+    assert_eq!(
+        error.to_string(),
+        "schema `factum_read_models` is not a factum store: it holds factum's read-model \
+         catalog (the table `factum_catalog_migrations`), not a store; nothing was changed"
+    );
+    assert_eq!(tables().await, catalog, "not migrated");
+
+    // A catalog written by a newer factum.
+    client
+        .batch_execute(
+            "INSERT INTO factum_read_models.factum_catalog_migrations (version, description)
+             VALUES (9, 'from the future')",
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        PostgresReadModel::connect(&url).await,
+        Err(ReadModelError::SchemaTooNew { database, found: 9, supported: 1 })
+            if database == CATALOG_SCHEMA
+    ));
+
+    // The catalog's schema holding a store.
+    client
+        .batch_execute("DROP SCHEMA factum_read_models CASCADE")
+        .await
+        .unwrap();
+    drop(store_in_the_catalog().await.unwrap());
+    let store = tables().await;
+    assert!(store.contains(&"events".to_owned()), "{store:?}");
+    match PostgresReadModel::connect(&url).await {
+        Err(ReadModelError::NotAReadModel { path, reason }) => {
+            assert_eq!(path, CATALOG_SCHEMA);
+            assert_eq!(
+                reason,
+                "it holds factum's store (the table `factum_schema_migrations`), not a \
+                 read-model catalog"
+            );
+        }
+        other => panic!("expected NotAReadModel, got {other:?}"),
+    }
+    assert_eq!(tables().await, store, "not migrated");
 }

@@ -11,7 +11,7 @@ use factum::projection::{
     OnPoison, Projection, ProjectionError, ProjectionRunner, ReadModel, ReadModelError, Retry,
     RunnerError, Target, VersionState,
 };
-use factum::store::{EventStore, ExpectedVersion, SqliteStore};
+use factum::store::{EventStore, ExpectedVersion, SqliteOpenError, SqliteStore};
 
 /// Counts events per stream; fails on payloads with `"poison": true` while `failures`
 /// is positive.
@@ -849,4 +849,208 @@ async fn a_read_model_file_that_is_not_a_database_is_refused_untouched() {
         "{opened:?}"
     );
     assert_eq!(std::fs::read(&catalog).unwrap(), b"");
+}
+
+/// The names of the tables in the SQLite file at `path` (not SQLite's own).
+fn tables_of(path: &std::path::Path) -> Vec<String> {
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .prepare(
+            "SELECT name FROM sqlite_master
+             WHERE type = 'table' AND name NOT LIKE 'sqlite!_%' ESCAPE '!' ORDER BY name",
+        )
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// The error `counts` v1 fails with when it catches up.
+async fn catch_up_error(
+    runner: &ProjectionRunner<SqliteStore>,
+    read_models: &SqliteReadModel,
+) -> RunnerError {
+    let mut projector = runner.projector(counts::<1>(0), read_models.clone());
+    runner.catch_up(&mut projector).await.unwrap_err()
+}
+
+#[tokio::test]
+async fn a_catalog_and_a_store_are_never_opened_as_each_other() {
+    let (dir, store, read_models) = fresh().await;
+    append(&store, "a", vec![event("Counted", false)]).await;
+    drop(store);
+    drop(read_models);
+    let store_file = dir.path().join("events.sqlite3");
+    let catalog = dir.path().join("read").join("catalog.sqlite3");
+
+    // A catalog opened as a store.
+    let bytes = std::fs::read(&catalog).unwrap();
+    match SqliteStore::open(&catalog).await {
+        Err(SqliteOpenError::NotAStore { reason, .. }) => assert_eq!(
+            reason,
+            "it is a factum read-model catalog (it holds `factum_catalog_version`), not a store"
+        ),
+        other => panic!("expected NotAStore, got {other:?}"),
+    }
+    assert_eq!(std::fs::read(&catalog).unwrap(), bytes, "left as it was");
+
+    // A store opened as a catalog: a read-model directory holding it as `catalog.sqlite3`.
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let posing = elsewhere.join("catalog.sqlite3");
+    std::fs::copy(&store_file, &posing).unwrap();
+    let bytes = std::fs::read(&posing).unwrap();
+    match SqliteReadModel::open(&elsewhere).await {
+        Err(ReadModelError::NotAReadModel { path, reason }) => {
+            assert!(path.ends_with("catalog.sqlite3"), "{path}");
+            assert_eq!(
+                reason,
+                "it is a factum store (it holds `factum_schema_version`), not a read-model \
+                 catalog"
+            );
+        }
+        other => panic!("expected NotAReadModel, got {other:?}"),
+    }
+    assert_eq!(std::fs::read(&posing).unwrap(), bytes, "left as it was");
+    assert_eq!(
+        tables_of(&posing),
+        ["events", "factum_schema_version", "snapshots", "streams"],
+        "not migrated"
+    );
+
+    // A store, or a catalog, where a version's file is expected.
+    let read = dir.path().join("read");
+    let read_models = SqliteReadModel::open(&read).await.unwrap();
+    let runner = ProjectionRunner::new(SqliteStore::open(&store_file).await.unwrap());
+    for (what, source) in [("a store", &store_file), ("a catalog", &catalog)] {
+        let version_file = read.join("counts.v1.sqlite3");
+        std::fs::copy(source, &version_file).unwrap();
+        let error = catch_up_error(&runner, &read_models).await;
+        assert!(
+            matches!(
+                &error,
+                RunnerError::ReadModel {
+                    source: ReadModelError::NotAReadModel { reason, .. },
+                    ..
+                } if reason.ends_with("not a read-model version")
+            ),
+            "{what}: {error:?}"
+        );
+        assert!(
+            !tables_of(&version_file).contains(&"factum_checkpoint".to_owned()),
+            "{what}: not migrated"
+        );
+    }
+}
+
+#[tokio::test]
+async fn read_models_written_by_a_newer_factum_are_refused_untouched() {
+    let (dir, store, read_models) = fresh().await;
+    append(&store, "a", vec![event("Counted", false)]).await;
+    let runner = ProjectionRunner::new(store.clone());
+    let mut projector = runner.projector(counts::<1>(0), read_models.clone());
+    runner.catch_up_and_activate(&mut projector).await.unwrap();
+    drop(projector);
+    drop(read_models);
+    let read = dir.path().join("read");
+    let from_the_future = |path: &std::path::Path, table: &str| {
+        rusqlite::Connection::open(path)
+            .unwrap()
+            .execute(
+                &format!(
+                    "INSERT INTO {table} (version, description, applied_at)
+                     VALUES (9, 'from the future', 'tomorrow')"
+                ),
+                [],
+            )
+            .unwrap();
+    };
+
+    // A version's file.
+    let version_file = read.join("counts.v1.sqlite3");
+    from_the_future(&version_file, "factum_read_model_version");
+    let bytes = std::fs::read(&version_file).unwrap();
+    let read_models = SqliteReadModel::open(&read).await.unwrap();
+    let error = catch_up_error(&runner, &read_models).await;
+    assert!(
+        matches!(
+            &error,
+            RunnerError::ReadModel {
+                source: ReadModelError::SchemaTooNew {
+                    database,
+                    found: 9,
+                    supported: 1
+                },
+                ..
+            } if database.ends_with("counts.v1.sqlite3")
+        ),
+        "{error:?}"
+    );
+    // A spawned runner ends with it instead of retrying.
+    let mut handle = runner.spawn(counts::<1>(0), read_models.clone());
+    assert!(matches!(
+        handle.wait_for(1).await,
+        Err(RunnerError::ReadModel {
+            source: ReadModelError::SchemaTooNew { .. },
+            ..
+        })
+    ));
+    assert_eq!(
+        std::fs::read(&version_file).unwrap(),
+        bytes,
+        "left as it was"
+    );
+    drop((read_models, handle));
+
+    // The catalog.
+    let catalog = read.join("catalog.sqlite3");
+    from_the_future(&catalog, "factum_catalog_version");
+    let bytes = std::fs::read(&catalog).unwrap();
+    let error = SqliteReadModel::open(&read).await.unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "read model `{}`: its schema is at version 9, newer than this factum knows \
+             (newest known: 1); upgrade factum to open it",
+            catalog.display()
+        )
+    );
+    assert_eq!(std::fs::read(&catalog).unwrap(), bytes, "left as it was");
+}
+
+#[tokio::test]
+async fn a_rebuild_keeps_the_version_files_schema_record() {
+    let (dir, store, read_models) = fresh().await;
+    let last = append(&store, "a", vec![event("Counted", false)]).await;
+    let runner = ProjectionRunner::new(store.clone());
+    runner
+        .rebuild(counts::<1>(0), read_models.clone(), |_| {})
+        .await
+        .unwrap();
+    let caught_up = runner
+        .rebuild(counts::<1>(0), read_models.clone(), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(caught_up.checkpoint, last);
+    let version_file = dir.path().join("read").join("counts.v1.sqlite3");
+    assert_eq!(
+        tables_of(&version_file),
+        [
+            "counts",
+            "factum_checkpoint",
+            "factum_parked",
+            "factum_read_model_version"
+        ]
+    );
+    let recorded: i64 = rusqlite::Connection::open(&version_file)
+        .unwrap()
+        .query_row(
+            "SELECT max(version) FROM factum_read_model_version",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(recorded, 1);
+    assert_eq!(read_counts(&read_models).await, vec![("a".to_owned(), 1)]);
 }

@@ -9,6 +9,17 @@
 //! PostgreSQL schemas `factum_fixture` and `factum_fixture_empty`, which were then dumped
 //! with `pg_dump --schema=<schema> --inserts --no-owner --no-privileges`. Never
 //! regenerate them after a schema change: they stand for databases already in use.
+//!
+//! The read models come the same way, as made by the code of commit 2af7e19 (2026-12-06),
+//! before their schemas were versioned: a SQLite read-model directory (the catalog and
+//! one version's file, with the projection's table, a checkpoint and a parked event) and
+//! a PostgreSQL dump of the catalog schema `factum_read_models` with one version's schema
+//! and its readers' views. The same variable writes the directory and fills the database
+//! `factum_read_model_fixture` (a database of its own: the catalog schema's name is
+//! fixed, and other tests share the main database's), which was then dumped with
+//! `pg_dump --schema=factum_read_models --schema=fixture_tally --schema=fixture_tally__v1
+//! --inserts --no-owner --no-privileges`. Each test opens them with today's code, finds
+//! the data, and runs the projection on.
 
 mod postgres_common;
 
@@ -16,6 +27,11 @@ use std::path::{Path, PathBuf};
 
 use chrono::DateTime;
 use factum::envelope::{Metadata, NewEvent, RecordedEvent, Snapshot};
+use factum::projection::postgres::{PostgresReadModel, PostgresTx};
+use factum::projection::sqlite::{SqliteReadModel, SqliteTx};
+use factum::projection::{
+    Projection, ProjectionError, ProjectionRunner, ReadModel, Retry, Target, VersionState,
+};
 use factum::store::{EventStore, ExpectedVersion, PostgresStore, SqliteStore};
 use factum::testing::conformance::{self, Connecting};
 use postgres_common::{raw_client, url};
@@ -276,10 +292,16 @@ async fn restore(dump: &str, schema: &str) {
         .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
         .await
         .unwrap();
+    psql_file(url(), dump).await;
+}
+
+/// Runs the fixture `dump` with `psql -f` on the database at `url`, stopping at the
+/// first error.
+async fn psql_file(url: String, dump: &str) {
     let path = fixture(dump);
     let output = tokio::task::spawn_blocking(move || {
         std::process::Command::new("psql")
-            .arg(url())
+            .arg(url)
             .args(["--quiet", "--no-psqlrc", "-v", "ON_ERROR_STOP=1", "-f"])
             .arg(path)
             .stdin(std::process::Stdio::null())
@@ -330,4 +352,353 @@ async fn a_postgres_dump_of_schema_3_restores_reads_back_and_keeps_the_contract(
         })
     })
     .await;
+}
+
+// Read models made before their schemas were versioned.
+
+const SQLITE_READ_MODELS_FIXTURE: &str = "sqlite-read-models-unversioned";
+const POSTGRES_READ_MODELS_FIXTURE: &str = "postgres-read-models-unversioned.sql";
+/// The database the PostgreSQL read-model fixture is written to and restored into.
+const READ_MODEL_DATABASE: &str = "factum_read_model_fixture";
+/// The fixture's projection, and its one version.
+const TALLY: Target = Target {
+    name: "fixture_tally",
+    version: 1,
+};
+
+/// The events the read-model fixtures were built from, then the two the tests add: the
+/// second is poison, parked by the fixture's run.
+fn tally_events() -> Vec<(&'static str, NewEvent)> {
+    let event = |n: u128, poison: bool| NewEvent {
+        event_id: Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_1000 + n),
+        name: "Counted".to_owned(),
+        schema_version: 1,
+        payload: serde_json::value::to_raw_value(&json!({ "poison": poison })).unwrap(),
+        timestamp: DateTime::from_timestamp(1_700_000_100 + n as i64, 0).unwrap(),
+        metadata: Metadata::default(),
+    };
+    vec![
+        ("tally-a", event(1, false)),
+        ("tally-a", event(2, true)),
+        ("tally-b", event(3, false)),
+        ("tally-a", event(4, false)),
+        ("tally-c", event(5, false)),
+    ]
+}
+
+/// How many of [`tally_events`] the fixtures saw.
+const TALLIED: usize = 3;
+
+async fn append_tally_events<S: EventStore>(store: &S, events: &[(&'static str, NewEvent)]) {
+    for (stream_id, event) in events {
+        store
+            .append(
+                stream_id,
+                "Tally",
+                ExpectedVersion::Any,
+                vec![event.clone()],
+            )
+            .await
+            .unwrap();
+    }
+}
+
+/// Counts `Counted` events per stream in the table `tally`; refuses poison.
+struct SqliteTally;
+
+impl Projection for SqliteTally {
+    const NAME: &'static str = TALLY.name;
+    const VERSION: u32 = TALLY.version;
+    const EVENTS: &'static [&'static str] = &["Counted"];
+    type Tx = SqliteTx;
+
+    async fn setup(&mut self, tx: &mut SqliteTx) -> Result<(), ProjectionError> {
+        tx.execute_batch("CREATE TABLE tally (stream TEXT PRIMARY KEY, n INTEGER NOT NULL)")?;
+        Ok(())
+    }
+
+    async fn handle(
+        &mut self,
+        event: &RecordedEvent,
+        tx: &mut SqliteTx,
+    ) -> Result<(), ProjectionError> {
+        if event.payload.get().contains("\"poison\":true") {
+            return Err(ProjectionError::msg("the tally refuses poison"));
+        }
+        tx.execute(
+            "INSERT INTO tally (stream, n) VALUES (?1, 1)
+             ON CONFLICT (stream) DO UPDATE SET n = n + 1",
+            [&event.stream_id],
+        )?;
+        Ok(())
+    }
+}
+
+/// [`SqliteTally`] on PostgreSQL.
+struct PostgresTally;
+
+impl Projection for PostgresTally {
+    const NAME: &'static str = TALLY.name;
+    const VERSION: u32 = TALLY.version;
+    const EVENTS: &'static [&'static str] = &["Counted"];
+    type Tx = PostgresTx;
+
+    async fn setup(&mut self, tx: &mut PostgresTx) -> Result<(), ProjectionError> {
+        tx.batch_execute("CREATE TABLE tally (stream TEXT PRIMARY KEY, n BIGINT NOT NULL)")
+            .await?;
+        Ok(())
+    }
+
+    async fn handle(
+        &mut self,
+        event: &RecordedEvent,
+        tx: &mut PostgresTx,
+    ) -> Result<(), ProjectionError> {
+        if event.payload.get().contains("\"poison\":true") {
+            return Err(ProjectionError::msg("the tally refuses poison"));
+        }
+        tx.execute(
+            "INSERT INTO tally (stream, n) VALUES ($1, 1)
+             ON CONFLICT (stream) DO UPDATE SET n = tally.n + 1",
+            &[&event.stream_id],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// A runner that parks the poison event after two tries.
+fn tally_runner<S: EventStore + 'static>(store: S) -> ProjectionRunner<S> {
+    ProjectionRunner::new(store).retry(Retry::new(2, std::time::Duration::from_millis(1)))
+}
+
+/// The read models hold what the fixture's run left: version 1 active, its checkpoint
+/// at the third event, the poison event parked.
+async fn assert_holds_the_tally<M: ReadModel>(read_models: &M) {
+    let versions = read_models.versions(TALLY.name).await.unwrap();
+    assert_eq!(versions.len(), 1, "{versions:?}");
+    assert_eq!(
+        (
+            versions[0].version,
+            versions[0].state,
+            versions[0].checkpoint,
+            versions[0].parked
+        ),
+        (1, VersionState::Active, TALLIED as u64, 1)
+    );
+    assert_eq!(read_models.checkpoint(TALLY).await.unwrap(), Some(3));
+    let parked = read_models.parked(TALLY).await.unwrap();
+    assert_eq!(parked.len(), 1);
+    let (stream_id, poison) = &tally_events()[1];
+    assert_eq!(
+        (
+            parked[0].event.position,
+            parked[0].event.stream_id.as_str(),
+            parked[0].event.event_id,
+            parked[0].event.payload.get(),
+            parked[0].attempts
+        ),
+        (2, *stream_id, poison.event_id, poison.payload.get(), 2)
+    );
+    assert!(
+        parked[0].error.contains("the tally refuses poison"),
+        "{}",
+        parked[0].error
+    );
+}
+
+/// The rows of a tally, by stream.
+type Tally = Vec<(String, i64)>;
+
+fn tally(rows: &[(&str, i64)]) -> Tally {
+    rows.iter()
+        .map(|(stream, n)| ((*stream).to_owned(), *n))
+        .collect()
+}
+
+/// The version recorded in a SQLite file's version table `table`, if it has one.
+fn recorded_sqlite_version(path: &Path, table: &str) -> Option<(i64, String)> {
+    let connection = rusqlite::Connection::open(path).unwrap();
+    connection
+        .query_row(
+            &format!("SELECT version, description FROM {table} ORDER BY version DESC LIMIT 1"),
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .ok()
+}
+
+fn sqlite_tally(read_models_reader: &rusqlite::Connection) -> Tally {
+    read_models_reader
+        .prepare("SELECT stream, n FROM tally ORDER BY stream")
+        .unwrap()
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+async fn write_sqlite_read_models() {
+    let dir = fixture(SQLITE_READ_MODELS_FIXTURE);
+    let _ = std::fs::remove_dir_all(&dir);
+    let work = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(work.path().join("events.sqlite3"))
+        .await
+        .unwrap();
+    append_tally_events(&store, &tally_events()[..TALLIED]).await;
+    let read_models = SqliteReadModel::open(&dir).await.unwrap();
+    let runner = tally_runner(store);
+    let mut projector = runner.projector(SqliteTally, read_models.clone());
+    let caught_up = runner.catch_up_and_activate(&mut projector).await.unwrap();
+    assert_eq!((caught_up.applied, caught_up.parked), (2, 1));
+    drop((projector, read_models, runner));
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let name = entry.unwrap().file_name();
+        assert!(
+            name.to_string_lossy().ends_with(".sqlite3"),
+            "only whole files are left (the write-ahead logs were folded in): {name:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_sqlite_read_model_directory_made_before_versioning_opens_and_runs_on() {
+    if writing() {
+        write_sqlite_read_models().await;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("read");
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(fixture(SQLITE_READ_MODELS_FIXTURE)).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+    }
+    let catalog = dir.join("catalog.sqlite3");
+    let version_file = dir.join("fixture_tally.v1.sqlite3");
+    assert_eq!(
+        recorded_sqlite_version(&catalog, "factum_catalog_version"),
+        None,
+        "the fixture is unversioned"
+    );
+
+    let read_models = SqliteReadModel::open(&dir)
+        .await
+        .expect("the directory opens");
+    assert_eq!(
+        recorded_sqlite_version(&catalog, "factum_catalog_version"),
+        Some((1, "the versions table".to_owned())),
+        "the catalog is adopted at version 1"
+    );
+    assert_holds_the_tally(&read_models).await;
+    assert_eq!(
+        recorded_sqlite_version(&version_file, "factum_read_model_version"),
+        Some((1, "checkpoint and dead-letter tables".to_owned())),
+        "the version's file is adopted at version 1"
+    );
+    let reader = read_models.reader(TALLY.name).await.unwrap();
+    assert_eq!(
+        sqlite_tally(&reader),
+        tally(&[("tally-a", 1), ("tally-b", 1)])
+    );
+
+    // The projection runs on from its checkpoint, in the same file.
+    let store = SqliteStore::open(work.path().join("events.sqlite3"))
+        .await
+        .unwrap();
+    append_tally_events(&store, &tally_events()).await;
+    let runner = tally_runner(store);
+    let mut projector = runner.projector(SqliteTally, read_models.clone());
+    let caught_up = runner.catch_up_and_activate(&mut projector).await.unwrap();
+    assert_eq!(
+        (caught_up.applied, caught_up.parked, caught_up.checkpoint),
+        (2, 0, 5)
+    );
+    assert_eq!(
+        sqlite_tally(&reader),
+        tally(&[("tally-a", 2), ("tally-b", 1), ("tally-c", 1)])
+    );
+    assert_eq!(read_models.parked(TALLY).await.unwrap().len(), 1);
+}
+
+async fn tally_store(url: &str) -> PostgresStore {
+    PostgresStore::builder(url)
+        .schema("fixture_events")
+        .pool_size(2)
+        .connect()
+        .await
+        .unwrap()
+}
+
+async fn postgres_tally(read_models: &PostgresReadModel) -> Tally {
+    read_models
+        .client()
+        .await
+        .unwrap()
+        .query(
+            "SELECT stream, n FROM fixture_tally.tally ORDER BY stream",
+            &[],
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_postgres_read_model_dump_made_before_versioning_restores_and_runs_on() {
+    let url = postgres_common::fresh_database(READ_MODEL_DATABASE).await;
+    if writing() {
+        let store = tally_store(&url).await;
+        append_tally_events(&store, &tally_events()[..TALLIED]).await;
+        let read_models = PostgresReadModel::connect(&url).await.unwrap();
+        let runner = tally_runner(store);
+        let mut projector = runner.projector(PostgresTally, read_models.clone());
+        let caught_up = runner.catch_up_and_activate(&mut projector).await.unwrap();
+        assert_eq!((caught_up.applied, caught_up.parked), (2, 1));
+        // Dump it now (see the module docs), then run again without the variable.
+        return;
+    }
+    psql_file(url.clone(), POSTGRES_READ_MODELS_FIXTURE).await;
+    let read_models = PostgresReadModel::connect(&url)
+        .await
+        .expect("the restored catalog opens");
+    let client = read_models.client().await.unwrap();
+    let recorded: Vec<(i32, String)> = client
+        .query(
+            "SELECT version, description FROM factum_read_models.factum_catalog_migrations \
+             ORDER BY version",
+            &[],
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    assert_eq!(
+        recorded,
+        [(1, "versions and parked tables".to_owned())],
+        "the catalog is adopted at version 1"
+    );
+    assert_holds_the_tally(&read_models).await;
+    assert_eq!(
+        postgres_tally(&read_models).await,
+        tally(&[("tally-a", 1), ("tally-b", 1)])
+    );
+
+    // The projection runs on from its checkpoint, in the same schema.
+    let store = tally_store(&url).await;
+    append_tally_events(&store, &tally_events()).await;
+    let runner = tally_runner(store);
+    let mut projector = runner.projector(PostgresTally, read_models.clone());
+    let caught_up = runner.catch_up_and_activate(&mut projector).await.unwrap();
+    assert_eq!(
+        (caught_up.applied, caught_up.parked, caught_up.checkpoint),
+        (2, 0, 5)
+    );
+    assert_eq!(
+        postgres_tally(&read_models).await,
+        tally(&[("tally-a", 2), ("tally-b", 1), ("tally-c", 1)])
+    );
+    assert_eq!(read_models.parked(TALLY).await.unwrap().len(), 1);
 }

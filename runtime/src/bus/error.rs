@@ -155,7 +155,8 @@ pub enum BusError {
 
 impl BusError {
     /// Whether trying again cannot help: a bad name, a projection that stopped on a poison
-    /// event or failed to set up. Everything else (outages, timeouts, a refused publish)
+    /// event or failed to set up, a checkpoint file that is no read model or was written
+    /// by a newer factum. Everything else (outages, timeouts, a refused publish)
     /// is retried by the spawned tasks.
     pub fn is_fatal(&self) -> bool {
         match self {
@@ -170,7 +171,9 @@ impl BusError {
             BusError::Checkpoint { source, .. } => {
                 matches!(
                     source,
-                    ReadModelError::InvalidName { .. } | ReadModelError::NotAReadModel { .. }
+                    ReadModelError::InvalidName { .. }
+                        | ReadModelError::NotAReadModel { .. }
+                        | ReadModelError::SchemaTooNew { .. }
                 )
             }
             _ => false,

@@ -6,12 +6,17 @@
 //! the dead letters. Readers query the schema named after the projection
 //! (`SELECT * FROM task_list.tasks`): it holds one view per table of the active version,
 //! replaced in one transaction at switch-over, so readers never see a half-built model.
+//!
+//! The catalog schema is created and migrated by the store's migration runner (frozen
+//! migrations recorded in `factum_read_models.factum_catalog_migrations`, under an
+//! advisory lock); a catalog from a newer factum is [`ReadModelError::SchemaTooNew`].
 
 use std::ops::Deref;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
+use super::store::{MigrationError, READ_MODEL_CATALOG, migrate};
 use crate::projection::{
     ParkedEvent, ReadModel, ReadModelError, ReadModelTx, Target, VersionState, VersionStatus,
     check_name,
@@ -180,41 +185,25 @@ impl PostgresReadModel {
         quote(&format!("{}__v{}", target.name, target.version))
     }
 
+    /// Creates or migrates the catalog schema, through the store's migration runner.
     async fn migrate(&self) -> Result<(), ReadModelError> {
         let mut client = self.client().await?;
-        let tx = client
-            .transaction()
+        migrate(&mut client, &READ_MODEL_CATALOG, CATALOG_SCHEMA)
             .await
-            .map_err(database(CATALOG_SCHEMA, "begin"))?;
-        // Two processes starting at once must not race on CREATE ... IF NOT EXISTS.
-        tx.batch_execute(&format!(
-            "SELECT pg_advisory_xact_lock(hashtext('{CATALOG_SCHEMA}'));
-             CREATE SCHEMA IF NOT EXISTS {CATALOG_SCHEMA};
-             CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.versions (
-                 name TEXT NOT NULL,
-                 version INTEGER NOT NULL,
-                 state TEXT NOT NULL CHECK (state IN ('building', 'active', 'retired')),
-                 checkpoint BIGINT NOT NULL DEFAULT 0,
-                 set_up BOOLEAN NOT NULL DEFAULT FALSE,
-                 updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-                 PRIMARY KEY (name, version)
-             );
-             CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.parked (
-                 name TEXT NOT NULL,
-                 version INTEGER NOT NULL,
-                 position BIGINT NOT NULL,
-                 event JSONB NOT NULL,
-                 error TEXT NOT NULL,
-                 attempts INTEGER NOT NULL,
-                 parked_at TIMESTAMPTZ NOT NULL,
-                 PRIMARY KEY (name, version, position)
-             );"
-        ))
-        .await
-        .map_err(database(CATALOG_SCHEMA, "create the catalog"))?;
-        tx.commit()
-            .await
-            .map_err(database(CATALOG_SCHEMA, "create the catalog"))
+            .map_err(|error| match error {
+                MigrationError::TooNew { found, supported } => ReadModelError::SchemaTooNew {
+                    database: CATALOG_SCHEMA.to_owned(),
+                    found: u32::try_from(found).unwrap_or(u32::MAX),
+                    supported: u32::try_from(supported).unwrap_or(0),
+                },
+                MigrationError::Refused(reason) => ReadModelError::NotAReadModel {
+                    path: CATALOG_SCHEMA.to_owned(),
+                    reason,
+                },
+                MigrationError::Database(error) => {
+                    database(CATALOG_SCHEMA, "create the catalog")(error)
+                }
+            })
     }
 }
 

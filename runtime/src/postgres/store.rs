@@ -64,6 +64,15 @@ pub enum PostgresError {
         /// The newest version this code knows.
         supported: i32,
     },
+    /// The schema holds another of factum's schemas (the read-model catalog), not a
+    /// store. Nothing was changed.
+    #[error("schema `{schema}` is not a factum store: {reason}; nothing was changed")]
+    NotAStore {
+        /// The schema.
+        schema: String,
+        /// What it holds instead.
+        reason: String,
+    },
     /// A connection could not be taken from the pool.
     #[error("no connection from the pool: {0}")]
     Pool(String),
@@ -480,6 +489,173 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
 
 /// The newest schema version this code knows.
 const SCHEMA_VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
+
+/// A schema of factum's in PostgreSQL: its frozen migrations, as `MIGRATIONS` (rendered
+/// by [`render`]), and the table in the schema that records which ran.
+pub(crate) struct Schema {
+    /// What the schema holds, in messages ("store", "read-model catalog").
+    kind: &'static str,
+    /// The table recording the applied migrations; its name tells the schemas apart.
+    version_table: &'static str,
+    /// Every migration, oldest first, numbered 1, 2, 3 ...: (version, description, SQL).
+    migrations: &'static [(i32, &'static str, &'static str)],
+}
+
+impl Schema {
+    /// The newest version of the schema.
+    const fn latest(&self) -> i32 {
+        self.migrations[self.migrations.len() - 1].0
+    }
+}
+
+/// The event store.
+const STORE: Schema = Schema {
+    kind: "store",
+    version_table: "factum_schema_migrations",
+    migrations: MIGRATIONS,
+};
+
+/// The read-model catalog (the schema `factum_read_models`): each projection version's
+/// state and checkpoint, and the dead letters.
+pub(crate) const READ_MODEL_CATALOG: Schema = Schema {
+    kind: "read-model catalog",
+    version_table: "factum_catalog_migrations",
+    migrations: CATALOG_MIGRATIONS,
+};
+
+/// The read-model catalog's migrations, frozen as [`MIGRATIONS`] are.
+const CATALOG_MIGRATIONS: &[(i32, &str, &str)] = &[
+    // Adopts a catalog made before it was versioned: the DDL factum ran then.
+    (
+        1,
+        "versions and parked tables",
+        include_str!("migrations/catalog_0001_versions_and_parked.sql"),
+    ),
+];
+
+/// Every schema: one holding the version table of one is never migrated as another.
+const SCHEMAS: [&Schema; 2] = [&STORE, &READ_MODEL_CATALOG];
+
+const _: () = {
+    // Each schema's migrations are numbered 1, 2, 3 ... without gaps.
+    let mut kind = 0;
+    while kind < SCHEMAS.len() {
+        let migrations = SCHEMAS[kind].migrations;
+        let mut index = 0;
+        while index < migrations.len() {
+            assert!(migrations[index].0 as usize == index + 1);
+            index += 1;
+        }
+        kind += 1;
+    }
+};
+
+/// Why a schema cannot be migrated.
+#[derive(Debug)]
+pub(crate) enum MigrationError {
+    /// The schema records a version newer than this code knows.
+    TooNew {
+        /// The version found.
+        found: i32,
+        /// The newest version this code knows.
+        supported: i32,
+    },
+    /// The schema holds another of factum's schemas; the reason says which.
+    Refused(String),
+    /// The database failed.
+    Database(tokio_postgres::Error),
+}
+
+impl From<tokio_postgres::Error> for MigrationError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        Self::Database(error)
+    }
+}
+
+/// Brings `kind` in the database schema `schema` up to its newest version: creates the
+/// schema and its version table if needed and applies the migrations it lacks, in one
+/// transaction, under the advisory lock `(MIGRATION_LOCK_CLASS, lock_key(schema))`, so
+/// that processes starting at once migrate exactly once. Refuses a schema recording a
+/// newer version, or holding another kind's version table, without changing it.
+pub(crate) async fn migrate(
+    client: &mut deadpool_postgres::Object,
+    kind: &Schema,
+    schema: &str,
+) -> Result<(), MigrationError> {
+    let s = quote_ident(schema);
+    let key = lock_key(schema);
+    let tx = client.transaction().await?;
+    // Concurrent processes connecting at once: one migrates, the others wait here
+    // and then find nothing left to do.
+    tx.execute(
+        "SELECT pg_advisory_xact_lock($1, $2)",
+        &[&MIGRATION_LOCK_CLASS, &key],
+    )
+    .await?;
+    let others: Vec<&str> = SCHEMAS
+        .iter()
+        .map(|other| other.version_table)
+        .filter(|table| *table != kind.version_table)
+        .collect();
+    let found: Option<String> = tx
+        .query_opt(
+            "SELECT c.relname::text FROM pg_catalog.pg_class c
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = $1 AND c.relname = ANY($2) LIMIT 1",
+            &[&schema, &others],
+        )
+        .await?
+        .map(|row| row.get(0));
+    if let Some(other) = SCHEMAS
+        .iter()
+        .find(|other| found.as_deref() == Some(other.version_table))
+    {
+        return Err(MigrationError::Refused(format!(
+            "it holds factum's {} (the table `{}`), not a {}",
+            other.kind, other.version_table, kind.kind
+        )));
+    }
+    tx.batch_execute(&format!(
+        "CREATE SCHEMA IF NOT EXISTS {s};
+         CREATE TABLE IF NOT EXISTS {s}.{} (
+             version     integer     PRIMARY KEY,
+             description text        NOT NULL,
+             applied_at  timestamptz NOT NULL DEFAULT now()
+         );",
+        kind.version_table
+    ))
+    .await?;
+    let current: i32 = tx
+        .query_one(
+            &format!(
+                "SELECT coalesce(max(version), 0) FROM {s}.{}",
+                kind.version_table
+            ),
+            &[],
+        )
+        .await?
+        .try_get(0)?;
+    if current > kind.latest() {
+        return Err(MigrationError::TooNew {
+            found: current,
+            supported: kind.latest(),
+        });
+    }
+    let record = format!(
+        "INSERT INTO {s}.{} (version, description) VALUES ($1, $2)",
+        kind.version_table
+    );
+    for (version, description, sql) in kind.migrations {
+        if *version <= current {
+            continue;
+        }
+        tx.batch_execute(&render(sql, &s, key, &channel(schema)))
+            .await?;
+        tx.execute(&record, &[version, description]).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
 
 /// A migration's SQL for one schema: the quoted schema name `s`, the append lock's key
 /// and the notification channel put in for their placeholders (schema names are
@@ -909,61 +1085,23 @@ impl PostgresStore {
 
     async fn migrate(&self) -> Result<(), StoreError> {
         let schema = &self.sql.schema;
-        let s = quote_ident(schema);
-        let key = lock_key(schema);
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(backend)?;
-        // Concurrent processes connecting at once: one migrates, the others wait here
-        // and then find nothing left to do.
-        tx.execute(
-            "SELECT pg_advisory_xact_lock($1, $2)",
-            &[&MIGRATION_LOCK_CLASS, &key],
-        )
-        .await
-        .map_err(backend)?;
-        tx.batch_execute(&format!(
-            "CREATE SCHEMA IF NOT EXISTS {s};
-             CREATE TABLE IF NOT EXISTS {s}.factum_schema_migrations (
-                 version     integer     PRIMARY KEY,
-                 description text        NOT NULL,
-                 applied_at  timestamptz NOT NULL DEFAULT now()
-             );"
-        ))
-        .await
-        .map_err(backend)?;
-        let current: i32 = tx
-            .query_one(
-                &format!("SELECT coalesce(max(version), 0) FROM {s}.factum_schema_migrations"),
-                &[],
-            )
+        migrate(&mut client, &STORE, schema)
             .await
-            .map_err(backend)?
-            .try_get(0)
-            .map_err(backend)?;
-        if current > SCHEMA_VERSION {
-            return Err(backend(PostgresError::SchemaTooNew {
-                schema: schema.clone(),
-                found: current,
-                supported: SCHEMA_VERSION,
-            }));
-        }
-        for (version, description, sql) in MIGRATIONS {
-            if *version <= current {
-                continue;
-            }
-            tx.batch_execute(&render(sql, &s, key, &channel(schema)))
-                .await
-                .map_err(backend)?;
-            tx.execute(
-                &format!(
-                    "INSERT INTO {s}.factum_schema_migrations (version, description) VALUES ($1, $2)"
-                ),
-                &[version, description],
-            )
-            .await
-            .map_err(backend)?;
-        }
-        tx.commit().await.map_err(backend)
+            .map_err(|error| match error {
+                MigrationError::TooNew { found, supported } => {
+                    backend(PostgresError::SchemaTooNew {
+                        schema: schema.clone(),
+                        found,
+                        supported,
+                    })
+                }
+                MigrationError::Refused(reason) => backend(PostgresError::NotAStore {
+                    schema: schema.clone(),
+                    reason,
+                }),
+                MigrationError::Database(error) => backend(error),
+            })
     }
 
     /// Appends inside the caller's transaction, for an outbox: the events commit (or
@@ -1592,10 +1730,26 @@ mod tests {
     /// what they hold). Editing one fails here; a new one adds a snapshot.
     #[test]
     fn released_migrations_are_frozen() {
-        let schema = "public";
-        for (version, description, sql) in MIGRATIONS {
+        pin("postgres_migration", "public", MIGRATIONS);
+    }
+
+    /// Every released migration of the read-model catalog, as it runs for its schema;
+    /// frozen as the store's are.
+    #[test]
+    fn released_catalog_migrations_are_frozen() {
+        pin(
+            "postgres_catalog_migration",
+            crate::projection::postgres::CATALOG_SCHEMA,
+            super::CATALOG_MIGRATIONS,
+        );
+    }
+
+    /// Pins the text of each migration, rendered for `schema`, as the snapshot
+    /// `{prefix}_{version}`.
+    fn pin(prefix: &str, schema: &str, migrations: &[(i32, &str, &str)]) {
+        for (version, description, sql) in migrations {
             insta::assert_snapshot!(
-                format!("postgres_migration_{version}"),
+                format!("{prefix}_{version}"),
                 render(
                     sql,
                     &quote_ident(schema),

@@ -1129,6 +1129,7 @@ impl TaskError for ProcessError {
                 ReadModelError::InvalidName { .. }
                     | ReadModelError::Corrupt { .. }
                     | ReadModelError::NotAReadModel { .. }
+                    | ReadModelError::SchemaTooNew { .. }
             ),
             ProcessError::Dispatch { .. } => true,
             ProcessError::Handler { .. }

@@ -103,8 +103,10 @@ pub enum ReadModelError {
         detail: String,
     },
     /// A file in the read-model directory is not a SQLite database (empty, cut short, or
-    /// another program's file): it is refused untouched rather than taken for an empty
-    /// read model, which would silently restart a projection or lose a process manager's
+    /// another program's file), holds another of factum's schemas (an event store) or
+    /// lacks a table of the schema version it records; on PostgreSQL, the catalog schema
+    /// holds an event store. It is refused untouched rather than taken for an empty read
+    /// model, which would silently restart a projection or lose a process manager's
     /// state.
     #[error("`{path}` is not a read-model file: {reason}; nothing was changed")]
     NotAReadModel {
@@ -112,6 +114,21 @@ pub enum ReadModelError {
         path: String,
         /// What is wrong with it.
         reason: String,
+    },
+    /// A read-model database was written by a newer factum: the version of factum's
+    /// schema it records (the catalog's, or a version file's factum tables) is newer than
+    /// this code knows. Nothing was changed; upgrade factum to open it.
+    #[error(
+        "read model `{database}`: its schema is at version {found}, newer than this factum \
+         knows (newest known: {supported}); upgrade factum to open it"
+    )]
+    SchemaTooNew {
+        /// The file (SQLite) or schema (PostgreSQL).
+        database: String,
+        /// The schema version it records.
+        found: u32,
+        /// The newest schema version this code knows.
+        supported: u32,
     },
     /// A reader asked for a projection that has no active version yet.
     #[error("projection `{name}` has no active read model yet (never caught up)")]
@@ -133,7 +150,7 @@ pub enum ReadModelError {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a read-model transaction",
     label = "not a read-model transaction",
-    note = "projection handlers take `tx: &mut SqliteTx` (`factum::projection::sqlite`) or `tx: &mut PostgresTx` (`factum::projection::postgres`)"
+    note = "projection handlers take `tx: &mut SqliteTx` (`factum::sqlite`) or `tx: &mut PostgresTx` (`factum::postgres`)"
 )]
 pub trait ReadModelTx: Send + 'static {
     /// The read model it belongs to.

@@ -753,7 +753,8 @@ impl TaskError for RunnerError {
 
     /// Store and read-model failures (outages, timeouts, a busy database) are retried;
     /// a poison event the projection is configured to stop on, a failed setup, a corrupt
-    /// row, a bad name or a failed task are not.
+    /// row, a bad name, a file that is no read model, a read model written by a newer
+    /// factum or a failed task are not.
     fn is_transient(&self) -> bool {
         use super::read_model::ReadModelError;
         match self {
@@ -763,6 +764,7 @@ impl TaskError for RunnerError {
                 ReadModelError::InvalidName { .. }
                     | ReadModelError::Corrupt { .. }
                     | ReadModelError::NotAReadModel { .. }
+                    | ReadModelError::SchemaTooNew { .. }
             ),
             // Handled by the runner (it reads again from the stored checkpoint); retrying
             // does the same should one get here.

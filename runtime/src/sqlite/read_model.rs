@@ -6,6 +6,11 @@
 //! readers open the active version with [`SqliteReadModel::reader`]. A file per version
 //! also means projections never wait on each other's write lock.
 //!
+//! The catalog's schema and factum's tables in each version file are versioned by the
+//! store's migration runner (`sqlite::store::schema`): each file records its schema
+//! version, a file from a newer factum is [`ReadModelError::SchemaTooNew`], and a file
+//! made before read models were versioned is adopted at version 1.
+//!
 //! The version files use WAL with `synchronous = NORMAL`: a power cut may lose the last
 //! commits, but the rows and the checkpoint are lost together, and the runner re-applies
 //! those events — the read model is never inconsistent.
@@ -17,6 +22,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use super::file::Problem;
+use super::store::schema::{self, Schema, SchemaError};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use crate::projection::{
@@ -208,21 +214,7 @@ impl SqliteReadModel {
             return Ok(connection);
         }
         check_name(target.name)?;
-        let path = self.path_of(target);
-        // A new file is made whole beside the path and linked into place; a file that is
-        // there but no database is refused, never taken for a new read model.
-        check_or_create(&path, |new| {
-            let connection = Connection::open(new).map_err(database(target, "create"))?;
-            configure(&connection).map_err(database(target, "configure"))?;
-            create_version_tables(&connection, target)?;
-            connection
-                .close()
-                .map_err(|(_, error)| database(target, "create")(error))
-        })?;
-        let connection = Connection::open(&path).map_err(database(target, "open"))?;
-        configure(&connection).map_err(database(target, "configure"))?;
-        create_version_tables(&connection, target)?;
-        Ok(connection)
+        open_with_schema(&self.path_of(target), &schema::READ_MODEL, target)
     }
 
     /// Keeps a write connection for the next transaction, unless it is still inside one
@@ -252,31 +244,64 @@ impl SqliteReadModel {
 
 fn open_catalog(dir: &Path) -> Result<Connection, ReadModelError> {
     let path = dir.join(CATALOG);
+    open_with_schema(&path, &schema::READ_MODEL_CATALOG, path.display())
+}
+
+/// Opens the file at `path` with `schema` brought up to date: a new file is made whole
+/// beside the path and linked into place; a file that is there but no database, or holds
+/// another of factum's schemas, is refused, never taken for a new read model. `target`
+/// names the file in errors.
+fn open_with_schema(
+    path: &Path,
+    schema: &Schema,
+    target: impl ToString,
+) -> Result<Connection, ReadModelError> {
+    let target = target.to_string();
     let shown = path.display().to_string();
-    let create_table = |connection: &Connection| {
-        connection
-            .execute_batch(
-                "CREATE TABLE IF NOT EXISTS versions (
-                     name TEXT NOT NULL,
-                     version INTEGER NOT NULL,
-                     state TEXT NOT NULL CHECK (state IN ('building', 'active', 'retired')),
-                     PRIMARY KEY (name, version)
-                 );",
-            )
-            .map_err(database(&shown, "create the catalog"))
+    let migrate = |connection: &Connection| {
+        schema::migrate_schema(connection, schema, BUSY_TIMEOUT)
+            .map_err(|error| schema_error(&shown, &target, error))
     };
-    check_or_create(&path, |new| {
-        let connection = Connection::open(new).map_err(database(&shown, "create the catalog"))?;
-        configure(&connection).map_err(database(&shown, "configure the catalog"))?;
-        create_table(&connection)?;
+    check_or_create(path, |new| {
+        let connection = Connection::open(new).map_err(database(&target, "create"))?;
+        configure(&connection).map_err(database(&target, "configure"))?;
+        migrate(&connection)?;
         connection
             .close()
-            .map_err(|(_, error)| database(&shown, "create the catalog")(error))
+            .map_err(|(_, error)| database(&target, "create")(error))
     })?;
-    let connection = Connection::open(&path).map_err(database(&shown, "open the catalog"))?;
-    configure(&connection).map_err(database(&shown, "configure the catalog"))?;
-    create_table(&connection)?;
+    let connection = Connection::open(path).map_err(database(&target, "open"))?;
+    // The schema is checked reading only before the switch to WAL writes to the file.
+    connection
+        .busy_timeout(BUSY_TIMEOUT)
+        .map_err(database(&target, "configure"))?;
+    let version = schema::check_schema(&connection, schema, BUSY_TIMEOUT)
+        .map_err(|error| schema_error(&shown, &target, error))?;
+    configure(&connection).map_err(database(&target, "configure"))?;
+    if version < schema.latest() {
+        migrate(&connection)?;
+    }
     Ok(connection)
+}
+
+/// A schema error of the file at `path` (named `target` in database errors).
+fn schema_error(path: &str, target: &str, error: SchemaError) -> ReadModelError {
+    match error {
+        SchemaError::TooNew { found, supported } => ReadModelError::SchemaTooNew {
+            database: path.to_owned(),
+            found,
+            supported,
+        },
+        SchemaError::Refused(reason) => ReadModelError::NotAReadModel {
+            path: path.to_owned(),
+            reason,
+        },
+        SchemaError::Failed(failure) => ReadModelError::Database {
+            target: target.to_owned(),
+            operation: "migrate the schema",
+            source: failure.into_source(),
+        },
+    }
 }
 
 /// Makes sure `path` holds a SQLite database, creating it whole with `make` if nothing is
@@ -297,29 +322,6 @@ fn check_or_create(
             source: Box::new(error),
         },
     })
-}
-
-/// The checkpoint and dead-letter tables every version's file holds.
-fn create_version_tables(connection: &Connection, target: Target) -> Result<(), ReadModelError> {
-    connection
-        .execute_batch(
-            "CREATE TABLE IF NOT EXISTS factum_checkpoint (
-                 id INTEGER PRIMARY KEY CHECK (id = 1),
-                 position INTEGER NOT NULL,
-                 updated_at TEXT NOT NULL
-             );
-             CREATE TABLE IF NOT EXISTS factum_parked (
-                 position INTEGER PRIMARY KEY,
-                 event TEXT NOT NULL,
-                 error TEXT NOT NULL,
-                 attempts INTEGER NOT NULL,
-                 parked_at TEXT NOT NULL
-             );",
-        )
-        .map_err(database(
-            target,
-            "create the checkpoint and dead-letter tables",
-        ))
 }
 
 fn read_checkpoint(connection: &Connection, target: Target) -> Result<Option<u64>, ReadModelError> {
@@ -597,16 +599,18 @@ impl ReadModel for SqliteReadModel {
     }
 }
 
-/// Drops every table and view of a version's file but factum's own, and empties those.
+/// Drops every table and view of a version's file but factum's own, and empties the
+/// checkpoint and the dead letters (the schema's version table stays as it is).
 fn empty_in_place(connection: &Connection) -> rusqlite::Result<()> {
     connection.execute_batch("BEGIN IMMEDIATE")?;
     let objects: Vec<(String, String)> = connection
-        .prepare(
+        .prepare(&format!(
             "SELECT type, name FROM sqlite_schema
              WHERE type IN ('view', 'table') AND name NOT LIKE 'sqlite_%'
-               AND name NOT IN ('factum_checkpoint', 'factum_parked')
+               AND name NOT IN ('factum_checkpoint', 'factum_parked', '{}')
              ORDER BY type = 'table', name",
-        )?
+            schema::READ_MODEL.version_table
+        ))?
         .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
         .collect::<Result<_, _>>()?;
     for (kind, name) in objects {

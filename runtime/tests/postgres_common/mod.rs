@@ -45,6 +45,39 @@ pub async fn drop_schema(schema: &str) {
         .expect("drop the test schema");
 }
 
+/// The URL of `database` on the test server: the URL's own database replaced.
+pub fn database_url(database: &str) -> String {
+    let url = url();
+    let (base, query) = url.split_once('?').unwrap_or((&url, ""));
+    let host = base.find("://").map_or(0, |scheme| scheme + 3);
+    let root = base[host..]
+        .find('/')
+        .map_or(base, |slash| &base[..host + slash]);
+    if query.is_empty() {
+        format!("{root}/{database}")
+    } else {
+        format!("{root}/{database}?{query}")
+    }
+}
+
+/// Drops `database` (left over from an earlier run) and creates it empty, for a test
+/// that needs schemas whose names are fixed (the read-model catalog's), away from the
+/// other tests; returns its URL.
+pub async fn fresh_database(database: &str) -> String {
+    // One statement each: neither runs inside a transaction block.
+    let client = raw_client().await;
+    for statement in [
+        format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"),
+        format!("CREATE DATABASE \"{database}\""),
+    ] {
+        client
+            .batch_execute(&statement)
+            .await
+            .expect("recreate the test database");
+    }
+    database_url(database)
+}
+
 /// A store in a schema of its own, empty: tests run in parallel without seeing each other.
 pub async fn fresh_store(schema: &str) -> PostgresStore {
     drop_schema(schema).await;

@@ -12,7 +12,7 @@ use crate::store::StoreError;
 
 /// What a blocking step of the store failed with.
 #[derive(Debug)]
-pub(super) enum Failure {
+pub(crate) enum Failure {
     /// SQLite failed; retried while it means "busy", else a backend error.
     Sqlite(rusqlite::Error),
     /// A typed store error (a conflict, a corrupt row, ...).
@@ -39,6 +39,16 @@ impl From<Failure> for StoreError {
             Failure::Sqlite(error) => backend(error),
             Failure::Store(error) => error,
             Failure::Stop => StoreError::Backend("the read was abandoned".into()),
+        }
+    }
+}
+
+impl Failure {
+    /// The error to report as the cause: SQLite's own, or the store error.
+    pub(crate) fn into_source(self) -> Box<dyn std::error::Error + Send + Sync> {
+        match self {
+            Failure::Sqlite(error) => Box::new(error),
+            other => Box::new(StoreError::from(other)),
         }
     }
 }
@@ -129,10 +139,6 @@ pub(super) fn use_wal(
     path: &Path,
     options: &SqliteOptions,
 ) -> Result<(), SqliteOpenError> {
-    let sqlite = |source: rusqlite::Error| SqliteOpenError::Sqlite {
-        path: path.to_path_buf(),
-        source: Box::new(source),
-    };
     // Switching to WAL needs a moment of exclusive access, which another process opening
     // the same file may hold; the mode is persistent, so later opens find it set.
     let mode = retry_busy(options.busy_timeout, || {
@@ -140,12 +146,9 @@ pub(super) fn use_wal(
             .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))
             .map_err(Failure::from)
     })
-    .map_err(|failure| match failure {
-        Failure::Sqlite(error) => sqlite(error),
-        other => SqliteOpenError::Sqlite {
-            path: path.to_path_buf(),
-            source: Box::new(StoreError::from(other)),
-        },
+    .map_err(|failure| SqliteOpenError::Sqlite {
+        path: path.to_path_buf(),
+        source: failure.into_source(),
     })?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(SqliteOpenError::WalUnavailable {

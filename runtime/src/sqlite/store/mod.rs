@@ -105,7 +105,7 @@ mod append;
 mod connection;
 pub(crate) mod file;
 mod rows;
-mod schema;
+pub(crate) mod schema;
 #[cfg(test)]
 mod tests;
 

@@ -1,16 +1,29 @@
-//! The schema and its migrations.
+//! The schemas factum keeps in SQLite files, their migrations, and the one runner that
+//! applies them.
 //!
-//! Every schema change is a new [`Migration`] at the end of [`MIGRATIONS`], never an
-//! edit of an applied one. Opening a store applies the migrations its file lacks, in
-//! order, inside one write transaction, and records each in `factum_schema_version`; a
-//! file that records a version newer than [`LATEST`] was written by a newer factum and
-//! is refused untouched.
+//! Three schemas: the event store ([`STORE`]), the read-model catalog
+//! ([`READ_MODEL_CATALOG`], `catalog.sqlite3`) and the factum tables of each read-model
+//! version's file ([`READ_MODEL`], beside the projection's own tables). Every schema
+//! change is a new [`Migration`] at the end of its list, never an edit of an applied one
+//! (a test pins the text of each). Opening a file applies the migrations it lacks, in
+//! order, inside one write transaction (`BEGIN IMMEDIATE`, so processes opening the same
+//! file at once migrate it once), and records each in the schema's version table; a file
+//! that records a version newer than the code knows was written by a newer factum and is
+//! refused untouched ([`SchemaError::TooNew`]).
 //!
-//! A database is migrated only if it is a factum store or holds nothing at all: one that
-//! holds other tables but no `factum_schema_version` belongs to another program, and one
-//! whose recorded version lacks a table that version has is damaged. Both are refused
-//! ([`SqliteOpenError::NotAStore`]), [`check`]ed before the file is switched to WAL and
-//! again inside the migration's write transaction.
+//! Each schema has a version table of its own (`factum_schema_version`,
+//! `factum_catalog_version`, `factum_read_model_version`, all of one layout): its name
+//! says which schema the file holds, so a file of one kind is never migrated as another.
+//! A file holding another schema's version table is refused. The store's table keeps the
+//! name it was released with, and one table per schema needs no column the released one
+//! lacks.
+//!
+//! A database holding tables but no version table is refused by the store (another
+//! program's database) but adopted by the read-model schemas: their first migration is
+//! the DDL that factum ran before read models were versioned (`CREATE .. IF NOT
+//! EXISTS`), so a catalog or version file made then is recorded at version 1 with its
+//! data, and a version file holds the projection's own tables anyway. A file whose
+//! recorded version lacks a table of that version is damaged, and refused.
 
 use std::path::Path;
 use std::time::Duration;
@@ -19,22 +32,62 @@ use rusqlite::{Connection, params};
 
 use super::SqliteOpenError;
 use super::connection::{Failure, WriteTransaction, retry_busy};
-use crate::store::StoreError;
 
-/// One step of the schema.
-pub(super) struct Migration {
+/// One step of a schema.
+pub(crate) struct Migration {
     /// The schema version this step produces; steps are numbered 1, 2, 3 ...
-    pub(super) version: u32,
+    pub(crate) version: u32,
     /// What the step does, recorded with it.
-    pub(super) description: &'static str,
+    pub(crate) description: &'static str,
     /// The statements.
-    pub(super) sql: &'static str,
-    /// Every table of the schema at this version (besides `factum_schema_version`): a file
+    pub(crate) sql: &'static str,
+    /// Every table of the schema at this version (besides its version table): a file
     /// that records this version and lacks one of them is refused.
-    pub(super) tables: &'static [&'static str],
+    pub(crate) tables: &'static [&'static str],
 }
 
-/// Every migration, oldest first.
+/// A schema of factum's in a SQLite file: its migrations and where they are recorded.
+pub(crate) struct Schema {
+    /// What a file of this schema is, in messages ("store", "read-model catalog").
+    pub(crate) kind: &'static str,
+    /// The table recording the applied migrations; its name tells the schema apart.
+    pub(crate) version_table: &'static str,
+    /// Every migration, oldest first, numbered 1, 2, 3 ...
+    pub(crate) migrations: &'static [Migration],
+    /// Whether a database holding tables but no version table is refused (the store:
+    /// another program's) or adopted (read models: a file made before they were
+    /// versioned, whose tables the first migration creates only if they are missing).
+    pub(crate) adopts_unversioned: bool,
+}
+
+impl Schema {
+    /// The newest version of the schema.
+    pub(crate) const fn latest(&self) -> u32 {
+        self.migrations[self.migrations.len() - 1].version
+    }
+
+    /// Panics (at compile time, in a `const`) unless the migrations are numbered 1, 2,
+    /// 3 ... without gaps.
+    const fn checked(self) -> Self {
+        let mut index = 0;
+        while index < self.migrations.len() {
+            assert!(self.migrations[index].version as usize == index + 1);
+            index += 1;
+        }
+        self
+    }
+}
+
+/// The event store.
+pub(crate) const STORE: Schema = Schema {
+    kind: "store",
+    version_table: "factum_schema_version",
+    migrations: MIGRATIONS,
+    adopts_unversioned: false,
+}
+.checked();
+
+/// Every migration of the event store, oldest first.
 pub(super) const MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
     description: "streams, events and snapshots",
@@ -70,20 +123,143 @@ pub(super) const MIGRATIONS: &[Migration] = &[Migration {
     tables: &["streams", "events", "snapshots"],
 }];
 
-/// The newest schema version.
-pub(super) const LATEST: u32 = MIGRATIONS[MIGRATIONS.len() - 1].version;
+/// The newest schema version of the store.
+pub(super) const LATEST: u32 = STORE.latest();
 
-const _: () = {
-    // The migrations are numbered 1, 2, 3 ... without gaps.
-    let mut index = 0;
-    while index < MIGRATIONS.len() {
-        assert!(MIGRATIONS[index].version as usize == index + 1);
-        index += 1;
+/// The read-model catalog (`catalog.sqlite3`): which versions of each projection exist,
+/// and which is active.
+pub(crate) const READ_MODEL_CATALOG: Schema = Schema {
+    kind: "read-model catalog",
+    version_table: "factum_catalog_version",
+    migrations: &[Migration {
+        version: 1,
+        // Adopts a catalog made before it was versioned: the DDL factum ran then.
+        description: "the versions table",
+        sql: "
+            CREATE TABLE IF NOT EXISTS versions (
+                name TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                state TEXT NOT NULL CHECK (state IN ('building', 'active', 'retired')),
+                PRIMARY KEY (name, version)
+            );
+        ",
+        tables: &["versions"],
+    }],
+    adopts_unversioned: true,
+}
+.checked();
+
+/// factum's tables in the file of one projection version, beside the projection's own:
+/// the checkpoint and the dead letters, written in the same transactions as its rows.
+pub(crate) const READ_MODEL: Schema = Schema {
+    kind: "read-model version",
+    version_table: "factum_read_model_version",
+    migrations: &[Migration {
+        version: 1,
+        // Adopts a file made before it was versioned: the DDL factum ran then.
+        description: "checkpoint and dead-letter tables",
+        sql: "
+            CREATE TABLE IF NOT EXISTS factum_checkpoint (
+                id INTEGER PRIMARY KEY CHECK (id = 1),
+                position INTEGER NOT NULL,
+                updated_at TEXT NOT NULL
+            );
+            CREATE TABLE IF NOT EXISTS factum_parked (
+                position INTEGER PRIMARY KEY,
+                event TEXT NOT NULL,
+                error TEXT NOT NULL,
+                attempts INTEGER NOT NULL,
+                parked_at TEXT NOT NULL
+            );
+        ",
+        tables: &["factum_checkpoint", "factum_parked"],
+    }],
+    adopts_unversioned: true,
+}
+.checked();
+
+/// Every schema: a file holding the version table of one is never opened as another.
+const SCHEMAS: [&Schema; 3] = [&STORE, &READ_MODEL_CATALOG, &READ_MODEL];
+
+/// Why a file's schema cannot be used.
+#[derive(Debug)]
+pub(crate) enum SchemaError {
+    /// The file records a version of the schema newer than this code knows.
+    TooNew {
+        /// The version the file records.
+        found: u32,
+        /// The newest version this code knows.
+        supported: u32,
+    },
+    /// The file is not a database of this schema (another program's, another schema's,
+    /// or missing a table of its version); the reason says which. It was not changed.
+    Refused(String),
+    /// SQLite failed.
+    Failed(Failure),
+}
+
+impl From<rusqlite::Error> for SchemaError {
+    fn from(error: rusqlite::Error) -> Self {
+        Self::Failed(error.into())
     }
-};
+}
 
-/// The name of the table that records the applied migrations.
-const VERSION_TABLE: &str = "factum_schema_version";
+/// Checks, reading only, that the database holds `schema` (at a version this code knows)
+/// or nothing at all, before anything is written to it (not even the switch to WAL), and
+/// returns the version it records (0: none yet).
+pub(crate) fn check_schema(
+    connection: &Connection,
+    schema: &Schema,
+    patience: Duration,
+) -> Result<u32, SchemaError> {
+    retry_busy(patience, || {
+        inspect(connection, schema).map_err(Failure::from)
+    })
+    .map_err(SchemaError::Failed)?
+}
+
+/// Brings the database's `schema` up to its newest version, or refuses a newer one or a
+/// database that does not hold it (see [`SchemaError`]).
+///
+/// A database already at the newest version is only read: no write lock is taken, so
+/// opening a file beside a long write transaction does not wait for it.
+pub(crate) fn migrate_schema(
+    connection: &Connection,
+    schema: &Schema,
+    patience: Duration,
+) -> Result<(), SchemaError> {
+    if check_schema(connection, schema, patience)? == schema.latest() {
+        return Ok(());
+    }
+    // Several processes may open a new file at once: the write lock makes one of them
+    // create the schema and the others find it created.
+    let transaction = WriteTransaction::begin(connection, patience).map_err(SchemaError::Failed)?;
+    let current = inspect(connection, schema)??;
+    if current == 0 {
+        connection.execute_batch(&format!(
+            "CREATE TABLE IF NOT EXISTS {} (
+                    version     INTEGER PRIMARY KEY,
+                    description TEXT    NOT NULL,
+                    applied_at  TEXT    NOT NULL
+                )",
+            schema.version_table
+        ))?;
+    }
+    let record = format!(
+        "INSERT INTO {} (version, description, applied_at)
+                     VALUES (?1, ?2, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+        schema.version_table
+    );
+    for migration in schema
+        .migrations
+        .iter()
+        .filter(|migration| migration.version > current)
+    {
+        connection.execute_batch(migration.sql)?;
+        connection.execute(&record, params![migration.version, migration.description])?;
+    }
+    transaction.commit().map_err(SchemaError::Failed)
+}
 
 /// Checks, reading only, that the database is a factum store or holds nothing at all,
 /// before anything is written to it (not even the switch to WAL).
@@ -92,65 +268,28 @@ pub(super) fn check(
     path: &Path,
     patience: Duration,
 ) -> Result<(), SqliteOpenError> {
-    retry_busy(patience, || {
-        inspect(connection, path).map_err(Failure::from)
-    })
-    .map_err(|failure| failed(path, failure))?
-    .map(|_| ())
+    check_schema(connection, &STORE, patience)
+        .map(|_| ())
+        .map_err(|error| store_error(path, error))
 }
 
-/// Brings the file's schema up to [`LATEST`], or refuses a newer one, a database of
-/// another program, or a store that lacks a table of its version.
+/// Brings the file's store schema up to [`LATEST`], or refuses a newer one, a database
+/// of another program, or a store that lacks a table of its version.
 pub(super) fn migrate(
     connection: &Connection,
     path: &Path,
     patience: Duration,
 ) -> Result<(), SqliteOpenError> {
-    // Several processes may open a new file at once: the write lock makes one of them
-    // create the schema and the others find it created.
-    let transaction =
-        WriteTransaction::begin(connection, patience).map_err(|error| failed(path, error))?;
-    let sqlite = |error: rusqlite::Error| failed(path, error.into());
-    let current = inspect(connection, path).map_err(sqlite)??;
-    if current == 0 {
-        connection
-            .execute_batch(
-                "CREATE TABLE IF NOT EXISTS factum_schema_version (
-                    version     INTEGER PRIMARY KEY,
-                    description TEXT    NOT NULL,
-                    applied_at  TEXT    NOT NULL
-                )",
-            )
-            .map_err(sqlite)?;
-    }
-    for migration in MIGRATIONS
-        .iter()
-        .filter(|migration| migration.version > current)
-    {
-        connection
-            .execute_batch(migration.sql)
-            .and_then(|()| {
-                connection.execute(
-                    "INSERT INTO factum_schema_version (version, description, applied_at)
-                     VALUES (?1, ?2, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
-                    params![migration.version, migration.description],
-                )
-            })
-            .map_err(sqlite)?;
-    }
-    transaction.commit().map_err(|error| failed(path, error))
+    migrate_schema(connection, &STORE, patience).map_err(|error| store_error(path, error))
 }
 
-/// What the database holds: `Ok(Ok(version))` for a factum store at `version`, or
-/// `Ok(Ok(0))` for a database with nothing in it (or only an empty version table);
-/// `Ok(Err(..))` for a database that is refused; `Err` if SQLite failed.
-fn inspect(connection: &Connection, path: &Path) -> rusqlite::Result<Result<u32, SqliteOpenError>> {
-    let not_a_store = |reason: String| {
-        Ok(Err(SqliteOpenError::NotAStore {
-            path: path.to_path_buf(),
-            reason,
-        }))
-    };
+/// What the database holds: `Ok(Ok(version))` for a database of `schema` at `version`,
+/// or `Ok(Ok(0))` for one with nothing in it (or only an empty version table, or, for a
+/// schema that adopts them, tables but no version table); `Ok(Err(..))` for a database
+/// that is refused; `Err` if SQLite failed.
+fn inspect(connection: &Connection, schema: &Schema) -> rusqlite::Result<Result<u32, SchemaError>> {
+    let refused = |reason: String| Ok(Err(SchemaError::Refused(reason)));
+    let version_table = schema.version_table;
     // Tables, indexes, views and triggers, but not SQLite's own (`sqlite_sequence`, the
     // automatic indexes).
     let objects: Vec<(String, String)> = connection
@@ -166,44 +305,53 @@ fn inspect(connection: &Connection, path: &Path) -> rusqlite::Result<Result<u32,
             .iter()
             .any(|(kind, object)| kind == "table" && object == name)
     };
+    if let Some(other) = SCHEMAS
+        .iter()
+        .find(|other| other.version_table != version_table && is_table(other.version_table))
+    {
+        return refused(format!(
+            "it is a factum {} (it holds `{}`), not a {}",
+            other.kind, other.version_table, schema.kind
+        ));
+    }
     let others: Vec<&str> = objects
         .iter()
         .map(|(_, name)| name.as_str())
-        .filter(|name| *name != VERSION_TABLE)
+        .filter(|name| *name != version_table)
         .collect();
-    if !is_table(VERSION_TABLE) {
-        if others.is_empty() {
+    if !is_table(version_table) {
+        if others.is_empty() || schema.adopts_unversioned {
             return Ok(Ok(0));
         }
-        return not_a_store(format!(
-            "a SQLite database without factum's schema table `{VERSION_TABLE}`; it holds {} \
+        return refused(format!(
+            "a SQLite database without factum's schema table `{version_table}`; it holds {} \
              (it was not changed)",
             listed(&others)
         ));
     }
-    let current: i64 = connection.query_row(
-        "SELECT COALESCE(MAX(version), 0) FROM factum_schema_version",
-        [],
-        |row| row.get(0),
-    )?;
-    if current > i64::from(LATEST) {
-        return Ok(Err(SqliteOpenError::SchemaTooNew {
-            path: path.to_path_buf(),
+    let current: i64 = connection
+        .prepare_cached(&format!(
+            "SELECT COALESCE(MAX(version), 0) FROM {version_table}"
+        ))?
+        .query_row([], |row| row.get(0))?;
+    let latest = schema.latest();
+    if current > i64::from(latest) {
+        return Ok(Err(SchemaError::TooNew {
             found: u32::try_from(current).unwrap_or(u32::MAX),
-            supported: LATEST,
+            supported: latest,
         }));
     }
     let Some(current) = u32::try_from(current).ok().filter(|version| *version > 0) else {
-        if others.is_empty() {
+        if others.is_empty() || schema.adopts_unversioned {
             return Ok(Ok(0));
         }
-        return not_a_store(format!(
-            "factum's schema table `{VERSION_TABLE}` records no version, but the database \
+        return refused(format!(
+            "factum's schema table `{version_table}` records no version, but the database \
              holds {} (it was not changed)",
             listed(&others)
         ));
     };
-    let promised = MIGRATIONS[current as usize - 1].tables;
+    let promised = schema.migrations[current as usize - 1].tables;
     let missing: Vec<&str> = promised
         .iter()
         .copied()
@@ -211,11 +359,11 @@ fn inspect(connection: &Connection, path: &Path) -> rusqlite::Result<Result<u32,
         .collect();
     match missing.as_slice() {
         [] => Ok(Ok(current)),
-        [table] => not_a_store(format!(
+        [table] => refused(format!(
             "its schema is at version {current}, but the table `{table}` of that version is \
              missing"
         )),
-        tables => not_a_store(format!(
+        tables => refused(format!(
             "its schema is at version {current}, but the tables {} of that version are missing",
             listed(tables)
         )),
@@ -237,16 +385,21 @@ fn listed(names: &[&str]) -> String {
     }
 }
 
-/// A failed step of opening, as an open error.
-fn failed(path: &Path, failure: Failure) -> SqliteOpenError {
-    match failure {
-        Failure::Sqlite(error) => SqliteOpenError::Sqlite {
+/// A schema error of the store, as an open error.
+fn store_error(path: &Path, error: SchemaError) -> SqliteOpenError {
+    match error {
+        SchemaError::TooNew { found, supported } => SqliteOpenError::SchemaTooNew {
             path: path.to_path_buf(),
-            source: Box::new(error),
+            found,
+            supported,
         },
-        other => SqliteOpenError::Sqlite {
+        SchemaError::Refused(reason) => SqliteOpenError::NotAStore {
             path: path.to_path_buf(),
-            source: Box::new(StoreError::from(other)),
+            reason,
+        },
+        SchemaError::Failed(failure) => SqliteOpenError::Sqlite {
+            path: path.to_path_buf(),
+            source: failure.into_source(),
         },
     }
 }
@@ -258,14 +411,27 @@ mod tests {
     /// here; a new one adds a snapshot.
     #[test]
     fn released_migrations_are_frozen() {
-        for migration in super::MIGRATIONS {
+        pin("sqlite", super::MIGRATIONS);
+    }
+
+    /// The read models' migrations, frozen as the store's are.
+    #[test]
+    fn released_read_model_migrations_are_frozen() {
+        pin("sqlite_catalog", super::READ_MODEL_CATALOG.migrations);
+        pin("sqlite_read_model", super::READ_MODEL.migrations);
+    }
+
+    /// Pins each migration's text and tables as the snapshots `{prefix}_migration_{version}`
+    /// and `{prefix}_migration_{version}_tables`.
+    fn pin(prefix: &str, migrations: &[super::Migration]) {
+        for migration in migrations {
             insta::assert_snapshot!(
-                format!("sqlite_migration_{}", migration.version),
+                format!("{prefix}_migration_{}", migration.version),
                 migration.sql,
                 migration.description
             );
             insta::assert_debug_snapshot!(
-                format!("sqlite_migration_{}_tables", migration.version),
+                format!("{prefix}_migration_{}_tables", migration.version),
                 migration.tables
             );
         }
