@@ -91,3 +91,49 @@ async fn a_postgres_driver_killed_mid_flow_restarts_and_takes_each_step_once() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_store_newer_than_the_code_is_refused_untouched() {
+    use factum::process::ProcessStore;
+    use factum::projection::{ReadModel, ReadModelError, Target};
+
+    let read_model = connect().await;
+    let target = Target {
+        name: "newer_process",
+        version: 0,
+    };
+    read_model.reset(target).await.expect("reset");
+    read_model
+        .migrate_process_tables(target)
+        .await
+        .expect("the process tables are created");
+    let client = postgres_common::raw_client().await;
+    client
+        .execute(
+            "INSERT INTO newer_process__v0.factum_process_migrations (version, description)
+             VALUES (2, 'from a newer factum')",
+            &[],
+        )
+        .await
+        .expect("record a newer version");
+
+    match read_model.migrate_process_tables(target).await {
+        Err(ReadModelError::SchemaTooNew {
+            database,
+            found: 2,
+            supported: 1,
+        }) => assert_eq!(database, "newer_process__v0"),
+        other => panic!("expected SchemaTooNew, got {other:?}"),
+    }
+    let versions: Vec<i32> = client
+        .query(
+            "SELECT version FROM newer_process__v0.factum_process_migrations ORDER BY version",
+            &[],
+        )
+        .await
+        .expect("read the versions")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(versions, [1, 2], "nothing was changed");
+}

@@ -104,3 +104,49 @@ async fn a_sqlite_driver_killed_mid_flow_restarts_and_takes_each_step_once() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_process_store_newer_than_the_code_is_refused_untouched() {
+    use factum::process::ProcessStore;
+    use factum::projection::{ReadModelError, Target};
+
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let read_model = SqliteReadModel::open(dir.path())
+        .await
+        .expect("open the read models");
+    let target = Target {
+        name: "newer_process",
+        version: 0,
+    };
+    read_model
+        .migrate_process_tables(target)
+        .await
+        .expect("the process tables are created");
+    let file = dir.path().join("newer_process.v0.sqlite3");
+    let connection = rusqlite::Connection::open(&file).expect("open the file");
+    connection
+        .execute(
+            "INSERT INTO factum_process_version (version, description, applied_at)
+             VALUES (2, 'from a newer factum', '2027-01-01T00:00:00Z')",
+            [],
+        )
+        .expect("record a newer version");
+    let before: Vec<i64> = connection
+        .prepare("SELECT version FROM factum_process_version ORDER BY version")
+        .and_then(|mut statement| statement.query_map([], |row| row.get(0))?.collect())
+        .expect("read the versions");
+
+    match read_model.migrate_process_tables(target).await {
+        Err(ReadModelError::SchemaTooNew {
+            database,
+            found: 2,
+            supported: 1,
+        }) => assert!(database.ends_with("newer_process.v0.sqlite3"), "{database}"),
+        other => panic!("expected SchemaTooNew, got {other:?}"),
+    }
+    let after: Vec<i64> = connection
+        .prepare("SELECT version FROM factum_process_version ORDER BY version")
+        .and_then(|mut statement| statement.query_map([], |row| row.get(0))?.collect())
+        .expect("read the versions");
+    assert_eq!(before, after, "nothing was changed");
+}

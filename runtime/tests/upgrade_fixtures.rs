@@ -20,6 +20,12 @@
 //! `pg_dump --schema=factum_read_models --schema=fixture_tally --schema=fixture_tally__v1
 //! --inserts --no-owner --no-privileges`. Each test opens them with today's code, finds
 //! the data, and runs the projection on.
+//!
+//! A process manager's SQLite file comes the same way (commit 2af7e19, before the process
+//! store was versioned): a manager that decided a command and could not send it, left
+//! pending; written by [`write_sqlite_process_fixture`] run with that commit's code. The
+//! test opens it with today's code, finds the instance and its pending command, and
+//! sends it once.
 
 mod postgres_common;
 
@@ -27,6 +33,10 @@ use std::path::{Path, PathBuf};
 
 use chrono::DateTime;
 use factum::envelope::{Metadata, NewEvent, RecordedEvent, Snapshot};
+use factum::process::{
+    CommandKind, DispatchContext, DispatchError, OutboxState, ProcessManager, ProcessRunner,
+    ProcessStates, ProcessStatus, Reaction, Route,
+};
 use factum::projection::postgres::{PostgresReadModel, PostgresTx};
 use factum::projection::sqlite::{SqliteReadModel, SqliteTx};
 use factum::projection::{
@@ -701,4 +711,192 @@ async fn a_postgres_read_model_dump_made_before_versioning_restores_and_runs_on(
         tally(&[("tally-a", 2), ("tally-b", 1), ("tally-c", 1)])
     );
     assert_eq!(read_models.parked(TALLY).await.unwrap().len(), 1);
+}
+
+// A process manager's file, made before the process store was versioned: the commit
+// 2af7e19 ran the process tables' DDL in every transaction and recorded no version.
+
+/// The directory of the process-store fixture: `events.sqlite3` and `read/`.
+const SQLITE_PROCESS_FIXTURE: &str = "sqlite-process-unversioned";
+
+/// What [`Payments`] dispatches: pay for an order.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Pay {
+    order: String,
+}
+
+/// One order's payment, between events.
+#[derive(Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Due {
+    order: String,
+}
+
+/// Pays for each order that falls due; ends once paid. With `bank_down` every dispatch
+/// fails, which leaves the command pending.
+struct Payments {
+    bank_down: bool,
+    paid: std::sync::Arc<std::sync::Mutex<Vec<(String, bool)>>>,
+}
+
+impl ProcessManager for Payments {
+    const NAME: &'static str = "fixture_payments";
+    const EVENTS: &'static [&'static str] = &["PaymentDue"];
+    type State = Due;
+    type Command = Pay;
+
+    fn route(&self, event: &RecordedEvent) -> Result<Route, ProjectionError> {
+        let due: Due = serde_json::from_str(event.payload.get())?;
+        Ok(Route::Start(due.order))
+    }
+
+    async fn handle(
+        &self,
+        state: &mut Due,
+        event: &RecordedEvent,
+    ) -> Result<Reaction<Pay>, ProjectionError> {
+        *state = serde_json::from_str(event.payload.get())?;
+        Ok(Reaction::none()
+            .dispatch(Pay {
+                order: state.order.clone(),
+            })
+            .complete())
+    }
+
+    async fn dispatch(
+        &self,
+        command: &Pay,
+        context: &DispatchContext,
+    ) -> Result<(), DispatchError> {
+        if self.bank_down {
+            return Err(DispatchError::Failed {
+                command: "Pay".into(),
+                source: "the bank is down".into(),
+            });
+        }
+        self.paid
+            .lock()
+            .unwrap()
+            .push((command.order.clone(), context.redelivery));
+        Ok(())
+    }
+}
+
+fn payment_due() -> NewEvent {
+    NewEvent {
+        event_id: Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0200),
+        name: "PaymentDue".to_owned(),
+        schema_version: 1,
+        payload: serde_json::value::to_raw_value(&json!({ "order": "o-1" })).unwrap(),
+        timestamp: DateTime::from_timestamp(1_767_225_600, 0).unwrap(),
+        metadata: Metadata::default(),
+    }
+}
+
+/// Writes the fixture (with the code of 2af7e19): a payment fell due, the manager decided
+/// to pay, and the bank was down, so the command is left pending in the outbox.
+async fn write_sqlite_process_fixture() {
+    let dir = fixture(SQLITE_PROCESS_FIXTURE);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = SqliteStore::open(dir.join("events.sqlite3")).await.unwrap();
+    store
+        .append(
+            "Payment-o-1",
+            "Payment",
+            ExpectedVersion::NoStream,
+            vec![payment_due()],
+        )
+        .await
+        .unwrap();
+    let read_models = SqliteReadModel::open(dir.join("read")).await.unwrap();
+    let manager = Payments {
+        bank_down: true,
+        paid: Default::default(),
+    };
+    let mut driver = factum::process::sqlite::ProcessDriver::new(manager, read_models.clone())
+        .retry(Retry::never());
+    let events = store.read_all(0, 10).await.unwrap();
+    let stopped = driver.apply(&events, 1).await;
+    assert!(stopped.is_err(), "the dispatch fails: {stopped:?}");
+    drop((driver, read_models, store));
+}
+
+#[tokio::test]
+async fn a_sqlite_process_manager_file_made_before_versioning_opens_and_finishes_its_work() {
+    if writing() {
+        write_sqlite_process_fixture().await;
+    }
+    let work = tempfile::tempdir().unwrap();
+    copy_dir(&fixture(SQLITE_PROCESS_FIXTURE), work.path());
+    let file = work.path().join("read/fixture_payments.v0.sqlite3");
+    assert_eq!(
+        recorded_sqlite_version(&file, "factum_process_version"),
+        None,
+        "the fixture is unversioned"
+    );
+
+    let store = SqliteStore::open(work.path().join("events.sqlite3"))
+        .await
+        .unwrap();
+    let read_models = SqliteReadModel::open(work.path().join("read"))
+        .await
+        .expect("the directory opens");
+    let states = ProcessStates::<Payments, _>::new(read_models.clone());
+    let instance = states.get("o-1").await.unwrap().expect("the instance");
+    assert_eq!(instance.status, ProcessStatus::Running);
+    assert_eq!(
+        instance.state,
+        Due {
+            order: "o-1".into()
+        }
+    );
+    let history = states.history("o-1").await.unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(
+        (history[0].kind, history[0].state),
+        (CommandKind::Step, OutboxState::Pending)
+    );
+    let pending = history[0].command_id;
+
+    // The bank is back: the pending command is sent again, once, as a redelivery.
+    let paid = std::sync::Arc::default();
+    let manager = Payments {
+        bank_down: false,
+        paid: std::sync::Arc::clone(&paid),
+    };
+    let runner = ProcessRunner::new(store);
+    let mut driver = runner.driver(manager, read_models.clone());
+    assert_eq!(runner.catch_up(&mut driver).await.unwrap(), 1);
+    assert_eq!(*paid.lock().unwrap(), [("o-1".to_owned(), true)]);
+    let instance = states.get("o-1").await.unwrap().expect("the instance");
+    assert_eq!(instance.status, ProcessStatus::Completed);
+    let history = states.history("o-1").await.unwrap();
+    assert_eq!(
+        (history.len(), history[0].command_id, history[0].state),
+        (1, pending, OutboxState::Done),
+        "the command decided before the upgrade, now done"
+    );
+    assert_eq!(
+        recorded_sqlite_version(&file, "factum_process_version"),
+        Some((1, "process instances and outbox".to_owned())),
+        "the process store is adopted at version 1"
+    );
+    assert_eq!(
+        recorded_sqlite_version(&file, "factum_read_model_version"),
+        Some((1, "checkpoint and dead-letter tables".to_owned())),
+        "beside the read-model tables of the same file"
+    );
+}
+
+/// Copies the files of `from` (and of its folders) into `to`.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
 }

@@ -24,40 +24,13 @@ use deadpool_postgres::ClientWrapper;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
+use super::read_model::migration_error;
+use super::store::{PROCESS_STORE, migrate};
 use super::{PostgresReadModel, PostgresTx};
 use crate::process::{
     CommandRow, InstanceRow, NewCommand, OutboxState, ProcessStore, ProcessTx, RowReader,
 };
 use crate::projection::{ReadModelError, Target};
-
-const SCHEMA: &str = "
-CREATE TABLE factum_process_instances (
-    instance text PRIMARY KEY,
-    status text NOT NULL,
-    state text NOT NULL,
-    correlation_id uuid NOT NULL,
-    compensations text NOT NULL,
-    completing boolean NOT NULL,
-    failure text,
-    started_at bigint NOT NULL,
-    updated_at bigint NOT NULL
-);
-CREATE TABLE factum_process_outbox (
-    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    instance text NOT NULL,
-    kind text NOT NULL,
-    command text NOT NULL,
-    compensation text,
-    command_id uuid NOT NULL UNIQUE,
-    correlation_id uuid NOT NULL,
-    causation_id uuid NOT NULL,
-    state text NOT NULL,
-    outcome text,
-    position bigint NOT NULL
-);
-CREATE INDEX factum_process_outbox_pending
-    ON factum_process_outbox (state, instance, seq);
-";
 
 /// The columns [`command_row`] reads, in its order.
 const COMMAND_COLUMNS: &str = "seq, instance, kind, command, compensation, command_id, \
@@ -163,26 +136,6 @@ async fn execute(
 }
 
 impl ProcessTx for PostgresTx {
-    async fn prepare_process_tables(&mut self) -> Result<(), ReadModelError> {
-        let target = self.target();
-        // The transaction holds the version's row lock, so no other driver of this
-        // manager creates the tables at the same time.
-        let exists: bool = self
-            .query_one(
-                "SELECT to_regclass('factum_process_outbox') IS NOT NULL",
-                &[],
-            )
-            .await
-            .map_err(database(target, "look for the process tables"))?
-            .get(0);
-        if !exists {
-            self.batch_execute(SCHEMA)
-                .await
-                .map_err(database(target, "create the process tables"))?;
-        }
-        Ok(())
-    }
-
     async fn instance(&mut self, key: &str) -> Result<Option<InstanceRow>, ReadModelError> {
         let target = self.target();
         let rows = query(
@@ -366,6 +319,14 @@ impl PostgresReadModel {
 }
 
 impl ProcessStore for PostgresReadModel {
+    async fn migrate_process_tables(&self, target: Target) -> Result<(), ReadModelError> {
+        let mut client = self.client().await?;
+        let schema = format!("{}__v{}", target.name, target.version);
+        migrate(&mut client, &PROCESS_STORE, &schema)
+            .await
+            .map_err(|error| migration_error(&schema, target, error))
+    }
+
     async fn read_instance(
         &self,
         target: Target,

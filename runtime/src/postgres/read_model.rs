@@ -190,20 +190,27 @@ impl PostgresReadModel {
         let mut client = self.client().await?;
         migrate(&mut client, &READ_MODEL_CATALOG, CATALOG_SCHEMA)
             .await
-            .map_err(|error| match error {
-                MigrationError::TooNew { found, supported } => ReadModelError::SchemaTooNew {
-                    database: CATALOG_SCHEMA.to_owned(),
-                    found: u32::try_from(found).unwrap_or(u32::MAX),
-                    supported: u32::try_from(supported).unwrap_or(0),
-                },
-                MigrationError::Refused(reason) => ReadModelError::NotAReadModel {
-                    path: CATALOG_SCHEMA.to_owned(),
-                    reason,
-                },
-                MigrationError::Database(error) => {
-                    database(CATALOG_SCHEMA, "create the catalog")(error)
-                }
-            })
+            .map_err(|error| migration_error(CATALOG_SCHEMA, CATALOG_SCHEMA, error))
+    }
+}
+
+/// A migration of the database schema `schema` (of `target`, in database errors) failed.
+pub(super) fn migration_error(
+    schema: &str,
+    target: impl ToString,
+    error: MigrationError,
+) -> ReadModelError {
+    match error {
+        MigrationError::TooNew { found, supported } => ReadModelError::SchemaTooNew {
+            database: schema.to_owned(),
+            found: u32::try_from(found).unwrap_or(u32::MAX),
+            supported: u32::try_from(supported).unwrap_or(0),
+        },
+        MigrationError::Refused(reason) => ReadModelError::NotAReadModel {
+            path: schema.to_owned(),
+            reason,
+        },
+        MigrationError::Database(error) => database(target, "migrate the schema")(error),
     }
 }
 

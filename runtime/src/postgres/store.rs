@@ -533,8 +533,23 @@ const CATALOG_MIGRATIONS: &[(i32, &str, &str)] = &[
     ),
 ];
 
+/// A process manager's instances and outbox, in the schema of its read model
+/// (`<NAME>__v0`).
+pub(crate) const PROCESS_STORE: Schema = Schema {
+    kind: "process store",
+    version_table: "factum_process_migrations",
+    migrations: PROCESS_MIGRATIONS,
+};
+
+/// The process store's migrations, frozen as [`MIGRATIONS`] are.
+const PROCESS_MIGRATIONS: &[(i32, &str, &str)] = &[(
+    1,
+    "process instances and outbox",
+    include_str!("migrations/process_0001_instances_and_outbox.sql"),
+)];
+
 /// Every schema: one holding the version table of one is never migrated as another.
-const SCHEMAS: [&Schema; 2] = [&STORE, &READ_MODEL_CATALOG];
+const SCHEMAS: [&Schema; 3] = [&STORE, &READ_MODEL_CATALOG, &PROCESS_STORE];
 
 const _: () = {
     // Each schema's migrations are numbered 1, 2, 3 ... without gaps.
@@ -1741,6 +1756,17 @@ mod tests {
             "postgres_catalog_migration",
             crate::projection::postgres::CATALOG_SCHEMA,
             super::CATALOG_MIGRATIONS,
+        );
+    }
+
+    /// Every released migration of the process store, as it runs for a manager's schema;
+    /// frozen as the store's are.
+    #[test]
+    fn released_process_migrations_are_frozen() {
+        pin(
+            "postgres_process_migration",
+            "order_fulfilment__v0",
+            super::PROCESS_MIGRATIONS,
         );
     }
 

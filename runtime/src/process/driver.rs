@@ -277,16 +277,10 @@ impl<M: ProcessManager, P: ProcessStore> ProcessDriver<M, P> {
     }
 
     async fn begin(&self) -> Result<P::Tx, ProcessError> {
-        let mut tx = self
-            .read_model
+        self.read_model
             .begin(target_of::<M>())
             .await
-            .map_err(read_model_error::<M>)?;
-        if let Err(error) = tx.prepare_process_tables().await {
-            self.rollback(tx).await;
-            return Err(read_model_error::<M>(error));
-        }
-        Ok(tx)
+            .map_err(read_model_error::<M>)
     }
 
     async fn commit(&self, tx: P::Tx, checkpoint: u64) -> Result<(), ProcessError> {
@@ -381,6 +375,11 @@ impl<M: ProcessManager, P: ProcessStore> ProcessDriver<M, P> {
     /// Dispatches every command left pending by an earlier driver (decided but not known
     /// to be accepted), as redeliveries. [`ProcessDriver::apply`] does it once, first.
     pub async fn recover(&mut self) -> Result<(), ProcessError> {
+        // First, and again after any failure (a reset may have taken the tables).
+        self.read_model
+            .migrate_process_tables(target_of::<M>())
+            .await
+            .map_err(read_model_error::<M>)?;
         let mut tx = self.begin().await?;
         let instances = tx
             .instances_with_pending()

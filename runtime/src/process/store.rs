@@ -45,6 +45,16 @@ pub trait ProcessStore: ReadModel<Tx: ProcessTx> {
         target: Target,
         key: &str,
     ) -> impl Future<Output = Result<Vec<CommandRow>, ReadModelError>> + Send;
+
+    /// Brings the instance and outbox tables of the manager kept in `target` up to the
+    /// newest schema this code knows (numbered, frozen migrations, recorded beside them,
+    /// applied once under a lock), or refuses a schema newer than the code with
+    /// [`ReadModelError::SchemaTooNew`]. The driver calls it before its first
+    /// transaction, and again after any failure.
+    fn migrate_process_tables(
+        &self,
+        target: Target,
+    ) -> impl Future<Output = Result<(), ReadModelError>> + Send;
 }
 
 /// What a process driver reads and writes inside a read-model transaction.
@@ -52,11 +62,6 @@ pub trait ProcessStore: ReadModel<Tx: ProcessTx> {
 /// Every method works on the transaction's target and sees what the transaction wrote
 /// so far; nothing is visible to others until the read model commits it.
 pub trait ProcessTx: ReadModelTx {
-    /// Creates the instance and outbox tables if they do not exist yet. The driver calls
-    /// it at the start of every transaction.
-    fn prepare_process_tables(&mut self)
-    -> impl Future<Output = Result<(), ReadModelError>> + Send;
-
     /// The instance `key`, `None` if there is none.
     fn instance(
         &mut self,

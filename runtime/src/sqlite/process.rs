@@ -18,40 +18,12 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+use super::store::schema;
 use super::{SqliteReadModel, SqliteTx};
 use crate::process::{
     CommandRow, InstanceRow, NewCommand, OutboxState, ProcessStore, ProcessTx, RowReader,
 };
 use crate::projection::{ReadModelError, Target};
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS factum_process_instances (
-    instance TEXT PRIMARY KEY,
-    status TEXT NOT NULL,
-    state TEXT NOT NULL,
-    correlation_id TEXT NOT NULL,
-    compensations TEXT NOT NULL,
-    completing INTEGER NOT NULL,
-    failure TEXT,
-    started_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS factum_process_outbox (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    instance TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    command TEXT NOT NULL,
-    compensation TEXT,
-    command_id TEXT NOT NULL UNIQUE,
-    correlation_id TEXT NOT NULL,
-    causation_id TEXT NOT NULL,
-    state TEXT NOT NULL,
-    outcome TEXT,
-    position INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS factum_process_outbox_pending
-    ON factum_process_outbox (state, instance, seq);
-";
 
 /// The columns [`command_row`] reads, in its order.
 const COMMAND_COLUMNS: &str = "seq, instance, kind, command, compensation, command_id, \
@@ -179,11 +151,6 @@ fn command_row(target: Target, raw: RawCommand) -> Result<CommandRow, ReadModelE
 }
 
 impl ProcessTx for SqliteTx {
-    async fn prepare_process_tables(&mut self) -> Result<(), ReadModelError> {
-        self.execute_batch(SCHEMA)
-            .map_err(database(self.target(), "create the process tables"))
-    }
-
     async fn instance(&mut self, key: &str) -> Result<Option<InstanceRow>, ReadModelError> {
         instance_row(self, self.target(), key)
     }
@@ -359,6 +326,10 @@ impl SqliteReadModel {
 }
 
 impl ProcessStore for SqliteReadModel {
+    async fn migrate_process_tables(&self, target: Target) -> Result<(), ReadModelError> {
+        self.migrate_beside(target, &schema::PROCESS_STORE).await
+    }
+
     async fn read_instance(
         &self,
         target: Target,

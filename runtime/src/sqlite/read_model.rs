@@ -230,6 +230,25 @@ impl SqliteReadModel {
             .insert(target, connection);
     }
 
+    /// Brings `schema` up to date in `target`'s file, beside its read-model tables
+    /// (creating the file if needed), under the file's write lock.
+    pub(super) async fn migrate_beside(
+        &self,
+        target: Target,
+        schema: &'static Schema,
+    ) -> Result<(), ReadModelError> {
+        check_name(target.name)?;
+        self.blocking(target, move |this| {
+            let connection = this.open_writer(target)?;
+            let shown = this.path_of(target).display().to_string();
+            let migrated = schema::migrate_schema(&connection, schema, BUSY_TIMEOUT)
+                .map_err(|error| schema_error(&shown, &target.to_string(), error));
+            this.give_back(target, connection);
+            migrated
+        })
+        .await
+    }
+
     async fn blocking<T: Send + 'static>(
         &self,
         target: Target,

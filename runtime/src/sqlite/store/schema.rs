@@ -58,6 +58,9 @@ pub(crate) struct Schema {
     /// another program's) or adopted (read models: a file made before they were
     /// versioned, whose tables the first migration creates only if they are missing).
     pub(crate) adopts_unversioned: bool,
+    /// The version tables of the schemas that may share a file with this one (a process
+    /// manager's file holds its read-model tables and its process tables).
+    pub(crate) shares_file_with: &'static [&'static str],
 }
 
 impl Schema {
@@ -84,6 +87,7 @@ pub(crate) const STORE: Schema = Schema {
     version_table: "factum_schema_version",
     migrations: MIGRATIONS,
     adopts_unversioned: false,
+    shares_file_with: &[],
 }
 .checked();
 
@@ -146,6 +150,7 @@ pub(crate) const READ_MODEL_CATALOG: Schema = Schema {
         tables: &["versions"],
     }],
     adopts_unversioned: true,
+    shares_file_with: &[],
 }
 .checked();
 
@@ -175,11 +180,58 @@ pub(crate) const READ_MODEL: Schema = Schema {
         tables: &["factum_checkpoint", "factum_parked"],
     }],
     adopts_unversioned: true,
+    shares_file_with: &["factum_process_version"],
 }
 .checked();
 
-/// Every schema: a file holding the version table of one is never opened as another.
-const SCHEMAS: [&Schema; 3] = [&STORE, &READ_MODEL_CATALOG, &READ_MODEL];
+/// A process manager's instances and outbox, in the file of its read model (`<NAME>.v0`)
+/// beside the read-model tables, written in the same transactions as its checkpoint.
+pub(crate) const PROCESS_STORE: Schema = Schema {
+    kind: "process store",
+    version_table: "factum_process_version",
+    migrations: &[Migration {
+        version: 1,
+        // Adopts a file made before the process store was versioned, when every
+        // transaction ran this DDL.
+        description: "process instances and outbox",
+        sql: "
+            CREATE TABLE IF NOT EXISTS factum_process_instances (
+                instance TEXT PRIMARY KEY,
+                status TEXT NOT NULL,
+                state TEXT NOT NULL,
+                correlation_id TEXT NOT NULL,
+                compensations TEXT NOT NULL,
+                completing INTEGER NOT NULL,
+                failure TEXT,
+                started_at INTEGER NOT NULL,
+                updated_at INTEGER NOT NULL
+            );
+            CREATE TABLE IF NOT EXISTS factum_process_outbox (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                instance TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                command TEXT NOT NULL,
+                compensation TEXT,
+                command_id TEXT NOT NULL UNIQUE,
+                correlation_id TEXT NOT NULL,
+                causation_id TEXT NOT NULL,
+                state TEXT NOT NULL,
+                outcome TEXT,
+                position INTEGER NOT NULL
+            );
+            CREATE INDEX IF NOT EXISTS factum_process_outbox_pending
+                ON factum_process_outbox (state, instance, seq);
+        ",
+        tables: &["factum_process_instances", "factum_process_outbox"],
+    }],
+    adopts_unversioned: true,
+    shares_file_with: &["factum_read_model_version"],
+}
+.checked();
+
+/// Every schema: a file holding the version table of one is never opened as another
+/// (unless the two share files).
+const SCHEMAS: [&Schema; 4] = [&STORE, &READ_MODEL_CATALOG, &READ_MODEL, &PROCESS_STORE];
 
 /// Why a file's schema cannot be used.
 #[derive(Debug)]
@@ -305,10 +357,11 @@ fn inspect(connection: &Connection, schema: &Schema) -> rusqlite::Result<Result<
             .iter()
             .any(|(kind, object)| kind == "table" && object == name)
     };
-    if let Some(other) = SCHEMAS
-        .iter()
-        .find(|other| other.version_table != version_table && is_table(other.version_table))
-    {
+    if let Some(other) = SCHEMAS.iter().find(|other| {
+        other.version_table != version_table
+            && !schema.shares_file_with.contains(&other.version_table)
+            && is_table(other.version_table)
+    }) {
         return refused(format!(
             "it is a factum {} (it holds `{}`), not a {}",
             other.kind, other.version_table, schema.kind
@@ -419,6 +472,7 @@ mod tests {
     fn released_read_model_migrations_are_frozen() {
         pin("sqlite_catalog", super::READ_MODEL_CATALOG.migrations);
         pin("sqlite_read_model", super::READ_MODEL.migrations);
+        pin("sqlite_process_store", super::PROCESS_STORE.migrations);
     }
 
     /// Pins each migration's text and tables as the snapshots `{prefix}_migration_{version}`
