@@ -7,9 +7,17 @@
 //! had a home each, where it used to live: [`PostgresStore`] also in [`crate::store`],
 //! [`PostgresReadModel`] and [`PostgresTx`] also in `factum::projection::postgres`.
 
+mod append;
+mod config;
+mod error;
+mod migrate;
+mod notifier;
 mod process;
 mod read_model;
+mod rows;
 mod store;
 
+pub use config::PostgresConfig;
+pub use error::PostgresError;
 pub use read_model::{CATALOG_SCHEMA, PostgresReadModel, PostgresTx};
-pub use store::{PostgresConfig, PostgresError, PostgresStore};
+pub use store::PostgresStore;

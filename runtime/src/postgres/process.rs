@@ -24,8 +24,8 @@ use deadpool_postgres::ClientWrapper;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
+use super::migrate::{PROCESS_STORE, migrate};
 use super::read_model::migration_error;
-use super::store::{PROCESS_STORE, migrate};
 use super::{PostgresReadModel, PostgresTx};
 use crate::process::{
     CommandRow, InstanceRow, NewCommand, OutboxState, ProcessStore, ProcessTx, RowReader,

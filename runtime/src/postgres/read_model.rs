@@ -16,7 +16,7 @@ use std::ops::Deref;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
-use super::store::{MigrationError, READ_MODEL_CATALOG, migrate};
+use super::migrate::{MigrationError, READ_MODEL_CATALOG, migrate};
 use crate::projection::{
     ParkedEvent, ReadModel, ReadModelError, ReadModelTx, Target, VersionState, VersionStatus,
     check_name,

@@ -1,0 +1,171 @@
+//! An append: the batch handed to the append functions, and their answer.
+
+use std::fmt;
+
+use tokio_postgres::Row;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use uuid::Uuid;
+
+use crate::envelope::NewEvent;
+use crate::store::{AppendOutcome, ExpectedVersion, StoreError};
+
+use super::error::{PostgresError, backend};
+use super::rows::to_i64;
+use super::store::Sql;
+
+/// The violated unique constraint, if `error` is a unique violation.
+pub(super) fn unique_violation(error: &tokio_postgres::Error) -> Option<&str> {
+    let db = error.as_db_error()?;
+    (db.code() == &SqlState::UNIQUE_VIOLATION).then(|| db.constraint().unwrap_or(""))
+}
+
+/// The `p_batch_duplicate` argument of `factum_append`.
+pub(super) const NO_REPEATED_ID: Option<Uuid> = None;
+
+/// The batch of one append, as the arrays `factum_append` takes.
+pub(super) struct Batch<'a> {
+    pub(super) stream_id: &'a str,
+    pub(super) stream_type: &'a str,
+    pub(super) expected_kind: i32,
+    pub(super) expected_version: i64,
+    pub(super) event_ids: Vec<Uuid>,
+    pub(super) names: Vec<&'a str>,
+    pub(super) schema_versions: Vec<i64>,
+    pub(super) payloads: Vec<&'a str>,
+    pub(super) occurred_at: Vec<chrono::DateTime<chrono::Utc>>,
+    pub(super) metadata: Vec<String>,
+}
+
+impl<'a> Batch<'a> {
+    pub(super) fn new(
+        stream_id: &'a str,
+        stream_type: &'a str,
+        expected: ExpectedVersion,
+        events: &'a [NewEvent],
+    ) -> Result<Self, StoreError> {
+        crate::store::limits::check_append(stream_id, stream_type, events)?;
+        let (expected_kind, expected_version) = match expected {
+            ExpectedVersion::Any => (0, 0),
+            ExpectedVersion::NoStream => (1, 0),
+            ExpectedVersion::StreamExists => (2, 0),
+            ExpectedVersion::Exact(version) => (3, to_i64(version)),
+        };
+        let mut batch = Batch {
+            stream_id,
+            stream_type,
+            expected_kind,
+            expected_version,
+            event_ids: Vec::with_capacity(events.len()),
+            names: Vec::with_capacity(events.len()),
+            schema_versions: Vec::with_capacity(events.len()),
+            payloads: Vec::with_capacity(events.len()),
+            occurred_at: Vec::with_capacity(events.len()),
+            metadata: Vec::with_capacity(events.len()),
+        };
+        for event in events {
+            batch.event_ids.push(event.event_id);
+            batch.names.push(&event.name);
+            batch.schema_versions.push(i64::from(event.schema_version));
+            batch.payloads.push(event.payload.get());
+            batch.occurred_at.push(event.timestamp);
+            batch
+                .metadata
+                .push(serde_json::to_string(&event.metadata).map_err(backend)?);
+        }
+        Ok(batch)
+    }
+
+    /// The statement to run: `factum_append_one` for one event, else `factum_append`.
+    pub(super) fn sql<'s>(&self, sql: &'s Sql) -> &'s str {
+        if self.event_ids.len() == 1 {
+            &sql.append_one
+        } else {
+            &sql.append
+        }
+    }
+
+    /// The parameters of [`Batch::sql`].
+    pub(super) fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
+        if let ([id], [name], [version], [payload], [at], [metadata]) = (
+            self.event_ids.as_slice(),
+            self.names.as_slice(),
+            self.schema_versions.as_slice(),
+            self.payloads.as_slice(),
+            self.occurred_at.as_slice(),
+            self.metadata.as_slice(),
+        ) {
+            return vec![
+                &self.stream_id,
+                &self.stream_type,
+                &self.expected_kind,
+                &self.expected_version,
+                id,
+                name,
+                version,
+                payload,
+                at,
+                metadata,
+            ];
+        }
+        vec![
+            &self.stream_id,
+            &self.stream_type,
+            &self.expected_kind,
+            &self.expected_version,
+            // `factum_append` can report an id repeated in the batch; `check_append`
+            // refused such a batch already.
+            &NO_REPEATED_ID,
+            &self.event_ids,
+            &self.names,
+            &self.schema_versions,
+            &self.payloads,
+            &self.occurred_at,
+            &self.metadata,
+        ]
+    }
+
+    /// What a status row of `factum_append` means.
+    pub(super) fn outcome(
+        &self,
+        expected: ExpectedVersion,
+        row: &Row,
+    ) -> Result<AppendOutcome, StoreError> {
+        let unexpected = |what: &dyn fmt::Display| {
+            backend(PostgresError::UnexpectedReply(format!(
+                "factum_append for stream `{}`: {what}",
+                self.stream_id
+            )))
+        };
+        let status: i32 = row.try_get(0).map_err(|e| unexpected(&e))?;
+        let version: Option<i64> = row.try_get(1).map_err(|e| unexpected(&e))?;
+        let position: Option<i64> = row.try_get(2).map_err(|e| unexpected(&e))?;
+        let to_u64 = |value: Option<i64>| {
+            value
+                .and_then(|value| u64::try_from(value).ok())
+                .ok_or_else(|| unexpected(&format_args!("status {status} without a version")))
+        };
+        match status {
+            0 | 1 => Ok(AppendOutcome {
+                stream_version: to_u64(version)?,
+                last_position: to_u64(position)?,
+                written: status == 0,
+            }),
+            2 => Err(StoreError::Conflict {
+                stream_id: self.stream_id.to_owned(),
+                expected,
+                actual: version.and_then(|version| u64::try_from(version).ok()),
+            }),
+            3 => Err(StoreError::StreamTypeMismatch {
+                stream_id: self.stream_id.to_owned(),
+                existing: row.try_get(4).map_err(|e| unexpected(&e))?,
+                requested: self.stream_type.to_owned(),
+            }),
+            4 => Err(StoreError::DuplicateEventId {
+                stream_id: self.stream_id.to_owned(),
+                event_id: row.try_get(3).map_err(|e| unexpected(&e))?,
+            }),
+            other => Err(unexpected(&format_args!("unknown status {other}"))),
+        }
+    }
+}

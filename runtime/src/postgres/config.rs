@@ -1,0 +1,111 @@
+//! How to reach the database and use it: the connection, the pool size, the schema.
+
+use std::fmt;
+
+use crate::store::StoreError;
+
+use super::store::PostgresStore;
+
+/// How to reach the database and how to use it: a connection string or a
+/// [`tokio_postgres::Config`], the pool size and the schema.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), factum::store::StoreError> {
+/// use factum::store::PostgresStore;
+///
+/// let store = PostgresStore::builder("postgres://app@localhost/app")
+///     .schema("billing")
+///     .pool_size(8)
+///     .connect()
+///     .await?;
+/// # let _ = store; Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct PostgresConfig {
+    pub(super) pg: Result<tokio_postgres::Config, String>,
+    pub(super) pool_size: usize,
+    pub(super) schema: String,
+}
+
+impl fmt::Debug for PostgresConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // tokio_postgres::Config's Debug redacts the password.
+        f.debug_struct("PostgresConfig")
+            .field("pg", &self.pg)
+            .field("pool_size", &self.pool_size)
+            .field("schema", &self.schema)
+            .finish()
+    }
+}
+
+impl PostgresConfig {
+    /// A configuration from a parsed [`tokio_postgres::Config`], with the default pool
+    /// size (four connections per CPU) and schema (`public`).
+    pub fn new(pg: tokio_postgres::Config) -> Self {
+        Self {
+            pg: Ok(pg),
+            pool_size: default_pool_size(),
+            schema: "public".to_owned(),
+        }
+    }
+
+    /// A configuration from a connection string (`postgres://user@host:port/db` or
+    /// `host=... user=...`); a bad string is reported by [`PostgresConfig::connect`].
+    pub fn from_url(url: &str) -> Self {
+        let pg = url.parse::<tokio_postgres::Config>().map_err(|error| {
+            // The parser's message never echoes the string, which may hold a password.
+            format!("cannot parse the connection string: {error}")
+        });
+        Self {
+            pg,
+            pool_size: default_pool_size(),
+            schema: "public".to_owned(),
+        }
+    }
+
+    /// The most connections the pool opens (at least 1).
+    pub fn pool_size(mut self, size: usize) -> Self {
+        self.pool_size = size.max(1);
+        self
+    }
+
+    /// The schema holding the store's tables, created if missing. Several stores can
+    /// share a database in separate schemas; appends in one never wait for another.
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = schema.into();
+        self
+    }
+
+    /// Connects: see [`PostgresStore::connect`].
+    pub async fn connect(self) -> Result<PostgresStore, StoreError> {
+        PostgresStore::connect(self).await
+    }
+}
+
+impl From<tokio_postgres::Config> for PostgresConfig {
+    fn from(pg: tokio_postgres::Config) -> Self {
+        Self::new(pg)
+    }
+}
+
+impl From<&str> for PostgresConfig {
+    fn from(url: &str) -> Self {
+        Self::from_url(url)
+    }
+}
+
+impl From<String> for PostgresConfig {
+    fn from(url: String) -> Self {
+        Self::from_url(&url)
+    }
+}
+
+impl From<&String> for PostgresConfig {
+    fn from(url: &String) -> Self {
+        Self::from_url(url)
+    }
+}
+
+pub(super) fn default_pool_size() -> usize {
+    std::thread::available_parallelism().map_or(4, |n| n.get() * 4)
+}

@@ -1,0 +1,368 @@
+//! The frozen migrations of every schema factum keeps in PostgreSQL (the event store,
+//! the read-model catalog, each process manager's store), the one runner that applies
+//! them, and the names they are rendered with (schema, lock keys, channel).
+
+use crate::store::StoreError;
+
+use super::error::{PostgresError, backend};
+
+/// The first key of every advisory lock factum takes on appends ("fact" in ASCII),
+/// written as a number into the append functions' frozen SQL (a test checks it there).
+#[cfg(test)]
+pub(super) const APPEND_LOCK_CLASS: i32 = 0x6661_6374;
+/// The first key of the advisory lock that guards migrations ("facu").
+pub(super) const MIGRATION_LOCK_CLASS: i32 = 0x6661_6375;
+
+/// The migrations, in order: (version, description, SQL). Each SQL text is frozen as
+/// released (a test pins it): a change of schema is a new migration, never an edit. The
+/// texts hold three placeholders, filled in by [`render`]: `{{schema}}` (the quoted
+/// schema name), `{{lock_key}}` (the append lock's key) and `{{channel}}` (the
+/// notification channel).
+pub(super) const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "events and snapshots tables",
+        include_str!("migrations/0001_events_and_snapshots.sql"),
+    ),
+    // `factum_append` (a batch, as arrays) and `factum_append_one` (one event, as
+    // scalars): see the type's documentation. Both return one status row: 0 written, 1
+    // already written (idempotent), 2 conflict (`o_stream_version` = actual version or
+    // NULL), 3 stream type mismatch (`o_existing_type`), 4 duplicate event id
+    // (`o_event_id`).
+    (
+        2,
+        "the factum_append function",
+        include_str!("migrations/0002_append_functions.sql"),
+    ),
+    // The same functions, now announcing every write with `pg_notify('<channel>', '<last
+    // position>')` inside the appending transaction: delivered when (and only if) it
+    // commits, it wakes `EventStore::wait_for_events`.
+    (
+        3,
+        "append functions notify followers",
+        include_str!("migrations/0003_append_functions_notify.sql"),
+    ),
+];
+
+/// The newest schema version this code knows.
+pub(super) const SCHEMA_VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
+
+/// A schema of factum's in PostgreSQL: its frozen migrations, as `MIGRATIONS` (rendered
+/// by [`render`]), and the table in the schema that records which ran.
+pub(super) struct Schema {
+    /// What the schema holds, in messages ("store", "read-model catalog").
+    kind: &'static str,
+    /// The table recording the applied migrations; its name tells the schemas apart.
+    version_table: &'static str,
+    /// Every migration, oldest first, numbered 1, 2, 3 ...: (version, description, SQL).
+    migrations: &'static [(i32, &'static str, &'static str)],
+}
+
+impl Schema {
+    /// The newest version of the schema.
+    const fn latest(&self) -> i32 {
+        self.migrations[self.migrations.len() - 1].0
+    }
+}
+
+/// The event store.
+pub(super) const STORE: Schema = Schema {
+    kind: "store",
+    version_table: "factum_schema_migrations",
+    migrations: MIGRATIONS,
+};
+
+/// The read-model catalog (the schema `factum_read_models`): each projection version's
+/// state and checkpoint, and the dead letters.
+pub(super) const READ_MODEL_CATALOG: Schema = Schema {
+    kind: "read-model catalog",
+    version_table: "factum_catalog_migrations",
+    migrations: CATALOG_MIGRATIONS,
+};
+
+/// The read-model catalog's migrations, frozen as [`MIGRATIONS`] are.
+pub(super) const CATALOG_MIGRATIONS: &[(i32, &str, &str)] = &[
+    // Adopts a catalog made before it was versioned: the DDL factum ran then.
+    (
+        1,
+        "versions and parked tables",
+        include_str!("migrations/catalog_0001_versions_and_parked.sql"),
+    ),
+];
+
+/// A process manager's instances and outbox, in the schema of its read model
+/// (`<NAME>__v0`).
+pub(super) const PROCESS_STORE: Schema = Schema {
+    kind: "process store",
+    version_table: "factum_process_migrations",
+    migrations: PROCESS_MIGRATIONS,
+};
+
+/// The process store's migrations, frozen as [`MIGRATIONS`] are.
+pub(super) const PROCESS_MIGRATIONS: &[(i32, &str, &str)] = &[(
+    1,
+    "process instances and outbox",
+    include_str!("migrations/process_0001_instances_and_outbox.sql"),
+)];
+
+/// Every schema: one holding the version table of one is never migrated as another.
+pub(super) const SCHEMAS: [&Schema; 3] = [&STORE, &READ_MODEL_CATALOG, &PROCESS_STORE];
+
+const _: () = {
+    // Each schema's migrations are numbered 1, 2, 3 ... without gaps.
+    let mut kind = 0;
+    while kind < SCHEMAS.len() {
+        let migrations = SCHEMAS[kind].migrations;
+        let mut index = 0;
+        while index < migrations.len() {
+            assert!(migrations[index].0 as usize == index + 1);
+            index += 1;
+        }
+        kind += 1;
+    }
+};
+
+/// Why a schema cannot be migrated.
+#[derive(Debug)]
+pub(super) enum MigrationError {
+    /// The schema records a version newer than this code knows.
+    TooNew {
+        /// The version found.
+        found: i32,
+        /// The newest version this code knows.
+        supported: i32,
+    },
+    /// The schema holds another of factum's schemas; the reason says which.
+    Refused(String),
+    /// The database failed.
+    Database(tokio_postgres::Error),
+}
+
+impl From<tokio_postgres::Error> for MigrationError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        Self::Database(error)
+    }
+}
+
+/// Brings `kind` in the database schema `schema` up to its newest version: creates the
+/// schema and its version table if needed and applies the migrations it lacks, in one
+/// transaction, under the advisory lock `(MIGRATION_LOCK_CLASS, lock_key(schema))`, so
+/// that processes starting at once migrate exactly once. Refuses a schema recording a
+/// newer version, or holding another kind's version table, without changing it.
+pub(super) async fn migrate(
+    client: &mut deadpool_postgres::Object,
+    kind: &Schema,
+    schema: &str,
+) -> Result<(), MigrationError> {
+    let s = quote_ident(schema);
+    let key = lock_key(schema);
+    let tx = client.transaction().await?;
+    // Concurrent processes connecting at once: one migrates, the others wait here
+    // and then find nothing left to do.
+    tx.execute(
+        "SELECT pg_advisory_xact_lock($1, $2)",
+        &[&MIGRATION_LOCK_CLASS, &key],
+    )
+    .await?;
+    let others: Vec<&str> = SCHEMAS
+        .iter()
+        .map(|other| other.version_table)
+        .filter(|table| *table != kind.version_table)
+        .collect();
+    let found: Option<String> = tx
+        .query_opt(
+            "SELECT c.relname::text FROM pg_catalog.pg_class c
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = $1 AND c.relname = ANY($2) LIMIT 1",
+            &[&schema, &others],
+        )
+        .await?
+        .map(|row| row.get(0));
+    if let Some(other) = SCHEMAS
+        .iter()
+        .find(|other| found.as_deref() == Some(other.version_table))
+    {
+        return Err(MigrationError::Refused(format!(
+            "it holds factum's {} (the table `{}`), not a {}",
+            other.kind, other.version_table, kind.kind
+        )));
+    }
+    tx.batch_execute(&format!(
+        "CREATE SCHEMA IF NOT EXISTS {s};
+         CREATE TABLE IF NOT EXISTS {s}.{} (
+             version     integer     PRIMARY KEY,
+             description text        NOT NULL,
+             applied_at  timestamptz NOT NULL DEFAULT now()
+         );",
+        kind.version_table
+    ))
+    .await?;
+    let current: i32 = tx
+        .query_one(
+            &format!(
+                "SELECT coalesce(max(version), 0) FROM {s}.{}",
+                kind.version_table
+            ),
+            &[],
+        )
+        .await?
+        .try_get(0)?;
+    if current > kind.latest() {
+        return Err(MigrationError::TooNew {
+            found: current,
+            supported: kind.latest(),
+        });
+    }
+    let record = format!(
+        "INSERT INTO {s}.{} (version, description) VALUES ($1, $2)",
+        kind.version_table
+    );
+    for (version, description, sql) in kind.migrations {
+        if *version <= current {
+            continue;
+        }
+        tx.batch_execute(&render(sql, &s, key, &channel(schema)))
+            .await?;
+        tx.execute(&record, &[version, description]).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A migration's SQL for one schema: the quoted schema name `s`, the append lock's key
+/// and the notification channel put in for their placeholders (schema names are
+/// letters, digits and `_`, so none holds a placeholder).
+pub(super) fn render(sql: &str, s: &str, lock_key: i32, channel: &str) -> String {
+    sql.replace("{{schema}}", s)
+        .replace("{{lock_key}}", &lock_key.to_string())
+        .replace("{{channel}}", channel)
+}
+
+/// `"name"`: the schema name is validated to letters, digits and `_`, but quote anyway.
+pub(super) fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+pub(super) fn validate_schema(name: &str) -> Result<(), StoreError> {
+    let valid = !name.is_empty()
+        && name.len() <= 63
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && !name.to_ascii_lowercase().starts_with("pg_")
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if valid {
+        Ok(())
+    } else {
+        Err(backend(PostgresError::InvalidSchemaName(name.to_owned())))
+    }
+}
+
+/// FNV-1a of the schema name: the second key of the store's advisory locks. Two schemas
+/// with the same hash only share a lock (serialising more), never break anything.
+pub(super) fn lock_key(schema: &str) -> i32 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in schema.bytes() {
+        hash ^= u32::from(byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    i32::from_ne_bytes(hash.to_ne_bytes())
+}
+
+/// The `LISTEN/NOTIFY` channel of the store in `schema`: one per schema, so stores in
+/// other schemas do not wake each other. Channel names are identifiers (at most 63
+/// bytes); a long schema name is shortened and told apart by its hash.
+pub(super) fn channel(schema: &str) -> String {
+    const PREFIX: &str = "factum_events_";
+    if PREFIX.len() + schema.len() <= 63 {
+        return format!("{PREFIX}{schema}");
+    }
+    let hash = u32::from_ne_bytes(lock_key(schema).to_ne_bytes());
+    // Schema names are ASCII (validated), so any byte index is a char boundary.
+    let kept = 63 - PREFIX.len() - 9;
+    format!("{PREFIX}{hash:08x}_{}", &schema[..kept.min(schema.len())])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_names_are_checked() {
+        for good in ["public", "factum_test_1", "_x", "A"] {
+            assert!(validate_schema(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "1abc",
+            "pg_x",
+            "PG_x",
+            "a-b",
+            "a\"b",
+            "a b",
+            "é",
+            &"x".repeat(64),
+        ] {
+            assert!(validate_schema(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// Every released migration, as it runs for the schema `public`: a migration is only
+    /// ever added, never edited (an edit would change what existing databases ran, not
+    /// what they hold). Editing one fails here; a new one adds a snapshot.
+    #[test]
+    fn released_migrations_are_frozen() {
+        pin("postgres_migration", "public", MIGRATIONS);
+    }
+
+    /// Every released migration of the read-model catalog, as it runs for its schema;
+    /// frozen as the store's are.
+    #[test]
+    fn released_catalog_migrations_are_frozen() {
+        pin(
+            "postgres_catalog_migration",
+            crate::projection::postgres::CATALOG_SCHEMA,
+            super::CATALOG_MIGRATIONS,
+        );
+    }
+
+    /// Every released migration of the process store, as it runs for a manager's schema;
+    /// frozen as the store's are.
+    #[test]
+    fn released_process_migrations_are_frozen() {
+        pin(
+            "postgres_process_migration",
+            "order_fulfilment__v0",
+            super::PROCESS_MIGRATIONS,
+        );
+    }
+
+    /// Pins the text of each migration, rendered for `schema`, as the snapshot
+    /// `{prefix}_{version}`.
+    fn pin(prefix: &str, schema: &str, migrations: &[(i32, &str, &str)]) {
+        for (version, description, sql) in migrations {
+            insta::assert_snapshot!(
+                format!("{prefix}_{version}"),
+                render(
+                    sql,
+                    &quote_ident(schema),
+                    lock_key(schema),
+                    &channel(schema)
+                ),
+                description
+            );
+        }
+    }
+
+    #[test]
+    fn the_append_functions_take_the_append_lock() {
+        let lock = format!("pg_advisory_xact_lock({APPEND_LOCK_CLASS}, {{{{lock_key}}}})");
+        for (version, _, sql) in &MIGRATIONS[1..] {
+            assert_eq!(sql.matches(&lock).count(), 2, "migration {version}: {lock}");
+        }
+    }
+
+    #[test]
+    fn lock_keys_differ_between_schemas() {
+        assert_ne!(lock_key("public"), lock_key("factum_test_1"));
+        assert_eq!(lock_key("public"), lock_key("public"));
+    }
+}

@@ -1,0 +1,154 @@
+//! Reading event rows back: decoding, and the checks that stop a damaged log.
+
+use std::fmt;
+
+use serde_json::value::RawValue;
+use tokio_postgres::Row;
+use tokio_postgres::types::Json;
+use uuid::Uuid;
+
+use crate::envelope::{Metadata, RecordedEvent};
+use crate::store::StoreError;
+
+pub(super) fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+pub(super) fn corrupt(
+    stream_id: &str,
+    stream_version: u64,
+    reason: impl fmt::Display,
+) -> StoreError {
+    corrupt_at(stream_id, stream_version, None, reason)
+}
+
+/// A corrupt event row at `position` (`None` when its position is unreadable too).
+pub(super) fn corrupt_at(
+    stream_id: &str,
+    stream_version: u64,
+    position: Option<u64>,
+    reason: impl fmt::Display,
+) -> StoreError {
+    StoreError::CorruptRow {
+        stream_id: stream_id.to_owned(),
+        stream_version,
+        position,
+        reason: reason.to_string(),
+    }
+}
+
+/// The position of an event row selected with `Sql::new`'s columns, if it is readable.
+pub(super) fn position_of(row: &Row) -> Option<u64> {
+    row.try_get::<_, i64>(0)
+        .ok()
+        .and_then(|position| u64::try_from(position).ok())
+}
+
+/// A stream's versions run 1, 2, 3 … without gaps (the append function guarantees it):
+/// a read that finds `found` where `expected` belongs is reading a stream whose rows
+/// were deleted or changed outside factum, and must not hand on the events as if whole.
+pub(super) fn check_gapless(
+    stream_id: &str,
+    expected: u64,
+    found: u64,
+    position: Option<u64>,
+) -> Result<(), StoreError> {
+    if found == expected {
+        return Ok(());
+    }
+    let at = position.map_or_else(String::new, |position| format!(" at position {position}"));
+    Err(corrupt_at(
+        stream_id,
+        expected,
+        None,
+        format_args!(
+            "no event holds version {expected}: the next event{at} holds version {found} \
+             (rows deleted or changed outside factum)"
+        ),
+    ))
+}
+
+/// Decodes the columns `Sql::new` selects (position, stream_id, stream_type,
+/// stream_version, event_id, name, schema_version, payload, occurred_at, metadata).
+pub(super) fn decode_row(row: &Row) -> Result<RecordedEvent, StoreError> {
+    let position = position_of(row);
+    let stream_id: &str = row
+        .try_get(1)
+        .map_err(|error| corrupt_at("", 0, position, format_args!("stream_id: {error}")))?;
+    let version: i64 = row.try_get(3).map_err(|error| {
+        corrupt_at(
+            stream_id,
+            0,
+            position,
+            format_args!("stream_version: {error}"),
+        )
+    })?;
+    let stream_version = u64::try_from(version).map_err(|_| {
+        corrupt_at(
+            stream_id,
+            0,
+            position,
+            format_args!("stream_version {version} is negative"),
+        )
+    })?;
+    let mut record = RecordedEvent {
+        event_id: Uuid::nil(),
+        stream_id: stream_id.to_owned(),
+        stream_type: String::new(),
+        stream_version,
+        position: 0,
+        name: String::new(),
+        schema_version: 0,
+        payload: empty_payload(),
+        timestamp: chrono::DateTime::UNIX_EPOCH,
+        metadata: Metadata::default(),
+    };
+    fill_record(row, &mut record)?;
+    Ok(record)
+}
+
+pub(super) fn empty_payload() -> Box<RawValue> {
+    RawValue::NULL.to_owned()
+}
+
+/// Fills every column but the stream id and version (already in `record`) from `row`.
+pub(super) fn fill_record(row: &Row, record: &mut RecordedEvent) -> Result<(), StoreError> {
+    let position_read = position_of(row);
+    let fail = |record: &RecordedEvent, column: &str, error: &dyn fmt::Display| {
+        corrupt_at(
+            &record.stream_id,
+            record.stream_version,
+            position_read,
+            format_args!("{column}: {error}"),
+        )
+    };
+    let position: i64 = row.try_get(0).map_err(|e| fail(record, "position", &e))?;
+    record.position = u64::try_from(position)
+        .map_err(|_| fail(record, "position", &format_args!("{position} is negative")))?;
+    let stream_type: &str = row
+        .try_get(2)
+        .map_err(|e| fail(record, "stream_type", &e))?;
+    stream_type.clone_into(&mut record.stream_type);
+    record.event_id = row.try_get(4).map_err(|e| fail(record, "event_id", &e))?;
+    let name: &str = row.try_get(5).map_err(|e| fail(record, "name", &e))?;
+    name.clone_into(&mut record.name);
+    let schema_version: i64 = row
+        .try_get(6)
+        .map_err(|e| fail(record, "schema_version", &e))?;
+    record.schema_version = u32::try_from(schema_version).map_err(|_| {
+        fail(
+            record,
+            "schema_version",
+            &format_args!("{schema_version} is not a version (0 to {})", u32::MAX),
+        )
+    })?;
+    // `json` columns arrive as their text: read in place, checked, copied once.
+    let payload: Json<&RawValue> = row.try_get(7).map_err(|e| fail(record, "payload", &e))?;
+    record.payload = payload.0.to_owned();
+    record.timestamp = row
+        .try_get(8)
+        .map_err(|e| fail(record, "occurred_at", &e))?;
+    let metadata: Json<Metadata> = row.try_get(9).map_err(|e| fail(record, "metadata", &e))?;
+    record.metadata = metadata.0;
+    Ok(())
+}
