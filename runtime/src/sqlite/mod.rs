@@ -6,11 +6,11 @@
 //! had a home each, where it used to live: [`SqliteStore`] also in [`crate::store`],
 //! [`SqliteReadModel`] and [`SqliteTx`] also in `factum::projection::sqlite`.
 
+mod file;
 mod process;
 mod read_model;
+mod schema;
 mod store;
-
-pub(crate) use store::file;
 
 pub use read_model::{SqliteReadModel, SqliteTx};
 pub use store::{SqliteOpenError, SqliteOptions, SqliteStore, Synchronous};

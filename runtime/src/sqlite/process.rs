@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::store::schema;
+use super::schema;
 use super::{SqliteReadModel, SqliteTx};
 use crate::process::{
     CommandRow, InstanceRow, NewCommand, OutboxState, ProcessStore, ProcessTx, RowReader,

@@ -7,7 +7,7 @@
 //! also means projections never wait on each other's write lock.
 //!
 //! The catalog's schema and factum's tables in each version file are versioned by the
-//! store's migration runner (`sqlite::store::schema`): each file records its schema
+//! one migration runner of the SQLite backend (`sqlite::schema`): each file records its schema
 //! version, a file from a newer factum is [`ReadModelError::SchemaTooNew`], and a file
 //! made before read models were versioned is adopted at version 1.
 //!
@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use super::file::Problem;
-use super::store::schema::{self, Schema, SchemaError};
+use super::schema::{self, Schema, SchemaError};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use crate::projection::{

@@ -54,17 +54,17 @@ impl Failure {
 }
 
 /// A SQLite error as a store error.
-pub(super) fn backend(error: rusqlite::Error) -> StoreError {
+pub(in crate::sqlite) fn backend(error: rusqlite::Error) -> StoreError {
     StoreError::Backend(Box::new(error))
 }
 
 /// A blocking task that panicked or was cancelled, as a store error.
-pub(super) fn task_failed(error: tokio::task::JoinError) -> StoreError {
+pub(in crate::sqlite) fn task_failed(error: tokio::task::JoinError) -> StoreError {
     StoreError::Backend(Box::new(error))
 }
 
 /// Whether SQLite refused because another connection holds a lock.
-pub(super) fn is_busy(error: &rusqlite::Error) -> bool {
+pub(in crate::sqlite) fn is_busy(error: &rusqlite::Error) -> bool {
     matches!(
         error.sqlite_error_code(),
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
@@ -77,7 +77,7 @@ pub(super) fn is_busy(error: &rusqlite::Error) -> bool {
 /// where SQLite returns `SQLITE_BUSY` at once instead of calling its busy handler (a
 /// connection opening while another process recovers the WAL or changes the journal
 /// mode, and waits that ran out while another process held a long transaction).
-pub(super) fn retry_busy<T>(
+pub(in crate::sqlite) fn retry_busy<T>(
     patience: Duration,
     mut work: impl FnMut() -> Result<T, Failure>,
 ) -> Result<T, Failure> {
@@ -104,7 +104,7 @@ fn flags() -> OpenFlags {
 }
 
 /// Settings of every writing connection, file or memory.
-pub(super) fn configure_writer(
+pub(in crate::sqlite) fn configure_writer(
     connection: &Connection,
     options: &SqliteOptions,
 ) -> rusqlite::Result<()> {
@@ -117,7 +117,7 @@ pub(super) fn configure_writer(
 
 /// Opens the writer connection of an existing file, changing nothing in it yet: the
 /// caller checks the schema before [`use_wal`] writes to the file.
-pub(super) fn open_writer(
+pub(in crate::sqlite) fn open_writer(
     path: &Path,
     options: &SqliteOptions,
 ) -> Result<Connection, SqliteOpenError> {
@@ -134,7 +134,7 @@ pub(super) fn open_writer(
 
 /// Switches the file of the writer connection to WAL (a no-op for a file already in WAL
 /// mode: the mode is persistent).
-pub(super) fn use_wal(
+pub(in crate::sqlite) fn use_wal(
     connection: &Connection,
     path: &Path,
     options: &SqliteOptions,
@@ -171,16 +171,16 @@ fn open_reader(path: &Path, busy_timeout: Duration) -> rusqlite::Result<Connecti
 
 /// The reader connections of a file store: opened on first need, kept when returned,
 /// at most `permits` in use at once.
-pub(super) struct Readers {
+pub(in crate::sqlite) struct Readers {
     path: PathBuf,
     busy_timeout: Duration,
     idle: Mutex<Vec<Connection>>,
     /// One permit per connection that may be in use.
-    pub(super) permits: Arc<Semaphore>,
+    pub(in crate::sqlite) permits: Arc<Semaphore>,
 }
 
 impl Readers {
-    pub(super) fn new(path: PathBuf, options: &SqliteOptions) -> Self {
+    pub(in crate::sqlite) fn new(path: PathBuf, options: &SqliteOptions) -> Self {
         Self {
             path,
             busy_timeout: options.busy_timeout,
@@ -190,7 +190,7 @@ impl Readers {
     }
 
     /// An idle connection, or a new one. The caller holds a permit.
-    pub(super) fn take(&self) -> rusqlite::Result<Connection> {
+    pub(in crate::sqlite) fn take(&self) -> rusqlite::Result<Connection> {
         let idle = self
             .idle
             .lock()
@@ -203,7 +203,7 @@ impl Readers {
     }
 
     /// Returns a connection to the idle list (dropping it if a transaction was left open).
-    pub(super) fn give_back(&self, connection: Connection) {
+    pub(in crate::sqlite) fn give_back(&self, connection: Connection) {
         if connection.is_autocommit() {
             self.idle
                 .lock()
@@ -215,7 +215,7 @@ impl Readers {
 
 /// Rolls back a transaction that a panicking or failing task left open on `connection`,
 /// so the next user starts clean.
-pub(super) fn end_abandoned_transaction(connection: &Connection) {
+pub(in crate::sqlite) fn end_abandoned_transaction(connection: &Connection) {
     if !connection.is_autocommit() {
         // If even the rollback fails, the next BEGIN reports the problem.
         let _ = connection.execute_batch("ROLLBACK");
@@ -224,14 +224,17 @@ pub(super) fn end_abandoned_transaction(connection: &Connection) {
 
 /// The write lock, held from `BEGIN IMMEDIATE` to `COMMIT`; rolls back when dropped
 /// uncommitted.
-pub(super) struct WriteTransaction<'c> {
+pub(in crate::sqlite) struct WriteTransaction<'c> {
     connection: &'c Connection,
     committed: bool,
 }
 
 impl<'c> WriteTransaction<'c> {
     /// Takes the write lock, waiting for other writers (busy timeout, then retries).
-    pub(super) fn begin(connection: &'c Connection, patience: Duration) -> Result<Self, Failure> {
+    pub(in crate::sqlite) fn begin(
+        connection: &'c Connection,
+        patience: Duration,
+    ) -> Result<Self, Failure> {
         retry_busy(patience, || {
             connection
                 .prepare_cached("BEGIN IMMEDIATE")?
@@ -245,7 +248,7 @@ impl<'c> WriteTransaction<'c> {
     }
 
     /// Commits: the appended events become visible, all at once.
-    pub(super) fn commit(mut self) -> Result<(), Failure> {
+    pub(in crate::sqlite) fn commit(mut self) -> Result<(), Failure> {
         self.connection.prepare_cached("COMMIT")?.execute([])?;
         self.committed = true;
         Ok(())

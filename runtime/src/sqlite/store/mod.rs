@@ -102,10 +102,8 @@
 //! ```
 
 mod append;
-mod connection;
-pub(crate) mod file;
+pub(super) mod connection;
 mod rows;
-pub(crate) mod schema;
 #[cfg(test)]
 mod tests;
 
@@ -119,6 +117,7 @@ use tokio::sync::{Mutex, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use self::connection::{Failure, Readers};
+use super::{file, schema};
 use crate::envelope::{NewEvent, RecordedEvent, Snapshot};
 use crate::store::{
     AppendOutcome, EventStore, ExpectedVersion, FilteredPage, Head, StoreError, VisitError,
@@ -151,7 +150,7 @@ impl Synchronous {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SqliteOptions {
     synchronous: Synchronous,
-    busy_timeout: Duration,
+    pub(super) busy_timeout: Duration,
     readers: usize,
 }
 
@@ -267,7 +266,7 @@ pub enum SqliteOpenError {
 
 impl SqliteOpenError {
     /// The same error about `path` (a new store is made under a temporary name).
-    fn with_path(mut self, path: &Path) -> Self {
+    pub(super) fn with_path(mut self, path: &Path) -> Self {
         match &mut self {
             Self::SchemaTooNew { path: about, .. }
             | Self::WalUnavailable { path: about, .. }

@@ -30,8 +30,8 @@ use std::time::Duration;
 
 use rusqlite::{Connection, params};
 
-use super::SqliteOpenError;
-use super::connection::{Failure, WriteTransaction, retry_busy};
+use super::store::SqliteOpenError;
+use super::store::connection::{Failure, WriteTransaction, retry_busy};
 
 /// One step of a schema.
 pub(crate) struct Migration {
