@@ -628,6 +628,11 @@ async fn a_sqlite_read_model_directory_made_before_versioning_opens_and_runs_on(
         tally(&[("tally-a", 2), ("tally-b", 1), ("tally-c", 1)])
     );
     assert_eq!(read_models.parked(TALLY).await.unwrap().len(), 1);
+
+    // The adopted directory keeps the read-model and the process-store contracts.
+    let other = SqliteReadModel::open(&dir).await.unwrap();
+    conformance::read_model::run_read_model_contract(read_models.clone(), other).await;
+    conformance::process::run_process_contract(fresh_sqlite_stores(work.path()), read_models).await;
 }
 
 async fn tally_store(url: &str) -> PostgresStore {
@@ -711,6 +716,27 @@ async fn a_postgres_read_model_dump_made_before_versioning_restores_and_runs_on(
         tally(&[("tally-a", 2), ("tally-b", 1), ("tally-c", 1)])
     );
     assert_eq!(read_models.parked(TALLY).await.unwrap().len(), 1);
+
+    // The adopted catalog keeps the read-model and the process-store contracts.
+    let other = PostgresReadModel::connect(&url).await.unwrap();
+    conformance::read_model::run_read_model_contract(read_models.clone(), other).await;
+    let counter = std::sync::atomic::AtomicU32::new(0);
+    conformance::process::run_process_contract(
+        || {
+            let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let url = url.clone();
+            Connecting(Box::pin(async move {
+                PostgresStore::builder(url)
+                    .schema(format!("contract_{n}"))
+                    .connect()
+                    .await
+                    .unwrap()
+            })
+                as std::pin::Pin<Box<dyn Future<Output = PostgresStore>>>)
+        },
+        read_models,
+    )
+    .await;
 }
 
 // A process manager's file, made before the process store was versioned: the commit
@@ -886,6 +912,9 @@ async fn a_sqlite_process_manager_file_made_before_versioning_opens_and_finishes
         Some((1, "checkpoint and dead-letter tables".to_owned())),
         "beside the read-model tables of the same file"
     );
+
+    // The adopted directory keeps the process-store contract.
+    conformance::process::run_process_contract(fresh_sqlite_stores(work.path()), read_models).await;
 }
 
 /// Copies the files of `from` (and of its folders) into `to`.
@@ -898,5 +927,20 @@ fn copy_dir(from: &Path, to: &Path) {
         } else {
             std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
         }
+    }
+}
+
+/// A fresh SQLite store file in `dir` per call, for the conformance suites.
+fn fresh_sqlite_stores(
+    dir: &Path,
+) -> impl FnMut() -> Connecting<std::pin::Pin<Box<dyn Future<Output = SqliteStore>>>> {
+    let dir = dir.to_owned();
+    let mut made = 0;
+    move || {
+        made += 1;
+        let path = dir.join(format!("contract-{made}.sqlite3"));
+        Connecting(Box::pin(
+            async move { SqliteStore::open(&path).await.unwrap() },
+        ))
     }
 }
