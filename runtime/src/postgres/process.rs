@@ -16,9 +16,9 @@
 //!   (with the reason) or `skipped`.
 //!
 //! JSON is kept as `text`, not `jsonb`, so a state or command reads back byte for byte
-//! as the driver wrote and checked it. PostgreSQL text holds no NUL character: the driver
-//! refuses instance keys with one, and a NUL in a failure or rejection reason (free text
-//! from a domain error) is stored as U+FFFD.
+//! as the driver wrote and checked it. PostgreSQL text holds no NUL character, and none
+//! reaches it: JSON escapes it, the driver refuses instance keys with one and writes it
+//! as U+FFFD in failure and rejection reasons.
 
 use deadpool_postgres::ClientWrapper;
 use tokio_postgres::Row;
@@ -49,17 +49,6 @@ fn database(
         operation,
         source: Box::new(error),
     }
-}
-
-/// Free text as PostgreSQL can keep it: NUL, which `text` refuses, becomes U+FFFD.
-fn storable(text: Option<&str>) -> Option<std::borrow::Cow<'_, str>> {
-    text.map(|text| {
-        if text.contains('\0') {
-            text.replace('\0', "\u{FFFD}").into()
-        } else {
-            text.into()
-        }
-    })
 }
 
 fn instance_row(target: Target, key: &str, row: &Row) -> Result<InstanceRow, ReadModelError> {
@@ -176,7 +165,7 @@ impl ProcessTx for PostgresTx {
                 &instance.correlation_id,
                 &instance.compensations,
                 &instance.completing,
-                &storable(instance.failure.as_deref()),
+                &instance.failure,
                 &to_i64(position),
             ],
         )
@@ -278,7 +267,7 @@ impl ProcessTx for PostgresTx {
             "record a command's outcome",
             "UPDATE factum_process_outbox SET state = $2, outcome = $3
              WHERE seq = $1 AND state = 'pending'",
-            &[&to_i64(seq), &state.as_str(), &storable(outcome)],
+            &[&to_i64(seq), &state.as_str(), &outcome],
         )
         .await?;
         Ok(changed > 0)

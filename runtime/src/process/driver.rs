@@ -558,7 +558,7 @@ impl<M: ProcessManager, P: ProcessStore> ProcessDriver<M, P> {
             .await?;
         }
         record.completing |= complete;
-        if let Some(reason) = fail {
+        if let Some(reason) = fail.map(free_text) {
             self.start_compensation(tx, &mut record, reason, event.event_id, event.position)
                 .await?;
         }
@@ -596,7 +596,7 @@ impl<M: ProcessManager, P: ProcessStore> ProcessDriver<M, P> {
                 match self.manager.dispatch(&command, &context).await {
                     Ok(()) => break Ok(()),
                     Err(DispatchError::Rejected { command, reason }) => {
-                        break Err(format!("{command}: {reason}"));
+                        break Err(free_text(format!("{command}: {reason}")));
                     }
                     Err(error @ DispatchError::Failed { .. }) => {
                         if attempts >= self.retry.attempts() {
@@ -873,6 +873,17 @@ impl<M: ProcessManager, P: ProcessStore> ProcessDriver<M, P> {
             what: "compensation",
             detail: error.to_string(),
         })
+    }
+}
+
+/// A failure or rejection reason as every store keeps it: free text from a domain error,
+/// whose NUL characters (which PostgreSQL's text refuses) become U+FFFD, so the reason
+/// reads back the same on every backend.
+fn free_text(text: String) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "\u{FFFD}")
+    } else {
+        text
     }
 }
 

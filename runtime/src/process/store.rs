@@ -60,7 +60,9 @@ pub trait ProcessStore: ReadModel<Tx: ProcessTx> {
 /// What a process driver reads and writes inside a read-model transaction.
 ///
 /// Every method works on the transaction's target and sees what the transaction wrote
-/// so far; nothing is visible to others until the read model commits it.
+/// so far; nothing is visible to others until the read model commits it. No text the
+/// driver hands over holds a NUL character (instance keys with one are refused, JSON
+/// escapes it, reasons carry U+FFFD instead), so a store may keep them as SQL text.
 pub trait ProcessTx: ReadModelTx {
     /// The instance `key`, `None` if there is none.
     fn instance(

@@ -459,7 +459,9 @@ where
 }
 
 /// No carrier goes to the address: the payment is refunded, the stock released and the
-/// order cancelled — the completed steps undone in reverse order.
+/// order cancelled — the completed steps undone in reverse order. The address holds a NUL
+/// character, so the refusal does: the reason reads back with U+FFFD in its place on
+/// every backend (PostgreSQL's text cannot hold NUL).
 pub async fn undeliverable<S, P>(store: S, read_model: P)
 where
     S: EventStore + Clone + 'static,
@@ -467,7 +469,8 @@ where
 {
     reset::<Undeliverable, _>(&read_model).await;
     stock(&store, 10).await;
-    let correlation_id = confirm(&store, "o-nowhere", 3, "4242", NOWHERE).await;
+    let address = format!("{NOWHERE}\0 (no such street)");
+    let correlation_id = confirm(&store, "o-nowhere", 3, "4242", &address).await;
     fulfil::<Undeliverable, _, _>(&store, &read_model, &["o-nowhere"]).await;
 
     let events = log(&store).await;
@@ -487,6 +490,16 @@ where
         .await
         .expect("the instance was started");
     assert_eq!(instance.status, ProcessStatus::Compensated);
+    let refused = "no carrier delivers to `nowhere\u{FFFD} (no such street)`";
+    assert!(
+        instance
+            .failure
+            .as_deref()
+            .is_some_and(|failure| failure.contains(refused)),
+        "`{}`: the failure reads back with U+FFFD for NUL: {:?}",
+        Undeliverable::NAME,
+        instance.failure
+    );
     let history = history::<Undeliverable, S, P>(&read_model, "o-nowhere").await;
     assert_eq!(
         outline(&history),
@@ -498,6 +511,15 @@ where
             compensation("Release"),
             compensation("Cancel"),
         ]
+    );
+    assert!(
+        history[2]
+            .outcome
+            .as_deref()
+            .is_some_and(|outcome| outcome.contains(refused)),
+        "`{}`: the rejection reads back with U+FFFD for NUL: {:?}",
+        Undeliverable::NAME,
+        history[2].outcome
     );
     assert_traced(Undeliverable::NAME, &flow, &history, correlation_id);
 }
