@@ -78,8 +78,22 @@ cargo run --quiet --locked -p factum-example-orders --bin orders -- --registry >
 cargo run --quiet --locked -p factum-codegen --bin factum -- schema generate --registry "$scratch/registry.json" --out schemas/orders --check \
     --title "Order service" --description "The order lifecycle of the example shop."
 cargo run --quiet --locked -p factum-codegen --bin factum -- schema lint --registry "$scratch/registry.json" --deny-warnings
-git show HEAD:schemas/orders/registry.json > "$scratch/published.json" 2>/dev/null || cp schemas/orders/registry.json "$scratch/published.json"
-cargo run --quiet --locked -p factum-codegen --bin factum -- schema check --registry "$scratch/registry.json" --published "$scratch/published.json" --event OrderShipped=full
+# Against the release record, not the last commit: regenerating and committing a changed
+# schema leaves the record as it was released, so the change is still refused. New
+# versions are released with `factum schema release` (see README).
+cargo run --quiet --locked -p factum-codegen --bin factum -- schema check --registry "$scratch/registry.json" --published schemas/orders/released.json --event OrderShipped=full
+# The record only grows: every committed version of it is kept unchanged in today's.
+if git rev-parse --git-dir > /dev/null 2>&1; then
+    for rev in $(git rev-list HEAD -- schemas/orders/released.json); do
+        git show "$rev:schemas/orders/released.json" > "$scratch/released-$rev.json"
+        cargo run --quiet --locked -p factum-codegen --bin factum -- schema check --registry schemas/orders/released.json --published "$scratch/released-$rev.json" --event OrderShipped=full \
+            || { echo "schemas/orders/released.json changed what commit $rev released"; exit 1; }
+    done
+elif [ "${CI:-}" = true ]; then
+    echo "not a git checkout: the release record's history cannot be checked (CI=true)"; exit 1
+else
+    echo "not a git checkout: the release record's history is not checked"
+fi
 
 step "all tests passed"
 # One closing line for all the test binaries above.

@@ -197,7 +197,7 @@ pub fn schema_files(registry: &Value) -> Result<GeneratedFiles, MalformedRegistr
 }
 
 /// Pretty JSON with a final newline: stable bytes for version control.
-fn pretty(value: &Value) -> String {
+pub(crate) fn pretty(value: &Value) -> String {
     let mut text = serde_json::to_string_pretty(value).unwrap_or_default();
     text.push('\n');
     text

@@ -38,4 +38,5 @@ pub mod lint;
 mod model;
 pub mod published;
 pub mod python;
+pub mod release;
 pub mod typescript;

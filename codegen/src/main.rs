@@ -20,6 +20,7 @@ use factum_codegen::compat::Compatibility;
 use factum_codegen::generate::generate;
 use factum_codegen::lint::{Allowances, LintRule, lint};
 use factum_codegen::published::check_against_published;
+use factum_codegen::release::{ReleaseError, release};
 use serde_json::Value;
 
 /// Schema tooling for factum domains.
@@ -76,13 +77,32 @@ enum SchemaCommand {
         #[arg(long)]
         deny_warnings: bool,
     },
+    /// Record a registry's new event versions and commands as released, in the release
+    /// record the published check compares with; refuses a registry that changes what
+    /// was released.
+    Release {
+        /// The registry document (JSON).
+        #[arg(long)]
+        registry: PathBuf,
+        /// The release record (JSON), e.g. `schemas/orders/released.json`; created if
+        /// missing, written only when something new is released.
+        #[arg(long)]
+        record: PathBuf,
+        /// The compatibility between versions of every event without its own `--event`.
+        #[arg(long, default_value = "none")]
+        mode: Compatibility,
+        /// The compatibility of one event: `NAME=MODE` (repeatable).
+        #[arg(long = "event", value_parser = parse_event_mode)]
+        events: Vec<(String, Compatibility)>,
+    },
     /// Check a registry against the published one: published schemas unchanged, new
     /// versions reachable by an upcast, versions compatible as selected.
     Check {
         /// The registry document (JSON).
         #[arg(long)]
         registry: PathBuf,
-        /// The published registry document (JSON), e.g. the committed registry.json.
+        /// The published registry document (JSON): the release record written by
+        /// `factum schema release` (e.g. `schemas/orders/released.json`).
         #[arg(long)]
         published: PathBuf,
         /// The compatibility between versions of every event without its own `--event`.
@@ -185,6 +205,48 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             } else {
                 ExitCode::SUCCESS
             })
+        }
+        Command::Schema(SchemaCommand::Release {
+            registry,
+            record,
+            mode,
+            events,
+        }) => {
+            let modes: BTreeMap<String, Compatibility> = events.into_iter().collect();
+            let existing = match std::fs::read_to_string(&record) {
+                Ok(text) => Some(
+                    serde_json::from_str::<serde_json::Value>(&text)
+                        .map_err(|error| format!("{} is not JSON: {error}", record.display()))?,
+                ),
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
+                Err(error) => return Err(format!("cannot read {}: {error}", record.display())),
+            };
+            let released = match release(existing.as_ref(), &read_json(&registry)?, |event| {
+                modes.get(event).copied().unwrap_or(mode)
+            }) {
+                Ok(released) => released,
+                Err(ReleaseError::Refused(problems)) => {
+                    for problem in &problems {
+                        eprintln!("{problem}");
+                    }
+                    eprintln!(
+                        "nothing was released: {} keeps what was released before",
+                        record.display()
+                    );
+                    return Ok(ExitCode::FAILURE);
+                }
+                Err(error) => return Err(with_causes(&error)),
+            };
+            if released.added.is_empty() {
+                println!("nothing new to release; {} unchanged", record.display());
+                return Ok(ExitCode::SUCCESS);
+            }
+            std::fs::write(&record, released.text())
+                .map_err(|error| format!("cannot write {}: {error}", record.display()))?;
+            for (kind, name, version) in &released.added {
+                println!("released {kind} `{name}` v{version}");
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Schema(SchemaCommand::Check {
             registry,

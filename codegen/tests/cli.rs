@@ -190,3 +190,124 @@ fn lint_warns_allows_and_can_deny() {
     ]);
     assert!(allowed.status.success(), "{}", text(&allowed.stderr));
 }
+
+/// Runs `git` in `repo`; panics with its output when it fails.
+fn git(repo: &Path, arguments: &[&str]) {
+    let output = Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(arguments)
+        .output()
+        .expect("run git");
+    assert!(
+        output.status.success(),
+        "git {arguments:?}: {}",
+        text(&output.stderr)
+    );
+}
+
+/// The bypass the published check once allowed: a released schema changed, the files
+/// regenerated as the stale-files message asks, and both committed. Checked against the
+/// release record, which generation never writes, the change is still refused, naming
+/// the event, the version and the JSON path; releasing it is refused too.
+#[test]
+fn a_changed_released_schema_regenerated_and_committed_is_still_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path();
+    git(repo, &["init", "-q"]);
+    git(repo, &["config", "user.email", "dev@example.invalid"]);
+    git(repo, &["config", "user.name", "A developer"]);
+    let registry = write_registry(repo);
+    let registry = registry.to_str().unwrap();
+    let out = repo.join("schemas");
+    let record = out.join("released.json");
+    let (out, record) = (out.to_str().unwrap(), record.to_str().unwrap());
+    let generate = || factum(&["schema", "generate", "--registry", registry, "--out", out]);
+    let release = || {
+        factum(&[
+            "schema",
+            "release",
+            "--registry",
+            registry,
+            "--record",
+            record,
+            "--event",
+            "OrderShipped=full",
+        ])
+    };
+
+    assert!(generate().status.success());
+    let first = release();
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    assert!(
+        text(&first.stdout).contains("released event `OrderConfirmed` v1"),
+        "{}",
+        text(&first.stdout)
+    );
+    git(repo, &["add", "-A"]);
+    git(repo, &["commit", "-q", "-m", "release the order events"]);
+    let released = std::fs::read_to_string(record).unwrap();
+
+    // A breaking edit of a released event, regenerated and committed.
+    let mut changed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(registry).unwrap()).unwrap();
+    for entry in changed["entries"].as_array_mut().unwrap() {
+        if entry["name"] == "OrderConfirmed" {
+            entry["schema"]["properties"]["total"] = serde_json::json!({ "type": "string" });
+        }
+    }
+    std::fs::write(registry, changed.to_string()).unwrap();
+    let regenerated = generate();
+    assert!(regenerated.status.success());
+    assert_ne!(text(&regenerated.stdout), "0 files written, 21 unchanged\n");
+    git(repo, &["add", "-A"]);
+    git(
+        repo,
+        &[
+            "commit",
+            "-q",
+            "-m",
+            "regenerate as the stale-files message says",
+        ],
+    );
+    assert_eq!(
+        std::fs::read_to_string(record).unwrap(),
+        released,
+        "generation leaves the release record alone"
+    );
+
+    // The test command's check, against the record.
+    let check = factum(&[
+        "schema",
+        "check",
+        "--registry",
+        registry,
+        "--published",
+        record,
+        "--event",
+        "OrderShipped=full",
+    ]);
+    assert_eq!(check.status.code(), Some(1));
+    let refusal =
+        "event `OrderConfirmed` v1: the published schema changed at `/properties/total/type`";
+    assert!(
+        text(&check.stderr).contains(refusal),
+        "{}",
+        text(&check.stderr)
+    );
+
+    // Releasing the change is refused, and the record stays as released.
+    let again = release();
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        text(&again.stderr).contains(refusal),
+        "{}",
+        text(&again.stderr)
+    );
+    assert!(
+        text(&again.stderr).contains("nothing was released"),
+        "{}",
+        text(&again.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(record).unwrap(), released);
+}

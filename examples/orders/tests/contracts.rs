@@ -3,7 +3,9 @@
 //! reachable by an upcast, versions compatible as selected.
 //!
 //! After an intended change, regenerate with
-//! `FACTUM_UPDATE_SCHEMAS=1 cargo test -p factum-example-orders --test contracts`.
+//! `FACTUM_UPDATE_SCHEMAS=1 cargo test -p factum-example-orders --test contracts`. The
+//! published contract is the release record (`schemas/orders/released.json`), which
+//! regenerating never writes: a new version is released with `factum schema release`.
 
 use std::path::PathBuf;
 
@@ -37,10 +39,12 @@ fn current_registry() -> Value {
     serde_json::to_value(&registry).expect("a registry serialises")
 }
 
+/// What was released: the release record, not the regenerated registry.json (which an
+/// edit followed by `FACTUM_UPDATE_SCHEMAS=1` would carry along).
 fn published_registry() -> Value {
-    let text = std::fs::read_to_string(committed_dir().join("registry.json"))
-        .expect("schemas/orders/registry.json is committed");
-    serde_json::from_str(&text).expect("the committed registry is JSON")
+    let text = std::fs::read_to_string(committed_dir().join("released.json"))
+        .expect("schemas/orders/released.json is committed");
+    serde_json::from_str(&text).expect("the release record is JSON")
 }
 
 /// The order domain's events evolve through upcasts, which read old payloads into new
