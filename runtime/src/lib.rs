@@ -15,6 +15,7 @@ extern crate self as factum;
 mod aggregate;
 #[cfg(feature = "nats")]
 pub mod bus;
+pub mod cloudevents;
 mod command;
 pub mod envelope;
 pub mod error;

@@ -1,0 +1,590 @@
+//! CloudEvents 1.0: a recorded event as a CloudEvent in structured JSON mode, and files
+//! of them (JSON Lines) exported from a store and imported into one.
+//!
+//! # The mapping
+//!
+//! | CloudEvents | from the envelope |
+//! |---|---|
+//! | `specversion` | `"1.0"` |
+//! | `id` | the event id |
+//! | `source` | the service, from [`CloudEvents::new`] (a URI-reference) |
+//! | `type` | `<domain>.<stream type>.<event name>`, e.g. `shop.Order.OrderPlaced` |
+//! | `subject` | the stream id |
+//! | `time` | when it happened (RFC 3339, microseconds, UTC) |
+//! | `datacontenttype` | `"application/json"` |
+//! | `data` | the payload, as JSON |
+//! | `eventversion` (extension) | the payload's schema version |
+//! | `sequence` (extension) | the global position, zero-padded to 20 digits so it sorts as a string |
+//! | `streamversion` (extension) | the version in the stream |
+//! | `correlationid`, `causationid`, `actor` (extensions) | the metadata's, when set |
+//! | `factumextra` (extension) | the metadata's free-form entries, as a JSON string (extension values cannot be objects) |
+//!
+//! The integer extensions are CloudEvents Integers (signed 32-bit): an event whose schema
+//! version or stream version does not fit is refused on export
+//! ([`CloudEventError::OutOfRange`]) rather than written as something a consumer reads
+//! differently.
+//!
+//! # Import
+//!
+//! [`CloudEvents::import_jsonl`] reads the whole file and checks every line first — the
+//! CloudEvent, the store's [`limits`], the stream versions running on
+//! from the stream's — so a bad line is an error naming its line and nothing is written.
+//! Then each run of consecutive events of one stream is appended as one batch, at the
+//! versions it carries, in the file's order: an export imported into an empty store
+//! comes back with the same positions. An import runs again harmlessly: re-appending the
+//! same event ids as the same batch is idempotent in every store. A store failure half
+//! way ([`ImportError::Store`]) leaves the batches before it written; running the import
+//! again after the cause is fixed completes it.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use crate::envelope::{Metadata, NewEvent, RecordedEvent};
+use crate::store::{EventStore, ExpectedVersion, StoreError, limits};
+
+/// The media type of one CloudEvent in structured mode.
+pub const STRUCTURED_CONTENT_TYPE: &str = "application/cloudevents+json";
+/// The CloudEvents version written and read.
+pub const SPEC_VERSION: &str = "1.0";
+/// How wide the zero-padded `sequence` extension is: every `u64` fits.
+const SEQUENCE_WIDTH: usize = 20;
+
+/// Why an envelope or a CloudEvent cannot be mapped.
+#[derive(Debug, thiserror::Error, PartialEq)]
+#[non_exhaustive]
+pub enum CloudEventError {
+    /// A required attribute is missing.
+    #[error("the CloudEvent has no `{attribute}`")]
+    Missing {
+        /// The attribute.
+        attribute: &'static str,
+    },
+    /// An attribute has the wrong type or an unreadable value.
+    #[error("the CloudEvent's `{attribute}` is invalid: {reason}")]
+    Invalid {
+        /// The attribute.
+        attribute: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The event's `type` belongs to another domain (or is not `<domain>.<aggregate>.<event>`).
+    #[error("the CloudEvent's type `{found}` is not `{domain}.<aggregate>.<event>`")]
+    NotOurs {
+        /// The type found.
+        found: String,
+        /// The domain expected.
+        domain: String,
+    },
+    /// A number does not fit a CloudEvents Integer (signed 32-bit).
+    #[error(
+        "`{attribute}` {value} does not fit a CloudEvents Integer (at most {})",
+        i32::MAX
+    )]
+    OutOfRange {
+        /// The attribute.
+        attribute: &'static str,
+        /// Its value.
+        value: u64,
+    },
+    /// The source or domain given to [`CloudEvents::new`] cannot be used.
+    #[error("invalid CloudEvents configuration: {0}")]
+    Config(String),
+}
+
+/// Why a JSON Lines import wrote nothing, or stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ImportError {
+    /// A line is not a CloudEvent factum can import; nothing was written.
+    #[error("line {line}: not importable; nothing was written")]
+    Line {
+        /// The line, counted from 1.
+        line: usize,
+        /// Why.
+        #[source]
+        source: LineError,
+    },
+    /// Reading the file failed; nothing was written.
+    #[error("reading line {line} failed; nothing was written")]
+    Read {
+        /// The line, counted from 1.
+        line: usize,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The store refused or failed an append. The batches before it were written; running
+    /// the import again once the cause is fixed completes it (the written batches are
+    /// taken again as the same batches).
+    #[error("appending to stream `{stream_id}` failed")]
+    Store {
+        /// The stream.
+        stream_id: String,
+        /// What the store said.
+        #[source]
+        source: StoreError,
+    },
+}
+
+/// What is wrong with one line of an import.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LineError {
+    /// Not a CloudEvent of this domain.
+    #[error(transparent)]
+    CloudEvent(#[from] CloudEventError),
+    /// Beyond what the store keeps ([`limits`]).
+    #[error(transparent)]
+    Refused(StoreError),
+    /// The stream version does not follow the stream's previous event (in the file or
+    /// the store).
+    #[error("stream `{stream_id}`: version {found} follows version {previous}")]
+    OutOfOrder {
+        /// The stream.
+        stream_id: String,
+        /// The version before it.
+        previous: u64,
+        /// Its version.
+        found: u64,
+    },
+    /// The stream's type differs from the type of its earlier events.
+    #[error("stream `{stream_id}` is of type `{expected}`, not `{found}`")]
+    StreamType {
+        /// The stream.
+        stream_id: String,
+        /// The type of its earlier events.
+        expected: String,
+        /// This event's.
+        found: String,
+    },
+}
+
+/// A CloudEvent read back: where it goes and what to append.
+#[derive(Debug, Clone)]
+pub struct Imported {
+    /// The stream id (`subject`).
+    pub stream_id: String,
+    /// The stream type (the aggregate in `type`).
+    pub stream_type: String,
+    /// The version in the stream (`streamversion`).
+    pub stream_version: u64,
+    /// The event.
+    pub event: NewEvent,
+}
+
+/// What an import appended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ImportReport {
+    /// Events read from the file.
+    pub events: usize,
+    /// Streams appended to.
+    pub streams: usize,
+    /// Appends made: one per run of consecutive events of one stream, so the log keeps
+    /// the file's order.
+    pub batches: usize,
+}
+
+/// The CloudEvents mapping of one service: its `source` and the domain its event types
+/// are named in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloudEvents {
+    source: String,
+    domain: String,
+}
+
+fn name_part(what: &str, name: &str) -> Result<(), CloudEventError> {
+    if name.is_empty() || name.contains('.') || name.chars().any(char::is_whitespace) {
+        return Err(CloudEventError::Config(format!(
+            "{what} `{name}` must be non-empty, without dots or spaces"
+        )));
+    }
+    Ok(())
+}
+
+impl CloudEvents {
+    /// The mapping for a service whose CloudEvents `source` is `source` (a
+    /// URI-reference, e.g. `/services/orders` or `https://shop.example/orders`) and whose
+    /// event types are named `<domain>.<aggregate>.<event>`.
+    pub fn new(
+        source: impl Into<String>,
+        domain: impl Into<String>,
+    ) -> Result<Self, CloudEventError> {
+        let (source, domain) = (source.into(), domain.into());
+        if source.is_empty() || source.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(CloudEventError::Config(format!(
+                "source `{source}` must be a non-empty URI-reference"
+            )));
+        }
+        name_part("domain", &domain)?;
+        Ok(Self { source, domain })
+    }
+
+    /// The CloudEvents `type` of an event.
+    pub fn type_of(&self, stream_type: &str, name: &str) -> String {
+        format!("{}.{stream_type}.{name}", self.domain)
+    }
+
+    /// `event` as a CloudEvent in structured mode: one JSON object, its attributes in
+    /// alphabetical order and `data` last, the payload's bytes as stored.
+    pub fn to_structured(&self, event: &RecordedEvent) -> Result<String, CloudEventError> {
+        #[derive(serde::Serialize)]
+        struct Structured<'a> {
+            #[serde(flatten)]
+            attributes: Map<String, Value>,
+            data: &'a RawValue,
+        }
+        let integer = |attribute: &'static str, value: u64| {
+            i32::try_from(value)
+                .map(Value::from)
+                .map_err(|_| CloudEventError::OutOfRange { attribute, value })
+        };
+        let mut object = Map::new();
+        object.insert("specversion".into(), json!(SPEC_VERSION));
+        object.insert("id".into(), json!(event.event_id));
+        object.insert("source".into(), json!(self.source));
+        object.insert(
+            "type".into(),
+            json!(self.type_of(&event.stream_type, &event.name)),
+        );
+        object.insert("subject".into(), json!(event.stream_id));
+        object.insert(
+            "time".into(),
+            json!(event.timestamp.to_rfc3339_opts(SecondsFormat::Micros, true)),
+        );
+        object.insert("datacontenttype".into(), json!("application/json"));
+        object.insert(
+            "eventversion".into(),
+            integer("eventversion", u64::from(event.schema_version))?,
+        );
+        object.insert(
+            "sequence".into(),
+            json!(format!(
+                "{:0width$}",
+                event.position,
+                width = SEQUENCE_WIDTH
+            )),
+        );
+        object.insert(
+            "streamversion".into(),
+            integer("streamversion", event.stream_version)?,
+        );
+        let metadata = &event.metadata;
+        if let Some(correlation_id) = metadata.correlation_id {
+            object.insert("correlationid".into(), json!(correlation_id));
+        }
+        if let Some(causation_id) = metadata.causation_id {
+            object.insert("causationid".into(), json!(causation_id));
+        }
+        if let Some(actor) = &metadata.actor {
+            object.insert("actor".into(), json!(actor));
+        }
+        if !metadata.extra.is_empty() {
+            object.insert(
+                "factumextra".into(),
+                json!(serde_json::to_string(&metadata.extra).unwrap_or_default()),
+            );
+        }
+        serde_json::to_string(&Structured {
+            attributes: object,
+            data: &event.payload,
+        })
+        .map_err(|error| CloudEventError::Invalid {
+            attribute: "data",
+            reason: error.to_string(),
+        })
+    }
+
+    /// Reads a structured-mode CloudEvent of this domain (JSON text) back into the
+    /// stream it belongs to and the event to append; `data` keeps its bytes.
+    pub fn from_structured(&self, text: &str) -> Result<Imported, CloudEventError> {
+        #[derive(serde::Deserialize)]
+        struct Data {
+            data: Option<Box<RawValue>>,
+        }
+        let not_json = |error: serde_json::Error| CloudEventError::Invalid {
+            attribute: "event",
+            reason: format!("not a JSON object: {error}"),
+        };
+        let object: Map<String, Value> = serde_json::from_str(text).map_err(not_json)?;
+        let Data { data } = serde_json::from_str(text).map_err(not_json)?;
+        let text = |attribute: &'static str| -> Result<&str, CloudEventError> {
+            match object.get(attribute) {
+                None | Some(Value::Null) => Err(CloudEventError::Missing { attribute }),
+                Some(Value::String(text)) => Ok(text),
+                Some(other) => Err(CloudEventError::Invalid {
+                    attribute,
+                    reason: format!("expected a string, found {other}"),
+                }),
+            }
+        };
+        let optional_text = |attribute: &'static str| match text(attribute) {
+            Err(CloudEventError::Missing { .. }) => Ok(None),
+            other => other.map(Some),
+        };
+        let uuid = |attribute: &'static str, text: &str| {
+            Uuid::parse_str(text).map_err(|error| CloudEventError::Invalid {
+                attribute,
+                reason: error.to_string(),
+            })
+        };
+        let integer = |attribute: &'static str| -> Result<u64, CloudEventError> {
+            let value = object
+                .get(attribute)
+                .ok_or(CloudEventError::Missing { attribute })?;
+            value
+                .as_i64()
+                .filter(|number| (1..=i64::from(i32::MAX)).contains(number))
+                .and_then(|number| u64::try_from(number).ok())
+                .ok_or_else(|| CloudEventError::Invalid {
+                    attribute,
+                    reason: format!("expected an integer from 1 to {}, found {value}", i32::MAX),
+                })
+        };
+
+        let spec = text("specversion")?;
+        if spec != SPEC_VERSION {
+            return Err(CloudEventError::Invalid {
+                attribute: "specversion",
+                reason: format!("expected `{SPEC_VERSION}`, found `{spec}`"),
+            });
+        }
+        let event_id = uuid("id", text("id")?)?;
+        text("source")?;
+        let kind = text("type")?;
+        let not_ours = || CloudEventError::NotOurs {
+            found: kind.to_owned(),
+            domain: self.domain.clone(),
+        };
+        let (stream_type, name) = kind
+            .strip_prefix(&self.domain)
+            .and_then(|rest| rest.strip_prefix('.'))
+            .and_then(|rest| rest.split_once('.'))
+            .filter(|(aggregate, name)| {
+                !aggregate.is_empty() && !name.is_empty() && !name.contains('.')
+            })
+            .ok_or_else(not_ours)?;
+        let stream_id = text("subject")?;
+        let time = text("time")?;
+        let timestamp = DateTime::parse_from_rfc3339(time)
+            .map_err(|error| CloudEventError::Invalid {
+                attribute: "time",
+                reason: format!("`{time}`: {error}"),
+            })?
+            .with_timezone(&Utc);
+        if let Some(content_type) = optional_text("datacontenttype")?
+            && content_type != "application/json"
+        {
+            return Err(CloudEventError::Invalid {
+                attribute: "datacontenttype",
+                reason: format!("expected `application/json`, found `{content_type}`"),
+            });
+        }
+        let schema_version = u32::try_from(integer("eventversion")?).unwrap_or(u32::MAX);
+        let stream_version = integer("streamversion")?;
+        // `data: null` is a payload (a unit event's); no `data` at all is not.
+        let payload = match data {
+            Some(data) => data,
+            None if object.contains_key("data") => RawValue::NULL.to_owned(),
+            None => return Err(CloudEventError::Missing { attribute: "data" }),
+        };
+        let extra = match optional_text("factumextra")? {
+            None => BTreeMap::new(),
+            Some(extra) => {
+                serde_json::from_str(extra).map_err(|error| CloudEventError::Invalid {
+                    attribute: "factumextra",
+                    reason: format!("expected a JSON object in a string: {error}"),
+                })?
+            }
+        };
+        let metadata = Metadata {
+            correlation_id: optional_text("correlationid")?
+                .map(|text| uuid("correlationid", text))
+                .transpose()?,
+            causation_id: optional_text("causationid")?
+                .map(|text| uuid("causationid", text))
+                .transpose()?,
+            actor: optional_text("actor")?.map(str::to_owned),
+            extra,
+        };
+        Ok(Imported {
+            stream_id: stream_id.to_owned(),
+            stream_type: stream_type.to_owned(),
+            stream_version,
+            event: NewEvent {
+                event_id,
+                name: name.to_owned(),
+                schema_version,
+                payload,
+                timestamp,
+                metadata,
+            },
+        })
+    }
+
+    /// Writes every event of `store` after global position `after` to `out`, one
+    /// structured CloudEvent per line (JSON Lines), in log order. Returns how many.
+    pub async fn export_jsonl<S: EventStore>(
+        &self,
+        store: &S,
+        after: u64,
+        out: &mut impl Write,
+    ) -> Result<u64, ExportError> {
+        let mut position = after;
+        let mut written = 0;
+        loop {
+            let page = store.read_all(position, 1000).await?;
+            let Some(last) = page.last() else {
+                return Ok(written);
+            };
+            position = last.position;
+            for event in &page {
+                let structured =
+                    self.to_structured(event)
+                        .map_err(|source| ExportError::Event {
+                            position: event.position,
+                            source,
+                        })?;
+                out.write_all(structured.as_bytes())
+                    .and_then(|()| out.write_all(b"\n"))
+                    .map_err(ExportError::Write)?;
+                written += 1;
+            }
+        }
+    }
+
+    /// Appends the events of a JSON Lines file of CloudEvents (blank lines skipped) to
+    /// `store`, checking every line before anything is written (see the [module
+    /// documentation](self)).
+    pub async fn import_jsonl<S: EventStore>(
+        &self,
+        store: &S,
+        input: impl BufRead,
+    ) -> Result<ImportReport, ImportError> {
+        // Runs of consecutive events of one stream, in file order, each appended as one
+        // batch: the log keeps the file's order (the positions of an export come back).
+        let mut runs: Vec<(String, String, u64, Vec<NewEvent>)> = Vec::new();
+        // Per stream: its type and the version of its last event so far.
+        let mut streams: BTreeMap<String, (String, u64)> = BTreeMap::new();
+        let mut events = 0;
+        for (number, line) in input.lines().enumerate() {
+            let line_number = number + 1;
+            let line = line.map_err(|source| ImportError::Read {
+                line: line_number,
+                source,
+            })?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let bad = |source: LineError| ImportError::Line {
+                line: line_number,
+                source,
+            };
+            let imported = self
+                .from_structured(&line)
+                .map_err(|error| bad(error.into()))?;
+            let previous = match streams.get(&imported.stream_id) {
+                Some((stream_type, last)) => {
+                    if *stream_type != imported.stream_type {
+                        return Err(bad(LineError::StreamType {
+                            stream_id: imported.stream_id,
+                            expected: stream_type.clone(),
+                            found: imported.stream_type,
+                        }));
+                    }
+                    *last
+                }
+                None => {
+                    // The file may go on from the stored stream, or hold events the store
+                    // has already (an import run again): the store then takes each batch
+                    // as the same batch again. A gap is refused here, before any write.
+                    let stored = store
+                        .stream_version(&imported.stream_id)
+                        .await
+                        .map_err(|error| bad(LineError::Refused(error)))?
+                        .unwrap_or(0);
+                    let before = imported.stream_version - 1;
+                    if before > stored {
+                        return Err(bad(LineError::OutOfOrder {
+                            stream_id: imported.stream_id,
+                            previous: stored,
+                            found: imported.stream_version,
+                        }));
+                    }
+                    before
+                }
+            };
+            if imported.stream_version != previous + 1 {
+                return Err(bad(LineError::OutOfOrder {
+                    stream_id: imported.stream_id,
+                    previous,
+                    found: imported.stream_version,
+                }));
+            }
+            streams.insert(
+                imported.stream_id.clone(),
+                (imported.stream_type.clone(), imported.stream_version),
+            );
+            match runs.last_mut() {
+                Some((stream_id, _, _, batch)) if *stream_id == imported.stream_id => {
+                    batch.push(imported.event);
+                }
+                _ => runs.push((
+                    imported.stream_id,
+                    imported.stream_type,
+                    previous,
+                    vec![imported.event],
+                )),
+            }
+            if let Some((stream_id, stream_type, _, batch)) = runs.last() {
+                limits::check_append(stream_id, stream_type, batch)
+                    .map_err(|error| bad(LineError::Refused(error)))?;
+            }
+            events += 1;
+        }
+        for (stream_id, stream_type, before, batch) in &runs {
+            let expected = if *before == 0 {
+                ExpectedVersion::NoStream
+            } else {
+                ExpectedVersion::Exact(*before)
+            };
+            store
+                .append(stream_id, stream_type, expected, batch.clone())
+                .await
+                .map_err(|source| ImportError::Store {
+                    stream_id: stream_id.clone(),
+                    source,
+                })?;
+        }
+        Ok(ImportReport {
+            events,
+            streams: streams.len(),
+            batches: runs.len(),
+        })
+    }
+}
+
+/// Why an export stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExportError {
+    /// Reading the store failed.
+    #[error("reading the store failed")]
+    Store(#[from] StoreError),
+    /// An event cannot be written as a CloudEvent.
+    #[error("the event at position {position} cannot be exported")]
+    Event {
+        /// Its position.
+        position: u64,
+        /// Why.
+        #[source]
+        source: CloudEventError,
+    },
+    /// Writing failed.
+    #[error("writing the export failed")]
+    Write(#[source] std::io::Error),
+}
