@@ -229,15 +229,8 @@ impl CloudEvents {
         format!("{}.{stream_type}.{name}", self.domain)
     }
 
-    /// `event` as a CloudEvent in structured mode: one JSON object, its attributes in
-    /// alphabetical order and `data` last, the payload's bytes as stored.
-    pub fn to_structured(&self, event: &RecordedEvent) -> Result<String, CloudEventError> {
-        #[derive(serde::Serialize)]
-        struct Structured<'a> {
-            #[serde(flatten)]
-            attributes: Map<String, Value>,
-            data: &'a RawValue,
-        }
+    /// The attributes of `event` (all but `data`), by name.
+    fn attributes(&self, event: &RecordedEvent) -> Result<Map<String, Value>, CloudEventError> {
         let integer = |attribute: &'static str, value: u64| {
             i32::try_from(value)
                 .map(Value::from)
@@ -289,13 +282,37 @@ impl CloudEvents {
                 json!(serde_json::to_string(&metadata.extra).unwrap_or_default()),
             );
         }
-        serde_json::to_string(&Structured {
-            attributes: object,
+        Ok(object)
+    }
+
+    /// `event` as a CloudEvent in structured mode: one JSON object, its attributes in
+    /// alphabetical order and `data` last, the payload's bytes as stored.
+    pub fn to_structured(&self, event: &RecordedEvent) -> Result<String, CloudEventError> {
+        structured_text(self.attributes(event)?, &event.payload)
+    }
+
+    /// `event` as a CloudEvent in binary mode (the NATS and HTTP bindings): every
+    /// attribute as a `ce-` header (integers in decimal), `datacontenttype` as
+    /// `content-type`, and the payload, as stored, as the body.
+    pub fn to_binary<'e>(&self, event: &'e RecordedEvent) -> Result<Binary<'e>, CloudEventError> {
+        let headers = self
+            .attributes(event)?
+            .into_iter()
+            .map(|(name, value)| {
+                let value = match value {
+                    Value::String(text) => text,
+                    other => other.to_string(),
+                };
+                if name == "datacontenttype" {
+                    ("content-type".to_owned(), value)
+                } else {
+                    (format!("ce-{name}"), value)
+                }
+            })
+            .collect();
+        Ok(Binary {
+            headers,
             data: &event.payload,
-        })
-        .map_err(|error| CloudEventError::Invalid {
-            attribute: "data",
-            reason: error.to_string(),
         })
     }
 
@@ -312,117 +329,76 @@ impl CloudEvents {
         };
         let object: Map<String, Value> = serde_json::from_str(text).map_err(not_json)?;
         let Data { data } = serde_json::from_str(text).map_err(not_json)?;
-        let text = |attribute: &'static str| -> Result<&str, CloudEventError> {
-            match object.get(attribute) {
-                None | Some(Value::Null) => Err(CloudEventError::Missing { attribute }),
-                Some(Value::String(text)) => Ok(text),
-                Some(other) => Err(CloudEventError::Invalid {
-                    attribute,
-                    reason: format!("expected a string, found {other}"),
-                }),
-            }
-        };
-        let optional_text = |attribute: &'static str| match text(attribute) {
-            Err(CloudEventError::Missing { .. }) => Ok(None),
-            other => other.map(Some),
-        };
-        let uuid = |attribute: &'static str, text: &str| {
-            Uuid::parse_str(text).map_err(|error| CloudEventError::Invalid {
-                attribute,
-                reason: error.to_string(),
-            })
-        };
-        let integer = |attribute: &'static str| -> Result<u64, CloudEventError> {
-            let value = object
-                .get(attribute)
-                .ok_or(CloudEventError::Missing { attribute })?;
-            value
-                .as_i64()
-                .filter(|number| (1..=i64::from(i32::MAX)).contains(number))
-                .and_then(|number| u64::try_from(number).ok())
-                .ok_or_else(|| CloudEventError::Invalid {
-                    attribute,
-                    reason: format!("expected an integer from 1 to {}, found {value}", i32::MAX),
-                })
-        };
-
-        let spec = text("specversion")?;
-        if spec != SPEC_VERSION {
-            return Err(CloudEventError::Invalid {
-                attribute: "specversion",
-                reason: format!("expected `{SPEC_VERSION}`, found `{spec}`"),
-            });
-        }
-        let event_id = uuid("id", text("id")?)?;
-        text("source")?;
-        let kind = text("type")?;
-        let not_ours = || CloudEventError::NotOurs {
-            found: kind.to_owned(),
-            domain: self.domain.clone(),
-        };
-        let (stream_type, name) = kind
-            .strip_prefix(&self.domain)
-            .and_then(|rest| rest.strip_prefix('.'))
-            .and_then(|rest| rest.split_once('.'))
-            .filter(|(aggregate, name)| {
-                !aggregate.is_empty() && !name.is_empty() && !name.contains('.')
-            })
-            .ok_or_else(not_ours)?;
-        let stream_id = text("subject")?;
-        let time = text("time")?;
-        let timestamp = DateTime::parse_from_rfc3339(time)
-            .map_err(|error| CloudEventError::Invalid {
-                attribute: "time",
-                reason: format!("`{time}`: {error}"),
-            })?
-            .with_timezone(&Utc);
-        if let Some(content_type) = optional_text("datacontenttype")?
-            && content_type != "application/json"
-        {
-            return Err(CloudEventError::Invalid {
-                attribute: "datacontenttype",
-                reason: format!("expected `application/json`, found `{content_type}`"),
-            });
-        }
-        let schema_version = u32::try_from(integer("eventversion")?).unwrap_or(u32::MAX);
-        let stream_version = integer("streamversion")?;
         // `data: null` is a payload (a unit event's); no `data` at all is not.
         let payload = match data {
             Some(data) => data,
             None if object.contains_key("data") => RawValue::NULL.to_owned(),
             None => return Err(CloudEventError::Missing { attribute: "data" }),
         };
-        let extra = match optional_text("factumextra")? {
-            None => BTreeMap::new(),
-            Some(extra) => {
-                serde_json::from_str(extra).map_err(|error| CloudEventError::Invalid {
-                    attribute: "factumextra",
-                    reason: format!("expected a JSON object in a string: {error}"),
-                })?
-            }
-        };
-        let metadata = Metadata {
-            correlation_id: optional_text("correlationid")?
-                .map(|text| uuid("correlationid", text))
-                .transpose()?,
-            causation_id: optional_text("causationid")?
-                .map(|text| uuid("causationid", text))
-                .transpose()?,
-            actor: optional_text("actor")?.map(str::to_owned),
-            extra,
-        };
-        Ok(Imported {
-            stream_id: stream_id.to_owned(),
-            stream_type: stream_type.to_owned(),
-            stream_version,
-            event: NewEvent {
-                event_id,
-                name: name.to_owned(),
-                schema_version,
-                payload,
-                timestamp,
-                metadata,
-            },
+        parse(Some(&self.domain), &object, payload)
+    }
+
+    /// Reads a binary-mode CloudEvent — `header` gives a header's value by its
+    /// (lower-case) name, `body` is the data — back into the recorded event, its
+    /// position taken from `sequence`. Any domain is accepted: the consumer of a bus reads
+    /// what the publisher sent.
+    pub fn recorded_from_binary(
+        header: impl Fn(&str) -> Option<String>,
+        body: &[u8],
+    ) -> Result<RecordedEvent, CloudEventError> {
+        let mut object = Map::new();
+        for name in ATTRIBUTES {
+            let Some(value) = header(&format!("ce-{name}")) else {
+                continue;
+            };
+            let value = if INTEGER_ATTRIBUTES.contains(name) {
+                value
+                    .parse::<i64>()
+                    .map(Value::from)
+                    .map_err(|error| CloudEventError::Invalid {
+                        attribute: name,
+                        reason: format!("`{value}`: {error}"),
+                    })?
+            } else {
+                Value::String(value)
+            };
+            object.insert((*name).to_owned(), value);
+        }
+        if let Some(content_type) = header("content-type") {
+            object.insert("datacontenttype".into(), Value::String(content_type));
+        }
+        let payload = std::str::from_utf8(body)
+            .map_err(|error| error.to_string())
+            .and_then(|text| {
+                RawValue::from_string(text.to_owned()).map_err(|error| error.to_string())
+            })
+            .map_err(|reason| CloudEventError::Invalid {
+                attribute: "data",
+                reason,
+            })?;
+        let sequence =
+            object
+                .get("sequence")
+                .and_then(Value::as_str)
+                .ok_or(CloudEventError::Missing {
+                    attribute: "sequence",
+                })?;
+        let position = sequence.parse().map_err(|error| CloudEventError::Invalid {
+            attribute: "sequence",
+            reason: format!("`{sequence}`: {error}"),
+        })?;
+        let imported = parse(None, &object, payload)?;
+        Ok(RecordedEvent {
+            event_id: imported.event.event_id,
+            stream_id: imported.stream_id,
+            stream_type: imported.stream_type,
+            stream_version: imported.stream_version,
+            position,
+            name: imported.event.name,
+            schema_version: imported.event.schema_version,
+            payload: imported.event.payload,
+            timestamp: imported.event.timestamp,
+            metadata: imported.event.metadata,
         })
     }
 
@@ -566,6 +542,170 @@ impl CloudEvents {
             batches: runs.len(),
         })
     }
+}
+
+/// The attributes factum writes, `data` and `datacontenttype` aside.
+const ATTRIBUTES: &[&str] = &[
+    "specversion",
+    "id",
+    "source",
+    "type",
+    "subject",
+    "time",
+    "eventversion",
+    "sequence",
+    "streamversion",
+    "correlationid",
+    "causationid",
+    "actor",
+    "factumextra",
+];
+/// The attributes that are CloudEvents Integers.
+const INTEGER_ATTRIBUTES: &[&str] = &["eventversion", "streamversion"];
+
+/// A CloudEvent in binary mode: the headers and the body.
+#[derive(Debug, Clone)]
+pub struct Binary<'e> {
+    /// `ce-<attribute>` and `content-type` headers, with their values.
+    pub headers: Vec<(String, String)>,
+    /// The body: the event's payload, as stored.
+    pub data: &'e RawValue,
+}
+
+/// One structured CloudEvent's text: the attributes, then `data` with its bytes.
+fn structured_text(
+    attributes: Map<String, Value>,
+    data: &RawValue,
+) -> Result<String, CloudEventError> {
+    #[derive(serde::Serialize)]
+    struct Structured<'a> {
+        #[serde(flatten)]
+        attributes: Map<String, Value>,
+        data: &'a RawValue,
+    }
+    serde_json::to_string(&Structured { attributes, data }).map_err(|error| {
+        CloudEventError::Invalid {
+            attribute: "data",
+            reason: error.to_string(),
+        }
+    })
+}
+
+/// Reads the attributes of a CloudEvent (of `domain`, or of any when `None`) and its
+/// payload back into the stream it belongs to and the event to append.
+fn parse(
+    domain: Option<&str>,
+    object: &Map<String, Value>,
+    payload: Box<RawValue>,
+) -> Result<Imported, CloudEventError> {
+    let text = |attribute: &'static str| -> Result<&str, CloudEventError> {
+        match object.get(attribute) {
+            None | Some(Value::Null) => Err(CloudEventError::Missing { attribute }),
+            Some(Value::String(text)) => Ok(text),
+            Some(other) => Err(CloudEventError::Invalid {
+                attribute,
+                reason: format!("expected a string, found {other}"),
+            }),
+        }
+    };
+    let optional_text = |attribute: &'static str| match text(attribute) {
+        Err(CloudEventError::Missing { .. }) => Ok(None),
+        other => other.map(Some),
+    };
+    let uuid = |attribute: &'static str, text: &str| {
+        Uuid::parse_str(text).map_err(|error| CloudEventError::Invalid {
+            attribute,
+            reason: error.to_string(),
+        })
+    };
+    let integer = |attribute: &'static str| -> Result<u64, CloudEventError> {
+        let value = object
+            .get(attribute)
+            .ok_or(CloudEventError::Missing { attribute })?;
+        value
+            .as_i64()
+            .filter(|number| (1..=i64::from(i32::MAX)).contains(number))
+            .and_then(|number| u64::try_from(number).ok())
+            .ok_or_else(|| CloudEventError::Invalid {
+                attribute,
+                reason: format!("expected an integer from 1 to {}, found {value}", i32::MAX),
+            })
+    };
+
+    let spec = text("specversion")?;
+    if spec != SPEC_VERSION {
+        return Err(CloudEventError::Invalid {
+            attribute: "specversion",
+            reason: format!("expected `{SPEC_VERSION}`, found `{spec}`"),
+        });
+    }
+    let event_id = uuid("id", text("id")?)?;
+    text("source")?;
+    let kind = text("type")?;
+    let not_ours = || CloudEventError::NotOurs {
+        found: kind.to_owned(),
+        domain: domain.unwrap_or("<domain>").to_owned(),
+    };
+    let rest = match domain {
+        Some(domain) => kind
+            .strip_prefix(domain)
+            .and_then(|rest| rest.strip_prefix('.')),
+        None => kind.split_once('.').map(|(_, rest)| rest),
+    };
+    let (stream_type, name) = rest
+        .and_then(|rest| rest.split_once('.'))
+        .filter(|(aggregate, name)| {
+            !aggregate.is_empty() && !name.is_empty() && !name.contains('.')
+        })
+        .ok_or_else(not_ours)?;
+    let stream_id = text("subject")?;
+    let time = text("time")?;
+    let timestamp = DateTime::parse_from_rfc3339(time)
+        .map_err(|error| CloudEventError::Invalid {
+            attribute: "time",
+            reason: format!("`{time}`: {error}"),
+        })?
+        .with_timezone(&Utc);
+    if let Some(content_type) = optional_text("datacontenttype")?
+        && content_type != "application/json"
+    {
+        return Err(CloudEventError::Invalid {
+            attribute: "datacontenttype",
+            reason: format!("expected `application/json`, found `{content_type}`"),
+        });
+    }
+    let schema_version = u32::try_from(integer("eventversion")?).unwrap_or(u32::MAX);
+    let stream_version = integer("streamversion")?;
+    let extra = match optional_text("factumextra")? {
+        None => BTreeMap::new(),
+        Some(extra) => serde_json::from_str(extra).map_err(|error| CloudEventError::Invalid {
+            attribute: "factumextra",
+            reason: format!("expected a JSON object in a string: {error}"),
+        })?,
+    };
+    let metadata = Metadata {
+        correlation_id: optional_text("correlationid")?
+            .map(|text| uuid("correlationid", text))
+            .transpose()?,
+        causation_id: optional_text("causationid")?
+            .map(|text| uuid("causationid", text))
+            .transpose()?,
+        actor: optional_text("actor")?.map(str::to_owned),
+        extra,
+    };
+    Ok(Imported {
+        stream_id: stream_id.to_owned(),
+        stream_type: stream_type.to_owned(),
+        stream_version,
+        event: NewEvent {
+            event_id,
+            name: name.to_owned(),
+            schema_version,
+            payload,
+            timestamp,
+            metadata,
+        },
+    })
 }
 
 /// Why an export stopped.

@@ -13,6 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use factum::bus::{BusError, NatsConsumer, NatsPublisher};
+use factum::cloudevents::CloudEvents;
 use factum::envelope::{Metadata, NewEvent};
 use factum::projection::sqlite::SqliteReadModel;
 use factum::projection::{ProjectionRunner, Projector, ReadModel};
@@ -522,4 +523,67 @@ async fn an_event_larger_than_the_server_accepts_stops_the_publisher_before_it()
         matches!(ended, Err(BusError::TooLarge { position, .. }) if position == at),
         "{ended:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cloudevents_binary_mode_is_what_the_server_stores_and_the_consumer_reads() {
+    let url = url();
+    let (stream, prefix) = unique("cloudevents");
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path()).await;
+    let last = append(&store, "tick", 2, 6).await;
+
+    let checkpoints = read_models(dir.path(), "publisher").await;
+    let mapping = CloudEvents::new("/services/clock", "timekeeping").unwrap();
+    let mut publisher =
+        publisher(&store, &checkpoints, &url, &stream, &prefix).cloudevents(mapping);
+    let published = publisher.publish_pending().await.unwrap();
+    assert_eq!(published.published, last);
+
+    // What the server stores: the attributes as `ce-` headers, the payload alone as the body.
+    let client = async_nats::connect(url.as_str()).await.unwrap();
+    let jetstream = async_nats::jetstream::new(client);
+    let stored = jetstream
+        .get_stream(&stream)
+        .await
+        .unwrap()
+        .get_raw_message(1)
+        .await
+        .unwrap();
+    let first = &store.read_all(0, 1).await.unwrap()[0];
+    let header = |name: &str| {
+        stored
+            .headers
+            .get(name)
+            .map(|value| value.as_str().to_owned())
+            .unwrap_or_else(|| panic!("no `{name}` header in {:?}", stored.headers))
+    };
+    assert_eq!(header("ce-specversion"), "1.0");
+    assert_eq!(header("ce-id"), first.event_id.to_string());
+    assert_eq!(header("ce-source"), "/services/clock");
+    assert_eq!(header("ce-type"), "timekeeping.Clock.Ticked");
+    assert_eq!(header("ce-subject"), first.stream_id);
+    assert_eq!(header("ce-sequence"), "00000000000000000001");
+    assert_eq!(header("ce-streamversion"), "1");
+    assert_eq!(header("ce-eventversion"), "1");
+    assert_eq!(header("content-type"), "application/json");
+    assert_eq!(header("Nats-Msg-Id"), first.event_id.to_string());
+    assert_eq!(stored.payload.as_ref(), first.payload.get().as_bytes());
+
+    // The factum consumer reads it as it reads envelopes: the same projection as straight
+    // from the store.
+    let consumed_models = read_models(dir.path(), "consumer").await;
+    let consumed = consumer(&consumed_models, &url, &stream)
+        .consume_available()
+        .await
+        .unwrap();
+    assert_eq!((consumed.applied, consumed.checkpoint), (last, last));
+    assert!(consumed.malformed.is_empty(), "{:?}", consumed.malformed);
+    let direct = read_models(dir.path(), "direct").await;
+    let runner = ProjectionRunner::new(store.clone());
+    runner
+        .catch_up(&mut runner.projector(Ledger, direct.clone()))
+        .await
+        .unwrap();
+    assert_eq!(ledger_rows(&consumed_models), ledger_rows(&direct));
 }

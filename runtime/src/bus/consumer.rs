@@ -7,6 +7,7 @@ use async_nats::jetstream::{self, AckKind, consumer, stream};
 use futures_util::StreamExt;
 use tokio::sync::watch;
 
+use crate::cloudevents::CloudEvents;
 use crate::envelope::RecordedEvent;
 use crate::follow::{TaskError, TaskHandle};
 use crate::projection::{Projection, Projector, ReadModel, ReadModelOf, RunnerError, Target};
@@ -433,7 +434,21 @@ impl<P: Projection> NatsConsumer<P> {
             reader.next_delivery += 1;
             last_sequence = Some(sequence);
             outcome.messages += 1;
-            match serde_json::from_slice::<RecordedEvent>(&message.payload) {
+            // CloudEvents binary mode (`NatsPublisher::cloudevents`) or the envelope as JSON.
+            let decoded = match message
+                .headers
+                .as_ref()
+                .filter(|headers| headers.get("ce-specversion").is_some())
+            {
+                Some(headers) => CloudEvents::recorded_from_binary(
+                    |name| headers.get(name).map(|value| value.as_str().to_owned()),
+                    &message.payload,
+                )
+                .map_err(|error| error.to_string()),
+                None => serde_json::from_slice::<RecordedEvent>(&message.payload)
+                    .map_err(|error| error.to_string()),
+            };
+            match decoded {
                 Ok(event) => {
                     // A copy republished after the duplicate window: the projector skips
                     // what its checkpoint covers, and within a batch we keep the first.
@@ -451,7 +466,7 @@ impl<P: Projection> NatsConsumer<P> {
                         stream: self.stream.clone(),
                         subject: message.subject.to_string(),
                         stream_sequence: sequence,
-                        detail: error.to_string(),
+                        detail: error,
                     };
                     tracing::error!(consumer = self.name, error = %crate::error::Report(&error), "skipping a malformed message");
                     if let Err(ack_error) = message.ack_with(AckKind::Term).await {

@@ -78,6 +78,18 @@ pub enum BusError {
         #[source]
         source: serde_json::Error,
     },
+    /// A recorded event could not be written as a CloudEvent (binary mode, see
+    /// [`NatsPublisher::cloudevents`](crate::bus::NatsPublisher::cloudevents)).
+    #[error("event {event_id} (position {position}) could not be written as a CloudEvent")]
+    CloudEvent {
+        /// The event's global position.
+        position: u64,
+        /// The event's id.
+        event_id: uuid::Uuid,
+        /// Why.
+        #[source]
+        source: crate::cloudevents::CloudEventError,
+    },
     /// Creating the server-side consumer or fetching from it failed.
     #[error("JetStream stream `{stream}`, consumer `{consumer}`: {operation}")]
     Consumer {
@@ -162,6 +174,7 @@ impl BusError {
         match self {
             BusError::InvalidName { .. }
             | BusError::Encode { .. }
+            | BusError::CloudEvent { .. }
             | BusError::TooLarge { .. }
             | BusError::Task { .. } => true,
             BusError::Projection { source, .. } => matches!(

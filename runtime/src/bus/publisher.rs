@@ -6,6 +6,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, context::PublishErrorKind, stream};
 use tokio::sync::watch;
 
+use crate::cloudevents::CloudEvents;
 use crate::envelope::RecordedEvent;
 use crate::follow::TaskHandle;
 use crate::projection::{ReadModel, ReadModelTx, Target};
@@ -42,6 +43,7 @@ pub struct NatsPublisher<S, M> {
     max_backoff: Duration,
     connection: Option<jetstream::Context>,
     stream_ready: bool,
+    cloudevents: Option<CloudEvents>,
 }
 
 impl<S, M> std::fmt::Debug for NatsPublisher<S, M> {
@@ -90,12 +92,24 @@ impl<S: EventStore + 'static, M: ReadModel> NatsPublisher<S, M> {
             max_backoff: Duration::from_secs(5),
             connection: None,
             stream_ready: false,
+            cloudevents: None,
         }
     }
 
     /// The JetStream stream to publish to; created (or updated) on first use.
     pub fn stream(mut self, stream: impl Into<String>) -> Self {
         self.stream = stream.into();
+        self
+    }
+
+    /// Publishes in CloudEvents binary mode (the NATS binding): each event's attributes as
+    /// `ce-` headers (`ce-id`, `ce-type` `<domain>.<stream type>.<event name>`,
+    /// `ce-subject` the stream id, `ce-sequence` the zero-padded position, ...; see
+    /// [`crate::cloudevents`]), `content-type: application/json`, and the payload alone
+    /// as the body, instead of the whole envelope as JSON. `Nats-Msg-Id` and the
+    /// `Factum-` headers stay. [`NatsConsumer`](crate::bus::NatsConsumer) reads both forms.
+    pub fn cloudevents(mut self, mapping: CloudEvents) -> Self {
+        self.cloudevents = Some(mapping);
         self
     }
 
@@ -277,17 +291,36 @@ impl<S: EventStore + 'static, M: ReadModel> NatsPublisher<S, M> {
         let mut failure = None;
         for (index, event) in events.iter().enumerate() {
             let subject = subject_for(&self.subject_prefix, &event.stream_type, &event.name);
-            let body = serde_json::to_vec(event).map_err(|source| BusError::Encode {
-                position: event.position,
-                event_id: event.event_id,
-                source,
-            })?;
+            let (body, headers) = match &self.cloudevents {
+                Some(mapping) => {
+                    let binary =
+                        mapping
+                            .to_binary(event)
+                            .map_err(|source| BusError::CloudEvent {
+                                position: event.position,
+                                event_id: event.event_id,
+                                source,
+                            })?;
+                    (binary.data.get().as_bytes().to_vec(), binary.headers)
+                }
+                None => (
+                    serde_json::to_vec(event).map_err(|source| BusError::Encode {
+                        position: event.position,
+                        event_id: event.event_id,
+                        source,
+                    })?,
+                    Vec::new(),
+                ),
+            };
             let bytes = body.len();
             let mut message = jetstream::message::PublishMessage::build()
                 .payload(body.into())
                 .message_id(event.event_id.to_string())
                 .header(POSITION_HEADER, event.position.to_string())
                 .header(STREAM_ID_HEADER, event.stream_id.as_str());
+            for (name, value) in &headers {
+                message = message.header(name.as_str(), value.as_str());
+            }
             if index > 0 {
                 // Stored only right after the previous event: see the module docs.
                 message = message.expected_last_message_id(events[index - 1].event_id.to_string());
