@@ -81,13 +81,13 @@ cargo run --quiet --locked -p factum-codegen --bin factum -- schema lint --regis
 # Against the release record, not the last commit: regenerating and committing a changed
 # schema leaves the record as it was released, so the change is still refused. New
 # versions are released with `factum schema release` (see README).
-cargo run --quiet --locked -p factum-codegen --bin factum -- schema check --registry "$scratch/registry.json" --published schemas/orders/released.json --event OrderShipped=full
+cargo run --quiet --locked -p factum-codegen --bin factum -- schema check --registry "$scratch/registry.json" --published schemas/orders-released.json --event OrderShipped=full
 # The record only grows: every committed version of it is kept unchanged in today's.
 if git rev-parse --git-dir > /dev/null 2>&1; then
-    for rev in $(git rev-list HEAD -- schemas/orders/released.json); do
-        git show "$rev:schemas/orders/released.json" > "$scratch/released-$rev.json"
-        cargo run --quiet --locked -p factum-codegen --bin factum -- schema check --registry schemas/orders/released.json --published "$scratch/released-$rev.json" --event OrderShipped=full \
-            || { echo "schemas/orders/released.json changed what commit $rev released"; exit 1; }
+    for rev in $(git rev-list HEAD -- schemas/orders-released.json); do
+        git show "$rev:schemas/orders-released.json" > "$scratch/released-$rev.json"
+        cargo run --quiet --locked -p factum-codegen --bin factum -- schema check --registry schemas/orders-released.json --published "$scratch/released-$rev.json" --event OrderShipped=full \
+            || { echo "schemas/orders-released.json changed what commit $rev released"; exit 1; }
     done
 elif [ "${CI:-}" = true ]; then
     echo "not a git checkout: the release record's history cannot be checked (CI=true)"; exit 1

@@ -84,7 +84,7 @@ enum SchemaCommand {
         /// The registry document (JSON).
         #[arg(long)]
         registry: PathBuf,
-        /// The release record (JSON), e.g. `schemas/orders/released.json`; created if
+        /// The release record (JSON), e.g. `schemas/orders-released.json`; created if
         /// missing, written only when something new is released.
         #[arg(long)]
         record: PathBuf,
@@ -102,7 +102,7 @@ enum SchemaCommand {
         #[arg(long)]
         registry: PathBuf,
         /// The published registry document (JSON): the release record written by
-        /// `factum schema release` (e.g. `schemas/orders/released.json`).
+        /// `factum schema release` (e.g. `schemas/orders-released.json`).
         #[arg(long)]
         published: PathBuf,
         /// The compatibility between versions of every event without its own `--event`.

@@ -4,7 +4,7 @@
 //!
 //! After an intended change, regenerate with
 //! `FACTUM_UPDATE_SCHEMAS=1 cargo test -p factum-example-orders --test contracts`. The
-//! published contract is the release record (`schemas/orders/released.json`), which
+//! published contract is the release record (`schemas/orders-released.json`), which
 //! regenerating never writes: a new version is released with `factum schema release`.
 
 use std::path::PathBuf;
@@ -42,8 +42,8 @@ fn current_registry() -> Value {
 /// What was released: the release record, not the regenerated registry.json (which an
 /// edit followed by `FACTUM_UPDATE_SCHEMAS=1` would carry along).
 fn published_registry() -> Value {
-    let text = std::fs::read_to_string(committed_dir().join("released.json"))
-        .expect("schemas/orders/released.json is committed");
+    let text = std::fs::read_to_string(committed_dir().with_file_name("orders-released.json"))
+        .expect("schemas/orders-released.json is committed");
     serde_json::from_str(&text).expect("the release record is JSON")
 }
 
