@@ -1,7 +1,8 @@
-//! factum's CloudEvents export, checked by an independent validator: the CloudEvents SDK
+//! factum's CloudEvents mapping, checked by an independent validator: the CloudEvents SDK
 //! for JavaScript validates every event the example order domain really recorded in a
-//! SQLite store (its compiled CloudEvents 1.0 JSON schema and attribute-name rules), and
-//! rejects the one line made invalid on purpose.
+//! SQLite store (its compiled CloudEvents 1.0 JSON schema and attribute-name rules) — in
+//! structured mode as exported, and in binary mode as the NATS publisher sends it — and
+//! rejects the one made invalid on purpose.
 
 mod support;
 
@@ -68,19 +69,28 @@ async fn recorded(path: &std::path::Path) -> SqliteStore {
     store
 }
 
-#[test]
-fn the_cloudevents_sdk_validates_every_exported_event() {
-    let tools = support::npm_tools(
+/// The CloudEvents SDK for JavaScript, installed once (pinned).
+fn sdk() -> std::path::PathBuf {
+    support::npm_tools(
         "FACTUM_CLOUDEVENTS_TOOLS",
         "cloudevents-tools",
         &[("cloudevents", "9.0.0")],
-        "the CloudEvents export is checked by the CloudEvents SDK for JavaScript",
-    );
-    let dir = support::scratch_dir("cloudevents");
-    let runtime = tokio::runtime::Builder::new_current_thread()
+        "factum's CloudEvents are checked by the CloudEvents SDK for JavaScript",
+    )
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn the_cloudevents_sdk_validates_every_exported_event() {
+    let tools = sdk();
+    let dir = support::scratch_dir("cloudevents");
+    let runtime = runtime();
     let mapping = CloudEvents::new("/services/orders", "shop").unwrap();
     let mut jsonl = Vec::new();
     let exported = runtime.block_on(async {
@@ -101,28 +111,77 @@ fn the_cloudevents_sdk_validates_every_exported_event() {
     let file = dir.join("orders.jsonl");
     std::fs::write(&file, &jsonl).unwrap();
 
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cloudevents/validate.js");
+    let report = validate(&tools, "validate.js", &file);
+    assert_eq!(
+        report.last().map(String::as_str),
+        Some("valid 5 of 6"),
+        "every exported event is valid, the broken one is not: {report:#?}"
+    );
+    assert!(
+        report[0].starts_with("line 6: "),
+        "the SDK names the broken line: {report:#?}"
+    );
+}
+
+/// Runs `script` (in `tests/cloudevents/`) on `file` with the SDK; returns its report lines.
+fn validate(tools: &std::path::Path, script: &str, file: &std::path::Path) -> Vec<String> {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/cloudevents")
+        .join(script);
     let output = Command::new("node")
         .arg(&script)
-        .arg(&file)
+        .arg(file)
         .env("NODE_PATH", tools.join("node_modules"))
         .output()
         .expect("run node");
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
         "node failed: {stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let report: Vec<&str> = stdout.lines().collect();
+    stdout.lines().map(str::to_owned).collect()
+}
+
+#[test]
+fn the_cloudevents_sdk_reads_every_event_in_binary_mode() {
+    let tools = sdk();
+    let dir = support::scratch_dir("cloudevents-binary");
+    let runtime = runtime();
+    let mapping = CloudEvents::new("/services/orders", "shop").unwrap();
+    let events = runtime.block_on(async {
+        let store = recorded(&dir.join("orders.sqlite3")).await;
+        store.read_all(0, 100).await.unwrap()
+    });
+    assert_eq!(events.len(), 5);
+    let mut lines: Vec<serde_json::Value> = events
+        .iter()
+        .map(|event| {
+            // What `NatsPublisher::cloudevents` sends: these headers, this body.
+            let binary = mapping.to_binary(event).unwrap();
+            let headers: serde_json::Map<String, serde_json::Value> = binary
+                .headers
+                .into_iter()
+                .map(|(name, value)| (name, serde_json::Value::String(value)))
+                .collect();
+            serde_json::json!({ "headers": headers, "body": binary.data.get() })
+        })
+        .collect();
+    let mut broken = lines[0].clone();
+    broken["headers"]
+        .as_object_mut()
+        .unwrap()
+        .remove("ce-source");
+    lines.push(broken);
+    let file = dir.join("binary.jsonl");
+    let text: Vec<String> = lines.iter().map(ToString::to_string).collect();
+    std::fs::write(&file, text.join("\n") + "\n").unwrap();
+
+    let report = validate(&tools, "validate-binary.js", &file);
     assert_eq!(
-        report.last().copied(),
+        report.last().map(String::as_str),
         Some("valid 5 of 6"),
-        "every exported event is valid, the broken one is not:\n{stdout}"
+        "every event reads back in binary mode, the broken one does not: {report:#?}"
     );
-    assert!(
-        report[0].starts_with("line 6: "),
-        "the SDK names the broken line: {stdout}"
-    );
+    assert!(report[0].starts_with("line 6: "), "{report:#?}");
 }
