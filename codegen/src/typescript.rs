@@ -7,9 +7,12 @@
 //! * an interface per event version (`OrderPlacedV2`) and per command (`PlaceOrder`), with
 //!   the Rust doc comments as TSDoc;
 //! * a named type per schema definition (`$defs`), shared by every entry that uses it;
-//! * `EventEnvelope`, a union discriminated on `name` and `version`, with the envelope's
-//!   stored fields (`event_id`, `stream_id`, `stream_type`, `stream_version`, `position`,
-//!   `timestamp`, `metadata`);
+//! * `EventEnvelope`, a union discriminated on the event's name and version (`name` and
+//!   `schema_version`), with the envelope's other fields in `EnvelopeHeader` and its
+//!   definitions (`EnvelopeMetadata`). None of it is written here: it is generated from
+//!   the registry document's `envelope`, the JSON Schema of `factum::envelope::RecordedEvent`
+//!   as the Rust serializer writes it, whose name, version and payload properties are
+//!   marked `x-factum-envelope` (see `factum::envelope::envelope_schema`);
 //! * generated type guards (`isOrderPlacedV2(value): value is OrderPlacedV2`) and
 //!   `parseEventEnvelope(value)`, which throws an `Error` naming the path of the first
 //!   mismatch (`$.payload.lines[0].quantity: expected an integer, got string`).
@@ -34,7 +37,7 @@
 //! ```
 //! use serde_json::json;
 //!
-//! let registry = json!({"entries": [{
+//! let registry = json!({"envelope": factum::envelope::envelope_schema(), "entries": [{
 //!     "kind": "event", "name": "Opened", "version": 1, "doc": "An account was opened.",
 //!     "schema": {"type": "object", "properties": {"owner": {"type": "string"}},
 //!                "required": ["owner"]}
@@ -50,7 +53,7 @@ use std::fmt::Write as _;
 use serde_json::{Number, Value};
 
 use crate::model::{
-    self, Field, Language, Model, Named, Ty, discriminator, from_model_error, union,
+    self, Envelope, Field, Language, Model, Named, Ty, discriminator, from_model_error, union,
 };
 
 /// Why no TypeScript module could be generated.
@@ -97,7 +100,7 @@ pub enum TypeScriptError {
 }
 
 /// Names the generated module defines itself; no entry or definition may take them.
-const RESERVED: &[&str] = &["EventEnvelope", "EnvelopeHeader", "EnvelopeMetadata"];
+const RESERVED: &[&str] = &["EventEnvelope", "EnvelopeHeader"];
 
 /// Generates the TypeScript module for a serialised registry.
 ///
@@ -106,6 +109,7 @@ const RESERVED: &[&str] = &["EventEnvelope", "EnvelopeHeader", "EnvelopeMetadata
 pub fn typescript(registry_json: &Value) -> Result<String, TypeScriptError> {
     let Model {
         named,
+        envelope,
         events,
         commands,
     } = model::build::<TypeScript>(registry_json)?;
@@ -114,7 +118,7 @@ pub fn typescript(registry_json: &Value) -> Result<String, TypeScriptError> {
         .map(|(_, _, ts)| ts)
         .chain(commands.iter())
         .collect();
-    Ok(render(&named, &entry_names, &events))
+    Ok(render(&named, &envelope, &entry_names, &events))
 }
 
 from_model_error!(TypeScriptError);
@@ -209,7 +213,8 @@ const HEADER: &str = "\
 /**
  * The domain's contracts: one interface per event version (`OrderPlacedV2`) and per
  * command, the named types they share, and `EventEnvelope`, a union discriminated on
- * `name` and `version`.
+ * the event's name and version, generated from the envelope's schema (the JSON factum
+ * writes when it reads events back from a store and when it publishes them).
  *
  * Integers (64-bit ones included) are `number`, never `bigint`: `JSON.parse` yields
  * numbers, and integers beyond 2^53 - 1 lose precision. Timestamps and UUIDs are
@@ -247,6 +252,7 @@ function hasOwn(object: Record<string, unknown>, key: string): boolean {
 
 fn render(
     named: &BTreeMap<String, Named>,
+    envelope: &Envelope,
     entry_names: &[&String],
     events: &[(String, u64, String)],
 ) -> String {
@@ -262,13 +268,25 @@ fn render(
         render_declaration(&mut out, name, &named[name.as_str()]);
     }
 
-    out.push_str("\n// The envelope\n\n");
-    let (header, metadata) = envelope_types();
-    render_declaration(&mut out, "EnvelopeMetadata", &metadata);
+    out.push_str("\n// The envelope\n");
+    for (name, def) in &envelope.defs {
+        out.push('\n');
+        render_declaration(&mut out, name, def);
+    }
+    let header = Named {
+        ty: Ty::Object(envelope.header.clone()),
+        doc: format!(
+            "{}\n\nThe fields every stored event carries besides `{}`, `{}` and `{}`.",
+            envelope.doc, envelope.name, envelope.version, envelope.payload
+        ),
+        origin: String::new(),
+    };
     out.push('\n');
     render_declaration(&mut out, "EnvelopeHeader", &header);
-    out.push_str(
-        "\n/** A stored event: its header, and its payload discriminated on `name` and `version`. */\n",
+    let _ = write!(
+        out,
+        "\n/** A stored event: its header, and its payload discriminated on `{}` and `{}`. */\n",
+        envelope.name, envelope.version
     );
     if events.is_empty() {
         out.push_str("export type EventEnvelope = never;\n");
@@ -278,8 +296,11 @@ fn render(
             let end = if index + 1 == events.len() { ";" } else { "" };
             let _ = writeln!(
                 out,
-                "  | (EnvelopeHeader & {{ name: {}; version: {version}; payload: {ts} }}){end}",
-                json_string(name)
+                "  | (EnvelopeHeader & {{ {}: {}; {}: {version}; {}: {ts} }}){end}",
+                property_key(&envelope.name),
+                json_string(name),
+                property_key(&envelope.version),
+                property_key(&envelope.payload),
             );
         }
     }
@@ -289,102 +310,20 @@ fn render(
     let all = named
         .iter()
         .map(|(name, def)| (name.as_str(), &def.ty))
-        .chain([
-            ("EnvelopeMetadata", &metadata.ty),
-            ("EnvelopeHeader", &header.ty),
-        ]);
+        .chain(
+            envelope
+                .defs
+                .iter()
+                .map(|(name, def)| (name.as_str(), &def.ty)),
+        )
+        .chain([("EnvelopeHeader", &header.ty)]);
     for (name, ty) in all {
         out.push('\n');
         render_guard(&mut out, name, ty);
     }
     out.push('\n');
-    render_envelope_check(&mut out, events);
+    render_envelope_check(&mut out, envelope, events);
     out
-}
-
-fn envelope_types() -> (Named, Named) {
-    let field = |name: &str, ty: Ty, required: bool, doc: &str| Field {
-        name: name.to_owned(),
-        ty,
-        required,
-        doc: doc.to_owned(),
-    };
-    let nullable_string = || Ty::Union(vec![Ty::String(None), Ty::Null]);
-    let natural = || Ty::Number {
-        integer: true,
-        minimum: Some(0.0),
-        maximum: None,
-    };
-    let metadata = Named {
-        ty: Ty::Object(vec![
-            field(
-                "correlation_id",
-                nullable_string(),
-                true,
-                "Groups every message of one business transaction (a UUID).",
-            ),
-            field(
-                "causation_id",
-                nullable_string(),
-                true,
-                "The id of the message (a command's id) that caused this one (a UUID).",
-            ),
-            field("actor", nullable_string(), true, "Who acted."),
-            field(
-                "extra",
-                Ty::Record(Box::new(Ty::Unknown)),
-                false,
-                "Free-form entries; absent when empty.",
-            ),
-        ]),
-        doc: "Who and what caused an event.".to_owned(),
-        origin: String::new(),
-    };
-    let header = Named {
-        ty: Ty::Object(vec![
-            field("event_id", Ty::String(None), true, "Unique id (a UUID v7)."),
-            field(
-                "stream_id",
-                Ty::String(None),
-                true,
-                "The stream the event belongs to.",
-            ),
-            field(
-                "stream_type",
-                Ty::String(None),
-                true,
-                "The stream's type: the name of the aggregate that owns it.",
-            ),
-            field(
-                "stream_version",
-                natural(),
-                true,
-                "Position in the stream: 1, 2, 3 ... without gaps.",
-            ),
-            field(
-                "position",
-                natural(),
-                true,
-                "Position in the whole store: strictly increasing in commit order.",
-            ),
-            field(
-                "timestamp",
-                Ty::String(None),
-                true,
-                "When the event happened (RFC 3339, UTC).",
-            ),
-            field(
-                "metadata",
-                Ty::Ref("EnvelopeMetadata".to_owned()),
-                true,
-                "Correlation, causation, actor and free-form entries.",
-            ),
-        ]),
-        doc: "The fields every stored event carries besides its name, version and payload."
-            .to_owned(),
-        origin: String::new(),
-    };
-    (header, metadata)
 }
 
 fn doc_comment(out: &mut String, doc: &str, indent: &str) {
@@ -523,18 +462,33 @@ fn render_guard(out: &mut String, name: &str, ty: &Ty) {
     );
 }
 
-fn render_envelope_check(out: &mut String, events: &[(String, u64, String)]) {
-    out.push_str(
-        "function checkEventEnvelope(value: unknown, path: string): string | null {\n  \
+fn render_envelope_check(out: &mut String, envelope: &Envelope, events: &[(String, u64, String)]) {
+    let segment = |field: &str| {
+        if is_identifier(field) {
+            format!(".{field}")
+        } else {
+            format!("[{}]", template_escape(&json_string(field)))
+        }
+    };
+    let _ = write!(
+        out,
+        "function checkEventEnvelope(value: unknown, path: string): string | null {{\n  \
          const header = checkEnvelopeHeader(value, path);\n  \
          if (header !== null) return header;\n  \
          const envelope = value as Record<string, unknown>;\n  \
-         const name = envelope[\"name\"];\n  \
-         const version = envelope[\"version\"];\n  \
-         if (typeof name !== \"string\") return `${path}.name: expected a string, got ${describe(name)}`;\n  \
-         if (typeof version !== \"number\") return `${path}.version: expected an integer, got ${describe(version)}`;\n  \
-         const payload = envelope[\"payload\"];\n  \
-         const payloadPath = `${path}.payload`;\n",
+         const name = envelope[{name}];\n  \
+         const version = envelope[{version}];\n  \
+         if (typeof name !== \"string\") return `${{path}}{name_segment}: expected a string, got ${{describe(name)}}`;\n  \
+         if (typeof version !== \"number\") return `${{path}}{version_segment}: expected an integer, got ${{describe(version)}}`;\n  \
+         if (!hasOwn(envelope, {payload})) return `${{path}}{payload_segment}: missing`;\n  \
+         const payload = envelope[{payload}];\n  \
+         const payloadPath = `${{path}}{payload_segment}`;\n",
+        name = json_string(&envelope.name),
+        version = json_string(&envelope.version),
+        payload = json_string(&envelope.payload),
+        name_segment = segment(&envelope.name),
+        version_segment = segment(&envelope.version),
+        payload_segment = segment(&envelope.payload),
     );
     for (name, version, ts) in events {
         let _ = writeln!(
@@ -943,7 +897,7 @@ mod tests {
 
     #[test]
     fn maps_nullables_and_tagged_unions_have_their_typescript_shapes() {
-        let registry = json!({"entries": [event("Shaped", 1, json!({
+        let registry = json!({"envelope": factum::envelope::envelope_schema(), "entries": [event("Shaped", 1, json!({
             "type": "object",
             "properties": {
                 "tags": {"type": "object", "additionalProperties": {"type": "string"}},

@@ -3,7 +3,8 @@
 /**
  * The domain's contracts: one interface per event version (`OrderPlacedV2`) and per
  * command, the named types they share, and `EventEnvelope`, a union discriminated on
- * `name` and `version`.
+ * the event's name and version, generated from the envelope's schema (the JSON factum
+ * writes when it reads events back from a store and when it publishes them).
  *
  * Integers (64-bit ones included) are `number`, never `bigint`: `JSON.parse` yields
  * numbers, and integers beyond 2^53 - 1 lose precision. Timestamps and UUIDs are
@@ -176,11 +177,11 @@ export interface ShipOrder {
 
 // The envelope
 
-/** Who and what caused an event. */
+/** Who and what caused an event, carried from the command into every event it records. */
 export interface EnvelopeMetadata {
-  /** Groups every message of one business transaction (a UUID). */
+  /** Groups every message of one business transaction. */
   correlation_id: string | null;
-  /** The id of the message (a command's id) that caused this one (a UUID). */
+  /** The id of the message (a command's id) that caused this one. */
   causation_id: string | null;
   /** Who acted. */
   actor: string | null;
@@ -188,35 +189,39 @@ export interface EnvelopeMetadata {
   extra?: Record<string, unknown>;
 }
 
-/** The fields every stored event carries besides its name, version and payload. */
+/**
+ * A stored event, as factum writes it: read back from a store, carried by the event bus, exported.
+ *
+ * The fields every stored event carries besides `name`, `schema_version` and `payload`.
+ */
 export interface EnvelopeHeader {
-  /** Unique id (a UUID v7). */
+  /** Unique id (UUID v7). */
   event_id: string;
   /** The stream the event belongs to. */
   stream_id: string;
   /** The stream's type: the name of the aggregate that owns it. */
   stream_type: string;
-  /** Position in the stream: 1, 2, 3 ... without gaps. */
+  /** Position in the stream: 1, 2, 3 … without gaps. */
   stream_version: number;
   /** Position in the whole store: strictly increasing in commit order. */
   position: number;
-  /** When the event happened (RFC 3339, UTC). */
+  /** When the event happened (RFC 3339, UTC, to the microsecond). */
   timestamp: string;
   /** Correlation, causation, actor and free-form entries. */
   metadata: EnvelopeMetadata;
 }
 
-/** A stored event: its header, and its payload discriminated on `name` and `version`. */
+/** A stored event: its header, and its payload discriminated on `name` and `schema_version`. */
 export type EventEnvelope =
-  | (EnvelopeHeader & { name: "ItemAdded"; version: 2; payload: ItemAddedV2 })
-  | (EnvelopeHeader & { name: "ItemRemoved"; version: 1; payload: ItemRemovedV1 })
-  | (EnvelopeHeader & { name: "OrderCancelled"; version: 1; payload: OrderCancelledV1 })
-  | (EnvelopeHeader & { name: "OrderConfirmed"; version: 1; payload: OrderConfirmedV1 })
-  | (EnvelopeHeader & { name: "OrderDelivered"; version: 1; payload: OrderDeliveredV1 })
-  | (EnvelopeHeader & { name: "OrderNoteAdded"; version: 1; payload: OrderNoteAddedV1 })
-  | (EnvelopeHeader & { name: "OrderPlaced"; version: 1; payload: OrderPlacedV1 })
-  | (EnvelopeHeader & { name: "OrderPlaced"; version: 2; payload: OrderPlacedV2 })
-  | (EnvelopeHeader & { name: "OrderShipped"; version: 1; payload: OrderShippedV1 });
+  | (EnvelopeHeader & { name: "ItemAdded"; schema_version: 2; payload: ItemAddedV2 })
+  | (EnvelopeHeader & { name: "ItemRemoved"; schema_version: 1; payload: ItemRemovedV1 })
+  | (EnvelopeHeader & { name: "OrderCancelled"; schema_version: 1; payload: OrderCancelledV1 })
+  | (EnvelopeHeader & { name: "OrderConfirmed"; schema_version: 1; payload: OrderConfirmedV1 })
+  | (EnvelopeHeader & { name: "OrderDelivered"; schema_version: 1; payload: OrderDeliveredV1 })
+  | (EnvelopeHeader & { name: "OrderNoteAdded"; schema_version: 1; payload: OrderNoteAddedV1 })
+  | (EnvelopeHeader & { name: "OrderPlaced"; schema_version: 1; payload: OrderPlacedV1 })
+  | (EnvelopeHeader & { name: "OrderPlaced"; schema_version: 2; payload: OrderPlacedV2 })
+  | (EnvelopeHeader & { name: "OrderShipped"; schema_version: 1; payload: OrderShippedV1 });
 
 // Validation
 
@@ -755,7 +760,7 @@ function checkEnvelopeHeader(value: unknown, path: string): string | null {
     const v4 = value["stream_version"];
     const p4 = `${path}.stream_version`;
     if (typeof v4 !== "number" || !Number.isInteger(v4)) return `${p4}: expected an integer, got ${describe(v4)}`;
-    if (v4 < 0) return `${p4}: expected a number >= 0, got ${describe(v4)}`;
+    if (v4 < 1) return `${p4}: expected a number >= 1, got ${describe(v4)}`;
   }
   if (!hasOwn(value, "position")) return `${path}.position: missing`;
   {
@@ -792,9 +797,10 @@ function checkEventEnvelope(value: unknown, path: string): string | null {
   if (header !== null) return header;
   const envelope = value as Record<string, unknown>;
   const name = envelope["name"];
-  const version = envelope["version"];
+  const version = envelope["schema_version"];
   if (typeof name !== "string") return `${path}.name: expected a string, got ${describe(name)}`;
-  if (typeof version !== "number") return `${path}.version: expected an integer, got ${describe(version)}`;
+  if (typeof version !== "number") return `${path}.schema_version: expected an integer, got ${describe(version)}`;
+  if (!hasOwn(envelope, "payload")) return `${path}.payload: missing`;
   const payload = envelope["payload"];
   const payloadPath = `${path}.payload`;
   if (name === "ItemAdded" && version === 2) return checkItemAddedV2(payload, payloadPath);
