@@ -715,11 +715,20 @@ impl<L: Language> Converter<'_, L> {
             } else {
                 None
             })),
-            "integer" | "number" => Ok(Ty::Number {
-                integer: name == "integer",
-                minimum: bound("minimum"),
-                maximum: bound("maximum"),
-            }),
+            "integer" | "number" => {
+                // schemars bounds `u8`, `u16`, `i8`, `i16` but gives `u32` and `i32` only a
+                // format: their bounds are exact in every language, so they are checked.
+                let (low, high) = match object.get("format").and_then(Value::as_str) {
+                    Some("uint32") => (Some(0.0), Some(f64::from(u32::MAX))),
+                    Some("int32") => (Some(f64::from(i32::MIN)), Some(f64::from(i32::MAX))),
+                    _ => (None, None),
+                };
+                Ok(Ty::Number {
+                    integer: name == "integer",
+                    minimum: bound("minimum").or(low),
+                    maximum: bound("maximum").or(high),
+                })
+            }
             "array" => match object.get("items") {
                 None => Ok(Ty::Array(Box::new(Ty::Unknown))),
                 Some(items) => Ok(Ty::Array(Box::new(

@@ -30,7 +30,7 @@
 //! exclude_unset=True` to write back exactly the fields that were read.
 //!
 //! Type mappings: integers (`u64` included) are `int` (with `ge`/`le` from the schema's
-//! bounds), numbers `float`, `date-time` strings `AwareDatetime`, `uuid` strings `UUID`,
+//! bounds, or from the `uint32`/`int32` formats schemars gives `u32` and `i32`), numbers `float`, `date-time` strings `AwareDatetime`, `uuid` strings `UUID`,
 //! `date` strings `date`, other strings `str`; an `Option` that is always written is a
 //! required `T | None`, one that may be skipped is `T | None = None`; maps are
 //! `dict[str, T]`; unit enums are `Literal[...]`; `oneOf` of objects sharing a constant

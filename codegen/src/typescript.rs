@@ -18,7 +18,10 @@
 //!   mismatch (`$.payload.lines[0].quantity: expected an integer, got string`).
 //!
 //! Type mappings: integers (`u64` included) are `number`, never `bigint`, because
-//! `JSON.parse` yields numbers; timestamps, UUIDs and other formats are `string`; an
+//! `JSON.parse` yields numbers (the guards check the schema's bounds, and those of the
+//! `uint32`/`int32` formats; a 64-bit integer beyond 2^53 - 1 loses precision, which no
+//! guard can see); timestamps, UUIDs and other formats are `string` (the guards check
+//! `uuid`, `date-time` and `date`); an
 //! `Option` that is always written is a required `T | null`, one that may be skipped is an
 //! optional `f?: T`; maps (`additionalProperties`) are `Record<string, T>`; unit enums are
 //! unions of string literals; `oneOf` of objects sharing a constant tag field (serde's
@@ -47,7 +50,7 @@
 //! assert!(module.contains("export function isOpenedV1(value: unknown): value is OpenedV1"));
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use serde_json::{Number, Value};
@@ -128,7 +131,7 @@ struct TypeScript;
 
 impl Language for TypeScript {
     const RESERVED: &'static [&'static str] = RESERVED;
-    const STRING_FORMATS: bool = false;
+    const STRING_FORMATS: bool = true;
     const OBJECT_ENTRIES: bool = false;
 
     fn is_type_name(name: &str) -> bool {
@@ -224,7 +227,8 @@ const HEADER: &str = "\
  * Validation uses generated type guards (`isOrderPlacedV2`, `parseEventEnvelope`)
  * rather than zod or ajv, so that consumers need no runtime dependency. The guards check
  * types, required fields, enums and nested objects and arrays; they accept unknown extra
- * properties (readers stay open to additions) and do not check string formats. Only event
+ * properties (readers stay open to additions). Of string formats they check `uuid`,
+ * `date-time` (RFC 3339, with a zone) and `date`; others are not checked. Only event
  * versions that still have a schema are in `EventEnvelope`; events stored with a retired
  * version must be upcast (read through factum) before they reach this module.
  *
@@ -307,6 +311,8 @@ fn render(
 
     out.push_str("\n// Validation\n\n");
     out.push_str(HELPERS);
+    let mut guards = String::new();
+    let mut formats = BTreeSet::new();
     let all = named
         .iter()
         .map(|(name, def)| (name.as_str(), &def.ty))
@@ -318,9 +324,17 @@ fn render(
         )
         .chain([("EnvelopeHeader", &header.ty)]);
     for (name, ty) in all {
-        out.push('\n');
-        render_guard(&mut out, name, ty);
+        guards.push('\n');
+        render_guard(&mut guards, name, ty, &mut formats);
     }
+    // Only the format checks the guards use: an unused function fails `noUnusedLocals`.
+    for (format, function) in FORMAT_CHECKS {
+        if formats.contains(*format) {
+            out.push('\n');
+            out.push_str(function);
+        }
+    }
+    out.push_str(&guards);
     out.push('\n');
     render_envelope_check(&mut out, envelope, events);
     out
@@ -442,7 +456,28 @@ fn template_escape(text: &str) -> String {
         .replace("${", "\\${")
 }
 
-fn render_guard(out: &mut String, name: &str, ty: &Ty) {
+/// The string formats the guards check: the format, and the function checking it.
+const FORMAT_CHECKS: &[(&str, &str)] = &[
+    (
+        "date",
+        "function isDate(value: string): boolean {\n  \
+         return /^\\d{4}-\\d{2}-\\d{2}$/.test(value) && !Number.isNaN(Date.parse(value));\n}\n",
+    ),
+    (
+        "date-time",
+        "function isDateTime(value: string): boolean {\n  \
+         return (\n    \
+         /^\\d{4}-\\d{2}-\\d{2}[Tt]\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?([Zz]|[+-]\\d{2}:\\d{2})$/.test(value) &&\n    \
+         !Number.isNaN(Date.parse(value))\n  );\n}\n",
+    ),
+    (
+        "uuid",
+        "function isUuid(value: string): boolean {\n  \
+         return /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/.test(value);\n}\n",
+    ),
+];
+
+fn render_guard(out: &mut String, name: &str, ty: &Ty, formats: &mut BTreeSet<String>) {
     let _ = writeln!(
         out,
         "function check{name}(value: unknown, path: string): string | null {{"
@@ -450,6 +485,7 @@ fn render_guard(out: &mut String, name: &str, ty: &Ty) {
     let mut emitter = Emitter {
         out: String::new(),
         counter: 0,
+        formats,
     };
     emitter.check(ty, "value", "path", 1);
     out.push_str(&emitter.out);
@@ -513,12 +549,14 @@ fn render_envelope_check(out: &mut String, envelope: &Envelope, events: &[(Strin
 }
 
 /// Emits statements that `return` an error message when a value does not match a type.
-struct Emitter {
+struct Emitter<'a> {
     out: String,
     counter: usize,
+    /// The string formats checked so far.
+    formats: &'a mut BTreeSet<String>,
 }
 
-impl Emitter {
+impl Emitter<'_> {
     fn fresh(&mut self) -> usize {
         self.counter += 1;
         self.counter
@@ -572,13 +610,30 @@ impl Emitter {
                 &format!("typeof {value} !== \"boolean\""),
                 "a boolean",
             ),
-            Ty::String(_) => self.fail(
-                depth,
-                value,
-                path,
-                &format!("typeof {value} !== \"string\""),
-                "a string",
-            ),
+            Ty::String(format) => {
+                self.fail(
+                    depth,
+                    value,
+                    path,
+                    &format!("typeof {value} !== \"string\""),
+                    "a string",
+                );
+                let format = format.as_deref().unwrap_or_default();
+                let check = match format {
+                    "uuid" => "isUuid",
+                    "date-time" => "isDateTime",
+                    "date" => "isDate",
+                    _ => return,
+                };
+                self.formats.insert(format.to_owned());
+                self.fail(
+                    depth,
+                    value,
+                    path,
+                    &format!("!{check}({value})"),
+                    &format!("a string of format {format}"),
+                );
+            }
             Ty::Number {
                 integer,
                 minimum,

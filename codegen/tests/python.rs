@@ -80,8 +80,7 @@ fn malformed_events(envelopes: &[Value]) -> Vec<(Value, Value)> {
     numeric_timestamp["timestamp"] = json!(1_767_322_445);
     let mut naive_timestamp = placed.clone();
     naive_timestamp["timestamp"] = json!("2026-01-02T03:04:05");
-    let mut bad_uuid = placed.clone();
-    bad_uuid["event_id"] = json!("not-a-uuid");
+    let (bad_uuid, yesterday, beyond_u32) = support::broken_formats_and_bounds(envelopes);
     let mut negative = placed.clone();
     negative["position"] = json!(-1);
     let path = |parts: Value| parts;
@@ -119,6 +118,11 @@ fn malformed_events(envelopes: &[Value]) -> Vec<(Value, Value)> {
             path(json!(["OrderPlaced", 2, "timestamp"])),
         ),
         (bad_uuid, path(json!(["OrderPlaced", 2, "event_id"]))),
+        (yesterday, path(json!(["OrderPlaced", 2, "timestamp"]))),
+        (
+            beyond_u32,
+            path(json!(["OrderPlaced", 2, "payload", "lines", 0, "quantity"])),
+        ),
         (negative, path(json!(["OrderPlaced", 2, "position"]))),
     ]
 }

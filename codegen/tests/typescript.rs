@@ -51,7 +51,11 @@ fn malformed_events(envelopes: &[Value]) -> Vec<(Value, &'static str)> {
             fractional,
         ],
     ) = support::broken_order_placed(envelopes);
+    let (bad_uuid, yesterday, beyond_u32) = support::broken_formats_and_bounds(envelopes);
     vec![
+        (bad_uuid, "$.event_id"),
+        (yesterday, "$.timestamp"),
+        (beyond_u32, "$.payload.lines[0].quantity"),
         (wrong_quantity, "$.payload.lines[1].quantity"),
         (wrong_currency, "$.payload.currency"),
         (missing_customer, "$.payload.customer_id"),

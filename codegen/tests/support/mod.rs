@@ -533,3 +533,17 @@ impl RealEnvelopes {
         );
     }
 }
+
+/// Copies of the first `OrderPlaced` v2 envelope of `envelopes`, each broken where only a
+/// format or a bound says so: an `event_id` that is no UUID, a `timestamp` "yesterday",
+/// a `u32` quantity of 2^32.
+pub fn broken_formats_and_bounds(envelopes: &[Value]) -> (Value, Value, Value) {
+    let (placed, _) = broken_order_placed(envelopes);
+    let mut bad_uuid = placed.clone();
+    bad_uuid["event_id"] = json!("not-a-uuid");
+    let mut yesterday = placed.clone();
+    yesterday["timestamp"] = json!("yesterday");
+    let mut beyond_u32 = placed;
+    beyond_u32["payload"]["lines"][0]["quantity"] = json!(4_294_967_296_u64);
+    (bad_uuid, yesterday, beyond_u32)
+}

@@ -86,7 +86,7 @@ class Line(FactumModel):
 
     sku: str
     """The product."""
-    quantity: Annotated[int, Field(ge=0)]
+    quantity: Annotated[int, Field(ge=0, le=4294967295)]
     """How many, at least 1."""
     unit_price: Annotated[int, Field(ge=0)]
     """The price of one, from the catalogue at the time."""
@@ -97,7 +97,7 @@ class RequestedLine(FactumModel):
 
     sku: str
     """The product."""
-    quantity: Annotated[int, Field(ge=0)]
+    quantity: Annotated[int, Field(ge=0, le=4294967295)]
     """How many."""
 
 
@@ -106,7 +106,7 @@ class ItemAddedV2(FactumModel):
 
     sku: str
     """The added line."""
-    quantity: Annotated[int, Field(ge=0)]
+    quantity: Annotated[int, Field(ge=0, le=4294967295)]
     """How many were added."""
     unit_price: Annotated[int, Field(ge=0)]
     """The price of one."""

@@ -14,7 +14,8 @@
  * Validation uses generated type guards (`isOrderPlacedV2`, `parseEventEnvelope`)
  * rather than zod or ajv, so that consumers need no runtime dependency. The guards check
  * types, required fields, enums and nested objects and arrays; they accept unknown extra
- * properties (readers stay open to additions) and do not check string formats. Only event
+ * properties (readers stay open to additions). Of string formats they check `uuid`,
+ * `date-time` (RFC 3339, with a zone) and `date`; others are not checked. Only event
  * versions that still have a schema are in `EventEnvelope`; events stored with a retired
  * version must be upcast (read through factum) before they reach this module.
  *
@@ -241,6 +242,17 @@ function hasOwn(object: Record<string, unknown>, key: string): boolean {
   return Object.prototype.hasOwnProperty.call(object, key);
 }
 
+function isDateTime(value: string): boolean {
+  return (
+    /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/.test(value) &&
+    !Number.isNaN(Date.parse(value))
+  );
+}
+
+function isUuid(value: string): boolean {
+  return /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/.test(value);
+}
+
 function checkAddItem(value: unknown, path: string): string | null {
   if (!isObject(value)) return `${path}: expected an object, got ${describe(value)}`;
   if (!hasOwn(value, "order_id")) return `${path}.order_id: missing`;
@@ -366,6 +378,7 @@ function checkItemAddedV2(value: unknown, path: string): string | null {
     const p2 = `${path}.quantity`;
     if (typeof v2 !== "number" || !Number.isInteger(v2)) return `${p2}: expected an integer, got ${describe(v2)}`;
     if (v2 < 0) return `${p2}: expected a number >= 0, got ${describe(v2)}`;
+    if (v2 > 4294967295) return `${p2}: expected a number <= 4294967295, got ${describe(v2)}`;
   }
   if (!hasOwn(value, "unit_price")) return `${path}.unit_price: missing`;
   {
@@ -412,6 +425,7 @@ function checkLine(value: unknown, path: string): string | null {
     const p2 = `${path}.quantity`;
     if (typeof v2 !== "number" || !Number.isInteger(v2)) return `${p2}: expected an integer, got ${describe(v2)}`;
     if (v2 < 0) return `${p2}: expected a number >= 0, got ${describe(v2)}`;
+    if (v2 > 4294967295) return `${p2}: expected a number <= 4294967295, got ${describe(v2)}`;
   }
   if (!hasOwn(value, "unit_price")) return `${path}.unit_price: missing`;
   {
@@ -659,6 +673,7 @@ function checkRequestedLine(value: unknown, path: string): string | null {
     const p2 = `${path}.quantity`;
     if (typeof v2 !== "number" || !Number.isInteger(v2)) return `${p2}: expected an integer, got ${describe(v2)}`;
     if (v2 < 0) return `${p2}: expected a number >= 0, got ${describe(v2)}`;
+    if (v2 > 4294967295) return `${p2}: expected a number <= 4294967295, got ${describe(v2)}`;
   }
   return null;
 }
@@ -704,6 +719,7 @@ function checkEnvelopeMetadata(value: unknown, path: string): string | null {
     const p1 = `${path}.correlation_id`;
     if (v1 !== null) {
       if (typeof v1 !== "string") return `${p1}: expected a string, got ${describe(v1)}`;
+      if (!isUuid(v1)) return `${p1}: expected a string of format uuid, got ${describe(v1)}`;
     }
   }
   if (!hasOwn(value, "causation_id")) return `${path}.causation_id: missing`;
@@ -712,6 +728,7 @@ function checkEnvelopeMetadata(value: unknown, path: string): string | null {
     const p2 = `${path}.causation_id`;
     if (v2 !== null) {
       if (typeof v2 !== "string") return `${p2}: expected a string, got ${describe(v2)}`;
+      if (!isUuid(v2)) return `${p2}: expected a string of format uuid, got ${describe(v2)}`;
     }
   }
   if (!hasOwn(value, "actor")) return `${path}.actor: missing`;
@@ -742,6 +759,7 @@ function checkEnvelopeHeader(value: unknown, path: string): string | null {
     const v1 = value["event_id"];
     const p1 = `${path}.event_id`;
     if (typeof v1 !== "string") return `${p1}: expected a string, got ${describe(v1)}`;
+    if (!isUuid(v1)) return `${p1}: expected a string of format uuid, got ${describe(v1)}`;
   }
   if (!hasOwn(value, "stream_id")) return `${path}.stream_id: missing`;
   {
@@ -774,6 +792,7 @@ function checkEnvelopeHeader(value: unknown, path: string): string | null {
     const v6 = value["timestamp"];
     const p6 = `${path}.timestamp`;
     if (typeof v6 !== "string") return `${p6}: expected a string, got ${describe(v6)}`;
+    if (!isDateTime(v6)) return `${p6}: expected a string of format date-time, got ${describe(v6)}`;
   }
   if (!hasOwn(value, "metadata")) return `${path}.metadata: missing`;
   {
