@@ -277,3 +277,87 @@ pub struct Snapshot {
     /// When the snapshot was taken.
     pub taken_at: DateTime<Utc>,
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn keys(value: &Value) -> Vec<String> {
+        let mut keys: Vec<String> = value.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    }
+
+    fn sorted_strings(value: &Value) -> Vec<String> {
+        let mut items: Vec<String> = value
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| item.as_str().unwrap().to_owned())
+            .collect();
+        items.sort();
+        items
+    }
+
+    fn recorded(extra: BTreeMap<String, Value>) -> RecordedEvent {
+        RecordedEvent {
+            event_id: Uuid::now_v7(),
+            stream_id: "Order-1".to_owned(),
+            stream_type: "Order".to_owned(),
+            stream_version: 1,
+            position: 1,
+            name: "OrderPlaced".to_owned(),
+            schema_version: 2,
+            payload: serde_json::value::to_raw_value(&json!({"a": 1})).unwrap(),
+            timestamp: now(),
+            metadata: Metadata {
+                extra,
+                ..Metadata::default()
+            },
+        }
+    }
+
+    /// The schema is the serialize contract: the properties are what serde writes, the
+    /// required ones what it always writes, and the roles mark the name, version and
+    /// payload.
+    #[test]
+    fn the_envelope_schema_describes_what_serde_writes() {
+        let schema = envelope_schema();
+        let metadata_schema = &schema["$defs"]["EnvelopeMetadata"];
+        let bare = serde_json::to_value(recorded(BTreeMap::new())).unwrap();
+        let full = serde_json::to_value(recorded(BTreeMap::from([(
+            "channel".to_owned(),
+            json!("web"),
+        )])))
+        .unwrap();
+
+        assert_eq!(keys(&schema["properties"]), keys(&bare));
+        assert_eq!(sorted_strings(&schema["required"]), keys(&bare));
+        assert_eq!(
+            keys(&metadata_schema["properties"]),
+            keys(&full["metadata"])
+        );
+        assert_eq!(
+            sorted_strings(&metadata_schema["required"]),
+            keys(&bare["metadata"])
+        );
+        for (property, role) in [
+            ("name", "name"),
+            ("schema_version", "version"),
+            ("payload", "payload"),
+        ] {
+            assert_eq!(
+                schema["properties"][property][ENVELOPE_ROLE_KEYWORD],
+                json!(role)
+            );
+        }
+        assert_eq!(schema["properties"]["event_id"]["format"], "uuid");
+        assert_eq!(schema["properties"]["timestamp"]["format"], "date-time");
+        assert_eq!(
+            metadata_schema["properties"]["correlation_id"]["type"],
+            json!(["string", "null"])
+        );
+    }
+}
