@@ -7,8 +7,9 @@
 //! * an interface per event version (`OrderPlacedV2`) and per command (`PlaceOrder`), with
 //!   the Rust doc comments as TSDoc;
 //! * a named type per schema definition (`$defs`), shared by every entry that uses it;
-//! * `EventEnvelope`, a union discriminated on the event's name and version (`name` and
-//!   `schema_version`), with the envelope's other fields in `EnvelopeHeader` and its
+//! * one envelope type per event version (`OrderPlacedV2Event`: the header, the constant
+//!   name and version, and the payload's own type), and `EventEnvelope`, their union,
+//!   discriminated on the event's name and version (`name` and `schema_version`), with the envelope's other fields in `EnvelopeHeader` and its
 //!   definitions (`EnvelopeMetadata`). None of it is written here: it is generated from
 //!   the registry document's `envelope`, the JSON Schema of `factum::envelope::RecordedEvent`
 //!   as the Rust serializer writes it, whose name, version and payload properties are
@@ -121,6 +122,17 @@ pub fn typescript(registry_json: &Value) -> Result<String, TypeScriptError> {
         .map(|(_, _, ts)| ts)
         .chain(commands.iter())
         .collect();
+    // Each event version's envelope type (`OrderPlacedV2Event`) must not take a name.
+    for (name, version, ts) in &events {
+        let envelope_type = format!("{ts}Event");
+        if let Some(existing) = named.get(&envelope_type) {
+            return Err(TypeScriptError::NameCollision {
+                name: envelope_type,
+                first: existing.origin.clone(),
+                second: format!("the envelope of event {name} v{version}"),
+            });
+        }
+    }
     Ok(render(&named, &envelope, &entry_names, &events))
 }
 
@@ -287,6 +299,17 @@ fn render(
     };
     out.push('\n');
     render_declaration(&mut out, "EnvelopeHeader", &header);
+    for (name, version, ts) in events {
+        let _ = write!(
+            out,
+            "\n/** A stored `{name}` event, version {version}. */\n\
+             export type {ts}Event = EnvelopeHeader & {{ {}: {}; {}: {version}; {}: {ts} }};\n",
+            property_key(&envelope.name),
+            json_string(name),
+            property_key(&envelope.version),
+            property_key(&envelope.payload),
+        );
+    }
     let _ = write!(
         out,
         "\n/** A stored event: its header, and its payload discriminated on `{}` and `{}`. */\n",
@@ -296,16 +319,9 @@ fn render(
         out.push_str("export type EventEnvelope = never;\n");
     } else {
         out.push_str("export type EventEnvelope =\n");
-        for (index, (name, version, ts)) in events.iter().enumerate() {
+        for (index, (_, _, ts)) in events.iter().enumerate() {
             let end = if index + 1 == events.len() { ";" } else { "" };
-            let _ = writeln!(
-                out,
-                "  | (EnvelopeHeader & {{ {}: {}; {}: {version}; {}: {ts} }}){end}",
-                property_key(&envelope.name),
-                json_string(name),
-                property_key(&envelope.version),
-                property_key(&envelope.payload),
-            );
+            let _ = writeln!(out, "  | {ts}Event{end}");
         }
     }
 
@@ -948,6 +964,23 @@ mod tests {
             typescript(&registry),
             Err(TypeScriptError::NameCollision { name, .. }) if name == "EventEnvelope"
         ));
+    }
+
+    #[test]
+    fn a_type_named_like_an_event_envelope_is_refused() {
+        let registry = json!({"envelope": factum::envelope::envelope_schema(), "entries": [
+            event("Opened", 1, json!({"type": "object"})),
+            {"kind": "command", "name": "OpenedV1Event", "version": 1, "doc": "",
+             "schema": {"type": "object"}},
+        ]});
+        assert_eq!(
+            typescript(&registry),
+            Err(TypeScriptError::NameCollision {
+                name: "OpenedV1Event".to_owned(),
+                first: "command OpenedV1Event".to_owned(),
+                second: "the envelope of event Opened v1".to_owned(),
+            })
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 // through the generated parser: every one must parse and re-serialise to the same JSON
 // text, every malformed one must be rejected with an error naming the path of the mismatch.
 // No Node types: the check must compile against the plain ES library only.
-import { EventEnvelope, isEventEnvelope, parseEventEnvelope } from "./generated";
+import { EventEnvelope, OrderPlacedV2Event, isEventEnvelope, parseEventEnvelope } from "./generated";
 import { envelopes, malformed } from "./envelopes";
 import { ShapedV1, isShapedV1 } from "./shapes";
 
@@ -28,7 +28,9 @@ function deepEqual(a: unknown, b: unknown): boolean {
 // Narrowing on (name, version) must reach the payload's own type.
 function describeEvent(event: EventEnvelope): string {
   if (event.name === "OrderPlaced" && event.schema_version === 2) {
-    const currency: "Eur" | "Usd" | "Gbp" = event.payload.currency;
+    // The per-event envelope type is what narrowing yields.
+    const placed: OrderPlacedV2Event = event;
+    const currency: "Eur" | "Usd" | "Gbp" = placed.payload.currency;
     return `${event.payload.lines.length} line(s) in ${currency}`;
   }
   if (event.name === "OrderPlaced") {

@@ -212,17 +212,44 @@ export interface EnvelopeHeader {
   metadata: EnvelopeMetadata;
 }
 
+/** A stored `ItemAdded` event, version 2. */
+export type ItemAddedV2Event = EnvelopeHeader & { name: "ItemAdded"; schema_version: 2; payload: ItemAddedV2 };
+
+/** A stored `ItemRemoved` event, version 1. */
+export type ItemRemovedV1Event = EnvelopeHeader & { name: "ItemRemoved"; schema_version: 1; payload: ItemRemovedV1 };
+
+/** A stored `OrderCancelled` event, version 1. */
+export type OrderCancelledV1Event = EnvelopeHeader & { name: "OrderCancelled"; schema_version: 1; payload: OrderCancelledV1 };
+
+/** A stored `OrderConfirmed` event, version 1. */
+export type OrderConfirmedV1Event = EnvelopeHeader & { name: "OrderConfirmed"; schema_version: 1; payload: OrderConfirmedV1 };
+
+/** A stored `OrderDelivered` event, version 1. */
+export type OrderDeliveredV1Event = EnvelopeHeader & { name: "OrderDelivered"; schema_version: 1; payload: OrderDeliveredV1 };
+
+/** A stored `OrderNoteAdded` event, version 1. */
+export type OrderNoteAddedV1Event = EnvelopeHeader & { name: "OrderNoteAdded"; schema_version: 1; payload: OrderNoteAddedV1 };
+
+/** A stored `OrderPlaced` event, version 1. */
+export type OrderPlacedV1Event = EnvelopeHeader & { name: "OrderPlaced"; schema_version: 1; payload: OrderPlacedV1 };
+
+/** A stored `OrderPlaced` event, version 2. */
+export type OrderPlacedV2Event = EnvelopeHeader & { name: "OrderPlaced"; schema_version: 2; payload: OrderPlacedV2 };
+
+/** A stored `OrderShipped` event, version 1. */
+export type OrderShippedV1Event = EnvelopeHeader & { name: "OrderShipped"; schema_version: 1; payload: OrderShippedV1 };
+
 /** A stored event: its header, and its payload discriminated on `name` and `schema_version`. */
 export type EventEnvelope =
-  | (EnvelopeHeader & { name: "ItemAdded"; schema_version: 2; payload: ItemAddedV2 })
-  | (EnvelopeHeader & { name: "ItemRemoved"; schema_version: 1; payload: ItemRemovedV1 })
-  | (EnvelopeHeader & { name: "OrderCancelled"; schema_version: 1; payload: OrderCancelledV1 })
-  | (EnvelopeHeader & { name: "OrderConfirmed"; schema_version: 1; payload: OrderConfirmedV1 })
-  | (EnvelopeHeader & { name: "OrderDelivered"; schema_version: 1; payload: OrderDeliveredV1 })
-  | (EnvelopeHeader & { name: "OrderNoteAdded"; schema_version: 1; payload: OrderNoteAddedV1 })
-  | (EnvelopeHeader & { name: "OrderPlaced"; schema_version: 1; payload: OrderPlacedV1 })
-  | (EnvelopeHeader & { name: "OrderPlaced"; schema_version: 2; payload: OrderPlacedV2 })
-  | (EnvelopeHeader & { name: "OrderShipped"; schema_version: 1; payload: OrderShippedV1 });
+  | ItemAddedV2Event
+  | ItemRemovedV1Event
+  | OrderCancelledV1Event
+  | OrderConfirmedV1Event
+  | OrderDeliveredV1Event
+  | OrderNoteAddedV1Event
+  | OrderPlacedV1Event
+  | OrderPlacedV2Event
+  | OrderShippedV1Event;
 
 // Validation
 
