@@ -19,12 +19,14 @@
 //!   `name` (the key), `title` (`OrderPlaced v2`), `summary` (the doc comment's first line)
 //!   and `description` (the whole doc comment, when longer), `contentType`
 //!   `application/json`, the payload schema, and an `x-factum` extension with the kind, name
-//!   and version. An event's `headers` are the envelope's fields (`event_id`, `stream_id`,
-//!   `stream_type`, `stream_version`, `position`, `name`, `version`, `timestamp`,
-//!   `correlation_id`, `causation_id`, `actor`): the shared
-//!   `components.schemas.EventHeaders`, narrowed per message to its constant `name` and
-//!   `version` and its aggregates' `stream_type`s; `correlationId` points at
-//!   `$message.header#/correlation_id`. Commands have no headers.
+//!   and version. An event's `headers` are the envelope's fields but its payload, read
+//!   from the registry document's `envelope` (the JSON Schema of
+//!   `factum::envelope::RecordedEvent` as the Rust serializer writes it: `event_id`,
+//!   `stream_id`, `stream_type`, `stream_version`, `position`, `name`, `schema_version`,
+//!   `timestamp`, `metadata`): the shared `components.schemas.EventHeaders` (with
+//!   `EnvelopeMetadata` beside it), narrowed per message to its constant name and version
+//!   and its aggregates' `stream_type`s; `correlationId` points at
+//!   `$message.header#/metadata/correlation_id`. Commands have no headers.
 //! * Entries without an aggregate are still in `components.messages`, on no channel.
 //!
 //! **Schema format.** The registry's schemas are JSON Schema draft 2020-12. AsyncAPI 3.0
@@ -59,7 +61,7 @@
 //! use factum_codegen::asyncapi::{asyncapi, AsyncApiInfo};
 //! use serde_json::json;
 //!
-//! let registry = json!({"entries": [{
+//! let registry = json!({"envelope": factum::envelope::envelope_schema(), "entries": [{
 //!     "kind": "event", "name": "Opened", "version": 1, "aggregates": ["Account"],
 //!     "doc": "An account was opened.",
 //!     "schema": {"type": "object", "properties": {"owner": {"type": "string"}}}
@@ -154,11 +156,7 @@ const EVENT_HEADERS: &str = "EventHeaders";
 pub fn asyncapi(registry_json: &Value, info: &AsyncApiInfo) -> Result<Value, AsyncApiError> {
     let entries = model::parse_entries(registry_json, true)?;
     let mut schemas = Named::default();
-    schemas.insert(
-        EVENT_HEADERS,
-        event_headers(),
-        "factum-codegen's envelope headers",
-    )?;
+    let envelope = Envelope::read(registry_json, &mut schemas)?;
     let mut messages = Named::default();
     // Aggregate -> (event message keys, command message keys).
     let mut aggregates: BTreeMap<String, (Vec<String>, Vec<String>)> = BTreeMap::new();
@@ -189,7 +187,7 @@ pub fn asyncapi(registry_json: &Value, info: &AsyncApiInfo) -> Result<Value, Asy
         let payload = converter.convert(&Value::Object(payload), "")?;
         let key = entry.type_name();
         check_key(&label, &key)?;
-        messages.insert(&key, entry.message(&key, payload), &label)?;
+        messages.insert(&key, entry.message(&key, payload, &envelope), &label)?;
         for aggregate in &entry.aggregates {
             let lists = aggregates.entry(aggregate.clone()).or_default();
             match entry.kind {
@@ -289,8 +287,58 @@ pub fn asyncapi(registry_json: &Value, info: &AsyncApiInfo) -> Result<Value, Asy
     Ok(sorted(document))
 }
 
+/// The envelope as the registry document defines it: its header schema is
+/// `components.schemas.EventHeaders`, its definitions are components too.
+struct Envelope {
+    /// The properties holding the event name and version.
+    name: String,
+    version: String,
+}
+
+impl Envelope {
+    /// Reads the registry's envelope, adding `EventHeaders` (the envelope without its
+    /// payload) and the envelope's definitions to `schemas`.
+    fn read(registry_json: &Value, schemas: &mut Named) -> Result<Self, AsyncApiError> {
+        let schema = model::envelope_schema(registry_json)?;
+        let name = model::role_property(schema, "name")?.to_owned();
+        let version = model::role_property(schema, "version")?.to_owned();
+        let payload = model::role_property(schema, "payload")?;
+        let converter = Converter {
+            entry: model::ENVELOPE_ORIGIN,
+        };
+        if let Some(Value::Object(defs)) = schema.get("$defs") {
+            for (def, def_schema) in defs {
+                check_key(model::ENVELOPE_ORIGIN, def)?;
+                let path = format!("/$defs/{}", pointer_escape(def));
+                let converted = converter.convert(def_schema, &path)?;
+                schemas.insert(def, converted, model::ENVELOPE_ORIGIN)?;
+            }
+        }
+        let mut headers = schema.clone();
+        for keyword in ["$defs", "$schema", "title"] {
+            headers.remove(keyword);
+        }
+        if let Some(Value::Object(properties)) = headers.get_mut("properties") {
+            properties.remove(payload);
+        }
+        if let Some(Value::Array(required)) = headers.get_mut("required") {
+            required.retain(|item| item != payload);
+        }
+        headers.insert(
+            "description".to_owned(),
+            json!(format!(
+                "The envelope of a stored event: every field besides `{payload}`. {}",
+                model::description(&Value::Object(schema.clone()))
+            )),
+        );
+        let headers = converter.convert(&Value::Object(headers), "")?;
+        schemas.insert(EVENT_HEADERS, headers, model::ENVELOPE_ORIGIN)?;
+        Ok(Self { name, version })
+    }
+}
+
 impl Entry {
-    fn message(&self, key: &str, payload: Value) -> Value {
+    fn message(&self, key: &str, payload: Value, envelope: &Envelope) -> Value {
         let mut message = json!({
             "name": key,
             "contentType": "application/json",
@@ -308,10 +356,10 @@ impl Entry {
                 message["title"] = json!(format!("{} v{}", self.name, self.version));
                 message["x-factum"] =
                     json!({"kind": "event", "name": self.name, "version": self.version});
-                let mut narrowed = json!({
-                    "name": {"const": self.name},
-                    "version": {"const": self.version},
-                });
+                let mut narrowed = Map::new();
+                narrowed.insert(envelope.name.clone(), json!({"const": self.name}));
+                narrowed.insert(envelope.version.clone(), json!({"const": self.version}));
+                let mut narrowed = Value::Object(narrowed);
                 if !self.aggregates.is_empty() {
                     narrowed["stream_type"] = json!({"enum": self.aggregates});
                 }
@@ -321,7 +369,7 @@ impl Entry {
                 });
                 message["correlationId"] = json!({
                     "description": "Groups every message of one business transaction.",
-                    "location": "$message.header#/correlation_id",
+                    "location": "$message.header#/metadata/correlation_id",
                 });
             }
             Kind::Command => {
@@ -395,66 +443,6 @@ impl Named {
             .map(|(name, (value, _))| (name, value))
             .collect()
     }
-}
-
-/// The envelope's fields as message headers (the metadata flattened).
-fn event_headers() -> Value {
-    let uuid =
-        |description: &str| json!({"type": "string", "format": "uuid", "description": description});
-    let nullable = |format: Option<&str>, description: &str| {
-        let mut schema = json!({"type": ["string", "null"], "description": description});
-        if let Some(format) = format {
-            schema["format"] = json!(format);
-        }
-        schema
-    };
-    json!({
-        "type": "object",
-        "description": "The envelope of a stored event: every field besides its payload. \
-                        `correlation_id`, `causation_id` and `actor` are null or absent when unknown.",
-        "properties": {
-            "event_id": uuid("Unique id (a UUID v7)."),
-            "stream_id": {"type": "string", "description": "The stream the event belongs to."},
-            "stream_type": {
-                "type": "string",
-                "description": "The stream's type: the name of the aggregate that owns it.",
-            },
-            "stream_version": {
-                "type": "integer",
-                "minimum": 1,
-                "description": "Position in the stream: 1, 2, 3 ... without gaps.",
-            },
-            "position": {
-                "type": "integer",
-                "minimum": 0,
-                "description": "Position in the whole store: strictly increasing in commit order.",
-            },
-            "name": {"type": "string", "description": "The event's stable name."},
-            "version": {
-                "type": "integer",
-                "minimum": 1,
-                "description": "The event's schema version.",
-            },
-            "timestamp": {
-                "type": "string",
-                "format": "date-time",
-                "description": "When the event happened (RFC 3339, UTC).",
-            },
-            "correlation_id": nullable(
-                Some("uuid"),
-                "Groups every message of one business transaction (a UUID).",
-            ),
-            "causation_id": nullable(
-                Some("uuid"),
-                "The id of the message (a command's id) that caused this one (a UUID).",
-            ),
-            "actor": nullable(None, "Who acted."),
-        },
-        "required": [
-            "event_id", "stream_id", "stream_type", "stream_version", "position", "name",
-            "version", "timestamp",
-        ],
-    })
 }
 
 /// Keywords of draft 2020-12 without a draft-07 equivalent.

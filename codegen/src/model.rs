@@ -212,10 +212,12 @@ pub(crate) struct Named {
     pub(crate) origin: String,
 }
 
-/// The model of a registry: the named types, and the entries' names.
+/// The model of a registry: the named types, the entries' names, and the envelope.
 pub(crate) struct Model {
     /// Every named type, definitions and entries, by name.
     pub(crate) named: BTreeMap<String, Named>,
+    /// The envelope around every event.
+    pub(crate) envelope: Envelope,
     /// The events: (name, version, type name), in entry order.
     pub(crate) events: Vec<(String, u64, String)>,
     /// The commands' type names, in entry order.
@@ -271,10 +273,176 @@ pub(crate) fn build<L: Language>(registry_json: &Value) -> Result<Model, ModelEr
     for name in L::RESERVED {
         named.remove(*name);
     }
+    let envelope = envelope::<L>(registry_json)?;
+    for (name, _) in &envelope.defs {
+        if let Some(existing) = named.get(name) {
+            return Err(ModelError::NameCollision {
+                name: name.clone(),
+                first: ENVELOPE_ORIGIN.to_owned(),
+                second: existing.origin.clone(),
+            });
+        }
+    }
     Ok(Model {
         named,
+        envelope,
         events,
         commands,
+    })
+}
+
+/// Where the envelope's types come from, in errors.
+pub(crate) const ENVELOPE_ORIGIN: &str = "the envelope (factum::envelope::envelope_schema)";
+
+/// The keyword marking the envelope's event name, version and payload properties.
+const ROLE: &str = "x-factum-envelope";
+
+/// The envelope around every event, read from the registry document's `envelope`: the
+/// JSON Schema of `factum::envelope::RecordedEvent` as it serialises. Nothing of it is
+/// hard-coded here: the properties holding the event's name, version and payload are
+/// found by their `x-factum-envelope` role, and every other property is the header.
+pub(crate) struct Envelope {
+    /// The property holding the event name (`name`).
+    pub(crate) name: String,
+    /// The property holding the event version (`schema_version`).
+    pub(crate) version: String,
+    /// The property holding the payload (`payload`).
+    pub(crate) payload: String,
+    /// The docs of the name, version and payload properties, in that order.
+    pub(crate) role_docs: [String; 3],
+    /// Every other property, in the serializer's order.
+    pub(crate) header: Vec<Field>,
+    /// The envelope's description.
+    pub(crate) doc: String,
+    /// The types the envelope defines (`$defs`, e.g. `EnvelopeMetadata`), by name.
+    pub(crate) defs: Vec<(String, Named)>,
+}
+
+/// The envelope schema of a registry document, checked: an object schema whose name and
+/// version properties are a required string and a required integer, with a required
+/// payload.
+pub(crate) fn envelope_schema(registry_json: &Value) -> Result<&Map<String, Value>, ModelError> {
+    let schema = registry_json
+        .get("envelope")
+        .ok_or_else(|| {
+            malformed(
+                "/envelope",
+                "missing: the registry document carries the envelope's schema \
+                 (factum::envelope::envelope_schema) since factum 0.1; regenerate it",
+            )
+        })?
+        .as_object()
+        .ok_or_else(|| malformed("/envelope", "expected a JSON Schema object"))?;
+    for role in ["name", "version", "payload"] {
+        role_property(schema, role)?;
+    }
+    Ok(schema)
+}
+
+/// The property of the envelope with `role`, checked as the role requires.
+pub(crate) fn role_property<'a>(
+    schema: &'a Map<String, Value>,
+    role: &str,
+) -> Result<&'a str, ModelError> {
+    let properties = schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .ok_or_else(|| malformed("/envelope/properties", "expected an object"))?;
+    let mut found = properties
+        .iter()
+        .filter(|(_, property)| property.get(ROLE).and_then(Value::as_str) == Some(role));
+    let (name, property) = found.next().ok_or_else(|| {
+        malformed(
+            "/envelope/properties",
+            format!("no property is marked `\"{ROLE}\": \"{role}\"`"),
+        )
+    })?;
+    let at = format!("/envelope/properties/{}", pointer_escape(name));
+    if found.next().is_some() {
+        return Err(malformed(
+            "/envelope/properties",
+            format!("two properties are marked `\"{ROLE}\": \"{role}\"`"),
+        ));
+    }
+    let required = schema
+        .get("required")
+        .and_then(Value::as_array)
+        .is_some_and(|required| required.iter().any(|item| item == name.as_str()));
+    if !required {
+        return Err(malformed(
+            at,
+            "the envelope's name, version and payload are required",
+        ));
+    }
+    let expected = match role {
+        "name" => Some("string"),
+        "version" => Some("integer"),
+        _ => None,
+    };
+    if let Some(expected) = expected
+        && property.get("type").and_then(Value::as_str) != Some(expected)
+    {
+        return Err(malformed(
+            at,
+            format!("expected a schema of type `{expected}`"),
+        ));
+    }
+    Ok(name)
+}
+
+/// Builds the [`Envelope`] of a registry document for a language.
+fn envelope<L: Language>(registry_json: &Value) -> Result<Envelope, ModelError> {
+    let schema = envelope_schema(registry_json)?;
+    let name = role_property(schema, "name")?.to_owned();
+    let version = role_property(schema, "version")?.to_owned();
+    let payload = role_property(schema, "payload")?.to_owned();
+    let roles = [name.as_str(), version.as_str(), payload.as_str()];
+    let role_docs = roles.map(|role| description(&schema["properties"][role]));
+    let label = "the envelope";
+    let converter = Converter::<L> {
+        entry: label,
+        language: std::marker::PhantomData,
+    };
+    let mut defs = Vec::new();
+    if let Some(found) = schema.get("$defs") {
+        let found = found
+            .as_object()
+            .ok_or_else(|| malformed("/envelope/$defs", "expected an object"))?;
+        for (def, def_schema) in found {
+            check_identifier::<L>(label, def)?;
+            let path = format!("/$defs/{}", pointer_escape(def));
+            defs.push((
+                def.clone(),
+                Named {
+                    ty: converter.convert(def_schema, &path)?,
+                    doc: description(def_schema),
+                    origin: ENVELOPE_ORIGIN.to_owned(),
+                },
+            ));
+        }
+    }
+    // The header: the envelope without its name, version and payload.
+    let mut header = schema.clone();
+    header.remove("$defs");
+    if let Some(Value::Object(properties)) = header.get_mut("properties") {
+        for role in roles {
+            properties.remove(role);
+        }
+    }
+    if let Some(Value::Array(required)) = header.get_mut("required") {
+        required.retain(|item| !roles.iter().any(|role| item == *role));
+    }
+    let Ty::Object(header) = converter.convert(&Value::Object(header), "")? else {
+        return Err(malformed("/envelope", "expected an object schema"));
+    };
+    Ok(Envelope {
+        name,
+        version,
+        payload,
+        role_docs,
+        header,
+        doc: description(&Value::Object(schema.clone())),
+        defs,
     })
 }
 
@@ -547,11 +715,20 @@ impl<L: Language> Converter<'_, L> {
             } else {
                 None
             })),
-            "integer" | "number" => Ok(Ty::Number {
-                integer: name == "integer",
-                minimum: bound("minimum"),
-                maximum: bound("maximum"),
-            }),
+            "integer" | "number" => {
+                // schemars bounds `u8`, `u16`, `i8`, `i16` but gives `u32` and `i32` only a
+                // format: their bounds are exact in every language, so they are checked.
+                let (low, high) = match object.get("format").and_then(Value::as_str) {
+                    Some("uint32") => (Some(0.0), Some(f64::from(u32::MAX))),
+                    Some("int32") => (Some(f64::from(i32::MIN)), Some(f64::from(i32::MAX))),
+                    _ => (None, None),
+                };
+                Ok(Ty::Number {
+                    integer: name == "integer",
+                    minimum: bound("minimum").or(low),
+                    maximum: bound("maximum").or(high),
+                })
+            }
             "array" => match object.get("items") {
                 None => Ok(Ty::Array(Box::new(Ty::Unknown))),
                 Some(items) => Ok(Ty::Array(Box::new(
@@ -573,7 +750,10 @@ impl<L: Language> Converter<'_, L> {
                 );
             }
         };
+        let no_properties = properties.is_none_or(Map::is_empty);
         let additional = match object.get("additionalProperties") {
+            // A map of anything (`BTreeMap<String, serde_json::Value>`).
+            Some(schema @ Value::Bool(true)) if no_properties => Some(schema),
             None | Some(Value::Bool(_)) => None,
             Some(schema) => Some(schema),
         };

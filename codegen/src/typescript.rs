@@ -7,15 +7,22 @@
 //! * an interface per event version (`OrderPlacedV2`) and per command (`PlaceOrder`), with
 //!   the Rust doc comments as TSDoc;
 //! * a named type per schema definition (`$defs`), shared by every entry that uses it;
-//! * `EventEnvelope`, a union discriminated on `name` and `version`, with the envelope's
-//!   stored fields (`event_id`, `stream_id`, `stream_type`, `stream_version`, `position`,
-//!   `timestamp`, `metadata`);
+//! * one envelope type per event version (`OrderPlacedV2Event`: the header, the constant
+//!   name and version, and the payload's own type), and `EventEnvelope`, their union,
+//!   discriminated on the event's name and version (`name` and `schema_version`), with the envelope's other fields in `EnvelopeHeader` and its
+//!   definitions (`EnvelopeMetadata`). None of it is written here: it is generated from
+//!   the registry document's `envelope`, the JSON Schema of `factum::envelope::RecordedEvent`
+//!   as the Rust serializer writes it, whose name, version and payload properties are
+//!   marked `x-factum-envelope` (see `factum::envelope::envelope_schema`);
 //! * generated type guards (`isOrderPlacedV2(value): value is OrderPlacedV2`) and
 //!   `parseEventEnvelope(value)`, which throws an `Error` naming the path of the first
 //!   mismatch (`$.payload.lines[0].quantity: expected an integer, got string`).
 //!
 //! Type mappings: integers (`u64` included) are `number`, never `bigint`, because
-//! `JSON.parse` yields numbers; timestamps, UUIDs and other formats are `string`; an
+//! `JSON.parse` yields numbers (the guards check the schema's bounds, and those of the
+//! `uint32`/`int32` formats; a 64-bit integer beyond 2^53 - 1 loses precision, which no
+//! guard can see); timestamps, UUIDs and other formats are `string` (the guards check
+//! `uuid`, `date-time` and `date`); an
 //! `Option` that is always written is a required `T | null`, one that may be skipped is an
 //! optional `f?: T`; maps (`additionalProperties`) are `Record<string, T>`; unit enums are
 //! unions of string literals; `oneOf` of objects sharing a constant tag field (serde's
@@ -34,7 +41,7 @@
 //! ```
 //! use serde_json::json;
 //!
-//! let registry = json!({"entries": [{
+//! let registry = json!({"envelope": factum::envelope::envelope_schema(), "entries": [{
 //!     "kind": "event", "name": "Opened", "version": 1, "doc": "An account was opened.",
 //!     "schema": {"type": "object", "properties": {"owner": {"type": "string"}},
 //!                "required": ["owner"]}
@@ -44,13 +51,13 @@
 //! assert!(module.contains("export function isOpenedV1(value: unknown): value is OpenedV1"));
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use serde_json::{Number, Value};
 
 use crate::model::{
-    self, Field, Language, Model, Named, Ty, discriminator, from_model_error, union,
+    self, Envelope, Field, Language, Model, Named, Ty, discriminator, from_model_error, union,
 };
 
 /// Why no TypeScript module could be generated.
@@ -97,7 +104,7 @@ pub enum TypeScriptError {
 }
 
 /// Names the generated module defines itself; no entry or definition may take them.
-const RESERVED: &[&str] = &["EventEnvelope", "EnvelopeHeader", "EnvelopeMetadata"];
+const RESERVED: &[&str] = &["EventEnvelope", "EnvelopeHeader"];
 
 /// Generates the TypeScript module for a serialised registry.
 ///
@@ -106,6 +113,7 @@ const RESERVED: &[&str] = &["EventEnvelope", "EnvelopeHeader", "EnvelopeMetadata
 pub fn typescript(registry_json: &Value) -> Result<String, TypeScriptError> {
     let Model {
         named,
+        envelope,
         events,
         commands,
     } = model::build::<TypeScript>(registry_json)?;
@@ -114,7 +122,18 @@ pub fn typescript(registry_json: &Value) -> Result<String, TypeScriptError> {
         .map(|(_, _, ts)| ts)
         .chain(commands.iter())
         .collect();
-    Ok(render(&named, &entry_names, &events))
+    // Each event version's envelope type (`OrderPlacedV2Event`) must not take a name.
+    for (name, version, ts) in &events {
+        let envelope_type = format!("{ts}Event");
+        if let Some(existing) = named.get(&envelope_type) {
+            return Err(TypeScriptError::NameCollision {
+                name: envelope_type,
+                first: existing.origin.clone(),
+                second: format!("the envelope of event {name} v{version}"),
+            });
+        }
+    }
+    Ok(render(&named, &envelope, &entry_names, &events))
 }
 
 from_model_error!(TypeScriptError);
@@ -124,7 +143,7 @@ struct TypeScript;
 
 impl Language for TypeScript {
     const RESERVED: &'static [&'static str] = RESERVED;
-    const STRING_FORMATS: bool = false;
+    const STRING_FORMATS: bool = true;
     const OBJECT_ENTRIES: bool = false;
 
     fn is_type_name(name: &str) -> bool {
@@ -209,7 +228,8 @@ const HEADER: &str = "\
 /**
  * The domain's contracts: one interface per event version (`OrderPlacedV2`) and per
  * command, the named types they share, and `EventEnvelope`, a union discriminated on
- * `name` and `version`.
+ * the event's name and version, generated from the envelope's schema (the JSON factum
+ * writes when it reads events back from a store and when it publishes them).
  *
  * Integers (64-bit ones included) are `number`, never `bigint`: `JSON.parse` yields
  * numbers, and integers beyond 2^53 - 1 lose precision. Timestamps and UUIDs are
@@ -219,7 +239,8 @@ const HEADER: &str = "\
  * Validation uses generated type guards (`isOrderPlacedV2`, `parseEventEnvelope`)
  * rather than zod or ajv, so that consumers need no runtime dependency. The guards check
  * types, required fields, enums and nested objects and arrays; they accept unknown extra
- * properties (readers stay open to additions) and do not check string formats. Only event
+ * properties (readers stay open to additions). Of string formats they check `uuid`,
+ * `date-time` (RFC 3339, with a zone) and `date`; others are not checked. Only event
  * versions that still have a schema are in `EventEnvelope`; events stored with a retired
  * version must be upcast (read through factum) before they reach this module.
  *
@@ -247,6 +268,7 @@ function hasOwn(object: Record<string, unknown>, key: string): boolean {
 
 fn render(
     named: &BTreeMap<String, Named>,
+    envelope: &Envelope,
     entry_names: &[&String],
     events: &[(String, u64, String)],
 ) -> String {
@@ -262,129 +284,76 @@ fn render(
         render_declaration(&mut out, name, &named[name.as_str()]);
     }
 
-    out.push_str("\n// The envelope\n\n");
-    let (header, metadata) = envelope_types();
-    render_declaration(&mut out, "EnvelopeMetadata", &metadata);
+    out.push_str("\n// The envelope\n");
+    for (name, def) in &envelope.defs {
+        out.push('\n');
+        render_declaration(&mut out, name, def);
+    }
+    let header = Named {
+        ty: Ty::Object(envelope.header.clone()),
+        doc: format!(
+            "{}\n\nThe fields every stored event carries besides `{}`, `{}` and `{}`.",
+            envelope.doc, envelope.name, envelope.version, envelope.payload
+        ),
+        origin: String::new(),
+    };
     out.push('\n');
     render_declaration(&mut out, "EnvelopeHeader", &header);
-    out.push_str(
-        "\n/** A stored event: its header, and its payload discriminated on `name` and `version`. */\n",
+    for (name, version, ts) in events {
+        let _ = write!(
+            out,
+            "\n/** A stored `{name}` event, version {version}. */\n\
+             export type {ts}Event = EnvelopeHeader & {{ {}: {}; {}: {version}; {}: {ts} }};\n",
+            property_key(&envelope.name),
+            json_string(name),
+            property_key(&envelope.version),
+            property_key(&envelope.payload),
+        );
+    }
+    let _ = write!(
+        out,
+        "\n/** A stored event: its header, and its payload discriminated on `{}` and `{}`. */\n",
+        envelope.name, envelope.version
     );
     if events.is_empty() {
         out.push_str("export type EventEnvelope = never;\n");
     } else {
         out.push_str("export type EventEnvelope =\n");
-        for (index, (name, version, ts)) in events.iter().enumerate() {
+        for (index, (_, _, ts)) in events.iter().enumerate() {
             let end = if index + 1 == events.len() { ";" } else { "" };
-            let _ = writeln!(
-                out,
-                "  | (EnvelopeHeader & {{ name: {}; version: {version}; payload: {ts} }}){end}",
-                json_string(name)
-            );
+            let _ = writeln!(out, "  | {ts}Event{end}");
         }
     }
 
     out.push_str("\n// Validation\n\n");
     out.push_str(HELPERS);
+    let mut guards = String::new();
+    let mut formats = BTreeSet::new();
     let all = named
         .iter()
         .map(|(name, def)| (name.as_str(), &def.ty))
-        .chain([
-            ("EnvelopeMetadata", &metadata.ty),
-            ("EnvelopeHeader", &header.ty),
-        ]);
+        .chain(
+            envelope
+                .defs
+                .iter()
+                .map(|(name, def)| (name.as_str(), &def.ty)),
+        )
+        .chain([("EnvelopeHeader", &header.ty)]);
     for (name, ty) in all {
-        out.push('\n');
-        render_guard(&mut out, name, ty);
+        guards.push('\n');
+        render_guard(&mut guards, name, ty, &mut formats);
     }
+    // Only the format checks the guards use: an unused function fails `noUnusedLocals`.
+    for (format, function) in FORMAT_CHECKS {
+        if formats.contains(*format) {
+            out.push('\n');
+            out.push_str(function);
+        }
+    }
+    out.push_str(&guards);
     out.push('\n');
-    render_envelope_check(&mut out, events);
+    render_envelope_check(&mut out, envelope, events);
     out
-}
-
-fn envelope_types() -> (Named, Named) {
-    let field = |name: &str, ty: Ty, required: bool, doc: &str| Field {
-        name: name.to_owned(),
-        ty,
-        required,
-        doc: doc.to_owned(),
-    };
-    let nullable_string = || Ty::Union(vec![Ty::String(None), Ty::Null]);
-    let natural = || Ty::Number {
-        integer: true,
-        minimum: Some(0.0),
-        maximum: None,
-    };
-    let metadata = Named {
-        ty: Ty::Object(vec![
-            field(
-                "correlation_id",
-                nullable_string(),
-                true,
-                "Groups every message of one business transaction (a UUID).",
-            ),
-            field(
-                "causation_id",
-                nullable_string(),
-                true,
-                "The id of the message (a command's id) that caused this one (a UUID).",
-            ),
-            field("actor", nullable_string(), true, "Who acted."),
-            field(
-                "extra",
-                Ty::Record(Box::new(Ty::Unknown)),
-                false,
-                "Free-form entries; absent when empty.",
-            ),
-        ]),
-        doc: "Who and what caused an event.".to_owned(),
-        origin: String::new(),
-    };
-    let header = Named {
-        ty: Ty::Object(vec![
-            field("event_id", Ty::String(None), true, "Unique id (a UUID v7)."),
-            field(
-                "stream_id",
-                Ty::String(None),
-                true,
-                "The stream the event belongs to.",
-            ),
-            field(
-                "stream_type",
-                Ty::String(None),
-                true,
-                "The stream's type: the name of the aggregate that owns it.",
-            ),
-            field(
-                "stream_version",
-                natural(),
-                true,
-                "Position in the stream: 1, 2, 3 ... without gaps.",
-            ),
-            field(
-                "position",
-                natural(),
-                true,
-                "Position in the whole store: strictly increasing in commit order.",
-            ),
-            field(
-                "timestamp",
-                Ty::String(None),
-                true,
-                "When the event happened (RFC 3339, UTC).",
-            ),
-            field(
-                "metadata",
-                Ty::Ref("EnvelopeMetadata".to_owned()),
-                true,
-                "Correlation, causation, actor and free-form entries.",
-            ),
-        ]),
-        doc: "The fields every stored event carries besides its name, version and payload."
-            .to_owned(),
-        origin: String::new(),
-    };
-    (header, metadata)
 }
 
 fn doc_comment(out: &mut String, doc: &str, indent: &str) {
@@ -503,7 +472,28 @@ fn template_escape(text: &str) -> String {
         .replace("${", "\\${")
 }
 
-fn render_guard(out: &mut String, name: &str, ty: &Ty) {
+/// The string formats the guards check: the format, and the function checking it.
+const FORMAT_CHECKS: &[(&str, &str)] = &[
+    (
+        "date",
+        "function isDate(value: string): boolean {\n  \
+         return /^\\d{4}-\\d{2}-\\d{2}$/.test(value) && !Number.isNaN(Date.parse(value));\n}\n",
+    ),
+    (
+        "date-time",
+        "function isDateTime(value: string): boolean {\n  \
+         return (\n    \
+         /^\\d{4}-\\d{2}-\\d{2}[Tt]\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?([Zz]|[+-]\\d{2}:\\d{2})$/.test(value) &&\n    \
+         !Number.isNaN(Date.parse(value))\n  );\n}\n",
+    ),
+    (
+        "uuid",
+        "function isUuid(value: string): boolean {\n  \
+         return /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/.test(value);\n}\n",
+    ),
+];
+
+fn render_guard(out: &mut String, name: &str, ty: &Ty, formats: &mut BTreeSet<String>) {
     let _ = writeln!(
         out,
         "function check{name}(value: unknown, path: string): string | null {{"
@@ -511,6 +501,7 @@ fn render_guard(out: &mut String, name: &str, ty: &Ty) {
     let mut emitter = Emitter {
         out: String::new(),
         counter: 0,
+        formats,
     };
     emitter.check(ty, "value", "path", 1);
     out.push_str(&emitter.out);
@@ -523,18 +514,33 @@ fn render_guard(out: &mut String, name: &str, ty: &Ty) {
     );
 }
 
-fn render_envelope_check(out: &mut String, events: &[(String, u64, String)]) {
-    out.push_str(
-        "function checkEventEnvelope(value: unknown, path: string): string | null {\n  \
+fn render_envelope_check(out: &mut String, envelope: &Envelope, events: &[(String, u64, String)]) {
+    let segment = |field: &str| {
+        if is_identifier(field) {
+            format!(".{field}")
+        } else {
+            format!("[{}]", template_escape(&json_string(field)))
+        }
+    };
+    let _ = write!(
+        out,
+        "function checkEventEnvelope(value: unknown, path: string): string | null {{\n  \
          const header = checkEnvelopeHeader(value, path);\n  \
          if (header !== null) return header;\n  \
          const envelope = value as Record<string, unknown>;\n  \
-         const name = envelope[\"name\"];\n  \
-         const version = envelope[\"version\"];\n  \
-         if (typeof name !== \"string\") return `${path}.name: expected a string, got ${describe(name)}`;\n  \
-         if (typeof version !== \"number\") return `${path}.version: expected an integer, got ${describe(version)}`;\n  \
-         const payload = envelope[\"payload\"];\n  \
-         const payloadPath = `${path}.payload`;\n",
+         const name = envelope[{name}];\n  \
+         const version = envelope[{version}];\n  \
+         if (typeof name !== \"string\") return `${{path}}{name_segment}: expected a string, got ${{describe(name)}}`;\n  \
+         if (typeof version !== \"number\") return `${{path}}{version_segment}: expected an integer, got ${{describe(version)}}`;\n  \
+         if (!hasOwn(envelope, {payload})) return `${{path}}{payload_segment}: missing`;\n  \
+         const payload = envelope[{payload}];\n  \
+         const payloadPath = `${{path}}{payload_segment}`;\n",
+        name = json_string(&envelope.name),
+        version = json_string(&envelope.version),
+        payload = json_string(&envelope.payload),
+        name_segment = segment(&envelope.name),
+        version_segment = segment(&envelope.version),
+        payload_segment = segment(&envelope.payload),
     );
     for (name, version, ts) in events {
         let _ = writeln!(
@@ -559,12 +565,14 @@ fn render_envelope_check(out: &mut String, events: &[(String, u64, String)]) {
 }
 
 /// Emits statements that `return` an error message when a value does not match a type.
-struct Emitter {
+struct Emitter<'a> {
     out: String,
     counter: usize,
+    /// The string formats checked so far.
+    formats: &'a mut BTreeSet<String>,
 }
 
-impl Emitter {
+impl Emitter<'_> {
     fn fresh(&mut self) -> usize {
         self.counter += 1;
         self.counter
@@ -618,13 +626,30 @@ impl Emitter {
                 &format!("typeof {value} !== \"boolean\""),
                 "a boolean",
             ),
-            Ty::String(_) => self.fail(
-                depth,
-                value,
-                path,
-                &format!("typeof {value} !== \"string\""),
-                "a string",
-            ),
+            Ty::String(format) => {
+                self.fail(
+                    depth,
+                    value,
+                    path,
+                    &format!("typeof {value} !== \"string\""),
+                    "a string",
+                );
+                let format = format.as_deref().unwrap_or_default();
+                let check = match format {
+                    "uuid" => "isUuid",
+                    "date-time" => "isDateTime",
+                    "date" => "isDate",
+                    _ => return,
+                };
+                self.formats.insert(format.to_owned());
+                self.fail(
+                    depth,
+                    value,
+                    path,
+                    &format!("!{check}({value})"),
+                    &format!("a string of format {format}"),
+                );
+            }
             Ty::Number {
                 integer,
                 minimum,
@@ -942,8 +967,25 @@ mod tests {
     }
 
     #[test]
+    fn a_type_named_like_an_event_envelope_is_refused() {
+        let registry = json!({"envelope": factum::envelope::envelope_schema(), "entries": [
+            event("Opened", 1, json!({"type": "object"})),
+            {"kind": "command", "name": "OpenedV1Event", "version": 1, "doc": "",
+             "schema": {"type": "object"}},
+        ]});
+        assert_eq!(
+            typescript(&registry),
+            Err(TypeScriptError::NameCollision {
+                name: "OpenedV1Event".to_owned(),
+                first: "command OpenedV1Event".to_owned(),
+                second: "the envelope of event Opened v1".to_owned(),
+            })
+        );
+    }
+
+    #[test]
     fn maps_nullables_and_tagged_unions_have_their_typescript_shapes() {
-        let registry = json!({"entries": [event("Shaped", 1, json!({
+        let registry = json!({"envelope": factum::envelope::envelope_schema(), "entries": [event("Shaped", 1, json!({
             "type": "object",
             "properties": {
                 "tags": {"type": "object", "additionalProperties": {"type": "string"}},

@@ -11,9 +11,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use factum::EventSet;
 use factum_codegen::asyncapi::{AsyncApiError, AsyncApiInfo, asyncapi};
-use factum_example_orders::{Currency, Line, OrderEvent, OrderPlaced};
 use serde_json::{Value, json};
 use support::{registry_json, run};
 
@@ -119,7 +117,8 @@ fn channels_operations_and_messages_follow_the_documented_layout() {
 #[test]
 fn draft_2020_12_constructs_are_converted_or_refused() {
     let entry = |schema: Value| {
-        json!({"entries": [{"kind": "event", "name": "Shaped", "version": 1,
+        json!({"envelope": factum::envelope::envelope_schema(),
+            "entries": [{"kind": "event", "name": "Shaped", "version": 1,
             "aggregates": ["Shape"], "doc": "", "schema": schema}]})
     };
     let tuple = entry(json!({"type": "object", "properties": {"pair": {
@@ -152,7 +151,7 @@ fn draft_2020_12_constructs_are_converted_or_refused() {
     ));
 
     // The same definition name with two shapes is refused, not suffixed.
-    let collision = json!({"entries": [
+    let collision = json!({"envelope": factum::envelope::envelope_schema(), "entries": [
         {"kind": "event", "name": "A", "version": 1, "aggregates": ["X"], "doc": "",
          "schema": {"$ref": "#/$defs/T", "$defs": {"T": {"type": "string"}}}},
         {"kind": "event", "name": "B", "version": 1, "aggregates": ["X"], "doc": "",
@@ -207,31 +206,20 @@ fn broken_documents(valid: &Value) -> Vec<(&'static str, Value)> {
 }
 
 /// Messages checked against the generated payload and header schemas: (sample, accepted).
+/// The valid one is a real envelope: an `OrderPlaced` v2 written through the repository to
+/// SQLite and read back, split into its payload and the rest (the headers).
 fn samples() -> Vec<(Value, bool)> {
-    let placed = OrderEvent::Placed(OrderPlaced {
-        customer_id: "c-7".to_owned(),
-        lines: vec![Line {
-            sku: "tea".to_owned(),
-            quantity: 2,
-            unit_price: 450,
-        }],
-        currency: Currency::Gbp,
-    });
-    let encoded = placed.encode().expect("the event encodes");
-    let payload: Value = serde_json::from_str(encoded.payload.get()).unwrap();
-    let headers = json!({
-        "event_id": "0190a6f5-1c2b-7d3e-8f40-000000000001",
-        "stream_id": "order-42",
-        "stream_type": "Order",
-        "stream_version": 1,
-        "position": 1001,
-        "name": encoded.name,
-        "version": encoded.version,
-        "timestamp": "2026-01-02T03:04:05.123456Z",
-        "correlation_id": "0190a6f5-1c2b-7d3e-8f40-5a6b7c8d9e0f",
-        "causation_id": null,
-        "actor": "support@example.com",
-    });
+    let placed: Value = support::sqlite_envelopes(0)
+        .iter()
+        .map(|text| serde_json::from_str::<Value>(text).unwrap())
+        .find(|envelope| envelope["name"] == "OrderPlaced" && envelope["schema_version"] == 2)
+        .expect("an OrderPlaced v2 envelope");
+    let mut headers = placed.clone();
+    let payload = headers
+        .as_object_mut()
+        .unwrap()
+        .remove("payload")
+        .expect("a payload");
     let sample = |payload: &Value, headers: &Value| json!({"message": "OrderPlacedV2", "payload": payload, "headers": headers});
     let mut yen = payload.clone();
     yen["currency"] = json!("Yen");

@@ -1,6 +1,7 @@
 //! The Python module generated for the example domain: its snapshot, its determinism, and a
-//! real type check (`mypy --strict`) and run (pydantic 2.9.2) against golden events that
-//! factum itself encoded.
+//! real type check (`mypy --strict`) and run (pydantic 2.9.2) against the envelopes factum
+//! really writes: the example domain's commands run through a repository into SQLite and
+//! PostgreSQL stores, read back and serialised (see `support::write_history`).
 //!
 //! The check needs `python3` (3.11+, with `venv` and `pip`) on the `PATH`; it installs the
 //! pinned `pydantic` and `mypy` once into a virtual environment in `<target>/tmp/py-tools`
@@ -63,7 +64,7 @@ fn unsupported_constructs_name_the_entry_and_the_path() {
 }
 
 /// Malformed events and the pydantic location each error must name.
-fn malformed_events(golden: &[Value]) -> Vec<(Value, Value)> {
+fn malformed_events(envelopes: &[Value]) -> Vec<(Value, Value)> {
     let (
         placed,
         [
@@ -74,13 +75,12 @@ fn malformed_events(golden: &[Value]) -> Vec<(Value, Value)> {
             bad_actor,
             fractional,
         ],
-    ) = support::broken_order_placed(golden);
+    ) = support::broken_order_placed(envelopes);
     let mut numeric_timestamp = placed.clone();
     numeric_timestamp["timestamp"] = json!(1_767_322_445);
     let mut naive_timestamp = placed.clone();
     naive_timestamp["timestamp"] = json!("2026-01-02T03:04:05");
-    let mut bad_uuid = placed.clone();
-    bad_uuid["event_id"] = json!("not-a-uuid");
+    let (bad_uuid, yesterday, beyond_u32) = support::broken_formats_and_bounds(envelopes);
     let mut negative = placed.clone();
     negative["position"] = json!(-1);
     let path = |parts: Value| parts;
@@ -97,7 +97,10 @@ fn malformed_events(golden: &[Value]) -> Vec<(Value, Value)> {
             missing_customer,
             path(json!(["OrderPlaced", 2, "payload", "customer_id"])),
         ),
-        (retired_version, path(json!(["ItemAdded", "version"]))),
+        (
+            retired_version,
+            path(json!(["ItemAdded", "schema_version"])),
+        ),
         (
             bad_actor,
             path(json!(["OrderPlaced", 2, "metadata", "actor"])),
@@ -115,13 +118,19 @@ fn malformed_events(golden: &[Value]) -> Vec<(Value, Value)> {
             path(json!(["OrderPlaced", 2, "timestamp"])),
         ),
         (bad_uuid, path(json!(["OrderPlaced", 2, "event_id"]))),
+        (yesterday, path(json!(["OrderPlaced", 2, "timestamp"]))),
+        (
+            beyond_u32,
+            path(json!(["OrderPlaced", 2, "payload", "lines", 0, "quantity"])),
+        ),
         (negative, path(json!(["OrderPlaced", 2, "position"]))),
     ]
 }
 
 /// Constructs the order domain does not use, as schemars emits them.
 fn shapes_registry() -> Value {
-    json!({"entries": [{"kind": "event", "name": "Shaped", "version": 1, "doc": "Shapes.",
+    json!({"envelope": factum::envelope::envelope_schema(),
+        "entries": [{"kind": "event", "name": "Shaped", "version": 1, "doc": "Shapes.",
         "schema": {
             "type": "object",
             "properties": {
@@ -159,19 +168,16 @@ fn fixtures() -> PathBuf {
 }
 
 #[test]
-fn the_module_type_checks_strictly_and_round_trips_golden_events() {
+fn the_module_type_checks_strictly_and_parses_every_real_envelope() {
     let python_bin = support::venv_python("FACTUM_PY_TOOLS", "py-tools", REQUIREMENTS);
 
-    let golden = support::golden_events(u64::MAX);
-    let registry = registry_json();
-    let registered = support::assert_every_event_version(&golden, &registry);
-
-    let texts: Vec<String> = golden.iter().map(Value::to_string).collect();
-    let malformed: Vec<Value> = malformed_events(&golden)
+    let real = support::RealEnvelopes::read("python", u64::MAX, &registry_json());
+    let values = real.values();
+    let malformed: Vec<Value> = malformed_events(&values)
         .into_iter()
         .map(|(event, loc)| json!({"text": event.to_string(), "loc": loc}))
         .collect();
-    let cases = json!({"golden": texts, "malformed": malformed});
+    let cases = json!({"envelopes": real.cases(), "malformed": malformed});
 
     let dir = support::scratch_dir("py-check");
     std::fs::write(dir.join("generated.py"), generate()).unwrap();
@@ -181,7 +187,7 @@ fn the_module_type_checks_strictly_and_round_trips_golden_events() {
     )
     .unwrap();
     std::fs::write(
-        dir.join("golden.json"),
+        dir.join("envelopes.json"),
         serde_json::to_string_pretty(&cases).unwrap(),
     )
     .unwrap();
@@ -197,20 +203,12 @@ fn the_module_type_checks_strictly_and_round_trips_golden_events() {
     let output = run(
         Command::new(&python_bin)
             .arg("check.py")
-            .arg("golden.json")
+            .arg("envelopes.json")
             .current_dir(&dir),
         "python check.py",
     );
     println!("{output}");
-    assert!(
-        output.contains(&format!(
-            "checked {} golden events ({} name/version pairs) and {} malformed ones",
-            golden.len(),
-            registered,
-            malformed.len()
-        )),
-        "{output}"
-    );
+    real.assert_all_parsed(&output, malformed.len());
     assert!(
         output.contains("shapes: 3 accepted, 6 rejected"),
         "{output}"

@@ -1,6 +1,7 @@
 //! The TypeScript module generated for the example domain: its snapshot, its determinism,
-//! and a real compile (`tsc --strict --noEmit`) and run (node) against golden events that
-//! factum itself encoded.
+//! and a real compile (`tsc --strict --noEmit`) and run (node) against the envelopes factum
+//! really writes: the example domain's commands run through a repository into SQLite and
+//! PostgreSQL stores, read back and serialised (see `support::write_history`).
 //!
 //! The compile-and-run test needs `node` and `npm` on the `PATH`; it installs TypeScript
 //! 5.6.3 once into `<target>/tmp/ts-tools` (or the directory in `FACTUM_TS_TOOLS`). It fails,
@@ -38,7 +39,7 @@ fn generating_twice_gives_identical_bytes() {
 }
 
 /// Malformed events and the path each error must name.
-fn malformed_events(golden: &[Value]) -> Vec<(Value, &'static str)> {
+fn malformed_events(envelopes: &[Value]) -> Vec<(Value, &'static str)> {
     let (
         _,
         [
@@ -49,8 +50,12 @@ fn malformed_events(golden: &[Value]) -> Vec<(Value, &'static str)> {
             bad_actor,
             fractional,
         ],
-    ) = support::broken_order_placed(golden);
+    ) = support::broken_order_placed(envelopes);
+    let (bad_uuid, yesterday, beyond_u32) = support::broken_formats_and_bounds(envelopes);
     vec![
+        (bad_uuid, "$.event_id"),
+        (yesterday, "$.timestamp"),
+        (beyond_u32, "$.payload.lines[0].quantity"),
         (wrong_quantity, "$.payload.lines[1].quantity"),
         (wrong_currency, "$.payload.currency"),
         (missing_customer, "$.payload.customer_id"),
@@ -62,7 +67,8 @@ fn malformed_events(golden: &[Value]) -> Vec<(Value, &'static str)> {
 
 /// Constructs the order domain does not use, as schemars emits them.
 fn shapes_registry() -> Value {
-    json!({"entries": [{"kind": "event", "name": "Shaped", "version": 1, "doc": "Shapes.",
+    json!({"envelope": factum::envelope::envelope_schema(),
+        "entries": [{"kind": "event", "name": "Shaped", "version": 1, "doc": "Shapes.",
         "schema": {
             "type": "object",
             "properties": {
@@ -110,30 +116,27 @@ fn tsc() -> PathBuf {
 }
 
 #[test]
-fn the_module_type_checks_strictly_and_round_trips_golden_events() {
+fn the_module_type_checks_strictly_and_parses_every_real_envelope() {
     support::require_tool("node", WHY);
     let tsc = tsc();
 
-    let golden = support::golden_events(0);
-    let registry = registry_json();
-    let registered = support::assert_every_event_version(&golden, &registry);
-
-    let texts: Vec<String> = golden.iter().map(Value::to_string).collect();
-    let malformed: Vec<Value> = malformed_events(&golden)
+    let real = support::RealEnvelopes::read("typescript", 0, &registry_json());
+    let values = real.values();
+    let malformed: Vec<Value> = malformed_events(&values)
         .into_iter()
         .map(|(event, path)| json!({"text": event.to_string(), "path": path}))
         .collect();
-    let golden_module = format!(
+    let envelopes_module = format!(
         "// Written by codegen/tests/typescript.rs.\n\
-         export const golden: string[] = {};\n\
+         export const envelopes: {{ store: string; text: string }}[] = {};\n\
          export const malformed: {{ text: string; path: string }}[] = {};\n",
-        serde_json::to_string_pretty(&texts).unwrap(),
+        serde_json::to_string_pretty(&real.cases()).unwrap(),
         serde_json::to_string_pretty(&malformed).unwrap(),
     );
 
     let dir = support::scratch_dir("ts-check");
     std::fs::write(dir.join("generated.ts"), generate()).unwrap();
-    std::fs::write(dir.join("golden.ts"), golden_module).unwrap();
+    std::fs::write(dir.join("envelopes.ts"), envelopes_module).unwrap();
     std::fs::write(
         dir.join("shapes.ts"),
         typescript(&shapes_registry()).expect("the synthetic shapes map to TypeScript"),
@@ -161,15 +164,7 @@ fn the_module_type_checks_strictly_and_round_trips_golden_events() {
         "node check.js",
     );
     println!("{output}");
-    assert!(
-        output.contains(&format!(
-            "checked {} golden events ({} name/version pairs) and {} malformed ones",
-            golden.len(),
-            registered,
-            malformed.len()
-        )),
-        "{output}"
-    );
+    real.assert_all_parsed(&output, malformed.len());
     assert!(
         output.contains("shapes: 2 accepted, 6 rejected"),
         "{output}"

@@ -8,7 +8,13 @@ use serde_json::value::RawValue;
 use uuid::Uuid;
 
 /// Who and what caused an event, carried from the command into every event it records.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+///
+/// Its JSON Schema is part of [`envelope_schema`], as `EnvelopeMetadata`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(
+    rename = "EnvelopeMetadata",
+    description = "Who and what caused an event, carried from the command into every event it records."
+)]
 pub struct Metadata {
     /// Groups every message of one business transaction.
     pub correlation_id: Option<Uuid>,
@@ -16,7 +22,7 @@ pub struct Metadata {
     pub causation_id: Option<Uuid>,
     /// Who acted.
     pub actor: Option<String>,
-    /// Free-form entries.
+    /// Free-form entries; absent when empty.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extra: BTreeMap<String, serde_json::Value>,
 }
@@ -69,7 +75,13 @@ pub fn now() -> DateTime<Utc> {
 /// An event as the store recorded it.
 ///
 /// It serialises as one JSON object (the payload inline), the shape the event bus carries.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+/// That shape has one definition, [`envelope_schema`], derived from this type: the
+/// registry document carries it, and the contracts for other languages are generated
+/// from it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[schemars(
+    description = "A stored event, as factum writes it: read back from a store, carried by the event bus, exported."
+)]
 pub struct RecordedEvent {
     /// Unique id (UUID v7).
     pub event_id: Uuid,
@@ -78,19 +90,44 @@ pub struct RecordedEvent {
     /// The stream's type: the name of the aggregate that owns it.
     pub stream_type: String,
     /// Position in the stream: 1, 2, 3 … without gaps.
+    #[schemars(range(min = 1))]
     pub stream_version: u64,
     /// Position in the whole store: strictly increasing in commit order.
     pub position: u64,
     /// The stable event name.
+    #[schemars(extend("x-factum-envelope" = "name"))]
     pub name: String,
     /// The payload's schema version.
+    #[schemars(range(min = 1, max = u32::MAX), extend("x-factum-envelope" = "version"))]
     pub schema_version: u32,
-    /// The JSON payload.
+    /// The JSON payload: the event's own schema, per name and version.
+    #[schemars(extend("x-factum-envelope" = "payload"))]
     pub payload: Box<RawValue>,
-    /// When the event happened.
+    /// When the event happened (RFC 3339, UTC, to the microsecond).
     pub timestamp: DateTime<Utc>,
     /// Correlation, causation, actor and free-form entries.
     pub metadata: Metadata,
+}
+
+/// The keyword [`envelope_schema`] marks the envelope's event name, version and payload
+/// properties with (`"name"`, `"version"`, `"payload"`), so generators find them whatever
+/// the properties are called.
+pub const ENVELOPE_ROLE_KEYWORD: &str = "x-factum-envelope";
+
+/// The JSON Schema (draft 2020-12) of a [`RecordedEvent`] as it serialises: the one
+/// definition of the envelope that stores' readers, the event bus and exports carry.
+///
+/// It is the serialize contract (`Option`s that are always written are required and
+/// nullable; `metadata.extra` is absent when empty), with `EnvelopeMetadata` in `$defs`.
+/// The properties holding the event name, the version and the payload are marked with
+/// [`ENVELOPE_ROLE_KEYWORD`]; the payload's schema is left open here: it is the event's
+/// own schema for that name and version, in the registry.
+pub fn envelope_schema() -> serde_json::Value {
+    schemars::generate::SchemaSettings::draft2020_12()
+        .for_serialize()
+        .into_generator()
+        .into_root_schema_for::<RecordedEvent>()
+        .to_value()
 }
 
 impl PartialEq for RecordedEvent {
@@ -239,4 +276,88 @@ pub struct Snapshot {
     pub state: Box<RawValue>,
     /// When the snapshot was taken.
     pub taken_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn keys(value: &Value) -> Vec<String> {
+        let mut keys: Vec<String> = value.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    }
+
+    fn sorted_strings(value: &Value) -> Vec<String> {
+        let mut items: Vec<String> = value
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| item.as_str().unwrap().to_owned())
+            .collect();
+        items.sort();
+        items
+    }
+
+    fn recorded(extra: BTreeMap<String, Value>) -> RecordedEvent {
+        RecordedEvent {
+            event_id: Uuid::now_v7(),
+            stream_id: "Order-1".to_owned(),
+            stream_type: "Order".to_owned(),
+            stream_version: 1,
+            position: 1,
+            name: "OrderPlaced".to_owned(),
+            schema_version: 2,
+            payload: serde_json::value::to_raw_value(&json!({"a": 1})).unwrap(),
+            timestamp: now(),
+            metadata: Metadata {
+                extra,
+                ..Metadata::default()
+            },
+        }
+    }
+
+    /// The schema is the serialize contract: the properties are what serde writes, the
+    /// required ones what it always writes, and the roles mark the name, version and
+    /// payload.
+    #[test]
+    fn the_envelope_schema_describes_what_serde_writes() {
+        let schema = envelope_schema();
+        let metadata_schema = &schema["$defs"]["EnvelopeMetadata"];
+        let bare = serde_json::to_value(recorded(BTreeMap::new())).unwrap();
+        let full = serde_json::to_value(recorded(BTreeMap::from([(
+            "channel".to_owned(),
+            json!("web"),
+        )])))
+        .unwrap();
+
+        assert_eq!(keys(&schema["properties"]), keys(&bare));
+        assert_eq!(sorted_strings(&schema["required"]), keys(&bare));
+        assert_eq!(
+            keys(&metadata_schema["properties"]),
+            keys(&full["metadata"])
+        );
+        assert_eq!(
+            sorted_strings(&metadata_schema["required"]),
+            keys(&bare["metadata"])
+        );
+        for (property, role) in [
+            ("name", "name"),
+            ("schema_version", "version"),
+            ("payload", "payload"),
+        ] {
+            assert_eq!(
+                schema["properties"][property][ENVELOPE_ROLE_KEYWORD],
+                json!(role)
+            );
+        }
+        assert_eq!(schema["properties"]["event_id"]["format"], "uuid");
+        assert_eq!(schema["properties"]["timestamp"]["format"], "date-time");
+        assert_eq!(
+            metadata_schema["properties"]["correlation_id"]["type"],
+            json!(["string", "null"])
+        );
+    }
 }

@@ -187,6 +187,7 @@ impl RegistryBuilder {
     pub fn build(self) -> Result<Registry, Vec<RegistryConflict>> {
         if self.conflicts.is_empty() {
             Ok(Registry {
+                envelope: crate::envelope::envelope_schema(),
                 entries: self.entries.into_values().collect(),
             })
         } else {
@@ -196,9 +197,15 @@ impl RegistryBuilder {
 }
 
 /// Every event version and command of a domain with its schema, ordered by kind (events
-/// first), name and version.
+/// first), name and version, and the schema of the envelope that carries every event.
+///
+/// It serialises as `{"envelope": <schema>, "entries": [...]}`: the envelope is
+/// [`envelope_schema`](crate::envelope::envelope_schema), the same definition the Rust
+/// serializer of [`RecordedEvent`](crate::envelope::RecordedEvent) uses, so the contracts
+/// generated from the document describe what factum really writes.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Registry {
+    envelope: serde_json::Value,
     entries: Vec<RegistryEntry>,
 }
 
@@ -206,6 +213,12 @@ impl Registry {
     /// A builder; add aggregates, then build.
     pub fn builder() -> RegistryBuilder {
         RegistryBuilder::default()
+    }
+
+    /// The JSON Schema of the envelope around every event (see
+    /// [`envelope_schema`](crate::envelope::envelope_schema)).
+    pub fn envelope(&self) -> &serde_json::Value {
+        &self.envelope
     }
 
     /// The entries, in their deterministic order.

@@ -1,6 +1,6 @@
-"""Feeds the golden events (encoded by factum in the Rust test) through the generated
-module: every valid one must parse and re-serialise to the same JSON, every malformed one
-must be rejected with a ValidationError at the expected location. Type-checked with
+"""Feeds the envelopes factum really wrote (read back from its stores by the Rust test)
+through the generated module: every one must parse and re-serialise to the same JSON,
+every malformed one must be rejected with a ValidationError at the expected location. Type-checked with
 ``mypy --strict`` together with the generated modules."""
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def describe(event: EventEnvelope) -> str:
         return f"{len(event.payload.lines)} line(s) in {currency}"
     match event:
         case OrderPlacedV1Event(payload=payload):
-            return f"{len(payload.lines)} line(s) in Eur (version {event.version})"
+            return f"{len(payload.lines)} line(s) in Eur (version {event.schema_version})"
         case _:
             return event.name
 
@@ -37,11 +37,15 @@ def describe(event: EventEnvelope) -> str:
 def main() -> None:
     with open(sys.argv[1], encoding="utf-8") as file:
         cases: dict[str, Any] = json.load(file)
-    golden: list[str] = cases["golden"]
+    envelopes: list[dict[str, str]] = cases["envelopes"]
     malformed: list[dict[str, Any]] = cases["malformed"]
 
     seen: set[tuple[str, int]] = set()
-    for text in golden:
+    parsed: dict[str, int] = {}
+    total: dict[str, int] = {}
+    for case in envelopes:
+        store, text = case["store"], case["text"]
+        total[store] = total.get(store, 0) + 1
         data = json.loads(text)
         event = parse_event_envelope(data)
         dumped = event.model_dump(mode="json", by_alias=True, exclude_unset=True)
@@ -51,22 +55,25 @@ def main() -> None:
             raise AssertionError(f"JSON round trip changed {text}")
         if parse_event_envelope_json(text) != event:
             raise AssertionError(f"parsing the text differs from parsing the object: {text}")
-        seen.add((event.name, event.version))
-        print(f"ok {event.name} v{event.version}: {describe(event)}")
+        seen.add((event.name, event.schema_version))
+        parsed[store] = parsed.get(store, 0) + 1
+        print(f"ok ({store}) {event.name} v{event.schema_version}: {describe(event)}")
+    for store, count in total.items():
+        print(f"parsed {parsed.get(store, 0)} of {count} real envelopes from {store}")
 
-    for case in malformed:
+    for bad in malformed:
         try:
-            parse_event_envelope(json.loads(case["text"]))
+            parse_event_envelope(json.loads(bad["text"]))
         except ValidationError as error:
             locations = [list(detail["loc"]) for detail in error.errors()]
-            if case["loc"] not in locations:
-                raise AssertionError(f"expected an error at {case['loc']}, got {error}") from None
-            print(f"rejected at {case['loc']}: {error.errors()[0]['msg']}")
+            if bad["loc"] not in locations:
+                raise AssertionError(f"expected an error at {bad['loc']}, got {error}") from None
+            print(f"rejected at {bad['loc']}: {error.errors()[0]['msg']}")
         else:
-            raise AssertionError(f"accepted a malformed event: {case['text']}")
+            raise AssertionError(f"accepted a malformed event: {bad['text']}")
 
     print(
-        f"checked {len(golden)} golden events ({len(seen)} name/version pairs)"
+        f"checked {len(envelopes)} real envelopes ({len(seen)} name/version pairs)"
         f" and {len(malformed)} malformed ones"
     )
 

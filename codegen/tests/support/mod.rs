@@ -1,6 +1,7 @@
 //! What the generator tests share: the example domain's registry, installing and caching
 //! the external tools (npm packages under a prefix, a Python virtual environment), running
-//! commands, and golden envelopes built from events factum itself encoded.
+//! commands, and the envelopes factum really writes: the example domain's commands run
+//! through a `Repository` into a SQLite (and a PostgreSQL) store and read back.
 //!
 //! Every tool is required: a missing one fails the test (under `CI=true` and locally
 //! alike), never skips it.
@@ -10,11 +11,13 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use factum::EventSet;
+use factum::prelude::*;
 use factum::registry::Registry;
+use factum::sqlite::SqliteStore;
+use factum::uuid::Uuid;
 use factum_example_orders::{
-    Currency, ItemAdded, ItemRemoved, Line, Order, OrderCancelled, OrderConfirmed, OrderDelivered,
-    OrderEvent, OrderNoteAdded, OrderPlaced, OrderPlacedV1, OrderShipped,
+    AddItem, AddNote, CancelOrder, Catalog, ConfirmOrder, Currency, DeliverOrder, Line, Order,
+    OrderCommand, OrderPlacedV1, PlaceOrder, RemoveItem, RequestedLine, ShipOrder,
 };
 use serde_json::{Value, json};
 
@@ -168,99 +171,221 @@ pub fn scratch_dir(prefix: &str) -> PathBuf {
     dir
 }
 
-/// One stored event as the envelope JSON the generated modules describe.
-pub fn envelope(name: &str, version: u32, payload: Value, sequence: u64) -> Value {
-    let mut metadata = json!({
-        "correlation_id": "0190a6f5-1c2b-7d3e-8f40-5a6b7c8d9e0f",
-        "causation_id": if sequence.is_multiple_of(2) { Value::Null } else { json!("0190a6f5-1c2b-7d3e-8f40-000000000001") },
-        "actor": if sequence.is_multiple_of(3) { Value::Null } else { json!("support@example.com") },
-    });
-    if sequence == 1 {
-        metadata["extra"] = json!({"channel": "web", "attempt": 2, "tags": ["a", {"b": null}]});
+/// The example domain's history, written through the real code paths: every current event
+/// version by a command through `Repository<Order, _>` (with metadata: an actor, a
+/// correlation id, free-form entries, a causation id, or none of them), and an
+/// `OrderPlaced` v1 appended to the store as a service of that version's era wrote it
+/// (its payload serialised by `OrderPlacedV1`). `item_added_unit_price` is the catalogue
+/// price of the item added.
+pub async fn write_history<S: EventStore + Clone>(store: &S, item_added_unit_price: u64) {
+    let catalog = Catalog::new([
+        ("tea", 450),
+        ("mug", 9_007_199_254_740_991),
+        ("spoon \"silver\" ✓", item_added_unit_price),
+    ]);
+    let orders = Repository::<Order, S>::with_services(store.clone(), catalog);
+    let line = |sku: &str, quantity: u32| RequestedLine {
+        sku: sku.to_owned(),
+        quantity,
+    };
+    let full = CommandMetadata::new()
+        .actor("support@example.com")
+        .correlation_id(Uuid::now_v7())
+        .extra("channel", json!("web"))
+        .extra("attempt", json!(2))
+        .extra("tags", json!(["a", {"b": null}]));
+    let history: Vec<(OrderCommand, CommandMetadata)> = vec![
+        (
+            OrderCommand::Place(PlaceOrder {
+                order_id: "A-1001".to_owned(),
+                customer_id: "c-7".to_owned(),
+                lines: vec![line("tea", 2), line("mug", 1)],
+                currency: Currency::Gbp,
+            }),
+            full,
+        ),
+        (
+            OrderCommand::RemoveItem(RemoveItem {
+                order_id: "A-1001".to_owned(),
+                sku: "mug".to_owned(),
+            }),
+            CommandMetadata::new().actor("clerk"),
+        ),
+        (
+            OrderCommand::Confirm(ConfirmOrder {
+                order_id: "A-1001".to_owned(),
+            }),
+            CommandMetadata::new(),
+        ),
+        (
+            OrderCommand::Ship(ShipOrder {
+                order_id: "A-1001".to_owned(),
+                carrier: "DHL".to_owned(),
+                tracking_code: "JD0146".to_owned(),
+            }),
+            CommandMetadata::new().causation_id(Uuid::now_v7()),
+        ),
+        (
+            OrderCommand::Deliver(DeliverOrder {
+                order_id: "A-1001".to_owned(),
+            }),
+            CommandMetadata::new(),
+        ),
+        (
+            OrderCommand::Place(PlaceOrder {
+                order_id: "B-2002".to_owned(),
+                customer_id: "c-9".to_owned(),
+                lines: vec![line("tea", 1)],
+                currency: Currency::Eur,
+            }),
+            CommandMetadata::new(),
+        ),
+        (
+            OrderCommand::AddItem(AddItem {
+                order_id: "B-2002".to_owned(),
+                line: line("spoon \"silver\" ✓", 3),
+            }),
+            CommandMetadata::new().actor("clerk"),
+        ),
+        (
+            OrderCommand::AddNote(AddNote {
+                order_id: "B-2002".to_owned(),
+                text: String::new(),
+            }),
+            CommandMetadata::new(),
+        ),
+        (
+            OrderCommand::Cancel(CancelOrder {
+                order_id: "B-2002".to_owned(),
+                reason: "changed mind\nline two".to_owned(),
+            }),
+            CommandMetadata::new(),
+        ),
+    ];
+    for (command, metadata) in history {
+        let what = format!("{command:?}");
+        orders
+            .execute_with(command, metadata)
+            .await
+            .unwrap_or_else(|error| panic!("{what}: {error}"));
     }
-    json!({
-        "event_id": format!("0190a6f5-1c2b-7d3e-8f40-{sequence:012}"),
-        "stream_id": "order-42",
-        "stream_type": "Order",
-        "stream_version": sequence,
-        "position": 1000 + sequence,
-        "name": name,
-        "version": version,
-        "timestamp": "2026-01-02T03:04:05.123456Z",
-        "metadata": metadata,
-        "payload": payload,
+
+    let v1 = OrderPlacedV1 {
+        customer_id: "c-1".to_owned(),
+        lines: vec![Line {
+            sku: "tea".to_owned(),
+            quantity: 1,
+            unit_price: 450,
+        }],
+    };
+    let payload = serde_json::value::to_raw_value(&v1).expect("a v1 payload");
+    store
+        .append(
+            "Order-L-0001",
+            "Order",
+            ExpectedVersion::NoStream,
+            vec![NewEvent::new(
+                "OrderPlaced",
+                1,
+                payload,
+                CommandMetadata::new().event_metadata(),
+            )],
+        )
+        .await
+        .expect("append a v1 OrderPlaced");
+}
+
+/// Every event of `store`, as the JSON text the Rust serializer of `RecordedEvent` writes
+/// (the event bus's body), normalised through `serde_json::Value` (keys sorted; a
+/// PostgreSQL `jsonb` payload's spacing gone).
+pub async fn read_envelopes<S: EventStore>(store: &S) -> Vec<String> {
+    let events = store.read_all(0, 10_000).await.expect("read the store");
+    events
+        .iter()
+        .map(|event| {
+            let text = serde_json::to_string(event).expect("an envelope serialises");
+            let value: Value = serde_json::from_str(&text).expect("an envelope is JSON");
+            value.to_string()
+        })
+        .collect()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+/// The envelopes of [`write_history`] written to and read back from a fresh SQLite store.
+pub fn sqlite_envelopes(item_added_unit_price: u64) -> Vec<String> {
+    let dir = tempfile::tempdir().expect("a scratch folder");
+    runtime().block_on(async {
+        let store = SqliteStore::open(dir.path().join("events.sqlite3"))
+            .await
+            .expect("open a SQLite store");
+        write_history(&store, item_added_unit_price).await;
+        read_envelopes(&store).await
     })
 }
 
-/// Every event version of the domain, encoded by factum: the current versions through
-/// `OrderEvent::encode`, the older typed version (`OrderPlacedV1`) through serde.
-/// `item_added_unit_price` is the `ItemAdded` sample's unit price.
-pub fn golden_events(item_added_unit_price: u64) -> Vec<Value> {
-    let line = |sku: &str, quantity: u32, unit_price: u64| Line {
-        sku: sku.to_owned(),
-        quantity,
-        unit_price,
+/// The envelopes of [`write_history`] written to and read back from PostgreSQL (the
+/// server in `FACTUM_POSTGRES_URL`, in a schema of its own, emptied first). Without a
+/// server: `None` with a notice, or a failure under `CI=true`.
+pub fn postgres_envelopes(schema: &str, item_added_unit_price: u64) -> Option<Vec<String>> {
+    let url = std::env::var("FACTUM_POSTGRES_URL")
+        .ok()
+        .filter(|url| !url.trim().is_empty());
+    let Some(url) = url else {
+        require(
+            !std::env::var("CI").is_ok_and(|value| value == "true"),
+            "FACTUM_POSTGRES_URL is not set: the envelopes PostgreSQL writes must be parsed \
+             too. Start a throwaway server with `eval \"$(scripts/postgres.sh start)\"`",
+        );
+        println!("FACTUM_POSTGRES_URL is not set: the PostgreSQL envelopes are not checked");
+        return None;
     };
-    let events = [
-        OrderEvent::Placed(OrderPlaced {
-            customer_id: "c-7".to_owned(),
-            lines: vec![line("tea", 2, 450), line("mug", 1, 9_007_199_254_740_991)],
-            currency: Currency::Gbp,
-        }),
-        OrderEvent::ItemAdded(ItemAdded {
-            sku: "spoon \"silver\" ✓".to_owned(),
-            quantity: 3,
-            unit_price: item_added_unit_price,
-        }),
-        OrderEvent::ItemRemoved(ItemRemoved {
-            sku: "mug".to_owned(),
-        }),
-        OrderEvent::Confirmed(OrderConfirmed { total: 1_350 }),
-        OrderEvent::Shipped(OrderShipped {
-            carrier: "DHL".to_owned(),
-            tracking_code: "JD0146".to_owned(),
-        }),
-        OrderEvent::Delivered(OrderDelivered {}),
-        OrderEvent::Cancelled(OrderCancelled {
-            reason: "changed mind\nline two".to_owned(),
-        }),
-        OrderEvent::NoteAdded(OrderNoteAdded {
-            text: String::new(),
-        }),
-    ];
-    let mut golden = Vec::new();
-    for (index, event) in events.iter().enumerate() {
-        let encoded = event.encode().expect("the event encodes");
-        let payload: Value = serde_json::from_str(encoded.payload.get()).unwrap();
-        golden.push(envelope(
-            encoded.name,
-            encoded.version,
-            payload,
-            index as u64 + 1,
-        ));
-    }
-    let v1 = OrderPlacedV1 {
-        customer_id: "c-1".to_owned(),
-        lines: vec![],
-    };
-    golden.push(envelope(
-        "OrderPlaced",
-        1,
-        serde_json::to_value(&v1).unwrap(),
-        golden.len() as u64 + 1,
-    ));
-    golden
+    Some(runtime().block_on(async {
+        let read_models = factum::postgres::PostgresReadModel::connect(&url)
+            .await
+            .expect("connect to FACTUM_POSTGRES_URL");
+        read_models
+            .client()
+            .await
+            .expect("a connection")
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            .await
+            .expect("drop the test schema");
+        let store = factum::postgres::PostgresStore::builder(url)
+            .schema(schema)
+            .connect()
+            .await
+            .expect("connect the PostgreSQL store");
+        write_history(&store, item_added_unit_price).await;
+        read_envelopes(&store).await
+    }))
 }
 
-/// Asserts that `golden` has an event of every event version in `registry`; returns how
-/// many (name, version) pairs that is.
-pub fn assert_every_event_version(golden: &[Value], registry: &Value) -> usize {
-    let mut covered: Vec<(String, u64)> = golden
+/// The envelopes of every store, as (store, envelopes as JSON text), SQLite first;
+/// PostgreSQL's in the schema `t_codegen_<test>`.
+pub fn real_envelopes(test: &str, item_added_unit_price: u64) -> Vec<(&'static str, Vec<String>)> {
+    let mut stores = vec![("SQLite", sqlite_envelopes(item_added_unit_price))];
+    if let Some(envelopes) = postgres_envelopes(&format!("t_codegen_{test}"), item_added_unit_price)
+    {
+        stores.push(("PostgreSQL", envelopes));
+    }
+    stores
+}
+
+/// Asserts that `envelopes` have an event of every event version in `registry`; returns
+/// how many (name, version) pairs that is.
+pub fn assert_every_event_version(envelopes: &[Value], registry: &Value) -> usize {
+    let mut covered: Vec<(String, u64)> = envelopes
         .iter()
         .map(|event| {
             (
                 event["name"].as_str().unwrap().to_owned(),
-                event["version"].as_u64().unwrap(),
+                event["schema_version"].as_u64().unwrap(),
             )
         })
         .collect();
@@ -281,7 +406,7 @@ pub fn assert_every_event_version(golden: &[Value], registry: &Value) -> usize {
     registered.sort();
     assert_eq!(
         covered, registered,
-        "a golden event for every event version"
+        "a real envelope for every event version"
     );
     registered.len()
 }
@@ -296,14 +421,14 @@ pub fn reversed_registry_json() -> Value {
     reversed
 }
 
-/// The `OrderPlaced` v2 golden event, and copies of it each broken in one place: a
+/// The first `OrderPlaced` v2 envelope of `envelopes`, and copies of it each broken in one place: a
 /// quantity as a string, an unknown currency, no customer, a retired version, a
 /// numeric actor, a fractional stream version (in that order).
-pub fn broken_order_placed(golden: &[Value]) -> (Value, [Value; 6]) {
-    let placed = golden
+pub fn broken_order_placed(envelopes: &[Value]) -> (Value, [Value; 6]) {
+    let placed = envelopes
         .iter()
-        .find(|event| event["name"] == "OrderPlaced" && event["version"] == 2)
-        .expect("an OrderPlaced v2 sample")
+        .find(|event| event["name"] == "OrderPlaced" && event["schema_version"] == 2)
+        .expect("an OrderPlaced v2 envelope")
         .clone();
     let mut wrong_quantity = placed.clone();
     wrong_quantity["payload"]["lines"][1]["quantity"] = json!("2");
@@ -316,7 +441,7 @@ pub fn broken_order_placed(golden: &[Value]) -> (Value, [Value; 6]) {
         .remove("customer_id");
     let mut retired_version = placed.clone();
     retired_version["name"] = json!("ItemAdded");
-    retired_version["version"] = json!(1);
+    retired_version["schema_version"] = json!(1);
     let mut bad_actor = placed.clone();
     bad_actor["metadata"]["actor"] = json!(7);
     let mut fractional = placed.clone();
@@ -332,4 +457,93 @@ pub fn broken_order_placed(golden: &[Value]) -> (Value, [Value; 6]) {
             fractional,
         ],
     )
+}
+
+/// The real envelopes a contract test feeds a generated module: those of every store
+/// (see [`real_envelopes`]), each store's checked to cover every event version.
+pub struct RealEnvelopes {
+    /// (store, envelope text) pairs.
+    pub envelopes: Vec<(&'static str, String)>,
+    /// How many (name, version) pairs they cover.
+    pub registered: usize,
+}
+
+impl RealEnvelopes {
+    /// Writes and reads back the history in every store (PostgreSQL's schema named after
+    /// `test`); `item_added_unit_price` as in [`write_history`].
+    pub fn read(test: &str, item_added_unit_price: u64, registry: &Value) -> Self {
+        let mut envelopes = Vec::new();
+        let mut registered = 0;
+        for (store, texts) in real_envelopes(test, item_added_unit_price) {
+            let values: Vec<Value> = texts
+                .iter()
+                .map(|text| serde_json::from_str(text).expect("an envelope is JSON"))
+                .collect();
+            registered = assert_every_event_version(&values, registry);
+            assert_eq!(texts.len(), 10, "{store}: 9 commands' events and one v1");
+            envelopes.extend(texts.into_iter().map(|text| (store, text)));
+        }
+        Self {
+            envelopes,
+            registered,
+        }
+    }
+
+    /// The envelopes as JSON values.
+    pub fn values(&self) -> Vec<Value> {
+        self.envelopes
+            .iter()
+            .map(|(_, text)| serde_json::from_str(text).expect("an envelope is JSON"))
+            .collect()
+    }
+
+    /// The envelopes as the checking scripts read them: `{"store", "text"}` objects.
+    pub fn cases(&self) -> Vec<Value> {
+        self.envelopes
+            .iter()
+            .map(|(store, text)| json!({"store": store, "text": text}))
+            .collect()
+    }
+
+    /// Asserts that a checking script's `output` says it parsed all N of N envelopes of
+    /// each store, and rejected the `malformed` ones.
+    pub fn assert_all_parsed(&self, output: &str, malformed: usize) {
+        for store in ["SQLite", "PostgreSQL"] {
+            let count = self
+                .envelopes
+                .iter()
+                .filter(|(from, _)| *from == store)
+                .count();
+            if count > 0 {
+                assert!(
+                    output.contains(&format!(
+                        "parsed {count} of {count} real envelopes from {store}\n"
+                    )),
+                    "{output}"
+                );
+            }
+        }
+        assert!(
+            output.contains(&format!(
+                "checked {} real envelopes ({} name/version pairs) and {malformed} malformed ones",
+                self.envelopes.len(),
+                self.registered,
+            )),
+            "{output}"
+        );
+    }
+}
+
+/// Copies of the first `OrderPlaced` v2 envelope of `envelopes`, each broken where only a
+/// format or a bound says so: an `event_id` that is no UUID, a `timestamp` "yesterday",
+/// a `u32` quantity of 2^32.
+pub fn broken_formats_and_bounds(envelopes: &[Value]) -> (Value, Value, Value) {
+    let (placed, _) = broken_order_placed(envelopes);
+    let mut bad_uuid = placed.clone();
+    bad_uuid["event_id"] = json!("not-a-uuid");
+    let mut yesterday = placed.clone();
+    yesterday["timestamp"] = json!("yesterday");
+    let mut beyond_u32 = placed;
+    beyond_u32["payload"]["lines"][0]["quantity"] = json!(4_294_967_296_u64);
+    (bad_uuid, yesterday, beyond_u32)
 }

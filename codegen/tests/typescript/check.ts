@@ -1,9 +1,9 @@
-// Feeds the golden events (encoded by factum in the Rust test) through the generated
-// parser: every valid one must parse and re-serialise to the same JSON text, every
-// malformed one must be rejected with an error naming the path of the mismatch.
+// Feeds the envelopes factum really wrote (read back from its stores by the Rust test)
+// through the generated parser: every one must parse and re-serialise to the same JSON
+// text, every malformed one must be rejected with an error naming the path of the mismatch.
 // No Node types: the check must compile against the plain ES library only.
-import { EventEnvelope, isEventEnvelope, parseEventEnvelope } from "./generated";
-import { golden, malformed } from "./golden";
+import { EventEnvelope, OrderPlacedV2Event, isEventEnvelope, parseEventEnvelope } from "./generated";
+import { envelopes, malformed } from "./envelopes";
 import { ShapedV1, isShapedV1 } from "./shapes";
 
 declare const console: { log(...values: unknown[]): void };
@@ -27,27 +27,36 @@ function deepEqual(a: unknown, b: unknown): boolean {
 
 // Narrowing on (name, version) must reach the payload's own type.
 function describeEvent(event: EventEnvelope): string {
-  if (event.name === "OrderPlaced" && event.version === 2) {
-    const currency: "Eur" | "Usd" | "Gbp" = event.payload.currency;
+  if (event.name === "OrderPlaced" && event.schema_version === 2) {
+    // The per-event envelope type is what narrowing yields.
+    const placed: OrderPlacedV2Event = event;
+    const currency: "Eur" | "Usd" | "Gbp" = placed.payload.currency;
     return `${event.payload.lines.length} line(s) in ${currency}`;
   }
   if (event.name === "OrderPlaced") {
     const lines: number = event.payload.lines.length;
-    return `${lines} line(s) in Eur (version ${event.version})`;
+    return `${lines} line(s) in Eur (version ${event.schema_version})`;
   }
   return event.name;
 }
 
 const seen = new Set<string>();
-for (const text of golden) {
+const parsed = new Map<string, number>();
+const total = new Map<string, number>();
+for (const { store, text } of envelopes) {
+  total.set(store, (total.get(store) ?? 0) + 1);
   const input: unknown = JSON.parse(text);
   const event = parseEventEnvelope(input);
   if (!isEventEnvelope(input)) throw new Error(`isEventEnvelope rejects ${text}`);
   const written = JSON.stringify(event);
   if (written !== text) throw new Error(`round trip changed the text:\n${text}\n${written}`);
   if (!deepEqual(JSON.parse(written), JSON.parse(text))) throw new Error(`round trip changed ${text}`);
-  seen.add(`${event.name}@${event.version}`);
-  console.log(`ok ${event.name} v${event.version}: ${describeEvent(event)}`);
+  seen.add(`${event.name}@${event.schema_version}`);
+  parsed.set(store, (parsed.get(store) ?? 0) + 1);
+  console.log(`ok (${store}) ${event.name} v${event.schema_version}: ${describeEvent(event)}`);
+}
+for (const [store, count] of total) {
+  console.log(`parsed ${parsed.get(store) ?? 0} of ${count} real envelopes from ${store}`);
 }
 
 for (const { text, path } of malformed) {
@@ -64,7 +73,7 @@ for (const { text, path } of malformed) {
   console.log(`rejected: ${message}`);
 }
 
-console.log(`checked ${golden.length} golden events (${seen.size} name/version pairs) and ${malformed.length} malformed ones`);
+console.log(`checked ${envelopes.length} real envelopes (${seen.size} name/version pairs) and ${malformed.length} malformed ones`);
 
 // A synthetic module (shapes.ts) with the constructs the order domain does not use: maps,
 // nullables, tagged unions, plain unions, `unknown` and an optional enum.

@@ -2,8 +2,9 @@
 """The domain's contracts, as pydantic v2 models.
 
 One model per event version (``OrderPlacedV2``) and per command, the models and aliases
-they share, and ``EventEnvelope``: a stored event, discriminated on ``name`` and then on
-``version`` (one ``...Event`` model per event version, with the envelope header).
+they share, and ``EventEnvelope``: a stored event as factum writes it (read back from a
+store, published on the bus), discriminated on the event's name and then on its version
+(one ``...Event`` model per event version, with the envelope header).
 
 Models are strict: an integer must be a JSON integer, a string a JSON string; timestamps
 (``AwareDatetime``) and UUIDs are parsed from strings. Unknown properties are ignored, not
@@ -18,7 +19,7 @@ a retired version must be upcast (read through factum) before they reach this mo
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Annotated, Literal, Never, TypeAlias, Union
 from uuid import UUID
 
@@ -29,6 +30,7 @@ from pydantic import (
     ConfigDict,
     Field,
     JsonValue,
+    PlainSerializer,
     Strict,
     TypeAdapter,
 )
@@ -41,7 +43,26 @@ def _not_a_number(value: object) -> object:
     return value
 
 
-_DateTime: TypeAlias = Annotated[AwareDatetime, Strict(False), BeforeValidator(_not_a_number)]
+def _rfc3339(value: datetime) -> str:
+    # As factum (chrono) writes a timestamp, so that a round trip keeps the text: the
+    # fraction in 0, 3 or 6 digits, whichever is exact, and UTC as "Z".
+    micro = value.microsecond
+    if micro == 0:
+        fraction = ""
+    elif micro % 1000 == 0:
+        fraction = f".{micro // 1000:03d}"
+    else:
+        fraction = f".{micro:06d}"
+    zone = "Z" if value.utcoffset() == timedelta(0) else value.isoformat()[-6:]
+    return value.replace(microsecond=0, tzinfo=None).isoformat() + fraction + zone
+
+
+_DateTime: TypeAlias = Annotated[
+    AwareDatetime,
+    Strict(False),
+    BeforeValidator(_not_a_number),
+    PlainSerializer(_rfc3339, return_type=str, when_used="json"),
+]
 _Date: TypeAlias = Annotated[date, Strict(False), BeforeValidator(_not_a_number)]
 _Uuid: TypeAlias = Annotated[UUID, Strict(False), BeforeValidator(_not_a_number)]
 
@@ -65,7 +86,7 @@ class Line(FactumModel):
 
     sku: str
     """The product."""
-    quantity: Annotated[int, Field(ge=0)]
+    quantity: Annotated[int, Field(ge=0, le=4294967295)]
     """How many, at least 1."""
     unit_price: Annotated[int, Field(ge=0)]
     """The price of one, from the catalogue at the time."""
@@ -76,7 +97,7 @@ class RequestedLine(FactumModel):
 
     sku: str
     """The product."""
-    quantity: Annotated[int, Field(ge=0)]
+    quantity: Annotated[int, Field(ge=0, le=4294967295)]
     """How many."""
 
 
@@ -85,7 +106,7 @@ class ItemAddedV2(FactumModel):
 
     sku: str
     """The added line."""
-    quantity: Annotated[int, Field(ge=0)]
+    quantity: Annotated[int, Field(ge=0, le=4294967295)]
     """How many were added."""
     unit_price: Annotated[int, Field(ge=0)]
     """The price of one."""
@@ -230,7 +251,7 @@ class ShipOrder(FactumModel):
 
 
 class EnvelopeMetadata(FactumModel):
-    """Who and what caused an event."""
+    """Who and what caused an event, carried from the command into every event it records."""
 
     correlation_id: _Uuid | None
     """Groups every message of one business transaction."""
@@ -243,16 +264,19 @@ class EnvelopeMetadata(FactumModel):
 
 
 class EnvelopeHeader(FactumModel):
-    """The fields every stored event carries besides its name, version and payload."""
+    """A stored event, as factum writes it: read back from a store, carried by the event bus, exported.
+
+    The fields every stored event carries besides ``name``, ``schema_version`` and ``payload``.
+    """
 
     event_id: _Uuid
-    """Unique id (a UUID v7)."""
+    """Unique id (UUID v7)."""
     stream_id: str
     """The stream the event belongs to."""
     stream_type: str
     """The stream's type: the name of the aggregate that owns it."""
-    stream_version: Annotated[int, Field(ge=0)]
-    """Position in the stream: 1, 2, 3 ... without gaps."""
+    stream_version: Annotated[int, Field(ge=1)]
+    """Position in the stream: 1, 2, 3 … without gaps."""
     position: Annotated[int, Field(ge=0)]
     """Position in the whole store: strictly increasing in commit order."""
     timestamp: _DateTime
@@ -265,72 +289,99 @@ class ItemAddedV2Event(EnvelopeHeader):
     """A stored `ItemAdded` event, version 2."""
 
     name: Literal["ItemAdded"]
-    version: Literal[2]
+    """The stable event name."""
+    schema_version: Literal[2]
+    """The payload's schema version."""
     payload: ItemAddedV2
+    """The JSON payload: the event's own schema, per name and version."""
 
 
 class ItemRemovedV1Event(EnvelopeHeader):
     """A stored `ItemRemoved` event, version 1."""
 
     name: Literal["ItemRemoved"]
-    version: Literal[1]
+    """The stable event name."""
+    schema_version: Literal[1]
+    """The payload's schema version."""
     payload: ItemRemovedV1
+    """The JSON payload: the event's own schema, per name and version."""
 
 
 class OrderCancelledV1Event(EnvelopeHeader):
     """A stored `OrderCancelled` event, version 1."""
 
     name: Literal["OrderCancelled"]
-    version: Literal[1]
+    """The stable event name."""
+    schema_version: Literal[1]
+    """The payload's schema version."""
     payload: OrderCancelledV1
+    """The JSON payload: the event's own schema, per name and version."""
 
 
 class OrderConfirmedV1Event(EnvelopeHeader):
     """A stored `OrderConfirmed` event, version 1."""
 
     name: Literal["OrderConfirmed"]
-    version: Literal[1]
+    """The stable event name."""
+    schema_version: Literal[1]
+    """The payload's schema version."""
     payload: OrderConfirmedV1
+    """The JSON payload: the event's own schema, per name and version."""
 
 
 class OrderDeliveredV1Event(EnvelopeHeader):
     """A stored `OrderDelivered` event, version 1."""
 
     name: Literal["OrderDelivered"]
-    version: Literal[1]
+    """The stable event name."""
+    schema_version: Literal[1]
+    """The payload's schema version."""
     payload: OrderDeliveredV1
+    """The JSON payload: the event's own schema, per name and version."""
 
 
 class OrderNoteAddedV1Event(EnvelopeHeader):
     """A stored `OrderNoteAdded` event, version 1."""
 
     name: Literal["OrderNoteAdded"]
-    version: Literal[1]
+    """The stable event name."""
+    schema_version: Literal[1]
+    """The payload's schema version."""
     payload: OrderNoteAddedV1
+    """The JSON payload: the event's own schema, per name and version."""
 
 
 class OrderPlacedV1Event(EnvelopeHeader):
     """A stored `OrderPlaced` event, version 1."""
 
     name: Literal["OrderPlaced"]
-    version: Literal[1]
+    """The stable event name."""
+    schema_version: Literal[1]
+    """The payload's schema version."""
     payload: OrderPlacedV1
+    """The JSON payload: the event's own schema, per name and version."""
 
 
 class OrderPlacedV2Event(EnvelopeHeader):
     """A stored `OrderPlaced` event, version 2."""
 
     name: Literal["OrderPlaced"]
-    version: Literal[2]
+    """The stable event name."""
+    schema_version: Literal[2]
+    """The payload's schema version."""
     payload: OrderPlacedV2
+    """The JSON payload: the event's own schema, per name and version."""
 
 
 class OrderShippedV1Event(EnvelopeHeader):
     """A stored `OrderShipped` event, version 1."""
 
     name: Literal["OrderShipped"]
-    version: Literal[1]
+    """The stable event name."""
+    schema_version: Literal[1]
+    """The payload's schema version."""
     payload: OrderShippedV1
+    """The JSON payload: the event's own schema, per name and version."""
 
 
 # Aliases, in dependency order
@@ -338,11 +389,11 @@ class OrderShippedV1Event(EnvelopeHeader):
 Currency: TypeAlias = Literal["Eur", "Usd", "Gbp"]
 """The currency of an order."""
 
-OrderPlacedEvent: TypeAlias = Annotated[Union[OrderPlacedV1Event, OrderPlacedV2Event], Field(discriminator="version")]
-"""A stored `OrderPlaced` event of any version, discriminated on `version`."""
+OrderPlacedEvent: TypeAlias = Annotated[Union[OrderPlacedV1Event, OrderPlacedV2Event], Field(discriminator="schema_version")]
+"""A stored `OrderPlaced` event of any version, discriminated on `schema_version`."""
 
 EventEnvelope: TypeAlias = Annotated[Union[ItemAddedV2Event, ItemRemovedV1Event, OrderCancelledV1Event, OrderConfirmedV1Event, OrderDeliveredV1Event, OrderNoteAddedV1Event, OrderPlacedEvent, OrderShippedV1Event], Field(discriminator="name")]
-"""A stored event: its header, and its payload discriminated on `name` and `version`."""
+"""A stored event: its header, and its payload discriminated on `name` and `schema_version`."""
 
 
 # Parsing

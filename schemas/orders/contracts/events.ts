@@ -3,7 +3,8 @@
 /**
  * The domain's contracts: one interface per event version (`OrderPlacedV2`) and per
  * command, the named types they share, and `EventEnvelope`, a union discriminated on
- * `name` and `version`.
+ * the event's name and version, generated from the envelope's schema (the JSON factum
+ * writes when it reads events back from a store and when it publishes them).
  *
  * Integers (64-bit ones included) are `number`, never `bigint`: `JSON.parse` yields
  * numbers, and integers beyond 2^53 - 1 lose precision. Timestamps and UUIDs are
@@ -13,7 +14,8 @@
  * Validation uses generated type guards (`isOrderPlacedV2`, `parseEventEnvelope`)
  * rather than zod or ajv, so that consumers need no runtime dependency. The guards check
  * types, required fields, enums and nested objects and arrays; they accept unknown extra
- * properties (readers stay open to additions) and do not check string formats. Only event
+ * properties (readers stay open to additions). Of string formats they check `uuid`,
+ * `date-time` (RFC 3339, with a zone) and `date`; others are not checked. Only event
  * versions that still have a schema are in `EventEnvelope`; events stored with a retired
  * version must be upcast (read through factum) before they reach this module.
  *
@@ -176,11 +178,11 @@ export interface ShipOrder {
 
 // The envelope
 
-/** Who and what caused an event. */
+/** Who and what caused an event, carried from the command into every event it records. */
 export interface EnvelopeMetadata {
-  /** Groups every message of one business transaction (a UUID). */
+  /** Groups every message of one business transaction. */
   correlation_id: string | null;
-  /** The id of the message (a command's id) that caused this one (a UUID). */
+  /** The id of the message (a command's id) that caused this one. */
   causation_id: string | null;
   /** Who acted. */
   actor: string | null;
@@ -188,35 +190,66 @@ export interface EnvelopeMetadata {
   extra?: Record<string, unknown>;
 }
 
-/** The fields every stored event carries besides its name, version and payload. */
+/**
+ * A stored event, as factum writes it: read back from a store, carried by the event bus, exported.
+ *
+ * The fields every stored event carries besides `name`, `schema_version` and `payload`.
+ */
 export interface EnvelopeHeader {
-  /** Unique id (a UUID v7). */
+  /** Unique id (UUID v7). */
   event_id: string;
   /** The stream the event belongs to. */
   stream_id: string;
   /** The stream's type: the name of the aggregate that owns it. */
   stream_type: string;
-  /** Position in the stream: 1, 2, 3 ... without gaps. */
+  /** Position in the stream: 1, 2, 3 … without gaps. */
   stream_version: number;
   /** Position in the whole store: strictly increasing in commit order. */
   position: number;
-  /** When the event happened (RFC 3339, UTC). */
+  /** When the event happened (RFC 3339, UTC, to the microsecond). */
   timestamp: string;
   /** Correlation, causation, actor and free-form entries. */
   metadata: EnvelopeMetadata;
 }
 
-/** A stored event: its header, and its payload discriminated on `name` and `version`. */
+/** A stored `ItemAdded` event, version 2. */
+export type ItemAddedV2Event = EnvelopeHeader & { name: "ItemAdded"; schema_version: 2; payload: ItemAddedV2 };
+
+/** A stored `ItemRemoved` event, version 1. */
+export type ItemRemovedV1Event = EnvelopeHeader & { name: "ItemRemoved"; schema_version: 1; payload: ItemRemovedV1 };
+
+/** A stored `OrderCancelled` event, version 1. */
+export type OrderCancelledV1Event = EnvelopeHeader & { name: "OrderCancelled"; schema_version: 1; payload: OrderCancelledV1 };
+
+/** A stored `OrderConfirmed` event, version 1. */
+export type OrderConfirmedV1Event = EnvelopeHeader & { name: "OrderConfirmed"; schema_version: 1; payload: OrderConfirmedV1 };
+
+/** A stored `OrderDelivered` event, version 1. */
+export type OrderDeliveredV1Event = EnvelopeHeader & { name: "OrderDelivered"; schema_version: 1; payload: OrderDeliveredV1 };
+
+/** A stored `OrderNoteAdded` event, version 1. */
+export type OrderNoteAddedV1Event = EnvelopeHeader & { name: "OrderNoteAdded"; schema_version: 1; payload: OrderNoteAddedV1 };
+
+/** A stored `OrderPlaced` event, version 1. */
+export type OrderPlacedV1Event = EnvelopeHeader & { name: "OrderPlaced"; schema_version: 1; payload: OrderPlacedV1 };
+
+/** A stored `OrderPlaced` event, version 2. */
+export type OrderPlacedV2Event = EnvelopeHeader & { name: "OrderPlaced"; schema_version: 2; payload: OrderPlacedV2 };
+
+/** A stored `OrderShipped` event, version 1. */
+export type OrderShippedV1Event = EnvelopeHeader & { name: "OrderShipped"; schema_version: 1; payload: OrderShippedV1 };
+
+/** A stored event: its header, and its payload discriminated on `name` and `schema_version`. */
 export type EventEnvelope =
-  | (EnvelopeHeader & { name: "ItemAdded"; version: 2; payload: ItemAddedV2 })
-  | (EnvelopeHeader & { name: "ItemRemoved"; version: 1; payload: ItemRemovedV1 })
-  | (EnvelopeHeader & { name: "OrderCancelled"; version: 1; payload: OrderCancelledV1 })
-  | (EnvelopeHeader & { name: "OrderConfirmed"; version: 1; payload: OrderConfirmedV1 })
-  | (EnvelopeHeader & { name: "OrderDelivered"; version: 1; payload: OrderDeliveredV1 })
-  | (EnvelopeHeader & { name: "OrderNoteAdded"; version: 1; payload: OrderNoteAddedV1 })
-  | (EnvelopeHeader & { name: "OrderPlaced"; version: 1; payload: OrderPlacedV1 })
-  | (EnvelopeHeader & { name: "OrderPlaced"; version: 2; payload: OrderPlacedV2 })
-  | (EnvelopeHeader & { name: "OrderShipped"; version: 1; payload: OrderShippedV1 });
+  | ItemAddedV2Event
+  | ItemRemovedV1Event
+  | OrderCancelledV1Event
+  | OrderConfirmedV1Event
+  | OrderDeliveredV1Event
+  | OrderNoteAddedV1Event
+  | OrderPlacedV1Event
+  | OrderPlacedV2Event
+  | OrderShippedV1Event;
 
 // Validation
 
@@ -234,6 +267,17 @@ function describe(value: unknown): string {
 
 function hasOwn(object: Record<string, unknown>, key: string): boolean {
   return Object.prototype.hasOwnProperty.call(object, key);
+}
+
+function isDateTime(value: string): boolean {
+  return (
+    /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/.test(value) &&
+    !Number.isNaN(Date.parse(value))
+  );
+}
+
+function isUuid(value: string): boolean {
+  return /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/.test(value);
 }
 
 function checkAddItem(value: unknown, path: string): string | null {
@@ -361,6 +405,7 @@ function checkItemAddedV2(value: unknown, path: string): string | null {
     const p2 = `${path}.quantity`;
     if (typeof v2 !== "number" || !Number.isInteger(v2)) return `${p2}: expected an integer, got ${describe(v2)}`;
     if (v2 < 0) return `${p2}: expected a number >= 0, got ${describe(v2)}`;
+    if (v2 > 4294967295) return `${p2}: expected a number <= 4294967295, got ${describe(v2)}`;
   }
   if (!hasOwn(value, "unit_price")) return `${path}.unit_price: missing`;
   {
@@ -407,6 +452,7 @@ function checkLine(value: unknown, path: string): string | null {
     const p2 = `${path}.quantity`;
     if (typeof v2 !== "number" || !Number.isInteger(v2)) return `${p2}: expected an integer, got ${describe(v2)}`;
     if (v2 < 0) return `${p2}: expected a number >= 0, got ${describe(v2)}`;
+    if (v2 > 4294967295) return `${p2}: expected a number <= 4294967295, got ${describe(v2)}`;
   }
   if (!hasOwn(value, "unit_price")) return `${path}.unit_price: missing`;
   {
@@ -654,6 +700,7 @@ function checkRequestedLine(value: unknown, path: string): string | null {
     const p2 = `${path}.quantity`;
     if (typeof v2 !== "number" || !Number.isInteger(v2)) return `${p2}: expected an integer, got ${describe(v2)}`;
     if (v2 < 0) return `${p2}: expected a number >= 0, got ${describe(v2)}`;
+    if (v2 > 4294967295) return `${p2}: expected a number <= 4294967295, got ${describe(v2)}`;
   }
   return null;
 }
@@ -699,6 +746,7 @@ function checkEnvelopeMetadata(value: unknown, path: string): string | null {
     const p1 = `${path}.correlation_id`;
     if (v1 !== null) {
       if (typeof v1 !== "string") return `${p1}: expected a string, got ${describe(v1)}`;
+      if (!isUuid(v1)) return `${p1}: expected a string of format uuid, got ${describe(v1)}`;
     }
   }
   if (!hasOwn(value, "causation_id")) return `${path}.causation_id: missing`;
@@ -707,6 +755,7 @@ function checkEnvelopeMetadata(value: unknown, path: string): string | null {
     const p2 = `${path}.causation_id`;
     if (v2 !== null) {
       if (typeof v2 !== "string") return `${p2}: expected a string, got ${describe(v2)}`;
+      if (!isUuid(v2)) return `${p2}: expected a string of format uuid, got ${describe(v2)}`;
     }
   }
   if (!hasOwn(value, "actor")) return `${path}.actor: missing`;
@@ -737,6 +786,7 @@ function checkEnvelopeHeader(value: unknown, path: string): string | null {
     const v1 = value["event_id"];
     const p1 = `${path}.event_id`;
     if (typeof v1 !== "string") return `${p1}: expected a string, got ${describe(v1)}`;
+    if (!isUuid(v1)) return `${p1}: expected a string of format uuid, got ${describe(v1)}`;
   }
   if (!hasOwn(value, "stream_id")) return `${path}.stream_id: missing`;
   {
@@ -755,7 +805,7 @@ function checkEnvelopeHeader(value: unknown, path: string): string | null {
     const v4 = value["stream_version"];
     const p4 = `${path}.stream_version`;
     if (typeof v4 !== "number" || !Number.isInteger(v4)) return `${p4}: expected an integer, got ${describe(v4)}`;
-    if (v4 < 0) return `${p4}: expected a number >= 0, got ${describe(v4)}`;
+    if (v4 < 1) return `${p4}: expected a number >= 1, got ${describe(v4)}`;
   }
   if (!hasOwn(value, "position")) return `${path}.position: missing`;
   {
@@ -769,6 +819,7 @@ function checkEnvelopeHeader(value: unknown, path: string): string | null {
     const v6 = value["timestamp"];
     const p6 = `${path}.timestamp`;
     if (typeof v6 !== "string") return `${p6}: expected a string, got ${describe(v6)}`;
+    if (!isDateTime(v6)) return `${p6}: expected a string of format date-time, got ${describe(v6)}`;
   }
   if (!hasOwn(value, "metadata")) return `${path}.metadata: missing`;
   {
@@ -792,9 +843,10 @@ function checkEventEnvelope(value: unknown, path: string): string | null {
   if (header !== null) return header;
   const envelope = value as Record<string, unknown>;
   const name = envelope["name"];
-  const version = envelope["version"];
+  const version = envelope["schema_version"];
   if (typeof name !== "string") return `${path}.name: expected a string, got ${describe(name)}`;
-  if (typeof version !== "number") return `${path}.version: expected an integer, got ${describe(version)}`;
+  if (typeof version !== "number") return `${path}.schema_version: expected an integer, got ${describe(version)}`;
+  if (!hasOwn(envelope, "payload")) return `${path}.payload: missing`;
   const payload = envelope["payload"];
   const payloadPath = `${path}.payload`;
   if (name === "ItemAdded" && version === 2) return checkItemAddedV2(payload, payloadPath);
