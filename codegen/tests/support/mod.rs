@@ -10,6 +10,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Mutex, PoisonError};
 
 use factum::prelude::*;
 use factum::registry::Registry;
@@ -74,6 +75,9 @@ pub fn require_tool(tool: &str, why: &str) {
     );
 }
 
+/// Held while tools are checked and installed, one test at a time.
+static INSTALLING: Mutex<()> = Mutex::new(());
+
 /// The tools' directory: the one in `env_var`, or `<target>/tmp/<default>`.
 fn tools_dir(env_var: &str, default: &str) -> PathBuf {
     std::env::var_os(env_var).map_or_else(
@@ -85,6 +89,9 @@ fn tools_dir(env_var: &str, default: &str) -> PathBuf {
 /// The pinned npm `packages` (name, version), installed once under a prefix and cached;
 /// returns the prefix. `why` says what they are needed for.
 pub fn npm_tools(env_var: &str, default: &str, packages: &[(&str, &str)], why: &str) -> PathBuf {
+    // The tests of one binary run on threads at once: on a fresh checkout two would run
+    // `npm install` into the same prefix together and break it.
+    let _installing = INSTALLING.lock().unwrap_or_else(PoisonError::into_inner);
     let tools = tools_dir(env_var, default);
     let installed = packages.iter().all(|(package, version)| {
         std::fs::read_to_string(
@@ -123,6 +130,7 @@ pub fn npm_tools(env_var: &str, default: &str, packages: &[(&str, &str)], why: &
 /// A virtual environment with the pinned `requirements`, created once and cached; returns
 /// its `python`. Needs `python3` (3.11+, with `venv` and `pip`).
 pub fn venv_python(env_var: &str, default: &str, requirements: &[&str]) -> PathBuf {
+    let _installing = INSTALLING.lock().unwrap_or_else(PoisonError::into_inner);
     let tools = tools_dir(env_var, default);
     let python = tools.join("bin/python");
     let stamp = tools.join("factum-requirements.txt");
