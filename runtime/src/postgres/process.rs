@@ -25,7 +25,8 @@ use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 use super::migrate::{PROCESS_STORE, migrate};
-use super::read_model::migration_error;
+use super::read_model::{database, migration_error};
+use super::rows::to_i64;
 use super::{PostgresReadModel, PostgresTx};
 use crate::process::{
     CommandRow, InstanceRow, NewCommand, OutboxState, ProcessStore, ProcessTx, RowReader,
@@ -35,21 +36,6 @@ use crate::projection::{ReadModelError, Target};
 /// The columns [`command_row`] reads, in its order.
 const COMMAND_COLUMNS: &str = "seq, instance, kind, command, compensation, command_id, \
                                correlation_id, causation_id, state, outcome, position";
-
-fn to_i64(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
-
-fn database(
-    target: Target,
-    operation: &'static str,
-) -> impl FnOnce(tokio_postgres::Error) -> ReadModelError {
-    move |error| ReadModelError::Database {
-        target: target.to_string(),
-        operation,
-        source: Box::new(error),
-    }
-}
 
 fn instance_row(target: Target, key: &str, row: &Row) -> Result<InstanceRow, ReadModelError> {
     let read = RowReader {

@@ -17,6 +17,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
 use super::migrate::{MigrationError, READ_MODEL_CATALOG, migrate};
+use super::rows::to_i64;
 use crate::projection::{
     ParkedEvent, ReadModel, ReadModelError, ReadModelTx, Target, VersionState, VersionStatus,
     check_name,
@@ -102,7 +103,7 @@ impl ReadModelTx for PostgresTx {
     }
 }
 
-fn database<E: std::error::Error + Send + Sync + 'static>(
+pub(super) fn database<E: std::error::Error + Send + Sync + 'static>(
     target: impl ToString,
     operation: &'static str,
 ) -> impl FnOnce(E) -> ReadModelError {
@@ -124,10 +125,6 @@ fn pg_version(target: Target) -> Result<i32, ReadModelError> {
         what: "version",
         detail: format!("{} does not fit PostgreSQL's INTEGER", target.version),
     })
-}
-
-fn to_i64(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
 }
 
 fn to_u64(target: Target, value: i64) -> Result<u64, ReadModelError> {

@@ -91,18 +91,7 @@ pub(super) fn decode_row(row: &Row) -> Result<RecordedEvent, StoreError> {
             format_args!("stream_version {version} is negative"),
         )
     })?;
-    let mut record = RecordedEvent {
-        event_id: Uuid::nil(),
-        stream_id: stream_id.to_owned(),
-        stream_type: String::new(),
-        stream_version,
-        position: 0,
-        name: String::new(),
-        schema_version: 0,
-        payload: empty_payload(),
-        timestamp: chrono::DateTime::UNIX_EPOCH,
-        metadata: Metadata::default(),
-    };
+    let mut record = blank_record(stream_id, stream_version);
     fill_record(row, &mut record)?;
     Ok(record)
 }
@@ -151,4 +140,21 @@ pub(super) fn fill_record(row: &Row, record: &mut RecordedEvent) -> Result<(), S
     let metadata: Json<Metadata> = row.try_get(9).map_err(|e| fail(record, "metadata", &e))?;
     record.metadata = metadata.0;
     Ok(())
+}
+
+/// A record to fill from rows ([`fill_record`]): the stream's id and version, the rest
+/// blank.
+pub(super) fn blank_record(stream_id: &str, stream_version: u64) -> RecordedEvent {
+    RecordedEvent {
+        event_id: Uuid::nil(),
+        stream_id: stream_id.to_owned(),
+        stream_type: String::new(),
+        stream_version,
+        position: 0,
+        name: String::new(),
+        schema_version: 0,
+        payload: empty_payload(),
+        timestamp: chrono::DateTime::UNIX_EPOCH,
+        metadata: Metadata::default(),
+    }
 }

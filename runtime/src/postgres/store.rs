@@ -9,9 +9,8 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use serde_json::value::RawValue;
 use tokio_postgres::types::{Json, ToSql};
 use tokio_postgres::{NoTls, Row};
-use uuid::Uuid;
 
-use crate::envelope::{Metadata, NewEvent, RecordedEvent, Snapshot};
+use crate::envelope::{NewEvent, RecordedEvent, Snapshot};
 use crate::store::{
     AppendOutcome, EventStore, ExpectedVersion, FilteredPage, Head, StoreError, VisitError,
 };
@@ -24,7 +23,7 @@ use super::migrate::{
 };
 use super::notifier::Notifier;
 use super::rows::{
-    check_gapless, corrupt, corrupt_at, decode_row, empty_payload, fill_record, position_of, to_i64,
+    blank_record, check_gapless, corrupt, corrupt_at, decode_row, fill_record, position_of, to_i64,
 };
 
 /// Rows per page when a stream is visited.
@@ -590,18 +589,7 @@ impl EventStore for PostgresStore {
             .await
             .map_err(|error| VisitError::Store(backend(error)))?;
         // One record, refilled for every row: its strings keep their buffers.
-        let mut record = RecordedEvent {
-            event_id: Uuid::nil(),
-            stream_id: stream_id.to_owned(),
-            stream_type: String::new(),
-            stream_version: 0,
-            position: 0,
-            name: String::new(),
-            schema_version: 0,
-            payload: empty_payload(),
-            timestamp: chrono::DateTime::UNIX_EPOCH,
-            metadata: Metadata::default(),
-        };
+        let mut record = blank_record(stream_id, 0);
         let mut next = to_i64(from_version.max(1));
         loop {
             let end = next.saturating_add(VISIT_PAGE);

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+use super::read_model::{database, task_failed, to_i64};
 use super::schema;
 use super::{SqliteReadModel, SqliteTx};
 use crate::process::{
@@ -28,21 +29,6 @@ use crate::projection::{ReadModelError, Target};
 /// The columns [`command_row`] reads, in its order.
 const COMMAND_COLUMNS: &str = "seq, instance, kind, command, compensation, command_id, \
                                correlation_id, causation_id, state, outcome, position";
-
-fn to_i64(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
-
-fn database(
-    target: Target,
-    operation: &'static str,
-) -> impl FnOnce(rusqlite::Error) -> ReadModelError {
-    move |error| ReadModelError::Database {
-        target: target.to_string(),
-        operation,
-        source: Box::new(error),
-    }
-}
 
 /// The instance `key`, read with `connection` (a transaction's or a reader's).
 fn instance_row(
@@ -317,11 +303,7 @@ impl SqliteReadModel {
             work(&connection).map(Some)
         })
         .await
-        .map_err(|error| ReadModelError::Database {
-            target: target.to_string(),
-            operation: "blocking task",
-            source: Box::new(error),
-        })?
+        .map_err(task_failed(target))?
     }
 }
 

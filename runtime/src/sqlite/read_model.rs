@@ -100,7 +100,7 @@ impl ReadModelTx for SqliteTx {
     }
 }
 
-fn database(
+pub(super) fn database(
     target: impl ToString,
     operation: &'static str,
 ) -> impl FnOnce(rusqlite::Error) -> ReadModelError {
@@ -111,7 +111,9 @@ fn database(
     }
 }
 
-fn task_failed(target: impl ToString) -> impl FnOnce(tokio::task::JoinError) -> ReadModelError {
+pub(super) fn task_failed(
+    target: impl ToString,
+) -> impl FnOnce(tokio::task::JoinError) -> ReadModelError {
     move |error| ReadModelError::Database {
         target: target.to_string(),
         operation: "blocking task",
@@ -119,7 +121,7 @@ fn task_failed(target: impl ToString) -> impl FnOnce(tokio::task::JoinError) -> 
     }
 }
 
-fn to_i64(value: u64) -> i64 {
+pub(super) fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
