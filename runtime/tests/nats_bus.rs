@@ -569,6 +569,15 @@ async fn cloudevents_binary_mode_is_what_the_server_stores_and_the_consumer_read
     assert_eq!(header("content-type"), "application/json");
     assert_eq!(header("Nats-Msg-Id"), first.event_id.to_string());
     assert_eq!(stored.payload.as_ref(), first.payload.get().as_bytes());
+    // Every header of `CloudEvents::to_binary` — the form the CloudEvents SDK validates in
+    // codegen/tests/cloudevents.rs — is on the stored message, as it is there.
+    let binary = CloudEvents::new("/services/clock", "timekeeping")
+        .unwrap()
+        .to_binary(first)
+        .unwrap();
+    for (name, value) in &binary.headers {
+        assert_eq!(&header(name), value, "header `{name}`");
+    }
 
     // The factum consumer reads it as it reads envelopes: the same projection as straight
     // from the store.
