@@ -16,6 +16,7 @@
 //! | `eventversion` (extension) | the payload's schema version |
 //! | `sequence` (extension) | the global position, zero-padded to 20 digits so it sorts as a string |
 //! | `streamversion` (extension) | the version in the stream |
+//! | `storedversion` (extension) | the version on disk, when the event is delivered upcast (see [`crate::upcast`]) |
 //! | `correlationid`, `causationid`, `actor` (extensions) | the metadata's, when set |
 //! | `factumextra` (extension) | the metadata's free-form entries, as a JSON string (extension values cannot be objects) |
 //!
@@ -173,6 +174,9 @@ pub struct Imported {
     pub stream_type: String,
     /// The version in the stream (`streamversion`).
     pub stream_version: u64,
+    /// The version the payload is stored with when the event was delivered upcast
+    /// (`storedversion`). An import appends the payload as delivered, in `schema_version`.
+    pub stored_schema_version: Option<u32>,
     /// The event.
     pub event: NewEvent,
 }
@@ -266,6 +270,12 @@ impl CloudEvents {
             "streamversion".into(),
             integer("streamversion", event.stream_version)?,
         );
+        if let Some(stored) = event.stored_schema_version {
+            object.insert(
+                "storedversion".into(),
+                integer("storedversion", u64::from(stored))?,
+            );
+        }
         let metadata = &event.metadata;
         if let Some(correlation_id) = metadata.correlation_id {
             object.insert("correlationid".into(), json!(correlation_id));
@@ -396,6 +406,7 @@ impl CloudEvents {
             position,
             name: imported.event.name,
             schema_version: imported.event.schema_version,
+            stored_schema_version: imported.stored_schema_version,
             payload: imported.event.payload,
             timestamp: imported.event.timestamp,
             metadata: imported.event.metadata,
@@ -555,13 +566,14 @@ const ATTRIBUTES: &[&str] = &[
     "eventversion",
     "sequence",
     "streamversion",
+    "storedversion",
     "correlationid",
     "causationid",
     "actor",
     "factumextra",
 ];
 /// The attributes that are CloudEvents Integers.
-const INTEGER_ATTRIBUTES: &[&str] = &["eventversion", "streamversion"];
+const INTEGER_ATTRIBUTES: &[&str] = &["eventversion", "streamversion", "storedversion"];
 
 /// A CloudEvent in binary mode: the headers and the body.
 #[derive(Debug, Clone)]
@@ -676,6 +688,10 @@ fn parse(
     }
     let schema_version = u32::try_from(integer("eventversion")?).unwrap_or(u32::MAX);
     let stream_version = integer("streamversion")?;
+    let stored_schema_version = match object.get("storedversion") {
+        None => None,
+        Some(_) => Some(u32::try_from(integer("storedversion")?).unwrap_or(u32::MAX)),
+    };
     let extra = match optional_text("factumextra")? {
         None => BTreeMap::new(),
         Some(extra) => serde_json::from_str(extra).map_err(|error| CloudEventError::Invalid {
@@ -697,6 +713,7 @@ fn parse(
         stream_id: stream_id.to_owned(),
         stream_type: stream_type.to_owned(),
         stream_version,
+        stored_schema_version,
         event: NewEvent {
             event_id,
             name: name.to_owned(),

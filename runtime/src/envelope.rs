@@ -100,6 +100,11 @@ pub struct RecordedEvent {
     /// The payload's schema version.
     #[schemars(range(min = 1, max = u32::MAX), extend("x-factum-envelope" = "version"))]
     pub schema_version: u32,
+    /// The version the payload is stored with, when the event is delivered upcast to its
+    /// newest version (`schema_version`); absent when the payload is as stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = u32::MAX))]
+    pub stored_schema_version: Option<u32>,
     /// The JSON payload: the event's own schema, per name and version.
     #[schemars(extend("x-factum-envelope" = "payload"))]
     pub payload: Box<RawValue>,
@@ -139,6 +144,7 @@ impl PartialEq for RecordedEvent {
             && self.position == other.position
             && self.name == other.name
             && self.schema_version == other.schema_version
+            && self.stored_schema_version == other.stored_schema_version
             && self.payload.get() == other.payload.get()
             && self.timestamp == other.timestamp
             && self.metadata == other.metadata
@@ -310,6 +316,7 @@ mod tests {
             position: 1,
             name: "OrderPlaced".to_owned(),
             schema_version: 2,
+            stored_schema_version: None,
             payload: serde_json::value::to_raw_value(&json!({"a": 1})).unwrap(),
             timestamp: now(),
             metadata: Metadata {
@@ -327,14 +334,19 @@ mod tests {
         let schema = envelope_schema();
         let metadata_schema = &schema["$defs"]["EnvelopeMetadata"];
         let bare = serde_json::to_value(recorded(BTreeMap::new())).unwrap();
-        let full = serde_json::to_value(recorded(BTreeMap::from([(
-            "channel".to_owned(),
-            json!("web"),
-        )])))
+        let full = serde_json::to_value(RecordedEvent {
+            stored_schema_version: Some(1),
+            ..recorded(BTreeMap::from([("channel".to_owned(), json!("web"))]))
+        })
         .unwrap();
 
-        assert_eq!(keys(&schema["properties"]), keys(&bare));
+        assert_eq!(keys(&schema["properties"]), keys(&full));
         assert_eq!(sorted_strings(&schema["required"]), keys(&bare));
+        assert_eq!(
+            schema["properties"]["stored_schema_version"]["type"],
+            json!(["integer", "null"]),
+            "absent unless the event is delivered upcast"
+        );
         assert_eq!(
             keys(&metadata_schema["properties"]),
             keys(&full["metadata"])

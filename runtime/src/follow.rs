@@ -437,6 +437,7 @@ impl<S: EventStore> Log<S> {
                 position,
                 name: String::new(),
                 schema_version: 0,
+                stored_schema_version: None,
                 payload: serde_json::value::RawValue::NULL.to_owned(),
                 timestamp: chrono::DateTime::UNIX_EPOCH,
                 metadata: Metadata::default(),

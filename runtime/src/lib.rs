@@ -31,6 +31,7 @@ pub mod repository;
 pub mod sqlite;
 pub mod store;
 pub mod testing;
+pub mod upcast;
 
 #[doc(hidden)]
 pub mod __private;
@@ -315,6 +316,7 @@ pub use factum_macros::projection;
 ///     position: 12,
 ///     name: "TaskDone".into(),
 ///     schema_version: 1,
+///     stored_schema_version: None,
 ///     payload: serde_json::value::to_raw_value(&serde_json::json!({})).unwrap(),
 ///     timestamp: Default::default(),
 ///     metadata: Metadata::default(),

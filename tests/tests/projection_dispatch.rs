@@ -140,6 +140,7 @@ fn record(
         position,
         name: name.to_owned(),
         schema_version,
+        stored_schema_version: None,
         payload: serde_json::value::to_raw_value(&payload).expect("a JSON value serialises"),
         timestamp: Default::default(),
         metadata: Metadata::default(),

@@ -356,7 +356,7 @@ async fn run_command<S: EventStore>(
 /// Stores order A-1001 as an older release wrote it, unless an earlier run did:
 /// `OrderPlaced` without a currency (version 1) and `ItemAdded` with `qty` (version 1,
 /// whose Rust type no longer exists).
-async fn import_legacy_order<S: EventStore>(store: &S) -> Result<(), Failure> {
+pub async fn import_legacy_order<S: EventStore>(store: &S) -> Result<(), Failure> {
     let stream_id = Repository::<Order, S>::stream_id("A-1001");
     if store.stream_version(&stream_id).await?.is_some() {
         println!("order A-1001 was imported from the older release by an earlier run");

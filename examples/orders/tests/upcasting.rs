@@ -207,3 +207,199 @@ async fn a_corrupt_stored_event_names_stream_version_and_event_and_spares_the_re
     let records = store.read_stream(&stream, 1, 1).await.unwrap();
     assert!(decode_record::<OrderEvent>(&records[0]).is_ok());
 }
+
+/// The store as the demo leaves it after its first section: order A-1001 as an older
+/// release wrote it (`OrderPlaced` v1, the retired `ItemAdded` v1), confirmed by today's
+/// code; and one event of a stream type the order domain does not own.
+async fn legacy_history() -> MemoryStore {
+    let store = MemoryStore::new();
+    factum_example_orders::demo::import_legacy_order(&store)
+        .await
+        .unwrap();
+    let orders = Repository::<Order, _>::with_services(store.clone(), Catalog::default());
+    orders
+        .execute(ConfirmOrder {
+            order_id: "A-1001".into(),
+        })
+        .await
+        .unwrap();
+    store
+        .append(
+            "Invoice-9",
+            "Invoice",
+            ExpectedVersion::NoStream,
+            vec![NewEvent::new(
+                "InvoiceSent",
+                1,
+                raw(json!({ "to": "c-1" })),
+                Metadata::default(),
+            )],
+        )
+        .await
+        .unwrap();
+    store
+}
+
+#[tokio::test]
+async fn delivered_events_are_in_their_newest_version_and_keep_the_stored_one() {
+    let store = legacy_history().await;
+    let stored = store.read_all(0, 100).await.unwrap();
+    let upcaster = factum::upcast::Upcaster::new().aggregate::<Order>();
+    assert!(upcaster.knows("Order") && !upcaster.knows("Invoice"));
+    let delivered: Vec<RecordedEvent> = stored
+        .iter()
+        .map(|event| upcaster.upcast(event.clone()).unwrap())
+        .collect();
+
+    let versions: Vec<_> = delivered
+        .iter()
+        .map(|event| {
+            (
+                event.name.as_str(),
+                event.schema_version,
+                event.stored_schema_version,
+            )
+        })
+        .collect();
+    assert_eq!(
+        versions,
+        [
+            ("OrderPlaced", 2, Some(1)),
+            ("ItemAdded", 2, Some(1)),
+            ("OrderConfirmed", 1, None),
+            ("InvoiceSent", 1, None),
+        ]
+    );
+    // The payload is what today's type writes for the upcast event.
+    let payload: Value = serde_json::from_str(delivered[0].payload.get()).unwrap();
+    assert_eq!(
+        payload,
+        json!({
+            "customer_id": "customer-1",
+            "lines": [{ "sku": "tea", "quantity": 3, "unit_price": 400 }],
+            "currency": "Eur"
+        })
+    );
+    let payload: Value = serde_json::from_str(delivered[1].payload.get()).unwrap();
+    assert_eq!(
+        payload,
+        json!({ "sku": "mug", "quantity": 2, "unit_price": 1100 })
+    );
+    // Everything else of the envelope is as stored; events already newest (and another
+    // domain's) are delivered byte for byte.
+    for (stored, delivered) in stored.iter().zip(&delivered) {
+        assert_eq!(
+            (
+                stored.event_id,
+                &stored.stream_id,
+                stored.position,
+                &stored.metadata
+            ),
+            (
+                delivered.event_id,
+                &delivered.stream_id,
+                delivered.position,
+                &delivered.metadata
+            )
+        );
+        if delivered.stored_schema_version.is_none() {
+            assert_eq!(stored, delivered);
+        }
+    }
+    // The stored version is in the JSON only when the event was upcast.
+    let json: Vec<Value> = delivered
+        .iter()
+        .map(|event| serde_json::to_value(event).unwrap())
+        .collect();
+    assert_eq!(json[1]["stored_schema_version"], 1);
+    assert!(json[2].get("stored_schema_version").is_none());
+    // Upcasting again changes nothing: the version on disk is kept.
+    assert_eq!(upcaster.upcast(delivered[1].clone()).unwrap(), delivered[1]);
+
+    // What a consumer folds from the delivered events is what the aggregate loads.
+    let mut order = Order::default();
+    for event in delivered
+        .iter()
+        .filter(|event| event.stream_type == "Order")
+    {
+        order
+            .apply(&OrderEvent::decode(&event.name, event.schema_version, &event.payload).unwrap());
+    }
+    let loaded = Repository::<Order, _>::with_services(store, Catalog::default())
+        .load("A-1001")
+        .await
+        .unwrap();
+    assert_eq!(order.lines, loaded.state.lines);
+    assert_eq!(order.lines.len(), 2);
+
+    // A CloudEvent of an upcast event carries the stored version, and reads back with it.
+    let mapping = factum::cloudevents::CloudEvents::new("/orders", "shop").unwrap();
+    let text = mapping.to_structured(&delivered[1]).unwrap();
+    let cloud: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        (
+            cloud["eventversion"].clone(),
+            cloud["storedversion"].clone()
+        ),
+        (json!(2), json!(1))
+    );
+    assert_eq!(
+        mapping
+            .from_structured(&text)
+            .unwrap()
+            .stored_schema_version,
+        Some(1)
+    );
+    let binary = mapping.to_binary(&delivered[1]).unwrap();
+    let header = |name: &str| {
+        binary
+            .headers
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.clone())
+    };
+    let read = factum::cloudevents::CloudEvents::recorded_from_binary(
+        header,
+        binary.data.get().as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(read, delivered[1]);
+}
+
+#[tokio::test]
+async fn an_event_that_cannot_be_upcast_is_an_error_naming_it() {
+    let store = MemoryStore::new();
+    store
+        .append(
+            "Order-o-3",
+            "Order",
+            ExpectedVersion::NoStream,
+            vec![NewEvent::new(
+                "ItemAdded",
+                1,
+                raw(json!({ "sku": "mug", "unit_price": 1 })),
+                Metadata::default(),
+            )],
+        )
+        .await
+        .unwrap();
+    let stored = store.read_all(0, 10).await.unwrap().remove(0);
+    let upcaster = factum::upcast::Upcaster::new().aggregate::<Order>();
+    let error = upcaster.upcast(stored.clone()).unwrap_err();
+    assert_eq!(
+        (
+            error.stream_id.as_str(),
+            error.stream_version,
+            error.position,
+            error.event_id
+        ),
+        ("Order-o-3", 1, stored.position, stored.event_id)
+    );
+    let report = factum::error::Report(&error).to_string();
+    assert!(
+        report.starts_with("stream `Order-o-3` version 1 (position 1, event ")
+            && report.contains("ItemAdded")
+            && report.contains("no field `qty`"),
+        "{report}"
+    );
+}

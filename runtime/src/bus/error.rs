@@ -67,6 +67,19 @@ pub enum BusError {
         /// The server's limit.
         max_payload: usize,
     },
+    /// A recorded event could not be upcast to its newest version (see
+    /// [`NatsPublisher::upcast`](crate::bus::NatsPublisher::upcast)); nothing from it on
+    /// is published.
+    #[error(
+        "JetStream stream `{stream}`: an event cannot be published in its newest version; nothing past it is published"
+    )]
+    Upcast {
+        /// The stream.
+        stream: String,
+        /// Which event, and why.
+        #[source]
+        source: Box<crate::upcast::UpcastError>,
+    },
     /// A recorded event could not be encoded as JSON.
     #[error("event {event_id} (position {position}) could not be encoded")]
     Encode {
@@ -175,6 +188,7 @@ impl BusError {
             BusError::InvalidName { .. }
             | BusError::Encode { .. }
             | BusError::CloudEvent { .. }
+            | BusError::Upcast { .. }
             | BusError::TooLarge { .. }
             | BusError::Task { .. } => true,
             BusError::Projection { source, .. } => matches!(

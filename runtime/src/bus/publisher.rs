@@ -11,6 +11,7 @@ use crate::envelope::RecordedEvent;
 use crate::follow::TaskHandle;
 use crate::projection::{ReadModel, ReadModelTx, Target};
 use crate::store::EventStore;
+use crate::upcast::Upcaster;
 
 use super::error::BusError;
 use super::{
@@ -44,7 +45,11 @@ pub struct NatsPublisher<S, M> {
     connection: Option<jetstream::Context>,
     stream_ready: bool,
     cloudevents: Option<CloudEvents>,
+    upcaster: Option<Upcaster>,
 }
+
+/// A message's body and the headers it adds to `Nats-Msg-Id` and the `Factum-` ones.
+type Message = (Vec<u8>, Vec<(String, String)>);
 
 impl<S, M> std::fmt::Debug for NatsPublisher<S, M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -93,6 +98,7 @@ impl<S: EventStore + 'static, M: ReadModel> NatsPublisher<S, M> {
             connection: None,
             stream_ready: false,
             cloudevents: None,
+            upcaster: None,
         }
     }
 
@@ -110,6 +116,17 @@ impl<S: EventStore + 'static, M: ReadModel> NatsPublisher<S, M> {
     /// `Factum-` headers stay. [`NatsConsumer`](crate::bus::NatsConsumer) reads both forms.
     pub fn cloudevents(mut self, mapping: CloudEvents) -> Self {
         self.cloudevents = Some(mapping);
+        self
+    }
+
+    /// Publishes every event in its newest version: events of the stream types `upcaster`
+    /// knows that are stored in an older version are decoded and encoded again by their
+    /// aggregate's event set, `schema_version` saying the newest version and
+    /// `stored_schema_version` the one on disk (see [`crate::upcast`]). Consumers written
+    /// against the generated contracts then never meet a retired version. An event that
+    /// cannot be upcast stops the publisher ([`BusError::Upcast`], fatal) before it.
+    pub fn upcast(mut self, upcaster: Upcaster) -> Self {
+        self.upcaster = Some(upcaster);
         self
     }
 
@@ -291,26 +308,13 @@ impl<S: EventStore + 'static, M: ReadModel> NatsPublisher<S, M> {
         let mut failure = None;
         for (index, event) in events.iter().enumerate() {
             let subject = subject_for(&self.subject_prefix, &event.stream_type, &event.name);
-            let (body, headers) = match &self.cloudevents {
-                Some(mapping) => {
-                    let binary =
-                        mapping
-                            .to_binary(event)
-                            .map_err(|source| BusError::CloudEvent {
-                                position: event.position,
-                                event_id: event.event_id,
-                                source,
-                            })?;
-                    (binary.data.get().as_bytes().to_vec(), binary.headers)
+            let (body, headers) = match self.message_of(event) {
+                Ok(message) => message,
+                Err(error) => {
+                    // The events before it are still acknowledged and checkpointed.
+                    failure = Some(error);
+                    break;
                 }
-                None => (
-                    serde_json::to_vec(event).map_err(|source| BusError::Encode {
-                        position: event.position,
-                        event_id: event.event_id,
-                        source,
-                    })?,
-                    Vec::new(),
-                ),
             };
             let bytes = body.len();
             let mut message = jetstream::message::PublishMessage::build()
@@ -366,6 +370,45 @@ impl<S: EventStore + 'static, M: ReadModel> NatsPublisher<S, M> {
         }
         batch.failure = failure;
         Ok(batch)
+    }
+
+    /// The body and extra headers of `event`'s message: the envelope as JSON, or the
+    /// CloudEvents binary form; upcast to its newest version first if the publisher has
+    /// an [`Upcaster`].
+    fn message_of(&self, event: &RecordedEvent) -> Result<Message, BusError> {
+        let upcast;
+        let event = match &self.upcaster {
+            Some(upcaster) => {
+                upcast = upcaster
+                    .upcast(event.clone())
+                    .map_err(|source| BusError::Upcast {
+                        stream: self.stream.clone(),
+                        source: Box::new(source),
+                    })?;
+                &upcast
+            }
+            None => event,
+        };
+        match &self.cloudevents {
+            Some(mapping) => {
+                let binary = mapping
+                    .to_binary(event)
+                    .map_err(|source| BusError::CloudEvent {
+                        position: event.position,
+                        event_id: event.event_id,
+                        source,
+                    })?;
+                Ok((binary.data.get().as_bytes().to_vec(), binary.headers))
+            }
+            None => Ok((
+                serde_json::to_vec(event).map_err(|source| BusError::Encode {
+                    position: event.position,
+                    event_id: event.event_id,
+                    source,
+                })?,
+                Vec::new(),
+            )),
+        }
     }
 
     fn publish_error(

@@ -153,6 +153,7 @@ pub(super) fn blank_record(stream_id: &str, stream_version: u64) -> RecordedEven
         position: 0,
         name: String::new(),
         schema_version: 0,
+        stored_schema_version: None,
         payload: empty_payload(),
         timestamp: chrono::DateTime::UNIX_EPOCH,
         metadata: Metadata::default(),

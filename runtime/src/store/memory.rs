@@ -164,6 +164,7 @@ impl EventStore for MemoryStore {
                 position: index as u64 + 1,
                 name: event.name,
                 schema_version: event.schema_version,
+                stored_schema_version: None,
                 payload: event.payload,
                 timestamp: event.timestamp,
                 metadata: event.metadata,

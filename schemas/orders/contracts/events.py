@@ -283,6 +283,10 @@ class EnvelopeHeader(FactumModel):
     """When the event happened (RFC 3339, UTC, to the microsecond)."""
     metadata: EnvelopeMetadata
     """Correlation, causation, actor and free-form entries."""
+    stored_schema_version: Annotated[int, Field(ge=1, le=4294967295)] | None = None
+    """The version the payload is stored with, when the event is delivered upcast to its
+    newest version (`schema_version`); absent when the payload is as stored.
+    """
 
 
 class ItemAddedV2Event(EnvelopeHeader):

@@ -210,6 +210,11 @@ export interface EnvelopeHeader {
   timestamp: string;
   /** Correlation, causation, actor and free-form entries. */
   metadata: EnvelopeMetadata;
+  /**
+   * The version the payload is stored with, when the event is delivered upcast to its
+   * newest version (`schema_version`); absent when the payload is as stored.
+   */
+  stored_schema_version?: number | null;
 }
 
 /** A stored `ItemAdded` event, version 2. */
@@ -828,6 +833,15 @@ function checkEnvelopeHeader(value: unknown, path: string): string | null {
     {
       const error8 = checkEnvelopeMetadata(v7, p7);
       if (error8 !== null) return error8;
+    }
+  }
+  if (value["stored_schema_version"] !== undefined) {
+    const v9 = value["stored_schema_version"];
+    const p9 = `${path}.stored_schema_version`;
+    if (v9 !== null) {
+      if (typeof v9 !== "number" || !Number.isInteger(v9)) return `${p9}: expected an integer, got ${describe(v9)}`;
+      if (v9 < 1) return `${p9}: expected a number >= 1, got ${describe(v9)}`;
+      if (v9 > 4294967295) return `${p9}: expected a number <= 4294967295, got ${describe(v9)}`;
     }
   }
   return null;

@@ -57,6 +57,7 @@ pub(super) fn blank(stream_id: String, stream_type: String) -> RecordedEvent {
         position: 0,
         name: String::new(),
         schema_version: 0,
+        stored_schema_version: None,
         payload: RawValue::NULL.to_owned(),
         timestamp: DateTime::UNIX_EPOCH,
         metadata: Metadata::default(),
