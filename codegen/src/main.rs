@@ -237,7 +237,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 }
                 Err(error) => return Err(with_causes(&error)),
             };
-            if released.added.is_empty() {
+            if !released.changed() {
                 println!("nothing new to release; {} unchanged", record.display());
                 return Ok(ExitCode::SUCCESS);
             }
@@ -245,6 +245,9 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 .map_err(|error| format!("cannot write {}: {error}", record.display()))?;
             for (kind, name, version) in &released.added {
                 println!("released {kind} `{name}` v{version}");
+            }
+            if released.envelope_changed {
+                println!("released the envelope schema");
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -1,6 +1,6 @@
 //! The check of a registry against the published (committed) one: published schemas do
-//! not change, new versions have an upcast path, and consecutive versions keep the
-//! selected compatibility.
+//! not change, new versions have an upcast path, consecutive versions keep the selected
+//! compatibility, and the envelope around every event stays readable both ways.
 
 use std::collections::BTreeMap;
 
@@ -23,6 +23,11 @@ pub enum PublishedProblem {
         /// The version.
         version: u64,
     },
+    /// The envelope changed so that consumers generated from the released contracts
+    /// cannot read it (FORWARD), or the new contracts cannot read released envelopes
+    /// still in streams and exports (BACKWARD). The envelope has no version of its own:
+    /// it may only change in ways both sides read (a new optional field, say).
+    Envelope(Incompatibility),
     /// A version above 1 that no upcast reads the previous version into.
     NoUpcastPath {
         /// The event.
@@ -36,6 +41,23 @@ impl std::fmt::Display for PublishedProblem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Schema(incompatibility) => incompatibility.fmt(f),
+            Self::Envelope(Incompatibility {
+                path, change, rule, ..
+            }) => {
+                let at = if path.is_empty() { "the root" } else { path };
+                let who = match rule {
+                    compat::Rule::Backward => {
+                        "the new envelope schema does not accept every released envelope"
+                    }
+                    _ => {
+                        "consumers generated from the released envelope schema would reject the new envelope"
+                    }
+                };
+                write!(
+                    f,
+                    "the envelope changed incompatibly with the released one at `{at}`: {change} ({rule}: {who})"
+                )
+            }
             Self::Removed {
                 kind,
                 name,
@@ -60,6 +82,16 @@ pub fn check_against_published(
     current: &Value,
     mode_of: impl Fn(&str) -> Compatibility,
 ) -> Result<Vec<PublishedProblem>, MalformedRegistry> {
+    let mut problems = Vec::new();
+    // A record from before the envelope was released has none: nothing to compare.
+    if let (Some(released), Some(now)) = (published.get("envelope"), current.get("envelope")) {
+        problems.extend(
+            compat::check_pair("envelope", 1, released, 1, now, Compatibility::Full)
+                .into_iter()
+                .filter(|found| !only_factum_writes_it(found))
+                .map(PublishedProblem::Envelope),
+        );
+    }
     let published = entries(published)?;
     let current = entries(current)?;
     let index = |entries: &[crate::files::Entry<'_>]| -> BTreeMap<(String, String, u64), Value> {
@@ -74,7 +106,6 @@ pub fn check_against_published(
             .collect()
     };
     let (published, current) = (index(&published), index(&current));
-    let mut problems = Vec::new();
 
     for ((kind, name, version), old) in &published {
         match current.get(&(kind.clone(), name.clone(), *version)) {
@@ -132,6 +163,20 @@ pub fn check_against_published(
         );
     }
     Ok(problems)
+}
+
+/// Envelopes, unlike payloads, are written by factum alone, from the released schema's
+/// own properties: a property added to the open envelope was never in an older envelope,
+/// so the strict BACKWARD reading (an old envelope might have held it with any value)
+/// cannot happen. FORWARD still applies: older consumers must read the new envelope.
+fn only_factum_writes_it(found: &Incompatibility) -> bool {
+    found.rule == compat::Rule::Backward
+        && matches!(
+            found.change,
+            compat::Change::PropertyAdded {
+                model: compat::ContentModel::Open
+            }
+        )
 }
 
 /// Whether a newer registered version of `name` reads `version` through JSON upcasts.

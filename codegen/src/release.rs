@@ -1,5 +1,5 @@
-//! The release record: every event version and command that was ever released, kept in
-//! the repository beside the generated files and written only by `factum schema
+//! The release record: every event version and command that was ever released, and the
+//! envelope around events as last released, kept in the repository beside the generated files and written only by `factum schema
 //! release`, which refuses a registry that changes a released entry.
 //!
 //! The published check compares a registry with this record, not with the last commit.
@@ -20,10 +20,20 @@ use crate::published::{PublishedProblem, check_against_published};
 /// What a release did: the new record, and the entries it added.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Released {
-    /// The record with the new entries (a registry document, `{"entries": [..]}`).
+    /// The record with the new entries (a registry document, `{"envelope": .., "entries": [..]}`).
     pub record: Value,
     /// The entries released now, as (kind, name, version), in order.
     pub added: Vec<(String, String, u64)>,
+    /// Whether the envelope released now differs from the record's (or the record had
+    /// none).
+    pub envelope_changed: bool,
+}
+
+impl Released {
+    /// Whether the record changed: new entries or a new envelope.
+    pub fn changed(&self) -> bool {
+        !self.added.is_empty() || self.envelope_changed
+    }
 }
 
 impl Released {
@@ -59,7 +69,8 @@ fn list(problems: &[PublishedProblem]) -> String {
 /// `mode_of` giving each event's compatibility between versions), then adds the entries
 /// the record lacks. Released entries stay as they were released; the record's entries
 /// are ordered by kind, name and version, so it is the same whatever the registry's
-/// order.
+/// order. The envelope has no version: the record takes `current`'s, which the check
+/// allowed only if both it and the released one read each other's envelopes.
 pub fn release(
     record: Option<&Value>,
     current: &Value,
@@ -89,9 +100,15 @@ pub fn release(
         }
     }
     added.sort();
+    let mut new_record = json!({ "entries": merged.into_values().collect::<Vec<_>>() });
+    let envelope = current.get("envelope").or_else(|| record.get("envelope"));
+    if let Some(envelope) = envelope {
+        new_record["envelope"] = envelope.clone();
+    }
     Ok(Released {
-        record: json!({ "entries": merged.into_values().collect::<Vec<_>>() }),
+        record: new_record,
         added,
+        envelope_changed: envelope != record.get("envelope"),
     })
 }
 
@@ -162,6 +179,64 @@ mod tests {
             message.contains(
                 "event `Placed` v1: the published schema changed at `/properties/total/type`"
             ),
+            "{message}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod envelope_tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn envelope(properties: Value, required: &[&str]) -> Value {
+        json!({ "type": "object", "properties": properties, "required": required })
+    }
+
+    fn registry(envelope: Value) -> Value {
+        json!({ "envelope": envelope, "entries": [] })
+    }
+
+    #[test]
+    fn the_envelope_is_released_and_may_gain_an_optional_field() {
+        let first = envelope(json!({ "event_id": { "type": "string" } }), &["event_id"]);
+        let released = release(None, &registry(first.clone()), |_| Compatibility::None).unwrap();
+        assert_eq!(released.record["envelope"], first);
+        assert!(released.envelope_changed && released.changed());
+        let same = release(Some(&released.record), &registry(first.clone()), |_| {
+            Compatibility::None
+        })
+        .unwrap();
+        assert!(!same.changed());
+
+        let grown = envelope(
+            json!({ "event_id": { "type": "string" }, "stored": { "type": ["integer", "null"] } }),
+            &["event_id"],
+        );
+        let again = release(Some(&released.record), &registry(grown.clone()), |_| {
+            Compatibility::None
+        })
+        .unwrap();
+        assert_eq!(again.record["envelope"], grown);
+        assert!(again.envelope_changed && again.added.is_empty());
+    }
+
+    #[test]
+    fn an_envelope_change_old_consumers_cannot_read_is_refused_with_its_path() {
+        let first = envelope(json!({ "position": { "type": "integer" } }), &["position"]);
+        let record = release(None, &registry(first), |_| Compatibility::None)
+            .unwrap()
+            .record;
+        let changed = envelope(json!({ "position": { "type": "string" } }), &["position"]);
+        let message = release(Some(&record), &registry(changed), |_| Compatibility::None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains(
+                "the envelope changed incompatibly with the released one at `/properties/position`"
+            ) && message.contains("FORWARD")
+                && message.contains("BACKWARD"),
             "{message}"
         );
     }
