@@ -16,7 +16,7 @@ use factum_codegen::python::{PythonError, python};
 use serde_json::{Value, json};
 use support::{registry_json, run};
 
-const REQUIREMENTS: &[&str] = &["pydantic==2.9.2", "mypy==1.13.0"];
+const REQUIREMENTS: &[&str] = support::PYTHON_REQUIREMENTS;
 
 fn generate() -> String {
     python(&registry_json()).expect("the example domain maps to Python")

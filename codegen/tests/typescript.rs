@@ -16,7 +16,7 @@ use factum_codegen::typescript::typescript;
 use serde_json::{Value, json};
 use support::{registry_json, run};
 
-const TYPESCRIPT_VERSION: &str = "5.6.3";
+const TYPESCRIPT_VERSION: &str = support::TYPESCRIPT_VERSION;
 
 fn generate() -> String {
     typescript(&registry_json()).expect("the example domain maps to TypeScript")

@@ -22,6 +22,12 @@ use factum_example_orders::{
 };
 use serde_json::{Value, json};
 
+/// The pinned TypeScript compiler every TypeScript test compiles with.
+pub const TYPESCRIPT_VERSION: &str = "5.6.3";
+
+/// The pinned Python packages every Python test runs with.
+pub const PYTHON_REQUIREMENTS: &[&str] = &["pydantic==2.9.2", "mypy==1.13.0"];
+
 /// The example domain's registry, serialised.
 pub fn registry_json() -> Value {
     let registry = Registry::builder()
