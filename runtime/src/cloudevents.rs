@@ -47,6 +47,7 @@ use uuid::Uuid;
 
 use crate::envelope::{Metadata, NewEvent, RecordedEvent};
 use crate::store::{EventStore, ExpectedVersion, StoreError, limits};
+use crate::upcast::{UpcastError, Upcaster};
 
 /// The media type of one CloudEvent in structured mode.
 pub const STRUCTURED_CONTENT_TYPE: &str = "application/cloudevents+json";
@@ -414,11 +415,29 @@ impl CloudEvents {
     }
 
     /// Writes every event of `store` after global position `after` to `out`, one
-    /// structured CloudEvent per line (JSON Lines), in log order. Returns how many.
+    /// structured CloudEvent per line (JSON Lines), in log order, as stored. Returns how
+    /// many. An export read back by [`import_jsonl`](Self::import_jsonl) gives the same
+    /// store; for consumers in other languages, export with
+    /// [`export_jsonl_upcast`](Self::export_jsonl_upcast).
     pub async fn export_jsonl<S: EventStore>(
         &self,
         store: &S,
         after: u64,
+        out: &mut impl Write,
+    ) -> Result<u64, ExportError> {
+        self.export_jsonl_upcast(store, after, &Upcaster::new(), out)
+            .await
+    }
+
+    /// Like [`export_jsonl`](Self::export_jsonl), each event delivered in its newest
+    /// version by `upcaster` (the version on disk in the `storedversion` extension), so
+    /// consumers of the generated contracts never meet a retired version. Imported
+    /// again, the events are stored in their newest version.
+    pub async fn export_jsonl_upcast<S: EventStore>(
+        &self,
+        store: &S,
+        after: u64,
+        upcaster: &Upcaster,
         out: &mut impl Write,
     ) -> Result<u64, ExportError> {
         let mut position = after;
@@ -429,9 +448,10 @@ impl CloudEvents {
                 return Ok(written);
             };
             position = last.position;
-            for event in &page {
+            for event in page {
+                let event = upcaster.upcast(event).map_err(Box::new)?;
                 let structured =
-                    self.to_structured(event)
+                    self.to_structured(&event)
                         .map_err(|source| ExportError::Event {
                             position: event.position,
                             source,
@@ -732,6 +752,9 @@ pub enum ExportError {
     /// Reading the store failed.
     #[error("reading the store failed")]
     Store(#[from] StoreError),
+    /// An event cannot be read in its newest version.
+    #[error("an event cannot be exported in its newest version")]
+    Upcast(#[from] Box<UpcastError>),
     /// An event cannot be written as a CloudEvent.
     #[error("the event at position {position} cannot be exported")]
     Event {

@@ -403,3 +403,77 @@ async fn an_event_that_cannot_be_upcast_is_an_error_naming_it() {
         "{report}"
     );
 }
+
+#[tokio::test]
+async fn an_upcast_export_carries_the_newest_versions_and_imports_as_them() {
+    let store = legacy_history().await;
+    let mapping = factum::cloudevents::CloudEvents::new("/orders", "shop").unwrap();
+    let upcaster = factum::upcast::Upcaster::new().aggregate::<Order>();
+    let mut file = Vec::new();
+    let written = mapping
+        .export_jsonl_upcast(&store, 0, &upcaster, &mut file)
+        .await
+        .unwrap();
+    assert_eq!(written, 4);
+    let lines: Vec<Value> = String::from_utf8(file.clone())
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let versions: Vec<_> = lines
+        .iter()
+        .map(|line| {
+            (
+                line["type"].as_str().unwrap().to_owned(),
+                line["eventversion"].clone(),
+                line.get("storedversion").cloned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        versions,
+        [
+            (
+                "shop.Order.OrderPlaced".to_owned(),
+                json!(2),
+                Some(json!(1))
+            ),
+            ("shop.Order.ItemAdded".to_owned(), json!(2), Some(json!(1))),
+            ("shop.Order.OrderConfirmed".to_owned(), json!(1), None),
+            ("shop.Invoice.InvoiceSent".to_owned(), json!(1), None),
+        ]
+    );
+    assert_eq!(lines[1]["data"]["quantity"], 2);
+
+    // The plain export keeps what is on disk.
+    let mut plain = Vec::new();
+    mapping.export_jsonl(&store, 0, &mut plain).await.unwrap();
+    let first: Value =
+        serde_json::from_str(String::from_utf8(plain).unwrap().lines().next().unwrap()).unwrap();
+    assert_eq!(
+        (first["eventversion"].clone(), first.get("storedversion")),
+        (json!(1), None)
+    );
+
+    // Imported, the upcast export is a store of today's versions the aggregate reads alike.
+    let copy = MemoryStore::new();
+    mapping.import_jsonl(&copy, file.as_slice()).await.unwrap();
+    let imported = copy.read_all(0, 10).await.unwrap();
+    assert_eq!(
+        imported
+            .iter()
+            .map(|event| event.schema_version)
+            .collect::<Vec<_>>(),
+        [2, 2, 1, 1]
+    );
+    let original = Repository::<Order, _>::with_services(store, Catalog::default())
+        .load("A-1001")
+        .await
+        .unwrap();
+    let copied = Repository::<Order, _>::with_services(copy, Catalog::default())
+        .load("A-1001")
+        .await
+        .unwrap();
+    assert_eq!(copied.state.lines, original.state.lines);
+    assert_eq!(copied.state.status, original.state.status);
+}
