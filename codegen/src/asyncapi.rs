@@ -427,10 +427,9 @@ fn nats_headers() -> Value {
 
 /// The headers of the CloudEvents binary form (`factum::cloudevents::CloudEvents::to_binary`).
 fn cloudevents_headers() -> Value {
-    let decimal = |description: &str| {
-        json!({"type": "string", "pattern": "^[1-9][0-9]{0,9}$", "description": description})
-    };
-    let uuid = |description: &str| json!({"type": "string", "format": "uuid", "description": description});
+    let decimal = |description: &str| json!({"type": "string", "pattern": "^[1-9][0-9]{0,9}$", "description": description});
+    let uuid =
+        |description: &str| json!({"type": "string", "format": "uuid", "description": description});
     json!({
         "description": "The headers of a CloudEvent in binary mode (the NATS binding): every attribute as a `ce-` header, `datacontenttype` as `content-type`, beside the NATS headers of every message.",
         "allOf": [{"$ref": format!("#/components/schemas/{NATS_HEADERS}")}],
@@ -500,10 +499,13 @@ impl Envelope {
         let has = |property: &Value, field: &str| {
             resolve(property).is_some_and(|schema| schema["properties"].get(field).is_some())
         };
-        let correlation = properties.into_iter().flatten().find_map(|(key, property)| {
-            has(property, "correlation_id")
-                .then(|| format!("/{}/correlation_id", pointer_escape(key)))
-        });
+        let correlation = properties
+            .into_iter()
+            .flatten()
+            .find_map(|(key, property)| {
+                has(property, "correlation_id")
+                    .then(|| format!("/{}/correlation_id", pointer_escape(key)))
+            });
         // The stream type is narrowed to the event's aggregates when the envelope has it.
         let stream_type = properties
             .and_then(|properties| properties.get("stream_type"))
