@@ -54,10 +54,12 @@
 //!   * envelope form: `headers` = `components.schemas.NatsHeaders`; `payload` = the
 //!     registry document's `envelope` schema (`components.schemas.Envelope`, the schema of
 //!     `RecordedEvent` as the Rust serializer writes it) narrowed to the message: the
-//!     properties marked as the event's name and version constant, the stream type one of
-//!     the event's aggregates, the payload property the event version's schema
-//!     (`components.schemas.OrderPlacedV2Payload`). Nothing of the envelope is hard-coded
-//!     here: its properties are whatever the registry's schema says; `correlationId`
+//!     properties marked (`x-factum-envelope`) as the event's name and version constant,
+//!     the one marked as the payload the event version's schema
+//!     (`components.schemas.OrderPlacedV2Payload`), and `stream_type`, when the envelope
+//!     has it, one of the event's aggregates. Nothing else of the envelope is written
+//!     here: its properties are whatever the registry's schema says (a field added to
+//!     `RecordedEvent` reaches the document at the next generation); `correlationId`
 //!     points at the envelope property whose schema has a `correlation_id`, when one has.
 //!   * CloudEvents form: `headers` = `components.schemas.CloudEventsHeaders` (the NATS
 //!     headers and the `ce-` ones) narrowed to the message's `ce-type` (a pattern: the

@@ -670,11 +670,10 @@ fn what_the_nats_publisher_sends_is_what_the_document_describes() {
             message["subject"]
         );
     }
-    for index in received.len()..all.len() {
+    for (index, message) in all.iter().enumerate().skip(received.len()) {
         assert!(
             output.contains(&format!("RECEIVED {index} unmatched ")),
-            "the broken message {index} must match nothing: {}\n{output}",
-            all[index]
+            "the broken message {index} must match nothing: {message}\n{output}"
         );
     }
     let _ = std::fs::remove_dir_all(&scratch);
