@@ -142,29 +142,48 @@ fn channels_operations_and_messages_follow_the_documented_layout() {
     );
 
     // The envelope form: NATS headers, the envelope narrowed to the version as the body.
-    let messages = &document["components"]["messages"];
-    let placed = &messages["OrderPlacedV2"];
-    assert_eq!(placed["name"], "OrderPlacedV2");
-    assert_eq!(placed["title"], "OrderPlaced v2");
-    assert_eq!(placed["summary"], "A customer placed an order.");
-    assert_eq!(
-        placed["headers"]["$ref"],
-        "#/components/schemas/NatsHeaders"
-    );
-    assert_eq!(
-        placed["payload"]["allOf"][0]["$ref"],
-        "#/components/schemas/Envelope"
-    );
-    assert_eq!(
-        placed["payload"]["properties"],
-        json!({"name": {"const": "OrderPlaced"}, "schema_version": {"const": 2},
-               "stream_type": {"enum": ["Order"]},
-               "payload": {"$ref": "#/components/schemas/OrderPlacedV2Payload"}})
-    );
-    assert_eq!(
-        placed["correlationId"]["location"],
-        "$message.payload#/metadata/correlation_id"
-    );
+    // The envelope form: NATS headers, the envelope narrowed to the version as the body;
+    // the CloudEvents form: `ce-` headers narrowed to the version, the payload as the body.
+    let envelope_form = "/components/messages/OrderPlacedV2";
+    let binary_form = "/components/messages/OrderPlacedV2CloudEvent";
+    let placed_payload = json!({"$ref": "#/components/schemas/OrderPlacedV2Payload"});
+    for (pointer, expected) in [
+        (format!("{envelope_form}/name"), json!("OrderPlacedV2")),
+        (format!("{envelope_form}/title"), json!("OrderPlaced v2")),
+        (
+            format!("{envelope_form}/summary"),
+            json!("A customer placed an order."),
+        ),
+        (
+            format!("{envelope_form}/headers"),
+            json!({"$ref": "#/components/schemas/NatsHeaders"}),
+        ),
+        (
+            format!("{envelope_form}/payload"),
+            json!({"allOf": [{"$ref": "#/components/schemas/Envelope"}], "properties": {
+                "name": {"const": "OrderPlaced"}, "schema_version": {"const": 2},
+                "stream_type": {"enum": ["Order"]}, "payload": placed_payload}}),
+        ),
+        (
+            format!("{envelope_form}/correlationId/location"),
+            json!("$message.payload#/metadata/correlation_id"),
+        ),
+        (format!("{binary_form}/payload"), placed_payload.clone()),
+        (
+            format!("{binary_form}/headers/allOf/0/$ref"),
+            json!("#/components/schemas/CloudEventsHeaders"),
+        ),
+        (
+            format!("{binary_form}/headers/properties/ce-eventversion"),
+            json!({"const": "2"}),
+        ),
+        (
+            format!("{binary_form}/x-factum/form"),
+            json!("cloudevents-binary"),
+        ),
+    ] {
+        assert_eq!(document.pointer(&pointer), Some(&expected), "{pointer}");
+    }
     // The envelope is the registry's, whole.
     let envelope_schema = &document["components"]["schemas"]["Envelope"];
     let registry = registry_json();
@@ -179,22 +198,6 @@ fn channels_operations_and_messages_follow_the_documented_layout() {
             .unwrap()
             .len()
     );
-
-    // The CloudEvents form: `ce-` headers narrowed to the version, the payload as the body.
-    let binary = &messages["OrderPlacedV2CloudEvent"];
-    assert_eq!(
-        binary["payload"]["$ref"],
-        "#/components/schemas/OrderPlacedV2Payload"
-    );
-    assert_eq!(
-        binary["headers"]["allOf"][0]["$ref"],
-        "#/components/schemas/CloudEventsHeaders"
-    );
-    assert_eq!(
-        binary["headers"]["properties"]["ce-eventversion"],
-        json!({"const": "2"})
-    );
-    assert_eq!(binary["x-factum"]["form"], "cloudevents-binary");
 
     // `$defs` moved to components, references rewritten, `$ref` siblings kept via allOf.
     let payload = &document["components"]["schemas"]["OrderPlacedV2Payload"];
