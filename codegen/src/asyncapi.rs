@@ -335,8 +335,9 @@ pub fn asyncapi(registry_json: &Value, info: &AsyncApiInfo) -> Result<Value, Asy
                 "description": format!(
                     "Every `{event}` event of `{aggregate}` streams, in global position \
                      order, each version a message of its own (the version is the body's \
-                     envelope field in the envelope form, the `ce-eventversion` header in \
-                     the CloudEvents form)."
+                     `{}` in the envelope form, the `ce-eventversion` header in the \
+                     CloudEvents form).",
+                    envelope.version
                 ),
                 "messages": channel_messages,
             }),
