@@ -1,33 +1,79 @@
-//! An AsyncAPI 3.0.0 document generated from a domain's schema registry.
+//! An AsyncAPI 3.0.0 document generated from a domain's schema registry, describing what
+//! factum's NATS publisher (`factum::bus::NatsPublisher`) really sends.
 //!
 //! [`asyncapi`] reads the registry as JSON (the serialised `factum::registry::Registry`:
-//! `{"entries": [{"kind", "name", "version", "aggregates", "doc", "schema", ...}]}`), like
-//! [`typescript`](crate::typescript), and returns one deterministic AsyncAPI document
-//! (every object's keys sorted):
+//! `{"envelope": ..., "entries": [{"kind", "name", "version", "aggregates", "doc",
+//! "schema", ...}]}`), like [`typescript`](crate::typescript), and returns one deterministic
+//! AsyncAPI document (every object's keys sorted).
 //!
-//! * **Channels and addressing.** One channel per stream type (aggregate), keyed by the
-//!   aggregate name with a lower-case first letter (`Order` → `order`), at the address
-//!   `factum.events.<stream type>` (`factum.events.Order`): a broker adapter publishes every
-//!   event of a stream type to that one topic / subject / routing key, in stream order. Its
-//!   messages are every event version of the aggregate. Commands get a second channel per
-//!   aggregate, `<key>Commands` (`orderCommands`) at `factum.commands.<stream type>`.
-//! * **Operations.** The service *sends* events: `send<Aggregate>Events`
-//!   (`sendOrderEvents`, action `send`) on the events channel; it *receives* commands:
-//!   `receive<Aggregate>Commands` (action `receive`) on the commands channel.
-//! * **Messages** live in `components.messages`, keyed `OrderPlacedV2` for event versions
-//!   and `PlaceOrder` for commands, and channels and operations refer to them. Each has
-//!   `name` (the key), `title` (`OrderPlaced v2`), `summary` (the doc comment's first line)
-//!   and `description` (the whole doc comment, when longer), `contentType`
-//!   `application/json`, the payload schema, and an `x-factum` extension with the kind, name
-//!   and version. An event's `headers` are the envelope's fields but its payload, read
-//!   from the registry document's `envelope` (the JSON Schema of
-//!   `factum::envelope::RecordedEvent` as the Rust serializer writes it: `event_id`,
-//!   `stream_id`, `stream_type`, `stream_version`, `position`, `name`, `schema_version`,
-//!   `timestamp`, `metadata`): the shared `components.schemas.EventHeaders` (with
-//!   `EnvelopeMetadata` beside it), narrowed per message to its constant name and version
-//!   and its aggregates' `stream_type`s; `correlationId` points at
-//!   `$message.header#/metadata/correlation_id`. Commands have no headers.
-//! * Entries without an aggregate are still in `components.messages`, on no channel.
+//! # What the publisher sends, and how the document says it
+//!
+//! The publisher reads the store's log and publishes each event to the NATS subject
+//! `<prefix>.<stream type>.<event name>` (`factum.Order.OrderPlaced`; the stream type and
+//! the event name with `.`, `*`, `>`, whitespace and control characters replaced by `_`,
+//! as `factum::bus::subject_for` does). Every message carries the headers `Nats-Msg-Id`
+//! (the event id, for JetStream's deduplication), `Factum-Position` (the global position,
+//! in decimal) and `Factum-Stream-Id`; every message of a publish batch but the first also
+//! `Nats-Expected-Last-Msg-Id` (the previous event's id, so JetStream keeps the order).
+//! The body is one of two forms, chosen when the publisher is built:
+//!
+//! * **envelope** (the default): the whole envelope, the JSON of
+//!   `factum::envelope::RecordedEvent`;
+//! * **CloudEvents binary mode** (`NatsPublisher::cloudevents`): the CloudEvents
+//!   attributes as `ce-` headers (`ce-id`, `ce-type` `<domain>.<stream type>.<event
+//!   name>`, `ce-source`, `ce-subject` the stream id, `ce-time`, `ce-eventversion`,
+//!   `ce-sequence` the zero-padded position, `ce-streamversion`, and `ce-correlationid`,
+//!   `ce-causationid`, `ce-actor`, `ce-factumextra` when set) with `content-type:
+//!   application/json`, and the payload alone as the body; the three headers above stay.
+//!
+//! The document maps that as follows.
+//!
+//! * **One channel per event name and stream type**, keyed `<stream type>.<event name>`
+//!   (`Order.OrderPlaced`), at the subject as its `address`. A channel in AsyncAPI 3 is
+//!   one address, and the subject is the finest address the publisher uses: it holds
+//!   every version of the event, so the versions are messages of the channel, not
+//!   channels (a channel per stream type would hide the subject consumers filter on; a
+//!   channel per version would repeat one address). An event handled by two aggregates
+//!   is on a channel of each.
+//! * **The subject prefix** is [`AsyncApiInfo::subject_prefix`] (the CLI's
+//!   `--subject-prefix`), default [`DEFAULT_SUBJECT_PREFIX`] (`factum`, the publisher's
+//!   default): a publisher built with another `subject_prefix` needs the document
+//!   generated with the same one. Concrete addresses rather than a `{prefix}` channel
+//!   parameter, because the prefix is fixed per deployment and may hold dots, which a
+//!   parameter (one value in one place of the address) does not express as a subject.
+//! * **Two messages per event version**, both on the event's channel: `OrderPlacedV2`
+//!   (the envelope form) and `OrderPlacedV2CloudEvent` (the CloudEvents binary form).
+//!   They share the address, so they are messages of one channel rather than a second set
+//!   of channels, and the forms are told apart by **two `send` operations per channel**,
+//!   `send<StreamType><EventName>` (envelope messages) and
+//!   `send<StreamType><EventName>CloudEvent` (CloudEvents messages): one publisher
+//!   performs one of them. Each message has `name` (its key), `title` (`OrderPlaced v2`),
+//!   `summary` (the doc comment's first line) and `description` (the whole doc comment,
+//!   when longer), `contentType` `application/json`, an `x-factum` extension (kind, name,
+//!   version and `form`: `envelope` or `cloudevents-binary`), and:
+//!   * envelope form: `headers` = `components.schemas.NatsHeaders`; `payload` = the
+//!     registry document's `envelope` schema (`components.schemas.Envelope`, the schema of
+//!     `RecordedEvent` as the Rust serializer writes it) narrowed to the message: the
+//!     properties marked (`x-factum-envelope`) as the event's name and version constant,
+//!     the one marked as the payload the event version's schema
+//!     (`components.schemas.OrderPlacedV2Payload`), and `stream_type`, when the envelope
+//!     has it, one of the event's aggregates. Nothing else of the envelope is written
+//!     here: its properties are whatever the registry's schema says (a field added to
+//!     `RecordedEvent` reaches the document at the next generation); `correlationId`
+//!     points at the envelope property whose schema has a `correlation_id`, when one has.
+//!   * CloudEvents form: `headers` = `components.schemas.CloudEventsHeaders` (the NATS
+//!     headers and the `ce-` ones) narrowed to the message's `ce-type` (a pattern: the
+//!     domain and `ce-source` come from the publisher's `CloudEvents` mapping, which the
+//!     registry does not know) and `ce-eventversion`; `payload` = the event version's
+//!     schema; `correlationId` = the `ce-correlationid` header.
+//!
+//!   Header values are strings, as on the wire: numbers are decimal strings.
+//! * **Commands** travel over no broker: factum has no command transport, so they are on
+//!   no channel and in no operation. Their schemas are kept in `components.schemas`
+//!   (keyed by the command's name, described as such) for whoever carries them over
+//!   their own transport.
+//! * Events without an aggregate have no subject: their messages are in
+//!   `components.messages`, on no channel.
 //!
 //! **Schema format.** The registry's schemas are JSON Schema draft 2020-12. AsyncAPI 3.0
 //! does not list draft 2020-12 among its schema formats: tools MUST support only the
@@ -68,17 +114,22 @@
 //! }]});
 //! let info = AsyncApiInfo {
 //!     title: "Accounts".to_owned(),
-//!     version: "1.0.0".to_owned(),
-//!     description: String::new(),
+//!     ..AsyncApiInfo::default()
 //! };
 //! let document = asyncapi(&registry, &info).unwrap();
 //! assert_eq!(document["asyncapi"], "3.0.0");
-//! assert_eq!(document["channels"]["account"]["address"], "factum.events.Account");
+//! let channel = &document["channels"]["Account.Opened"];
+//! assert_eq!(channel["address"], "factum.Account.Opened");
 //! assert_eq!(
-//!     document["channels"]["account"]["messages"]["OpenedV1"]["$ref"],
+//!     channel["messages"]["OpenedV1"]["$ref"],
 //!     "#/components/messages/OpenedV1"
 //! );
-//! assert_eq!(document["operations"]["sendAccountEvents"]["action"], "send");
+//! assert_eq!(
+//!     channel["messages"]["OpenedV1CloudEvent"]["$ref"],
+//!     "#/components/messages/OpenedV1CloudEvent"
+//! );
+//! assert_eq!(document["operations"]["sendAccountOpened"]["action"], "send");
+//! assert_eq!(document["operations"]["sendAccountOpenedCloudEvent"]["action"], "send");
 //! ```
 
 use std::collections::BTreeMap;
@@ -87,7 +138,7 @@ use serde_json::{Map, Value, json};
 
 use crate::model::{self, Entry, Kind, from_model_error, pointer_escape};
 
-/// The document's `info` object.
+/// The document's `info` object, and the one deployment setting the addresses depend on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AsyncApiInfo {
     /// The application's title.
@@ -96,6 +147,22 @@ pub struct AsyncApiInfo {
     pub version: String,
     /// A description (CommonMark); omitted when empty.
     pub description: String,
+    /// The publisher's subject prefix (`NatsPublisher::subject_prefix`): the channels'
+    /// addresses are `<subject_prefix>.<stream type>.<event name>`.
+    pub subject_prefix: String,
+}
+
+impl Default for AsyncApiInfo {
+    /// Title `factum events`, version `1.0.0`, no description, the publisher's default
+    /// subject prefix.
+    fn default() -> Self {
+        Self {
+            title: "factum events".to_owned(),
+            version: "1.0.0".to_owned(),
+            description: String::new(),
+            subject_prefix: DEFAULT_SUBJECT_PREFIX.to_owned(),
+        }
+    }
 }
 
 /// Why no AsyncAPI document could be generated.
@@ -139,6 +206,14 @@ pub enum AsyncApiError {
         /// The name.
         name: String,
     },
+    /// The subject prefix is not one the publisher accepts.
+    #[error("the subject prefix `{prefix}` is invalid: {reason}")]
+    InvalidSubjectPrefix {
+        /// The prefix.
+        prefix: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
 }
 
 from_model_error!(AsyncApiError);
@@ -146,20 +221,36 @@ from_model_error!(AsyncApiError);
 /// The AsyncAPI version emitted.
 pub const ASYNCAPI_VERSION: &str = "3.0.0";
 
-/// The schema holding the envelope headers every event message carries.
-const EVENT_HEADERS: &str = "EventHeaders";
+/// The publisher's default subject prefix (`factum::bus::DEFAULT_SUBJECT_PREFIX`).
+pub const DEFAULT_SUBJECT_PREFIX: &str = "factum";
+
+/// The schema of the envelope, as the registry defines it.
+const ENVELOPE: &str = "Envelope";
+/// The headers of every message the publisher sends.
+const NATS_HEADERS: &str = "NatsHeaders";
+/// The headers of a message in CloudEvents binary mode.
+const CLOUDEVENTS_HEADERS: &str = "CloudEventsHeaders";
+/// The suffix of the CloudEvents form's message keys.
+const CLOUDEVENT: &str = "CloudEvent";
 
 /// Generates the AsyncAPI 3.0.0 document for a serialised registry.
 ///
 /// The output depends only on the registry's content and `info`: entries are sorted by
 /// kind, name and version, and every object's keys are sorted.
 pub fn asyncapi(registry_json: &Value, info: &AsyncApiInfo) -> Result<Value, AsyncApiError> {
+    check_prefix(&info.subject_prefix)?;
     let entries = model::parse_entries(registry_json, true)?;
     let mut schemas = Named::default();
     let envelope = Envelope::read(registry_json, &mut schemas)?;
+    schemas.insert(NATS_HEADERS, nats_headers(), "the NATS publisher")?;
+    schemas.insert(
+        CLOUDEVENTS_HEADERS,
+        cloudevents_headers(),
+        "the NATS publisher",
+    )?;
     let mut messages = Named::default();
-    // Aggregate -> (event message keys, command message keys).
-    let mut aggregates: BTreeMap<String, (Vec<String>, Vec<String>)> = BTreeMap::new();
+    // (stream type, event name) -> (envelope message keys, CloudEvents message keys).
+    let mut events: BTreeMap<(String, String), (Vec<String>, Vec<String>)> = BTreeMap::new();
     for entry in &entries {
         let label = entry.label();
         let converter = Converter { entry: &label };
@@ -184,89 +275,108 @@ pub fn asyncapi(registry_json: &Value, info: &AsyncApiInfo) -> Result<Value, Asy
                 payload.insert(keyword.clone(), value.clone());
             }
         }
-        let payload = converter.convert(&Value::Object(payload), "")?;
+        let mut payload = converter.convert(&Value::Object(payload), "")?;
         let key = entry.type_name();
         check_key(&label, &key)?;
-        messages.insert(&key, entry.message(&key, payload, &envelope), &label)?;
+        if entry.kind == Kind::Command {
+            payload["description"] = json!(format!(
+                "The command `{}`. factum sends commands over no broker: this is its \
+                 schema only, for a transport of your own. {}",
+                entry.name,
+                entry.doc.trim()
+            ));
+            schemas.insert(&key, payload, &label)?;
+            continue;
+        }
+        let payload_key = format!("{key}Payload");
+        schemas.insert(&payload_key, payload, &label)?;
+        let payload_ref = json!({"$ref": format!("#/components/schemas/{payload_key}")});
+        let cloudevent_key = format!("{key}{CLOUDEVENT}");
+        messages.insert(
+            &key,
+            entry.envelope_message(&key, &payload_ref, &envelope),
+            &label,
+        )?;
+        messages.insert(
+            &cloudevent_key,
+            entry.cloudevent_message(&cloudevent_key, payload_ref),
+            &label,
+        )?;
         for aggregate in &entry.aggregates {
-            let lists = aggregates.entry(aggregate.clone()).or_default();
-            match entry.kind {
-                Kind::Event => lists.0.push(key.clone()),
-                Kind::Command => lists.1.push(key.clone()),
-            }
+            let lists = events
+                .entry((aggregate.clone(), entry.name.clone()))
+                .or_default();
+            lists.0.push(key.clone());
+            lists.1.push(cloudevent_key.clone());
         }
     }
 
     let mut channels = Named::default();
     let mut operations = Named::default();
-    for (aggregate, (events, commands)) in &aggregates {
-        let origin = format!("aggregate {aggregate}");
+    for ((aggregate, event), (plain, cloudevents)) in &events {
+        let origin = format!("event {event} of aggregate {aggregate}");
         check_key(&origin, aggregate)?;
-        let key = lower_first(aggregate);
-        let upper = upper_first(aggregate);
-        for (channel_key, keys, kind) in [
-            (key.clone(), events, Kind::Event),
-            (format!("{key}Commands"), commands, Kind::Command),
-        ] {
-            if keys.is_empty() {
-                continue;
-            }
-            let channel_messages: Map<String, Value> = keys
-                .iter()
-                .map(|message| {
-                    (
-                        message.clone(),
-                        json!({"$ref": format!("#/components/messages/{message}")}),
-                    )
-                })
-                .collect();
-            let operation_messages: Vec<Value> = keys
-                .iter()
-                .map(|message| {
-                    json!({"$ref": format!("#/channels/{channel_key}/messages/{message}")})
-                })
-                .collect();
-            let (address, channel_doc, operation_key, operation) = match kind {
-                Kind::Event => (
-                    format!("factum.events.{aggregate}"),
-                    format!(
-                        "Every event of `{aggregate}` streams, in stream order; the stream is \
-                         in the `stream_id` header."
-                    ),
-                    format!("send{upper}Events"),
-                    json!({
-                        "action": "send",
-                        "summary": format!("The service publishes the events it records for `{aggregate}` streams."),
-                    }),
+        let channel_key = format!("{aggregate}.{event}");
+        let channel_messages: Map<String, Value> = plain
+            .iter()
+            .chain(cloudevents)
+            .map(|message| {
+                (
+                    message.clone(),
+                    json!({"$ref": format!("#/components/messages/{message}")}),
+                )
+            })
+            .collect();
+        channels.insert(
+            &channel_key,
+            json!({
+                "address": format!("{}.{}.{}", info.subject_prefix, token(aggregate), token(event)),
+                "title": format!("{event} of {aggregate}"),
+                "description": format!(
+                    "Every `{event}` event of `{aggregate}` streams, in global position \
+                     order, each version a message of its own (the version is the body's \
+                     `{}` in the envelope form, the `ce-eventversion` header in the \
+                     CloudEvents form).",
+                    envelope.version
                 ),
-                Kind::Command => (
-                    format!("factum.commands.{aggregate}"),
-                    format!("The commands the `{aggregate}` aggregate accepts."),
-                    format!("receive{upper}Commands"),
-                    json!({
-                        "action": "receive",
-                        "summary": format!("The service handles commands for `{aggregate}`."),
-                    }),
-                ),
-            };
-            let mut operation = operation;
-            operation["channel"] = json!({"$ref": format!("#/channels/{channel_key}")});
-            operation["messages"] = Value::Array(operation_messages);
-            channels.insert(
-                &channel_key,
-                json!({
-                    "address": address,
-                    "title": match kind {
-                        Kind::Event => format!("{aggregate} events"),
-                        Kind::Command => format!("{aggregate} commands"),
-                    },
-                    "description": channel_doc,
-                    "messages": channel_messages,
-                }),
-                &origin,
-            )?;
-            operations.insert(&operation_key, operation, &origin)?;
-        }
+                "messages": channel_messages,
+            }),
+            &origin,
+        )?;
+        let operation_key = format!("send{}{}", upper_first(aggregate), upper_first(event));
+        let refs = |keys: &[String]| -> Vec<Value> {
+            keys.iter()
+                .map(|message| {
+                    json!({"$ref": format!("#/channels/{}/messages/{message}", pointer_escape(&channel_key))})
+                })
+                .collect()
+        };
+        let channel_ref = json!({"$ref": format!("#/channels/{}", pointer_escape(&channel_key))});
+        operations.insert(
+            &operation_key,
+            json!({
+                "action": "send",
+                "channel": channel_ref,
+                "messages": refs(plain),
+                "summary": format!("The publisher sends each recorded `{event}` of `{aggregate}` as its envelope."),
+                "description": "What `NatsPublisher` sends by default: the whole envelope as \
+                                the JSON body.",
+            }),
+            &origin,
+        )?;
+        operations.insert(
+            &format!("{operation_key}{CLOUDEVENT}"),
+            json!({
+                "action": "send",
+                "channel": channel_ref,
+                "messages": refs(cloudevents),
+                "summary": format!("The publisher sends each recorded `{event}` of `{aggregate}` as a CloudEvent in binary mode."),
+                "description": "What `NatsPublisher` sends when built with `.cloudevents(mapping)` \
+                                instead of the envelope form: the CloudEvents attributes as \
+                                `ce-` headers, the payload alone as the body.",
+            }),
+            &origin,
+        )?;
     }
 
     let mut info_object = json!({"title": info.title, "version": info.version});
@@ -287,62 +397,146 @@ pub fn asyncapi(registry_json: &Value, info: &AsyncApiInfo) -> Result<Value, Asy
     Ok(sorted(document))
 }
 
-/// The envelope as the registry document defines it: its header schema is
-/// `components.schemas.EventHeaders`, its definitions are components too.
+/// The NATS headers the publisher sets on every message (`factum::bus`'s
+/// `POSITION_HEADER` and `STREAM_ID_HEADER`, and JetStream's own).
+fn nats_headers() -> Value {
+    json!({
+        "type": "object",
+        "description": "The NATS headers factum's publisher sets on every message, in both forms.",
+        "properties": {
+            "Nats-Msg-Id": {
+                "type": "string",
+                "format": "uuid",
+                "description": "The event id: JetStream stores a republished event once within the stream's duplicate window.",
+            },
+            "Factum-Position": {
+                "type": "string",
+                "pattern": "^(0|[1-9][0-9]{0,19})$",
+                "description": "The event's global position, in decimal: strictly increasing in commit order.",
+            },
+            "Factum-Stream-Id": {
+                "type": "string",
+                "description": "The stream the event belongs to.",
+            },
+            "Nats-Expected-Last-Msg-Id": {
+                "type": "string",
+                "format": "uuid",
+                "description": "On every message of a publish batch but the first: the previous event's id, so JetStream stores the event only right after it (the stream keeps position order).",
+            },
+        },
+        "required": ["Nats-Msg-Id", "Factum-Position", "Factum-Stream-Id"],
+    })
+}
+
+/// The headers of the CloudEvents binary form (`factum::cloudevents::CloudEvents::to_binary`).
+fn cloudevents_headers() -> Value {
+    let decimal = |description: &str| json!({"type": "string", "pattern": "^[1-9][0-9]{0,9}$", "description": description});
+    let uuid =
+        |description: &str| json!({"type": "string", "format": "uuid", "description": description});
+    json!({
+        "description": "The headers of a CloudEvent in binary mode (the NATS binding): every attribute as a `ce-` header, `datacontenttype` as `content-type`, beside the NATS headers of every message.",
+        "allOf": [{"$ref": format!("#/components/schemas/{NATS_HEADERS}")}],
+        "type": "object",
+        "properties": {
+            "ce-specversion": {"const": "1.0", "description": "The CloudEvents version."},
+            "ce-id": uuid("The event id."),
+            "ce-source": {"type": "string", "minLength": 1, "description": "The service (a URI-reference), from the publisher's CloudEvents mapping."},
+            "ce-type": {"type": "string", "description": "`<domain>.<stream type>.<event name>`; the domain is the publisher's CloudEvents mapping's."},
+            "ce-subject": {"type": "string", "description": "The stream id."},
+            "ce-time": {"type": "string", "format": "date-time", "description": "When the event happened (RFC 3339, UTC, to the microsecond)."},
+            "ce-eventversion": decimal("The payload's schema version, in decimal."),
+            "ce-sequence": {"type": "string", "pattern": "^[0-9]{20}$", "description": "The global position, zero-padded to 20 digits so it sorts as a string."},
+            "ce-streamversion": decimal("The version in the stream, in decimal."),
+            "ce-correlationid": uuid("Groups every message of one business transaction; when set."),
+            "ce-causationid": uuid("The id of the message that caused this one; when set."),
+            "ce-actor": {"type": "string", "description": "Who acted; when set."},
+            "ce-factumextra": {"type": "string", "contentMediaType": "application/json", "description": "The metadata's free-form entries as a JSON object in a string; when there are any."},
+            "content-type": {"const": "application/json", "description": "The body's media type."},
+        },
+        "required": [
+            "ce-specversion", "ce-id", "ce-source", "ce-type", "ce-subject", "ce-time",
+            "ce-eventversion", "ce-sequence", "ce-streamversion", "content-type",
+        ],
+    })
+}
+
+/// The envelope as the registry document defines it: its schema is
+/// `components.schemas.Envelope`, its definitions are components too.
 struct Envelope {
-    /// The properties holding the event name and version.
+    /// The properties holding the event name, version and payload.
     name: String,
     version: String,
+    payload: String,
+    /// The property holding the stream type, if the envelope has one.
+    stream_type: Option<String>,
+    /// Where the correlation id is in the envelope, as a JSON pointer, if anywhere.
+    correlation: Option<String>,
 }
 
 impl Envelope {
-    /// Reads the registry's envelope, adding `EventHeaders` (the envelope without its
-    /// payload) and the envelope's definitions to `schemas`.
+    /// Reads the registry's envelope, adding `Envelope` and the envelope's definitions to
+    /// `schemas`.
     fn read(registry_json: &Value, schemas: &mut Named) -> Result<Self, AsyncApiError> {
         let schema = model::envelope_schema(registry_json)?;
         let name = model::role_property(schema, "name")?.to_owned();
         let version = model::role_property(schema, "version")?.to_owned();
-        let payload = model::role_property(schema, "payload")?;
+        let payload = model::role_property(schema, "payload")?.to_owned();
         let converter = Converter {
             entry: model::ENVELOPE_ORIGIN,
         };
-        if let Some(Value::Object(defs)) = schema.get("$defs") {
-            for (def, def_schema) in defs {
-                check_key(model::ENVELOPE_ORIGIN, def)?;
-                let path = format!("/$defs/{}", pointer_escape(def));
-                let converted = converter.convert(def_schema, &path)?;
-                schemas.insert(def, converted, model::ENVELOPE_ORIGIN)?;
+        let defs = schema.get("$defs").and_then(Value::as_object);
+        for (def, def_schema) in defs.into_iter().flatten() {
+            check_key(model::ENVELOPE_ORIGIN, def)?;
+            let path = format!("/$defs/{}", pointer_escape(def));
+            let converted = converter.convert(def_schema, &path)?;
+            schemas.insert(def, converted, model::ENVELOPE_ORIGIN)?;
+        }
+        let properties = schema.get("properties").and_then(Value::as_object);
+        // A property's schema, through a `$ref` into the envelope's `$defs`.
+        let resolve = |property: &Value| -> Option<Value> {
+            match property.get("$ref").and_then(Value::as_str) {
+                Some(target) => defs?.get(target.strip_prefix("#/$defs/")?).cloned(),
+                None => Some(property.clone()),
             }
+        };
+        let has = |property: &Value, field: &str| {
+            resolve(property).is_some_and(|schema| schema["properties"].get(field).is_some())
+        };
+        let correlation = properties
+            .into_iter()
+            .flatten()
+            .find_map(|(key, property)| {
+                has(property, "correlation_id")
+                    .then(|| format!("/{}/correlation_id", pointer_escape(key)))
+            });
+        // The stream type is narrowed to the event's aggregates when the envelope has it.
+        let stream_type = properties
+            .and_then(|properties| properties.get("stream_type"))
+            .map(|_| "stream_type".to_owned());
+        let mut whole = schema.clone();
+        for keyword in ["$defs", "$schema"] {
+            whole.remove(keyword);
         }
-        let mut headers = schema.clone();
-        for keyword in ["$defs", "$schema", "title"] {
-            headers.remove(keyword);
-        }
-        if let Some(Value::Object(properties)) = headers.get_mut("properties") {
-            properties.remove(payload);
-        }
-        if let Some(Value::Array(required)) = headers.get_mut("required") {
-            required.retain(|item| item != payload);
-        }
-        headers.insert(
-            "description".to_owned(),
-            json!(format!(
-                "The envelope of a stored event: every field besides `{payload}`. {}",
-                model::description(&Value::Object(schema.clone()))
-            )),
-        );
-        let headers = converter.convert(&Value::Object(headers), "")?;
-        schemas.insert(EVENT_HEADERS, headers, model::ENVELOPE_ORIGIN)?;
-        Ok(Self { name, version })
+        let whole = converter.convert(&Value::Object(whole), "")?;
+        schemas.insert(ENVELOPE, whole, model::ENVELOPE_ORIGIN)?;
+        Ok(Self {
+            name,
+            version,
+            payload,
+            stream_type,
+            correlation,
+        })
     }
 }
 
 impl Entry {
-    fn message(&self, key: &str, payload: Value, envelope: &Envelope) -> Value {
+    /// What both forms' messages share.
+    fn message_base(&self, key: &str, form: &str, payload: Value) -> Value {
         let mut message = json!({
             "name": key,
             "contentType": "application/json",
             "payload": payload,
+            "x-factum": {"kind": "event", "name": self.name, "version": self.version, "form": form},
         });
         let doc = self.doc.trim();
         if let Some(first) = doc.lines().next() {
@@ -351,33 +545,120 @@ impl Entry {
                 message["description"] = json!(doc);
             }
         }
-        match self.kind {
-            Kind::Event => {
-                message["title"] = json!(format!("{} v{}", self.name, self.version));
-                message["x-factum"] =
-                    json!({"kind": "event", "name": self.name, "version": self.version});
-                let mut narrowed = Map::new();
-                narrowed.insert(envelope.name.clone(), json!({"const": self.name}));
-                narrowed.insert(envelope.version.clone(), json!({"const": self.version}));
-                let mut narrowed = Value::Object(narrowed);
-                if !self.aggregates.is_empty() {
-                    narrowed["stream_type"] = json!({"enum": self.aggregates});
-                }
-                message["headers"] = json!({
-                    "allOf": [{"$ref": format!("#/components/schemas/{EVENT_HEADERS}")}],
-                    "properties": narrowed,
-                });
-                message["correlationId"] = json!({
-                    "description": "Groups every message of one business transaction.",
-                    "location": "$message.header#/metadata/correlation_id",
-                });
-            }
-            Kind::Command => {
-                message["title"] = json!(self.name);
-                message["x-factum"] = json!({"kind": "command", "name": self.name, "version": 1});
-            }
+        message
+    }
+
+    /// The envelope form: the NATS headers, the whole envelope narrowed to this event
+    /// version as the body.
+    fn envelope_message(&self, key: &str, payload_ref: &Value, envelope: &Envelope) -> Value {
+        let mut narrowed = Map::new();
+        narrowed.insert(envelope.name.clone(), json!({"const": self.name}));
+        narrowed.insert(envelope.version.clone(), json!({"const": self.version}));
+        narrowed.insert(envelope.payload.clone(), payload_ref.clone());
+        if let Some(stream_type) = &envelope.stream_type
+            && !self.aggregates.is_empty()
+        {
+            narrowed.insert(stream_type.clone(), json!({"enum": self.aggregates}));
+        }
+        let body = json!({
+            "allOf": [{"$ref": format!("#/components/schemas/{ENVELOPE}")}],
+            "properties": narrowed,
+        });
+        let mut message = self.message_base(key, "envelope", body);
+        message["title"] = json!(format!("{} v{}", self.name, self.version));
+        message["headers"] = json!({"$ref": format!("#/components/schemas/{NATS_HEADERS}")});
+        if let Some(pointer) = &envelope.correlation {
+            message["correlationId"] = json!({
+                "description": "Groups every message of one business transaction.",
+                "location": format!("$message.payload#{pointer}"),
+            });
         }
         message
+    }
+
+    /// The CloudEvents binary form: the `ce-` headers narrowed to this event version, the
+    /// payload alone as the body.
+    fn cloudevent_message(&self, key: &str, payload_ref: Value) -> Value {
+        let stream_types = if self.aggregates.is_empty() {
+            ".+".to_owned()
+        } else {
+            let escaped: Vec<String> = self.aggregates.iter().map(|a| regex_escape(a)).collect();
+            format!("(?:{})", escaped.join("|"))
+        };
+        let mut message = self.message_base(key, "cloudevents-binary", payload_ref);
+        message["title"] = json!(format!(
+            "{} v{} (CloudEvents binary mode)",
+            self.name, self.version
+        ));
+        message["headers"] = json!({
+            "allOf": [{"$ref": format!("#/components/schemas/{CLOUDEVENTS_HEADERS}")}],
+            "type": "object",
+            "properties": {
+                "ce-type": {"pattern": format!(
+                    "^[^.\\s]+\\.{stream_types}\\.{}$",
+                    regex_escape(&self.name)
+                )},
+                "ce-eventversion": {"const": self.version.to_string()},
+            },
+        });
+        message["correlationId"] = json!({
+            "description": "Groups every message of one business transaction.",
+            "location": "$message.header#/ce-correlationid",
+        });
+        message
+    }
+}
+
+/// `text` matched literally by an ECMAScript regular expression (also in `u` mode,
+/// where only syntax characters may be escaped).
+fn regex_escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if "\\^$.|?*+()[]{}/".contains(c) {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+/// A subject token as the publisher writes it (`factum::bus::subject_for`): `.`, `*`,
+/// `>`, whitespace and control characters become `_`, an empty name `_`.
+fn token(text: &str) -> String {
+    if text.is_empty() {
+        return "_".to_owned();
+    }
+    text.chars()
+        .map(|c| {
+            if matches!(c, '.' | '*' | '>') || c.is_whitespace() || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+/// The subject prefixes the publisher accepts: dot-separated non-empty tokens without
+/// whitespace or wildcards.
+fn check_prefix(prefix: &str) -> Result<(), AsyncApiError> {
+    let reason = if prefix.is_empty() {
+        Some("it is empty")
+    } else if prefix.split('.').any(str::is_empty) {
+        Some("it has an empty token")
+    } else if prefix.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        Some("it holds whitespace")
+    } else if prefix.contains(['*', '>']) {
+        Some("wildcards are not allowed")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(AsyncApiError::InvalidSubjectPrefix {
+            prefix: prefix.to_owned(),
+            reason,
+        }),
+        None => Ok(()),
     }
 }
 
@@ -398,13 +679,6 @@ fn check_key(entry: &str, name: &str) -> Result<(), AsyncApiError> {
             name: name.to_owned(),
         })
     }
-}
-
-fn lower_first(name: &str) -> String {
-    let mut chars = name.chars();
-    chars.next().map_or_else(String::new, |first| {
-        first.to_ascii_lowercase().to_string() + chars.as_str()
-    })
 }
 
 fn upper_first(name: &str) -> String {

@@ -1,7 +1,7 @@
 //! `factum`: generate and check a domain's schema files from its registry document.
 //!
 //! ```text
-//! factum schema generate --registry registry.json --out schemas/orders [--check]
+//! factum schema generate --registry registry.json --out schemas/orders [--check] [--subject-prefix factum]
 //! factum schema lint     --registry registry.json [--allow RULE:NAME ...] [--deny-warnings]
 //! factum schema check    --registry registry.json --published schemas/orders/registry.json \
 //!                        [--mode none|backward|forward|full|...] [--event OrderShipped=full ...]
@@ -62,6 +62,10 @@ enum SchemaCommand {
         /// The AsyncAPI document's description.
         #[arg(long, default_value = "")]
         description: String,
+        /// The NATS publisher's subject prefix (`NatsPublisher::subject_prefix`): the
+        /// AsyncAPI channels' addresses are `<prefix>.<stream type>.<event name>`.
+        #[arg(long, default_value = factum_codegen::asyncapi::DEFAULT_SUBJECT_PREFIX)]
+        subject_prefix: String,
     },
     /// Warn about names against the conventions: events in the past tense, commands
     /// imperative, every event versioned from 1.
@@ -159,11 +163,13 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             title,
             api_version,
             description,
+            subject_prefix,
         }) => {
             let info = AsyncApiInfo {
                 title,
                 version: api_version,
                 description,
+                subject_prefix,
             };
             let files =
                 generate(&read_json(&registry)?, &info).map_err(|error| with_causes(&error))?;

@@ -1,16 +1,26 @@
 //! The AsyncAPI document generated for the example domain: its snapshot, its determinism,
-//! and a real validation against the official AsyncAPI 3.0.0 JSON Schema.
+//! its validation by independent tools, and the messages factum's NATS publisher really
+//! sends, checked against it.
 //!
-//! The validation test needs `node` and `npm` on the `PATH`; it installs pinned
-//! `@asyncapi/specs` (the official specification JSON Schemas), `ajv` 8 and `ajv-formats`
-//! once into `<target>/tmp/asyncapi-tools` (or the directory in `FACTUM_ASYNCAPI_TOOLS`).
-//! It fails, never skips, when they are missing.
+//! The tools: pinned `@asyncapi/parser` (the AsyncAPI initiative's parser, with its
+//! Spectral rules), installed once into `<target>/tmp/asyncapi-parser` (or
+//! `FACTUM_ASYNCAPI_PARSER`), and `@asyncapi/specs` (the official specification JSON
+//! Schemas), `ajv` 8 and `ajv-formats`, into `<target>/tmp/asyncapi-tools` (or
+//! `FACTUM_ASYNCAPI_TOOLS`). Two prefixes, because the parser's own Ajv and `ajv-errors`
+//! break when npm hoists them next to another Ajv version. They need `node` and `npm` on
+//! the `PATH`; the publisher test needs a NATS server with JetStream (`FACTUM_NATS_URL`,
+//! from `eval "$(scripts/nats.sh start)"`). Missing, they fail the test, never skip it.
 
 mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use factum::bus::NatsPublisher;
+use factum::cloudevents::CloudEvents;
+use factum::projection::sqlite::SqliteReadModel;
+use factum::sqlite::SqliteStore;
+use factum::store::EventStore;
 use factum_codegen::asyncapi::{AsyncApiError, AsyncApiInfo, asyncapi};
 use serde_json::{Value, json};
 use support::{registry_json, run};
@@ -22,12 +32,14 @@ const TOOLS: &[(&str, &str)] = &[
     ("ajv-formats", "3.0.1"),
 ];
 
+/// The pinned AsyncAPI parser, in a prefix of its own.
+const PARSER: &[(&str, &str)] = &[("@asyncapi/parser", "3.6.6")];
+
 fn info() -> AsyncApiInfo {
     AsyncApiInfo {
         title: "Orders".to_owned(),
-        version: "1.0.0".to_owned(),
-        description: "The events the order service publishes and the commands it accepts."
-            .to_owned(),
+        description: "The events the order service publishes.".to_owned(),
+        ..AsyncApiInfo::default()
     }
 }
 
@@ -59,48 +71,136 @@ fn generating_twice_gives_identical_bytes() {
 fn channels_operations_and_messages_follow_the_documented_layout() {
     let document = generate();
     assert_eq!(document["asyncapi"], "3.0.0");
+    // One channel per event name and stream type, at the publisher's subject.
+    let channels = document["channels"].as_object().unwrap();
+    let keys: Vec<&String> = channels.keys().collect();
     assert_eq!(
-        document["channels"]["order"]["address"],
-        "factum.events.Order"
+        keys,
+        [
+            "Order.ItemAdded",
+            "Order.ItemRemoved",
+            "Order.OrderCancelled",
+            "Order.OrderConfirmed",
+            "Order.OrderDelivered",
+            "Order.OrderNoteAdded",
+            "Order.OrderPlaced",
+            "Order.OrderShipped"
+        ]
     );
-    assert_eq!(
-        document["channels"]["orderCommands"]["address"],
-        "factum.commands.Order"
-    );
-    let event_messages: Vec<&String> = document["channels"]["order"]["messages"]
+    for (key, channel) in channels {
+        assert_eq!(channel["address"], format!("factum.{key}"));
+    }
+    // Every version of the event, in both forms.
+    let placed: Vec<&String> = channels["Order.OrderPlaced"]["messages"]
         .as_object()
         .unwrap()
         .keys()
         .collect();
     assert_eq!(
-        event_messages,
+        placed,
         [
-            "ItemAddedV2",
-            "ItemRemovedV1",
-            "OrderCancelledV1",
-            "OrderConfirmedV1",
-            "OrderDeliveredV1",
-            "OrderNoteAddedV1",
             "OrderPlacedV1",
+            "OrderPlacedV1CloudEvent",
             "OrderPlacedV2",
-            "OrderShippedV1"
+            "OrderPlacedV2CloudEvent"
         ]
     );
-    let send = &document["operations"]["sendOrderEvents"];
-    assert_eq!(send["action"], "send");
-    assert_eq!(send["channel"]["$ref"], "#/channels/order");
-    assert_eq!(send["messages"].as_array().unwrap().len(), 9);
+    // Two send operations per channel, one per form; no command is on any channel.
+    let operations = document["operations"].as_object().unwrap();
+    assert_eq!(operations.len(), 16);
+    assert!(
+        operations
+            .values()
+            .all(|operation| operation["action"] == "send")
+    );
+    let envelope = &operations["sendOrderOrderPlaced"];
+    assert_eq!(envelope["channel"]["$ref"], "#/channels/Order.OrderPlaced");
     assert_eq!(
-        document["operations"]["receiveOrderCommands"]["action"],
-        "receive"
+        envelope["messages"],
+        json!([
+            {"$ref": "#/channels/Order.OrderPlaced/messages/OrderPlacedV1"},
+            {"$ref": "#/channels/Order.OrderPlaced/messages/OrderPlacedV2"}
+        ])
+    );
+    assert_eq!(
+        operations["sendOrderOrderPlacedCloudEvent"]["messages"][1]["$ref"],
+        "#/channels/Order.OrderPlaced/messages/OrderPlacedV2CloudEvent"
+    );
+    let text = serde_json::to_string(&document).unwrap();
+    let all_messages = document["components"]["messages"].as_object().unwrap();
+    assert_eq!(all_messages.len(), 18, "two per event version");
+    assert!(
+        all_messages
+            .values()
+            .all(|message| message["x-factum"]["kind"] == "event")
+    );
+    assert!(
+        document["components"]["schemas"]["PlaceOrder"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("over no broker")
     );
 
-    let placed = &document["components"]["messages"]["OrderPlacedV2"];
-    assert_eq!(placed["name"], "OrderPlacedV2");
-    assert_eq!(placed["title"], "OrderPlaced v2");
-    assert_eq!(placed["summary"], "A customer placed an order.");
+    // The envelope form: NATS headers, the envelope narrowed to the version as the body.
+    // The envelope form: NATS headers, the envelope narrowed to the version as the body;
+    // the CloudEvents form: `ce-` headers narrowed to the version, the payload as the body.
+    let envelope_form = "/components/messages/OrderPlacedV2";
+    let binary_form = "/components/messages/OrderPlacedV2CloudEvent";
+    let placed_payload = json!({"$ref": "#/components/schemas/OrderPlacedV2Payload"});
+    for (pointer, expected) in [
+        (format!("{envelope_form}/name"), json!("OrderPlacedV2")),
+        (format!("{envelope_form}/title"), json!("OrderPlaced v2")),
+        (
+            format!("{envelope_form}/summary"),
+            json!("A customer placed an order."),
+        ),
+        (
+            format!("{envelope_form}/headers"),
+            json!({"$ref": "#/components/schemas/NatsHeaders"}),
+        ),
+        (
+            format!("{envelope_form}/payload"),
+            json!({"allOf": [{"$ref": "#/components/schemas/Envelope"}], "properties": {
+                "name": {"const": "OrderPlaced"}, "schema_version": {"const": 2},
+                "stream_type": {"enum": ["Order"]}, "payload": placed_payload}}),
+        ),
+        (
+            format!("{envelope_form}/correlationId/location"),
+            json!("$message.payload#/metadata/correlation_id"),
+        ),
+        (format!("{binary_form}/payload"), placed_payload.clone()),
+        (
+            format!("{binary_form}/headers/allOf/0/$ref"),
+            json!("#/components/schemas/CloudEventsHeaders"),
+        ),
+        (
+            format!("{binary_form}/headers/properties/ce-eventversion"),
+            json!({"const": "2"}),
+        ),
+        (
+            format!("{binary_form}/x-factum/form"),
+            json!("cloudevents-binary"),
+        ),
+    ] {
+        assert_eq!(document.pointer(&pointer), Some(&expected), "{pointer}");
+    }
+    // The envelope is the registry's, whole.
+    let envelope_schema = &document["components"]["schemas"]["Envelope"];
+    let registry = registry_json();
+    assert_eq!(
+        envelope_schema["required"],
+        registry["envelope"]["required"]
+    );
+    assert_eq!(
+        envelope_schema["properties"].as_object().unwrap().len(),
+        registry["envelope"]["properties"]
+            .as_object()
+            .unwrap()
+            .len()
+    );
+
     // `$defs` moved to components, references rewritten, `$ref` siblings kept via allOf.
-    let payload = &placed["payload"];
+    let payload = &document["components"]["schemas"]["OrderPlacedV2Payload"];
     assert!(payload.get("$schema").is_none() && payload.get("$defs").is_none());
     assert_eq!(
         payload["properties"]["lines"]["items"]["$ref"],
@@ -111,7 +211,60 @@ fn channels_operations_and_messages_follow_the_documented_layout() {
         "#/components/schemas/Currency"
     );
     assert!(document["components"]["schemas"]["Line"].is_object());
-    assert!(!serde_json::to_string(&document).unwrap().contains("$defs"));
+    assert!(!text.contains("$defs"));
+}
+
+#[test]
+fn the_subject_prefix_changes_the_addresses_only() {
+    let other = AsyncApiInfo {
+        subject_prefix: "shop.orders".to_owned(),
+        ..info()
+    };
+    let mut document = asyncapi(&registry_json(), &other).unwrap();
+    for channel in document["channels"].as_object_mut().unwrap().values_mut() {
+        let address = channel["address"].as_str().unwrap();
+        let rest = address
+            .strip_prefix("shop.orders.")
+            .unwrap_or_else(|| panic!("{address}"));
+        channel["address"] = json!(format!("factum.{rest}"));
+    }
+    assert_eq!(document, generate());
+
+    for (prefix, reason) in [
+        ("", "it is empty"),
+        ("a..b", "it has an empty token"),
+        ("a b", "it holds whitespace"),
+        ("a.>", "wildcards are not allowed"),
+    ] {
+        let info = AsyncApiInfo {
+            subject_prefix: prefix.to_owned(),
+            ..info()
+        };
+        assert_eq!(
+            asyncapi(&registry_json(), &info),
+            Err(AsyncApiError::InvalidSubjectPrefix {
+                prefix: prefix.to_owned(),
+                reason
+            })
+        );
+    }
+
+    // Subject tokens are escaped as the publisher escapes them; the CloudEvents type
+    // (not a subject) keeps the names.
+    let dotted = json!({"envelope": factum::envelope::envelope_schema(), "entries": [{
+        "kind": "event", "name": "Opened", "version": 1, "aggregates": ["bank.Account"],
+        "doc": "", "schema": {"type": "object"}}]});
+    let document = asyncapi(&dotted, &info()).unwrap();
+    let channel = &document["channels"]["bank.Account.Opened"];
+    assert_eq!(
+        channel["address"],
+        factum::bus::subject_for("factum", "bank.Account", "Opened")
+    );
+    assert_eq!(
+        document["components"]["messages"]["OpenedV1CloudEvent"]["headers"]["properties"]["ce-type"]
+            ["pattern"],
+        "^[^.\\s]+\\.(?:bank\\.Account)\\.Opened$"
+    );
 }
 
 #[test]
@@ -126,7 +279,7 @@ fn draft_2020_12_constructs_are_converted_or_refused() {
         "items": false}},
         "dependentRequired": {"a": ["b"]}}));
     let document = asyncapi(&tuple, &info()).unwrap();
-    let payload = &document["components"]["messages"]["ShapedV1"]["payload"];
+    let payload = &document["components"]["schemas"]["ShapedV1Payload"];
     assert_eq!(
         payload["properties"]["pair"],
         json!({"type": "array", "items": [{"type": "string"}, {"type": "integer"}],
@@ -172,12 +325,31 @@ fn draft_2020_12_constructs_are_converted_or_refused() {
 }
 
 /// Why node and npm are needed.
-const WHY: &str = "the generated AsyncAPI document must be validated against the official \
-                   specification schema";
+const WHY: &str = "the generated AsyncAPI document must be validated by independent tools";
 
-/// The pinned validation tools, installed once and cached.
+/// The pinned specification schemas and validator, installed once and cached.
 fn tools() -> PathBuf {
     support::npm_tools("FACTUM_ASYNCAPI_TOOLS", "asyncapi-tools", TOOLS, WHY)
+}
+
+/// The pinned parser, installed once and cached.
+fn parser() -> PathBuf {
+    support::npm_tools("FACTUM_ASYNCAPI_PARSER", "asyncapi-parser", PARSER, WHY)
+}
+
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/asyncapi")
+        .join(name)
+}
+
+/// The committed document of the example domain.
+fn committed() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/orders/contracts/asyncapi.json")
+}
+
+fn write_json(path: &Path, value: &Value) {
+    std::fs::write(path, serde_json::to_string_pretty(value).unwrap()).unwrap();
 }
 
 /// Documents the official schema must reject, each broken in one place.
@@ -185,12 +357,12 @@ fn broken_documents(valid: &Value) -> Vec<(&'static str, Value)> {
     let mut wrong_version = valid.clone();
     wrong_version["asyncapi"] = json!("2.6.0");
     let mut operation_without_action = valid.clone();
-    operation_without_action["operations"]["sendOrderEvents"]
+    operation_without_action["operations"]["sendOrderOrderPlaced"]
         .as_object_mut()
         .unwrap()
         .remove("action");
     let mut misspelt_channel_field = valid.clone();
-    let channel = misspelt_channel_field["channels"]["order"]
+    let channel = misspelt_channel_field["channels"]["Order.OrderPlaced"]
         .as_object_mut()
         .unwrap();
     let address = channel.remove("address").unwrap();
@@ -205,85 +377,39 @@ fn broken_documents(valid: &Value) -> Vec<(&'static str, Value)> {
     ]
 }
 
-/// Messages checked against the generated payload and header schemas: (sample, accepted).
-/// The valid one is a real envelope: an `OrderPlaced` v2 written through the repository to
-/// SQLite and read back, split into its payload and the rest (the headers).
-fn samples() -> Vec<(Value, bool)> {
-    let placed: Value = support::sqlite_envelopes(0)
-        .iter()
-        .map(|text| serde_json::from_str::<Value>(text).unwrap())
-        .find(|envelope| envelope["name"] == "OrderPlaced" && envelope["schema_version"] == 2)
-        .expect("an OrderPlaced v2 envelope");
-    let mut headers = placed.clone();
-    let payload = headers
-        .as_object_mut()
-        .unwrap()
-        .remove("payload")
-        .expect("a payload");
-    let sample = |payload: &Value, headers: &Value| json!({"message": "OrderPlacedV2", "payload": payload, "headers": headers});
-    let mut yen = payload.clone();
-    yen["currency"] = json!("Yen");
-    let mut string_quantity = payload.clone();
-    string_quantity["lines"][0]["quantity"] = json!("2");
-    let mut other_name = headers.clone();
-    other_name["name"] = json!("ItemAdded");
-    let mut no_event_id = headers.clone();
-    no_event_id.as_object_mut().unwrap().remove("event_id");
-    let command = json!({"order_id": "o-1", "customer_id": "c-7",
-        "lines": [{"sku": "tea", "quantity": 2}], "currency": "Eur"});
-    vec![
-        (sample(&payload, &headers), true),
-        (sample(&yen, &headers), false),
-        (sample(&string_quantity, &headers), false),
-        (sample(&payload, &other_name), false),
-        (sample(&payload, &no_event_id), false),
-        (json!({"message": "PlaceOrder", "payload": command}), true),
-        (
-            json!({"message": "PlaceOrder", "payload": {"order_id": "o-1"}}),
-            false,
-        ),
-    ]
-}
-
 #[test]
 fn the_document_is_valid_against_the_official_asyncapi_3_schema() {
     support::require_tool("node", WHY);
     let tools = tools();
-
     let dir = support::scratch_dir("asyncapi-check");
-    let document = generate();
     let generated = dir.join("generated.json");
-    std::fs::write(&generated, serde_json::to_string_pretty(&document).unwrap()).unwrap();
+    let document = generate();
+    write_json(&generated, &document);
     let broken = broken_documents(&document);
-    let mut files = vec![generated.clone()];
+    let mut files = vec![generated.clone(), committed()];
     for (name, broken) in &broken {
         let file = dir.join(format!("broken-{name}.json"));
-        std::fs::write(&file, serde_json::to_string_pretty(broken).unwrap()).unwrap();
+        write_json(&file, broken);
         files.push(file);
     }
-    let samples = samples();
-    let samples_file = dir.join("samples.json");
-    let sample_values: Vec<&Value> = samples.iter().map(|(sample, _)| sample).collect();
-    std::fs::write(
-        &samples_file,
-        serde_json::to_string(&sample_values).unwrap(),
-    )
-    .unwrap();
-
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/asyncapi/validate.js");
+    let none = dir.join("received.json");
+    std::fs::write(&none, "[]").unwrap();
     let output = run(
         Command::new("node")
-            .arg(script)
+            .arg(script("validate.js"))
             .arg(&tools)
-            .arg(&samples_file)
+            .arg(&none)
             .args(&files),
         "node validate.js",
     );
     println!("{output}");
-    assert!(
-        output.contains(&format!("VALID {}\n", generated.display())),
-        "the generated document must be valid AsyncAPI 3.0.0:\n{output}"
-    );
+    for file in [&generated, &committed()] {
+        assert!(
+            output.contains(&format!("VALID {}\n", file.display())),
+            "{} must be valid AsyncAPI 3.0.0:\n{output}",
+            file.display()
+        );
+    }
     for (name, _) in &broken {
         let file = dir.join(format!("broken-{name}.json"));
         assert!(
@@ -291,12 +417,267 @@ fn the_document_is_valid_against_the_official_asyncapi_3_schema() {
             "the official schema must reject the {name} document:\n{output}"
         );
     }
-    for (index, (sample, accepted)) in samples.iter().enumerate() {
-        let expected = if *accepted { "accepted" } else { "rejected" };
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The diagnostics `parse.js` printed for `file`, as (severity, code, line), and whether
+/// the parser returned a document.
+fn diagnostics(output: &str, file: &Path) -> (Vec<(String, String, String)>, bool) {
+    let prefix = format!("DIAGNOSTIC {} ", file.display());
+    let found = output
+        .lines()
+        .filter_map(|line| line.strip_prefix(&prefix).map(|rest| (rest, line)))
+        .map(|(rest, line)| {
+            let mut words = rest.split(' ');
+            let severity = words.next().unwrap_or_default().to_owned();
+            let code = words.next().unwrap_or_default().to_owned();
+            (severity, code, line.to_owned())
+        })
+        .collect();
+    let parsed = output.contains(&format!("PARSED {} ", file.display()));
+    (found, parsed)
+}
+
+/// The committed document parses with `@asyncapi/parser` without a diagnostic but one
+/// (its `info` that 3.1.0 is out: the document is 3.0.0 on purpose, the version the
+/// specification schemas and tools above read), and documents broken in ways only a
+/// parser that resolves references sees are refused.
+#[test]
+fn the_asyncapi_parser_reads_the_committed_document_without_errors_or_warnings() {
+    support::require_tool("node", WHY);
+    let parser = parser();
+    let dir = support::scratch_dir("asyncapi-parse");
+    let document: Value =
+        serde_json::from_str(&std::fs::read_to_string(committed()).unwrap()).unwrap();
+
+    // An operation sending a message of another channel; a reference to nothing.
+    let mut foreign_message = document.clone();
+    foreign_message["operations"]["sendOrderOrderPlaced"]["messages"][0] =
+        json!({"$ref": "#/channels/Order.ItemAdded/messages/ItemAddedV2"});
+    let mut dangling = document.clone();
+    dangling["components"]["messages"]["OrderPlacedV2"]["headers"] =
+        json!({"$ref": "#/components/schemas/Nowhere"});
+    let broken = [
+        ("foreign-message", foreign_message),
+        ("dangling-reference", dangling),
+    ];
+    let mut files = vec![committed()];
+    for (name, value) in &broken {
+        let file = dir.join(format!("{name}.json"));
+        write_json(&file, value);
+        files.push(file);
+    }
+    let output = run(
+        Command::new("node")
+            .arg(script("parse.js"))
+            .arg(&parser)
+            .args(&files),
+        "node parse.js",
+    );
+    println!("{output}");
+
+    let (found, parsed) = diagnostics(&output, &committed());
+    assert!(parsed, "the parser returned no document:\n{output}");
+    let unexpected: Vec<&String> = found
+        .iter()
+        .filter(|(severity, code, _)| !(severity == "info" && code == "asyncapi-latest-version"))
+        .map(|(_, _, line)| line)
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "the parser's diagnostics of the committed document (all of them):\n{output}"
+    );
+    for (name, _) in &broken {
+        let (found, _) = diagnostics(&output, &dir.join(format!("{name}.json")));
         assert!(
-            output.contains(&format!("SAMPLE {index} {expected}\n")),
-            "sample {index} must be {expected}: {sample}\n{output}"
+            found.iter().any(|(severity, _, _)| severity == "error"),
+            "the parser must refuse the {name} document:\n{output}"
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A message as the NATS server stored it.
+fn stored_message(form: &str, message: &async_nats::jetstream::message::StreamMessage) -> Value {
+    let headers: serde_json::Map<String, Value> = message
+        .headers
+        .iter()
+        .map(|(name, values)| {
+            let values: Vec<&str> = values.iter().map(|value| value.as_str()).collect();
+            (name.to_string(), json!(values))
+        })
+        .collect();
+    json!({
+        "form": form,
+        "subject": message.subject.as_str(),
+        "headers": headers,
+        "body": String::from_utf8(message.payload.to_vec()).expect("a UTF-8 body"),
+    })
+}
+
+/// The real NATS publisher publishes the example domain's history (every event version,
+/// written through the repository to SQLite) to a real server, once as envelopes and once
+/// in CloudEvents binary mode; every message the server stored (subject, headers and body)
+/// matches exactly the document's message for its event's name, version and form on the
+/// channel at its subject. Copies of stored messages broken in one place match none.
+#[test]
+fn what_the_nats_publisher_sends_is_what_the_document_describes() {
+    let url = std::env::var("FACTUM_NATS_URL")
+        .ok()
+        .filter(|url| !url.trim().is_empty());
+    let Some(url) = url else {
+        panic!(
+            "FACTUM_NATS_URL is not set{}: what the NATS publisher sends must be checked \
+             against the AsyncAPI document. Start a throwaway server with \
+             `eval \"$(scripts/nats.sh start)\"`",
+            if std::env::var("CI").is_ok_and(|ci| ci == "true") {
+                " (CI=true: a missing server is a failure, not a skip)"
+            } else {
+                ""
+            }
+        );
+    };
+    support::require_tool("node", WHY);
+    let tools = tools();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let tag = format!("{}_{nanos}", std::process::id());
+    // A prefix of its own, so no other test's stream overlaps; the document says it.
+    let prefix = format!("t_asyncapi_{tag}");
+    let info = AsyncApiInfo {
+        subject_prefix: prefix.clone(),
+        ..info()
+    };
+    let document = asyncapi(&registry_json(), &info).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let (events, received) = support::runtime().block_on(async {
+        let store = SqliteStore::open(dir.path().join("events.sqlite3"))
+            .await
+            .unwrap();
+        support::write_history(&store, 0).await;
+        let events = store.read_all(0, 1000).await.unwrap();
+        let client = async_nats::connect(url.as_str())
+            .await
+            .expect("connect to FACTUM_NATS_URL");
+        let jetstream = async_nats::jetstream::new(client);
+        let mut received = Vec::new();
+        let forms = [
+            ("envelope", None),
+            (
+                "cloudevents-binary",
+                Some(CloudEvents::new("/services/orders", "shop").unwrap()),
+            ),
+        ];
+        for (form, mapping) in forms {
+            let stream = format!("T_asyncapi_{form}_{tag}");
+            let checkpoints = SqliteReadModel::open(dir.path().join(format!("{form}.sqlite3")))
+                .await
+                .unwrap();
+            let mut publisher = NatsPublisher::new(store.clone(), checkpoints, url.as_str())
+                .stream(&stream)
+                .subject_prefix(&prefix);
+            if let Some(mapping) = mapping {
+                publisher = publisher.cloudevents(mapping);
+            }
+            let published = publisher.publish_pending().await.expect("publish");
+            assert_eq!(published.published, events.len() as u64);
+            let mut stored = jetstream.get_stream(&stream).await.unwrap();
+            assert_eq!(
+                stored.info().await.unwrap().state.messages,
+                events.len() as u64
+            );
+            for sequence in 1..=events.len() as u64 {
+                let message = stored.get_raw_message(sequence).await.unwrap();
+                received.push(stored_message(form, &message));
+            }
+            // Both forms go to the same subjects: one stream at a time.
+            jetstream.delete_stream(&stream).await.unwrap();
+        }
+        (events, received)
+    });
+    support::assert_every_event_version(
+        &events
+            .iter()
+            .map(|event| serde_json::to_value(event).unwrap())
+            .collect::<Vec<_>>(),
+        &registry_json(),
+    );
+
+    // Copies of real messages, each broken in one place.
+    let envelope = received[0].clone();
+    let last_binary = received.last().unwrap().clone();
+    let mut other_subject = envelope.clone();
+    other_subject["subject"] = received[1]["subject"].clone();
+    let mut no_position = envelope.clone();
+    no_position["headers"]
+        .as_object_mut()
+        .unwrap()
+        .remove("Factum-Position");
+    let mut wrong_version = envelope.clone();
+    let mut body: Value = serde_json::from_str(envelope["body"].as_str().unwrap()).unwrap();
+    body["schema_version"] = json!(99);
+    wrong_version["body"] = json!(body.to_string());
+    let mut undocumented_header = last_binary.clone();
+    undocumented_header["headers"]["X-Unknown"] = json!(["1"]);
+    let mut wrong_event_version = last_binary.clone();
+    wrong_event_version["headers"]["ce-eventversion"] = json!(["99"]);
+    let mut envelope_as_binary = last_binary.clone();
+    envelope_as_binary["body"] = received[events.len() - 1]["body"].clone();
+    let broken = [
+        other_subject,
+        no_position,
+        wrong_version,
+        undocumented_header,
+        wrong_event_version,
+        envelope_as_binary,
+    ];
+
+    let scratch = support::scratch_dir("asyncapi-received");
+    let document_file = scratch.join("document.json");
+    write_json(&document_file, &document);
+    let received_file = scratch.join("received.json");
+    let all: Vec<&Value> = received.iter().chain(&broken).collect();
+    write_json(&received_file, &json!(all));
+    let output = run(
+        Command::new("node")
+            .arg(script("validate.js"))
+            .arg(&tools)
+            .arg(&received_file)
+            .arg(&document_file),
+        "node validate.js",
+    );
+    println!("{output}");
+    assert!(
+        output.contains(&format!("VALID {}\n", document_file.display())),
+        "{output}"
+    );
+    let messages = &document["components"]["messages"];
+    for (index, message) in received.iter().enumerate() {
+        let event = &events[index % events.len()];
+        let key = output
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("RECEIVED {index} ")))
+            .unwrap_or_else(|| panic!("no verdict on message {index}:\n{output}"));
+        let matched = &messages[key]["x-factum"];
+        assert!(
+            matched["name"] == event.name.as_str()
+                && matched["version"] == event.schema_version
+                && matched["form"] == message["form"],
+            "message {index} ({} {} v{}, {}) must match its event's message, not `{key}`:\n{message}\n{output}",
+            message["form"],
+            event.name,
+            event.schema_version,
+            message["subject"]
+        );
+    }
+    for (index, message) in all.iter().enumerate().skip(received.len()) {
+        assert!(
+            output.contains(&format!("RECEIVED {index} unmatched ")),
+            "the broken message {index} must match nothing: {message}\n{output}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
 }

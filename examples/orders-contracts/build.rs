@@ -18,6 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         title: "Order service".into(),
         version: "1.0.0".into(),
         description: "The order lifecycle of the example shop.".into(),
+        ..AsyncApiInfo::default()
     };
     let files = generate(&serde_json::to_value(&registry)?, &info)?;
     let out = PathBuf::from(std::env::var("OUT_DIR")?).join("contracts");

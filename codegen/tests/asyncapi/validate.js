@@ -1,17 +1,24 @@
 // Written for codegen/tests/asyncapi.rs: validates AsyncAPI documents against the official
 // AsyncAPI 3.0.0 JSON Schema (from @asyncapi/specs; its `-without-$id` variant, because the
 // bundled draft-07 meta-schema would clash with the one Ajv registers itself) with Ajv
-// (draft-07), then checks sample messages against the generated payload and header schemas.
+// (draft-07), then checks messages a NATS server stored against the first valid document.
 //
-// usage: node validate.js <tools dir> <samples.json> <document.json>...
+// usage: node validate.js <tools dir> <received.json> <document.json>...
 // Prints one line per document, `VALID <file>` or `INVALID <file> <errors as JSON>`, and one
-// line per sample, `SAMPLE <index> accepted|rejected`.
+// line per received message, `RECEIVED <index> <message key>` when exactly one message of
+// the document matches it, else `RECEIVED <index> unmatched <why as JSON>`.
+//
+// A received message is `{"form", "subject", "headers": {name: [values]}, "body": text}`.
+// It matches a message of the document when: the message is on the channel whose address
+// is the subject, its `x-factum.form` is the form, every header has one value and is named
+// in the message's headers schema, the headers validate against that schema and the body
+// (as JSON) against the message's payload schema.
 "use strict";
 const fs = require("fs");
 const path = require("path");
 const { createRequire } = require("module");
 
-const [tools, samplesFile, ...documents] = process.argv.slice(2);
+const [tools, receivedFile, ...documents] = process.argv.slice(2);
 const requireTool = createRequire(path.join(path.resolve(tools), "package.json"));
 const Ajv = requireTool("ajv").default;
 const addFormats = requireTool("ajv-formats").default;
@@ -34,21 +41,78 @@ for (const file of documents) {
   }
 }
 
-// The payload and header schemas, as a draft-07 validator reads them, with `$ref`s
-// resolved against the whole document (as AsyncAPI resolves them).
-const samples = JSON.parse(fs.readFileSync(samplesFile, "utf8"));
-if (samples.length > 0) {
+const received = JSON.parse(fs.readFileSync(receivedFile, "utf8"));
+if (received.length > 0) {
+  // The payload and header schemas, as a draft-07 validator reads them, with `$ref`s
+  // resolved against the whole document (as AsyncAPI resolves them).
   const data = new Ajv({ allErrors: true, strict: false, validateSchema: false, logger: false });
   addFormats(data);
   for (const format of ["uint8", "uint16", "uint32", "uint64", "int8", "int16", "int32", "int64", "float", "double"]) {
     data.addFormat(format, true);
   }
   data.addSchema(lastValid, "document.json");
-  samples.forEach((sample, index) => {
-    const check = (part) =>
-      data.validate({ $ref: `document.json#/components/messages/${sample.message}/${part}` }, sample[part]);
-    const payload = check("payload");
-    const headers = sample.headers === undefined ? true : check("headers");
-    console.log(`SAMPLE ${index} ${payload && headers ? "accepted" : "rejected"}`);
+  const pointer = (ref) =>
+    ref
+      .replace(/^#\//, "")
+      .split("/")
+      .map((part) => part.replace(/~1/g, "/").replace(/~0/g, "~"))
+      .reduce((node, part) => node[part], lastValid);
+  const resolve = (node) => (node && node.$ref ? resolve(pointer(node.$ref)) : node);
+  // Every property a headers schema names, through `$ref` and `allOf`.
+  const named = (schema) => {
+    const node = resolve(schema);
+    const names = new Set(Object.keys(node.properties ?? {}));
+    for (const part of node.allOf ?? []) {
+      for (const name of named(part)) names.add(name);
+    }
+    return names;
+  };
+  received.forEach((message, index) => {
+    // What is wrong with the message itself, and why each candidate did not match.
+    const problems = [];
+    const why = [];
+    const channels = Object.entries(lastValid.channels).filter(
+      ([, channel]) => channel.address === message.subject,
+    );
+    if (channels.length !== 1) {
+      console.log(`RECEIVED ${index} unmatched ${JSON.stringify(`${channels.length} channels at ${message.subject}`)}`);
+      return;
+    }
+    const [channelKey, channel] = channels[0];
+    const headers = {};
+    for (const [name, values] of Object.entries(message.headers)) {
+      if (values.length !== 1) problems.push(`header ${name} has ${values.length} values`);
+      headers[name] = values[0];
+    }
+    let body;
+    try {
+      body = JSON.parse(message.body);
+    } catch (error) {
+      problems.push(`the body is not JSON: ${error.message}`);
+    }
+    const matches = [];
+    for (const [key, ref] of Object.entries(channel.messages)) {
+      const candidate = resolve(ref);
+      if (candidate["x-factum"]?.form !== message.form) continue;
+      // Ajv follows no `$ref` inside a JSON pointer: point at the message itself.
+      const base = ref.$ref
+        ? `document.json${ref.$ref}`
+        : `document.json#/channels/${channelKey.replace(/~/g, "~0").replace(/\//g, "~1")}/messages/${key}`;
+      const undocumented = Object.keys(headers).filter((name) => !named(candidate.headers).has(name));
+      const headersValid = data.validate({ $ref: `${base}/headers` }, headers);
+      const headerErrors = data.errors;
+      const payloadValid = data.validate({ $ref: `${base}/payload` }, body);
+      const payloadErrors = data.errors;
+      if (undocumented.length === 0 && headersValid && payloadValid && problems.length === 0) {
+        matches.push(key);
+      } else {
+        why.push({ key, undocumented, headers: headerErrors?.slice(0, 3), payload: payloadErrors?.slice(0, 3) });
+      }
+    }
+    console.log(
+      matches.length === 1
+        ? `RECEIVED ${index} ${matches[0]}`
+        : `RECEIVED ${index} unmatched ${JSON.stringify({ matches, problems, why })}`,
+    );
   });
 }

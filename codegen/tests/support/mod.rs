@@ -324,7 +324,8 @@ pub async fn read_envelopes<S: EventStore>(store: &S) -> Vec<String> {
         .collect()
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+/// A single-threaded runtime for the async code paths the tests drive.
+pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -28,6 +28,7 @@ fn asyncapi_info() -> AsyncApiInfo {
         title: "Order service".into(),
         version: "1.0.0".into(),
         description: "The order lifecycle of the example shop.".into(),
+        ..AsyncApiInfo::default()
     }
 }
 
