@@ -41,7 +41,7 @@
 //! ```
 //! use serde_json::json;
 //!
-//! let registry = json!({"envelope": factum::envelope::envelope_schema(), "entries": [{
+//! let registry = json!({"envelope": factum::registry::Registry::builder().build().unwrap().envelope().clone(), "entries": [{
 //!     "kind": "event", "name": "Opened", "version": 1, "doc": "An account was opened.",
 //!     "schema": {"type": "object", "properties": {"owner": {"type": "string"}},
 //!                "required": ["owner"]}
@@ -104,7 +104,12 @@ pub enum TypeScriptError {
 }
 
 /// Names the generated module defines itself; no entry or definition may take them.
-const RESERVED: &[&str] = &["EventEnvelope", "EnvelopeHeader"];
+const RESERVED: &[&str] = &[
+    "EventEnvelope",
+    "EnvelopeHeader",
+    "ForeignEnvelope",
+    "ReadEnvelope",
+];
 
 /// Generates the TypeScript module for a serialised registry.
 ///
@@ -116,7 +121,18 @@ pub fn typescript(registry_json: &Value) -> Result<String, TypeScriptError> {
         envelope,
         events,
         commands,
+        stream_types,
     } = model::build::<TypeScript>(registry_json)?;
+    let stream_type =
+        envelope
+            .stream_type
+            .clone()
+            .ok_or_else(|| TypeScriptError::MalformedRegistry {
+                path: "/envelope/properties".to_owned(),
+                message: "no property is marked `\"x-factum-envelope\": \"stream_type\"` (the \
+                      registry of factum::registry::Registry marks it); regenerate the registry"
+                    .to_owned(),
+            })?;
     let entry_names: Vec<&String> = events
         .iter()
         .map(|(_, _, ts)| ts)
@@ -133,7 +149,17 @@ pub fn typescript(registry_json: &Value) -> Result<String, TypeScriptError> {
             });
         }
     }
-    Ok(render(&named, &envelope, &entry_names, &events))
+    let streams = Streams {
+        property: stream_type,
+        types: stream_types,
+    };
+    Ok(render(&named, &envelope, &entry_names, &events, &streams))
+}
+
+/// The envelope's stream-type property and the stream types the module covers.
+struct Streams {
+    property: String,
+    types: Vec<String>,
 }
 
 from_model_error!(TypeScriptError);
@@ -231,18 +257,36 @@ const HEADER: &str = "\
  * the event's name and version, generated from the envelope's schema (the JSON factum
  * writes when it reads events back from a store and when it publishes them).
  *
+ * Reading: `readEnvelope(value)` takes any envelope factum delivers and says whether it
+ * is ours (`STREAM_TYPES`): `{ mine: true, event }` fully checked, or
+ * `{ mine: false, envelope }` with the payload unread for another stream type. An
+ * envelope of our stream types that does not parse is an error, never \"not mine\".
+ * `parseEventEnvelope(value)` accepts our stream types only.
+ *
  * Integers (64-bit ones included) are `number`, never `bigint`: `JSON.parse` yields
- * numbers, and integers beyond 2^53 - 1 lose precision. Timestamps and UUIDs are
- * `string`. An `Option` that is always written is a required `T | null`; one that may be
- * skipped is optional.
+ * numbers, and rounds an integer beyond 2^53 - 1 (`Number.MAX_SAFE_INTEGER`) without a
+ * word. The guards therefore reject every integer outside +/-(2^53 - 1), naming its path,
+ * although factum (Rust) accepts a `u64`/`i64` up to 2^64 - 1 / 2^63 - 1: such an event
+ * cannot be read exactly by `JSON.parse`. If your events can carry such values (money in
+ * small units, counters, ids), parse the JSON text with a big-integer-aware parser (e.g.
+ * `json-bigint`, or `JSON.parse` with source text access where available) and keep those
+ * fields as strings or `bigint`; the guards here will not accept them. Values typed
+ * `unknown` (free-form metadata entries) are not checked: beyond 2^53 - 1 they are
+ * rounded silently. Timestamps and UUIDs are `string`.
+ *
+ * An `Option` is `T | null` and may be absent: factum always writes it (`null` when
+ * empty) and reads an absent one as empty, so the guards accept both. A field that may
+ * be skipped is optional and never `null`.
  *
  * Validation uses generated type guards (`isOrderPlacedV2`, `parseEventEnvelope`)
  * rather than zod or ajv, so that consumers need no runtime dependency. The guards check
- * types, required fields, enums and nested objects and arrays; they accept unknown extra
- * properties (readers stay open to additions). Of string formats they check `uuid`,
- * `date-time` (RFC 3339, with a zone) and `date`; others are not checked. Only event
- * versions that still have a schema are in `EventEnvelope`; events stored with a retired
- * version must be upcast (read through factum) before they reach this module.
+ * types, required fields, enums, integer bounds and nested objects and arrays; they
+ * accept unknown extra properties (readers stay open to additions, as factum's are), and
+ * the parsed value is the input itself, so `JSON.stringify` writes back what was read.
+ * Of string formats they check `uuid`, `date-time` (RFC 3339, with a zone) and `date`;
+ * others are not checked. Only event versions that still have a schema are in
+ * `EventEnvelope`; events stored with a retired version must be upcast (read through
+ * factum) before they reach this module.
  *
  * @module
  */
@@ -271,6 +315,7 @@ fn render(
     envelope: &Envelope,
     entry_names: &[&String],
     events: &[(String, u64, String)],
+    streams: &Streams,
 ) -> String {
     let mut out = String::from(HEADER);
     out.push_str("\n// Shared definitions\n");
@@ -325,6 +370,29 @@ fn render(
         }
     }
 
+    let _ = write!(
+        out,
+        "\n/**\n * An envelope of any stream type: its header, the event's name and version, and the\n \
+         * payload unread (`readEnvelope` returns those of stream types not in `STREAM_TYPES`).\n \
+         */\n\
+         export type ForeignEnvelope = EnvelopeHeader & {{ {}: {}; {}: {}; {}: unknown }};\n\n\
+         /** What `readEnvelope` found: one of our events, or an envelope of another stream type. */\n\
+         export type ReadEnvelope = {{ mine: true; event: EventEnvelope }} | {{ mine: false; envelope: ForeignEnvelope }};\n\n\
+         /** The stream types (aggregates) whose events this module covers. */\n\
+         export const STREAM_TYPES: readonly string[] = [{}];\n",
+        property_key(&envelope.name),
+        ts_type(&envelope.role_types[0]),
+        property_key(&envelope.version),
+        ts_type(&envelope.role_types[1]),
+        property_key(&envelope.payload),
+        streams
+            .types
+            .iter()
+            .map(|name| json_string(name))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+
     out.push_str("\n// Validation\n\n");
     out.push_str(HELPERS);
     let mut guards = String::new();
@@ -343,6 +411,8 @@ fn render(
         guards.push('\n');
         render_guard(&mut guards, name, ty, &mut formats);
     }
+    let mut foreign = String::new();
+    render_foreign_check(&mut foreign, envelope, &mut formats);
     // Only the format checks the guards use: an unused function fails `noUnusedLocals`.
     for (format, function) in FORMAT_CHECKS {
         if formats.contains(*format) {
@@ -352,7 +422,8 @@ fn render(
     }
     out.push_str(&guards);
     out.push('\n');
-    render_envelope_check(&mut out, envelope, events);
+    out.push_str(&foreign);
+    render_envelope_check(&mut out, envelope, events, streams);
     out
 }
 
@@ -514,32 +585,80 @@ fn render_guard(out: &mut String, name: &str, ty: &Ty, formats: &mut BTreeSet<St
     );
 }
 
-fn render_envelope_check(out: &mut String, envelope: &Envelope, events: &[(String, u64, String)]) {
-    let segment = |field: &str| {
-        if is_identifier(field) {
-            format!(".{field}")
-        } else {
-            format!("[{}]", template_escape(&json_string(field)))
-        }
+/// `[name]` or `.name`: the path segment of a property.
+fn segment(field: &str) -> String {
+    if is_identifier(field) {
+        format!(".{field}")
+    } else {
+        format!("[{}]", template_escape(&json_string(field)))
+    }
+}
+
+/// `checkForeignEnvelope`: the header, and the name, version and payload present and of
+/// their types; the payload is not read.
+fn render_foreign_check(out: &mut String, envelope: &Envelope, formats: &mut BTreeSet<String>) {
+    let mut emitter = Emitter {
+        out: String::new(),
+        counter: 0,
+        formats,
     };
+    emitter.line(1, "const header = checkEnvelopeHeader(value, path);");
+    emitter.line(1, "if (header !== null) return header;");
+    emitter.line(1, "const envelope = value as Record<string, unknown>;");
+    let fields = [
+        (&envelope.name, envelope.role_types[0].clone()),
+        (&envelope.version, envelope.role_types[1].clone()),
+        (&envelope.payload, Ty::Unknown),
+    ];
+    for (name, ty) in fields {
+        emitter.field(
+            &Field {
+                name: name.clone(),
+                ty,
+                required: true,
+                doc: String::new(),
+            },
+            "envelope",
+            "path",
+            1,
+        );
+    }
     let _ = write!(
         out,
-        "function checkEventEnvelope(value: unknown, path: string): string | null {{\n  \
-         const header = checkEnvelopeHeader(value, path);\n  \
+        "function checkForeignEnvelope(value: unknown, path: string): string | null {{\n{}  return null;\n}}\n\n",
+        emitter.out
+    );
+}
+
+fn render_envelope_check(
+    out: &mut String,
+    envelope: &Envelope,
+    events: &[(String, u64, String)],
+    streams: &Streams,
+) {
+    let names: BTreeSet<&String> = events.iter().map(|(name, ..)| name).collect();
+    let names: Vec<String> = names.into_iter().map(|name| json_string(name)).collect();
+    let _ = write!(
+        out,
+        "const EVENT_NAMES: readonly string[] = [{names}];\n\n\
+         function checkEventEnvelope(value: unknown, path: string): string | null {{\n  \
+         const header = checkForeignEnvelope(value, path);\n  \
          if (header !== null) return header;\n  \
          const envelope = value as Record<string, unknown>;\n  \
-         const name = envelope[{name}];\n  \
-         const version = envelope[{version}];\n  \
-         if (typeof name !== \"string\") return `${{path}}{name_segment}: expected a string, got ${{describe(name)}}`;\n  \
-         if (typeof version !== \"number\") return `${{path}}{version_segment}: expected an integer, got ${{describe(version)}}`;\n  \
-         if (!hasOwn(envelope, {payload})) return `${{path}}{payload_segment}: missing`;\n  \
+         const streamType = envelope[{stream}] as string;\n  \
+         if (!STREAM_TYPES.includes(streamType)) {{\n    \
+         return `${{path}}{stream_segment}: stream type ${{JSON.stringify(streamType)}} is not in this contract (it covers ${{STREAM_TYPES.map((type) => JSON.stringify(type)).join(\", \")}}): read envelopes of any stream with readEnvelope`;\n  \
+         }}\n  \
+         const name = envelope[{name}] as string;\n  \
+         const version = envelope[{version}] as number;\n  \
          const payload = envelope[{payload}];\n  \
          const payloadPath = `${{path}}{payload_segment}`;\n",
+        names = names.join(", "),
+        stream = json_string(&streams.property),
+        stream_segment = segment(&streams.property),
         name = json_string(&envelope.name),
         version = json_string(&envelope.version),
         payload = json_string(&envelope.payload),
-        name_segment = segment(&envelope.name),
-        version_segment = segment(&envelope.version),
         payload_segment = segment(&envelope.payload),
     );
     for (name, version, ts) in events {
@@ -549,20 +668,50 @@ fn render_envelope_check(out: &mut String, envelope: &Envelope, events: &[(Strin
             json_string(name)
         );
     }
-    out.push_str(
-        "  return `${path}: unknown event ${JSON.stringify(name)} version ${version}`;\n}\n\n\
-         /** Whether `value` is a valid `EventEnvelope`, payload included. */\n\
-         export function isEventEnvelope(value: unknown): value is EventEnvelope {\n  \
-         return checkEventEnvelope(value, \"$\") === null;\n}\n\n\
-         /**\n * Checks that `value` (e.g. from `JSON.parse`) is a valid `EventEnvelope` and returns it.\n *\n \
+    let _ = write!(
+        out,
+        "  const regenerate = \"the contract may be older than the producer: regenerate it from the producer's registry\";\n  \
+         if (EVENT_NAMES.includes(name)) {{\n    \
+         return `${{path}}{version_segment}: event ${{JSON.stringify(name)}} has no version ${{version}} in this contract; ${{regenerate}}`;\n  \
+         }}\n  \
+         return `${{path}}{name_segment}: no event ${{JSON.stringify(name)}} in this contract for stream type ${{JSON.stringify(streamType)}}; ${{regenerate}}`;\n}}\n\n",
+        version_segment = segment(&envelope.version),
+        name_segment = segment(&envelope.name),
+    );
+    let _ = write!(
+        out,
+        "/** Whether `value` is a valid `EventEnvelope`, payload included. */\n\
+         export function isEventEnvelope(value: unknown): value is EventEnvelope {{\n  \
+         return checkEventEnvelope(value, \"$\") === null;\n}}\n\n\
+         /**\n * Checks that `value` (e.g. from `JSON.parse`) is a valid `EventEnvelope` of one of\n \
+         * `STREAM_TYPES` and returns it. For envelopes of any stream type, use `readEnvelope`.\n *\n \
          * @throws Error naming the path of the first mismatch, e.g.\n \
          * `$.payload.lines[0].quantity: expected an integer, got string \"2\"`.\n */\n\
-         export function parseEventEnvelope(value: unknown): EventEnvelope {\n  \
+         export function parseEventEnvelope(value: unknown): EventEnvelope {{\n  \
          const error = checkEventEnvelope(value, \"$\");\n  \
-         if (error !== null) throw new Error(`invalid event envelope: ${error}`);\n  \
-         return value as EventEnvelope;\n}\n",
+         if (error !== null) throw new Error(`invalid event envelope: ${{error}}`);\n  \
+         return value as EventEnvelope;\n}}\n\n\
+         /**\n * Reads any envelope factum delivers: one of `STREAM_TYPES` is parsed fully (as\n \
+         * `parseEventEnvelope` does) and is `{{ mine: true, event }}`; another stream type is\n \
+         * `{{ mine: false, envelope }}`, its header checked and its payload unread.\n *\n \
+         * @throws Error naming the path of the first mismatch: a malformed header, or an event\n \
+         * of our stream types that does not parse (an unknown name or version included).\n */\n\
+         export function readEnvelope(value: unknown): ReadEnvelope {{\n  \
+         const error = checkForeignEnvelope(value, \"$\");\n  \
+         if (error !== null) throw new Error(`invalid event envelope: ${{error}}`);\n  \
+         const envelope = value as ForeignEnvelope;\n  \
+         const streamType = (value as Record<string, unknown>)[{stream}] as string;\n  \
+         if (!STREAM_TYPES.includes(streamType)) return {{ mine: false, envelope }};\n  \
+         return {{ mine: true, event: parseEventEnvelope(value) }};\n}}\n",
+        stream = json_string(&streams.property),
     );
 }
+
+/// 2^53 - 1, `Number.MAX_SAFE_INTEGER`: `JSON.parse` rounds integers beyond it.
+const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
+
+/// Why an integer beyond +/-(2^53 - 1) is refused, and what to do.
+const UNSAFE_INTEGER: &str = "expected an integer within +/-(2^53 - 1): JSON.parse has rounded this one, its exact value is lost (factum accepts 64-bit integers; parse such events with a big-integer-aware JSON parser, see the module's header)";
 
 /// Emits statements that `return` an error message when a value does not match a type.
 struct Emitter<'a> {
@@ -663,6 +812,12 @@ impl Emitter<'_> {
                         &format!("typeof {value} !== \"number\" || !Number.isInteger({value})"),
                         "an integer",
                     );
+                    self.line(
+                        depth,
+                        &format!(
+                            "if (!Number.isSafeInteger({value})) return `${{{path}}}: {UNSAFE_INTEGER}, got ${{describe({value})}}`;"
+                        ),
+                    );
                 } else {
                     self.fail(
                         depth,
@@ -672,7 +827,14 @@ impl Emitter<'_> {
                         "a number",
                     );
                 }
-                if let Some(minimum) = minimum {
+                // Bounds beyond +/-(2^53 - 1) are implied by the safe-integer check (and
+                // have no exact literal).
+                let exact = |bound: &Number| {
+                    bound
+                        .as_f64()
+                        .filter(|bound| !*integer || bound.abs() < MAX_SAFE_INTEGER)
+                };
+                if let Some(minimum) = minimum.as_ref().and_then(exact) {
                     self.fail(
                         depth,
                         value,
@@ -681,7 +843,7 @@ impl Emitter<'_> {
                         &format!("a number >= {minimum}"),
                     );
                 }
-                if let Some(maximum) = maximum {
+                if let Some(maximum) = maximum.as_ref().and_then(exact) {
                     self.fail(
                         depth,
                         value,
@@ -968,7 +1130,7 @@ mod tests {
 
     #[test]
     fn a_type_named_like_an_event_envelope_is_refused() {
-        let registry = json!({"envelope": factum::envelope::envelope_schema(), "entries": [
+        let registry = json!({"envelope": factum::registry::Registry::builder().build().unwrap().envelope().clone(), "entries": [
             event("Opened", 1, json!({"type": "object"})),
             {"kind": "command", "name": "OpenedV1Event", "version": 1, "doc": "",
              "schema": {"type": "object"}},
@@ -985,7 +1147,7 @@ mod tests {
 
     #[test]
     fn maps_nullables_and_tagged_unions_have_their_typescript_shapes() {
-        let registry = json!({"envelope": factum::envelope::envelope_schema(), "entries": [event("Shaped", 1, json!({
+        let registry = json!({"envelope": factum::registry::Registry::builder().build().unwrap().envelope().clone(), "entries": [event("Shaped", 1, json!({
             "type": "object",
             "properties": {
                 "tags": {"type": "object", "additionalProperties": {"type": "string"}},

@@ -187,13 +187,30 @@ impl RegistryBuilder {
     pub fn build(self) -> Result<Registry, Vec<RegistryConflict>> {
         if self.conflicts.is_empty() {
             Ok(Registry {
-                envelope: crate::envelope::envelope_schema(),
+                envelope: envelope_schema(),
                 entries: self.entries.into_values().collect(),
             })
         } else {
             Err(self.conflicts)
         }
     }
+}
+
+/// [`envelope_schema`](crate::envelope::envelope_schema) with the stream type marked too
+/// (`"x-factum-envelope": "stream_type"`): generated contracts read it to tell the events
+/// of their own aggregates from other streams'.
+// The mark belongs on `RecordedEvent::stream_type` itself, as its name, version and
+// payload marks are; it is added here until it moves there.
+fn envelope_schema() -> serde_json::Value {
+    let mut schema = crate::envelope::envelope_schema();
+    if let Some(serde_json::Value::Object(property)) = schema.pointer_mut("/properties/stream_type")
+    {
+        property.insert(
+            crate::envelope::ENVELOPE_ROLE_KEYWORD.to_owned(),
+            serde_json::Value::from("stream_type"),
+        );
+    }
+    schema
 }
 
 /// Every event version and command of a domain with its schema, ordered by kind (events
@@ -231,5 +248,29 @@ impl Registry {
         self.entries
             .iter()
             .find(|entry| entry.kind == kind && entry.name == name && entry.version == version)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The stream type's mark lands on a property of the envelope (a renamed field would
+    /// leave the contracts unable to tell "not mine").
+    #[test]
+    fn the_registry_envelope_marks_the_stream_type() {
+        let registry = Registry::builder()
+            .build()
+            .expect("an empty registry builds");
+        let marked: Vec<&String> = registry.envelope()["properties"]
+            .as_object()
+            .expect("properties")
+            .iter()
+            .filter(|(_, property)| {
+                property[crate::envelope::ENVELOPE_ROLE_KEYWORD] == "stream_type"
+            })
+            .map(|(name, _)| name)
+            .collect();
+        assert_eq!(marked, ["stream_type"]);
     }
 }
