@@ -404,6 +404,20 @@ pub(crate) fn role_property<'a>(
     Ok(name)
 }
 
+/// The envelope's stream-type property: the TypeScript and Python contracts need it to tell
+/// "not mine".
+pub(crate) fn stream_type_property(envelope: &Envelope) -> Result<String, ModelError> {
+    envelope.stream_type.clone().ok_or_else(|| {
+        malformed(
+            "/envelope/properties",
+            format!(
+                "no property is marked `\"{ROLE}\": \"stream_type\"` (the registry of \
+                 factum::registry::Registry marks it); regenerate the registry"
+            ),
+        )
+    })
+}
+
 /// The property of the envelope with `role`, when one is marked; checked as a required
 /// string.
 pub(crate) fn optional_role_property<'a>(

@@ -22,17 +22,20 @@
 //!   `Discriminator` for the composite key would be untyped Python code;
 //! * `parse_event_envelope(data: object)` and `parse_event_envelope_json(data)`, through a
 //!   `TypeAdapter`, raising `pydantic.ValidationError` naming the location of each
-//!   mismatch, and `event_envelope_to_json(event)`.
+//!   mismatch, `read_envelope(data)` for any envelope factum delivers (an `EventEnvelope`
+//!   of our `STREAM_TYPES`, or a `ForeignEnvelope`), and `event_envelope_to_json(event)`.
 //!
 //! Models are strict (no `"2"` for an integer, no `1` for a boolean; timestamps and UUIDs
-//! are parsed from strings only) and ignore unknown properties: readers stay open to
-//! additions, and nothing extra is forbidden. Serialise with `by_alias=True,
-//! exclude_unset=True` to write back exactly the fields that were read.
+//! are parsed from strings only) and keep unknown properties: readers stay open to
+//! additions. `event_envelope_to_json` writes back what was read: the fields, their order
+//! and each timestamp's text. The module needs Python [`MINIMUM_PYTHON`] (3.11).
 //!
 //! Type mappings: integers (`u64` included) are `int` (with `ge`/`le` from the schema's
-//! bounds, or from the `uint32`/`int32` formats schemars gives `u32` and `i32`), numbers `float`, `date-time` strings `AwareDatetime`, `uuid` strings `UUID`,
-//! `date` strings `date`, other strings `str`; an `Option` that is always written is a
-//! required `T | None`, one that may be skipped is `T | None = None`; maps are
+//! bounds, or, exactly, from the `uint32`/`int32`/`uint64`/`int64` formats schemars gives
+//! wider integers), numbers `float`, `date-time` strings `AwareDatetime`, `uuid` strings
+//! `UUID`, `date` strings `date`, other strings `str`; an `Option` that is always written
+//! is `T | None = None` (serde reads an absent one as `None`), one that may be skipped is
+//! `T | None = None` that refuses `null`; maps are
 //! `dict[str, T]`; unit enums are `Literal[...]`; `oneOf` of objects sharing a constant
 //! tag (serde's `tag = "..."`) are `Annotated[A | B, Field(discriminator=...)]`, with one
 //! model per variant (`ShapeCircle`); other unions are plain (smart-mode) unions; an empty
@@ -200,16 +203,7 @@ pub fn python(registry_json: &Value) -> Result<String, PythonError> {
         commands,
         stream_types,
     } = model::build::<Python>(registry_json)?;
-    let stream_type =
-        envelope
-            .stream_type
-            .clone()
-            .ok_or_else(|| PythonError::MalformedRegistry {
-                path: "/envelope/properties".to_owned(),
-                message: "no property is marked `\"x-factum-envelope\": \"stream_type\"` (the \
-                      registry of factum::registry::Registry marks it); regenerate the registry"
-                    .to_owned(),
-            })?;
+    let stream_type = model::stream_type_property(&envelope)?;
     let entry_names: Vec<String> = events
         .iter()
         .map(|(_, _, py)| py.clone())

@@ -16,15 +16,18 @@
 //!   marked `x-factum-envelope` (see `factum::envelope::envelope_schema`);
 //! * generated type guards (`isOrderPlacedV2(value): value is OrderPlacedV2`) and
 //!   `parseEventEnvelope(value)`, which throws an `Error` naming the path of the first
-//!   mismatch (`$.payload.lines[0].quantity: expected an integer, got string`).
+//!   mismatch (`$.payload.lines[0].quantity: expected an integer, got string`);
+//! * `readEnvelope(value)`, for any envelope factum delivers: ours (the stream types of
+//!   `STREAM_TYPES`, the entries' `aggregates`, found by the envelope's property marked
+//!   `"stream_type"`), fully checked, or `{ mine: false, envelope }` for another stream type.
 //!
 //! Type mappings: integers (`u64` included) are `number`, never `bigint`, because
 //! `JSON.parse` yields numbers (the guards check the schema's bounds, and those of the
-//! `uint32`/`int32` formats; a 64-bit integer beyond 2^53 - 1 loses precision, which no
-//! guard can see); timestamps, UUIDs and other formats are `string` (the guards check
-//! `uuid`, `date-time` and `date`); an
-//! `Option` that is always written is a required `T | null`, one that may be skipped is an
-//! optional `f?: T`; maps (`additionalProperties`) are `Record<string, T>`; unit enums are
+//! `uint32`/`int32`/`uint64`/`int64` formats, and refuse every integer beyond
+//! +/-(2^53 - 1), which `JSON.parse` has rounded: a documented difference from Rust);
+//! timestamps, UUIDs and other formats are `string` (the guards check `uuid`, `date-time`
+//! and `date`); an `Option` that is always written is `f?: T | null` (serde reads an
+//! absent one as `None`), one that may be skipped is an optional `f?: T`; maps (`additionalProperties`) are `Record<string, T>`; unit enums are
 //! unions of string literals; `oneOf` of objects sharing a constant tag field (serde's
 //! `tag = "..."`) are discriminated unions. Other unions (`anyOf`/`oneOf`) are plain
 //! unions. Constructs without a faithful mapping (tuples / `prefixItems`, `allOf`, `not`,
@@ -123,16 +126,7 @@ pub fn typescript(registry_json: &Value) -> Result<String, TypeScriptError> {
         commands,
         stream_types,
     } = model::build::<TypeScript>(registry_json)?;
-    let stream_type =
-        envelope
-            .stream_type
-            .clone()
-            .ok_or_else(|| TypeScriptError::MalformedRegistry {
-                path: "/envelope/properties".to_owned(),
-                message: "no property is marked `\"x-factum-envelope\": \"stream_type\"` (the \
-                      registry of factum::registry::Registry marks it); regenerate the registry"
-                    .to_owned(),
-            })?;
+    let stream_type = model::stream_type_property(&envelope)?;
     let entry_names: Vec<&String> = events
         .iter()
         .map(|(_, _, ts)| ts)
