@@ -806,12 +806,22 @@ impl Emitter<'_> {
                         &format!("typeof {value} !== \"number\" || !Number.isInteger({value})"),
                         "an integer",
                     );
-                    self.line(
-                        depth,
-                        &format!(
-                            "if (!Number.isSafeInteger({value})) return `${{{path}}}: {UNSAFE_INTEGER}, got ${{describe({value})}}`;"
-                        ),
-                    );
+                    // Where the bounds let the value past +/-(2^53 - 1) (64-bit integers,
+                    // unbounded ones): elsewhere the bounds refuse a rounded value anyway.
+                    let beyond = |bound: &Option<Number>, limit: f64| {
+                        bound
+                            .as_ref()
+                            .and_then(Number::as_f64)
+                            .is_none_or(|bound| bound.abs() >= limit.abs() && bound * limit > 0.0)
+                    };
+                    if beyond(maximum, MAX_SAFE_INTEGER) || beyond(minimum, -MAX_SAFE_INTEGER) {
+                        self.line(
+                            depth,
+                            &format!(
+                                "if (!Number.isSafeInteger({value})) return `${{{path}}}: {UNSAFE_INTEGER}, got ${{describe({value})}}`;"
+                            ),
+                        );
+                    }
                 } else {
                     self.fail(
                         depth,

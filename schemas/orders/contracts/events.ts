@@ -434,7 +434,6 @@ function checkItemAddedV2(value: unknown, path: string): string | null {
     const v2 = value["quantity"];
     const p2 = `${path}.quantity`;
     if (typeof v2 !== "number" || !Number.isInteger(v2)) return `${p2}: expected an integer, got ${describe(v2)}`;
-    if (!Number.isSafeInteger(v2)) return `${p2}: expected an integer within +/-(2^53 - 1): JSON.parse has rounded this one, its exact value is lost (factum accepts 64-bit integers; parse such events with a big-integer-aware JSON parser, see the module's header), got ${describe(v2)}`;
     if (v2 < 0) return `${p2}: expected a number >= 0, got ${describe(v2)}`;
     if (v2 > 4294967295) return `${p2}: expected a number <= 4294967295, got ${describe(v2)}`;
   }
@@ -483,7 +482,6 @@ function checkLine(value: unknown, path: string): string | null {
     const v2 = value["quantity"];
     const p2 = `${path}.quantity`;
     if (typeof v2 !== "number" || !Number.isInteger(v2)) return `${p2}: expected an integer, got ${describe(v2)}`;
-    if (!Number.isSafeInteger(v2)) return `${p2}: expected an integer within +/-(2^53 - 1): JSON.parse has rounded this one, its exact value is lost (factum accepts 64-bit integers; parse such events with a big-integer-aware JSON parser, see the module's header), got ${describe(v2)}`;
     if (v2 < 0) return `${p2}: expected a number >= 0, got ${describe(v2)}`;
     if (v2 > 4294967295) return `${p2}: expected a number <= 4294967295, got ${describe(v2)}`;
   }
@@ -734,7 +732,6 @@ function checkRequestedLine(value: unknown, path: string): string | null {
     const v2 = value["quantity"];
     const p2 = `${path}.quantity`;
     if (typeof v2 !== "number" || !Number.isInteger(v2)) return `${p2}: expected an integer, got ${describe(v2)}`;
-    if (!Number.isSafeInteger(v2)) return `${p2}: expected an integer within +/-(2^53 - 1): JSON.parse has rounded this one, its exact value is lost (factum accepts 64-bit integers; parse such events with a big-integer-aware JSON parser, see the module's header), got ${describe(v2)}`;
     if (v2 < 0) return `${p2}: expected a number >= 0, got ${describe(v2)}`;
     if (v2 > 4294967295) return `${p2}: expected a number <= 4294967295, got ${describe(v2)}`;
   }
@@ -888,7 +885,6 @@ function checkForeignEnvelope(value: unknown, path: string): string | null {
     const v2 = envelope["schema_version"];
     const p2 = `${path}.schema_version`;
     if (typeof v2 !== "number" || !Number.isInteger(v2)) return `${p2}: expected an integer, got ${describe(v2)}`;
-    if (!Number.isSafeInteger(v2)) return `${p2}: expected an integer within +/-(2^53 - 1): JSON.parse has rounded this one, its exact value is lost (factum accepts 64-bit integers; parse such events with a big-integer-aware JSON parser, see the module's header), got ${describe(v2)}`;
     if (v2 < 1) return `${p2}: expected a number >= 1, got ${describe(v2)}`;
     if (v2 > 4294967295) return `${p2}: expected a number <= 4294967295, got ${describe(v2)}`;
   }
