@@ -1182,4 +1182,27 @@ mod tests {
         );
         assert!(module.contains("const tag"), "{module}");
     }
+
+    /// An optional envelope property (`Option<u32>` with `default` and
+    /// `skip_serializing_if`) is optional and nullable, as serde reads it: generically.
+    #[test]
+    fn an_optional_envelope_property_is_optional_and_nullable() {
+        let mut envelope = factum::registry::Registry::builder()
+            .build()
+            .unwrap()
+            .envelope()
+            .clone();
+        envelope["properties"]["stored_schema_version"] =
+            json!({"type": ["integer", "null"], "format": "uint32", "minimum": 0});
+        let registry = json!({"envelope": envelope, "entries": [event("Opened", 1, json!({"type": "object"}))]});
+        let module = typescript(&registry).unwrap();
+        assert!(
+            module.contains("  stored_schema_version?: number | null;\n"),
+            "{module}"
+        );
+        assert!(
+            module.contains("if (value[\"stored_schema_version\"] !== undefined) {"),
+            "{module}"
+        );
+    }
 }

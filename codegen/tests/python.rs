@@ -63,6 +63,22 @@ fn unsupported_constructs_name_the_entry_and_the_path() {
     ));
 }
 
+/// An optional envelope property (`Option<u32>` with `default` and `skip_serializing_if`)
+/// is optional and nullable, as serde reads it: generically.
+#[test]
+fn an_optional_envelope_property_is_optional_and_nullable() {
+    let mut registry = registry_json();
+    registry["envelope"]["properties"]["stored_schema_version"] =
+        json!({"type": ["integer", "null"], "format": "uint32", "minimum": 0});
+    let module = python(&registry).unwrap();
+    assert!(
+        module.contains(
+            "    stored_schema_version: Annotated[int, Field(ge=0, le=4294967295)] | None = None\n"
+        ),
+        "{module}"
+    );
+}
+
 /// Constructs the order domain does not use, as schemars emits them.
 fn shapes_registry() -> Value {
     json!({"envelope": factum::registry::Registry::builder().build().unwrap().envelope().clone(),
