@@ -222,11 +222,18 @@ pub(crate) struct Model {
     pub(crate) events: Vec<(String, u64, String)>,
     /// The commands' type names, in entry order.
     pub(crate) commands: Vec<String>,
+    /// The stream types the events belong to (their entries' `aggregates`), sorted.
+    pub(crate) stream_types: Vec<String>,
 }
 
 /// Builds the model of a serialised registry for a language.
 pub(crate) fn build<L: Language>(registry_json: &Value) -> Result<Model, ModelError> {
-    let entries = parse_entries(registry_json, false)?;
+    let entries = parse_entries(registry_json, true)?;
+    let stream_types: BTreeSet<String> = entries
+        .iter()
+        .filter(|entry| entry.kind == Kind::Event)
+        .flat_map(|entry| entry.aggregates.iter().cloned())
+        .collect();
     let mut named: BTreeMap<String, Named> = BTreeMap::new();
     for name in L::RESERVED {
         named.insert(
@@ -288,6 +295,7 @@ pub(crate) fn build<L: Language>(registry_json: &Value) -> Result<Model, ModelEr
         envelope,
         events,
         commands,
+        stream_types: stream_types.into_iter().collect(),
     })
 }
 
@@ -308,6 +316,12 @@ pub(crate) struct Envelope {
     pub(crate) version: String,
     /// The property holding the payload (`payload`).
     pub(crate) payload: String,
+    /// The property holding the stream type (`stream_type`), marked `"stream_type"`: the
+    /// name of the aggregate owning the stream. Optional here (AsyncAPI does not need it);
+    /// the TypeScript and Python generators require it, to tell "not mine".
+    pub(crate) stream_type: Option<String>,
+    /// The name and version properties' own types (their bounds included).
+    pub(crate) role_types: [Ty; 2],
     /// The docs of the name, version and payload properties, in that order.
     pub(crate) role_docs: [String; 3],
     /// Every other property, in the serializer's order.
@@ -375,7 +389,7 @@ pub(crate) fn role_property<'a>(
         ));
     }
     let expected = match role {
-        "name" => Some("string"),
+        "name" | "stream_type" => Some("string"),
         "version" => Some("integer"),
         _ => None,
     };
@@ -390,12 +404,48 @@ pub(crate) fn role_property<'a>(
     Ok(name)
 }
 
+/// The envelope's stream-type property: the TypeScript and Python contracts need it to tell
+/// "not mine".
+pub(crate) fn stream_type_property(envelope: &Envelope) -> Result<String, ModelError> {
+    envelope.stream_type.clone().ok_or_else(|| {
+        malformed(
+            "/envelope/properties",
+            format!(
+                "no property is marked `\"{ROLE}\": \"stream_type\"` (the registry of \
+                 factum::registry::Registry marks it); regenerate the registry"
+            ),
+        )
+    })
+}
+
+/// The property of the envelope with `role`, when one is marked; checked as a required
+/// string.
+pub(crate) fn optional_role_property<'a>(
+    schema: &'a Map<String, Value>,
+    role: &str,
+) -> Result<Option<&'a str>, ModelError> {
+    let marked = schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .is_some_and(|properties| {
+            properties
+                .values()
+                .any(|property| property.get(ROLE).and_then(Value::as_str) == Some(role))
+        });
+    if marked {
+        role_property(schema, role).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
 /// Builds the [`Envelope`] of a registry document for a language.
 fn envelope<L: Language>(registry_json: &Value) -> Result<Envelope, ModelError> {
     let schema = envelope_schema(registry_json)?;
     let name = role_property(schema, "name")?.to_owned();
     let version = role_property(schema, "version")?.to_owned();
     let payload = role_property(schema, "payload")?.to_owned();
+    let stream_type = optional_role_property(schema, "stream_type")?.map(str::to_owned);
     let roles = [name.as_str(), version.as_str(), payload.as_str()];
     let role_docs = roles.map(|role| description(&schema["properties"][role]));
     let label = "the envelope";
@@ -403,6 +453,14 @@ fn envelope<L: Language>(registry_json: &Value) -> Result<Envelope, ModelError> 
         entry: label,
         language: std::marker::PhantomData,
     };
+    let role_types = [&name, &version].map(|role| {
+        converter.convert(
+            &schema["properties"][role.as_str()],
+            &format!("/properties/{}", pointer_escape(role)),
+        )
+    });
+    let [name_ty, version_ty] = role_types;
+    let role_types = [name_ty?, version_ty?];
     let mut defs = Vec::new();
     if let Some(found) = schema.get("$defs") {
         let found = found
@@ -439,6 +497,8 @@ fn envelope<L: Language>(registry_json: &Value) -> Result<Envelope, ModelError> 
         name,
         version,
         payload,
+        stream_type,
+        role_types,
         role_docs,
         header,
         doc: description(&Value::Object(schema.clone())),
@@ -494,10 +554,11 @@ pub(crate) enum Ty {
     Boolean,
     /// A string, with its `format` when the language keeps it ([`Language::STRING_FORMATS`]).
     String(Option<String>),
+    /// A number; the bounds are exact (`u64::MAX` is not rounded to 2^64).
     Number {
         integer: bool,
-        minimum: Option<f64>,
-        maximum: Option<f64>,
+        minimum: Option<Number>,
+        maximum: Option<Number>,
     },
     /// A JSON constant (string, number, boolean).
     Literal(Value),
@@ -702,8 +763,26 @@ impl<L: Language> Converter<'_, L> {
         }
     }
 
+    /// A number type: the schema's own bounds, else those of its format.
+    fn number(
+        &self,
+        object: &Map<String, Value>,
+        name: &str,
+        low: Option<Number>,
+        high: Option<Number>,
+    ) -> Ty {
+        let bound = |key: &str| match object.get(key) {
+            Some(Value::Number(number)) => Some(number.clone()),
+            _ => None,
+        };
+        Ty::Number {
+            integer: name == "integer",
+            minimum: bound("minimum").or(low),
+            maximum: bound("maximum").or(high),
+        }
+    }
+
     fn typed(&self, object: &Map<String, Value>, name: &str, path: &str) -> Result<Ty, ModelError> {
-        let bound = |key: &str| object.get(key).and_then(Value::as_f64);
         match name {
             "null" => Ok(Ty::Null),
             "boolean" => Ok(Ty::Boolean),
@@ -716,18 +795,17 @@ impl<L: Language> Converter<'_, L> {
                 None
             })),
             "integer" | "number" => {
-                // schemars bounds `u8`, `u16`, `i8`, `i16` but gives `u32` and `i32` only a
-                // format: their bounds are exact in every language, so they are checked.
+                // schemars bounds `u8`, `u16`, `i8`, `i16` but gives wider integers only a
+                // format: their bounds are exact in every language (serde refuses 2^64 for
+                // a `u64`), so they are checked, as exact integers.
                 let (low, high) = match object.get("format").and_then(Value::as_str) {
-                    Some("uint32") => (Some(0.0), Some(f64::from(u32::MAX))),
-                    Some("int32") => (Some(f64::from(i32::MIN)), Some(f64::from(i32::MAX))),
-                    _ => (None, None),
+                    Some("uint32") => (Number::from(0), Number::from(u32::MAX)),
+                    Some("int32") => (Number::from(i32::MIN), Number::from(i32::MAX)),
+                    Some("uint64" | "uint") => (Number::from(0), Number::from(u64::MAX)),
+                    Some("int64" | "int") => (Number::from(i64::MIN), Number::from(i64::MAX)),
+                    _ => return Ok(self.number(object, name, None, None)),
                 };
-                Ok(Ty::Number {
-                    integer: name == "integer",
-                    minimum: bound("minimum").or(low),
-                    maximum: bound("maximum").or(high),
-                })
+                Ok(self.number(object, name, Some(low), Some(high)))
             }
             "array" => match object.get("items") {
                 None => Ok(Ty::Array(Box::new(Ty::Unknown))),
@@ -781,10 +859,13 @@ impl<L: Language> Converter<'_, L> {
                 schema,
                 &format!("{path}/properties/{}", pointer_escape(name)),
             )?;
+            // A required property that may be null is an `Option` serde always writes;
+            // serde reads it when absent too (as `None`), so readers must accept that.
+            let required = required.contains(&name.as_str()) && !admits_null(&ty);
             fields.push(Field {
                 name: name.clone(),
                 ty,
-                required: required.contains(&name.as_str()),
+                required,
                 doc: description(schema),
             });
         }
@@ -800,6 +881,16 @@ impl<L: Language> Converter<'_, L> {
             )
         });
         Ok(Ty::Object(fields))
+    }
+}
+
+/// Whether `null` is one of the type's values, explicitly (not `Unknown`: serde does not
+/// read an absent `serde_json::Value` as null).
+pub(crate) fn admits_null(ty: &Ty) -> bool {
+    match ty {
+        Ty::Null => true,
+        Ty::Union(alternatives) => alternatives.contains(&Ty::Null),
+        _ => false,
     }
 }
 

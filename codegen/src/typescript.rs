@@ -16,15 +16,18 @@
 //!   marked `x-factum-envelope` (see `factum::envelope::envelope_schema`);
 //! * generated type guards (`isOrderPlacedV2(value): value is OrderPlacedV2`) and
 //!   `parseEventEnvelope(value)`, which throws an `Error` naming the path of the first
-//!   mismatch (`$.payload.lines[0].quantity: expected an integer, got string`).
+//!   mismatch (`$.payload.lines[0].quantity: expected an integer, got string`);
+//! * `readEnvelope(value)`, for any envelope factum delivers: ours (the stream types of
+//!   `STREAM_TYPES`, the entries' `aggregates`, found by the envelope's property marked
+//!   `"stream_type"`), fully checked, or `{ mine: false, envelope }` for another stream type.
 //!
 //! Type mappings: integers (`u64` included) are `number`, never `bigint`, because
 //! `JSON.parse` yields numbers (the guards check the schema's bounds, and those of the
-//! `uint32`/`int32` formats; a 64-bit integer beyond 2^53 - 1 loses precision, which no
-//! guard can see); timestamps, UUIDs and other formats are `string` (the guards check
-//! `uuid`, `date-time` and `date`); an
-//! `Option` that is always written is a required `T | null`, one that may be skipped is an
-//! optional `f?: T`; maps (`additionalProperties`) are `Record<string, T>`; unit enums are
+//! `uint32`/`int32`/`uint64`/`int64` formats, and refuse every integer beyond
+//! +/-(2^53 - 1), which `JSON.parse` has rounded: a documented difference from Rust);
+//! timestamps, UUIDs and other formats are `string` (the guards check `uuid`, `date-time`
+//! and `date`); an `Option` that is always written is `f?: T | null` (serde reads an
+//! absent one as `None`), one that may be skipped is an optional `f?: T`; maps (`additionalProperties`) are `Record<string, T>`; unit enums are
 //! unions of string literals; `oneOf` of objects sharing a constant tag field (serde's
 //! `tag = "..."`) are discriminated unions. Other unions (`anyOf`/`oneOf`) are plain
 //! unions. Constructs without a faithful mapping (tuples / `prefixItems`, `allOf`, `not`,
@@ -41,7 +44,7 @@
 //! ```
 //! use serde_json::json;
 //!
-//! let registry = json!({"envelope": factum::envelope::envelope_schema(), "entries": [{
+//! let registry = json!({"envelope": factum::registry::Registry::builder().build().unwrap().envelope().clone(), "entries": [{
 //!     "kind": "event", "name": "Opened", "version": 1, "doc": "An account was opened.",
 //!     "schema": {"type": "object", "properties": {"owner": {"type": "string"}},
 //!                "required": ["owner"]}
@@ -104,7 +107,12 @@ pub enum TypeScriptError {
 }
 
 /// Names the generated module defines itself; no entry or definition may take them.
-const RESERVED: &[&str] = &["EventEnvelope", "EnvelopeHeader"];
+const RESERVED: &[&str] = &[
+    "EventEnvelope",
+    "EnvelopeHeader",
+    "ForeignEnvelope",
+    "ReadEnvelope",
+];
 
 /// Generates the TypeScript module for a serialised registry.
 ///
@@ -116,7 +124,9 @@ pub fn typescript(registry_json: &Value) -> Result<String, TypeScriptError> {
         envelope,
         events,
         commands,
+        stream_types,
     } = model::build::<TypeScript>(registry_json)?;
+    let stream_type = model::stream_type_property(&envelope)?;
     let entry_names: Vec<&String> = events
         .iter()
         .map(|(_, _, ts)| ts)
@@ -133,7 +143,17 @@ pub fn typescript(registry_json: &Value) -> Result<String, TypeScriptError> {
             });
         }
     }
-    Ok(render(&named, &envelope, &entry_names, &events))
+    let streams = Streams {
+        property: stream_type,
+        types: stream_types,
+    };
+    Ok(render(&named, &envelope, &entry_names, &events, &streams))
+}
+
+/// The envelope's stream-type property and the stream types the module covers.
+struct Streams {
+    property: String,
+    types: Vec<String>,
 }
 
 from_model_error!(TypeScriptError);
@@ -231,18 +251,36 @@ const HEADER: &str = "\
  * the event's name and version, generated from the envelope's schema (the JSON factum
  * writes when it reads events back from a store and when it publishes them).
  *
+ * Reading: `readEnvelope(value)` takes any envelope factum delivers and says whether it
+ * is ours (`STREAM_TYPES`): `{ mine: true, event }` fully checked, or
+ * `{ mine: false, envelope }` with the payload unread for another stream type. An
+ * envelope of our stream types that does not parse is an error, never \"not mine\".
+ * `parseEventEnvelope(value)` accepts our stream types only.
+ *
  * Integers (64-bit ones included) are `number`, never `bigint`: `JSON.parse` yields
- * numbers, and integers beyond 2^53 - 1 lose precision. Timestamps and UUIDs are
- * `string`. An `Option` that is always written is a required `T | null`; one that may be
- * skipped is optional.
+ * numbers, and rounds an integer beyond 2^53 - 1 (`Number.MAX_SAFE_INTEGER`) without a
+ * word. The guards therefore reject every integer outside +/-(2^53 - 1), naming its path,
+ * although factum (Rust) accepts a `u64`/`i64` up to 2^64 - 1 / 2^63 - 1: such an event
+ * cannot be read exactly by `JSON.parse`. If your events can carry such values (money in
+ * small units, counters, ids), parse the JSON text with a big-integer-aware parser (e.g.
+ * `json-bigint`, or `JSON.parse` with source text access where available) and keep those
+ * fields as strings or `bigint`; the guards here will not accept them. Values typed
+ * `unknown` (free-form metadata entries) are not checked: beyond 2^53 - 1 they are
+ * rounded silently. Timestamps and UUIDs are `string`.
+ *
+ * An `Option` is `T | null` and may be absent: factum always writes it (`null` when
+ * empty) and reads an absent one as empty, so the guards accept both. A field that may
+ * be skipped is optional and never `null`.
  *
  * Validation uses generated type guards (`isOrderPlacedV2`, `parseEventEnvelope`)
  * rather than zod or ajv, so that consumers need no runtime dependency. The guards check
- * types, required fields, enums and nested objects and arrays; they accept unknown extra
- * properties (readers stay open to additions). Of string formats they check `uuid`,
- * `date-time` (RFC 3339, with a zone) and `date`; others are not checked. Only event
- * versions that still have a schema are in `EventEnvelope`; events stored with a retired
- * version must be upcast (read through factum) before they reach this module.
+ * types, required fields, enums, integer bounds and nested objects and arrays; they
+ * accept unknown extra properties (readers stay open to additions, as factum's are), and
+ * the parsed value is the input itself, so `JSON.stringify` writes back what was read.
+ * Of string formats they check `uuid`, `date-time` (RFC 3339, with a zone) and `date`;
+ * others are not checked. Only event versions that still have a schema are in
+ * `EventEnvelope`; events stored with a retired version must be upcast (read through
+ * factum) before they reach this module.
  *
  * @module
  */
@@ -271,6 +309,7 @@ fn render(
     envelope: &Envelope,
     entry_names: &[&String],
     events: &[(String, u64, String)],
+    streams: &Streams,
 ) -> String {
     let mut out = String::from(HEADER);
     out.push_str("\n// Shared definitions\n");
@@ -325,6 +364,29 @@ fn render(
         }
     }
 
+    let _ = write!(
+        out,
+        "\n/**\n * An envelope of any stream type: its header, the event's name and version, and the\n \
+         * payload unread (`readEnvelope` returns those of stream types not in `STREAM_TYPES`).\n \
+         */\n\
+         export type ForeignEnvelope = EnvelopeHeader & {{ {}: {}; {}: {}; {}: unknown }};\n\n\
+         /** What `readEnvelope` found: one of our events, or an envelope of another stream type. */\n\
+         export type ReadEnvelope = {{ mine: true; event: EventEnvelope }} | {{ mine: false; envelope: ForeignEnvelope }};\n\n\
+         /** The stream types (aggregates) whose events this module covers. */\n\
+         export const STREAM_TYPES: readonly string[] = [{}];\n",
+        property_key(&envelope.name),
+        ts_type(&envelope.role_types[0]),
+        property_key(&envelope.version),
+        ts_type(&envelope.role_types[1]),
+        property_key(&envelope.payload),
+        streams
+            .types
+            .iter()
+            .map(|name| json_string(name))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+
     out.push_str("\n// Validation\n\n");
     out.push_str(HELPERS);
     let mut guards = String::new();
@@ -343,6 +405,8 @@ fn render(
         guards.push('\n');
         render_guard(&mut guards, name, ty, &mut formats);
     }
+    let mut foreign = String::new();
+    render_foreign_check(&mut foreign, envelope, &mut formats);
     // Only the format checks the guards use: an unused function fails `noUnusedLocals`.
     for (format, function) in FORMAT_CHECKS {
         if formats.contains(*format) {
@@ -352,7 +416,8 @@ fn render(
     }
     out.push_str(&guards);
     out.push('\n');
-    render_envelope_check(&mut out, envelope, events);
+    out.push_str(&foreign);
+    render_envelope_check(&mut out, envelope, events, streams);
     out
 }
 
@@ -514,32 +579,80 @@ fn render_guard(out: &mut String, name: &str, ty: &Ty, formats: &mut BTreeSet<St
     );
 }
 
-fn render_envelope_check(out: &mut String, envelope: &Envelope, events: &[(String, u64, String)]) {
-    let segment = |field: &str| {
-        if is_identifier(field) {
-            format!(".{field}")
-        } else {
-            format!("[{}]", template_escape(&json_string(field)))
-        }
+/// `[name]` or `.name`: the path segment of a property.
+fn segment(field: &str) -> String {
+    if is_identifier(field) {
+        format!(".{field}")
+    } else {
+        format!("[{}]", template_escape(&json_string(field)))
+    }
+}
+
+/// `checkForeignEnvelope`: the header, and the name, version and payload present and of
+/// their types; the payload is not read.
+fn render_foreign_check(out: &mut String, envelope: &Envelope, formats: &mut BTreeSet<String>) {
+    let mut emitter = Emitter {
+        out: String::new(),
+        counter: 0,
+        formats,
     };
+    emitter.line(1, "const header = checkEnvelopeHeader(value, path);");
+    emitter.line(1, "if (header !== null) return header;");
+    emitter.line(1, "const envelope = value as Record<string, unknown>;");
+    let fields = [
+        (&envelope.name, envelope.role_types[0].clone()),
+        (&envelope.version, envelope.role_types[1].clone()),
+        (&envelope.payload, Ty::Unknown),
+    ];
+    for (name, ty) in fields {
+        emitter.field(
+            &Field {
+                name: name.clone(),
+                ty,
+                required: true,
+                doc: String::new(),
+            },
+            "envelope",
+            "path",
+            1,
+        );
+    }
     let _ = write!(
         out,
-        "function checkEventEnvelope(value: unknown, path: string): string | null {{\n  \
-         const header = checkEnvelopeHeader(value, path);\n  \
+        "function checkForeignEnvelope(value: unknown, path: string): string | null {{\n{}  return null;\n}}\n\n",
+        emitter.out
+    );
+}
+
+fn render_envelope_check(
+    out: &mut String,
+    envelope: &Envelope,
+    events: &[(String, u64, String)],
+    streams: &Streams,
+) {
+    let names: BTreeSet<&String> = events.iter().map(|(name, ..)| name).collect();
+    let names: Vec<String> = names.into_iter().map(|name| json_string(name)).collect();
+    let _ = write!(
+        out,
+        "const EVENT_NAMES: readonly string[] = [{names}];\n\n\
+         function checkEventEnvelope(value: unknown, path: string): string | null {{\n  \
+         const header = checkForeignEnvelope(value, path);\n  \
          if (header !== null) return header;\n  \
          const envelope = value as Record<string, unknown>;\n  \
-         const name = envelope[{name}];\n  \
-         const version = envelope[{version}];\n  \
-         if (typeof name !== \"string\") return `${{path}}{name_segment}: expected a string, got ${{describe(name)}}`;\n  \
-         if (typeof version !== \"number\") return `${{path}}{version_segment}: expected an integer, got ${{describe(version)}}`;\n  \
-         if (!hasOwn(envelope, {payload})) return `${{path}}{payload_segment}: missing`;\n  \
+         const streamType = envelope[{stream}] as string;\n  \
+         if (!STREAM_TYPES.includes(streamType)) {{\n    \
+         return `${{path}}{stream_segment}: stream type ${{JSON.stringify(streamType)}} is not in this contract (it covers ${{STREAM_TYPES.map((type) => JSON.stringify(type)).join(\", \")}}): read envelopes of any stream with readEnvelope`;\n  \
+         }}\n  \
+         const name = envelope[{name}] as string;\n  \
+         const version = envelope[{version}] as number;\n  \
          const payload = envelope[{payload}];\n  \
          const payloadPath = `${{path}}{payload_segment}`;\n",
+        names = names.join(", "),
+        stream = json_string(&streams.property),
+        stream_segment = segment(&streams.property),
         name = json_string(&envelope.name),
         version = json_string(&envelope.version),
         payload = json_string(&envelope.payload),
-        name_segment = segment(&envelope.name),
-        version_segment = segment(&envelope.version),
         payload_segment = segment(&envelope.payload),
     );
     for (name, version, ts) in events {
@@ -549,20 +662,50 @@ fn render_envelope_check(out: &mut String, envelope: &Envelope, events: &[(Strin
             json_string(name)
         );
     }
-    out.push_str(
-        "  return `${path}: unknown event ${JSON.stringify(name)} version ${version}`;\n}\n\n\
-         /** Whether `value` is a valid `EventEnvelope`, payload included. */\n\
-         export function isEventEnvelope(value: unknown): value is EventEnvelope {\n  \
-         return checkEventEnvelope(value, \"$\") === null;\n}\n\n\
-         /**\n * Checks that `value` (e.g. from `JSON.parse`) is a valid `EventEnvelope` and returns it.\n *\n \
+    let _ = write!(
+        out,
+        "  const regenerate = \"the contract may be older than the producer: regenerate it from the producer's registry\";\n  \
+         if (EVENT_NAMES.includes(name)) {{\n    \
+         return `${{path}}{version_segment}: event ${{JSON.stringify(name)}} has no version ${{version}} in this contract; ${{regenerate}}`;\n  \
+         }}\n  \
+         return `${{path}}{name_segment}: no event ${{JSON.stringify(name)}} in this contract for stream type ${{JSON.stringify(streamType)}}; ${{regenerate}}`;\n}}\n\n",
+        version_segment = segment(&envelope.version),
+        name_segment = segment(&envelope.name),
+    );
+    let _ = write!(
+        out,
+        "/** Whether `value` is a valid `EventEnvelope`, payload included. */\n\
+         export function isEventEnvelope(value: unknown): value is EventEnvelope {{\n  \
+         return checkEventEnvelope(value, \"$\") === null;\n}}\n\n\
+         /**\n * Checks that `value` (e.g. from `JSON.parse`) is a valid `EventEnvelope` of one of\n \
+         * `STREAM_TYPES` and returns it. For envelopes of any stream type, use `readEnvelope`.\n *\n \
          * @throws Error naming the path of the first mismatch, e.g.\n \
          * `$.payload.lines[0].quantity: expected an integer, got string \"2\"`.\n */\n\
-         export function parseEventEnvelope(value: unknown): EventEnvelope {\n  \
+         export function parseEventEnvelope(value: unknown): EventEnvelope {{\n  \
          const error = checkEventEnvelope(value, \"$\");\n  \
-         if (error !== null) throw new Error(`invalid event envelope: ${error}`);\n  \
-         return value as EventEnvelope;\n}\n",
+         if (error !== null) throw new Error(`invalid event envelope: ${{error}}`);\n  \
+         return value as EventEnvelope;\n}}\n\n\
+         /**\n * Reads any envelope factum delivers: one of `STREAM_TYPES` is parsed fully (as\n \
+         * `parseEventEnvelope` does) and is `{{ mine: true, event }}`; another stream type is\n \
+         * `{{ mine: false, envelope }}`, its header checked and its payload unread.\n *\n \
+         * @throws Error naming the path of the first mismatch: a malformed header, or an event\n \
+         * of our stream types that does not parse (an unknown name or version included).\n */\n\
+         export function readEnvelope(value: unknown): ReadEnvelope {{\n  \
+         const error = checkForeignEnvelope(value, \"$\");\n  \
+         if (error !== null) throw new Error(`invalid event envelope: ${{error}}`);\n  \
+         const envelope = value as ForeignEnvelope;\n  \
+         const streamType = (value as Record<string, unknown>)[{stream}] as string;\n  \
+         if (!STREAM_TYPES.includes(streamType)) return {{ mine: false, envelope }};\n  \
+         return {{ mine: true, event: parseEventEnvelope(value) }};\n}}\n",
+        stream = json_string(&streams.property),
     );
 }
+
+/// 2^53 - 1, `Number.MAX_SAFE_INTEGER`: `JSON.parse` rounds integers beyond it.
+const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
+
+/// Why an integer beyond +/-(2^53 - 1) is refused, and what to do.
+const UNSAFE_INTEGER: &str = "expected an integer within +/-(2^53 - 1): JSON.parse has rounded this one, its exact value is lost (factum accepts 64-bit integers; parse such events with a big-integer-aware JSON parser, see the module's header)";
 
 /// Emits statements that `return` an error message when a value does not match a type.
 struct Emitter<'a> {
@@ -663,6 +806,22 @@ impl Emitter<'_> {
                         &format!("typeof {value} !== \"number\" || !Number.isInteger({value})"),
                         "an integer",
                     );
+                    // Where the bounds let the value past +/-(2^53 - 1) (64-bit integers,
+                    // unbounded ones): elsewhere the bounds refuse a rounded value anyway.
+                    let beyond = |bound: &Option<Number>, limit: f64| {
+                        bound
+                            .as_ref()
+                            .and_then(Number::as_f64)
+                            .is_none_or(|bound| bound.abs() >= limit.abs() && bound * limit > 0.0)
+                    };
+                    if beyond(maximum, MAX_SAFE_INTEGER) || beyond(minimum, -MAX_SAFE_INTEGER) {
+                        self.line(
+                            depth,
+                            &format!(
+                                "if (!Number.isSafeInteger({value})) return `${{{path}}}: {UNSAFE_INTEGER}, got ${{describe({value})}}`;"
+                            ),
+                        );
+                    }
                 } else {
                     self.fail(
                         depth,
@@ -672,7 +831,14 @@ impl Emitter<'_> {
                         "a number",
                     );
                 }
-                if let Some(minimum) = minimum {
+                // Bounds beyond +/-(2^53 - 1) are implied by the safe-integer check (and
+                // have no exact literal).
+                let exact = |bound: &Number| {
+                    bound
+                        .as_f64()
+                        .filter(|bound| !*integer || bound.abs() < MAX_SAFE_INTEGER)
+                };
+                if let Some(minimum) = minimum.as_ref().and_then(exact) {
                     self.fail(
                         depth,
                         value,
@@ -681,7 +847,7 @@ impl Emitter<'_> {
                         &format!("a number >= {minimum}"),
                     );
                 }
-                if let Some(maximum) = maximum {
+                if let Some(maximum) = maximum.as_ref().and_then(exact) {
                     self.fail(
                         depth,
                         value,
@@ -968,7 +1134,7 @@ mod tests {
 
     #[test]
     fn a_type_named_like_an_event_envelope_is_refused() {
-        let registry = json!({"envelope": factum::envelope::envelope_schema(), "entries": [
+        let registry = json!({"envelope": factum::registry::Registry::builder().build().unwrap().envelope().clone(), "entries": [
             event("Opened", 1, json!({"type": "object"})),
             {"kind": "command", "name": "OpenedV1Event", "version": 1, "doc": "",
              "schema": {"type": "object"}},
@@ -985,7 +1151,7 @@ mod tests {
 
     #[test]
     fn maps_nullables_and_tagged_unions_have_their_typescript_shapes() {
-        let registry = json!({"envelope": factum::envelope::envelope_schema(), "entries": [event("Shaped", 1, json!({
+        let registry = json!({"envelope": factum::registry::Registry::builder().build().unwrap().envelope().clone(), "entries": [event("Shaped", 1, json!({
             "type": "object",
             "properties": {
                 "tags": {"type": "object", "additionalProperties": {"type": "string"}},
@@ -1003,8 +1169,10 @@ mod tests {
             ]}}
         }))]});
         let module = typescript(&registry).unwrap();
+        // `note`, required and nullable, is an `Option` serde always writes and reads when
+        // absent too: optional.
         assert!(module.contains(
-            "export interface ShapedV1 {\n  tags: Record<string, string>;\n  note: string | null;\n  at: string;\n  shape: Shape;\n  size?: \"S\" | \"M\";\n}"
+            "export interface ShapedV1 {\n  tags: Record<string, string>;\n  note?: string | null;\n  at: string;\n  shape: Shape;\n  size?: \"S\" | \"M\";\n}"
         ), "{module}");
         assert!(
             module.contains(
@@ -1013,5 +1181,28 @@ mod tests {
             "{module}"
         );
         assert!(module.contains("const tag"), "{module}");
+    }
+
+    /// An optional envelope property (`Option<u32>` with `default` and
+    /// `skip_serializing_if`) is optional and nullable, as serde reads it: generically.
+    #[test]
+    fn an_optional_envelope_property_is_optional_and_nullable() {
+        let mut envelope = factum::registry::Registry::builder()
+            .build()
+            .unwrap()
+            .envelope()
+            .clone();
+        envelope["properties"]["stored_schema_version"] =
+            json!({"type": ["integer", "null"], "format": "uint32", "minimum": 0});
+        let registry = json!({"envelope": envelope, "entries": [event("Opened", 1, json!({"type": "object"}))]});
+        let module = typescript(&registry).unwrap();
+        assert!(
+            module.contains("  stored_schema_version?: number | null;\n"),
+            "{module}"
+        );
+        assert!(
+            module.contains("if (value[\"stored_schema_version\"] !== undefined) {"),
+            "{module}"
+        );
     }
 }

@@ -589,14 +589,22 @@ fn what_the_nats_publisher_sends_is_what_the_document_describes() {
                 stored.info().await.unwrap().state.messages,
                 events.len() as u64
             );
-            for sequence in 1..=events.len() as u64 {
-                let message = stored.get_raw_message(sequence).await.unwrap();
-                received.push(stored_message(form, &message));
+            // The care task in the history is another domain's: its own document
+            // describes it, this one has no channel for it.
+            for (sequence, event) in (1..).zip(&events) {
+                if event.stream_type == "Order" {
+                    let message = stored.get_raw_message(sequence).await.unwrap();
+                    received.push(stored_message(form, &message));
+                }
             }
             // Both forms go to the same subjects: one stream at a time.
             jetstream.delete_stream(&stream).await.unwrap();
         }
-        (events, received)
+        let ours = events
+            .into_iter()
+            .filter(|event| event.stream_type == "Order")
+            .collect::<Vec<_>>();
+        (ours, received)
     });
     support::assert_every_event_version(
         &events

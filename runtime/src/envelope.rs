@@ -88,6 +88,7 @@ pub struct RecordedEvent {
     /// The stream the event belongs to.
     pub stream_id: String,
     /// The stream's type: the name of the aggregate that owns it.
+    #[schemars(extend("x-factum-envelope" = "stream_type"))]
     pub stream_type: String,
     /// Position in the stream: 1, 2, 3 … without gaps.
     #[schemars(range(min = 1))]
@@ -114,9 +115,9 @@ pub struct RecordedEvent {
     pub metadata: Metadata,
 }
 
-/// The keyword [`envelope_schema`] marks the envelope's event name, version and payload
-/// properties with (`"name"`, `"version"`, `"payload"`), so generators find them whatever
-/// the properties are called.
+/// The keyword [`envelope_schema`] marks the envelope's stream type, event name, version
+/// and payload properties with (`"stream_type"`, `"name"`, `"version"`, `"payload"`), so
+/// generators find them whatever the properties are called.
 pub const ENVELOPE_ROLE_KEYWORD: &str = "x-factum-envelope";
 
 /// The JSON Schema (draft 2020-12) of a [`RecordedEvent`] as it serialises: the one
@@ -124,7 +125,7 @@ pub const ENVELOPE_ROLE_KEYWORD: &str = "x-factum-envelope";
 ///
 /// It is the serialize contract (`Option`s that are always written are required and
 /// nullable; `metadata.extra` is absent when empty), with `EnvelopeMetadata` in `$defs`.
-/// The properties holding the event name, the version and the payload are marked with
+/// The properties holding the stream type, event name, version and payload are marked with
 /// [`ENVELOPE_ROLE_KEYWORD`]; the payload's schema is left open here: it is the event's
 /// own schema for that name and version, in the registry.
 pub fn envelope_schema() -> serde_json::Value {
@@ -356,6 +357,7 @@ mod tests {
             keys(&bare["metadata"])
         );
         for (property, role) in [
+            ("stream_type", "stream_type"),
             ("name", "name"),
             ("schema_version", "version"),
             ("payload", "payload"),

@@ -16,6 +16,8 @@ use factum::prelude::*;
 use factum::registry::Registry;
 use factum::sqlite::SqliteStore;
 use factum::uuid::Uuid;
+use factum_example_care_tasks::{CreateTask, Task, TaskCommand};
+use factum_example_orders::OrderEvent;
 use factum_example_orders::{
     AddItem, AddNote, CancelOrder, Catalog, ConfirmOrder, Currency, DeliverOrder, Line, Order,
     OrderCommand, OrderPlacedV1, PlaceOrder, RemoveItem, RequestedLine, ShipOrder,
@@ -27,6 +29,11 @@ pub const TYPESCRIPT_VERSION: &str = "5.6.3";
 
 /// The pinned Python packages every Python test runs with.
 pub const PYTHON_REQUIREMENTS: &[&str] = &["pydantic==2.9.2", "mypy==1.13.0"];
+
+/// `json_equal.ts`, the TypeScript tests' comparison of JSON values.
+pub fn json_equal_ts() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/json_equal.ts")
+}
 
 /// The example domain's registry, serialised.
 pub fn registry_json() -> Value {
@@ -185,7 +192,8 @@ pub fn scratch_dir(prefix: &str) -> PathBuf {
     dir
 }
 
-/// The example domain's history, written through the real code paths: every current event
+/// The example domain's history (and one event of another aggregate, a care task, in a
+/// stream of its own), written through the real code paths: every current event
 /// version by a command through `Repository<Order, _>` (with metadata: an actor, a
 /// correlation id, free-form entries, a causation id, or none of them), and an
 /// `OrderPlaced` v1 appended to the store as a service of that version's era wrote it
@@ -307,6 +315,25 @@ pub async fn write_history<S: EventStore + Clone>(store: &S, item_added_unit_pri
         )
         .await
         .expect("append a v1 OrderPlaced");
+
+    // Another aggregate's stream in the same store: what an order contract must recognise
+    // as "not mine".
+    let tasks = Repository::<Task, S>::new(store.clone());
+    let at = factum::envelope::now();
+    tasks
+        .execute_with(
+            TaskCommand::Create(CreateTask {
+                task_id: "T-1".to_owned(),
+                title: "Medication round".to_owned(),
+                care_recipient: "r-3".to_owned(),
+                due: at,
+                created_by: "coordinator".to_owned(),
+                at,
+            }),
+            CommandMetadata::new().actor("coordinator"),
+        )
+        .await
+        .expect("create a care task");
 }
 
 /// Every event of `store`, as the JSON text the Rust serializer of `RecordedEvent` writes
@@ -436,42 +463,13 @@ pub fn reversed_registry_json() -> Value {
     reversed
 }
 
-/// The first `OrderPlaced` v2 envelope of `envelopes`, and copies of it each broken in one place: a
-/// quantity as a string, an unknown currency, no customer, a retired version, a
-/// numeric actor, a fractional stream version (in that order).
-pub fn broken_order_placed(envelopes: &[Value]) -> (Value, [Value; 6]) {
-    let placed = envelopes
+/// The first `OrderPlaced` v2 envelope of `envelopes`.
+pub fn order_placed(envelopes: &[Value]) -> Value {
+    envelopes
         .iter()
         .find(|event| event["name"] == "OrderPlaced" && event["schema_version"] == 2)
         .expect("an OrderPlaced v2 envelope")
-        .clone();
-    let mut wrong_quantity = placed.clone();
-    wrong_quantity["payload"]["lines"][1]["quantity"] = json!("2");
-    let mut wrong_currency = placed.clone();
-    wrong_currency["payload"]["currency"] = json!("Yen");
-    let mut missing_customer = placed.clone();
-    missing_customer["payload"]
-        .as_object_mut()
-        .unwrap()
-        .remove("customer_id");
-    let mut retired_version = placed.clone();
-    retired_version["name"] = json!("ItemAdded");
-    retired_version["schema_version"] = json!(1);
-    let mut bad_actor = placed.clone();
-    bad_actor["metadata"]["actor"] = json!(7);
-    let mut fractional = placed.clone();
-    fractional["stream_version"] = json!(1.5);
-    (
-        placed,
-        [
-            wrong_quantity,
-            wrong_currency,
-            missing_customer,
-            retired_version,
-            bad_actor,
-            fractional,
-        ],
-    )
+        .clone()
 }
 
 /// The real envelopes a contract test feeds a generated module: those of every store
@@ -479,6 +477,8 @@ pub fn broken_order_placed(envelopes: &[Value]) -> (Value, [Value; 6]) {
 pub struct RealEnvelopes {
     /// (store, envelope text) pairs.
     pub envelopes: Vec<(&'static str, String)>,
+    /// The envelopes of other stream types (a care task) in the same stores: "not mine".
+    pub foreign: Vec<String>,
     /// How many (name, version) pairs they cover.
     pub registered: usize,
 }
@@ -488,8 +488,16 @@ impl RealEnvelopes {
     /// `test`); `item_added_unit_price` as in [`write_history`].
     pub fn read(test: &str, item_added_unit_price: u64, registry: &Value) -> Self {
         let mut envelopes = Vec::new();
+        let mut foreign = Vec::new();
         let mut registered = 0;
         for (store, texts) in real_envelopes(test, item_added_unit_price) {
+            let (texts, others): (Vec<String>, Vec<String>) = texts.into_iter().partition(|text| {
+                let event: factum::envelope::RecordedEvent =
+                    serde_json::from_str(text).expect("an envelope");
+                event.stream_type == <Order as Aggregate>::NAME
+            });
+            assert_eq!(others.len(), 1, "{store}: one care task event");
+            foreign.extend(others);
             let values: Vec<Value> = texts
                 .iter()
                 .map(|text| serde_json::from_str(text).expect("an envelope is JSON"))
@@ -500,6 +508,7 @@ impl RealEnvelopes {
         }
         Self {
             envelopes,
+            foreign,
             registered,
         }
     }
@@ -521,8 +530,15 @@ impl RealEnvelopes {
     }
 
     /// Asserts that a checking script's `output` says it parsed all N of N envelopes of
-    /// each store, and rejected the `malformed` ones.
-    pub fn assert_all_parsed(&self, output: &str, malformed: usize) {
+    /// each store, and read the foreign ones as not mine.
+    pub fn assert_all_parsed(&self, output: &str) {
+        assert!(
+            output.contains(&format!(
+                "read {} foreign envelopes as not mine\n",
+                self.foreign.len()
+            )),
+            "{output}"
+        );
         for store in ["SQLite", "PostgreSQL"] {
             let count = self
                 .envelopes
@@ -540,7 +556,7 @@ impl RealEnvelopes {
         }
         assert!(
             output.contains(&format!(
-                "checked {} real envelopes ({} name/version pairs) and {malformed} malformed ones",
+                "checked {} real envelopes ({} name/version pairs)\n",
                 self.envelopes.len(),
                 self.registered,
             )),
@@ -549,16 +565,249 @@ impl RealEnvelopes {
     }
 }
 
-/// Copies of the first `OrderPlaced` v2 envelope of `envelopes`, each broken where only a
-/// format or a bound says so: an `event_id` that is no UUID, a `timestamp` "yesterday",
-/// a `u32` quantity of 2^32.
-pub fn broken_formats_and_bounds(envelopes: &[Value]) -> (Value, Value, Value) {
-    let (placed, _) = broken_order_placed(envelopes);
-    let mut bad_uuid = placed.clone();
-    bad_uuid["event_id"] = json!("not-a-uuid");
-    let mut yesterday = placed.clone();
-    yesterday["timestamp"] = json!("yesterday");
-    let mut beyond_u32 = placed;
-    beyond_u32["payload"]["lines"][0]["quantity"] = json!(4_294_967_296_u64);
-    (bad_uuid, yesterday, beyond_u32)
+/// One change to a real envelope.
+pub enum Change {
+    /// Sets the value at the path to this JSON text (written as is: `18446744073709551616`
+    /// stays an integer, which a `serde_json::Value` could not hold).
+    Set(&'static str),
+    /// Removes the property at the path.
+    Remove,
+    /// Writes the envelope's properties in reverse order (the path is `$`).
+    ReverseKeys,
+}
+
+/// A real envelope with exactly one thing changed, and Rust's verdict on it.
+pub struct Case {
+    /// What was changed.
+    pub label: &'static str,
+    /// The JSON path of the change (`$.metadata.actor`): a rejection must name it.
+    pub path: String,
+    /// The envelope's JSON text.
+    pub text: String,
+    /// Whether Rust accepts it, computed: see [`rust_accepts`].
+    pub rust_accepts: bool,
+    /// The new value's JSON text, for a [`Change::Set`].
+    value: Option<&'static str>,
+}
+
+/// 2^53 - 1: `JSON.parse` rounds integers beyond it.
+const MAX_SAFE_INTEGER: i128 = 9_007_199_254_740_991;
+
+impl Case {
+    /// Why TypeScript's verdict differs from Rust's, when it is a documented difference
+    /// (see the generated module's header and the README): Rust accepts an integer beyond
+    /// +/-(2^53 - 1), which `JSON.parse` cannot hold exactly, so the guards reject it.
+    pub fn typescript_difference(&self) -> Option<&'static str> {
+        let beyond = self
+            .value
+            .and_then(|value| value.parse::<i128>().ok())
+            .is_some_and(|value| value.abs() > MAX_SAFE_INTEGER);
+        (self.rust_accepts && beyond).then_some("an integer beyond 2^53 - 1 (JSON.parse rounds it)")
+    }
+
+    /// The case as a checking script reads it, with the verdict the language must give.
+    fn to_json(&self, accept: bool, note: Option<&str>) -> Value {
+        json!({
+            "label": self.label,
+            "path": self.path,
+            "text": self.text,
+            "accept": accept,
+            "rust": self.rust_accepts,
+            "note": note,
+        })
+    }
+}
+
+/// Rust's verdict on an envelope of the order domain: it reads as a `RecordedEvent` and
+/// its payload decodes with the domain's event set.
+pub fn rust_accepts(text: &str) -> bool {
+    let Ok(event) = serde_json::from_str::<factum::envelope::RecordedEvent>(text) else {
+        return false;
+    };
+    <OrderEvent as EventSet>::decode(&event.name, event.schema_version, &event.payload).is_ok()
+}
+
+/// `base` with `change` at `path` (`payload.lines[0].quantity`; empty for the root), and
+/// that path as a JSON path (`$.payload.lines[0].quantity`).
+fn changed(base: &Value, path: &str, change: &Change) -> (String, String) {
+    const PLACEHOLDER: &str = "\u{0}factum-placeholder";
+    let json_path = if path.is_empty() {
+        "$".to_owned()
+    } else {
+        format!("$.{path}")
+    };
+    let mut value = base.clone();
+    let Some((parents, key)) = path
+        .rsplit_once('.')
+        .or((!path.is_empty()).then_some(("", path)))
+    else {
+        let Change::ReverseKeys = change else {
+            unreachable!("only the key order changes at the root")
+        };
+        let entries: Vec<String> = value
+            .as_object()
+            .expect("an envelope is an object")
+            .iter()
+            .rev()
+            .map(|(key, value)| format!("{}:{value}", Value::String(key.clone())))
+            .collect();
+        return (json_path, format!("{{{}}}", entries.join(",")));
+    };
+    // `lines[0]` is the key `lines`, then the index 0.
+    let mut parent = &mut value;
+    for segment in parents.split('.').filter(|segment| !segment.is_empty()) {
+        let (key, index) = match segment.split_once('[') {
+            Some((key, index)) => (key, index.trim_end_matches(']').parse::<usize>().ok()),
+            None => (segment, None),
+        };
+        parent = &mut parent[key];
+        if let Some(index) = index {
+            parent = &mut parent[index];
+        }
+    }
+    let object = parent.as_object_mut().expect("the parent is an object");
+    let text = match change {
+        Change::Remove => {
+            assert!(
+                object.remove(key).is_some(),
+                "{json_path} is in the envelope"
+            );
+            value.to_string()
+        }
+        Change::Set(raw) => {
+            object.insert(key.to_owned(), json!(PLACEHOLDER));
+            value
+                .to_string()
+                .replace(&Value::String(PLACEHOLDER.to_owned()).to_string(), raw)
+        }
+        Change::ReverseKeys => unreachable!("at the root only"),
+    };
+    (json_path, text)
+}
+
+/// The cases the consumers must judge as Rust does: each a real envelope (the first
+/// `OrderPlaced` v2, with an actor, a correlation, a causation and free-form entries, or
+/// the first `ItemAdded` v2) with one change.
+pub fn envelope_cases(envelopes: &[Value]) -> Vec<Case> {
+    let placed = order_placed(envelopes);
+    let item_added = envelopes
+        .iter()
+        .find(|event| event["name"] == "ItemAdded")
+        .expect("an ItemAdded envelope")
+        .clone();
+    for key in ["actor", "correlation_id", "causation_id", "extra"] {
+        assert!(
+            !placed["metadata"][key].is_null(),
+            "the base envelope has metadata.{key}"
+        );
+    }
+    use Change::{Remove, ReverseKeys, Set};
+    #[rustfmt::skip] // A table: one case a line.
+    let list: Vec<(&'static str, &Value, &str, Change)> = vec![
+        ("metadata.actor absent", &placed, "metadata.actor", Remove),
+        ("metadata.correlation_id absent", &placed, "metadata.correlation_id", Remove),
+        ("metadata.causation_id absent", &placed, "metadata.causation_id", Remove),
+        ("metadata.extra null", &placed, "metadata.extra", Set("null")),
+        ("metadata.extra absent", &placed, "metadata.extra", Remove),
+        ("metadata.actor a number", &placed, "metadata.actor", Set("7")),
+        ("unknown metadata field", &placed, "metadata.tenant", Set(r#""t-1""#)),
+        ("event_id not a uuid", &placed, "event_id", Set(r#""not-a-uuid""#)),
+        ("timestamp \"yesterday\"", &placed, "timestamp", Set(r#""yesterday""#)),
+        ("timestamp without offset", &placed, "timestamp", Set(r#""2026-01-02T03:04:05""#)),
+        ("timestamp a number", &placed, "timestamp", Set("1767322445")),
+        ("timestamp with a +01:00 offset", &placed, "timestamp", Set(r#""2026-01-02T04:04:05.322+01:00""#)),
+        ("timestamp in milliseconds", &placed, "timestamp", Set(r#""2026-01-02T03:04:05.322Z""#)),
+        ("u32 quantity 2^32", &placed, "payload.lines[0].quantity", Set("4294967296")),
+        ("u32 quantity 2^32 - 1", &placed, "payload.lines[0].quantity", Set("4294967295")),
+        ("u32 quantity -1", &placed, "payload.lines[0].quantity", Set("-1")),
+        ("u64 position 2^64", &placed, "position", Set("18446744073709551616")),
+        ("u64 position -1", &placed, "position", Set("-1")),
+        ("u64 position 2^53", &placed, "position", Set("9007199254740992")),
+        ("u64 unit_price 2^64 - 1", &placed, "payload.lines[0].unit_price", Set("18446744073709551615")),
+        ("u64 unit_price 2^64", &placed, "payload.lines[0].unit_price", Set("18446744073709551616")),
+        ("stream_version 1.5", &placed, "stream_version", Set("1.5")),
+        ("stream_id a number", &placed, "stream_id", Set("7")),
+        ("schema_version 0", &placed, "schema_version", Set("0")),
+        ("schema_version 2^32", &placed, "schema_version", Set("4294967296")),
+        ("OrderPlaced version 3 (newer than the contract)", &placed, "schema_version", Set("3")),
+        ("ItemAdded version 1 (retired, payload of v2)", &item_added, "schema_version", Set("1")),
+        ("unknown event name for the stream type", &placed, "name", Set(r#""OrderRefunded""#)),
+        ("unknown top-level field", &placed, "delivered_by", Set(r#""nats""#)),
+        ("unknown payload field", &placed, "payload.gift_wrap", Set("true")),
+        ("payload field of the wrong type", &placed, "payload.lines[1].quantity", Set(r#""2""#)),
+        ("payload field missing", &placed, "payload.customer_id", Remove),
+        ("unknown enum value", &placed, "payload.currency", Set(r#""Yen""#)),
+        ("properties in reverse order", &placed, "", ReverseKeys),
+    ];
+    list.into_iter()
+        .map(|(label, base, path, change)| {
+            let (path, text) = changed(base, path, &change);
+            Case {
+                label,
+                rust_accepts: rust_accepts(&text),
+                path,
+                text,
+                value: match change {
+                    Change::Set(raw) => Some(raw),
+                    _ => None,
+                },
+            }
+        })
+        .collect()
+}
+
+impl Case {
+    /// Whether the envelope names an event version the registry does not have (an error
+    /// that must say the contract may be older than the producer), with a version the
+    /// envelope's schema allows (below its minimum, the header is what is wrong).
+    pub fn unknown_event(&self, registry: &Value) -> bool {
+        let Ok(event) = serde_json::from_str::<factum::envelope::RecordedEvent>(&self.text) else {
+            return false;
+        };
+        let minimum = &registry["envelope"]["properties"]["schema_version"]["minimum"];
+        if minimum
+            .as_u64()
+            .is_none_or(|minimum| u64::from(event.schema_version) < minimum)
+        {
+            return false;
+        }
+        !registry["entries"].as_array().unwrap().iter().any(|entry| {
+            entry["kind"] == "event"
+                && entry["name"] == event.name.as_str()
+                && entry["version"] == event.schema_version
+        })
+    }
+}
+
+/// Every case of [`envelope_cases`] as a checking script reads it, with the verdict the
+/// language must give: Rust's, or, where `difference` names one, the opposite.
+pub fn cases_json(
+    envelopes: &[Value],
+    registry: &Value,
+    difference: impl Fn(&Case) -> Option<&'static str>,
+) -> Vec<Value> {
+    envelope_cases(envelopes)
+        .iter()
+        .map(|case| {
+            let note = difference(case);
+            let mut json = case.to_json(case.rust_accepts != note.is_some(), note);
+            json["unknown_event"] = json!(case.unknown_event(registry));
+            json
+        })
+        .collect()
+}
+
+/// Asserts that a checking script's `output` says it judged every case as expected.
+pub fn assert_cases_judged(output: &str, cases: &[Value]) {
+    let differences = cases.iter().filter(|case| !case["note"].is_null()).count();
+    let accepted = cases.iter().filter(|case| case["accept"] == true).count();
+    assert!(
+        output.contains(&format!(
+            "cases: {} judged, {accepted} accepted, {} rejected; {} as Rust, {differences} documented differences\n",
+            cases.len(),
+            cases.len() - accepted,
+            cases.len() - differences,
+        )),
+        "{output}"
+    );
 }

@@ -6,18 +6,36 @@
  * the event's name and version, generated from the envelope's schema (the JSON factum
  * writes when it reads events back from a store and when it publishes them).
  *
+ * Reading: `readEnvelope(value)` takes any envelope factum delivers and says whether it
+ * is ours (`STREAM_TYPES`): `{ mine: true, event }` fully checked, or
+ * `{ mine: false, envelope }` with the payload unread for another stream type. An
+ * envelope of our stream types that does not parse is an error, never "not mine".
+ * `parseEventEnvelope(value)` accepts our stream types only.
+ *
  * Integers (64-bit ones included) are `number`, never `bigint`: `JSON.parse` yields
- * numbers, and integers beyond 2^53 - 1 lose precision. Timestamps and UUIDs are
- * `string`. An `Option` that is always written is a required `T | null`; one that may be
- * skipped is optional.
+ * numbers, and rounds an integer beyond 2^53 - 1 (`Number.MAX_SAFE_INTEGER`) without a
+ * word. The guards therefore reject every integer outside +/-(2^53 - 1), naming its path,
+ * although factum (Rust) accepts a `u64`/`i64` up to 2^64 - 1 / 2^63 - 1: such an event
+ * cannot be read exactly by `JSON.parse`. If your events can carry such values (money in
+ * small units, counters, ids), parse the JSON text with a big-integer-aware parser (e.g.
+ * `json-bigint`, or `JSON.parse` with source text access where available) and keep those
+ * fields as strings or `bigint`; the guards here will not accept them. Values typed
+ * `unknown` (free-form metadata entries) are not checked: beyond 2^53 - 1 they are
+ * rounded silently. Timestamps and UUIDs are `string`.
+ *
+ * An `Option` is `T | null` and may be absent: factum always writes it (`null` when
+ * empty) and reads an absent one as empty, so the guards accept both. A field that may
+ * be skipped is optional and never `null`.
  *
  * Validation uses generated type guards (`isOrderPlacedV2`, `parseEventEnvelope`)
  * rather than zod or ajv, so that consumers need no runtime dependency. The guards check
- * types, required fields, enums and nested objects and arrays; they accept unknown extra
- * properties (readers stay open to additions). Of string formats they check `uuid`,
- * `date-time` (RFC 3339, with a zone) and `date`; others are not checked. Only event
- * versions that still have a schema are in `EventEnvelope`; events stored with a retired
- * version must be upcast (read through factum) before they reach this module.
+ * types, required fields, enums, integer bounds and nested objects and arrays; they
+ * accept unknown extra properties (readers stay open to additions, as factum's are), and
+ * the parsed value is the input itself, so `JSON.stringify` writes back what was read.
+ * Of string formats they check `uuid`, `date-time` (RFC 3339, with a zone) and `date`;
+ * others are not checked. Only event versions that still have a schema are in
+ * `EventEnvelope`; events stored with a retired version must be upcast (read through
+ * factum) before they reach this module.
  *
  * @module
  */
@@ -181,11 +199,11 @@ export interface ShipOrder {
 /** Who and what caused an event, carried from the command into every event it records. */
 export interface EnvelopeMetadata {
   /** Groups every message of one business transaction. */
-  correlation_id: string | null;
+  correlation_id?: string | null;
   /** The id of the message (a command's id) that caused this one. */
-  causation_id: string | null;
+  causation_id?: string | null;
   /** Who acted. */
-  actor: string | null;
+  actor?: string | null;
   /** Free-form entries; absent when empty. */
   extra?: Record<string, unknown>;
 }
@@ -255,6 +273,18 @@ export type EventEnvelope =
   | OrderPlacedV1Event
   | OrderPlacedV2Event
   | OrderShippedV1Event;
+
+/**
+ * An envelope of any stream type: its header, the event's name and version, and the
+ * payload unread (`readEnvelope` returns those of stream types not in `STREAM_TYPES`).
+ */
+export type ForeignEnvelope = EnvelopeHeader & { name: string; schema_version: number; payload: unknown };
+
+/** What `readEnvelope` found: one of our events, or an envelope of another stream type. */
+export type ReadEnvelope = { mine: true; event: EventEnvelope } | { mine: false; envelope: ForeignEnvelope };
+
+/** The stream types (aggregates) whose events this module covers. */
+export const STREAM_TYPES: readonly string[] = ["Order"];
 
 // Validation
 
@@ -417,6 +447,7 @@ function checkItemAddedV2(value: unknown, path: string): string | null {
     const v3 = value["unit_price"];
     const p3 = `${path}.unit_price`;
     if (typeof v3 !== "number" || !Number.isInteger(v3)) return `${p3}: expected an integer, got ${describe(v3)}`;
+    if (!Number.isSafeInteger(v3)) return `${p3}: expected an integer within +/-(2^53 - 1): JSON.parse has rounded this one, its exact value is lost (factum accepts 64-bit integers; parse such events with a big-integer-aware JSON parser, see the module's header), got ${describe(v3)}`;
     if (v3 < 0) return `${p3}: expected a number >= 0, got ${describe(v3)}`;
   }
   return null;
@@ -464,6 +495,7 @@ function checkLine(value: unknown, path: string): string | null {
     const v3 = value["unit_price"];
     const p3 = `${path}.unit_price`;
     if (typeof v3 !== "number" || !Number.isInteger(v3)) return `${p3}: expected an integer, got ${describe(v3)}`;
+    if (!Number.isSafeInteger(v3)) return `${p3}: expected an integer within +/-(2^53 - 1): JSON.parse has rounded this one, its exact value is lost (factum accepts 64-bit integers; parse such events with a big-integer-aware JSON parser, see the module's header), got ${describe(v3)}`;
     if (v3 < 0) return `${p3}: expected a number >= 0, got ${describe(v3)}`;
   }
   return null;
@@ -497,6 +529,7 @@ function checkOrderConfirmedV1(value: unknown, path: string): string | null {
     const v1 = value["total"];
     const p1 = `${path}.total`;
     if (typeof v1 !== "number" || !Number.isInteger(v1)) return `${p1}: expected an integer, got ${describe(v1)}`;
+    if (!Number.isSafeInteger(v1)) return `${p1}: expected an integer within +/-(2^53 - 1): JSON.parse has rounded this one, its exact value is lost (factum accepts 64-bit integers; parse such events with a big-integer-aware JSON parser, see the module's header), got ${describe(v1)}`;
     if (v1 < 0) return `${p1}: expected a number >= 0, got ${describe(v1)}`;
   }
   return null;
@@ -745,8 +778,7 @@ export function isShipOrder(value: unknown): value is ShipOrder {
 
 function checkEnvelopeMetadata(value: unknown, path: string): string | null {
   if (!isObject(value)) return `${path}: expected an object, got ${describe(value)}`;
-  if (!hasOwn(value, "correlation_id")) return `${path}.correlation_id: missing`;
-  {
+  if (value["correlation_id"] !== undefined) {
     const v1 = value["correlation_id"];
     const p1 = `${path}.correlation_id`;
     if (v1 !== null) {
@@ -754,8 +786,7 @@ function checkEnvelopeMetadata(value: unknown, path: string): string | null {
       if (!isUuid(v1)) return `${p1}: expected a string of format uuid, got ${describe(v1)}`;
     }
   }
-  if (!hasOwn(value, "causation_id")) return `${path}.causation_id: missing`;
-  {
+  if (value["causation_id"] !== undefined) {
     const v2 = value["causation_id"];
     const p2 = `${path}.causation_id`;
     if (v2 !== null) {
@@ -763,8 +794,7 @@ function checkEnvelopeMetadata(value: unknown, path: string): string | null {
       if (!isUuid(v2)) return `${p2}: expected a string of format uuid, got ${describe(v2)}`;
     }
   }
-  if (!hasOwn(value, "actor")) return `${path}.actor: missing`;
-  {
+  if (value["actor"] !== undefined) {
     const v3 = value["actor"];
     const p3 = `${path}.actor`;
     if (v3 !== null) {
@@ -810,6 +840,7 @@ function checkEnvelopeHeader(value: unknown, path: string): string | null {
     const v4 = value["stream_version"];
     const p4 = `${path}.stream_version`;
     if (typeof v4 !== "number" || !Number.isInteger(v4)) return `${p4}: expected an integer, got ${describe(v4)}`;
+    if (!Number.isSafeInteger(v4)) return `${p4}: expected an integer within +/-(2^53 - 1): JSON.parse has rounded this one, its exact value is lost (factum accepts 64-bit integers; parse such events with a big-integer-aware JSON parser, see the module's header), got ${describe(v4)}`;
     if (v4 < 1) return `${p4}: expected a number >= 1, got ${describe(v4)}`;
   }
   if (!hasOwn(value, "position")) return `${path}.position: missing`;
@@ -817,6 +848,7 @@ function checkEnvelopeHeader(value: unknown, path: string): string | null {
     const v5 = value["position"];
     const p5 = `${path}.position`;
     if (typeof v5 !== "number" || !Number.isInteger(v5)) return `${p5}: expected an integer, got ${describe(v5)}`;
+    if (!Number.isSafeInteger(v5)) return `${p5}: expected an integer within +/-(2^53 - 1): JSON.parse has rounded this one, its exact value is lost (factum accepts 64-bit integers; parse such events with a big-integer-aware JSON parser, see the module's header), got ${describe(v5)}`;
     if (v5 < 0) return `${p5}: expected a number >= 0, got ${describe(v5)}`;
   }
   if (!hasOwn(value, "timestamp")) return `${path}.timestamp: missing`;
@@ -852,15 +884,40 @@ export function isEnvelopeHeader(value: unknown): value is EnvelopeHeader {
   return checkEnvelopeHeader(value, "$") === null;
 }
 
-function checkEventEnvelope(value: unknown, path: string): string | null {
+function checkForeignEnvelope(value: unknown, path: string): string | null {
   const header = checkEnvelopeHeader(value, path);
   if (header !== null) return header;
   const envelope = value as Record<string, unknown>;
-  const name = envelope["name"];
-  const version = envelope["schema_version"];
-  if (typeof name !== "string") return `${path}.name: expected a string, got ${describe(name)}`;
-  if (typeof version !== "number") return `${path}.schema_version: expected an integer, got ${describe(version)}`;
+  if (!hasOwn(envelope, "name")) return `${path}.name: missing`;
+  {
+    const v1 = envelope["name"];
+    const p1 = `${path}.name`;
+    if (typeof v1 !== "string") return `${p1}: expected a string, got ${describe(v1)}`;
+  }
+  if (!hasOwn(envelope, "schema_version")) return `${path}.schema_version: missing`;
+  {
+    const v2 = envelope["schema_version"];
+    const p2 = `${path}.schema_version`;
+    if (typeof v2 !== "number" || !Number.isInteger(v2)) return `${p2}: expected an integer, got ${describe(v2)}`;
+    if (v2 < 1) return `${p2}: expected a number >= 1, got ${describe(v2)}`;
+    if (v2 > 4294967295) return `${p2}: expected a number <= 4294967295, got ${describe(v2)}`;
+  }
   if (!hasOwn(envelope, "payload")) return `${path}.payload: missing`;
+  return null;
+}
+
+const EVENT_NAMES: readonly string[] = ["ItemAdded", "ItemRemoved", "OrderCancelled", "OrderConfirmed", "OrderDelivered", "OrderNoteAdded", "OrderPlaced", "OrderShipped"];
+
+function checkEventEnvelope(value: unknown, path: string): string | null {
+  const header = checkForeignEnvelope(value, path);
+  if (header !== null) return header;
+  const envelope = value as Record<string, unknown>;
+  const streamType = envelope["stream_type"] as string;
+  if (!STREAM_TYPES.includes(streamType)) {
+    return `${path}.stream_type: stream type ${JSON.stringify(streamType)} is not in this contract (it covers ${STREAM_TYPES.map((type) => JSON.stringify(type)).join(", ")}): read envelopes of any stream with readEnvelope`;
+  }
+  const name = envelope["name"] as string;
+  const version = envelope["schema_version"] as number;
   const payload = envelope["payload"];
   const payloadPath = `${path}.payload`;
   if (name === "ItemAdded" && version === 2) return checkItemAddedV2(payload, payloadPath);
@@ -872,7 +929,11 @@ function checkEventEnvelope(value: unknown, path: string): string | null {
   if (name === "OrderPlaced" && version === 1) return checkOrderPlacedV1(payload, payloadPath);
   if (name === "OrderPlaced" && version === 2) return checkOrderPlacedV2(payload, payloadPath);
   if (name === "OrderShipped" && version === 1) return checkOrderShippedV1(payload, payloadPath);
-  return `${path}: unknown event ${JSON.stringify(name)} version ${version}`;
+  const regenerate = "the contract may be older than the producer: regenerate it from the producer's registry";
+  if (EVENT_NAMES.includes(name)) {
+    return `${path}.schema_version: event ${JSON.stringify(name)} has no version ${version} in this contract; ${regenerate}`;
+  }
+  return `${path}.name: no event ${JSON.stringify(name)} in this contract for stream type ${JSON.stringify(streamType)}; ${regenerate}`;
 }
 
 /** Whether `value` is a valid `EventEnvelope`, payload included. */
@@ -881,7 +942,8 @@ export function isEventEnvelope(value: unknown): value is EventEnvelope {
 }
 
 /**
- * Checks that `value` (e.g. from `JSON.parse`) is a valid `EventEnvelope` and returns it.
+ * Checks that `value` (e.g. from `JSON.parse`) is a valid `EventEnvelope` of one of
+ * `STREAM_TYPES` and returns it. For envelopes of any stream type, use `readEnvelope`.
  *
  * @throws Error naming the path of the first mismatch, e.g.
  * `$.payload.lines[0].quantity: expected an integer, got string "2"`.
@@ -890,4 +952,21 @@ export function parseEventEnvelope(value: unknown): EventEnvelope {
   const error = checkEventEnvelope(value, "$");
   if (error !== null) throw new Error(`invalid event envelope: ${error}`);
   return value as EventEnvelope;
+}
+
+/**
+ * Reads any envelope factum delivers: one of `STREAM_TYPES` is parsed fully (as
+ * `parseEventEnvelope` does) and is `{ mine: true, event }`; another stream type is
+ * `{ mine: false, envelope }`, its header checked and its payload unread.
+ *
+ * @throws Error naming the path of the first mismatch: a malformed header, or an event
+ * of our stream types that does not parse (an unknown name or version included).
+ */
+export function readEnvelope(value: unknown): ReadEnvelope {
+  const error = checkForeignEnvelope(value, "$");
+  if (error !== null) throw new Error(`invalid event envelope: ${error}`);
+  const envelope = value as ForeignEnvelope;
+  const streamType = (value as Record<string, unknown>)["stream_type"] as string;
+  if (!STREAM_TYPES.includes(streamType)) return { mine: false, envelope };
+  return { mine: true, event: parseEventEnvelope(value) };
 }
