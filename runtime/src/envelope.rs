@@ -92,6 +92,7 @@ pub struct RecordedEvent {
     pub stream_type: String,
     /// Position in the stream: 1, 2, 3 … without gaps.
     #[schemars(range(min = 1))]
+    #[serde(deserialize_with = "versions::at_least_one")]
     pub stream_version: u64,
     /// Position in the whole store: strictly increasing in commit order.
     pub position: u64,
@@ -103,7 +104,11 @@ pub struct RecordedEvent {
     pub schema_version: u32,
     /// The version the payload is stored with, when the event is delivered upcast to its
     /// newest version (`schema_version`); absent when the payload is as stored.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "versions::at_least_one_if_set"
+    )]
     #[schemars(range(min = 1, max = u32::MAX))]
     pub stored_schema_version: Option<u32>,
     /// The JSON payload: the event's own schema, per name and version.
@@ -113,6 +118,35 @@ pub struct RecordedEvent {
     pub timestamp: DateTime<Utc>,
     /// Correlation, causation, actor and free-form entries.
     pub metadata: Metadata,
+}
+
+/// Versions count from 1: an envelope read with a 0 where the schema says "from 1" is
+/// refused, as every consumer generated from that schema refuses it.
+mod versions {
+    use serde::de::{Deserialize, Deserializer, Error};
+
+    fn checked<'de, D: Deserializer<'de>, T: PartialOrd + From<u8>>(
+        value: T,
+    ) -> Result<T, D::Error> {
+        if value < T::from(1) {
+            return Err(D::Error::custom("a version counts from 1, found 0"));
+        }
+        Ok(value)
+    }
+
+    pub(super) fn at_least_one<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<u64, D::Error> {
+        checked::<D, _>(u64::deserialize(deserializer)?)
+    }
+
+    pub(super) fn at_least_one_if_set<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<u32>, D::Error> {
+        Option::<u32>::deserialize(deserializer)?
+            .map(checked::<D, _>)
+            .transpose()
+    }
 }
 
 /// The keyword [`envelope_schema`] marks the envelope's stream type, event name, version
