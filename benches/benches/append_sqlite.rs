@@ -42,8 +42,8 @@ use crate::stream::{EVENTS, ORDER_ID};
 /// A fresh batch of `size` events (new ids), carrying a command's metadata as the
 /// repository would.
 fn new_events(size: usize) -> Vec<NewEvent> {
-    let metadata = CommandMetadata::new()
-        .actor("support-agent-7")
+    let metadata = CommandContext::new()
+        .actor(Actor::new("support_agent", "support-agent-7"))
         .event_metadata();
     (0..size)
         .map(|n| {

@@ -22,8 +22,9 @@
 //! * **CloudEvents binary mode** (`NatsPublisher::cloudevents`): the CloudEvents
 //!   attributes as `ce-` headers (`ce-id`, `ce-type` `<domain>.<stream type>.<event
 //!   name>`, `ce-source`, `ce-subject` the stream id, `ce-time`, `ce-eventversion`,
-//!   `ce-sequence` the zero-padded position, `ce-streamversion`, and `ce-correlationid`,
-//!   `ce-causationid`, `ce-actor`, `ce-factumextra` when set) with `content-type:
+//!   `ce-sequence` the zero-padded position, `ce-streamversion`, and `ce-storedversion`,
+//!   `ce-correlationid`, `ce-causationid`, `ce-actor`, `ce-actorkind`, `ce-tenant`,
+//!   `ce-factumextra` when set) with `content-type:
 //!   application/json`, and the payload alone as the body; the three headers above stay.
 //!
 //! The document maps that as follows.
@@ -449,7 +450,10 @@ fn cloudevents_headers() -> Value {
             "ce-streamversion": decimal("The version in the stream, in decimal."),
             "ce-correlationid": uuid("Groups every message of one business transaction; when set."),
             "ce-causationid": uuid("The id of the message that caused this one; when set."),
-            "ce-actor": {"type": "string", "description": "Who acted; when set."},
+            "ce-storedversion": decimal("The version the payload is stored with, in decimal, when the event is published upcast to its newest version (`NatsPublisher::upcast`)."),
+            "ce-actor": {"type": "string", "description": "Who acted (the actor's id); when set."},
+            "ce-actorkind": {"type": "string", "description": "The kind of the actor; when set."},
+            "ce-tenant": {"type": "string", "description": "The tenant the command was issued in; when set."},
             "ce-factumextra": {"type": "string", "contentMediaType": "application/json", "description": "The metadata's free-form entries as a JSON object in a string; when there are any."},
             "content-type": {"const": "application/json", "description": "The body's media type."},
         },

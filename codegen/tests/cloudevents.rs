@@ -41,7 +41,7 @@ async fn recorded(path: &std::path::Path) -> SqliteStore {
                     ],
                     currency: Currency::Eur,
                 },
-                CommandMetadata::new().actor(customer_id),
+                CommandContext::new().actor(Actor::new("customer", customer_id)),
             )
             .await
             .unwrap();

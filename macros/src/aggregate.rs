@@ -41,13 +41,33 @@ struct AggregateArgs {
     runtime: Setting<Path>,
 }
 
-/// A `#[handle]` method: `fn place(&self, command: PlaceOrder[, services: &S]) -> Result<..>`.
+/// A `#[handle]` method: `fn place(&self, command: PlaceOrder[, services: &S][, ctx:
+/// &CommandContext]) -> Result<..>` (services and context in either order).
 struct CommandHandler<'a> {
     method: &'a syn::Ident,
     command: &'a Type,
-    /// The services argument's type, when the method takes them.
-    services: Option<&'a Type>,
+    /// What the method takes after the command, in its order.
+    extras: Vec<Extra<'a>>,
     output: &'a Type,
+}
+
+/// An argument of a `#[handle]` method after the command.
+enum Extra<'a> {
+    /// `&Services`, spanned at the user's type.
+    Services(&'a Type),
+    /// `&CommandContext`, spanned at the user's type.
+    Context(&'a Type),
+}
+
+/// Whether `ty` is `&CommandContext` (by the last segment of its path, as the macro
+/// cannot resolve types: `&factum::context::CommandContext` is one too).
+fn is_context(ty: &Type) -> bool {
+    let Type::Reference(reference) = ty else {
+        return false;
+    };
+    matches!(&*reference.elem, Type::Path(path)
+        if path.qself.is_none()
+            && path.path.segments.last().is_some_and(|segment| segment.ident == "CommandContext"))
 }
 
 /// An `#[apply]` method: `fn placed(&mut self, event: &OrderPlaced)`.
@@ -325,14 +345,14 @@ fn check_plain_method(errors: &mut Errors, method: &ImplItemFn, role: &str) -> b
     plain
 }
 
-/// `#[handle] fn name(&self, command: Command[, services: &Services]) -> Result<Events, Error>`:
-/// the state is only read (it changes by applying the recorded events), the command is
-/// taken by value, services by reference.
+/// `#[handle] fn name(&self, command: Command[, services: &Services][, ctx: &CommandContext])
+/// -> Result<Events, Error>`: the state is only read (it changes by applying the recorded
+/// events), the command is taken by value, services and the context by reference.
 fn check_command_handler<'a>(
     errors: &mut Errors,
     method: &'a ImplItemFn,
 ) -> Option<CommandHandler<'a>> {
-    const FORM: &str = "expected `#[handle] fn name(&self, command: Command) -> Result<Events, Error>` (optionally with `services: &Services` after the command)";
+    const FORM: &str = "expected `#[handle] fn name(&self, command: Command) -> Result<Events, Error>` (optionally with `services: &Services` and `ctx: &CommandContext` after the command, in either order)";
     let plain = check_plain_method(errors, method, HANDLE);
     let sig = &method.sig;
     let receiver_ok = match sig.receiver() {
@@ -373,20 +393,7 @@ fn check_command_handler<'a>(
             None
         }
         [command, rest @ ..] => {
-            if let Some(extra) = rest.get(1) {
-                errors.error_spanned_by(
-                    extra,
-                    format!(
-                        "a #[handle] method takes at most the command and the services; {FORM}"
-                    ),
-                );
-            }
-            if let Some(services) = rest
-                .first()
-                .filter(|s| !matches!(*s.ty, Type::Reference(_)))
-            {
-                errors.error_spanned_by(&services.ty, "the services argument of a #[handle] method is a reference: `services: &Services`");
-            }
+            check_extras(errors, rest, FORM);
             if matches!(*command.ty, Type::Reference(_)) {
                 errors.error_spanned_by(
                     &command.ty,
@@ -412,9 +419,46 @@ fn check_command_handler<'a>(
     Some(CommandHandler {
         method: &sig.ident,
         command: command.filter(|_| plain && receiver_ok)?,
-        services: arguments.get(1).map(|argument| &*argument.ty),
+        extras: arguments
+            .iter()
+            .skip(1)
+            .map(|argument| {
+                if is_context(&argument.ty) {
+                    Extra::Context(&argument.ty)
+                } else {
+                    Extra::Services(&argument.ty)
+                }
+            })
+            .collect(),
         output: output?,
     })
+}
+
+/// The arguments after the command: at most one `&Services` and one `&CommandContext`,
+/// both references.
+fn check_extras(errors: &mut Errors, extras: &[&syn::PatType], form: &str) {
+    let (mut services, mut contexts) = (0, 0);
+    for extra in extras {
+        if is_context(&extra.ty) {
+            contexts += 1;
+            if contexts > 1 {
+                errors.error_spanned_by(
+                    extra,
+                    format!("a #[handle] method takes the command context once; {form}"),
+                );
+            }
+            continue;
+        }
+        services += 1;
+        if services > 1 {
+            errors.error_spanned_by(
+                extra,
+                format!("a #[handle] method takes at most the command, the services and the context; {form}"),
+            );
+        } else if !matches!(*extra.ty, Type::Reference(_)) {
+            errors.error_spanned_by(&extra.ty, "the services argument of a #[handle] method is a reference: `services: &Services` (or the context: `ctx: &CommandContext`)");
+        }
+    }
 }
 
 /// The spans of `T` and `E` in `Result<T, E>`, or of the whole type for another form.
@@ -594,8 +638,7 @@ fn expand_model(model: &AggregateModel) -> TokenStream {
     } = model;
     let private = quote!(#runtime::__private);
     let apply_all = quote_spanned!(events.span()=> <#events>::__factum_apply(event, self));
-    let dispatch =
-        quote_spanned!(commands.span()=> <#commands>::__factum_dispatch(command, self, services));
+    let dispatch = quote_spanned!(commands.span()=> <#commands>::__factum_dispatch(command, self, services, ctx));
 
     let apply_impls = event_handlers.iter().map(|handler| {
         let EventHandler { method, event } = handler;
@@ -629,19 +672,20 @@ fn expand_model(model: &AggregateModel) -> TokenStream {
         let CommandHandler {
             method,
             command,
-            services: services_ty,
+            extras,
             output,
         } = handler;
         let membership =
             quote_spanned!(command.span()=> #private::assert_command_of::<#commands, #command>(););
-        let call = match services_ty {
-            // The argument is spanned at the user's type: a mismatch is reported there.
-            Some(ty) => {
-                let services = quote_spanned!(ty.span()=> services);
-                quote!(<#self_ty>::#method(self, command, #services))
-            }
-            None => quote!({ let _ = services; <#self_ty>::#method(self, command) }),
-        };
+        // Each argument is spanned at the user's type: a mismatch is reported there.
+        let arguments = extras.iter().map(|extra| match extra {
+            Extra::Services(ty) => quote_spanned!(ty.span()=> services),
+            Extra::Context(ty) => quote_spanned!(ty.span()=> ctx),
+        });
+        let call = quote!({
+            let _ = (services, ctx);
+            <#self_ty>::#method(self, command #(, #arguments)*)
+        });
         // Each conversion is spanned at its part of `Result<T, E>`, so a wrong event or
         // error type is reported at that type.
         let (ok_span, err_span) = result_argument_spans(output);
@@ -667,6 +711,7 @@ fn expand_model(model: &AggregateModel) -> TokenStream {
                     &self,
                     command: #command,
                     services: &#services,
+                    ctx: &#private::CommandContext,
                 ) -> ::core::result::Result<#private::std::vec::Vec<#events>, #error> {
                     #membership
                     #convert
@@ -709,6 +754,7 @@ fn expand_model(model: &AggregateModel) -> TokenStream {
                     &self,
                     command: #commands,
                     services: &#services,
+                    ctx: &#private::CommandContext,
                 ) -> ::core::result::Result<#private::std::vec::Vec<#events>, #error> {
                     #dispatch
                 }

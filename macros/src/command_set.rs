@@ -124,6 +124,7 @@ fn expand_model(model: &SetModel) -> TokenStream {
                     self,
                     aggregate: &#aggregate,
                     services: &<#aggregate as #private::Aggregate>::Services,
+                    ctx: &#private::CommandContext,
                 ) -> ::core::result::Result<
                     #private::std::vec::Vec<<#aggregate as #private::Aggregate>::Events>,
                     <#aggregate as #private::Aggregate>::Error,
@@ -132,7 +133,7 @@ fn expand_model(model: &SetModel) -> TokenStream {
                     #aggregate: #private::Aggregate #(+ #private::Handle<#types>)*,
                 {
                     match self {
-                        #(Self::#variants(command) => #private::Handle::<#types>::handle(aggregate, command, services),)*
+                        #(Self::#variants(command) => #private::Handle::<#types>::handle(aggregate, command, services, ctx),)*
                     }
                 }
             }

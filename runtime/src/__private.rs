@@ -9,6 +9,7 @@ pub use ::std;
 
 pub use crate::aggregate::{Aggregate, Apply, Handle};
 pub use crate::command::{Command, CommandOf, CommandSet};
+pub use crate::context::CommandContext;
 pub use crate::envelope::RecordedEvent;
 pub use crate::error::{BoxError, DecodeError, DecodeErrorKind, EncodeError};
 pub use crate::event::{EncodedEvent, Event, EventOf, EventSet, IntoEvents};

@@ -3,6 +3,7 @@
 use serde_json::value::RawValue;
 
 use crate::command::CommandSet;
+use crate::context::CommandContext;
 use crate::event::EventSet;
 use crate::registry::RegistryBuilder;
 
@@ -25,11 +26,13 @@ pub trait Aggregate: Default + Send + Sync + 'static {
     /// Evolves the state by one event.
     fn apply(&mut self, event: &Self::Events);
 
-    /// Decides on a command: the events to record, or a domain error.
+    /// Decides on a command in its context (who issued it, when): the events to record,
+    /// or a domain error.
     fn handle(
         &self,
         command: Self::Commands,
         services: &Self::Services,
+        ctx: &CommandContext,
     ) -> Result<Vec<Self::Events>, Self::Error>;
 
     /// The schema version of this aggregate's snapshots, when it takes snapshots
@@ -70,13 +73,14 @@ pub trait Apply<E> {
 #[diagnostic::on_unimplemented(
     message = "aggregate `{Self}` has no #[handle] handler for command `{C}`",
     label = "command `{C}` is not handled by `{Self}`",
-    note = "add `#[handle] fn ...(&self, command: {C}) -> Result<..., Error>` to the #[aggregate] impl block"
+    note = "add `#[handle] fn ...(&self, command: {C}) -> Result<..., Error>` (optionally taking `services: &Services` and `ctx: &CommandContext`) to the #[aggregate] impl block"
 )]
 pub trait Handle<C>: Aggregate {
-    /// Decides on the command.
+    /// Decides on the command in its context.
     fn handle(
         &self,
         command: C,
         services: &Self::Services,
+        ctx: &CommandContext,
     ) -> Result<Vec<Self::Events>, Self::Error>;
 }

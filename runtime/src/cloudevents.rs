@@ -17,7 +17,7 @@
 //! | `sequence` (extension) | the global position, zero-padded to 20 digits so it sorts as a string |
 //! | `streamversion` (extension) | the version in the stream |
 //! | `storedversion` (extension) | the version on disk, when the event is delivered upcast (see [`crate::upcast`]) |
-//! | `correlationid`, `causationid`, `actor` (extensions) | the metadata's, when set |
+//! | `correlationid`, `causationid`, `actor`, `actorkind`, `tenant` (extensions) | the metadata's, when set |
 //! | `factumextra` (extension) | the metadata's free-form entries, as a JSON string (extension values cannot be objects) |
 //!
 //! The integer extensions are CloudEvents Integers (signed 32-bit): an event whose schema
@@ -286,6 +286,12 @@ impl CloudEvents {
         }
         if let Some(actor) = &metadata.actor {
             object.insert("actor".into(), json!(actor));
+        }
+        if let Some(kind) = &metadata.actor_kind {
+            object.insert("actorkind".into(), json!(kind));
+        }
+        if let Some(tenant) = &metadata.tenant {
+            object.insert("tenant".into(), json!(tenant));
         }
         if !metadata.extra.is_empty() {
             object.insert(
@@ -590,6 +596,8 @@ const ATTRIBUTES: &[&str] = &[
     "correlationid",
     "causationid",
     "actor",
+    "actorkind",
+    "tenant",
     "factumextra",
 ];
 /// The attributes that are CloudEvents Integers.
@@ -727,6 +735,8 @@ fn parse(
             .map(|text| uuid("causationid", text))
             .transpose()?,
         actor: optional_text("actor")?.map(str::to_owned),
+        actor_kind: optional_text("actorkind")?.map(str::to_owned),
+        tenant: optional_text("tenant")?.map(str::to_owned),
         extra,
     };
     Ok(Imported {

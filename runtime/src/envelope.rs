@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
+use crate::context::CommandContext;
+
 /// Who and what caused an event, carried from the command into every event it records.
 ///
 /// Its JSON Schema is part of [`envelope_schema`], as `EnvelopeMetadata`.
@@ -20,8 +22,15 @@ pub struct Metadata {
     pub correlation_id: Option<Uuid>,
     /// The id of the message (a command's id) that caused this one.
     pub causation_id: Option<Uuid>,
-    /// Who acted.
+    /// Who acted: the actor's id (see [`Actor`](crate::context::Actor)).
     pub actor: Option<String>,
+    /// The kind of the actor (`care_coordinator`, `service`, ...); absent when the
+    /// command named no actor, or for events recorded before actors had kinds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_kind: Option<String>,
+    /// The tenant the command was issued in; absent when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
     /// Free-form entries; absent when empty.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extra: BTreeMap<String, serde_json::Value>,
@@ -120,6 +129,32 @@ pub struct RecordedEvent {
     pub metadata: Metadata,
 }
 
+/// Reads back a [`RecordedEvent`] factum stored as a dead letter. The placeholder kept for
+/// a row that could not be read at all has stream version 0 (the version is unknown),
+/// which the envelope's wire form refuses: it is read here, and only here, as stored.
+pub(crate) fn parked_from_value(
+    mut value: serde_json::Value,
+) -> Result<RecordedEvent, serde_json::Error> {
+    let placeholder = value.get("stream_version") == Some(&serde_json::Value::from(0));
+    if placeholder {
+        value["stream_version"] = serde_json::Value::from(1);
+    }
+    let mut event: RecordedEvent = serde_json::from_value(value)?;
+    if placeholder {
+        event.stream_version = 0;
+    }
+    Ok(event)
+}
+
+/// [`parked_from_value`] from JSON text, keeping the payload's bytes when the event is
+/// not a placeholder.
+pub(crate) fn parked_from_str(text: &str) -> Result<RecordedEvent, serde_json::Error> {
+    serde_json::from_str(text).or_else(|error| match serde_json::from_str(text) {
+        Ok(value) => parked_from_value(value),
+        Err(_) => Err(error),
+    })
+}
+
 /// Versions count from 1: an envelope read with a 0 where the schema says "from 1" is
 /// refused, as every consumer generated from that schema refuses it.
 mod versions {
@@ -187,120 +222,12 @@ impl PartialEq for RecordedEvent {
 }
 
 /// The [`Metadata::extra`] key under which an event records the causation id of the
-/// command that recorded it (see [`CommandMetadata::event_metadata`]).
+/// command that recorded it (see [`CommandContext::event_metadata`]).
 pub const COMMAND_CAUSATION_KEY: &str = "command_causation_id";
 
-/// What a command carries besides itself; it flows into the metadata of its events.
-///
-/// # The causation chain
-///
-/// Causation ids link every message to the one that caused it, alternating between
-/// events and commands: **event → command → event**.
-///
-/// - A command issued in reaction to an event (by a process manager, say) is built with
-///   [`CommandMetadata::caused_by`]: its `causation_id` is that event's id and it keeps
-///   the event's correlation id.
-/// - The events a command records get the command's id as their causation id (a command
-///   id is not stored anywhere else, so this is how "which command recorded this event"
-///   stays answerable), and the command's own causation id under
-///   [`COMMAND_CAUSATION_KEY`] in [`Metadata::extra`], so the chain back to the
-///   triggering event can be followed from stored events alone.
-/// - Every message of one business transaction shares one correlation id.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CommandMetadata {
-    /// The command's own id; its events' causation id.
-    pub command_id: Uuid,
-    /// The business transaction's id; the command id when none is given.
-    pub correlation_id: Option<Uuid>,
-    /// The id of the message that caused this command: the triggering event's id for a
-    /// command issued in reaction to an event, `None` for a command from outside.
-    pub causation_id: Option<Uuid>,
-    /// Who issued the command.
-    pub actor: Option<String>,
-    /// Free-form entries copied into every event.
-    pub extra: BTreeMap<String, serde_json::Value>,
-}
-
-impl Default for CommandMetadata {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl CommandMetadata {
-    /// Metadata with a fresh UUID v7 command id and nothing else.
-    pub fn new() -> Self {
-        Self {
-            command_id: Uuid::now_v7(),
-            correlation_id: None,
-            causation_id: None,
-            actor: None,
-            extra: BTreeMap::new(),
-        }
-    }
-
-    /// Metadata of a command issued in reaction to `event`: a fresh command id, the
-    /// event's correlation id (or, when it has none, a new correlation starting at the
-    /// event's id) and the event's id as causation id.
-    pub fn caused_by(event: &RecordedEvent) -> Self {
-        Self {
-            correlation_id: Some(event.metadata.correlation_id.unwrap_or(event.event_id)),
-            causation_id: Some(event.event_id),
-            ..Self::new()
-        }
-    }
-
-    /// Sets the command's id (by default a fresh UUID v7). A command re-sent with the
-    /// same id can be recognised by the events it already recorded.
-    pub fn command_id(mut self, command_id: Uuid) -> Self {
-        self.command_id = command_id;
-        self
-    }
-
-    /// Sets who issued the command.
-    pub fn actor(mut self, actor: impl Into<String>) -> Self {
-        self.actor = Some(actor.into());
-        self
-    }
-
-    /// Sets the correlation id of the business transaction.
-    pub fn correlation_id(mut self, correlation_id: Uuid) -> Self {
-        self.correlation_id = Some(correlation_id);
-        self
-    }
-
-    /// Sets the id of the message that caused this command.
-    pub fn causation_id(mut self, causation_id: Uuid) -> Self {
-        self.causation_id = Some(causation_id);
-        self
-    }
-
-    /// Adds a free-form entry.
-    pub fn extra(mut self, key: impl Into<String>, value: serde_json::Value) -> Self {
-        self.extra.insert(key.into(), value);
-        self
-    }
-
-    /// The metadata of the events this command causes: the command's correlation id (its
-    /// own id when it has none), the command id as causation id, its actor and extra
-    /// entries, and, when the command has a causation id, that id under
-    /// [`COMMAND_CAUSATION_KEY`].
-    pub fn event_metadata(&self) -> Metadata {
-        let mut extra = self.extra.clone();
-        if let Some(causation_id) = self.causation_id {
-            extra.insert(
-                COMMAND_CAUSATION_KEY.to_owned(),
-                serde_json::Value::String(causation_id.to_string()),
-            );
-        }
-        Metadata {
-            correlation_id: Some(self.correlation_id.unwrap_or(self.command_id)),
-            causation_id: Some(self.command_id),
-            actor: self.actor.clone(),
-            extra,
-        }
-    }
-}
+/// The command context's former name.
+#[deprecated(since = "0.1.0", note = "renamed `factum::context::CommandContext`")]
+pub type CommandMetadata = CommandContext;
 
 /// The saved state of an aggregate at a stream version, so loading it replays only the
 /// events after that version.

@@ -17,6 +17,7 @@ mod aggregate;
 pub mod bus;
 pub mod cloudevents;
 mod command;
+pub mod context;
 pub mod envelope;
 pub mod error;
 mod event;
@@ -207,7 +208,8 @@ pub use factum_macros::Commands;
 /// }
 ///
 /// let task = Task::default();
-/// let events = task.handle(CreateTask { task_id: "t-1".into(), title: "water".into() }.into(), &()).unwrap();
+/// let ctx = CommandContext::new();
+/// let events = task.handle(CreateTask { task_id: "t-1".into(), title: "water".into() }.into(), &(), &ctx).unwrap();
 /// assert_eq!(events, [TaskEvent::Created(TaskCreated { title: "water".into() })]);
 /// assert_eq!(<Task as Aggregate>::NAME, "Task");
 /// ```
@@ -331,7 +333,8 @@ pub use factum_macros::reactor;
 
 /// The names most code needs: the macros, the traits, the repository and the store.
 pub mod prelude {
-    pub use crate::envelope::{CommandMetadata, Metadata, NewEvent, RecordedEvent};
+    pub use crate::context::{Actor, CommandContext};
+    pub use crate::envelope::{Metadata, NewEvent, RecordedEvent};
     pub use crate::projection::{Projection, ProjectionError, ProjectionRunner, Reactor, Recorded};
     pub use crate::repository::{Executed, Loaded, Repository, RepositoryError, RetryPolicy};
     pub use crate::store::{EventStore, ExpectedVersion, MemoryStore, StoreError};

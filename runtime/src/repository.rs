@@ -4,7 +4,8 @@ use std::marker::PhantomData;
 
 use crate::aggregate::Aggregate;
 use crate::command::CommandSet;
-use crate::envelope::{CommandMetadata, NewEvent, RecordedEvent, Snapshot};
+use crate::context::CommandContext;
+use crate::envelope::{NewEvent, RecordedEvent, Snapshot};
 use crate::error::{DecodeError, EncodeError};
 use crate::event::EventSet;
 use crate::store::{EventStore, ExpectedVersion, StoreError, VisitError};
@@ -130,12 +131,18 @@ pub struct Loaded<A> {
 /// The result of a command that the aggregate accepted.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Executed<A: Aggregate> {
+    /// The command's id (from its [`CommandContext`]).
+    pub command_id: uuid::Uuid,
     /// The stream written to.
     pub stream_id: String,
     /// The recorded events (none when the command changed nothing).
     pub events: Vec<A::Events>,
     /// The stream version after the command.
     pub version: u64,
+    /// The global position of the last event the command recorded (`None` when it
+    /// recorded none): the consistency token a reader can wait for, to read its own
+    /// write.
+    pub position: Option<u64>,
     /// The state after the events.
     pub state: A,
 }
@@ -427,18 +434,20 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         }
     }
 
-    /// Runs a command with fresh metadata.
+    /// Runs a command in a fresh context (no actor, issued now).
     pub async fn execute(
         &self,
         command: impl Into<A::Commands>,
     ) -> Result<Executed<A>, RepositoryError<A::Error>> {
-        self.execute_with(command, CommandMetadata::new()).await
+        self.execute_with(command, CommandContext::new()).await
     }
 
-    /// Runs a command: loads its aggregate, decides, and appends the resulting events
-    /// atomically, failing with [`RepositoryError::Conflict`] if another writer appended
-    /// to the stream in between. The events carry the command's correlation id and actor,
-    /// and the command id as their causation id.
+    /// Runs a command in `ctx`: loads its aggregate, decides (the handler may take the
+    /// context), and appends the resulting events atomically, failing with
+    /// [`RepositoryError::Conflict`] if another writer appended to the stream in between.
+    /// The events carry their metadata from the same context — its correlation id, actor
+    /// and tenant, the command id as their causation id — and its time as their
+    /// timestamp.
     ///
     /// Each new event is decoded again, as a later load would decode it, before anything
     /// is written: an event that would not load (a value nested deeper than serde_json
@@ -448,7 +457,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     pub async fn execute_with(
         &self,
         command: impl Into<A::Commands>,
-        metadata: CommandMetadata,
+        ctx: CommandContext,
     ) -> Result<Executed<A>, RepositoryError<A::Error>> {
         let command = command.into();
         let stream_id = Self::stream_id(&command.aggregate_id());
@@ -457,17 +466,19 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             snapshot_version,
         } = self.rebuild(&stream_id).await?;
         let events = state
-            .handle(command, &self.services)
+            .handle(command, &self.services, &ctx)
             .map_err(RepositoryError::Rejected)?;
         if events.is_empty() {
             return Ok(Executed {
+                command_id: ctx.command_id,
                 stream_id,
                 events,
                 version,
+                position: None,
                 state,
             });
         }
-        let event_metadata = metadata.event_metadata();
+        let event_metadata = ctx.event_metadata();
         let mut new_events = Vec::with_capacity(events.len());
         for event in &events {
             let encoded = event.encode().map_err(|source| RepositoryError::Encode {
@@ -482,12 +493,15 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                     source: Box::new(source),
                 },
             )?;
-            new_events.push(NewEvent::new(
-                encoded.name,
-                encoded.version,
-                encoded.payload,
-                event_metadata.clone(),
-            ));
+            new_events.push(NewEvent {
+                timestamp: ctx.now(),
+                ..NewEvent::new(
+                    encoded.name,
+                    encoded.version,
+                    encoded.payload,
+                    event_metadata.clone(),
+                )
+            });
         }
         let expected = match version {
             0 => ExpectedVersion::NoStream,
@@ -503,9 +517,11 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         self.renew_snapshot(&stream_id, &state, outcome.stream_version, snapshot_version)
             .await;
         Ok(Executed {
+            command_id: ctx.command_id,
             stream_id,
             events,
             version: outcome.stream_version,
+            position: Some(outcome.last_position),
             state,
         })
     }
@@ -515,7 +531,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     pub async fn execute_retrying(
         &self,
         command: impl Into<A::Commands>,
-        metadata: CommandMetadata,
+        ctx: CommandContext,
         policy: RetryPolicy,
     ) -> Result<Executed<A>, RepositoryError<A::Error>>
     where
@@ -525,7 +541,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            match self.execute_with(command.clone(), metadata.clone()).await {
+            match self.execute_with(command.clone(), ctx.clone()).await {
                 Err(RepositoryError::Conflict { stream_id, .. })
                     if attempts >= policy.max_attempts.max(1) =>
                 {

@@ -100,9 +100,9 @@ async fn recorded(dir: &std::path::Path) -> SqliteStore {
                     note: note.into(),
                     cents,
                 },
-                CommandMetadata::new()
+                CommandContext::new()
                     .correlation_id(correlation)
-                    .actor("teller-7")
+                    .actor(Actor::new("teller", "teller-7"))
                     .extra("channel", json!({ "kind": "branch", "id": 12 })),
             )
             .await

@@ -192,6 +192,7 @@ async fn metadata_and_payloads_round_trip() {
         causation_id: Some(factum::uuid::Uuid::now_v7()),
         actor: Some("zoë".into()),
         extra: [("tenant".to_owned(), json!("acme"))].into(),
+        ..Metadata::default()
     };
     store
         .append("s", "T", ExpectedVersion::Any, vec![new.clone()])

@@ -227,6 +227,8 @@ async fn payloads_timestamps_and_metadata_read_back_exactly() {
         correlation_id: Some(Uuid::now_v7()),
         causation_id: Some(Uuid::now_v7()),
         actor: Some("O'Brien; DROP TABLE events; --".into()),
+        actor_kind: Some("care_coordinator".into()),
+        tenant: Some("clinic 'A'; --".into()),
         extra: BTreeMap::from([
             ("nul".to_owned(), json!("a\u{0}b")),
             ("nested".to_owned(), json!({ "list": [1, "two", null] })),

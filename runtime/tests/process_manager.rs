@@ -66,7 +66,7 @@ impl Counter {
     }
 }
 
-fn context(metadata: CommandMetadata, redelivery: bool) -> DispatchContext {
+fn context(metadata: CommandContext, redelivery: bool) -> DispatchContext {
     DispatchContext {
         instance: "i-1".into(),
         metadata,
@@ -86,7 +86,7 @@ async fn a_command_caused_by_an_event_carries_the_chain_into_its_events() {
                 counter_id: "a".into(),
                 refuse: false,
             },
-            CommandMetadata::new().correlation_id(correlation_id),
+            CommandContext::new().correlation_id(correlation_id),
         )
         .await
         .unwrap();
@@ -101,7 +101,7 @@ async fn a_command_caused_by_an_event_carries_the_chain_into_its_events() {
         "an outside command has no causation"
     );
 
-    let metadata = CommandMetadata::caused_by(&trigger);
+    let metadata = CommandContext::caused_by(&trigger);
     assert_eq!(metadata.correlation_id, Some(correlation_id));
     assert_eq!(metadata.causation_id, Some(trigger.event_id));
     counters
@@ -131,7 +131,7 @@ async fn a_command_caused_by_an_event_carries_the_chain_into_its_events() {
 async fn execute_once_does_not_run_a_redelivered_command_twice() {
     let store = MemoryStore::new();
     let counters = Repository::<Counter, _>::new(store.clone());
-    let metadata = CommandMetadata::new();
+    let metadata = CommandContext::new();
     let bump = || Bump {
         counter_id: "b".into(),
         refuse: false,
@@ -147,7 +147,7 @@ async fn execute_once_does_not_run_a_redelivered_command_twice() {
     assert_eq!(counters.load("b").await.unwrap().state.bumps, 1);
 
     // Another command id is another command.
-    execute_once(&counters, bump(), &context(CommandMetadata::new(), true))
+    execute_once(&counters, bump(), &context(CommandContext::new(), true))
         .await
         .unwrap();
     assert_eq!(counters.load("b").await.unwrap().state.bumps, 2);
@@ -158,7 +158,7 @@ async fn execute_once_does_not_run_a_redelivered_command_twice() {
             counter_id: "b".into(),
             refuse: true,
         },
-        &context(CommandMetadata::new(), false),
+        &context(CommandContext::new(), false),
     )
     .await
     .unwrap_err();

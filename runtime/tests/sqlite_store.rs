@@ -627,6 +627,7 @@ async fn payloads_and_metadata_read_back_verbatim() {
         causation_id: None,
         actor: Some("Zoë 'quoted' \"actor\"".into()),
         extra: BTreeMap::from([("k".to_owned(), json!({ "deep": [1, "x"] }))]),
+        ..Metadata::default()
     };
     store
         .append(

@@ -95,10 +95,9 @@ pub fn build(runtime: &tokio::runtime::Runtime) -> Fixture {
     let mut events = Vec::with_capacity(EVENTS);
     let mut new_events = Vec::with_capacity(EVENTS);
     let mut run = |state: &mut Order, command: OrderCommand| {
-        let metadata = CommandMetadata::new()
-            .actor("support-agent-7")
-            .event_metadata();
-        let produced = <Order as Aggregate>::handle(state, command.clone(), &catalog)
+        let ctx = CommandContext::new().actor(Actor::new("support_agent", "support-agent-7"));
+        let metadata = ctx.event_metadata();
+        let produced = <Order as Aggregate>::handle(state, command.clone(), &catalog, &ctx)
             .expect("the generated command is valid");
         assert_eq!(
             produced.len(),

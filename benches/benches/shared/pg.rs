@@ -47,8 +47,8 @@ pub fn runtime() -> Runtime {
 
 /// The metadata of every appended event: a command's, with an actor.
 pub fn metadata() -> Metadata {
-    CommandMetadata::new()
-        .actor("support-agent-7")
+    CommandContext::new()
+        .actor(Actor::new("support_agent", "support-agent-7"))
         .event_metadata()
 }
 

@@ -210,13 +210,14 @@ pub async fn write_history<S: EventStore + Clone>(store: &S, item_added_unit_pri
         sku: sku.to_owned(),
         quantity,
     };
-    let full = CommandMetadata::new()
-        .actor("support@example.com")
+    let full = CommandContext::new()
+        .actor(Actor::new("support", "support@example.com"))
+        .tenant("acme")
         .correlation_id(Uuid::now_v7())
         .extra("channel", json!("web"))
         .extra("attempt", json!(2))
         .extra("tags", json!(["a", {"b": null}]));
-    let history: Vec<(OrderCommand, CommandMetadata)> = vec![
+    let history: Vec<(OrderCommand, CommandContext)> = vec![
         (
             OrderCommand::Place(PlaceOrder {
                 order_id: "A-1001".to_owned(),
@@ -231,13 +232,13 @@ pub async fn write_history<S: EventStore + Clone>(store: &S, item_added_unit_pri
                 order_id: "A-1001".to_owned(),
                 sku: "mug".to_owned(),
             }),
-            CommandMetadata::new().actor("clerk"),
+            CommandContext::new().actor(Actor::new("clerk", "clerk")),
         ),
         (
             OrderCommand::Confirm(ConfirmOrder {
                 order_id: "A-1001".to_owned(),
             }),
-            CommandMetadata::new(),
+            CommandContext::new(),
         ),
         (
             OrderCommand::Ship(ShipOrder {
@@ -245,13 +246,13 @@ pub async fn write_history<S: EventStore + Clone>(store: &S, item_added_unit_pri
                 carrier: "DHL".to_owned(),
                 tracking_code: "JD0146".to_owned(),
             }),
-            CommandMetadata::new().causation_id(Uuid::now_v7()),
+            CommandContext::new().causation_id(Uuid::now_v7()),
         ),
         (
             OrderCommand::Deliver(DeliverOrder {
                 order_id: "A-1001".to_owned(),
             }),
-            CommandMetadata::new(),
+            CommandContext::new(),
         ),
         (
             OrderCommand::Place(PlaceOrder {
@@ -260,28 +261,28 @@ pub async fn write_history<S: EventStore + Clone>(store: &S, item_added_unit_pri
                 lines: vec![line("tea", 1)],
                 currency: Currency::Eur,
             }),
-            CommandMetadata::new(),
+            CommandContext::new(),
         ),
         (
             OrderCommand::AddItem(AddItem {
                 order_id: "B-2002".to_owned(),
                 line: line("spoon \"silver\" ✓", 3),
             }),
-            CommandMetadata::new().actor("clerk"),
+            CommandContext::new().actor(Actor::new("clerk", "clerk")),
         ),
         (
             OrderCommand::AddNote(AddNote {
                 order_id: "B-2002".to_owned(),
                 text: String::new(),
             }),
-            CommandMetadata::new(),
+            CommandContext::new(),
         ),
         (
             OrderCommand::Cancel(CancelOrder {
                 order_id: "B-2002".to_owned(),
                 reason: "changed mind\nline two".to_owned(),
             }),
-            CommandMetadata::new(),
+            CommandContext::new(),
         ),
     ];
     for (command, metadata) in history {
@@ -310,7 +311,7 @@ pub async fn write_history<S: EventStore + Clone>(store: &S, item_added_unit_pri
                 "OrderPlaced",
                 1,
                 payload,
-                CommandMetadata::new().event_metadata(),
+                CommandContext::new().event_metadata(),
             )],
         )
         .await
@@ -330,7 +331,7 @@ pub async fn write_history<S: EventStore + Clone>(store: &S, item_added_unit_pri
                 created_by: "coordinator".to_owned(),
                 at,
             }),
-            CommandMetadata::new().actor("coordinator"),
+            CommandContext::new().actor(Actor::new("coordinator", "coordinator")),
         )
         .await
         .expect("create a care task");

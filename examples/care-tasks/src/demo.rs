@@ -477,7 +477,10 @@ async fn run_command(
 ) -> Result<(), DemoError> {
     let name = command.command_name();
     let executed = tasks
-        .execute_with(command, CommandMetadata::new().actor(actor))
+        .execute_with(
+            command,
+            CommandContext::new().actor(Actor::new("care_team", actor)),
+        )
         .await?;
     let recorded: Vec<&str> = executed
         .events

@@ -110,7 +110,10 @@ impl Ward {
     async fn record(&self, commands: Vec<TaskCommand>) -> u64 {
         for command in commands {
             self.tasks
-                .execute_with(command, CommandMetadata::new().actor("dana"))
+                .execute_with(
+                    command,
+                    CommandContext::new().actor(Actor::new("coordinator", "dana")),
+                )
                 .await
                 .expect("the scenario's commands are accepted");
         }

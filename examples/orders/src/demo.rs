@@ -147,8 +147,8 @@ pub async fn run_on<S: EventStore + Clone>(store: S) -> Result<(), Failure> {
     // One checkout session: every command of it shares a correlation id.
     let checkout = factum::uuid::Uuid::now_v7();
     for command in steps {
-        let metadata = CommandMetadata::new()
-            .actor("customer-7")
+        let metadata = CommandContext::new()
+            .actor(Actor::new("customer", "customer-7"))
             .correlation_id(checkout);
         run_command(&orders, command, metadata).await?;
     }
@@ -244,6 +244,7 @@ pub async fn run_on<S: EventStore + Clone>(store: S) -> Result<(), Failure> {
             }
             .into(),
             &Catalog::default(),
+            &actor("support"),
         )
         .map_err(|error| error.to_string())?;
     let event = stale_decision[0].encode()?;
@@ -334,7 +335,7 @@ async fn start_run<S: EventStore>(store: &S) -> Result<u64, Failure> {
 async fn run_command<S: EventStore>(
     orders: &Repository<Order, S>,
     command: impl Into<OrderCommand>,
-    metadata: CommandMetadata,
+    metadata: CommandContext,
 ) -> Result<(), Failure> {
     let command = command.into();
     let name = command.command_name();
@@ -394,8 +395,8 @@ pub async fn import_legacy_order<S: EventStore>(store: &S) -> Result<(), Failure
     Ok(())
 }
 
-fn actor(name: &str) -> CommandMetadata {
-    CommandMetadata::new().actor(name)
+fn actor(name: &str) -> CommandContext {
+    CommandContext::new().actor(Actor::new("staff", name))
 }
 
 fn line(sku: &str, quantity: u32) -> RequestedLine {

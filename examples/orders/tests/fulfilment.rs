@@ -106,9 +106,9 @@ async fn place_and_confirm(
                     .collect(),
                 currency: Currency::Eur,
             },
-            CommandMetadata::new()
+            CommandContext::new()
                 .correlation_id(correlation_id)
-                .actor(customer_id),
+                .actor(Actor::new("customer", customer_id)),
         )
         .await
         .unwrap();
@@ -117,9 +117,9 @@ async fn place_and_confirm(
             ConfirmOrder {
                 order_id: order_id.into(),
             },
-            CommandMetadata::new()
+            CommandContext::new()
                 .correlation_id(correlation_id)
-                .actor(customer_id),
+                .actor(Actor::new("customer", customer_id)),
         )
         .await
         .unwrap();

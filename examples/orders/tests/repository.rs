@@ -26,8 +26,8 @@ fn place(id: &str) -> PlaceOrder {
 async fn command_metadata_flows_into_every_event() {
     let store = MemoryStore::new();
     let correlation = factum::uuid::Uuid::now_v7();
-    let metadata = CommandMetadata::new()
-        .actor("clerk")
+    let metadata = CommandContext::new()
+        .actor(Actor::new("clerk", "clerk-3"))
         .correlation_id(correlation)
         .extra("channel", serde_json::json!("phone"));
     let command_id = metadata.command_id;
@@ -54,7 +54,7 @@ async fn command_metadata_flows_into_every_event() {
     assert_eq!(event.event_id.get_version_num(), 7);
 
     // Without a correlation id, the command starts its own transaction.
-    let metadata = CommandMetadata::new();
+    let metadata = CommandContext::new();
     let command_id = metadata.command_id;
     orders(&store)
         .execute_with(
@@ -229,7 +229,7 @@ async fn a_retrying_execution_decides_again_on_fresh_state() {
             ConfirmOrder {
                 order_id: "o-1".into(),
             },
-            CommandMetadata::new(),
+            CommandContext::new(),
             RetryPolicy::attempts(3),
         )
         .await
@@ -246,7 +246,7 @@ async fn retries_are_bounded() {
             ConfirmOrder {
                 order_id: "o-1".into(),
             },
-            CommandMetadata::new(),
+            CommandContext::new(),
             RetryPolicy::attempts(3),
         )
         .await

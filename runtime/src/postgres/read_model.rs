@@ -388,7 +388,7 @@ impl ReadModel for PostgresReadModel {
             .map(|row| {
                 let event: serde_json::Value = row.get(0);
                 Ok(ParkedEvent {
-                    event: serde_json::from_value(event).map_err(|error| {
+                    event: crate::envelope::parked_from_value(event).map_err(|error| {
                         ReadModelError::Corrupt {
                             target: target.to_string(),
                             what: "parked event",

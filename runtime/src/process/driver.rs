@@ -11,7 +11,8 @@ use super::store::{CommandRow, InstanceRow, NewCommand, OutboxState, ProcessStor
 use super::{
     CommandKind, DispatchContext, DispatchError, ProcessManager, ProcessStatus, Reaction, Route,
 };
-use crate::envelope::{CommandMetadata, RecordedEvent};
+use crate::context::{Actor, CommandContext};
+use crate::envelope::RecordedEvent;
 use crate::follow::{Follower, Log, Parkable, TaskError, TaskHandle, describe_refusal};
 use crate::projection::{
     Applied, ParkedEvent, ProjectionError, ReadModelError, ReadModelTx, Retry, Target,
@@ -580,12 +581,12 @@ impl<M: ProcessManager, P: ProcessStore> ProcessDriver<M, P> {
             let command: M::Command = decode_json::<M, _>(key, "command", &row.command)?;
             let mut context = DispatchContext {
                 instance: key.to_owned(),
-                metadata: CommandMetadata {
+                metadata: CommandContext {
                     command_id: row.command_id,
                     correlation_id: Some(row.correlation_id),
                     causation_id: Some(row.causation_id),
-                    actor: Some(M::NAME.to_owned()),
-                    extra: Default::default(),
+                    actor: Some(Actor::new(Actor::PROCESS_MANAGER, M::NAME)),
+                    ..CommandContext::new()
                 },
                 redelivery,
                 kind: row.kind,

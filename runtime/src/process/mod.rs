@@ -55,10 +55,10 @@
 //!
 //! Every command carries the correlation id of its triggering event (an instance started
 //! by an event without one gets a new correlation id, kept for the whole instance) and the
-//! triggering event's id as causation id ([`CommandMetadata::caused_by`]). Compensations are
+//! triggering event's id as causation id ([`CommandContext::caused_by`]). Compensations are
 //! caused by the rejected command: their causation id is its id. The events the commands
 //! record carry the command id as causation id and the command's causation id in their
-//! metadata (see [`CommandMetadata`]'s causation chain), so every event of one fulfilment
+//! metadata (see [`CommandContext`]'s causation chain), so every event of one fulfilment
 //! shares one correlation id and can be traced back step by step.
 //!
 //! # Failures that are not decisions
@@ -110,7 +110,8 @@ use uuid::Uuid;
 
 use crate::aggregate::Aggregate;
 use crate::command::CommandSet;
-use crate::envelope::{CommandMetadata, RecordedEvent};
+use crate::context::CommandContext;
+use crate::envelope::RecordedEvent;
 use crate::projection::ProjectionError;
 use crate::repository::{Repository, RepositoryError, RetryPolicy};
 use crate::store::{EventStore, StoreError, VisitError};
@@ -337,7 +338,7 @@ pub struct DispatchContext {
     pub instance: String,
     /// The command's metadata: its id (fixed when the command was decided, the same on
     /// every redelivery), the correlation id, the causation id and the manager as actor.
-    pub metadata: CommandMetadata,
+    pub metadata: CommandContext,
     /// Whether this command may have been dispatched before (after a restart or a
     /// transient failure).
     pub redelivery: bool,

@@ -670,7 +670,8 @@ fn read_parked(
                 detail,
             };
             Ok(ParkedEvent {
-                event: serde_json::from_str(&event).map_err(|error| corrupt(error.to_string()))?,
+                event: crate::envelope::parked_from_str(&event)
+                    .map_err(|error| corrupt(error.to_string()))?,
                 error,
                 attempts,
                 parked_at: chrono::DateTime::parse_from_rfc3339(&parked_at)

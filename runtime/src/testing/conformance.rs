@@ -454,6 +454,8 @@ pub async fn metadata_round_trip<S: EventStore>(store: &S) {
             correlation_id: Some(Uuid::now_v7()),
             causation_id: Some(Uuid::now_v7()),
             actor: Some("zoë@example.org".into()),
+            actor_kind: Some("care_coordinator".into()),
+            tenant: Some("clinic-7".into()),
             extra: BTreeMap::from([
                 ("tenant".to_owned(), json!("acme")),
                 ("retries".to_owned(), json!(3)),

@@ -28,6 +28,7 @@ use std::fmt::Debug;
 pub mod conformance;
 
 use crate::aggregate::Aggregate;
+use crate::context::CommandContext;
 use crate::event::EventSet;
 
 /// A given / when / then test of one aggregate.
@@ -74,7 +75,9 @@ impl<A: Aggregate> AggregateFixture<A> {
 
     /// Runs the command against the state built so far.
     pub fn when(self, command: impl Into<A::Commands>) -> FixtureOutcome<A> {
-        let result = self.state.handle(command.into(), &self.services);
+        let result = self
+            .state
+            .handle(command.into(), &self.services, &CommandContext::new());
         FixtureOutcome {
             state: self.state,
             result,

@@ -332,9 +332,15 @@ class EnvelopeMetadata(FactumModel):
     causation_id: _Uuid | None = None
     """The id of the message (a command's id) that caused this one."""
     actor: str | None = None
-    """Who acted."""
+    """Who acted: the actor's id (see [`Actor`](crate::context::Actor))."""
+    actor_kind: str | None = None
+    """The kind of the actor (`care_coordinator`, `service`, ...); absent when the
+    command named no actor, or for events recorded before actors had kinds.
+    """
     extra: Annotated[dict[str, JsonValue] | None, BeforeValidator(_absent_not_null)] = None
     """Free-form entries; absent when empty."""
+    tenant: str | None = None
+    """The tenant the command was issued in; absent when none."""
 
 
 class EnvelopeHeader(FactumModel):

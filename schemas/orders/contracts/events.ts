@@ -202,10 +202,17 @@ export interface EnvelopeMetadata {
   correlation_id?: string | null;
   /** The id of the message (a command's id) that caused this one. */
   causation_id?: string | null;
-  /** Who acted. */
+  /** Who acted: the actor's id (see [`Actor`](crate::context::Actor)). */
   actor?: string | null;
+  /**
+   * The kind of the actor (`care_coordinator`, `service`, ...); absent when the
+   * command named no actor, or for events recorded before actors had kinds.
+   */
+  actor_kind?: string | null;
   /** Free-form entries; absent when empty. */
   extra?: Record<string, unknown>;
+  /** The tenant the command was issued in; absent when none. */
+  tenant?: string | null;
 }
 
 /**
@@ -801,10 +808,24 @@ function checkEnvelopeMetadata(value: unknown, path: string): string | null {
       if (typeof v3 !== "string") return `${p3}: expected a string, got ${describe(v3)}`;
     }
   }
+  if (value["actor_kind"] !== undefined) {
+    const v4 = value["actor_kind"];
+    const p4 = `${path}.actor_kind`;
+    if (v4 !== null) {
+      if (typeof v4 !== "string") return `${p4}: expected a string, got ${describe(v4)}`;
+    }
+  }
   if (value["extra"] !== undefined) {
-    const v4 = value["extra"];
-    const p4 = `${path}.extra`;
-    if (!isObject(v4)) return `${p4}: expected an object, got ${describe(v4)}`;
+    const v5 = value["extra"];
+    const p5 = `${path}.extra`;
+    if (!isObject(v5)) return `${p5}: expected an object, got ${describe(v5)}`;
+  }
+  if (value["tenant"] !== undefined) {
+    const v6 = value["tenant"];
+    const p6 = `${path}.tenant`;
+    if (v6 !== null) {
+      if (typeof v6 !== "string") return `${p6}: expected a string, got ${describe(v6)}`;
+    }
   }
   return null;
 }

@@ -655,23 +655,32 @@ pub(super) fn read_metadata_fast(json: &[u8], metadata: &mut Metadata) -> Option
             rest
         }
         None => {
-            let rest = rest.strip_prefix(b"\"")?;
-            let end = rest.iter().position(|byte| *byte == b'"')?;
-            let actor = &rest[..end];
-            // An escape needs serde_json; a raw control character is invalid JSON, and
-            // serde_json reports it.
-            if actor.iter().any(|byte| *byte == b'\\' || *byte < 0x20) {
-                return None;
-            }
-            let actor = std::str::from_utf8(actor).ok()?;
-            match &mut metadata.actor {
-                Some(buffer) => {
-                    buffer.clear();
-                    buffer.push_str(actor);
-                }
-                None => metadata.actor = Some(actor.to_owned()),
-            }
-            &rest[end + 1..]
+            let (actor, rest) = fast_string(rest)?;
+            reuse(&mut metadata.actor, actor);
+            rest
+        }
+    };
+    // Written only when set, in this order (see `Metadata`).
+    let rest = match rest.strip_prefix(br#","actor_kind":"#) {
+        Some(rest) => {
+            let (kind, rest) = fast_string(rest)?;
+            reuse(&mut metadata.actor_kind, kind);
+            rest
+        }
+        None => {
+            metadata.actor_kind = None;
+            rest
+        }
+    };
+    let rest = match rest.strip_prefix(br#","tenant":"#) {
+        Some(rest) => {
+            let (tenant, rest) = fast_string(rest)?;
+            reuse(&mut metadata.tenant, tenant);
+            rest
+        }
+        None => {
+            metadata.tenant = None;
+            rest
         }
     };
     if rest != b"}" {
@@ -681,6 +690,30 @@ pub(super) fn read_metadata_fast(json: &[u8], metadata: &mut Metadata) -> Option
     metadata.causation_id = causation_id;
     metadata.extra.clear();
     Some(())
+}
+
+/// A quoted string without escapes, and what follows it; `None` for anything else.
+fn fast_string(json: &[u8]) -> Option<(&str, &[u8])> {
+    let rest = json.strip_prefix(b"\"")?;
+    let end = rest.iter().position(|byte| *byte == b'"')?;
+    let text = &rest[..end];
+    // An escape needs serde_json; a raw control character is invalid JSON, and
+    // serde_json reports it.
+    if text.iter().any(|byte| *byte == b'\\' || *byte < 0x20) {
+        return None;
+    }
+    Some((std::str::from_utf8(text).ok()?, &rest[end + 1..]))
+}
+
+/// Stores `text` in `slot`, reusing its buffer.
+fn reuse(slot: &mut Option<String>, text: &str) {
+    match slot {
+        Some(buffer) => {
+            buffer.clear();
+            buffer.push_str(text);
+        }
+        None => *slot = Some(text.to_owned()),
+    }
 }
 
 /// `null` or a quoted hyphenated UUID, and what follows it.

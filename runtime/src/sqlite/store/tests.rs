@@ -131,44 +131,63 @@ fn metadata_reads_back_the_same_through_the_fast_path_and_serde() {
             ("b".to_owned(), json!({ "deep": true })),
         ]),
     ];
+    // The actor's kind and the tenant, written only when set: none, a kind, both, and
+    // both needing escapes.
+    let kinds_and_tenants = [
+        (None, None),
+        (Some("care_coordinator"), None),
+        (Some("customer"), Some("clinic-7")),
+        (Some("say \"kind\""), Some("back\\slash")),
+    ];
     let leftover = Metadata {
         correlation_id: Some(Uuid::now_v7()),
         causation_id: Some(Uuid::now_v7()),
         actor: Some("a long leftover actor from another row".into()),
+        actor_kind: Some("leftover_kind".into()),
+        tenant: Some("leftover tenant".into()),
         extra: BTreeMap::from([("left".to_owned(), json!("over"))]),
     };
     let mut cases = 0;
     for correlation_id in ids {
         for causation_id in ids {
             for actor in actors {
-                for extra in &extras {
-                    let metadata = Metadata {
-                        correlation_id,
-                        causation_id,
-                        actor: actor.map(str::to_owned),
-                        extra: extra.clone(),
-                    };
-                    let stored = serde_json::to_vec(&metadata).expect("serialise");
-                    let plain = extra.is_empty()
-                        && actor.is_none_or(|actor| {
-                            !actor.contains(['"', '\\']) && !actor.bytes().any(|byte| byte < 0x20)
-                        });
-                    assert_eq!(
-                        read_metadata_fast(&stored, &mut Metadata::default()).is_some(),
-                        plain,
-                        "the fast path reads exactly the plain shape: {}",
-                        String::from_utf8_lossy(&stored)
-                    );
-                    for mut into in [Metadata::default(), leftover.clone()] {
-                        read_metadata(&stored, &mut into).expect("reads back");
-                        assert_eq!(into, metadata, "{}", String::from_utf8_lossy(&stored));
-                        cases += 1;
+                for (actor_kind, tenant) in kinds_and_tenants {
+                    for extra in &extras {
+                        let metadata = Metadata {
+                            correlation_id,
+                            causation_id,
+                            actor: actor.map(str::to_owned),
+                            actor_kind: actor_kind.map(str::to_owned),
+                            tenant: tenant.map(str::to_owned),
+                            extra: extra.clone(),
+                        };
+                        let stored = serde_json::to_vec(&metadata).expect("serialise");
+                        let escape_free = |text: Option<&str>| {
+                            text.is_none_or(|text| {
+                                !text.contains(['"', '\\']) && !text.bytes().any(|byte| byte < 0x20)
+                            })
+                        };
+                        let plain = extra.is_empty()
+                            && escape_free(actor)
+                            && escape_free(actor_kind)
+                            && escape_free(tenant);
+                        assert_eq!(
+                            read_metadata_fast(&stored, &mut Metadata::default()).is_some(),
+                            plain,
+                            "the fast path reads exactly the plain shape: {}",
+                            String::from_utf8_lossy(&stored)
+                        );
+                        for mut into in [Metadata::default(), leftover.clone()] {
+                            read_metadata(&stored, &mut into).expect("reads back");
+                            assert_eq!(into, metadata, "{}", String::from_utf8_lossy(&stored));
+                            cases += 1;
+                        }
                     }
                 }
             }
         }
     }
-    assert_eq!(cases, 3 * 3 * 8 * 3 * 2);
+    assert_eq!(cases, 3 * 3 * 8 * 4 * 3 * 2);
 }
 
 #[test]
@@ -179,6 +198,7 @@ fn metadata_in_other_spellings_is_read_by_serde() {
         causation_id: None,
         actor: Some("x".into()),
         extra: BTreeMap::new(),
+        ..Metadata::default()
     };
     for stored in [
         format!(r#"{{ "correlation_id": "{id}", "actor": "x" }}"#),

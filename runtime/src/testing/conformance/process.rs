@@ -17,7 +17,8 @@ use super::shop::{
     ConfirmOrder, DECLINED_CARD, Fulfilment, FulfilmentState, Lane, NOWHERE, ReceiveStock,
     ShopCommand, ShopOrder, Warehouse,
 };
-use crate::envelope::{CommandMetadata, RecordedEvent};
+use crate::context::{Actor, CommandContext};
+use crate::envelope::RecordedEvent;
 use crate::process::{
     CommandKind, Instance, OutboxEntry, OutboxState, ProcessRunner, ProcessStatus, ProcessStore,
 };
@@ -112,9 +113,9 @@ async fn confirm<S: EventStore + Clone>(
                 card: card.into(),
                 address: address.into(),
             },
-            CommandMetadata::new()
+            CommandContext::new()
                 .correlation_id(correlation_id)
-                .actor("customer"),
+                .actor(Actor::new("customer", "c-1")),
         )
         .await
         .expect("confirm the order");

@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use super::nested_array;
-use crate::envelope::CommandMetadata;
+use crate::context::CommandContext;
 use crate::prelude::*;
 use crate::repository::{Repository, RepositoryError};
 use crate::store::limits::{self, Limit};
@@ -112,7 +112,7 @@ pub async fn repository_reads_back_what_it_executes<S: EventStore>(store: S) {
         ),
         "a payload beyond the store's depth limit is refused by the store, got {too_deep:?}"
     );
-    let metadata = CommandMetadata::new().extra("trace", nested_array(127));
+    let metadata = CommandContext::new().extra("trace", nested_array(127));
     let deep_metadata = notebook.execute_with(note(json!(1), 1.0), metadata).await;
     assert!(
         matches!(
@@ -136,7 +136,7 @@ pub async fn repository_reads_back_what_it_executes<S: EventStore>(store: S) {
     let executed = notebook
         .execute_with(
             good,
-            CommandMetadata::new().extra("trace", nested_array(limits::MAX_EXTRA_DEPTH)),
+            CommandContext::new().extra("trace", nested_array(limits::MAX_EXTRA_DEPTH)),
         )
         .await
         .expect("a note within every limit is executed");

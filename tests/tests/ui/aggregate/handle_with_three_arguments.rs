@@ -1,4 +1,4 @@
-// A #[handle] method takes at most the command and the services.
+// A #[handle] method takes at most the command, the services and the context: two services are one too many.
 use factum::prelude::*;
 
 include!("../../fixtures/account_domain.rs");
