@@ -296,11 +296,11 @@ mod tests {
         let schema = envelope_schema();
         let metadata_schema = &schema["$defs"]["EnvelopeMetadata"];
         let bare = serde_json::to_value(recorded(BTreeMap::new())).unwrap();
-        let full = serde_json::to_value(RecordedEvent {
-            stored_schema_version: Some(1),
-            ..recorded(BTreeMap::from([("channel".to_owned(), json!("web"))]))
-        })
-        .unwrap();
+        let mut full = recorded(BTreeMap::from([("channel".to_owned(), json!("web"))]));
+        full.stored_schema_version = Some(1);
+        full.metadata.actor_kind = Some("care_coordinator".to_owned());
+        full.metadata.tenant = Some("clinic-7".to_owned());
+        let full = serde_json::to_value(full).unwrap();
 
         assert_eq!(keys(&schema["properties"]), keys(&full));
         assert_eq!(sorted_strings(&schema["required"]), keys(&bare));
