@@ -49,7 +49,11 @@ async fn command_metadata_flows_into_every_event() {
     );
     assert_eq!(event.metadata.causation_id, Some(command_id));
     assert_eq!(event.metadata.correlation_id, Some(correlation));
-    assert_eq!(event.metadata.actor.as_deref(), Some("clerk"));
+    assert_eq!(event.metadata.actor.as_deref(), Some("clerk-3"));
+    assert_eq!(
+        event.metadata.issued_by(),
+        Some(Actor::new("clerk", "clerk-3"))
+    );
     assert_eq!(event.metadata.extra["channel"], "phone");
     assert_eq!(event.event_id.get_version_num(), 7);
 
