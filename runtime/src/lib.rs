@@ -13,6 +13,7 @@
 extern crate self as factum;
 
 mod aggregate;
+pub mod authorization;
 #[cfg(feature = "nats")]
 pub mod bus;
 pub mod cloudevents;

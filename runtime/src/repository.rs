@@ -1,8 +1,10 @@
 //! Loading aggregates from a store and running commands against them.
 
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use crate::aggregate::Aggregate;
+use crate::authorization::{self, Decision, Denial, Policy};
 use crate::command::CommandSet;
 use crate::context::CommandContext;
 use crate::envelope::{NewEvent, RecordedEvent, Snapshot};
@@ -55,6 +57,19 @@ pub enum RepositoryError<E> {
     /// The aggregate rejected the command; nothing was written.
     #[error("command rejected")]
     Rejected(#[source] E),
+    /// The repository's policy denied the command before the aggregate decided; no event
+    /// was written, and the denial is in the audit record (see [`authorization`]).
+    #[error("stream `{stream_id}`: command `{command}` denied to {}: {reason}", match actor { Some(actor) => actor.to_string(), None => "a caller without an actor".to_owned() })]
+    Denied {
+        /// The stream the command was addressed to.
+        stream_id: String,
+        /// The command's name.
+        command: &'static str,
+        /// Who issued it.
+        actor: Option<crate::context::Actor>,
+        /// The policy's reason.
+        reason: String,
+    },
     /// Another writer changed the stream between load and append; nothing was written.
     #[error("stream `{stream_id}` changed concurrently: expected {expected}, found {}", match actual { Some(v) => format!("version {v}"), None => "no stream".to_owned() })]
     Conflict {
@@ -190,6 +205,7 @@ pub struct Repository<A: Aggregate, S> {
     store: S,
     services: A::Services,
     snapshots: Option<SnapshotPolicy>,
+    policy: Option<Arc<dyn Policy<A>>>,
     aggregate: PhantomData<fn() -> A>,
 }
 
@@ -234,6 +250,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             store,
             services,
             snapshots: None,
+            policy: None,
             aggregate: PhantomData,
         }
     }
@@ -246,6 +263,14 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     /// The stream id of the aggregate instance `id`: `"{aggregate name}-{id}"`.
     pub fn stream_id(id: &str) -> String {
         format!("{}-{id}", A::NAME)
+    }
+
+    /// Authorizes every command with `policy` before the aggregate decides on it; a denied
+    /// command writes no event, is kept in the audit record and fails with
+    /// [`RepositoryError::Denied`] (see [`authorization`]).
+    pub fn with_policy(mut self, policy: impl Policy<A>) -> Self {
+        self.policy = Some(Arc::new(policy));
+        self
     }
 
     /// Saves snapshots of the aggregate by `policy`, and starts loads from the latest
@@ -465,6 +490,8 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             loaded: Loaded { mut state, version },
             snapshot_version,
         } = self.rebuild(&stream_id).await?;
+        self.authorize(&ctx, &command, &state, &stream_id, version)
+            .await?;
         let events = state
             .handle(command, &self.services, &ctx)
             .map_err(RepositoryError::Rejected)?;
@@ -524,6 +551,58 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             position: Some(outcome.last_position),
             state,
         })
+    }
+
+    /// Runs the policy, if any: traces the decision, and keeps a denial in the audit
+    /// record before refusing the command.
+    async fn authorize(
+        &self,
+        ctx: &CommandContext,
+        command: &A::Commands,
+        state: &A,
+        stream_id: &str,
+        version: u64,
+    ) -> Result<(), RepositoryError<A::Error>> {
+        let Some(policy) = &self.policy else {
+            return Ok(());
+        };
+        let name = command.command_name();
+        let actor = ctx.actor.as_ref().map(ToString::to_string);
+        match policy.authorize(ctx, command, state) {
+            Decision::Allow => {
+                tracing::debug!(
+                    target: "factum::authorization", aggregate = A::NAME, stream_id,
+                    command = name, command_id = %ctx.command_id, actor, decision = "allow",
+                    "command allowed"
+                );
+                Ok(())
+            }
+            Decision::Deny(reason) => {
+                tracing::info!(
+                    target: "factum::authorization", aggregate = A::NAME, stream_id,
+                    command = name, command_id = %ctx.command_id, actor, decision = "deny",
+                    reason = reason.as_str(), "command denied"
+                );
+                let denial = Denial {
+                    command_id: ctx.command_id,
+                    command: name.to_owned(),
+                    stream_id: stream_id.to_owned(),
+                    stream_version: version,
+                    actor_kind: ctx.actor.as_ref().map(|actor| actor.kind.clone()),
+                    actor: ctx.actor.as_ref().map(|actor| actor.id.clone()),
+                    tenant: ctx.tenant.clone(),
+                    issued_at: ctx.now(),
+                    reason: reason.clone(),
+                };
+                authorization::record(&self.store, ctx, &denial).await?;
+                Err(RepositoryError::Denied {
+                    stream_id: stream_id.to_owned(),
+                    command: name,
+                    actor: ctx.actor.clone(),
+                    reason,
+                })
+            }
+        }
     }
 
     /// Like [`Repository::execute_with`], but on a conflict reloads the aggregate and

@@ -44,7 +44,7 @@ use crate::store::{EventStore, ExpectedVersion, StoreError, VisitError};
 
 pub use repository::{
     Never, Note, Notebook, NotebookCommand, NotebookEvent, Noted,
-    repository_reads_back_what_it_executes,
+    repository_authorizes_before_deciding, repository_reads_back_what_it_executes,
 };
 
 /// Runs every single-writer check, each on a fresh store from `fresh_store`.
@@ -70,6 +70,7 @@ where
     accepted_values_read_back(&fresh_store().into_store().await).await;
     refused_snapshots(&fresh_store().into_store().await).await;
     repository_reads_back_what_it_executes(fresh_store().into_store().await).await;
+    repository_authorizes_before_deciding(fresh_store().into_store().await).await;
 }
 
 /// What a store factory returns: a store, or a future of one.

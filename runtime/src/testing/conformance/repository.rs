@@ -148,3 +148,126 @@ pub async fn repository_reads_back_what_it_executes<S: EventStore>(store: S) {
         "what was executed loads back equal"
     );
 }
+
+/// A repository with a policy authorizes every command before the aggregate decides: a
+/// denied command writes no event of the domain, fails with [`RepositoryError::Denied`]
+/// naming the stream, command, actor and reason, and is kept in the audit record (who,
+/// what, when, why); an allowed one runs as without a policy. The policy sees the state:
+/// here only an `editor` may note a negative ratio, and only in a notebook with notes.
+pub async fn repository_authorizes_before_deciding<S: EventStore>(store: S) {
+    use crate::authorization::{Decision, denials};
+    use crate::context::Actor;
+
+    let notebook = Repository::<Notebook, _>::new(store).with_policy(
+        |ctx: &CommandContext, command: &NotebookCommand, state: &Notebook| {
+            let NotebookCommand::Note(note) = command;
+            let Some(actor) = &ctx.actor else {
+                return Decision::deny("a note needs an actor");
+            };
+            if note.ratio < 0.0 {
+                return Decision::allow_if(
+                    actor.is("editor") && !state.notes.is_empty(),
+                    "only an editor may note a negative ratio, and not first",
+                );
+            }
+            Decision::Allow
+        },
+    );
+    let note = |ratio: f64| Note {
+        id: "n-2".to_owned(),
+        value: json!("x"),
+        ratio,
+    };
+    let issued = chrono::DateTime::parse_from_rfc3339("2026-05-06T07:08:09.123456Z")
+        .expect("a time")
+        .to_utc();
+    let mallory = CommandContext::new()
+        .actor(Actor::new("reader", "mallory"))
+        .tenant("t-1")
+        .at(issued);
+
+    let anonymous = notebook.execute(note(1.0)).await;
+    assert!(
+        matches!(&anonymous, Err(RepositoryError::Denied { actor: None, reason, .. }) if reason == "a note needs an actor"),
+        "no actor: denied, got {anonymous:?}"
+    );
+    let denied = notebook
+        .execute_with(note(-1.0), mallory.clone())
+        .await
+        .expect_err("a reader may not note a negative ratio");
+    assert_eq!(
+        crate::error::Report(&denied).to_string(),
+        "stream `ConformanceNotebook-n-2`: command `Note` denied to reader `mallory`: only an editor may note a negative ratio, and not first"
+    );
+    let stream_id = "ConformanceNotebook-n-2";
+    assert_eq!(
+        notebook
+            .store()
+            .stream_version(stream_id)
+            .await
+            .expect("read"),
+        None,
+        "denied commands write no event of the domain"
+    );
+
+    let editor = CommandContext::new().actor(Actor::new("editor", "eve"));
+    let first = notebook.execute_with(note(-1.0), editor.clone()).await;
+    assert!(
+        matches!(first, Err(RepositoryError::Denied { .. })),
+        "the policy sees the state: not as the first note, got {first:?}"
+    );
+    notebook
+        .execute_with(note(1.0), editor.clone())
+        .await
+        .expect("an editor's positive note is allowed");
+    let executed = notebook
+        .execute_with(note(-1.0), editor)
+        .await
+        .expect("and then a negative one");
+    assert_eq!(executed.version, 2);
+
+    let audit = denials(notebook.store(), stream_id)
+        .await
+        .expect("the audit record reads");
+    let who: Vec<_> = audit.iter().map(|denial| denial.actor()).collect();
+    assert_eq!(
+        who,
+        [
+            None,
+            Some(Actor::new("reader", "mallory")),
+            Some(Actor::new("editor", "eve"))
+        ]
+    );
+    let kept = &audit[1];
+    assert_eq!(
+        (
+            kept.command_id,
+            kept.command.as_str(),
+            kept.stream_id.as_str(),
+            kept.stream_version,
+            kept.tenant.as_deref(),
+            kept.issued_at,
+            kept.reason.as_str()
+        ),
+        (
+            mallory.command_id,
+            "Note",
+            stream_id,
+            0,
+            Some("t-1"),
+            issued,
+            "only an editor may note a negative ratio, and not first"
+        )
+    );
+    assert_eq!(
+        notebook
+            .load("n-2")
+            .await
+            .expect("the notebook loads")
+            .state
+            .notes
+            .len(),
+        2,
+        "the audit stream is no part of the aggregate"
+    );
+}

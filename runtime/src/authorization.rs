@@ -1,0 +1,193 @@
+//! Authorization before the decision: a [`Policy`] sees who issued a command (its
+//! [`CommandContext`]), the command and the aggregate's current state, and allows it or
+//! denies it with a reason, before the aggregate decides and before anything is written.
+//!
+//! A repository with a policy ([`Repository::with_policy`]) runs it on every command:
+//!
+//! - every decision is a `tracing` event (target `factum::authorization`: `allow` at debug,
+//!   `deny` at info level) naming the aggregate, stream, command, command id and actor;
+//! - a denied command writes no event of the domain and fails with
+//!   [`RepositoryError::Denied`] naming the stream, the command, the actor and the reason;
+//! - every denial is kept in the audit record: a [`Denial`] (who, what, when, why),
+//!   appended to the stream's audit stream ([`audit_stream_id`], stream type
+//!   [`AUDIT_STREAM_TYPE`]) in the same store. It is not an event of the domain — no
+//!   aggregate loads it, projections of the domain pass over its stream type — but it is
+//!   stored like one, so it is as durable, ordered and exportable as the events, and
+//!   [`denials`] reads it back.
+//!
+//! A policy is any `Fn(&CommandContext, &A::Commands, &A) -> Decision`, or a type
+//! implementing [`Policy`].
+//!
+//! [`Repository::with_policy`]: crate::repository::Repository::with_policy
+//! [`RepositoryError::Denied`]: crate::repository::RepositoryError::Denied
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::aggregate::Aggregate;
+use crate::context::{Actor, CommandContext};
+use crate::envelope::NewEvent;
+use crate::error::EncodeError;
+use crate::repository::RepositoryError;
+use crate::store::{EventStore, ExpectedVersion, StoreError};
+
+/// A policy's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// The command may run.
+    Allow,
+    /// The command may not run, and why (for the caller and the audit record).
+    Deny(String),
+}
+
+impl Decision {
+    /// Denies with `reason`.
+    pub fn deny(reason: impl Into<String>) -> Self {
+        Self::Deny(reason.into())
+    }
+
+    /// Allows when `allowed` holds, otherwise denies with `reason`.
+    pub fn allow_if(allowed: bool, reason: impl Into<String>) -> Self {
+        if allowed {
+            Self::Allow
+        } else {
+            Self::deny(reason)
+        }
+    }
+}
+
+/// Decides whether a command of the aggregate `A` may run; see the [module docs](self).
+pub trait Policy<A: Aggregate>: Send + Sync + 'static {
+    /// Allows or denies `command`, issued in `ctx`, on the aggregate's current `state`.
+    fn authorize(&self, ctx: &CommandContext, command: &A::Commands, state: &A) -> Decision;
+}
+
+impl<A, F> Policy<A> for F
+where
+    A: Aggregate,
+    F: Fn(&CommandContext, &A::Commands, &A) -> Decision + Send + Sync + 'static,
+{
+    fn authorize(&self, ctx: &CommandContext, command: &A::Commands, state: &A) -> Decision {
+        self(ctx, command, state)
+    }
+}
+
+/// The stream type of the audit streams.
+pub const AUDIT_STREAM_TYPE: &str = "factum.Audit";
+
+/// The name the audit record's entries are stored under.
+pub const DENIAL_EVENT: &str = "CommandDenied";
+
+/// The audit stream of the aggregate stream `stream_id`: `factum.audit-<stream id>`.
+pub fn audit_stream_id(stream_id: &str) -> String {
+    format!("factum.audit-{stream_id}")
+}
+
+/// A denied command, as the audit record keeps it: who, what, when, why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Denial {
+    /// The command's id.
+    pub command_id: Uuid,
+    /// The command's name.
+    pub command: String,
+    /// The stream the command was addressed to.
+    pub stream_id: String,
+    /// The aggregate's version the policy saw.
+    pub stream_version: u64,
+    /// Who issued it: the actor's kind and id, when it named one.
+    pub actor_kind: Option<String>,
+    /// The actor's id.
+    pub actor: Option<String>,
+    /// The tenant, when set.
+    pub tenant: Option<String>,
+    /// When the command was issued (its context's time).
+    pub issued_at: DateTime<Utc>,
+    /// Why it was denied.
+    pub reason: String,
+}
+
+impl Denial {
+    /// The actor, when the command named one.
+    pub fn actor(&self) -> Option<Actor> {
+        match (&self.actor_kind, &self.actor) {
+            (Some(kind), Some(id)) => Some(Actor::new(kind.clone(), id.clone())),
+            _ => None,
+        }
+    }
+}
+
+/// Appends `denial` to its stream's audit stream, with the command's metadata.
+pub(crate) async fn record<S: EventStore, E>(
+    store: &S,
+    ctx: &CommandContext,
+    denial: &Denial,
+) -> Result<(), RepositoryError<E>> {
+    let payload =
+        serde_json::value::to_raw_value(denial).map_err(|source| RepositoryError::Encode {
+            stream_id: audit_stream_id(&denial.stream_id),
+            source: EncodeError {
+                event: DENIAL_EVENT,
+                source,
+            },
+        })?;
+    let event = NewEvent {
+        timestamp: ctx.now(),
+        ..NewEvent::new(DENIAL_EVENT, 1, payload, ctx.event_metadata())
+    };
+    store
+        .append(
+            &audit_stream_id(&denial.stream_id),
+            AUDIT_STREAM_TYPE,
+            ExpectedVersion::Any,
+            vec![event],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Why the audit record could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuditError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// An entry of the audit stream is not a denial this code reads.
+    #[error("audit stream `{stream_id}` version {stream_version}: not a {DENIAL_EVENT} entry")]
+    Unreadable {
+        /// The audit stream.
+        stream_id: String,
+        /// The entry's version in it.
+        stream_version: u64,
+        /// Why, when the entry's payload does not parse.
+        #[source]
+        source: Option<serde_json::Error>,
+    },
+}
+
+/// Every denial of commands addressed to the aggregate stream `stream_id`, oldest first.
+pub async fn denials<S: EventStore>(store: &S, stream_id: &str) -> Result<Vec<Denial>, AuditError> {
+    let audit = audit_stream_id(stream_id);
+    let mut denials = Vec::new();
+    let mut from = 1;
+    loop {
+        let page = store.read_stream(&audit, from, 500).await?;
+        let Some(last) = page.last() else {
+            return Ok(denials);
+        };
+        from = last.stream_version + 1;
+        for entry in &page {
+            let unreadable = |source| AuditError::Unreadable {
+                stream_id: audit.clone(),
+                stream_version: entry.stream_version,
+                source,
+            };
+            if entry.name != DENIAL_EVENT {
+                return Err(unreadable(None));
+            }
+            denials
+                .push(serde_json::from_str(entry.payload.get()).map_err(|e| unreadable(Some(e)))?);
+        }
+    }
+}
