@@ -250,3 +250,113 @@ async fn a_command_that_records_nothing_has_no_position() {
         .unwrap();
     assert_eq!((touched.events.len(), touched.position), (0, None));
 }
+
+mod fixture {
+    use factum::authorization::Decision;
+    use factum::testing::AggregateFixture;
+    use serde_json::json;
+
+    use super::*;
+
+    fn fixture() -> AggregateFixture<Task> {
+        AggregateFixture::with_services(Supervisors(vec!["head-nurse".into()]))
+    }
+
+    fn created(by: &str) -> TaskCreated {
+        TaskCreated {
+            coordinator: by.into(),
+            due: chrono::Utc.with_ymd_and_hms(2026, 3, 4, 12, 0, 0).unwrap(),
+        }
+    }
+
+    #[test]
+    fn given_takes_a_mix_of_the_sets_events_and_when_a_context() {
+        let coordinator = CommandContext::new()
+            .actor(Actor::new("care_coordinator", "CC456"))
+            .tenant("clinic-7");
+        let recorded = fixture()
+            .given((created("CC456"), TaskCompleted { by: "x".into() }))
+            .when_with(
+                CompleteTask {
+                    task_id: "t-1".into(),
+                },
+                coordinator.clone(),
+            )
+            .then_recorded();
+        assert_eq!(
+            recorded.events,
+            [TaskEvent::Completed(TaskCompleted { by: "CC456".into() })]
+        );
+        assert_eq!(
+            recorded.metadata.issued_by(),
+            Some(Actor::new("care_coordinator", "CC456"))
+        );
+        assert_eq!(recorded.metadata.tenant.as_deref(), Some("clinic-7"));
+        assert_eq!(recorded.metadata.causation_id, Some(coordinator.command_id));
+        assert_eq!(recorded.timestamp, coordinator.now());
+        assert!(recorded.state.done);
+    }
+
+    #[test]
+    fn generated_values_match_placeholders() {
+        fixture()
+            .when_with(
+                CreateTask {
+                    task_id: "t-1".into(),
+                    hours: 1,
+                },
+                CommandContext::new().actor(Actor::new("care_coordinator", "CC456")),
+            )
+            .then_expect_events_like(json!([{
+                "event": "TaskCreated",
+                "payload": { "coordinator": "CC456", "due": "<any time>" }
+            }]));
+    }
+
+    #[test]
+    #[should_panic(expected = "unlike the expected ones at $[0].payload.coordinator")]
+    fn a_value_unlike_the_expected_one_names_its_path() {
+        fixture()
+            .when_with(
+                CreateTask {
+                    task_id: "t-1".into(),
+                    hours: 1,
+                },
+                CommandContext::new().actor(Actor::new("care_coordinator", "CC456")),
+            )
+            .then_expect_events_like(json!([{
+                "event": "TaskCreated",
+                "payload": { "coordinator": "<any uuid>", "due": "<any time>" }
+            }]));
+    }
+
+    #[test]
+    fn a_policy_denies_before_the_handler_and_errors_are_checked() {
+        let only_coordinators = |ctx: &CommandContext, _: &TaskCommand, _: &Task| {
+            Decision::allow_if(
+                ctx.actor_of("care_coordinator").is_some(),
+                "care coordinators only",
+            )
+        };
+        fixture()
+            .with_policy(only_coordinators)
+            .given([created("CC456")])
+            .when_with(
+                CompleteTask {
+                    task_id: "t-1".into(),
+                },
+                CommandContext::new().actor(Actor::new("family", "f-1")),
+            )
+            .then_expect_denial("care coordinators only");
+        fixture()
+            .with_policy(only_coordinators)
+            .given([created("CC456")])
+            .when_with(
+                CompleteTask {
+                    task_id: "t-1".into(),
+                },
+                CommandContext::new().actor(Actor::new("care_coordinator", "mallory")),
+            )
+            .then_expect_error(TaskError::NotTheCoordinator("CC456".into()));
+    }
+}

@@ -94,10 +94,7 @@ fn assigning_records_who_had_the_task_before() {
         .when(assign("amira", at(8, 5)))
         .then_expect_events([assigned("amira", None, at(8, 5))]);
     AggregateFixture::<Task>::new()
-        .given([
-            TaskEvent::from(created()),
-            assigned("ben", None, at(8, 5)).into(),
-        ])
+        .given((created(), assigned("ben", None, at(8, 5))))
         .when(assign("amira", at(8, 30)))
         .then_expect_events([assigned("amira", Some("ben"), at(8, 30))]);
 }
@@ -105,10 +102,7 @@ fn assigning_records_who_had_the_task_before() {
 #[test]
 fn assigning_to_the_current_assignee_records_nothing() {
     AggregateFixture::<Task>::new()
-        .given([
-            TaskEvent::from(created()),
-            assigned("amira", None, at(8, 5)).into(),
-        ])
+        .given((created(), assigned("amira", None, at(8, 5))))
         .when(assign("amira", at(8, 30)))
         .then_expect_no_events();
 }
@@ -129,10 +123,7 @@ fn nothing_happens_to_a_task_before_it_exists() {
             created_at: at(8, 0),
         });
     AggregateFixture::<Task>::new()
-        .given([
-            TaskEvent::from(created()),
-            assigned("amira", None, at(8, 5)).into(),
-        ])
+        .given((created(), assigned("amira", None, at(8, 5))))
         .when(complete("amira", at(8, 0) - TimeDelta::seconds(1)))
         .then_expect_error(TaskError::BeforeCreation {
             at: at(8, 0) - TimeDelta::seconds(1),
@@ -147,20 +138,14 @@ fn only_the_assignee_completes_an_assigned_task() {
         .when(complete("amira", at(9, 0)))
         .then_expect_error(TaskError::NotAssigned);
     AggregateFixture::<Task>::new()
-        .given([
-            TaskEvent::from(created()),
-            assigned("ben", None, at(8, 5)).into(),
-        ])
+        .given((created(), assigned("ben", None, at(8, 5))))
         .when(complete("amira", at(9, 0)))
         .then_expect_error(TaskError::NotTheAssignee {
             member: "amira".into(),
             assignee: "ben".into(),
         });
     AggregateFixture::<Task>::new()
-        .given([
-            TaskEvent::from(created()),
-            assigned("amira", None, at(8, 5)).into(),
-        ])
+        .given((created(), assigned("amira", None, at(8, 5))))
         .when(complete("amira", at(9, 0)))
         .then_expect_events([completed("amira")]);
 }

@@ -28,13 +28,16 @@ use std::fmt::Debug;
 pub mod conformance;
 
 use crate::aggregate::Aggregate;
+use crate::authorization::{Decision, Policy};
 use crate::context::CommandContext;
+use crate::envelope::Metadata;
 use crate::event::EventSet;
 
 /// A given / when / then test of one aggregate.
 pub struct AggregateFixture<A: Aggregate> {
     state: A,
     services: A::Services,
+    policy: Option<Box<dyn Policy<A>>>,
 }
 
 impl<A: Aggregate> Default for AggregateFixture<A>
@@ -60,35 +63,133 @@ impl<A: Aggregate> AggregateFixture<A> {
         Self {
             state: A::default(),
             services,
+            policy: None,
         }
     }
 
-    /// Applies past events. Each is first encoded and decoded, as a store would.
+    /// Authorizes the command with `policy` first, as a repository
+    /// [with that policy](crate::repository::Repository::with_policy) does; check a denial
+    /// with [`FixtureOutcome::then_expect_denial`].
+    pub fn with_policy(mut self, policy: impl Policy<A>) -> Self {
+        self.policy = Some(Box::new(policy));
+        self
+    }
+
+    /// Applies past events, each first encoded and decoded as a store would: an array or
+    /// `Vec` of one event type, or a tuple of events of any types of the set
+    /// (`.given((created(), assigned("ben")))`).
     #[track_caller]
-    pub fn given<E: Into<A::Events>>(mut self, events: impl IntoIterator<Item = E>) -> Self {
-        for event in events {
-            let event = round_trip(&event.into());
+    pub fn given(mut self, events: impl GivenEvents<A::Events>) -> Self {
+        for event in events.into_events() {
+            let event = round_trip(&event);
             self.state.apply(&event);
         }
         self
     }
 
-    /// Runs the command against the state built so far.
+    /// Runs the command against the state built so far, in a fresh context (no actor,
+    /// issued now).
     pub fn when(self, command: impl Into<A::Commands>) -> FixtureOutcome<A> {
-        let result = self
-            .state
-            .handle(command.into(), &self.services, &CommandContext::new());
+        self.when_with(command, CommandContext::new())
+    }
+
+    /// Runs the command in `ctx` — an actor, a tenant, a time ([`CommandContext::at`]) —
+    /// through the policy first, if any, as a repository does.
+    pub fn when_with(
+        self,
+        command: impl Into<A::Commands>,
+        ctx: CommandContext,
+    ) -> FixtureOutcome<A> {
+        let command = command.into();
+        let result = match self
+            .policy
+            .as_ref()
+            .map(|policy| policy.authorize(&ctx, &command, &self.state))
+        {
+            Some(Decision::Deny(reason)) => Outcome::Denied(reason),
+            Some(Decision::Allow) | None => {
+                match self.state.handle(command, &self.services, &ctx) {
+                    Ok(events) => Outcome::Recorded(events),
+                    Err(error) => Outcome::Rejected(error),
+                }
+            }
+        };
         FixtureOutcome {
             state: self.state,
+            ctx,
             result,
         }
     }
 }
 
+/// Events for [`AggregateFixture::given`]: arrays and `Vec`s of one type, and tuples (up
+/// to eight) mixing the types of the set.
+pub trait GivenEvents<S> {
+    /// The events, in order.
+    fn into_events(self) -> Vec<S>;
+}
+
+impl<S, T: Into<S>, const N: usize> GivenEvents<S> for [T; N] {
+    fn into_events(self) -> Vec<S> {
+        self.into_iter().map(Into::into).collect()
+    }
+}
+
+impl<S, T: Into<S>> GivenEvents<S> for Vec<T> {
+    fn into_events(self) -> Vec<S> {
+        self.into_iter().map(Into::into).collect()
+    }
+}
+
+macro_rules! given_tuples {
+    ($(($($name:ident),+)),+ $(,)?) => {$(
+        impl<S, $($name: Into<S>),+> GivenEvents<S> for ($($name,)+) {
+            #[allow(non_snake_case, reason = "the type parameters name the elements")]
+            fn into_events(self) -> Vec<S> {
+                let ($($name,)+) = self;
+                vec![$($name.into()),+]
+            }
+        }
+    )+};
+}
+
+given_tuples!(
+    (A),
+    (A, B),
+    (A, B, C),
+    (A, B, C, D),
+    (A, B, C, D, E),
+    (A, B, C, D, E, F),
+    (A, B, C, D, E, F, G),
+    (A, B, C, D, E, F, G, H),
+);
+
+/// What the command did.
+enum Outcome<A: Aggregate> {
+    Recorded(Vec<A::Events>),
+    Rejected(A::Error),
+    Denied(String),
+}
+
 /// What a command did in a fixture, to be checked with a `then_` method.
 pub struct FixtureOutcome<A: Aggregate> {
     state: A,
-    result: Result<Vec<A::Events>, A::Error>,
+    ctx: CommandContext,
+    result: Outcome<A>,
+}
+
+/// What a command recorded, for checks of its own: the events, the metadata a repository
+/// would store with each (from the command's context), and the state after them.
+#[derive(Debug)]
+pub struct Recorded<A: Aggregate> {
+    /// The events, in order.
+    pub events: Vec<A::Events>,
+    /// The metadata each would be stored with.
+    pub metadata: Metadata,
+    /// When they would be stored as having happened (the context's time).
+    pub timestamp: chrono::DateTime<chrono::Utc>,
+    /// The state after the events.
+    pub state: A,
 }
 
 impl<A: Aggregate> FixtureOutcome<A>
@@ -104,20 +205,32 @@ where
         expected: impl IntoIterator<Item = E>,
     ) -> A {
         let expected: Vec<A::Events> = expected.into_iter().map(Into::into).collect();
-        let actual = match self.result {
-            Ok(events) => events,
-            Err(error) => panic!(
-                "expected the command to record events, but it was rejected: {error:?}\nexpected events: {expected:#?}"
-            ),
-        };
-        if actual != expected {
+        let recorded = self.then_recorded();
+        if recorded.events != expected {
             panic!(
                 "the command recorded other events than expected (< expected, > actual):\n{}",
-                pretty_assertions::Comparison::new(&expected, &actual)
+                pretty_assertions::Comparison::new(&expected, &recorded.events)
             );
         }
+        recorded.state
+    }
+
+    /// Asserts the command recorded events and returns them with their metadata and the
+    /// state after them, for checks of their own; each event must survive encoding and
+    /// decoding.
+    #[track_caller]
+    pub fn then_recorded(self) -> Recorded<A> {
+        let events = match self.result {
+            Outcome::Recorded(events) => events,
+            Outcome::Rejected(error) => {
+                panic!("expected the command to record events, but it was rejected: {error:?}")
+            }
+            Outcome::Denied(reason) => {
+                panic!("expected the command to record events, but the policy denied it: {reason}")
+            }
+        };
         let mut state = self.state;
-        for event in &actual {
+        for event in &events {
             let decoded = round_trip(event);
             if &decoded != event {
                 panic!(
@@ -128,7 +241,42 @@ where
             }
             state.apply(event);
         }
-        state
+        Recorded {
+            events,
+            metadata: self.ctx.event_metadata(),
+            timestamp: self.ctx.now(),
+            state,
+        }
+    }
+
+    /// Asserts the command recorded events whose JSON (`{"event": name, "payload": ...}`
+    /// each, as stored) matches `expected`, where the string `"<any uuid>"` matches any
+    /// UUID, `"<any time>"` any RFC 3339 time and `"<any>"` any value: for events holding
+    /// values the handler generates. Returns the state after them.
+    #[track_caller]
+    pub fn then_expect_events_like(self, expected: serde_json::Value) -> A {
+        let recorded = self.then_recorded();
+        let actual = serde_json::Value::Array(
+            recorded
+                .events
+                .iter()
+                .map(|event| {
+                    let encoded = event.encode().unwrap_or_else(|error| {
+                        panic!("the fixture could not store an event: {error}")
+                    });
+                    let payload: serde_json::Value = serde_json::from_str(encoded.payload.get())
+                        .unwrap_or_else(|error| panic!("a stored payload is JSON: {error}"));
+                    serde_json::json!({ "event": encoded.name, "payload": payload })
+                })
+                .collect(),
+        );
+        if let Err(path) = like(&expected, &actual, "$") {
+            panic!(
+                "the command recorded events unlike the expected ones at {path} (< expected, > actual):\n{}",
+                pretty_assertions::Comparison::new(&expected, &actual)
+            );
+        }
+        recorded.state
     }
 
     /// Asserts the command was accepted and recorded nothing.
@@ -143,27 +291,88 @@ where
     where
         A::Error: PartialEq,
     {
-        match self.result {
-            Ok(events) => panic!(
-                "expected the command to be rejected with {expected:?}, but it recorded: {events:#?}"
-            ),
-            Err(actual) if actual != expected => panic!(
+        let actual = self.then_expect_rejection();
+        if actual != expected {
+            panic!(
                 "the command was rejected with another error than expected (< expected, > actual):\n{}",
                 pretty_assertions::Comparison::new(&expected, &actual)
-            ),
-            Err(_) => {}
+            );
         }
     }
 
-    /// Asserts the command was rejected and returns the error for further checks.
+    /// Asserts the aggregate rejected the command and returns the error for further
+    /// checks.
     #[track_caller]
     pub fn then_expect_rejection(self) -> A::Error {
         match self.result {
-            Ok(events) => {
+            Outcome::Rejected(error) => error,
+            Outcome::Recorded(events) => {
                 panic!("expected the command to be rejected, but it recorded: {events:#?}")
             }
-            Err(error) => error,
+            Outcome::Denied(reason) => panic!(
+                "expected the aggregate to reject the command, but the policy denied it: {reason}"
+            ),
         }
+    }
+
+    /// Asserts the policy denied the command with `reason`.
+    #[track_caller]
+    pub fn then_expect_denial(self, reason: &str) {
+        match self.result {
+            Outcome::Denied(actual) if actual == reason => {}
+            Outcome::Denied(actual) => panic!(
+                "the policy denied the command for another reason (< expected, > actual):\n{}",
+                pretty_assertions::Comparison::new(&reason, &actual.as_str())
+            ),
+            Outcome::Recorded(events) => panic!(
+                "expected the policy to deny the command ({reason}), but it recorded: {events:#?}"
+            ),
+            Outcome::Rejected(error) => panic!(
+                "expected the policy to deny the command ({reason}), but the aggregate rejected it: {error:?}"
+            ),
+        }
+    }
+}
+
+/// Whether `actual` is like `expected` (see [`FixtureOutcome::then_expect_events_like`]);
+/// the path of the first difference otherwise.
+fn like(
+    expected: &serde_json::Value,
+    actual: &serde_json::Value,
+    path: &str,
+) -> Result<(), String> {
+    use serde_json::Value;
+    match (expected, actual) {
+        (Value::String(any), _) if any == "<any>" => Ok(()),
+        (Value::String(any), Value::String(text)) if any == "<any uuid>" => {
+            uuid::Uuid::parse_str(text)
+                .map(|_| ())
+                .map_err(|_| path.to_owned())
+        }
+        (Value::String(any), Value::String(text)) if any == "<any time>" => {
+            chrono::DateTime::parse_from_rfc3339(text)
+                .map(|_| ())
+                .map_err(|_| path.to_owned())
+        }
+        (Value::Array(expected), Value::Array(actual)) if expected.len() == actual.len() => {
+            expected
+                .iter()
+                .zip(actual)
+                .enumerate()
+                .try_for_each(|(index, (expected, actual))| {
+                    like(expected, actual, &format!("{path}[{index}]"))
+                })
+        }
+        (Value::Object(expected), Value::Object(actual)) if expected.len() == actual.len() => {
+            expected
+                .iter()
+                .try_for_each(|(key, expected)| match actual.get(key) {
+                    Some(actual) => like(expected, actual, &format!("{path}.{key}")),
+                    None => Err(format!("{path}.{key}")),
+                })
+        }
+        _ if expected == actual => Ok(()),
+        _ => Err(path.to_owned()),
     }
 }
 
