@@ -27,6 +27,7 @@ pub(crate) mod follow;
 pub mod postgres;
 pub mod process;
 pub mod projection;
+pub mod query;
 pub mod registry;
 pub mod repository;
 #[cfg(feature = "sqlite")]

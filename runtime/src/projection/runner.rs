@@ -192,13 +192,32 @@ impl<S: EventStore + 'static> ProjectionRunner<S> {
             .on_poison(self.on_poison)
     }
 
-    /// Applies every event up to the head of the log, then returns (no switch-over).
+    /// Applies every event up to the head of the log, then returns. The first version of
+    /// a projection to catch up becomes the one readers see, so a model that has caught up
+    /// is never left unreadable; while another version is active, readers stay on it
+    /// (switch over with [`ProjectionRunner::catch_up_and_activate`]).
     pub async fn catch_up<P: Projection>(
         &self,
         projector: &mut Projector<P>,
     ) -> Result<CatchUp, RunnerError> {
-        self.catch_up_with(projector, |_: &CatchUp, _: u64| {})
+        let caught_up = self
+            .catch_up_with(projector, |_: &CatchUp, _: u64| {})
+            .await?;
+        let versions = projector
+            .read_model()
+            .versions(P::NAME)
             .await
+            .map_err(|source| RunnerError::ReadModel {
+                projection: P::NAME,
+                source,
+            })?;
+        if !versions
+            .iter()
+            .any(|status| status.state == VersionState::Active)
+        {
+            activate_if_needed::<P>(projector.target(), projector.read_model()).await?;
+        }
+        Ok(caught_up)
     }
 
     async fn catch_up_with<P: Projection>(

@@ -170,6 +170,25 @@ impl SqliteReadModel {
             .join(format!("{}.v{}.sqlite3", target.name, target.version))
     }
 
+    /// Runs `read` on a read-only connection to the active version of `name`, on a
+    /// blocking thread (see [`SqliteReadModel::reader`]): what a query's answer does.
+    pub async fn read<T: Send + 'static>(
+        &self,
+        name: &str,
+        read: impl FnOnce(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
+    ) -> Result<T, ReadModelError> {
+        let connection = self.reader(name).await?;
+        let shown = name.to_owned();
+        tokio::task::spawn_blocking(move || read(&connection))
+            .await
+            .map_err(|error| ReadModelError::Database {
+                target: shown.clone(),
+                operation: "read",
+                source: Box::new(error),
+            })?
+            .map_err(database(shown, "read"))
+    }
+
     /// A read-only connection to the active version of projection `name`.
     ///
     /// Readers see only versions that caught up: a version being built or rebuilt is not
