@@ -72,6 +72,17 @@ pub(super) const LISTENER_MAX_BACKOFF: Duration = Duration::from_secs(5);
 ///   head is its last row (an index probe on that unique index); there is no separate
 ///   streams table to keep in step.
 /// - `snapshots`: one row per stream, upserted.
+/// - `commands` (since schema version 4): one row per command recorded by
+///   [`EventStore::append_command`] (`command_id uuid PRIMARY KEY`, `fingerprint`,
+///   `recorded_at timestamptz`, the stream, its version after the command, the first and
+///   last positions, `event_ids uuid[]`), indexed by `recorded_at` for `prune_commands`.
+///   The function `factum_append_command` takes the append lock, looks the id up (status
+///   5: recorded already, nothing written), then runs `factum_append`'s checks and
+///   inserts (or, for a command without events, checks the expected version and the
+///   stream type) and inserts the record, all in one transaction. Submissions of one id
+///   queue on the lock, so each finds the record of the one before; the primary key is
+///   the backstop for a writer that bypasses the lock (its violation re-runs the call,
+///   which then finds the record). See [`crate::store::commands`].
 /// - `factum_schema_migrations`: the schema version, one row per applied migration.
 ///
 /// Payloads and metadata are `json`, not `jsonb`: `json` keeps the text exactly as

@@ -188,10 +188,8 @@ fn append_in(
     events: &[NewEvent],
     ids_first: bool,
 ) -> Result<Appended, Failure> {
-    if ids_first {
-        if let Some(previous) = previous_append(connection, stream_id, expected, events)? {
-            return Ok(previous);
-        }
+    if ids_first && let Some(previous) = previous_append(connection, stream_id, expected, events)? {
+        return Ok(previous);
     }
     let stream = read_stream_row(connection, stream_id)?;
     if let Err(refused) = check_stream(stream.as_ref(), stream_id, stream_type, expected) {

@@ -2,7 +2,7 @@
 //!
 //! # Layout
 //!
-//! Three tables, created and upgraded by the versioned migrations in `schema.rs` (the
+//! Four tables, created and upgraded by the versioned migrations in `schema.rs` (the
 //! applied versions are recorded in `factum_schema_version`):
 //!
 //! - `streams (stream_key INTEGER PRIMARY KEY, stream_id TEXT UNIQUE, stream_type, version)`:
@@ -17,6 +17,13 @@
 //!   timestamp the [limits](crate::store::limits) let in (whole microseconds, years 1
 //!   to 9999) reads back exactly.
 //! - `snapshots (stream_id TEXT PRIMARY KEY, ...)`: the latest snapshot per stream.
+//! - `commands (command_id BLOB PRIMARY KEY, fingerprint, recorded_at_s, recorded_at_ns,
+//!   stream_id, stream_version, first_position, last_position, event_ids BLOB)` (since
+//!   schema version 2): one row per command recorded by
+//!   [`EventStore::append_command`], written in the transaction of its events, after
+//!   looking the id up under the same write lock (so concurrent submissions from any
+//!   process record it once); `event_ids` holds the events' 16-byte ids in order, and an
+//!   index on the time serves `prune_commands`. See [`crate::store::commands`].
 //!
 //! # Why it is built this way
 //!
