@@ -1370,3 +1370,60 @@ async fn a_stream_missing_its_last_events_is_a_corrupt_row() {
     assert_eq!(store.read_stream("a", 1, 3).await.unwrap().len(), 3);
     assert_eq!(store.read_stream("a", 5, 3).await.unwrap().len(), 0);
 }
+
+#[tokio::test]
+async fn an_unreadable_command_record_is_a_corrupt_row_naming_its_stream() {
+    for (damage, reason) in [
+        (
+            "event_ids = x'00'",
+            "event_ids holds 1 bytes, not 16 per id",
+        ),
+        ("first_position = NULL", "do not fit 2 event ids"),
+        ("recorded_at_ns = -1", "is not a time"),
+        (
+            "fingerprint = x'00ff'",
+            "fingerprint: Blob where a text belongs",
+        ),
+    ] {
+        let (_dir, path) = temp_file();
+        let damaged = SqliteStore::open(&path).await.expect("open");
+        let command = factum::store::CommandRecord::new(factum::uuid::Uuid::now_v7(), "f");
+        damaged
+            .append_command(
+                "s",
+                "T",
+                ExpectedVersion::NoStream,
+                ticks(0..2),
+                command.clone(),
+            )
+            .await
+            .expect("append_command");
+        raw(&path)
+            .execute_batch(&format!("UPDATE commands SET {damage}"))
+            .unwrap();
+        for error in [
+            damaged.command_outcome(command.command_id).await.err(),
+            damaged
+                .append_command("s", "T", ExpectedVersion::Any, ticks(2..3), command.clone())
+                .await
+                .err(),
+        ] {
+            match error {
+                Some(StoreError::CorruptRow {
+                    stream_id,
+                    reason: message,
+                    ..
+                }) => {
+                    assert_eq!(stream_id, "s", "{damage}");
+                    assert!(message.contains(reason), "{damage}: {message}");
+                }
+                other => panic!("{damage}: expected a corrupt row, got {other:?}"),
+            }
+        }
+        assert_eq!(
+            damaged.stream_version("s").await.unwrap(),
+            Some(2),
+            "{damage}: nothing was written"
+        );
+    }
+}

@@ -191,19 +191,16 @@ pub(super) fn decode_command(row: &Row, command_id: Uuid) -> Result<CommandOutco
     let first_position = unsigned(row.try_get(4).map_err(|e| fail(&e))?, "first_position")?;
     let last_position = unsigned(row.try_get(5).map_err(|e| fail(&e))?, "last_position")?;
     let event_ids: Vec<Uuid> = row.try_get(6).map_err(|e| fail(&e))?;
-    if let Some(reason) =
-        crate::store::commands::misfit_positions(first_position, last_position, &event_ids)
-    {
-        return Err(fail(&reason));
-    }
-    Ok(CommandOutcome {
+    CommandOutcome {
         command_id,
         fingerprint,
-        stream_id,
+        stream_id: stream_id.clone(),
         stream_version,
         first_position,
         last_position,
         event_ids,
         recorded_at,
-    })
+    }
+    .check_stored()
+    .map_err(|reason| fail(&reason))
 }

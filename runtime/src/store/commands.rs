@@ -116,6 +116,28 @@ impl CommandOutcome {
     }
 }
 
+impl CommandOutcome {
+    /// The outcome as a backend read it back, if its positions fit its event ids (both
+    /// `None` with no ids, or first ≤ last with some); else why not, for a `CorruptRow`.
+    pub(crate) fn check_stored(self) -> Result<Self, String> {
+        let fits = match (self.first_position, self.last_position) {
+            (None, None) => self.event_ids.is_empty(),
+            (Some(first), Some(last)) => !self.event_ids.is_empty() && first <= last,
+            _ => false,
+        };
+        if fits {
+            Ok(self)
+        } else {
+            Err(format!(
+                "positions {:?} to {:?} do not fit {} event ids",
+                self.first_position,
+                self.last_position,
+                self.event_ids.len()
+            ))
+        }
+    }
+}
+
 /// The answer of [`EventStore::append_command`]: the command ran now, or it had run
 /// before. Both carry the full [`CommandOutcome`], so a caller answers a first
 /// submission and a repeat alike (an [`AppendOutcome`](super::AppendOutcome) could not
@@ -150,26 +172,6 @@ impl CommandAppend {
     pub fn is_already_executed(&self) -> bool {
         matches!(self, Self::AlreadyExecuted(_))
     }
-}
-
-/// Why a stored outcome's positions cannot belong to its event ids (both `None` with no
-/// ids, or first ≤ last with some), for a backend's `CorruptRow`.
-pub(crate) fn misfit_positions(
-    first_position: Option<u64>,
-    last_position: Option<u64>,
-    event_ids: &[Uuid],
-) -> Option<String> {
-    let fits = match (first_position, last_position) {
-        (None, None) => event_ids.is_empty(),
-        (Some(first), Some(last)) => !event_ids.is_empty() && first <= last,
-        _ => false,
-    };
-    (!fits).then(|| {
-        format!(
-            "positions {first_position:?} to {last_position:?} do not fit {} event ids",
-            event_ids.len()
-        )
-    })
 }
 
 /// The bound `prune_commands` compares with, exact on every backend: stored times are

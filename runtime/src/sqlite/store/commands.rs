@@ -149,19 +149,16 @@ fn decode(row: &Row<'_>, command_id: Uuid) -> Result<CommandOutcome, (String, St
         }
         Err(error) => return Err(at_stream(format!("event_ids: {error}"))),
     };
-    if let Some(reason) =
-        crate::store::commands::misfit_positions(first_position, last_position, &event_ids)
-    {
-        return Err(at_stream(reason));
-    }
-    Ok(CommandOutcome {
+    CommandOutcome {
         command_id,
         fingerprint,
-        stream_id,
+        stream_id: stream_id.clone(),
         stream_version,
         first_position,
         last_position,
         event_ids,
         recorded_at,
-    })
+    }
+    .check_stored()
+    .map_err(at_stream)
 }

@@ -8,6 +8,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use uuid::Uuid;
 
 use super::{IntoStore, all_events, stream_events, ticks};
+use crate::envelope::NewEvent;
 use crate::store::limits::Limit;
 use crate::store::{
     CommandAppend, CommandOutcome, CommandRecord, EventStore, ExpectedVersion, StoreError,
@@ -28,6 +29,19 @@ fn moment(hour: u32) -> DateTime<Utc> {
         .single()
         .expect("a valid time")
         + Duration::microseconds(123_456)
+}
+
+/// Submits `command` with `events` to `stream_id`, of the stream type "T".
+async fn submit<S: EventStore>(
+    store: &S,
+    stream_id: &str,
+    expected: ExpectedVersion,
+    events: Vec<NewEvent>,
+    command: &CommandRecord,
+) -> Result<CommandAppend, StoreError> {
+    store
+        .append_command(stream_id, "T", expected, events, command.clone())
+        .await
 }
 
 /// The outcome of a command that must have run now.
@@ -68,15 +82,7 @@ async fn first_submission_appends_and_reads_back<S: EventStore>(store: &S) {
     let ids: Vec<Uuid> = events.iter().map(|event| event.event_id).collect();
     let command = record("fingerprint-1", moment(1));
     let outcome = appended(
-        store
-            .append_command(
-                "cmd-a",
-                "T",
-                ExpectedVersion::Exact(2),
-                events,
-                command.clone(),
-            )
-            .await,
+        submit(store, "cmd-a", ExpectedVersion::Exact(2), events, &command).await,
         "a first submission",
     );
     let stored = stream_events(store, "cmd-a").await;
@@ -126,28 +132,26 @@ async fn first_submission_appends_and_reads_back<S: EventStore>(store: &S) {
 async fn repeats_return_the_original_outcome<S: EventStore>(store: &S) {
     let command = record("fingerprint-2", moment(2));
     let original = appended(
-        store
-            .append_command(
-                "cmd-b",
-                "T",
-                ExpectedVersion::NoStream,
-                ticks(0..2),
-                command.clone(),
-            )
-            .await,
+        submit(
+            store,
+            "cmd-b",
+            ExpectedVersion::NoStream,
+            ticks(0..2),
+            &command,
+        )
+        .await,
         "a first submission",
     );
     let log = all_events(store).await;
     let repeat = already_executed(
-        store
-            .append_command(
-                "cmd-b",
-                "T",
-                ExpectedVersion::NoStream,
-                ticks(0..2),
-                command.clone(),
-            )
-            .await,
+        submit(
+            store,
+            "cmd-b",
+            ExpectedVersion::NoStream,
+            ticks(0..2),
+            &command,
+        )
+        .await,
         "the same command again, with its now stale expected version",
     );
     assert_eq!(repeat, original, "a repeat gets the original outcome");
@@ -193,15 +197,14 @@ async fn empty_commands_are_recorded<S: EventStore>(store: &S) {
     let log = all_events(store).await.len();
     let on_nothing = record("nothing", moment(4));
     let outcome = appended(
-        store
-            .append_command(
-                "cmd-empty",
-                "T",
-                ExpectedVersion::NoStream,
-                Vec::new(),
-                on_nothing.clone(),
-            )
-            .await,
+        submit(
+            store,
+            "cmd-empty",
+            ExpectedVersion::NoStream,
+            Vec::new(),
+            &on_nothing,
+        )
+        .await,
         "an empty command on a missing stream",
     );
     assert_eq!(
@@ -224,30 +227,28 @@ async fn empty_commands_are_recorded<S: EventStore>(store: &S) {
     );
     assert_eq!(
         already_executed(
-            store
-                .append_command(
-                    "cmd-empty",
-                    "T",
-                    ExpectedVersion::NoStream,
-                    Vec::new(),
-                    on_nothing.clone(),
-                )
-                .await,
+            submit(
+                store,
+                "cmd-empty",
+                ExpectedVersion::NoStream,
+                Vec::new(),
+                &on_nothing
+            )
+            .await,
             "an empty command again",
         ),
         outcome
     );
     let on_stream = record("nothing either", moment(4));
     let outcome = appended(
-        store
-            .append_command(
-                "cmd-a",
-                "T",
-                ExpectedVersion::Exact(5),
-                Vec::new(),
-                on_stream.clone(),
-            )
-            .await,
+        submit(
+            store,
+            "cmd-a",
+            ExpectedVersion::Exact(5),
+            Vec::new(),
+            &on_stream,
+        )
+        .await,
         "an empty command on an existing stream",
     );
     assert_eq!((outcome.stream_version, outcome.last_position), (5, None));
@@ -258,15 +259,14 @@ async fn empty_commands_are_recorded<S: EventStore>(store: &S) {
             .expect("command_outcome"),
         Some(outcome)
     );
-    let stale = store
-        .append_command(
-            "cmd-a",
-            "T",
-            ExpectedVersion::Exact(4),
-            Vec::new(),
-            record("stale", moment(4)),
-        )
-        .await;
+    let stale = submit(
+        store,
+        "cmd-a",
+        ExpectedVersion::Exact(4),
+        Vec::new(),
+        &record("stale", moment(4)),
+    )
+    .await;
     assert!(
         matches!(
             stale,
@@ -302,15 +302,14 @@ async fn empty_commands_are_recorded<S: EventStore>(store: &S) {
 async fn failed_commands_leave_no_record<S: EventStore>(store: &S) {
     let log = all_events(store).await.len();
     let command = record("retried", moment(5));
-    let conflict = store
-        .append_command(
-            "cmd-a",
-            "T",
-            ExpectedVersion::Exact(1),
-            ticks(0..1),
-            command.clone(),
-        )
-        .await;
+    let conflict = submit(
+        store,
+        "cmd-a",
+        ExpectedVersion::Exact(1),
+        ticks(0..1),
+        &command,
+    )
+    .await;
     assert!(
         matches!(
             conflict,
@@ -337,9 +336,7 @@ async fn failed_commands_leave_no_record<S: EventStore>(store: &S) {
     let stored_id = stream_events(store, "cmd-b").await[0].clone();
     let mut reused = ticks(0..1);
     reused[0].event_id = stored_id.event_id;
-    let duplicate = store
-        .append_command("cmd-a", "T", ExpectedVersion::Any, reused, command.clone())
-        .await;
+    let duplicate = submit(store, "cmd-a", ExpectedVersion::Any, reused, &command).await;
     assert!(
         matches!(duplicate, Err(StoreError::DuplicateEventId { .. })),
         "an event id stored elsewhere is refused, got {duplicate:?}"
@@ -354,15 +351,14 @@ async fn failed_commands_leave_no_record<S: EventStore>(store: &S) {
     );
     assert_eq!(all_events(store).await.len(), log, "nor any event");
     let retried = appended(
-        store
-            .append_command(
-                "cmd-a",
-                "T",
-                ExpectedVersion::Exact(5),
-                ticks(0..1),
-                command.clone(),
-            )
-            .await,
+        submit(
+            store,
+            "cmd-a",
+            ExpectedVersion::Exact(5),
+            ticks(0..1),
+            &command,
+        )
+        .await,
         "the retry with the right version",
     );
     assert_eq!(retried.stream_version, 6);
@@ -392,15 +388,8 @@ async fn refused_records_write_nothing<S: EventStore>(store: &S) {
         ),
     ] {
         for events in [ticks(0..1), Vec::new()] {
-            let refused = store
-                .append_command(
-                    "cmd-refused",
-                    "T",
-                    ExpectedVersion::Any,
-                    events,
-                    command.clone(),
-                )
-                .await;
+            let refused =
+                submit(store, "cmd-refused", ExpectedVersion::Any, events, &command).await;
             match refused {
                 Err(StoreError::ValueRefused {
                     limit: refused_limit,
@@ -431,27 +420,11 @@ async fn pruning_removes_only_older_records<S: EventStore>(store: &S) {
     let old = record("old", moment(0));
     let new = record("new", moment(8));
     appended(
-        store
-            .append_command(
-                "cmd-prune",
-                "T",
-                ExpectedVersion::Any,
-                ticks(0..1),
-                old.clone(),
-            )
-            .await,
+        submit(store, "cmd-prune", ExpectedVersion::Any, ticks(0..1), &old).await,
         "an old command",
     );
     appended(
-        store
-            .append_command(
-                "cmd-prune",
-                "T",
-                ExpectedVersion::Any,
-                ticks(1..2),
-                new.clone(),
-            )
-            .await,
+        submit(store, "cmd-prune", ExpectedVersion::Any, ticks(1..2), &new).await,
         "a new command",
     );
     let log = all_events(store).await.len();
@@ -495,9 +468,7 @@ async fn pruning_removes_only_older_records<S: EventStore>(store: &S) {
         "pruning keeps the events"
     );
     appended(
-        store
-            .append_command("cmd-prune", "T", ExpectedVersion::Any, ticks(2..3), old)
-            .await,
+        submit(store, "cmd-prune", ExpectedVersion::Any, ticks(2..3), &old).await,
         "a command whose record was pruned runs again",
     );
     assert_eq!(
@@ -534,9 +505,14 @@ where
         tasks.spawn(async move {
             let events = ticks(index as u64 * 10..index as u64 * 10 + 2);
             start.wait().await;
-            let answer = store
-                .append_command("cmd-raced", "T", ExpectedVersion::NoStream, events, command)
-                .await;
+            let answer = submit(
+                &store,
+                "cmd-raced",
+                ExpectedVersion::NoStream,
+                events,
+                &command,
+            )
+            .await;
             (answer, store)
         });
     }
