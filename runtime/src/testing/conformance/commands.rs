@@ -44,6 +44,14 @@ async fn submit<S: EventStore>(
         .await
 }
 
+/// The stored outcome of `command_id`, if recorded.
+async fn recorded<S: EventStore>(store: &S, command_id: Uuid) -> Option<CommandOutcome> {
+    store
+        .command_outcome(command_id)
+        .await
+        .expect("command_outcome")
+}
+
 /// The outcome of a command that must have run now.
 fn appended(answer: Result<CommandAppend, StoreError>, what: &str) -> CommandOutcome {
     match answer {
@@ -110,18 +118,12 @@ async fn first_submission_appends_and_reads_back<S: EventStore>(store: &S) {
         "the outcome describes the events written"
     );
     assert_eq!(
-        store
-            .command_outcome(command.command_id)
-            .await
-            .expect("command_outcome"),
+        recorded(store, command.command_id).await,
         Some(expected),
         "the record reads back equal"
     );
     assert_eq!(
-        store
-            .command_outcome(Uuid::now_v7())
-            .await
-            .expect("command_outcome"),
+        recorded(store, Uuid::now_v7()).await,
         None,
         "an unknown command id has no record"
     );
@@ -171,10 +173,7 @@ async fn repeats_return_the_original_outcome<S: EventStore>(store: &S) {
         "the stored outcome, fingerprint included, answers any submission of the id"
     );
     assert_eq!(
-        store
-            .command_outcome(command.command_id)
-            .await
-            .expect("command_outcome"),
+        recorded(store, command.command_id).await,
         Some(original),
         "the record is unchanged"
     );
@@ -252,13 +251,7 @@ async fn empty_commands_are_recorded<S: EventStore>(store: &S) {
         "an empty command on an existing stream",
     );
     assert_eq!((outcome.stream_version, outcome.last_position), (5, None));
-    assert_eq!(
-        store
-            .command_outcome(on_stream.command_id)
-            .await
-            .expect("command_outcome"),
-        Some(outcome)
-    );
+    assert_eq!(recorded(store, on_stream.command_id).await, Some(outcome));
     let stale = submit(
         store,
         "cmd-a",
@@ -342,10 +335,7 @@ async fn failed_commands_leave_no_record<S: EventStore>(store: &S) {
         "an event id stored elsewhere is refused, got {duplicate:?}"
     );
     assert_eq!(
-        store
-            .command_outcome(command.command_id)
-            .await
-            .expect("command_outcome"),
+        recorded(store, command.command_id).await,
         None,
         "a failed command leaves no record"
     );
@@ -362,13 +352,7 @@ async fn failed_commands_leave_no_record<S: EventStore>(store: &S) {
         "the retry with the right version",
     );
     assert_eq!(retried.stream_version, 6);
-    assert_eq!(
-        store
-            .command_outcome(command.command_id)
-            .await
-            .expect("command_outcome"),
-        Some(retried)
-    );
+    assert_eq!(recorded(store, command.command_id).await, Some(retried));
 }
 
 /// A fingerprint holding NUL and a `recorded_at` a store cannot keep are refused like any
@@ -397,13 +381,7 @@ async fn refused_records_write_nothing<S: EventStore>(store: &S) {
                 }) => assert_eq!(refused_limit, limit),
                 other => panic!("{command:?} must be refused with {limit:?}, got {other:?}"),
             }
-            assert_eq!(
-                store
-                    .command_outcome(command.command_id)
-                    .await
-                    .expect("command_outcome"),
-                None
-            );
+            assert_eq!(recorded(store, command.command_id).await, None);
         }
     }
     assert_eq!(
@@ -439,13 +417,7 @@ async fn pruning_removes_only_older_records<S: EventStore>(store: &S) {
         .await
         .expect("prune_commands");
     assert_eq!(pruned, 1, "only the record before the bound goes");
-    assert_eq!(
-        store
-            .command_outcome(old.command_id)
-            .await
-            .expect("command_outcome"),
-        None
-    );
+    assert_eq!(recorded(store, old.command_id).await, None);
     let pruned = store
         .prune_commands(moment(8))
         .await
@@ -455,11 +427,7 @@ async fn pruning_removes_only_older_records<S: EventStore>(store: &S) {
         "the five records of hours 1 to 5 go, hour 8 stays"
     );
     assert!(
-        store
-            .command_outcome(new.command_id)
-            .await
-            .expect("command_outcome")
-            .is_some(),
+        recorded(store, new.command_id).await.is_some(),
         "a record at the bound stays"
     );
     assert_eq!(
@@ -538,10 +506,7 @@ where
         "every submission gets the same outcome: {answers:#?}"
     );
     assert_eq!(
-        store
-            .command_outcome(command.command_id)
-            .await
-            .expect("command_outcome"),
+        recorded(&store, command.command_id).await,
         Some(outcome.clone()),
         "the record is the outcome every submission got"
     );
