@@ -41,3 +41,10 @@ async fn a_filtered_memory_store_follower_sees_every_event() {
     .await;
     assert_eq!(seen, 8 * 500 * 2 / 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_submissions_of_one_command_run_once_on_the_memory_store() {
+    let store = MemoryStore::new();
+    // Clones share one log: each submission holds its own handle.
+    conformance::concurrent_commands_run_once(|| store.clone(), 16).await;
+}

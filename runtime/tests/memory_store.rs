@@ -255,6 +255,33 @@ async fn concurrent_writers_keep_streams_gapless() {
 struct ForwardingStore(MemoryStore);
 
 impl EventStore for ForwardingStore {
+    async fn append_command(
+        &self,
+        stream_id: &str,
+        stream_type: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        command: factum::store::CommandRecord,
+    ) -> Result<factum::store::CommandAppend, StoreError> {
+        self.0
+            .append_command(stream_id, stream_type, expected, events, command)
+            .await
+    }
+
+    async fn command_outcome(
+        &self,
+        command_id: factum::uuid::Uuid,
+    ) -> Result<Option<factum::store::CommandOutcome>, StoreError> {
+        self.0.command_outcome(command_id).await
+    }
+
+    async fn prune_commands(
+        &self,
+        recorded_before: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64, StoreError> {
+        self.0.prune_commands(recorded_before).await
+    }
+
     async fn append(
         &self,
         stream_id: &str,

@@ -284,3 +284,60 @@ async fn a_gap_in_a_stream_is_a_corrupt_row_never_a_shorter_history() {
         2
     );
 }
+
+#[tokio::test]
+async fn an_unreadable_command_record_is_a_corrupt_row_naming_its_stream() {
+    const COMMANDS: &str = "t_bad_commands";
+    let store = fresh_store(COMMANDS).await;
+    let command = factum::store::CommandRecord::new(factum::uuid::Uuid::now_v7(), "f");
+    store
+        .append_command(
+            "s",
+            "T",
+            ExpectedVersion::NoStream,
+            events(2),
+            command.clone(),
+        )
+        .await
+        .expect("append_command");
+    for (damage, reason) in [
+        ("first_position = NULL", "do not fit 2 event ids"),
+        ("event_ids = '{}'", "do not fit 0 event ids"),
+    ] {
+        let client = raw_client().await;
+        client
+            .batch_execute(&format!("UPDATE {COMMANDS}.commands SET {damage}"))
+            .await
+            .unwrap();
+        let read = store.command_outcome(command.command_id).await;
+        let retried = store
+            .append_command("s", "T", ExpectedVersion::Any, events(1), command.clone())
+            .await;
+        for error in [read.err(), retried.err()] {
+            match error {
+                Some(StoreError::CorruptRow {
+                    stream_id,
+                    reason: message,
+                    ..
+                }) => {
+                    assert_eq!(stream_id, "s", "{damage}");
+                    assert!(message.contains(reason), "{damage}: {message}");
+                }
+                other => panic!("{damage}: expected a corrupt row, got {other:?}"),
+            }
+        }
+        assert_eq!(
+            store.stream_version("s").await.unwrap(),
+            Some(2),
+            "{damage}"
+        );
+        // Repair for the next damage.
+        client
+            .batch_execute(&format!(
+                "UPDATE {COMMANDS}.commands SET first_position = last_position - 1, \
+                 event_ids = ARRAY(SELECT event_id FROM {COMMANDS}.events ORDER BY position)"
+            ))
+            .await
+            .unwrap();
+    }
+}

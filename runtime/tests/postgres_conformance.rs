@@ -55,3 +55,24 @@ async fn a_filtered_postgres_store_follower_sees_every_event() {
     .await;
     assert_eq!(seen, 8 * 300 * 2 / 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_submissions_of_one_command_run_once_on_postgres() {
+    const SCHEMA: &str = "t_conformance_commands";
+    postgres_common::drop_schema(SCHEMA).await;
+    // Each submission connects itself: its own pool and connections.
+    conformance::concurrent_commands_run_once(
+        || {
+            Connecting(async {
+                PostgresStore::builder(postgres_common::url())
+                    .schema(SCHEMA)
+                    .pool_size(1)
+                    .connect()
+                    .await
+                    .expect("connect")
+            })
+        },
+        16,
+    )
+    .await;
+}

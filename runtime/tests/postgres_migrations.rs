@@ -69,12 +69,15 @@ async fn an_older_schema_is_migrated_forward() {
         .append("s", "T", ExpectedVersion::NoStream, events(1))
         .await
         .unwrap();
-    // Back to schema version 1: the append function did not exist yet.
+    // Back to schema version 1: the append functions and the commands table did not
+    // exist yet.
     raw_client()
         .await
         .batch_execute(&format!(
             "DROP FUNCTION {SCHEMA}.factum_append;
              DROP FUNCTION {SCHEMA}.factum_append_one;
+             DROP FUNCTION {SCHEMA}.factum_append_command;
+             DROP TABLE {SCHEMA}.commands;
              DELETE FROM {SCHEMA}.factum_schema_migrations WHERE version > 1;"
         ))
         .await
@@ -96,6 +99,12 @@ async fn an_older_schema_is_migrated_forward() {
         .await
         .unwrap();
     assert_eq!(outcome.stream_version, 2);
+    let command = factum::store::CommandRecord::new(factum::uuid::Uuid::now_v7(), "f");
+    let recorded = store
+        .append_command("s", "T", ExpectedVersion::Exact(2), events(1), command)
+        .await
+        .unwrap();
+    assert_eq!(recorded.outcome().stream_version, 3);
 }
 
 #[tokio::test]

@@ -915,7 +915,13 @@ async fn a_catalog_and_a_store_are_never_opened_as_each_other() {
     assert_eq!(std::fs::read(&posing).unwrap(), bytes, "left as it was");
     assert_eq!(
         tables_of(&posing),
-        ["events", "factum_schema_version", "snapshots", "streams"],
+        [
+            "commands",
+            "events",
+            "factum_schema_version",
+            "snapshots",
+            "streams"
+        ],
         "not migrated"
     );
 

@@ -90,3 +90,19 @@ async fn a_filtered_in_memory_sqlite_store_follower_sees_every_event() {
     .await;
     assert_eq!(seen, 4 * 300 * 2 / 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_submissions_of_one_command_run_once_on_a_sqlite_file() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("commands.db");
+    // Each submission opens the file itself: its own writer connection, as another
+    // process would.
+    conformance::concurrent_commands_run_once(
+        || {
+            let path = path.clone();
+            Connecting(async move { SqliteStore::open(&path).await.expect("open") })
+        },
+        16,
+    )
+    .await;
+}

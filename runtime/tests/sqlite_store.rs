@@ -59,9 +59,14 @@ async fn opening_creates_the_schema_in_wal_mode_and_records_its_version() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(versions.len(), 1);
-    assert_eq!(versions[0].0, 1);
-    assert_eq!(SqliteStore::SCHEMA_VERSION, 1);
+    assert_eq!(
+        versions
+            .iter()
+            .map(|(version, _)| *version)
+            .collect::<Vec<_>>(),
+        [1, 2]
+    );
+    assert_eq!(SqliteStore::SCHEMA_VERSION, 2);
     let mode: String = connection
         .query_row("PRAGMA journal_mode", [], |row| row.get(0))
         .unwrap();
@@ -76,7 +81,13 @@ async fn opening_creates_the_schema_in_wal_mode_and_records_its_version() {
     tables.retain(|name| name != "sqlite_sequence");
     assert_eq!(
         tables,
-        ["events", "factum_schema_version", "snapshots", "streams"]
+        [
+            "commands",
+            "events",
+            "factum_schema_version",
+            "snapshots",
+            "streams"
+        ]
     );
 }
 
@@ -103,7 +114,7 @@ async fn reopening_keeps_the_data_and_migrates_nothing_twice() {
             row.get(0)
         })
         .unwrap();
-    assert_eq!(applied, 1, "every migration is applied once");
+    assert_eq!(applied, 2, "every migration is applied once");
 }
 
 #[tokio::test]
@@ -113,7 +124,7 @@ async fn a_file_with_a_newer_schema_is_refused_untouched() {
     raw(&path)
         .execute(
             "INSERT INTO factum_schema_version (version, description, applied_at)
-             VALUES (2, 'from the future', 'tomorrow')",
+             VALUES (3, 'from the future', 'tomorrow')",
             [],
         )
         .unwrap();
@@ -122,7 +133,7 @@ async fn a_file_with_a_newer_schema_is_refused_untouched() {
         .expect_err("a newer schema is refused");
     let message = error.to_string();
     assert!(
-        message.contains("schema is at version 2") && message.contains("newest known: 1"),
+        message.contains("schema is at version 3") && message.contains("newest known: 2"),
         "the error names both versions: {message}"
     );
     let versions: i64 = raw(&path)
@@ -132,7 +143,7 @@ async fn a_file_with_a_newer_schema_is_refused_untouched() {
             |row| row.get(0),
         )
         .unwrap();
-    assert_eq!(versions, 2, "the refused file is left as it was");
+    assert_eq!(versions, 3, "the refused file is left as it was");
 }
 
 #[tokio::test]
@@ -407,7 +418,7 @@ async fn another_programs_database_is_refused_untouched() {
 
 #[tokio::test]
 async fn a_store_missing_a_table_of_its_version_is_refused_untouched() {
-    for table in ["events", "streams", "snapshots"] {
+    for table in ["events", "streams", "snapshots", "commands"] {
         let (_dir, path) = temp_file();
         store_with_events(&path, 3).await;
         raw(&path)
@@ -417,7 +428,7 @@ async fn a_store_missing_a_table_of_its_version_is_refused_untouched() {
         assert_eq!(
             not_a_store(&path).await,
             format!(
-                "its schema is at version 1, but the table `{table}` of that version is missing"
+                "its schema is at version 2, but the table `{table}` of that version is missing"
             )
         );
         assert_eq!(std::fs::read(&path).unwrap(), bytes, "{table}: unchanged");
@@ -1359,4 +1370,61 @@ async fn a_stream_missing_its_last_events_is_a_corrupt_row() {
     );
     assert_eq!(store.read_stream("a", 1, 3).await.unwrap().len(), 3);
     assert_eq!(store.read_stream("a", 5, 3).await.unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn an_unreadable_command_record_is_a_corrupt_row_naming_its_stream() {
+    for (damage, reason) in [
+        (
+            "event_ids = x'00'",
+            "event_ids holds 1 bytes, not 16 per id",
+        ),
+        ("first_position = NULL", "do not fit 2 event ids"),
+        ("recorded_at_ns = -1", "is not a time"),
+        (
+            "fingerprint = x'00ff'",
+            "fingerprint: Blob where a text belongs",
+        ),
+    ] {
+        let (_dir, path) = temp_file();
+        let damaged = SqliteStore::open(&path).await.expect("open");
+        let command = factum::store::CommandRecord::new(factum::uuid::Uuid::now_v7(), "f");
+        damaged
+            .append_command(
+                "s",
+                "T",
+                ExpectedVersion::NoStream,
+                ticks(0..2),
+                command.clone(),
+            )
+            .await
+            .expect("append_command");
+        raw(&path)
+            .execute_batch(&format!("UPDATE commands SET {damage}"))
+            .unwrap();
+        for error in [
+            damaged.command_outcome(command.command_id).await.err(),
+            damaged
+                .append_command("s", "T", ExpectedVersion::Any, ticks(2..3), command.clone())
+                .await
+                .err(),
+        ] {
+            match error {
+                Some(StoreError::CorruptRow {
+                    stream_id,
+                    reason: message,
+                    ..
+                }) => {
+                    assert_eq!(stream_id, "s", "{damage}");
+                    assert!(message.contains(reason), "{damage}: {message}");
+                }
+                other => panic!("{damage}: expected a corrupt row, got {other:?}"),
+            }
+        }
+        assert_eq!(
+            damaged.stream_version("s").await.unwrap(),
+            Some(2),
+            "{damage}: nothing was written"
+        );
+    }
 }

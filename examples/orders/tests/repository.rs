@@ -117,6 +117,33 @@ struct RacingStore {
 }
 
 impl EventStore for RacingStore {
+    async fn append_command(
+        &self,
+        stream_id: &str,
+        stream_type: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        command: factum::store::CommandRecord,
+    ) -> Result<factum::store::CommandAppend, StoreError> {
+        self.inner
+            .append_command(stream_id, stream_type, expected, events, command)
+            .await
+    }
+
+    async fn command_outcome(
+        &self,
+        command_id: factum::uuid::Uuid,
+    ) -> Result<Option<factum::store::CommandOutcome>, StoreError> {
+        self.inner.command_outcome(command_id).await
+    }
+
+    async fn prune_commands(
+        &self,
+        recorded_before: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64, StoreError> {
+        self.inner.prune_commands(recorded_before).await
+    }
+
     async fn append(
         &self,
         stream_id: &str,

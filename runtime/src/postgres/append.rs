@@ -8,7 +8,7 @@ use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use crate::envelope::NewEvent;
-use crate::store::{AppendOutcome, ExpectedVersion, StoreError};
+use crate::store::{AppendOutcome, CommandOutcome, CommandRecord, ExpectedVersion, StoreError};
 
 use super::error::{PostgresError, backend};
 use super::rows::to_i64;
@@ -45,6 +45,29 @@ impl<'a> Batch<'a> {
         events: &'a [NewEvent],
     ) -> Result<Self, StoreError> {
         crate::store::limits::check_append(stream_id, stream_type, events)?;
+        Self::checked(stream_id, stream_type, expected, events)
+    }
+
+    /// The batch of a command's append: its events (possibly none), checked with the
+    /// command record by `limits::check_command`.
+    pub(super) fn of_command(
+        stream_id: &'a str,
+        stream_type: &'a str,
+        expected: ExpectedVersion,
+        events: &'a [NewEvent],
+        command: &CommandRecord,
+    ) -> Result<Self, StoreError> {
+        crate::store::limits::check_command(stream_id, stream_type, events, command)?;
+        Self::checked(stream_id, stream_type, expected, events)
+    }
+
+    /// The batch of events the limits were checked for.
+    fn checked(
+        stream_id: &'a str,
+        stream_type: &'a str,
+        expected: ExpectedVersion,
+        events: &'a [NewEvent],
+    ) -> Result<Self, StoreError> {
         let (expected_kind, expected_version) = match expected {
             ExpectedVersion::Any => (0, 0),
             ExpectedVersion::NoStream => (1, 0),
@@ -123,6 +146,72 @@ impl<'a> Batch<'a> {
             &self.occurred_at,
             &self.metadata,
         ]
+    }
+
+    /// The parameters of `factum_append_command` for `command` and this batch.
+    pub(super) fn command_params<'s>(
+        &'s self,
+        command: &'s CommandRecord,
+    ) -> Vec<&'s (dyn ToSql + Sync)> {
+        vec![
+            &command.command_id,
+            &command.fingerprint,
+            &command.recorded_at,
+            &self.stream_id,
+            &self.stream_type,
+            &self.expected_kind,
+            &self.expected_version,
+            &self.event_ids,
+            &self.names,
+            &self.schema_versions,
+            &self.payloads,
+            &self.occurred_at,
+            &self.metadata,
+        ]
+    }
+
+    /// What a status row of `factum_append_command` means: the command's new outcome,
+    /// `None` when it was recorded already (status 5), or the error of a refused append.
+    pub(super) fn command_outcome(
+        &self,
+        expected: ExpectedVersion,
+        row: &Row,
+        command: &CommandRecord,
+    ) -> Result<Option<CommandOutcome>, StoreError> {
+        let unexpected = |what: &dyn fmt::Display| {
+            backend(PostgresError::UnexpectedReply(format!(
+                "factum_append_command for stream `{}`: {what}",
+                self.stream_id
+            )))
+        };
+        let status: i32 = row.try_get(0).map_err(|e| unexpected(&e))?;
+        if status == 5 {
+            return Ok(None);
+        }
+        if self.event_ids.is_empty() && status == 0 {
+            let version: i64 = row.try_get(1).map_err(|e| unexpected(&e))?;
+            let version = u64::try_from(version)
+                .map_err(|_| unexpected(&format_args!("stream version {version}")))?;
+            return Ok(Some(CommandOutcome::new(
+                command,
+                self.stream_id,
+                version,
+                None,
+                Vec::new(),
+            )));
+        }
+        let appended = self.outcome(expected, row)?;
+        let first: Option<i64> = row.try_get(5).map_err(|e| unexpected(&e))?;
+        let first = first
+            .and_then(|first| u64::try_from(first).ok())
+            .ok_or_else(|| unexpected(&format_args!("status {status} without a first position")))?;
+        Ok(Some(CommandOutcome::new(
+            command,
+            self.stream_id,
+            appended.stream_version,
+            Some((first, appended.last_position)),
+            self.event_ids.clone(),
+        )))
     }
 
     /// What a status row of `factum_append` means.

@@ -42,6 +42,15 @@ pub(super) const MIGRATIONS: &[(i32, &str, &str)] = &[
         "append functions notify followers",
         include_str!("migrations/0003_append_functions_notify.sql"),
     ),
+    // The `commands` table (one row per recorded command, written in the transaction of
+    // its events) and `factum_append_command`: under the append lock, status 5 when the
+    // command is recorded already; else `factum_append`'s checks and statuses (none of
+    // its writes for an empty batch) and the record, with `o_first_position`.
+    (
+        4,
+        "commands recorded once",
+        include_str!("migrations/0004_commands.sql"),
+    ),
 ];
 
 /// The newest schema version this code knows.
@@ -352,11 +361,25 @@ mod tests {
         }
     }
 
+    /// Every function the migrations create appends, so each takes the append lock once
+    /// (migrations 2 and 3 create two functions each, 4 one).
     #[test]
     fn the_append_functions_take_the_append_lock() {
         let lock = format!("pg_advisory_xact_lock({APPEND_LOCK_CLASS}, {{{{lock_key}}}})");
-        for (version, _, sql) in &MIGRATIONS[1..] {
-            assert_eq!(sql.matches(&lock).count(), 2, "migration {version}: {lock}");
+        let expected = [(2, 2), (3, 2), (4, 1)];
+        assert_eq!(MIGRATIONS.len(), expected.len() + 1, "{expected:?}");
+        for ((version, _, sql), (numbered, functions)) in MIGRATIONS[1..].iter().zip(expected) {
+            assert_eq!(*version, numbered);
+            assert_eq!(
+                sql.matches("FUNCTION {{schema}}.").count(),
+                functions,
+                "migration {version}"
+            );
+            assert_eq!(
+                sql.matches(&lock).count(),
+                functions,
+                "migration {version}: {lock}"
+            );
         }
     }
 

@@ -8,7 +8,7 @@ use tokio_postgres::types::Json;
 use uuid::Uuid;
 
 use crate::envelope::{Metadata, RecordedEvent};
-use crate::store::StoreError;
+use crate::store::{CommandOutcome, StoreError};
 
 pub(super) fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
@@ -158,4 +158,49 @@ pub(super) fn blank_record(stream_id: &str, stream_version: u64) -> RecordedEven
         timestamp: chrono::DateTime::UNIX_EPOCH,
         metadata: Metadata::default(),
     }
+}
+
+/// A row of the `commands` table (the columns of `Sql::command_outcome`), checked: a row
+/// that does not hold what `factum_append_command` writes is [`StoreError::CorruptRow`].
+pub(super) fn decode_command(row: &Row, command_id: Uuid) -> Result<CommandOutcome, StoreError> {
+    let stream_id: String = row.try_get(2).map_err(|error| {
+        corrupt(
+            "",
+            0,
+            format_args!("the record of command {command_id}: stream_id: {error}"),
+        )
+    })?;
+    let fail = |reason: &dyn fmt::Display| {
+        corrupt(
+            &stream_id,
+            0,
+            format_args!("the record of command {command_id}: {reason}"),
+        )
+    };
+    let unsigned = |value: Option<i64>, what: &str| {
+        value
+            .map(|value| {
+                u64::try_from(value).map_err(|_| fail(&format_args!("{what} {value} is negative")))
+            })
+            .transpose()
+    };
+    let fingerprint: String = row.try_get(0).map_err(|e| fail(&e))?;
+    let recorded_at = row.try_get(1).map_err(|e| fail(&e))?;
+    let stream_version: i64 = row.try_get(3).map_err(|e| fail(&e))?;
+    let stream_version = unsigned(Some(stream_version), "stream_version")?.unwrap_or(0);
+    let first_position = unsigned(row.try_get(4).map_err(|e| fail(&e))?, "first_position")?;
+    let last_position = unsigned(row.try_get(5).map_err(|e| fail(&e))?, "last_position")?;
+    let event_ids: Vec<Uuid> = row.try_get(6).map_err(|e| fail(&e))?;
+    CommandOutcome {
+        command_id,
+        fingerprint,
+        stream_id: stream_id.clone(),
+        stream_version,
+        first_position,
+        last_position,
+        event_ids,
+        recorded_at,
+    }
+    .check_stored()
+    .map_err(|reason| fail(&reason))
 }

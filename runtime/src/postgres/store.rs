@@ -12,7 +12,8 @@ use tokio_postgres::{NoTls, Row};
 
 use crate::envelope::{NewEvent, RecordedEvent, Snapshot};
 use crate::store::{
-    AppendOutcome, EventStore, ExpectedVersion, FilteredPage, Head, StoreError, VisitError,
+    AppendOutcome, CommandAppend, CommandOutcome, CommandRecord, EventStore, ExpectedVersion,
+    FilteredPage, Head, StoreError, VisitError,
 };
 
 use super::append::{Batch, unique_violation};
@@ -23,7 +24,8 @@ use super::migrate::{
 };
 use super::notifier::Notifier;
 use super::rows::{
-    blank_record, check_gapless, corrupt, corrupt_at, decode_row, fill_record, position_of, to_i64,
+    blank_record, check_gapless, corrupt, corrupt_at, decode_command, decode_row, fill_record,
+    position_of, to_i64,
 };
 
 /// Rows per page when a stream is visited.
@@ -70,6 +72,17 @@ pub(super) const LISTENER_MAX_BACKOFF: Duration = Duration::from_secs(5);
 ///   head is its last row (an index probe on that unique index); there is no separate
 ///   streams table to keep in step.
 /// - `snapshots`: one row per stream, upserted.
+/// - `commands` (since schema version 4): one row per command recorded by
+///   [`EventStore::append_command`] (`command_id uuid PRIMARY KEY`, `fingerprint`,
+///   `recorded_at timestamptz`, the stream, its version after the command, the first and
+///   last positions, `event_ids uuid[]`), indexed by `recorded_at` for `prune_commands`.
+///   The function `factum_append_command` takes the append lock, looks the id up (status
+///   5: recorded already, nothing written), then runs `factum_append`'s checks and
+///   inserts (or, for a command without events, checks the expected version and the
+///   stream type) and inserts the record, all in one transaction. Submissions of one id
+///   queue on the lock, so each finds the record of the one before; the primary key is
+///   the backstop for a writer that bypasses the lock (its violation re-runs the call,
+///   which then finds the record). See [`crate::store::commands`].
 /// - `factum_schema_migrations`: the schema version, one row per applied migration.
 ///
 /// Payloads and metadata are `json`, not `jsonb`: `json` keeps the text exactly as
@@ -243,6 +256,9 @@ pub(super) struct Sql {
     pub(super) schema: String,
     pub(super) append: String,
     pub(super) append_one: String,
+    pub(super) append_command: String,
+    pub(super) command_outcome: String,
+    pub(super) prune_commands: String,
     pub(super) read_stream: String,
     pub(super) read_all: String,
     pub(super) stream_version: String,
@@ -269,6 +285,18 @@ impl Sql {
                 "SELECT o_status, o_stream_version, o_last_position, o_event_id, o_existing_type \
                  FROM {s}.factum_append_one($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
             ),
+            append_command: format!(
+                "SELECT o_status, o_stream_version, o_last_position, o_event_id, o_existing_type, \
+                        o_first_position \
+                 FROM {s}.factum_append_command($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+                                                $12, $13)"
+            ),
+            command_outcome: format!(
+                "SELECT fingerprint, recorded_at, stream_id, stream_version, first_position, \
+                        last_position, event_ids \
+                 FROM {s}.commands WHERE command_id = $1"
+            ),
+            prune_commands: format!("DELETE FROM {s}.commands WHERE recorded_at < $1"),
             read_stream: format!(
                 "SELECT {columns} FROM {s}.events \
                  WHERE stream_id = $1 AND stream_version >= $2 AND stream_version < $3 \
@@ -473,6 +501,25 @@ impl PostgresStore {
         }
     }
 
+    /// The record of the command `command_id`, read on `client`.
+    async fn load_command(
+        &self,
+        client: &deadpool_postgres::Object,
+        command_id: uuid::Uuid,
+    ) -> Result<Option<CommandOutcome>, StoreError> {
+        let statement = client
+            .prepare_cached(&self.sql.command_outcome)
+            .await
+            .map_err(backend)?;
+        let rows = client
+            .query(&statement, &[&command_id])
+            .await
+            .map_err(backend)?;
+        rows.first()
+            .map(|row| decode_command(row, command_id))
+            .transpose()
+    }
+
     /// The log's newest position, 0 when it is empty.
     async fn newest_position(&self) -> Result<u64, StoreError> {
         let rows = self.query(&self.sql.newest, &[]).await?;
@@ -527,6 +574,68 @@ impl EventStore for PostgresStore {
                 Err(error) => return Err(self.append_error(&batch, expected, error).await),
             }
         }
+    }
+
+    async fn append_command(
+        &self,
+        stream_id: &str,
+        stream_type: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        command: CommandRecord,
+    ) -> Result<CommandAppend, StoreError> {
+        let batch = Batch::of_command(stream_id, stream_type, expected, &events, &command)?;
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&self.sql.append_command)
+            .await
+            .map_err(backend)?;
+        let params = batch.command_params(&command);
+        let mut attempt = 1;
+        loop {
+            let row = match client.query_one(&statement, &params).await {
+                Ok(row) => row,
+                // Only a writer bypassing the lock can cause this; run again, so that the
+                // answer is the function's (the record it finds, or the conflict).
+                Err(error)
+                    if unique_violation(&error).is_some() && attempt < UNIQUE_VIOLATION_RETRIES =>
+                {
+                    attempt += 1;
+                    continue;
+                }
+                Err(error) => return Err(self.append_error(&batch, expected, error).await),
+            };
+            if let Some(outcome) = batch.command_outcome(expected, &row, &command)? {
+                return Ok(CommandAppend::Appended(outcome));
+            }
+            // Recorded already. The record is read (on this connection: a pool of one
+            // has no other) after the function's transaction ended; only a prune in
+            // between can take it away, and then the command runs again.
+            if let Some(stored) = self.load_command(&client, command.command_id).await? {
+                return Ok(CommandAppend::AlreadyExecuted(stored));
+            }
+        }
+    }
+
+    async fn command_outcome(
+        &self,
+        command_id: uuid::Uuid,
+    ) -> Result<Option<CommandOutcome>, StoreError> {
+        let client = self.client().await?;
+        self.load_command(&client, command_id).await
+    }
+
+    async fn prune_commands(
+        &self,
+        recorded_before: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64, StoreError> {
+        let bound = crate::store::commands::prune_bound(recorded_before);
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&self.sql.prune_commands)
+            .await
+            .map_err(backend)?;
+        client.execute(&statement, &[&bound]).await.map_err(backend)
     }
 
     async fn read_stream(

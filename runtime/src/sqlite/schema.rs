@@ -92,10 +92,11 @@ pub(crate) const STORE: Schema = Schema {
 .checked();
 
 /// Every migration of the event store, oldest first.
-pub(super) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "streams, events and snapshots",
-    sql: "
+pub(super) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "streams, events and snapshots",
+        sql: "
         CREATE TABLE streams (
             stream_key  INTEGER PRIMARY KEY,
             stream_id   TEXT    NOT NULL UNIQUE,
@@ -124,8 +125,31 @@ pub(super) const MIGRATIONS: &[Migration] = &[Migration {
             taken_at_ns    INTEGER NOT NULL
         );
     ",
-    tables: &["streams", "events", "snapshots"],
-}];
+        tables: &["streams", "events", "snapshots"],
+    },
+    Migration {
+        version: 2,
+        description: "commands recorded once",
+        // One row per recorded command, written in the transaction of its events. Ids are
+        // 16-byte blobs like event ids, times whole seconds and nanoseconds like event
+        // timestamps; `event_ids` is the command's event ids, 16 bytes each, in order.
+        sql: "
+        CREATE TABLE commands (
+            command_id     BLOB    PRIMARY KEY,
+            fingerprint    TEXT    NOT NULL,
+            recorded_at_s  INTEGER NOT NULL,
+            recorded_at_ns INTEGER NOT NULL,
+            stream_id      TEXT    NOT NULL,
+            stream_version INTEGER NOT NULL CHECK (stream_version >= 0),
+            first_position INTEGER,
+            last_position  INTEGER,
+            event_ids      BLOB    NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX commands_recorded_at ON commands (recorded_at_s, recorded_at_ns);
+    ",
+        tables: &["streams", "events", "snapshots", "commands"],
+    },
+];
 
 /// The newest schema version of the store.
 pub(super) const LATEST: u32 = STORE.latest();

@@ -14,8 +14,8 @@
 //! | --- | --- |
 //! | payload, snapshot state | JSON nesting of at most [`MAX_JSON_DEPTH`] arrays and objects |
 //! | each metadata `extra` value | at most [`MAX_EXTRA_DEPTH`] (it sits two levels into the stored metadata) |
-//! | event timestamps, snapshot `taken_at` | whole microseconds, no leap second, years 1 to 9999 ([`EARLIEST_TIMESTAMP`] to [`LATEST_TIMESTAMP`]) |
-//! | stream id, stream type, event name | no NUL character |
+//! | event timestamps, snapshot `taken_at`, command `recorded_at` | whole microseconds, no leap second, years 1 to 9999 ([`EARLIEST_TIMESTAMP`] to [`LATEST_TIMESTAMP`]) |
+//! | stream id, stream type, event name, command fingerprint | no NUL character |
 //! | snapshot `stream_version` | at most `i64::MAX` ([`MAX_VERSION`]) |
 //!
 //! The depth limit is half of serde_json's, so the bus can wrap a payload in its
@@ -27,7 +27,7 @@ use std::fmt;
 
 use chrono::{DateTime, Timelike, Utc};
 
-use super::StoreError;
+use super::{CommandRecord, StoreError};
 use crate::envelope::{NewEvent, Snapshot};
 
 /// The deepest nesting of arrays and objects a payload or snapshot state may have
@@ -137,8 +137,7 @@ pub fn check_append(
         field,
         limit,
     };
-    check_text(stream_id).map_err(|limit| refused("the stream id".into(), limit))?;
-    check_text(stream_type).map_err(|limit| refused("the stream type".into(), limit))?;
+    check_stream(stream_id, stream_type)?;
     for (index, event) in events.iter().enumerate() {
         let at = || format!("event {} of the batch (`{}`)", index + 1, event.name);
         check_text(&event.name).map_err(|limit| refused(format!("{} name", at()), limit))?;
@@ -158,6 +157,42 @@ pub fn check_append(
         });
     }
     Ok(())
+}
+
+/// Checks a command's append before anything is written: its events as
+/// [`check_append`] does (a command may record none), and its record's fingerprint (no
+/// NUL) and `recorded_at` (as an event timestamp), with [`StoreError::ValueRefused`].
+/// Every factum store calls it first in `append_command`; a backend of your own should
+/// too.
+pub fn check_command(
+    stream_id: &str,
+    stream_type: &str,
+    events: &[NewEvent],
+    command: &CommandRecord,
+) -> Result<(), StoreError> {
+    if events.is_empty() {
+        check_stream(stream_id, stream_type)?;
+    } else {
+        check_append(stream_id, stream_type, events)?;
+    }
+    let refused = |field: &str, limit: Limit| StoreError::ValueRefused {
+        stream_id: stream_id.to_owned(),
+        field: format!("command {}'s {field}", command.command_id),
+        limit,
+    };
+    check_text(&command.fingerprint).map_err(|limit| refused("fingerprint", limit))?;
+    check_timestamp(&command.recorded_at).map_err(|limit| refused("recorded_at", limit))
+}
+
+/// The stream id and type every store can hold.
+fn check_stream(stream_id: &str, stream_type: &str) -> Result<(), StoreError> {
+    let refused = |field: &str, limit: Limit| StoreError::ValueRefused {
+        stream_id: stream_id.to_owned(),
+        field: field.to_owned(),
+        limit,
+    };
+    check_text(stream_id).map_err(|limit| refused("the stream id", limit))?;
+    check_text(stream_type).map_err(|limit| refused("the stream type", limit))
 }
 
 /// Checks a snapshot before it is saved ([`StoreError::ValueRefused`]). Every factum

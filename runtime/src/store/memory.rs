@@ -4,11 +4,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::{
-    AppendOutcome, EventStore, ExpectedVersion, FilteredPage, Head, StoreError, VisitError,
+    AppendOutcome, CommandAppend, CommandOutcome, CommandRecord, EventStore, ExpectedVersion,
+    FilteredPage, Head, StoreError, VisitError,
 };
 use crate::envelope::{NewEvent, RecordedEvent, Snapshot};
 
@@ -38,6 +40,8 @@ struct State {
     snapshots: HashMap<String, Snapshot>,
     /// Log index of every stored event id.
     event_ids: HashMap<Uuid, usize>,
+    /// The recorded commands, by id.
+    commands: HashMap<Uuid, CommandOutcome>,
 }
 
 #[derive(Debug)]
@@ -68,7 +72,91 @@ impl MemoryStore {
     }
 }
 
+impl MemoryStore {
+    /// Raises the published head to `position`; called under the write lock, so the
+    /// head never moves backwards.
+    fn publish_head(&self, position: u64) {
+        self.head.send_if_modified(|head| {
+            let newer = position > *head;
+            *head = (*head).max(position);
+            newer
+        });
+    }
+}
+
 impl State {
+    /// Checks `expected` and the stream type against the stream (the order every store
+    /// checks them in), returning the stream's version (0: it does not exist).
+    fn check_stream(
+        &self,
+        stream_id: &str,
+        stream_type: &str,
+        expected: ExpectedVersion,
+    ) -> Result<u64, StoreError> {
+        let stream = self.streams.get(stream_id);
+        let actual = stream.map(|stream| stream.log_indexes.len() as u64);
+        if !expected.is_met_by(actual) {
+            return Err(StoreError::Conflict {
+                stream_id: stream_id.to_owned(),
+                expected,
+                actual,
+            });
+        }
+        if let Some(stream) = stream.filter(|stream| stream.stream_type != stream_type) {
+            return Err(StoreError::StreamTypeMismatch {
+                stream_id: stream_id.to_owned(),
+                existing: stream.stream_type.clone(),
+                requested: stream_type.to_owned(),
+            });
+        }
+        Ok(actual.unwrap_or(0))
+    }
+
+    /// Appends a checked batch (see [`limits::check_append`](super::limits::check_append)):
+    /// an idempotent re-append, a refusal, or the events written.
+    fn append(
+        &mut self,
+        stream_id: &str,
+        stream_type: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOutcome, StoreError> {
+        if let Some(outcome) = self.find_previous_append(stream_id, expected, &events)? {
+            return Ok(outcome);
+        }
+        self.check_stream(stream_id, stream_type, expected)?;
+        let stream = self
+            .streams
+            .entry(stream_id.to_owned())
+            .or_insert_with(|| Stream {
+                stream_type: stream_type.to_owned(),
+                log_indexes: Vec::new(),
+            });
+        for event in events {
+            let index = self.log.len();
+            self.event_ids.insert(event.event_id, index);
+            stream.log_indexes.push(index);
+            self.log.push(RecordedEvent {
+                event_id: event.event_id,
+                stream_id: stream_id.to_owned(),
+                stream_type: stream_type.to_owned(),
+                stream_version: stream.log_indexes.len() as u64,
+                position: index as u64 + 1,
+                name: event.name,
+                schema_version: event.schema_version,
+                stored_schema_version: None,
+                payload: event.payload,
+                timestamp: event.timestamp,
+                metadata: event.metadata,
+            });
+        }
+        Ok(AppendOutcome {
+            stream_version: stream.log_indexes.len() as u64,
+            last_position: self.log.len() as u64,
+            written: true,
+        })
+    }
+
     /// When every id of the batch is stored as this exact batch, the outcome of the
     /// original append; an error when some ids are stored but not as this batch.
     fn find_previous_append(
@@ -124,64 +212,62 @@ impl EventStore for MemoryStore {
     ) -> Result<AppendOutcome, StoreError> {
         super::limits::check_append(stream_id, stream_type, &events)?;
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
-        if let Some(outcome) = state.find_previous_append(stream_id, expected, &events)? {
-            return Ok(outcome);
-        }
-        let stream = state.streams.get(stream_id);
-        let actual = stream.map(|stream| stream.log_indexes.len() as u64);
-        if !expected.is_met_by(actual) {
-            return Err(StoreError::Conflict {
-                stream_id: stream_id.to_owned(),
-                expected,
-                actual,
-            });
-        }
-        if let Some(stream) = stream.filter(|stream| stream.stream_type != stream_type) {
-            return Err(StoreError::StreamTypeMismatch {
-                stream_id: stream_id.to_owned(),
-                existing: stream.stream_type.clone(),
-                requested: stream_type.to_owned(),
-            });
-        }
-
-        let state = &mut *state;
-        let stream = state
-            .streams
-            .entry(stream_id.to_owned())
-            .or_insert_with(|| Stream {
-                stream_type: stream_type.to_owned(),
-                log_indexes: Vec::new(),
-            });
-        for event in events {
-            let index = state.log.len();
-            state.event_ids.insert(event.event_id, index);
-            stream.log_indexes.push(index);
-            state.log.push(RecordedEvent {
-                event_id: event.event_id,
-                stream_id: stream_id.to_owned(),
-                stream_type: stream_type.to_owned(),
-                stream_version: stream.log_indexes.len() as u64,
-                position: index as u64 + 1,
-                name: event.name,
-                schema_version: event.schema_version,
-                stored_schema_version: None,
-                payload: event.payload,
-                timestamp: event.timestamp,
-                metadata: event.metadata,
-            });
-        }
-        let outcome = AppendOutcome {
-            stream_version: stream.log_indexes.len() as u64,
-            last_position: state.log.len() as u64,
-            written: true,
-        };
+        let outcome = state.append(stream_id, stream_type, expected, events)?;
         // Published while the write lock is held, so the head never moves backwards.
-        self.head.send_if_modified(|head| {
-            let newer = outcome.last_position > *head;
-            *head = (*head).max(outcome.last_position);
-            newer
-        });
+        self.publish_head(outcome.last_position);
         Ok(outcome)
+    }
+
+    async fn append_command(
+        &self,
+        stream_id: &str,
+        stream_type: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        command: CommandRecord,
+    ) -> Result<CommandAppend, StoreError> {
+        super::limits::check_command(stream_id, stream_type, &events, &command)?;
+        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        // Under the write lock: the first of concurrent submissions records the command,
+        // the others find its record.
+        if let Some(stored) = state.commands.get(&command.command_id) {
+            return Ok(CommandAppend::AlreadyExecuted(stored.clone()));
+        }
+        let event_ids: Vec<Uuid> = events.iter().map(|event| event.event_id).collect();
+        let (stream_version, positions) = if events.is_empty() {
+            (state.check_stream(stream_id, stream_type, expected)?, None)
+        } else {
+            let count = events.len();
+            let outcome = state.append(stream_id, stream_type, expected, events)?;
+            self.publish_head(outcome.last_position);
+            let first_version = outcome.stream_version - count as u64 + 1;
+            let first = state.streams[stream_id].log_indexes[(first_version - 1) as usize];
+            let first_position = state.log[first].position;
+            let positions = Some((first_position, outcome.last_position));
+            (outcome.stream_version, positions)
+        };
+        let outcome =
+            CommandOutcome::new(&command, stream_id, stream_version, positions, event_ids);
+        state.commands.insert(command.command_id, outcome.clone());
+        Ok(CommandAppend::Appended(outcome))
+    }
+
+    async fn command_outcome(
+        &self,
+        command_id: Uuid,
+    ) -> Result<Option<CommandOutcome>, StoreError> {
+        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+        Ok(state.commands.get(&command_id).cloned())
+    }
+
+    async fn prune_commands(&self, recorded_before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let bound = super::commands::prune_bound(recorded_before);
+        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        let before = state.commands.len();
+        state
+            .commands
+            .retain(|_, outcome| outcome.recorded_at >= bound);
+        Ok((before - state.commands.len()) as u64)
     }
 
     async fn read_stream(

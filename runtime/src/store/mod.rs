@@ -1,5 +1,6 @@
 //! The storage contract every backend fulfils.
 
+pub mod commands;
 pub mod limits;
 mod memory;
 
@@ -10,6 +11,7 @@ use std::future::Future;
 pub use crate::postgres::{PostgresConfig, PostgresError, PostgresStore};
 #[cfg(feature = "sqlite")]
 pub use crate::sqlite::{SqliteOpenError, SqliteOptions, SqliteStore, Synchronous};
+pub use commands::{CommandAppend, CommandOutcome, CommandRecord};
 pub use memory::MemoryStore;
 
 use crate::envelope::{NewEvent, RecordedEvent, Snapshot};
@@ -207,7 +209,8 @@ pub struct Head {
 /// Every backend guarantees: appends are atomic (all events or none) and checked against
 /// the expected version; stream versions are gapless from 1; global positions strictly
 /// increase in commit order; re-appending the same event ids as the same batch is
-/// idempotent.
+/// idempotent; a command appended with [`EventStore::append_command`] is recorded in
+/// the transaction of its events and runs once per command id (see [`commands`]).
 pub trait EventStore: Send + Sync {
     /// Appends `events` to `stream_id` (of type `stream_type`) if it is at `expected`.
     fn append(
@@ -217,6 +220,42 @@ pub trait EventStore: Send + Sync {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> impl Future<Output = Result<AppendOutcome, StoreError>> + Send;
+
+    /// Appends a command's `events` (possibly none) to `stream_id` and records the
+    /// `command`, in one transaction; or, when a command with that id is recorded
+    /// already, writes nothing and returns its stored outcome.
+    ///
+    /// The record is looked up first, before the expected version is checked, so every
+    /// repeat of a command gets [`CommandAppend::AlreadyExecuted`] with the original
+    /// outcome, even after the stream moved on. Otherwise the checks and writes are those
+    /// of [`EventStore::append`] ([limits](limits::check_command), expected version,
+    /// stream type, event ids; all or nothing) plus the record; an empty `events` records
+    /// the command alone, after checking the expected version and the stream type. A
+    /// failed check writes no record. Concurrent calls with one command id, from any
+    /// handle or process, write once: the others wait and get its outcome.
+    fn append_command(
+        &self,
+        stream_id: &str,
+        stream_type: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        command: CommandRecord,
+    ) -> impl Future<Output = Result<CommandAppend, StoreError>> + Send;
+
+    /// The stored outcome of the command `command_id`, or `None` when no command with
+    /// that id is recorded (never, or pruned).
+    fn command_outcome(
+        &self,
+        command_id: uuid::Uuid,
+    ) -> impl Future<Output = Result<Option<CommandOutcome>, StoreError>> + Send;
+
+    /// Deletes the records of commands recorded before `recorded_before` (the retention
+    /// of command ids), returning how many; their events stay. A command repeated after
+    /// its record is deleted runs again.
+    fn prune_commands(
+        &self,
+        recorded_before: chrono::DateTime<chrono::Utc>,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// Reads up to `limit` events of a stream, starting at stream version `from_version`.
     fn read_stream(
@@ -380,6 +419,31 @@ impl<S: EventStore + ?Sized> EventStore for std::sync::Arc<S> {
         events: Vec<NewEvent>,
     ) -> impl Future<Output = Result<AppendOutcome, StoreError>> + Send {
         (**self).append(stream_id, stream_type, expected, events)
+    }
+
+    fn append_command(
+        &self,
+        stream_id: &str,
+        stream_type: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        command: CommandRecord,
+    ) -> impl Future<Output = Result<CommandAppend, StoreError>> + Send {
+        (**self).append_command(stream_id, stream_type, expected, events, command)
+    }
+
+    fn command_outcome(
+        &self,
+        command_id: uuid::Uuid,
+    ) -> impl Future<Output = Result<Option<CommandOutcome>, StoreError>> + Send {
+        (**self).command_outcome(command_id)
+    }
+
+    fn prune_commands(
+        &self,
+        recorded_before: chrono::DateTime<chrono::Utc>,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        (**self).prune_commands(recorded_before)
     }
 
     fn read_stream(

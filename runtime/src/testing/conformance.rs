@@ -2,9 +2,10 @@
 //! and run against every backend (memory, SQLite, PostgreSQL, and yours).
 //!
 //! Each check takes a store that is empty when the check starts and panics with a
-//! message naming the broken guarantee. [`run_contract`] runs the single-writer checks;
-//! [`conflict_storm`], [`follower_sees_every_event`] and
-//! [`filtered_follower_sees_every_event`] race many writers.
+//! message naming the broken guarantee. [`run_contract`] runs the single-writer checks
+//! ([`commands_run_once`] among them); [`conflict_storm`], [`follower_sees_every_event`],
+//! [`filtered_follower_sees_every_event`] and [`concurrent_commands_run_once`] race many
+//! writers.
 //!
 //! Among the single-writer checks, [`accepted_values_read_back`], [`refused_snapshots`]
 //! and [`repository_reads_back_what_it_executes`] hold a backend to the rule that what
@@ -22,6 +23,7 @@
 //! # }
 //! ```
 
+mod commands;
 pub mod process;
 pub mod read_model;
 mod repository;
@@ -42,6 +44,7 @@ use crate::envelope::{Metadata, NewEvent, RecordedEvent, Snapshot};
 use crate::store::limits::{self, Limit};
 use crate::store::{EventStore, ExpectedVersion, StoreError, VisitError};
 
+pub use commands::{commands_run_once, concurrent_commands_run_once};
 pub use repository::{
     Never, Note, Notebook, NotebookCommand, NotebookEvent, Noted,
     repository_authorizes_before_deciding, repository_reads_back_what_it_executes,
@@ -69,6 +72,7 @@ where
     waiting_for_events(&fresh_store().into_store().await).await;
     accepted_values_read_back(&fresh_store().into_store().await).await;
     refused_snapshots(&fresh_store().into_store().await).await;
+    commands_run_once(&fresh_store().into_store().await).await;
     repository_reads_back_what_it_executes(fresh_store().into_store().await).await;
     repository_authorizes_before_deciding(fresh_store().into_store().await).await;
 }

@@ -4,16 +4,26 @@ use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 
+use super::commands;
 use super::connection::{Failure, WriteTransaction, backend};
 use super::rows::{stream_version_of, to_sql_integer};
 use crate::envelope::{Metadata, NewEvent};
-use crate::store::{AppendOutcome, ExpectedVersion, StoreError};
+use crate::store::{
+    AppendOutcome, CommandAppend, CommandOutcome, CommandRecord, ExpectedVersion, StoreError,
+};
 
 /// The stream's row, as the append reads it under the write lock.
 struct StreamRow {
     key: i64,
     stream_type: String,
     version: u64,
+}
+
+/// What a checked append did (or found done before), inside the write transaction.
+struct Appended {
+    outcome: AppendOutcome,
+    /// The global position of the batch's first event.
+    first_position: u64,
 }
 
 /// Appends `events` (not empty) in one write transaction.
@@ -32,8 +42,95 @@ pub(super) fn append(
     expected: ExpectedVersion,
     events: &[NewEvent],
 ) -> Result<AppendOutcome, Failure> {
+    in_write_transaction(connection, patience, |ids_first| {
+        append_in(
+            connection,
+            stream_id,
+            stream_type,
+            expected,
+            events,
+            ids_first,
+        )
+        .map(|appended| appended.outcome)
+    })
+}
+
+/// Appends a command's `events` (possibly none) and records `command`, in one write
+/// transaction; or finds the command recorded and writes nothing.
+///
+/// The record is looked up under the write lock, before anything else: concurrent
+/// submissions of one id, from any connection or process, queue on the lock, and every
+/// one after the first finds the first's record.
+pub(super) fn append_command(
+    connection: &Connection,
+    patience: Duration,
+    stream_id: &str,
+    stream_type: &str,
+    expected: ExpectedVersion,
+    events: &[NewEvent],
+    command: &CommandRecord,
+) -> Result<CommandAppend, Failure> {
+    in_write_transaction(connection, patience, |ids_first| {
+        if let Some(stored) = commands::load(connection, command.command_id)? {
+            return Ok(CommandAppend::AlreadyExecuted(stored));
+        }
+        let (stream_version, positions) = if events.is_empty() {
+            let stream = read_stream_row(connection, stream_id)?;
+            check_stream(stream.as_ref(), stream_id, stream_type, expected)?;
+            (stream.map_or(0, |stream| stream.version), None)
+        } else {
+            let appended = append_in(
+                connection,
+                stream_id,
+                stream_type,
+                expected,
+                events,
+                ids_first,
+            )?;
+            let positions = (appended.first_position, appended.outcome.last_position);
+            (appended.outcome.stream_version, Some(positions))
+        };
+        let event_ids = events.iter().map(|event| event.event_id).collect();
+        let outcome = CommandOutcome::new(command, stream_id, stream_version, positions, event_ids);
+        commands::insert(connection, &outcome)?;
+        Ok(CommandAppend::Appended(outcome))
+    })
+}
+
+/// Runs `work` inside a write transaction and commits what it wrote. When a `UNIQUE`
+/// index refuses a row (a stored event id), the rows inserted so far are rolled back and
+/// `work` runs once more under the write lock again, told to look the batch's ids up
+/// first (`true`); a second refusal is a backend error.
+fn in_write_transaction<T>(
+    connection: &Connection,
+    patience: Duration,
+    mut work: impl FnMut(bool) -> Result<T, Failure>,
+) -> Result<T, Failure> {
     let transaction = WriteTransaction::begin(connection, patience)?;
-    let stream = connection
+    match work(false) {
+        Ok(value) => {
+            transaction.commit()?;
+            Ok(value)
+        }
+        Err(Failure::Sqlite(error))
+            if error.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) =>
+        {
+            drop(transaction);
+            let transaction = WriteTransaction::begin(connection, patience)?;
+            let value = work(true).map_err(|failure| match failure {
+                Failure::Sqlite(error) => Failure::Store(backend(error)),
+                other => other,
+            })?;
+            transaction.commit()?;
+            Ok(value)
+        }
+        Err(failure) => Err(failure),
+    }
+}
+
+/// The stream's row, if the stream exists.
+fn read_stream_row(connection: &Connection, stream_id: &str) -> Result<Option<StreamRow>, Failure> {
+    connection
         .prepare_cached(
             "SELECT stream_key, stream_type, version FROM streams WHERE stream_id = ?1",
         )?
@@ -52,33 +149,57 @@ pub(super) fn append(
                 version,
             })
         })
-        .transpose()?;
+        .transpose()
+}
 
-    let actual = stream.as_ref().map(|stream| stream.version);
+/// The expected version, then the stream type, against the stream's row.
+fn check_stream(
+    stream: Option<&StreamRow>,
+    stream_id: &str,
+    stream_type: &str,
+    expected: ExpectedVersion,
+) -> Result<(), StoreError> {
+    let actual = stream.map(|stream| stream.version);
     if !expected.is_met_by(actual) {
-        if let Some(outcome) = previous_append(connection, stream_id, expected, events)? {
-            return Ok(outcome);
-        }
-        return Err(Failure::Store(StoreError::Conflict {
+        return Err(StoreError::Conflict {
             stream_id: stream_id.to_owned(),
             expected,
             actual,
-        }));
+        });
     }
-    if let Some(stream) = stream
-        .as_ref()
-        .filter(|stream| stream.stream_type != stream_type)
-    {
-        if let Some(outcome) = previous_append(connection, stream_id, expected, events)? {
-            return Ok(outcome);
-        }
-        return Err(Failure::Store(StoreError::StreamTypeMismatch {
+    match stream.filter(|stream| stream.stream_type != stream_type) {
+        Some(stream) => Err(StoreError::StreamTypeMismatch {
             stream_id: stream_id.to_owned(),
             existing: stream.stream_type.clone(),
             requested: stream_type.to_owned(),
-        }));
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The append's checks and inserts, inside the caller's write transaction (not
+/// committed here). `ids_first`: look the batch's ids up before anything else (after the
+/// `UNIQUE` index refused one); otherwise only a failed check looks them up.
+fn append_in(
+    connection: &Connection,
+    stream_id: &str,
+    stream_type: &str,
+    expected: ExpectedVersion,
+    events: &[NewEvent],
+    ids_first: bool,
+) -> Result<Appended, Failure> {
+    if ids_first && let Some(previous) = previous_append(connection, stream_id, expected, events)? {
+        return Ok(previous);
+    }
+    let stream = read_stream_row(connection, stream_id)?;
+    if let Err(refused) = check_stream(stream.as_ref(), stream_id, stream_type, expected) {
+        if let Some(previous) = previous_append(connection, stream_id, expected, events)? {
+            return Ok(previous);
+        }
+        return Err(Failure::Store(refused));
     }
 
+    let actual = stream.as_ref().map(|stream| stream.version);
     let first_version = actual.unwrap_or(0) + 1;
     let last_version = actual.unwrap_or(0) + events.len() as u64;
     let too_long = || {
@@ -88,7 +209,7 @@ pub(super) fn append(
         ))
     };
     let last_version_sql = i64::try_from(last_version).map_err(|_| too_long())?;
-    let inserted = insert_events(
+    let (first_position, last_position) = insert_events(
         connection,
         stream_id,
         stream_type,
@@ -96,37 +217,19 @@ pub(super) fn append(
         first_version,
         last_version_sql,
         events,
-    );
-    match inserted {
-        Ok(last_position) => {
-            transaction.commit()?;
-            Ok(AppendOutcome {
-                stream_version: last_version,
-                last_position,
-                written: true,
-            })
-        }
-        Err(Failure::Sqlite(error))
-            if error.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) =>
-        {
-            // A stored id hit the UNIQUE index. The rows
-            // inserted so far belong to this transaction: roll them back, then look at
-            // what is stored, under the write lock again.
-            drop(transaction);
-            let transaction = WriteTransaction::begin(connection, patience)?;
-            let previous = previous_append(connection, stream_id, expected, events)?;
-            drop(transaction);
-            if let Some(outcome) = previous {
-                return Ok(outcome);
-            }
-            Err(Failure::Store(backend(error)))
-        }
-        Err(failure) => Err(failure),
-    }
+    )?;
+    Ok(Appended {
+        outcome: AppendOutcome {
+            stream_version: last_version,
+            last_position,
+            written: true,
+        },
+        first_position,
+    })
 }
 
-/// Inserts the stream row (if new) or its new version, then the events; returns the last
-/// event's position.
+/// Inserts the stream row (if new) or its new version, then the events; returns the
+/// first and the last event's positions.
 fn insert_events(
     connection: &Connection,
     stream_id: &str,
@@ -135,7 +238,7 @@ fn insert_events(
     first_version: u64,
     last_version: i64,
     events: &[NewEvent],
-) -> Result<u64, Failure> {
+) -> Result<(u64, u64), Failure> {
     let stream_key = match stream_key {
         Some(key) => {
             connection
@@ -158,6 +261,7 @@ fn insert_events(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?;
     let mut metadata_json = Vec::new();
+    let mut first_position = 0;
     for (offset, event) in events.iter().enumerate() {
         let metadata = if is_empty(&event.metadata) {
             None
@@ -183,13 +287,21 @@ fn insert_events(
             event.timestamp.timestamp(),
             event.timestamp.timestamp_subsec_nanos(),
         ])?;
+        if offset == 0 {
+            first_position = connection.last_insert_rowid();
+        }
     }
-    let position = connection.last_insert_rowid();
-    u64::try_from(position).map_err(|_| {
-        Failure::Store(StoreError::Backend(
-            format!("SQLite assigned the position {position}").into(),
-        ))
-    })
+    let position = |position: i64| {
+        u64::try_from(position).map_err(|_| {
+            Failure::Store(StoreError::Backend(
+                format!("SQLite assigned the position {position}").into(),
+            ))
+        })
+    };
+    Ok((
+        position(first_position)?,
+        position(connection.last_insert_rowid())?,
+    ))
 }
 
 /// Whether the metadata holds nothing (stored as `NULL`).
@@ -208,7 +320,7 @@ fn previous_append(
     stream_id: &str,
     expected: ExpectedVersion,
     events: &[NewEvent],
-) -> Result<Option<AppendOutcome>, Failure> {
+) -> Result<Option<Appended>, Failure> {
     let Some(first_event) = events.first() else {
         return Ok(None);
     };
@@ -267,12 +379,17 @@ fn previous_append(
             .all(|((id, _, _), event)| id.as_slice() == event.event_id.as_bytes());
     let version_before = u64::try_from(start.saturating_sub(1)).unwrap_or(0);
     let same_expectation = expected.was_met_before(version_before);
-    match stored.last() {
-        Some((_, version, position)) if same_batch && same_expectation => Ok(Some(AppendOutcome {
-            stream_version: stream_version_of(stream_id, *version)?,
-            last_position: u64::try_from(*position).unwrap_or(0),
-            written: false,
-        })),
+    match (stored.first(), stored.last()) {
+        (Some((_, _, first)), Some((_, version, last))) if same_batch && same_expectation => {
+            Ok(Some(Appended {
+                outcome: AppendOutcome {
+                    stream_version: stream_version_of(stream_id, *version)?,
+                    last_position: u64::try_from(*last).unwrap_or(0),
+                    written: false,
+                },
+                first_position: u64::try_from(*first).unwrap_or(0),
+            }))
+        }
         _ => Err(duplicate(first_event.event_id)),
     }
 }

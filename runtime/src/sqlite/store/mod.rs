@@ -2,7 +2,7 @@
 //!
 //! # Layout
 //!
-//! Three tables, created and upgraded by the versioned migrations in `schema.rs` (the
+//! Four tables, created and upgraded by the versioned migrations in `schema.rs` (the
 //! applied versions are recorded in `factum_schema_version`):
 //!
 //! - `streams (stream_key INTEGER PRIMARY KEY, stream_id TEXT UNIQUE, stream_type, version)`:
@@ -17,6 +17,13 @@
 //!   timestamp the [limits](crate::store::limits) let in (whole microseconds, years 1
 //!   to 9999) reads back exactly.
 //! - `snapshots (stream_id TEXT PRIMARY KEY, ...)`: the latest snapshot per stream.
+//! - `commands (command_id BLOB PRIMARY KEY, fingerprint, recorded_at_s, recorded_at_ns,
+//!   stream_id, stream_version, first_position, last_position, event_ids BLOB)` (since
+//!   schema version 2): one row per command recorded by
+//!   [`EventStore::append_command`], written in the transaction of its events, after
+//!   looking the id up under the same write lock (so concurrent submissions from any
+//!   process record it once); `event_ids` holds the events' 16-byte ids in order, and an
+//!   index on the time serves `prune_commands`. See [`crate::store::commands`].
 //!
 //! # Why it is built this way
 //!
@@ -102,6 +109,7 @@
 //! ```
 
 mod append;
+mod commands;
 pub(super) mod connection;
 mod rows;
 #[cfg(test)]
@@ -120,7 +128,8 @@ use self::connection::{Failure, Readers};
 use super::{file, schema};
 use crate::envelope::{NewEvent, RecordedEvent, Snapshot};
 use crate::store::{
-    AppendOutcome, EventStore, ExpectedVersion, FilteredPage, Head, StoreError, VisitError,
+    AppendOutcome, CommandAppend, CommandOutcome, CommandRecord, EventStore, ExpectedVersion,
+    FilteredPage, Head, StoreError, VisitError,
 };
 
 /// How durably a commit is written (SQLite's `PRAGMA synchronous`, in WAL mode).
@@ -547,6 +556,61 @@ impl EventStore for SqliteStore {
         // After the commit: a woken follower reads the events.
         self.publish_head(outcome.last_position);
         Ok(outcome)
+    }
+
+    async fn append_command(
+        &self,
+        stream_id: &str,
+        stream_type: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        command: CommandRecord,
+    ) -> Result<CommandAppend, StoreError> {
+        crate::store::limits::check_command(stream_id, stream_type, &events, &command)?;
+        let stream_id = stream_id.to_owned();
+        let stream_type = stream_type.to_owned();
+        let answer = self
+            .write(move |connection, patience| {
+                append::append_command(
+                    connection,
+                    patience,
+                    &stream_id,
+                    &stream_type,
+                    expected,
+                    &events,
+                    &command,
+                )
+            })
+            .await?;
+        if let CommandAppend::Appended(CommandOutcome {
+            last_position: Some(last_position),
+            ..
+        }) = answer
+        {
+            // After the commit: a woken follower reads the events.
+            self.publish_head(last_position);
+        }
+        Ok(answer)
+    }
+
+    async fn command_outcome(
+        &self,
+        command_id: uuid::Uuid,
+    ) -> Result<Option<CommandOutcome>, StoreError> {
+        self.read(move |connection| commands::load(connection, command_id))
+            .await
+    }
+
+    async fn prune_commands(
+        &self,
+        recorded_before: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64, StoreError> {
+        let bound = crate::store::commands::prune_bound(recorded_before);
+        self.write(move |connection, patience| {
+            // One statement in autocommit mode takes the write lock at once: no upgrade.
+            connection::retry_busy(patience, || commands::prune(connection, bound))
+        })
+        .await
     }
 
     async fn read_stream(
