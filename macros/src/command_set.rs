@@ -97,6 +97,10 @@ fn expand_model(model: &SetModel) -> TokenStream {
                     match self { #(Self::#variants(command) => #private::Command::aggregate_id(command),)* }
                 }
 
+                fn to_json(&self) -> ::core::result::Result<#private::std::string::String, #private::serde_json::Error> {
+                    match self { #(Self::#variants(command) => #private::serde_json::to_string(command),)* }
+                }
+
                 fn register(registry: &mut #private::RegistryBuilder, aggregate: ::core::option::Option<&str>) {
                     #(registry.add_command::<#types>(aggregate);)*
                 }

@@ -43,6 +43,9 @@ pub trait CommandSet: Send + Sync + 'static {
     /// The id of the aggregate instance this command is addressed to.
     fn aggregate_id(&self) -> String;
 
+    /// The command as JSON (the command's own shape, without the set's variant).
+    fn to_json(&self) -> Result<String, serde_json::Error>;
+
     /// Registers every command of the set.
     fn register(registry: &mut RegistryBuilder, aggregate: Option<&str>);
 }

@@ -10,7 +10,10 @@ use crate::context::CommandContext;
 use crate::envelope::{NewEvent, RecordedEvent, Snapshot};
 use crate::error::{DecodeError, EncodeError};
 use crate::event::EventSet;
-use crate::store::{EventStore, ExpectedVersion, StoreError, VisitError};
+use crate::store::{
+    CommandAppend, CommandOutcome, CommandRecord, EventStore, ExpectedVersion, StoreError,
+    VisitError,
+};
 
 /// A stored event that could not be decoded, with where it is stored.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +40,21 @@ pub fn decode_record<S: EventSet>(record: &RecordedEvent) -> Result<S, RecordDec
             source: Box::new(source),
         }
     })
+}
+
+/// The digest a command is recorded with: SHA-256 of its name and JSON, in hex. A repeat
+/// of the command has the same; another command under a used id has another.
+fn fingerprint<C: CommandSet>(command: &C) -> Result<String, serde_json::Error> {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(command.command_name().as_bytes());
+    hasher.update([0]);
+    hasher.update(command.to_json()?.as_bytes());
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect())
 }
 
 /// Applies recorded events, in order, to an aggregate's state.
@@ -87,6 +105,28 @@ pub enum RepositoryError<E> {
         stream_id: String,
         /// How many attempts were made.
         attempts: u32,
+    },
+    /// The command id was already used by another command (its recorded fingerprint
+    /// differs); nothing was written. A client must not reuse a command id.
+    #[error(
+        "command id {command_id} was already used by another command (on stream `{recorded_stream_id}`); nothing was written"
+    )]
+    CommandIdReused {
+        /// The command id.
+        command_id: uuid::Uuid,
+        /// The stream the earlier command was addressed to.
+        recorded_stream_id: String,
+    },
+    /// The record of an executed command names events its stream no longer holds as
+    /// recorded (a stream edited by hand, a restore from another backup).
+    #[error(
+        "stream `{stream_id}`: the events recorded for command {command_id} are not in the stream"
+    )]
+    CommandRecordMismatch {
+        /// The stream.
+        stream_id: String,
+        /// The command.
+        command_id: uuid::Uuid,
     },
     /// A stored event could not be decoded.
     #[error(transparent)]
@@ -152,6 +192,8 @@ pub struct Executed<A: Aggregate> {
     pub stream_id: String,
     /// The recorded events (none when the command changed nothing).
     pub events: Vec<A::Events>,
+    /// Their ids, in order.
+    pub event_ids: Vec<uuid::Uuid>,
     /// The stream version after the command.
     pub version: u64,
     /// The global position of the last event the command recorded (`None` when it
@@ -486,6 +528,17 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     ) -> Result<Executed<A>, RepositoryError<A::Error>> {
         let command = command.into();
         let stream_id = Self::stream_id(&command.aggregate_id());
+        let fingerprint = fingerprint(&command).map_err(|source| RepositoryError::Encode {
+            stream_id: stream_id.clone(),
+            source: EncodeError {
+                event: command.command_name(),
+                source,
+            },
+        })?;
+        // A command already executed is answered from its record, without deciding again.
+        if let Some(outcome) = self.store.command_outcome(ctx.command_id).await? {
+            return self.replay_outcome(outcome, &fingerprint).await;
+        }
         let Rebuilt {
             loaded: Loaded { mut state, version },
             snapshot_version,
@@ -495,16 +548,6 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         let events = state
             .handle(command, &self.services, &ctx)
             .map_err(RepositoryError::Rejected)?;
-        if events.is_empty() {
-            return Ok(Executed {
-                command_id: ctx.command_id,
-                stream_id,
-                events,
-                version,
-                position: None,
-                state,
-            });
-        }
         let event_metadata = ctx.event_metadata();
         let mut new_events = Vec::with_capacity(events.len());
         for event in &events {
@@ -534,23 +577,110 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             0 => ExpectedVersion::NoStream,
             version => ExpectedVersion::Exact(version),
         };
-        let outcome = self
+        // The events and the command's record in one transaction: a retry finds either
+        // both or neither.
+        let outcome = match self
             .store
-            .append(&stream_id, A::NAME, expected, new_events)
-            .await?;
+            .append_command(
+                &stream_id,
+                A::NAME,
+                expected,
+                new_events,
+                CommandRecord::new(ctx.command_id, fingerprint.clone()),
+            )
+            .await?
+        {
+            CommandAppend::Appended(outcome) => outcome,
+            // Another submission of this command won the race.
+            CommandAppend::AlreadyExecuted(outcome) => {
+                return self.replay_outcome(outcome, &fingerprint).await;
+            }
+        };
         for event in &events {
             state.apply(event);
         }
-        self.renew_snapshot(&stream_id, &state, outcome.stream_version, snapshot_version)
-            .await;
+        if !events.is_empty() {
+            self.renew_snapshot(&stream_id, &state, outcome.stream_version, snapshot_version)
+                .await;
+        }
         Ok(Executed {
             command_id: ctx.command_id,
             stream_id,
             events,
+            event_ids: outcome.event_ids,
             version: outcome.stream_version,
-            position: Some(outcome.last_position),
+            position: outcome.last_position,
             state,
         })
+    }
+
+    /// The answer to a command executed before: its recorded outcome, its events read
+    /// back, and the state right after them.
+    async fn replay_outcome(
+        &self,
+        outcome: CommandOutcome,
+        fingerprint: &str,
+    ) -> Result<Executed<A>, RepositoryError<A::Error>> {
+        if outcome.fingerprint != fingerprint {
+            return Err(RepositoryError::CommandIdReused {
+                command_id: outcome.command_id,
+                recorded_stream_id: outcome.stream_id,
+            });
+        }
+        let count = outcome.event_ids.len();
+        let mismatch = || RepositoryError::CommandRecordMismatch {
+            stream_id: outcome.stream_id.clone(),
+            command_id: outcome.command_id,
+        };
+        let first_version = (outcome.stream_version + 1)
+            .checked_sub(count as u64)
+            .ok_or_else(mismatch)?;
+        let records = if count == 0 {
+            Vec::new()
+        } else {
+            self.store
+                .read_stream(&outcome.stream_id, first_version, count)
+                .await?
+        };
+        let ids: Vec<uuid::Uuid> = records.iter().map(|record| record.event_id).collect();
+        if ids != outcome.event_ids {
+            return Err(mismatch());
+        }
+        let events = records
+            .iter()
+            .map(decode_record::<A::Events>)
+            .collect::<Result<Vec<_>, _>>()?;
+        let id = outcome
+            .stream_id
+            .strip_prefix(&format!("{}-", A::NAME))
+            .ok_or_else(mismatch)?;
+        let state = self
+            .load_at_version(id, outcome.stream_version)
+            .await?
+            .state;
+        tracing::debug!(
+            aggregate = A::NAME, stream_id = outcome.stream_id, command_id = %outcome.command_id,
+            "command executed before: answered from its record"
+        );
+        Ok(Executed {
+            command_id: outcome.command_id,
+            stream_id: outcome.stream_id,
+            events,
+            event_ids: outcome.event_ids,
+            version: outcome.stream_version,
+            position: outcome.last_position,
+            state,
+        })
+    }
+
+    /// Deletes the records of commands executed more than `retention` ago: a command
+    /// repeated after that runs again. Keep records at least as long as clients retry.
+    pub async fn prune_commands(&self, retention: std::time::Duration) -> Result<u64, StoreError> {
+        let retention = chrono::TimeDelta::from_std(retention).unwrap_or(chrono::TimeDelta::MAX);
+        let before = crate::envelope::now()
+            .checked_sub_signed(retention)
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+        self.store.prune_commands(before).await
     }
 
     /// Runs the policy, if any: traces the decision, and keeps a denial in the audit

@@ -126,7 +126,7 @@ fn items_are_added_and_removed_while_the_order_is_open() {
 #[test]
 fn a_confirmed_order_cannot_change_its_lines() {
     fixture()
-        .given::<OrderEvent>([placed().into(), OrderConfirmed { total: 900 }.into()])
+        .given((placed(), OrderConfirmed { total: 900 }))
         .when(AddItem {
             order_id: id(),
             line: requested("mug", 1),
@@ -137,7 +137,7 @@ fn a_confirmed_order_cannot_change_its_lines() {
 #[test]
 fn an_emptied_order_cannot_be_confirmed() {
     fixture()
-        .given::<OrderEvent>([placed().into(), ItemRemoved { sku: "tea".into() }.into()])
+        .given((placed(), ItemRemoved { sku: "tea".into() }))
         .when(ConfirmOrder { order_id: id() })
         .then_expect_error(OrderError::NoLines);
 }
@@ -165,14 +165,14 @@ fn shipping_needs_a_confirmed_order_and_delivery_a_shipped_one() {
             status: Status::Open,
         });
     fixture()
-        .given::<OrderEvent>([placed().into(), OrderConfirmed { total: 900 }.into()])
+        .given((placed(), OrderConfirmed { total: 900 }))
         .when(ship())
         .then_expect_events([OrderShipped {
             carrier: "DHL".into(),
             tracking_code: "JD0001".into(),
         }]);
     fixture()
-        .given::<OrderEvent>([placed().into(), OrderConfirmed { total: 900 }.into()])
+        .given((placed(), OrderConfirmed { total: 900 }))
         .when(DeliverOrder { order_id: id() })
         .then_expect_error(OrderError::WrongStatus {
             action: "deliver",
@@ -187,28 +187,24 @@ fn cancelling_is_possible_until_shipment_and_idempotent() {
         reason: "late".into(),
     };
     fixture()
-        .given::<OrderEvent>([placed().into(), OrderConfirmed { total: 900 }.into()])
+        .given((placed(), OrderConfirmed { total: 900 }))
         .when(cancel())
         .then_expect_events([OrderCancelled {
             reason: "late".into(),
         }]);
     fixture()
-        .given::<OrderEvent>([
-            placed().into(),
-            OrderCancelled { reason: "x".into() }.into(),
-        ])
+        .given((placed(), OrderCancelled { reason: "x".into() }))
         .when(cancel())
         .then_expect_no_events();
     fixture()
-        .given::<OrderEvent>([
-            placed().into(),
-            OrderConfirmed { total: 900 }.into(),
+        .given((
+            placed(),
+            OrderConfirmed { total: 900 },
             OrderShipped {
                 carrier: "DHL".into(),
                 tracking_code: "JD0001".into(),
-            }
-            .into(),
-        ])
+            },
+        ))
         .when(cancel())
         .then_expect_error(OrderError::WrongStatus {
             action: "cancel",
@@ -235,13 +231,12 @@ fn a_note_changes_no_state() {
         .given([placed()])
         .when(ConfirmOrder { order_id: id() });
     let noted = fixture()
-        .given::<OrderEvent>([
-            placed().into(),
+        .given((
+            placed(),
             OrderNoteAdded {
                 text: "call first".into(),
-            }
-            .into(),
-        ])
+            },
+        ))
         .when(ConfirmOrder { order_id: id() });
     assert_eq!(
         before.then_expect_events([OrderConfirmed { total: 900 }]),

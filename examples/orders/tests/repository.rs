@@ -116,6 +116,36 @@ struct RacingStore {
     races: std::sync::atomic::AtomicU32,
 }
 
+impl RacingStore {
+    /// The other writer's append, while races remain.
+    async fn race(&self, stream_id: &str, stream_type: &str) -> Result<(), StoreError> {
+        let remaining = self.races.load(std::sync::atomic::Ordering::SeqCst);
+        if remaining > 0 {
+            self.races
+                .store(remaining - 1, std::sync::atomic::Ordering::SeqCst);
+            let note = OrderEvent::NoteAdded(OrderNoteAdded {
+                text: "racing".into(),
+            })
+            .encode()
+            .unwrap();
+            self.inner
+                .append(
+                    stream_id,
+                    stream_type,
+                    ExpectedVersion::Any,
+                    vec![NewEvent::new(
+                        note.name,
+                        note.version,
+                        note.payload,
+                        Metadata::default(),
+                    )],
+                )
+                .await?;
+        }
+        Ok(())
+    }
+}
+
 impl EventStore for RacingStore {
     async fn append_command(
         &self,
@@ -125,6 +155,7 @@ impl EventStore for RacingStore {
         events: Vec<NewEvent>,
         command: factum::store::CommandRecord,
     ) -> Result<factum::store::CommandAppend, StoreError> {
+        self.race(stream_id, stream_type).await?;
         self.inner
             .append_command(stream_id, stream_type, expected, events, command)
             .await
@@ -151,29 +182,7 @@ impl EventStore for RacingStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<factum::store::AppendOutcome, StoreError> {
-        let remaining = self.races.load(std::sync::atomic::Ordering::SeqCst);
-        if remaining > 0 {
-            self.races
-                .store(remaining - 1, std::sync::atomic::Ordering::SeqCst);
-            let note = OrderEvent::NoteAdded(OrderNoteAdded {
-                text: "racing".into(),
-            })
-            .encode()
-            .unwrap();
-            self.inner
-                .append(
-                    stream_id,
-                    stream_type,
-                    ExpectedVersion::Any,
-                    vec![NewEvent::new(
-                        note.name,
-                        note.version,
-                        note.payload,
-                        Metadata::default(),
-                    )],
-                )
-                .await?;
-        }
+        self.race(stream_id, stream_type).await?;
         self.inner
             .append(stream_id, stream_type, expected, events)
             .await

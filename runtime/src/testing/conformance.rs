@@ -48,6 +48,7 @@ pub use commands::{commands_run_once, concurrent_commands_run_once};
 pub use repository::{
     Never, Note, Notebook, NotebookCommand, NotebookEvent, Noted,
     repository_authorizes_before_deciding, repository_reads_back_what_it_executes,
+    repository_runs_a_command_once,
 };
 
 /// Runs every single-writer check, each on a fresh store from `fresh_store`.
@@ -75,6 +76,7 @@ where
     commands_run_once(&fresh_store().into_store().await).await;
     repository_reads_back_what_it_executes(fresh_store().into_store().await).await;
     repository_authorizes_before_deciding(fresh_store().into_store().await).await;
+    repository_runs_a_command_once(fresh_store().into_store().await).await;
 }
 
 /// What a store factory returns: a store, or a future of one.

@@ -210,18 +210,19 @@ pub async fn repository_authorizes_before_deciding<S: EventStore>(store: S) {
         "denied commands write no event of the domain"
     );
 
-    let editor = CommandContext::new().actor(Actor::new("editor", "eve"));
-    let first = notebook.execute_with(note(-1.0), editor.clone()).await;
+    // One context per command: a command id names one command.
+    let editor = || CommandContext::new().actor(Actor::new("editor", "eve"));
+    let first = notebook.execute_with(note(-1.0), editor()).await;
     assert!(
         matches!(first, Err(RepositoryError::Denied { .. })),
         "the policy sees the state: not as the first note, got {first:?}"
     );
     notebook
-        .execute_with(note(1.0), editor.clone())
+        .execute_with(note(1.0), editor())
         .await
         .expect("an editor's positive note is allowed");
     let executed = notebook
-        .execute_with(note(-1.0), editor)
+        .execute_with(note(-1.0), editor())
         .await
         .expect("and then a negative one");
     assert_eq!(executed.version, 2);
@@ -270,4 +271,91 @@ pub async fn repository_authorizes_before_deciding<S: EventStore>(store: S) {
         2,
         "the audit stream is no part of the aggregate"
     );
+}
+
+/// A command runs once per command id: a repeat (a retried request, a redelivered
+/// message) is answered with the original outcome — the same stream version, position,
+/// event ids, events and state — without deciding again, even after the stream moved on;
+/// the same id with another command is [`RepositoryError::CommandIdReused`] and writes
+/// nothing; a pruned record lets the command run again.
+pub async fn repository_runs_a_command_once<S: EventStore>(store: S) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use crate::authorization::Decision;
+
+    let decisions = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&decisions);
+    // The policy runs right before the handler: it counts the decisions taken.
+    let notebook = Repository::<Notebook, _>::new(store).with_policy(
+        move |_: &CommandContext, _: &NotebookCommand, _: &Notebook| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            Decision::Allow
+        },
+    );
+    let note = |ratio: f64| Note {
+        id: "n-3".to_owned(),
+        value: json!({ "ratio": ratio }),
+        ratio,
+    };
+    let ctx = CommandContext::new();
+    let first = notebook
+        .execute_with(note(0.5), ctx.clone())
+        .await
+        .expect("the command runs");
+    let again = notebook
+        .execute_with(note(0.5), ctx.clone())
+        .await
+        .expect("the repeat is answered");
+    assert_eq!(again, first, "the repeat gets the original answer");
+    assert_eq!(decisions.load(Ordering::SeqCst), 1, "decided once");
+    assert_eq!(first.event_ids.len(), 1);
+
+    let other = notebook
+        .execute(note(0.25))
+        .await
+        .expect("another command runs");
+    assert_eq!(other.version, 2);
+    let late = notebook
+        .execute_with(note(0.5), ctx.clone())
+        .await
+        .expect("a late repeat is answered");
+    assert_eq!(
+        late, first,
+        "the original answer, though the stream moved on"
+    );
+    let stored = notebook
+        .store()
+        .read_all(0, 100)
+        .await
+        .expect("read the store");
+    assert_eq!(stored.len(), 2);
+    assert_eq!(stored[0].event_id, first.event_ids[0]);
+
+    let reused = notebook.execute_with(note(0.75), ctx.clone()).await;
+    assert!(
+        matches!(&reused, Err(RepositoryError::CommandIdReused { command_id, recorded_stream_id })
+            if *command_id == ctx.command_id && recorded_stream_id == "ConformanceNotebook-n-3"),
+        "another command under a used id: CommandIdReused, got {reused:?}"
+    );
+    assert_eq!(
+        notebook.store().read_all(0, 100).await.expect("read").len(),
+        2,
+        "a reused id writes nothing"
+    );
+    assert_eq!(decisions.load(Ordering::SeqCst), 2, "and decides nothing");
+
+    // Past the retention, the command runs again.
+    assert_eq!(
+        notebook
+            .prune_commands(std::time::Duration::ZERO)
+            .await
+            .expect("prune"),
+        2
+    );
+    let after_pruning = notebook
+        .execute_with(note(0.5), ctx)
+        .await
+        .expect("runs again");
+    assert_eq!(after_pruning.version, 3);
 }
