@@ -537,6 +537,15 @@ impl EventStore for CrashingStore {
         command: factum::store::CommandRecord,
     ) -> Result<factum::store::CommandAppend, StoreError> {
         self.alive()?;
+        // The repository writes a command's events with its record: the crash happens here.
+        if stream_id.starts_with("Payment-") && !self.crashed.swap(true, Ordering::SeqCst) {
+            if self.after_append {
+                self.inner
+                    .append_command(stream_id, stream_type, expected, events, command)
+                    .await?;
+            }
+            return Err(Self::crash());
+        }
         self.inner
             .append_command(stream_id, stream_type, expected, events, command)
             .await
