@@ -72,6 +72,10 @@ expect_line "$scratch/run2.txt" '^T-002-3 +Help with lunch .*\[open\] with chloe
 expect_line "$scratch/run2.txt" 'T-002-2 +Wound dressing change +took over from ben' "amira's history answered"
 expect_line "$scratch/run2.txt" '^today, [0-9-]+: [0-9]+ created, [0-9]+ completed, average completion time ([0-9]+ s|-)' "the analytics answered"
 expect_line "$scratch/run2.txt" '^daily_analytics +checkpoint +[0-9]+, head +[0-9]+: 0 events' "the lag after catching up"
+expect_line "$scratch/run2.txt" '^retried create of T-[0-9]+-P: answered from its record \(version 1, position [0-9]+, event [0-9a-f-]+\), recorded once' "a retried command was answered from its record"
+expect_line "$scratch/run2.txt" "^denied: stream .Task-T-[0-9]+-P.: command .CompleteTask. denied to family .fay.: only the assigned member or the task's coordinator may complete it" "the task policy denied a stranger"
+expect_line "$scratch/run2.txt" '^the audit record of T-[0-9]+-P holds 1 denial' "the denial is in the audit record"
+expect_line "$scratch/run2.txt" '^GetTask T-[0-9]+-P, at least position [0-9]+: \[done\] by amira \(read model at position [0-9]+, [0-9]+ event\(s\) behind the log, fresh\)' "a query waited for its own write"
 cargo run --quiet --locked -p factum-example-care-tasks --bin care-tasks -- --db "$scratch/demo/care-tasks.sqlite3" --rebuild > "$scratch/rebuild.txt"
 for projection in coordinator_task_list member_task_history daily_analytics; do
     expect_line "$scratch/rebuild.txt" "^rebuilt $projection +[1-9][0-9]* events applied, 0 parked" "$projection was rebuilt"

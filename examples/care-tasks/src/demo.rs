@@ -15,13 +15,16 @@ use factum::projection::{
     Lag, ProjectionHandle, ProjectionRunner, ReadModel, ReadModelError, RunnerError, Target,
     progress_bar,
 };
+use factum::query::{Consistency, Query, QueryError, QueryRunner};
 use factum::store::{SqliteOpenError, SqliteStore};
 use serde_json::json;
 
 use crate::projections::coordinator_task_list::{self, CoordinatorTaskList};
 use crate::projections::daily_analytics::{self, DailyAnalytics};
 use crate::projections::member_task_history::{self, HistoryKind, MemberTaskHistory};
-use crate::{AssignTask, CompleteTask, CreateTask, Task, TaskCommand, TaskError};
+use crate::{
+    AssignTask, CARE_TEAM, COORDINATOR, CompleteTask, CreateTask, Task, TaskCommand, TaskError,
+};
 
 /// Where the care-task job keeps its data, and whose history it shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +61,15 @@ pub fn read_models_beside(db: &Path) -> PathBuf {
 /// Why the job stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
+    /// A query was not answered.
+    #[error(transparent)]
+    Ask(#[from] factum::query::QueryError),
+    /// The audit record could not be read.
+    #[error(transparent)]
+    Audit(#[from] factum::authorization::AuditError),
+    /// The scenario did not go as it must.
+    #[error("the scenario went wrong: {0}")]
+    Scenario(String),
     /// The event store's file could not be opened.
     #[error("opening the event store")]
     OpenStore(#[from] SqliteOpenError),
@@ -234,6 +246,8 @@ pub async fn run(options: &Options) -> Result<(), DemoError> {
             }
         }
     }
+
+    who_may_do_what(&store, &read_models, run, now).await?;
 
     running.wait_for(last_position).await?;
     section("4. The coordinator's task list (coordinator_task_list)");
@@ -430,6 +444,134 @@ fn refused(run: u64, now: DateTime<Utc>) -> Vec<TaskCommand> {
         ),
         assign(format!("T-{run:03}-404"), "ben", now),
     ]
+}
+
+/// The coordinator's task list entry of one task; `None` when there is none.
+struct GetTask(String);
+
+impl Query<SqliteReadModel> for GetTask {
+    const NAME: &'static str = "GetTask";
+    const PROJECTION: &'static str = coordinator_task_list::NAME;
+    type Answer = Option<coordinator_task_list::TaskListEntry>;
+
+    async fn answer(self, read_model: &SqliteReadModel) -> Result<Self::Answer, QueryError> {
+        let task_id = self.0;
+        Ok(read_model
+            .read(Self::PROJECTION, move |db| {
+                coordinator_task_list::task(db, &task_id)
+            })
+            .await?)
+    }
+}
+
+/// Section 3b: the task policy on a repository, a retried command answered from its
+/// record, a denial in the audit record, and a query that waits for its own write.
+async fn who_may_do_what(
+    store: &SqliteStore,
+    read_models: &SqliteReadModel,
+    run: u64,
+    now: DateTime<Utc>,
+) -> Result<(), DemoError> {
+    section("3b. Who may do what: commands with an actor, through the task policy");
+    let tasks = Repository::<Task, SqliteStore>::new(store.clone()).with_policy(crate::policy());
+    let as_actor = |kind: &str, id: &str| {
+        CommandContext::new()
+            .actor(Actor::new(kind, id))
+            .tenant("ward-3")
+    };
+    let task_id = format!("T-{run:03}-P");
+    let create = || {
+        create_task(
+            task_id.clone(),
+            "Blood pressure check",
+            "Mrs. Jansen (room 12)",
+            now,
+            now + TimeDelta::hours(1),
+        )
+    };
+    let ctx = as_actor(COORDINATOR, "dana");
+    let created = tasks.execute_with(create(), ctx.clone()).await?;
+    // A client that lost the answer sends the command again, with the same command id.
+    let retried = tasks.execute_with(create(), ctx).await?;
+    if retried != created {
+        return Err(DemoError::Scenario(format!(
+            "a retried command was not answered from its record: {retried:?}"
+        )));
+    }
+    println!(
+        "retried create of {task_id}: answered from its record (version {}, position {}, event {}), recorded once",
+        created.version,
+        created.position.unwrap_or_default(),
+        created.event_ids[0]
+    );
+    tasks
+        .execute_with(
+            assign(task_id.clone(), "amira", now),
+            as_actor(COORDINATOR, "dana"),
+        )
+        .await?;
+    let stranger = complete(task_id.clone(), "amira", now, None);
+    match tasks
+        .execute_with(stranger, as_actor("family", "fay"))
+        .await
+    {
+        Err(denied @ RepositoryError::Denied { .. }) => {
+            println!("denied: {}", factum::error::Report(&denied))
+        }
+        other => {
+            return Err(DemoError::Scenario(format!(
+                "fay completing amira's task must be denied, got {other:?}"
+            )));
+        }
+    }
+    let stream_id = Repository::<Task, SqliteStore>::stream_id(&task_id);
+    let audit = factum::authorization::denials(store, &stream_id).await?;
+    println!(
+        "the audit record of {task_id} holds {} denial(s): {}",
+        audit.len(),
+        audit
+            .iter()
+            .map(|denial| format!(
+                "{} by {} `{}` at {}: {}",
+                denial.command,
+                denial.actor_kind.as_deref().unwrap_or("-"),
+                denial.actor.as_deref().unwrap_or("-"),
+                denial.issued_at.format("%H:%M"),
+                denial.reason
+            ))
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+    let completed = tasks
+        .execute_with(
+            complete(task_id.clone(), "amira", now, Some("120/80")),
+            as_actor(CARE_TEAM, "amira"),
+        )
+        .await?;
+    let position = completed.position.unwrap_or_default();
+    let queries = QueryRunner::new(store.clone(), read_models.clone());
+    let answer = queries
+        .ask(
+            GetTask(task_id.clone()),
+            Consistency::at_least(position, Duration::from_secs(10)),
+        )
+        .await?;
+    let status = match answer
+        .value
+        .as_ref()
+        .and_then(|task| task.completed.as_ref())
+    {
+        Some(done) => format!("[done] by {}", done.by),
+        None => "[open]".to_owned(),
+    };
+    let freshness = &answer.freshness;
+    println!(
+        "GetTask {task_id}, at least position {position}: {status} (read model at position {}, {} event(s) behind the log, {})",
+        freshness.position,
+        freshness.lag_events,
+        if freshness.stale { "stale" } else { "fresh" }
+    );
+    Ok(())
 }
 
 fn create_task(

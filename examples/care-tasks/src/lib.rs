@@ -180,6 +180,8 @@ pub enum TaskError {
 pub struct Task {
     /// When it was created; `None` before it is.
     pub created_at: Option<DateTime<Utc>>,
+    /// The coordinator who created it.
+    pub created_by: Option<String>,
     /// Who it is assigned to.
     pub assignee: Option<Member>,
     /// Who completed it, once done.
@@ -270,6 +272,7 @@ impl Task {
     #[apply]
     fn created(&mut self, event: &TaskCreated) {
         self.created_at = Some(event.created_at);
+        self.created_by = Some(event.created_by.clone());
     }
 
     #[apply]
@@ -280,5 +283,42 @@ impl Task {
     #[apply]
     fn completed(&mut self, event: &TaskCompleted) {
         self.completed_by = Some(event.completed_by.clone());
+    }
+}
+
+/// The kind of actor who coordinates care: creates and assigns tasks.
+pub const COORDINATOR: &str = "care_coordinator";
+
+/// The kind of actor who does the tasks: a member of the care team.
+pub const CARE_TEAM: &str = "care_team";
+
+/// Who may do what to a task, decided on the task's state before it decides:
+/// coordinators create and assign; a task is completed by the member it is assigned to
+/// (as themselves) or by the coordinator who created it; nobody else, and nobody without
+/// an actor.
+pub fn policy() -> impl factum::authorization::Policy<Task> {
+    use factum::authorization::Decision;
+
+    |ctx: &CommandContext, command: &TaskCommand, task: &Task| {
+        let Some(actor) = &ctx.actor else {
+            return Decision::deny("a task command needs an actor");
+        };
+        match command {
+            TaskCommand::Create(_) | TaskCommand::Assign(_) => Decision::allow_if(
+                actor.is(COORDINATOR),
+                "only a care coordinator creates and assigns tasks",
+            ),
+            TaskCommand::Complete(complete) => {
+                let assignee = actor.is(CARE_TEAM)
+                    && task.assignee.as_deref() == Some(actor.id.as_str())
+                    && complete.completed_by == actor.id;
+                let its_coordinator =
+                    actor.is(COORDINATOR) && task.created_by.as_deref() == Some(actor.id.as_str());
+                Decision::allow_if(
+                    assignee || its_coordinator,
+                    "only the assigned member or the task's coordinator may complete it",
+                )
+            }
+        }
     }
 }

@@ -168,3 +168,57 @@ fn a_completed_task_can_be_neither_completed_again_nor_reassigned() {
         .when(assign("ben", at(9, 30)))
         .then_expect_error(TaskError::AlreadyCompleted("amira".into()));
 }
+
+/// The task policy: coordinators create and assign; the assigned member (as themselves)
+/// or the task's coordinator completes; nobody else, and nobody without an actor.
+mod policy {
+    use factum::context::{Actor, CommandContext};
+    use factum_example_care_tasks::{CARE_TEAM, COORDINATOR, policy};
+
+    use super::*;
+
+    fn as_actor(kind: &str, id: &str) -> CommandContext {
+        CommandContext::new().actor(Actor::new(kind, id))
+    }
+
+    fn fixture() -> AggregateFixture<Task> {
+        AggregateFixture::<Task>::new()
+            .with_policy(policy())
+            .given((created(), assigned("amira", None, at(8, 5))))
+    }
+
+    const ONLY_THEM: &str = "only the assigned member or the task's coordinator may complete it";
+
+    #[test]
+    fn the_assigned_member_and_the_tasks_coordinator_complete_it() {
+        fixture()
+            .when_with(complete("amira", at(9, 0)), as_actor(CARE_TEAM, "amira"))
+            .then_expect_events([completed("amira")]);
+        fixture()
+            .when_with(complete("amira", at(9, 0)), as_actor(COORDINATOR, "dana"))
+            .then_expect_events([completed("amira")]);
+    }
+
+    #[test]
+    fn anyone_else_is_denied_before_the_task_decides() {
+        for stranger in [
+            as_actor("family", "fay"),
+            as_actor(CARE_TEAM, "ben"),
+            as_actor(COORDINATOR, "erin"),
+        ] {
+            fixture()
+                .when_with(complete("amira", at(9, 0)), stranger)
+                .then_expect_denial(ONLY_THEM);
+        }
+        // A member completing in another's name.
+        fixture()
+            .when_with(complete("ben", at(9, 0)), as_actor(CARE_TEAM, "amira"))
+            .then_expect_denial(ONLY_THEM);
+        fixture()
+            .when(complete("amira", at(9, 0)))
+            .then_expect_denial("a task command needs an actor");
+        fixture()
+            .when_with(assign("ben", at(8, 30)), as_actor(CARE_TEAM, "amira"))
+            .then_expect_denial("only a care coordinator creates and assigns tasks");
+    }
+}
