@@ -106,6 +106,18 @@ pub enum RepositoryError<E> {
         /// How many attempts were made.
         attempts: u32,
     },
+    /// The command could not be written as JSON to fingerprint it (a map with non-string
+    /// keys, say); nothing was written.
+    #[error("stream `{stream_id}`: command `{command}` could not be encoded as JSON")]
+    UnencodableCommand {
+        /// The stream.
+        stream_id: String,
+        /// The command's name.
+        command: &'static str,
+        /// serde_json's error.
+        #[source]
+        source: serde_json::Error,
+    },
     /// The command id was already used by another command (its recorded fingerprint
     /// differs); nothing was written. A client must not reuse a command id.
     #[error(
@@ -528,13 +540,12 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     ) -> Result<Executed<A>, RepositoryError<A::Error>> {
         let command = command.into();
         let stream_id = Self::stream_id(&command.aggregate_id());
-        let fingerprint = fingerprint(&command).map_err(|source| RepositoryError::Encode {
-            stream_id: stream_id.clone(),
-            source: EncodeError {
-                event: command.command_name(),
+        let fingerprint =
+            fingerprint(&command).map_err(|source| RepositoryError::UnencodableCommand {
+                stream_id: stream_id.clone(),
+                command: command.command_name(),
                 source,
-            },
-        })?;
+            })?;
         // A command already executed is answered from its record, without deciding again.
         if let Some(outcome) = self.store.command_outcome(ctx.command_id).await? {
             return self.replay_outcome(outcome, &fingerprint).await;
