@@ -684,3 +684,146 @@ async fn the_catalog_schema_and_a_store_are_never_migrated_as_each_other() {
     }
     assert_eq!(tables().await, store, "not migrated");
 }
+
+/// Counts events per stream, for the query test (a read model of its own name).
+struct QueryCounts;
+
+impl Projection for QueryCounts {
+    const NAME: &'static str = "queries_pg";
+    const VERSION: u32 = 1;
+    const EVENTS: &'static [&'static str] = &["Counted"];
+    type Tx = PostgresTx;
+
+    async fn setup(&mut self, tx: &mut PostgresTx) -> Result<(), ProjectionError> {
+        tx.batch_execute("CREATE TABLE counts (stream TEXT PRIMARY KEY, n BIGINT NOT NULL)")
+            .await?;
+        Ok(())
+    }
+
+    async fn handle(
+        &mut self,
+        event: &RecordedEvent,
+        tx: &mut PostgresTx,
+    ) -> Result<(), ProjectionError> {
+        tx.execute(
+            "INSERT INTO counts (stream, n) VALUES ($1, 1)
+             ON CONFLICT (stream) DO UPDATE SET n = counts.n + 1",
+            &[&event.stream_id],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// How many events a stream has had; `None` for a stream never seen.
+struct GetCount(&'static str);
+
+impl factum::query::Query<PostgresReadModel> for GetCount {
+    const NAME: &'static str = "GetCount";
+    const PROJECTION: &'static str = QueryCounts::NAME;
+    type Answer = Option<i64>;
+
+    async fn answer(
+        self,
+        read_model: &PostgresReadModel,
+    ) -> Result<Self::Answer, factum::query::QueryError> {
+        let client = read_model.client().await?;
+        let row = client
+            .query_opt(
+                &format!(
+                    "SELECT n FROM {}.counts WHERE stream = $1",
+                    PostgresReadModel::reader_schema(Self::PROJECTION)
+                ),
+                &[&self.0],
+            )
+            .await
+            .map_err(|error| factum::query::QueryError::failed(Self::NAME, error))?;
+        Ok(row.map(|row| row.get(0)))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn queries_on_postgres_answer_with_freshness_and_wait_for_a_position() {
+    use factum::query::{Consistency, QueryError, QueryRunner};
+
+    let (store, read_models) = setup_for("factum_query_test", QueryCounts::NAME, &[1]).await;
+    let queries = QueryRunner::new(store.clone(), read_models.clone());
+    let not_yet = queries.ask(GetCount("a"), Consistency::Any).await;
+    assert!(
+        matches!(
+            not_yet,
+            Err(QueryError::NotReady {
+                projection: "queries_pg",
+                ..
+            })
+        ),
+        "{not_yet:?}"
+    );
+    let counted = |n: usize| (0..n).map(|_| event("Counted", false)).collect::<Vec<_>>();
+    store
+        .append("a", "Counter", ExpectedVersion::Any, counted(3))
+        .await
+        .unwrap();
+    let runner = ProjectionRunner::new(store.clone()).idle_wait(Duration::from_millis(20));
+    // One call: the first version to catch up is what readers see.
+    runner
+        .catch_up(&mut runner.projector(QueryCounts, read_models.clone()))
+        .await
+        .unwrap();
+    let answer = queries.ask(GetCount("a"), Consistency::Any).await.unwrap();
+    assert_eq!(answer.value, Some(3));
+    assert_eq!(
+        (
+            answer.freshness.position,
+            answer.freshness.lag_events,
+            answer.freshness.stale
+        ),
+        (3, 0, false)
+    );
+    assert_eq!(
+        queries
+            .ask(GetCount("zzz"), Consistency::Any)
+            .await
+            .unwrap()
+            .value,
+        None
+    );
+
+    let position = store
+        .append("a", "Counter", ExpectedVersion::Any, counted(1))
+        .await
+        .unwrap()
+        .last_position;
+    let stale = queries
+        .ask(
+            GetCount("a"),
+            Consistency::at_least(position, Duration::from_millis(30)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            stale.value,
+            stale.freshness.stale,
+            stale.freshness.lag_events
+        ),
+        (Some(3), true, 1)
+    );
+    assert!(matches!(
+        queries
+            .wait_for(QueryCounts::NAME, position, Duration::from_millis(30))
+            .await,
+        Err(QueryError::Timeout { reached: 3, .. })
+    ));
+
+    let live = runner.spawn(QueryCounts, read_models.clone());
+    let fresh = queries
+        .ask(
+            GetCount("a"),
+            Consistency::at_least(position, Duration::from_secs(10)),
+        )
+        .await
+        .unwrap();
+    assert_eq!((fresh.value, fresh.freshness.stale), (Some(4), false));
+    live.stop().await.unwrap();
+}
