@@ -67,6 +67,24 @@ fn generating_twice_gives_identical_bytes() {
     assert_eq!(reversed, first);
 }
 
+/// The CloudEvents binary form's headers are written out in the generator: each attribute
+/// the runtime's mapping writes must be a documented header, and nothing else.
+#[test]
+fn every_cloudevents_attribute_is_a_documented_header() {
+    let document = generate();
+    let headers = document["components"]["schemas"]["CloudEventsHeaders"]["properties"]
+        .as_object()
+        .expect("the CloudEvents headers schema");
+    let mut documented: Vec<&str> = headers
+        .keys()
+        .filter_map(|header| header.strip_prefix("ce-"))
+        .collect();
+    documented.sort_unstable();
+    let mut written = factum::cloudevents::ATTRIBUTES.to_vec();
+    written.sort_unstable();
+    assert_eq!(documented, written);
+}
+
 #[test]
 fn channels_operations_and_messages_follow_the_documented_layout() {
     let document = generate();

@@ -581,8 +581,10 @@ impl CloudEvents {
     }
 }
 
-/// The attributes factum writes, `data` and `datacontenttype` aside.
-const ATTRIBUTES: &[&str] = &[
+/// Every attribute factum writes (the context attributes and its extensions), `data` and
+/// `datacontenttype` aside: in binary mode each is a `ce-<attribute>` header. Documents
+/// describing the binary form (the generated AsyncAPI) are checked against this list.
+pub const ATTRIBUTES: &[&str] = &[
     "specversion",
     "id",
     "source",
