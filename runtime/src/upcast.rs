@@ -63,6 +63,7 @@
 //!
 //! [`NatsPublisher::upcast`]: crate::bus::NatsPublisher::upcast
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 
@@ -145,12 +146,24 @@ impl Upcaster {
     }
 
     /// `event` in its newest version (see the [module docs](self)).
-    pub fn upcast(&self, mut event: RecordedEvent) -> Result<RecordedEvent, UpcastError> {
+    pub fn upcast(&self, event: RecordedEvent) -> Result<RecordedEvent, UpcastError> {
+        Ok(match self.upcast_ref(&event)? {
+            Cow::Borrowed(_) => event,
+            Cow::Owned(upcast) => upcast,
+        })
+    }
+
+    /// Like [`Upcaster::upcast`], for a borrowed event: the event itself when it is
+    /// delivered as stored (nothing copied), a new one when it was upcast.
+    pub fn upcast_ref<'e>(
+        &self,
+        event: &'e RecordedEvent,
+    ) -> Result<Cow<'e, RecordedEvent>, UpcastError> {
         let Some(stream_type) = self.stream_types.get(&event.stream_type) else {
-            return Ok(event);
+            return Ok(Cow::Borrowed(event));
         };
         if stream_type.newest.get(&event.name) == Some(&event.schema_version) {
-            return Ok(event);
+            return Ok(Cow::Borrowed(event));
         }
         let (version, payload) =
             (stream_type.recode)(&event.name, event.schema_version, &event.payload).map_err(
@@ -162,14 +175,16 @@ impl Upcaster {
                     source: Box::new(source),
                 },
             )?;
-        if version != event.schema_version {
-            // An event delivered upcast once keeps the version first read from disk.
-            event.stored_schema_version =
-                event.stored_schema_version.or(Some(event.schema_version));
-            event.schema_version = version;
-            event.payload = payload;
+        if version == event.schema_version {
+            return Ok(Cow::Borrowed(event));
         }
-        Ok(event)
+        Ok(Cow::Owned(RecordedEvent {
+            // An event delivered upcast once keeps the version first read from disk.
+            stored_schema_version: event.stored_schema_version.or(Some(event.schema_version)),
+            schema_version: version,
+            payload,
+            ..event.clone()
+        }))
     }
 }
 

@@ -297,16 +297,21 @@ mod fixture {
         assert!(recorded.state.done);
     }
 
+    fn create_one_hour() -> CreateTask {
+        CreateTask {
+            task_id: "t-1".into(),
+            hours: 1,
+        }
+    }
+
+    fn coordinator() -> CommandContext {
+        CommandContext::new().actor(Actor::new("care_coordinator", "CC456"))
+    }
+
     #[test]
     fn generated_values_match_placeholders() {
         fixture()
-            .when_with(
-                CreateTask {
-                    task_id: "t-1".into(),
-                    hours: 1,
-                },
-                CommandContext::new().actor(Actor::new("care_coordinator", "CC456")),
-            )
+            .when_with(create_one_hour(), coordinator())
             .then_expect_events_like(json!([{
                 "event": "TaskCreated",
                 "payload": { "coordinator": "CC456", "due": "<any time>" }
@@ -317,13 +322,7 @@ mod fixture {
     #[should_panic(expected = "unlike the expected ones at $[0].payload.coordinator")]
     fn a_value_unlike_the_expected_one_names_its_path() {
         fixture()
-            .when_with(
-                CreateTask {
-                    task_id: "t-1".into(),
-                    hours: 1,
-                },
-                CommandContext::new().actor(Actor::new("care_coordinator", "CC456")),
-            )
+            .when_with(create_one_hour(), coordinator())
             .then_expect_events_like(json!([{
                 "event": "TaskCreated",
                 "payload": { "coordinator": "<any uuid>", "due": "<any time>" }

@@ -376,19 +376,17 @@ impl<S: EventStore + 'static, M: ReadModel> NatsPublisher<S, M> {
     /// CloudEvents binary form; upcast to its newest version first if the publisher has
     /// an [`Upcaster`].
     fn message_of(&self, event: &RecordedEvent) -> Result<Message, BusError> {
-        let upcast;
-        let event = match &self.upcaster {
-            Some(upcaster) => {
-                upcast = upcaster
-                    .upcast(event.clone())
-                    .map_err(|source| BusError::Upcast {
-                        stream: self.stream.clone(),
-                        source: Box::new(source),
-                    })?;
-                &upcast
-            }
-            None => event,
+        let upcast = match &self.upcaster {
+            // Only an event that is upcast is copied.
+            Some(upcaster) => upcaster
+                .upcast_ref(event)
+                .map_err(|source| BusError::Upcast {
+                    stream: self.stream.clone(),
+                    source: Box::new(source),
+                })?,
+            None => std::borrow::Cow::Borrowed(event),
         };
+        let event = upcast.as_ref();
         match &self.cloudevents {
             Some(mapping) => {
                 let binary = mapping
