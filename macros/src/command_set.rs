@@ -101,6 +101,31 @@ fn expand_model(model: &SetModel) -> TokenStream {
                     match self { #(Self::#variants(command) => #private::serde_json::to_string(command),)* }
                 }
 
+                fn from_json(name: &str, json: &str) -> ::core::option::Option<::core::result::Result<Self, #private::CommandDecodeError>> {
+                    #(
+                        if name == #commands::NAME {
+                            return ::core::option::Option::Some(#private::decode_command::<#types>(json).map(Self::#variants));
+                        }
+                    )*
+                    ::core::option::Option::None
+                }
+
+                fn member(&self) -> &dyn ::core::any::Any {
+                    match self { #(Self::#variants(command) => command,)* }
+                }
+
+                fn from_member(
+                    command: #private::std::boxed::Box<dyn ::core::any::Any + ::core::marker::Send>,
+                ) -> ::core::result::Result<Self, #private::std::boxed::Box<dyn ::core::any::Any + ::core::marker::Send>> {
+                    #(
+                        let command = match command.downcast::<#types>() {
+                            ::core::result::Result::Ok(command) => return ::core::result::Result::Ok(Self::#variants(*command)),
+                            ::core::result::Result::Err(command) => command,
+                        };
+                    )*
+                    ::core::result::Result::Err(command)
+                }
+
                 fn register(registry: &mut #private::RegistryBuilder, aggregate: ::core::option::Option<&str>) {
                     #(registry.add_command::<#types>(aggregate);)*
                 }

@@ -8,7 +8,7 @@ pub use ::serde_json;
 pub use ::std;
 
 pub use crate::aggregate::{Aggregate, Apply, Handle};
-pub use crate::command::{Command, CommandOf, CommandSet};
+pub use crate::command::{Command, CommandDecodeError, CommandOf, CommandSet, decode_command};
 pub use crate::context::CommandContext;
 pub use crate::envelope::RecordedEvent;
 pub use crate::error::{BoxError, DecodeError, DecodeErrorKind, EncodeError};

@@ -1,5 +1,7 @@
 //! Commands: requests to change one aggregate, and the sets of commands it accepts.
 
+use std::any::Any;
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -46,6 +48,21 @@ pub trait CommandSet: Send + Sync + 'static {
     /// The command as JSON (the command's own shape, without the set's variant).
     fn to_json(&self) -> Result<String, serde_json::Error>;
 
+    /// The command of the set named `name`, read from its JSON (the shape
+    /// [`CommandSet::to_json`] writes): `None` when the set has no command of that name.
+    fn from_json(name: &str, json: &str) -> Option<Result<Self, CommandDecodeError>>
+    where
+        Self: Sized;
+
+    /// The command itself (the variant's value), to look at as its own type.
+    fn member(&self) -> &dyn Any;
+
+    /// The set's variant holding `command`, if it is one of the set's command types;
+    /// otherwise `command` back.
+    fn from_member(command: Box<dyn Any + Send>) -> Result<Self, Box<dyn Any + Send>>
+    where
+        Self: Sized;
+
     /// Registers every command of the set.
     fn register(registry: &mut RegistryBuilder, aggregate: Option<&str>);
 }
@@ -58,3 +75,43 @@ pub trait CommandSet: Send + Sync + 'static {
     note = "add a variant holding `{Self}` to the #[derive(Commands)] enum `{S}`, or remove this handler"
 )]
 pub trait CommandOf<S> {}
+
+/// A command's JSON that does not read as the command: names the command, the JSON path
+/// of the offending value and what was wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("command `{command}`: {}{message}", if path.is_empty() || path == "." { String::new() } else { format!("at `{path}`: ") })]
+#[non_exhaustive]
+pub struct CommandDecodeError {
+    /// The command's name.
+    pub command: &'static str,
+    /// The JSON path of the value that failed (`.` for the document itself).
+    pub path: String,
+    /// What was wrong, in serde_json's words (with line and column).
+    pub message: String,
+}
+
+/// Reads `C` from its JSON, naming the path of a mismatching field.
+#[doc(hidden)]
+pub fn decode_command<C: Command>(json: &str) -> Result<C, CommandDecodeError> {
+    // As for events: the plain decoder first, the path-tracking one only to describe a
+    // failure.
+    match serde_json::from_str(json) {
+        Ok(command) => Ok(command),
+        Err(_) => {
+            let mut deserializer = serde_json::Deserializer::from_str(json);
+            let (path, error) = match serde_path_to_error::deserialize::<_, C>(&mut deserializer) {
+                Ok(command) => match deserializer.end() {
+                    Ok(()) => return Ok(command),
+                    // Trailing characters after the command's JSON.
+                    Err(error) => (".".to_owned(), error),
+                },
+                Err(error) => (error.path().to_string(), error.into_inner()),
+            };
+            Err(CommandDecodeError {
+                command: C::NAME,
+                path,
+                message: error.to_string(),
+            })
+        }
+    }
+}

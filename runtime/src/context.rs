@@ -205,6 +205,53 @@ impl CommandContext {
     }
 }
 
+/// A command id that is not one: absent, or not a UUID. Command ids reach factum as text
+/// on the wire (an `Idempotency-Key` header, a message property); [`parse_command_id`]
+/// reads them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommandIdError {
+    /// No id was given, or the nil UUID, which would make every command without an id a
+    /// repeat of the first.
+    #[error("the command has no id (a UUID, unique per command; the nil UUID is no id)")]
+    Missing,
+    /// The text is not a UUID.
+    #[error("command id `{value}` is not a UUID: {reason}")]
+    Malformed {
+        /// The text given (its first 64 characters, for a long one).
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// Reads a command id from text: a UUID in any of its usual spellings (hyphenated,
+/// simple, braced, URN), never the nil UUID.
+///
+/// ```
+/// use factum::context::{parse_command_id, CommandIdError};
+///
+/// let id = parse_command_id("0190f1c2-7a4b-7c3d-9e8f-0123456789ab").unwrap();
+/// assert_eq!(id.to_string(), "0190f1c2-7a4b-7c3d-9e8f-0123456789ab");
+/// assert_eq!(parse_command_id(""), Err(CommandIdError::Missing));
+/// assert_eq!(parse_command_id("00000000-0000-0000-0000-000000000000"), Err(CommandIdError::Missing));
+/// assert!(matches!(parse_command_id("order-7"), Err(CommandIdError::Malformed { .. })));
+/// ```
+pub fn parse_command_id(text: &str) -> Result<Uuid, CommandIdError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(CommandIdError::Missing);
+    }
+    match Uuid::try_parse(text) {
+        Ok(id) if id.is_nil() => Err(CommandIdError::Missing),
+        Ok(id) => Ok(id),
+        Err(error) => Err(CommandIdError::Malformed {
+            value: text.chars().take(64).collect(),
+            reason: error.to_string(),
+        }),
+    }
+}
+
 impl Metadata {
     /// The actor who issued the command that recorded the event, when its kind was
     /// recorded too.

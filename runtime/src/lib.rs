@@ -13,6 +13,7 @@
 extern crate self as factum;
 
 mod aggregate;
+pub mod application;
 pub mod authorization;
 #[cfg(feature = "nats")]
 pub mod bus;
@@ -40,7 +41,7 @@ pub mod upcast;
 pub mod __private;
 
 pub use aggregate::{Aggregate, Apply, Handle};
-pub use command::{Command, CommandOf, CommandSet};
+pub use command::{Command, CommandDecodeError, CommandOf, CommandSet};
 pub use event::{EncodedEvent, Event, EventOf, EventSet, IntoEvents};
 
 /// Re-exported: event and command ids are UUIDs.

@@ -106,6 +106,17 @@ pub enum RepositoryError<E> {
         /// How many attempts were made.
         attempts: u32,
     },
+    /// The command's context has the nil UUID as its command id, which would make every
+    /// such command a repeat of the first; nothing was written.
+    #[error(
+        "stream `{stream_id}`: command `{command}` has no id (its context's command id is the nil UUID)"
+    )]
+    MissingCommandId {
+        /// The stream.
+        stream_id: String,
+        /// The command's name.
+        command: &'static str,
+    },
     /// The command could not be written as JSON to fingerprint it (a map with non-string
     /// keys, say); nothing was written.
     #[error("stream `{stream_id}`: command `{command}` could not be encoded as JSON")]
@@ -169,6 +180,74 @@ pub enum RepositoryError<E> {
     Store(StoreError),
 }
 
+impl<E> RepositoryError<E> {
+    /// The same error with the domain error of [`RepositoryError::Rejected`] turned by
+    /// `f` (boxed, say, to put errors of several aggregates in one type).
+    pub fn map_rejected<F>(self, f: impl FnOnce(E) -> F) -> RepositoryError<F> {
+        use RepositoryError as R;
+        match self {
+            R::Rejected(error) => R::Rejected(f(error)),
+            R::Denied {
+                stream_id,
+                command,
+                actor,
+                reason,
+            } => R::Denied {
+                stream_id,
+                command,
+                actor,
+                reason,
+            },
+            R::Conflict {
+                stream_id,
+                expected,
+                actual,
+            } => R::Conflict {
+                stream_id,
+                expected,
+                actual,
+            },
+            R::RetriesExhausted {
+                stream_id,
+                attempts,
+            } => R::RetriesExhausted {
+                stream_id,
+                attempts,
+            },
+            R::MissingCommandId { stream_id, command } => {
+                R::MissingCommandId { stream_id, command }
+            }
+            R::UnencodableCommand {
+                stream_id,
+                command,
+                source,
+            } => R::UnencodableCommand {
+                stream_id,
+                command,
+                source,
+            },
+            R::CommandIdReused {
+                command_id,
+                recorded_stream_id,
+            } => R::CommandIdReused {
+                command_id,
+                recorded_stream_id,
+            },
+            R::CommandRecordMismatch {
+                stream_id,
+                command_id,
+            } => R::CommandRecordMismatch {
+                stream_id,
+                command_id,
+            },
+            R::Decode(error) => R::Decode(error),
+            R::Encode { stream_id, source } => R::Encode { stream_id, source },
+            R::Unreadable { stream_id, source } => R::Unreadable { stream_id, source },
+            R::Store(error) => R::Store(error),
+        }
+    }
+}
+
 impl<E> From<StoreError> for RepositoryError<E> {
     fn from(error: StoreError) -> Self {
         match error {
@@ -212,8 +291,18 @@ pub struct Executed<A: Aggregate> {
     /// recorded none): the consistency token a reader can wait for, to read its own
     /// write.
     pub position: Option<u64>,
+    /// When the command was recorded (by the store's clock; a repeat answers with the
+    /// first execution's).
+    pub recorded_at: chrono::DateTime<chrono::Utc>,
     /// The state after the events.
     pub state: A,
+}
+
+impl<A: Aggregate> Executed<A> {
+    /// Whether the command created its stream: it recorded the stream's first events.
+    pub fn created(&self) -> bool {
+        !self.events.is_empty() && self.version == self.events.len() as u64
+    }
 }
 
 /// How often a command is re-run when another writer changed its stream first.
@@ -538,8 +627,28 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         command: impl Into<A::Commands>,
         ctx: CommandContext,
     ) -> Result<Executed<A>, RepositoryError<A::Error>> {
+        self.execute_with_services(command, ctx, &self.services)
+            .await
+    }
+
+    /// Like [`Repository::execute_with`], with `services` for this one command instead of
+    /// the repository's (services that depend on the caller: a clock, a lookup scoped to
+    /// the tenant). The [`Application`](crate::application::Application) builds them per
+    /// call.
+    pub async fn execute_with_services(
+        &self,
+        command: impl Into<A::Commands>,
+        ctx: CommandContext,
+        services: &A::Services,
+    ) -> Result<Executed<A>, RepositoryError<A::Error>> {
         let command = command.into();
         let stream_id = Self::stream_id(&command.aggregate_id());
+        if ctx.command_id.is_nil() {
+            return Err(RepositoryError::MissingCommandId {
+                stream_id,
+                command: command.command_name(),
+            });
+        }
         let fingerprint =
             fingerprint(&command).map_err(|source| RepositoryError::UnencodableCommand {
                 stream_id: stream_id.clone(),
@@ -557,7 +666,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         self.authorize(&ctx, &command, &state, &stream_id, version)
             .await?;
         let events = state
-            .handle(command, &self.services, &ctx)
+            .handle(command, services, &ctx)
             .map_err(RepositoryError::Rejected)?;
         let event_metadata = ctx.event_metadata();
         let mut new_events = Vec::with_capacity(events.len());
@@ -621,6 +730,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             event_ids: outcome.event_ids,
             version: outcome.stream_version,
             position: outcome.last_position,
+            recorded_at: outcome.recorded_at,
             state,
         })
     }
@@ -680,6 +790,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             event_ids: outcome.event_ids,
             version: outcome.stream_version,
             position: outcome.last_position,
+            recorded_at: outcome.recorded_at,
             state,
         })
     }

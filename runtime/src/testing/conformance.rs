@@ -23,6 +23,7 @@
 //! # }
 //! ```
 
+mod application;
 mod commands;
 pub mod process;
 pub mod read_model;
@@ -44,6 +45,7 @@ use crate::envelope::{Metadata, NewEvent, RecordedEvent, Snapshot};
 use crate::store::limits::{self, Limit};
 use crate::store::{EventStore, ExpectedVersion, StoreError, VisitError};
 
+pub use application::application_routes_commands;
 pub use commands::{commands_run_once, concurrent_commands_run_once};
 pub use repository::{
     Never, Note, Notebook, NotebookCommand, NotebookEvent, Noted,
@@ -54,7 +56,7 @@ pub use repository::{
 /// Runs every single-writer check, each on a fresh store from `fresh_store`.
 pub async fn run_contract<S, F, Fut>(mut fresh_store: F)
 where
-    S: EventStore,
+    S: EventStore + 'static,
     F: FnMut() -> Fut,
     Fut: IntoStore<S>,
 {
@@ -77,6 +79,7 @@ where
     repository_reads_back_what_it_executes(fresh_store().into_store().await).await;
     repository_authorizes_before_deciding(fresh_store().into_store().await).await;
     repository_runs_a_command_once(fresh_store().into_store().await).await;
+    application_routes_commands(fresh_store().into_store().await).await;
 }
 
 /// What a store factory returns: a store, or a future of one.
