@@ -84,14 +84,19 @@ async fn run_examples<S: EventStore + Clone>(store: &S) {
 async fn create_task<S: EventStore + Clone>(store: &S) {
     let now = factum::envelope::now();
     Repository::<Task, S>::new(store.clone())
-        .execute(CreateTask {
-            task_id: "T-1".into(),
-            title: "Wound dressing change".into(),
-            care_recipient: "r-1".into(),
-            due: now + chrono::TimeDelta::hours(2),
-            created_by: "coordinator".into(),
-            at: now,
-        })
+        .execute_with(
+            CreateTask {
+                task_id: "T-1".into(),
+                title: "Wound dressing change".into(),
+                care_recipient: "r-1".into(),
+                due: now + chrono::TimeDelta::hours(2),
+                at: now,
+            },
+            factum::context::CommandContext::new().actor(factum::context::Actor::new(
+                factum_example_care_tasks::COORDINATOR,
+                "coordinator",
+            )),
+        )
         .await
         .expect("a care task is created");
 }

@@ -328,7 +328,6 @@ pub async fn write_history<S: EventStore + Clone>(store: &S, item_added_unit_pri
                 title: "Medication round".to_owned(),
                 care_recipient: "r-3".to_owned(),
                 due: at,
-                created_by: "coordinator".to_owned(),
                 at,
             }),
             CommandContext::new().actor(Actor::new("coordinator", "coordinator")),

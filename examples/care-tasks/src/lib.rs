@@ -15,6 +15,7 @@
 
 pub mod demo;
 pub mod projections;
+pub mod queries;
 
 use chrono::{DateTime, Utc};
 use factum::prelude::*;
@@ -86,8 +87,6 @@ pub struct CreateTask {
     pub care_recipient: String,
     /// When it must be done by; not before it is created.
     pub due: DateTime<Utc>,
-    /// The coordinator creating it.
-    pub created_by: String,
     /// When it is created.
     pub at: DateTime<Utc>,
 }
@@ -137,6 +136,9 @@ pub enum TaskError {
     /// The task was already created.
     #[error("the task was already created")]
     AlreadyCreated,
+    /// A task is created by someone: the command's actor.
+    #[error("a task is created by its coordinator: the command has no actor")]
+    NoCreator,
     /// The task was never created.
     #[error("no such task")]
     NotCreated,
@@ -213,11 +215,13 @@ impl Task {
     error = TaskError
 )]
 impl Task {
+    /// The creator is the command's actor: no field of the command can name another.
     #[handle]
-    fn create(&self, command: CreateTask) -> Result<TaskCreated, TaskError> {
+    fn create(&self, command: CreateTask, ctx: &CommandContext) -> Result<TaskCreated, TaskError> {
         if self.created_at.is_some() {
             return Err(TaskError::AlreadyCreated);
         }
+        let created_by = ctx.actor.as_ref().ok_or(TaskError::NoCreator)?.id.clone();
         if command.title.trim().is_empty() {
             return Err(TaskError::BlankTitle);
         }
@@ -231,7 +235,7 @@ impl Task {
             title: command.title,
             care_recipient: command.care_recipient,
             due: command.due,
-            created_by: command.created_by,
+            created_by,
             created_at: command.at,
         })
     }
@@ -321,4 +325,25 @@ pub fn policy() -> impl factum::authorization::Policy<Task> {
             }
         }
     }
+}
+
+/// The care-task application: the task aggregate behind its [`policy`], with every
+/// command traced and required to come from a coordinator or a care team member.
+pub fn application<S>(
+    store: S,
+) -> Result<factum::application::Application<S>, factum::application::BuildError>
+where
+    S: factum::store::EventStore + Clone + 'static,
+{
+    use factum::application::{Application, ContextRules, Tracing};
+
+    Application::builder(store.clone())
+        .middleware(Tracing)
+        .middleware(
+            ContextRules::new()
+                .actor_kinds([COORDINATOR, CARE_TEAM])
+                .require_actor(),
+        )
+        .aggregate(Repository::<Task, S>::new(store).with_policy(policy()))
+        .build()
 }

@@ -31,7 +31,6 @@ fn create(id: &str, title: &str, created: DateTime<Utc>, due: DateTime<Utc>) -> 
         title: title.into(),
         care_recipient: "Mrs. Jansen (room 12)".into(),
         due,
-        created_by: "dana".into(),
         at: created,
     }
     .into()
@@ -445,4 +444,194 @@ async fn the_three_run_side_by_side_report_their_lag_and_resume_from_checkpoints
         ids(&coordinator_task_list::open_tasks(&reader).unwrap()),
         ["T-5"]
     );
+}
+
+#[tokio::test]
+async fn the_queries_page_their_answers_and_say_how_fresh_they_are() {
+    use factum::query::{Consistency, PageRequest, QueryError, QueryRunner};
+    use factum_example_care_tasks::queries::{
+        FindOpenTasksByAssignee, FindOpenTasksByCoordinator, GetDailyAnalytics, GetMemberHistory,
+        GetTaskById,
+    };
+
+    let ward = Ward::open().await;
+    let head = ward.record(first_shift()).await;
+    let queries = QueryRunner::new(ward.store.clone(), ward.read_models.clone());
+    let not_built = queries
+        .ask(
+            GetTaskById {
+                task_id: "T-1".into(),
+            },
+            Consistency::Any,
+        )
+        .await;
+    assert!(
+        matches!(not_built, Err(QueryError::NotReady { .. })),
+        "no model before a projection ran: {not_built:?}"
+    );
+    let runner = ProjectionRunner::new(ward.store.clone());
+    ward.catch_up_all(&runner).await;
+    // Written after the catch-up: the answers below are one shift behind until asked to
+    // wait for it.
+    let later = ward.record(second_shift()).await;
+
+    let stale = queries
+        .ask(
+            FindOpenTasksByCoordinator {
+                coordinator: "dana".into(),
+                page: PageRequest::first(1).unwrap(),
+            },
+            Consistency::Any,
+        )
+        .await
+        .expect("answers");
+    assert_eq!(stale.value.total, 0, "the first shift left nothing open");
+    assert_eq!(
+        (
+            stale.freshness.position,
+            stale.freshness.lag_events,
+            stale.freshness.stale
+        ),
+        (head, later - head, false),
+        "an answer of any freshness says how far behind it is"
+    );
+
+    // Catch up in the background, and wait for the second shift.
+    let mut handles = vec![
+        runner.spawn(CoordinatorTaskList, ward.read_models.clone()),
+        runner.spawn(MemberTaskHistory, ward.read_models.clone()),
+        runner.spawn(DailyAnalytics, ward.read_models.clone()),
+    ];
+    let wait = |position| Consistency::at_least(position, std::time::Duration::from_secs(30));
+    let first = queries
+        .ask(
+            FindOpenTasksByCoordinator {
+                coordinator: "dana".into(),
+                page: PageRequest::first(1).unwrap(),
+            },
+            wait(later),
+        )
+        .await
+        .expect("answers");
+    assert_eq!(
+        (
+            first.value.total,
+            first.value.pages(),
+            first.value.has_next()
+        ),
+        (2, 2, true)
+    );
+    assert_eq!(ids(&first.value.items), ["T-4"]);
+    assert!(!first.freshness.stale && first.freshness.position >= later);
+    let second = queries
+        .ask(
+            FindOpenTasksByCoordinator {
+                coordinator: "dana".into(),
+                page: PageRequest::new(2, 1).unwrap(),
+            },
+            wait(later),
+        )
+        .await
+        .expect("answers");
+    assert_eq!(ids(&second.value.items), ["T-5"]);
+    assert!(!second.value.has_next());
+    let beyond = queries
+        .ask(
+            FindOpenTasksByCoordinator {
+                coordinator: "dana".into(),
+                page: PageRequest::new(3, 1).unwrap(),
+            },
+            wait(later),
+        )
+        .await
+        .expect("answers");
+    assert!(beyond.value.items.is_empty() && beyond.value.total == 2);
+    let bens = queries
+        .ask(
+            FindOpenTasksByAssignee {
+                member: "ben".into(),
+                page: PageRequest::first(10).unwrap(),
+            },
+            wait(later),
+        )
+        .await
+        .expect("answers");
+    assert_eq!(ids(&bens.value.items), ["T-4"]);
+    let nobody = queries
+        .ask(
+            FindOpenTasksByCoordinator {
+                coordinator: "erin".into(),
+                page: PageRequest::first(10).unwrap(),
+            },
+            wait(later),
+        )
+        .await
+        .expect("answers");
+    assert_eq!((nobody.value.total, nobody.value.pages()), (0, 0));
+
+    let history = queries
+        .ask(
+            GetMemberHistory {
+                member: "amira".into(),
+                page: PageRequest::first(3).unwrap(),
+            },
+            wait(later),
+        )
+        .await
+        .expect("answers");
+    assert_eq!(history.value.total, 4);
+    let reader = ward
+        .read_models
+        .reader(member_task_history::NAME)
+        .await
+        .unwrap();
+    let oldest_first = member_task_history::history(&reader, "amira").unwrap();
+    assert_eq!(
+        history.value.items,
+        oldest_first
+            .iter()
+            .rev()
+            .take(3)
+            .cloned()
+            .collect::<Vec<_>>(),
+        "the newest three of the whole history"
+    );
+    let days = queries
+        .ask(
+            GetDailyAnalytics {
+                page: PageRequest::first(1).unwrap(),
+            },
+            wait(later),
+        )
+        .await
+        .expect("answers");
+    assert_eq!(
+        (
+            days.value.total,
+            days.value.items[0].day,
+            days.value.items[0].created
+        ),
+        (2, date(11), 2),
+        "newest day first"
+    );
+    let missing = queries
+        .ask(
+            GetTaskById {
+                task_id: "T-404".into(),
+            },
+            wait(later),
+        )
+        .await
+        .expect("not-found is an answer");
+    assert_eq!(missing.value, None);
+    assert!(matches!(
+        PageRequest::new(1, 1001),
+        Err(QueryError::InvalidPage {
+            page: 1,
+            size: 1001
+        })
+    ));
+    for handle in handles.drain(..) {
+        handle.stop().await.expect("stops cleanly");
+    }
 }

@@ -62,28 +62,58 @@ fn create(title: &str, created_at: DateTime<Utc>, due: DateTime<Utc>) -> CreateT
         title: title.into(),
         care_recipient: "Mrs. Jansen (room 12)".into(),
         due,
-        created_by: "dana".into(),
         at: created_at,
     }
+}
+
+/// The coordinator creating tasks.
+fn dana() -> factum::context::CommandContext {
+    factum::context::CommandContext::new().actor(factum::context::Actor::new(
+        factum_example_care_tasks::COORDINATOR,
+        "dana",
+    ))
+}
+
+#[test]
+fn the_creator_is_the_commands_actor() {
+    AggregateFixture::<Task>::new()
+        .when(create("Morning medication round", at(8, 0), at(10, 0)))
+        .then_expect_error(TaskError::NoCreator);
+    let erin = factum::context::CommandContext::new().actor(factum::context::Actor::new(
+        factum_example_care_tasks::COORDINATOR,
+        "erin",
+    ));
+    AggregateFixture::<Task>::new()
+        .when_with(
+            create("Morning medication round", at(8, 0), at(10, 0)),
+            erin,
+        )
+        .then_expect_events([TaskCreated {
+            created_by: "erin".into(),
+            ..created()
+        }]);
 }
 
 #[test]
 fn a_task_is_created_with_a_title_and_a_due_time_not_before_creation() {
     AggregateFixture::<Task>::new()
-        .when(create("Morning medication round", at(8, 0), at(10, 0)))
+        .when_with(
+            create("Morning medication round", at(8, 0), at(10, 0)),
+            dana(),
+        )
         .then_expect_events([created()]);
     AggregateFixture::<Task>::new()
-        .when(create("  ", at(8, 0), at(10, 0)))
+        .when_with(create("  ", at(8, 0), at(10, 0)), dana())
         .then_expect_error(TaskError::BlankTitle);
     AggregateFixture::<Task>::new()
-        .when(create("Late", at(8, 0), at(7, 0)))
+        .when_with(create("Late", at(8, 0), at(7, 0)), dana())
         .then_expect_error(TaskError::DueBeforeCreation {
             due: at(7, 0),
             created_at: at(8, 0),
         });
     AggregateFixture::<Task>::new()
         .given([created()])
-        .when(create("Again", at(8, 0), at(10, 0)))
+        .when_with(create("Again", at(8, 0), at(10, 0)), dana())
         .then_expect_error(TaskError::AlreadyCreated);
 }
 

@@ -275,6 +275,26 @@ impl<S: EventStore + Send + Sync + 'static> Application<S> {
         self.run(routed, ctx).await
     }
 
+    /// Runs `command`, held in its aggregate's command set (`TaskCommand::Complete(..)`),
+    /// like [`Application::execute`].
+    pub async fn execute_set<C: CommandSet>(
+        &self,
+        command: C,
+        ctx: CommandContext,
+    ) -> Result<Outcome, ApplicationError> {
+        let name = command.command_name();
+        let route = self.route(name)?;
+        let routed =
+            route
+                .bind_value(Box::new(command))
+                .map_err(|_| ApplicationError::UnroutedType {
+                    type_name: std::any::type_name::<C>(),
+                    name,
+                    aggregate: route.aggregate(),
+                })?;
+        self.run(routed, ctx).await
+    }
+
     /// Runs the command named `name`, read from `json` (its schema in the registry), in
     /// `ctx`: the way in for commands from the wire.
     pub async fn execute_json(
@@ -413,7 +433,7 @@ impl<A: Aggregate> Clone for Services<A> {
 /// The type-erased way to one aggregate.
 trait Route: Send + Sync {
     fn aggregate(&self) -> &'static str;
-    /// The command, if it is one of the aggregate's command types.
+    /// The command, if it is one of the aggregate's command types or its command set.
     fn bind_value(&self, command: Box<dyn Any + Send>) -> Result<Box<dyn Routed>, ()>;
     fn bind_json(&self, name: &str, json: &str) -> Result<Box<dyn Routed>, ApplicationError>;
 }
@@ -439,9 +459,12 @@ impl<A: Aggregate, S: EventStore + Send + Sync + 'static> Route for RouteTo<A, S
     }
 
     fn bind_value(&self, command: Box<dyn Any + Send>) -> Result<Box<dyn Routed>, ()> {
-        A::Commands::from_member(command)
-            .map(|command| self.bind(command))
-            .map_err(drop)
+        // One of the set's commands, or the set itself.
+        let command = match A::Commands::from_member(command) {
+            Ok(command) => command,
+            Err(other) => *other.downcast::<A::Commands>().map_err(drop)?,
+        };
+        Ok(self.bind(command))
     }
 
     fn bind_json(&self, name: &str, json: &str) -> Result<Box<dyn Routed>, ApplicationError> {

@@ -4,6 +4,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use factum::prelude::*;
 use factum::projection::sqlite::SqliteTx;
+use factum::query::{Page, PageRequest};
 use rusqlite::{Connection, OptionalExtension, Row};
 
 use super::{from_millis, task_id, to_millis};
@@ -180,4 +181,43 @@ pub fn task(reader: &Connection, task_id: &str) -> rusqlite::Result<Option<TaskL
         .prepare_cached(&format!("SELECT {COLUMNS} FROM tasks WHERE task_id = ?1"))?
         .query_row([task_id], TaskListEntry::from_row)
         .optional()
+}
+
+/// Whose open tasks to list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holder<'a> {
+    /// The tasks a coordinator created.
+    Coordinator(&'a str),
+    /// The tasks assigned to a member.
+    Assignee(&'a str),
+}
+
+/// One page of the open tasks of `holder`, soonest due first, with their total.
+pub fn open_tasks_of(
+    reader: &Connection,
+    holder: Holder<'_>,
+    page: &PageRequest,
+) -> rusqlite::Result<Page<TaskListEntry>> {
+    // The column is one of two fixed names, never input.
+    let (column, id) = match holder {
+        Holder::Coordinator(id) => ("created_by", id),
+        Holder::Assignee(id) => ("assignee", id),
+    };
+    let (limit, offset) = super::limit_offset(page);
+    let total: u64 = reader
+        .prepare_cached(&format!(
+            "SELECT COUNT(*) FROM tasks WHERE completed_ms IS NULL AND {column} = ?1"
+        ))?
+        .query_row([id], super::row_count)?;
+    let items = reader
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM tasks WHERE completed_ms IS NULL AND {column} = ?1
+             ORDER BY due_ms, task_id LIMIT ?2 OFFSET ?3"
+        ))?
+        .query_map(
+            rusqlite::params![id, limit, offset],
+            TaskListEntry::from_row,
+        )?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(page.page_of(items, total))
 }

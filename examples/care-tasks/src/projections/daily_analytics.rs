@@ -8,6 +8,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use factum::prelude::*;
 use factum::projection::sqlite::SqliteTx;
+use factum::query::{Page, PageRequest};
 use rusqlite::{Connection, OptionalExtension, Row};
 
 use super::{task_id, to_millis};
@@ -159,4 +160,20 @@ pub fn days(reader: &Connection) -> rusqlite::Result<Vec<DailyFigures>> {
         .prepare_cached("SELECT day, created, completed, completion_ms_sum FROM days ORDER BY day")?
         .query_map([], DailyFigures::from_row)?
         .collect()
+}
+
+/// One page of the days with tasks, newest first, with the number of days.
+pub fn days_page(reader: &Connection, page: &PageRequest) -> rusqlite::Result<Page<DailyFigures>> {
+    let (limit, offset) = super::limit_offset(page);
+    let total: u64 = reader
+        .prepare_cached("SELECT COUNT(*) FROM days")?
+        .query_row([], super::row_count)?;
+    let items = reader
+        .prepare_cached(
+            "SELECT day, created, completed, completion_ms_sum FROM days
+             ORDER BY day DESC LIMIT ?1 OFFSET ?2",
+        )?
+        .query_map(rusqlite::params![limit, offset], DailyFigures::from_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(page.page_of(items, total))
 }

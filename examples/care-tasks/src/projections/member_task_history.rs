@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use factum::prelude::*;
 use factum::projection::sqlite::SqliteTx;
+use factum::query::{Page, PageRequest};
 use rusqlite::{Connection, Row};
 
 use super::{from_millis, task_id, to_millis};
@@ -178,4 +179,28 @@ pub fn members(reader: &Connection) -> rusqlite::Result<Vec<Member>> {
         .prepare_cached("SELECT DISTINCT member FROM entries ORDER BY member")?
         .query_map([], |row| row.get(0))?
         .collect()
+}
+
+/// One page of the history of `member`, newest first, with the number of entries.
+pub fn history_page(
+    reader: &Connection,
+    member: &str,
+    page: &PageRequest,
+) -> rusqlite::Result<Page<HistoryEntry>> {
+    let (limit, offset) = super::limit_offset(page);
+    let total: u64 = reader
+        .prepare_cached("SELECT COUNT(*) FROM entries WHERE member = ?1")?
+        .query_row([member], super::row_count)?;
+    let items = reader
+        .prepare_cached(
+            "SELECT entries.task_id, COALESCE(task_titles.title, ''), kind, at_ms, other_member, note
+             FROM entries LEFT JOIN task_titles USING (task_id)
+             WHERE member = ?1 ORDER BY position DESC LIMIT ?2 OFFSET ?3",
+        )?
+        .query_map(
+            rusqlite::params![member, limit, offset],
+            HistoryEntry::from_row,
+        )?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(page.page_of(items, total))
 }

@@ -39,3 +39,20 @@ pub(crate) fn from_millis(column: usize, millis: i64) -> rusqlite::Result<DateTi
         )
     })
 }
+
+/// `LIMIT` and `OFFSET` of a page, as SQLite integers (a page's offset is at most
+/// `u32::MAX × 1000`, far within range).
+pub(crate) fn limit_offset(page: &factum::query::PageRequest) -> (i64, i64) {
+    (
+        i64::from(page.size()),
+        i64::try_from(page.offset()).unwrap_or(i64::MAX),
+    )
+}
+
+/// A `COUNT(*)` read back, never negative.
+pub(crate) fn row_count(row: &rusqlite::Row<'_>) -> rusqlite::Result<u64> {
+    let count: i64 = row.get(0)?;
+    u64::try_from(count).map_err(|error| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Integer, error.into())
+    })
+}
