@@ -403,6 +403,11 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         &self.store
     }
 
+    /// The services the command handlers get.
+    pub fn services(&self) -> &A::Services {
+        &self.services
+    }
+
     /// The stream id of the aggregate instance `id`: `"{aggregate name}-{id}"`.
     pub fn stream_id(id: &str) -> String {
         format!("{}-{id}", A::NAME)
@@ -641,7 +646,33 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         ctx: CommandContext,
         services: &A::Services,
     ) -> Result<Executed<A>, RepositoryError<A::Error>> {
-        let command = command.into();
+        self.run(command.into(), ctx, services, None).await
+    }
+
+    /// Like [`Repository::execute_with`], if the aggregate is at stream version
+    /// `expected_version` (0: it does not exist yet) — the version the caller decided to
+    /// send the command on (an HTTP `If-Match`). At another version the command is not
+    /// decided: [`RepositoryError::Conflict`] with the version found, nothing written. A
+    /// repeat of a command id executed before is answered from its record whatever the
+    /// version now.
+    pub async fn execute_expecting(
+        &self,
+        command: impl Into<A::Commands>,
+        ctx: CommandContext,
+        expected_version: u64,
+    ) -> Result<Executed<A>, RepositoryError<A::Error>> {
+        self.run(command.into(), ctx, &self.services, Some(expected_version))
+            .await
+    }
+
+    /// Runs a command: the one path of every `execute` method.
+    pub(crate) async fn run(
+        &self,
+        command: A::Commands,
+        ctx: CommandContext,
+        services: &A::Services,
+        expected_version: Option<u64>,
+    ) -> Result<Executed<A>, RepositoryError<A::Error>> {
         let stream_id = Self::stream_id(&command.aggregate_id());
         if ctx.command_id.is_nil() {
             return Err(RepositoryError::MissingCommandId {
@@ -663,6 +694,16 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             loaded: Loaded { mut state, version },
             snapshot_version,
         } = self.rebuild(&stream_id).await?;
+        if let Some(expected) = expected_version.filter(|expected| *expected != version) {
+            return Err(RepositoryError::Conflict {
+                stream_id,
+                expected: match expected {
+                    0 => ExpectedVersion::NoStream,
+                    expected => ExpectedVersion::Exact(expected),
+                },
+                actual: (version > 0).then_some(version),
+            });
+        }
         self.authorize(&ctx, &command, &state, &stream_id, version)
             .await?;
         let events = state

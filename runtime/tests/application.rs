@@ -560,3 +560,79 @@ fn the_tracing_middleware_opens_a_span_per_command_and_closes_it_with_the_outcom
         lines[1]
     );
 }
+
+#[tokio::test]
+async fn a_call_may_expect_the_version_its_caller_decided_on() {
+    use factum::repository::RepositoryError;
+    use factum::store::ExpectedVersion;
+
+    let store = MemoryStore::new();
+    let app = Application::builder(store.clone())
+        .aggregate(lockers(&store))
+        .build()
+        .expect("builds");
+    let ctx = member("ann");
+    let mut call = app
+        .call(
+            Reserve {
+                locker: "l-7".into(),
+            },
+            ctx.clone(),
+        )
+        .expect("routed");
+    assert_eq!(
+        (call.command_name(), call.aggregate(), call.aggregate_id()),
+        ("ReserveLocker", "Locker", "l-7".to_owned())
+    );
+    call.expected_version = Some(0);
+    let reserved = app.run(call).await.expect("the locker was new");
+    assert!(reserved.created);
+
+    let mut stale = app
+        .call_set(
+            LockerCommand::Release(Release {
+                locker: "l-7".into(),
+            }),
+            member("ann"),
+        )
+        .expect("routed");
+    stale.expected_version = Some(0);
+    let conflict = app.run(stale).await.expect_err("decided on version 0");
+    assert!(
+        matches!(
+            &conflict,
+            ApplicationError::Repository { source, .. }
+                if matches!(**source, RepositoryError::Conflict { expected: ExpectedVersion::NoStream, actual: Some(1), .. })
+        ),
+        "{conflict:?}"
+    );
+    assert_eq!(
+        factum::error::Report(&conflict).to_string(),
+        "aggregate `Locker`: stream `Locker-l-7` changed concurrently: expected no stream, found version 1"
+    );
+
+    // A repeat is answered from its record, whatever it expected.
+    let mut repeat = app
+        .call(
+            Reserve {
+                locker: "l-7".into(),
+            },
+            ctx,
+        )
+        .expect("routed");
+    repeat.expected_version = Some(0);
+    let answered = app.run(repeat).await.expect("the first answer");
+    assert_eq!(answered.event_ids, reserved.event_ids);
+
+    let mut current = app
+        .call(
+            Release {
+                locker: "l-7".into(),
+            },
+            member("ann"),
+        )
+        .expect("routed");
+    current.expected_version = Some(1);
+    assert_eq!(app.run(current).await.expect("at version 1").version, 2);
+    assert_eq!(stored(&store).await, 2);
+}

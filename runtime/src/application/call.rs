@@ -24,6 +24,10 @@ pub struct Call {
     pub context: CommandContext,
     /// Values for later steps and for the services of this call, by type.
     pub extensions: http::Extensions,
+    /// The stream version the caller decided to send the command on (an HTTP
+    /// `If-Match`), if it did: at another version the command is not decided (see
+    /// [`Repository::execute_expecting`](crate::repository::Repository::execute_expecting)).
+    pub expected_version: Option<u64>,
     pub(super) command: Box<dyn Routed>,
 }
 
@@ -34,6 +38,7 @@ impl std::fmt::Debug for Call {
             .field("aggregate", &self.command.aggregate())
             .field("aggregate_id", &self.command.aggregate_id())
             .field("context", &self.context)
+            .field("expected_version", &self.expected_version)
             .finish_non_exhaustive()
     }
 }
@@ -65,6 +70,13 @@ impl Call {
     }
 }
 
+/// What the last step runs a command with.
+pub(super) struct CallParts {
+    pub context: CommandContext,
+    pub extensions: http::Extensions,
+    pub expected_version: Option<u64>,
+}
+
 /// A command bound to the route that runs it; the application's last step.
 pub(super) trait Routed: Send + Sync {
     fn name(&self) -> &'static str;
@@ -72,7 +84,7 @@ pub(super) trait Routed: Send + Sync {
     fn aggregate_id(&self) -> String;
     fn member(&self) -> &dyn Any;
     fn to_json(&self) -> Result<String, serde_json::Error>;
-    fn run(self: Box<Self>, context: CommandContext, extensions: http::Extensions) -> Handled;
+    fn run(self: Box<Self>, call: CallParts) -> Handled;
 }
 
 /// A step around every command the application runs: validation, tracing, metrics, or
@@ -137,7 +149,11 @@ impl Next {
                     index: self.index + 1,
                 },
             ),
-            None => call.command.run(call.context, call.extensions),
+            None => call.command.run(CallParts {
+                context: call.context,
+                extensions: call.extensions,
+                expected_version: call.expected_version,
+            }),
         }
     }
 }

@@ -103,7 +103,7 @@ use crate::context::{CommandContext, CommandIdError};
 use crate::repository::{Executed, Repository};
 use crate::store::EventStore;
 
-use call::Routed;
+use call::{CallParts, Routed};
 
 /// The answer to a command the application ran (or had run before, under the same id):
 /// where its events went and the consistency token to read them back by.
@@ -263,16 +263,7 @@ impl<S: EventStore + Send + Sync + 'static> Application<S> {
         command: C,
         ctx: CommandContext,
     ) -> Result<Outcome, ApplicationError> {
-        let route = self.route(C::NAME)?;
-        let routed =
-            route
-                .bind_value(Box::new(command))
-                .map_err(|_| ApplicationError::UnroutedType {
-                    type_name: std::any::type_name::<C>(),
-                    name: C::NAME,
-                    aggregate: route.aggregate(),
-                })?;
-        self.run(routed, ctx).await
+        self.run(self.call(command, ctx)?).await
     }
 
     /// Runs `command`, held in its aggregate's command set (`TaskCommand::Complete(..)`),
@@ -282,17 +273,7 @@ impl<S: EventStore + Send + Sync + 'static> Application<S> {
         command: C,
         ctx: CommandContext,
     ) -> Result<Outcome, ApplicationError> {
-        let name = command.command_name();
-        let route = self.route(name)?;
-        let routed =
-            route
-                .bind_value(Box::new(command))
-                .map_err(|_| ApplicationError::UnroutedType {
-                    type_name: std::any::type_name::<C>(),
-                    name,
-                    aggregate: route.aggregate(),
-                })?;
-        self.run(routed, ctx).await
+        self.run(self.call_set(command, ctx)?).await
     }
 
     /// Runs the command named `name`, read from `json` (its schema in the registry), in
@@ -303,8 +284,86 @@ impl<S: EventStore + Send + Sync + 'static> Application<S> {
         json: &str,
         ctx: CommandContext,
     ) -> Result<Outcome, ApplicationError> {
-        let routed = self.route(name)?.bind_json(name, json)?;
-        self.run(routed, ctx).await
+        self.run(self.call_json(name, json, ctx)?).await
+    }
+
+    /// The call of `command` in `ctx`, routed but not run: set what the caller knows
+    /// beyond the context ([`Call::expected_version`], [`Call::extensions`]), then
+    /// [`Application::run`] it.
+    pub fn call<C: Command>(
+        &self,
+        command: C,
+        ctx: CommandContext,
+    ) -> Result<Call, ApplicationError> {
+        self.bind(C::NAME, std::any::type_name::<C>(), Box::new(command), ctx)
+    }
+
+    /// [`Application::call`] of a command held in its set.
+    pub fn call_set<C: CommandSet>(
+        &self,
+        command: C,
+        ctx: CommandContext,
+    ) -> Result<Call, ApplicationError> {
+        self.bind(
+            command.command_name(),
+            std::any::type_name::<C>(),
+            Box::new(command),
+            ctx,
+        )
+    }
+
+    /// [`Application::call`] of the command named `name`, read from `json`.
+    pub fn call_json(
+        &self,
+        name: &str,
+        json: &str,
+        ctx: CommandContext,
+    ) -> Result<Call, ApplicationError> {
+        let command = self.route(name)?.bind_json(name, json)?;
+        Self::checked(command, ctx)
+    }
+
+    /// Runs `call` through the middleware and the aggregate's repository.
+    pub async fn run(&self, call: Call) -> Result<Outcome, ApplicationError> {
+        Next {
+            chain: Arc::clone(&self.inner.chain),
+            index: 0,
+        }
+        .run(call)
+        .await
+    }
+
+    fn bind(
+        &self,
+        name: &'static str,
+        type_name: &'static str,
+        command: Box<dyn Any + Send>,
+        ctx: CommandContext,
+    ) -> Result<Call, ApplicationError> {
+        let route = self.route(name)?;
+        let command = route
+            .bind_value(command)
+            .map_err(|_| ApplicationError::UnroutedType {
+                type_name,
+                name,
+                aggregate: route.aggregate(),
+            })?;
+        Self::checked(command, ctx)
+    }
+
+    /// The call of a routed command, if its context has an id.
+    fn checked(command: Box<dyn Routed>, ctx: CommandContext) -> Result<Call, ApplicationError> {
+        // Checked before any middleware: a nil id would make every such command a repeat
+        // of the first.
+        if ctx.command_id.is_nil() {
+            return Err(CommandIdError::Missing.into());
+        }
+        Ok(Call {
+            context: ctx,
+            extensions: http::Extensions::new(),
+            expected_version: None,
+            command,
+        })
     }
 
     fn route(&self, name: &str) -> Result<&Arc<dyn Route>, ApplicationError> {
@@ -315,29 +374,6 @@ impl<S: EventStore + Send + Sync + 'static> Application<S> {
                 name: name.chars().take(128).collect(),
                 known: self.command_names(),
             })
-    }
-
-    async fn run(
-        &self,
-        command: Box<dyn Routed>,
-        ctx: CommandContext,
-    ) -> Result<Outcome, ApplicationError> {
-        // Checked before any middleware: a nil id would make every such command a repeat
-        // of the first.
-        if ctx.command_id.is_nil() {
-            return Err(CommandIdError::Missing.into());
-        }
-        let call = Call {
-            context: ctx,
-            extensions: http::Extensions::new(),
-            command,
-        };
-        Next {
-            chain: Arc::clone(&self.inner.chain),
-            index: 0,
-        }
-        .run(call)
-        .await
     }
 }
 
@@ -508,7 +544,7 @@ impl<A: Aggregate, S: EventStore + Send + Sync + 'static> Routed for Bound<A, S>
         self.command.to_json()
     }
 
-    fn run(self: Box<Self>, context: CommandContext, extensions: http::Extensions) -> Handled {
+    fn run(self: Box<Self>, call: CallParts) -> Handled {
         let Bound {
             command,
             repository,
@@ -516,12 +552,21 @@ impl<A: Aggregate, S: EventStore + Send + Sync + 'static> Routed for Bound<A, S>
         } = *self;
         Box::pin(async move {
             let name = command.command_name();
+            let CallParts {
+                context,
+                extensions,
+                expected_version,
+            } = call;
             let executed = match &services {
-                Services::Repository => repository.execute_with(command, context).await,
+                Services::Repository => {
+                    repository
+                        .run(command, context, repository.services(), expected_version)
+                        .await
+                }
                 Services::PerCall(build) => {
                     let services = build(&context, &extensions);
                     repository
-                        .execute_with_services(command, context, &services)
+                        .run(command, context, &services, expected_version)
                         .await
                 }
             };
