@@ -16,7 +16,7 @@ rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup comp
 
 # Every feature is tested: the conformance suite, each store backend, the NATS event bus,
 # and the PostgreSQL benchmarks (run once each, in test mode).
-features="factum/conformance,factum/sqlite,factum/postgres,factum/nats,factum-benches/postgres,factum-example-orders/postgres"
+features="factum/conformance,factum/sqlite,factum/postgres,factum/nats,factum/http,factum-benches/postgres,factum-example-orders/postgres"
 
 step "Node.js and npm for the TypeScript contract tests (Debian packages if missing)"
 if ! command -v node > /dev/null || ! command -v npm > /dev/null; then

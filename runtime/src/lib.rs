@@ -24,6 +24,8 @@ pub mod envelope;
 pub mod error;
 mod event;
 pub(crate) mod follow;
+#[cfg(feature = "http")]
+pub mod http;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod process;

@@ -1,0 +1,114 @@
+//! The HTTP layer (feature `http`): an [`Application`] served on axum, so a team writes
+//! no routing by hand.
+//!
+//! # The wire contract
+//!
+//! `POST /commands/{CommandName}` with the command's JSON (its schema in the registry):
+//!
+//! - The caller is authenticated by the application's [`Authenticate`] (factum brings
+//!   [`BearerTokens`]); its [`Principal`] is the command's actor and tenant. No or bad
+//!   credentials: `401` with `WWW-Authenticate: Bearer`.
+//! - `Idempotency-Key: <uuid>` is the command id; without it one is generated. Either
+//!   way the response carries it back in `Idempotency-Key`. A repeat with the same key
+//!   and body gets the original answer (nothing is recorded twice); the same key with
+//!   another body is `422`.
+//! - `If-Match: "<stream version>"` is the version the caller decided on: at another
+//!   version the answer is `412` with the current version in `ETag` and in the body
+//!   (`currentVersion`).
+//! - Success: `201` when the command created its stream, else `200`, with
+//!   `{"commandId", "acknowledged": true, "streamId", "version", "position",
+//!   "timestamp"}` and `ETag: "<version>"`. `position` is the consistency token a query
+//!   can wait for.
+//! - Every error is an `application/problem+json` document (RFC 9457; `type` is
+//!   `urn:factum:problem:<kind>`): `400` a body that is not the command (`path` names the
+//!   JSON path of the bad field), a body that is not UTF-8, a malformed `Idempotency-Key`
+//!   or `If-Match`; `401`; `403` denied by the aggregate's policy (`reason`) or an unknown
+//!   kind of actor; `404` an unknown command (`known` lists the commands); `409` refused by
+//!   the domain (the domain error's text) or a concurrent writer; `412`; `413` a body over
+//!   the limit (1 MiB unless set); `415` a body not sent as JSON; `422`; `503` the store
+//!   is unavailable. Nothing is written on any error.
+//!
+//! ```no_run
+//! use factum::application::Application;
+//! use factum::context::Actor;
+//! use factum::http::{BearerTokens, HttpApi, Principal};
+//! # async fn serve(app: Application<factum::store::SqliteStore>) -> std::io::Result<()> {
+//! let tokens = BearerTokens::new()
+//!     .token("token-of-dana", Principal::new(Actor::new("care_coordinator", "dana")));
+//! let router = HttpApi::new(app, tokens).router();
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! axum::serve(listener, router).await
+//! # }
+//! ```
+
+mod auth;
+mod commands;
+mod problem;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::post;
+
+pub use auth::{
+    Authenticate, Authenticating, BearerTokens, Principal, Unauthenticated, bearer_token,
+};
+pub use commands::IDEMPOTENCY_KEY;
+pub use problem::{PROBLEM_JSON, Problem};
+
+use crate::application::Application;
+use crate::store::EventStore;
+
+/// The default largest command body: 1 MiB.
+pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
+
+/// An [`Application`] over HTTP; see the [module documentation](self) for the wire
+/// contract.
+pub struct HttpApi<S> {
+    api: Api<S>,
+}
+
+/// What the handlers share.
+pub(crate) struct Api<S> {
+    pub(crate) app: Application<S>,
+    pub(crate) authenticate: Box<dyn Authenticate>,
+    pub(crate) body_limit: usize,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for HttpApi<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpApi")
+            .field("app", &self.api.app)
+            .field("body_limit", &self.api.body_limit)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: EventStore + Send + Sync + 'static> HttpApi<S> {
+    /// Serves `app`, authenticating every request with `authenticate`.
+    pub fn new(app: Application<S>, authenticate: impl Authenticate) -> Self {
+        Self {
+            api: Api {
+                app,
+                authenticate: Box::new(authenticate),
+                body_limit: DEFAULT_BODY_LIMIT,
+            },
+        }
+    }
+
+    /// Refuses command bodies over `bytes` with `413` (default [`DEFAULT_BODY_LIMIT`]).
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.api.body_limit = bytes;
+        self
+    }
+
+    /// The routes, ready for `axum::serve` (or to nest in an application's own router).
+    pub fn router(self) -> Router {
+        let body_limit = self.api.body_limit;
+        Router::new()
+            .route("/commands/{name}", post(commands::post::<S>))
+            .layer(DefaultBodyLimit::max(body_limit))
+            .with_state(Arc::new(self.api))
+    }
+}
