@@ -10,8 +10,9 @@
 //!   has not applied), and whether a version of the projection is being rebuilt;
 //! - [`Consistency::AtLeast`] asks for a model that has applied a position — the
 //!   [`position`](crate::repository::Executed::position) of the caller's own command — and
-//!   waits for it up to a bound; if the model is still behind then, the answer comes
-//!   anyway, flagged [`Freshness::stale`], for the caller to decide;
+//!   waits for it up to a bound (a projection whose first version is not readable yet is
+//!   waited for too); if the model is still behind then, the answer comes anyway,
+//!   flagged [`Freshness::stale`], for the caller to decide;
 //! - [`QueryRunner::wait_for`] waits for a position and is an error
 //!   ([`QueryError::Timeout`]) if the bound passes first.
 //!
@@ -100,11 +101,68 @@ pub struct Answer<T> {
 /// The largest page a [`PageRequest`] asks for.
 pub const MAX_PAGE_SIZE: u32 = 1000;
 
+/// The page size of a [`PageRequest`] that does not say.
+pub const DEFAULT_PAGE_SIZE: u32 = 50;
+
 /// Which page of a listing: pages count from 1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// Deserialises from `{"page": 2, "size": 10}` — each member optional (page 1,
+/// [`DEFAULT_PAGE_SIZE`]), numbers also as text, so a query string's `page=2&size=10`
+/// reads too (flattened into a query's fields with `#[serde(flatten)]`) — and refuses a
+/// page 0, a size 0 or one over [`MAX_PAGE_SIZE`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct PageRequest {
     page: u32,
     size: u32,
+}
+
+impl Default for PageRequest {
+    fn default() -> Self {
+        Self {
+            page: 1,
+            size: DEFAULT_PAGE_SIZE,
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PageRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        /// A count, as a number or as text.
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Count {
+            Number(u32),
+            Text(String),
+        }
+
+        #[derive(serde::Deserialize)]
+        struct Raw {
+            page: Option<Count>,
+            size: Option<Count>,
+        }
+
+        fn count<E: serde::de::Error>(
+            name: &str,
+            count: Option<Count>,
+            default: u32,
+        ) -> Result<u32, E> {
+            match count {
+                None => Ok(default),
+                Some(Count::Number(number)) => Ok(number),
+                Some(Count::Text(text)) => text.trim().parse().map_err(|_| {
+                    E::custom(format_args!(
+                        "`{name}` must be a whole number from 1, not `{}`",
+                        text.chars().take(32).collect::<String>()
+                    ))
+                }),
+            }
+        }
+
+        let raw = Raw::deserialize(deserializer)?;
+        let page = count("page", raw.page, 1)?;
+        let size = count("size", raw.size, DEFAULT_PAGE_SIZE)?;
+        Self::new(page, size).map_err(serde::de::Error::custom)
+    }
 }
 
 impl PageRequest {
@@ -315,11 +373,19 @@ impl<S: EventStore + 'static, M: ReadModel> QueryRunner<S, M> {
     ) -> Result<Freshness, QueryError> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let freshness = self.freshness_of(query, projection, Some(position)).await?;
-            if !freshness.stale || tokio::time::Instant::now() >= deadline {
-                return Ok(freshness);
+            let past_deadline = tokio::time::Instant::now() >= deadline;
+            match self.freshness_of(query, projection, Some(position)).await {
+                Ok(freshness) if !freshness.stale || past_deadline => return Ok(freshness),
+                // A projection started a moment ago has no readable version yet: waiting
+                // for a position covers waiting for that, within the same bound.
+                Err(QueryError::NotReady { .. }) if !past_deadline => {}
+                Err(error) => return Err(error),
+                Ok(_) => {}
             }
-            tokio::time::sleep(POLL.min(deadline - tokio::time::Instant::now())).await;
+            tokio::time::sleep(
+                POLL.min(deadline.saturating_duration_since(tokio::time::Instant::now())),
+            )
+            .await;
         }
     }
 

@@ -5,8 +5,8 @@
 //! disk, and Rust reads it through the upcasts the `#[event]` attribute declares. A
 //! consumer written against the generated contracts (TypeScript, Python) has no such
 //! upcasts, and a retired version has no schema in the contracts at all. So whatever
-//! factum delivers outside the process — the event bus ([`NatsPublisher::upcast`]), and
-//! anything else that hands envelopes to other services — goes through an [`Upcaster`]:
+//! factum delivers outside the process — the event bus (`bus::NatsPublisher::upcast`,
+//! feature `nats`), and anything else that hands envelopes to other services — goes through an [`Upcaster`]:
 //!
 //! - an event already in its newest version is delivered exactly as stored, payload bytes
 //!   included;
@@ -60,8 +60,6 @@
 //! assert_eq!(delivered.stored_schema_version, Some(1));
 //! assert_eq!(delivered.payload.get(), r#"{"owner":"ada"}"#);
 //! ```
-//!
-//! [`NatsPublisher::upcast`]: crate::bus::NatsPublisher::upcast
 
 use std::borrow::Cow;
 use std::collections::HashMap;

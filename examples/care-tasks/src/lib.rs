@@ -16,6 +16,7 @@
 pub mod demo;
 pub mod projections;
 pub mod queries;
+pub mod serve;
 
 use chrono::{DateTime, Utc};
 use factum::prelude::*;

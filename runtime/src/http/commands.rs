@@ -43,15 +43,7 @@ async fn run<S: EventStore + Send + Sync + 'static>(
         .authenticate
         .authenticate(headers)
         .await
-        .map_err(|error| {
-            Problem::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthenticated",
-                "Not authenticated",
-                error.reason,
-            )
-            .header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
-        })?;
+        .map_err(super::unauthenticated)?;
     check_json(headers)?;
     let body = body.map_err(|rejection| {
         let status = rejection.status();

@@ -44,20 +44,28 @@
 mod auth;
 mod commands;
 mod problem;
+mod queries;
 
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::post;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::routing::{get, post};
+use serde::de::DeserializeOwned;
 
 pub use auth::{
     Authenticate, Authenticating, BearerTokens, Principal, Unauthenticated, bearer_token,
 };
 pub use commands::IDEMPOTENCY_KEY;
 pub use problem::{PROBLEM_JSON, Problem};
+pub use queries::{DEFAULT_READ_WAIT, MIN_POSITION, WireAnswer};
 
 use crate::application::Application;
+use crate::projection::ReadModel;
+use crate::query::{Query, QueryRunner};
 use crate::store::EventStore;
 
 /// The default largest command body: 1 MiB.
@@ -70,10 +78,23 @@ pub struct HttpApi<S> {
 }
 
 /// What the handlers share.
-pub(crate) struct Api<S> {
-    pub(crate) app: Application<S>,
-    pub(crate) authenticate: Box<dyn Authenticate>,
-    pub(crate) body_limit: usize,
+struct Api<S> {
+    app: Application<S>,
+    authenticate: Box<dyn Authenticate>,
+    body_limit: usize,
+    queries: queries::QueryRoutes,
+    read_wait: Duration,
+}
+
+/// The `401` of a request without valid credentials.
+fn unauthenticated(error: Unauthenticated) -> Problem {
+    Problem::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+        "Not authenticated",
+        error.reason,
+    )
+    .header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
 }
 
 impl<S: std::fmt::Debug> std::fmt::Debug for HttpApi<S> {
@@ -93,6 +114,8 @@ impl<S: EventStore + Send + Sync + 'static> HttpApi<S> {
                 app,
                 authenticate: Box::new(authenticate),
                 body_limit: DEFAULT_BODY_LIMIT,
+                queries: queries::QueryRoutes::new(),
+                read_wait: DEFAULT_READ_WAIT,
             },
         }
     }
@@ -103,11 +126,35 @@ impl<S: EventStore + Send + Sync + 'static> HttpApi<S> {
         self
     }
 
+    /// Answers `GET /queries/{Q::NAME}` with `runner`: the query's fields are read from
+    /// the query string (`Deserialize`; a [`PageRequest`](crate::query::PageRequest)
+    /// flattened into them reads `page` and `size`), its answer is the response's `data`
+    /// (and `page`, for a [`Page`](crate::query::Page)), with the read model's freshness.
+    pub fn query<Q, M>(mut self, runner: Arc<QueryRunner<S, M>>) -> Self
+    where
+        Q: Query<M> + DeserializeOwned + 'static,
+        Q::Answer: WireAnswer,
+        M: ReadModel + Send + Sync + 'static,
+    {
+        self.api
+            .queries
+            .insert(Q::NAME.to_owned(), queries::route::<Q, S, M>(runner));
+        self
+    }
+
+    /// How long a query with `minPosition` waits for its read model to apply that
+    /// position before it answers flagged stale (default [`DEFAULT_READ_WAIT`]).
+    pub fn read_wait(mut self, wait: Duration) -> Self {
+        self.api.read_wait = wait;
+        self
+    }
+
     /// The routes, ready for `axum::serve` (or to nest in an application's own router).
     pub fn router(self) -> Router {
         let body_limit = self.api.body_limit;
         Router::new()
             .route("/commands/{name}", post(commands::post::<S>))
+            .route("/queries/{name}", get(queries::get::<S>))
             .layer(DefaultBodyLimit::max(body_limit))
             .with_state(Arc::new(self.api))
     }

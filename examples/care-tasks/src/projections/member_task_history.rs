@@ -103,7 +103,8 @@ fn to_i64(position: u64) -> i64 {
 }
 
 /// What happened to a member and a task.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum HistoryKind {
     /// The task was given to the member, taken over `from` someone if it is set.
     Assigned {
@@ -123,13 +124,14 @@ pub enum HistoryKind {
 }
 
 /// One entry of a member's history.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct HistoryEntry {
     /// The task.
     pub task_id: String,
     /// Its title.
     pub title: String,
-    /// What happened.
+    /// What happened (on the wire: its members beside the entry's).
+    #[serde(flatten)]
     pub kind: HistoryKind,
     /// When.
     pub at: DateTime<Utc>,
