@@ -146,6 +146,70 @@ pub(crate) async fn record<S: EventStore, E>(
     Ok(())
 }
 
+/// The event name of a [`StreamRead`] in the access audit record.
+pub const STREAM_READ_EVENT: &str = "StreamRead";
+
+/// The stream that keeps the access audit record of the stream `stream_id`: every read of
+/// its events from outside the service (over HTTP), allowed or not.
+pub fn access_stream_id(stream_id: &str) -> String {
+    format!("factum.access-{stream_id}")
+}
+
+/// One read of a stream's events, kept in its access audit record: who read, what, when,
+/// and whether it was allowed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamRead {
+    /// The stream read.
+    pub stream_id: String,
+    /// The first stream version asked for.
+    pub from_version: u64,
+    /// How many events were handed out (0 when denied).
+    pub events: u64,
+    /// The reader's kind of actor.
+    pub actor_kind: String,
+    /// The reader's id.
+    pub actor: String,
+    /// The reader's tenant, when set.
+    pub tenant: Option<String>,
+    /// When.
+    pub read_at: DateTime<Utc>,
+    /// Why it was denied; `None` when allowed.
+    pub denied: Option<String>,
+}
+
+/// Keeps `read` in its stream's access audit record.
+pub async fn record_read<S: EventStore>(store: &S, read: &StreamRead) -> Result<(), StoreError> {
+    let payload = serde_json::value::to_raw_value(read)
+        .map_err(|error| StoreError::Backend(Box::new(error)))?;
+    let metadata = crate::envelope::Metadata {
+        actor: Some(read.actor.clone()),
+        actor_kind: Some(read.actor_kind.clone()),
+        tenant: read.tenant.clone(),
+        ..crate::envelope::Metadata::default()
+    };
+    let event = NewEvent {
+        timestamp: read.read_at,
+        ..NewEvent::new(STREAM_READ_EVENT, 1, payload, metadata)
+    };
+    store
+        .append(
+            &access_stream_id(&read.stream_id),
+            AUDIT_STREAM_TYPE,
+            ExpectedVersion::Any,
+            vec![event],
+        )
+        .await?;
+    Ok(())
+}
+
+/// The access audit record of `stream_id`, oldest first.
+pub async fn reads<S: EventStore>(
+    store: &S,
+    stream_id: &str,
+) -> Result<Vec<StreamRead>, AuditError> {
+    audit_entries(store, &access_stream_id(stream_id), STREAM_READ_EVENT).await
+}
+
 /// Why the audit record could not be read.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -168,25 +232,33 @@ pub enum AuditError {
 
 /// Every denial of commands addressed to the aggregate stream `stream_id`, oldest first.
 pub async fn denials<S: EventStore>(store: &S, stream_id: &str) -> Result<Vec<Denial>, AuditError> {
-    let audit = audit_stream_id(stream_id);
-    let mut denials = Vec::new();
+    audit_entries(store, &audit_stream_id(stream_id), DENIAL_EVENT).await
+}
+
+/// Every entry of the audit stream `audit`, each an event named `name`.
+async fn audit_entries<S: EventStore, T: serde::de::DeserializeOwned>(
+    store: &S,
+    audit: &str,
+    name: &str,
+) -> Result<Vec<T>, AuditError> {
+    let mut entries = Vec::new();
     let mut from = 1;
     loop {
-        let page = store.read_stream(&audit, from, 500).await?;
+        let page = store.read_stream(audit, from, 500).await?;
         let Some(last) = page.last() else {
-            return Ok(denials);
+            return Ok(entries);
         };
         from = last.stream_version + 1;
         for entry in &page {
             let unreadable = |source| AuditError::Unreadable {
-                stream_id: audit.clone(),
+                stream_id: audit.to_owned(),
                 stream_version: entry.stream_version,
                 source,
             };
-            if entry.name != DENIAL_EVENT {
+            if entry.name != name {
                 return Err(unreadable(None));
             }
-            denials
+            entries
                 .push(serde_json::from_str(entry.payload.get()).map_err(|e| unreadable(Some(e)))?);
         }
     }

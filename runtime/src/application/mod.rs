@@ -102,6 +102,7 @@ use crate::command::{Command, CommandSet};
 use crate::context::{CommandContext, CommandIdError};
 use crate::repository::{Executed, Repository};
 use crate::store::EventStore;
+use crate::upcast::Upcaster;
 
 use call::{CallParts, Routed};
 
@@ -201,6 +202,7 @@ struct Inner<S> {
     /// The repositories, by the aggregate's type.
     repositories: BTreeMap<TypeId, Arc<dyn Any + Send + Sync>>,
     chain: Arc<[Arc<dyn Middleware>]>,
+    upcaster: Upcaster,
 }
 
 /// Builds an [`Application`]: its aggregates and its middleware, in order.
@@ -210,6 +212,7 @@ pub struct ApplicationBuilder<S> {
     repositories: BTreeMap<TypeId, Arc<dyn Any + Send + Sync>>,
     aggregates: Vec<&'static str>,
     chain: Vec<Arc<dyn Middleware>>,
+    upcaster: Upcaster,
     error: Option<BuildError>,
 }
 
@@ -233,6 +236,7 @@ impl<S: EventStore + Send + Sync + 'static> Application<S> {
             repositories: BTreeMap::new(),
             aggregates: Vec::new(),
             chain: Vec::new(),
+            upcaster: Upcaster::new(),
             error: None,
         }
     }
@@ -240,6 +244,12 @@ impl<S: EventStore + Send + Sync + 'static> Application<S> {
     /// The store.
     pub fn store(&self) -> &S {
         &self.inner.store
+    }
+
+    /// The upcaster of the application's aggregates: what hands their events to other
+    /// services in their newest versions.
+    pub fn upcaster(&self) -> &Upcaster {
+        &self.inner.upcaster
     }
 
     /// The names of the commands the application accepts, sorted.
@@ -428,6 +438,7 @@ impl<S: EventStore + Send + Sync + 'static> ApplicationBuilder<S> {
             }
         }
         self.aggregates.push(A::NAME);
+        self.upcaster = std::mem::take(&mut self.upcaster).aggregate::<A>();
         self.repositories.insert(TypeId::of::<A>(), repository);
         self
     }
@@ -443,6 +454,7 @@ impl<S: EventStore + Send + Sync + 'static> ApplicationBuilder<S> {
                 routes: self.routes,
                 repositories: self.repositories,
                 chain: self.chain.into(),
+                upcaster: self.upcaster,
             }),
         })
     }

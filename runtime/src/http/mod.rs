@@ -45,6 +45,7 @@ mod auth;
 mod commands;
 mod problem;
 mod queries;
+mod streams;
 
 use std::sync::Arc;
 
@@ -62,6 +63,7 @@ pub use auth::{
 pub use commands::IDEMPOTENCY_KEY;
 pub use problem::{PROBLEM_JSON, Problem};
 pub use queries::{DEFAULT_READ_WAIT, MIN_POSITION, WireAnswer};
+pub use streams::{MAX_STREAM_PAGE, ReadPolicy};
 
 use crate::application::Application;
 use crate::projection::ReadModel;
@@ -84,7 +86,12 @@ struct Api<S> {
     body_limit: usize,
     queries: queries::QueryRoutes,
     read_wait: Duration,
+    read_policy: Box<dyn ReadPolicy>,
+    keep_alive: Duration,
 }
+
+/// How often an idle event stream sends a keep-alive comment, unless set.
+pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// The `401` of a request without valid credentials.
 fn unauthenticated(error: Unauthenticated) -> Problem {
@@ -116,6 +123,8 @@ impl<S: EventStore + Send + Sync + 'static> HttpApi<S> {
                 body_limit: DEFAULT_BODY_LIMIT,
                 queries: queries::QueryRoutes::new(),
                 read_wait: DEFAULT_READ_WAIT,
+                read_policy: Box::new(streams::NoReads),
+                keep_alive: DEFAULT_KEEP_ALIVE,
             },
         }
     }
@@ -149,12 +158,29 @@ impl<S: EventStore + Send + Sync + 'static> HttpApi<S> {
         self
     }
 
+    /// Serves `GET /streams/{id}` and `GET /events` of the stream types `policy` lets a
+    /// principal read (without a policy, none). Every stream read is kept in the stream's
+    /// access audit record ([`authorization::reads`](crate::authorization::reads)).
+    pub fn read_policy(mut self, policy: impl ReadPolicy) -> Self {
+        self.api.read_policy = Box::new(policy);
+        self
+    }
+
+    /// How often an idle event stream sends a keep-alive comment (default
+    /// [`DEFAULT_KEEP_ALIVE`]).
+    pub fn keep_alive(mut self, interval: Duration) -> Self {
+        self.api.keep_alive = interval;
+        self
+    }
+
     /// The routes, ready for `axum::serve` (or to nest in an application's own router).
     pub fn router(self) -> Router {
         let body_limit = self.api.body_limit;
         Router::new()
             .route("/commands/{name}", post(commands::post::<S>))
             .route("/queries/{name}", get(queries::get::<S>))
+            .route("/streams/{stream_id}", get(streams::get_stream::<S>))
+            .route("/events", get(streams::get_events::<S>))
             .layer(DefaultBodyLimit::max(body_limit))
             .with_state(Arc::new(self.api))
     }
