@@ -80,6 +80,12 @@ expect_line "$scratch/run2.txt" '^the audit record of T-[0-9]+-P holds 1 denial'
 expect_line "$scratch/run2.txt" '^retried completion of T-[0-9]+-P: the same answer \(version 3, event [0-9a-f-]+\), one TaskCompleted in the stream' "a retried completion recorded once"
 expect_line "$scratch/run2.txt" '^GetTaskById T-[0-9]+-P, at least position [0-9]+: \[done\] by amira \(read model at position [0-9]+, [0-9]+ event\(s\) behind the log, fresh\)' "a query waited for its own write"
 expect_line "$scratch/run2.txt" '^FindOpenTasksByCoordinator dana, page 1 of 2 \(4 open in all; read model at position [0-9]+' "a paged query answered with its freshness"
+expect_line "$scratch/run2.txt" '^POST /commands/CreateTask as dana -> 201 Created: Task-T-002-H at version 1' "a command over HTTP created its stream"
+expect_line "$scratch/run2.txt" '^POST /commands/AssignTask as dana, If-Match "1" -> 412: stream .Task-T-002-H. is at version 2.* \(ETag "2"\)' "a stale If-Match was refused with 412"
+expect_line "$scratch/run2.txt" "^POST /commands/CompleteTask as ben -> 403: only the assigned member or the task's coordinator may complete it" "a denial over HTTP"
+expect_line "$scratch/run2.txt" '^POST /commands/CompleteTask as amira, Idempotency-Key [0-9a-f-]+ -> 200 \(version 3\), retried -> 200 with the same answer; the stream holds 1 TaskCompleted' "a retried Idempotency-Key recorded once"
+expect_line "$scratch/run2.txt" '^GET /queries/GetTaskById\?task_id=T-002-H&minPosition=[0-9]+ -> 200: completed by amira \(read model at position [0-9]+, fresh\)' "a query over HTTP waited for its own write"
+expect_line "$scratch/run2.txt" '^GET /events\?streamType=Task as dana: hung up after 1 event, resumed with Last-Event-ID [0-9]+: saw positions \[[0-9]+, [0-9]+, [0-9]+\], each once, in order' "an SSE subscriber resumed and saw every event once"
 cargo run --quiet --locked -p factum-example-care-tasks --bin care-tasks -- --db "$scratch/demo/care-tasks.sqlite3" --rebuild > "$scratch/rebuild.txt"
 for projection in coordinator_task_list member_task_history daily_analytics; do
     expect_line "$scratch/rebuild.txt" "^rebuilt $projection +[1-9][0-9]* events applied, 0 parked" "$projection was rebuilt"

@@ -94,6 +94,12 @@ pub enum DemoError {
     /// A query on a read model failed.
     #[error("querying a read model failed")]
     Query(#[from] rusqlite::Error),
+    /// The HTTP client failed.
+    #[error("the HTTP client failed")]
+    Http(#[from] reqwest::Error),
+    /// The HTTP server could not be started.
+    #[error("serving over HTTP")]
+    Serve(#[source] std::io::Error),
     /// An event could not be written down as JSON.
     #[error("encoding the run marker failed")]
     Json(#[from] serde_json::Error),
@@ -411,7 +417,10 @@ pub async fn run(options: &Options) -> Result<(), DemoError> {
         );
     }
 
-    section("6. Where each projection stands");
+    section("6. The same service over HTTP, driven by a real client");
+    crate::over_http::drive(&store, &read_models, run, now).await?;
+
+    section("7. Where each projection stands");
     running.print_lag().await?;
     running.stop().await?;
     println!(

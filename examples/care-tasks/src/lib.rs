@@ -14,6 +14,7 @@
 #![warn(missing_docs)]
 
 pub mod demo;
+pub mod over_http;
 pub mod projections;
 pub mod queries;
 pub mod serve;

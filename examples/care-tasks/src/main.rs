@@ -26,6 +26,10 @@ struct Args {
     /// instead of running a shift.
     #[arg(long)]
     rebuild: bool,
+    /// Serve the care-task service over HTTP on this address (e.g. 127.0.0.1:8080) until
+    /// Ctrl-C, instead of running a shift.
+    #[arg(long, value_name = "ADDRESS", conflicts_with = "rebuild")]
+    serve: Option<std::net::SocketAddr>,
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -36,10 +40,12 @@ async fn main() -> ExitCode {
         read_models: args.read_models,
         member: args.member,
     };
-    let outcome = if args.rebuild {
-        demo::rebuild(&options).await
-    } else {
-        demo::run(&options).await
+    let outcome = match (args.serve, args.rebuild) {
+        (Some(address), _) => {
+            factum_example_care_tasks::serve::until_stopped(&options, address).await
+        }
+        (None, true) => demo::rebuild(&options).await,
+        (None, false) => demo::run(&options).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

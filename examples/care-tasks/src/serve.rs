@@ -1,11 +1,12 @@
 //! The care-task service over HTTP: the [application](crate::application) behind
-//! `POST /commands/{name}` and the [queries](crate::queries) behind
-//! `GET /queries/{name}`, on factum's HTTP layer (see `factum::http` for the wire
-//! contract).
+//! `POST /commands/{name}`, the [queries](crate::queries) behind `GET /queries/{name}`,
+//! and the task events — to care coordinators — behind `GET /streams/{id}` and
+//! `GET /events`, on factum's HTTP layer (see `factum::http` for the wire contract).
 
 use std::sync::Arc;
 
 use factum::application::BuildError;
+use factum::authorization::Decision;
 use factum::context::Actor;
 use factum::http::{Authenticate, BearerTokens, HttpApi, Principal};
 use factum::projection::sqlite::SqliteReadModel;
@@ -41,10 +42,62 @@ pub fn router(
     let app = crate::application(store.clone())?;
     let queries = Arc::new(QueryRunner::new(store, read_models));
     Ok(HttpApi::new(app, authenticate)
+        .read_policy(|principal: &Principal, stream_type: &str| {
+            Decision::allow_if(
+                principal.actor.is(COORDINATOR) && stream_type == "Task",
+                "only care coordinators follow the task events",
+            )
+        })
         .query::<GetTaskById, _>(Arc::clone(&queries))
         .query::<FindOpenTasksByCoordinator, _>(Arc::clone(&queries))
         .query::<FindOpenTasksByAssignee, _>(Arc::clone(&queries))
         .query::<GetMemberHistory, _>(Arc::clone(&queries))
         .query::<GetDailyAnalytics, _>(queries)
         .router())
+}
+
+/// Serves the care-task service on `address` over the events in `options.db`, with the
+/// three projections running, until Ctrl-C.
+pub async fn until_stopped(
+    options: &crate::demo::Options,
+    address: std::net::SocketAddr,
+) -> Result<(), crate::demo::DemoError> {
+    use crate::demo::DemoError;
+    use crate::projections::coordinator_task_list::CoordinatorTaskList;
+    use crate::projections::daily_analytics::DailyAnalytics;
+    use crate::projections::member_task_history::MemberTaskHistory;
+
+    let read_models_dir = options
+        .read_models
+        .clone()
+        .unwrap_or_else(|| crate::demo::read_models_beside(&options.db));
+    let store = SqliteStore::open(&options.db).await?;
+    let read_models = SqliteReadModel::open(&read_models_dir).await?;
+    let runner = factum::projection::ProjectionRunner::new(store.clone());
+    let projections = [
+        runner.spawn(CoordinatorTaskList, read_models.clone()),
+        runner.spawn(MemberTaskHistory, read_models.clone()),
+        runner.spawn(DailyAnalytics, read_models.clone()),
+    ];
+    let router = router(store, read_models, ward_tokens())?;
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(DemoError::Serve)?;
+    println!(
+        "serving care tasks on http://{} (Ctrl-C stops); try:\n  curl -H 'Authorization: Bearer token-dana' 'http://{0}/queries/FindOpenTasksByCoordinator?coordinator=dana'",
+        listener.local_addr().map_err(DemoError::Serve)?
+    );
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async {
+            // Without a signal handler the service runs until killed.
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        })
+        .await
+        .map_err(DemoError::Serve)?;
+    for projection in projections {
+        projection.stop().await?;
+    }
+    Ok(())
 }

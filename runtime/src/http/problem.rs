@@ -208,14 +208,18 @@ fn from_repository(
         )
         .with("streamId", stream_id.as_str()),
         R::Conflict {
-            stream_id, actual, ..
+            stream_id,
+            expected,
+            actual,
         } => {
             let current = actual.unwrap_or(0);
             Problem::new(
                 StatusCode::PRECONDITION_FAILED,
                 "version-mismatch",
                 "The stream is at another version",
-                detail,
+                format!(
+                    "stream `{stream_id}` is at version {current}, not at the {expected} the request expected (If-Match); nothing was written"
+                ),
             )
             .with("streamId", stream_id.as_str())
             .with("currentVersion", current)
