@@ -10,7 +10,7 @@ use factum::context::Actor;
 use factum::store::EventStore;
 use serde_json::json;
 
-use http_common::{send_raw_body, serve};
+use http_common::{send_raw_body, serve, serve_with};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_command_is_acknowledged_once_per_key_and_under_its_precondition() {
     let server = serve().await;
@@ -267,4 +267,77 @@ async fn every_error_is_a_problem_document_and_writes_nothing() {
         )
         .await;
     assert_eq!(json_with_charset.status, 201, "{}", json_with_charset.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_over_an_actors_or_a_tenants_rate_limit_are_429_and_run_nothing() {
+    use std::num::NonZeroU32;
+
+    use factum::http::{Quota, RateLimits};
+
+    let per_minute = |n| Quota::per_minute(NonZeroU32::new(n).expect("not zero"));
+    let server = serve_with(|api| {
+        api.rate_limits(
+            RateLimits::new()
+                .per_actor(per_minute(3))
+                .per_tenant(per_minute(4)),
+        )
+    })
+    .await;
+    let book = |room: &str| json!({ "room": room, "nights": 1 });
+    for room in ["1", "2", "3"] {
+        let answer = server
+            .send(server.post("BookRoom", "t-ann", &book(room)))
+            .await;
+        assert_eq!(answer.status, 201, "{}", answer.body);
+    }
+    let limited = server
+        .send(server.post("BookRoom", "t-ann", &book("4")))
+        .await;
+    limited.assert_problem(429, "rate-limited", "/commands/BookRoom");
+    assert_eq!(limited.body["scope"], "actor");
+    let retry_after: u64 = limited
+        .header("retry-after")
+        .and_then(|value| value.parse().ok())
+        .expect("a Retry-After in seconds");
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    assert_eq!(limited.body["retryAfter"], retry_after);
+    // Queries count too.
+    let query = server
+        .send(
+            server
+                .client
+                .get(format!("{}/queries/Anything", server.base))
+                .bearer_auth("t-ann"),
+        )
+        .await;
+    query.assert_problem(429, "rate-limited", "/queries/Anything");
+
+    // cy shares ann's tenant, which has one request left.
+    let first = server
+        .send(server.post("BookRoom", "t-cy", &book("5")))
+        .await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    let tenant = server
+        .send(server.post("BookRoom", "t-cy", &book("6")))
+        .await;
+    tenant.assert_problem(429, "rate-limited", "/commands/BookRoom");
+    assert_eq!(tenant.body["scope"], "tenant");
+    // bob has no tenant and his own allowance.
+    let bob = server
+        .send(server.post("BookRoom", "t-bob", &book("7")))
+        .await;
+    assert_eq!(bob.status, 201, "{}", bob.body);
+
+    let rooms: Vec<String> = server
+        .domain_events()
+        .await
+        .iter()
+        .map(|event| event.split(' ').next().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        rooms,
+        ["Room-1", "Room-2", "Room-3", "Room-5", "Room-7"],
+        "nothing over a limit ran"
+    );
 }

@@ -39,11 +39,7 @@ async fn run<S: EventStore + Send + Sync + 'static>(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
-    let principal = api
-        .authenticate
-        .authenticate(headers)
-        .await
-        .map_err(super::unauthenticated)?;
+    let principal = api.principal(headers).await?;
     check_json(headers)?;
     let body = body.map_err(|rejection| {
         let status = rejection.status();

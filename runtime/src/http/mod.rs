@@ -25,7 +25,8 @@
 //!   or `If-Match`; `401`; `403` denied by the aggregate's policy (`reason`) or an unknown
 //!   kind of actor; `404` an unknown command (`known` lists the commands); `409` refused by
 //!   the domain (the domain error's text) or a concurrent writer; `412`; `413` a body over
-//!   the limit (1 MiB unless set); `415` a body not sent as JSON; `422`; `503` the store
+//!   the limit (1 MiB unless set); `415` a body not sent as JSON; `422`; `429` over a
+//!   [`RateLimits`] quota of the actor or its tenant, with `Retry-After`; `503` the store
 //!   is unavailable. Nothing is written on any error.
 //!
 //! ```no_run
@@ -43,6 +44,7 @@
 
 mod auth;
 mod commands;
+mod limits;
 mod problem;
 mod queries;
 mod streams;
@@ -61,6 +63,8 @@ pub use auth::{
     Authenticate, Authenticating, BearerTokens, Principal, Unauthenticated, bearer_token,
 };
 pub use commands::IDEMPOTENCY_KEY;
+pub use governor::Quota;
+pub use limits::RateLimits;
 pub use problem::{PROBLEM_JSON, Problem};
 pub use queries::{DEFAULT_READ_WAIT, MIN_POSITION, WireAnswer};
 pub use streams::{MAX_STREAM_PAGE, ReadPolicy};
@@ -88,6 +92,20 @@ struct Api<S> {
     read_wait: Duration,
     read_policy: Box<dyn ReadPolicy>,
     keep_alive: Duration,
+    limits: RateLimits,
+}
+
+impl<S> Api<S> {
+    /// The principal of a request, if it is authenticated and within its rate limits.
+    async fn principal(&self, headers: &axum::http::HeaderMap) -> Result<Principal, Problem> {
+        let principal = self
+            .authenticate
+            .authenticate(headers)
+            .await
+            .map_err(unauthenticated)?;
+        self.limits.check(&principal)?;
+        Ok(principal)
+    }
 }
 
 /// How often an idle event stream sends a keep-alive comment, unless set.
@@ -125,6 +143,7 @@ impl<S: EventStore + Send + Sync + 'static> HttpApi<S> {
                 read_wait: DEFAULT_READ_WAIT,
                 read_policy: Box::new(streams::NoReads),
                 keep_alive: DEFAULT_KEEP_ALIVE,
+                limits: RateLimits::new(),
             },
         }
     }
@@ -163,6 +182,13 @@ impl<S: EventStore + Send + Sync + 'static> HttpApi<S> {
     /// access audit record ([`authorization::reads`](crate::authorization::reads)).
     pub fn read_policy(mut self, policy: impl ReadPolicy) -> Self {
         self.api.read_policy = Box::new(policy);
+        self
+    }
+
+    /// Limits how many requests each actor and each tenant make (no limits unless set):
+    /// over a limit, a request is answered `429` with `Retry-After`, and nothing runs.
+    pub fn rate_limits(mut self, limits: RateLimits) -> Self {
+        self.api.limits = limits;
         self
     }
 

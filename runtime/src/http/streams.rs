@@ -14,7 +14,7 @@ use futures_util::Stream;
 use serde_json::{Value, json};
 
 use super::problem::Problem;
-use super::{Api, Principal, unauthenticated};
+use super::{Api, Principal};
 use crate::authorization::{AUDIT_STREAM_TYPE, Decision, StreamRead, record_read};
 use crate::envelope::RecordedEvent;
 use crate::store::{EventStore, StoreError};
@@ -142,11 +142,7 @@ async fn read_stream<S: EventStore + Send + Sync + 'static>(
     query: &str,
     headers: &HeaderMap,
 ) -> Result<Value, Problem> {
-    let principal = api
-        .authenticate
-        .authenticate(headers)
-        .await
-        .map_err(unauthenticated)?;
+    let principal = api.principal(headers).await?;
     let from_version = number(query, "fromVersion")?.unwrap_or(1).max(1);
     let limit = number(query, "limit")?.map_or(MAX_STREAM_PAGE, |limit| {
         (limit as usize).clamp(1, MAX_STREAM_PAGE)
@@ -238,11 +234,7 @@ async fn subscribe<S: EventStore + Send + Sync + 'static>(
     query: &str,
     headers: &HeaderMap,
 ) -> Result<Response, Problem> {
-    let principal = api
-        .authenticate
-        .authenticate(headers)
-        .await
-        .map_err(unauthenticated)?;
+    let principal = api.principal(headers).await?;
     let stream_type = parameter(query, "streamType").ok_or_else(|| {
         Problem::new(
             StatusCode::BAD_REQUEST,

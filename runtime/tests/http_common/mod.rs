@@ -187,6 +187,13 @@ pub struct Server {
 /// The hotel's API on a loopback port: guests book, only the guest who booked or a
 /// manager cancels; managers read the rooms' events.
 pub async fn serve() -> Server {
+    serve_with(|api| api).await
+}
+
+/// [`serve`], with the API configured further by `configure`.
+pub async fn serve_with(
+    configure: impl FnOnce(HttpApi<Switchable>) -> HttpApi<Switchable>,
+) -> Server {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let store = Switchable {
         store: SqliteStore::open(dir.path().join("events.sqlite3"))
@@ -218,8 +225,12 @@ pub async fn serve() -> Server {
         )
         .token("t-bob", Principal::new(Actor::new("guest", "bob")))
         .token("t-visitor", Principal::new(Actor::new("visitor", "vi")))
-        .token("t-mia", Principal::new(Actor::new("manager", "mia")));
-    let router = HttpApi::new(app, tokens)
+        .token("t-mia", Principal::new(Actor::new("manager", "mia")))
+        .token(
+            "t-cy",
+            Principal::new(Actor::new("guest", "cy")).in_tenant("hotel-1"),
+        );
+    let router = configure(HttpApi::new(app, tokens))
         .read_policy(|principal: &Principal, stream_type: &str| {
             Decision::allow_if(
                 principal.actor.is("manager") && stream_type == "Room",
