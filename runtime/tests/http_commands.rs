@@ -10,7 +10,7 @@ use factum::context::Actor;
 use factum::store::EventStore;
 use serde_json::json;
 
-use http_common::{send_raw_body, serve, serve_with};
+use http_common::{send_raw, send_raw_body, serve, serve_with};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_command_is_acknowledged_once_per_key_and_under_its_precondition() {
     let server = serve().await;
@@ -339,5 +339,61 @@ async fn requests_over_an_actors_or_a_tenants_rate_limit_are_429_and_run_nothing
         rooms,
         ["Room-1", "Room-2", "Room-3", "Room-5", "Room-7"],
         "nothing over a limit ran"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_headers_get_their_documented_status_and_nothing_is_echoed_or_written() {
+    let server = serve().await;
+    let request = |extra: &[u8]| {
+        let body = br#"{"room":"h-1","nights":1}"#;
+        [
+            b"POST /commands/BookRoom HTTP/1.1\r\nhost: h\r\nauthorization: Bearer t-ann\r\ncontent-type: application/json\r\nconnection: close\r\n".as_slice(),
+            extra,
+            format!("content-length: {}\r\n\r\n", body.len()).as_bytes(),
+            body,
+        ]
+        .concat()
+    };
+    // A key that tries to smuggle a header: on the wire it is two keys and another
+    // header, which is ambiguous, so refused.
+    let smuggled = send_raw(
+        &server.base,
+        request(b"idempotency-key: 0190f1c2-7a4b-7c3d-9e8f-0123456789ab\r\nidempotency-key: evil\r\nx-injected: 1\r\n"),
+    )
+    .await;
+    smuggled.assert_problem(400, "invalid-idempotency-key", "/commands/BookRoom");
+    assert!(
+        smuggled.headers.get("x-injected").is_none(),
+        "nothing of a request's headers is echoed as a header"
+    );
+    let not_ascii = send_raw(
+        &server.base,
+        request(b"idempotency-key: \xff\xfe-caf\xc3\xa9\r\n"),
+    )
+    .await;
+    not_ascii.assert_problem(400, "invalid-idempotency-key", "/commands/BookRoom");
+    let long_key = format!("idempotency-key: {}\r\n", "7".repeat(8000));
+    let long = send_raw(&server.base, request(long_key.as_bytes())).await;
+    long.assert_problem(400, "invalid-idempotency-key", "/commands/BookRoom");
+    assert!(
+        long.body["detail"].as_str().unwrap_or_default().len() < 300,
+        "a long value is not echoed whole: {}",
+        long.body["detail"]
+    );
+    let bad_if_match = send_raw(
+        &server.base,
+        request(b"if-match: \"1\"\r\nif-match: \"2\"\r\n"),
+    )
+    .await;
+    bad_if_match.assert_problem(400, "invalid-if-match", "/commands/BookRoom");
+    let header_garbage = send_raw(&server.base, request(b"x-garbage\r\n")).await;
+    assert_eq!(header_garbage.status, 400, "a header line without a colon");
+    assert!(server.domain_events().await.is_empty(), "nothing ran");
+    let fine = send_raw(&server.base, request(b"")).await;
+    assert_eq!(
+        fine.status, 201,
+        "the same request without hostile headers runs: {}",
+        fine.body
     );
 }

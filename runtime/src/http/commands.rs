@@ -68,6 +68,14 @@ async fn run<S: EventStore + Send + Sync + 'static>(
             format!("the body is not UTF-8: {error}"),
         )
     })?;
+    if headers.get_all(IDEMPOTENCY_KEY).iter().count() > 1 {
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-idempotency-key",
+            "The Idempotency-Key is not a command id",
+            "a request carries one Idempotency-Key, not several",
+        ));
+    }
     let command_id = match headers.get(IDEMPOTENCY_KEY) {
         None => uuid::Uuid::now_v7(),
         Some(value) => {
@@ -155,7 +163,8 @@ fn check_json(headers: &HeaderMap) -> Result<(), Problem> {
 
 /// The stream version of an `If-Match: "7"` header: one strong entity tag of digits.
 fn if_match(headers: &HeaderMap) -> Result<Option<u64>, Problem> {
-    let Some(value) = headers.get(header::IF_MATCH) else {
+    let mut values = headers.get_all(header::IF_MATCH).iter();
+    let Some(value) = values.next() else {
         return Ok(None);
     };
     let invalid = || {
@@ -166,6 +175,9 @@ fn if_match(headers: &HeaderMap) -> Result<Option<u64>, Problem> {
             "If-Match must be one stream version as an entity tag, like `\"7\"`",
         )
     };
+    if values.next().is_some() {
+        return Err(invalid());
+    }
     let text = value.to_str().map_err(|_| invalid())?.trim();
     let version = text
         .strip_prefix('"')

@@ -327,6 +327,20 @@ impl Server {
 /// writing on while the server reads and then reading its answer whatever became of the
 /// writes.
 pub async fn send_raw_body(base: &str, path: &str, size: usize) -> Answer {
+    let body = format!(
+        "{{\"room\":\"9\",\"nights\":1,\"padding\":\"{}\"}}",
+        "x".repeat(size)
+    );
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: h\r\nauthorization: Bearer t-ann\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    send_raw(base, [head.into_bytes(), body.into_bytes()].concat()).await
+}
+
+/// Writes `request` — bytes no HTTP client library would send — on a plain TCP
+/// connection and reads the answer, whatever became of the writes.
+pub async fn send_raw(base: &str, request: Vec<u8>) -> Answer {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     let address = base.trim_start_matches("http://").to_owned();
@@ -334,25 +348,21 @@ pub async fn send_raw_body(base: &str, path: &str, size: usize) -> Answer {
         .await
         .expect("connects");
     let (mut reader, mut writer) = stream.into_split();
-    let body = format!(
-        "{{\"room\":\"9\",\"nights\":1,\"padding\":\"{}\"}}",
-        "x".repeat(size)
-    );
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nhost: {address}\r\nauthorization: Bearer t-ann\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-        body.len()
-    );
     let writing = tokio::spawn(async move {
         // A write error is the server closing after its answer: expected here.
-        let _ = writer.write_all(head.as_bytes()).await;
-        let _ = writer.write_all(body.as_bytes()).await;
+        let _ = writer.write_all(&request).await;
+        // Kept open until the answer is read: the server drops a connection whose client
+        // has closed its side.
+        writer
     });
     let mut raw = Vec::new();
     // A reset after the answer arrived ends the read; what was read is the answer.
     let _ = reader.read_to_end(&mut raw).await;
-    writing.await.expect("the writer task ends");
+    drop(writing.await.expect("the writer task ends"));
     let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text.split_once("\r\n\r\n").expect("a whole response head");
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("a whole response head, got {text:?}"));
     let status = head
         .split(' ')
         .nth(1)
@@ -361,7 +371,7 @@ pub async fn send_raw_body(base: &str, path: &str, size: usize) -> Answer {
     let mut headers = reqwest::header::HeaderMap::new();
     for line in head.lines().skip(1) {
         if let Some((name, value)) = line.split_once(':') {
-            headers.insert(
+            headers.append(
                 reqwest::header::HeaderName::from_bytes(name.trim().as_bytes()).expect("a name"),
                 value.trim().parse().expect("a value"),
             );
@@ -370,6 +380,6 @@ pub async fn send_raw_body(base: &str, path: &str, size: usize) -> Answer {
     Answer {
         status,
         headers,
-        body: serde_json::from_str(body).expect("a JSON body"),
+        body: serde_json::from_str(body).unwrap_or(Value::String(body.to_owned())),
     }
 }
