@@ -125,6 +125,30 @@ impl Default for PageRequest {
     }
 }
 
+impl schemars::JsonSchema for PageRequest {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "PageRequest".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "Which page of a listing.",
+            "type": "object",
+            "properties": {
+                "page": {
+                    "description": "The page, from 1.",
+                    "type": "integer", "minimum": 1, "default": 1
+                },
+                "size": {
+                    "description": "Items per page.",
+                    "type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE,
+                    "default": DEFAULT_PAGE_SIZE
+                }
+            }
+        })
+    }
+}
+
 impl<'de> serde::Deserialize<'de> for PageRequest {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         /// A count, as a number or as text.

@@ -20,7 +20,7 @@ use crate::projections::daily_analytics::{self, DailyFigures};
 use crate::projections::member_task_history::{self, HistoryEntry};
 
 /// One task of the coordinator's list; `None` when the list has no such task.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
 pub struct GetTaskById {
     /// The task.
     pub task_id: String,
@@ -41,7 +41,7 @@ impl Query<SqliteReadModel> for GetTaskById {
 }
 
 /// "My open tasks", for a coordinator: the open tasks they created.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
 pub struct FindOpenTasksByCoordinator {
     /// The coordinator.
     pub coordinator: String,
@@ -69,7 +69,7 @@ impl Query<SqliteReadModel> for FindOpenTasksByCoordinator {
 }
 
 /// "My open tasks", for a care team member: the open tasks assigned to them.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
 pub struct FindOpenTasksByAssignee {
     /// The member.
     pub member: String,
@@ -94,7 +94,7 @@ impl Query<SqliteReadModel> for FindOpenTasksByAssignee {
 
 /// A member's history: what they were given, lost to a reassignment and completed,
 /// newest first. A member never given a task has an empty history.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
 pub struct GetMemberHistory {
     /// The member.
     pub member: String,
@@ -119,7 +119,7 @@ impl Query<SqliteReadModel> for GetMemberHistory {
 
 /// The daily analytics: per UTC day, tasks created and completed and the average
 /// completion time, newest day first.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
 pub struct GetDailyAnalytics {
     /// Which page (`page` and `size` on the wire).
     #[serde(flatten)]

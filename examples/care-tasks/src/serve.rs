@@ -8,7 +8,7 @@ use std::sync::Arc;
 use factum::application::BuildError;
 use factum::authorization::Decision;
 use factum::context::Actor;
-use factum::http::{Authenticate, BearerTokens, HttpApi, Principal};
+use factum::http::{ApiInfo, Authenticate, BearerTokens, HttpApi, Principal};
 use factum::projection::sqlite::SqliteReadModel;
 use factum::query::QueryRunner;
 use factum::store::SqliteStore;
@@ -42,6 +42,11 @@ pub fn router(
     let app = crate::application(store.clone())?;
     let queries = Arc::new(QueryRunner::new(store, read_models));
     Ok(HttpApi::new(app, authenticate)
+        .info(ApiInfo {
+            title: "Care tasks".to_owned(),
+            version: "1.0.0".to_owned(),
+            description: "Tasks on a care ward: coordinators create and assign them, the care team completes them; three read models answer the queries.".to_owned(),
+        })
         .read_policy(|principal: &Principal, stream_type: &str| {
             Decision::allow_if(
                 principal.actor.is(COORDINATOR) && stream_type == "Task",

@@ -140,7 +140,7 @@ impl ApplicationError {
 }
 
 /// Why an application could not be built.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum BuildError {
     /// Two aggregates accept a command of the same name: a command by name (from the
@@ -156,6 +156,10 @@ pub enum BuildError {
         /// The aggregate added later.
         second: &'static str,
     },
+    /// Two aggregates register different types under one event or command name and
+    /// version.
+    #[error("the aggregates' events and commands conflict: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Registry(Vec<crate::registry::RegistryConflict>),
     /// The same aggregate was added twice.
     #[error("aggregate `{aggregate}` was added twice")]
     DuplicateAggregate {

@@ -100,6 +100,7 @@ pub use middleware::{ContextRules, Metrics, Tracing};
 use crate::aggregate::Aggregate;
 use crate::command::{Command, CommandSet};
 use crate::context::{CommandContext, CommandIdError};
+use crate::registry::{Registry, RegistryBuilder};
 use crate::repository::{Executed, Repository};
 use crate::store::EventStore;
 use crate::upcast::Upcaster;
@@ -203,6 +204,7 @@ struct Inner<S> {
     repositories: BTreeMap<TypeId, Arc<dyn Any + Send + Sync>>,
     chain: Arc<[Arc<dyn Middleware>]>,
     upcaster: Upcaster,
+    registry: Registry,
 }
 
 /// Builds an [`Application`]: its aggregates and its middleware, in order.
@@ -213,6 +215,7 @@ pub struct ApplicationBuilder<S> {
     aggregates: Vec<&'static str>,
     chain: Vec<Arc<dyn Middleware>>,
     upcaster: Upcaster,
+    registry: RegistryBuilder,
     error: Option<BuildError>,
 }
 
@@ -237,6 +240,7 @@ impl<S: EventStore + Send + Sync + 'static> Application<S> {
             aggregates: Vec::new(),
             chain: Vec::new(),
             upcaster: Upcaster::new(),
+            registry: Registry::builder(),
             error: None,
         }
     }
@@ -250,6 +254,12 @@ impl<S: EventStore + Send + Sync + 'static> Application<S> {
     /// services in their newest versions.
     pub fn upcaster(&self) -> &Upcaster {
         &self.inner.upcaster
+    }
+
+    /// The registry of the application's aggregates: their events and commands with their
+    /// schemas (what an HTTP API documents, what contracts are generated from).
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
     }
 
     /// The names of the commands the application accepts, sorted.
@@ -439,6 +449,7 @@ impl<S: EventStore + Send + Sync + 'static> ApplicationBuilder<S> {
         }
         self.aggregates.push(A::NAME);
         self.upcaster = std::mem::take(&mut self.upcaster).aggregate::<A>();
+        A::register(&mut self.registry);
         self.repositories.insert(TypeId::of::<A>(), repository);
         self
     }
@@ -448,6 +459,7 @@ impl<S: EventStore + Send + Sync + 'static> ApplicationBuilder<S> {
         if let Some(error) = self.error {
             return Err(error);
         }
+        let registry = self.registry.build().map_err(BuildError::Registry)?;
         Ok(Application {
             inner: Arc::new(Inner {
                 store: self.store,
@@ -455,6 +467,7 @@ impl<S: EventStore + Send + Sync + 'static> ApplicationBuilder<S> {
                 repositories: self.repositories,
                 chain: self.chain.into(),
                 upcaster: self.upcaster,
+                registry,
             }),
         })
     }

@@ -45,6 +45,7 @@
 mod auth;
 mod commands;
 mod limits;
+mod openapi;
 mod problem;
 mod queries;
 mod streams;
@@ -65,6 +66,7 @@ pub use auth::{
 pub use commands::IDEMPOTENCY_KEY;
 pub use governor::Quota;
 pub use limits::RateLimits;
+pub use openapi::ApiInfo;
 pub use problem::{PROBLEM_JSON, Problem};
 pub use queries::{DEFAULT_READ_WAIT, MIN_POSITION, WireAnswer};
 pub use streams::{MAX_STREAM_PAGE, ReadPolicy};
@@ -81,6 +83,10 @@ pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
 /// contract.
 pub struct HttpApi<S> {
     api: Api<S>,
+    info: ApiInfo,
+    query_docs: Vec<openapi::QueryDoc>,
+    /// The answers' schemas, their types defined once in the document's components.
+    answers: schemars::SchemaGenerator,
 }
 
 /// What the handlers share.
@@ -93,6 +99,7 @@ struct Api<S> {
     read_policy: Box<dyn ReadPolicy>,
     keep_alive: Duration,
     limits: RateLimits,
+    openapi: serde_json::Value,
 }
 
 impl<S> Api<S> {
@@ -110,6 +117,13 @@ impl<S> Api<S> {
 
 /// How often an idle event stream sends a keep-alive comment, unless set.
 pub const DEFAULT_KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// `GET /openapi.json`: the document, to anyone (it describes the API, not its data).
+async fn openapi_json<S: EventStore + Send + Sync + 'static>(
+    axum::extract::State(api): axum::extract::State<Arc<Api<S>>>,
+) -> axum::Json<serde_json::Value> {
+    axum::Json(api.openapi.clone())
+}
 
 /// The `401` of a request without valid credentials.
 fn unauthenticated(error: Unauthenticated) -> Problem {
@@ -144,7 +158,14 @@ impl<S: EventStore + Send + Sync + 'static> HttpApi<S> {
                 read_policy: Box::new(streams::NoReads),
                 keep_alive: DEFAULT_KEEP_ALIVE,
                 limits: RateLimits::new(),
+                openapi: serde_json::Value::Null,
             },
+            info: ApiInfo::default(),
+            query_docs: Vec::new(),
+            answers: schemars::generate::SchemaSettings::draft2020_12()
+                .for_serialize()
+                .with(|settings| settings.definitions_path = "/components/schemas".into())
+                .into_generator(),
         }
     }
 
@@ -160,14 +181,48 @@ impl<S: EventStore + Send + Sync + 'static> HttpApi<S> {
     /// (and `page`, for a [`Page`](crate::query::Page)), with the read model's freshness.
     pub fn query<Q, M>(mut self, runner: Arc<QueryRunner<S, M>>) -> Self
     where
-        Q: Query<M> + DeserializeOwned + 'static,
+        Q: Query<M> + DeserializeOwned + schemars::JsonSchema + 'static,
         Q::Answer: WireAnswer,
         M: ReadModel + Send + Sync + 'static,
     {
         self.api
             .queries
             .insert(Q::NAME.to_owned(), queries::route::<Q, S, M>(runner));
+        let schema = schemars::generate::SchemaSettings::draft2020_12()
+            .with(|settings| settings.inline_subschemas = true)
+            .into_generator()
+            .into_root_schema_for::<Q>()
+            .to_value();
+        let data = <Q::Answer as WireAnswer>::data_schema(&mut self.answers).to_value();
+        self.query_docs.retain(|doc| doc.name != Q::NAME);
+        self.query_docs.push(openapi::QueryDoc {
+            name: Q::NAME,
+            projection: Q::PROJECTION,
+            schema,
+            data,
+            paged: <Q::Answer as WireAnswer>::PAGED,
+        });
         self
+    }
+
+    /// The title, version and description of the OpenAPI document.
+    pub fn info(mut self, info: ApiInfo) -> Self {
+        self.info = info;
+        self
+    }
+
+    /// The OpenAPI 3.1 document of the API (served at `GET /openapi.json`): every command
+    /// of the application's registry, every query, the stream and event routes, and the
+    /// schemas of the envelope, the acknowledgement, the freshness and the problems.
+    pub fn openapi(&self) -> serde_json::Value {
+        let mut queries: Vec<&openapi::QueryDoc> = self.query_docs.iter().collect();
+        queries.sort_by_key(|doc| doc.name);
+        openapi::document(
+            &self.info,
+            self.api.app.registry(),
+            &queries,
+            self.answers.definitions().clone(),
+        )
     }
 
     /// How long a query with `minPosition` waits for its read model to apply that
@@ -200,9 +255,11 @@ impl<S: EventStore + Send + Sync + 'static> HttpApi<S> {
     }
 
     /// The routes, ready for `axum::serve` (or to nest in an application's own router).
-    pub fn router(self) -> Router {
+    pub fn router(mut self) -> Router {
+        self.api.openapi = self.openapi();
         let body_limit = self.api.body_limit;
         Router::new()
+            .route("/openapi.json", get(openapi_json::<S>))
             .route("/commands/{name}", post(commands::post::<S>))
             .route("/queries/{name}", get(queries::get::<S>))
             .route("/streams/{stream_id}", get(streams::get_stream::<S>))

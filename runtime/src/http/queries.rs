@@ -10,6 +10,7 @@ use std::time::Duration;
 use axum::extract::{OriginalUri, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use schemars::JsonSchema;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -24,25 +25,51 @@ use crate::store::EventStore;
 /// `position` a command's acknowledgement carried): the answer waits for it, bounded.
 pub const MIN_POSITION: &str = "minPosition";
 
-/// An answer as the wire carries it: the data, and the page it is when it is one.
+/// An answer as the wire carries it: the data, and the page it is when it is one. An
+/// answer is one thing or none (`Option<T>`), all of them (`Vec<T>`), or a page of them
+/// (`Page<T>`), of a `T` that serialises and has a JSON Schema.
 pub trait WireAnswer: Send {
+    /// Whether the answer is a page (its `page` member is then set).
+    const PAGED: bool;
+
     /// The `data` member and, for a page, the `page` member.
     fn into_wire(self) -> Result<(Value, Option<Value>), serde_json::Error>;
+
+    /// The JSON Schema of the `data` member, for the OpenAPI document.
+    fn data_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema;
 }
 
-impl<T: Serialize + Send> WireAnswer for Option<T> {
+impl<T: Serialize + JsonSchema + Send> WireAnswer for Option<T> {
+    const PAGED: bool = false;
+
     fn into_wire(self) -> Result<(Value, Option<Value>), serde_json::Error> {
         Ok((serde_json::to_value(self)?, None))
     }
-}
 
-impl<T: Serialize + Send> WireAnswer for Vec<T> {
-    fn into_wire(self) -> Result<(Value, Option<Value>), serde_json::Error> {
-        Ok((serde_json::to_value(self)?, None))
+    fn data_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        generator.subschema_for::<Option<T>>()
     }
 }
 
-impl<T: Serialize + Send> WireAnswer for Page<T> {
+impl<T: Serialize + JsonSchema + Send> WireAnswer for Vec<T> {
+    const PAGED: bool = false;
+
+    fn into_wire(self) -> Result<(Value, Option<Value>), serde_json::Error> {
+        Ok((serde_json::to_value(self)?, None))
+    }
+
+    fn data_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        generator.subschema_for::<Vec<T>>()
+    }
+}
+
+impl<T: Serialize + JsonSchema + Send> WireAnswer for Page<T> {
+    const PAGED: bool = true;
+
+    fn data_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        generator.subschema_for::<Vec<T>>()
+    }
+
     fn into_wire(self) -> Result<(Value, Option<Value>), serde_json::Error> {
         let page = json!({
             "page": self.page,

@@ -89,7 +89,7 @@ impl CoordinatorTaskList {
 }
 
 /// One line of the coordinator's list.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct TaskListEntry {
     /// The task's id.
     pub task_id: String,
@@ -110,7 +110,7 @@ pub struct TaskListEntry {
 }
 
 /// Who completed a task, and when.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct Completion {
     /// The member who did it.
     pub by: Member,

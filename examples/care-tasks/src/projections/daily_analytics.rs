@@ -89,7 +89,7 @@ impl DailyAnalytics {
 }
 
 /// One UTC day's figures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct DailyFigures {
     /// The day (UTC).
     pub day: NaiveDate,

@@ -103,7 +103,7 @@ fn to_i64(position: u64) -> i64 {
 }
 
 /// What happened to a member and a task.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum HistoryKind {
     /// The task was given to the member, taken over `from` someone if it is set.
@@ -124,7 +124,7 @@ pub enum HistoryKind {
 }
 
 /// One entry of a member's history.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct HistoryEntry {
     /// The task.
     pub task_id: String,
