@@ -11,8 +11,8 @@ use crate::envelope::{NewEvent, RecordedEvent, Snapshot};
 use crate::error::{DecodeError, EncodeError};
 use crate::event::EventSet;
 use crate::store::{
-    CommandAppend, CommandOutcome, CommandRecord, EventStore, ExpectedVersion, StoreError,
-    VisitError,
+    CommandOutcome, CommandRecord, CommandSession, CommandWrite, EventStore, ExpectedVersion,
+    StoreError, VisitError,
 };
 
 /// A stored event that could not be decoded, with where it is stored.
@@ -359,8 +359,30 @@ struct Rebuilt<A> {
     snapshot_version: u64,
 }
 
+/// What a command's session holds: the state its visits rebuilt, the version they
+/// reached, and the events its decision recorded.
+struct Session<A: Aggregate> {
+    state: A,
+    version: u64,
+    events: Vec<A::Events>,
+}
+
+/// Why a command's session stopped short of writing.
+enum Stop<E> {
+    /// The command failed (a conflict, a rejection, a decode error, the store).
+    Failed(RepositoryError<E>),
+    /// The policy denied it at stream version `version`: recorded after the session.
+    Denied { reason: String, version: u64 },
+}
+
+impl<E> From<StoreError> for Stop<E> {
+    fn from(error: StoreError) -> Self {
+        Self::Failed(error.into())
+    }
+}
+
 /// Why a replay visitor stopped.
-enum Stop {
+enum Replay {
     Decode(RecordDecodeError),
     /// Reached the requested point in time; not an error.
     Reached,
@@ -539,16 +561,16 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             .store
             .for_each_in_stream(stream_id, from_version, |record| {
                 if stop_before(record) {
-                    return Err(Stop::Reached);
+                    return Err(Replay::Reached);
                 }
-                state.apply(&decode_record::<A::Events>(record).map_err(Stop::Decode)?);
+                state.apply(&decode_record::<A::Events>(record).map_err(Replay::Decode)?);
                 *applied = record.stream_version;
                 Ok(())
             })
             .await;
         match visited {
-            Ok(()) | Err(VisitError::Visitor(Stop::Reached)) => Ok(()),
-            Err(VisitError::Visitor(Stop::Decode(error))) => Err(RepositoryError::Decode(error)),
+            Ok(()) | Err(VisitError::Visitor(Replay::Reached)) => Ok(()),
+            Err(VisitError::Visitor(Replay::Decode(error))) => Err(RepositoryError::Decode(error)),
             Err(VisitError::Store(error)) => Err(error.into()),
         }
     }
@@ -686,77 +708,77 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                 command: command.command_name(),
                 source,
             })?;
-        // A command already executed is answered from its record, without deciding again.
-        if let Some(outcome) = self.store.command_outcome(ctx.command_id).await? {
-            return self.replay_outcome(outcome, &fingerprint).await;
-        }
-        let Rebuilt {
-            loaded: Loaded { mut state, version },
-            snapshot_version,
-        } = self.rebuild(&stream_id).await?;
-        if let Some(expected) = expected_version.filter(|expected| *expected != version) {
-            return Err(RepositoryError::Conflict {
-                stream_id,
-                expected: match expected {
-                    0 => ExpectedVersion::NoStream,
-                    expected => ExpectedVersion::Exact(expected),
-                },
-                actual: (version > 0).then_some(version),
-            });
-        }
-        self.authorize(&ctx, &command, &state, &stream_id, version)
-            .await?;
-        let events = state
-            .handle(command, services, &ctx)
-            .map_err(RepositoryError::Rejected)?;
-        let event_metadata = ctx.event_metadata();
-        let mut new_events = Vec::with_capacity(events.len());
-        for event in &events {
-            let encoded = event.encode().map_err(|source| RepositoryError::Encode {
-                stream_id: stream_id.clone(),
-                source,
-            })?;
-            // What is stored must load again: decode it as a load would, before anything
-            // is written.
-            A::Events::decode(encoded.name, encoded.version, &encoded.payload).map_err(
-                |source| RepositoryError::Unreadable {
-                    stream_id: stream_id.clone(),
-                    source: Box::new(source),
-                },
-            )?;
-            new_events.push(NewEvent {
-                timestamp: ctx.now(),
-                ..NewEvent::new(
-                    encoded.name,
-                    encoded.version,
-                    encoded.payload,
-                    event_metadata.clone(),
-                )
-            });
-        }
-        let expected = match version {
-            0 => ExpectedVersion::NoStream,
-            version => ExpectedVersion::Exact(version),
+        let (state, snapshot_version) = self.usable_snapshot(&stream_id).await?.unwrap_or_default();
+        // What the session's visits rebuild and its decision leaves, shared by the two
+        // closures and taken back after.
+        let session = std::sync::Mutex::new(Session {
+            state,
+            version: snapshot_version,
+            events: Vec::new(),
+        });
+        let lock = || {
+            session
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
         };
-        // The events and the command's record in one transaction: a retry finds either
-        // both or neither.
-        let outcome = match self
+        let name = command.command_name();
+        let ended = self
             .store
-            .append_command(
+            .run_command(
                 &stream_id,
                 A::NAME,
-                expected,
-                new_events,
+                snapshot_version + 1,
                 CommandRecord::new(ctx.command_id, fingerprint.clone()),
+                |record| {
+                    let event = decode_record::<A::Events>(record)
+                        .map_err(|error| Stop::Failed(error.into()))?;
+                    let mut session = lock();
+                    session.state.apply(&event);
+                    session.version = record.stream_version;
+                    Ok(())
+                },
+                || {
+                    let mut session = lock();
+                    let events = self.decide(
+                        &mut session,
+                        command,
+                        services,
+                        &ctx,
+                        &stream_id,
+                        expected_version,
+                    )?;
+                    let version = session.version;
+                    Ok(CommandWrite {
+                        expected: match version {
+                            0 => ExpectedVersion::NoStream,
+                            version => ExpectedVersion::Exact(version),
+                        },
+                        events,
+                    })
+                },
             )
-            .await?
-        {
-            CommandAppend::Appended(outcome) => outcome,
-            // Another submission of this command won the race.
-            CommandAppend::AlreadyExecuted(outcome) => {
+            .await;
+        let outcome = match ended {
+            Ok(CommandSession::Appended(outcome)) => outcome,
+            // Executed before, or by another submission of it meanwhile.
+            Ok(CommandSession::AlreadyExecuted(outcome)) => {
                 return self.replay_outcome(outcome, &fingerprint).await;
             }
+            Ok(CommandSession::Refused(Stop::Denied { reason, version })) => {
+                return Err(self.deny(&ctx, name, &stream_id, version, reason).await);
+            }
+            Ok(CommandSession::Refused(Stop::Failed(error))) | Err(Stop::Failed(error)) => {
+                return Err(error);
+            }
+            Err(Stop::Denied { reason, version }) => {
+                return Err(self.deny(&ctx, name, &stream_id, version, reason).await);
+            }
         };
+        let Session {
+            mut state, events, ..
+        } = session
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for event in &events {
             state.apply(event);
         }
@@ -774,6 +796,68 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             recorded_at: outcome.recorded_at,
             state,
         })
+    }
+
+    /// Decides on `command` with the state the session rebuilt: the expected version,
+    /// the policy, the handler, and each new event encoded and decoded again as a load
+    /// would (what is stored must load again). Keeps the typed events in the session and
+    /// returns them encoded.
+    fn decide(
+        &self,
+        session: &mut Session<A>,
+        command: A::Commands,
+        services: &A::Services,
+        ctx: &CommandContext,
+        stream_id: &str,
+        expected_version: Option<u64>,
+    ) -> Result<Vec<NewEvent>, Stop<A::Error>> {
+        let version = session.version;
+        if let Some(expected) = expected_version.filter(|expected| *expected != version) {
+            return Err(Stop::Failed(RepositoryError::Conflict {
+                stream_id: stream_id.to_owned(),
+                expected: match expected {
+                    0 => ExpectedVersion::NoStream,
+                    expected => ExpectedVersion::Exact(expected),
+                },
+                actual: (version > 0).then_some(version),
+            }));
+        }
+        if let Err(reason) = self.authorize(ctx, &command, &session.state, stream_id) {
+            return Err(Stop::Denied { reason, version });
+        }
+        let events = session
+            .state
+            .handle(command, services, ctx)
+            .map_err(|error| Stop::Failed(RepositoryError::Rejected(error)))?;
+        let event_metadata = ctx.event_metadata();
+        let mut new_events = Vec::with_capacity(events.len());
+        for event in &events {
+            let encoded = event.encode().map_err(|source| {
+                Stop::Failed(RepositoryError::Encode {
+                    stream_id: stream_id.to_owned(),
+                    source,
+                })
+            })?;
+            A::Events::decode(encoded.name, encoded.version, &encoded.payload).map_err(
+                |source| {
+                    Stop::Failed(RepositoryError::Unreadable {
+                        stream_id: stream_id.to_owned(),
+                        source: Box::new(source),
+                    })
+                },
+            )?;
+            new_events.push(NewEvent {
+                timestamp: ctx.now(),
+                ..NewEvent::new(
+                    encoded.name,
+                    encoded.version,
+                    encoded.payload,
+                    event_metadata.clone(),
+                )
+            });
+        }
+        session.events = events;
+        Ok(new_events)
     }
 
     /// The answer to a command executed before: its recorded outcome, its events read
@@ -846,16 +930,14 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         self.store.prune_commands(before).await
     }
 
-    /// Runs the policy, if any: traces the decision, and keeps a denial in the audit
-    /// record before refusing the command.
-    async fn authorize(
+    /// Runs the policy, if any, and traces its decision; a denial's reason is the error.
+    fn authorize(
         &self,
         ctx: &CommandContext,
         command: &A::Commands,
         state: &A,
         stream_id: &str,
-        version: u64,
-    ) -> Result<(), RepositoryError<A::Error>> {
+    ) -> Result<(), String> {
         let Some(policy) = &self.policy else {
             return Ok(());
         };
@@ -876,25 +958,40 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                     command = name, command_id = %ctx.command_id, actor, decision = "deny",
                     reason = reason.as_str(), "command denied"
                 );
-                let denial = Denial {
-                    command_id: ctx.command_id,
-                    command: name.to_owned(),
-                    stream_id: stream_id.to_owned(),
-                    stream_version: version,
-                    actor_kind: ctx.actor.as_ref().map(|actor| actor.kind.clone()),
-                    actor: ctx.actor.as_ref().map(|actor| actor.id.clone()),
-                    tenant: ctx.tenant.clone(),
-                    issued_at: ctx.now(),
-                    reason: reason.clone(),
-                };
-                authorization::record(&self.store, ctx, &denial).await?;
-                Err(RepositoryError::Denied {
-                    stream_id: stream_id.to_owned(),
-                    command: name,
-                    actor: ctx.actor.clone(),
-                    reason,
-                })
+                Err(reason)
             }
+        }
+    }
+
+    /// Keeps a denial of the command `name` at stream version `version` in the audit
+    /// record, and returns the error that refuses the command.
+    async fn deny(
+        &self,
+        ctx: &CommandContext,
+        name: &'static str,
+        stream_id: &str,
+        version: u64,
+        reason: String,
+    ) -> RepositoryError<A::Error> {
+        let denial = Denial {
+            command_id: ctx.command_id,
+            command: name.to_owned(),
+            stream_id: stream_id.to_owned(),
+            stream_version: version,
+            actor_kind: ctx.actor.as_ref().map(|actor| actor.kind.clone()),
+            actor: ctx.actor.as_ref().map(|actor| actor.id.clone()),
+            tenant: ctx.tenant.clone(),
+            issued_at: ctx.now(),
+            reason: reason.clone(),
+        };
+        if let Err(error) = authorization::record(&self.store, ctx, &denial).await {
+            return error;
+        }
+        RepositoryError::Denied {
+            stream_id: stream_id.to_owned(),
+            command: name,
+            actor: ctx.actor.clone(),
+            reason,
         }
     }
 

@@ -216,3 +216,24 @@ mod tests {
         );
     }
 }
+
+/// What a command's [`run_command`](super::EventStore::run_command) session decided to
+/// write: its events (possibly none) at the stream version it decided on.
+#[derive(Debug)]
+pub struct CommandWrite {
+    /// The stream version the decision was made on.
+    pub expected: super::ExpectedVersion,
+    /// The events to append.
+    pub events: Vec<crate::envelope::NewEvent>,
+}
+
+/// How a command's [`run_command`](super::EventStore::run_command) session ended.
+#[derive(Debug)]
+pub enum CommandSession<E> {
+    /// The events and the record were written: the command's outcome.
+    Appended(CommandOutcome),
+    /// The command had run before (or ran meanwhile): its stored outcome; nothing written.
+    AlreadyExecuted(CommandOutcome),
+    /// The decision refused the command (with the decision's error); nothing written.
+    Refused(E),
+}

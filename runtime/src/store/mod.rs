@@ -11,7 +11,7 @@ use std::future::Future;
 pub use crate::postgres::{PostgresConfig, PostgresError, PostgresStore};
 #[cfg(feature = "sqlite")]
 pub use crate::sqlite::{SqliteOpenError, SqliteOptions, SqliteStore, Synchronous};
-pub use commands::{CommandAppend, CommandOutcome, CommandRecord};
+pub use commands::{CommandAppend, CommandOutcome, CommandRecord, CommandSession, CommandWrite};
 pub use memory::MemoryStore;
 
 use crate::envelope::{NewEvent, RecordedEvent, Snapshot};
@@ -242,6 +242,70 @@ pub trait EventStore: Send + Sync {
         command: CommandRecord,
     ) -> impl Future<Output = Result<CommandAppend, StoreError>> + Send;
 
+    /// Runs one command against one stream: looks its record up, visits the stream's
+    /// events from `from_version` (so the caller rebuilds the aggregate), asks `decide`
+    /// for what to write, and appends that with the command's record
+    /// ([`EventStore::append_command`]'s checks and guarantees).
+    ///
+    /// A command recorded before is answered [`CommandSession::AlreadyExecuted`] without
+    /// visiting or deciding; a decision that fails is [`CommandSession::Refused`] and
+    /// writes nothing. Errors of `visit` end the session with that error.
+    ///
+    /// The default runs the three steps one after the other (`command_outcome`,
+    /// `for_each_in_stream`, `append_command`); the expected version in the decision
+    /// catches a writer in between. A store may run them in one write transaction
+    /// instead — SQLite does: one hop to its writer, one transaction, the decision taken
+    /// under the write lock, so it never conflicts.
+    fn run_command<E, V, D>(
+        &self,
+        stream_id: &str,
+        stream_type: &str,
+        from_version: u64,
+        command: CommandRecord,
+        mut visit: V,
+        decide: D,
+    ) -> impl Future<Output = Result<CommandSession<E>, E>> + Send
+    where
+        E: From<StoreError> + Send,
+        V: FnMut(&RecordedEvent) -> Result<(), E> + Send,
+        D: FnOnce() -> Result<CommandWrite, E> + Send,
+    {
+        async move {
+            if let Some(outcome) = self.command_outcome(command.command_id).await? {
+                return Ok(CommandSession::AlreadyExecuted(outcome));
+            }
+            match self
+                .for_each_in_stream(stream_id, from_version, |record| visit(record))
+                .await
+            {
+                Ok(()) => {}
+                Err(VisitError::Visitor(error)) => return Err(error),
+                Err(VisitError::Store(error)) => return Err(error.into()),
+            }
+            let write = match decide() {
+                Ok(write) => write,
+                Err(refusal) => return Ok(CommandSession::Refused(refusal)),
+            };
+            Ok(
+                match self
+                    .append_command(
+                        stream_id,
+                        stream_type,
+                        write.expected,
+                        write.events,
+                        command,
+                    )
+                    .await?
+                {
+                    CommandAppend::Appended(outcome) => CommandSession::Appended(outcome),
+                    CommandAppend::AlreadyExecuted(outcome) => {
+                        CommandSession::AlreadyExecuted(outcome)
+                    }
+                },
+            )
+        }
+    }
+
     /// The stored outcome of the command `command_id`, or `None` when no command with
     /// that id is recorded (never, or pruned).
     fn command_outcome(
@@ -430,6 +494,23 @@ impl<S: EventStore + ?Sized> EventStore for std::sync::Arc<S> {
         command: CommandRecord,
     ) -> impl Future<Output = Result<CommandAppend, StoreError>> + Send {
         (**self).append_command(stream_id, stream_type, expected, events, command)
+    }
+
+    fn run_command<E, V, D>(
+        &self,
+        stream_id: &str,
+        stream_type: &str,
+        from_version: u64,
+        command: CommandRecord,
+        visit: V,
+        decide: D,
+    ) -> impl Future<Output = Result<CommandSession<E>, E>> + Send
+    where
+        E: From<StoreError> + Send,
+        V: FnMut(&RecordedEvent) -> Result<(), E> + Send,
+        D: FnOnce() -> Result<CommandWrite, E> + Send,
+    {
+        (**self).run_command(stream_id, stream_type, from_version, command, visit, decide)
     }
 
     fn command_outcome(
