@@ -71,6 +71,30 @@ pub(super) fn append_command(
     command: &CommandRecord,
 ) -> Result<CommandAppend, Failure> {
     in_write_transaction(connection, patience, |ids_first| {
+        command_in(
+            connection,
+            stream_id,
+            stream_type,
+            expected,
+            events,
+            command,
+            ids_first,
+        )
+    })
+}
+
+/// [`append_command`]'s checks and writes, inside the caller's write transaction (not
+/// committed here).
+pub(super) fn command_in(
+    connection: &Connection,
+    stream_id: &str,
+    stream_type: &str,
+    expected: ExpectedVersion,
+    events: &[NewEvent],
+    command: &CommandRecord,
+    ids_first: bool,
+) -> Result<CommandAppend, Failure> {
+    {
         if let Some(stored) = commands::load(connection, command.command_id)? {
             return Ok(CommandAppend::AlreadyExecuted(stored));
         }
@@ -94,7 +118,83 @@ pub(super) fn append_command(
         let outcome = CommandOutcome::new(command, stream_id, stream_version, positions, event_ids);
         commands::insert(connection, &outcome)?;
         Ok(CommandAppend::Appended(outcome))
-    })
+    }
+}
+
+/// What a command's session hands the deciding side, from inside its write transaction.
+pub(super) enum SessionRead {
+    /// The command ran before: its stored outcome.
+    Executed(CommandOutcome),
+    /// The stream's events from the version asked for.
+    Events(Vec<crate::envelope::RecordedEvent>),
+}
+
+/// A command's session on the writer: `BEGIN IMMEDIATE`, the command's record or the
+/// stream's events handed to the deciding side through `read`, its decision awaited on
+/// `decided` (`None`: nothing to write), then the decided events and the record written
+/// and committed — under one write lock, so nothing can come between the read and the
+/// write. Returns `None` when nothing was written (a refusal, a deciding side that went
+/// away, a command recorded before).
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one session's parts, passed once"
+)]
+pub(super) fn command_session(
+    connection: &Connection,
+    patience: Duration,
+    stream_id: &str,
+    stream_type: &str,
+    from_version: u64,
+    command: &CommandRecord,
+    read: tokio::sync::oneshot::Sender<SessionRead>,
+    decided: tokio::sync::oneshot::Receiver<Option<(ExpectedVersion, Vec<NewEvent>)>>,
+) -> Result<Option<CommandAppend>, Failure> {
+    let transaction = WriteTransaction::begin(connection, patience)?;
+    if let Some(stored) = commands::load(connection, command.command_id)? {
+        let _ = read.send(SessionRead::Executed(stored));
+        return Ok(None);
+    }
+    let events = super::rows::read_stream(connection, stream_id, from_version, usize::MAX)?;
+    if read.send(SessionRead::Events(events)).is_err() {
+        return Ok(None);
+    }
+    // The decision is quick and synchronous on the other side; the lock is held for it.
+    let Ok(Some((expected, events))) = decided.blocking_recv() else {
+        return Ok(None);
+    };
+    crate::store::limits::check_command(stream_id, stream_type, &events, command)?;
+    match command_in(
+        connection,
+        stream_id,
+        stream_type,
+        expected,
+        &events,
+        command,
+        false,
+    ) {
+        Ok(answer) => {
+            transaction.commit()?;
+            Ok(Some(answer))
+        }
+        // A stored event id (next to impossible with fresh UUIDs): the full check, in a
+        // transaction of its own, as `append_command` does it.
+        Err(Failure::Sqlite(error))
+            if error.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) =>
+        {
+            drop(transaction);
+            append_command(
+                connection,
+                patience,
+                stream_id,
+                stream_type,
+                expected,
+                &events,
+                command,
+            )
+            .map(Some)
+        }
+        Err(failure) => Err(failure),
+    }
 }
 
 /// Runs `work` inside a write transaction and commits what it wrote. When a `UNIQUE`

@@ -80,7 +80,13 @@ pub(super) fn each_row_in_stream(
     limit: usize,
     mut each: impl FnMut(&Row<'_>, &str) -> Result<(), Failure>,
 ) -> Result<(), Failure> {
-    let transaction = connection.unchecked_transaction()?;
+    // One read transaction, unless the caller's transaction (a command's write session)
+    // already holds the rows still.
+    let transaction = if connection.is_autocommit() {
+        Some(connection.unchecked_transaction()?)
+    } else {
+        None
+    };
     let stream: Option<(i64, String, i64)> = connection
         .prepare_cached(
             "SELECT stream_key, stream_type, version FROM streams WHERE stream_id = ?1",
@@ -136,7 +142,9 @@ pub(super) fn each_row_in_stream(
     }
     drop(rows);
     drop(statement);
-    transaction.commit()?;
+    if let Some(transaction) = transaction {
+        transaction.commit()?;
+    }
     Ok(())
 }
 
