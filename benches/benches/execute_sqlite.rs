@@ -38,6 +38,11 @@
 //! by hand on one thread; `raw/factum_shaped_one_connection` runs them all on the writer
 //! connection.
 //!
+//! With `FACTUM_EXECUTE_PAIRED=<rounds>` set, the bench runs no criterion group: it
+//! alternates the four contenders command by command for that many rounds (who goes
+//! first rotates) and prints latency percentiles, so that a disk stall falls on all four
+//! alike.
+//!
 //! Before timing, the bench checks on every file that the commands wrote one event each,
 //! with the actor, tenant and command id (as causation id) in its metadata, and one
 //! command record per command (read back through `SqliteStore`), that factum and raw
@@ -49,7 +54,7 @@
 use std::cell::Cell;
 use std::fmt;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use factum::application::{Application, ContextRules};
@@ -868,6 +873,21 @@ fn execute_sqlite(c: &mut Criterion) {
         [&seeders[0], &seeders[1], &seeders[2], &seeders[3]],
     );
     let [policed_seeder, plain_seeder, application_seeder, raw_seeder] = &seeders;
+    if let Some(rounds) = std::env::var("FACTUM_EXECUTE_PAIRED")
+        .ok()
+        .and_then(|rounds| rounds.parse().ok())
+    {
+        paired(
+            rounds,
+            &runtime,
+            &policed,
+            &plain,
+            &application,
+            &raw,
+            &seeders,
+        );
+        return;
+    }
 
     let mut group = c.benchmark_group("execute_sqlite");
     group.throughput(Throughput::Elements(1));
@@ -929,6 +949,93 @@ fn execute_sqlite(c: &mut Criterion) {
     });
     group.finish();
     stages(c, &runtime, dir);
+}
+
+/// The four contenders alternated command by command (who goes first rotates), each
+/// command timed on its own: a disk stall then hits all four alike instead of one
+/// criterion window. Prints latency percentiles.
+fn paired(
+    rounds: usize,
+    runtime: &tokio::runtime::Runtime,
+    policed: &Repo,
+    plain: &Repo,
+    application: &Application<SqliteStore>,
+    raw: &Connection,
+    seeders: &[Seeder; 4],
+) {
+    const NAMES: [&str; 4] = [
+        "factum/context_policy_record",
+        "factum/plain",
+        "factum/application",
+        "raw/rusqlite",
+    ];
+    let deposit = |seeder: &Seeder| Deposit {
+        account: seeder.account(),
+        amount: AMOUNT,
+    };
+    let mut times: [Vec<Duration>; 4] = Default::default();
+    for round in 0..rounds {
+        let mut policed_input = Some((deposit(&seeders[0]), identity()));
+        let mut plain_input = Some(deposit(&seeders[1]));
+        let mut application_input = Some((deposit(&seeders[2]), identity()));
+        let mut raw_input = Some((seeders[3].account(), identity()));
+        for turn in 0..4 {
+            let which = (round + turn) % 4;
+            let started = Instant::now();
+            match which {
+                0 => {
+                    let (command, ctx) = policed_input.take().expect("an input");
+                    drop(
+                        runtime
+                            .block_on(policed.execute_with(command, ctx))
+                            .expect("executes"),
+                    );
+                }
+                1 => {
+                    let command = plain_input.take().expect("an input");
+                    drop(runtime.block_on(plain.execute(command)).expect("executes"));
+                }
+                2 => {
+                    let (command, ctx) = application_input.take().expect("an input");
+                    drop(
+                        runtime
+                            .block_on(application.execute(command, ctx))
+                            .expect("executes"),
+                    );
+                }
+                _ => {
+                    let (account, ctx) = raw_input.take().expect("an input");
+                    raw_execute(raw, &account, AMOUNT, &ctx).expect("executes");
+                }
+            }
+            times[which].push(started.elapsed());
+        }
+    }
+    let micros = |duration: Duration| duration.as_secs_f64() * 1e6;
+    let mut medians = [0.0; 4];
+    println!("paired, {rounds} rounds, latency per command in µs");
+    println!("| contender | p50 | p90 | p99 | mean |");
+    for (which, times) in times.iter_mut().enumerate() {
+        times.sort();
+        let at = |q: f64| micros(times[((times.len() - 1) as f64 * q).round() as usize]);
+        let mean = micros(times.iter().sum::<Duration>()) / times.len() as f64;
+        medians[which] = at(0.5);
+        println!(
+            "| {} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            NAMES[which],
+            at(0.5),
+            at(0.9),
+            at(0.99),
+            mean
+        );
+    }
+    for which in 0..3 {
+        println!(
+            "raw p50 / {} p50: {:.2}x",
+            NAMES[which],
+            medians[3] / medians[which]
+        );
+    }
 }
 
 /// Diagnostics: where factum's time goes. Each stage of `execute_with` on its own, on a
