@@ -346,7 +346,7 @@ impl SnapshotPolicy {
 /// Loads aggregates of type `A` from the store `S` and runs commands against them.
 pub struct Repository<A: Aggregate, S> {
     store: S,
-    services: A::Services,
+    services: Arc<A::Services>,
     snapshots: Option<SnapshotPolicy>,
     policy: Option<Arc<dyn Policy<A>>>,
     aggregate: PhantomData<fn() -> A>,
@@ -365,6 +365,155 @@ struct Session<A: Aggregate> {
     state: A,
     version: u64,
     events: Vec<A::Events>,
+}
+
+impl<A: Aggregate> Default for Session<A> {
+    fn default() -> Self {
+        Self {
+            state: A::default(),
+            version: 0,
+            events: Vec::new(),
+        }
+    }
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The services a command's handler gets: the repository's, or its own for this call.
+pub(crate) enum CallServices<A: Aggregate> {
+    /// The repository's.
+    Shared(Arc<A::Services>),
+    /// Built for this call.
+    Owned(A::Services),
+}
+
+impl<A: Aggregate> std::ops::Deref for CallServices<A> {
+    type Target = A::Services;
+
+    fn deref(&self) -> &A::Services {
+        match self {
+            Self::Shared(services) => services,
+            Self::Owned(services) => services,
+        }
+    }
+}
+
+/// Everything a command's decision needs, owned, so a store can take it to a thread of
+/// its own.
+struct Decider<A: Aggregate> {
+    command: A::Commands,
+    services: CallServices<A>,
+    ctx: CommandContext,
+    stream_id: String,
+    expected_version: Option<u64>,
+    policy: Option<Arc<dyn Policy<A>>>,
+}
+
+impl<A: Aggregate> Decider<A> {
+    /// Decides with the state the session rebuilt: the expected version, the policy,
+    /// the handler, and each new event encoded and decoded again as a load would (what
+    /// is stored must load again). Keeps the typed events in the session and returns them
+    /// encoded.
+    fn decide(self, session: &mut Session<A>) -> Result<Vec<NewEvent>, Stop<A::Error>> {
+        let Self {
+            command,
+            services,
+            ctx,
+            stream_id,
+            expected_version,
+            policy,
+        } = self;
+        let version = session.version;
+        if let Some(expected) = expected_version.filter(|expected| *expected != version) {
+            return Err(Stop::Failed(RepositoryError::Conflict {
+                stream_id,
+                expected: match expected {
+                    0 => ExpectedVersion::NoStream,
+                    expected => ExpectedVersion::Exact(expected),
+                },
+                actual: (version > 0).then_some(version),
+            }));
+        }
+        if let Err(reason) = authorize(
+            policy.as_deref(),
+            &ctx,
+            &command,
+            &session.state,
+            &stream_id,
+        ) {
+            return Err(Stop::Denied { reason, version });
+        }
+        let events = session
+            .state
+            .handle(command, &services, &ctx)
+            .map_err(|error| Stop::Failed(RepositoryError::Rejected(error)))?;
+        let event_metadata = ctx.event_metadata();
+        let mut new_events = Vec::with_capacity(events.len());
+        for event in &events {
+            let encoded = event.encode().map_err(|source| {
+                Stop::Failed(RepositoryError::Encode {
+                    stream_id: stream_id.clone(),
+                    source,
+                })
+            })?;
+            A::Events::decode(encoded.name, encoded.version, &encoded.payload).map_err(
+                |source| {
+                    Stop::Failed(RepositoryError::Unreadable {
+                        stream_id: stream_id.clone(),
+                        source: Box::new(source),
+                    })
+                },
+            )?;
+            new_events.push(NewEvent {
+                timestamp: ctx.now(),
+                ..NewEvent::new(
+                    encoded.name,
+                    encoded.version,
+                    encoded.payload,
+                    event_metadata.clone(),
+                )
+            });
+        }
+        session.events = events;
+        Ok(new_events)
+    }
+}
+
+/// Runs `policy`, if any, and traces its decision; a denial's reason is the error.
+fn authorize<A: Aggregate>(
+    policy: Option<&dyn Policy<A>>,
+    ctx: &CommandContext,
+    command: &A::Commands,
+    state: &A,
+    stream_id: &str,
+) -> Result<(), String> {
+    let Some(policy) = policy else {
+        return Ok(());
+    };
+    let name = command.command_name();
+    let actor = ctx.actor.as_ref().map(ToString::to_string);
+    match policy.authorize(ctx, command, state) {
+        Decision::Allow => {
+            tracing::debug!(
+                target: "factum::authorization", aggregate = A::NAME, stream_id,
+                command = name, command_id = %ctx.command_id, actor, decision = "allow",
+                "command allowed"
+            );
+            Ok(())
+        }
+        Decision::Deny(reason) => {
+            tracing::info!(
+                target: "factum::authorization", aggregate = A::NAME, stream_id,
+                command = name, command_id = %ctx.command_id, actor, decision = "deny",
+                reason = reason.as_str(), "command denied"
+            );
+            Err(reason)
+        }
+    }
 }
 
 /// Why a command's session stopped short of writing.
@@ -413,7 +562,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     pub fn with_services(store: S, services: A::Services) -> Self {
         Self {
             store,
-            services,
+            services: Arc::new(services),
             snapshots: None,
             policy: None,
             aggregate: PhantomData,
@@ -428,6 +577,11 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     /// The services the command handlers get.
     pub fn services(&self) -> &A::Services {
         &self.services
+    }
+
+    /// The services, shared with the calls that use them.
+    pub(crate) fn shared_services(&self) -> Arc<A::Services> {
+        Arc::clone(&self.services)
     }
 
     /// The stream id of the aggregate instance `id`: `"{aggregate name}-{id}"`.
@@ -654,8 +808,13 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         command: impl Into<A::Commands>,
         ctx: CommandContext,
     ) -> Result<Executed<A>, RepositoryError<A::Error>> {
-        self.execute_with_services(command, ctx, &self.services)
-            .await
+        self.run(
+            command.into(),
+            ctx,
+            CallServices::Shared(Arc::clone(&self.services)),
+            None,
+        )
+        .await
     }
 
     /// Like [`Repository::execute_with`], with `services` for this one command instead of
@@ -666,9 +825,10 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         &self,
         command: impl Into<A::Commands>,
         ctx: CommandContext,
-        services: &A::Services,
+        services: A::Services,
     ) -> Result<Executed<A>, RepositoryError<A::Error>> {
-        self.run(command.into(), ctx, services, None).await
+        self.run(command.into(), ctx, CallServices::Owned(services), None)
+            .await
     }
 
     /// Like [`Repository::execute_with`], if the aggregate is at stream version
@@ -683,8 +843,13 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         ctx: CommandContext,
         expected_version: u64,
     ) -> Result<Executed<A>, RepositoryError<A::Error>> {
-        self.run(command.into(), ctx, &self.services, Some(expected_version))
-            .await
+        self.run(
+            command.into(),
+            ctx,
+            CallServices::Shared(Arc::clone(&self.services)),
+            Some(expected_version),
+        )
+        .await
     }
 
     /// Runs a command: the one path of every `execute` method.
@@ -692,7 +857,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         &self,
         command: A::Commands,
         ctx: CommandContext,
-        services: &A::Services,
+        services: CallServices<A>,
         expected_version: Option<u64>,
     ) -> Result<Executed<A>, RepositoryError<A::Error>> {
         let stream_id = Self::stream_id(&command.aggregate_id());
@@ -710,18 +875,21 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             })?;
         let (state, snapshot_version) = self.usable_snapshot(&stream_id).await?.unwrap_or_default();
         // What the session's visits rebuild and its decision leaves, shared by the two
-        // closures and taken back after.
-        let session = std::sync::Mutex::new(Session {
+        // closures (which a store may run on a thread of its own) and taken back after.
+        let session = Arc::new(std::sync::Mutex::new(Session {
             state,
             version: snapshot_version,
             events: Vec::new(),
-        });
-        let lock = || {
-            session
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-        };
+        }));
         let name = command.command_name();
+        let decision = Decider {
+            command,
+            services,
+            ctx: ctx.clone(),
+            stream_id: stream_id.clone(),
+            expected_version,
+            policy: self.policy.clone(),
+        };
         let ended = self
             .store
             .run_command(
@@ -729,32 +897,31 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                 A::NAME,
                 snapshot_version + 1,
                 CommandRecord::new(ctx.command_id, fingerprint.clone()),
-                |record| {
-                    let event = decode_record::<A::Events>(record)
-                        .map_err(|error| Stop::Failed(error.into()))?;
-                    let mut session = lock();
-                    session.state.apply(&event);
-                    session.version = record.stream_version;
-                    Ok(())
+                {
+                    let session = Arc::clone(&session);
+                    move |record| {
+                        let event = decode_record::<A::Events>(record)
+                            .map_err(|error| Stop::Failed(error.into()))?;
+                        let mut session = lock(&session);
+                        session.state.apply(&event);
+                        session.version = record.stream_version;
+                        Ok(())
+                    }
                 },
-                || {
-                    let mut session = lock();
-                    let events = self.decide(
-                        &mut session,
-                        command,
-                        services,
-                        &ctx,
-                        &stream_id,
-                        expected_version,
-                    )?;
-                    let version = session.version;
-                    Ok(CommandWrite {
-                        expected: match version {
-                            0 => ExpectedVersion::NoStream,
-                            version => ExpectedVersion::Exact(version),
-                        },
-                        events,
-                    })
+                {
+                    let session = Arc::clone(&session);
+                    move || {
+                        let mut session = lock(&session);
+                        let events = decision.decide(&mut session)?;
+                        let version = session.version;
+                        Ok(CommandWrite {
+                            expected: match version {
+                                0 => ExpectedVersion::NoStream,
+                                version => ExpectedVersion::Exact(version),
+                            },
+                            events,
+                        })
+                    }
                 },
             )
             .await;
@@ -776,9 +943,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         };
         let Session {
             mut state, events, ..
-        } = session
-            .into_inner()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        } = std::mem::take(&mut *lock(&session));
         for event in &events {
             state.apply(event);
         }
@@ -796,68 +961,6 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             recorded_at: outcome.recorded_at,
             state,
         })
-    }
-
-    /// Decides on `command` with the state the session rebuilt: the expected version,
-    /// the policy, the handler, and each new event encoded and decoded again as a load
-    /// would (what is stored must load again). Keeps the typed events in the session and
-    /// returns them encoded.
-    fn decide(
-        &self,
-        session: &mut Session<A>,
-        command: A::Commands,
-        services: &A::Services,
-        ctx: &CommandContext,
-        stream_id: &str,
-        expected_version: Option<u64>,
-    ) -> Result<Vec<NewEvent>, Stop<A::Error>> {
-        let version = session.version;
-        if let Some(expected) = expected_version.filter(|expected| *expected != version) {
-            return Err(Stop::Failed(RepositoryError::Conflict {
-                stream_id: stream_id.to_owned(),
-                expected: match expected {
-                    0 => ExpectedVersion::NoStream,
-                    expected => ExpectedVersion::Exact(expected),
-                },
-                actual: (version > 0).then_some(version),
-            }));
-        }
-        if let Err(reason) = self.authorize(ctx, &command, &session.state, stream_id) {
-            return Err(Stop::Denied { reason, version });
-        }
-        let events = session
-            .state
-            .handle(command, services, ctx)
-            .map_err(|error| Stop::Failed(RepositoryError::Rejected(error)))?;
-        let event_metadata = ctx.event_metadata();
-        let mut new_events = Vec::with_capacity(events.len());
-        for event in &events {
-            let encoded = event.encode().map_err(|source| {
-                Stop::Failed(RepositoryError::Encode {
-                    stream_id: stream_id.to_owned(),
-                    source,
-                })
-            })?;
-            A::Events::decode(encoded.name, encoded.version, &encoded.payload).map_err(
-                |source| {
-                    Stop::Failed(RepositoryError::Unreadable {
-                        stream_id: stream_id.to_owned(),
-                        source: Box::new(source),
-                    })
-                },
-            )?;
-            new_events.push(NewEvent {
-                timestamp: ctx.now(),
-                ..NewEvent::new(
-                    encoded.name,
-                    encoded.version,
-                    encoded.payload,
-                    event_metadata.clone(),
-                )
-            });
-        }
-        session.events = events;
-        Ok(new_events)
     }
 
     /// The answer to a command executed before: its recorded outcome, its events read
@@ -928,39 +1031,6 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             .checked_sub_signed(retention)
             .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
         self.store.prune_commands(before).await
-    }
-
-    /// Runs the policy, if any, and traces its decision; a denial's reason is the error.
-    fn authorize(
-        &self,
-        ctx: &CommandContext,
-        command: &A::Commands,
-        state: &A,
-        stream_id: &str,
-    ) -> Result<(), String> {
-        let Some(policy) = &self.policy else {
-            return Ok(());
-        };
-        let name = command.command_name();
-        let actor = ctx.actor.as_ref().map(ToString::to_string);
-        match policy.authorize(ctx, command, state) {
-            Decision::Allow => {
-                tracing::debug!(
-                    target: "factum::authorization", aggregate = A::NAME, stream_id,
-                    command = name, command_id = %ctx.command_id, actor, decision = "allow",
-                    "command allowed"
-                );
-                Ok(())
-            }
-            Decision::Deny(reason) => {
-                tracing::info!(
-                    target: "factum::authorization", aggregate = A::NAME, stream_id,
-                    command = name, command_id = %ctx.command_id, actor, decision = "deny",
-                    reason = reason.as_str(), "command denied"
-                );
-                Err(reason)
-            }
-        }
     }
 
     /// Keeps a denial of the command `name` at stream version `version` in the audit

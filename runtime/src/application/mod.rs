@@ -101,7 +101,7 @@ use crate::aggregate::Aggregate;
 use crate::command::{Command, CommandSet};
 use crate::context::{CommandContext, CommandIdError};
 use crate::registry::{Registry, RegistryBuilder};
-use crate::repository::{Executed, Repository};
+use crate::repository::{CallServices, Executed, Repository};
 use crate::store::EventStore;
 use crate::upcast::Upcaster;
 
@@ -582,19 +582,13 @@ impl<A: Aggregate, S: EventStore + Send + Sync + 'static> Routed for Bound<A, S>
                 extensions,
                 expected_version,
             } = call;
-            let executed = match &services {
-                Services::Repository => {
-                    repository
-                        .run(command, context, repository.services(), expected_version)
-                        .await
-                }
-                Services::PerCall(build) => {
-                    let services = build(&context, &extensions);
-                    repository
-                        .run(command, context, &services, expected_version)
-                        .await
-                }
+            let services = match &services {
+                Services::Repository => CallServices::Shared(repository.shared_services()),
+                Services::PerCall(build) => CallServices::Owned(build(&context, &extensions)),
             };
+            let executed = repository
+                .run(command, context, services, expected_version)
+                .await;
             executed
                 .map(|executed| Outcome::new(name, executed))
                 .map_err(|error| ApplicationError::Repository {

@@ -254,8 +254,9 @@ pub trait EventStore: Send + Sync {
     /// The default runs the three steps one after the other (`command_outcome`,
     /// `for_each_in_stream`, `append_command`); the expected version in the decision
     /// catches a writer in between. A store may run them in one write transaction
-    /// instead — SQLite does: one hop to its writer, one transaction, the decision taken
-    /// under the write lock, so it never conflicts.
+    /// instead — SQLite does, on its writer thread (so `visit` and `decide` own what they
+    /// use): one hop, one transaction, the decision taken under the write lock, so it
+    /// never conflicts.
     fn run_command<E, V, D>(
         &self,
         stream_id: &str,
@@ -266,9 +267,9 @@ pub trait EventStore: Send + Sync {
         decide: D,
     ) -> impl Future<Output = Result<CommandSession<E>, E>> + Send
     where
-        E: From<StoreError> + Send,
-        V: FnMut(&RecordedEvent) -> Result<(), E> + Send,
-        D: FnOnce() -> Result<CommandWrite, E> + Send,
+        E: From<StoreError> + Send + 'static,
+        V: FnMut(&RecordedEvent) -> Result<(), E> + Send + 'static,
+        D: FnOnce() -> Result<CommandWrite, E> + Send + 'static,
     {
         async move {
             if let Some(outcome) = self.command_outcome(command.command_id).await? {
@@ -506,9 +507,9 @@ impl<S: EventStore + ?Sized> EventStore for std::sync::Arc<S> {
         decide: D,
     ) -> impl Future<Output = Result<CommandSession<E>, E>> + Send
     where
-        E: From<StoreError> + Send,
-        V: FnMut(&RecordedEvent) -> Result<(), E> + Send,
-        D: FnOnce() -> Result<CommandWrite, E> + Send,
+        E: From<StoreError> + Send + 'static,
+        V: FnMut(&RecordedEvent) -> Result<(), E> + Send + 'static,
+        D: FnOnce() -> Result<CommandWrite, E> + Send + 'static,
     {
         (**self).run_command(stream_id, stream_type, from_version, command, visit, decide)
     }

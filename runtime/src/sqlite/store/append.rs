@@ -9,7 +9,8 @@ use super::connection::{Failure, WriteTransaction, backend};
 use super::rows::{stream_version_of, to_sql_integer};
 use crate::envelope::{Metadata, NewEvent};
 use crate::store::{
-    AppendOutcome, CommandAppend, CommandOutcome, CommandRecord, ExpectedVersion, StoreError,
+    AppendOutcome, CommandAppend, CommandOutcome, CommandRecord, CommandSession, CommandWrite,
+    ExpectedVersion, StoreError,
 };
 
 /// The stream's row, as the append reads it under the write lock.
@@ -85,7 +86,7 @@ pub(super) fn append_command(
 
 /// [`append_command`]'s checks and writes, inside the caller's write transaction (not
 /// committed here).
-pub(super) fn command_in(
+fn command_in(
     connection: &Connection,
     stream_id: &str,
     stream_type: &str,
@@ -94,10 +95,33 @@ pub(super) fn command_in(
     command: &CommandRecord,
     ids_first: bool,
 ) -> Result<CommandAppend, Failure> {
+    if let Some(stored) = commands::load(connection, command.command_id)? {
+        return Ok(CommandAppend::AlreadyExecuted(stored));
+    }
+    written(
+        connection,
+        stream_id,
+        stream_type,
+        expected,
+        events,
+        command,
+        ids_first,
+    )
+    .map(CommandAppend::Appended)
+}
+
+/// The events (possibly none) and the command's record written, once the record was
+/// looked up; inside the caller's write transaction. `ids_first` as for [`append_in`].
+fn written(
+    connection: &Connection,
+    stream_id: &str,
+    stream_type: &str,
+    expected: ExpectedVersion,
+    events: &[NewEvent],
+    command: &CommandRecord,
+    ids_first: bool,
+) -> Result<CommandOutcome, Failure> {
     {
-        if let Some(stored) = commands::load(connection, command.command_id)? {
-            return Ok(CommandAppend::AlreadyExecuted(stored));
-        }
         let (stream_version, positions) = if events.is_empty() {
             let stream = read_stream_row(connection, stream_id)?;
             check_stream(stream.as_ref(), stream_id, stream_type, expected)?;
@@ -117,64 +141,81 @@ pub(super) fn command_in(
         let event_ids = events.iter().map(|event| event.event_id).collect();
         let outcome = CommandOutcome::new(command, stream_id, stream_version, positions, event_ids);
         commands::insert(connection, &outcome)?;
-        Ok(CommandAppend::Appended(outcome))
+        Ok(outcome)
     }
 }
 
-/// What a command's session hands the deciding side, from inside its write transaction.
-pub(super) enum SessionRead {
-    /// The command ran before: its stored outcome.
-    Executed(CommandOutcome),
-    /// The stream's events from the version asked for.
-    Events(Vec<crate::envelope::RecordedEvent>),
-}
-
-/// A command's session on the writer: `BEGIN IMMEDIATE`, the command's record or the
-/// stream's events handed to the deciding side through `read`, its decision awaited on
-/// `decided` (`None`: nothing to write), then the decided events and the record written
-/// and committed — under one write lock, so nothing can come between the read and the
-/// write. Returns `None` when nothing was written (a refusal, a deciding side that went
-/// away, a command recorded before).
+/// A command's session on the writer: `BEGIN IMMEDIATE`; the command's record, if it
+/// ran before; else every event of the stream from `from_version` visited, the decision
+/// taken, and the decided events written with the record and committed — all under one
+/// write lock, so nothing comes between the read and the write.
 #[allow(
     clippy::too_many_arguments,
     reason = "one session's parts, passed once"
 )]
-pub(super) fn command_session(
+pub(super) fn command_session<E, V, D>(
     connection: &Connection,
     patience: Duration,
     stream_id: &str,
     stream_type: &str,
     from_version: u64,
     command: &CommandRecord,
-    read: tokio::sync::oneshot::Sender<SessionRead>,
-    decided: tokio::sync::oneshot::Receiver<Option<(ExpectedVersion, Vec<NewEvent>)>>,
-) -> Result<Option<CommandAppend>, Failure> {
+    mut visit: V,
+    decide: D,
+) -> Result<Result<CommandSession<E>, E>, Failure>
+where
+    V: FnMut(&crate::envelope::RecordedEvent) -> Result<(), E>,
+    D: FnOnce() -> Result<CommandWrite, E>,
+{
     let transaction = WriteTransaction::begin(connection, patience)?;
     if let Some(stored) = commands::load(connection, command.command_id)? {
-        let _ = read.send(SessionRead::Executed(stored));
-        return Ok(None);
+        return Ok(Ok(CommandSession::AlreadyExecuted(stored)));
     }
-    let events = super::rows::read_stream(connection, stream_id, from_version, usize::MAX)?;
-    if read.send(SessionRead::Events(events)).is_err() {
-        return Ok(None);
+    // One record, refilled row by row, as `for_each_in_stream` visits.
+    let mut visit_error = None;
+    let mut record: Option<crate::envelope::RecordedEvent> = None;
+    let mut bytes = Vec::new();
+    let visited = super::rows::each_row_in_stream(
+        connection,
+        stream_id,
+        from_version,
+        usize::MAX,
+        |row, stored_type| {
+            bytes.clear();
+            let copied = super::rows::copy_row(row, 0, stream_id, &mut bytes)?;
+            let record = record.get_or_insert_with(|| {
+                super::rows::blank(stream_id.to_owned(), stored_type.to_owned())
+            });
+            super::rows::fill(record, &bytes, &copied)?;
+            visit(record).map_err(|error| {
+                visit_error = Some(error);
+                Failure::Stop
+            })
+        },
+    );
+    match (visited, visit_error) {
+        (_, Some(error)) => return Ok(Err(error)),
+        (Err(failure), None) => return Err(failure),
+        (Ok(()), None) => {}
     }
-    // The decision is quick and synchronous on the other side; the lock is held for it.
-    let Ok(Some((expected, events))) = decided.blocking_recv() else {
-        return Ok(None);
+    let write = match decide() {
+        Ok(write) => write,
+        Err(refusal) => return Ok(Ok(CommandSession::Refused(refusal))),
     };
-    crate::store::limits::check_command(stream_id, stream_type, &events, command)?;
-    match command_in(
+    crate::store::limits::check_command(stream_id, stream_type, &write.events, command)?;
+    // The record was looked up under this lock already.
+    match written(
         connection,
         stream_id,
         stream_type,
-        expected,
-        &events,
+        write.expected,
+        &write.events,
         command,
         false,
     ) {
-        Ok(answer) => {
+        Ok(outcome) => {
             transaction.commit()?;
-            Ok(Some(answer))
+            Ok(Ok(CommandSession::Appended(outcome)))
         }
         // A stored event id (next to impossible with fresh UUIDs): the full check, in a
         // transaction of its own, as `append_command` does it.
@@ -182,16 +223,19 @@ pub(super) fn command_session(
             if error.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) =>
         {
             drop(transaction);
-            append_command(
+            let answer = append_command(
                 connection,
                 patience,
                 stream_id,
                 stream_type,
-                expected,
-                &events,
+                write.expected,
+                &write.events,
                 command,
-            )
-            .map(Some)
+            )?;
+            Ok(Ok(match answer {
+                CommandAppend::Appended(outcome) => CommandSession::Appended(outcome),
+                CommandAppend::AlreadyExecuted(outcome) => CommandSession::AlreadyExecuted(outcome),
+            }))
         }
         Err(failure) => Err(failure),
     }

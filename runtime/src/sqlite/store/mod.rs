@@ -599,24 +599,20 @@ impl EventStore for SqliteStore {
         stream_type: &str,
         from_version: u64,
         command: CommandRecord,
-        mut visit: V,
+        visit: V,
         decide: D,
     ) -> Result<CommandSession<E>, E>
     where
-        E: From<StoreError> + Send,
-        V: FnMut(&RecordedEvent) -> Result<(), E> + Send,
-        D: FnOnce() -> Result<CommandWrite, E> + Send,
+        E: From<StoreError> + Send + 'static,
+        V: FnMut(&RecordedEvent) -> Result<(), E> + Send + 'static,
+        D: FnOnce() -> Result<CommandWrite, E> + Send + 'static,
     {
-        // The session runs on the writer, on the blocking pool, inside one write
-        // transaction; the visits and the decision borrow from the caller, so they run
-        // here, between the session's read and its write, over two channels.
-        let (read_sender, read) = tokio::sync::oneshot::channel();
-        let (decision, decided) = tokio::sync::oneshot::channel();
-        let session = {
-            let stream_id = stream_id.to_owned();
-            let stream_type = stream_type.to_owned();
-            let command = command.clone();
-            self.write(move |connection, patience| {
+        // The whole command on the writer thread, in one write transaction: the visits
+        // and the decision travel there with what they own.
+        let stream_id = stream_id.to_owned();
+        let stream_type = stream_type.to_owned();
+        let session = self
+            .write(move |connection, patience| {
                 append::command_session(
                     connection,
                     patience,
@@ -624,61 +620,20 @@ impl EventStore for SqliteStore {
                     &stream_type,
                     from_version,
                     &command,
-                    read_sender,
-                    decided,
+                    visit,
+                    decide,
                 )
             })
-        };
-        let deciding = async move {
-            // The session ended before it read (an error it reports itself): no decision.
-            let Ok(read) = read.await else {
-                return Ok(None);
-            };
-            let events = match read {
-                append::SessionRead::Executed(outcome) => {
-                    return Ok(Some(CommandSession::AlreadyExecuted(outcome)));
-                }
-                append::SessionRead::Events(events) => events,
-            };
-            let decided = events
-                .iter()
-                .try_for_each(&mut visit)
-                .and_then(|()| decide().map(Ok).or_else(|refusal| Ok(Err(refusal))));
-            match decided {
-                Ok(Ok(write)) => {
-                    let _ = decision.send(Some((write.expected, write.events)));
-                    Ok(None)
-                }
-                Ok(Err(refusal)) => {
-                    let _ = decision.send(None);
-                    Ok(Some(CommandSession::Refused(refusal)))
-                }
-                Err(error) => {
-                    let _ = decision.send(None);
-                    Err(error)
-                }
-            }
-        };
-        let (written, decided) = tokio::join!(session, deciding);
-        // What the deciding side settled (a refusal, a visit's error, a recorded command)
-        // comes first; a store failure of the session otherwise.
-        match (decided?, written?) {
-            (Some(settled), _) => Ok(settled),
-            (None, Some(CommandAppend::Appended(outcome))) => {
-                if let Some(last_position) = outcome.last_position {
-                    // After the commit: a woken follower reads the events.
-                    self.publish_head(last_position);
-                }
-                Ok(CommandSession::Appended(outcome))
-            }
-            (None, Some(CommandAppend::AlreadyExecuted(outcome))) => {
-                Ok(CommandSession::AlreadyExecuted(outcome))
-            }
-            (None, None) => Err(StoreError::Backend(
-                "the command's session ended without deciding or writing".into(),
-            )
-            .into()),
+            .await??;
+        if let CommandSession::Appended(CommandOutcome {
+            last_position: Some(last_position),
+            ..
+        }) = &session
+        {
+            // After the commit: a woken follower reads the events.
+            self.publish_head(*last_position);
         }
+        Ok(session)
     }
 
     async fn command_outcome(
