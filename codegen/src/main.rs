@@ -36,6 +36,23 @@ enum Command {
     /// Work with a domain's schemas.
     #[command(subcommand)]
     Schema(SchemaCommand),
+    /// Generate clients of a service's HTTP API.
+    #[command(subcommand)]
+    Client(ClientCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ClientCommand {
+    /// A typed TypeScript client, from the service's OpenAPI document (`GET
+    /// /openapi.json` of factum's HTTP layer).
+    Typescript {
+        /// The OpenAPI document (JSON).
+        #[arg(long)]
+        openapi: PathBuf,
+        /// The file to write (e.g. `client.ts`).
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -156,6 +173,14 @@ fn read_json(path: &Path) -> Result<Value, String> {
 
 fn run(cli: Cli) -> Result<ExitCode, String> {
     match cli.command {
+        Command::Client(ClientCommand::Typescript { openapi, out }) => {
+            let client = factum_codegen::typescript::typescript_client(&read_json(&openapi)?)
+                .map_err(|error| with_causes(&error))?;
+            std::fs::write(&out, client)
+                .map_err(|error| format!("cannot write {}: {error}", out.display()))?;
+            println!("wrote {}", out.display());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Schema(SchemaCommand::Generate {
             registry,
             out,

@@ -944,3 +944,63 @@ pub(crate) fn discriminator(alternatives: &[Ty]) -> Option<String> {
             })
         })
 }
+
+/// Converts an OpenAPI document's component schemas (references
+/// `#/components/schemas/Name`) for a language; a name the language cannot spell (the
+/// document's `Owner.Name`) has its dots turned into underscores.
+pub(crate) fn convert_components<L: Language>(
+    components: &Map<String, Value>,
+) -> Result<BTreeMap<String, Named>, ModelError> {
+    let mut named = BTreeMap::new();
+    for (name, schema) in components {
+        let type_name = component_type_name(name);
+        let label = format!("component {name}");
+        check_identifier::<L>(&label, &type_name)?;
+        let converter = Converter::<L> {
+            entry: &label,
+            language: std::marker::PhantomData,
+        };
+        let ty = converter.convert(&component_refs(schema), "")?;
+        insert_named::<L>(&mut named, &type_name, ty, description(schema), &label)?;
+    }
+    Ok(named)
+}
+
+/// Converts one inline schema of an OpenAPI document (its references to components).
+pub(crate) fn convert_inline<L: Language>(schema: &Value, label: &str) -> Result<Ty, ModelError> {
+    Converter::<L> {
+        entry: label,
+        language: std::marker::PhantomData,
+    }
+    .convert(&component_refs(schema), "")
+}
+
+/// The type name of the component `name`.
+pub(crate) fn component_type_name(name: &str) -> String {
+    name.replace('.', "_")
+}
+
+/// `schema` with its references to components written as the converter reads them.
+fn component_refs(schema: &Value) -> Value {
+    match schema {
+        Value::Object(members) => Value::Object(
+            members
+                .iter()
+                .map(|(key, value)| {
+                    let value = match (key.as_str(), value) {
+                        ("$ref", Value::String(target)) => {
+                            Value::String(target.strip_prefix("#/components/schemas/").map_or_else(
+                                || target.clone(),
+                                |name| format!("#/$defs/{}", component_type_name(name)),
+                            ))
+                        }
+                        _ => component_refs(value),
+                    };
+                    (key.clone(), value)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(component_refs).collect()),
+        other => other.clone(),
+    }
+}

@@ -54,6 +54,10 @@
 //! assert!(module.contains("export function isOpenedV1(value: unknown): value is OpenedV1"));
 //! ```
 
+mod client;
+
+pub use client::typescript_client;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
@@ -66,6 +70,14 @@ use crate::model::{
 /// Why no TypeScript module could be generated.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum TypeScriptError {
+    /// The input is not an OpenAPI document of factum's HTTP layer.
+    #[error("the OpenAPI document is malformed at {path}: {message}")]
+    MalformedDocument {
+        /// Where in the document.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
     /// The input is not a serialised registry.
     #[error("the registry JSON is malformed at {path}: {message}")]
     MalformedRegistry {

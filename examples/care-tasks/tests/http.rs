@@ -181,7 +181,7 @@ async fn a_client_reads_its_own_writes_page_by_page() {
         )
         .await;
     assert_eq!(status, 200, "{history}");
-    assert_eq!(history["data"][0]["kind"], "assigned");
+    assert_eq!(history["data"][0]["kind"]["type"], "assigned");
     assert_eq!(history["data"][0]["task_id"], "T-1");
     assert_eq!(history["page"]["size"], 50, "the default page size");
 

@@ -104,7 +104,7 @@ fn to_i64(position: u64) -> i64 {
 
 /// What happened to a member and a task.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum HistoryKind {
     /// The task was given to the member, taken over `from` someone if it is set.
     Assigned {
@@ -130,8 +130,7 @@ pub struct HistoryEntry {
     pub task_id: String,
     /// Its title.
     pub title: String,
-    /// What happened (on the wire: its members beside the entry's).
-    #[serde(flatten)]
+    /// What happened (on the wire: an object whose `type` names it).
     pub kind: HistoryKind,
     /// When.
     pub at: DateTime<Utc>,
