@@ -7,15 +7,10 @@ mod support;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
-use factum::projection::ProjectionRunner;
 use factum::projection::sqlite::SqliteReadModel;
 use factum::store::SqliteStore;
 use factum_codegen::typescript::typescript_client;
-use factum_example_care_tasks::projections::coordinator_task_list::CoordinatorTaskList;
-use factum_example_care_tasks::projections::daily_analytics::DailyAnalytics;
-use factum_example_care_tasks::projections::member_task_history::MemberTaskHistory;
 use factum_example_care_tasks::serve;
 use serde_json::{Value, json};
 
@@ -40,27 +35,18 @@ fn the_generated_client_type_checks_strictly_and_drives_the_real_server() {
         .build()
         .expect("a runtime");
     let dir = tempfile::tempdir().expect("a scratch folder");
-    let (base, projections) = runtime.block_on(async {
+    let served = runtime.block_on(async {
         let store = SqliteStore::open(dir.path().join("events.sqlite3"))
             .await
             .expect("opens");
         let read_models = SqliteReadModel::open(dir.path().join("read-models"))
             .await
             .expect("opens");
-        let runner = ProjectionRunner::new(store.clone()).idle_wait(Duration::from_millis(20));
-        let projections = [
-            runner.spawn(CoordinatorTaskList, read_models.clone()),
-            runner.spawn(MemberTaskHistory, read_models.clone()),
-            runner.spawn(DailyAnalytics, read_models.clone()),
-        ];
-        let router = serve::router(store, read_models, serve::ward_tokens()).expect("builds");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        serve::on_loopback(store, read_models)
             .await
-            .expect("a loopback port");
-        let base = format!("http://{}", listener.local_addr().expect("an address"));
-        tokio::spawn(async move { axum::serve(listener, router).await });
-        (base, projections)
+            .expect("the service starts")
     });
+    let base = served.base.clone();
     let document: Value = runtime.block_on(async {
         reqwest::get(format!("{base}/openapi.json"))
             .await
@@ -120,11 +106,9 @@ fn the_generated_client_type_checks_strictly_and_drives_the_real_server() {
             "events": ["TaskCreated", "TaskAssigned"],
         })
     );
-    runtime.block_on(async {
-        for projection in projections {
-            projection.stop().await.expect("stops");
-        }
-    });
+    runtime
+        .block_on(served.stop())
+        .expect("the projections stop");
 }
 
 #[test]

@@ -7,14 +7,8 @@
 
 mod support;
 
-use std::time::Duration;
-
-use factum::projection::ProjectionRunner;
 use factum::projection::sqlite::SqliteReadModel;
 use factum::store::SqliteStore;
-use factum_example_care_tasks::projections::coordinator_task_list::CoordinatorTaskList;
-use factum_example_care_tasks::projections::daily_analytics::DailyAnalytics;
-use factum_example_care_tasks::projections::member_task_history::MemberTaskHistory;
 use factum_example_care_tasks::serve;
 use serde_json::{Value, json};
 
@@ -77,18 +71,10 @@ fn the_served_openapi_document_is_valid_and_describes_what_the_server_answers() 
         let read_models = SqliteReadModel::open(dir.path().join("read-models"))
             .await
             .expect("opens");
-        let runner = ProjectionRunner::new(store.clone()).idle_wait(Duration::from_millis(20));
-        let projections = [
-            runner.spawn(CoordinatorTaskList, read_models.clone()),
-            runner.spawn(MemberTaskHistory, read_models.clone()),
-            runner.spawn(DailyAnalytics, read_models.clone()),
-        ];
-        let router = serve::router(store, read_models, serve::ward_tokens()).expect("builds");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let served = serve::on_loopback(store, read_models)
             .await
-            .expect("a loopback port");
-        let base = format!("http://{}", listener.local_addr().expect("an address"));
-        tokio::spawn(async move { axum::serve(listener, router).await });
+            .expect("the service starts");
+        let base = served.base.clone();
         let client = Client {
             base,
             http: reqwest::Client::new(),
@@ -152,9 +138,7 @@ fn the_served_openapi_document_is_valid_and_describes_what_the_server_answers() 
         let (status, answer) = client.get("token-amira", "/streams/Task-T-1").await;
         assert_eq!(status, 403);
         samples.push(sample("/streams/{streamId}", "get", status, answer));
-        for projection in projections {
-            projection.stop().await.expect("stops");
-        }
+        served.stop().await.expect("stops");
         (document, samples)
     });
 

@@ -106,3 +106,61 @@ pub async fn until_stopped(
     }
     Ok(())
 }
+
+/// The care-task service running on a loopback port: its address and its projections.
+pub struct OnLoopback {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    /// The three projections, running.
+    pub projections: Vec<factum::projection::ProjectionHandle<SqliteStore>>,
+}
+
+impl std::fmt::Debug for OnLoopback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OnLoopback")
+            .field("base", &self.base)
+            .field("projections", &self.projections.len())
+            .finish()
+    }
+}
+
+impl OnLoopback {
+    /// Stops the projections (the server stops with its runtime).
+    pub async fn stop(self) -> Result<(), factum::projection::RunnerError> {
+        for projection in self.projections {
+            projection.stop().await?;
+        }
+        Ok(())
+    }
+}
+
+/// Serves the care-task service on a free loopback port over `store` and `read_models`,
+/// with the three projections running (polling every 20 ms when idle): what the tests
+/// and the main job drive with a real client.
+pub async fn on_loopback(
+    store: SqliteStore,
+    read_models: SqliteReadModel,
+) -> Result<OnLoopback, crate::demo::DemoError> {
+    use crate::demo::DemoError;
+    use crate::projections::coordinator_task_list::CoordinatorTaskList;
+    use crate::projections::daily_analytics::DailyAnalytics;
+    use crate::projections::member_task_history::MemberTaskHistory;
+
+    let runner = factum::projection::ProjectionRunner::new(store.clone())
+        .idle_wait(std::time::Duration::from_millis(20));
+    let projections = vec![
+        runner.spawn(CoordinatorTaskList, read_models.clone()),
+        runner.spawn(MemberTaskHistory, read_models.clone()),
+        runner.spawn(DailyAnalytics, read_models.clone()),
+    ];
+    let router = router(store, read_models, ward_tokens())?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(DemoError::Serve)?;
+    let base = format!(
+        "http://{}",
+        listener.local_addr().map_err(DemoError::Serve)?
+    );
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    Ok(OnLoopback { base, projections })
+}
