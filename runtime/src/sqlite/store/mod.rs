@@ -461,8 +461,12 @@ impl SqliteStore {
         W: FnOnce(&mut Connection, Duration) -> Result<T, Failure> + Send + 'static,
     {
         let patience = self.inner.options.busy_timeout;
-        let mut writer = Arc::clone(&self.inner.writer).lock_owned().await;
+        let writer = Arc::clone(&self.inner.writer);
+        // Writers queue for the connection on the blocking pool, not as tasks: when one
+        // commits, the next is already on its thread and runs at once, instead of a task
+        // being woken to hand its work to a thread (two hand-offs per write under load).
         tokio::task::spawn_blocking(move || {
+            let mut writer = writer.blocking_lock();
             connection::end_abandoned_transaction(&writer);
             work(&mut writer, patience).map_err(StoreError::from)
         })
