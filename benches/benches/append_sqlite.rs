@@ -20,6 +20,8 @@
 #[allow(dead_code)]
 #[path = "replay/raw.rs"]
 mod raw;
+#[path = "shared/sqlite.rs"]
+mod sqlite;
 #[allow(dead_code)]
 #[path = "replay/stream.rs"]
 mod stream;
@@ -37,6 +39,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::json;
 
 use crate::raw::{FromStr, Outcome, RawOrder};
+use crate::sqlite::raw_connection;
 use crate::stream::{EVENTS, ORDER_ID};
 
 /// A fresh batch of `size` events (new ids), carrying a command's metadata as the
@@ -58,25 +61,6 @@ fn new_events(size: usize) -> Vec<NewEvent> {
             )
         })
         .collect()
-}
-
-/// The raw baseline's connection: the settings `SqliteStore::open` gives its writer.
-fn raw_connection(path: &Path) -> Connection {
-    let connection = Connection::open(path).expect("open");
-    connection
-        .busy_timeout(Duration::from_secs(5))
-        .expect("busy_timeout");
-    let mode: String = connection
-        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
-        .expect("journal_mode");
-    assert_eq!(mode, "wal");
-    connection
-        .pragma_update(None, "synchronous", "FULL")
-        .expect("synchronous");
-    connection
-        .pragma_update(None, "foreign_keys", "ON")
-        .expect("foreign_keys");
-    connection
 }
 
 /// The same append, by hand: returns the stream's new version.

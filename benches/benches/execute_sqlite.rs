@@ -63,8 +63,11 @@ use rusqlite::Connection;
 
 #[path = "execute/account.rs"]
 mod account;
+#[path = "shared/sqlite.rs"]
+mod sqlite;
 
 use account::*;
+use sqlite::raw_connection;
 type Repo = Repository<Account, SqliteStore>;
 
 /// A command a side ran in the checks: its account, its context, its event's id.

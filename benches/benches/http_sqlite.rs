@@ -49,8 +49,11 @@ use serde_json::{Value, json};
 
 #[path = "execute/account.rs"]
 mod account;
+#[path = "shared/sqlite.rs"]
+mod sqlite;
 
 use account::*;
+use sqlite::raw_connection;
 
 const TOKEN: &str = "token-of-the-owner";
 

@@ -6,12 +6,13 @@
 use std::cell::Cell;
 use std::fmt;
 use std::path::Path;
-use std::time::Duration;
 
 use factum::authorization::Decision;
 use factum::prelude::*;
 use factum::uuid::Uuid;
 use rusqlite::{Connection, OptionalExtension, params};
+
+use super::sqlite::raw_connection;
 
 /// The owner every seeded account has, and the actor of the commands with identity.
 pub const OWNER: &str = "customer-7";
@@ -182,25 +183,6 @@ pub enum RawOutcome {
     Executed { version: u64, event_id: Uuid },
     /// Recorded before: the stored version.
     AlreadyExecuted { version: u64 },
-}
-
-/// The raw baseline's connection: the settings `SqliteStore::open` gives its writer.
-pub fn raw_connection(path: &Path) -> Connection {
-    let connection = Connection::open(path).expect("open");
-    connection
-        .busy_timeout(Duration::from_secs(5))
-        .expect("busy_timeout");
-    let mode: String = connection
-        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
-        .expect("journal_mode");
-    assert_eq!(mode, "wal");
-    connection
-        .pragma_update(None, "synchronous", "FULL")
-        .expect("synchronous");
-    connection
-        .pragma_update(None, "foreign_keys", "ON")
-        .expect("foreign_keys");
-    connection
 }
 
 /// SHA-256 of the command's name, a NUL and its JSON, in lowercase hex: the digest
