@@ -10,43 +10,53 @@ step() { printf '\n==> %s\n' "$*"; }
 # grew to 20 GB here), and a clean build of the workspace's crates is no slower without.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
-step "toolchain: $(cargo --version), $(rustc --version)"
-rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
-rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+step "provisioning: the pinned toolchain, Node.js, Python, PostgreSQL and NATS (scripts/provision.sh)"
+# Tests that need a server fail without it; they are never skipped. The NATS tests also
+# start throwaway servers of their own (FACTUM_NATS_SERVER) to stop and restart them.
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"; scripts/provision.sh stop || true' EXIT
+eval "$(scripts/provision.sh)"
 
-# Every feature is tested: the conformance suite, each store backend, the NATS event bus,
-# and the PostgreSQL benchmarks (run once each, in test mode).
-features="factum/conformance,factum/sqlite,factum/postgres,factum/nats,factum/http,factum-benches/postgres,factum-example-orders/postgres"
-
-step "Node.js and npm for the TypeScript contract tests (Debian packages if missing)"
-if ! command -v node > /dev/null || ! command -v npm > /dev/null; then
-    apt-get update -qq && apt-get install -y -qq nodejs npm > /dev/null
-fi
-echo "node $(node --version), npm $(npm --version); the tests install typescript@5.6.3 into target/tmp/ts-tools"
-
-step "Python with venv for the Python contract tests (Debian packages if missing)"
-if ! python3 -m venv --help > /dev/null 2>&1; then
-    apt-get update -qq && apt-get install -y -qq python3 python3-venv python3-pip > /dev/null
-fi
-echo "$(python3 --version); the tests install pydantic 2.9.2 and mypy 1.13.0 into a venv under target/tmp"
+# Every feature is tested together: the conformance suite, each store backend, the NATS
+# event bus, HTTP, the testing fixtures, the progress bar, the codegen CLI, and the
+# PostgreSQL benchmarks (run once each, in test mode). Each feature alone is built below.
+features="factum/conformance,factum/testing,factum/progress,factum/sqlite,factum/postgres,factum/nats,factum/http,factum-codegen/cli,factum-benches/postgres,factum-example-orders/postgres"
 
 step "formatting"
 cargo fmt --all -- --check
 cargo fmt --manifest-path benches/postgres-es/Cargo.toml -- --check
 
-step "PostgreSQL for the postgres tests (installed from Debian packages if missing)"
-# Tests that need the server fail without it; they are never skipped.
-scratch=$(mktemp -d)
-trap 'rm -rf "$scratch"; scripts/postgres.sh stop || true; scripts/nats.sh stop || true' EXIT
-eval "$(scripts/postgres.sh start)"
-
-step "NATS with JetStream for the event-bus tests (installed from Debian packages if missing)"
-# The same rule: without a server the tests fail. They also start throwaway servers of
-# their own (FACTUM_NATS_SERVER) to stop and restart them mid-stream.
-eval "$(scripts/nats.sh start)"
+step "a domain crate needs only factum: what each crate pulls in"
+# The names of the packages `cargo tree` lists (a failure of cargo tree fails the step).
+deps() { cargo tree --locked -e "$1" --prefix none --format '{p}' "${@:2}" | awk '{ print $1 }' | sort -u; }
+tree=$(deps normal -p factum --no-default-features)
+forbidden=$(grep -xE 'indicatif|pretty_assertions|clap' <<< "$tree" || true)
+[ -z "$forbidden" ] || { echo "factum without features depends on: $forbidden"; exit 1; }
+tree=$(deps normal -p factum-codegen)
+! grep -qx clap <<< "$tree" || { echo "factum-codegen's library depends on clap"; exit 1; }
+tree=$(deps normal,dev -p factum-example-eligibility --depth 1)
+direct=$(grep -vx factum-example-eligibility <<< "$tree" | tr '\n' ' ')
+[ "$direct" = "factum serde thiserror " ] || { echo "examples/eligibility depends on more than factum, serde and thiserror: $direct"; exit 1; }
+echo "factum --no-default-features: no indicatif, pretty_assertions or clap; factum-codegen: no clap; examples/eligibility: $direct"
 
 step "clippy, warnings denied"
 cargo clippy --workspace --all-targets --features "$features" --locked -- -D warnings
+
+step "each feature alone, none and all: what ships builds without warnings"
+# A user enables any one of them: each must build, and leave nothing unused, on its own.
+for feature in "" sqlite postgres nats http conformance testing progress; do
+    echo "factum --no-default-features${feature:+ --features $feature}"
+    cargo clippy --quiet -p factum --lib --no-default-features ${feature:+--features "$feature"} --locked -- -D warnings
+done
+echo "factum --all-features (every target)"
+cargo clippy --quiet -p factum --all-targets --all-features --locked -- -D warnings
+for features in "" cli; do
+    echo "factum-codegen --no-default-features${features:+ --features $features}"
+    cargo clippy --quiet -p factum-codegen --lib --bins --no-default-features ${features:+--features "$features"} --locked -- -D warnings
+done
+
+step "benches/postgres-es (a workspace of its own) builds and runs once against PostgreSQL"
+CI="${CI:-true}" cargo test --quiet --manifest-path benches/postgres-es/Cargo.toml --benches --locked --target-dir target/postgres-es
 
 step "tests: unit, integration, properties, snapshots, compile-fail UI, doc tests"
 # CI=true makes insta fail on a changed snapshot instead of writing a new one.
@@ -86,6 +96,11 @@ expect_line "$scratch/run2.txt" "^POST /commands/CompleteTask as ben -> 403: onl
 expect_line "$scratch/run2.txt" '^POST /commands/CompleteTask as amira, Idempotency-Key [0-9a-f-]+ -> 200 \(version 3\), retried -> 200 with the same answer; the stream holds 1 TaskCompleted' "a retried Idempotency-Key recorded once"
 expect_line "$scratch/run2.txt" '^GET /queries/GetTaskById\?task_id=T-002-H&minPosition=[0-9]+ -> 200: completed by amira \(read model at position [0-9]+, fresh\)' "a query over HTTP waited for its own write"
 expect_line "$scratch/run2.txt" '^GET /events\?streamType=Task as dana: hung up after 1 event, resumed with Last-Event-ID [0-9]+: saw positions \[[0-9]+, [0-9]+, [0-9]+\], each once, in order' "an SSE subscriber resumed and saw every event once"
+expect_line "$scratch/run1.txt" '^C-legacy: EvidenceRecorded v1 \(income_monthly 1750\) read as income 1750.00 a month; decided: eligible' "a check an older release stored was read through its upcast"
+expect_line "$scratch/run2.txt" '^C-legacy is stored from an earlier run: version 4, decided: true' "the second eligibility run found the first's check"
+expect_line "$scratch/run2.txt" '^tom +home_care +C-[0-9]+-1: ineligible: aged 40 with income 2300.00 a month: home care needs 65 or over, or at most 1800.00' "a check was decided ineligible, with its reason"
+expect_line "$scratch/run2.txt" '^deciding C-[0-9]+-refused with no evidence: refused: no income evidence recorded' "a decision without evidence was refused"
+expect_line "$scratch/run2.txt" '^ChecksOfMember tom: 4 check\(s\) \(read model at position [0-9]+, 0 event\(s\) behind\)' "the eligibility read model answered with both runs' checks"
 cargo run --quiet --locked -p factum-example-care-tasks --bin care-tasks -- --db "$scratch/demo/care-tasks.sqlite3" --rebuild > "$scratch/rebuild.txt"
 for projection in coordinator_task_list member_task_history daily_analytics; do
     expect_line "$scratch/rebuild.txt" "^rebuilt $projection +[1-9][0-9]* events applied, 0 parked" "$projection was rebuilt"
@@ -93,18 +108,18 @@ done
 
 step "the committed schemas are up to date and keep the published contract"
 cargo run --quiet --locked -p factum-example-orders --bin orders -- --registry > "$scratch/registry.json"
-cargo run --quiet --locked -p factum-codegen --bin factum -- schema generate --registry "$scratch/registry.json" --out schemas/orders --check \
+cargo run --quiet --locked -p factum-codegen --features cli --bin factum -- schema generate --registry "$scratch/registry.json" --out schemas/orders --check \
     --title "Order service" --description "The order lifecycle of the example shop."
-cargo run --quiet --locked -p factum-codegen --bin factum -- schema lint --registry "$scratch/registry.json" --deny-warnings
+cargo run --quiet --locked -p factum-codegen --features cli --bin factum -- schema lint --registry "$scratch/registry.json" --deny-warnings
 # Against the release record, not the last commit: regenerating and committing a changed
 # schema leaves the record as it was released, so the change is still refused. New
 # versions are released with `factum schema release` (see README).
-cargo run --quiet --locked -p factum-codegen --bin factum -- schema check --registry "$scratch/registry.json" --published schemas/orders-released.json --event OrderShipped=full
+cargo run --quiet --locked -p factum-codegen --features cli --bin factum -- schema check --registry "$scratch/registry.json" --published schemas/orders-released.json --event OrderShipped=full
 # The record only grows: every committed version of it is kept unchanged in today's.
 if git rev-parse --git-dir > /dev/null 2>&1; then
     for rev in $(git rev-list HEAD -- schemas/orders-released.json); do
         git show "$rev:schemas/orders-released.json" > "$scratch/released-$rev.json"
-        cargo run --quiet --locked -p factum-codegen --bin factum -- schema check --registry schemas/orders-released.json --published "$scratch/released-$rev.json" --event OrderShipped=full \
+        cargo run --quiet --locked -p factum-codegen --features cli --bin factum -- schema check --registry schemas/orders-released.json --published "$scratch/released-$rev.json" --event OrderShipped=full \
             || { echo "schemas/orders-released.json changed what commit $rev released"; exit 1; }
     done
 elif [ "${CI:-}" = true ]; then

@@ -132,6 +132,7 @@ pub struct RecordedEvent {
 /// Reads back a [`RecordedEvent`] factum stored as a dead letter. The placeholder kept for
 /// a row that could not be read at all has stream version 0 (the version is unknown),
 /// which the envelope's wire form refuses: it is read here, and only here, as stored.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn parked_from_value(
     mut value: serde_json::Value,
 ) -> Result<RecordedEvent, serde_json::Error> {
@@ -148,6 +149,7 @@ pub(crate) fn parked_from_value(
 
 /// [`parked_from_value`] from JSON text, keeping the payload's bytes when the event is
 /// not a placeholder.
+#[cfg(feature = "sqlite")]
 pub(crate) fn parked_from_str(text: &str) -> Result<RecordedEvent, serde_json::Error> {
     serde_json::from_str(text).or_else(|error| match serde_json::from_str(text) {
         Ok(value) => parked_from_value(value),

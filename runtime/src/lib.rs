@@ -36,6 +36,7 @@ pub mod repository;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 pub mod store;
+#[cfg(feature = "testing")]
 pub mod testing;
 pub mod upcast;
 
@@ -46,6 +47,21 @@ pub use aggregate::{Aggregate, Apply, Handle};
 pub use command::{Command, CommandDecodeError, CommandOf, CommandSet};
 pub use event::{EncodedEvent, Event, EventOf, EventSet, IntoEvents};
 
+// What a domain crate's code must name, so that it depends on factum alone (the driver of
+// a store sits in that store's module: `sqlite::rusqlite`, `postgres::tokio_postgres`).
+
+/// Re-exported: the time type of envelopes and read models (`chrono::DateTime<Utc>`).
+pub use chrono;
+/// Re-exported: JSON schemas of events, commands and queries. A type inside an event
+/// derives it as `#[derive(factum::schemars::JsonSchema)]` with
+/// `#[schemars(crate = "factum::schemars")]`.
+pub use schemars;
+/// Re-exported (with `raw_value`): payloads are `serde_json::value::RawValue`, JSON upcasts
+/// take and return `serde_json::Value`.
+pub use serde_json;
+/// Re-exported: the async runtime factum runs on, e.g. for
+/// `#[factum::tokio::main(flavor = "current_thread", crate = "factum::tokio")]`.
+pub use tokio;
 /// Re-exported: event and command ids are UUIDs.
 pub use uuid;
 
@@ -349,7 +365,8 @@ pub mod prelude {
     pub use factum_macros::{projection, reactor};
 }
 
-/// The README's examples, compiled and run as doc tests.
-#[cfg(doctest)]
+/// The README's examples, compiled and run as doc tests (they use the SQLite store and
+/// the testing fixtures).
+#[cfg(all(doctest, feature = "sqlite", feature = "testing"))]
 #[doc = include_str!("../../README.md")]
 struct ReadmeDoctests;

@@ -251,6 +251,7 @@ async fn a_command_that_records_nothing_has_no_position() {
     assert_eq!((touched.events.len(), touched.position), (0, None));
 }
 
+#[cfg(feature = "testing")]
 mod fixture {
     use factum::authorization::Decision;
     use factum::testing::AggregateFixture;

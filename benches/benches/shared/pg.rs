@@ -23,12 +23,18 @@ use tokio::runtime::Runtime;
 pub const PAYLOAD: &str = r#"{"sku":"SKU-0042","quantity":3,"unit_price":1999}"#;
 
 /// The server's URL, from `FACTUM_POSTGRES_URL`; without it, a notice naming `bench`
-/// and nothing.
+/// and nothing (under `CI=true`, a panic: CI never skips the PostgreSQL benches).
 pub fn postgres_url(bench: &str) -> Option<String> {
     let url = std::env::var("FACTUM_POSTGRES_URL")
         .ok()
         .filter(|url| !url.trim().is_empty());
     if url.is_none() {
+        // Under CI a missing server is a failure, never a silent skip.
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{bench}: FACTUM_POSTGRES_URL is not set and CI=true: start a server with \
+             `eval \"$(scripts/postgres.sh start)\"`"
+        );
         eprintln!(
             "{bench}: FACTUM_POSTGRES_URL is not set; skipping the PostgreSQL benches. \
              Start a server with `eval \"$(scripts/postgres.sh start)\"`."

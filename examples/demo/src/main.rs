@@ -1,9 +1,10 @@
-//! factum's main job: the order lifecycle of a web shop, then a shift of care tasks with
-//! three projections running side by side.
+//! factum's main job: the order lifecycle of a web shop, a shift of care tasks with three
+//! projections running side by side, then eligibility checks from a domain crate that
+//! depends on factum alone.
 //!
-//! Both keep their data in files under `--dir` (default: the working directory):
-//! `orders.sqlite3`, `care-tasks.sqlite3` and the care-task read models in
-//! `care-tasks.read-models/`. Run it again to see the order history grow and the
+//! Each keeps its data in files under `--dir` (default: the working directory):
+//! `orders.sqlite3`, `care-tasks.sqlite3`, `eligibility.sqlite3`, and the read models in
+//! `care-tasks.read-models/` and `eligibility.read-models/`. Run it again to see the order history grow and the
 //! projections resume from their checkpoints.
 
 use std::path::PathBuf;
@@ -11,9 +12,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use factum_example_care_tasks::demo as care_tasks;
+use factum_example_eligibility::demo as eligibility;
 use factum_example_orders::demo as orders;
 
-/// Runs factum's example domains end to end: orders, then care tasks with projections.
+/// Runs factum's example domains end to end: orders, care tasks with projections, then
+/// eligibility checks.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
@@ -40,6 +43,11 @@ async fn main() -> ExitCode {
     let options = care_tasks::Options::new(args.dir.join("care-tasks.sqlite3"));
     if let Err(error) = care_tasks::run(&options).await {
         return failed("care tasks", &error);
+    }
+
+    banner("eligibility checks, a domain crate on factum alone (examples/eligibility)");
+    if let Err(error) = eligibility::run(&args.dir.join("eligibility.sqlite3")).await {
+        return failed("eligibility", &error);
     }
     ExitCode::SUCCESS
 }

@@ -60,6 +60,9 @@ mod publisher;
 
 use std::time::Duration;
 
+/// Re-exported: the NATS client the publisher and consumer are built from.
+pub use async_nats;
+
 pub use consumer::{Consumed, ConsumerHandle, NatsConsumer};
 pub use error::BusError;
 pub use publisher::{NatsPublisher, Published, PublisherHandle};

@@ -60,6 +60,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::routing::{get, post};
 use serde::de::DeserializeOwned;
 
+/// Re-exported: the web framework an [`HttpApi`] router is served and extended with.
+pub use axum;
+
 pub use auth::{
     Authenticate, Authenticating, BearerTokens, Principal, Unauthenticated, bearer_token,
 };

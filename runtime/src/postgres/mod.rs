@@ -17,6 +17,10 @@ mod read_model;
 mod rows;
 mod store;
 
+/// Re-exported: the driver a read-model handler writes through ([`PostgresTx`]) and a
+/// query reads with.
+pub use tokio_postgres;
+
 pub use config::PostgresConfig;
 pub use error::PostgresError;
 pub use read_model::{CATALOG_SCHEMA, PostgresReadModel, PostgresTx};

@@ -48,7 +48,9 @@ pub use read_model::{
     ParkedEvent, ReadModel, ReadModelError, ReadModelTx, Target, VersionState, VersionStatus,
 };
 pub use recorded::Recorded;
-pub use runner::{CatchUp, Lag, ProjectionHandle, ProjectionRunner, RebuildProgress, progress_bar};
+#[cfg(feature = "progress")]
+pub use runner::progress_bar;
+pub use runner::{CatchUp, Lag, ProjectionHandle, ProjectionRunner, RebuildProgress};
 
 /// A read model built from events, safe to replay from the start.
 ///

@@ -105,7 +105,8 @@ impl RebuildProgress {
 }
 
 /// A progress bar with ETA on the terminal (indicatif; hidden when stderr is not a
-/// terminal), as a callback for [`ProjectionRunner::rebuild`].
+/// terminal), as a callback for [`ProjectionRunner::rebuild`]. Feature `progress`.
+#[cfg(feature = "progress")]
 pub fn progress_bar() -> impl FnMut(&RebuildProgress) + Send {
     let mut bar: Option<indicatif::ProgressBar> = None;
     move |progress: &RebuildProgress| {
@@ -392,7 +393,7 @@ impl<S: EventStore + 'static> ProjectionRunner<S> {
     }
 
     /// Resets the projection's current version and replays the whole log into it,
-    /// reporting progress after every batch ([`progress_bar`] draws it on a terminal).
+    /// reporting progress after every batch (`progress_bar`, feature `progress`, draws it on a terminal).
     ///
     /// While it rebuilds, the version is not active: readers get
     /// [`ReadModelError::NotActive`](super::ReadModelError::NotActive) rather than a

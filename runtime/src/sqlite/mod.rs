@@ -12,5 +12,9 @@ mod read_model;
 mod schema;
 mod store;
 
+/// Re-exported: the driver a read-model handler writes through ([`SqliteTx`] dereferences
+/// to its connection, inside the runner's transaction) and a query reads with.
+pub use rusqlite;
+
 pub use read_model::{SqliteReadModel, SqliteTx};
 pub use store::{SqliteOpenError, SqliteOptions, SqliteStore, Synchronous};

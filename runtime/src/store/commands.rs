@@ -119,6 +119,7 @@ impl CommandOutcome {
 impl CommandOutcome {
     /// The outcome as a backend read it back, if its positions fit its event ids (both
     /// `None` with no ids, or first ≤ last with some); else why not, for a `CorruptRow`.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
     pub(crate) fn check_stored(self) -> Result<Self, String> {
         let fits = match (self.first_position, self.last_position) {
             (None, None) => self.event_ids.is_empty(),
