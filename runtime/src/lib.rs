@@ -33,6 +33,7 @@ pub mod projection;
 pub mod query;
 pub mod registry;
 pub mod repository;
+mod retry;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 pub mod store;
@@ -45,6 +46,7 @@ pub mod __private;
 pub use aggregate::{Aggregate, Apply, Handle};
 pub use command::{Command, CommandDecodeError, CommandOf, CommandSet};
 pub use event::{EncodedEvent, Event, EventOf, EventSet, IntoEvents};
+pub use retry::Retry;
 
 /// Re-exported: event and command ids are UUIDs.
 pub use uuid;
@@ -112,7 +114,7 @@ pub use factum_macros::event;
 /// pub enum TaskEvent { Created(TaskCreated), Done(TaskDone) }
 ///
 /// let encoded = TaskEvent::from(TaskDone {}).encode().unwrap();
-/// assert_eq!((encoded.name, encoded.version, encoded.payload.get()), ("TaskDone", 1, "{}"));
+/// assert_eq!((encoded.name, encoded.schema_version, encoded.payload.get()), ("TaskDone", 1, "{}"));
 /// let decoded = TaskEvent::decode("TaskDone", 1, &encoded.payload).unwrap();
 /// assert_eq!(decoded, TaskEvent::Done(TaskDone {}));
 /// assert!(TaskEvent::decode("TaskMoved", 1, &encoded.payload).is_err());
@@ -341,7 +343,8 @@ pub mod prelude {
     pub use crate::context::{Actor, CommandContext};
     pub use crate::envelope::{Metadata, NewEvent, RecordedEvent};
     pub use crate::projection::{Projection, ProjectionError, ProjectionRunner, Reactor, Recorded};
-    pub use crate::repository::{Executed, Loaded, Repository, RepositoryError, RetryPolicy};
+    pub use crate::repository::{Executed, Loaded, Repository, RepositoryError};
+    pub use crate::retry::Retry;
     pub use crate::store::{EventStore, ExpectedVersion, MemoryStore, StoreError};
     pub use crate::{Aggregate, Command, CommandSet, Event, EventSet};
     pub use crate::{Commands, Events, aggregate, command, event};

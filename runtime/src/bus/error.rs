@@ -169,12 +169,13 @@ pub enum BusError {
         reason: String,
     },
     /// The task of a spawned publisher or consumer ended abnormally.
-    #[error("`{name}`: its task ended abnormally: {message}")]
+    #[error("`{name}`: its task ended abnormally")]
     Task {
         /// The publisher's or consumer's name.
         name: &'static str,
-        /// What the join said.
-        message: String,
+        /// How it ended.
+        #[source]
+        source: crate::error::TaskFailure,
     },
 }
 

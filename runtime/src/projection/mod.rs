@@ -40,15 +40,16 @@ use std::future::Future;
 
 use crate::envelope::RecordedEvent;
 
+pub use crate::retry::Retry;
 pub use error::{ProjectionError, RunnerError};
-pub use projector::{Applied, OnPoison, Projector, ReactorDriver, ReadModelOf, Retry};
+pub use projector::{Applied, OnPoison, Projector, ReactorDriver, ReadModelOf};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) use read_model::check_name;
 pub use read_model::{
     ParkedEvent, ReadModel, ReadModelError, ReadModelTx, Target, VersionState, VersionStatus,
 };
 pub use recorded::Recorded;
-pub use runner::{CatchUp, Lag, ProjectionHandle, ProjectionRunner, RebuildProgress, progress_bar};
+pub use runner::{Lag, ProjectionHandle, ProjectionRunner, RebuildProgress, progress_bar};
 
 /// A read model built from events, safe to replay from the start.
 ///

@@ -378,7 +378,7 @@ fn read_checkpoint(connection: &Connection, target: Target) -> Result<Option<u64
             u64::try_from(position).map_err(|_| ReadModelError::Corrupt {
                 target: target.to_string(),
                 what: "checkpoint",
-                detail: format!("negative position {position}"),
+                source: format!("negative position {position}").into(),
             })
         })
         .transpose()
@@ -488,7 +488,7 @@ impl ReadModel for SqliteReadModel {
             serde_json::to_string(&parked.event).map_err(|error| ReadModelError::Corrupt {
                 target: target.to_string(),
                 what: "parked event",
-                detail: error.to_string(),
+                source: Box::new(error),
             })?;
         tx.connection
             .execute(
@@ -549,7 +549,7 @@ impl ReadModel for SqliteReadModel {
                         return Err(ReadModelError::Corrupt {
                             target: target.to_string(),
                             what: "catalog state",
-                            detail: format!("unknown state `{other}`"),
+                            source: format!("unknown state `{other}`").into(),
                         });
                     }
                 };
@@ -686,7 +686,7 @@ fn read_parked(
             let corrupt = |detail: String| ReadModelError::Corrupt {
                 target: target.to_string(),
                 what: "parked event",
-                detail,
+                source: detail.into(),
             };
             Ok(ParkedEvent {
                 event: crate::envelope::parked_from_str(&event)
