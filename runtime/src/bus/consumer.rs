@@ -445,9 +445,9 @@ impl<P: Projection> NatsConsumer<P> {
                     |name| headers.get(name).map(|value| value.as_str().to_owned()),
                     &message.payload,
                 )
-                .map_err(|error| error.to_string()),
+                .map_err(crate::error::BoxError::from),
                 None => serde_json::from_slice::<RecordedEvent>(&message.payload)
-                    .map_err(|error| error.to_string()),
+                    .map_err(crate::error::BoxError::from),
             };
             match decoded {
                 Ok(event) => {
@@ -467,7 +467,7 @@ impl<P: Projection> NatsConsumer<P> {
                         stream: self.stream.clone(),
                         subject: message.subject.to_string(),
                         stream_sequence: sequence,
-                        detail: error,
+                        source: error,
                     };
                     tracing::error!(consumer = self.name, error = %crate::error::Report(&error), "skipping a malformed message");
                     if let Err(ack_error) = message.ack_with(AckKind::Term).await {
