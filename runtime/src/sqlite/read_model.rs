@@ -683,18 +683,18 @@ fn read_parked(
         .map_err(database(target, "read parked events"))?;
     rows.into_iter()
         .map(|(event, error, attempts, parked_at)| {
-            let corrupt = |detail: String| ReadModelError::Corrupt {
+            let corrupt = |source: crate::error::BoxError| ReadModelError::Corrupt {
                 target: target.to_string(),
                 what: "parked event",
-                source: detail.into(),
+                source,
             };
             Ok(ParkedEvent {
                 event: crate::envelope::parked_from_str(&event)
-                    .map_err(|error| corrupt(error.to_string()))?,
+                    .map_err(|error| corrupt(Box::new(error)))?,
                 error,
                 attempts,
                 parked_at: chrono::DateTime::parse_from_rfc3339(&parked_at)
-                    .map_err(|error| corrupt(error.to_string()))?
+                    .map_err(|error| corrupt(Box::new(error)))?
                     .with_timezone(&chrono::Utc),
             })
         })
