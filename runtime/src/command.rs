@@ -79,7 +79,7 @@ pub trait CommandOf<S> {}
 /// A command's JSON that does not read as the command: names the command and the JSON
 /// path of the offending value; what was wrong with it is its `source()`.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("command `{command}` does not read{}", if path.is_empty() || path == "." { String::new() } else { format!(" at `{path}`") })]
+#[error("command `{command}`{}", if path.is_empty() || path == "." { String::new() } else { format!(": at `{path}`") })]
 #[non_exhaustive]
 pub struct CommandDecodeError {
     /// The command's name.
