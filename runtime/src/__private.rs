@@ -97,7 +97,7 @@ pub fn encode<E: Event>(event: &E) -> Result<EncodedEvent, EncodeError> {
     serde_json::value::to_raw_value(event)
         .map(|payload| EncodedEvent {
             name: E::NAME,
-            version: E::VERSION,
+            schema_version: E::VERSION,
             payload,
         })
         .map_err(|source| EncodeError {
@@ -117,7 +117,7 @@ pub fn decode_member<E: Event, S>(
         Ok(event) => Ok(variant(event)),
         Err(kind) => Err(DecodeError {
             event: E::NAME.to_owned(),
-            version,
+            schema_version: version,
             kind,
         }),
     }
@@ -128,7 +128,7 @@ pub fn decode_member<E: Event, S>(
 pub fn unknown_event(set: &'static str, name: &str, version: u32) -> DecodeError {
     DecodeError {
         event: name.to_owned(),
-        version,
+        schema_version: version,
         kind: DecodeErrorKind::UnknownEvent { set },
     }
 }
@@ -150,7 +150,7 @@ fn undecodable_record(record: &RecordedEvent, kind: DecodeErrorKind) -> Projecti
         position: record.position,
         source: Box::new(DecodeError {
             event: record.name.clone(),
-            version: record.schema_version,
+            schema_version: record.schema_version,
             kind,
         }),
     })

@@ -57,7 +57,7 @@ pub const SPEC_VERSION: &str = "1.0";
 const SEQUENCE_WIDTH: usize = 20;
 
 /// Why an envelope or a CloudEvent cannot be mapped.
-#[derive(Debug, thiserror::Error, PartialEq)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CloudEventError {
     /// A required attribute is missing.
@@ -73,6 +73,17 @@ pub enum CloudEventError {
         attribute: &'static str,
         /// What is wrong with it.
         reason: String,
+    },
+    /// An attribute (or the event, or its data) does not parse, or does not write.
+    #[error("the CloudEvent's `{attribute}` is invalid (expected {expected})")]
+    Unparsable {
+        /// The attribute (`event` for the whole text, `data` for the payload).
+        attribute: &'static str,
+        /// What it should be.
+        expected: &'static str,
+        /// The parser's error.
+        #[source]
+        source: crate::error::BoxError,
     },
     /// The event's `type` belongs to another domain (or is not `<domain>.<aggregate>.<event>`).
     #[error("the CloudEvent's type `{found}` is not `{domain}.<aggregate>.<event>`")]
@@ -340,9 +351,10 @@ impl CloudEvents {
         struct Data {
             data: Option<Box<RawValue>>,
         }
-        let not_json = |error: serde_json::Error| CloudEventError::Invalid {
+        let not_json = |error: serde_json::Error| CloudEventError::Unparsable {
             attribute: "event",
-            reason: format!("not a JSON object: {error}"),
+            expected: "a JSON object",
+            source: Box::new(error),
         };
         let object: Map<String, Value> = serde_json::from_str(text).map_err(not_json)?;
         let Data { data } = serde_json::from_str(text).map_err(not_json)?;
@@ -369,13 +381,13 @@ impl CloudEvents {
                 continue;
             };
             let value = if INTEGER_ATTRIBUTES.contains(name) {
-                value
-                    .parse::<i64>()
-                    .map(Value::from)
-                    .map_err(|error| CloudEventError::Invalid {
+                value.parse::<i64>().map(Value::from).map_err(|error| {
+                    CloudEventError::Unparsable {
                         attribute: name,
-                        reason: format!("`{value}`: {error}"),
-                    })?
+                        expected: "an integer",
+                        source: Box::new(error),
+                    }
+                })?
             } else {
                 Value::String(value)
             };
@@ -385,13 +397,14 @@ impl CloudEvents {
             object.insert("datacontenttype".into(), Value::String(content_type));
         }
         let payload = std::str::from_utf8(body)
-            .map_err(|error| error.to_string())
+            .map_err(crate::error::BoxError::from)
             .and_then(|text| {
-                RawValue::from_string(text.to_owned()).map_err(|error| error.to_string())
+                RawValue::from_string(text.to_owned()).map_err(crate::error::BoxError::from)
             })
-            .map_err(|reason| CloudEventError::Invalid {
+            .map_err(|source| CloudEventError::Unparsable {
                 attribute: "data",
-                reason,
+                expected: "JSON text",
+                source,
             })?;
         let sequence =
             object
@@ -400,10 +413,13 @@ impl CloudEvents {
                 .ok_or(CloudEventError::Missing {
                     attribute: "sequence",
                 })?;
-        let position = sequence.parse().map_err(|error| CloudEventError::Invalid {
-            attribute: "sequence",
-            reason: format!("`{sequence}`: {error}"),
-        })?;
+        let position = sequence
+            .parse::<u64>()
+            .map_err(|error| CloudEventError::Unparsable {
+                attribute: "sequence",
+                expected: "a position",
+                source: Box::new(error),
+            })?;
         let imported = parse(None, &object, payload)?;
         Ok(RecordedEvent {
             event_id: imported.event.event_id,
@@ -626,9 +642,10 @@ fn structured_text(
         data: &'a RawValue,
     }
     serde_json::to_string(&Structured { attributes, data }).map_err(|error| {
-        CloudEventError::Invalid {
+        CloudEventError::Unparsable {
             attribute: "data",
-            reason: error.to_string(),
+            expected: "JSON it can write",
+            source: Box::new(error),
         }
     })
 }
@@ -655,9 +672,10 @@ fn parse(
         other => other.map(Some),
     };
     let uuid = |attribute: &'static str, text: &str| {
-        Uuid::parse_str(text).map_err(|error| CloudEventError::Invalid {
+        Uuid::parse_str(text).map_err(|error| CloudEventError::Unparsable {
             attribute,
-            reason: error.to_string(),
+            expected: "a UUID",
+            source: Box::new(error),
         })
     };
     let integer = |attribute: &'static str| -> Result<u64, CloudEventError> {
@@ -703,9 +721,10 @@ fn parse(
     let stream_id = text("subject")?;
     let time = text("time")?;
     let timestamp = DateTime::parse_from_rfc3339(time)
-        .map_err(|error| CloudEventError::Invalid {
+        .map_err(|error| CloudEventError::Unparsable {
             attribute: "time",
-            reason: format!("`{time}`: {error}"),
+            expected: "an RFC 3339 time",
+            source: Box::new(error),
         })?
         .with_timezone(&Utc);
     if let Some(content_type) = optional_text("datacontenttype")?
@@ -724,10 +743,13 @@ fn parse(
     };
     let extra = match optional_text("factumextra")? {
         None => BTreeMap::new(),
-        Some(extra) => serde_json::from_str(extra).map_err(|error| CloudEventError::Invalid {
-            attribute: "factumextra",
-            reason: format!("expected a JSON object in a string: {error}"),
-        })?,
+        Some(extra) => {
+            serde_json::from_str(extra).map_err(|error| CloudEventError::Unparsable {
+                attribute: "factumextra",
+                expected: "a JSON object in a string",
+                source: Box::new(error),
+            })?
+        }
     };
     let metadata = Metadata {
         correlation_id: optional_text("correlationid")?

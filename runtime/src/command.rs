@@ -76,18 +76,20 @@ pub trait CommandSet: Send + Sync + 'static {
 )]
 pub trait CommandOf<S> {}
 
-/// A command's JSON that does not read as the command: names the command, the JSON path
-/// of the offending value and what was wrong with it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("command `{command}`: {}{message}", if path.is_empty() || path == "." { String::new() } else { format!("at `{path}`: ") })]
+/// A command's JSON that does not read as the command: names the command and the JSON
+/// path of the offending value; what was wrong with it is its `source()`.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("command `{command}`{}", if path.is_empty() || path == "." { String::new() } else { format!(": at `{path}`") })]
 #[non_exhaustive]
 pub struct CommandDecodeError {
     /// The command's name.
     pub command: &'static str,
     /// The JSON path of the value that failed (`.` for the document itself).
     pub path: String,
-    /// What was wrong, in serde_json's words (with line and column).
-    pub message: String,
+    /// What was wrong, in serde_json's words (with line and column); shared, so that the
+    /// error stays `Clone`.
+    #[source]
+    pub source: std::sync::Arc<serde_json::Error>,
 }
 
 /// Reads `C` from its JSON, naming the path of a mismatching field.
@@ -110,7 +112,7 @@ pub fn decode_command<C: Command>(json: &str) -> Result<C, CommandDecodeError> {
             Err(CommandDecodeError {
                 command: C::NAME,
                 path,
-                message: error.to_string(),
+                source: std::sync::Arc::new(error),
             })
         }
     }

@@ -216,12 +216,13 @@ pub enum CommandIdError {
     #[error("the command has no id (a UUID, unique per command; the nil UUID is no id)")]
     Missing,
     /// The text is not a UUID.
-    #[error("command id `{value}` is not a UUID: {reason}")]
+    #[error("command id `{value}` is not a UUID")]
     Malformed {
         /// The text given (its first 64 characters, for a long one).
         value: String,
         /// What is wrong with it.
-        reason: String,
+        #[source]
+        source: uuid::Error,
     },
 }
 
@@ -247,7 +248,7 @@ pub fn parse_command_id(text: &str) -> Result<Uuid, CommandIdError> {
         Ok(id) => Ok(id),
         Err(error) => Err(CommandIdError::Malformed {
             value: text.chars().take(64).collect(),
-            reason: error.to_string(),
+            source: error,
         }),
     }
 }

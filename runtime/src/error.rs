@@ -40,17 +40,76 @@ impl fmt::Debug for Report<'_> {
     }
 }
 
-/// A boxed error from user code (an upcast), kept as the source of a typed error.
+/// A boxed error from user code (an upcast, a handler), kept as the source of a typed
+/// error.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// Defines the error a user's handler returns (`ProjectionError`, the process manager's
+/// `HandlerError`): any error converts into it with `?`, kept whole as the cause of the
+/// runtime error that reports it. It cannot implement `std::error::Error` itself, or its
+/// blanket `From` would overlap the reflexive one.
+macro_rules! handler_error {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        pub struct $name {
+            inner: $crate::error::BoxError,
+        }
+
+        impl $name {
+            /// A failure described by a message.
+            pub fn msg(message: impl ::std::fmt::Display) -> Self {
+                Self {
+                    inner: message.to_string().into(),
+                }
+            }
+
+            /// The error and its sources, joined by `: `.
+            pub fn message(&self) -> String {
+                $crate::error::Report(&*self.inner).to_string()
+            }
+
+            /// The underlying error.
+            pub fn as_error(&self) -> &(dyn ::std::error::Error + Send + Sync + 'static) {
+                &*self.inner
+            }
+
+            /// The underlying error, owned: the typed cause a runtime error keeps.
+            pub fn into_error(self) -> $crate::error::BoxError {
+                self.inner
+            }
+        }
+
+        impl<E: ::std::error::Error + Send + Sync + 'static> From<E> for $name {
+            fn from(error: E) -> Self {
+                Self {
+                    inner: Box::new(error),
+                }
+            }
+        }
+
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(&self.message())
+            }
+        }
+
+        impl ::std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                write!(f, concat!(stringify!($name), "({:?})"), self.message())
+            }
+        }
+    };
+}
+pub(crate) use handler_error;
 
 /// A stored event could not be decoded into the newest shape of its event.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot decode event `{event}` version {version}")]
+#[error("cannot decode event `{event}` version {schema_version}")]
 pub struct DecodeError {
     /// The stored event name.
     pub event: String,
     /// The stored schema version.
-    pub version: u32,
+    pub schema_version: u32,
     /// What went wrong.
     #[source]
     pub kind: DecodeErrorKind,
@@ -109,4 +168,20 @@ pub struct EncodeError {
     /// serde_json's error.
     #[source]
     pub source: serde_json::Error,
+}
+
+/// How a spawned task (a projection runner, a process runner, a bus publisher or
+/// consumer) ended without reporting an outcome of its own.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TaskFailure {
+    /// It panicked or was aborted: tokio's report of it.
+    #[error(transparent)]
+    Join(tokio::task::JoinError),
+    /// It stopped, without an error, before what was waited for (named here).
+    #[error("it stopped before {0}")]
+    StoppedBefore(&'static str),
+    /// Its end was already reported, by an earlier call.
+    #[error("it had already stopped; its end was reported by an earlier call")]
+    AlreadyReported,
 }

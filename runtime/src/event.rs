@@ -48,7 +48,7 @@ pub struct EncodedEvent {
     /// The event name.
     pub name: &'static str,
     /// The schema version the payload was written with.
-    pub version: u32,
+    pub schema_version: u32,
     /// The JSON payload.
     pub payload: Box<RawValue>,
 }

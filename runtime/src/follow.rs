@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::envelope::{Metadata, RecordedEvent};
+use crate::error::TaskFailure;
 use crate::projection::{Applied, ParkedEvent, Target};
 use crate::store::{EventStore, StoreError};
 
@@ -21,8 +22,8 @@ use crate::store::{EventStore, StoreError};
 /// itself could not report.
 pub(crate) trait TaskError: Sized + Send + 'static {
     /// The task named `name` ended abnormally: it panicked or was aborted, or it stopped
-    /// before reaching what was waited for; `message` says which.
-    fn task(name: &'static str, message: String) -> Self;
+    /// before reaching what was waited for; `failure` says which.
+    fn task(name: &'static str, failure: TaskFailure) -> Self;
 
     /// What joining reports once the task's end was already reported (by
     /// [`TaskHandle::wait_for`], say): `None` for `Ok(())`.
@@ -39,29 +40,38 @@ pub(crate) trait TaskError: Sized + Send + 'static {
 
 /// What a task [`TaskHandle::spawn`] runs is given: the stop signal, where to publish its
 /// checkpoint, and where to report the errors it retries after.
-pub(crate) struct TaskContext {
+pub(crate) struct TaskContext<E> {
     /// Turns `true` when the task should stop.
     pub(crate) stop: watch::Receiver<bool>,
     /// Where the task publishes its checkpoint.
     pub(crate) checkpoint: watch::Sender<Option<u64>>,
-    status: Arc<Status>,
+    /// Where it reports the errors it retries after.
+    pub(crate) status: Arc<Status<E>>,
 }
 
-impl Status {
-    /// Keeps `message` as the task's last error, for [`TaskHandle::last_error`].
-    fn report_error(&self, message: String) {
+impl<E> Status<E> {
+    /// Keeps `error` as the task's last error, for [`TaskHandle::last_error`].
+    pub(crate) fn report_error(&self, error: E) {
         *self
             .last_error
             .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(message);
+            .unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(error));
     }
 }
 
 /// What a running task reports besides its checkpoint.
-#[derive(Default)]
-struct Status {
-    /// The last error it retried after.
-    last_error: Mutex<Option<String>>,
+pub(crate) struct Status<E> {
+    /// The last error it retried after: shared, so that the handle can hand it out whole
+    /// (its `source()` chain intact) while the task goes on.
+    last_error: Mutex<Option<Arc<E>>>,
+}
+
+impl<E> Default for Status<E> {
+    fn default() -> Self {
+        Self {
+            last_error: Mutex::new(None),
+        }
+    }
 }
 
 /// The first pause after a transient error in [`Log::follow`].
@@ -77,13 +87,13 @@ pub(crate) struct TaskHandle<E> {
     checkpoint: watch::Receiver<Option<u64>>,
     /// `None` once its outcome was reported.
     task: Option<JoinHandle<Result<(), E>>>,
-    status: Arc<Status>,
+    status: Arc<Status<E>>,
 }
 
 impl<E: TaskError> TaskHandle<E> {
     /// Spawns `run(context)`: it should publish its checkpoint in `context.checkpoint`
     /// and return once `context.stop` turns `true`.
-    pub(crate) fn spawn<F>(name: &'static str, run: impl FnOnce(TaskContext) -> F) -> Self
+    pub(crate) fn spawn<F>(name: &'static str, run: impl FnOnce(TaskContext<E>) -> F) -> Self
     where
         F: Future<Output = Result<(), E>> + Send + 'static,
     {
@@ -105,9 +115,10 @@ impl<E: TaskError> TaskHandle<E> {
     }
 
     /// The last error the task retried after ([`Log::follow`] retries transient errors
-    /// with backoff), with its causes; `None` if it never failed. It is kept after the
-    /// task recovers: compare [`TaskHandle::checkpoint`] to tell whether it still fails.
-    pub(crate) fn last_error(&self) -> Option<String> {
+    /// with backoff), with its causes as its `source()`; `None` if it never failed. It is
+    /// kept after the task recovers: compare [`TaskHandle::checkpoint`] to tell whether it
+    /// still fails.
+    pub(crate) fn last_error(&self) -> Option<Arc<E>> {
         self.status
             .last_error
             .lock()
@@ -143,7 +154,10 @@ impl<E: TaskError> TaskHandle<E> {
             if self.checkpoint.changed().await.is_err() {
                 // The task ended: report why.
                 return Err(self.join().await.err().unwrap_or_else(|| {
-                    E::task(self.name, "it stopped before reaching the position".into())
+                    E::task(
+                        self.name,
+                        TaskFailure::StoppedBefore("reaching the position"),
+                    )
                 }));
             }
         }
@@ -168,7 +182,7 @@ impl<E: TaskError> TaskHandle<E> {
         };
         match task.await {
             Ok(result) => result,
-            Err(error) => Err(E::task(self.name, error.to_string())),
+            Err(error) => Err(E::task(self.name, TaskFailure::Join(error))),
         }
     }
 }
@@ -464,7 +478,7 @@ impl<S: EventStore> Log<S> {
     pub(crate) async fn follow<F: Follower>(
         &self,
         mut follower: F,
-        context: TaskContext,
+        context: TaskContext<F::Error>,
     ) -> Result<(), F::Error> {
         let TaskContext {
             mut stop,
@@ -498,14 +512,13 @@ impl<S: EventStore> Log<S> {
                 return Err(error);
             }
             failures = failures.saturating_add(1);
-            let message = crate::error::Report(&error).to_string();
             tracing::warn!(
-                error = %message,
+                error = %crate::error::Report(&error),
                 failures,
                 retry_in_ms = u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX),
                 "following the log failed; retrying"
             );
-            status.report_error(message);
+            status.report_error(error);
             tokio::select! {
                 () = tokio::time::sleep(backoff) => {}
                 () = stop_requested(&mut stop) => {}

@@ -33,6 +33,7 @@ pub mod projection;
 pub mod query;
 pub mod registry;
 pub mod repository;
+mod retry;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 pub mod store;
@@ -46,6 +47,7 @@ pub mod __private;
 pub use aggregate::{Aggregate, Apply, Handle};
 pub use command::{Command, CommandDecodeError, CommandOf, CommandSet};
 pub use event::{EncodedEvent, Event, EventOf, EventSet, IntoEvents};
+pub use retry::Retry;
 
 // What a domain crate's code must name, so that it depends on factum alone (the driver of
 // a store sits in that store's module: `sqlite::rusqlite`, `postgres::tokio_postgres`).
@@ -128,7 +130,7 @@ pub use factum_macros::event;
 /// pub enum TaskEvent { Created(TaskCreated), Done(TaskDone) }
 ///
 /// let encoded = TaskEvent::from(TaskDone {}).encode().unwrap();
-/// assert_eq!((encoded.name, encoded.version, encoded.payload.get()), ("TaskDone", 1, "{}"));
+/// assert_eq!((encoded.name, encoded.schema_version, encoded.payload.get()), ("TaskDone", 1, "{}"));
 /// let decoded = TaskEvent::decode("TaskDone", 1, &encoded.payload).unwrap();
 /// assert_eq!(decoded, TaskEvent::Done(TaskDone {}));
 /// assert!(TaskEvent::decode("TaskMoved", 1, &encoded.payload).is_err());
@@ -357,7 +359,8 @@ pub mod prelude {
     pub use crate::context::{Actor, CommandContext};
     pub use crate::envelope::{Metadata, NewEvent, RecordedEvent};
     pub use crate::projection::{Projection, ProjectionError, ProjectionRunner, Reactor, Recorded};
-    pub use crate::repository::{Executed, Loaded, Repository, RepositoryError, RetryPolicy};
+    pub use crate::repository::{Executed, Loaded, Repository, RepositoryError};
+    pub use crate::retry::Retry;
     pub use crate::store::{EventStore, ExpectedVersion, MemoryStore, StoreError};
     pub use crate::{Aggregate, Command, CommandSet, Event, EventSet};
     pub use crate::{Commands, Events, aggregate, command, event};

@@ -10,6 +10,7 @@ use crate::context::CommandContext;
 use crate::envelope::{NewEvent, RecordedEvent, Snapshot};
 use crate::error::{DecodeError, EncodeError};
 use crate::event::EventSet;
+use crate::retry::Retry;
 use crate::store::{
     CommandOutcome, CommandRecord, CommandSession, CommandWrite, EventStore, ExpectedVersion,
     StoreError, VisitError,
@@ -305,28 +306,6 @@ impl<A: Aggregate> Executed<A> {
     }
 }
 
-/// How often a command is re-run when another writer changed its stream first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Attempts in all, the first included (at least 1).
-    pub max_attempts: u32,
-}
-
-impl RetryPolicy {
-    /// At most `max_attempts` attempts in all.
-    pub fn attempts(max_attempts: u32) -> Self {
-        Self {
-            max_attempts: max_attempts.max(1),
-        }
-    }
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self::attempts(3)
-    }
-}
-
 /// When the repository saves a snapshot of an aggregate that takes snapshots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SnapshotPolicy {
@@ -460,7 +439,7 @@ impl<A: Aggregate> Decider<A> {
                     source,
                 })
             })?;
-            A::Events::decode(encoded.name, encoded.version, &encoded.payload).map_err(
+            A::Events::decode(encoded.name, encoded.schema_version, &encoded.payload).map_err(
                 |source| {
                     Stop::Failed(RepositoryError::Unreadable {
                         stream_id: stream_id.clone(),
@@ -472,7 +451,7 @@ impl<A: Aggregate> Decider<A> {
                 timestamp: ctx.now(),
                 ..NewEvent::new(
                     encoded.name,
-                    encoded.version,
+                    encoded.schema_version,
                     encoded.payload,
                     event_metadata.clone(),
                 )
@@ -1066,12 +1045,13 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     }
 
     /// Like [`Repository::execute_with`], but on a conflict reloads the aggregate and
-    /// decides again, up to `policy.max_attempts` attempts in all.
+    /// decides again, up to `retry.attempts()` attempts in all, waiting
+    /// [`Retry::backoff`] between them ([`Retry::immediately`] does not wait).
     pub async fn execute_retrying(
         &self,
         command: impl Into<A::Commands>,
         ctx: CommandContext,
-        policy: RetryPolicy,
+        retry: Retry,
     ) -> Result<Executed<A>, RepositoryError<A::Error>>
     where
         A::Commands: Clone,
@@ -1082,14 +1062,19 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             attempts += 1;
             match self.execute_with(command.clone(), ctx.clone()).await {
                 Err(RepositoryError::Conflict { stream_id, .. })
-                    if attempts >= policy.max_attempts.max(1) =>
+                    if attempts >= retry.attempts() =>
                 {
                     return Err(RepositoryError::RetriesExhausted {
                         stream_id,
                         attempts,
                     });
                 }
-                Err(RepositoryError::Conflict { .. }) => continue,
+                Err(RepositoryError::Conflict { .. }) => {
+                    let wait = retry.backoff(attempts);
+                    if !wait.is_zero() {
+                        tokio::time::sleep(wait).await;
+                    }
+                }
                 other => return other,
             }
         }

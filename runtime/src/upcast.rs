@@ -193,7 +193,7 @@ fn recode<S: EventSet>(
 ) -> Result<(u32, Box<RawValue>), RecodeError> {
     let event = S::decode(name, version, payload).map_err(RecodeError::Decode)?;
     let encoded = event.encode().map_err(RecodeError::Encode)?;
-    Ok((encoded.version, encoded.payload))
+    Ok((encoded.schema_version, encoded.payload))
 }
 
 /// A stored event of a known stream type that cannot be delivered in its newest version.

@@ -2,12 +2,11 @@
 //! its `source()`, so a reporter that walks the chain (`factum::error::Report`,
 //! `ProjectionError::message`, anyhow's `{:#}`) shows every cause exactly once.
 
-use std::error::Error;
-
 use factum::error::Report;
 use factum::prelude::*;
 use factum::projection::ProjectionError;
 use factum::store::MemoryStore;
+use factum::testing::assert_each_cause_once;
 
 #[event(name = "Ticked", version = 1)]
 #[derive(Debug, PartialEq)]
@@ -47,19 +46,6 @@ impl Counter {
 
     #[apply]
     fn ticked(&mut self, _event: &Ticked) {}
-}
-
-/// No level of the chain repeats the message of the level below it.
-fn assert_each_cause_once(error: &(dyn Error + 'static)) {
-    let mut level = error;
-    while let Some(source) = level.source() {
-        let (outer, inner) = (level.to_string(), source.to_string());
-        assert!(
-            !outer.contains(&inner),
-            "`{outer}` repeats its cause `{inner}`"
-        );
-        level = source;
-    }
 }
 
 fn occurrences(text: &str, part: &str) -> usize {

@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use factum::envelope::COMMAND_CAUSATION_KEY;
 use factum::prelude::*;
+use factum::process::HandlerError;
 use factum::process::sqlite::{OutboxState, ProcessDriver};
 use factum::process::{
     CommandKind, DispatchContext, DispatchError, ProcessManager, ProcessStatus, Reaction, Route,
     execute_once,
 };
-use factum::projection::ProjectionError;
 use factum::projection::sqlite::SqliteReadModel;
 use factum::store::SqliteStore;
 
@@ -163,7 +163,7 @@ async fn execute_once_does_not_run_a_redelivered_command_twice() {
     .await
     .unwrap_err();
     assert!(
-        matches!(&refused, DispatchError::Rejected { command, reason } if command == "Bump" && reason == "the counter refuses"),
+        matches!(&refused, DispatchError::Rejected { command, source } if command == "Bump" && source.to_string() == "the counter refuses"),
         "{refused:?}"
     );
 }
@@ -194,7 +194,7 @@ impl ProcessManager for PaymentSaga {
     type State = ();
     type Command = Payment;
 
-    fn route(&self, event: &RecordedEvent) -> Result<Route, ProjectionError> {
+    fn route(&self, event: &RecordedEvent) -> Result<Route, HandlerError> {
         Ok(Route::Start(event.stream_id.clone()))
     }
 
@@ -202,7 +202,7 @@ impl ProcessManager for PaymentSaga {
         &self,
         _: &mut (),
         _: &RecordedEvent,
-    ) -> Result<Reaction<Payment>, ProjectionError> {
+    ) -> Result<Reaction<Payment>, HandlerError> {
         Ok(Reaction::none()
             .step(Payment::Charge, Payment::Refund)
             .dispatch(Payment::Ship)
@@ -220,7 +220,7 @@ impl ProcessManager for PaymentSaga {
                 self.ship.wait().await;
                 Err(DispatchError::Rejected {
                     command: "Ship".into(),
-                    reason: "no carrier delivers there".into(),
+                    source: "no carrier delivers there".into(),
                 })
             }
             Payment::Refund => {
@@ -335,7 +335,7 @@ impl ProcessManager for AmountTracker {
     type State = Amounts;
     type Command = Payment;
 
-    fn route(&self, event: &RecordedEvent) -> Result<Route, ProjectionError> {
+    fn route(&self, event: &RecordedEvent) -> Result<Route, HandlerError> {
         Ok(Route::Start(event.stream_id.clone()))
     }
 
@@ -343,7 +343,7 @@ impl ProcessManager for AmountTracker {
         &self,
         state: &mut Amounts,
         event: &RecordedEvent,
-    ) -> Result<Reaction<Payment>, ProjectionError> {
+    ) -> Result<Reaction<Payment>, HandlerError> {
         let amount: serde_json::Value = serde_json::from_str(event.payload.get())?;
         state.last = match amount["amount"].as_str() {
             Some("infinite") => f64::INFINITY,
@@ -430,7 +430,7 @@ impl ProcessManager for Tally {
     type State = Tallied;
     type Command = u64;
 
-    fn route(&self, event: &RecordedEvent) -> Result<Route, ProjectionError> {
+    fn route(&self, event: &RecordedEvent) -> Result<Route, HandlerError> {
         Ok(Route::Start(event.stream_id.clone()))
     }
 
@@ -438,7 +438,7 @@ impl ProcessManager for Tally {
         &self,
         state: &mut Tallied,
         event: &RecordedEvent,
-    ) -> Result<Reaction<u64>, ProjectionError> {
+    ) -> Result<Reaction<u64>, HandlerError> {
         state.seen += 1;
         self.decided.lock().unwrap().push(event.position);
         Ok(Reaction::none().dispatch(event.position))

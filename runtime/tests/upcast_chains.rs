@@ -157,7 +157,7 @@ fn a_typed_chain_runs_every_step_from_the_oldest_version() {
 fn a_failing_try_from_is_a_typed_upcast_error() {
     let error = decode("PersonRegistered", 1, json!({ "name": "Anonymous" })).unwrap_err();
     assert_eq!(
-        (error.event.as_str(), error.version),
+        (error.event.as_str(), error.schema_version),
         ("PersonRegistered", 1)
     );
     match error.kind {
@@ -222,6 +222,6 @@ fn encoding_writes_the_newest_version_under_the_stable_name() {
     })
     .encode()
     .unwrap();
-    assert_eq!((encoded.name, encoded.version), ("PaymentTaken", 4));
+    assert_eq!((encoded.name, encoded.schema_version), ("PaymentTaken", 4));
     assert_eq!(encoded.payload.get(), r#"{"cents":1,"currency":"EUR"}"#);
 }

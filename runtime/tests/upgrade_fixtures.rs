@@ -34,8 +34,8 @@ use std::path::{Path, PathBuf};
 use chrono::DateTime;
 use factum::envelope::{Metadata, NewEvent, RecordedEvent, Snapshot};
 use factum::process::{
-    CommandKind, DispatchContext, DispatchError, OutboxState, ProcessManager, ProcessRunner,
-    ProcessStates, ProcessStatus, Reaction, Route,
+    CommandKind, DispatchContext, DispatchError, HandlerError, OutboxState, ProcessManager,
+    ProcessRunner, ProcessStates, ProcessStatus, Reaction, Route,
 };
 use factum::projection::postgres::{PostgresReadModel, PostgresTx};
 use factum::projection::sqlite::{SqliteReadModel, SqliteTx};
@@ -772,7 +772,7 @@ impl ProcessManager for Payments {
     type State = Due;
     type Command = Pay;
 
-    fn route(&self, event: &RecordedEvent) -> Result<Route, ProjectionError> {
+    fn route(&self, event: &RecordedEvent) -> Result<Route, HandlerError> {
         let due: Due = serde_json::from_str(event.payload.get())?;
         Ok(Route::Start(due.order))
     }
@@ -781,7 +781,7 @@ impl ProcessManager for Payments {
         &self,
         state: &mut Due,
         event: &RecordedEvent,
-    ) -> Result<Reaction<Pay>, ProjectionError> {
+    ) -> Result<Reaction<Pay>, HandlerError> {
         *state = serde_json::from_str(event.payload.get())?;
         Ok(Reaction::none()
             .dispatch(Pay {

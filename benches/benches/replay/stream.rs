@@ -109,7 +109,7 @@ pub fn build(runtime: &tokio::runtime::Runtime) -> Fixture {
             let encoded = event.encode().expect("events encode");
             new_events.push(NewEvent::new(
                 encoded.name,
-                encoded.version,
+                encoded.schema_version,
                 encoded.payload,
                 metadata.clone(),
             ));

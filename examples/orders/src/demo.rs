@@ -255,7 +255,7 @@ pub async fn run_on<S: EventStore + Clone>(store: S) -> Result<(), Failure> {
             ExpectedVersion::Exact(stale.version),
             vec![NewEvent::new(
                 event.name,
-                event.version,
+                event.schema_version,
                 event.payload,
                 Metadata::default(),
             )],
@@ -271,7 +271,7 @@ pub async fn run_on<S: EventStore + Clone>(store: S) -> Result<(), Failure> {
                 order_id: contested.clone(),
             },
             actor("customer-3"),
-            RetryPolicy::attempts(3),
+            Retry::immediately(3),
         )
         .await?;
     println!(

@@ -661,7 +661,8 @@ async fn restart_after_a_crash_at_the_payment(after_append: bool) {
     let failure = tokio::time::timeout(WAIT, async {
         loop {
             if let Some(error) = first.last_error() {
-                return error;
+                // The cause is the error's source: shown with the whole chain.
+                return factum::error::Report(&*error).to_string();
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }

@@ -120,7 +120,7 @@ proptest! {
             for record in store.read_all(0, usize::MAX).await.unwrap() {
                 let event = decode_record::<OrderEvent>(&record).unwrap();
                 let encoded = event.encode().unwrap();
-                prop_assert_eq!((encoded.name, encoded.version), (record.name.as_str(), record.schema_version));
+                prop_assert_eq!((encoded.name, encoded.schema_version), (record.name.as_str(), record.schema_version));
                 prop_assert_eq!(encoded.payload.get(), record.payload.get());
             }
             Ok(())
@@ -131,8 +131,8 @@ proptest! {
     fn every_event_decodes_to_what_was_encoded(event in event()) {
         let encoded = event.encode().unwrap();
         prop_assert_eq!(encoded.name, event.event_name());
-        prop_assert_eq!(encoded.version, event.event_version());
-        let decoded = OrderEvent::decode(encoded.name, encoded.version, &encoded.payload).unwrap();
+        prop_assert_eq!(encoded.schema_version, event.event_version());
+        let decoded = OrderEvent::decode(encoded.name, encoded.schema_version, &encoded.payload).unwrap();
         prop_assert_eq!(decoded, event);
     }
 

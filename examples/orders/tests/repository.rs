@@ -135,7 +135,7 @@ impl RacingStore {
                     ExpectedVersion::Any,
                     vec![NewEvent::new(
                         note.name,
-                        note.version,
+                        note.schema_version,
                         note.payload,
                         Metadata::default(),
                     )],
@@ -270,7 +270,7 @@ async fn a_retrying_execution_decides_again_on_fresh_state() {
                 order_id: "o-1".into(),
             },
             CommandContext::new(),
-            RetryPolicy::attempts(3),
+            Retry::immediately(3),
         )
         .await
         .unwrap();
@@ -287,7 +287,7 @@ async fn retries_are_bounded() {
                 order_id: "o-1".into(),
             },
             CommandContext::new(),
-            RetryPolicy::attempts(3),
+            Retry::immediately(3),
         )
         .await
         .unwrap_err();

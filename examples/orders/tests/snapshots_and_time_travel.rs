@@ -184,7 +184,7 @@ async fn time_travel_loads_the_order_as_it_was_at_a_moment() {
             let encoded = event.encode().unwrap();
             let mut new = NewEvent::new(
                 encoded.name,
-                encoded.version,
+                encoded.schema_version,
                 encoded.payload,
                 Metadata::default(),
             );

@@ -89,7 +89,7 @@ fn a_version_newer_than_the_code_is_a_typed_error() {
         error.kind,
         DecodeErrorKind::VersionTooNew { newest: 2 }
     ));
-    assert_eq!(error.version, 3);
+    assert_eq!(error.schema_version, 3);
 }
 
 #[test]

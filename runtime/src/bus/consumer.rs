@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind, consumer, stream};
 use futures_util::StreamExt;
-use tokio::sync::watch;
 
 use crate::cloudevents::CloudEvents;
 use crate::envelope::RecordedEvent;
-use crate::follow::{TaskError, TaskHandle};
+use crate::error::TaskFailure;
+use crate::follow::{TaskContext, TaskError, TaskHandle};
 use crate::projection::{Projection, Projector, ReadModel, ReadModelOf, RunnerError, Target};
 
 use super::error::{BusError, NatsError};
@@ -231,29 +231,30 @@ impl<P: Projection> NatsConsumer<P> {
     }
 
     async fn session(&mut self) -> Result<&mut Session, BusError> {
-        if self.session.is_none() {
-            self.check_names()?;
-            let client = connect(&self.url, &format!("factum consumer {}", self.name)).await?;
-            let context = jetstream::ContextBuilder::new()
-                .timeout(self.fetch_timeout)
-                .build(client);
-            let stream =
-                context
-                    .get_stream(&self.stream)
-                    .await
-                    .map_err(|source| BusError::Stream {
-                        stream: self.stream.clone(),
-                        operation: "look up",
-                        source: Box::new(source),
-                    })?;
-            self.session = Some(Session {
-                stream,
-                reader: None,
-            });
-        }
-        self.session.as_mut().ok_or_else(|| BusError::Task {
-            name: "bus consumer",
-            message: "no session after creating one".into(),
+        let session = match self.session.take() {
+            Some(session) => session,
+            None => self.connect_session().await?,
+        };
+        Ok(self.session.insert(session))
+    }
+
+    async fn connect_session(&mut self) -> Result<Session, BusError> {
+        self.check_names()?;
+        let client = connect(&self.url, &format!("factum consumer {}", self.name)).await?;
+        let context = jetstream::ContextBuilder::new()
+            .timeout(self.fetch_timeout)
+            .build(client);
+        let stream = context
+            .get_stream(&self.stream)
+            .await
+            .map_err(|source| BusError::Stream {
+                stream: self.stream.clone(),
+                operation: "look up",
+                source: Box::new(source),
+            })?;
+        Ok(Session {
+            stream,
+            reader: None,
         })
     }
 
@@ -444,9 +445,9 @@ impl<P: Projection> NatsConsumer<P> {
                     |name| headers.get(name).map(|value| value.as_str().to_owned()),
                     &message.payload,
                 )
-                .map_err(|error| error.to_string()),
+                .map_err(crate::error::BoxError::from),
                 None => serde_json::from_slice::<RecordedEvent>(&message.payload)
-                    .map_err(|error| error.to_string()),
+                    .map_err(crate::error::BoxError::from),
             };
             match decoded {
                 Ok(event) => {
@@ -466,7 +467,7 @@ impl<P: Projection> NatsConsumer<P> {
                         stream: self.stream.clone(),
                         subject: message.subject.to_string(),
                         stream_sequence: sequence,
-                        detail: error,
+                        source: error,
                     };
                     tracing::error!(consumer = self.name, error = %crate::error::Report(&error), "skipping a malformed message");
                     if let Err(ack_error) = message.ack_with(AckKind::Term).await {
@@ -589,18 +590,20 @@ impl<P: Projection> NatsConsumer<P> {
     pub fn spawn(self) -> ConsumerHandle {
         let reports = Arc::new(Mutex::new(Reports::default()));
         let shared = Arc::clone(&reports);
-        let task = TaskHandle::spawn(self.name, |context| {
-            self.follow(context.stop, context.checkpoint, shared)
-        });
+        let task = TaskHandle::spawn(self.name, |context| self.follow(context, shared));
         ConsumerHandle { reports, task }
     }
 
     async fn follow(
         mut self,
-        mut stop: watch::Receiver<bool>,
-        checkpoint_tx: watch::Sender<Option<u64>>,
+        context: TaskContext<BusError>,
         reports: Arc<Mutex<Reports>>,
     ) -> Result<(), BusError> {
+        let TaskContext {
+            mut stop,
+            checkpoint: checkpoint_tx,
+            status,
+        } = context;
         let mut failures = 0u32;
         let mut wait = None;
         loop {
@@ -646,13 +649,10 @@ impl<P: Projection> NatsConsumer<P> {
                         consumer = self.name, stream = %self.stream, error = %crate::error::Report(&error), failures,
                         retry_in_ms = pause.as_millis() as u64, "consuming failed; retrying"
                     );
-                    reports
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .last_error = Some(crate::error::Report(&error).to_string());
                     if matches!(error, BusError::Stream { .. } | BusError::Connect { .. }) {
                         self.session = None;
                     }
+                    status.report_error(error);
                     tokio::select! {
                         _ = tokio::time::sleep(pause) => {}
                         _ = stop.changed() => {}
@@ -666,7 +666,6 @@ impl<P: Projection> NatsConsumer<P> {
 #[derive(Default)]
 struct Reports {
     malformed: Vec<BusError>,
-    last_error: Option<String>,
 }
 
 /// A running consumer.
@@ -677,8 +676,8 @@ pub struct ConsumerHandle {
 
 /// For [`ConsumerHandle`] and [`PublisherHandle`](super::PublisherHandle).
 impl TaskError for BusError {
-    fn task(name: &'static str, message: String) -> Self {
-        BusError::Task { name, message }
+    fn task(name: &'static str, source: TaskFailure) -> Self {
+        BusError::Task { name, source }
     }
 
     fn is_transient(&self) -> bool {
@@ -712,13 +711,10 @@ impl ConsumerHandle {
         )
     }
 
-    /// The last failure it retried after, for diagnostics.
-    pub fn last_error(&self) -> Option<String> {
-        self.reports
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .last_error
-            .clone()
+    /// The last failure it retried after, for diagnostics: its causes are its
+    /// `source()`, shown by [`Report`](crate::error::Report).
+    pub fn last_error(&self) -> Option<Arc<BusError>> {
+        self.task.last_error()
     }
 
     /// Waits until the projection has applied everything up to global `position`.

@@ -119,7 +119,7 @@ pub enum BusError {
     /// A message on the stream is not a recorded event. It was terminated on the server
     /// and skipped.
     #[error(
-        "JetStream stream `{stream}`, message {stream_sequence} on `{subject}` is not a recorded event: {detail}"
+        "JetStream stream `{stream}`, message {stream_sequence} on `{subject}` is not a recorded event"
     )]
     Malformed {
         /// The stream.
@@ -129,7 +129,8 @@ pub enum BusError {
         /// The message's stream sequence.
         stream_sequence: u64,
         /// What was wrong with it.
-        detail: String,
+        #[source]
+        source: crate::error::BoxError,
     },
     /// Reading the event store failed.
     #[error("publisher `{publisher}`: reading the event store failed")]
@@ -169,12 +170,13 @@ pub enum BusError {
         reason: String,
     },
     /// The task of a spawned publisher or consumer ended abnormally.
-    #[error("`{name}`: its task ended abnormally: {message}")]
+    #[error("`{name}`: its task ended abnormally")]
     Task {
         /// The publisher's or consumer's name.
         name: &'static str,
-        /// What the join said.
-        message: String,
+        /// How it ended.
+        #[source]
+        source: crate::error::TaskFailure,
     },
 }
 

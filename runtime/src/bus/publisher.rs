@@ -1,14 +1,13 @@
 //! The outbox: the global log published to JetStream behind a durable checkpoint.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, context::PublishErrorKind, stream};
-use tokio::sync::watch;
 
 use crate::cloudevents::CloudEvents;
 use crate::envelope::RecordedEvent;
-use crate::follow::TaskHandle;
+use crate::follow::{TaskContext, TaskHandle};
 use crate::projection::{ReadModel, ReadModelTx, Target};
 use crate::store::EventStore;
 use crate::upcast::Upcaster;
@@ -428,20 +427,16 @@ impl<S: EventStore + 'static, M: ReadModel> NatsPublisher<S, M> {
     /// to report new events; retries failures (NATS down, timeouts) with backoff until
     /// [`PublisherHandle::stop`]. Only a fatal error ([`BusError::is_fatal`]) ends it early.
     pub fn spawn(self) -> PublisherHandle {
-        let last_error = Arc::new(Mutex::new(None));
-        let shared = Arc::clone(&last_error);
-        let task = TaskHandle::spawn(self.name, |context| {
-            self.follow(context.stop, context.checkpoint, shared)
-        });
-        PublisherHandle { last_error, task }
+        let task = TaskHandle::spawn(self.name, |context| self.follow(context));
+        PublisherHandle { task }
     }
 
-    async fn follow(
-        mut self,
-        mut stop: watch::Receiver<bool>,
-        checkpoint_tx: watch::Sender<Option<u64>>,
-        last_error: Arc<Mutex<Option<String>>>,
-    ) -> Result<(), BusError> {
+    async fn follow(mut self, context: TaskContext<BusError>) -> Result<(), BusError> {
+        let TaskContext {
+            mut stop,
+            checkpoint: checkpoint_tx,
+            status,
+        } = context;
         let mut failures = 0u32;
         loop {
             if *stop.borrow() {
@@ -469,8 +464,7 @@ impl<S: EventStore + 'static, M: ReadModel> NatsPublisher<S, M> {
                         publisher = self.name, stream = %self.stream, error = %crate::error::Report(&error), failures,
                         retry_in_ms = wait.as_millis() as u64, "publishing failed; retrying"
                     );
-                    *last_error.lock().unwrap_or_else(PoisonError::into_inner) =
-                        Some(crate::error::Report(&error).to_string());
+                    status.report_error(error);
                     if let Ok(checkpoint) = self.checkpoint().await {
                         checkpoint_tx.send_replace(Some(checkpoint));
                     }
@@ -496,7 +490,6 @@ struct Batch {
 
 /// A running publisher.
 pub struct PublisherHandle {
-    last_error: Arc<Mutex<Option<String>>>,
     task: TaskHandle<BusError>,
 }
 
@@ -515,12 +508,10 @@ impl PublisherHandle {
         self.task.checkpoint()
     }
 
-    /// The last failure it retried after, for diagnostics.
-    pub fn last_error(&self) -> Option<String> {
-        self.last_error
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+    /// The last failure it retried after, for diagnostics: its causes are its
+    /// `source()`, shown by [`Report`](crate::error::Report).
+    pub fn last_error(&self) -> Option<Arc<BusError>> {
+        self.task.last_error()
     }
 
     /// Waits until every event up to `position` is in the stream. Returns the task's error

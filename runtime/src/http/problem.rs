@@ -179,7 +179,7 @@ pub(crate) fn from_command_id(error: &CommandIdError) -> Problem {
         StatusCode::BAD_REQUEST,
         "invalid-idempotency-key",
         "The Idempotency-Key is not a command id",
-        error.to_string(),
+        crate::error::Report(error).to_string(),
     )
 }
 

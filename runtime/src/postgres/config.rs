@@ -1,6 +1,7 @@
 //! How to reach the database and use it: the connection, the pool size, the schema.
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::store::StoreError;
 
@@ -22,7 +23,8 @@ use super::store::PostgresStore;
 /// ```
 #[derive(Clone)]
 pub struct PostgresConfig {
-    pub(super) pg: Result<tokio_postgres::Config, String>,
+    /// A bad connection string's error, shared so that the configuration stays `Clone`.
+    pub(super) pg: Result<tokio_postgres::Config, Arc<tokio_postgres::Error>>,
     pub(super) pool_size: usize,
     pub(super) schema: String,
 }
@@ -52,10 +54,8 @@ impl PostgresConfig {
     /// A configuration from a connection string (`postgres://user@host:port/db` or
     /// `host=... user=...`); a bad string is reported by [`PostgresConfig::connect`].
     pub fn from_url(url: &str) -> Self {
-        let pg = url.parse::<tokio_postgres::Config>().map_err(|error| {
-            // The parser's message never echoes the string, which may hold a password.
-            format!("cannot parse the connection string: {error}")
-        });
+        // The parser's error never echoes the string, which may hold a password.
+        let pg = url.parse::<tokio_postgres::Config>().map_err(Arc::new);
         Self {
             pg,
             pool_size: default_pool_size(),

@@ -7,8 +7,15 @@ use crate::store::StoreError;
 #[non_exhaustive]
 pub enum PostgresError {
     /// The connection string or options are invalid.
-    #[error("invalid PostgreSQL configuration: {0}")]
-    InvalidConfig(String),
+    #[error("invalid PostgreSQL configuration: {what}")]
+    InvalidConfig {
+        /// What could not be done with it.
+        what: &'static str,
+        /// The parser's or pool builder's error (never echoing the connection string,
+        /// which may hold a password).
+        #[source]
+        source: crate::error::BoxError,
+    },
     /// The schema name is not made of ASCII letters, digits and `_` (1 to 63 bytes, not
     /// starting with a digit nor with `pg_`, which PostgreSQL reserves).
     #[error(
@@ -37,8 +44,8 @@ pub enum PostgresError {
         reason: String,
     },
     /// A connection could not be taken from the pool.
-    #[error("no connection from the pool: {0}")]
-    Pool(String),
+    #[error("no connection from the pool")]
+    Pool(#[source] deadpool_postgres::PoolError),
     /// The database answered something this code does not expect (a changed function).
     #[error("unexpected reply from the database: {0}")]
     UnexpectedReply(String),
@@ -51,6 +58,6 @@ pub(super) fn backend(error: impl std::error::Error + Send + Sync + 'static) -> 
 pub(super) fn pool_error(error: deadpool_postgres::PoolError) -> StoreError {
     match error {
         deadpool_postgres::PoolError::Backend(error) => backend(error),
-        other => backend(PostgresError::Pool(other.to_string())),
+        other => backend(PostgresError::Pool(other)),
     }
 }

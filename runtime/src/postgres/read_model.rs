@@ -123,7 +123,7 @@ fn pg_version(target: Target) -> Result<i32, ReadModelError> {
     i32::try_from(target.version).map_err(|_| ReadModelError::Corrupt {
         target: target.to_string(),
         what: "version",
-        detail: format!("{} does not fit PostgreSQL's INTEGER", target.version),
+        source: format!("{} does not fit PostgreSQL's INTEGER", target.version).into(),
     })
 }
 
@@ -131,7 +131,7 @@ fn to_u64(target: Target, value: i64) -> Result<u64, ReadModelError> {
     u64::try_from(value).map_err(|_| ReadModelError::Corrupt {
         target: target.to_string(),
         what: "checkpoint",
-        detail: format!("negative position {value}"),
+        source: format!("negative position {value}").into(),
     })
 }
 
@@ -335,7 +335,7 @@ impl ReadModel for PostgresReadModel {
             serde_json::to_value(&parked.event).map_err(|error| ReadModelError::Corrupt {
                 target: target.to_string(),
                 what: "parked event",
-                detail: error.to_string(),
+                source: Box::new(error),
             })?;
         tx.execute(
             &format!(
@@ -392,7 +392,7 @@ impl ReadModel for PostgresReadModel {
                         ReadModelError::Corrupt {
                             target: target.to_string(),
                             what: "parked event",
-                            detail: error.to_string(),
+                            source: Box::new(error),
                         }
                     })?,
                     error: row.get(1),
@@ -429,7 +429,7 @@ impl ReadModel for PostgresReadModel {
                         return Err(ReadModelError::Corrupt {
                             target: target.to_string(),
                             what: "catalog state",
-                            detail: format!("unknown state `{other}`"),
+                            source: format!("unknown state `{other}`").into(),
                         });
                     }
                 };

@@ -352,9 +352,12 @@ impl PostgresStore {
     /// reached, or its schema is newer than this code (`PostgresError::SchemaTooNew`).
     pub async fn connect(config: impl Into<PostgresConfig>) -> Result<Self, StoreError> {
         let config = config.into();
-        let pg = config
-            .pg
-            .map_err(|message| backend(PostgresError::InvalidConfig(message)))?;
+        let pg = config.pg.map_err(|source| {
+            backend(PostgresError::InvalidConfig {
+                what: "cannot parse the connection string",
+                source: Box::new(source),
+            })
+        })?;
         validate_schema(&config.schema)?;
         let mut pg_for_listener = pg.clone();
         // Operators (and tests) tell the listening connection apart by its name.
@@ -371,7 +374,12 @@ impl PostgresStore {
         let pool = Pool::builder(manager)
             .max_size(config.pool_size)
             .build()
-            .map_err(|error| backend(PostgresError::InvalidConfig(error.to_string())))?;
+            .map_err(|source| {
+                backend(PostgresError::InvalidConfig {
+                    what: "cannot build the connection pool",
+                    source: Box::new(source),
+                })
+            })?;
         let sql = Arc::new(Sql::new(&config.schema));
         let store = Self {
             pool,

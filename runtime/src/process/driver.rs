@@ -3,20 +3,22 @@
 //! log; and the readers of its instances.
 
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::time::Duration;
 
 use uuid::Uuid;
 
 use super::store::{CommandRow, InstanceRow, NewCommand, OutboxState, ProcessStore, ProcessTx};
 use super::{
-    CommandKind, DispatchContext, DispatchError, ProcessManager, ProcessStatus, Reaction, Route,
+    CommandKind, DispatchContext, DispatchError, HandlerError, ProcessManager, ProcessStatus,
+    Reaction, Route,
 };
 use crate::context::{Actor, CommandContext};
 use crate::envelope::RecordedEvent;
+use crate::error::{BoxError, TaskFailure};
 use crate::follow::{Follower, Log, Parkable, TaskError, TaskHandle, describe_refusal};
-use crate::projection::{
-    Applied, ParkedEvent, ProjectionError, ReadModelError, ReadModelTx, Retry, Target,
-};
+use crate::projection::{Applied, ParkedEvent, ReadModelError, ReadModelTx, Target};
+use crate::retry::Retry;
 use crate::store::{EventStore, StoreError};
 
 /// Why a process manager's driver stopped.
@@ -44,7 +46,7 @@ pub enum ProcessError {
     /// A handler failed on an event; nothing of it was persisted and the checkpoint stays
     /// before it.
     #[error(
-        "process manager `{manager}` stopped at event `{event_name}` (stream `{stream_id}`, version {stream_version}, position {position}): {message}"
+        "process manager `{manager}` stopped at event `{event_name}` (stream `{stream_id}`, version {stream_version}, position {position})"
     )]
     Handler {
         /// The manager.
@@ -57,13 +59,14 @@ pub enum ProcessError {
         stream_version: u64,
         /// Its global position.
         position: u64,
-        /// The error, with its causes.
-        message: String,
+        /// The handler's error.
+        #[source]
+        source: BoxError,
     },
     /// A command could not be dispatched after every retry; it stays pending and is
     /// dispatched again on the next start.
     #[error(
-        "process manager `{manager}`, instance `{instance}`: command {command_id} could not be dispatched after {attempts} attempts: {message}"
+        "process manager `{manager}`, instance `{instance}`: command {command_id} could not be dispatched after {attempts} attempts"
     )]
     Dispatch {
         /// The manager.
@@ -74,11 +77,12 @@ pub enum ProcessError {
         command_id: Uuid,
         /// How many times it was tried.
         attempts: u32,
-        /// The last error, with its causes.
-        message: String,
+        /// The last failure.
+        #[source]
+        source: DispatchError,
     },
     /// A stored row could not be read back (state or command JSON of another shape).
-    #[error("process manager `{manager}`, instance `{instance}`: corrupt {what}: {detail}")]
+    #[error("process manager `{manager}`, instance `{instance}`: corrupt {what}")]
     Corrupt {
         /// The manager.
         manager: &'static str,
@@ -87,13 +91,14 @@ pub enum ProcessError {
         /// What was corrupt.
         what: &'static str,
         /// Why.
-        detail: String,
+        #[source]
+        source: BoxError,
     },
     /// A new state or command would not read back as itself (nested too deep, a float
     /// that is not finite, serde attributes that write what they do not read); nothing
     /// was written.
     #[error(
-        "process manager `{manager}`, instance `{instance}`: the new {what} would not read back: {detail}; nothing was written"
+        "process manager `{manager}`, instance `{instance}`: the new {what} would not read back; nothing was written"
     )]
     Unreadable {
         /// The manager.
@@ -103,7 +108,8 @@ pub enum ProcessError {
         /// What would not read back (`state`, `command`).
         what: &'static str,
         /// Why.
-        detail: String,
+        #[source]
+        source: BoxError,
     },
     /// [`ProcessRunner::park_unreadable`] refused: `position` is not where reading after
     /// the manager's checkpoint fails. Nothing was written.
@@ -123,13 +129,25 @@ pub enum ProcessError {
         /// `position` (or to the head of the log) without failing.
         next_unreadable: Option<u64>,
     },
-    /// The driver's task ended abnormally (it panicked or was aborted).
-    #[error("process manager `{manager}`: its task ended abnormally: {message}")]
+    /// The driver's task ended abnormally (it panicked or was aborted, or stopped before
+    /// what was waited for).
+    #[error("process manager `{manager}`: its task ended abnormally")]
     Task {
         /// The manager.
         manager: &'static str,
-        /// What the task's join said.
-        message: String,
+        /// How it ended.
+        #[source]
+        source: TaskFailure,
+    },
+    /// [`ProcessHandle::wait_until_final`] gave up: the instance had not ended in time.
+    #[error("process manager `{manager}`: instance `{instance}` did not end within {waited:?}")]
+    Timeout {
+        /// The manager.
+        manager: &'static str,
+        /// The process instance.
+        instance: String,
+        /// How long it was waited for.
+        waited: Duration,
     },
 }
 
@@ -212,7 +230,7 @@ fn decode_json<M: ProcessManager, T: serde::de::DeserializeOwned>(
         manager: M::NAME,
         instance: key.to_owned(),
         what,
-        detail: error.to_string(),
+        source: Box::new(error),
     })
 }
 
@@ -429,14 +447,14 @@ impl<M: ProcessManager, P: ProcessStore> ProcessDriver<M, P> {
         }
     }
 
-    fn handler_error(event: &RecordedEvent, error: &ProjectionError) -> ProcessError {
+    fn handler_error(event: &RecordedEvent, error: HandlerError) -> ProcessError {
         ProcessError::Handler {
             manager: M::NAME,
             event_name: event.name.clone(),
             stream_id: event.stream_id.clone(),
             stream_version: event.stream_version,
             position: event.position,
-            message: error.message(),
+            source: error.into_error(),
         }
     }
 
@@ -468,7 +486,7 @@ impl<M: ProcessManager, P: ProcessStore> ProcessDriver<M, P> {
         let (key, starts) = match self
             .manager
             .route(event)
-            .map_err(|error| Self::handler_error(event, &error))?
+            .map_err(|error| Self::handler_error(event, error))?
         {
             Route::Start(key) => (key, true),
             Route::Continue(key) => (key, false),
@@ -478,7 +496,7 @@ impl<M: ProcessManager, P: ProcessStore> ProcessDriver<M, P> {
             // PostgreSQL text holds no NUL; refused on every backend alike.
             return Err(Self::handler_error(
                 event,
-                &ProjectionError::msg(format!(
+                HandlerError::msg(format!(
                     "the instance key {key:?} holds a NUL character, which no store keeps"
                 )),
             ));
@@ -519,7 +537,7 @@ impl<M: ProcessManager, P: ProcessStore> ProcessDriver<M, P> {
             .manager
             .handle(&mut state, event)
             .await
-            .map_err(|error| Self::handler_error(event, &error))?;
+            .map_err(|error| Self::handler_error(event, error))?;
         record.state = self.encode(&key, "state", &state)?;
         let Reaction {
             steps,
@@ -596,7 +614,9 @@ impl<M: ProcessManager, P: ProcessStore> ProcessDriver<M, P> {
                 attempts += 1;
                 match self.manager.dispatch(&command, &context).await {
                     Ok(()) => break Ok(()),
-                    Err(DispatchError::Rejected { command, reason }) => {
+                    Err(DispatchError::Rejected { command, source }) => {
+                        // Kept as text: the outbox row and the instance's failure store it.
+                        let reason = crate::error::Report(&*source);
                         break Err(free_text(format!("{command}: {reason}")));
                     }
                     Err(error @ DispatchError::Failed { .. }) => {
@@ -606,7 +626,7 @@ impl<M: ProcessManager, P: ProcessStore> ProcessDriver<M, P> {
                                 instance: key.to_owned(),
                                 command_id: row.command_id,
                                 attempts,
-                                message: super::error_chain(&error),
+                                source: error,
                             });
                         }
                         tracing::warn!(
@@ -646,7 +666,7 @@ impl<M: ProcessManager, P: ProcessStore> ProcessDriver<M, P> {
                 manager: M::NAME,
                 instance: key.to_owned(),
                 what: "outbox",
-                detail: format!("command {} has no instance row", row.command_id),
+                source: format!("command {} has no instance row", row.command_id).into(),
             });
         };
         let (state, reason) = match &outcome {
@@ -758,7 +778,7 @@ impl<M: ProcessManager, P: ProcessStore> ProcessDriver<M, P> {
                     manager: M::NAME,
                     instance: record.key.clone(),
                     what: "compensation",
-                    detail: error.to_string(),
+                    source: Box::new(error),
                 })?;
             self.insert_command(
                 tx,
@@ -823,7 +843,7 @@ impl<M: ProcessManager, P: ProcessStore> ProcessDriver<M, P> {
                 manager: M::NAME,
                 instance: record.key.clone(),
                 what: "compensations",
-                detail: error.to_string(),
+                source: Box::new(error),
             }
         })?;
         let row = InstanceRow {
@@ -850,16 +870,16 @@ impl<M: ProcessManager, P: ProcessStore> ProcessDriver<M, P> {
         what: &'static str,
         value: &T,
     ) -> Result<String, ProcessError> {
-        let unreadable = |detail: String| ProcessError::Unreadable {
+        let unreadable = |source: BoxError| ProcessError::Unreadable {
             manager: M::NAME,
             instance: key.to_owned(),
             what,
-            detail,
+            source,
         };
-        let text = serde_json::to_string(value).map_err(|error| unreadable(error.to_string()))?;
+        let text = serde_json::to_string(value).map_err(|error| unreadable(Box::new(error)))?;
         crate::store::limits::check_json(&text, crate::store::limits::MAX_JSON_DEPTH)
-            .map_err(|limit| unreadable(limit.to_string()))?;
-        serde_json::from_str::<T>(&text).map_err(|error| unreadable(error.to_string()))?;
+            .map_err(|limit| unreadable(limit.to_string().into()))?;
+        serde_json::from_str::<T>(&text).map_err(|error| unreadable(Box::new(error)))?;
         Ok(text)
     }
 
@@ -872,7 +892,7 @@ impl<M: ProcessManager, P: ProcessStore> ProcessDriver<M, P> {
             manager: M::NAME,
             instance: key.to_owned(),
             what: "compensation",
-            detail: error.to_string(),
+            source: Box::new(error),
         })
     }
 }
@@ -1118,14 +1138,14 @@ impl<M: ProcessManager, P: ProcessStore> Parkable for ProcessDriver<M, P> {
 }
 
 impl TaskError for ProcessError {
-    fn task(manager: &'static str, message: String) -> Self {
-        ProcessError::Task { manager, message }
+    fn task(manager: &'static str, source: TaskFailure) -> Self {
+        ProcessError::Task { manager, source }
     }
 
     fn already_reported(manager: &'static str) -> Option<Self> {
         Some(ProcessError::Task {
             manager,
-            message: "it had already stopped; its end was reported by an earlier call".into(),
+            source: TaskFailure::AlreadyReported,
         })
     }
 
@@ -1147,7 +1167,8 @@ impl TaskError for ProcessError {
             | ProcessError::NotUnreadable { .. }
             | ProcessError::Corrupt { .. }
             | ProcessError::Unreadable { .. }
-            | ProcessError::Task { .. } => false,
+            | ProcessError::Task { .. }
+            | ProcessError::Timeout { .. } => false,
         }
     }
 }
@@ -1201,13 +1222,14 @@ impl<M: ProcessManager, P: ProcessStore> ProcessHandle<M, P> {
             if self.is_finished() {
                 return Err(self.task.join().await.err().unwrap_or(ProcessError::Task {
                     manager: M::NAME,
-                    message: format!("it stopped before instance `{key}` ended"),
+                    source: TaskFailure::StoppedBefore("the instance ended"),
                 }));
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(ProcessError::Task {
+                return Err(ProcessError::Timeout {
                     manager: M::NAME,
-                    message: format!("instance `{key}` did not end within {timeout:?}"),
+                    instance: key.to_owned(),
+                    waited: timeout,
                 });
             }
             let _ = tokio::time::timeout(Duration::from_millis(20), self.task.checkpoint_changed())
@@ -1220,7 +1242,8 @@ impl<M: ProcessManager, P: ProcessStore> ProcessHandle<M, P> {
         self.task.is_finished()
     }
 
-    /// The last error it retried after, with its causes (`None` if it never failed).
+    /// The last error it retried after, its causes as its `source()` (`None` if it never
+    /// failed); shown with its causes by [`Report`](crate::error::Report).
     ///
     /// Failures a retry can cure — the store or the read model unreachable, busy or
     /// timing out, a command whose dispatch kept failing ([`ProcessError::Dispatch`]) —
@@ -1229,7 +1252,7 @@ impl<M: ProcessManager, P: ProcessStore> ProcessHandle<M, P> {
     /// it recovers; [`ProcessHandle::checkpoint`] tells whether it moves on. Other
     /// failures end the task ([`ProcessHandle::stop`] returns them): a handler error
     /// ([`ProcessError::Handler`]), a corrupt row or an invalid name.
-    pub fn last_error(&self) -> Option<String> {
+    pub fn last_error(&self) -> Option<Arc<ProcessError>> {
         self.task.last_error()
     }
 

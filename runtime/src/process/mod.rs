@@ -112,9 +112,20 @@ use crate::aggregate::Aggregate;
 use crate::command::CommandSet;
 use crate::context::CommandContext;
 use crate::envelope::RecordedEvent;
-use crate::projection::ProjectionError;
-use crate::repository::{Repository, RepositoryError, RetryPolicy};
+use crate::error::BoxError;
+use crate::repository::{Repository, RepositoryError};
+use crate::retry::Retry;
 use crate::store::{EventStore, StoreError, VisitError};
+
+crate::error::handler_error! {
+    /// A process manager's failure to route or handle an event: any error converts into
+    /// it with `?`.
+    ///
+    /// It does not implement `std::error::Error` itself (so that every error type can
+    /// convert into it); [`HandlerError::message`] and `Display` show the whole chain of
+    /// causes, and [`ProcessError::Handler`] keeps the error as its `source()`.
+    HandlerError
+}
 
 /// A long-running business process driven by events: it keeps state per instance and
 /// dispatches commands, compensating completed steps when one fails.
@@ -134,7 +145,7 @@ pub trait ProcessManager: Send + Sync + 'static {
     type Command: Serialize + DeserializeOwned + Clone + Send + Sync + std::fmt::Debug + 'static;
 
     /// Which instance `event` belongs to, and whether it may start one.
-    fn route(&self, event: &RecordedEvent) -> Result<Route, ProjectionError>;
+    fn route(&self, event: &RecordedEvent) -> Result<Route, HandlerError>;
 
     /// Decides what the event means for the instance: updates `state` and returns the
     /// commands to dispatch. Called only for instances that are
@@ -143,7 +154,7 @@ pub trait ProcessManager: Send + Sync + 'static {
         &self,
         state: &mut Self::State,
         event: &RecordedEvent,
-    ) -> impl Future<Output = Result<Reaction<Self::Command>, ProjectionError>> + Send;
+    ) -> impl Future<Output = Result<Reaction<Self::Command>, HandlerError>> + Send;
 
     /// Sends one command (to a repository, usually with [`execute_once`]).
     ///
@@ -352,12 +363,13 @@ pub struct DispatchContext {
 pub enum DispatchError {
     /// The aggregate rejected the command with a domain error: a failed step (which starts
     /// compensation) or a failed compensation (which makes the instance stuck).
-    #[error("command `{command}` was rejected: {reason}")]
+    #[error("command `{command}` was rejected")]
     Rejected {
         /// The command's name.
         command: String,
-        /// The domain error, with its causes.
-        reason: String,
+        /// The domain error.
+        #[source]
+        source: BoxError,
     },
     /// The command could not be delivered (store down, conflicts without end, ...); it
     /// is tried again, and stays pending when the retries run out.
@@ -367,21 +379,16 @@ pub enum DispatchError {
         command: String,
         /// What failed.
         #[source]
-        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+        source: BoxError,
     },
-}
-
-/// Joins an error and its sources with `: `.
-pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    crate::error::Report(error).to_string()
 }
 
 /// Runs `command` on `repository` at most once per command id.
 ///
 /// On a redelivery it first looks for an event of the target stream caused by
 /// `context.metadata.command_id`; if there is one, the command already ran and nothing
-/// is done. Otherwise it runs with [`Repository::execute_retrying`] (the default
-/// [`RetryPolicy`] on conflicts). A rejection becomes [`DispatchError::Rejected`], any
+/// is done. Otherwise it runs with [`Repository::execute_retrying`] (3 attempts on
+/// conflicts, [`Retry::immediately`]). A rejection becomes [`DispatchError::Rejected`], any
 /// other failure [`DispatchError::Failed`].
 ///
 /// The look-up reads the target stream from its start, only on redeliveries.
@@ -398,11 +405,10 @@ where
     let command = command.into();
     let name = command.command_name();
     let stream_id = Repository::<A, S>::stream_id(&command.aggregate_id());
-    let failed =
-        |source: Box<dyn std::error::Error + Send + Sync + 'static>| DispatchError::Failed {
-            command: name.to_owned(),
-            source,
-        };
+    let failed = |source: BoxError| DispatchError::Failed {
+        command: name.to_owned(),
+        source,
+    };
     if context.redelivery
         && caused_in_stream(repository.store(), &stream_id, context.metadata.command_id)
             .await
@@ -417,13 +423,13 @@ where
         return Ok(());
     }
     match repository
-        .execute_retrying(command, context.metadata.clone(), RetryPolicy::default())
+        .execute_retrying(command, context.metadata.clone(), Retry::immediately(3))
         .await
     {
         Ok(_) => Ok(()),
         Err(RepositoryError::Rejected(error)) => Err(DispatchError::Rejected {
             command: name.to_owned(),
-            reason: error_chain(&error),
+            source: Box::new(error),
         }),
         Err(error) => Err(failed(Box::new(error))),
     }

@@ -249,7 +249,7 @@ impl RowReader<'_> {
         ReadModelError::Corrupt {
             target: self.target.to_string(),
             what,
-            detail: format!("instance `{}`: {detail}", self.instance),
+            source: format!("instance `{}`: {detail}", self.instance).into(),
         }
     }
 

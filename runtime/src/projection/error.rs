@@ -1,57 +1,18 @@
 //! What handlers and the runner report.
 
-use std::fmt;
-
+use crate::error::{BoxError, TaskFailure};
 use crate::follow::describe_refusal;
 use crate::store::StoreError;
 
 use super::read_model::ReadModelError;
 
-/// A handler's failure: any error converts into it with `?`.
-///
-/// It does not implement `std::error::Error` itself (so that every error type can convert
-/// into it); [`ProjectionError::message`] and `Display` show the whole chain of causes.
-pub struct ProjectionError {
-    inner: Box<dyn std::error::Error + Send + Sync + 'static>,
-}
-
-impl ProjectionError {
-    /// A failure described by a message.
-    pub fn msg(message: impl fmt::Display) -> Self {
-        Self {
-            inner: message.to_string().into(),
-        }
-    }
-
-    /// The error and its sources, joined by `: `.
-    pub fn message(&self) -> String {
-        crate::error::Report(&*self.inner).to_string()
-    }
-
-    /// The underlying error.
-    pub fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
-        &*self.inner
-    }
-}
-
-impl<E: std::error::Error + Send + Sync + 'static> From<E> for ProjectionError {
-    fn from(error: E) -> Self {
-        Self {
-            inner: Box::new(error),
-        }
-    }
-}
-
-impl fmt::Display for ProjectionError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message())
-    }
-}
-
-impl fmt::Debug for ProjectionError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ProjectionError({:?})", self.message())
-    }
+crate::error::handler_error! {
+    /// A projection's or reactor's handler failure: any error converts into it with `?`.
+    ///
+    /// It does not implement `std::error::Error` itself (so that every error type can
+    /// convert into it); [`ProjectionError::message`] and `Display` show the whole chain of
+    /// causes, and a [`RunnerError`] reporting it keeps the error as its `source()`.
+    ProjectionError
 }
 
 /// Why a projection or reactor stopped.
@@ -79,7 +40,7 @@ pub enum RunnerError {
     /// An event kept failing after every retry and the projection is configured to stop
     /// ([`OnPoison::Stop`](super::OnPoison::Stop)); its checkpoint stays before the event.
     #[error(
-        "projection `{projection}` v{version} stopped at event `{event_name}` (stream `{stream_id}`, version {stream_version}, position {position}) after {attempts} attempts: {message}"
+        "projection `{projection}` v{version} stopped at event `{event_name}` (stream `{stream_id}`, version {stream_version}, position {position}) after {attempts} attempts"
     )]
     Poisoned {
         /// The projection or reactor.
@@ -96,26 +57,29 @@ pub enum RunnerError {
         position: u64,
         /// How many times the handler was tried.
         attempts: u32,
-        /// The last error, with its causes.
-        message: String,
+        /// The handler's last error.
+        #[source]
+        source: BoxError,
     },
     /// The projection's `#[setup]` failed; nothing was written.
-    #[error("projection `{projection}` v{version}: setting up the read model failed: {message}")]
+    #[error("projection `{projection}` v{version}: setting up the read model failed")]
     Setup {
         /// The projection.
         projection: &'static str,
         /// Its version.
         version: u32,
-        /// The error, with its causes.
-        message: String,
+        /// The `#[setup]` handler's error.
+        #[source]
+        source: BoxError,
     },
     /// The runner's task ended abnormally (it panicked or was aborted).
-    #[error("projection `{projection}`: its task ended abnormally: {message}")]
+    #[error("projection `{projection}`: its task ended abnormally")]
     Task {
         /// The projection or reactor.
         projection: &'static str,
-        /// What the task's join said.
-        message: String,
+        /// How it ended.
+        #[source]
+        source: TaskFailure,
     },
     /// The stored checkpoint is behind the one this projector committed last: the read
     /// model was reset (a rebuild) or restored from a backup under it. Nothing was written;

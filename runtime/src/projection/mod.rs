@@ -40,8 +40,9 @@ use std::future::Future;
 
 use crate::envelope::RecordedEvent;
 
+pub use crate::retry::Retry;
 pub use error::{ProjectionError, RunnerError};
-pub use projector::{Applied, OnPoison, Projector, ReactorDriver, ReadModelOf, Retry};
+pub use projector::{Applied, OnPoison, Projector, ReactorDriver, ReadModelOf};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) use read_model::check_name;
 pub use read_model::{
@@ -50,7 +51,7 @@ pub use read_model::{
 pub use recorded::Recorded;
 #[cfg(feature = "progress")]
 pub use runner::progress_bar;
-pub use runner::{CatchUp, Lag, ProjectionHandle, ProjectionRunner, RebuildProgress};
+pub use runner::{Lag, ProjectionHandle, ProjectionRunner, RebuildProgress};
 
 /// A read model built from events, safe to replay from the start.
 ///

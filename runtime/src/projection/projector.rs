@@ -1,9 +1,8 @@
 //! Applying events to one projection version: batches in one transaction with the
 //! checkpoint, retries with backoff, dead letters.
 
-use std::time::Duration;
-
 use crate::envelope::RecordedEvent;
+use crate::retry::Retry;
 
 use super::error::{ProjectionError, RunnerError};
 use super::read_model::{ParkedEvent, ReadModel, ReadModelTx, Target};
@@ -23,58 +22,8 @@ pub enum OnPoison {
     Stop,
 }
 
-/// How often, and how patiently, a failing handler is tried again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Retry {
-    attempts: u32,
-    first_backoff: Duration,
-    max_backoff: Duration,
-}
-
-impl Retry {
-    /// `attempts` tries in all (at least one), waiting `first_backoff` after the first
-    /// failure and doubling up to 30 s.
-    pub fn new(attempts: u32, first_backoff: Duration) -> Self {
-        Self {
-            attempts: attempts.max(1),
-            first_backoff,
-            max_backoff: Duration::from_secs(30),
-        }
-    }
-
-    /// One try, no retry.
-    pub fn never() -> Self {
-        Self::new(1, Duration::ZERO)
-    }
-
-    /// Caps the wait between tries.
-    pub fn max_backoff(mut self, max_backoff: Duration) -> Self {
-        self.max_backoff = max_backoff;
-        self
-    }
-
-    /// Tries in all.
-    pub fn attempts(&self) -> u32 {
-        self.attempts
-    }
-
-    /// The wait after failed try number `failed` (from 1).
-    pub fn backoff(&self, failed: u32) -> Duration {
-        let factor = 2u32.saturating_pow(failed.saturating_sub(1));
-        self.first_backoff
-            .saturating_mul(factor)
-            .min(self.max_backoff)
-    }
-}
-
-impl Default for Retry {
-    /// Three tries, 100 ms then 200 ms apart.
-    fn default() -> Self {
-        Self::new(3, Duration::from_millis(100))
-    }
-}
-
-/// What applying a batch did.
+/// What applying events did: a batch, a park, or a whole catch-up (the sum of its
+/// batches).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Applied {
     /// Events the handlers applied.
@@ -83,7 +32,8 @@ pub struct Applied {
     pub parked: u64,
     /// Events skipped because the checkpoint was already past them (redeliveries).
     pub skipped: u64,
-    /// The checkpoint committed last.
+    /// The checkpoint committed last; after a catch-up, the head of the log when the
+    /// last read was made.
     pub checkpoint: u64,
 }
 
@@ -291,7 +241,7 @@ impl<P: Projection> Projector<P> {
                 .rollback(tx)
                 .await
                 .map_err(self.read_model_error())?;
-            return Err(poisoned(target, &parked.event, 1, &error));
+            return Err(poisoned(target, &parked.event, 1, error));
         }
         self.read_model
             .unpark(&mut tx, position)
@@ -339,7 +289,7 @@ impl<P: Projection> Projector<P> {
                 Err(RunnerError::Setup {
                     projection: P::NAME,
                     version: P::VERSION,
-                    message: error.message(),
+                    source: error.into_error(),
                 })
             }
         }
@@ -386,7 +336,7 @@ impl<P: Projection> Projector<P> {
         let target = self.target();
         let mut last_error = first_error;
         let mut attempts = 1;
-        while attempts < self.retry.attempts {
+        while attempts < self.retry.attempts() {
             tokio::time::sleep(self.retry.backoff(attempts)).await;
             attempts += 1;
             match self.run_in_transaction(&[event], event.position).await? {
@@ -395,7 +345,7 @@ impl<P: Projection> Projector<P> {
             }
         }
         match self.on_poison {
-            OnPoison::Stop => Err(poisoned(target, event, attempts, &last_error)),
+            OnPoison::Stop => Err(poisoned(target, event, attempts, last_error)),
             OnPoison::Park => {
                 tracing::warn!(
                     projection = P::NAME, version = P::VERSION, event = %event.name, stream = %event.stream_id,
@@ -480,7 +430,7 @@ pub(crate) fn poisoned(
     target: Target,
     event: &RecordedEvent,
     attempts: u32,
-    error: &ProjectionError,
+    error: ProjectionError,
 ) -> RunnerError {
     RunnerError::Poisoned {
         projection: target.name,
@@ -490,7 +440,7 @@ pub(crate) fn poisoned(
         stream_version: event.stream_version,
         position: event.position,
         attempts,
-        message: error.message(),
+        source: error.into_error(),
     }
 }
 
@@ -627,7 +577,7 @@ impl<R: Reactor, M: ReadModel> ReactorDriver<R, M> {
                 attempts += 1;
                 match self.reactor.react(event).await {
                     Ok(()) => break None,
-                    Err(error) if attempts >= self.retry.attempts => break Some(error),
+                    Err(error) if attempts >= self.retry.attempts() => break Some(error),
                     Err(_) => tokio::time::sleep(self.retry.backoff(attempts)).await,
                 }
             };
@@ -643,7 +593,7 @@ impl<R: Reactor, M: ReadModel> ReactorDriver<R, M> {
                         .rollback(tx)
                         .await
                         .map_err(reactor_error::<R>)?;
-                    return Err(poisoned(target, event, attempts, &error));
+                    return Err(poisoned(target, event, attempts, error));
                 }
                 Some(error) => {
                     let parked = ParkedEvent {

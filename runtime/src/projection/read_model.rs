@@ -93,14 +93,15 @@ pub enum ReadModelError {
         source: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
     /// A stored row could not be read back (a checkpoint or parked event).
-    #[error("read model {target}: corrupt {what}: {detail}")]
+    #[error("read model {target}: corrupt {what}")]
     Corrupt {
         /// Which read model.
         target: String,
         /// What was corrupt.
         what: &'static str,
         /// Why.
-        detail: String,
+        #[source]
+        source: crate::error::BoxError,
     },
     /// A file in the read-model directory is not a SQLite database (empty, cut short, or
     /// another program's file), holds another of factum's schemas (an event store) or

@@ -2,18 +2,21 @@
 //! lag; rebuilds with progress; blue/green switch-over.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
 use crate::envelope::RecordedEvent;
+use crate::error::TaskFailure;
 use crate::follow::{Follower, Log, Page, Parkable, TaskError, TaskHandle};
 use crate::store::{EventStore, StoreError};
 
 use super::error::RunnerError;
-use super::projector::{Applied, OnPoison, Projector, ReactorDriver, Retry};
+use super::projector::{Applied, OnPoison, Projector, ReactorDriver};
 use super::read_model::{ParkedEvent, ReadModel, Target, VersionState};
 use super::{Projection, Reactor};
+use crate::retry::Retry;
 
 /// Runs projections and reactors against an event store.
 ///
@@ -35,28 +38,6 @@ impl<S> Clone for ProjectionRunner<S> {
             retry: self.retry,
             on_poison: self.on_poison,
         }
-    }
-}
-
-/// How far a catch-up got.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct CatchUp {
-    /// Events applied.
-    pub applied: u64,
-    /// Events parked.
-    pub parked: u64,
-    /// Events skipped as already applied.
-    pub skipped: u64,
-    /// The checkpoint reached: the head of the log when the last read was made.
-    pub checkpoint: u64,
-}
-
-impl CatchUp {
-    fn add(&mut self, applied: Applied) {
-        self.applied += applied.applied;
-        self.parked += applied.parked;
-        self.skipped += applied.skipped;
-        self.checkpoint = self.checkpoint.max(applied.checkpoint);
     }
 }
 
@@ -200,9 +181,9 @@ impl<S: EventStore + 'static> ProjectionRunner<S> {
     pub async fn catch_up<P: Projection>(
         &self,
         projector: &mut Projector<P>,
-    ) -> Result<CatchUp, RunnerError> {
+    ) -> Result<Applied, RunnerError> {
         let caught_up = self
-            .catch_up_with(projector, |_: &CatchUp, _: u64| {})
+            .catch_up_with(projector, |_: &Applied, _: u64| {})
             .await?;
         let versions = projector
             .read_model()
@@ -224,11 +205,11 @@ impl<S: EventStore + 'static> ProjectionRunner<S> {
     async fn catch_up_with<P: Projection>(
         &self,
         projector: &mut Projector<P>,
-        mut on_batch: impl FnMut(&CatchUp, u64) + Send,
-    ) -> Result<CatchUp, RunnerError> {
-        let mut progress = CatchUp {
+        mut on_batch: impl FnMut(&Applied, u64) + Send,
+    ) -> Result<Applied, RunnerError> {
+        let mut progress = Applied {
             checkpoint: projector.checkpoint().await?,
-            ..CatchUp::default()
+            ..Applied::default()
         };
         'read: loop {
             let mut next = self
@@ -301,9 +282,9 @@ impl<S: EventStore + 'static> ProjectionRunner<S> {
         projector: &mut Projector<P>,
         position: u64,
         note: &str,
-    ) -> Result<CatchUp, RunnerError> {
+    ) -> Result<Applied, RunnerError> {
         let parked = self.log.park_unreadable(projector, position, note).await?;
-        let mut progress = CatchUp::default();
+        let mut progress = Applied::default();
         progress.add(parked);
         Ok(progress)
     }
@@ -325,10 +306,10 @@ impl<S: EventStore + 'static> ProjectionRunner<S> {
     pub async fn catch_up_reactor<R: Reactor, M: ReadModel>(
         &self,
         driver: &mut ReactorDriver<R, M>,
-    ) -> Result<CatchUp, RunnerError> {
-        let mut progress = CatchUp {
+    ) -> Result<Applied, RunnerError> {
+        let mut progress = Applied {
             checkpoint: driver.checkpoint().await?,
-            ..CatchUp::default()
+            ..Applied::default()
         };
         while let Some(page) = self
             .next_page(R::NAME, progress.checkpoint, R::EVENTS)
@@ -360,9 +341,9 @@ impl<S: EventStore + 'static> ProjectionRunner<S> {
         driver: &mut ReactorDriver<R, M>,
         position: u64,
         note: &str,
-    ) -> Result<CatchUp, RunnerError> {
+    ) -> Result<Applied, RunnerError> {
         let parked = self.log.park_unreadable(driver, position, note).await?;
-        let mut progress = CatchUp::default();
+        let mut progress = Applied::default();
         progress.add(parked);
         Ok(progress)
     }
@@ -386,7 +367,7 @@ impl<S: EventStore + 'static> ProjectionRunner<S> {
     pub async fn catch_up_and_activate<P: Projection>(
         &self,
         projector: &mut Projector<P>,
-    ) -> Result<CatchUp, RunnerError> {
+    ) -> Result<Applied, RunnerError> {
         let caught_up = self.catch_up(projector).await?;
         activate_if_needed::<P>(projector.target(), projector.read_model()).await?;
         Ok(caught_up)
@@ -405,7 +386,7 @@ impl<S: EventStore + 'static> ProjectionRunner<S> {
         projection: P,
         read_model: super::ReadModelOf<P>,
         mut progress: impl FnMut(&RebuildProgress) + Send,
-    ) -> Result<CatchUp, RunnerError> {
+    ) -> Result<Applied, RunnerError> {
         let mut projector = self.projector(projection, read_model);
         let target = projector.target();
         projector
@@ -418,7 +399,7 @@ impl<S: EventStore + 'static> ProjectionRunner<S> {
             })?;
         let head = self.head_position(P::NAME).await?;
         let started = Instant::now();
-        let report = |caught_up: &CatchUp, position: u64| {
+        let report = |caught_up: &Applied, position: u64| {
             let elapsed = started.elapsed();
             let done = position.min(head);
             let eta = (done > 0 && head > done)
@@ -437,7 +418,7 @@ impl<S: EventStore + 'static> ProjectionRunner<S> {
                 },
             }
         };
-        progress(&report(&CatchUp::default(), 0));
+        progress(&report(&Applied::default(), 0));
         let caught_up = self
             .catch_up_with(&mut projector, |caught_up, position| {
                 progress(&report(caught_up, position))
@@ -764,10 +745,10 @@ pub struct ProjectionHandle<S> {
 }
 
 impl TaskError for RunnerError {
-    fn task(name: &'static str, message: String) -> Self {
+    fn task(name: &'static str, source: TaskFailure) -> Self {
         RunnerError::Task {
             projection: name,
-            message,
+            source,
         }
     }
 
@@ -828,7 +809,8 @@ impl<S: EventStore + 'static> ProjectionHandle<S> {
         self.task.is_finished()
     }
 
-    /// The last error it retried after, with its causes (`None` if it never failed).
+    /// The last error it retried after, its causes as its `source()` (`None` if it never
+    /// failed); shown with its causes by [`Report`](crate::error::Report).
     ///
     /// Failures a retry can cure — the store or the read model unreachable, busy or
     /// timing out — do not end the task: it logs them (a `tracing` warning), waits
@@ -837,7 +819,7 @@ impl<S: EventStore + 'static> ProjectionHandle<S> {
     /// whether it still falls behind. Other failures end the task
     /// ([`ProjectionHandle::stop`] returns them): [`RunnerError::Poisoned`] (with
     /// [`OnPoison::Stop`]), [`RunnerError::Setup`], a corrupt row or an invalid name.
-    pub fn last_error(&self) -> Option<String> {
+    pub fn last_error(&self) -> Option<Arc<RunnerError>> {
         self.task.last_error()
     }
 

@@ -378,7 +378,7 @@ fn read_checkpoint(connection: &Connection, target: Target) -> Result<Option<u64
             u64::try_from(position).map_err(|_| ReadModelError::Corrupt {
                 target: target.to_string(),
                 what: "checkpoint",
-                detail: format!("negative position {position}"),
+                source: format!("negative position {position}").into(),
             })
         })
         .transpose()
@@ -488,7 +488,7 @@ impl ReadModel for SqliteReadModel {
             serde_json::to_string(&parked.event).map_err(|error| ReadModelError::Corrupt {
                 target: target.to_string(),
                 what: "parked event",
-                detail: error.to_string(),
+                source: Box::new(error),
             })?;
         tx.connection
             .execute(
@@ -549,7 +549,7 @@ impl ReadModel for SqliteReadModel {
                         return Err(ReadModelError::Corrupt {
                             target: target.to_string(),
                             what: "catalog state",
-                            detail: format!("unknown state `{other}`"),
+                            source: format!("unknown state `{other}`").into(),
                         });
                     }
                 };
@@ -683,18 +683,18 @@ fn read_parked(
         .map_err(database(target, "read parked events"))?;
     rows.into_iter()
         .map(|(event, error, attempts, parked_at)| {
-            let corrupt = |detail: String| ReadModelError::Corrupt {
+            let corrupt = |source: crate::error::BoxError| ReadModelError::Corrupt {
                 target: target.to_string(),
                 what: "parked event",
-                detail,
+                source,
             };
             Ok(ParkedEvent {
                 event: crate::envelope::parked_from_str(&event)
-                    .map_err(|error| corrupt(error.to_string()))?,
+                    .map_err(|error| corrupt(Box::new(error)))?,
                 error,
                 attempts,
                 parked_at: chrono::DateTime::parse_from_rfc3339(&parked_at)
-                    .map_err(|error| corrupt(error.to_string()))?
+                    .map_err(|error| corrupt(Box::new(error)))?
                     .with_timezone(&chrono::Utc),
             })
         })

@@ -33,6 +33,52 @@ use crate::context::CommandContext;
 use crate::envelope::Metadata;
 use crate::event::EventSet;
 
+/// Checks that `error` prints each of its causes once: every level of its `source()`
+/// chain has a message, no level's message holds the message of a level below it, and the
+/// chain rendered by [`Report`](crate::error::Report) holds each level's message exactly
+/// once. Returns that rendering, for the caller to look for the cause it expects.
+///
+/// ```
+/// let io = std::io::Error::other("disk full");
+/// let error = factum::store::StoreError::Backend(Box::new(io));
+/// let shown = factum::testing::assert_each_cause_once(&error);
+/// assert_eq!(shown, "store backend failed: disk full");
+/// ```
+///
+/// # Panics
+///
+/// When a cause is printed twice, or a level's message is empty.
+pub fn assert_each_cause_once(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut levels = Vec::new();
+    let mut level = Some(error);
+    while let Some(current) = level {
+        let text = current.to_string();
+        assert!(
+            !text.is_empty(),
+            "an empty message in the chain of {error:?}"
+        );
+        levels.push(text);
+        level = current.source();
+    }
+    for (depth, outer) in levels.iter().enumerate() {
+        for inner in &levels[depth + 1..] {
+            assert!(
+                !outer.contains(inner.as_str()),
+                "`{outer}` repeats its cause `{inner}`"
+            );
+        }
+    }
+    let rendered = crate::error::Report(error).to_string();
+    for level in &levels {
+        assert_eq!(
+            rendered.matches(level.as_str()).count(),
+            1,
+            "`{level}` is not printed exactly once in `{rendered}`"
+        );
+    }
+    rendered
+}
+
 /// A given / when / then test of one aggregate.
 pub struct AggregateFixture<A: Aggregate> {
     state: A,
@@ -383,6 +429,6 @@ fn round_trip<S: EventSet>(event: &S) -> S {
     let encoded = event
         .encode()
         .unwrap_or_else(|error| panic!("the fixture could not store an event: {error}"));
-    S::decode(encoded.name, encoded.version, &encoded.payload)
+    S::decode(encoded.name, encoded.schema_version, &encoded.payload)
         .unwrap_or_else(|error| panic!("the fixture could not read back an event: {error}"))
 }

@@ -1,8 +1,8 @@
 //! The order fulfilment process manager.
 
+use factum::process::HandlerError;
 use factum::process::{DispatchContext, DispatchError, ProcessManager, Reaction, Route};
 use factum::process::{aggregate_id_of, execute_once};
-use factum::projection::ProjectionError;
 use factum::repository::{Repository, decode_record};
 use factum::store::EventStore;
 use serde::{Deserialize, Serialize};
@@ -121,7 +121,7 @@ impl<S: EventStore + Clone + 'static> ProcessManager for OrderFulfilment<S> {
     type State = FulfilmentState;
     type Command = FulfilmentCommand;
 
-    fn route(&self, event: &factum::envelope::RecordedEvent) -> Result<Route, ProjectionError> {
+    fn route(&self, event: &factum::envelope::RecordedEvent) -> Result<Route, HandlerError> {
         Ok(match event.name.as_str() {
             "OrderConfirmed" => match aggregate_id_of::<Order>(event) {
                 Some(order_id) => Route::Start(order_id.to_owned()),
@@ -147,7 +147,7 @@ impl<S: EventStore + Clone + 'static> ProcessManager for OrderFulfilment<S> {
         &self,
         state: &mut FulfilmentState,
         event: &factum::envelope::RecordedEvent,
-    ) -> Result<Reaction<FulfilmentCommand>, ProjectionError> {
+    ) -> Result<Reaction<FulfilmentCommand>, HandlerError> {
         let warehouse_id = self.warehouse_id.clone();
         match event.name.as_str() {
             "OrderConfirmed" if state.stage == Stage::New => {

@@ -13,9 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::envelope::RecordedEvent;
 use crate::process::{
-    DispatchContext, DispatchError, ProcessManager, Reaction, Route, aggregate_id_of, execute_once,
+    DispatchContext, DispatchError, HandlerError, ProcessManager, Reaction, Route, aggregate_id_of,
+    execute_once,
 };
-use crate::projection::ProjectionError;
 use crate::repository::{Repository, decode_record};
 use crate::store::EventStore;
 
@@ -617,7 +617,7 @@ impl<L: Lane, S: EventStore + Clone + 'static> ProcessManager for Fulfilment<L, 
     type State = FulfilmentState;
     type Command = ShopCommand;
 
-    fn route(&self, event: &RecordedEvent) -> Result<Route, ProjectionError> {
+    fn route(&self, event: &RecordedEvent) -> Result<Route, HandlerError> {
         Ok(match event.name.as_str() {
             "ConformanceOrderConfirmed" => match aggregate_id_of::<ShopOrder>(event) {
                 Some(order_id) => Route::Start(order_id.to_owned()),
@@ -639,7 +639,7 @@ impl<L: Lane, S: EventStore + Clone + 'static> ProcessManager for Fulfilment<L, 
         &self,
         state: &mut FulfilmentState,
         event: &RecordedEvent,
-    ) -> Result<Reaction<ShopCommand>, ProjectionError> {
+    ) -> Result<Reaction<ShopCommand>, HandlerError> {
         Ok(match event.name.as_str() {
             "ConformanceOrderConfirmed" => {
                 let Some(order_id) = aggregate_id_of::<ShopOrder>(event) else {
