@@ -1131,10 +1131,16 @@ async fn the_repository_names_stream_version_and_event_of_an_undecodable_event()
         other => panic!("{id}: expected a decode error, got {other:?}"),
     };
     let unknown = decode_error("unknown", counters.load("unknown").await.unwrap_err());
-    assert_eq!((unknown.event.as_str(), unknown.schema_version), ("Discounted", 1));
+    assert_eq!(
+        (unknown.event.as_str(), unknown.schema_version),
+        ("Discounted", 1)
+    );
     assert!(matches!(unknown.kind, DecodeErrorKind::UnknownEvent { .. }));
     let too_new = decode_error("too-new", counters.load("too-new").await.unwrap_err());
-    assert_eq!((too_new.event.as_str(), too_new.schema_version), ("Counted", 9));
+    assert_eq!(
+        (too_new.event.as_str(), too_new.schema_version),
+        ("Counted", 9)
+    );
     assert!(matches!(
         too_new.kind,
         DecodeErrorKind::VersionTooNew { newest: 1 }
