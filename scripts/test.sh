@@ -20,7 +20,7 @@ eval "$(scripts/provision.sh)"
 # Every feature is tested together: the conformance suite, each store backend, the NATS
 # event bus, HTTP, the testing fixtures, the progress bar, the codegen CLI, and the
 # PostgreSQL benchmarks (run once each, in test mode). Each feature alone is built below.
-features="factum/conformance,factum/testing,factum/progress,factum/sqlite,factum/postgres,factum/nats,factum/http,factum-codegen/cli,factum-benches/postgres,factum-example-orders/postgres"
+readonly features="factum/conformance,factum/testing,factum/progress,factum/sqlite,factum/postgres,factum/nats,factum/http,factum-codegen/cli,factum-benches/postgres,factum-example-orders/postgres"
 
 step "formatting"
 cargo fmt --all -- --check
@@ -50,9 +50,9 @@ for feature in "" sqlite postgres nats http conformance testing progress; do
 done
 echo "factum --all-features (every target)"
 cargo clippy --quiet -p factum --all-targets --all-features --locked -- -D warnings
-for features in "" cli; do
-    echo "factum-codegen --no-default-features${features:+ --features $features}"
-    cargo clippy --quiet -p factum-codegen --lib --bins --no-default-features ${features:+--features "$features"} --locked -- -D warnings
+for feature in "" cli; do
+    echo "factum-codegen --no-default-features${feature:+ --features $feature}"
+    cargo clippy --quiet -p factum-codegen --lib --bins --no-default-features ${feature:+--features "$feature"} --locked -- -D warnings
 done
 
 step "benches/postgres-es (a workspace of its own) builds and runs once against PostgreSQL"
