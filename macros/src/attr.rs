@@ -135,7 +135,27 @@ pub fn parse_name(meta: &ParseNestedMeta, form: &str) -> syn::Result<(String, Sp
 
 /// Parses an integer `key = N` with 1 ≤ N ≤ u32::MAX.
 pub fn parse_version(meta: &ParseNestedMeta, form: &str) -> syn::Result<(u32, Span)> {
-    let literal: LitInt = parse_value(meta, form)?;
+    let value = value_of(meta, form)?;
+    // `version = "2"`: the most likely slip, so the message says exactly what to change.
+    if value.peek(LitStr) {
+        let literal: LitStr = value.parse()?;
+        let key = meta
+            .path
+            .get_ident()
+            .map_or_else(String::new, ToString::to_string);
+        let text = literal.value();
+        let fix = match text.trim().parse::<u32>() {
+            Ok(number) => format!("`{key} = {number}`"),
+            Err(_) => format!("`{form}`"),
+        };
+        return Err(syn::Error::new(
+            literal.span(),
+            format!("`{key}` is an integer, not a string: drop the quotes, e.g. {fix}"),
+        ));
+    }
+    let literal: LitInt = value
+        .parse()
+        .map_err(|error| syn::Error::new(error.span(), format!("expected `{form}`")))?;
     let version: u32 = literal.base10_parse().map_err(|_| {
         syn::Error::new(
             literal.span(),

@@ -69,14 +69,78 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         }
     };
     let args = parse_args(&mut errors, args);
+    let fallback = Fallback::new(args.as_ref(), &input);
     let model = args.and_then(|args| check(&mut errors, args, &input));
     match model {
         Some(model) if errors.is_empty() => expand_model(&model, &input),
         _ => {
+            let fallback = fallback.expand(&input);
             let errors = errors.into_compile_errors();
-            quote!(#input #errors)
+            quote!(#fallback #errors)
         }
     }
+}
+
+/// What is known of an event whose input has an error: its name and version as given (or
+/// their defaults). Beside the error, the item keeps its derives and gets an `Event` impl,
+/// so that the sets and handlers naming it raise no follow-up error.
+struct Fallback {
+    name: String,
+    version: u32,
+    runtime: Path,
+}
+
+impl Fallback {
+    fn new(args: Option<&EventArgs>, input: &DeriveInput) -> Self {
+        Self {
+            name: args
+                .and_then(|args| args.name.get().cloned())
+                .unwrap_or_else(|| input.ident.to_string()),
+            version: args
+                .and_then(|args| args.version.get().copied())
+                .unwrap_or(1),
+            runtime: args
+                .and_then(|args| args.runtime.get().cloned())
+                .unwrap_or_else(|| syn::parse_quote!(::factum)),
+        }
+    }
+
+    /// The expansion of the event as if it were its first version (a decoder of its own
+    /// version only): it compiles whatever the error, which is reported beside it.
+    fn expand(self, input: &DeriveInput) -> TokenStream {
+        // A generic event or a union gets no impl: its error says why it cannot be one.
+        if !input.generics.params.is_empty() || matches!(input.data, Data::Union(_)) {
+            return quote!(#input);
+        }
+        let model = EventModel {
+            ident: &input.ident,
+            name: self.name,
+            version: self.version,
+            upcast: UpcastPath::None,
+            runtime: self.runtime,
+        };
+        expand_model(&model, input)
+    }
+}
+
+/// `where Field: Send + Sync, ...` for the `Event` impl, each bound spanned at its field's
+/// type: an event crosses threads, and a field that cannot is reported there, once (the
+/// bounds stand for the impl's own `Send + Sync` requirement, which would otherwise be
+/// reported again at the type).
+fn field_bounds(input: &DeriveInput) -> TokenStream {
+    let fields: Vec<&syn::Field> = match &input.data {
+        Data::Struct(data) => data.fields.iter().collect(),
+        Data::Enum(data) => data.variants.iter().flat_map(|v| v.fields.iter()).collect(),
+        Data::Union(_) => Vec::new(),
+    };
+    if fields.is_empty() {
+        return TokenStream::new();
+    }
+    let bounds = fields.iter().map(|field| {
+        let ty = &field.ty;
+        quote_spanned!(ty.span()=> #ty: ::core::marker::Send + ::core::marker::Sync)
+    });
+    quote!(where #(#bounds,)*)
 }
 
 /// The arguments, or `None` when they do not parse (checks of half-parsed arguments
@@ -325,6 +389,8 @@ fn expand_model(model: &EventModel, input: &DeriveInput) -> TokenStream {
     let private = quote!(#runtime::__private);
     let derives = derives::missing_derives(&input.attrs, runtime);
     let doc = crate::docs::doc_comment(&input.attrs);
+    let field_bounds = field_bounds(input);
+    let schema_checks = derives::field_schema_checks(input, runtime);
     let (upcast_path, register) = match upcast {
         UpcastPath::None => (quote!(#private::UpcastPath::None), quote!()),
         UpcastPath::Typed(previous) => {
@@ -405,7 +471,7 @@ fn expand_model(model: &EventModel, input: &DeriveInput) -> TokenStream {
 
         const _: () = {
             #[automatically_derived]
-            impl #private::Event for #ident {
+            impl #private::Event for #ident #field_bounds {
                 const NAME: &'static str = #name;
                 const VERSION: u32 = #version;
                 const OLDEST_VERSION: u32 = #oldest;
@@ -428,6 +494,7 @@ fn expand_model(model: &EventModel, input: &DeriveInput) -> TokenStream {
                 #register
             }
             #chain_checks
+            #schema_checks
         };
     }
 }

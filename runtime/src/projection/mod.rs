@@ -42,11 +42,11 @@ use crate::envelope::RecordedEvent;
 
 pub use error::{ProjectionError, RunnerError};
 pub use projector::{Applied, OnPoison, Projector, ReactorDriver, ReadModelOf, Retry};
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub(crate) use read_model::check_name;
 pub use read_model::{
     ParkedEvent, ReadModel, ReadModelError, ReadModelTx, Target, VersionState, VersionStatus,
 };
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) use read_model::{check_name, is_valid_name};
 pub use recorded::Recorded;
 pub use runner::{CatchUp, Lag, ProjectionHandle, ProjectionRunner, RebuildProgress, progress_bar};
 
