@@ -561,13 +561,6 @@ fn first_per_subject<'t, T>(items: impl IntoIterator<Item = (&'t Type, T)>) -> V
     kept
 }
 
-/// What a fallback item does: it is emitted only beside a reported error, so it never runs.
-fn unreachable() -> TokenStream {
-    quote!(::core::unreachable!(
-        "factum: this item stands in for one with a reported error"
-    ))
-}
-
 fn expand_model(model: &AggregateModel) -> TokenStream {
     let AggregateModel {
         self_ty,
@@ -585,7 +578,7 @@ fn expand_model(model: &AggregateModel) -> TokenStream {
         return TokenStream::new();
     }
     let private = quote!(#runtime::__private);
-    let unreachable = unreachable();
+    let unreachable = crate::ctxt::unreachable();
     let Some(AggregateTypes {
         events,
         commands,

@@ -77,9 +77,7 @@ fn expand_fallback(name: &str, runtime: &Path, input: &DeriveInput) -> TokenStre
     if !input.generics.params.is_empty() || !matches!(input.data, syn::Data::Struct(_)) {
         return quote!(#input);
     }
-    let unreachable = quote!(::core::unreachable!(
-        "factum: this item stands in for one with a reported error"
-    ));
+    let unreachable = crate::ctxt::unreachable();
     expand_command(name, runtime, input, unreachable)
 }
 

@@ -78,15 +78,19 @@ fn path_string(tokens: &TokenStream) -> String {
 /// own error names only the trait). The type is the `Self` of the check, not a type
 /// argument, so an unresolved type gets no second, different error.
 pub fn field_schema_checks(input: &DeriveInput, runtime: &Path) -> TokenStream {
-    let fields: Vec<&syn::Field> = match &input.data {
-        Data::Struct(data) => data.fields.iter().collect(),
-        Data::Enum(data) => data.variants.iter().flat_map(|v| v.fields.iter()).collect(),
-        Data::Union(_) => Vec::new(),
-    };
-    let checks = fields.iter().map(|field| {
+    let checks = fields(input).into_iter().map(|field| {
         let ty = &field.ty;
         let private = crate::respan::respan(quote!(#runtime::__private), ty.span());
         quote_spanned!(ty.span()=> const _: () = <#ty as #private::SchemaField>::HAS_SCHEMA;)
     });
     quote!(#(#checks)*)
+}
+
+/// The fields of a struct, or of every variant of an enum.
+pub fn fields(input: &DeriveInput) -> Vec<&syn::Field> {
+    match &input.data {
+        Data::Struct(data) => data.fields.iter().collect(),
+        Data::Enum(data) => data.variants.iter().flat_map(|v| v.fields.iter()).collect(),
+        Data::Union(_) => Vec::new(),
+    }
 }

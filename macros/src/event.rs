@@ -128,11 +128,7 @@ impl Fallback {
 /// bounds stand for the impl's own `Send + Sync` requirement, which would otherwise be
 /// reported again at the type).
 fn field_bounds(input: &DeriveInput) -> TokenStream {
-    let fields: Vec<&syn::Field> = match &input.data {
-        Data::Struct(data) => data.fields.iter().collect(),
-        Data::Enum(data) => data.variants.iter().flat_map(|v| v.fields.iter()).collect(),
-        Data::Union(_) => Vec::new(),
-    };
+    let fields = derives::fields(input);
     if fields.is_empty() {
         return TokenStream::new();
     }

@@ -217,13 +217,6 @@ fn check_no_misplaced_factum_attribute(errors: &mut Errors, input: &DeriveInput)
     }
 }
 
-/// What a fallback item does: it is emitted only beside a reported error, so it never runs.
-fn unreachable() -> TokenStream {
-    quote!(::core::unreachable!(
-        "factum: this item stands in for one with a reported error"
-    ))
-}
-
 /// The members' types and variants, for a set whose variants are all well-formed.
 fn variants<'m>(model: &'m SetModel) -> (Vec<&'m Ident>, Vec<&'m Type>) {
     model
@@ -267,7 +260,7 @@ fn expand_fallback(model: &SetModel) -> TokenStream {
     let private = private(model);
     let ident = model.ident;
     let set_name = ident.to_string();
-    let unreachable = unreachable();
+    let unreachable = crate::ctxt::unreachable();
     let (set_impl, coverage_impl) = match model.kind {
         Kind::Events => (
             quote! {
@@ -438,7 +431,7 @@ fn command_set_impl(model: &SetModel, private: &TokenStream) -> TokenStream {
 /// member gets them with bodies that never run.
 fn member_impls(model: &SetModel, private: &TokenStream) -> TokenStream {
     let ident = model.ident;
-    let unreachable = unreachable();
+    let unreachable = crate::ctxt::unreachable();
     let items = model.members.iter().map(|member| {
         let ty = member.ty;
         let variant = |value: TokenStream| match member.variant {
