@@ -13,7 +13,7 @@
 //! key is filled by a placeholder type, so the error is the only one reported.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{quote, quote_spanned};
+use quote::{ToTokens, quote, quote_spanned};
 use syn::parse::Parser;
 use syn::spanned::Spanned;
 use syn::{Ident, ImplItemFn, ItemImpl, Path, ReturnType, Type};
@@ -123,8 +123,8 @@ struct AggregateModel<'a> {
     /// Whether the impl block is generic (reported): no impl can be emitted for it.
     generic: bool,
     name: String,
-    /// The set and error types; `None` when the arguments lack them (reported).
-    types: Option<AggregateTypes>,
+    /// The set and error types; `None` for those the arguments lack (reported).
+    types: AggregateTypes<Option<Type>>,
     services: Type,
     ignore_events: Vec<Type>,
     /// The snapshot schema version and the span of its key.
@@ -134,10 +134,10 @@ struct AggregateModel<'a> {
     runtime: Path,
 }
 
-struct AggregateTypes {
-    events: Type,
-    commands: Type,
-    error: Type,
+struct AggregateTypes<T> {
+    events: T,
+    commands: T,
+    error: T,
 }
 
 pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
@@ -232,7 +232,11 @@ fn check<'a>(
 ) -> AggregateModel<'a> {
     impl_block::check_impl_shape(errors, &MACRO, item);
     let mut name = None;
-    let mut types = None;
+    let mut types = AggregateTypes {
+        events: None,
+        commands: None,
+        error: None,
+    };
     let mut services = None;
     let mut ignore_events = Vec::new();
     let mut snapshot = None;
@@ -259,13 +263,11 @@ fn check<'a>(
             args.error,
             "error = <the error type of the #[handle] methods>",
         );
-        if let (Some(events), Some(commands), Some(error)) = (events, commands, error) {
-            types = Some(AggregateTypes {
-                events,
-                commands,
-                error,
-            });
-        }
+        types = AggregateTypes {
+            events,
+            commands,
+            error,
+        };
         name = args.name.take().map(|(name, _)| name);
         services = args.services.take().map(|(ty, _)| ty);
         ignore_events = args
@@ -579,34 +581,36 @@ fn expand_model(model: &AggregateModel) -> TokenStream {
     }
     let private = quote!(#runtime::__private);
     let unreachable = crate::ctxt::unreachable();
-    let Some(AggregateTypes {
-        events,
-        commands,
-        error,
-    }) = types
+    let (Some(events), Some(commands), Some(error)) =
+        (&types.events, &types.commands, &types.error)
     else {
-        // A missing key is reported: the placeholder stands in for it.
+        // A missing key is reported: a placeholder stands in for it, and the other types
+        // are kept, so that code naming the aggregate's events or commands still compiles.
         let unnamed = quote!(#private::Unnamed);
+        let [events, commands, error] = [&types.events, &types.commands, &types.error].map(|ty| {
+            ty.as_ref()
+                .map_or_else(|| unnamed.clone(), ToTokens::to_token_stream)
+        });
         return quote! {
             const _: () = {
                 #[automatically_derived]
                 impl #private::Aggregate for #self_ty {
                     const NAME: &'static str = #name;
-                    type Events = #unnamed;
-                    type Commands = #unnamed;
-                    type Error = #unnamed;
+                    type Events = #events;
+                    type Commands = #commands;
+                    type Error = #error;
                     type Services = #services;
 
-                    fn apply(&mut self, _: &#unnamed) {
+                    fn apply(&mut self, _: &#events) {
                         #unreachable
                     }
 
                     fn handle(
                         &self,
-                        _: #unnamed,
+                        _: #commands,
                         _: &#services,
                         _: &#private::CommandContext,
-                    ) -> ::core::result::Result<#private::std::vec::Vec<#unnamed>, #unnamed> {
+                    ) -> ::core::result::Result<#private::std::vec::Vec<#events>, #error> {
                         #unreachable
                     }
                 }
