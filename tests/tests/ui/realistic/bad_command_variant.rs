@@ -27,28 +27,7 @@ pub struct Account {
     open: bool,
 }
 
-#[aggregate(events = AccountEvent, commands = AccountCommand, error = AccountError)]
-impl Account {
-    #[handle]
-    fn open(&self, _: Open) -> Result<Opened, AccountError> {
-        Ok(Opened {})
-    }
-
-    #[handle]
-    fn close(&self, _: Close) -> Result<Closed, AccountError> {
-        Ok(Closed {})
-    }
-
-    #[apply]
-    fn opened(&mut self, _: &Opened) {
-        self.open = true;
-    }
-
-    #[apply]
-    fn closed(&mut self, _: &Closed) {
-        self.open = false;
-    }
-}
+include!("../../fixtures/account_aggregate.rs");
 
 fn main() {
     let repository: Repository<Account, MemoryStore> = Repository::new(MemoryStore::new());
