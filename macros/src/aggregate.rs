@@ -204,9 +204,11 @@ fn parse_args(errors: &mut Errors, args: TokenStream) -> Option<AggregateArgs> {
             parsed.ignore_events.set(errors, key_span, types);
         } else if meta.path.is_ident(keys::SNAPSHOT) {
             // snapshot = 1 (the schema version of the aggregate's snapshots)
-            let (version, _) =
-                attr::parse_version(&meta, "snapshot = <the snapshot schema version>")?;
-            parsed.snapshot.set(errors, key_span, version);
+            let version =
+                attr::parse_version(errors, &meta, "snapshot = <the snapshot schema version>")?;
+            if let Some((version, _)) = version {
+                parsed.snapshot.set(errors, key_span, version);
+            }
         } else if meta.path.is_ident(keys::CRATE) {
             // crate = "::factum"
             let path = attr::parse_crate_path(&meta)?;

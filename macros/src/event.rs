@@ -38,6 +38,9 @@ struct EventArgs {
     upcast_json: Vec<JsonUpcast>,
     upcast_json_span: Option<Span>,
     runtime: Setting<Path>,
+    /// Whether a version was given but is no valid number (reported): the upcast path
+    /// cannot be checked without it, and any complaint about it would be a follow-up.
+    invalid_version: bool,
 }
 
 /// How older stored versions reach this one.
@@ -148,6 +151,7 @@ fn parse_args(errors: &mut Errors, args: TokenStream) -> Option<EventArgs> {
         upcast_from: Setting::new(keys::UPCAST_FROM),
         upcast_json: Vec::new(),
         upcast_json_span: None,
+        invalid_version: false,
         runtime: Setting::new(keys::CRATE),
     };
     let parser = syn::meta::parser(|meta| {
@@ -158,8 +162,10 @@ fn parse_args(errors: &mut Errors, args: TokenStream) -> Option<EventArgs> {
             parsed.name.set(errors, key_span, name);
         } else if meta.path.is_ident(keys::VERSION) {
             // version = 2
-            let (version, _) = attr::parse_version(&meta, "version = 2")?;
-            parsed.version.set(errors, key_span, version);
+            match attr::parse_version(errors, &meta, "version = 2")? {
+                Some((version, _)) => parsed.version.set(errors, key_span, version),
+                None => parsed.invalid_version = true,
+            }
         } else if meta.path.is_ident(keys::UPCAST_FROM) {
             // upcast_from = OrderPlacedV1
             let ty = attr::parse_type(&meta, "upcast_from = <the type of the previous version>")?;
@@ -167,7 +173,7 @@ fn parse_args(errors: &mut Errors, args: TokenStream) -> Option<EventArgs> {
         } else if meta.path.is_ident(keys::UPCAST_JSON) {
             // upcast_json(from = 1, with = path::to::function)
             parsed.upcast_json_span.get_or_insert(key_span);
-            if let Some(upcast) = parse_json_upcast(errors, &meta)? {
+            if let Some(upcast) = parse_json_upcast(errors, &meta, &mut parsed.invalid_version)? {
                 parsed.upcast_json.push(upcast);
             }
         } else if meta.path.is_ident(keys::CRATE) {
@@ -191,14 +197,18 @@ fn parse_args(errors: &mut Errors, args: TokenStream) -> Option<EventArgs> {
 fn parse_json_upcast(
     errors: &mut Errors,
     meta: &syn::meta::ParseNestedMeta,
+    invalid_version: &mut bool,
 ) -> syn::Result<Option<JsonUpcast>> {
     let mut from = Setting::new(keys::FROM);
     let mut with = Setting::new(keys::WITH);
+    let mut invalid_from = false;
     meta.parse_nested_meta(|nested| {
         let key_span = nested.path.span();
         if nested.path.is_ident(keys::FROM) {
-            let (version, _) = attr::parse_version(&nested, "from = <the retired version>")?;
-            from.set(errors, key_span, version);
+            match attr::parse_version(errors, &nested, "from = <the retired version>")? {
+                Some((version, _)) => from.set(errors, key_span, version),
+                None => invalid_from = true,
+            }
         } else if nested.path.is_ident(keys::WITH) {
             let path: Path = nested.value()?.parse()?;
             with.set(errors, key_span, path);
@@ -212,6 +222,10 @@ fn parse_json_upcast(
         }
         Ok(())
     })?;
+    if invalid_from {
+        *invalid_version = true;
+        return Ok(None);
+    }
     match (from.take(), with.take()) {
         (Some((from, from_span)), Some((with, _))) => Ok(Some(JsonUpcast {
             from,
@@ -242,6 +256,9 @@ fn check<'a>(
     let version = args.version.get().copied().unwrap_or(1);
     let version_span = args.version.span().unwrap_or_else(Span::call_site);
     check_not_upcasting_from_itself(errors, input, args.upcast_from.get());
+    if args.invalid_version {
+        return None;
+    }
     let upcast = check_upcast_path(
         errors,
         &name,

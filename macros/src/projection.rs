@@ -198,8 +198,9 @@ fn parse_args(errors: &mut Errors, kind: Kind, args: TokenStream) -> Option<Cons
             parsed.name.set(errors, key_span, name);
         } else if meta.path.is_ident(keys::VERSION) && kind == Kind::Projection {
             // version = 2
-            let (version, _) = attr::parse_version(&meta, "version = 2")?;
-            parsed.version.set(errors, key_span, version);
+            if let Some((version, _)) = attr::parse_version(errors, &meta, "version = 2")? {
+                parsed.version.set(errors, key_span, version);
+            }
         } else if meta.path.is_ident(keys::VERSION) {
             errors.error_spanned_by(
                 &meta.path,
