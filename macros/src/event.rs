@@ -5,7 +5,7 @@
 //! upcast chain.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote, quote_spanned};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::parse::Parser;
 use syn::spanned::Spanned;
 use syn::{Data, DeriveInput, Ident, Path, Type};
@@ -137,7 +137,14 @@ fn field_bounds(input: &DeriveInput) -> TokenStream {
     }
     let bounds = fields.iter().map(|field| {
         let ty = &field.ty;
-        quote_spanned!(ty.span()=> #ty: ::core::marker::Send + ::core::marker::Sync)
+        // The bound is spanned at the type's last token, so that the predicate, which
+        // rustc points at, spans the whole type.
+        let last = ty
+            .to_token_stream()
+            .into_iter()
+            .last()
+            .map_or_else(|| ty.span(), |token| token.span());
+        quote_spanned!(last=> #ty: ::core::marker::Send + ::core::marker::Sync)
     });
     quote!(where #(#bounds,)*)
 }

@@ -45,10 +45,7 @@ pub enum Kind {
 impl Kind {
     /// The attribute's name, as written by users.
     fn attribute(self) -> &'static str {
-        match self {
-            Kind::Projection => "projection",
-            Kind::Reactor => "reactor",
-        }
+        self.description().attribute
     }
 
     fn description(self) -> &'static Macro {
