@@ -354,23 +354,6 @@ impl CommandSet for Unnamed {
     fn register(_: &mut RegistryBuilder, _: Option<&str>) {}
 }
 
-impl<A: ?Sized> ApplyEvents<A> for Unnamed {
-    fn apply_to(&self, _: &mut A) {
-        match *self {}
-    }
-}
-
-impl<A: Aggregate> DispatchCommands<A> for Unnamed {
-    fn dispatch(
-        self,
-        _: &A,
-        _: &A::Services,
-        _: &CommandContext,
-    ) -> Result<Vec<A::Events>, A::Error> {
-        match self {}
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::valid_consumer_name;
