@@ -150,6 +150,7 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let model = check(&mut errors, args, &item_impl);
     let expanded = expand_model(&model);
     MARKERS.strip(&mut item_impl);
+    impl_block::mark_impl_token(&mut item_impl);
     let errors = errors.into_compile_errors();
     quote! {
         #item_impl

@@ -36,6 +36,17 @@ pub fn parse(mac: &Macro, item: TokenStream) -> Result<ItemImpl, TokenStream> {
     })
 }
 
+/// Gives the impl block's `impl` keyword the macro's hygiene, at the same place. The
+/// handlers' event and command types are written again in the expansion; for one that
+/// does not resolve, rustc suggests a type parameter (`impl<Typo>`) where the impl's
+/// generics come from the user's tokens only, so the user's copy of the error would
+/// differ from the expansion's and both would show. Without the suggestion they are the
+/// same error, which rustc shows once.
+pub fn mark_impl_token(item: &mut ItemImpl) {
+    let span = item.impl_token.span;
+    item.impl_token.span = proc_macro2::Span::call_site().located_at(span);
+}
+
 /// The macros implement a trait for one concrete type from an inherent impl: trait impls
 /// are not where handlers live, and a name or checkpoint cannot vary with type parameters.
 pub fn check_impl_shape(errors: &mut Errors, mac: &Macro, item: &ItemImpl) {

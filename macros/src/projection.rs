@@ -166,6 +166,7 @@ pub fn expand(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStream {
     let expanded = expand_model(&model);
     elide_recorded_lifetimes(&mut item_impl);
     MARKERS.strip(&mut item_impl);
+    impl_block::mark_impl_token(&mut item_impl);
     let errors = errors.into_compile_errors();
     quote! {
         #item_impl
