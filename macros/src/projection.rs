@@ -296,6 +296,12 @@ fn check<'a>(
         first
     });
     let tx = check_one_tx_type(errors, &tx_parameters);
+    if kind == Kind::Projection && tx.is_none() {
+        // Which transaction type was meant is unknown (reported): the fallback impl
+        // calls no method, which would only add a mismatch with its placeholder.
+        handlers.clear();
+        setup = None;
+    }
     let (version, runtime) = match args {
         Some(args) => (
             args.version.get().copied().unwrap_or(1),
@@ -698,15 +704,14 @@ fn expand_model(model: &ConsumerModel) -> TokenStream {
         tx,
         runtime,
     } = model;
-    // Without a name or (for a projection) a transaction type no impl can be written;
-    // both are reported.
+    // Without a name no impl can be written (reported).
     let (Some(name), false) = (name, *generic) else {
         return TokenStream::new();
     };
-    if *kind == Kind::Projection && tx.is_none() {
-        return TokenStream::new();
-    }
     let private = quote!(#runtime::__private);
+    // A projection whose handlers name no (or no one) transaction type has no well-formed
+    // handler: a placeholder stands in for the type (reported).
+    let tx = tx.map_or_else(|| quote!(#private::Unnamed), ToTokens::to_token_stream);
     let name_check = name_check(*kind, name, &private);
     let name = &name.name;
     let outcome = quote!(::core::result::Result<(), #private::ProjectionError>);

@@ -16,6 +16,9 @@ pub use crate::event::{EncodedEvent, Event, EventOf, EventSet, IntoEvents};
 pub use crate::projection::{Projection, ProjectionError, Reactor, Recorded};
 pub use crate::registry::{RegistryBuilder, UpcastPath};
 
+use crate::projection::{
+    ParkedEvent, ReadModel, ReadModelError, ReadModelTx, Target, VersionStatus,
+};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -285,9 +288,10 @@ pub trait SchemaField {
 impl<T: ?Sized + schemars::JsonSchema> SchemaField for T {}
 
 /// Stands in for a type that an erroneous macro input does not name (`#[aggregate]`
-/// without `events = ...`), so that the fallback impl the macro emits beside its error
-/// compiles and the missing key is the only error reported. Uninhabited: never used.
-#[derive(Debug)]
+/// without `events = ...`, a `#[projection]` whose handlers name no transaction), so that
+/// the fallback impl the macro emits beside its error compiles and the mistake is the only
+/// error reported. Uninhabited: never used.
+#[derive(Debug, Clone)]
 pub enum Unnamed {}
 
 impl core::fmt::Display for Unnamed {
@@ -352,6 +356,80 @@ impl CommandSet for Unnamed {
     }
 
     fn register(_: &mut RegistryBuilder, _: Option<&str>) {}
+}
+
+impl ReadModelTx for Unnamed {
+    type ReadModel = Unnamed;
+
+    fn checkpoint(&self) -> Option<u64> {
+        match *self {}
+    }
+}
+
+// Every future is `pending()`: no value of `Unnamed` exists to call them on.
+impl ReadModel for Unnamed {
+    type Tx = Unnamed;
+
+    fn checkpoint(
+        &self,
+        _: Target,
+    ) -> impl Future<Output = Result<Option<u64>, ReadModelError>> + Send {
+        core::future::pending()
+    }
+
+    fn begin(&self, _: Target) -> impl Future<Output = Result<Unnamed, ReadModelError>> + Send {
+        core::future::pending()
+    }
+
+    fn commit(
+        &self,
+        _: Unnamed,
+        _: u64,
+    ) -> impl Future<Output = Result<(), ReadModelError>> + Send {
+        core::future::pending()
+    }
+
+    fn rollback(&self, _: Unnamed) -> impl Future<Output = Result<(), ReadModelError>> + Send {
+        core::future::pending()
+    }
+
+    fn park(
+        &self,
+        _: &mut Unnamed,
+        _: &ParkedEvent,
+    ) -> impl Future<Output = Result<(), ReadModelError>> + Send {
+        core::future::pending()
+    }
+
+    fn unpark(
+        &self,
+        _: &mut Unnamed,
+        _: u64,
+    ) -> impl Future<Output = Result<bool, ReadModelError>> + Send {
+        core::future::pending()
+    }
+
+    fn parked(
+        &self,
+        _: Target,
+    ) -> impl Future<Output = Result<Vec<ParkedEvent>, ReadModelError>> + Send {
+        core::future::pending()
+    }
+
+    fn versions(
+        &self,
+        _: &'static str,
+    ) -> impl Future<Output = Result<Vec<VersionStatus>, ReadModelError>> + Send {
+        core::future::pending()
+    }
+
+    fn activate(&self, _: Target) -> impl Future<Output = Result<bool, ReadModelError>> + Send {
+        core::future::pending()
+    }
+
+    fn reset(&self, _: Target) -> impl Future<Output = Result<(), ReadModelError>> + Send {
+        core::future::pending()
+    }
 }
 
 #[cfg(test)]
