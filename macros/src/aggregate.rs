@@ -1,20 +1,28 @@
 //! `#[aggregate(name = "...", events = E, commands = C, error = Err, services = S,
 //! ignore_events = [..])]` on an inherent impl block of `#[handle]` and `#[apply]` methods.
 //!
-//! Parses the arguments and the methods' signatures into an [`AggregateModel`], checks
-//! every handler's form and that no event or command has two handlers, and expands to
-//! the `Aggregate` impl plus one `Apply`/`Handle` impl per handler. That every event and
-//! command *has* a handler is checked by the compiler, through the bounds of the set
-//! enums' dispatchers (see `event_set` and `command_set`).
+//! Parses the arguments and the methods' signatures (through `impl_block`) into an
+//! [`AggregateModel`], checks every handler's form and that no event or command has two
+//! handlers, and expands to the `Aggregate` impl plus one `Apply`/`Handle` impl per
+//! handler. That every event and command *has* a handler is checked by the compiler,
+//! through the bounds of the sets' `ApplyEvents`/`DispatchCommands` impls (see `set`).
+//!
+//! After an error the expansion is still emitted, minus what the error makes unknowable:
+//! a malformed handler gets a fallback impl for its event or command (so the coverage
+//! check still runs for the others and reports no false "missing handler"), and a missing
+//! key is filled by a placeholder type, so the error is the only one reported.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, quote, quote_spanned};
 use syn::parse::Parser;
 use syn::spanned::Spanned;
-use syn::{FnArg, ImplItem, ImplItemFn, ItemImpl, Path, ReturnType, Type};
+use syn::{Ident, ImplItemFn, ItemImpl, Path, ReturnType, Type};
 
 use crate::attr::{self, Setting, keys};
 use crate::ctxt::Errors;
+use crate::impl_block::{
+    self, Asyncness, Extra, Macro, Markers, Receiver, Role as Check, type_text,
+};
 use crate::respan::respan;
 
 const HANDLE: &str = "handle";
@@ -30,6 +38,24 @@ const ACCEPTED: &[&str] = &[
     keys::CRATE,
 ];
 
+const MACRO: Macro = Macro {
+    attribute: "aggregate",
+    example: "#[aggregate(...)] impl Order { ... }",
+    why_not_generic: "its name and event set denote one concrete type",
+};
+
+/// The role a marker gives a method.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Handle,
+    Apply,
+}
+
+const MARKERS: Markers<Role> = Markers {
+    markers: &[(HANDLE, Role::Handle), (APPLY, Role::Apply)],
+    one_role: "a method is either a #[handle] or an #[apply] handler",
+};
+
 struct AggregateArgs {
     name: Setting<String>,
     events: Setting<Type>,
@@ -44,72 +70,87 @@ struct AggregateArgs {
 /// A `#[handle]` method: `fn place(&self, command: PlaceOrder[, services: &S][, ctx:
 /// &CommandContext]) -> Result<..>` (services and context in either order).
 struct CommandHandler<'a> {
-    method: &'a syn::Ident,
+    method: &'a Ident,
     command: &'a Type,
     /// What the method takes after the command, in its order.
     extras: Vec<Extra<'a>>,
     output: &'a Type,
 }
 
-/// An argument of a `#[handle]` method after the command.
-enum Extra<'a> {
-    /// `&Services`, spanned at the user's type.
-    Services(&'a Type),
-    /// `&CommandContext`, spanned at the user's type.
-    Context(&'a Type),
-}
-
-/// Whether `ty` is `&CommandContext` (by the last segment of its path, as the macro
-/// cannot resolve types: `&factum::context::CommandContext` is one too).
-fn is_context(ty: &Type) -> bool {
-    let Type::Reference(reference) = ty else {
-        return false;
-    };
-    matches!(&*reference.elem, Type::Path(path)
-        if path.qself.is_none()
-            && path.path.segments.last().is_some_and(|segment| segment.ident == "CommandContext"))
-}
-
 /// An `#[apply]` method: `fn placed(&mut self, event: &OrderPlaced)`.
 struct EventHandler<'a> {
-    method: &'a syn::Ident,
+    method: &'a Ident,
     event: &'a Type,
+}
+
+/// A checked handler, or what is known of a malformed one: the type it was meant for,
+/// when its signature names one.
+enum Checked<'a, H> {
+    Valid(H),
+    Malformed(Option<&'a Type>),
+}
+
+/// The handlers of one role: the valid ones, the subjects of the malformed ones (each
+/// gets a fallback impl), and whether every handler's subject is known (if not, the
+/// coverage check of that role would report the unknown one as missing, so it is
+/// skipped).
+struct Handlers<'a, H> {
+    valid: Vec<H>,
+    malformed: Vec<(&'a Type, &'a Ident)>,
+    all_known: bool,
+}
+
+impl<'a, H> Handlers<'a, H> {
+    fn new() -> Self {
+        Self {
+            valid: Vec::new(),
+            malformed: Vec::new(),
+            all_known: true,
+        }
+    }
+
+    fn push(&mut self, method: &'a Ident, checked: Checked<'a, H>) {
+        match checked {
+            Checked::Valid(handler) => self.valid.push(handler),
+            Checked::Malformed(Some(subject)) => self.malformed.push((subject, method)),
+            Checked::Malformed(None) => self.all_known = false,
+        }
+    }
 }
 
 struct AggregateModel<'a> {
     self_ty: &'a Type,
+    /// Whether the impl block is generic (reported): no impl can be emitted for it.
+    generic: bool,
     name: String,
-    events: Type,
-    commands: Type,
-    error: Type,
+    /// The set and error types; `None` for those the arguments lack (reported).
+    types: AggregateTypes<Option<Type>>,
     services: Type,
     ignore_events: Vec<Type>,
     /// The snapshot schema version and the span of its key.
     snapshot: Option<(u32, Span)>,
-    command_handlers: Vec<CommandHandler<'a>>,
-    event_handlers: Vec<EventHandler<'a>>,
+    command_handlers: Handlers<'a, CommandHandler<'a>>,
+    event_handlers: Handlers<'a, EventHandler<'a>>,
     runtime: Path,
 }
 
+struct AggregateTypes<T> {
+    events: T,
+    commands: T,
+    error: T,
+}
+
 pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
-    let mut item_impl: ItemImpl = match syn::parse2(item.clone()) {
+    let mut item_impl = match impl_block::parse(&MACRO, item) {
         Ok(item_impl) => item_impl,
-        Err(error) => {
-            let error = syn::Error::new(
-                error.span(),
-                "#[aggregate] goes on an impl block: `#[aggregate(...)] impl Order { ... }`",
-            )
-            .to_compile_error();
-            return quote!(#item #error);
-        }
+        Err(tokens) => return tokens,
     };
     let mut errors = Errors::default();
     let args = parse_args(&mut errors, args);
-    let expanded = args
-        .and_then(|args| check(&mut errors, args, &item_impl))
-        .filter(|_| errors.is_empty())
-        .map(|model| expand_model(&model));
-    strip_handler_attributes(&mut item_impl);
+    let model = check(&mut errors, args, &item_impl);
+    let expanded = expand_model(&model);
+    MARKERS.strip(&mut item_impl);
+    impl_block::mark_impl_token(&mut item_impl);
     let errors = errors.into_compile_errors();
     quote! {
         #item_impl
@@ -118,8 +159,6 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
-/// The arguments, or `None` when they do not parse (checks of half-parsed arguments
-/// would only report follow-up errors).
 fn parse_args(errors: &mut Errors, args: TokenStream) -> Option<AggregateArgs> {
     let mut parsed = AggregateArgs {
         name: Setting::new(keys::NAME),
@@ -166,9 +205,11 @@ fn parse_args(errors: &mut Errors, args: TokenStream) -> Option<AggregateArgs> {
             parsed.ignore_events.set(errors, key_span, types);
         } else if meta.path.is_ident(keys::SNAPSHOT) {
             // snapshot = 1 (the schema version of the aggregate's snapshots)
-            let (version, _) =
-                attr::parse_version(&meta, "snapshot = <the snapshot schema version>")?;
-            parsed.snapshot.set(errors, key_span, version);
+            let version =
+                attr::parse_version(errors, &meta, "snapshot = <the snapshot schema version>")?;
+            if let Some((version, _)) = version {
+                parsed.snapshot.set(errors, key_span, version);
+            }
         } else if meta.path.is_ident(keys::CRATE) {
             // crate = "::factum"
             let path = attr::parse_crate_path(&meta)?;
@@ -189,160 +230,116 @@ fn parse_args(errors: &mut Errors, args: TokenStream) -> Option<AggregateArgs> {
 
 fn check<'a>(
     errors: &mut Errors,
-    args: AggregateArgs,
+    args: Option<AggregateArgs>,
     item: &'a ItemImpl,
-) -> Option<AggregateModel<'a>> {
-    check_impl_shape(errors, item);
-    let mut required = |setting: Setting<Type>, example: &str| {
-        let value = setting.take().map(|(ty, _)| ty);
-        if value.is_none() {
-            errors.push(syn::Error::new(
-                Span::call_site(),
-                format!("#[aggregate] needs `{example}`"),
-            ));
-        }
-        value
+) -> AggregateModel<'a> {
+    impl_block::check_impl_shape(errors, &MACRO, item);
+    let mut name = None;
+    let mut types = AggregateTypes {
+        events: None,
+        commands: None,
+        error: None,
     };
-    let events = required(args.events, "events = <the #[derive(Events)] enum>");
-    let commands = required(args.commands, "commands = <the #[derive(Commands)] enum>");
-    let error = required(
-        args.error,
-        "error = <the error type of the #[handle] methods>",
-    );
+    let mut services = None;
+    let mut ignore_events = Vec::new();
+    let mut snapshot = None;
+    let mut runtime = None;
+    // Without parsed arguments, the handlers are still checked, as if services were
+    // declared (an error about them would only be a follow-up).
+    let services_declared = args
+        .as_ref()
+        .is_none_or(|args| args.services.get().is_some());
+    if let Some(args) = args {
+        let mut required = |setting: Setting<Type>, example: &str| {
+            let value = setting.take().map(|(ty, _)| ty);
+            if value.is_none() {
+                errors.push(syn::Error::new(
+                    Span::call_site(),
+                    format!("#[aggregate] needs `{example}`"),
+                ));
+            }
+            value
+        };
+        let events = required(args.events, "events = <the #[derive(Events)] enum>");
+        let commands = required(args.commands, "commands = <the #[derive(Commands)] enum>");
+        let error = required(
+            args.error,
+            "error = <the error type of the #[handle] methods>",
+        );
+        types = AggregateTypes {
+            events,
+            commands,
+            error,
+        };
+        name = args.name.take().map(|(name, _)| name);
+        services = args.services.take().map(|(ty, _)| ty);
+        ignore_events = args
+            .ignore_events
+            .take()
+            .map(|(types, _)| types)
+            .unwrap_or_default();
+        snapshot = args.snapshot.take();
+        runtime = Some(attr::runtime_path(args.runtime));
+    }
 
-    let mut command_handlers = Vec::new();
-    let mut event_handlers = Vec::new();
-    for method in item.items.iter().filter_map(|item| match item {
-        ImplItem::Fn(method) => Some(method),
-        _ => None,
-    }) {
-        match handler_role(errors, method) {
-            Some(HANDLE) => command_handlers.extend(check_command_handler(errors, method)),
-            Some(_) => event_handlers.extend(check_event_handler(errors, method)),
+    let mut command_handlers = Handlers::new();
+    let mut event_handlers = Handlers::new();
+    for impl_item in &item.items {
+        let syn::ImplItem::Fn(method) = impl_item else {
+            MARKERS.check_no_marker_on_non_method(errors, impl_item);
+            continue;
+        };
+        let ident = &method.sig.ident;
+        match MARKERS.method_role(errors, method, |_| Ok(())) {
+            Some(Role::Handle) => command_handlers.push(
+                ident,
+                check_command_handler(errors, method, services_declared),
+            ),
+            Some(Role::Apply) => event_handlers.push(ident, check_event_handler(errors, method)),
             None => {}
         }
     }
-    check_unique(
+    impl_block::check_unique(
         errors,
-        command_handlers.iter().map(|h| (h.command, h.method)),
+        command_handlers
+            .valid
+            .iter()
+            .map(|h| (h.command, h.method))
+            .chain(command_handlers.malformed.iter().copied()),
         "#[handle]",
         "command",
     );
-    check_unique(
+    impl_block::check_unique(
         errors,
-        event_handlers.iter().map(|h| (h.event, h.method)),
+        event_handlers
+            .valid
+            .iter()
+            .map(|h| (h.event, h.method))
+            .chain(event_handlers.malformed.iter().copied()),
         "#[apply]",
         "event",
     );
-    let ignore_events = args
-        .ignore_events
-        .take()
-        .map(|(types, _)| types)
-        .unwrap_or_default();
     check_ignored_events(errors, &ignore_events, &event_handlers);
 
-    let name = match args.name.take() {
-        Some((name, _)) => name,
-        None => type_name(&item.self_ty),
-    };
-    Some(AggregateModel {
+    // On a trait impl (reported) the handlers are not the aggregate's: no coverage check.
+    if item.trait_.is_some() {
+        command_handlers.all_known = false;
+        event_handlers.all_known = false;
+    }
+    AggregateModel {
         self_ty: &item.self_ty,
-        name,
-        events: events?,
-        commands: commands?,
-        error: error?,
-        services: args
-            .services
-            .take()
-            .map_or_else(|| syn::parse_quote!(()), |(ty, _)| ty),
+        generic: !item.generics.params.is_empty(),
+        name: name.unwrap_or_else(|| {
+            impl_block::type_name(&item.self_ty).unwrap_or_else(|| type_text(&item.self_ty))
+        }),
+        types,
+        services: services.unwrap_or_else(|| syn::parse_quote!(())),
         ignore_events,
-        snapshot: args.snapshot.take(),
+        snapshot,
         command_handlers,
         event_handlers,
-        runtime: attr::runtime_path(args.runtime),
-    })
-}
-
-/// The aggregate is the concrete type of an inherent impl: trait impls are not where
-/// handlers live, and an aggregate's name cannot vary with type parameters.
-fn check_impl_shape(errors: &mut Errors, item: &ItemImpl) {
-    if let Some((_, path, _)) = &item.trait_ {
-        errors.error_spanned_by(
-            path,
-            "#[aggregate] goes on an inherent impl block (`impl Order { ... }`), not a trait impl",
-        );
+        runtime: runtime.unwrap_or_else(|| syn::parse_quote!(::factum)),
     }
-    if !item.generics.params.is_empty() {
-        errors.error_spanned_by(
-            &item.generics,
-            "an aggregate cannot be generic: its name and event set denote one concrete type",
-        );
-    }
-}
-
-fn type_name(ty: &Type) -> String {
-    match ty {
-        Type::Path(path) => path.path.segments.last().map_or_else(
-            || ty.to_token_stream().to_string(),
-            |segment| segment.ident.to_string(),
-        ),
-        other => other.to_token_stream().to_string(),
-    }
-}
-
-/// A method is at most one kind of handler, and the marker takes no arguments.
-fn handler_role(errors: &mut Errors, method: &ImplItemFn) -> Option<&'static str> {
-    let mut role = None;
-    for attribute in &method.attrs {
-        let this = if attribute.path().is_ident(HANDLE) {
-            HANDLE
-        } else if attribute.path().is_ident(APPLY) {
-            APPLY
-        } else {
-            continue;
-        };
-        if !matches!(attribute.meta, syn::Meta::Path(_)) {
-            errors.error_spanned_by(&attribute.meta, format!("`#[{this}]` takes no arguments"));
-        }
-        match role {
-            Some(first) if first == this => errors.error_spanned_by(
-                attribute,
-                format!("duplicate `#[{this}]` on method `{}`", method.sig.ident),
-            ),
-            Some(first) => errors.error_spanned_by(
-                attribute,
-                format!("method `{}` is already `#[{first}]`: a method is either a #[handle] or an #[apply] handler", method.sig.ident),
-            ),
-            None => role = Some(this),
-        }
-    }
-    role
-}
-
-/// A handler is an ordinary synchronous, non-generic method: deciding and applying are
-/// pure functions of the state, and the dispatcher calls them with concrete types.
-fn check_plain_method(errors: &mut Errors, method: &ImplItemFn, role: &str) -> bool {
-    let mut plain = true;
-    if let Some(asyncness) = &method.sig.asyncness {
-        let why = if role == HANDLE {
-            "a #[handle] method cannot be async: it decides from the loaded state alone (give it what it must look up through `services`)"
-        } else {
-            "an #[apply] method cannot be async: applying an event only changes the state in memory"
-        };
-        errors.error_spanned_by(asyncness, why);
-        plain = false;
-    }
-    if !method.sig.generics.params.is_empty() {
-        errors.error_spanned_by(
-            &method.sig.generics,
-            format!(
-                "{} #[{role}] method cannot be generic: the dispatcher calls it with one concrete type",
-                if role == HANDLE { "a" } else { "an" }
-            ),
-        );
-        plain = false;
-    }
-    plain
 }
 
 /// `#[handle] fn name(&self, command: Command[, services: &Services][, ctx: &CommandContext])
@@ -351,57 +348,48 @@ fn check_plain_method(errors: &mut Errors, method: &ImplItemFn, role: &str) -> b
 fn check_command_handler<'a>(
     errors: &mut Errors,
     method: &'a ImplItemFn,
-) -> Option<CommandHandler<'a>> {
+    services_declared: bool,
+) -> Checked<'a, CommandHandler<'a>> {
     const FORM: &str = "expected `#[handle] fn name(&self, command: Command) -> Result<Events, Error>` (optionally with `services: &Services` and `ctx: &CommandContext` after the command, in either order)";
-    let plain = check_plain_method(errors, method, HANDLE);
-    let sig = &method.sig;
-    let receiver_ok = match sig.receiver() {
-        Some(receiver) if receiver.reference.is_some() && receiver.mutability.is_none() => true,
-        Some(receiver) if receiver.reference.is_some() => {
-            errors.error_spanned_by(receiver, format!("a #[handle] method takes `&self`, not `&mut self`: state changes only by applying the events it returns; {FORM}"));
-            false
-        }
-        Some(receiver) => {
-            errors.error_spanned_by(
-                receiver,
-                format!("a #[handle] method takes `&self`, not `self`; {FORM}"),
-            );
-            false
-        }
-        None => {
-            errors.error_spanned_by(
-                &sig.ident,
-                format!("a #[handle] method needs the receiver `&self`; {FORM}"),
-            );
-            false
-        }
+    let role = Check {
+        name: "a #[handle] method",
+        form: FORM,
     };
-    let arguments: Vec<&syn::PatType> = sig
-        .inputs
-        .iter()
-        .filter_map(|input| match input {
-            FnArg::Typed(argument) => Some(argument),
-            FnArg::Receiver(_) => None,
-        })
-        .collect();
-    let command = match arguments.as_slice() {
+    let plain = impl_block::check_plain(
+        errors,
+        method,
+        role,
+        Asyncness::Forbidden(
+            "a #[handle] method cannot be async: it decides from the loaded state alone (give it what it must look up through `services`)",
+        ),
+    );
+    let receiver_ok = impl_block::check_receiver(
+        errors,
+        method,
+        role,
+        Receiver::Shared("state changes only by applying the events it returns"),
+    );
+    let sig = &method.sig;
+    let arguments = impl_block::typed_arguments(method);
+    let (command, subject, extras) = match arguments.as_slice() {
         [] => {
             errors.push(syn::Error::new(
                 sig.paren_token.span.join(),
                 format!("a #[handle] method takes the command after `&self`; {FORM}"),
             ));
-            None
+            (None, None, None)
         }
         [command, rest @ ..] => {
-            check_extras(errors, rest, FORM);
-            if matches!(*command.ty, Type::Reference(_)) {
-                errors.error_spanned_by(
-                    &command.ty,
-                    format!("a #[handle] method takes its command by value; {FORM}"),
-                );
-                None
-            } else {
-                Some(&*command.ty)
+            let extras = impl_block::check_extras(errors, rest, services_declared, FORM);
+            match &*command.ty {
+                Type::Reference(reference) => {
+                    errors.error_spanned_by(
+                        &command.ty,
+                        format!("a #[handle] method takes its command by value; {FORM}"),
+                    );
+                    (None, Some(&*reference.elem), extras)
+                }
+                ty => (Some(ty), Some(ty), extras),
             }
         }
     };
@@ -416,48 +404,16 @@ fn check_command_handler<'a>(
             None
         }
     };
-    Some(CommandHandler {
-        method: &sig.ident,
-        command: command.filter(|_| plain && receiver_ok)?,
-        extras: arguments
-            .iter()
-            .skip(1)
-            .map(|argument| {
-                if is_context(&argument.ty) {
-                    Extra::Context(&argument.ty)
-                } else {
-                    Extra::Services(&argument.ty)
-                }
+    match (command, extras, output) {
+        (Some(command), Some(extras), Some(output)) if plain && receiver_ok => {
+            Checked::Valid(CommandHandler {
+                method: &sig.ident,
+                command,
+                extras,
+                output,
             })
-            .collect(),
-        output: output?,
-    })
-}
-
-/// The arguments after the command: at most one `&Services` and one `&CommandContext`,
-/// both references.
-fn check_extras(errors: &mut Errors, extras: &[&syn::PatType], form: &str) {
-    let (mut services, mut contexts) = (0, 0);
-    for extra in extras {
-        if is_context(&extra.ty) {
-            contexts += 1;
-            if contexts > 1 {
-                errors.error_spanned_by(
-                    extra,
-                    format!("a #[handle] method takes the command context once; {form}"),
-                );
-            }
-            continue;
         }
-        services += 1;
-        if services > 1 {
-            errors.error_spanned_by(
-                extra,
-                format!("a #[handle] method takes at most the command, the services and the context; {form}"),
-            );
-        } else if !matches!(*extra.ty, Type::Reference(_)) {
-            errors.error_spanned_by(&extra.ty, "the services argument of a #[handle] method is a reference: `services: &Services` (or the context: `ctx: &CommandContext`)");
-        }
+        _ => Checked::Malformed(subject),
     }
 }
 
@@ -497,138 +453,125 @@ fn returns_result(ty: &Type) -> bool {
 fn check_event_handler<'a>(
     errors: &mut Errors,
     method: &'a ImplItemFn,
-) -> Option<EventHandler<'a>> {
+) -> Checked<'a, EventHandler<'a>> {
     const FORM: &str = "expected `#[apply] fn name(&mut self, event: &Event)`";
-    let plain = check_plain_method(errors, method, APPLY);
-    let sig = &method.sig;
-    let receiver_ok = match sig.receiver() {
-        Some(receiver) if receiver.reference.is_some() && receiver.mutability.is_some() => true,
-        Some(receiver) => {
-            errors.error_spanned_by(
-                receiver,
-                format!("an #[apply] method takes `&mut self`; {FORM}"),
-            );
-            false
-        }
-        None => {
-            errors.error_spanned_by(
-                &sig.ident,
-                format!("an #[apply] method needs the receiver `&mut self`; {FORM}"),
-            );
-            false
-        }
+    let role = Check {
+        name: "an #[apply] method",
+        form: FORM,
     };
+    let plain = impl_block::check_plain(
+        errors,
+        method,
+        role,
+        Asyncness::Forbidden(
+            "an #[apply] method cannot be async: applying an event only changes the state in memory",
+        ),
+    );
+    let receiver_ok = impl_block::check_receiver(errors, method, role, Receiver::Mut);
+    let sig = &method.sig;
+    let mut output_ok = true;
     if let ReturnType::Type(_, output) = &sig.output {
         let unit = matches!(&**output, Type::Tuple(tuple) if tuple.elems.is_empty());
         if !unit {
             errors.error_spanned_by(output, format!("an #[apply] method returns nothing: an event already happened, so applying it cannot fail; {FORM}"));
+            output_ok = false;
         }
     }
-    let arguments: Vec<&syn::PatType> = sig
-        .inputs
-        .iter()
-        .filter_map(|input| match input {
-            FnArg::Typed(argument) => Some(argument),
-            FnArg::Receiver(_) => None,
-        })
-        .collect();
-    let event = match arguments.as_slice() {
-        [argument] => match &*argument.ty {
-            Type::Reference(reference) if reference.mutability.is_none() => Some(&*reference.elem),
-            other => {
-                errors.error_spanned_by(
-                    other,
-                    format!("an #[apply] method takes the event by shared reference; {FORM}"),
-                );
-                None
-            }
-        },
+    let arguments = impl_block::typed_arguments(method);
+    let (event, subject) = match arguments.as_slice() {
         [] => {
             errors.push(syn::Error::new(
                 sig.paren_token.span.join(),
                 format!("an #[apply] method takes the event after `&mut self`; {FORM}"),
             ));
-            None
+            (None, None)
         }
-        [_, extra, ..] => {
-            errors.error_spanned_by(
-                extra,
-                format!("an #[apply] method takes only the event; {FORM}"),
-            );
-            None
+        [argument, rest @ ..] => {
+            if let Some(extra) = rest.first() {
+                errors.error_spanned_by(
+                    extra,
+                    format!("an #[apply] method takes only the event; {FORM}"),
+                );
+            }
+            match &*argument.ty {
+                Type::Reference(reference) if reference.mutability.is_none() => {
+                    let event = &*reference.elem;
+                    (rest.is_empty().then_some(event), Some(event))
+                }
+                other => {
+                    errors.error_spanned_by(
+                        other,
+                        format!("an #[apply] method takes the event by shared reference; {FORM}"),
+                    );
+                    let event = match other {
+                        Type::Reference(reference) => &*reference.elem,
+                        other => other,
+                    };
+                    (None, Some(event))
+                }
+            }
         }
     };
-    Some(EventHandler {
-        method: &sig.ident,
-        event: event.filter(|_| plain && receiver_ok)?,
-    })
-}
-
-/// Each event (command) has one handler: with two, which one runs would be arbitrary.
-/// Types are compared as written; aliases of one type are caught by the compiler as
-/// conflicting impls.
-fn check_unique<'a>(
-    errors: &mut Errors,
-    handlers: impl Iterator<Item = (&'a Type, &'a syn::Ident)>,
-    role: &str,
-    kind: &str,
-) {
-    let mut seen: Vec<(String, &syn::Ident)> = Vec::new();
-    for (ty, method) in handlers {
-        let text = ty.to_token_stream().to_string();
-        match seen.iter().find(|(other, _)| *other == text) {
-            Some((_, first)) => errors.error_spanned_by(
-                ty,
-                format!("two {role} handlers for {kind} `{text}`: `{first}` and `{method}`; each {kind} has exactly one"),
-            ),
-            None => seen.push((text, method)),
-        }
+    match event {
+        Some(event) if plain && receiver_ok && output_ok => Checked::Valid(EventHandler {
+            method: &sig.ident,
+            event,
+        }),
+        _ => Checked::Malformed(subject),
     }
 }
 
 /// An ignored event changes no state, so it has no `#[apply]` handler; it is listed once.
-fn check_ignored_events(errors: &mut Errors, ignored: &[Type], handlers: &[EventHandler]) {
+fn check_ignored_events(errors: &mut Errors, ignored: &[Type], handlers: &Handlers<EventHandler>) {
+    let handled = handlers
+        .valid
+        .iter()
+        .map(|h| (h.event, h.method))
+        .chain(handlers.malformed.iter().copied());
+    let handled: Vec<_> = handled
+        .map(|(ty, method)| (type_text(ty), method))
+        .collect();
     for (index, ty) in ignored.iter().enumerate() {
-        let text = ty.to_token_stream().to_string();
+        let text = type_text(ty);
         if ignored[..index]
             .iter()
-            .any(|earlier| earlier.to_token_stream().to_string() == text)
+            .any(|earlier| type_text(earlier) == text)
         {
             errors.error_spanned_by(
                 ty,
                 format!("event `{text}` is listed twice in `ignore_events`"),
             );
         }
-        if let Some(handler) = handlers
-            .iter()
-            .find(|h| h.event.to_token_stream().to_string() == text)
-        {
+        if let Some((_, method)) = handled.iter().find(|(event, _)| *event == text) {
             errors.error_spanned_by(
                 ty,
-                format!("event `{text}` is in `ignore_events` but has the #[apply] handler `{}`: remove one of them", handler.method),
+                format!("event `{text}` is in `ignore_events` but has the #[apply] handler `{method}`: remove one of them"),
             );
         }
     }
 }
 
-/// `#[handle]` and `#[apply]` are markers for this macro; the compiler must not see them.
-fn strip_handler_attributes(item: &mut ItemImpl) {
-    for item in &mut item.items {
-        if let ImplItem::Fn(method) = item {
-            method.attrs.retain(|attribute| {
-                !attribute.path().is_ident(HANDLE) && !attribute.path().is_ident(APPLY)
-            });
+/// Keeps the first of the items with one subject type (as written): a repeated subject
+/// is reported, and a second impl for it would only add a conflict error.
+fn first_per_subject<'t, T>(items: impl IntoIterator<Item = (&'t Type, T)>) -> Vec<(&'t Type, T)> {
+    let mut seen = Vec::new();
+    let mut kept = Vec::new();
+    for (ty, item) in items {
+        let text = type_text(ty);
+        if !seen.contains(&text) {
+            seen.push(text);
+            kept.push((ty, item));
         }
     }
+    kept
 }
 
 fn expand_model(model: &AggregateModel) -> TokenStream {
     let AggregateModel {
         self_ty,
+        generic,
         name,
-        events,
-        commands,
-        error,
+        types,
         services,
         ignore_events,
         snapshot,
@@ -636,89 +579,136 @@ fn expand_model(model: &AggregateModel) -> TokenStream {
         event_handlers,
         runtime,
     } = model;
+    if *generic {
+        return TokenStream::new();
+    }
     let private = quote!(#runtime::__private);
-    let apply_all = quote_spanned!(events.span()=> <#events>::__factum_apply(event, self));
-    let dispatch = quote_spanned!(commands.span()=> <#commands>::__factum_dispatch(command, self, services, ctx));
+    let unreachable = crate::ctxt::unreachable();
+    let (Some(events), Some(commands), Some(error)) =
+        (&types.events, &types.commands, &types.error)
+    else {
+        // A missing key is reported: a placeholder stands in for it, and the other types
+        // are kept, so that code naming the aggregate's events or commands still compiles.
+        let unnamed = quote!(#private::Unnamed);
+        let [events, commands, error] = [&types.events, &types.commands, &types.error].map(|ty| {
+            ty.as_ref()
+                .map_or_else(|| unnamed.clone(), ToTokens::to_token_stream)
+        });
+        return quote! {
+            const _: () = {
+                #[automatically_derived]
+                impl #private::Aggregate for #self_ty {
+                    const NAME: &'static str = #name;
+                    type Events = #events;
+                    type Commands = #commands;
+                    type Error = #error;
+                    type Services = #services;
 
-    let apply_impls = event_handlers.iter().map(|handler| {
-        let EventHandler { method, event } = handler;
+                    fn apply(&mut self, _: &#events) {
+                        #unreachable
+                    }
+
+                    fn handle(
+                        &self,
+                        _: #commands,
+                        _: &#services,
+                        _: &#private::CommandContext,
+                    ) -> ::core::result::Result<#private::std::vec::Vec<#events>, #error> {
+                        #unreachable
+                    }
+                }
+            };
+        };
+    };
+    let handle_output = quote!(::core::result::Result<#private::std::vec::Vec<#events>, #error>);
+    let apply_all = if event_handlers.all_known {
+        quote_spanned!(events.span()=> <#events as #private::ApplyEvents<Self>>::apply_to(event, self))
+    } else {
+        quote!({
+            let _ = event;
+            #unreachable
+        })
+    };
+    let dispatch = if command_handlers.all_known {
+        quote_spanned!(commands.span()=> <#commands as #private::DispatchCommands<Self>>::dispatch(command, self, services, ctx))
+    } else {
+        quote!({
+            let _ = (command, services, ctx);
+            #unreachable
+        })
+    };
+
+    // The impls name the event (command) as a type argument: when it does not resolve,
+    // rustc then takes the impl for any event and reports no missing handler. Each impl
+    // is spanned at the user's type (where rustc points at it, e.g. for two handlers of
+    // one event) except its empty generics `<>`, which keep the macro's span: rustc then
+    // suggests no type parameter for an unresolved type, so its error repeats the one in
+    // the handler's signature exactly, and is shown once.
+    enum ApplyImpl<'m> {
+        Handler(&'m Ident),
+        Ignored,
+        Fallback,
+    }
+    let applied = event_handlers
+        .valid
+        .iter()
+        .map(|handler| (handler.event, ApplyImpl::Handler(handler.method)))
+        .chain(
+            event_handlers
+                .malformed
+                .iter()
+                .map(|(ty, _)| (*ty, ApplyImpl::Fallback)),
+        )
+        .chain(ignore_events.iter().map(|ty| (ty, ApplyImpl::Ignored)));
+    let apply_impls = first_per_subject(applied).into_iter().map(|(event, kind)| {
+        // Spanned at the event: one not in the set is reported there.
         let membership =
             quote_spanned!(event.span()=> #private::assert_event_of::<#events, #event>(););
+        let body = match kind {
+            ApplyImpl::Handler(method) => quote!(#membership <#self_ty>::#method(self, event)),
+            ApplyImpl::Ignored => quote!(#membership let _ = event;),
+            ApplyImpl::Fallback => quote!(let _ = event; #unreachable),
+        };
+        let generics = quote!(<>);
         quote_spanned! {event.span()=>
             #[automatically_derived]
-            impl #private::Apply<#event> for #self_ty {
+            impl #generics #private::Apply<#event> for #self_ty {
                 #[inline]
                 fn apply(&mut self, event: &#event) {
-                    #membership
-                    <#self_ty>::#method(self, event)
+                    #body
                 }
             }
         }
     });
-    let ignore_impls = ignore_events.iter().map(|event| {
-        let membership =
-            quote_spanned!(event.span()=> #private::assert_event_of::<#events, #event>(););
-        quote_spanned! {event.span()=>
-            #[automatically_derived]
-            impl #private::Apply<#event> for #self_ty {
-                #[inline]
-                fn apply(&mut self, _: &#event) {
-                    #membership
+
+    let handled = command_handlers
+        .valid
+        .iter()
+        .map(|handler| (handler.command, Some(handler)))
+        .chain(command_handlers.malformed.iter().map(|(ty, _)| (*ty, None)));
+    let handle_impls = first_per_subject(handled)
+        .into_iter()
+        .map(|(command, handler)| {
+            let body = match handler {
+                Some(handler) => handle_body(handler, &private, self_ty, commands),
+                None => quote!(let _ = (command, services, ctx); #unreachable),
+            };
+            let generics = quote!(<>);
+            quote_spanned! {command.span()=>
+                #[automatically_derived]
+                impl #generics #private::Handle<#command> for #self_ty {
+                    #[inline]
+                    fn handle(
+                        &self,
+                        command: #command,
+                        services: &#services,
+                        ctx: &#private::CommandContext,
+                    ) -> #handle_output {
+                        #body
+                    }
                 }
             }
-        }
-    });
-    let handle_impls = command_handlers.iter().map(|handler| {
-        let CommandHandler {
-            method,
-            command,
-            extras,
-            output,
-        } = handler;
-        let membership =
-            quote_spanned!(command.span()=> #private::assert_command_of::<#commands, #command>(););
-        // Each argument is spanned at the user's type: a mismatch is reported there.
-        let arguments = extras.iter().map(|extra| match extra {
-            Extra::Services(ty) => quote_spanned!(ty.span()=> services),
-            Extra::Context(ty) => quote_spanned!(ty.span()=> ctx),
         });
-        let call = quote!({
-            let _ = (services, ctx);
-            <#self_ty>::#method(self, command #(, #arguments)*)
-        });
-        // Each conversion is spanned at its part of `Result<T, E>`, so a wrong event or
-        // error type is reported at that type.
-        let (ok_span, err_span) = result_argument_spans(output);
-        let events_of = {
-            let private = respan(private.clone(), ok_span);
-            quote_spanned!(ok_span=> #private::events_of::<Self, _>(__factum_events))
-        };
-        let error_of = {
-            let private = respan(private.clone(), err_span);
-            quote_spanned!(err_span=> #private::error_of::<Self, _>(__factum_error))
-        };
-        let convert = quote_spanned! {output.span()=>
-            match #call {
-                ::core::result::Result::Ok(__factum_events) => ::core::result::Result::Ok(#events_of),
-                ::core::result::Result::Err(__factum_error) => ::core::result::Result::Err(#error_of),
-            }
-        };
-        quote! {
-            #[automatically_derived]
-            impl #private::Handle<#command> for #self_ty {
-                #[inline]
-                fn handle(
-                    &self,
-                    command: #command,
-                    services: &#services,
-                    ctx: &#private::CommandContext,
-                ) -> ::core::result::Result<#private::std::vec::Vec<#events>, #error> {
-                    #membership
-                    #convert
-                }
-            }
-        }
-    });
 
     // Spanned at `snapshot = N`: an aggregate without serde impls is reported there.
     let snapshots = snapshot.map(|(version, span)| {
@@ -755,7 +745,7 @@ fn expand_model(model: &AggregateModel) -> TokenStream {
                     command: #commands,
                     services: &#services,
                     ctx: &#private::CommandContext,
-                ) -> ::core::result::Result<#private::std::vec::Vec<#events>, #error> {
+                ) -> #handle_output {
                     #dispatch
                 }
 
@@ -763,8 +753,56 @@ fn expand_model(model: &AggregateModel) -> TokenStream {
             }
 
             #(#apply_impls)*
-            #(#ignore_impls)*
             #(#handle_impls)*
         };
+    }
+}
+
+/// The body of a `Handle` impl: checks that the command is of the set, calls the method,
+/// and converts what it returns.
+fn handle_body(
+    handler: &CommandHandler,
+    private: &TokenStream,
+    self_ty: &Type,
+    commands: &Type,
+) -> TokenStream {
+    let CommandHandler {
+        method,
+        command,
+        extras,
+        output,
+    } = handler;
+    // Spanned at the command: one not in the set is reported there.
+    let membership =
+        quote_spanned!(command.span()=> #private::assert_command_of::<#commands, #command>(););
+    // Each argument is spanned at the user's type: a mismatch is reported there.
+    let arguments = extras.iter().map(|extra| match extra {
+        Extra::Services(ty) => quote_spanned!(ty.span()=> services),
+        Extra::Context(ty) => quote_spanned!(ty.span()=> ctx),
+    });
+    let call = quote!({
+        let _ = (services, ctx);
+        <#self_ty>::#method(self, command #(, #arguments)*)
+    });
+    // Each conversion is spanned at its part of `Result<T, E>`, so a wrong event or
+    // error type is reported at that type.
+    let (ok_span, err_span) = result_argument_spans(output);
+    let events_of = {
+        let private = respan(private.clone(), ok_span);
+        quote_spanned!(ok_span=> #private::events_of::<Self, _>(__factum_events))
+    };
+    let error_of = {
+        let private = respan(private.clone(), err_span);
+        quote_spanned!(err_span=> #private::error_of::<Self, _>(__factum_error))
+    };
+    let convert = quote_spanned! {output.span()=>
+        match #call {
+            ::core::result::Result::Ok(__factum_events) => ::core::result::Result::Ok(#events_of),
+            ::core::result::Result::Err(__factum_error) => ::core::result::Result::Err(#error_of),
+        }
+    };
+    quote! {
+        #membership
+        #convert
     }
 }

@@ -133,22 +133,43 @@ pub fn parse_name(meta: &ParseNestedMeta, form: &str) -> syn::Result<(String, Sp
     Ok((name, literal.span()))
 }
 
-/// Parses an integer `key = N` with 1 ≤ N ≤ u32::MAX.
-pub fn parse_version(meta: &ParseNestedMeta, form: &str) -> syn::Result<(u32, Span)> {
-    let literal: LitInt = parse_value(meta, form)?;
-    let version: u32 = literal.base10_parse().map_err(|_| {
-        syn::Error::new(
+/// Parses an integer `key = N` with 1 ≤ N ≤ u32::MAX. A literal that is not such a
+/// number (`"2"`, `0`) is reported and gives `None`, and parsing goes on, so the other
+/// mistakes of the attribute are reported too; only a value that is no literal stops it.
+pub fn parse_version(
+    errors: &mut Errors,
+    meta: &ParseNestedMeta,
+    form: &str,
+) -> syn::Result<Option<(u32, Span)>> {
+    let value = value_of(meta, form)?;
+    // `version = "2"`: the most likely slip, so the message says exactly what to change.
+    if value.peek(LitStr) {
+        let literal: LitStr = value.parse()?;
+        let key = meta
+            .path
+            .get_ident()
+            .map_or_else(String::new, ToString::to_string);
+        let fix = match literal.value().trim().parse::<u32>() {
+            Ok(number) => format!("`{key} = {number}`"),
+            Err(_) => format!("`{form}`"),
+        };
+        errors.push(syn::Error::new(
             literal.span(),
-            "a version is a whole number from 1 to 4294967295",
-        )
-    })?;
-    if version == 0 {
-        return Err(syn::Error::new(
-            literal.span(),
-            "versions start at 1: the first version is 1",
+            format!("`{key}` is an integer, not a string: drop the quotes, e.g. {fix}"),
         ));
+        return Ok(None);
     }
-    Ok((version, literal.span()))
+    let literal: LitInt = value
+        .parse()
+        .map_err(|error| syn::Error::new(error.span(), format!("expected `{form}`")))?;
+    match literal.base10_parse::<u32>() {
+        Ok(0) => errors.error_spanned_by(&literal, "versions start at 1: the first version is 1"),
+        Ok(version) => return Ok(Some((version, literal.span()))),
+        Err(_) => {
+            errors.error_spanned_by(&literal, "a version is a whole number from 1 to 4294967295")
+        }
+    }
+    Ok(None)
 }
 
 /// Reports an unknown key, naming the accepted ones, and skips its value so parsing

@@ -57,15 +57,28 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         .take()
         .map(|(name, _)| name)
         .unwrap_or_else(|| input.ident.to_string());
-    let model = check(&mut errors, &input, name, attr::runtime_path(runtime));
+    let runtime = attr::runtime_path(runtime);
+    let model = check(&mut errors, &input, name.clone(), runtime.clone());
     strip_aggregate_id(&mut input);
     match model {
         Some(model) if errors.is_empty() => expand_model(&model, &input),
         _ => {
+            let fallback = expand_fallback(&name, &runtime, &input);
             let errors = errors.into_compile_errors();
-            quote!(#input #errors)
+            quote!(#fallback #errors)
         }
     }
+}
+
+/// Beside an error, a struct keeps its derives and gets a `Command` impl that never runs,
+/// so that the sets and handlers naming it raise no follow-up error; a generic struct or
+/// an enum gets none (its error says why it cannot be a command).
+fn expand_fallback(name: &str, runtime: &Path, input: &DeriveInput) -> TokenStream {
+    if !input.generics.params.is_empty() || !matches!(input.data, syn::Data::Struct(_)) {
+        return quote!(#input);
+    }
+    let unreachable = crate::ctxt::unreachable();
+    expand_command(name, runtime, input, unreachable)
 }
 
 /// A command addresses exactly one aggregate instance, so exactly one field is marked
@@ -151,23 +164,36 @@ fn expand_model(model: &CommandModel, input: &DeriveInput) -> TokenStream {
         runtime,
     } = model;
     let private = quote!(#runtime::__private);
-    let ident = &input.ident;
-    let derives = derives::missing_derives(&input.attrs, runtime);
-    let doc = crate::docs::doc_comment(&input.attrs);
     let to_string =
         quote_spanned!(*id_span=> #private::std::string::ToString::to_string(&#id_access));
+    expand_command(name, runtime, input, to_string)
+}
+
+/// The derives, the item, and the `Command` impl whose `aggregate_id` is `aggregate_id`.
+fn expand_command(
+    name: &str,
+    runtime: &Path,
+    input: &DeriveInput,
+    aggregate_id: TokenStream,
+) -> TokenStream {
+    let private = quote!(#runtime::__private);
+    let ident = &input.ident;
+    let derives = derives::missing_derives(&input.attrs, runtime);
+    let schema_checks = derives::field_schema_checks(input, runtime);
+    let doc = crate::docs::doc_comment(&input.attrs);
     quote! {
         #derives
         #input
 
         const _: () = {
+            #schema_checks
             #[automatically_derived]
             impl #private::Command for #ident {
                 const NAME: &'static str = #name;
                 const DOC: &'static str = #doc;
 
                 fn aggregate_id(&self) -> #private::std::string::String {
-                    #to_string
+                    #aggregate_id
                 }
             }
         };

@@ -3,7 +3,7 @@
 use std::fmt::Display;
 
 use proc_macro2::TokenStream;
-use quote::ToTokens;
+use quote::{ToTokens, quote};
 
 /// Errors found so far, merged with `syn::Error::combine`.
 #[derive(Default)]
@@ -41,4 +41,12 @@ impl Errors {
             .map(|error| error.to_compile_error())
             .unwrap_or_default()
     }
+}
+
+/// The body of an item of a fallback expansion: such items are emitted only beside a
+/// reported error, so that the error is the only one, and never run.
+pub fn unreachable() -> TokenStream {
+    quote!(::core::unreachable!(
+        "factum: this item stands in for one with a reported error"
+    ))
 }

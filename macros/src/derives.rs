@@ -2,8 +2,9 @@
 //! them.
 
 use proc_macro2::TokenStream;
-use quote::quote;
-use syn::{Attribute, Path};
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{Attribute, Data, DeriveInput, Path};
 
 /// Which of the derives the item already has.
 struct Present {
@@ -70,4 +71,26 @@ pub fn missing_derives(attrs: &[Attribute], runtime: &Path) -> TokenStream {
 
 fn path_string(tokens: &TokenStream) -> String {
     tokens.to_string().replace(' ', "")
+}
+
+/// A constant per field naming `SchemaField::HAS_SCHEMA` of its type, spanned at the type:
+/// a type without `JsonSchema` is reported at the field, with what to derive (schemars'
+/// own error names only the trait). The type is the `Self` of the check, not a type
+/// argument, so an unresolved type gets no second, different error.
+pub fn field_schema_checks(input: &DeriveInput, runtime: &Path) -> TokenStream {
+    let checks = fields(input).into_iter().map(|field| {
+        let ty = &field.ty;
+        let private = crate::respan::respan(quote!(#runtime::__private), ty.span());
+        quote_spanned!(ty.span()=> const _: () = <#ty as #private::SchemaField>::HAS_SCHEMA;)
+    });
+    quote!(#(#checks)*)
+}
+
+/// The fields of a struct, or of every variant of an enum.
+pub fn fields(input: &DeriveInput) -> Vec<&syn::Field> {
+    match &input.data {
+        Data::Struct(data) => data.fields.iter().collect(),
+        Data::Enum(data) => data.variants.iter().flat_map(|v| v.fields.iter()).collect(),
+        Data::Union(_) => Vec::new(),
+    }
 }

@@ -5,7 +5,7 @@
 //! upcast chain.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote, quote_spanned};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::parse::Parser;
 use syn::spanned::Spanned;
 use syn::{Data, DeriveInput, Ident, Path, Type};
@@ -38,6 +38,9 @@ struct EventArgs {
     upcast_json: Vec<JsonUpcast>,
     upcast_json_span: Option<Span>,
     runtime: Setting<Path>,
+    /// Whether a version was given but is no valid number (reported): the upcast path
+    /// cannot be checked without it, and any complaint about it would be a follow-up.
+    invalid_version: bool,
 }
 
 /// How older stored versions reach this one.
@@ -69,14 +72,81 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         }
     };
     let args = parse_args(&mut errors, args);
+    let fallback = Fallback::new(args.as_ref(), &input);
     let model = args.and_then(|args| check(&mut errors, args, &input));
     match model {
         Some(model) if errors.is_empty() => expand_model(&model, &input),
         _ => {
+            let fallback = fallback.expand(&input);
             let errors = errors.into_compile_errors();
-            quote!(#input #errors)
+            quote!(#fallback #errors)
         }
     }
+}
+
+/// What is known of an event whose input has an error: its name and version as given (or
+/// their defaults). Beside the error, the item keeps its derives and gets an `Event` impl,
+/// so that the sets and handlers naming it raise no follow-up error.
+struct Fallback {
+    name: String,
+    version: u32,
+    runtime: Path,
+}
+
+impl Fallback {
+    fn new(args: Option<&EventArgs>, input: &DeriveInput) -> Self {
+        Self {
+            name: args
+                .and_then(|args| args.name.get().cloned())
+                .unwrap_or_else(|| input.ident.to_string()),
+            version: args
+                .and_then(|args| args.version.get().copied())
+                .unwrap_or(1),
+            runtime: args
+                .and_then(|args| args.runtime.get().cloned())
+                .unwrap_or_else(|| syn::parse_quote!(::factum)),
+        }
+    }
+
+    /// The expansion of the event as if it were its first version (a decoder of its own
+    /// version only): it compiles whatever the error, which is reported beside it.
+    fn expand(self, input: &DeriveInput) -> TokenStream {
+        // A generic event or a union gets no impl: its error says why it cannot be one.
+        if !input.generics.params.is_empty() || matches!(input.data, Data::Union(_)) {
+            return quote!(#input);
+        }
+        let model = EventModel {
+            ident: &input.ident,
+            name: self.name,
+            version: self.version,
+            upcast: UpcastPath::None,
+            runtime: self.runtime,
+        };
+        expand_model(&model, input)
+    }
+}
+
+/// `where Field: Send + Sync, ...` for the `Event` impl, each bound spanned at its field's
+/// type: an event crosses threads, and a field that cannot is reported there, once (the
+/// bounds stand for the impl's own `Send + Sync` requirement, which would otherwise be
+/// reported again at the type).
+fn field_bounds(input: &DeriveInput) -> TokenStream {
+    let fields = derives::fields(input);
+    if fields.is_empty() {
+        return TokenStream::new();
+    }
+    let bounds = fields.iter().map(|field| {
+        let ty = &field.ty;
+        // The bound is spanned at the type's last token, so that the predicate, which
+        // rustc points at, spans the whole type.
+        let last = ty
+            .to_token_stream()
+            .into_iter()
+            .last()
+            .map_or_else(|| ty.span(), |token| token.span());
+        quote_spanned!(last=> #ty: ::core::marker::Send + ::core::marker::Sync)
+    });
+    quote!(where #(#bounds,)*)
 }
 
 /// The arguments, or `None` when they do not parse (checks of half-parsed arguments
@@ -88,6 +158,7 @@ fn parse_args(errors: &mut Errors, args: TokenStream) -> Option<EventArgs> {
         upcast_from: Setting::new(keys::UPCAST_FROM),
         upcast_json: Vec::new(),
         upcast_json_span: None,
+        invalid_version: false,
         runtime: Setting::new(keys::CRATE),
     };
     let parser = syn::meta::parser(|meta| {
@@ -98,8 +169,10 @@ fn parse_args(errors: &mut Errors, args: TokenStream) -> Option<EventArgs> {
             parsed.name.set(errors, key_span, name);
         } else if meta.path.is_ident(keys::VERSION) {
             // version = 2
-            let (version, _) = attr::parse_version(&meta, "version = 2")?;
-            parsed.version.set(errors, key_span, version);
+            match attr::parse_version(errors, &meta, "version = 2")? {
+                Some((version, _)) => parsed.version.set(errors, key_span, version),
+                None => parsed.invalid_version = true,
+            }
         } else if meta.path.is_ident(keys::UPCAST_FROM) {
             // upcast_from = OrderPlacedV1
             let ty = attr::parse_type(&meta, "upcast_from = <the type of the previous version>")?;
@@ -107,7 +180,7 @@ fn parse_args(errors: &mut Errors, args: TokenStream) -> Option<EventArgs> {
         } else if meta.path.is_ident(keys::UPCAST_JSON) {
             // upcast_json(from = 1, with = path::to::function)
             parsed.upcast_json_span.get_or_insert(key_span);
-            if let Some(upcast) = parse_json_upcast(errors, &meta)? {
+            if let Some(upcast) = parse_json_upcast(errors, &meta, &mut parsed.invalid_version)? {
                 parsed.upcast_json.push(upcast);
             }
         } else if meta.path.is_ident(keys::CRATE) {
@@ -131,14 +204,18 @@ fn parse_args(errors: &mut Errors, args: TokenStream) -> Option<EventArgs> {
 fn parse_json_upcast(
     errors: &mut Errors,
     meta: &syn::meta::ParseNestedMeta,
+    invalid_version: &mut bool,
 ) -> syn::Result<Option<JsonUpcast>> {
     let mut from = Setting::new(keys::FROM);
     let mut with = Setting::new(keys::WITH);
+    let mut invalid_from = false;
     meta.parse_nested_meta(|nested| {
         let key_span = nested.path.span();
         if nested.path.is_ident(keys::FROM) {
-            let (version, _) = attr::parse_version(&nested, "from = <the retired version>")?;
-            from.set(errors, key_span, version);
+            match attr::parse_version(errors, &nested, "from = <the retired version>")? {
+                Some((version, _)) => from.set(errors, key_span, version),
+                None => invalid_from = true,
+            }
         } else if nested.path.is_ident(keys::WITH) {
             let path: Path = nested.value()?.parse()?;
             with.set(errors, key_span, path);
@@ -152,6 +229,10 @@ fn parse_json_upcast(
         }
         Ok(())
     })?;
+    if invalid_from {
+        *invalid_version = true;
+        return Ok(None);
+    }
     match (from.take(), with.take()) {
         (Some((from, from_span)), Some((with, _))) => Ok(Some(JsonUpcast {
             from,
@@ -182,6 +263,9 @@ fn check<'a>(
     let version = args.version.get().copied().unwrap_or(1);
     let version_span = args.version.span().unwrap_or_else(Span::call_site);
     check_not_upcasting_from_itself(errors, input, args.upcast_from.get());
+    if args.invalid_version {
+        return None;
+    }
     let upcast = check_upcast_path(
         errors,
         &name,
@@ -325,6 +409,8 @@ fn expand_model(model: &EventModel, input: &DeriveInput) -> TokenStream {
     let private = quote!(#runtime::__private);
     let derives = derives::missing_derives(&input.attrs, runtime);
     let doc = crate::docs::doc_comment(&input.attrs);
+    let field_bounds = field_bounds(input);
+    let schema_checks = derives::field_schema_checks(input, runtime);
     let (upcast_path, register) = match upcast {
         UpcastPath::None => (quote!(#private::UpcastPath::None), quote!()),
         UpcastPath::Typed(previous) => {
@@ -405,7 +491,7 @@ fn expand_model(model: &EventModel, input: &DeriveInput) -> TokenStream {
 
         const _: () = {
             #[automatically_derived]
-            impl #private::Event for #ident {
+            impl #private::Event for #ident #field_bounds {
                 const NAME: &'static str = #name;
                 const VERSION: u32 = #version;
                 const OLDEST_VERSION: u32 = #oldest;
@@ -428,6 +514,7 @@ fn expand_model(model: &EventModel, input: &DeriveInput) -> TokenStream {
                 #register
             }
             #chain_checks
+            #schema_checks
         };
     }
 }

@@ -69,10 +69,13 @@ fn event_upcast_through_json() {
 
 #[test]
 fn event_set() {
-    let expanded = crate::event_set::expand(quote! {
-        #[derive(Events, Debug)]
-        pub enum OrderEvent { Placed(OrderPlaced), Shipped(events::OrderShipped) }
-    });
+    let expanded = crate::set::expand(
+        crate::set::Kind::Events,
+        quote! {
+            #[derive(Events, Debug)]
+            pub enum OrderEvent { Placed(OrderPlaced), Shipped(events::OrderShipped) }
+        },
+    );
     insta::assert_snapshot!(pretty(expanded));
 }
 
@@ -100,10 +103,13 @@ fn command_with_tuple_id_and_name() {
 
 #[test]
 fn command_set() {
-    let expanded = crate::command_set::expand(quote! {
-        #[derive(Commands)]
-        pub enum OrderCommand { Place(PlaceOrder), Ship(ShipOrder) }
-    });
+    let expanded = crate::set::expand(
+        crate::set::Kind::Commands,
+        quote! {
+            #[derive(Commands)]
+            pub enum OrderCommand { Place(PlaceOrder), Ship(ShipOrder) }
+        },
+    );
     insta::assert_snapshot!(pretty(expanded));
 }
 
@@ -208,4 +214,44 @@ fn projection_errors_are_all_reported_together() {
         },
     );
     insta::assert_debug_snapshot!(compile_error_messages(&expanded));
+}
+
+#[test]
+fn aggregate_after_errors_keeps_the_well_formed_handlers() {
+    // `close` is malformed (no return type) and `renamed` has no event: the expansion
+    // keeps the item, `open`'s impl, a fallback impl for `Close`, and skips the coverage
+    // check of events only (the event `renamed` was meant for is unknown).
+    let expanded = crate::aggregate::expand(
+        quote!(
+            events = OrderEvent,
+            commands = OrderCommand,
+            error = OrderError
+        ),
+        quote! {
+            impl Order {
+                #[handle]
+                fn open(&self, command: OpenOrder) -> Result<OrderOpened, OrderError> { todo() }
+                #[handle]
+                fn close(&self, command: CloseOrder) {}
+                #[apply]
+                fn opened(&mut self, event: &OrderOpened) {}
+                #[apply]
+                fn renamed(&mut self) {}
+            }
+        },
+    );
+    insta::assert_snapshot!(pretty(expanded));
+}
+
+#[test]
+fn event_set_after_a_bad_variant() {
+    // The malformed variant's type keeps its markers, with bodies that never run.
+    let expanded = crate::set::expand(
+        crate::set::Kind::Events,
+        quote! {
+            #[derive(Events)]
+            pub enum OrderEvent { Placed(OrderPlaced), Shipped { event: OrderShipped } }
+        },
+    );
+    insta::assert_snapshot!(pretty(expanded));
 }

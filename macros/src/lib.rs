@@ -8,14 +8,14 @@
 mod aggregate;
 mod attr;
 mod command;
-mod command_set;
 mod ctxt;
 mod derives;
 mod docs;
 mod event;
-mod event_set;
+mod impl_block;
 mod projection;
 mod respan;
+mod set;
 
 use proc_macro::TokenStream;
 
@@ -54,13 +54,13 @@ pub fn reactor(args: TokenStream, item: TokenStream) -> TokenStream {
 /// Implements `EventSet` for an enum of events; see `factum::Events`.
 #[proc_macro_derive(Events, attributes(factum))]
 pub fn derive_events(input: TokenStream) -> TokenStream {
-    event_set::expand(input.into()).into()
+    set::expand(set::Kind::Events, input.into()).into()
 }
 
 /// Implements `CommandSet` for an enum of commands; see `factum::Commands`.
 #[proc_macro_derive(Commands, attributes(factum))]
 pub fn derive_commands(input: TokenStream) -> TokenStream {
-    command_set::expand(input.into()).into()
+    set::expand(set::Kind::Commands, input.into()).into()
 }
 
 #[cfg(test)]

@@ -2,13 +2,17 @@
 //! inherent impl block of `#[on]` handlers (plus, for a projection, one optional
 //! `#[setup]` method).
 //!
-//! Parses the arguments and the methods' signatures into a [`ConsumerModel`], checks every
-//! handler's form, that one transaction type runs through a projection, and that no event
-//! type has two handlers, and expands to the `Projection` or `Reactor` impl: the names of
-//! the handled events, and a `handle`/`react` that decodes a recorded event of a handled
-//! name into the handler's type (through its upcasts) and awaits the handler. Two handler
-//! types that carry one event name (two versions of an event) are caught by a constant
-//! check in the expansion, because names are only known to the compiler.
+//! Parses the arguments and the methods' signatures (through `impl_block`) into a
+//! [`ConsumerModel`], checks every handler's form, that one transaction type runs through
+//! a projection, and that no event type has two handlers, and expands to the `Projection`
+//! or `Reactor` impl: the names of the handled events, and a `handle`/`react` that decodes
+//! a recorded event of a handled name into the handler's type (through its upcasts) and
+//! awaits the handler. Constant checks in the expansion refuse two handler types that
+//! carry one event name (two versions of an event) and a name the read models would
+//! refuse at start-up, by the runtime's own rule, because only the compiler knows them.
+//!
+//! After an error the impl is still emitted, with the well-formed handlers only, so the
+//! mistake is the only error reported.
 
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::{ToTokens, quote, quote_spanned};
@@ -16,11 +20,12 @@ use syn::parse::Parser;
 use syn::spanned::Spanned;
 use syn::{
     FnArg, GenericArgument, Ident, ImplItem, ImplItemFn, ItemImpl, LitStr, Path, PathArguments,
-    ReturnType, Type,
+    Type,
 };
 
 use crate::attr::{self, Setting, keys};
 use crate::ctxt::Errors;
+use crate::impl_block::{self, Asyncness, Macro, Markers, Receiver, Role as Check, type_text};
 use crate::respan::respan;
 
 /// The marker of an event handler.
@@ -40,9 +45,23 @@ pub enum Kind {
 impl Kind {
     /// The attribute's name, as written by users.
     fn attribute(self) -> &'static str {
+        self.description().attribute
+    }
+
+    fn description(self) -> &'static Macro {
+        const PROJECTION: Macro = Macro {
+            attribute: "projection",
+            example: "#[projection(name = \"task_list\")] impl TaskList { ... }",
+            why_not_generic: "its name keys one checkpoint, so it denotes one concrete type",
+        };
+        const REACTOR: Macro = Macro {
+            attribute: "reactor",
+            example: "#[reactor(name = \"reminders\")] impl Reminders { ... }",
+            why_not_generic: "its name keys one checkpoint, so it denotes one concrete type",
+        };
         match self {
-            Kind::Projection => "projection",
-            Kind::Reactor => "reactor",
+            Kind::Projection => &PROJECTION,
+            Kind::Reactor => &REACTOR,
         }
     }
 
@@ -68,6 +87,22 @@ impl Kind {
 
 const SETUP_FORM: &str =
     "expected `#[setup] async fn name(&mut self, tx: &mut Tx) -> Result<(), ProjectionError>`";
+
+/// What a handler returns, for messages.
+const RETURNS: &str =
+    "`Result<(), ProjectionError>`, so that the runner can retry an event that failed";
+
+/// The role a marker gives a method.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    On,
+    Setup,
+}
+
+const MARKERS: Markers<Role> = Markers {
+    markers: &[(ON, Role::On), (SETUP, Role::Setup)],
+    one_role: "a method is either an #[on] handler or the #[setup] method",
+};
 
 struct ConsumerArgs {
     /// The name and the span of its string literal.
@@ -96,11 +131,23 @@ struct TxParameter<'a> {
     ty: &'a Type,
 }
 
+/// The consumer's name, where it comes from, and the span errors about it point at.
+struct Name {
+    name: String,
+    span: Span,
+    /// Whether it defaults to the type's name (no `name = "..."`).
+    defaulted: bool,
+}
+
 struct ConsumerModel<'a> {
     kind: Kind,
     self_ty: &'a Type,
-    name: String,
+    /// Whether the impl block is generic (reported): no impl can be emitted for it.
+    generic: bool,
+    /// `None` when the type has no name to default to (reported).
+    name: Option<Name>,
     version: u32,
+    /// The well-formed handlers.
     handlers: Vec<EventHandler<'a>>,
     setup: Option<SetupMethod<'a>>,
     /// The transaction type of a projection (the first one written).
@@ -108,45 +155,18 @@ struct ConsumerModel<'a> {
     runtime: Path,
 }
 
-/// The role a helper attribute gives a method.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Role {
-    On,
-    Setup,
-}
-
-impl Role {
-    fn marker(self) -> &'static str {
-        match self {
-            Role::On => ON,
-            Role::Setup => SETUP,
-        }
-    }
-}
-
 pub fn expand(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStream {
-    let mut item_impl: ItemImpl = match syn::parse2(item.clone()) {
+    let mut item_impl = match impl_block::parse(kind.description(), item) {
         Ok(item_impl) => item_impl,
-        Err(error) => {
-            let example = match kind {
-                Kind::Projection => "#[projection(name = \"task_list\")] impl TaskList { ... }",
-                Kind::Reactor => "#[reactor(name = \"reminders\")] impl Reminders { ... }",
-            };
-            let error = syn::Error::new(
-                error.span(),
-                format!("#[{}] goes on an impl block: `{example}`", kind.attribute()),
-            )
-            .to_compile_error();
-            return quote!(#item #error);
-        }
+        Err(tokens) => return tokens,
     };
     let mut errors = Errors::default();
     let args = parse_args(&mut errors, kind, args);
-    let expanded = check(&mut errors, kind, args, &item_impl)
-        .filter(|_| errors.is_empty())
-        .map(|model| expand_model(&model));
+    let model = check(&mut errors, kind, args, &item_impl);
+    let expanded = expand_model(&model);
     elide_recorded_lifetimes(&mut item_impl);
-    strip_markers(&mut item_impl);
+    MARKERS.strip(&mut item_impl);
+    impl_block::mark_impl_token(&mut item_impl);
     let errors = errors.into_compile_errors();
     quote! {
         #item_impl
@@ -176,8 +196,9 @@ fn parse_args(errors: &mut Errors, kind: Kind, args: TokenStream) -> Option<Cons
             parsed.name.set(errors, key_span, name);
         } else if meta.path.is_ident(keys::VERSION) && kind == Kind::Projection {
             // version = 2
-            let (version, _) = attr::parse_version(&meta, "version = 2")?;
-            parsed.version.set(errors, key_span, version);
+            if let Some((version, _)) = attr::parse_version(errors, &meta, "version = 2")? {
+                parsed.version.set(errors, key_span, version);
+            }
         } else if meta.path.is_ident(keys::VERSION) {
             errors.error_spanned_by(
                 &meta.path,
@@ -207,26 +228,33 @@ fn check<'a>(
     kind: Kind,
     args: Option<ConsumerArgs>,
     item: &'a ItemImpl,
-) -> Option<ConsumerModel<'a>> {
-    check_impl_shape(errors, kind, item);
-    let name = args
-        .as_ref()
-        .and_then(|args| check_name(errors, kind, &args.name, &item.self_ty));
+) -> ConsumerModel<'a> {
+    impl_block::check_impl_shape(errors, kind.description(), item);
+    let name = consumer_name(errors, kind, args.as_ref(), &item.self_ty);
 
     let mut handlers = Vec::new();
+    // The event of every handler whose event could be read, well-formed or not.
+    let mut handled = Vec::new();
     let mut setup = None;
     let mut first_setup: Option<&Ident> = None;
     let mut tx_parameters: Vec<TxParameter> = Vec::new();
+    let allowed = |role| match (role, kind) {
+        (Role::Setup, Kind::Reactor) => {
+            Err("#[setup] is for projections: a reactor has no read model to set up")
+        }
+        _ => Ok(()),
+    };
     for impl_item in &item.items {
         let ImplItem::Fn(method) = impl_item else {
-            check_no_marker_on_non_method(errors, impl_item);
+            MARKERS.check_no_marker_on_non_method(errors, impl_item);
             continue;
         };
-        match method_role(errors, kind, method) {
+        match MARKERS.method_role(errors, method, allowed) {
             Some(Role::On) => {
-                let (handler, tx) = check_event_handler(errors, kind, method);
-                handlers.extend(handler);
-                tx_parameters.extend(tx);
+                let checked = check_event_handler(errors, kind, method);
+                handlers.extend(checked.handler);
+                handled.extend(checked.event);
+                tx_parameters.extend(checked.tx);
             }
             Some(Role::Setup) => {
                 let (checked, tx) = check_setup(errors, method);
@@ -247,276 +275,82 @@ fn check<'a>(
             None => {}
         }
     }
-    if handlers.is_empty() && item.trait_.is_none() && !has_marked_method(item, ON) {
+    if handlers.is_empty() && item.trait_.is_none() && !MARKERS.has_marked_method(item, Role::On) {
         errors.error_spanned_by(
             &item.self_ty,
             format!(
-                "{} {} has no #[on] handler: mark each method that takes an event with `#[on]`; {}",
+                "{} `{}` has no #[on] handler: mark each method that takes an event with `#[on]`; {}",
                 kind.attribute(),
-                quoted_type(&item.self_ty),
+                type_text(&item.self_ty),
                 kind.handler_form()
             ),
         );
     }
-    check_unique_events(errors, &handlers);
+    impl_block::check_unique(errors, handled.into_iter(), "#[on]", "event");
+    // A second handler of one event would be a conflicting match arm: keep the first.
+    let mut seen = Vec::new();
+    handlers.retain(|handler| {
+        let text = type_text(handler.event);
+        let first = !seen.contains(&text);
+        seen.push(text);
+        first
+    });
     let tx = check_one_tx_type(errors, &tx_parameters);
-    let args = args?;
-    let version = args.version.get().copied().unwrap_or(1);
-    Some(ConsumerModel {
+    if kind == Kind::Projection && tx.is_none() {
+        // Which transaction type was meant is unknown (reported): the fallback impl
+        // calls no method, which would only add a mismatch with its placeholder.
+        handlers.clear();
+        setup = None;
+    }
+    let (version, runtime) = match args {
+        Some(args) => (
+            args.version.get().copied().unwrap_or(1),
+            attr::runtime_path(args.runtime),
+        ),
+        None => (1, syn::parse_quote!(::factum)),
+    };
+    ConsumerModel {
         kind,
         self_ty: &item.self_ty,
-        name: name?,
+        generic: !item.generics.params.is_empty(),
+        name,
         version,
         handlers,
         setup,
         tx,
-        runtime: attr::runtime_path(args.runtime),
-    })
-}
-
-/// A projection or reactor is the concrete type of an inherent impl: its name keys one
-/// checkpoint, so it cannot vary with type parameters, and a trait impl is not where
-/// handlers live.
-fn check_impl_shape(errors: &mut Errors, kind: Kind, item: &ItemImpl) {
-    let attribute = kind.attribute();
-    if let Some((_, path, _)) = &item.trait_ {
-        errors.error_spanned_by(
-            path,
-            format!(
-                "#[{attribute}] goes on an inherent impl block (`impl TaskList {{ ... }}`), not a trait impl"
-            ),
-        );
-    }
-    if !item.generics.params.is_empty() {
-        errors.error_spanned_by(
-            &item.generics,
-            format!(
-                "a {attribute} cannot be generic: its name keys one checkpoint, so it denotes one concrete type"
-            ),
-        );
+        runtime,
     }
 }
 
-/// The name keys checkpoints and names the read model's file or schema, so it is 1 to 40
-/// ASCII letters, digits or underscores starting with a letter (what the read models
-/// accept). It defaults to the type's name, as for aggregates, events and commands.
-fn check_name(
+/// The name keys checkpoints and names the read model's file or schema; it defaults to
+/// the type's name, as for aggregates, events and commands. Whether the read models
+/// accept it is checked by a constant assertion in the expansion, with the runtime's own
+/// rule (`__private::valid_consumer_name`), so the two cannot drift apart.
+fn consumer_name(
     errors: &mut Errors,
     kind: Kind,
-    name: &Setting<(String, Span)>,
+    args: Option<&ConsumerArgs>,
     self_ty: &Type,
-) -> Option<String> {
-    const RULE: &str = "1 to 40 ASCII letters, digits or underscores, starting with a letter: it keys the checkpoint and names the read model";
-    let attribute = kind.attribute();
-    match name.get() {
-        Some((name, literal_span)) => {
-            if is_valid_name(name) {
-                Some(name.clone())
-            } else {
-                errors.push(syn::Error::new(
-                    *literal_span,
-                    format!("a {attribute} name is {RULE}"),
-                ));
-                None
-            }
-        }
-        None => {
-            let Some(name) = type_name(self_ty) else {
-                errors.error_spanned_by(
-                    self_ty,
-                    format!("a {attribute} is a named type: `impl TaskList {{ ... }}`"),
-                );
-                return None;
-            };
-            if is_valid_name(&name) {
-                Some(name)
-            } else {
-                errors.error_spanned_by(
-                    self_ty,
-                    format!(
-                        "the {attribute} name defaults to the type's name `{name}`, but a name is {RULE}; give one with `name = \"...\"`"
-                    ),
-                );
-                None
-            }
-        }
+) -> Option<Name> {
+    if let Some((name, span)) = args.and_then(|args| args.name.get()) {
+        return Some(Name {
+            name: name.clone(),
+            span: *span,
+            defaulted: false,
+        });
     }
-}
-
-fn is_valid_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    name.len() <= 40
-        && chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-/// The last segment of a path type: `TaskList` in `read_models::TaskList`.
-fn type_name(ty: &Type) -> Option<String> {
-    match ty {
-        Type::Path(path) if path.qself.is_none() => path
-            .path
-            .segments
-            .last()
-            .map(|segment| segment.ident.to_string()),
-        _ => None,
-    }
-}
-
-fn quoted_type(ty: &Type) -> String {
-    format!("`{}`", type_text(ty))
-}
-
-/// A type as written, without the spaces token printing puts around `::`, `<`, `>`, `,`
-/// and `&`: `events::TaskDone`, not `events :: TaskDone`.
-fn type_text(ty: &Type) -> String {
-    let mut text = ty.to_token_stream().to_string();
-    for (spaced, tight) in [
-        (" :: ", "::"),
-        (":: ", "::"),
-        (" <", "<"),
-        ("< ", "<"),
-        (" >", ">"),
-        (" ,", ","),
-        ("& ", "&"),
-    ] {
-        text = text.replace(spaced, tight);
-    }
-    text
-}
-
-/// Whether some method carries `marker`, even a malformed one (its errors are reported
-/// already; "no handler" would only be a follow-up).
-fn has_marked_method(item: &ItemImpl, marker: &str) -> bool {
-    item.items.iter().any(|item| match item {
-        ImplItem::Fn(method) => method.attrs.iter().any(|a| a.path().is_ident(marker)),
-        _ => false,
-    })
-}
-
-/// `#[on]` and `#[setup]` mark methods; on a constant, type or macro they would mean
-/// nothing.
-fn check_no_marker_on_non_method(errors: &mut Errors, item: &ImplItem) {
-    let attrs = match item {
-        ImplItem::Const(item) => &item.attrs,
-        ImplItem::Type(item) => &item.attrs,
-        ImplItem::Macro(item) => &item.attrs,
-        _ => return,
-    };
-    for attribute in attrs {
-        if attribute.path().is_ident(ON) || attribute.path().is_ident(SETUP) {
-            errors.error_spanned_by(attribute, "this marker goes on a method: `async fn ...`");
-        }
-    }
-}
-
-/// A method has at most one role, given once and without arguments; `#[setup]` belongs
-/// to projections only.
-fn method_role(errors: &mut Errors, kind: Kind, method: &ImplItemFn) -> Option<Role> {
-    let mut role = None;
-    for attribute in &method.attrs {
-        let this = if attribute.path().is_ident(ON) {
-            Role::On
-        } else if attribute.path().is_ident(SETUP) {
-            Role::Setup
-        } else {
-            continue;
-        };
-        let marker = this.marker();
-        if !matches!(attribute.meta, syn::Meta::Path(_)) {
-            errors.error_spanned_by(&attribute.meta, format!("`#[{marker}]` takes no arguments"));
-        }
-        if this == Role::Setup && kind == Kind::Reactor {
-            errors.error_spanned_by(
-                attribute,
-                "#[setup] is for projections: a reactor has no read model to set up",
-            );
-            continue;
-        }
-        match role {
-            Some(first) if first == this => errors.error_spanned_by(
-                attribute,
-                format!("duplicate `#[{marker}]` on method `{}`", method.sig.ident),
-            ),
-            Some(first) => errors.error_spanned_by(
-                attribute,
-                format!(
-                    "method `{}` is already `#[{}]`: a method is either an #[on] handler or the #[setup] method",
-                    method.sig.ident,
-                    Role::marker(first)
-                ),
-            ),
-            None => role = Some(this),
-        }
-    }
-    role
-}
-
-/// Handlers are `async` (they await the read model or their side effects) and not
-/// generic over types (the dispatcher calls them with one concrete event type; lifetime
-/// parameters are fine). Returns whether the method passed.
-fn check_async_method(errors: &mut Errors, method: &ImplItemFn, role: &str, form: &str) -> bool {
-    let mut passed = true;
-    if method.sig.asyncness.is_none() {
-        errors.push(syn::Error::new(
-            method.sig.fn_token.span,
-            format!("{role} is an `async fn`: the runner awaits it; {form}"),
-        ));
-        passed = false;
-    }
-    if let Some(parameter) = method
-        .sig
-        .generics
-        .params
-        .iter()
-        .find(|parameter| !matches!(parameter, syn::GenericParam::Lifetime(_)))
-    {
-        errors.error_spanned_by(
-            parameter,
-            format!("{role} cannot be generic: the dispatcher calls it with one concrete type"),
-        );
-        passed = false;
-    }
-    passed
-}
-
-/// Handlers take `&mut self`, like `Projection::handle`: `self` holds caches and
-/// configuration that a handler may update.
-fn check_receiver(errors: &mut Errors, method: &ImplItemFn, role: &str, form: &str) -> bool {
-    match method.sig.receiver() {
-        Some(receiver) if is_mut_reference(&receiver.ty) => true,
-        Some(receiver) => {
-            errors.error_spanned_by(receiver, format!("{role} takes `&mut self`; {form}"));
-            false
-        }
+    match impl_block::type_name(self_ty) {
+        Some(name) => Some(Name {
+            name,
+            span: self_ty.span(),
+            defaulted: true,
+        }),
         None => {
             errors.error_spanned_by(
-                &method.sig.ident,
-                format!("{role} needs the receiver `&mut self`; {form}"),
-            );
-            false
-        }
-    }
-}
-
-fn is_mut_reference(ty: &Type) -> bool {
-    matches!(ty, Type::Reference(reference) if reference.mutability.is_some())
-}
-
-/// A handler returns its outcome; the type is checked by the compiler at the return
-/// type, against `Result<(), ProjectionError>`.
-fn check_output<'a>(
-    errors: &mut Errors,
-    method: &'a ImplItemFn,
-    role: &str,
-    form: &str,
-) -> Option<&'a Type> {
-    match &method.sig.output {
-        ReturnType::Type(_, output) => Some(output),
-        ReturnType::Default => {
-            errors.error_spanned_by(
-                &method.sig.ident,
+                self_ty,
                 format!(
-                    "{role} returns `Result<(), ProjectionError>`, so that the runner can retry an event that failed; {form}"
+                    "a {} is a named type: `impl TaskList {{ ... }}`",
+                    kind.attribute()
                 ),
             );
             None
@@ -524,89 +358,88 @@ fn check_output<'a>(
     }
 }
 
-fn typed_arguments(method: &ImplItemFn) -> Vec<&syn::PatType> {
-    method
-        .sig
-        .inputs
-        .iter()
-        .filter_map(|input| match input {
-            FnArg::Typed(argument) => Some(argument),
-            FnArg::Receiver(_) => None,
-        })
-        .collect()
-}
-
 /// `#[on] async fn name(&mut self, event: &Recorded<Event>[, tx: &mut Tx]) -> Result<..>`:
-/// a projection's handler writes through the transaction; a reactor's has none. The
-/// handler is `None` when the method is not usable as one; its transaction parameter is
-/// returned whenever it could be read, for the one-type check.
-fn check_event_handler<'a>(
-    errors: &mut Errors,
-    kind: Kind,
-    method: &'a ImplItemFn,
-) -> (Option<EventHandler<'a>>, Option<TxParameter<'a>>) {
+/// a projection's handler writes through the transaction; a reactor's has none. Returns
+/// the handler when the method is usable as one; its event type and its transaction
+/// parameter whenever they could be read, for the one-handler and one-type checks.
+fn check_event_handler<'a>(errors: &mut Errors, kind: Kind, method: &'a ImplItemFn) -> Checked<'a> {
     const ROLE: &str = "an #[on] handler";
     let form = kind.handler_form();
-    let plain = check_async_method(errors, method, ROLE, form);
-    let receiver_ok = check_receiver(errors, method, ROLE, form);
-    let output = check_output(errors, method, ROLE, form);
+    let role = Check { name: ROLE, form };
+    // Handlers take `&mut self`, like `Projection::handle`: `self` holds caches and
+    // configuration that a handler may update.
+    let plain = impl_block::check_plain(errors, method, role, Asyncness::Required);
+    let receiver_ok = impl_block::check_receiver(errors, method, role, Receiver::Mut);
+    let output = impl_block::check_output(errors, method, role, RETURNS);
     let sig = &method.sig;
-    let arguments = typed_arguments(method);
-    let (event, tx) = match (kind, arguments.as_slice()) {
-        (_, []) => {
-            errors.push(syn::Error::new(
-                sig.paren_token.span.join(),
-                format!(
-                    "{ROLE} takes the event after `&mut self`: `event: &Recorded<Event>`; {form}"
-                ),
-            ));
-            (None, None)
-        }
-        (Kind::Projection, [event]) => {
+    let arguments = impl_block::typed_arguments(method);
+    let Some((event, rest)) = arguments.split_first() else {
+        errors.push(syn::Error::new(
+            sig.paren_token.span.join(),
+            format!("{ROLE} takes the event after `&mut self`: `event: &Recorded<Event>`; {form}"),
+        ));
+        return Checked::default();
+    };
+    let event = recorded_event(errors, event, form);
+    let (tx, arguments_ok) = match (kind, rest) {
+        (Kind::Projection, []) => {
             errors.push(syn::Error::new(
                 sig.paren_token.span.join(),
                 format!(
                     "{ROLE} of a projection takes the read-model transaction after the event: `tx: &mut Tx`; {form}"
                 ),
             ));
-            (recorded_event(errors, event, form), None)
+            (None, false)
         }
-        (Kind::Projection, [event, tx, rest @ ..]) => {
-            if let Some(extra) = rest.first() {
+        (Kind::Projection, [tx, extra @ ..]) => {
+            if let Some(extra) = extra.first() {
                 errors.error_spanned_by(
                     extra,
                     format!("{ROLE} takes only the event and the transaction; {form}"),
                 );
             }
-            (
-                recorded_event(errors, event, form),
-                tx_type(errors, tx, form).map(|ty| TxParameter {
-                    method: &sig.ident,
-                    ty,
-                }),
-            )
+            let tx = tx_type(errors, tx, form).map(|ty| TxParameter {
+                method: &sig.ident,
+                ty,
+            });
+            let ok = tx.is_some() && extra.is_empty();
+            (tx, ok)
         }
-        (Kind::Reactor, [event, rest @ ..]) => {
-            if let Some(extra) = rest.first() {
-                let why = if is_mut_reference(&extra.ty) {
-                    "a reactor handler takes only the event: a reactor has no read-model transaction (a #[projection] has one)"
-                } else {
-                    "a reactor handler takes only the event"
-                };
-                errors.error_spanned_by(extra, format!("{why}; {form}"));
-            }
-            (recorded_event(errors, event, form), None)
+        (Kind::Reactor, []) => (None, true),
+        (Kind::Reactor, [extra, ..]) => {
+            let why = if matches!(&*extra.ty, Type::Reference(r) if r.mutability.is_some()) {
+                "a reactor handler takes only the event: a reactor has no read-model transaction (a #[projection] has one)"
+            } else {
+                "a reactor handler takes only the event"
+            };
+            errors.error_spanned_by(extra, format!("{why}; {form}"));
+            (None, false)
         }
     };
     let handler = match (event, output) {
-        (Some(event), Some(output)) if plain && receiver_ok => Some(EventHandler {
+        (Some(event), Some(output)) if plain && receiver_ok && arguments_ok => Some(EventHandler {
             method: &sig.ident,
             event,
             output,
         }),
         _ => None,
     };
-    (handler, tx)
+    Checked {
+        handler,
+        event: event.map(|event| (event, &sig.ident)),
+        tx,
+    }
+}
+
+/// What the check of an `#[on]` method found.
+#[derive(Default)]
+struct Checked<'a> {
+    /// The handler, when the method is usable as one.
+    handler: Option<EventHandler<'a>>,
+    /// Its event type and name, when they could be read.
+    event: Option<(&'a Type, &'a Ident)>,
+    /// Its transaction parameter, when it could be read.
+    tx: Option<TxParameter<'a>>,
 }
 
 /// `#[setup] async fn name(&mut self, tx: &mut Tx) -> Result<(), ProjectionError>`: it
@@ -617,11 +450,15 @@ fn check_setup<'a>(
     method: &'a ImplItemFn,
 ) -> (Option<SetupMethod<'a>>, Option<TxParameter<'a>>) {
     const ROLE: &str = "the #[setup] method";
-    let plain = check_async_method(errors, method, ROLE, SETUP_FORM);
-    let receiver_ok = check_receiver(errors, method, ROLE, SETUP_FORM);
-    let output = check_output(errors, method, ROLE, SETUP_FORM);
+    let role = Check {
+        name: ROLE,
+        form: SETUP_FORM,
+    };
+    let plain = impl_block::check_plain(errors, method, role, Asyncness::Required);
+    let receiver_ok = impl_block::check_receiver(errors, method, role, Receiver::Mut);
+    let output = impl_block::check_output(errors, method, role, RETURNS);
     let sig = &method.sig;
-    let tx = match typed_arguments(method).as_slice() {
+    let (tx, extra_ok) = match impl_block::typed_arguments(method).as_slice() {
         [] => {
             errors.push(syn::Error::new(
                 sig.paren_token.span.join(),
@@ -629,7 +466,7 @@ fn check_setup<'a>(
                     "{ROLE} takes the read-model transaction after `&mut self`: `tx: &mut Tx`; {SETUP_FORM}"
                 ),
             ));
-            None
+            (None, false)
         }
         [tx, rest @ ..] => {
             if let Some(extra) = rest.first() {
@@ -638,14 +475,15 @@ fn check_setup<'a>(
                     format!("{ROLE} takes only the transaction; {SETUP_FORM}"),
                 );
             }
-            tx_type(errors, tx, SETUP_FORM).map(|ty| TxParameter {
+            let tx = tx_type(errors, tx, SETUP_FORM).map(|ty| TxParameter {
                 method: &sig.ident,
                 ty,
-            })
+            });
+            (tx, rest.is_empty())
         }
     };
     let setup = output
-        .filter(|_| plain && receiver_ok)
+        .filter(|_| plain && receiver_ok && extra_ok && tx.is_some())
         .map(|output| SetupMethod {
             method: &sig.ident,
             output,
@@ -786,35 +624,17 @@ fn non_static_lifetime(tokens: TokenStream) -> Option<Span> {
     None
 }
 
-/// Each event type has one handler: with two, which one runs would be arbitrary. Types
-/// are compared as written; two types carrying one event name are caught by the constant
-/// check of the expansion.
-fn check_unique_events(errors: &mut Errors, handlers: &[EventHandler]) {
-    for (index, handler) in handlers.iter().enumerate() {
-        let text = type_text(handler.event);
-        if let Some(first) = handlers[..index]
-            .iter()
-            .find(|earlier| type_text(earlier.event) == text)
-        {
-            errors.error_spanned_by(
-                handler.event,
-                format!(
-                    "two #[on] handlers for event `{text}`: `{}` and `{}`; each event has one handler",
-                    first.method, handler.method
-                ),
-            );
-        }
-    }
-}
-
 /// A projection writes through one transaction type, `Projection::Tx`: every handler
-/// and the setup method name the same one (compared as written).
+/// and the setup method name the same one (compared as written). Returns it, or `None`
+/// when they differ: which one was meant is unknown, so no impl is emitted.
 fn check_one_tx_type<'a>(errors: &mut Errors, parameters: &[TxParameter<'a>]) -> Option<&'a Type> {
     let (first, rest) = parameters.split_first()?;
     let expected = type_text(first.ty);
+    let mut one = true;
     for parameter in rest {
         let text = type_text(parameter.ty);
         if text != expected {
+            one = false;
             errors.error_spanned_by(
                 parameter.ty,
                 format!(
@@ -824,7 +644,7 @@ fn check_one_tx_type<'a>(errors: &mut Errors, parameters: &[TxParameter<'a>]) ->
             );
         }
     }
-    Some(first.ty)
+    one.then_some(first.ty)
 }
 
 /// An `async fn` may not leave a lifetime of a path implicit (E0726), so the event
@@ -872,26 +692,11 @@ fn elide_recorded_lifetimes(item: &mut ItemImpl) {
     }
 }
 
-/// `#[on]` and `#[setup]` are markers for this macro; the compiler must not see them.
-fn strip_markers(item: &mut ItemImpl) {
-    let is_marker = |attribute: &syn::Attribute| {
-        attribute.path().is_ident(ON) || attribute.path().is_ident(SETUP)
-    };
-    for item in &mut item.items {
-        match item {
-            ImplItem::Fn(method) => method.attrs.retain(|a| !is_marker(a)),
-            ImplItem::Const(constant) => constant.attrs.retain(|a| !is_marker(a)),
-            ImplItem::Type(ty) => ty.attrs.retain(|a| !is_marker(a)),
-            ImplItem::Macro(mac) => mac.attrs.retain(|a| !is_marker(a)),
-            _ => {}
-        }
-    }
-}
-
 fn expand_model(model: &ConsumerModel) -> TokenStream {
     let ConsumerModel {
         kind,
         self_ty,
+        generic,
         name,
         version,
         handlers,
@@ -899,7 +704,16 @@ fn expand_model(model: &ConsumerModel) -> TokenStream {
         tx,
         runtime,
     } = model;
+    // Without a name no impl can be written (reported).
+    let (Some(name), false) = (name, *generic) else {
+        return TokenStream::new();
+    };
     let private = quote!(#runtime::__private);
+    // A projection whose handlers name no (or no one) transaction type has no well-formed
+    // handler: a placeholder stands in for the type (reported).
+    let tx = tx.map_or_else(|| quote!(#private::Unnamed), ToTokens::to_token_stream);
+    let name_check = name_check(*kind, name, &private);
+    let name = &name.name;
     let outcome = quote!(::core::result::Result<(), #private::ProjectionError>);
     // Spanned at each handler's event type, so a type that is not an event is reported there.
     let event_names: Vec<TokenStream> = handlers
@@ -943,9 +757,6 @@ fn expand_model(model: &ConsumerModel) -> TokenStream {
 
     let consumer_impl = match kind {
         Kind::Projection => {
-            let tx = tx
-                .map(ToTokens::to_token_stream)
-                .unwrap_or_else(|| quote!(()));
             let setup = setup.as_ref().map(|SetupMethod { method, output }| {
                 let future = {
                     let private = respan(private.clone(), method.span());
@@ -992,7 +803,31 @@ fn expand_model(model: &ConsumerModel) -> TokenStream {
         const _: () = {
             #consumer_impl
             #handled_names_check
+            #name_check
         };
+    }
+}
+
+/// A constant assertion that the read models accept the name, by the rule they apply at
+/// start-up: a bad name fails the build, at the name (or at the type it defaults to).
+fn name_check(kind: Kind, name: &Name, private: &TokenStream) -> TokenStream {
+    let attribute = kind.attribute();
+    let Name {
+        name,
+        span,
+        defaulted,
+    } = name;
+    const RULE: &str = "1 to 40 ASCII letters, digits or underscores, starting with a letter and not with `pg_` (reserved by PostgreSQL): it keys the checkpoint and names the read model";
+    let message = if *defaulted {
+        format!(
+            "the {attribute} name defaults to the type's name `{name}`, but a name is {RULE}; give one with `name = \"...\"`"
+        )
+    } else {
+        format!("the {attribute} name `{name}` is not valid: a name is {RULE}")
+    };
+    let private = respan(private.clone(), *span);
+    quote_spanned! {*span=>
+        const _: () = ::core::assert!(#private::valid_consumer_name(#name), #message);
     }
 }
 
@@ -1007,7 +842,7 @@ fn repeated_event_name_check(
         return None;
     }
     let attribute = model.kind.attribute();
-    let self_ty = quoted_type(model.self_ty);
+    let self_ty = format!("`{}`", type_text(model.self_ty));
     let checks = model.handlers.iter().enumerate().skip(1).map(|(index, handler)| {
         let event = handler.event;
         let message = LitStr::new(

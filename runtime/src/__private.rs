@@ -16,6 +16,9 @@ pub use crate::event::{EncodedEvent, Event, EventOf, EventSet, IntoEvents};
 pub use crate::projection::{Projection, ProjectionError, Reactor, Recorded};
 pub use crate::registry::{RegistryBuilder, UpcastPath};
 
+use crate::projection::{
+    ParkedEvent, ReadModel, ReadModelError, ReadModelTx, Target, VersionStatus,
+};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -230,4 +233,238 @@ pub const fn repeats_earlier(names: &[&str], index: usize) -> bool {
         earlier += 1;
     }
     false
+}
+
+/// Whether a `#[projection]` or `#[reactor]` name is valid, by the rule the read models
+/// apply at start-up; the macros assert it in a constant, so a bad name fails the build.
+pub const fn valid_consumer_name(name: &str) -> bool {
+    crate::projection::is_valid_name(name)
+}
+
+/// Applies an event of the set `Self` to the aggregate `A`; `#[derive(Events)]` implements
+/// it with one `A: Apply<Event>` bound per event, the compile-time check that the
+/// aggregate applies every event of its set.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an event set",
+    label = "not a #[derive(Events)] enum",
+    note = "an aggregate's `events = ...` names an enum with `#[derive(Events)]` and one variant per event"
+)]
+pub trait ApplyEvents<A: ?Sized>: EventSet {
+    /// Calls the aggregate's `Apply` impl for the event's type.
+    fn apply_to(&self, aggregate: &mut A);
+}
+
+/// Hands a command of the set `Self` to the aggregate `A`; `#[derive(Commands)]`
+/// implements it with one `A: Handle<Command>` bound per command, the compile-time check
+/// that the aggregate handles every command of its set.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a command set",
+    label = "not a #[derive(Commands)] enum",
+    note = "an aggregate's `commands = ...` names an enum with `#[derive(Commands)]` and one variant per command"
+)]
+pub trait DispatchCommands<A: Aggregate>: CommandSet + Sized {
+    /// Calls the aggregate's `Handle` impl for the command's type.
+    fn dispatch(
+        self,
+        aggregate: &A,
+        services: &A::Services,
+        ctx: &CommandContext,
+    ) -> Result<Vec<A::Events>, A::Error>;
+}
+
+/// Checks, at each field of an event or command, that its type has a JSON schema (the
+/// registry and the generated contracts describe every payload), with a message that says
+/// what to derive; the macros write `<Field as SchemaField>::HAS_SCHEMA` at the field.
+#[diagnostic::on_unimplemented(
+    message = "the field type `{Self}` has no JSON schema: it does not implement `JsonSchema`",
+    label = "`{Self}` needs `#[derive(JsonSchema)]`",
+    note = "derive it on the type through factum's re-export: `#[derive(factum::schemars::JsonSchema)]` with `#[schemars(crate = \"factum::schemars\")]`; for a type of another crate, give the field `#[schemars(with = \"...\")]`"
+)]
+pub trait SchemaField {
+    /// Names the check in a constant.
+    const HAS_SCHEMA: () = ();
+}
+
+impl<T: ?Sized + schemars::JsonSchema> SchemaField for T {}
+
+/// Stands in for a type that an erroneous macro input does not name (`#[aggregate]`
+/// without `events = ...`, a `#[projection]` whose handlers name no transaction), so that
+/// the fallback impl the macro emits beside its error compiles and the mistake is the only
+/// error reported. Uninhabited: never used.
+#[derive(Debug, Clone)]
+pub enum Unnamed {}
+
+impl core::fmt::Display for Unnamed {
+    fn fmt(&self, _: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {}
+    }
+}
+
+impl std::error::Error for Unnamed {}
+
+impl EventSet for Unnamed {
+    const SET_NAME: &'static str = "";
+    const EVENT_NAMES: &'static [&'static str] = &[];
+
+    fn event_name(&self) -> &'static str {
+        match *self {}
+    }
+
+    fn event_version(&self) -> u32 {
+        match *self {}
+    }
+
+    fn encode(&self) -> Result<EncodedEvent, EncodeError> {
+        match *self {}
+    }
+
+    fn decode(name: &str, version: u32, _: &RawValue) -> Result<Self, DecodeError> {
+        Err(unknown_event("", name, version))
+    }
+
+    fn register(_: &mut RegistryBuilder, _: Option<&str>) {}
+}
+
+impl CommandSet for Unnamed {
+    const SET_NAME: &'static str = "";
+    const COMMAND_NAMES: &'static [&'static str] = &[];
+
+    fn command_name(&self) -> &'static str {
+        match *self {}
+    }
+
+    fn aggregate_id(&self) -> String {
+        match *self {}
+    }
+
+    fn to_json(&self) -> Result<String, serde_json::Error> {
+        match *self {}
+    }
+
+    fn from_json(_: &str, _: &str) -> Option<Result<Self, CommandDecodeError>> {
+        None
+    }
+
+    fn member(&self) -> &dyn core::any::Any {
+        match *self {}
+    }
+
+    fn from_member(
+        command: Box<dyn core::any::Any + Send>,
+    ) -> Result<Self, Box<dyn core::any::Any + Send>> {
+        Err(command)
+    }
+
+    fn register(_: &mut RegistryBuilder, _: Option<&str>) {}
+}
+
+impl ReadModelTx for Unnamed {
+    type ReadModel = Unnamed;
+
+    fn checkpoint(&self) -> Option<u64> {
+        match *self {}
+    }
+}
+
+// Every future is `pending()`: no value of `Unnamed` exists to call them on.
+impl ReadModel for Unnamed {
+    type Tx = Unnamed;
+
+    fn checkpoint(
+        &self,
+        _: Target,
+    ) -> impl Future<Output = Result<Option<u64>, ReadModelError>> + Send {
+        core::future::pending()
+    }
+
+    fn begin(&self, _: Target) -> impl Future<Output = Result<Unnamed, ReadModelError>> + Send {
+        core::future::pending()
+    }
+
+    fn commit(
+        &self,
+        _: Unnamed,
+        _: u64,
+    ) -> impl Future<Output = Result<(), ReadModelError>> + Send {
+        core::future::pending()
+    }
+
+    fn rollback(&self, _: Unnamed) -> impl Future<Output = Result<(), ReadModelError>> + Send {
+        core::future::pending()
+    }
+
+    fn park(
+        &self,
+        _: &mut Unnamed,
+        _: &ParkedEvent,
+    ) -> impl Future<Output = Result<(), ReadModelError>> + Send {
+        core::future::pending()
+    }
+
+    fn unpark(
+        &self,
+        _: &mut Unnamed,
+        _: u64,
+    ) -> impl Future<Output = Result<bool, ReadModelError>> + Send {
+        core::future::pending()
+    }
+
+    fn parked(
+        &self,
+        _: Target,
+    ) -> impl Future<Output = Result<Vec<ParkedEvent>, ReadModelError>> + Send {
+        core::future::pending()
+    }
+
+    fn versions(
+        &self,
+        _: &'static str,
+    ) -> impl Future<Output = Result<Vec<VersionStatus>, ReadModelError>> + Send {
+        core::future::pending()
+    }
+
+    fn activate(&self, _: Target) -> impl Future<Output = Result<bool, ReadModelError>> + Send {
+        core::future::pending()
+    }
+
+    fn reset(&self, _: Target) -> impl Future<Output = Result<(), ReadModelError>> + Send {
+        core::future::pending()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_consumer_name;
+
+    /// The compile-time check of `#[projection]`/`#[reactor]` names is the read models'
+    /// start-up check.
+    #[test]
+    fn consumer_names_follow_the_read_model_rule() {
+        for name in [
+            "task_list",
+            "a",
+            "TaskList",
+            "pg_x",
+            "PG_x",
+            "Pg_tasks",
+            "pgx",
+            "pg",
+            "1tasks",
+            "_tasks",
+            "task-list",
+            "task list",
+            "",
+            "tâches",
+            "a234567890123456789012345678901234567890",
+            "a2345678901234567890123456789012345678901",
+        ] {
+            assert_eq!(
+                valid_consumer_name(name),
+                crate::projection::check_name(name).is_ok(),
+                "{name:?}"
+            );
+        }
+        assert!(!valid_consumer_name("pg_x"));
+        assert!(valid_consumer_name("pgx"));
+    }
 }

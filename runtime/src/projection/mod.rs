@@ -48,6 +48,8 @@ pub(crate) use read_model::check_name;
 pub use read_model::{
     ParkedEvent, ReadModel, ReadModelError, ReadModelTx, Target, VersionState, VersionStatus,
 };
+// The rule the macros check a projection's name against at compile time.
+pub(crate) use read_model::is_valid_name;
 pub use recorded::Recorded;
 #[cfg(feature = "progress")]
 pub use runner::progress_bar;

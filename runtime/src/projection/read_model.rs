@@ -245,16 +245,33 @@ pub trait ReadModel: Clone + Send + Sync + 'static {
 /// Checks that a projection name can name a file and a schema.
 #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 pub(crate) fn check_name(name: &str) -> Result<(), ReadModelError> {
-    let mut chars = name.chars();
-    let valid = name.len() <= 40
-        && chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && !name.to_ascii_lowercase().starts_with("pg_");
-    if valid {
+    if is_valid_name(name) {
         Ok(())
     } else {
         Err(ReadModelError::InvalidName {
             name: name.to_owned(),
         })
     }
+}
+
+/// Whether `name` can name a projection's file and schema: 1 to 40 ASCII letters, digits
+/// or underscores, starting with a letter and not with `pg_` (reserved by PostgreSQL).
+/// A `const fn`, so that `#[projection]` and `#[reactor]` check names at compile time by
+/// this same rule (through `__private::valid_consumer_name`).
+pub(crate) const fn is_valid_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    if bytes.is_empty() || bytes.len() > 40 || !bytes[0].is_ascii_alphabetic() {
+        return false;
+    }
+    let mut index = 1;
+    while index < bytes.len() {
+        if !(bytes[index].is_ascii_alphanumeric() || bytes[index] == b'_') {
+            return false;
+        }
+        index += 1;
+    }
+    !(bytes.len() >= 3
+        && bytes[0].eq_ignore_ascii_case(&b'p')
+        && bytes[1].eq_ignore_ascii_case(&b'g')
+        && bytes[2] == b'_')
 }

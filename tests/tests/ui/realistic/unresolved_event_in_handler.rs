@@ -1,0 +1,30 @@
+// A misspelt event type in an #[apply] handler is one error, at the misspelling: no
+// "missing #[apply]" for the event it meant.
+use factum::prelude::*;
+
+include!("../../fixtures/account_domain.rs");
+
+#[aggregate(events = AccountEvent, commands = AccountCommand, error = AccountError)]
+impl Account {
+    #[handle]
+    fn open(&self, _: Open) -> Result<Opened, AccountError> {
+        Ok(Opened {})
+    }
+
+    #[handle]
+    fn close(&self, _: Close) -> Result<Closed, AccountError> {
+        Ok(Closed {})
+    }
+
+    #[apply]
+    fn opened(&mut self, _: &Opened) {
+        self.open = true;
+    }
+
+    #[apply]
+    fn closed(&mut self, _: &Clsoed) {
+        self.open = false;
+    }
+}
+
+fn main() {}
