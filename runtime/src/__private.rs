@@ -78,7 +78,7 @@ pub fn upcast_json<T: DeserializeOwned>(
         serde_json::from_str(payload.get()).map_err(|error| DecodeErrorKind::Payload {
             version,
             path: ".".to_owned(),
-            message: error.to_string(),
+            source: error,
         })?;
     for (from, step) in steps.iter().filter(|(from, _)| *from >= version) {
         value = step(value).map_err(|source| DecodeErrorKind::Upcast {
@@ -90,7 +90,7 @@ pub fn upcast_json<T: DeserializeOwned>(
     serde_path_to_error::deserialize(value).map_err(|error| DecodeErrorKind::Payload {
         version: newest,
         path: error.path().to_string(),
-        message: error.into_inner().to_string(),
+        source: error.into_inner(),
     })
 }
 

@@ -138,14 +138,14 @@ pub enum DecodeErrorKind {
         oldest: u32,
     },
     /// The payload does not match the shape of the version it claims.
-    #[error("payload does not match version {version} at `{path}`: {message}")]
+    #[error("payload does not match version {version} at `{path}`")]
     Payload {
         /// The version whose shape was expected (the stored one, or a JSON upcast's output).
         version: u32,
         /// serde's path to the offending field (`.` for the root).
         path: String,
-        /// serde's description of the mismatch.
-        message: String,
+        /// serde_json's error: what did not match.
+        source: serde_json::Error,
     },
     /// An upcast function refused the old data.
     #[error("upcast from version {from} to {to} failed")]

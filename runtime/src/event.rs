@@ -140,7 +140,7 @@ pub(crate) fn decode_payload<T: DeserializeOwned>(
                 Err(error) => Err(DecodeErrorKind::Payload {
                     version,
                     path: error.path().to_string(),
-                    message: error.into_inner().to_string(),
+                    source: error.into_inner(),
                 }),
                 // Unreachable in practice (the same input failed above); stay total.
                 Ok(value) => Ok(value),

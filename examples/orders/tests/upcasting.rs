@@ -123,18 +123,18 @@ fn a_mismatching_payload_names_the_path_of_the_bad_field() {
         DecodeErrorKind::Payload {
             version,
             path,
-            message,
+            source,
         } => {
             assert_eq!(*version, 2);
             assert_eq!(path, "lines[0].quantity");
-            assert!(message.contains("invalid type"), "{message}");
+            assert!(source.to_string().contains("invalid type"), "{source}");
         }
         other => panic!("expected a payload error, got {other:?}"),
     }
     // An old version's payload is checked against the old shape.
     let error = OrderEvent::decode("OrderPlaced", 1, &raw(json!({ "lines": [] }))).unwrap_err();
     assert!(
-        matches!(&error.kind, DecodeErrorKind::Payload { version: 1, message, .. } if message.contains("customer_id")),
+        matches!(&error.kind, DecodeErrorKind::Payload { version: 1, source, .. } if source.to_string().contains("customer_id")),
         "{error}"
     );
 }
