@@ -172,37 +172,41 @@ fn parse_args(errors: &mut Errors, args: TokenStream) -> Option<AggregateArgs> {
     };
     let parser = syn::meta::parser(|meta| {
         let key_span = meta.path.span();
-        let mut parse_type = |setting: &mut Setting<Type>, form: &str| -> syn::Result<()> {
-            let ty = attr::parse_type(&meta, form)?;
-            setting.set(errors, key_span, ty);
-            Ok(())
+        let parse_type = |errors: &mut Errors, setting: &mut Setting<Type>, form: &str| {
+            let ty = attr::recover(errors, &meta, attr::parse_type(&meta, form))?;
+            setting.set_parsed(errors, key_span, ty);
+            syn::Result::Ok(())
         };
         if meta.path.is_ident(keys::NAME) {
             // name = "Order"
-            let (name, _) = attr::parse_name(&meta, "name = \"Order\"")?;
-            parsed.name.set(errors, key_span, name);
+            let name = attr::parse_name(&meta, "name = \"Order\"");
+            let name = attr::recover(errors, &meta, name)?.map(|(name, _)| name);
+            parsed.name.set_parsed(errors, key_span, name);
         } else if meta.path.is_ident(keys::EVENTS) {
             // events = OrderEvent
-            parse_type(&mut parsed.events, "events = <the #[derive(Events)] enum>")?;
+            parse_type(errors, &mut parsed.events, "events = <the #[derive(Events)] enum>")?;
         } else if meta.path.is_ident(keys::COMMANDS) {
             // commands = OrderCommand
             parse_type(
+                errors,
                 &mut parsed.commands,
                 "commands = <the #[derive(Commands)] enum>",
             )?;
         } else if meta.path.is_ident(keys::ERROR) {
             // error = OrderError
-            parse_type(&mut parsed.error, "error = <the error type>")?;
+            parse_type(errors, &mut parsed.error, "error = <the error type>")?;
         } else if meta.path.is_ident(keys::SERVICES) {
             // services = OrderServices
             parse_type(
+                errors,
                 &mut parsed.services,
                 "services = <the type of the services>",
             )?;
         } else if meta.path.is_ident(keys::IGNORE_EVENTS) {
             // ignore_events = [OrderNoteAdded, ...]
-            let types = attr::parse_type_list(&meta, "ignore_events = [<event type>, ...]")?;
-            parsed.ignore_events.set(errors, key_span, types);
+            let types = attr::parse_type_list(&meta, "ignore_events = [<event type>, ...]");
+            let types = attr::recover(errors, &meta, types)?;
+            parsed.ignore_events.set_parsed(errors, key_span, types);
         } else if meta.path.is_ident(keys::SNAPSHOT) {
             // snapshot = 1 (the schema version of the aggregate's snapshots)
             let version =
@@ -212,8 +216,8 @@ fn parse_args(errors: &mut Errors, args: TokenStream) -> Option<AggregateArgs> {
             }
         } else if meta.path.is_ident(keys::CRATE) {
             // crate = "::factum"
-            let path = attr::parse_crate_path(&meta)?;
-            parsed.runtime.set(errors, key_span, path);
+            let path = attr::recover(errors, &meta, attr::parse_crate_path(&meta))?;
+            parsed.runtime.set_parsed(errors, key_span, path);
         } else {
             attr::unknown_key(errors, &meta, "aggregate", ACCEPTED)?;
         }
@@ -242,17 +246,21 @@ fn check<'a>(
     };
     let mut services = None;
     let mut ignore_events = Vec::new();
+    // `ignore_events` given but unreadable (reported): which events it meant is unknown.
+    let mut ignored_unknown = false;
     let mut snapshot = None;
     let mut runtime = None;
     // Without parsed arguments, the handlers are still checked, as if services were
     // declared (an error about them would only be a follow-up).
     let services_declared = args
         .as_ref()
-        .is_none_or(|args| args.services.get().is_some());
+        .is_none_or(|args| args.services.given());
     if let Some(args) = args {
         let mut required = |setting: Setting<Type>, example: &str| {
+            // A key given with a bad value was reported where it is written.
+            let given = setting.given();
             let value = setting.take().map(|(ty, _)| ty);
-            if value.is_none() {
+            if !given {
                 errors.push(syn::Error::new(
                     Span::call_site(),
                     format!("#[aggregate] needs `{example}`"),
@@ -273,6 +281,7 @@ fn check<'a>(
         };
         name = args.name.take().map(|(name, _)| name);
         services = args.services.take().map(|(ty, _)| ty);
+        ignored_unknown = args.ignore_events.given() && args.ignore_events.get().is_none();
         ignore_events = args
             .ignore_events
             .take()
@@ -321,6 +330,10 @@ fn check<'a>(
     );
     check_ignored_events(errors, &ignore_events, &event_handlers);
 
+    // An unreadable `ignore_events` would make every event it meant look unhandled.
+    if ignored_unknown {
+        event_handlers.all_known = false;
+    }
     // On a trait impl (reported) the handlers are not the aggregate's: no coverage check.
     if item.trait_.is_some() {
         command_handlers.all_known = false;

@@ -28,11 +28,31 @@ pub mod keys {
 pub struct Setting<T> {
     key: &'static str,
     value: Option<(T, Span)>,
+    /// The key was given with a value that did not parse (already reported).
+    invalid: bool,
 }
 
 impl<T> Setting<T> {
     pub fn new(key: &'static str) -> Self {
-        Self { key, value: None }
+        Self {
+            key,
+            value: None,
+            invalid: false,
+        }
+    }
+
+    /// Stores the value `recover` gave; `None` (a value already reported) marks the key as
+    /// given, so that no "missing key" follows.
+    pub fn set_parsed(&mut self, errors: &mut Errors, span: Span, value: Option<T>) {
+        match value {
+            Some(value) => self.set(errors, span, value),
+            None => self.invalid = true,
+        }
+    }
+
+    /// Whether the key was written at all, with a valid value or not.
+    pub fn given(&self) -> bool {
+        self.value.is_some() || self.invalid
     }
 
     /// Stores the value; a second occurrence of the key is an error at that occurrence.
@@ -66,6 +86,26 @@ pub fn runtime_path(setting: Setting<Path>) -> Path {
         .take()
         .map(|(path, _)| path)
         .unwrap_or_else(|| syn::parse_quote!(::factum))
+}
+
+/// A key's value that did not parse is reported, and the rest of it skipped up to the next
+/// `,`, so that the attribute's other keys are still read and their mistakes reported in
+/// the same build; gives `None` for it. syn stops at the first error otherwise.
+pub fn recover<T>(
+    errors: &mut Errors,
+    meta: &ParseNestedMeta,
+    parsed: syn::Result<T>,
+) -> syn::Result<Option<T>> {
+    match parsed {
+        Ok(value) => Ok(Some(value)),
+        Err(error) => {
+            errors.push(error);
+            while !meta.input.is_empty() && !meta.input.peek(Token![,]) {
+                meta.input.parse::<proc_macro2::TokenTree>()?;
+            }
+            Ok(None)
+        }
+    }
 }
 
 /// The value after `key =`, or an error at the key showing the expected `form`.

@@ -39,12 +39,13 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         let key_span = meta.path.span();
         if meta.path.is_ident(keys::NAME) {
             // name = "ConfirmOrder"
-            let (value, _) = attr::parse_name(&meta, "name = \"ConfirmOrder\"")?;
-            name.set(&mut errors, key_span, value);
+            let value = attr::parse_name(&meta, "name = \"ConfirmOrder\"");
+            let value = attr::recover(&mut errors, &meta, value)?.map(|(value, _)| value);
+            name.set_parsed(&mut errors, key_span, value);
         } else if meta.path.is_ident(keys::CRATE) {
             // crate = "::factum"
-            let path = attr::parse_crate_path(&meta)?;
-            runtime.set(&mut errors, key_span, path);
+            let path = attr::recover(&mut errors, &meta, attr::parse_crate_path(&meta))?;
+            runtime.set_parsed(&mut errors, key_span, path);
         } else {
             attr::unknown_key(&mut errors, &meta, "command", &[keys::NAME, keys::CRATE])?;
         }

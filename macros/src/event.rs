@@ -165,8 +165,9 @@ fn parse_args(errors: &mut Errors, args: TokenStream) -> Option<EventArgs> {
         let key_span = meta.path.span();
         if meta.path.is_ident(keys::NAME) {
             // name = "OrderPlaced"
-            let (name, _) = attr::parse_name(&meta, "name = \"OrderPlaced\"")?;
-            parsed.name.set(errors, key_span, name);
+            let name = attr::parse_name(&meta, "name = \"OrderPlaced\"");
+            let name = attr::recover(errors, &meta, name)?.map(|(name, _)| name);
+            parsed.name.set_parsed(errors, key_span, name);
         } else if meta.path.is_ident(keys::VERSION) {
             // version = 2
             match attr::parse_version(errors, &meta, "version = 2")? {
@@ -175,8 +176,12 @@ fn parse_args(errors: &mut Errors, args: TokenStream) -> Option<EventArgs> {
             }
         } else if meta.path.is_ident(keys::UPCAST_FROM) {
             // upcast_from = OrderPlacedV1
-            let ty = attr::parse_type(&meta, "upcast_from = <the type of the previous version>")?;
-            parsed.upcast_from.set(errors, key_span, ty);
+            let ty = attr::parse_type(&meta, "upcast_from = <the type of the previous version>");
+            match attr::recover(errors, &meta, ty)? {
+                Some(ty) => parsed.upcast_from.set(errors, key_span, ty),
+                // Without the previous type there is no upcast path to check.
+                None => parsed.invalid_version = true,
+            }
         } else if meta.path.is_ident(keys::UPCAST_JSON) {
             // upcast_json(from = 1, with = path::to::function)
             parsed.upcast_json_span.get_or_insert(key_span);
@@ -185,8 +190,8 @@ fn parse_args(errors: &mut Errors, args: TokenStream) -> Option<EventArgs> {
             }
         } else if meta.path.is_ident(keys::CRATE) {
             // crate = "::factum"
-            let path = attr::parse_crate_path(&meta)?;
-            parsed.runtime.set(errors, key_span, path);
+            let path = attr::recover(errors, &meta, attr::parse_crate_path(&meta))?;
+            parsed.runtime.set_parsed(errors, key_span, path);
         } else {
             attr::unknown_key(errors, &meta, "event", ACCEPTED)?;
         }
@@ -217,8 +222,15 @@ fn parse_json_upcast(
                 None => invalid_from = true,
             }
         } else if nested.path.is_ident(keys::WITH) {
-            let path: Path = nested.value()?.parse()?;
-            with.set(errors, key_span, path);
+            let path = nested.value().and_then(|value| value.parse::<Path>());
+            let path = path.map_err(|error| {
+                syn::Error::new(error.span(), "expected `with = path::to::function`")
+            });
+            match attr::recover(errors, &nested, path)? {
+                Some(path) => with.set(errors, key_span, path),
+                // Reported; without the function there is no upcast to check.
+                None => invalid_from = true,
+            }
         } else {
             attr::unknown_key(
                 errors,

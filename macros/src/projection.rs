@@ -192,8 +192,8 @@ fn parse_args(errors: &mut Errors, kind: Kind, args: TokenStream) -> Option<Cons
                 Kind::Projection => "name = \"task_list\"",
                 Kind::Reactor => "name = \"reminders\"",
             };
-            let name = attr::parse_name(&meta, form)?;
-            parsed.name.set(errors, key_span, name);
+            let name = attr::recover(errors, &meta, attr::parse_name(&meta, form))?;
+            parsed.name.set_parsed(errors, key_span, name);
         } else if meta.path.is_ident(keys::VERSION) && kind == Kind::Projection {
             // version = 2
             if let Some((version, _)) = attr::parse_version(errors, &meta, "version = 2")? {
@@ -207,8 +207,8 @@ fn parse_args(errors: &mut Errors, kind: Kind, args: TokenStream) -> Option<Cons
             attr::skip_value(&meta)?;
         } else if meta.path.is_ident(keys::CRATE) {
             // crate = "::factum"
-            let path = attr::parse_crate_path(&meta)?;
-            parsed.runtime.set(errors, key_span, path);
+            let path = attr::recover(errors, &meta, attr::parse_crate_path(&meta))?;
+            parsed.runtime.set_parsed(errors, key_span, path);
         } else {
             attr::unknown_key(errors, &meta, attribute, kind.accepted_keys())?;
         }

@@ -185,8 +185,8 @@ fn parse_runtime(errors: &mut Errors, input: &DeriveInput) -> Path {
     for attribute in input.attrs.iter().filter(|a| a.path().is_ident("factum")) {
         let result = attribute.parse_nested_meta(|meta| {
             if meta.path.is_ident(attr::keys::CRATE) {
-                let path = attr::parse_crate_path(&meta)?;
-                runtime.set(errors, meta.path.span(), path);
+                let path = attr::recover(errors, &meta, attr::parse_crate_path(&meta))?;
+                runtime.set_parsed(errors, meta.path.span(), path);
                 Ok(())
             } else {
                 attr::unknown_key(errors, &meta, "factum", &[attr::keys::CRATE])
