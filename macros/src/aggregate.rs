@@ -184,7 +184,11 @@ fn parse_args(errors: &mut Errors, args: TokenStream) -> Option<AggregateArgs> {
             parsed.name.set_parsed(errors, key_span, name);
         } else if meta.path.is_ident(keys::EVENTS) {
             // events = OrderEvent
-            parse_type(errors, &mut parsed.events, "events = <the #[derive(Events)] enum>")?;
+            parse_type(
+                errors,
+                &mut parsed.events,
+                "events = <the #[derive(Events)] enum>",
+            )?;
         } else if meta.path.is_ident(keys::COMMANDS) {
             // commands = OrderCommand
             parse_type(
@@ -252,9 +256,7 @@ fn check<'a>(
     let mut runtime = None;
     // Without parsed arguments, the handlers are still checked, as if services were
     // declared (an error about them would only be a follow-up).
-    let services_declared = args
-        .as_ref()
-        .is_none_or(|args| args.services.given());
+    let services_declared = args.as_ref().is_none_or(|args| args.services.given());
     if let Some(args) = args {
         let mut required = |setting: Setting<Type>, example: &str| {
             // A key given with a bad value was reported where it is written.
