@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use factum::chrono::{TimeDelta, Utc};
+use factum::chrono::{DateTime, TimeDelta, Utc};
 use factum::envelope::{Metadata, NewEvent};
 use factum::prelude::*;
 use factum::projection::{ProjectionRunner, ReadModelError, RunnerError};
@@ -35,7 +35,7 @@ pub enum DemoError {
     Command(#[from] RepositoryError<CheckError>),
     /// A command that the job expects to be refused was accepted.
     #[error("{0} was accepted, but the rules should have refused it")]
-    Accepted(&'static str),
+    Accepted(String),
     /// The projection failed.
     #[error("the projection failed")]
     Projection(#[from] RunnerError),
@@ -100,15 +100,7 @@ pub async fn run(db: &Path) -> Result<(), DemoError> {
                 })
                 .await?;
         }
-        let decided = checks
-            .execute_with(
-                Decide {
-                    check_id: check_id.clone(),
-                    at: now,
-                },
-                caseworker(),
-            )
-            .await?;
+        let decided = decide(&checks, check_id.clone(), now).await?;
         println!(
             "{member:<6} {:<10} {check_id}: {}",
             program.as_str(),
@@ -126,19 +118,9 @@ pub async fn run(db: &Path) -> Result<(), DemoError> {
             at: now,
         })
         .await?;
-    let refused = checks
-        .execute_with(
-            Decide {
-                check_id: check_id.clone(),
-                at: now,
-            },
-            caseworker(),
-        )
-        .await;
-    println!(
-        "deciding {check_id} with no evidence: {}",
-        refusal(refused)?
-    );
+    let refused = decide(&checks, check_id.clone(), now).await;
+    let what = format!("deciding {check_id} with no evidence");
+    println!("{what}: {}", refusal(&what, refused)?);
     let refused = checks
         .execute(RecordEvidence {
             check_id: format!("C-{run}-0"),
@@ -146,10 +128,8 @@ pub async fn run(db: &Path) -> Result<(), DemoError> {
             at: now,
         })
         .await;
-    println!(
-        "recording evidence on the decided C-{run}-0: {}",
-        refusal(refused)?
-    );
+    let what = format!("recording evidence on the decided C-{run}-0");
+    println!("{what}: {}", refusal(&what, refused)?);
     let refused = checks
         .execute(OpenCheck {
             check_id: format!("C-{run}-1"),
@@ -158,7 +138,8 @@ pub async fn run(db: &Path) -> Result<(), DemoError> {
             at: now + TimeDelta::minutes(1),
         })
         .await;
-    println!("opening C-{run}-1 again: {}", refusal(refused)?);
+    let what = format!("opening C-{run}-1 again");
+    println!("{what}: {}", refusal(&what, refused)?);
 
     println!("\n4. The members' checks, from the read model");
     let runner = ProjectionRunner::new(store.clone());
@@ -250,20 +231,23 @@ async fn replay_legacy_check(
             at: Utc::now(),
         })
         .await?;
-    let decided = checks
-        .execute_with(
-            Decide {
-                check_id: CHECK_ID.to_owned(),
-                at: Utc::now(),
-            },
-            caseworker(),
-        )
-        .await?;
+    let decided = decide(checks, CHECK_ID.to_owned(), Utc::now()).await?;
     Ok(format!(
         "{CHECK_ID}: EvidenceRecorded v1 (income_monthly 1750) read as income {} a month; decided: {}",
         income.map_or_else(|| "none".to_owned(), money),
         describe(decided_outcome(&decided.events))
     ))
+}
+
+/// The caseworker decides `check_id`.
+async fn decide(
+    checks: &Repository<Check, SqliteStore>,
+    check_id: String,
+    at: DateTime<Utc>,
+) -> Result<Executed<Check>, RepositoryError<CheckError>> {
+    checks
+        .execute_with(Decide { check_id, at }, caseworker())
+        .await
 }
 
 /// A decision's context: the caseworker as its actor, and a command id of its own (a
@@ -288,9 +272,12 @@ fn describe(outcome: Option<&Outcome>) -> String {
 }
 
 /// The reason a command the job expects the check to refuse was refused.
-fn refusal<T>(result: Result<T, RepositoryError<CheckError>>) -> Result<String, DemoError> {
+fn refusal<T>(
+    what: &str,
+    result: Result<T, RepositoryError<CheckError>>,
+) -> Result<String, DemoError> {
     match result {
-        Ok(_) => Err(DemoError::Accepted("a command")),
+        Ok(_) => Err(DemoError::Accepted(what.to_owned())),
         Err(RepositoryError::Rejected(error)) => Ok(format!("refused: {error}")),
         Err(other) => Err(other.into()),
     }
