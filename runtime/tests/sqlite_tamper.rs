@@ -11,68 +11,19 @@ use factum::integrity::{TamperEvident, TamperingKind, Verification};
 use factum::prelude::*;
 use factum::store::{SqliteStore, StoreError};
 use serde_json::json;
+use tamper_common::{
+    Dice, EVENTS, STREAMS, VERSIONS, detected, expected_kinds, marker, position_of, write_history,
+};
 use tempfile::TempDir;
 
-/// A small deterministic generator (xorshift64*): the tamperings are the same on every
-/// run, so a failure names one that can be replayed.
-struct Dice(u64);
+mod tamper_common;
 
-impl Dice {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, bound: u64) -> u64 {
-        self.next() % bound
-    }
-}
-
-const STREAMS: u64 = 12;
-const VERSIONS: u64 = 8;
-
-fn marker(stream: u64, version: u64) -> String {
-    format!("note-{stream:02}-{version:02}-of-the-history")
-}
-
-/// A store file holding `STREAMS` streams of `VERSIONS` events each, interleaved, with
-/// metadata on every other event; closed, its WAL folded into the file.
+/// A store file holding [`write_history`]'s log; closed, its WAL folded into the file.
 async fn pristine() -> (TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let path = dir.path().join("events.db");
     let store = SqliteStore::open(&path).await.expect("open");
-    for version in 1..=VERSIONS {
-        for stream in 0..STREAMS {
-            let metadata = if version % 2 == 0 {
-                Metadata {
-                    actor: Some(format!("nurse-{stream}")),
-                    correlation_id: Some(uuid::Uuid::now_v7()),
-                    ..Metadata::default()
-                }
-            } else {
-                Metadata::default()
-            };
-            let payload = serde_json::value::to_raw_value(
-                &json!({ "note": marker(stream, version), "n": version }),
-            )
-            .expect("JSON");
-            store
-                .append(
-                    &format!("Chart-{stream:02}"),
-                    "Chart",
-                    if version == 1 {
-                        ExpectedVersion::NoStream
-                    } else {
-                        ExpectedVersion::Exact(version - 1)
-                    },
-                    vec![NewEvent::new("NoteAdded", 1, payload, metadata)],
-                )
-                .await
-                .expect("append");
-        }
-    }
+    write_history(&store).await;
     drop(store);
     fold_wal(&path);
     (dir, path)
@@ -140,13 +91,6 @@ async fn verify(path: &Path) -> Result<Verification, String> {
         .verify()
         .await
         .map_err(|error| format!("unreadable: {error}"))
-}
-
-fn detected(outcome: &Result<Verification, String>) -> bool {
-    match outcome {
-        Ok(verification) => !verification.is_intact(),
-        Err(_) => true,
-    }
 }
 
 #[tokio::test]
@@ -228,7 +172,7 @@ async fn verify_finds_every_bit_flip_that_altered_the_history() {
 async fn a_thousand_random_tamperings_are_all_found() {
     let (dir, pristine) = pristine().await;
     let mut dice = Dice(0x7a3e_0002);
-    let events = (STREAMS * VERSIONS) as i64;
+    let events = EVENTS;
     for round in 0..1000 {
         let copy = copy_of(&pristine, dir.path(), "tampered.db");
         let kind = round % 5;
@@ -339,14 +283,8 @@ async fn a_thousand_random_tamperings_are_all_found() {
         assert!(detected(&outcome), "round {round}: {what} went unnoticed");
         if let Ok(verification) = &outcome {
             let first = verification.first().expect("a finding");
-            let expected = match kind {
-                1 => [TamperingKind::Missing].as_slice(),
-                2 => &[TamperingKind::Reordered, TamperingKind::Altered],
-                3 => &[TamperingKind::Inserted, TamperingKind::Altered],
-                _ => &[TamperingKind::Altered],
-            };
             assert!(
-                expected.contains(&first.kind),
+                expected_kinds(kind).contains(&first.kind),
                 "round {round}: {what}: first finding {first}"
             );
         }
@@ -384,7 +322,7 @@ async fn a_store_that_checks_hashes_refuses_a_damaged_event() {
         .open(&copy)
         .await
         .expect("open");
-    let position = 3 + 4 * STREAMS + 1;
+    let position = position_of(3, 5);
     for result in [
         checked.read_stream("Chart-03", 1, 100).await.map(|_| ()),
         checked.read_all(0, 1000).await.map(|_| ()),

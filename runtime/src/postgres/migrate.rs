@@ -51,6 +51,14 @@ pub(super) const MIGRATIONS: &[(i32, &str, &str)] = &[
         "commands recorded once",
         include_str!("migrations/0004_commands.sql"),
     ),
+    // Each event's hash and its predecessor's (`factum::integrity::chain`), computed by
+    // `factum_event_hash` in a trigger on every insert; the events stored before are
+    // hashed here.
+    (
+        5,
+        "events chained by hash",
+        include_str!("migrations/0005_events_chained_by_hash.sql"),
+    ),
 ];
 
 /// The newest schema version this code knows.
@@ -361,23 +369,30 @@ mod tests {
         }
     }
 
-    /// Every function the migrations create appends, so each takes the append lock once
-    /// (migrations 2 and 3 create two functions each, 4 one).
+    /// Every function the migrations create that appends takes the append lock once
+    /// (migrations 2 and 3 create two such functions each, 4 one); migration 5's two
+    /// (the event hash and the insert trigger) run inside those appends, under their lock.
     #[test]
     fn the_append_functions_take_the_append_lock() {
         let lock = format!("pg_advisory_xact_lock({APPEND_LOCK_CLASS}, {{{{lock_key}}}})");
-        let expected = [(2, 2), (3, 2), (4, 1)];
+        // (version, functions created, functions that take the lock)
+        let expected = [(2, 2, 2), (3, 2, 2), (4, 1, 1), (5, 2, 0)];
         assert_eq!(MIGRATIONS.len(), expected.len() + 1, "{expected:?}");
-        for ((version, _, sql), (numbered, functions)) in MIGRATIONS[1..].iter().zip(expected) {
+        for ((version, _, sql), (numbered, functions, locking)) in
+            MIGRATIONS[1..].iter().zip(expected)
+        {
             assert_eq!(*version, numbered);
             assert_eq!(
-                sql.matches("FUNCTION {{schema}}.").count(),
+                sql.matches("CREATE FUNCTION {{schema}}.").count()
+                    + sql
+                        .matches("CREATE OR REPLACE FUNCTION {{schema}}.")
+                        .count(),
                 functions,
                 "migration {version}"
             );
             assert_eq!(
                 sql.matches(&lock).count(),
-                functions,
+                locking,
                 "migration {version}: {lock}"
             );
         }

@@ -10,6 +10,7 @@
 mod append;
 mod config;
 mod error;
+mod integrity;
 mod migrate;
 mod notifier;
 mod process;
