@@ -20,7 +20,7 @@ use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::merkle::{ConsistencyProof, Hash, InclusionProof, ProofError, hex_serde, to_hex};
+use super::merkle::{ConsistencyProof, Hash, InclusionProof, ProofError, from_hex, to_hex};
 
 /// The first bytes of every tree head's signing bytes.
 pub const SIGNING_DOMAIN: &[u8; 20] = b"factum/tree-head/v1\n";
@@ -35,7 +35,7 @@ pub struct TreeHead {
     /// The number of events (leaves) in the tree.
     pub tree_size: u64,
     /// The tree's root (MTH, RFC 9162 §2.1.1).
-    #[serde(with = "hex_serde")]
+    #[serde(with = "hex_array")]
     pub root: Hash,
     /// The position of the last event in the tree (0 for an empty tree), so that a reader
     /// knows where the checkpoint ends in the store's positions, which may have gaps.
@@ -123,7 +123,7 @@ pub struct SignedTreeHead {
     /// The [`key_id`] of the key that signed.
     pub key_id: String,
     /// The signature.
-    #[serde(with = "hex_serde")]
+    #[serde(with = "hex_array")]
     pub signature: [u8; 64],
 }
 
@@ -146,6 +146,27 @@ impl SignedTreeHead {
             tree_size: self.head.tree_size,
             key_id: self.key_id.clone(),
         })
+    }
+}
+
+/// Serde of byte arrays (the root, the signature) as lowercase hex strings.
+mod hex_array {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Serializes an array as a hex string.
+    pub(super) fn serialize<S: Serializer, const N: usize>(
+        bytes: &[u8; N],
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&super::to_hex(bytes))
+    }
+
+    /// Deserializes an array from a hex string of exactly its length.
+    pub(super) fn deserialize<'de, D: Deserializer<'de>, const N: usize>(
+        deserializer: D,
+    ) -> Result<[u8; N], D::Error> {
+        let text = String::deserialize(deserializer)?;
+        super::from_hex(&text).map_err(serde::de::Error::custom)
     }
 }
 

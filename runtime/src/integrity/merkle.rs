@@ -124,7 +124,7 @@ pub struct InclusionProof {
     /// The size of the tree the proof is for.
     pub tree_size: u64,
     /// The audit path, lowest sibling first.
-    #[serde(with = "hex_serde::list")]
+    #[serde(with = "hex_list")]
     pub path: Vec<Hash>,
 }
 
@@ -188,7 +188,7 @@ pub struct ConsistencyProof {
     /// The size of the newer tree.
     pub new_size: u64,
     /// The consistency path.
-    #[serde(with = "hex_serde::list")]
+    #[serde(with = "hex_list")]
     pub path: Vec<Hash>,
 }
 
@@ -327,9 +327,18 @@ impl MerkleTree {
         Self::default()
     }
 
+    /// An empty tree with room for `leaves` leaves, so that filling it does not reallocate.
+    pub fn with_capacity(leaves: usize) -> Self {
+        let levels = (0..usize::BITS - leaves.leading_zeros())
+            .map(|level| Vec::with_capacity(leaves >> level))
+            .collect();
+        Self { levels }
+    }
+
     /// A tree of these leaf hashes, in order.
     pub fn from_leaves(leaves: impl IntoIterator<Item = Hash>) -> Self {
-        let mut tree = Self::new();
+        let leaves = leaves.into_iter();
+        let mut tree = Self::with_capacity(leaves.size_hint().0);
         for leaf in leaves {
             tree.push(leaf);
         }
@@ -444,7 +453,7 @@ impl MerkleTree {
         if size == 0 {
             return empty_root();
         }
-        if size.is_power_of_two() && start % size == 0 {
+        if size.is_power_of_two() && start.is_multiple_of(size) {
             let level = size.trailing_zeros() as usize;
             return self.levels[level][(start >> level) as usize];
         }
@@ -580,53 +589,32 @@ pub(crate) fn from_hex<const N: usize>(text: &str) -> Result<[u8; N], String> {
     Ok(out)
 }
 
-/// Serde of byte arrays as lowercase hex strings.
-pub(crate) mod hex_serde {
+/// Serde of a list of hashes as a list of lowercase hex strings.
+pub(crate) mod hex_list {
+    use super::Hash;
+    use serde::ser::SerializeSeq;
     use serde::{Deserialize, Deserializer, Serializer};
 
-    /// Serializes an array as a hex string.
-    pub(crate) fn serialize<S: Serializer, const N: usize>(
-        bytes: &[u8; N],
+    /// Serializes hashes as hex strings.
+    pub(crate) fn serialize<S: Serializer>(
+        hashes: &[Hash],
         serializer: S,
     ) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&super::to_hex(bytes))
+        let mut seq = serializer.serialize_seq(Some(hashes.len()))?;
+        for hash in hashes {
+            seq.serialize_element(&super::to_hex(hash))?;
+        }
+        seq.end()
     }
 
-    /// Deserializes an array from a hex string of exactly its length.
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>, const N: usize>(
+    /// Deserializes hashes from hex strings.
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
         deserializer: D,
-    ) -> Result<[u8; N], D::Error> {
-        let text = String::deserialize(deserializer)?;
-        super::from_hex(&text).map_err(serde::de::Error::custom)
-    }
-
-    /// Serde of a list of hashes as a list of hex strings.
-    pub(crate) mod list {
-        use super::super::Hash;
-        use serde::ser::SerializeSeq;
-        use serde::{Deserialize, Deserializer, Serializer};
-
-        /// Serializes hashes as hex strings.
-        pub(crate) fn serialize<S: Serializer>(
-            hashes: &[Hash],
-            serializer: S,
-        ) -> Result<S::Ok, S::Error> {
-            let mut seq = serializer.serialize_seq(Some(hashes.len()))?;
-            for hash in hashes {
-                seq.serialize_element(&super::super::to_hex(hash))?;
-            }
-            seq.end()
-        }
-
-        /// Deserializes hashes from hex strings.
-        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
-            deserializer: D,
-        ) -> Result<Vec<Hash>, D::Error> {
-            Vec::<String>::deserialize(deserializer)?
-                .iter()
-                .map(|text| super::super::from_hex(text).map_err(serde::de::Error::custom))
-                .collect()
-        }
+    ) -> Result<Vec<Hash>, D::Error> {
+        Vec::<String>::deserialize(deserializer)?
+            .iter()
+            .map(|text| super::from_hex(text).map_err(serde::de::Error::custom))
+            .collect()
     }
 }
 

@@ -656,7 +656,7 @@ fn proofs_serialize_with_hex_hashes() {
 #[test]
 fn a_million_leaves() {
     const N: u64 = 1_000_000;
-    let mut tree = MerkleTree::new();
+    let mut tree = MerkleTree::with_capacity(N as usize);
     let mut accumulator = Accumulator::new();
     for position in 1..=N {
         // Any 32 bytes stand for a leaf hash; hashing them too would only slow the test.
