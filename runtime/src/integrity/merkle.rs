@@ -1,9 +1,9 @@
 //! The RFC 9162 Merkle tree over the log: leaf and node hashes, tree roots, inclusion and
 //! consistency proofs and their verification, and a streaming root accumulator.
 //!
-//! Written here rather than taken from a crate: `ct-merkle` (the maintained RFC 6962 crate)
-//! hashes the values it stores itself, so it can neither take our precomputed leaf hashes
-//! nor fold a million of them without holding them all.
+//! Written here rather than taken from a crate: `ct-merkle` 0.3, the maintained RFC 6962
+//! one, proves only against its current size (no root or proof at an older size), stores
+//! and hashes the values itself, and has no streaming root.
 //!
 //! Hashes follow RFC 9162 §2.1.1: a leaf is `SHA-256(0x00 || entry)`, an inner node
 //! `SHA-256(0x01 || left || right)`, the empty tree `SHA-256("")`. In factum a leaf's entry

@@ -467,8 +467,10 @@ fn forged_consistency_proofs_are_refused() {
             if m == 0 || m == n {
                 continue;
             }
-            // Both roots are bound: a wrong one on either side fails, also when the old
-            // tree is perfect and its root is not in the path but its first hash.
+            // Both roots are bound (the class of immudb's GHSA-672p-m5jq-mrh8, where a
+            // verifier accepted values the trusted roots did not pin down): a wrong one on
+            // either side fails, also when the old tree is perfect and its root is not in
+            // the path but the seed of both computations.
             for wrong in [stranger, tree.root_at(m - 1).unwrap(), new_root] {
                 assert!(matches!(
                     proof.verify(&wrong, &new_root),
