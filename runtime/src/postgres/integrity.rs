@@ -10,9 +10,10 @@ use tokio_postgres::types::Json;
 use super::error::backend;
 use super::rows::{corrupt_at, position_of, to_i64};
 use super::store::PostgresStore;
+use crate::integrity::checkpoint::SignedTreeHead;
 use crate::integrity::{
-    EventHash, StoredEvent, StoredFields, TamperEvident, Tampering, TamperingKind, Verification,
-    Verifier, event_hash,
+    EventHash, GENESIS, Leaf, StoredCheckpoint, StoredEvent, StoredFields, TamperEvident,
+    Tampering, TamperingKind, Verification, Verifier, event_hash,
 };
 use crate::store::StoreError;
 
@@ -97,6 +98,64 @@ impl TamperEvident for PostgresStore {
                 return Ok(verifier.finish());
             }
         }
+    }
+
+    async fn leaves(&self, after: u64, limit: usize) -> Result<Vec<Leaf>, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&self.sql().leaves)
+            .await
+            .map_err(backend)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = client
+            .query(&statement, &[&to_i64(after), &limit])
+            .await
+            .map_err(backend)?;
+        rows.iter()
+            .map(|row| {
+                let position: i64 = row.try_get(0).map_err(backend)?;
+                let hash: Option<&[u8]> = row.try_get(1).map_err(backend)?;
+                Ok(Leaf {
+                    position: u64::try_from(position).unwrap_or(0),
+                    hash: hash
+                        .and_then(|hash| EventHash::try_from(hash).ok())
+                        .unwrap_or(GENESIS),
+                })
+            })
+            .collect()
+    }
+
+    async fn save_checkpoint(&self, checkpoint: &SignedTreeHead) -> Result<(), StoreError> {
+        let json = serde_json::to_string(checkpoint).map_err(backend)?;
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&self.sql().save_checkpoint)
+            .await
+            .map_err(backend)?;
+        client
+            .execute(&statement, &[&to_i64(checkpoint.head.tree_size), &json])
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<StoredCheckpoint>, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&self.sql().checkpoints)
+            .await
+            .map_err(backend)?;
+        let rows = client.query(&statement, &[]).await.map_err(backend)?;
+        rows.iter()
+            .map(|row| {
+                let tree_size: i64 = row.try_get(0).map_err(backend)?;
+                let json: &str = row.try_get(1).map_err(backend)?;
+                Ok(StoredCheckpoint {
+                    tree_size: u64::try_from(tree_size).unwrap_or(0),
+                    head: serde_json::from_str(json).map_err(|error| error.to_string()),
+                })
+            })
+            .collect()
     }
 }
 

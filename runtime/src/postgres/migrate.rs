@@ -59,6 +59,13 @@ pub(super) const MIGRATIONS: &[(i32, &str, &str)] = &[
         "events chained by hash",
         include_str!("migrations/0005_events_chained_by_hash.sql"),
     ),
+    // Each signed tree head as its JSON text (`factum::integrity::checkpoint`), by size;
+    // text, so that a damaged one still reads back, to be reported.
+    (
+        6,
+        "signed checkpoints",
+        include_str!("migrations/0006_checkpoints.sql"),
+    ),
 ];
 
 /// The newest schema version this code knows.
@@ -376,7 +383,7 @@ mod tests {
     fn the_append_functions_take_the_append_lock() {
         let lock = format!("pg_advisory_xact_lock({APPEND_LOCK_CLASS}, {{{{lock_key}}}})");
         // (version, functions created, functions that take the lock)
-        let expected = [(2, 2, 2), (3, 2, 2), (4, 1, 1), (5, 2, 0)];
+        let expected = [(2, 2, 2), (3, 2, 2), (4, 1, 1), (5, 2, 0), (6, 0, 0)];
         assert_eq!(MIGRATIONS.len(), expected.len() + 1, "{expected:?}");
         for ((version, _, sql), (numbered, functions, locking)) in
             MIGRATIONS[1..].iter().zip(expected)

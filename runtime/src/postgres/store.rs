@@ -260,6 +260,12 @@ pub(super) struct Sql {
     pub(super) check_hashes: bool,
     /// One page of the log for `verify`, every column as stored.
     pub(super) verify_page: String,
+    /// One page of leaves (position, hash).
+    pub(super) leaves: String,
+    /// Stores a checkpoint (size, JSON), replacing one of the same size.
+    pub(super) save_checkpoint: String,
+    /// Every checkpoint (size, JSON), by size.
+    pub(super) checkpoints: String,
     pub(super) append: String,
     pub(super) append_one: String,
     pub(super) append_command: String,
@@ -300,6 +306,15 @@ impl Sql {
                         predecessor \
                  FROM {s}.events WHERE position > $1 ORDER BY position LIMIT $2"
             ),
+            leaves: format!(
+                "SELECT position, hash FROM {s}.events WHERE position > $1 \
+                 ORDER BY position LIMIT $2"
+            ),
+            save_checkpoint: format!(
+                "INSERT INTO {s}.checkpoints (tree_size, head) VALUES ($1, $2) \
+                 ON CONFLICT (tree_size) DO UPDATE SET head = EXCLUDED.head"
+            ),
+            checkpoints: format!("SELECT tree_size, head FROM {s}.checkpoints ORDER BY tree_size"),
             append: format!(
                 "SELECT o_status, o_stream_version, o_last_position, o_event_id, o_existing_type \
                  FROM {s}.factum_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"

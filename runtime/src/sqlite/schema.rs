@@ -170,6 +170,19 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         tables: &["streams", "events", "snapshots", "commands"],
         then: Some(super::store::integrity_backfill),
     },
+    Migration {
+        version: 4,
+        description: "signed checkpoints",
+        // Each signed tree head as its JSON (`factum::integrity::checkpoint`), by size.
+        sql: "
+        CREATE TABLE checkpoints (
+            tree_size INTEGER PRIMARY KEY CHECK (tree_size >= 0),
+            head      TEXT    NOT NULL
+        );
+    ",
+        tables: &["streams", "events", "snapshots", "commands", "checkpoints"],
+        then: None,
+    },
 ];
 
 /// The newest schema version of the store.

@@ -13,9 +13,10 @@ use super::{
     FilteredPage, Head, StoreError, VisitError,
 };
 use crate::envelope::{NewEvent, RecordedEvent, Snapshot};
+use crate::integrity::checkpoint::SignedTreeHead;
 use crate::integrity::{
-    EventHash, GENESIS, StoredEvent, StoredFields, TamperEvident, Verification, Verifier,
-    event_hash,
+    EventHash, GENESIS, Leaf, StoredCheckpoint, StoredEvent, StoredFields, TamperEvident,
+    Verification, Verifier, event_hash,
 };
 
 /// The hash of a logged event: its metadata hashed as the JSON it serialises to (the
@@ -62,6 +63,43 @@ impl TamperEvident for MemoryStore {
             .collect();
         Ok(verifier.finish_with_heads(heads))
     }
+
+    async fn leaves(&self, after: u64, limit: usize) -> Result<Vec<Leaf>, StoreError> {
+        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+        let from = usize::try_from(after).unwrap_or(usize::MAX);
+        Ok(state
+            .hashes
+            .iter()
+            .enumerate()
+            .skip(from)
+            .take(limit)
+            .map(|(index, (hash, _))| Leaf {
+                position: index as u64 + 1,
+                hash: *hash,
+            })
+            .collect())
+    }
+
+    async fn save_checkpoint(&self, checkpoint: &SignedTreeHead) -> Result<(), StoreError> {
+        self.state
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .checkpoints
+            .insert(checkpoint.head.tree_size, checkpoint.clone());
+        Ok(())
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<StoredCheckpoint>, StoreError> {
+        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+        Ok(state
+            .checkpoints
+            .iter()
+            .map(|(tree_size, head)| StoredCheckpoint {
+                tree_size: *tree_size,
+                head: Ok(head.clone()),
+            })
+            .collect())
+    }
 }
 
 /// An in-memory [`EventStore`]. Cloning it shares the same log.
@@ -89,6 +127,8 @@ struct State {
     /// Each logged event's hash and its predecessor's, by log index (see
     /// [`crate::integrity::chain`]).
     hashes: Vec<(EventHash, EventHash)>,
+    /// The signed checkpoints, by tree size.
+    checkpoints: std::collections::BTreeMap<u64, SignedTreeHead>,
     streams: HashMap<String, Stream>,
     snapshots: HashMap<String, Snapshot>,
     /// Log index of every stored event id.

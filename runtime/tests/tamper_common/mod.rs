@@ -82,12 +82,142 @@ pub fn detected(outcome: &Result<Verification, String>) -> bool {
 }
 
 /// The kinds a tampering of `kind` (0 edit, 1 delete, 2 swap, 3 insert, 4 replaced
-/// hash) may be reported as first.
+/// hash, 5 the last event deleted, 6 a replaced checkpoint, 7 an edit rehashed) may be
+/// reported as first.
 pub fn expected_kinds(kind: u64) -> &'static [TamperingKind] {
     match kind {
-        1 => &[TamperingKind::Missing],
+        1 | 5 => &[TamperingKind::Missing],
         2 => &[TamperingKind::Reordered, TamperingKind::Altered],
         3 => &[TamperingKind::Inserted, TamperingKind::Altered],
         _ => &[TamperingKind::Altered],
     }
+}
+
+/// The service's signing key (fixed, so runs repeat).
+pub fn service_key() -> factum::integrity::SigningKey {
+    factum::integrity::SigningKey::from_bytes(&[7; 32])
+}
+
+/// Someone else's key.
+pub fn intruder_key() -> factum::integrity::SigningKey {
+    factum::integrity::SigningKey::from_bytes(&[9; 32])
+}
+
+/// Reads of `stream` 3 through every read path of a store that checks hashes, after the
+/// payload of its version 5 was edited: each fails with a corrupt row at that position,
+/// the other streams read as usual, and `verify` names the event first.
+pub async fn assert_checked_reads_refuse_the_edit<S>(checked: &S)
+where
+    S: EventStore + factum::integrity::TamperEvident,
+{
+    use factum::store::{StoreError, VisitError};
+    let position = position_of(3, 5);
+    for result in [
+        checked.read_stream("Chart-03", 1, 100).await.map(|_| ()),
+        checked.read_all(0, 1000).await.map(|_| ()),
+        checked
+            .read_all_filtered(0, 1000, &["NoteAdded"])
+            .await
+            .map(|_| ()),
+        checked
+            .for_each_in_stream("Chart-03", 1, |_| Ok::<_, ()>(()))
+            .await
+            .map_err(|error| match error {
+                VisitError::Store(error) => error,
+                VisitError::Visitor(()) => unreachable!(),
+            }),
+    ] {
+        match result {
+            Err(StoreError::CorruptRow {
+                stream_id,
+                stream_version: 5,
+                position: Some(at),
+                reason,
+            }) => {
+                assert_eq!(stream_id, "Chart-03");
+                assert_eq!(at, position);
+                assert!(reason.contains("does not match its hash"), "{reason}");
+            }
+            other => panic!("expected a corrupt row at position {position}, got {other:?}"),
+        }
+    }
+    let others = checked.read_stream("Chart-04", 1, 100).await.expect("read");
+    assert_eq!(others.len() as u64, VERSIONS);
+    let verification = checked.verify().await.expect("verify");
+    let first = verification.first().expect("a finding");
+    assert_eq!(
+        (
+            first.kind,
+            first.stream_id.as_str(),
+            first.stream_version,
+            first.position
+        ),
+        (TamperingKind::Altered, "Chart-03", 5, Some(position))
+    );
+}
+
+/// Signs two checkpoints around an append and checks what they prove: each event's
+/// inclusion in the tree that covers it, the second tree extending the first, and that a
+/// proof for one event does not pass for another.
+pub async fn assert_proofs_hold<S>(store: &S)
+where
+    S: EventStore + factum::integrity::TamperEvident,
+{
+    let key = service_key();
+    let old = store.checkpoint(&key).await.expect("checkpoint");
+    store
+        .append(
+            "Chart-99",
+            "Chart",
+            ExpectedVersion::NoStream,
+            vec![NewEvent::new(
+                "NoteAdded",
+                1,
+                serde_json::value::to_raw_value(&json!({"note": "after the checkpoint"})).unwrap(),
+                Metadata::default(),
+            )],
+        )
+        .await
+        .expect("append");
+    let new = store.checkpoint(&key).await.expect("checkpoint");
+    assert_eq!(new.head.tree_size, old.head.tree_size + 1);
+    old.verify(&key.verifying_key())
+        .expect("signed by the service");
+    for position in [1, old.head.last_position / 2, old.head.last_position] {
+        let (leaf, proof) = store
+            .prove_inclusion(position, &old.head)
+            .await
+            .expect("a proof");
+        assert_eq!(leaf.position, position);
+        old.head
+            .verify_inclusion(&leaf.merkle_leaf(), &proof)
+            .expect("the event is in the signed tree");
+        let other = factum::integrity::Leaf {
+            position: position + 1,
+            ..leaf
+        };
+        assert!(
+            old.head
+                .verify_inclusion(&other.merkle_leaf(), &proof)
+                .is_err(),
+            "a proof for position {position} passed for another"
+        );
+    }
+    let newest = new.head.last_position;
+    assert!(matches!(
+        store.prove_inclusion(newest, &old.head).await,
+        Err(factum::integrity::ProofRequestError::NotCovered { .. })
+    ));
+    let proof = store
+        .prove_consistency(&old.head, &new.head)
+        .await
+        .expect("a proof");
+    old.head
+        .verify_consistency(&new.head, &proof)
+        .expect("the new tree extends the old");
+    let verification = store
+        .verify_signed(&key.verifying_key())
+        .await
+        .expect("verify");
+    assert!(verification.is_intact(), "{verification}");
 }

@@ -9,9 +9,10 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::connection::Failure;
 use super::rows::CopiedRow;
+use crate::integrity::checkpoint::SignedTreeHead;
 use crate::integrity::{
-    EventHash, GENESIS, StoredEvent, StoredFields, Tampering, TamperingKind, Verification,
-    Verifier, event_hash,
+    EventHash, GENESIS, Leaf, StoredCheckpoint, StoredEvent, StoredFields, Tampering,
+    TamperingKind, Verification, Verifier, event_hash,
 };
 use crate::store::StoreError;
 
@@ -274,4 +275,69 @@ fn walk(connection: &Connection, verifier: &mut Verifier) -> rusqlite::Result<()
         });
     }
     Ok(())
+}
+
+/// Up to `limit` leaves after position `after`.
+pub(super) fn leaves(
+    connection: &Connection,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<Leaf>, Failure> {
+    let mut statement = connection.prepare_cached(
+        "SELECT position, hash FROM events WHERE position > ?1 ORDER BY position LIMIT ?2",
+    )?;
+    let rows = statement.query_map(
+        params![
+            i64::try_from(after).unwrap_or(i64::MAX),
+            i64::try_from(limit).unwrap_or(i64::MAX)
+        ],
+        |row| {
+            let position = row.get::<_, i64>(0)?;
+            let hash = match row.get_ref(1)? {
+                ValueRef::Blob(hash) => EventHash::try_from(hash).unwrap_or(GENESIS),
+                _ => GENESIS,
+            };
+            Ok(Leaf {
+                position: u64::try_from(position).unwrap_or(0),
+                hash,
+            })
+        },
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Stores a checkpoint as its JSON, replacing one of the same size.
+pub(super) fn save_checkpoint(
+    connection: &Connection,
+    checkpoint: &SignedTreeHead,
+) -> Result<(), Failure> {
+    let json = serde_json::to_string(checkpoint)
+        .map_err(|error| Failure::Store(StoreError::Backend(Box::new(error))))?;
+    connection
+        .prepare_cached("INSERT OR REPLACE INTO checkpoints (tree_size, head) VALUES (?1, ?2)")?
+        .execute(params![
+            i64::try_from(checkpoint.head.tree_size).unwrap_or(i64::MAX),
+            json
+        ])?;
+    Ok(())
+}
+
+/// Every stored checkpoint, by size; one that does not read back says why.
+pub(super) fn checkpoints(connection: &Connection) -> Result<Vec<StoredCheckpoint>, Failure> {
+    let mut statement =
+        connection.prepare_cached("SELECT tree_size, head FROM checkpoints ORDER BY tree_size")?;
+    let rows = statement.query_map([], |row| {
+        let tree_size = row.get::<_, i64>(0)?;
+        let head = match row.get_ref(1)? {
+            ValueRef::Text(json) => {
+                serde_json::from_slice::<SignedTreeHead>(json).map_err(|error| error.to_string())
+            }
+            other => Err(format!("{:?} where JSON belongs", other.data_type())),
+        };
+        Ok(StoredCheckpoint {
+            tree_size: u64::try_from(tree_size).unwrap_or(0),
+            head,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }

@@ -378,6 +378,32 @@ impl crate::integrity::TamperEvident for SqliteStore {
     async fn verify(&self) -> Result<crate::integrity::Verification, StoreError> {
         self.read(integrity::verify).await
     }
+
+    async fn leaves(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<crate::integrity::Leaf>, StoreError> {
+        self.read(move |connection| integrity::leaves(connection, after, limit))
+            .await
+    }
+
+    async fn save_checkpoint(
+        &self,
+        checkpoint: &crate::integrity::checkpoint::SignedTreeHead,
+    ) -> Result<(), StoreError> {
+        let checkpoint = checkpoint.clone();
+        self.write(move |connection, patience| {
+            connection::retry_busy(patience, || {
+                integrity::save_checkpoint(connection, &checkpoint)
+            })
+        })
+        .await
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<crate::integrity::StoredCheckpoint>, StoreError> {
+        self.read(integrity::checkpoints).await
+    }
 }
 
 /// Events handed from the reading thread to the visitor at once, at most.
