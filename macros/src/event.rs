@@ -13,6 +13,7 @@ use syn::{Data, DeriveInput, Ident, Path, Type};
 use crate::attr::{self, Setting, keys};
 use crate::ctxt::Errors;
 use crate::derives;
+use crate::personal::{self, PersonalModel};
 use crate::respan::respan;
 
 const ACCEPTED: &[&str] = &[
@@ -59,6 +60,7 @@ struct EventModel<'a> {
     version: u32,
     upcast: UpcastPath,
     runtime: Path,
+    personal: PersonalModel,
 }
 
 pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
@@ -72,8 +74,12 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         }
     };
     let args = parse_args(&mut errors, args);
+    let personal = personal::parse(&mut errors, &input);
+    // The field attributes are the macro's: the item is emitted without them.
+    let mut input = input;
+    personal::strip(&mut input);
     let fallback = Fallback::new(args.as_ref(), &input);
-    let model = args.and_then(|args| check(&mut errors, args, &input));
+    let model = args.and_then(|args| check(&mut errors, args, &input, personal));
     match model {
         Some(model) if errors.is_empty() => expand_model(&model, &input),
         _ => {
@@ -121,6 +127,7 @@ impl Fallback {
             version: self.version,
             upcast: UpcastPath::None,
             runtime: self.runtime,
+            personal: PersonalModel::default(),
         };
         expand_model(&model, input)
     }
@@ -265,6 +272,7 @@ fn check<'a>(
     errors: &mut Errors,
     args: EventArgs,
     input: &'a DeriveInput,
+    personal: PersonalModel,
 ) -> Option<EventModel<'a>> {
     check_item_shape(errors, input);
     let name = args
@@ -293,6 +301,7 @@ fn check<'a>(
         version,
         upcast: upcast?,
         runtime: attr::runtime_path(args.runtime),
+        personal,
     })
 }
 
@@ -417,7 +426,10 @@ fn expand_model(model: &EventModel, input: &DeriveInput) -> TokenStream {
         version,
         upcast,
         runtime,
+        personal,
     } = model;
+    let personal_constant = personal.constant(runtime);
+    let personal_checks = personal.type_checks(runtime);
     let private = quote!(#runtime::__private);
     let derives = derives::missing_derives(&input.attrs, runtime);
     let doc = crate::docs::doc_comment(&input.attrs);
@@ -509,6 +521,7 @@ fn expand_model(model: &EventModel, input: &DeriveInput) -> TokenStream {
                 const OLDEST_VERSION: u32 = #oldest;
                 const DOC: &'static str = #doc;
                 const UPCAST: #private::UpcastPath = #upcast_path;
+                #personal_constant
 
                 fn decode_version(
                     __factum_version: u32,
@@ -527,6 +540,7 @@ fn expand_model(model: &EventModel, input: &DeriveInput) -> TokenStream {
             }
             #chain_checks
             #schema_checks
+            #personal_checks
         };
     }
 }

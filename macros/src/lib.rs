@@ -13,6 +13,7 @@ mod derives;
 mod docs;
 mod event;
 mod impl_block;
+mod personal;
 mod projection;
 mod respan;
 mod set;

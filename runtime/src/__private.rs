@@ -13,8 +13,18 @@ pub use crate::context::CommandContext;
 pub use crate::envelope::RecordedEvent;
 pub use crate::error::{BoxError, DecodeError, DecodeErrorKind, EncodeError};
 pub use crate::event::{EncodedEvent, Event, EventOf, EventSet, IntoEvents};
+pub use crate::personal::{
+    Personal, PersonalField, PersonalFields, RedactedText, Subject, redacted_text, redacted_value,
+};
 pub use crate::projection::{Projection, ProjectionError, Reactor, Recorded};
 pub use crate::registry::{RegistryBuilder, UpcastPath};
+
+/// Checks at compile time that a `#[subject]` field's type can name a data subject.
+pub const fn assert_subject<T: Subject + ?Sized>() {}
+/// Checks at compile time that a `#[pii]` field's type can be a personal field.
+pub const fn assert_personal<T: Personal>() {}
+/// Checks at compile time that a `#[pii(redacted = "...")]` field's type is text.
+pub const fn assert_redacted_text<T: RedactedText>() {}
 
 use crate::projection::{
     ParkedEvent, ReadModel, ReadModelError, ReadModelTx, Target, VersionStatus,

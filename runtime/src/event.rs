@@ -36,6 +36,10 @@ pub trait Event:
     /// How older stored versions reach this one.
     const UPCAST: UpcastPath = UpcastPath::None;
 
+    /// The event's data subject and personal fields (`#[subject]`, `#[pii]`); none by
+    /// default.
+    const PERSONAL: crate::personal::PersonalFields = crate::personal::PersonalFields::NONE;
+
     /// Registers this version and every older version that has a Rust type.
     fn register(registry: &mut RegistryBuilder, aggregate: Option<&str>) {
         registry.add_event::<Self>(aggregate);

@@ -27,6 +27,7 @@ pub(crate) mod follow;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod integrity;
+pub mod personal;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod process;

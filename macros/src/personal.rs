@@ -1,0 +1,388 @@
+//! `#[subject]`, `#[pii]` and `#[pii(redacted = "...")]` on the fields of an `#[event]`
+//! struct: parsed into [`PersonalModel`], checked, stripped from the item (they are the
+//! macro's, not attributes of their own), and expanded into `Event::PERSONAL` with a
+//! compile-time check of each field's type.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{ToTokens, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{Attribute, Data, DeriveInput, Fields, LitStr, Path, Type};
+
+use crate::ctxt::Errors;
+
+const SUBJECT: &str = "subject";
+const PII: &str = "pii";
+const REDACTED: &str = "redacted";
+
+/// The data subject's field.
+struct SubjectField {
+    key: String,
+    ty: Type,
+    span: Span,
+}
+
+/// A personal field.
+struct PiiField {
+    key: String,
+    ty: Type,
+    redacted: Option<LitStr>,
+}
+
+/// What the item declares.
+#[derive(Default)]
+pub struct PersonalModel {
+    subject: Option<SubjectField>,
+    fields: Vec<PiiField>,
+}
+
+fn is_personal_attr(attr: &Attribute) -> bool {
+    attr.path().is_ident(SUBJECT) || attr.path().is_ident(PII)
+}
+
+/// Removes the personal attributes from every field of the item (reported or not), so
+/// that the emitted item carries no attribute the compiler does not know.
+pub fn strip(input: &mut DeriveInput) {
+    let strip_fields = |fields: &mut Fields| {
+        for field in fields.iter_mut() {
+            field.attrs.retain(|attr| !is_personal_attr(attr));
+        }
+    };
+    match &mut input.data {
+        Data::Struct(data) => strip_fields(&mut data.fields),
+        Data::Enum(data) => {
+            for variant in &mut data.variants {
+                strip_fields(&mut variant.fields);
+            }
+        }
+        Data::Union(data) => {
+            for field in &mut data.fields.named {
+                field.attrs.retain(|attr| !is_personal_attr(attr));
+            }
+        }
+    }
+}
+
+/// Reads the personal attributes, reporting each misuse where it is written.
+pub fn parse(errors: &mut Errors, input: &DeriveInput) -> PersonalModel {
+    let mut model = PersonalModel::default();
+    let fields: Vec<&syn::Field> = match &input.data {
+        Data::Struct(data) => match &data.fields {
+            Fields::Named(named) => named.named.iter().collect(),
+            other => {
+                for attr in other.iter().flat_map(|field| &field.attrs) {
+                    if is_personal_attr(attr) {
+                        errors.error_spanned_by(
+                            attr,
+                            "personal data is declared on named fields: `#[subject]` and `#[pii]` need the field's name as its JSON key",
+                        );
+                    }
+                }
+                return model;
+            }
+        },
+        Data::Enum(data) => {
+            for attr in data
+                .variants
+                .iter()
+                .flat_map(|variant| &variant.fields)
+                .flat_map(|field| &field.attrs)
+            {
+                if is_personal_attr(attr) {
+                    errors.error_spanned_by(
+                        attr,
+                        "personal data is declared on the fields of a struct event: make each case an event of its own",
+                    );
+                }
+            }
+            return model;
+        }
+        Data::Union(_) => return model,
+    };
+    let rename_all = container_rename_all(&input.attrs);
+    for field in fields {
+        if field.ident.is_none() {
+            continue;
+        }
+        let mut subject_attr = None;
+        let mut pii_attr = None;
+        for attr in field.attrs.iter().filter(|attr| is_personal_attr(attr)) {
+            if attr.path().is_ident(SUBJECT) {
+                if let Err(error) = attr.meta.require_path_only() {
+                    errors.push(syn::Error::new(
+                        error.span(),
+                        "`#[subject]` takes no arguments",
+                    ));
+                }
+                if subject_attr.replace(attr).is_some() {
+                    errors.error_spanned_by(attr, "`#[subject]` is already on this field");
+                }
+            } else {
+                if pii_attr.is_some() {
+                    errors.error_spanned_by(attr, "`#[pii]` is already on this field");
+                }
+                pii_attr = Some(attr);
+            }
+        }
+        if subject_attr.is_none() && pii_attr.is_none() {
+            continue;
+        }
+        let key = match serde_key(errors, field, rename_all.as_deref()) {
+            Some(key) => key,
+            None => continue,
+        };
+        if let (Some(_), Some(pii)) = (subject_attr, pii_attr) {
+            errors.error_spanned_by(
+                pii,
+                "the subject's id is stored in the clear, to find their key: a `#[subject]` field cannot also be `#[pii]`",
+            );
+            continue;
+        }
+        if let Some(attr) = subject_attr {
+            match &model.subject {
+                Some(first) => errors.error_spanned_by(
+                    attr,
+                    format!(
+                        "an event has one data subject, and `{}` is it already: one `#[subject]` per event",
+                        first.key
+                    ),
+                ),
+                None => {
+                    model.subject = Some(SubjectField {
+                        key,
+                        ty: field.ty.clone(),
+                        span: attr.span(),
+                    })
+                }
+            }
+            continue;
+        }
+        if let Some(attr) = pii_attr {
+            let redacted = parse_pii_args(errors, attr);
+            model.fields.push(PiiField {
+                key,
+                ty: field.ty.clone(),
+                redacted,
+            });
+        }
+    }
+    if model.subject.is_none() {
+        for field in input_fields_with(input, PII) {
+            errors.error_spanned_by(
+                field,
+                "`#[pii]` needs the event's data subject: mark the field that says whose data this is with `#[subject]`",
+            );
+        }
+    } else if model.fields.is_empty()
+        && let Some(subject) = &model.subject
+    {
+        errors.push(syn::Error::new(
+            subject.span,
+            "`#[subject]` without a `#[pii]` field declares nothing to protect: mark the personal fields with `#[pii]`, or remove `#[subject]`",
+        ));
+    }
+    model
+}
+
+/// The `#[pii]` attributes of the item's named fields.
+fn input_fields_with<'a>(
+    input: &'a DeriveInput,
+    name: &'a str,
+) -> impl Iterator<Item = &'a Attribute> {
+    let fields: Vec<&syn::Field> = match &input.data {
+        Data::Struct(data) => data.fields.iter().collect(),
+        _ => Vec::new(),
+    };
+    fields
+        .into_iter()
+        .flat_map(|field| &field.attrs)
+        .filter(move |attr| attr.path().is_ident(name))
+}
+
+/// `#[pii]` or `#[pii(redacted = "...")]`.
+fn parse_pii_args(errors: &mut Errors, attr: &Attribute) -> Option<LitStr> {
+    if matches!(attr.meta, syn::Meta::Path(_)) {
+        return None;
+    }
+    let mut redacted = None;
+    let parsed = attr.parse_nested_meta(|meta| {
+        if meta.path.is_ident(REDACTED) {
+            let value = meta.value()?;
+            match value.parse::<syn::Lit>()? {
+                syn::Lit::Str(text) => {
+                    if redacted.replace(text).is_some() {
+                        return Err(meta.error("`redacted` is given twice"));
+                    }
+                    Ok(())
+                }
+                other => Err(syn::Error::new(
+                    other.span(),
+                    "`redacted` is the text a forgotten field reads as: a string literal, e.g. `redacted = \"[forgotten]\"`",
+                )),
+            }
+        } else {
+            Err(meta.error(format!(
+                "unknown key `{}` in `#[pii(...)]`: the only key is `redacted = \"...\"`",
+                meta.path.to_token_stream()
+            )))
+        }
+    });
+    errors.ok(parsed);
+    redacted
+}
+
+/// The field's JSON key: its `#[serde(rename = "...")]`, or its name under the
+/// container's `rename_all`. A personal field that serde flattens or skips has no key of
+/// its own, and is reported.
+fn serde_key(errors: &mut Errors, field: &syn::Field, rename_all: Option<&str>) -> Option<String> {
+    let ident = field.ident.as_ref()?;
+    let mut renamed = None;
+    for attr in field
+        .attrs
+        .iter()
+        .filter(|attr| attr.path().is_ident("serde"))
+    {
+        let _ = attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("rename") {
+                if let Ok(value) = meta.value()
+                    && let Ok(text) = value.parse::<LitStr>()
+                {
+                    renamed = Some(text.value());
+                }
+            } else if meta.path.is_ident("flatten")
+                || meta.path.is_ident("skip")
+                || meta.path.is_ident("skip_serializing")
+            {
+                errors.error_spanned_by(
+                    &meta.path,
+                    format!(
+                        "a personal field is stored as a value of its own: `#[serde({})]` cannot go with `#[subject]` or `#[pii]`",
+                        meta.path.to_token_stream()
+                    ),
+                );
+            } else if meta.input.peek(syn::Token![=]) {
+                let _ = meta.value().and_then(|value| value.parse::<syn::Expr>());
+            } else if meta.input.peek(syn::token::Paren) {
+                let _ = meta.parse_nested_meta(|inner| {
+                    if inner.input.peek(syn::Token![=]) {
+                        let _ = inner.value().and_then(|value| value.parse::<syn::Expr>());
+                    }
+                    Ok(())
+                });
+            }
+            Ok(())
+        });
+    }
+    let name = ident.to_string();
+    let name = name.strip_prefix("r#").unwrap_or(&name).to_owned();
+    Some(renamed.unwrap_or_else(|| apply_rename_all(&name, rename_all)))
+}
+
+/// The container's `#[serde(rename_all = "...")]`, if any.
+fn container_rename_all(attrs: &[Attribute]) -> Option<String> {
+    let mut rule = None;
+    for attr in attrs.iter().filter(|attr| attr.path().is_ident("serde")) {
+        let _ = attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("rename_all") {
+                if let Ok(value) = meta.value()
+                    && let Ok(text) = value.parse::<LitStr>()
+                {
+                    rule = Some(text.value());
+                }
+            } else if meta.input.peek(syn::Token![=]) {
+                let _ = meta.value().and_then(|value| value.parse::<syn::Expr>());
+            } else if meta.input.peek(syn::token::Paren) {
+                let _ = meta.parse_nested_meta(|inner| {
+                    if inner.input.peek(syn::Token![=]) {
+                        let _ = inner.value().and_then(|value| value.parse::<syn::Expr>());
+                    }
+                    Ok(())
+                });
+            }
+            Ok(())
+        });
+    }
+    rule
+}
+
+/// serde's `rename_all` rules, applied to a snake_case field name.
+fn apply_rename_all(name: &str, rule: Option<&str>) -> String {
+    let words = || name.split('_').filter(|word| !word.is_empty());
+    let capitalised = |word: &str| {
+        let mut chars = word.chars();
+        chars.next().map_or_else(String::new, |first| {
+            first.to_uppercase().collect::<String>() + chars.as_str()
+        })
+    };
+    match rule {
+        Some("lowercase") => name.to_lowercase(),
+        Some("UPPERCASE") => name.to_uppercase(),
+        Some("PascalCase") => words().map(capitalised).collect(),
+        Some("camelCase") => {
+            let pascal: String = words().map(capitalised).collect();
+            let mut chars = pascal.chars();
+            chars.next().map_or_else(String::new, |first| {
+                first.to_lowercase().collect::<String>() + chars.as_str()
+            })
+        }
+        Some("SCREAMING_SNAKE_CASE") => name.to_uppercase(),
+        Some("kebab-case") => name.replace('_', "-"),
+        Some("SCREAMING-KEBAB-CASE") => name.replace('_', "-").to_uppercase(),
+        _ => name.to_owned(),
+    }
+}
+
+/// A JSON pointer to a top-level key (RFC 6901 escapes).
+fn pointer(key: &str) -> String {
+    format!("/{}", key.replace('~', "~0").replace('/', "~1"))
+}
+
+impl PersonalModel {
+    /// `const PERSONAL: PersonalFields = ...;` for the `Event` impl (nothing for an event
+    /// without personal data).
+    pub fn constant(&self, runtime: &Path) -> TokenStream {
+        let Some(subject) = &self.subject else {
+            return TokenStream::new();
+        };
+        let private = quote!(#runtime::__private);
+        let subject = pointer(&subject.key);
+        let fields = self.fields.iter().map(|field| {
+            let pointer = pointer(&field.key);
+            let ty = &field.ty;
+            let redacted = match &field.redacted {
+                Some(text) => quote!(|| #private::redacted_text::<#ty>(#text)),
+                None => quote!(|| #private::redacted_value::<#ty>()),
+            };
+            quote! {
+                #private::PersonalField { pointer: #pointer, redacted: #redacted }
+            }
+        });
+        quote! {
+            const PERSONAL: #private::PersonalFields = #private::PersonalFields {
+                subject: ::core::option::Option::Some(#subject),
+                fields: &[#(#fields),*],
+            };
+        }
+    }
+
+    /// Compile-time checks of the fields' types, each spanned at its type.
+    pub fn type_checks(&self, runtime: &Path) -> TokenStream {
+        let private = quote!(#runtime::__private);
+        let subject = self.subject.iter().map(|subject| {
+            let ty = &subject.ty;
+            quote_spanned!(ty.span()=> #private::assert_subject::<#ty>();)
+        });
+        let fields = self.fields.iter().map(|field| {
+            let ty = &field.ty;
+            match &field.redacted {
+                Some(_) => quote_spanned!(ty.span()=> #private::assert_redacted_text::<#ty>();),
+                None => quote_spanned!(ty.span()=> #private::assert_personal::<#ty>();),
+            }
+        });
+        quote! {
+            const _: () = {
+                #(#subject)*
+                #(#fields)*
+            };
+        }
+    }
+}
