@@ -26,6 +26,8 @@ mod event;
 pub(crate) mod follow;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "personal")]
+pub mod personal;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod process;
