@@ -920,7 +920,8 @@ async fn a_catalog_and_a_store_are_never_opened_as_each_other() {
             "events",
             "factum_schema_version",
             "snapshots",
-            "streams"
+            "streams",
+            "subject_keys"
         ],
         "not migrated"
     );

@@ -64,9 +64,9 @@ async fn opening_creates_the_schema_in_wal_mode_and_records_its_version() {
             .iter()
             .map(|(version, _)| *version)
             .collect::<Vec<_>>(),
-        [1, 2]
+        [1, 2, 3]
     );
-    assert_eq!(SqliteStore::SCHEMA_VERSION, 2);
+    assert_eq!(SqliteStore::SCHEMA_VERSION, 3);
     let mode: String = connection
         .query_row("PRAGMA journal_mode", [], |row| row.get(0))
         .unwrap();
@@ -86,7 +86,8 @@ async fn opening_creates_the_schema_in_wal_mode_and_records_its_version() {
             "events",
             "factum_schema_version",
             "snapshots",
-            "streams"
+            "streams",
+            "subject_keys"
         ]
     );
 }
@@ -114,7 +115,7 @@ async fn reopening_keeps_the_data_and_migrates_nothing_twice() {
             row.get(0)
         })
         .unwrap();
-    assert_eq!(applied, 2, "every migration is applied once");
+    assert_eq!(applied, 3, "every migration is applied once");
 }
 
 #[tokio::test]
@@ -124,7 +125,7 @@ async fn a_file_with_a_newer_schema_is_refused_untouched() {
     raw(&path)
         .execute(
             "INSERT INTO factum_schema_version (version, description, applied_at)
-             VALUES (3, 'from the future', 'tomorrow')",
+             VALUES (4, 'from the future', 'tomorrow')",
             [],
         )
         .unwrap();
@@ -133,7 +134,7 @@ async fn a_file_with_a_newer_schema_is_refused_untouched() {
         .expect_err("a newer schema is refused");
     let message = error.to_string();
     assert!(
-        message.contains("schema is at version 3") && message.contains("newest known: 2"),
+        message.contains("schema is at version 4") && message.contains("newest known: 3"),
         "the error names both versions: {message}"
     );
     let versions: i64 = raw(&path)
@@ -143,7 +144,7 @@ async fn a_file_with_a_newer_schema_is_refused_untouched() {
             |row| row.get(0),
         )
         .unwrap();
-    assert_eq!(versions, 3, "the refused file is left as it was");
+    assert_eq!(versions, 4, "the refused file is left as it was");
 }
 
 #[tokio::test]
@@ -418,7 +419,7 @@ async fn another_programs_database_is_refused_untouched() {
 
 #[tokio::test]
 async fn a_store_missing_a_table_of_its_version_is_refused_untouched() {
-    for table in ["events", "streams", "snapshots", "commands"] {
+    for table in ["events", "streams", "snapshots", "commands", "subject_keys"] {
         let (_dir, path) = temp_file();
         store_with_events(&path, 3).await;
         raw(&path)
@@ -428,7 +429,7 @@ async fn a_store_missing_a_table_of_its_version_is_refused_untouched() {
         assert_eq!(
             not_a_store(&path).await,
             format!(
-                "its schema is at version 2, but the table `{table}` of that version is missing"
+                "its schema is at version 3, but the table `{table}` of that version is missing"
             )
         );
         assert_eq!(std::fs::read(&path).unwrap(), bytes, "{table}: unchanged");

@@ -7,6 +7,8 @@
 //! [`SqliteReadModel`] and [`SqliteTx`] also in `factum::projection::sqlite`.
 
 mod file;
+#[cfg(feature = "personal")]
+mod keys;
 mod process;
 mod read_model;
 mod schema;
@@ -16,5 +18,7 @@ mod store;
 /// to its connection, inside the runner's transaction) and a query reads with.
 pub use rusqlite;
 
+#[cfg(feature = "personal")]
+pub use keys::SqliteKeyStore;
 pub use read_model::{SqliteReadModel, SqliteTx};
 pub use store::{SqliteOpenError, SqliteOptions, SqliteStore, Synchronous};

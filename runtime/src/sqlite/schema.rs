@@ -149,6 +149,26 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     ",
         tables: &["streams", "events", "snapshots", "commands"],
     },
+    Migration {
+        version: 3,
+        description: "subject keys for crypto-shredding",
+        // One row per data subject of `factum::personal` (feature `personal`; empty
+        // without it): the subject's data key wrapped by the application's master key,
+        // or, once forgotten, no key and who forgot the subject when. Times are RFC 3339
+        // text in UTC with microseconds.
+        sql: "
+        CREATE TABLE subject_keys (
+            subject      TEXT PRIMARY KEY,
+            wrapped_key  BLOB,
+            created_at   TEXT NOT NULL,
+            forgotten_at TEXT,
+            forgotten_by TEXT,
+            CHECK ((wrapped_key IS NULL) = (forgotten_at IS NOT NULL)),
+            CHECK ((forgotten_at IS NULL) = (forgotten_by IS NULL))
+        );
+    ",
+        tables: &["streams", "events", "snapshots", "commands", "subject_keys"],
+    },
 ];
 
 /// The newest schema version of the store.

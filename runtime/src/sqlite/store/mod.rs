@@ -2,7 +2,7 @@
 //!
 //! # Layout
 //!
-//! Four tables, created and upgraded by the versioned migrations in `schema.rs` (the
+//! Five tables, created and upgraded by the versioned migrations in `schema.rs` (the
 //! applied versions are recorded in `factum_schema_version`):
 //!
 //! - `streams (stream_key INTEGER PRIMARY KEY, stream_id TEXT UNIQUE, stream_type, version)`:
@@ -24,6 +24,9 @@
 //!   looking the id up under the same write lock (so concurrent submissions from any
 //!   process record it once); `event_ids` holds the events' 16-byte ids in order, and an
 //!   index on the time serves `prune_commands`. See [`crate::store::commands`].
+//! - `subject_keys (subject TEXT PRIMARY KEY, wrapped_key BLOB, created_at, forgotten_at,
+//!   forgotten_by)` (since schema version 3): the data keys of crypto-shredding, kept by
+//!   `SqliteKeyStore` (feature `personal`); empty unless it is used.
 //!
 //! # Why it is built this way
 //!
@@ -455,7 +458,7 @@ impl SqliteStore {
     }
 
     /// Runs `work` on the writer connection, on the blocking pool.
-    async fn write<T, W>(&self, work: W) -> Result<T, StoreError>
+    pub(in crate::sqlite) async fn write<T, W>(&self, work: W) -> Result<T, StoreError>
     where
         T: Send + 'static,
         W: FnOnce(&mut Connection, Duration) -> Result<T, Failure> + Send + 'static,
@@ -522,7 +525,7 @@ impl SqliteStore {
     }
 
     /// Runs `work` on a reader connection and waits for it.
-    async fn read<T, R>(&self, work: R) -> Result<T, StoreError>
+    pub(in crate::sqlite) async fn read<T, R>(&self, work: R) -> Result<T, StoreError>
     where
         T: Send + 'static,
         R: FnMut(&Connection) -> Result<T, Failure> + Send + 'static,
