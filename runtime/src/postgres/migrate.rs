@@ -51,6 +51,14 @@ pub(super) const MIGRATIONS: &[(i32, &str, &str)] = &[
         "commands recorded once",
         include_str!("migrations/0004_commands.sql"),
     ),
+    // The `subject_keys` table of crypto-shredding (`factum::personal`, feature
+    // `personal`; empty without it): one row per data subject, its data key wrapped by
+    // the application's master key, or, once forgotten, no key and who forgot it when.
+    (
+        5,
+        "subject keys for crypto-shredding",
+        include_str!("migrations/0005_subject_keys.sql"),
+    ),
 ];
 
 /// The newest schema version this code knows.
@@ -362,11 +370,11 @@ mod tests {
     }
 
     /// Every function the migrations create appends, so each takes the append lock once
-    /// (migrations 2 and 3 create two functions each, 4 one).
+    /// (migrations 2 and 3 create two functions each, 4 one, 5 none).
     #[test]
     fn the_append_functions_take_the_append_lock() {
         let lock = format!("pg_advisory_xact_lock({APPEND_LOCK_CLASS}, {{{{lock_key}}}})");
-        let expected = [(2, 2), (3, 2), (4, 1)];
+        let expected = [(2, 2), (3, 2), (4, 1), (5, 0)];
         assert_eq!(MIGRATIONS.len(), expected.len() + 1, "{expected:?}");
         for ((version, _, sql), (numbered, functions)) in MIGRATIONS[1..].iter().zip(expected) {
             assert_eq!(*version, numbered);

@@ -10,6 +10,8 @@
 mod append;
 mod config;
 mod error;
+#[cfg(feature = "personal")]
+mod keys;
 mod migrate;
 mod notifier;
 mod process;
@@ -23,5 +25,7 @@ pub use tokio_postgres;
 
 pub use config::PostgresConfig;
 pub use error::PostgresError;
+#[cfg(feature = "personal")]
+pub use keys::PostgresKeyStore;
 pub use read_model::{CATALOG_SCHEMA, PostgresReadModel, PostgresTx};
 pub use store::PostgresStore;
