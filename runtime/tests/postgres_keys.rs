@@ -15,7 +15,11 @@ use postgres_common::{fresh_store, raw_client, url};
 #[tokio::test]
 async fn the_postgres_store_keeps_the_key_store_rules() {
     let store = fresh_store("t_keys_rules").await;
-    check_key_store(&PostgresKeyStore::new(&store, MasterKey::generate().unwrap())).await;
+    check_key_store(&PostgresKeyStore::new(
+        &store,
+        MasterKey::generate().unwrap(),
+    ))
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -100,7 +104,10 @@ async fn forgetting_clears_the_key_in_the_row_and_another_master_key_reads_nothi
     let wrapped: Option<Vec<u8>> = row.get(0);
     let by: String = row.get(1);
     let at: factum::chrono::DateTime<factum::chrono::Utc> = row.get(2);
-    assert_eq!((wrapped, by.as_str(), at), (None, "dpo@example.com", record.forgotten_at));
+    assert_eq!(
+        (wrapped, by.as_str(), at),
+        (None, "dpo@example.com", record.forgotten_at)
+    );
     let bob_key: Option<Vec<u8>> = sql
         .query_one(
             &format!("SELECT wrapped_key FROM {schema}.subject_keys WHERE subject = 'bob'"),
@@ -121,7 +128,10 @@ async fn forgetting_clears_the_key_in_the_row_and_another_master_key_reads_nothi
     match keys.data_key(&bob).await {
         Err(error @ PersonalError::CorruptKey { .. }) => {
             let message = error.to_string();
-            assert!(message.contains("`bob`") && message.contains("2 bytes"), "{message}");
+            assert!(
+                message.contains("`bob`") && message.contains("2 bytes"),
+                "{message}"
+            );
         }
         other => panic!("expected CorruptKey, got {other:?}"),
     }

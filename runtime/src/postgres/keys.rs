@@ -101,7 +101,10 @@ impl PostgresKeyStore {
         &self.store
     }
 
-    async fn client(&self, subject: &SubjectId) -> Result<deadpool_postgres::Object, PersonalError> {
+    async fn client(
+        &self,
+        subject: &SubjectId,
+    ) -> Result<deadpool_postgres::Object, PersonalError> {
         self.store
             .client()
             .await
@@ -114,7 +117,10 @@ impl PostgresKeyStore {
         subject: &SubjectId,
     ) -> Result<Option<Row>, PersonalError> {
         let backend = |error| PersonalError::backend(subject, error);
-        let statement = client.prepare_cached(&self.sql.select).await.map_err(backend)?;
+        let statement = client
+            .prepare_cached(&self.sql.select)
+            .await
+            .map_err(backend)?;
         let Some(row) = client
             .query_opt(&statement, &[&subject.as_str()])
             .await
@@ -166,7 +172,10 @@ impl KeyStore for PostgresKeyStore {
         }
         let wrapped = self.master.wrap(subject, &DataKey::generate()?)?;
         let backend = |error| PersonalError::backend(subject, error);
-        let statement = client.prepare_cached(&self.sql.insert).await.map_err(backend)?;
+        let statement = client
+            .prepare_cached(&self.sql.insert)
+            .await
+            .map_err(backend)?;
         // A concurrent insert of the same subject makes this one wait for its commit and
         // then do nothing; the read back, a new statement, sees the winner's row.
         client
@@ -188,7 +197,10 @@ impl KeyStore for PostgresKeyStore {
     async fn forget(&self, subject: &SubjectId, by: &str) -> Result<Forgotten, PersonalError> {
         let client = self.client(subject).await?;
         let backend = |error| PersonalError::backend(subject, error);
-        let statement = client.prepare_cached(&self.sql.forget).await.map_err(backend)?;
+        let statement = client
+            .prepare_cached(&self.sql.forget)
+            .await
+            .map_err(backend)?;
         let now = crate::personal::now();
         let written = client
             .query_opt(&statement, &[&subject.as_str(), &now, &by])

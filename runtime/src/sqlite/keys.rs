@@ -4,8 +4,7 @@
 //! It works through the store's connections: reads on its reader pool, writes on its
 //! one writer, on tokio's blocking pool like the store's own. Forgetting deletes the
 //! row under `PRAGMA secure_delete` and writes a tombstone (no key, who, when) in the
-//! same transaction, then checkpoints the WAL with `TRUNCATE`: see [`SqliteKeyStore::forget`](crate::personal::KeyStore::forget)
-//! for why both.
+//! same transaction, then checkpoints the WAL with `TRUNCATE` (why: see `forget` below).
 
 use std::fmt;
 use std::path::Path;
