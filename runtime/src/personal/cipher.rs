@@ -230,10 +230,10 @@ pub(super) fn length_prefixed(tag: &[u8], parts: &[&[u8]]) -> Vec<u8> {
     bytes
 }
 
-/// 32 bytes from the operating system's random number generator.
+/// `N` bytes from the operating system's random number generator.
 pub(super) fn random_bytes<const N: usize>() -> Result<[u8; N], PersonalError> {
     let mut bytes = [0; N];
-    getrandom::fill(&mut bytes).map_err(PersonalError::Randomness)?;
+    getrandom::fill(&mut bytes).map_err(|error| PersonalError::Randomness(Box::new(error)))?;
     Ok(bytes)
 }
 

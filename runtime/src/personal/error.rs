@@ -63,8 +63,8 @@ pub enum PersonalError {
     #[error("a data subject id must not be empty")]
     EmptySubject,
     /// The operating system's random number generator failed (no key or nonce was made).
-    #[error("the operating system's random number generator failed: {0}")]
-    Randomness(getrandom::Error),
+    #[error("the operating system's random number generator failed")]
+    Randomness(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The key store's backend failed.
     #[error("key store failed for subject `{subject}`")]
     Backend {

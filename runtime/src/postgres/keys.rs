@@ -128,10 +128,9 @@ impl PostgresKeyStore {
         else {
             return Ok(None);
         };
-        let columns: Result<
-            (Option<Vec<u8>>, Option<DateTime<Utc>>, Option<String>),
-            tokio_postgres::Error,
-        > = (|| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))();
+        type Columns = (Option<Vec<u8>>, Option<DateTime<Utc>>, Option<String>);
+        let columns: Result<Columns, tokio_postgres::Error> =
+            (|| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))();
         let corrupt = |reason: String| PersonalError::CorruptKey {
             subject: subject.clone(),
             reason,
