@@ -153,8 +153,9 @@ impl fmt::Debug for Aad {
 ///
 /// Fails only if the operating system's random number generator does (for the nonce).
 pub fn seal(key: &DataKey, plaintext: &Value, aad: &Aad) -> Result<Value, PersonalError> {
-    // A `Value` always serialises.
-    let json = Zeroizing::new(serde_json::to_vec(plaintext).unwrap_or_default());
+    let json = Zeroizing::new(
+        serde_json::to_vec(plaintext).expect("a serde_json::Value always serialises"),
+    );
     let sealed = encrypt(&key.0, aad.as_bytes(), &json)?;
     let mut stored = String::with_capacity(SEALED_PREFIX.len() + sealed.len() * 4 / 3 + 4);
     stored.push_str(SEALED_PREFIX);

@@ -14,6 +14,37 @@
 //! - [`KeyStore`]: where wrapped keys are kept; [`MemoryKeyStore`] here,
 //!   `SqliteKeyStore` in `factum::sqlite` and `PostgresKeyStore` in `factum::postgres`.
 //!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), factum::personal::PersonalError> {
+//! use factum::personal::{Aad, KeyState, KeyStore, MasterKey, MemoryKeyStore, SubjectId};
+//! use factum::personal::{is_sealed, open, seal};
+//! use serde_json::json;
+//!
+//! let keys = MemoryKeyStore::new(MasterKey::generate()?);
+//! let alice = SubjectId::new("customer-7")?;
+//! let aad = Aad::new(factum::uuid::Uuid::now_v7(), "CustomerRegistered", 1, "/email");
+//!
+//! // Writing an event: the field is stored sealed.
+//! let KeyState::Active(key) = keys.data_key_or_create(&alice).await? else { panic!("forgotten") };
+//! let stored = seal(&key, &json!("alice@example.com"), &aad)?;
+//! assert!(is_sealed(&stored));
+//!
+//! // Reading it: open with the subject's key.
+//! let KeyState::Active(key) = keys.data_key(&alice).await? else { panic!("forgotten") };
+//! assert_eq!(open(&key, &stored, &aad)?, json!("alice@example.com"));
+//!
+//! // Forgotten: there is no key any more; the reader shows the declared replacement.
+//! keys.forget(&alice, "dpo@example.com").await?;
+//! let shown = match keys.data_key(&alice).await? {
+//!     KeyState::Active(key) => open(&key, &stored, &aad)?,
+//!     KeyState::Forgotten(_) | KeyState::Absent => json!("<erased>"),
+//! };
+//! assert_eq!(shown, json!("<erased>"));
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Plugging a KMS
 //!
 //! Two ways, by where the master key may live:

@@ -217,15 +217,27 @@ fn forget_row(
         return Ok(Ok(first));
     }
     let at = format_time(record.forgotten_at);
+    // A subject forgotten before it had a key was "created" as it was forgotten.
+    let created_at: String = connection
+        .prepare_cached("SELECT created_at FROM subject_keys WHERE subject = ?1")?
+        .query_row([subject.as_str()], |row| row.get(0))
+        .optional()?
+        .unwrap_or_else(|| at.clone());
+    // Deleted, not updated in place: the deletion is what `secure_delete` zeroes.
     connection
         .prepare_cached("DELETE FROM subject_keys WHERE subject = ?1")?
         .execute([subject.as_str()])?;
     connection
         .prepare_cached(
             "INSERT INTO subject_keys (subject, wrapped_key, created_at, forgotten_at, \
-             forgotten_by) VALUES (?1, NULL, ?2, ?2, ?3)",
+             forgotten_by) VALUES (?1, NULL, ?2, ?3, ?4)",
         )?
-        .execute(params![subject.as_str(), at, record.forgotten_by])?;
+        .execute(params![
+            subject.as_str(),
+            created_at,
+            at,
+            record.forgotten_by
+        ])?;
     transaction.commit()?;
     Ok(Ok(record))
 }
@@ -357,6 +369,14 @@ mod tests {
             "the wrapped key is on disk before forget"
         );
 
+        let created_at: String = raw(&path)
+            .query_row(
+                "SELECT created_at FROM subject_keys WHERE subject = 'alice'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+
         let record = keys.forget(&alice, "dpo").await.unwrap();
         assert!(
             !file_holds_any_part(&path, &alice_wrapped),
@@ -383,14 +403,19 @@ mod tests {
             reopened.data_key_or_create(&alice).await.unwrap(),
             KeyState::Forgotten(_)
         ));
-        let row: (Option<Vec<u8>>, String) = raw(&path)
+        let row: (Option<Vec<u8>>, String, String) = raw(&path)
             .query_row(
-                "SELECT wrapped_key, forgotten_by FROM subject_keys WHERE subject = 'alice'",
+                "SELECT wrapped_key, forgotten_by, created_at FROM subject_keys \
+                 WHERE subject = 'alice'",
                 [],
-                |row| Ok((row.get(0)?, row.get(1)?)),
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
             )
             .unwrap();
-        assert_eq!(row, (None, "dpo".to_owned()));
+        assert_eq!(
+            row,
+            (None, "dpo".to_owned(), created_at),
+            "the key's creation time stays"
+        );
         let secure_delete: i64 = keys
             .store()
             .write(|connection, _| {
