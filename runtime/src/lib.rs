@@ -26,6 +26,7 @@ mod event;
 pub(crate) mod follow;
 #[cfg(feature = "http")]
 pub mod http;
+pub mod integrity;
 #[cfg(feature = "personal")]
 pub mod personal;
 #[cfg(feature = "postgres")]

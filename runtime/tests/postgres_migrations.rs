@@ -69,12 +69,16 @@ async fn an_older_schema_is_migrated_forward() {
         .append("s", "T", ExpectedVersion::NoStream, events(1))
         .await
         .unwrap();
-    // Back to schema version 1: the append functions, the commands table and the
-    // subject keys did not exist yet.
+    // Back to schema version 1: the append functions, the commands table, the hash
+    // chain and the subject keys did not exist yet.
     raw_client()
         .await
         .batch_execute(&format!(
-            "DROP FUNCTION {SCHEMA}.factum_append;
+            "DROP TRIGGER factum_chain ON {SCHEMA}.events;
+             DROP FUNCTION {SCHEMA}.factum_chain_event;
+             DROP FUNCTION {SCHEMA}.factum_event_hash;
+             ALTER TABLE {SCHEMA}.events DROP COLUMN hash, DROP COLUMN predecessor;
+             DROP FUNCTION {SCHEMA}.factum_append;
              DROP FUNCTION {SCHEMA}.factum_append_one;
              DROP FUNCTION {SCHEMA}.factum_append_command;
              DROP TABLE {SCHEMA}.commands;
@@ -106,6 +110,13 @@ async fn an_older_schema_is_migrated_forward() {
         .await
         .unwrap();
     assert_eq!(recorded.outcome().stream_version, 3);
+    // The event stored before the chain was hashed by the migration; the later ones
+    // chain to it.
+    let verification = factum::integrity::TamperEvident::verify(&store)
+        .await
+        .unwrap();
+    assert!(verification.is_intact(), "{verification}");
+    assert_eq!(verification.events, 3);
 }
 
 #[tokio::test]

@@ -280,6 +280,12 @@ async fn a_sqlite_file_of_schema_1_opens_reads_back_and_keeps_the_contract() {
         .await
         .expect("a file of schema 1 opens");
     assert_holds_the_fixture(&store).await;
+    // The events stored before events were hashed were hashed when the file was migrated.
+    let verification = factum::integrity::TamperEvident::verify(&store)
+        .await
+        .unwrap();
+    assert!(verification.is_intact(), "{verification}");
+    assert!(verification.events > 0);
 
     let mut copies = 0;
     conformance::run_contract(|| {

@@ -27,6 +27,7 @@ pub struct PostgresConfig {
     pub(super) pg: Result<tokio_postgres::Config, Arc<tokio_postgres::Error>>,
     pub(super) pool_size: usize,
     pub(super) schema: String,
+    pub(super) check_hashes: bool,
 }
 
 impl fmt::Debug for PostgresConfig {
@@ -36,6 +37,7 @@ impl fmt::Debug for PostgresConfig {
             .field("pg", &self.pg)
             .field("pool_size", &self.pool_size)
             .field("schema", &self.schema)
+            .field("check_hashes", &self.check_hashes)
             .finish()
     }
 }
@@ -48,6 +50,7 @@ impl PostgresConfig {
             pg: Ok(pg),
             pool_size: default_pool_size(),
             schema: "public".to_owned(),
+            check_hashes: false,
         }
     }
 
@@ -60,6 +63,7 @@ impl PostgresConfig {
             pg,
             pool_size: default_pool_size(),
             schema: "public".to_owned(),
+            check_hashes: false,
         }
     }
 
@@ -73,6 +77,18 @@ impl PostgresConfig {
     /// share a database in separate schemas; appends in one never wait for another.
     pub fn schema(mut self, schema: impl Into<String>) -> Self {
         self.schema = schema.into();
+        self
+    }
+
+    /// Whether every read recomputes each event's hash and compares it with the stored
+    /// one (off by default): a damaged or edited event is then a
+    /// [`StoreError::CorruptRow`] at its position, never a wrong fact handed on. It costs
+    /// one SHA-256 of the event per read. [`TamperEvident::verify`] checks the whole log
+    /// either way.
+    ///
+    /// [`TamperEvident::verify`]: crate::integrity::TamperEvident::verify
+    pub fn check_hashes(mut self, check_hashes: bool) -> Self {
+        self.check_hashes = check_hashes;
         self
     }
 

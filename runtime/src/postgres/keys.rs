@@ -1,5 +1,5 @@
 //! The PostgreSQL key store of crypto-shredding (feature `personal`): the table
-//! `subject_keys` of the store's schema (migration 5), through the store's pool.
+//! `subject_keys` of the store's schema (migration 6), through the store's pool.
 
 use std::fmt;
 use std::sync::Arc;

@@ -51,13 +51,21 @@ pub(super) const MIGRATIONS: &[(i32, &str, &str)] = &[
         "commands recorded once",
         include_str!("migrations/0004_commands.sql"),
     ),
+    // Each event's hash and its predecessor's (`factum::integrity::chain`), computed by
+    // `factum_event_hash` in a trigger on every insert; the events stored before are
+    // hashed here.
+    (
+        5,
+        "events chained by hash",
+        include_str!("migrations/0005_events_chained_by_hash.sql"),
+    ),
     // The `subject_keys` table of crypto-shredding (`factum::personal`, feature
     // `personal`; empty without it): one row per data subject, its data key wrapped by
     // the application's master key, or, once forgotten, no key and who forgot it when.
     (
-        5,
+        6,
         "subject keys for crypto-shredding",
-        include_str!("migrations/0005_subject_keys.sql"),
+        include_str!("migrations/0006_subject_keys.sql"),
     ),
 ];
 
@@ -369,23 +377,31 @@ mod tests {
         }
     }
 
-    /// Every function the migrations create appends, so each takes the append lock once
-    /// (migrations 2 and 3 create two functions each, 4 one, 5 none).
+    /// Every function the migrations create that appends takes the append lock once
+    /// (migrations 2 and 3 create two such functions each, 4 one); migration 5's two
+    /// (the event hash and the insert trigger) run inside those appends, under their lock;
+    /// migration 6 creates none.
     #[test]
     fn the_append_functions_take_the_append_lock() {
         let lock = format!("pg_advisory_xact_lock({APPEND_LOCK_CLASS}, {{{{lock_key}}}})");
-        let expected = [(2, 2), (3, 2), (4, 1), (5, 0)];
+        // (version, functions created, functions that take the lock)
+        let expected = [(2, 2, 2), (3, 2, 2), (4, 1, 1), (5, 2, 0), (6, 0, 0)];
         assert_eq!(MIGRATIONS.len(), expected.len() + 1, "{expected:?}");
-        for ((version, _, sql), (numbered, functions)) in MIGRATIONS[1..].iter().zip(expected) {
+        for ((version, _, sql), (numbered, functions, locking)) in
+            MIGRATIONS[1..].iter().zip(expected)
+        {
             assert_eq!(*version, numbered);
             assert_eq!(
-                sql.matches("FUNCTION {{schema}}.").count(),
+                sql.matches("CREATE FUNCTION {{schema}}.").count()
+                    + sql
+                        .matches("CREATE OR REPLACE FUNCTION {{schema}}.")
+                        .count(),
                 functions,
                 "migration {version}"
             );
             assert_eq!(
                 sql.matches(&lock).count(),
-                functions,
+                locking,
                 "migration {version}: {lock}"
             );
         }

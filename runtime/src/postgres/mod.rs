@@ -10,6 +10,7 @@
 mod append;
 mod config;
 mod error;
+mod integrity;
 #[cfg(feature = "personal")]
 mod keys;
 mod migrate;

@@ -254,6 +254,12 @@ impl fmt::Debug for PostgresStore {
 #[derive(Debug)]
 pub(super) struct Sql {
     pub(super) schema: String,
+    /// Whether reads select the hash columns and check them (see
+    /// `PostgresConfig::check_hashes`): after the event columns, or after the head in
+    /// `read_filtered`.
+    pub(super) check_hashes: bool,
+    /// One page of the log for `verify`, every column as stored.
+    pub(super) verify_page: String,
     pub(super) append: String,
     pub(super) append_one: String,
     pub(super) append_command: String,
@@ -271,12 +277,29 @@ pub(super) struct Sql {
 }
 
 impl Sql {
-    fn new(schema: &str) -> Self {
+    fn new(schema: &str, check_hashes: bool) -> Self {
         let s = quote_ident(schema);
-        let columns = "position, stream_id, stream_type, stream_version, event_id, name, \
-                       schema_version, payload, occurred_at, metadata";
+        let columns = if check_hashes {
+            "position, stream_id, stream_type, stream_version, event_id, name, \
+             schema_version, payload, occurred_at, metadata, hash, predecessor"
+        } else {
+            "position, stream_id, stream_type, stream_version, event_id, name, \
+             schema_version, payload, occurred_at, metadata"
+        };
+        let filtered_hashes = if check_hashes {
+            ", e.hash, e.predecessor"
+        } else {
+            ""
+        };
         Self {
             schema: schema.to_owned(),
+            check_hashes,
+            verify_page: format!(
+                "SELECT position, stream_id, stream_type, stream_version, event_id, name, \
+                        schema_version, payload::text, metadata::text, occurred_at, hash, \
+                        predecessor \
+                 FROM {s}.events WHERE position > $1 ORDER BY position LIMIT $2"
+            ),
             append: format!(
                 "SELECT o_status, o_stream_version, o_last_position, o_event_id, o_existing_type \
                  FROM {s}.factum_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
@@ -324,7 +347,8 @@ impl Sql {
             // is visible, so nothing matching at or below `head` is missing.
             read_filtered: format!(
                 "SELECT e.position, e.stream_id, e.stream_type, e.stream_version, e.event_id, \
-                        e.name, e.schema_version, e.payload, e.occurred_at, e.metadata, h.head \
+                        e.name, e.schema_version, e.payload, e.occurred_at, e.metadata, h.head\
+                        {filtered_hashes} \
                  FROM (SELECT max(position) AS head FROM {s}.events) AS h \
                  LEFT JOIN LATERAL (SELECT {columns} FROM {s}.events \
                      WHERE position > $1 AND name = ANY($2) ORDER BY position LIMIT $3) AS e \
@@ -380,7 +404,7 @@ impl PostgresStore {
                     source: Box::new(source),
                 })
             })?;
-        let sql = Arc::new(Sql::new(&config.schema));
+        let sql = Arc::new(Sql::new(&config.schema, config.check_hashes));
         let store = Self {
             pool,
             notifier: Arc::new(Notifier::new(
@@ -542,6 +566,21 @@ impl PostgresStore {
             .unwrap_or(0))
     }
 
+    /// The store's statements.
+    pub(super) fn sql(&self) -> &Sql {
+        &self.sql
+    }
+
+    /// Checks the row's hash when the store checks hashes on read (see
+    /// `PostgresConfig::check_hashes`); `hash_column`: where the hash columns start.
+    fn checked(&self, row: &Row, hash_column: usize) -> Result<(), StoreError> {
+        if self.sql.check_hashes {
+            super::integrity::check_hash(row, hash_column)
+        } else {
+            Ok(())
+        }
+    }
+
     async fn query(
         &self,
         sql: &str,
@@ -663,6 +702,7 @@ impl EventStore for PostgresStore {
         let mut expected = from_version.max(1);
         rows.iter()
             .map(|row| {
+                self.checked(row, 10)?;
                 let event = decode_row(row)?;
                 check_gapless(
                     stream_id,
@@ -684,7 +724,12 @@ impl EventStore for PostgresStore {
         let rows = self
             .query(&self.sql.read_all, &[&to_i64(after), &limit])
             .await?;
-        rows.iter().map(decode_row).collect()
+        rows.iter()
+            .map(|row| {
+                self.checked(row, 10)?;
+                decode_row(row)
+            })
+            .collect()
     }
 
     async fn for_each_in_stream<E, F>(
@@ -738,6 +783,7 @@ impl EventStore for PostgresStore {
                     position_of(row),
                 )
                 .map_err(VisitError::Store)?;
+                self.checked(row, 10).map_err(VisitError::Store)?;
                 fill_record(row, &mut record).map_err(VisitError::Store)?;
                 visit(&record).map_err(VisitError::Visitor)?;
                 next = version.saturating_add(1);
@@ -785,6 +831,7 @@ impl EventStore for PostgresStore {
                 .try_get(0)
                 .map_err(|error| corrupt("", 0, format_args!("position: {error}")))?;
             if position.is_some() {
+                self.checked(row, 11)?;
                 page.events.push(decode_row(row)?);
             }
         }

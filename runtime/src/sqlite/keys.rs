@@ -1,5 +1,5 @@
 //! The SQLite key store of crypto-shredding (feature `personal`): the table
-//! `subject_keys` of a store file (schema version 3), one row per data subject.
+//! `subject_keys` of a store file (schema version 4), one row per data subject.
 //!
 //! It works through the store's connections: reads on its reader pool, writes on its
 //! one writer, on tokio's blocking pool like the store's own. Forgetting deletes the

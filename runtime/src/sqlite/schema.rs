@@ -44,7 +44,13 @@ pub(crate) struct Migration {
     /// Every table of the schema at this version (besides its version table): a file
     /// that records this version and lacks one of them is refused.
     pub(crate) tables: &'static [&'static str],
+    /// Work in Rust after the statements, in their transaction (filling a new column
+    /// from the rows already stored).
+    pub(crate) then: Option<RustStep>,
 }
+
+/// A migration's step in Rust, run after its statements in their transaction.
+pub(crate) type RustStep = fn(&Connection) -> Result<(), Failure>;
 
 /// A schema of factum's in a SQLite file: its migrations and where they are recorded.
 pub(crate) struct Schema {
@@ -126,6 +132,7 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         );
     ",
         tables: &["streams", "events", "snapshots"],
+        then: None,
     },
     Migration {
         version: 2,
@@ -148,9 +155,23 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         CREATE INDEX commands_recorded_at ON commands (recorded_at_s, recorded_at_ns);
     ",
         tables: &["streams", "events", "snapshots", "commands"],
+        then: None,
     },
     Migration {
         version: 3,
+        description: "events chained by hash",
+        // Each event's SHA-256 over its stored bytes and its predecessor's hash (see
+        // `factum::integrity::chain`); the rows stored before are hashed in Rust after
+        // the columns are added.
+        sql: "
+        ALTER TABLE events ADD COLUMN hash BLOB;
+        ALTER TABLE events ADD COLUMN predecessor BLOB;
+    ",
+        tables: &["streams", "events", "snapshots", "commands"],
+        then: Some(super::store::integrity_backfill),
+    },
+    Migration {
+        version: 4,
         description: "subject keys for crypto-shredding",
         // One row per data subject of `factum::personal` (feature `personal`; empty
         // without it): the subject's data key wrapped by the application's master key,
@@ -168,6 +189,7 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         );
     ",
         tables: &["streams", "events", "snapshots", "commands", "subject_keys"],
+        then: None,
     },
 ];
 
@@ -192,6 +214,7 @@ pub(crate) const READ_MODEL_CATALOG: Schema = Schema {
             );
         ",
         tables: &["versions"],
+        then: None,
     }],
     adopts_unversioned: true,
     shares_file_with: &[],
@@ -222,6 +245,7 @@ pub(crate) const READ_MODEL: Schema = Schema {
             );
         ",
         tables: &["factum_checkpoint", "factum_parked"],
+        then: None,
     }],
     adopts_unversioned: true,
     shares_file_with: &["factum_process_version"],
@@ -267,6 +291,7 @@ pub(crate) const PROCESS_STORE: Schema = Schema {
                 ON factum_process_outbox (state, instance, seq);
         ",
         tables: &["factum_process_instances", "factum_process_outbox"],
+        then: None,
     }],
     adopts_unversioned: true,
     shares_file_with: &["factum_read_model_version"],
@@ -352,6 +377,9 @@ pub(crate) fn migrate_schema(
         .filter(|migration| migration.version > current)
     {
         connection.execute_batch(migration.sql)?;
+        if let Some(then) = migration.then {
+            then(connection).map_err(SchemaError::Failed)?;
+        }
         connection.execute(&record, params![migration.version, migration.description])?;
     }
     transaction.commit().map_err(SchemaError::Failed)

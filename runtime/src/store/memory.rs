@@ -13,6 +13,56 @@ use super::{
     FilteredPage, Head, StoreError, VisitError,
 };
 use crate::envelope::{NewEvent, RecordedEvent, Snapshot};
+use crate::integrity::{
+    EventHash, GENESIS, StoredEvent, StoredFields, TamperEvident, Verification, Verifier,
+    event_hash,
+};
+
+/// The hash of a logged event: its metadata hashed as the JSON it serialises to (the
+/// memory store keeps no text of it).
+fn hash_of(predecessor: &EventHash, event: &RecordedEvent) -> EventHash {
+    let metadata = serde_json::to_vec(&event.metadata).unwrap_or_default();
+    event_hash(predecessor, &fields_of(event, &metadata))
+}
+
+fn fields_of<'a>(event: &'a RecordedEvent, metadata: &'a [u8]) -> StoredFields<'a> {
+    StoredFields {
+        event_id: event.event_id.as_bytes(),
+        position: i64::try_from(event.position).unwrap_or(i64::MAX),
+        stream_id: event.stream_id.as_bytes(),
+        stream_type: event.stream_type.as_bytes(),
+        stream_version: i64::try_from(event.stream_version).unwrap_or(i64::MAX),
+        name: event.name.as_bytes(),
+        schema_version: i64::from(event.schema_version),
+        timestamp_seconds: event.timestamp.timestamp(),
+        timestamp_nanos: i64::from(event.timestamp.timestamp_subsec_nanos()),
+        metadata: Some(metadata),
+        payload: event.payload.get().as_bytes(),
+    }
+}
+
+impl TamperEvident for MemoryStore {
+    /// Recomputes every hash and walks the chains; a memory store is only altered by a
+    /// bug, which this would show.
+    async fn verify(&self) -> Result<Verification, StoreError> {
+        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+        let mut verifier = Verifier::new();
+        for (event, (hash, predecessor)) in state.log.iter().zip(&state.hashes) {
+            let metadata = serde_json::to_vec(&event.metadata).unwrap_or_default();
+            verifier.event(&StoredEvent {
+                fields: fields_of(event, &metadata),
+                hash,
+                predecessor,
+            });
+        }
+        let heads: Vec<(&[u8], i64)> = state
+            .streams
+            .iter()
+            .map(|(id, stream)| (id.as_bytes(), stream.log_indexes.len() as i64))
+            .collect();
+        Ok(verifier.finish_with_heads(heads))
+    }
+}
 
 /// An in-memory [`EventStore`]. Cloning it shares the same log.
 #[derive(Debug, Clone)]
@@ -36,6 +86,9 @@ impl Default for MemoryStore {
 struct State {
     /// The global log; an event's position is its index + 1.
     log: Vec<RecordedEvent>,
+    /// Each logged event's hash and its predecessor's, by log index (see
+    /// [`crate::integrity::chain`]).
+    hashes: Vec<(EventHash, EventHash)>,
     streams: HashMap<String, Stream>,
     snapshots: HashMap<String, Snapshot>,
     /// Log index of every stored event id.
@@ -135,6 +188,10 @@ impl State {
         for event in events {
             let index = self.log.len();
             self.event_ids.insert(event.event_id, index);
+            let predecessor = stream
+                .log_indexes
+                .last()
+                .map_or(GENESIS, |last| self.hashes[*last].0);
             stream.log_indexes.push(index);
             self.log.push(RecordedEvent {
                 event_id: event.event_id,
@@ -149,6 +206,8 @@ impl State {
                 timestamp: event.timestamp,
                 metadata: event.metadata,
             });
+            let hash = hash_of(&predecessor, &self.log[index]);
+            self.hashes.push((hash, predecessor));
         }
         Ok(AppendOutcome {
             stream_version: stream.log_indexes.len() as u64,

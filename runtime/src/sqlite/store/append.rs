@@ -6,8 +6,10 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 
 use super::commands;
 use super::connection::{Failure, WriteTransaction, backend};
+use super::integrity;
 use super::rows::{stream_version_of, to_sql_integer};
 use crate::envelope::{Metadata, NewEvent};
+use crate::integrity::{StoredFields, event_hash};
 use crate::store::{
     AppendOutcome, CommandAppend, CommandOutcome, CommandRecord, CommandSession, CommandWrite,
     ExpectedVersion, StoreError,
@@ -160,6 +162,7 @@ pub(super) fn command_session<E, V, D>(
     stream_type: &str,
     from_version: u64,
     command: &CommandRecord,
+    check_hashes: bool,
     mut visit: V,
     decide: D,
 ) -> Result<Result<CommandSession<E>, E>, Failure>
@@ -180,9 +183,17 @@ where
         stream_id,
         from_version,
         usize::MAX,
+        check_hashes,
         |row, stored_type| {
             bytes.clear();
-            let copied = super::rows::copy_row(row, 0, stream_id, &mut bytes)?;
+            let copied = super::rows::copy_checked(
+                row,
+                0,
+                stream_id,
+                stored_type,
+                &mut bytes,
+                check_hashes,
+            )?;
             let record = record.get_or_insert_with(|| {
                 super::rows::blank(stream_id.to_owned(), stored_type.to_owned())
             });
@@ -400,12 +411,21 @@ fn insert_events(
         }
     };
     let mut insert = connection.prepare_cached(
-        "INSERT INTO events (stream_key, stream_version, event_id, name, schema_version,
-                             payload, metadata, timestamp_s, timestamp_ns)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO events (position, stream_key, stream_version, event_id, name,
+                             schema_version, payload, metadata, timestamp_s, timestamp_ns,
+                             hash, predecessor)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?;
+    // Positions are taken here, under the write lock, so each event's hash can cover its
+    // position (see `factum::integrity::chain`).
+    let first_position = integrity::next_position(connection)?;
+    let mut predecessor = integrity::hash_at(
+        connection,
+        stream_id,
+        stream_key,
+        i64::try_from(first_version - 1).unwrap_or(i64::MAX),
     )?;
     let mut metadata_json = Vec::new();
-    let mut first_position = 0;
     for (offset, event) in events.iter().enumerate() {
         let metadata = if is_empty(&event.metadata) {
             None
@@ -420,20 +440,41 @@ fn insert_events(
                     .map_err(|error| Failure::Store(StoreError::Backend(Box::new(error))))?,
             )
         };
+        let position = first_position + offset as i64;
+        let stream_version = to_sql_integer(first_version + offset as u64);
+        let seconds = event.timestamp.timestamp();
+        let nanos = event.timestamp.timestamp_subsec_nanos();
+        let hash = event_hash(
+            &predecessor,
+            &StoredFields {
+                event_id: event.event_id.as_bytes(),
+                position,
+                stream_id: stream_id.as_bytes(),
+                stream_type: stream_type.as_bytes(),
+                stream_version,
+                name: event.name.as_bytes(),
+                schema_version: i64::from(event.schema_version),
+                timestamp_seconds: seconds,
+                timestamp_nanos: i64::from(nanos),
+                metadata: metadata.map(str::as_bytes),
+                payload: event.payload.get().as_bytes(),
+            },
+        );
         insert.execute(params![
+            position,
             stream_key,
-            to_sql_integer(first_version + offset as u64),
+            stream_version,
             event.event_id.as_bytes().as_slice(),
             event.name,
             event.schema_version,
             event.payload.get(),
             metadata,
-            event.timestamp.timestamp(),
-            event.timestamp.timestamp_subsec_nanos(),
+            seconds,
+            nanos,
+            hash.as_slice(),
+            predecessor.as_slice(),
         ])?;
-        if offset == 0 {
-            first_position = connection.last_insert_rowid();
-        }
+        predecessor = hash;
     }
     let position = |position: i64| {
         u64::try_from(position).map_err(|_| {
@@ -453,6 +494,8 @@ fn is_empty(metadata: &Metadata) -> bool {
     metadata.correlation_id.is_none()
         && metadata.causation_id.is_none()
         && metadata.actor.is_none()
+        && metadata.actor_kind.is_none()
+        && metadata.tenant.is_none()
         && metadata.extra.is_empty()
 }
 

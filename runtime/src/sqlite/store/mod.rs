@@ -25,7 +25,7 @@
 //!   process record it once); `event_ids` holds the events' 16-byte ids in order, and an
 //!   index on the time serves `prune_commands`. See [`crate::store::commands`].
 //! - `subject_keys (subject TEXT PRIMARY KEY, wrapped_key BLOB, created_at, forgotten_at,
-//!   forgotten_by)` (since schema version 3): the data keys of crypto-shredding, kept by
+//!   forgotten_by)` (since schema version 4): the data keys of crypto-shredding, kept by
 //!   `SqliteKeyStore` (feature `personal`); empty unless it is used.
 //!
 //! # Why it is built this way
@@ -114,6 +114,7 @@
 mod append;
 mod commands;
 pub(super) mod connection;
+mod integrity;
 mod rows;
 #[cfg(test)]
 mod tests;
@@ -128,6 +129,7 @@ use tokio::sync::{Mutex, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use self::connection::{Failure, Readers};
+pub(crate) use self::integrity::backfill as integrity_backfill;
 use super::{file, schema};
 use crate::envelope::{NewEvent, RecordedEvent, Snapshot};
 use crate::store::{
@@ -164,6 +166,7 @@ pub struct SqliteOptions {
     synchronous: Synchronous,
     pub(super) busy_timeout: Duration,
     readers: usize,
+    check_hashes: bool,
 }
 
 impl Default for SqliteOptions {
@@ -172,6 +175,7 @@ impl Default for SqliteOptions {
             synchronous: Synchronous::Full,
             busy_timeout: Duration::from_secs(5),
             readers: 4,
+            check_hashes: false,
         }
     }
 }
@@ -198,6 +202,18 @@ impl SqliteOptions {
     /// At most this many reads run at once, each on its own connection (at least 1).
     pub fn readers(mut self, readers: usize) -> Self {
         self.readers = readers.max(1);
+        self
+    }
+
+    /// Whether every read recomputes each event's hash and compares it with the stored
+    /// one (off by default): a damaged or edited event is then a
+    /// [`StoreError::CorruptRow`] at its position, never a wrong fact handed on. It costs
+    /// one SHA-256 of the stored bytes per event read. [`TamperEvident::verify`] checks
+    /// the whole log either way.
+    ///
+    /// [`TamperEvident::verify`]: crate::integrity::TamperEvident::verify
+    pub fn check_hashes(mut self, check_hashes: bool) -> Self {
+        self.check_hashes = check_hashes;
         self
     }
 
@@ -355,6 +371,15 @@ impl fmt::Debug for SqliteStore {
             .field("path", &self.inner.path)
             .field("options", &self.inner.options)
             .finish_non_exhaustive()
+    }
+}
+
+impl crate::integrity::TamperEvident for SqliteStore {
+    /// Verifies the file: SQLite's `integrity_check`, every event's hash and chain in
+    /// position order, every stream's head. Reads in one read transaction (appends go on
+    /// meanwhile, unseen).
+    async fn verify(&self) -> Result<crate::integrity::Verification, StoreError> {
+        self.read(integrity::verify).await
     }
 }
 
@@ -618,6 +643,7 @@ impl EventStore for SqliteStore {
         // and the decision travel there with what they own.
         let stream_id = stream_id.to_owned();
         let stream_type = stream_type.to_owned();
+        let check_hashes = self.inner.options.check_hashes;
         let session = self
             .write(move |connection, patience| {
                 append::command_session(
@@ -627,6 +653,7 @@ impl EventStore for SqliteStore {
                     &stream_type,
                     from_version,
                     &command,
+                    check_hashes,
                     visit,
                     decide,
                 )
@@ -670,8 +697,11 @@ impl EventStore for SqliteStore {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let stream_id = stream_id.to_owned();
-        self.read(move |connection| rows::read_stream(connection, &stream_id, from_version, limit))
-            .await
+        let check_hashes = self.inner.options.check_hashes;
+        self.read(move |connection| {
+            rows::read_stream(connection, &stream_id, from_version, limit, check_hashes)
+        })
+        .await
     }
 
     async fn for_each_in_stream<E, F>(
@@ -692,8 +722,16 @@ impl EventStore for SqliteStore {
         let reading = {
             let stream_id = stream_id.to_owned();
             let spare_chunks = Arc::clone(&self.inner.spare_chunks);
+            let check_hashes = self.inner.options.check_hashes;
             self.spawn_read(move |connection| {
-                stream_chunks(connection, &stream_id, from_version, &full, &spare_chunks)
+                stream_chunks(
+                    connection,
+                    &stream_id,
+                    from_version,
+                    check_hashes,
+                    &full,
+                    &spare_chunks,
+                )
             })
             .await
             .map_err(VisitError::Store)?
@@ -717,7 +755,8 @@ impl EventStore for SqliteStore {
     }
 
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
-        self.read(move |connection| rows::read_all(connection, after, limit))
+        let check_hashes = self.inner.options.check_hashes;
+        self.read(move |connection| rows::read_all(connection, after, limit, check_hashes))
             .await
     }
 
@@ -728,8 +767,11 @@ impl EventStore for SqliteStore {
         names: &[&str],
     ) -> Result<FilteredPage, StoreError> {
         let names: Vec<String> = names.iter().map(|name| (*name).to_owned()).collect();
-        self.read(move |connection| rows::read_all_filtered(connection, after, limit, &names))
-            .await
+        let check_hashes = self.inner.options.check_hashes;
+        self.read(move |connection| {
+            rows::read_all_filtered(connection, after, limit, &names, check_hashes)
+        })
+        .await
     }
 
     async fn head(&self) -> Result<Option<Head>, StoreError> {
@@ -846,6 +888,7 @@ fn stream_chunks(
     connection: &Connection,
     stream_id: &str,
     from_version: u64,
+    check_hashes: bool,
     full: &mpsc::Sender<Chunk>,
     spare_chunks: &SpareChunks,
 ) -> Result<(), Failure> {
@@ -856,9 +899,17 @@ fn stream_chunks(
         stream_id,
         from_version,
         usize::MAX,
+        check_hashes,
         |row, stream_type| {
             let chunk = chunk.get_or_insert_with(|| spare_chunks.take(stream_type));
-            let copied = rows::copy_row(row, 0, stream_id, &mut chunk.bytes)?;
+            let copied = rows::copy_checked(
+                row,
+                0,
+                stream_id,
+                stream_type,
+                &mut chunk.bytes,
+                check_hashes,
+            )?;
             chunk.rows.push(copied);
             if chunk.rows.len() >= CHUNK_EVENTS || chunk.bytes.len() >= CHUNK_BYTES {
                 let ready = std::mem::replace(chunk, spare_chunks.take(stream_type));

@@ -25,6 +25,40 @@ use crate::store::{FilteredPage, Head, StoreError};
 const EVENT_COLUMNS: &str = "e.position, e.stream_version, e.event_id, e.name, \
      e.schema_version, e.payload, e.metadata, e.timestamp_s, e.timestamp_ns";
 
+/// The hash columns a read that checks hashes selects after [`EVENT_COLUMNS`].
+const HASH_COLUMNS: &str = ", e.hash, e.predecessor";
+/// How many columns [`EVENT_COLUMNS`] has: where [`HASH_COLUMNS`] start after it.
+const EVENT_COLUMN_COUNT: usize = 9;
+
+/// The hash columns to select: none unless the read checks hashes.
+fn hash_columns(check_hashes: bool) -> &'static str {
+    if check_hashes { HASH_COLUMNS } else { "" }
+}
+
+/// Copies the event columns that start at `first` (see [`copy_row`]) and, when
+/// `check_hashes`, checks the copy against the hash columns selected after them.
+pub(super) fn copy_checked(
+    row: &Row<'_>,
+    first: usize,
+    stream_id: &str,
+    stream_type: &str,
+    bytes: &mut Vec<u8>,
+    check_hashes: bool,
+) -> Result<CopiedRow, Failure> {
+    let copied = copy_row(row, first, stream_id, bytes)?;
+    if check_hashes {
+        super::integrity::check_copied(
+            row,
+            first + EVENT_COLUMN_COUNT,
+            stream_id,
+            stream_type,
+            &copied,
+            bytes,
+        )?;
+    }
+    Ok(copied)
+}
+
 /// A `u64` bound as SQLite's signed integer, saturating (SQLite integers are `i64`).
 pub(super) fn to_sql_integer(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
@@ -78,6 +112,7 @@ pub(super) fn each_row_in_stream(
     stream_id: &str,
     from_version: u64,
     limit: usize,
+    check_hashes: bool,
     mut each: impl FnMut(&Row<'_>, &str) -> Result<(), Failure>,
 ) -> Result<(), Failure> {
     // One read transaction, unless the caller's transaction (a command's write session)
@@ -99,8 +134,9 @@ pub(super) fn each_row_in_stream(
         return Ok(());
     };
     let last_version = stream_version_of(stream_id, last_version)?;
+    let hashes = hash_columns(check_hashes);
     let mut statement = connection.prepare_cached(&format!(
-        "SELECT {EVENT_COLUMNS} FROM events e
+        "SELECT {EVENT_COLUMNS}{hashes} FROM events e
          WHERE e.stream_key = ?1 AND e.stream_version >= ?2
          ORDER BY e.stream_version LIMIT ?3"
     ))?;
@@ -191,6 +227,7 @@ pub(super) fn read_stream(
     stream_id: &str,
     from_version: u64,
     limit: usize,
+    check_hashes: bool,
 ) -> Result<Vec<RecordedEvent>, Failure> {
     let mut events = Vec::new();
     let mut bytes = Vec::new();
@@ -199,9 +236,10 @@ pub(super) fn read_stream(
         stream_id,
         from_version,
         limit,
+        check_hashes,
         |row, stream_type| {
             bytes.clear();
-            let copied = copy_row(row, 0, stream_id, &mut bytes)?;
+            let copied = copy_checked(row, 0, stream_id, stream_type, &mut bytes, check_hashes)?;
             let mut record = blank(stream_id.to_owned(), stream_type.to_owned());
             fill(&mut record, &bytes, &copied)?;
             events.push(record);
@@ -216,10 +254,12 @@ pub(super) fn read_all(
     connection: &Connection,
     after: u64,
     limit: usize,
+    check_hashes: bool,
 ) -> Result<Vec<RecordedEvent>, Failure> {
     // A left join: an event whose stream row is missing is reported, not dropped.
+    let hashes = hash_columns(check_hashes);
     let mut statement = connection.prepare_cached(&format!(
-        "SELECT {STREAM_COLUMNS}, {EVENT_COLUMNS}
+        "SELECT {STREAM_COLUMNS}, {EVENT_COLUMNS}{hashes}
          FROM events e LEFT JOIN streams s ON s.stream_key = e.stream_key
          WHERE e.position > ?1 ORDER BY e.position LIMIT ?2"
     ))?;
@@ -227,7 +267,7 @@ pub(super) fn read_all(
     let mut events = Vec::new();
     let mut bytes = Vec::new();
     while let Some(row) = rows.next()? {
-        events.push(event_with_stream(row, &mut bytes)?);
+        events.push(event_with_stream(row, &mut bytes, check_hashes)?);
     }
     Ok(events)
 }
@@ -250,6 +290,7 @@ pub(super) fn read_all_filtered(
     after: u64,
     limit: usize,
     names: &[String],
+    check_hashes: bool,
 ) -> Result<FilteredPage, Failure> {
     let limit = limit.max(1);
     let transaction = connection.unchecked_transaction()?;
@@ -258,8 +299,9 @@ pub(super) fn read_all_filtered(
         // One statement per number of names; a follower asks with the same names every
         // time, so the statement cache keeps it. (`IN ()` is false in SQLite.)
         let placeholders = vec!["?"; names.len()].join(", ");
+        let hashes = hash_columns(check_hashes);
         let mut statement = connection.prepare_cached(&format!(
-            "SELECT {STREAM_COLUMNS}, {EVENT_COLUMNS}
+            "SELECT {STREAM_COLUMNS}, {EVENT_COLUMNS}{hashes}
              FROM events e LEFT JOIN streams s ON s.stream_key = e.stream_key
              WHERE e.position > ?
                AND (e.name IN ({placeholders})
@@ -276,7 +318,7 @@ pub(super) fn read_all_filtered(
         let mut rows = statement.query(values.as_slice())?;
         let mut bytes = Vec::new();
         while let Some(row) = rows.next()? {
-            events.push(event_with_stream(row, &mut bytes)?);
+            events.push(event_with_stream(row, &mut bytes, check_hashes)?);
         }
     }
     let scanned_to = match events.last() {
@@ -343,7 +385,11 @@ const EVENT_AFTER_STREAM: usize = 4;
 /// An event selected as `{STREAM_COLUMNS}, {EVENT_COLUMNS}`, its stream row left-joined:
 /// an event without a stream row, or past its stream's version, is a
 /// [`StoreError::CorruptRow`] at its position.
-fn event_with_stream(row: &Row<'_>, bytes: &mut Vec<u8>) -> Result<RecordedEvent, Failure> {
+fn event_with_stream(
+    row: &Row<'_>,
+    bytes: &mut Vec<u8>,
+    check_hashes: bool,
+) -> Result<RecordedEvent, Failure> {
     if let Ok(ValueRef::Null) = row.get_ref(0) {
         let key = match row.get_ref(3) {
             Ok(ValueRef::Integer(key)) => format!("key {key}"),
@@ -368,7 +414,14 @@ fn event_with_stream(row: &Row<'_>, bytes: &mut Vec<u8>) -> Result<RecordedEvent
         )
     })?;
     bytes.clear();
-    let copied = copy_row(row, EVENT_AFTER_STREAM, stream_id, bytes)?;
+    let copied = copy_checked(
+        row,
+        EVENT_AFTER_STREAM,
+        stream_id,
+        stream_type,
+        bytes,
+        check_hashes,
+    )?;
     let mut record = blank(stream_id.to_owned(), stream_type.to_owned());
     fill(&mut record, bytes, &copied)?;
     if copied.stream_version > last_version {
@@ -449,8 +502,8 @@ fn json(row: &Row<'_>, column: usize) -> Result<Box<RawValue>, String> {
 /// places in a byte buffer.
 #[derive(Debug, Clone)]
 pub(super) struct CopiedRow {
-    position: i64,
-    stream_version: i64,
+    pub(super) position: i64,
+    pub(super) stream_version: i64,
     event_id: [u8; 16],
     schema_version: i64,
     seconds: i64,
@@ -615,6 +668,33 @@ pub(super) fn fill(
     match metadata {
         Ok(()) => Ok(()),
         Err(reason) => Err(corrupt(record, format!("metadata: {reason}"))),
+    }
+}
+
+impl CopiedRow {
+    /// The hashed fields of the row, as stored (see [`crate::integrity::chain`]).
+    pub(super) fn fields<'a>(
+        &'a self,
+        stream_id: &'a str,
+        stream_type: &'a str,
+        bytes: &'a [u8],
+    ) -> crate::integrity::StoredFields<'a> {
+        crate::integrity::StoredFields {
+            event_id: &self.event_id,
+            position: self.position,
+            stream_id: stream_id.as_bytes(),
+            stream_type: stream_type.as_bytes(),
+            stream_version: self.stream_version,
+            name: bytes.get(self.name.clone()).unwrap_or_default(),
+            schema_version: self.schema_version,
+            timestamp_seconds: self.seconds,
+            timestamp_nanos: self.nanoseconds,
+            metadata: self
+                .metadata
+                .as_ref()
+                .map(|range| bytes.get(range.clone()).unwrap_or_default()),
+            payload: bytes.get(self.payload.clone()).unwrap_or_default(),
+        }
     }
 }
 

@@ -27,7 +27,7 @@ async fn a_newer_schema_is_refused_with_both_versions() {
         Err(SqliteOpenError::SchemaTooNew {
             path: refused,
             found: 7,
-            supported: 3,
+            supported: SqliteStore::SCHEMA_VERSION,
         }) => assert_eq!(refused, path),
         other => panic!("expected SchemaTooNew, got {other:?}"),
     }

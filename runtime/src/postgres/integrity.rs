@@ -1,0 +1,162 @@
+//! The PostgreSQL store's side of tamper evidence (see [`crate::integrity`]): the hashes
+//! themselves are computed in the database (`factum_event_hash`, called by the insert
+//! trigger of migration 5); here the check of a row's hash as it is read, and the walk of
+//! `verify`.
+
+use serde_json::value::RawValue;
+use tokio_postgres::Row;
+use tokio_postgres::types::Json;
+
+use super::error::backend;
+use super::rows::{corrupt_at, position_of, to_i64};
+use super::store::PostgresStore;
+use crate::integrity::{
+    EventHash, StoredEvent, StoredFields, TamperEvident, Tampering, TamperingKind, Verification,
+    Verifier, event_hash,
+};
+use crate::store::StoreError;
+
+/// Events read per page by `verify`.
+const VERIFY_PAGE: i64 = 10_000;
+
+/// Checks an event row selected with the store's columns against the hash columns at
+/// `hash_column` and the next: a damaged event is a [`StoreError::CorruptRow`] at its
+/// position.
+pub(super) fn check_hash(row: &Row, hash_column: usize) -> Result<(), StoreError> {
+    let position = position_of(row);
+    let stream_id: &str = row.try_get(1).unwrap_or_default();
+    let version: i64 = row.try_get(3).unwrap_or_default();
+    let corrupt = |reason: &str| {
+        corrupt_at(
+            stream_id,
+            u64::try_from(version).unwrap_or(0),
+            position,
+            format_args!("{reason}"),
+        )
+    };
+    let stored_hash = |column: usize, what: &str| -> Result<EventHash, StoreError> {
+        let bytes: Option<&[u8]> = row
+            .try_get(column)
+            .map_err(|error| corrupt(&format!("its {what}: {error}")))?;
+        bytes
+            .and_then(|bytes| EventHash::try_from(bytes).ok())
+            .ok_or_else(|| corrupt(&format!("its {what} is missing or not 32 bytes")))
+    };
+    let hash = stored_hash(hash_column, "hash")?;
+    let predecessor = stored_hash(hash_column + 1, "predecessor hash")?;
+    let read = |error: tokio_postgres::Error| corrupt(&format!("a column: {error}"));
+    let event_id: uuid::Uuid = row.try_get(4).map_err(read)?;
+    let payload: Json<&RawValue> = row.try_get(7).map_err(read)?;
+    let occurred_at: chrono::DateTime<chrono::Utc> = row.try_get(8).map_err(read)?;
+    let metadata: Json<&RawValue> = row.try_get(9).map_err(read)?;
+    let fields = StoredFields {
+        event_id: event_id.as_bytes(),
+        position: position.map_or(0, to_i64),
+        stream_id: stream_id.as_bytes(),
+        stream_type: row.try_get::<_, &str>(2).map_err(read)?.as_bytes(),
+        stream_version: version,
+        name: row.try_get::<_, &str>(5).map_err(read)?.as_bytes(),
+        schema_version: row.try_get(6).map_err(read)?,
+        timestamp_seconds: occurred_at.timestamp(),
+        timestamp_nanos: i64::from(occurred_at.timestamp_subsec_nanos()),
+        metadata: Some(metadata.0.get().as_bytes()),
+        payload: payload.0.get().as_bytes(),
+    };
+    if event_hash(&predecessor, &fields) != hash {
+        return Err(corrupt(
+            "the stored event does not match its hash (altered after it was written)",
+        ));
+    }
+    Ok(())
+}
+
+impl TamperEvident for PostgresStore {
+    /// Verifies the log: every event's hash and chain in position order, read in pages
+    /// (appends go on meanwhile; those after the walk's start may be seen or not). The
+    /// table records no stream heads apart from its events: a stream's last events
+    /// deleted leave a shorter chain that holds, which a signed checkpoint catches.
+    async fn verify(&self) -> Result<Verification, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&self.sql().verify_page)
+            .await
+            .map_err(backend)?;
+        let mut verifier = Verifier::new();
+        let mut after = 0i64;
+        loop {
+            let rows = client
+                .query(&statement, &[&after, &VERIFY_PAGE])
+                .await
+                .map_err(backend)?;
+            for row in &rows {
+                let position: i64 = row.try_get(0).map_err(backend)?;
+                after = position;
+                feed(&mut verifier, row, position);
+            }
+            if (rows.len() as i64) < VERIFY_PAGE {
+                return Ok(verifier.finish());
+            }
+        }
+    }
+}
+
+/// Hands one row of `Sql::verify_page` to the verifier, or a finding when a column does
+/// not read as its type.
+fn feed(verifier: &mut Verifier, row: &Row, position: i64) {
+    let fields = (|| -> Result<_, tokio_postgres::Error> {
+        let event_id: uuid::Uuid = row.try_get(4)?;
+        let occurred_at: chrono::DateTime<chrono::Utc> = row.try_get(9)?;
+        Ok((event_id, occurred_at))
+    })();
+    let ((event_id, occurred_at), Ok(stream_id), Ok(stream_type), Ok(version)) = (
+        match fields {
+            Ok(fields) => fields,
+            Err(error) => {
+                verifier.finding(Tampering {
+                    kind: TamperingKind::Altered,
+                    stream_id: String::new(),
+                    stream_version: 0,
+                    position: u64::try_from(position).ok(),
+                    detail: format!("a column cannot be read: {error}"),
+                });
+                return;
+            }
+        },
+        row.try_get::<_, &str>(1),
+        row.try_get::<_, &str>(2),
+        row.try_get::<_, i64>(3),
+    ) else {
+        verifier.finding(Tampering {
+            kind: TamperingKind::Altered,
+            stream_id: String::new(),
+            stream_version: 0,
+            position: u64::try_from(position).ok(),
+            detail: "its stream columns cannot be read".to_owned(),
+        });
+        return;
+    };
+    let text = |column: usize| row.try_get::<_, Option<&str>>(column).ok().flatten();
+    let bytes = |column: usize| {
+        row.try_get::<_, Option<&[u8]>>(column)
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    };
+    verifier.event(&StoredEvent {
+        fields: StoredFields {
+            event_id: event_id.as_bytes(),
+            position,
+            stream_id: stream_id.as_bytes(),
+            stream_type: stream_type.as_bytes(),
+            stream_version: version,
+            name: text(5).unwrap_or_default().as_bytes(),
+            schema_version: row.try_get(6).unwrap_or(-1),
+            timestamp_seconds: occurred_at.timestamp(),
+            timestamp_nanos: i64::from(occurred_at.timestamp_subsec_nanos()),
+            metadata: text(8).map(str::as_bytes),
+            payload: text(7).unwrap_or_default().as_bytes(),
+        },
+        hash: bytes(10),
+        predecessor: bytes(11),
+    });
+}

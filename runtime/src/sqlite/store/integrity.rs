@@ -1,0 +1,277 @@
+//! The SQLite store's side of tamper evidence (see [`crate::integrity`]): the hashes of
+//! appended events, the backfill of a file written before events were hashed, the check
+//! of a row's hash as it is read, and the walk of `verify`.
+
+use std::collections::HashMap;
+
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::connection::Failure;
+use super::rows::CopiedRow;
+use crate::integrity::{
+    EventHash, GENESIS, StoredEvent, StoredFields, Tampering, TamperingKind, Verification,
+    Verifier, event_hash,
+};
+use crate::store::StoreError;
+
+/// The position the next appended event takes: one past every position ever taken
+/// (`AUTOINCREMENT` never reuses the position of a deleted row, and neither does this).
+pub(super) fn next_position(connection: &Connection) -> Result<i64, Failure> {
+    let taken: i64 = connection
+        .prepare_cached(
+            "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0),
+                        coalesce((SELECT max(position) FROM events), 0))",
+        )?
+        .query_row([], |row| row.get(0))?;
+    Ok(taken + 1)
+}
+
+/// The hash of the stream's event at `version` (its last), the predecessor of the next.
+pub(super) fn hash_at(
+    connection: &Connection,
+    stream_id: &str,
+    stream_key: i64,
+    version: i64,
+) -> Result<EventHash, Failure> {
+    if version == 0 {
+        return Ok(GENESIS);
+    }
+    let stored: Option<Option<Vec<u8>>> = connection
+        .prepare_cached("SELECT hash FROM events WHERE stream_key = ?1 AND stream_version = ?2")?
+        .query_row(params![stream_key, version], |row| row.get(0))
+        .optional()?;
+    stored
+        .flatten()
+        .and_then(|hash| EventHash::try_from(hash.as_slice()).ok())
+        .ok_or_else(|| {
+            // Appending after a damaged head would chain new events to a wrong fact.
+            Failure::Store(StoreError::CorruptRow {
+                stream_id: stream_id.to_owned(),
+                stream_version: u64::try_from(version).unwrap_or(0),
+                position: None,
+                reason: "the stream's last event has no readable hash to chain the append to"
+                    .to_owned(),
+            })
+        })
+}
+
+/// Hashes every event of a file written before events were hashed, in position order:
+/// the migration that adds the hash columns runs it, inside its transaction.
+pub(crate) fn backfill(connection: &Connection) -> Result<(), Failure> {
+    let mut read = connection.prepare(
+        "SELECT e.position, s.stream_id, s.stream_type, e.stream_version, e.event_id, e.name,
+                e.schema_version, e.payload, e.metadata, e.timestamp_s, e.timestamp_ns
+         FROM events e JOIN streams s ON s.stream_key = e.stream_key
+         ORDER BY e.position",
+    )?;
+    let mut update =
+        connection.prepare("UPDATE events SET hash = ?2, predecessor = ?3 WHERE position = ?1")?;
+    let mut chains: HashMap<Vec<u8>, EventHash> = HashMap::new();
+    let mut rows = read.query([])?;
+    while let Some(row) = rows.next()? {
+        // A row the walk cannot read is left unhashed: `verify` reports it.
+        let Ok(fields) = stored_fields(row, 0) else {
+            continue;
+        };
+        let predecessor = chains.get(fields.stream_id).copied().unwrap_or(GENESIS);
+        let hash = event_hash(&predecessor, &fields);
+        update.execute(params![
+            fields.position,
+            hash.as_slice(),
+            predecessor.as_slice()
+        ])?;
+        chains.insert(fields.stream_id.to_vec(), hash);
+    }
+    Ok(())
+}
+
+/// The hashed fields of a row selected as `position, stream_id, stream_type,
+/// stream_version, event_id, name, schema_version, payload, metadata, timestamp_s,
+/// timestamp_ns` from column `first` on; the reason when a column has a type the store
+/// never writes there.
+fn stored_fields<'r>(row: &'r Row<'_>, first: usize) -> Result<StoredFields<'r>, String> {
+    Ok(StoredFields {
+        position: integer(row, first, "position")?,
+        stream_id: bytes(row, first + 1, "stream id")?,
+        stream_type: bytes(row, first + 2, "stream type")?,
+        stream_version: integer(row, first + 3, "stream version")?,
+        event_id: bytes(row, first + 4, "event id")?,
+        name: bytes(row, first + 5, "name")?,
+        schema_version: integer(row, first + 6, "schema version")?,
+        payload: bytes(row, first + 7, "payload")?,
+        metadata: match row.get_ref(first + 8) {
+            Ok(ValueRef::Null) => None,
+            _ => Some(bytes(row, first + 8, "metadata")?),
+        },
+        timestamp_seconds: integer(row, first + 9, "timestamp seconds")?,
+        timestamp_nanos: integer(row, first + 10, "timestamp nanoseconds")?,
+    })
+}
+
+fn integer(row: &Row<'_>, column: usize, what: &str) -> Result<i64, String> {
+    match row.get_ref(column) {
+        Ok(ValueRef::Integer(value)) => Ok(value),
+        Ok(other) => Err(format!(
+            "its {what} is {:?}, not an integer",
+            other.data_type()
+        )),
+        Err(error) => Err(format!("its {what} cannot be read: {error}")),
+    }
+}
+
+fn bytes<'r>(row: &'r Row<'_>, column: usize, what: &str) -> Result<&'r [u8], String> {
+    match row.get_ref(column) {
+        Ok(ValueRef::Text(bytes) | ValueRef::Blob(bytes)) => Ok(bytes),
+        Ok(other) => Err(format!("its {what} is {:?}, not text", other.data_type())),
+        Err(error) => Err(format!("its {what} cannot be read: {error}")),
+    }
+}
+
+/// Checks a row [`copy_row`](super::rows::copy_row) copied against the hash columns that
+/// follow its event columns (at `hash_column` and the next): a damaged event is a
+/// [`StoreError::CorruptRow`] at its position.
+pub(super) fn check_copied(
+    row: &Row<'_>,
+    hash_column: usize,
+    stream_id: &str,
+    stream_type: &str,
+    copied: &CopiedRow,
+    bytes: &[u8],
+) -> Result<(), Failure> {
+    let corrupt = |reason: String| {
+        Failure::Store(StoreError::CorruptRow {
+            stream_id: stream_id.to_owned(),
+            stream_version: u64::try_from(copied.stream_version).unwrap_or(0),
+            position: u64::try_from(copied.position).ok(),
+            reason,
+        })
+    };
+    let hash = |column: usize, what: &str| match row.get_ref(column) {
+        Ok(ValueRef::Blob(hash)) => EventHash::try_from(hash)
+            .map_err(|_| corrupt(format!("its {what} is {} bytes, not 32", hash.len()))),
+        Ok(ValueRef::Null) => Err(corrupt(format!("it has no {what}"))),
+        Ok(other) => Err(corrupt(format!("its {what} is {:?}", other.data_type()))),
+        Err(error) => Err(corrupt(format!("its {what} cannot be read: {error}"))),
+    };
+    let stored = hash(hash_column, "hash")?;
+    let predecessor = hash(hash_column + 1, "predecessor hash")?;
+    let fields = copied.fields(stream_id, stream_type, bytes);
+    if event_hash(&predecessor, &fields) != stored {
+        return Err(corrupt(
+            "the stored event does not match its hash (altered after it was written)".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// Walks the file for [`TamperEvident::verify`](crate::integrity::TamperEvident::verify):
+/// SQLite's own `integrity_check` (pages and indexes), then every event in position
+/// order, then every stream's head.
+pub(super) fn verify(connection: &Connection) -> Result<Verification, Failure> {
+    let transaction = connection.unchecked_transaction()?;
+    let mut verifier = Verifier::new();
+    let damaged = |detail: String| Tampering {
+        kind: TamperingKind::Damaged,
+        stream_id: String::new(),
+        stream_version: 0,
+        position: None,
+        detail,
+    };
+    match integrity_check(connection) {
+        Ok(problems) if problems.is_empty() => {}
+        Ok(problems) => verifier.finding(damaged(format!(
+            "SQLite's integrity check reports: {}",
+            problems.join("; ")
+        ))),
+        Err(error) => {
+            verifier.finding(damaged(format!("SQLite's integrity check failed: {error}")))
+        }
+    }
+    if let Err(error) = walk(connection, &mut verifier) {
+        verifier.finding(damaged(format!(
+            "the events cannot be read to the end: {error}"
+        )));
+    }
+    let heads: Result<Vec<(Vec<u8>, i64)>, rusqlite::Error> = connection
+        .prepare("SELECT stream_id, version FROM streams")
+        .and_then(|mut statement| {
+            statement
+                .query_map([], |row| {
+                    let id = match row.get_ref(0)? {
+                        ValueRef::Text(id) | ValueRef::Blob(id) => id.to_vec(),
+                        other => format!("{other:?}").into_bytes(),
+                    };
+                    Ok((id, row.get::<_, i64>(1).unwrap_or(-1)))
+                })?
+                .collect()
+        });
+    let verification = match heads {
+        Ok(heads) => verifier.finish_with_heads(heads.iter().map(|(id, v)| (id.as_slice(), *v))),
+        Err(error) => {
+            verifier.finding(damaged(format!("the streams cannot be read: {error}")));
+            verifier.finish()
+        }
+    };
+    transaction.commit()?;
+    Ok(verification)
+}
+
+/// `PRAGMA integrity_check`'s problems (none: the file is sound).
+fn integrity_check(connection: &Connection) -> rusqlite::Result<Vec<String>> {
+    let mut statement = connection.prepare("PRAGMA integrity_check")?;
+    let lines: Vec<String> = statement
+        .query_map([], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(lines.into_iter().filter(|line| line != "ok").collect())
+}
+
+/// Feeds every event to `verifier`, in position order.
+fn walk(connection: &Connection, verifier: &mut Verifier) -> rusqlite::Result<()> {
+    let mut statement = connection.prepare(
+        "SELECT e.position, s.stream_id, s.stream_type, e.stream_version, e.event_id, e.name,
+                e.schema_version, e.payload, e.metadata, e.timestamp_s, e.timestamp_ns,
+                e.hash, e.predecessor, e.stream_key
+         FROM events e LEFT JOIN streams s ON s.stream_key = e.stream_key
+         ORDER BY e.position",
+    )?;
+    let mut rows = statement.query([])?;
+    while let Some(row) = rows.next()? {
+        let position = row
+            .get_ref(0)?
+            .as_i64()
+            .ok()
+            .and_then(|p| u64::try_from(p).ok());
+        let altered = |detail: String| Tampering {
+            kind: TamperingKind::Altered,
+            stream_id: String::new(),
+            stream_version: 0,
+            position,
+            detail,
+        };
+        if let ValueRef::Null = row.get_ref(1)? {
+            verifier.finding(altered(format!(
+                "its stream key {:?} names no stream",
+                row.get_ref(13)?
+            )));
+            continue;
+        }
+        let fields = match stored_fields(row, 0) {
+            Ok(fields) => fields,
+            Err(reason) => {
+                verifier.finding(altered(reason));
+                continue;
+            }
+        };
+        let hash = |column| match row.get_ref(column) {
+            Ok(ValueRef::Blob(hash)) => hash,
+            _ => &[][..],
+        };
+        verifier.event(&StoredEvent {
+            fields,
+            hash: hash(11),
+            predecessor: hash(12),
+        });
+    }
+    Ok(())
+}

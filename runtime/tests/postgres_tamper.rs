@@ -1,0 +1,265 @@
+//! Tamper evidence on the PostgreSQL store: `verify` finds every edit of the stored
+//! history made with SQL — edited, deleted, swapped and inserted rows, replaced hashes —
+//! and reports none on an untouched store; a store that checks hashes on read refuses a
+//! damaged event where an unchecked one hands it on.
+//!
+//! Needs a server: `eval "$(scripts/postgres.sh start)"`.
+
+mod postgres_common;
+mod tamper_common;
+
+use factum::integrity::{TamperEvident, TamperingKind, Verification};
+use factum::prelude::*;
+use factum::store::{PostgresStore, StoreError};
+use postgres_common::{drop_schema, raw_client, url};
+use tamper_common::{
+    Dice, EVENTS, STREAMS, VERSIONS, detected, expected_kinds, marker, position_of, write_history,
+};
+
+async fn store(schema: &str, check_hashes: bool) -> PostgresStore {
+    PostgresStore::builder(url())
+        .schema(schema)
+        .pool_size(2)
+        .check_hashes(check_hashes)
+        .connect()
+        .await
+        .expect("connect")
+}
+
+/// A schema holding [`write_history`]'s log, and a copy of its rows in
+/// `pristine_events` to restore before each tampering.
+async fn pristine(schema: &str) -> (PostgresStore, tokio_postgres::Client) {
+    drop_schema(schema).await;
+    let store = store(schema, false).await;
+    write_history(&store).await;
+    let raw = raw_client().await;
+    raw.batch_execute(&format!(
+        "CREATE TABLE \"{schema}\".pristine_events AS SELECT * FROM \"{schema}\".events;
+         -- What an intruder does first: no trigger recomputes a hash behind their back.
+         SET session_replication_role = replica;"
+    ))
+    .await
+    .expect("keep a pristine copy");
+    (store, raw)
+}
+
+async fn restore(raw: &tokio_postgres::Client, schema: &str) {
+    raw.batch_execute(&format!(
+        "TRUNCATE \"{schema}\".events;
+         INSERT INTO \"{schema}\".events OVERRIDING SYSTEM VALUE
+             SELECT * FROM \"{schema}\".pristine_events;"
+    ))
+    .await
+    .expect("restore the pristine rows");
+}
+
+async fn verify(store: &PostgresStore) -> Result<Verification, String> {
+    store.verify().await.map_err(|error| error.to_string())
+}
+
+const COLUMNS: &str = "stream_id, stream_type, stream_version, event_id, name, schema_version, \
+                       payload, occurred_at, metadata, hash, predecessor";
+
+#[tokio::test]
+async fn an_untouched_store_verifies_intact() {
+    const SCHEMA: &str = "t_tamper_intact";
+    let (store, _raw) = pristine(SCHEMA).await;
+    let verification = verify(&store).await.expect("verify");
+    assert!(verification.is_intact(), "{verification}");
+    assert_eq!(
+        (verification.events, verification.streams),
+        (STREAMS * VERSIONS, STREAMS)
+    );
+    // Batches and commands chain as single appends do.
+    store
+        .append(
+            "Chart-00",
+            "Chart",
+            ExpectedVersion::Exact(VERSIONS),
+            postgres_common::events(3),
+        )
+        .await
+        .expect("a batch");
+    let command = factum::store::CommandRecord::new(uuid::Uuid::now_v7(), "f");
+    store
+        .append_command(
+            "Chart-01",
+            "Chart",
+            ExpectedVersion::Exact(VERSIONS),
+            postgres_common::events(2),
+            command,
+        )
+        .await
+        .expect("a command");
+    let verification = verify(&store).await.expect("verify");
+    assert!(verification.is_intact(), "{verification}");
+    assert_eq!(verification.events, STREAMS * VERSIONS + 5);
+}
+
+#[tokio::test]
+async fn a_thousand_random_tamperings_are_all_found() {
+    const SCHEMA: &str = "t_tamper_thousand";
+    let (store, raw) = pristine(SCHEMA).await;
+    let events = format!("\"{SCHEMA}\".events");
+    let mut dice = Dice(0x7a3e_0003);
+    for round in 0..1000 {
+        restore(&raw, SCHEMA).await;
+        let kind = round % 5;
+        let position = 1 + dice.below(EVENTS as u64) as i64;
+        let other = 1 + (position + dice.below(EVENTS as u64 - 1) as i64) % EVENTS;
+        let (sql, what) = match kind {
+            0 => {
+                let (column, edit) = [
+                    (
+                        "payload",
+                        "payload = replace(payload::text, 'e', 'E')::json",
+                    ),
+                    (
+                        "metadata",
+                        "metadata = replace(metadata::text, 'null', '\"x\"')::json",
+                    ),
+                    ("name", "name = 'NoteRemoved'"),
+                    ("event_id", "event_id = gen_random_uuid()"),
+                    (
+                        "occurred_at",
+                        "occurred_at = occurred_at + interval '1 microsecond'",
+                    ),
+                    ("stream_type", "stream_type = 'Chart2'"),
+                ][dice.below(6) as usize];
+                (
+                    format!("UPDATE {events} SET {edit} WHERE position = {position}"),
+                    format!("{column} of position {position} edited"),
+                )
+            }
+            // Inside its stream: deleting a stream's last events leaves a shorter chain
+            // that holds (a signed checkpoint catches that).
+            1 => {
+                let version = 1 + dice.below(VERSIONS - 1);
+                let position = position_of(dice.below(STREAMS), version);
+                (
+                    format!("DELETE FROM {events} WHERE position = {position}"),
+                    format!("position {position} (version {version}) deleted"),
+                )
+            }
+            // Two events' places in the log exchanged (the unique keys step aside first).
+            2 => (
+                format!(
+                    "CREATE TEMP TABLE swap AS SELECT * FROM {events}
+                         WHERE position IN ({position}, {other});
+                     UPDATE {events} SET stream_id = stream_id || '~', event_id = gen_random_uuid()
+                         WHERE position = {position};
+                     UPDATE {events} e SET ({COLUMNS}) = (SELECT {COLUMNS} FROM swap s
+                         WHERE s.position = {position}) WHERE e.position = {other};
+                     UPDATE {events} e SET ({COLUMNS}) = (SELECT {COLUMNS} FROM swap s
+                         WHERE s.position = {other}) WHERE e.position = {position};
+                     DROP TABLE swap;"
+                ),
+                format!("positions {position} and {other} swapped"),
+            ),
+            // A copy of an event, with a fresh id, as the next version of its stream.
+            3 => (
+                format!(
+                    "INSERT INTO {events} ({COLUMNS})
+                     SELECT e.stream_id, e.stream_type,
+                            (SELECT max(stream_version) + 1 FROM {events} m
+                              WHERE m.stream_id = e.stream_id),
+                            gen_random_uuid(), e.name, e.schema_version, e.payload,
+                            e.occurred_at, e.metadata, e.hash, e.predecessor
+                       FROM {events} e WHERE e.position = {position}"
+                ),
+                format!("a copy of position {position} inserted"),
+            ),
+            _ => (
+                format!(
+                    "UPDATE {events} SET hash = (SELECT hash FROM {events} WHERE position = {other})
+                     WHERE position = {position}"
+                ),
+                format!("the hash of position {position} replaced by that of {other}"),
+            ),
+        };
+        raw.batch_execute(&sql)
+            .await
+            .unwrap_or_else(|error| panic!("round {round}: {what}: {error}"));
+        let outcome = verify(&store).await;
+        assert!(detected(&outcome), "round {round}: {what} went unnoticed");
+        if let Ok(verification) = &outcome {
+            let first = verification.first().expect("a finding");
+            assert!(
+                expected_kinds(kind).contains(&first.kind),
+                "round {round}: {what}: first finding {first}"
+            );
+        }
+    }
+    restore(&raw, SCHEMA).await;
+    assert!(verify(&store).await.expect("verify").is_intact());
+}
+
+#[tokio::test]
+async fn a_store_that_checks_hashes_refuses_a_damaged_event() {
+    const SCHEMA: &str = "t_tamper_checked";
+    let (unchecked, raw) = pristine(SCHEMA).await;
+    // "note-03-05" becomes "note-03-04": valid JSON, a different fact.
+    raw.batch_execute(&format!(
+        "UPDATE \"{SCHEMA}\".events SET payload = replace(payload::text, '{}', '{}')::json",
+        marker(3, 5),
+        marker(3, 4)
+    ))
+    .await
+    .expect("edit");
+    let events = unchecked.read_stream("Chart-03", 5, 1).await.expect("read");
+    assert!(
+        events[0].payload.get().contains(&marker(3, 4)),
+        "without the check, the altered fact is read"
+    );
+
+    let checked = store(SCHEMA, true).await;
+    let position = position_of(3, 5);
+    for result in [
+        checked.read_stream("Chart-03", 1, 100).await.map(|_| ()),
+        checked.read_all(0, 1000).await.map(|_| ()),
+        checked
+            .read_all_filtered(0, 1000, &["NoteAdded"])
+            .await
+            .map(|_| ()),
+        checked
+            .for_each_in_stream("Chart-03", 1, |_| Ok::<_, ()>(()))
+            .await
+            .map_err(|error| match error {
+                factum::store::VisitError::Store(error) => error,
+                factum::store::VisitError::Visitor(()) => unreachable!(),
+            }),
+    ] {
+        match result {
+            Err(StoreError::CorruptRow {
+                stream_id,
+                stream_version: 5,
+                position: Some(at),
+                reason,
+            }) => {
+                assert_eq!(stream_id, "Chart-03");
+                assert_eq!(at, position);
+                assert!(reason.contains("does not match its hash"), "{reason}");
+            }
+            other => panic!("expected a corrupt row at position {position}, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        checked
+            .read_stream("Chart-04", 1, 100)
+            .await
+            .expect("read")
+            .len() as u64,
+        VERSIONS
+    );
+    let verification = checked.verify().await.expect("verify");
+    let first = verification.first().expect("a finding");
+    assert_eq!(
+        (
+            first.kind,
+            first.stream_id.as_str(),
+            first.stream_version,
+            first.position
+        ),
+        (TamperingKind::Altered, "Chart-03", 5, Some(position))
+    );
+}
