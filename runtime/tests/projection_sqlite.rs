@@ -920,8 +920,7 @@ async fn a_catalog_and_a_store_are_never_opened_as_each_other() {
             "events",
             "factum_schema_version",
             "snapshots",
-            "streams",
-            "subject_keys"
+            "streams"
         ],
         "not migrated"
     );

@@ -64,9 +64,9 @@ async fn opening_creates_the_schema_in_wal_mode_and_records_its_version() {
             .iter()
             .map(|(version, _)| *version)
             .collect::<Vec<_>>(),
-        [1, 2, 3, 4]
+        [1, 2, 3]
     );
-    assert_eq!(SqliteStore::SCHEMA_VERSION, 4);
+    assert_eq!(SqliteStore::SCHEMA_VERSION, 3);
     let mode: String = connection
         .query_row("PRAGMA journal_mode", [], |row| row.get(0))
         .unwrap();
@@ -86,8 +86,7 @@ async fn opening_creates_the_schema_in_wal_mode_and_records_its_version() {
             "events",
             "factum_schema_version",
             "snapshots",
-            "streams",
-            "subject_keys"
+            "streams"
         ]
     );
 }
@@ -115,7 +114,7 @@ async fn reopening_keeps_the_data_and_migrates_nothing_twice() {
             row.get(0)
         })
         .unwrap();
-    assert_eq!(applied, 4, "every migration is applied once");
+    assert_eq!(applied, 3, "every migration is applied once");
 }
 
 #[tokio::test]
@@ -125,7 +124,7 @@ async fn a_file_with_a_newer_schema_is_refused_untouched() {
     raw(&path)
         .execute(
             "INSERT INTO factum_schema_version (version, description, applied_at)
-             VALUES (5, 'from the future', 'tomorrow')",
+             VALUES (4, 'from the future', 'tomorrow')",
             [],
         )
         .unwrap();
@@ -134,7 +133,7 @@ async fn a_file_with_a_newer_schema_is_refused_untouched() {
         .expect_err("a newer schema is refused");
     let message = error.to_string();
     assert!(
-        message.contains("schema is at version 5") && message.contains("newest known: 4"),
+        message.contains("schema is at version 4") && message.contains("newest known: 3"),
         "the error names both versions: {message}"
     );
     let versions: i64 = raw(&path)
@@ -144,7 +143,7 @@ async fn a_file_with_a_newer_schema_is_refused_untouched() {
             |row| row.get(0),
         )
         .unwrap();
-    assert_eq!(versions, 5, "the refused file is left as it was");
+    assert_eq!(versions, 4, "the refused file is left as it was");
 }
 
 #[tokio::test]
@@ -419,7 +418,7 @@ async fn another_programs_database_is_refused_untouched() {
 
 #[tokio::test]
 async fn a_store_missing_a_table_of_its_version_is_refused_untouched() {
-    for table in ["events", "streams", "snapshots", "commands", "subject_keys"] {
+    for table in ["events", "streams", "snapshots", "commands"] {
         let (_dir, path) = temp_file();
         store_with_events(&path, 3).await;
         raw(&path)
@@ -429,7 +428,7 @@ async fn a_store_missing_a_table_of_its_version_is_refused_untouched() {
         assert_eq!(
             not_a_store(&path).await,
             format!(
-                "its schema is at version 4, but the table `{table}` of that version is missing"
+                "its schema is at version 3, but the table `{table}` of that version is missing"
             )
         );
         assert_eq!(std::fs::read(&path).unwrap(), bytes, "{table}: unchanged");

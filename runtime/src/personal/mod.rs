@@ -51,7 +51,7 @@
 //!
 //! - The master key may be in the process: keep the SQL key store and fetch the
 //!   [`MasterKey`] from the KMS (or vault) at start-up, e.g. by decrypting a stored
-//!   data-encryption key with it, then `SqliteKeyStore::new(&store, master)`. Key
+//!   data-encryption key with it, then `SqliteKeyStore::in_store(&store, master)`. Key
 //!   operations make no KMS calls.
 //! - The master key must never leave the KMS: implement [`KeyStore`] yourself. Make a
 //!   key with [`DataKey::generate`], have the KMS wrap [`DataKey::expose_bytes`] (with

@@ -1,5 +1,7 @@
 //! The SQLite key store of crypto-shredding (feature `personal`): the table
-//! `subject_keys` of a store file (schema version 4), one row per data subject.
+//! `subject_keys` in a store's file, one row per data subject. Its schema is one of its
+//! own (`schema::KEY_STORE`, recorded in `factum_keys_version`), made when a key store
+//! first opens the file, so a store that does not use it is unchanged.
 //!
 //! It works through the store's connections: reads on its reader pool, writes on its
 //! one writer, on tokio's blocking pool like the store's own. Forgetting deletes the
@@ -7,20 +9,20 @@
 //! same transaction, then checkpoints the WAL with `TRUNCATE` (why: see `forget` below).
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::store::connection::{Failure, WriteTransaction};
-use super::{SqliteOpenError, SqliteStore};
+use super::{SqliteOpenError, SqliteStore, schema};
 use crate::personal::{
     DataKey, Forgotten, KeyState, KeyStore, MasterKey, PersonalError, SubjectId, WrappedKey,
 };
 
 /// A [`KeyStore`] in the table `subject_keys` of a SQLite store file: the file of the
-/// events ([`SqliteKeyStore::new`]) or one of its own ([`SqliteKeyStore::open`]). Keys
+/// events ([`SqliteKeyStore::in_store`]) or one of its own ([`SqliteKeyStore::open`]). Keys
 /// are wrapped by the [`MasterKey`], which is never stored. Cloning it shares the
 /// connections.
 ///
@@ -37,7 +39,7 @@ use crate::personal::{
 /// let store = SqliteStore::open("events.db").await?;
 /// // The application's secret, e.g. from its KMS or a secrets file.
 /// let master = MasterKey::from_bytes([7; 32]);
-/// let keys = SqliteKeyStore::new(&store, master);
+/// let keys = SqliteKeyStore::in_store(&store, master).await?;
 /// let alice = SubjectId::new("customer-7")?;
 /// assert!(matches!(keys.data_key_or_create(&alice).await?, KeyState::Active(_)));
 /// keys.forget(&alice, "dpo@example.com").await?;
@@ -67,12 +69,27 @@ enum Row {
 
 impl SqliteKeyStore {
     /// Keys in the file of `store` (any open [`SqliteStore`], in memory too), through
-    /// its connections.
-    pub fn new(store: &SqliteStore, master: MasterKey) -> Self {
-        Self {
+    /// its connections. Creates the `subject_keys` table the first time (recorded in
+    /// `factum_keys_version`); refuses a file whose key schema is newer than this code
+    /// ([`SqliteOpenError::SchemaTooNew`]).
+    pub async fn in_store(store: &SqliteStore, master: MasterKey) -> Result<Self, SqliteOpenError> {
+        let path = store
+            .path()
+            .map_or_else(|| PathBuf::from(":memory:"), Path::to_path_buf);
+        let task_path = path.clone();
+        store
+            .write(move |connection, patience| {
+                Ok(schema::migrate_keys(connection, &task_path, patience))
+            })
+            .await
+            .map_err(|error| SqliteOpenError::Sqlite {
+                path,
+                source: Box::new(error),
+            })??;
+        Ok(Self {
             store: store.clone(),
             master: Arc::new(master),
-        }
+        })
     }
 
     /// Keys in the store file at `path`, opened (or created) as [`SqliteStore::open`]
@@ -80,7 +97,7 @@ impl SqliteKeyStore {
     /// backed up on another schedule).
     pub async fn open(path: impl AsRef<Path>, master: MasterKey) -> Result<Self, SqliteOpenError> {
         let store = SqliteStore::open(path).await?;
-        Ok(Self::new(&store, master))
+        Self::in_store(&store, master).await
     }
 
     /// The store whose file holds the keys.
@@ -286,8 +303,6 @@ fn format_time(at: DateTime<Utc>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
-
     use super::*;
     use crate::personal::conformance::check_key_store;
 
@@ -339,7 +354,10 @@ mod tests {
     #[tokio::test]
     async fn an_in_memory_store_keeps_the_key_store_rules() {
         let store = SqliteStore::in_memory().unwrap();
-        check_key_store(&SqliteKeyStore::new(&store, MasterKey::generate().unwrap())).await;
+        let keys = SqliteKeyStore::in_store(&store, MasterKey::generate().unwrap())
+            .await
+            .unwrap();
+        check_key_store(&keys).await;
     }
 
     #[tokio::test]
@@ -424,6 +442,66 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(secure_delete, 0, "the store's connection keeps its setting");
+    }
+
+    #[tokio::test]
+    async fn the_key_table_is_made_only_for_a_key_store_and_versioned_on_its_own() {
+        let (_dir, path) = temp_file();
+        let tables = |path: &Path| -> Vec<String> {
+            raw(path)
+                .prepare(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' \
+                     AND name NOT LIKE 'sqlite!_%' ESCAPE '!' ORDER BY name",
+                )
+                .unwrap()
+                .query_map([], |row| row.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        let store = SqliteStore::open(&path).await.unwrap();
+        assert!(!tables(&path).contains(&"subject_keys".to_owned()));
+        SqliteKeyStore::in_store(&store, MasterKey::generate().unwrap())
+            .await
+            .unwrap();
+        let after = tables(&path);
+        assert!(
+            after.contains(&"subject_keys".to_owned())
+                && after.contains(&"factum_keys_version".to_owned()),
+            "{after:?}"
+        );
+        let store_version: u32 = raw(&path)
+            .query_row(
+                "SELECT MAX(version) FROM factum_schema_version",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(
+            store_version,
+            SqliteStore::SCHEMA_VERSION,
+            "the store's schema is untouched"
+        );
+        // The file still opens as a store, and again as a key store.
+        drop(SqliteStore::open(&path).await.unwrap());
+        SqliteKeyStore::open(&path, MasterKey::generate().unwrap())
+            .await
+            .unwrap();
+        // A key schema from a newer factum is refused.
+        raw(&path)
+            .execute(
+                "INSERT INTO factum_keys_version VALUES (9, 'from the future', 'tomorrow')",
+                [],
+            )
+            .unwrap();
+        match SqliteKeyStore::open(&path, MasterKey::generate().unwrap()).await {
+            Err(SqliteOpenError::SchemaTooNew {
+                found: 9,
+                supported: 1,
+                ..
+            }) => {}
+            other => panic!("expected SchemaTooNew, got {other:?}"),
+        }
     }
 
     #[tokio::test]

@@ -2,7 +2,7 @@
 //!
 //! # Layout
 //!
-//! Five tables, created and upgraded by the versioned migrations in `schema.rs` (the
+//! Four tables, created and upgraded by the versioned migrations in `schema.rs` (the
 //! applied versions are recorded in `factum_schema_version`):
 //!
 //! - `streams (stream_key INTEGER PRIMARY KEY, stream_id TEXT UNIQUE, stream_type, version)`:
@@ -24,9 +24,6 @@
 //!   looking the id up under the same write lock (so concurrent submissions from any
 //!   process record it once); `event_ids` holds the events' 16-byte ids in order, and an
 //!   index on the time serves `prune_commands`. See [`crate::store::commands`].
-//! - `subject_keys (subject TEXT PRIMARY KEY, wrapped_key BLOB, created_at, forgotten_at,
-//!   forgotten_by)` (since schema version 4): the data keys of crypto-shredding, kept by
-//!   `SqliteKeyStore` (feature `personal`); empty unless it is used.
 //!
 //! # Why it is built this way
 //!
