@@ -15,11 +15,73 @@ use postgres_common::{fresh_store, raw_client, url};
 #[tokio::test]
 async fn the_postgres_store_keeps_the_key_store_rules() {
     let store = fresh_store("t_keys_rules").await;
-    check_key_store(&PostgresKeyStore::new(
-        &store,
-        MasterKey::generate().unwrap(),
-    ))
-    .await;
+    let keys = PostgresKeyStore::in_store(&store, MasterKey::generate().unwrap())
+        .await
+        .unwrap();
+    check_key_store(&keys).await;
+}
+
+#[tokio::test]
+async fn the_key_table_is_made_only_for_a_key_store_and_versioned_on_its_own() {
+    let schema = "t_keys_schema";
+    let store = fresh_store(schema).await;
+    let sql = raw_client().await;
+    let tables = || async {
+        sql.query(
+            "SELECT table_name::text FROM information_schema.tables \
+             WHERE table_schema = $1 ORDER BY table_name",
+            &[&schema],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect::<Vec<String>>()
+    };
+    assert!(!tables().await.contains(&"subject_keys".to_owned()));
+    PostgresKeyStore::in_store(&store, MasterKey::generate().unwrap())
+        .await
+        .unwrap();
+    let after = tables().await;
+    assert!(
+        after.contains(&"subject_keys".to_owned())
+            && after.contains(&"factum_keys_migrations".to_owned()),
+        "{after:?}"
+    );
+    // The store still connects to its schema, and a second key store changes nothing.
+    let again = PostgresStore::builder(url())
+        .schema(schema)
+        .connect()
+        .await
+        .unwrap();
+    PostgresKeyStore::in_store(&again, MasterKey::generate().unwrap())
+        .await
+        .unwrap();
+    let versions: i64 = sql
+        .query_one(
+            &format!("SELECT count(*) FROM {schema}.factum_keys_migrations"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(versions, 1);
+    // A key schema from a newer factum is refused.
+    sql.execute(
+        &format!(
+            "INSERT INTO {schema}.factum_keys_migrations (version, description) \
+             VALUES (9, 'from the future')"
+        ),
+        &[],
+    )
+    .await
+    .unwrap();
+    let refused = PostgresKeyStore::in_store(&store, MasterKey::generate().unwrap()).await;
+    let message = format!("{:?}", refused.expect_err("a newer key schema is refused"));
+    assert!(
+        message.contains("SchemaTooNew") && message.contains("found: 9"),
+        "{message}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -33,8 +95,12 @@ async fn two_pools_creating_at_once_end_with_one_key_per_subject() {
         .await
         .unwrap();
     let bytes = [3; 32];
-    let one = PostgresKeyStore::new(&store, MasterKey::from_bytes(bytes));
-    let two = PostgresKeyStore::new(&other, MasterKey::from_bytes(bytes));
+    let one = PostgresKeyStore::in_store(&store, MasterKey::from_bytes(bytes))
+        .await
+        .unwrap();
+    let two = PostgresKeyStore::in_store(&other, MasterKey::from_bytes(bytes))
+        .await
+        .unwrap();
     let subjects: Vec<SubjectId> = (0..20)
         .map(|n| SubjectId::new(format!("customer-{n}")).unwrap())
         .collect();
@@ -75,13 +141,17 @@ async fn two_pools_creating_at_once_end_with_one_key_per_subject() {
 async fn forgetting_clears_the_key_in_the_row_and_another_master_key_reads_nothing() {
     let schema = "t_keys_rows";
     let store = fresh_store(schema).await;
-    let keys = PostgresKeyStore::new(&store, MasterKey::from_bytes([1; 32]));
+    let keys = PostgresKeyStore::in_store(&store, MasterKey::from_bytes([1; 32]))
+        .await
+        .unwrap();
     let alice = SubjectId::new("alice").unwrap();
     let bob = SubjectId::new("bob").unwrap();
     keys.data_key_or_create(&alice).await.unwrap();
     keys.data_key_or_create(&bob).await.unwrap();
 
-    let wrong = PostgresKeyStore::new(&store, MasterKey::from_bytes([2; 32]));
+    let wrong = PostgresKeyStore::in_store(&store, MasterKey::from_bytes([2; 32]))
+        .await
+        .unwrap();
     match wrong.data_key(&bob).await {
         Err(error @ PersonalError::KeyUnwrap { .. }) => {
             assert!(error.to_string().contains("`bob`"), "{error}");

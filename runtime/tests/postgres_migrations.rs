@@ -69,8 +69,8 @@ async fn an_older_schema_is_migrated_forward() {
         .append("s", "T", ExpectedVersion::NoStream, events(1))
         .await
         .unwrap();
-    // Back to schema version 1: the append functions, the commands table, the hash
-    // chain and the subject keys did not exist yet.
+    // Back to schema version 1: the append functions, the commands table and the hash
+    // chain did not exist yet.
     raw_client()
         .await
         .batch_execute(&format!(
@@ -82,7 +82,6 @@ async fn an_older_schema_is_migrated_forward() {
              DROP FUNCTION {SCHEMA}.factum_append_one;
              DROP FUNCTION {SCHEMA}.factum_append_command;
              DROP TABLE {SCHEMA}.commands;
-             DROP TABLE {SCHEMA}.subject_keys;
              DELETE FROM {SCHEMA}.factum_schema_migrations WHERE version > 1;"
         ))
         .await

@@ -1,5 +1,8 @@
 //! The PostgreSQL key store of crypto-shredding (feature `personal`): the table
-//! `subject_keys` of the store's schema (migration 6), through the store's pool.
+//! `subject_keys` in the store's schema, through the store's pool. Its migrations are
+//! their own (`migrate::KEY_STORE`, recorded in `factum_keys_migrations`), applied when
+//! a key store is first opened on the store, so a store that does not use it is
+//! unchanged.
 
 use std::fmt;
 use std::sync::Arc;
@@ -7,10 +10,12 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::PostgresStore;
-use super::migrate::quote_ident;
+use super::error::{PostgresError, backend};
+use super::migrate::{KEY_STORE, MigrationError, migrate, quote_ident};
 use crate::personal::{
     DataKey, Forgotten, KeyState, KeyStore, MasterKey, PersonalError, SubjectId, WrappedKey,
 };
+use crate::store::StoreError;
 
 /// A [`KeyStore`] in the table `subject_keys` of a [`PostgresStore`]'s schema, through
 /// the store's connection pool. Keys are wrapped by the [`MasterKey`], which is never
@@ -33,7 +38,7 @@ use crate::personal::{
 ///
 /// let store = PostgresStore::connect("postgres://localhost/app").await?;
 /// // The application's secret, e.g. from its KMS or a secrets file.
-/// let keys = PostgresKeyStore::new(&store, MasterKey::from_bytes([7; 32]));
+/// let keys = PostgresKeyStore::in_store(&store, MasterKey::from_bytes([7; 32])).await?;
 /// keys.forget(&SubjectId::new("customer-7")?, "dpo@example.com").await?;
 /// # Ok(())
 /// # }
@@ -67,10 +72,34 @@ enum Row {
 }
 
 impl PostgresKeyStore {
-    /// Keys in the schema of `store` (connected, so migrated: the table exists).
-    pub fn new(store: &PostgresStore, master: MasterKey) -> Self {
-        let s = quote_ident(store.schema());
-        Self {
+    /// Keys in the schema of `store`. Creates the `subject_keys` table the first time
+    /// (recorded in `factum_keys_migrations`, under the store's migration lock).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] when no connection can be had, the database fails, or
+    /// the key schema is newer than this code (`PostgresError::SchemaTooNew`).
+    pub async fn in_store(store: &PostgresStore, master: MasterKey) -> Result<Self, StoreError> {
+        let schema = store.schema();
+        let mut client = store.client().await?;
+        migrate(&mut client, &KEY_STORE, schema)
+            .await
+            .map_err(|error| match error {
+                MigrationError::TooNew { found, supported } => {
+                    backend(PostgresError::SchemaTooNew {
+                        schema: schema.to_owned(),
+                        found,
+                        supported,
+                    })
+                }
+                MigrationError::Refused(reason) => backend(PostgresError::NotAStore {
+                    schema: schema.to_owned(),
+                    reason,
+                }),
+                MigrationError::Database(error) => backend(error),
+            })?;
+        let s = quote_ident(schema);
+        Ok(Self {
             store: store.clone(),
             master: Arc::new(master),
             sql: Arc::new(Sql {
@@ -93,7 +122,7 @@ impl PostgresKeyStore {
                      RETURNING forgotten_at, forgotten_by"
                 ),
             }),
-        }
+        })
     }
 
     /// The store whose schema holds the keys.

@@ -59,14 +59,6 @@ pub(super) const MIGRATIONS: &[(i32, &str, &str)] = &[
         "events chained by hash",
         include_str!("migrations/0005_events_chained_by_hash.sql"),
     ),
-    // The `subject_keys` table of crypto-shredding (`factum::personal`, feature
-    // `personal`; empty without it): one row per data subject, its data key wrapped by
-    // the application's master key, or, once forgotten, no key and who forgot it when.
-    (
-        6,
-        "subject keys for crypto-shredding",
-        include_str!("migrations/0006_subject_keys.sql"),
-    ),
 ];
 
 /// The newest schema version this code knows.
@@ -81,6 +73,9 @@ pub(super) struct Schema {
     version_table: &'static str,
     /// Every migration, oldest first, numbered 1, 2, 3 ...: (version, description, SQL).
     migrations: &'static [(i32, &'static str, &'static str)],
+    /// The version tables of the schemas that may share a database schema with this
+    /// one (the subject keys beside a store's tables).
+    shares_schema_with: &'static [&'static str],
 }
 
 impl Schema {
@@ -95,6 +90,7 @@ pub(super) const STORE: Schema = Schema {
     kind: "store",
     version_table: "factum_schema_migrations",
     migrations: MIGRATIONS,
+    shares_schema_with: &["factum_keys_migrations"],
 };
 
 /// The read-model catalog (the schema `factum_read_models`): each projection version's
@@ -103,6 +99,7 @@ pub(super) const READ_MODEL_CATALOG: Schema = Schema {
     kind: "read-model catalog",
     version_table: "factum_catalog_migrations",
     migrations: CATALOG_MIGRATIONS,
+    shares_schema_with: &[],
 };
 
 /// The read-model catalog's migrations, frozen as [`MIGRATIONS`] are.
@@ -121,6 +118,7 @@ pub(super) const PROCESS_STORE: Schema = Schema {
     kind: "process store",
     version_table: "factum_process_migrations",
     migrations: PROCESS_MIGRATIONS,
+    shares_schema_with: &[],
 };
 
 /// The process store's migrations, frozen as [`MIGRATIONS`] are.
@@ -130,8 +128,31 @@ pub(super) const PROCESS_MIGRATIONS: &[(i32, &str, &str)] = &[(
     include_str!("migrations/process_0001_instances_and_outbox.sql"),
 )];
 
-/// Every schema: one holding the version table of one is never migrated as another.
-pub(super) const SCHEMAS: [&Schema; 3] = [&STORE, &READ_MODEL_CATALOG, &PROCESS_STORE];
+/// The subject keys of crypto-shredding (`factum::personal`, feature `personal`), in
+/// the schema of a store beside its tables: made when a `PostgresKeyStore` is first
+/// opened on the store, so a store that does not use them is unchanged. A schema of its
+/// own, so it never takes a number in the store's migrations.
+pub(super) const KEY_STORE: Schema = Schema {
+    kind: "key store",
+    version_table: "factum_keys_migrations",
+    migrations: KEY_MIGRATIONS,
+    shares_schema_with: &["factum_schema_migrations"],
+};
+
+/// The key store's migrations, frozen as [`MIGRATIONS`] are.
+pub(super) const KEY_MIGRATIONS: &[(i32, &str, &str)] = &[
+    // One row per data subject: its data key wrapped by the application's master key,
+    // or, once forgotten, no key and who forgot the subject when.
+    (
+        1,
+        "subject keys",
+        include_str!("migrations/keys_0001_subject_keys.sql"),
+    ),
+];
+
+/// Every schema: one holding the version table of one is never migrated as another
+/// (unless the two share a database schema).
+pub(super) const SCHEMAS: [&Schema; 4] = [&STORE, &READ_MODEL_CATALOG, &PROCESS_STORE, &KEY_STORE];
 
 const _: () = {
     // Each schema's migrations are numbered 1, 2, 3 ... without gaps.
@@ -192,7 +213,7 @@ pub(super) async fn migrate(
     let others: Vec<&str> = SCHEMAS
         .iter()
         .map(|other| other.version_table)
-        .filter(|table| *table != kind.version_table)
+        .filter(|table| *table != kind.version_table && !kind.shares_schema_with.contains(table))
         .collect();
     let found: Option<String> = tx
         .query_opt(
@@ -360,6 +381,13 @@ mod tests {
         );
     }
 
+    /// Every released migration of the key store, as it runs for a store's schema;
+    /// frozen as the store's are.
+    #[test]
+    fn released_key_migrations_are_frozen() {
+        pin("postgres_key_migration", "public", super::KEY_MIGRATIONS);
+    }
+
     /// Pins the text of each migration, rendered for `schema`, as the snapshot
     /// `{prefix}_{version}`.
     fn pin(prefix: &str, schema: &str, migrations: &[(i32, &str, &str)]) {
@@ -379,13 +407,12 @@ mod tests {
 
     /// Every function the migrations create that appends takes the append lock once
     /// (migrations 2 and 3 create two such functions each, 4 one); migration 5's two
-    /// (the event hash and the insert trigger) run inside those appends, under their lock;
-    /// migration 6 creates none.
+    /// (the event hash and the insert trigger) run inside those appends, under their lock.
     #[test]
     fn the_append_functions_take_the_append_lock() {
         let lock = format!("pg_advisory_xact_lock({APPEND_LOCK_CLASS}, {{{{lock_key}}}})");
         // (version, functions created, functions that take the lock)
-        let expected = [(2, 2, 2), (3, 2, 2), (4, 1, 1), (5, 2, 0), (6, 0, 0)];
+        let expected = [(2, 2, 2), (3, 2, 2), (4, 1, 1), (5, 2, 0)];
         assert_eq!(MIGRATIONS.len(), expected.len() + 1, "{expected:?}");
         for ((version, _, sql), (numbered, functions, locking)) in
             MIGRATIONS[1..].iter().zip(expected)
