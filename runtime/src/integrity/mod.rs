@@ -12,10 +12,17 @@
 //! A hash chain alone catches accidents (SQLite keeps no checksums of its pages) and
 //! edits by someone who does not recompute the hashes after them; anyone who can write
 //! the database can recompute SHA-256. Signed checkpoints of the whole log close that gap
-//! for everything they cover.
+//! for everything they cover: the events, in position order, are the leaves of an
+//! RFC 9162 Merkle tree ([`merkle`]), whose signed tree heads ([`checkpoint`]) let anyone holding the public key check that a later log extends an
+//! earlier one and that an event is in it, without trusting the store.
 
 pub mod chain;
+pub mod checkpoint;
+pub mod merkle;
 mod verify;
+
+/// Re-exported: the Ed25519 keys that sign and check tree heads.
+pub use ed25519_dalek::{SigningKey, VerifyingKey};
 
 pub use chain::{EventHash, GENESIS, StoredFields, event_hash};
 pub use verify::{StoredEvent, Tampering, TamperingKind, Verification, Verifier};
