@@ -6,7 +6,7 @@
 //! reports the first event that was altered, removed, inserted or moved
 //! ([`Tampering`]). A store can also check each event's hash as it reads it
 //! (`SqliteOptions::check_hashes`, `PostgresConfig::check_hashes`), so a damaged event is
-//! a [`StoreError::CorruptRow`](crate::store::StoreError::CorruptRow) at its position
+//! a [`StoreError::CorruptRow`] at its position
 //! instead of a wrong fact.
 //!
 //! A hash chain alone catches accidents (SQLite keeps no checksums of its pages) and

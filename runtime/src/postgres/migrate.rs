@@ -80,6 +80,9 @@ pub(super) struct Schema {
     version_table: &'static str,
     /// Every migration, oldest first, numbered 1, 2, 3 ...: (version, description, SQL).
     migrations: &'static [(i32, &'static str, &'static str)],
+    /// The version tables of the schemas that may share a database schema with this
+    /// one (the subject keys beside a store's tables).
+    shares_schema_with: &'static [&'static str],
 }
 
 impl Schema {
@@ -94,6 +97,7 @@ pub(super) const STORE: Schema = Schema {
     kind: "store",
     version_table: "factum_schema_migrations",
     migrations: MIGRATIONS,
+    shares_schema_with: &["factum_keys_migrations"],
 };
 
 /// The read-model catalog (the schema `factum_read_models`): each projection version's
@@ -102,6 +106,7 @@ pub(super) const READ_MODEL_CATALOG: Schema = Schema {
     kind: "read-model catalog",
     version_table: "factum_catalog_migrations",
     migrations: CATALOG_MIGRATIONS,
+    shares_schema_with: &[],
 };
 
 /// The read-model catalog's migrations, frozen as [`MIGRATIONS`] are.
@@ -120,6 +125,7 @@ pub(super) const PROCESS_STORE: Schema = Schema {
     kind: "process store",
     version_table: "factum_process_migrations",
     migrations: PROCESS_MIGRATIONS,
+    shares_schema_with: &[],
 };
 
 /// The process store's migrations, frozen as [`MIGRATIONS`] are.
@@ -129,8 +135,31 @@ pub(super) const PROCESS_MIGRATIONS: &[(i32, &str, &str)] = &[(
     include_str!("migrations/process_0001_instances_and_outbox.sql"),
 )];
 
-/// Every schema: one holding the version table of one is never migrated as another.
-pub(super) const SCHEMAS: [&Schema; 3] = [&STORE, &READ_MODEL_CATALOG, &PROCESS_STORE];
+/// The subject keys of crypto-shredding (`factum::personal`, feature `personal`), in
+/// the schema of a store beside its tables: made when a `PostgresKeyStore` is first
+/// opened on the store, so a store that does not use them is unchanged. A schema of its
+/// own, so it never takes a number in the store's migrations.
+pub(super) const KEY_STORE: Schema = Schema {
+    kind: "key store",
+    version_table: "factum_keys_migrations",
+    migrations: KEY_MIGRATIONS,
+    shares_schema_with: &["factum_schema_migrations"],
+};
+
+/// The key store's migrations, frozen as [`MIGRATIONS`] are.
+pub(super) const KEY_MIGRATIONS: &[(i32, &str, &str)] = &[
+    // One row per data subject: its data key wrapped by the application's master key,
+    // or, once forgotten, no key and who forgot the subject when.
+    (
+        1,
+        "subject keys",
+        include_str!("migrations/keys_0001_subject_keys.sql"),
+    ),
+];
+
+/// Every schema: one holding the version table of one is never migrated as another
+/// (unless the two share a database schema).
+pub(super) const SCHEMAS: [&Schema; 4] = [&STORE, &READ_MODEL_CATALOG, &PROCESS_STORE, &KEY_STORE];
 
 const _: () = {
     // Each schema's migrations are numbered 1, 2, 3 ... without gaps.
@@ -191,7 +220,7 @@ pub(super) async fn migrate(
     let others: Vec<&str> = SCHEMAS
         .iter()
         .map(|other| other.version_table)
-        .filter(|table| *table != kind.version_table)
+        .filter(|table| *table != kind.version_table && !kind.shares_schema_with.contains(table))
         .collect();
     let found: Option<String> = tx
         .query_opt(
@@ -357,6 +386,13 @@ mod tests {
             "order_fulfilment__v0",
             super::PROCESS_MIGRATIONS,
         );
+    }
+
+    /// Every released migration of the key store, as it runs for a store's schema;
+    /// frozen as the store's are.
+    #[test]
+    fn released_key_migrations_are_frozen() {
+        pin("postgres_key_migration", "public", super::KEY_MIGRATIONS);
     }
 
     /// Pins the text of each migration, rendered for `schema`, as the snapshot

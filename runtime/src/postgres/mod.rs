@@ -11,6 +11,7 @@ mod append;
 mod config;
 mod error;
 mod integrity;
+mod keys;
 mod migrate;
 mod notifier;
 mod process;
@@ -24,5 +25,6 @@ pub use tokio_postgres;
 
 pub use config::PostgresConfig;
 pub use error::PostgresError;
+pub use keys::PostgresKeyStore;
 pub use read_model::{CATALOG_SCHEMA, PostgresReadModel, PostgresTx};
 pub use store::PostgresStore;

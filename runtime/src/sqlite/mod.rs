@@ -7,6 +7,7 @@
 //! [`SqliteReadModel`] and [`SqliteTx`] also in `factum::projection::sqlite`.
 
 mod file;
+mod keys;
 mod process;
 mod read_model;
 mod schema;
@@ -16,5 +17,6 @@ mod store;
 /// to its connection, inside the runner's transaction) and a query reads with.
 pub use rusqlite;
 
+pub use keys::SqliteKeyStore;
 pub use read_model::{SqliteReadModel, SqliteTx};
 pub use store::{SqliteOpenError, SqliteOptions, SqliteStore, Synchronous};

@@ -1,9 +1,11 @@
 //! The schemas factum keeps in SQLite files, their migrations, and the one runner that
 //! applies them.
 //!
-//! Three schemas: the event store ([`STORE`]), the read-model catalog
-//! ([`READ_MODEL_CATALOG`], `catalog.sqlite3`) and the factum tables of each read-model
-//! version's file ([`READ_MODEL`], beside the projection's own tables). Every schema
+//! Five schemas: the event store ([`STORE`]), the read-model catalog
+//! ([`READ_MODEL_CATALOG`], `catalog.sqlite3`), the factum tables of each read-model
+//! version's file ([`READ_MODEL`], beside the projection's own tables), a process
+//! manager's tables ([`PROCESS_STORE`]) and the subject keys of crypto-shredding
+//! ([`KEY_STORE`], in a store's file, made when a key store first opens it). Every schema
 //! change is a new [`Migration`] at the end of its list, never an edit of an applied one
 //! (a test pins the text of each). Opening a file applies the migrations it lacks, in
 //! order, inside one write transaction (`BEGIN IMMEDIATE`, so processes opening the same
@@ -93,7 +95,7 @@ pub(crate) const STORE: Schema = Schema {
     version_table: "factum_schema_version",
     migrations: MIGRATIONS,
     adopts_unversioned: false,
-    shares_file_with: &[],
+    shares_file_with: &["factum_keys_version"],
 }
 .checked();
 
@@ -292,7 +294,47 @@ pub(crate) const PROCESS_STORE: Schema = Schema {
 
 /// Every schema: a file holding the version table of one is never opened as another
 /// (unless the two share files).
-const SCHEMAS: [&Schema; 4] = [&STORE, &READ_MODEL_CATALOG, &READ_MODEL, &PROCESS_STORE];
+const SCHEMAS: [&Schema; 5] = [
+    &STORE,
+    &READ_MODEL_CATALOG,
+    &READ_MODEL,
+    &PROCESS_STORE,
+    &KEY_STORE,
+];
+
+/// The subject keys of crypto-shredding (`factum::personal`, feature `personal`), in
+/// the file of a store beside its tables: made when a `SqliteKeyStore` first opens the
+/// file, so a store that does not use them is unchanged. A schema of its own, so it
+/// never takes a number in the store's migrations.
+pub(crate) const KEY_STORE: Schema = Schema {
+    kind: "key store",
+    version_table: "factum_keys_version",
+    migrations: &[Migration {
+        version: 1,
+        description: "subject keys",
+        // One row per data subject: its data key wrapped by the application's master
+        // key, or, once forgotten, no key and who forgot the subject when. Times are
+        // RFC 3339 text in UTC with microseconds.
+        sql: "
+            CREATE TABLE subject_keys (
+                subject      TEXT PRIMARY KEY,
+                wrapped_key  BLOB,
+                created_at   TEXT NOT NULL,
+                forgotten_at TEXT,
+                forgotten_by TEXT,
+                CHECK ((wrapped_key IS NULL) = (forgotten_at IS NOT NULL)),
+                CHECK ((forgotten_at IS NULL) = (forgotten_by IS NULL))
+            );
+        ",
+        tables: &["subject_keys"],
+        then: None,
+    }],
+    // The store's file holds the store's tables and no key version table yet: the key
+    // store opens only files the store has checked.
+    adopts_unversioned: true,
+    shares_file_with: &["factum_schema_version"],
+}
+.checked();
 
 /// Why a file's schema cannot be used.
 #[derive(Debug)]
@@ -502,6 +544,16 @@ fn listed(names: &[&str]) -> String {
     }
 }
 
+/// Brings the key schema of the store file at `path` up to its newest version (see
+/// [`KEY_STORE`]).
+pub(super) fn migrate_keys(
+    connection: &Connection,
+    path: &Path,
+    patience: Duration,
+) -> Result<(), SqliteOpenError> {
+    migrate_schema(connection, &KEY_STORE, patience).map_err(|error| store_error(path, error))
+}
+
 /// A schema error of the store, as an open error.
 fn store_error(path: &Path, error: SchemaError) -> SqliteOpenError {
     match error {
@@ -537,6 +589,7 @@ mod tests {
         pin("sqlite_catalog", super::READ_MODEL_CATALOG.migrations);
         pin("sqlite_read_model", super::READ_MODEL.migrations);
         pin("sqlite_process_store", super::PROCESS_STORE.migrations);
+        pin("sqlite_key_store", super::KEY_STORE.migrations);
     }
 
     /// Pins each migration's text and tables as the snapshots `{prefix}_migration_{version}`

@@ -506,7 +506,7 @@ impl SqliteStore {
     }
 
     /// Runs `work` on the writer connection, on the blocking pool.
-    async fn write<T, W>(&self, work: W) -> Result<T, StoreError>
+    pub(in crate::sqlite) async fn write<T, W>(&self, work: W) -> Result<T, StoreError>
     where
         T: Send + 'static,
         W: FnOnce(&mut Connection, Duration) -> Result<T, Failure> + Send + 'static,
@@ -573,7 +573,7 @@ impl SqliteStore {
     }
 
     /// Runs `work` on a reader connection and waits for it.
-    async fn read<T, R>(&self, work: R) -> Result<T, StoreError>
+    pub(in crate::sqlite) async fn read<T, R>(&self, work: R) -> Result<T, StoreError>
     where
         T: Send + 'static,
         R: FnMut(&Connection) -> Result<T, Failure> + Send + 'static,
