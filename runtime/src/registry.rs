@@ -76,8 +76,76 @@ pub struct RegistryEntry {
     pub upcast: Option<UpcastPath>,
     /// The Rust doc comment.
     pub doc: String,
-    /// The JSON Schema (draft 2020-12).
+    /// The JSON Schema (draft 2020-12); personal fields are marked with
+    /// [`PERSONAL_KEYWORD`], the data subject's with [`SUBJECT_KEYWORD`].
     pub schema: serde_json::Value,
+    /// The event's data subject and personal fields, when it has any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub personal: Option<PersonalEntry>,
+}
+
+/// The keyword marking a personal field's property in an event's schema (`true`).
+pub const PERSONAL_KEYWORD: &str = "x-factum-personal";
+/// The keyword marking the data subject's property in an event's schema (`true`).
+pub const SUBJECT_KEYWORD: &str = "x-factum-subject";
+
+/// The personal data of one registered event version (from `#[subject]` and `#[pii]`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PersonalEntry {
+    /// The JSON pointer of the data subject's field.
+    pub subject: String,
+    /// The personal fields.
+    pub fields: Vec<PersonalFieldEntry>,
+}
+
+/// One personal field of a [`PersonalEntry`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PersonalFieldEntry {
+    /// The field's JSON pointer.
+    pub pointer: String,
+    /// What the field reads as once its subject is forgotten.
+    pub redacted: serde_json::Value,
+}
+
+impl PersonalEntry {
+    /// The entry of an event type's declaration, if it declares personal data.
+    pub fn of(fields: &crate::personal::PersonalFields) -> Option<Self> {
+        let subject = fields.subject?;
+        Some(Self {
+            subject: subject.to_owned(),
+            fields: fields
+                .fields
+                .iter()
+                .map(|field| PersonalFieldEntry {
+                    pointer: field.pointer.to_owned(),
+                    redacted: (field.redacted)(),
+                })
+                .collect(),
+        })
+    }
+
+    /// Marks the subject's and the personal fields' properties in `schema`.
+    fn mark(&self, schema: &mut serde_json::Value) {
+        let mut mark = |pointer: &str, keyword: &str| {
+            // The macro declares top-level fields: `/key`, `~` and `/` escaped.
+            let key = pointer
+                .strip_prefix('/')
+                .unwrap_or(pointer)
+                .replace("~1", "/")
+                .replace("~0", "~");
+            if let Some(property) = schema
+                .get_mut("properties")
+                .and_then(|properties| properties.get_mut(&key))
+                .and_then(serde_json::Value::as_object_mut)
+            {
+                property.insert(keyword.to_owned(), serde_json::Value::Bool(true));
+            }
+        };
+        mark(&self.subject, SUBJECT_KEYWORD);
+        for field in &self.fields {
+            mark(&field.pointer, PERSONAL_KEYWORD);
+        }
+    }
 }
 
 /// Two different types registered under one name and version.
@@ -110,11 +178,15 @@ impl RegistryBuilder {
 
     /// Registers one event version, of `aggregate` if given.
     pub fn add_event<E: Event>(&mut self, aggregate: Option<&str>) {
-        let schema = SchemaSettings::draft2020_12()
+        let mut schema = SchemaSettings::draft2020_12()
             .for_serialize()
             .into_generator()
             .into_root_schema_for::<E>()
             .to_value();
+        let personal = PersonalEntry::of(&E::PERSONAL);
+        if let Some(personal) = &personal {
+            personal.mark(&mut schema);
+        }
         let upcast = Some(E::UPCAST);
         self.add(
             EntryKind::Event,
@@ -125,6 +197,12 @@ impl RegistryBuilder {
             E::DOC,
             schema,
         );
+        if let Some(entry) =
+            self.entries
+                .get_mut(&(EntryKind::Event, E::NAME.to_owned(), E::VERSION))
+        {
+            entry.personal = personal;
+        }
     }
 
     /// Registers one command, of `aggregate` if given.
@@ -177,6 +255,7 @@ impl RegistryBuilder {
                         upcast,
                         doc: doc.to_owned(),
                         schema,
+                        personal: None,
                     },
                 );
             }

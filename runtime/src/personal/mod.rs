@@ -68,6 +68,7 @@ mod error;
 mod fields;
 pub mod keys;
 mod memory;
+mod store;
 
 use std::future::Future;
 
@@ -80,6 +81,10 @@ pub use fields::{
 };
 pub use keys::{Forgotten, MasterKey, SubjectId, WrappedKey};
 pub use memory::MemoryKeyStore;
+pub use store::{
+    FORGOTTEN_STREAM_TYPE, PersonalCatalog, PersonalStoreError, ProtectedStore, SUBJECT_FORGOTTEN,
+    SubjectExport, SubjectForgotten, subject_stream,
+};
 
 /// A subject's key, as a [`KeyStore`] has it.
 #[derive(Debug, Clone)]
