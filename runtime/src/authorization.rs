@@ -27,7 +27,7 @@ use uuid::Uuid;
 
 use crate::aggregate::Aggregate;
 use crate::context::{Actor, CommandContext};
-use crate::envelope::NewEvent;
+use crate::envelope::{NewEvent, RecordedEvent};
 use crate::error::EncodeError;
 use crate::repository::RepositoryError;
 use crate::store::{EventStore, ExpectedVersion, StoreError};
@@ -146,6 +146,66 @@ pub(crate) async fn record<S: EventStore, E>(
     Ok(())
 }
 
+/// Who reads or acts: an actor, in a tenant or none (an HTTP request's caller, an
+/// operator, a service).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The actor.
+    pub actor: Actor,
+    /// The tenant they act in, if any.
+    pub tenant: Option<String>,
+}
+
+impl Principal {
+    /// `actor`, in no tenant.
+    pub fn new(actor: Actor) -> Self {
+        Self {
+            actor,
+            tenant: None,
+        }
+    }
+
+    /// The same principal in `tenant`.
+    pub fn in_tenant(mut self, tenant: impl Into<String>) -> Self {
+        self.tenant = Some(tenant.into());
+        self
+    }
+}
+
+/// Who may read the events of which stream type: guards stream reads over HTTP and
+/// through [`AuditedReads`], subscriptions, and subject exports (whose stream type is
+/// [`SUBJECT_STREAM_TYPE`]). Any `Fn(&Principal, &str) -> Decision` is one.
+pub trait ReadPolicy: Send + Sync + 'static {
+    /// Whether `principal` may read events of streams of `stream_type`.
+    fn may_read(&self, principal: &Principal, stream_type: &str) -> Decision;
+}
+
+impl<F> ReadPolicy for F
+where
+    F: Fn(&Principal, &str) -> Decision + Send + Sync + 'static,
+{
+    fn may_read(&self, principal: &Principal, stream_type: &str) -> Decision {
+        self(principal, stream_type)
+    }
+}
+
+/// The stream type a read policy is asked about for a subject's data access export.
+pub const SUBJECT_STREAM_TYPE: &str = crate::personal::FORGOTTEN_STREAM_TYPE;
+
+/// How a read reached the events, kept in its [`StreamRead`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadChannel {
+    /// `GET /streams/{id}` of the HTTP layer.
+    Http,
+    /// A subscription to a stream type (the HTTP layer's Server-Sent Events).
+    Subscription,
+    /// [`AuditedReads::read_stream`], in the application.
+    Library,
+    /// A subject's data access export ([`AuditedReads::export_subject`]).
+    Export,
+}
+
 /// The event name of a [`StreamRead`] in the access audit record.
 pub const STREAM_READ_EVENT: &str = "StreamRead";
 
@@ -159,7 +219,8 @@ pub fn access_stream_id(stream_id: &str) -> String {
 /// and whether it was allowed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StreamRead {
-    /// The stream read.
+    /// The stream read; for a subscription, `*` and the stream type followed
+    /// (`*Member`); for an export, the subject's stream (`factum.subject-<id>`).
     pub stream_id: String,
     /// The first stream version asked for.
     pub from_version: u64,
@@ -175,6 +236,189 @@ pub struct StreamRead {
     pub read_at: DateTime<Utc>,
     /// Why it was denied; `None` when allowed.
     pub denied: Option<String>,
+    /// Through what (records kept before channels were recorded were HTTP reads).
+    #[serde(default = "http_channel")]
+    pub through: ReadChannel,
+}
+
+fn http_channel() -> ReadChannel {
+    ReadChannel::Http
+}
+
+/// Reads from outside the domain, guarded by a [`ReadPolicy`] and kept in the access
+/// audit record: one stream's events, a subject's export, a subscription. The
+/// application's own loads (repositories, projections) read the store directly and are
+/// not audited: hand this, not the store, to code that reads on someone's behalf.
+///
+/// Every read, allowed or denied, is recorded before anything is handed out (a read the
+/// record would miss is never served). The record is events of the log, so the hash
+/// chains and signed checkpoints cover it like any other.
+#[derive(Debug, Clone)]
+pub struct AuditedReads<S, P> {
+    store: S,
+    policy: P,
+}
+
+/// Why an audited read returned nothing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadRefused {
+    /// The policy denied it (the denial is recorded).
+    #[error("{principal} may not read `{target}`: {reason}")]
+    Denied {
+        /// Who asked, as `kind:id`.
+        principal: String,
+        /// The stream or subject.
+        target: String,
+        /// The policy's reason.
+        reason: String,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The export failed.
+    #[error(transparent)]
+    Export(#[from] crate::personal::PersonalStoreError),
+}
+
+impl<S: EventStore, P: ReadPolicy> AuditedReads<S, P> {
+    /// Reads of `store` under `policy`.
+    pub fn new(store: S, policy: P) -> Self {
+        Self { store, policy }
+    }
+
+    /// The store read (for the application's own, unaudited reads).
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Up to `limit` events of `stream_id` from `from_version`, if the policy lets
+    /// `principal` read streams of its type; recorded either way.
+    pub async fn read_stream(
+        &self,
+        principal: &Principal,
+        stream_id: &str,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, ReadRefused> {
+        let stream_type = match self.store.read_stream(stream_id, 1, 1).await?.first() {
+            Some(first) => first.stream_type.clone(),
+            None => String::new(),
+        };
+        self.guarded(
+            principal,
+            stream_id,
+            &stream_type,
+            from_version,
+            ReadChannel::Library,
+            || self.store.read_stream(stream_id, from_version, limit),
+        )
+        .await
+    }
+
+    /// Whether `principal` may follow the streams of `stream_type` (a subscription),
+    /// recorded either way; the caller then follows the log.
+    pub async fn authorize_subscription(
+        &self,
+        principal: &Principal,
+        stream_type: &str,
+    ) -> Result<(), ReadRefused> {
+        self.guarded(
+            principal,
+            &format!("*{stream_type}"),
+            stream_type,
+            0,
+            ReadChannel::Subscription,
+            || async { Ok(Vec::new()) },
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Checks the policy, runs `read` if allowed, and records the read.
+    async fn guarded<F, Fut>(
+        &self,
+        principal: &Principal,
+        stream_id: &str,
+        stream_type: &str,
+        from_version: u64,
+        through: ReadChannel,
+        read: F,
+    ) -> Result<Vec<RecordedEvent>, ReadRefused>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<RecordedEvent>, StoreError>>,
+    {
+        let mut record = StreamRead {
+            stream_id: stream_id.to_owned(),
+            from_version,
+            events: 0,
+            actor_kind: principal.actor.kind.clone(),
+            actor: principal.actor.id.clone(),
+            tenant: principal.tenant.clone(),
+            read_at: crate::envelope::now(),
+            denied: None,
+            through,
+        };
+        let decision = if stream_type == AUDIT_STREAM_TYPE {
+            Decision::deny("the audit record is read with `authorization::reads`, not served")
+        } else {
+            self.policy.may_read(principal, stream_type)
+        };
+        if let Decision::Deny(reason) = decision {
+            record.denied = Some(reason.clone());
+            record_read(&self.store, &record).await?;
+            return Err(ReadRefused::Denied {
+                principal: format!("{}:{}", principal.actor.kind, principal.actor.id),
+                target: stream_id.to_owned(),
+                reason,
+            });
+        }
+        let events = read().await?;
+        record.events = events.len() as u64;
+        record_read(&self.store, &record).await?;
+        Ok(events)
+    }
+}
+
+impl<S, K, P> AuditedReads<crate::personal::ProtectedStore<S, K>, P>
+where
+    S: EventStore,
+    K: crate::personal::KeyStore,
+    P: ReadPolicy,
+{
+    /// A subject's data access export, if the policy lets `principal` read streams of
+    /// type [`SUBJECT_STREAM_TYPE`]; recorded either way, in the subject's access record.
+    pub async fn export_subject(
+        &self,
+        principal: &Principal,
+        subject: &crate::personal::SubjectId,
+    ) -> Result<crate::personal::SubjectExport, ReadRefused> {
+        let mut export = None;
+        let stream = crate::personal::subject_stream(subject);
+        self.guarded(
+            principal,
+            &stream,
+            SUBJECT_STREAM_TYPE,
+            1,
+            ReadChannel::Export,
+            || async {
+                let exported = self
+                    .store
+                    .export(subject)
+                    .await
+                    .map_err(|error| match error {
+                        crate::personal::PersonalStoreError::Store(error) => error,
+                        other => StoreError::Backend(Box::new(other)),
+                    })?;
+                let events = exported.events.clone();
+                export = Some(exported);
+                Ok(events)
+            },
+        )
+        .await?;
+        export.ok_or_else(|| StoreError::Backend("the export produced nothing".into()).into())
+    }
 }
 
 /// Keeps `read` in its stream's access audit record.

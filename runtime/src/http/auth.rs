@@ -9,32 +9,7 @@ use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use sha2::{Digest, Sha256};
 
-use crate::context::Actor;
-
-/// Who a request comes from: the actor its commands are issued by, and their tenant.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    /// The actor.
-    pub actor: Actor,
-    /// The tenant they act in, if any.
-    pub tenant: Option<String>,
-}
-
-impl Principal {
-    /// `actor`, in no tenant.
-    pub fn new(actor: Actor) -> Self {
-        Self {
-            actor,
-            tenant: None,
-        }
-    }
-
-    /// The same principal in `tenant`.
-    pub fn in_tenant(mut self, tenant: impl Into<String>) -> Self {
-        self.tenant = Some(tenant.into());
-        self
-    }
-}
+pub use crate::authorization::Principal;
 
 /// Why a request was not authenticated: answered `401` with a `WWW-Authenticate`
 /// challenge; the reason is the problem document's detail.

@@ -63,6 +63,7 @@ use serde::de::DeserializeOwned;
 /// Re-exported: the web framework an [`HttpApi`] router is served and extended with.
 pub use axum;
 
+pub use crate::authorization::ReadPolicy;
 pub use auth::{
     Authenticate, Authenticating, BearerTokens, Principal, Unauthenticated, bearer_token,
 };
@@ -72,7 +73,7 @@ pub use limits::RateLimits;
 pub use openapi::ApiInfo;
 pub use problem::{PROBLEM_JSON, Problem};
 pub use queries::{DEFAULT_READ_WAIT, MIN_POSITION, WireAnswer};
-pub use streams::{MAX_STREAM_PAGE, ReadPolicy};
+pub use streams::MAX_STREAM_PAGE;
 
 use crate::application::Application;
 use crate::projection::ReadModel;

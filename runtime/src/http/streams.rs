@@ -15,25 +15,11 @@ use serde_json::{Value, json};
 
 use super::problem::Problem;
 use super::{Api, Principal};
-use crate::authorization::{AUDIT_STREAM_TYPE, Decision, StreamRead, record_read};
+use crate::authorization::{
+    AUDIT_STREAM_TYPE, Decision, ReadChannel, ReadPolicy, StreamRead, record_read,
+};
 use crate::envelope::RecordedEvent;
 use crate::store::{EventStore, StoreError};
-
-/// Who may read the events of which stream type over HTTP. Without one, no events are
-/// served. Any `Fn(&Principal, &str) -> Decision` is one.
-pub trait ReadPolicy: Send + Sync + 'static {
-    /// Whether `principal` may read events of streams of `stream_type`.
-    fn may_read(&self, principal: &Principal, stream_type: &str) -> Decision;
-}
-
-impl<F> ReadPolicy for F
-where
-    F: Fn(&Principal, &str) -> Decision + Send + Sync + 'static,
-{
-    fn may_read(&self, principal: &Principal, stream_type: &str) -> Decision {
-        self(principal, stream_type)
-    }
-}
 
 /// The read policy of an API that set none: nothing is served.
 pub(super) struct NoReads;
@@ -185,6 +171,7 @@ async fn read_stream<S: EventStore + Send + Sync + 'static>(
         tenant: principal.tenant.clone(),
         read_at: crate::envelope::now(),
         denied: None,
+        through: ReadChannel::Http,
     };
     if let Decision::Deny(reason) = api.read_policy.may_read(&principal, &stream_type) {
         read.denied = Some(reason.clone());
@@ -247,7 +234,27 @@ async fn subscribe<S: EventStore + Send + Sync + 'static>(
     if stream_type == AUDIT_STREAM_TYPE {
         return Err(forbidden("the audit record is not served".to_owned()));
     }
-    if let Decision::Deny(reason) = api.read_policy.may_read(&principal, &stream_type) {
+    // A subscription is kept in the access record too, allowed or not (`*` and the
+    // stream type followed).
+    let mut subscription = StreamRead {
+        stream_id: format!("*{stream_type}"),
+        from_version: 0,
+        events: 0,
+        actor_kind: principal.actor.kind.clone(),
+        actor: principal.actor.id.clone(),
+        tenant: principal.tenant.clone(),
+        read_at: crate::envelope::now(),
+        denied: None,
+        through: ReadChannel::Subscription,
+    };
+    let decision = api.read_policy.may_read(&principal, &stream_type);
+    if let Decision::Deny(reason) = &decision {
+        subscription.denied = Some(reason.clone());
+    }
+    record_read(api.app.store(), &subscription)
+        .await
+        .map_err(|error| store_problem(&error))?;
+    if let Decision::Deny(reason) = decision {
         return Err(forbidden(reason));
     }
     // A reconnecting browser sends the last id it saw: resume after it, from the store.
