@@ -311,7 +311,13 @@ fn event_after_personal_misuses_keeps_the_item_without_its_attributes() {
     let pretty = pretty(expanded);
     // The expansion before the errors, which quote the attributes.
     let (item, _) = pretty.split_once("compile_error!").unwrap_or((&pretty, ""));
-    assert!(!item.contains("#[subject") && !item.contains("#[pii"), "{item}");
-    assert!(item.contains("impl ::factum::__private::Event for MemberRegistered"), "{item}");
+    assert!(
+        !item.contains("#[subject") && !item.contains("#[pii"),
+        "{item}"
+    );
+    assert!(
+        item.contains("impl ::factum::__private::Event for MemberRegistered"),
+        "{item}"
+    );
     assert!(!item.contains("PERSONAL"), "{item}");
 }

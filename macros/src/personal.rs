@@ -191,10 +191,8 @@ fn arguments(attr: &Attribute) -> Option<TokenStream> {
     match &attr.meta {
         syn::Meta::Path(_) => None,
         syn::Meta::List(list) => {
-            let mut group = proc_macro2::Group::new(
-                proc_macro2::Delimiter::Parenthesis,
-                list.tokens.clone(),
-            );
+            let mut group =
+                proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, list.tokens.clone());
             group.set_span(list.delimiter.span().join());
             Some(group.into_token_stream())
         }
