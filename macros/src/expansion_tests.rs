@@ -13,11 +13,20 @@ fn pretty(tokens: TokenStream) -> String {
 
 /// The messages of the `compile_error!` invocations in an expansion, in order.
 fn compile_error_messages(expanded: &TokenStream) -> Vec<String> {
-    expanded
-        .to_string()
-        .split("compile_error !")
-        .skip(1)
-        .map(|part| part.split('"').nth(1).unwrap_or_default().to_owned())
+    let tokens: Vec<proc_macro2::TokenTree> = expanded.clone().into_iter().collect();
+    tokens
+        .windows(3)
+        .filter_map(|window| match window {
+            [
+                proc_macro2::TokenTree::Ident(name),
+                proc_macro2::TokenTree::Punct(bang),
+                proc_macro2::TokenTree::Group(arguments),
+            ] if name == "compile_error" && bang.as_char() == '!' => {
+                let message: syn::LitStr = syn::parse2(arguments.stream()).ok()?;
+                Some(message.value())
+            }
+            _ => None,
+        })
         .collect()
 }
 
@@ -254,4 +263,61 @@ fn event_set_after_a_bad_variant() {
         },
     );
     insta::assert_snapshot!(pretty(expanded));
+}
+
+#[test]
+fn event_with_personal_fields() {
+    // The field attributes are stripped from the item; `PERSONAL` names serde's keys
+    // (here under `rename_all`), and each field's type is checked at its own span.
+    let expanded = crate::event::expand(
+        quote!(name = "MemberRegistered"),
+        quote! {
+            #[serde(rename_all = "camelCase")]
+            pub struct MemberRegistered {
+                #[subject]
+                pub member_id: MemberId,
+                #[pii]
+                pub email_address: String,
+                #[pii(redacted = "[forgotten]")]
+                pub phone_number: Option<String>,
+                pub plan: String,
+            }
+        },
+    );
+    insta::assert_snapshot!(pretty(expanded));
+}
+
+#[test]
+fn event_after_personal_misuses_keeps_the_item_without_its_attributes() {
+    // Every misuse is reported, and the item is emitted without `#[subject]`/`#[pii]` and
+    // with a plain `Event` impl, so nothing else fails after them.
+    let expanded = crate::event::expand(
+        quote!(name = "MemberRegistered"),
+        quote! {
+            pub struct MemberRegistered {
+                #[subject(primary)]
+                pub member_id: String,
+                #[subject]
+                pub household_id: String,
+                #[pii(redacted = 5)]
+                pub email: String,
+                #[pii]
+                #[serde(skip)]
+                pub notes: String,
+            }
+        },
+    );
+    insta::assert_debug_snapshot!(compile_error_messages(&expanded));
+    let pretty = pretty(expanded);
+    // The expansion before the errors, which quote the attributes.
+    let (item, _) = pretty.split_once("compile_error!").unwrap_or((&pretty, ""));
+    assert!(
+        !item.contains("#[subject") && !item.contains("#[pii"),
+        "{item}"
+    );
+    assert!(
+        item.contains("impl ::factum::__private::Event for MemberRegistered"),
+        "{item}"
+    );
+    assert!(!item.contains("PERSONAL"), "{item}");
 }

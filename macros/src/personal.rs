@@ -3,7 +3,7 @@
 //! macro's, not attributes of their own), and expanded into `Event::PERSONAL` with a
 //! compile-time check of each field's type.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::TokenStream;
 use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Attribute, Data, DeriveInput, Fields, LitStr, Path, Type};
@@ -18,7 +18,8 @@ const REDACTED: &str = "redacted";
 struct SubjectField {
     key: String,
     ty: Type,
-    span: Span,
+    /// The `#[subject]` attribute, for errors about it.
+    attr: Attribute,
 }
 
 /// A personal field.
@@ -99,45 +100,49 @@ pub fn parse(errors: &mut Errors, input: &DeriveInput) -> PersonalModel {
         Data::Union(_) => return model,
     };
     let rename_all = container_rename_all(&input.attrs);
+    // Whether any field says `#[subject]` / `#[pii]`, reported or not: a misused attribute
+    // still counts as declared, so that its error is not followed by "missing" ones.
+    let mut subject_declared = false;
+    let mut pii_attrs = Vec::new();
     for field in fields {
-        if field.ident.is_none() {
-            continue;
-        }
         let mut subject_attr = None;
         let mut pii_attr = None;
         for attr in field.attrs.iter().filter(|attr| is_personal_attr(attr)) {
             if attr.path().is_ident(SUBJECT) {
-                if let Err(error) = attr.meta.require_path_only() {
-                    errors.push(syn::Error::new(
-                        error.span(),
-                        "`#[subject]` takes no arguments",
+                // `#[subject]`
+                if let Some(arguments) = arguments(attr) {
+                    errors.push(syn::Error::new_spanned(
+                        arguments,
+                        "`#[subject]` takes no arguments: write `#[subject]` on the field that names the data subject",
                     ));
                 }
                 if subject_attr.replace(attr).is_some() {
                     errors.error_spanned_by(attr, "`#[subject]` is already on this field");
                 }
             } else {
+                // `#[pii]` or `#[pii(redacted = "...")]`
                 if pii_attr.is_some() {
                     errors.error_spanned_by(attr, "`#[pii]` is already on this field");
                 }
                 pii_attr = Some(attr);
+                pii_attrs.push(attr);
             }
         }
         if subject_attr.is_none() && pii_attr.is_none() {
             continue;
         }
-        let key = match serde_key(errors, field, rename_all.as_deref()) {
-            Some(key) => key,
-            None => continue,
-        };
-        if let (Some(_), Some(pii)) = (subject_attr, pii_attr) {
-            errors.error_spanned_by(
-                pii,
-                "the subject's id is stored in the clear, to find their key: a `#[subject]` field cannot also be `#[pii]`",
-            );
+        subject_declared |= subject_attr.is_some();
+        let Some(key) = serde_key(errors, field, rename_all.as_deref()) else {
             continue;
-        }
+        };
         if let Some(attr) = subject_attr {
+            if let Some(pii) = pii_attr {
+                // The field stays the subject: the other fields' `#[pii]` still have one.
+                errors.error_spanned_by(
+                    pii,
+                    "the subject's id is stored in the clear, to find their key: a `#[subject]` field cannot also be `#[pii]`",
+                );
+            }
             match &model.subject {
                 Some(first) => errors.error_spanned_by(
                     attr,
@@ -150,13 +155,11 @@ pub fn parse(errors: &mut Errors, input: &DeriveInput) -> PersonalModel {
                     model.subject = Some(SubjectField {
                         key,
                         ty: field.ty.clone(),
-                        span: attr.span(),
+                        attr: attr.clone(),
                     })
                 }
             }
-            continue;
-        }
-        if let Some(attr) = pii_attr {
+        } else if let Some(attr) = pii_attr {
             let redacted = parse_pii_args(errors, attr);
             model.fields.push(PiiField {
                 key,
@@ -165,37 +168,39 @@ pub fn parse(errors: &mut Errors, input: &DeriveInput) -> PersonalModel {
             });
         }
     }
-    if model.subject.is_none() {
-        for field in input_fields_with(input, PII) {
+    if !subject_declared {
+        for attr in pii_attrs {
             errors.error_spanned_by(
-                field,
+                attr,
                 "`#[pii]` needs the event's data subject: mark the field that says whose data this is with `#[subject]`",
             );
         }
-    } else if model.fields.is_empty()
+    } else if pii_attrs.is_empty()
         && let Some(subject) = &model.subject
     {
-        errors.push(syn::Error::new(
-            subject.span,
+        errors.error_spanned_by(
+            &subject.attr,
             "`#[subject]` without a `#[pii]` field declares nothing to protect: mark the personal fields with `#[pii]`, or remove `#[subject]`",
-        ));
+        );
     }
     model
 }
 
-/// The `#[pii]` attributes of the item's named fields.
-fn input_fields_with<'a>(
-    input: &'a DeriveInput,
-    name: &'a str,
-) -> impl Iterator<Item = &'a Attribute> {
-    let fields: Vec<&syn::Field> = match &input.data {
-        Data::Struct(data) => data.fields.iter().collect(),
-        _ => Vec::new(),
-    };
-    fields
-        .into_iter()
-        .flat_map(|field| &field.attrs)
-        .filter(move |attr| attr.path().is_ident(name))
+/// The arguments of an attribute that takes none: `(...)` or `= ...`.
+fn arguments(attr: &Attribute) -> Option<TokenStream> {
+    match &attr.meta {
+        syn::Meta::Path(_) => None,
+        syn::Meta::List(list) => {
+            let mut group =
+                proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, list.tokens.clone());
+            group.set_span(list.delimiter.span().join());
+            Some(group.into_token_stream())
+        }
+        syn::Meta::NameValue(name_value) => {
+            let (eq, value) = (&name_value.eq_token, &name_value.value);
+            Some(quote!(#eq #value))
+        }
+    }
 }
 
 /// `#[pii]` or `#[pii(redacted = "...")]`.
@@ -348,9 +353,14 @@ impl PersonalModel {
         let fields = self.fields.iter().map(|field| {
             let pointer = pointer(&field.key);
             let ty = &field.ty;
+            // The field's type check: spanned at its type, so that a type that is not
+            // `Personal` (or, with `redacted = "..."`, not `RedactedText`) is reported
+            // there, once, with the trait's message.
             let redacted = match &field.redacted {
-                Some(text) => quote!(|| #private::redacted_text::<#ty>(#text)),
-                None => quote!(|| #private::redacted_value::<#ty>()),
+                Some(text) => {
+                    quote_spanned!(ty.span()=> || #private::redacted_text::<#ty>(#text))
+                }
+                None => quote_spanned!(ty.span()=> || #private::redacted_value::<#ty>()),
             };
             quote! {
                 #private::PersonalField { pointer: #pointer, redacted: #redacted }
@@ -364,24 +374,18 @@ impl PersonalModel {
         }
     }
 
-    /// Compile-time checks of the fields' types, each spanned at its type.
+    /// The compile-time check of the subject's type, spanned at it (the personal fields'
+    /// types are checked where [`Self::constant`] names them).
     pub fn type_checks(&self, runtime: &Path) -> TokenStream {
+        let Some(subject) = &self.subject else {
+            return TokenStream::new();
+        };
         let private = quote!(#runtime::__private);
-        let subject = self.subject.iter().map(|subject| {
-            let ty = &subject.ty;
-            quote_spanned!(ty.span()=> #private::assert_subject::<#ty>();)
-        });
-        let fields = self.fields.iter().map(|field| {
-            let ty = &field.ty;
-            match &field.redacted {
-                Some(_) => quote_spanned!(ty.span()=> #private::assert_redacted_text::<#ty>();),
-                None => quote_spanned!(ty.span()=> #private::assert_personal::<#ty>();),
-            }
-        });
+        let ty = &subject.ty;
+        let check = quote_spanned!(ty.span()=> #private::assert_subject::<#ty>(););
         quote! {
             const _: () = {
-                #(#subject)*
-                #(#fields)*
+                #check
             };
         }
     }

@@ -21,10 +21,8 @@ pub use crate::registry::{RegistryBuilder, UpcastPath};
 
 /// Checks at compile time that a `#[subject]` field's type can name a data subject.
 pub const fn assert_subject<T: Subject + ?Sized>() {}
-/// Checks at compile time that a `#[pii]` field's type can be a personal field.
-pub const fn assert_personal<T: Personal>() {}
-/// Checks at compile time that a `#[pii(redacted = "...")]` field's type is text.
-pub const fn assert_redacted_text<T: RedactedText>() {}
+// A `#[pii]` field's type is checked where `Event::PERSONAL` names it:
+// `redacted_value::<T: Personal>` / `redacted_text::<T: RedactedText>`.
 
 use crate::projection::{
     ParkedEvent, ReadModel, ReadModelError, ReadModelTx, Target, VersionStatus,

@@ -46,7 +46,7 @@ pub struct PersonalField {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot name a data subject",
     label = "the type of a `#[subject]` field",
-    note = "a subject is a string or integer id (String, Uuid, u64, ...); for a newtype id, `impl factum::personal::Subject for {Self} {{}}` (it must serialise as a string or integer)"
+    note = "a subject is a string or integer id (String, Uuid, u64, ...); for an id type of your own (a newtype such as `struct MemberId(String)`), implement `factum::personal::Subject` for it: it must serialise as a string or integer"
 )]
 pub trait Subject {}
 
