@@ -245,6 +245,29 @@ fn http_channel() -> ReadChannel {
     ReadChannel::Http
 }
 
+impl StreamRead {
+    /// A read by `principal` of `stream_id` from `from_version`, through `through`, now;
+    /// allowed and empty until filled in.
+    pub fn new(
+        principal: &Principal,
+        stream_id: impl Into<String>,
+        from_version: u64,
+        through: ReadChannel,
+    ) -> Self {
+        Self {
+            stream_id: stream_id.into(),
+            from_version,
+            events: 0,
+            actor_kind: principal.actor.kind.clone(),
+            actor: principal.actor.id.clone(),
+            tenant: principal.tenant.clone(),
+            read_at: crate::envelope::now(),
+            denied: None,
+            through,
+        }
+    }
+}
+
 /// Reads from outside the domain, guarded by a [`ReadPolicy`] and kept in the access
 /// audit record: one stream's events, a subject's export, a subscription. The
 /// application's own loads (repositories, projections) read the store directly and are
@@ -349,17 +372,7 @@ impl<S: EventStore, P: ReadPolicy> AuditedReads<S, P> {
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<Vec<RecordedEvent>, StoreError>>,
     {
-        let mut record = StreamRead {
-            stream_id: stream_id.to_owned(),
-            from_version,
-            events: 0,
-            actor_kind: principal.actor.kind.clone(),
-            actor: principal.actor.id.clone(),
-            tenant: principal.tenant.clone(),
-            read_at: crate::envelope::now(),
-            denied: None,
-            through,
-        };
+        let mut record = StreamRead::new(principal, stream_id, from_version, through);
         let decision = if stream_type == AUDIT_STREAM_TYPE {
             Decision::deny("the audit record is read with `authorization::reads`, not served")
         } else {

@@ -162,17 +162,7 @@ async fn read_stream<S: EventStore + Send + Sync + 'static>(
     if stream_type == AUDIT_STREAM_TYPE {
         return Err(not_found());
     }
-    let mut read = StreamRead {
-        stream_id: stream_id.to_owned(),
-        from_version,
-        events: 0,
-        actor_kind: principal.actor.kind.clone(),
-        actor: principal.actor.id.clone(),
-        tenant: principal.tenant.clone(),
-        read_at: crate::envelope::now(),
-        denied: None,
-        through: ReadChannel::Http,
-    };
+    let mut read = StreamRead::new(&principal, stream_id, from_version, ReadChannel::Http);
     if let Decision::Deny(reason) = api.read_policy.may_read(&principal, &stream_type) {
         read.denied = Some(reason.clone());
         record_read(store, &read)
@@ -236,17 +226,12 @@ async fn subscribe<S: EventStore + Send + Sync + 'static>(
     }
     // A subscription is kept in the access record too, allowed or not (`*` and the
     // stream type followed).
-    let mut subscription = StreamRead {
-        stream_id: format!("*{stream_type}"),
-        from_version: 0,
-        events: 0,
-        actor_kind: principal.actor.kind.clone(),
-        actor: principal.actor.id.clone(),
-        tenant: principal.tenant.clone(),
-        read_at: crate::envelope::now(),
-        denied: None,
-        through: ReadChannel::Subscription,
-    };
+    let mut subscription = StreamRead::new(
+        &principal,
+        format!("*{stream_type}"),
+        0,
+        ReadChannel::Subscription,
+    );
     let decision = api.read_policy.may_read(&principal, &stream_type);
     if let Decision::Deny(reason) = &decision {
         subscription.denied = Some(reason.clone());
