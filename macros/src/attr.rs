@@ -16,6 +16,7 @@ pub mod keys {
     pub const FROM: &str = "from";
     pub const WITH: &str = "with";
     pub const CRATE: &str = "crate";
+    pub const SIGNED: &str = "signed";
     pub const EVENTS: &str = "events";
     pub const COMMANDS: &str = "commands";
     pub const ERROR: &str = "error";

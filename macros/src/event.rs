@@ -21,6 +21,7 @@ const ACCEPTED: &[&str] = &[
     keys::VERSION,
     keys::UPCAST_FROM,
     keys::UPCAST_JSON,
+    keys::SIGNED,
     keys::CRATE,
 ];
 
@@ -39,6 +40,8 @@ struct EventArgs {
     upcast_json: Vec<JsonUpcast>,
     upcast_json_span: Option<Span>,
     runtime: Setting<Path>,
+    /// `signed`: the event is critical, each one signed by the service's key.
+    signed: Setting<bool>,
     /// Whether a version was given but is no valid number (reported): the upcast path
     /// cannot be checked without it, and any complaint about it would be a follow-up.
     invalid_version: bool,
@@ -61,6 +64,7 @@ struct EventModel<'a> {
     upcast: UpcastPath,
     runtime: Path,
     personal: PersonalModel,
+    signed: bool,
 }
 
 pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
@@ -128,6 +132,7 @@ impl Fallback {
             upcast: UpcastPath::None,
             runtime: self.runtime,
             personal: PersonalModel::default(),
+            signed: false,
         };
         expand_model(&model, input)
     }
@@ -167,6 +172,7 @@ fn parse_args(errors: &mut Errors, args: TokenStream) -> Option<EventArgs> {
         upcast_json_span: None,
         invalid_version: false,
         runtime: Setting::new(keys::CRATE),
+        signed: Setting::new(keys::SIGNED),
     };
     let parser = syn::meta::parser(|meta| {
         let key_span = meta.path.span();
@@ -194,6 +200,16 @@ fn parse_args(errors: &mut Errors, args: TokenStream) -> Option<EventArgs> {
             parsed.upcast_json_span.get_or_insert(key_span);
             if let Some(upcast) = parse_json_upcast(errors, &meta, &mut parsed.invalid_version)? {
                 parsed.upcast_json.push(upcast);
+            }
+        } else if meta.path.is_ident(keys::SIGNED) {
+            // signed (a flag: no value)
+            if meta.input.peek(syn::Token![=]) || meta.input.peek(syn::token::Paren) {
+                errors.push(meta.error(
+                    "`signed` is a flag: write `signed` alone to have each such event signed by the service's key",
+                ));
+                attr::skip_value(&meta)?;
+            } else {
+                parsed.signed.set(errors, key_span, true);
             }
         } else if meta.path.is_ident(keys::CRATE) {
             // crate = "::factum"
@@ -302,6 +318,7 @@ fn check<'a>(
         upcast: upcast?,
         runtime: attr::runtime_path(args.runtime),
         personal,
+        signed: args.signed.get().copied().unwrap_or(false),
     })
 }
 
@@ -427,7 +444,13 @@ fn expand_model(model: &EventModel, input: &DeriveInput) -> TokenStream {
         upcast,
         runtime,
         personal,
+        signed,
     } = model;
+    let signed = signed.then(|| {
+        quote!(
+            const SIGNED: bool = true;
+        )
+    });
     let personal_constant = personal.constant(runtime);
     let personal_checks = personal.type_checks(runtime);
     let private = quote!(#runtime::__private);
@@ -522,6 +545,7 @@ fn expand_model(model: &EventModel, input: &DeriveInput) -> TokenStream {
                 const DOC: &'static str = #doc;
                 const UPCAST: #private::UpcastPath = #upcast_path;
                 #personal_constant
+                #signed
 
                 fn decode_version(
                     __factum_version: u32,

@@ -40,6 +40,11 @@ pub trait Event:
     /// default.
     const PERSONAL: crate::personal::PersonalFields = crate::personal::PersonalFields::NONE;
 
+    /// Whether the event is critical: each one stored carries the service's Ed25519
+    /// signature of its hash (`#[event(.., signed)]`, see
+    /// [`integrity::EventSigner`](crate::integrity::EventSigner)).
+    const SIGNED: bool = false;
+
     /// Registers this version and every older version that has a Rust type.
     fn register(registry: &mut RegistryBuilder, aggregate: Option<&str>) {
         registry.add_event::<Self>(aggregate);

@@ -80,9 +80,15 @@ pub use uuid;
 /// |---|---|---|
 /// | `name = "..."` | the stable name stored with the payload | the type's name |
 /// | `version = N` | the payload's schema version, from 1 | 1 |
+/// | `signed` | critical: each stored event carries the service's Ed25519 signature of its hash, checked on read | not signed |
 /// | `upcast_from = T` | the type of version N-1, converted with `From`/`TryFrom` | |
 /// | `upcast_json(from = K, with = f)` | reads retired version K with `fn(serde_json::Value) -> Result<serde_json::Value, E>` into version K+1 | |
 /// | `crate = "path"` | where factum is, if renamed | `::factum` |
+///
+/// Field attributes declare personal data (see [`personal`]): `#[subject]` on the field
+/// naming whose data the event holds, `#[pii]` on each personal field (stored sealed under
+/// the subject's key by a `ProtectedStore`), `#[pii(redacted = "...")]` for the text a
+/// forgotten text field reads as.
 ///
 /// It derives `Serialize`, `Deserialize` and `JsonSchema` unless the type already
 /// derives them. Versions are consecutive: version N > 1 needs `upcast_from` naming

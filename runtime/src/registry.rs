@@ -82,6 +82,9 @@ pub struct RegistryEntry {
     /// The event's data subject and personal fields, when it has any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub personal: Option<PersonalEntry>,
+    /// Whether each stored event of this version is signed by the service's key.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub signed: bool,
 }
 
 /// The keyword marking a personal field's property in an event's schema (`true`).
@@ -202,6 +205,7 @@ impl RegistryBuilder {
                 .get_mut(&(EntryKind::Event, E::NAME.to_owned(), E::VERSION))
         {
             entry.personal = personal;
+            entry.signed = E::SIGNED;
         }
     }
 
@@ -256,6 +260,7 @@ impl RegistryBuilder {
                         doc: doc.to_owned(),
                         schema,
                         personal: None,
+                        signed: false,
                     },
                 );
             }

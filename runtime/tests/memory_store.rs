@@ -417,3 +417,51 @@ async fn checkpoints_and_proofs_hold() {
 }
 
 mod tamper_common;
+
+/// A memory store with a signer signs its critical events, as the SQL stores do.
+#[tokio::test]
+async fn critical_events_are_signed() {
+    let store = MemoryStore::new().sign_events(tamper_common::signer());
+    tamper_common::assert_critical_events_are_signed(&store).await;
+}
+
+/// `#[event(.., signed)]` declares an event critical: the registry says so, and the
+/// signer built from it signs that event's name.
+#[test]
+fn the_dsl_declares_critical_events() {
+    #[event(name = "DoseGiven", signed)]
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct DoseGiven {
+        pub mg: u32,
+    }
+
+    #[event(name = "NoteAdded")]
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct NoteAdded {
+        pub note: String,
+    }
+
+    #[derive(Events, Debug, Clone, PartialEq)]
+    pub enum ChartEvent {
+        Dose(DoseGiven),
+        Note(NoteAdded),
+    }
+
+    let mut builder = factum::registry::Registry::builder();
+    ChartEvent::register(&mut builder, Some("Chart"));
+    let registry = builder.build().expect("registry");
+    let signed = factum::integrity::SignedEvents::from_registry(&registry);
+    assert!(signed.contains("DoseGiven") && !signed.contains("NoteAdded"));
+    let document = serde_json::to_value(&registry).expect("JSON");
+    let entries = document["entries"].as_array().expect("entries");
+    let flags: Vec<(&str, bool)> = entries
+        .iter()
+        .map(|entry| {
+            (
+                entry["name"].as_str().unwrap(),
+                entry.get("signed") == Some(&serde_json::Value::Bool(true)),
+            )
+        })
+        .collect();
+    assert_eq!(flags, [("DoseGiven", true), ("NoteAdded", false)]);
+}

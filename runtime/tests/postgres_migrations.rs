@@ -78,7 +78,8 @@ async fn an_older_schema_is_migrated_forward() {
              DROP TRIGGER factum_chain ON {SCHEMA}.events;
              DROP FUNCTION {SCHEMA}.factum_chain_event;
              DROP FUNCTION {SCHEMA}.factum_event_hash;
-             ALTER TABLE {SCHEMA}.events DROP COLUMN hash, DROP COLUMN predecessor;
+             ALTER TABLE {SCHEMA}.events DROP COLUMN hash, DROP COLUMN predecessor,
+                 DROP COLUMN signature;
              DROP FUNCTION {SCHEMA}.factum_append;
              DROP FUNCTION {SCHEMA}.factum_append_one;
              DROP FUNCTION {SCHEMA}.factum_append_command;

@@ -277,3 +277,72 @@ async fn a_store_that_checks_hashes_refuses_a_damaged_event() {
     let checked = store(SCHEMA, true).await;
     assert_checked_reads_refuse_the_edit(&checked).await;
 }
+
+/// Critical events are signed in the append's transaction; one rehashed after an edit
+/// with the store's own function, or stripped of its signature, is refused on read and
+/// reported by verify.
+#[tokio::test]
+async fn critical_events_are_signed_and_a_forged_one_is_refused() {
+    const SCHEMA: &str = "t_tamper_signed";
+    drop_schema(SCHEMA).await;
+    let store = PostgresStore::builder(url())
+        .schema(SCHEMA)
+        .pool_size(2)
+        .sign_events(tamper_common::signer())
+        .connect()
+        .await
+        .expect("connect");
+    tamper_common::assert_critical_events_are_signed(&store).await;
+    let key = service_key().verifying_key();
+    let critical = factum::integrity::SignedEvents::named([tamper_common::CRITICAL]);
+    let raw = raw_client().await;
+    let first: i64 = raw
+        .query_one(
+            &format!("SELECT min(position) FROM \"{SCHEMA}\".events"),
+            &[],
+        )
+        .await
+        .expect("the first position")
+        .get(0);
+    raw.batch_execute(&format!(
+        "UPDATE \"{SCHEMA}\".events SET payload = replace(payload::text, 'heparin', 'insulin')::json
+         WHERE position = {first};
+         UPDATE \"{SCHEMA}\".events SET hash = \"{SCHEMA}\".factum_event_hash(predecessor,
+             event_id, position, stream_id, stream_type, stream_version, name,
+             schema_version, occurred_at, metadata::text, payload::text)
+         WHERE position = {first};"
+    ))
+    .await
+    .expect("edit and rehash");
+    let verification = store.verify_signed(&key).await.expect("verify");
+    let finding = verification.first().expect("a finding");
+    assert_eq!(finding.position, Some(first as u64), "{verification}");
+    assert!(finding.detail.contains("signature"), "{finding}");
+    match store.read_stream("Chart-50", 1, 10).await {
+        Err(factum::store::StoreError::CorruptRow { reason, .. }) => {
+            assert!(reason.contains("signature"), "{reason}");
+        }
+        other => panic!("expected the forged dose refused, got {other:?}"),
+    }
+    raw.batch_execute(&format!(
+        "UPDATE \"{SCHEMA}\".events SET signature = NULL
+         WHERE stream_id = 'Chart-50' AND stream_version = 5"
+    ))
+    .await
+    .expect("strip");
+    let verification = store
+        .verify_signed_events(&key, &critical)
+        .await
+        .expect("verify");
+    assert!(
+        verification
+            .findings
+            .iter()
+            .any(|finding| finding.detail.contains("no signature")),
+        "{verification}"
+    );
+    assert!(matches!(
+        store.read_stream("Chart-50", 5, 1).await,
+        Err(factum::store::StoreError::CorruptRow { .. })
+    ));
+}

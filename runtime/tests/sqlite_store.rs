@@ -64,9 +64,9 @@ async fn opening_creates_the_schema_in_wal_mode_and_records_its_version() {
             .iter()
             .map(|(version, _)| *version)
             .collect::<Vec<_>>(),
-        [1, 2, 3, 4]
+        [1, 2, 3, 4, 5]
     );
-    assert_eq!(SqliteStore::SCHEMA_VERSION, 4);
+    assert_eq!(SqliteStore::SCHEMA_VERSION, 5);
     let mode: String = connection
         .query_row("PRAGMA journal_mode", [], |row| row.get(0))
         .unwrap();
@@ -115,7 +115,7 @@ async fn reopening_keeps_the_data_and_migrates_nothing_twice() {
             row.get(0)
         })
         .unwrap();
-    assert_eq!(applied, 4, "every migration is applied once");
+    assert_eq!(applied, 5, "every migration is applied once");
 }
 
 #[tokio::test]
@@ -125,7 +125,7 @@ async fn a_file_with_a_newer_schema_is_refused_untouched() {
     raw(&path)
         .execute(
             "INSERT INTO factum_schema_version (version, description, applied_at)
-             VALUES (5, 'from the future', 'tomorrow')",
+             VALUES (6, 'from the future', 'tomorrow')",
             [],
         )
         .unwrap();
@@ -134,7 +134,7 @@ async fn a_file_with_a_newer_schema_is_refused_untouched() {
         .expect_err("a newer schema is refused");
     let message = error.to_string();
     assert!(
-        message.contains("schema is at version 5") && message.contains("newest known: 4"),
+        message.contains("schema is at version 6") && message.contains("newest known: 5"),
         "the error names both versions: {message}"
     );
     let versions: i64 = raw(&path)
@@ -144,7 +144,7 @@ async fn a_file_with_a_newer_schema_is_refused_untouched() {
             |row| row.get(0),
         )
         .unwrap();
-    assert_eq!(versions, 5, "the refused file is left as it was");
+    assert_eq!(versions, 6, "the refused file is left as it was");
 }
 
 #[tokio::test]
@@ -429,7 +429,7 @@ async fn a_store_missing_a_table_of_its_version_is_refused_untouched() {
         assert_eq!(
             not_a_store(&path).await,
             format!(
-                "its schema is at version 4, but the table `{table}` of that version is missing"
+                "its schema is at version 5, but the table `{table}` of that version is missing"
             )
         );
         assert_eq!(std::fs::read(&path).unwrap(), bytes, "{table}: unchanged");

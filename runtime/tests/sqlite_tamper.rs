@@ -317,7 +317,7 @@ async fn a_thousand_random_tamperings_are_all_found() {
                 // knows the layout would: the chain holds; the checkpoint does not.
                 7 => {
                     let position = position_of(dice.below(STREAMS), VERSIONS) as i64;
-                    rehash_after_edit(&connection, position);
+                    rehash_after_edit(&connection, position, ("note", "NOTE"));
                     format!("position {position} edited and rehashed")
                 }
                 // A row's hash replaced by the hash of another row.
@@ -347,13 +347,13 @@ async fn a_thousand_random_tamperings_are_all_found() {
     }
 }
 
-/// Edits the payload of the event at `position` (the last of its stream) and stores the
-/// hash the edited row chains to.
-fn rehash_after_edit(connection: &rusqlite::Connection, position: i64) {
+/// Replaces `edit.0` by `edit.1` in the payload of the event at `position` (the last of
+/// its stream) and stores the hash the edited row chains to.
+fn rehash_after_edit(connection: &rusqlite::Connection, position: i64, edit: (&str, &str)) {
     connection
         .execute(
-            "UPDATE events SET payload = replace(payload, 'note', 'NOTE') WHERE position = ?1",
-            [position],
+            "UPDATE events SET payload = replace(payload, ?2, ?3) WHERE position = ?1",
+            rusqlite::params![position, edit.0, edit.1],
         )
         .expect("edit");
     let hash = connection
@@ -430,4 +430,65 @@ async fn a_store_that_checks_hashes_refuses_a_damaged_event() {
         .await
         .expect("open");
     assert_checked_reads_refuse_the_edit(&checked).await;
+}
+
+/// Critical events are signed in the append's transaction; one rehashed after an edit,
+/// or stripped of its signature, is refused on read and reported by verify.
+#[tokio::test]
+async fn critical_events_are_signed_and_a_forged_one_is_refused() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("events.db");
+    let store = SqliteStore::options()
+        .sign_events(tamper_common::signer())
+        .open(&path)
+        .await
+        .expect("open");
+    tamper_common::assert_critical_events_are_signed(&store).await;
+    let critical = factum::integrity::SignedEvents::named([tamper_common::CRITICAL]);
+    let key = service_key().verifying_key();
+
+    // The first dose (position 1) edited and rehashed: the chain holds, the signature
+    // does not.
+    let connection = rusqlite::Connection::open(&path).expect("raw");
+    rehash_after_edit(&connection, 1, ("heparin", "insulin"));
+    let verification = store.verify_signed(&key).await.expect("verify");
+    let first = verification.first().expect("a finding");
+    assert_eq!(
+        (first.kind, first.position),
+        (TamperingKind::Altered, Some(1))
+    );
+    assert!(first.detail.contains("signature"), "{first}");
+    match store.read_stream("Chart-50", 1, 10).await {
+        Err(factum::store::StoreError::CorruptRow {
+            position: Some(1),
+            reason,
+            ..
+        }) => {
+            assert!(reason.contains("signature"), "{reason}");
+        }
+        other => panic!("expected the forged dose refused, got {other:?}"),
+    }
+
+    // The last dose stripped of its signature: unsigned critical events are refused too.
+    connection
+        .execute("UPDATE events SET signature = NULL WHERE position = 5", [])
+        .expect("strip");
+    let verification = store
+        .verify_signed_events(&key, &critical)
+        .await
+        .expect("verify");
+    assert!(
+        verification
+            .findings
+            .iter()
+            .any(|finding| finding.position == Some(5) && finding.detail.contains("no signature")),
+        "{verification}"
+    );
+    assert!(matches!(
+        store.read_stream("Chart-50", 5, 1).await,
+        Err(factum::store::StoreError::CorruptRow {
+            position: Some(5),
+            ..
+        })
+    ));
 }

@@ -20,6 +20,7 @@ pub mod chain;
 pub mod checkpoint;
 pub mod merkle;
 mod proofs;
+pub mod signing;
 mod verify;
 
 /// Re-exported: the Ed25519 keys that sign and check tree heads.
@@ -27,6 +28,7 @@ pub use ed25519_dalek::{SigningKey, VerifyingKey};
 
 pub use chain::{EventHash, GENESIS, StoredFields, event_hash};
 pub use proofs::ProofRequestError;
+pub use signing::{EventSigner, SignedEvents};
 pub use verify::{StoredEvent, Tampering, TamperingKind, Verification, Verifier};
 
 use std::future::Future;
@@ -35,14 +37,19 @@ use crate::store::StoreError;
 use checkpoint::{SignedTreeHead, TreeHead};
 use merkle::{ConsistencyProof, InclusionProof};
 
-/// One leaf of the log's Merkle tree: an event's position and stored hash.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One leaf of the log's Merkle tree: an event's position and stored hash, with its
+/// name and stored signature (for checking critical events).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Leaf {
     /// The event's global position.
     pub position: u64,
     /// The event's stored hash; all zeros when the stored value is not a hash (no sound
     /// event hashes to zeros, so the tree over it then differs from the signed one).
     pub hash: EventHash,
+    /// The event's name, as stored.
+    pub name: String,
+    /// The event's stored signature, if it has one (see [`signing`]).
+    pub signature: Option<Vec<u8>>,
 }
 
 impl Leaf {
@@ -104,12 +111,23 @@ pub trait TamperEvident: Send + Sync {
 
     /// [`verify`](TamperEvident::verify), then every stored checkpoint: signed by `key`,
     /// and the log still holding the tree it signed (none missing, inserted or changed
-    /// up to its last position).
+    /// up to its last position); and every stored event signature: `key`'s signature of
+    /// its event's hash.
     fn verify_signed(
         &self,
         key: &VerifyingKey,
     ) -> impl Future<Output = Result<Verification, StoreError>> + Send {
-        async move { proofs::verify_signed(self, key).await }
+        async move { proofs::verify_signed(self, key, None).await }
+    }
+
+    /// [`verify_signed`](TamperEvident::verify_signed), and every event of the names in
+    /// `critical` signed (none stored without its signature).
+    fn verify_signed_events(
+        &self,
+        key: &VerifyingKey,
+        critical: &SignedEvents,
+    ) -> impl Future<Output = Result<Verification, StoreError>> + Send {
+        async move { proofs::verify_signed(self, key, Some(critical)).await }
     }
 
     /// The event at `position` as a leaf of the tree `head` signed, with the proof that

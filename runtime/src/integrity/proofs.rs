@@ -95,6 +95,7 @@ pub(super) async fn take<S: TamperEvident + ?Sized>(
 pub(super) async fn verify_signed<S: TamperEvident + ?Sized>(
     store: &S,
     key: &ed25519_dalek::VerifyingKey,
+    critical: Option<&super::SignedEvents>,
 ) -> Result<Verification, StoreError> {
     let mut verification = store.verify().await?;
     let mut checkpoints = Vec::new();
@@ -167,7 +168,7 @@ pub(super) async fn verify_signed<S: TamperEvident + ?Sized>(
             detail: format!("the checkpoint of {} events: {detail}", head.tree_size),
         })
     };
-    while pending.peek().is_some() {
+    loop {
         let page = store.leaves(after, PAGE).await?;
         for leaf in &page {
             while let Some(head) = pending.next_if(|head| head.tree_size == tree.len()) {
@@ -177,6 +178,9 @@ pub(super) async fn verify_signed<S: TamperEvident + ?Sized>(
             }
             tree.push(leaf.merkle_leaf());
             last_position = leaf.position;
+            verification
+                .findings
+                .extend(signature_finding(leaf, key, critical));
         }
         after = last_position;
         if page.len() < PAGE {
@@ -194,6 +198,29 @@ pub(super) async fn verify_signed<S: TamperEvident + ?Sized>(
     Ok(verification)
 }
 
+/// What is wrong with a leaf's signature, if anything: present but not `key`'s signature
+/// of its hash, or missing from an event `critical` names.
+fn signature_finding(
+    leaf: &Leaf,
+    key: &ed25519_dalek::VerifyingKey,
+    critical: Option<&super::SignedEvents>,
+) -> Option<Tampering> {
+    let reason = match &leaf.signature {
+        Some(signature) => super::signing::check_signature(key, &leaf.hash, signature).err()?,
+        None if critical.is_some_and(|critical| critical.contains(&leaf.name)) => {
+            "the critical event carries no signature".to_owned()
+        }
+        None => return None,
+    };
+    Some(Tampering {
+        kind: TamperingKind::Altered,
+        stream_id: String::new(),
+        stream_version: 0,
+        position: Some(leaf.position),
+        detail: format!("event `{}`: {reason}", leaf.name),
+    })
+}
+
 /// The proof that the event at `position` is in the tree `head` signed.
 pub(super) async fn inclusion<S: TamperEvident + ?Sized>(
     store: &S,
@@ -207,13 +234,13 @@ pub(super) async fn inclusion<S: TamperEvident + ?Sized>(
             last_position: head.last_position,
         });
     }
-    let leaves = all_leaves(store).await?;
+    let mut leaves = all_leaves(store).await?;
     let index = leaves
         .binary_search_by_key(&position, |leaf| leaf.position)
         .map_err(|_| ProofRequestError::NoEventAt { position })?;
     let tree = MerkleTree::from_leaves(leaves.iter().map(Leaf::merkle_leaf));
     let proof = tree.inclusion_proof(index as u64, head.tree_size)?;
-    Ok((leaves[index], proof))
+    Ok((leaves.swap_remove(index), proof))
 }
 
 /// The proof that the tree `new` signed extends the tree `old` signed.

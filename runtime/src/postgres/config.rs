@@ -28,6 +28,7 @@ pub struct PostgresConfig {
     pub(super) pool_size: usize,
     pub(super) schema: String,
     pub(super) check_hashes: bool,
+    pub(super) signer: Option<crate::integrity::EventSigner>,
 }
 
 impl fmt::Debug for PostgresConfig {
@@ -38,6 +39,7 @@ impl fmt::Debug for PostgresConfig {
             .field("pool_size", &self.pool_size)
             .field("schema", &self.schema)
             .field("check_hashes", &self.check_hashes)
+            .field("signer", &self.signer)
             .finish()
     }
 }
@@ -51,6 +53,7 @@ impl PostgresConfig {
             pool_size: default_pool_size(),
             schema: "public".to_owned(),
             check_hashes: false,
+            signer: None,
         }
     }
 
@@ -64,6 +67,7 @@ impl PostgresConfig {
             pool_size: default_pool_size(),
             schema: "public".to_owned(),
             check_hashes: false,
+            signer: None,
         }
     }
 
@@ -89,6 +93,15 @@ impl PostgresConfig {
     /// [`TamperEvident::verify`]: crate::integrity::TamperEvident::verify
     pub fn check_hashes(mut self, check_hashes: bool) -> Self {
         self.check_hashes = check_hashes;
+        self
+    }
+
+    /// Signs each critical event this store appends (those `signer` names: see
+    /// `SignedEvents::from_registry`) with the service's key, in the append's
+    /// transaction, and checks every read critical event's signature and hash: a forged
+    /// or unsigned one is a [`StoreError::CorruptRow`] at its position.
+    pub fn sign_events(mut self, signer: crate::integrity::EventSigner) -> Self {
+        self.signer = Some(signer);
         self
     }
 

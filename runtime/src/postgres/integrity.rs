@@ -23,7 +23,11 @@ const VERIFY_PAGE: i64 = 10_000;
 /// Checks an event row selected with the store's columns against the hash columns at
 /// `hash_column` and the next: a damaged event is a [`StoreError::CorruptRow`] at its
 /// position.
-pub(super) fn check_hash(row: &Row, hash_column: usize) -> Result<(), StoreError> {
+pub(super) fn check_hash(
+    row: &Row,
+    hash_column: usize,
+    signer: Option<&crate::integrity::EventSigner>,
+) -> Result<(), StoreError> {
     let position = position_of(row);
     let stream_id: &str = row.try_get(1).unwrap_or_default();
     let version: i64 = row.try_get(3).unwrap_or_default();
@@ -67,6 +71,13 @@ pub(super) fn check_hash(row: &Row, hash_column: usize) -> Result<(), StoreError
         return Err(corrupt(
             "the stored event does not match its hash (altered after it was written)",
         ));
+    }
+    if let Some(signer) = signer {
+        let signature: Option<&[u8]> = row.try_get(hash_column + 2).map_err(read)?;
+        let name = String::from_utf8_lossy(fields.name);
+        signer
+            .check(&name, &hash, signature)
+            .map_err(|reason| corrupt(&reason))?;
     }
     Ok(())
 }
@@ -115,11 +126,15 @@ impl TamperEvident for PostgresStore {
             .map(|row| {
                 let position: i64 = row.try_get(0).map_err(backend)?;
                 let hash: Option<&[u8]> = row.try_get(1).map_err(backend)?;
+                let name: String = row.try_get(2).map_err(backend)?;
+                let signature: Option<Vec<u8>> = row.try_get(3).map_err(backend)?;
                 Ok(Leaf {
                     position: u64::try_from(position).unwrap_or(0),
                     hash: hash
                         .and_then(|hash| EventHash::try_from(hash).ok())
                         .unwrap_or(GENESIS),
+                    name,
+                    signature,
                 })
             })
             .collect()

@@ -66,6 +66,14 @@ pub(super) const MIGRATIONS: &[(i32, &str, &str)] = &[
         "signed checkpoints",
         include_str!("migrations/0006_checkpoints.sql"),
     ),
+    // The service's Ed25519 signature of each critical event's hash
+    // (`factum::integrity::signing`), written in the append's transaction; NULL for the
+    // others.
+    (
+        7,
+        "signatures of critical events",
+        include_str!("migrations/0007_signatures.sql"),
+    ),
 ];
 
 /// The newest schema version this code knows.
@@ -419,7 +427,14 @@ mod tests {
     fn the_append_functions_take_the_append_lock() {
         let lock = format!("pg_advisory_xact_lock({APPEND_LOCK_CLASS}, {{{{lock_key}}}})");
         // (version, functions created, functions that take the lock)
-        let expected = [(2, 2, 2), (3, 2, 2), (4, 1, 1), (5, 2, 0), (6, 0, 0)];
+        let expected = [
+            (2, 2, 2),
+            (3, 2, 2),
+            (4, 1, 1),
+            (5, 2, 0),
+            (6, 0, 0),
+            (7, 0, 0),
+        ];
         assert_eq!(MIGRATIONS.len(), expected.len() + 1, "{expected:?}");
         for ((version, _, sql), (numbered, functions, locking)) in
             MIGRATIONS[1..].iter().zip(expected)

@@ -239,6 +239,8 @@ pub struct PostgresStore {
     pool: Pool,
     sql: Arc<Sql>,
     notifier: Arc<Notifier>,
+    /// Signs critical events on append, checks them on read.
+    signer: Option<crate::integrity::EventSigner>,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -260,8 +262,12 @@ pub(super) struct Sql {
     pub(super) check_hashes: bool,
     /// One page of the log for `verify`, every column as stored.
     pub(super) verify_page: String,
-    /// One page of leaves (position, hash).
+    /// One page of leaves (position, hash, name, signature).
     pub(super) leaves: String,
+    /// The unsigned events among the ids of a batch (position, hash, name).
+    pub(super) unsigned: String,
+    /// Stores an event's signature.
+    pub(super) sign: String,
     /// Stores a checkpoint (size, JSON), replacing one of the same size.
     pub(super) save_checkpoint: String,
     /// Every checkpoint (size, JSON), by size.
@@ -287,13 +293,13 @@ impl Sql {
         let s = quote_ident(schema);
         let columns = if check_hashes {
             "position, stream_id, stream_type, stream_version, event_id, name, \
-             schema_version, payload, occurred_at, metadata, hash, predecessor"
+             schema_version, payload, occurred_at, metadata, hash, predecessor, signature"
         } else {
             "position, stream_id, stream_type, stream_version, event_id, name, \
              schema_version, payload, occurred_at, metadata"
         };
         let filtered_hashes = if check_hashes {
-            ", e.hash, e.predecessor"
+            ", e.hash, e.predecessor, e.signature"
         } else {
             ""
         };
@@ -307,9 +313,14 @@ impl Sql {
                  FROM {s}.events WHERE position > $1 ORDER BY position LIMIT $2"
             ),
             leaves: format!(
-                "SELECT position, hash FROM {s}.events WHERE position > $1 \
+                "SELECT position, hash, name, signature FROM {s}.events WHERE position > $1 \
                  ORDER BY position LIMIT $2"
             ),
+            unsigned: format!(
+                "SELECT position, hash, name FROM {s}.events \
+                 WHERE event_id = ANY($1) AND signature IS NULL ORDER BY position"
+            ),
+            sign: format!("UPDATE {s}.events SET signature = $2 WHERE position = $1"),
             save_checkpoint: format!(
                 "INSERT INTO {s}.checkpoints (tree_size, head) VALUES ($1, $2) \
                  ON CONFLICT (tree_size) DO UPDATE SET head = EXCLUDED.head"
@@ -419,8 +430,10 @@ impl PostgresStore {
                     source: Box::new(source),
                 })
             })?;
-        let sql = Arc::new(Sql::new(&config.schema, config.check_hashes));
+        let checks = config.check_hashes || config.signer.is_some();
+        let sql = Arc::new(Sql::new(&config.schema, checks));
         let store = Self {
+            signer: config.signer,
             pool,
             notifier: Arc::new(Notifier::new(
                 pg_for_listener,
@@ -587,13 +600,76 @@ impl PostgresStore {
     }
 
     /// Checks the row's hash when the store checks hashes on read (see
-    /// `PostgresConfig::check_hashes`); `hash_column`: where the hash columns start.
+    /// `PostgresConfig::check_hashes`), and a critical event's signature when it signs
+    /// events; `hash_column`: where the hash columns start.
     fn checked(&self, row: &Row, hash_column: usize) -> Result<(), StoreError> {
         if self.sql.check_hashes {
-            super::integrity::check_hash(row, hash_column)
+            super::integrity::check_hash(row, hash_column, self.signer.as_ref())
         } else {
             Ok(())
         }
+    }
+
+    /// The signer, when `events` hold a critical event.
+    fn signer_for(&self, events: &[NewEvent]) -> Option<&crate::integrity::EventSigner> {
+        self.signer
+            .as_ref()
+            .filter(|signer| events.iter().any(|event| signer.signs(&event.name)))
+    }
+
+    /// Runs an append statement and signs the critical events it wrote, in one
+    /// transaction (the append lock, taken by the statement, is held to the commit): a
+    /// critical event is never stored without its signature.
+    async fn append_signed(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        batch: &Batch<'_>,
+        expected: ExpectedVersion,
+        signer: &crate::integrity::EventSigner,
+    ) -> Result<Row, StoreError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(backend)?;
+        let statement = transaction.prepare_cached(sql).await.map_err(backend)?;
+        let row = match transaction.query_one(&statement, params).await {
+            Ok(row) => row,
+            Err(error) => {
+                drop(transaction);
+                return Err(self.append_error(batch, expected, error).await);
+            }
+        };
+        let unsigned = transaction
+            .prepare_cached(&self.sql.unsigned)
+            .await
+            .map_err(backend)?;
+        let sign = transaction
+            .prepare_cached(&self.sql.sign)
+            .await
+            .map_err(backend)?;
+        for event in transaction
+            .query(&unsigned, &[&batch.event_ids])
+            .await
+            .map_err(backend)?
+        {
+            let name: &str = event.try_get(2).map_err(backend)?;
+            if !signer.signs(name) {
+                continue;
+            }
+            let position: i64 = event.try_get(0).map_err(backend)?;
+            let hash: &[u8] = event.try_get(1).map_err(backend)?;
+            let hash = crate::integrity::EventHash::try_from(hash).map_err(|_| {
+                backend(PostgresError::UnexpectedReply(format!(
+                    "the event at position {position} was stored without a hash"
+                )))
+            })?;
+            let signature = signer.sign(&hash);
+            transaction
+                .execute(&sign, &[&position, &signature.as_slice()])
+                .await
+                .map_err(backend)?;
+        }
+        transaction.commit().await.map_err(backend)?;
+        Ok(row)
     }
 
     async fn query(
@@ -616,6 +692,18 @@ impl EventStore for PostgresStore {
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome, StoreError> {
         let batch = Batch::new(stream_id, stream_type, expected, &events)?;
+        if let Some(signer) = self.signer_for(&events) {
+            let row = self
+                .append_signed(
+                    batch.sql(&self.sql),
+                    &batch.params(),
+                    &batch,
+                    expected,
+                    signer,
+                )
+                .await?;
+            return batch.outcome(expected, &row);
+        }
         let client = self.client().await?;
         let statement = client
             .prepare_cached(batch.sql(&self.sql))
@@ -647,6 +735,28 @@ impl EventStore for PostgresStore {
         command: CommandRecord,
     ) -> Result<CommandAppend, StoreError> {
         let batch = Batch::of_command(stream_id, stream_type, expected, &events, &command)?;
+        if let Some(signer) = self.signer_for(&events) {
+            let row = self
+                .append_signed(
+                    &self.sql.append_command,
+                    &batch.command_params(&command),
+                    &batch,
+                    expected,
+                    signer,
+                )
+                .await?;
+            if let Some(outcome) = batch.command_outcome(expected, &row, &command)? {
+                return Ok(CommandAppend::Appended(outcome));
+            }
+            let client = self.client().await?;
+            if let Some(stored) = self.load_command(&client, command.command_id).await? {
+                return Ok(CommandAppend::AlreadyExecuted(stored));
+            }
+            return Err(backend(PostgresError::UnexpectedReply(format!(
+                "command {} is recorded, but its record was pruned at once",
+                command.command_id
+            ))));
+        }
         let client = self.client().await?;
         let statement = client
             .prepare_cached(&self.sql.append_command)

@@ -185,6 +185,17 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         tables: &["streams", "events", "snapshots", "commands", "checkpoints"],
         then: None,
     },
+    Migration {
+        version: 5,
+        description: "signatures of critical events",
+        // The service's Ed25519 signature of the event's hash, for the events declared
+        // `signed` (`factum::integrity::signing`); NULL for the others.
+        sql: "
+        ALTER TABLE events ADD COLUMN signature BLOB;
+    ",
+        tables: &["streams", "events", "snapshots", "commands", "checkpoints"],
+        then: None,
+    },
 ];
 
 /// The newest schema version of the store.

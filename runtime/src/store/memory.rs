@@ -76,6 +76,11 @@ impl TamperEvident for MemoryStore {
             .map(|(index, (hash, _))| Leaf {
                 position: index as u64 + 1,
                 hash: *hash,
+                name: state.log[index].name.clone(),
+                signature: state
+                    .signatures
+                    .get(&index)
+                    .map(|signature| signature.to_vec()),
             })
             .collect())
     }
@@ -109,6 +114,8 @@ pub struct MemoryStore {
     /// The position of the newest event, published after every append that wrote: wakes
     /// [`EventStore::wait_for_events`].
     head: Arc<watch::Sender<u64>>,
+    /// Signs the critical events appended (see [`MemoryStore::sign_events`]).
+    signer: Option<crate::integrity::EventSigner>,
 }
 
 impl Default for MemoryStore {
@@ -116,6 +123,7 @@ impl Default for MemoryStore {
         Self {
             state: Arc::default(),
             head: Arc::new(watch::Sender::new(0)),
+            signer: None,
         }
     }
 }
@@ -127,6 +135,8 @@ struct State {
     /// Each logged event's hash and its predecessor's, by log index (see
     /// [`crate::integrity::chain`]).
     hashes: Vec<(EventHash, EventHash)>,
+    /// The signatures of critical events, by log index (see `MemoryStore::sign_events`).
+    signatures: HashMap<usize, [u8; 64]>,
     /// The signed checkpoints, by tree size.
     checkpoints: std::collections::BTreeMap<u64, SignedTreeHead>,
     streams: HashMap<String, Stream>,
@@ -148,6 +158,24 @@ impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Signs each critical event this store appends (those `signer` names) with the
+    /// service's key, as the SQL stores do.
+    pub fn sign_events(mut self, signer: crate::integrity::EventSigner) -> Self {
+        self.signer = Some(signer);
+        self
+    }
+
+    /// Signs the critical events among those logged from `from_index` on.
+    fn sign_from(&self, state: &mut State, from_index: usize) {
+        let Some(signer) = &self.signer else { return };
+        for index in from_index..state.log.len() {
+            if signer.signs(&state.log[index].name) {
+                let signature = signer.sign(&state.hashes[index].0);
+                state.signatures.insert(index, signature);
+            }
+        }
     }
 
     /// The number of events stored.
@@ -311,7 +339,9 @@ impl EventStore for MemoryStore {
     ) -> Result<AppendOutcome, StoreError> {
         super::limits::check_append(stream_id, stream_type, &events)?;
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        let logged = state.log.len();
         let outcome = state.append(stream_id, stream_type, expected, events)?;
+        self.sign_from(&mut state, logged);
         // Published while the write lock is held, so the head never moves backwards.
         self.publish_head(outcome.last_position);
         Ok(outcome)
@@ -337,7 +367,9 @@ impl EventStore for MemoryStore {
             (state.check_stream(stream_id, stream_type, expected)?, None)
         } else {
             let count = events.len();
+            let logged = state.log.len();
             let outcome = state.append(stream_id, stream_type, expected, events)?;
+            self.sign_from(&mut state, logged);
             self.publish_head(outcome.last_position);
             let first_version = outcome.stream_version - count as u64 + 1;
             let first = state.streams[stream_id].log_indexes[(first_version - 1) as usize];

@@ -221,3 +221,100 @@ where
         .expect("verify");
     assert!(verification.is_intact(), "{verification}");
 }
+
+/// A critical event: each one stored is signed by the service.
+pub const CRITICAL: &str = "DoseGiven";
+
+/// The service's signer of [`CRITICAL`] events.
+pub fn signer() -> factum::integrity::EventSigner {
+    factum::integrity::EventSigner::new(
+        service_key(),
+        factum::integrity::SignedEvents::named([CRITICAL]),
+    )
+}
+
+/// A dose given to a patient, as a critical event.
+pub fn dose(milligrams: u32) -> NewEvent {
+    NewEvent::new(
+        CRITICAL,
+        1,
+        serde_json::value::to_raw_value(&json!({ "drug": "heparin", "mg": milligrams })).unwrap(),
+        Metadata::default(),
+    )
+}
+
+/// Appends critical and ordinary events (single appends, a batch and a command) to a
+/// store that signs: every critical event is stored signed, the ordinary ones are not,
+/// and the whole history verifies with every critical event signed.
+pub async fn assert_critical_events_are_signed<S>(store: &S)
+where
+    S: EventStore + factum::integrity::TamperEvident,
+{
+    store
+        .append(
+            "Chart-50",
+            "Chart",
+            ExpectedVersion::NoStream,
+            vec![dose(5)],
+        )
+        .await
+        .expect("a critical event");
+    store
+        .append(
+            "Chart-50",
+            "Chart",
+            ExpectedVersion::Exact(1),
+            vec![dose(10), note(), dose(15)],
+        )
+        .await
+        .expect("a batch");
+    let command = factum::store::CommandRecord::new(uuid::Uuid::now_v7(), "dose");
+    store
+        .append_command(
+            "Chart-50",
+            "Chart",
+            ExpectedVersion::Exact(4),
+            vec![dose(20)],
+            command,
+        )
+        .await
+        .expect("a command");
+    let leaves = store.leaves(0, 1000).await.expect("leaves");
+    let critical: Vec<_> = leaves.iter().filter(|leaf| leaf.name == CRITICAL).collect();
+    assert_eq!(critical.len(), 4);
+    assert!(
+        critical
+            .iter()
+            .all(|leaf| leaf.signature.as_ref().is_some_and(|s| s.len() == 64))
+    );
+    assert!(
+        leaves
+            .iter()
+            .filter(|leaf| leaf.name != CRITICAL)
+            .all(|leaf| leaf.signature.is_none())
+    );
+    let verification = store
+        .verify_signed_events(
+            &service_key().verifying_key(),
+            &factum::integrity::SignedEvents::named([CRITICAL]),
+        )
+        .await
+        .expect("verify");
+    assert!(verification.is_intact(), "{verification}");
+    // Under another key, each critical event's signature is found wrong.
+    let verification = store
+        .verify_signed(&intruder_key().verifying_key())
+        .await
+        .expect("verify");
+    assert_eq!(verification.findings.len(), 4, "{verification}");
+}
+
+/// An ordinary event.
+pub fn note() -> NewEvent {
+    NewEvent::new(
+        "NoteAdded",
+        1,
+        serde_json::value::to_raw_value(&json!({ "note": "stable" })).unwrap(),
+        Metadata::default(),
+    )
+}

@@ -9,7 +9,7 @@ use super::connection::{Failure, WriteTransaction, backend};
 use super::integrity;
 use super::rows::{stream_version_of, to_sql_integer};
 use crate::envelope::{Metadata, NewEvent};
-use crate::integrity::{StoredFields, event_hash};
+use crate::integrity::{EventSigner, StoredFields, event_hash};
 use crate::store::{
     AppendOutcome, CommandAppend, CommandOutcome, CommandRecord, CommandSession, CommandWrite,
     ExpectedVersion, StoreError,
@@ -44,6 +44,7 @@ pub(super) fn append(
     stream_type: &str,
     expected: ExpectedVersion,
     events: &[NewEvent],
+    signer: Option<&EventSigner>,
 ) -> Result<AppendOutcome, Failure> {
     in_write_transaction(connection, patience, |ids_first| {
         append_in(
@@ -53,6 +54,7 @@ pub(super) fn append(
             expected,
             events,
             ids_first,
+            signer,
         )
         .map(|appended| appended.outcome)
     })
@@ -64,6 +66,10 @@ pub(super) fn append(
 /// The record is looked up under the write lock, before anything else: concurrent
 /// submissions of one id, from any connection or process, queue on the lock, and every
 /// one after the first finds the first's record.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one append's parts (where, what, who signs), passed once"
+)]
 pub(super) fn append_command(
     connection: &Connection,
     patience: Duration,
@@ -72,6 +78,7 @@ pub(super) fn append_command(
     expected: ExpectedVersion,
     events: &[NewEvent],
     command: &CommandRecord,
+    signer: Option<&EventSigner>,
 ) -> Result<CommandAppend, Failure> {
     in_write_transaction(connection, patience, |ids_first| {
         command_in(
@@ -82,12 +89,17 @@ pub(super) fn append_command(
             events,
             command,
             ids_first,
+            signer,
         )
     })
 }
 
 /// [`append_command`]'s checks and writes, inside the caller's write transaction (not
 /// committed here).
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one append's parts (where, what, who signs), passed once"
+)]
 fn command_in(
     connection: &Connection,
     stream_id: &str,
@@ -96,6 +108,7 @@ fn command_in(
     events: &[NewEvent],
     command: &CommandRecord,
     ids_first: bool,
+    signer: Option<&EventSigner>,
 ) -> Result<CommandAppend, Failure> {
     if let Some(stored) = commands::load(connection, command.command_id)? {
         return Ok(CommandAppend::AlreadyExecuted(stored));
@@ -108,12 +121,17 @@ fn command_in(
         events,
         command,
         ids_first,
+        signer,
     )
     .map(CommandAppend::Appended)
 }
 
 /// The events (possibly none) and the command's record written, once the record was
 /// looked up; inside the caller's write transaction. `ids_first` as for [`append_in`].
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one append's parts (where, what, who signs), passed once"
+)]
 fn written(
     connection: &Connection,
     stream_id: &str,
@@ -122,6 +140,7 @@ fn written(
     events: &[NewEvent],
     command: &CommandRecord,
     ids_first: bool,
+    signer: Option<&EventSigner>,
 ) -> Result<CommandOutcome, Failure> {
     {
         let (stream_version, positions) = if events.is_empty() {
@@ -136,6 +155,7 @@ fn written(
                 expected,
                 events,
                 ids_first,
+                signer,
             )?;
             let positions = (appended.first_position, appended.outcome.last_position);
             (appended.outcome.stream_version, Some(positions))
@@ -162,7 +182,7 @@ pub(super) fn command_session<E, V, D>(
     stream_type: &str,
     from_version: u64,
     command: &CommandRecord,
-    check_hashes: bool,
+    checks: &super::rows::ReadChecks,
     mut visit: V,
     decide: D,
 ) -> Result<Result<CommandSession<E>, E>, Failure>
@@ -183,17 +203,11 @@ where
         stream_id,
         from_version,
         usize::MAX,
-        check_hashes,
+        checks,
         |row, stored_type| {
             bytes.clear();
-            let copied = super::rows::copy_checked(
-                row,
-                0,
-                stream_id,
-                stored_type,
-                &mut bytes,
-                check_hashes,
-            )?;
+            let copied =
+                super::rows::copy_checked(row, 0, stream_id, stored_type, &mut bytes, checks)?;
             let record = record.get_or_insert_with(|| {
                 super::rows::blank(stream_id.to_owned(), stored_type.to_owned())
             });
@@ -215,6 +229,7 @@ where
     };
     crate::store::limits::check_command(stream_id, stream_type, &write.events, command)?;
     // The record was looked up under this lock already.
+    let signer = checks.signer.as_ref();
     match written(
         connection,
         stream_id,
@@ -223,6 +238,7 @@ where
         &write.events,
         command,
         false,
+        signer,
     ) {
         Ok(outcome) => {
             transaction.commit()?;
@@ -242,6 +258,7 @@ where
                 write.expected,
                 &write.events,
                 command,
+                signer,
             )?;
             Ok(Ok(match answer {
                 CommandAppend::Appended(outcome) => CommandSession::Appended(outcome),
@@ -342,6 +359,7 @@ fn append_in(
     expected: ExpectedVersion,
     events: &[NewEvent],
     ids_first: bool,
+    signer: Option<&EventSigner>,
 ) -> Result<Appended, Failure> {
     if ids_first && let Some(previous) = previous_append(connection, stream_id, expected, events)? {
         return Ok(previous);
@@ -372,6 +390,7 @@ fn append_in(
         first_version,
         last_version_sql,
         events,
+        signer,
     )?;
     Ok(Appended {
         outcome: AppendOutcome {
@@ -385,6 +404,10 @@ fn append_in(
 
 /// Inserts the stream row (if new) or its new version, then the events; returns the
 /// first and the last event's positions.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one append's parts (where, what, who signs), passed once"
+)]
 fn insert_events(
     connection: &Connection,
     stream_id: &str,
@@ -393,6 +416,7 @@ fn insert_events(
     first_version: u64,
     last_version: i64,
     events: &[NewEvent],
+    signer: Option<&EventSigner>,
 ) -> Result<(u64, u64), Failure> {
     let stream_key = match stream_key {
         Some(key) => {
@@ -413,8 +437,8 @@ fn insert_events(
     let mut insert = connection.prepare_cached(
         "INSERT INTO events (position, stream_key, stream_version, event_id, name,
                              schema_version, payload, metadata, timestamp_s, timestamp_ns,
-                             hash, predecessor)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                             hash, predecessor, signature)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )?;
     // Positions are taken here, under the write lock, so each event's hash can cover its
     // position (see `factum::integrity::chain`).
@@ -460,6 +484,11 @@ fn insert_events(
                 payload: event.payload.get().as_bytes(),
             },
         );
+        // A critical event is signed here, in the append's transaction: it is never
+        // stored without its signature.
+        let signature = signer
+            .filter(|signer| signer.signs(&event.name))
+            .map(|signer| signer.sign(&hash));
         insert.execute(params![
             position,
             stream_key,
@@ -473,6 +502,7 @@ fn insert_events(
             nanos,
             hash.as_slice(),
             predecessor.as_slice(),
+            signature.as_ref().map(|signature| signature.as_slice()),
         ])?;
         predecessor = hash;
     }

@@ -94,16 +94,16 @@ pub(crate) fn backfill(connection: &Connection) -> Result<(), Failure> {
 fn stored_fields<'r>(row: &'r Row<'_>, first: usize) -> Result<StoredFields<'r>, String> {
     Ok(StoredFields {
         position: integer(row, first, "position")?,
-        stream_id: bytes(row, first + 1, "stream id")?,
-        stream_type: bytes(row, first + 2, "stream type")?,
+        stream_id: text(row, first + 1, "stream id")?,
+        stream_type: text(row, first + 2, "stream type")?,
         stream_version: integer(row, first + 3, "stream version")?,
-        event_id: bytes(row, first + 4, "event id")?,
-        name: bytes(row, first + 5, "name")?,
+        event_id: blob(row, first + 4, "event id")?,
+        name: text(row, first + 5, "name")?,
         schema_version: integer(row, first + 6, "schema version")?,
-        payload: bytes(row, first + 7, "payload")?,
+        payload: text(row, first + 7, "payload")?,
         metadata: match row.get_ref(first + 8) {
             Ok(ValueRef::Null) => None,
-            _ => Some(bytes(row, first + 8, "metadata")?),
+            _ => Some(text(row, first + 8, "metadata")?),
         },
         timestamp_seconds: integer(row, first + 9, "timestamp seconds")?,
         timestamp_nanos: integer(row, first + 10, "timestamp nanoseconds")?,
@@ -121,17 +121,29 @@ fn integer(row: &Row<'_>, column: usize, what: &str) -> Result<i64, String> {
     }
 }
 
-fn bytes<'r>(row: &'r Row<'_>, column: usize, what: &str) -> Result<&'r [u8], String> {
+/// A column factum writes as text: any other storage class is a changed row (a flipped
+/// bit in a record header can turn text into a blob of the same bytes).
+fn text<'r>(row: &'r Row<'_>, column: usize, what: &str) -> Result<&'r [u8], String> {
     match row.get_ref(column) {
-        Ok(ValueRef::Text(bytes) | ValueRef::Blob(bytes)) => Ok(bytes),
+        Ok(ValueRef::Text(bytes)) => Ok(bytes),
         Ok(other) => Err(format!("its {what} is {:?}, not text", other.data_type())),
         Err(error) => Err(format!("its {what} cannot be read: {error}")),
     }
 }
 
+/// A column factum writes as a blob.
+fn blob<'r>(row: &'r Row<'_>, column: usize, what: &str) -> Result<&'r [u8], String> {
+    match row.get_ref(column) {
+        Ok(ValueRef::Blob(bytes)) => Ok(bytes),
+        Ok(other) => Err(format!("its {what} is {:?}, not a blob", other.data_type())),
+        Err(error) => Err(format!("its {what} cannot be read: {error}")),
+    }
+}
+
 /// Checks a row [`copy_row`](super::rows::copy_row) copied against the hash columns that
-/// follow its event columns (at `hash_column` and the next): a damaged event is a
-/// [`StoreError::CorruptRow`] at its position.
+/// follow its event columns (the hash at `hash_column`, then the predecessor's and the
+/// signature), and a critical event's signature when `signer` is given: a damaged or
+/// forged event is a [`StoreError::CorruptRow`] at its position.
 pub(super) fn check_copied(
     row: &Row<'_>,
     hash_column: usize,
@@ -139,6 +151,7 @@ pub(super) fn check_copied(
     stream_type: &str,
     copied: &CopiedRow,
     bytes: &[u8],
+    signer: Option<&crate::integrity::EventSigner>,
 ) -> Result<(), Failure> {
     let corrupt = |reason: String| {
         Failure::Store(StoreError::CorruptRow {
@@ -162,6 +175,14 @@ pub(super) fn check_copied(
         return Err(corrupt(
             "the stored event does not match its hash (altered after it was written)".to_owned(),
         ));
+    }
+    if let Some(signer) = signer {
+        let signature = match row.get_ref(hash_column + 2) {
+            Ok(ValueRef::Blob(signature)) => Some(signature),
+            _ => None,
+        };
+        let name = String::from_utf8_lossy(fields.name);
+        signer.check(&name, &stored, signature).map_err(corrupt)?;
     }
     Ok(())
 }
@@ -284,7 +305,8 @@ pub(super) fn leaves(
     limit: usize,
 ) -> Result<Vec<Leaf>, Failure> {
     let mut statement = connection.prepare_cached(
-        "SELECT position, hash FROM events WHERE position > ?1 ORDER BY position LIMIT ?2",
+        "SELECT position, hash, name, signature FROM events WHERE position > ?1
+         ORDER BY position LIMIT ?2",
     )?;
     let rows = statement.query_map(
         params![
@@ -297,9 +319,23 @@ pub(super) fn leaves(
                 ValueRef::Blob(hash) => EventHash::try_from(hash).unwrap_or(GENESIS),
                 _ => GENESIS,
             };
+            let name = match row.get_ref(2)? {
+                ValueRef::Text(name) | ValueRef::Blob(name) => {
+                    String::from_utf8_lossy(name).into_owned()
+                }
+                _ => String::new(),
+            };
+            let signature = match row.get_ref(3)? {
+                ValueRef::Blob(signature) => Some(signature.to_vec()),
+                ValueRef::Null => None,
+                // Anything else where a signature belongs is no signature of the key's.
+                _ => Some(Vec::new()),
+            };
             Ok(Leaf {
                 position: u64::try_from(position).unwrap_or(0),
                 hash,
+                name,
+                signature,
             })
         },
     )?;

@@ -164,6 +164,7 @@ pub struct SqliteOptions {
     pub(super) busy_timeout: Duration,
     readers: usize,
     check_hashes: bool,
+    signer: Option<crate::integrity::EventSigner>,
 }
 
 impl Default for SqliteOptions {
@@ -173,6 +174,7 @@ impl Default for SqliteOptions {
             busy_timeout: Duration::from_secs(5),
             readers: 4,
             check_hashes: false,
+            signer: None,
         }
     }
 }
@@ -212,6 +214,23 @@ impl SqliteOptions {
     pub fn check_hashes(mut self, check_hashes: bool) -> Self {
         self.check_hashes = check_hashes;
         self
+    }
+
+    /// Signs each critical event this store appends (those `signer` names: see
+    /// `SignedEvents::from_registry`) with the service's key, in the append's
+    /// transaction, and checks every read critical event's signature and hash: a forged
+    /// or unsigned one is a [`StoreError::CorruptRow`] at its position.
+    pub fn sign_events(mut self, signer: crate::integrity::EventSigner) -> Self {
+        self.signer = Some(signer);
+        self
+    }
+
+    /// What reads check.
+    fn read_checks(&self) -> rows::ReadChecks {
+        rows::ReadChecks {
+            hashes: self.check_hashes,
+            signer: self.signer.clone(),
+        }
     }
 
     /// Opens (creating it if needed) the store file at `path`, with these options.
@@ -596,6 +615,7 @@ impl EventStore for SqliteStore {
         crate::store::limits::check_append(stream_id, stream_type, &events)?;
         let stream_id = stream_id.to_owned();
         let stream_type = stream_type.to_owned();
+        let signer = self.inner.options.signer.clone();
         let outcome = self
             .write(move |connection, patience| {
                 append::append(
@@ -605,6 +625,7 @@ impl EventStore for SqliteStore {
                     &stream_type,
                     expected,
                     &events,
+                    signer.as_ref(),
                 )
             })
             .await?;
@@ -624,6 +645,7 @@ impl EventStore for SqliteStore {
         crate::store::limits::check_command(stream_id, stream_type, &events, &command)?;
         let stream_id = stream_id.to_owned();
         let stream_type = stream_type.to_owned();
+        let signer = self.inner.options.signer.clone();
         let answer = self
             .write(move |connection, patience| {
                 append::append_command(
@@ -634,6 +656,7 @@ impl EventStore for SqliteStore {
                     expected,
                     &events,
                     &command,
+                    signer.as_ref(),
                 )
             })
             .await?;
@@ -666,7 +689,7 @@ impl EventStore for SqliteStore {
         // and the decision travel there with what they own.
         let stream_id = stream_id.to_owned();
         let stream_type = stream_type.to_owned();
-        let check_hashes = self.inner.options.check_hashes;
+        let checks = self.inner.options.read_checks();
         let session = self
             .write(move |connection, patience| {
                 append::command_session(
@@ -676,7 +699,7 @@ impl EventStore for SqliteStore {
                     &stream_type,
                     from_version,
                     &command,
-                    check_hashes,
+                    &checks,
                     visit,
                     decide,
                 )
@@ -720,9 +743,9 @@ impl EventStore for SqliteStore {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         let stream_id = stream_id.to_owned();
-        let check_hashes = self.inner.options.check_hashes;
+        let checks = self.inner.options.read_checks();
         self.read(move |connection| {
-            rows::read_stream(connection, &stream_id, from_version, limit, check_hashes)
+            rows::read_stream(connection, &stream_id, from_version, limit, &checks)
         })
         .await
     }
@@ -745,13 +768,13 @@ impl EventStore for SqliteStore {
         let reading = {
             let stream_id = stream_id.to_owned();
             let spare_chunks = Arc::clone(&self.inner.spare_chunks);
-            let check_hashes = self.inner.options.check_hashes;
+            let checks = self.inner.options.read_checks();
             self.spawn_read(move |connection| {
                 stream_chunks(
                     connection,
                     &stream_id,
                     from_version,
-                    check_hashes,
+                    &checks,
                     &full,
                     &spare_chunks,
                 )
@@ -778,8 +801,8 @@ impl EventStore for SqliteStore {
     }
 
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {
-        let check_hashes = self.inner.options.check_hashes;
-        self.read(move |connection| rows::read_all(connection, after, limit, check_hashes))
+        let checks = self.inner.options.read_checks();
+        self.read(move |connection| rows::read_all(connection, after, limit, &checks))
             .await
     }
 
@@ -790,9 +813,9 @@ impl EventStore for SqliteStore {
         names: &[&str],
     ) -> Result<FilteredPage, StoreError> {
         let names: Vec<String> = names.iter().map(|name| (*name).to_owned()).collect();
-        let check_hashes = self.inner.options.check_hashes;
+        let checks = self.inner.options.read_checks();
         self.read(move |connection| {
-            rows::read_all_filtered(connection, after, limit, &names, check_hashes)
+            rows::read_all_filtered(connection, after, limit, &names, &checks)
         })
         .await
     }
@@ -911,7 +934,7 @@ fn stream_chunks(
     connection: &Connection,
     stream_id: &str,
     from_version: u64,
-    check_hashes: bool,
+    checks: &rows::ReadChecks,
     full: &mpsc::Sender<Chunk>,
     spare_chunks: &SpareChunks,
 ) -> Result<(), Failure> {
@@ -922,17 +945,11 @@ fn stream_chunks(
         stream_id,
         from_version,
         usize::MAX,
-        check_hashes,
+        checks,
         |row, stream_type| {
             let chunk = chunk.get_or_insert_with(|| spare_chunks.take(stream_type));
-            let copied = rows::copy_checked(
-                row,
-                0,
-                stream_id,
-                stream_type,
-                &mut chunk.bytes,
-                check_hashes,
-            )?;
+            let copied =
+                rows::copy_checked(row, 0, stream_id, stream_type, &mut chunk.bytes, checks)?;
             chunk.rows.push(copied);
             if chunk.rows.len() >= CHUNK_EVENTS || chunk.bytes.len() >= CHUNK_BYTES {
                 let ready = std::mem::replace(chunk, spare_chunks.take(stream_type));

@@ -25,28 +25,44 @@ use crate::store::{FilteredPage, Head, StoreError};
 const EVENT_COLUMNS: &str = "e.position, e.stream_version, e.event_id, e.name, \
      e.schema_version, e.payload, e.metadata, e.timestamp_s, e.timestamp_ns";
 
-/// The hash columns a read that checks hashes selects after [`EVENT_COLUMNS`].
-const HASH_COLUMNS: &str = ", e.hash, e.predecessor";
+/// The columns a read that checks hashes (or signatures) selects after [`EVENT_COLUMNS`].
+const HASH_COLUMNS: &str = ", e.hash, e.predecessor, e.signature";
 /// How many columns [`EVENT_COLUMNS`] has: where [`HASH_COLUMNS`] start after it.
 const EVENT_COLUMN_COUNT: usize = 9;
 
 /// The hash columns to select: none unless the read checks hashes.
-fn hash_columns(check_hashes: bool) -> &'static str {
-    if check_hashes { HASH_COLUMNS } else { "" }
+fn hash_columns(checks: &ReadChecks) -> &'static str {
+    if checks.any() { HASH_COLUMNS } else { "" }
+}
+
+/// What a read checks of each event beyond its columns' types.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ReadChecks {
+    /// Each event's hash (`SqliteOptions::check_hashes`).
+    pub(crate) hashes: bool,
+    /// The signatures of critical events, and their hashes (`SqliteOptions::sign_events`).
+    pub(crate) signer: Option<crate::integrity::EventSigner>,
+}
+
+impl ReadChecks {
+    /// Whether anything is checked.
+    fn any(&self) -> bool {
+        self.hashes || self.signer.is_some()
+    }
 }
 
 /// Copies the event columns that start at `first` (see [`copy_row`]) and, when
-/// `check_hashes`, checks the copy against the hash columns selected after them.
+/// `checks` ask for it, checks the copy against the hash columns selected after them.
 pub(super) fn copy_checked(
     row: &Row<'_>,
     first: usize,
     stream_id: &str,
     stream_type: &str,
     bytes: &mut Vec<u8>,
-    check_hashes: bool,
+    checks: &ReadChecks,
 ) -> Result<CopiedRow, Failure> {
     let copied = copy_row(row, first, stream_id, bytes)?;
-    if check_hashes {
+    if checks.any() {
         super::integrity::check_copied(
             row,
             first + EVENT_COLUMN_COUNT,
@@ -54,6 +70,7 @@ pub(super) fn copy_checked(
             stream_type,
             &copied,
             bytes,
+            checks.signer.as_ref(),
         )?;
     }
     Ok(copied)
@@ -112,7 +129,7 @@ pub(super) fn each_row_in_stream(
     stream_id: &str,
     from_version: u64,
     limit: usize,
-    check_hashes: bool,
+    checks: &ReadChecks,
     mut each: impl FnMut(&Row<'_>, &str) -> Result<(), Failure>,
 ) -> Result<(), Failure> {
     // One read transaction, unless the caller's transaction (a command's write session)
@@ -134,7 +151,7 @@ pub(super) fn each_row_in_stream(
         return Ok(());
     };
     let last_version = stream_version_of(stream_id, last_version)?;
-    let hashes = hash_columns(check_hashes);
+    let hashes = hash_columns(checks);
     let mut statement = connection.prepare_cached(&format!(
         "SELECT {EVENT_COLUMNS}{hashes} FROM events e
          WHERE e.stream_key = ?1 AND e.stream_version >= ?2
@@ -227,7 +244,7 @@ pub(super) fn read_stream(
     stream_id: &str,
     from_version: u64,
     limit: usize,
-    check_hashes: bool,
+    checks: &ReadChecks,
 ) -> Result<Vec<RecordedEvent>, Failure> {
     let mut events = Vec::new();
     let mut bytes = Vec::new();
@@ -236,10 +253,10 @@ pub(super) fn read_stream(
         stream_id,
         from_version,
         limit,
-        check_hashes,
+        checks,
         |row, stream_type| {
             bytes.clear();
-            let copied = copy_checked(row, 0, stream_id, stream_type, &mut bytes, check_hashes)?;
+            let copied = copy_checked(row, 0, stream_id, stream_type, &mut bytes, checks)?;
             let mut record = blank(stream_id.to_owned(), stream_type.to_owned());
             fill(&mut record, &bytes, &copied)?;
             events.push(record);
@@ -254,10 +271,10 @@ pub(super) fn read_all(
     connection: &Connection,
     after: u64,
     limit: usize,
-    check_hashes: bool,
+    checks: &ReadChecks,
 ) -> Result<Vec<RecordedEvent>, Failure> {
     // A left join: an event whose stream row is missing is reported, not dropped.
-    let hashes = hash_columns(check_hashes);
+    let hashes = hash_columns(checks);
     let mut statement = connection.prepare_cached(&format!(
         "SELECT {STREAM_COLUMNS}, {EVENT_COLUMNS}{hashes}
          FROM events e LEFT JOIN streams s ON s.stream_key = e.stream_key
@@ -267,7 +284,7 @@ pub(super) fn read_all(
     let mut events = Vec::new();
     let mut bytes = Vec::new();
     while let Some(row) = rows.next()? {
-        events.push(event_with_stream(row, &mut bytes, check_hashes)?);
+        events.push(event_with_stream(row, &mut bytes, checks)?);
     }
     Ok(events)
 }
@@ -290,7 +307,7 @@ pub(super) fn read_all_filtered(
     after: u64,
     limit: usize,
     names: &[String],
-    check_hashes: bool,
+    checks: &ReadChecks,
 ) -> Result<FilteredPage, Failure> {
     let limit = limit.max(1);
     let transaction = connection.unchecked_transaction()?;
@@ -299,7 +316,7 @@ pub(super) fn read_all_filtered(
         // One statement per number of names; a follower asks with the same names every
         // time, so the statement cache keeps it. (`IN ()` is false in SQLite.)
         let placeholders = vec!["?"; names.len()].join(", ");
-        let hashes = hash_columns(check_hashes);
+        let hashes = hash_columns(checks);
         let mut statement = connection.prepare_cached(&format!(
             "SELECT {STREAM_COLUMNS}, {EVENT_COLUMNS}{hashes}
              FROM events e LEFT JOIN streams s ON s.stream_key = e.stream_key
@@ -318,7 +335,7 @@ pub(super) fn read_all_filtered(
         let mut rows = statement.query(values.as_slice())?;
         let mut bytes = Vec::new();
         while let Some(row) = rows.next()? {
-            events.push(event_with_stream(row, &mut bytes, check_hashes)?);
+            events.push(event_with_stream(row, &mut bytes, checks)?);
         }
     }
     let scanned_to = match events.last() {
@@ -388,7 +405,7 @@ const EVENT_AFTER_STREAM: usize = 4;
 fn event_with_stream(
     row: &Row<'_>,
     bytes: &mut Vec<u8>,
-    check_hashes: bool,
+    checks: &ReadChecks,
 ) -> Result<RecordedEvent, Failure> {
     if let Ok(ValueRef::Null) = row.get_ref(0) {
         let key = match row.get_ref(3) {
@@ -420,7 +437,7 @@ fn event_with_stream(
         stream_id,
         stream_type,
         bytes,
-        check_hashes,
+        checks,
     )?;
     let mut record = blank(stream_id.to_owned(), stream_type.to_owned());
     fill(&mut record, bytes, &copied)?;

@@ -1,0 +1,1 @@
+ALTER TABLE {{schema}}.events ADD COLUMN signature bytea;
