@@ -179,6 +179,31 @@ pub(crate) fn pointer_escape(segment: &str) -> String {
     segment.replace('~', "~0").replace('/', "~1")
 }
 
+/// The keyword factum marks a personal field's property with (`factum::registry`).
+const PERSONAL_KEYWORD: &str = "x-factum-personal";
+/// The keyword factum marks the data subject's property with.
+const SUBJECT_KEYWORD: &str = "x-factum-subject";
+
+/// A property's doc: its description, and what it is under the personal-data marks, so
+/// that a reader of the generated contract knows which fields may read as redacted.
+pub(crate) fn field_doc(schema: &Value) -> String {
+    let marked = |keyword: &str| schema.get(keyword) == Some(&Value::Bool(true));
+    let note = if marked(SUBJECT_KEYWORD) {
+        "The data subject: whose personal data the event holds."
+    } else if marked(PERSONAL_KEYWORD) {
+        "Personal data: stored sealed under the data subject's key; reads as its redacted \
+         value once the subject is forgotten."
+    } else {
+        return description(schema);
+    };
+    let mut doc = description(schema);
+    if !doc.is_empty() {
+        doc.push_str("\n\n");
+    }
+    doc.push_str(note);
+    doc
+}
+
 /// A schema's `description`, or nothing.
 pub(crate) fn description(schema: &Value) -> String {
     schema
@@ -866,7 +891,7 @@ impl<L: Language> Converter<'_, L> {
                 name: name.clone(),
                 ty,
                 required,
-                doc: description(schema),
+                doc: field_doc(schema),
             });
         }
         // Declaration order as written in `required` first (the Rust field order for

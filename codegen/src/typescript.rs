@@ -1093,6 +1093,26 @@ mod tests {
     }
 
     #[test]
+    fn personal_fields_are_documented_as_such() {
+        let registry = json!({
+            "envelope": factum::registry::Registry::builder().build().unwrap().envelope().clone(),
+            "entries": [event("MemberRegistered", 1, json!({
+                "type": "object",
+                "required": ["member_id", "email"],
+                "properties": {
+                    "member_id": {"type": "string", "x-factum-subject": true},
+                    "email": {"type": "string", "description": "Where to write.",
+                              "x-factum-personal": true}
+                }
+            }))]
+        });
+        let module = typescript(&registry).unwrap();
+        assert!(module.contains("The data subject: whose personal data the event holds."));
+        assert!(module.contains("Where to write."));
+        assert!(module.contains("Personal data: stored sealed under the data subject's key"));
+    }
+
+    #[test]
     fn tuples_are_refused_with_the_entry_and_path() {
         let registry = json!({"entries": [event("Moved", 1, json!({
             "type": "object",
