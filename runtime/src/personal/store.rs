@@ -112,6 +112,19 @@ pub struct SubjectExport {
     pub events: Vec<RecordedEvent>,
 }
 
+impl SubjectExport {
+    /// The exported events as a CloudEvents batch
+    /// ([`BATCH_CONTENT_TYPE`](crate::cloudevents::BATCH_CONTENT_TYPE): a JSON array of
+    /// structured events), for a subject or a recipient who wants the standard envelope
+    /// rather than factum's.
+    pub fn to_cloudevents(
+        &self,
+        ce: &crate::cloudevents::CloudEvents,
+    ) -> Result<String, crate::cloudevents::CloudEventError> {
+        ce.to_batch(&self.events)
+    }
+}
+
 /// An [`EventStore`] that seals the personal fields of the events it appends and opens
 /// those it reads (see the module documentation).
 ///

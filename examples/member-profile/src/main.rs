@@ -1,0 +1,34 @@
+//! `member-profile [--db FILE]`: the member-profile job on a SQLite store file (default
+//! `member-profile.sqlite3`; its keys go beside it in `member-profile.sqlite3.master-key`
+//! and `member-profile.sqlite3.signing-key`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: member-profile [--db FILE]";
+
+#[factum::tokio::main(flavor = "current_thread", crate = "factum::tokio")]
+async fn main() -> ExitCode {
+    let mut db = PathBuf::from("member-profile.sqlite3");
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match (arg.as_str(), args.next()) {
+            ("--db", Some(path)) => db = PathBuf::from(path),
+            ("--help" | "-h", _) => {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            _ => {
+                eprintln!("{USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    match factum_example_member_profile::demo::run(&db).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {}", factum::error::Report(&error));
+            ExitCode::FAILURE
+        }
+    }
+}
