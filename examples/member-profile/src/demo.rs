@@ -134,11 +134,12 @@ pub async fn run(db: &Path) -> Result<(), DemoError> {
     println!("\n3. A signed checkpoint of the whole log");
     let checkpoint = store.checkpoint(&signing).await?;
     println!(
-        "checkpoint of {} events up to position {}, root {}..., signed by key {}",
+        "checkpoint of {} events up to position {}, root {}..., signed by key {} (public key {})",
         checkpoint.head.tree_size,
         checkpoint.head.last_position,
         hex(&checkpoint.head.root[..8]),
-        checkpoint.key_id
+        checkpoint.key_id,
+        hex(signing.verifying_key().as_bytes())
     );
 
     println!("\n4. {maria}'s data access request");
