@@ -14,7 +14,7 @@
 //! The registry document is what `factum::registry::Registry` serialises to; a domain
 //! writes it from a test, a `build.rs` or a small binary (the example: `orders --registry`).
 //! The subject commands work on a SQLite store whose personal fields a
-//! `factum::personal::ProtectedStore` sealed; see [`store_commands`].
+//! `factum::personal::ProtectedStore` sealed (`src/store_commands.rs`).
 
 mod store_commands;
 
