@@ -38,6 +38,11 @@ tree=$(deps normal,dev -p factum-example-eligibility --depth 1)
 direct=$(grep -vx factum-example-eligibility <<< "$tree" | tr '\n' ' ')
 [ "$direct" = "factum serde thiserror " ] || { echo "examples/eligibility depends on more than factum, serde and thiserror: $direct"; exit 1; }
 echo "factum --no-default-features: no indicatif, pretty_assertions or clap; factum-codegen: no clap; examples/eligibility: $direct"
+# Its tests use tempfile (a dev-dependency); what a user of the crate gets is checked.
+tree=$(deps normal -p factum-example-member-profile --depth 1)
+direct=$(grep -vx factum-example-member-profile <<< "$tree" | tr '\n' ' ')
+[ "$direct" = "factum serde thiserror " ] || { echo "examples/member-profile depends on more than factum, serde and thiserror: $direct"; exit 1; }
+echo "examples/member-profile: $direct"
 
 step "clippy, warnings denied"
 cargo clippy --workspace --all-targets --features "$features" --locked -- -D warnings
@@ -101,6 +106,11 @@ expect_line "$scratch/run2.txt" '^C-legacy is stored from an earlier run: versio
 expect_line "$scratch/run2.txt" '^tom +home_care +C-[0-9]+-1: ineligible: aged 40 with income 2300.00 a month: home care needs 65 or over, or at most 1800.00' "a check was decided ineligible, with its reason"
 expect_line "$scratch/run2.txt" '^deciding C-[0-9]+-refused with no evidence: refused: no income evidence recorded' "a decision without evidence was refused"
 expect_line "$scratch/run2.txt" '^ChecksOfMember tom: 4 check\(s\) \(read model at position [0-9]+, 0 event\(s\) behind\)' "the eligibility read model answered with both runs' checks"
+expect_line "$scratch/run2.txt" '^MemberRegistered as stored: \{"email":"pii:v1:[^"]*","member_id":"M-[0-9]+-maria","phone":"pii:v1:' "a member's personal fields were sealed at rest"
+expect_line "$scratch/run2.txt" '^export of M-[0-9]+-maria: 4 event\(s\), holds m.lopez@example.net: yes; as CloudEvents \(application/cloudevents-batch\+json\): 4 event\(s\), holds m.lopez@example.net: yes' "the data access request was exported, as JSON and as CloudEvents"
+expect_line "$scratch/run2.txt" '^M-[0-9]+-maria after forgetting: registered, email "", phone "\[forgotten\]", consents 0' "a forgotten member still loads, with the replacements"
+expect_line "$scratch/run2.txt" '^verify_signed after forgetting: [0-9]+ events in [0-9]+ streams verified: intact' "both runs' signed checkpoints verified after forgetting"
+expect_line "$scratch/run2.txt" "^inclusion of M-[0-9]+-maria's first event \(position [0-9]+\) in the checkpoint of [0-9]+ events: proven" "a forgotten member's event was proven in the checkpoint"
 cargo run --quiet --locked -p factum-example-care-tasks --bin care-tasks -- --db "$scratch/demo/care-tasks.sqlite3" --rebuild > "$scratch/rebuild.txt"
 for projection in coordinator_task_list member_task_history daily_analytics; do
     expect_line "$scratch/rebuild.txt" "^rebuilt $projection +[1-9][0-9]* events applied, 0 parked" "$projection was rebuilt"

@@ -5,10 +5,18 @@
 //! factum schema lint     --registry registry.json [--allow RULE:NAME ...] [--deny-warnings]
 //! factum schema check    --registry registry.json --published schemas/orders/registry.json \
 //!                        [--mode none|backward|forward|full|...] [--event OrderShipped=full ...]
+//! factum subject export  --db app.sqlite3 --master-key-file KEY --registry registry.json \
+//!                        --subject ID [--cloudevents [--source URI] [--domain NAME]]
+//! factum subject forget  --db app.sqlite3 --master-key-file KEY --subject ID --by WHO
+//! factum verify          --db app.sqlite3 [--public-key HEX]
 //! ```
 //!
 //! The registry document is what `factum::registry::Registry` serialises to; a domain
 //! writes it from a test, a `build.rs` or a small binary (the example: `orders --registry`).
+//! The subject commands work on a SQLite store whose personal fields a
+//! `factum::personal::ProtectedStore` sealed (`src/store_commands.rs`).
+
+mod store_commands;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -39,6 +47,68 @@ enum Command {
     /// Generate clients of a service's HTTP API.
     #[command(subcommand)]
     Client(ClientCommand),
+    /// A data subject's requests on a SQLite store: their data exported, or forgotten.
+    #[command(subcommand)]
+    Subject(SubjectCommand),
+    /// Verify a SQLite store's history: its hash chains, and with `--public-key` its
+    /// signed checkpoints. Exits 1 when something does not hold.
+    Verify {
+        /// The SQLite store file.
+        #[arg(long)]
+        db: PathBuf,
+        /// The Ed25519 public key the checkpoints are signed with (64 hex digits).
+        #[arg(long)]
+        public_key: Option<String>,
+    },
+}
+
+/// The store and its master key, for the subject commands.
+#[derive(Debug, clap::Args)]
+struct KeyedStore {
+    /// The SQLite store file.
+    #[arg(long)]
+    db: PathBuf,
+    /// The file holding the master key that wraps the subjects' keys: 32 raw bytes or
+    /// 64 hex digits (a file, so the key is not in the process list).
+    #[arg(long)]
+    master_key_file: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+enum SubjectCommand {
+    /// Print every event about a data subject, opened: the answer to a data access
+    /// request (factum's JSON, or a CloudEvents batch).
+    Export {
+        #[command(flatten)]
+        store: KeyedStore,
+        /// The application's registry document (JSON): which fields are personal.
+        #[arg(long)]
+        registry: PathBuf,
+        /// The data subject's id.
+        #[arg(long)]
+        subject: String,
+        /// Write a CloudEvents batch (`application/cloudevents-batch+json`).
+        #[arg(long)]
+        cloudevents: bool,
+        /// The CloudEvents `source` (a URI-reference).
+        #[arg(long, default_value = "/factum", requires = "cloudevents")]
+        source: String,
+        /// The domain the CloudEvents types are named in (`<domain>.<aggregate>.<event>`).
+        #[arg(long, default_value = "factum", requires = "cloudevents")]
+        domain: String,
+    },
+    /// Forget a data subject: destroy their key, so their personal fields read as the
+    /// declared replacements everywhere, and record who asked.
+    Forget {
+        #[command(flatten)]
+        store: KeyedStore,
+        /// The data subject's id.
+        #[arg(long)]
+        subject: String,
+        /// Who asked (a user, a ticket), kept in the record.
+        #[arg(long)]
+        by: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -143,6 +213,15 @@ fn parse_event_mode(text: &str) -> Result<(String, Compatibility), String> {
     Ok((name.to_owned(), mode))
 }
 
+impl From<KeyedStore> for store_commands::Store {
+    fn from(store: KeyedStore) -> Self {
+        Self {
+            db: store.db,
+            master_key_file: store.master_key_file,
+        }
+    }
+}
+
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(code) => code,
@@ -173,6 +252,25 @@ fn read_json(path: &Path) -> Result<Value, String> {
 
 fn run(cli: Cli) -> Result<ExitCode, String> {
     match cli.command {
+        Command::Subject(SubjectCommand::Export {
+            store,
+            registry,
+            subject,
+            cloudevents,
+            source,
+            domain,
+        }) => {
+            let format = if cloudevents {
+                store_commands::ExportFormat::CloudEvents { source, domain }
+            } else {
+                store_commands::ExportFormat::Json
+            };
+            store_commands::export(&store.into(), &registry, &subject, format)
+        }
+        Command::Subject(SubjectCommand::Forget { store, subject, by }) => {
+            store_commands::forget(&store.into(), &subject, &by)
+        }
+        Command::Verify { db, public_key } => store_commands::verify(&db, public_key.as_deref()),
         Command::Client(ClientCommand::Typescript { openapi, out }) => {
             let client = factum_codegen::typescript::typescript_client(&read_json(&openapi)?)
                 .map_err(|error| with_causes(&error))?;

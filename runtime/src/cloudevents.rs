@@ -51,6 +51,8 @@ use crate::upcast::{UpcastError, Upcaster};
 
 /// The media type of one CloudEvent in structured mode.
 pub const STRUCTURED_CONTENT_TYPE: &str = "application/cloudevents+json";
+/// The media type of a batch of CloudEvents: a JSON array of structured events.
+pub const BATCH_CONTENT_TYPE: &str = "application/cloudevents-batch+json";
 /// The CloudEvents version written and read.
 pub const SPEC_VERSION: &str = "1.0";
 /// How wide the zero-padded `sequence` extension is: every `u64` fits.
@@ -317,6 +319,21 @@ impl CloudEvents {
     /// alphabetical order and `data` last, the payload's bytes as stored.
     pub fn to_structured(&self, event: &RecordedEvent) -> Result<String, CloudEventError> {
         structured_text(self.attributes(event)?, &event.payload)
+    }
+
+    /// `events` as a batch in structured mode ([`BATCH_CONTENT_TYPE`]): a JSON array of
+    /// [`to_structured`](Self::to_structured) objects, in the order given, so a batch
+    /// holds exactly what the single events would.
+    pub fn to_batch(&self, events: &[RecordedEvent]) -> Result<String, CloudEventError> {
+        let mut batch = String::from("[");
+        for (index, event) in events.iter().enumerate() {
+            if index > 0 {
+                batch.push(',');
+            }
+            batch.push_str(&self.to_structured(event)?);
+        }
+        batch.push(']');
+        Ok(batch)
     }
 
     /// `event` as a CloudEvent in binary mode (the NATS and HTTP bindings): every

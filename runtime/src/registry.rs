@@ -93,7 +93,7 @@ pub const PERSONAL_KEYWORD: &str = "x-factum-personal";
 pub const SUBJECT_KEYWORD: &str = "x-factum-subject";
 
 /// The personal data of one registered event version (from `#[subject]` and `#[pii]`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct PersonalEntry {
     /// The JSON pointer of the data subject's field.
     pub subject: String,
@@ -102,7 +102,7 @@ pub struct PersonalEntry {
 }
 
 /// One personal field of a [`PersonalEntry`].
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct PersonalFieldEntry {
     /// The field's JSON pointer.
     pub pointer: String,

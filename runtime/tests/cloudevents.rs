@@ -180,6 +180,29 @@ async fn an_export_imports_into_an_empty_store_and_reads_back_equal() {
 }
 
 /// Imports `jsonl` into a new store; returns the error and checks nothing was written.
+#[tokio::test]
+async fn a_batch_is_an_array_of_the_structured_events_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = recorded(dir.path()).await;
+    let events = store.read_all(0, 10).await.unwrap();
+    let batch: Vec<Value> = serde_json::from_str(&mapping().to_batch(&events).unwrap()).unwrap();
+    assert_eq!(batch.len(), events.len());
+    for (element, event) in batch.iter().zip(&events) {
+        let single: Value = serde_json::from_str(&mapping().to_structured(event).unwrap()).unwrap();
+        assert_eq!(
+            *element, single,
+            "the batch holds the event as it stands alone"
+        );
+        let imported = mapping().from_structured(&element.to_string()).unwrap();
+        assert_eq!(imported.event.event_id, event.event_id);
+    }
+    assert_eq!(
+        mapping().to_batch(&[]).unwrap(),
+        "[]",
+        "an empty batch is an empty array"
+    );
+}
+
 async fn refused(dir: &std::path::Path, jsonl: &str) -> ImportError {
     let target =
         SqliteStore::open(dir.join(format!("refused-{}.sqlite3", factum::uuid::Uuid::now_v7())))

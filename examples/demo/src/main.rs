@@ -1,9 +1,11 @@
 //! factum's main job: the order lifecycle of a web shop, a shift of care tasks with three
-//! projections running side by side, then eligibility checks from a domain crate that
-//! depends on factum alone.
+//! projections running side by side, eligibility checks from a domain crate that
+//! depends on factum alone, then a member profile whose personal data is sealed,
+//! exported and forgotten.
 //!
 //! Each keeps its data in files under `--dir` (default: the working directory):
-//! `orders.sqlite3`, `care-tasks.sqlite3`, `eligibility.sqlite3`, and the read models in
+//! `orders.sqlite3`, `care-tasks.sqlite3`, `eligibility.sqlite3`, `member-profile.sqlite3`
+//! (its keys beside it, `member-profile.sqlite3.master-key` and `.signing-key`), and the read models in
 //! `care-tasks.read-models/` and `eligibility.read-models/`. Run it again to see the order history grow and the
 //! projections resume from their checkpoints.
 
@@ -13,10 +15,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use factum_example_care_tasks::demo as care_tasks;
 use factum_example_eligibility::demo as eligibility;
+use factum_example_member_profile::demo as member_profile;
 use factum_example_orders::demo as orders;
 
-/// Runs factum's example domains end to end: orders, care tasks with projections, then
-/// eligibility checks.
+/// Runs factum's example domains end to end: orders, care tasks with projections,
+/// eligibility checks, then a member profile's personal data.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
@@ -48,6 +51,11 @@ async fn main() -> ExitCode {
     banner("eligibility checks, a domain crate on factum alone (examples/eligibility)");
     if let Err(error) = eligibility::run(&args.dir.join("eligibility.sqlite3")).await {
         return failed("eligibility", &error);
+    }
+
+    banner("personal data: sealed, exported, forgotten, verified (examples/member-profile)");
+    if let Err(error) = member_profile::run(&args.dir.join("member-profile.sqlite3")).await {
+        return failed("member profile", &error);
     }
     ExitCode::SUCCESS
 }

@@ -9,6 +9,9 @@
 //! given and withdrawn, when) stay.
 #![warn(missing_docs)]
 
+pub mod demo;
+pub mod directory;
+
 use factum::chrono::{DateTime, Utc};
 use factum::prelude::*;
 

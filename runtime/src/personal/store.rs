@@ -34,17 +34,52 @@ impl PersonalCatalog {
         let mut catalog = Self::default();
         for entry in registry.entries() {
             if let Some(personal) = &entry.personal {
-                catalog
-                    .events
-                    .insert((entry.name.clone(), entry.version), personal.clone());
-                for aggregate in &entry.aggregates {
-                    if !catalog.personal_stream_types.contains(aggregate) {
-                        catalog.personal_stream_types.push(aggregate.clone());
-                    }
-                }
+                catalog.add(&entry.name, entry.version, personal, &entry.aggregates);
             }
         }
         catalog
+    }
+
+    /// The personal events of a registry document (what [`Registry`] serialises to, e.g.
+    /// `orders --registry`): for a tool that has the document but not the application's
+    /// types, such as the `factum subject` command line.
+    pub fn from_registry_json(json: &str) -> Result<Self, serde_json::Error> {
+        #[derive(serde::Deserialize)]
+        struct Document {
+            entries: Vec<Entry>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Entry {
+            name: String,
+            version: u32,
+            #[serde(default)]
+            aggregates: Vec<String>,
+            personal: Option<PersonalEntry>,
+        }
+        let document: Document = serde_json::from_str(json)?;
+        let mut catalog = Self::default();
+        for entry in &document.entries {
+            if let Some(personal) = &entry.personal {
+                catalog.add(&entry.name, entry.version, personal, &entry.aggregates);
+            }
+        }
+        Ok(catalog)
+    }
+
+    fn add<'a>(
+        &mut self,
+        name: &str,
+        version: u32,
+        personal: &PersonalEntry,
+        aggregates: impl IntoIterator<Item = &'a String>,
+    ) {
+        self.events
+            .insert((name.to_owned(), version), personal.clone());
+        for aggregate in aggregates {
+            if !self.personal_stream_types.contains(aggregate) {
+                self.personal_stream_types.push(aggregate.clone());
+            }
+        }
     }
 
     /// The personal data of an event version, if it has any.
@@ -110,6 +145,19 @@ pub struct SubjectExport {
     pub forgotten: bool,
     /// The events, in log order.
     pub events: Vec<RecordedEvent>,
+}
+
+impl SubjectExport {
+    /// The exported events as a CloudEvents batch
+    /// ([`BATCH_CONTENT_TYPE`](crate::cloudevents::BATCH_CONTENT_TYPE): a JSON array of
+    /// structured events), for a subject or a recipient who wants the standard envelope
+    /// rather than factum's.
+    pub fn to_cloudevents(
+        &self,
+        ce: &crate::cloudevents::CloudEvents,
+    ) -> Result<String, crate::cloudevents::CloudEventError> {
+        ce.to_batch(&self.events)
+    }
 }
 
 /// An [`EventStore`] that seals the personal fields of the events it appends and opens

@@ -181,18 +181,10 @@ impl KeyStore for SqliteKeyStore {
         let (record, scrubbed) = self
             .store
             .write(move |connection, patience| {
-                let previous: i64 =
-                    connection.query_row("PRAGMA secure_delete", [], |row| row.get(0))?;
-                connection.execute_batch("PRAGMA secure_delete = ON")?;
-                let forgotten = forget_row(connection, patience, &id, record);
                 // The store's own deletes (snapshots, pruned commands) keep its setting.
-                connection.execute_batch(&format!("PRAGMA secure_delete = {previous}"))?;
-                let forgotten = forgotten?;
-                let (busy, _, _): (i64, i64, i64) =
-                    connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
-                        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-                    })?;
-                Ok((forgotten, busy == 0))
+                super::scrubbing(connection, |connection| {
+                    forget_row(connection, patience, &id, record)
+                })
             })
             .await
             .map_err(|error| PersonalError::backend(subject, error))?;

@@ -20,3 +20,28 @@ pub use rusqlite;
 pub use keys::SqliteKeyStore;
 pub use read_model::{SqliteReadModel, SqliteTx};
 pub use store::{SqliteOpenError, SqliteOptions, SqliteStore, Synchronous};
+
+/// Runs `work` with `PRAGMA secure_delete = ON` (the connection's own setting restored
+/// after), then `PRAGMA wal_checkpoint(TRUNCATE)`; returns what `work` returned and
+/// whether the checkpoint finished (readers can keep it from finishing).
+///
+/// Why: SQLite deletes by marking space free, so deleted bytes (a forgotten subject's
+/// wrapped key, a read model's copy of their data) stay in the page, in a free page and
+/// in the WAL's copies of the page until reused. `secure_delete` zeroes the freed space
+/// in the pages this write produces; the checkpoint copies them into the file and
+/// truncates the WAL, which held the pages as they were.
+fn scrubbing<T, E: From<rusqlite::Error>>(
+    connection: &rusqlite::Connection,
+    work: impl FnOnce(&rusqlite::Connection) -> Result<T, E>,
+) -> Result<(T, bool), E> {
+    let previous: i64 = connection.query_row("PRAGMA secure_delete", [], |row| row.get(0))?;
+    connection.execute_batch("PRAGMA secure_delete = ON")?;
+    let done = work(connection);
+    connection.execute_batch(&format!("PRAGMA secure_delete = {previous}"))?;
+    let done = done?;
+    let (busy, _, _): (i64, i64, i64) =
+        connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })?;
+    Ok((done, busy == 0))
+}

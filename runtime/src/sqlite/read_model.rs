@@ -627,13 +627,24 @@ impl ReadModel for SqliteReadModel {
             // Emptied in place under the write lock, never deleted: a runner of this
             // version (in this process or another) keeps the same file, finds its
             // checkpoint gone at its next transaction and reads again from the start.
+            // Scrubbed: a rebuild after a data subject is forgotten leaves none of the
+            // copies of their data the old tables held, in the file or in its WAL.
             let connection = this.open_writer(target)?;
-            let result = empty_in_place(&connection);
+            let result = super::scrubbing(&connection, empty_in_place);
+            if let Ok(((), false)) = result {
+                tracing::warn!(
+                    target = %target,
+                    "emptied, but readers kept the WAL checkpoint from finishing: the old \
+                     tables' pages may stay in the WAL until the next checkpoint"
+                );
+            }
             if result.is_err() && !connection.is_autocommit() {
                 let _ = connection.execute_batch("ROLLBACK");
             }
             this.give_back(target, connection);
-            result.map_err(database(target, "empty the read model"))
+            result
+                .map(|((), _)| ())
+                .map_err(database(target, "empty the read model"))
         })
         .await
     }
