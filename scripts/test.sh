@@ -107,7 +107,7 @@ expect_line "$scratch/run2.txt" '^tom +home_care +C-[0-9]+-1: ineligible: aged 4
 expect_line "$scratch/run2.txt" '^deciding C-[0-9]+-refused with no evidence: refused: no income evidence recorded' "a decision without evidence was refused"
 expect_line "$scratch/run2.txt" '^ChecksOfMember tom: 4 check\(s\) \(read model at position [0-9]+, 0 event\(s\) behind\)' "the eligibility read model answered with both runs' checks"
 expect_line "$scratch/run2.txt" '^MemberRegistered as stored: \{"email":"pii:v1:[^"]*","member_id":"M-[0-9]+-maria","phone":"pii:v1:' "a member's personal fields were sealed at rest"
-expect_line "$scratch/run2.txt" '^export of M-[0-9]+-maria: 4 event\(s\), holds m.lopez@example.net: yes; as CloudEvents \(application/cloudevents-batch\+json\): 4 event\(s\), holds m.lopez@example.net: yes' "the data access request was exported, as JSON and as CloudEvents"
+expect_line "$scratch/run2.txt" '^export of M-[0-9]+-maria: 5 event\(s\), holds m.lopez@example.net: yes; as CloudEvents \(application/cloudevents-batch\+json\): 5 event\(s\), holds m.lopez@example.net: yes' "the data access request was exported, as JSON and as CloudEvents"
 expect_line "$scratch/run2.txt" '^M-[0-9]+-maria after forgetting: registered, email "", phone "\[forgotten\]", consents 0' "a forgotten member still loads, with the replacements"
 expect_line "$scratch/run2.txt" '^verify_signed after forgetting: [0-9]+ events in [0-9]+ streams verified: intact' "both runs' signed checkpoints verified after forgetting"
 expect_line "$scratch/run2.txt" "^inclusion of M-[0-9]+-maria's first event \(position [0-9]+\) in the checkpoint of [0-9]+ events: proven" "a forgotten member's event was proven in the checkpoint"

@@ -9,9 +9,10 @@
 
 use std::path::{Path, PathBuf};
 
-use factum::authorization::{self, AuditError, StreamRead};
-use factum::chrono::{SubsecRound, Utc};
+use factum::authorization::{self, AuditError, AuditedReads, Decision, Principal, ReadRefused};
+use factum::chrono::Utc;
 use factum::cloudevents::{BATCH_CONTENT_TYPE, CloudEventError, CloudEvents};
+use factum::context::Actor;
 use factum::integrity::checkpoint::SignedTreeHead;
 use factum::integrity::merkle::ProofError;
 use factum::integrity::{ProofRequestError, SigningKey, TamperEvident};
@@ -74,6 +75,9 @@ pub enum DemoError {
     /// The access audit record could not be read.
     #[error("reading the access record")]
     Audit(#[from] AuditError),
+    /// The audited read was refused.
+    #[error("the audited read")]
+    Read(#[from] ReadRefused),
     /// No inclusion proof could be made.
     #[error("proving inclusion")]
     ProofRequest(#[from] ProofRequestError),
@@ -245,25 +249,23 @@ async fn story(
     Ok(())
 }
 
-/// The DPO reads the member's stream, and the read is kept in the stream's access
-/// record: who looked at personal data is itself on record.
+/// The DPO reads the member's stream through the audited reads, under a policy that
+/// lets data protection officers read members: the read is kept in the stream's access
+/// record, so who looked at personal data is itself on record.
 async fn audited_read(store: &MemberStore, stream: &str) -> Result<(), DemoError> {
-    let events = store.read_stream(stream, 1, 1000).await?;
-    let read = StreamRead {
-        stream_id: stream.to_owned(),
-        from_version: 1,
-        events: u64::try_from(events.len()).unwrap_or(u64::MAX),
-        actor_kind: "dpo".to_owned(),
-        actor: DPO.to_owned(),
-        tenant: None,
-        read_at: Utc::now().trunc_subsecs(6),
-        denied: None,
+    let policy = |principal: &Principal, stream_type: &str| {
+        Decision::allow_if(
+            principal.actor.is("dpo") && stream_type == "Member",
+            "only data protection officers read members' streams",
+        )
     };
-    authorization::record_read(store, &read).await?;
+    let reads = AuditedReads::new(store.clone(), policy);
+    let dpo = Principal::new(Actor::new("dpo", DPO));
+    let events = reads.read_stream(&dpo, stream, 1, 1000).await?;
     let record = authorization::reads(store, stream).await?;
     println!(
         "{DPO} read {stream}: {} event(s); its access record holds {} read(s)",
-        read.events,
+        events.len(),
         record.len()
     );
     Ok(())

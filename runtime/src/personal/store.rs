@@ -240,8 +240,9 @@ impl<S: EventStore, K: KeyStore> ProtectedStore<S, K> {
 
     /// Every event about `subject`, in log order, opened, with its metadata: the events
     /// whose payload names them as their data subject, every other event of the streams
-    /// those are in (a member's consents, in the member's stream), and the record of
-    /// their forgetting.
+    /// those are in (a member's consents, in the member's stream), the access records of
+    /// those streams (who read them: recipients of the data, under GDPR article 15), and
+    /// the record of their forgetting.
     pub async fn export(&self, subject: &SubjectId) -> Result<SubjectExport, PersonalStoreError> {
         let forgotten = self.keys.forgotten(subject).await?.is_some();
         // Two passes over the log: the streams about the subject, then their events.
@@ -252,6 +253,12 @@ impl<S: EventStore, K: KeyStore> ProtectedStore<S, K> {
             }
         })
         .await?;
+        // Who read those streams is theirs to know too: their access records.
+        let access: Vec<String> = streams
+            .iter()
+            .map(|stream| crate::authorization::access_stream_id(stream))
+            .collect();
+        streams.extend(access);
         let mut events = Vec::new();
         self.scan(|event| {
             if streams.contains(&event.stream_id) {
