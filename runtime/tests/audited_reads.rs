@@ -126,7 +126,13 @@ async fn every_read_from_outside_is_authorized_recorded_and_verified() {
         .export_subject(&dpo, &subject)
         .await
         .expect("the DPO exports");
-    assert_eq!(export.events.len(), 1);
+    // The admission, and who read the patient's stream (the two reads above).
+    let names: Vec<&str> = export
+        .events
+        .iter()
+        .map(|event| event.name.as_str())
+        .collect();
+    assert_eq!(names, ["PatientAdmitted", "StreamRead", "StreamRead"]);
     assert!(matches!(
         reads_of.export_subject(&nurse, &subject).await,
         Err(ReadRefused::Denied { .. })
