@@ -510,6 +510,16 @@ pub fn seed(connection: &Connection, prefix: &str, from: usize, to: usize) {
     let deposited = serde_json::to_string(&RawDeposited { amount: AMOUNT }).expect("JSON");
     let at = factum::envelope::now();
     begin(connection);
+    // Positions and hashes as a factum store writes them, so that factum appends chain
+    // to the seeded events (see `factum::integrity::chain`).
+    let mut position: i64 = connection
+        .query_row(
+            "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0),
+                        coalesce((SELECT max(position) FROM events), 0))",
+            [],
+            |row| row.get(0),
+        )
+        .expect("the last position");
     for n in from..to {
         let stream_id = format!("Account-{prefix}-{n}");
         connection
@@ -521,28 +531,52 @@ pub fn seed(connection: &Connection, prefix: &str, from: usize, to: usize) {
         let key = connection.last_insert_rowid();
         let mut insert = connection
             .prepare_cached(
-                "INSERT INTO events (stream_key, stream_version, event_id, name, schema_version,
-                                     payload, metadata, timestamp_s, timestamp_ns)
-                 VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?8)",
+                "INSERT INTO events (position, stream_key, stream_version, event_id, name,
+                                     schema_version, payload, metadata, timestamp_s,
+                                     timestamp_ns, hash, predecessor)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7, ?8, ?9, ?10, ?11)",
             )
             .expect("prepare");
+        let mut predecessor = factum::integrity::GENESIS;
         for (version, name, payload) in [
-            (1, "AccountOpened", &opened),
+            (1i64, "AccountOpened", &opened),
             (2, "Deposited", &deposited),
             (3, "Deposited", &deposited),
         ] {
+            position += 1;
+            let event_id = Uuid::now_v7();
+            let hash = factum::integrity::event_hash(
+                &predecessor,
+                &factum::integrity::StoredFields {
+                    event_id: event_id.as_bytes(),
+                    position,
+                    stream_id: stream_id.as_bytes(),
+                    stream_type: b"Account",
+                    stream_version: version,
+                    name: name.as_bytes(),
+                    schema_version: 1,
+                    timestamp_seconds: at.timestamp(),
+                    timestamp_nanos: i64::from(at.timestamp_subsec_nanos()),
+                    metadata: Some(metadata.as_bytes()),
+                    payload: payload.as_bytes(),
+                },
+            );
             insert
                 .execute(params![
+                    position,
                     key,
                     version,
-                    Uuid::now_v7().as_bytes().as_slice(),
+                    event_id.as_bytes().as_slice(),
                     name,
                     payload,
                     metadata,
                     at.timestamp(),
                     at.timestamp_subsec_nanos(),
+                    hash.as_slice(),
+                    predecessor.as_slice(),
                 ])
                 .expect("insert event");
+            predecessor = hash;
         }
     }
     run(connection, "COMMIT");
