@@ -22,7 +22,9 @@ use crate::store::{
 /// The personal data of every registered event version, by name and version.
 #[derive(Debug, Clone, Default)]
 pub struct PersonalCatalog {
-    events: HashMap<(String, u32), PersonalEntry>,
+    /// By name, then version: a read looks an event up by its `&str` name without
+    /// allocating.
+    events: HashMap<String, HashMap<u32, PersonalEntry>>,
     /// The stream types (aggregates) whose streams hold personal events.
     personal_stream_types: Vec<String>,
 }
@@ -74,7 +76,9 @@ impl PersonalCatalog {
         aggregates: impl IntoIterator<Item = &'a String>,
     ) {
         self.events
-            .insert((name.to_owned(), version), personal.clone());
+            .entry(name.to_owned())
+            .or_default()
+            .insert(version, personal.clone());
         for aggregate in aggregates {
             if !self.personal_stream_types.contains(aggregate) {
                 self.personal_stream_types.push(aggregate.clone());
@@ -84,10 +88,7 @@ impl PersonalCatalog {
 
     /// The personal data of an event version, if it has any.
     pub fn entry(&self, name: &str, version: u32) -> Option<&PersonalEntry> {
-        if self.events.is_empty() {
-            return None;
-        }
-        self.events.get(&(name.to_owned(), version))
+        self.events.get(name)?.get(&version)
     }
 
     /// Whether streams of `stream_type` may hold personal events.
