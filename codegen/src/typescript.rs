@@ -1094,21 +1094,12 @@ mod tests {
 
     #[test]
     fn personal_fields_are_documented_as_such() {
-        let registry = json!({
-            "envelope": factum::registry::Registry::builder().build().unwrap().envelope().clone(),
-            "entries": [event("MemberRegistered", 1, json!({
-                "type": "object",
-                "required": ["member_id", "email"],
-                "properties": {
-                    "member_id": {"type": "string", "x-factum-subject": true},
-                    "email": {"type": "string", "description": "Where to write.",
-                              "x-factum-personal": true}
-                }
-            }))]
-        });
+        // The registry document the member-profile domain's `#[subject]` and `#[pii]`
+        // declarations produce.
+        let registry = serde_json::to_value(factum_example_member_profile::registry()).unwrap();
         let module = typescript(&registry).unwrap();
         assert!(module.contains("The data subject: whose personal data the event holds."));
-        assert!(module.contains("Where to write."));
+        assert!(module.contains("Where to write to them."));
         assert!(module.contains("Personal data: stored sealed under the data subject's key"));
     }
 
