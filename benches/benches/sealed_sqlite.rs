@@ -29,11 +29,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use factum::personal::{Aad, DataKey, MasterKey, ProtectedStore, open, seal};
+use factum::personal::{MasterKey, ProtectedStore};
 use factum::prelude::*;
 use factum::sqlite::{SqliteKeyStore, SqliteStore};
 
-use crate::domain::{ContactChanged, Member, new_events};
+use crate::domain::{Member, new_events};
 use crate::raw_append::raw_append;
 use crate::sqlite::raw_connection;
 
@@ -77,29 +77,6 @@ async fn fill(
     version
 }
 
-/// The personal fields of `events` (email and phone) with what binds each: the input
-/// of the cipher diagnostics.
-fn fields(events: &[NewEvent]) -> Vec<(serde_json::Value, Aad)> {
-    events
-        .iter()
-        .flat_map(|event| {
-            let payload: serde_json::Value =
-                serde_json::from_str(event.payload.get()).expect("JSON");
-            ["/email", "/phone"].map(|pointer| {
-                (
-                    payload.pointer(pointer).expect("the field").clone(),
-                    Aad::new(
-                        event.event_id,
-                        ContactChanged::NAME,
-                        ContactChanged::VERSION,
-                        pointer,
-                    ),
-                )
-            })
-        })
-        .collect()
-}
-
 /// Checks that `store` stores the personal fields sealed and reads back what it was
 /// given, and that `plain` stores them as given.
 fn check_append(runtime: &tokio::runtime::Runtime, store: &Protected, plain: &SqliteStore) {
@@ -121,8 +98,12 @@ fn check_append(runtime: &tokio::runtime::Runtime, store: &Protected, plain: &Sq
             assert_eq!(stored.event_id, given.event_id);
             assert_eq!(stored.metadata, given.metadata);
             let payload = stored.payload.get();
-            assert_eq!(payload.contains("\"email\":\"pii:v1:"), sealed, "{payload}");
-            assert_eq!(payload.contains("\"phone\":\"pii:v1:"), sealed, "{payload}");
+            assert_eq!(payload.contains("\"email\":\"pii:v2:"), sealed, "{payload}");
+            assert_eq!(
+                payload.contains("\"phone\":\"pii:v2:bundled\""),
+                sealed,
+                "{payload}"
+            );
             assert!(payload.contains(&format!("\"member_id\":\"{MEMBER}\"")));
         }
     }
@@ -209,19 +190,6 @@ fn append_group(
             BatchSize::SmallInput,
         );
     });
-    // Diagnostic: the cipher alone, sealing the two fields of each event of a batch.
-    let key = DataKey::from_bytes([5; 32]);
-    group.bench_function(format!("diagnostic/seal_fields_only/{label}"), |b| {
-        b.iter_batched(
-            || fields(&new_events(MEMBER, 0, size)),
-            |fields| {
-                for (value, aad) in &fields {
-                    black_box(seal(&key, value, aad).expect("seals"));
-                }
-            },
-            BatchSize::SmallInput,
-        );
-    });
     group.finish();
 }
 
@@ -275,19 +243,6 @@ fn replay_group(c: &mut Criterion, runtime: &tokio::runtime::Runtime, dir: &Path
                 .await
                 .expect("reads")
                 .len()
-        });
-    });
-    // Diagnostic: the cipher alone, opening the 20,000 personal fields of the stream.
-    let key = DataKey::from_bytes([5; 32]);
-    let sealed_fields: Vec<(serde_json::Value, Aad)> = fields(&new_events(MEMBER, 0, REPLAYED))
-        .into_iter()
-        .map(|(value, aad)| (seal(&key, &value, &aad).expect("seals"), aad))
-        .collect();
-    group.bench_function("diagnostic/open_fields_only", |b| {
-        b.iter(|| {
-            for (value, aad) in &sealed_fields {
-                black_box(open(&key, black_box(value), aad).expect("opens"));
-            }
         });
     });
     group.bench_function("plain/read_stream", |b| {

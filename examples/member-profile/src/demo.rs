@@ -337,7 +337,8 @@ fn shortened(payload: &str) -> Result<String, DemoError> {
     if let Value::Object(fields) = &mut value {
         for field in fields.values_mut() {
             if let Value::String(text) = field
-                && text.starts_with("pii:v1:")
+                && text.starts_with("pii:v2:")
+                && text.chars().count() > 16
             {
                 let cut: String = text.chars().take(16).collect();
                 *text = format!("{cut}...");

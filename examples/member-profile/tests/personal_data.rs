@@ -124,8 +124,8 @@ where
         .await
         .expect("raw read");
     let first = stored[0].payload.get();
-    assert!(first.contains("\"email\":\"pii:v1:"), "{first}");
-    assert!(first.contains("\"phone\":\"pii:v1:"), "{first}");
+    assert!(first.contains("\"email\":\"pii:v2:"), "{first}");
+    assert!(first.contains("\"phone\":\"pii:v2:bundled\""), "{first}");
     assert!(first.contains("\"member_id\":\"m-1\""), "{first}");
     assert!(
         stored
@@ -400,7 +400,7 @@ async fn personal_data_on_postgres() {
         );
     }
     assert!(
-        payloads.iter().any(|payload| payload.contains("pii:v1:")),
+        payloads.iter().any(|payload| payload.contains("pii:v2:")),
         "nothing is sealed"
     );
     client

@@ -1,4 +1,7 @@
-//! Data keys and the sealing of one field's value under one.
+//! Data keys, and the first stored form: one field's value sealed on its own.
+//!
+//! [`ProtectedStore`](super::ProtectedStore) now seals all of an event's personal fields
+//! together (see [`bundle`](super::bundle)); fields stored in this form still open.
 //!
 //! The cipher is XChaCha20-Poly1305: its 192-bit nonces are drawn at random for every
 //! seal, which is safe for any number of seals under one key (96-bit nonces are not).

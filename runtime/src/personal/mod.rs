@@ -2,15 +2,18 @@
 //! by destroying the subject's key (crypto-shredding).
 //!
 //! Events are immutable, yet a data subject may ask to be forgotten. So an event's
-//! personal fields are stored encrypted ([`seal`]) under a [`DataKey`] of their own
-//! subject, and that key, wrapped by the application's [`MasterKey`], lives in a
+//! personal fields are stored encrypted under a [`DataKey`] of their own subject (by
+//! [`ProtectedStore`], all of an event's together as one AES-256-GCM [`bundle`]), and
+//! that key, wrapped by the application's [`MasterKey`], lives in a
 //! [`KeyStore`] apart from the events. [`KeyStore::forget`] destroys the subject's key:
 //! the sealed fields, in the log and in every copy and backup of it, can no longer be
 //! opened, and a reader shows the replacement the event declares instead. The log itself
 //! is never rewritten; only one small key row is deleted (and scrubbed from disk).
 //!
-//! - [`cipher`]: data keys, and sealing and opening one field bound to its event and
-//!   JSON pointer ([`Aad`]).
+//! - [`bundle`]: the stored form, one sealed bundle per event.
+//! - [`cipher`]: data keys, and the first stored form, still read: one field sealed on
+//!   its own, bound to its event and JSON pointer ([`Aad`]). The example below seals one
+//!   field that way to show the life of a key.
 //! - [`keys`]: subject ids, the master key and wrapped keys, the record of a forgetting.
 //! - [`KeyStore`]: where wrapped keys are kept; [`MemoryKeyStore`] here,
 //!   `SqliteKeyStore` in `factum::sqlite` and `PostgresKeyStore` in `factum::postgres`.
@@ -61,12 +64,14 @@
 //!   creation, no key for a forgotten subject, idempotent `forget`) and run
 //!   `factum::personal::conformance::check_key_store` (feature `conformance`) against it.
 
+pub mod bundle;
 pub mod cipher;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod error;
 mod fields;
 pub mod keys;
+mod members;
 mod memory;
 mod store;
 

@@ -11,12 +11,16 @@ use serde::Serialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use super::{Aad, KeyState, KeyStore, PersonalError, SubjectId, is_sealed, open, seal};
+use zeroize::Zeroizing;
+
+use super::bundle::{self, BUNDLE_PREFIX, BUNDLED, BundleCipher, Nonces};
+use super::members::{Members, Replacement, plain_string};
+use super::{Aad, KeyState, KeyStore, PersonalError, SubjectId, open};
 use crate::envelope::{Metadata, NewEvent, RecordedEvent, Snapshot};
 use crate::registry::{PersonalEntry, Registry};
 use crate::store::{
     AppendOutcome, CommandAppend, CommandOutcome, CommandRecord, EventStore, ExpectedVersion,
-    FilteredPage, Head, StoreError,
+    FilteredPage, Head, StoreError, VisitError,
 };
 
 /// The personal data of every registered event version, by name and version.
@@ -24,7 +28,7 @@ use crate::store::{
 pub struct PersonalCatalog {
     /// By name, then version: a read looks an event up by its `&str` name without
     /// allocating.
-    events: HashMap<String, HashMap<u32, PersonalEntry>>,
+    events: HashMap<String, HashMap<u32, Plan>>,
     /// The stream types (aggregates) whose streams hold personal events.
     personal_stream_types: Vec<String>,
 }
@@ -78,7 +82,7 @@ impl PersonalCatalog {
         self.events
             .entry(name.to_owned())
             .or_default()
-            .insert(version, personal.clone());
+            .insert(version, Plan::new(personal.clone()));
         for aggregate in aggregates {
             if !self.personal_stream_types.contains(aggregate) {
                 self.personal_stream_types.push(aggregate.clone());
@@ -88,6 +92,10 @@ impl PersonalCatalog {
 
     /// The personal data of an event version, if it has any.
     pub fn entry(&self, name: &str, version: u32) -> Option<&PersonalEntry> {
+        self.plan(name, version).map(|plan| &plan.entry)
+    }
+
+    fn plan(&self, name: &str, version: u32) -> Option<&Plan> {
         self.events.get(name)?.get(&version)
     }
 
@@ -104,6 +112,72 @@ impl PersonalCatalog {
         let payload: Value = serde_json::from_str(event.payload.get()).ok()?;
         subject_at(&payload, &entry.subject)
     }
+}
+
+/// How an event version's personal fields are found, sealed and opened.
+#[derive(Debug, Clone)]
+struct Plan {
+    entry: PersonalEntry,
+    /// Each field's replacement as JSON text, in the entry's order.
+    redacted: Vec<Box<RawValue>>,
+    /// The member names of the subject and of the fields when every pointer names a
+    /// top-level member (all that `#[subject]` and `#[pii]` declare): such events are
+    /// handled on the payload's text. Other pointers go through a `serde_json::Value`.
+    top_level: Option<TopLevel>,
+}
+
+#[derive(Debug, Clone)]
+struct TopLevel {
+    subject: String,
+    fields: Vec<String>,
+}
+
+impl Plan {
+    fn new(entry: PersonalEntry) -> Self {
+        let redacted = entry
+            .fields
+            .iter()
+            .map(|field| {
+                serde_json::value::to_raw_value(&field.redacted)
+                    .expect("a serde_json::Value always serialises")
+            })
+            .collect();
+        let top_level = top_level_member(&entry.subject).and_then(|subject| {
+            let fields = entry
+                .fields
+                .iter()
+                .map(|field| top_level_member(&field.pointer))
+                .collect::<Option<Vec<_>>>()?;
+            Some(TopLevel { subject, fields })
+        });
+        Self {
+            entry,
+            redacted,
+            top_level,
+        }
+    }
+
+    /// The pointers of the fields at `indices`.
+    fn pointers<'p>(&'p self, indices: &'p [usize]) -> impl Iterator<Item = &'p str> {
+        indices
+            .iter()
+            .map(|&field| self.entry.fields[field].pointer.as_str())
+    }
+}
+
+/// The member a one-segment JSON pointer names (`/email` names `email`; RFC 6901's `~1`
+/// and `~0` stand for `/` and `~`).
+fn top_level_member(pointer: &str) -> Option<String> {
+    let name = pointer.strip_prefix('/')?;
+    (!name.contains('/')).then(|| name.replace("~1", "/").replace("~0", "~"))
+}
+
+/// The subject id a member's value names: a string as is, an integer as its digits.
+fn subject_in(raw: &RawValue) -> Option<SubjectId> {
+    if let Some(id) = plain_string(raw) {
+        return SubjectId::new(id).ok();
+    }
+    subject_at(&serde_json::from_str(raw.get()).ok()?, "")
 }
 
 /// The subject id at `pointer`: a string as is, an integer as its digits.
@@ -292,47 +366,148 @@ impl<S: EventStore, K: KeyStore> ProtectedStore<S, K> {
         }
     }
 
-    /// Seals the personal fields of `events`, each under its subject's key (created on
-    /// first use); a forgotten subject's fields are stored as their replacement.
+    /// Seals the personal fields of `events`, each event's under its subject's key
+    /// (created on first use) as one bundle (see [`bundle`]); a forgotten subject's
+    /// fields are stored as their replacement.
     async fn seal_all(&self, events: Vec<NewEvent>) -> Result<Vec<NewEvent>, StoreError> {
         let mut keys = KeyCache::default();
+        let mut nonces: Option<Nonces> = None;
+        let mut aad = Vec::new();
         let mut sealed = Vec::with_capacity(events.len());
         for mut event in events {
-            let Some(entry) = self.catalog.entry(&event.name, event.schema_version) else {
+            let Some(plan) = self.catalog.plan(&event.name, event.schema_version) else {
                 sealed.push(event);
                 continue;
             };
-            let mut payload: Value = serde_json::from_str(event.payload.get())
-                .map_err(|error| StoreError::Backend(Box::new(error)))?;
-            let Some(subject) = subject_at(&payload, &entry.subject) else {
+            let subject = match &plan.top_level {
+                Some(top) => Members::parse(event.payload.get())
+                    .ok_or_else(|| refused(&event, "its payload is not a JSON object".into()))?
+                    .get(&top.subject)
+                    .and_then(subject_in),
+                None => serde_json::from_str(event.payload.get())
+                    .ok()
+                    .and_then(|payload: Value| subject_at(&payload, &plan.entry.subject)),
+            };
+            let Some(subject) = subject else {
                 return Err(refused(
                     &event,
                     format!(
                         "its data subject at `{}` is missing or not an id",
-                        entry.subject
+                        plan.entry.subject
                     ),
                 ));
             };
-            let state = keys.get_or_create(&*self.keys, &subject).await?;
-            for field in &entry.fields {
-                let Some(value) = payload.pointer_mut(&field.pointer) else {
-                    continue;
+            let key = keys.get_or_create(&*self.keys, &subject).await?;
+            let mut seal = |fields: &[usize], texts: &[&str]| -> Result<String, StoreError> {
+                let nonces = match &mut nonces {
+                    Some(nonces) => nonces,
+                    None => nonces.insert(Nonces::draw(sealed.capacity()).map_err(key_failure)?),
                 };
-                *value = match state {
-                    KeyState::Active(key) => {
-                        let aad = Aad::new(
-                            event.event_id,
-                            &event.name,
-                            event.schema_version,
-                            &field.pointer,
-                        );
-                        seal(key, value, &aad)
-                            .map_err(|error| StoreError::Backend(Box::new(error)))?
+                let cipher = key.cipher.as_ref().expect("sealing needs an active key");
+                bundle::aad(
+                    &mut aad,
+                    event.event_id,
+                    &event.name,
+                    event.schema_version,
+                    plan.pointers(fields),
+                );
+                let mut plaintext = Zeroizing::new(Vec::with_capacity(
+                    2 + texts.iter().map(|text| text.len() + 1).sum::<usize>(),
+                ));
+                plaintext.push(b'[');
+                for (index, text) in texts.iter().enumerate() {
+                    if index > 0 {
+                        plaintext.push(b',');
                     }
-                    KeyState::Forgotten(_) | KeyState::Absent => field.redacted.clone(),
-                };
+                    plaintext.extend_from_slice(text.as_bytes());
+                }
+                plaintext.push(b']');
+                Ok(cipher.seal(nonces.next().map_err(key_failure)?, &aad, &plaintext))
+            };
+            let payload = match &plan.top_level {
+                Some(top) => {
+                    let members =
+                        Members::parse(event.payload.get()).expect("parsed as an object above");
+                    let (fields, at): (Vec<usize>, Vec<usize>) = top
+                        .fields
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(field, name)| Some((field, members.index(name)?)))
+                        .unzip();
+                    if fields.is_empty() {
+                        None
+                    } else if key.cipher.is_some() {
+                        let texts: Vec<&str> =
+                            at.iter().map(|&at| members.value(at).get()).collect();
+                        let text = seal(&fields, &texts)?;
+                        let replaced: Vec<_> = at
+                            .iter()
+                            .enumerate()
+                            .map(|(nth, &at)| {
+                                (
+                                    at,
+                                    Replacement::Text(if nth == 0 { &text } else { BUNDLED }),
+                                )
+                            })
+                            .collect();
+                        Some(members.rewrite(&replaced))
+                    } else {
+                        let replaced: Vec<_> = fields
+                            .iter()
+                            .zip(&at)
+                            .map(|(&field, &at)| (at, Replacement::Raw(&plan.redacted[field])))
+                            .collect();
+                        Some(members.rewrite(&replaced))
+                    }
+                }
+                None => {
+                    let mut payload: Value = serde_json::from_str(event.payload.get())
+                        .expect("parsed for its subject above");
+                    let fields: Vec<usize> = (0..plan.entry.fields.len())
+                        .filter(|&field| {
+                            payload.pointer(&plan.entry.fields[field].pointer).is_some()
+                        })
+                        .collect();
+                    if fields.is_empty() {
+                        None
+                    } else {
+                        let replacements: Vec<Value> = if key.cipher.is_some() {
+                            let texts: Vec<Zeroizing<String>> = plan
+                                .pointers(&fields)
+                                .map(|pointer| {
+                                    Zeroizing::new(
+                                        payload.pointer(pointer).expect("present").to_string(),
+                                    )
+                                })
+                                .collect();
+                            let texts: Vec<&str> = texts.iter().map(|text| text.as_str()).collect();
+                            let text = seal(&fields, &texts)?;
+                            (0..fields.len())
+                                .map(|nth| {
+                                    Value::String(if nth == 0 {
+                                        text.clone()
+                                    } else {
+                                        BUNDLED.to_owned()
+                                    })
+                                })
+                                .collect()
+                        } else {
+                            fields
+                                .iter()
+                                .map(|&field| plan.entry.fields[field].redacted.clone())
+                                .collect()
+                        };
+                        for (&field, replacement) in fields.iter().zip(replacements) {
+                            let pointer = &plan.entry.fields[field].pointer;
+                            *payload.pointer_mut(pointer).expect("present") = replacement;
+                        }
+                        Some(to_raw(&payload)?)
+                    }
+                }
+            };
+            if let Some(payload) = payload {
+                event.payload = payload;
             }
-            event.payload = to_raw(&payload)?;
             sealed.push(event);
         }
         Ok(sealed)
@@ -344,94 +519,380 @@ impl<S: EventStore, K: KeyStore> ProtectedStore<S, K> {
     async fn open_all(&self, events: &mut [RecordedEvent]) -> Result<(), StoreError> {
         let mut keys = KeyCache::default();
         for event in events.iter_mut() {
-            let Some(entry) = self.catalog.entry(&event.name, event.schema_version) else {
-                continue;
-            };
-            let mut payload: Value = match serde_json::from_str(event.payload.get()) {
-                Ok(payload) => payload,
-                // Not JSON: the event's decoder reports it, where it is decoded.
-                Err(_) => continue,
-            };
-            let Some(subject) = subject_at(&payload, &entry.subject) else {
-                continue;
-            };
-            let state = keys.get(&*self.keys, &subject).await?;
-            let mut changed = false;
-            for field in &entry.fields {
-                let Some(value) = payload.pointer_mut(&field.pointer) else {
-                    continue;
-                };
-                // A value stored before the field was declared personal is plaintext.
-                if !is_sealed(value) {
-                    continue;
-                }
-                *value = match state {
-                    KeyState::Active(key) => {
-                        let aad = Aad::new(
-                            event.event_id,
-                            &event.name,
-                            event.schema_version,
-                            &field.pointer,
-                        );
-                        open(key, value, &aad).map_err(|error| StoreError::CorruptRow {
-                            stream_id: event.stream_id.clone(),
-                            stream_version: event.stream_version,
-                            position: Some(event.position),
-                            reason: format!("personal field `{}`: {error}", field.pointer),
-                        })?
+            loop {
+                match self.open_one(event, &keys) {
+                    Ok(Some(payload)) => event.payload = payload,
+                    Ok(None) => {}
+                    Err(Stop::NeedKey(subject)) => {
+                        keys.get(&*self.keys, &subject).await?;
+                        continue;
                     }
-                    KeyState::Forgotten(_) | KeyState::Absent => field.redacted.clone(),
-                };
-                changed = true;
-            }
-            if changed {
-                event.payload = to_raw(&payload)?;
+                    Err(Stop::Failed(error)) => return Err(error),
+                }
+                break;
             }
         }
         Ok(())
+    }
+
+    /// The opened payload of `event`, or `None` if it has nothing sealed; needs the key
+    /// of the event's subject in `keys`.
+    fn open_one(
+        &self,
+        event: &RecordedEvent,
+        keys: &KeyCache,
+    ) -> Result<Option<Box<RawValue>>, Stop> {
+        let Some(plan) = self.catalog.plan(&event.name, event.schema_version) else {
+            return Ok(None);
+        };
+        if let Some(top) = &plan.top_level {
+            // Not an object: the event's decoder reports it, where it is decoded.
+            let Some(members) = Members::parse(event.payload.get()) else {
+                return Ok(None);
+            };
+            let mut fields = Vec::new();
+            let mut at = Vec::new();
+            let mut texts = Vec::new();
+            for (field, name) in top.fields.iter().enumerate() {
+                let Some(index) = members.index(name) else {
+                    continue;
+                };
+                // A value stored before the field was declared personal is plaintext.
+                if let Some(text) = plain_string(members.value(index))
+                    && text.starts_with("pii:")
+                {
+                    fields.push(field);
+                    at.push(index);
+                    texts.push(text);
+                }
+            }
+            // The first stored form seals each field apart: read through a `Value`.
+            if !fields.is_empty() && !texts.iter().any(|text| text.starts_with("pii:v1:")) {
+                let Some(subject) = members.get(&top.subject).and_then(subject_in) else {
+                    return Ok(None);
+                };
+                let key = keys.cached(&subject)?;
+                let plaintext = open_bundle(plan, event, key, &fields, &texts)?;
+                let holder = &plan.entry.fields[fields[0]].pointer;
+                let values = match &plaintext {
+                    Some(plaintext) => Some(split(plaintext, fields.len(), event, holder)?),
+                    None => None,
+                };
+                let replaced: Vec<_> = at
+                    .iter()
+                    .zip(&fields)
+                    .enumerate()
+                    .map(|(nth, (&at, &field))| {
+                        let value = match &values {
+                            Some(values) => values[nth],
+                            None => &*plan.redacted[field],
+                        };
+                        (at, Replacement::Raw(value))
+                    })
+                    .collect();
+                return Ok(Some(members.rewrite(&replaced)));
+            }
+            if fields.is_empty() {
+                return Ok(None);
+            }
+        }
+        self.open_value(plan, event, keys)
+    }
+
+    /// [`open_one`](Self::open_one) through a `serde_json::Value`: for pointers below the
+    /// top level and fields of the first stored form.
+    fn open_value(
+        &self,
+        plan: &Plan,
+        event: &RecordedEvent,
+        keys: &KeyCache,
+    ) -> Result<Option<Box<RawValue>>, Stop> {
+        let Ok(mut payload) = serde_json::from_str::<Value>(event.payload.get()) else {
+            return Ok(None);
+        };
+        let Some(subject) = subject_at(&payload, &plan.entry.subject) else {
+            return Ok(None);
+        };
+        let (v1, v2): (Vec<usize>, Vec<usize>) = (0..plan.entry.fields.len())
+            .filter(|&field| {
+                matches!(payload.pointer(&plan.entry.fields[field].pointer),
+                    Some(Value::String(text)) if text.starts_with("pii:"))
+            })
+            .partition(|&field| {
+                matches!(payload.pointer(&plan.entry.fields[field].pointer),
+                    Some(Value::String(text)) if text.starts_with(super::cipher::SEALED_PREFIX))
+            });
+        if v1.is_empty() && v2.is_empty() {
+            return Ok(None);
+        }
+        let key = keys.cached(&subject)?;
+        let mut replacements: Vec<(usize, Value)> = Vec::new();
+        for &field in &v1 {
+            let pointer = &plan.entry.fields[field].pointer;
+            let value = match &key.state {
+                KeyState::Active(data_key) => {
+                    let aad = Aad::new(event.event_id, &event.name, event.schema_version, pointer);
+                    let stored = payload.pointer(pointer).expect("present");
+                    open(data_key, stored, &aad)
+                        .map_err(|error| Stop::Failed(corrupt(event, pointer, error)))?
+                }
+                KeyState::Forgotten(_) | KeyState::Absent => {
+                    plan.entry.fields[field].redacted.clone()
+                }
+            };
+            replacements.push((field, value));
+        }
+        if !v2.is_empty() {
+            let texts: Vec<String> = plan
+                .pointers(&v2)
+                .map(|pointer| {
+                    payload
+                        .pointer(pointer)
+                        .and_then(Value::as_str)
+                        .expect("a sealed string")
+                        .to_owned()
+                })
+                .collect();
+            let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+            let plaintext = open_bundle(plan, event, key, &v2, &texts)?;
+            let holder = &plan.entry.fields[v2[0]].pointer;
+            let values = match &plaintext {
+                Some(plaintext) => Some(split(plaintext, v2.len(), event, holder)?),
+                None => None,
+            };
+            for (nth, &field) in v2.iter().enumerate() {
+                let value = match &values {
+                    Some(values) => serde_json::from_str(values[nth].get())
+                        .expect("an element of a JSON array is JSON"),
+                    None => plan.entry.fields[field].redacted.clone(),
+                };
+                replacements.push((field, value));
+            }
+        }
+        for (field, value) in replacements {
+            *payload
+                .pointer_mut(&plan.entry.fields[field].pointer)
+                .expect("present") = value;
+        }
+        to_raw(&payload).map(Some).map_err(Stop::Failed)
+    }
+}
+
+/// The plaintext of the bundle of an event's sealed fields (`fields`, stored as
+/// `texts`) with an active key; `None` when the subject is forgotten or has no key (the
+/// fields then read as their replacements).
+fn open_bundle(
+    plan: &Plan,
+    event: &RecordedEvent,
+    key: &CachedKey,
+    fields: &[usize],
+    texts: &[&str],
+) -> Result<Option<Zeroizing<Vec<u8>>>, Stop> {
+    let holder = &plan.entry.fields[fields[0]].pointer;
+    if texts[0] == BUNDLED || !texts[0].starts_with(BUNDLE_PREFIX) {
+        let reason = if texts[0].starts_with(BUNDLE_PREFIX) {
+            "`pii:v2:bundled` in the first sealed field, which holds the bundle".to_owned()
+        } else {
+            format!(
+                "`{}…`: an unknown format version (this code reads `pii:v1:` and `pii:v2:`)",
+                &texts[0][..texts[0].len().min(7)]
+            )
+        };
+        return Err(Stop::Failed(malformed(event, holder, reason)));
+    }
+    for (&field, text) in fields.iter().zip(texts).skip(1) {
+        if *text != BUNDLED {
+            let pointer = &plan.entry.fields[field].pointer;
+            return Err(Stop::Failed(malformed(
+                event,
+                pointer,
+                "a second bundle: every sealed field but the first holds `pii:v2:bundled`".into(),
+            )));
+        }
+    }
+    let Some(cipher) = &key.cipher else {
+        return Ok(None);
+    };
+    let mut aad = Vec::with_capacity(128);
+    bundle::aad(
+        &mut aad,
+        event.event_id,
+        &event.name,
+        event.schema_version,
+        plan.pointers(fields),
+    );
+    cipher.open(&aad, texts[0]).map(Some).map_err(|fault| {
+        Stop::Failed(corrupt(
+            event,
+            holder,
+            fault.at(event.event_id, &event.name, holder),
+        ))
+    })
+}
+
+/// The values of a bundle's fields, in order, as slices of its plaintext (a JSON array
+/// of `count` values).
+fn split<'p>(
+    plaintext: &'p [u8],
+    count: usize,
+    event: &RecordedEvent,
+    holder: &str,
+) -> Result<Vec<&'p RawValue>, Stop> {
+    let values: Vec<&RawValue> = serde_json::from_slice(plaintext).map_err(|error| {
+        Stop::Failed(malformed(
+            event,
+            holder,
+            format!("the opened bundle is not a JSON array: {error}"),
+        ))
+    })?;
+    if values.len() != count {
+        return Err(Stop::Failed(malformed(
+            event,
+            holder,
+            format!(
+                "the opened bundle holds {} values for {count} sealed fields",
+                values.len()
+            ),
+        )));
+    }
+    Ok(values)
+}
+
+/// Why an event could not be opened yet.
+enum Stop {
+    /// The key of this subject is not in the cache: fetch it, then open again.
+    NeedKey(SubjectId),
+    /// The event does not open.
+    Failed(StoreError),
+}
+
+/// A subject's key as one read needs it.
+struct CachedKey {
+    state: KeyState,
+    /// The key, ready to seal and open, when it is active.
+    cipher: Option<BundleCipher>,
+}
+
+impl CachedKey {
+    fn new(state: KeyState) -> Self {
+        let cipher = match &state {
+            KeyState::Active(key) => Some(BundleCipher::new(key)),
+            KeyState::Forgotten(_) | KeyState::Absent => None,
+        };
+        Self { state, cipher }
     }
 }
 
 /// The data keys one call needs, looked up once per subject.
 #[derive(Default)]
 struct KeyCache {
-    states: HashMap<SubjectId, KeyState>,
+    keys: HashMap<SubjectId, CachedKey>,
 }
 
 impl KeyCache {
+    /// The key of `subject` if it was fetched already.
+    fn cached(&self, subject: &SubjectId) -> Result<&CachedKey, Stop> {
+        self.keys
+            .get(subject)
+            .ok_or_else(|| Stop::NeedKey(subject.clone()))
+    }
+
     async fn get<K: KeyStore>(
         &mut self,
         keys: &K,
         subject: &SubjectId,
-    ) -> Result<&KeyState, StoreError> {
-        if !self.states.contains_key(subject) {
+    ) -> Result<&CachedKey, StoreError> {
+        if !self.keys.contains_key(subject) {
             let state = keys.data_key(subject).await.map_err(key_failure)?;
-            self.states.insert(subject.clone(), state);
+            self.keys.insert(subject.clone(), CachedKey::new(state));
         }
-        Ok(&self.states[subject])
+        Ok(&self.keys[subject])
     }
 
     async fn get_or_create<K: KeyStore>(
         &mut self,
         keys: &K,
         subject: &SubjectId,
-    ) -> Result<&KeyState, StoreError> {
+    ) -> Result<&CachedKey, StoreError> {
         if !matches!(
-            self.states.get(subject),
+            self.keys.get(subject).map(|key| &key.state),
             Some(KeyState::Active(_) | KeyState::Forgotten(_))
         ) {
             let state = keys
                 .data_key_or_create(subject)
                 .await
                 .map_err(key_failure)?;
-            self.states.insert(subject.clone(), state);
+            self.keys.insert(subject.clone(), CachedKey::new(state));
         }
-        Ok(&self.states[subject])
+        Ok(&self.keys[subject])
     }
 }
 
 fn key_failure(error: PersonalError) -> StoreError {
     StoreError::Backend(Box::new(error))
+}
+
+/// A sealed field that does not open, as the error of its event's row.
+fn corrupt(event: &RecordedEvent, pointer: &str, error: PersonalError) -> StoreError {
+    StoreError::CorruptRow {
+        stream_id: event.stream_id.clone(),
+        stream_version: event.stream_version,
+        position: Some(event.position),
+        reason: format!("personal field `{pointer}`: {error}"),
+    }
+}
+
+fn malformed(event: &RecordedEvent, pointer: &str, reason: String) -> StoreError {
+    corrupt(
+        event,
+        pointer,
+        PersonalError::Malformed {
+            event_id: event.event_id,
+            event_name: event.name.clone(),
+            pointer: pointer.to_owned(),
+            reason,
+        },
+    )
+}
+
+/// `scratch` made a copy of `from` with `payload`, reusing its buffers from the previous
+/// event of a visit.
+fn refill<'s>(
+    scratch: &'s mut Option<RecordedEvent>,
+    from: &RecordedEvent,
+    payload: Box<RawValue>,
+) -> &'s RecordedEvent {
+    let Some(to) = scratch else {
+        let mut copy = from.clone();
+        copy.payload = payload;
+        return scratch.insert(copy);
+    };
+    // Every field named, so a new one cannot be forgotten here.
+    let RecordedEvent {
+        event_id,
+        stream_id,
+        stream_type,
+        stream_version,
+        position,
+        name,
+        schema_version,
+        stored_schema_version,
+        payload: _,
+        timestamp,
+        metadata,
+    } = from;
+    to.event_id = *event_id;
+    to.stream_id.clone_from(stream_id);
+    to.stream_type.clone_from(stream_type);
+    to.stream_version = *stream_version;
+    to.position = *position;
+    to.name.clone_from(name);
+    to.schema_version = *schema_version;
+    to.stored_schema_version = *stored_schema_version;
+    to.payload = payload;
+    to.timestamp = *timestamp;
+    to.metadata.clone_from(metadata);
+    to
 }
 
 fn to_raw(payload: &Value) -> Result<Box<RawValue>, StoreError> {
@@ -514,6 +975,58 @@ impl<S: EventStore, K: KeyStore> EventStore for ProtectedStore<S, K> {
             .await?;
         self.open_all(&mut events).await?;
         Ok(events)
+    }
+
+    /// Visits through the wrapped store's own visit (SQLite's streams its rows from
+    /// another thread), opening each event on the way. The visit needs the subjects'
+    /// keys but cannot wait for the key store: on meeting a subject whose key it has not
+    /// fetched, it stops, fetches the key and goes on from that event.
+    async fn for_each_in_stream<E, F>(
+        &self,
+        stream_id: &str,
+        from_version: u64,
+        mut visit: F,
+    ) -> Result<(), VisitError<E>>
+    where
+        E: Send,
+        F: FnMut(&RecordedEvent) -> Result<(), E> + Send,
+    {
+        enum Halt<E> {
+            Visitor(E),
+            Stop(Stop, u64),
+        }
+        let mut keys = KeyCache::default();
+        let mut scratch: Option<RecordedEvent> = None;
+        let mut from = from_version;
+        loop {
+            let visited = self
+                .inner
+                .for_each_in_stream(stream_id, from, |event| {
+                    match self.open_one(event, &keys) {
+                        Ok(None) => visit(event),
+                        Ok(Some(payload)) => visit(refill(&mut scratch, event, payload)),
+                        Err(stop) => return Err(Halt::Stop(stop, event.stream_version)),
+                    }
+                    .map_err(Halt::Visitor)
+                })
+                .await;
+            match visited {
+                Ok(()) => return Ok(()),
+                Err(VisitError::Store(error)) => return Err(VisitError::Store(error)),
+                Err(VisitError::Visitor(Halt::Visitor(error))) => {
+                    return Err(VisitError::Visitor(error));
+                }
+                Err(VisitError::Visitor(Halt::Stop(Stop::Failed(error), _))) => {
+                    return Err(VisitError::Store(error));
+                }
+                Err(VisitError::Visitor(Halt::Stop(Stop::NeedKey(subject), at))) => {
+                    keys.get(&*self.keys, &subject)
+                        .await
+                        .map_err(VisitError::Store)?;
+                    from = at;
+                }
+            }
+        }
     }
 
     async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedEvent>, StoreError> {

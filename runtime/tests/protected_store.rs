@@ -1,0 +1,412 @@
+//! The protected store's stored form and every way of reading through it: one bundle per
+//! event, opened by `read_stream`, `read_all` and the streaming visit (which fetches
+//! each subject's key as it meets them), on memory and SQLite; fields below the top
+//! level; fields of the first stored form; and bundles that were moved or altered.
+
+use factum::personal::{
+    Aad, KeyStore, MasterKey, MemoryKeyStore, PersonalCatalog, ProtectedStore, SubjectId, seal,
+};
+use factum::prelude::*;
+use factum::registry::Registry;
+use factum::store::{SqliteStore, StoreError, VisitError};
+use serde_json::{Value, json};
+
+#[event(name = "PatientAdmitted")]
+#[derive(Debug, Clone, PartialEq)]
+pub struct PatientAdmitted {
+    #[subject]
+    pub patient_id: String,
+    #[pii]
+    pub name: String,
+    pub ward: String,
+    #[pii(redacted = "[forgotten]")]
+    pub phone: Option<String>,
+}
+
+#[event(name = "BedAssigned")]
+#[derive(Debug, Clone, PartialEq)]
+pub struct BedAssigned {
+    pub patient_id: String,
+    pub bed: u32,
+}
+
+#[derive(Events, Debug, Clone, PartialEq)]
+pub enum WardEvent {
+    Admitted(PatientAdmitted),
+    Bed(BedAssigned),
+}
+
+fn catalog() -> PersonalCatalog {
+    let mut registry = Registry::builder();
+    WardEvent::register(&mut registry, Some("Ward"));
+    PersonalCatalog::from_registry(&registry.build().expect("registry"))
+}
+
+fn new_event(event: WardEvent) -> NewEvent {
+    let encoded = event.encode().expect("encode");
+    NewEvent::new(
+        encoded.name,
+        encoded.schema_version,
+        encoded.payload,
+        Metadata::default(),
+    )
+}
+
+/// A ward's stream: two patients' admissions and beds, interleaved; the second
+/// admission without a phone number.
+fn ward() -> Vec<NewEvent> {
+    vec![
+        new_event(WardEvent::Admitted(PatientAdmitted {
+            patient_id: "p1".into(),
+            name: "Ada Byron".into(),
+            ward: "B".into(),
+            phone: Some("+1-555-0101".into()),
+        })),
+        new_event(WardEvent::Bed(BedAssigned {
+            patient_id: "p1".into(),
+            bed: 4,
+        })),
+        new_event(WardEvent::Admitted(PatientAdmitted {
+            patient_id: "p2".into(),
+            name: "Grace Hopper".into(),
+            ward: "B".into(),
+            phone: None,
+        })),
+        new_event(WardEvent::Admitted(PatientAdmitted {
+            patient_id: "p1".into(),
+            name: "Ada King".into(),
+            ward: "C".into(),
+            phone: Some("+1-555-0199".into()),
+        })),
+    ]
+}
+
+fn payloads(events: &[RecordedEvent]) -> Vec<Value> {
+    events
+        .iter()
+        .map(|event| serde_json::from_str(event.payload.get()).expect("JSON"))
+        .collect()
+}
+
+/// The payloads the streaming visit of the ward stream sees from version `from` on.
+async fn visited_from<S: EventStore, K: KeyStore>(
+    store: &ProtectedStore<S, K>,
+    from: u64,
+) -> Vec<Value> {
+    let mut visited = Vec::new();
+    store
+        .for_each_in_stream("Ward-b", from, |event| {
+            visited.push(serde_json::from_str::<Value>(event.payload.get()).expect("JSON"));
+            Ok::<_, ()>(())
+        })
+        .await
+        .expect("visit");
+    visited
+}
+
+/// What every read through `store` answers for the ward stream: `read_stream`,
+/// `read_all` and the streaming visit from the start and from the middle all agree.
+async fn every_read<S: EventStore, K: KeyStore>(store: &ProtectedStore<S, K>) -> Vec<Value> {
+    let read = payloads(&store.read_stream("Ward-b", 1, 100).await.expect("read"));
+    let all: Vec<RecordedEvent> = store.read_all(0, 100).await.expect("read all");
+    let all: Vec<RecordedEvent> = all
+        .into_iter()
+        .filter(|event| event.stream_id == "Ward-b")
+        .collect();
+    assert_eq!(payloads(&all), read);
+    assert_eq!(visited_from(store, 1).await, read);
+    // From the middle: the visit meets p2 first, then p1 again.
+    let tail = visited_from(store, 3).await;
+    assert_eq!(tail, read[2..]);
+    read
+}
+
+async fn one_bundle_per_event_through_every_read<S: EventStore>(inner: S) {
+    let given = ward();
+    let given_payloads: Vec<Value> = given
+        .iter()
+        .map(|event| serde_json::from_str(event.payload.get()).expect("JSON"))
+        .collect();
+    let store = ProtectedStore::new(
+        inner,
+        MemoryKeyStore::new(MasterKey::from_bytes([3; 32])),
+        catalog(),
+    );
+    store
+        .append("Ward-b", "Ward", ExpectedVersion::NoStream, given)
+        .await
+        .expect("append");
+
+    let stored = payloads(
+        &store
+            .inner()
+            .read_stream("Ward-b", 1, 100)
+            .await
+            .expect("raw"),
+    );
+    let name = stored[0]["name"].as_str().expect("a string");
+    assert!(
+        name.starts_with("pii:v2:") && name != "pii:v2:bundled",
+        "{name}"
+    );
+    assert_eq!(stored[0]["phone"], "pii:v2:bundled");
+    assert_eq!(stored[0]["patient_id"], "p1");
+    assert_eq!(stored[0]["ward"], "B");
+    assert_eq!(
+        stored[1], given_payloads[1],
+        "not personal: stored as given"
+    );
+    // The absent phone is a present `null`: sealed with the name.
+    assert_eq!(stored[2]["phone"], "pii:v2:bundled");
+    for plaintext in ["Ada", "Grace", "555"] {
+        assert!(
+            !serde_json::to_string(&stored).unwrap().contains(plaintext),
+            "{plaintext} stored in the clear"
+        );
+    }
+
+    assert_eq!(every_read(&store).await, given_payloads);
+
+    store
+        .forget(&SubjectId::new("p1").unwrap(), "dpo:dana")
+        .await
+        .expect("forget");
+    let forgotten = every_read(&store).await;
+    assert_eq!(forgotten[0]["name"], "");
+    assert_eq!(forgotten[0]["phone"], "[forgotten]");
+    assert_eq!(forgotten[0]["ward"], "B");
+    assert_eq!(forgotten[3]["name"], "");
+    assert_eq!(
+        forgotten[2], given_payloads[2],
+        "the other patient is untouched"
+    );
+    assert_eq!(forgotten[1], given_payloads[1]);
+}
+
+#[tokio::test]
+async fn one_bundle_per_event_through_every_read_in_memory() {
+    one_bundle_per_event_through_every_read(MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn one_bundle_per_event_through_every_read_on_sqlite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open(dir.path().join("ward.db"))
+        .await
+        .expect("open");
+    one_bundle_per_event_through_every_read(store).await;
+}
+
+#[tokio::test]
+async fn fields_below_the_top_level_are_sealed_and_opened_too() {
+    let catalog = PersonalCatalog::from_registry_json(
+        &json!({ "entries": [{
+            "name": "ContactChanged",
+            "version": 1,
+            "aggregates": ["Member"],
+            "personal": {
+                "subject": "/member/id",
+                "fields": [
+                    { "pointer": "/contact/email", "redacted": "" },
+                    { "pointer": "/contact/a~1b", "redacted": null },
+                ],
+            },
+        }]})
+        .to_string(),
+    )
+    .expect("catalog");
+    let store = ProtectedStore::new(
+        MemoryStore::new(),
+        MemoryKeyStore::new(MasterKey::from_bytes([4; 32])),
+        catalog,
+    );
+    let given = json!({
+        "member": { "id": 42 },
+        "contact": { "email": "ada@example.org", "a/b": ["x", 1], "kind": "home" },
+    });
+    let event = NewEvent::new(
+        "ContactChanged",
+        1,
+        serde_json::value::to_raw_value(&given).unwrap(),
+        Metadata::default(),
+    );
+    store
+        .append(
+            "Member-42",
+            "Member",
+            ExpectedVersion::NoStream,
+            vec![event],
+        )
+        .await
+        .expect("append");
+    let stored = payloads(&store.inner().read_stream("Member-42", 1, 1).await.unwrap());
+    assert!(
+        stored[0]["contact"]["email"]
+            .as_str()
+            .unwrap()
+            .starts_with("pii:v2:")
+    );
+    assert_eq!(stored[0]["contact"]["a/b"], "pii:v2:bundled");
+    assert_eq!(stored[0]["contact"]["kind"], "home");
+    let read = payloads(&store.read_stream("Member-42", 1, 1).await.unwrap());
+    assert_eq!(read[0], given);
+
+    store
+        .forget(&SubjectId::new("42").unwrap(), "dpo")
+        .await
+        .unwrap();
+    let read = payloads(&store.read_stream("Member-42", 1, 1).await.unwrap());
+    assert_eq!(
+        read[0],
+        json!({
+            "member": { "id": 42 },
+            "contact": { "email": "", "a/b": null, "kind": "home" },
+        })
+    );
+}
+
+/// Events stored by the first form (one `pii:v1:` value per field, as `seal` makes them)
+/// still open, and still read as redacted once forgotten.
+#[tokio::test]
+async fn fields_of_the_first_stored_form_still_open() {
+    let keys = MemoryKeyStore::new(MasterKey::from_bytes([5; 32]));
+    let subject = SubjectId::new("p1").unwrap();
+    let factum::personal::KeyState::Active(key) = keys.data_key_or_create(&subject).await.unwrap()
+    else {
+        panic!("a new subject gets an active key");
+    };
+    let given = ward().remove(0);
+    let mut payload: Value = serde_json::from_str(given.payload.get()).unwrap();
+    for pointer in ["/name", "/phone"] {
+        let aad = Aad::new(given.event_id, &given.name, given.schema_version, pointer);
+        let sealed = seal(&key, payload.pointer(pointer).unwrap(), &aad).unwrap();
+        *payload.pointer_mut(pointer).unwrap() = sealed;
+    }
+    let inner = MemoryStore::new();
+    let mut stored = given.clone();
+    stored.payload = serde_json::value::to_raw_value(&payload).unwrap();
+    inner
+        .append("Ward-b", "Ward", ExpectedVersion::NoStream, vec![stored])
+        .await
+        .unwrap();
+    let store = ProtectedStore::new(inner, keys, catalog());
+    let read = payloads(&store.read_stream("Ward-b", 1, 1).await.unwrap());
+    assert_eq!(read[0]["name"], "Ada Byron");
+    assert_eq!(read[0]["phone"], "+1-555-0101");
+    store.forget(&subject, "dpo").await.unwrap();
+    let read = payloads(&store.read_stream("Ward-b", 1, 1).await.unwrap());
+    assert_eq!(read[0]["name"], "");
+    assert_eq!(read[0]["phone"], "[forgotten]");
+}
+
+/// The first stored payload of `store` edited by hand, stored with the same event id in
+/// another store with the same keys, and read from there.
+async fn tampered(
+    store: &ProtectedStore<MemoryStore, MemoryKeyStore>,
+    edit: impl FnOnce(&mut Value),
+) -> StoreError {
+    let copy = ProtectedStore::new(MemoryStore::new(), store.keys().clone(), catalog());
+    let stored = store.inner().read_stream("Ward-b", 1, 1).await.unwrap();
+    let mut payload: Value = serde_json::from_str(stored[0].payload.get()).unwrap();
+    edit(&mut payload);
+    let mut event = NewEvent::new(
+        stored[0].name.clone(),
+        stored[0].schema_version,
+        serde_json::value::to_raw_value(&payload).unwrap(),
+        Metadata::default(),
+    );
+    // The same event id, so only the edit differs from what was sealed.
+    event.event_id = stored[0].event_id;
+    copy.inner()
+        .append("Ward-t", "Ward", ExpectedVersion::Any, vec![event])
+        .await
+        .unwrap();
+    let by_read = copy.read_stream("Ward-t", 1, 100).await.unwrap_err();
+    let by_visit = copy
+        .for_each_in_stream("Ward-t", 1, |_| Ok::<_, ()>(()))
+        .await
+        .unwrap_err();
+    let VisitError::Store(by_visit) = by_visit else {
+        panic!("the store's error, not the visitor's");
+    };
+    assert_eq!(by_visit.to_string(), by_read.to_string());
+    by_read
+}
+
+/// A hand edit of a stored payload.
+type Edit = Box<dyn FnOnce(&mut Value)>;
+
+#[tokio::test]
+async fn a_moved_or_altered_bundle_is_a_corrupt_row_at_its_field() {
+    let fresh = || async {
+        let store = ProtectedStore::new(
+            MemoryStore::new(),
+            MemoryKeyStore::new(MasterKey::from_bytes([6; 32])),
+            catalog(),
+        );
+        store
+            .append("Ward-b", "Ward", ExpectedVersion::NoStream, ward())
+            .await
+            .unwrap();
+        store
+    };
+    let cases: Vec<(&str, Edit, &str)> = vec![
+        (
+            "a bundled field given a value",
+            Box::new(|payload| payload["phone"] = json!("+1-555-0000")),
+            "does not open",
+        ),
+        (
+            "a bundled field removed",
+            Box::new(|payload| {
+                payload.as_object_mut().unwrap().remove("phone");
+            }),
+            "does not open",
+        ),
+        (
+            "the bundle's marker moved to the first field",
+            Box::new(|payload| {
+                let name = payload["name"].take();
+                payload["name"] = json!("pii:v2:bundled");
+                payload["phone"] = name;
+            }),
+            "`pii:v2:bundled` in the first sealed field",
+        ),
+        (
+            "a second bundle",
+            Box::new(|payload| payload["phone"] = payload["name"].clone()),
+            "a second bundle",
+        ),
+        (
+            "an unknown format",
+            Box::new(|payload| payload["name"] = json!("pii:v9:AAAA")),
+            "an unknown format version",
+        ),
+        (
+            "the subject changed",
+            Box::new(|payload| payload["patient_id"] = json!("p2")),
+            "does not open",
+        ),
+    ];
+    for (case, edit, expected) in cases {
+        let store = fresh().await;
+        // p2's key exists too, so "the subject changed" opens under another key.
+        let error = tampered(&store, edit).await;
+        let StoreError::CorruptRow {
+            ref stream_id,
+            stream_version,
+            ref reason,
+            ..
+        } = error
+        else {
+            panic!("{case}: {error:?}");
+        };
+        assert_eq!(
+            (stream_id.as_str(), stream_version),
+            ("Ward-t", 1),
+            "{case}"
+        );
+        assert!(reason.contains(expected), "{case}: {reason}");
+        assert!(reason.contains("personal field `/"), "{case}: {reason}");
+    }
+}
