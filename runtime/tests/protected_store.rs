@@ -410,3 +410,64 @@ async fn a_moved_or_altered_bundle_is_a_corrupt_row_at_its_field() {
         assert!(reason.contains("personal field `/"), "{case}: {reason}");
     }
 }
+
+/// An appender keeps its subjects' keys between appends. A subject forgotten meanwhile by
+/// another process (another store on the same file) gets the appender's next events
+/// sealed under the destroyed key: they read as the replacement everywhere, and nothing
+/// of them is stored in the clear.
+#[tokio::test]
+async fn an_appender_that_missed_a_forgetting_stores_nothing_readable() {
+    use factum::sqlite::SqliteKeyStore;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("ward.db");
+    let open = || async {
+        let sqlite = SqliteStore::open(&path).await.expect("open");
+        let keys = SqliteKeyStore::in_store(&sqlite, MasterKey::from_bytes([8; 32]))
+            .await
+            .expect("keys");
+        ProtectedStore::new(sqlite, keys, catalog())
+    };
+    let appender = open().await;
+    let operator = open().await;
+    let mut events = ward().into_iter();
+    appender
+        .append(
+            "Ward-b",
+            "Ward",
+            ExpectedVersion::NoStream,
+            vec![events.next().unwrap()],
+        )
+        .await
+        .expect("first append");
+    operator
+        .forget(&SubjectId::new("p1").unwrap(), "dpo")
+        .await
+        .expect("forget");
+    // p1's second admission, by the appender that still holds p1's key.
+    let late = events.nth(2).unwrap();
+    appender
+        .append("Ward-b", "Ward", ExpectedVersion::Exact(1), vec![late])
+        .await
+        .expect("late append");
+    for store in [&appender, &operator] {
+        let read = payloads(&store.read_stream("Ward-b", 1, 10).await.unwrap());
+        assert_eq!(read.len(), 2);
+        for admission in &read {
+            assert_eq!(admission["name"], "");
+            assert_eq!(admission["phone"], "[forgotten]");
+        }
+    }
+    drop((appender, operator));
+    let bytes = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flat_map(|file| std::fs::read(file.unwrap().path()).unwrap())
+        .collect::<Vec<u8>>();
+    for plaintext in ["Ada King", "+1-555-0199"] {
+        assert!(
+            !bytes
+                .windows(plaintext.len())
+                .any(|window| window == plaintext.as_bytes()),
+            "{plaintext} is in the files"
+        );
+    }
+}

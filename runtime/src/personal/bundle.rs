@@ -45,16 +45,28 @@ const NONCE_LEN: usize = 12;
 /// Bytes of a tag.
 const TAG_LEN: usize = 16;
 
-/// A subject's data key, ready to seal and open bundles (its key schedule computed once).
-pub(super) struct BundleCipher(Aes256Gcm);
+/// A subject's data key, ready to seal and open bundles (its key schedule computed once):
+/// the cipher [`ProtectedStore`](super::ProtectedStore) uses, for tools that read or
+/// write the stored form themselves.
+pub struct BundleCipher(Aes256Gcm);
 
 impl BundleCipher {
-    pub(super) fn new(key: &DataKey) -> Self {
+    /// The cipher of `key`.
+    pub fn new(key: &DataKey) -> Self {
         Self(Aes256Gcm::new(key.expose_bytes().into()))
     }
 
-    /// The sealed text of `plaintext` under `nonce`: `pii:v2:...`, without quotes.
-    pub(super) fn seal(&self, nonce: [u8; NONCE_LEN], aad: &[u8], plaintext: &[u8]) -> String {
+    /// The sealed text of `plaintext` (the JSON array of the fields' values) bound to
+    /// `aad` (see [`aad`]), under a fresh nonce: `pii:v2:...`, without quotes.
+    ///
+    /// Fails only if the operating system's random number generator does.
+    pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<String, PersonalError> {
+        Ok(self.seal_with(Nonces::draw(1)?.next()?, aad, plaintext))
+    }
+
+    /// [`seal`](Self::seal) under `nonce`, which must never have sealed anything under
+    /// this key.
+    pub(super) fn seal_with(&self, nonce: [u8; NONCE_LEN], aad: &[u8], plaintext: &[u8]) -> String {
         let mut sealed = Zeroizing::new(Vec::with_capacity(NONCE_LEN + plaintext.len() + TAG_LEN));
         sealed.extend_from_slice(&nonce);
         sealed.extend_from_slice(plaintext);
@@ -70,41 +82,49 @@ impl BundleCipher {
         text
     }
 
-    /// The plaintext of a bundle's text (`pii:v2:...`, without quotes).
-    pub(super) fn open(&self, aad: &[u8], text: &str) -> Result<Zeroizing<Vec<u8>>, Fault> {
+    /// The plaintext of a bundle's text (`pii:v2:...`, without quotes) sealed bound to
+    /// `aad`.
+    pub fn open(&self, aad: &[u8], text: &str) -> Result<Zeroizing<Vec<u8>>, BundleFault> {
         let encoded = text
             .strip_prefix(BUNDLE_PREFIX)
-            .ok_or(Fault::Malformed("no `pii:v2:` prefix"))?;
+            .ok_or(BundleFault::Malformed("no `pii:v2:` prefix"))?;
         let mut sealed = Zeroizing::new(
             URL_SAFE_NO_PAD
                 .decode(encoded)
-                .map_err(|_| Fault::Malformed("bad base64url"))?,
+                .map_err(|_| BundleFault::Malformed("bad base64url"))?,
         );
         if sealed.len() < NONCE_LEN + TAG_LEN {
-            return Err(Fault::Malformed("shorter than a nonce and a tag"));
+            return Err(BundleFault::Malformed("shorter than a nonce and a tag"));
         }
         let tag_at = sealed.len() - TAG_LEN;
-        let tag = Tag::try_from(&sealed[tag_at..]).map_err(|_| Fault::Undecryptable)?;
-        let nonce = Nonce::try_from(&sealed[..NONCE_LEN]).map_err(|_| Fault::Undecryptable)?;
+        let tag = Tag::try_from(&sealed[tag_at..]).map_err(|_| BundleFault::Undecryptable)?;
+        let nonce =
+            Nonce::try_from(&sealed[..NONCE_LEN]).map_err(|_| BundleFault::Undecryptable)?;
         self.0
             .decrypt_inout_detached(&nonce, aad, (&mut sealed[NONCE_LEN..tag_at]).into(), &tag)
-            .map_err(|_| Fault::Undecryptable)?;
+            .map_err(|_| BundleFault::Undecryptable)?;
         sealed.truncate(tag_at);
         sealed.drain(..NONCE_LEN);
         Ok(sealed)
     }
 }
 
+impl std::fmt::Debug for BundleCipher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BundleCipher(..)")
+    }
+}
+
 /// Why a bundle did not open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Fault {
+pub enum BundleFault {
     /// Not a bundle's text.
     Malformed(&'static str),
     /// Another key or binding, or changed bytes.
     Undecryptable,
 }
 
-impl Fault {
+impl BundleFault {
     /// The typed error of this fault at the event's field `pointer`.
     pub(super) fn at(self, event_id: Uuid, event_name: &str, pointer: &str) -> PersonalError {
         match self {
@@ -123,10 +143,11 @@ impl Fault {
     }
 }
 
-/// The associated data of an event's bundle, written into `out` (cleared first): a domain
+/// The associated data of an event's bundle, written into `out` (cleared first; reused
+/// from event to event): a domain
 /// tag, then the event id, name, schema version and each sealed field's pointer, each as
 /// its length (8 bytes, big-endian) and its bytes.
-pub(super) fn aad<'p>(
+pub fn aad<'p>(
     out: &mut Vec<u8>,
     event_id: Uuid,
     event_name: &str,
@@ -197,7 +218,7 @@ mod tests {
     fn a_bundle_opens_with_its_key_and_binding_only() {
         let cipher = cipher();
         let aad = binding(&["/email", "/phone"]);
-        let text = cipher.seal([1; 12], &aad, br#"["a@example.com","+1 555"]"#);
+        let text = cipher.seal_with([1; 12], &aad, br#"["a@example.com","+1 555"]"#);
         assert!(text.starts_with("pii:v2:"), "{text}");
         assert_eq!(
             cipher.open(&aad, &text).unwrap().as_slice(),
@@ -205,7 +226,7 @@ mod tests {
         );
         assert_eq!(
             self::cipher().open(&aad, &text).unwrap_err(),
-            Fault::Undecryptable
+            BundleFault::Undecryptable
         );
         for other in [
             binding(&["/email"]),
@@ -214,7 +235,7 @@ mod tests {
         ] {
             assert_eq!(
                 cipher.open(&other, &text).unwrap_err(),
-                Fault::Undecryptable
+                BundleFault::Undecryptable
             );
         }
     }
@@ -223,7 +244,7 @@ mod tests {
     fn every_flipped_bit_is_detected() {
         let cipher = cipher();
         let aad = binding(&["/email"]);
-        let text = cipher.seal([9; 12], &aad, br#"["a@example.com"]"#);
+        let text = cipher.seal_with([9; 12], &aad, br#"["a@example.com"]"#);
         let sealed = URL_SAFE_NO_PAD
             .decode(&text[BUNDLE_PREFIX.len()..])
             .unwrap();
@@ -233,7 +254,7 @@ mod tests {
             let text = format!("{BUNDLE_PREFIX}{}", URL_SAFE_NO_PAD.encode(&flipped));
             assert_eq!(
                 cipher.open(&aad, &text).unwrap_err(),
-                Fault::Undecryptable,
+                BundleFault::Undecryptable,
                 "bit {bit}"
             );
         }
@@ -250,7 +271,7 @@ mod tests {
         ] {
             assert_eq!(
                 cipher.open(&aad, text).unwrap_err(),
-                Fault::Malformed(reason)
+                BundleFault::Malformed(reason)
             );
         }
     }

@@ -245,6 +245,7 @@ pub struct ProtectedStore<S, K> {
     inner: S,
     keys: Arc<K>,
     catalog: Arc<PersonalCatalog>,
+    sealing: Arc<SealingKeys>,
 }
 
 impl<S: EventStore, K: KeyStore> ProtectedStore<S, K> {
@@ -255,6 +256,7 @@ impl<S: EventStore, K: KeyStore> ProtectedStore<S, K> {
             inner,
             keys: Arc::new(keys),
             catalog: Arc::new(catalog),
+            sealing: Arc::default(),
         }
     }
 
@@ -284,6 +286,7 @@ impl<S: EventStore, K: KeyStore> ProtectedStore<S, K> {
     ) -> Result<super::Forgotten, PersonalStoreError> {
         let already = self.keys.forgotten(subject).await?;
         let forgotten = self.keys.forget(subject, by).await?;
+        self.sealing.remove(subject);
         if already.is_none() {
             let record = SubjectForgotten {
                 subject: subject.to_string(),
@@ -370,7 +373,6 @@ impl<S: EventStore, K: KeyStore> ProtectedStore<S, K> {
     /// (created on first use) as one bundle (see [`bundle`]); a forgotten subject's
     /// fields are stored as their replacement.
     async fn seal_all(&self, events: Vec<NewEvent>) -> Result<Vec<NewEvent>, StoreError> {
-        let mut keys = KeyCache::default();
         let mut nonces: Option<Nonces> = None;
         let mut aad = Vec::new();
         let mut sealed = Vec::with_capacity(events.len());
@@ -379,14 +381,22 @@ impl<S: EventStore, K: KeyStore> ProtectedStore<S, K> {
                 sealed.push(event);
                 continue;
             };
-            let subject = match &plan.top_level {
-                Some(top) => Members::parse(event.payload.get())
-                    .ok_or_else(|| refused(&event, "its payload is not a JSON object".into()))?
-                    .get(&top.subject)
-                    .and_then(subject_in),
-                None => serde_json::from_str(event.payload.get())
-                    .ok()
-                    .and_then(|payload: Value| subject_at(&payload, &plan.entry.subject)),
+            // Parsed once: as members on the text, or as a `Value` for deeper pointers.
+            let mut parsed =
+                match &plan.top_level {
+                    Some(top) => Parsed::Members(
+                        top,
+                        Members::parse(event.payload.get()).ok_or_else(|| {
+                            refused(&event, "its payload is not a JSON object".into())
+                        })?,
+                    ),
+                    None => Parsed::Value(serde_json::from_str(event.payload.get()).map_err(
+                        |error| refused(&event, format!("its payload is not JSON: {error}")),
+                    )?),
+                };
+            let subject = match &parsed {
+                Parsed::Members(top, members) => members.get(&top.subject).and_then(subject_in),
+                Parsed::Value(payload) => subject_at(payload, &plan.entry.subject),
             };
             let Some(subject) = subject else {
                 return Err(refused(
@@ -397,7 +407,7 @@ impl<S: EventStore, K: KeyStore> ProtectedStore<S, K> {
                     ),
                 ));
             };
-            let key = keys.get_or_create(&*self.keys, &subject).await?;
+            let key = self.sealing.get_or_create(&*self.keys, &subject).await?;
             let mut seal = |fields: &[usize], texts: &[&str]| -> Result<String, StoreError> {
                 let nonces = match &mut nonces {
                     Some(nonces) => nonces,
@@ -422,12 +432,10 @@ impl<S: EventStore, K: KeyStore> ProtectedStore<S, K> {
                     plaintext.extend_from_slice(text.as_bytes());
                 }
                 plaintext.push(b']');
-                Ok(cipher.seal(nonces.next().map_err(key_failure)?, &aad, &plaintext))
+                Ok(cipher.seal_with(nonces.next().map_err(key_failure)?, &aad, &plaintext))
             };
-            let payload = match &plan.top_level {
-                Some(top) => {
-                    let members =
-                        Members::parse(event.payload.get()).expect("parsed as an object above");
+            let payload = match &mut parsed {
+                Parsed::Members(top, members) => {
                     let (fields, at): (Vec<usize>, Vec<usize>) = top
                         .fields
                         .iter()
@@ -460,9 +468,7 @@ impl<S: EventStore, K: KeyStore> ProtectedStore<S, K> {
                         Some(members.rewrite(&replaced))
                     }
                 }
-                None => {
-                    let mut payload: Value = serde_json::from_str(event.payload.get())
-                        .expect("parsed for its subject above");
+                Parsed::Value(payload) => {
                     let fields: Vec<usize> = (0..plan.entry.fields.len())
                         .filter(|&field| {
                             payload.pointer(&plan.entry.fields[field].pointer).is_some()
@@ -501,10 +507,11 @@ impl<S: EventStore, K: KeyStore> ProtectedStore<S, K> {
                             let pointer = &plan.entry.fields[field].pointer;
                             *payload.pointer_mut(pointer).expect("present") = replacement;
                         }
-                        Some(to_raw(&payload)?)
+                        Some(to_raw(payload)?)
                     }
                 }
             };
+            drop(parsed);
             if let Some(payload) = payload {
                 event.payload = payload;
             }
@@ -758,6 +765,14 @@ fn split<'p>(
     Ok(values)
 }
 
+/// An event's payload, parsed as its plan needs.
+enum Parsed<'p> {
+    /// Top-level members, on the text.
+    Members(&'p TopLevel, Members<'p>),
+    /// A whole value, for pointers below the top level.
+    Value(Value),
+}
+
 /// Why an event could not be opened yet.
 enum Stop {
     /// The key of this subject is not in the cache: fetch it, then open again.
@@ -783,6 +798,66 @@ impl CachedKey {
     }
 }
 
+/// The keys appends seal with, kept from call to call (up to [`SealingKeys::CAPACITY`]
+/// subjects): an append then costs no key-store read and no unwrapping.
+///
+/// Only sealing uses them, because sealing under a stale key is safe: a subject forgotten
+/// by another process (its key destroyed there) while this store still holds the key
+/// gets events sealed under a key that no longer exists anywhere else, so they read as
+/// the replacement, as everything of a forgotten subject does. Reads fetch keys afresh
+/// for each call, so they see a forgetting at once. A forgetting through this store
+/// drops its key here too.
+#[derive(Default)]
+struct SealingKeys {
+    keys: std::sync::Mutex<HashMap<SubjectId, Arc<CachedKey>>>,
+}
+
+impl SealingKeys {
+    /// Subjects whose keys are kept; past it, the table starts again empty.
+    const CAPACITY: usize = 4096;
+
+    async fn get_or_create<K: KeyStore>(
+        &self,
+        keys: &K,
+        subject: &SubjectId,
+    ) -> Result<Arc<CachedKey>, StoreError> {
+        if let Some(key) = self.lock().get(subject) {
+            return Ok(Arc::clone(key));
+        }
+        let state = keys
+            .data_key_or_create(subject)
+            .await
+            .map_err(key_failure)?;
+        let key = Arc::new(CachedKey::new(state));
+        let mut kept = self.lock();
+        if kept.len() >= Self::CAPACITY {
+            kept.clear();
+        }
+        kept.insert(subject.clone(), Arc::clone(&key));
+        Ok(key)
+    }
+
+    fn remove(&self, subject: &SubjectId) {
+        self.lock().remove(subject);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SubjectId, Arc<CachedKey>>> {
+        // A panic while holding the table leaves it consistent (inserts and removes are
+        // whole), so a poisoned lock is still usable.
+        self.keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl std::fmt::Debug for SealingKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealingKeys")
+            .field("subjects", &self.lock().len())
+            .finish()
+    }
+}
+
 /// The data keys one call needs, looked up once per subject.
 #[derive(Default)]
 struct KeyCache {
@@ -804,24 +879,6 @@ impl KeyCache {
     ) -> Result<&CachedKey, StoreError> {
         if !self.keys.contains_key(subject) {
             let state = keys.data_key(subject).await.map_err(key_failure)?;
-            self.keys.insert(subject.clone(), CachedKey::new(state));
-        }
-        Ok(&self.keys[subject])
-    }
-
-    async fn get_or_create<K: KeyStore>(
-        &mut self,
-        keys: &K,
-        subject: &SubjectId,
-    ) -> Result<&CachedKey, StoreError> {
-        if !matches!(
-            self.keys.get(subject).map(|key| &key.state),
-            Some(KeyState::Active(_) | KeyState::Forgotten(_))
-        ) {
-            let state = keys
-                .data_key_or_create(subject)
-                .await
-                .map_err(key_failure)?;
             self.keys.insert(subject.clone(), CachedKey::new(state));
         }
         Ok(&self.keys[subject])
