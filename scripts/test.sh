@@ -106,7 +106,7 @@ expect_line "$scratch/run2.txt" '^C-legacy is stored from an earlier run: versio
 expect_line "$scratch/run2.txt" '^tom +home_care +C-[0-9]+-1: ineligible: aged 40 with income 2300.00 a month: home care needs 65 or over, or at most 1800.00' "a check was decided ineligible, with its reason"
 expect_line "$scratch/run2.txt" '^deciding C-[0-9]+-refused with no evidence: refused: no income evidence recorded' "a decision without evidence was refused"
 expect_line "$scratch/run2.txt" '^ChecksOfMember tom: 4 check\(s\) \(read model at position [0-9]+, 0 event\(s\) behind\)' "the eligibility read model answered with both runs' checks"
-expect_line "$scratch/run2.txt" '^MemberRegistered as stored: \{"email":"pii:v1:[^"]*","member_id":"M-[0-9]+-maria","phone":"pii:v1:' "a member's personal fields were sealed at rest"
+expect_line "$scratch/run2.txt" '^MemberRegistered as stored: \{"email":"pii:v2:[^"]*","member_id":"M-[0-9]+-maria","phone":"pii:v2:bundled"' "a member's personal fields were sealed at rest"
 expect_line "$scratch/run2.txt" '^export of M-[0-9]+-maria: 5 event\(s\), holds m.lopez@example.net: yes; as CloudEvents \(application/cloudevents-batch\+json\): 5 event\(s\), holds m.lopez@example.net: yes' "the data access request was exported, as JSON and as CloudEvents"
 expect_line "$scratch/run2.txt" '^M-[0-9]+-maria after forgetting: registered, email "", phone "\[forgotten\]", consents 0' "a forgotten member still loads, with the replacements"
 expect_line "$scratch/run2.txt" '^verify_signed after forgetting: [0-9]+ events in [0-9]+ streams verified: intact' "both runs' signed checkpoints verified after forgetting"
