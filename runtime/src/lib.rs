@@ -39,6 +39,7 @@ mod retry;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 pub mod store;
+pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod upcast;

@@ -91,6 +91,9 @@ pub enum DemoError {
     /// A projection stopped.
     #[error(transparent)]
     Runner(#[from] RunnerError),
+    /// The Prometheus recorder could not be installed (another recorder is).
+    #[error("installing the Prometheus recorder")]
+    Metrics(#[from] metrics_exporter_prometheus::BuildError),
     /// A query on a read model failed.
     #[error("querying a read model failed")]
     Query(#[from] rusqlite::Error),

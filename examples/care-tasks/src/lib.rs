@@ -330,17 +330,19 @@ pub fn policy() -> impl factum::authorization::Policy<Task> {
 }
 
 /// The care-task application: the task aggregate behind its [`policy`], with every
-/// command traced and required to come from a coordinator or a care team member.
+/// command traced, counted and timed (`factum::telemetry`), and required to come from a
+/// coordinator or a care team member.
 pub fn application<S>(
     store: S,
 ) -> Result<factum::application::Application<S>, factum::application::BuildError>
 where
     S: factum::store::EventStore + Clone + 'static,
 {
-    use factum::application::{Application, ContextRules, Tracing};
+    use factum::application::{Application, ContextRules, Metrics, Tracing};
 
     Application::builder(store.clone())
         .middleware(Tracing)
+        .middleware(Metrics)
         .middleware(
             ContextRules::new()
                 .actor_kinds([COORDINATOR, CARE_TEAM])

@@ -3,7 +3,9 @@
 //! and the task events — to care coordinators — behind `GET /streams/{id}` and
 //! `GET /events`, on factum's HTTP layer (see `factum::http` for the wire contract).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use factum::application::BuildError;
 use factum::authorization::Decision;
@@ -61,6 +63,56 @@ pub fn router(
         .router())
 }
 
+/// The histogram buckets of the latencies (`*_seconds`), from half a millisecond to
+/// ten seconds: Prometheus then gets real histograms (`_bucket`), which dashboards
+/// aggregate across instances.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+/// This process's Prometheus recorder, installed on first use: from then on every metric
+/// factum reports (see `factum::telemetry`) is kept for the `/metrics` route.
+///
+/// # Errors
+///
+/// When another recorder is installed already.
+pub fn prometheus() -> Result<PrometheusHandle, metrics_exporter_prometheus::BuildError> {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    if let Some(handle) = HANDLE.get() {
+        return Ok(handle.clone());
+    }
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), LATENCY_BUCKETS)?
+        .install_recorder()?;
+    Ok(HANDLE.get_or_init(|| handle).clone())
+}
+
+/// `GET /metrics`: everything the recorder holds, in Prometheus's text format, with the
+/// store's size on disk measured for the scrape. Not authenticated: serve it where only
+/// the monitoring system reaches (here it shares the service's port, for the demo).
+pub fn metrics_route(handle: PrometheusHandle, store: SqliteStore) -> axum::Router {
+    use axum::http::header::CONTENT_TYPE;
+    axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let handle = handle.clone();
+            let store = store.clone();
+            async move {
+                match store.size_on_disk().await {
+                    Ok(bytes) => factum::telemetry::record_store_size(bytes),
+                    Err(error) => {
+                        eprintln!("/metrics: could not measure the store's size: {error}")
+                    }
+                }
+                (
+                    [(CONTENT_TYPE, "text/plain; version=0.0.4")],
+                    handle.render(),
+                )
+            }
+        }),
+    )
+}
+
 /// Serves the care-task service on `address` over the events in `options.db`, with the
 /// three projections running, until Ctrl-C.
 pub async fn until_stopped(
@@ -84,7 +136,8 @@ pub async fn until_stopped(
         runner.spawn(MemberTaskHistory, read_models.clone()),
         runner.spawn(DailyAnalytics, read_models.clone()),
     ];
-    let router = router(store, read_models, ward_tokens())?;
+    let router = router(store.clone(), read_models, ward_tokens())?
+        .merge(metrics_route(prometheus()?, store));
     let listener = tokio::net::TcpListener::bind(address)
         .await
         .map_err(DemoError::Serve)?;
@@ -135,7 +188,7 @@ impl OnLoopback {
 }
 
 /// Serves the care-task service on a free loopback port over `store` and `read_models`,
-/// with the three projections running (polling every 20 ms when idle): what the tests
+/// with `GET /metrics` (see [`prometheus`]) and the three projections running (polling every 20 ms when idle): what the tests
 /// and the main job drive with a real client.
 pub async fn on_loopback(
     store: SqliteStore,
@@ -153,7 +206,8 @@ pub async fn on_loopback(
         runner.spawn(MemberTaskHistory, read_models.clone()),
         runner.spawn(DailyAnalytics, read_models.clone()),
     ];
-    let router = router(store, read_models, ward_tokens())?;
+    let router = router(store.clone(), read_models, ward_tokens())?
+        .merge(metrics_route(prometheus()?, store));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(DemoError::Serve)?;

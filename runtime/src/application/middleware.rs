@@ -170,8 +170,8 @@ impl Middleware for Metrics {
                 ("aggregate", aggregate),
                 ("outcome", Metrics::outcome_label(&result)),
             ];
-            metrics::counter!("factum_commands_total", &labels).increment(1);
-            metrics::histogram!("factum_command_duration_seconds", &labels)
+            metrics::counter!(crate::telemetry::COMMANDS, &labels).increment(1);
+            metrics::histogram!(crate::telemetry::COMMAND_DURATION, &labels)
                 .record(started.elapsed().as_secs_f64());
             result
         })

@@ -461,6 +461,23 @@ impl PostgresStore {
     /// migrates to).
     pub const SCHEMA_VERSION: i32 = SCHEMA_VERSION;
 
+    /// The size on disk in bytes of the store's tables in its schema, with their indexes
+    /// and TOAST data (`pg_total_relation_size`). For
+    /// [`telemetry::record_store_size`](crate::telemetry::record_store_size).
+    pub async fn size_on_disk(&self) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "SELECT COALESCE(sum(pg_total_relation_size(c.oid)), 0)::int8
+                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                 WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'm')",
+                &[&self.schema()],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(row.get::<_, i64>(0).max(0) as u64)
+    }
+
     /// A connection from the store's pool, e.g. to open a transaction for
     /// [`PostgresStore::append_in_transaction`].
     ///
@@ -683,8 +700,9 @@ impl PostgresStore {
     }
 }
 
-impl EventStore for PostgresStore {
-    async fn append(
+/// The appends themselves; the trait's methods measure them (see `crate::telemetry`).
+impl PostgresStore {
+    async fn append_unmeasured(
         &self,
         stream_id: &str,
         stream_type: &str,
@@ -726,7 +744,7 @@ impl EventStore for PostgresStore {
         }
     }
 
-    async fn append_command(
+    async fn append_command_unmeasured(
         &self,
         stream_id: &str,
         stream_type: &str,
@@ -787,6 +805,39 @@ impl EventStore for PostgresStore {
                 return Ok(CommandAppend::AlreadyExecuted(stored));
             }
         }
+    }
+}
+
+impl EventStore for PostgresStore {
+    async fn append(
+        &self,
+        stream_id: &str,
+        stream_type: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOutcome, StoreError> {
+        crate::telemetry::Append::start(stream_type, &events)
+            .append(self.append_unmeasured(stream_id, stream_type, expected, events))
+            .await
+    }
+
+    async fn append_command(
+        &self,
+        stream_id: &str,
+        stream_type: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        command: CommandRecord,
+    ) -> Result<CommandAppend, StoreError> {
+        crate::telemetry::Append::start(stream_type, &events)
+            .append_command(self.append_command_unmeasured(
+                stream_id,
+                stream_type,
+                expected,
+                events,
+                command,
+            ))
+            .await
     }
 
     async fn command_outcome(

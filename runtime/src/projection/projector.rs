@@ -325,6 +325,18 @@ impl<P: Projection> Projector<P> {
             .await
             .map_err(self.read_model_error())?;
         self.known = Some(done.checkpoint);
+        let applied = events
+            .iter()
+            .filter(|event| event.position > checkpoint)
+            .map(|event| event.name.as_str());
+        for (name, count) in crate::telemetry::by_name(applied) {
+            metrics::counter!(
+                crate::telemetry::PROJECTION_PROCESSED,
+                "projection_name" => P::NAME,
+                "event_type" => name,
+            )
+            .increment(count);
+        }
         Ok(RunOutcome::Committed(done))
     }
 

@@ -193,6 +193,10 @@ impl<S: EventStore + 'static> ProjectionRunner<S> {
                 projection: P::NAME,
                 source,
             })?;
+        if let Some(this) = versions.iter().find(|status| status.version == P::VERSION) {
+            metrics::gauge!(crate::telemetry::PROJECTION_PARKED, "projection_name" => P::NAME)
+                .set(this.parked as f64);
+        }
         if !versions
             .iter()
             .any(|status| status.state == VersionState::Active)
@@ -244,7 +248,12 @@ impl<S: EventStore + 'static> ProjectionRunner<S> {
                     Err(error) => return Err(error),
                 }
                 on_batch(&progress, page.scanned_to);
+                if next.is_some() {
+                    // More to read: how far behind, while catching up.
+                    self.report_lag(P::NAME, progress.checkpoint).await;
+                }
             }
+            self.report_lag(P::NAME, progress.checkpoint).await;
             return Ok(progress);
         }
     }
@@ -432,6 +441,24 @@ impl<S: EventStore + 'static> ProjectionRunner<S> {
     async fn head_position(&self, name: &'static str) -> Result<u64, RunnerError> {
         let head = self.log.store.head().await.map_err(store_error(name))?;
         Ok(head.map_or(0, |head| head.position))
+    }
+
+    /// Sets the lag gauges of `name` (see [`crate::telemetry`]) for `checkpoint`. A
+    /// failure to measure is no failure of the catch-up: the gauges keep their values.
+    async fn report_lag(&self, name: &'static str, checkpoint: u64) {
+        match self.lag_at(name, checkpoint).await {
+            Ok(lag) => {
+                metrics::gauge!(crate::telemetry::PROJECTION_LAG_EVENTS, "projection_name" => name)
+                    .set(lag.events as f64);
+                metrics::gauge!(crate::telemetry::PROJECTION_LAG_SECONDS, "projection_name" => name)
+                    .set(lag.seconds);
+            }
+            Err(error) => tracing::debug!(
+                projection = name,
+                error = %crate::error::Report(&error),
+                "could not measure the lag"
+            ),
+        }
     }
 
     /// How far `checkpoint` is behind the head of the log.

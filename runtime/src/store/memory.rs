@@ -329,8 +329,9 @@ impl State {
     }
 }
 
-impl EventStore for MemoryStore {
-    async fn append(
+/// The appends themselves; the trait's methods measure them (see `crate::telemetry`).
+impl MemoryStore {
+    async fn append_unmeasured(
         &self,
         stream_id: &str,
         stream_type: &str,
@@ -347,7 +348,7 @@ impl EventStore for MemoryStore {
         Ok(outcome)
     }
 
-    async fn append_command(
+    async fn append_command_unmeasured(
         &self,
         stream_id: &str,
         stream_type: &str,
@@ -381,6 +382,39 @@ impl EventStore for MemoryStore {
             CommandOutcome::new(&command, stream_id, stream_version, positions, event_ids);
         state.commands.insert(command.command_id, outcome.clone());
         Ok(CommandAppend::Appended(outcome))
+    }
+}
+
+impl EventStore for MemoryStore {
+    async fn append(
+        &self,
+        stream_id: &str,
+        stream_type: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOutcome, StoreError> {
+        crate::telemetry::Append::start(stream_type, &events)
+            .append(self.append_unmeasured(stream_id, stream_type, expected, events))
+            .await
+    }
+
+    async fn append_command(
+        &self,
+        stream_id: &str,
+        stream_type: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        command: CommandRecord,
+    ) -> Result<CommandAppend, StoreError> {
+        crate::telemetry::Append::start(stream_type, &events)
+            .append_command(self.append_command_unmeasured(
+                stream_id,
+                stream_type,
+                expected,
+                events,
+                command,
+            ))
+            .await
     }
 
     async fn command_outcome(

@@ -495,6 +495,26 @@ impl SqliteStore {
         self.inner.path.as_deref()
     }
 
+    /// The store's size on disk in bytes: its file and its write-ahead log (0 for an
+    /// in-memory store). For [`telemetry::record_store_size`](crate::telemetry::record_store_size).
+    pub async fn size_on_disk(&self) -> Result<u64, StoreError> {
+        let Some(path) = self.inner.path.clone() else {
+            return Ok(0);
+        };
+        tokio::task::spawn_blocking(move || {
+            let mut wal = path.clone().into_os_string();
+            wal.push("-wal");
+            let size = |file: &Path| match std::fs::metadata(file) {
+                Ok(metadata) => Ok(metadata.len()),
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(0),
+                Err(error) => Err(StoreError::Backend(Box::new(error))),
+            };
+            Ok(size(&path)? + size(Path::new(&wal))?)
+        })
+        .await
+        .map_err(connection::task_failed)?
+    }
+
     fn open_blocking(path: PathBuf, options: SqliteOptions) -> Result<Self, SqliteOpenError> {
         // The bytes first: a file that is not a SQLite database is refused before SQLite
         // sees it (it would start a new database in an empty file).
@@ -604,8 +624,9 @@ impl SqliteStore {
     }
 }
 
-impl EventStore for SqliteStore {
-    async fn append(
+/// The appends themselves; the trait's methods measure them (see `crate::telemetry`).
+impl SqliteStore {
+    async fn append_unmeasured(
         &self,
         stream_id: &str,
         stream_type: &str,
@@ -634,7 +655,7 @@ impl EventStore for SqliteStore {
         Ok(outcome)
     }
 
-    async fn append_command(
+    async fn append_command_unmeasured(
         &self,
         stream_id: &str,
         stream_type: &str,
@@ -670,6 +691,39 @@ impl EventStore for SqliteStore {
         }
         Ok(answer)
     }
+}
+
+impl EventStore for SqliteStore {
+    async fn append(
+        &self,
+        stream_id: &str,
+        stream_type: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendOutcome, StoreError> {
+        crate::telemetry::Append::start(stream_type, &events)
+            .append(self.append_unmeasured(stream_id, stream_type, expected, events))
+            .await
+    }
+
+    async fn append_command(
+        &self,
+        stream_id: &str,
+        stream_type: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        command: CommandRecord,
+    ) -> Result<CommandAppend, StoreError> {
+        crate::telemetry::Append::start(stream_type, &events)
+            .append_command(self.append_command_unmeasured(
+                stream_id,
+                stream_type,
+                expected,
+                events,
+                command,
+            ))
+            .await
+    }
 
     async fn run_command<E, V, D>(
         &self,
@@ -686,7 +740,21 @@ impl EventStore for SqliteStore {
         D: FnOnce() -> Result<CommandWrite, E> + Send + 'static,
     {
         // The whole command on the writer thread, in one write transaction: the visits
-        // and the decision travel there with what they own.
+        // and the decision travel there with what they own. The decision's events are
+        // counted there, for the metrics.
+        let mut measured = crate::telemetry::Append::start(stream_type, &[]);
+        let decided = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let decide = {
+            let decided = Arc::clone(&decided);
+            move || {
+                let write = decide()?;
+                *decided
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                    crate::telemetry::by_name(write.events.iter().map(|event| event.name.as_str()));
+                Ok(write)
+            }
+        };
         let stream_id = stream_id.to_owned();
         let stream_type = stream_type.to_owned();
         let checks = self.inner.options.read_checks();
@@ -704,7 +772,27 @@ impl EventStore for SqliteStore {
                     decide,
                 )
             })
-            .await??;
+            .await;
+        measured.set_events(std::mem::take(
+            &mut *decided
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        ));
+        let session = match session {
+            // Measured as an append when it wrote, as the default session's
+            // `append_command` is: a command found recorded or refused wrote nothing.
+            Ok(Ok(session)) => {
+                if matches!(session, CommandSession::Appended(_)) {
+                    measured.finish(Ok(true));
+                }
+                session
+            }
+            Ok(Err(refused)) => return Err(refused),
+            Err(error) => {
+                measured.finish(Err(&error));
+                return Err(error.into());
+            }
+        };
         if let CommandSession::Appended(CommandOutcome {
             last_position: Some(last_position),
             ..

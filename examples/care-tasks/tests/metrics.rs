@@ -1,0 +1,214 @@
+//! `GET /metrics` after a scripted run: the care-task service on loopback, driven by a
+//! real HTTP client (tasks created and assigned, a completion denied, one completed), then
+//! scraped like Prometheus does, and every factum metric checked by name, labels and
+//! value. One test in this binary: the Prometheus recorder is the process's.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use factum::projection::sqlite::SqliteReadModel;
+use factum::store::SqliteStore;
+use factum_example_care_tasks::serve;
+use serde_json::{Value, json};
+
+/// The samples of a Prometheus text page: `name{labels}` (labels as written) to value.
+fn samples(page: &str) -> BTreeMap<String, f64> {
+    page.lines()
+        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+        .map(|line| {
+            let (series, value) = line.rsplit_once(' ').expect("a sample line");
+            (series.to_owned(), value.parse().expect("a number"))
+        })
+        .collect()
+}
+
+async fn post(client: &reqwest::Client, base: &str, token: &str, name: &str, body: Value) -> u16 {
+    client
+        .post(format!("{base}/commands/{name}"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .expect("the server answers")
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scrape_after_a_scripted_run_shows_every_metric() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store = SqliteStore::open(dir.path().join("events.sqlite3"))
+        .await
+        .expect("opens");
+    let read_models = SqliteReadModel::open(dir.path().join("read-models"))
+        .await
+        .expect("opens");
+    let service = serve::on_loopback(store, read_models)
+        .await
+        .expect("serves");
+    let base = service.base.clone();
+    let client = reqwest::Client::new();
+    let now = chrono::Utc::now();
+
+    for id in ["T-1", "T-2", "T-3"] {
+        let task = json!({
+            "task_id": id, "title": format!("Task {id}"), "care_recipient": "Mrs. Jansen",
+            "due": now + chrono::TimeDelta::hours(2), "at": now,
+        });
+        assert_eq!(
+            post(&client, &base, "token-dana", "CreateTask", task).await,
+            201
+        );
+    }
+    for (id, member) in [("T-1", "amira"), ("T-2", "amira")] {
+        let assign = json!({ "task_id": id, "member": member, "at": now });
+        assert_eq!(
+            post(&client, &base, "token-dana", "AssignTask", assign).await,
+            200
+        );
+    }
+    let completion =
+        |by: &str| json!({ "task_id": "T-1", "completed_by": by, "at": now, "note": null });
+    // Ben is not assigned: denied before any event.
+    assert_eq!(
+        post(
+            &client,
+            &base,
+            "token-ben",
+            "CompleteTask",
+            completion("ben")
+        )
+        .await,
+        403
+    );
+    assert_eq!(
+        post(
+            &client,
+            &base,
+            "token-amira",
+            "CompleteTask",
+            completion("amira")
+        )
+        .await,
+        200
+    );
+
+    // Scraped until the three projections report having caught up with the 6 events.
+    let projections = [
+        "coordinator_task_list",
+        "member_task_history",
+        "daily_analytics",
+    ];
+    let mut seen = BTreeMap::new();
+    for _ in 0..250 {
+        let response = client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .expect("the server answers");
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            response.headers()["content-type"],
+            "text/plain; version=0.0.4"
+        );
+        seen = samples(&response.text().await.expect("a page"));
+        let caught_up = projections.iter().all(|name| {
+            seen.get(&format!("projection_lag_events{{projection_name=\"{name}\"}}"))
+                == Some(&0.0)
+                && seen.contains_key(&format!(
+                    "projection_events_processed_total{{projection_name=\"{name}\",event_type=\"TaskCompleted\"}}"
+                ))
+        });
+        if caught_up {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let value = |series: &str| {
+        *seen
+            .get(series)
+            .unwrap_or_else(|| panic!("no {series} in the scrape: {seen:#?}"))
+    };
+
+    // The store: 6 events by type, 6 appends timed (the denial appended nothing), no
+    // conflicts, and its file measured.
+    for (event, count) in [
+        ("TaskCreated", 3.0),
+        ("TaskAssigned", 2.0),
+        ("TaskCompleted", 1.0),
+    ] {
+        assert_eq!(
+            value(&format!(
+                "event_store_events_appended_total{{aggregate_type=\"Task\",event_type=\"{event}\"}}"
+            )),
+            count,
+            "{event}"
+        );
+    }
+    assert_eq!(
+        value("event_store_append_latency_seconds_count{aggregate_type=\"Task\"}"),
+        6.0
+    );
+    assert_eq!(
+        value("event_store_append_latency_seconds_bucket{aggregate_type=\"Task\",le=\"+Inf\"}"),
+        6.0
+    );
+    assert!(
+        !seen
+            .keys()
+            .any(|series| series.starts_with("event_store_concurrency_conflicts_total"))
+    );
+    assert!(value("event_store_size_bytes") > 0.0);
+
+    // The commands, by outcome.
+    for (command, outcome, count) in [
+        ("CreateTask", "executed", 3.0),
+        ("AssignTask", "executed", 2.0),
+        ("CompleteTask", "executed", 1.0),
+        ("CompleteTask", "denied", 1.0),
+    ] {
+        assert_eq!(
+            value(&format!(
+                "factum_commands_total{{command=\"{command}\",aggregate=\"Task\",outcome=\"{outcome}\"}}"
+            )),
+            count,
+            "{command} {outcome}"
+        );
+    }
+
+    // The projections: what each applied, by type; none behind, none parked.
+    for name in projections {
+        assert_eq!(
+            value(&format!(
+                "projection_lag_events{{projection_name=\"{name}\"}}"
+            )),
+            0.0
+        );
+        assert_eq!(
+            value(&format!(
+                "projection_lag_seconds{{projection_name=\"{name}\"}}"
+            )),
+            0.0
+        );
+        assert_eq!(
+            value(&format!(
+                "projection_parked_events{{projection_name=\"{name}\"}}"
+            )),
+            0.0
+        );
+        assert_eq!(
+            value(&format!(
+                "projection_events_processed_total{{projection_name=\"{name}\",event_type=\"TaskCompleted\"}}"
+            )),
+            1.0,
+            "{name}"
+        );
+    }
+    assert_eq!(
+        value(
+            "projection_events_processed_total{projection_name=\"coordinator_task_list\",event_type=\"TaskCreated\"}"
+        ),
+        3.0
+    );
+    service.stop().await.expect("the projections stop");
+}
