@@ -101,6 +101,7 @@ expect_line "$scratch/run2.txt" "^POST /commands/CompleteTask as ben -> 403: onl
 expect_line "$scratch/run2.txt" '^POST /commands/CompleteTask as amira, Idempotency-Key [0-9a-f-]+ -> 200 \(version 3\), retried -> 200 with the same answer; the stream holds 1 TaskCompleted' "a retried Idempotency-Key recorded once"
 expect_line "$scratch/run2.txt" '^GET /queries/GetTaskById\?task_id=T-002-H&minPosition=[0-9]+ -> 200: completed by amira \(read model at position [0-9]+, fresh\)' "a query over HTTP waited for its own write"
 expect_line "$scratch/run2.txt" '^GET /events\?streamType=Task as dana: hung up after 1 event, resumed with Last-Event-ID [0-9]+: saw positions \[[0-9]+, [0-9]+, [0-9]+\], each once, in order' "an SSE subscriber resumed and saw every event once"
+expect_line "$scratch/run2.txt" '^GET /metrics -> [0-9]+ series; factum_commands_total\{command="CompleteTask",aggregate="Task",outcome="denied"\} 1; event_store_size_bytes [1-9][0-9]*$' "the service's metrics were scraped over HTTP"
 expect_line "$scratch/run1.txt" '^C-legacy: EvidenceRecorded v1 \(income_monthly 1750\) read as income 1750.00 a month; decided: eligible' "a check an older release stored was read through its upcast"
 expect_line "$scratch/run2.txt" '^C-legacy is stored from an earlier run: version 4, decided: true' "the second eligibility run found the first's check"
 expect_line "$scratch/run2.txt" '^tom +home_care +C-[0-9]+-1: ineligible: aged 40 with income 2300.00 a month: home care needs 65 or over, or at most 1800.00' "a check was decided ineligible, with its reason"

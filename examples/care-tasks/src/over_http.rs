@@ -144,7 +144,8 @@ pub async fn drive(
     run: u64,
     now: DateTime<Utc>,
 ) -> Result<(), DemoError> {
-    let router = serve::router(store.clone(), read_models.clone(), serve::ward_tokens())?;
+    let router = serve::router(store.clone(), read_models.clone(), serve::ward_tokens())?
+        .merge(serve::metrics_route(serve::prometheus()?, store.clone()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(DemoError::Serve)?;
@@ -296,6 +297,29 @@ pub async fn drive(
     }
     println!(
         "GET /events?streamType=Task as dana: hung up after 1 event, resumed with Last-Event-ID {resumed_after}: saw positions {seen:?}, each once, in order"
+    );
+
+    // What Prometheus would scrape: the denial above among the commands, and the store.
+    let page = client
+        .http
+        .get(format!("{}/metrics", client.base))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let sample = |series: &str| {
+        page.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .unwrap_or("absent")
+            .to_owned()
+    };
+    println!(
+        "GET /metrics -> {} series; factum_commands_total{{command=\"CompleteTask\",aggregate=\"Task\",outcome=\"denied\"}} {}; event_store_size_bytes {}",
+        page.lines().filter(|line| !line.starts_with('#')).count(),
+        sample(
+            r#"factum_commands_total{command="CompleteTask",aggregate="Task",outcome="denied"}"#
+        ),
+        sample("event_store_size_bytes"),
     );
     server.abort();
     Ok(())

@@ -210,5 +210,55 @@ async fn a_scrape_after_a_scripted_run_shows_every_metric() {
         ),
         3.0
     );
+
+    // The Grafana dashboard that ships with the example charts these very series: every
+    // metric its queries name is in the scrape, and lag and parked events are on top.
+    let dashboard: Value = serde_json::from_str(include_str!("../grafana/factum-dashboard.json"))
+        .expect("the dashboard is JSON");
+    let panels = dashboard["panels"].as_array().expect("panels");
+    let mut charted = Vec::new();
+    for panel in panels {
+        for target in panel["targets"].as_array().expect("targets") {
+            let expr = target["expr"].as_str().expect("a query");
+            charted.extend(
+                expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    // Metric names; `projection_name` is a label.
+                    .filter(|word| *word != "projection_name")
+                    .filter(|word| {
+                        ["event_store_", "projection_", "factum_"]
+                            .iter()
+                            .any(|prefix| word.starts_with(prefix))
+                    })
+                    .map(str::to_owned),
+            );
+        }
+    }
+    assert!(charted.len() >= 9, "{charted:?}");
+    for metric in &charted {
+        // Conflicts did not happen in this run, so that counter has no series yet.
+        if metric == "event_store_concurrency_conflicts_total" {
+            continue;
+        }
+        assert!(
+            seen.keys()
+                .any(|series| series.starts_with(&format!("{metric}{{"))
+                    || series.starts_with(&format!("{metric} "))
+                    || series == metric),
+            "the dashboard charts {metric}, which the scrape does not have"
+        );
+    }
+    let on_top: Vec<&str> = panels
+        .iter()
+        .filter(|panel| panel["gridPos"]["y"] == 0)
+        .map(|panel| panel["title"].as_str().expect("a title"))
+        .collect();
+    assert_eq!(
+        on_top,
+        [
+            "Projection lag (events)",
+            "Projection lag (seconds)",
+            "Parked events"
+        ]
+    );
     service.stop().await.expect("the projections stop");
 }
