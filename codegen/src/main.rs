@@ -9,6 +9,10 @@
 //!                        --subject ID [--cloudevents [--source URI] [--domain NAME]]
 //! factum subject forget  --db app.sqlite3 --master-key-file KEY --subject ID --by WHO
 //! factum verify          --db app.sqlite3 [--public-key HEX]
+//! factum streams         --db app.sqlite3 [--type TYPE] [--after ID] [--limit N] [--json]
+//! factum stream          --db app.sqlite3 STREAM_ID [--from VERSION] [--limit N] [--json]
+//! factum event           --db app.sqlite3 POSITION [--json]
+//! factum tail            --db app.sqlite3 [--after POSITION] [--follow] [--json]
 //! ```
 //!
 //! The registry document is what `factum::registry::Registry` serialises to; a domain
@@ -16,6 +20,7 @@
 //! The subject commands work on a SQLite store whose personal fields a
 //! `factum::personal::ProtectedStore` sealed (`src/store_commands.rs`).
 
+mod inspect;
 mod store_commands;
 
 use std::collections::BTreeMap;
@@ -60,6 +65,77 @@ enum Command {
         #[arg(long)]
         public_key: Option<String>,
     },
+    /// List a SQLite store's streams in the order of their ids, a page at a time.
+    Streams {
+        /// The SQLite store file.
+        #[arg(long)]
+        db: PathBuf,
+        /// Only streams of this type (an aggregate's name).
+        #[arg(long = "type")]
+        stream_type: Option<String>,
+        /// Start after this stream id (the last of the previous page).
+        #[arg(long)]
+        after: Option<String>,
+        /// Streams per page.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one stream's events.
+    Stream {
+        /// The SQLite store file.
+        #[arg(long)]
+        db: PathBuf,
+        /// The stream's id.
+        stream_id: String,
+        /// The first stream version to show.
+        #[arg(long, default_value_t = 1)]
+        from: u64,
+        /// How many events to show.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one event whole (payload, metadata) and whether its stored hash holds.
+    /// Exits 1 when it does not.
+    Event {
+        /// The SQLite store file.
+        #[arg(long)]
+        db: PathBuf,
+        /// The event's position in the log.
+        position: u64,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the log after a position; with `--follow`, keep printing events as they are
+    /// committed, until stopped.
+    Tail {
+        /// The SQLite store file.
+        #[arg(long)]
+        db: PathBuf,
+        /// Start after this position (0: from the first event).
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        /// Wait for new events and print them.
+        #[arg(long)]
+        follow: bool,
+        /// One JSON document per event and line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn output(json: bool) -> inspect::Output {
+    if json {
+        inspect::Output::Json
+    } else {
+        inspect::Output::Table
+    }
 }
 
 /// The store and its master key, for the subject commands.
@@ -271,6 +347,33 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             store_commands::forget(&store.into(), &subject, &by)
         }
         Command::Verify { db, public_key } => store_commands::verify(&db, public_key.as_deref()),
+        Command::Streams {
+            db,
+            stream_type,
+            after,
+            limit,
+            json,
+        } => inspect::streams(
+            &db,
+            stream_type.as_deref(),
+            after.as_deref(),
+            limit,
+            output(json),
+        ),
+        Command::Stream {
+            db,
+            stream_id,
+            from,
+            limit,
+            json,
+        } => inspect::stream(&db, &stream_id, from, limit, output(json)),
+        Command::Event { db, position, json } => inspect::event(&db, position, output(json)),
+        Command::Tail {
+            db,
+            after,
+            follow,
+            json,
+        } => inspect::tail(&db, after, follow, output(json)),
         Command::Client(ClientCommand::Typescript { openapi, out }) => {
             let client = factum_codegen::typescript::typescript_client(&read_json(&openapi)?)
                 .map_err(|error| with_causes(&error))?;

@@ -162,11 +162,11 @@ fn subject_id(subject: &str) -> Result<SubjectId, String> {
     SubjectId::new(subject).map_err(|error| format!("--subject: {error}"))
 }
 
-fn failed(error: impl std::error::Error) -> String {
+pub(crate) fn failed(error: impl std::error::Error) -> String {
     crate::with_causes(&error)
 }
 
-fn block_on<T>(work: impl Future<Output = Result<T, String>>) -> Result<T, String> {
+pub(crate) fn block_on<T>(work: impl Future<Output = Result<T, String>>) -> Result<T, String> {
     factum::tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -2,8 +2,11 @@
 //! profile wrote through a `ProtectedStore`: the command line learns the personal fields
 //! from the registry document and opens them with the master key from its file.
 
+mod bin_common;
+
+use bin_common::{factum, text};
+
 use std::path::Path;
-use std::process::{Command, Output};
 
 use factum::chrono::Utc;
 use factum::integrity::{SigningKey, TamperEvident};
@@ -14,17 +17,6 @@ use factum_example_member_profile::{Member, Register, registry};
 use serde_json::Value;
 
 const EMAIL: &str = "maria.lopez@example.org";
-
-fn factum(arguments: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_factum"))
-        .args(arguments)
-        .output()
-        .expect("run the factum command")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()

@@ -68,7 +68,9 @@ impl Append {
         }
     }
 
-    /// The events, when they are known only once the append ran (a command's decision).
+    /// The events, when they are known only once the append ran (a command's decision
+    /// in SQLite's one-transaction session).
+    #[cfg(feature = "sqlite")]
     pub(crate) fn set_events(&mut self, events: Vec<(String, u64)>) {
         self.events = events;
     }

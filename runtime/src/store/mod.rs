@@ -195,6 +195,17 @@ pub struct FilteredPage {
     pub scanned_to: u64,
 }
 
+/// A stream as a listing shows it: for operators (`factum streams`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StreamInfo {
+    /// The stream's id.
+    pub stream_id: String,
+    /// Its type (an aggregate's name).
+    pub stream_type: String,
+    /// Its version: how many events it holds.
+    pub version: u64,
+}
+
 /// The newest event of the global log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Head {

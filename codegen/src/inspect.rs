@@ -1,0 +1,268 @@
+//! `factum streams|stream|event|tail`: what an operator looks at in a SQLite store —
+//! its streams by type, one stream's events, one event whole with whether its hash
+//! holds, and the log as it grows. Tables for people; `--json` (one JSON document, or
+//! one per line for `tail`) for scripts.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use factum::envelope::RecordedEvent;
+use factum::store::{EventStore, SqliteStore, StoreError};
+use serde_json::{Value, json};
+
+use crate::store_commands::{block_on, failed};
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// Aligned columns, for people.
+    Table,
+    /// JSON, for scripts.
+    Json,
+}
+
+/// Prints up to `limit` streams after `after`, of `stream_type` if given.
+pub fn streams(
+    db: &Path,
+    stream_type: Option<&str>,
+    after: Option<&str>,
+    limit: usize,
+    output: Output,
+) -> Result<ExitCode, String> {
+    block_on(async {
+        let store = open(db).await?;
+        // One more than asked, to tell whether another page follows.
+        let mut page = store
+            .streams(stream_type, after, limit.saturating_add(1))
+            .await
+            .map_err(failed)?;
+        let more = page.len() > limit;
+        page.truncate(limit);
+        let next = more.then(|| page.last().map(|stream| stream.stream_id.clone()));
+        match output {
+            Output::Json => print_json(&json!({ "streams": page, "next_after": next.flatten() }))?,
+            Output::Table => {
+                let rows: Vec<Vec<String>> = page
+                    .iter()
+                    .map(|stream| {
+                        vec![
+                            stream.stream_id.clone(),
+                            stream.stream_type.clone(),
+                            stream.version.to_string(),
+                        ]
+                    })
+                    .collect();
+                print_table(&["STREAM", "TYPE", "VERSION"], &rows, true);
+                if let Some(Some(last)) = next {
+                    println!("(more: --after {last})");
+                }
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Prints the events of `stream_id` from version `from`, up to `limit`.
+pub fn stream(
+    db: &Path,
+    stream_id: &str,
+    from: u64,
+    limit: usize,
+    output: Output,
+) -> Result<ExitCode, String> {
+    block_on(async {
+        let store = open(db).await?;
+        if store
+            .stream_version(stream_id)
+            .await
+            .map_err(failed)?
+            .is_none()
+        {
+            return Err(format!("no stream `{stream_id}` in {}", db.display()));
+        }
+        let events = store
+            .read_stream(stream_id, from.max(1), limit)
+            .await
+            .map_err(failed)?;
+        match output {
+            Output::Json => print_json(&events)?,
+            Output::Table => print_events(&events, false, true),
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Prints the event at `position` whole, and whether its stored hash still matches it.
+/// Exits 1 when it does not.
+pub fn event(db: &Path, position: u64, output: Output) -> Result<ExitCode, String> {
+    block_on(async {
+        let store = open(db).await?;
+        // Read as stored first, then with every hash checked: a changed row still shows.
+        let event = store
+            .read_all(position.saturating_sub(1), 1)
+            .await
+            .map_err(failed)?
+            .into_iter()
+            .find(|event| event.position == position)
+            .ok_or_else(|| format!("no event at position {position} in {}", db.display()))?;
+        let checked = SqliteStore::options()
+            .check_hashes(true)
+            .open(db)
+            .await
+            .map_err(failed)?;
+        let hash = match checked.read_all(position - 1, 1).await {
+            Ok(_) => Ok(()),
+            Err(StoreError::CorruptRow { reason, .. }) => Err(reason),
+            Err(error) => return Err(failed(error)),
+        };
+        match output {
+            Output::Json => {
+                let mut document = serde_json::to_value(&event).map_err(failed)?;
+                document["hash"] = match &hash {
+                    Ok(()) => json!({ "status": "intact" }),
+                    Err(reason) => json!({ "status": "altered", "reason": reason }),
+                };
+                print_json(&document)?;
+            }
+            Output::Table => {
+                let rows = [
+                    ("position", event.position.to_string()),
+                    ("stream", event.stream_id.clone()),
+                    ("type", event.stream_type.clone()),
+                    ("version", event.stream_version.to_string()),
+                    ("event", format!("{} v{}", event.name, event.schema_version)),
+                    ("id", event.event_id.to_string()),
+                    ("recorded", event.timestamp.to_rfc3339()),
+                    ("metadata", compact(&event.metadata)?),
+                    ("payload", event.payload.get().to_owned()),
+                    (
+                        "hash",
+                        match &hash {
+                            Ok(()) => "intact".to_owned(),
+                            Err(reason) => format!("ALTERED: {reason}"),
+                        },
+                    ),
+                ];
+                for (name, value) in rows {
+                    println!("{name:<10} {value}");
+                }
+            }
+        }
+        Ok(if hash.is_ok() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        })
+    })
+}
+
+/// Prints the log after `after`; with `follow`, then waits for new events and prints
+/// them as they are committed, until stopped.
+pub fn tail(db: &Path, after: u64, follow: bool, output: Output) -> Result<ExitCode, String> {
+    const PAGE: usize = 500;
+    block_on(async {
+        let store = open(db).await?;
+        let mut after = after;
+        let mut header = output == Output::Table;
+        loop {
+            let page = store.read_all(after, PAGE).await.map_err(failed)?;
+            if let Some(last) = page.last() {
+                after = last.position;
+            }
+            match output {
+                Output::Json => {
+                    for event in &page {
+                        println!("{}", serde_json::to_string(event).map_err(failed)?);
+                    }
+                }
+                Output::Table => {
+                    if !page.is_empty() {
+                        print_events(&page, true, std::mem::take(&mut header));
+                    }
+                }
+            }
+            if page.len() == PAGE {
+                continue;
+            }
+            if !follow {
+                return Ok(ExitCode::SUCCESS);
+            }
+            // Stdout may be a pipe: what was printed reaches the reader now.
+            use std::io::Write as _;
+            std::io::stdout().flush().map_err(failed)?;
+            store
+                .wait_for_events(after, Duration::from_secs(1))
+                .await
+                .map_err(failed)?;
+        }
+    })
+}
+
+async fn open(db: &Path) -> Result<SqliteStore, String> {
+    if !db.exists() {
+        return Err(format!("{} does not exist", db.display()));
+    }
+    SqliteStore::open(db).await.map_err(failed)
+}
+
+/// One line per event: position, stream and version, event and schema version, when;
+/// under a header line if `header`.
+fn print_events(events: &[RecordedEvent], with_stream: bool, header: bool) {
+    let rows: Vec<Vec<String>> = events
+        .iter()
+        .map(|event| {
+            let mut row = vec![event.position.to_string()];
+            if with_stream {
+                row.push(event.stream_id.clone());
+            }
+            row.extend([
+                event.stream_version.to_string(),
+                format!("{} v{}", event.name, event.schema_version),
+                event.timestamp.to_rfc3339(),
+            ]);
+            row
+        })
+        .collect();
+    let titles: &[&str] = if with_stream {
+        &["POSITION", "STREAM", "VERSION", "EVENT", "RECORDED"]
+    } else {
+        &["POSITION", "VERSION", "EVENT", "RECORDED"]
+    };
+    print_table(titles, &rows, header);
+}
+
+/// Left-aligned columns, each as wide as its widest cell (and its title), two spaces
+/// apart; the titles first if `with_titles`.
+fn print_table(header: &[&str], rows: &[Vec<String>], with_titles: bool) {
+    let mut widths: Vec<usize> = header.iter().map(|title| title.chars().count()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    if with_titles {
+        line(header.to_vec());
+    }
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
+
+fn compact(value: &impl serde::Serialize) -> Result<String, String> {
+    serde_json::to_string(value).map_err(failed)
+}
+
+fn print_json(value: &impl serde::Serialize) -> Result<(), String> {
+    let value: Value = serde_json::to_value(value).map_err(failed)?;
+    println!("{}", serde_json::to_string_pretty(&value).map_err(failed)?);
+    Ok(())
+}

@@ -1,0 +1,163 @@
+//! `factum streams|stream|event|tail` run as a binary on a SQLite store the care-task
+//! application wrote: pages of streams by type, one stream, one event with its hash
+//! status (and an altered one caught), and a tail that follows the log live.
+
+mod bin_common;
+
+use bin_common::{factum, text};
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use factum::chrono::Utc;
+use factum::context::{Actor, CommandContext};
+use factum::sqlite::{SqliteStore, rusqlite};
+use factum_example_care_tasks::{COORDINATOR, CreateTask, application};
+use serde_json::Value;
+
+fn create(id: &str) -> CreateTask {
+    CreateTask {
+        task_id: id.into(),
+        title: format!("Task {id}"),
+        care_recipient: "Mrs. Jansen".into(),
+        due: Utc::now() + chrono::TimeDelta::hours(2),
+        at: Utc::now(),
+    }
+}
+
+/// Creates the task `id` as dana, the ward's coordinator, through the application.
+async fn created(store: &SqliteStore, id: &str) {
+    application(store.clone())
+        .expect("the application builds")
+        .execute(
+            create(id),
+            CommandContext::new().actor(Actor::new(COORDINATOR, "dana")),
+        )
+        .await
+        .expect("create");
+}
+
+/// Five tasks created through the care-task application.
+async fn tasks(db: &Path) -> SqliteStore {
+    let store = SqliteStore::open(db).await.expect("open");
+    for id in ["T-1", "T-2", "T-3", "T-4", "T-5"] {
+        created(&store, id).await;
+    }
+    store
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_lists_streams_reads_events_and_follows_the_log() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let db = dir.path().join("tasks.sqlite3");
+    let store = tasks(&db).await;
+    let db_arg = db.to_str().expect("a UTF-8 path");
+
+    // Streams, two to a page, as a table with the way to the next page.
+    let listed = factum(&["streams", "--db", db_arg, "--type", "Task", "--limit", "2"]);
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    let table = text(&listed.stdout);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["STREAM", "TYPE", "VERSION"]
+    );
+    assert_eq!(
+        lines[1].split_whitespace().collect::<Vec<_>>(),
+        ["Task-T-1", "Task", "1"]
+    );
+    assert_eq!(
+        lines[2].split_whitespace().collect::<Vec<_>>(),
+        ["Task-T-2", "Task", "1"]
+    );
+    assert_eq!(lines[3], "(more: --after Task-T-2)");
+    // The last page, as JSON.
+    let last = factum(&["streams", "--db", db_arg, "--after", "Task-T-4", "--json"]);
+    let page: Value = serde_json::from_slice(&last.stdout).expect("JSON");
+    assert_eq!(page["streams"].as_array().expect("streams").len(), 1);
+    assert_eq!(page["streams"][0]["stream_id"], "Task-T-5");
+    assert_eq!(page["next_after"], Value::Null);
+    let none = factum(&["streams", "--db", db_arg, "--type", "Invoice", "--json"]);
+    let page: Value = serde_json::from_slice(&none.stdout).expect("JSON");
+    assert_eq!(page["streams"], serde_json::json!([]));
+
+    // One stream.
+    let shown = factum(&["stream", "--db", db_arg, "Task-T-3"]);
+    assert!(shown.status.success(), "{}", text(&shown.stderr));
+    let shown = text(&shown.stdout);
+    assert!(
+        shown
+            .lines()
+            .nth(1)
+            .expect("one event")
+            .contains("TaskCreated v"),
+        "{shown}"
+    );
+    let missing = factum(&["stream", "--db", db_arg, "Task-T-9"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(text(&missing.stderr).contains("no stream `Task-T-9`"));
+
+    // One event, whole, its hash intact.
+    let event = factum(&["event", "--db", db_arg, "3", "--json"]);
+    assert!(event.status.success(), "{}", text(&event.stderr));
+    let event: Value = serde_json::from_slice(&event.stdout).expect("JSON");
+    assert_eq!(event["stream_id"], "Task-T-3");
+    assert_eq!(event["payload"]["title"], "Task T-3");
+    assert_eq!(event["hash"]["status"], "intact");
+
+    // A tail that follows: the five, then two more as they are committed.
+    let mut follower = Command::new(env!("CARGO_BIN_EXE_factum"))
+        .args(["tail", "--db", db_arg, "--follow", "--json"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run factum tail");
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
+    let stdout = follower.stdout.take().expect("its output");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if lines_tx.send(line.expect("a line")).is_err() {
+                return;
+            }
+        }
+    });
+    let next = || {
+        let line = lines_rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the tail prints the next event");
+        serde_json::from_str::<Value>(&line).expect("a JSON line")
+    };
+    for position in 1..=5 {
+        assert_eq!(next()["position"], position);
+    }
+    created(&store, "T-6").await;
+    created(&store, "T-7").await;
+    let sixth = next();
+    assert_eq!(
+        (&sixth["position"], &sixth["stream_id"]),
+        (&6.into(), &"Task-T-6".into())
+    );
+    assert_eq!(next()["stream_id"], "Task-T-7");
+    follower.kill().expect("stop the tail");
+    let _ = follower.wait();
+
+    // An event whose stored payload was changed behind the store's back.
+    drop(store);
+    let raw = rusqlite::Connection::open(&db).expect("the raw file");
+    raw.execute(
+        "UPDATE events SET payload = replace(payload, 'Task T-2', 'Task T-X') WHERE position = 2",
+        [],
+    )
+    .expect("an edit");
+    drop(raw);
+    let altered = factum(&["event", "--db", db_arg, "2"]);
+    assert_eq!(altered.status.code(), Some(1), "{}", text(&altered.stderr));
+    let shown = text(&altered.stdout);
+    assert!(shown.contains("Task T-X"), "{shown}");
+    let hash_line = shown
+        .lines()
+        .find(|line| line.starts_with("hash"))
+        .expect("a hash line");
+    assert!(hash_line.contains("ALTERED"), "{hash_line}");
+}
