@@ -234,7 +234,7 @@ fn print_events(events: &[RecordedEvent], with_stream: bool, header: bool) {
 
 /// Left-aligned columns, each as wide as its widest cell (and its title), two spaces
 /// apart; the titles first if `with_titles`.
-fn print_table(header: &[&str], rows: &[Vec<String>], with_titles: bool) {
+pub(crate) fn print_table(header: &[&str], rows: &[Vec<String>], with_titles: bool) {
     let mut widths: Vec<usize> = header.iter().map(|title| title.chars().count()).collect();
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
@@ -261,7 +261,7 @@ fn compact(value: &impl serde::Serialize) -> Result<String, String> {
     serde_json::to_string(value).map_err(failed)
 }
 
-fn print_json(value: &impl serde::Serialize) -> Result<(), String> {
+pub(crate) fn print_json(value: &impl serde::Serialize) -> Result<(), String> {
     let value: Value = serde_json::to_value(value).map_err(failed)?;
     println!("{}", serde_json::to_string_pretty(&value).map_err(failed)?);
     Ok(())

@@ -13,6 +13,10 @@
 //! factum stream          --db app.sqlite3 STREAM_ID [--from VERSION] [--limit N] [--json]
 //! factum event           --db app.sqlite3 POSITION [--json]
 //! factum tail            --db app.sqlite3 [--after POSITION] [--follow] [--json]
+//! factum projections     --db app.sqlite3 --read-models DIR [--json]
+//! factum parked list     --read-models DIR --projection NAME [--version N] [--json]
+//! factum parked drop     --read-models DIR --projection NAME [--version N] --position P \
+//!                        [--dry-run] [--yes]
 //! ```
 //!
 //! The registry document is what `factum::registry::Registry` serialises to; a domain
@@ -21,6 +25,7 @@
 //! `factum::personal::ProtectedStore` sealed (`src/store_commands.rs`).
 
 mod inspect;
+mod projection_commands;
 mod store_commands;
 
 use std::collections::BTreeMap;
@@ -128,6 +133,72 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Every version of every projection in a SQLite read-model directory: its state,
+    /// checkpoint, lag behind the store's head, and parked events.
+    Projections {
+        /// The SQLite store file.
+        #[arg(long)]
+        db: PathBuf,
+        /// The read-model directory.
+        #[arg(long)]
+        read_models: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A projection's dead letters: events its handler kept failing on.
+    #[command(subcommand)]
+    Parked(ParkedCommand),
+}
+
+/// Which projection version's dead letters.
+#[derive(Debug, clap::Args)]
+struct ParkedTarget {
+    /// The read-model directory.
+    #[arg(long)]
+    read_models: PathBuf,
+    /// The projection's name.
+    #[arg(long)]
+    projection: String,
+    /// The projection's version (the active one if not given).
+    #[arg(long)]
+    version: Option<u32>,
+}
+
+#[derive(Debug, Subcommand)]
+enum ParkedCommand {
+    /// List the parked events.
+    List {
+        #[command(flatten)]
+        target: ParkedTarget,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Drop a parked event: it will never be applied. Shows what it would do, then asks.
+    Drop {
+        #[command(flatten)]
+        target: ParkedTarget,
+        /// The parked event's position in the log.
+        #[arg(long)]
+        position: u64,
+        /// Show what would be dropped, and drop nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+impl ParkedTarget {
+    fn parked(&self) -> projection_commands::Parked<'_> {
+        projection_commands::Parked {
+            read_models: &self.read_models,
+            projection: &self.projection,
+            version: self.version,
+        }
+    }
 }
 
 fn output(json: bool) -> inspect::Output {
@@ -374,6 +445,20 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             follow,
             json,
         } => inspect::tail(&db, after, follow, output(json)),
+        Command::Projections {
+            db,
+            read_models,
+            json,
+        } => projection_commands::status(&db, &read_models, output(json)),
+        Command::Parked(ParkedCommand::List { target, json }) => {
+            projection_commands::parked_list(&target.parked(), output(json))
+        }
+        Command::Parked(ParkedCommand::Drop {
+            target,
+            position,
+            dry_run,
+            yes,
+        }) => projection_commands::parked_drop(&target.parked(), position, dry_run, yes),
         Command::Client(ClientCommand::Typescript { openapi, out }) => {
             let client = factum_codegen::typescript::typescript_client(&read_json(&openapi)?)
                 .map_err(|error| with_causes(&error))?;

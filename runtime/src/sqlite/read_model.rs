@@ -163,6 +163,25 @@ impl SqliteReadModel {
         &self.inner.dir
     }
 
+    /// The names of the projections and reactors the directory's catalog knows, in
+    /// order: what an operator's status lists (see [`ReadModel::versions`] for each).
+    pub async fn names(&self) -> Result<Vec<String>, ReadModelError> {
+        let dir = self.inner.dir.clone();
+        let shown = dir.display().to_string();
+        tokio::task::spawn_blocking(move || {
+            let catalog = open_catalog(&dir)?;
+            let mut statement = catalog
+                .prepare("SELECT DISTINCT name FROM versions ORDER BY name")
+                .map_err(database(dir.display().to_string(), "list the projections"))?;
+            statement
+                .query_map([], |row| row.get(0))
+                .and_then(|rows| rows.collect::<Result<Vec<String>, _>>())
+                .map_err(database(dir.display().to_string(), "list the projections"))
+        })
+        .await
+        .map_err(task_failed(shown))?
+    }
+
     /// The file holding `target`'s read model.
     pub fn path_of(&self, target: Target) -> PathBuf {
         self.inner

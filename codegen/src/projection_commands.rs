@@ -1,0 +1,266 @@
+//! `factum projections` and `factum parked list|drop`: the state of an application's
+//! projections in a SQLite read-model directory — each version's state, checkpoint,
+//! lag behind the store's head and dead letters — and the dead letters themselves.
+//!
+//! Replaying a parked event needs the projection's handler, which only the application
+//! has: it calls `Projector::replay_parked`. Dropping one needs nothing but the read
+//! model, so the command line does it, after showing what it would do and asking.
+
+use std::io::{BufRead, Write};
+use std::path::Path;
+use std::process::ExitCode;
+
+use factum::projection::sqlite::SqliteReadModel;
+use factum::projection::{ReadModel, ReadModelTx, Target, VersionState};
+use factum::store::{EventStore, SqliteStore};
+use serde_json::json;
+
+use crate::inspect::{Output, print_json, print_table};
+use crate::store_commands::{block_on, failed};
+
+/// Prints every version of every projection in `read_models`, with its lag behind the
+/// head of the store in `db`.
+pub fn status(db: &Path, read_models: &Path, output: Output) -> Result<ExitCode, String> {
+    block_on(async {
+        let store = open_store(db).await?;
+        let models = open_read_models(read_models).await?;
+        let head = store.head().await.map_err(failed)?;
+        let head_position = head.map_or(0, |head| head.position);
+        let mut rows = Vec::new();
+        for name in models.names().await.map_err(failed)? {
+            for version in models.versions(named(&name)).await.map_err(failed)? {
+                let behind = head_position.saturating_sub(version.checkpoint);
+                // The age of the oldest event not applied: how late the model is.
+                let late = if behind > 0 {
+                    store
+                        .read_all(version.checkpoint, 1)
+                        .await
+                        .map_err(failed)?
+                        .first()
+                        .map(|next| {
+                            (factum::chrono::Utc::now() - next.timestamp)
+                                .num_milliseconds()
+                                .max(0) as f64
+                                / 1000.0
+                        })
+                        .unwrap_or(0.0)
+                } else {
+                    0.0
+                };
+                rows.push(json!({
+                    "name": name,
+                    "version": version.version,
+                    "state": state(version.state),
+                    "checkpoint": version.checkpoint,
+                    "head": head_position,
+                    "lag_events": behind,
+                    "lag_seconds": late,
+                    "parked": version.parked,
+                }));
+            }
+        }
+        match output {
+            Output::Json => print_json(&json!({ "projections": rows }))?,
+            Output::Table => {
+                let cells: Vec<Vec<String>> = rows
+                    .iter()
+                    .map(|row| {
+                        [
+                            "name",
+                            "version",
+                            "state",
+                            "checkpoint",
+                            "head",
+                            "lag_events",
+                        ]
+                        .iter()
+                        .map(|key| match &row[*key] {
+                            serde_json::Value::String(text) => text.clone(),
+                            other => other.to_string(),
+                        })
+                        .chain([
+                            format!("{:.1}s", row["lag_seconds"].as_f64().unwrap_or(0.0)),
+                            row["parked"].to_string(),
+                        ])
+                        .collect()
+                    })
+                    .collect();
+                print_table(
+                    &[
+                        "PROJECTION",
+                        "VERSION",
+                        "STATE",
+                        "CHECKPOINT",
+                        "HEAD",
+                        "LAG",
+                        "LATE",
+                        "PARKED",
+                    ],
+                    &cells,
+                    true,
+                );
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Which projection version's dead letters.
+pub struct Parked<'a> {
+    /// The read-model directory.
+    pub read_models: &'a Path,
+    /// The projection's name.
+    pub projection: &'a str,
+    /// Its version; the active one if not given.
+    pub version: Option<u32>,
+}
+
+/// Prints the events parked for a projection version.
+pub fn parked_list(parked: &Parked<'_>, output: Output) -> Result<ExitCode, String> {
+    block_on(async {
+        let models = open_read_models(parked.read_models).await?;
+        let target = target(&models, parked).await?;
+        let events = models.parked(target).await.map_err(failed)?;
+        match output {
+            Output::Json => print_json(&events)?,
+            Output::Table => {
+                let rows: Vec<Vec<String>> = events
+                    .iter()
+                    .map(|parked| {
+                        vec![
+                            parked.event.position.to_string(),
+                            parked.event.stream_id.clone(),
+                            format!("{} v{}", parked.event.name, parked.event.schema_version),
+                            parked.attempts.to_string(),
+                            parked.error.clone(),
+                        ]
+                    })
+                    .collect();
+                print_table(
+                    &["POSITION", "STREAM", "EVENT", "ATTEMPTS", "ERROR"],
+                    &rows,
+                    true,
+                );
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Drops the event parked at `position`: it is never applied. Shows what it would do;
+/// with `dry_run` stops there; otherwise asks on standard input unless `yes`.
+pub fn parked_drop(
+    parked: &Parked<'_>,
+    position: u64,
+    dry_run: bool,
+    yes: bool,
+) -> Result<ExitCode, String> {
+    block_on(async {
+        let models = open_read_models(parked.read_models).await?;
+        let target = target(&models, parked).await?;
+        let events = models.parked(target).await.map_err(failed)?;
+        let Some(event) = events
+            .iter()
+            .find(|parked| parked.event.position == position)
+        else {
+            return Err(format!(
+                "{target} has no event parked at position {position}"
+            ));
+        };
+        println!(
+            "would drop from {target}'s dead letters: position {position}, {} v{} of {} ({} attempt(s): {})",
+            event.event.name,
+            event.event.schema_version,
+            event.event.stream_id,
+            event.attempts,
+            event.error
+        );
+        if dry_run {
+            println!("dry run: nothing dropped");
+            return Ok(ExitCode::SUCCESS);
+        }
+        if !yes && !confirmed()? {
+            println!("not confirmed: nothing dropped");
+            return Ok(ExitCode::FAILURE);
+        }
+        // In a transaction of the target, its checkpoint kept as it is.
+        let mut tx = models.begin(target).await.map_err(failed)?;
+        let checkpoint = tx.checkpoint().unwrap_or(0);
+        let dropped = models.unpark(&mut tx, position).await.map_err(failed)?;
+        models.commit(tx, checkpoint).await.map_err(failed)?;
+        println!(
+            "{}",
+            if dropped {
+                "dropped"
+            } else {
+                "already gone: nothing dropped"
+            }
+        );
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Asks on standard input; only `y` or `yes` confirms.
+fn confirmed() -> Result<bool, String> {
+    print!("drop it? [y/N] ");
+    std::io::stdout().flush().map_err(failed)?;
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(failed)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
+/// The target of `parked`: its version, or the active one.
+async fn target(models: &SqliteReadModel, parked: &Parked<'_>) -> Result<Target, String> {
+    let name = named(parked.projection);
+    let versions = models.versions(name).await.map_err(failed)?;
+    let version = match parked.version {
+        Some(version) => versions
+            .iter()
+            .find(|status| status.version == version)
+            .map(|status| status.version)
+            .ok_or_else(|| format!("{} has no version {version}", parked.projection))?,
+        None => versions
+            .iter()
+            .find(|status| status.state == VersionState::Active)
+            .map(|status| status.version)
+            .ok_or_else(|| {
+                format!(
+                    "{} has no active version: name one with --version",
+                    parked.projection
+                )
+            })?,
+    };
+    Ok(Target { name, version })
+}
+
+/// `name` for the life of the process, as read models take projection names (projections
+/// name themselves with constants): the command line makes one per name it is given,
+/// once.
+fn named(name: &str) -> &'static str {
+    Box::leak(name.to_owned().into_boxed_str())
+}
+
+fn state(state: VersionState) -> &'static str {
+    match state {
+        VersionState::Building => "building",
+        VersionState::Active => "active",
+        VersionState::Retired => "retired",
+    }
+}
+
+async fn open_store(db: &Path) -> Result<SqliteStore, String> {
+    if !db.exists() {
+        return Err(format!("{} does not exist", db.display()));
+    }
+    SqliteStore::open(db).await.map_err(failed)
+}
+
+async fn open_read_models(dir: &Path) -> Result<SqliteReadModel, String> {
+    if !dir.is_dir() {
+        return Err(format!("{} is not a directory", dir.display()));
+    }
+    SqliteReadModel::open(dir).await.map_err(failed)
+}
