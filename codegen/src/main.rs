@@ -15,6 +15,7 @@
 //! factum tail            --db app.sqlite3 [--after POSITION] [--follow] [--json]
 //! factum export          --db app.sqlite3 [--out FILE] [--source URI] [--domain NAME]
 //! factum import          --db new.sqlite3 --from FILE [--source URI] [--domain NAME]
+//! factum trace           --db app.sqlite3 [--read-models DIR] CORRELATION_ID [--json]
 //! factum projections     --db app.sqlite3 --read-models DIR [--json]
 //! factum parked list     --read-models DIR --projection NAME [--version N] [--json]
 //! factum parked drop     --read-models DIR --projection NAME [--version N] --position P \
@@ -29,6 +30,7 @@
 mod inspect;
 mod projection_commands;
 mod store_commands;
+mod trace;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -132,6 +134,22 @@ enum Command {
         #[arg(long)]
         follow: bool,
         /// One JSON document per event and line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The causal tree of one business transaction: its commands, the events each
+    /// recorded, the commands those caused, and (given the read models) the projections
+    /// that applied each event.
+    Trace {
+        /// The SQLite store file.
+        #[arg(long)]
+        db: PathBuf,
+        /// The read-model directory, to show which projections applied each event.
+        #[arg(long)]
+        read_models: Option<PathBuf>,
+        /// The correlation id (a UUID).
+        correlation_id: String,
+        /// Print JSON instead of a tree.
         #[arg(long)]
         json: bool,
     },
@@ -482,6 +500,12 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             follow,
             json,
         } => inspect::tail(&db, after, follow, output(json)),
+        Command::Trace {
+            db,
+            read_models,
+            correlation_id,
+            json,
+        } => trace::trace(&db, read_models.as_deref(), &correlation_id, output(json)),
         Command::Export {
             db,
             out,

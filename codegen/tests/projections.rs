@@ -215,3 +215,126 @@ async fn an_operator_sees_each_projection_and_drops_a_parked_event() {
     assert_eq!(unknown.status.code(), Some(2));
     assert!(text(&unknown.stderr).contains("no_such_projection has no active version"));
 }
+
+/// `factum trace`: a task created by dana, its assignment issued in reaction to the
+/// creation (as a process manager would), and which projection applied each event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_is_traced_from_its_command_to_the_projections() {
+    use factum_example_care_tasks::AssignTask;
+    let dir = tempfile::tempdir().expect("a directory");
+    let db = dir.path().join("tasks.sqlite3");
+    let read_models_dir = dir.path().join("read-models");
+    let store = SqliteStore::open(&db).await.expect("open");
+    let app = application(store.clone()).expect("the application builds");
+    let now = factum::chrono::Utc::now();
+    let dana = || CommandContext::new().actor(Actor::new(COORDINATOR, "dana"));
+    let created = app
+        .execute(
+            CreateTask {
+                task_id: "T-1".into(),
+                title: "Medication round".into(),
+                care_recipient: "Mrs. Jansen".into(),
+                due: now + chrono::TimeDelta::hours(1),
+                at: now,
+            },
+            dana(),
+        )
+        .await
+        .expect("create");
+    // Another transaction, which the trace leaves out.
+    app.execute(
+        CreateTask {
+            task_id: "T-2".into(),
+            title: "Lunch".into(),
+            care_recipient: "Mr. Smit".into(),
+            due: now + chrono::TimeDelta::hours(1),
+            at: now,
+        },
+        dana(),
+    )
+    .await
+    .expect("create");
+    let creation = store
+        .read_all(created.position.expect("appended") - 1, 1)
+        .await
+        .expect("read")
+        .remove(0);
+    let correlation = creation.metadata.correlation_id.expect("a correlation id");
+    let mut reaction = CommandContext::caused_by(&creation);
+    reaction.actor = Some(Actor::new(COORDINATOR, "dana"));
+    app.execute(
+        AssignTask {
+            task_id: "T-1".into(),
+            member: "amira".into(),
+            at: now,
+        },
+        reaction,
+    )
+    .await
+    .expect("assign");
+    let read_models = SqliteReadModel::open(&read_models_dir).await.expect("open");
+    let runner = ProjectionRunner::new(store.clone());
+    let mut list = runner.projector(CoordinatorTaskList, read_models.clone());
+    runner.catch_up(&mut list).await.expect("catch up");
+
+    let db_arg = db.to_str().expect("UTF-8");
+    let models_arg = read_models_dir.to_str().expect("UTF-8");
+    let correlation_arg = correlation.to_string();
+    let traced = factum(&[
+        "trace",
+        "--db",
+        db_arg,
+        "--read-models",
+        models_arg,
+        &correlation_arg,
+    ]);
+    assert!(traced.status.success(), "{}", text(&traced.stderr));
+    let tree = text(&traced.stdout);
+    let lines: Vec<&str> = tree.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!("correlation {correlation}: 2 command(s), 2 event(s)")
+    );
+    assert!(
+        lines[1].starts_with("command ") && lines[1].ends_with(" by care_coordinator:dana"),
+        "{tree}"
+    );
+    assert!(
+        lines[2].starts_with("  event 1 TaskCreated v1 in Task-T-1 v1 -> coordinator_task_list"),
+        "{tree}"
+    );
+    assert!(
+        lines[3].starts_with("    command "),
+        "the reaction, under the event that caused it: {tree}"
+    );
+    assert!(
+        lines[4]
+            .starts_with("      event 3 TaskAssigned v1 in Task-T-1 v2 -> coordinator_task_list"),
+        "{tree}"
+    );
+    assert_eq!(lines.len(), 5, "{tree}");
+
+    let as_json = factum(&["trace", "--db", db_arg, &correlation_arg, "--json"]);
+    let document: Value = serde_json::from_slice(&as_json.stdout).expect("JSON");
+    let root = &document["commands"][0];
+    assert_eq!(root["actor"], "dana");
+    assert_eq!(root["events"][0]["name"], "TaskCreated");
+    assert_eq!(
+        root["events"][0]["caused"][0]["events"][0]["name"],
+        "TaskAssigned"
+    );
+    assert_eq!(
+        root["events"][0]["applied_by"],
+        serde_json::json!([]),
+        "no read models given"
+    );
+
+    let unknown = factum(&[
+        "trace",
+        "--db",
+        db_arg,
+        &factum::uuid::Uuid::now_v7().to_string(),
+    ]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(text(&unknown.stderr).contains("no event of correlation"));
+}
