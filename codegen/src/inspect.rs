@@ -1,17 +1,88 @@
-//! `factum streams|stream|event|tail`: what an operator looks at in a SQLite store —
-//! its streams by type, one stream's events, one event whole with whether its hash
-//! holds, and the log as it grows. Tables for people; `--json` (one JSON document, or
-//! one per line for `tail`) for scripts.
+//! `factum streams|stream|event|tail|export|import`: what an operator looks at in a
+//! store — a SQLite file or a PostgreSQL URL — its streams by type, one stream's events,
+//! one event whole with whether its hash holds, the log as it grows; and its backup.
+//! Tables for people; `--json` (one JSON document, or one per line for `tail`) for
+//! scripts.
 
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use factum::envelope::RecordedEvent;
-use factum::store::{EventStore, SqliteStore, StoreError};
+use factum::integrity::TamperEvident;
+use factum::store::{EventStore, PostgresStore, SqliteStore, StoreError, StreamInfo};
 use serde_json::{Value, json};
 
 use crate::store_commands::{block_on, failed};
+
+/// The store a command works on: a SQLite file, or a PostgreSQL database given by its URL
+/// (`postgres://` or `postgresql://`; the store's schema with `?options=...` is not
+/// supported, the `public` schema is read).
+pub(crate) enum Db {
+    Sqlite(SqliteStore),
+    Postgres(PostgresStore),
+}
+
+impl Db {
+    /// Opens `spec`; with `check_hashes`, reads check each event's hash.
+    pub(crate) async fn open(spec: &str, check_hashes: bool) -> Result<Self, String> {
+        if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
+            return PostgresStore::builder(spec)
+                .check_hashes(check_hashes)
+                .connect()
+                .await
+                .map(Db::Postgres)
+                .map_err(failed);
+        }
+        let path = Path::new(spec);
+        if !path.exists() {
+            return Err(format!("{spec} does not exist"));
+        }
+        SqliteStore::options()
+            .check_hashes(check_hashes)
+            .open(path)
+            .await
+            .map(Db::Sqlite)
+            .map_err(failed)
+    }
+}
+
+/// Runs `$body` with `$store` bound to the store `$db` holds, whichever kind.
+macro_rules! on_store {
+    ($db:expr, $store:ident => $body:expr) => {
+        match $db {
+            crate::inspect::Db::Sqlite($store) => $body,
+            crate::inspect::Db::Postgres($store) => $body,
+        }
+    };
+}
+
+/// What the commands need of a store beyond [`EventStore`]: its streams listed.
+pub(crate) trait Listing: EventStore + TamperEvident {
+    fn list(
+        &self,
+        stream_type: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<StreamInfo>, StoreError>> + Send;
+}
+
+/// Both stores list their streams with an inherent `streams` of the same shape.
+macro_rules! listing {
+    ($($store:ty),*) => {$(
+        impl Listing for $store {
+            async fn list(
+                &self,
+                stream_type: Option<&str>,
+                after: Option<&str>,
+                limit: usize,
+            ) -> Result<Vec<StreamInfo>, StoreError> {
+                self.streams(stream_type, after, limit).await
+            }
+        }
+    )*};
+}
+listing!(SqliteStore, PostgresStore);
 
 /// How results are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,19 +95,18 @@ pub enum Output {
 
 /// Prints up to `limit` streams after `after`, of `stream_type` if given.
 pub fn streams(
-    db: &Path,
+    db: &str,
     stream_type: Option<&str>,
     after: Option<&str>,
     limit: usize,
     output: Output,
 ) -> Result<ExitCode, String> {
     block_on(async {
-        let store = open(db).await?;
         // One more than asked, to tell whether another page follows.
-        let mut page = store
-            .streams(stream_type, after, limit.saturating_add(1))
+        let mut page = on_store!(Db::open(db, false).await?, store => store
+            .list(stream_type, after, limit.saturating_add(1))
             .await
-            .map_err(failed)?;
+            .map_err(failed)?);
         let more = page.len() > limit;
         page.truncate(limit);
         let next = more.then(|| page.last().map(|stream| stream.stream_id.clone()));
@@ -65,26 +135,22 @@ pub fn streams(
 
 /// Prints the events of `stream_id` from version `from`, up to `limit`.
 pub fn stream(
-    db: &Path,
+    db: &str,
     stream_id: &str,
     from: u64,
     limit: usize,
     output: Output,
 ) -> Result<ExitCode, String> {
     block_on(async {
-        let store = open(db).await?;
-        if store
-            .stream_version(stream_id)
-            .await
-            .map_err(failed)?
-            .is_none()
-        {
-            return Err(format!("no stream `{stream_id}` in {}", db.display()));
-        }
-        let events = store
-            .read_stream(stream_id, from.max(1), limit)
-            .await
-            .map_err(failed)?;
+        let events = on_store!(Db::open(db, false).await?, store => {
+            if store.stream_version(stream_id).await.map_err(failed)?.is_none() {
+                return Err(format!("no stream `{stream_id}` in {db}"));
+            }
+            store
+                .read_stream(stream_id, from.max(1), limit)
+                .await
+                .map_err(failed)?
+        });
         match output {
             Output::Json => print_json(&events)?,
             Output::Table => print_events(&events, false, true),
@@ -95,23 +161,20 @@ pub fn stream(
 
 /// Prints the event at `position` whole, and whether its stored hash still matches it.
 /// Exits 1 when it does not.
-pub fn event(db: &Path, position: u64, output: Output) -> Result<ExitCode, String> {
+pub fn event(db: &str, position: u64, output: Output) -> Result<ExitCode, String> {
     block_on(async {
-        let store = open(db).await?;
         // Read as stored first, then with every hash checked: a changed row still shows.
-        let event = store
+        let event = on_store!(Db::open(db, false).await?, store => store
             .read_all(position.saturating_sub(1), 1)
             .await
-            .map_err(failed)?
-            .into_iter()
-            .find(|event| event.position == position)
-            .ok_or_else(|| format!("no event at position {position} in {}", db.display()))?;
-        let checked = SqliteStore::options()
-            .check_hashes(true)
-            .open(db)
-            .await
-            .map_err(failed)?;
-        let hash = match checked.read_all(position - 1, 1).await {
+            .map_err(failed)?)
+        .into_iter()
+        .find(|event| event.position == position)
+        .ok_or_else(|| format!("no event at position {position} in {db}"))?;
+        let checked = on_store!(Db::open(db, true).await?, store => {
+            store.read_all(position - 1, 1).await
+        });
+        let hash = match checked {
             Ok(_) => Ok(()),
             Err(StoreError::CorruptRow { reason, .. }) => Err(reason),
             Err(error) => return Err(failed(error)),
@@ -159,51 +222,51 @@ pub fn event(db: &Path, position: u64, output: Output) -> Result<ExitCode, Strin
 
 /// Prints the log after `after`; with `follow`, then waits for new events and prints
 /// them as they are committed, until stopped.
-pub fn tail(db: &Path, after: u64, follow: bool, output: Output) -> Result<ExitCode, String> {
-    const PAGE: usize = 500;
+pub fn tail(db: &str, after: u64, follow: bool, output: Output) -> Result<ExitCode, String> {
     block_on(async {
-        let store = open(db).await?;
-        let mut after = after;
-        let mut header = output == Output::Table;
-        loop {
-            let page = store.read_all(after, PAGE).await.map_err(failed)?;
-            if let Some(last) = page.last() {
-                after = last.position;
-            }
-            match output {
-                Output::Json => {
-                    for event in &page {
-                        println!("{}", serde_json::to_string(event).map_err(failed)?);
-                    }
-                }
-                Output::Table => {
-                    if !page.is_empty() {
-                        print_events(&page, true, std::mem::take(&mut header));
-                    }
-                }
-            }
-            if page.len() == PAGE {
-                continue;
-            }
-            if !follow {
-                return Ok(ExitCode::SUCCESS);
-            }
-            // Stdout may be a pipe: what was printed reaches the reader now.
-            use std::io::Write as _;
-            std::io::stdout().flush().map_err(failed)?;
-            store
-                .wait_for_events(after, Duration::from_secs(1))
-                .await
-                .map_err(failed)?;
-        }
+        on_store!(Db::open(db, false).await?, store => tail_of(&store, after, follow, output).await)
     })
 }
 
-async fn open(db: &Path) -> Result<SqliteStore, String> {
-    if !db.exists() {
-        return Err(format!("{} does not exist", db.display()));
+async fn tail_of(
+    store: &impl EventStore,
+    mut after: u64,
+    follow: bool,
+    output: Output,
+) -> Result<ExitCode, String> {
+    const PAGE: usize = 500;
+    let mut header = output == Output::Table;
+    loop {
+        let page = store.read_all(after, PAGE).await.map_err(failed)?;
+        if let Some(last) = page.last() {
+            after = last.position;
+        }
+        match output {
+            Output::Json => {
+                for event in &page {
+                    println!("{}", serde_json::to_string(event).map_err(failed)?);
+                }
+            }
+            Output::Table => {
+                if !page.is_empty() {
+                    print_events(&page, true, std::mem::take(&mut header));
+                }
+            }
+        }
+        if page.len() == PAGE {
+            continue;
+        }
+        if !follow {
+            return Ok(ExitCode::SUCCESS);
+        }
+        // Stdout may be a pipe: what was printed reaches the reader now.
+        use std::io::Write as _;
+        std::io::stdout().flush().map_err(failed)?;
+        store
+            .wait_for_events(after, Duration::from_secs(1))
+            .await
+            .map_err(failed)?;
     }
-    SqliteStore::open(db).await.map_err(failed)
 }
 
 /// One line per event: position, stream and version, event and schema version, when;
@@ -270,7 +333,7 @@ pub(crate) fn print_json(value: &impl serde::Serialize) -> Result<(), String> {
 /// Writes every event of the store after `after` to `out` (standard output if `None`),
 /// one structured CloudEvent per line, in log order: a backup `import` restores.
 pub fn export(
-    db: &Path,
+    db: &str,
     out: Option<&Path>,
     source: &str,
     domain: &str,
@@ -278,8 +341,7 @@ pub fn export(
 ) -> Result<ExitCode, String> {
     let ce = factum::cloudevents::CloudEvents::new(source, domain).map_err(failed)?;
     block_on(async {
-        let store = open(db).await?;
-        let written = match out {
+        let written = on_store!(Db::open(db, false).await?, store => match out {
             Some(path) => {
                 let file = std::fs::File::create(path)
                     .map_err(|error| format!("cannot create {}: {error}", path.display()))?;
@@ -301,41 +363,46 @@ pub fn export(
                     .await
                     .map_err(failed)?
             }
-        };
+        });
         eprintln!("exported {written} event(s)");
         Ok(ExitCode::SUCCESS)
     })
 }
 
-/// Restores an export into the store at `db`, which must be new or empty, then verifies
-/// the restored history; exits 1 when it does not hold.
-pub fn import(db: &Path, from: &Path, source: &str, domain: &str) -> Result<ExitCode, String> {
-    use factum::integrity::TamperEvident as _;
+/// Restores an export into the store at `db` (a SQLite file, created if missing, or a
+/// PostgreSQL URL), which must hold no events, then verifies the restored history;
+/// exits 1 when it does not hold.
+pub fn import(db: &str, from: &Path, source: &str, domain: &str) -> Result<ExitCode, String> {
     let ce = factum::cloudevents::CloudEvents::new(source, domain).map_err(failed)?;
     let file = std::fs::File::open(from)
         .map_err(|error| format!("cannot read {}: {error}", from.display()))?;
     block_on(async {
-        let store = SqliteStore::open(db).await.map_err(failed)?;
-        if let Some(head) = store.head().await.map_err(failed)? {
-            return Err(format!(
-                "{} holds events already (up to position {}): a backup restores into an empty store",
-                db.display(),
-                head.position
-            ));
-        }
-        let report = ce
-            .import_jsonl(&store, std::io::BufReader::new(file))
-            .await
-            .map_err(failed)?;
-        let verification = store.verify().await.map_err(failed)?;
-        println!(
-            "imported {} event(s) in {} stream(s); {verification}",
-            report.events, report.streams
-        );
-        Ok(if verification.is_intact() {
-            ExitCode::SUCCESS
+        let target = if Path::new(db).exists() || db.contains("://") {
+            Db::open(db, false).await?
         } else {
-            ExitCode::FAILURE
+            Db::Sqlite(SqliteStore::open(db).await.map_err(failed)?)
+        };
+        on_store!(target, store => {
+            if let Some(head) = store.head().await.map_err(failed)? {
+                return Err(format!(
+                    "{db} holds events already (up to position {}): a backup restores into an empty store",
+                    head.position
+                ));
+            }
+            let report = ce
+                .import_jsonl(&store, std::io::BufReader::new(file))
+                .await
+                .map_err(failed)?;
+            let verification = store.verify().await.map_err(failed)?;
+            println!(
+                "imported {} event(s) in {} stream(s); {verification}",
+                report.events, report.streams
+            );
+            Ok(if verification.is_intact() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         })
     })
 }

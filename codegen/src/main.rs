@@ -74,11 +74,11 @@ enum Command {
         #[arg(long)]
         public_key: Option<String>,
     },
-    /// List a SQLite store's streams in the order of their ids, a page at a time.
+    /// List a store's streams in the order of their ids, a page at a time.
     Streams {
-        /// The SQLite store file.
+        /// The store: a SQLite file, or a PostgreSQL URL (`postgres://...`).
         #[arg(long)]
-        db: PathBuf,
+        db: String,
         /// Only streams of this type (an aggregate's name).
         #[arg(long = "type")]
         stream_type: Option<String>,
@@ -94,9 +94,9 @@ enum Command {
     },
     /// Show one stream's events.
     Stream {
-        /// The SQLite store file.
+        /// The store: a SQLite file, or a PostgreSQL URL (`postgres://...`).
         #[arg(long)]
-        db: PathBuf,
+        db: String,
         /// The stream's id.
         stream_id: String,
         /// The first stream version to show.
@@ -112,9 +112,9 @@ enum Command {
     /// Show one event whole (payload, metadata) and whether its stored hash holds.
     /// Exits 1 when it does not.
     Event {
-        /// The SQLite store file.
+        /// The store: a SQLite file, or a PostgreSQL URL (`postgres://...`).
         #[arg(long)]
-        db: PathBuf,
+        db: String,
         /// The event's position in the log.
         position: u64,
         /// Print JSON instead of a table.
@@ -124,9 +124,9 @@ enum Command {
     /// Print the log after a position; with `--follow`, keep printing events as they are
     /// committed, until stopped.
     Tail {
-        /// The SQLite store file.
+        /// The store: a SQLite file, or a PostgreSQL URL (`postgres://...`).
         #[arg(long)]
-        db: PathBuf,
+        db: String,
         /// Start after this position (0: from the first event).
         #[arg(long, default_value_t = 0)]
         after: u64,
@@ -153,12 +153,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Back up a SQLite store: every event, one structured CloudEvent per line (JSON
+    /// Back up a store: every event, one structured CloudEvent per line (JSON
     /// Lines), in log order.
     Export {
-        /// The SQLite store file.
+        /// The store: a SQLite file, or a PostgreSQL URL (`postgres://...`).
         #[arg(long)]
-        db: PathBuf,
+        db: String,
         /// The file to write (standard output if not given).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -172,12 +172,13 @@ enum Command {
         #[arg(long, default_value = "factum")]
         domain: String,
     },
-    /// Restore a backup (`factum export`) into a new or empty SQLite store, then verify
+    /// Restore a backup (`factum export`) into a new or empty store, then verify
     /// the restored history. Exits 1 when it does not hold.
     Import {
-        /// The SQLite store file (created if missing; must hold no events).
+        /// The store: a SQLite file (created if missing), or a PostgreSQL URL; it must
+        /// hold no events.
         #[arg(long)]
-        db: PathBuf,
+        db: String,
         /// The export to restore.
         #[arg(long)]
         from: PathBuf,

@@ -210,3 +210,88 @@ async fn a_backup_restores_into_an_empty_store_and_verifies() {
     let verified = factum(&["verify", "--db", &path(&restored)]);
     assert!(verified.status.success(), "{}", text(&verified.stdout));
 }
+
+/// The same commands on PostgreSQL, given its URL: a SQLite store's backup restored
+/// into a new PostgreSQL database, listed, read and verified there, and exported back
+/// unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_commands_work_on_a_postgres_url_too() {
+    use factum::postgres::tokio_postgres;
+    let server = std::env::var("FACTUM_POSTGRES_URL")
+        .ok()
+        .filter(|url| !url.trim().is_empty())
+        .unwrap_or_else(|| {
+            panic!(
+                "FACTUM_POSTGRES_URL is not set: this test restores into PostgreSQL. \
+                 `scripts/test.sh` starts a server; by hand: `eval \"$(scripts/postgres.sh start)\"`"
+            )
+        });
+    // A database of its own, so the store's default schema (`public`) is this test's.
+    let database = "factum_cli_inspect";
+    let (admin, connection) = tokio_postgres::connect(&server, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+        .await
+        .expect("drop");
+    admin
+        .batch_execute(&format!("CREATE DATABASE {database}"))
+        .await
+        .expect("create");
+    let (base, query) = server.split_once('?').unwrap_or((&server, ""));
+    let root = &base[..base.rfind('/').expect("a database in the URL")];
+    let url = if query.is_empty() {
+        format!("{root}/{database}")
+    } else {
+        format!("{root}/{database}?{query}")
+    };
+
+    let dir = tempfile::tempdir().expect("a directory");
+    let db = dir.path().join("tasks.sqlite3");
+    drop(tasks(&db).await);
+    let backup = dir.path().join("backup.jsonl");
+    let exported = factum(&[
+        "export",
+        "--db",
+        db.to_str().unwrap(),
+        "--out",
+        backup.to_str().unwrap(),
+    ]);
+    assert!(exported.status.success(), "{}", text(&exported.stderr));
+
+    let imported = factum(&["import", "--db", &url, "--from", backup.to_str().unwrap()]);
+    assert!(imported.status.success(), "{}", text(&imported.stderr));
+    assert!(text(&imported.stdout).contains("imported 5 event(s) in 5 stream(s)"));
+    assert!(
+        text(&imported.stdout).contains("intact"),
+        "{}",
+        text(&imported.stdout)
+    );
+
+    let listed = factum(&["streams", "--db", &url, "--type", "Task", "--json"]);
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    let page: Value = serde_json::from_slice(&listed.stdout).expect("JSON");
+    let ids: Vec<&str> = page["streams"]
+        .as_array()
+        .expect("streams")
+        .iter()
+        .map(|stream| stream["stream_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        ["Task-T-1", "Task-T-2", "Task-T-3", "Task-T-4", "Task-T-5"]
+    );
+    let event = factum(&["event", "--db", &url, "4", "--json"]);
+    assert!(event.status.success(), "{}", text(&event.stderr));
+    let event: Value = serde_json::from_slice(&event.stdout).expect("JSON");
+    assert_eq!(event["stream_id"], "Task-T-4");
+    assert_eq!(event["hash"]["status"], "intact");
+    let again = factum(&["export", "--db", &url]);
+    assert_eq!(
+        text(&again.stdout),
+        std::fs::read_to_string(&backup).expect("the backup"),
+        "PostgreSQL gives back the SQLite store's log"
+    );
+}
