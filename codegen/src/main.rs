@@ -22,6 +22,9 @@
 //!                        [--dry-run] [--yes]
 //! ```
 //!
+//! `--db` of `streams`, `stream`, `event`, `tail`, `export` and `import` takes a
+//! PostgreSQL URL (`postgres://...`) as well as a SQLite file.
+//!
 //! The registry document is what `factum::registry::Registry` serialises to; a domain
 //! writes it from a test, a `build.rs` or a small binary (the example: `orders --registry`).
 //! The subject commands work on a SQLite store whose personal fields a
