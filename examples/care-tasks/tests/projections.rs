@@ -635,3 +635,129 @@ async fn the_queries_page_their_answers_and_say_how_fresh_they_are() {
         handle.stop().await.expect("stops cleanly");
     }
 }
+
+/// The consistency checker: each projection rebuilt from the log into a shadow directory
+/// matches its live model row for row; a live row changed behind the projection's back
+/// shows as the two rows that differ; a live model behind the log is refused, not
+/// misreported.
+#[tokio::test]
+async fn the_consistency_checker_finds_a_live_model_that_drifted_from_its_events() {
+    use factum::projection::sqlite::{ConsistencyError, Difference, check_consistency};
+    let ward = Ward::open().await;
+    ward.record(first_shift()).await;
+    let head = ward.record(second_shift()).await;
+    let runner = ProjectionRunner::new(ward.store.clone());
+    ward.catch_up_all(&runner).await;
+    let shadows = tempfile::tempdir().expect("a temporary directory");
+
+    let checked = check_consistency(
+        &runner,
+        CoordinatorTaskList,
+        &ward.read_models,
+        &shadows.path().join("1"),
+    )
+    .await
+    .expect("checks");
+    assert!(
+        checked.is_consistent(),
+        "{checked}: {:?}",
+        checked.differences
+    );
+    assert_eq!(
+        (checked.checkpoint, checked.tables, checked.rows),
+        (head, 1, 5)
+    );
+    assert_eq!(
+        checked.to_string(),
+        format!(
+            "coordinator_task_list v1 at checkpoint {head}: 1 table(s), 5 row(s) rebuilt: consistent"
+        )
+    );
+    for consistent in [
+        check_consistency(
+            &runner,
+            MemberTaskHistory,
+            &ward.read_models,
+            &shadows.path().join("2"),
+        )
+        .await
+        .expect("checks"),
+        check_consistency(
+            &runner,
+            DailyAnalytics,
+            &ward.read_models,
+            &shadows.path().join("3"),
+        )
+        .await
+        .expect("checks"),
+    ] {
+        assert!(
+            consistent.is_consistent(),
+            "{consistent}: {:?}",
+            consistent.differences
+        );
+    }
+
+    // A hand edit of the live task list.
+    let target = Target {
+        name: coordinator_task_list::NAME,
+        version: 1,
+    };
+    let edit = rusqlite::Connection::open(ward.read_models.path_of(target)).expect("the file");
+    assert_eq!(
+        edit.execute(
+            "UPDATE tasks SET title = 'Tampered' WHERE task_id = 'T-2'",
+            []
+        )
+        .expect("an edit"),
+        1
+    );
+    drop(edit);
+    let drifted = check_consistency(
+        &runner,
+        CoordinatorTaskList,
+        &ward.read_models,
+        &shadows.path().join("4"),
+    )
+    .await
+    .expect("checks");
+    assert!(!drifted.is_consistent());
+    assert_eq!(drifted.differences.len(), 2, "{:?}", drifted.differences);
+    assert!(
+        matches!(
+            &drifted.differences[0],
+            Difference::Row { table, row, in_live: true } if table == "tasks" && row.contains("'Tampered'")
+        ),
+        "{:?}",
+        drifted.differences
+    );
+    assert!(
+        matches!(
+            &drifted.differences[1],
+            Difference::Row { table, row, in_live: false } if table == "tasks" && row.contains("'T-2'")
+        ),
+        "{:?}",
+        drifted.differences
+    );
+
+    // The log moved on; the live model did not catch up.
+    ward.record(vec![create(
+        "T-9",
+        "Late round",
+        at(11, 20, 0),
+        at(11, 22, 0),
+    )])
+    .await;
+    let behind = check_consistency(
+        &runner,
+        MemberTaskHistory,
+        &ward.read_models,
+        &shadows.path().join("5"),
+    )
+    .await
+    .expect_err("not at the same checkpoint");
+    assert!(
+        matches!(behind, ConsistencyError::NotAtTheSameCheckpoint { live, rebuilt, .. } if live == head && rebuilt == head + 1),
+        "{behind}"
+    );
+}

@@ -33,6 +33,9 @@ pub mod postgres {
 /// The SQLite read models, whose home is [`crate::sqlite`].
 #[cfg(feature = "sqlite")]
 pub mod sqlite {
+    pub use crate::sqlite::consistency::{
+        Consistency, ConsistencyError, Difference, check_consistency,
+    };
     pub use crate::sqlite::{SqliteReadModel, SqliteTx};
 }
 
