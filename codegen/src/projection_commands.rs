@@ -19,7 +19,9 @@ use crate::inspect::{Output, print_json, print_table};
 use crate::store_commands::{block_on, failed};
 
 /// Prints every version of every projection in `read_models`, with its lag behind the
-/// head of the store in `db`.
+/// head of the store in `db`. Exits 1 when a checkpoint is past the head: the log moved
+/// back under the read models (a restore of an older backup, say), so they hold events
+/// the log no longer has and must be rebuilt.
 pub fn status(db: &Path, read_models: &Path, output: Output) -> Result<ExitCode, String> {
     block_on(async {
         let store = open_store(db).await?;
@@ -59,8 +61,19 @@ pub fn status(db: &Path, read_models: &Path, output: Output) -> Result<ExitCode,
                 }));
             }
         }
+        let ahead: Vec<String> = rows
+            .iter()
+            .filter(|row| row["checkpoint"].as_u64() > row["head"].as_u64())
+            .map(|row| {
+                format!(
+                    "{} v{}",
+                    row["name"].as_str().unwrap_or_default(),
+                    row["version"]
+                )
+            })
+            .collect();
         match output {
-            Output::Json => print_json(&json!({ "projections": rows }))?,
+            Output::Json => print_json(&json!({ "projections": rows, "ahead_of_the_log": ahead }))?,
             Output::Table => {
                 let cells: Vec<Vec<String>> = rows
                     .iter()
@@ -99,9 +112,19 @@ pub fn status(db: &Path, read_models: &Path, output: Output) -> Result<ExitCode,
                     &cells,
                     true,
                 );
+                for projection in &ahead {
+                    println!(
+                        "{projection}: its checkpoint is past the head of the log ({head_position}): \
+                         the log moved back under it; rebuild it"
+                    );
+                }
             }
         }
-        Ok(ExitCode::SUCCESS)
+        Ok(if ahead.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        })
     })
 }
 
