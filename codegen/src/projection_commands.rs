@@ -262,7 +262,7 @@ async fn target(models: &SqliteReadModel, parked: &Parked<'_>) -> Result<Target,
 /// `name` for the life of the process, as read models take projection names (projections
 /// name themselves with constants): the command line makes one per name it is given,
 /// once.
-fn named(name: &str) -> &'static str {
+pub(crate) fn named(name: &str) -> &'static str {
     Box::leak(name.to_owned().into_boxed_str())
 }
 

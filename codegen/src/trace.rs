@@ -16,6 +16,7 @@ use factum::uuid::Uuid;
 use serde_json::{Value, json};
 
 use crate::inspect::{Output, print_json};
+use crate::projection_commands::named;
 use crate::store_commands::{block_on, failed};
 
 /// Prints the causal tree of the transaction `correlation_id`.
@@ -98,8 +99,7 @@ async fn appliers(dir: &Path) -> Result<Vec<Applier>, String> {
     let models = SqliteReadModel::open(dir).await.map_err(failed)?;
     let mut appliers = Vec::new();
     for name in models.names().await.map_err(failed)? {
-        // Read models take projection names for the process's life (see `parked`).
-        let name: &'static str = Box::leak(name.into_boxed_str());
+        let name = named(&name);
         for version in models.versions(name).await.map_err(failed)? {
             if version.state != VersionState::Active {
                 continue;
