@@ -20,7 +20,7 @@ eval "$(scripts/provision.sh)"
 # Every feature is tested together: the conformance suite, each store backend, the NATS
 # event bus, HTTP, the testing fixtures, the progress bar, the codegen CLI, and the
 # PostgreSQL benchmarks (run once each, in test mode). Each feature alone is built below.
-readonly features="factum/conformance,factum/testing,factum/progress,factum/sqlite,factum/postgres,factum/nats,factum/http,factum-codegen/cli,factum-benches/postgres,factum-example-orders/postgres"
+readonly features="factum/conformance,factum/testing,factum/progress,factum/sqlite,factum/postgres,factum/nats,factum/http,factum/otel,factum-codegen/cli,factum-benches/postgres,factum-example-orders/postgres"
 
 step "formatting"
 cargo fmt --all -- --check
@@ -49,7 +49,7 @@ cargo clippy --workspace --all-targets --features "$features" --locked -- -D war
 
 step "each feature alone, none and all: what ships builds without warnings"
 # A user enables any one of them: each must build, and leave nothing unused, on its own.
-for feature in "" sqlite postgres nats http conformance testing progress; do
+for feature in "" sqlite postgres nats http conformance testing progress otel; do
     echo "factum --no-default-features${feature:+ --features $feature}"
     cargo clippy --quiet -p factum --lib --no-default-features ${feature:+--features "$feature"} --locked -- -D warnings
 done

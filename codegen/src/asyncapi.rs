@@ -14,7 +14,8 @@
 //! as `factum::bus::subject_for` does). Every message carries the headers `Nats-Msg-Id`
 //! (the event id, for JetStream's deduplication), `Factum-Position` (the global position,
 //! in decimal) and `Factum-Stream-Id`; every message of a publish batch but the first also
-//! `Nats-Expected-Last-Msg-Id` (the previous event's id, so JetStream keeps the order).
+//! `Nats-Expected-Last-Msg-Id` (the previous event's id, so JetStream keeps the order);
+//! and `traceparent`, the W3C trace context a consumer continues, when there is one.
 //! The body is one of two forms, chosen when the publisher is built:
 //!
 //! * **envelope** (the default): the whole envelope, the JSON of
@@ -24,8 +25,8 @@
 //!   name>`, `ce-source`, `ce-subject` the stream id, `ce-time`, `ce-eventversion`,
 //!   `ce-sequence` the zero-padded position, `ce-streamversion`, and `ce-storedversion`,
 //!   `ce-correlationid`, `ce-causationid`, `ce-actor`, `ce-actorkind`, `ce-tenant`,
-//!   `ce-factumextra` when set) with `content-type:
-//!   application/json`, and the payload alone as the body; the three headers above stay.
+//!   `ce-traceparent`, `ce-factumextra` when set) with `content-type:
+//!   application/json`, and the payload alone as the body; the headers above stay.
 //!
 //! The document maps that as follows.
 //!
@@ -398,6 +399,9 @@ pub fn asyncapi(registry_json: &Value, info: &AsyncApiInfo) -> Result<Value, Asy
     Ok(sorted(document))
 }
 
+/// A W3C `traceparent` value (version `00`, as factum writes it).
+const TRACEPARENT_PATTERN: &str = "^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$";
+
 /// The NATS headers the publisher sets on every message (`factum::bus`'s
 /// `POSITION_HEADER` and `STREAM_ID_HEADER`, and JetStream's own).
 fn nats_headers() -> Value {
@@ -423,6 +427,11 @@ fn nats_headers() -> Value {
                 "type": "string",
                 "format": "uuid",
                 "description": "On every message of a publish batch but the first: the previous event's id, so JetStream stores the event only right after it (the stream keeps position order).",
+            },
+            "traceparent": {
+                "type": "string",
+                "pattern": TRACEPARENT_PATTERN,
+                "description": "The W3C trace context of the publish (with tracing through OpenTelemetry) or else the one the event recorded; when there is one. A consumer continues the trace from it.",
             },
         },
         "required": ["Nats-Msg-Id", "Factum-Position", "Factum-Stream-Id"],
@@ -454,6 +463,7 @@ fn cloudevents_headers() -> Value {
             "ce-actor": {"type": "string", "description": "Who acted (the actor's id); when set."},
             "ce-actorkind": {"type": "string", "description": "The kind of the actor; when set."},
             "ce-tenant": {"type": "string", "description": "The tenant the command was issued in; when set."},
+            "ce-traceparent": {"type": "string", "pattern": TRACEPARENT_PATTERN, "description": "The W3C trace context of the command that recorded the event (the distributed tracing extension); when it was traced."},
             "ce-factumextra": {"type": "string", "contentMediaType": "application/json", "description": "The metadata's free-form entries as a JSON object in a string; when there are any."},
             "content-type": {"const": "application/json", "description": "The body's media type."},
         },

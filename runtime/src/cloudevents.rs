@@ -17,7 +17,7 @@
 //! | `sequence` (extension) | the global position, zero-padded to 20 digits so it sorts as a string |
 //! | `streamversion` (extension) | the version in the stream |
 //! | `storedversion` (extension) | the version on disk, when the event is delivered upcast (see [`crate::upcast`]) |
-//! | `correlationid`, `causationid`, `actor`, `actorkind`, `tenant` (extensions) | the metadata's, when set |
+//! | `correlationid`, `causationid`, `actor`, `actorkind`, `tenant`, `traceparent` (extensions) | the metadata's, when set |
 //! | `factumextra` (extension) | the metadata's free-form entries, as a JSON string (extension values cannot be objects) |
 //!
 //! The integer extensions are CloudEvents Integers (signed 32-bit): an event whose schema
@@ -305,6 +305,9 @@ impl CloudEvents {
         }
         if let Some(tenant) = &metadata.tenant {
             object.insert("tenant".into(), json!(tenant));
+        }
+        if let Some(traceparent) = &metadata.traceparent {
+            object.insert(crate::trace::TRACEPARENT.into(), json!(traceparent));
         }
         if !metadata.extra.is_empty() {
             object.insert(
@@ -633,6 +636,7 @@ pub const ATTRIBUTES: &[&str] = &[
     "actor",
     "actorkind",
     "tenant",
+    "traceparent",
     "factumextra",
 ];
 /// The attributes that are CloudEvents Integers.
@@ -778,6 +782,7 @@ fn parse(
         actor: optional_text("actor")?.map(str::to_owned),
         actor_kind: optional_text("actorkind")?.map(str::to_owned),
         tenant: optional_text("tenant")?.map(str::to_owned),
+        traceparent: optional_text(crate::trace::TRACEPARENT)?.map(str::to_owned),
         extra,
     };
     Ok(Imported {

@@ -92,6 +92,10 @@ pub struct CommandContext {
     pub tenant: Option<String>,
     /// Free-form entries copied into every event.
     pub extra: BTreeMap<String, serde_json::Value>,
+    /// The W3C trace context the command was issued in (an HTTP request's `traceparent`
+    /// header, the causing event's): its events record the current span's context when
+    /// there is one (feature `otel`), this one otherwise (see [`trace`](crate::trace)).
+    pub traceparent: Option<String>,
     /// When the command was issued, to the microsecond (see [`CommandContext::now`]).
     pub issued_at: DateTime<Utc>,
 }
@@ -112,18 +116,21 @@ impl CommandContext {
             actor: None,
             tenant: None,
             extra: BTreeMap::new(),
+            traceparent: None,
             issued_at: crate::envelope::now(),
         }
     }
 
     /// The context of a command issued in reaction to `event`: a fresh command id, the
     /// event's correlation id (or, when it has none, a new correlation starting at the
-    /// event's id), the event's id as causation id, and the event's tenant.
+    /// event's id), the event's id as causation id, the event's tenant, and the trace
+    /// context of the span reacting to it (feature `otel`) or else the event's.
     pub fn caused_by(event: &RecordedEvent) -> Self {
         Self {
             correlation_id: Some(event.metadata.correlation_id.unwrap_or(event.event_id)),
             causation_id: Some(event.event_id),
             tenant: event.metadata.tenant.clone(),
+            traceparent: crate::trace::to_record(event.metadata.traceparent.as_deref()),
             ..Self::new()
         }
     }
@@ -159,6 +166,21 @@ impl CommandContext {
         self
     }
 
+    /// Sets the W3C trace context the command is issued in (a `traceparent` value; one
+    /// that does not read as such is not recorded).
+    pub fn traceparent(mut self, traceparent: impl Into<String>) -> Self {
+        self.traceparent = Some(traceparent.into());
+        self
+    }
+
+    /// The context with its trace context made the current span's, when there is one
+    /// (feature `otel`): what its events record. Called where a command starts, on the
+    /// caller's task, since the decision may run on a store's own thread.
+    pub fn in_current_trace(mut self) -> Self {
+        self.traceparent = crate::trace::to_record(self.traceparent.as_deref());
+        self
+    }
+
     /// Adds a free-form entry.
     pub fn extra(mut self, key: impl Into<String>, value: serde_json::Value) -> Self {
         self.extra.insert(key.into(), value);
@@ -184,8 +206,8 @@ impl CommandContext {
 
     /// The metadata of the events this command causes: the command's correlation id (its
     /// own id when it has none), the command id as causation id, its actor, tenant and
-    /// extra entries, and, when the command has a causation id, that id under
-    /// [`COMMAND_CAUSATION_KEY`].
+    /// extra entries, its trace context when it is a valid `traceparent`, and, when the
+    /// command has a causation id, that id under [`COMMAND_CAUSATION_KEY`].
     pub fn event_metadata(&self) -> Metadata {
         let mut extra = self.extra.clone();
         if let Some(causation_id) = self.causation_id {
@@ -200,6 +222,11 @@ impl CommandContext {
             actor: self.actor.as_ref().map(|actor| actor.id.clone()),
             actor_kind: self.actor.as_ref().map(|actor| actor.kind.clone()),
             tenant: self.tenant.clone(),
+            traceparent: self
+                .traceparent
+                .as_deref()
+                .and_then(|text| crate::trace::TraceParent::parse(text).ok())
+                .map(|parent| parent.to_string()),
             extra,
         }
     }

@@ -31,6 +31,11 @@ pub struct Metadata {
     /// The tenant the command was issued in; absent when none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
+    /// The W3C trace context (`traceparent`) of the command that recorded the event, so
+    /// that what the event causes joins its trace; absent when the command was not
+    /// traced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
     /// Free-form entries; absent when empty.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extra: BTreeMap<String, serde_json::Value>,
@@ -302,6 +307,8 @@ mod tests {
         full.stored_schema_version = Some(1);
         full.metadata.actor_kind = Some("care_coordinator".to_owned());
         full.metadata.tenant = Some("clinic-7".to_owned());
+        full.metadata.traceparent =
+            Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".to_owned());
         let full = serde_json::to_value(full).unwrap();
 
         assert_eq!(keys(&schema["properties"]), keys(&full));

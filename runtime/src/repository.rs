@@ -840,6 +840,8 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         expected_version: Option<u64>,
     ) -> Result<Executed<A>, RepositoryError<A::Error>> {
         let stream_id = Self::stream_id(&command.aggregate_id());
+        // Here, on the caller's task: the decision may run on the store's thread.
+        let ctx = ctx.in_current_trace();
         if ctx.command_id.is_nil() {
             return Err(RepositoryError::MissingCommandId {
                 stream_id,

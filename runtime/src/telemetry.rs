@@ -21,6 +21,8 @@
 
 use std::time::Instant;
 
+use tracing::Instrument as _;
+
 use crate::envelope::NewEvent;
 use crate::store::{AppendOutcome, CommandAppend, StoreError};
 
@@ -51,27 +53,46 @@ pub fn record_store_size(bytes: u64) {
     metrics::gauge!(STORE_SIZE).set(bytes as f64);
 }
 
-/// One append being measured: started before the store works, finished with its answer.
+/// One append being measured and traced: started before the store works, finished with
+/// its answer.
 pub(crate) struct Append {
     aggregate_type: String,
     events: Vec<(String, u64)>,
     started: Instant,
+    span: tracing::Span,
 }
 
 impl Append {
-    /// Starts measuring the append of `events` to a stream of `aggregate_type`.
-    pub(crate) fn start(aggregate_type: &str, events: &[NewEvent]) -> Self {
+    /// Starts measuring the append of `events` to `stream_id`, of `aggregate_type`, in a
+    /// store of the OpenTelemetry `db.system.name` `system`.
+    pub(crate) fn start(
+        system: &'static str,
+        stream_id: &str,
+        aggregate_type: &str,
+        events: &[NewEvent],
+    ) -> Self {
         Self {
             aggregate_type: aggregate_type.to_owned(),
             events: by_name(events.iter().map(|event| event.name.as_str())),
             started: Instant::now(),
+            span: crate::trace::append_span(system, stream_id, aggregate_type, events.len()),
         }
+    }
+
+    /// The append's span, for work done under it.
+    #[cfg(feature = "sqlite")]
+    pub(crate) fn span(&self) -> &tracing::Span {
+        &self.span
     }
 
     /// The events, when they are known only once the append ran (a command's decision
     /// in SQLite's one-transaction session).
     #[cfg(feature = "sqlite")]
     pub(crate) fn set_events(&mut self, events: Vec<(String, u64)>) {
+        let count: u64 = events.iter().map(|(_, count)| count).sum();
+        if count > 1 {
+            self.span.record("db.operation.batch.size", count);
+        }
         self.events = events;
     }
 
@@ -80,7 +101,7 @@ impl Append {
         self,
         append: impl Future<Output = Result<AppendOutcome, StoreError>>,
     ) -> Result<AppendOutcome, StoreError> {
-        let result = append.await;
+        let result = append.instrument(self.span.clone()).await;
         self.finish(result.as_ref().map(|_| true));
         result
     }
@@ -90,7 +111,7 @@ impl Append {
         self,
         append: impl Future<Output = Result<CommandAppend, StoreError>>,
     ) -> Result<CommandAppend, StoreError> {
-        let result = append.await;
+        let result = append.instrument(self.span.clone()).await;
         self.finish(
             result
                 .as_ref()
@@ -118,10 +139,11 @@ impl Append {
             }
             Ok(false) => {}
             Err(StoreError::Conflict { .. }) => {
+                crate::trace::record_error(&self.span, "conflict");
                 metrics::counter!(CONCURRENCY_CONFLICTS, "aggregate_type" => aggregate)
                     .increment(1);
             }
-            Err(_) => {}
+            Err(error) => crate::trace::record_error(&self.span, error.kind()),
         }
     }
 }

@@ -397,3 +397,45 @@ async fn hostile_headers_get_their_documented_status_and_nothing_is_echoed_or_wr
         fine.body
     );
 }
+
+/// A request's W3C `traceparent` header reaches the events the command records; a
+/// malformed one is ignored (W3C: the receiver starts a trace of its own), never refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_requests_trace_context_is_recorded_with_its_events_and_a_bad_one_is_ignored() {
+    let server = serve().await;
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let traced = server
+        .send(
+            server
+                .post("BookRoom", "t-ann", &json!({ "room": "201", "nights": 1 }))
+                .header("traceparent", traceparent),
+        )
+        .await;
+    assert_eq!(traced.status, 201, "{}", traced.body);
+    for (room, bad) in [
+        (
+            "202",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+        ),
+        ("203", "not a trace"),
+        (
+            "204",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+        ),
+    ] {
+        let answer = server
+            .send(
+                server
+                    .post("BookRoom", "t-ann", &json!({ "room": room, "nights": 1 }))
+                    .header("traceparent", bad),
+            )
+            .await;
+        assert_eq!(answer.status, 201, "{bad}: {}", answer.body);
+    }
+    let stored = server.store.read_all(0, 10).await.expect("read");
+    assert_eq!(stored.len(), 4);
+    assert_eq!(stored[0].metadata.traceparent.as_deref(), Some(traceparent));
+    for event in &stored[1..] {
+        assert_eq!(event.metadata.traceparent, None, "{}", event.stream_id);
+    }
+}

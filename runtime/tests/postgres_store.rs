@@ -229,6 +229,7 @@ async fn payloads_timestamps_and_metadata_read_back_exactly() {
         actor: Some("O'Brien; DROP TABLE events; --".into()),
         actor_kind: Some("care_coordinator".into()),
         tenant: Some("clinic 'A'; --".into()),
+        traceparent: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()),
         extra: BTreeMap::from([
             ("nul".to_owned(), json!("a\u{0}b")),
             ("nested".to_owned(), json!({ "list": [1, "two", null] })),

@@ -312,6 +312,7 @@ pub fn raw_write(
         actor: ctx.actor.as_ref().map(|actor| actor.id.clone()),
         actor_kind: ctx.actor.as_ref().map(|actor| actor.kind.clone()),
         tenant: ctx.tenant.clone(),
+        traceparent: None,
         extra: Default::default(),
     })
     .expect("metadata");

@@ -63,7 +63,9 @@ impl Middleware for ContextRules {
 }
 
 /// A `tracing` span per command (`factum.command`, with the command, aggregate, command
-/// id, correlation id, actor and tenant), and an event at its end: the stream, version
+/// id, correlation id, actor and tenant; with the `otel` feature, continuing the
+/// context's [`traceparent`](crate::context::CommandContext::traceparent) when the caller
+/// is not traced itself: see [`trace`](crate::trace)), and an event at its end: the stream, version
 /// and position on success (`DEBUG`), the error otherwise (`INFO` for a rejection or a
 /// denial, which are answers; `WARN` for the rest).
 #[derive(Debug, Clone, Copy, Default)]
@@ -83,6 +85,11 @@ impl Middleware for Tracing {
             actor = context.actor.as_ref().map(tracing::field::display),
             tenant = context.tenant.as_deref(),
         );
+        // The command continues the trace it was issued in, unless a span of the
+        // caller's (an HTTP server's) already belongs to a trace.
+        if crate::trace::current().is_none() {
+            crate::trace::continue_from(&span, context.traceparent.as_deref());
+        }
         Box::pin(
             async move {
                 let result = next.run(call).await;

@@ -417,6 +417,7 @@ impl<P: Projection> NatsConsumer<P> {
         let mut last_message = None;
         let mut events: Vec<RecordedEvent> = Vec::with_capacity(messages.len());
         let mut malformed = Vec::new();
+        let mut received = Vec::with_capacity(messages.len());
         for message in messages {
             let (delivery, sequence) = match message.info() {
                 Ok(info) => (info.consumer_sequence, info.stream_sequence),
@@ -450,7 +451,20 @@ impl<P: Projection> NatsConsumer<P> {
                     .map_err(crate::error::BoxError::from),
             };
             match decoded {
-                Ok(event) => {
+                Ok(mut event) => {
+                    // The projection continues the trace through this message's span.
+                    let header = message
+                        .headers
+                        .as_ref()
+                        .and_then(|headers| headers.get(crate::trace::TRACEPARENT))
+                        .map(|value| value.as_str());
+                    let span =
+                        crate::trace::receive_span(&message.subject, self.name, header, &event);
+                    if let Some(traceparent) = span.in_scope(|| crate::trace::to_record(header)) {
+                        event.metadata.traceparent = Some(traceparent);
+                    }
+                    // Open until the batch is applied.
+                    received.push(span);
                     // A copy republished after the duplicate window: the projector skips
                     // what its checkpoint covers, and within a batch we keep the first.
                     if events

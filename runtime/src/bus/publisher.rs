@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, context::PublishErrorKind, stream};
+use tracing::Instrument as _;
 
 use crate::cloudevents::CloudEvents;
 use crate::envelope::RecordedEvent;
@@ -316,6 +317,7 @@ impl<S: EventStore + 'static, M: ReadModel> NatsPublisher<S, M> {
                 }
             };
             let bytes = body.len();
+            let span = crate::trace::publish_span(&subject, event);
             let mut message = jetstream::message::PublishMessage::build()
                 .payload(body.into())
                 .message_id(event.event_id.to_string())
@@ -324,11 +326,21 @@ impl<S: EventStore + 'static, M: ReadModel> NatsPublisher<S, M> {
             for (name, value) in &headers {
                 message = message.header(name.as_str(), value.as_str());
             }
+            // The publish span's context, or the event's: the consumer continues it.
+            let traceparent =
+                span.in_scope(|| crate::trace::to_record(event.metadata.traceparent.as_deref()));
+            if let Some(traceparent) = traceparent {
+                message = message.header(crate::trace::TRACEPARENT, traceparent.as_str());
+            }
             if index > 0 {
                 // Stored only right after the previous event: see the module docs.
                 message = message.expected_last_message_id(events[index - 1].event_id.to_string());
             }
-            match context.send_publish(subject.clone(), message).await {
+            match context
+                .send_publish(subject.clone(), message)
+                .instrument(span)
+                .await
+            {
                 Ok(ack) => pending.push((event, subject, ack)),
                 Err(source) if matches!(source.kind(), PublishErrorKind::MaxPayloadExceeded) => {
                     failure = Some(BusError::TooLarge {

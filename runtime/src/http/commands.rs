@@ -98,6 +98,9 @@ async fn run<S: EventStore + Send + Sync + 'static>(
     if let Some(tenant) = &principal.tenant {
         ctx = ctx.tenant(tenant.clone());
     }
+    if let Some(traceparent) = traceparent(headers) {
+        ctx = ctx.traceparent(traceparent.to_string());
+    }
     let precondition = expected_version.is_some();
     let problem = |error| problem::from_application(&error, precondition);
     let mut call = api.app.call_json(name, json, ctx).map_err(problem)?;
@@ -125,6 +128,17 @@ async fn run<S: EventStore + Send + Sync + 'static>(
         response_headers.insert(IDEMPOTENCY_KEY, key);
     }
     Ok(response)
+}
+
+/// The request's W3C trace context: one valid `traceparent` header, or none (W3C: a
+/// receiver ignores an invalid one and starts a trace of its own).
+fn traceparent(headers: &HeaderMap) -> Option<crate::trace::TraceParent> {
+    let mut values = headers.get_all(crate::trace::TRACEPARENT).iter();
+    let value = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    crate::trace::TraceParent::parse(value.to_str().ok()?).ok()
 }
 
 /// Refuses a body that does not say it is JSON (`application/json`, or any

@@ -846,7 +846,7 @@ impl EventStore for PostgresStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome, StoreError> {
-        crate::telemetry::Append::start(stream_type, &events)
+        crate::telemetry::Append::start("postgresql", stream_id, stream_type, &events)
             .append(self.append_unmeasured(stream_id, stream_type, expected, events))
             .await
     }
@@ -859,7 +859,7 @@ impl EventStore for PostgresStore {
         events: Vec<NewEvent>,
         command: CommandRecord,
     ) -> Result<CommandAppend, StoreError> {
-        crate::telemetry::Append::start(stream_type, &events)
+        crate::telemetry::Append::start("postgresql", stream_id, stream_type, &events)
             .append_command(self.append_command_unmeasured(
                 stream_id,
                 stream_type,

@@ -6,6 +6,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use super::store::{CommandRow, InstanceRow, NewCommand, OutboxState, ProcessStore, ProcessTx};
@@ -411,7 +412,7 @@ impl<M: ProcessManager, P: ProcessStore> ProcessDriver<M, P> {
                 instance,
                 "dispatching commands left pending by an earlier run"
             );
-            self.drain(&instance, true).await?;
+            self.drain(&instance, true, None).await?;
         }
         self.recovered = true;
         Ok(())
@@ -432,9 +433,20 @@ impl<M: ProcessManager, P: ProcessStore> ProcessDriver<M, P> {
             .iter()
             .filter(|event| M::EVENTS.contains(&event.name.as_str()))
         {
-            if let Some(instance) = self.decide(event).await? {
-                self.drain(&instance, false).await?;
+            let span = crate::trace::react_span(M::NAME, event);
+            let reacted = async {
+                if let Some(instance) = self.decide(event).await? {
+                    self.drain(&instance, false, event.metadata.traceparent.as_deref())
+                        .await?;
+                }
+                Ok::<_, ProcessError>(())
             }
+            .instrument(span.clone())
+            .await;
+            if reacted.is_err() {
+                crate::trace::record_error(&span, "process_manager");
+            }
+            reacted?;
         }
         let tx = self.begin().await?;
         let checkpoint = tx.checkpoint().unwrap_or(0);
@@ -588,7 +600,14 @@ impl<M: ProcessManager, P: ProcessStore> ProcessDriver<M, P> {
 
     /// Steps 2 and 3: dispatches the instance's pending commands, oldest first, recording
     /// each outcome.
-    async fn drain(&mut self, key: &str, redelivery: bool) -> Result<(), ProcessError> {
+    /// `traceparent` is the trace context of the event that caused the commands, when
+    /// they are dispatched right after it (not on recovery): the commands continue it.
+    async fn drain(
+        &mut self,
+        key: &str,
+        redelivery: bool,
+        traceparent: Option<&str>,
+    ) -> Result<(), ProcessError> {
         loop {
             let mut tx = self.begin().await?;
             let row = tx.next_pending(key).await.map_err(read_model_error::<M>);
@@ -604,6 +623,7 @@ impl<M: ProcessManager, P: ProcessStore> ProcessDriver<M, P> {
                     correlation_id: Some(row.correlation_id),
                     causation_id: Some(row.causation_id),
                     actor: Some(Actor::new(Actor::PROCESS_MANAGER, M::NAME)),
+                    traceparent: crate::trace::to_record(traceparent),
                     ..CommandContext::new()
                 },
                 redelivery,

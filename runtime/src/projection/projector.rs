@@ -1,6 +1,8 @@
 //! Applying events to one projection version: batches in one transaction with the
 //! checkpoint, retries with backoff, dead letters.
 
+use tracing::Instrument as _;
+
 use crate::envelope::RecordedEvent;
 use crate::retry::Retry;
 
@@ -308,9 +310,15 @@ impl<P: Projection> Projector<P> {
                 done.skipped += 1;
                 continue;
             }
-            let handled = self.projection.handle(event, &mut tx).await;
+            let span = crate::trace::project_span(P::NAME, event);
+            let handled = self
+                .projection
+                .handle(event, &mut tx)
+                .instrument(span.clone())
+                .await;
             let handled = still_open(&tx, handled);
             if let Err(error) = handled {
+                crate::trace::record_error(&span, "projection");
                 self.read_model
                     .rollback(tx)
                     .await
@@ -587,9 +595,13 @@ impl<R: Reactor, M: ReadModel> ReactorDriver<R, M> {
             let mut attempts = 0;
             let parked = loop {
                 attempts += 1;
-                match self.reactor.react(event).await {
+                let span = crate::trace::react_span(R::NAME, event);
+                match self.reactor.react(event).instrument(span.clone()).await {
                     Ok(()) => break None,
-                    Err(error) if attempts >= self.retry.attempts() => break Some(error),
+                    Err(error) if attempts >= self.retry.attempts() => {
+                        crate::trace::record_error(&span, "reactor");
+                        break Some(error);
+                    }
                     Err(_) => tokio::time::sleep(self.retry.backoff(attempts)).await,
                 }
             };

@@ -393,7 +393,7 @@ impl EventStore for MemoryStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome, StoreError> {
-        crate::telemetry::Append::start(stream_type, &events)
+        crate::telemetry::Append::start("memory", stream_id, stream_type, &events)
             .append(self.append_unmeasured(stream_id, stream_type, expected, events))
             .await
     }
@@ -406,7 +406,7 @@ impl EventStore for MemoryStore {
         events: Vec<NewEvent>,
         command: CommandRecord,
     ) -> Result<CommandAppend, StoreError> {
-        crate::telemetry::Append::start(stream_type, &events)
+        crate::telemetry::Append::start("memory", stream_id, stream_type, &events)
             .append_command(self.append_command_unmeasured(
                 stream_id,
                 stream_type,

@@ -155,6 +155,23 @@ pub enum StoreError {
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+impl StoreError {
+    /// A short name of the error's kind (`conflict`, `duplicate_event_id`, ...): the
+    /// `error.type` of a failed append's span.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Conflict { .. } => "conflict",
+            Self::DuplicateEventId { .. } => "duplicate_event_id",
+            Self::RepeatedEventId { .. } => "repeated_event_id",
+            Self::ValueRefused { .. } => "value_refused",
+            Self::EmptyAppend { .. } => "empty_append",
+            Self::StreamTypeMismatch { .. } => "stream_type_mismatch",
+            Self::CorruptRow { .. } => "corrupt_row",
+            Self::Backend(_) => "backend",
+        }
+    }
+}
+
 /// Where a corrupt row stands, for [`StoreError::CorruptRow`]'s message.
 fn describe_row(stream_id: &str, stream_version: u64, position: Option<u64>) -> String {
     match (stream_id.is_empty(), position) {

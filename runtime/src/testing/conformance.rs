@@ -466,6 +466,7 @@ pub async fn metadata_round_trip<S: EventStore>(store: &S) {
             actor: Some("zoë@example.org".into()),
             actor_kind: Some("care_coordinator".into()),
             tenant: Some("clinic-7".into()),
+            traceparent: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()),
             extra: BTreeMap::from([
                 ("tenant".to_owned(), json!("acme")),
                 ("retries".to_owned(), json!(3)),

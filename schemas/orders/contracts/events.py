@@ -341,6 +341,11 @@ class EnvelopeMetadata(FactumModel):
     """Free-form entries; absent when empty."""
     tenant: str | None = None
     """The tenant the command was issued in; absent when none."""
+    traceparent: str | None = None
+    """The W3C trace context (`traceparent`) of the command that recorded the event, so
+    that what the event causes joins its trace; absent when the command was not
+    traced.
+    """
 
 
 class EnvelopeHeader(FactumModel):

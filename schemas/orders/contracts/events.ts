@@ -213,6 +213,12 @@ export interface EnvelopeMetadata {
   extra?: Record<string, unknown>;
   /** The tenant the command was issued in; absent when none. */
   tenant?: string | null;
+  /**
+   * The W3C trace context (`traceparent`) of the command that recorded the event, so
+   * that what the event causes joins its trace; absent when the command was not
+   * traced.
+   */
+  traceparent?: string | null;
 }
 
 /**
@@ -825,6 +831,13 @@ function checkEnvelopeMetadata(value: unknown, path: string): string | null {
     const p6 = `${path}.tenant`;
     if (v6 !== null) {
       if (typeof v6 !== "string") return `${p6}: expected a string, got ${describe(v6)}`;
+    }
+  }
+  if (value["traceparent"] !== undefined) {
+    const v7 = value["traceparent"];
+    const p7 = `${path}.traceparent`;
+    if (v7 !== null) {
+      if (typeof v7 !== "string") return `${p7}: expected a string, got ${describe(v7)}`;
     }
   }
   return null;

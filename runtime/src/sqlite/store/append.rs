@@ -526,6 +526,7 @@ fn is_empty(metadata: &Metadata) -> bool {
         && metadata.actor.is_none()
         && metadata.actor_kind.is_none()
         && metadata.tenant.is_none()
+        && metadata.traceparent.is_none()
         && metadata.extra.is_empty()
 }
 

@@ -124,6 +124,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{Mutex, mpsc, watch};
 use tokio::task::JoinHandle;
+use tracing::Instrument as _;
 
 use self::connection::{Failure, Readers};
 pub(crate) use self::integrity::backfill as integrity_backfill;
@@ -735,7 +736,7 @@ impl EventStore for SqliteStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome, StoreError> {
-        crate::telemetry::Append::start(stream_type, &events)
+        crate::telemetry::Append::start("sqlite", stream_id, stream_type, &events)
             .append(self.append_unmeasured(stream_id, stream_type, expected, events))
             .await
     }
@@ -748,7 +749,7 @@ impl EventStore for SqliteStore {
         events: Vec<NewEvent>,
         command: CommandRecord,
     ) -> Result<CommandAppend, StoreError> {
-        crate::telemetry::Append::start(stream_type, &events)
+        crate::telemetry::Append::start("sqlite", stream_id, stream_type, &events)
             .append_command(self.append_command_unmeasured(
                 stream_id,
                 stream_type,
@@ -776,7 +777,7 @@ impl EventStore for SqliteStore {
         // The whole command on the writer thread, in one write transaction: the visits
         // and the decision travel there with what they own. The decision's events are
         // counted there, for the metrics.
-        let mut measured = crate::telemetry::Append::start(stream_type, &[]);
+        let mut measured = crate::telemetry::Append::start("sqlite", stream_id, stream_type, &[]);
         let decided = Arc::new(std::sync::Mutex::new(Vec::new()));
         let decide = {
             let decided = Arc::clone(&decided);
@@ -806,6 +807,7 @@ impl EventStore for SqliteStore {
                     decide,
                 )
             })
+            .instrument(measured.span().clone())
             .await;
         measured.set_events(std::mem::take(
             &mut *decided

@@ -727,6 +727,9 @@ fn clear_metadata(metadata: &mut Metadata) {
     metadata.correlation_id = None;
     metadata.causation_id = None;
     metadata.actor = None;
+    metadata.actor_kind = None;
+    metadata.tenant = None;
+    metadata.traceparent = None;
     metadata.extra.clear();
 }
 
@@ -785,6 +788,17 @@ pub(super) fn read_metadata_fast(json: &[u8], metadata: &mut Metadata) -> Option
         }
         None => {
             metadata.tenant = None;
+            rest
+        }
+    };
+    let rest = match rest.strip_prefix(br#","traceparent":"#) {
+        Some(rest) => {
+            let (traceparent, rest) = fast_string(rest)?;
+            reuse(&mut metadata.traceparent, traceparent);
+            rest
+        }
+        None => {
+            metadata.traceparent = None;
             rest
         }
     };

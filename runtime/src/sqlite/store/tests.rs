@@ -131,13 +131,26 @@ fn metadata_reads_back_the_same_through_the_fast_path_and_serde() {
             ("b".to_owned(), json!({ "deep": true })),
         ]),
     ];
-    // The actor's kind and the tenant, written only when set: none, a kind, both, and
-    // both needing escapes.
+    // The actor's kind, the tenant and the trace context, written only when set: none,
+    // a kind, a trace, all three, and all needing escapes.
     let kinds_and_tenants = [
-        (None, None),
-        (Some("care_coordinator"), None),
-        (Some("customer"), Some("clinic-7")),
-        (Some("say \"kind\""), Some("back\\slash")),
+        (None, None, None),
+        (Some("care_coordinator"), None, None),
+        (
+            None,
+            None,
+            Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+        ),
+        (
+            Some("customer"),
+            Some("clinic-7"),
+            Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"),
+        ),
+        (
+            Some("say \"kind\""),
+            Some("back\\slash"),
+            Some("a \"quoted\" trace"),
+        ),
     ];
     let leftover = Metadata {
         correlation_id: Some(Uuid::now_v7()),
@@ -145,13 +158,14 @@ fn metadata_reads_back_the_same_through_the_fast_path_and_serde() {
         actor: Some("a long leftover actor from another row".into()),
         actor_kind: Some("leftover_kind".into()),
         tenant: Some("leftover tenant".into()),
+        traceparent: Some("leftover trace".into()),
         extra: BTreeMap::from([("left".to_owned(), json!("over"))]),
     };
     let mut cases = 0;
     for correlation_id in ids {
         for causation_id in ids {
             for actor in actors {
-                for (actor_kind, tenant) in kinds_and_tenants {
+                for (actor_kind, tenant, traceparent) in kinds_and_tenants {
                     for extra in &extras {
                         let metadata = Metadata {
                             correlation_id,
@@ -159,6 +173,7 @@ fn metadata_reads_back_the_same_through_the_fast_path_and_serde() {
                             actor: actor.map(str::to_owned),
                             actor_kind: actor_kind.map(str::to_owned),
                             tenant: tenant.map(str::to_owned),
+                            traceparent: traceparent.map(str::to_owned),
                             extra: extra.clone(),
                         };
                         let stored = serde_json::to_vec(&metadata).expect("serialise");
@@ -170,7 +185,8 @@ fn metadata_reads_back_the_same_through_the_fast_path_and_serde() {
                         let plain = extra.is_empty()
                             && escape_free(actor)
                             && escape_free(actor_kind)
-                            && escape_free(tenant);
+                            && escape_free(tenant)
+                            && escape_free(traceparent);
                         assert_eq!(
                             read_metadata_fast(&stored, &mut Metadata::default()).is_some(),
                             plain,
@@ -187,7 +203,7 @@ fn metadata_reads_back_the_same_through_the_fast_path_and_serde() {
             }
         }
     }
-    assert_eq!(cases, 3 * 3 * 8 * 4 * 3 * 2);
+    assert_eq!(cases, 3 * 3 * 8 * 5 * 3 * 2);
 }
 
 #[test]
