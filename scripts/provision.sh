@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs and starts what factum's tests need, so that a fresh Debian machine runs them:
 # the pinned Rust toolchain with rustfmt and clippy (rust-toolchain.toml), Node.js and npm
-# (the TypeScript contract checks), Python with venv (the Python contract checks), and
-# throwaway PostgreSQL and NATS JetStream servers on loopback.
+# (the TypeScript contract checks), Python with venv (the Python contract checks),
+# Chromium (the web console's browser test), and throwaway PostgreSQL and NATS JetStream
+# servers on loopback.
 #
 #   eval "$(scripts/provision.sh)"    install what is missing, start the servers, and
 #                                     export their URLs (FACTUM_POSTGRES_URL,
@@ -48,6 +49,11 @@ if ! python3 -m venv --help > /dev/null 2>&1; then
     apt_install python3 python3-venv python3-pip
 fi
 log "$(python3 --version); the tests install pydantic 2.9.2 and mypy 1.13.0 into a venv under target/tmp"
+
+if ! command -v chromium > /dev/null; then
+    apt_install chromium
+fi
+log "$(chromium --version 2> /dev/null | head -n 1) (the console's browser test drives it headless)"
 
 # The servers print their export lines on stdout: the only output of this script.
 scripts/postgres.sh start

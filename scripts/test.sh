@@ -10,7 +10,7 @@ step() { printf '\n==> %s\n' "$*"; }
 # grew to 20 GB here), and a clean build of the workspace's crates is no slower without.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
-step "provisioning: the pinned toolchain, Node.js, Python, PostgreSQL and NATS (scripts/provision.sh)"
+step "provisioning: the pinned toolchain, Node.js, Python, Chromium, PostgreSQL and NATS (scripts/provision.sh)"
 # Tests that need a server fail without it; they are never skipped. The NATS tests also
 # start throwaway servers of their own (FACTUM_NATS_SERVER) to stop and restart them.
 scratch=$(mktemp -d)
@@ -101,6 +101,7 @@ expect_line "$scratch/run2.txt" "^POST /commands/CompleteTask as ben -> 403: onl
 expect_line "$scratch/run2.txt" '^POST /commands/CompleteTask as amira, Idempotency-Key [0-9a-f-]+ -> 200 \(version 3\), retried -> 200 with the same answer; the stream holds 1 TaskCompleted' "a retried Idempotency-Key recorded once"
 expect_line "$scratch/run2.txt" '^GET /queries/GetTaskById\?task_id=T-002-H&minPosition=[0-9]+ -> 200: completed by amira \(read model at position [0-9]+, fresh\)' "a query over HTTP waited for its own write"
 expect_line "$scratch/run2.txt" '^GET /events\?streamType=Task as dana: hung up after 1 event, resumed with Last-Event-ID [0-9]+: saw positions \[[0-9]+, [0-9]+, [0-9]+\], each once, in order' "an SSE subscriber resumed and saw every event once"
+expect_line "$scratch/run2.txt" '^GET /console/ -> 200 \(the console\); as olga: head [0-9]+, 3 projections: coordinator_task_list at [0-9]+, member_task_history at [0-9]+, daily_analytics at [0-9]+$' "the operator's console was served and answered over HTTP"
 expect_line "$scratch/run2.txt" '^GET /metrics -> [0-9]+ series; factum_commands_total\{command="CompleteTask",aggregate="Task",outcome="denied"\} 1; event_store_size_bytes [1-9][0-9]*$' "the service's metrics were scraped over HTTP"
 expect_line "$scratch/run1.txt" '^C-legacy: EvidenceRecorded v1 \(income_monthly 1750\) read as income 1750.00 a month; decided: eligible' "a check an older release stored was read through its upcast"
 expect_line "$scratch/run2.txt" '^C-legacy is stored from an earlier run: version 4, decided: true' "the second eligibility run found the first's check"

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use factum::envelope::RecordedEvent;
 use factum::integrity::TamperEvident;
-use factum::store::{EventStore, PostgresStore, SqliteStore, StoreError, StreamInfo};
+use factum::store::{
+    EventStore, PostgresStore, SqliteStore, StoreError, StreamCatalog, StreamFilter,
+};
 use serde_json::{Value, json};
 
 use crate::store_commands::{block_on, failed};
@@ -57,33 +59,6 @@ macro_rules! on_store {
     };
 }
 
-/// What the commands need of a store beyond [`EventStore`]: its streams listed.
-pub(crate) trait Listing: EventStore + TamperEvident {
-    fn list(
-        &self,
-        stream_type: Option<&str>,
-        after: Option<&str>,
-        limit: usize,
-    ) -> impl Future<Output = Result<Vec<StreamInfo>, StoreError>> + Send;
-}
-
-/// Both stores list their streams with an inherent `streams` of the same shape.
-macro_rules! listing {
-    ($($store:ty),*) => {$(
-        impl Listing for $store {
-            async fn list(
-                &self,
-                stream_type: Option<&str>,
-                after: Option<&str>,
-                limit: usize,
-            ) -> Result<Vec<StreamInfo>, StoreError> {
-                self.streams(stream_type, after, limit).await
-            }
-        }
-    )*};
-}
-listing!(SqliteStore, PostgresStore);
-
 /// How results are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Output {
@@ -104,7 +79,14 @@ pub fn streams(
     block_on(async {
         // One more than asked, to tell whether another page follows.
         let mut page = on_store!(Db::open(db, false).await?, store => store
-            .list(stream_type, after, limit.saturating_add(1))
+            .streams(
+                StreamFilter {
+                    stream_type,
+                    contains: None,
+                },
+                after,
+                limit.saturating_add(1),
+            )
             .await
             .map_err(failed)?);
         let more = page.len() > limit;

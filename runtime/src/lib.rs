@@ -17,6 +17,7 @@ pub mod application;
 pub mod authorization;
 #[cfg(feature = "nats")]
 pub mod bus;
+pub mod causation;
 pub mod cloudevents;
 mod command;
 pub mod context;

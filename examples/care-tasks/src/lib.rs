@@ -298,6 +298,10 @@ pub const COORDINATOR: &str = "care_coordinator";
 /// The kind of actor who does the tasks: a member of the care team.
 pub const CARE_TEAM: &str = "care_team";
 
+/// The kind of actor who runs the service: looks at its events and projections in the
+/// web console, replays parked events, rebuilds projections; issues no commands.
+pub const OPERATOR: &str = "operator";
+
 /// Who may do what to a task, decided on the task's state before it decides:
 /// coordinators create and assign; a task is completed by the member it is assigned to
 /// (as themselves) or by the coordinator who created it; nobody else, and nobody without

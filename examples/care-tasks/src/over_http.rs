@@ -321,6 +321,42 @@ pub async fn drive(
         ),
         sample("event_store_size_bytes"),
     );
+
+    // The operator's console: its page, and the projections as it shows them.
+    let page = client
+        .http
+        .get(format!("{}/console/", client.base))
+        .send()
+        .await?;
+    let page_status = page.status();
+    let title = page.text().await?.contains("<title>factum console</title>");
+    let projections: Value = client
+        .http
+        .get(format!("{}/console/api/projections", client.base))
+        .bearer_auth("token-olga")
+        .send()
+        .await?
+        .json()
+        .await?;
+    let rows = projections["projections"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    println!(
+        "GET /console/ -> {} (the console{}); as olga: head {}, {} projections: {}",
+        page_status.as_u16(),
+        if title { "" } else { "?" },
+        projections["head"],
+        rows.len(),
+        rows.iter()
+            .map(|row| format!(
+                "{} at {}",
+                row["name"].as_str().unwrap_or("?"),
+                row["checkpoint"]
+            ))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
     server.abort();
     Ok(())
 }

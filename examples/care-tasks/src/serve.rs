@@ -1,7 +1,9 @@
 //! The care-task service over HTTP: the [application](crate::application) behind
 //! `POST /commands/{name}`, the [queries](crate::queries) behind `GET /queries/{name}`,
-//! and the task events — to care coordinators — behind `GET /streams/{id}` and
-//! `GET /events`, on factum's HTTP layer (see `factum::http` for the wire contract).
+//! the task events — to care coordinators and operators — behind `GET /streams/{id}` and
+//! `GET /events`, and the web console under `/console/` (coordinators look, operators
+//! also replay and rebuild), on factum's HTTP layer (see `factum::http` for the wire
+//! contract).
 
 use std::sync::{Arc, OnceLock};
 
@@ -10,19 +12,26 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use factum::application::BuildError;
 use factum::authorization::Decision;
 use factum::context::Actor;
-use factum::http::{ApiInfo, Authenticate, BearerTokens, HttpApi, Principal};
+use factum::http::{
+    ApiInfo, Authenticate, BearerTokens, Console, HttpApi, ManagedProjection, Principal,
+};
+use factum::projection::ProjectionRunner;
 use factum::projection::sqlite::SqliteReadModel;
 use factum::query::QueryRunner;
 use factum::store::SqliteStore;
 
+use crate::projections::coordinator_task_list::CoordinatorTaskList;
+use crate::projections::daily_analytics::DailyAnalytics;
+use crate::projections::member_task_history::MemberTaskHistory;
 use crate::queries::{
     FindOpenTasksByAssignee, FindOpenTasksByCoordinator, GetDailyAnalytics, GetMemberHistory,
     GetTaskById,
 };
-use crate::{CARE_TEAM, COORDINATOR};
+use crate::{CARE_TEAM, COORDINATOR, OPERATOR};
 
 /// The ward's demo credentials: one bearer token per person, `token-<name>` (dana
-/// coordinates; amira, ben and chloe are the care team), all on ward 3. A real service
+/// coordinates; amira, ben and chloe are the care team; olga operates the service), all
+/// on ward 3. A real service
 /// authenticates with its identity provider instead (see `factum::http::Authenticate`).
 pub fn ward_tokens() -> BearerTokens {
     let on_the_ward =
@@ -32,6 +41,7 @@ pub fn ward_tokens() -> BearerTokens {
         .token("token-amira", on_the_ward(CARE_TEAM, "amira"))
         .token("token-ben", on_the_ward(CARE_TEAM, "ben"))
         .token("token-chloe", on_the_ward(CARE_TEAM, "chloe"))
+        .token("token-olga", on_the_ward(OPERATOR, "olga"))
 }
 
 /// The care-task routes over `store` and the read models in `read_models`, authenticated
@@ -42,7 +52,26 @@ pub fn router(
     authenticate: impl Authenticate,
 ) -> Result<axum::Router, BuildError> {
     let app = crate::application(store.clone())?;
-    let queries = Arc::new(QueryRunner::new(store, read_models));
+    let queries = Arc::new(QueryRunner::new(store.clone(), read_models.clone()));
+    let runner = || ProjectionRunner::new(store.clone());
+    let console = Console::new(store.clone())
+        .viewers([COORDINATOR])
+        .operators([OPERATOR])
+        .projection(ManagedProjection::new(
+            runner(),
+            || CoordinatorTaskList,
+            read_models.clone(),
+        ))
+        .projection(ManagedProjection::new(
+            runner(),
+            || MemberTaskHistory,
+            read_models.clone(),
+        ))
+        .projection(ManagedProjection::new(
+            runner(),
+            || DailyAnalytics,
+            read_models,
+        ));
     Ok(HttpApi::new(app, authenticate)
         .info(ApiInfo {
             title: "Care tasks".to_owned(),
@@ -51,8 +80,9 @@ pub fn router(
         })
         .read_policy(|principal: &Principal, stream_type: &str| {
             Decision::allow_if(
-                principal.actor.is(COORDINATOR) && stream_type == "Task",
-                "only care coordinators follow the task events",
+                (principal.actor.is(COORDINATOR) || principal.actor.is(OPERATOR))
+                    && stream_type == "Task",
+                "only care coordinators and operators read the task events",
             )
         })
         .query::<GetTaskById, _>(Arc::clone(&queries))
@@ -60,6 +90,7 @@ pub fn router(
         .query::<FindOpenTasksByAssignee, _>(Arc::clone(&queries))
         .query::<GetMemberHistory, _>(Arc::clone(&queries))
         .query::<GetDailyAnalytics, _>(queries)
+        .console(console)
         .router())
 }
 
@@ -120,9 +151,6 @@ pub async fn until_stopped(
     address: std::net::SocketAddr,
 ) -> Result<(), crate::demo::DemoError> {
     use crate::demo::DemoError;
-    use crate::projections::coordinator_task_list::CoordinatorTaskList;
-    use crate::projections::daily_analytics::DailyAnalytics;
-    use crate::projections::member_task_history::MemberTaskHistory;
 
     let read_models_dir = options
         .read_models
@@ -195,9 +223,6 @@ pub async fn on_loopback(
     read_models: SqliteReadModel,
 ) -> Result<OnLoopback, crate::demo::DemoError> {
     use crate::demo::DemoError;
-    use crate::projections::coordinator_task_list::CoordinatorTaskList;
-    use crate::projections::daily_analytics::DailyAnalytics;
-    use crate::projections::member_task_history::MemberTaskHistory;
 
     let runner = factum::projection::ProjectionRunner::new(store.clone())
         .idle_wait(std::time::Duration::from_millis(20));

@@ -44,6 +44,7 @@
 
 mod auth;
 mod commands;
+pub mod console;
 mod limits;
 mod openapi;
 mod problem;
@@ -68,6 +69,7 @@ pub use auth::{
     Authenticate, Authenticating, BearerTokens, Principal, Unauthenticated, bearer_token,
 };
 pub use commands::IDEMPOTENCY_KEY;
+pub use console::{Console, ManagedProjection, ProjectionControl, ProjectionStatus};
 pub use governor::Quota;
 pub use limits::RateLimits;
 pub use openapi::ApiInfo;
@@ -104,6 +106,7 @@ struct Api<S> {
     keep_alive: Duration,
     limits: RateLimits,
     openapi: serde_json::Value,
+    console: Option<Console>,
 }
 
 impl<S> Api<S> {
@@ -163,6 +166,7 @@ impl<S: EventStore + Send + Sync + 'static> HttpApi<S> {
                 keep_alive: DEFAULT_KEEP_ALIVE,
                 limits: RateLimits::new(),
                 openapi: serde_json::Value::Null,
+                console: None,
             },
             info: ApiInfo::default(),
             query_docs: Vec::new(),
@@ -258,6 +262,12 @@ impl<S: EventStore + Send + Sync + 'static> HttpApi<S> {
         self
     }
 
+    /// Serves the operator's web console under `/console/` (see [`console`]).
+    pub fn console(mut self, console: Console) -> Self {
+        self.api.console = Some(console);
+        self
+    }
+
     /// The routes, ready for `axum::serve` (or to nest in an application's own router).
     pub fn router(mut self) -> Router {
         self.api.openapi = self.openapi();
@@ -268,6 +278,10 @@ impl<S: EventStore + Send + Sync + 'static> HttpApi<S> {
             .route("/queries/{name}", get(queries::get::<S>))
             .route("/streams/{stream_id}", get(streams::get_stream::<S>))
             .route("/events", get(streams::get_events::<S>))
+            .merge(match self.api.console {
+                Some(_) => console::routes::<S>(),
+                None => Router::new(),
+            })
             .layer(DefaultBodyLimit::max(body_limit))
             .with_state(Arc::new(self.api))
     }

@@ -461,36 +461,6 @@ impl PostgresStore {
     /// migrates to).
     pub const SCHEMA_VERSION: i32 = SCHEMA_VERSION;
 
-    /// Up to `limit` streams in the order of their ids, after the id `after` (a page's
-    /// last, for the next page), of `stream_type` only if given.
-    pub async fn streams(
-        &self,
-        stream_type: Option<&str>,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<crate::store::StreamInfo>, StoreError> {
-        let client = self.client().await?;
-        let sql = format!(
-            "SELECT stream_id, min(stream_type), max(stream_version) FROM {}.events
-             WHERE stream_id > $1 AND ($2::text IS NULL OR stream_type = $2)
-             GROUP BY stream_id ORDER BY stream_id LIMIT $3",
-            quote_ident(self.schema())
-        );
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = client
-            .query(&sql, &[&after.unwrap_or_default(), &stream_type, &limit])
-            .await
-            .map_err(backend)?;
-        Ok(rows
-            .iter()
-            .map(|row| crate::store::StreamInfo {
-                stream_id: row.get(0),
-                stream_type: row.get(1),
-                version: row.get::<_, i64>(2).max(0) as u64,
-            })
-            .collect())
-    }
-
     /// The size on disk in bytes of the store's tables in its schema, with their indexes
     /// and TOAST data (`pg_total_relation_size`). For
     /// [`telemetry::record_store_size`](crate::telemetry::record_store_size).
@@ -835,6 +805,45 @@ impl PostgresStore {
                 return Ok(CommandAppend::AlreadyExecuted(stored));
             }
         }
+    }
+}
+
+impl crate::store::StreamCatalog for PostgresStore {
+    async fn streams(
+        &self,
+        filter: crate::store::StreamFilter<'_>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<crate::store::StreamInfo>, StoreError> {
+        let client = self.client().await?;
+        let sql = format!(
+            "SELECT stream_id, min(stream_type), max(stream_version) FROM {}.events
+             WHERE stream_id > $1 AND ($2::text IS NULL OR stream_type = $2)
+               AND ($4::text IS NULL OR strpos(stream_id, $4) > 0)
+             GROUP BY stream_id ORDER BY stream_id LIMIT $3",
+            quote_ident(self.schema())
+        );
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = client
+            .query(
+                &sql,
+                &[
+                    &after.unwrap_or_default(),
+                    &filter.stream_type,
+                    &limit,
+                    &filter.contains,
+                ],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(rows
+            .iter()
+            .map(|row| crate::store::StreamInfo {
+                stream_id: row.get(0),
+                stream_type: row.get(1),
+                version: row.get::<_, i64>(2).max(0) as u64,
+            })
+            .collect())
     }
 }
 

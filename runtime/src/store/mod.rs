@@ -212,6 +212,28 @@ pub struct FilteredPage {
     pub scanned_to: u64,
 }
 
+/// Which streams a [`StreamCatalog`] lists.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StreamFilter<'a> {
+    /// Only streams of this type (an aggregate's name).
+    pub stream_type: Option<&'a str>,
+    /// Only streams whose id holds this text (case-sensitive).
+    pub contains: Option<&'a str>,
+}
+
+/// A store that lists its streams, for operators: `factum streams` and the web console.
+/// The SQLite and PostgreSQL stores implement it.
+pub trait StreamCatalog: EventStore {
+    /// Up to `limit` streams passing `filter`, in the order of their ids, after the id
+    /// `after` (a page's last, for the next page).
+    fn streams(
+        &self,
+        filter: StreamFilter<'_>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<StreamInfo>, StoreError>> + Send;
+}
+
 /// A stream as a listing shows it: for operators (`factum streams`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct StreamInfo {

@@ -496,40 +496,6 @@ impl SqliteStore {
         self.inner.path.as_deref()
     }
 
-    /// Up to `limit` streams in the order of their ids, after the id `after` (a page's
-    /// last, for the next page), of `stream_type` only if given.
-    pub async fn streams(
-        &self,
-        stream_type: Option<&str>,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<crate::store::StreamInfo>, StoreError> {
-        let stream_type = stream_type.map(str::to_owned);
-        let after = after.unwrap_or_default().to_owned();
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.read(move |connection| {
-            let mut statement = connection
-                .prepare_cached(
-                    "SELECT stream_id, stream_type, version FROM streams
-                     WHERE stream_id > ?1 AND (?2 IS NULL OR stream_type = ?2)
-                     ORDER BY stream_id LIMIT ?3",
-                )
-                .map_err(|error| StoreError::Backend(Box::new(error)))?;
-            let rows = statement
-                .query_map(rusqlite::params![after, stream_type, limit], |row| {
-                    Ok(crate::store::StreamInfo {
-                        stream_id: row.get(0)?,
-                        stream_type: row.get(1)?,
-                        version: row.get::<_, i64>(2)?.max(0) as u64,
-                    })
-                })
-                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-                .map_err(|error| StoreError::Backend(Box::new(error)))?;
-            Ok(rows)
-        })
-        .await
-    }
-
     /// The store's size on disk in bytes: its file and its write-ahead log (0 for an
     /// in-memory store). For [`telemetry::record_store_size`](crate::telemetry::record_store_size).
     pub async fn size_on_disk(&self) -> Result<u64, StoreError> {
@@ -725,6 +691,45 @@ impl SqliteStore {
             self.publish_head(last_position);
         }
         Ok(answer)
+    }
+}
+
+impl crate::store::StreamCatalog for SqliteStore {
+    async fn streams(
+        &self,
+        filter: crate::store::StreamFilter<'_>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<crate::store::StreamInfo>, StoreError> {
+        let stream_type = filter.stream_type.map(str::to_owned);
+        let contains = filter.contains.map(str::to_owned);
+        let after = after.unwrap_or_default().to_owned();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |connection| {
+            let mut statement = connection
+                .prepare_cached(
+                    "SELECT stream_id, stream_type, version FROM streams
+                     WHERE stream_id > ?1 AND (?2 IS NULL OR stream_type = ?2)
+                       AND (?4 IS NULL OR instr(stream_id, ?4) > 0)
+                     ORDER BY stream_id LIMIT ?3",
+                )
+                .map_err(|error| StoreError::Backend(Box::new(error)))?;
+            let rows = statement
+                .query_map(
+                    rusqlite::params![after, stream_type, limit, contains],
+                    |row| {
+                        Ok(crate::store::StreamInfo {
+                            stream_id: row.get(0)?,
+                            stream_type: row.get(1)?,
+                            version: row.get::<_, i64>(2)?.max(0) as u64,
+                        })
+                    },
+                )
+                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                .map_err(|error| StoreError::Backend(Box::new(error)))?;
+            Ok(rows)
+        })
+        .await
     }
 }
 
