@@ -8,11 +8,10 @@
 //! Needs `chromium` on the `PATH` (or `FACTUM_CHROMIUM`); without it the test fails.
 
 mod browser;
+mod common;
 
-use factum::projection::sqlite::SqliteReadModel;
-use factum::store::{EventStore, SqliteStore};
-use factum_example_care_tasks::serve;
-use serde_json::{Value, json};
+use factum::store::EventStore;
+use serde_json::json;
 
 use browser::{Browser, screenshots};
 
@@ -22,48 +21,12 @@ fn console(base: &str, token: &str, view: &str) -> String {
     format!("{base}/console/#token={token}&view={view}")
 }
 
-async fn post(client: &reqwest::Client, base: &str, token: &str, path: &str, body: Value) -> u16 {
-    client
-        .post(format!("{base}{path}"))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .expect("the server answers")
-        .status()
-        .as_u16()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_console_shows_streams_events_traces_projections_and_the_live_tail() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let store = SqliteStore::open(dir.path().join("events.sqlite3"))
-        .await
-        .expect("opens");
-    let read_models = SqliteReadModel::open(dir.path().join("read-models"))
-        .await
-        .expect("opens");
-    let service = serve::on_loopback(store.clone(), read_models)
-        .await
-        .expect("serves");
-    let base = service.base.clone();
-    let client = reqwest::Client::new();
+    let served = common::serve().await;
+    let (base, store) = (served.base.clone(), served.store.clone());
     let now = chrono::Utc::now();
-    for id in ["T-1", "T-2", "T-3"] {
-        let task = json!({
-            "task_id": id, "title": format!("Task {id}"), "care_recipient": "Mrs. Jansen",
-            "due": now + chrono::TimeDelta::hours(2), "at": now,
-        });
-        assert_eq!(
-            post(&client, &base, "token-dana", "/commands/CreateTask", task).await,
-            201
-        );
-    }
-    let assign = json!({ "task_id": "T-1", "member": "amira", "at": now });
-    assert_eq!(
-        post(&client, &base, "token-dana", "/commands/AssignTask", assign).await,
-        200
-    );
+    served.three_tasks(now, &["T-1"]).await;
     assert_eq!(
         store.head().await.expect("reads").expect("events").position,
         4
@@ -191,14 +154,9 @@ async fn the_console_shows_streams_events_traces_projections_and_the_live_tail()
         .await;
     let complete = json!({ "task_id": "T-1", "completed_by": "amira", "at": now, "note": null });
     assert_eq!(
-        post(
-            &client,
-            &base,
-            "token-amira",
-            "/commands/CompleteTask",
-            complete
-        )
-        .await,
+        served
+            .post("token-amira", "/commands/CompleteTask", complete)
+            .await,
         200
     );
     let completed = store
@@ -258,14 +216,8 @@ async fn the_console_shows_streams_events_traces_projections_and_the_live_tail()
 
     // Rebuild behind authorization, over the API the buttons call.
     let rebuild = "/console/api/projections/daily_analytics/rebuild";
-    assert_eq!(
-        post(&client, &base, "token-dana", rebuild, json!({})).await,
-        403
-    );
-    assert_eq!(
-        post(&client, &base, "token-olga", rebuild, json!({})).await,
-        200
-    );
+    assert_eq!(served.post("token-dana", rebuild, json!({})).await, 403);
+    assert_eq!(served.post("token-olga", rebuild, json!({})).await, 200);
     drop(browser);
-    service.stop().await.expect("the projections stop");
+    served.service.stop().await.expect("the projections stop");
 }

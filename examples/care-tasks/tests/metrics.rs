@@ -3,12 +3,11 @@
 //! scraped like Prometheus does, and every factum metric checked by name, labels and
 //! value. One test in this binary: the Prometheus recorder is the process's.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use factum::projection::sqlite::SqliteReadModel;
-use factum::store::SqliteStore;
-use factum_example_care_tasks::serve;
 use serde_json::{Value, json};
 
 /// The samples of a Prometheus text page: `name{labels}` (labels as written) to value.
@@ -22,74 +21,25 @@ fn samples(page: &str) -> BTreeMap<String, f64> {
         .collect()
 }
 
-async fn post(client: &reqwest::Client, base: &str, token: &str, name: &str, body: Value) -> u16 {
-    client
-        .post(format!("{base}/commands/{name}"))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .expect("the server answers")
-        .status()
-        .as_u16()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scrape_after_a_scripted_run_shows_every_metric() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let store = SqliteStore::open(dir.path().join("events.sqlite3"))
-        .await
-        .expect("opens");
-    let read_models = SqliteReadModel::open(dir.path().join("read-models"))
-        .await
-        .expect("opens");
-    let service = serve::on_loopback(store, read_models)
-        .await
-        .expect("serves");
-    let base = service.base.clone();
-    let client = reqwest::Client::new();
+    let served = common::serve().await;
+    let (base, client) = (served.base.clone(), served.client.clone());
     let now = chrono::Utc::now();
-
-    for id in ["T-1", "T-2", "T-3"] {
-        let task = json!({
-            "task_id": id, "title": format!("Task {id}"), "care_recipient": "Mrs. Jansen",
-            "due": now + chrono::TimeDelta::hours(2), "at": now,
-        });
-        assert_eq!(
-            post(&client, &base, "token-dana", "CreateTask", task).await,
-            201
-        );
-    }
-    for (id, member) in [("T-1", "amira"), ("T-2", "amira")] {
-        let assign = json!({ "task_id": id, "member": member, "at": now });
-        assert_eq!(
-            post(&client, &base, "token-dana", "AssignTask", assign).await,
-            200
-        );
-    }
+    served.three_tasks(now, &["T-1", "T-2"]).await;
     let completion =
         |by: &str| json!({ "task_id": "T-1", "completed_by": by, "at": now, "note": null });
     // Ben is not assigned: denied before any event.
     assert_eq!(
-        post(
-            &client,
-            &base,
-            "token-ben",
-            "CompleteTask",
-            completion("ben")
-        )
-        .await,
+        served
+            .post("token-ben", "/commands/CompleteTask", completion("ben"))
+            .await,
         403
     );
     assert_eq!(
-        post(
-            &client,
-            &base,
-            "token-amira",
-            "CompleteTask",
-            completion("amira")
-        )
-        .await,
+        served
+            .post("token-amira", "/commands/CompleteTask", completion("amira"))
+            .await,
         200
     );
 
@@ -260,5 +210,5 @@ async fn a_scrape_after_a_scripted_run_shows_every_metric() {
             "Parked events"
         ]
     );
-    service.stop().await.expect("the projections stop");
+    served.service.stop().await.expect("the projections stop");
 }

@@ -37,14 +37,14 @@ pub const MAX_STREAM_PAGE: usize = 1000;
 const LAST_EVENT_ID: &str = "last-event-id";
 
 /// A query string's parameter, if given.
-fn parameter(query: &str, name: &str) -> Option<String> {
+pub(super) fn parameter(query: &str, name: &str) -> Option<String> {
     form_urlencoded::parse(query.as_bytes())
         .find(|(key, _)| key == name)
         .map(|(_, value)| value.into_owned())
 }
 
 /// A whole-number parameter, if given.
-fn number(query: &str, name: &str) -> Result<Option<u64>, Problem> {
+pub(super) fn number(query: &str, name: &str) -> Result<Option<u64>, Problem> {
     parameter(query, name)
         .map(|value| {
             value.trim().parse().map_err(|_| {
@@ -279,22 +279,54 @@ fn follow<S: EventStore + Send + Sync + 'static>(
     stream_type: String,
     after: u64,
 ) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
+    follow_log(api, after, move |api, event| {
+        if event.stream_type != stream_type {
+            return Ok(None);
+        }
+        let envelope = envelope(api, event)?;
+        let mut sse = Event::default().id(event.position.to_string());
+        // A name that would break the event's framing is left out; the envelope in
+        // `data` names it anyway.
+        if !event.name.contains(['\r', '\n']) {
+            sse = sse.event(event.name.as_str());
+        }
+        Ok(Some(sse.data(envelope.to_string())))
+    })
+}
+
+/// The log after position `after`, read from the store page by page and then as it is
+/// committed, each event as `render` makes it (`None`: not sent). A failure, the store's
+/// or `render`'s, ends the stream with an `error` event holding its problem document.
+pub(super) fn follow_log<S, R>(
+    api: Arc<Api<S>>,
+    after: u64,
+    render: R,
+) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static
+where
+    S: EventStore + Send + Sync + 'static,
+    R: FnMut(&Api<S>, &RecordedEvent) -> Result<Option<Event>, Problem> + Send + 'static,
+{
     const PAGE: usize = 256;
-    struct Following<S> {
+    struct Following<S, R> {
         api: Arc<Api<S>>,
-        stream_type: String,
+        render: R,
         after: u64,
         ready: std::collections::VecDeque<Event>,
         failed: bool,
     }
     let state = Following {
         api,
-        stream_type,
+        render,
         after,
         ready: std::collections::VecDeque::new(),
         failed: false,
     };
-    futures_util::stream::unfold(state, |mut state| async move {
+    let failure = |problem: Problem| {
+        Event::default()
+            .event("error")
+            .data(problem.to_json().to_string())
+    };
+    futures_util::stream::unfold(state, move |mut state| async move {
         loop {
             if let Some(event) = state.ready.pop_front() {
                 return Some((Ok(event), state));
@@ -307,13 +339,7 @@ fn follow<S: EventStore + Send + Sync + 'static>(
                 Ok(page) => page,
                 Err(error) => {
                     state.failed = true;
-                    let problem = store_problem(&error);
-                    return Some((
-                        Ok(Event::default()
-                            .event("error")
-                            .data(problem.to_json().to_string())),
-                        state,
-                    ));
+                    return Some((Ok(failure(store_problem(&error))), state));
                 }
             };
             let Some(last) = page.last() else {
@@ -327,27 +353,13 @@ fn follow<S: EventStore + Send + Sync + 'static>(
                 continue;
             };
             state.after = last.position;
-            for event in page
-                .iter()
-                .filter(|event| event.stream_type == state.stream_type)
-            {
-                match envelope(&state.api, event) {
-                    Ok(envelope) => {
-                        let mut sse = Event::default().id(event.position.to_string());
-                        // A name that would break the event's framing is left out; the
-                        // envelope in `data` names it anyway.
-                        if !event.name.contains(['\r', '\n']) {
-                            sse = sse.event(event.name.as_str());
-                        }
-                        state.ready.push_back(sse.data(envelope.to_string()));
-                    }
+            for event in &page {
+                match (state.render)(&state.api, event) {
+                    Ok(Some(sse)) => state.ready.push_back(sse),
+                    Ok(None) => {}
                     Err(problem) => {
                         state.failed = true;
-                        state.ready.push_back(
-                            Event::default()
-                                .event("error")
-                                .data(problem.to_json().to_string()),
-                        );
+                        state.ready.push_back(failure(problem));
                         break;
                     }
                 }

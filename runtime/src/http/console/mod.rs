@@ -25,7 +25,6 @@
 use std::collections::BTreeSet;
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{OriginalUri, Path, RawQuery, State};
@@ -38,6 +37,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::problem::Problem;
+use super::streams::{number, parameter};
 use super::{Api, Principal};
 use crate::causation::{Applier, CausalTree, correlated};
 use crate::error::BoxError;
@@ -414,13 +414,6 @@ async fn me<S: EventStore + Send + Sync + 'static>(
     answer(&uri, result)
 }
 
-/// A query string's parameter, if given.
-fn parameter(query: &str, name: &str) -> Option<String> {
-    form_urlencoded::parse(query.as_bytes())
-        .find(|(key, _)| key == name)
-        .map(|(_, value)| value.into_owned())
-}
-
 fn bad_parameter(name: &str, detail: String) -> Problem {
     Problem::new(
         StatusCode::BAD_REQUEST,
@@ -429,23 +422,6 @@ fn bad_parameter(name: &str, detail: String) -> Problem {
         detail,
     )
     .with("path", name)
-}
-
-/// A whole-number parameter, if given.
-fn number(query: &str, name: &str) -> Result<Option<u64>, Problem> {
-    parameter(query, name)
-        .map(|value| {
-            value.trim().parse().map_err(|_| {
-                bad_parameter(
-                    name,
-                    format!(
-                        "`{name}` must be a whole number, not `{}`",
-                        value.chars().take(32).collect::<String>()
-                    ),
-                )
-            })
-        })
-        .transpose()
 }
 
 async fn streams<S: EventStore + Send + Sync + 'static>(
@@ -492,14 +468,18 @@ async fn streams<S: EventStore + Send + Sync + 'static>(
     answer(&uri, result)
 }
 
+async fn status_of(projection: &Arc<dyn ProjectionControl>) -> Result<ProjectionStatus, Problem> {
+    projection
+        .status()
+        .await
+        .map_err(|error| failed("read a projection's status", &*error))
+}
+
 /// The active version of each projection, for a trace's "applied by".
 async fn appliers(console: &Console) -> Result<Vec<Applier>, Problem> {
     let mut appliers = Vec::new();
     for projection in &console.projections {
-        let status = projection
-            .status()
-            .await
-            .map_err(|error| failed("read a projection's status", &*error))?;
+        let status = status_of(projection).await?;
         for version in status.versions {
             if version.state == VersionState::Active {
                 let parked = match version.version == status.current_version {
@@ -584,10 +564,7 @@ async fn projections<S: EventStore + Send + Sync + 'static>(
             .map_or(0, |head| head.position);
         let mut rows = Vec::new();
         for projection in &console.projections {
-            let status = projection
-                .status()
-                .await
-                .map_err(|error| failed("read a projection's status", &*error))?;
+            let status = status_of(projection).await?;
             let current = status
                 .versions
                 .iter()
@@ -735,72 +712,25 @@ async fn tail<S: EventStore + Send + Sync + 'static>(
     }
 }
 
-/// The log after `after`, page by page and then as it grows.
+/// The whole log after `after`, as summaries.
 fn follow<S: EventStore + Send + Sync + 'static>(
     api: Arc<Api<S>>,
     after: u64,
 ) -> impl futures_util::Stream<Item = Result<Event, Infallible>> + Send + 'static {
-    struct Following<S> {
-        api: Arc<Api<S>>,
-        after: u64,
-        ready: std::collections::VecDeque<Event>,
-        done: bool,
-    }
-    let state = Following {
-        api,
-        after,
-        ready: std::collections::VecDeque::new(),
-        done: false,
-    };
-    futures_util::stream::unfold(state, |mut state| async move {
-        loop {
-            if let Some(event) = state.ready.pop_front() {
-                return Some((Ok(event), state));
-            }
-            if state.done {
-                return None;
-            }
-            let store = state.api.app.store();
-            let page = match store.read_all(state.after, 256).await {
-                Ok(page) => page,
-                Err(error) => {
-                    state.done = true;
-                    let problem = failed("read the log", &error);
-                    return Some((
-                        Ok(Event::default()
-                            .event("error")
-                            .data(problem.to_json().to_string())),
-                        state,
-                    ));
-                }
-            };
-            let Some(last) = page.last() else {
-                if store
-                    .wait_for_events(state.after, Duration::from_secs(1))
-                    .await
-                    .is_err()
-                {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                continue;
-            };
-            state.after = last.position;
-            for event in &page {
-                let summary = json!({
-                    "position": event.position,
-                    "name": event.name,
-                    "streamId": event.stream_id,
-                    "streamType": event.stream_type,
-                    "streamVersion": event.stream_version,
-                    "timestamp": event.timestamp,
-                    "correlationId": event.metadata.correlation_id,
-                });
-                state.ready.push_back(
-                    Event::default()
-                        .id(event.position.to_string())
-                        .data(summary.to_string()),
-                );
-            }
-        }
+    super::streams::follow_log(api, after, |_, event| {
+        let summary = json!({
+            "position": event.position,
+            "name": event.name,
+            "streamId": event.stream_id,
+            "streamType": event.stream_type,
+            "streamVersion": event.stream_version,
+            "timestamp": event.timestamp,
+            "correlationId": event.metadata.correlation_id,
+        });
+        Ok(Some(
+            Event::default()
+                .id(event.position.to_string())
+                .data(summary.to_string()),
+        ))
     })
 }
