@@ -55,7 +55,7 @@ for feature in "" sqlite postgres nats http conformance testing progress otel; d
 done
 echo "factum --all-features (every target)"
 cargo clippy --quiet -p factum --all-targets --all-features --locked -- -D warnings
-for feature in "" cli; do
+for feature in "" operator cli; do
     echo "factum-codegen --no-default-features${feature:+ --features $feature}"
     cargo clippy --quiet -p factum-codegen --lib --bins --no-default-features ${feature:+--features "$feature"} --locked -- -D warnings
 done

@@ -36,6 +36,8 @@ pub mod files;
 pub mod generate;
 pub mod lint;
 mod model;
+#[cfg(feature = "operator")]
+pub mod operator;
 pub mod published;
 pub mod python;
 pub mod release;

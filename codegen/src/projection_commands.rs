@@ -6,7 +6,6 @@
 //! has: it calls `Projector::replay_parked`. Dropping one needs nothing but the read
 //! model, so the command line does it, after showing what it would do and asking.
 
-use std::io::{BufRead, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -202,7 +201,7 @@ pub fn parked_drop(
             println!("dry run: nothing dropped");
             return Ok(ExitCode::SUCCESS);
         }
-        if !yes && !confirmed()? {
+        if !yes && !factum_codegen::operator::confirmed("drop it?")? {
             println!("not confirmed: nothing dropped");
             return Ok(ExitCode::FAILURE);
         }
@@ -223,19 +222,6 @@ pub fn parked_drop(
     })
 }
 
-/// Asks on standard input; only `y` or `yes` confirms.
-fn confirmed() -> Result<bool, String> {
-    print!("drop it? [y/N] ");
-    std::io::stdout().flush().map_err(failed)?;
-    let mut answer = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut answer)
-        .map_err(failed)?;
-    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
-}
-
-/// The target of `parked`: its version, or the active one.
 async fn target(models: &SqliteReadModel, parked: &Parked<'_>) -> Result<Target, String> {
     let name = named(parked.projection);
     let versions = models.versions(name).await.map_err(failed)?;

@@ -30,6 +30,39 @@ struct Args {
     /// Ctrl-C, instead of running a shift.
     #[arg(long, value_name = "ADDRESS", conflicts_with = "rebuild")]
     serve: Option<std::net::SocketAddr>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Operator commands on the service's projections (on the files of `--db`):
+    /// status, rebuild with a progress bar, parked events listed and replayed.
+    #[command(subcommand)]
+    Ops(factum_codegen::operator::OperatorCommand),
+}
+
+/// The projections of the files `options` name, for the operator commands.
+async fn operate(
+    options: &Options,
+) -> Result<Vec<std::sync::Arc<dyn factum::projection::ProjectionControl>>, String> {
+    if !options.db.exists() {
+        return Err(format!("{} does not exist", options.db.display()));
+    }
+    let store = factum::store::SqliteStore::open(&options.db)
+        .await
+        .map_err(|error| error.to_string())?;
+    let dir = options
+        .read_models
+        .clone()
+        .unwrap_or_else(|| demo::read_models_beside(&options.db));
+    let read_models = factum::projection::sqlite::SqliteReadModel::open(&dir)
+        .await
+        .map_err(|error| error.to_string())?;
+    Ok(factum_example_care_tasks::serve::projections(
+        &store,
+        &read_models,
+    ))
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -40,6 +73,15 @@ async fn main() -> ExitCode {
         read_models: args.read_models,
         member: args.member,
     };
+    if let Some(Command::Ops(command)) = args.command {
+        return match operate(&options).await {
+            Ok(projections) => factum_codegen::operator::run(command, &projections).await,
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let outcome = match (args.serve, args.rebuild) {
         (Some(address), _) => {
             factum_example_care_tasks::serve::until_stopped(&options, address).await

@@ -12,11 +12,9 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use factum::application::BuildError;
 use factum::authorization::Decision;
 use factum::context::Actor;
-use factum::http::{
-    ApiInfo, Authenticate, BearerTokens, Console, HttpApi, ManagedProjection, Principal,
-};
-use factum::projection::ProjectionRunner;
+use factum::http::{ApiInfo, Authenticate, BearerTokens, Console, HttpApi, Principal};
 use factum::projection::sqlite::SqliteReadModel;
+use factum::projection::{ManagedProjection, ProjectionControl, ProjectionRunner};
 use factum::query::QueryRunner;
 use factum::store::SqliteStore;
 
@@ -53,25 +51,10 @@ pub fn router(
 ) -> Result<axum::Router, BuildError> {
     let app = crate::application(store.clone())?;
     let queries = Arc::new(QueryRunner::new(store.clone(), read_models.clone()));
-    let runner = || ProjectionRunner::new(store.clone());
     let console = Console::new(store.clone())
         .viewers([COORDINATOR])
         .operators([OPERATOR])
-        .projection(ManagedProjection::new(
-            runner(),
-            || CoordinatorTaskList,
-            read_models.clone(),
-        ))
-        .projection(ManagedProjection::new(
-            runner(),
-            || MemberTaskHistory,
-            read_models.clone(),
-        ))
-        .projection(ManagedProjection::new(
-            runner(),
-            || DailyAnalytics,
-            read_models,
-        ));
+        .projections(projections(&store, &read_models));
     Ok(HttpApi::new(app, authenticate)
         .info(ApiInfo {
             title: "Care tasks".to_owned(),
@@ -92,6 +75,31 @@ pub fn router(
         .query::<GetDailyAnalytics, _>(queries)
         .console(console)
         .router())
+}
+
+/// The three projections, as the console and the operator commands steer them.
+pub fn projections(
+    store: &SqliteStore,
+    read_models: &SqliteReadModel,
+) -> Vec<Arc<dyn ProjectionControl>> {
+    let runner = || ProjectionRunner::new(store.clone());
+    vec![
+        Arc::new(ManagedProjection::new(
+            runner(),
+            || CoordinatorTaskList,
+            read_models.clone(),
+        )),
+        Arc::new(ManagedProjection::new(
+            runner(),
+            || MemberTaskHistory,
+            read_models.clone(),
+        )),
+        Arc::new(ManagedProjection::new(
+            runner(),
+            || DailyAnalytics,
+            read_models.clone(),
+        )),
+    ]
 }
 
 /// The histogram buckets of the latencies (`*_seconds`), from half a millisecond to

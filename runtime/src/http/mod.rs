@@ -69,7 +69,7 @@ pub use auth::{
     Authenticate, Authenticating, BearerTokens, Principal, Unauthenticated, bearer_token,
 };
 pub use commands::IDEMPOTENCY_KEY;
-pub use console::{Console, ManagedProjection, ProjectionControl, ProjectionStatus};
+pub use console::Console;
 pub use governor::Quota;
 pub use limits::RateLimits;
 pub use openapi::ApiInfo;

@@ -19,6 +19,7 @@
 //! }
 //! ```
 
+mod control;
 mod error;
 mod projector;
 mod read_model;
@@ -44,6 +45,7 @@ use std::future::Future;
 use crate::envelope::RecordedEvent;
 
 pub use crate::retry::Retry;
+pub use control::{ManagedProjection, ProjectionControl, ProjectionStatus, Steering};
 pub use error::{ProjectionError, RunnerError};
 pub use projector::{Applied, OnPoison, Projector, ReactorDriver, ReadModelOf};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]

@@ -40,11 +40,7 @@ use super::problem::Problem;
 use super::streams::{number, parameter};
 use super::{Api, Principal};
 use crate::causation::{Applier, CausalTree, correlated};
-use crate::error::BoxError;
-use crate::projection::{
-    ParkedEvent, Projection, ProjectionRunner, ReadModel, ReadModelOf, Target, VersionState,
-    VersionStatus,
-};
+use crate::projection::{ProjectionControl, ProjectionStatus, VersionState};
 use crate::store::{EventStore, StoreError, StreamCatalog, StreamFilter, StreamInfo};
 
 /// The page, its script and its style, embedded.
@@ -106,10 +102,19 @@ impl Console {
         self
     }
 
-    /// Shows a projection (and lets operators replay its parked events and rebuild it):
-    /// see [`ManagedProjection`].
+    /// Shows a projection, and lets operators replay its parked events and rebuild it
+    /// (see [`ManagedProjection`](crate::projection::ManagedProjection)).
     pub fn projection(mut self, projection: impl ProjectionControl) -> Self {
         self.projections.push(Arc::new(projection));
+        self
+    }
+
+    /// Shows these projections (the ones an application's operator commands steer too).
+    pub fn projections(
+        mut self,
+        projections: impl IntoIterator<Item = Arc<dyn ProjectionControl>>,
+    ) -> Self {
+        self.projections.extend(projections);
         self
     }
 
@@ -164,110 +169,6 @@ impl<S: StreamCatalog + Send + Sync + 'static> Catalog for S {
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<StreamInfo>, StoreError>> {
         Box::pin(self.streams(filter, after, limit))
-    }
-}
-
-/// A projection as the console shows and steers it. [`ManagedProjection`] implements it
-/// for any projection; implement it by hand to steer one otherwise (in another process,
-/// say).
-pub trait ProjectionControl: Send + Sync + 'static {
-    /// The projection's name.
-    fn name(&self) -> &'static str;
-
-    /// Its versions and the events its current version parked.
-    fn status(&self) -> BoxFuture<'_, Result<ProjectionStatus, BoxError>>;
-
-    /// Replays the parked event at `position` through the handler.
-    fn replay_parked(&self, position: u64) -> BoxFuture<'_, Result<(), BoxError>>;
-
-    /// Resets the current version and replays the whole log into it; returns how many
-    /// events it applied.
-    fn rebuild(&self) -> BoxFuture<'_, Result<u64, BoxError>>;
-}
-
-/// What [`ProjectionControl::status`] reports.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ProjectionStatus {
-    /// The version the code builds.
-    pub current_version: u32,
-    /// Every version the read model records.
-    pub versions: Vec<VersionStatus>,
-    /// The current version's parked events, oldest first.
-    pub parked: Vec<ParkedEvent>,
-}
-
-/// A projection the console steers in this process: replays and rebuilds run here, on a
-/// fresh projection from `make`, through `runner` (so with its retry and poison
-/// settings). A projection runner spawned beside it goes on from the checkpoint a
-/// rebuild leaves.
-pub struct ManagedProjection<S, P: Projection, F> {
-    runner: ProjectionRunner<S>,
-    make: F,
-    read_model: ReadModelOf<P>,
-}
-
-impl<S, P, F> ManagedProjection<S, P, F>
-where
-    S: EventStore + Clone + Send + Sync + 'static,
-    P: Projection,
-    F: Fn() -> P + Send + Sync + 'static,
-{
-    /// The projection `make` builds, in `read_model`, run by `runner`.
-    pub fn new(runner: ProjectionRunner<S>, make: F, read_model: ReadModelOf<P>) -> Self {
-        Self {
-            runner,
-            make,
-            read_model,
-        }
-    }
-}
-
-impl<S, P, F> ProjectionControl for ManagedProjection<S, P, F>
-where
-    S: EventStore + Clone + Send + Sync + 'static,
-    P: Projection,
-    F: Fn() -> P + Send + Sync + 'static,
-{
-    fn name(&self) -> &'static str {
-        P::NAME
-    }
-
-    fn status(&self) -> BoxFuture<'_, Result<ProjectionStatus, BoxError>> {
-        Box::pin(async move {
-            let versions = self.read_model.versions(P::NAME).await?;
-            let parked = self
-                .read_model
-                .parked(Target {
-                    name: P::NAME,
-                    version: P::VERSION,
-                })
-                .await?;
-            Ok(ProjectionStatus {
-                current_version: P::VERSION,
-                versions,
-                parked,
-            })
-        })
-    }
-
-    fn replay_parked(&self, position: u64) -> BoxFuture<'_, Result<(), BoxError>> {
-        Box::pin(async move {
-            let mut projector = self
-                .runner
-                .projector((self.make)(), self.read_model.clone());
-            projector.replay_parked(position).await?;
-            Ok(())
-        })
-    }
-
-    fn rebuild(&self) -> BoxFuture<'_, Result<u64, BoxError>> {
-        Box::pin(async move {
-            let applied = self
-                .runner
-                .rebuild((self.make)(), self.read_model.clone(), |_| {})
-                .await?;
-            Ok(applied.applied)
-        })
     }
 }
 
@@ -658,7 +559,7 @@ async fn rebuild<S: EventStore + Send + Sync + 'static>(
         let (principal, console) = operator(&api, &headers).await?;
         let projection = console.projection_named(&name)?;
         tracing::info!(target: "factum::http", actor = %principal.actor, projection = projection.name(), "rebuilding a projection from the console");
-        let applied = projection.rebuild().await.map_err(|error| {
+        let applied = projection.rebuild(&mut |_| {}).await.map_err(|error| {
             Problem::new(
                 StatusCode::CONFLICT,
                 "rebuild-failed",
