@@ -275,6 +275,24 @@ impl factum::projection::Projection for Tally {
     }
 }
 
+/// Reacts to `Counted` events; fails on those whose payload says `"poison": true`.
+struct Alarm;
+
+impl factum::projection::Reactor for Alarm {
+    const NAME: &'static str = "alarm";
+    const EVENTS: &'static [&'static str] = &["Counted"];
+
+    async fn react(
+        &mut self,
+        event: &RecordedEvent,
+    ) -> Result<(), factum::projection::ProjectionError> {
+        if event.payload.get().contains("\"poison\":true") {
+            return Err(factum::projection::ProjectionError::msg("poison"));
+        }
+        Ok(())
+    }
+}
+
 /// A projection reports the events it applied by type, its dead letters and its lag
 /// (none, once caught up); pages of two events make the runner measure the lag on the
 /// way too.
@@ -317,8 +335,14 @@ fn a_projection_reports_what_it_applied_parked_and_how_far_behind_it_is() {
             .batch_size(2)
             .retry(Retry::immediately(1))
             .on_poison(OnPoison::Park);
-        let mut projector = runner.projector(Tally, read_models);
+        let mut projector = runner.projector(Tally, read_models.clone());
         runner.catch_up(&mut projector).await.expect("catch up");
+        // A reactor over the same log: its dead letters and lag, under its name.
+        let mut reactor = runner.reactor_driver(Alarm, read_models);
+        runner
+            .catch_up_reactor(&mut reactor)
+            .await
+            .expect("catch up");
     });
     let projection = |name: &str| {
         seen.get(&format!("{name}{{projection_name=tally}}"))
@@ -341,4 +365,11 @@ fn a_projection_reports_what_it_applied_parked_and_how_far_behind_it_is() {
     assert_eq!(projection(telemetry::PROJECTION_PARKED), Some(1));
     assert_eq!(projection(telemetry::PROJECTION_LAG_EVENTS), Some(0));
     assert_eq!(projection(telemetry::PROJECTION_LAG_SECONDS), Some(0));
+    let reactor = |name: &str| {
+        seen.get(&format!("{name}{{projection_name=alarm}}"))
+            .copied()
+    };
+    assert_eq!(reactor(telemetry::PROJECTION_PARKED), Some(1));
+    assert_eq!(reactor(telemetry::PROJECTION_LAG_EVENTS), Some(0));
+    assert_eq!(reactor(telemetry::PROJECTION_LAG_SECONDS), Some(0));
 }

@@ -509,6 +509,11 @@ impl<R: Reactor, M: ReadModel> ReactorDriver<R, M> {
         &self.reactor
     }
 
+    /// The read model its checkpoint and dead letters are kept in.
+    pub(crate) fn checkpoints(&self) -> &M {
+        &self.checkpoints
+    }
+
     /// The committed checkpoint (0 before the first event).
     pub async fn checkpoint(&mut self) -> Result<u64, RunnerError> {
         let checkpoint = self

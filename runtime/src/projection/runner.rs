@@ -329,6 +329,19 @@ impl<S: EventStore + 'static> ProjectionRunner<S> {
                 break;
             }
         }
+        // A reactor is measured as a projection is: how far behind, how much parked.
+        self.report_lag(R::NAME, progress.checkpoint).await;
+        // Read through a clone: the driver (and its reactor) need not be shared.
+        let (checkpoints, target) = (driver.checkpoints().clone(), driver.target());
+        let parked = checkpoints
+            .parked(target)
+            .await
+            .map_err(|source| RunnerError::ReadModel {
+                projection: R::NAME,
+                source,
+            })?;
+        metrics::gauge!(crate::telemetry::PROJECTION_PARKED, "projection_name" => R::NAME)
+            .set(parked.len() as f64);
         Ok(progress)
     }
 
