@@ -54,6 +54,45 @@ pub fn record_store_size(bytes: u64) {
     metrics::gauge!(STORE_SIZE).set(bytes as f64);
 }
 
+/// The `append` and `append_command` of a backend's `EventStore` impl: its inherent
+/// `append_unmeasured` and `append_command_unmeasured`, measured and traced as an
+/// [`Append`] in a store of the OpenTelemetry `db.system.name` given.
+macro_rules! measured_appends {
+    ($system:literal) => {
+        async fn append(
+            &self,
+            stream_id: &str,
+            stream_type: &str,
+            expected: crate::store::ExpectedVersion,
+            events: Vec<crate::envelope::NewEvent>,
+        ) -> Result<crate::store::AppendOutcome, crate::store::StoreError> {
+            crate::telemetry::Append::start($system, stream_id, stream_type, &events)
+                .append(self.append_unmeasured(stream_id, stream_type, expected, events))
+                .await
+        }
+
+        async fn append_command(
+            &self,
+            stream_id: &str,
+            stream_type: &str,
+            expected: crate::store::ExpectedVersion,
+            events: Vec<crate::envelope::NewEvent>,
+            command: crate::store::CommandRecord,
+        ) -> Result<crate::store::CommandAppend, crate::store::StoreError> {
+            crate::telemetry::Append::start($system, stream_id, stream_type, &events)
+                .append_command(self.append_command_unmeasured(
+                    stream_id,
+                    stream_type,
+                    expected,
+                    events,
+                    command,
+                ))
+                .await
+        }
+    };
+}
+pub(crate) use measured_appends;
+
 /// One append being measured and traced: started before the store works, finished with
 /// its answer.
 pub(crate) struct Append {

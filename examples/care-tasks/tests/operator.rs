@@ -7,9 +7,44 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use factum::projection::sqlite::SqliteReadModel;
-use factum::projection::{ParkedEvent, ReadModel, ReadModelTx, Target};
+use factum::envelope::RecordedEvent;
+use factum::projection::sqlite::{SqliteReadModel, SqliteTx};
+use factum::projection::{
+    OnPoison, Projection, ProjectionError, ProjectionRunner, ReadModel, Retry, Target,
+};
 use factum::store::{EventStore, SqliteStore};
+use factum_example_care_tasks::projections::coordinator_task_list::CoordinatorTaskList;
+
+/// The task list, under its own name and version, whose database refuses the first
+/// assignment it is given (and every retry of it).
+struct RefusesFirstAssignment {
+    inner: CoordinatorTaskList,
+    refused: Option<u64>,
+}
+
+impl Projection for RefusesFirstAssignment {
+    const NAME: &'static str = CoordinatorTaskList::NAME;
+    const VERSION: u32 = CoordinatorTaskList::VERSION;
+    const EVENTS: &'static [&'static str] = CoordinatorTaskList::EVENTS;
+    type Tx = SqliteTx;
+
+    async fn setup(&mut self, tx: &mut SqliteTx) -> Result<(), ProjectionError> {
+        self.inner.setup(tx).await
+    }
+
+    async fn handle(
+        &mut self,
+        event: &RecordedEvent,
+        tx: &mut SqliteTx,
+    ) -> Result<(), ProjectionError> {
+        if event.name == "TaskAssigned"
+            && *self.refused.get_or_insert(event.position) == event.position
+        {
+            return Err(ProjectionError::msg("the ward's database was read-only"));
+        }
+        self.inner.handle(event, tx).await
+    }
+}
 
 /// Runs `care-tasks --db <db> <args>`, answering `answer` on standard input.
 fn care_tasks(db: &Path, args: &[&str], answer: &str) -> Output {
@@ -46,43 +81,40 @@ fn operators_list_replay_and_rebuild_projections_from_the_applications_binary() 
         String::from_utf8_lossy(&shift.stderr)
     );
 
-    // An assignment parked by the task list, as a failing handler would leave it.
+    // The task list rebuilt while its database refused the first assignment: the runner
+    // parks it, as it would in service.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a runtime");
     let (head, parked_at) = runtime.block_on(async {
         let store = SqliteStore::open(&db).await.expect("opens");
-        let events = store.read_all(0, 10_000).await.expect("reads");
-        let assigned = events
-            .iter()
-            .find(|event| event.name == "TaskAssigned")
-            .expect("an assignment")
-            .clone();
         let read_models = SqliteReadModel::open(dir.path().join("care-tasks.read-models"))
             .await
             .expect("opens");
-        let target = Target {
-            name: "coordinator_task_list",
-            version: 1,
-        };
-        let mut tx = read_models.begin(target).await.expect("begins");
-        let checkpoint = tx.checkpoint().expect("a checkpoint");
-        let position = assigned.position;
         read_models
-            .park(
-                &mut tx,
-                &ParkedEvent {
-                    event: assigned,
-                    error: "the ward's database was read-only".to_owned(),
-                    attempts: 3,
-                    parked_at: factum::envelope::now(),
-                },
-            )
+            .reset(Target {
+                name: CoordinatorTaskList::NAME,
+                version: CoordinatorTaskList::VERSION,
+            })
             .await
-            .expect("parks");
-        read_models.commit(tx, checkpoint).await.expect("commits");
-        (events.last().expect("events").position, position)
+            .expect("resets");
+        let runner = ProjectionRunner::new(store.clone())
+            .retry(Retry::immediately(1))
+            .on_poison(OnPoison::Park);
+        let mut projector = runner.projector(
+            RefusesFirstAssignment {
+                inner: CoordinatorTaskList,
+                refused: None,
+            },
+            read_models,
+        );
+        runner.catch_up(&mut projector).await.expect("catches up");
+        let parked = projector.parked().await.expect("reads");
+        assert_eq!(parked.len(), 1, "{parked:?}");
+        assert_eq!(parked[0].event.name, "TaskAssigned");
+        let head = store.head().await.expect("reads").expect("events").position;
+        (head, parked[0].event.position)
     });
 
     let listed = care_tasks(&db, &["ops", "projections"], "");

@@ -48,19 +48,47 @@ pub(super) fn number(query: &str, name: &str) -> Result<Option<u64>, Problem> {
     parameter(query, name)
         .map(|value| {
             value.trim().parse().map_err(|_| {
-                Problem::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid-parameter",
-                    "A parameter is not what it must be",
+                bad_parameter(
+                    name,
                     format!(
                         "`{name}` must be a whole number, not `{}`",
                         value.chars().take(32).collect::<String>()
                     ),
                 )
-                .with("path", name)
             })
         })
         .transpose()
+}
+
+/// The `Last-Event-ID` a reconnecting event source sends: the position of the last event
+/// it received, if any; `400` when it is no position.
+pub(super) fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>, Problem> {
+    headers
+        .get(LAST_EVENT_ID)
+        .map(|value| {
+            value
+                .to_str()
+                .ok()
+                .and_then(|text| text.trim().parse::<u64>().ok())
+                .ok_or_else(|| {
+                    bad_parameter(
+                        "Last-Event-ID",
+                        "Last-Event-ID must be the global position of an event",
+                    )
+                })
+        })
+        .transpose()
+}
+
+/// The `400` of a parameter that is not what it must be: `detail` says why.
+pub(super) fn bad_parameter(name: &str, detail: impl Into<String>) -> Problem {
+    Problem::new(
+        StatusCode::BAD_REQUEST,
+        "invalid-parameter",
+        "A parameter is not what it must be",
+        detail,
+    )
+    .with("path", name)
 }
 
 fn store_problem(error: &StoreError) -> Problem {
@@ -213,13 +241,10 @@ async fn subscribe<S: EventStore + Send + Sync + 'static>(
 ) -> Result<Response, Problem> {
     let principal = api.principal(headers).await?;
     let stream_type = parameter(query, "streamType").ok_or_else(|| {
-        Problem::new(
-            StatusCode::BAD_REQUEST,
-            "invalid-parameter",
-            "A parameter is not what it must be",
+        bad_parameter(
+            "streamType",
             "`streamType` names the type of streams to follow",
         )
-        .with("path", "streamType")
     })?;
     if stream_type == AUDIT_STREAM_TYPE {
         return Err(forbidden("the audit record is not served".to_owned()));
@@ -243,24 +268,7 @@ async fn subscribe<S: EventStore + Send + Sync + 'static>(
         return Err(forbidden(reason));
     }
     // A reconnecting browser sends the last id it saw: resume after it, from the store.
-    let after = match headers.get(LAST_EVENT_ID) {
-        Some(value) => Some(
-            value
-                .to_str()
-                .ok()
-                .and_then(|text| text.trim().parse::<u64>().ok())
-                .ok_or_else(|| {
-                    Problem::new(
-                        StatusCode::BAD_REQUEST,
-                        "invalid-parameter",
-                        "A parameter is not what it must be",
-                        "Last-Event-ID must be the global position of an event",
-                    )
-                    .with("path", "Last-Event-ID")
-                })?,
-        ),
-        None => None,
-    };
+    let after = last_event_id(headers)?;
     let after = match after {
         Some(after) => after,
         None => number(query, "fromPosition")?.map_or(0, |from| from.saturating_sub(1)),

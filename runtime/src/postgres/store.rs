@@ -848,36 +848,7 @@ impl crate::store::StreamCatalog for PostgresStore {
 }
 
 impl EventStore for PostgresStore {
-    async fn append(
-        &self,
-        stream_id: &str,
-        stream_type: &str,
-        expected: ExpectedVersion,
-        events: Vec<NewEvent>,
-    ) -> Result<AppendOutcome, StoreError> {
-        crate::telemetry::Append::start("postgresql", stream_id, stream_type, &events)
-            .append(self.append_unmeasured(stream_id, stream_type, expected, events))
-            .await
-    }
-
-    async fn append_command(
-        &self,
-        stream_id: &str,
-        stream_type: &str,
-        expected: ExpectedVersion,
-        events: Vec<NewEvent>,
-        command: CommandRecord,
-    ) -> Result<CommandAppend, StoreError> {
-        crate::telemetry::Append::start("postgresql", stream_id, stream_type, &events)
-            .append_command(self.append_command_unmeasured(
-                stream_id,
-                stream_type,
-                expected,
-                events,
-                command,
-            ))
-            .await
-    }
+    crate::telemetry::measured_appends!("postgresql");
 
     async fn command_outcome(
         &self,

@@ -37,7 +37,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::problem::Problem;
-use super::streams::{number, parameter};
+use super::streams::{bad_parameter, last_event_id, number, parameter};
 use super::{Api, Principal};
 use crate::causation::{Applier, CausalTree, correlated};
 use crate::projection::{ProjectionControl, ProjectionStatus, VersionState};
@@ -315,16 +315,6 @@ async fn me<S: EventStore + Send + Sync + 'static>(
     answer(&uri, result)
 }
 
-fn bad_parameter(name: &str, detail: String) -> Problem {
-    Problem::new(
-        StatusCode::BAD_REQUEST,
-        "invalid-parameter",
-        "A parameter is not what it must be",
-        detail,
-    )
-    .with("path", name)
-}
-
 async fn streams<S: EventStore + Send + Sync + 'static>(
     State(api): State<Arc<Api<S>>>,
     OriginalUri(uri): OriginalUri,
@@ -585,10 +575,7 @@ async fn tail<S: EventStore + Send + Sync + 'static>(
     let query = query.unwrap_or_default();
     let result = async {
         viewer(&api, &headers).await?;
-        let resume = headers
-            .get("last-event-id")
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.trim().parse::<u64>().ok());
+        let resume = last_event_id(&headers)?;
         let after = match (resume, number(&query, "fromPosition")?) {
             (Some(position), _) | (None, Some(position)) => position,
             (None, None) => api
