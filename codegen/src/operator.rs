@@ -1,7 +1,8 @@
 //! Operator commands an application builds into its own binary (feature `operator`): the
 //! ones that need the application's projection handlers, which the `factum` binary does
-//! not have — rebuild a projection with a progress bar, replay a parked event — beside the
-//! status and parked list the `factum` binary shows too. The application hands over its
+//! not have — rebuild a projection with a progress bar, replay a parked event, check a live
+//! model against its events — beside the status and parked list the `factum` binary shows
+//! too. The application hands over its
 //! projections as [`ProjectionControl`]s (the web console takes the same ones).
 //!
 //! ```no_run
@@ -54,6 +55,16 @@ pub enum OperatorCommand {
     /// A projection's parked events: list them, or replay one through its handler.
     #[command(subcommand)]
     Parked(ParkedOperation),
+    /// The consistency checker: rebuilds each projection from the log into a shadow read
+    /// model and compares it with the live one, row by row; exits 1 when one differs or
+    /// cannot be checked. Run it when the live models caught up and nothing appends.
+    Verify {
+        /// The projections to check (all when none is named).
+        names: Vec<String>,
+        /// JSON, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// What to do with parked events.
@@ -123,6 +134,65 @@ fn named<'a>(
         })
 }
 
+/// The projections `names` names, or all of them when it is empty.
+fn chosen<'a>(
+    projections: &'a [Arc<dyn ProjectionControl>],
+    names: &[String],
+) -> Result<Vec<&'a Arc<dyn ProjectionControl>>, Failure> {
+    if names.is_empty() {
+        Ok(projections.iter().collect())
+    } else {
+        names.iter().map(|name| named(projections, name)).collect()
+    }
+}
+
+/// Checks each projection, every one even after a failure; exit 1 unless all are
+/// consistent.
+async fn verify(chosen: &[&Arc<dyn ProjectionControl>], json: bool) -> Result<ExitCode, Failure> {
+    let mut all_consistent = true;
+    let mut rows = Vec::new();
+    for projection in chosen {
+        match projection.check().await {
+            Ok(report) => {
+                all_consistent &= report.is_consistent();
+                if json {
+                    rows.push(serde_json::json!({
+                        "name": report.projection,
+                        "version": report.version,
+                        "checkpoint": report.checkpoint,
+                        "tables": report.tables,
+                        "rows": report.rows,
+                        "consistent": report.is_consistent(),
+                        "differences": report.differences.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    }));
+                } else {
+                    println!("{report}");
+                    for difference in &report.differences {
+                        println!("  {difference}");
+                    }
+                }
+            }
+            Err(error) => {
+                all_consistent = false;
+                let error = factum::error::Report(&*error).to_string();
+                if json {
+                    rows.push(serde_json::json!({ "name": projection.name(), "error": error }));
+                } else {
+                    println!("{}: not checked: {error}", projection.name());
+                }
+            }
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows).map_err(failed)?);
+    }
+    Ok(if all_consistent {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
 async fn status(projection: &Arc<dyn ProjectionControl>) -> Result<ProjectionStatus, Failure> {
     projection.status().await.map_err(|error| {
         failed(format!(
@@ -146,6 +216,9 @@ async fn execute(
     projections: &[Arc<dyn ProjectionControl>],
 ) -> Result<ExitCode, Failure> {
     match command {
+        OperatorCommand::Verify { names, json } => {
+            verify(&chosen(projections, &names)?, json).await
+        }
         OperatorCommand::Projections { json } => {
             let mut rows = Vec::new();
             for projection in projections {
@@ -197,14 +270,7 @@ async fn execute(
             dry_run,
             yes,
         } => {
-            let chosen: Vec<&Arc<dyn ProjectionControl>> = if names.is_empty() {
-                projections.iter().collect()
-            } else {
-                names
-                    .iter()
-                    .map(|name| named(projections, name))
-                    .collect::<Result<_, _>>()?
-            };
+            let chosen = chosen(projections, &names)?;
             for projection in &chosen {
                 let status = status(projection).await?;
                 let checkpoint = status

@@ -1,10 +1,11 @@
 //! The operator commands built into the care-tasks binary (`care-tasks ops ...`, from
 //! `factum_codegen::operator`), run as an operator would: on the files a shift left,
 //! projections listed, a parked event listed, shown, refused without confirmation and
-//! replayed, projections rebuilt with their counts, and the mistakes' exit codes.
+//! replayed, projections rebuilt with their counts, the mistakes' exit codes, and the
+//! consistency checker finding a hand-edited row.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use factum::envelope::RecordedEvent;
@@ -66,12 +67,9 @@ fn care_tasks(db: &Path, args: &[&str], answer: &str) -> Output {
     child.wait_with_output().expect("it ends")
 }
 
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-#[test]
-fn operators_list_replay_and_rebuild_projections_from_the_applications_binary() {
+/// A temporary directory with the store and read models a shift of the care-tasks binary
+/// left, and the store's path.
+fn after_a_shift() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let db = dir.path().join("care-tasks.sqlite3");
     let shift = care_tasks(&db, &[], "");
@@ -80,6 +78,16 @@ fn operators_list_replay_and_rebuild_projections_from_the_applications_binary() 
         "{}",
         String::from_utf8_lossy(&shift.stderr)
     );
+    (dir, db)
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn operators_list_replay_and_rebuild_projections_from_the_applications_binary() {
+    let (dir, db) = after_a_shift();
 
     // The task list rebuilt while its database refused the first assignment: the runner
     // parks it, as it would in service.
@@ -237,4 +245,98 @@ fn operators_list_replay_and_rebuild_projections_from_the_applications_binary() 
     assert!(String::from_utf8_lossy(&nothing.stderr).contains(&format!(
         "coordinator_task_list has no parked event at position {parked_at}"
     )));
+}
+
+/// `ops verify`: every projection rebuilt into a shadow and compared with its live model
+/// after a shift (consistent, exit 0); a live row edited by hand shows as the two rows
+/// that differ (exit 1), in the table and in JSON; no shadow is left behind.
+#[test]
+fn verify_rebuilds_each_projection_beside_the_live_one_and_reports_the_rows_that_differ() {
+    let (dir, db) = after_a_shift();
+
+    let verified = care_tasks(&db, &["ops", "verify"], "");
+    assert!(
+        verified.status.success(),
+        "{}{}",
+        stdout(&verified),
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    let report = stdout(&verified);
+    for name in [
+        "coordinator_task_list",
+        "member_task_history",
+        "daily_analytics",
+    ] {
+        assert!(
+            report.lines().any(
+                |line| line.starts_with(&format!("{name} v1 at checkpoint "))
+                    && line.ends_with(": consistent")
+            ),
+            "{report}"
+        );
+    }
+
+    let read_models = dir.path().join("care-tasks.read-models");
+    let edit = rusqlite::Connection::open(read_models.join("coordinator_task_list.v1.sqlite3"))
+        .expect("the task list's file");
+    let changed = edit
+        .execute(
+            "UPDATE tasks SET title = 'Tampered' WHERE rowid = (SELECT min(rowid) FROM tasks)",
+            [],
+        )
+        .expect("an edit");
+    assert_eq!(changed, 1);
+    drop(edit);
+
+    let drifted = care_tasks(&db, &["ops", "verify", "coordinator_task_list"], "");
+    assert_eq!(drifted.status.code(), Some(1), "{}", stdout(&drifted));
+    let report = stdout(&drifted);
+    let lines: Vec<&str> = report.lines().collect();
+    assert_eq!(lines.len(), 3, "{report}");
+    assert!(lines[0].ends_with(": 2 difference(s)"), "{report}");
+    // The rows in the order of their values: the original title sorts first.
+    assert!(
+        lines[1].starts_with("  table tasks: only in the rebuilt model: ")
+            && lines[1].contains("'Morning medication round'"),
+        "{report}"
+    );
+    assert!(
+        lines[2].starts_with("  table tasks: only in the live model: ")
+            && lines[2].contains("'Tampered'"),
+        "{report}"
+    );
+
+    let json = care_tasks(&db, &["ops", "verify", "--json"], "");
+    assert_eq!(json.status.code(), Some(1));
+    let rows: serde_json::Value = serde_json::from_slice(&json.stdout).expect("JSON");
+    let consistent: Vec<(&str, bool)> = rows
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|row| {
+            (
+                row["name"].as_str().expect("a name"),
+                row["consistent"].as_bool().expect("a verdict"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        consistent,
+        [
+            ("coordinator_task_list", false),
+            ("member_task_history", true),
+            ("daily_analytics", true),
+        ]
+    );
+    assert_eq!(rows[0]["differences"].as_array().map(Vec::len), Some(2));
+
+    let shadows_left = std::fs::read_dir(&read_models)
+        .expect("the read-model directory")
+        .filter(|entry| {
+            entry
+                .as_ref()
+                .is_ok_and(|entry| entry.file_name().to_string_lossy().starts_with(".shadow"))
+        })
+        .count();
+    assert_eq!(shadows_left, 0);
 }

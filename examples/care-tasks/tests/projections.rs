@@ -636,28 +636,22 @@ async fn the_queries_page_their_answers_and_say_how_fresh_they_are() {
     }
 }
 
-/// The consistency checker: each projection rebuilt from the log into a shadow directory
+/// The consistency checker: each projection rebuilt from the log into a shadow read model
 /// matches its live model row for row; a live row changed behind the projection's back
 /// shows as the two rows that differ; a live model behind the log is refused, not
 /// misreported.
 #[tokio::test]
 async fn the_consistency_checker_finds_a_live_model_that_drifted_from_its_events() {
-    use factum::projection::sqlite::{ConsistencyError, Difference, check_consistency};
+    use factum::projection::{ConsistencyError, Difference, check_consistency};
     let ward = Ward::open().await;
     ward.record(first_shift()).await;
     let head = ward.record(second_shift()).await;
     let runner = ProjectionRunner::new(ward.store.clone());
     ward.catch_up_all(&runner).await;
-    let shadows = tempfile::tempdir().expect("a temporary directory");
 
-    let checked = check_consistency(
-        &runner,
-        CoordinatorTaskList,
-        &ward.read_models,
-        &shadows.path().join("1"),
-    )
-    .await
-    .expect("checks");
+    let checked = check_consistency(&runner, CoordinatorTaskList, &ward.read_models)
+        .await
+        .expect("checks");
     assert!(
         checked.is_consistent(),
         "{checked}: {:?}",
@@ -674,22 +668,12 @@ async fn the_consistency_checker_finds_a_live_model_that_drifted_from_its_events
         )
     );
     for consistent in [
-        check_consistency(
-            &runner,
-            MemberTaskHistory,
-            &ward.read_models,
-            &shadows.path().join("2"),
-        )
-        .await
-        .expect("checks"),
-        check_consistency(
-            &runner,
-            DailyAnalytics,
-            &ward.read_models,
-            &shadows.path().join("3"),
-        )
-        .await
-        .expect("checks"),
+        check_consistency(&runner, MemberTaskHistory, &ward.read_models)
+            .await
+            .expect("checks"),
+        check_consistency(&runner, DailyAnalytics, &ward.read_models)
+            .await
+            .expect("checks"),
     ] {
         assert!(
             consistent.is_consistent(),
@@ -713,14 +697,9 @@ async fn the_consistency_checker_finds_a_live_model_that_drifted_from_its_events
         1
     );
     drop(edit);
-    let drifted = check_consistency(
-        &runner,
-        CoordinatorTaskList,
-        &ward.read_models,
-        &shadows.path().join("4"),
-    )
-    .await
-    .expect("checks");
+    let drifted = check_consistency(&runner, CoordinatorTaskList, &ward.read_models)
+        .await
+        .expect("checks");
     assert!(!drifted.is_consistent());
     assert_eq!(drifted.differences.len(), 2, "{:?}", drifted.differences);
     assert!(
@@ -748,16 +727,25 @@ async fn the_consistency_checker_finds_a_live_model_that_drifted_from_its_events
         at(11, 22, 0),
     )])
     .await;
-    let behind = check_consistency(
-        &runner,
-        MemberTaskHistory,
-        &ward.read_models,
-        &shadows.path().join("5"),
-    )
-    .await
-    .expect_err("not at the same checkpoint");
+    let behind = check_consistency(&runner, MemberTaskHistory, &ward.read_models)
+        .await
+        .expect_err("not at the same checkpoint");
     assert!(
         matches!(behind, ConsistencyError::NotAtTheSameCheckpoint { live, rebuilt, .. } if live == head && rebuilt == head + 1),
         "{behind}"
     );
+
+    // Every shadow was discarded, the refused check's too.
+    let shadows_left: Vec<String> = std::fs::read_dir(ward.read_models.dir())
+        .expect("the read-model directory")
+        .map(|entry| {
+            entry
+                .expect("an entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|name| name.starts_with(".shadow"))
+        .collect();
+    assert_eq!(shadows_left, Vec::<String>::new());
 }

@@ -1,13 +1,14 @@
 //! Steering projections from outside their code: what the operator's console and an
 //! application's operator commands call to see a projection's versions and parked events,
-//! replay one, or rebuild it, without naming the projection's type.
+//! replay one, rebuild it or check it against its events, without naming the projection's
+//! type.
 
 use std::future::Future;
 use std::pin::Pin;
 
 use super::{
-    ParkedEvent, Projection, ProjectionRunner, ReadModel, ReadModelOf, RebuildProgress, Target,
-    VersionStatus,
+    ConsistencyReport, ParkedEvent, Projection, ProjectionRunner, ReadModel, ReadModelOf,
+    RebuildProgress, Target, VersionStatus, check_consistency,
 };
 use crate::error::BoxError;
 use crate::store::EventStore;
@@ -34,6 +35,11 @@ pub trait ProjectionControl: Send + Sync + 'static {
         &'a self,
         progress: &'a mut (dyn FnMut(&RebuildProgress) + Send),
     ) -> Steering<'a, u64>;
+
+    /// The consistency checker: rebuilds the current version into a shadow read model and
+    /// compares it with the live one, row by row (see
+    /// [`check_consistency`](super::check_consistency)).
+    fn check(&self) -> Steering<'_, ConsistencyReport>;
 }
 
 /// What [`ProjectionControl::status`] reports.
@@ -120,6 +126,12 @@ where
                 .rebuild((self.make)(), self.read_model.clone(), progress)
                 .await?;
             Ok(applied.applied)
+        })
+    }
+
+    fn check(&self) -> Steering<'_, ConsistencyReport> {
+        Box::pin(async move {
+            Ok(check_consistency(&self.runner, (self.make)(), &self.read_model).await?)
         })
     }
 }

@@ -19,6 +19,7 @@
 //! }
 //! ```
 
+mod consistency;
 mod control;
 mod error;
 mod projector;
@@ -34,9 +35,6 @@ pub mod postgres {
 /// The SQLite read models, whose home is [`crate::sqlite`].
 #[cfg(feature = "sqlite")]
 pub mod sqlite {
-    pub use crate::sqlite::consistency::{
-        Consistency, ConsistencyError, Difference, check_consistency,
-    };
     pub use crate::sqlite::{SqliteReadModel, SqliteTx};
 }
 
@@ -45,6 +43,9 @@ use std::future::Future;
 use crate::envelope::RecordedEvent;
 
 pub use crate::retry::Retry;
+pub use consistency::{
+    ConsistencyError, ConsistencyReport, Contents, Difference, check_consistency,
+};
 pub use control::{ManagedProjection, ProjectionControl, ProjectionStatus, Steering};
 pub use error::{ProjectionError, RunnerError};
 pub use projector::{Applied, OnPoison, Projector, ReactorDriver, ReadModelOf};

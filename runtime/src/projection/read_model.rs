@@ -137,6 +137,15 @@ pub enum ReadModelError {
         /// The projection's name.
         name: String,
     },
+    /// This kind of read model cannot do what was asked (see the provided methods of
+    /// [`ReadModel`]).
+    #[error("read model {target}: this kind of read model cannot {operation}")]
+    Unsupported {
+        /// Which read model.
+        target: String,
+        /// What it cannot do.
+        operation: &'static str,
+    },
     /// The name cannot be used as a file or schema name.
     #[error(
         "projection name `{name}` must be 1 to 40 ASCII letters, digits or underscores, starting with a letter and not with `pg_` (reserved by PostgreSQL)"
@@ -240,6 +249,40 @@ pub trait ReadModel: Clone + Send + Sync + 'static {
     /// out of the readers' view; a runner of it notices at its next transaction and reads
     /// again from the start.
     fn reset(&self, target: Target) -> impl Future<Output = Result<(), ReadModelError>> + Send;
+
+    /// A new, empty read model of the same kind beside this one, which the consistency
+    /// checker ([`check_consistency`](super::check_consistency)) rebuilds a projection into,
+    /// reads with [`contents`](ReadModel::contents) and then
+    /// [`discard`](ReadModel::discard)s. `None` (the default) when this kind makes none; one
+    /// that does implements all three.
+    fn shadow(&self) -> impl Future<Output = Result<Option<Self>, ReadModelError>> + Send {
+        async { Ok(None) }
+    }
+
+    /// The tables of `target`'s model (factum's own left out) with their rows, for the
+    /// consistency checker to compare.
+    fn contents(
+        &self,
+        target: Target,
+    ) -> impl Future<Output = Result<super::Contents, ReadModelError>> + Send {
+        async move {
+            Err(ReadModelError::Unsupported {
+                target: target.to_string(),
+                operation: "list its tables' rows",
+            })
+        }
+    }
+
+    /// Removes a [`shadow`](ReadModel::shadow) and everything in it; refused on any other
+    /// read model.
+    fn discard(self) -> impl Future<Output = Result<(), ReadModelError>> + Send {
+        async {
+            Err(ReadModelError::Unsupported {
+                target: "(shadow)".to_owned(),
+                operation: "discard a shadow",
+            })
+        }
+    }
 }
 
 /// Checks that a projection name can name a file and a schema.

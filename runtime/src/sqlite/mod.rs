@@ -6,7 +6,7 @@
 //! had a home each, where it used to live: [`SqliteStore`] also in [`crate::store`],
 //! [`SqliteReadModel`] and [`SqliteTx`] also in `factum::projection::sqlite`.
 
-pub mod consistency;
+mod consistency;
 mod file;
 mod keys;
 mod process;
@@ -18,7 +18,6 @@ mod store;
 /// to its connection, inside the runner's transaction) and a query reads with.
 pub use rusqlite;
 
-pub use consistency::{Consistency, ConsistencyError, Difference, check_consistency};
 pub use keys::SqliteKeyStore;
 pub use read_model::{SqliteReadModel, SqliteTx};
 pub use store::{SqliteOpenError, SqliteOptions, SqliteStore, Synchronous};

@@ -41,6 +41,8 @@ pub struct SqliteReadModel {
 
 struct Inner {
     dir: PathBuf,
+    /// Made by [`ReadModel::shadow`]: the only kind [`ReadModel::discard`] removes.
+    shadow: bool,
     /// Write connections not in use, per target; a transaction takes one out.
     idle_writers: Mutex<HashMap<Target, Connection>>,
 }
@@ -135,7 +137,10 @@ fn configure(connection: &Connection) -> rusqlite::Result<()> {
 impl SqliteReadModel {
     /// Opens (creating) the read-model directory `dir`.
     pub async fn open(dir: impl AsRef<Path>) -> Result<Self, ReadModelError> {
-        let dir = dir.as_ref().to_path_buf();
+        Self::open_dir(dir.as_ref().to_path_buf(), false).await
+    }
+
+    async fn open_dir(dir: PathBuf, shadow: bool) -> Result<Self, ReadModelError> {
         let shown = dir.display().to_string();
         let task_dir = dir.clone();
         tokio::task::spawn_blocking(move || {
@@ -153,6 +158,7 @@ impl SqliteReadModel {
         Ok(Self {
             inner: Arc::new(Inner {
                 dir,
+                shadow,
                 idle_writers: Mutex::new(HashMap::new()),
             }),
         })
@@ -666,6 +672,54 @@ impl ReadModel for SqliteReadModel {
                 .map_err(database(target, "empty the read model"))
         })
         .await
+    }
+
+    /// A directory `.shadow-<uuid>` inside this one: on the same disk, under the same
+    /// permissions as the live models whose (possibly personal) data it copies.
+    async fn shadow(&self) -> Result<Option<Self>, ReadModelError> {
+        let dir = self
+            .inner
+            .dir
+            .join(format!(".shadow-{}", uuid::Uuid::now_v7().simple()));
+        Self::open_dir(dir, true).await.map(Some)
+    }
+
+    async fn contents(
+        &self,
+        target: Target,
+    ) -> Result<crate::projection::Contents, ReadModelError> {
+        check_name(target.name)?;
+        self.blocking(target, move |this| {
+            super::consistency::tables_of(&this.path_of(target))
+                .map_err(database(target, "read the tables"))
+        })
+        .await
+    }
+
+    async fn discard(self) -> Result<(), ReadModelError> {
+        let dir = self.inner.dir.clone();
+        if !self.inner.shadow {
+            return Err(ReadModelError::Unsupported {
+                target: dir.display().to_string(),
+                operation: "discard a read model that is not a shadow",
+            });
+        }
+        // The idle connections close before their files go.
+        self.inner
+            .idle_writers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+        let shown = dir.display().to_string();
+        tokio::task::spawn_blocking(move || {
+            std::fs::remove_dir_all(&dir).map_err(|error| ReadModelError::Database {
+                target: dir.display().to_string(),
+                operation: "remove the shadow",
+                source: Box::new(error),
+            })
+        })
+        .await
+        .map_err(task_failed(shown))?
     }
 }
 
