@@ -14,6 +14,7 @@ extern crate self as factum;
 
 mod aggregate;
 pub mod application;
+pub mod archive;
 pub mod authorization;
 #[cfg(feature = "nats")]
 pub mod bus;

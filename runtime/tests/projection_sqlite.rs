@@ -916,6 +916,7 @@ async fn a_catalog_and_a_store_are_never_opened_as_each_other() {
     assert_eq!(
         tables_of(&posing),
         [
+            "archives",
             "checkpoints",
             "commands",
             "events",

@@ -64,9 +64,9 @@ async fn opening_creates_the_schema_in_wal_mode_and_records_its_version() {
             .iter()
             .map(|(version, _)| *version)
             .collect::<Vec<_>>(),
-        [1, 2, 3, 4, 5]
+        [1, 2, 3, 4, 5, 6]
     );
-    assert_eq!(SqliteStore::SCHEMA_VERSION, 5);
+    assert_eq!(SqliteStore::SCHEMA_VERSION, 6);
     let mode: String = connection
         .query_row("PRAGMA journal_mode", [], |row| row.get(0))
         .unwrap();
@@ -82,6 +82,7 @@ async fn opening_creates_the_schema_in_wal_mode_and_records_its_version() {
     assert_eq!(
         tables,
         [
+            "archives",
             "checkpoints",
             "commands",
             "events",
@@ -115,7 +116,7 @@ async fn reopening_keeps_the_data_and_migrates_nothing_twice() {
             row.get(0)
         })
         .unwrap();
-    assert_eq!(applied, 5, "every migration is applied once");
+    assert_eq!(applied, 6, "every migration is applied once");
 }
 
 #[tokio::test]
@@ -125,7 +126,7 @@ async fn a_file_with_a_newer_schema_is_refused_untouched() {
     raw(&path)
         .execute(
             "INSERT INTO factum_schema_version (version, description, applied_at)
-             VALUES (6, 'from the future', 'tomorrow')",
+             VALUES (7, 'from the future', 'tomorrow')",
             [],
         )
         .unwrap();
@@ -134,7 +135,7 @@ async fn a_file_with_a_newer_schema_is_refused_untouched() {
         .expect_err("a newer schema is refused");
     let message = error.to_string();
     assert!(
-        message.contains("schema is at version 6") && message.contains("newest known: 5"),
+        message.contains("schema is at version 7") && message.contains("newest known: 6"),
         "the error names both versions: {message}"
     );
     let versions: i64 = raw(&path)
@@ -144,7 +145,7 @@ async fn a_file_with_a_newer_schema_is_refused_untouched() {
             |row| row.get(0),
         )
         .unwrap();
-    assert_eq!(versions, 6, "the refused file is left as it was");
+    assert_eq!(versions, 7, "the refused file is left as it was");
 }
 
 #[tokio::test]
@@ -419,7 +420,14 @@ async fn another_programs_database_is_refused_untouched() {
 
 #[tokio::test]
 async fn a_store_missing_a_table_of_its_version_is_refused_untouched() {
-    for table in ["events", "streams", "snapshots", "commands", "checkpoints"] {
+    for table in [
+        "events",
+        "streams",
+        "snapshots",
+        "commands",
+        "checkpoints",
+        "archives",
+    ] {
         let (_dir, path) = temp_file();
         store_with_events(&path, 3).await;
         raw(&path)
@@ -429,7 +437,7 @@ async fn a_store_missing_a_table_of_its_version_is_refused_untouched() {
         assert_eq!(
             not_a_store(&path).await,
             format!(
-                "its schema is at version 5, but the table `{table}` of that version is missing"
+                "its schema is at version 6, but the table `{table}` of that version is missing"
             )
         );
         assert_eq!(std::fs::read(&path).unwrap(), bytes, "{table}: unchanged");

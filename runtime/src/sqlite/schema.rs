@@ -196,6 +196,32 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         tables: &["streams", "events", "snapshots", "commands", "checkpoints"],
         then: None,
     },
+    Migration {
+        version: 6,
+        description: "archives",
+        // One row per archive file the bodies of old events moved to (`factum::archive`):
+        // the range it holds, the file as given, its SHA-256, when. The events it holds
+        // keep their rows with an empty payload and no metadata.
+        sql: "
+        CREATE TABLE archives (
+            upto        INTEGER PRIMARY KEY CHECK (upto >= 1),
+            after       INTEGER NOT NULL CHECK (after >= 0 AND after < upto),
+            file        TEXT    NOT NULL,
+            digest      BLOB    NOT NULL,
+            events      INTEGER NOT NULL,
+            archived_at TEXT    NOT NULL
+        );
+    ",
+        tables: &[
+            "streams",
+            "events",
+            "snapshots",
+            "commands",
+            "checkpoints",
+            "archives",
+        ],
+        then: None,
+    },
 ];
 
 /// The newest schema version of the store.

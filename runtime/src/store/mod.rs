@@ -150,6 +150,19 @@ pub enum StoreError {
         /// What could not be read.
         reason: String,
     },
+    /// The event is archived (see [`crate::archive`]): its body is in an archive file
+    /// this store was not opened with. Live events read as before; nothing was lost.
+    #[error(
+        "stream `{stream_id}` version {stream_version} (position {position}) is archived: open the store with the archive that holds it (`SqliteOptions::archive`; `factum archive --list` names the files)"
+    )]
+    Archived {
+        /// The event's stream.
+        stream_id: String,
+        /// Its version in the stream.
+        stream_version: u64,
+        /// Its global position.
+        position: u64,
+    },
     /// The backend failed.
     #[error("store backend failed")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -167,6 +180,7 @@ impl StoreError {
             Self::EmptyAppend { .. } => "empty_append",
             Self::StreamTypeMismatch { .. } => "stream_type_mismatch",
             Self::CorruptRow { .. } => "corrupt_row",
+            Self::Archived { .. } => "archived",
             Self::Backend(_) => "backend",
         }
     }

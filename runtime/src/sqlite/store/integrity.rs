@@ -91,7 +91,10 @@ pub(crate) fn backfill(connection: &Connection) -> Result<(), Failure> {
 /// stream_version, event_id, name, schema_version, payload, metadata, timestamp_s,
 /// timestamp_ns` from column `first` on; the reason when a column has a type the store
 /// never writes there.
-fn stored_fields<'r>(row: &'r Row<'_>, first: usize) -> Result<StoredFields<'r>, String> {
+pub(super) fn stored_fields<'r>(
+    row: &'r Row<'_>,
+    first: usize,
+) -> Result<StoredFields<'r>, String> {
     Ok(StoredFields {
         position: integer(row, first, "position")?,
         stream_id: text(row, first + 1, "stream id")?,
@@ -100,7 +103,12 @@ fn stored_fields<'r>(row: &'r Row<'_>, first: usize) -> Result<StoredFields<'r>,
         event_id: blob(row, first + 4, "event id")?,
         name: text(row, first + 5, "name")?,
         schema_version: integer(row, first + 6, "schema version")?,
-        payload: text(row, first + 7, "payload")?,
+        // An archived body (an empty blob) reads as empty: the caller tells.
+        payload: if super::rows::is_archived_body(row, first + 7) {
+            &[]
+        } else {
+            text(row, first + 7, "payload")?
+        },
         metadata: match row.get_ref(first + 8) {
             Ok(ValueRef::Null) => None,
             _ => Some(text(row, first + 8, "metadata")?),
@@ -190,7 +198,10 @@ pub(super) fn check_copied(
 /// Walks the file for [`TamperEvident::verify`](crate::integrity::TamperEvident::verify):
 /// SQLite's own `integrity_check` (pages and indexes), then every event in position
 /// order, then every stream's head.
-pub(super) fn verify(connection: &Connection) -> Result<Verification, Failure> {
+pub(super) fn verify(
+    connection: &Connection,
+    archives: &crate::archive::Archives,
+) -> Result<Verification, Failure> {
     let transaction = connection.unchecked_transaction()?;
     let mut verifier = Verifier::new();
     let damaged = |detail: String| Tampering {
@@ -210,7 +221,7 @@ pub(super) fn verify(connection: &Connection) -> Result<Verification, Failure> {
             verifier.finding(damaged(format!("SQLite's integrity check failed: {error}")))
         }
     }
-    if let Err(error) = walk(connection, &mut verifier) {
+    if let Err(error) = walk(connection, archives, &mut verifier) {
         verifier.finding(damaged(format!(
             "the events cannot be read to the end: {error}"
         )));
@@ -248,8 +259,14 @@ fn integrity_check(connection: &Connection) -> rusqlite::Result<Vec<String>> {
     Ok(lines.into_iter().filter(|line| line != "ok").collect())
 }
 
-/// Feeds every event to `verifier`, in position order.
-fn walk(connection: &Connection, verifier: &mut Verifier) -> rusqlite::Result<()> {
+/// Feeds every event to `verifier`, in position order; an archived event's body comes
+/// from `archives`, or only its place in the chain is checked.
+fn walk(
+    connection: &Connection,
+    archives: &crate::archive::Archives,
+    verifier: &mut Verifier,
+) -> rusqlite::Result<()> {
+    let archived_to = super::archive::archived_to(connection)?;
     let mut statement = connection.prepare(
         "SELECT e.position, s.stream_id, s.stream_type, e.stream_version, e.event_id, e.name,
                 e.schema_version, e.payload, e.metadata, e.timestamp_s, e.timestamp_ns,
@@ -278,7 +295,7 @@ fn walk(connection: &Connection, verifier: &mut Verifier) -> rusqlite::Result<()
             )));
             continue;
         }
-        let fields = match stored_fields(row, 0) {
+        let mut fields = match stored_fields(row, 0) {
             Ok(fields) => fields,
             Err(reason) => {
                 verifier.finding(altered(reason));
@@ -289,11 +306,45 @@ fn walk(connection: &Connection, verifier: &mut Verifier) -> rusqlite::Result<()
             Ok(ValueRef::Blob(hash)) => hash,
             _ => &[][..],
         };
-        verifier.event(&StoredEvent {
+        // A body an archive took; an empty blob past the archived positions is an altered
+        // event, and its hash says so.
+        let archived = super::rows::is_archived_body(row, 7)
+            && position.is_some_and(|position| position <= archived_to);
+        let body = if archived {
+            match position.map(|position| archives.event(position)) {
+                Some(Ok(Some(body))) if body.event_id.as_bytes() == fields.event_id => Some(body),
+                Some(Ok(Some(body))) => {
+                    verifier.finding(altered(format!(
+                        "its archive holds another event ({}) at this position",
+                        body.event_id
+                    )));
+                    continue;
+                }
+                Some(Err(error)) => {
+                    verifier.finding(altered(format!(
+                        "its archived body cannot be read: {error}"
+                    )));
+                    continue;
+                }
+                _ => None,
+            }
+        } else {
+            None
+        };
+        if let Some(body) = &body {
+            fields.payload = body.payload.get().as_bytes();
+            fields.metadata = body.metadata.as_deref().map(str::as_bytes);
+        }
+        let event = StoredEvent {
             fields,
             hash: hash(11),
             predecessor: hash(12),
-        });
+        };
+        if archived && body.is_none() {
+            verifier.archived_event(&event);
+        } else {
+            verifier.event(&event);
+        }
     }
     Ok(())
 }

@@ -109,6 +109,7 @@
 //! ```
 
 mod append;
+mod archive;
 mod commands;
 pub(super) mod connection;
 mod integrity;
@@ -166,6 +167,7 @@ pub struct SqliteOptions {
     readers: usize,
     check_hashes: bool,
     signer: Option<crate::integrity::EventSigner>,
+    archives: crate::archive::Archives,
 }
 
 impl Default for SqliteOptions {
@@ -176,6 +178,7 @@ impl Default for SqliteOptions {
             readers: 4,
             check_hashes: false,
             signer: None,
+            archives: crate::archive::Archives::new(),
         }
     }
 }
@@ -226,11 +229,20 @@ impl SqliteOptions {
         self
     }
 
-    /// What reads check.
+    /// Reads the bodies of archived events from `archive` (see [`crate::archive`]); give
+    /// every archive the events to read are in. Opening checks that the store recorded
+    /// it, unchanged ([`SqliteOpenError::Archive`] otherwise).
+    pub fn archive(mut self, archive: crate::archive::Archive) -> Self {
+        self.archives.push(archive);
+        self
+    }
+
+    /// What reads check, and where archived bodies are.
     fn read_checks(&self) -> rows::ReadChecks {
         rows::ReadChecks {
             hashes: self.check_hashes,
             signer: self.signer.clone(),
+            archives: self.archives.clone(),
         }
     }
 
@@ -307,6 +319,17 @@ pub enum SqliteOpenError {
         /// What is wrong with it.
         reason: String,
     },
+    /// An archive given with [`SqliteOptions::archive`] is not one this store recorded,
+    /// or changed since it was written.
+    #[error("`{}`: {} is not one of its archives: {reason}", path.display(), archive.display())]
+    Archive {
+        /// The store file.
+        path: PathBuf,
+        /// The archive file.
+        archive: PathBuf,
+        /// What does not match.
+        reason: String,
+    },
 }
 
 impl SqliteOpenError {
@@ -316,7 +339,8 @@ impl SqliteOpenError {
             Self::SchemaTooNew { path: about, .. }
             | Self::WalUnavailable { path: about, .. }
             | Self::Sqlite { path: about, .. }
-            | Self::NotAStore { path: about, .. } => path.clone_into(about),
+            | Self::NotAStore { path: about, .. }
+            | Self::Archive { path: about, .. } => path.clone_into(about),
         }
         self
     }
@@ -396,7 +420,9 @@ impl crate::integrity::TamperEvident for SqliteStore {
     /// position order, every stream's head. Reads in one read transaction (appends go on
     /// meanwhile, unseen).
     async fn verify(&self) -> Result<crate::integrity::Verification, StoreError> {
-        self.read(integrity::verify).await
+        let archives = self.inner.options.archives.clone();
+        self.read(move |connection| integrity::verify(connection, &archives))
+            .await
     }
 
     async fn leaves(
@@ -532,6 +558,13 @@ impl SqliteStore {
             }
         })?;
         schema::migrate(&writer, &path, options.busy_timeout)?;
+        archive::check_attached(&writer, &options.archives).map_err(|(archive, reason)| {
+            SqliteOpenError::Archive {
+                path: path.clone(),
+                archive,
+                reason,
+            }
+        })?;
         let readers = Readers::new(path.clone(), &options);
         Ok(Self {
             inner: Arc::new(Inner {

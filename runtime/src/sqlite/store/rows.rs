@@ -42,6 +42,8 @@ pub(crate) struct ReadChecks {
     pub(crate) hashes: bool,
     /// The signatures of critical events, and their hashes (`SqliteOptions::sign_events`).
     pub(crate) signer: Option<crate::integrity::EventSigner>,
+    /// Where archived events' bodies are read from (`SqliteOptions::archive`).
+    pub(crate) archives: crate::archive::Archives,
 }
 
 impl ReadChecks {
@@ -61,7 +63,10 @@ pub(super) fn copy_checked(
     bytes: &mut Vec<u8>,
     checks: &ReadChecks,
 ) -> Result<CopiedRow, Failure> {
-    let copied = copy_row(row, first, stream_id, bytes)?;
+    let mut copied = copy_row(row, first, stream_id, bytes)?;
+    if copied.archived {
+        restore_archived(&mut copied, stream_id, bytes, &checks.archives)?;
+    }
     if checks.any() {
         super::integrity::check_copied(
             row,
@@ -74,6 +79,39 @@ pub(super) fn copy_checked(
         )?;
     }
     Ok(copied)
+}
+
+/// Puts the archived body of `copied`'s event (payload and stored metadata) into `bytes`
+/// from `archives`, as if it had been read from the row.
+#[cold]
+fn restore_archived(
+    copied: &mut CopiedRow,
+    stream_id: &str,
+    bytes: &mut Vec<u8>,
+    archives: &crate::archive::Archives,
+) -> Result<(), Failure> {
+    let stream_version = u64::try_from(copied.stream_version).unwrap_or(0);
+    let position = u64::try_from(copied.position).unwrap_or(0);
+    let event = super::archive::body(archives, stream_id, stream_version, position)?;
+    if event.event_id.as_bytes() != &copied.event_id || event.stream_version != stream_version {
+        return Err(Failure::Store(StoreError::CorruptRow {
+            stream_id: stream_id.to_owned(),
+            stream_version,
+            position: Some(position),
+            reason: format!(
+                "the archive holds event {} version {} at this position, the store event {} version {stream_version}",
+                event.event_id,
+                event.stream_version,
+                Uuid::from_bytes(copied.event_id)
+            ),
+        }));
+    }
+    copied.payload = append(bytes, event.payload.get().as_bytes());
+    copied.metadata = event
+        .metadata
+        .as_deref()
+        .map(|metadata| append(bytes, metadata.as_bytes()));
+    Ok(())
 }
 
 /// A `u64` bound as SQLite's signed integer, saturating (SQLite integers are `i64`).
@@ -529,6 +567,8 @@ pub(super) struct CopiedRow {
     payload: Range<usize>,
     /// `None`: the column is `NULL` (no metadata).
     metadata: Option<Range<usize>>,
+    /// The payload is an empty blob: the body is archived (see `crate::archive`).
+    archived: bool,
 }
 
 /// Copies the event columns that start at `first` (in [`EVENT_COLUMNS`] order) out of
@@ -586,6 +626,7 @@ pub(super) fn copy_row(
     };
     let schema_version =
         integer(row, first + 4).map_err(|reason| corrupt(format!("schema version: {reason}")))?;
+    let archived = is_archived_body(row, first + 5);
     let payload = json_bytes(row, first + 5)
         .map(|payload| append(bytes, payload))
         .map_err(|reason| corrupt(format!("payload: {reason}")))?;
@@ -611,7 +652,14 @@ pub(super) fn copy_row(
         name,
         payload,
         metadata,
+        archived,
     })
+}
+
+/// Whether the payload column holds what archiving leaves: an empty blob (factum writes
+/// payloads as text, and no JSON text is empty).
+pub(super) fn is_archived_body(row: &Row<'_>, column: usize) -> bool {
+    matches!(row.get_ref(column), Ok(ValueRef::Blob(bytes)) if bytes.is_empty())
 }
 
 /// Fills `record` (whose stream id and type are set) from a row [`copy_row`] copied into
