@@ -4,7 +4,7 @@
 //! Tables for people; `--json` (one JSON document, or one per line for `tail`) for
 //! scripts.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -25,10 +25,28 @@ pub(crate) enum Db {
     Postgres(PostgresStore),
 }
 
+/// The store a reading command works on, and the archives to read archived events from.
+#[derive(Debug, clap::Args)]
+pub struct StoreArgs {
+    /// The store: a SQLite file, or a PostgreSQL URL (`postgres://...`).
+    #[arg(long)]
+    pub db: String,
+    /// An archive of the store (written by `factum archive`) to read archived events
+    /// from; repeat it for each archive the events to read are in.
+    #[arg(long = "archive")]
+    pub archives: Vec<PathBuf>,
+}
+
 impl Db {
-    /// Opens `spec`; with `check_hashes`, reads check each event's hash.
-    pub(crate) async fn open(spec: &str, check_hashes: bool) -> Result<Self, String> {
+    /// Opens `store`; with `check_hashes`, reads check each event's hash.
+    pub(crate) async fn open(store: &StoreArgs, check_hashes: bool) -> Result<Self, String> {
+        let spec = store.db.as_str();
         if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
+            if !store.archives.is_empty() {
+                return Err(
+                    "--archive is for SQLite stores; PostgreSQL stores are not archived".to_owned(),
+                );
+            }
             return PostgresStore::builder(spec)
                 .check_hashes(check_hashes)
                 .connect()
@@ -36,16 +54,21 @@ impl Db {
                 .map(Db::Postgres)
                 .map_err(failed);
         }
-        let path = Path::new(spec);
-        if !path.exists() {
-            return Err(format!("{spec} does not exist"));
-        }
-        SqliteStore::options()
-            .check_hashes(check_hashes)
-            .open(path)
+        crate::archive_commands::open(Path::new(spec), &store.archives, check_hashes)
             .await
             .map(Db::Sqlite)
-            .map_err(failed)
+    }
+
+    /// Opens the store at `spec`, without archives.
+    pub(crate) async fn open_spec(spec: &str) -> Result<Self, String> {
+        Self::open(
+            &StoreArgs {
+                db: spec.to_owned(),
+                archives: Vec::new(),
+            },
+            false,
+        )
+        .await
     }
 }
 
@@ -78,7 +101,7 @@ pub fn streams(
 ) -> Result<ExitCode, String> {
     block_on(async {
         // One more than asked, to tell whether another page follows.
-        let mut page = on_store!(Db::open(db, false).await?, store => store
+        let mut page = on_store!(Db::open_spec(db).await?, store => store
             .streams(
                 StreamFilter {
                     stream_type,
@@ -117,16 +140,16 @@ pub fn streams(
 
 /// Prints the events of `stream_id` from version `from`, up to `limit`.
 pub fn stream(
-    db: &str,
+    source: &StoreArgs,
     stream_id: &str,
     from: u64,
     limit: usize,
     output: Output,
 ) -> Result<ExitCode, String> {
     block_on(async {
-        let events = on_store!(Db::open(db, false).await?, store => {
+        let events = on_store!(Db::open(source, false).await?, store => {
             if store.stream_version(stream_id).await.map_err(failed)?.is_none() {
-                return Err(format!("no stream `{stream_id}` in {db}"));
+                return Err(format!("no stream `{stream_id}` in {}", source.db));
             }
             store
                 .read_stream(stream_id, from.max(1), limit)
@@ -143,17 +166,17 @@ pub fn stream(
 
 /// Prints the event at `position` whole, and whether its stored hash still matches it.
 /// Exits 1 when it does not.
-pub fn event(db: &str, position: u64, output: Output) -> Result<ExitCode, String> {
+pub fn event(source: &StoreArgs, position: u64, output: Output) -> Result<ExitCode, String> {
     block_on(async {
         // Read as stored first, then with every hash checked: a changed row still shows.
-        let event = on_store!(Db::open(db, false).await?, store => store
+        let event = on_store!(Db::open(source, false).await?, store => store
             .read_all(position.saturating_sub(1), 1)
             .await
             .map_err(failed)?)
         .into_iter()
         .find(|event| event.position == position)
-        .ok_or_else(|| format!("no event at position {position} in {db}"))?;
-        let checked = on_store!(Db::open(db, true).await?, store => {
+        .ok_or_else(|| format!("no event at position {position} in {}", source.db))?;
+        let checked = on_store!(Db::open(source, true).await?, store => {
             store.read_all(position - 1, 1).await
         });
         let hash = match checked {
@@ -204,9 +227,14 @@ pub fn event(db: &str, position: u64, output: Output) -> Result<ExitCode, String
 
 /// Prints the log after `after`; with `follow`, then waits for new events and prints
 /// them as they are committed, until stopped.
-pub fn tail(db: &str, after: u64, follow: bool, output: Output) -> Result<ExitCode, String> {
+pub fn tail(
+    source: &StoreArgs,
+    after: u64,
+    follow: bool,
+    output: Output,
+) -> Result<ExitCode, String> {
     block_on(async {
-        on_store!(Db::open(db, false).await?, store => tail_of(&store, after, follow, output).await)
+        on_store!(Db::open(source, false).await?, store => tail_of(&store, after, follow, output).await)
     })
 }
 
@@ -315,7 +343,7 @@ pub(crate) fn print_json(value: &impl serde::Serialize) -> Result<(), String> {
 /// Writes every event of the store after `after` to `out` (standard output if `None`),
 /// one structured CloudEvent per line, in log order: a backup `import` restores.
 pub fn export(
-    db: &str,
+    store_args: &StoreArgs,
     out: Option<&Path>,
     source: &str,
     domain: &str,
@@ -323,7 +351,7 @@ pub fn export(
 ) -> Result<ExitCode, String> {
     let ce = factum::cloudevents::CloudEvents::new(source, domain).map_err(failed)?;
     block_on(async {
-        let written = on_store!(Db::open(db, false).await?, store => match out {
+        let written = on_store!(Db::open(store_args, false).await?, store => match out {
             Some(path) => {
                 let file = std::fs::File::create(path)
                     .map_err(|error| format!("cannot create {}: {error}", path.display()))?;
@@ -360,7 +388,7 @@ pub fn import(db: &str, from: &Path, source: &str, domain: &str) -> Result<ExitC
         .map_err(|error| format!("cannot read {}: {error}", from.display()))?;
     block_on(async {
         let target = if Path::new(db).exists() || db.contains("://") {
-            Db::open(db, false).await?
+            Db::open_spec(db).await?
         } else {
             Db::Sqlite(SqliteStore::open(db).await.map_err(failed)?)
         };

@@ -8,7 +8,7 @@
 //! factum subject export  --db app.sqlite3 --master-key-file KEY --registry registry.json \
 //!                        --subject ID [--cloudevents [--source URI] [--domain NAME]]
 //! factum subject forget  --db app.sqlite3 --master-key-file KEY --subject ID --by WHO
-//! factum verify          --db app.sqlite3 [--public-key HEX]
+//! factum verify          --db app.sqlite3 [--public-key HEX] [--archive FILE ...]
 //! factum streams         --db app.sqlite3 [--type TYPE] [--after ID] [--limit N] [--json]
 //! factum stream          --db app.sqlite3 STREAM_ID [--from VERSION] [--limit N] [--json]
 //! factum event           --db app.sqlite3 POSITION [--json]
@@ -20,16 +20,22 @@
 //! factum parked list     --read-models DIR --projection NAME [--version N] [--json]
 //! factum parked drop     --read-models DIR --projection NAME [--version N] --position P \
 //!                        [--dry-run] [--yes]
+//! factum archive         --db app.sqlite3 (--before DATE | --upto POSITION) --out FILE \
+//!                        [--dry-run] [--yes]
+//! factum archive         --db app.sqlite3 --list [--json]
 //! ```
 //!
 //! `--db` of `streams`, `stream`, `event`, `tail`, `export` and `import` takes a
-//! PostgreSQL URL (`postgres://...`) as well as a SQLite file.
+//! PostgreSQL URL (`postgres://...`) as well as a SQLite file. `stream`, `event`, `tail`,
+//! `export`, `trace` and `verify` read archived events from the archives given with
+//! `--archive FILE` (repeatable).
 //!
 //! The registry document is what `factum::registry::Registry` serialises to; a domain
 //! writes it from a test, a `build.rs` or a small binary (the example: `orders --registry`).
 //! The subject commands work on a SQLite store whose personal fields a
 //! `factum::personal::ProtectedStore` sealed (`src/store_commands.rs`).
 
+mod archive_commands;
 mod inspect;
 mod projection_commands;
 mod store_commands;
@@ -76,6 +82,10 @@ enum Command {
         /// The Ed25519 public key the checkpoints are signed with (64 hex digits).
         #[arg(long)]
         public_key: Option<String>,
+        /// An archive of the store (`factum archive`) to read archived events from
+        /// (repeatable).
+        #[arg(long = "archive")]
+        archives: Vec<PathBuf>,
     },
     /// List a store's streams in the order of their ids, a page at a time.
     Streams {
@@ -97,9 +107,8 @@ enum Command {
     },
     /// Show one stream's events.
     Stream {
-        /// The store: a SQLite file, or a PostgreSQL URL (`postgres://...`).
-        #[arg(long)]
-        db: String,
+        #[command(flatten)]
+        store: inspect::StoreArgs,
         /// The stream's id.
         stream_id: String,
         /// The first stream version to show.
@@ -115,9 +124,8 @@ enum Command {
     /// Show one event whole (payload, metadata) and whether its stored hash holds.
     /// Exits 1 when it does not.
     Event {
-        /// The store: a SQLite file, or a PostgreSQL URL (`postgres://...`).
-        #[arg(long)]
-        db: String,
+        #[command(flatten)]
+        store: inspect::StoreArgs,
         /// The event's position in the log.
         position: u64,
         /// Print JSON instead of a table.
@@ -127,9 +135,8 @@ enum Command {
     /// Print the log after a position; with `--follow`, keep printing events as they are
     /// committed, until stopped.
     Tail {
-        /// The store: a SQLite file, or a PostgreSQL URL (`postgres://...`).
-        #[arg(long)]
-        db: String,
+        #[command(flatten)]
+        store: inspect::StoreArgs,
         /// Start after this position (0: from the first event).
         #[arg(long, default_value_t = 0)]
         after: u64,
@@ -150,6 +157,10 @@ enum Command {
         /// The read-model directory, to show which projections applied each event.
         #[arg(long)]
         read_models: Option<PathBuf>,
+        /// An archive of the store (`factum archive`) to read archived events from
+        /// (repeatable).
+        #[arg(long = "archive")]
+        archives: Vec<PathBuf>,
         /// The correlation id (a UUID).
         correlation_id: String,
         /// Print JSON instead of a tree.
@@ -159,9 +170,8 @@ enum Command {
     /// Back up a store: every event, one structured CloudEvent per line (JSON
     /// Lines), in log order.
     Export {
-        /// The store: a SQLite file, or a PostgreSQL URL (`postgres://...`).
-        #[arg(long)]
-        db: String,
+        #[command(flatten)]
+        store: inspect::StoreArgs,
         /// The file to write (standard output if not given).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -208,6 +218,39 @@ enum Command {
     /// A projection's dead letters: events its handler kept failing on.
     #[command(subcommand)]
     Parked(ParkedCommand),
+    /// Move the payloads and metadata of a SQLite store's events older than a date (or up
+    /// to a position) to an archive file, which the reading commands (`--archive`) and
+    /// the application (`SqliteOptions::archive`) read them back from; the rows' ids,
+    /// versions and hashes stay, so appends and `verify` go on. Shows what it would do,
+    /// then asks. With `--list`, the store's archives.
+    Archive {
+        /// The SQLite store file.
+        #[arg(long)]
+        db: PathBuf,
+        /// Archive the events recorded before this date (`2026-01-31`, midnight UTC) or
+        /// time (RFC 3339).
+        #[arg(long, value_parser = archive_commands::parse_before,
+              required_unless_present_any = ["upto", "list"], conflicts_with = "upto")]
+        before: Option<factum::chrono::DateTime<factum::chrono::Utc>>,
+        /// Archive the events up to this position.
+        #[arg(long)]
+        upto: Option<u64>,
+        /// The archive file to write (never replaced).
+        #[arg(long, required_unless_present = "list")]
+        out: Option<PathBuf>,
+        /// Show what would be archived, and archive nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+        /// List the store's archives instead.
+        #[arg(long, conflicts_with_all = ["before", "upto", "out", "dry_run", "yes"])]
+        list: bool,
+        /// With `--list`: JSON instead of a table.
+        #[arg(long, requires = "list")]
+        json: bool,
+    },
 }
 
 /// Which projection version's dead letters.
@@ -476,7 +519,11 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Subject(SubjectCommand::Forget { store, subject, by }) => {
             store_commands::forget(&store.into(), &subject, &by)
         }
-        Command::Verify { db, public_key } => store_commands::verify(&db, public_key.as_deref()),
+        Command::Verify {
+            db,
+            public_key,
+            archives,
+        } => store_commands::verify(&db, public_key.as_deref(), &archives),
         Command::Streams {
             db,
             stream_type,
@@ -491,32 +538,71 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             output(json),
         ),
         Command::Stream {
-            db,
+            store,
             stream_id,
             from,
             limit,
             json,
-        } => inspect::stream(&db, &stream_id, from, limit, output(json)),
-        Command::Event { db, position, json } => inspect::event(&db, position, output(json)),
+        } => inspect::stream(&store, &stream_id, from, limit, output(json)),
+        Command::Event {
+            store,
+            position,
+            json,
+        } => inspect::event(&store, position, output(json)),
         Command::Tail {
-            db,
+            store,
             after,
             follow,
             json,
-        } => inspect::tail(&db, after, follow, output(json)),
+        } => inspect::tail(&store, after, follow, output(json)),
         Command::Trace {
             db,
             read_models,
+            archives,
             correlation_id,
             json,
-        } => trace::trace(&db, read_models.as_deref(), &correlation_id, output(json)),
+        } => trace::trace(
+            &db,
+            &archives,
+            read_models.as_deref(),
+            &correlation_id,
+            output(json),
+        ),
         Command::Export {
-            db,
+            store,
             out,
             after,
             source,
             domain,
-        } => inspect::export(&db, out.as_deref(), &source, &domain, after),
+        } => inspect::export(&store, out.as_deref(), &source, &domain, after),
+        Command::Archive {
+            db,
+            before,
+            upto,
+            out,
+            dry_run,
+            yes,
+            list,
+            json,
+        } => match (list, before, upto, out) {
+            (true, ..) => archive_commands::list(&db, json),
+            (false, Some(before), _, Some(out)) => archive_commands::archive(
+                &db,
+                archive_commands::Cut::Before(before),
+                &out,
+                dry_run,
+                yes,
+            ),
+            (false, None, Some(upto), Some(out)) => archive_commands::archive(
+                &db,
+                archive_commands::Cut::Upto(upto),
+                &out,
+                dry_run,
+                yes,
+            ),
+            // clap requires --before or --upto, and --out, without --list.
+            _ => Err("archive needs --before or --upto, and --out (or --list)".to_owned()),
+        },
         Command::Import {
             db,
             from,

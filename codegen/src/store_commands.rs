@@ -81,7 +81,11 @@ pub fn forget(store: &Store, subject: &str, by: &str) -> Result<ExitCode, String
 
 /// Verifies the store's hash chains and, given the public key, its signed checkpoints;
 /// exits 1 when the history does not hold.
-pub fn verify(db: &Path, public_key: Option<&str>) -> Result<ExitCode, String> {
+pub fn verify(
+    db: &Path,
+    public_key: Option<&str>,
+    archives: &[PathBuf],
+) -> Result<ExitCode, String> {
     let key = public_key
         .map(|hex| {
             VerifyingKey::from_bytes(&from_hex(hex.trim())?)
@@ -89,7 +93,7 @@ pub fn verify(db: &Path, public_key: Option<&str>) -> Result<ExitCode, String> {
         })
         .transpose()?;
     block_on(async {
-        let store = SqliteStore::open(db).await.map_err(failed)?;
+        let store = crate::archive_commands::open(db, archives, false).await?;
         let verification = match &key {
             Some(key) => store.verify_signed(key).await,
             None => store.verify().await,

@@ -8,7 +8,6 @@ use std::process::ExitCode;
 use factum::causation::{Applier, CausalTree, CommandNode, correlated};
 use factum::projection::sqlite::SqliteReadModel;
 use factum::projection::{ReadModel, Target, VersionState};
-use factum::store::SqliteStore;
 use factum::uuid::Uuid;
 
 use crate::inspect::{Output, print_json};
@@ -18,6 +17,7 @@ use crate::store_commands::{block_on, failed};
 /// Prints the causal tree of the transaction `correlation_id`.
 pub fn trace(
     db: &Path,
+    archives: &[std::path::PathBuf],
     read_models: Option<&Path>,
     correlation_id: &str,
     output: Output,
@@ -26,10 +26,7 @@ pub fn trace(
         .parse()
         .map_err(|error| format!("`{correlation_id}` is not a correlation id (a UUID): {error}"))?;
     block_on(async {
-        if !db.exists() {
-            return Err(format!("{} does not exist", db.display()));
-        }
-        let store = SqliteStore::open(db).await.map_err(failed)?;
+        let store = crate::archive_commands::open(db, archives, false).await?;
         let events = correlated(&store, correlation).await.map_err(failed)?;
         if events.is_empty() {
             return Err(format!(
