@@ -39,6 +39,8 @@ pub struct Options {
     pub read_models: Option<PathBuf>,
     /// The member whose history is shown.
     pub member: String,
+    /// The archives of the store (`factum archive`) its archived events are read from.
+    pub archives: Vec<PathBuf>,
 }
 
 impl Options {
@@ -48,7 +50,21 @@ impl Options {
             db: db.into(),
             read_models: None,
             member: "amira".to_owned(),
+            archives: Vec::new(),
         }
+    }
+
+    /// The event store, with its archives: archived events read back from them.
+    pub async fn open_store(&self) -> Result<SqliteStore, DemoError> {
+        let mut options = SqliteStore::options();
+        for path in &self.archives {
+            let path = path.clone();
+            let archive = tokio::task::spawn_blocking(move || factum::archive::Archive::open(path))
+                .await
+                .map_err(|error| DemoError::Scenario(error.to_string()))??;
+            options = options.archive(archive);
+        }
+        Ok(options.open(&self.db).await?)
     }
 }
 
@@ -76,6 +92,9 @@ pub enum DemoError {
     /// The event store's file could not be opened.
     #[error("opening the event store")]
     OpenStore(#[from] SqliteOpenError),
+    /// An archive given could not be opened.
+    #[error("opening an archive of the event store")]
+    Archive(#[from] factum::archive::ArchiveError),
     /// The event store failed.
     #[error("the event store failed")]
     Store(#[from] StoreError),
@@ -153,7 +172,7 @@ pub async fn rebuild(options: &Options) -> Result<(), DemoError> {
         .read_models
         .clone()
         .unwrap_or_else(|| read_models_beside(&options.db));
-    let store = SqliteStore::open(&options.db).await?;
+    let store = options.open_store().await?;
     let read_models = SqliteReadModel::open(&read_models_dir).await?;
     let runner = ProjectionRunner::new(store);
     let rebuilt = [
@@ -192,7 +211,7 @@ pub async fn run(options: &Options) -> Result<(), DemoError> {
         .read_models
         .clone()
         .unwrap_or_else(|| read_models_beside(&options.db));
-    let store = SqliteStore::open(&options.db).await?;
+    let store = options.open_store().await?;
     let read_models = SqliteReadModel::open(&read_models_dir).await?;
     println!(
         "store: SQLite file {}; read models in {}",

@@ -30,6 +30,10 @@ struct Args {
     /// Ctrl-C, instead of running a shift.
     #[arg(long, value_name = "ADDRESS", conflicts_with = "rebuild")]
     serve: Option<std::net::SocketAddr>,
+    /// An archive of the store (written by `factum archive`) to read its archived events
+    /// from: a rebuild replays them (repeatable).
+    #[arg(long = "archive", value_name = "FILE")]
+    archives: Vec<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -49,9 +53,10 @@ async fn operate(
     if !options.db.exists() {
         return Err(format!("{} does not exist", options.db.display()));
     }
-    let store = factum::store::SqliteStore::open(&options.db)
+    let store = options
+        .open_store()
         .await
-        .map_err(|error| error.to_string())?;
+        .map_err(|error| factum::error::Report(&error).to_string())?;
     let dir = options
         .read_models
         .clone()
@@ -72,6 +77,7 @@ async fn main() -> ExitCode {
         db: args.db,
         read_models: args.read_models,
         member: args.member,
+        archives: args.archives,
     };
     if let Some(Command::Ops(command)) = args.command {
         return match operate(&options).await {

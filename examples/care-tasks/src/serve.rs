@@ -164,7 +164,7 @@ pub async fn until_stopped(
         .read_models
         .clone()
         .unwrap_or_else(|| crate::demo::read_models_beside(&options.db));
-    let store = SqliteStore::open(&options.db).await?;
+    let store = options.open_store().await?;
     let read_models = SqliteReadModel::open(&read_models_dir).await?;
     let runner = factum::projection::ProjectionRunner::new(store.clone());
     let projections = [

@@ -340,3 +340,66 @@ fn verify_rebuilds_each_projection_beside_the_live_one_and_reports_the_rows_that
         .count();
     assert_eq!(shadows_left, 0);
 }
+
+/// Replay reads archives: after the shift's oldest events are archived (by the library,
+/// as `factum archive` does), a rebuild without the archive stops at the first archived
+/// event and says so; given the archive, it replays the whole history and the rebuilt
+/// models are the ones the live shift built.
+#[test]
+fn a_rebuild_replays_archived_events_from_their_archive() {
+    let (dir, db) = after_a_shift();
+    let archive = dir.path().join("care-tasks.archive-1.jsonl");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let record = runtime.block_on(async {
+        let store = SqliteStore::open(&db).await.expect("opens");
+        let head = store.head().await.expect("reads").expect("events").position;
+        store.archive(head / 2, &archive).await.expect("archives")
+    });
+    assert!(record.events > 0);
+
+    let without = care_tasks(&db, &["ops", "rebuild", "--yes"], "");
+    assert_eq!(without.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&without.stderr);
+    assert!(
+        said.contains("rebuilding coordinator_task_list: ")
+            && said.contains(") is archived: open the store with the archive that holds it"),
+        "{said}"
+    );
+    // Refused before anything was reset: every model is still active.
+    let listed = stdout(&care_tasks(&db, &["ops", "projections"], ""));
+    assert_eq!(
+        listed
+            .lines()
+            .filter(|line| line.split_whitespace().nth(2) == Some("active"))
+            .count(),
+        3,
+        "{listed}"
+    );
+
+    let archive = archive.to_str().expect("a UTF-8 path");
+    let rebuilt = care_tasks(&db, &["--archive", archive, "ops", "rebuild", "--yes"], "");
+    assert!(
+        rebuilt.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rebuilt.stderr)
+    );
+    let verified = care_tasks(&db, &["--archive", archive, "ops", "verify"], "");
+    assert!(
+        verified.status.success(),
+        "{}{}",
+        stdout(&verified),
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    assert_eq!(
+        stdout(&verified)
+            .lines()
+            .filter(|line| line.ends_with(": consistent"))
+            .count(),
+        3,
+        "{}",
+        stdout(&verified)
+    );
+}

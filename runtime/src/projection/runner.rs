@@ -409,6 +409,14 @@ impl<S: EventStore + 'static> ProjectionRunner<S> {
         read_model: super::ReadModelOf<P>,
         mut progress: impl FnMut(&RebuildProgress) + Send,
     ) -> Result<Applied, RunnerError> {
+        // A log that cannot be read from its start (archived events, the store opened
+        // without their archive) would leave the model reset and half rebuilt: refuse
+        // before touching it.
+        self.log
+            .store
+            .read_all(0, 1)
+            .await
+            .map_err(store_error(P::NAME))?;
         let mut projector = self.projector(projection, read_model);
         let target = projector.target();
         projector
