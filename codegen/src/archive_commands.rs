@@ -6,11 +6,11 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use factum::archive::Archive;
+use factum::archive::{Archive, ArchiveStore};
 use factum::chrono::{self, DateTime, NaiveDate, Utc};
-use factum::store::{EventStore, SqliteStore};
+use factum::store::SqliteStore;
 
-use crate::inspect::print_table;
+use crate::inspect::{Db, print_table};
 use crate::store_commands::{block_on, failed};
 
 /// What to archive: the events before a time, or up to a position.
@@ -43,27 +43,48 @@ pub(crate) async fn open(
         return Err(format!("{} does not exist", db.display()));
     }
     let mut options = SqliteStore::options().check_hashes(check_hashes);
-    for path in archives {
-        let opened = path.clone();
-        let archive = factum::tokio::task::spawn_blocking(move || Archive::open(opened))
-            .await
-            .map_err(failed)?
-            .map_err(failed)?;
+    for archive in opened(archives).await? {
         options = options.archive(archive);
     }
     options.open(db).await.map_err(failed)
 }
 
-/// Archives what `cut` selects into `out`, after showing it and asking (unless `yes`).
+/// The archives at `paths`, opened and checked.
+pub(crate) async fn opened(paths: &[PathBuf]) -> Result<Vec<Archive>, String> {
+    let mut archives = Vec::with_capacity(paths.len());
+    for path in paths {
+        let path = path.clone();
+        let archive = factum::tokio::task::spawn_blocking(move || Archive::open(path))
+            .await
+            .map_err(failed)?
+            .map_err(failed)?;
+        archives.push(archive);
+    }
+    Ok(archives)
+}
+
+/// Archives what `cut` selects of the store at `db` (a SQLite file or a PostgreSQL URL)
+/// into `out`, after showing it and asking (unless `yes`).
 pub fn archive(
-    db: &Path,
+    db: &str,
     cut: Cut,
     out: &Path,
     dry_run: bool,
     yes: bool,
 ) -> Result<ExitCode, String> {
     block_on(async {
-        let store = open(db, &[], false).await?;
+        on_store!(Db::open_spec(db).await?, store => archive_in(&store, cut, out, dry_run, yes).await)
+    })
+}
+
+async fn archive_in(
+    store: &(impl ArchiveStore + Sync),
+    cut: Cut,
+    out: &Path,
+    dry_run: bool,
+    yes: bool,
+) -> Result<ExitCode, String> {
+    {
         let archived_to = store
             .archives()
             .await
@@ -125,14 +146,14 @@ pub fn archive(
             record.digest
         );
         Ok(ExitCode::SUCCESS)
-    })
+    }
 }
 
-/// Prints the archives the store at `db` recorded.
-pub fn list(db: &Path, json: bool) -> Result<ExitCode, String> {
+/// Prints the archives the store at `db` (a SQLite file or a PostgreSQL URL) recorded.
+pub fn list(db: &str, json: bool) -> Result<ExitCode, String> {
     block_on(async {
-        let store = open(db, &[], false).await?;
-        let records = store.archives().await.map_err(failed)?;
+        let records =
+            on_store!(Db::open_spec(db).await?, store => store.archives().await.map_err(failed)?);
         if json {
             crate::inspect::print_json(&records)?;
         } else {

@@ -42,17 +42,11 @@ impl Db {
     pub(crate) async fn open(store: &StoreArgs, check_hashes: bool) -> Result<Self, String> {
         let spec = store.db.as_str();
         if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
-            if !store.archives.is_empty() {
-                return Err(
-                    "--archive is for SQLite stores; PostgreSQL stores are not archived".to_owned(),
-                );
+            let mut config = PostgresStore::builder(spec).check_hashes(check_hashes);
+            for archive in crate::archive_commands::opened(&store.archives).await? {
+                config = config.archive(archive);
             }
-            return PostgresStore::builder(spec)
-                .check_hashes(check_hashes)
-                .connect()
-                .await
-                .map(Db::Postgres)
-                .map_err(failed);
+            return config.connect().await.map(Db::Postgres).map_err(failed);
         }
         crate::archive_commands::open(Path::new(spec), &store.archives, check_hashes)
             .await

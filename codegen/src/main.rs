@@ -25,7 +25,7 @@
 //! factum archive         --db app.sqlite3 --list [--json]
 //! ```
 //!
-//! `--db` of `streams`, `stream`, `event`, `tail`, `export` and `import` takes a
+//! `--db` of `streams`, `stream`, `event`, `tail`, `export`, `import` and `archive` takes a
 //! PostgreSQL URL (`postgres://...`) as well as a SQLite file. `stream`, `event`, `tail`,
 //! `export`, `trace` and `verify` read archived events from the archives given with
 //! `--archive FILE` (repeatable).
@@ -35,8 +35,9 @@
 //! The subject commands work on a SQLite store whose personal fields a
 //! `factum::personal::ProtectedStore` sealed (`src/store_commands.rs`).
 
-mod archive_commands;
+#[macro_use]
 mod inspect;
+mod archive_commands;
 mod projection_commands;
 mod store_commands;
 mod trace;
@@ -218,15 +219,15 @@ enum Command {
     /// A projection's dead letters: events its handler kept failing on.
     #[command(subcommand)]
     Parked(ParkedCommand),
-    /// Move the payloads and metadata of a SQLite store's events older than a date (or up
-    /// to a position) to an archive file, which the reading commands (`--archive`) and
+    /// Move the payloads and metadata of a store's events older than a date (or up to a
+    /// position) to an archive file, which the reading commands (`--archive`) and
     /// the application (`SqliteOptions::archive`) read them back from; the rows' ids,
     /// versions and hashes stay, so appends and `verify` go on. Shows what it would do,
     /// then asks. With `--list`, the store's archives.
     Archive {
-        /// The SQLite store file.
+        /// The store: a SQLite file, or a PostgreSQL URL (`postgres://...`).
         #[arg(long)]
-        db: PathBuf,
+        db: String,
         /// Archive the events recorded before this date (`2026-01-31`, midnight UTC) or
         /// time (RFC 3339).
         #[arg(long, value_parser = archive_commands::parse_before,

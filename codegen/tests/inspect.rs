@@ -213,7 +213,7 @@ async fn a_backup_restores_into_an_empty_store_and_verifies() {
 
 /// The same commands on PostgreSQL, given its URL: a SQLite store's backup restored
 /// into a new PostgreSQL database, listed, read and verified there, and exported back
-/// unchanged.
+/// unchanged — archived there, then exported again with the archive.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_commands_work_on_a_postgres_url_too() {
     use factum::postgres::tokio_postgres;
@@ -293,5 +293,27 @@ async fn the_commands_work_on_a_postgres_url_too() {
         text(&again.stdout),
         std::fs::read_to_string(&backup).expect("the backup"),
         "PostgreSQL gives back the SQLite store's log"
+    );
+
+    // Archived there too: the export needs the archive, and with it gives the same log.
+    let archive = dir.path().join("postgres-archive.jsonl");
+    let archive = archive.to_str().expect("UTF-8");
+    let archived = factum(&[
+        "archive", "--db", &url, "--upto", "3", "--out", archive, "--yes",
+    ]);
+    assert!(archived.status.success(), "{}", text(&archived.stderr));
+    assert!(
+        text(&archived.stdout).contains("archived positions 1 to 3 (3 events)"),
+        "{}",
+        text(&archived.stdout)
+    );
+    let without = factum(&["export", "--db", &url]);
+    assert_eq!(without.status.code(), Some(2));
+    assert!(text(&without.stderr).contains("(position 1) is archived"));
+    let with = factum(&["export", "--db", &url, "--archive", archive]);
+    assert!(with.status.success(), "{}", text(&with.stderr));
+    assert_eq!(
+        text(&with.stdout),
+        std::fs::read_to_string(&backup).expect("the backup")
     );
 }

@@ -1,6 +1,6 @@
 //! Archives: the bodies of a store's old events moved to a file that replay still reads.
 //!
-//! Archiving (`SqliteStore::archive`, `factum archive`) writes every event up to a
+//! Archiving ([`ArchiveStore::archive`], `factum archive`) writes every event up to a
 //! position to a file exactly as the store holds it — payload and metadata texts,
 //! timestamps, hashes — reads the file back and checks it, and only then empties those
 //! events' payload and metadata in the store, in one transaction that also records the
@@ -8,11 +8,15 @@
 //! signatures, so appends, stream heads, hash chains, signed checkpoints and Merkle proofs
 //! go on unchanged, while the bodies (most of a row's bytes) leave the store.
 //!
-//! A store opened with its archives (`SqliteOptions::archive`) reads archived events from
-//! them as if they had never moved: a projection rebuild, an aggregate load, an export,
-//! `verify`. Opened without them, a read that reaches an archived event fails with
-//! [`StoreError::Archived`](crate::store::StoreError::Archived), and live events read as
-//! before.
+//! A store opened with its archives (`SqliteOptions::archive`, `PostgresConfig::archive`)
+//! reads archived events from them as if they had never moved: a projection rebuild, an
+//! aggregate load, an export, `verify`. Opened without them, a read that reaches an
+//! archived event fails with [`StoreError::Archived`], and live events read as before.
+//!
+//! How a store marks an emptied body is its own: SQLite stores an empty blob as the
+//! payload (factum writes text, and no JSON text is empty); PostgreSQL, whose columns
+//! are `json`, stores `null` as the payload and the JSON string `"factum:archived"` as
+//! the metadata (factum's metadata is always an object).
 //!
 //! The file is JSON Lines. The first line is the header,
 //! `{"format":"factum-archive/v1","after":A,"upto":P}`: the archive holds the events after
@@ -22,6 +26,7 @@
 //! file alone ([`Archive::open`] does).
 
 use std::fs::File;
+use std::future::Future;
 use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -31,8 +36,9 @@ use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::integrity::merkle::from_hex;
+use crate::integrity::merkle::{from_hex, to_hex};
 use crate::integrity::{EventHash, StoredFields, event_hash};
+use crate::store::{EventStore, StoreError};
 
 /// The header's `format`.
 pub const FORMAT: &str = "factum-archive/v1";
@@ -95,7 +101,7 @@ impl ArchivedEvent {
     }
 
     /// The stored hash, checked to be what the event hashes to.
-    fn checked_hash(&self) -> Result<EventHash, String> {
+    pub fn checked_hash(&self) -> Result<EventHash, String> {
         let hash: EventHash = from_hex(&self.hash).map_err(|error| format!("hash: {error}"))?;
         let predecessor: EventHash =
             from_hex(&self.predecessor).map_err(|error| format!("predecessor: {error}"))?;
@@ -348,6 +354,72 @@ impl Archives {
             None => Ok(None),
         }
     }
+
+    /// The archived body of a store's event (`stream_id` at `stream_version`, `event_id`,
+    /// at `position`), as a backend reading an emptied row asks for it:
+    /// [`StoreError::Archived`] when no archive given holds it, a
+    /// [`StoreError::CorruptRow`] when the archive holds another event there.
+    pub fn body_of(
+        &self,
+        stream_id: &str,
+        stream_version: u64,
+        position: u64,
+        event_id: Uuid,
+    ) -> Result<ArchivedEvent, StoreError> {
+        let event = match self.event(position) {
+            Ok(Some(event)) => event,
+            Ok(None) => {
+                return Err(StoreError::Archived {
+                    stream_id: stream_id.to_owned(),
+                    stream_version,
+                    position,
+                });
+            }
+            Err(error) => return Err(StoreError::Backend(Box::new(error))),
+        };
+        if event.event_id != event_id || event.stream_version != stream_version {
+            return Err(StoreError::CorruptRow {
+                stream_id: stream_id.to_owned(),
+                stream_version,
+                position: Some(position),
+                reason: format!(
+                    "the archive holds event {} version {} at this position, the store event {event_id} version {stream_version}",
+                    event.event_id, event.stream_version
+                ),
+            });
+        }
+        Ok(event)
+    }
+
+    /// Checks that each archive is one of `recorded` (what the store recorded): the same
+    /// range and SHA-256. The archive and the reason when one is not.
+    pub fn check_recorded(&self, recorded: &[ArchiveRecord]) -> Result<(), (PathBuf, String)> {
+        for archive in self.iter() {
+            let refused = |reason: String| Err((archive.path().to_path_buf(), reason));
+            let Some(record) = recorded.iter().find(|record| record.upto == archive.upto()) else {
+                return refused(format!(
+                    "the store recorded no archive up to position {}",
+                    archive.upto()
+                ));
+            };
+            if record.after != archive.after() {
+                return refused(format!(
+                    "it starts after position {}, the store's archive up to {} after {}",
+                    archive.after(),
+                    archive.upto(),
+                    record.after
+                ));
+            }
+            let digest = to_hex(&archive.digest());
+            if record.digest != digest {
+                return refused(format!(
+                    "its SHA-256 is {digest}, the store recorded {} (changed since it was written)",
+                    record.digest
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Writes an archive file: under a temporary name beside `path` until
@@ -478,8 +550,8 @@ pub enum ArchivingError {
         /// The position asked for.
         upto: u64,
     },
-    /// Another archive was recorded meanwhile; the file written is left where it is,
-    /// and the store is unchanged.
+    /// Another archive was recorded meanwhile; the store is unchanged and the file
+    /// written is removed.
     #[error(
         "the store was archived up to {now} by someone else meanwhile (it was at {before}); the store is unchanged"
     )]
@@ -499,4 +571,136 @@ pub enum ArchivingError {
     /// unchanged; run `verify`).
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+}
+
+/// How many events [`ArchiveStore::archive`] reads at a time.
+const PAGE: usize = 1000;
+
+/// A store whose old events can be archived (see the module): the primitives a backend
+/// provides, and [`archive`](ArchiveStore::archive), built on them. Implemented by
+/// `SqliteStore` and `PostgresStore`.
+pub trait ArchiveStore: EventStore {
+    /// Every archive the store recorded, oldest first.
+    fn archives(&self) -> impl Future<Output = Result<Vec<ArchiveRecord>, StoreError>> + Send;
+
+    /// Up to `limit` events after position `after` and up to `upto`, in position order,
+    /// exactly as stored (an event whose body is archived already is a
+    /// [`StoreError::CorruptRow`]: archives follow each other).
+    fn stored_events(
+        &self,
+        after: u64,
+        upto: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<ArchivedEvent>, StoreError>> + Send;
+
+    /// In one transaction: unless the archived positions no longer end at
+    /// `archive.after()` ([`ArchivingError::Raced`]), empties the bodies of the events
+    /// `archive` holds — refusing, with nothing changed, when the store holds another
+    /// number of events in its range — and records it under `file`.
+    fn record_archive(
+        &self,
+        archive: &Archive,
+        file: &str,
+    ) -> impl Future<Output = Result<ArchiveRecord, ArchivingError>> + Send;
+
+    /// The last position up to which every event is older than `time`: what
+    /// [`archive`](ArchiveStore::archive) takes to archive what is older. 0 when the
+    /// first event is not.
+    fn last_position_before(
+        &self,
+        time: chrono::DateTime<chrono::Utc>,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Moves the bodies of the events up to position `upto` (at most the head) that are
+    /// not archived yet to a new archive file at `file`: writes it page by page from the
+    /// store, each event checked against its stored hash (appends go on meanwhile), reads
+    /// the file back and checks all of it, and only then empties those bodies and records
+    /// the archive ([`record_archive`](ArchiveStore::record_archive)). On any failure
+    /// before that, the store is unchanged and no file is left at `file`.
+    fn archive(
+        &self,
+        upto: u64,
+        file: impl AsRef<Path> + Send,
+    ) -> impl Future<Output = Result<ArchiveRecord, ArchivingError>> + Send
+    where
+        Self: Sync,
+    {
+        async move {
+            let path = file.as_ref().to_path_buf();
+            let after = self
+                .archives()
+                .await?
+                .last()
+                .map_or(0, |record| record.upto);
+            let head = self.head().await?.map_or(0, |head| head.position);
+            // Never past the head: the range would claim positions later appends take.
+            let upto = upto.min(head);
+            if upto <= after {
+                return Err(ArchivingError::Nothing {
+                    archived: after,
+                    upto,
+                });
+            }
+            let created = path.clone();
+            let mut writer = blocking(move || ArchiveWriter::create(created, after, upto)).await?;
+            let mut next = after;
+            while next < upto {
+                let page = self.stored_events(next, upto, PAGE).await?;
+                let Some(last) = page.last() else {
+                    break;
+                };
+                next = last.position;
+                for event in &page {
+                    event
+                        .checked_hash()
+                        .map_err(|reason| StoreError::CorruptRow {
+                            stream_id: event.stream_id.clone(),
+                            stream_version: event.stream_version,
+                            position: Some(event.position),
+                            reason: format!("{reason}; nothing was archived (run `verify`)"),
+                        })?;
+                }
+                writer = blocking(move || {
+                    for event in &page {
+                        writer.write(event)?;
+                    }
+                    Ok(writer)
+                })
+                .await?;
+            }
+            blocking(move || writer.finish()).await?;
+            let opened = path.clone();
+            let recorded = match blocking(move || Archive::open(opened)).await {
+                Ok(archive) => {
+                    self.record_archive(&archive, &path.display().to_string())
+                        .await
+                }
+                Err(error) => Err(error),
+            };
+            if let Err(error) = &recorded {
+                // Removed only when the store surely recorded nothing: a failure while
+                // committing may have recorded it, and then the file holds the bodies.
+                let unrecorded = matches!(
+                    error,
+                    ArchivingError::Raced { .. }
+                        | ArchivingError::Archive(_)
+                        | ArchivingError::Store(StoreError::CorruptRow { .. })
+                );
+                if unrecorded {
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+            recorded
+        }
+    }
+}
+
+/// Runs blocking file work on tokio's blocking pool.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ArchiveError> + Send + 'static,
+) -> Result<T, ArchivingError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| ArchivingError::Store(StoreError::Backend(Box::new(error))))?
+        .map_err(ArchivingError::from)
 }

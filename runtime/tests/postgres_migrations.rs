@@ -69,12 +69,13 @@ async fn an_older_schema_is_migrated_forward() {
         .append("s", "T", ExpectedVersion::NoStream, events(1))
         .await
         .unwrap();
-    // Back to schema version 1: the append functions, the commands table, the hash chain
-    // and the checkpoints did not exist yet.
+    // Back to schema version 1: the append functions, the commands table, the hash chain,
+    // the checkpoints and the archives did not exist yet.
     raw_client()
         .await
         .batch_execute(&format!(
-            "DROP TABLE {SCHEMA}.checkpoints;
+            "DROP TABLE {SCHEMA}.archives;
+             DROP TABLE {SCHEMA}.checkpoints;
              DROP TRIGGER factum_chain ON {SCHEMA}.events;
              DROP FUNCTION {SCHEMA}.factum_chain_event;
              DROP FUNCTION {SCHEMA}.factum_event_hash;

@@ -9,13 +9,14 @@
 
 use std::path::{Path, PathBuf};
 
-use factum::archive::{Archive, ArchiveError, ArchivingError};
+use factum::archive::{Archive, ArchiveError, ArchiveStore, ArchivingError};
 use factum::integrity::TamperEvident;
 use factum::prelude::*;
 use factum::store::{SqliteOpenError, SqliteOptions, SqliteStore};
-use tamper_common::{EVENTS, STREAMS, VERSIONS, position_of, service_key, write_history};
+use tamper_common::{EVENTS, STREAMS, position_of, service_key, write_history};
 use tempfile::TempDir;
 
+mod archive_common;
 mod tamper_common;
 
 /// A store holding `write_history`'s log, a checkpoint signed with the service's key, and
@@ -57,105 +58,21 @@ async fn archived_events_read_back_from_their_archive_exactly_as_before() {
     let (dir, path, before) = history().await;
     let store = SqliteStore::open(&path).await.expect("opens");
     let first = dir.path().join("upto-48.jsonl");
-    // The events of versions 1 to 4 of every stream.
-    let upto = position_of(STREAMS - 1, 4);
+    let upto = archive_common::first_cut();
     let record = store.archive(upto, &first).await.expect("archives");
     assert_eq!((record.after, record.upto, record.events), (0, upto, upto));
     assert_eq!(record.file, first.display().to_string());
     assert_eq!(store.archives().await.expect("lists"), vec![record.clone()]);
     assert_eq!(emptied_rows(&path), upto as i64);
 
-    // Without the archive: live events as before, an archived one a typed error.
-    let live = store.read_all(upto, 1000).await.expect("live events read");
-    assert_eq!(live, before[upto as usize..]);
-    let refused = store.read_all(0, 10).await.expect_err("archived");
-    assert!(
-        matches!(&refused, StoreError::Archived { stream_id, stream_version: 1, position: 1 } if stream_id == "Chart-00"),
-        "{refused}"
-    );
-    assert!(
-        refused
-            .to_string()
-            .contains("is archived: open the store with the archive that holds it"),
-        "{refused}"
-    );
-    let tail = store
-        .read_stream("Chart-03", 5, 100)
-        .await
-        .expect("the stream's live events");
-    assert_eq!(tail.len(), (VERSIONS - 4) as usize);
-    assert!(matches!(
-        store.read_stream("Chart-03", 1, 100).await,
-        Err(StoreError::Archived {
-            stream_version: 1,
-            ..
-        })
-    ));
-    // The history still verifies — chains, heads, the signed checkpoint — with the
-    // archived bodies named as not checked.
-    let verification = store
-        .verify_signed(&service_key().verifying_key())
-        .await
-        .expect("verifies");
-    assert!(verification.is_intact(), "{verification}");
-    assert_eq!(verification.archived_unchecked, upto);
-    assert!(
-        verification.to_string().ends_with(&format!(
-            "({upto} archived bodies not checked: verify with their archives to check them)"
-        )),
-        "{verification}"
-    );
-    // Appends go on from the stream heads.
-    store
-        .append(
-            "Chart-00",
-            "Chart",
-            ExpectedVersion::Exact(VERSIONS),
-            vec![NewEvent::new(
-                "NoteAdded",
-                1,
-                serde_json::value::to_raw_value(&serde_json::json!({"note": "late", "n": 9}))
-                    .expect("JSON"),
-                Metadata::default(),
-            )],
-        )
-        .await
-        .expect("appends after the archived ones");
+    // Without the archive: live events as before, an archived one a typed error, the
+    // history verified but for the archived bodies, appends as before.
+    archive_common::without_the_archive(&store, &before, upto).await;
     drop(store);
 
-    // With it: every event as before, by position, by stream and filtered, hashes checked.
+    // With it: every event as before, hashes checked.
     let store = with_archives(&path, &[&first]).await;
-    let all = store.read_all(0, 1000).await.expect("reads all");
-    assert_eq!(all[..EVENTS as usize], before[..]);
-    assert_eq!(all.len(), EVENTS as usize + 1);
-    let stream = store.read_stream("Chart-03", 1, 100).await.expect("reads");
-    let expected: Vec<RecordedEvent> = before
-        .iter()
-        .filter(|event| event.stream_id == "Chart-03")
-        .cloned()
-        .collect();
-    assert_eq!(stream, expected);
-    let mut visited = 0;
-    store
-        .for_each_in_stream("Chart-05", 1, |event| {
-            visited += 1;
-            assert_eq!(event.stream_version, visited);
-            Ok::<_, std::convert::Infallible>(())
-        })
-        .await
-        .expect("visits");
-    assert_eq!(visited, VERSIONS);
-    let filtered = store
-        .read_all_filtered(0, 1000, &["NoteAdded"])
-        .await
-        .expect("reads");
-    assert_eq!(filtered.events, all);
-    let verification = store
-        .verify_signed(&service_key().verifying_key())
-        .await
-        .expect("verifies");
-    assert!(verification.is_intact(), "{verification}");
-    assert_eq!(verification.archived_unchecked, 0);
+    let all = archive_common::with_the_archive(&store, &before).await;
 
     // A second archive goes on from the first; both together read everything.
     let second = dir.path().join("upto-72.jsonl");

@@ -8,6 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use factum::archive::ArchiveStore;
 use factum::envelope::RecordedEvent;
 use factum::projection::sqlite::{SqliteReadModel, SqliteTx};
 use factum::projection::{

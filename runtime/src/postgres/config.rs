@@ -29,6 +29,7 @@ pub struct PostgresConfig {
     pub(super) schema: String,
     pub(super) check_hashes: bool,
     pub(super) signer: Option<crate::integrity::EventSigner>,
+    pub(super) archives: crate::archive::Archives,
 }
 
 impl fmt::Debug for PostgresConfig {
@@ -40,6 +41,7 @@ impl fmt::Debug for PostgresConfig {
             .field("schema", &self.schema)
             .field("check_hashes", &self.check_hashes)
             .field("signer", &self.signer)
+            .field("archives", &self.archives)
             .finish()
     }
 }
@@ -54,6 +56,7 @@ impl PostgresConfig {
             schema: "public".to_owned(),
             check_hashes: false,
             signer: None,
+            archives: crate::archive::Archives::new(),
         }
     }
 
@@ -68,6 +71,7 @@ impl PostgresConfig {
             schema: "public".to_owned(),
             check_hashes: false,
             signer: None,
+            archives: crate::archive::Archives::new(),
         }
     }
 
@@ -102,6 +106,14 @@ impl PostgresConfig {
     /// or unsigned one is a [`StoreError::CorruptRow`] at its position.
     pub fn sign_events(mut self, signer: crate::integrity::EventSigner) -> Self {
         self.signer = Some(signer);
+        self
+    }
+
+    /// Reads the bodies of archived events from `archive` (see [`crate::archive`]); give
+    /// every archive the events to read are in. Connecting checks that the store recorded
+    /// it, unchanged (`PostgresError::NotItsArchive` otherwise).
+    pub fn archive(mut self, archive: crate::archive::Archive) -> Self {
+        self.archives.push(archive);
         self
     }
 

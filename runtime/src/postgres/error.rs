@@ -43,6 +43,17 @@ pub enum PostgresError {
         /// What it holds instead.
         reason: String,
     },
+    /// An archive given with `PostgresConfig::archive` is not one this store recorded, or
+    /// changed since it was written.
+    #[error("{} is not one of the archives of schema `{schema}`: {reason}", archive.display())]
+    NotItsArchive {
+        /// The schema.
+        schema: String,
+        /// The archive file.
+        archive: std::path::PathBuf,
+        /// What does not match.
+        reason: String,
+    },
     /// A connection could not be taken from the pool.
     #[error("no connection from the pool")]
     Pool(#[source] deadpool_postgres::PoolError),

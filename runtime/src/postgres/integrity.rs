@@ -27,6 +27,7 @@ pub(super) fn check_hash(
     row: &Row,
     hash_column: usize,
     signer: Option<&crate::integrity::EventSigner>,
+    body: Option<&crate::archive::ArchivedEvent>,
 ) -> Result<(), StoreError> {
     let position = position_of(row);
     let stream_id: &str = row.try_get(1).unwrap_or_default();
@@ -54,6 +55,14 @@ pub(super) fn check_hash(
     let payload: Json<&RawValue> = row.try_get(7).map_err(read)?;
     let occurred_at: chrono::DateTime<chrono::Utc> = row.try_get(8).map_err(read)?;
     let metadata: Json<&RawValue> = row.try_get(9).map_err(read)?;
+    // An archived event is checked with its body from the archive.
+    let (payload, metadata) = match body {
+        Some(body) => (
+            body.payload.get(),
+            body.metadata.as_deref().unwrap_or_default(),
+        ),
+        None => (payload.0.get(), metadata.0.get()),
+    };
     let fields = StoredFields {
         event_id: event_id.as_bytes(),
         position: position.map_or(0, to_i64),
@@ -64,8 +73,8 @@ pub(super) fn check_hash(
         schema_version: row.try_get(6).map_err(read)?,
         timestamp_seconds: occurred_at.timestamp(),
         timestamp_nanos: i64::from(occurred_at.timestamp_subsec_nanos()),
-        metadata: Some(metadata.0.get().as_bytes()),
-        payload: payload.0.get().as_bytes(),
+        metadata: Some(metadata.as_bytes()),
+        payload: payload.as_bytes(),
     };
     if event_hash(&predecessor, &fields) != hash {
         return Err(corrupt(
@@ -93,6 +102,7 @@ impl TamperEvident for PostgresStore {
             .prepare_cached(&self.sql().verify_page)
             .await
             .map_err(backend)?;
+        let archived_to = to_i64(self.archived_to().await?);
         let mut verifier = Verifier::new();
         let mut after = 0i64;
         loop {
@@ -103,7 +113,7 @@ impl TamperEvident for PostgresStore {
             for row in &rows {
                 let position: i64 = row.try_get(0).map_err(backend)?;
                 after = position;
-                feed(&mut verifier, row, position);
+                feed(&mut verifier, row, position, archived_to, &self.archives);
             }
             if (rows.len() as i64) < VERIFY_PAGE {
                 return Ok(verifier.finish());
@@ -175,8 +185,15 @@ impl TamperEvident for PostgresStore {
 }
 
 /// Hands one row of `Sql::verify_page` to the verifier, or a finding when a column does
-/// not read as its type.
-fn feed(verifier: &mut Verifier, row: &Row, position: i64) {
+/// not read as its type; an archived body comes from `archives`, or only the event's
+/// place in its chain is checked.
+fn feed(
+    verifier: &mut Verifier,
+    row: &Row,
+    position: i64,
+    archived_to: i64,
+    archives: &crate::archive::Archives,
+) {
     let fields = (|| -> Result<_, tokio_postgres::Error> {
         let event_id: uuid::Uuid = row.try_get(4)?;
         let occurred_at: chrono::DateTime<chrono::Utc> = row.try_get(9)?;
@@ -216,7 +233,43 @@ fn feed(verifier: &mut Verifier, row: &Row, position: i64) {
             .flatten()
             .unwrap_or_default()
     };
-    verifier.event(&StoredEvent {
+    let archived = position <= archived_to && text(8) == Some(super::archive::ARCHIVED_METADATA);
+    let body = if archived {
+        match archives.event(u64::try_from(position).unwrap_or(0)) {
+            Ok(Some(body)) if body.event_id == event_id => Some(body),
+            Ok(Some(body)) => {
+                verifier.finding(Tampering {
+                    kind: TamperingKind::Altered,
+                    stream_id: stream_id.to_owned(),
+                    stream_version: u64::try_from(version).unwrap_or(0),
+                    position: u64::try_from(position).ok(),
+                    detail: format!(
+                        "its archive holds another event ({}) at this position",
+                        body.event_id
+                    ),
+                });
+                return;
+            }
+            Ok(None) => None,
+            Err(error) => {
+                verifier.finding(Tampering {
+                    kind: TamperingKind::Altered,
+                    stream_id: stream_id.to_owned(),
+                    stream_version: u64::try_from(version).unwrap_or(0),
+                    position: u64::try_from(position).ok(),
+                    detail: format!("its archived body cannot be read: {error}"),
+                });
+                return;
+            }
+        }
+    } else {
+        None
+    };
+    let (metadata, payload) = match &body {
+        Some(body) => (body.metadata.as_deref(), Some(body.payload.get())),
+        None => (text(8), text(7)),
+    };
+    let event = StoredEvent {
         fields: StoredFields {
             event_id: event_id.as_bytes(),
             position,
@@ -227,10 +280,15 @@ fn feed(verifier: &mut Verifier, row: &Row, position: i64) {
             schema_version: row.try_get(6).unwrap_or(-1),
             timestamp_seconds: occurred_at.timestamp(),
             timestamp_nanos: i64::from(occurred_at.timestamp_subsec_nanos()),
-            metadata: text(8).map(str::as_bytes),
-            payload: text(7).unwrap_or_default().as_bytes(),
+            metadata: metadata.map(str::as_bytes),
+            payload: payload.unwrap_or_default().as_bytes(),
         },
         hash: bytes(10),
         predecessor: bytes(11),
-    });
+    };
+    if archived && body.is_none() {
+        verifier.archived_event(&event);
+    } else {
+        verifier.event(&event);
+    }
 }

@@ -74,6 +74,10 @@ pub(super) const MIGRATIONS: &[(i32, &str, &str)] = &[
         "signatures of critical events",
         include_str!("migrations/0007_signatures.sql"),
     ),
+    // One row per archive file the bodies of old events moved to (`factum::archive`): the
+    // range it holds, the file as given, its SHA-256, when. The events it holds keep their
+    // rows, with `null` as the payload and the JSON string "factum:archived" as metadata.
+    (8, "archives", include_str!("migrations/0008_archives.sql")),
 ];
 
 /// The newest schema version this code knows.
@@ -434,6 +438,7 @@ mod tests {
             (5, 2, 0),
             (6, 0, 0),
             (7, 0, 0),
+            (8, 0, 0),
         ];
         assert_eq!(MIGRATIONS.len(), expected.len() + 1, "{expected:?}");
         for ((version, _, sql), (numbered, functions, locking)) in

@@ -8,6 +8,7 @@
 //! [`PostgresReadModel`] and [`PostgresTx`] also in `factum::projection::postgres`.
 
 mod append;
+mod archive;
 mod config;
 mod error;
 mod integrity;

@@ -7,6 +7,7 @@ use tokio_postgres::Row;
 use tokio_postgres::types::Json;
 use uuid::Uuid;
 
+use crate::archive::ArchivedEvent;
 use crate::envelope::{Metadata, RecordedEvent};
 use crate::store::{CommandOutcome, StoreError};
 
@@ -70,7 +71,11 @@ pub(super) fn check_gapless(
 
 /// Decodes the columns `Sql::new` selects (position, stream_id, stream_type,
 /// stream_version, event_id, name, schema_version, payload, occurred_at, metadata).
-pub(super) fn decode_row(row: &Row) -> Result<RecordedEvent, StoreError> {
+/// An archived event's body comes from `body`.
+pub(super) fn decode_row(
+    row: &Row,
+    body: Option<&ArchivedEvent>,
+) -> Result<RecordedEvent, StoreError> {
     let position = position_of(row);
     let stream_id: &str = row
         .try_get(1)
@@ -92,7 +97,7 @@ pub(super) fn decode_row(row: &Row) -> Result<RecordedEvent, StoreError> {
         )
     })?;
     let mut record = blank_record(stream_id, stream_version);
-    fill_record(row, &mut record)?;
+    fill_record(row, &mut record, body)?;
     Ok(record)
 }
 
@@ -100,8 +105,13 @@ pub(super) fn empty_payload() -> Box<RawValue> {
     RawValue::NULL.to_owned()
 }
 
-/// Fills every column but the stream id and version (already in `record`) from `row`.
-pub(super) fn fill_record(row: &Row, record: &mut RecordedEvent) -> Result<(), StoreError> {
+/// Fills every column but the stream id and version (already in `record`) from `row`;
+/// an archived event's payload and metadata from `body`.
+pub(super) fn fill_record(
+    row: &Row,
+    record: &mut RecordedEvent,
+    body: Option<&ArchivedEvent>,
+) -> Result<(), StoreError> {
     let position_read = position_of(row);
     let fail = |record: &RecordedEvent, column: &str, error: &dyn fmt::Display| {
         corrupt_at(
@@ -131,12 +141,19 @@ pub(super) fn fill_record(row: &Row, record: &mut RecordedEvent) -> Result<(), S
             &format_args!("{schema_version} is not a version (0 to {})", u32::MAX),
         )
     })?;
-    // `json` columns arrive as their text: read in place, checked, copied once.
-    let payload: Json<&RawValue> = row.try_get(7).map_err(|e| fail(record, "payload", &e))?;
-    record.payload = payload.0.to_owned();
     record.timestamp = row
         .try_get(8)
         .map_err(|e| fail(record, "occurred_at", &e))?;
+    if let Some(body) = body {
+        record.payload = body.payload.clone();
+        let metadata = body.metadata.as_deref().unwrap_or("{}");
+        record.metadata =
+            serde_json::from_str(metadata).map_err(|e| fail(record, "archived metadata", &e))?;
+        return Ok(());
+    }
+    // `json` columns arrive as their text: read in place, checked, copied once.
+    let payload: Json<&RawValue> = row.try_get(7).map_err(|e| fail(record, "payload", &e))?;
+    record.payload = payload.0.to_owned();
     let metadata: Json<Metadata> = row.try_get(9).map_err(|e| fail(record, "metadata", &e))?;
     record.metadata = metadata.0;
     Ok(())

@@ -241,6 +241,8 @@ pub struct PostgresStore {
     notifier: Arc<Notifier>,
     /// Signs critical events on append, checks them on read.
     signer: Option<crate::integrity::EventSigner>,
+    /// Where archived events' bodies are read from (`PostgresConfig::archive`).
+    pub(super) archives: crate::archive::Archives,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -434,6 +436,7 @@ impl PostgresStore {
         let sql = Arc::new(Sql::new(&config.schema, checks));
         let store = Self {
             signer: config.signer,
+            archives: config.archives,
             pool,
             notifier: Arc::new(Notifier::new(
                 pg_for_listener,
@@ -443,6 +446,7 @@ impl PostgresStore {
             sql,
         };
         store.migrate().await?;
+        super::archive::check_attached(&store).await?;
         Ok(store)
     }
 
@@ -618,13 +622,39 @@ impl PostgresStore {
 
     /// Checks the row's hash when the store checks hashes on read (see
     /// `PostgresConfig::check_hashes`), and a critical event's signature when it signs
-    /// events; `hash_column`: where the hash columns start.
-    fn checked(&self, row: &Row, hash_column: usize) -> Result<(), StoreError> {
+    /// events; `hash_column`: where the hash columns start. An archived body comes from
+    /// the store's archives.
+    fn checked(
+        &self,
+        row: &Row,
+        hash_column: usize,
+        body: Option<&crate::archive::ArchivedEvent>,
+    ) -> Result<(), StoreError> {
         if self.sql.check_hashes {
-            super::integrity::check_hash(row, hash_column, self.signer.as_ref())
+            super::integrity::check_hash(row, hash_column, self.signer.as_ref(), body)
         } else {
             Ok(())
         }
+    }
+
+    /// The event of a row selected with the store's columns, checked (see
+    /// [`checked`](Self::checked)), its body read from the archives when it is archived.
+    fn decode(&self, row: &Row, hash_column: usize) -> Result<RecordedEvent, StoreError> {
+        let body = super::archive::archived_body(row, &self.archives)?;
+        self.checked(row, hash_column, body.as_ref())?;
+        decode_row(row, body.as_ref())
+    }
+
+    /// [`decode`](Self::decode) into `record`, whose stream id and version are set.
+    fn fill(
+        &self,
+        row: &Row,
+        hash_column: usize,
+        record: &mut RecordedEvent,
+    ) -> Result<(), StoreError> {
+        let body = super::archive::archived_body(row, &self.archives)?;
+        self.checked(row, hash_column, body.as_ref())?;
+        fill_record(row, record, body.as_ref())
     }
 
     /// The signer, when `events` hold a critical event.
@@ -888,8 +918,7 @@ impl EventStore for PostgresStore {
         let mut expected = from_version.max(1);
         rows.iter()
             .map(|row| {
-                self.checked(row, 10)?;
-                let event = decode_row(row)?;
+                let event = self.decode(row, 10)?;
                 check_gapless(
                     stream_id,
                     expected,
@@ -910,12 +939,7 @@ impl EventStore for PostgresStore {
         let rows = self
             .query(&self.sql.read_all, &[&to_i64(after), &limit])
             .await?;
-        rows.iter()
-            .map(|row| {
-                self.checked(row, 10)?;
-                decode_row(row)
-            })
-            .collect()
+        rows.iter().map(|row| self.decode(row, 10)).collect()
     }
 
     async fn for_each_in_stream<E, F>(
@@ -969,8 +993,7 @@ impl EventStore for PostgresStore {
                     position_of(row),
                 )
                 .map_err(VisitError::Store)?;
-                self.checked(row, 10).map_err(VisitError::Store)?;
-                fill_record(row, &mut record).map_err(VisitError::Store)?;
+                self.fill(row, 10, &mut record).map_err(VisitError::Store)?;
                 visit(&record).map_err(VisitError::Visitor)?;
                 next = version.saturating_add(1);
             }
@@ -1017,8 +1040,7 @@ impl EventStore for PostgresStore {
                 .try_get(0)
                 .map_err(|error| corrupt("", 0, format_args!("position: {error}")))?;
             if position.is_some() {
-                self.checked(row, 11)?;
-                page.events.push(decode_row(row)?);
+                page.events.push(self.decode(row, 11)?);
             }
         }
         page.scanned_to = match page.events.last() {

@@ -1,78 +1,56 @@
-//! The SQLite store's side of archives (see [`crate::archive`]): the file written from the
-//! rows, the bodies emptied and the archive recorded, the archives a store is opened with
-//! checked against the record, and an archived row's body put back as it is read.
-
-use std::path::Path;
+//! The SQLite store's side of archives (see [`crate::archive`]): the rows as stored for
+//! the archive file, the bodies emptied and the archive recorded, the archives a store is
+//! opened with checked against the record.
 
 use rusqlite::types::ValueRef;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 use serde_json::value::RawValue;
 
 use super::SqliteStore;
 use super::connection::Failure;
 use super::integrity::stored_fields;
 use crate::archive::{
-    Archive, ArchiveError, ArchiveRecord, ArchiveWriter, ArchivedEvent, Archives, ArchivingError,
+    Archive, ArchiveRecord, ArchiveStore, ArchivedEvent, Archives, ArchivingError,
 };
 use crate::integrity::merkle::to_hex;
-use crate::integrity::{EventHash, event_hash};
 use crate::store::StoreError;
 
-impl SqliteStore {
-    /// Moves the bodies of the events up to position `upto` that are not archived yet to
-    /// a new archive file at `file` (see [`crate::archive`]): writes it from a read
-    /// snapshot (appends go on meanwhile), reads it back and checks every event against
-    /// its stored hash, and only then empties those bodies in the store and records the
-    /// archive, in one short write transaction. Open the store with the archive
-    /// ([`SqliteOptions::archive`](super::SqliteOptions::archive)) to read those events
-    /// again. The freed pages are reused by later appends; `VACUUM` returns them to the
-    /// file system.
-    pub async fn archive(
+impl ArchiveStore for SqliteStore {
+    async fn archives(&self) -> Result<Vec<ArchiveRecord>, StoreError> {
+        self.read(records).await
+    }
+
+    async fn stored_events(
         &self,
+        after: u64,
         upto: u64,
-        file: impl AsRef<Path>,
+        limit: usize,
+    ) -> Result<Vec<ArchivedEvent>, StoreError> {
+        self.read(move |connection| stored_events(connection, after, upto, limit))
+            .await
+    }
+
+    /// An in-memory store has no archives ([`ArchivingError::InMemory`]).
+    async fn record_archive(
+        &self,
+        archive: &Archive,
+        file: &str,
     ) -> Result<ArchiveRecord, ArchivingError> {
         if self.inner.path.is_none() {
             return Err(ArchivingError::InMemory);
         }
-        let path = file.as_ref().to_path_buf();
-        let (after, head) = self
-            .read(|connection| {
-                Ok((
-                    archived_to(connection)?,
-                    super::rows::newest_position(connection)?,
-                ))
-            })
-            .await?;
-        // Never past the head: a range would then claim positions later appends take.
-        let upto = upto.min(head);
-        if upto <= after {
-            return Err(ArchivingError::Nothing {
-                archived: after,
-                upto,
-            });
-        }
-        let written = path.clone();
-        self.read(move |connection| write_file(connection, after, upto, &written))
-            .await??;
-        let opened = path.clone();
-        let archive = tokio::task::spawn_blocking(move || Archive::open(opened))
-            .await
-            .map_err(|error| ArchivingError::Store(StoreError::Backend(Box::new(error))))??;
-        let file = path.display().to_string();
-        self.write(move |connection, _| record(connection, &file, &archive))
+        let (after, upto, events, digest) = (
+            archive.after(),
+            archive.upto(),
+            archive.events(),
+            archive.digest(),
+        );
+        let file = file.to_owned();
+        self.write(move |connection, _| record(connection, &file, after, upto, events, digest))
             .await?
     }
 
-    /// The archives this store recorded, oldest first.
-    pub async fn archives(&self) -> Result<Vec<ArchiveRecord>, StoreError> {
-        self.read(records).await
-    }
-
-    /// The last position up to which every event is older than `time`: give it to
-    /// [`archive`](SqliteStore::archive) to archive what is older. 0 when the first event
-    /// is not.
-    pub async fn last_position_before(
+    async fn last_position_before(
         &self,
         time: chrono::DateTime<chrono::Utc>,
     ) -> Result<u64, StoreError> {
@@ -132,43 +110,29 @@ pub(super) fn records(connection: &Connection) -> Result<Vec<ArchiveRecord>, Fai
 }
 
 /// Checks that each archive a store is opened with is one it recorded: the same range,
-/// the same SHA-256. The reason when one is not.
+/// the same SHA-256. The archive and the reason when one is not.
 pub(super) fn check_attached(
     connection: &Connection,
     archives: &Archives,
 ) -> Result<(), (std::path::PathBuf, String)> {
-    for archive in archives.iter() {
-        let refused = |reason: String| (archive.path().to_path_buf(), reason);
-        let recorded: Option<(i64, Vec<u8>)> = connection
-            .query_row(
-                "SELECT after, digest FROM archives WHERE upto = ?1",
-                params![i64::try_from(archive.upto()).unwrap_or(i64::MAX)],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )
-            .optional()
-            .map_err(|error| refused(format!("the store's archives cannot be read: {error}")))?;
-        let Some((after, digest)) = recorded else {
-            return Err(refused(format!(
-                "the store recorded no archive up to position {}",
-                archive.upto()
-            )));
-        };
-        if u64::try_from(after).ok() != Some(archive.after()) {
-            return Err(refused(format!(
-                "it starts after position {}, the store's archive up to {} after {after}",
-                archive.after(),
-                archive.upto()
-            )));
-        }
-        if digest != archive.digest() {
-            return Err(refused(format!(
-                "its SHA-256 is {}, the store recorded {} (changed since it was written)",
-                to_hex(&archive.digest()),
-                to_hex(&digest)
-            )));
-        }
+    if archives.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    let recorded = records(connection).map_err(|failure| {
+        let path = archives
+            .iter()
+            .next()
+            .map(|archive| archive.path().to_path_buf())
+            .unwrap_or_default();
+        (
+            path,
+            format!(
+                "the store's archives cannot be read: {}",
+                StoreError::from(failure)
+            ),
+        )
+    })?;
+    archives.check_recorded(&recorded)
 }
 
 /// The last position before which every event is older than `seconds` + `nanos` since
@@ -190,30 +154,26 @@ pub(super) fn last_position_before(
     Ok(u64::try_from(position).unwrap_or(0))
 }
 
-/// Writes the events after `after` up to `upto` to a new archive at `path`, each checked
-/// against its stored hash first; returns how many it wrote.
-pub(super) fn write_file(
+/// Up to `limit` events after `after` up to `upto`, as stored.
+fn stored_events(
     connection: &Connection,
     after: u64,
     upto: u64,
-    path: &Path,
-) -> Result<Result<u64, ArchiveError>, Failure> {
-    let mut writer = match ArchiveWriter::create(path, after, upto) {
-        Ok(writer) => writer,
-        Err(error) => return Ok(Err(error)),
-    };
-    let transaction = connection.unchecked_transaction()?;
-    let mut statement = connection.prepare(
+    limit: usize,
+) -> Result<Vec<ArchivedEvent>, Failure> {
+    let mut statement = connection.prepare_cached(
         "SELECT e.position, s.stream_id, s.stream_type, e.stream_version, e.event_id, e.name,
                 e.schema_version, e.payload, e.metadata, e.timestamp_s, e.timestamp_ns,
                 e.hash, e.predecessor
          FROM events e JOIN streams s ON s.stream_key = e.stream_key
-         WHERE e.position > ?1 AND e.position <= ?2 ORDER BY e.position",
+         WHERE e.position > ?1 AND e.position <= ?2 ORDER BY e.position LIMIT ?3",
     )?;
     let mut rows = statement.query(params![
         i64::try_from(after).unwrap_or(i64::MAX),
-        i64::try_from(upto).unwrap_or(i64::MAX)
+        i64::try_from(upto).unwrap_or(i64::MAX),
+        i64::try_from(limit).unwrap_or(i64::MAX)
     ])?;
+    let mut events = Vec::new();
     while let Some(row) = rows.next()? {
         let position = row.get::<_, i64>(0)?;
         let corrupt = |reason: String| {
@@ -224,22 +184,21 @@ pub(super) fn write_file(
                 reason: format!("{reason}; nothing was archived (run `verify`)"),
             })
         };
+        if super::rows::is_archived_body(row, 7) {
+            return Err(corrupt(
+                "its body is archived already, past the archived positions".to_owned(),
+            ));
+        }
         let fields = stored_fields(row, 0).map_err(corrupt)?;
         let hash = |column: usize| match row.get_ref(column) {
-            Ok(ValueRef::Blob(hash)) => EventHash::try_from(hash).ok(),
-            _ => None,
+            Ok(ValueRef::Blob(hash)) => Ok(to_hex(hash)),
+            _ => Err(corrupt("its stored hashes are not hashes".to_owned())),
         };
-        let (Some(hash), Some(predecessor)) = (hash(11), hash(12)) else {
-            return Err(corrupt("its stored hashes are not hashes".to_owned()));
-        };
-        if event_hash(&predecessor, &fields) != hash {
-            return Err(corrupt("it does not match its hash".to_owned()));
-        }
         let text = |bytes: &[u8], what: &str| {
             String::from_utf8(bytes.to_vec())
                 .map_err(|_| corrupt(format!("its {what} is not UTF-8")))
         };
-        let event = ArchivedEvent {
+        events.push(ArchivedEvent {
             position: u64::try_from(fields.position).unwrap_or(0),
             stream_id: text(fields.stream_id, "stream id")?,
             stream_type: text(fields.stream_type, "stream type")?,
@@ -257,52 +216,46 @@ pub(super) fn write_file(
                 .transpose()?,
             payload: RawValue::from_string(text(fields.payload, "payload")?)
                 .map_err(|error| corrupt(format!("its payload is not JSON: {error}")))?,
-            hash: to_hex(&hash),
-            predecessor: to_hex(&predecessor),
-        };
-        if let Err(error) = writer.write(&event) {
-            return Ok(Err(error));
-        }
+            hash: hash(11)?,
+            predecessor: hash(12)?,
+        });
     }
-    drop(rows);
-    drop(statement);
-    transaction.commit()?;
-    Ok(writer.finish())
+    Ok(events)
 }
 
-/// Empties the bodies of the events `archive` holds and records it, in one
-/// transaction, unless someone archived meanwhile or the rows are not the ones written.
-pub(super) fn record(
+/// Empties the bodies of the events after `after` up to `upto` and records their
+/// archive, in one transaction, unless someone archived meanwhile or the store holds
+/// another number of events there than the archive.
+fn record(
     connection: &mut Connection,
     file: &str,
-    archive: &Archive,
+    after: u64,
+    upto: u64,
+    events: usize,
+    digest: [u8; 32],
 ) -> Result<Result<ArchiveRecord, ArchivingError>, Failure> {
     let transaction =
         connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let now = archived_to(&transaction)?;
-    if now != archive.after() {
-        return Ok(Err(ArchivingError::Raced {
-            before: archive.after(),
-            now,
-        }));
+    if now != after {
+        return Ok(Err(ArchivingError::Raced { before: after, now }));
     }
-    let (after, upto) = (
-        i64::try_from(archive.after()).unwrap_or(i64::MAX),
-        i64::try_from(archive.upto()).unwrap_or(i64::MAX),
+    let (after_sql, upto_sql) = (
+        i64::try_from(after).unwrap_or(i64::MAX),
+        i64::try_from(upto).unwrap_or(i64::MAX),
     );
     let emptied = transaction.execute(
         "UPDATE events SET payload = x'', metadata = NULL WHERE position > ?1 AND position <= ?2",
-        params![after, upto],
+        params![after_sql, upto_sql],
     )?;
-    if emptied != archive.events() {
+    if emptied != events {
         // Rows the file does not hold: keep every body.
         return Err(Failure::Store(StoreError::CorruptRow {
             stream_id: String::new(),
             stream_version: 0,
             position: None,
             reason: format!(
-                "the store holds {emptied} events after {after} up to {upto}, the archive {}; nothing was archived",
-                archive.events()
+                "the store holds {emptied} events after {after} up to {upto}, the archive {events}; nothing was archived"
             ),
         }));
     }
@@ -311,43 +264,21 @@ pub(super) fn record(
         "INSERT INTO archives (upto, after, file, digest, events, archived_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![
-            upto,
-            after,
+            upto_sql,
+            after_sql,
             file,
-            archive.digest().as_slice(),
+            digest.as_slice(),
             i64::try_from(emptied).unwrap_or(i64::MAX),
             archived_at.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
         ],
     )?;
     transaction.commit()?;
     Ok(Ok(ArchiveRecord {
-        after: archive.after(),
-        upto: archive.upto(),
+        after,
+        upto,
         file: file.to_owned(),
-        digest: to_hex(&archive.digest()),
+        digest: to_hex(&digest),
         events: emptied as u64,
         archived_at,
     }))
-}
-
-/// The archived body of the event at `position` from `archives`: its payload and stored
-/// metadata; `StoreError::Archived` when no archive given holds it.
-pub(super) fn body(
-    archives: &Archives,
-    stream_id: &str,
-    stream_version: u64,
-    position: u64,
-) -> Result<ArchivedEvent, Failure> {
-    let archived = || {
-        Failure::Store(StoreError::Archived {
-            stream_id: stream_id.to_owned(),
-            stream_version,
-            position,
-        })
-    };
-    match archives.event(position) {
-        Ok(Some(event)) => Ok(event),
-        Ok(None) => Err(archived()),
-        Err(error) => Err(Failure::Store(StoreError::Backend(Box::new(error)))),
-    }
 }

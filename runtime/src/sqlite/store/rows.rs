@@ -90,22 +90,12 @@ fn restore_archived(
     bytes: &mut Vec<u8>,
     archives: &crate::archive::Archives,
 ) -> Result<(), Failure> {
-    let stream_version = u64::try_from(copied.stream_version).unwrap_or(0);
-    let position = u64::try_from(copied.position).unwrap_or(0);
-    let event = super::archive::body(archives, stream_id, stream_version, position)?;
-    if event.event_id.as_bytes() != &copied.event_id || event.stream_version != stream_version {
-        return Err(Failure::Store(StoreError::CorruptRow {
-            stream_id: stream_id.to_owned(),
-            stream_version,
-            position: Some(position),
-            reason: format!(
-                "the archive holds event {} version {} at this position, the store event {} version {stream_version}",
-                event.event_id,
-                event.stream_version,
-                Uuid::from_bytes(copied.event_id)
-            ),
-        }));
-    }
+    let event = archives.body_of(
+        stream_id,
+        u64::try_from(copied.stream_version).unwrap_or(0),
+        u64::try_from(copied.position).unwrap_or(0),
+        Uuid::from_bytes(copied.event_id),
+    )?;
     copied.payload = append(bytes, event.payload.get().as_bytes());
     copied.metadata = event
         .metadata
