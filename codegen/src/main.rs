@@ -25,10 +25,11 @@
 //! factum archive         --db app.sqlite3 --list [--json]
 //! ```
 //!
-//! `--db` of `streams`, `stream`, `event`, `tail`, `export`, `import` and `archive` takes a
-//! PostgreSQL URL (`postgres://...`) as well as a SQLite file. `stream`, `event`, `tail`,
-//! `export`, `trace` and `verify` read archived events from the archives given with
-//! `--archive FILE` (repeatable).
+//! `--db` of `streams`, `stream`, `event`, `tail`, `export`, `import`, `archive` and
+//! `projections` takes a PostgreSQL URL (`postgres://...`) as well as a SQLite file, and
+//! `--read-models` the URL of the database holding PostgreSQL read models as well as a
+//! SQLite read-model directory. `stream`, `event`, `tail`, `export`, `trace` and `verify`
+//! read archived events from the archives given with `--archive FILE` (repeatable).
 //!
 //! The registry document is what `factum::registry::Registry` serialises to; a domain
 //! writes it from a test, a `build.rs` or a small binary (the example: `orders --registry`).
@@ -37,8 +38,9 @@
 
 #[macro_use]
 mod inspect;
-mod archive_commands;
+#[macro_use]
 mod projection_commands;
+mod archive_commands;
 mod store_commands;
 mod trace;
 
@@ -152,16 +154,12 @@ enum Command {
     /// recorded, the commands those caused, and (given the read models) the projections
     /// that applied each event.
     Trace {
-        /// The SQLite store file.
+        #[command(flatten)]
+        store: inspect::StoreArgs,
+        /// The read models (a SQLite directory, or the PostgreSQL URL of their catalog's
+        /// database), to show which projections applied each event.
         #[arg(long)]
-        db: PathBuf,
-        /// The read-model directory, to show which projections applied each event.
-        #[arg(long)]
-        read_models: Option<PathBuf>,
-        /// An archive of the store (`factum archive`) to read archived events from
-        /// (repeatable).
-        #[arg(long = "archive")]
-        archives: Vec<PathBuf>,
+        read_models: Option<String>,
         /// The correlation id (a UUID).
         correlation_id: String,
         /// Print JSON instead of a tree.
@@ -203,15 +201,17 @@ enum Command {
         #[arg(long, default_value = "factum")]
         domain: String,
     },
-    /// Every version of every projection in a SQLite read-model directory: its state,
-    /// checkpoint, lag behind the store's head, and parked events.
+    /// Every version of every projection in a SQLite read-model directory or a PostgreSQL
+    /// read-model catalog: its state, checkpoint, lag behind the store's head, and parked
+    /// events.
     Projections {
-        /// The SQLite store file.
+        /// The store: a SQLite file, or a PostgreSQL URL (`postgres://...`).
         #[arg(long)]
-        db: PathBuf,
-        /// The read-model directory.
+        db: String,
+        /// The read models: a SQLite read-model directory, or the PostgreSQL URL of the
+        /// database holding their catalog.
         #[arg(long)]
-        read_models: PathBuf,
+        read_models: String,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -257,9 +257,10 @@ enum Command {
 /// Which projection version's dead letters.
 #[derive(Debug, clap::Args)]
 struct ParkedTarget {
-    /// The read-model directory.
+    /// The read models: a SQLite read-model directory, or the PostgreSQL URL of the
+    /// database holding their catalog.
     #[arg(long)]
-    read_models: PathBuf,
+    read_models: String,
     /// The projection's name.
     #[arg(long)]
     projection: String,
@@ -557,14 +558,12 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             json,
         } => inspect::tail(&store, after, follow, output(json)),
         Command::Trace {
-            db,
+            store,
             read_models,
-            archives,
             correlation_id,
             json,
         } => trace::trace(
-            &db,
-            &archives,
+            &store,
             read_models.as_deref(),
             &correlation_id,
             output(json),

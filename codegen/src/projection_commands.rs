@@ -1,6 +1,7 @@
 //! `factum projections` and `factum parked list|drop`: the state of an application's
-//! projections in a SQLite read-model directory — each version's state, checkpoint,
-//! lag behind the store's head and dead letters — and the dead letters themselves.
+//! projections — in a SQLite read-model directory or a PostgreSQL database's read-model
+//! catalog — each version's state, checkpoint, lag behind the store's head and dead
+//! letters, and the dead letters themselves.
 //!
 //! Replaying a parked event needs the projection's handler, which only the application
 //! has: it calls `Projector::replay_parked`. Dropping one needs nothing but the read
@@ -9,42 +10,100 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use factum::projection::postgres::PostgresReadModel;
 use factum::projection::sqlite::SqliteReadModel;
 use factum::projection::{ReadModel, ReadModelTx, Target, VersionState};
-use factum::store::{EventStore, SqliteStore};
+use factum::store::{EventStore, StoreError};
 use serde_json::json;
 
-use crate::inspect::{Output, print_json, print_table};
+use crate::inspect::{Db, Output, print_json, print_table};
 use crate::store_commands::{block_on, failed};
+
+/// The read models a command works on: a SQLite directory, or the read-model catalog of
+/// a PostgreSQL database given by its URL.
+pub(crate) enum Models {
+    Sqlite(SqliteReadModel),
+    Postgres(PostgresReadModel),
+}
+
+impl Models {
+    pub(crate) async fn open(spec: &str) -> Result<Self, String> {
+        if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
+            return PostgresReadModel::connect(spec)
+                .await
+                .map(Models::Postgres)
+                .map_err(failed);
+        }
+        let dir = Path::new(spec);
+        if !dir.is_dir() {
+            return Err(format!("{spec} is not a directory"));
+        }
+        SqliteReadModel::open(dir)
+            .await
+            .map(Models::Sqlite)
+            .map_err(failed)
+    }
+
+    pub(crate) async fn names(&self) -> Result<Vec<String>, String> {
+        match self {
+            Self::Sqlite(models) => models.names().await,
+            Self::Postgres(models) => models.names().await,
+        }
+        .map_err(failed)
+    }
+}
+
+/// Runs `$body` with `$models` bound to the read models `$m` holds, whichever kind.
+macro_rules! on_models {
+    ($m:expr, $models:ident => $body:expr) => {
+        match $m {
+            crate::projection_commands::Models::Sqlite($models) => $body,
+            crate::projection_commands::Models::Postgres($models) => $body,
+        }
+    };
+}
 
 /// Prints every version of every projection in `read_models`, with its lag behind the
 /// head of the store in `db`. Exits 1 when a checkpoint is past the head: the log moved
 /// back under the read models (a restore of an older backup, say), so they hold events
 /// the log no longer has and must be rebuilt.
-pub fn status(db: &Path, read_models: &Path, output: Output) -> Result<ExitCode, String> {
+pub fn status(db: &str, read_models: &str, output: Output) -> Result<ExitCode, String> {
     block_on(async {
-        let store = open_store(db).await?;
-        let models = open_read_models(read_models).await?;
+        let models = Models::open(read_models).await?;
+        on_store!(Db::open_spec(db).await?, store => status_of(&store, &models, output).await)
+    })
+}
+
+async fn status_of(
+    store: &impl EventStore,
+    models: &Models,
+    output: Output,
+) -> Result<ExitCode, String> {
+    {
         let head = store.head().await.map_err(failed)?;
         let head_position = head.map_or(0, |head| head.position);
         let mut rows = Vec::new();
-        for name in models.names().await.map_err(failed)? {
-            for version in models.versions(named(&name)).await.map_err(failed)? {
+        for name in models.names().await? {
+            let versions =
+                on_models!(models, models => models.versions(named(&name)).await.map_err(failed)?);
+            for version in versions {
                 let behind = head_position.saturating_sub(version.checkpoint);
-                // The age of the oldest event not applied: how late the model is.
+                // The age of the oldest event not applied: how late the model is (not
+                // known when that event is archived).
                 let late = if behind > 0 {
-                    store
-                        .read_all(version.checkpoint, 1)
-                        .await
-                        .map_err(failed)?
-                        .first()
-                        .map(|next| {
-                            (factum::chrono::Utc::now() - next.timestamp)
-                                .num_milliseconds()
-                                .max(0) as f64
-                                / 1000.0
-                        })
-                        .unwrap_or(0.0)
+                    match store.read_all(version.checkpoint, 1).await {
+                        Ok(next) => next
+                            .first()
+                            .map(|next| {
+                                (factum::chrono::Utc::now() - next.timestamp)
+                                    .num_milliseconds()
+                                    .max(0) as f64
+                                    / 1000.0
+                            })
+                            .unwrap_or(0.0),
+                        Err(StoreError::Archived { .. }) => f64::NAN,
+                        Err(error) => return Err(failed(error)),
+                    }
                 } else {
                     0.0
                 };
@@ -91,7 +150,9 @@ pub fn status(db: &Path, read_models: &Path, output: Output) -> Result<ExitCode,
                             other => other.to_string(),
                         })
                         .chain([
-                            format!("{:.1}s", row["lag_seconds"].as_f64().unwrap_or(0.0)),
+                            row["lag_seconds"]
+                                .as_f64()
+                                .map_or_else(|| "?".to_owned(), |late| format!("{late:.1}s")),
                             row["parked"].to_string(),
                         ])
                         .collect()
@@ -124,13 +185,13 @@ pub fn status(db: &Path, read_models: &Path, output: Output) -> Result<ExitCode,
         } else {
             ExitCode::FAILURE
         })
-    })
+    }
 }
 
 /// Which projection version's dead letters.
 pub struct Parked<'a> {
-    /// The read-model directory.
-    pub read_models: &'a Path,
+    /// The read models: a SQLite directory or a PostgreSQL URL.
+    pub read_models: &'a str,
     /// The projection's name.
     pub projection: &'a str,
     /// Its version; the active one if not given.
@@ -140,9 +201,11 @@ pub struct Parked<'a> {
 /// Prints the events parked for a projection version.
 pub fn parked_list(parked: &Parked<'_>, output: Output) -> Result<ExitCode, String> {
     block_on(async {
-        let models = open_read_models(parked.read_models).await?;
-        let target = target(&models, parked).await?;
-        let events = models.parked(target).await.map_err(failed)?;
+        let models = Models::open(parked.read_models).await?;
+        let events = on_models!(&models, models => {
+            let target = target(models, parked).await?;
+            models.parked(target).await.map_err(failed)?
+        });
         match output {
             Output::Json => print_json(&events)?,
             Output::Table => {
@@ -178,8 +241,21 @@ pub fn parked_drop(
     yes: bool,
 ) -> Result<ExitCode, String> {
     block_on(async {
-        let models = open_read_models(parked.read_models).await?;
-        let target = target(&models, parked).await?;
+        on_models!(Models::open(parked.read_models).await?, models => {
+            drop_parked(&models, parked, position, dry_run, yes).await
+        })
+    })
+}
+
+async fn drop_parked(
+    models: &impl ReadModel,
+    parked: &Parked<'_>,
+    position: u64,
+    dry_run: bool,
+    yes: bool,
+) -> Result<ExitCode, String> {
+    {
+        let target = target(models, parked).await?;
         let events = models.parked(target).await.map_err(failed)?;
         let Some(event) = events
             .iter()
@@ -219,10 +295,10 @@ pub fn parked_drop(
             }
         );
         Ok(ExitCode::SUCCESS)
-    })
+    }
 }
 
-async fn target(models: &SqliteReadModel, parked: &Parked<'_>) -> Result<Target, String> {
+async fn target(models: &impl ReadModel, parked: &Parked<'_>) -> Result<Target, String> {
     let name = named(parked.projection);
     let versions = models.versions(name).await.map_err(failed)?;
     let version = match parked.version {
@@ -258,18 +334,4 @@ fn state(state: VersionState) -> &'static str {
         VersionState::Active => "active",
         VersionState::Retired => "retired",
     }
-}
-
-async fn open_store(db: &Path) -> Result<SqliteStore, String> {
-    if !db.exists() {
-        return Err(format!("{} does not exist", db.display()));
-    }
-    SqliteStore::open(db).await.map_err(failed)
-}
-
-async fn open_read_models(dir: &Path) -> Result<SqliteReadModel, String> {
-    if !dir.is_dir() {
-        return Err(format!("{} is not a directory", dir.display()));
-    }
-    SqliteReadModel::open(dir).await.map_err(failed)
 }

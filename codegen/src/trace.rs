@@ -2,23 +2,20 @@
 //! ([`factum::causation`]), and, given the read models, which projections applied each
 //! event.
 
-use std::path::Path;
 use std::process::ExitCode;
 
 use factum::causation::{Applier, CausalTree, CommandNode, correlated};
-use factum::projection::sqlite::SqliteReadModel;
 use factum::projection::{ReadModel, Target, VersionState};
 use factum::uuid::Uuid;
 
-use crate::inspect::{Output, print_json};
-use crate::projection_commands::named;
+use crate::inspect::{Db, Output, StoreArgs, print_json};
+use crate::projection_commands::{Models, named};
 use crate::store_commands::{block_on, failed};
 
 /// Prints the causal tree of the transaction `correlation_id`.
 pub fn trace(
-    db: &Path,
-    archives: &[std::path::PathBuf],
-    read_models: Option<&Path>,
+    store: &StoreArgs,
+    read_models: Option<&str>,
     correlation_id: &str,
     output: Output,
 ) -> Result<ExitCode, String> {
@@ -26,16 +23,21 @@ pub fn trace(
         .parse()
         .map_err(|error| format!("`{correlation_id}` is not a correlation id (a UUID): {error}"))?;
     block_on(async {
-        let store = crate::archive_commands::open(db, archives, false).await?;
-        let events = correlated(&store, correlation).await.map_err(failed)?;
+        let events = on_store!(Db::open(store, false).await?, store => {
+            correlated(&store, correlation).await.map_err(failed)?
+        });
         if events.is_empty() {
             return Err(format!(
                 "no event of correlation {correlation} in {}",
-                db.display()
+                store.db
             ));
         }
         let appliers = match read_models {
-            Some(dir) => appliers(dir).await?,
+            Some(spec) => {
+                let models = Models::open(spec).await?;
+                let names = models.names().await?;
+                on_models!(&models, models => appliers(models, names).await?)
+            }
             None => Vec::new(),
         };
         let tree = CausalTree::of(correlation, &events, &appliers);
@@ -53,14 +55,10 @@ pub fn trace(
     })
 }
 
-/// The active version of each projection in the read-model directory `dir`.
-async fn appliers(dir: &Path) -> Result<Vec<Applier>, String> {
-    if !dir.is_dir() {
-        return Err(format!("{} is not a directory", dir.display()));
-    }
-    let models = SqliteReadModel::open(dir).await.map_err(failed)?;
+/// The active version of each projection `names` names in `models`.
+async fn appliers(models: &impl ReadModel, names: Vec<String>) -> Result<Vec<Applier>, String> {
     let mut appliers = Vec::new();
-    for name in models.names().await.map_err(failed)? {
+    for name in names {
         let name = named(&name);
         for version in models.versions(name).await.map_err(failed)? {
             if version.state != VersionState::Active {

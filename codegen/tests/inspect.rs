@@ -216,37 +216,8 @@ async fn a_backup_restores_into_an_empty_store_and_verifies() {
 /// unchanged — archived there, then exported again with the archive.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_commands_work_on_a_postgres_url_too() {
-    use factum::postgres::tokio_postgres;
-    let server = std::env::var("FACTUM_POSTGRES_URL")
-        .ok()
-        .filter(|url| !url.trim().is_empty())
-        .unwrap_or_else(|| {
-            panic!(
-                "FACTUM_POSTGRES_URL is not set: this test restores into PostgreSQL. \
-                 `scripts/test.sh` starts a server; by hand: `eval \"$(scripts/postgres.sh start)\"`"
-            )
-        });
     // A database of its own, so the store's default schema (`public`) is this test's.
-    let database = "factum_cli_inspect";
-    let (admin, connection) = tokio_postgres::connect(&server, tokio_postgres::NoTls)
-        .await
-        .expect("connect");
-    tokio::spawn(connection);
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
-        .await
-        .expect("drop");
-    admin
-        .batch_execute(&format!("CREATE DATABASE {database}"))
-        .await
-        .expect("create");
-    let (base, query) = server.split_once('?').unwrap_or((&server, ""));
-    let root = &base[..base.rfind('/').expect("a database in the URL")];
-    let url = if query.is_empty() {
-        format!("{root}/{database}")
-    } else {
-        format!("{root}/{database}?{query}")
-    };
+    let url = bin_common::fresh_postgres_database("factum_cli_inspect").await;
 
     let dir = tempfile::tempdir().expect("a directory");
     let db = dir.path().join("tasks.sqlite3");

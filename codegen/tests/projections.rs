@@ -1,7 +1,7 @@
 //! `factum projections` and `factum parked list|drop` run as a binary on the care-task
 //! service's store and read models: each projection's state, checkpoint, lag and
 //! dead letters; an event its handler cannot read, parked, listed, then dropped after a
-//! dry run and a refused confirmation.
+//! dry run and a refused confirmation; and the same on PostgreSQL read models.
 
 mod bin_common;
 
@@ -337,4 +337,128 @@ async fn a_transaction_is_traced_from_its_command_to_the_projections() {
     ]);
     assert_eq!(unknown.status.code(), Some(2));
     assert!(text(&unknown.stderr).contains("no event of correlation"));
+}
+
+/// A projection whose read model is in PostgreSQL: one title per note; a note without a
+/// title cannot be applied.
+struct Titles;
+
+impl factum::projection::Projection for Titles {
+    const NAME: &'static str = "titles";
+    const VERSION: u32 = 1;
+    const EVENTS: &'static [&'static str] = &["Noted"];
+    type Tx = factum::projection::postgres::PostgresTx;
+
+    async fn setup(&mut self, tx: &mut Self::Tx) -> Result<(), ProjectionError> {
+        tx.batch_execute("CREATE TABLE titles (title TEXT NOT NULL)")
+            .await?;
+        Ok(())
+    }
+
+    async fn handle(
+        &mut self,
+        event: &RecordedEvent,
+        tx: &mut Self::Tx,
+    ) -> Result<(), ProjectionError> {
+        let payload: Value = serde_json::from_str(event.payload.get())?;
+        let title = payload["title"]
+            .as_str()
+            .ok_or_else(|| ProjectionError::msg("a note without a title"))?;
+        tx.execute("INSERT INTO titles (title) VALUES ($1)", &[&title])
+            .await?;
+        Ok(())
+    }
+}
+
+/// `factum projections` and `parked list|drop` on PostgreSQL: the store and the read
+/// models given by their URL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_projection_commands_work_on_postgres_read_models_too() {
+    let url = bin_common::fresh_postgres_database("factum_cli_projections").await;
+    let store = factum::store::PostgresStore::connect(url.as_str())
+        .await
+        .expect("connects");
+    let note = |payload: Value| {
+        NewEvent::new(
+            "Noted",
+            1,
+            serde_json::value::to_raw_value(&payload).expect("JSON"),
+            Metadata::default(),
+        )
+    };
+    store
+        .append(
+            "Note-1",
+            "Note",
+            ExpectedVersion::NoStream,
+            vec![
+                note(serde_json::json!({ "title": "Round" })),
+                note(serde_json::json!({ "n": 2 })),
+            ],
+        )
+        .await
+        .expect("appends");
+    let head = store.head().await.expect("reads").expect("events").position;
+    let read_models = factum::projection::postgres::PostgresReadModel::connect(&url)
+        .await
+        .expect("connects");
+    let runner = ProjectionRunner::new(store.clone())
+        .retry(Retry::immediately(1))
+        .on_poison(OnPoison::Park);
+    let mut titles = runner.projector(Titles, read_models);
+    runner.catch_up(&mut titles).await.expect("catches up");
+
+    let listed = factum(&["projections", "--db", &url, "--read-models", &url, "--json"]);
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    let listed: Value = serde_json::from_slice(&listed.stdout).expect("JSON");
+    let row = &listed["projections"][0];
+    assert_eq!(
+        (
+            row["name"].as_str(),
+            row["state"].as_str(),
+            row["checkpoint"].as_u64(),
+            row["head"].as_u64(),
+            row["parked"].as_u64()
+        ),
+        (
+            Some("titles"),
+            Some("active"),
+            Some(head),
+            Some(head),
+            Some(1)
+        ),
+        "{listed}"
+    );
+
+    let parked = factum(&[
+        "parked",
+        "list",
+        "--read-models",
+        &url,
+        "--projection",
+        "titles",
+        "--json",
+    ]);
+    assert!(parked.status.success(), "{}", text(&parked.stderr));
+    let parked: Value = serde_json::from_slice(&parked.stdout).expect("JSON");
+    assert_eq!(parked[0]["event"]["position"], head);
+    assert_eq!(parked[0]["error"], "a note without a title");
+    let position = head.to_string();
+    let dropped = factum(&[
+        "parked",
+        "drop",
+        "--read-models",
+        &url,
+        "--projection",
+        "titles",
+        "--position",
+        &position,
+        "--yes",
+    ]);
+    assert!(dropped.status.success(), "{}", text(&dropped.stderr));
+    let after: Value = serde_json::from_slice(
+        &factum(&["projections", "--db", &url, "--read-models", &url, "--json"]).stdout,
+    )
+    .expect("JSON");
+    assert_eq!(after["projections"][0]["parked"], 0, "{after}");
 }

@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 
 use crate::envelope::{Metadata, RecordedEvent};
 use crate::error::TaskFailure;
-use crate::projection::{Applied, ParkedEvent, Target};
+use crate::projection::{Applied, Lag, ParkedEvent, Target};
 use crate::store::{EventStore, StoreError};
 
 /// The error type of a followed task: how it says that the task ended in a way the task
@@ -187,6 +187,13 @@ impl<E: TaskError> TaskHandle<E> {
     }
 }
 
+/// Sets the dead-letter gauge of the follower `name` (see [`crate::telemetry`]) to
+/// `parked` events.
+pub(crate) fn report_parked(name: &'static str, parked: usize) {
+    metrics::gauge!(crate::telemetry::PROJECTION_PARKED, "projection_name" => name)
+        .set(parked as f64);
+}
+
 /// How a runner reads the log: the store, the batch size, how long a caught-up follower
 /// waits for a wake-up before reading again anyway.
 pub(crate) struct Log<S> {
@@ -300,6 +307,50 @@ fn unreadable_at(error: &StoreError) -> Option<u64> {
 }
 
 impl<S: EventStore> Log<S> {
+    /// How far `checkpoint` is behind the head of the log.
+    pub(crate) async fn lag_at(&self, checkpoint: u64) -> Result<Lag, StoreError> {
+        let head = self.store.head().await?.map_or(0, |head| head.position);
+        let seconds = if head > checkpoint {
+            match self.store.read_all(checkpoint, 1).await?.first() {
+                Some(next) => {
+                    (chrono::Utc::now() - next.timestamp)
+                        .num_microseconds()
+                        .unwrap_or(i64::MAX)
+                        .max(0) as f64
+                        / 1e6
+                }
+                None => 0.0,
+            }
+        } else {
+            0.0
+        };
+        Ok(Lag {
+            events: head.saturating_sub(checkpoint),
+            seconds,
+            checkpoint,
+            head,
+        })
+    }
+
+    /// Sets the lag gauges of the follower `name` (see [`crate::telemetry`]) for
+    /// `checkpoint`. A failure to measure is no failure of the catch-up: the gauges keep
+    /// their values.
+    pub(crate) async fn report_lag(&self, name: &'static str, checkpoint: u64) {
+        match self.lag_at(checkpoint).await {
+            Ok(lag) => {
+                metrics::gauge!(crate::telemetry::PROJECTION_LAG_EVENTS, "projection_name" => name)
+                    .set(lag.events as f64);
+                metrics::gauge!(crate::telemetry::PROJECTION_LAG_SECONDS, "projection_name" => name)
+                    .set(lag.seconds);
+            }
+            Err(error) => tracing::debug!(
+                projection = name,
+                error = %crate::error::Report(&error),
+                "could not measure the lag"
+            ),
+        }
+    }
+
     /// Reads `store` with batches of `batch_size` events and waits of 1 s.
     pub(crate) fn new(store: S, batch_size: usize) -> Self {
         Self {

@@ -9,16 +9,16 @@
 //! | `event_store_concurrency_conflicts_total` | counter | `aggregate_type` | appends refused because the stream was not at the expected version |
 //! | `event_store_size_bytes` | gauge | — | the store's size on disk, when [`record_store_size`] is called |
 //! | `projection_events_processed_total` | counter | `projection_name`, `event_type` | events a projection applied |
-//! | `projection_lag_events` | gauge | `projection_name` | events between a projection's (or a reactor's) checkpoint and the head of the log |
+//! | `projection_lag_events` | gauge | `projection_name` | events between a projection's (or a reactor's, or a process manager's) checkpoint and the head of the log |
 //! | `projection_lag_seconds` | gauge | `projection_name` | age of the oldest event it has not applied (0 when caught up) |
-//! | `projection_parked_events` | gauge | `projection_name` | events in its dead letters (a projection's or a reactor's) |
+//! | `projection_parked_events` | gauge | `projection_name` | events in its dead letters (a projection's, a reactor's or a process manager's) |
 //! | `factum_commands_total` | counter | `command`, `aggregate`, `outcome` | commands, by outcome (`executed`, `rejected`, `denied`, `conflict`, `invalid`, `failed`); from the [`Metrics`](crate::application::Metrics) middleware |
 //! | `factum_command_duration_seconds` | histogram | `command`, `aggregate`, `outcome` | the same commands' durations |
 //!
 //! `aggregate_type` is the stream type an append names (an aggregate's name for
 //! repositories). A projection's gauges are set by its runner after each batch it applies
-//! and each time it finds itself caught up; a reactor's, under its name, each time it
-//! catches up.
+//! and each time it finds itself caught up; a reactor's and a process manager's, under
+//! their names, each time they catch up.
 
 use std::time::Instant;
 

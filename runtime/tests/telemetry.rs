@@ -293,23 +293,43 @@ impl factum::projection::Reactor for Alarm {
     }
 }
 
+/// A SQLite store and read-model directory in `root`.
+async fn store_and_read_models(
+    root: &std::path::Path,
+) -> (SqliteStore, factum::projection::sqlite::SqliteReadModel) {
+    let store = SqliteStore::open(root.join("events.db"))
+        .await
+        .expect("open");
+    let read_models = factum::projection::sqlite::SqliteReadModel::open(root.join("read"))
+        .await
+        .expect("open");
+    (store, read_models)
+}
+
+/// A follower's gauges as `seen`: parked, lag in events, lag in seconds.
+fn gauges(seen: &BTreeMap<String, u64>, follower: &str) -> [Option<u64>; 3] {
+    [
+        telemetry::PROJECTION_PARKED,
+        telemetry::PROJECTION_LAG_EVENTS,
+        telemetry::PROJECTION_LAG_SECONDS,
+    ]
+    .map(|name| {
+        seen.get(&format!("{name}{{projection_name={follower}}}"))
+            .copied()
+    })
+}
+
 /// A projection reports the events it applied by type, its dead letters and its lag
 /// (none, once caught up); pages of two events make the runner measure the lag on the
 /// way too.
 #[test]
 fn a_projection_reports_what_it_applied_parked_and_how_far_behind_it_is() {
     use factum::projection::Retry;
-    use factum::projection::sqlite::SqliteReadModel;
     use factum::projection::{OnPoison, ProjectionRunner};
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().to_owned();
     let seen = measured(|| async move {
-        let store = SqliteStore::open(root.join("events.db"))
-            .await
-            .expect("open");
-        let read_models = SqliteReadModel::open(root.join("read"))
-            .await
-            .expect("open");
+        let (store, read_models) = store_and_read_models(&root).await;
         let poison = NewEvent::new(
             "Counted",
             1,
@@ -344,10 +364,6 @@ fn a_projection_reports_what_it_applied_parked_and_how_far_behind_it_is() {
             .await
             .expect("catch up");
     });
-    let projection = |name: &str| {
-        seen.get(&format!("{name}{{projection_name=tally}}"))
-            .copied()
-    };
     assert_eq!(
         seen.get(&format!(
             "{}{{event_type=Counted,projection_name=tally}}",
@@ -362,14 +378,80 @@ fn a_projection_reports_what_it_applied_parked_and_how_far_behind_it_is() {
         )),
         Some(&1)
     );
-    assert_eq!(projection(telemetry::PROJECTION_PARKED), Some(1));
-    assert_eq!(projection(telemetry::PROJECTION_LAG_EVENTS), Some(0));
-    assert_eq!(projection(telemetry::PROJECTION_LAG_SECONDS), Some(0));
-    let reactor = |name: &str| {
-        seen.get(&format!("{name}{{projection_name=alarm}}"))
-            .copied()
-    };
-    assert_eq!(reactor(telemetry::PROJECTION_PARKED), Some(1));
-    assert_eq!(reactor(telemetry::PROJECTION_LAG_EVENTS), Some(0));
-    assert_eq!(reactor(telemetry::PROJECTION_LAG_SECONDS), Some(0));
+    assert_eq!(gauges(&seen, "tally"), [Some(1), Some(0), Some(0)]);
+    assert_eq!(gauges(&seen, "alarm"), [Some(1), Some(0), Some(0)]);
+}
+
+/// Counts `Counted` events per stream, and dispatches nothing.
+struct Ledger;
+
+impl factum::process::ProcessManager for Ledger {
+    const NAME: &'static str = "ledger";
+    const EVENTS: &'static [&'static str] = &["Counted"];
+    type State = u32;
+    type Command = u64;
+
+    fn route(
+        &self,
+        event: &RecordedEvent,
+    ) -> Result<factum::process::Route, factum::process::HandlerError> {
+        Ok(factum::process::Route::Start(event.stream_id.clone()))
+    }
+
+    async fn handle(
+        &self,
+        seen: &mut u32,
+        _: &RecordedEvent,
+    ) -> Result<factum::process::Reaction<u64>, factum::process::HandlerError> {
+        *seen += 1;
+        Ok(factum::process::Reaction::none())
+    }
+
+    async fn dispatch(
+        &self,
+        _: &u64,
+        _: &factum::process::DispatchContext,
+    ) -> Result<(), factum::process::DispatchError> {
+        Ok(())
+    }
+}
+
+/// A process manager is measured as a projection is, under its name: its lag once
+/// caught up, and the row an operator parked.
+#[test]
+fn a_process_manager_reports_its_lag_and_dead_letters() {
+    use factum::process::sqlite::ProcessRunner;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().to_owned();
+    let seen = measured(|| async move {
+        let (store, read_models) = store_and_read_models(&root).await;
+        store
+            .append(
+                "Ledger-1",
+                "Ledger",
+                ExpectedVersion::NoStream,
+                (0..4).map(|_| event("Counted")).collect(),
+            )
+            .await
+            .expect("append");
+        // The third event's row points at a stream that has no row: unreadable.
+        rusqlite::Connection::open(root.join("events.db"))
+            .expect("raw")
+            .execute_batch(
+                "PRAGMA foreign_keys=OFF; UPDATE events SET stream_key = 999 WHERE position = 3",
+            )
+            .expect("an edit");
+        let runner = ProcessRunner::new(store.clone());
+        let mut driver = runner.driver(Ledger, read_models);
+        runner
+            .catch_up(&mut driver)
+            .await
+            .expect_err("stops before the row");
+        runner
+            .park_unreadable(&mut driver, 3, "ops: the row is lost")
+            .await
+            .expect("parks it");
+        assert_eq!(runner.catch_up(&mut driver).await.expect("catches up"), 4);
+    });
+    assert_eq!(gauges(&seen, "ledger"), [Some(1), Some(0), Some(0)]);
 }

@@ -162,6 +162,27 @@ impl PostgresReadModel {
         Ok(this)
     }
 
+    /// The names of the projections, reactors and process managers the catalog knows, in
+    /// order: what an operator's status lists (see [`ReadModel::versions`] for each).
+    pub async fn names(&self) -> Result<Vec<String>, ReadModelError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT DISTINCT name FROM {CATALOG_SCHEMA}.versions WHERE set_up ORDER BY name"
+                ),
+                &[],
+            )
+            .await
+            .map_err(database(CATALOG_SCHEMA, "list the projections"))?;
+        rows.iter()
+            .map(|row| {
+                row.try_get(0)
+                    .map_err(database(CATALOG_SCHEMA, "list the projections"))
+            })
+            .collect()
+    }
+
     /// A connection for readers: query the projection's schema, e.g.
     /// `SELECT * FROM task_list.tasks` (see [`PostgresReadModel::reader_schema`]).
     pub async fn client(&self) -> Result<Object, ReadModelError> {

@@ -17,7 +17,9 @@ use super::{
 use crate::context::{Actor, CommandContext};
 use crate::envelope::RecordedEvent;
 use crate::error::{BoxError, TaskFailure};
-use crate::follow::{Follower, Log, Parkable, TaskError, TaskHandle, describe_refusal};
+use crate::follow::{
+    Follower, Log, Parkable, TaskError, TaskHandle, describe_refusal, report_parked,
+};
 use crate::projection::{Applied, ParkedEvent, ReadModelError, ReadModelTx, Target};
 use crate::retry::Retry;
 use crate::store::{EventStore, StoreError};
@@ -1002,8 +1004,22 @@ impl<S: EventStore + 'static> ProcessRunner<S> {
     }
 
     /// Dispatches what an earlier run left pending, then decides on and dispatches every
-    /// event up to the head of the log. Returns the checkpoint.
+    /// event up to the head of the log. Returns the checkpoint. Reports the manager's lag
+    /// and dead letters as a projection's (see [`crate::telemetry`]).
     pub async fn catch_up<M: ProcessManager, P: ProcessStore>(
+        &self,
+        driver: &mut ProcessDriver<M, P>,
+    ) -> Result<u64, ProcessError> {
+        let checkpoint = self.catch_up_unmeasured(driver).await?;
+        self.log.report_lag(M::NAME, checkpoint).await;
+        // A failure to count is no failure of the catch-up: the gauge keeps its value.
+        if let Ok(parked) = driver.parked().await {
+            report_parked(M::NAME, parked.len());
+        }
+        Ok(checkpoint)
+    }
+
+    async fn catch_up_unmeasured<M: ProcessManager, P: ProcessStore>(
         &self,
         driver: &mut ProcessDriver<M, P>,
     ) -> Result<u64, ProcessError> {

@@ -9,7 +9,7 @@ use tokio::sync::watch;
 
 use crate::envelope::RecordedEvent;
 use crate::error::TaskFailure;
-use crate::follow::{Follower, Log, Page, Parkable, TaskError, TaskHandle};
+use crate::follow::{Follower, Log, Page, Parkable, TaskError, TaskHandle, report_parked};
 use crate::store::{EventStore, StoreError};
 
 use super::error::RunnerError;
@@ -194,8 +194,7 @@ impl<S: EventStore + 'static> ProjectionRunner<S> {
                 source,
             })?;
         if let Some(this) = versions.iter().find(|status| status.version == P::VERSION) {
-            metrics::gauge!(crate::telemetry::PROJECTION_PARKED, "projection_name" => P::NAME)
-                .set(this.parked as f64);
+            report_parked(P::NAME, this.parked as usize);
         }
         if !versions
             .iter()
@@ -250,10 +249,10 @@ impl<S: EventStore + 'static> ProjectionRunner<S> {
                 on_batch(&progress, page.scanned_to);
                 if next.is_some() {
                     // More to read: how far behind, while catching up.
-                    self.report_lag(P::NAME, progress.checkpoint).await;
+                    self.log.report_lag(P::NAME, progress.checkpoint).await;
                 }
             }
-            self.report_lag(P::NAME, progress.checkpoint).await;
+            self.log.report_lag(P::NAME, progress.checkpoint).await;
             return Ok(progress);
         }
     }
@@ -330,7 +329,7 @@ impl<S: EventStore + 'static> ProjectionRunner<S> {
             }
         }
         // A reactor is measured as a projection is: how far behind, how much parked.
-        self.report_lag(R::NAME, progress.checkpoint).await;
+        self.log.report_lag(R::NAME, progress.checkpoint).await;
         // Read through a clone: the driver (and its reactor) need not be shared.
         let (checkpoints, target) = (driver.checkpoints().clone(), driver.target());
         let parked = checkpoints
@@ -340,8 +339,7 @@ impl<S: EventStore + 'static> ProjectionRunner<S> {
                 projection: R::NAME,
                 source,
             })?;
-        metrics::gauge!(crate::telemetry::PROJECTION_PARKED, "projection_name" => R::NAME)
-            .set(parked.len() as f64);
+        report_parked(R::NAME, parked.len());
         Ok(progress)
     }
 
@@ -464,60 +462,9 @@ impl<S: EventStore + 'static> ProjectionRunner<S> {
         Ok(head.map_or(0, |head| head.position))
     }
 
-    /// Sets the lag gauges of `name` (see [`crate::telemetry`]) for `checkpoint`. A
-    /// failure to measure is no failure of the catch-up: the gauges keep their values.
-    async fn report_lag(&self, name: &'static str, checkpoint: u64) {
-        match self.lag_at(name, checkpoint).await {
-            Ok(lag) => {
-                metrics::gauge!(crate::telemetry::PROJECTION_LAG_EVENTS, "projection_name" => name)
-                    .set(lag.events as f64);
-                metrics::gauge!(crate::telemetry::PROJECTION_LAG_SECONDS, "projection_name" => name)
-                    .set(lag.seconds);
-            }
-            Err(error) => tracing::debug!(
-                projection = name,
-                error = %crate::error::Report(&error),
-                "could not measure the lag"
-            ),
-        }
-    }
-
     /// How far `checkpoint` is behind the head of the log.
     pub async fn lag_at(&self, name: &'static str, checkpoint: u64) -> Result<Lag, RunnerError> {
-        let head = self
-            .log
-            .store
-            .head()
-            .await
-            .map_err(store_error(name))?
-            .map_or(0, |head| head.position);
-        let seconds = if head > checkpoint {
-            match self
-                .log
-                .store
-                .read_all(checkpoint, 1)
-                .await
-                .map_err(store_error(name))?
-                .first()
-            {
-                Some(next) => {
-                    (chrono::Utc::now() - next.timestamp)
-                        .num_microseconds()
-                        .unwrap_or(i64::MAX)
-                        .max(0) as f64
-                        / 1e6
-                }
-                None => 0.0,
-            }
-        } else {
-            0.0
-        };
-        Ok(Lag {
-            events: head.saturating_sub(checkpoint),
-            seconds,
-            checkpoint,
-            head,
-        })
+        self.log.lag_at(checkpoint).await.map_err(store_error(name))
     }
 
     /// Runs `projection` in a task: catch-up, switch-over to this version, then live
