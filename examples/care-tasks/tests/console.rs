@@ -214,10 +214,36 @@ async fn the_console_shows_streams_events_traces_projections_and_the_live_tail()
     let status = browser.texts(&page, "#status").await.concat();
     assert!(status.starts_with("403 "), "{status}");
 
-    // Rebuild behind authorization, over the API the buttons call.
+    // Rebuild behind authorization, over the API the buttons call: accepted, it runs on
+    // the server on its own, and the projections page shows how it ended.
     let rebuild = "/console/api/projections/daily_analytics/rebuild";
     assert_eq!(served.post("token-dana", rebuild, json!({})).await, 403);
-    assert_eq!(served.post("token-olga", rebuild, json!({})).await, 200);
+    assert_eq!(served.post("token-olga", rebuild, json!({})).await, 202);
+    let page = browser
+        .open(&console(&base, "token-olga", "projections"))
+        .await;
+    let finished =
+        "document.querySelector('tr[data-projection=\"daily_analytics\"] td.rebuild-status')";
+    browser
+        .wait_for(
+            &page,
+            &format!("({finished} || {{}}).textContent?.startsWith('rebuilt: ')"),
+        )
+        .await;
+    browser.screenshot(&page, &shots.join("rebuilt.png")).await;
+    let rebuilt = browser
+        .texts(
+            &page,
+            "tr[data-projection=\"daily_analytics\"] td.rebuild-status",
+        )
+        .await;
+    assert_eq!(
+        rebuilt,
+        ["rebuilt: 4 events applied (by operator:olga)"],
+        "the whole log replayed"
+    );
+    // A finished rebuild may run again.
+    assert_eq!(served.post("token-olga", rebuild, json!({})).await, 202);
     drop(browser);
     served.service.stop().await.expect("the projections stop");
 }

@@ -137,7 +137,8 @@ async function showTrace(correlationId) {
 }
 
 // Projections: live lag (refreshed every two seconds) and parked events; replay and
-// rebuild for operators.
+// rebuild for operators. A rebuild runs on the server on its own; its progress shows
+// here as the page refreshes.
 async function showProjections() {
   const body = await api("/console/api/projections");
   const operator = state.me && state.me.operator;
@@ -157,10 +158,12 @@ async function showProjections() {
     el("td", {}, projection.state || "not built"),
     el("td", { class: "num checkpoint" }, projection.checkpoint),
     el("td", { class: `num lag ${projection.lagEvents > 0 ? "lagging" : "caught-up"}` }, projection.lagEvents),
-    el("td", { class: "num" }, projection.lagSeconds.toFixed(1)),
+    el("td", { class: "num" }, projection.lagSeconds === null ? "?" : projection.lagSeconds.toFixed(1)),
     el("td", { class: "num parked" }, projection.parked.length),
+    el("td", { class: "rebuild-status" }, rebuildStatus(projection.rebuild)),
     el("td", {}, el("button", {
-      class: "rebuild", disabled: operator ? null : "",
+      class: "rebuild",
+      disabled: operator && !(projection.rebuild && projection.rebuild.state === "running") ? null : "",
       onclick: () => act(`/console/api/projections/${encodeURIComponent(projection.name)}/rebuild`, `Rebuild ${projection.name}`),
     }, "Rebuild"))));
   const parked = body.projections.flatMap((projection) => projection.parked.map((event) =>
@@ -175,7 +178,7 @@ async function showProjections() {
       }, "Replay")))));
   view(el("h2", {}, "Projections"), el("p", { class: "muted", id: "head" }, `head of the log: ${body.head}`),
     el("table", { id: "projections" },
-      el("thead", {}, el("tr", {}, ["projection", "version", "state", "checkpoint", "lag (events)", "lag (s)", "parked", ""]
+      el("thead", {}, el("tr", {}, ["projection", "version", "state", "checkpoint", "lag (events)", "lag (s)", "parked", "rebuild", ""]
         .map((heading) => el("th", {}, heading)))),
       el("tbody", {}, rows)),
     el("h3", {}, "Parked events"),
@@ -184,6 +187,16 @@ async function showProjections() {
         .map((heading) => el("th", {}, heading)))), el("tbody", {}, parked))
       : el("p", { class: "muted", id: "parked" }, "none"));
   state.timer = setTimeout(() => route().catch((error) => status(error.message)), 2000);
+}
+
+// A projection's last rebuild from the console, in words.
+function rebuildStatus(rebuild) {
+  if (!rebuild) return "";
+  switch (rebuild.state) {
+    case "running": return `rebuilding: ${rebuild.position} of ${rebuild.head}`;
+    case "rebuilt": return `rebuilt: ${rebuild.applied} events applied (by ${rebuild.by})`;
+    default: return `failed: ${rebuild.error}`;
+  }
 }
 
 // The live tail: the log as it grows, over Server-Sent Events read with fetch (which,

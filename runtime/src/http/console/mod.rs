@@ -15,7 +15,7 @@
 //! | `GET /console/api/projections` | each projection's versions, lag and parked events | viewers |
 //! | `GET /console/api/tail?fromPosition=N` | the whole log after `N`, as SSE summaries (no payloads) | viewers |
 //! | `POST /console/api/projections/{name}/parked/{position}/replay` | replays a parked event | operators |
-//! | `POST /console/api/projections/{name}/rebuild` | rebuilds the projection | operators |
+//! | `POST /console/api/projections/{name}/rebuild` | starts rebuilding the projection on a task of its own (`202`; `409` while one runs); its progress shows in `GET /console/api/projections` | operators |
 //!
 //! Payloads are read through `GET /streams/{streamId}`, so the application's
 //! [`ReadPolicy`](crate::authorization::ReadPolicy) decides and the access audit record
@@ -35,6 +35,8 @@ use axum::routing::{get, post};
 use futures_util::future::BoxFuture;
 use serde::Serialize;
 use serde_json::{Value, json};
+
+mod rebuilds;
 
 use super::problem::Problem;
 use super::streams::{bad_parameter, last_event_id, number, parameter};
@@ -58,6 +60,7 @@ pub struct Console {
     viewers: BTreeSet<String>,
     operators: BTreeSet<String>,
     projections: Vec<Arc<dyn ProjectionControl>>,
+    rebuilds: rebuilds::Rebuilds,
 }
 
 impl std::fmt::Debug for Console {
@@ -87,6 +90,7 @@ impl Console {
             viewers: BTreeSet::new(),
             operators: BTreeSet::new(),
             projections: Vec::new(),
+            rebuilds: rebuilds::Rebuilds::default(),
         }
     }
 
@@ -463,19 +467,19 @@ async fn projections<S: EventStore + Send + Sync + 'static>(
             let checkpoint = current.map_or(0, |version| version.checkpoint);
             let lag_events = head.saturating_sub(checkpoint);
             // The age of the oldest event not applied: how late the model is.
+            // Not known (`null`) when that event is archived.
             let lag_seconds = match lag_events {
-                0 => 0.0,
-                _ => store
-                    .read_all(checkpoint, 1)
-                    .await
-                    .map_err(|error| failed("read the log", &error))?
-                    .first()
-                    .map_or(0.0, |next| {
+                0 => Some(0.0),
+                _ => match store.read_all(checkpoint, 1).await {
+                    Ok(next) => Some(next.first().map_or(0.0, |next| {
                         (chrono::Utc::now() - next.timestamp)
                             .num_milliseconds()
                             .max(0) as f64
                             / 1000.0
-                    }),
+                    })),
+                    Err(StoreError::Archived { .. }) => None,
+                    Err(error) => return Err(failed("read the log", &error)),
+                },
             };
             rows.push(json!({
                 "name": projection.name(),
@@ -484,6 +488,7 @@ async fn projections<S: EventStore + Send + Sync + 'static>(
                 "checkpoint": checkpoint,
                 "lagEvents": lag_events,
                 "lagSeconds": lag_seconds,
+                "rebuild": console.rebuilds.of(projection.name()),
                 "versions": status.versions.iter().map(|version| json!({
                     "version": version.version,
                     "state": state_name(version.state),
@@ -547,20 +552,25 @@ async fn rebuild<S: EventStore + Send + Sync + 'static>(
 ) -> Response {
     let result = async {
         let (principal, console) = operator(&api, &headers).await?;
-        let projection = console.projection_named(&name)?;
-        tracing::info!(target: "factum::http", actor = %principal.actor, projection = projection.name(), "rebuilding a projection from the console");
-        let applied = projection.rebuild(&mut |_| {}).await.map_err(|error| {
+        let projection = Arc::clone(console.projection_named(&name)?);
+        let name = projection.name();
+        let by = format!("{}:{}", principal.actor.kind, principal.actor.id);
+        tracing::info!(target: "factum::http", actor = %principal.actor, projection = name, "rebuilding a projection from the console");
+        let job = console.rebuilds.start(projection, by).ok_or_else(|| {
             Problem::new(
                 StatusCode::CONFLICT,
-                "rebuild-failed",
-                "The projection was not rebuilt",
-                crate::error::Report(&*error).to_string(),
+                "rebuild-running",
+                "A rebuild of this projection is running",
+                format!("`{name}` is being rebuilt already; its progress shows in GET /console/api/projections"),
             )
         })?;
-        Ok(json!({ "rebuilt": projection.name(), "applied": applied }))
+        Ok::<_, Problem>(json!({ "rebuilding": name, "rebuild": job }))
     }
     .await;
-    answer(&uri, result)
+    match result {
+        Ok(body) => (StatusCode::ACCEPTED, axum::Json(body)).into_response(),
+        Err(problem) => problem.at(uri.path().to_owned()).into_response(),
+    }
 }
 
 /// `GET /console/api/tail?fromPosition=N`: every event after `N` (default: the last 20),
