@@ -111,7 +111,7 @@ async fn a_process_store_newer_than_the_code_is_refused_untouched() {
     client
         .execute(
             "INSERT INTO newer_process__v0.factum_process_migrations (version, description)
-             VALUES (2, 'from a newer factum')",
+             VALUES (3, 'from a newer factum')",
             &[],
         )
         .await
@@ -120,8 +120,8 @@ async fn a_process_store_newer_than_the_code_is_refused_untouched() {
     match read_model.migrate_process_tables(target).await {
         Err(ReadModelError::SchemaTooNew {
             database,
-            found: 2,
-            supported: 1,
+            found: 3,
+            supported: 2,
         }) => assert_eq!(database, "newer_process__v0"),
         other => panic!("expected SchemaTooNew, got {other:?}"),
     }
@@ -135,5 +135,5 @@ async fn a_process_store_newer_than_the_code_is_refused_untouched() {
         .iter()
         .map(|row| row.get(0))
         .collect();
-    assert_eq!(versions, [1, 2], "nothing was changed");
+    assert_eq!(versions, [1, 2, 3], "nothing was changed");
 }

@@ -611,3 +611,95 @@ async fn an_operator_parks_an_unreadable_row_and_the_process_manager_goes_on() {
         assert_eq!(instance.status, ProcessStatus::Running);
     }
 }
+
+/// Dispatches each `Noted` event's position; refuses to, with a failure worth retrying,
+/// while `down` holds. Keeps the trace context each dispatch was given.
+#[derive(Clone, Default)]
+struct Relay {
+    down: Arc<std::sync::atomic::AtomicBool>,
+    traces: Arc<std::sync::Mutex<Vec<Option<String>>>>,
+}
+
+impl ProcessManager for Relay {
+    const NAME: &'static str = "relay";
+    const EVENTS: &'static [&'static str] = &["Noted"];
+    type State = ();
+    type Command = u64;
+
+    fn route(&self, event: &RecordedEvent) -> Result<Route, HandlerError> {
+        Ok(Route::Start(event.stream_id.clone()))
+    }
+
+    async fn handle(
+        &self,
+        _: &mut (),
+        event: &RecordedEvent,
+    ) -> Result<Reaction<u64>, HandlerError> {
+        Ok(Reaction::none().dispatch(event.position).complete())
+    }
+
+    async fn dispatch(&self, _: &u64, context: &DispatchContext) -> Result<(), DispatchError> {
+        self.traces
+            .lock()
+            .unwrap()
+            .push(context.metadata.traceparent.clone());
+        if self.down.load(Ordering::SeqCst) {
+            return Err(DispatchError::Failed {
+                command: "Relay".into(),
+                source: "the downstream service is down".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A command decided on an event that carried a W3C trace context is dispatched in that
+/// trace — also when the dispatch failed and a driver started after a crash recovers it
+/// from the outbox.
+#[tokio::test]
+async fn a_command_recovered_from_the_outbox_continues_the_trace_of_its_event() {
+    use factum::process::sqlite::ProcessRunner;
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("events.sqlite3"))
+        .await
+        .unwrap();
+    let read_models = SqliteReadModel::open(dir.path().join("read"))
+        .await
+        .unwrap();
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    store
+        .append(
+            "Note-1",
+            "Note",
+            ExpectedVersion::NoStream,
+            vec![NewEvent::new(
+                "Noted",
+                1,
+                serde_json::value::to_raw_value(&serde_json::json!({})).unwrap(),
+                Metadata {
+                    traceparent: Some(traceparent.to_owned()),
+                    ..Metadata::default()
+                },
+            )],
+        )
+        .await
+        .unwrap();
+    let relay = Relay::default();
+    relay.down.store(true, Ordering::SeqCst);
+    let runner = ProcessRunner::new(store.clone()).retry(factum::projection::Retry::immediately(1));
+    let mut driver = runner.driver(relay.clone(), read_models.clone());
+    runner
+        .catch_up(&mut driver)
+        .await
+        .expect_err("the dispatch fails");
+    drop(driver);
+
+    // A new process: the command waits in the outbox, and goes out in its trace.
+    relay.down.store(false, Ordering::SeqCst);
+    let mut driver = runner.driver(relay.clone(), read_models);
+    runner.catch_up(&mut driver).await.expect("recovers");
+    assert_eq!(
+        *relay.traces.lock().unwrap(),
+        [Some(traceparent.to_owned()), Some(traceparent.to_owned())]
+    );
+}

@@ -127,7 +127,7 @@ async fn a_process_store_newer_than_the_code_is_refused_untouched() {
     connection
         .execute(
             "INSERT INTO factum_process_version (version, description, applied_at)
-             VALUES (2, 'from a newer factum', '2027-01-01T00:00:00Z')",
+             VALUES (3, 'from a newer factum', '2027-01-01T00:00:00Z')",
             [],
         )
         .expect("record a newer version");
@@ -139,8 +139,8 @@ async fn a_process_store_newer_than_the_code_is_refused_untouched() {
     match read_model.migrate_process_tables(target).await {
         Err(ReadModelError::SchemaTooNew {
             database,
-            found: 2,
-            supported: 1,
+            found: 3,
+            supported: 2,
         }) => assert!(database.ends_with("newer_process.v0.sqlite3"), "{database}"),
         other => panic!("expected SchemaTooNew, got {other:?}"),
     }

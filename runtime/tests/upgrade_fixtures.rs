@@ -912,8 +912,8 @@ async fn a_sqlite_process_manager_file_made_before_versioning_opens_and_finishes
     );
     assert_eq!(
         recorded_sqlite_version(&file, "factum_process_version"),
-        Some((1, "process instances and outbox".to_owned())),
-        "the process store is adopted at version 1"
+        Some((2, "trace context of outbox commands".to_owned())),
+        "the process store is adopted at version 1, then migrated"
     );
     assert_eq!(
         recorded_sqlite_version(&file, "factum_read_model_version"),

@@ -141,11 +141,20 @@ pub(super) const PROCESS_STORE: Schema = Schema {
 };
 
 /// The process store's migrations, frozen as [`MIGRATIONS`] are.
-pub(super) const PROCESS_MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "process instances and outbox",
-    include_str!("migrations/process_0001_instances_and_outbox.sql"),
-)];
+pub(super) const PROCESS_MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "process instances and outbox",
+        include_str!("migrations/process_0001_instances_and_outbox.sql"),
+    ),
+    // The W3C trace context of the event each command was decided on: a dispatch after a
+    // crash continues that trace.
+    (
+        2,
+        "trace context of outbox commands",
+        include_str!("migrations/process_0002_outbox_traceparent.sql"),
+    ),
+];
 
 /// The subject keys of crypto-shredding (`factum::personal`, feature `personal`), in
 /// the schema of a store beside its tables: made when a `PostgresKeyStore` is first

@@ -35,6 +35,11 @@ use crate::projection::{ReadModelError, Target};
 
 /// The columns [`command_row`] reads, in its order.
 const COMMAND_COLUMNS: &str = "seq, instance, kind, command, compensation, command_id, \
+                               correlation_id, causation_id, state, outcome, position, \
+                               traceparent";
+/// The columns a reader's history selects: those of the first schema version, which a
+/// schema not yet migrated by a driver of this code has (readers never migrate).
+const HISTORY_COLUMNS: &str = "seq, instance, kind, command, compensation, command_id, \
                                correlation_id, causation_id, state, outcome, position";
 
 fn instance_row(target: Target, key: &str, row: &Row) -> Result<InstanceRow, ReadModelError> {
@@ -70,6 +75,12 @@ fn command_row(target: Target, row: &Row) -> Result<CommandRow, ReadModelError> 
         state: read.state(row.get(8))?,
         outcome: row.get(9),
         position: read.number("position", row.get(10))?,
+        // Not selected by a reader's history (see `HISTORY_COLUMNS`).
+        traceparent: if row.columns().len() > 11 {
+            row.get(11)
+        } else {
+            None
+        },
         instance,
     })
 }
@@ -166,8 +177,8 @@ impl ProcessTx for PostgresTx {
             target,
             "persist a command",
             "INSERT INTO factum_process_outbox
-                 (instance, kind, command, compensation, command_id, correlation_id, causation_id, state, position)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8)",
+                 (instance, kind, command, compensation, command_id, correlation_id, causation_id, state, position, traceparent)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9)",
             &[
                 &command.instance,
                 &command.kind.as_str(),
@@ -177,6 +188,7 @@ impl ProcessTx for PostgresTx {
                 &command.correlation_id,
                 &command.causation_id,
                 &to_i64(command.position),
+                &command.traceparent,
             ],
         )
         .await?;
@@ -336,7 +348,7 @@ impl ProcessStore for PostgresReadModel {
         let rows = client
             .query(
                 &format!(
-                    "SELECT {COMMAND_COLUMNS} FROM {schema}.factum_process_outbox
+                    "SELECT {HISTORY_COLUMNS} FROM {schema}.factum_process_outbox
                      WHERE instance = $1 ORDER BY seq"
                 ),
                 &[&key],

@@ -414,7 +414,7 @@ impl<M: ProcessManager, P: ProcessStore> ProcessDriver<M, P> {
                 instance,
                 "dispatching commands left pending by an earlier run"
             );
-            self.drain(&instance, true, None).await?;
+            self.drain(&instance, true).await?;
         }
         self.recovered = true;
         Ok(())
@@ -438,8 +438,7 @@ impl<M: ProcessManager, P: ProcessStore> ProcessDriver<M, P> {
             let span = crate::trace::react_span(M::NAME, event);
             let reacted = async {
                 if let Some(instance) = self.decide(event).await? {
-                    self.drain(&instance, false, event.metadata.traceparent.as_deref())
-                        .await?;
+                    self.drain(&instance, false).await?;
                 }
                 Ok::<_, ProcessError>(())
             }
@@ -568,6 +567,8 @@ impl<M: ProcessManager, P: ProcessStore> ProcessDriver<M, P> {
             .metadata
             .correlation_id
             .unwrap_or(record.correlation_id);
+        // Kept with each command: its dispatch continues the trace, after a crash too.
+        let traceparent = crate::trace::to_record(event.metadata.traceparent.as_deref());
         for step in &steps {
             let compensation = step
                 .compensation
@@ -586,14 +587,21 @@ impl<M: ProcessManager, P: ProcessStore> ProcessDriver<M, P> {
                     correlation_id,
                     causation_id: event.event_id,
                     position: event.position,
+                    traceparent: traceparent.as_deref(),
                 },
             )
             .await?;
         }
         record.completing |= complete;
         if let Some(reason) = fail.map(free_text) {
-            self.start_compensation(tx, &mut record, reason, event.event_id, event.position)
-                .await?;
+            self.start_compensation(
+                tx,
+                &mut record,
+                reason,
+                (event.event_id, event.position),
+                traceparent.as_deref(),
+            )
+            .await?;
         }
         self.settle(tx, &mut record).await?;
         self.save(tx, &record, event.position).await?;
@@ -601,15 +609,9 @@ impl<M: ProcessManager, P: ProcessStore> ProcessDriver<M, P> {
     }
 
     /// Steps 2 and 3: dispatches the instance's pending commands, oldest first, recording
-    /// each outcome.
-    /// `traceparent` is the trace context of the event that caused the commands, when
-    /// they are dispatched right after it (not on recovery): the commands continue it.
-    async fn drain(
-        &mut self,
-        key: &str,
-        redelivery: bool,
-        traceparent: Option<&str>,
-    ) -> Result<(), ProcessError> {
+    /// each outcome. Each continues the trace of the event it was decided on (kept in the
+    /// outbox), right after that event or on recovery.
+    async fn drain(&mut self, key: &str, redelivery: bool) -> Result<(), ProcessError> {
         loop {
             let mut tx = self.begin().await?;
             let row = tx.next_pending(key).await.map_err(read_model_error::<M>);
@@ -625,7 +627,7 @@ impl<M: ProcessManager, P: ProcessStore> ProcessDriver<M, P> {
                     correlation_id: Some(row.correlation_id),
                     causation_id: Some(row.causation_id),
                     actor: Some(Actor::new(Actor::PROCESS_MANAGER, M::NAME)),
-                    traceparent: crate::trace::to_record(traceparent),
+                    traceparent: crate::trace::to_record(row.traceparent.as_deref()),
                     ..CommandContext::new()
                 },
                 redelivery,
@@ -745,8 +747,14 @@ impl<M: ProcessManager, P: ProcessStore> ProcessDriver<M, P> {
                     let mut state: M::State = decode_json::<M, _>(key, "state", &record.state)?;
                     self.manager.rejected(&mut state, command, &reason);
                     record.state = self.encode(key, "state", &state)?;
-                    self.start_compensation(tx, &mut record, reason, row.command_id, row.position)
-                        .await?;
+                    self.start_compensation(
+                        tx,
+                        &mut record,
+                        reason,
+                        (row.command_id, row.position),
+                        row.traceparent.as_deref(),
+                    )
+                    .await?;
                 }
                 (CommandKind::Compensation, _) => {
                     tracing::error!(
@@ -775,14 +783,17 @@ impl<M: ProcessManager, P: ProcessStore> ProcessDriver<M, P> {
 
     /// Turns the instance to compensating: skips its pending steps and queues the
     /// compensation stack, top first.
+    /// `cause`: the causation id and position the compensations are decided on;
+    /// `traceparent`: the trace they continue.
     async fn start_compensation(
         &self,
         tx: &mut P::Tx,
         record: &mut Record,
         reason: String,
-        causation_id: Uuid,
-        position: u64,
+        cause: (Uuid, u64),
+        traceparent: Option<&str>,
     ) -> Result<(), ProcessError> {
+        let (causation_id, position) = cause;
         tracing::info!(
             manager = M::NAME,
             instance = record.key,
@@ -813,6 +824,7 @@ impl<M: ProcessManager, P: ProcessStore> ProcessDriver<M, P> {
                     correlation_id: record.correlation_id,
                     causation_id,
                     position,
+                    traceparent,
                 },
             )
             .await?;

@@ -163,6 +163,9 @@ pub struct NewCommand<'a> {
     pub causation_id: Uuid,
     /// The global position of the event it was decided on.
     pub position: u64,
+    /// The W3C trace context of the event it was decided on, so that its dispatch,
+    /// recovered after a crash or not, continues that trace.
+    pub traceparent: Option<&'a str>,
 }
 
 /// A command of the outbox as stored.
@@ -190,6 +193,8 @@ pub struct CommandRow {
     pub outcome: Option<String>,
     /// The global position of the event it was decided on.
     pub position: u64,
+    /// The W3C trace context of the event it was decided on.
+    pub traceparent: Option<String>,
 }
 
 /// Where an outbox command stands.

@@ -28,6 +28,11 @@ use crate::projection::{ReadModelError, Target};
 
 /// The columns [`command_row`] reads, in its order.
 const COMMAND_COLUMNS: &str = "seq, instance, kind, command, compensation, command_id, \
+                               correlation_id, causation_id, state, outcome, position, \
+                               traceparent";
+/// The columns a reader's history selects: those of the first schema version, which a
+/// file not yet migrated by a driver of this code has (readers never migrate).
+const HISTORY_COLUMNS: &str = "seq, instance, kind, command, compensation, command_id, \
                                correlation_id, causation_id, state, outcome, position";
 
 /// The instance `key`, read with `connection` (a transaction's or a reader's).
@@ -85,6 +90,7 @@ type RawCommand = (
     String,
     Option<String>,
     i64,
+    Option<String>,
 );
 
 fn raw_command(row: &Row<'_>) -> rusqlite::Result<RawCommand> {
@@ -100,6 +106,12 @@ fn raw_command(row: &Row<'_>) -> rusqlite::Result<RawCommand> {
         row.get(8)?,
         row.get(9)?,
         row.get(10)?,
+        // Not selected by a reader's history (see `HISTORY_COLUMNS`).
+        if row.as_ref().column_count() > 11 {
+            row.get(11)?
+        } else {
+            None
+        },
     ))
 }
 
@@ -116,6 +128,7 @@ fn command_row(target: Target, raw: RawCommand) -> Result<CommandRow, ReadModelE
         state,
         outcome,
         position,
+        traceparent,
     ) = raw;
     let read = RowReader {
         target,
@@ -132,6 +145,7 @@ fn command_row(target: Target, raw: RawCommand) -> Result<CommandRow, ReadModelE
         state: read.state(&state)?,
         outcome,
         position: read.number("position", position)?,
+        traceparent,
         instance,
     })
 }
@@ -172,8 +186,8 @@ impl ProcessTx for SqliteTx {
     async fn insert_command(&mut self, command: &NewCommand<'_>) -> Result<(), ReadModelError> {
         self.execute(
             "INSERT INTO factum_process_outbox
-                 (instance, kind, command, compensation, command_id, correlation_id, causation_id, state, position)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8)",
+                 (instance, kind, command, compensation, command_id, correlation_id, causation_id, state, position, traceparent)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending', ?8, ?9)",
             params![
                 command.instance,
                 command.kind.as_str(),
@@ -183,6 +197,7 @@ impl ProcessTx for SqliteTx {
                 command.correlation_id.to_string(),
                 command.causation_id.to_string(),
                 to_i64(command.position),
+                command.traceparent,
             ],
         )
         .map_err(database(self.target(), "persist a command"))?;
@@ -336,7 +351,7 @@ impl ProcessStore for SqliteReadModel {
             .read_process(target, move |connection| {
                 let mut statement = connection
                     .prepare(&format!(
-                        "SELECT {COMMAND_COLUMNS} FROM factum_process_outbox
+                        "SELECT {HISTORY_COLUMNS} FROM factum_process_outbox
                          WHERE instance = ?1 ORDER BY seq"
                     ))
                     .map_err(database(target, "read the outbox"))?;

@@ -288,12 +288,13 @@ pub(crate) const READ_MODEL: Schema = Schema {
 pub(crate) const PROCESS_STORE: Schema = Schema {
     kind: "process store",
     version_table: "factum_process_version",
-    migrations: &[Migration {
-        version: 1,
-        // Adopts a file made before the process store was versioned, when every
-        // transaction ran this DDL.
-        description: "process instances and outbox",
-        sql: "
+    migrations: &[
+        Migration {
+            version: 1,
+            // Adopts a file made before the process store was versioned, when every
+            // transaction ran this DDL.
+            description: "process instances and outbox",
+            sql: "
             CREATE TABLE IF NOT EXISTS factum_process_instances (
                 instance TEXT PRIMARY KEY,
                 status TEXT NOT NULL,
@@ -321,9 +322,21 @@ pub(crate) const PROCESS_STORE: Schema = Schema {
             CREATE INDEX IF NOT EXISTS factum_process_outbox_pending
                 ON factum_process_outbox (state, instance, seq);
         ",
-        tables: &["factum_process_instances", "factum_process_outbox"],
-        then: None,
-    }],
+            tables: &["factum_process_instances", "factum_process_outbox"],
+            then: None,
+        },
+        Migration {
+            version: 2,
+            // The W3C trace context of the event each command was decided on: a dispatch
+            // after a crash continues that trace.
+            description: "trace context of outbox commands",
+            sql: "
+            ALTER TABLE factum_process_outbox ADD COLUMN traceparent TEXT;
+        ",
+            tables: &["factum_process_instances", "factum_process_outbox"],
+            then: None,
+        },
+    ],
     adopts_unversioned: true,
     shares_file_with: &["factum_read_model_version"],
 }

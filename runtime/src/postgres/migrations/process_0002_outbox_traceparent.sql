@@ -1,0 +1,1 @@
+ALTER TABLE {{schema}}.factum_process_outbox ADD COLUMN traceparent text;
