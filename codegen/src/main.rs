@@ -25,8 +25,8 @@
 //! factum archive         --db app.sqlite3 --list [--json]
 //! ```
 //!
-//! `--db` of `streams`, `stream`, `event`, `tail`, `export`, `import`, `archive` and
-//! `projections` takes a PostgreSQL URL (`postgres://...`) as well as a SQLite file, and
+//! `--db` of `verify`, `streams`, `stream`, `event`, `tail`, `export`, `import`, `archive`,
+//! `trace` and `projections` takes a PostgreSQL URL (`postgres://...`) as well as a SQLite file, and
 //! `--read-models` the URL of the database holding PostgreSQL read models as well as a
 //! SQLite read-model directory. `stream`, `event`, `tail`, `export`, `trace` and `verify`
 //! read archived events from the archives given with `--archive FILE` (repeatable).
@@ -76,19 +76,14 @@ enum Command {
     /// A data subject's requests on a SQLite store: their data exported, or forgotten.
     #[command(subcommand)]
     Subject(SubjectCommand),
-    /// Verify a SQLite store's history: its hash chains, and with `--public-key` its
-    /// signed checkpoints. Exits 1 when something does not hold.
+    /// Verify a store's history: its hash chains, and with `--public-key` its signed
+    /// checkpoints. Exits 1 when something does not hold.
     Verify {
-        /// The SQLite store file.
-        #[arg(long)]
-        db: PathBuf,
+        #[command(flatten)]
+        store: inspect::StoreArgs,
         /// The Ed25519 public key the checkpoints are signed with (64 hex digits).
         #[arg(long)]
         public_key: Option<String>,
-        /// An archive of the store (`factum archive`) to read archived events from
-        /// (repeatable).
-        #[arg(long = "archive")]
-        archives: Vec<PathBuf>,
     },
     /// List a store's streams in the order of their ids, a page at a time.
     Streams {
@@ -521,11 +516,9 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Subject(SubjectCommand::Forget { store, subject, by }) => {
             store_commands::forget(&store.into(), &subject, &by)
         }
-        Command::Verify {
-            db,
-            public_key,
-            archives,
-        } => store_commands::verify(&db, public_key.as_deref(), &archives),
+        Command::Verify { store, public_key } => {
+            store_commands::verify(&store, public_key.as_deref())
+        }
         Command::Streams {
             db,
             stream_type,

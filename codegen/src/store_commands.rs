@@ -1,5 +1,6 @@
-//! `factum subject export|forget` and `factum verify`: a data subject's requests and the
-//! history's verification, run on an application's SQLite store from the command line.
+//! `factum subject export|forget` and `factum verify`: a data subject's requests (on an
+//! application's SQLite store) and the history's verification (on a SQLite or
+//! PostgreSQL store), from the command line.
 //!
 //! The command line does not have the application's types, so it learns which fields
 //! are personal from the application's registry document (`--registry`, what
@@ -82,9 +83,8 @@ pub fn forget(store: &Store, subject: &str, by: &str) -> Result<ExitCode, String
 /// Verifies the store's hash chains and, given the public key, its signed checkpoints;
 /// exits 1 when the history does not hold.
 pub fn verify(
-    db: &Path,
+    store: &crate::inspect::StoreArgs,
     public_key: Option<&str>,
-    archives: &[PathBuf],
 ) -> Result<ExitCode, String> {
     let key = public_key
         .map(|hex| {
@@ -93,11 +93,12 @@ pub fn verify(
         })
         .transpose()?;
     block_on(async {
-        let store = crate::archive_commands::open(db, archives, false).await?;
-        let verification = match &key {
-            Some(key) => store.verify_signed(key).await,
-            None => store.verify().await,
-        }
+        let verification = on_store!(crate::inspect::Db::open(store, false).await?, store => {
+            match &key {
+                Some(key) => store.verify_signed(key).await,
+                None => store.verify().await,
+            }
+        })
         .map_err(failed)?;
         println!("{verification}");
         for finding in verification.findings.iter().skip(1) {

@@ -287,4 +287,20 @@ async fn the_commands_work_on_a_postgres_url_too() {
         text(&with.stdout),
         std::fs::read_to_string(&backup).expect("the backup")
     );
+    // And verified there: the archived bodies checked only with their archive.
+    let unchecked = factum(&["verify", "--db", &url]);
+    assert!(unchecked.status.success(), "{}", text(&unchecked.stdout));
+    assert!(
+        text(&unchecked.stdout).ends_with(
+            "intact (3 archived bodies not checked: verify with their archives to check them)\n"
+        ),
+        "{}",
+        text(&unchecked.stdout)
+    );
+    let checked = factum(&["verify", "--db", &url, "--archive", archive]);
+    assert!(checked.status.success(), "{}", text(&checked.stdout));
+    assert_eq!(
+        text(&checked.stdout),
+        "5 events in 5 streams verified: intact\n"
+    );
 }
