@@ -3,11 +3,13 @@
 # the pinned Rust toolchain with rustfmt and clippy (rust-toolchain.toml), Node.js and npm
 # (the TypeScript contract checks), Python with venv (the Python contract checks),
 # Chromium (the web console's browser test), and throwaway PostgreSQL and NATS JetStream
-# servers on loopback.
+# servers and a Kafka-protocol broker (nisshi, built once with the nightly toolchain and
+# cached) on loopback.
 #
 #   eval "$(scripts/provision.sh)"    install what is missing, start the servers, and
 #                                     export their URLs (FACTUM_POSTGRES_URL,
-#                                     FACTUM_NATS_URL, FACTUM_NATS_SERVER)
+#                                     FACTUM_NATS_URL, FACTUM_NATS_SERVER,
+#                                     FACTUM_KAFKA_BROKERS, FACTUM_KAFKA_SERVER)
 #   scripts/provision.sh stop         stop the servers and delete their data
 #
 # Idempotent: what is installed stays, a running server is reused. Everything goes to
@@ -28,6 +30,7 @@ apt_install() { # PACKAGE...
 if [[ "${1:-}" == stop ]]; then
     scripts/postgres.sh stop || true
     scripts/nats.sh stop || true
+    scripts/kafka.sh stop || true
     exit 0
 fi
 
@@ -58,3 +61,4 @@ log "$(chromium --version 2> /dev/null | head -n 1) (the console's browser test 
 # The servers print their export lines on stdout: the only output of this script.
 scripts/postgres.sh start
 scripts/nats.sh start
+scripts/kafka.sh start

@@ -10,7 +10,7 @@ step() { printf '\n==> %s\n' "$*"; }
 # grew to 20 GB here), and a clean build of the workspace's crates is no slower without.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
-step "provisioning: the pinned toolchain, Node.js, Python, Chromium, PostgreSQL and NATS (scripts/provision.sh)"
+step "provisioning: the pinned toolchain, Node.js, Python, Chromium, PostgreSQL, NATS and a Kafka-protocol broker (scripts/provision.sh)"
 # Tests that need a server fail without it; they are never skipped. The NATS tests also
 # start throwaway servers of their own (FACTUM_NATS_SERVER) to stop and restart them.
 scratch=$(mktemp -d)
@@ -18,9 +18,10 @@ trap 'rm -rf "$scratch"; scripts/provision.sh stop || true' EXIT
 eval "$(scripts/provision.sh)"
 
 # Every feature is tested together: the conformance suite, each store backend, the NATS
-# event bus, HTTP, the testing fixtures, the progress bar, the codegen CLI, and the
-# PostgreSQL benchmarks (run once each, in test mode). Each feature alone is built below.
-readonly features="factum/conformance,factum/testing,factum/progress,factum/sqlite,factum/postgres,factum/nats,factum/http,factum/otel,factum-codegen/cli,factum-benches/postgres,factum-example-orders/postgres"
+# and Kafka event buses, HTTP, the testing fixtures, the progress bar, the codegen CLI,
+# and the PostgreSQL benchmarks (run once each, in test mode). Each feature alone is built
+# below.
+readonly features="factum/conformance,factum/testing,factum/progress,factum/sqlite,factum/postgres,factum/nats,factum/kafka,factum/http,factum/otel,factum-codegen/cli,factum-benches/postgres,factum-example-orders/postgres"
 
 step "formatting"
 cargo fmt --all -- --check
@@ -49,7 +50,7 @@ cargo clippy --workspace --all-targets --features "$features" --locked -- -D war
 
 step "each feature alone, none and all: what ships builds without warnings"
 # A user enables any one of them: each must build, and leave nothing unused, on its own.
-for feature in "" sqlite postgres nats http conformance testing progress otel; do
+for feature in "" sqlite postgres nats kafka http conformance testing progress otel; do
     echo "factum --no-default-features${feature:+ --features $feature}"
     cargo clippy --quiet -p factum --lib --no-default-features ${feature:+--features "$feature"} --locked -- -D warnings
 done

@@ -29,6 +29,8 @@ pub(crate) mod follow;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod integrity;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod personal;
 #[cfg(feature = "postgres")]
 pub mod postgres;

@@ -300,15 +300,20 @@ pub(crate) fn react_span(reactor: &str, event: &crate::envelope::RecordedEvent) 
     handler_span!("factum::process", "react", reactor, reactor, event)
 }
 
-/// The span of publishing `event` to NATS on `subject`, continuing the event's trace.
-#[cfg(feature = "nats")]
-pub(crate) fn publish_span(subject: &str, event: &crate::envelope::RecordedEvent) -> tracing::Span {
+/// The span of publishing `event` with `system` (`nats`, `kafka`) to `destination` (a
+/// subject, a topic), continuing the event's trace.
+#[cfg(any(feature = "nats", feature = "kafka"))]
+pub(crate) fn publish_span(
+    system: &'static str,
+    subject: &str,
+    event: &crate::envelope::RecordedEvent,
+) -> tracing::Span {
     let span = tracing::info_span!(
         target: "factum::bus",
         "publish",
         otel.name = format!("publish {subject}"),
         otel.kind = "producer",
-        messaging.system = "nats",
+        messaging.system = system,
         messaging.operation.type = "send",
         messaging.operation.name = "publish",
         messaging.destination.name = subject,

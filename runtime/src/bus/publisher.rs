@@ -317,7 +317,7 @@ impl<S: EventStore + 'static, M: ReadModel> NatsPublisher<S, M> {
                 }
             };
             let bytes = body.len();
-            let span = crate::trace::publish_span(&subject, event);
+            let span = crate::trace::publish_span("nats", &subject, event);
             let mut message = jetstream::message::PublishMessage::build()
                 .payload(body.into())
                 .message_id(event.event_id.to_string())
