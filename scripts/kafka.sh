@@ -12,6 +12,7 @@
 #                             target/kafka.env. Idempotent: a running broker is reused.
 #   scripts/kafka.sh stop     stop the broker.
 #   scripts/kafka.sh status   exit 0 when the broker runs, and print its exports.
+#   scripts/kafka.sh build    only build (or find cached) the broker.
 #
 # Typical use:  eval "$(scripts/kafka.sh start)" && cargo test -p factum --features kafka,sqlite
 #
@@ -22,19 +23,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ROOT=$(pwd)
-STATE_DIR="$ROOT/target"
-STATE_FILE="$STATE_DIR/kafka.state" # "<pid> <log dir>" of the running broker
-ENV_FILE="$STATE_DIR/kafka.env"     # FACTUM_KAFKA_BROKERS=... and FACTUM_KAFKA_SERVER=...
+NAME=kafka.sh
+WHAT=broker
+STATE_FILE="$ROOT/target/kafka.state" # "<pid> <log dir>" of the running broker
+ENV_FILE="$ROOT/target/kafka.env"     # FACTUM_KAFKA_BROKERS=... and FACTUM_KAFKA_SERVER=...
+DIR_PREFIX=factum-kafka
 PORT="${FACTUM_KAFKA_PORT:-9192}"
 VERSION=0.8.1
 CACHE="${FACTUM_KAFKA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/factum}/nisshi-$VERSION"
 BROKER="$CACHE/bin/nisshi"
-
-log() { printf '[kafka.sh] %s\n' "$*" >&2; }
-die() {
-    log "error: $*"
-    exit 1
-}
+# shellcheck source=scripts/lib/process-server.sh
+source scripts/lib/process-server.sh
 
 # Builds nisshi into the cache with the nightly toolchain, in a temporary target dir
 # that is deleted after (~1.9 GB).
@@ -59,34 +58,8 @@ build_broker() {
     [[ -x "$BROKER" ]] || die "built nisshi, but $BROKER is missing"
 }
 
-port_in_use() { (exec 3<> "/dev/tcp/127.0.0.1/$1") 2> /dev/null; }
-
-# The pid and log dir of the running broker, when it still runs.
-running() {
-    [[ -f "$STATE_FILE" ]] || return 1
-    local pid dir
-    read -r pid dir < "$STATE_FILE" || return 1
-    [[ -n "$pid" ]] && kill -0 "$pid" 2> /dev/null || return 1
-    printf '%s %s' "$pid" "$dir"
-}
-
-print_env() {
-    local brokers server
-    brokers=$(sed -n 's/^FACTUM_KAFKA_BROKERS=//p' "$ENV_FILE")
-    server=$(sed -n 's/^FACTUM_KAFKA_SERVER=//p' "$ENV_FILE")
-    log "FACTUM_KAFKA_BROKERS=$brokers FACTUM_KAFKA_SERVER=$server (also in target/kafka.env)"
-    printf 'export FACTUM_KAFKA_BROKERS=%s\n' "$brokers"
-    printf 'export FACTUM_KAFKA_SERVER=%s\n' "$server"
-}
-
 start() {
-    mkdir -p "$STATE_DIR"
-    if running > /dev/null && [[ -f "$ENV_FILE" ]]; then
-        log "already running"
-        print_env
-        return
-    fi
-    stop_quietly
+    fresh_start || return 0
     [[ -x "$BROKER" ]] || build_broker
 
     while port_in_use "$PORT"; do
@@ -94,7 +67,7 @@ start() {
     done
 
     local dir
-    dir=$(mktemp -d "${TMPDIR:-/tmp}/factum-kafka.XXXXXX")
+    dir=$(mktemp -d "${TMPDIR:-/tmp}/$DIR_PREFIX.XXXXXX")
     log "starting nisshi $VERSION on 127.0.0.1:$PORT (in memory), its log in $dir/broker.log"
     # setsid: the broker outlives this script's process group (the test script's trap
     # stops it).
@@ -106,19 +79,7 @@ start() {
         > "$dir/broker.log" 2>&1 < /dev/null &
     local pid=$!
     echo "$pid $dir" > "$STATE_FILE"
-
-    local waited=0
-    until port_in_use "$PORT"; do
-        if ! kill -0 "$pid" 2> /dev/null; then
-            die "the broker exited: $(tail -n 20 "$dir/broker.log")"
-        fi
-        if ((waited >= 300)); then
-            kill "$pid" 2> /dev/null || true
-            die "the broker did not answer within 30 s: $(tail -n 20 "$dir/broker.log")"
-        fi
-        sleep 0.1
-        waited=$((waited + 1))
-    done
+    wait_listening "$pid" "$PORT" "$dir/broker.log"
 
     {
         echo "FACTUM_KAFKA_BROKERS=127.0.0.1:$PORT"
@@ -127,55 +88,8 @@ start() {
     print_env
 }
 
-# Stops the broker recorded in the state file (if any) and deletes its log dir.
-stop_quietly() {
-    if [[ -f "$STATE_FILE" ]]; then
-        local pid dir
-        read -r pid dir < "$STATE_FILE" || true
-        if [[ -n "${pid:-}" ]] && kill -0 "$pid" 2> /dev/null; then
-            kill "$pid" 2> /dev/null || true
-            local waited=0
-            while kill -0 "$pid" 2> /dev/null && ((waited < 100)); do
-                sleep 0.1
-                waited=$((waited + 1))
-            done
-            kill -9 "$pid" 2> /dev/null || true
-        fi
-        # Only ever delete what this script created.
-        case "${dir:-}" in
-            */factum-kafka.*) rm -rf "$dir" ;;
-        esac
-    fi
-    rm -f "$STATE_FILE" "$ENV_FILE"
-}
-
-stop() {
-    if [[ -f "$STATE_FILE" ]]; then
-        log "stopping the broker ($(cat "$STATE_FILE"))"
-    else
-        log "no broker to stop"
-    fi
-    stop_quietly
-}
-
-status() {
-    local state
-    if state=$(running) && [[ -f "$ENV_FILE" ]]; then
-        log "running (pid and log dir: $state)"
-        print_env
-    else
-        log "not running"
-        return 1
-    fi
-}
-
-case "${1:-}" in
-    start) start ;;
-    stop) stop ;;
-    status) status ;;
-    build) [[ -x "$BROKER" ]] || build_broker ;;
-    *)
-        echo "usage: $0 start|stop|status|build" >&2
-        exit 2
-        ;;
-esac
+if [[ "${1:-}" == build ]]; then
+    [[ -x "$BROKER" ]] || build_broker
+    exit 0
+fi
+dispatch "$@"

@@ -18,16 +18,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ROOT=$(pwd)
-STATE_DIR="$ROOT/target"
-STATE_FILE="$STATE_DIR/nats.state" # "<pid> <store dir>" of the running server
-ENV_FILE="$STATE_DIR/nats.env"     # FACTUM_NATS_URL=... and FACTUM_NATS_SERVER=...
+NAME=nats.sh
+WHAT=server
+STATE_FILE="$ROOT/target/nats.state" # "<pid> <store dir>" of the running server
+ENV_FILE="$ROOT/target/nats.env"     # FACTUM_NATS_URL=... and FACTUM_NATS_SERVER=...
+DIR_PREFIX=factum-nats
 PORT="${FACTUM_NATS_PORT:-4229}"
-
-log() { printf '[nats.sh] %s\n' "$*" >&2; }
-die() {
-    log "error: $*"
-    exit 1
-}
+# shellcheck source=scripts/lib/process-server.sh
+source scripts/lib/process-server.sh
 
 # The nats-server binary (Debian installs it in /usr/sbin, which may be off PATH), or nothing.
 find_server() {
@@ -53,35 +51,8 @@ install_server() {
     fi
 }
 
-port_in_use() { (exec 3<> "/dev/tcp/127.0.0.1/$1") 2> /dev/null; }
-
-# The pid and store dir of the running server, when it still runs.
-running() {
-    [[ -f "$STATE_FILE" ]] || return 1
-    local pid dir
-    read -r pid dir < "$STATE_FILE" || return 1
-    [[ -n "$pid" ]] && kill -0 "$pid" 2> /dev/null || return 1
-    printf '%s %s' "$pid" "$dir"
-}
-
-print_env() {
-    local url server
-    url=$(sed -n 's/^FACTUM_NATS_URL=//p' "$ENV_FILE")
-    server=$(sed -n 's/^FACTUM_NATS_SERVER=//p' "$ENV_FILE")
-    log "FACTUM_NATS_URL=$url FACTUM_NATS_SERVER=$server (also in target/nats.env)"
-    printf 'export FACTUM_NATS_URL=%s\n' "$url"
-    printf 'export FACTUM_NATS_SERVER=%s\n' "$server"
-}
-
 start() {
-    mkdir -p "$STATE_DIR"
-    if running > /dev/null && [[ -f "$ENV_FILE" ]]; then
-        log "already running"
-        print_env
-        return
-    fi
-    stop_quietly
-
+    fresh_start || return 0
     local server
     server=$(find_server)
     if [[ -z "$server" ]]; then
@@ -95,7 +66,7 @@ start() {
     done
 
     local dir
-    dir=$(mktemp -d "${TMPDIR:-/tmp}/factum-nats.XXXXXX")
+    dir=$(mktemp -d "${TMPDIR:-/tmp}/$DIR_PREFIX.XXXXXX")
     log "starting $("$server" --version) on 127.0.0.1:$PORT, JetStream store in $dir"
     # setsid: the server outlives this script's process group (the test script's trap
     # stops it).
@@ -103,19 +74,7 @@ start() {
         > "$dir/server.log" 2>&1 < /dev/null &
     local pid=$!
     echo "$pid $dir" > "$STATE_FILE"
-
-    local waited=0
-    until port_in_use "$PORT" && grep -q "Server is ready" "$dir/server.log"; do
-        if ! kill -0 "$pid" 2> /dev/null; then
-            die "the server exited: $(tail -n 20 "$dir/server.log")"
-        fi
-        if ((waited >= 300)); then
-            kill "$pid" 2> /dev/null || true
-            die "the server did not answer within 30 s: $(tail -n 20 "$dir/server.log")"
-        fi
-        sleep 0.1
-        waited=$((waited + 1))
-    done
+    wait_listening "$pid" "$PORT" "$dir/server.log" "Server is ready"
 
     {
         echo "FACTUM_NATS_URL=nats://127.0.0.1:$PORT"
@@ -124,54 +83,4 @@ start() {
     print_env
 }
 
-# Stops the server recorded in the state file (if any) and deletes its store.
-stop_quietly() {
-    if [[ -f "$STATE_FILE" ]]; then
-        local pid dir
-        read -r pid dir < "$STATE_FILE" || true
-        if [[ -n "${pid:-}" ]] && kill -0 "$pid" 2> /dev/null; then
-            kill "$pid" 2> /dev/null || true
-            local waited=0
-            while kill -0 "$pid" 2> /dev/null && ((waited < 100)); do
-                sleep 0.1
-                waited=$((waited + 1))
-            done
-            kill -9 "$pid" 2> /dev/null || true
-        fi
-        # Only ever delete what this script created.
-        case "${dir:-}" in
-            */factum-nats.*) rm -rf "$dir" ;;
-        esac
-    fi
-    rm -f "$STATE_FILE" "$ENV_FILE"
-}
-
-stop() {
-    if [[ -f "$STATE_FILE" ]]; then
-        log "stopping the server ($(cat "$STATE_FILE")) and deleting its store"
-    else
-        log "no server to stop"
-    fi
-    stop_quietly
-}
-
-status() {
-    local state
-    if state=$(running) && [[ -f "$ENV_FILE" ]]; then
-        log "running (pid and store: $state)"
-        print_env
-    else
-        log "not running"
-        return 1
-    fi
-}
-
-case "${1:-}" in
-    start) start ;;
-    stop) stop ;;
-    status) status ;;
-    *)
-        echo "usage: $0 start|stop|status" >&2
-        exit 2
-        ;;
-esac
+dispatch "$@"

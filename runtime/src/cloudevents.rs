@@ -224,6 +224,17 @@ fn name_part(what: &str, name: &str) -> Result<(), CloudEventError> {
     Ok(())
 }
 
+impl Default for CloudEvents {
+    /// Source `urn:factum`, domain `factum`: what factum's command line and buses use
+    /// when not told otherwise.
+    fn default() -> Self {
+        Self {
+            source: "urn:factum".to_owned(),
+            domain: "factum".to_owned(),
+        }
+    }
+}
+
 impl CloudEvents {
     /// The mapping for a service whose CloudEvents `source` is `source` (a
     /// URI-reference, e.g. `/services/orders` or `https://shop.example/orders`) and whose

@@ -20,7 +20,8 @@ use crate::store::{EventStore, StoreError};
 
 /// The error type of a followed task: how it says that the task ended in a way the task
 /// itself could not report.
-pub(crate) trait TaskError: Sized + Send + 'static {
+// `pub` in a private module: sealed, yet a bound public handles may carry.
+pub trait TaskError: Sized + Send + 'static {
     /// The task named `name` ended abnormally: it panicked or was aborted, or it stopped
     /// before reaching what was waited for; `failure` says which.
     fn task(name: &'static str, failure: TaskFailure) -> Self;

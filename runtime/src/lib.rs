@@ -31,6 +31,8 @@ pub mod http;
 pub mod integrity;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+#[cfg(any(feature = "nats", feature = "kafka"))]
+pub mod outbox;
 pub mod personal;
 #[cfg(feature = "postgres")]
 pub mod postgres;

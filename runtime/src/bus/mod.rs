@@ -63,9 +63,13 @@ use std::time::Duration;
 /// Re-exported: the NATS client the publisher and consumer are built from.
 pub use async_nats;
 
+pub use crate::outbox::Published;
 pub use consumer::{Consumed, ConsumerHandle, NatsConsumer};
 pub use error::BusError;
-pub use publisher::{NatsPublisher, Published, PublisherHandle};
+pub use publisher::NatsPublisher;
+
+/// A running [`NatsPublisher`].
+pub type PublisherHandle = crate::outbox::PublisherHandle<BusError>;
 
 /// The header carrying the event's global position (also in the JSON body).
 pub const POSITION_HEADER: &str = "Factum-Position";

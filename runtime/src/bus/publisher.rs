@@ -1,6 +1,5 @@
 //! The outbox: the global log published to JetStream behind a durable checkpoint.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, context::PublishErrorKind, stream};
@@ -8,15 +7,15 @@ use tracing::Instrument as _;
 
 use crate::cloudevents::CloudEvents;
 use crate::envelope::RecordedEvent;
-use crate::follow::{TaskContext, TaskHandle};
-use crate::projection::{ReadModel, ReadModelTx, Target};
-use crate::store::EventStore;
+use crate::outbox::{Outbox, Published, Sent, Transport};
+use crate::projection::{ReadModel, ReadModelError};
+use crate::store::{EventStore, StoreError};
 use crate::upcast::Upcaster;
 
 use super::error::BusError;
 use super::{
-    DEFAULT_STREAM, DEFAULT_SUBJECT_PREFIX, POSITION_HEADER, STREAM_ID_HEADER, backoff,
-    check_stream_name, check_subject, connect, subject_for,
+    DEFAULT_STREAM, DEFAULT_SUBJECT_PREFIX, POSITION_HEADER, STREAM_ID_HEADER, check_stream_name,
+    check_subject, connect, subject_for,
 };
 
 /// Publishes every committed event of a store to a JetStream stream, in position order,
@@ -30,18 +29,18 @@ use super::{
 ///
 /// See the [module docs](super) for the guarantees.
 pub struct NatsPublisher<S, M> {
-    store: Arc<S>,
-    checkpoints: M,
+    outbox: Outbox<S, M>,
+    transport: NatsTransport,
+}
+
+/// What carries the batches to JetStream: the server, the stream, how messages are made.
+struct NatsTransport {
     url: String,
+    name: &'static str,
     stream: String,
     subject_prefix: String,
     duplicate_window: Duration,
-    name: &'static str,
-    batch_size: usize,
     ack_timeout: Duration,
-    idle_wait: Duration,
-    first_backoff: Duration,
-    max_backoff: Duration,
     connection: Option<jetstream::Context>,
     stream_ready: bool,
     cloudevents: Option<CloudEvents>,
@@ -54,24 +53,12 @@ type Message = (Vec<u8>, Vec<(String, String)>);
 impl<S, M> std::fmt::Debug for NatsPublisher<S, M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NatsPublisher")
-            .field("url", &self.url)
-            .field("stream", &self.stream)
-            .field("subject_prefix", &self.subject_prefix)
-            .field("name", &self.name)
+            .field("url", &self.transport.url)
+            .field("stream", &self.transport.stream)
+            .field("subject_prefix", &self.transport.subject_prefix)
+            .field("name", &self.outbox.name)
             .finish_non_exhaustive()
     }
-}
-
-/// What a call of [`NatsPublisher::publish_pending`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Published {
-    /// Events JetStream stored.
-    pub published: u64,
-    /// Events JetStream recognised as already stored (same `Nats-Msg-Id`) and did not
-    /// store again.
-    pub duplicates: u64,
-    /// The checkpoint: every event up to this global position is in the stream.
-    pub checkpoint: u64,
 }
 
 impl<S: EventStore + 'static, M: ReadModel> NatsPublisher<S, M> {
@@ -83,28 +70,25 @@ impl<S: EventStore + 'static, M: ReadModel> NatsPublisher<S, M> {
     /// to 5 s.
     pub fn new(store: S, checkpoints: M, url: impl Into<String>) -> Self {
         Self {
-            store: Arc::new(store),
-            checkpoints,
-            url: url.into(),
-            stream: DEFAULT_STREAM.to_owned(),
-            subject_prefix: DEFAULT_SUBJECT_PREFIX.to_owned(),
-            duplicate_window: Duration::from_secs(120),
-            name: "nats_publisher",
-            batch_size: 500,
-            ack_timeout: Duration::from_secs(10),
-            idle_wait: Duration::from_secs(1),
-            first_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(5),
-            connection: None,
-            stream_ready: false,
-            cloudevents: None,
-            upcaster: None,
+            outbox: Outbox::new(store, checkpoints, "nats_publisher"),
+            transport: NatsTransport {
+                url: url.into(),
+                name: "nats_publisher",
+                stream: DEFAULT_STREAM.to_owned(),
+                subject_prefix: DEFAULT_SUBJECT_PREFIX.to_owned(),
+                duplicate_window: Duration::from_secs(120),
+                ack_timeout: Duration::from_secs(10),
+                connection: None,
+                stream_ready: false,
+                cloudevents: None,
+                upcaster: None,
+            },
         }
     }
 
     /// The JetStream stream to publish to; created (or updated) on first use.
     pub fn stream(mut self, stream: impl Into<String>) -> Self {
-        self.stream = stream.into();
+        self.transport.stream = stream.into();
         self
     }
 
@@ -115,7 +99,7 @@ impl<S: EventStore + 'static, M: ReadModel> NatsPublisher<S, M> {
     /// as the body, instead of the whole envelope as JSON. `Nats-Msg-Id` and the
     /// `Factum-` headers stay. [`NatsConsumer`](crate::bus::NatsConsumer) reads both forms.
     pub fn cloudevents(mut self, mapping: CloudEvents) -> Self {
-        self.cloudevents = Some(mapping);
+        self.transport.cloudevents = Some(mapping);
         self
     }
 
@@ -126,14 +110,14 @@ impl<S: EventStore + 'static, M: ReadModel> NatsPublisher<S, M> {
     /// against the generated contracts then never meet a retired version. An event that
     /// cannot be upcast stops the publisher ([`BusError::Upcast`], fatal) before it.
     pub fn upcast(mut self, upcaster: Upcaster) -> Self {
-        self.upcaster = Some(upcaster);
+        self.transport.upcaster = Some(upcaster);
         self
     }
 
     /// The subject prefix: events go to `<prefix>.<stream type>.<event name>`, and the
     /// stream takes the subjects `<prefix>.>`.
     pub fn subject_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.subject_prefix = prefix.into();
+        self.transport.subject_prefix = prefix.into();
         self
     }
 
@@ -141,80 +125,107 @@ impl<S: EventStore + 'static, M: ReadModel> NatsPublisher<S, M> {
     /// stream. Make it longer than the longest outage you want republishing to be silent
     /// for (a copy outside the window is still skipped by consumers, by position).
     pub fn duplicate_window(mut self, window: Duration) -> Self {
-        self.duplicate_window = window;
+        self.transport.duplicate_window = window;
         self
     }
 
     /// The name the checkpoint is kept under in the read model (1 to 40 ASCII letters,
     /// digits or underscores); one per publisher.
     pub fn checkpoint_name(mut self, name: &'static str) -> Self {
-        self.name = name;
+        self.outbox.name = name;
+        self.transport.name = name;
         self
     }
 
     /// Events read and published per batch (acknowledgements awaited together).
     pub fn batch_size(mut self, batch_size: usize) -> Self {
-        self.batch_size = batch_size.max(1);
+        self.outbox.batch_size = batch_size.max(1);
         self
     }
 
     /// How long to wait for JetStream to acknowledge a publish.
     pub fn ack_timeout(mut self, timeout: Duration) -> Self {
-        self.ack_timeout = timeout;
+        self.transport.ack_timeout = timeout;
         self
     }
 
     /// How long a caught-up spawned publisher waits for the store's wake-up before
     /// reading again anyway.
     pub fn idle_wait(mut self, idle_wait: Duration) -> Self {
-        self.idle_wait = idle_wait;
+        self.outbox.idle_wait = idle_wait;
         self
     }
 
     /// The wait after the first failure, doubled after each further one up to `max`.
     pub fn retry_backoff(mut self, first: Duration, max: Duration) -> Self {
-        self.first_backoff = first;
-        self.max_backoff = max.max(first);
+        self.outbox.retry_backoff(first, max);
         self
-    }
-
-    fn target(&self) -> Target {
-        Target {
-            name: self.name,
-            version: 0,
-        }
     }
 
     /// The committed checkpoint: every event up to this position is in the stream.
     pub async fn checkpoint(&self) -> Result<u64, BusError> {
-        let checkpoint = self
-            .checkpoints
-            .checkpoint(self.target())
-            .await
-            .map_err(|source| BusError::Checkpoint {
-                name: self.name,
-                source,
-            })?;
-        Ok(checkpoint.unwrap_or(0))
+        self.outbox.checkpoint::<NatsTransport>().await
     }
 
-    async fn commit(&self, position: u64) -> Result<(), BusError> {
-        let checkpoint_error = |source| BusError::Checkpoint {
-            name: self.name,
-            source,
+    /// Publishes every event after the checkpoint, batch by batch, moving the checkpoint
+    /// after each batch's acknowledgements, until the head of the log.
+    ///
+    /// On failure the checkpoint stays after the last acknowledged event and the error
+    /// names the event that was not stored; calling again resumes there.
+    pub async fn publish_pending(&mut self) -> Result<Published, BusError> {
+        self.outbox.publish_pending(&mut self.transport).await
+    }
+
+    /// Runs the publisher in a task: publishes what is pending, then waits for the store
+    /// to report new events; retries failures (NATS down, timeouts) with backoff until
+    /// [`PublisherHandle::stop`](super::PublisherHandle::stop). Only a fatal error ([`BusError::is_fatal`]) ends it early.
+    pub fn spawn(self) -> super::PublisherHandle
+    where
+        S: Send + Sync,
+    {
+        self.outbox.spawn(self.transport)
+    }
+}
+
+impl Transport for NatsTransport {
+    type Error = BusError;
+
+    async fn send(&mut self, events: &[RecordedEvent]) -> Sent<BusError> {
+        let context = match self.jetstream().await {
+            Ok(context) => context,
+            Err(error) => {
+                return Sent {
+                    acknowledged: 0,
+                    duplicates: 0,
+                    failure: Some(error),
+                };
+            }
         };
-        let tx = self
-            .checkpoints
-            .begin(self.target())
-            .await
-            .map_err(checkpoint_error)?;
-        let current = tx.checkpoint().unwrap_or(0);
-        self.checkpoints
-            .commit(tx, position.max(current))
-            .await
-            .map_err(checkpoint_error)
+        self.publish_batch(&context, events).await
     }
 
+    fn reset(&mut self) {
+        // The stream may be gone (a server with a fresh store): make sure of it again.
+        self.stream_ready = false;
+    }
+
+    fn checkpoint_error(name: &'static str, source: ReadModelError) -> BusError {
+        BusError::Checkpoint { name, source }
+    }
+
+    fn store_error(name: &'static str, source: StoreError) -> BusError {
+        BusError::Store {
+            publisher: name,
+            source,
+        }
+    }
+
+    fn destination(&self) -> String {
+        format!("JetStream stream {} at {}", self.stream, self.url)
+    }
+}
+
+impl NatsTransport {
     /// Connects (if needed) and creates or updates the stream (once per connection or
     /// after a failed publish).
     async fn jetstream(&mut self) -> Result<jetstream::Context, BusError> {
@@ -254,56 +265,11 @@ impl<S: EventStore + 'static, M: ReadModel> NatsPublisher<S, M> {
         Ok(context)
     }
 
-    /// Publishes every event after the checkpoint, batch by batch, moving the checkpoint
-    /// after each batch's acknowledgements, until the head of the log.
-    ///
-    /// On failure the checkpoint stays after the last acknowledged event and the error
-    /// names the event that was not stored; calling again resumes there.
-    pub async fn publish_pending(&mut self) -> Result<Published, BusError> {
-        let mut outcome = Published {
-            checkpoint: self.checkpoint().await?,
-            ..Published::default()
-        };
-        loop {
-            let events = self
-                .store
-                .read_all(outcome.checkpoint, self.batch_size)
-                .await
-                .map_err(|source| BusError::Store {
-                    publisher: self.name,
-                    source,
-                })?;
-            let Some(last) = events.last() else {
-                return Ok(outcome);
-            };
-            let full = events.len() == self.batch_size;
-            let last_position = last.position;
-            let context = self.jetstream().await?;
-            let batch = self.publish_batch(&context, &events).await?;
-            if batch.acknowledged > 0 {
-                let position = events[batch.acknowledged - 1].position;
-                self.commit(position).await?;
-                outcome.checkpoint = position;
-                outcome.duplicates += batch.duplicates;
-                outcome.published += batch.acknowledged as u64 - batch.duplicates;
-            }
-            if let Some(error) = batch.failure {
-                // The stream may be gone (a server with a fresh store): make sure of it again.
-                self.stream_ready = false;
-                return Err(error);
-            }
-            debug_assert_eq!(outcome.checkpoint, last_position);
-            if !full {
-                return Ok(outcome);
-            }
-        }
-    }
-
     async fn publish_batch(
         &self,
         context: &jetstream::Context,
         events: &[RecordedEvent],
-    ) -> Result<Batch, BusError> {
+    ) -> Sent<BusError> {
         let mut pending = Vec::with_capacity(events.len());
         let mut failure = None;
         for (index, event) in events.iter().enumerate() {
@@ -358,7 +324,11 @@ impl<S: EventStore + 'static, M: ReadModel> NatsPublisher<S, M> {
                 }
             }
         }
-        let mut batch = Batch::default();
+        let mut batch = Sent {
+            acknowledged: 0,
+            duplicates: 0,
+            failure: None,
+        };
         for (event, subject, ack) in pending {
             match ack.await {
                 Ok(ack) => {
@@ -380,7 +350,7 @@ impl<S: EventStore + 'static, M: ReadModel> NatsPublisher<S, M> {
             }
         }
         batch.failure = failure;
-        Ok(batch)
+        batch
     }
 
     /// The body and extra headers of `event`'s message: the envelope as JSON, or the
@@ -433,112 +403,5 @@ impl<S: EventStore + 'static, M: ReadModel> NatsPublisher<S, M> {
             event_id: event.event_id,
             source,
         }
-    }
-
-    /// Runs the publisher in a task: publishes what is pending, then waits for the store
-    /// to report new events; retries failures (NATS down, timeouts) with backoff until
-    /// [`PublisherHandle::stop`]. Only a fatal error ([`BusError::is_fatal`]) ends it early.
-    pub fn spawn(self) -> PublisherHandle {
-        let task = TaskHandle::spawn(self.name, |context| self.follow(context));
-        PublisherHandle { task }
-    }
-
-    async fn follow(mut self, context: TaskContext<BusError>) -> Result<(), BusError> {
-        let TaskContext {
-            mut stop,
-            checkpoint: checkpoint_tx,
-            status,
-        } = context;
-        let mut failures = 0u32;
-        loop {
-            if *stop.borrow() {
-                return Ok(());
-            }
-            match self.publish_pending().await {
-                Ok(published) => {
-                    failures = 0;
-                    checkpoint_tx.send_replace(Some(published.checkpoint));
-                    tokio::select! {
-                        waited = self.store.wait_for_events(published.checkpoint, self.idle_wait) => {
-                            if let Err(error) = waited {
-                                tracing::warn!(publisher = self.name, error = %crate::error::Report(&error), "waiting for events failed");
-                                tokio::time::sleep(self.idle_wait).await;
-                            }
-                        }
-                        _ = stop.changed() => {}
-                    }
-                }
-                Err(error) if error.is_fatal() => return Err(error),
-                Err(error) => {
-                    failures = failures.saturating_add(1);
-                    let wait = backoff(self.first_backoff, self.max_backoff, failures);
-                    tracing::warn!(
-                        publisher = self.name, stream = %self.stream, error = %crate::error::Report(&error), failures,
-                        retry_in_ms = wait.as_millis() as u64, "publishing failed; retrying"
-                    );
-                    status.report_error(error);
-                    if let Ok(checkpoint) = self.checkpoint().await {
-                        checkpoint_tx.send_replace(Some(checkpoint));
-                    }
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
-                        _ = stop.changed() => {}
-                    }
-                }
-            }
-        }
-    }
-}
-
-#[derive(Default)]
-struct Batch {
-    /// The events acknowledged, from the first of the batch, without a gap.
-    acknowledged: usize,
-    /// Of those, the ones JetStream already had.
-    duplicates: u64,
-    /// The first event not stored, if any.
-    failure: Option<BusError>,
-}
-
-/// A running publisher.
-pub struct PublisherHandle {
-    task: TaskHandle<BusError>,
-}
-
-impl std::fmt::Debug for PublisherHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PublisherHandle")
-            .field("name", &self.task.name())
-            .field("checkpoint", &self.task.checkpoint())
-            .finish_non_exhaustive()
-    }
-}
-
-impl PublisherHandle {
-    /// The checkpoint last reported (`None` before the first round).
-    pub fn checkpoint(&self) -> Option<u64> {
-        self.task.checkpoint()
-    }
-
-    /// The last failure it retried after, for diagnostics: its causes are its
-    /// `source()`, shown by [`Report`](crate::error::Report).
-    pub fn last_error(&self) -> Option<Arc<BusError>> {
-        self.task.last_error()
-    }
-
-    /// Waits until every event up to `position` is in the stream. Returns the task's error
-    /// if it ended first.
-    pub async fn wait_for(&mut self, position: u64) -> Result<u64, BusError> {
-        self.task.wait_for(position).await
-    }
-
-    /// Whether its task has ended.
-    pub fn is_finished(&self) -> bool {
-        self.task.is_finished()
-    }
-
-    /// Stops it after the batch in hand and returns how it ended.
-    pub async fn stop(self) -> Result<(), BusError> {
-        self.task.stop().await
     }
 }

@@ -49,8 +49,12 @@ mod publisher;
 /// Re-exported: the librdkafka binding the bus is built on.
 pub use rdkafka;
 
+pub use crate::outbox::Published;
 pub use error::KafkaBusError;
-pub use publisher::{KafkaPublisher, Published, PublisherHandle};
+pub use publisher::KafkaPublisher;
+
+/// A running [`KafkaPublisher`].
+pub type PublisherHandle = crate::outbox::PublisherHandle<KafkaBusError>;
 
 /// The default topic prefix: events go to `domain-events.<stream type>`.
 pub const DEFAULT_TOPIC_PREFIX: &str = "domain-events";

@@ -1,7 +1,6 @@
 //! The outbox: the global log published to Kafka topics behind a durable checkpoint.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -14,10 +13,9 @@ use tracing::Instrument as _;
 
 use crate::cloudevents::CloudEvents;
 use crate::envelope::RecordedEvent;
-use crate::follow::{TaskContext, TaskHandle};
-use crate::projection::{ReadModel, ReadModelTx, Target};
-use crate::retry::Retry;
-use crate::store::EventStore;
+use crate::outbox::{Outbox, Published, Sent, Transport};
+use crate::projection::{ReadModel, ReadModelError};
+use crate::store::{EventStore, StoreError};
 
 use super::error::KafkaBusError;
 use super::{DEFAULT_TOPIC_PREFIX, POSITION_HEADER, check_topic_prefix, topic_for};
@@ -38,17 +36,18 @@ use super::{DEFAULT_TOPIC_PREFIX, POSITION_HEADER, check_topic_prefix, topic_for
 ///
 /// See the [module docs](super) for the guarantees.
 pub struct KafkaPublisher<S, M> {
-    store: Arc<S>,
-    checkpoints: M,
+    outbox: Outbox<S, M>,
+    transport: KafkaTransport,
+}
+
+/// What carries the batches to the brokers: the producer, the topics, the mapping.
+struct KafkaTransport {
     brokers: String,
+    name: &'static str,
     topic_prefix: String,
     partitions: i32,
     replication: i32,
-    name: &'static str,
-    batch_size: usize,
     ack_timeout: Duration,
-    idle_wait: Duration,
-    retry: Retry,
     settings: Vec<(String, String)>,
     cloudevents: CloudEvents,
     producer: Option<FutureProducer>,
@@ -58,20 +57,11 @@ pub struct KafkaPublisher<S, M> {
 impl<S, M> std::fmt::Debug for KafkaPublisher<S, M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KafkaPublisher")
-            .field("brokers", &self.brokers)
-            .field("topic_prefix", &self.topic_prefix)
-            .field("name", &self.name)
+            .field("brokers", &self.transport.brokers)
+            .field("topic_prefix", &self.transport.topic_prefix)
+            .field("name", &self.outbox.name)
             .finish_non_exhaustive()
     }
-}
-
-/// What a call of [`KafkaPublisher::publish_pending`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Published {
-    /// Events the brokers acknowledged.
-    pub published: u64,
-    /// The checkpoint: every event up to this global position is in its topic.
-    pub checkpoint: u64,
 }
 
 impl<S: EventStore + 'static, M: ReadModel> KafkaPublisher<S, M> {
@@ -85,124 +75,163 @@ impl<S: EventStore + 'static, M: ReadModel> KafkaPublisher<S, M> {
     /// to 5 s.
     pub fn new(store: S, checkpoints: M, brokers: impl Into<String>) -> Self {
         Self {
-            store: Arc::new(store),
-            checkpoints,
-            brokers: brokers.into(),
-            topic_prefix: DEFAULT_TOPIC_PREFIX.to_owned(),
-            partitions: 3,
-            replication: 1,
-            name: "kafka_publisher",
-            batch_size: 500,
-            ack_timeout: Duration::from_secs(10),
-            idle_wait: Duration::from_secs(1),
-            retry: Retry::new(u32::MAX, Duration::from_millis(100))
-                .max_backoff(Duration::from_secs(5)),
-            settings: Vec::new(),
-            cloudevents: CloudEvents::new("urn:factum", "factum")
-                .unwrap_or_else(|_| unreachable!("the default mapping is valid")),
-            producer: None,
-            topics: BTreeSet::new(),
+            outbox: Outbox::new(store, checkpoints, "kafka_publisher"),
+            transport: KafkaTransport {
+                brokers: brokers.into(),
+                name: "kafka_publisher",
+                topic_prefix: DEFAULT_TOPIC_PREFIX.to_owned(),
+                partitions: 3,
+                replication: 1,
+                ack_timeout: Duration::from_secs(10),
+                settings: Vec::new(),
+                cloudevents: CloudEvents::default(),
+                producer: None,
+                topics: BTreeSet::new(),
+            },
         }
     }
 
     /// The topic prefix: events go to `<prefix>.<stream type>`.
     pub fn topic_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.topic_prefix = prefix.into();
+        self.transport.topic_prefix = prefix.into();
         self
     }
 
     /// The partitions and replication factor of the topics the publisher creates (at
     /// least 1 each); topics that exist are left as they are.
     pub fn topics(mut self, partitions: i32, replication: i32) -> Self {
-        self.partitions = partitions.max(1);
-        self.replication = replication.max(1);
+        self.transport.partitions = partitions.max(1);
+        self.transport.replication = replication.max(1);
         self
     }
 
     /// The CloudEvents mapping of the `ce_` headers: the `source` and the domain the
     /// types are named in (`ce_type` = `<domain>.<stream type>.<event name>`).
     pub fn cloudevents(mut self, mapping: CloudEvents) -> Self {
-        self.cloudevents = mapping;
+        self.transport.cloudevents = mapping;
         self
     }
 
     /// A librdkafka setting for the producer and the topic admin (security, TLS, SASL,
     /// ...: `security.protocol`, `sasl.mechanisms`, ...). Idempotence is always on.
     pub fn setting(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.settings.push((key.into(), value.into()));
+        self.transport.settings.push((key.into(), value.into()));
         self
     }
 
     /// The name the checkpoint is kept under in the read model (1 to 40 ASCII letters,
     /// digits or underscores); one per publisher.
     pub fn checkpoint_name(mut self, name: &'static str) -> Self {
-        self.name = name;
+        self.outbox.name = name;
+        self.transport.name = name;
         self
     }
 
     /// Events read and published per batch (acknowledgements awaited together).
     pub fn batch_size(mut self, batch_size: usize) -> Self {
-        self.batch_size = batch_size.max(1);
+        self.outbox.batch_size = batch_size.max(1);
         self
     }
 
     /// How long the brokers may take to acknowledge a record (librdkafka's
     /// `message.timeout.ms`, retries included).
     pub fn ack_timeout(mut self, timeout: Duration) -> Self {
-        self.ack_timeout = timeout;
+        self.transport.ack_timeout = timeout;
         self
     }
 
     /// How long a caught-up spawned publisher waits for the store's wake-up before
     /// reading again anyway.
     pub fn idle_wait(mut self, idle_wait: Duration) -> Self {
-        self.idle_wait = idle_wait;
+        self.outbox.idle_wait = idle_wait;
         self
     }
 
     /// The wait after the first failure, doubled after each further one up to `max`.
     pub fn retry_backoff(mut self, first: Duration, max: Duration) -> Self {
-        self.retry = Retry::new(u32::MAX, first).max_backoff(max.max(first));
+        self.outbox.retry_backoff(first, max);
         self
-    }
-
-    fn target(&self) -> Target {
-        Target {
-            name: self.name,
-            version: 0,
-        }
     }
 
     /// The committed checkpoint: every event up to this position is in its topic.
     pub async fn checkpoint(&self) -> Result<u64, KafkaBusError> {
-        let checkpoint = self
-            .checkpoints
-            .checkpoint(self.target())
-            .await
-            .map_err(|source| KafkaBusError::Checkpoint {
-                name: self.name,
-                source,
-            })?;
-        Ok(checkpoint.unwrap_or(0))
+        self.outbox.checkpoint::<KafkaTransport>().await
     }
 
-    async fn commit(&self, position: u64) -> Result<(), KafkaBusError> {
-        let checkpoint_error = |source| KafkaBusError::Checkpoint {
-            name: self.name,
-            source,
+    /// Publishes every event after the checkpoint, batch by batch, moving the checkpoint
+    /// after each batch's acknowledgements, until the head of the log.
+    ///
+    /// On failure the checkpoint stays after the last event acknowledged with all
+    /// before it, and the error names the first event not stored; calling again
+    /// resumes there (republishing what was in flight: consumers skip the copies).
+    pub async fn publish_pending(&mut self) -> Result<Published, KafkaBusError> {
+        check_topic_prefix(&self.transport.topic_prefix)?;
+        self.outbox.publish_pending(&mut self.transport).await
+    }
+
+    /// Runs the publisher in a task: publishes what is pending, then waits for the store
+    /// to report new events; retries failures (brokers down, timeouts) with backoff until
+    /// [`PublisherHandle::stop`](super::PublisherHandle::stop). Only a fatal error ([`KafkaBusError::is_fatal`]) ends it
+    /// early.
+    pub fn spawn(self) -> super::PublisherHandle
+    where
+        S: Send + Sync,
+    {
+        self.outbox.spawn(self.transport)
+    }
+}
+
+impl Transport for KafkaTransport {
+    type Error = KafkaBusError;
+
+    async fn send(&mut self, events: &[RecordedEvent]) -> Sent<KafkaBusError> {
+        let failed = |error| Sent {
+            acknowledged: 0,
+            duplicates: 0,
+            failure: Some(error),
         };
-        let tx = self
-            .checkpoints
-            .begin(self.target())
-            .await
-            .map_err(checkpoint_error)?;
-        let current = tx.checkpoint().unwrap_or(0);
-        self.checkpoints
-            .commit(tx, position.max(current))
-            .await
-            .map_err(checkpoint_error)
+        if let Err(error) = check_topic_prefix(&self.topic_prefix) {
+            return failed(error);
+        }
+        if let Err(error) = self.ensure_topics(events).await {
+            return failed(error);
+        }
+        let producer = match self.producer() {
+            Ok(producer) => producer,
+            Err(error) => return failed(error),
+        };
+        let (acknowledged, failure) = self.publish_batch(&producer, events).await;
+        Sent {
+            acknowledged,
+            duplicates: 0,
+            failure,
+        }
     }
 
+    fn reset(&mut self) {
+        // A fresh producer and topic check next time: its idempotence state may be
+        // broken, and the topics may be gone (a broker with a fresh store).
+        self.producer = None;
+        self.topics.clear();
+    }
+
+    fn checkpoint_error(name: &'static str, source: ReadModelError) -> KafkaBusError {
+        KafkaBusError::Checkpoint { name, source }
+    }
+
+    fn store_error(name: &'static str, source: StoreError) -> KafkaBusError {
+        KafkaBusError::Store {
+            publisher: name,
+            source,
+        }
+    }
+
+    fn destination(&self) -> String {
+        format!("Kafka at {}", self.brokers)
+    }
+}
+
+impl KafkaTransport {
     fn config(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
         config
@@ -292,53 +321,6 @@ impl<S: EventStore + 'static, M: ReadModel> KafkaPublisher<S, M> {
             }
         }
         Ok(())
-    }
-
-    /// Publishes every event after the checkpoint, batch by batch, moving the checkpoint
-    /// after each batch's acknowledgements, until the head of the log.
-    ///
-    /// On failure the checkpoint stays after the last event acknowledged with all
-    /// before it, and the error names the first event not stored; calling again
-    /// resumes there (republishing what was in flight: consumers skip the copies).
-    pub async fn publish_pending(&mut self) -> Result<Published, KafkaBusError> {
-        check_topic_prefix(&self.topic_prefix)?;
-        let mut outcome = Published {
-            checkpoint: self.checkpoint().await?,
-            ..Published::default()
-        };
-        loop {
-            let events = self
-                .store
-                .read_all(outcome.checkpoint, self.batch_size)
-                .await
-                .map_err(|source| KafkaBusError::Store {
-                    publisher: self.name,
-                    source,
-                })?;
-            if events.is_empty() {
-                return Ok(outcome);
-            }
-            let full = events.len() == self.batch_size;
-            self.ensure_topics(&events).await?;
-            let producer = self.producer()?;
-            let (acknowledged, failure) = self.publish_batch(&producer, &events).await;
-            if acknowledged > 0 {
-                let position = events[acknowledged - 1].position;
-                self.commit(position).await?;
-                outcome.checkpoint = position;
-                outcome.published += acknowledged as u64;
-            }
-            if let Some(error) = failure {
-                // A fresh producer (and topic check) next time: its state may be broken,
-                // and the topics may be gone (a broker with a fresh store).
-                self.producer = None;
-                self.topics.clear();
-                return Err(error);
-            }
-            if !full {
-                return Ok(outcome);
-            }
-        }
     }
 
     /// Sends every event of the batch, then awaits the acknowledgements in order: how
@@ -433,61 +415,6 @@ impl<S: EventStore + 'static, M: ReadModel> KafkaPublisher<S, M> {
         });
         Ok((value, headers))
     }
-
-    /// Runs the publisher in a task: publishes what is pending, then waits for the store
-    /// to report new events; retries failures (brokers down, timeouts) with backoff until
-    /// [`PublisherHandle::stop`]. Only a fatal error ([`KafkaBusError::is_fatal`]) ends it
-    /// early.
-    pub fn spawn(self) -> PublisherHandle {
-        let task = TaskHandle::spawn(self.name, |context| self.follow(context));
-        PublisherHandle { task }
-    }
-
-    async fn follow(mut self, context: TaskContext<KafkaBusError>) -> Result<(), KafkaBusError> {
-        let TaskContext {
-            mut stop,
-            checkpoint: checkpoint_tx,
-            status,
-        } = context;
-        let mut failures = 0u32;
-        loop {
-            if *stop.borrow() {
-                return Ok(());
-            }
-            match self.publish_pending().await {
-                Ok(published) => {
-                    failures = 0;
-                    checkpoint_tx.send_replace(Some(published.checkpoint));
-                    tokio::select! {
-                        waited = self.store.wait_for_events(published.checkpoint, self.idle_wait) => {
-                            if let Err(error) = waited {
-                                tracing::warn!(publisher = self.name, error = %crate::error::Report(&error), "waiting for events failed");
-                                tokio::time::sleep(self.idle_wait).await;
-                            }
-                        }
-                        _ = stop.changed() => {}
-                    }
-                }
-                Err(error) if error.is_fatal() => return Err(error),
-                Err(error) => {
-                    failures = failures.saturating_add(1);
-                    let wait = self.retry.backoff(failures);
-                    tracing::warn!(
-                        publisher = self.name, brokers = %self.brokers, error = %crate::error::Report(&error), failures,
-                        retry_in_ms = wait.as_millis() as u64, "publishing to Kafka failed; retrying"
-                    );
-                    status.report_error(error);
-                    if let Ok(checkpoint) = self.checkpoint().await {
-                        checkpoint_tx.send_replace(Some(checkpoint));
-                    }
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
-                        _ = stop.changed() => {}
-                    }
-                }
-            }
-        }
-    }
 }
 
 fn publish_error(event: &RecordedEvent, topic: String, source: KafkaError) -> KafkaBusError {
@@ -496,47 +423,5 @@ fn publish_error(event: &RecordedEvent, topic: String, source: KafkaError) -> Ka
         position: event.position,
         event_id: event.event_id,
         source: Box::new(source),
-    }
-}
-
-/// A running publisher.
-pub struct PublisherHandle {
-    task: TaskHandle<KafkaBusError>,
-}
-
-impl std::fmt::Debug for PublisherHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PublisherHandle")
-            .field("name", &self.task.name())
-            .field("checkpoint", &self.task.checkpoint())
-            .finish_non_exhaustive()
-    }
-}
-
-impl PublisherHandle {
-    /// The checkpoint last reported (`None` before the first round).
-    pub fn checkpoint(&self) -> Option<u64> {
-        self.task.checkpoint()
-    }
-
-    /// The last failure it retried after, for diagnostics.
-    pub fn last_error(&self) -> Option<Arc<KafkaBusError>> {
-        self.task.last_error()
-    }
-
-    /// Waits until every event up to `position` is in its topic. Returns the task's error
-    /// if it ended first.
-    pub async fn wait_for(&mut self, position: u64) -> Result<u64, KafkaBusError> {
-        self.task.wait_for(position).await
-    }
-
-    /// Whether its task has ended.
-    pub fn is_finished(&self) -> bool {
-        self.task.is_finished()
-    }
-
-    /// Stops it after the batch in hand and returns how it ended.
-    pub async fn stop(self) -> Result<(), KafkaBusError> {
-        self.task.stop().await
     }
 }
