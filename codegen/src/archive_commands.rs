@@ -11,6 +11,7 @@ use factum::chrono::{self, DateTime, NaiveDate, Utc};
 use factum::store::SqliteStore;
 
 use crate::inspect::{Db, print_table};
+use crate::projection_commands::{Models, named};
 use crate::store_commands::{block_on, failed};
 
 /// What to archive: the events before a time, or up to a position.
@@ -63,27 +64,71 @@ pub(crate) async fn opened(paths: &[PathBuf]) -> Result<Vec<Archive>, String> {
     Ok(archives)
 }
 
-/// Archives what `cut` selects of the store at `db` (a SQLite file or a PostgreSQL URL)
-/// into `out`, after showing it and asking (unless `yes`).
-pub fn archive(
-    db: &str,
-    cut: Cut,
-    out: &Path,
-    dry_run: bool,
-    yes: bool,
-) -> Result<ExitCode, String> {
+/// What `factum archive` is asked to do.
+pub struct Request<'a> {
+    /// The store: a SQLite file or a PostgreSQL URL.
+    pub db: &'a str,
+    /// What to archive.
+    pub cut: Cut,
+    /// The archive file to write.
+    pub out: &'a Path,
+    /// The application's read models (a SQLite directory or a PostgreSQL URL), to name
+    /// the projections, publishers and process managers the cut leaves behind.
+    pub read_models: Option<&'a str>,
+    /// Show what would be done, and stop.
+    pub dry_run: bool,
+    /// Do not ask.
+    pub yes: bool,
+}
+
+/// Archives what the request's cut selects into its file, after showing it (and the
+/// followers whose checkpoints are inside the cut) and asking (unless `yes`).
+pub fn archive(request: &Request<'_>) -> Result<ExitCode, String> {
     block_on(async {
-        on_store!(Db::open_spec(db).await?, store => archive_in(&store, cut, out, dry_run, yes).await)
+        let models = match request.read_models {
+            Some(spec) => Some(Models::open(spec).await?),
+            None => None,
+        };
+        on_store!(Db::open_spec(request.db).await?, store => archive_in(&store, request, models.as_ref()).await)
     })
+}
+
+/// The followers (projections, reactors, publishers, process managers) in `models` whose
+/// checkpoint is below `upto`, as `name vN at checkpoint C`.
+async fn behind(models: &Models, upto: u64) -> Result<Vec<String>, String> {
+    let mut behind = Vec::new();
+    for name in models.names().await? {
+        let versions = on_models!(models, models => {
+            factum::projection::ReadModel::versions(models, named(&name))
+                .await
+                .map_err(failed)?
+        });
+        for version in versions {
+            if version.state != factum::projection::VersionState::Retired
+                && version.checkpoint < upto
+            {
+                behind.push(format!(
+                    "{name} v{} at checkpoint {}",
+                    version.version, version.checkpoint
+                ));
+            }
+        }
+    }
+    Ok(behind)
 }
 
 async fn archive_in(
     store: &(impl ArchiveStore + Sync),
-    cut: Cut,
-    out: &Path,
-    dry_run: bool,
-    yes: bool,
+    request: &Request<'_>,
+    models: Option<&Models>,
 ) -> Result<ExitCode, String> {
+    let Request {
+        cut,
+        out,
+        dry_run,
+        yes,
+        ..
+    } = *request;
     {
         let archived_to = store
             .archives()
@@ -128,6 +173,13 @@ async fn archive_in(
             when(last.as_ref()),
             out.display()
         );
+        if let Some(models) = models {
+            for follower in behind(models, upto).await? {
+                println!(
+                    "note: {follower}, inside the cut: catching it up or rebuilding it will need the archive (`--archive`)"
+                );
+            }
+        }
         if dry_run {
             println!("dry run: nothing archived");
             return Ok(ExitCode::SUCCESS);

@@ -21,7 +21,7 @@
 //! factum parked drop     --read-models DIR --projection NAME [--version N] --position P \
 //!                        [--dry-run] [--yes]
 //! factum archive         --db app.sqlite3 (--before DATE | --upto POSITION) --out FILE \
-//!                        [--dry-run] [--yes]
+//!                        [--read-models DIR] [--dry-run] [--yes]
 //! factum archive         --db app.sqlite3 --list [--json]
 //! ```
 //!
@@ -234,6 +234,11 @@ enum Command {
         /// The archive file to write (never replaced).
         #[arg(long, required_unless_present = "list")]
         out: Option<PathBuf>,
+        /// The application's read models (a SQLite directory, or the PostgreSQL URL of
+        /// their catalog's database): name the projections, publishers and process
+        /// managers whose checkpoints are inside the cut.
+        #[arg(long)]
+        read_models: Option<String>,
         /// Show what would be archived, and archive nothing.
         #[arg(long)]
         dry_run: bool,
@@ -241,7 +246,7 @@ enum Command {
         #[arg(long)]
         yes: bool,
         /// List the store's archives instead.
-        #[arg(long, conflicts_with_all = ["before", "upto", "out", "dry_run", "yes"])]
+        #[arg(long, conflicts_with_all = ["before", "upto", "out", "read_models", "dry_run", "yes"])]
         list: bool,
         /// With `--list`: JSON instead of a table.
         #[arg(long, requires = "list")]
@@ -573,29 +578,35 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             before,
             upto,
             out,
+            read_models,
             dry_run,
             yes,
             list,
             json,
-        } => match (list, before, upto, out) {
-            (true, ..) => archive_commands::list(&db, json),
-            (false, Some(before), _, Some(out)) => archive_commands::archive(
-                &db,
-                archive_commands::Cut::Before(before),
-                &out,
-                dry_run,
-                yes,
-            ),
-            (false, None, Some(upto), Some(out)) => archive_commands::archive(
-                &db,
-                archive_commands::Cut::Upto(upto),
-                &out,
-                dry_run,
-                yes,
-            ),
-            // clap requires --before or --upto, and --out, without --list.
-            _ => Err("archive needs --before or --upto, and --out (or --list)".to_owned()),
-        },
+        } => {
+            let cut = match (before, upto) {
+                (Some(before), _) => archive_commands::Cut::Before(before),
+                (None, Some(upto)) => archive_commands::Cut::Upto(upto),
+                // clap requires --before or --upto without --list.
+                (None, None) if !list => {
+                    return Err("archive needs --before or --upto (or --list)".to_owned());
+                }
+                (None, None) => archive_commands::Cut::Upto(0),
+            };
+            match (list, out) {
+                (true, _) => archive_commands::list(&db, json),
+                (false, Some(out)) => archive_commands::archive(&archive_commands::Request {
+                    db: &db,
+                    cut,
+                    out: &out,
+                    read_models: read_models.as_deref(),
+                    dry_run,
+                    yes,
+                }),
+                // clap requires --out without --list.
+                (false, None) => Err("archive needs --out (or --list)".to_owned()),
+            }
+        }
         Command::Import {
             db,
             from,

@@ -171,3 +171,61 @@ async fn archived_events_leave_the_store_and_read_back_with_their_archive() {
         text(&refused.stderr)
     );
 }
+
+/// Given the read models, the dry run names the followers whose checkpoints the cut
+/// passes: they will need the archive to catch up or rebuild.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dry_run_names_the_projections_the_cut_leaves_behind() {
+    use factum::projection::ProjectionRunner;
+    use factum::projection::sqlite::SqliteReadModel;
+    use factum_example_care_tasks::projections::coordinator_task_list::CoordinatorTaskList;
+    let dir = tempfile::tempdir().expect("a directory");
+    let db = dir.path().join("tasks.sqlite3");
+    tasks(&db).await;
+    let store = SqliteStore::open(&db).await.expect("opens");
+    let read_models = dir.path().join("read-models");
+    let models = SqliteReadModel::open(&read_models).await.expect("opens");
+    let runner = ProjectionRunner::new(store.clone());
+    let mut list = runner.projector(CoordinatorTaskList, models);
+    runner.catch_up(&mut list).await.expect("catches up");
+    drop(list);
+    // One more event, past the task list's checkpoint.
+    application(store)
+        .expect("the application builds")
+        .execute(
+            CreateTask {
+                task_id: "T-6".into(),
+                title: "Task T-6".into(),
+                care_recipient: "Mr. Smit".into(),
+                due: Utc::now() + chrono::TimeDelta::hours(2),
+                at: Utc::now(),
+            },
+            CommandContext::new().actor(Actor::new(COORDINATOR, "dana")),
+        )
+        .await
+        .expect("create");
+
+    let out = dir.path().join("archive.jsonl");
+    let shown = factum(&[
+        "archive",
+        "--db",
+        db.to_str().expect("UTF-8"),
+        "--upto",
+        "6",
+        "--out",
+        out.to_str().expect("UTF-8"),
+        "--read-models",
+        read_models.to_str().expect("UTF-8"),
+        "--dry-run",
+    ]);
+    assert!(shown.status.success(), "{}", text(&shown.stderr));
+    let shown = text(&shown.stdout);
+    assert!(
+        shown.contains(
+            "note: coordinator_task_list v1 at checkpoint 5, inside the cut: catching it up or rebuilding it will need the archive (`--archive`)"
+        ),
+        "{shown}"
+    );
+    assert!(shown.ends_with("dry run: nothing archived\n"), "{shown}");
+    assert!(!out.exists());
+}
