@@ -51,6 +51,45 @@ pub(crate) trait Transport: Send {
     fn destination(&self) -> String;
 }
 
+/// The settings every publisher has, written once: expands to the builder methods of a
+/// publisher struct with an `outbox: Outbox` and a `transport` that has a `name`.
+macro_rules! outbox_settings {
+    () => {
+        /// The name the checkpoint is kept under in the read model (1 to 40 ASCII
+        /// letters, digits or underscores); one per publisher.
+        pub fn checkpoint_name(mut self, name: &'static str) -> Self {
+            self.outbox.name = name;
+            self.transport.name = name;
+            self
+        }
+
+        /// Events read and published per batch (acknowledgements awaited together).
+        pub fn batch_size(mut self, batch_size: usize) -> Self {
+            self.outbox.batch_size = batch_size.max(1);
+            self
+        }
+
+        /// How long a caught-up spawned publisher waits for the store's wake-up before
+        /// reading again anyway.
+        pub fn idle_wait(mut self, idle_wait: std::time::Duration) -> Self {
+            self.outbox.idle_wait = idle_wait;
+            self
+        }
+
+        /// The wait after the first failure, doubled after each further one up to
+        /// `max`.
+        pub fn retry_backoff(
+            mut self,
+            first: std::time::Duration,
+            max: std::time::Duration,
+        ) -> Self {
+            self.outbox.retry_backoff(first, max);
+            self
+        }
+    };
+}
+pub(crate) use outbox_settings;
+
 /// What a call of a publisher's `publish_pending` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Published {

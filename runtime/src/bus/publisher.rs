@@ -129,38 +129,13 @@ impl<S: EventStore + 'static, M: ReadModel> NatsPublisher<S, M> {
         self
     }
 
-    /// The name the checkpoint is kept under in the read model (1 to 40 ASCII letters,
-    /// digits or underscores); one per publisher.
-    pub fn checkpoint_name(mut self, name: &'static str) -> Self {
-        self.outbox.name = name;
-        self.transport.name = name;
-        self
-    }
-
-    /// Events read and published per batch (acknowledgements awaited together).
-    pub fn batch_size(mut self, batch_size: usize) -> Self {
-        self.outbox.batch_size = batch_size.max(1);
-        self
-    }
-
     /// How long to wait for JetStream to acknowledge a publish.
     pub fn ack_timeout(mut self, timeout: Duration) -> Self {
         self.transport.ack_timeout = timeout;
         self
     }
 
-    /// How long a caught-up spawned publisher waits for the store's wake-up before
-    /// reading again anyway.
-    pub fn idle_wait(mut self, idle_wait: Duration) -> Self {
-        self.outbox.idle_wait = idle_wait;
-        self
-    }
-
-    /// The wait after the first failure, doubled after each further one up to `max`.
-    pub fn retry_backoff(mut self, first: Duration, max: Duration) -> Self {
-        self.outbox.retry_backoff(first, max);
-        self
-    }
+    crate::outbox::outbox_settings!();
 
     /// The committed checkpoint: every event up to this position is in the stream.
     pub async fn checkpoint(&self) -> Result<u64, BusError> {

@@ -8,7 +8,6 @@
 
 use serde_json::value::RawValue;
 use tokio_postgres::Row;
-use tokio_postgres::types::Json;
 
 use super::error::{PostgresError, backend};
 use super::migrate::quote_ident;
@@ -23,10 +22,27 @@ use crate::store::StoreError;
 /// The metadata of an event whose body is archived, as stored.
 pub(super) const ARCHIVED_METADATA: &str = "\"factum:archived\"";
 
+/// A `json` column's text as the server sent it, not parsed: the archived check runs on
+/// every row read, before the decoder parses the metadata anyway.
+struct RawJson<'a>(&'a [u8]);
+
+impl<'a> tokio_postgres::types::FromSql<'a> for RawJson<'a> {
+    fn from_sql(
+        _: &tokio_postgres::types::Type,
+        raw: &'a [u8],
+    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(Self(raw))
+    }
+
+    fn accepts(ty: &tokio_postgres::types::Type) -> bool {
+        *ty == tokio_postgres::types::Type::JSON
+    }
+}
+
 /// Whether a row selected with the store's columns (metadata at 9) has its body archived.
 fn is_archived(row: &Row) -> bool {
-    row.try_get::<_, Json<&RawValue>>(9)
-        .is_ok_and(|metadata| metadata.0.get() == ARCHIVED_METADATA)
+    row.try_get::<_, RawJson<'_>>(9)
+        .is_ok_and(|metadata| metadata.0 == ARCHIVED_METADATA.as_bytes())
 }
 
 /// The archived body of a row selected with the store's columns, from `archives`;
