@@ -988,7 +988,7 @@ async fn read_models_written_by_a_newer_factum_are_refused_untouched() {
                 source: ReadModelError::SchemaTooNew {
                     database,
                     found: 9,
-                    supported: 1
+                    supported: 2
                 },
                 ..
             } if database.ends_with("counts.v1.sqlite3")
@@ -1048,6 +1048,7 @@ async fn a_rebuild_keeps_the_version_files_schema_record() {
             "counts",
             "factum_checkpoint",
             "factum_parked",
+            "factum_partitions",
             "factum_read_model_version"
         ]
     );
@@ -1059,6 +1060,6 @@ async fn a_rebuild_keeps_the_version_files_schema_record() {
             |row| row.get(0),
         )
         .unwrap();
-    assert_eq!(recorded, 1);
+    assert_eq!(recorded, 2);
     assert_eq!(read_counts(&read_models).await, vec![("a".to_owned(), 1)]);
 }

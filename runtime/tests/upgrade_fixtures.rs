@@ -610,8 +610,8 @@ async fn a_sqlite_read_model_directory_made_before_versioning_opens_and_runs_on(
     assert_holds_the_tally(&read_models).await;
     assert_eq!(
         recorded_sqlite_version(&version_file, "factum_read_model_version"),
-        Some((1, "checkpoint and dead-letter tables".to_owned())),
-        "the version's file is adopted at version 1"
+        Some((2, "partition offsets".to_owned())),
+        "the version's file is adopted at version 1, then migrated"
     );
     let reader = read_models.reader(TALLY.name).await.unwrap();
     assert_eq!(
@@ -700,8 +700,11 @@ async fn a_postgres_read_model_dump_made_before_versioning_restores_and_runs_on(
         .collect();
     assert_eq!(
         recorded,
-        [(1, "versions and parked tables".to_owned())],
-        "the catalog is adopted at version 1"
+        [
+            (1, "versions and parked tables".to_owned()),
+            (2, "partition offsets".to_owned())
+        ],
+        "the catalog is adopted at version 1, then migrated"
     );
     assert_holds_the_tally(&read_models).await;
     assert_eq!(
@@ -917,8 +920,8 @@ async fn a_sqlite_process_manager_file_made_before_versioning_opens_and_finishes
     );
     assert_eq!(
         recorded_sqlite_version(&file, "factum_read_model_version"),
-        Some((1, "checkpoint and dead-letter tables".to_owned())),
-        "beside the read-model tables of the same file"
+        Some((2, "partition offsets".to_owned())),
+        "beside the read-model tables of the same file, adopted then migrated"
     );
 
     // The adopted directory keeps the process-store contract.

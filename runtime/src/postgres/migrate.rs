@@ -113,7 +113,7 @@ pub(super) const STORE: Schema = Schema {
 };
 
 /// The read-model catalog (the schema `factum_read_models`): each projection version's
-/// state and checkpoint, and the dead letters.
+/// state and checkpoint, the dead letters and the partition offsets.
 pub(super) const READ_MODEL_CATALOG: Schema = Schema {
     kind: "read-model catalog",
     version_table: "factum_catalog_migrations",
@@ -128,6 +128,13 @@ pub(super) const CATALOG_MIGRATIONS: &[(i32, &str, &str)] = &[
         1,
         "versions and parked tables",
         include_str!("migrations/catalog_0001_versions_and_parked.sql"),
+    ),
+    // A projection fed from Kafka keeps where it stands in each partition, in the
+    // transactions of its rows.
+    (
+        2,
+        "partition offsets",
+        include_str!("migrations/catalog_0002_partition_offsets.sql"),
     ),
 ];
 

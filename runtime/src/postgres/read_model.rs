@@ -19,8 +19,8 @@ use tokio_postgres::NoTls;
 use super::migrate::{MigrationError, READ_MODEL_CATALOG, migrate};
 use super::rows::to_i64;
 use crate::projection::{
-    ParkedEvent, ReadModel, ReadModelError, ReadModelTx, Target, VersionState, VersionStatus,
-    check_name,
+    ParkedEvent, PartitionOffset, ReadModel, ReadModelError, ReadModelTx, Target, VersionState,
+    VersionStatus, check_name,
 };
 
 /// The schema of the catalog tables.
@@ -392,6 +392,57 @@ impl ReadModel for PostgresReadModel {
         Ok(removed > 0)
     }
 
+    async fn partition_offsets(
+        &self,
+        target: Target,
+    ) -> Result<Vec<PartitionOffset>, ReadModelError> {
+        check_name(target.name)?;
+        let client = self.client().await?;
+        read_partition_offsets(&client, target).await
+    }
+
+    async fn partition_offsets_in(
+        &self,
+        tx: &mut PostgresTx,
+    ) -> Result<Vec<PartitionOffset>, ReadModelError> {
+        let target = tx.target;
+        read_partition_offsets(tx, target).await
+    }
+
+    async fn store_partition_offsets(
+        &self,
+        tx: &mut PostgresTx,
+        offsets: &[PartitionOffset],
+    ) -> Result<(), ReadModelError> {
+        let target = tx.target;
+        let statement = tx
+            .prepare_cached(&format!(
+                "INSERT INTO {CATALOG_SCHEMA}.partitions (name, version, topic, partition, next_offset, position)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (name, version, topic, partition) DO UPDATE
+                 SET next_offset = excluded.next_offset, position = excluded.position, updated_at = now()"
+            ))
+            .await
+            .map_err(database(target, "store partition offsets"))?;
+        let version = pg_version(target)?;
+        for offset in offsets {
+            tx.execute(
+                &statement,
+                &[
+                    &target.name,
+                    &version,
+                    &offset.topic,
+                    &offset.partition,
+                    &offset.next_offset,
+                    &to_i64(offset.position),
+                ],
+            )
+            .await
+            .map_err(database(target, "store partition offsets"))?;
+        }
+        Ok(())
+    }
+
     async fn parked(&self, target: Target) -> Result<Vec<ParkedEvent>, ReadModelError> {
         check_name(target.name)?;
         let client = self.client().await?;
@@ -616,6 +667,12 @@ impl ReadModel for PostgresReadModel {
         )
         .await
         .map_err(database(target, "remove parked events"))?;
+        tx.execute(
+            &format!("DELETE FROM {CATALOG_SCHEMA}.partitions WHERE name = $1 AND version = $2"),
+            &[&target.name, &version],
+        )
+        .await
+        .map_err(database(target, "remove partition offsets"))?;
         let mut ddl = format!(
             "DROP SCHEMA IF EXISTS {} CASCADE;",
             PostgresReadModel::schema_of(target)
@@ -634,4 +691,24 @@ impl ReadModel for PostgresReadModel {
             .await
             .map_err(database(target, "commit the reset"))
     }
+}
+
+/// `target`'s partition offsets, through `client` (in a transaction or not).
+async fn read_partition_offsets(
+    client: &deadpool_postgres::ClientWrapper,
+    target: Target,
+) -> Result<Vec<PartitionOffset>, ReadModelError> {
+    let rows = client
+        .query(
+            &format!(
+                "SELECT topic, partition, next_offset, position FROM {CATALOG_SCHEMA}.partitions
+                 WHERE name = $1 AND version = $2 ORDER BY topic, partition"
+            ),
+            &[&target.name, &pg_version(target)?],
+        )
+        .await
+        .map_err(database(target, "read partition offsets"))?;
+    rows.into_iter()
+        .map(|row| PartitionOffset::stored(target, row.get(0), row.get(1), row.get(2), row.get(3)))
+        .collect()
 }

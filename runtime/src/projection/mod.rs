@@ -52,7 +52,8 @@ pub use projector::{Applied, OnPoison, Projector, ReactorDriver, ReadModelOf};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) use read_model::check_name;
 pub use read_model::{
-    ParkedEvent, ReadModel, ReadModelError, ReadModelTx, Target, VersionState, VersionStatus,
+    ParkedEvent, PartitionOffset, ReadModel, ReadModelError, ReadModelTx, Target, VersionState,
+    VersionStatus,
 };
 // The rule the macros check a projection's name against at compile time.
 pub(crate) use read_model::is_valid_name;

@@ -77,6 +77,47 @@ impl ParkedEvent {
     }
 }
 
+/// Where a projection fed from a partitioned bus (Kafka) stands in one partition, kept in
+/// its read model and written in the same transaction as its rows: a worker that takes
+/// the partition over reads on from here, and a record at or before it is skipped.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PartitionOffset {
+    /// The topic.
+    pub topic: String,
+    /// The partition of the topic.
+    pub partition: i32,
+    /// The offset of the next record to read: one past the last record processed.
+    pub next_offset: i64,
+    /// The global position of the last event applied (or skipped as not handled) from
+    /// this partition: a later copy of an event at or before it (republished by an outbox
+    /// that restarted before its checkpoint) is skipped.
+    pub position: u64,
+}
+
+impl PartitionOffset {
+    /// One read back from `target`'s storage, where the position is a signed column.
+    #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+    pub(crate) fn stored(
+        target: Target,
+        topic: String,
+        partition: i32,
+        next_offset: i64,
+        position: i64,
+    ) -> Result<Self, ReadModelError> {
+        let position = u64::try_from(position).map_err(|_| ReadModelError::Corrupt {
+            target: target.to_string(),
+            what: "partition offset",
+            source: format!("{topic}/{partition}: negative position {position}").into(),
+        })?;
+        Ok(Self {
+            topic,
+            partition,
+            next_offset,
+            position,
+        })
+    }
+}
+
 /// A read-model database failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -249,6 +290,52 @@ pub trait ReadModel: Clone + Send + Sync + 'static {
     /// out of the readers' view; a runner of it notices at its next transaction and reads
     /// again from the start.
     fn reset(&self, target: Target) -> impl Future<Output = Result<(), ReadModelError>> + Send;
+
+    /// The partition offsets committed for `target` ([`PartitionOffset`]), by topic and
+    /// partition: empty when none were ever stored. The default: this kind keeps none
+    /// ([`ReadModelError::Unsupported`]).
+    fn partition_offsets(
+        &self,
+        target: Target,
+    ) -> impl Future<Output = Result<Vec<PartitionOffset>, ReadModelError>> + Send {
+        async move {
+            Err(ReadModelError::Unsupported {
+                target: target.to_string(),
+                operation: "keep partition offsets",
+            })
+        }
+    }
+
+    /// The partition offsets of the transaction's target, as the transaction sees them
+    /// (under its write lock), by topic and partition.
+    fn partition_offsets_in(
+        &self,
+        tx: &mut Self::Tx,
+    ) -> impl Future<Output = Result<Vec<PartitionOffset>, ReadModelError>> + Send {
+        let _ = tx;
+        async move {
+            Err(ReadModelError::Unsupported {
+                target: "(transaction)".to_owned(),
+                operation: "keep partition offsets",
+            })
+        }
+    }
+
+    /// Stores `offsets` in the transaction (each replaces the one of its topic and
+    /// partition), to commit with the rows written in it.
+    fn store_partition_offsets(
+        &self,
+        tx: &mut Self::Tx,
+        offsets: &[PartitionOffset],
+    ) -> impl Future<Output = Result<(), ReadModelError>> + Send {
+        let _ = (tx, offsets);
+        async move {
+            Err(ReadModelError::Unsupported {
+                target: "(transaction)".to_owned(),
+                operation: "keep partition offsets",
+            })
+        }
+    }
 
     /// A new, empty read model of the same kind beside this one, which the consistency
     /// checker ([`check_consistency`](super::check_consistency)) rebuilds a projection into,

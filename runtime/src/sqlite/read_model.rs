@@ -1,8 +1,8 @@
 //! Read models in SQLite: one database file per projection version, beside a catalog.
 //!
 //! `dir/catalog.sqlite3` records which versions exist and which one is active;
-//! `dir/<name>.v<version>.sqlite3` holds that version's tables with its checkpoint and
-//! dead letters, so they commit in one transaction. Handlers write with plain table names;
+//! `dir/<name>.v<version>.sqlite3` holds that version's tables with its checkpoint, dead
+//! letters and partition offsets, so they commit in one transaction. Handlers write with plain table names;
 //! readers open the active version with [`SqliteReadModel::reader`]. A file per version
 //! also means projections never wait on each other's write lock.
 //!
@@ -26,8 +26,8 @@ use super::schema::{self, Schema, SchemaError};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use crate::projection::{
-    ParkedEvent, ReadModel, ReadModelError, ReadModelTx, Target, VersionState, VersionStatus,
-    check_name,
+    ParkedEvent, PartitionOffset, ReadModel, ReadModelError, ReadModelTx, Target, VersionState,
+    VersionStatus, check_name,
 };
 
 const CATALOG: &str = "catalog.sqlite3";
@@ -535,6 +535,58 @@ impl ReadModel for SqliteReadModel {
         Ok(removed > 0)
     }
 
+    async fn partition_offsets(
+        &self,
+        target: Target,
+    ) -> Result<Vec<PartitionOffset>, ReadModelError> {
+        check_name(target.name)?;
+        if !self.path_of(target).exists() {
+            return Ok(Vec::new());
+        }
+        self.blocking(target, move |this| {
+            let connection = this.open_writer(target)?;
+            let offsets = read_partition_offsets(&connection, target);
+            this.give_back(target, connection);
+            offsets
+        })
+        .await
+    }
+
+    async fn partition_offsets_in(
+        &self,
+        tx: &mut SqliteTx,
+    ) -> Result<Vec<PartitionOffset>, ReadModelError> {
+        read_partition_offsets(&tx.connection, tx.target)
+    }
+
+    async fn store_partition_offsets(
+        &self,
+        tx: &mut SqliteTx,
+        offsets: &[PartitionOffset],
+    ) -> Result<(), ReadModelError> {
+        let target = tx.target;
+        let now = chrono::Utc::now().to_rfc3339();
+        let mut statement = tx
+            .connection
+            .prepare_cached(
+                "INSERT OR REPLACE INTO factum_partitions (topic, partition, next_offset, position, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .map_err(database(target, "store partition offsets"))?;
+        for offset in offsets {
+            statement
+                .execute(params![
+                    offset.topic,
+                    offset.partition,
+                    offset.next_offset,
+                    to_i64(offset.position),
+                    now
+                ])
+                .map_err(database(target, "store partition offsets"))?;
+        }
+        Ok(())
+    }
+
     async fn parked(&self, target: Target) -> Result<Vec<ParkedEvent>, ReadModelError> {
         check_name(target.name)?;
         if !self.path_of(target).exists() {
@@ -724,14 +776,15 @@ impl ReadModel for SqliteReadModel {
 }
 
 /// Drops every table and view of a version's file but factum's own, and empties the
-/// checkpoint and the dead letters (the schema's version table stays as it is).
+/// checkpoint, the dead letters and the partition offsets (the schema's version table
+/// stays as it is).
 fn empty_in_place(connection: &Connection) -> rusqlite::Result<()> {
     connection.execute_batch("BEGIN IMMEDIATE")?;
     let objects: Vec<(String, String)> = connection
         .prepare(&format!(
             "SELECT type, name FROM sqlite_schema
              WHERE type IN ('view', 'table') AND name NOT LIKE 'sqlite_%'
-               AND name NOT IN ('factum_checkpoint', 'factum_parked', '{}')
+               AND name NOT IN ('factum_checkpoint', 'factum_parked', 'factum_partitions', '{}')
              ORDER BY type = 'table', name",
             schema::READ_MODEL.version_table
         ))?
@@ -744,7 +797,38 @@ fn empty_in_place(connection: &Connection) -> rusqlite::Result<()> {
             name.replace('"', "\"\"")
         ))?;
     }
-    connection.execute_batch("DELETE FROM factum_checkpoint; DELETE FROM factum_parked; COMMIT")
+    connection.execute_batch(
+        "DELETE FROM factum_checkpoint; DELETE FROM factum_parked; DELETE FROM factum_partitions;
+         COMMIT",
+    )
+}
+
+fn read_partition_offsets(
+    connection: &Connection,
+    target: Target,
+) -> Result<Vec<PartitionOffset>, ReadModelError> {
+    let mut statement = connection
+        .prepare_cached(
+            "SELECT topic, partition, next_offset, position FROM factum_partitions
+             ORDER BY topic, partition",
+        )
+        .map_err(database(target, "read partition offsets"))?;
+    let rows = statement
+        .query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, i32>(1)?,
+                row.get::<_, i64>(2)?,
+                row.get::<_, i64>(3)?,
+            ))
+        })
+        .map_err(database(target, "read partition offsets"))?;
+    rows.map(|row| {
+        let (topic, partition, next_offset, position) =
+            row.map_err(database(target, "read partition offsets"))?;
+        PartitionOffset::stored(target, topic, partition, next_offset, position)
+    })
+    .collect()
 }
 
 fn read_parked(

@@ -253,15 +253,17 @@ pub(crate) const READ_MODEL_CATALOG: Schema = Schema {
 .checked();
 
 /// factum's tables in the file of one projection version, beside the projection's own:
-/// the checkpoint and the dead letters, written in the same transactions as its rows.
+/// the checkpoint, the dead letters and the partition offsets, written in the same
+/// transactions as its rows.
 pub(crate) const READ_MODEL: Schema = Schema {
     kind: "read-model version",
     version_table: "factum_read_model_version",
-    migrations: &[Migration {
-        version: 1,
-        // Adopts a file made before it was versioned: the DDL factum ran then.
-        description: "checkpoint and dead-letter tables",
-        sql: "
+    migrations: &[
+        Migration {
+            version: 1,
+            // Adopts a file made before it was versioned: the DDL factum ran then.
+            description: "checkpoint and dead-letter tables",
+            sql: "
             CREATE TABLE IF NOT EXISTS factum_checkpoint (
                 id INTEGER PRIMARY KEY CHECK (id = 1),
                 position INTEGER NOT NULL,
@@ -275,9 +277,28 @@ pub(crate) const READ_MODEL: Schema = Schema {
                 parked_at TEXT NOT NULL
             );
         ",
-        tables: &["factum_checkpoint", "factum_parked"],
-        then: None,
-    }],
+            tables: &["factum_checkpoint", "factum_parked"],
+            then: None,
+        },
+        Migration {
+            version: 2,
+            // A projection fed from Kafka keeps where it stands in each partition, in the
+            // transactions of its rows.
+            description: "partition offsets",
+            sql: "
+            CREATE TABLE factum_partitions (
+                topic TEXT NOT NULL,
+                partition INTEGER NOT NULL,
+                next_offset INTEGER NOT NULL,
+                position INTEGER NOT NULL,
+                updated_at TEXT NOT NULL,
+                PRIMARY KEY (topic, partition)
+            );
+        ",
+            tables: &["factum_checkpoint", "factum_parked", "factum_partitions"],
+            then: None,
+        },
+    ],
     adopts_unversioned: true,
     shares_file_with: &["factum_process_version"],
 }

@@ -12,7 +12,9 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::envelope::{Metadata, NewEvent, RecordedEvent};
-use crate::projection::{ParkedEvent, ReadModel, ReadModelTx, Target, VersionState};
+use crate::projection::{
+    ParkedEvent, PartitionOffset, ReadModel, ReadModelTx, Target, VersionState,
+};
 use crate::store::{EventStore, ExpectedVersion, MemoryStore};
 
 /// Runs every check on `read_model`, and [`the_write_lock_serialises`] with `other`, a
@@ -22,6 +24,7 @@ pub async fn run_read_model_contract<R: ReadModel>(read_model: R, other: R) {
     dead_letters(&read_model).await;
     versions_and_switch_over(&read_model).await;
     reset_empties_a_version(&read_model).await;
+    partition_offsets_commit_with_the_transaction(&read_model).await;
     the_write_lock_serialises(&read_model, &other).await;
 }
 
@@ -363,6 +366,115 @@ pub async fn reset_empties_a_version<R: ReadModel>(read_model: &R) {
     assert_eq!(tx.checkpoint(), None, "{target}: starts again from nothing");
     commit(read_model, tx, 1).await;
     assert_eq!(checkpoint(read_model, target).await, Some(1));
+}
+
+fn offset(topic: &str, partition: i32, next_offset: i64, position: u64) -> PartitionOffset {
+    PartitionOffset {
+        topic: topic.to_owned(),
+        partition,
+        next_offset,
+        position,
+    }
+}
+
+async fn offsets_in<R: ReadModel>(read_model: &R, tx: &mut R::Tx) -> Vec<PartitionOffset> {
+    read_model
+        .partition_offsets_in(tx)
+        .await
+        .expect("partition offsets in a transaction")
+}
+
+/// Partition offsets (of a projection fed from Kafka) commit with the transaction that
+/// stores them, replace the one of their topic and partition, are seen by the next
+/// transaction, vanish with a rolled-back one, belong to one version, and a reset empties
+/// them.
+pub async fn partition_offsets_commit_with_the_transaction<R: ReadModel>(read_model: &R) {
+    let target = target_of("conformance_rm_partitions", 1);
+    let other_version = target_of("conformance_rm_partitions", 2);
+    reset(read_model, target).await;
+    reset(read_model, other_version).await;
+    let stored = |target| async move {
+        read_model
+            .partition_offsets(target)
+            .await
+            .unwrap_or_else(|error| panic!("reading the partition offsets of {target}: {error}"))
+    };
+    assert!(stored(target).await.is_empty(), "{target}: none yet");
+
+    let mut tx = begin(read_model, target).await;
+    read_model
+        .store_partition_offsets(
+            &mut tx,
+            &[
+                offset("domain-events.Order", 1, 10, 42),
+                offset("domain-events.Order", 0, 3, 7),
+            ],
+        )
+        .await
+        .expect("store partition offsets");
+    commit(read_model, tx, 0).await;
+    let first = vec![
+        offset("domain-events.Order", 0, 3, 7),
+        offset("domain-events.Order", 1, 10, 42),
+    ];
+    assert_eq!(
+        stored(target).await,
+        first,
+        "{target}: by topic and partition"
+    );
+    assert!(
+        stored(other_version).await.is_empty(),
+        "{other_version}: another version's offsets are its own"
+    );
+
+    let mut tx = begin(read_model, target).await;
+    assert_eq!(
+        offsets_in(read_model, &mut tx).await,
+        first,
+        "{target}: a transaction sees the committed offsets"
+    );
+    read_model
+        .store_partition_offsets(
+            &mut tx,
+            &[
+                offset("domain-events.Order", 0, 9, 50),
+                offset("domain-events.Task", 2, 1, 51),
+            ],
+        )
+        .await
+        .expect("store partition offsets");
+    assert_eq!(
+        offsets_in(read_model, &mut tx).await.len(),
+        3,
+        "{target}: the transaction sees its own writes"
+    );
+    read_model.rollback(tx).await.expect("rollback");
+    assert_eq!(
+        stored(target).await,
+        first,
+        "{target}: a rollback keeps none"
+    );
+
+    let mut tx = begin(read_model, target).await;
+    read_model
+        .store_partition_offsets(&mut tx, &[offset("domain-events.Order", 0, 9, 50)])
+        .await
+        .expect("store partition offsets");
+    commit(read_model, tx, 0).await;
+    assert_eq!(
+        stored(target).await,
+        vec![
+            offset("domain-events.Order", 0, 9, 50),
+            offset("domain-events.Order", 1, 10, 42),
+        ],
+        "{target}: a stored offset replaces its partition's"
+    );
+
+    reset(read_model, target).await;
+    assert!(
+        stored(target).await.is_empty(),
+        "{target}: a reset empties them"
+    );
 }
 
 /// A transaction holds its target's write lock until it ends: a second one — begun
