@@ -324,11 +324,14 @@ pub(crate) fn publish_span(
     span
 }
 
-/// The span of receiving the message `event` arrived in on `subject`, continuing the
-/// trace its `traceparent` header names (else the event's).
-#[cfg(feature = "nats")]
+/// The span of receiving the message `event` arrived in from `destination` (a NATS
+/// subject, a Kafka topic), continuing the trace its `traceparent` header names (else the
+/// event's).
+#[cfg(any(feature = "nats", feature = "kafka"))]
 pub(crate) fn receive_span(
-    subject: &str,
+    system: &'static str,
+    operation: &'static str,
+    destination: &str,
     consumer: &str,
     header: Option<&str>,
     event: &crate::envelope::RecordedEvent,
@@ -336,12 +339,12 @@ pub(crate) fn receive_span(
     let span = tracing::info_span!(
         target: "factum::bus",
         "receive",
-        otel.name = format!("receive {subject}"),
+        otel.name = format!("receive {destination}"),
         otel.kind = "consumer",
-        messaging.system = "nats",
+        messaging.system = system,
         messaging.operation.type = "receive",
-        messaging.operation.name = "fetch",
-        messaging.destination.name = subject,
+        messaging.operation.name = operation,
+        messaging.destination.name = destination,
         messaging.consumer.group.name = consumer,
         messaging.message.id = %event.event_id,
         factum.position = event.position,

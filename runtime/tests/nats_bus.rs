@@ -6,9 +6,10 @@
 //! without them every test fails. The child process of the cross-process test is this
 //! test binary itself, started again with the `child_process` test selected.
 
+mod ledger_common;
 mod nats_common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -18,7 +19,8 @@ use factum::envelope::{Metadata, NewEvent};
 use factum::projection::sqlite::SqliteReadModel;
 use factum::projection::{ProjectionRunner, Projector, ReadModel};
 use factum::store::{EventStore, ExpectedVersion, SqliteStore};
-use nats_common::{Ledger, TestServer, event, eventually, ledger_rows, unique, url};
+use ledger_common::{LEDGER, Ledger, event, eventually, ledger_rows, open_store, read_models};
+use nats_common::{TestServer, unique, url};
 
 /// Generous liveness bound for anything that waits on the bus.
 const LIVENESS: Duration = Duration::from_secs(60);
@@ -27,14 +29,6 @@ const ROLE: &str = "FACTUM_NATS_CHILD_ROLE";
 const CHILD_DIR: &str = "FACTUM_NATS_CHILD_DIR";
 const CHILD_STREAM: &str = "FACTUM_NATS_CHILD_STREAM";
 const CHILD_UNTIL: &str = "FACTUM_NATS_CHILD_UNTIL";
-
-async fn open_store(dir: &Path) -> SqliteStore {
-    SqliteStore::open(dir.join("events.sqlite3")).await.unwrap()
-}
-
-async fn read_models(dir: &Path, name: &str) -> SqliteReadModel {
-    SqliteReadModel::open(dir.join(name)).await.unwrap()
-}
 
 /// Appends `count` events to each of `streams` streams, in batches of 5; returns the last
 /// position.
@@ -161,13 +155,7 @@ async fn published_and_consumed_equals_a_direct_catch_up_and_malformed_messages_
     let rows = ledger_rows(&consumed_models);
     assert_complete(&rows, more);
     assert_eq!(rows, ledger_rows(&direct));
-    assert!(
-        consumed_models
-            .parked(nats_common::LEDGER)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(consumed_models.parked(LEDGER).await.unwrap().is_empty());
 
     // Nothing new: a second round reads nothing and applies nothing.
     let again = consumer.consume_available().await.unwrap();
@@ -357,13 +345,7 @@ async fn a_server_killed_and_restarted_mid_stream_loses_and_duplicates_nothing()
 
     let rows = ledger_rows(&consumer_models);
     assert_complete(&rows, tail);
-    assert!(
-        consumer_models
-            .parked(nats_common::LEDGER)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(consumer_models.parked(LEDGER).await.unwrap().is_empty());
     // The stream holds each event once: the outage made no copies.
     let client = async_nats::connect(url.as_str()).await.unwrap();
     let mut info = async_nats::jetstream::new(client)
@@ -420,13 +402,7 @@ async fn a_publisher_restarted_from_an_old_checkpoint_makes_no_duplicates() {
 
     let rows = ledger_rows(&consumer_models);
     assert_complete(&rows, more);
-    assert!(
-        consumer_models
-            .parked(nats_common::LEDGER)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(consumer_models.parked(LEDGER).await.unwrap().is_empty());
     let client = async_nats::connect(url.as_str()).await.unwrap();
     let mut info = async_nats::jetstream::new(client)
         .get_stream(&stream)

@@ -458,8 +458,14 @@ impl<P: Projection> NatsConsumer<P> {
                         .as_ref()
                         .and_then(|headers| headers.get(crate::trace::TRACEPARENT))
                         .map(|value| value.as_str());
-                    let span =
-                        crate::trace::receive_span(&message.subject, self.name, header, &event);
+                    let span = crate::trace::receive_span(
+                        "nats",
+                        "fetch",
+                        &message.subject,
+                        self.name,
+                        header,
+                        &event,
+                    );
                     if let Some(traceparent) = span.in_scope(|| crate::trace::to_record(header)) {
                         event.metadata.traceparent = Some(traceparent);
                     }

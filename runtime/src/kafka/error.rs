@@ -67,6 +67,57 @@ pub enum KafkaBusError {
         #[source]
         source: crate::error::BoxError,
     },
+    /// Polling the brokers or reading their metadata failed (brokers down, a topic not
+    /// there yet).
+    #[error("Kafka consumer for projection `{projection}`: {operation} failed")]
+    Consume {
+        /// The projection fed.
+        projection: &'static str,
+        /// What was being done.
+        operation: &'static str,
+        /// librdkafka's error.
+        #[source]
+        source: Box<rdkafka::error::KafkaError>,
+    },
+    /// A record on a topic is not a factum event (no value, not an envelope, or a
+    /// `factum_position` header that disagrees with it). Reported and stepped over.
+    #[error(
+        "Kafka topic `{topic}` partition {partition} offset {offset}: not a factum event; stepped over"
+    )]
+    Foreign {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// The record's offset.
+        offset: i64,
+        /// Why it is not one.
+        #[source]
+        source: crate::error::BoxError,
+    },
+    /// Applying records to the projection failed; nothing of the batch was lost: the
+    /// consumer reads again from the offsets the read model holds.
+    #[error("Kafka consumer for projection `{projection}`: applying records failed")]
+    Projection {
+        /// The projection fed.
+        projection: &'static str,
+        /// The projector's error.
+        #[source]
+        source: Box<crate::projection::RunnerError>,
+    },
+    /// [`KafkaConsumer::consume_available`](super::KafkaConsumer::consume_available) did
+    /// not reach the end of the partitions in time.
+    #[error(
+        "Kafka consumer for projection `{projection}`: still {lag} records behind after {timeout:?}"
+    )]
+    Behind {
+        /// The projection fed.
+        projection: &'static str,
+        /// Records not read yet, over all partitions.
+        lag: u64,
+        /// How long it tried.
+        timeout: std::time::Duration,
+    },
     /// Reading the store failed.
     #[error("Kafka publisher `{publisher}`: reading the event store failed")]
     Store {
@@ -115,7 +166,12 @@ impl KafkaBusError {
                 source,
                 StoreError::CorruptRow { .. } | StoreError::Archived { .. }
             ),
-            Self::Topic { .. } | Self::Publish { .. } => false,
+            Self::Projection { source, .. } => !crate::follow::TaskError::is_transient(&**source),
+            Self::Topic { .. }
+            | Self::Publish { .. }
+            | Self::Consume { .. }
+            | Self::Foreign { .. }
+            | Self::Behind { .. } => false,
         }
     }
 }

@@ -43,6 +43,7 @@
 //! security settings ([`KafkaPublisher::setting`]: `security.protocol`, `sasl.*`,
 //! `ssl.*`, as librdkafka names them).
 
+mod consumer;
 mod error;
 mod publisher;
 
@@ -50,6 +51,7 @@ mod publisher;
 pub use rdkafka;
 
 pub use crate::outbox::Published;
+pub use consumer::{Consumed, ConsumerHandle, KafkaConsumer, PartitionLag};
 pub use error::KafkaBusError;
 pub use publisher::KafkaPublisher;
 

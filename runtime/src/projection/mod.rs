@@ -22,6 +22,7 @@
 mod consistency;
 mod control;
 mod error;
+mod partitioned;
 mod projector;
 mod read_model;
 mod recorded;
@@ -48,6 +49,7 @@ pub use consistency::{
 };
 pub use control::{ManagedProjection, ProjectionControl, ProjectionStatus, Steering};
 pub use error::{ProjectionError, RunnerError};
+pub use partitioned::PartitionedRecord;
 pub use projector::{Applied, OnPoison, Projector, ReactorDriver, ReadModelOf};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) use read_model::check_name;
@@ -58,6 +60,8 @@ pub use read_model::{
 // The rule the macros check a projection's name against at compile time.
 pub(crate) use read_model::is_valid_name;
 pub use recorded::Recorded;
+#[cfg(feature = "kafka")]
+pub(crate) use runner::activate_if_needed;
 #[cfg(feature = "progress")]
 pub use runner::progress_bar;
 pub use runner::{Lag, ProjectionHandle, ProjectionRunner, RebuildProgress};

@@ -1,6 +1,8 @@
 //! Applying events to one projection version: batches in one transaction with the
 //! checkpoint, retries with backoff, dead letters.
 
+use std::collections::HashMap;
+
 use tracing::Instrument as _;
 
 use crate::envelope::RecordedEvent;
@@ -58,7 +60,7 @@ impl Applied {
 /// again alone with backoff ([`Retry`]), then parked or the projector stops
 /// ([`OnPoison`]).
 pub struct Projector<P: Projection> {
-    projection: P,
+    pub(super) projection: P,
     read_model: ReadModelOf<P>,
     /// The checkpoint committed or read last: a stored one behind it means the read model
     /// was reset under this projector, and the caller's read position is wrong.
@@ -66,8 +68,11 @@ pub struct Projector<P: Projection> {
     /// Set when such a reset was seen, for the runner to make the version active again
     /// once it has caught up.
     rewound: bool,
-    retry: Retry,
-    on_poison: OnPoison,
+    /// The next offset of each partition as this projector committed it last, when fed
+    /// from a partitioned log: a stored one behind it means the read model was reset.
+    pub(super) known_offsets: HashMap<(String, i32), i64>,
+    pub(super) retry: Retry,
+    pub(super) on_poison: OnPoison,
 }
 
 impl<P: Projection> Projector<P> {
@@ -78,6 +83,7 @@ impl<P: Projection> Projector<P> {
             read_model,
             known: None,
             rewound: false,
+            known_offsets: HashMap::new(),
             retry: Retry::default(),
             on_poison: OnPoison::default(),
         }
@@ -255,7 +261,7 @@ impl<P: Projection> Projector<P> {
             .map_err(self.read_model_error())
     }
 
-    async fn begin(&mut self) -> Result<P::Tx, RunnerError> {
+    pub(super) async fn begin(&mut self) -> Result<P::Tx, RunnerError> {
         let target = self.target();
         let mut tx = self
             .read_model
@@ -333,18 +339,12 @@ impl<P: Projection> Projector<P> {
             .await
             .map_err(self.read_model_error())?;
         self.known = Some(done.checkpoint);
-        let applied = events
-            .iter()
-            .filter(|event| event.position > checkpoint)
-            .map(|event| event.name.as_str());
-        for (name, count) in crate::telemetry::by_name(applied) {
-            metrics::counter!(
-                crate::telemetry::PROJECTION_PROCESSED,
-                "projection_name" => P::NAME,
-                "event_type" => name,
-            )
-            .increment(count);
-        }
+        count_processed::<P>(
+            events
+                .iter()
+                .filter(|event| event.position > checkpoint)
+                .map(|event| event.name.as_str()),
+        );
         Ok(RunOutcome::Committed(done))
     }
 
@@ -416,7 +416,9 @@ impl<P: Projection> Projector<P> {
         })
     }
 
-    fn read_model_error(&self) -> impl Fn(super::ReadModelError) -> RunnerError + use<P> {
+    pub(super) fn read_model_error(
+        &self,
+    ) -> impl Fn(super::ReadModelError) -> RunnerError + use<P> {
         |source| RunnerError::ReadModel {
             projection: P::NAME,
             source,
@@ -424,9 +426,21 @@ impl<P: Projection> Projector<P> {
     }
 }
 
+/// Counts the events a projection applied, by name, for its metrics.
+pub(super) fn count_processed<'a, P: Projection>(applied: impl Iterator<Item = &'a str>) {
+    for (name, count) in crate::telemetry::by_name(applied) {
+        metrics::counter!(
+            crate::telemetry::PROJECTION_PROCESSED,
+            "projection_name" => P::NAME,
+            "event_type" => name,
+        )
+        .increment(count);
+    }
+}
+
 /// A handler's outcome, failed when it left the transaction closed (see
 /// [`ReadModelTx::is_open`]).
-fn still_open<T: ReadModelTx>(
+pub(super) fn still_open<T: ReadModelTx>(
     tx: &T,
     handled: Result<(), ProjectionError>,
 ) -> Result<(), ProjectionError> {
@@ -438,7 +452,7 @@ fn still_open<T: ReadModelTx>(
     }
 }
 
-enum RunOutcome {
+pub(super) enum RunOutcome {
     Committed(Applied),
     Failed {
         index: usize,

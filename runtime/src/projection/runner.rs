@@ -691,7 +691,7 @@ impl<R: Reactor, M: ReadModel> Parkable for ReactorDriver<R, M> {
     }
 }
 
-async fn activate_if_needed<P: Projection>(
+pub(crate) async fn activate_if_needed<P: Projection>(
     target: Target,
     read_model: &super::ReadModelOf<P>,
 ) -> Result<(), RunnerError> {
@@ -764,7 +764,9 @@ impl TaskError for RunnerError {
             ),
             // Handled by the runner (it reads again from the stored checkpoint); retrying
             // does the same should one get here.
-            RunnerError::CheckpointMovedBack { .. } => true,
+            RunnerError::CheckpointMovedBack { .. } | RunnerError::PartitionMovedBack { .. } => {
+                true
+            }
             RunnerError::Poisoned { .. }
             | RunnerError::Setup { .. }
             | RunnerError::NotParked { .. }

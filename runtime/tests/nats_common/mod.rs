@@ -1,5 +1,5 @@
 //! What every NATS test shares: the server's URL, throwaway servers to stop and restart,
-//! unique stream names, and a projection that records every event it applies.
+//! and unique stream names.
 //!
 //! The tests need a server: `eval "$(scripts/nats.sh start)"` starts a throwaway one and
 //! exports `FACTUM_NATS_URL` and `FACTUM_NATS_SERVER`. Without them they fail, never pass.
@@ -9,11 +9,6 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-use factum::envelope::{Metadata, NewEvent, RecordedEvent};
-use factum::projection::sqlite::{SqliteReadModel, SqliteTx};
-use factum::projection::{Projection, ProjectionError, Target};
-use serde_json::json;
 
 fn required(name: &str, what: &str) -> String {
     match std::env::var(name) {
@@ -120,93 +115,5 @@ impl TestServer {
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.kill();
-    }
-}
-
-/// An event whose payload is `{"n": n}`.
-pub fn event(n: u64) -> NewEvent {
-    NewEvent::new(
-        "Ticked",
-        1,
-        serde_json::value::to_raw_value(&json!({ "n": n })).unwrap(),
-        Metadata::default(),
-    )
-}
-
-/// Records every `Ticked` event it applies; a second application of one event fails the
-/// handler (the primary key), so a duplicate would show as a parked event.
-pub struct Ledger;
-
-impl Projection for Ledger {
-    const NAME: &'static str = "ledger";
-    const VERSION: u32 = 1;
-    const EVENTS: &'static [&'static str] = &["Ticked"];
-    type Tx = SqliteTx;
-
-    async fn setup(&mut self, tx: &mut SqliteTx) -> Result<(), ProjectionError> {
-        tx.execute_batch(
-            "CREATE TABLE ledger (
-                 position INTEGER PRIMARY KEY,
-                 event_id TEXT NOT NULL UNIQUE,
-                 stream TEXT NOT NULL,
-                 version INTEGER NOT NULL
-             )",
-        )?;
-        Ok(())
-    }
-
-    async fn handle(
-        &mut self,
-        event: &RecordedEvent,
-        tx: &mut SqliteTx,
-    ) -> Result<(), ProjectionError> {
-        tx.execute(
-            "INSERT INTO ledger (position, event_id, stream, version) VALUES (?1, ?2, ?3, ?4)",
-            rusqlite::params![
-                event.position as i64,
-                event.event_id.to_string(),
-                event.stream_id,
-                event.stream_version as i64
-            ],
-        )?;
-        Ok(())
-    }
-}
-
-/// The ledger's target.
-pub const LEDGER: Target = Target {
-    name: Ledger::NAME,
-    version: Ledger::VERSION,
-};
-
-/// The ledger's rows (position, event id, stream, version), by position.
-pub fn ledger_rows(read_models: &SqliteReadModel) -> Vec<(i64, String, String, i64)> {
-    let connection =
-        rusqlite::Connection::open(read_models.path_of(LEDGER)).expect("open the ledger");
-    let mut statement = connection
-        .prepare("SELECT position, event_id, stream, version FROM ledger ORDER BY position")
-        .expect("query the ledger");
-    statement
-        .query_map([], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-        })
-        .and_then(Iterator::collect)
-        .expect("read the ledger")
-}
-
-/// Runs `condition` every 20 ms until it holds; fails after `limit` (a liveness bound,
-/// not a timing assertion).
-pub async fn eventually<F, Fut>(what: &str, limit: Duration, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let started = Instant::now();
-    while !condition().await {
-        assert!(
-            started.elapsed() < limit,
-            "{what}: not done within {limit:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
