@@ -20,7 +20,7 @@ use factum::kafka::rdkafka::config::ClientConfig;
 use factum::kafka::rdkafka::producer::{FutureProducer, FutureRecord};
 use factum::kafka::{KafkaBusError, KafkaConsumer, KafkaPublisher, topic_for};
 use factum::projection::sqlite::SqliteReadModel;
-use factum::projection::{ProjectionRunner, Projector, ReadModel, VersionState};
+use factum::projection::{ProjectionRunner, Projector, ReadModel, RunnerError, VersionState};
 use factum::store::{EventStore, ExpectedVersion, SqliteStore};
 use kafka_common::{brokers, unique};
 use ledger_common::{LEDGER, Ledger, event, eventually, ledger_rows, open_store, read_models};
@@ -195,6 +195,70 @@ async fn consumed_from_kafka_equals_a_rebuild_and_foreign_records_are_stepped_ov
         (consumed.records, consumed.applied),
         (more - last, more - last)
     );
+    assert_eq!(ledger_rows(&models), rebuilt(&store, dir.path()).await);
+    assert!(models.parked(LEDGER).await.unwrap().is_empty());
+}
+
+/// The ledger's rows so far: none while its table does not exist (before the first
+/// transaction, after a reset). Opened read-only: never creates the file.
+fn applied(models: &SqliteReadModel) -> usize {
+    let read_only = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
+    rusqlite::Connection::open_with_flags(models.path_of(LEDGER), read_only)
+        .and_then(|connection| {
+            connection.query_row("SELECT count(*) FROM ledger", [], |row| {
+                row.get::<_, i64>(0)
+            })
+        })
+        .map_or(0, |count| count as usize)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_model_reset_under_a_running_consumer_is_read_again_from_the_start() {
+    let prefix = unique("reset");
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path()).await;
+    let checkpoints = read_models(dir.path(), "publisher").await;
+    let first = append(&store, "g", 4, 10).await;
+    publisher(&store, &checkpoints, &prefix)
+        .publish_pending()
+        .await
+        .unwrap();
+    let models = read_models(dir.path(), "consumer").await;
+    let handle = consumer(&models, &prefix, &unique("group")).spawn();
+    let watched = &models;
+    eventually("the log applied", LIVENESS, || async move {
+        applied(watched) as u64 == first
+    })
+    .await;
+
+    // An operator empties the model under the running member; the next batch notices,
+    // and the member reads every partition again from its start.
+    models.reset(LEDGER).await.unwrap();
+    let last = append(&store, "h", 2, 5).await;
+    publisher(&store, &checkpoints, &prefix)
+        .publish_pending()
+        .await
+        .unwrap();
+    // Read to the end again, the version is made the one readers see again.
+    eventually("the log applied again", LIVENESS, || async move {
+        let versions = watched.versions(LEDGER.name).await.unwrap();
+        applied(watched) as u64 == last
+            && versions
+                .iter()
+                .map(|status| status.state)
+                .eq([VersionState::Active])
+    })
+    .await;
+    let noticed = handle.last_error().expect("the reset was reported");
+    assert!(
+        matches!(
+            &*noticed,
+            KafkaBusError::Projection { source, .. }
+                if matches!(**source, RunnerError::PartitionMovedBack { .. })
+        ),
+        "{noticed:?}"
+    );
+    handle.stop().await.unwrap();
     assert_eq!(ledger_rows(&models), rebuilt(&store, dir.path()).await);
     assert!(models.parked(LEDGER).await.unwrap().is_empty());
 }

@@ -33,17 +33,18 @@ use super::{DEFAULT_TOPIC_PREFIX, check_topic_prefix};
 /// let handle = consumer.spawn();   // consumes until handle.stop()
 /// ```
 ///
-/// Exactly-once in effect, without Kafka transactions: each partition's offset is kept
-/// in the projection's read model ([`PartitionOffset`](crate::projection::PartitionOffset))
-/// and committed in the same transaction as the rows its records produced (never
-/// auto-committed); when the group assigns a partition, reading starts at the offset the
-/// read model holds. A record below it (redelivered, or applied by the member that had
-/// the partition before) is skipped, and so is an event at or before the position last
-/// applied from its partition (a copy the publisher sent again after a restart). A
-/// record that is not a factum event is reported ([`KafkaBusError::Foreign`], with its
-/// topic, partition and offset) and stepped over, never blocking its partition. The
-/// offsets are also committed to Kafka afterwards, for lag tools only; they are never
-/// read back.
+/// Exactly-once in effect, without Kafka transactions: each partition's offset and the
+/// position of the last event applied from it are kept in the projection's read model
+/// ([`PartitionOffset`](crate::projection::PartitionOffset)) and committed in the same
+/// transaction as the rows its records produced (never auto-committed); when the group
+/// assigns a partition, reading starts at the offset the read model holds. An event at
+/// or before its partition's position is skipped under the version's write lock: a
+/// redelivery, one the member that had the partition before applied, or a copy the
+/// publisher sent again after a restart. A record that is not a factum event is reported
+/// ([`KafkaBusError::Foreign`], with its topic, partition and offset) and stepped over,
+/// never blocking its partition. The offsets are also committed to Kafka afterwards, for
+/// lag tools only; they are never read back. A read model reset under a running member
+/// is noticed at its next batch: it rejoins the group and reads from the start.
 ///
 /// Ordered: each stream's events (one partition, as the publisher keys records by stream
 /// id). Not ordered: events of different streams, which may sit in partitions that
@@ -467,8 +468,10 @@ impl<P: Projection> KafkaConsumer<P> {
             Ok(applied) => applied,
             Err(source) => {
                 // What was polled is not applied: leave the group, and rejoin reading
-                // from the offsets the read model holds.
+                // from the offsets the read model holds (which a reset emptied: then the
+                // version is made active again once read to the end).
                 self.leave().await;
+                self.activated = false;
                 return Err(KafkaBusError::Projection {
                     projection: P::NAME,
                     source: Box::new(source),

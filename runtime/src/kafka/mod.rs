@@ -2,9 +2,9 @@
 //! projections, analytics and other services that subscribe there.
 //!
 //! ```text
-//!  event store ──read_all──▶ KafkaPublisher ──topics `domain-events.<stream type>`──▶ …
-//!  (global log)              checkpoint in a   key = stream id, value = the envelope
-//!                            read model        headers: ce_* + factum_position
+//!  event store ──read_all──▶ KafkaPublisher ──topics `domain-events.<stream type>`──▶ KafkaConsumer × N
+//!  (global log)              checkpoint in a   key = stream id, value = the envelope    (one consumer group,
+//!                            read model        headers: ce_* + factum_position          offsets in the read model)
 //! ```
 //!
 //! [`KafkaPublisher`] is an outbox on the global log: it reads the events after its
@@ -37,6 +37,12 @@
 //! position as `factum_position`, and the W3C `traceparent`.
 //!
 //! One publisher per topic prefix: two would both publish every event.
+//!
+//! [`KafkaConsumer`] feeds a projection from the topics as a member of a consumer group,
+//! so one projection version can be built by several processes; each partition's offset
+//! and last applied position are committed in the read model with the rows they produced.
+//! Exactly-once in effect: see its docs for what it skips, and for what is (each stream)
+//! and is not (events of different streams) ordered.
 //!
 //! Point it at a real cluster by giving the brokers (`host:port`, comma-separated), the
 //! topics' partitions and replication ([`KafkaPublisher::topics`]), and the cluster's

@@ -97,11 +97,12 @@ pub enum RunnerError {
         /// The checkpoint found in the read model now.
         stored: u64,
     },
-    /// A partition's stored offset is behind the one this projector committed last: the
-    /// read model was reset or restored under a consumer feeding it from a partitioned
-    /// log. Nothing was written; the consumer reads on from the stored offsets.
+    /// A partition's stored position is behind the one this projector committed last:
+    /// the read model was reset or restored under a consumer feeding it from a
+    /// partitioned log. Nothing was written; the consumer reads on from the stored
+    /// offsets.
     #[error(
-        "projection `{projection}` v{version}: the stored offset of {topic}/{partition} moved back from {known} to {stored} (reset or restored under a running consumer)"
+        "projection `{projection}` v{version}: the position stored for {topic}/{partition} moved back from {known} to {stored} (reset or restored under a running consumer)"
     )]
     PartitionMovedBack {
         /// The projection.
@@ -112,10 +113,10 @@ pub enum RunnerError {
         topic: String,
         /// The partition.
         partition: i32,
-        /// The next offset this projector committed last.
-        known: i64,
-        /// The next offset found in the read model now (0: none).
-        stored: i64,
+        /// The position this projector committed last.
+        known: u64,
+        /// The position found in the read model now (0: none).
+        stored: u64,
     },
     /// A parked row to replay is an unreadable row parked by an operator: there is no
     /// event to apply.

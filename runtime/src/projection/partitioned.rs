@@ -1,6 +1,6 @@
 //! Applying events read from a partitioned log (Kafka topics) to one projection version:
-//! each partition's offset is committed in the transaction of the rows its records
-//! produced, and a record at or before it is skipped. Several consumers may feed one
+//! each partition's offset and last applied position are committed in the transaction of
+//! the rows its records produced, and an event at or before that position is skipped. Several consumers may feed one
 //! version at once (a consumer group); the version's write lock orders their
 //! transactions, and the offsets read under it decide what each one applies.
 
@@ -39,15 +39,17 @@ impl<P: Projection> Projector<P> {
     /// partition's offset ([`PartitionOffset`]) in the same transaction as the rows they
     /// produced. The version's global checkpoint is left as it is.
     ///
-    /// Skipped: a record below its partition's committed offset (a redelivery, or one
-    /// another consumer of the group applied first), and an event at or before the
-    /// position last applied from its partition (a copy an outbox published again after
-    /// a restart). Events the projection does not handle only move the offset. A failing
+    /// Skipped: an event at or before the position last applied from its partition — a
+    /// redelivery, one another consumer of the group applied first, or a copy an outbox
+    /// published again after a restart. Positions decide, not offsets, so a partition
+    /// whose offsets start again (its topic recreated, a broker that lost its log) is
+    /// read correctly. Events the projection does not handle and foreign records only
+    /// move the offset. A failing
     /// handler is retried, then the event is parked or the projector stops ([`OnPoison`]),
     /// as [`apply`](Projector::apply) does.
     ///
-    /// A partition whose stored offset is behind what this projector committed means the
-    /// read model was reset under it: nothing is written and
+    /// A partition whose stored position is behind what this projector committed means
+    /// the read model was reset under it: nothing is written and
     /// [`RunnerError::PartitionMovedBack`] tells the consumer to read on from the stored
     /// offsets.
     pub async fn apply_partitioned(
@@ -99,8 +101,8 @@ impl<P: Projection> Projector<P> {
             .into_iter()
             .map(|offset| ((offset.topic.clone(), offset.partition), offset))
             .collect();
-        let moved_back = self.known_offsets.iter().find_map(|(key, known)| {
-            let now = stored.get(key).map_or(0, |offset| offset.next_offset);
+        let moved_back = self.known_positions.iter().find_map(|(key, known)| {
+            let now = stored.get(key).map_or(0, |offset| offset.position);
             (now < *known).then(|| (key.clone(), *known, now))
         });
         if let Some(((topic, partition), known, stored)) = moved_back {
@@ -108,7 +110,7 @@ impl<P: Projection> Projector<P> {
                 .rollback(tx)
                 .await
                 .map_err(self.read_model_error())?;
-            self.known_offsets.clear();
+            self.known_positions.clear();
             return Err(RunnerError::PartitionMovedBack {
                 projection: P::NAME,
                 version: P::VERSION,
@@ -146,8 +148,8 @@ impl<P: Projection> Projector<P> {
             .await
             .map_err(self.read_model_error())?;
         for offset in changed {
-            self.known_offsets
-                .insert((offset.topic, offset.partition), offset.next_offset);
+            self.known_positions
+                .insert((offset.topic, offset.partition), offset.position);
         }
         Ok(checkpoint)
     }
@@ -170,22 +172,26 @@ impl<P: Projection> Projector<P> {
                     next_offset: 0,
                     position: 0,
                 });
-            if record.offset < offset.next_offset {
-                done.skipped += 1;
-                continue;
-            }
-            offset.next_offset = record.offset + 1;
             if !touched.contains(&key) {
                 touched.push(key);
             }
-            let Some(event) = &record.event else {
+            // Positions, not offsets, tell what was applied: a partition's offsets start
+            // again at 0 when its topic is recreated or a broker lost its log.
+            let Some(event) = record
+                .event
+                .as_ref()
+                .filter(|event| event.position > offset.position)
+            else {
+                // A foreign record or an event applied before: stepped over. Its offset
+                // never moves back (a member that lost the partition may commit late).
+                offset.next_offset = offset.next_offset.max(record.offset + 1);
+                if record.event.is_some() {
+                    done.skipped += 1;
+                }
                 continue;
             };
-            if event.position <= offset.position {
-                done.skipped += 1;
-                continue;
-            }
             offset.position = event.position;
+            offset.next_offset = record.offset + 1;
             if !P::EVENTS.contains(&event.name.as_str()) {
                 continue;
             }
@@ -261,9 +267,7 @@ impl<P: Projection> Projector<P> {
         let (mut tx, mut offsets) = self.begin_partitioned().await?;
         let key = (record.topic.clone(), record.partition);
         let current = offsets.get(&key);
-        if current.is_some_and(|offset| {
-            record.offset < offset.next_offset || parked.event.position <= offset.position
-        }) {
+        if current.is_some_and(|offset| parked.event.position <= offset.position) {
             self.read_model()
                 .rollback(tx)
                 .await

@@ -68,9 +68,9 @@ pub struct Projector<P: Projection> {
     /// Set when such a reset was seen, for the runner to make the version active again
     /// once it has caught up.
     rewound: bool,
-    /// The next offset of each partition as this projector committed it last, when fed
-    /// from a partitioned log: a stored one behind it means the read model was reset.
-    pub(super) known_offsets: HashMap<(String, i32), i64>,
+    /// The position each partition was committed at last by this projector, when fed from
+    /// a partitioned log: a stored one behind it means the read model was reset.
+    pub(super) known_positions: HashMap<(String, i32), u64>,
     pub(super) retry: Retry,
     pub(super) on_poison: OnPoison,
 }
@@ -83,7 +83,7 @@ impl<P: Projection> Projector<P> {
             read_model,
             known: None,
             rewound: false,
-            known_offsets: HashMap::new(),
+            known_positions: HashMap::new(),
             retry: Retry::default(),
             on_poison: OnPoison::default(),
         }
