@@ -1,5 +1,6 @@
 //! An AsyncAPI 3.0.0 document generated from a domain's schema registry, describing what
-//! factum's NATS publisher (`factum::bus::NatsPublisher`) really sends.
+//! factum's NATS publisher (`factum::bus::NatsPublisher`) and Kafka publisher
+//! (`factum::kafka::KafkaPublisher`) really send.
 //!
 //! [`asyncapi`] reads the registry as JSON (the serialised `factum::registry::Registry`:
 //! `{"envelope": ..., "entries": [{"kind", "name", "version", "aggregates", "doc",
@@ -70,6 +71,19 @@
 //!     schema; `correlationId` = the `ce-correlationid` header.
 //!
 //!   Header values are strings, as on the wire: numbers are decimal strings.
+//! * **Kafka: one channel per stream type**, keyed `kafka.<stream type>`
+//!   (`kafka.Order`), at the topic the Kafka publisher writes as its `address` and in its
+//!   `kafka` channel binding: `<kafka topic prefix>.<stream type>` (`domain-events.Order`,
+//!   [`AsyncApiInfo::kafka_topic_prefix`], the CLI's `--kafka-topic-prefix`; the stream
+//!   type with anything but ASCII letters, digits, `.`, `_` and `-` replaced by `_`, as
+//!   `factum::kafka::topic_for` does). A topic holds every event of its stream type, so
+//!   every version of every one of them is a message of the channel: `OrderPlacedV2Kafka`
+//!   (`x-factum.form` `kafka`), whose value (`payload`) is the envelope narrowed to the
+//!   event version as in the envelope form, whose `headers` are
+//!   `components.schemas.KafkaHeaders` (the CloudEvents Kafka binding's `ce_` headers,
+//!   `content-type`, `factum_position`, `traceparent`) narrowed to its `ce_type` and
+//!   `ce_eventversion`, and whose `kafka` message binding says the record key is the
+//!   stream id. One `send` operation per topic, `send<StreamType>ToKafka`.
 //! * **Commands** travel over no broker: factum has no command transport, so they are on
 //!   no channel and in no operation. Their schemas are kept in `components.schemas`
 //!   (keyed by the command's name, described as such) for whoever carries them over
@@ -149,20 +163,24 @@ pub struct AsyncApiInfo {
     pub version: String,
     /// A description (CommonMark); omitted when empty.
     pub description: String,
-    /// The publisher's subject prefix (`NatsPublisher::subject_prefix`): the channels'
-    /// addresses are `<subject_prefix>.<stream type>.<event name>`.
+    /// The NATS publisher's subject prefix (`NatsPublisher::subject_prefix`): the NATS
+    /// channels' addresses are `<subject_prefix>.<stream type>.<event name>`.
     pub subject_prefix: String,
+    /// The Kafka publisher's topic prefix (`KafkaPublisher::topic_prefix`): the Kafka
+    /// channels' addresses (topics) are `<kafka_topic_prefix>.<stream type>`.
+    pub kafka_topic_prefix: String,
 }
 
 impl Default for AsyncApiInfo {
-    /// Title `factum events`, version `1.0.0`, no description, the publisher's default
-    /// subject prefix.
+    /// Title `factum events`, version `1.0.0`, no description, the publishers' default
+    /// subject and topic prefixes.
     fn default() -> Self {
         Self {
             title: "factum events".to_owned(),
             version: "1.0.0".to_owned(),
             description: String::new(),
             subject_prefix: DEFAULT_SUBJECT_PREFIX.to_owned(),
+            kafka_topic_prefix: DEFAULT_KAFKA_TOPIC_PREFIX.to_owned(),
         }
     }
 }
@@ -216,6 +234,14 @@ pub enum AsyncApiError {
         /// What is wrong.
         reason: &'static str,
     },
+    /// The Kafka topic prefix is not one the Kafka publisher accepts.
+    #[error(
+        "the Kafka topic prefix `{prefix}` is invalid: use 1 to 200 ASCII letters, digits, `.`, `_` or `-`"
+    )]
+    InvalidTopicPrefix {
+        /// The prefix.
+        prefix: String,
+    },
 }
 
 from_model_error!(AsyncApiError);
@@ -226,6 +252,12 @@ pub const ASYNCAPI_VERSION: &str = "3.0.0";
 /// The publisher's default subject prefix (`factum::bus::DEFAULT_SUBJECT_PREFIX`).
 pub const DEFAULT_SUBJECT_PREFIX: &str = "factum";
 
+/// The Kafka publisher's default topic prefix (`factum::kafka::DEFAULT_TOPIC_PREFIX`).
+pub const DEFAULT_KAFKA_TOPIC_PREFIX: &str = "domain-events";
+
+/// The version of the AsyncAPI Kafka bindings the document uses.
+const KAFKA_BINDING_VERSION: &str = "0.5.0";
+
 /// The schema of the envelope, as the registry defines it.
 const ENVELOPE: &str = "Envelope";
 /// The headers of every message the publisher sends.
@@ -234,6 +266,10 @@ const NATS_HEADERS: &str = "NatsHeaders";
 const CLOUDEVENTS_HEADERS: &str = "CloudEventsHeaders";
 /// The suffix of the CloudEvents form's message keys.
 const CLOUDEVENT: &str = "CloudEvent";
+/// The headers of every record the Kafka publisher sends.
+const KAFKA_HEADERS: &str = "KafkaHeaders";
+/// The suffix of the Kafka messages' keys.
+const KAFKA: &str = "Kafka";
 
 /// Generates the AsyncAPI 3.0.0 document for a serialised registry.
 ///
@@ -241,6 +277,7 @@ const CLOUDEVENT: &str = "CloudEvent";
 /// kind, name and version, and every object's keys are sorted.
 pub fn asyncapi(registry_json: &Value, info: &AsyncApiInfo) -> Result<Value, AsyncApiError> {
     check_prefix(&info.subject_prefix)?;
+    check_topic_prefix(&info.kafka_topic_prefix)?;
     let entries = model::parse_entries(registry_json, true)?;
     let mut schemas = Named::default();
     let envelope = Envelope::read(registry_json, &mut schemas)?;
@@ -250,9 +287,12 @@ pub fn asyncapi(registry_json: &Value, info: &AsyncApiInfo) -> Result<Value, Asy
         cloudevents_headers(),
         "the NATS publisher",
     )?;
+    schemas.insert(KAFKA_HEADERS, kafka_headers(), "the Kafka publisher")?;
     let mut messages = Named::default();
     // (stream type, event name) -> (envelope message keys, CloudEvents message keys).
     let mut events: BTreeMap<(String, String), (Vec<String>, Vec<String>)> = BTreeMap::new();
+    // stream type -> the Kafka message keys of its events (one topic per stream type).
+    let mut topics: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for entry in &entries {
         let label = entry.label();
         let converter = Converter { entry: &label };
@@ -299,6 +339,12 @@ pub fn asyncapi(registry_json: &Value, info: &AsyncApiInfo) -> Result<Value, Asy
             entry.envelope_message(&key, &payload_ref, &envelope),
             &label,
         )?;
+        let kafka_key = format!("{key}{KAFKA}");
+        messages.insert(
+            &kafka_key,
+            entry.kafka_message(&kafka_key, &payload_ref, &envelope),
+            &label,
+        )?;
         messages.insert(
             &cloudevent_key,
             entry.cloudevent_message(&cloudevent_key, payload_ref),
@@ -310,6 +356,10 @@ pub fn asyncapi(registry_json: &Value, info: &AsyncApiInfo) -> Result<Value, Asy
                 .or_default();
             lists.0.push(key.clone());
             lists.1.push(cloudevent_key.clone());
+            topics
+                .entry(aggregate.clone())
+                .or_default()
+                .push(kafka_key.clone());
         }
     }
 
@@ -378,6 +428,16 @@ pub fn asyncapi(registry_json: &Value, info: &AsyncApiInfo) -> Result<Value, Asy
                                 `ce-` headers, the payload alone as the body.",
             }),
             &origin,
+        )?;
+    }
+
+    for (aggregate, keys) in &topics {
+        kafka_channel(
+            aggregate,
+            keys,
+            &info.kafka_topic_prefix,
+            &mut channels,
+            &mut operations,
         )?;
     }
 
@@ -474,6 +534,151 @@ fn cloudevents_headers() -> Value {
     })
 }
 
+/// The headers of every record the Kafka publisher sends (`factum::kafka`): the
+/// CloudEvents Kafka binding's `ce_` headers (the binary form's attributes), the global
+/// position and the trace context.
+fn kafka_headers() -> Value {
+    let binary = cloudevents_headers();
+    let rename = |name: &str| match name.strip_prefix("ce-") {
+        Some(attribute) => format!("ce_{attribute}"),
+        None => name.to_owned(),
+    };
+    let mut properties: Map<String, Value> = binary["properties"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(name, schema)| (rename(name), schema.clone()))
+        .collect();
+    properties.insert(
+        "ce_storedversion".to_owned(),
+        json!({"type": "string", "pattern": "^[1-9][0-9]{0,9}$", "description": "The version the payload is stored with, in decimal, when it differs from the event's (an upcast event)."}),
+    );
+    properties.insert(
+        "factum_position".to_owned(),
+        json!({
+            "type": "string",
+            "pattern": "^(0|[1-9][0-9]{0,19})$",
+            "description": "The event's global position, in decimal (also in the envelope): in each partition the first copies of the events come in position order, and a copy republished after a failure carries an older position than the records before it.",
+        }),
+    );
+    properties.insert(
+        "traceparent".to_owned(),
+        json!({"type": "string", "pattern": TRACEPARENT_PATTERN, "description": "The W3C trace context of the publish (with tracing through OpenTelemetry) or else the one the event recorded; when there is one. A consumer continues the trace from it."}),
+    );
+    let mut required: Vec<String> = binary["required"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(rename)
+        .collect();
+    required.push("factum_position".to_owned());
+    json!({
+        "description": "The headers of every record the Kafka publisher sends: the CloudEvents Kafka binding's attributes as `ce_` headers (`datacontenttype` as `content-type`), the global position and the trace context. Header values are UTF-8 strings.",
+        "type": "object",
+        "properties": properties,
+        "required": required,
+    })
+}
+
+/// The topic `<prefix>.<stream type>` as the Kafka publisher names it
+/// (`factum::kafka::topic_for`): anything but ASCII letters, digits, `.`, `_` and `-` in
+/// the stream type becomes `_`, an empty one `_`.
+// Written here again so the generator does not build librdkafka; the tests hold it to
+// `factum::kafka::topic_for`.
+fn topic_for(prefix: &str, stream_type: &str) -> String {
+    let stream_type: String = if stream_type.is_empty() {
+        "_".to_owned()
+    } else {
+        stream_type
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    format!("{prefix}.{stream_type}")
+}
+
+/// Checks a Kafka topic prefix as the Kafka publisher does.
+fn check_topic_prefix(prefix: &str) -> Result<(), AsyncApiError> {
+    let valid = !prefix.is_empty()
+        && prefix.len() <= 200
+        && prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if valid {
+        Ok(())
+    } else {
+        Err(AsyncApiError::InvalidTopicPrefix {
+            prefix: prefix.to_owned(),
+        })
+    }
+}
+
+/// The Kafka channel of one stream type's topic, with every version of its events as
+/// messages, and the operation sending them.
+fn kafka_channel(
+    aggregate: &str,
+    keys: &[String],
+    prefix: &str,
+    channels: &mut Named,
+    operations: &mut Named,
+) -> Result<(), AsyncApiError> {
+    let origin = format!("the Kafka topic of aggregate {aggregate}");
+    let channel_key = format!("kafka.{aggregate}");
+    check_key(&origin, &channel_key)?;
+    let topic = topic_for(prefix, aggregate);
+    let messages: Map<String, Value> = keys
+        .iter()
+        .map(|key| {
+            (
+                key.clone(),
+                json!({"$ref": format!("#/components/messages/{key}")}),
+            )
+        })
+        .collect();
+    channels.insert(
+        &channel_key,
+        json!({
+            "address": topic,
+            "title": format!("{aggregate} events on Kafka"),
+            "description": format!(
+                "Every event of `{aggregate}` streams, each version a message of its own. \
+                 The record key is the stream id, so a stream's events stay in one partition, \
+                 in position order; there is no order across partitions."
+            ),
+            "messages": messages,
+            "bindings": {"kafka": {"topic": topic, "bindingVersion": KAFKA_BINDING_VERSION}},
+        }),
+        &origin,
+    )?;
+    let channel_ref = json!({"$ref": format!("#/channels/{}", pointer_escape(&channel_key))});
+    let refs: Vec<Value> = keys
+        .iter()
+        .map(|key| {
+            json!({"$ref": format!("#/channels/{}/messages/{key}", pointer_escape(&channel_key))})
+        })
+        .collect();
+    operations.insert(
+        &format!("send{}ToKafka", upper_first(aggregate)),
+        json!({
+            "action": "send",
+            "channel": channel_ref,
+            "messages": refs,
+            "summary": format!("The Kafka publisher sends each recorded event of `{aggregate}` streams."),
+            "description": "What `KafkaPublisher` sends: the whole envelope as the record's \
+                            value, the stream id as its key, the CloudEvents Kafka binding's \
+                            `ce_` headers, `factum_position` and `traceparent`.",
+        }),
+        &origin,
+    )
+}
+
 /// The envelope as the registry document defines it: its schema is
 /// `components.schemas.Envelope`, its definitions are components too.
 struct Envelope {
@@ -562,9 +767,9 @@ impl Entry {
         message
     }
 
-    /// The envelope form: the NATS headers, the whole envelope narrowed to this event
-    /// version as the body.
-    fn envelope_message(&self, key: &str, payload_ref: &Value, envelope: &Envelope) -> Value {
+    /// The envelope narrowed to this event version: what the envelope form's body and a
+    /// Kafka record's value are.
+    fn narrowed_envelope(&self, payload_ref: &Value, envelope: &Envelope) -> Value {
         let mut narrowed = Map::new();
         narrowed.insert(envelope.name.clone(), json!({"const": self.name}));
         narrowed.insert(envelope.version.clone(), json!({"const": self.version}));
@@ -574,31 +779,74 @@ impl Entry {
         {
             narrowed.insert(stream_type.clone(), json!({"enum": self.aggregates}));
         }
-        let body = json!({
+        json!({
             "allOf": [{"$ref": format!("#/components/schemas/{ENVELOPE}")}],
             "properties": narrowed,
-        });
+        })
+    }
+
+    /// The correlation id's place in the envelope, if it has one.
+    fn envelope_correlation(envelope: &Envelope) -> Option<Value> {
+        envelope.correlation.as_ref().map(|pointer| {
+            json!({
+                "description": "Groups every message of one business transaction.",
+                "location": format!("$message.payload#{pointer}"),
+            })
+        })
+    }
+
+    /// The envelope form: the NATS headers, the whole envelope narrowed to this event
+    /// version as the body.
+    fn envelope_message(&self, key: &str, payload_ref: &Value, envelope: &Envelope) -> Value {
+        let body = self.narrowed_envelope(payload_ref, envelope);
         let mut message = self.message_base(key, "envelope", body);
         message["title"] = json!(format!("{} v{}", self.name, self.version));
         message["headers"] = json!({"$ref": format!("#/components/schemas/{NATS_HEADERS}")});
-        if let Some(pointer) = &envelope.correlation {
-            message["correlationId"] = json!({
-                "description": "Groups every message of one business transaction.",
-                "location": format!("$message.payload#{pointer}"),
-            });
+        if let Some(correlation) = Self::envelope_correlation(envelope) {
+            message["correlationId"] = correlation;
         }
         message
     }
 
-    /// The CloudEvents binary form: the `ce-` headers narrowed to this event version, the
-    /// payload alone as the body.
-    fn cloudevent_message(&self, key: &str, payload_ref: Value) -> Value {
+    /// A Kafka record: the `ce_` headers narrowed to this event version, the stream id as
+    /// the key, the whole envelope narrowed to this event version as the value.
+    fn kafka_message(&self, key: &str, payload_ref: &Value, envelope: &Envelope) -> Value {
+        let body = self.narrowed_envelope(payload_ref, envelope);
+        let mut message = self.message_base(key, "kafka", body);
+        message["title"] = json!(format!("{} v{} (Kafka)", self.name, self.version));
+        message["headers"] = json!({
+            "allOf": [{"$ref": format!("#/components/schemas/{KAFKA_HEADERS}")}],
+            "type": "object",
+            "properties": {
+                "ce_type": {"pattern": self.ce_type_pattern()},
+                "ce_eventversion": {"const": self.version.to_string()},
+            },
+        });
+        message["bindings"] = json!({"kafka": {
+            "key": {"type": "string", "description": "The stream id: a stream's events share a partition."},
+            "bindingVersion": KAFKA_BINDING_VERSION,
+        }});
+        if let Some(correlation) = Self::envelope_correlation(envelope) {
+            message["correlationId"] = correlation;
+        }
+        message
+    }
+
+    /// `ce_type` / `ce-type` of this event: `<domain>.<stream type>.<event name>`, the
+    /// domain the publisher's CloudEvents mapping's (which the registry does not know).
+    fn ce_type_pattern(&self) -> String {
         let stream_types = if self.aggregates.is_empty() {
             ".+".to_owned()
         } else {
             let escaped: Vec<String> = self.aggregates.iter().map(|a| regex_escape(a)).collect();
             format!("(?:{})", escaped.join("|"))
         };
+        format!("^[^.\\s]+\\.{stream_types}\\.{}$", regex_escape(&self.name))
+    }
+
+    /// The CloudEvents binary form: the `ce-` headers narrowed to this event version, the
+    /// payload alone as the body.
+    fn cloudevent_message(&self, key: &str, payload_ref: Value) -> Value {
         let mut message = self.message_base(key, "cloudevents-binary", payload_ref);
         message["title"] = json!(format!(
             "{} v{} (CloudEvents binary mode)",
@@ -608,10 +856,7 @@ impl Entry {
             "allOf": [{"$ref": format!("#/components/schemas/{CLOUDEVENTS_HEADERS}")}],
             "type": "object",
             "properties": {
-                "ce-type": {"pattern": format!(
-                    "^[^.\\s]+\\.{stream_types}\\.{}$",
-                    regex_escape(&self.name)
-                )},
+                "ce-type": {"pattern": self.ce_type_pattern()},
                 "ce-eventversion": {"const": self.version.to_string()},
             },
         });

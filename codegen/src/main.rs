@@ -1,7 +1,7 @@
 //! `factum`: generate and check a domain's schema files from its registry document.
 //!
 //! ```text
-//! factum schema generate --registry registry.json --out schemas/orders [--check] [--subject-prefix factum]
+//! factum schema generate --registry registry.json --out schemas/orders [--check] [--subject-prefix factum] [--kafka-topic-prefix domain-events]
 //! factum schema lint     --registry registry.json [--allow RULE:NAME ...] [--deny-warnings]
 //! factum schema check    --registry registry.json --published schemas/orders/registry.json \
 //!                        [--mode none|backward|forward|full|...] [--event OrderShipped=full ...]
@@ -404,6 +404,10 @@ enum SchemaCommand {
         /// AsyncAPI channels' addresses are `<prefix>.<stream type>.<event name>`.
         #[arg(long, default_value = factum_codegen::asyncapi::DEFAULT_SUBJECT_PREFIX)]
         subject_prefix: String,
+        /// The Kafka publisher's topic prefix (`KafkaPublisher::topic_prefix`): the
+        /// AsyncAPI Kafka channels' topics are `<prefix>.<stream type>`.
+        #[arg(long, default_value = factum_codegen::asyncapi::DEFAULT_KAFKA_TOPIC_PREFIX)]
+        kafka_topic_prefix: String,
     },
     /// Warn about names against the conventions: events in the past tense, commands
     /// imperative, every event versioned from 1.
@@ -643,12 +647,14 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             api_version,
             description,
             subject_prefix,
+            kafka_topic_prefix,
         }) => {
             let info = AsyncApiInfo {
                 title,
                 version: api_version,
                 description,
                 subject_prefix,
+                kafka_topic_prefix,
             };
             let files =
                 generate(&read_json(&registry)?, &info).map_err(|error| with_causes(&error))?;

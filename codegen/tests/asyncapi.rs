@@ -1,6 +1,6 @@
 //! The AsyncAPI document generated for the example domain: its snapshot, its determinism,
-//! its validation by independent tools, and the messages factum's NATS publisher really
-//! sends, checked against it.
+//! its validation by independent tools, and the messages factum's NATS and Kafka
+//! publishers really send, checked against it.
 //!
 //! The tools: pinned `@asyncapi/parser` (the AsyncAPI initiative's parser, with its
 //! Spectral rules), installed once into `<target>/tmp/asyncapi-parser` (or
@@ -8,8 +8,10 @@
 //! Schemas), `ajv` 8 and `ajv-formats`, into `<target>/tmp/asyncapi-tools` (or
 //! `FACTUM_ASYNCAPI_TOOLS`). Two prefixes, because the parser's own Ajv and `ajv-errors`
 //! break when npm hoists them next to another Ajv version. They need `node` and `npm` on
-//! the `PATH`; the publisher test needs a NATS server with JetStream (`FACTUM_NATS_URL`,
-//! from `eval "$(scripts/nats.sh start)"`). Missing, they fail the test, never skip it.
+//! the `PATH`; the publisher tests need a NATS server with JetStream (`FACTUM_NATS_URL`,
+//! from `eval "$(scripts/nats.sh start)"`) and a Kafka-protocol broker
+//! (`FACTUM_KAFKA_BROKERS`, from `eval "$(scripts/kafka.sh start)"`). Missing, they fail
+//! the test, never skip it.
 
 mod support;
 
@@ -18,6 +20,7 @@ use std::process::Command;
 
 use factum::bus::NatsPublisher;
 use factum::cloudevents::CloudEvents;
+use factum::kafka::KafkaPublisher;
 use factum::projection::sqlite::SqliteReadModel;
 use factum::sqlite::SqliteStore;
 use factum::store::EventStore;
@@ -102,12 +105,28 @@ fn channels_operations_and_messages_follow_the_documented_layout() {
             "Order.OrderDelivered",
             "Order.OrderNoteAdded",
             "Order.OrderPlaced",
-            "Order.OrderShipped"
+            "Order.OrderShipped",
+            "kafka.Order"
         ]
     );
     for (key, channel) in channels {
-        assert_eq!(channel["address"], format!("factum.{key}"));
+        match key.strip_prefix("kafka.") {
+            // One Kafka channel per stream type, at the Kafka publisher's topic.
+            Some(stream_type) => {
+                let topic = factum::kafka::topic_for("domain-events", stream_type);
+                assert_eq!(channel["address"], topic.as_str());
+                assert_eq!(
+                    channel["bindings"],
+                    json!({"kafka": {"topic": topic, "bindingVersion": "0.5.0"}})
+                );
+            }
+            None => assert_eq!(channel["address"], format!("factum.{key}")),
+        }
     }
+    // The topic holds every version of every event of its stream type.
+    let on_topic = channels["kafka.Order"]["messages"].as_object().unwrap();
+    assert_eq!(on_topic.len(), 9, "one per event version");
+    assert!(on_topic.keys().all(|key| key.ends_with("Kafka")));
     // Every version of the event, in both forms.
     let placed: Vec<&String> = channels["Order.OrderPlaced"]["messages"]
         .as_object()
@@ -123,9 +142,17 @@ fn channels_operations_and_messages_follow_the_documented_layout() {
             "OrderPlacedV2CloudEvent"
         ]
     );
-    // Two send operations per channel, one per form; no command is on any channel.
+    // Two send operations per NATS channel, one per form, and one per topic; no command
+    // is on any channel.
     let operations = document["operations"].as_object().unwrap();
-    assert_eq!(operations.len(), 16);
+    assert_eq!(operations.len(), 17);
+    let to_kafka = &operations["sendOrderToKafka"];
+    assert_eq!(to_kafka["channel"]["$ref"], "#/channels/kafka.Order");
+    assert_eq!(to_kafka["messages"].as_array().unwrap().len(), 9);
+    assert_eq!(
+        to_kafka["messages"][0]["$ref"],
+        "#/channels/kafka.Order/messages/ItemAddedV2Kafka"
+    );
     assert!(
         operations
             .values()
@@ -146,7 +173,7 @@ fn channels_operations_and_messages_follow_the_documented_layout() {
     );
     let text = serde_json::to_string(&document).unwrap();
     let all_messages = document["components"]["messages"].as_object().unwrap();
-    assert_eq!(all_messages.len(), 18, "two per event version");
+    assert_eq!(all_messages.len(), 27, "three per event version");
     assert!(
         all_messages
             .values()
@@ -164,6 +191,7 @@ fn channels_operations_and_messages_follow_the_documented_layout() {
     // the CloudEvents form: `ce-` headers narrowed to the version, the payload as the body.
     let envelope_form = "/components/messages/OrderPlacedV2";
     let binary_form = "/components/messages/OrderPlacedV2CloudEvent";
+    let kafka_form = "/components/messages/OrderPlacedV2Kafka";
     let placed_payload = json!({"$ref": "#/components/schemas/OrderPlacedV2Payload"});
     for (pointer, expected) in [
         (format!("{envelope_form}/name"), json!("OrderPlacedV2")),
@@ -199,6 +227,44 @@ fn channels_operations_and_messages_follow_the_documented_layout() {
             format!("{binary_form}/x-factum/form"),
             json!("cloudevents-binary"),
         ),
+        // A Kafka record: the `ce_` headers narrowed to the version, the stream id as the
+        // key, the envelope narrowed to the version as the value.
+        (
+            format!("{kafka_form}/headers/allOf/0/$ref"),
+            json!("#/components/schemas/KafkaHeaders"),
+        ),
+        (
+            format!("{kafka_form}/headers/properties/ce_eventversion"),
+            json!({"const": "2"}),
+        ),
+        (
+            format!("{kafka_form}/payload"),
+            document
+                .pointer(&format!("{envelope_form}/payload"))
+                .unwrap()
+                .clone(),
+        ),
+        (
+            format!("{kafka_form}/bindings/kafka/key/type"),
+            json!("string"),
+        ),
+        (format!("{kafka_form}/x-factum/form"), json!("kafka")),
+        (
+            "/components/schemas/KafkaHeaders/required".to_owned(),
+            json!([
+                "ce_specversion",
+                "ce_id",
+                "ce_source",
+                "ce_type",
+                "ce_subject",
+                "ce_time",
+                "ce_eventversion",
+                "ce_sequence",
+                "ce_streamversion",
+                "content-type",
+                "factum_position"
+            ]),
+        ),
     ] {
         assert_eq!(document.pointer(&pointer), Some(&expected), "{pointer}");
     }
@@ -233,13 +299,16 @@ fn channels_operations_and_messages_follow_the_documented_layout() {
 }
 
 #[test]
-fn the_subject_prefix_changes_the_addresses_only() {
+fn the_subject_and_topic_prefixes_change_the_addresses_only() {
     let other = AsyncApiInfo {
         subject_prefix: "shop.orders".to_owned(),
         ..info()
     };
     let mut document = asyncapi(&registry_json(), &other).unwrap();
-    for channel in document["channels"].as_object_mut().unwrap().values_mut() {
+    for (key, channel) in document["channels"].as_object_mut().unwrap() {
+        if key.starts_with("kafka.") {
+            continue;
+        }
         let address = channel["address"].as_str().unwrap();
         let rest = address
             .strip_prefix("shop.orders.")
@@ -247,6 +316,37 @@ fn the_subject_prefix_changes_the_addresses_only() {
         channel["address"] = json!(format!("factum.{rest}"));
     }
     assert_eq!(document, generate());
+
+    // The Kafka topic prefix changes the topics only.
+    let other = AsyncApiInfo {
+        kafka_topic_prefix: "shop.events".to_owned(),
+        ..info()
+    };
+    let mut document = asyncapi(&registry_json(), &other).unwrap();
+    let channel = &mut document["channels"]["kafka.Order"];
+    assert_eq!(channel["address"], "shop.events.Order");
+    channel["address"] = json!("domain-events.Order");
+    channel["bindings"]["kafka"]["topic"] = json!("domain-events.Order");
+    assert_eq!(document, generate());
+    for prefix in ["", "a b", "a/b"] {
+        let info = AsyncApiInfo {
+            kafka_topic_prefix: prefix.to_owned(),
+            ..info()
+        };
+        let refused = asyncapi(&registry_json(), &info);
+        assert_eq!(
+            refused,
+            Err(AsyncApiError::InvalidTopicPrefix {
+                prefix: prefix.to_owned()
+            })
+        );
+        assert_eq!(
+            refused.unwrap_err().to_string(),
+            format!(
+                "the Kafka topic prefix `{prefix}` is invalid: use 1 to 200 ASCII letters, digits, `.`, `_` or `-`"
+            )
+        );
+    }
 
     for (prefix, reason) in [
         ("", "it is empty"),
@@ -277,6 +377,10 @@ fn the_subject_prefix_changes_the_addresses_only() {
     assert_eq!(
         channel["address"],
         factum::bus::subject_for("factum", "bank.Account", "Opened")
+    );
+    assert_eq!(
+        document["channels"]["kafka.bank.Account"]["address"],
+        factum::kafka::topic_for("domain-events", "bank.Account")
     );
     assert_eq!(
         document["components"]["messages"]["OpenedV1CloudEvent"]["headers"]["properties"]["ce-type"]
@@ -556,7 +660,6 @@ fn what_the_nats_publisher_sends_is_what_the_document_describes() {
         );
     };
     support::require_tool("node", WHY);
-    let tools = tools();
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -661,11 +764,31 @@ fn what_the_nats_publisher_sends_is_what_the_document_describes() {
         envelope_as_binary,
     ];
 
+    let expected: Vec<(String, u32)> = (0..received.len())
+        .map(|index| {
+            let event = &events[index % events.len()];
+            (event.name.clone(), event.schema_version)
+        })
+        .collect();
+    assert_matched(&document, &received, &expected, &broken);
+}
+
+/// Runs the validator on `document` and the real messages `received` (each of the event
+/// name and version `expected` at its index), then on the `broken` copies: the document
+/// is valid, each received message matches exactly its event version's message of its
+/// form, and no broken copy matches anything.
+fn assert_matched(
+    document: &Value,
+    received: &[Value],
+    expected: &[(String, u32)],
+    broken: &[Value],
+) {
+    let tools = tools();
     let scratch = support::scratch_dir("asyncapi-received");
     let document_file = scratch.join("document.json");
-    write_json(&document_file, &document);
+    write_json(&document_file, document);
     let received_file = scratch.join("received.json");
-    let all: Vec<&Value> = received.iter().chain(&broken).collect();
+    let all: Vec<&Value> = received.iter().chain(broken).collect();
     write_json(&received_file, &json!(all));
     let output = run(
         Command::new("node")
@@ -682,20 +805,18 @@ fn what_the_nats_publisher_sends_is_what_the_document_describes() {
     );
     let messages = &document["components"]["messages"];
     for (index, message) in received.iter().enumerate() {
-        let event = &events[index % events.len()];
+        let (name, version) = &expected[index];
         let key = output
             .lines()
             .find_map(|line| line.strip_prefix(&format!("RECEIVED {index} ")))
             .unwrap_or_else(|| panic!("no verdict on message {index}:\n{output}"));
         let matched = &messages[key]["x-factum"];
         assert!(
-            matched["name"] == event.name.as_str()
-                && matched["version"] == event.schema_version
+            matched["name"] == name.as_str()
+                && matched["version"] == *version
                 && matched["form"] == message["form"],
-            "message {index} ({} {} v{}, {}) must match its event's message, not `{key}`:\n{message}\n{output}",
+            "message {index} ({} {name} v{version}, {}) must match its event's message, not `{key}`:\n{message}\n{output}",
             message["form"],
-            event.name,
-            event.schema_version,
             message["subject"]
         );
     }
@@ -706,4 +827,179 @@ fn what_the_nats_publisher_sends_is_what_the_document_describes() {
         );
     }
     let _ = std::fs::remove_dir_all(&scratch);
+}
+
+/// The records of `topic`, read back from the start with a plain consumer until `count`
+/// arrived (a liveness bound of a minute), as the validator takes them.
+fn kafka_records(brokers: &str, topic: &str, count: usize) -> Vec<Value> {
+    use factum::kafka::rdkafka::config::ClientConfig;
+    use factum::kafka::rdkafka::consumer::{BaseConsumer, Consumer};
+    use factum::kafka::rdkafka::message::{Headers, Message};
+
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("asyncapi-reader-{nanos}"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("a consumer");
+    consumer.subscribe(&[topic]).expect("subscribes");
+    let started = std::time::Instant::now();
+    let mut records = Vec::new();
+    while records.len() < count {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "read {} of {count} records of {topic} within a minute",
+            records.len()
+        );
+        let Some(message) = consumer.poll(std::time::Duration::from_millis(200)) else {
+            continue;
+        };
+        let message = message.expect("a record");
+        let headers: serde_json::Map<String, Value> = message
+            .headers()
+            .map(|headers| {
+                headers
+                    .iter()
+                    .map(|header| {
+                        let value = std::str::from_utf8(header.value.unwrap_or_default())
+                            .expect("a UTF-8 header");
+                        (header.key.to_owned(), json!([value]))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut record = json!({
+            "form": "kafka",
+            "subject": message.topic(),
+            "headers": headers,
+            "body": std::str::from_utf8(message.payload().unwrap_or_default()).expect("a UTF-8 value"),
+        });
+        if let Some(key) = message.key() {
+            record["key"] = json!(std::str::from_utf8(key).expect("a UTF-8 key"));
+        }
+        records.push(record);
+    }
+    records
+}
+
+/// The real Kafka publisher publishes the example domain's history (every event version,
+/// written through the repository to SQLite) to a real Kafka-protocol broker; every record
+/// of the order topic (topic, key, headers and value) matches exactly the document's
+/// Kafka message for its event's name and version on the channel at its topic. Copies of
+/// stored records broken in one place match none.
+#[test]
+fn what_the_kafka_publisher_sends_is_what_the_document_describes() {
+    let brokers = std::env::var("FACTUM_KAFKA_BROKERS")
+        .ok()
+        .filter(|brokers| !brokers.trim().is_empty());
+    let Some(brokers) = brokers else {
+        panic!(
+            "FACTUM_KAFKA_BROKERS is not set{}: what the Kafka publisher sends must be \
+             checked against the AsyncAPI document. Start a throwaway broker with \
+             `eval \"$(scripts/kafka.sh start)\"`",
+            if std::env::var("CI").is_ok_and(|ci| ci == "true") {
+                " (CI=true: a missing broker is a failure, not a skip)"
+            } else {
+                ""
+            }
+        );
+    };
+    support::require_tool("node", WHY);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    // A prefix of its own, so no other test's topics overlap; the document says it.
+    let prefix = format!("t-asyncapi-{}-{nanos}", std::process::id());
+    let info = AsyncApiInfo {
+        kafka_topic_prefix: prefix.clone(),
+        ..info()
+    };
+    let document = asyncapi(&registry_json(), &info).unwrap();
+    let topic = format!("{prefix}.Order");
+
+    let dir = tempfile::tempdir().unwrap();
+    let events = support::runtime().block_on(async {
+        let store = SqliteStore::open(dir.path().join("events.sqlite3"))
+            .await
+            .unwrap();
+        support::write_history(&store, 0).await;
+        let events = store.read_all(0, 1000).await.unwrap();
+        let checkpoints = SqliteReadModel::open(dir.path().join("kafka"))
+            .await
+            .unwrap();
+        let published = KafkaPublisher::new(store.clone(), checkpoints, brokers.as_str())
+            .topic_prefix(&prefix)
+            .publish_pending()
+            .await
+            .expect("publish");
+        assert_eq!(published.published, events.len() as u64);
+        events
+    });
+    // The care task in the history is another domain's, on a topic of its own.
+    let ours: Vec<_> = events
+        .iter()
+        .filter(|event| event.stream_type == "Order")
+        .collect();
+    let received = kafka_records(&brokers, &topic, ours.len());
+    support::assert_every_event_version(
+        &ours
+            .iter()
+            .map(|event| serde_json::to_value(event).unwrap())
+            .collect::<Vec<_>>(),
+        &registry_json(),
+    );
+    // Records come partition by partition: each is matched to its event by position.
+    let expected: Vec<(String, u32)> = received
+        .iter()
+        .map(|record| {
+            let body: Value = serde_json::from_str(record["body"].as_str().unwrap()).unwrap();
+            let event = ours
+                .iter()
+                .find(|event| body["position"] == event.position)
+                .unwrap_or_else(|| panic!("a record of no event of ours: {record}"));
+            (event.name.clone(), event.schema_version)
+        })
+        .collect();
+
+    // Copies of real records, each broken in one place.
+    let record = &received[0];
+    let mut other_topic = record.clone();
+    other_topic["subject"] = json!(format!("{prefix}.Elsewhere"));
+    let mut no_position = record.clone();
+    no_position["headers"]
+        .as_object_mut()
+        .unwrap()
+        .remove("factum_position");
+    let mut no_key = record.clone();
+    no_key.as_object_mut().unwrap().remove("key");
+    let mut wrong_event_version = record.clone();
+    wrong_event_version["headers"]["ce_eventversion"] = json!(["99"]);
+    let mut undocumented_header = record.clone();
+    undocumented_header["headers"]["X-Unknown"] = json!(["1"]);
+    let mut nats_header_names = record.clone();
+    let ce_id = nats_header_names["headers"]
+        .as_object_mut()
+        .unwrap()
+        .remove("ce_id")
+        .unwrap();
+    nats_header_names["headers"]["ce-id"] = ce_id;
+    let mut payload_alone = record.clone();
+    let body: Value = serde_json::from_str(record["body"].as_str().unwrap()).unwrap();
+    payload_alone["body"] = json!(body["payload"].to_string());
+    let broken = [
+        other_topic,
+        no_position,
+        no_key,
+        wrong_event_version,
+        undocumented_header,
+        nats_header_names,
+        payload_alone,
+    ];
+    assert_matched(&document, &received, &expected, &broken);
 }

@@ -1,18 +1,21 @@
 // Written for codegen/tests/asyncapi.rs: validates AsyncAPI documents against the official
 // AsyncAPI 3.0.0 JSON Schema (from @asyncapi/specs; its `-without-$id` variant, because the
 // bundled draft-07 meta-schema would clash with the one Ajv registers itself) with Ajv
-// (draft-07), then checks messages a NATS server stored against the first valid document.
+// (draft-07), then checks messages a NATS server stored, or records a Kafka broker stored,
+// against the first valid document.
 //
 // usage: node validate.js <tools dir> <received.json> <document.json>...
 // Prints one line per document, `VALID <file>` or `INVALID <file> <errors as JSON>`, and one
 // line per received message, `RECEIVED <index> <message key>` when exactly one message of
 // the document matches it, else `RECEIVED <index> unmatched <why as JSON>`.
 //
-// A received message is `{"form", "subject", "headers": {name: [values]}, "body": text}`.
-// It matches a message of the document when: the message is on the channel whose address
-// is the subject, its `x-factum.form` is the form, every header has one value and is named
-// in the message's headers schema, the headers validate against that schema and the body
-// (as JSON) against the message's payload schema.
+// A received message is `{"form", "subject", "headers": {name: [values]}, "body": text}`,
+// and a Kafka record also has `"key"`. It matches a message of the document when: the
+// message is on the channel whose address is the subject (the topic), its `x-factum.form`
+// is the form, every header has one value and is named in the message's headers schema,
+// the headers validate against that schema, the body (as JSON) against the message's
+// payload schema, and a key against the message's Kafka binding's `key` schema (a record
+// has a key exactly when the message's binding describes one).
 "use strict";
 const fs = require("fs");
 const path = require("path");
@@ -103,10 +106,17 @@ if (received.length > 0) {
       const headerErrors = data.errors;
       const payloadValid = data.validate({ $ref: `${base}/payload` }, body);
       const payloadErrors = data.errors;
-      if (undocumented.length === 0 && headersValid && payloadValid && problems.length === 0) {
+      const keySchema = candidate.bindings?.kafka?.key;
+      let keyValid = keySchema === undefined ? !("key" in message) : typeof message.key === "string";
+      let keyErrors = keyValid ? null : [`a key ${keySchema === undefined ? "where none is described" : "missing or not a string"}`];
+      if (keyValid && keySchema !== undefined) {
+        keyValid = data.validate({ $ref: `${base}/bindings/kafka/key` }, message.key);
+        keyErrors = data.errors;
+      }
+      if (undocumented.length === 0 && headersValid && payloadValid && keyValid && problems.length === 0) {
         matches.push(key);
       } else {
-        why.push({ key, undocumented, headers: headerErrors?.slice(0, 3), payload: payloadErrors?.slice(0, 3) });
+        why.push({ key, undocumented, headers: headerErrors?.slice(0, 3), payload: payloadErrors?.slice(0, 3), recordKey: keyErrors?.slice(0, 3) });
       }
     }
     console.log(
