@@ -144,35 +144,37 @@ impl Ward {
     }
 
     async fn answers(&self) -> Answers {
-        let list = self
-            .read_models
-            .reader(coordinator_task_list::NAME)
-            .await
-            .expect("the task list is active");
-        let history = self
-            .read_models
-            .reader(member_task_history::NAME)
-            .await
-            .expect("the history is active");
-        let analytics = self
-            .read_models
-            .reader(daily_analytics::NAME)
-            .await
-            .expect("the analytics are active");
-        let members = member_task_history::members(&history).expect("members are readable");
-        Answers {
-            task_list: coordinator_task_list::task_list(&list).expect("the list is readable"),
-            open_tasks: coordinator_task_list::open_tasks(&list).expect("the list is readable"),
-            histories: members
-                .iter()
-                .map(|member| {
-                    let entries = member_task_history::history(&history, member)
-                        .expect("a history is readable");
-                    (member.clone(), entries)
-                })
-                .collect(),
-            days: daily_analytics::days(&analytics).expect("the days are readable"),
-        }
+        answers_of(&self.read_models).await
+    }
+}
+
+/// Everything the three read models in `read_models` answer.
+async fn answers_of(read_models: &SqliteReadModel) -> Answers {
+    let list = read_models
+        .reader(coordinator_task_list::NAME)
+        .await
+        .expect("the task list is active");
+    let history = read_models
+        .reader(member_task_history::NAME)
+        .await
+        .expect("the history is active");
+    let analytics = read_models
+        .reader(daily_analytics::NAME)
+        .await
+        .expect("the analytics are active");
+    let members = member_task_history::members(&history).expect("members are readable");
+    Answers {
+        task_list: coordinator_task_list::task_list(&list).expect("the list is readable"),
+        open_tasks: coordinator_task_list::open_tasks(&list).expect("the list is readable"),
+        histories: members
+            .iter()
+            .map(|member| {
+                let entries =
+                    member_task_history::history(&history, member).expect("a history is readable");
+                (member.clone(), entries)
+            })
+            .collect(),
+        days: daily_analytics::days(&analytics).expect("the days are readable"),
     }
 }
 
@@ -748,4 +750,81 @@ async fn the_consistency_checker_finds_a_live_model_that_drifted_from_its_events
         .filter(|name| name.starts_with(".shadow"))
         .collect();
     assert_eq!(shadows_left, Vec::<String>::new());
+}
+
+/// The three projections fed from Kafka (a real Kafka-protocol broker,
+/// `FACTUM_KAFKA_BROKERS` from `eval "$(scripts/kafka.sh start)"`; without it the test
+/// fails): the store's log published by `KafkaPublisher`, each projection built by a
+/// `KafkaConsumer` of its own group into a read-model directory of its own, answers
+/// exactly what the projections built from the store answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_projections_fed_over_kafka_answer_as_from_the_store() {
+    use factum::kafka::{KafkaConsumer, KafkaPublisher};
+    use factum::projection::{Projection, Projector};
+    use std::time::Duration;
+
+    let Some(brokers) = std::env::var("FACTUM_KAFKA_BROKERS")
+        .ok()
+        .filter(|brokers| !brokers.trim().is_empty())
+    else {
+        panic!(
+            "FACTUM_KAFKA_BROKERS is not set: this test feeds the projections over a real \
+             Kafka-protocol broker. Start one with `eval \"$(scripts/kafka.sh start)\"`."
+        );
+    };
+    let ward = Ward::open().await;
+    ward.record(first_shift()).await;
+    let head = ward.record(second_shift()).await;
+    ward.catch_up_all(&ProjectionRunner::new(ward.store.clone()))
+        .await;
+
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let prefix = format!("care-{}-{nanos}", std::process::id());
+    let dir = tempfile::tempdir().unwrap();
+    let publisher_checkpoints = SqliteReadModel::open(dir.path().join("publisher"))
+        .await
+        .unwrap();
+    let published = KafkaPublisher::new(ward.store.clone(), publisher_checkpoints, &brokers)
+        .topic_prefix(&prefix)
+        .publish_pending()
+        .await
+        .unwrap();
+    assert_eq!(published.checkpoint, head);
+
+    let over_kafka = SqliteReadModel::open(dir.path().join("over-kafka"))
+        .await
+        .unwrap();
+    async fn consume<P: Projection<Tx = factum::projection::sqlite::SqliteTx>>(
+        projection: P,
+        read_models: &SqliteReadModel,
+        brokers: &str,
+        prefix: &str,
+    ) -> u64 {
+        let consumed = KafkaConsumer::new(Projector::new(projection, read_models.clone()), brokers)
+            .topic_prefix(prefix)
+            .group(format!("{prefix}-{}", P::NAME))
+            .idle_wait(Duration::from_millis(200))
+            .consume_available(Duration::from_secs(120))
+            .await
+            .unwrap_or_else(|error| panic!("{}: {error}", P::NAME));
+        assert!(consumed.foreign.is_empty(), "{:?}", consumed.foreign);
+        consumed.applied
+    }
+    assert_eq!(
+        consume(CoordinatorTaskList, &over_kafka, &brokers, &prefix).await,
+        head
+    );
+    assert_eq!(
+        consume(MemberTaskHistory, &over_kafka, &brokers, &prefix).await,
+        head
+    );
+    // The analytics read creations and completions only.
+    assert_eq!(
+        consume(DailyAnalytics, &over_kafka, &brokers, &prefix).await,
+        8
+    );
+    assert_eq!(answers_of(&over_kafka).await, ward.answers().await);
 }
