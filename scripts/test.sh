@@ -21,7 +21,7 @@ eval "$(scripts/provision.sh)"
 # and Kafka event buses, HTTP, the testing fixtures, the progress bar, the codegen CLI,
 # and the PostgreSQL benchmarks (run once each, in test mode). Each feature alone is built
 # below.
-readonly features="factum/conformance,factum/testing,factum/progress,factum/sqlite,factum/postgres,factum/nats,factum/kafka,factum/http,factum/otel,factum-codegen/cli,factum-benches/postgres,factum-example-orders/postgres"
+readonly features="factum/conformance,factum/testing,factum/progress,factum/sqlite,factum/postgres,factum/nats,factum/kafka,factum/http,factum/otel,factum-codegen/cli,factum-benches/postgres,factum-benches/bus,factum-example-orders/postgres"
 
 step "formatting"
 cargo fmt --all -- --check
