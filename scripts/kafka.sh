@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # A throwaway Kafka-protocol broker for factum's Kafka bus tests: nisshi 0.8.1 (Apache
-# Kafka itself cannot be installed here), in memory, on loopback.
+# Kafka itself cannot be installed here), in memory, on loopback. It is built with its
+# PostgreSQL storage engine too, so a test can run a broker of its own that keeps its log
+# in a database and loses nothing when it is killed and restarted.
 #
 #   scripts/kafka.sh start    build nisshi if it is not cached yet (it needs rustc >= 1.96,
-#                             the `nightly` toolchain; ~8 minutes on 2 cores, once: the
-#                             binary is kept under ~/.cache/factum/nisshi-0.8.1), start it on
+#                             the `nightly` toolchain; ~10 minutes on 2 cores, once: the
+#                             binary is kept under
+#                             ~/.cache/factum/nisshi-0.8.1-dynostore-postgres), start it on
 #                             127.0.0.1 with in-memory storage; prints
 #                             `export FACTUM_KAFKA_BROKERS=...` and
 #                             `export FACTUM_KAFKA_SERVER=...` (the binary, so tests can run
@@ -30,7 +33,9 @@ ENV_FILE="$ROOT/target/kafka.env"     # FACTUM_KAFKA_BROKERS=... and FACTUM_KAFK
 DIR_PREFIX=factum-kafka
 PORT="${FACTUM_KAFKA_PORT:-9192}"
 VERSION=0.8.1
-CACHE="${FACTUM_KAFKA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/factum}/nisshi-$VERSION"
+# Storage engines: memory (`dynostore`) and PostgreSQL.
+FEATURES=dynostore,postgres
+CACHE="${FACTUM_KAFKA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/factum}/nisshi-$VERSION-${FEATURES//,/-}"
 BROKER="$CACHE/bin/nisshi"
 # shellcheck source=scripts/lib/process-server.sh
 source scripts/lib/process-server.sh
@@ -46,10 +51,10 @@ build_broker() {
     fi
     local target
     target=$(mktemp -d "${TMPDIR:-/tmp}/factum-nisshi-build.XXXXXX")
-    log "building nisshi $VERSION with $(rustup run nightly rustc --version) (once; ~8 minutes on 2 cores)"
+    log "building nisshi $VERSION ($FEATURES) with $(rustup run nightly rustc --version) (once; ~10 minutes on 2 cores)"
     mkdir -p "$CACHE"
     if ! CARGO_PROFILE_DEV_DEBUG=0 CARGO_TARGET_DIR="$target" rustup run nightly cargo install \
-        --debug --locked --no-default-features --features dynostore \
+        --debug --locked --no-default-features --features "$FEATURES" \
         --root "$CACHE" "nisshi@$VERSION" < /dev/null >&2; then
         rm -rf "$target"
         die "building nisshi $VERSION failed (see above)"

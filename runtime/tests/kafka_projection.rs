@@ -23,7 +23,9 @@ use factum::projection::sqlite::SqliteReadModel;
 use factum::projection::{ProjectionRunner, Projector, ReadModel, RunnerError, VersionState};
 use factum::store::{EventStore, ExpectedVersion, SqliteStore};
 use kafka_common::{brokers, unique};
-use ledger_common::{LEDGER, Ledger, event, eventually, ledger_rows, open_store, read_models};
+use ledger_common::{
+    LEDGER, Ledger, applied, event, eventually, ledger_rows, open_store, read_models,
+};
 
 /// Generous liveness bound for anything that waits on the broker.
 const LIVENESS: Duration = Duration::from_secs(120);
@@ -197,19 +199,6 @@ async fn consumed_from_kafka_equals_a_rebuild_and_foreign_records_are_stepped_ov
     );
     assert_eq!(ledger_rows(&models), rebuilt(&store, dir.path()).await);
     assert!(models.parked(LEDGER).await.unwrap().is_empty());
-}
-
-/// The ledger's rows so far: none while its table does not exist (before the first
-/// transaction, after a reset). Opened read-only: never creates the file.
-fn applied(models: &SqliteReadModel) -> usize {
-    let read_only = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
-    rusqlite::Connection::open_with_flags(models.path_of(LEDGER), read_only)
-        .and_then(|connection| {
-            connection.query_row("SELECT count(*) FROM ledger", [], |row| {
-                row.get::<_, i64>(0)
-            })
-        })
-        .map_or(0, |count| count as usize)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,6 +7,9 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use factum::kafka::rdkafka::config::ClientConfig;
@@ -32,6 +35,90 @@ fn required(name: &str, what: &str) -> String {
 /// The shared broker's address; a test without a broker fails loudly.
 pub fn brokers() -> String {
     required("FACTUM_KAFKA_BROKERS", "a running Kafka-protocol broker")
+}
+
+/// The nisshi binary (built with its PostgreSQL storage engine), for tests that run
+/// brokers of their own.
+pub fn server_binary() -> PathBuf {
+    PathBuf::from(required("FACTUM_KAFKA_SERVER", "the nisshi binary"))
+}
+
+/// A broker of the test's own on a fixed port, to kill and restart, keeping its log with
+/// the storage engine it was given (`postgres://...` survives a restart).
+pub struct TestBroker {
+    port: u16,
+    storage: String,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl TestBroker {
+    /// Starts a broker on a free port with `storage`, its output in `dir/broker.log`.
+    pub fn start(dir: &Path, storage: &str) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let mut broker = Self {
+            port,
+            storage: storage.to_owned(),
+            log: dir.join("broker.log"),
+            child: None,
+        };
+        broker.restart();
+        broker
+    }
+
+    /// Its address.
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Starts it again on the same port and storage, and waits until it listens.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "the broker is running");
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("the broker's log file");
+        let child = Command::new(server_binary())
+            .args(["broker", "--listener-url", &url])
+            .args(["--advertised-listener-url", &url])
+            .args(["--storage-engine", &self.storage])
+            .args(["--group-initial-rebalance-delay", "0s"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("the log file"))
+            .stderr(log)
+            .spawn()
+            .expect("start nisshi");
+        self.child = Some(child);
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "nisshi did not listen on port {} within 60 s (see {})",
+                self.port,
+                self.log.display()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills it (SIGKILL: no goodbye to the clients) and waits for it to end.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for TestBroker {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }
 
 /// A topic prefix no other test (or earlier run) uses.

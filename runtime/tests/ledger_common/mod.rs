@@ -92,6 +92,19 @@ pub fn ledger_rows(read_models: &SqliteReadModel) -> Vec<(i64, String, String, i
         .expect("read the ledger")
 }
 
+/// The ledger's rows so far: none while its table does not exist (before the first
+/// transaction, after a reset). Opened read-only: never creates the file.
+pub fn applied(models: &SqliteReadModel) -> usize {
+    let read_only = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
+    rusqlite::Connection::open_with_flags(models.path_of(LEDGER), read_only)
+        .and_then(|connection| {
+            connection.query_row("SELECT count(*) FROM ledger", [], |row| {
+                row.get::<_, i64>(0)
+            })
+        })
+        .map_or(0, |count| count as usize)
+}
+
 /// Runs `condition` every 20 ms until it holds; fails after `limit` (a liveness bound,
 /// not a timing assertion).
 pub async fn eventually<F, Fut>(what: &str, limit: Duration, mut condition: F)
