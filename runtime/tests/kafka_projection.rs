@@ -1,12 +1,15 @@
 //! Projections fed from Kafka (nisshi, started by `scripts/kafka.sh`): what the
 //! publisher put on the topics, consumed by `KafkaConsumer` into a SQLite read model,
 //! equals a rebuild from the store; foreign records are reported and stepped over;
-//! republished copies are skipped; and three workers of one consumer group, one of them
-//! SIGKILLed mid-run, build exactly what one worker builds.
+//! republished copies are skipped (a publisher that lost its checkpoint, a publisher
+//! process SIGKILLed mid-batch); a read model reset under a running consumer is read
+//! again; and three workers of one consumer group, one of them SIGKILLed mid-run, build
+//! exactly what one worker builds.
 //!
 //! Run with `eval "$(scripts/kafka.sh start)" && cargo test -p factum --features
-//! kafka,sqlite --test kafka_projection`. The workers of the group test are this test
-//! binary itself, started again with the `worker_process` test selected.
+//! kafka,sqlite --test kafka_projection`. The workers of the group test and the killed
+//! publisher are this test binary itself, started again with the `worker_process` test
+//! selected.
 
 mod kafka_common;
 mod ledger_common;
@@ -295,8 +298,9 @@ async fn copies_from_a_publisher_that_lost_its_checkpoint_are_skipped() {
     assert!(models.parked(LEDGER).await.unwrap().is_empty());
 }
 
-/// A worker of the group test: does nothing unless started by it as a child. Consumes
-/// until killed, or until the file `stop` appears in its directory.
+/// A worker of the group and publisher tests: does nothing unless started by one of them
+/// as a child. A consumer consumes until killed, or until the file `stop` appears in its
+/// directory; the publisher publishes until killed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_process() {
     let Ok(role) = std::env::var(ROLE) else {
@@ -305,6 +309,15 @@ async fn worker_process() {
     let dir = PathBuf::from(std::env::var(WORKER_DIR).expect("the worker's directory"));
     let prefix = std::env::var(WORKER_PREFIX).expect("the topic prefix");
     let group = std::env::var(WORKER_GROUP).expect("the group");
+    if role == "publisher" {
+        // Publishes until killed.
+        let store = open_store(&dir).await;
+        let checkpoints = read_models(&dir, "publisher").await;
+        let mut publisher = publisher(&store, &checkpoints, &prefix);
+        publisher.publish_pending().await.expect("publishes");
+        println!("FACTUM the publisher was not killed before it was done");
+        return;
+    }
     let models = read_models(&dir, "consumer").await;
     let handle = consumer(&models, &prefix, &group)
         .setting("client.id", format!("worker-{role}"))
@@ -437,4 +450,60 @@ async fn three_workers_over_six_partitions_one_killed_build_what_one_builds() {
         models.parked(LEDGER).await.unwrap().is_empty(),
         "nothing applied twice (a second application parks)"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_killed_mid_batch_and_restarted_doubles_nothing() {
+    let prefix = unique("killed");
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path()).await;
+    let last = append(&store, "k", 12, 200).await;
+
+    // The publisher in a process of its own, SIGKILLed once part of the log is on the
+    // topics: what the brokers stored after its last checkpoint is sent again.
+    let mut child = start_worker(dir.path(), &prefix, "none", "publisher");
+    let models = read_models(dir.path(), "consumer").await;
+    let mut observer = consumer(&models, &prefix, &unique("group"));
+    let started = std::time::Instant::now();
+    loop {
+        let on_topics: u64 = match observer.lag().await {
+            Ok(lag) => lag
+                .iter()
+                .map(|partition| partition.high_watermark as u64)
+                .sum(),
+            Err(_) => 0,
+        };
+        if on_topics > 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < LIVENESS,
+            "the publisher sent nothing within {LIVENESS:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    child.kill().unwrap();
+    let (_, output) = finished(child).await;
+    assert!(
+        !output.contains("FACTUM the publisher was not killed"),
+        "the publisher finished before the kill: {output}"
+    );
+
+    // Restarted: it resumes from its checkpoint.
+    let checkpoints = read_models(dir.path(), "publisher").await;
+    let resumed = publisher(&store, &checkpoints, &prefix)
+        .publish_pending()
+        .await
+        .unwrap();
+    assert_eq!(resumed.checkpoint, last);
+    let consumed = observer.consume_available(LIVENESS).await.unwrap();
+    let copies = consumed.records - last;
+    assert_eq!(
+        (consumed.applied, consumed.skipped),
+        (last, copies),
+        "every event applied once, every copy skipped"
+    );
+    println!("{copies} copies sent again after the kill, all skipped");
+    assert_eq!(ledger_rows(&models), rebuilt(&store, dir.path()).await);
+    assert!(models.parked(LEDGER).await.unwrap().is_empty());
 }
