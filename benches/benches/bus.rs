@@ -12,8 +12,19 @@
 //!   `async-nats` JetStream context publishing the same messages (subject, headers and
 //!   body as factum's, built before timing) and awaiting every acknowledgement.
 //!
+//! - `end_to_end_kafka`: one event appended to the store until its row is in a
+//!   projection's read model: through a spawned `KafkaPublisher` (woken by the append)
+//!   and a spawned `KafkaConsumer` applying it to a SQLite read model, against the raw
+//!   path: after the append, the same record produced with rdkafka, a raw consumer thread
+//!   inserting the row into a SQLite table of its own. Both consumers fetch with
+//!   `fetch.wait.max.ms=10`; the producers keep librdkafka's defaults.
+//! - `end_to_end_nats`: the same through a spawned `NatsPublisher` and `NatsConsumer`,
+//!   against a raw JetStream publish after the append and a raw pull consumer inserting
+//!   the row.
+//!
 //! Steady state: the topics, the stream, the producers and the connections are made
-//! once, before timing, as a service makes them.
+//! once, before timing, as a service makes them. The end-to-end figures poll the row
+//! every 50 µs, the same way on both sides.
 //!
 //! Before timing, the bench checks that the raw records are exactly what factum sent (read
 //! back from the broker). Needs a broker and a server: `eval "$(scripts/kafka.sh start)"`
@@ -413,12 +424,411 @@ fn publish(c: &mut Criterion) {
     group.finish();
 }
 
+/// A projection writing one row per event: what the end-to-end benches wait for.
+struct Rows;
+
+impl factum::projection::Projection for Rows {
+    const NAME: &'static str = "bench_rows";
+    const VERSION: u32 = 1;
+    const EVENTS: &'static [&'static str] = &["ItemAdded"];
+    type Tx = factum::projection::sqlite::SqliteTx;
+
+    async fn setup(
+        &mut self,
+        tx: &mut factum::projection::sqlite::SqliteTx,
+    ) -> Result<(), factum::projection::ProjectionError> {
+        tx.execute_batch("CREATE TABLE rows (position INTEGER PRIMARY KEY)")?;
+        Ok(())
+    }
+
+    async fn handle(
+        &mut self,
+        event: &RecordedEvent,
+        tx: &mut factum::projection::sqlite::SqliteTx,
+    ) -> Result<(), factum::projection::ProjectionError> {
+        tx.execute(
+            "INSERT INTO rows (position) VALUES (?1)",
+            [event.position as i64],
+        )?;
+        Ok(())
+    }
+}
+
+/// Waits until `file`'s `rows` table holds `position` (polling every 50 µs).
+fn wait_for_row(file: &std::path::Path, position: u64) {
+    let started = Instant::now();
+    loop {
+        let found =
+            rusqlite::Connection::open_with_flags(file, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .and_then(|connection| {
+                    connection.query_row(
+                        "SELECT count(*) FROM rows WHERE position = ?1",
+                        [position as i64],
+                        |row| row.get::<_, i64>(0),
+                    )
+                })
+                .is_ok_and(|count| count == 1);
+        if found {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the row of position {position} never came"
+        );
+        std::thread::sleep(Duration::from_micros(50));
+    }
+}
+
+/// One more event, appended; its position.
+async fn append_one(store: &SqliteStore) -> u64 {
+    let payload = serde_json::value::to_raw_value(
+        &json!({"sku": "SKU-0001", "quantity": 1, "unit_price": 1234}),
+    )
+    .expect("JSON");
+    store
+        .append(
+            "order-e2e",
+            "Order",
+            ExpectedVersion::Any,
+            vec![NewEvent::new("ItemAdded", 2, payload, Metadata::default())],
+        )
+        .await
+        .expect("append")
+        .last_position
+}
+
+/// A table of rows in a SQLite file of the raw side's own.
+fn raw_rows(file: &std::path::Path) -> rusqlite::Connection {
+    let connection = rusqlite::Connection::open(file).expect("the raw rows");
+    connection
+        .execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+             CREATE TABLE IF NOT EXISTS rows (position INTEGER PRIMARY KEY)",
+        )
+        .expect("the rows table");
+    connection
+}
+
+fn end_to_end(c: &mut Criterion) {
+    use factum::bus::NatsConsumer;
+    use factum::kafka::KafkaConsumer;
+    use factum::projection::{Projector, Target};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let brokers = required("FACTUM_KAFKA_BROKERS");
+    let url = required("FACTUM_NATS_URL");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let dir = tempfile::tempdir().expect("a directory");
+    let store = runtime
+        .block_on(SqliteStore::open(dir.path().join("events.sqlite3")))
+        .expect("open");
+    let target = Target {
+        name: "bench_rows",
+        version: 1,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+
+    // Kafka, factum: both spawned, following the log.
+    let prefix = fresh("e2e");
+    let kafka_models = runtime
+        .block_on(SqliteReadModel::open(dir.path().join("kafka")))
+        .expect("read models");
+    let (kafka_publisher, kafka_consumer) = runtime.block_on(async {
+        let publisher = KafkaPublisher::new(store.clone(), kafka_models.clone(), brokers.as_str())
+            .topic_prefix(&prefix)
+            .idle_wait(Duration::from_millis(100))
+            .spawn();
+        let consumer =
+            KafkaConsumer::new(Projector::new(Rows, kafka_models.clone()), brokers.as_str())
+                .topic_prefix(&prefix)
+                .group(fresh("e2e-group"))
+                .idle_wait(Duration::from_millis(100))
+                .setting("fetch.wait.max.ms", "10")
+                .spawn();
+        (publisher, consumer)
+    });
+    let kafka_file = kafka_models.path_of(target);
+    // The first event makes the topic and the projection's table.
+    let first = runtime.block_on(append_one(&store));
+    wait_for_row(&kafka_file, first);
+
+    // Kafka, raw: a producer, and a consumer thread inserting rows.
+    let raw_topic = format!("{prefix}-raw.Order");
+    let raw_producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .create()
+        .expect("a producer");
+    runtime.block_on(async {
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .create()
+            .expect("an admin client");
+        admin
+            .create_topics(
+                &[NewTopic::new(&raw_topic, 3, TopicReplication::Fixed(1))],
+                &AdminOptions::new(),
+            )
+            .await
+            .expect("create the topic");
+    });
+    let raw_kafka_file = dir.path().join("raw-kafka.sqlite3");
+    let raw_kafka_thread = {
+        let (brokers, topic, file, stop) = (
+            brokers.clone(),
+            raw_topic.clone(),
+            raw_kafka_file.clone(),
+            Arc::clone(&stop),
+        );
+        let rows = raw_rows(&file);
+        std::thread::spawn(move || {
+            let consumer: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", &brokers)
+                .set("group.id", fresh("raw-e2e"))
+                .set("auto.offset.reset", "earliest")
+                .set("enable.auto.commit", "false")
+                .set("fetch.wait.max.ms", "10")
+                .create()
+                .expect("a consumer");
+            consumer.subscribe(&[&topic]).expect("subscribe");
+            while !stop.load(Ordering::Relaxed) {
+                let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) else {
+                    continue;
+                };
+                let position = message
+                    .headers()
+                    .and_then(|headers| {
+                        headers
+                            .iter()
+                            .find(|header| header.key == factum::kafka::POSITION_HEADER)
+                            .and_then(|header| header.value)
+                            .and_then(|value| std::str::from_utf8(value).ok())
+                            .and_then(|value| value.parse::<i64>().ok())
+                    })
+                    .expect("a position");
+                rows.execute(
+                    "INSERT OR IGNORE INTO rows (position) VALUES (?1)",
+                    [position],
+                )
+                .expect("insert");
+            }
+        })
+    };
+    let raw_kafka_once = |position: u64| {
+        let event = runtime
+            .block_on(store.read_all(position - 1, 1))
+            .expect("read back")
+            .remove(0);
+        let record = kafka_records(std::slice::from_ref(&event)).remove(0);
+        let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+        for (key, value) in &record.headers {
+            headers = headers.insert(Header {
+                key,
+                value: Some(value.as_bytes()),
+            });
+        }
+        producer_send(&raw_producer, &raw_topic, &record, headers)
+    };
+    let warm = runtime.block_on(append_one(&store));
+    let delivery = raw_kafka_once(warm);
+    wait_for_row(&raw_kafka_file, warm);
+    drop(delivery);
+
+    let mut group = c.benchmark_group("end_to_end_kafka");
+    group.bench_function("factum", |b| {
+        b.iter_custom(|iterations| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iterations {
+                let started = Instant::now();
+                let position = runtime.block_on(append_one(&store));
+                wait_for_row(&kafka_file, position);
+                total += started.elapsed();
+            }
+            total
+        });
+    });
+    group.bench_function("raw_rdkafka", |b| {
+        b.iter_custom(|iterations| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iterations {
+                let started = Instant::now();
+                let position = runtime.block_on(append_one(&store));
+                let delivery = raw_kafka_once(position);
+                wait_for_row(&raw_kafka_file, position);
+                total += started.elapsed();
+                drop(delivery);
+            }
+            total
+        });
+    });
+    group.finish();
+    runtime.block_on(async {
+        kafka_publisher.stop().await.expect("the publisher stops");
+        kafka_consumer.stop().await.expect("the consumer stops");
+    });
+
+    // NATS, factum: both spawned, following the log.
+    let name = fresh("e2e").replace('-', "_");
+    let nats_models = runtime
+        .block_on(SqliteReadModel::open(dir.path().join("nats")))
+        .expect("read models");
+    let (nats_publisher, nats_consumer) = runtime.block_on(async {
+        let publisher = NatsPublisher::new(store.clone(), nats_models.clone(), url.as_str())
+            .stream(name.to_uppercase())
+            .subject_prefix(&name)
+            .checkpoint_name("nats_publisher")
+            .idle_wait(Duration::from_millis(100))
+            .spawn();
+        // The stream exists once the publisher published the log so far.
+        let published = store
+            .head()
+            .await
+            .expect("head")
+            .map_or(0, |head| head.position);
+        let mut publisher = publisher;
+        publisher.wait_for(published).await.expect("published");
+        let consumer = NatsConsumer::new(
+            Projector::new(Rows, nats_models.clone()),
+            url.as_str(),
+            "bench_rows_bus",
+        )
+        .stream(name.to_uppercase())
+        .idle_wait(Duration::from_millis(100))
+        .spawn();
+        (publisher, consumer)
+    });
+    let nats_file = nats_models.path_of(target);
+    let first = runtime.block_on(append_one(&store));
+    wait_for_row(&nats_file, first);
+
+    // NATS, raw: a stream, a pull consumer task inserting rows.
+    let raw_name = format!("{name}_raw");
+    let raw_nats_file = dir.path().join("raw-nats.sqlite3");
+    let rows = std::sync::Mutex::new(raw_rows(&raw_nats_file));
+    let (jetstream, raw_task) = runtime.block_on(async {
+        let client = async_nats::connect(url.as_str()).await.expect("connect");
+        let jetstream = async_nats::jetstream::new(client);
+        let stream = jetstream
+            .create_stream(async_nats::jetstream::stream::Config {
+                name: raw_name.to_uppercase(),
+                subjects: vec![format!("{raw_name}.>")],
+                ..Default::default()
+            })
+            .await
+            .expect("create the stream");
+        let consumer = stream
+            .create_consumer(async_nats::jetstream::consumer::pull::Config::default())
+            .await
+            .expect("a consumer");
+        let mut messages = consumer.messages().await.expect("messages");
+        let rows = Arc::new(rows);
+        let task = tokio::spawn(async move {
+            use futures_util::StreamExt as _;
+            while let Some(Ok(message)) = messages.next().await {
+                let position: i64 = message
+                    .headers
+                    .as_ref()
+                    .and_then(|headers| headers.get(factum::bus::POSITION_HEADER))
+                    .and_then(|value| value.as_str().parse().ok())
+                    .expect("a position");
+                rows.lock()
+                    .expect("the rows")
+                    .execute(
+                        "INSERT OR IGNORE INTO rows (position) VALUES (?1)",
+                        [position],
+                    )
+                    .expect("insert");
+                message.ack().await.expect("ack");
+            }
+        });
+        (jetstream, task)
+    });
+    let raw_nats_once = |position: u64| {
+        runtime.block_on(async {
+            let event = store
+                .read_all(position - 1, 1)
+                .await
+                .expect("read back")
+                .remove(0);
+            let message = nats_messages(std::slice::from_ref(&event), &raw_name).remove(0);
+            jetstream
+                .publish_with_headers(message.subject, message.headers, message.body.into())
+                .await
+                .expect("published")
+                .await
+                .expect("acknowledged");
+        });
+    };
+    let warm = runtime.block_on(append_one(&store));
+    raw_nats_once(warm);
+    wait_for_row(&raw_nats_file, warm);
+
+    let mut group = c.benchmark_group("end_to_end_nats");
+    group.bench_function("factum", |b| {
+        b.iter_custom(|iterations| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iterations {
+                let started = Instant::now();
+                let position = runtime.block_on(append_one(&store));
+                wait_for_row(&nats_file, position);
+                total += started.elapsed();
+            }
+            total
+        });
+    });
+    group.bench_function("raw_async_nats", |b| {
+        b.iter_custom(|iterations| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iterations {
+                let started = Instant::now();
+                let position = runtime.block_on(append_one(&store));
+                raw_nats_once(position);
+                wait_for_row(&raw_nats_file, position);
+                total += started.elapsed();
+            }
+            total
+        });
+    });
+    group.finish();
+    runtime.block_on(async {
+        nats_publisher.stop().await.expect("the publisher stops");
+        nats_consumer.stop().await.expect("the consumer stops");
+    });
+    raw_task.abort();
+    stop.store(true, Ordering::Relaxed);
+    raw_kafka_thread.join().expect("the raw consumer thread");
+}
+
+/// Sends `record` with `headers` to `topic`; the delivery, to await or drop.
+fn producer_send(
+    producer: &FutureProducer,
+    topic: &str,
+    record: &KafkaRecord,
+    headers: OwnedHeaders,
+) -> factum::kafka::rdkafka::producer::DeliveryFuture {
+    producer
+        .send_result(
+            FutureRecord::to(topic)
+                .key(&record.key)
+                .payload(&record.value)
+                .headers(headers),
+        )
+        .map_err(|(error, _)| error)
+        .expect("queued")
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .sample_size(10)
         .warm_up_time(Duration::from_secs(2))
         .measurement_time(Duration::from_secs(10));
-    targets = publish
+    targets = publish, end_to_end
 }
 criterion_main!(benches);

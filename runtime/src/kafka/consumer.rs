@@ -68,8 +68,14 @@ pub struct KafkaConsumer<P: Projection> {
     idle_wait: Duration,
     retry: Retry,
     consumer: Option<Arc<GroupConsumer<P>>>,
+    /// A poll still running on a blocking thread (its round was cancelled by a stop):
+    /// leaving waits for it, so the consumer closes while the brokers are still there.
+    polling: Option<tokio::task::JoinHandle<Polled>>,
     activated: bool,
 }
+
+/// What one poll on the blocking thread read.
+type Polled = Result<Vec<OwnedMessage>, KafkaError>;
 
 /// What the consumer subscribes to.
 #[derive(Debug, Clone)]
@@ -235,6 +241,7 @@ impl<P: Projection> KafkaConsumer<P> {
             retry: Retry::new(u32::MAX, Duration::from_millis(100))
                 .max_backoff(Duration::from_secs(5)),
             consumer: None,
+            polling: None,
             activated: false,
         }
     }
@@ -369,6 +376,9 @@ impl<P: Projection> KafkaConsumer<P> {
     /// Leaves the group (its partitions go to the other members), off the runtime's
     /// threads: closing waits for the group coordinator.
     async fn leave(&mut self) {
+        if let Some(polling) = self.polling.take() {
+            let _ = polling.await;
+        }
         if let Some(consumer) = self.consumer.take() {
             let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
         }
@@ -378,7 +388,7 @@ impl<P: Projection> KafkaConsumer<P> {
     async fn poll(&mut self, wait: Duration) -> Result<Vec<OwnedMessage>, KafkaBusError> {
         let consumer = self.consumer()?;
         let batch_size = self.batch_size;
-        let polled = tokio::task::spawn_blocking(move || {
+        let polling = self.polling.insert(tokio::task::spawn_blocking(move || {
             let deadline = Instant::now() + wait;
             let mut messages = Vec::new();
             while messages.len() < batch_size {
@@ -394,9 +404,11 @@ impl<P: Projection> KafkaConsumer<P> {
                 }
             }
             Ok(messages)
-        })
-        .await
-        .map_err(|error| KafkaBusError::Task {
+        }));
+        // Kept in `self.polling` until it ends: a stop may cancel this round here.
+        let polled = polling.await;
+        self.polling = None;
+        let polled = polled.map_err(|error| KafkaBusError::Task {
             name: P::NAME,
             source: crate::error::TaskFailure::Join(error),
         })?;
