@@ -770,21 +770,23 @@ fn what_the_nats_publisher_sends_is_what_the_document_describes() {
             (event.name.clone(), event.schema_version)
         })
         .collect();
-    assert_matched(&document, &received, &expected, &broken);
+    assert_matched("nats", &document, &received, &expected, &broken);
 }
 
 /// Runs the validator on `document` and the real messages `received` (each of the event
 /// name and version `expected` at its index), then on the `broken` copies: the document
 /// is valid, each received message matches exactly its event version's message of its
-/// form, and no broken copy matches anything.
+/// form, and no broken copy matches anything. `bus` names the scratch directory: the
+/// tests of both buses run at once.
 fn assert_matched(
+    bus: &str,
     document: &Value,
     received: &[Value],
     expected: &[(String, u32)],
     broken: &[Value],
 ) {
     let tools = tools();
-    let scratch = support::scratch_dir("asyncapi-received");
+    let scratch = support::scratch_dir(&format!("asyncapi-received-{bus}"));
     let document_file = scratch.join("document.json");
     write_json(&document_file, document);
     let received_file = scratch.join("received.json");
@@ -1001,5 +1003,5 @@ fn what_the_kafka_publisher_sends_is_what_the_document_describes() {
         nats_header_names,
         payload_alone,
     ];
-    assert_matched(&document, &received, &expected, &broken);
+    assert_matched("kafka", &document, &received, &expected, &broken);
 }
