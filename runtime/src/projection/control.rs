@@ -30,7 +30,9 @@ pub trait ProjectionControl: Send + Sync + 'static {
     fn replay_parked(&self, position: u64) -> Steering<'_, ()>;
 
     /// Resets the current version and replays the whole log into it, reporting to
-    /// `progress` after every batch; returns how many events it applied.
+    /// `progress` after every batch; returns how many events the rebuilt version applied
+    /// (a runner of the same version beside it notices the reset and applies some of
+    /// them itself: they count too).
     fn rebuild<'a>(
         &'a self,
         progress: &'a mut (dyn FnMut(&RebuildProgress) + Send),
@@ -125,7 +127,8 @@ where
                 .runner
                 .rebuild((self.make)(), self.read_model.clone(), progress)
                 .await?;
-            Ok(applied.applied)
+            // After the reset, what the rebuild skipped a runner beside it had applied.
+            Ok(applied.applied + applied.skipped)
         })
     }
 

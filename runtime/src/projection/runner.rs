@@ -62,7 +62,8 @@ pub struct RebuildProgress {
     pub projection: &'static str,
     /// Its version.
     pub version: u32,
-    /// Events applied so far.
+    /// Events the rebuilt version applied so far (by the rebuild, or by a runner of the
+    /// same version beside it that noticed the reset).
     pub applied: u64,
     /// The position the rebuild has read up to.
     pub position: u64,
@@ -435,7 +436,8 @@ impl<S: EventStore + 'static> ProjectionRunner<S> {
             RebuildProgress {
                 projection: P::NAME,
                 version: P::VERSION,
-                applied: caught_up.applied,
+                // After the reset, what it skipped a runner beside it had applied.
+                applied: caught_up.applied + caught_up.skipped,
                 position,
                 head: head.max(position),
                 elapsed,
