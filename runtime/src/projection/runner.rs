@@ -184,7 +184,7 @@ impl<S: EventStore + 'static> ProjectionRunner<S> {
         projector: &mut Projector<P>,
     ) -> Result<Applied, RunnerError> {
         let caught_up = self
-            .catch_up_with(projector, |_: &Applied, _: u64| {})
+            .catch_up_with(projector, None, |_: &Applied, _: u64| {})
             .await?;
         let versions = projector
             .read_model()
@@ -206,13 +206,19 @@ impl<S: EventStore + 'static> ProjectionRunner<S> {
         Ok(caught_up)
     }
 
+    /// Reads from `from` (else the stored checkpoint) to the head, applying page by page.
     async fn catch_up_with<P: Projection>(
         &self,
         projector: &mut Projector<P>,
+        from: Option<u64>,
         mut on_batch: impl FnMut(&Applied, u64) + Send,
     ) -> Result<Applied, RunnerError> {
+        let checkpoint = match from {
+            Some(from) => from,
+            None => projector.checkpoint().await?,
+        };
         let mut progress = Applied {
-            checkpoint: projector.checkpoint().await?,
+            checkpoint,
             ..Applied::default()
         };
         'read: loop {
@@ -450,7 +456,9 @@ impl<S: EventStore + 'static> ProjectionRunner<S> {
         };
         progress(&report(&Applied::default(), 0));
         let caught_up = self
-            .catch_up_with(&mut projector, |caught_up, position| {
+            // From the start, not from the stored checkpoint: a runner beside it that
+            // noticed the reset may have moved it, and what it applied counts too.
+            .catch_up_with(&mut projector, Some(0), |caught_up, position| {
                 progress(&report(caught_up, position))
             })
             .await?;
