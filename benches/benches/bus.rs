@@ -273,6 +273,25 @@ async fn raw_nats(jetstream: &async_nats::jetstream::Context, messages: &[NatsMe
     }
 }
 
+/// The time `iterations` runs of `run` took, each given what `prepare` made (untimed)
+/// and followed by `check` of its result (untimed).
+fn timed<P, R>(
+    iterations: u64,
+    mut prepare: impl FnMut() -> P,
+    mut run: impl FnMut(P) -> R,
+    mut check: impl FnMut(R),
+) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iterations {
+        let prepared = prepare();
+        let started = Instant::now();
+        let outcome = run(prepared);
+        total += started.elapsed();
+        check(outcome);
+    }
+    total
+}
+
 /// Appends 1,000 more events (untimed) and returns them as stored.
 fn more(runtime: &tokio::runtime::Runtime, store: &SqliteStore) -> Vec<RecordedEvent> {
     runtime.block_on(async {
@@ -366,27 +385,24 @@ fn publish(c: &mut Criterion) {
     group.throughput(Throughput::Elements(EVENTS as u64));
     group.bench_function("factum", |b| {
         b.iter_custom(|iterations| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iterations {
-                more(&runtime, &store);
-                let started = Instant::now();
-                let published = runtime.block_on(kafka.publish_pending()).expect("publish");
-                total += started.elapsed();
-                assert_eq!(black_box(published.published), EVENTS as u64);
-            }
-            total
+            timed(
+                iterations,
+                || more(&runtime, &store),
+                |_| runtime.block_on(kafka.publish_pending()).expect("publish"),
+                |published| assert_eq!(black_box(published.published), EVENTS as u64),
+            )
         });
     });
     group.bench_function("raw_rdkafka", |b| {
         b.iter_custom(|iterations| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iterations {
-                let records = kafka_records(&more(&runtime, &store));
-                let started = Instant::now();
-                runtime.block_on(raw_kafka(&raw_producer, &raw_topic, black_box(&records)));
-                total += started.elapsed();
-            }
-            total
+            timed(
+                iterations,
+                || kafka_records(&more(&runtime, &store)),
+                |records| {
+                    runtime.block_on(raw_kafka(&raw_producer, &raw_topic, black_box(&records)))
+                },
+                drop,
+            )
         });
     });
     group.finish();
@@ -395,30 +411,32 @@ fn publish(c: &mut Criterion) {
     group.throughput(Throughput::Elements(EVENTS as u64));
     group.bench_function("factum", |b| {
         b.iter_custom(|iterations| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iterations {
-                // The Kafka side's events too: the NATS publisher follows the same log.
-                let pending = runtime.block_on(nats.publish_pending()).expect("catch up");
-                black_box(pending);
-                more(&runtime, &store);
-                let started = Instant::now();
-                let published = runtime.block_on(nats.publish_pending()).expect("publish");
-                total += started.elapsed();
-                assert_eq!(black_box(published.published), EVENTS as u64);
-            }
-            total
+            let nats = std::cell::RefCell::new(&mut nats);
+            timed(
+                iterations,
+                || {
+                    // The Kafka side's events too: the NATS publisher follows the same log.
+                    let pending = runtime.block_on(nats.borrow_mut().publish_pending());
+                    black_box(pending.expect("catch up"));
+                    more(&runtime, &store);
+                },
+                |_| {
+                    runtime
+                        .block_on(nats.borrow_mut().publish_pending())
+                        .expect("publish")
+                },
+                |published| assert_eq!(black_box(published.published), EVENTS as u64),
+            )
         });
     });
     group.bench_function("raw_async_nats", |b| {
         b.iter_custom(|iterations| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iterations {
-                let messages = nats_messages(&more(&runtime, &store), &raw_prefix);
-                let started = Instant::now();
-                runtime.block_on(raw_nats(&raw_jetstream, black_box(&messages)));
-                total += started.elapsed();
-            }
-            total
+            timed(
+                iterations,
+                || nats_messages(&more(&runtime, &store), &raw_prefix),
+                |messages| runtime.block_on(raw_nats(&raw_jetstream, black_box(&messages))),
+                drop,
+            )
         });
     });
     group.finish();
@@ -643,28 +661,27 @@ fn end_to_end(c: &mut Criterion) {
     let mut group = c.benchmark_group("end_to_end_kafka");
     group.bench_function("factum", |b| {
         b.iter_custom(|iterations| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iterations {
-                let started = Instant::now();
-                let position = runtime.block_on(append_one(&store));
-                wait_for_row(&kafka_file, position);
-                total += started.elapsed();
-            }
-            total
+            timed(
+                iterations,
+                || (),
+                |_| wait_for_row(&kafka_file, runtime.block_on(append_one(&store))),
+                drop,
+            )
         });
     });
     group.bench_function("raw_rdkafka", |b| {
         b.iter_custom(|iterations| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iterations {
-                let started = Instant::now();
-                let position = runtime.block_on(append_one(&store));
-                let delivery = raw_kafka_once(position);
-                wait_for_row(&raw_kafka_file, position);
-                total += started.elapsed();
-                drop(delivery);
-            }
-            total
+            timed(
+                iterations,
+                || (),
+                |_| {
+                    let position = runtime.block_on(append_one(&store));
+                    let delivery = raw_kafka_once(position);
+                    wait_for_row(&raw_kafka_file, position);
+                    delivery
+                },
+                drop,
+            )
         });
     });
     group.finish();
@@ -772,27 +789,26 @@ fn end_to_end(c: &mut Criterion) {
     let mut group = c.benchmark_group("end_to_end_nats");
     group.bench_function("factum", |b| {
         b.iter_custom(|iterations| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iterations {
-                let started = Instant::now();
-                let position = runtime.block_on(append_one(&store));
-                wait_for_row(&nats_file, position);
-                total += started.elapsed();
-            }
-            total
+            timed(
+                iterations,
+                || (),
+                |_| wait_for_row(&nats_file, runtime.block_on(append_one(&store))),
+                drop,
+            )
         });
     });
     group.bench_function("raw_async_nats", |b| {
         b.iter_custom(|iterations| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iterations {
-                let started = Instant::now();
-                let position = runtime.block_on(append_one(&store));
-                raw_nats_once(position);
-                wait_for_row(&raw_nats_file, position);
-                total += started.elapsed();
-            }
-            total
+            timed(
+                iterations,
+                || (),
+                |_| {
+                    let position = runtime.block_on(append_one(&store));
+                    raw_nats_once(position);
+                    wait_for_row(&raw_nats_file, position);
+                },
+                drop,
+            )
         });
     });
     group.finish();

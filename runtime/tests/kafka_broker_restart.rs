@@ -16,37 +16,19 @@ use std::time::Duration;
 
 use factum::kafka::{KafkaConsumer, KafkaPublisher};
 use factum::projection::{ProjectionRunner, Projector, ReadModel};
-use factum::store::{EventStore, ExpectedVersion, SqliteStore};
+use factum::store::SqliteStore;
 use kafka_common::{TestBroker, unique};
 use ledger_common::{
-    LEDGER, Ledger, applied, event, eventually, ledger_rows, open_store, read_models,
+    LEDGER, Ledger, append_interleaved, applied, eventually, ledger_rows, open_store, read_models,
 };
 
 /// Generous liveness bound for anything that waits on the broker.
 const LIVENESS: Duration = Duration::from_secs(120);
 
-/// Appends `count` events to each of `streams` streams in batches of 5; returns the last
-/// position.
+/// Appends `count` events to each of `streams` `Clock` streams, interleaved in batches of
+/// 5; returns the last position.
 async fn append(store: &SqliteStore, prefix: &str, streams: u64, count: u64) -> u64 {
-    let mut last = 0;
-    for batch in 0..count.div_ceil(5) {
-        for stream in 0..streams {
-            let events = (batch * 5..((batch + 1) * 5).min(count))
-                .map(event)
-                .collect();
-            last = store
-                .append(
-                    &format!("{prefix}-{stream}"),
-                    "Clock",
-                    ExpectedVersion::Any,
-                    events,
-                )
-                .await
-                .unwrap()
-                .last_position;
-        }
-    }
-    last
+    append_interleaved(store, prefix, streams, count, |_| "Clock").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -18,16 +18,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use factum::envelope::NewEvent;
 use factum::kafka::rdkafka::config::ClientConfig;
 use factum::kafka::rdkafka::producer::{FutureProducer, FutureRecord};
 use factum::kafka::{KafkaBusError, KafkaConsumer, KafkaPublisher, topic_for};
 use factum::projection::sqlite::SqliteReadModel;
 use factum::projection::{ProjectionRunner, Projector, ReadModel, RunnerError, VersionState};
-use factum::store::{EventStore, ExpectedVersion, SqliteStore};
+use factum::store::SqliteStore;
 use kafka_common::{brokers, unique};
 use ledger_common::{
-    LEDGER, Ledger, applied, event, eventually, ledger_rows, open_store, read_models,
+    LEDGER, Ledger, append_interleaved, applied, eventually, ledger_rows, open_store, read_models,
 };
 
 /// Generous liveness bound for anything that waits on the broker.
@@ -39,28 +38,12 @@ const WORKER_PREFIX: &str = "FACTUM_KAFKA_WORKER_PREFIX";
 const WORKER_GROUP: &str = "FACTUM_KAFKA_WORKER_GROUP";
 
 /// Appends `count` events to each of `streams` streams, alternating two stream types
-/// (two topics), in batches of 5; returns the last position.
+/// (two topics), interleaved in batches of 5; returns the last position.
 async fn append(store: &SqliteStore, prefix: &str, streams: u64, count: u64) -> u64 {
-    let mut last = 0;
-    for batch in 0..count.div_ceil(5) {
-        for stream in 0..streams {
-            let stream_type = if stream % 2 == 0 { "Clock" } else { "Meter" };
-            let events: Vec<NewEvent> = (batch * 5..((batch + 1) * 5).min(count))
-                .map(event)
-                .collect();
-            last = store
-                .append(
-                    &format!("{prefix}-{stream}"),
-                    stream_type,
-                    ExpectedVersion::Any,
-                    events,
-                )
-                .await
-                .unwrap()
-                .last_position;
-        }
-    }
-    last
+    append_interleaved(store, prefix, streams, count, |stream| {
+        if stream % 2 == 0 { "Clock" } else { "Meter" }
+    })
+    .await
 }
 
 fn publisher(

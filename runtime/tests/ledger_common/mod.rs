@@ -8,12 +8,42 @@ use std::time::{Duration, Instant};
 use factum::envelope::{Metadata, NewEvent, RecordedEvent};
 use factum::projection::sqlite::{SqliteReadModel, SqliteTx};
 use factum::projection::{Projection, ProjectionError, Target};
-use factum::store::SqliteStore;
+use factum::store::{EventStore, SqliteStore};
 use serde_json::json;
 
 /// The store the tests append to, `events.sqlite3` in `dir`.
 pub async fn open_store(dir: &Path) -> SqliteStore {
     SqliteStore::open(dir.join("events.sqlite3")).await.unwrap()
+}
+
+/// Appends `count` events to each of `streams` streams `<prefix>-<n>` (of the stream type
+/// `stream_type(n)`), the streams interleaved in batches of 5; returns the last position.
+pub async fn append_interleaved(
+    store: &SqliteStore,
+    prefix: &str,
+    streams: u64,
+    count: u64,
+    stream_type: impl Fn(u64) -> &'static str,
+) -> u64 {
+    let mut last = 0;
+    for batch in 0..count.div_ceil(5) {
+        for stream in 0..streams {
+            let events: Vec<NewEvent> = (batch * 5..((batch + 1) * 5).min(count))
+                .map(event)
+                .collect();
+            last = store
+                .append(
+                    &format!("{prefix}-{stream}"),
+                    stream_type(stream),
+                    factum::store::ExpectedVersion::Any,
+                    events,
+                )
+                .await
+                .unwrap()
+                .last_position;
+        }
+    }
+    last
 }
 
 /// The read-model directory `name` in `dir`.
