@@ -8,8 +8,8 @@
 //! - `replay_10k_postgres`: the 10,000-event order stream of the replay bench, loaded
 //!   from PostgreSQL and applied.
 //! - Printed after the groups: the same appends alternated round by round (latency
-//!   percentiles, robust to the machine's drift), and 1 or 8 concurrent writers (what
-//!   the append lock costs when commits could otherwise be grouped).
+//!   percentiles, robust to the machine's drift), and 1, 8 or 32 concurrent writers
+//!   (whether commits to different streams are grouped as raw inserts' are).
 //!
 //! Needs a server: `eval "$(scripts/postgres.sh start)"`, then
 //! `cargo bench -p factum-benches --features postgres --bench append_postgres`.
@@ -184,83 +184,97 @@ impl Contenders for Writers {
     }
 }
 
-/// What the append lock costs under concurrency: `writers` tasks, each appending one
-/// event per commit to its own stream, `appends` times; factum through one store (a
-/// pool of `writers` connections, all appends serialised by the lock) and raw inserts
-/// on `writers` connections of their own (concurrent, so PostgreSQL can group their
-/// commits). Prints events per second of each.
-fn concurrent(url: &str, writers: usize, appends: usize) {
+/// Appends under concurrency: `writers` tasks, each appending one event per commit to
+/// its own stream, `appends` times; factum through one store (a pool of `writers`
+/// connections: appends to different streams commit side by side, the append lock held
+/// only while positions are taken) and raw inserts on `writers` connections of their own.
+/// The two alternate for `rounds` rounds, on fresh tables each round; prints events per
+/// second of each round and the median of the ratios.
+fn concurrent(url: &str, writers: usize, appends: usize, rounds: usize) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("a tokio runtime");
-    let (factum, raw) = runtime.block_on(async {
-        let store = PostgresStore::builder(url)
-            .schema("bench_factum")
-            .pool_size(writers)
-            .connect()
-            .await
-            .expect("connect the store");
-        let payload = RawValue::from_string(PAYLOAD.to_owned()).expect("valid JSON");
-        let metadata = metadata();
-        let start = Instant::now();
-        let tasks: Vec<_> = (0..writers)
-            .map(|writer| {
-                let (store, payload, metadata) = (store.clone(), payload.clone(), metadata.clone());
-                tokio::spawn(async move {
-                    for _ in 0..appends {
-                        store
-                            .append(
-                                &format!("Order-concurrent-{writers}-{writer}"),
-                                "Order",
-                                ExpectedVersion::Any,
-                                new_events(1, &payload, &metadata),
-                            )
-                            .await
-                            .expect("factum append");
-                    }
+    let payload = RawValue::from_string(PAYLOAD.to_owned()).expect("valid JSON");
+    let metadata = metadata();
+    let mut ratios = Vec::new();
+    for round in 0..rounds {
+        let (factum, raw) = runtime.block_on(async {
+            let store = PostgresStore::builder(url)
+                .schema("bench_factum")
+                .pool_size(writers)
+                .connect()
+                .await
+                .expect("connect the store");
+            let start = Instant::now();
+            let tasks: Vec<_> = (0..writers)
+                .map(|writer| {
+                    let (store, payload, metadata) =
+                        (store.clone(), payload.clone(), metadata.clone());
+                    tokio::spawn(async move {
+                        for _ in 0..appends {
+                            store
+                                .append(
+                                    &format!("Order-concurrent-{writers}-{round}-{writer}"),
+                                    "Order",
+                                    ExpectedVersion::Any,
+                                    new_events(1, &payload, &metadata),
+                                )
+                                .await
+                                .expect("factum append");
+                        }
+                    })
                 })
-            })
-            .collect();
-        for task in tasks {
-            task.await.expect("a writer");
-        }
-        let factum = start.elapsed();
+                .collect();
+            for task in tasks {
+                task.await.expect("a writer");
+            }
+            let factum = start.elapsed();
 
-        let mut clients = Vec::new();
-        for _ in 0..writers {
-            let client = connect(url).await;
-            let statement = client.prepare(RAW_INSERT_ONE).await.expect("prepare");
-            clients.push((client, statement));
-        }
-        let start = Instant::now();
-        let tasks: Vec<_> = clients
-            .into_iter()
-            .enumerate()
-            .map(|(writer, (client, statement))| {
-                let (payload, metadata) = (payload.clone(), metadata.clone());
-                tokio::spawn(async move {
-                    for n in 0..appends {
-                        let events = new_events(1, &payload, &metadata);
-                        let stream = format!("Order-concurrent-{writers}-{writer}");
-                        raw_append(&client, &statement, &stream, n as i64, &events).await;
-                    }
+            let mut clients = Vec::new();
+            for _ in 0..writers {
+                let client = connect(url).await;
+                let statement = client.prepare(RAW_INSERT_ONE).await.expect("prepare");
+                clients.push((client, statement));
+            }
+            let start = Instant::now();
+            let tasks: Vec<_> = clients
+                .into_iter()
+                .enumerate()
+                .map(|(writer, (client, statement))| {
+                    let (payload, metadata) = (payload.clone(), metadata.clone());
+                    tokio::spawn(async move {
+                        for n in 0..appends {
+                            let events = new_events(1, &payload, &metadata);
+                            let stream = format!("Order-concurrent-{writers}-{round}-{writer}");
+                            raw_append(&client, &statement, &stream, n as i64, &events).await;
+                        }
+                    })
                 })
-            })
-            .collect();
-        for task in tasks {
-            task.await.expect("a writer");
-        }
-        (factum, start.elapsed())
-    });
-    let total = (writers * appends) as f64;
+                .collect();
+            for task in tasks {
+                task.await.expect("a writer");
+            }
+            (factum, start.elapsed())
+        });
+        let total = (writers * appends) as f64;
+        let ratio = raw.as_secs_f64() / factum.as_secs_f64();
+        println!(
+            "concurrent, {writers} writers x {appends} single-event commits, round {}: \
+             factum {:.0} events/s, raw {:.0} events/s ({ratio:.2}x)",
+            round + 1,
+            total / factum.as_secs_f64(),
+            total / raw.as_secs_f64(),
+        );
+        ratios.push(ratio);
+    }
+    ratios.sort_by(f64::total_cmp);
     println!(
-        "concurrent, {writers} writers x {appends} single-event commits: \
-         factum {:.0} events/s, raw {:.0} events/s ({:.2}x)",
-        total / factum.as_secs_f64(),
-        total / raw.as_secs_f64(),
-        raw.as_secs_f64() / factum.as_secs_f64()
+        "concurrent, {writers} writers: median factum / raw {:.2}x (range {:.2}x to {:.2}x)",
+        ratios[ratios.len() / 2],
+        ratios[0],
+        ratios[ratios.len() - 1]
     );
 }
 
@@ -269,8 +283,8 @@ fn appends(criterion: &mut Criterion, runtime: &Runtime, url: &str) {
     append_groups(criterion, runtime, &writers);
     paired(runtime, &writers, 1, 1500);
     paired(runtime, &writers, 100, 150);
-    for concurrency in [1, 8] {
-        concurrent(url, concurrency, 2400 / concurrency);
+    for concurrency in [1, 8, 32] {
+        concurrent(url, concurrency, 2400 / concurrency, 3);
     }
 
     // Both wrote what they claim.

@@ -108,8 +108,11 @@ impl<'a> Batch<'a> {
         }
     }
 
-    /// The parameters of [`Batch::sql`].
-    pub(super) fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
+    /// The parameters of [`Batch::sql`]: `held` holds the append lock until the
+    /// transaction ends (an append inside a caller's transaction), else the append runs
+    /// concurrently with others (see `PostgresStore`'s documentation).
+    pub(super) fn params(&self, held: bool) -> Vec<&(dyn ToSql + Sync)> {
+        let held: &'static bool = if held { &true } else { &false };
         if let ([id], [name], [version], [payload], [at], [metadata]) = (
             self.event_ids.as_slice(),
             self.names.as_slice(),
@@ -129,6 +132,7 @@ impl<'a> Batch<'a> {
                 payload,
                 at,
                 metadata,
+                held,
             ];
         }
         vec![
@@ -145,6 +149,7 @@ impl<'a> Batch<'a> {
             &self.payloads,
             &self.occurred_at,
             &self.metadata,
+            held,
         ]
     }
 

@@ -254,17 +254,22 @@ impl ArchiveStore for PostgresStore {
         &self,
         time: chrono::DateTime<chrono::Utc>,
     ) -> Result<u64, StoreError> {
+        // Only settled events are archived: the cut must not pass an event that
+        // commits later at a lower position.
+        let settled = self.refresh_settled().await?;
         let schema = quote_ident(self.schema());
         let client = self.client().await?;
         let row = client
             .query_one(
                 &format!(
-                    "SELECT coalesce( \
-                         (SELECT min(position) FROM {schema}.events WHERE occurred_at >= $1) - 1, \
-                         (SELECT max(position) FROM {schema}.events), \
-                         0)"
+                    "SELECT least( \
+                         coalesce( \
+                             (SELECT min(position) FROM {schema}.events WHERE occurred_at >= $1) - 1, \
+                             (SELECT max(position) FROM {schema}.events), \
+                             0), \
+                         $2)"
                 ),
-                &[&time],
+                &[&time, &to_i64(settled)],
             )
             .await
             .map_err(backend)?;

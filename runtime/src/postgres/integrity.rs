@@ -127,9 +127,10 @@ impl TamperEvident for PostgresStore {
             .prepare_cached(&self.sql().leaves)
             .await
             .map_err(backend)?;
+        let settled = self.refresh_settled().await?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = client
-            .query(&statement, &[&to_i64(after), &limit])
+            .query(&statement, &[&to_i64(after), &to_i64(settled), &limit])
             .await
             .map_err(backend)?;
         rows.iter()

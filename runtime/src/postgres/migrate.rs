@@ -78,6 +78,17 @@ pub(super) const MIGRATIONS: &[(i32, &str, &str)] = &[
     // range it holds, the file as given, its SHA-256, when. The events it holds keep their
     // rows, with `null` as the payload and the JSON string "factum:archived" as metadata.
     (8, "archives", include_str!("migrations/0008_archives.sql")),
+    // Appends to different streams commit concurrently: each event records the
+    // transaction that wrote it (`writer`), positions are taken in transaction-id order
+    // under the append lock, which is released before the commit, and followers read only
+    // up to `factum_settled_head()`. A transaction that wrote before appending (an
+    // outbox, `append_in_transaction`) holds the lock until it ends, as before. See
+    // `PostgresStore`'s documentation.
+    (
+        9,
+        "concurrent appends",
+        include_str!("migrations/0009_concurrent_appends.sql"),
+    ),
 ];
 
 /// The newest schema version this code knows.
@@ -443,21 +454,29 @@ mod tests {
     /// Every function the migrations create that appends takes the append lock once
     /// (migrations 2 and 3 create two such functions each, 4 one); migration 5's two
     /// (the event hash and the insert trigger) run inside those appends, under their lock.
+    /// Migration 9's two appending functions take it in each of their two modes: until
+    /// the transaction ends (held), or as a session lock released on every way out of
+    /// the section that takes the positions (concurrent: once after it, once in its
+    /// exception handler); its other five (the settled head and its helper, the checks
+    /// of each function, the command's append) take none of it.
     #[test]
     fn the_append_functions_take_the_append_lock() {
-        let lock = format!("pg_advisory_xact_lock({APPEND_LOCK_CLASS}, {{{{lock_key}}}})");
-        // (version, functions created, functions that take the lock)
+        let held = format!("pg_advisory_xact_lock({APPEND_LOCK_CLASS}, {{{{lock_key}}}})");
+        let session = format!("pg_advisory_lock({APPEND_LOCK_CLASS}, {{{{lock_key}}}})");
+        let release = format!("pg_advisory_unlock({APPEND_LOCK_CLASS}, {{{{lock_key}}}})");
+        // (version, functions created, held locks, session locks, releases)
         let expected = [
-            (2, 2, 2),
-            (3, 2, 2),
-            (4, 1, 1),
-            (5, 2, 0),
-            (6, 0, 0),
-            (7, 0, 0),
-            (8, 0, 0),
+            (2, 2, 2, 0, 0),
+            (3, 2, 2, 0, 0),
+            (4, 1, 1, 0, 0),
+            (5, 2, 0, 0, 0),
+            (6, 0, 0, 0, 0),
+            (7, 0, 0, 0, 0),
+            (8, 0, 0, 0, 0),
+            (9, 7, 2, 2, 4),
         ];
         assert_eq!(MIGRATIONS.len(), expected.len() + 1, "{expected:?}");
-        for ((version, _, sql), (numbered, functions, locking)) in
+        for ((version, _, sql), (numbered, functions, held_locks, session_locks, releases)) in
             MIGRATIONS[1..].iter().zip(expected)
         {
             assert_eq!(*version, numbered);
@@ -469,11 +488,17 @@ mod tests {
                 functions,
                 "migration {version}"
             );
-            assert_eq!(
-                sql.matches(&lock).count(),
-                locking,
-                "migration {version}: {lock}"
-            );
+            for (lock, count) in [
+                (&held, held_locks),
+                (&session, session_locks),
+                (&release, releases),
+            ] {
+                assert_eq!(
+                    sql.matches(lock.as_str()).count(),
+                    count,
+                    "migration {version}: {lock}"
+                );
+            }
         }
     }
 

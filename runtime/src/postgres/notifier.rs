@@ -1,5 +1,7 @@
 //! The LISTEN/NOTIFY notifier: one listening connection per store wakes the followers
-//! waiting in `EventStore::wait_for_events`.
+//! waiting in `EventStore::wait_for_events`, and one announcing connection tells every
+//! listener (of this process and others) about the store's concurrent appends after they
+//! commit.
 
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
@@ -14,7 +16,8 @@ pub(super) struct Notified {
     /// Whether the listening connection is up: every commit since the newest position
     /// it read at `LISTEN` time is then announced to it.
     pub(super) listening: bool,
-    /// The highest position known to have committed.
+    /// The newest settled position known: every event at or below it that will ever
+    /// commit is readable.
     pub(super) position: u64,
 }
 
@@ -25,24 +28,70 @@ pub(super) struct Notifier {
     pub(super) pg: tokio_postgres::Config,
     /// `LISTEN "<channel>"`.
     pub(super) listen: String,
-    /// `SELECT max(position) ..`, read right after `LISTEN`: commits before it are in
-    /// the answer, commits after it are announced.
+    /// The newest settled position and the newest position: read right after `LISTEN`
+    /// (commits before it are in the answer, commits after it are announced) and after
+    /// every announcement.
     pub(super) newest: String,
+    /// The notification channel the announcements go to.
+    pub(super) channel: String,
     pub(super) state: watch::Sender<Notified>,
     /// The listening task, if one was started; restarted when it has ended (its runtime
     /// shut down).
     pub(super) task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The newest position appended concurrently by this store and committed, for the
+    /// announcing task to send (the newest value only: announcements coalesce).
+    announced: watch::Sender<u64>,
+    /// The announcing task, started by the first announcement.
+    announcer: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Notifier {
-    pub(super) fn new(pg: tokio_postgres::Config, listen: String, newest: String) -> Self {
+    pub(super) fn new(
+        pg: tokio_postgres::Config,
+        listen: String,
+        newest: String,
+        channel: String,
+    ) -> Self {
         Self {
             pg,
             listen,
             newest,
+            channel,
             state: watch::Sender::new(Notified::default()),
             task: Mutex::new(None),
+            announced: watch::Sender::new(0),
+            announcer: Mutex::new(None),
         }
+    }
+
+    /// Announces, after its commit, an append that ran concurrently with others (its
+    /// transaction could not `NOTIFY`: PostgreSQL serialises the commits of notifying
+    /// transactions). Returns at once; the announcing task sends it.
+    pub(super) fn announce(self: &Arc<Self>, position: u64) {
+        self.announced.send_if_modified(|newest| {
+            let newer = position > *newest;
+            *newest = (*newest).max(position);
+            newer
+        });
+        let mut task = self
+            .announcer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if task.as_ref().is_some_and(|task| !task.is_finished()) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        *task = Some(runtime.spawn(announce_forever(
+            Arc::downgrade(self),
+            self.announced.subscribe(),
+        )));
+    }
+
+    /// The newest settled position known.
+    pub(super) fn settled(&self) -> u64 {
+        self.state.borrow().position
     }
 
     /// Raises the known position (never lowers it), waking waiters.
@@ -70,16 +119,75 @@ impl Notifier {
 
 impl Drop for Notifier {
     fn drop(&mut self) {
-        // The last handle of the store is gone: close the listening connection.
-        if let Some(task) = self
-            .task
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-        {
-            task.abort();
+        // The last handle of the store is gone: close the listening and announcing
+        // connections.
+        for task in [&mut self.task, &mut self.announcer] {
+            if let Some(task) = task
+                .get_mut()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take()
+            {
+                task.abort();
+            }
         }
     }
+}
+
+/// The announcing task: one connection, re-opened (with a growing pause) when it fails,
+/// that sends `pg_notify('<channel>', '<position>')` for the newest announced position
+/// whenever it rises, until the store is dropped. Its transactions commit without waiting
+/// for the disk (`synchronous_commit = off`): a lost announcement costs a listener no more
+/// than its wait, and the appends it announces are durable already.
+async fn announce_forever(notifier: Weak<Notifier>, mut announced: watch::Receiver<u64>) {
+    let mut backoff = POLL_INTERVAL;
+    loop {
+        let Some(strong) = notifier.upgrade() else {
+            return;
+        };
+        let (pg, channel) = (strong.pg.clone(), strong.channel.clone());
+        drop(strong);
+        match announce_once(&pg, &channel, &mut announced).await {
+            // The store is gone.
+            Ok(()) => return,
+            Err(error) => {
+                tracing::warn!(error = %crate::error::Report(&error), "factum: the PostgreSQL announcing connection failed; re-opening it");
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(LISTENER_MAX_BACKOFF);
+    }
+}
+
+/// One announcing connection, until it fails or the store is dropped (`Ok`).
+async fn announce_once(
+    pg: &tokio_postgres::Config,
+    channel: &str,
+    announced: &mut watch::Receiver<u64>,
+) -> Result<(), tokio_postgres::Error> {
+    let mut pg = pg.clone();
+    // Operators tell it apart from the listening connection it was configured like.
+    if let Some(schema) = pg
+        .get_application_name()
+        .and_then(|name| name.strip_prefix("factum listener "))
+    {
+        pg.application_name(format!("factum announcer {schema}"));
+    }
+    let (client, connection) = pg.connect(NoTls).await?;
+    let connection = tokio::spawn(connection);
+    let sending = async {
+        client.batch_execute("SET synchronous_commit = off").await?;
+        let statement = client.prepare("SELECT pg_notify($1, $2)").await?;
+        // Whatever was announced before this connection opened is sent once more.
+        announced.mark_changed();
+        while announced.changed().await.is_ok() {
+            let position = announced.borrow_and_update().to_string();
+            client.execute(&statement, &[&channel, &position]).await?;
+        }
+        Ok(())
+    };
+    let ended = sending.await;
+    connection.abort();
+    ended
 }
 
 /// The listening task: holds one connection that `LISTEN`s, re-opening it (with a
@@ -123,23 +231,17 @@ pub(super) async fn listen_once(
     newest: &str,
 ) -> Result<(), tokio_postgres::Error> {
     let (client, mut connection) = pg.connect(NoTls).await?;
+    let announced = tokio::sync::Notify::new();
     // The connection delivers notifications only while it is polled: this half polls it
     // (and so also carries the client's queries), the other half talks through the
     // client.
     let receiving = async {
         loop {
             match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
-                Some(Ok(AsyncMessage::Notification(notification))) => {
-                    let Some(notifier) = notifier.upgrade() else {
-                        return Ok(());
-                    };
-                    // A payload that is not a position (a stranger's NOTIFY on our
-                    // channel) still means "look again".
-                    match notification.payload().parse::<u64>() {
-                        Ok(position) => notifier.raise(position),
-                        Err(_) => notifier.state.send_modify(|_| {}),
-                    }
-                }
+                // An announced position may not be settled yet (an append that took a
+                // lower one may still be running), and a stranger's NOTIFY on our channel
+                // carries anything: either way, it means "look again".
+                Some(Ok(AsyncMessage::Notification(_))) => announced.notify_one(),
                 Some(Ok(_)) => {}
                 Some(Err(error)) => return Err(error),
                 None => return Ok(()),
@@ -148,29 +250,38 @@ pub(super) async fn listen_once(
     };
     let talking = async {
         client.batch_execute(listen).await?;
-        let row = client.query_one(newest, &[]).await?;
-        let position: Option<i64> = row.try_get(0)?;
-        let Some(strong) = notifier.upgrade() else {
-            return Ok(());
-        };
-        strong.state.send_modify(|state| {
-            state.listening = true;
-            state.position = state
-                .position
-                .max(position.and_then(|p| u64::try_from(p).ok()).unwrap_or(0));
-        });
-        drop(strong);
         loop {
-            tokio::time::sleep(LISTENER_HEARTBEAT).await;
-            match tokio::time::timeout(LISTENER_HEARTBEAT, client.simple_query("")).await {
-                Ok(result) => {
-                    result?;
-                }
-                Err(_) => {
-                    tracing::warn!("factum: the PostgreSQL listening connection stopped answering");
-                    return Ok(());
-                }
-            }
+            // The newest settled position, also the heartbeat: a connection that stops
+            // answering is re-opened.
+            let Ok(row) =
+                tokio::time::timeout(LISTENER_HEARTBEAT, client.query_one(newest, &[])).await
+            else {
+                tracing::warn!("factum: the PostgreSQL listening connection stopped answering");
+                return Ok(());
+            };
+            let row = row?;
+            let settled: Option<i64> = row.try_get(0)?;
+            let last: Option<i64> = row.try_get(1)?;
+            let Some(strong) = notifier.upgrade() else {
+                return Ok(());
+            };
+            strong.state.send_if_modified(|state| {
+                let settled = settled.and_then(|p| u64::try_from(p).ok()).unwrap_or(0);
+                let changed = !state.listening || settled > state.position;
+                state.listening = true;
+                state.position = state.position.max(settled);
+                changed
+            });
+            drop(strong);
+            // Events past the settled position wait for appends still running, whose
+            // announcement may never come (a process that died, or a transaction of
+            // someone else holding the oldest running id): look again soon.
+            let wait = if settled < last {
+                POLL_INTERVAL
+            } else {
+                LISTENER_HEARTBEAT
+            };
+            let _ = tokio::time::timeout(wait, announced.notified()).await;
         }
     };
     tokio::select! {

@@ -76,11 +76,12 @@ pub(super) const LISTENER_MAX_BACKOFF: Duration = Duration::from_secs(5);
 ///   [`EventStore::append_command`] (`command_id uuid PRIMARY KEY`, `fingerprint`,
 ///   `recorded_at timestamptz`, the stream, its version after the command, the first and
 ///   last positions, `event_ids uuid[]`), indexed by `recorded_at` for `prune_commands`.
-///   The function `factum_append_command` takes the append lock, looks the id up (status
-///   5: recorded already, nothing written), then runs `factum_append`'s checks and
-///   inserts (or, for a command without events, checks the expected version and the
-///   stream type) and inserts the record, all in one transaction. Submissions of one id
-///   queue on the lock, so each finds the record of the one before; the primary key is
+///   The function `factum_append_command` takes the command's lock (an advisory lock on a
+///   hash of its id), looks the id up (status 5: recorded already, nothing written), then
+///   runs `factum_append` (or, for a command without events, checks the expected version
+///   and the stream type under the stream's lock) and inserts the record, all in one
+///   transaction. Submissions of one id queue on its lock, so each finds the record of
+///   the one before; the primary key is
 ///   the backstop for a writer that bypasses the lock (its violation re-runs the call,
 ///   which then finds the record). See [`crate::store::commands`].
 /// - `factum_schema_migrations`: the schema version, one row per applied migration.
@@ -101,26 +102,34 @@ pub(super) const LISTENER_MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// `COMMIT`) costs five round trips more per append, which on a local server is as much
 /// as the commit itself. Each function, in this order:
 ///
-/// 1. takes the transaction-level advisory lock `pg_advisory_xact_lock(FACTUM, key)` of
-///    this store (`key` is a hash of the schema name, so stores in other schemas do not
-///    contend);
-/// 2. looks the batch's event ids up: all stored as this exact batch with the same
+/// 1. takes the stream's lock (a transaction-level advisory lock on a hash of the schema
+///    and the stream id): appends to one stream queue, appends to others do not;
+/// 2. takes the store's append lock as a session lock (`pg_advisory_lock(FACTUM, key)`;
+///    `key` is a hash of the schema name, so stores in other schemas do not contend),
+///    and under it, the writers' lock shared until the transaction ends;
+/// 3. looks the batch's event ids up: all stored as this exact batch with the same
 ///    expectation is an idempotent re-append (`written: false`); otherwise any stored id
 ///    is [`StoreError::DuplicateEventId`];
-/// 3. reads the stream's head and checks the expected version, then the stream type (the
+/// 4. reads the stream's head and checks the expected version, then the stream type (the
 ///    order [`MemoryStore`](crate::store::MemoryStore) checks them in); a failed check
 ///    returns a status row and writes nothing (an id repeated inside the batch, and every
 ///    [limit](crate::store::limits), is refused before the call, as every store does);
-/// 4. inserts the rows with one `INSERT .. SELECT FROM unnest(..)` (or one `VALUES`
-///    row); the identity column hands out the positions, in batch order.
+/// 5. inserts the rows with one `INSERT .. SELECT FROM unnest(..)` (or one `VALUES`
+///    row); the identity column hands out the positions, in batch order, and each row
+///    records its transaction's id (`writer`, taken by this insert);
+/// 6. releases the append lock (also if anything above fails: an exception handler
+///    releases it and re-raises, so a session lock never outlives its call). The commit
+///    follows, side by side with other appends' commits, which PostgreSQL flushes to
+///    disk together.
 ///
 /// `runtime/tests/postgres_store.rs` runs 1,500 random appends (new batches, re-appended
 /// batches, reused and repeated ids, every expectation, wrong stream types) against this
 /// store and [`MemoryStore`](crate::store::MemoryStore) and requires identical answers,
 /// positions included.
 ///
-/// Every check runs under the lock, so the check and the insert are race-free: two
-/// writers of one stream cannot both see version 4 and both write version 5. The
+/// Every check runs under the stream's lock, held until the commit, so the check and the
+/// insert are race-free: two writers of one stream cannot both see version 4 and both
+/// write version 5. The
 /// `UNIQUE (stream_id, stream_version)` and `UNIQUE (event_id)` constraints are the
 /// backstop for writers that bypass the function (or run at a higher isolation level,
 /// where a statement may not see the latest commit): their violation is mapped to
@@ -136,49 +145,72 @@ pub(super) const LISTENER_MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// first; a follower reading `position > 9` sees 11, checkpoints 11, and never reads 10.
 /// `runtime/tests/postgres_follower.rs` shows exactly that with raw SQL.
 ///
-/// Here positions are only taken while holding the advisory lock, and a transaction-level
-/// advisory lock is released only when its transaction ends. PostgreSQL ends a
-/// transaction by first making its commit visible to new snapshots and only then
-/// releasing its locks (`CommitTransaction`: `RecordTransactionCommit`, then
-/// `ProcArrayEndTransaction`, then the lock release). So, for two appends A and B:
+/// Here positions are only taken under the store's append lock, by appends of two kinds.
 ///
-/// - if A took its positions before B, then A held the lock first, and B could only take
-///   the lock after A had ended; A's positions are all smaller than B's (the sequence is
-///   monotonic and nobody else calls it), and A's commit was visible before B even took
-///   its positions, let alone committed.
-/// - Hence: **whenever a row at position `p` is visible, every row at a position below
-///   `p` that will ever be committed is already visible.** A follower that reads
-///   `position > checkpoint ORDER BY position` (what [`EventStore::read_all`] does) and
-///   checkpoints the last position it read never skips an event. Positions are also in
-///   commit order, which is the store contract. (On a streaming replica too: A's commit
-///   record precedes B's in the WAL, and a replica makes commits visible in WAL order.)
-/// - The proof needs every writer to take the lock: a plain `INSERT INTO events` that
-///   bypasses the functions reopens the trap. Write through the store (or
-///   [`PostgresStore::append_in_transaction`]), never around it.
+/// - **Concurrent** appends (every append of the store's own, each its own transaction):
+///   the lock is held only while the transaction takes its id and its positions, and
+///   released before the commit, so commits of appends to different streams overlap and
+///   PostgreSQL flushes them together. Ids and positions are taken together under the
+///   lock, so among concurrent appends, **a later position has a later transaction id**.
+///   Each holds the writers' lock shared from before taking its id until it ends.
+/// - **Held** appends ([`PostgresStore::append_in_transaction`], and any call in a
+///   transaction that has written before, whose id was taken outside the lock): the lock
+///   is held until the transaction ends, as a transaction-level lock, and taken together
+///   with the writers' lock exclusively, which waits for every concurrent append in
+///   flight to end. So when a held append takes positions, every lower position has
+///   ended, and none is taken until it has ended. Its rows record no writer.
+///
+/// A follower therefore reads only up to the **settled position**, which
+/// `factum_settled_head()` computes in three steps: the next transaction id `n`; the ids
+/// of the appends holding the writers' lock shared at that moment (the concurrent
+/// appends in flight); then, in a new snapshot, the oldest transaction that snapshot
+/// sees running (its `xip`) that was among those or took its id at or after `n`. Any
+/// append that can still commit at a position the snapshot does not see is such a
+/// transaction (one that ended before the lock was looked at is visible in the later
+/// snapshot; one that took its id after is newer than `n`). Walking down from the newest
+/// event, every event written by a transaction newer than that oldest one is unsettled
+/// (it may sit above a position still to commit); the first that is not (older, or
+/// written by a held append) is the settled head: **every event at or below it that will
+/// ever commit is visible**. Reads of the log ask for it, then read up to it:
+/// [`EventStore::read_all`], [`EventStore::read_all_filtered`] (whose `scanned_to`
+/// never passes it), [`EventStore::head`], [`EventStore::wait_for_events`], the leaves of
+/// signed checkpoints, the cut of an archive. (Only transactions of the same store's
+/// appends hold followers back: a long transaction elsewhere in the cluster does not.)
+///
+/// Positions are also in settling order, which is the store contract: a follower that
+/// reads `position > checkpoint` up to the settled head and checkpoints the last
+/// position it read never skips an event. `runtime/tests/postgres_follower.rs` holds a
+/// concurrent append open between its insert and its commit: the next append does not
+/// wait for it, and followers read nothing past it until it commits; 32 writers of all
+/// kinds and two followers agree on every event.
+///
+/// The proof needs every writer to go through the append functions: a plain `INSERT INTO
+/// events` that bypasses them reopens the trap. Write through the store (or
+/// [`PostgresStore::append_in_transaction`]), never around it. Reads of the log need
+/// `READ COMMITTED` (PostgreSQL's default), where each statement of the settled head's
+/// function takes its own snapshot.
 ///
 /// Gaps in the positions remain possible and are harmless: a transaction that takes
 /// positions and then aborts (a crash, a constraint violation, a rollback of a caller's
-/// transaction) burns its sequence values, because `nextval` is not transactional. But
-/// it held the lock until it ended, so no later position was handed out before it
-/// ended, and its positions will never become visible: a follower that reads past the
-/// gap misses nothing. Followers must therefore treat positions as ordered, not as
+/// transaction) burns its sequence values, because `nextval` is not transactional. Its
+/// positions never become visible, and once it has ended they no longer hold the
+/// settled head back. Followers must therefore treat positions as ordered, not as
 /// dense.
 ///
-/// The cost: appends to one store are serialised from the lock to the commit (the WAL
-/// flush included), so the store's write throughput is one commit at a time; batches
-/// amortise it (one commit per batch); BENCHMARKS.md ("Append on PostgreSQL") has the
-/// figures against a raw insert. Appends to different stores (schemas) do not
-/// contend, and reads never take the lock. The alternative, reading only below a
-/// snapshot's xmin high-water mark, keeps writers concurrent but delays every reader
-/// behind the oldest open writer and maps transaction ids to positions; the lock is
-/// simpler to prove and was chosen.
+/// The cost: a read of the log is two round trips (the settled head, then the rows), and
+/// a follower sees an append once every append that took a lower position has ended,
+/// not just its own commit. A stream's own reads ([`EventStore::read_stream`],
+/// [`EventStore::stream_version`], loading an aggregate) see every commit at once. Held
+/// appends block every other append until their transaction ends: keep such
+/// transactions short. BENCHMARKS.md ("Append on PostgreSQL") has the throughput of
+/// concurrent writers against raw inserts.
 ///
-/// Because the lock is taken before the checks, transactions that append several times
-/// (through [`PostgresStore::append_in_transaction`]) cannot deadlock on each other:
-/// whoever holds the lock holds it until it ends, and takes no other factum lock first.
-/// Such a transaction blocks every other append until it commits: keep it short. It must
-/// run at `READ COMMITTED` (PostgreSQL's default), where each statement of the function
-/// sees every commit made before it took the lock.
+/// Lock order is the same everywhere (a command's lock, a stream's lock, the append lock,
+/// the writers' lock), and a held append takes no stream lock, so appends do not
+/// deadlock on each other; a transaction that appends several times through
+/// [`PostgresStore::append_in_transaction`] holds the append lock from its first append
+/// on. Such a transaction must run at `READ COMMITTED`, where each statement of the
+/// function sees every commit made before it took the lock.
 ///
 /// # Reads
 ///
@@ -196,25 +228,25 @@ pub(super) const LISTENER_MAX_BACKOFF: Duration = Duration::from_secs(5);
 ///
 /// # Followers: filtered reads and waking up
 ///
-/// [`EventStore::read_all_filtered`] is one statement: the page (`position > $1 AND name
-/// = ANY($2) ORDER BY position LIMIT $3`) beside `max(position)`, both from the
-/// statement's one snapshot. By the lock argument above, every match at or below that
-/// position is visible in it, so `scanned_to` (the head, or the last event of a full
-/// page) never passes a match that commits later.
+/// [`EventStore::read_all_filtered`] reads the matches (`position > $1 AND position <=
+/// <settled head> AND name = ANY($2) ORDER BY position LIMIT $3`); its `scanned_to` is
+/// the settled head, or the last match of a full page.
 ///
-/// [`EventStore::wait_for_events`] sleeps on `LISTEN/NOTIFY`: since migration 3 the append
-/// functions call `pg_notify('factum_events_<schema>', <last position>)` inside the
-/// appending transaction, so the notification is delivered at commit, and only if the
-/// transaction commits (appends through [`PostgresStore::append_in_transaction`]
-/// included). Each store opens one listening connection (named `factum listener
-/// <schema>` in `pg_stat_activity` unless the configuration names the application) on
-/// its first wait, reads the newest position right after `LISTEN` (commits before it),
-/// and fans the highest announced position out to every waiter through a `watch`
-/// channel. A failed connection is re-opened with a growing pause (up to 5 s), a silent
-/// one is caught by a heartbeat every 30 s, and while it is down waiters poll
-/// `max(position)` every 50 ms; no wait outlasts its timeout. (PostgreSQL serialises the
-/// commits of notifying transactions database-wide; appends to one store are serialised
-/// by the lock anyway.)
+/// [`EventStore::wait_for_events`] sleeps on `LISTEN/NOTIFY`. A concurrent append cannot
+/// notify inside its transaction (PostgreSQL serialises the commits of notifying
+/// transactions, which would serialise the appends again), so after its commit the store
+/// hands the position to an announcing task, which sends `pg_notify('factum_events_
+/// <schema>', <position>)` on a connection of its own (`factum announcer <schema>` in
+/// `pg_stat_activity`), coalescing a burst into one notification and committing without
+/// waiting for the disk. Held appends notify inside their transaction, delivered at
+/// commit. Each store opens one listening connection (named `factum listener <schema>`
+/// in `pg_stat_activity` unless the configuration names the application) on its first
+/// wait. On `LISTEN` and on every notification it asks for the settled head, and fans it
+/// out to every waiter through a `watch` channel; while events stand beyond the settled
+/// head (appends still to end, whose announcements may never come if their process
+/// died) it asks again every 50 ms. A failed connection is re-opened with a growing pause
+/// (up to 5 s), a silent one is caught by the same question every 30 s, and while it is
+/// down waiters poll the settled head every 50 ms; no wait outlasts its timeout.
 ///
 /// # Strings PostgreSQL cannot store
 ///
@@ -285,7 +317,11 @@ pub(super) struct Sql {
     pub(super) save_snapshot: String,
     pub(super) load_snapshot: String,
     pub(super) read_filtered: String,
+    /// The position and time of the event at a (settled) position.
     pub(super) head: String,
+    /// The newest settled position (`factum_settled_head`).
+    pub(super) settled_head: String,
+    /// The newest settled position and the newest position.
     pub(super) newest: String,
     pub(super) listen: String,
 }
@@ -300,11 +336,6 @@ impl Sql {
             "position, stream_id, stream_type, stream_version, event_id, name, \
              schema_version, payload, occurred_at, metadata"
         };
-        let filtered_hashes = if check_hashes {
-            ", e.hash, e.predecessor, e.signature"
-        } else {
-            ""
-        };
         Self {
             schema: schema.to_owned(),
             check_hashes,
@@ -314,9 +345,11 @@ impl Sql {
                         predecessor \
                  FROM {s}.events WHERE position > $1 ORDER BY position LIMIT $2"
             ),
+            // Leaves only up to a settled position ($2): a checkpoint's tree must never
+            // miss an event that commits later at a lower position.
             leaves: format!(
-                "SELECT position, hash, name, signature FROM {s}.events WHERE position > $1 \
-                 ORDER BY position LIMIT $2"
+                "SELECT position, hash, name, signature FROM {s}.events \
+                 WHERE position > $1 AND position <= $2 ORDER BY position LIMIT $3"
             ),
             unsigned: format!(
                 "SELECT position, hash, name FROM {s}.events \
@@ -330,11 +363,11 @@ impl Sql {
             checkpoints: format!("SELECT tree_size, head FROM {s}.checkpoints ORDER BY tree_size"),
             append: format!(
                 "SELECT o_status, o_stream_version, o_last_position, o_event_id, o_existing_type \
-                 FROM {s}.factum_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                 FROM {s}.factum_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
             ),
             append_one: format!(
                 "SELECT o_status, o_stream_version, o_last_position, o_event_id, o_existing_type \
-                 FROM {s}.factum_append_one($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+                 FROM {s}.factum_append_one($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
             ),
             append_command: format!(
                 "SELECT o_status, o_stream_version, o_last_position, o_event_id, o_existing_type, \
@@ -353,8 +386,10 @@ impl Sql {
                  WHERE stream_id = $1 AND stream_version >= $2 AND stream_version < $3 \
                  ORDER BY stream_version"
             ),
+            // Up to a settled position ($2), which followers may read without skipping.
             read_all: format!(
-                "SELECT {columns} FROM {s}.events WHERE position > $1 ORDER BY position LIMIT $2"
+                "SELECT {columns} FROM {s}.events WHERE position > $1 AND position <= $2 \
+                 ORDER BY position LIMIT $3"
             ),
             stream_version: format!(
                 "SELECT max(stream_version) FROM {s}.events WHERE stream_id = $1"
@@ -370,22 +405,16 @@ impl Sql {
                 "SELECT stream_version, schema_version, state, taken_at \
                  FROM {s}.snapshots WHERE stream_id = $1"
             ),
-            // One statement, so one snapshot: the log's newest position beside the page.
-            // The append lock makes a visible position imply every lower committed one
-            // is visible, so nothing matching at or below `head` is missing.
             read_filtered: format!(
-                "SELECT e.position, e.stream_id, e.stream_type, e.stream_version, e.event_id, \
-                        e.name, e.schema_version, e.payload, e.occurred_at, e.metadata, h.head\
-                        {filtered_hashes} \
-                 FROM (SELECT max(position) AS head FROM {s}.events) AS h \
-                 LEFT JOIN LATERAL (SELECT {columns} FROM {s}.events \
-                     WHERE position > $1 AND name = ANY($2) ORDER BY position LIMIT $3) AS e \
-                 ON true ORDER BY e.position"
+                "SELECT {columns} FROM {s}.events \
+                 WHERE position > $1 AND position <= $2 AND name = ANY($3) \
+                 ORDER BY position LIMIT $4"
             ),
-            head: format!(
-                "SELECT position, occurred_at FROM {s}.events ORDER BY position DESC LIMIT 1"
+            head: format!("SELECT position, occurred_at FROM {s}.events WHERE position = $1"),
+            settled_head: format!("SELECT {s}.factum_settled_head()"),
+            newest: format!(
+                "SELECT {s}.factum_settled_head(), (SELECT max(position) FROM {s}.events)"
             ),
-            newest: format!("SELECT max(position) FROM {s}.events"),
             listen: format!("LISTEN {}", quote_ident(&channel(schema))),
         }
     }
@@ -442,6 +471,7 @@ impl PostgresStore {
                 pg_for_listener,
                 sql.listen.clone(),
                 sql.newest.clone(),
+                channel(&config.schema),
             )),
             sql,
         };
@@ -552,7 +582,7 @@ impl PostgresStore {
     ) -> Result<AppendOutcome, StoreError> {
         let batch = Batch::new(stream_id, stream_type, expected, events)?;
         match transaction
-            .query_one(batch.sql(&self.sql), &batch.params())
+            .query_one(batch.sql(&self.sql), &batch.params(true))
             .await
         {
             Ok(row) => batch.outcome(expected, &row),
@@ -601,18 +631,23 @@ impl PostgresStore {
             .transpose()
     }
 
-    /// The log's newest position, 0 when it is empty.
-    async fn newest_position(&self) -> Result<u64, StoreError> {
-        let rows = self.query(&self.sql.newest, &[]).await?;
-        let newest: Option<i64> = match rows.first() {
+    /// The newest settled position (0: none), asked of the database: every read of the
+    /// log asks first, then reads up to it (one more round trip, so that a read after an
+    /// append sees it). The notifier keeps the newest one known, and waiting followers
+    /// wake when it rises.
+    pub(super) async fn refresh_settled(&self) -> Result<u64, StoreError> {
+        let rows = self.query(&self.sql.settled_head, &[]).await?;
+        let settled: Option<i64> = match rows.first() {
             Some(row) => row
                 .try_get(0)
-                .map_err(|error| corrupt("", 0, format_args!("newest position: {error}")))?,
+                .map_err(|error| corrupt("", 0, format_args!("settled position: {error}")))?,
             None => None,
         };
-        Ok(newest
-            .and_then(|newest| u64::try_from(newest).ok())
-            .unwrap_or(0))
+        let settled = settled
+            .and_then(|settled| u64::try_from(settled).ok())
+            .unwrap_or(0);
+        self.notifier.raise(settled);
+        Ok(self.notifier.settled().max(settled))
     }
 
     /// The store's statements.
@@ -665,8 +700,9 @@ impl PostgresStore {
     }
 
     /// Runs an append statement and signs the critical events it wrote, in one
-    /// transaction (the append lock, taken by the statement, is held to the commit): a
-    /// critical event is never stored without its signature.
+    /// transaction (the append is its first statement, so it runs concurrently; the
+    /// stream's lock holds other appends to the stream back until the commit): a critical
+    /// event is never stored without its signature, and is unsettled until then.
     async fn append_signed(
         &self,
         sql: &str,
@@ -732,6 +768,31 @@ impl PostgresStore {
 
 /// The appends themselves; the trait's methods measure them (see `crate::telemetry`).
 impl PostgresStore {
+    /// `outcome`, announced to followers if it wrote: a concurrent append's transaction
+    /// does not notify (see the type's documentation).
+    fn announced(
+        &self,
+        outcome: Result<AppendOutcome, StoreError>,
+    ) -> Result<AppendOutcome, StoreError> {
+        if let Ok(AppendOutcome {
+            written: true,
+            last_position,
+            ..
+        }) = outcome
+        {
+            self.notifier.announce(last_position);
+        }
+        outcome
+    }
+
+    /// A command's append, announced to followers if it wrote events.
+    fn announced_command(&self, outcome: CommandOutcome) -> CommandAppend {
+        if let Some(last) = outcome.last_position {
+            self.notifier.announce(last);
+        }
+        CommandAppend::Appended(outcome)
+    }
+
     async fn append_unmeasured(
         &self,
         stream_id: &str,
@@ -744,24 +805,24 @@ impl PostgresStore {
             let row = self
                 .append_signed(
                     batch.sql(&self.sql),
-                    &batch.params(),
+                    &batch.params(false),
                     &batch,
                     expected,
                     signer,
                 )
                 .await?;
-            return batch.outcome(expected, &row);
+            return self.announced(batch.outcome(expected, &row));
         }
         let client = self.client().await?;
         let statement = client
             .prepare_cached(batch.sql(&self.sql))
             .await
             .map_err(backend)?;
-        let params = batch.params();
+        let params = batch.params(false);
         let mut attempt = 1;
         loop {
             match client.query_one(&statement, &params).await {
-                Ok(row) => return batch.outcome(expected, &row),
+                Ok(row) => return self.announced(batch.outcome(expected, &row)),
                 // Only a writer bypassing the lock can cause this; run again, so the
                 // answer is the function's (idempotent, conflict with the actual version).
                 Err(error)
@@ -794,7 +855,7 @@ impl PostgresStore {
                 )
                 .await?;
             if let Some(outcome) = batch.command_outcome(expected, &row, &command)? {
-                return Ok(CommandAppend::Appended(outcome));
+                return Ok(self.announced_command(outcome));
             }
             let client = self.client().await?;
             if let Some(stored) = self.load_command(&client, command.command_id).await? {
@@ -826,7 +887,7 @@ impl PostgresStore {
                 Err(error) => return Err(self.append_error(&batch, expected, error).await),
             };
             if let Some(outcome) = batch.command_outcome(expected, &row, &command)? {
-                return Ok(CommandAppend::Appended(outcome));
+                return Ok(self.announced_command(outcome));
             }
             // Recorded already. The record is read (on this connection: a pool of one
             // has no other) after the function's transaction ended; only a prune in
@@ -935,9 +996,16 @@ impl EventStore for PostgresStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
+        let settled = self.refresh_settled().await?;
+        if settled <= after {
+            return Ok(Vec::new());
+        }
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = self
-            .query(&self.sql.read_all, &[&to_i64(after), &limit])
+            .query(
+                &self.sql.read_all,
+                &[&to_i64(after), &to_i64(settled), &limit],
+            )
             .await?;
         rows.iter().map(|row| self.decode(row, 10)).collect()
     }
@@ -1018,41 +1086,38 @@ impl EventStore for PostgresStore {
             .copied()
             .filter(|name| !name.contains('\0'))
             .collect();
+        let settled = self.refresh_settled().await?;
+        if settled <= after {
+            return Ok(FilteredPage {
+                events: Vec::new(),
+                scanned_to: after,
+            });
+        }
         let limit_sql = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = self
             .query(
                 &self.sql.read_filtered,
-                &[&to_i64(after), &names, &limit_sql],
+                &[&to_i64(after), &to_i64(settled), &names, &limit_sql],
             )
             .await?;
-        let mut page = FilteredPage {
-            events: Vec::with_capacity(rows.len()),
-            scanned_to: after,
+        let events = rows
+            .iter()
+            .map(|row| self.decode(row, 10))
+            .collect::<Result<Vec<_>, _>>()?;
+        // Every match up to the settled position is in a page that is not full.
+        let scanned_to = match events.last() {
+            Some(last) if events.len() == limit => last.position,
+            _ => settled,
         };
-        let mut head = None;
-        for row in &rows {
-            let newest: Option<i64> = row
-                .try_get(10)
-                .map_err(|error| corrupt("", 0, format_args!("newest position: {error}")))?;
-            head = newest.and_then(|newest| u64::try_from(newest).ok());
-            // The row of an empty page carries only the head.
-            let position: Option<i64> = row
-                .try_get(0)
-                .map_err(|error| corrupt("", 0, format_args!("position: {error}")))?;
-            if position.is_some() {
-                page.events.push(self.decode(row, 11)?);
-            }
-        }
-        page.scanned_to = match page.events.last() {
-            Some(last) if page.events.len() == limit => last.position,
-            _ => head.unwrap_or(0),
-        }
-        .max(after);
-        Ok(page)
+        Ok(FilteredPage { events, scanned_to })
     }
 
     async fn head(&self) -> Result<Option<Head>, StoreError> {
-        let rows = self.query(&self.sql.head, &[]).await?;
+        let settled = self.refresh_settled().await?;
+        if settled == 0 {
+            return Ok(None);
+        }
+        let rows = self.query(&self.sql.head, &[&to_i64(settled)]).await?;
         let Some(row) = rows.first() else {
             return Ok(None);
         };
@@ -1086,7 +1151,7 @@ impl EventStore for PostgresStore {
             }
             if !state.listening {
                 // No announcements while the listener is (re)connecting: look directly.
-                let newest = self.newest_position().await?;
+                let newest = self.refresh_settled().await?;
                 self.notifier.raise(newest);
                 if newest > after {
                     return Ok(());
