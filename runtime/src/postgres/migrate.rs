@@ -457,8 +457,9 @@ mod tests {
     /// Migration 9's two appending functions take it in each of their two modes: until
     /// the transaction ends (held), or as a session lock released on every way out of
     /// the section that takes the positions (concurrent: once after it, once in its
-    /// exception handler); its other five (the settled head and its helper, the checks
-    /// of each function, the command's append) take none of it.
+    /// exception handler); its other six (the settled head and its helper, the checks
+    /// of each function, the command's append, the event hash rewritten in PL/pgSQL)
+    /// take none of it.
     #[test]
     fn the_append_functions_take_the_append_lock() {
         let held = format!("pg_advisory_xact_lock({APPEND_LOCK_CLASS}, {{{{lock_key}}}})");
@@ -473,7 +474,7 @@ mod tests {
             (6, 0, 0, 0, 0),
             (7, 0, 0, 0, 0),
             (8, 0, 0, 0, 0),
-            (9, 7, 2, 2, 4),
+            (9, 8, 2, 2, 4),
         ];
         assert_eq!(MIGRATIONS.len(), expected.len() + 1, "{expected:?}");
         for ((version, _, sql), (numbered, functions, held_locks, session_locks, releases)) in

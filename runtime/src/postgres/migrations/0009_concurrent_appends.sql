@@ -65,6 +65,49 @@
         END
         $factum$;
 
+        -- The hash of migration 5, unchanged, now in PL/pgSQL: as a SQL function it cannot
+        -- be inlined (`convert_to` is STABLE), so PostgreSQL planned its body again in every
+        -- transaction that appended, which cost more than the rest of the append; a
+        -- PL/pgSQL function keeps its plan for the session.
+        CREATE OR REPLACE FUNCTION {{schema}}.factum_event_hash(
+            p_predecessor     bytea,
+            p_event_id        uuid,
+            p_position        bigint,
+            p_stream_id       text,
+            p_stream_type     text,
+            p_stream_version  bigint,
+            p_name            text,
+            p_schema_version  bigint,
+            p_occurred_at     timestamptz,
+            p_metadata        text,
+            p_payload         text)
+        RETURNS bytea LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $factum$
+        BEGIN
+            RETURN sha256(
+                convert_to('factum/event/v1', 'UTF8')
+                || p_predecessor
+                || int4send(16) || uuid_send(p_event_id)
+                || int8send(p_position)
+                || int4send(octet_length(convert_to(p_stream_id, 'UTF8')))
+                || convert_to(p_stream_id, 'UTF8')
+                || int4send(octet_length(convert_to(p_stream_type, 'UTF8')))
+                || convert_to(p_stream_type, 'UTF8')
+                || int8send(p_stream_version)
+                || int4send(octet_length(convert_to(p_name, 'UTF8')))
+                || convert_to(p_name, 'UTF8')
+                || int8send(p_schema_version)
+                || int8send(floor(extract(epoch FROM p_occurred_at))::bigint)
+                || int8send(((extract(epoch FROM p_occurred_at)
+                              - floor(extract(epoch FROM p_occurred_at))) * 1000000000)::bigint)
+                || CASE WHEN p_metadata IS NULL THEN '\x00'::bytea
+                        ELSE '\x01'::bytea
+                             || int4send(octet_length(convert_to(p_metadata, 'UTF8')))
+                             || convert_to(p_metadata, 'UTF8') END
+                || int4send(octet_length(convert_to(p_payload, 'UTF8')))
+                || convert_to(p_payload, 'UTF8'));
+        END
+        $factum$;
+
         DROP FUNCTION {{schema}}.factum_append_command(uuid, text, timestamptz, text, text,
             integer, bigint, uuid[], text[], bigint[], text[], timestamptz[], text[]);
         DROP FUNCTION {{schema}}.factum_append(text, text, integer, bigint, uuid, uuid[],
