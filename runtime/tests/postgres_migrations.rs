@@ -70,7 +70,7 @@ async fn an_older_schema_is_migrated_forward() {
         .await
         .unwrap();
     // Back to schema version 1: the append functions, the commands table, the hash chain,
-    // the checkpoints, the archives and the events' writers did not exist yet.
+    // the checkpoints, and the archives did not exist yet.
     raw_client()
         .await
         .batch_execute(&format!(
@@ -80,10 +80,11 @@ async fn an_older_schema_is_migrated_forward() {
              DROP FUNCTION {SCHEMA}.factum_chain_event;
              DROP FUNCTION {SCHEMA}.factum_event_hash;
              ALTER TABLE {SCHEMA}.events DROP COLUMN hash, DROP COLUMN predecessor,
-                 DROP COLUMN signature, DROP COLUMN writer;
+                 DROP COLUMN signature;
              DROP FUNCTION {SCHEMA}.factum_settled_head;
-             DROP FUNCTION {SCHEMA}.factum_settled_below;
              DROP FUNCTION {SCHEMA}.factum_append_checked;
+             DROP FUNCTION {SCHEMA}.factum_append_lock;
+             DROP FUNCTION {SCHEMA}.factum_take_positions;
              DROP FUNCTION {SCHEMA}.factum_append_one_checked;
              DROP FUNCTION {SCHEMA}.factum_append;
              DROP FUNCTION {SCHEMA}.factum_append_one;

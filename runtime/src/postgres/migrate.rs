@@ -78,12 +78,12 @@ pub(super) const MIGRATIONS: &[(i32, &str, &str)] = &[
     // range it holds, the file as given, its SHA-256, when. The events it holds keep their
     // rows, with `null` as the payload and the JSON string "factum:archived" as metadata.
     (8, "archives", include_str!("migrations/0008_archives.sql")),
-    // Appends to different streams commit concurrently: each event records the
-    // transaction that wrote it (`writer`), positions are taken in transaction-id order
-    // under the append lock, which is released before the commit, and followers read only
-    // up to `factum_settled_head()`. A transaction that wrote before appending (an
-    // outbox, `append_in_transaction`) holds the lock until it ends, as before. See
-    // `PostgresStore`'s documentation.
+    // Appends to different streams run and commit concurrently (the append lock shared,
+    // a lock per stream); each holds a lock keyed by a lower bound of the positions it
+    // takes until it ends, and followers read only up to `factum_settled_head()`, below
+    // every such bound. An append inside a caller's transaction (an outbox,
+    // `append_in_transaction`) holds the append lock exclusively until it ends. The event
+    // hash is re-created in PL/pgSQL. See `PostgresStore`'s documentation.
     (
         9,
         "concurrent appends",
@@ -454,12 +454,9 @@ mod tests {
     /// Every function the migrations create that appends takes the append lock once
     /// (migrations 2 and 3 create two such functions each, 4 one); migration 5's two
     /// (the event hash and the insert trigger) run inside those appends, under their lock.
-    /// Migration 9's two appending functions take it in each of their two modes: until
-    /// the transaction ends (held), or as a session lock released on every way out of
-    /// the section that takes the positions (concurrent: once after it, once in its
-    /// exception handler); its other six (the settled head and its helper, the checks
-    /// of each function, the command's append, the event hash rewritten in PL/pgSQL)
-    /// take none of it.
+    /// Migration 9's appends take it exclusively only when held (`factum_append_lock`),
+    /// else shared; none of its functions takes a session lock, which could outlive its
+    /// transaction.
     #[test]
     fn the_append_functions_take_the_append_lock() {
         let held = format!("pg_advisory_xact_lock({APPEND_LOCK_CLASS}, {{{{lock_key}}}})");
@@ -474,7 +471,7 @@ mod tests {
             (6, 0, 0, 0, 0),
             (7, 0, 0, 0, 0),
             (8, 0, 0, 0, 0),
-            (9, 8, 2, 2, 4),
+            (9, 9, 1, 0, 0),
         ];
         assert_eq!(MIGRATIONS.len(), expected.len() + 1, "{expected:?}");
         for ((version, _, sql), (numbered, functions, held_locks, session_locks, releases)) in

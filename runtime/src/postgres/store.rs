@@ -30,8 +30,9 @@ use super::rows::{
 
 /// Rows per page when a stream is visited.
 pub(super) const VISIT_PAGE: i64 = 4096;
-/// How often [`EventStore::append`] re-runs after a unique violation (another writer
-/// bypassing the lock) before reporting it as a conflict.
+/// How often [`EventStore::append`] re-runs after a unique violation (a concurrent append
+/// of the same event id to another stream, or a writer bypassing the functions) before
+/// reporting it as a conflict.
 pub(super) const UNIQUE_VIOLATION_RETRIES: usize = 3;
 /// How often a waiting follower polls the newest position while the listening connection
 /// is down.
@@ -104,9 +105,10 @@ pub(super) const LISTENER_MAX_BACKOFF: Duration = Duration::from_secs(5);
 ///
 /// 1. takes the stream's lock (a transaction-level advisory lock on a hash of the schema
 ///    and the stream id): appends to one stream queue, appends to others do not;
-/// 2. takes the store's append lock as a session lock (`pg_advisory_lock(FACTUM, key)`;
-///    `key` is a hash of the schema name, so stores in other schemas do not contend),
-///    and under it, the writers' lock shared until the transaction ends;
+/// 2. takes the store's append lock shared (`pg_advisory_xact_lock_shared(FACTUM,
+///    key)`; `key` is a hash of the schema name, so stores in other schemas do not
+///    contend): concurrent appends do not wait for each other, an append inside a
+///    caller's transaction takes it exclusively (see below);
 /// 3. looks the batch's event ids up: all stored as this exact batch with the same
 ///    expectation is an idempotent re-append (`written: false`); otherwise any stored id
 ///    is [`StoreError::DuplicateEventId`];
@@ -114,13 +116,11 @@ pub(super) const LISTENER_MAX_BACKOFF: Duration = Duration::from_secs(5);
 ///    order [`MemoryStore`](crate::store::MemoryStore) checks them in); a failed check
 ///    returns a status row and writes nothing (an id repeated inside the batch, and every
 ///    [limit](crate::store::limits), is refused before the call, as every store does);
-/// 5. inserts the rows with one `INSERT .. SELECT FROM unnest(..)` (or one `VALUES`
-///    row); the identity column hands out the positions, in batch order, and each row
-///    records its transaction's id (`writer`, taken by this insert);
-/// 6. releases the append lock (also if anything above fails: an exception handler
-///    releases it and re-raises, so a session lock never outlives its call). The commit
-///    follows, side by side with other appends' commits, which PostgreSQL flushes to
-///    disk together.
+/// 5. takes its positions (`factum_take_positions`, below) and inserts the rows with
+///    one `INSERT .. SELECT FROM unnest(..)` (or one `VALUES` row), in batch order.
+///
+/// The commit follows, side by side with other appends' commits, which PostgreSQL
+/// flushes to disk together.
 ///
 /// `runtime/tests/postgres_store.rs` runs 1,500 random appends (new batches, re-appended
 /// batches, reused and repeated ids, every expectation, wrong stream types) against this
@@ -145,37 +145,37 @@ pub(super) const LISTENER_MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// first; a follower reading `position > 9` sees 11, checkpoints 11, and never reads 10.
 /// `runtime/tests/postgres_follower.rs` shows exactly that with raw SQL.
 ///
-/// Here positions are only taken under the store's append lock, by appends of two kinds.
+/// Here an append, before it takes any position, takes a lock of its own, shared, keyed
+/// by the last position taken so far `k` (the sequence's last value), and holds it until
+/// its transaction ends; every position it then takes is above `k`. A reader asks for the
+/// **settled head** (`factum_settled_head()`), in three steps: the last position taken
+/// `q`; the keys of those locks held at that moment (low 32 bits in the key; the rest is
+/// that of the nearest such value at or below `q`), whose minimum `m` bounds from below
+/// every position an append in flight may still commit; then, in a new snapshot, the
+/// newest visible event at or below `min(q, m)`. An append that commits a position at or
+/// below that bound took it before `q` was read, so it had taken its lock before the
+/// look: it either still held it then (and its position is above its key, hence above
+/// `m`: a contradiction), or had ended, and its commit is visible in the later snapshot.
+/// So **every event at or below the settled head that will ever commit is visible**.
 ///
-/// - **Concurrent** appends (every append of the store's own, each its own transaction):
-///   the lock is held only while the transaction takes its id and its positions, and
-///   released before the commit, so commits of appends to different streams overlap and
-///   PostgreSQL flushes them together. Ids and positions are taken together under the
-///   lock, so among concurrent appends, **a later position has a later transaction id**.
-///   Each holds the writers' lock shared from before taking its id until it ends.
-/// - **Held** appends ([`PostgresStore::append_in_transaction`], and any call in a
-///   transaction that has written before, whose id was taken outside the lock): the lock
-///   is held until the transaction ends, as a transaction-level lock, and taken together
-///   with the writers' lock exclusively, which waits for every concurrent append in
-///   flight to end. So when a held append takes positions, every lower position has
-///   ended, and none is taken until it has ended. Its rows record no writer.
+/// Reads of the log ask for it, then read up to it: [`EventStore::read_all`],
+/// [`EventStore::read_all_filtered`] (whose `scanned_to` never passes it),
+/// [`EventStore::head`], [`EventStore::wait_for_events`], the leaves of signed
+/// checkpoints, the cut of an archive. Only this store's appends hold its followers back,
+/// not other transactions of the cluster. (An append would have to stay open while four
+/// billion positions are taken for its key's high bits to be read wrong.)
 ///
-/// A follower therefore reads only up to the **settled position**, which
-/// `factum_settled_head()` computes in three steps: the next transaction id `n`; the ids
-/// of the appends holding the writers' lock shared at that moment (the concurrent
-/// appends in flight); then, in a new snapshot, the oldest transaction that snapshot
-/// sees running (its `xip`) that was among those or took its id at or after `n`. Any
-/// append that can still commit at a position the snapshot does not see is such a
-/// transaction (one that ended before the lock was looked at is visible in the later
-/// snapshot; one that took its id after is newer than `n`). Walking down from the newest
-/// event, every event written by a transaction newer than that oldest one is unsettled
-/// (it may sit above a position still to commit); the first that is not (older, or
-/// written by a held append) is the settled head: **every event at or below it that will
-/// ever commit is visible**. Reads of the log ask for it, then read up to it:
-/// [`EventStore::read_all`], [`EventStore::read_all_filtered`] (whose `scanned_to`
-/// never passes it), [`EventStore::head`], [`EventStore::wait_for_events`], the leaves of
-/// signed checkpoints, the cut of an archive. (Only transactions of the same store's
-/// appends hold followers back: a long transaction elsewhere in the cluster does not.)
+/// Appends come in two modes:
+///
+/// - **Concurrent** (every append of the store's own, each its own transaction): the
+///   append lock shared, so they neither wait for nor block each other; their positions
+///   are taken one by one from the sequence, so a batch's positions are in order but may
+///   interleave with another append's.
+/// - **Held** ([`PostgresStore::append_in_transaction`], and any call in a transaction
+///   that has written before): the append lock exclusively until the transaction ends,
+///   so it starts once every concurrent append in flight has ended, and none starts
+///   until it has ended; its positions are one consecutive block. It takes no stream's
+///   lock: with the append lock, none is needed.
 ///
 /// Positions are also in settling order, which is the store contract: a follower that
 /// reads `position > checkpoint` up to the settled head and checkpoints the last
@@ -193,7 +193,7 @@ pub(super) const LISTENER_MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Gaps in the positions remain possible and are harmless: a transaction that takes
 /// positions and then aborts (a crash, a constraint violation, a rollback of a caller's
 /// transaction) burns its sequence values, because `nextval` is not transactional. Its
-/// positions never become visible, and once it has ended they no longer hold the
+/// positions never become visible, and once it has ended its lock no longer holds the
 /// settled head back. Followers must therefore treat positions as ordered, not as
 /// dense.
 ///
@@ -206,8 +206,9 @@ pub(super) const LISTENER_MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// concurrent writers against raw inserts.
 ///
 /// Lock order is the same everywhere (a command's lock, a stream's lock, the append lock,
-/// the writers' lock), and a held append takes no stream lock, so appends do not
-/// deadlock on each other; a transaction that appends several times through
+/// the position lock), a concurrent append waits for nothing once it holds the append
+/// lock, and a held append takes no stream lock, so appends do not deadlock on each
+/// other; a transaction that appends several times through
 /// [`PostgresStore::append_in_transaction`] holds the append lock from its first append
 /// on. Such a transaction must run at `READ COMMITTED`, where each statement of the
 /// function sees every commit made before it took the lock.
@@ -823,7 +824,8 @@ impl PostgresStore {
         loop {
             match client.query_one(&statement, &params).await {
                 Ok(row) => return self.announced(batch.outcome(expected, &row)),
-                // Only a writer bypassing the lock can cause this; run again, so the
+                // A concurrent append of the same event id to another stream (or a writer
+                // bypassing the functions) causes this; run again, so the
                 // answer is the function's (idempotent, conflict with the actual version).
                 Err(error)
                     if unique_violation(&error).is_some() && attempt < UNIQUE_VIOLATION_RETRIES =>
@@ -876,7 +878,8 @@ impl PostgresStore {
         loop {
             let row = match client.query_one(&statement, &params).await {
                 Ok(row) => row,
-                // Only a writer bypassing the lock can cause this; run again, so that the
+                // A concurrent append of the same event id to another stream (or a writer
+                // bypassing the functions) causes this; run again, so that the
                 // answer is the function's (the record it finds, or the conflict).
                 Err(error)
                     if unique_violation(&error).is_some() && attempt < UNIQUE_VIOLATION_RETRIES =>

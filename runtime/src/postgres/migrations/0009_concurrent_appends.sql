@@ -1,66 +1,33 @@
--- The transaction that appended each event, for appends whose positions are handed
-        -- out in transaction-id order (see the store's documentation); NULL for the events
-        -- of a transaction that held the append lock until it ended, and for the events
-        -- stored before this migration (all appended under that lock).
-        ALTER TABLE {{schema}}.events ADD COLUMN writer xid8;
-
-        -- The newest settled position of the statement's snapshot (NULL: no event is):
-        -- every event at or below it that will ever commit is visible in that snapshot,
-        -- so a follower may read up to it and never skip one that commits later. STABLE:
-        -- it answers for the snapshot of the statement that calls it.
+-- Appends to different streams commit side by side; followers read up to the settled
+        -- head. See the store's documentation for the argument.
         --
-        -- A concurrent append holds the shared writers' lock from before it takes its
-        -- transaction id until it ends, and takes its id and its positions under the
-        -- append lock, so the ids and the positions of concurrent appends rise together.
-        -- The appends that may hold positions this snapshot cannot see are those running
-        -- when it was taken (in its `xip`) that held the writers' lock at the earlier
-        -- look `p_appending`, or that took their id after it (not older than `p_since`,
-        -- the next id before that look). Walking down from the newest event, every
-        -- event written after the oldest of them is unsettled; the first that is not
-        -- (written before it, or under the held lock, `writer` NULL, which waited for
-        -- every append before it to end) is the settled head.
-        CREATE FUNCTION {{schema}}.factum_settled_below(p_appending xid[], p_since xid8)
-        RETURNS bigint LANGUAGE plpgsql STABLE AS $factum$
-        DECLARE
-            v_oldest xid8;
-            r        record;
-        BEGIN
-            SELECT min(x) INTO v_oldest
-              FROM pg_snapshot_xip(pg_current_snapshot()) AS x
-             WHERE x >= p_since OR xid(x) = ANY(p_appending);
-            FOR r IN SELECT e.position, e.writer FROM {{schema}}.events e
-                      ORDER BY e.position DESC LOOP
-                IF v_oldest IS NULL OR r.writer IS NULL OR r.writer < v_oldest THEN
-                    RETURN r.position;
-                END IF;
-            END LOOP;
-            RETURN NULL;
-        END
-        $factum$;
-
-        -- The newest settled position now: the next transaction id, then the appends
-        -- holding the writers' lock, then (in a new snapshot, this function being
-        -- VOLATILE) the settled head of that snapshot. Needs READ COMMITTED, where each
-        -- statement here takes its own snapshot.
+        -- The settled head now, in three steps: the last position taken `q`; the bounds
+        -- the appends in flight hold, each below every position that append takes (the
+        -- key of the lock it took before taking any: its low 32 bits; the rest is that of
+        -- the nearest such value at or below `q`); then, in a new snapshot (this function
+        -- is VOLATILE: each statement takes its own, at READ COMMITTED), the newest event
+        -- at or below `q` and all those bounds. An append still to commit a position at or
+        -- below it would have held its lock at the look, or taken its positions after `q`
+        -- was read, hence above it.
         CREATE FUNCTION {{schema}}.factum_settled_head() RETURNS bigint
         LANGUAGE plpgsql VOLATILE AS $factum$
         DECLARE
-            v_since     xid8;
-            v_appending xid[];
-            v_head      bigint;
+            v_last  bigint;
+            v_bound bigint;
+            v_head  bigint;
         BEGIN
-            SELECT pg_snapshot_xmax(pg_current_snapshot()) INTO v_since;
-            SELECT coalesce(array_agg(t.transactionid), '{}') INTO v_appending
+            SELECT last_value - (NOT is_called)::integer INTO v_last
+              FROM {{schema}}.events_position_seq;
+            SELECT least(v_last, min(v_last - ((v_last - k.objid::bigint) & 4294967295)))
+              INTO v_bound
               FROM pg_locks k
-              JOIN pg_locks t ON t.virtualtransaction = k.virtualtransaction
              WHERE k.locktype = 'advisory' AND k.objsubid = 2 AND k.granted
                AND k.mode = 'ShareLock'
-               AND k.classid = 1717658487
-               AND k.objid = ({{lock_key}}::bigint & 4294967295)::oid
+               AND k.classid = ({{lock_key}}::bigint & 4294967295)::oid
                AND k.database = (SELECT d.oid FROM pg_database d
-                                  WHERE d.datname = current_database())
-               AND t.locktype = 'transactionid';
-            SELECT {{schema}}.factum_settled_below(v_appending, v_since) INTO v_head;
+                                  WHERE d.datname = current_database());
+            SELECT max(e.position) INTO v_head FROM {{schema}}.events e
+             WHERE e.position <= v_bound;
             RETURN v_head;
         END
         $factum$;
@@ -115,9 +82,56 @@
         DROP FUNCTION {{schema}}.factum_append_one(text, text, integer, bigint, uuid, text,
             bigint, text, timestamptz, text);
 
-        -- The checks and the insert of a batch, without locks: `factum_append` calls it
-        -- under them. Statuses as before (0 written, 1 already written, 2 conflict, 3
-        -- stream type, 4 duplicate id).
+        -- The locks an append takes before its checks, by mode (see `factum_append`);
+        -- returns whether the append is held. The append lock: shared by concurrent
+        -- appends, exclusive (so after every concurrent append in flight has ended, and
+        -- before any other starts) by held ones.
+        CREATE FUNCTION {{schema}}.factum_append_lock(p_stream_id text, p_held boolean)
+        RETURNS boolean LANGUAGE plpgsql VOLATILE AS $factum$
+        BEGIN
+            -- A transaction that wrote before this call is a caller's own (an outbox): it
+            -- appends as `append_in_transaction` does.
+            IF p_held OR pg_current_xact_id_if_assigned() IS NOT NULL THEN
+                PERFORM pg_advisory_xact_lock(1717658484, {{lock_key}});
+                RETURN true;
+            END IF;
+            PERFORM pg_advisory_xact_lock(hashtextextended('stream ' || p_stream_id, {{lock_key}}));
+            PERFORM pg_advisory_xact_lock_shared(1717658484, {{lock_key}});
+            RETURN false;
+        END
+        $factum$;
+
+        -- Takes `p_count` positions, in order, for an append whose checks passed. First it
+        -- takes a shared lock keyed by the last position taken (low 32 bits), which it
+        -- holds until its transaction ends: every position it takes is above that key, and
+        -- `factum_settled_head` reads no further while the lock is held. A held
+        -- append, alone to take positions (every concurrent append waits for the append
+        -- lock it holds), takes a consecutive block; concurrent appends take theirs one by
+        -- one, so a batch may interleave with other appends' positions.
+        CREATE FUNCTION {{schema}}.factum_take_positions(p_count bigint, p_held boolean)
+        RETURNS bigint[] LANGUAGE plpgsql VOLATILE AS $factum$
+        DECLARE
+            v_last  bigint;
+            v_first bigint;
+        BEGIN
+            SELECT last_value - (NOT is_called)::integer INTO v_last
+              FROM {{schema}}.events_position_seq;
+            PERFORM pg_advisory_xact_lock_shared({{lock_key}}, (v_last << 32 >> 32)::integer);
+            IF p_held THEN
+                v_first := nextval('{{schema}}.events_position_seq');
+                IF p_count > 1 THEN
+                    PERFORM setval('{{schema}}.events_position_seq', v_first + p_count - 1);
+                END IF;
+                RETURN ARRAY(SELECT generate_series(v_first, v_first + p_count - 1));
+            END IF;
+            RETURN ARRAY(SELECT nextval('{{schema}}.events_position_seq')
+                           FROM generate_series(1, p_count));
+        END
+        $factum$;
+
+        -- The checks and the insert of a batch, under the stream's lock (concurrent) or the
+        -- append lock (held): `factum_append` takes them. Statuses as before (0 written, 1
+        -- already written, 2 conflict, 3 stream type, 4 duplicate id).
         CREATE FUNCTION {{schema}}.factum_append_checked(
             p_stream_id         text,
             p_stream_type       text,
@@ -130,7 +144,7 @@
             p_payloads          text[],
             p_occurred_at       timestamptz[],
             p_metadata          text[],
-            p_writer            boolean,     -- record this transaction as the writer
+            p_held              boolean,
             OUT o_status        integer,
             OUT o_stream_version bigint,
             OUT o_last_position bigint,
@@ -145,6 +159,7 @@
             v_id      uuid;
             v_type    text;
             v_same    bigint;
+            v_positions bigint[];
         BEGIN
             -- Idempotency: the first id of the batch that is already stored.
             SELECT b.ord, e.stream_id, e.stream_version, e.event_id
@@ -207,19 +222,19 @@
             END IF;
 
             v_version := coalesce(v_version, 0);
-            WITH inserted AS (
-                INSERT INTO {{schema}}.events (stream_id, stream_type, stream_version, event_id, name,
-                                        schema_version, payload, occurred_at, metadata, writer)
-                SELECT p_stream_id, p_stream_type, v_version + b.ord, b.id, b.name,
-                       b.schema_version, b.payload::json, b.occurred_at, b.metadata::json,
-                       CASE WHEN p_writer THEN pg_current_xact_id() END
-                  FROM unnest(p_event_ids, p_names, p_schema_versions, p_payloads,
-                              p_occurred_at, p_metadata)
-                       WITH ORDINALITY AS b(id, name, schema_version, payload, occurred_at,
-                                            metadata, ord)
-                 ORDER BY b.ord
-                RETURNING position)
-            SELECT max(position) INTO o_last_position FROM inserted;
+            v_positions := {{schema}}.factum_take_positions(v_count, p_held);
+            INSERT INTO {{schema}}.events (position, stream_id, stream_type, stream_version,
+                                    event_id, name, schema_version, payload, occurred_at,
+                                    metadata)
+            OVERRIDING SYSTEM VALUE
+            SELECT v_positions[b.ord], p_stream_id, p_stream_type, v_version + b.ord, b.id,
+                   b.name, b.schema_version, b.payload::json, b.occurred_at, b.metadata::json
+              FROM unnest(p_event_ids, p_names, p_schema_versions, p_payloads,
+                          p_occurred_at, p_metadata)
+                   WITH ORDINALITY AS b(id, name, schema_version, payload, occurred_at,
+                                        metadata, ord)
+             ORDER BY b.ord;
+            o_last_position := v_positions[v_count];
             o_status := 0;
             o_stream_version := v_version + v_count;
         END
@@ -237,7 +252,7 @@
             p_payload           text,
             p_occurred_at       timestamptz,
             p_metadata          text,
-            p_writer            boolean,
+            p_held              boolean,
             OUT o_status        integer,
             OUT o_stream_version bigint,
             OUT o_last_position bigint,
@@ -296,12 +311,13 @@
             END IF;
 
             v_version := coalesce(v_version, 0) + 1;
-            INSERT INTO {{schema}}.events (stream_id, stream_type, stream_version, event_id, name,
-                                    schema_version, payload, occurred_at, metadata, writer)
-            VALUES (p_stream_id, p_stream_type, v_version, p_event_id, p_name, p_schema_version,
-                    p_payload::json, p_occurred_at, p_metadata::json,
-                    CASE WHEN p_writer THEN pg_current_xact_id() END)
-            RETURNING position INTO o_last_position;
+            o_last_position := ({{schema}}.factum_take_positions(1, p_held))[1];
+            INSERT INTO {{schema}}.events (position, stream_id, stream_type, stream_version,
+                                    event_id, name, schema_version, payload, occurred_at,
+                                    metadata)
+            OVERRIDING SYSTEM VALUE
+            VALUES (o_last_position, p_stream_id, p_stream_type, v_version, p_event_id, p_name,
+                    p_schema_version, p_payload::json, p_occurred_at, p_metadata::json);
             o_status := 0;
             o_stream_version := v_version;
         END
@@ -309,13 +325,12 @@
 
         -- An append, in one of two modes (see the store's documentation):
         -- * concurrent (`p_held` false, the store's own one-statement transactions): the
-        --   stream's lock until the end of the transaction, then the append lock only
-        --   while the transaction id and the positions are taken, so that commits of
-        --   appends to different streams overlap. The announcement is the caller's, after
-        --   the commit.
+        --   stream's lock and the append lock shared, until the end of the transaction, so
+        --   that appends to different streams run and commit side by side. The
+        --   announcement is the caller's, after the commit.
         -- * held (`p_held` true, or a transaction that had written before this call): the
-        --   append lock until the end of the transaction, taken after every concurrent
-        --   append in flight has ended; announced with `pg_notify` at commit.
+        --   append lock exclusive until the end of the transaction; announced with
+        --   `pg_notify` at commit.
         CREATE FUNCTION {{schema}}.factum_append(
             p_stream_id         text,
             p_stream_type       text,
@@ -336,40 +351,16 @@
             OUT o_existing_type text)
         LANGUAGE plpgsql VOLATILE AS $factum$
         BEGIN
-            -- A transaction id taken before the lock would break the order of ids and
-            -- positions that followers rely on: such a transaction holds the lock.
-            p_held := p_held OR pg_current_xact_id_if_assigned() IS NOT NULL;
-            IF p_held THEN
-                PERFORM pg_advisory_xact_lock(1717658484, {{lock_key}});
-                PERFORM pg_advisory_xact_lock(1717658487, {{lock_key}});
-                SELECT * INTO o_status, o_stream_version, o_last_position, o_event_id,
-                              o_existing_type
-                  FROM {{schema}}.factum_append_checked(p_stream_id, p_stream_type,
-                           p_expected_kind, p_expected_version, p_batch_duplicate, p_event_ids,
-                           p_names, p_schema_versions, p_payloads, p_occurred_at, p_metadata,
-                           false);
-                IF o_status = 0 THEN
-                    PERFORM pg_notify('{{channel}}', o_last_position::text);
-                END IF;
-                RETURN;
+            p_held := {{schema}}.factum_append_lock(p_stream_id, p_held);
+            SELECT * INTO o_status, o_stream_version, o_last_position, o_event_id,
+                          o_existing_type
+              FROM {{schema}}.factum_append_checked(p_stream_id, p_stream_type,
+                       p_expected_kind, p_expected_version, p_batch_duplicate, p_event_ids,
+                       p_names, p_schema_versions, p_payloads, p_occurred_at, p_metadata,
+                       p_held);
+            IF p_held AND o_status = 0 THEN
+                PERFORM pg_notify('{{channel}}', o_last_position::text);
             END IF;
-            PERFORM pg_advisory_xact_lock(hashtextextended('stream ' || p_stream_id, {{lock_key}}));
-            PERFORM pg_advisory_lock(1717658484, {{lock_key}});
-            BEGIN
-                -- Shared until the end of the transaction: a held append waits for it.
-                PERFORM pg_advisory_xact_lock_shared(1717658487, {{lock_key}});
-                SELECT * INTO o_status, o_stream_version, o_last_position, o_event_id,
-                              o_existing_type
-                  FROM {{schema}}.factum_append_checked(p_stream_id, p_stream_type,
-                           p_expected_kind, p_expected_version, p_batch_duplicate, p_event_ids,
-                           p_names, p_schema_versions, p_payloads, p_occurred_at, p_metadata,
-                           true);
-            EXCEPTION WHEN OTHERS OR query_canceled THEN
-                -- A session lock outlives the transaction: never leave it behind.
-                PERFORM pg_advisory_unlock(1717658484, {{lock_key}});
-                RAISE;
-            END;
-            PERFORM pg_advisory_unlock(1717658484, {{lock_key}});
         END
         $factum$;
 
@@ -392,35 +383,15 @@
             OUT o_existing_type text)
         LANGUAGE plpgsql VOLATILE AS $factum$
         BEGIN
-            -- As `factum_append`.
-            p_held := p_held OR pg_current_xact_id_if_assigned() IS NOT NULL;
-            IF p_held THEN
-                PERFORM pg_advisory_xact_lock(1717658484, {{lock_key}});
-                PERFORM pg_advisory_xact_lock(1717658487, {{lock_key}});
-                SELECT * INTO o_status, o_stream_version, o_last_position, o_event_id,
-                              o_existing_type
-                  FROM {{schema}}.factum_append_one_checked(p_stream_id, p_stream_type,
-                           p_expected_kind, p_expected_version, p_event_id, p_name,
-                           p_schema_version, p_payload, p_occurred_at, p_metadata, false);
-                IF o_status = 0 THEN
-                    PERFORM pg_notify('{{channel}}', o_last_position::text);
-                END IF;
-                RETURN;
+            p_held := {{schema}}.factum_append_lock(p_stream_id, p_held);
+            SELECT * INTO o_status, o_stream_version, o_last_position, o_event_id,
+                          o_existing_type
+              FROM {{schema}}.factum_append_one_checked(p_stream_id, p_stream_type,
+                       p_expected_kind, p_expected_version, p_event_id, p_name,
+                       p_schema_version, p_payload, p_occurred_at, p_metadata, p_held);
+            IF p_held AND o_status = 0 THEN
+                PERFORM pg_notify('{{channel}}', o_last_position::text);
             END IF;
-            PERFORM pg_advisory_xact_lock(hashtextextended('stream ' || p_stream_id, {{lock_key}}));
-            PERFORM pg_advisory_lock(1717658484, {{lock_key}});
-            BEGIN
-                PERFORM pg_advisory_xact_lock_shared(1717658487, {{lock_key}});
-                SELECT * INTO o_status, o_stream_version, o_last_position, o_event_id,
-                              o_existing_type
-                  FROM {{schema}}.factum_append_one_checked(p_stream_id, p_stream_type,
-                           p_expected_kind, p_expected_version, p_event_id, p_name,
-                           p_schema_version, p_payload, p_occurred_at, p_metadata, true);
-            EXCEPTION WHEN OTHERS OR query_canceled THEN
-                PERFORM pg_advisory_unlock(1717658484, {{lock_key}});
-                RAISE;
-            END;
-            PERFORM pg_advisory_unlock(1717658484, {{lock_key}});
         END
         $factum$;
 
