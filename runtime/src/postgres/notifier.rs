@@ -10,6 +10,10 @@ use tokio_postgres::{AsyncMessage, NoTls};
 
 use super::store::{LISTENER_HEARTBEAT, LISTENER_MAX_BACKOFF, POLL_INTERVAL};
 
+/// The shortest pause between two announcements: how long a follower in another process
+/// may wait at most, beyond the round trips, to hear of a commit.
+const ANNOUNCE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// What the listening connection knows, shared with waiting followers.
 #[derive(Debug, Clone, Copy, Default)]
 pub(super) struct Notified {
@@ -182,6 +186,10 @@ async fn announce_once(
         while announced.changed().await.is_ok() {
             let position = announced.borrow_and_update().to_string();
             client.execute(&statement, &[&channel, &position]).await?;
+            // A notification is a transaction of its own: under a stream of appends, one
+            // per interval carries them all (the newest position; listeners ask for the
+            // settled head anyway).
+            tokio::time::sleep(ANNOUNCE_INTERVAL).await;
         }
         Ok(())
     };
