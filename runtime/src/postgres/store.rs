@@ -163,7 +163,9 @@ pub(super) const LISTENER_MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// [`EventStore::head`], [`EventStore::wait_for_events`], the leaves of signed
 /// checkpoints, the cut of an archive. Only this store's appends hold its followers back,
 /// not other transactions of the cluster. (An append would have to stay open while four
-/// billion positions are taken for its key's high bits to be read wrong.)
+/// billion positions are taken for its key's high bits to be read wrong.) The locks live
+/// on the primary: follow the log there, not on a streaming replica, which sees no
+/// locks and could read past an append still to commit.
 ///
 /// Appends come in two modes:
 ///
