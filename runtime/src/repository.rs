@@ -13,7 +13,7 @@ use crate::event::EventSet;
 use crate::retry::Retry;
 use crate::store::{
     CommandOutcome, CommandRecord, CommandSession, CommandWrite, EventStore, ExpectedVersion,
-    StoreError, VisitError,
+    ReplayedEvent, StoreError, VisitError,
 };
 
 /// A stored event that could not be decoded, with where it is stored.
@@ -33,13 +33,16 @@ pub struct RecordDecodeError {
 
 /// Decodes a recorded event into its set's newest shape.
 pub fn decode_record<S: EventSet>(record: &RecordedEvent) -> Result<S, RecordDecodeError> {
-    S::decode(&record.name, record.schema_version, &record.payload).map_err(|source| {
-        RecordDecodeError {
-            stream_id: record.stream_id.clone(),
-            stream_version: record.stream_version,
-            position: record.position,
-            source: Box::new(source),
-        }
+    decode_replayed(ReplayedEvent::from(record))
+}
+
+/// Decodes what a replay read of an event into its set's newest shape.
+fn decode_replayed<S: EventSet>(event: ReplayedEvent<'_>) -> Result<S, RecordDecodeError> {
+    S::decode(event.name, event.schema_version, event.payload).map_err(|source| RecordDecodeError {
+        stream_id: event.stream_id.to_owned(),
+        stream_version: event.stream_version,
+        position: event.position,
+        source: Box::new(source),
     })
 }
 
@@ -817,13 +820,13 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             .filter(|(_, snapshot_version)| *snapshot_version <= version)
             .unwrap_or_default();
         if applied < version {
-            self.replay_until(
+            self.replay(
                 &stream_id,
                 applied + 1,
                 &mut state,
                 &mut applied,
                 None,
-                |record| record.stream_version > version,
+                version,
             )
             .await?;
         }
@@ -843,7 +846,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         let stream_id = Self::stream_id(id);
         let mut state = A::default();
         let mut applied = 0;
-        self.replay_until(&stream_id, 1, &mut state, &mut applied, None, |record| {
+        self.replay_until(&stream_id, 1, &mut state, &mut applied, |record| {
             record.timestamp > as_of
         })
         .await?;
@@ -886,24 +889,49 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         }
     }
 
-    /// Applies the stream's events from `from_version` on to `state` until `stop_before`
-    /// holds for an event (which is not applied), counting the applied version. An event
-    /// past `refuse_past` stops the visit and refuses the load before it is decoded.
-    async fn replay_until(
+    /// Applies the stream's events from `from_version` up to version `last` to `state`,
+    /// counting the applied version; reads only what a replay needs
+    /// ([`EventStore::replay_stream`]). An event past `refuse_past` stops the visit and
+    /// refuses the load before it is decoded.
+    async fn replay(
         &self,
         stream_id: &str,
         from_version: u64,
         state: &mut A,
         applied: &mut u64,
         refuse_past: Option<u64>,
+        last: u64,
+    ) -> Result<(), RepositoryError<A::Error>> {
+        let visited = self
+            .store
+            .replay_stream(stream_id, from_version, |event| {
+                if refuse_past.is_some_and(|limit| event.stream_version > limit) {
+                    return Err(Replay::OverLimit);
+                }
+                if event.stream_version > last {
+                    return Err(Replay::Reached);
+                }
+                state.apply(&decode_replayed::<A::Events>(event).map_err(Replay::Decode)?);
+                *applied = event.stream_version;
+                Ok(())
+            })
+            .await;
+        self.replayed(stream_id, from_version, visited).await
+    }
+
+    /// Applies the stream's events from `from_version` on to `state` until `stop_before`
+    /// holds for an event (which is not applied), counting the applied version.
+    async fn replay_until(
+        &self,
+        stream_id: &str,
+        from_version: u64,
+        state: &mut A,
+        applied: &mut u64,
         stop_before: impl Fn(&RecordedEvent) -> bool + Send + Sync,
     ) -> Result<(), RepositoryError<A::Error>> {
         let visited = self
             .store
             .for_each_in_stream(stream_id, from_version, |record| {
-                if refuse_past.is_some_and(|last| record.stream_version > last) {
-                    return Err(Replay::OverLimit);
-                }
                 if stop_before(record) {
                     return Err(Replay::Reached);
                 }
@@ -912,6 +940,16 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                 Ok(())
             })
             .await;
+        self.replayed(stream_id, from_version, visited).await
+    }
+
+    /// How a replay from `from_version` ended, as the repository's result.
+    async fn replayed(
+        &self,
+        stream_id: &str,
+        from_version: u64,
+        visited: Result<(), VisitError<Replay>>,
+    ) -> Result<(), RepositoryError<A::Error>> {
         match visited {
             Ok(()) | Err(VisitError::Visitor(Replay::Reached)) => Ok(()),
             Err(VisitError::Visitor(Replay::Decode(error))) => Err(RepositoryError::Decode(error)),
@@ -926,13 +964,13 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         let (mut state, snapshot_version) =
             self.usable_snapshot(stream_id).await?.unwrap_or_default();
         let mut version = snapshot_version;
-        self.replay_until(
+        self.replay(
             stream_id,
             snapshot_version + 1,
             &mut state,
             &mut version,
             self.refuse_past(snapshot_version),
-            |_| false,
+            u64::MAX,
         )
         .await?;
         Ok(Rebuilt {
