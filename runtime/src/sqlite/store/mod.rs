@@ -84,7 +84,7 @@
 //!   memory; on the benchmark machine it ran at half speed in about half of the runs.)
 //!   Chunk buffers are kept for the next replay. [`EventStore::replay_stream`] (what
 //!   `Repository::load` reads) runs the same two halves on fewer columns — position,
-//!   version, id, name, schema version, payload: no metadata to parse, no time — and
+//!   version, name, schema version, payload: no id, no metadata to parse, no time — and
 //!   lends each event's name and payload straight from the copy, checked as a record's
 //!   are. With hash or signature checks on, it reads whole records (a hash covers every
 //!   column).
@@ -1146,7 +1146,9 @@ fn stream_chunks(
                 Columns::Record => {
                     rows::copy_checked(row, 0, stream_id, stream_type, &mut chunk.bytes, checks)?
                 }
-                Columns::Replay => rows::copy_replayed(row, stream_id, &mut chunk.bytes, checks)?,
+                Columns::Replay => {
+                    rows::copy_replayed(connection, row, stream_id, &mut chunk.bytes, checks)?
+                }
             };
             chunk.rows.push(copied);
             if chunk.rows.len() >= chunk_events || chunk.bytes.len() >= CHUNK_BYTES {
