@@ -75,9 +75,9 @@
 //! - **Replay streams, on two threads.** The visitor of
 //!   [`EventStore::for_each_in_stream`] borrows from its caller, so it cannot move to a
 //!   blocking thread. The blocking thread steps the rows and copies their columns out
-//!   (checking types only) into chunks of 256 rows, doubling up to 4,096, sent through a bounded
-//!   channel; the visiting side checks and parses each copy into *one* record, reused
-//!   from row to row (its name and metadata buffers too), and visits it. A long stream
+//!   (checking types only) into chunks of 256 rows, doubling up to 1,024, sent through a
+//!   bounded channel; the visiting side checks and parses each copy into *one* record,
+//!   reused from row to row (its name and metadata buffers too), and visits it. A long stream
 //!   is never held in memory whole, stepping SQLite overlaps with decoding, and the
 //!   copies only travel one way. (An earlier version handed whole records to the
 //!   visitor and recycled them back to the reader, so both threads wrote the same
@@ -462,11 +462,12 @@ impl crate::integrity::TamperEvident for SqliteStore {
 /// visitor starts soon.
 const FIRST_CHUNK_EVENTS: usize = 256;
 /// Events handed over at once, at most: each chunk holds twice as many as the one before
-/// up to this, so a long replay takes few hand-offs (each one a wake-up, which waits for
-/// a CPU when the machine is busy: 10,000 events take 6 instead of 40).
-const CHUNK_EVENTS: usize = 4096;
+/// up to this, so a long replay takes fewer hand-offs (each one a wake-up, which waits for
+/// a CPU when the machine is busy: 10,000 events take 12 instead of 40), while the last
+/// chunk, which the visitor takes only once the reading is done, stays short.
+const CHUNK_EVENTS: usize = 1024;
 /// Bytes handed over at once, at most (a chunk holds at least one event).
-const CHUNK_BYTES: usize = 1 << 20;
+const CHUNK_BYTES: usize = 256 << 10;
 /// Chunks on their way to the visitor, at most: enough that the reading thread seldom
 /// waits for the visitor (a reader that sleeps on every chunk and is woken by the visitor
 /// tends to end up taking turns with it on one CPU instead of running beside it).
