@@ -11,6 +11,8 @@
 //!   `benches/replay.rs` replays from memory) stored in a SQLite file and loaded through
 //!   `Repository::load`, against a raw loop that selects `(name, schema_version,
 //!   payload)` of the stream in order and decodes and applies each row by hand.
+//! - `replay_sqlite_10k_busy`: the same replays while one busy-looping `sh` process per
+//!   core runs beside the bench (started before the group, killed after it).
 //!
 //! Before timing, the bench checks that both sides rebuild the same state and that both
 //! append paths wrote what they were given. Run with
@@ -35,6 +37,7 @@ use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use factum::prelude::*;
+use factum::repository::decode_record;
 use factum::store::SqliteStore;
 use factum_example_orders::{Catalog, Order};
 use rusqlite::{Connection, params};
@@ -214,13 +217,7 @@ fn replay_group(c: &mut Criterion, runtime: &tokio::runtime::Runtime, dir: &Path
 
     let mut group = c.benchmark_group("replay_sqlite_10k");
     group.throughput(Throughput::Elements(EVENTS as u64));
-    group.bench_function("factum/repository_load", |b| {
-        b.to_async(runtime)
-            .iter(|| async { repository.load(black_box(ORDER_ID)).await.expect("loads") });
-    });
-    group.bench_function("raw/rusqlite_decode_apply", |b| {
-        b.iter(|| raw_replay(&raw, black_box(&stream_id)));
-    });
+    replay_functions(&mut group, runtime, &repository, &raw, &stream_id);
     // Diagnostics: reading the records without decoding them.
     group.bench_function("factum/read_stream_only", |b| {
         b.to_async(runtime).iter(|| async {
@@ -232,6 +229,79 @@ fn replay_group(c: &mut Criterion, runtime: &tokio::runtime::Runtime, dir: &Path
         });
     });
     group.finish();
+
+    // The same two while other processes keep every core busy: a replay that hands work
+    // between threads pays for each wake-up when the scheduler has other work to run.
+    let busy = Busy::start();
+    let mut group = c.benchmark_group("replay_sqlite_10k_busy");
+    group.throughput(Throughput::Elements(EVENTS as u64));
+    replay_functions(&mut group, runtime, &repository, &raw, &stream_id);
+    group.finish();
+    drop(busy);
+}
+
+/// factum's replay and the raw one, as functions of `group`.
+fn replay_functions(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    runtime: &tokio::runtime::Runtime,
+    repository: &Repository<Order, SqliteStore>,
+    raw: &Connection,
+    stream_id: &str,
+) {
+    group.bench_function("factum/repository_load", |b| {
+        b.to_async(runtime)
+            .iter(|| async { repository.load(black_box(ORDER_ID)).await.expect("loads") });
+    });
+    group.bench_function("raw/rusqlite_decode_apply", |b| {
+        b.iter(|| raw_replay(raw, black_box(stream_id)));
+    });
+    // Diagnostic: the replay as loads ran it before `replay_stream`, through whole
+    // records (as commands and `load_as_of` still do).
+    group.bench_function("factum/records_decode_apply", |b| {
+        b.to_async(runtime).iter(|| async {
+            let mut state = Order::default();
+            repository
+                .store()
+                .for_each_in_stream(black_box(stream_id), 1, |record| {
+                    state.apply(&decode_record::<<Order as Aggregate>::Events>(record)?);
+                    Ok::<_, factum::repository::RecordDecodeError>(())
+                })
+                .await
+                .expect("replays");
+            state
+        });
+    });
+}
+
+/// A background load: one busy-looping process per core, separate from the bench's,
+/// killed when dropped (also when a panic unwinds past it).
+struct Busy(Vec<std::process::Child>);
+
+impl Busy {
+    fn start() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        Self(
+            (0..cores)
+                .map(|_| {
+                    std::process::Command::new("sh")
+                        .args(["-c", "while :; do :; done"])
+                        .stdin(std::process::Stdio::null())
+                        .spawn()
+                        .expect("start a busy process")
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            // Already gone is fine: the point is that none outlives the bench.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 fn sqlite(c: &mut Criterion) {

@@ -13,7 +13,7 @@ use crate::event::EventSet;
 use crate::retry::Retry;
 use crate::store::{
     CommandOutcome, CommandRecord, CommandSession, CommandWrite, EventStore, ExpectedVersion,
-    StoreError, VisitError,
+    ReplayedEvent, StoreError, VisitError,
 };
 
 /// A stored event that could not be decoded, with where it is stored.
@@ -33,13 +33,16 @@ pub struct RecordDecodeError {
 
 /// Decodes a recorded event into its set's newest shape.
 pub fn decode_record<S: EventSet>(record: &RecordedEvent) -> Result<S, RecordDecodeError> {
-    S::decode(&record.name, record.schema_version, &record.payload).map_err(|source| {
-        RecordDecodeError {
-            stream_id: record.stream_id.clone(),
-            stream_version: record.stream_version,
-            position: record.position,
-            source: Box::new(source),
-        }
+    decode_replayed(ReplayedEvent::from(record))
+}
+
+/// Decodes what a replay read of an event into its set's newest shape.
+fn decode_replayed<S: EventSet>(event: ReplayedEvent<'_>) -> Result<S, RecordDecodeError> {
+    S::decode(event.name, event.schema_version, event.payload).map_err(|source| RecordDecodeError {
+        stream_id: event.stream_id.to_owned(),
+        stream_version: event.stream_version,
+        position: event.position,
+        source: Box::new(source),
     })
 }
 
@@ -176,6 +179,23 @@ pub enum RepositoryError<E> {
         #[source]
         source: Box<DecodeError>,
     },
+    /// Loading the aggregate would replay more events past its snapshot than the
+    /// repository's [max events to load](MaxEventsToLoad) allows, and it is set to
+    /// [`WhenExceeded::Refuse`]; nothing was written. The load stopped after reading
+    /// `limit + 1` of them.
+    #[error(
+        "stream `{stream_id}`: loading it would replay {events} events past its snapshot, over the max events to load of {limit}; take a snapshot of it (`Repository::with_snapshots`, or `WhenExceeded::Snapshot`) or raise the limit"
+    )]
+    MaxEventsToLoadExceeded {
+        /// The stream.
+        stream_id: String,
+        /// How many events the load would replay: those after the snapshot it started
+        /// from (all of them without one), counted from the stream's version after the
+        /// refusal.
+        events: u64,
+        /// The max events to load.
+        limit: u64,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(StoreError),
@@ -244,6 +264,15 @@ impl<E> RepositoryError<E> {
             R::Decode(error) => R::Decode(error),
             R::Encode { stream_id, source } => R::Encode { stream_id, source },
             R::Unreadable { stream_id, source } => R::Unreadable { stream_id, source },
+            R::MaxEventsToLoadExceeded {
+                stream_id,
+                events,
+                limit,
+            } => R::MaxEventsToLoadExceeded {
+                stream_id,
+                events,
+                limit,
+            },
             R::Store(error) => R::Store(error),
         }
     }
@@ -322,11 +351,85 @@ impl SnapshotPolicy {
     }
 }
 
+/// The repository's max events to load: how many events a load may replay past the
+/// snapshot it started from (all of the stream's events when it started from none), and
+/// what happens to a load that would replay more.
+///
+/// It keeps long streams cheap to load: set through
+/// [`Repository::with_max_events_to_load`], it holds for [`Repository::load`] and for
+/// every command (a command loads its aggregate first). Time travel
+/// ([`Repository::load_at_version`], [`Repository::load_as_of`]) reads history on
+/// purpose and is not limited: a snapshot of a past state cannot replace the stream's
+/// newer one, and `load_as_of` never starts from a snapshot.
+///
+/// ```
+/// use factum::repository::{MaxEventsToLoad, WhenExceeded};
+///
+/// // Replay at most 1,000 events; a load that replays more saves a snapshot after it.
+/// let max = MaxEventsToLoad::snapshot(1_000);
+/// assert_eq!(max.when_exceeded, WhenExceeded::Snapshot);
+/// // Or refuse such loads with `RepositoryError::MaxEventsToLoadExceeded`.
+/// assert_eq!(MaxEventsToLoad::refuse(1_000).limit, 1_000);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaxEventsToLoad {
+    /// The most events a load replays past its snapshot; exactly this many still load.
+    pub limit: u64,
+    /// What a load that would replay more does.
+    pub when_exceeded: WhenExceeded,
+}
+
+impl MaxEventsToLoad {
+    /// At most `limit` events; a load that replays more saves a snapshot after it, so the
+    /// next load starts there.
+    pub fn snapshot(limit: u64) -> Self {
+        Self {
+            limit,
+            when_exceeded: WhenExceeded::Snapshot,
+        }
+    }
+
+    /// At most `limit` events; a load that would replay more is refused.
+    pub fn refuse(limit: u64) -> Self {
+        Self {
+            limit,
+            when_exceeded: WhenExceeded::Refuse,
+        }
+    }
+}
+
+/// What a load over the [max events to load](MaxEventsToLoad) does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenExceeded {
+    /// Load anyway, then save a snapshot of the loaded state (a command's: the state
+    /// after its events, or the loaded state when it recorded none or was refused), so
+    /// the next load replays only what came after. Loads start from snapshots, as with
+    /// [`Repository::with_snapshots`]. A failed save is logged, not returned, as every
+    /// snapshot save is: the events are stored, and the next load replays them. Needs an
+    /// aggregate that takes snapshots (`#[aggregate(snapshot = N)]`).
+    Snapshot,
+    /// Refuse the load with [`RepositoryError::MaxEventsToLoadExceeded`], reading no more
+    /// than `limit + 1` events past the snapshot; a refused command writes nothing.
+    Refuse,
+}
+
+/// [`WhenExceeded::Snapshot`] was asked of a repository whose aggregate takes no
+/// snapshots: loads over the limit would neither be refused nor get shorter.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "aggregate `{aggregate}` takes no snapshots, so a load over the max events to load cannot take one; declare it with `#[aggregate(snapshot = N)]`, or refuse such loads (`WhenExceeded::Refuse`)"
+)]
+pub struct SnapshotsUnsupported {
+    /// The aggregate's name.
+    pub aggregate: &'static str,
+}
+
 /// Loads aggregates of type `A` from the store `S` and runs commands against them.
 pub struct Repository<A: Aggregate, S> {
     store: S,
     services: Arc<A::Services>,
     snapshots: Option<SnapshotPolicy>,
+    max_events_to_load: Option<MaxEventsToLoad>,
     policy: Option<Arc<dyn Policy<A>>>,
     aggregate: PhantomData<fn() -> A>,
 }
@@ -501,6 +604,8 @@ enum Stop<E> {
     Failed(RepositoryError<E>),
     /// The policy denied it at stream version `version`: recorded after the session.
     Denied { reason: String, version: u64 },
+    /// Its load reached past the max events to load, set to refuse.
+    OverLimit,
 }
 
 impl<E> From<StoreError> for Stop<E> {
@@ -514,6 +619,8 @@ enum Replay {
     Decode(RecordDecodeError),
     /// Reached the requested point in time; not an error.
     Reached,
+    /// Reached past the max events to load, set to refuse.
+    OverLimit,
 }
 
 impl<A: Aggregate, S: std::fmt::Debug> std::fmt::Debug for Repository<A, S> {
@@ -543,6 +650,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             store,
             services: Arc::new(services),
             snapshots: None,
+            max_events_to_load: None,
             policy: None,
             aggregate: PhantomData,
         }
@@ -584,6 +692,104 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         self
     }
 
+    /// Limits how many events a load replays past the snapshot it started from
+    /// ([`MaxEventsToLoad`]): a load that would replay more saves a snapshot after it or
+    /// is refused, as `max` says. It holds for [`Repository::load`] and every command.
+    ///
+    /// Fails with [`SnapshotsUnsupported`] for [`WhenExceeded::Snapshot`] when the
+    /// aggregate takes no snapshots (it is not declared `#[aggregate(snapshot = N)]`).
+    ///
+    /// ```no_run
+    /// # use factum::prelude::*;
+    /// # use factum::repository::MaxEventsToLoad;
+    /// # #[event(name = "Ticked", version = 1)]
+    /// # pub struct Ticked;
+    /// # #[derive(Events)]
+    /// # pub enum CounterEvent { Ticked(Ticked) }
+    /// # #[command]
+    /// # pub struct Tick { #[aggregate_id] pub id: String }
+    /// # #[derive(Commands)]
+    /// # pub enum CounterCommand { Tick(Tick) }
+    /// # #[derive(Debug, thiserror::Error)]
+    /// # #[error("never")]
+    /// # pub struct Never;
+    /// #[derive(Default, serde::Serialize, serde::Deserialize)]
+    /// pub struct Counter {
+    ///     ticks: u64,
+    /// }
+    ///
+    /// #[aggregate(events = CounterEvent, commands = CounterCommand, error = Never, snapshot = 1)]
+    /// impl Counter {
+    ///     #[handle]
+    ///     fn tick(&self, _command: Tick) -> Result<Ticked, Never> {
+    ///         Ok(Ticked)
+    ///     }
+    ///
+    ///     #[apply]
+    ///     fn ticked(&mut self, _event: &Ticked) {
+    ///         self.ticks += 1;
+    ///     }
+    /// }
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// // Loads replay at most 500 events: one that replays more leaves a snapshot.
+    /// let counters = Repository::<Counter, _>::new(MemoryStore::new())
+    ///     .with_max_events_to_load(MaxEventsToLoad::snapshot(500))?;
+    /// let counter = counters.load("c-1").await?;
+    /// # let _ = counter;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn with_max_events_to_load(
+        mut self,
+        max: MaxEventsToLoad,
+    ) -> Result<Self, SnapshotsUnsupported> {
+        if max.when_exceeded == WhenExceeded::Snapshot && A::SNAPSHOT_VERSION.is_none() {
+            return Err(SnapshotsUnsupported { aggregate: A::NAME });
+        }
+        self.max_events_to_load = Some(max);
+        Ok(self)
+    }
+
+    /// Whether loads start from the stream's snapshot.
+    fn loads_from_snapshots(&self) -> bool {
+        self.snapshots.is_some()
+            || self
+                .max_events_to_load
+                .is_some_and(|max| max.when_exceeded == WhenExceeded::Snapshot)
+    }
+
+    /// The last stream version a load that started from `snapshot_version` may reach
+    /// before it is refused, when the repository refuses long loads.
+    fn refuse_past(&self, snapshot_version: u64) -> Option<u64> {
+        self.max_events_to_load
+            .filter(|max| max.when_exceeded == WhenExceeded::Refuse)
+            .map(|max| snapshot_version.saturating_add(max.limit))
+    }
+
+    /// Whether a load that replayed `replayed` events must save a snapshot after it.
+    fn over_snapshot_limit(&self, replayed: u64) -> bool {
+        self.max_events_to_load
+            .is_some_and(|max| max.when_exceeded == WhenExceeded::Snapshot && replayed > max.limit)
+    }
+
+    /// The refusal of a load of `stream_id` from `snapshot_version` that reached past the
+    /// limit. The count comes from the stream's version, read now (the load stopped
+    /// early); should that read fail, the refusal still stands with the count the load saw.
+    async fn refusal(&self, stream_id: &str, snapshot_version: u64) -> RepositoryError<A::Error> {
+        let limit = self.max_events_to_load.map_or(0, |max| max.limit);
+        let seen = limit.saturating_add(1);
+        let events = match self.store.stream_version(stream_id).await {
+            Ok(Some(version)) => version.saturating_sub(snapshot_version).max(seen),
+            Ok(None) | Err(_) => seen,
+        };
+        RepositoryError::MaxEventsToLoadExceeded {
+            stream_id: stream_id.to_owned(),
+            events,
+            limit,
+        }
+    }
+
     /// Rebuilds the aggregate `id` from its latest usable snapshot and the events after
     /// it (from all of its events when snapshots are off).
     pub async fn load(&self, id: &str) -> Result<Loaded<A>, RepositoryError<A::Error>> {
@@ -594,6 +800,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             &rebuilt.loaded.state,
             rebuilt.loaded.version,
             rebuilt.snapshot_version,
+            rebuilt.loaded.version - rebuilt.snapshot_version,
         )
         .await;
         Ok(rebuilt.loaded)
@@ -613,12 +820,13 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             .filter(|(_, snapshot_version)| *snapshot_version <= version)
             .unwrap_or_default();
         if applied < version {
-            self.replay_until(
+            self.replay(
                 &stream_id,
                 applied + 1,
                 &mut state,
                 &mut applied,
-                |record| record.stream_version > version,
+                None,
+                version,
             )
             .await?;
         }
@@ -655,7 +863,8 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         &self,
         stream_id: &str,
     ) -> Result<Option<(A, u64)>, RepositoryError<A::Error>> {
-        let (Some(_), Some(schema_version)) = (self.snapshots, A::SNAPSHOT_VERSION) else {
+        let Some(schema_version) = A::SNAPSHOT_VERSION.filter(|_| self.loads_from_snapshots())
+        else {
             return Ok(None);
         };
         let Some(snapshot) = self.store.load_snapshot(stream_id).await? else {
@@ -680,6 +889,36 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         }
     }
 
+    /// Applies the stream's events from `from_version` up to version `last` to `state`,
+    /// counting the applied version; reads only what a replay needs
+    /// ([`EventStore::replay_stream`]). An event past `refuse_past` stops the visit and
+    /// refuses the load before it is decoded.
+    async fn replay(
+        &self,
+        stream_id: &str,
+        from_version: u64,
+        state: &mut A,
+        applied: &mut u64,
+        refuse_past: Option<u64>,
+        last: u64,
+    ) -> Result<(), RepositoryError<A::Error>> {
+        let visited = self
+            .store
+            .replay_stream(stream_id, from_version, |event| {
+                if refuse_past.is_some_and(|limit| event.stream_version > limit) {
+                    return Err(Replay::OverLimit);
+                }
+                if event.stream_version > last {
+                    return Err(Replay::Reached);
+                }
+                state.apply(&decode_replayed::<A::Events>(event).map_err(Replay::Decode)?);
+                *applied = event.stream_version;
+                Ok(())
+            })
+            .await;
+        self.replayed(stream_id, from_version, visited).await
+    }
+
     /// Applies the stream's events from `from_version` on to `state` until `stop_before`
     /// holds for an event (which is not applied), counting the applied version.
     async fn replay_until(
@@ -701,9 +940,22 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                 Ok(())
             })
             .await;
+        self.replayed(stream_id, from_version, visited).await
+    }
+
+    /// How a replay from `from_version` ended, as the repository's result.
+    async fn replayed(
+        &self,
+        stream_id: &str,
+        from_version: u64,
+        visited: Result<(), VisitError<Replay>>,
+    ) -> Result<(), RepositoryError<A::Error>> {
         match visited {
             Ok(()) | Err(VisitError::Visitor(Replay::Reached)) => Ok(()),
             Err(VisitError::Visitor(Replay::Decode(error))) => Err(RepositoryError::Decode(error)),
+            Err(VisitError::Visitor(Replay::OverLimit)) => {
+                Err(self.refusal(stream_id, from_version - 1).await)
+            }
             Err(VisitError::Store(error)) => Err(error.into()),
         }
     }
@@ -712,12 +964,13 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         let (mut state, snapshot_version) =
             self.usable_snapshot(stream_id).await?.unwrap_or_default();
         let mut version = snapshot_version;
-        self.replay_until(
+        self.replay(
             stream_id,
             snapshot_version + 1,
             &mut state,
             &mut version,
-            |_| false,
+            self.refuse_past(snapshot_version),
+            u64::MAX,
         )
         .await?;
         Ok(Rebuilt {
@@ -726,20 +979,26 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         })
     }
 
-    /// Saves a snapshot when the policy says enough events were applied since the one the
-    /// state was built from (a stale or unreadable snapshot counts as none). A failure is
-    /// logged, not returned: the events are stored, and the next load replays them.
+    /// Saves a snapshot of `state` at `version` when the policy says enough events were
+    /// applied since the one the state was built from (a stale or unreadable snapshot
+    /// counts as none), or when its load replayed `replayed` events, over the max events
+    /// to load set to snapshot. A failure is logged, not returned: the events are stored,
+    /// and the next load replays them.
     async fn renew_snapshot(
         &self,
         stream_id: &str,
         state: &A,
         version: u64,
         snapshot_version: u64,
+        replayed: u64,
     ) {
-        let (Some(policy), Some(schema_version)) = (self.snapshots, A::SNAPSHOT_VERSION) else {
+        let Some(schema_version) = A::SNAPSHOT_VERSION else {
             return;
         };
-        if version == 0 || version - snapshot_version < policy.every {
+        let by_policy = self
+            .snapshots
+            .is_some_and(|policy| version - snapshot_version >= policy.every);
+        if version == 0 || !(by_policy || self.over_snapshot_limit(replayed)) {
             return;
         }
         let saved = match state.to_snapshot() {
@@ -863,6 +1122,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             events: Vec::new(),
         }));
         let name = command.command_name();
+        let refuse_past = self.refuse_past(snapshot_version);
         let decision = Decider {
             command,
             services,
@@ -881,6 +1141,9 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                 {
                     let session = Arc::clone(&session);
                     move |record| {
+                        if refuse_past.is_some_and(|last| record.stream_version > last) {
+                            return Err(Stop::OverLimit);
+                        }
                         let event = decode_record::<A::Events>(record)
                             .map_err(|error| Stop::Failed(error.into()))?;
                         let mut session = lock(&session);
@@ -906,6 +1169,17 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                 },
             )
             .await;
+        if matches!(ended, Ok(CommandSession::Refused(_))) {
+            // The load was whole even though the decision wrote nothing: a load over the
+            // max events to load leaves its snapshot all the same.
+            // Taken out: a refused session is not read again.
+            let Session { state, version, .. } = std::mem::take(&mut *lock(&session));
+            let replayed = version - snapshot_version;
+            if self.over_snapshot_limit(replayed) {
+                self.renew_snapshot(&stream_id, &state, version, snapshot_version, replayed)
+                    .await;
+            }
+        }
         let outcome = match ended {
             Ok(CommandSession::Appended(outcome)) => outcome,
             // Executed before, or by another submission of it meanwhile.
@@ -921,16 +1195,28 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             Err(Stop::Denied { reason, version }) => {
                 return Err(self.deny(&ctx, name, &stream_id, version, reason).await);
             }
+            Ok(CommandSession::Refused(Stop::OverLimit)) | Err(Stop::OverLimit) => {
+                return Err(self.refusal(&stream_id, snapshot_version).await);
+            }
         };
         let Session {
-            mut state, events, ..
+            mut state,
+            version: loaded_version,
+            events,
         } = std::mem::take(&mut *lock(&session));
         for event in &events {
             state.apply(event);
         }
-        if !events.is_empty() {
-            self.renew_snapshot(&stream_id, &state, outcome.stream_version, snapshot_version)
-                .await;
+        let replayed = loaded_version - snapshot_version;
+        if !events.is_empty() || self.over_snapshot_limit(replayed) {
+            self.renew_snapshot(
+                &stream_id,
+                &state,
+                outcome.stream_version,
+                snapshot_version,
+                replayed,
+            )
+            .await;
         }
         Ok(Executed {
             command_id: ctx.command_id,

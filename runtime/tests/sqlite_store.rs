@@ -912,6 +912,21 @@ async fn visiting_streams_a_long_stream_in_order_and_stops_cleanly() {
             .await;
         assert!(matches!(stopped, Err(VisitError::Visitor(at)) if at == stop_at));
         assert_eq!(seen, stop_at);
+        // A replay, on its own columns, hands its connection back too.
+        let mut replayed = 0;
+        let stopped = store
+            .replay_stream("long", 1, |event| {
+                replayed += 1;
+                assert_eq!(event.payload.get(), format!(r#"{{"n":{}}}"#, replayed - 1));
+                if event.stream_version == stop_at {
+                    Err(stop_at)
+                } else {
+                    Ok(())
+                }
+            })
+            .await;
+        assert!(matches!(stopped, Err(VisitError::Visitor(at)) if at == stop_at));
+        assert_eq!(replayed, stop_at);
     }
     assert_eq!(
         store.read_stream("long", 9_990, 100).await.unwrap().len(),
@@ -1024,6 +1039,27 @@ async fn every_unreadable_column_is_a_corrupt_row_naming_stream_and_version() {
             [1],
             "the events before the corrupt row are visited"
         );
+        // A replay reads no event id, no metadata and no time: it checks every column it
+        // reads, and a damage elsewhere leaves what it rebuilds unchanged.
+        let mut replayed = Vec::new();
+        let replay = store
+            .replay_stream("bad", 1, |event| {
+                replayed.push(event.stream_version);
+                Ok::<_, ()>(())
+            })
+            .await;
+        if ["event_id", "metadata", "timestamp_s", "timestamp_ns"].contains(&column) {
+            assert!(replay.is_ok(), "{column}: {replay:?}");
+            assert_eq!(replayed, [1, 2, 3, 4], "{column}");
+        } else {
+            match replay {
+                Err(VisitError::Store(error)) => {
+                    assert_corrupt(Err(error), what);
+                }
+                other => panic!("{column}: expected a corrupt row, got {other:?}"),
+            }
+            assert_eq!(replayed, [1], "{column}: the events before it are replayed");
+        }
     }
 }
 
@@ -1351,6 +1387,20 @@ async fn an_event_moved_into_another_stream_is_a_corrupt_row_in_both() {
         "{visit:?}"
     );
     assert_eq!(visited, [1, 2]);
+    let mut replayed = Vec::new();
+    let replay = store
+        .replay_stream("a", 1, |event| {
+            replayed.push(event.stream_version);
+            Ok::<_, ()>(())
+        })
+        .await;
+    match replay {
+        Err(VisitError::Store(error)) => {
+            assert_corrupt_at(error, "a", 3, None, "no event holds version 3");
+        }
+        other => panic!("expected a corrupt row, got {other:?}"),
+    }
+    assert_eq!(replayed, [1, 2], "a replay checks the versions too");
     // In `b`, an event past the stream's version.
     assert_corrupt_at(
         store.read_stream("b", 1, 10).await.unwrap_err(),

@@ -216,6 +216,37 @@ pub enum VisitError<E> {
     Visitor(E),
 }
 
+/// What a replay reads of a stored event ([`EventStore::replay_stream`]): where it is and
+/// what it holds, without its metadata or time, which rebuilding a state never reads.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplayedEvent<'a> {
+    /// The stream.
+    pub stream_id: &'a str,
+    /// The event's version in its stream.
+    pub stream_version: u64,
+    /// The event's global position.
+    pub position: u64,
+    /// The event's name.
+    pub name: &'a str,
+    /// The schema version its payload was written in.
+    pub schema_version: u32,
+    /// The payload, as stored.
+    pub payload: &'a serde_json::value::RawValue,
+}
+
+impl<'a> From<&'a RecordedEvent> for ReplayedEvent<'a> {
+    fn from(record: &'a RecordedEvent) -> Self {
+        Self {
+            stream_id: &record.stream_id,
+            stream_version: record.stream_version,
+            position: record.position,
+            name: &record.name,
+            schema_version: record.schema_version,
+            payload: &record.payload,
+        }
+    }
+}
+
 /// Events of the global log that passed a name filter, and how far the log was examined.
 #[derive(Debug, Clone, Default)]
 pub struct FilteredPage {
@@ -436,6 +467,29 @@ pub trait EventStore: Send + Sync {
         }
     }
 
+    /// Calls `visit` with what a replay needs of each event of a stream from stream
+    /// version `from_version` on ([`ReplayedEvent`]: no metadata, no timestamp), in order;
+    /// stops at the first error of `visit`. The store checks what it reads as
+    /// [`EventStore::for_each_in_stream`] does.
+    ///
+    /// [`Repository::load`](crate::repository::Repository::load) goes through here. The
+    /// default visits [`EventStore::for_each_in_stream`]'s records; a store may read
+    /// less (SQLite selects the columns a replay needs and leaves the metadata unparsed).
+    fn replay_stream<E, F>(
+        &self,
+        stream_id: &str,
+        from_version: u64,
+        mut visit: F,
+    ) -> impl Future<Output = Result<(), VisitError<E>>> + Send
+    where
+        E: Send,
+        F: FnMut(ReplayedEvent<'_>) -> Result<(), E> + Send,
+    {
+        self.for_each_in_stream(stream_id, from_version, move |record| {
+            visit(ReplayedEvent::from(record))
+        })
+    }
+
     /// Reads events of the whole store after global position `after` whose names are in
     /// `names`, in commit order, up to `limit` of them.
     ///
@@ -612,6 +666,19 @@ impl<S: EventStore + ?Sized> EventStore for std::sync::Arc<S> {
         F: FnMut(&RecordedEvent) -> Result<(), E> + Send,
     {
         (**self).for_each_in_stream(stream_id, from_version, visit)
+    }
+
+    fn replay_stream<E, F>(
+        &self,
+        stream_id: &str,
+        from_version: u64,
+        visit: F,
+    ) -> impl Future<Output = Result<(), VisitError<E>>> + Send
+    where
+        E: Send,
+        F: FnMut(ReplayedEvent<'_>) -> Result<(), E> + Send,
+    {
+        (**self).replay_stream(stream_id, from_version, visit)
     }
 
     fn read_all(

@@ -423,7 +423,7 @@ pub async fn reading_ranges_and_all<S: EventStore>(store: &S) {
 }
 
 /// Visiting a stream lends every event from a version on, in order, and stops at the
-/// visitor's first error.
+/// visitor's first error; a replay of it sees the same.
 pub async fn visiting_streams<S: EventStore>(store: &S) {
     store
         .append("visit", "T", ExpectedVersion::NoStream, ticks(0..2100))
@@ -451,6 +451,45 @@ pub async fn visiting_streams<S: EventStore>(store: &S) {
         .await;
     assert!(matches!(stopped, Err(VisitError::Visitor("stop"))));
     assert_eq!(count, 1500, "visiting stops at the first error");
+
+    // A replay sees what a visit sees of each event, and stops the same way.
+    let mut visited = Vec::new();
+    store
+        .for_each_in_stream("visit", 1000, |event| {
+            visited.push((
+                event.stream_version,
+                event.position,
+                event.name.clone(),
+                event.payload.get().to_owned(),
+            ));
+            Ok::<_, ()>(())
+        })
+        .await
+        .expect("visit");
+    let mut replayed = Vec::new();
+    store
+        .replay_stream("visit", 1000, |event| {
+            assert_eq!(event.stream_id, "visit");
+            replayed.push((
+                event.stream_version,
+                event.position,
+                event.name.to_owned(),
+                event.payload.get().to_owned(),
+            ));
+            Ok::<_, ()>(())
+        })
+        .await
+        .expect("replay");
+    assert_eq!(replayed, visited, "a replay sees what a visit sees");
+    let mut count = 0;
+    let stopped = store
+        .replay_stream("visit", 1, |_| {
+            count += 1;
+            if count == 1500 { Err("stop") } else { Ok(()) }
+        })
+        .await;
+    assert!(matches!(stopped, Err(VisitError::Visitor("stop"))));
+    assert_eq!(count, 1500, "a replay stops at the first error");
 }
 
 /// Ids, timestamps (to the microsecond), names, versions and every metadata field come

@@ -204,6 +204,7 @@ where
         from_version,
         usize::MAX,
         checks,
+        super::rows::Columns::Record,
         |row, stored_type| {
             bytes.clear();
             let copied =
