@@ -592,12 +592,14 @@ fn repeated_name_checks(model: &SetModel, private: &TokenStream) -> TokenStream 
             model.kind.repeated_name_advice()
         );
         quote_spanned! {ty.span()=>
-            ::core::assert!(!#private::repeats_earlier(__FACTUM_NAMES, #index), #message);
+            ::core::assert!(__FACTUM_FIRST_REPEAT != #index, #message);
         }
     });
+    let count = types.len();
     quote! {
         const _: () = {
-            const __FACTUM_NAMES: &[&str] = &[#(<#types as #member_trait>::NAME),*];
+            const __FACTUM_NAMES: [&str; #count] = [#(<#types as #member_trait>::NAME),*];
+            const __FACTUM_FIRST_REPEAT: usize = #private::first_repeat(&__FACTUM_NAMES);
             #(#checks)*
         };
     }
