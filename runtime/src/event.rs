@@ -140,9 +140,12 @@ pub(crate) fn decode_payload<T: DeserializeOwned>(
     payload: &RawValue,
 ) -> Result<T, DecodeErrorKind> {
     // One decoder, the plain one: the path of a failure is found from its position, not by
-    // a second, path-tracking decode of `T` (see `json_path`).
-    serde_json::from_str(payload.get())
-        .map_err(|source| payload_error(version, payload.get(), source))
+    // a second, path-tracking decode of `T` (see `json_path`). A `match`, not `map_err`
+    // with a closure: one function fewer per event type.
+    match serde_json::from_str(payload.get()) {
+        Ok(value) => Ok(value),
+        Err(source) => Err(payload_error(version, payload.get(), source)),
+    }
 }
 
 /// The error for a payload of `version`, `json`, that does not decode.
