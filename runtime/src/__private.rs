@@ -80,8 +80,8 @@ pub fn upcast_json<T: DeserializeOwned>(
 ) -> Result<T, DecodeErrorKind> {
     let value = upcast_json_value(version, payload, newest, steps)?;
     T::deserialize(&value).map_err(|source| {
-        // The path, from the upcast output as text, as a stored payload's is found: no
-        // second, path-tracking decoder of `T`.
+        // The path is found from the upcast output as text, the way a stored payload's
+        // is: no second, path-tracking decoder of `T`.
         let json = value.to_string();
         let path = match serde_json::from_str::<T>(&json) {
             Err(error) => crate::json_path::error_path(&json, &error),

@@ -116,6 +116,7 @@ pub fn decode_command<C: Command>(json: &str) -> Result<C, CommandDecodeError> {
     }
 }
 
+/// The error for a command's JSON that does not decode; not generic, so compiled once.
 #[cold]
 fn command_decode_error(
     command: &'static str,

@@ -119,7 +119,8 @@ fn path_at(json: &str, end: usize, subject: Subject) -> String {
                         .iter()
                         .position(|b| matches!(b, b',' | b']' | b'}') || b.is_ascii_whitespace())
                         .map_or(bytes.len(), |length| at + length);
-                    if scalar_end > end {
+                    // Inside the scalar, or at a byte that starts no value (not JSON).
+                    if scalar_end > end || scalar_end == at {
                         break;
                     }
                     at = scalar_end - 1;
