@@ -64,6 +64,12 @@ done
 step "benches/postgres-es (a workspace of its own) builds and runs once against PostgreSQL"
 CI="${CI:-true}" cargo test --quiet --manifest-path benches/postgres-es/Cargo.toml --benches --locked --target-dir target/postgres-es
 
+step "the compile-time benchmark builds both of its domain crates once (benches/compile-time, N = 10)"
+# One build of each, timed but not judged (the figures are in BENCHMARKS.md). Its
+# dependencies stay in target/compile-bench (about 240 MB): a later run builds only the
+# two crates.
+benches/compile-time/run.sh --reps 1 --target-dir "${CARGO_TARGET_DIR:-target}/compile-bench" 10
+
 step "tests: unit, integration, properties, snapshots, compile-fail UI, doc tests"
 # CI=true makes insta fail on a changed snapshot instead of writing a new one.
 test_log="$scratch/test.log"

@@ -73,17 +73,24 @@ fn path_string(tokens: &TokenStream) -> String {
     tokens.to_string().replace(' ', "")
 }
 
-/// A constant per field naming `SchemaField::HAS_SCHEMA` of its type, spanned at the type:
+/// A check per field naming `SchemaField::HAS_SCHEMA` of its type, spanned at the type:
 /// a type without `JsonSchema` is reported at the field, with what to derive (schemars'
 /// own error names only the trait). The type is the `Self` of the check, not a type
 /// argument, so an unresolved type gets no second, different error.
+///
+/// One constant holds every field's check: a constant item per field cost the compiler
+/// more than the checks themselves (issue 16).
 pub fn field_schema_checks(input: &DeriveInput, runtime: &Path) -> TokenStream {
-    let checks = fields(input).into_iter().map(|field| {
+    let fields = fields(input);
+    if fields.is_empty() {
+        return TokenStream::new();
+    }
+    let checks = fields.into_iter().map(|field| {
         let ty = &field.ty;
         let private = crate::respan::respan(quote!(#runtime::__private), ty.span());
-        quote_spanned!(ty.span()=> const _: () = <#ty as #private::SchemaField>::HAS_SCHEMA;)
+        quote_spanned!(ty.span()=> let _: () = <#ty as #private::SchemaField>::HAS_SCHEMA;)
     });
-    quote!(#(#checks)*)
+    quote!(const _: () = { #(#checks)* };)
 }
 
 /// The fields of a struct, or of every variant of an enum.

@@ -853,14 +853,15 @@ fn repeated_event_name_check(
             ),
             event.span(),
         );
-        let private = respan(private.clone(), event.span());
         quote_spanned! {event.span()=>
-            ::core::assert!(!#private::repeats_earlier(__FACTUM_EVENT_NAMES, #index), #message);
+            ::core::assert!(__FACTUM_FIRST_REPEAT != #index, #message);
         }
     });
+    let count = event_names.len();
     Some(quote! {
         const _: () = {
-            const __FACTUM_EVENT_NAMES: &[&str] = &[#(#event_names),*];
+            const __FACTUM_EVENT_NAMES: [&str; #count] = [#(#event_names),*];
+            const __FACTUM_FIRST_REPEAT: usize = #private::first_repeat(&__FACTUM_EVENT_NAMES);
             #(#checks)*
         };
     })

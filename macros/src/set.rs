@@ -447,8 +447,11 @@ fn member_impls(model: &SetModel, private: &TokenStream) -> TokenStream {
             Kind::Events => {
                 let single = variant(quote!(self));
                 quote! {
+                    // `#[inline]` here and below: compiled where a conversion is used, not
+                    // for every member of every set (most handlers return one event).
                     #[automatically_derived]
                     impl ::core::convert::From<#ty> for #ident {
+                        #[inline]
                         fn from(member: #ty) -> Self {
                             #from
                         }
@@ -459,6 +462,7 @@ fn member_impls(model: &SetModel, private: &TokenStream) -> TokenStream {
 
                     #[automatically_derived]
                     impl #private::IntoEvents<#ident> for #ty {
+                        #[inline]
                         fn into_events(self) -> #private::std::vec::Vec<#ident> {
                             #private::std::vec![#single]
                         }
@@ -466,6 +470,7 @@ fn member_impls(model: &SetModel, private: &TokenStream) -> TokenStream {
 
                     #[automatically_derived]
                     impl #private::IntoEvents<#ident> for ::core::option::Option<#ty> {
+                        #[inline]
                         fn into_events(self) -> #private::std::vec::Vec<#ident> {
                             #private::collect_events(self, #wrap)
                         }
@@ -473,6 +478,7 @@ fn member_impls(model: &SetModel, private: &TokenStream) -> TokenStream {
 
                     #[automatically_derived]
                     impl #private::IntoEvents<#ident> for #private::std::vec::Vec<#ty> {
+                        #[inline]
                         fn into_events(self) -> #private::std::vec::Vec<#ident> {
                             #private::collect_events(self, #wrap)
                         }
@@ -482,6 +488,7 @@ fn member_impls(model: &SetModel, private: &TokenStream) -> TokenStream {
             Kind::Commands => quote! {
                 #[automatically_derived]
                 impl ::core::convert::From<#ty> for #ident {
+                    #[inline]
                     fn from(member: #ty) -> Self {
                         #from
                     }
@@ -592,12 +599,14 @@ fn repeated_name_checks(model: &SetModel, private: &TokenStream) -> TokenStream 
             model.kind.repeated_name_advice()
         );
         quote_spanned! {ty.span()=>
-            ::core::assert!(!#private::repeats_earlier(__FACTUM_NAMES, #index), #message);
+            ::core::assert!(__FACTUM_FIRST_REPEAT != #index, #message);
         }
     });
+    let count = types.len();
     quote! {
         const _: () = {
-            const __FACTUM_NAMES: &[&str] = &[#(<#types as #member_trait>::NAME),*];
+            const __FACTUM_NAMES: [&str; #count] = [#(<#types as #member_trait>::NAME),*];
+            const __FACTUM_FIRST_REPEAT: usize = #private::first_repeat(&__FACTUM_NAMES);
             #(#checks)*
         };
     }

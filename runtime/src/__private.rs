@@ -78,6 +78,30 @@ pub fn upcast_json<T: DeserializeOwned>(
     newest: u32,
     steps: &[(u32, JsonStep)],
 ) -> Result<T, DecodeErrorKind> {
+    let value = upcast_json_value(version, payload, newest, steps)?;
+    T::deserialize(&value).map_err(|source| {
+        // The path is found from the upcast output as text, the way a stored payload's
+        // is: no second, path-tracking decoder of `T`.
+        let json = value.to_string();
+        let path = match serde_json::from_str::<T>(&json) {
+            Err(error) => crate::json_path::error_path(&json, &error),
+            Ok(_) => ".".to_owned(),
+        };
+        DecodeErrorKind::Payload {
+            version: newest,
+            path,
+            source,
+        }
+    })
+}
+
+/// The JSON upcasts of [`upcast_json`], which do not depend on the event's type.
+fn upcast_json_value(
+    version: u32,
+    payload: &RawValue,
+    newest: u32,
+    steps: &[(u32, JsonStep)],
+) -> Result<Value, DecodeErrorKind> {
     let oldest = steps.first().map_or(newest, |(from, _)| *from);
     if version < oldest {
         return Err(DecodeErrorKind::NoUpcastPath { oldest });
@@ -95,11 +119,7 @@ pub fn upcast_json<T: DeserializeOwned>(
             source,
         })?;
     }
-    serde_path_to_error::deserialize(value).map_err(|error| DecodeErrorKind::Payload {
-        version: newest,
-        path: error.path().to_string(),
-        source: error.into_inner(),
-    })
+    Ok(value)
 }
 
 /// Encodes an event of a set.
@@ -231,16 +251,82 @@ pub const fn str_eq(left: &str, right: &str) -> bool {
     true
 }
 
-/// Whether `names[index]` repeats an earlier entry of `names`.
-pub const fn repeats_earlier(names: &[&str], index: usize) -> bool {
-    let mut earlier = 0;
-    while earlier < index {
-        if str_eq(names[earlier], names[index]) {
-            return true;
-        }
-        earlier += 1;
+/// The index of the first entry of `names` that repeats an earlier one, or `N` if none
+/// does. The sets' and consumers' duplicate-name checks: sorting takes O(N log N)
+/// comparisons, where comparing each name with every earlier one took so many for a set of
+/// 500 events that rustc stopped the constant's evaluation (`long_running_const_eval`).
+pub const fn first_repeat<const N: usize>(names: &[&str; N]) -> usize {
+    // Heapsort of the indices by (name, index): equal names end up next to each other,
+    // each run in index order.
+    let mut order = [0usize; N];
+    let mut index = 0;
+    while index < N {
+        order[index] = index;
+        index += 1;
     }
-    false
+    let mut start = N / 2;
+    while start > 0 {
+        start -= 1;
+        sift_down(names, &mut order, start, N);
+    }
+    let mut end = N;
+    while end > 1 {
+        end -= 1;
+        let largest = order[0];
+        order[0] = order[end];
+        order[end] = largest;
+        sift_down(names, &mut order, 0, end);
+    }
+    let mut first = N;
+    let mut at = 1;
+    while at < N {
+        if str_eq(names[order[at - 1]], names[order[at]]) && order[at] < first {
+            first = order[at];
+        }
+        at += 1;
+    }
+    first
+}
+
+/// Restores the max-heap of `order[..end]` below `root`.
+const fn sift_down<const N: usize>(
+    names: &[&str; N],
+    order: &mut [usize; N],
+    mut root: usize,
+    end: usize,
+) {
+    loop {
+        let mut child = 2 * root + 1;
+        if child >= end {
+            return;
+        }
+        if child + 1 < end && sorts_before(names, order[child], order[child + 1]) {
+            child += 1;
+        }
+        if !sorts_before(names, order[root], order[child]) {
+            return;
+        }
+        let parent = order[root];
+        order[root] = order[child];
+        order[child] = parent;
+        root = child;
+    }
+}
+
+/// Whether entry `left` sorts before entry `right`: by name's bytes, then by index.
+const fn sorts_before(names: &[&str], left: usize, right: usize) -> bool {
+    let (a, b) = (names[left].as_bytes(), names[right].as_bytes());
+    let mut at = 0;
+    while at < a.len() && at < b.len() {
+        if a[at] != b[at] {
+            return a[at] < b[at];
+        }
+        at += 1;
+    }
+    if a.len() != b.len() {
+        return a.len() < b.len();
+    }
+    left < right
 }
 
 /// Whether a `#[projection]` or `#[reactor]` name is valid, by the rule the read models
@@ -442,7 +528,39 @@ impl ReadModel for Unnamed {
 
 #[cfg(test)]
 mod tests {
-    use super::valid_consumer_name;
+    use super::{first_repeat, valid_consumer_name};
+
+    /// The first entry that repeats an earlier one is the one comparing each entry with
+    /// every earlier entry finds.
+    #[test]
+    fn first_repeat_is_the_first_entry_equal_to_an_earlier_one() {
+        fn by_pairs(names: &[&str]) -> usize {
+            (1..names.len())
+                .find(|&index| names[..index].contains(&names[index]))
+                .unwrap_or(names.len())
+        }
+        let cases: [[&str; 6]; 6] = [
+            ["a", "b", "c", "d", "e", "f"],
+            ["b", "a", "b", "a", "c", "c"],
+            ["x", "y", "z", "z", "y", "x"],
+            ["same", "same", "same", "same", "same", "same"],
+            ["ab", "a", "abc", "b", "", "a"],
+            ["", "b", "a", "c", "d", ""],
+        ];
+        for names in cases {
+            assert_eq!(first_repeat(&names), by_pairs(&names), "{names:?}");
+        }
+        let many: Vec<String> = (0..500)
+            .map(|index| format!("Entry{index}Recorded"))
+            .collect();
+        let mut names: [&str; 500] = std::array::from_fn(|index| many[index].as_str());
+        assert_eq!(first_repeat(&names), 500);
+        names[431] = names[17];
+        names[298] = names[420];
+        assert_eq!(first_repeat(&names), by_pairs(&names));
+        assert_eq!(first_repeat(&names), 420);
+        assert_eq!(first_repeat::<0>(&[]), 0);
+    }
 
     /// The compile-time check of `#[projection]`/`#[reactor]` names is the read models'
     /// start-up check.

@@ -95,25 +95,37 @@ pub struct CommandDecodeError {
 /// Reads `C` from its JSON, naming the path of a mismatching field.
 #[doc(hidden)]
 pub fn decode_command<C: Command>(json: &str) -> Result<C, CommandDecodeError> {
-    // As for events: the plain decoder first, the path-tracking one only to describe a
-    // failure.
-    match serde_json::from_str(json) {
-        Ok(command) => Ok(command),
-        Err(_) => {
-            let mut deserializer = serde_json::Deserializer::from_str(json);
-            let (path, error) = match serde_path_to_error::deserialize::<_, C>(&mut deserializer) {
-                Ok(command) => match deserializer.end() {
-                    Ok(()) => return Ok(command),
-                    // Trailing characters after the command's JSON.
-                    Err(error) => (".".to_owned(), error),
-                },
-                Err(error) => (error.path().to_string(), error.into_inner()),
-            };
-            Err(CommandDecodeError {
-                command: C::NAME,
-                path,
-                source: std::sync::Arc::new(error),
-            })
-        }
+    // One decoder, the path-tracking one. Unlike an event's payload, a command's JSON comes
+    // from outside and need not be JSON at all, and the path of a syntax error depends on
+    // how the type reads the text, so the path is tracked, not found afterwards. A plain
+    // decoder as well would be a second instantiation of every command's `Deserialize`
+    // in the domain crate (issue 16); a command is decoded once per call, where tracking
+    // costs little next to the command's work.
+    let mut deserializer = serde_json::Deserializer::from_str(json);
+    match serde_path_to_error::deserialize::<_, C>(&mut deserializer) {
+        Ok(command) => match deserializer.end() {
+            Ok(()) => Ok(command),
+            // Trailing characters after the command's JSON.
+            Err(error) => Err(command_decode_error(C::NAME, ".".to_owned(), error)),
+        },
+        Err(error) => Err(command_decode_error(
+            C::NAME,
+            error.path().to_string(),
+            error.into_inner(),
+        )),
+    }
+}
+
+/// The error for a command's JSON that does not decode; not generic, so compiled once.
+#[cold]
+fn command_decode_error(
+    command: &'static str,
+    path: String,
+    source: serde_json::Error,
+) -> CommandDecodeError {
+    CommandDecodeError {
+        command,
+        path,
+        source: std::sync::Arc::new(source),
     }
 }

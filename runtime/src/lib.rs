@@ -29,6 +29,7 @@ pub(crate) mod follow;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod integrity;
+mod json_path;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 #[cfg(any(feature = "nats", feature = "kafka"))]

@@ -165,6 +165,16 @@ pub struct RegistryConflict {
     pub version: u32,
 }
 
+/// The constants of an `Event` impl that its registry entry records.
+struct EventMeta {
+    name: &'static str,
+    version: u32,
+    upcast: UpcastPath,
+    doc: &'static str,
+    personal: crate::personal::PersonalFields,
+    signed: bool,
+}
+
 /// Collects entries; see [`Registry::builder`].
 #[derive(Debug, Default)]
 pub struct RegistryBuilder {
@@ -181,31 +191,49 @@ impl RegistryBuilder {
 
     /// Registers one event version, of `aggregate` if given.
     pub fn add_event<E: Event>(&mut self, aggregate: Option<&str>) {
-        let mut schema = SchemaSettings::draft2020_12()
+        // Only the schema needs the type; the entry is made by code compiled once, not
+        // once per event of every domain crate.
+        let schema = SchemaSettings::draft2020_12()
             .for_serialize()
             .into_generator()
             .into_root_schema_for::<E>()
             .to_value();
-        let personal = PersonalEntry::of(&E::PERSONAL);
+        let event = EventMeta {
+            name: E::NAME,
+            version: E::VERSION,
+            upcast: E::UPCAST,
+            doc: E::DOC,
+            personal: E::PERSONAL,
+            signed: E::SIGNED,
+        };
+        self.add_event_entry(&event, aggregate, schema);
+    }
+
+    fn add_event_entry(
+        &mut self,
+        event: &EventMeta,
+        aggregate: Option<&str>,
+        mut schema: serde_json::Value,
+    ) {
+        let personal = PersonalEntry::of(&event.personal);
         if let Some(personal) = &personal {
             personal.mark(&mut schema);
         }
-        let upcast = Some(E::UPCAST);
         self.add(
             EntryKind::Event,
-            E::NAME,
-            E::VERSION,
+            event.name,
+            event.version,
             aggregate,
-            upcast,
-            E::DOC,
+            Some(event.upcast),
+            event.doc,
             schema,
         );
         if let Some(entry) =
             self.entries
-                .get_mut(&(EntryKind::Event, E::NAME.to_owned(), E::VERSION))
+                .get_mut(&(EntryKind::Event, event.name.to_owned(), event.version))
         {
             entry.personal = personal;
-            entry.signed = E::SIGNED;
+            entry.signed = event.signed;
         }
     }
 
