@@ -77,20 +77,9 @@ impl Notifier {
             *newest = (*newest).max(position);
             newer
         });
-        let mut task = self
-            .announcer
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if task.as_ref().is_some_and(|task| !task.is_finished()) {
-            return;
-        }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        *task = Some(runtime.spawn(announce_forever(
-            Arc::downgrade(self),
-            self.announced.subscribe(),
-        )));
+        keep_running(&self.announcer, || {
+            announce_forever(Arc::downgrade(self), self.announced.subscribe())
+        });
     }
 
     /// The newest settled position known.
@@ -110,15 +99,24 @@ impl Notifier {
     /// Starts the listening task unless it runs. Outside a tokio runtime there is none,
     /// and waiters poll.
     pub(super) fn ensure_listening(self: &Arc<Self>) {
-        let mut task = self.task.lock().unwrap_or_else(PoisonError::into_inner);
-        if task.as_ref().is_some_and(|task| !task.is_finished()) {
-            return;
-        }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        *task = Some(runtime.spawn(listen_forever(Arc::downgrade(self))));
+        keep_running(&self.task, || listen_forever(Arc::downgrade(self)));
     }
+}
+
+/// Spawns the task `start` makes into `slot` unless one runs there (a task ends when its
+/// runtime shuts down). Outside a tokio runtime none is started.
+fn keep_running<F>(slot: &Mutex<Option<tokio::task::JoinHandle<()>>>, start: impl FnOnce() -> F)
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let mut task = slot.lock().unwrap_or_else(PoisonError::into_inner);
+    if task.as_ref().is_some_and(|task| !task.is_finished()) {
+        return;
+    }
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    *task = Some(runtime.spawn(start()));
 }
 
 impl Drop for Notifier {
