@@ -496,3 +496,61 @@ async fn thirty_two_writers_and_followers_that_miss_nothing() {
         .unwrap();
     assert!(verification.is_intact(), "{verification}");
 }
+
+/// A store that has heard of no head yet (opened while appends run) asks the server for
+/// the settled head every time: it must never find none, nor one behind an earlier
+/// answer. Migration 9 wrapped the bound of an append that read the last position after
+/// the question did to below every event, and answered "no events" now and then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_store_opened_while_appends_run_sees_the_settled_head() {
+    const SCHEMA: &str = "follower_settled_head";
+    let store = fresh_store(SCHEMA).await;
+    store
+        .append("first", "ticker", ExpectedVersion::NoStream, events(1))
+        .await
+        .unwrap();
+    let writers: Vec<_> = (0..4u64)
+        .map(|writer| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for n in 0..400 {
+                    store
+                        .append(
+                            &format!("writer-{writer}-{}", n % 8),
+                            "ticker",
+                            ExpectedVersion::Any,
+                            vec![event(n)],
+                        )
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    let mut newest = 1;
+    let mut looks = 0;
+    while !writers.iter().all(|writer| writer.is_finished()) {
+        let fresh = PostgresStore::builder(url())
+            .schema(SCHEMA)
+            .pool_size(1)
+            .connect()
+            .await
+            .unwrap();
+        for _ in 0..5 {
+            let head = fresh.head().await.unwrap().map(|head| head.position);
+            looks += 1;
+            assert!(
+                head.is_some_and(|head| head >= newest),
+                "look {looks}: settled head {head:?}, after {newest}"
+            );
+            newest = head.unwrap_or(newest);
+        }
+    }
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    assert_eq!(
+        store.head().await.unwrap().map(|head| head.position),
+        Some(1601)
+    );
+}

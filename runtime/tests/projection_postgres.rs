@@ -631,9 +631,11 @@ async fn the_catalog_schema_and_a_store_are_never_migrated_as_each_other() {
     drop(PostgresReadModel::connect(&url).await.unwrap());
     let catalog = [
         "factum_catalog_migrations".to_owned(),
+        "leases".to_owned(),
         "parked".to_owned(),
         "partitions".to_owned(),
         "versions".to_owned(),
+        "workers".to_owned(),
     ];
     assert_eq!(tables().await, catalog);
     let Err(StoreError::Backend(error)) = store_in_the_catalog().await else {
@@ -660,7 +662,7 @@ async fn the_catalog_schema_and_a_store_are_never_migrated_as_each_other() {
         .unwrap();
     assert!(matches!(
         PostgresReadModel::connect(&url).await,
-        Err(ReadModelError::SchemaTooNew { database, found: 9, supported: 2 })
+        Err(ReadModelError::SchemaTooNew { database, found: 9, supported: 3 })
             if database == CATALOG_SCHEMA
     ));
 

@@ -89,6 +89,13 @@ pub(super) const MIGRATIONS: &[(i32, &str, &str)] = &[
         "concurrent appends",
         include_str!("migrations/0009_concurrent_appends.sql"),
     ),
+    // The settled head leaves out the bound of an append that read the last position
+    // after it did (migration 9 wrapped it to below every event, and found none).
+    (
+        10,
+        "settled head ignores later bounds",
+        include_str!("migrations/0010_settled_head_ignores_later_bounds.sql"),
+    ),
 ];
 
 /// The newest schema version this code knows.
@@ -146,6 +153,13 @@ pub(super) const CATALOG_MIGRATIONS: &[(i32, &str, &str)] = &[
         2,
         "partition offsets",
         include_str!("migrations/catalog_0002_partition_offsets.sql"),
+    ),
+    // A projection split across worker processes: who is alive, who holds which stream
+    // partition until when.
+    (
+        3,
+        "partition leases",
+        include_str!("migrations/catalog_0003_partition_leases.sql"),
     ),
 ];
 
@@ -472,6 +486,7 @@ mod tests {
             (7, 0, 0, 0, 0),
             (8, 0, 0, 0, 0),
             (9, 9, 1, 0, 0),
+            (10, 1, 0, 0, 0),
         ];
         assert_eq!(MIGRATIONS.len(), expected.len() + 1, "{expected:?}");
         for ((version, _, sql), (numbered, functions, held_locks, session_locks, releases)) in

@@ -13,6 +13,7 @@ mod config;
 mod error;
 mod integrity;
 mod keys;
+mod leases;
 mod migrate;
 mod notifier;
 mod process;

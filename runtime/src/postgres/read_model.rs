@@ -30,6 +30,9 @@ pub const CATALOG_SCHEMA: &str = "factum_read_models";
 #[derive(Clone)]
 pub struct PostgresReadModel {
     pool: Pool,
+    /// `idle_in_transaction_session_timeout` of its write transactions, when set
+    /// ([`ReadModel::end_stalled_transactions_after`]).
+    stalled_after: Option<std::time::Duration>,
 }
 
 impl std::fmt::Debug for PostgresReadModel {
@@ -119,7 +122,7 @@ fn quote(identifier: &str) -> String {
 }
 
 /// The version as PostgreSQL stores it (`INTEGER`).
-fn pg_version(target: Target) -> Result<i32, ReadModelError> {
+pub(super) fn pg_version(target: Target) -> Result<i32, ReadModelError> {
     i32::try_from(target.version).map_err(|_| ReadModelError::Corrupt {
         target: target.to_string(),
         what: "version",
@@ -157,7 +160,10 @@ impl PostgresReadModel {
 
     /// Uses an existing pool and creates the catalog if needed.
     pub async fn with_pool(pool: Pool) -> Result<Self, ReadModelError> {
-        let this = Self { pool };
+        let this = Self {
+            pool,
+            stalled_after: None,
+        };
         this.migrate().await?;
         Ok(this)
     }
@@ -257,7 +263,15 @@ impl ReadModel for PostgresReadModel {
             checkpoint: None,
         };
         let version = pg_version(target)?;
-        tx.batch_execute("BEGIN")
+        // Set first: a client stalled after taking the version's lock below must not hold
+        // it past the timeout.
+        let stalled = self.stalled_after.map_or(String::new(), |timeout| {
+            format!(
+                "; SET LOCAL idle_in_transaction_session_timeout = {}",
+                timeout.as_millis().max(1)
+            )
+        });
+        tx.batch_execute(&format!("BEGIN{stalled}"))
             .await
             .map_err(database(target, "begin"))?;
         // The row lock is the projection version's write lock: a second runner waits
@@ -316,6 +330,10 @@ impl ReadModel for PostgresReadModel {
             None
         };
         Ok(tx)
+    }
+
+    fn end_stalled_transactions_after(&mut self, timeout: std::time::Duration) {
+        self.stalled_after = Some(timeout);
     }
 
     async fn commit(&self, tx: PostgresTx, checkpoint: u64) -> Result<(), ReadModelError> {

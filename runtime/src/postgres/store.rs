@@ -150,7 +150,9 @@ pub(super) const LISTENER_MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// its transaction ends; every position it then takes is above `k`. A reader asks for the
 /// **settled head** (`factum_settled_head()`), in three steps: the last position taken
 /// `q`; the keys of those locks held at that moment (low 32 bits in the key; the rest is
-/// that of the nearest such value at or below `q`), whose minimum `m` bounds from below
+/// that of the nearest such value at or below `q`; a key up to 2^31 ahead of `q` belongs
+/// to an append that read the sequence after `q` was read, whose positions are all above
+/// `q`, and is left out), whose minimum `m` bounds from below
 /// every position an append in flight may still commit; then, in a new snapshot, the
 /// newest visible event at or below `min(q, m)`. An append that commits a position at or
 /// below that bound took it before `q` was read, so it had taken its lock before the

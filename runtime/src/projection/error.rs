@@ -118,6 +118,25 @@ pub enum RunnerError {
         /// The position found in the read model now (0: none).
         stored: u64,
     },
+    /// The version's read model holds partition positions of another feed: a bus's
+    /// topics, or workers splitting the log into another count of stream partitions
+    /// (`factum.streams/<count>`). Feeding it this way too would apply events a second
+    /// time, so nothing was written. Run every worker with the same partition count (or
+    /// bump the projection's version to build it anew the other way).
+    #[error(
+        "projection `{projection}` v{version} is fed by `{found}`, not {expected}: refusing to apply events a second time; feed each version one way only (every worker with the same partition count), or bump the version to build it anew"
+    )]
+    FedOtherwise {
+        /// The projection.
+        projection: &'static str,
+        /// Its version.
+        version: u32,
+        /// The topic found in its read model.
+        found: String,
+        /// What this feeder uses: a worker's `factum.streams/<count>`, or "the topics of a
+        /// bus".
+        expected: String,
+    },
     /// A parked row to replay is an unreadable row parked by an operator: there is no
     /// event to apply.
     #[error(

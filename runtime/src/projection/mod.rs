@@ -27,6 +27,7 @@ mod projector;
 mod read_model;
 mod recorded;
 mod runner;
+mod workers;
 
 /// The PostgreSQL read models, whose home is [`crate::postgres`].
 #[cfg(feature = "postgres")]
@@ -65,6 +66,7 @@ pub(crate) use runner::activate_if_needed;
 #[cfg(feature = "progress")]
 pub use runner::progress_bar;
 pub use runner::{Lag, ProjectionHandle, ProjectionRunner, RebuildProgress};
+pub use workers::{LeaseRequest, PartitionLeases, ProjectionWorker, StreamPartitions, WorkerStep};
 
 /// A read model built from events, safe to replay from the start.
 ///

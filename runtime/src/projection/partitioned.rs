@@ -1,8 +1,10 @@
-//! Applying events read from a partitioned log (Kafka topics) to one projection version:
-//! each partition's offset and last applied position are committed in the transaction of
-//! the rows its records produced, and an event at or before that position is skipped. Several consumers may feed one
-//! version at once (a consumer group); the version's write lock orders their
-//! transactions, and the offsets read under it decide what each one applies.
+//! Applying events read from a partitioned log to one projection version: each
+//! partition's offset and last applied position are committed in the transaction of the
+//! rows its records produced, and an event at or before that position is skipped. Several
+//! consumers may feed one version at once (a Kafka consumer group, or the workers of
+//! [`ProjectionWorker`](super::ProjectionWorker), whose partitions split the log by stream
+//! id); the version's write lock orders their transactions, and the offsets read under it
+//! decide what each one applies.
 
 use std::collections::BTreeMap;
 
@@ -33,6 +35,11 @@ pub struct PartitionedRecord {
 }
 
 type Partition = (String, i32);
+
+/// The prefix of the topics under which [`ProjectionWorker`](super::ProjectionWorker)s keep
+/// their partitions' positions (`factum.streams/<count>`): a Kafka topic name cannot hold a
+/// `/`, so no bus topic takes it.
+pub(super) const STREAM_TOPIC_PREFIX: &str = "factum.streams/";
 
 impl<P: Projection> Projector<P> {
     /// Applies `records` (in the order each partition delivered them) and commits each
@@ -97,6 +104,29 @@ impl<P: Projection> Projector<P> {
                 return Err(self.read_model_error()(error));
             }
         };
+        // One version is fed one way: by a bus's topics, or by workers with one count of
+        // stream partitions. Checked under the version's lock, so two ways can never both
+        // commit (each would apply every event once more).
+        let foreign = stored.iter().find(|offset| match &self.partitioning {
+            Some(topic) => offset.topic != *topic,
+            None => offset.topic.starts_with(STREAM_TOPIC_PREFIX),
+        });
+        if let Some(foreign) = foreign {
+            let found = foreign.topic.clone();
+            self.read_model()
+                .rollback(tx)
+                .await
+                .map_err(self.read_model_error())?;
+            return Err(RunnerError::FedOtherwise {
+                projection: P::NAME,
+                version: P::VERSION,
+                found,
+                expected: self
+                    .partitioning
+                    .clone()
+                    .unwrap_or_else(|| "the topics of a bus".to_owned()),
+            });
+        }
         let stored: BTreeMap<Partition, PartitionOffset> = stored
             .into_iter()
             .map(|offset| ((offset.topic.clone(), offset.partition), offset))
@@ -126,9 +156,22 @@ impl<P: Projection> Projector<P> {
     /// Stores the offsets of `touched` partitions and commits, leaving the checkpoint.
     async fn commit_partitioned(
         &mut self,
+        tx: P::Tx,
+        offsets: BTreeMap<Partition, PartitionOffset>,
+        touched: &[Partition],
+    ) -> Result<u64, RunnerError> {
+        let checkpoint = tx.checkpoint().unwrap_or(0);
+        self.commit_partitioned_at(tx, offsets, touched, checkpoint)
+            .await
+    }
+
+    /// Stores the offsets of `touched` partitions and commits with `checkpoint`.
+    async fn commit_partitioned_at(
+        &mut self,
         mut tx: P::Tx,
         offsets: BTreeMap<Partition, PartitionOffset>,
         touched: &[Partition],
+        checkpoint: u64,
     ) -> Result<u64, RunnerError> {
         let changed: Vec<PartitionOffset> = touched
             .iter()
@@ -142,7 +185,6 @@ impl<P: Projection> Projector<P> {
             let _ = self.read_model().rollback(tx).await;
             return Err(self.read_model_error()(error));
         }
-        let checkpoint = tx.checkpoint().unwrap_or(0);
         self.read_model()
             .commit(tx, checkpoint)
             .await
@@ -159,6 +201,9 @@ impl<P: Projection> Projector<P> {
         records: &[PartitionedRecord],
     ) -> Result<RunOutcome, RunnerError> {
         let (mut tx, mut offsets) = self.begin_partitioned().await?;
+        // A partition with no row yet starts at the version's checkpoint: what a runner
+        // reading the whole log applied before partitions fed it.
+        let floor = tx.checkpoint().unwrap_or(0);
         let mut touched: Vec<Partition> = Vec::new();
         let mut done = Applied::default();
         let mut applied_names = Vec::new();
@@ -170,7 +215,7 @@ impl<P: Projection> Projector<P> {
                     topic: record.topic.clone(),
                     partition: record.partition,
                     next_offset: 0,
-                    position: 0,
+                    position: floor,
                 });
             if !touched.contains(&key) {
                 touched.push(key);
@@ -266,8 +311,10 @@ impl<P: Projection> Projector<P> {
     ) -> Result<Applied, RunnerError> {
         let (mut tx, mut offsets) = self.begin_partitioned().await?;
         let key = (record.topic.clone(), record.partition);
-        let current = offsets.get(&key);
-        if current.is_some_and(|offset| parked.event.position <= offset.position) {
+        let done_to = offsets
+            .get(&key)
+            .map_or(tx.checkpoint().unwrap_or(0), |offset| offset.position);
+        if parked.event.position <= done_to {
             self.read_model()
                 .rollback(tx)
                 .await
@@ -298,4 +345,63 @@ impl<P: Projection> Projector<P> {
             ..Applied::default()
         })
     }
+
+    /// Records that every event of the stream partitions `owned` up to position `to` has
+    /// been applied (the caller read the log that far and applied each of theirs), and
+    /// moves the version's checkpoint to the lowest position of all `count` partitions
+    /// once each has one: every event at or before it is applied, whichever worker
+    /// applied it. Returns that checkpoint.
+    ///
+    /// For [`ProjectionWorker`](super::ProjectionWorker), whose projector is set to
+    /// `topic` ([`Projector::partitioning`]).
+    pub(super) async fn advance_partitions(
+        &mut self,
+        topic: &str,
+        owned: &[i32],
+        to: u64,
+        count: u32,
+    ) -> Result<u64, RunnerError> {
+        let (tx, mut offsets) = self.begin_partitioned().await?;
+        let floor = tx.checkpoint().unwrap_or(0);
+        let mut touched = Vec::with_capacity(owned.len());
+        for &partition in owned {
+            let key = (topic.to_owned(), partition);
+            let offset = offsets
+                .entry(key.clone())
+                .or_insert_with(|| PartitionOffset {
+                    topic: topic.to_owned(),
+                    partition,
+                    next_offset: 0,
+                    position: floor,
+                });
+            if offset.position < to {
+                offset.position = to;
+                offset.next_offset = offset.next_offset.max(to_offset(to));
+                touched.push(key);
+            }
+        }
+        let all = (0..count).map(|partition| offsets.get(&(topic.to_owned(), partition as i32)));
+        let lowest = all
+            .map(|offset| offset.map(|offset| offset.position))
+            .collect::<Option<Vec<u64>>>()
+            .and_then(|positions| positions.into_iter().min());
+        let checkpoint = lowest.map_or(floor, |lowest| lowest.max(floor));
+        if touched.is_empty() && checkpoint == floor {
+            self.read_model()
+                .rollback(tx)
+                .await
+                .map_err(self.read_model_error())?;
+            return Ok(floor);
+        }
+        self.commit_partitioned_at(tx, offsets, &touched, checkpoint)
+            .await
+    }
+}
+
+/// The offset of the record after the one at `position`, for a stream partition, whose
+/// offsets are positions.
+pub(super) fn to_offset(position: u64) -> i64 {
+    i64::try_from(position)
+        .unwrap_or(i64::MAX)
+        .saturating_add(1)
 }

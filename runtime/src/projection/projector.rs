@@ -71,6 +71,12 @@ pub struct Projector<P: Projection> {
     /// The position each partition was committed at last by this projector, when fed from
     /// a partitioned log: a stored one behind it means the read model was reset.
     pub(super) known_positions: HashMap<(String, i32), u64>,
+    /// The one topic of partition positions this projector may find in its read model:
+    /// `None` for a bus's topics (never a worker's `factum.streams/…`), a worker's
+    /// `factum.streams/<count>` for a [`ProjectionWorker`](super::ProjectionWorker).
+    pub(super) partitioning: Option<String>,
+    /// Whether a single runner checked that no workers feed the version.
+    checked_feed: bool,
     pub(super) retry: Retry,
     pub(super) on_poison: OnPoison,
 }
@@ -84,6 +90,8 @@ impl<P: Projection> Projector<P> {
             known: None,
             rewound: false,
             known_positions: HashMap::new(),
+            partitioning: None,
+            checked_feed: false,
             retry: Retry::default(),
             on_poison: OnPoison::default(),
         }
@@ -114,6 +122,10 @@ impl<P: Projection> Projector<P> {
         &self.read_model
     }
 
+    pub(super) fn read_model_mut(&mut self) -> &mut ReadModelOf<P> {
+        &mut self.read_model
+    }
+
     /// The projection.
     pub fn projection(&self) -> &P {
         &self.projection
@@ -137,6 +149,35 @@ impl<P: Projection> Projector<P> {
         }
         self.known = Some(checkpoint);
         Ok(checkpoint)
+    }
+
+    /// Refuses, once per projector, a version that [`ProjectionWorker`](super::ProjectionWorker)s
+    /// feed: a single runner applies by the version's checkpoint alone, which their
+    /// partitions have passed, and would apply events a second time. A read model that
+    /// keeps no partition offsets has no workers.
+    pub(super) async fn check_fed_by_log(&mut self) -> Result<(), RunnerError> {
+        if self.checked_feed {
+            return Ok(());
+        }
+        let offsets = match self.read_model.partition_offsets(self.target()).await {
+            Ok(offsets) => offsets,
+            Err(super::ReadModelError::Unsupported { .. }) => Vec::new(),
+            Err(error) => return Err(self.read_model_error()(error)),
+        };
+        if let Some(worker) = offsets.iter().find(|offset| {
+            offset
+                .topic
+                .starts_with(super::partitioned::STREAM_TOPIC_PREFIX)
+        }) {
+            return Err(RunnerError::FedOtherwise {
+                projection: P::NAME,
+                version: P::VERSION,
+                found: worker.topic.clone(),
+                expected: "a single runner reading the whole log".to_owned(),
+            });
+        }
+        self.checked_feed = true;
+        Ok(())
     }
 
     /// Whether the read model was reset under this projector since the last call.

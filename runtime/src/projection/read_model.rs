@@ -286,6 +286,15 @@ pub trait ReadModel: Clone + Send + Sync + 'static {
     fn activate(&self, target: Target)
     -> impl Future<Output = Result<bool, ReadModelError>> + Send;
 
+    /// Has the database end a transaction of this read model whose client has sent
+    /// nothing for `timeout` (a process paused or cut off mid-transaction), so the locks
+    /// it holds do not stop every other writer of the version. A
+    /// [`ProjectionWorker`](super::ProjectionWorker) sets it to its lease TTL. The default
+    /// does nothing: a read model no other process writes has no one to hold up.
+    fn end_stalled_transactions_after(&mut self, timeout: std::time::Duration) {
+        let _ = timeout;
+    }
+
     /// Empties `target`'s read model (its tables, checkpoint and dead letters) and takes it
     /// out of the readers' view; a runner of it notices at its next transaction and reads
     /// again from the start.

@@ -213,6 +213,7 @@ impl<S: EventStore + 'static> ProjectionRunner<S> {
         from: Option<u64>,
         mut on_batch: impl FnMut(&Applied, u64) + Send,
     ) -> Result<Applied, RunnerError> {
+        projector.check_fed_by_log().await?;
         let checkpoint = match from {
             Some(from) => from,
             None => projector.checkpoint().await?,
@@ -475,6 +476,26 @@ impl<S: EventStore + 'static> ProjectionRunner<S> {
     /// How far `checkpoint` is behind the head of the log.
     pub async fn lag_at(&self, name: &'static str, checkpoint: u64) -> Result<Lag, RunnerError> {
         self.log.lag_at(checkpoint).await.map_err(store_error(name))
+    }
+
+    /// One worker of `projection` split across processes: it applies the events of the
+    /// stream partitions it holds leases on in `leases` (a `PostgresReadModel`, feature
+    /// `postgres`), with this runner's batch size, idle wait, retry and poison settings.
+    /// `name` must be unique among the version's live workers (a host name and process
+    /// id). See [`ProjectionWorker`](super::ProjectionWorker).
+    pub fn worker<P: Projection, L: super::PartitionLeases>(
+        &self,
+        projection: P,
+        read_model: super::ReadModelOf<P>,
+        leases: L,
+        name: impl Into<String>,
+    ) -> super::ProjectionWorker<S, P, L> {
+        super::ProjectionWorker::new(
+            self.log.clone(),
+            self.projector(projection, read_model),
+            leases,
+            name.into(),
+        )
     }
 
     /// Runs `projection` in a task: catch-up, switch-over to this version, then live
@@ -779,6 +800,7 @@ impl TaskError for RunnerError {
             }
             RunnerError::Poisoned { .. }
             | RunnerError::Setup { .. }
+            | RunnerError::FedOtherwise { .. }
             | RunnerError::NotParked { .. }
             | RunnerError::NoEventToReplay { .. }
             | RunnerError::NotUnreadable { .. }
