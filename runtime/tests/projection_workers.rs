@@ -453,8 +453,9 @@ async fn three_workers_one_killed() {
     );
 }
 
-/// Workers with another partition count refuse a version already split another way.
-async fn another_partition_count_is_refused() {
+/// Workers with another partition count, or a single runner, refuse a version the
+/// workers feed: either would apply its events a second time.
+async fn other_feeds_are_refused() {
     let url = postgres_common::database_url(DATABASE);
     let (store, read_model) = connect(&url).await;
     let runner = ProjectionRunner::new(store);
@@ -475,6 +476,27 @@ async fn another_partition_count_is_refused() {
             if found == "factum.streams/12" && expected == "factum.streams/5"),
         "{error}"
     );
+
+    let url = postgres_common::database_url(DATABASE);
+    let (store, read_model) = connect(&url).await;
+    let runner = ProjectionRunner::new(store);
+    let mut single = runner.projector(
+        Tally::<1> {
+            worker: "single".to_owned(),
+        },
+        read_model,
+    );
+    let error = runner
+        .catch_up(&mut single)
+        .await
+        .expect_err("a single runner");
+    assert_eq!(
+        error.to_string(),
+        "projection `worker_tally` v1 is fed by `factum.streams/12`, not a single runner \
+         reading the whole log: refusing to apply events a second time; feed each version \
+         one way only (every worker with the same partition count), or bump the version to \
+         build it anew"
+    );
 }
 
 fn main() {
@@ -490,8 +512,8 @@ fn main() {
     runtime.block_on(async {
         three_workers_one_killed().await;
         println!("test three_workers_one_killed ... ok");
-        another_partition_count_is_refused().await;
-        println!("test another_partition_count_is_refused ... ok");
+        other_feeds_are_refused().await;
+        println!("test other_feeds_are_refused ... ok");
     });
     println!("\ntest result: ok. 2 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out");
 }

@@ -136,6 +136,31 @@ pub struct WorkerStep {
 /// told to stop. Do not run a single [`ProjectionRunner`](super::ProjectionRunner) on the
 /// same version at the same time: it applies by the version's checkpoint alone, which
 /// workers ahead of it have passed.
+///
+/// ```no_run
+/// # #[cfg(feature = "postgres")]
+/// # async fn worker<P>(projection: P) -> Result<(), Box<dyn std::error::Error>>
+/// # where P: factum::projection::Projection<Tx = factum::projection::postgres::PostgresTx> {
+/// use std::time::Duration;
+/// use factum::projection::{ProjectionRunner, StreamPartitions};
+/// use factum::projection::postgres::PostgresReadModel;
+/// use factum::store::PostgresStore;
+///
+/// let url = std::env::var("DATABASE_URL")?;
+/// let store = PostgresStore::builder(&url).connect().await?;
+/// let read_models = PostgresReadModel::connect(&url).await?;
+/// let name = format!("{}:{}", std::env::var("HOSTNAME")?, std::process::id());
+/// let worker = ProjectionRunner::new(store)
+///     .worker(projection, read_models.clone(), read_models, name)
+///     .partitions(StreamPartitions::new(16))
+///     .lease_ttl(Duration::from_secs(10));
+/// // Until told to stop (say, on SIGTERM); then its leases go back to the others.
+/// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+/// # drop(stop);
+/// worker.run(async { let _ = stopped.await; }).await?;
+/// # Ok(())
+/// # }
+/// ```
 pub struct ProjectionWorker<S, P: Projection, L> {
     log: Log<S>,
     projector: Projector<P>,
@@ -488,4 +513,40 @@ enum Pause {
     ForEvents(Duration),
     /// A step failed: back off this long.
     Sleep(Duration),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StreamPartitions;
+
+    /// The split is stored in read models: it must never change. The expected values are
+    /// the first eight bytes of SHA-256, big-endian, modulo the count, computed apart.
+    #[test]
+    fn a_stream_falls_into_the_same_partition_in_every_release() {
+        let sixteen = StreamPartitions::new(16);
+        assert_eq!(sixteen.of("order-1"), 12);
+        assert_eq!(sixteen.of("ticker-0"), 5);
+        assert_eq!(sixteen.of(""), 4);
+        assert_eq!(StreamPartitions::new(12).of("order-1"), 8);
+        assert_eq!(
+            StreamPartitions::new(0).of("order-1"),
+            0,
+            "0 means one partition"
+        );
+        assert_eq!(sixteen.topic(), "factum.streams/16");
+    }
+
+    #[test]
+    fn streams_spread_over_the_partitions() {
+        let partitions = StreamPartitions::new(8);
+        let mut counts = [0u32; 8];
+        for stream in 0..8_000 {
+            counts[partitions.of(&format!("stream-{stream}")) as usize] += 1;
+        }
+        // 1,000 expected each; a hash this far off would be broken.
+        assert!(
+            counts.iter().all(|&count| (800..1_200).contains(&count)),
+            "{counts:?}"
+        );
+    }
 }
