@@ -148,20 +148,26 @@ fn target_dir() -> PathBuf {
 
 /// The process's peak resident memory, reset between steps.
 mod peak {
-    /// Resets the high-water mark to the resident memory now.
-    pub fn reset() {
+    /// Resets the high-water mark to the resident memory now; returns that (MiB).
+    pub fn reset() -> f64 {
         std::fs::write("/proc/self/clear_refs", "5")
             .expect("reset the peak resident memory (/proc/self/clear_refs)");
+        status("VmRSS:")
     }
 
     /// `VmHWM` of /proc/self/status, in MiB.
     pub fn mib() -> f64 {
+        status("VmHWM:")
+    }
+
+    /// A field of /proc/self/status given in kB, in MiB.
+    fn status(field: &str) -> f64 {
         let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
         let kib: u64 = status
             .lines()
-            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .find_map(|line| line.strip_prefix(field))
             .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmHWM in /proc/self/status");
+            .unwrap_or_else(|| panic!("{field} in /proc/self/status"));
         kib as f64 / 1024.0
     }
 
@@ -171,8 +177,7 @@ mod peak {
         std::hint::black_box(&block);
         drop(block);
         let before = mib();
-        reset();
-        let after = mib();
+        let after = reset().max(mib());
         assert!(
             after + 64.0 < before,
             "writing 5 to /proc/self/clear_refs did not reset VmHWM ({before:.0} MiB, then {after:.0} MiB)"
@@ -338,14 +343,47 @@ impl Filler {
     }
 }
 
+/// How long a step took, and the memory it needed.
+#[derive(Debug, Clone, Copy)]
+struct Took {
+    seconds: f64,
+    /// `VmHWM` during the step.
+    peak_mib: f64,
+    /// `VmHWM` during the step less `VmRSS` when it started: what the step added.
+    rise_mib: f64,
+}
+
+impl Took {
+    /// The run of median time among `runs`, with the highest peak of them all.
+    fn median(mut runs: Vec<Took>) -> Took {
+        runs.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
+        let peak_mib = runs.iter().map(|took| took.peak_mib).fold(0.0, f64::max);
+        let rise_mib = runs.iter().map(|took| took.rise_mib).fold(0.0, f64::max);
+        Took {
+            peak_mib,
+            rise_mib,
+            ..runs[runs.len() / 2]
+        }
+    }
+}
+
 /// Times `step`, with the peak memory during it.
-async fn timed<T>(step: impl Future<Output = T>) -> (T, f64, f64) {
-    peak::reset();
+async fn timed<T>(step: impl Future<Output = T>) -> (T, Took) {
+    let start_mib = peak::reset();
     let start = Instant::now();
     let value = step.await;
     let seconds = start.elapsed().as_secs_f64();
-    (value, seconds, peak::mib())
+    let peak_mib = peak::mib();
+    let took = Took {
+        seconds,
+        peak_mib,
+        rise_mib: (peak_mib - start_mib).max(0.0),
+    };
+    (value, took)
 }
+
+/// How many times each load of the long stream runs (the median is reported).
+const LONG_RUNS: usize = 3;
 
 /// Grows `backend`'s store through every size, measuring at each; `on_size` gets the
 /// rows so far after each size.
@@ -359,25 +397,26 @@ async fn run<B: Backend>(
     filler.ordinary(backend.store()).await;
     for &size in &config.sizes {
         let label = size_name(size);
-        let mut row = |measure, events, ops, seconds, peak_mib, note: String| {
+        let mut row = |measure, events, ops, took: Took, note: String| {
             let row = Row {
                 backend: B::NAME,
                 size,
                 measure,
                 events,
                 ops,
-                seconds,
-                peak_mib,
+                seconds: took.seconds,
+                peak_mib: took.peak_mib,
+                rise_mib: took.rise_mib,
                 note,
             };
             println!(
-                "{:10} {:>4}  {:55} {:>10} {:>8}  {:9.3} s  {:12.1} {}  {:8.2} µs/event  peak {:6.0} MiB",
+                "{:10} {:>4}  {:55} {:>10} {:>8}  {:9.4} s  {:12.1} {}  {:8.2} µs/event  peak {:5.0} MiB (+{:.0})",
                 B::NAME,
                 label,
                 measure.label(),
                 events,
                 ops,
-                seconds,
+                took.seconds,
                 row.rate(),
                 if measure.in_events() {
                     "events/s"
@@ -385,7 +424,8 @@ async fn run<B: Backend>(
                     "loads/s "
                 },
                 row.micros_per_event(),
-                peak_mib
+                took.peak_mib,
+                took.rise_mib
             );
             rows.push(row);
         };
@@ -395,13 +435,12 @@ async fn run<B: Backend>(
         let long = LONG_MAX.min(size / 5);
         let before = filler.events;
         if size > before {
-            let (commits, seconds, peak) = timed(filler.fill(&store, size, long)).await;
+            let (commits, took) = timed(filler.fill(&store, size, long)).await;
             row(
                 Measure::Fill,
                 size - before,
                 commits,
-                seconds,
-                peak,
+                took,
                 format!("from {before}"),
             );
         }
@@ -417,20 +456,13 @@ async fn run<B: Backend>(
 
         // Single-event commits across the store.
         let commits = 2_000.min(size / 20);
-        let ((), seconds, peak) = timed(filler.append(&store, commits)).await;
-        row(
-            Measure::Append,
-            commits,
-            commits,
-            seconds,
-            peak,
-            String::new(),
-        );
+        let ((), took) = timed(filler.append(&store, commits)).await;
+        row(Measure::Append, commits, commits, took, String::new());
 
         // The 100-event stream, from its events and from its snapshot.
         let plain = Repository::<Task, B::Store>::new(store.clone());
         let loads = config.loads as u64;
-        let (_, seconds, peak) = timed(async {
+        let (_, took) = timed(async {
             for _ in 0..loads {
                 let loaded = plain.load("ordinary").await.expect("load");
                 assert_eq!((loaded.version, loaded.state.notes), (ORDINARY, 97));
@@ -441,8 +473,7 @@ async fn run<B: Backend>(
             Measure::LoadStream,
             ORDINARY * loads,
             loads,
-            seconds,
-            peak,
+            took,
             String::new(),
         );
         let snapshots = Repository::<Task, B::Store>::new(store.clone())
@@ -454,7 +485,7 @@ async fn run<B: Backend>(
             .expect("read the snapshot")
             .expect("a snapshot of the 100-event stream");
         assert_eq!(snapshot.stream_version, ORDINARY);
-        let (_, seconds, peak) = timed(async {
+        let (_, took) = timed(async {
             for _ in 0..loads {
                 let loaded = snapshots.load("ordinary").await.expect("load");
                 assert_eq!((loaded.version, loaded.state.notes), (ORDINARY, 97));
@@ -465,101 +496,106 @@ async fn run<B: Backend>(
             Measure::LoadStreamSnapshot,
             ORDINARY * loads,
             loads,
-            seconds,
-            peak,
+            took,
             String::new(),
         );
 
-        // The long stream: without a limit, then over the max events to load.
+        // The long stream: without a limit, then over the max events to load; each
+        // load runs LONG_RUNS times.
         let long_id = format!("{STREAM_TYPE}-long");
-        let long_notes = filler.long - 3;
-        let (_, seconds, peak) = timed(async {
-            let loaded = plain.load("long").await.expect("load the long stream");
-            assert_eq!(
-                (loaded.version, loaded.state.notes),
-                (filler.long, long_notes)
-            );
-        })
-        .await;
+        let expected = (filler.long, filler.long - 3);
         let long_note = format!("{} events", filler.long);
+        let mut runs = Vec::new();
+        for _ in 0..LONG_RUNS {
+            let (loaded, took) = timed(plain.load("long")).await;
+            let loaded = loaded.expect("load the long stream");
+            assert_eq!((loaded.version, loaded.state.notes), expected);
+            runs.push(took);
+        }
         row(
             Measure::LoadLong,
             filler.long,
             1,
-            seconds,
-            peak,
+            Took::median(runs),
             long_note.clone(),
         );
-        backend.delete_snapshot(&long_id).await;
         let limited = Repository::<Task, B::Store>::new(store.clone())
             .with_max_events_to_load(MaxEventsToLoad::snapshot(MAX_EVENTS))
             .expect("Task takes snapshots");
-        for measure in [Measure::LoadLongMaxFirst, Measure::LoadLongMaxNext] {
-            let (_, seconds, peak) = timed(async {
-                let loaded = limited.load("long").await.expect("load the long stream");
-                assert_eq!(
-                    (loaded.version, loaded.state.notes),
-                    (filler.long, long_notes)
-                );
-            })
-            .await;
-            let snapshot = store
-                .load_snapshot(&long_id)
-                .await
-                .expect("read the snapshot")
-                .expect("the load over the limit saved a snapshot");
-            assert_eq!(snapshot.stream_version, filler.long);
-            row(measure, filler.long, 1, seconds, peak, long_note.clone());
+        let (mut first, mut next) = (Vec::new(), Vec::new());
+        for _ in 0..LONG_RUNS {
+            backend.delete_snapshot(&long_id).await;
+            for runs in [&mut first, &mut next] {
+                let (loaded, took) = timed(limited.load("long")).await;
+                let loaded = loaded.expect("load the long stream");
+                assert_eq!((loaded.version, loaded.state.notes), expected);
+                let snapshot = store
+                    .load_snapshot(&long_id)
+                    .await
+                    .expect("read the snapshot")
+                    .expect("the load over the limit saved a snapshot");
+                assert_eq!(snapshot.stream_version, filler.long);
+                runs.push(took);
+            }
         }
+        row(
+            Measure::LoadLongMaxFirst,
+            filler.long,
+            1,
+            Took::median(first),
+            long_note.clone(),
+        );
+        row(
+            Measure::LoadLongMaxNext,
+            filler.long,
+            1,
+            Took::median(next),
+            long_note.clone(),
+        );
         backend.delete_snapshot(&long_id).await;
         let refusing = Repository::<Task, B::Store>::new(store.clone())
             .with_max_events_to_load(MaxEventsToLoad::refuse(MAX_EVENTS))
             .expect("refusing needs no snapshots");
-        let (refused, seconds, peak) = timed(refusing.load("long")).await;
-        match refused {
-            Err(RepositoryError::MaxEventsToLoadExceeded { events, limit, .. }) => {
-                assert_eq!((events, limit), (filler.long, MAX_EVENTS));
+        let mut runs = Vec::new();
+        for _ in 0..LONG_RUNS {
+            let (refused, took) = timed(refusing.load("long")).await;
+            match refused {
+                Err(RepositoryError::MaxEventsToLoadExceeded { events, limit, .. }) => {
+                    assert_eq!((events, limit), (filler.long, MAX_EVENTS));
+                }
+                other => panic!(
+                    "loading {} events over a max of {MAX_EVENTS} was not refused: {:?}",
+                    filler.long,
+                    other.map(|loaded| loaded.version)
+                ),
             }
-            other => panic!(
-                "loading {} events over a max of {MAX_EVENTS} was not refused: {:?}",
-                filler.long,
-                other.map(|loaded| loaded.version)
-            ),
+            runs.push(took);
         }
         row(
             Measure::LoadLongRefused,
             MAX_EVENTS + 1,
             1,
-            seconds,
-            peak,
+            Took::median(runs),
             long_note,
         );
 
         // The projection: what is new, then (where affordable) everything.
         let new = filler.events - filler.projected;
-        let (applied, seconds, peak) = timed(backend.catch_up()).await;
+        let (applied, took) = timed(backend.catch_up()).await;
         assert_eq!(applied, new, "the catch-up applied every new event");
         filler.projected = filler.events;
         row(
             Measure::CatchUp,
             applied,
             1,
-            seconds,
-            peak,
+            took,
             format!("up to {}", filler.events),
         );
         if size <= config.full_catch_up_max {
             backend.reset_projection().await;
-            let (applied, seconds, peak) = timed(backend.catch_up()).await;
+            let (applied, took) = timed(backend.catch_up()).await;
             assert_eq!(applied, filler.events, "the rebuild applied every event");
-            row(
-                Measure::FullCatchUp,
-                applied,
-                1,
-                seconds,
-                peak,
-                String::new(),
-            );
+            row(Measure::FullCatchUp, applied, 1, took, String::new());
         }
         on_size(&rows);
     }

@@ -124,6 +124,8 @@ pub struct Row {
     pub seconds: f64,
     /// The process's peak resident memory during the step (VmHWM, reset before it).
     pub peak_mib: f64,
+    /// That peak less the resident memory when the step started.
+    pub rise_mib: f64,
     /// Events in the long stream (for its loads) or in the step, for the tables.
     pub note: String,
 }
@@ -165,12 +167,12 @@ fn rate_text(rate: f64) -> String {
 /// The CSV of every row.
 pub fn csv(rows: &[Row]) -> String {
     let mut out = String::from(
-        "backend,size,measure,events,ops,seconds,rate,unit,us_per_event,peak_mib,note\n",
+        "backend,size,measure,events,ops,seconds,rate,unit,us_per_event,peak_mib,rise_mib,note\n",
     );
     for row in rows {
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{:.6},{:.1},{},{:.3},{:.1},{}",
+            "{},{},{},{},{},{:.6},{:.1},{},{:.3},{:.1},{:.1},{}",
             row.backend,
             row.size,
             row.measure.key(),
@@ -185,6 +187,7 @@ pub fn csv(rows: &[Row]) -> String {
             },
             row.micros_per_event(),
             row.peak_mib,
+            row.rise_mib,
             row.note
         );
     }
@@ -252,7 +255,16 @@ pub fn markdown(rows: &[Row]) -> String {
                 .fold(0.0, f64::max);
             let _ = write!(out, " {peak:.0} |");
         }
-        let _ = write!(out, "\n| time of the size's steps | s |");
+        let _ = write!(out, "\n| most a step added to it | MiB |");
+        for size in &sizes {
+            let rise = mine
+                .iter()
+                .filter(|row| row.size == *size)
+                .map(|row| row.rise_mib)
+                .fold(0.0, f64::max);
+            let _ = write!(out, " {rise:.0} |");
+        }
+        let _ = write!(out, "\n| timed steps, summed (each load once) | s |");
         for size in &sizes {
             let seconds: f64 = mine
                 .iter()
