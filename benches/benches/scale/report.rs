@@ -194,6 +194,50 @@ pub fn csv(rows: &[Row]) -> String {
     out
 }
 
+/// The rows of a CSV that [`csv`] wrote (columns found by their header; a column it
+/// lacks reads as 0 or empty).
+pub fn parse_csv(text: &str) -> Result<Vec<Row>, String> {
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().ok_or("an empty CSV")?.split(',').collect();
+    let column = |name: &str| header.iter().position(|column| *column == name);
+    let mut rows = Vec::new();
+    for (number, line) in lines
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+    {
+        let fields: Vec<&str> = line.split(',').collect();
+        let field = |name: &str| column(name).and_then(|at| fields.get(at).copied());
+        let number = |name: &str| -> Result<f64, String> {
+            field(name).map_or(Ok(0.0), |text| {
+                text.parse()
+                    .map_err(|_| format!("line {}: {name} `{text}`", number + 2))
+            })
+        };
+        let backend = match field("backend").ok_or("no backend column")? {
+            "SQLite" => "SQLite",
+            "PostgreSQL" => "PostgreSQL",
+            other => Box::leak(other.to_owned().into_boxed_str()),
+        };
+        let key = field("measure").ok_or("no measure column")?;
+        let measure = Measure::ALL
+            .into_iter()
+            .find(|measure| measure.key() == key)
+            .ok_or_else(|| format!("unknown measure `{key}`"))?;
+        rows.push(Row {
+            backend,
+            size: number("size")? as u64,
+            measure,
+            events: number("events")? as u64,
+            ops: number("ops")? as u64,
+            seconds: number("seconds")?,
+            peak_mib: number("peak_mib")?,
+            rise_mib: number("rise_mib")?,
+            note: field("note").unwrap_or_default().to_owned(),
+        });
+    }
+    Ok(rows)
+}
+
 /// One Markdown table per backend: a measure per line, a size per column, each cell the
 /// throughput; then the peak memory of the size's steps.
 pub fn markdown(rows: &[Row]) -> String {
@@ -336,10 +380,12 @@ pub fn plot(rows: &[Row], path: &Path) -> Result<(), Box<dyn std::error::Error>>
         let (low, high) = rates.fold((f64::MAX, 0.0f64), |(low, high), rate| {
             (low.min(rate), high.max(rate))
         });
+        // Room below the data for the legend: about a third of the height.
         let (low, high) = if mine.is_empty() {
             (1.0, 10.0)
         } else {
-            (low / 2.0, high * 2.0)
+            let decades = (high / low).log10().max(1.0);
+            (low / 10f64.powf(0.55 * decades + 0.3), high * 2.0)
         };
         let mut chart = ChartBuilder::on(area)
             .caption(caption, ("sans-serif", 22))
