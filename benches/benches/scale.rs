@@ -7,7 +7,9 @@
 //! - **fill**: the appends that grew the store to the size, timed per decade: one commit
 //!   per care task with its four events (created, assigned, noted, completed; the domain
 //!   of the catch-up bench), and among them, in commits of 100 notes, the events of one
-//!   long stream (`Task-long`: a fifth of the store, at most 100,000 events).
+//!   long stream (`Task-long`: a fifth of the store, at most 100,000 events). On
+//!   PostgreSQL its row notes the WAL bytes, full-page images and blocks read per event
+//!   (`pg_stat_wal`, `pg_stat_database`), to tell where a rise in its cost comes from.
 //! - **append**: 2,000 single-event commits (a note; a twentieth of the store when that
 //!   is less), each to a task picked at random across the whole store, its version
 //!   checked (`ExpectedVersion::Exact`), as commands do.
@@ -203,6 +205,10 @@ trait Backend {
 
     /// Empties the projection's read model (its checkpoint back to 0).
     async fn reset_projection(&mut self);
+
+    /// What the backend did since the last call, per event of `events` (empty when it
+    /// tells nothing): where the fill's time went.
+    async fn since_last(&mut self, events: u64) -> String;
 }
 
 /// The stream id of task `n`.
@@ -413,7 +419,7 @@ async fn run<B: Backend>(
                 note,
             };
             println!(
-                "{:10} {:>4}  {:55} {:>10} {:>8}  {:9.4} s  {:12.1} {}  {:8.2} µs/event  peak {:5.0} MiB (+{:.0})",
+                "{:10} {:>4}  {:55} {:>10} {:>8}  {:9.4} s  {:12.1} {}  {:8.2} µs/event  peak {:5.0} MiB (+{:.0})  {}",
                 B::NAME,
                 label,
                 measure.label(),
@@ -428,7 +434,8 @@ async fn run<B: Backend>(
                 },
                 row.micros_per_event(),
                 took.peak_mib,
-                took.rise_mib
+                took.rise_mib,
+                row.note
             );
             rows.push(row);
         };
@@ -438,13 +445,15 @@ async fn run<B: Backend>(
         let long = LONG_MAX.min(size / 5);
         let before = filler.events;
         if size > before {
+            backend.since_last(0).await;
             let (commits, took) = timed(filler.fill(&store, size, long)).await;
+            let server = backend.since_last(size - before).await;
             row(
                 Measure::Fill,
                 size - before,
                 commits,
                 took,
-                format!("from {before}"),
+                format!("from {before}{server}"),
             );
         }
         assert_eq!(
@@ -737,6 +746,10 @@ impl Backend for Sqlite {
             .await
             .expect("reset the read model");
         self.projector = self.runner.projector(TaskBoard, self.read_models.clone());
+    }
+
+    async fn since_last(&mut self, _events: u64) -> String {
+        String::new()
     }
 }
 

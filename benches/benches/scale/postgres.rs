@@ -91,8 +91,18 @@ fn with_database(url: &str, database: &str) -> String {
     format!("{server}/{database}{query}")
 }
 
+/// The server's counters the fill is told by: WAL bytes and full-page images written,
+/// blocks read from outside its buffers (this database).
+#[derive(Default, Clone, Copy)]
+struct Counters {
+    wal_bytes: f64,
+    wal_fpi: f64,
+    blocks_read: f64,
+}
+
 pub struct Postgres {
     client: tokio_postgres::Client,
+    counters: Counters,
     store: PostgresStore,
     read_models: PostgresReadModel,
     runner: ProjectionRunner<PostgresStore>,
@@ -127,6 +137,7 @@ impl Postgres {
         let projector = runner.projector(PgTaskBoard, read_models.clone());
         Self {
             client: connect(&url).await,
+            counters: Counters::default(),
             store,
             read_models,
             runner,
@@ -167,5 +178,36 @@ impl super::Backend for Postgres {
             .await
             .expect("reset the read model");
         self.projector = self.runner.projector(PgTaskBoard, self.read_models.clone());
+    }
+
+    async fn since_last(&mut self, events: u64) -> String {
+        // Cumulative statistics reach the views within a second of a transaction.
+        tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+        let row = self
+            .client
+            .query_one(
+                "SELECT w.wal_bytes::float8, w.wal_fpi::float8, d.blks_read::float8
+                   FROM pg_stat_wal w, pg_stat_database d
+                  WHERE d.datname = current_database()",
+                &[],
+            )
+            .await
+            .expect("read pg_stat_wal and pg_stat_database");
+        let now = Counters {
+            wal_bytes: row.get(0),
+            wal_fpi: row.get(1),
+            blocks_read: row.get(2),
+        };
+        let before = std::mem::replace(&mut self.counters, now);
+        if events == 0 {
+            return String::new();
+        }
+        let per = |now: f64, before: f64| (now - before) / events as f64;
+        format!(
+            "; WAL {:.0} B/event; {:.3} full-page images/event; {:.3} blocks read/event",
+            per(now.wal_bytes, before.wal_bytes),
+            per(now.wal_fpi, before.wal_fpi),
+            per(now.blocks_read, before.blocks_read)
+        )
     }
 }
