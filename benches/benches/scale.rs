@@ -1,8 +1,8 @@
 //! Stores of up to 10 million events, on SQLite and PostgreSQL: whether any step's cost
 //! per event grows with the store's size.
 //!
-//! The bench grows one store per backend step by step (10k → 100k → 1M → 10M events by
-//! default up to 1M; `SCALE_SIZES` chooses) and, at each size, measures:
+//! The bench grows one store per backend step by step (10k → 100k → 1M → 10M events;
+//! `SCALE_SIZES` chooses, `10k,100k,1M` by default) and, at each size, measures:
 //!
 //! - **fill**: the appends that grew the store to the size, timed per decade: one commit
 //!   per care task with its four events (created, assigned, noted, completed; the domain
@@ -35,18 +35,20 @@
 //! and `scale.png` (throughput against the store's size, drawn with plotters; the text
 //! needs a TrueType font: DejaVu Sans from `fonts-dejavu-core`, or `SCALE_FONT`).
 //!
-//! Run (PostgreSQL needs `--features postgres` and `eval "$(scripts/postgres.sh start)"`;
-//! it works in a database of its own, `factum_scale`, dropped and created afresh):
+//! Run (PostgreSQL needs `--features postgres` and a server at `FACTUM_POSTGRES_URL`:
+//! `eval "$(scripts/postgres.sh start)"`; the bench works in a database of its own on
+//! it, `factum_scale`, dropped and created afresh by every run):
 //!
 //! ```sh
 //! SCALE_SIZES=10k,100k,1M,10M cargo bench -p factum-benches --features postgres --bench scale
 //! ```
 //!
-//! `SCALE_BACKENDS=sqlite` (or `postgres`) runs one backend. `SCALE_REPLOT=path/scale.csv`
-//! measures nothing: it draws `scale.md` and `scale.png` again beside that CSV (rows of
-//! several runs may be joined into one). Under `cargo test` (no
-//! `--bench` argument) it runs once at 10k into `target/scale-test/`; with the
-//! `postgres` feature and `CI=true` a missing server is an error, not a skip.
+//! `SCALE_BACKENDS=sqlite` (or `postgres`) runs one backend; `SCALE_FULL_CATCH_UP_MAX=10M`
+//! rebuilds the projection at 10M too. `SCALE_REPLOT=path/scale.csv` measures nothing: it
+//! draws `scale.md` and `scale.png` again beside that CSV (rows of several runs may be
+//! joined into one). Under `cargo test` (no `--bench` argument) it runs once at 10k into
+//! `target/scale-test/`; with the `postgres` feature and `CI=true` a missing server is an
+//! error, not a skip.
 
 #[path = "scale/domain.rs"]
 mod domain;
