@@ -2,9 +2,9 @@
 # Installs and starts what factum's tests need, so that a fresh Debian machine runs them:
 # the pinned Rust toolchain with rustfmt and clippy (rust-toolchain.toml), Node.js and npm
 # (the TypeScript contract checks), Python with venv (the Python contract checks),
-# Chromium (the web console's browser test), and throwaway PostgreSQL and NATS JetStream
-# servers and a Kafka-protocol broker (nisshi, built once with the nightly toolchain and
-# cached) on loopback.
+# Chromium (the web console's browser test), DejaVu fonts (the scale bench's plot), and
+# throwaway PostgreSQL and NATS JetStream servers and a Kafka-protocol broker (nisshi,
+# built once with the nightly toolchain and cached) on loopback.
 #
 #   eval "$(scripts/provision.sh)"    install what is missing, start the servers, and
 #                                     export their URLs (FACTUM_POSTGRES_URL,
@@ -57,6 +57,12 @@ if ! command -v chromium > /dev/null; then
     apt_install chromium
 fi
 log "$(chromium --version 2> /dev/null | head -n 1) (the console's browser test drives it headless)"
+
+# The scale bench (benches/benches/scale.rs, run once by the tests) draws the text of its
+# plot with DejaVu Sans.
+if [[ ! -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]]; then
+    apt_install fonts-dejavu-core
+fi
 
 # The servers print their export lines on stdout: the only output of this script.
 scripts/postgres.sh start
