@@ -702,7 +702,8 @@ async fn a_postgres_read_model_dump_made_before_versioning_restores_and_runs_on(
         recorded,
         [
             (1, "versions and parked tables".to_owned()),
-            (2, "partition offsets".to_owned())
+            (2, "partition offsets".to_owned()),
+            (3, "partition leases".to_owned())
         ],
         "the catalog is adopted at version 1, then migrated"
     );
