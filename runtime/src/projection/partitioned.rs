@@ -107,25 +107,12 @@ impl<P: Projection> Projector<P> {
         // One version is fed one way: by a bus's topics, or by workers with one count of
         // stream partitions. Checked under the version's lock, so two ways can never both
         // commit (each would apply every event once more).
-        let foreign = stored.iter().find(|offset| match &self.partitioning {
-            Some(topic) => offset.topic != *topic,
-            None => offset.topic.starts_with(STREAM_TOPIC_PREFIX),
-        });
-        if let Some(foreign) = foreign {
-            let found = foreign.topic.clone();
+        if let Some(refused) = self.other_feed(&stored, "the topics of a bus") {
             self.read_model()
                 .rollback(tx)
                 .await
                 .map_err(self.read_model_error())?;
-            return Err(RunnerError::FedOtherwise {
-                projection: P::NAME,
-                version: P::VERSION,
-                found,
-                expected: self
-                    .partitioning
-                    .clone()
-                    .unwrap_or_else(|| "the topics of a bus".to_owned()),
-            });
+            return Err(refused);
         }
         let stored: BTreeMap<Partition, PartitionOffset> = stored
             .into_iter()
@@ -151,6 +138,29 @@ impl<P: Projection> Projector<P> {
             });
         }
         Ok((tx, stored))
+    }
+
+    /// The refusal when `stored` holds positions of a feed other than this projector's:
+    /// for a worker's projector, any topic but its `factum.streams/<count>`; for any other
+    /// (a bus's consumer, or a single runner: `feeder` says which), a worker's topic.
+    pub(super) fn other_feed(
+        &self,
+        stored: &[PartitionOffset],
+        feeder: &str,
+    ) -> Option<RunnerError> {
+        let foreign = stored.iter().find(|offset| match &self.partitioning {
+            Some(topic) => offset.topic != *topic,
+            None => offset.topic.starts_with(STREAM_TOPIC_PREFIX),
+        })?;
+        Some(RunnerError::FedOtherwise {
+            projection: P::NAME,
+            version: P::VERSION,
+            found: foreign.topic.clone(),
+            expected: self
+                .partitioning
+                .clone()
+                .unwrap_or_else(|| feeder.to_owned()),
+        })
     }
 
     /// Stores the offsets of `touched` partitions and commits, leaving the checkpoint.
@@ -380,11 +390,15 @@ impl<P: Projection> Projector<P> {
                 touched.push(key);
             }
         }
-        let all = (0..count).map(|partition| offsets.get(&(topic.to_owned(), partition as i32)));
-        let lowest = all
-            .map(|offset| offset.map(|offset| offset.position))
-            .collect::<Option<Vec<u64>>>()
-            .and_then(|positions| positions.into_iter().min());
+        // Every one of the `count` partitions has a position: the lowest bounds them all.
+        let positions: Vec<u64> = offsets
+            .values()
+            .filter(|offset| offset.topic == topic && (0..count as i32).contains(&offset.partition))
+            .map(|offset| offset.position)
+            .collect();
+        let lowest = (positions.len() == count as usize)
+            .then(|| positions.into_iter().min())
+            .flatten();
         let checkpoint = lowest.map_or(floor, |lowest| lowest.max(floor));
         if touched.is_empty() && checkpoint == floor {
             self.read_model()

@@ -164,17 +164,8 @@ impl<P: Projection> Projector<P> {
             Err(super::ReadModelError::Unsupported { .. }) => Vec::new(),
             Err(error) => return Err(self.read_model_error()(error)),
         };
-        if let Some(worker) = offsets.iter().find(|offset| {
-            offset
-                .topic
-                .starts_with(super::partitioned::STREAM_TOPIC_PREFIX)
-        }) {
-            return Err(RunnerError::FedOtherwise {
-                projection: P::NAME,
-                version: P::VERSION,
-                found: worker.topic.clone(),
-                expected: "a single runner reading the whole log".to_owned(),
-            });
+        if let Some(refused) = self.other_feed(&offsets, "a single runner reading the whole log") {
+            return Err(refused);
         }
         self.checked_feed = true;
         Ok(())

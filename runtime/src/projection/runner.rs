@@ -197,12 +197,7 @@ impl<S: EventStore + 'static> ProjectionRunner<S> {
         if let Some(this) = versions.iter().find(|status| status.version == P::VERSION) {
             report_parked(P::NAME, this.parked as usize);
         }
-        if !versions
-            .iter()
-            .any(|status| status.state == VersionState::Active)
-        {
-            activate_if_needed::<P>(projector.target(), projector.read_model()).await?;
-        }
+        activate_if_none_active::<P>(projector.target(), projector.read_model(), &versions).await?;
         Ok(caught_up)
     }
 
@@ -720,6 +715,23 @@ impl<R: Reactor, M: ReadModel> Parkable for ReactorDriver<R, M> {
     fn store_error(&self, source: StoreError) -> RunnerError {
         store_error(R::NAME)(source)
     }
+}
+
+/// Makes `target` the version readers see if no version of its projection is active
+/// (`versions`, as read): the first version to catch up is never left unreadable, and
+/// while another is active, readers stay on it.
+pub(super) async fn activate_if_none_active<P: Projection>(
+    target: Target,
+    read_model: &super::ReadModelOf<P>,
+    versions: &[super::VersionStatus],
+) -> Result<(), RunnerError> {
+    if versions
+        .iter()
+        .any(|status| status.state == VersionState::Active)
+    {
+        return Ok(());
+    }
+    activate_if_needed::<P>(target, read_model).await
 }
 
 pub(crate) async fn activate_if_needed<P: Projection>(

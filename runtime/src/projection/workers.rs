@@ -28,8 +28,8 @@ use crate::store::EventStore;
 
 use super::partitioned::{PartitionedRecord, STREAM_TOPIC_PREFIX};
 use super::projector::{Applied, Projector};
-use super::read_model::{ReadModel, ReadModelError, Target, VersionState};
-use super::runner::activate_if_needed;
+use super::read_model::{ReadModel, ReadModelError, Target};
+use super::runner::activate_if_none_active;
 use super::{Projection, RunnerError};
 
 /// How the log's streams are split among workers: by the first eight bytes of the
@@ -283,13 +283,8 @@ impl<S: EventStore + 'static, P: Projection, L: PartitionLeases> ProjectionWorke
             .map_err(self.read_model_error())?;
         // Refused here already, before anything is read; the check that counts is the
         // one under the version's lock when applying.
-        if let Some(foreign) = stored.iter().find(|offset| offset.topic != self.topic) {
-            return Err(RunnerError::FedOtherwise {
-                projection: P::NAME,
-                version: P::VERSION,
-                found: foreign.topic.clone(),
-                expected: self.topic.clone(),
-            });
+        if let Some(refused) = self.projector.other_feed(&stored, "") {
+            return Err(refused);
         }
         for partition in taken {
             let position = stored
@@ -415,12 +410,7 @@ impl<S: EventStore + 'static, P: Projection, L: PartitionLeases> ProjectionWorke
             .versions(P::NAME)
             .await
             .map_err(self.read_model_error())?;
-        if !versions
-            .iter()
-            .any(|status| status.state == VersionState::Active)
-        {
-            activate_if_needed::<P>(self.target(), self.projector.read_model()).await?;
-        }
+        activate_if_none_active::<P>(self.target(), self.projector.read_model(), &versions).await?;
         self.activated = true;
         Ok(())
     }
