@@ -111,8 +111,16 @@ pub(in crate::sqlite) fn configure_writer(
     connection.busy_timeout(options.busy_timeout)?;
     connection.pragma_update(None, "synchronous", options.synchronous.pragma_value())?;
     connection.pragma_update(None, "foreign_keys", "ON")?;
+    set_page_cache(connection, options.page_cache)?;
     connection.set_prepared_statement_cache_capacity(32);
     Ok(())
+}
+
+/// `PRAGMA cache_size` in KiB (a negative value), so the limit is bytes whatever the
+/// page size; at least 1 KiB, which SQLite raises to its minimum of pages.
+fn set_page_cache(connection: &Connection, bytes: usize) -> rusqlite::Result<()> {
+    let kib = i64::try_from(bytes / 1024).unwrap_or(i64::MAX).max(1);
+    connection.pragma_update(None, "cache_size", -kib)
 }
 
 /// Opens the writer connection of an existing file, changing nothing in it yet: the
@@ -161,10 +169,15 @@ pub(in crate::sqlite) fn use_wal(
 
 /// Opens a reader connection: read-only by `query_only`, so no statement it runs can
 /// write, even by mistake.
-fn open_reader(path: &Path, busy_timeout: Duration) -> rusqlite::Result<Connection> {
+fn open_reader(
+    path: &Path,
+    busy_timeout: Duration,
+    page_cache: usize,
+) -> rusqlite::Result<Connection> {
     let connection = Connection::open_with_flags(path, flags())?;
     connection.busy_timeout(busy_timeout)?;
     connection.pragma_update(None, "query_only", "ON")?;
+    set_page_cache(&connection, page_cache)?;
     connection.set_prepared_statement_cache_capacity(32);
     Ok(connection)
 }
@@ -174,6 +187,7 @@ fn open_reader(path: &Path, busy_timeout: Duration) -> rusqlite::Result<Connecti
 pub(in crate::sqlite) struct Readers {
     path: PathBuf,
     busy_timeout: Duration,
+    page_cache: usize,
     idle: Mutex<Vec<Connection>>,
     /// One permit per connection that may be in use.
     pub(in crate::sqlite) permits: Arc<Semaphore>,
@@ -184,6 +198,7 @@ impl Readers {
         Self {
             path,
             busy_timeout: options.busy_timeout,
+            page_cache: options.page_cache,
             idle: Mutex::new(Vec::with_capacity(options.readers)),
             permits: Arc::new(Semaphore::new(options.readers)),
         }
@@ -198,7 +213,7 @@ impl Readers {
             .pop();
         match idle {
             Some(connection) => Ok(connection),
-            None => open_reader(&self.path, self.busy_timeout),
+            None => open_reader(&self.path, self.busy_timeout, self.page_cache),
         }
     }
 

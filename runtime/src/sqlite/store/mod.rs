@@ -60,7 +60,10 @@
 //!   so every call runs on tokio's blocking pool (`spawn_blocking`). Appends queue
 //!   (asynchronously) for the one writer connection, which keeps its prepared statements
 //!   cached. Reads take one of up to [`SqliteOptions::readers`] read-only connections,
-//!   which WAL lets run alongside each other and alongside the writer.
+//!   which WAL lets run alongside each other and alongside the writer. Each connection
+//!   keeps up to [`SqliteOptions::page_cache`] of the file's pages (32 MiB, not SQLite's
+//!   2 MB): appends and loads touch index pages at random, which a large store would
+//!   otherwise read from the file again and again.
 //! - **Checks inside the transaction.** The idempotency check, the expected-version
 //!   check and the stream-type check run under the write lock, in the order the memory
 //!   store runs them, and a failed check rolls back: a conflict writes nothing. The
@@ -165,11 +168,15 @@ impl Synchronous {
     }
 }
 
+/// The page cache of each connection unless [`SqliteOptions::page_cache`] says otherwise.
+const DEFAULT_PAGE_CACHE: usize = 32 << 20;
+
 /// How a [`SqliteStore`] opens its file; start from [`SqliteStore::options`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SqliteOptions {
     synchronous: Synchronous,
     pub(super) busy_timeout: Duration,
+    pub(super) page_cache: usize,
     readers: usize,
     check_hashes: bool,
     signer: Option<crate::integrity::EventSigner>,
@@ -181,6 +188,7 @@ impl Default for SqliteOptions {
         Self {
             synchronous: Synchronous::Full,
             busy_timeout: Duration::from_secs(5),
+            page_cache: DEFAULT_PAGE_CACHE,
             readers: 4,
             check_hashes: false,
             signer: None,
@@ -190,7 +198,8 @@ impl Default for SqliteOptions {
 }
 
 impl SqliteOptions {
-    /// The defaults: [`Synchronous::Full`], a busy timeout of 5 s, 4 reader connections.
+    /// The defaults: [`Synchronous::Full`], a busy timeout of 5 s, a page cache of 32 MiB
+    /// per connection, 4 reader connections.
     pub fn new() -> Self {
         Self::default()
     }
@@ -205,6 +214,18 @@ impl SqliteOptions {
     /// release the write lock before it fails with a backend error (`SQLITE_BUSY`).
     pub fn busy_timeout(mut self, busy_timeout: Duration) -> Self {
         self.busy_timeout = busy_timeout;
+        self
+    }
+
+    /// The most memory each connection (the writer, each reader) keeps of the file's
+    /// pages, in bytes (SQLite's `cache_size`; 32 MiB by default, SQLite's own default is
+    /// 2 MB). It fills only as pages are read. A single-event append reads and rewrites
+    /// B-tree pages at random places of the file (the stream's row and index entries);
+    /// once a store's indexes outgrow this cache, each miss is a read of the file, and
+    /// appends and loads slow down as the store grows (BENCHMARKS.md, "Stores of 10
+    /// million events"). Smaller saves memory on small stores; at least one page.
+    pub fn page_cache(mut self, bytes: usize) -> Self {
+        self.page_cache = bytes;
         self
     }
 

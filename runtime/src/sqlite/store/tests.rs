@@ -86,7 +86,30 @@ async fn the_writer_runs_in_wal_with_the_chosen_synchronous_and_foreign_keys() {
         assert_eq!(pragma(&writer, "synchronous"), expected);
         assert_eq!(pragma(&writer, "foreign_keys"), "1");
         assert_eq!(pragma(&writer, "busy_timeout"), "1234");
+        assert_eq!(pragma(&writer, "cache_size"), "-32768", "32 MiB by default");
     }
+}
+
+#[tokio::test]
+async fn every_connection_keeps_the_page_cache_it_was_given() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store = SqliteStore::options()
+        .page_cache(8 << 20)
+        .open(dir.path().join("store.db"))
+        .await
+        .expect("open");
+    assert_eq!(
+        pragma(&*store.inner.writer.lock().await, "cache_size"),
+        "-8192"
+    );
+    let readers = store
+        .inner
+        .readers
+        .as_ref()
+        .expect("a file store has readers");
+    let reader = readers.take().expect("a reader");
+    assert_eq!(pragma(&reader, "cache_size"), "-8192");
+    readers.give_back(reader);
 }
 
 #[tokio::test]
