@@ -104,6 +104,14 @@ pub(super) const MIGRATIONS: &[(i32, &str, &str)] = &[
         "one-event append in one function",
         include_str!("migrations/0011_one_event_append_in_one_function.sql"),
     ),
+    // `factum_append` (a batch) in one function likewise: migration 9's locks, checks
+    // and positions inline, each event's hash chained in a loop and inserted with its
+    // row, so the trigger no longer runs per row of a batch.
+    (
+        12,
+        "batch append in one function",
+        include_str!("migrations/0012_batch_append_in_one_function.sql"),
+    ),
 ];
 
 /// The newest schema version this code knows.
@@ -496,6 +504,7 @@ mod tests {
             (9, 9, 1, 0, 0),
             (10, 1, 0, 0, 0),
             (11, 1, 1, 0, 0),
+            (12, 1, 1, 0, 0),
         ];
         assert_eq!(MIGRATIONS.len(), expected.len() + 1, "{expected:?}");
         for ((version, _, sql), (numbered, functions, held_locks, session_locks, releases)) in

@@ -122,11 +122,11 @@ pub(super) const LISTENER_MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// The commit follows, side by side with other appends' commits, which PostgreSQL
 /// flushes to disk together.
 ///
-/// `factum_append` spreads these steps over helper functions and computes each event's
-/// hash (`factum::integrity::chain`) in a trigger; `factum_append_one`, the hot path,
-/// runs them in one function body and computes the hash in its insert, from the stream's
-/// head it read for step 4 (entering six PL/pgSQL functions cost more server time than
-/// the steps themselves; BENCHMARKS.md, "Append on PostgreSQL").
+/// Each function runs these steps in one body (entering a PL/pgSQL function per step,
+/// and a trigger per row, cost more server time than the steps themselves; BENCHMARKS.md,
+/// "Append on PostgreSQL") and computes each event's hash (`factum::integrity::chain`)
+/// itself, chained from the stream's head it read for step 4, before the insert. A
+/// trigger hashes rows inserted without one.
 ///
 /// `runtime/tests/postgres_store.rs` runs 1,500 random appends (new batches, re-appended
 /// batches, reused and repeated ids, every expectation, wrong stream types) against this
