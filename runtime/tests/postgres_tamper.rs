@@ -2,7 +2,8 @@
 //! stored history made with SQL — edited, deleted, swapped and inserted rows, replaced
 //! hashes and checkpoints, an edit whose hash was recomputed — and reports none on an
 //! untouched store; a store that checks hashes on read refuses a damaged event where an
-//! unchecked one hands it on; inclusion and consistency proofs check out.
+//! unchecked one hands it on; inclusion and consistency proofs check out; a row inserted
+//! without a hash is chained by the trigger.
 //!
 //! Needs a server: `eval "$(scripts/postgres.sh start)"`.
 
@@ -345,4 +346,53 @@ async fn critical_events_are_signed_and_a_forged_one_is_refused() {
         store.read_stream("Chart-50", 5, 1).await,
         Err(factum::store::StoreError::CorruptRow { .. })
     ));
+}
+
+/// The append functions hash the rows they insert; the trigger still chains a row that an
+/// insert brings without a hash, so that such a row reads back as any other.
+#[tokio::test]
+async fn a_row_inserted_without_a_hash_is_chained_by_the_trigger() {
+    const SCHEMA: &str = "t_tamper_trigger";
+    drop_schema(SCHEMA).await;
+    let store = store(SCHEMA, true).await;
+    store
+        .append(
+            "Chart-x",
+            "Chart",
+            ExpectedVersion::NoStream,
+            postgres_common::events(2),
+        )
+        .await
+        .expect("append");
+    let raw = raw_client().await;
+    raw.batch_execute(&format!(
+        "INSERT INTO \"{SCHEMA}\".events (stream_id, stream_type, stream_version, event_id,
+                                          name, schema_version, payload, occurred_at, metadata)
+         SELECT stream_id, stream_type, 3, gen_random_uuid(), name, schema_version, payload,
+                occurred_at, metadata
+           FROM \"{SCHEMA}\".events WHERE stream_id = 'Chart-x' AND stream_version = 2"
+    ))
+    .await
+    .expect("an insert without a hash");
+    let chained: bool = raw
+        .query_one(
+            &format!(
+                "SELECT e.predecessor = p.hash AND e.hash IS NOT NULL
+                   FROM \"{SCHEMA}\".events e
+                   JOIN \"{SCHEMA}\".events p ON p.stream_id = e.stream_id
+                    AND p.stream_version = e.stream_version - 1
+                  WHERE e.stream_id = 'Chart-x' AND e.stream_version = 3"
+            ),
+            &[],
+        )
+        .await
+        .expect("the inserted row")
+        .get(0);
+    assert!(chained, "the trigger chained the row to version 2");
+    // A store that checks hashes recomputes each one from the stored bytes.
+    let events = store
+        .read_stream("Chart-x", 1, 10)
+        .await
+        .expect("every hash checks out");
+    assert_eq!(events.len(), 3);
 }
