@@ -56,6 +56,9 @@ for feature in "" sqlite postgres nats kafka http conformance testing progress o
 done
 echo "factum --all-features (every target)"
 cargo clippy --quiet -p factum --all-targets --all-features --locked -- -D warnings
+# The tests that need no backend build without one (the others name their features).
+echo "factum --no-default-features (every target)"
+cargo clippy --quiet -p factum --all-targets --no-default-features --locked -- -D warnings
 for feature in "" operator cli; do
     echo "factum-codegen --no-default-features${feature:+ --features $feature}"
     cargo clippy --quiet -p factum-codegen --lib --bins --no-default-features ${feature:+--features "$feature"} --locked -- -D warnings
