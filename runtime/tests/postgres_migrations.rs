@@ -82,10 +82,6 @@ async fn an_older_schema_is_migrated_forward() {
              ALTER TABLE {SCHEMA}.events DROP COLUMN hash, DROP COLUMN predecessor,
                  DROP COLUMN signature;
              DROP FUNCTION {SCHEMA}.factum_settled_head;
-             DROP FUNCTION {SCHEMA}.factum_append_checked;
-             DROP FUNCTION {SCHEMA}.factum_append_lock;
-             DROP FUNCTION {SCHEMA}.factum_take_positions;
-             DROP FUNCTION {SCHEMA}.factum_append_one_checked;
              DROP FUNCTION {SCHEMA}.factum_append;
              DROP FUNCTION {SCHEMA}.factum_append_one;
              DROP FUNCTION {SCHEMA}.factum_append_command;

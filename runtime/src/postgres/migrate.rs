@@ -112,6 +112,13 @@ pub(super) const MIGRATIONS: &[(i32, &str, &str)] = &[
         "batch append in one function",
         include_str!("migrations/0012_batch_append_in_one_function.sql"),
     ),
+    // Migration 9's helpers (`factum_append_checked`, `factum_append_one_checked`,
+    // `factum_take_positions`, `factum_append_lock`), which nothing calls since 12.
+    (
+        13,
+        "drop unused append helpers",
+        include_str!("migrations/0013_drop_unused_append_helpers.sql"),
+    ),
 ];
 
 /// The newest schema version this code knows.
@@ -484,7 +491,7 @@ mod tests {
     /// Every function the migrations create that appends takes the append lock once
     /// (migrations 2 and 3 create two such functions each, 4 one); migration 5's two
     /// (the event hash and the insert trigger) run inside those appends, under their lock.
-    /// Migration 9's appends take it exclusively only when held (`factum_append_lock`),
+    /// Migration 9's appends take it exclusively only when held (as 11 and 12 do inline),
     /// else shared; none of its functions takes a session lock, which could outlive its
     /// transaction.
     #[test]
@@ -505,6 +512,7 @@ mod tests {
             (10, 1, 0, 0, 0),
             (11, 1, 1, 0, 0),
             (12, 1, 1, 0, 0),
+            (13, 0, 0, 0, 0),
         ];
         assert_eq!(MIGRATIONS.len(), expected.len() + 1, "{expected:?}");
         for ((version, _, sql), (numbered, functions, held_locks, session_locks, releases)) in

@@ -116,7 +116,7 @@ pub(super) const LISTENER_MAX_BACKOFF: Duration = Duration::from_secs(5);
 ///    order [`MemoryStore`](crate::store::MemoryStore) checks them in); a failed check
 ///    returns a status row and writes nothing (an id repeated inside the batch, and every
 ///    [limit](crate::store::limits), is refused before the call, as every store does);
-/// 5. takes its positions (`factum_take_positions`, below) and inserts the rows with
+/// 5. takes its positions (the position lock, below) and inserts the rows with
 ///    one `INSERT .. SELECT FROM unnest(..)` (or one `VALUES` row), in batch order.
 ///
 /// The commit follows, side by side with other appends' commits, which PostgreSQL
