@@ -13,6 +13,9 @@
 //!   payload)` of the stream in order and decodes and applies each row by hand.
 //! - `replay_sqlite_10k_busy`: the same replays while one busy-looping `sh` process per
 //!   core runs beside the bench (started before the group, killed after it).
+//! - `replay_sqlite_10k_cpu`: the same replays timed by the CPU they take (the process's
+//!   CPU clock: every thread, the store's reading thread too), which other processes do
+//!   not change; what a replay costs a machine whose cores are all taken.
 //!
 //! Before timing, the bench checks that both sides rebuild the same state and that both
 //! append paths wrote what they were given. Run with
@@ -238,6 +241,41 @@ fn replay_group(c: &mut Criterion, runtime: &tokio::runtime::Runtime, dir: &Path
     replay_functions(&mut group, runtime, &repository, &raw, &stream_id);
     group.finish();
     drop(busy);
+
+    let mut group = c.benchmark_group("replay_sqlite_10k_cpu");
+    group.throughput(Throughput::Elements(EVENTS as u64));
+    group.bench_function("factum/repository_load", |b| {
+        b.iter_custom(|iterations| {
+            cpu_time(iterations, || {
+                runtime
+                    .block_on(repository.load(black_box(ORDER_ID)))
+                    .expect("loads")
+            })
+        });
+    });
+    group.bench_function("raw/rusqlite_decode_apply", |b| {
+        b.iter_custom(|iterations| {
+            cpu_time(iterations, || raw_replay(&raw, black_box(&stream_id)))
+        });
+    });
+    group.finish();
+}
+
+/// The CPU time this process spends running `routine` `iterations` times, on all its
+/// threads.
+fn cpu_time<T>(iterations: u64, mut routine: impl FnMut() -> T) -> Duration {
+    let clock = || {
+        let now = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+        Duration::new(
+            u64::try_from(now.tv_sec).expect("a CPU time after the process started"),
+            u32::try_from(now.tv_nsec).expect("nanoseconds below one second"),
+        )
+    };
+    let start = clock();
+    for _ in 0..iterations {
+        black_box(routine());
+    }
+    clock() - start
 }
 
 /// factum's replay and the raw one, as functions of `group`.

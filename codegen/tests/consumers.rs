@@ -130,7 +130,7 @@ async fn expected_from<S: EventStore>(store: &S) -> (Value, usize) {
             continue;
         }
         count += 1;
-        let decoded = OrderEvent::decode(&event.name, event.schema_version, &event.payload)
+        let decoded = OrderEvent::decode(&event.name, event.schema_version, event.payload.get())
             .expect("the aggregate reads its events");
         orders.entry(event.stream_id).or_default().apply(&decoded);
     }

@@ -549,7 +549,7 @@ fn expand_model(model: &EventModel, input: &DeriveInput) -> TokenStream {
 
                 fn decode_version(
                     __factum_version: u32,
-                    __factum_payload: &#private::serde_json::value::RawValue,
+                    __factum_payload: &str,
                 ) -> ::core::result::Result<Self, #private::DecodeErrorKind> {
                     if __factum_version == #version {
                         return #private::decode_payload::<Self>(__factum_version, __factum_payload);

@@ -271,7 +271,7 @@ fn expand_fallback(model: &SetModel) -> TokenStream {
                     fn event_name(&self) -> &'static str { #unreachable }
                     fn event_version(&self) -> u32 { #unreachable }
                     fn encode(&self) -> ::core::result::Result<#private::EncodedEvent, #private::EncodeError> { #unreachable }
-                    fn decode(_: &str, _: u32, _: &#private::serde_json::value::RawValue) -> ::core::result::Result<Self, #private::DecodeError> { #unreachable }
+                    fn decode(_: &str, _: u32, _: &str) -> ::core::result::Result<Self, #private::DecodeError> { #unreachable }
                     fn register(_: &mut #private::RegistryBuilder, _: ::core::option::Option<&str>) {}
                 }
             },
@@ -351,7 +351,7 @@ fn event_set_impl(model: &SetModel, private: &TokenStream) -> TokenStream {
             fn decode(
                 name: &str,
                 version: u32,
-                payload: &#private::serde_json::value::RawValue,
+                payload: &str,
             ) -> ::core::result::Result<Self, #private::DecodeError> {
                 #(
                     if name == #events::NAME {

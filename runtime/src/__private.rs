@@ -29,13 +29,12 @@ use crate::projection::{
 };
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use serde_json::value::RawValue;
 
 /// Decodes the payload of a type's own version.
 #[inline]
 pub fn decode_payload<T: DeserializeOwned>(
     version: u32,
-    payload: &RawValue,
+    payload: &str,
 ) -> Result<T, DecodeErrorKind> {
     crate::event::decode_payload(version, payload)
 }
@@ -43,7 +42,7 @@ pub fn decode_payload<T: DeserializeOwned>(
 /// Decodes an older version through the previous type and converts it with `TryFrom`
 /// (which every `From` conversion also provides).
 #[inline]
-pub fn upcast_typed<P, T>(version: u32, payload: &RawValue) -> Result<T, DecodeErrorKind>
+pub fn upcast_typed<P, T>(version: u32, payload: &str) -> Result<T, DecodeErrorKind>
 where
     P: Event,
     T: Event + TryFrom<P>,
@@ -74,7 +73,7 @@ where
 /// `(from_version, step)`, ending at `newest`, the version of `T`.
 pub fn upcast_json<T: DeserializeOwned>(
     version: u32,
-    payload: &RawValue,
+    payload: &str,
     newest: u32,
     steps: &[(u32, JsonStep)],
 ) -> Result<T, DecodeErrorKind> {
@@ -98,7 +97,7 @@ pub fn upcast_json<T: DeserializeOwned>(
 /// The JSON upcasts of [`upcast_json`], which do not depend on the event's type.
 fn upcast_json_value(
     version: u32,
-    payload: &RawValue,
+    payload: &str,
     newest: u32,
     steps: &[(u32, JsonStep)],
 ) -> Result<Value, DecodeErrorKind> {
@@ -107,7 +106,7 @@ fn upcast_json_value(
         return Err(DecodeErrorKind::NoUpcastPath { oldest });
     }
     let mut value: Value =
-        serde_json::from_str(payload.get()).map_err(|error| DecodeErrorKind::Payload {
+        serde_json::from_str(payload).map_err(|error| DecodeErrorKind::Payload {
             version,
             path: ".".to_owned(),
             source: error,
@@ -141,7 +140,7 @@ pub fn encode<E: Event>(event: &E) -> Result<EncodedEvent, EncodeError> {
 #[inline]
 pub fn decode_member<E: Event, S>(
     version: u32,
-    payload: &RawValue,
+    payload: &str,
     variant: fn(E) -> S,
 ) -> Result<S, DecodeError> {
     match E::decode_version(version, payload) {
@@ -169,7 +168,7 @@ pub fn unknown_event(set: &'static str, name: &str, version: u32) -> DecodeError
 /// and its schema version.
 #[inline]
 pub fn decode_recorded<E: Event>(record: &RecordedEvent) -> Result<E, ProjectionError> {
-    E::decode_version(record.schema_version, &record.payload)
+    E::decode_version(record.schema_version, record.payload.get())
         .map_err(|kind| undecodable_record(record, kind))
 }
 
@@ -412,7 +411,7 @@ impl EventSet for Unnamed {
         match *self {}
     }
 
-    fn decode(name: &str, version: u32, _: &RawValue) -> Result<Self, DecodeError> {
+    fn decode(name: &str, version: u32, _: &str) -> Result<Self, DecodeError> {
         Err(unknown_event("", name, version))
     }
 

@@ -115,6 +115,25 @@ pub struct DecodeError {
     pub kind: DecodeErrorKind,
 }
 
+impl DecodeError {
+    /// serde_json's error when the stored payload is not JSON text at all (damaged,
+    /// truncated), as opposed to JSON of another shape: a store reports such an event as
+    /// a corrupt row.
+    pub fn not_json(&self) -> Option<&serde_json::Error> {
+        match &self.kind {
+            DecodeErrorKind::Payload { source, .. }
+                if matches!(
+                    source.classify(),
+                    serde_json::error::Category::Syntax | serde_json::error::Category::Eof
+                ) =>
+            {
+                Some(source)
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Why a stored event could not be decoded.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -27,8 +27,10 @@ pub trait Event:
     const OLDEST_VERSION: u32;
 
     /// Decodes a payload stored at `version` into `Self`, running every upcast between
-    /// that version and [`Event::VERSION`].
-    fn decode_version(version: u32, payload: &RawValue) -> Result<Self, DecodeErrorKind>;
+    /// that version and [`Event::VERSION`]. `payload` is the JSON text as stored, parsed
+    /// once here: text that is not JSON is a [`DecodeErrorKind::Payload`] whose source is
+    /// a syntax error.
+    fn decode_version(version: u32, payload: &str) -> Result<Self, DecodeErrorKind>;
 
     /// The type's doc comment, for the registry and generated contracts.
     const DOC: &'static str = "";
@@ -84,7 +86,11 @@ pub trait EventSet: Sized + Send + Sync + 'static {
     /// Serialises the event for storage.
     fn encode(&self) -> Result<EncodedEvent, EncodeError>;
     /// Decodes a stored event into the newest variant, upcasting older versions.
-    fn decode(name: &str, version: u32, payload: &RawValue) -> Result<Self, DecodeError>;
+    ///
+    /// `payload` is the JSON text as stored (a [`RawValue`]'s is
+    /// [`get`](RawValue::get)); it is parsed once, here, and text that is not JSON is an
+    /// error ([`DecodeError::not_json`]), not a panic.
+    fn decode(name: &str, version: u32, payload: &str) -> Result<Self, DecodeError>;
 
     /// Registers every event of the set, with its older versions.
     fn register(registry: &mut RegistryBuilder, aggregate: Option<&str>);
@@ -137,14 +143,14 @@ pub trait EventOf<S> {}
 /// Decodes the payload of `T`'s own version, naming the path of a mismatching field.
 pub(crate) fn decode_payload<T: DeserializeOwned>(
     version: u32,
-    payload: &RawValue,
+    payload: &str,
 ) -> Result<T, DecodeErrorKind> {
     // One decoder, the plain one: the path of a failure is found from its position, not by
     // a second, path-tracking decode of `T` (see `json_path`). A `match`, not `map_err`
     // with a closure: one function fewer per event type.
-    match serde_json::from_str(payload.get()) {
+    match serde_json::from_str(payload) {
         Ok(value) => Ok(value),
-        Err(source) => Err(payload_error(version, payload.get(), source)),
+        Err(source) => Err(payload_error(version, payload, source)),
     }
 }
 

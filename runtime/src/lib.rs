@@ -118,7 +118,7 @@ pub use uuid;
 ///     fn from(old: TaskCreatedV1) -> Self { Self { title: old.title, priority: 3 } }
 /// }
 ///
-/// let v1 = serde_json::value::to_raw_value(&serde_json::json!({ "title": "water plants" })).unwrap();
+/// let v1 = serde_json::json!({ "title": "water plants" }).to_string();
 /// let task = TaskCreated::decode_version(1, &v1).unwrap();
 /// assert_eq!(task, TaskCreated { title: "water plants".into(), priority: 3 });
 /// assert_eq!((TaskCreated::NAME, TaskCreated::VERSION), ("TaskCreated", 2));
@@ -148,9 +148,9 @@ pub use factum_macros::event;
 ///
 /// let encoded = TaskEvent::from(TaskDone {}).encode().unwrap();
 /// assert_eq!((encoded.name, encoded.schema_version, encoded.payload.get()), ("TaskDone", 1, "{}"));
-/// let decoded = TaskEvent::decode("TaskDone", 1, &encoded.payload).unwrap();
+/// let decoded = TaskEvent::decode("TaskDone", 1, encoded.payload.get()).unwrap();
 /// assert_eq!(decoded, TaskEvent::Done(TaskDone {}));
-/// assert!(TaskEvent::decode("TaskMoved", 1, &encoded.payload).is_err());
+/// assert!(TaskEvent::decode("TaskMoved", 1, encoded.payload.get()).is_err());
 /// ```
 pub use factum_macros::Events;
 

@@ -542,14 +542,13 @@ impl<A: Aggregate> Decider<A> {
                     source,
                 })
             })?;
-            A::Events::decode(encoded.name, encoded.schema_version, &encoded.payload).map_err(
-                |source| {
+            A::Events::decode(encoded.name, encoded.schema_version, encoded.payload.get())
+                .map_err(|source| {
                     Stop::Failed(RepositoryError::Unreadable {
                         stream_id: stream_id.clone(),
                         source: Box::new(source),
                     })
-                },
-            )?;
+                })?;
             new_events.push(NewEvent {
                 timestamp: ctx.now(),
                 ..NewEvent::new(
@@ -952,7 +951,17 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
     ) -> Result<(), RepositoryError<A::Error>> {
         match visited {
             Ok(()) | Err(VisitError::Visitor(Replay::Reached)) => Ok(()),
-            Err(VisitError::Visitor(Replay::Decode(error))) => Err(RepositoryError::Decode(error)),
+            Err(VisitError::Visitor(Replay::Decode(error))) => Err(match error.source.not_json() {
+                // A replay may hand over the payload unparsed (SQLite does): text that is
+                // not JSON is a damaged row, as a whole-record read reports it.
+                Some(syntax) => RepositoryError::Store(StoreError::CorruptRow {
+                    reason: format!("payload: not JSON: {syntax}"),
+                    stream_id: error.stream_id,
+                    stream_version: error.stream_version,
+                    position: Some(error.position),
+                }),
+                None => RepositoryError::Decode(error),
+            }),
             Err(VisitError::Visitor(Replay::OverLimit)) => {
                 Err(self.refusal(stream_id, from_version - 1).await)
             }

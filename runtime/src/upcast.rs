@@ -76,7 +76,7 @@ use crate::registry::{EntryKind, Registry};
 
 /// Reads a payload stored at any version and writes it in the newest: an event set's
 /// `decode` followed by `encode`.
-type Recode = fn(&str, u32, &RawValue) -> Result<(u32, Box<RawValue>), RecodeError>;
+type Recode = fn(&str, u32, &str) -> Result<(u32, Box<RawValue>), RecodeError>;
 
 /// The events of one stream type: the newest version of each name, and how to recode.
 struct StreamType {
@@ -164,7 +164,7 @@ impl Upcaster {
             return Ok(Cow::Borrowed(event));
         }
         let (version, payload) =
-            (stream_type.recode)(&event.name, event.schema_version, &event.payload).map_err(
+            (stream_type.recode)(&event.name, event.schema_version, event.payload.get()).map_err(
                 |source| UpcastError {
                     stream_id: event.stream_id.clone(),
                     stream_version: event.stream_version,
@@ -189,7 +189,7 @@ impl Upcaster {
 fn recode<S: EventSet>(
     name: &str,
     version: u32,
-    payload: &RawValue,
+    payload: &str,
 ) -> Result<(u32, Box<RawValue>), RecodeError> {
     let event = S::decode(name, version, payload).map_err(RecodeError::Decode)?;
     let encoded = event.encode().map_err(RecodeError::Encode)?;

@@ -167,7 +167,8 @@ async fn store_repository_and_decoding_errors() {
         .unwrap_err();
     chain_reaches(&rejected, "the counter is jammed");
 
-    let unknown = CounterEvent::decode("Tocked", 1, &payload(serde_json::json!({}))).unwrap_err();
+    let unknown =
+        CounterEvent::decode("Tocked", 1, payload(serde_json::json!({})).get()).unwrap_err();
     chain(&unknown);
     chain(&unknown.kind);
     let upcast = DecodeError {

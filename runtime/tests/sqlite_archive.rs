@@ -88,7 +88,7 @@ async fn archived_events_read_back_from_their_archive_exactly_as_before() {
                 replayed.push((
                     event.stream_version,
                     event.name.to_owned(),
-                    event.payload.get().to_owned(),
+                    event.payload.to_owned(),
                 ));
                 Ok::<_, std::convert::Infallible>(())
             })

@@ -917,7 +917,7 @@ async fn visiting_streams_a_long_stream_in_order_and_stops_cleanly() {
         let stopped = store
             .replay_stream("long", 1, |event| {
                 replayed += 1;
-                assert_eq!(event.payload.get(), format!(r#"{{"n":{}}}"#, replayed - 1));
+                assert_eq!(event.payload, format!(r#"{{"n":{}}}"#, replayed - 1));
                 if event.stream_version == stop_at {
                     Err(stop_at)
                 } else {
@@ -1040,17 +1040,37 @@ async fn every_unreadable_column_is_a_corrupt_row_naming_stream_and_version() {
             "the events before the corrupt row are visited"
         );
         // A replay reads no event id, no metadata and no time: it checks every column it
-        // reads, and a damage elsewhere leaves what it rebuilds unchanged.
+        // reads, and a damage elsewhere leaves what it rebuilds unchanged. It hands the
+        // payload over unparsed (its decoder parses it once; the repository reports text
+        // that is not JSON as a corrupt row, tested below), checked to be UTF-8.
         let mut replayed = Vec::new();
         let replay = store
             .replay_stream("bad", 1, |event| {
-                replayed.push(event.stream_version);
+                replayed.push((event.stream_version, event.payload.to_owned()));
                 Ok::<_, ()>(())
             })
             .await;
+        let versions: Vec<u64> = replayed.iter().map(|(version, _)| *version).collect();
         if ["event_id", "metadata", "timestamp_s", "timestamp_ns"].contains(&column) {
             assert!(replay.is_ok(), "{column}: {replay:?}");
-            assert_eq!(replayed, [1, 2, 3, 4], "{column}");
+            assert_eq!(versions, [1, 2, 3, 4], "{column}");
+            assert_eq!(replayed[1].1, r#"{"n":4}"#, "{column}");
+        } else if what == "payload: not JSON" {
+            assert!(replay.is_ok(), "{value}: {replay:?}");
+            assert_eq!(versions, [1, 2, 3, 4], "{value}");
+            let stored: String = connection
+                .query_row(
+                    "SELECT CAST(payload AS TEXT) FROM events WHERE stream_version = 2
+                     AND stream_key = (SELECT stream_key FROM streams WHERE stream_id = 'bad')",
+                    [],
+                    |row| row.get(0),
+                )
+                .unwrap();
+            assert_eq!(replayed[1].1, stored, "{value}: the text as stored");
+            assert!(
+                serde_json::from_str::<serde_json::Value>(&stored).is_err(),
+                "{value}"
+            );
         } else {
             match replay {
                 Err(VisitError::Store(error)) => {
@@ -1058,7 +1078,7 @@ async fn every_unreadable_column_is_a_corrupt_row_naming_stream_and_version() {
                 }
                 other => panic!("{column}: expected a corrupt row, got {other:?}"),
             }
-            assert_eq!(replayed, [1], "{column}: the events before it are replayed");
+            assert_eq!(versions, [1], "{column}: the events before it are replayed");
         }
     }
 }
@@ -1146,7 +1166,7 @@ async fn the_repository_names_stream_version_and_event_of_an_undecodable_event()
     let (_dir, path) = temp_file();
     let store = SqliteStore::open(&path).await.expect("open");
     let counters = Repository::<Counter, SqliteStore>::new(store.clone());
-    for id in ["unknown", "too-new", "corrupt", "fine"] {
+    for id in ["unknown", "too-new", "corrupt", "garbled", "empty", "fine"] {
         for by in 1..=3 {
             counters.execute(Count { id: id.into(), by }).await.unwrap();
         }
@@ -1166,6 +1186,8 @@ async fn the_repository_names_stream_version_and_event_of_an_undecodable_event()
     set("unknown", "name = 'Discounted'");
     set("too-new", "schema_version = 9");
     set("corrupt", "payload = '{\"by\": '");
+    set("garbled", "payload = '{by: 2}'");
+    set("empty", "payload = ''");
 
     let decode_error = |id: &str, error: RepositoryError<Never>| match error {
         RepositoryError::Decode(error) => {
@@ -1190,14 +1212,36 @@ async fn the_repository_names_stream_version_and_event_of_an_undecodable_event()
         too_new.kind,
         DecodeErrorKind::VersionTooNew { newest: 1 }
     ));
-    match counters.load("corrupt").await.unwrap_err() {
-        RepositoryError::Store(StoreError::CorruptRow {
-            stream_id,
-            stream_version: 2,
-            ..
-        }) => assert_eq!(stream_id, "Counter-corrupt"),
-        other => panic!("expected a corrupt row, got {other:?}"),
+    // Truncated, not JSON, empty: the replay's one parse finds it, and the load reports
+    // a corrupt row, as a read of whole records does.
+    for id in ["corrupt", "garbled", "empty"] {
+        match counters.load(id).await.unwrap_err() {
+            RepositoryError::Store(StoreError::CorruptRow {
+                stream_id,
+                stream_version: 2,
+                position,
+                reason,
+            }) => {
+                assert_eq!(stream_id, format!("Counter-{id}"));
+                // Version 1 of each stream is at the position before version 2's.
+                let first = store
+                    .read_stream(&stream_id, 1, 1)
+                    .await
+                    .unwrap()
+                    .remove(0)
+                    .position;
+                assert_eq!(position, Some(first + 1), "{id}: {reason}");
+                assert!(reason.starts_with("payload: not JSON: "), "{id}: {reason}");
+                let whole = store.read_stream(&stream_id, 1, 10).await.unwrap_err();
+                assert!(
+                    matches!(&whole, StoreError::CorruptRow { reason, .. } if reason.starts_with("payload: not JSON: ")),
+                    "{id}: a whole-record read says the same: {whole:?}"
+                );
+            }
+            other => panic!("{id}: expected a corrupt row, got {other:?}"),
+        }
     }
+
     // A command against a damaged stream is refused before anything is written.
     assert!(
         counters

@@ -114,11 +114,7 @@ fn decode(
     version: u32,
     payload: Value,
 ) -> Result<LedgerEvent, factum::error::DecodeError> {
-    LedgerEvent::decode(
-        name,
-        version,
-        &serde_json::value::to_raw_value(&payload).unwrap(),
-    )
+    LedgerEvent::decode(name, version, &payload.to_string())
 }
 
 #[test]

@@ -624,7 +624,7 @@ pub fn rust_accepts(text: &str) -> bool {
     let Ok(event) = serde_json::from_str::<factum::envelope::RecordedEvent>(text) else {
         return false;
     };
-    <OrderEvent as EventSet>::decode(&event.name, event.schema_version, &event.payload).is_ok()
+    <OrderEvent as EventSet>::decode(&event.name, event.schema_version, event.payload.get()).is_ok()
 }
 
 /// `base` with `change` at `path` (`payload.lines[0].quantity`; empty for the root), and

@@ -230,8 +230,12 @@ pub struct ReplayedEvent<'a> {
     pub name: &'a str,
     /// The schema version its payload was written in.
     pub schema_version: u32,
-    /// The payload, as stored.
-    pub payload: &'a serde_json::value::RawValue,
+    /// The payload's JSON text, as stored. A store may hand it over without parsing it
+    /// (SQLite does: the decoder parses it anyway), so it is not known to be JSON; a
+    /// decoder's error says when it is not ([`DecodeError::not_json`]).
+    ///
+    /// [`DecodeError::not_json`]: crate::error::DecodeError::not_json
+    pub payload: &'a str,
 }
 
 impl<'a> From<&'a RecordedEvent> for ReplayedEvent<'a> {
@@ -242,7 +246,7 @@ impl<'a> From<&'a RecordedEvent> for ReplayedEvent<'a> {
             position: record.position,
             name: &record.name,
             schema_version: record.schema_version,
-            payload: &record.payload,
+            payload: record.payload.get(),
         }
     }
 }

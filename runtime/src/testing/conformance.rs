@@ -474,7 +474,7 @@ pub async fn visiting_streams<S: EventStore>(store: &S) {
                 event.stream_version,
                 event.position,
                 event.name.to_owned(),
-                event.payload.get().to_owned(),
+                event.payload.to_owned(),
             ));
             Ok::<_, ()>(())
         })

@@ -429,6 +429,6 @@ fn round_trip<S: EventSet>(event: &S) -> S {
     let encoded = event
         .encode()
         .unwrap_or_else(|error| panic!("the fixture could not store an event: {error}"));
-    S::decode(encoded.name, encoded.schema_version, &encoded.payload)
+    S::decode(encoded.name, encoded.schema_version, encoded.payload.get())
         .unwrap_or_else(|error| panic!("the fixture could not read back an event: {error}"))
 }

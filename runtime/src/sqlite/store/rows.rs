@@ -748,12 +748,14 @@ struct Body<'b> {
     stream_version: u64,
     schema_version: u32,
     name: &'b str,
-    payload: &'b RawValue,
+    /// UTF-8, not yet known to be JSON.
+    payload: &'b str,
 }
 
 /// Checks what a replay reads of a row [`copy_row`] copied into `bytes`: positive
-/// position and version, a schema version, a UTF-8 name, a UTF-8 JSON payload (kept
-/// verbatim). An error names the stream, the version and, once checked, the position.
+/// position and version, a schema version, a UTF-8 name and payload. Whether the payload
+/// is JSON is left to its one parse: [`fill`]'s, or a replay's decoder's. An error names
+/// the stream, the version and, once checked, the position.
 fn check_body<'b>(stream_id: &str, bytes: &'b [u8], row: &CopiedRow) -> Result<Body<'b>, Failure> {
     let stream_version = u64::try_from(row.stream_version).unwrap_or(0);
     // No position until it is checked: then the error names none.
@@ -785,8 +787,6 @@ fn check_body<'b>(stream_id: &str, bytes: &'b [u8], row: &CopiedRow) -> Result<B
         .map_err(|error| corrupt(position, format!("event name: not UTF-8: {error}")))?;
     let payload = std::str::from_utf8(bytes.get(row.payload.clone()).unwrap_or_default())
         .map_err(|error| corrupt(position, format!("payload: not UTF-8: {error}")))?;
-    let payload = serde_json::from_str::<&RawValue>(payload)
-        .map_err(|error| corrupt(position, format!("payload: not JSON: {error}")))?;
     Ok(Body {
         position: position.unwrap_or_default(),
         stream_version,
@@ -797,7 +797,8 @@ fn check_body<'b>(stream_id: &str, bytes: &'b [u8], row: &CopiedRow) -> Result<B
 }
 
 /// What a replay reads of a row [`copy_replayed`] copied into `bytes`, checked as
-/// [`fill`] checks those values, borrowed from `bytes`.
+/// [`fill`] checks those values except that the payload is not parsed: the replay's
+/// decoder parses it once and reports text that is not JSON. Borrowed from `bytes`.
 pub(super) fn replayed<'a>(
     stream_id: &'a str,
     bytes: &'a [u8],
@@ -831,7 +832,6 @@ pub(super) fn fill(
     record.schema_version = body.schema_version;
     record.name.clear();
     record.name.push_str(body.name);
-    record.payload = body.payload.to_owned();
     let corrupt = |record: &RecordedEvent, reason: String| {
         Failure::Store(StoreError::CorruptRow {
             stream_id: record.stream_id.clone(),
@@ -839,6 +839,10 @@ pub(super) fn fill(
             position: Some(record.position),
             reason,
         })
+    };
+    record.payload = match RawValue::from_string(body.payload.to_owned()) {
+        Ok(payload) => payload,
+        Err(error) => return Err(corrupt(record, format!("payload: not JSON: {error}"))),
     };
     record.timestamp = match timestamp(row.seconds, row.nanoseconds) {
         Ok(timestamp) => timestamp,
