@@ -15,6 +15,7 @@ use crate::ctxt::Errors;
 use crate::derives;
 use crate::personal::{self, PersonalModel};
 use crate::respan::respan;
+use crate::tags::{self, TagsModel};
 
 const ACCEPTED: &[&str] = &[
     keys::NAME,
@@ -64,6 +65,7 @@ struct EventModel<'a> {
     upcast: UpcastPath,
     runtime: Path,
     personal: PersonalModel,
+    tags: TagsModel,
     signed: bool,
 }
 
@@ -79,11 +81,15 @@ pub fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     };
     let args = parse_args(&mut errors, args);
     let personal = personal::parse(&mut errors, &input);
+    let tags = tags::parse(&mut errors, &input);
     // The field attributes are the macro's: the item is emitted without them.
     let mut input = input;
     personal::strip(&mut input);
-    let fallback = Fallback::new(args.as_ref(), &input);
-    let model = args.and_then(|args| check(&mut errors, args, &input, personal));
+    tags::strip(&mut input);
+    // The fallback keeps the tags that are well declared: a decision model's check of
+    // them raises no follow-up error.
+    let fallback = Fallback::new(args.as_ref(), &input, tags.clone());
+    let model = args.and_then(|args| check(&mut errors, args, &input, personal, tags));
     match model {
         Some(model) if errors.is_empty() => expand_model(&model, &input),
         _ => {
@@ -101,10 +107,11 @@ struct Fallback {
     name: String,
     version: u32,
     runtime: Path,
+    tags: TagsModel,
 }
 
 impl Fallback {
-    fn new(args: Option<&EventArgs>, input: &DeriveInput) -> Self {
+    fn new(args: Option<&EventArgs>, input: &DeriveInput, tags: TagsModel) -> Self {
         Self {
             name: args
                 .and_then(|args| args.name.get().cloned())
@@ -115,6 +122,7 @@ impl Fallback {
             runtime: args
                 .and_then(|args| args.runtime.get().cloned())
                 .unwrap_or_else(|| syn::parse_quote!(::factum)),
+            tags,
         }
     }
 
@@ -132,6 +140,7 @@ impl Fallback {
             upcast: UpcastPath::None,
             runtime: self.runtime,
             personal: PersonalModel::default(),
+            tags: self.tags,
             signed: false,
         };
         expand_model(&model, input)
@@ -289,6 +298,7 @@ fn check<'a>(
     args: EventArgs,
     input: &'a DeriveInput,
     personal: PersonalModel,
+    tags: TagsModel,
 ) -> Option<EventModel<'a>> {
     check_item_shape(errors, input);
     let name = args
@@ -318,6 +328,7 @@ fn check<'a>(
         upcast: upcast?,
         runtime: attr::runtime_path(args.runtime),
         personal,
+        tags,
         signed: args.signed.get().copied().unwrap_or(false),
     })
 }
@@ -444,6 +455,7 @@ fn expand_model(model: &EventModel, input: &DeriveInput) -> TokenStream {
         upcast,
         runtime,
         personal,
+        tags,
         signed,
     } = model;
     let signed = signed.then(|| {
@@ -453,6 +465,7 @@ fn expand_model(model: &EventModel, input: &DeriveInput) -> TokenStream {
     });
     let personal_constant = personal.constant(runtime);
     let personal_checks = personal.type_checks(runtime);
+    let tag_items = tags.items(runtime);
     let private = quote!(#runtime::__private);
     let derives = derives::missing_derives(&input.attrs, runtime);
     let doc = crate::docs::doc_comment(&input.attrs);
@@ -546,6 +559,7 @@ fn expand_model(model: &EventModel, input: &DeriveInput) -> TokenStream {
                 const UPCAST: #private::UpcastPath = #upcast_path;
                 #personal_constant
                 #signed
+                #tag_items
 
                 fn decode_version(
                     __factum_version: u32,

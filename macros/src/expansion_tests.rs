@@ -288,6 +288,52 @@ fn event_with_personal_fields() {
 }
 
 #[test]
+fn event_with_tags() {
+    // `#[tag]` is stripped from the item; `TAGS` names each key with serde's key of its
+    // field (here under `rename_all`), and `tags` checks each field's type at its span.
+    let expanded = crate::event::expand(
+        quote!(name = "StudentSubscribed"),
+        quote! {
+            #[serde(rename_all = "camelCase")]
+            pub struct StudentSubscribed {
+                #[tag(name = "course")]
+                pub course_id: CourseId,
+                #[tag]
+                pub student: String,
+                #[tag(name = "cohort")]
+                pub cohort_ids: Vec<u32>,
+                pub note: String,
+            }
+        },
+    );
+    insta::assert_snapshot!(pretty(expanded));
+}
+
+#[test]
+fn event_after_tag_misuses_keeps_the_well_declared_tags() {
+    // The misused attribute is reported; the fallback impl keeps the tags declared well,
+    // so a decision model's check of them raises no follow-up error.
+    let expanded = crate::event::expand(
+        quote!(name = "StudentSubscribed"),
+        quote! {
+            pub struct StudentSubscribed {
+                #[tag(name = "course")]
+                pub course_id: String,
+                #[tag(name = "bad key")]
+                pub student_id: String,
+            }
+        },
+    );
+    assert_eq!(
+        compile_error_messages(&expanded),
+        [
+            "`bad key` is no tag key: a key is not empty and holds letters, digits, `_`, `-` and `.` only (the first `:` of a tag ends its key)"
+        ]
+    );
+    insta::assert_snapshot!(pretty(expanded));
+}
+
+#[test]
 fn event_after_personal_misuses_keeps_the_item_without_its_attributes() {
     // Every misuse is reported, and the item is emitted without `#[subject]`/`#[pii]` and
     // with a plain `Event` impl, so nothing else fails after them.

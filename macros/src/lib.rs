@@ -12,11 +12,13 @@ mod ctxt;
 mod derives;
 mod docs;
 mod event;
+mod field_attrs;
 mod impl_block;
 mod personal;
 mod projection;
 mod respan;
 mod set;
+mod tags;
 
 use proc_macro::TokenStream;
 

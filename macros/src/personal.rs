@@ -6,9 +6,10 @@
 use proc_macro2::TokenStream;
 use quote::{ToTokens, quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{Attribute, Data, DeriveInput, Fields, LitStr, Path, Type};
+use syn::{Attribute, DeriveInput, LitStr, Path, Type};
 
 use crate::ctxt::Errors;
+use crate::field_attrs;
 
 const SUBJECT: &str = "subject";
 const PII: &str = "pii";
@@ -43,62 +44,19 @@ fn is_personal_attr(attr: &Attribute) -> bool {
 /// Removes the personal attributes from every field of the item (reported or not), so
 /// that the emitted item carries no attribute the compiler does not know.
 pub fn strip(input: &mut DeriveInput) {
-    let strip_fields = |fields: &mut Fields| {
-        for field in fields.iter_mut() {
-            field.attrs.retain(|attr| !is_personal_attr(attr));
-        }
-    };
-    match &mut input.data {
-        Data::Struct(data) => strip_fields(&mut data.fields),
-        Data::Enum(data) => {
-            for variant in &mut data.variants {
-                strip_fields(&mut variant.fields);
-            }
-        }
-        Data::Union(data) => {
-            for field in &mut data.fields.named {
-                field.attrs.retain(|attr| !is_personal_attr(attr));
-            }
-        }
-    }
+    field_attrs::strip(input, is_personal_attr);
 }
 
 /// Reads the personal attributes, reporting each misuse where it is written.
 pub fn parse(errors: &mut Errors, input: &DeriveInput) -> PersonalModel {
     let mut model = PersonalModel::default();
-    let fields: Vec<&syn::Field> = match &input.data {
-        Data::Struct(data) => match &data.fields {
-            Fields::Named(named) => named.named.iter().collect(),
-            other => {
-                for attr in other.iter().flat_map(|field| &field.attrs) {
-                    if is_personal_attr(attr) {
-                        errors.error_spanned_by(
-                            attr,
-                            "personal data is declared on named fields: `#[subject]` and `#[pii]` need the field's name as its JSON key",
-                        );
-                    }
-                }
-                return model;
-            }
-        },
-        Data::Enum(data) => {
-            for attr in data
-                .variants
-                .iter()
-                .flat_map(|variant| &variant.fields)
-                .flat_map(|field| &field.attrs)
-            {
-                if is_personal_attr(attr) {
-                    errors.error_spanned_by(
-                        attr,
-                        "personal data is declared on the fields of a struct event: make each case an event of its own",
-                    );
-                }
-            }
-            return model;
-        }
-        Data::Union(_) => return model,
-    };
+    let fields = field_attrs::named_fields(
+        errors,
+        input,
+        is_personal_attr,
+        "personal data is declared on named fields: `#[subject]` and `#[pii]` need the field's name as its JSON key",
+        "personal data is declared on the fields of a struct event: make each case an event of its own",
+    );
     let rename_all = container_rename_all(&input.attrs);
     // Whether any field says `#[subject]` / `#[pii]`, reported or not: a misused attribute
     // still counts as declared, so that its error is not followed by "missing" ones.
@@ -132,7 +90,11 @@ pub fn parse(errors: &mut Errors, input: &DeriveInput) -> PersonalModel {
             continue;
         }
         subject_declared |= subject_attr.is_some();
-        let Some(key) = serde_key(errors, field, rename_all.as_deref()) else {
+        let Some(key) = serde_key(errors, field, rename_all.as_deref(), |serde| {
+            format!(
+                "a personal field is stored as a value of its own: `#[serde({serde})]` cannot go with `#[subject]` or `#[pii]`"
+            )
+        }) else {
             continue;
         };
         if let Some(attr) = subject_attr {
@@ -236,9 +198,14 @@ fn parse_pii_args(errors: &mut Errors, attr: &Attribute) -> Option<LitStr> {
 }
 
 /// The field's JSON key: its `#[serde(rename = "...")]`, or its name under the
-/// container's `rename_all`. A personal field that serde flattens or skips has no key of
-/// its own, and is reported.
-fn serde_key(errors: &mut Errors, field: &syn::Field, rename_all: Option<&str>) -> Option<String> {
+/// container's `rename_all`. A field that serde flattens or skips has no key of its own:
+/// it is reported with `refusal`'s message for the serde attribute.
+pub fn serde_key(
+    errors: &mut Errors,
+    field: &syn::Field,
+    rename_all: Option<&str>,
+    refusal: impl Fn(&str) -> String,
+) -> Option<String> {
     let ident = field.ident.as_ref()?;
     let mut renamed = None;
     for attr in field
@@ -259,10 +226,7 @@ fn serde_key(errors: &mut Errors, field: &syn::Field, rename_all: Option<&str>) 
             {
                 errors.error_spanned_by(
                     &meta.path,
-                    format!(
-                        "a personal field is stored as a value of its own: `#[serde({})]` cannot go with `#[subject]` or `#[pii]`",
-                        meta.path.to_token_stream()
-                    ),
+                    refusal(&meta.path.to_token_stream().to_string()),
                 );
             } else if meta.input.peek(syn::Token![=]) {
                 let _ = meta.value().and_then(|value| value.parse::<syn::Expr>());
@@ -283,7 +247,7 @@ fn serde_key(errors: &mut Errors, field: &syn::Field, rename_all: Option<&str>) 
 }
 
 /// The container's `#[serde(rename_all = "...")]`, if any.
-fn container_rename_all(attrs: &[Attribute]) -> Option<String> {
+pub fn container_rename_all(attrs: &[Attribute]) -> Option<String> {
     let mut rule = None;
     for attr in attrs.iter().filter(|attr| attr.path().is_ident("serde")) {
         let _ = attr.parse_nested_meta(|meta| {

@@ -271,6 +271,7 @@ fn expand_fallback(model: &SetModel) -> TokenStream {
                     fn event_name(&self) -> &'static str { #unreachable }
                     fn event_version(&self) -> u32 { #unreachable }
                     fn encode(&self) -> ::core::result::Result<#private::EncodedEvent, #private::EncodeError> { #unreachable }
+                    fn tags(&self, _: &mut #private::std::vec::Vec<#private::Tag>) { #unreachable }
                     fn decode(_: &str, _: u32, _: &str) -> ::core::result::Result<Self, #private::DecodeError> { #unreachable }
                     fn register(_: &mut #private::RegistryBuilder, _: ::core::option::Option<&str>) {}
                 }
@@ -346,6 +347,10 @@ fn event_set_impl(model: &SetModel, private: &TokenStream) -> TokenStream {
 
             fn encode(&self) -> ::core::result::Result<#private::EncodedEvent, #private::EncodeError> {
                 match self { #(Self::#variants(event) => #encode_calls(event),)* }
+            }
+
+            fn tags(&self, tags: &mut #private::std::vec::Vec<#private::Tag>) {
+                match self { #(Self::#variants(event) => #events::tags(event, tags),)* }
             }
 
             fn decode(

@@ -18,6 +18,7 @@ pub use crate::personal::{
 };
 pub use crate::projection::{Projection, ProjectionError, Reactor, Recorded};
 pub use crate::registry::{RegistryBuilder, UpcastPath};
+pub use crate::tag::{Tag, TagField, TagValues};
 
 /// Checks at compile time that a `#[subject]` field's type can name a data subject.
 pub const fn assert_subject<T: Subject + ?Sized>() {}
@@ -250,6 +251,19 @@ pub const fn str_eq(left: &str, right: &str) -> bool {
     true
 }
 
+/// Whether `tags` declares the key `key`: what a decision model keyed by `key` checks of
+/// every event it applies, at compile time.
+pub const fn declares_tag(tags: &[TagField], key: &str) -> bool {
+    let mut index = 0;
+    while index < tags.len() {
+        if str_eq(tags[index].key, key) {
+            return true;
+        }
+        index += 1;
+    }
+    false
+}
+
 /// The index of the first entry of `names` that repeats an earlier one, or `N` if none
 /// does. The sets' and consumers' duplicate-name checks: sorting takes O(N log N)
 /// comparisons, where comparing each name with every earlier one took so many for a set of
@@ -408,6 +422,10 @@ impl EventSet for Unnamed {
     }
 
     fn encode(&self) -> Result<EncodedEvent, EncodeError> {
+        match *self {}
+    }
+
+    fn tags(&self, _: &mut Vec<Tag>) {
         match *self {}
     }
 

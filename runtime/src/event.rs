@@ -6,6 +6,7 @@ use serde_json::value::RawValue;
 
 use crate::error::{DecodeError, DecodeErrorKind, EncodeError};
 use crate::registry::{RegistryBuilder, UpcastPath};
+use crate::tag::{Tag, TagField};
 
 /// A fact that happened, identified by a stable name and an integer schema version.
 ///
@@ -47,6 +48,16 @@ pub trait Event:
     /// [`integrity::EventSigner`](crate::integrity::EventSigner)).
     const SIGNED: bool = false;
 
+    /// The tags the event declares (`#[tag]` on its fields), in field order; none by
+    /// default. See [`tag`](crate::tag).
+    const TAGS: &'static [TagField] = &[];
+
+    /// Appends the event's tags to `tags`, in the order of [`Event::TAGS`] (a field that
+    /// is `None` gives none, a collection one per element).
+    fn tags(&self, tags: &mut Vec<Tag>) {
+        let _ = tags;
+    }
+
     /// Registers this version and every older version that has a Rust type.
     fn register(registry: &mut RegistryBuilder, aggregate: Option<&str>) {
         registry.add_event::<Self>(aggregate);
@@ -85,6 +96,8 @@ pub trait EventSet: Sized + Send + Sync + 'static {
     fn event_version(&self) -> u32;
     /// Serialises the event for storage.
     fn encode(&self) -> Result<EncodedEvent, EncodeError>;
+    /// Appends the event's tags to `tags` ([`Event::tags`] of the member it holds).
+    fn tags(&self, tags: &mut Vec<Tag>);
     /// Decodes a stored event into the newest variant, upcasting older versions.
     ///
     /// `payload` is the JSON text as stored (a [`RawValue`]'s is

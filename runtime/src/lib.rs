@@ -46,6 +46,7 @@ mod retry;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 pub mod store;
+pub mod tag;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -59,6 +60,7 @@ pub use aggregate::{Aggregate, Apply, Handle};
 pub use command::{Command, CommandDecodeError, CommandOf, CommandSet};
 pub use event::{EncodedEvent, Event, EventOf, EventSet, IntoEvents};
 pub use retry::Retry;
+pub use tag::{Tag, TagValue};
 
 // What a domain crate's code must name, so that it depends on factum alone (the driver of
 // a store sits in that store's module: `sqlite::rusqlite`, `postgres::tokio_postgres`).
@@ -98,6 +100,10 @@ pub use uuid;
 /// naming whose data the event holds, `#[pii]` on each personal field (stored sealed under
 /// the subject's key by a `ProtectedStore`), `#[pii(redacted = "...")]` for the text a
 /// forgotten text field reads as.
+///
+/// `#[tag]` on a field makes its value one of the event's tags (see [`tag`]): `#[tag]`
+/// under the field's name, `#[tag(name = "course")]` under another key. The field is a
+/// string, integer, UUID or any [`TagValue`], or an `Option` or collection of them.
 ///
 /// It derives `Serialize`, `Deserialize` and `JsonSchema` unless the type already
 /// derives them. Versions are consecutive: version N > 1 needs `upcast_from` naming
@@ -379,6 +385,7 @@ pub mod prelude {
     pub use crate::repository::{Executed, Loaded, Repository, RepositoryError};
     pub use crate::retry::Retry;
     pub use crate::store::{EventStore, ExpectedVersion, MemoryStore, StoreError};
+    pub use crate::tag::Tag;
     pub use crate::{Aggregate, Command, CommandSet, Event, EventSet};
     pub use crate::{Commands, Events, aggregate, command, event};
     // The attributes only: `crate::projection` also names the module.

@@ -85,6 +85,22 @@ pub struct RegistryEntry {
     /// Whether each stored event of this version is signed by the service's key.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub signed: bool,
+    /// The tags the event declares (`#[tag]`), in field order; each tagged property of
+    /// the schema is marked with [`TAG_KEYWORD`].
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<TagEntry>,
+}
+
+/// The keyword marking a tagged field's property in an event's schema: the tag's key.
+pub const TAG_KEYWORD: &str = "x-factum-tag";
+
+/// One tag of a [`RegistryEntry`].
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct TagEntry {
+    /// The tag's key.
+    pub key: String,
+    /// The JSON key of the field holding its value.
+    pub field: String,
 }
 
 /// The keyword marking a personal field's property in an event's schema (`true`).
@@ -173,6 +189,7 @@ struct EventMeta {
     doc: &'static str,
     personal: crate::personal::PersonalFields,
     signed: bool,
+    tags: &'static [crate::tag::TagField],
 }
 
 /// Collects entries; see [`Registry::builder`].
@@ -205,6 +222,7 @@ impl RegistryBuilder {
             doc: E::DOC,
             personal: E::PERSONAL,
             signed: E::SIGNED,
+            tags: E::TAGS,
         };
         self.add_event_entry(&event, aggregate, schema);
     }
@@ -218,6 +236,15 @@ impl RegistryBuilder {
         let personal = PersonalEntry::of(&event.personal);
         if let Some(personal) = &personal {
             personal.mark(&mut schema);
+        }
+        for tag in event.tags {
+            if let Some(property) = schema
+                .get_mut("properties")
+                .and_then(|properties| properties.get_mut(tag.field))
+                .and_then(serde_json::Value::as_object_mut)
+            {
+                property.insert(TAG_KEYWORD.to_owned(), tag.key.into());
+            }
         }
         self.add(
             EntryKind::Event,
@@ -234,6 +261,14 @@ impl RegistryBuilder {
         {
             entry.personal = personal;
             entry.signed = event.signed;
+            entry.tags = event
+                .tags
+                .iter()
+                .map(|tag| TagEntry {
+                    key: tag.key.to_owned(),
+                    field: tag.field.to_owned(),
+                })
+                .collect();
         }
     }
 
@@ -289,6 +324,7 @@ impl RegistryBuilder {
                         schema,
                         personal: None,
                         signed: false,
+                        tags: Vec::new(),
                     },
                 );
             }
