@@ -26,7 +26,7 @@
 //!   name>`, `ce-source`, `ce-subject` the stream id, `ce-time`, `ce-eventversion`,
 //!   `ce-sequence` the zero-padded position, `ce-streamversion`, and `ce-storedversion`,
 //!   `ce-correlationid`, `ce-causationid`, `ce-actor`, `ce-actorkind`, `ce-tenant`,
-//!   `ce-traceparent`, `ce-factumextra` when set) with `content-type:
+//!   `ce-traceparent`, `ce-factumextra`, `ce-factumtags` when set) with `content-type:
 //!   application/json`, and the payload alone as the body; the headers above stay.
 //!
 //! The document maps that as follows.
@@ -525,6 +525,7 @@ fn cloudevents_headers() -> Value {
             "ce-tenant": {"type": "string", "description": "The tenant the command was issued in; when set."},
             "ce-traceparent": {"type": "string", "pattern": TRACEPARENT_PATTERN, "description": "The W3C trace context of the command that recorded the event (the distributed tracing extension); when it was traced."},
             "ce-factumextra": {"type": "string", "contentMediaType": "application/json", "description": "The metadata's free-form entries as a JSON object in a string; when there are any."},
+            "ce-factumtags": {"type": "string", "contentMediaType": "application/json", "description": "The event's tags (`key:value`) as a JSON array in a string; when it has any."},
             "content-type": {"const": "application/json", "description": "The body's media type."},
         },
         "required": [

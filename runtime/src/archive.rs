@@ -97,6 +97,7 @@ impl ArchivedEvent {
             timestamp_nanos: self.timestamp_ns,
             metadata: self.metadata.as_deref().map(str::as_bytes),
             payload: self.payload.get().as_bytes(),
+            tags: None,
         }
     }
 

@@ -19,6 +19,7 @@
 //! | `storedversion` (extension) | the version on disk, when the event is delivered upcast (see [`crate::upcast`]) |
 //! | `correlationid`, `causationid`, `actor`, `actorkind`, `tenant`, `traceparent` (extensions) | the metadata's, when set |
 //! | `factumextra` (extension) | the metadata's free-form entries, as a JSON string (extension values cannot be objects) |
+//! | `factumtags` (extension) | the event's tags (see [`crate::tag`]), when it has any, as a JSON array of strings in a string |
 //!
 //! The integer extensions are CloudEvents Integers (signed 32-bit): an event whose schema
 //! version or stream version does not fit is refused on export
@@ -326,6 +327,12 @@ impl CloudEvents {
                 json!(serde_json::to_string(&metadata.extra).unwrap_or_default()),
             );
         }
+        if !event.tags.is_empty() {
+            object.insert(
+                "factumtags".into(),
+                json!(serde_json::to_string(&event.tags).unwrap_or_default()),
+            );
+        }
         Ok(object)
     }
 
@@ -464,6 +471,7 @@ impl CloudEvents {
             payload: imported.event.payload,
             timestamp: imported.event.timestamp,
             metadata: imported.event.metadata,
+            tags: imported.event.tags,
         })
     }
 
@@ -649,6 +657,7 @@ pub const ATTRIBUTES: &[&str] = &[
     "tenant",
     "traceparent",
     "factumextra",
+    "factumtags",
 ];
 /// The attributes that are CloudEvents Integers.
 const INTEGER_ATTRIBUTES: &[&str] = &["eventversion", "streamversion", "storedversion"];
@@ -783,6 +792,14 @@ fn parse(
             })?
         }
     };
+    let tags: Vec<crate::tag::Tag> = match optional_text("factumtags")? {
+        None => Vec::new(),
+        Some(tags) => serde_json::from_str(tags).map_err(|error| CloudEventError::Unparsable {
+            attribute: "factumtags",
+            expected: "a JSON array of `key:value` strings in a string",
+            source: Box::new(error),
+        })?,
+    };
     let metadata = Metadata {
         correlation_id: optional_text("correlationid")?
             .map(|text| uuid("correlationid", text))
@@ -808,6 +825,7 @@ fn parse(
             payload,
             timestamp,
             metadata,
+            tags,
         },
     })
 }

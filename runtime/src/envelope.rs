@@ -8,6 +8,7 @@ use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use crate::context::CommandContext;
+use crate::tag::Tag;
 
 /// Who and what caused an event, carried from the command into every event it records.
 ///
@@ -56,6 +57,9 @@ pub struct NewEvent {
     pub timestamp: DateTime<Utc>,
     /// Correlation, causation, actor and free-form entries.
     pub metadata: Metadata,
+    /// What the event is about beyond its stream (see [`tag`](crate::tag)); a set: a
+    /// store keeps each tag once, sorted.
+    pub tags: Vec<Tag>,
 }
 
 impl NewEvent {
@@ -74,7 +78,15 @@ impl NewEvent {
             payload,
             timestamp: now(),
             metadata,
+            tags: Vec::new(),
         }
+    }
+
+    /// The event with `tags` (see [`tag`](crate::tag)).
+    #[must_use]
+    pub fn with_tags(mut self, tags: impl IntoIterator<Item = Tag>) -> Self {
+        self.tags = tags.into_iter().collect();
+        self
     }
 }
 
@@ -132,6 +144,10 @@ pub struct RecordedEvent {
     pub timestamp: DateTime<Utc>,
     /// Correlation, causation, actor and free-form entries.
     pub metadata: Metadata,
+    /// What the event is about beyond its stream: its tags, `key:value` strings, each
+    /// once, sorted; absent when it has none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<Tag>,
 }
 
 /// Reads back a [`RecordedEvent`] factum stored as a dead letter. The placeholder kept for
@@ -292,6 +308,7 @@ mod tests {
                 extra,
                 ..Metadata::default()
             },
+            tags: Vec::new(),
         }
     }
 

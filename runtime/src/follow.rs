@@ -507,6 +507,7 @@ impl<S: EventStore> Log<S> {
                 payload: serde_json::value::RawValue::NULL.to_owned(),
                 timestamp: chrono::DateTime::UNIX_EPOCH,
                 metadata: Metadata::default(),
+                tags: Vec::new(),
             },
             error: format!(
                 "unreadable row parked by the operator ({note}): {}",

@@ -368,6 +368,7 @@ pub use factum_macros::projection;
 ///     payload: serde_json::value::to_raw_value(&serde_json::json!({})).unwrap(),
 ///     timestamp: Default::default(),
 ///     metadata: Metadata::default(),
+///     tags: Vec::new(),
 /// };
 /// let mut reactor = Congratulations::default();
 /// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();

@@ -50,9 +50,22 @@ pub struct TagField {
 /// empty and holds letters, digits, `_`, `-` and `.` only, so the first `:` ends it. The
 /// value is any text.
 #[derive(
-    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
 )]
 #[serde(try_from = "String", into = "String")]
+#[schemars(
+    description = "A tag, `key:value`: what an event is about beyond its stream.",
+    extend("pattern" = "^[A-Za-z0-9_.-]+:")
+)]
 pub struct Tag(String);
 
 impl Tag {
@@ -293,4 +306,11 @@ impl<T: TagValue, S> TagValues for HashSet<T, S> {
         values.sort();
         tags.extend(values.into_iter().map(|value| Tag::new(key, value)));
     }
+}
+
+/// `tags` as a store keeps an event's tags: each once, sorted.
+pub(crate) fn normalized(mut tags: Vec<Tag>) -> Vec<Tag> {
+    tags.sort_unstable();
+    tags.dedup();
+    tags
 }

@@ -52,6 +52,7 @@
 //! #         payload: serde_json::value::to_raw_value(&serde_json::json!({"name": "ada"})).unwrap(),
 //! #         timestamp: factum::envelope::now(),
 //! #         metadata: Default::default(),
+//! #         tags: Vec::new(),
 //! #     }
 //! # }
 //! let upcaster = Upcaster::new().aggregate::<Account>();

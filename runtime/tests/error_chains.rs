@@ -113,6 +113,7 @@ fn recorded(position: u64, version: u32, value: serde_json::Value) -> RecordedEv
         payload: payload(value),
         timestamp: factum::envelope::now(),
         metadata: Metadata::default(),
+        tags: Vec::new(),
     }
 }
 

@@ -253,6 +253,7 @@ async fn payloads_timestamps_and_metadata_read_back_exactly() {
             } else {
                 Metadata::default()
             },
+            tags: Vec::new(),
         })
         .collect();
     store

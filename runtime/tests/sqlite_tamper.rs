@@ -386,6 +386,7 @@ fn rehash_after_edit(connection: &rusqlite::Connection, position: i64, edit: (&s
                         timestamp_nanos: row.get(7)?,
                         metadata: metadata.as_deref().map(str::as_bytes),
                         payload: payload.as_bytes(),
+                        tags: None,
                     },
                 ))
             },

@@ -263,3 +263,127 @@ fn a_tag_reads_back_from_its_text_and_refuses_text_without_a_key() {
 fn a_tag_made_with_an_invalid_key_panics_naming_it() {
     let _ = Tag::new("a b", "x");
 }
+
+// ---------------------------------------------------------------------------------------
+// Tags in the envelope, the memory store and CloudEvents
+
+fn tagged(name: &str, tags: &[(&str, &str)]) -> NewEvent {
+    NewEvent::new(
+        name,
+        1,
+        factum::serde_json::value::to_raw_value(&json!({ "n": 1 })).unwrap(),
+        Metadata::default(),
+    )
+    .with_tags(tags.iter().map(|(key, value)| Tag::new(key, value)))
+}
+
+#[tokio::test]
+async fn the_memory_store_keeps_each_tag_once_sorted_and_chains_it() {
+    use factum::integrity::TamperEvident;
+
+    let store = MemoryStore::new();
+    store
+        .append(
+            "Course-c1",
+            "Course",
+            ExpectedVersion::NoStream,
+            vec![
+                tagged(
+                    "SeatsChanged",
+                    &[("student", "s-2"), ("course", "c-1"), ("student", "s-2")],
+                ),
+                tagged("Noted", &[]),
+            ],
+        )
+        .await
+        .unwrap();
+    let read = store.read_all(0, 10).await.unwrap();
+    assert_eq!(
+        read[0].tags,
+        [Tag::new("course", "c-1"), Tag::new("student", "s-2")]
+    );
+    assert!(read[1].tags.is_empty());
+    let verification = store.verify().await.unwrap();
+    assert!(verification.is_intact(), "{verification:?}");
+
+    // The envelope carries the tags, and only when there are some.
+    let envelope = serde_json::to_value(&read[0]).unwrap();
+    assert_eq!(envelope["tags"], json!(["course:c-1", "student:s-2"]));
+    assert!(
+        serde_json::to_value(&read[1])
+            .unwrap()
+            .get("tags")
+            .is_none()
+    );
+    let back: RecordedEvent = serde_json::from_value(envelope).unwrap();
+    assert_eq!(back.tags, read[0].tags);
+    // The envelope's schema says so.
+    let schema = factum::envelope::envelope_schema();
+    assert!(schema["properties"]["tags"].is_object(), "{schema}");
+}
+
+#[tokio::test]
+async fn a_tag_holding_a_nul_character_is_refused_with_nothing_written() {
+    let store = MemoryStore::new();
+    let error = store
+        .append(
+            "Course-c1",
+            "Course",
+            ExpectedVersion::NoStream,
+            vec![tagged("SeatsChanged", &[("course", "c\u{0}1")])],
+        )
+        .await
+        .unwrap_err();
+    match &error {
+        StoreError::ValueRefused { field, .. } => {
+            assert_eq!(field, "event 1 of the batch (`SeatsChanged`) tag `course`");
+        }
+        other => panic!("expected a refused value, got {other:?}"),
+    }
+    assert!(store.is_empty());
+}
+
+#[tokio::test]
+async fn cloudevents_carry_the_tags_out_and_back() {
+    use factum::cloudevents::CloudEvents;
+
+    let source = MemoryStore::new();
+    source
+        .append(
+            "Course-c1",
+            "Course",
+            ExpectedVersion::NoStream,
+            vec![
+                tagged("SeatsChanged", &[("course", "c-1"), ("room", "2:04")]),
+                tagged("Noted", &[]),
+            ],
+        )
+        .await
+        .unwrap();
+    let mapping = CloudEvents::new("/services/courses", "school").unwrap();
+    let mut exported = Vec::new();
+    assert_eq!(
+        mapping
+            .export_jsonl(&source, 0, &mut exported)
+            .await
+            .unwrap(),
+        2
+    );
+    let first: serde_json::Value =
+        serde_json::from_slice(exported.split(|byte| *byte == b'\n').next().unwrap()).unwrap();
+    assert_eq!(first["factumtags"], json!(r#"["course:c-1","room:2:04"]"#));
+    let target = MemoryStore::new();
+    mapping
+        .import_jsonl(&target, exported.as_slice())
+        .await
+        .unwrap();
+    let (before, after) = (
+        source.read_all(0, 10).await.unwrap(),
+        target.read_all(0, 10).await.unwrap(),
+    );
+    assert_eq!(
+        after.iter().map(|event| &event.tags).collect::<Vec<_>>(),
+        before.iter().map(|event| &event.tags).collect::<Vec<_>>()
+    );
+    assert_eq!(after[0].tags.len(), 2);
+}

@@ -79,6 +79,7 @@ fn fixture_events() -> Vec<(&'static str, Vec<NewEvent>)> {
                 payload: serde_json::value::to_raw_value(&payload).unwrap(),
                 timestamp,
                 metadata,
+                tags: Vec::new(),
             }
         };
     let command = Metadata {
@@ -394,6 +395,7 @@ fn tally_events() -> Vec<(&'static str, NewEvent)> {
         payload: serde_json::value::to_raw_value(&json!({ "poison": poison })).unwrap(),
         timestamp: DateTime::from_timestamp(1_700_000_100 + n as i64, 0).unwrap(),
         metadata: Metadata::default(),
+        tags: Vec::new(),
     };
     vec![
         ("tally-a", event(1, false)),
@@ -827,6 +829,7 @@ fn payment_due() -> NewEvent {
         payload: serde_json::value::to_raw_value(&json!({ "order": "o-1" })).unwrap(),
         timestamp: DateTime::from_timestamp(1_767_225_600, 0).unwrap(),
         metadata: Metadata::default(),
+        tags: Vec::new(),
     }
 }
 

@@ -144,6 +144,7 @@ fn record(
         payload: serde_json::value::to_raw_value(&payload).expect("a JSON value serialises"),
         timestamp: Default::default(),
         metadata: Metadata::default(),
+        tags: Vec::new(),
     }
 }
 

@@ -560,6 +560,7 @@ pub fn seed(connection: &Connection, prefix: &str, from: usize, to: usize) {
                     timestamp_nanos: i64::from(at.timestamp_subsec_nanos()),
                     metadata: Some(metadata.as_bytes()),
                     payload: payload.as_bytes(),
+                    tags: None,
                 },
             );
             insert

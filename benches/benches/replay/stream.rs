@@ -82,6 +82,7 @@ pub fn to_new_events(records: &[RecordedEvent]) -> Vec<NewEvent> {
             payload: record.payload.clone(),
             timestamp: record.timestamp,
             metadata: record.metadata.clone(),
+            tags: Vec::new(),
         })
         .collect()
 }

@@ -20,8 +20,12 @@
 //! timestamp                    i64 seconds since the Unix epoch, i64 nanoseconds
 //! metadata                     0 (none), or 1, u32 length, then the stored text
 //! payload                      u32 length, then the stored JSON text
+//! tags                         nothing when the event has none; else 1, u32 length,
+//!                              then the stored text (a JSON array of the `key:value`
+//!                              strings, sorted, each once)
 //! ```
 //!
+//! An event without tags hashes as it did before tags existed, so no stored chain changed.
 //! Integers are big-endian. Fields are taken as raw bytes, not as parsed values, so a
 //! damaged row (invalid UTF-8, a wrong length) still hashes, to something else.
 
@@ -58,6 +62,8 @@ pub struct StoredFields<'a> {
     pub metadata: Option<&'a [u8]>,
     /// The stored payload text.
     pub payload: &'a [u8],
+    /// The stored tags text (see [`crate::tag`]); `None` when the event has none.
+    pub tags: Option<&'a [u8]>,
 }
 
 /// The hash of an event stored with `fields` after an event hashed `predecessor`.
@@ -82,6 +88,10 @@ pub fn event_hash(predecessor: &EventHash, fields: &StoredFields<'_>) -> EventHa
         }
     }
     field(&mut hasher, fields.payload);
+    if let Some(tags) = fields.tags {
+        hasher.update([1]);
+        field(&mut hasher, tags);
+    }
     hasher.finalize().into()
 }
 
@@ -115,6 +125,7 @@ mod tests {
             timestamp_nanos: 123_456_000,
             metadata,
             payload,
+            tags: None,
         }
     }
 
@@ -144,11 +155,22 @@ mod tests {
         expected.extend_from_slice(b"{}");
         expected.extend_from_slice(&7u32.to_be_bytes());
         expected.extend_from_slice(b"{\"a\":1}");
-        let expected: EventHash = Sha256::digest(&expected).into();
+        let untagged: EventHash = Sha256::digest(&expected).into();
         assert_eq!(
             event_hash(&predecessor, &fields(b"{\"a\":1}", Some(b"{}"))),
-            expected
+            untagged
         );
+        // Tags follow the payload, flagged and length-prefixed.
+        let tags = br#"["course:c-1","student:s-7"]"#;
+        expected.push(1);
+        expected.extend_from_slice(&(tags.len() as u32).to_be_bytes());
+        expected.extend_from_slice(tags);
+        let tagged: EventHash = Sha256::digest(&expected).into();
+        let fields = StoredFields {
+            tags: Some(tags),
+            ..fields(b"{\"a\":1}", Some(b"{}"))
+        };
+        assert_eq!(event_hash(&predecessor, &fields), tagged);
     }
 
     /// Every field counts, and no metadata differs from empty metadata text.
@@ -199,6 +221,10 @@ mod tests {
             },
             StoredFields {
                 payload: b"{\"a\":2}",
+                ..base
+            },
+            StoredFields {
+                tags: Some(b"[\"course:c-1\"]"),
                 ..base
             },
         ];

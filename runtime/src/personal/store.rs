@@ -937,6 +937,7 @@ fn refill<'s>(
         payload: _,
         timestamp,
         metadata,
+        tags,
     } = from;
     to.event_id = *event_id;
     to.stream_id.clone_from(stream_id);
@@ -948,6 +949,7 @@ fn refill<'s>(
     to.stored_schema_version = *stored_schema_version;
     to.payload = payload;
     to.timestamp = *timestamp;
+    to.tags.clone_from(tags);
     to.metadata.clone_from(metadata);
     to
 }

@@ -45,6 +45,7 @@ impl<'a> Batch<'a> {
         events: &'a [NewEvent],
     ) -> Result<Self, StoreError> {
         crate::store::limits::check_append(stream_id, stream_type, events)?;
+        crate::store::limits::refuse_tags(stream_id, events, "PostgreSQL")?;
         Self::checked(stream_id, stream_type, expected, events)
     }
 
@@ -58,6 +59,7 @@ impl<'a> Batch<'a> {
         command: &CommandRecord,
     ) -> Result<Self, StoreError> {
         crate::store::limits::check_command(stream_id, stream_type, events, command)?;
+        crate::store::limits::refuse_tags(stream_id, events, "PostgreSQL")?;
         Self::checked(stream_id, stream_type, expected, events)
     }
 

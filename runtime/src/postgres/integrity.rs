@@ -75,6 +75,7 @@ pub(super) fn check_hash(
         timestamp_nanos: i64::from(occurred_at.timestamp_subsec_nanos()),
         metadata: Some(metadata.as_bytes()),
         payload: payload.as_bytes(),
+        tags: None,
     };
     if event_hash(&predecessor, &fields) != hash {
         return Err(corrupt(
@@ -283,6 +284,7 @@ fn feed(
             timestamp_nanos: i64::from(occurred_at.timestamp_subsec_nanos()),
             metadata: metadata.map(str::as_bytes),
             payload: payload.unwrap_or_default().as_bytes(),
+            tags: None,
         },
         hash: bytes(10),
         predecessor: bytes(11),

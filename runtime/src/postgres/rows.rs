@@ -174,6 +174,8 @@ pub(super) fn blank_record(stream_id: &str, stream_version: u64) -> RecordedEven
         payload: empty_payload(),
         timestamp: chrono::DateTime::UNIX_EPOCH,
         metadata: Metadata::default(),
+        // This store keeps no tags yet: it refuses events that carry some.
+        tags: Vec::new(),
     }
 }
 

@@ -86,6 +86,12 @@ pub enum Limit {
         /// The largest accepted.
         max: u64,
     },
+    /// Tags, which this store does not keep (see [`crate::tag`]): it refuses them rather
+    /// than lose them.
+    TagsNotKept {
+        /// The store.
+        store: &'static str,
+    },
 }
 
 impl fmt::Display for Limit {
@@ -111,6 +117,11 @@ impl fmt::Display for Limit {
                 write!(f, "{timestamp} lies outside the years 1 to 9999")
             }
             Self::NulCharacter => f.write_str("contains a NUL character"),
+            Self::TagsNotKept { store } => write!(
+                f,
+                "are not kept by the {store} store, which refuses them rather than lose them \
+                 (the memory store keeps tags)"
+            ),
             Self::TooLarge { value, max } => {
                 write!(f, "{value} is larger than the largest accepted, {max}")
             }
@@ -149,6 +160,10 @@ pub fn check_append(
         }
         check_timestamp(&event.timestamp)
             .map_err(|limit| refused(format!("{} timestamp", at()), limit))?;
+        for tag in &event.tags {
+            check_text(tag.as_str())
+                .map_err(|limit| refused(format!("{} tag `{}`", at(), tag.key()), limit))?;
+        }
     }
     if let Some(event_id) = repeated_id(events) {
         return Err(StoreError::RepeatedEventId {
@@ -182,6 +197,27 @@ pub fn check_command(
     };
     check_text(&command.fingerprint).map_err(|limit| refused("fingerprint", limit))?;
     check_timestamp(&command.recorded_at).map_err(|limit| refused("recorded_at", limit))
+}
+
+/// Refuses a batch with tagged events, for a store that does not keep tags: nothing is
+/// written, and no tag is lost.
+pub(crate) fn refuse_tags(
+    stream_id: &str,
+    events: &[NewEvent],
+    store: &'static str,
+) -> Result<(), StoreError> {
+    match events
+        .iter()
+        .enumerate()
+        .find(|(_, event)| !event.tags.is_empty())
+    {
+        None => Ok(()),
+        Some((index, event)) => Err(StoreError::ValueRefused {
+            stream_id: stream_id.to_owned(),
+            field: format!("event {} of the batch (`{}`) tags", index + 1, event.name),
+            limit: Limit::TagsNotKept { store },
+        }),
+    }
 }
 
 /// The stream id and type every store can hold.

@@ -19,14 +19,26 @@ use crate::integrity::{
     Verification, Verifier, event_hash,
 };
 
-/// The hash of a logged event: its metadata hashed as the JSON it serialises to (the
-/// memory store keeps no text of it).
+/// The hash of a logged event: its metadata and tags hashed as the JSON they serialise to
+/// (the memory store keeps no text of them).
 fn hash_of(predecessor: &EventHash, event: &RecordedEvent) -> EventHash {
-    let metadata = serde_json::to_vec(&event.metadata).unwrap_or_default();
-    event_hash(predecessor, &fields_of(event, &metadata))
+    let (metadata, tags) = texts_of(event);
+    event_hash(predecessor, &fields_of(event, &metadata, tags.as_deref()))
 }
 
-fn fields_of<'a>(event: &'a RecordedEvent, metadata: &'a [u8]) -> StoredFields<'a> {
+/// The metadata's text, and the tags' when the event has any.
+fn texts_of(event: &RecordedEvent) -> (Vec<u8>, Option<Vec<u8>>) {
+    let metadata = serde_json::to_vec(&event.metadata).unwrap_or_default();
+    let tags =
+        (!event.tags.is_empty()).then(|| serde_json::to_vec(&event.tags).unwrap_or_default());
+    (metadata, tags)
+}
+
+fn fields_of<'a>(
+    event: &'a RecordedEvent,
+    metadata: &'a [u8],
+    tags: Option<&'a [u8]>,
+) -> StoredFields<'a> {
     StoredFields {
         event_id: event.event_id.as_bytes(),
         position: i64::try_from(event.position).unwrap_or(i64::MAX),
@@ -39,6 +51,7 @@ fn fields_of<'a>(event: &'a RecordedEvent, metadata: &'a [u8]) -> StoredFields<'
         timestamp_nanos: i64::from(event.timestamp.timestamp_subsec_nanos()),
         metadata: Some(metadata),
         payload: event.payload.get().as_bytes(),
+        tags,
     }
 }
 
@@ -49,9 +62,9 @@ impl TamperEvident for MemoryStore {
         let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
         let mut verifier = Verifier::new();
         for (event, (hash, predecessor)) in state.log.iter().zip(&state.hashes) {
-            let metadata = serde_json::to_vec(&event.metadata).unwrap_or_default();
+            let (metadata, tags) = texts_of(event);
             verifier.event(&StoredEvent {
-                fields: fields_of(event, &metadata),
+                fields: fields_of(event, &metadata, tags.as_deref()),
                 hash,
                 predecessor,
             });
@@ -273,6 +286,7 @@ impl State {
                 payload: event.payload,
                 timestamp: event.timestamp,
                 metadata: event.metadata,
+                tags: crate::tag::normalized(event.tags),
             });
             let hash = hash_of(&predecessor, &self.log[index]);
             self.hashes.push((hash, predecessor));

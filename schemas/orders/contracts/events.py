@@ -372,6 +372,10 @@ class EnvelopeHeader(FactumModel):
     """The version the payload is stored with, when the event is delivered upcast to its
     newest version (`schema_version`); absent when the payload is as stored.
     """
+    tags: Annotated[list[Tag] | None, BeforeValidator(_absent_not_null)] = None
+    """What the event is about beyond its stream: its tags, `key:value` strings, each
+    once, sorted; absent when it has none.
+    """
 
 
 class ForeignEnvelope(EnvelopeHeader):
@@ -491,6 +495,9 @@ class OrderShippedV1Event(EnvelopeHeader):
 
 Currency: TypeAlias = Literal["Eur", "Usd", "Gbp"]
 """The currency of an order."""
+
+Tag: TypeAlias = str
+"""A tag, `key:value`: what an event is about beyond its stream."""
 
 OrderPlacedEvent: TypeAlias = Annotated[Union[OrderPlacedV1Event, OrderPlacedV2Event], Field(discriminator="schema_version")]
 """A stored `OrderPlaced` event of any version, discriminated on `schema_version`."""

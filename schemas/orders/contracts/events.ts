@@ -221,6 +221,9 @@ export interface EnvelopeMetadata {
   traceparent?: string | null;
 }
 
+/** A tag, `key:value`: what an event is about beyond its stream. */
+export type Tag = string;
+
 /**
  * A stored event, as factum writes it: read back from a store, carried by the event bus, exported.
  *
@@ -246,6 +249,11 @@ export interface EnvelopeHeader {
    * newest version (`schema_version`); absent when the payload is as stored.
    */
   stored_schema_version?: number | null;
+  /**
+   * What the event is about beyond its stream: its tags, `key:value` strings, each
+   * once, sorted; absent when it has none.
+   */
+  tags?: Tag[];
 }
 
 /** A stored `ItemAdded` event, version 2. */
@@ -848,6 +856,16 @@ export function isEnvelopeMetadata(value: unknown): value is EnvelopeMetadata {
   return checkEnvelopeMetadata(value, "$") === null;
 }
 
+function checkTag(value: unknown, path: string): string | null {
+  if (typeof value !== "string") return `${path}: expected a string, got ${describe(value)}`;
+  return null;
+}
+
+/** Whether `value` is a valid `Tag`, nested values included. */
+export function isTag(value: unknown): value is Tag {
+  return checkTag(value, "$") === null;
+}
+
 function checkEnvelopeHeader(value: unknown, path: string): string | null {
   if (!isObject(value)) return `${path}: expected an object, got ${describe(value)}`;
   if (!hasOwn(value, "event_id")) return `${path}.event_id: missing`;
@@ -908,6 +926,19 @@ function checkEnvelopeHeader(value: unknown, path: string): string | null {
       if (typeof v9 !== "number" || !Number.isInteger(v9)) return `${p9}: expected an integer, got ${describe(v9)}`;
       if (v9 < 1) return `${p9}: expected a number >= 1, got ${describe(v9)}`;
       if (v9 > 4294967295) return `${p9}: expected a number <= 4294967295, got ${describe(v9)}`;
+    }
+  }
+  if (value["tags"] !== undefined) {
+    const v10 = value["tags"];
+    const p10 = `${path}.tags`;
+    if (!Array.isArray(v10)) return `${p10}: expected an array, got ${describe(v10)}`;
+    for (let i11 = 0; i11 < v10.length; i11++) {
+      const v11: unknown = v10[i11];
+      const p11 = `${p10}[${i11}]`;
+      {
+        const error12 = checkTag(v11, p11);
+        if (error12 !== null) return error12;
+      }
     }
   }
   return null;

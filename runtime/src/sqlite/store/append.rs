@@ -229,6 +229,7 @@ where
         Err(refusal) => return Ok(Ok(CommandSession::Refused(refusal))),
     };
     crate::store::limits::check_command(stream_id, stream_type, &write.events, command)?;
+    crate::store::limits::refuse_tags(stream_id, &write.events, "SQLite")?;
     // The record was looked up under this lock already.
     let signer = checks.signer.as_ref();
     match written(
@@ -483,6 +484,7 @@ fn insert_events(
                 timestamp_nanos: i64::from(nanos),
                 metadata: metadata.map(str::as_bytes),
                 payload: event.payload.get().as_bytes(),
+                tags: None,
             },
         );
         // A critical event is signed here, in the append's transaction: it is never

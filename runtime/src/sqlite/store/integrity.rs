@@ -109,6 +109,7 @@ pub(super) fn stored_fields<'r>(
         } else {
             text(row, first + 7, "payload")?
         },
+        tags: None,
         metadata: match row.get_ref(first + 8) {
             Ok(ValueRef::Null) => None,
             _ => Some(text(row, first + 8, "metadata")?),

@@ -701,6 +701,7 @@ impl SqliteStore {
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome, StoreError> {
         crate::store::limits::check_append(stream_id, stream_type, &events)?;
+        crate::store::limits::refuse_tags(stream_id, &events, "SQLite")?;
         let stream_id = stream_id.to_owned();
         let stream_type = stream_type.to_owned();
         let signer = self.inner.options.signer.clone();
@@ -731,6 +732,7 @@ impl SqliteStore {
         command: CommandRecord,
     ) -> Result<CommandAppend, StoreError> {
         crate::store::limits::check_command(stream_id, stream_type, &events, &command)?;
+        crate::store::limits::refuse_tags(stream_id, &events, "SQLite")?;
         let stream_id = stream_id.to_owned();
         let stream_type = stream_type.to_owned();
         let signer = self.inner.options.signer.clone();

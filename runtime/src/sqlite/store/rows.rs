@@ -195,6 +195,8 @@ pub(super) fn blank(stream_id: String, stream_type: String) -> RecordedEvent {
         payload: RawValue::NULL.to_owned(),
         timestamp: DateTime::UNIX_EPOCH,
         metadata: Metadata::default(),
+        // This store keeps no tags yet: it refuses events that carry some.
+        tags: Vec::new(),
     }
 }
 
@@ -887,6 +889,7 @@ impl CopiedRow {
                 .as_ref()
                 .map(|range| bytes.get(range.clone()).unwrap_or_default()),
             payload: bytes.get(self.payload.clone()).unwrap_or_default(),
+            tags: None,
         }
     }
 }
