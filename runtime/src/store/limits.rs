@@ -201,6 +201,7 @@ pub fn check_command(
 
 /// Refuses a batch with tagged events, for a store that does not keep tags: nothing is
 /// written, and no tag is lost.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn refuse_tags(
     stream_id: &str,
     events: &[NewEvent],
