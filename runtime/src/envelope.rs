@@ -326,6 +326,7 @@ mod tests {
         full.metadata.tenant = Some("clinic-7".to_owned());
         full.metadata.traceparent =
             Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".to_owned());
+        full.tags = vec![Tag::new("course", "c-1")];
         let full = serde_json::to_value(full).unwrap();
 
         assert_eq!(keys(&schema["properties"]), keys(&full));
@@ -354,6 +355,14 @@ mod tests {
                 json!(role)
             );
         }
+        let tags = &schema["properties"]["tags"];
+        assert_eq!(tags["type"], "array", "{tags}");
+        let tag = &schema["$defs"]["Tag"];
+        assert_eq!(
+            (&tag["type"], &tag["pattern"]),
+            (&json!("string"), &json!("^[A-Za-z0-9_.-]+:")),
+            "{tag}"
+        );
         assert_eq!(schema["properties"]["event_id"]["format"], "uuid");
         assert_eq!(schema["properties"]["timestamp"]["format"], "date-time");
         assert_eq!(
