@@ -48,3 +48,15 @@ async fn concurrent_submissions_of_one_command_run_once_on_the_memory_store() {
     // Clones share one log: each submission holds its own handle.
     conformance::concurrent_commands_run_once(|| store.clone(), 16).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_memory_store_decides_across_entities() {
+    conformance::run_decisions(MemoryStore::new).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixteen_deciders_race_for_the_last_seat_a_hundred_times() {
+    for _ in 0..100 {
+        conformance::last_seat_race(Arc::new(MemoryStore::new()), 16).await;
+    }
+}

@@ -274,6 +274,12 @@ fn from_store(error: &StoreError, detail: String) -> Problem {
             "Another writer changed the stream",
             detail,
         ),
+        StoreError::ConditionFailed { .. } => Problem::new(
+            StatusCode::CONFLICT,
+            "decision-outdated",
+            "Events the decision depends on were stored since it read them",
+            detail,
+        ),
         // What failed inside is logged, not told: the client learns only that it failed.
         StoreError::Backend(_) => {
             tracing::error!(target: "factum::http", error = detail, "the event store failed");

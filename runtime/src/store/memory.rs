@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use super::decision::{AppendCondition, DecisionStore, MatchedEvents, Query};
 use super::{
     AppendOutcome, CommandAppend, CommandOutcome, CommandRecord, EventStore, ExpectedVersion,
     FilteredPage, Head, StoreError, VisitError,
@@ -343,6 +344,91 @@ impl State {
     }
 }
 
+impl State {
+    /// The events `query` matches after `after`, and the log's end.
+    fn matching(&self, query: &Query, after: u64) -> MatchedEvents {
+        let from = usize::try_from(after).unwrap_or(usize::MAX);
+        MatchedEvents {
+            events: self
+                .log
+                .iter()
+                .skip(from)
+                .filter(|event| query.matches(&event.name, &event.tags))
+                .cloned()
+                .collect(),
+            read_to: self.log.len() as u64,
+        }
+    }
+
+    /// The first event after `condition.after` that its query matches, as the failed
+    /// condition.
+    fn check_condition(
+        &self,
+        stream_id: &str,
+        condition: &AppendCondition,
+    ) -> Result<(), StoreError> {
+        let from = usize::try_from(condition.after).unwrap_or(usize::MAX);
+        match self
+            .log
+            .iter()
+            .skip(from)
+            .find(|event| condition.query.matches(&event.name, &event.tags))
+        {
+            None => Ok(()),
+            Some(event) => Err(StoreError::ConditionFailed {
+                stream_id: stream_id.to_owned(),
+                after: condition.after,
+                position: event.position,
+            }),
+        }
+    }
+}
+
+impl DecisionStore for MemoryStore {
+    async fn read_matching(&self, query: &Query, after: u64) -> Result<MatchedEvents, StoreError> {
+        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+        Ok(state.matching(query, after))
+    }
+
+    async fn append_if(
+        &self,
+        stream_id: &str,
+        stream_type: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        condition: &AppendCondition,
+    ) -> Result<AppendOutcome, StoreError> {
+        let measured = crate::telemetry::Append::start("memory", stream_id, stream_type, &events);
+        let append = async move {
+            self.append_checked(stream_id, stream_type, expected, events, Some(condition))
+        };
+        measured.append(append).await
+    }
+
+    async fn append_command_if(
+        &self,
+        stream_id: &str,
+        stream_type: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        command: CommandRecord,
+        condition: &AppendCondition,
+    ) -> Result<CommandAppend, StoreError> {
+        let measured = crate::telemetry::Append::start("memory", stream_id, stream_type, &events);
+        let append = async move {
+            self.append_command_checked(
+                stream_id,
+                stream_type,
+                expected,
+                events,
+                command,
+                Some(condition),
+            )
+        };
+        measured.append_command(append).await
+    }
+}
+
 /// The appends themselves; the trait's methods measure them (see `crate::telemetry`).
 impl MemoryStore {
     async fn append_unmeasured(
@@ -352,8 +438,27 @@ impl MemoryStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome, StoreError> {
+        self.append_checked(stream_id, stream_type, expected, events, None)
+    }
+
+    /// An append, under `condition` if one is given (checked after idempotency: a batch
+    /// stored already is answered as such, whatever the condition).
+    fn append_checked(
+        &self,
+        stream_id: &str,
+        stream_type: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        condition: Option<&AppendCondition>,
+    ) -> Result<AppendOutcome, StoreError> {
         super::limits::check_append(stream_id, stream_type, &events)?;
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(condition) = condition {
+            if let Some(outcome) = state.find_previous_append(stream_id, expected, &events)? {
+                return Ok(outcome);
+            }
+            state.check_condition(stream_id, condition)?;
+        }
         let logged = state.log.len();
         let outcome = state.append(stream_id, stream_type, expected, events)?;
         self.sign_from(&mut state, logged);
@@ -370,12 +475,29 @@ impl MemoryStore {
         events: Vec<NewEvent>,
         command: CommandRecord,
     ) -> Result<CommandAppend, StoreError> {
+        self.append_command_checked(stream_id, stream_type, expected, events, command, None)
+    }
+
+    /// A command's append, under `condition` if one is given (checked after the command's
+    /// record: a recorded command is answered from it, whatever the condition).
+    fn append_command_checked(
+        &self,
+        stream_id: &str,
+        stream_type: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        command: CommandRecord,
+        condition: Option<&AppendCondition>,
+    ) -> Result<CommandAppend, StoreError> {
         super::limits::check_command(stream_id, stream_type, &events, &command)?;
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
         // Under the write lock: the first of concurrent submissions records the command,
         // the others find its record.
         if let Some(stored) = state.commands.get(&command.command_id) {
             return Ok(CommandAppend::AlreadyExecuted(stored.clone()));
+        }
+        if let Some(condition) = condition {
+            state.check_condition(stream_id, condition)?;
         }
         let event_ids: Vec<Uuid> = events.iter().map(|event| event.event_id).collect();
         let (stream_version, positions) = if events.is_empty() {

@@ -1,6 +1,7 @@
 //! The storage contract every backend fulfils.
 
 pub mod commands;
+pub mod decision;
 pub mod limits;
 mod memory;
 
@@ -12,6 +13,7 @@ pub use crate::postgres::{PostgresConfig, PostgresError, PostgresStore};
 #[cfg(feature = "sqlite")]
 pub use crate::sqlite::{SqliteOpenError, SqliteOptions, SqliteStore, Synchronous};
 pub use commands::{CommandAppend, CommandOutcome, CommandRecord, CommandSession, CommandWrite};
+pub use decision::{AppendCondition, DecisionStore, MatchedEvents, Query, QueryItem};
 pub use memory::MemoryStore;
 
 use crate::envelope::{NewEvent, RecordedEvent, Snapshot};
@@ -163,6 +165,20 @@ pub enum StoreError {
         /// Its global position.
         position: u64,
     },
+    /// A decision's condition failed ([`DecisionStore::append_if`]): an event its query
+    /// matches was stored after the position the decision read up to. Nothing was written;
+    /// read again and decide again.
+    #[error(
+        "stream `{stream_id}`: the decision read the log up to position {after}, and an event its query matches was stored since, at position {position}; nothing was written"
+    )]
+    ConditionFailed {
+        /// The stream the decision appended to.
+        stream_id: String,
+        /// The position the decision read up to.
+        after: u64,
+        /// The first event its query matches after that position.
+        position: u64,
+    },
     /// The backend failed.
     #[error("store backend failed")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -174,6 +190,7 @@ impl StoreError {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Conflict { .. } => "conflict",
+            Self::ConditionFailed { .. } => "condition_failed",
             Self::DuplicateEventId { .. } => "duplicate_event_id",
             Self::RepeatedEventId { .. } => "repeated_event_id",
             Self::ValueRefused { .. } => "value_refused",

@@ -25,6 +25,7 @@
 
 mod application;
 mod commands;
+mod decisions;
 pub mod process;
 pub mod read_model;
 mod repository;
@@ -47,6 +48,11 @@ use crate::store::{CommandRecord, EventStore, ExpectedVersion, StoreError, Visit
 
 pub use application::application_routes_commands;
 pub use commands::{commands_run_once, concurrent_commands_run_once};
+pub use decisions::{
+    a_condition_fails_only_on_a_matching_event_after_its_position,
+    idempotency_comes_before_the_condition, last_seat_race, queries_match_names_and_all_tags,
+    run_decisions,
+};
 pub use repository::{
     Never, Note, Notebook, NotebookCommand, NotebookEvent, Noted,
     repository_authorizes_before_deciding, repository_reads_back_what_it_executes,
