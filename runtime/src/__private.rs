@@ -251,19 +251,6 @@ pub const fn str_eq(left: &str, right: &str) -> bool {
     true
 }
 
-/// Whether `tags` declares the key `key`: what a decision model keyed by `key` checks of
-/// every event it applies, at compile time.
-pub const fn declares_tag(tags: &[TagField], key: &str) -> bool {
-    let mut index = 0;
-    while index < tags.len() {
-        if str_eq(tags[index].key, key) {
-            return true;
-        }
-        index += 1;
-    }
-    false
-}
-
 /// The index of the first entry of `names` that repeats an earlier one, or `N` if none
 /// does. The sets' and consumers' duplicate-name checks: sorting takes O(N log N)
 /// comparisons, where comparing each name with every earlier one took so many for a set of

@@ -255,9 +255,13 @@ impl State {
         stream_type: &str,
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
+        condition: Option<&AppendCondition>,
     ) -> Result<AppendOutcome, StoreError> {
         if let Some(outcome) = self.find_previous_append(stream_id, expected, &events)? {
             return Ok(outcome);
+        }
+        if let Some(condition) = condition {
+            self.check_condition(stream_id, condition)?;
         }
         self.check_stream(stream_id, stream_type, expected)?;
         let stream = self
@@ -453,14 +457,8 @@ impl MemoryStore {
     ) -> Result<AppendOutcome, StoreError> {
         super::limits::check_append(stream_id, stream_type, &events)?;
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
-        if let Some(condition) = condition {
-            if let Some(outcome) = state.find_previous_append(stream_id, expected, &events)? {
-                return Ok(outcome);
-            }
-            state.check_condition(stream_id, condition)?;
-        }
         let logged = state.log.len();
-        let outcome = state.append(stream_id, stream_type, expected, events)?;
+        let outcome = state.append(stream_id, stream_type, expected, events, condition)?;
         self.sign_from(&mut state, logged);
         // Published while the write lock is held, so the head never moves backwards.
         self.publish_head(outcome.last_position);
@@ -496,16 +494,16 @@ impl MemoryStore {
         if let Some(stored) = state.commands.get(&command.command_id) {
             return Ok(CommandAppend::AlreadyExecuted(stored.clone()));
         }
-        if let Some(condition) = condition {
-            state.check_condition(stream_id, condition)?;
-        }
         let event_ids: Vec<Uuid> = events.iter().map(|event| event.event_id).collect();
         let (stream_version, positions) = if events.is_empty() {
+            if let Some(condition) = condition {
+                state.check_condition(stream_id, condition)?;
+            }
             (state.check_stream(stream_id, stream_type, expected)?, None)
         } else {
             let count = events.len();
             let logged = state.log.len();
-            let outcome = state.append(stream_id, stream_type, expected, events)?;
+            let outcome = state.append(stream_id, stream_type, expected, events, condition)?;
             self.sign_from(&mut state, logged);
             self.publish_head(outcome.last_position);
             let first_version = outcome.stream_version - count as u64 + 1;

@@ -95,7 +95,7 @@ pub async fn queries_match_names_and_all_tags<S: DecisionStore>(store: &S) {
     );
     assert_eq!(
         positions(
-            Query::new([QueryItem::names(Vec::<String>::new()).with_tags([course("c2")])]),
+            Query::new([QueryItem::default().with_tags([course("c2")])]),
             0
         )
         .await,
