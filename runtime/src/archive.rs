@@ -80,6 +80,10 @@ pub struct ArchivedEvent {
     pub hash: String,
     /// The hash of the event before it in its stream (hex).
     pub predecessor: String,
+    /// The stored tags text (a JSON array), when the event has tags; the store keeps
+    /// them in its row too, where decisions find the event by them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<String>,
 }
 
 impl ArchivedEvent {
@@ -97,7 +101,7 @@ impl ArchivedEvent {
             timestamp_nanos: self.timestamp_ns,
             metadata: self.metadata.as_deref().map(str::as_bytes),
             payload: self.payload.get().as_bytes(),
-            tags: None,
+            tags: self.tags.as_deref().map(str::as_bytes),
         }
     }
 

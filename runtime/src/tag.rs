@@ -314,3 +314,14 @@ pub(crate) fn normalized(mut tags: Vec<Tag>) -> Vec<Tag> {
     tags.dedup();
     tags
 }
+
+/// [`normalized`] without taking `tags`: borrowed when they are already each once and
+/// sorted (as the `#[event]` macro gives them), else a sorted copy.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn normalized_ref(tags: &[Tag]) -> std::borrow::Cow<'_, [Tag]> {
+    if tags.windows(2).all(|pair| pair[0] < pair[1]) {
+        std::borrow::Cow::Borrowed(tags)
+    } else {
+        std::borrow::Cow::Owned(normalized(tags.to_vec()))
+    }
+}

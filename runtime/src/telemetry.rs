@@ -93,6 +93,54 @@ macro_rules! measured_appends {
 }
 pub(crate) use measured_appends;
 
+/// The `append_if` and `append_command_if` of a backend's `DecisionStore` impl: its
+/// inherent `append_under` and `append_command_under` given the condition, measured and
+/// traced as an [`Append`] like any other.
+macro_rules! measured_conditional_appends {
+    ($system:literal) => {
+        async fn append_if(
+            &self,
+            stream_id: &str,
+            stream_type: &str,
+            expected: crate::store::ExpectedVersion,
+            events: Vec<crate::envelope::NewEvent>,
+            condition: &crate::store::decision::AppendCondition,
+        ) -> Result<crate::store::AppendOutcome, crate::store::StoreError> {
+            crate::telemetry::Append::start($system, stream_id, stream_type, &events)
+                .append(self.append_under(
+                    stream_id,
+                    stream_type,
+                    expected,
+                    events,
+                    Some(condition),
+                ))
+                .await
+        }
+
+        async fn append_command_if(
+            &self,
+            stream_id: &str,
+            stream_type: &str,
+            expected: crate::store::ExpectedVersion,
+            events: Vec<crate::envelope::NewEvent>,
+            command: crate::store::CommandRecord,
+            condition: &crate::store::decision::AppendCondition,
+        ) -> Result<crate::store::CommandAppend, crate::store::StoreError> {
+            crate::telemetry::Append::start($system, stream_id, stream_type, &events)
+                .append_command(self.append_command_under(
+                    stream_id,
+                    stream_type,
+                    expected,
+                    events,
+                    command,
+                    Some(condition),
+                ))
+                .await
+        }
+    };
+}
+pub(crate) use measured_conditional_appends;
+
 /// One append being measured and traced: started before the store works, finished with
 /// its answer.
 pub(crate) struct Append {

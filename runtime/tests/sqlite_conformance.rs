@@ -106,3 +106,14 @@ async fn concurrent_submissions_of_one_command_run_once_on_a_sqlite_file() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_file_store_decides_across_entities() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    conformance::run_decisions(fresh_file_store(&dir)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_in_memory_sqlite_store_decides_across_entities() {
+    conformance::run_decisions(|| SqliteStore::in_memory().expect("an in-memory store")).await;
+}

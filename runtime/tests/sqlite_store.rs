@@ -64,9 +64,9 @@ async fn opening_creates_the_schema_in_wal_mode_and_records_its_version() {
             .iter()
             .map(|(version, _)| *version)
             .collect::<Vec<_>>(),
-        [1, 2, 3, 4, 5, 6]
+        [1, 2, 3, 4, 5, 6, 7]
     );
-    assert_eq!(SqliteStore::SCHEMA_VERSION, 6);
+    assert_eq!(SqliteStore::SCHEMA_VERSION, 7);
     let mode: String = connection
         .query_row("PRAGMA journal_mode", [], |row| row.get(0))
         .unwrap();
@@ -85,6 +85,7 @@ async fn opening_creates_the_schema_in_wal_mode_and_records_its_version() {
             "archives",
             "checkpoints",
             "commands",
+            "event_tags",
             "events",
             "factum_schema_version",
             "snapshots",
@@ -116,7 +117,7 @@ async fn reopening_keeps_the_data_and_migrates_nothing_twice() {
             row.get(0)
         })
         .unwrap();
-    assert_eq!(applied, 6, "every migration is applied once");
+    assert_eq!(applied, 7, "every migration is applied once");
 }
 
 #[tokio::test]
@@ -126,7 +127,7 @@ async fn a_file_with_a_newer_schema_is_refused_untouched() {
     raw(&path)
         .execute(
             "INSERT INTO factum_schema_version (version, description, applied_at)
-             VALUES (7, 'from the future', 'tomorrow')",
+             VALUES (8, 'from the future', 'tomorrow')",
             [],
         )
         .unwrap();
@@ -135,7 +136,7 @@ async fn a_file_with_a_newer_schema_is_refused_untouched() {
         .expect_err("a newer schema is refused");
     let message = error.to_string();
     assert!(
-        message.contains("schema is at version 7") && message.contains("newest known: 6"),
+        message.contains("schema is at version 8") && message.contains("newest known: 7"),
         "the error names both versions: {message}"
     );
     let versions: i64 = raw(&path)
@@ -145,7 +146,7 @@ async fn a_file_with_a_newer_schema_is_refused_untouched() {
             |row| row.get(0),
         )
         .unwrap();
-    assert_eq!(versions, 7, "the refused file is left as it was");
+    assert_eq!(versions, 8, "the refused file is left as it was");
 }
 
 #[tokio::test]
@@ -427,6 +428,7 @@ async fn a_store_missing_a_table_of_its_version_is_refused_untouched() {
         "commands",
         "checkpoints",
         "archives",
+        "event_tags",
     ] {
         let (_dir, path) = temp_file();
         store_with_events(&path, 3).await;
@@ -437,7 +439,7 @@ async fn a_store_missing_a_table_of_its_version_is_refused_untouched() {
         assert_eq!(
             not_a_store(&path).await,
             format!(
-                "its schema is at version 6, but the table `{table}` of that version is missing"
+                "its schema is at version 7, but the table `{table}` of that version is missing"
             )
         );
         assert_eq!(std::fs::read(&path).unwrap(), bytes, "{table}: unchanged");

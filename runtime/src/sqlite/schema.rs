@@ -222,6 +222,32 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         ],
         then: None,
     },
+    Migration {
+        version: 7,
+        description: "tags",
+        // An event's tags as the JSON array of its sorted, distinct `key:value` texts
+        // (`factum::tag`), NULL when it has none; and one row per tag and event, the index
+        // a decision's query and condition look events up by (see
+        // `factum::store::decision`). Events stored before have no tags.
+        sql: "
+        ALTER TABLE events ADD COLUMN tags TEXT;
+        CREATE TABLE event_tags (
+            tag      TEXT    NOT NULL,
+            position INTEGER NOT NULL,
+            PRIMARY KEY (tag, position)
+        ) WITHOUT ROWID;
+    ",
+        tables: &[
+            "streams",
+            "events",
+            "snapshots",
+            "commands",
+            "checkpoints",
+            "archives",
+            "event_tags",
+        ],
+        then: None,
+    },
 ];
 
 /// The newest schema version of the store.

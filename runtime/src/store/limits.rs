@@ -120,7 +120,7 @@ impl fmt::Display for Limit {
             Self::TagsNotKept { store } => write!(
                 f,
                 "are not kept by the {store} store, which refuses them rather than lose them \
-                 (the memory store keeps tags)"
+                 (the memory and SQLite stores keep tags)"
             ),
             Self::TooLarge { value, max } => {
                 write!(f, "{value} is larger than the largest accepted, {max}")
@@ -201,7 +201,7 @@ pub fn check_command(
 
 /// Refuses a batch with tagged events, for a store that does not keep tags: nothing is
 /// written, and no tag is lost.
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg(feature = "postgres")]
 pub(crate) fn refuse_tags(
     stream_id: &str,
     events: &[NewEvent],

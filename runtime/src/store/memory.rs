@@ -394,43 +394,7 @@ impl DecisionStore for MemoryStore {
         Ok(state.matching(query, after))
     }
 
-    async fn append_if(
-        &self,
-        stream_id: &str,
-        stream_type: &str,
-        expected: ExpectedVersion,
-        events: Vec<NewEvent>,
-        condition: &AppendCondition,
-    ) -> Result<AppendOutcome, StoreError> {
-        let measured = crate::telemetry::Append::start("memory", stream_id, stream_type, &events);
-        let append = async move {
-            self.append_checked(stream_id, stream_type, expected, events, Some(condition))
-        };
-        measured.append(append).await
-    }
-
-    async fn append_command_if(
-        &self,
-        stream_id: &str,
-        stream_type: &str,
-        expected: ExpectedVersion,
-        events: Vec<NewEvent>,
-        command: CommandRecord,
-        condition: &AppendCondition,
-    ) -> Result<CommandAppend, StoreError> {
-        let measured = crate::telemetry::Append::start("memory", stream_id, stream_type, &events);
-        let append = async move {
-            self.append_command_checked(
-                stream_id,
-                stream_type,
-                expected,
-                events,
-                command,
-                Some(condition),
-            )
-        };
-        measured.append_command(append).await
-    }
+    crate::telemetry::measured_conditional_appends!("memory");
 }
 
 /// The appends themselves; the trait's methods measure them (see `crate::telemetry`).
@@ -442,12 +406,13 @@ impl MemoryStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome, StoreError> {
-        self.append_checked(stream_id, stream_type, expected, events, None)
+        self.append_under(stream_id, stream_type, expected, events, None)
+            .await
     }
 
     /// An append, under `condition` if one is given (checked after idempotency: a batch
     /// stored already is answered as such, whatever the condition).
-    fn append_checked(
+    async fn append_under(
         &self,
         stream_id: &str,
         stream_type: &str,
@@ -473,12 +438,13 @@ impl MemoryStore {
         events: Vec<NewEvent>,
         command: CommandRecord,
     ) -> Result<CommandAppend, StoreError> {
-        self.append_command_checked(stream_id, stream_type, expected, events, command, None)
+        self.append_command_under(stream_id, stream_type, expected, events, command, None)
+            .await
     }
 
     /// A command's append, under `condition` if one is given (checked after the command's
     /// record: a recorded command is answered from it, whatever the condition).
-    fn append_command_checked(
+    async fn append_command_under(
         &self,
         stream_id: &str,
         stream_type: &str,

@@ -10,6 +10,7 @@ use super::integrity;
 use super::rows::{stream_version_of, to_sql_integer};
 use crate::envelope::{Metadata, NewEvent};
 use crate::integrity::{EventSigner, StoredFields, event_hash};
+use crate::store::decision::AppendCondition;
 use crate::store::{
     AppendOutcome, CommandAppend, CommandOutcome, CommandRecord, CommandSession, CommandWrite,
     ExpectedVersion, StoreError,
@@ -37,6 +38,10 @@ struct Appended {
 /// first check and lets the `UNIQUE` index on `event_id` refuse a stored id; every
 /// failure (a conflict, a type mismatch, a refused id) then runs the full check before
 /// it is reported, which gives the same answers as checking first.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one append's parts (where, what, who signs, under which condition), passed once"
+)]
 pub(super) fn append(
     connection: &Connection,
     patience: Duration,
@@ -45,6 +50,7 @@ pub(super) fn append(
     expected: ExpectedVersion,
     events: &[NewEvent],
     signer: Option<&EventSigner>,
+    condition: Option<&AppendCondition>,
 ) -> Result<AppendOutcome, Failure> {
     in_write_transaction(connection, patience, |ids_first| {
         append_in(
@@ -53,7 +59,10 @@ pub(super) fn append(
             stream_type,
             expected,
             events,
-            ids_first,
+            Checks {
+                ids_first,
+                condition,
+            },
             signer,
         )
         .map(|appended| appended.outcome)
@@ -79,6 +88,7 @@ pub(super) fn append_command(
     events: &[NewEvent],
     command: &CommandRecord,
     signer: Option<&EventSigner>,
+    condition: Option<&AppendCondition>,
 ) -> Result<CommandAppend, Failure> {
     in_write_transaction(connection, patience, |ids_first| {
         command_in(
@@ -88,10 +98,21 @@ pub(super) fn append_command(
             expected,
             events,
             command,
-            ids_first,
+            Checks {
+                ids_first,
+                condition,
+            },
             signer,
         )
     })
+}
+
+/// What an append checks besides the stream: a decision's condition, and whether the
+/// batch's ids are looked up first (after the `UNIQUE` index refused one).
+#[derive(Clone, Copy)]
+struct Checks<'a> {
+    ids_first: bool,
+    condition: Option<&'a AppendCondition>,
 }
 
 /// [`append_command`]'s checks and writes, inside the caller's write transaction (not
@@ -107,7 +128,7 @@ fn command_in(
     expected: ExpectedVersion,
     events: &[NewEvent],
     command: &CommandRecord,
-    ids_first: bool,
+    checks: Checks<'_>,
     signer: Option<&EventSigner>,
 ) -> Result<CommandAppend, Failure> {
     if let Some(stored) = commands::load(connection, command.command_id)? {
@@ -120,14 +141,14 @@ fn command_in(
         expected,
         events,
         command,
-        ids_first,
+        checks,
         signer,
     )
     .map(CommandAppend::Appended)
 }
 
 /// The events (possibly none) and the command's record written, once the record was
-/// looked up; inside the caller's write transaction. `ids_first` as for [`append_in`].
+/// looked up; inside the caller's write transaction. `checks` as for [`append_in`].
 #[allow(
     clippy::too_many_arguments,
     reason = "one append's parts (where, what, who signs), passed once"
@@ -139,11 +160,14 @@ fn written(
     expected: ExpectedVersion,
     events: &[NewEvent],
     command: &CommandRecord,
-    ids_first: bool,
+    checks: Checks<'_>,
     signer: Option<&EventSigner>,
 ) -> Result<CommandOutcome, Failure> {
     {
         let (stream_version, positions) = if events.is_empty() {
+            if let Some(condition) = checks.condition {
+                super::decision::check(connection, stream_id, condition)?;
+            }
             let stream = read_stream_row(connection, stream_id)?;
             check_stream(stream.as_ref(), stream_id, stream_type, expected)?;
             (stream.map_or(0, |stream| stream.version), None)
@@ -154,7 +178,7 @@ fn written(
                 stream_type,
                 expected,
                 events,
-                ids_first,
+                checks,
                 signer,
             )?;
             let positions = (appended.first_position, appended.outcome.last_position);
@@ -229,7 +253,6 @@ where
         Err(refusal) => return Ok(Ok(CommandSession::Refused(refusal))),
     };
     crate::store::limits::check_command(stream_id, stream_type, &write.events, command)?;
-    crate::store::limits::refuse_tags(stream_id, &write.events, "SQLite")?;
     // The record was looked up under this lock already.
     let signer = checks.signer.as_ref();
     match written(
@@ -239,7 +262,10 @@ where
         write.expected,
         &write.events,
         command,
-        false,
+        Checks {
+            ids_first: false,
+            condition: None,
+        },
         signer,
     ) {
         Ok(outcome) => {
@@ -261,6 +287,7 @@ where
                 &write.events,
                 command,
                 signer,
+                None,
             )?;
             Ok(Ok(match answer {
                 CommandAppend::Appended(outcome) => CommandSession::Appended(outcome),
@@ -352,19 +379,30 @@ fn check_stream(
 }
 
 /// The append's checks and inserts, inside the caller's write transaction (not
-/// committed here). `ids_first`: look the batch's ids up before anything else (after the
-/// `UNIQUE` index refused one); otherwise only a failed check looks them up.
+/// committed here). `checks.ids_first`: look the batch's ids up before anything else
+/// (after the `UNIQUE` index refused one); otherwise only a failed check looks them up,
+/// so a batch stored before is answered as such, never as a failed condition.
 fn append_in(
     connection: &Connection,
     stream_id: &str,
     stream_type: &str,
     expected: ExpectedVersion,
     events: &[NewEvent],
-    ids_first: bool,
+    checks: Checks<'_>,
     signer: Option<&EventSigner>,
 ) -> Result<Appended, Failure> {
-    if ids_first && let Some(previous) = previous_append(connection, stream_id, expected, events)? {
+    if checks.ids_first
+        && let Some(previous) = previous_append(connection, stream_id, expected, events)?
+    {
         return Ok(previous);
+    }
+    if let Some(condition) = checks.condition
+        && let Err(failed) = super::decision::check(connection, stream_id, condition)
+    {
+        if let Some(previous) = previous_append(connection, stream_id, expected, events)? {
+            return Ok(previous);
+        }
+        return Err(failed);
     }
     let stream = read_stream_row(connection, stream_id)?;
     if let Err(refused) = check_stream(stream.as_ref(), stream_id, stream_type, expected) {
@@ -439,9 +477,11 @@ fn insert_events(
     let mut insert = connection.prepare_cached(
         "INSERT INTO events (position, stream_key, stream_version, event_id, name,
                              schema_version, payload, metadata, timestamp_s, timestamp_ns,
-                             hash, predecessor, signature)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                             hash, predecessor, signature, tags)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     )?;
+    let mut index_tag =
+        connection.prepare_cached("INSERT INTO event_tags (tag, position) VALUES (?1, ?2)")?;
     // Positions are taken here, under the write lock, so each event's hash can cover its
     // position (see `factum::integrity::chain`).
     let first_position = integrity::next_position(connection)?;
@@ -452,7 +492,18 @@ fn insert_events(
         i64::try_from(first_version - 1).unwrap_or(i64::MAX),
     )?;
     let mut metadata_json = Vec::new();
+    let mut tags_json = String::new();
     for (offset, event) in events.iter().enumerate() {
+        // Stored sorted and each once, as every store reads them back; the text is what
+        // the hash covers.
+        let tags = crate::tag::normalized_ref(&event.tags);
+        let tags_text = if tags.is_empty() {
+            None
+        } else {
+            tags_json.clear();
+            tags_json.push_str(&to_json(&*tags)?);
+            Some(tags_json.as_str())
+        };
         let metadata = if is_empty(&event.metadata) {
             None
         } else {
@@ -484,7 +535,7 @@ fn insert_events(
                 timestamp_nanos: i64::from(nanos),
                 metadata: metadata.map(str::as_bytes),
                 payload: event.payload.get().as_bytes(),
-                tags: None,
+                tags: tags_text.map(str::as_bytes),
             },
         );
         // A critical event is signed here, in the append's transaction: it is never
@@ -506,7 +557,11 @@ fn insert_events(
             hash.as_slice(),
             predecessor.as_slice(),
             signature.as_ref().map(|signature| signature.as_slice()),
+            tags_text,
         ])?;
+        for tag in tags.iter() {
+            index_tag.execute(params![tag.as_str(), position])?;
+        }
         predecessor = hash;
     }
     let position = |position: i64| {
@@ -520,6 +575,13 @@ fn insert_events(
         position(first_position)?,
         position(connection.last_insert_rowid())?,
     ))
+}
+
+/// `value` as JSON text. Serialising tags cannot fail (they are strings), but it is
+/// checked all the same.
+fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<String, Failure> {
+    serde_json::to_string(value)
+        .map_err(|error| Failure::Store(StoreError::Backend(Box::new(error))))
 }
 
 /// Whether the metadata holds nothing (stored as `NULL`).

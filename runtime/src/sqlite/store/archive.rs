@@ -164,7 +164,7 @@ fn stored_events(
     let mut statement = connection.prepare_cached(
         "SELECT e.position, s.stream_id, s.stream_type, e.stream_version, e.event_id, e.name,
                 e.schema_version, e.payload, e.metadata, e.timestamp_s, e.timestamp_ns,
-                e.hash, e.predecessor
+                e.hash, e.predecessor, e.tags
          FROM events e JOIN streams s ON s.stream_key = e.stream_key
          WHERE e.position > ?1 AND e.position <= ?2 ORDER BY e.position LIMIT ?3",
     )?;
@@ -189,7 +189,7 @@ fn stored_events(
                 "its body is archived already, past the archived positions".to_owned(),
             ));
         }
-        let fields = stored_fields(row, 0).map_err(corrupt)?;
+        let fields = stored_fields(row, 0, Some(13)).map_err(corrupt)?;
         let hash = |column: usize| match row.get_ref(column) {
             Ok(ValueRef::Blob(hash)) => Ok(to_hex(hash)),
             _ => Err(corrupt("its stored hashes are not hashes".to_owned())),
@@ -218,6 +218,7 @@ fn stored_events(
                 .map_err(|error| corrupt(format!("its payload is not JSON: {error}")))?,
             hash: hash(11)?,
             predecessor: hash(12)?,
+            tags: fields.tags.map(|tags| text(tags, "tags")).transpose()?,
         });
     }
     Ok(events)

@@ -72,7 +72,8 @@ pub(crate) fn backfill(connection: &Connection) -> Result<(), Failure> {
     let mut rows = read.query([])?;
     while let Some(row) = rows.next()? {
         // A row the walk cannot read is left unhashed: `verify` reports it.
-        let Ok(fields) = stored_fields(row, 0) else {
+        // The file has no tags yet (they came with a later migration).
+        let Ok(fields) = stored_fields(row, 0, None) else {
             continue;
         };
         let predecessor = chains.get(fields.stream_id).copied().unwrap_or(GENESIS);
@@ -89,11 +90,12 @@ pub(crate) fn backfill(connection: &Connection) -> Result<(), Failure> {
 
 /// The hashed fields of a row selected as `position, stream_id, stream_type,
 /// stream_version, event_id, name, schema_version, payload, metadata, timestamp_s,
-/// timestamp_ns` from column `first` on; the reason when a column has a type the store
-/// never writes there.
+/// timestamp_ns` from column `first` on, with the tags at `tags` (none when `None`); the
+/// reason when a column has a type the store never writes there.
 pub(super) fn stored_fields<'r>(
     row: &'r Row<'_>,
     first: usize,
+    tags: Option<usize>,
 ) -> Result<StoredFields<'r>, String> {
     Ok(StoredFields {
         position: integer(row, first, "position")?,
@@ -109,7 +111,10 @@ pub(super) fn stored_fields<'r>(
         } else {
             text(row, first + 7, "payload")?
         },
-        tags: None,
+        tags: match tags.map(|column| (column, row.get_ref(column))) {
+            None | Some((_, Ok(ValueRef::Null))) => None,
+            Some((column, _)) => Some(text(row, column, "tags")?),
+        },
         metadata: match row.get_ref(first + 8) {
             Ok(ValueRef::Null) => None,
             _ => Some(text(row, first + 8, "metadata")?),
@@ -271,7 +276,7 @@ fn walk(
     let mut statement = connection.prepare(
         "SELECT e.position, s.stream_id, s.stream_type, e.stream_version, e.event_id, e.name,
                 e.schema_version, e.payload, e.metadata, e.timestamp_s, e.timestamp_ns,
-                e.hash, e.predecessor, e.stream_key
+                e.hash, e.predecessor, e.stream_key, e.tags
          FROM events e LEFT JOIN streams s ON s.stream_key = e.stream_key
          ORDER BY e.position",
     )?;
@@ -296,7 +301,7 @@ fn walk(
             )));
             continue;
         }
-        let mut fields = match stored_fields(row, 0) {
+        let mut fields = match stored_fields(row, 0, Some(14)) {
             Ok(fields) => fields,
             Err(reason) => {
                 verifier.finding(altered(reason));

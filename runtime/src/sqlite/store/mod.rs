@@ -2,7 +2,7 @@
 //!
 //! # Layout
 //!
-//! Four tables, created and upgraded by the versioned migrations in `schema.rs` (the
+//! The main tables, created and upgraded by the versioned migrations in `schema.rs` (the
 //! applied versions are recorded in `factum_schema_version`):
 //!
 //! - `streams (stream_key INTEGER PRIMARY KEY, stream_id TEXT UNIQUE, stream_type, version)`:
@@ -24,6 +24,10 @@
 //!   looking the id up under the same write lock (so concurrent submissions from any
 //!   process record it once); `event_ids` holds the events' 16-byte ids in order, and an
 //!   index on the time serves `prune_commands`. See [`crate::store::commands`].
+//! - `events.tags` and `event_tags (tag, position) WITHOUT ROWID` (since schema version
+//!   7): an event's tags as the JSON array of its sorted, distinct `key:value` texts
+//!   (`NULL` without tags; the hash covers it), and one index row per tag, written in the
+//!   append's transaction. See *Decisions* below.
 //!
 //! # Why it is built this way
 //!
@@ -101,6 +105,17 @@
 //!   `wait_for_events` wakes at once on this store's own appends (a `watch` channel
 //!   signalled after the commit) and polls the newest position every 40 ms for appends
 //!   of other processes or handles, which cannot signal it.
+//! - **Decisions check their condition under the append's write lock.**
+//!   [`DecisionStore::append_if`] checks, inside the `BEGIN IMMEDIATE` of the append,
+//!   that no event its query matches was stored after the decision's read; every
+//!   connection and process queues on that lock, so nothing commits between the check
+//!   and the insert (a test races sixteen processes for one seat, a hundred times). A
+//!   query item walks its first tag's rows of `event_tags` after the position (the
+//!   primary key's order) and joins its other tags and its names, so the check costs
+//!   what was stored since the read, not what the store holds. The idempotency check
+//!   comes first, as for an unconditional append: a batch stored already is answered as
+//!   such. [`DecisionStore::read_matching`] reads the matches and the newest position in
+//!   one read transaction, one snapshot.
 //! - **Metadata is JSON, read by a direct scan.** serde_json spent more time on a
 //!   metadata object than on the rest of its row, so the exact shape the store writes
 //!   is scanned directly and anything else (`extra` entries, escapes, hand-edited rows)
@@ -120,6 +135,7 @@ mod append;
 mod archive;
 mod commands;
 pub(super) mod connection;
+mod decision;
 mod integrity;
 mod rows;
 #[cfg(test)]
@@ -140,6 +156,7 @@ pub(crate) use self::integrity::backfill as integrity_backfill;
 use self::rows::Columns;
 use super::{file, schema};
 use crate::envelope::{NewEvent, RecordedEvent, Snapshot};
+use crate::store::decision::{AppendCondition, DecisionStore, MatchedEvents, Query};
 use crate::store::{
     AppendOutcome, CommandAppend, CommandOutcome, CommandRecord, CommandSession, CommandWrite,
     EventStore, ExpectedVersion, FilteredPage, Head, ReplayedEvent, StoreError, VisitError,
@@ -700,8 +717,21 @@ impl SqliteStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome, StoreError> {
+        self.append_under(stream_id, stream_type, expected, events, None)
+            .await
+    }
+
+    /// An append, under a decision's `condition` when one is given.
+    async fn append_under(
+        &self,
+        stream_id: &str,
+        stream_type: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        condition: Option<&AppendCondition>,
+    ) -> Result<AppendOutcome, StoreError> {
         crate::store::limits::check_append(stream_id, stream_type, &events)?;
-        crate::store::limits::refuse_tags(stream_id, &events, "SQLite")?;
+        let condition = condition.cloned();
         let stream_id = stream_id.to_owned();
         let stream_type = stream_type.to_owned();
         let signer = self.inner.options.signer.clone();
@@ -715,6 +745,7 @@ impl SqliteStore {
                     expected,
                     &events,
                     signer.as_ref(),
+                    condition.as_ref(),
                 )
             })
             .await?;
@@ -731,8 +762,22 @@ impl SqliteStore {
         events: Vec<NewEvent>,
         command: CommandRecord,
     ) -> Result<CommandAppend, StoreError> {
+        self.append_command_under(stream_id, stream_type, expected, events, command, None)
+            .await
+    }
+
+    /// A command's append, under a decision's `condition` when one is given.
+    async fn append_command_under(
+        &self,
+        stream_id: &str,
+        stream_type: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        command: CommandRecord,
+        condition: Option<&AppendCondition>,
+    ) -> Result<CommandAppend, StoreError> {
         crate::store::limits::check_command(stream_id, stream_type, &events, &command)?;
-        crate::store::limits::refuse_tags(stream_id, &events, "SQLite")?;
+        let condition = condition.cloned();
         let stream_id = stream_id.to_owned();
         let stream_type = stream_type.to_owned();
         let signer = self.inner.options.signer.clone();
@@ -747,6 +792,7 @@ impl SqliteStore {
                     &events,
                     &command,
                     signer.as_ref(),
+                    condition.as_ref(),
                 )
             })
             .await?;
@@ -760,6 +806,19 @@ impl SqliteStore {
         }
         Ok(answer)
     }
+}
+
+/// Decisions across entities: the query over the tag index on a reader, the condition
+/// checked inside the append's `BEGIN IMMEDIATE` (see `decision.rs`).
+impl DecisionStore for SqliteStore {
+    async fn read_matching(&self, query: &Query, after: u64) -> Result<MatchedEvents, StoreError> {
+        let query = query.clone();
+        let checks = self.inner.options.read_checks();
+        self.read(move |connection| decision::read_matching(connection, &query, after, &checks))
+            .await
+    }
+
+    crate::telemetry::measured_conditional_appends!("sqlite");
 }
 
 impl crate::store::StreamCatalog for SqliteStore {

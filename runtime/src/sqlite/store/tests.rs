@@ -15,20 +15,21 @@ async fn a_newer_schema_is_refused_with_both_versions() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let path = dir.path().join("future.db");
     drop(SqliteStore::open(&path).await.expect("open"));
+    let future = SqliteStore::SCHEMA_VERSION + 1;
     rusqlite::Connection::open(&path)
         .expect("raw")
         .execute(
             "INSERT INTO factum_schema_version (version, description, applied_at)
-             VALUES (7, 'from the future', 'tomorrow')",
-            [],
+             VALUES (?1, 'from the future', 'tomorrow')",
+            [future],
         )
         .expect("insert");
     match SqliteStore::open(&path).await {
         Err(SqliteOpenError::SchemaTooNew {
             path: refused,
-            found: 7,
+            found,
             supported: SqliteStore::SCHEMA_VERSION,
-        }) => assert_eq!(refused, path),
+        }) if found == future => assert_eq!(refused, path),
         other => panic!("expected SchemaTooNew, got {other:?}"),
     }
 }
