@@ -129,3 +129,18 @@ async fn an_archive_that_is_not_the_stores_is_refused_and_a_forged_event_never_a
     assert_eq!(emptied_rows(schema).await, 24);
     assert_eq!(live.archives().await.expect("lists").len(), 1);
 }
+
+/// Archiving moves a tagged event's body, never its tags (see `archive_common`).
+#[tokio::test]
+async fn archived_tagged_events_keep_their_tags() {
+    let schema = "archive_tags";
+    drop_schema(schema).await;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let live = store(schema, &[]).await.expect("connects");
+    let file = dir.path().join("upto-2.jsonl");
+    let before = archive_common::archive_subscriptions(&live, &file).await;
+    let with = store(schema, &[&file])
+        .await
+        .expect("connects with its archive");
+    archive_common::assert_archived_subscriptions_read_back(&with, &before).await;
+}

@@ -76,3 +76,32 @@ async fn concurrent_submissions_of_one_command_run_once_on_postgres() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_postgres_store_decides_across_entities() {
+    let counter = AtomicU32::new(0);
+    conformance::run_decisions(|| {
+        let schema = format!("t_decisions_{}", counter.fetch_add(1, Ordering::SeqCst));
+        Connecting(Box::pin(async move { fresh_store(&schema).await })
+            as Pin<Box<dyn Future<Output = PostgresStore>>>)
+    })
+    .await;
+}
+
+/// Sixteen deciders on sixteen connections of one pool race for a course's last seat, a
+/// hundred times, each round on a fresh schema: every time exactly one takes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixteen_connections_race_for_the_last_seat_a_hundred_times() {
+    for round in 0..100 {
+        let schema = format!("t_decisions_race_{round}");
+        postgres_common::drop_schema(&schema).await;
+        let store = PostgresStore::builder(postgres_common::url())
+            .schema(&schema)
+            .pool_size(16)
+            .connect()
+            .await
+            .expect("connect the store");
+        conformance::last_seat_race(Arc::new(store), 16).await;
+        postgres_common::drop_schema(&schema).await;
+    }
+}

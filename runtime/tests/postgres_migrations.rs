@@ -70,11 +70,15 @@ async fn an_older_schema_is_migrated_forward() {
         .await
         .unwrap();
     // Back to schema version 1: the append functions, the commands table, the hash chain,
-    // the checkpoints, and the archives did not exist yet.
+    // the checkpoints, the archives and the tags did not exist yet.
     raw_client()
         .await
         .batch_execute(&format!(
-            "DROP TABLE {SCHEMA}.archives;
+            "DROP FUNCTION {SCHEMA}.factum_decide_command;
+             DROP FUNCTION {SCHEMA}.factum_decide;
+             DROP TABLE {SCHEMA}.event_tags;
+             ALTER TABLE {SCHEMA}.events DROP COLUMN tags;
+             DROP TABLE {SCHEMA}.archives;
              DROP TABLE {SCHEMA}.checkpoints;
              DROP TRIGGER factum_chain ON {SCHEMA}.events;
              DROP FUNCTION {SCHEMA}.factum_chain_event;

@@ -396,3 +396,26 @@ async fn a_row_inserted_without_a_hash_is_chained_by_the_trigger() {
         .expect("every hash checks out");
     assert_eq!(events.len(), 3);
 }
+
+/// An event's tags are hashed with it (by the append function, checked in Rust): moving
+/// a subscription to another course (its tags column and its rows of the tag index
+/// rewritten) is found by `verify`, refused by a store that checks hashes, and by a
+/// decision's read on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edited_tag_is_found_and_refused() {
+    const SCHEMA: &str = "t_tamper_tags";
+    drop_schema(SCHEMA).await;
+    let unchecked = store(SCHEMA, false).await;
+    tamper_common::write_subscriptions(&unchecked).await;
+    raw_client()
+        .await
+        .batch_execute(&format!(
+            r#"UPDATE {SCHEMA}.events SET tags = '["course:c2","student:s1"]' WHERE position = 1;
+               UPDATE {SCHEMA}.event_tags SET tag = 'course:c2'
+                WHERE position = 1 AND tag = 'course:c1';"#
+        ))
+        .await
+        .expect("the edit");
+    let checked = store(SCHEMA, true).await;
+    tamper_common::assert_the_moved_subscription_is_found(&unchecked, &checked).await;
+}

@@ -259,80 +259,15 @@ async fn archiving_refuses_what_it_cannot_archive_and_leaves_the_store_as_it_was
     assert!(matches!(record, ArchivingError::Store(_)));
 }
 
-/// Archiving moves a tagged event's body, never its tags: a decision still finds it by
-/// them, and with its archive it reads back whole, hashes checked, and verifies.
+/// Archiving moves a tagged event's body, never its tags (see `archive_common`).
 #[tokio::test]
 async fn archived_tagged_events_keep_their_tags() {
-    use factum::store::decision::{DecisionStore, Query, QueryItem};
     let dir = tempfile::tempdir().expect("a temporary directory");
     let path = dir.path().join("tags.db");
     let store = SqliteStore::open(&path).await.expect("opens");
-    for (stream, course) in [("Sub-1", "c1"), ("Sub-2", "c2"), ("Sub-3", "c1")] {
-        let event = NewEvent::new(
-            "StudentSubscribed",
-            1,
-            serde_json::value::to_raw_value(&serde_json::json!({ "course": course })).unwrap(),
-            Metadata::default(),
-        )
-        .with_tags([Tag::new("course", course)]);
-        store
-            .append(
-                stream,
-                "Subscription",
-                ExpectedVersion::NoStream,
-                vec![event],
-            )
-            .await
-            .expect("appends");
-    }
-    let before = store.read_all(0, 10).await.expect("reads");
     let file = dir.path().join("upto-2.jsonl");
-    store.archive(2, &file).await.expect("archives");
-    let course_c1 =
-        Query::new([QueryItem::names(["StudentSubscribed"]).with_tags([Tag::new("course", "c1")])]);
-    let found = |events: &[RecordedEvent]| {
-        events
-            .iter()
-            .map(|event| event.position)
-            .collect::<Vec<_>>()
-    };
-    // The condition of a decision needs no body: it finds the archived event by its tags.
-    let condition = factum::store::decision::AppendCondition {
-        query: course_c1.clone(),
-        after: 0,
-    };
-    let refused = store
-        .append_if(
-            "Sub-4",
-            "Subscription",
-            ExpectedVersion::NoStream,
-            vec![NewEvent::new(
-                "StudentSubscribed",
-                1,
-                serde_json::value::to_raw_value(&serde_json::json!({})).unwrap(),
-                Metadata::default(),
-            )],
-            &condition,
-        )
-        .await;
-    assert!(
-        matches!(
-            refused,
-            Err(factum::store::StoreError::ConditionFailed { position: 1, .. })
-        ),
-        "{refused:?}"
-    );
+    let before = archive_common::archive_subscriptions(&store, &file).await;
     drop(store);
-
     let store = with_archives(&path, &[&file]).await;
-    let matched = store.read_matching(&course_c1, 0).await.expect("reads");
-    assert_eq!(found(&matched.events), [1, 3]);
-    assert_eq!(
-        store.read_all(0, 10).await.expect("reads"),
-        before,
-        "every event as before, tags and bodies"
-    );
-    let verification = store.verify().await.expect("verifies");
-    assert!(verification.is_intact(), "{verification}");
-    assert_eq!(verification.archived_unchecked, 0);
+    archive_common::assert_archived_subscriptions_read_back(&store, &before).await;
 }

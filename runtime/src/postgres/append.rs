@@ -8,8 +8,10 @@ use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use crate::envelope::NewEvent;
+use crate::store::decision::AppendCondition;
 use crate::store::{AppendOutcome, CommandOutcome, CommandRecord, ExpectedVersion, StoreError};
 
+use super::decision::QueryArrays;
 use super::error::{PostgresError, backend};
 use super::rows::to_i64;
 use super::store::Sql;
@@ -23,7 +25,8 @@ pub(super) fn unique_violation(error: &tokio_postgres::Error) -> Option<&str> {
 /// The `p_batch_duplicate` argument of `factum_append`.
 pub(super) const NO_REPEATED_ID: Option<Uuid> = None;
 
-/// The batch of one append, as the arrays `factum_append` takes.
+/// The batch of one append, as the arrays `factum_append` (and, with tags or a
+/// condition, `factum_decide`) takes.
 pub(super) struct Batch<'a> {
     pub(super) stream_id: &'a str,
     pub(super) stream_type: &'a str,
@@ -35,6 +38,28 @@ pub(super) struct Batch<'a> {
     pub(super) payloads: Vec<&'a str>,
     pub(super) occurred_at: Vec<chrono::DateTime<chrono::Utc>>,
     pub(super) metadata: Vec<String>,
+    /// Per event, its tags as stored (the JSON array the hash covers), `None` without.
+    tags: Vec<Option<String>>,
+    /// Per tag of the batch: its event's place (from 1) and the tag.
+    tag_events: Vec<i64>,
+    tag_values: Vec<String>,
+    /// The decision's condition, as `factum_decide` takes it.
+    condition: Option<Condition>,
+}
+
+/// An [`AppendCondition`] as `factum_decide` takes it.
+struct Condition {
+    after: i64,
+    query: QueryArrays,
+}
+
+impl Condition {
+    fn new(condition: &AppendCondition) -> Self {
+        Condition {
+            after: to_i64(condition.after),
+            query: QueryArrays::new(&condition.query),
+        }
+    }
 }
 
 impl<'a> Batch<'a> {
@@ -45,7 +70,6 @@ impl<'a> Batch<'a> {
         events: &'a [NewEvent],
     ) -> Result<Self, StoreError> {
         crate::store::limits::check_append(stream_id, stream_type, events)?;
-        crate::store::limits::refuse_tags(stream_id, events, "PostgreSQL")?;
         Self::checked(stream_id, stream_type, expected, events)
     }
 
@@ -59,8 +83,18 @@ impl<'a> Batch<'a> {
         command: &CommandRecord,
     ) -> Result<Self, StoreError> {
         crate::store::limits::check_command(stream_id, stream_type, events, command)?;
-        crate::store::limits::refuse_tags(stream_id, events, "PostgreSQL")?;
         Self::checked(stream_id, stream_type, expected, events)
+    }
+
+    /// The batch, appended only if `condition` holds (see `factum_decide`).
+    pub(super) fn under(mut self, condition: Option<&AppendCondition>) -> Self {
+        self.condition = condition.map(Condition::new);
+        self
+    }
+
+    /// Whether the batch goes to `factum_decide`: it has tags or a condition.
+    fn decides(&self) -> bool {
+        self.condition.is_some() || !self.tag_values.is_empty()
     }
 
     /// The batch of events the limits were checked for.
@@ -87,8 +121,23 @@ impl<'a> Batch<'a> {
             payloads: Vec::with_capacity(events.len()),
             occurred_at: Vec::with_capacity(events.len()),
             metadata: Vec::with_capacity(events.len()),
+            tags: Vec::with_capacity(events.len()),
+            tag_events: Vec::new(),
+            tag_values: Vec::new(),
+            condition: None,
         };
-        for event in events {
+        for (place, event) in (1..).zip(events) {
+            // Stored sorted and each once, as every store reads them back.
+            let tags = crate::tag::normalized_ref(&event.tags);
+            batch.tags.push(if tags.is_empty() {
+                None
+            } else {
+                Some(serde_json::to_string(&*tags).map_err(backend)?)
+            });
+            for tag in tags.iter() {
+                batch.tag_events.push(place);
+                batch.tag_values.push(tag.as_str().to_owned());
+            }
             batch.event_ids.push(event.event_id);
             batch.names.push(&event.name);
             batch.schema_versions.push(i64::from(event.schema_version));
@@ -101,9 +150,12 @@ impl<'a> Batch<'a> {
         Ok(batch)
     }
 
-    /// The statement to run: `factum_append_one` for one event, else `factum_append`.
+    /// The statement to run: `factum_decide` for tags or a condition, else
+    /// `factum_append_one` for one event, else `factum_append`.
     pub(super) fn sql<'s>(&self, sql: &'s Sql) -> &'s str {
-        if self.event_ids.len() == 1 {
+        if self.decides() {
+            &sql.decide
+        } else if self.event_ids.len() == 1 {
             &sql.append_one
         } else {
             &sql.append
@@ -115,6 +167,11 @@ impl<'a> Batch<'a> {
     /// concurrently with others (see `PostgresStore`'s documentation).
     pub(super) fn params(&self, held: bool) -> Vec<&(dyn ToSql + Sync)> {
         let held: &'static bool = if held { &true } else { &false };
+        if self.decides() {
+            let mut params = self.decide_params();
+            params.push(held);
+            return params;
+        }
         if let ([id], [name], [version], [payload], [at], [metadata]) = (
             self.event_ids.as_slice(),
             self.names.as_slice(),
@@ -137,44 +194,100 @@ impl<'a> Batch<'a> {
                 held,
             ];
         }
-        vec![
+        let mut params = Vec::with_capacity(12);
+        params.extend(self.stream_params());
+        // `factum_append` can report an id repeated in the batch; `check_append` refused
+        // such a batch already.
+        params.push(&NO_REPEATED_ID);
+        params.extend(self.event_params());
+        params.push(held);
+        params
+    }
+
+    /// The stream and the expected version, as every append function takes them first.
+    fn stream_params(&self) -> [&(dyn ToSql + Sync); 4] {
+        [
             &self.stream_id,
             &self.stream_type,
             &self.expected_kind,
             &self.expected_version,
-            // `factum_append` can report an id repeated in the batch; `check_append`
-            // refused such a batch already.
-            &NO_REPEATED_ID,
+        ]
+    }
+
+    /// The events' arrays, as every batch function takes them.
+    fn event_params(&self) -> [&(dyn ToSql + Sync); 6] {
+        [
             &self.event_ids,
             &self.names,
             &self.schema_versions,
             &self.payloads,
             &self.occurred_at,
             &self.metadata,
-            held,
         ]
     }
 
-    /// The parameters of `factum_append_command` for `command` and this batch.
+    /// The parameters `factum_decide` takes before `p_held`.
+    fn decide_params(&self) -> Vec<&(dyn ToSql + Sync)> {
+        const NO_ITEMS: i32 = 0;
+        const AFTER_NOTHING: i64 = 0;
+        const NO_INTEGERS: &[i32] = &[];
+        const NO_TEXTS: &[&str] = &[];
+        let mut params = Vec::with_capacity(20);
+        params.extend(self.stream_params());
+        params.extend(self.event_params());
+        params.extend([
+            &self.tags as &(dyn ToSql + Sync),
+            &self.tag_events,
+            &self.tag_values,
+        ]);
+        match &self.condition {
+            Some(condition) => params.extend([
+                &condition.query.items as &(dyn ToSql + Sync),
+                &condition.after,
+                &condition.query.tag_items,
+                &condition.query.tags,
+                &condition.query.name_items,
+                &condition.query.names,
+            ]),
+            None => params.extend([
+                &NO_ITEMS as &(dyn ToSql + Sync),
+                &AFTER_NOTHING,
+                &NO_INTEGERS,
+                &NO_TEXTS,
+                &NO_INTEGERS,
+                &NO_TEXTS,
+            ]),
+        }
+        params
+    }
+
+    /// The statement of a command's append: `factum_decide_command` for tags or a
+    /// condition, else `factum_append_command`.
+    pub(super) fn command_sql<'s>(&self, sql: &'s Sql) -> &'s str {
+        if self.decides() {
+            &sql.decide_command
+        } else {
+            &sql.append_command
+        }
+    }
+
+    /// The parameters of [`Batch::command_sql`] for `command` and this batch.
     pub(super) fn command_params<'s>(
         &'s self,
         command: &'s CommandRecord,
     ) -> Vec<&'s (dyn ToSql + Sync)> {
-        vec![
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![
             &command.command_id,
             &command.fingerprint,
             &command.recorded_at,
-            &self.stream_id,
-            &self.stream_type,
-            &self.expected_kind,
-            &self.expected_version,
-            &self.event_ids,
-            &self.names,
-            &self.schema_versions,
-            &self.payloads,
-            &self.occurred_at,
-            &self.metadata,
-        ]
+        ];
+        if self.decides() {
+            params.extend(self.decide_params());
+            return params;
+        }
+        params.extend(self.stream_params());
+        params.extend(self.event_params());
+        params
     }
 
     /// What a status row of `factum_append_command` means: the command's new outcome,
@@ -260,6 +373,14 @@ impl<'a> Batch<'a> {
             4 => Err(StoreError::DuplicateEventId {
                 stream_id: self.stream_id.to_owned(),
                 event_id: row.try_get(3).map_err(|e| unexpected(&e))?,
+            }),
+            6 => Err(StoreError::ConditionFailed {
+                stream_id: self.stream_id.to_owned(),
+                after: self
+                    .condition
+                    .as_ref()
+                    .map_or(0, |condition| u64::try_from(condition.after).unwrap_or(0)),
+                position: to_u64(position)?,
             }),
             other => Err(unexpected(&format_args!("unknown status {other}"))),
         }

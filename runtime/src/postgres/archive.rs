@@ -160,7 +160,7 @@ impl ArchiveStore for PostgresStore {
                 &format!(
                     "SELECT position, stream_id, stream_type, stream_version, event_id, name, \
                             schema_version, payload::text, metadata::text, occurred_at, hash, \
-                            predecessor \
+                            predecessor, tags \
                      FROM {}.events WHERE position > $1 AND position <= $2 \
                      ORDER BY position LIMIT $3",
                     quote_ident(self.schema())
@@ -322,7 +322,6 @@ fn stored_event(row: &Row) -> Result<ArchivedEvent, StoreError> {
             .map_err(|error| corrupt(format!("its payload is not JSON: {error}")))?,
         hash: hash(10)?,
         predecessor: hash(11)?,
-        // This store refuses tagged events until it keeps their tags.
-        tags: None,
+        tags: row.try_get(12).map_err(read)?,
     })
 }

@@ -55,6 +55,7 @@ pub(super) fn check_hash(
     let payload: Json<&RawValue> = row.try_get(7).map_err(read)?;
     let occurred_at: chrono::DateTime<chrono::Utc> = row.try_get(8).map_err(read)?;
     let metadata: Json<&RawValue> = row.try_get(9).map_err(read)?;
+    let tags: Option<&str> = row.try_get(10).map_err(read)?;
     // An archived event is checked with its body from the archive.
     let (payload, metadata) = match body {
         Some(body) => (
@@ -75,7 +76,7 @@ pub(super) fn check_hash(
         timestamp_nanos: i64::from(occurred_at.timestamp_subsec_nanos()),
         metadata: Some(metadata.as_bytes()),
         payload: payload.as_bytes(),
-        tags: None,
+        tags: tags.map(str::as_bytes),
     };
     if event_hash(&predecessor, &fields) != hash {
         return Err(corrupt(
@@ -284,7 +285,7 @@ fn feed(
             timestamp_nanos: i64::from(occurred_at.timestamp_subsec_nanos()),
             metadata: metadata.map(str::as_bytes),
             payload: payload.unwrap_or_default().as_bytes(),
-            tags: None,
+            tags: text(12).map(str::as_bytes),
         },
         hash: bytes(10),
         predecessor: bytes(11),

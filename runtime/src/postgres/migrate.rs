@@ -119,6 +119,14 @@ pub(super) const MIGRATIONS: &[(i32, &str, &str)] = &[
         "drop unused append helpers",
         include_str!("migrations/0013_drop_unused_append_helpers.sql"),
     ),
+    // Tags (`events.tags`, the text the hash covers, and the `event_tags` index) and
+    // decisions: `factum_decide` and `factum_decide_command` append a batch with tags or
+    // under a condition, tag locks making the check and the insert one step.
+    (
+        14,
+        "tags and decisions",
+        include_str!("migrations/0014_tags_and_decisions.sql"),
+    ),
 ];
 
 /// The newest schema version this code knows.
@@ -513,6 +521,7 @@ mod tests {
             (11, 1, 1, 0, 0),
             (12, 1, 1, 0, 0),
             (13, 0, 0, 0, 0),
+            (14, 2, 1, 0, 0),
         ];
         assert_eq!(MIGRATIONS.len(), expected.len() + 1, "{expected:?}");
         for ((version, _, sql), (numbered, functions, held_locks, session_locks, releases)) in

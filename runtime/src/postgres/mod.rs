@@ -10,6 +10,7 @@
 mod append;
 mod archive;
 mod config;
+mod decision;
 mod error;
 mod integrity;
 mod keys;

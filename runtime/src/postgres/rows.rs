@@ -70,7 +70,8 @@ pub(super) fn check_gapless(
 }
 
 /// Decodes the columns `Sql::new` selects (position, stream_id, stream_type,
-/// stream_version, event_id, name, schema_version, payload, occurred_at, metadata).
+/// stream_version, event_id, name, schema_version, payload, occurred_at, metadata,
+/// tags).
 /// An archived event's body comes from `body`.
 pub(super) fn decode_row(
     row: &Row,
@@ -144,6 +145,16 @@ pub(super) fn fill_record(
     record.timestamp = row
         .try_get(8)
         .map_err(|e| fail(record, "occurred_at", &e))?;
+    // Tags stay in the row when a body is archived.
+    match row
+        .try_get::<_, Option<&str>>(10)
+        .map_err(|e| fail(record, "tags", &e))?
+    {
+        None => record.tags.clear(),
+        Some(tags) => {
+            record.tags = serde_json::from_str(tags).map_err(|e| fail(record, "tags", &e))?;
+        }
+    }
     if let Some(body) = body {
         record.payload = body.payload.clone();
         let metadata = body.metadata.as_deref().unwrap_or("{}");
@@ -174,7 +185,6 @@ pub(super) fn blank_record(stream_id: &str, stream_version: u64) -> RecordedEven
         payload: empty_payload(),
         timestamp: chrono::DateTime::UNIX_EPOCH,
         metadata: Metadata::default(),
-        // This store keeps no tags yet: it refuses events that carry some.
         tags: Vec::new(),
     }
 }

@@ -11,6 +11,7 @@ use tokio_postgres::types::{Json, ToSql};
 use tokio_postgres::{NoTls, Row};
 
 use crate::envelope::{NewEvent, RecordedEvent, Snapshot};
+use crate::store::decision::AppendCondition;
 use crate::store::{
     AppendOutcome, CommandAppend, CommandOutcome, CommandRecord, EventStore, ExpectedVersion,
     FilteredPage, Head, StoreError, VisitError,
@@ -28,6 +29,9 @@ use super::rows::{
     position_of, to_i64,
 };
 
+/// Where the hash columns start in a row selected with the store's columns (after the
+/// event's own, tags last).
+pub(super) const HASH_COLUMN: usize = 11;
 /// Rows per page when a stream is visited.
 pub(super) const VISIT_PAGE: i64 = 4096;
 /// How often [`EventStore::append`] re-runs after a unique violation (a concurrent append
@@ -85,6 +89,10 @@ pub(super) const LISTENER_MAX_BACKOFF: Duration = Duration::from_secs(5);
 ///   the one before; the primary key is
 ///   the backstop for a writer that bypasses the lock (its violation re-runs the call,
 ///   which then finds the record). See [`crate::store::commands`].
+/// - `events.tags` and `event_tags (tag, position) PRIMARY KEY` (since schema version
+///   14): an event's tags as the JSON array of its sorted, distinct `key:value` texts
+///   (`NULL` without tags; the hash covers that text), and one row per tag, written by
+///   `factum_decide` with the event. See *Decisions* below.
 /// - `factum_schema_migrations`: the schema version, one row per applied migration.
 ///
 /// Payloads and metadata are `json`, not `jsonb`: `json` keeps the text exactly as
@@ -215,13 +223,40 @@ pub(super) const LISTENER_MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// transactions short. BENCHMARKS.md ("Append on PostgreSQL") has the throughput of
 /// concurrent writers against raw inserts.
 ///
-/// Lock order is the same everywhere (a command's lock, a stream's lock, the append lock,
-/// the position lock), a concurrent append waits for nothing once it holds the append
-/// lock, and a held append takes no stream lock, so appends do not deadlock on each
+/// Lock order is the same everywhere (a command's lock, the tags' locks in key order, a
+/// stream's lock, the append lock, the position lock), a concurrent append waits for
+/// nothing once it holds the append lock, and a held append takes no stream lock, so appends do not deadlock on each
 /// other; a transaction that appends several times through
 /// [`PostgresStore::append_in_transaction`] holds the append lock from its first append
 /// on. Such a transaction must run at `READ COMMITTED`, where each statement of the
 /// function sees every commit made before it took the lock.
+///
+/// # Decisions: tag locks, never check-then-insert
+///
+/// A batch with tags, or under a decision's condition
+/// ([`DecisionStore::append_if`](crate::store::decision::DecisionStore::append_if)), goes
+/// to `factum_decide` (untagged appends keep the functions above). Checking a condition
+/// with a `SELECT` and then inserting, at `READ COMMITTED`, lets two deciders both find
+/// no conflicting event and both commit (the race Marten shipped); serializable
+/// transactions would need every append to run serializable. Here locks order the
+/// writers instead: every tagged append takes an advisory lock per tag of its batch,
+/// **shared** (tagged appends to other streams still run side by side), and a decision
+/// takes the lock of every tag of its condition **exclusively**, all in key order before
+/// the stream's lock. An event a condition matches carries every tag of one of its
+/// items, so its writer and the decision exclude each other: whichever locks second runs
+/// its statements after the first committed, and the condition's check, a statement run
+/// once the locks are granted, sees the first's event. A condition with an item without
+/// tags (names only) could match an event of any tags: it takes the append lock
+/// exclusively, as a held append does, so no append is in flight while it checks.
+/// Idempotency is checked before the condition (a stored batch is answered as
+/// written, never as a failed condition); the condition walks `event_tags` from its
+/// position on, so it costs what was stored since the decision's read, not what the store
+/// holds. [`DecisionStore::read_matching`](crate::store::decision::DecisionStore) reads
+/// only up to the settled head and reports it as `read_to`, so no event at or below it
+/// commits later, unseen by the decision and passed by its condition.
+/// `runtime/tests/postgres_conformance.rs` races sixteen deciders on sixteen connections
+/// for a course's last seat, a hundred times; without the exclusive locks, fifteen of
+/// them took it.
 ///
 /// # Reads
 ///
@@ -320,6 +355,12 @@ pub(super) struct Sql {
     pub(super) append: String,
     pub(super) append_one: String,
     pub(super) append_command: String,
+    /// `factum_decide`: an append with tags or under a decision's condition.
+    pub(super) decide: String,
+    /// `factum_decide_command`: a command's append with tags or under a condition.
+    pub(super) decide_command: String,
+    /// The events a decision's query matches, up to a settled position.
+    pub(super) read_matching: String,
     pub(super) command_outcome: String,
     pub(super) prune_commands: String,
     pub(super) read_stream: String,
@@ -342,10 +383,10 @@ impl Sql {
         let s = quote_ident(schema);
         let columns = if check_hashes {
             "position, stream_id, stream_type, stream_version, event_id, name, \
-             schema_version, payload, occurred_at, metadata, hash, predecessor, signature"
+             schema_version, payload, occurred_at, metadata, tags, hash, predecessor, signature"
         } else {
             "position, stream_id, stream_type, stream_version, event_id, name, \
-             schema_version, payload, occurred_at, metadata"
+             schema_version, payload, occurred_at, metadata, tags"
         };
         Self {
             schema: schema.to_owned(),
@@ -353,7 +394,7 @@ impl Sql {
             verify_page: format!(
                 "SELECT position, stream_id, stream_type, stream_version, event_id, name, \
                         schema_version, payload::text, metadata::text, occurred_at, hash, \
-                        predecessor \
+                        predecessor, tags \
                  FROM {s}.events WHERE position > $1 ORDER BY position LIMIT $2"
             ),
             // Leaves only up to a settled position ($2): a checkpoint's tree must never
@@ -386,6 +427,21 @@ impl Sql {
                  FROM {s}.factum_append_command($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
                                                 $12, $13)"
             ),
+            decide: format!(
+                "SELECT o_status, o_stream_version, o_last_position, o_event_id, o_existing_type \
+                 FROM {s}.factum_decide($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+                                        $13, $14, $15, $16, $17, $18, $19, $20)"
+            ),
+            decide_command: format!(
+                "SELECT o_status, o_stream_version, o_last_position, o_event_id, o_existing_type, \
+                        o_first_position \
+                 FROM {s}.factum_decide_command($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+                                                $12, $13, $14, $15, $16, $17, $18, $19, $20, \
+                                                $21, $22)"
+            ),
+            // The positions a query's items match after $1 up to $2, one item per row of
+            // the arrays (see `decision.rs`), then their events.
+            read_matching: super::decision::read_matching_sql(&s, columns),
             command_outcome: format!(
                 "SELECT fingerprint, recorded_at, stream_id, stream_version, first_position, \
                         last_position, event_ids \
@@ -685,7 +741,11 @@ impl PostgresStore {
 
     /// The event of a row selected with the store's columns, checked (see
     /// [`checked`](Self::checked)), its body read from the archives when it is archived.
-    fn decode(&self, row: &Row, hash_column: usize) -> Result<RecordedEvent, StoreError> {
+    pub(super) fn decode(
+        &self,
+        row: &Row,
+        hash_column: usize,
+    ) -> Result<RecordedEvent, StoreError> {
         let body = super::archive::archived_body(row, &self.archives)?;
         self.checked(row, hash_column, body.as_ref())?;
         decode_row(row, body.as_ref())
@@ -766,7 +826,7 @@ impl PostgresStore {
         Ok(row)
     }
 
-    async fn query(
+    pub(super) async fn query(
         &self,
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
@@ -811,7 +871,20 @@ impl PostgresStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendOutcome, StoreError> {
-        let batch = Batch::new(stream_id, stream_type, expected, &events)?;
+        self.append_under(stream_id, stream_type, expected, events, None)
+            .await
+    }
+
+    /// An append, under a decision's `condition` when one is given.
+    pub(super) async fn append_under(
+        &self,
+        stream_id: &str,
+        stream_type: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        condition: Option<&AppendCondition>,
+    ) -> Result<AppendOutcome, StoreError> {
+        let batch = Batch::new(stream_id, stream_type, expected, &events)?.under(condition);
         if let Some(signer) = self.signer_for(&events) {
             let row = self
                 .append_signed(
@@ -855,11 +928,26 @@ impl PostgresStore {
         events: Vec<NewEvent>,
         command: CommandRecord,
     ) -> Result<CommandAppend, StoreError> {
-        let batch = Batch::of_command(stream_id, stream_type, expected, &events, &command)?;
+        self.append_command_under(stream_id, stream_type, expected, events, command, None)
+            .await
+    }
+
+    /// A command's append, under a decision's `condition` when one is given.
+    pub(super) async fn append_command_under(
+        &self,
+        stream_id: &str,
+        stream_type: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        command: CommandRecord,
+        condition: Option<&AppendCondition>,
+    ) -> Result<CommandAppend, StoreError> {
+        let batch = Batch::of_command(stream_id, stream_type, expected, &events, &command)?
+            .under(condition);
         if let Some(signer) = self.signer_for(&events) {
             let row = self
                 .append_signed(
-                    &self.sql.append_command,
+                    batch.command_sql(&self.sql),
                     &batch.command_params(&command),
                     &batch,
                     expected,
@@ -880,7 +968,7 @@ impl PostgresStore {
         }
         let client = self.client().await?;
         let statement = client
-            .prepare_cached(&self.sql.append_command)
+            .prepare_cached(batch.command_sql(&self.sql))
             .await
             .map_err(backend)?;
         let params = batch.command_params(&command);
@@ -992,7 +1080,7 @@ impl EventStore for PostgresStore {
         let mut expected = from_version.max(1);
         rows.iter()
             .map(|row| {
-                let event = self.decode(row, 10)?;
+                let event = self.decode(row, HASH_COLUMN)?;
                 check_gapless(
                     stream_id,
                     expected,
@@ -1020,7 +1108,9 @@ impl EventStore for PostgresStore {
                 &[&to_i64(after), &to_i64(settled), &limit],
             )
             .await?;
-        rows.iter().map(|row| self.decode(row, 10)).collect()
+        rows.iter()
+            .map(|row| self.decode(row, HASH_COLUMN))
+            .collect()
     }
 
     async fn for_each_in_stream<E, F>(
@@ -1074,7 +1164,8 @@ impl EventStore for PostgresStore {
                     position_of(row),
                 )
                 .map_err(VisitError::Store)?;
-                self.fill(row, 10, &mut record).map_err(VisitError::Store)?;
+                self.fill(row, HASH_COLUMN, &mut record)
+                    .map_err(VisitError::Store)?;
                 visit(&record).map_err(VisitError::Visitor)?;
                 next = version.saturating_add(1);
             }
@@ -1115,7 +1206,7 @@ impl EventStore for PostgresStore {
             .await?;
         let events = rows
             .iter()
-            .map(|row| self.decode(row, 10))
+            .map(|row| self.decode(row, HASH_COLUMN))
             .collect::<Result<Vec<_>, _>>()?;
         // Every match up to the settled position is in a page that is not full.
         let scanned_to = match events.last() {

@@ -86,12 +86,6 @@ pub enum Limit {
         /// The largest accepted.
         max: u64,
     },
-    /// Tags, which this store does not keep (see [`crate::tag`]): it refuses them rather
-    /// than lose them.
-    TagsNotKept {
-        /// The store.
-        store: &'static str,
-    },
 }
 
 impl fmt::Display for Limit {
@@ -117,11 +111,6 @@ impl fmt::Display for Limit {
                 write!(f, "{timestamp} lies outside the years 1 to 9999")
             }
             Self::NulCharacter => f.write_str("contains a NUL character"),
-            Self::TagsNotKept { store } => write!(
-                f,
-                "are not kept by the {store} store, which refuses them rather than lose them \
-                 (the memory and SQLite stores keep tags)"
-            ),
             Self::TooLarge { value, max } => {
                 write!(f, "{value} is larger than the largest accepted, {max}")
             }
@@ -197,28 +186,6 @@ pub fn check_command(
     };
     check_text(&command.fingerprint).map_err(|limit| refused("fingerprint", limit))?;
     check_timestamp(&command.recorded_at).map_err(|limit| refused("recorded_at", limit))
-}
-
-/// Refuses a batch with tagged events, for a store that does not keep tags: nothing is
-/// written, and no tag is lost.
-#[cfg(feature = "postgres")]
-pub(crate) fn refuse_tags(
-    stream_id: &str,
-    events: &[NewEvent],
-    store: &'static str,
-) -> Result<(), StoreError> {
-    match events
-        .iter()
-        .enumerate()
-        .find(|(_, event)| !event.tags.is_empty())
-    {
-        None => Ok(()),
-        Some((index, event)) => Err(StoreError::ValueRefused {
-            stream_id: stream_id.to_owned(),
-            field: format!("event {} of the batch (`{}`) tags", index + 1, event.name),
-            limit: Limit::TagsNotKept { store },
-        }),
-    }
 }
 
 /// The stream id and type every store can hold.

@@ -318,3 +318,63 @@ pub fn note() -> NewEvent {
         Metadata::default(),
     )
 }
+
+/// Two subscriptions, each tagged with its student and its course: `Sub-1` (position 1)
+/// to course `c1`, `Sub-2` to `c2`; the store verifies intact.
+pub async fn write_subscriptions<S: EventStore + factum::integrity::TamperEvident>(store: &S) {
+    for (stream, course) in [("Sub-1", "c1"), ("Sub-2", "c2")] {
+        let event = NewEvent::new(
+            "StudentSubscribed",
+            1,
+            serde_json::value::to_raw_value(&json!({ "course": course })).expect("JSON"),
+            Metadata::default(),
+        )
+        .with_tags([Tag::new("student", "s1"), Tag::new("course", course)]);
+        store
+            .append(
+                stream,
+                "Subscription",
+                ExpectedVersion::NoStream,
+                vec![event],
+            )
+            .await
+            .expect("append");
+    }
+    let intact = store.verify().await.expect("verify");
+    assert!(intact.is_intact(), "{intact}");
+}
+
+/// After [`write_subscriptions`], `Sub-1` was moved to course `c2` by SQL (its tags and
+/// its rows of the tag index rewritten): `verify` finds the event altered, and a store
+/// that checks hashes refuses it to a stream read and to a decision's read.
+pub async fn assert_the_moved_subscription_is_found<S>(unchecked: &S, checked: &S)
+where
+    S: factum::store::decision::DecisionStore + factum::integrity::TamperEvident,
+{
+    use factum::store::decision::{Query, QueryItem};
+    let verification = unchecked.verify().await.expect("verify");
+    let first = verification.first().expect("the edit is found");
+    assert_eq!(first.kind, TamperingKind::Altered, "{verification}");
+    assert_eq!(first.position, Some(1), "{verification}");
+    let course_c2 =
+        Query::new([QueryItem::names(["StudentSubscribed"]).with_tags([Tag::new("course", "c2")])]);
+    let unchecked_read = unchecked.read_matching(&course_c2, 0).await.expect("read");
+    assert_eq!(
+        unchecked_read.events.len(),
+        2,
+        "without the check, the moved subscription is read"
+    );
+    for refused in [
+        checked.read_stream("Sub-1", 1, 10).await.map(|_| ()),
+        checked.read_matching(&course_c2, 0).await.map(|_| ()),
+    ] {
+        match refused {
+            Err(factum::store::StoreError::CorruptRow {
+                position: Some(1),
+                reason,
+                ..
+            }) => assert!(reason.contains("does not match its hash"), "{reason}"),
+            other => panic!("an edited tag read back: {other:?}"),
+        }
+    }
+}
