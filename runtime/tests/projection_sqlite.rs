@@ -919,6 +919,7 @@ async fn a_catalog_and_a_store_are_never_opened_as_each_other() {
             "archives",
             "checkpoints",
             "commands",
+            "event_tags",
             "events",
             "factum_schema_version",
             "snapshots",
