@@ -469,70 +469,12 @@ fn check_event_handler<'a>(
     errors: &mut Errors,
     method: &'a ImplItemFn,
 ) -> Checked<'a, EventHandler<'a>> {
-    const FORM: &str = "expected `#[apply] fn name(&mut self, event: &Event)`";
-    let role = Check {
-        name: "an #[apply] method",
-        form: FORM,
-    };
-    let plain = impl_block::check_plain(
-        errors,
-        method,
-        role,
-        Asyncness::Forbidden(
-            "an #[apply] method cannot be async: applying an event only changes the state in memory",
-        ),
-    );
-    let receiver_ok = impl_block::check_receiver(errors, method, role, Receiver::Mut);
-    let sig = &method.sig;
-    let mut output_ok = true;
-    if let ReturnType::Type(_, output) = &sig.output {
-        let unit = matches!(&**output, Type::Tuple(tuple) if tuple.elems.is_empty());
-        if !unit {
-            errors.error_spanned_by(output, format!("an #[apply] method returns nothing: an event already happened, so applying it cannot fail; {FORM}"));
-            output_ok = false;
-        }
-    }
-    let arguments = impl_block::typed_arguments(method);
-    let (event, subject) = match arguments.as_slice() {
-        [] => {
-            errors.push(syn::Error::new(
-                sig.paren_token.span.join(),
-                format!("an #[apply] method takes the event after `&mut self`; {FORM}"),
-            ));
-            (None, None)
-        }
-        [argument, rest @ ..] => {
-            if let Some(extra) = rest.first() {
-                errors.error_spanned_by(
-                    extra,
-                    format!("an #[apply] method takes only the event; {FORM}"),
-                );
-            }
-            match &*argument.ty {
-                Type::Reference(reference) if reference.mutability.is_none() => {
-                    let event = &*reference.elem;
-                    (rest.is_empty().then_some(event), Some(event))
-                }
-                other => {
-                    errors.error_spanned_by(
-                        other,
-                        format!("an #[apply] method takes the event by shared reference; {FORM}"),
-                    );
-                    let event = match other {
-                        Type::Reference(reference) => &*reference.elem,
-                        other => other,
-                    };
-                    (None, Some(event))
-                }
-            }
-        }
-    };
-    match event {
-        Some(event) if plain && receiver_ok && output_ok => Checked::Valid(EventHandler {
-            method: &sig.ident,
+    match impl_block::check_apply(errors, method) {
+        (Some(event), true) => Checked::Valid(EventHandler {
+            method: &method.sig.ident,
             event,
         }),
-        _ => Checked::Malformed(subject),
+        (subject, _) => Checked::Malformed(subject),
     }
 }
 

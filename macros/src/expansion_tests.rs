@@ -367,3 +367,45 @@ fn event_after_personal_misuses_keeps_the_item_without_its_attributes() {
     );
     assert!(!item.contains("PERSONAL"), "{item}");
 }
+
+#[test]
+fn decision_model_keyed_by_two_tags() {
+    // `keyed` takes one value per key, in order (a string key becomes a parameter name);
+    // `apply_stored` decodes and applies each event by name; one constant per handler and
+    // key checks, at the handler, that the event declares the key.
+    let expanded = crate::decision_model::expand(
+        quote!(tags(course, "study-group")),
+        quote! {
+            impl Seats {
+                #[apply]
+                fn defined(&mut self, event: &CourseDefined) {
+                    self.capacity = event.capacity;
+                }
+                #[apply]
+                fn subscribed(&mut self, _: &events::StudentSubscribed) {
+                    self.taken += 1;
+                }
+                fn free(&self) -> u32 {
+                    self.capacity - self.taken
+                }
+            }
+        },
+    );
+    insta::assert_snapshot!(pretty(expanded));
+}
+
+#[test]
+fn decision_model_keyed_by_no_tag() {
+    let expanded = crate::decision_model::expand(
+        quote!(),
+        quote! {
+            impl LastInvoiceNumber {
+                #[apply]
+                fn created(&mut self, event: &InvoiceCreated) {
+                    self.0 = event.number;
+                }
+            }
+        },
+    );
+    insta::assert_snapshot!(pretty(expanded));
+}

@@ -468,3 +468,70 @@ pub fn type_text(ty: &Type) -> String {
     }
     text
 }
+
+/// `#[apply] fn name(&mut self, event: &Event)`, as `#[aggregate]` and
+/// `#[decision_model]` take it: not async, not generic, `&mut self`, the event by shared
+/// reference and nothing else, no return value. Gives the event type when the signature
+/// names one, and whether the handler is well-formed.
+pub fn check_apply<'a>(errors: &mut Errors, method: &'a ImplItemFn) -> (Option<&'a Type>, bool) {
+    const FORM: &str = "expected `#[apply] fn name(&mut self, event: &Event)`";
+    let role = Role {
+        name: "an #[apply] method",
+        form: FORM,
+    };
+    let plain = check_plain(
+        errors,
+        method,
+        role,
+        Asyncness::Forbidden(
+            "an #[apply] method cannot be async: applying an event only changes the state in memory",
+        ),
+    );
+    let receiver_ok = check_receiver(errors, method, role, Receiver::Mut);
+    let sig = &method.sig;
+    let mut output_ok = true;
+    if let ReturnType::Type(_, output) = &sig.output {
+        let unit = matches!(&**output, Type::Tuple(tuple) if tuple.elems.is_empty());
+        if !unit {
+            errors.error_spanned_by(output, format!("an #[apply] method returns nothing: an event already happened, so applying it cannot fail; {FORM}"));
+            output_ok = false;
+        }
+    }
+    let arguments = typed_arguments(method);
+    let (event, subject) = match arguments.as_slice() {
+        [] => {
+            errors.push(syn::Error::new(
+                sig.paren_token.span.join(),
+                format!("an #[apply] method takes the event after `&mut self`; {FORM}"),
+            ));
+            (None, None)
+        }
+        [argument, rest @ ..] => {
+            if let Some(extra) = rest.first() {
+                errors.error_spanned_by(
+                    extra,
+                    format!("an #[apply] method takes only the event; {FORM}"),
+                );
+            }
+            match &*argument.ty {
+                Type::Reference(reference) if reference.mutability.is_none() => {
+                    let event = &*reference.elem;
+                    (rest.is_empty().then_some(event), Some(event))
+                }
+                other => {
+                    errors.error_spanned_by(
+                        other,
+                        format!("an #[apply] method takes the event by shared reference; {FORM}"),
+                    );
+                    let event = match other {
+                        Type::Reference(reference) => &*reference.elem,
+                        other => other,
+                    };
+                    (None, Some(event))
+                }
+            }
+        }
+    };
+    let valid = event.is_some() && plain && receiver_ok && output_ok;
+    (subject, valid)
+}

@@ -9,6 +9,7 @@ mod aggregate;
 mod attr;
 mod command;
 mod ctxt;
+mod decision_model;
 mod derives;
 mod docs;
 mod event;
@@ -39,6 +40,13 @@ pub fn command(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn aggregate(args: TokenStream, item: TokenStream) -> TokenStream {
     aggregate::expand(args.into(), item.into()).into()
+}
+
+/// Implements `DecisionModel` from an impl block of `#[apply]` methods, keyed by the tags
+/// it names; see `factum::decision_model`.
+#[proc_macro_attribute]
+pub fn decision_model(args: TokenStream, item: TokenStream) -> TokenStream {
+    decision_model::expand(args.into(), item.into()).into()
 }
 
 /// Implements `Projection` from an impl block of `#[on]` handlers and an optional

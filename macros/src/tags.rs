@@ -41,7 +41,7 @@ pub fn strip(input: &mut DeriveInput) {
 }
 
 /// Whether `key` can be a tag's key: what `factum::Tag::is_valid_key` accepts.
-fn is_valid_key(key: &str) -> bool {
+pub fn is_valid_key(key: &str) -> bool {
     !key.is_empty()
         && key
             .bytes()

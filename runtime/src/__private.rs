@@ -10,6 +10,7 @@ pub use ::std;
 pub use crate::aggregate::{Aggregate, Apply, Handle};
 pub use crate::command::{Command, CommandDecodeError, CommandOf, CommandSet, decode_command};
 pub use crate::context::CommandContext;
+pub use crate::decision::{DecisionModel, Keyed};
 pub use crate::envelope::RecordedEvent;
 pub use crate::error::{BoxError, DecodeError, DecodeErrorKind, EncodeError};
 pub use crate::event::{EncodedEvent, Event, EventOf, EventSet, IntoEvents};
@@ -18,7 +19,20 @@ pub use crate::personal::{
 };
 pub use crate::projection::{Projection, ProjectionError, Reactor, Recorded};
 pub use crate::registry::{RegistryBuilder, UpcastPath};
-pub use crate::tag::{Tag, TagField, TagValues};
+pub use crate::tag::{Tag, TagField, TagValue, TagValues};
+
+/// Whether the event `E` declares a tag of `key` (a `#[tag]` field): what a
+/// `#[decision_model]` keyed by `key` checks of every event it applies, at compile time.
+pub const fn declares_tag<E: Event>(key: &str) -> bool {
+    let mut index = 0;
+    while index < E::TAGS.len() {
+        if str_eq(E::TAGS[index].key, key) {
+            return true;
+        }
+        index += 1;
+    }
+    false
+}
 
 /// Checks at compile time that a `#[subject]` field's type can name a data subject.
 pub const fn assert_subject<T: Subject + ?Sized>() {}

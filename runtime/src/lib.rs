@@ -22,6 +22,7 @@ pub mod causation;
 pub mod cloudevents;
 mod command;
 pub mod context;
+pub mod decision;
 pub mod envelope;
 pub mod error;
 mod event;
@@ -261,6 +262,43 @@ pub use factum_macros::Commands;
 /// ```
 pub use factum_macros::aggregate;
 
+/// Implements [`DecisionModel`](decision::DecisionModel) from an inherent impl block of
+/// `#[apply]` methods: a state built from the events a decision across entities reads
+/// (see [`decision`]).
+///
+/// `#[decision_model(tags(course, student))]` keys the model by those tag keys (a key
+/// that is no Rust name is a string: `tags("course-code")`; no `tags` at all: every event
+/// of its names, whatever their tags). The macro adds `keyed(course, student)` to the
+/// type, taking one [`TagValue`] per key in that order, which a [`Decide`](decision::Decide)
+/// command calls to name the model's entity.
+///
+/// Each `#[apply] fn name(&mut self, event: &Event)` applies one event type. Every event
+/// it applies must declare a tag of every key (a `#[tag]` field): otherwise it is a
+/// **compile error** at the handler, since a query keyed by that tag could never find the
+/// event.
+///
+/// ```compile_fail
+/// use factum::prelude::*;
+///
+/// #[event(name = "CourseRenamed", version = 1)]
+/// pub struct CourseRenamed {
+///     pub course: String, // not #[tag]
+///     pub title: String,
+/// }
+///
+/// #[derive(Default)]
+/// pub struct Title(String);
+///
+/// #[decision_model(tags(course))]
+/// impl Title {
+///     #[apply] // error: `CourseRenamed` declares no `course` tag
+///     fn renamed(&mut self, event: &CourseRenamed) {
+///         self.0 = event.title.clone();
+///     }
+/// }
+/// ```
+pub use factum_macros::decision_model;
+
 /// Implements [`Projection`](projection::Projection) from an inherent impl block of
 /// `#[on]` event handlers and an optional `#[setup]` method.
 ///
@@ -381,6 +419,7 @@ pub use factum_macros::reactor;
 /// The names most code needs: the macros, the traits, the repository and the store.
 pub mod prelude {
     pub use crate::context::{Actor, CommandContext};
+    pub use crate::decision::{Decide, Decided, Decisions, Keyed};
     pub use crate::envelope::{Metadata, NewEvent, RecordedEvent};
     pub use crate::projection::{Projection, ProjectionError, ProjectionRunner, Reactor, Recorded};
     pub use crate::repository::{Executed, Loaded, Repository, RepositoryError};
@@ -388,7 +427,7 @@ pub mod prelude {
     pub use crate::store::{EventStore, ExpectedVersion, MemoryStore, StoreError};
     pub use crate::tag::Tag;
     pub use crate::{Aggregate, Command, CommandSet, Event, EventSet};
-    pub use crate::{Commands, Events, aggregate, command, event};
+    pub use crate::{Commands, Events, aggregate, command, decision_model, event};
     // The attributes only: `crate::projection` also names the module.
     pub use factum_macros::{projection, reactor};
 }

@@ -49,16 +49,64 @@ fn decode_replayed<S: EventSet>(event: ReplayedEvent<'_>) -> Result<S, RecordDec
 /// The digest a command is recorded with: SHA-256 of its name and JSON, in hex. A repeat
 /// of the command has the same; another command under a used id has another.
 fn fingerprint<C: CommandSet>(command: &C) -> Result<String, serde_json::Error> {
+    Ok(fingerprint_of(command.command_name(), &command.to_json()?))
+}
+
+/// The fingerprint of the command `name` whose JSON is `json` (see `fingerprint`).
+pub(crate) fn fingerprint_of(name: &str, json: &str) -> String {
     use sha2::Digest;
     let mut hasher = sha2::Sha256::new();
-    hasher.update(command.command_name().as_bytes());
+    hasher.update(name.as_bytes());
     hasher.update([0]);
-    hasher.update(command.to_json()?.as_bytes());
-    Ok(hasher
+    hasher.update(json.as_bytes());
+    hasher
         .finalize()
         .iter()
         .map(|byte| format!("{byte:02x}"))
-        .collect())
+        .collect()
+}
+
+/// The events a command executed before recorded, read back and decoded: the answer to
+/// its repeat. Another command under its id (another fingerprint) is
+/// [`RepositoryError::CommandIdReused`]; a record whose events its stream no longer holds
+/// as recorded, [`RepositoryError::CommandRecordMismatch`].
+pub(crate) async fn recorded_events<Set: EventSet, S: EventStore, E>(
+    store: &S,
+    outcome: &CommandOutcome,
+    fingerprint: &str,
+) -> Result<Vec<Set>, RepositoryError<E>> {
+    if outcome.fingerprint != fingerprint {
+        return Err(RepositoryError::CommandIdReused {
+            command_id: outcome.command_id,
+            recorded_stream_id: outcome.stream_id.clone(),
+        });
+    }
+    let count = outcome.event_ids.len();
+    let mismatch = || RepositoryError::CommandRecordMismatch {
+        stream_id: outcome.stream_id.clone(),
+        command_id: outcome.command_id,
+    };
+    let first_version = (outcome.stream_version + 1)
+        .checked_sub(count as u64)
+        .ok_or_else(mismatch)?;
+    let records = if count == 0 {
+        Vec::new()
+    } else {
+        store
+            .read_stream(&outcome.stream_id, first_version, count)
+            .await?
+    };
+    if records
+        .iter()
+        .map(|record| record.event_id)
+        .ne(outcome.event_ids.iter().copied())
+    {
+        return Err(mismatch());
+    }
+    Ok(records
+        .iter()
+        .map(decode_record::<Set>)
+        .collect::<Result<Vec<_>, _>>()?)
 }
 
 /// Applies recorded events, in order, to an aggregate's state.
@@ -533,35 +581,50 @@ impl<A: Aggregate> Decider<A> {
             .state
             .handle(command, &services, &ctx)
             .map_err(|error| Stop::Failed(RepositoryError::Rejected(error)))?;
-        let event_metadata = ctx.event_metadata();
-        let mut new_events = Vec::with_capacity(events.len());
-        for event in &events {
-            let encoded = event.encode().map_err(|source| {
-                Stop::Failed(RepositoryError::Encode {
-                    stream_id: stream_id.clone(),
-                    source,
-                })
-            })?;
-            A::Events::decode(encoded.name, encoded.schema_version, encoded.payload.get())
-                .map_err(|source| {
-                    Stop::Failed(RepositoryError::Unreadable {
-                        stream_id: stream_id.clone(),
-                        source: Box::new(source),
-                    })
-                })?;
-            new_events.push(NewEvent {
+        let new_events = new_events(&events, &stream_id, &ctx).map_err(Stop::Failed)?;
+        session.events = events;
+        Ok(new_events)
+    }
+}
+
+/// Decided events as they are stored: each encoded and decoded again as a load would
+/// (what is stored must load again: otherwise [`RepositoryError::Unreadable`], nothing
+/// written), with the context's metadata and time, and the event's tags (a decision
+/// across entities finds an aggregate's events by them too).
+pub(crate) fn new_events<S: EventSet, E>(
+    events: &[S],
+    stream_id: &str,
+    ctx: &CommandContext,
+) -> Result<Vec<NewEvent>, RepositoryError<E>> {
+    let metadata = ctx.event_metadata();
+    let mut new_events = Vec::with_capacity(events.len());
+    for event in events {
+        let encoded = event.encode().map_err(|source| RepositoryError::Encode {
+            stream_id: stream_id.to_owned(),
+            source,
+        })?;
+        S::decode(encoded.name, encoded.schema_version, encoded.payload.get()).map_err(
+            |source| RepositoryError::Unreadable {
+                stream_id: stream_id.to_owned(),
+                source: Box::new(source),
+            },
+        )?;
+        let mut tags = Vec::new();
+        event.tags(&mut tags);
+        new_events.push(
+            NewEvent {
                 timestamp: ctx.now(),
                 ..NewEvent::new(
                     encoded.name,
                     encoded.schema_version,
                     encoded.payload,
-                    event_metadata.clone(),
+                    metadata.clone(),
                 )
-            });
-        }
-        session.events = events;
-        Ok(new_events)
+            }
+            .with_tags(tags),
+        );
     }
+    Ok(new_events)
 }
 
 /// Runs `policy`, if any, and traces its decision; a denial's reason is the error.
@@ -1246,35 +1309,11 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         outcome: CommandOutcome,
         fingerprint: &str,
     ) -> Result<Executed<A>, RepositoryError<A::Error>> {
-        if outcome.fingerprint != fingerprint {
-            return Err(RepositoryError::CommandIdReused {
-                command_id: outcome.command_id,
-                recorded_stream_id: outcome.stream_id,
-            });
-        }
-        let count = outcome.event_ids.len();
+        let events = recorded_events::<A::Events, _, _>(&self.store, &outcome, fingerprint).await?;
         let mismatch = || RepositoryError::CommandRecordMismatch {
             stream_id: outcome.stream_id.clone(),
             command_id: outcome.command_id,
         };
-        let first_version = (outcome.stream_version + 1)
-            .checked_sub(count as u64)
-            .ok_or_else(mismatch)?;
-        let records = if count == 0 {
-            Vec::new()
-        } else {
-            self.store
-                .read_stream(&outcome.stream_id, first_version, count)
-                .await?
-        };
-        let ids: Vec<uuid::Uuid> = records.iter().map(|record| record.event_id).collect();
-        if ids != outcome.event_ids {
-            return Err(mismatch());
-        }
-        let events = records
-            .iter()
-            .map(decode_record::<A::Events>)
-            .collect::<Result<Vec<_>, _>>()?;
         let id = outcome
             .stream_id
             .strip_prefix(&format!("{}-", A::NAME))

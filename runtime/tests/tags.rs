@@ -387,3 +387,88 @@ async fn cloudevents_carry_the_tags_out_and_back() {
     );
     assert_eq!(after[0].tags.len(), 2);
 }
+
+/// A course as an aggregate: its events are tagged, and the repository stores them with
+/// their tags, so a decision across entities finds an aggregate's events too.
+#[derive(Default)]
+pub struct Course {
+    seats: u32,
+}
+
+#[command(name = "ChangeSeats")]
+pub struct ChangeSeats {
+    #[aggregate_id]
+    pub course: String,
+    pub seats: u32,
+}
+
+#[derive(Commands)]
+pub enum CourseCommand {
+    ChangeSeats(ChangeSeats),
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("never")]
+pub struct Never;
+
+#[aggregate(events = CourseEvent, commands = CourseCommand, error = Never, ignore_events = [StudentSubscribed, Untagged])]
+impl Course {
+    #[handle]
+    fn change(&self, command: ChangeSeats) -> Result<SeatsChanged, Never> {
+        Ok(SeatsChanged {
+            course_id: CourseId(command.course),
+            room_number: Some(7),
+            teacher_ids: Vec::new(),
+            cohort: BTreeSet::new(),
+            seats: command.seats,
+        })
+    }
+
+    #[apply]
+    fn changed(&mut self, event: &SeatsChanged) {
+        self.seats = event.seats;
+    }
+}
+
+/// The seats of a course, as a decision reads them.
+#[derive(Default)]
+pub struct Seats(u32);
+
+#[decision_model(tags(course))]
+impl Seats {
+    #[apply]
+    fn changed(&mut self, event: &SeatsChanged) {
+        self.0 = event.seats;
+    }
+}
+
+#[tokio::test]
+async fn an_aggregates_events_are_stored_with_their_tags() {
+    use factum::decision::{Decisions, Models};
+    use factum::store::decision::{DecisionStore, Query};
+    let repository = Repository::<Course, _>::new(MemoryStore::new());
+    repository
+        .execute(ChangeSeats {
+            course: "c-1".into(),
+            seats: 30,
+        })
+        .await
+        .expect("executed");
+    let stored = repository.store().read_all(0, 10).await.expect("read");
+    assert_eq!(
+        stored[0].tags,
+        [Tag::new("course", "c-1"), Tag::new("room", "7")],
+        "the event's tags, sorted"
+    );
+    let items = <(Seats,)>::items(&(Seats::keyed("c-1"),));
+    let read = Decisions::new(repository.store().clone())
+        .store()
+        .read_matching(&Query::new(items.iter().cloned()), 0)
+        .await
+        .expect("read");
+    let (seats,) = <(Seats,)>::fold(&items, &read.events).expect("folded");
+    assert_eq!(
+        seats.0, 30,
+        "the decision model finds the aggregate's event"
+    );
+}
