@@ -145,6 +145,7 @@
 //! # }
 //! ```
 
+use std::future::Future;
 use std::marker::PhantomData;
 
 use uuid::Uuid;
@@ -329,8 +330,12 @@ pub struct Decided<E> {
     pub events: Vec<E>,
     /// Their ids.
     pub event_ids: Vec<Uuid>,
+    /// The stream's version after the events.
+    pub version: u64,
     /// The position of the last event (`None` when it recorded none).
     pub position: Option<u64>,
+    /// When the command was recorded.
+    pub recorded_at: chrono::DateTime<chrono::Utc>,
     /// How many times it was decided (more than 1 after another decision got there
     /// first); 0 when it was executed before and answered from its record.
     pub attempts: u32,
@@ -394,6 +399,23 @@ impl<S: DecisionStore> Decisions<S> {
     where
         D: Decide,
     {
+        self.execute_between(command, ctx, std::future::ready(()))
+            .await
+    }
+
+    /// [`Decisions::execute`], running `between` once after the first decision is made
+    /// and before it is appended (what `testing::DecisionFixture` stores meanwhile).
+    pub(crate) async fn execute_between<D, F>(
+        &self,
+        command: D,
+        ctx: CommandContext,
+        between: F,
+    ) -> Result<Decided<D::Events>, RepositoryError<D::Error>>
+    where
+        D: Decide,
+        F: Future<Output = ()>,
+    {
+        let mut between = Some(between);
         let stream_id = format!("{}-{}", D::STREAM_TYPE, command.aggregate_id());
         let ctx = ctx.in_current_trace();
         if ctx.command_id.is_nil() {
@@ -432,6 +454,9 @@ impl<S: DecisionStore> Decisions<S> {
                 query: query.clone(),
                 after: read.read_to,
             };
+            if let Some(between) = between.take() {
+                between.await;
+            }
             let appended = self
                 .store
                 .append_command_if(
@@ -450,7 +475,9 @@ impl<S: DecisionStore> Decisions<S> {
                         stream_id,
                         events,
                         event_ids,
+                        version: outcome.stream_version,
                         position: outcome.last_position,
+                        recorded_at: outcome.recorded_at,
                         attempts: attempt,
                     });
                 }
@@ -485,7 +512,9 @@ impl<S: DecisionStore> Decisions<S> {
             stream_id: outcome.stream_id,
             events,
             event_ids: outcome.event_ids,
+            version: outcome.stream_version,
             position: outcome.last_position,
+            recorded_at: outcome.recorded_at,
             attempts: 0,
         })
     }

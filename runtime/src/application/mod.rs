@@ -100,9 +100,12 @@ pub use middleware::{ContextRules, Metrics, Tracing};
 use crate::aggregate::Aggregate;
 use crate::command::{Command, CommandSet};
 use crate::context::{CommandContext, CommandIdError};
+use crate::decision::{Decide, Decided, Decisions};
+use crate::event::EventSet;
 use crate::registry::{Registry, RegistryBuilder};
 use crate::repository::{CallServices, Executed, Repository};
 use crate::store::EventStore;
+use crate::store::decision::DecisionStore;
 use crate::upcast::Upcaster;
 
 use call::{CallParts, Routed};
@@ -163,6 +166,26 @@ impl Outcome {
             recorded_at: executed.recorded_at,
             executed: Arc::new(executed),
         }
+    }
+
+    fn of_decision<D: Decide>(decided: Decided<D::Events>) -> Self {
+        Self {
+            command_id: decided.command_id,
+            command: D::NAME,
+            aggregate: D::STREAM_TYPE,
+            stream_id: decided.stream_id.clone(),
+            version: decided.version,
+            position: decided.position,
+            event_ids: decided.event_ids.clone(),
+            created: decided.version > 0 && decided.version == decided.event_ids.len() as u64,
+            recorded_at: decided.recorded_at,
+            executed: Arc::new(decided),
+        }
+    }
+
+    /// The decision's typed answer (its events), if the command was the decision `D`.
+    pub fn decided<D: Decide>(&self) -> Option<&Decided<D::Events>> {
+        self.executed.downcast_ref()
     }
 
     /// The repository's typed answer (the events and the state after them), if the
@@ -454,6 +477,39 @@ impl<S: EventStore + Send + Sync + 'static> ApplicationBuilder<S> {
         self
     }
 
+    /// Adds the decision across entities `D` (see [`crate::decision`]): its command is
+    /// routed by name like an aggregate's (from Rust or from the wire, through the same
+    /// middleware) and made by a [`Decisions`] on the application's store, deciding up
+    /// to `attempts` times when its facts change under it. Its events and command join
+    /// the registry under its stream type.
+    pub fn decision<D: Decide>(mut self, attempts: u32) -> Self
+    where
+        S: DecisionStore + Clone,
+    {
+        let decisions = Arc::new(Decisions::new(self.store.clone()).with_attempts(attempts));
+        let route: Arc<dyn Route> = Arc::new(DecisionRoute::<D, S> {
+            decisions,
+            decision: std::marker::PhantomData,
+        });
+        match self.routes.entry(D::NAME) {
+            Entry::Vacant(entry) => {
+                entry.insert(route);
+            }
+            Entry::Occupied(entry) => {
+                self.error.get_or_insert(BuildError::DuplicateCommand {
+                    command: D::NAME,
+                    first: entry.get().aggregate(),
+                    second: D::STREAM_TYPE,
+                });
+                return self;
+            }
+        }
+        self.upcaster = std::mem::take(&mut self.upcaster).events::<D::Events>(D::STREAM_TYPE);
+        D::Events::register(&mut self.registry, Some(D::STREAM_TYPE));
+        self.registry.add_command::<D>(Some(D::STREAM_TYPE));
+        self
+    }
+
     /// The application, or why its aggregates do not fit together.
     pub fn build(self) -> Result<Application<S>, BuildError> {
         if let Some(error) = self.error {
@@ -538,6 +594,87 @@ impl<A: Aggregate, S: EventStore + Send + Sync + 'static> Route for RouteTo<A, S
                 known: A::Commands::COMMAND_NAMES.to_vec(),
             }),
         }
+    }
+}
+
+/// The way to one kind of decision.
+struct DecisionRoute<D, S> {
+    decisions: Arc<Decisions<S>>,
+    decision: std::marker::PhantomData<fn(D)>,
+}
+
+impl<D: Decide, S: DecisionStore + Send + Sync + 'static> Route for DecisionRoute<D, S> {
+    fn aggregate(&self) -> &'static str {
+        D::STREAM_TYPE
+    }
+
+    fn bind_value(&self, command: Box<dyn Any + Send>) -> Result<Box<dyn Routed>, ()> {
+        let command = *command.downcast::<D>().map_err(drop)?;
+        Ok(Box::new(BoundDecision {
+            command,
+            decisions: Arc::clone(&self.decisions),
+        }))
+    }
+
+    fn bind_json(&self, _name: &str, json: &str) -> Result<Box<dyn Routed>, ApplicationError> {
+        let command = crate::command::decode_command::<D>(json)?;
+        Ok(Box::new(BoundDecision {
+            command,
+            decisions: Arc::clone(&self.decisions),
+        }))
+    }
+}
+
+/// A decision's command with what makes it.
+struct BoundDecision<D, S> {
+    command: D,
+    decisions: Arc<Decisions<S>>,
+}
+
+impl<D: Decide, S: DecisionStore + Send + Sync + 'static> Routed for BoundDecision<D, S> {
+    fn name(&self) -> &'static str {
+        D::NAME
+    }
+
+    fn aggregate(&self) -> &'static str {
+        D::STREAM_TYPE
+    }
+
+    fn aggregate_id(&self) -> String {
+        self.command.aggregate_id()
+    }
+
+    fn member(&self) -> &dyn Any {
+        &self.command
+    }
+
+    fn to_json(&self) -> Result<String, serde_json::Error> {
+        serde_json::to_string(&self.command)
+    }
+
+    fn run(self: Box<Self>, call: CallParts) -> Handled {
+        let BoundDecision { command, decisions } = *self;
+        Box::pin(async move {
+            if let Some(version) = call.expected_version {
+                // A decision is made on the events its models read, not on a stream's
+                // version: an expectation of one would be silently meaningless.
+                return Err(ApplicationError::Refused {
+                    by: "factum::decision".to_owned(),
+                    command: D::NAME,
+                    aggregate_id: command.aggregate_id(),
+                    reason: format!(
+                        "a decision across entities is made on the events of its models, not at a stream version; send it without an expected version (it named {version})"
+                    ),
+                });
+            }
+            let decided = decisions.execute(command, call.context).await;
+            decided
+                .map(|decided| Outcome::of_decision::<D>(decided))
+                .map_err(|error| ApplicationError::Repository {
+                    aggregate: D::STREAM_TYPE,
+                    source: Box::new(error.map_rejected(|error| Rejection(Box::new(error)))),
+                })
+        })
     }
 }
 

@@ -1,4 +1,5 @@
-//! Given / when / then tests of aggregates, without a store.
+//! Given / when / then tests of aggregates, without a store, and of decisions across
+//! entities ([`DecisionFixture`]).
 //!
 //! ```
 //! # use factum::prelude::*;
@@ -26,6 +27,9 @@ use std::fmt::Debug;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
+mod decision;
+
+pub use decision::{DecisionFixture, DecisionOutcome};
 
 use crate::aggregate::Aggregate;
 use crate::authorization::{Decision, Policy};
@@ -275,16 +279,9 @@ where
                 panic!("expected the command to record events, but the policy denied it: {reason}")
             }
         };
+        survive_storage(&events);
         let mut state = self.state;
         for event in &events {
-            let decoded = round_trip(event);
-            if &decoded != event {
-                panic!(
-                    "event `{}` changes when stored and read back (< recorded, > read back):\n{}",
-                    event.event_name(),
-                    pretty_assertions::Comparison::new(event, &decoded)
-                );
-            }
             state.apply(event);
         }
         Recorded {
@@ -337,13 +334,11 @@ where
     where
         A::Error: PartialEq,
     {
-        let actual = self.then_expect_rejection();
-        if actual != expected {
-            panic!(
-                "the command was rejected with another error than expected (< expected, > actual):\n{}",
-                pretty_assertions::Comparison::new(&expected, &actual)
-            );
-        }
+        same_error(
+            &expected,
+            &self.then_expect_rejection(),
+            "the command was rejected",
+        );
     }
 
     /// Asserts the aggregate rejected the command and returns the error for further
@@ -419,6 +414,33 @@ fn like(
         }
         _ if expected == actual => Ok(()),
         _ => Err(path.to_owned()),
+    }
+}
+
+/// Asserts each event reads back as it was recorded, encoded and decoded as a store
+/// would.
+#[track_caller]
+fn survive_storage<S: EventSet + Debug + PartialEq>(events: &[S]) {
+    for event in events {
+        let decoded = round_trip(event);
+        if &decoded != event {
+            panic!(
+                "event `{}` changes when stored and read back (< recorded, > read back):\n{}",
+                event.event_name(),
+                pretty_assertions::Comparison::new(event, &decoded)
+            );
+        }
+    }
+}
+
+/// Asserts a refusal's error is the expected one; `what` says what refused.
+#[track_caller]
+fn same_error<E: Debug + PartialEq>(expected: &E, actual: &E, what: &str) {
+    if actual != expected {
+        panic!(
+            "{what} with another error than expected (< expected, > actual):\n{}",
+            pretty_assertions::Comparison::new(expected, actual)
+        );
     }
 }
 
