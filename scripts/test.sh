@@ -44,6 +44,10 @@ tree=$(deps normal -p factum-example-member-profile --depth 1)
 direct=$(grep -vx factum-example-member-profile <<< "$tree" | tr '\n' ' ')
 [ "$direct" = "factum serde thiserror " ] || { echo "examples/member-profile depends on more than factum, serde and thiserror: $direct"; exit 1; }
 echo "examples/member-profile: $direct"
+tree=$(deps normal -p factum-example-course-enrolment --depth 1)
+direct=$(grep -vx factum-example-course-enrolment <<< "$tree" | tr '\n' ' ')
+[ "$direct" = "factum serde thiserror " ] || { echo "examples/course-enrolment depends on more than factum, serde and thiserror: $direct"; exit 1; }
+echo "examples/course-enrolment: $direct"
 
 step "clippy, warnings denied"
 cargo clippy --workspace --all-targets --features "$features" --locked -- -D warnings

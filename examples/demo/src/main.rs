@@ -1,11 +1,12 @@
 //! factum's main job: the order lifecycle of a web shop, a shift of care tasks with three
 //! projections running side by side, eligibility checks from a domain crate that
-//! depends on factum alone, then a member profile whose personal data is sealed,
-//! exported and forgotten.
+//! depends on factum alone, a member profile whose personal data is sealed, exported and
+//! forgotten, then course enrolment decided across entities.
 //!
 //! Each keeps its data in files under `--dir` (default: the working directory):
 //! `orders.sqlite3`, `care-tasks.sqlite3`, `eligibility.sqlite3`, `member-profile.sqlite3`
-//! (its keys beside it, `member-profile.sqlite3.master-key` and `.signing-key`), and the read models in
+//! (its keys beside it, `member-profile.sqlite3.master-key` and `.signing-key`),
+//! `course-enrolment.sqlite3`, and the read models in
 //! `care-tasks.read-models/` and `eligibility.read-models/`. Run it again to see the order history grow and the
 //! projections resume from their checkpoints.
 
@@ -14,6 +15,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use factum_example_care_tasks::demo as care_tasks;
+use factum_example_course_enrolment::demo as course_enrolment;
 use factum_example_eligibility::demo as eligibility;
 use factum_example_member_profile::demo as member_profile;
 use factum_example_orders::demo as orders;
@@ -56,6 +58,11 @@ async fn main() -> ExitCode {
     banner("personal data: sealed, exported, forgotten, verified (examples/member-profile)");
     if let Err(error) = member_profile::run(&args.dir.join("member-profile.sqlite3")).await {
         return failed("member profile", &error);
+    }
+
+    banner("decisions across entities: course enrolment (examples/course-enrolment)");
+    if let Err(error) = course_enrolment::run(&args.dir.join("course-enrolment.sqlite3")).await {
+        return failed("course enrolment", &error);
     }
     ExitCode::SUCCESS
 }
