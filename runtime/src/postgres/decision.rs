@@ -6,10 +6,11 @@
 use crate::store::StoreError;
 use crate::store::decision::{DecisionStore, MatchedEvents, Query};
 
+use super::migrate::quote_ident;
 use super::rows::to_i64;
 use super::store::{HASH_COLUMN, PostgresStore};
 
-/// A [`Query`] as the arrays `factum_decide` and [`read_matching_sql`] take: each item's
+/// A [`Query`] as the arrays `factum_decide` takes: each item's
 /// tags (each once) and names, flattened beside the item's number (from 1).
 ///
 /// PostgreSQL text holds no NUL, so no stored event has a name or tag with one: an item
@@ -58,37 +59,78 @@ impl QueryArrays {
     }
 }
 
-/// The statement reading the events a query matches after `$1` up to `$2` (a settled
-/// position), the query given as [`QueryArrays`] (`$3` items, `$4`/`$5` the tags' items
-/// and tags, `$6`/`$7` the names'), selecting `columns`. An item with tags walks its
-/// first tag's rows of `event_tags` and checks its other tags and its names there; an
-/// item without tags walks the events.
-pub(super) fn read_matching_sql(schema: &str, columns: &str) -> String {
-    format!(
-        "SELECT {columns} FROM {schema}.events \
-         WHERE position IN ( \
-             SELECT m.position \
-               FROM generate_series(1, $3::integer) AS i(item) \
-              CROSS JOIN LATERAL ( \
-                    SELECT ARRAY(SELECT c.tag FROM unnest($5::text[], $4::integer[]) AS c(tag, item) \
-                                  WHERE c.item = i.item) AS tags, \
-                           ARRAY(SELECT c.name FROM unnest($7::text[], $6::integer[]) AS c(name, item) \
-                                  WHERE c.item = i.item) AS names) AS q \
-              CROSS JOIN LATERAL ( \
-                    SELECT t.position FROM {schema}.event_tags t \
-                     WHERE cardinality(q.tags) > 0 AND t.tag = q.tags[1] \
-                       AND t.position > $1 AND t.position <= $2 \
-                       AND (cardinality(q.names) = 0 \
-                            OR EXISTS (SELECT 1 FROM {schema}.events n \
-                                        WHERE n.position = t.position AND n.name = ANY (q.names))) \
-                       AND (SELECT count(*) FROM {schema}.event_tags o \
-                             WHERE o.position = t.position AND o.tag = ANY (q.tags)) \
-                           = cardinality(q.tags) \
-                    UNION ALL \
-                    SELECT n.position FROM {schema}.events n \
-                     WHERE cardinality(q.tags) = 0 AND n.position > $1 AND n.position <= $2 \
-                       AND (cardinality(q.names) = 0 OR n.name = ANY (q.names))) AS m) \
-         ORDER BY position"
+/// The statement reading the events `query` matches after `$1` up to `$2` (a settled
+/// position), selecting `columns`, and its parameters after those two: per item, its tags
+/// (an array, when it has some) and its names (an array, when it has some).
+///
+/// The text is made for the query's shape (how many items, how many tags each, names or
+/// not), so each shape gets a plan of its own, which stays good as a generic plan: an
+/// item with tags walks its first tag's rows of `event_tags` (the primary key) and checks
+/// its other tags and its names at each, an item without tags walks the events after
+/// `$1`. (One statement for every shape, with the items as arrays, left the planner
+/// estimating the tagless branch for every item; its generic plan scanned the events.)
+fn read_matching_sql(
+    schema: &str,
+    columns: &str,
+    arrays: &QueryArrays,
+) -> (String, Vec<Vec<String>>) {
+    let mut parts = Vec::new();
+    let mut values = Vec::new();
+    for item in 1..=arrays.items {
+        let tags: Vec<String> = arrays
+            .tag_items
+            .iter()
+            .zip(&arrays.tags)
+            .filter(|(of, _)| **of == item)
+            .map(|(_, tag)| tag.clone())
+            .collect();
+        let names: Vec<String> = arrays
+            .name_items
+            .iter()
+            .zip(&arrays.names)
+            .filter(|(of, _)| **of == item)
+            .map(|(_, name)| name.clone())
+            .collect();
+        let mut part = if tags.is_empty() {
+            format!(
+                "SELECT n.position FROM {schema}.events n WHERE n.position > $1 AND n.position <= $2"
+            )
+        } else {
+            values.push(tags.clone());
+            let at = values.len() + 2;
+            let mut part = format!(
+                "SELECT t.position FROM {schema}.event_tags t \
+                 WHERE t.tag = (${at}::text[])[1] AND t.position > $1 AND t.position <= $2"
+            );
+            if tags.len() > 1 {
+                part.push_str(&format!(
+                    " AND (SELECT count(*) FROM {schema}.event_tags o \
+                       WHERE o.position = t.position AND o.tag = ANY (${at}::text[])) = {}",
+                    tags.len()
+                ));
+            }
+            part
+        };
+        if !names.is_empty() {
+            values.push(names);
+            let at = values.len() + 2;
+            if part.contains("event_tags t") {
+                part.push_str(&format!(
+                    " AND EXISTS (SELECT 1 FROM {schema}.events n \
+                       WHERE n.position = t.position AND n.name = ANY (${at}::text[]))"
+                ));
+            } else {
+                part.push_str(&format!(" AND n.name = ANY (${at}::text[])"));
+            }
+        }
+        parts.push(part);
+    }
+    (
+        format!(
+            "SELECT {columns} FROM {schema}.events WHERE position IN ({}) ORDER BY position",
+            parts.join(" UNION ")
+        ),
+        values,
     )
 }
 
@@ -105,20 +147,22 @@ impl DecisionStore for PostgresStore {
                 read_to: settled.max(after),
             });
         }
-        let rows = self
-            .query(
-                &self.sql().read_matching,
-                &[
-                    &to_i64(after),
-                    &to_i64(settled),
-                    &arrays.items,
-                    &arrays.tag_items,
-                    &arrays.tags,
-                    &arrays.name_items,
-                    &arrays.names,
-                ],
-            )
-            .await?;
+        let (sql, values) = read_matching_sql(
+            &quote_ident(&self.sql().schema),
+            self.sql().event_columns,
+            &arrays,
+        );
+        let (after, settled_sql) = (to_i64(after), to_i64(settled));
+        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+            Vec::with_capacity(values.len() + 2);
+        params.push(&after);
+        params.push(&settled_sql);
+        params.extend(
+            values
+                .iter()
+                .map(|value| value as &(dyn tokio_postgres::types::ToSql + Sync)),
+        );
+        let rows = self.query(&sql, &params).await?;
         let events = rows
             .iter()
             .map(|row| self.decode(row, HASH_COLUMN))

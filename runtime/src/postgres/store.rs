@@ -359,8 +359,8 @@ pub(super) struct Sql {
     pub(super) decide: String,
     /// `factum_decide_command`: a command's append with tags or under a condition.
     pub(super) decide_command: String,
-    /// The events a decision's query matches, up to a settled position.
-    pub(super) read_matching: String,
+    /// The event columns every read selects (the hash columns too when checked).
+    pub(super) event_columns: &'static str,
     pub(super) command_outcome: String,
     pub(super) prune_commands: String,
     pub(super) read_stream: String,
@@ -439,9 +439,7 @@ impl Sql {
                                                 $12, $13, $14, $15, $16, $17, $18, $19, $20, \
                                                 $21, $22)"
             ),
-            // The positions a query's items match after $1 up to $2, one item per row of
-            // the arrays (see `decision.rs`), then their events.
-            read_matching: super::decision::read_matching_sql(&s, columns),
+            event_columns: columns,
             command_outcome: format!(
                 "SELECT fingerprint, recorded_at, stream_id, stream_version, first_position, \
                         last_position, event_ids \
