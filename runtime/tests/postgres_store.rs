@@ -883,3 +883,45 @@ async fn filtered_reads_take_their_head_from_the_same_snapshot_and_skip_nul_name
     assert!(none.events.is_empty());
     assert_eq!(none.scanned_to, page.scanned_to);
 }
+
+/// Batches tagged with tens of thousands of distinct tags, from several writers at once:
+/// a lock per tag filled the server's lock table ("out of shared memory"); such a batch
+/// is appended as a held one instead, and every tag reads back and is found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_with_thousands_of_tags_append_side_by_side() {
+    use factum::store::decision::{DecisionStore, Query, QueryItem};
+    let store = Arc::new(fresh_store("t_pg_many_tags").await);
+    let writers: Vec<_> = (0..4)
+        .map(|writer| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let batch = (0..10_000)
+                    .map(|n| {
+                        event(n).with_tags([
+                            Tag::new("student", format!("{writer}-{n}")),
+                            Tag::new("course", format!("c{}", n % 7)),
+                        ])
+                    })
+                    .collect();
+                store
+                    .append(
+                        &format!("Many-{writer}"),
+                        "Many",
+                        ExpectedVersion::NoStream,
+                        batch,
+                    )
+                    .await
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.expect("a writer").expect("appended");
+    }
+    let student = Query::new([QueryItem::default().with_tags([Tag::new("student", "3-9999")])]);
+    let found = store.read_matching(&student, 0).await.expect("read");
+    assert_eq!(found.events.len(), 1);
+    assert_eq!(
+        found.events[0].tags,
+        [Tag::new("course", "c3"), Tag::new("student", "3-9999")]
+    );
+}

@@ -23,8 +23,9 @@ CREATE TABLE {{schema}}.event_tags (
 -- the check, a statement run after the locks are granted, sees every such event
 -- committed before. Tag locks come before the stream's lock (after a command's), in
 -- key order, so they never deadlock. A condition with an item without tags may match
--- an event of any tags: it takes the append lock exclusively, as a held append does,
--- so no other append is in flight. The decision read only up to the settled head, so
+-- an event of any tags, and a batch with more than 64 tags would fill the lock table:
+-- either takes the append lock exclusively, as a held append does, so no other append
+-- is in flight. The decision read only up to the settled head, so
 -- an event at a lower position still to commit is not passed by `p_after`.
 CREATE FUNCTION {{schema}}.factum_decide(
     p_stream_id         text,
@@ -77,7 +78,11 @@ DECLARE
 BEGIN
     -- The locks.
     IF p_held OR pg_current_xact_id_if_assigned() IS NOT NULL
-       OR (SELECT count(DISTINCT i.item) FROM unnest(p_item_tag_items) AS i(item)) < p_items THEN
+       OR (SELECT count(DISTINCT i.item) FROM unnest(p_item_tag_items) AS i(item)) < p_items
+       -- A lock per tag fills the server's lock table for a large batch (64 per
+       -- connection by default): beyond 64 tags the append is held instead.
+       OR (SELECT count(DISTINCT t.tag)
+             FROM (SELECT unnest(p_item_tags) UNION SELECT unnest(p_tag_values)) AS t(tag)) > 64 THEN
         p_held := true;
         PERFORM pg_advisory_xact_lock(1717658484, {{lock_key}});
     ELSE
