@@ -127,6 +127,10 @@ expect_line "$scratch/run2.txt" '^export of M-[0-9]+-maria: 5 event\(s\), holds 
 expect_line "$scratch/run2.txt" '^M-[0-9]+-maria after forgetting: registered, email "", phone "\[forgotten\]", consents 0' "a forgotten member still loads, with the replacements"
 expect_line "$scratch/run2.txt" '^verify_signed after forgetting: [0-9]+ events in [0-9]+ streams verified: intact' "both runs' signed checkpoints verified after forgetting"
 expect_line "$scratch/run2.txt" "^inclusion of M-[0-9]+-maria's first event \(position [0-9]+\) in the checkpoint of [0-9]+ events: proven" "a forgotten member's event was proven in the checkpoint"
+expect_line "$scratch/run2.txt" '^store .*course-enrolment.sqlite3: the courses of run [0-9]{2,};' "the second course-enrolment run added to the first's history"
+expect_line "$scratch/run2.txt" '^  ada-[0-9]+ cannot take rust-[0-9]+: ada-[0-9]+ takes 3 courses already, the most a student takes' "a student over her course limit was refused with the reason"
+expect_line "$scratch/run2.txt" '^    (linus|margaret)-[0-9]+ took it \(decided [0-9]+ times?, position [0-9]+\)' "one racer took the last seat"
+expect_line "$scratch/run2.txt" '^    (linus|margaret)-[0-9]+ was told: course rust-[0-9]+ is full: its 2 seats are taken' "the other racer was told why"
 cargo run --quiet --locked -p factum-example-care-tasks --bin care-tasks -- --db "$scratch/demo/care-tasks.sqlite3" --rebuild > "$scratch/rebuild.txt"
 for projection in coordinator_task_list member_task_history daily_analytics; do
     expect_line "$scratch/rebuild.txt" "^rebuilt $projection +[1-9][0-9]* events applied, 0 parked" "$projection was rebuilt"

@@ -419,3 +419,21 @@ async fn an_edited_tag_is_found_and_refused() {
     let checked = store(SCHEMA, true).await;
     tamper_common::assert_the_moved_subscription_is_found(&unchecked, &checked).await;
 }
+
+/// A row of the tag index deleted (decisions would no longer find the event by it) is
+/// found by `verify`, though no hash covers the index.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_row_of_the_tag_index_is_found() {
+    const SCHEMA: &str = "t_tamper_tag_index";
+    drop_schema(SCHEMA).await;
+    let store = store(SCHEMA, false).await;
+    tamper_common::write_subscriptions(&store).await;
+    raw_client()
+        .await
+        .batch_execute(&format!(
+            "DELETE FROM {SCHEMA}.event_tags WHERE position = 2 AND tag = 'course:c2'"
+        ))
+        .await
+        .expect("the edit");
+    tamper_common::assert_a_lost_tag_row_is_found(&store).await;
+}

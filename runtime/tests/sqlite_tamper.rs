@@ -520,3 +520,23 @@ async fn an_edited_tag_is_found_and_refused() {
         .expect("open");
     tamper_common::assert_the_moved_subscription_is_found(&unchecked, &checked).await;
 }
+
+/// A row of the tag index deleted (decisions would no longer find the event by it) is
+/// found by `verify`, though no hash covers the index.
+#[tokio::test]
+async fn a_lost_row_of_the_tag_index_is_found() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("tags.db");
+    let store = SqliteStore::open(&path).await.expect("open");
+    tamper_common::write_subscriptions(&store).await;
+    drop(store);
+    rusqlite::Connection::open(&path)
+        .expect("raw")
+        .execute(
+            "DELETE FROM event_tags WHERE position = 2 AND tag = 'course:c2'",
+            [],
+        )
+        .expect("the edit");
+    let store = SqliteStore::open(&path).await.expect("open");
+    tamper_common::assert_a_lost_tag_row_is_found(&store).await;
+}

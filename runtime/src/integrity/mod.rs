@@ -29,6 +29,8 @@ pub use ed25519_dalek::{SigningKey, VerifyingKey};
 pub use chain::{EventHash, GENESIS, StoredFields, event_hash};
 pub use proofs::ProofRequestError;
 pub use signing::{EventSigner, SignedEvents};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) use verify::tag_index_differs;
 pub use verify::{StoredEvent, Tampering, TamperingKind, Verification, Verifier};
 
 use std::future::Future;

@@ -372,3 +372,18 @@ impl Verifier {
         self.report
     }
 }
+
+/// The finding of an event whose rows of a store's tag index differ from its tags (the
+/// index is in no hash: the SQL stores compare it with the tags when they verify).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn tag_index_differs(position: i64) -> Tampering {
+    Tampering {
+        kind: TamperingKind::Altered,
+        stream_id: String::new(),
+        stream_version: 0,
+        position: u64::try_from(position).ok(),
+        detail: "its rows of the tag index differ from its tags: decisions would miss it, \
+                 or find it by a tag it does not carry"
+            .to_owned(),
+    }
+}

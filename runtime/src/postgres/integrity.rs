@@ -8,6 +8,7 @@ use tokio_postgres::Row;
 use tokio_postgres::types::Json;
 
 use super::error::backend;
+use super::migrate::quote_ident;
 use super::rows::{corrupt_at, position_of, to_i64};
 use super::store::PostgresStore;
 use crate::integrity::checkpoint::SignedTreeHead;
@@ -118,9 +119,47 @@ impl TamperEvident for PostgresStore {
                 feed(&mut verifier, row, position, archived_to, &self.archives);
             }
             if (rows.len() as i64) < VERIFY_PAGE {
-                return Ok(verifier.finish());
+                break;
             }
         }
+        // The tag index is in no hash: compared with the events' tags (see the SQLite
+        // store's `check_tag_index`).
+        let schema = quote_ident(self.schema());
+        let compared = client
+            .query(
+                &format!(
+                    "SELECT e.position FROM {schema}.events e,
+                            json_array_elements_text(e.tags::json) j(tag)
+                      WHERE e.tags IS NOT NULL
+                        AND NOT EXISTS (SELECT 1 FROM {schema}.event_tags t
+                                         WHERE t.tag = j.tag AND t.position = e.position)
+                     UNION
+                     SELECT t.position FROM {schema}.event_tags t
+                       LEFT JOIN {schema}.events e ON e.position = t.position
+                      WHERE e.position IS NULL OR e.tags IS NULL
+                         OR NOT EXISTS (SELECT 1 FROM json_array_elements_text(e.tags::json) j(tag)
+                                         WHERE j.tag = t.tag)
+                     ORDER BY 1"
+                ),
+                &[],
+            )
+            .await;
+        match compared {
+            Ok(rows) => {
+                for row in rows {
+                    let position: i64 = row.try_get(0).map_err(backend)?;
+                    verifier.finding(crate::integrity::tag_index_differs(position));
+                }
+            }
+            Err(error) => verifier.finding(Tampering {
+                kind: TamperingKind::Damaged,
+                stream_id: String::new(),
+                stream_version: 0,
+                position: None,
+                detail: format!("the tag index cannot be compared with the events' tags: {error}"),
+            }),
+        }
+        Ok(verifier.finish())
     }
 
     async fn leaves(&self, after: u64, limit: usize) -> Result<Vec<Leaf>, StoreError> {

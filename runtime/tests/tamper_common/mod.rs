@@ -378,3 +378,14 @@ where
         }
     }
 }
+
+/// After [`write_subscriptions`], `Sub-2`'s row of the tag index for its course was
+/// deleted by SQL (no hash covers the index): `verify` finds the event at position 2,
+/// whose rows differ from its tags.
+pub async fn assert_a_lost_tag_row_is_found<S: factum::integrity::TamperEvident>(store: &S) {
+    let verification = store.verify().await.expect("verify");
+    let first = verification.first().expect("the lost row is found");
+    assert_eq!(first.kind, TamperingKind::Altered, "{verification}");
+    assert_eq!(first.position, Some(2), "{verification}");
+    assert!(first.detail.contains("tag index"), "{verification}");
+}

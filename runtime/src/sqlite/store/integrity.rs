@@ -232,6 +232,11 @@ pub(super) fn verify(
             "the events cannot be read to the end: {error}"
         )));
     }
+    if let Err(error) = check_tag_index(connection, &mut verifier) {
+        verifier.finding(damaged(format!(
+            "the tag index cannot be compared with the events' tags: {error}"
+        )));
+    }
     let heads: Result<Vec<(Vec<u8>, i64)>, rusqlite::Error> = connection
         .prepare("SELECT stream_id, version FROM streams")
         .and_then(|mut statement| {
@@ -254,6 +259,32 @@ pub(super) fn verify(
     };
     transaction.commit()?;
     Ok(verification)
+}
+
+/// Reports each event whose rows of the tag index (`event_tags`) differ from its tags:
+/// a row missing hides the event from the decisions that look it up by that tag, a row
+/// too many shows it where it does not belong. The index is in no hash, so only this
+/// comparison finds such an edit. (Tags that are not a JSON array fail the event's hash.)
+fn check_tag_index(connection: &Connection, verifier: &mut Verifier) -> rusqlite::Result<()> {
+    let mut statement = connection.prepare(
+        "SELECT e.position FROM events e,
+                json_each(CASE WHEN json_valid(e.tags) THEN e.tags ELSE '[]' END) j
+          WHERE e.tags IS NOT NULL
+            AND NOT EXISTS (SELECT 1 FROM event_tags t
+                             WHERE t.tag = j.value AND t.position = e.position)
+         UNION
+         SELECT t.position FROM event_tags t LEFT JOIN events e ON e.position = t.position
+          WHERE e.position IS NULL OR e.tags IS NULL
+             OR NOT EXISTS (SELECT 1 FROM json_each(
+                                CASE WHEN json_valid(e.tags) THEN e.tags ELSE '[]' END) j
+                             WHERE j.value = t.tag)
+         ORDER BY 1",
+    )?;
+    let positions = statement.query_map([], |row| row.get::<_, i64>(0))?;
+    for position in positions {
+        verifier.finding(crate::integrity::tag_index_differs(position?));
+    }
+    Ok(())
 }
 
 /// `PRAGMA integrity_check`'s problems (none: the file is sound).
