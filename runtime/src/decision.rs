@@ -431,11 +431,15 @@ impl<S: DecisionStore> Decisions<S> {
                 source,
             })?;
         let items = D::Models::items(&command.models());
-        let query = Query::new(items.iter().cloned());
+        // One condition for every attempt: only the position it read to moves.
+        let mut condition = AppendCondition {
+            query: Query::new(items.iter().cloned()),
+            after: 0,
+        };
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let read = self.store.read_matching(&query, 0).await?;
+            let read = self.store.read_matching(&condition.query, 0).await?;
             let models = D::Models::fold(&items, &read.events)?;
             let events = match command.decide(models, &ctx) {
                 Ok(events) => events,
@@ -450,10 +454,7 @@ impl<S: DecisionStore> Decisions<S> {
             };
             let new_events = crate::repository::new_events(&events, &stream_id, &ctx)?;
             let event_ids = new_events.iter().map(|event| event.event_id).collect();
-            let condition = AppendCondition {
-                query: query.clone(),
-                after: read.read_to,
-            };
+            condition.after = read.read_to;
             if let Some(between) = between.take() {
                 between.await;
             }

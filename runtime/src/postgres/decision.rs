@@ -10,18 +10,41 @@ use super::migrate::quote_ident;
 use super::rows::to_i64;
 use super::store::{HASH_COLUMN, PostgresStore};
 
-/// A [`Query`] as the arrays `factum_decide` takes: each item's
-/// tags (each once) and names, flattened beside the item's number (from 1).
-///
-/// PostgreSQL text holds no NUL, so no stored event has a name or tag with one: an item
-/// asking for such a tag, or only for such names, matches nothing and is left out; a
-/// name with NUL beside others is left out of its item.
+/// A [`Query`] as the arrays `factum_decide` takes: each storable item's tags and names
+/// (see [`storable_items`]), flattened beside the item's number (from 1).
 pub(super) struct QueryArrays {
     pub(super) items: i32,
     pub(super) tag_items: Vec<i32>,
     pub(super) tags: Vec<String>,
     pub(super) name_items: Vec<i32>,
     pub(super) names: Vec<String>,
+}
+
+/// The items of `query` that can match a stored event, each as its tags (each once,
+/// sorted) and its names: PostgreSQL text holds no NUL, so an item asking for a tag with
+/// one, or only for names with one, is left out, and a name with NUL beside others is
+/// left out of its item.
+fn storable_items(query: &Query) -> Vec<(Vec<String>, Vec<String>)> {
+    query
+        .items
+        .iter()
+        .filter_map(|item| {
+            let names: Vec<String> = item
+                .names
+                .iter()
+                .filter(|name| !name.contains('\0'))
+                .cloned()
+                .collect();
+            let matches_nothing = item.tags.iter().any(|tag| tag.as_str().contains('\0'))
+                || (names.is_empty() && !item.names.is_empty());
+            // Each tag once: an event matches when it has as many of them as there are.
+            let tags = crate::tag::normalized_ref(&item.tags)
+                .iter()
+                .map(|tag| tag.as_str().to_owned())
+                .collect();
+            (!matches_nothing).then_some((tags, names))
+        })
+        .collect()
 }
 
 impl QueryArrays {
@@ -33,27 +56,12 @@ impl QueryArrays {
             name_items: Vec::new(),
             names: Vec::new(),
         };
-        for item in &query.items {
-            let names: Vec<&String> = item
-                .names
-                .iter()
-                .filter(|name| !name.contains('\0'))
-                .collect();
-            let matches_nothing = item.tags.iter().any(|tag| tag.as_str().contains('\0'))
-                || (names.is_empty() && !item.names.is_empty());
-            if matches_nothing {
-                continue;
-            }
+        for (tags, names) in storable_items(query) {
             arrays.items += 1;
-            // Each tag once: an event matches when it has as many of them as there are.
-            for tag in crate::tag::normalized_ref(&item.tags).iter() {
-                arrays.tag_items.push(arrays.items);
-                arrays.tags.push(tag.as_str().to_owned());
-            }
-            for name in names {
-                arrays.name_items.push(arrays.items);
-                arrays.names.push(name.clone());
-            }
+            arrays.tag_items.extend(tags.iter().map(|_| arrays.items));
+            arrays.tags.extend(tags);
+            arrays.name_items.extend(names.iter().map(|_| arrays.items));
+            arrays.names.extend(names);
         }
         arrays
     }
@@ -72,41 +80,29 @@ impl QueryArrays {
 fn read_matching_sql(
     schema: &str,
     columns: &str,
-    arrays: &QueryArrays,
+    items: Vec<(Vec<String>, Vec<String>)>,
 ) -> (String, Vec<Vec<String>>) {
     let mut parts = Vec::new();
     let mut values = Vec::new();
-    for item in 1..=arrays.items {
-        let tags: Vec<String> = arrays
-            .tag_items
-            .iter()
-            .zip(&arrays.tags)
-            .filter(|(of, _)| **of == item)
-            .map(|(_, tag)| tag.clone())
-            .collect();
-        let names: Vec<String> = arrays
-            .name_items
-            .iter()
-            .zip(&arrays.names)
-            .filter(|(of, _)| **of == item)
-            .map(|(_, name)| name.clone())
-            .collect();
-        let mut part = if tags.is_empty() {
+    for (tags, names) in items {
+        let tagged = !tags.is_empty();
+        let mut part = if !tagged {
             format!(
                 "SELECT n.position FROM {schema}.events n WHERE n.position > $1 AND n.position <= $2"
             )
         } else {
-            values.push(tags.clone());
+            let count = tags.len();
+            values.push(tags);
             let at = values.len() + 2;
             let mut part = format!(
                 "SELECT t.position FROM {schema}.event_tags t \
                  WHERE t.tag = (${at}::text[])[1] AND t.position > $1 AND t.position <= $2"
             );
-            if tags.len() > 1 {
+            if count > 1 {
                 part.push_str(&format!(
                     " AND (SELECT count(*) FROM {schema}.event_tags o \
                        WHERE o.position = t.position AND o.tag = ANY (${at}::text[])) = {}",
-                    tags.len()
+                    count
                 ));
             }
             part
@@ -114,7 +110,7 @@ fn read_matching_sql(
         if !names.is_empty() {
             values.push(names);
             let at = values.len() + 2;
-            if part.contains("event_tags t") {
+            if tagged {
                 part.push_str(&format!(
                     " AND EXISTS (SELECT 1 FROM {schema}.events n \
                        WHERE n.position = t.position AND n.name = ANY (${at}::text[]))"
@@ -140,8 +136,8 @@ fn read_matching_sql(
 impl DecisionStore for PostgresStore {
     async fn read_matching(&self, query: &Query, after: u64) -> Result<MatchedEvents, StoreError> {
         let settled = self.refresh_settled().await?;
-        let arrays = QueryArrays::new(query);
-        if settled <= after || arrays.items == 0 {
+        let items = storable_items(query);
+        if settled <= after || items.is_empty() {
             return Ok(MatchedEvents {
                 events: Vec::new(),
                 read_to: settled.max(after),
@@ -150,7 +146,7 @@ impl DecisionStore for PostgresStore {
         let (sql, values) = read_matching_sql(
             &quote_ident(&self.sql().schema),
             self.sql().event_columns,
-            &arrays,
+            items,
         );
         let (after, settled_sql) = (to_i64(after), to_i64(settled));
         let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
