@@ -147,6 +147,7 @@
 
 use std::future::Future;
 use std::marker::PhantomData;
+use std::sync::{Arc, Mutex};
 
 use uuid::Uuid;
 
@@ -157,8 +158,8 @@ use crate::error::{DecodeError, DecodeErrorKind};
 use crate::event::EventSet;
 use crate::repository::{RecordDecodeError, RepositoryError};
 use crate::retry::Retry;
-use crate::store::decision::{AppendCondition, DecisionStore, Query, QueryItem};
-use crate::store::{CommandAppend, CommandOutcome, CommandRecord, ExpectedVersion, StoreError};
+use crate::store::decision::{DecisionStore, Query, QueryItem};
+use crate::store::{CommandOutcome, CommandRecord, CommandSession, StoreError};
 use crate::tag::Tag;
 
 /// A state built from the events of some names that carry its tags: what a decision
@@ -230,20 +231,24 @@ impl<M: DecisionModel> Keyed<M> {
 }
 
 /// The models a decision reads: a tuple of one to six [`DecisionModel`]s.
-pub trait Models: Sized + Send + 'static {
+pub trait Models: Default + Sized + Send + 'static {
     /// Each model keyed: a tuple of [`Keyed`] in the same order.
     type Keys: Send + Sync;
 
     /// One query item per model, in order.
     fn items(keys: &Self::Keys) -> Vec<QueryItem>;
 
-    /// The models built from `events` (in log order): each event applied to every model
-    /// whose item (in `items`, the models' order) it matches.
-    fn fold(items: &[QueryItem], events: &[RecordedEvent]) -> Result<Self, RecordDecodeError>;
+    /// Applies `event` (the next in log order) to every model whose item (in `items`,
+    /// the models' order) matches it.
+    fn apply(
+        &mut self,
+        items: &[QueryItem],
+        event: &RecordedEvent,
+    ) -> Result<(), RecordDecodeError>;
 }
 
 /// Applies `event` to `model` if `item` matches it.
-fn fold_one<M: DecisionModel>(
+fn apply_one<M: DecisionModel>(
     model: &mut M,
     item: &QueryItem,
     event: &RecordedEvent,
@@ -274,12 +279,13 @@ macro_rules! tuple_models {
                 vec![$(keys.$index.query_item()),+]
             }
 
-            fn fold(items: &[QueryItem], events: &[RecordedEvent]) -> Result<Self, RecordDecodeError> {
-                let mut models = ($($model::default(),)+);
-                for event in events {
-                    $(fold_one(&mut models.$index, &items[$index], event)?;)+
-                }
-                Ok(models)
+            fn apply(
+                &mut self,
+                items: &[QueryItem],
+                event: &RecordedEvent,
+            ) -> Result<(), RecordDecodeError> {
+                $(apply_one(&mut self.$index, &items[$index], event)?;)+
+                Ok(())
             }
         }
     };
@@ -399,12 +405,12 @@ impl<S: DecisionStore> Decisions<S> {
     where
         D: Decide,
     {
-        self.execute_between(command, ctx, std::future::ready(()))
-            .await
+        self.run(command, ctx, None::<std::future::Ready<()>>).await
     }
 
     /// [`Decisions::execute`], running `between` once after the first decision is made
     /// and before it is appended (what `testing::DecisionFixture` stores meanwhile).
+    #[cfg(feature = "testing")]
     pub(crate) async fn execute_between<D, F>(
         &self,
         command: D,
@@ -415,9 +421,23 @@ impl<S: DecisionStore> Decisions<S> {
         D: Decide,
         F: Future<Output = ()>,
     {
-        let mut between = Some(between);
+        self.run(command, ctx, Some(between)).await
+    }
+
+    /// The decision's attempts: each a session of the store
+    /// ([`DecisionStore::run_decision`]), or the first one in steps around `between`.
+    async fn run<D, F>(
+        &self,
+        command: D,
+        ctx: CommandContext,
+        mut between: Option<F>,
+    ) -> Result<Decided<D::Events>, RepositoryError<D::Error>>
+    where
+        D: Decide,
+        F: Future<Output = ()>,
+    {
         let stream_id = format!("{}-{}", D::STREAM_TYPE, command.aggregate_id());
-        let ctx = ctx.in_current_trace();
+        let ctx = Arc::new(ctx.in_current_trace());
         if ctx.command_id.is_nil() {
             return Err(RepositoryError::MissingCommandId {
                 stream_id,
@@ -430,68 +450,86 @@ impl<S: DecisionStore> Decisions<S> {
                 command: D::NAME,
                 source,
             })?;
-        let items = D::Models::items(&command.models());
-        // One condition for every attempt: only the position it read to moves.
-        let mut condition = AppendCondition {
-            query: Query::new(items.iter().cloned()),
-            after: 0,
-        };
+        let items: Arc<[QueryItem]> = D::Models::items(&command.models()).into();
+        let query = Query::new(items.iter().cloned());
+        let command = Arc::new(command);
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let read = self.store.read_matching(&condition.query, 0).await?;
-            let models = D::Models::fold(&items, &read.events)?;
-            let events = match command.decide(models, &ctx) {
-                Ok(events) => events,
-                Err(refusal) => {
-                    // A repeat of a command that ran is answered as it ran, even when the
-                    // facts it made now refuse it (a token it used, a seat it took).
-                    if let Some(outcome) = self.store.command_outcome(ctx.command_id).await? {
-                        return self.executed_before::<D>(outcome, &fingerprint).await;
-                    }
-                    return Err(RepositoryError::Rejected(refusal));
+            // What the visits fold and the decision leaves, shared by the two closures
+            // (which a store may run on a thread of its own) and taken back after.
+            let session = Arc::new(Mutex::new(Attempt::<D>::default()));
+            let visit = {
+                let (session, items) = (Arc::clone(&session), Arc::clone(&items));
+                move |event: &RecordedEvent| -> Result<(), RepositoryError<D::Error>> {
+                    Ok(lock(&session).models.apply(&items, event)?)
                 }
             };
-            let new_events = crate::repository::new_events(&events, &stream_id, &ctx)?;
-            let event_ids = new_events.iter().map(|event| event.event_id).collect();
-            condition.after = read.read_to;
-            if let Some(between) = between.take() {
-                between.await;
-            }
-            let appended = self
-                .store
-                .append_command_if(
-                    &stream_id,
-                    D::STREAM_TYPE,
-                    ExpectedVersion::Any,
-                    new_events,
-                    CommandRecord::new(ctx.command_id, fingerprint.clone()),
-                    &condition,
-                )
-                .await;
-            match appended {
-                Ok(CommandAppend::Appended(outcome)) => {
+            let decide = {
+                let (session, command, ctx) =
+                    (Arc::clone(&session), Arc::clone(&command), Arc::clone(&ctx));
+                let stream_id = stream_id.clone();
+                move || {
+                    let mut session = lock(&session);
+                    let models = std::mem::take(&mut session.models);
+                    let events = command
+                        .decide(models, &ctx)
+                        .map_err(RepositoryError::Rejected)?;
+                    let new_events = crate::repository::new_events(&events, &stream_id, &ctx)?;
+                    session.events = events;
+                    Ok(new_events)
+                }
+            };
+            let record = CommandRecord::new(ctx.command_id, fingerprint.clone());
+            let ended = match between.take() {
+                None => {
+                    self.store
+                        .run_decision(&stream_id, D::STREAM_TYPE, &query, record, visit, decide)
+                        .await
+                }
+                Some(between) => {
+                    crate::store::decision::run_in_steps(
+                        &self.store,
+                        &stream_id,
+                        D::STREAM_TYPE,
+                        &query,
+                        record,
+                        visit,
+                        decide,
+                        between,
+                    )
+                    .await
+                }
+            };
+            match ended {
+                Ok(CommandSession::Appended(outcome)) => {
+                    let events = std::mem::take(&mut lock(&session).events);
                     return Ok(Decided {
-                        command_id: ctx.command_id,
+                        command_id: outcome.command_id,
                         stream_id,
                         events,
-                        event_ids,
+                        event_ids: outcome.event_ids,
                         version: outcome.stream_version,
                         position: outcome.last_position,
                         recorded_at: outcome.recorded_at,
                         attempts: attempt,
                     });
                 }
-                Ok(CommandAppend::AlreadyExecuted(outcome)) => {
+                // Executed before: answered as it ran, even when the facts it made now
+                // refuse it (a token it used, a seat it took).
+                Ok(CommandSession::AlreadyExecuted(outcome)) => {
                     return self.executed_before::<D>(outcome, &fingerprint).await;
                 }
-                Err(StoreError::ConditionFailed { .. }) if attempt < self.attempts => {
+                Ok(CommandSession::Refused(error)) => return Err(error),
+                Err(RepositoryError::Store(StoreError::ConditionFailed { .. }))
+                    if attempt < self.attempts =>
+                {
                     tracing::debug!(
                         target: "factum::decision", command = D::NAME, stream_id, attempt,
                         "the facts changed since the decision's read: deciding again"
                     );
                 }
-                Err(error) => return Err(RepositoryError::Store(error)),
+                Err(error) => return Err(error),
             }
         }
     }
@@ -519,6 +557,29 @@ impl<S: DecisionStore> Decisions<S> {
             attempts: 0,
         })
     }
+}
+
+/// One attempt's state: the models its visits fold, then the events its decision made.
+struct Attempt<D: Decide> {
+    models: D::Models,
+    events: Vec<D::Events>,
+}
+
+impl<D: Decide> Default for Attempt<D> {
+    fn default() -> Self {
+        Self {
+            models: D::Models::default(),
+            events: Vec::new(),
+        }
+    }
+}
+
+/// Locks `mutex`, through a poisoning: a panicked visit leaves nothing half-written
+/// that the next attempt reads.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The digest a decision's command is recorded with: SHA-256 of its name and JSON, in

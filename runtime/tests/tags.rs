@@ -466,7 +466,11 @@ async fn an_aggregates_events_are_stored_with_their_tags() {
         .read_matching(&Query::new(items.iter().cloned()), 0)
         .await
         .expect("read");
-    let (seats,) = <(Seats,)>::fold(&items, &read.events).expect("folded");
+    let mut models = <(Seats,)>::default();
+    for event in &read.events {
+        models.apply(&items, event).expect("applied");
+    }
+    let (seats,) = models;
     assert_eq!(
         seats.0, 30,
         "the decision model finds the aggregate's event"

@@ -20,7 +20,8 @@ use std::future::Future;
 use crate::envelope::NewEvent;
 use crate::envelope::RecordedEvent;
 use crate::store::{
-    AppendOutcome, CommandAppend, CommandRecord, EventStore, ExpectedVersion, StoreError,
+    AppendOutcome, CommandAppend, CommandRecord, CommandSession, EventStore, ExpectedVersion,
+    StoreError,
 };
 use crate::tag::Tag;
 
@@ -150,4 +151,107 @@ pub trait DecisionStore: EventStore {
         command: CommandRecord,
         condition: &AppendCondition,
     ) -> impl Future<Output = Result<CommandAppend, StoreError>> + Send;
+
+    /// Runs one decision of a command: looks its record up, visits the events `query`
+    /// matches (in log order, so the caller folds its models), asks `decide` for the
+    /// events to write, and appends them to `stream_id` with the command's record, under
+    /// the condition that no event `query` matches was stored since the visit
+    /// ([`DecisionStore::append_command_if`]'s checks and guarantees).
+    ///
+    /// A command recorded before is answered [`CommandSession::AlreadyExecuted`] (even
+    /// when `decide` would now refuse it: the facts it made refuse its repeat); a
+    /// decision that fails is [`CommandSession::Refused`] and writes nothing; a failed
+    /// condition is an error converted from [`StoreError::ConditionFailed`], and the
+    /// caller decides again. Errors of `visit` end the session with that error.
+    ///
+    /// The default reads ([`DecisionStore::read_matching`]), decides, and appends
+    /// conditionally ([`DecisionStore::append_command_if`]), looking the record up only
+    /// when the decision refuses. A store may run it all in one write transaction
+    /// instead — SQLite does, on its writer thread (so `visit` and `decide` own what they
+    /// use): the decision is taken under the write lock, and its condition cannot fail.
+    fn run_decision<E, V, D>(
+        &self,
+        stream_id: &str,
+        stream_type: &str,
+        query: &Query,
+        command: CommandRecord,
+        visit: V,
+        decide: D,
+    ) -> impl Future<Output = Result<CommandSession<E>, E>> + Send
+    where
+        E: From<StoreError> + Send + 'static,
+        V: FnMut(&RecordedEvent) -> Result<(), E> + Send + 'static,
+        D: FnOnce() -> Result<Vec<NewEvent>, E> + Send + 'static,
+    {
+        run_in_steps(
+            self,
+            stream_id,
+            stream_type,
+            query,
+            command,
+            visit,
+            decide,
+            std::future::ready(()),
+        )
+    }
+}
+
+/// [`DecisionStore::run_decision`] in three steps: the read, the decision, the
+/// conditional append; `between` runs once after the decision and before the append
+/// (what a concurrent writer could do there, for `testing::DecisionFixture`).
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one session's parts, passed once"
+)]
+pub(crate) async fn run_in_steps<S, E, V, D, F>(
+    store: &S,
+    stream_id: &str,
+    stream_type: &str,
+    query: &Query,
+    command: CommandRecord,
+    mut visit: V,
+    decide: D,
+    between: F,
+) -> Result<CommandSession<E>, E>
+where
+    S: DecisionStore + ?Sized,
+    E: From<StoreError>,
+    V: FnMut(&RecordedEvent) -> Result<(), E>,
+    D: FnOnce() -> Result<Vec<NewEvent>, E>,
+    F: Future<Output = ()>,
+{
+    let read = store.read_matching(query, 0).await?;
+    for event in &read.events {
+        visit(event)?;
+    }
+    let events = match decide() {
+        Ok(events) => events,
+        Err(refusal) => {
+            return Ok(match store.command_outcome(command.command_id).await? {
+                Some(outcome) => CommandSession::AlreadyExecuted(outcome),
+                None => CommandSession::Refused(refusal),
+            });
+        }
+    };
+    between.await;
+    let condition = AppendCondition {
+        query: query.clone(),
+        after: read.read_to,
+    };
+    Ok(
+        match store
+            .append_command_if(
+                stream_id,
+                stream_type,
+                ExpectedVersion::Any,
+                events,
+                command,
+                &condition,
+            )
+            .await?
+        {
+            CommandAppend::Appended(outcome) => CommandSession::Appended(outcome),
+            CommandAppend::AlreadyExecuted(outcome) => CommandSession::AlreadyExecuted(outcome),
+        },
+    )
 }

@@ -191,10 +191,8 @@ fn written(
     }
 }
 
-/// A command's session on the writer: `BEGIN IMMEDIATE`; the command's record, if it
-/// ran before; else every event of the stream from `from_version` visited, the decision
-/// taken, and the decided events written with the record and committed — all under one
-/// write lock, so nothing comes between the read and the write.
+/// A command's session on the writer, for one stream: the stream's events from
+/// `from_version` visited (see [`session`]).
 #[allow(
     clippy::too_many_arguments,
     reason = "one session's parts, passed once"
@@ -214,47 +212,91 @@ where
     V: FnMut(&crate::envelope::RecordedEvent) -> Result<(), E>,
     D: FnOnce() -> Result<CommandWrite, E>,
 {
+    let read = || {
+        // One record, refilled row by row, as `for_each_in_stream` visits.
+        let mut visit_error = None;
+        let mut record: Option<crate::envelope::RecordedEvent> = None;
+        let mut bytes = Vec::new();
+        let visited = super::rows::each_row_in_stream(
+            connection,
+            stream_id,
+            from_version,
+            usize::MAX,
+            checks,
+            super::rows::Columns::Record,
+            |row, stored_type| {
+                bytes.clear();
+                let copied =
+                    super::rows::copy_checked(row, 0, stream_id, stored_type, &mut bytes, checks)?;
+                let record = record.get_or_insert_with(|| {
+                    super::rows::blank(stream_id.to_owned(), stored_type.to_owned())
+                });
+                super::rows::fill(record, &bytes, &copied)?;
+                visit(record).map_err(|error| {
+                    visit_error = Some(error);
+                    Failure::Stop
+                })
+            },
+        );
+        match (visited, visit_error) {
+            (_, Some(error)) => Ok(Err(error)),
+            (Err(failure), None) => Err(failure),
+            // The expected version the decision names guards a later transaction.
+            (Ok(()), None) => Ok(Ok(None)),
+        }
+    };
+    session(
+        connection,
+        patience,
+        stream_id,
+        stream_type,
+        command,
+        checks.signer.as_ref(),
+        read,
+        decide,
+    )
+}
+
+/// A command's session on the writer: `BEGIN IMMEDIATE`; the command's record, if it
+/// ran before; else the events the decision is made on visited (`read`), the decision
+/// taken, and the decided events written with the record and committed — all under one
+/// write lock, so nothing comes between the read and the write.
+///
+/// `read` answers the condition a write in a transaction of its own must still meet
+/// (after the `UNIQUE` index refused an event id): none when the decision names the
+/// stream's version, a decision's condition on the events it read otherwise.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one session's parts, passed once"
+)]
+pub(super) fn session<E, R, D>(
+    connection: &Connection,
+    patience: Duration,
+    stream_id: &str,
+    stream_type: &str,
+    command: &CommandRecord,
+    signer: Option<&EventSigner>,
+    read: R,
+    decide: D,
+) -> Result<Result<CommandSession<E>, E>, Failure>
+where
+    R: FnOnce() -> Result<Result<Option<AppendCondition>, E>, Failure>,
+    D: FnOnce() -> Result<CommandWrite, E>,
+{
     let transaction = WriteTransaction::begin(connection, patience)?;
     if let Some(stored) = commands::load(connection, command.command_id)? {
         return Ok(Ok(CommandSession::AlreadyExecuted(stored)));
     }
-    // One record, refilled row by row, as `for_each_in_stream` visits.
-    let mut visit_error = None;
-    let mut record: Option<crate::envelope::RecordedEvent> = None;
-    let mut bytes = Vec::new();
-    let visited = super::rows::each_row_in_stream(
-        connection,
-        stream_id,
-        from_version,
-        usize::MAX,
-        checks,
-        super::rows::Columns::Record,
-        |row, stored_type| {
-            bytes.clear();
-            let copied =
-                super::rows::copy_checked(row, 0, stream_id, stored_type, &mut bytes, checks)?;
-            let record = record.get_or_insert_with(|| {
-                super::rows::blank(stream_id.to_owned(), stored_type.to_owned())
-            });
-            super::rows::fill(record, &bytes, &copied)?;
-            visit(record).map_err(|error| {
-                visit_error = Some(error);
-                Failure::Stop
-            })
-        },
-    );
-    match (visited, visit_error) {
-        (_, Some(error)) => return Ok(Err(error)),
-        (Err(failure), None) => return Err(failure),
-        (Ok(()), None) => {}
-    }
+    let condition = match read()? {
+        Ok(condition) => condition,
+        Err(error) => return Ok(Err(error)),
+    };
     let write = match decide() {
         Ok(write) => write,
         Err(refusal) => return Ok(Ok(CommandSession::Refused(refusal))),
     };
     crate::store::limits::check_command(stream_id, stream_type, &write.events, command)?;
-    // The record was looked up under this lock already.
-    let signer = checks.signer.as_ref();
+    // The record was looked up, and the condition holds, under this lock already.
     match written(
         connection,
         stream_id,
@@ -287,7 +329,7 @@ where
                 &write.events,
                 command,
                 signer,
-                None,
+                condition.as_ref(),
             )?;
             Ok(Ok(match answer {
                 CommandAppend::Appended(outcome) => CommandSession::Appended(outcome),

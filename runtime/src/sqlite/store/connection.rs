@@ -112,7 +112,22 @@ pub(in crate::sqlite) fn configure_writer(
     connection.pragma_update(None, "synchronous", options.synchronous.pragma_value())?;
     connection.pragma_update(None, "foreign_keys", "ON")?;
     set_page_cache(connection, options.page_cache)?;
+    keep_plans(connection)
+}
+
+/// The statement cache, and plans that stay prepared. Without the query planner's
+/// stability guarantee (QPSG), SQLite marks a statement whose plan looked at a bound
+/// value (a `LIMIT ?`, a term of a join) to be prepared again whenever that value is
+/// bound: every read of a stream or by tags would be parsed and planned anew (a fifth
+/// of an aggregate's command, more than a third of a decision, in `benches/decide`). The store's statements have one good
+/// plan whatever their values (each walks a primary key or an index by equality and
+/// range), so the plan made once is kept.
+fn keep_plans(connection: &Connection) -> rusqlite::Result<()> {
     connection.set_prepared_statement_cache_capacity(32);
+    connection.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
     Ok(())
 }
 
@@ -178,7 +193,7 @@ fn open_reader(
     connection.busy_timeout(busy_timeout)?;
     connection.pragma_update(None, "query_only", "ON")?;
     set_page_cache(&connection, page_cache)?;
-    connection.set_prepared_statement_cache_capacity(32);
+    keep_plans(&connection)?;
     Ok(connection)
 }
 

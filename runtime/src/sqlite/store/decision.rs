@@ -15,10 +15,14 @@
 use rusqlite::types::Value;
 use rusqlite::{Connection, params_from_iter};
 
+use std::time::Duration;
+
+use super::append;
 use super::connection::Failure;
 use super::rows::{self, ReadChecks, to_sql_integer};
-use crate::store::StoreError;
+use crate::envelope::{NewEvent, RecordedEvent};
 use crate::store::decision::{AppendCondition, MatchedEvents, Query};
+use crate::store::{CommandRecord, CommandSession, CommandWrite, ExpectedVersion, StoreError};
 
 /// The statement selecting the positions `query` matches after a position, and its
 /// values in order; `None` for a query without items (it matches nothing).
@@ -69,6 +73,33 @@ fn positions(query: &Query, after: u64) -> Option<(String, Vec<Value>)> {
     Some((sql, values))
 }
 
+/// Calls `each` with every event `query` matches after `after`, in position order, in
+/// the caller's transaction (one snapshot).
+fn each_matching(
+    connection: &Connection,
+    query: &Query,
+    after: u64,
+    checks: &ReadChecks,
+    mut each: impl FnMut(RecordedEvent) -> Result<(), Failure>,
+) -> Result<(), Failure> {
+    let Some((positions, values)) = positions(query, after) else {
+        return Ok(());
+    };
+    let mut statement = connection.prepare_cached(&format!(
+        "SELECT {}, {}{} FROM events e LEFT JOIN streams s ON s.stream_key = e.stream_key
+         WHERE e.position IN ({positions}) ORDER BY e.position",
+        rows::STREAM_COLUMNS,
+        rows::EVENT_COLUMNS,
+        rows::hash_columns(checks),
+    ))?;
+    let mut found = statement.query(params_from_iter(values))?;
+    let mut bytes = Vec::new();
+    while let Some(row) = found.next()? {
+        each(rows::event_with_stream(row, &mut bytes, checks)?)?;
+    }
+    Ok(())
+}
+
 /// The events `query` matches after `after`, in position order, and the log's newest
 /// position, read in one read transaction (one snapshot): an event committed later has
 /// a higher position, so a condition on `read_to` catches it.
@@ -80,23 +111,71 @@ pub(super) fn read_matching(
 ) -> Result<MatchedEvents, Failure> {
     let transaction = connection.unchecked_transaction()?;
     let mut events = Vec::new();
-    if let Some((positions, values)) = positions(query, after) {
-        let mut statement = connection.prepare_cached(&format!(
-            "SELECT {}, {}{} FROM events e LEFT JOIN streams s ON s.stream_key = e.stream_key
-             WHERE e.position IN ({positions}) ORDER BY e.position",
-            rows::STREAM_COLUMNS,
-            rows::EVENT_COLUMNS,
-            rows::hash_columns(checks),
-        ))?;
-        let mut found = statement.query(params_from_iter(values))?;
-        let mut bytes = Vec::new();
-        while let Some(row) = found.next()? {
-            events.push(rows::event_with_stream(row, &mut bytes, checks)?);
-        }
-    }
+    each_matching(connection, query, after, checks, |event| {
+        events.push(event);
+        Ok(())
+    })?;
     let read_to = rows::newest_position(connection)?.max(after);
     transaction.commit()?;
     Ok(MatchedEvents { events, read_to })
+}
+
+/// A decision's session on the writer (see [`append::session`]): the events `query`
+/// matches visited under the write lock, so no other writer can store one before the
+/// decision's events; the condition is only kept for a write that must run in a
+/// transaction of its own.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one session's parts, passed once"
+)]
+pub(super) fn session<E, V, D>(
+    connection: &Connection,
+    patience: Duration,
+    stream_id: &str,
+    stream_type: &str,
+    query: Query,
+    command: &CommandRecord,
+    checks: &ReadChecks,
+    mut visit: V,
+    decide: D,
+) -> Result<Result<CommandSession<E>, E>, Failure>
+where
+    V: FnMut(&RecordedEvent) -> Result<(), E>,
+    D: FnOnce() -> Result<Vec<NewEvent>, E>,
+{
+    let read = || {
+        let mut visit_error = None;
+        let visited = each_matching(connection, &query, 0, checks, |event| {
+            visit(&event).map_err(|error| {
+                visit_error = Some(error);
+                Failure::Stop
+            })
+        });
+        match (visited, visit_error) {
+            (_, Some(error)) => Ok(Err(error)),
+            (Err(failure), None) => Err(failure),
+            (Ok(()), None) => Ok(Ok(Some(AppendCondition {
+                after: rows::newest_position(connection)?,
+                query,
+            }))),
+        }
+    };
+    let decide = || {
+        decide().map(|events| CommandWrite {
+            expected: ExpectedVersion::Any,
+            events,
+        })
+    };
+    append::session(
+        connection,
+        patience,
+        stream_id,
+        stream_type,
+        command,
+        checks.signer.as_ref(),
+        read,
+        decide,
+    )
 }
 
 /// The failed condition, when an event its query matches is stored after its position;

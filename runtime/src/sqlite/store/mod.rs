@@ -819,6 +819,125 @@ impl DecisionStore for SqliteStore {
     }
 
     crate::telemetry::measured_conditional_appends!("sqlite");
+
+    async fn run_decision<E, V, D>(
+        &self,
+        stream_id: &str,
+        stream_type: &str,
+        query: &Query,
+        command: CommandRecord,
+        visit: V,
+        decide: D,
+    ) -> Result<CommandSession<E>, E>
+    where
+        E: From<StoreError> + Send + 'static,
+        V: FnMut(&RecordedEvent) -> Result<(), E> + Send + 'static,
+        D: FnOnce() -> Result<Vec<crate::envelope::NewEvent>, E> + Send + 'static,
+    {
+        let owned = (stream_id.to_owned(), stream_type.to_owned(), query.clone());
+        let checks = self.inner.options.read_checks();
+        self.measured_session(
+            stream_id,
+            stream_type,
+            move |connection, patience, decided| {
+                let (stream_id, stream_type, query) = owned;
+                let decide = move || {
+                    let events = decide()?;
+                    decided.count(&events);
+                    Ok(events)
+                };
+                decision::session(
+                    connection,
+                    patience,
+                    &stream_id,
+                    &stream_type,
+                    query,
+                    &command,
+                    &checks,
+                    visit,
+                    decide,
+                )
+            },
+        )
+        .await
+    }
+}
+
+impl SqliteStore {
+    /// A command's session (`work`, on the writer thread, in one write transaction),
+    /// measured and traced as an append: the events its decision counts into
+    /// [`DecidedEvents`] where it runs, an append when it wrote (as the default
+    /// session's `append_command` is: a command found recorded or refused wrote nothing);
+    /// the new head published after the commit.
+    async fn measured_session<E, W>(
+        &self,
+        stream_id: &str,
+        stream_type: &str,
+        work: W,
+    ) -> Result<CommandSession<E>, E>
+    where
+        E: From<StoreError> + Send + 'static,
+        W: FnOnce(
+                &rusqlite::Connection,
+                std::time::Duration,
+                DecidedEvents,
+            ) -> Result<Result<CommandSession<E>, E>, connection::Failure>
+            + Send
+            + 'static,
+    {
+        let mut measured = crate::telemetry::Append::start("sqlite", stream_id, stream_type, &[]);
+        let decided = DecidedEvents::default();
+        let session = {
+            let decided = decided.clone();
+            self.write(move |connection, patience| work(connection, patience, decided))
+                .instrument(measured.span().clone())
+                .await
+        };
+        measured.set_events(decided.take());
+        let session = match session {
+            Ok(Ok(session)) => {
+                if matches!(session, CommandSession::Appended(_)) {
+                    measured.finish(Ok(true));
+                }
+                session
+            }
+            Ok(Err(refused)) => return Err(refused),
+            Err(error) => {
+                measured.finish(Err(&error));
+                return Err(error.into());
+            }
+        };
+        if let CommandSession::Appended(CommandOutcome {
+            last_position: Some(last_position),
+            ..
+        }) = &session
+        {
+            // After the commit: a woken follower reads the events.
+            self.publish_head(*last_position);
+        }
+        Ok(session)
+    }
+}
+
+/// The events a session's decision made, by name, counted on the writer thread for the
+/// metrics.
+#[derive(Clone, Default)]
+struct DecidedEvents(Arc<std::sync::Mutex<Vec<(String, u64)>>>);
+
+impl DecidedEvents {
+    fn count(&self, events: &[crate::envelope::NewEvent]) {
+        *self.lock() = crate::telemetry::by_name(events.iter().map(|event| event.name.as_str()));
+    }
+
+    fn take(&self) -> Vec<(String, u64)> {
+        std::mem::take(&mut *self.lock())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(String, u64)>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 impl crate::store::StreamCatalog for SqliteStore {
@@ -878,26 +997,19 @@ impl EventStore for SqliteStore {
         D: FnOnce() -> Result<CommandWrite, E> + Send + 'static,
     {
         // The whole command on the writer thread, in one write transaction: the visits
-        // and the decision travel there with what they own. The decision's events are
-        // counted there, for the metrics.
-        let mut measured = crate::telemetry::Append::start("sqlite", stream_id, stream_type, &[]);
-        let decided = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let decide = {
-            let decided = Arc::clone(&decided);
-            move || {
-                let write = decide()?;
-                *decided
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) =
-                    crate::telemetry::by_name(write.events.iter().map(|event| event.name.as_str()));
-                Ok(write)
-            }
-        };
-        let stream_id = stream_id.to_owned();
-        let stream_type = stream_type.to_owned();
+        // and the decision travel there with what they own.
+        let owned = (stream_id.to_owned(), stream_type.to_owned());
         let checks = self.inner.options.read_checks();
-        let session = self
-            .write(move |connection, patience| {
+        self.measured_session(
+            stream_id,
+            stream_type,
+            move |connection, patience, decided| {
+                let (stream_id, stream_type) = owned;
+                let decide = move || {
+                    let write = decide()?;
+                    decided.count(&write.events);
+                    Ok(write)
+                };
                 append::command_session(
                     connection,
                     patience,
@@ -909,38 +1021,9 @@ impl EventStore for SqliteStore {
                     visit,
                     decide,
                 )
-            })
-            .instrument(measured.span().clone())
-            .await;
-        measured.set_events(std::mem::take(
-            &mut *decided
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        ));
-        let session = match session {
-            // Measured as an append when it wrote, as the default session's
-            // `append_command` is: a command found recorded or refused wrote nothing.
-            Ok(Ok(session)) => {
-                if matches!(session, CommandSession::Appended(_)) {
-                    measured.finish(Ok(true));
-                }
-                session
-            }
-            Ok(Err(refused)) => return Err(refused),
-            Err(error) => {
-                measured.finish(Err(&error));
-                return Err(error.into());
-            }
-        };
-        if let CommandSession::Appended(CommandOutcome {
-            last_position: Some(last_position),
-            ..
-        }) = &session
-        {
-            // After the commit: a woken follower reads the events.
-            self.publish_head(*last_position);
-        }
-        Ok(session)
+            },
+        )
+        .await
     }
 
     async fn command_outcome(
