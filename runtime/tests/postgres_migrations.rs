@@ -74,7 +74,8 @@ async fn an_older_schema_is_migrated_forward() {
     raw_client()
         .await
         .batch_execute(&format!(
-            "DROP FUNCTION {SCHEMA}.factum_decide_command;
+            "DROP FUNCTION {SCHEMA}.factum_read_matching;
+             DROP FUNCTION {SCHEMA}.factum_decide_command;
              DROP FUNCTION {SCHEMA}.factum_decide;
              DROP TABLE {SCHEMA}.event_tags;
              ALTER TABLE {SCHEMA}.events DROP COLUMN tags;

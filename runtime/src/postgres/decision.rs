@@ -6,9 +6,8 @@
 use crate::store::StoreError;
 use crate::store::decision::{DecisionStore, MatchedEvents, Query};
 
-use super::migrate::quote_ident;
-use super::rows::to_i64;
-use super::store::{HASH_COLUMN, PostgresStore};
+use super::rows::{corrupt, to_i64};
+use super::store::{HASH_COLUMN, PostgresStore, READ_MATCHING_SETTLED};
 
 /// A [`Query`] as the arrays `factum_decide` takes: each storable item's tags and names
 /// (see [`storable_items`]), flattened beside the item's number (from 1).
@@ -67,106 +66,40 @@ impl QueryArrays {
     }
 }
 
-/// The statement reading the events `query` matches after `$1` up to `$2` (a settled
-/// position), selecting `columns`, and its parameters after those two: per item, its tags
-/// (an array, when it has some) and its names (an array, when it has some).
-///
-/// The text is made for the query's shape (how many items, how many tags each, names or
-/// not), so each shape gets a plan of its own, which stays good as a generic plan: an
-/// item with tags walks its first tag's rows of `event_tags` (the primary key) and checks
-/// its other tags and its names at each, an item without tags walks the events after
-/// `$1`. (One statement for every shape, with the items as arrays, left the planner
-/// estimating the tagless branch for every item; its generic plan scanned the events.)
-fn read_matching_sql(
-    schema: &str,
-    columns: &str,
-    items: Vec<(Vec<String>, Vec<String>)>,
-) -> (String, Vec<Vec<String>>) {
-    let mut parts = Vec::new();
-    let mut values = Vec::new();
-    for (tags, names) in items {
-        let tagged = !tags.is_empty();
-        let mut part = if !tagged {
-            format!(
-                "SELECT n.position FROM {schema}.events n WHERE n.position > $1 AND n.position <= $2"
-            )
-        } else {
-            let count = tags.len();
-            values.push(tags);
-            let at = values.len() + 2;
-            let mut part = format!(
-                "SELECT t.position FROM {schema}.event_tags t \
-                 WHERE t.tag = (${at}::text[])[1] AND t.position > $1 AND t.position <= $2"
-            );
-            if count > 1 {
-                part.push_str(&format!(
-                    " AND (SELECT count(*) FROM {schema}.event_tags o \
-                       WHERE o.position = t.position AND o.tag = ANY (${at}::text[])) = {}",
-                    count
-                ));
-            }
-            part
-        };
-        if !names.is_empty() {
-            values.push(names);
-            let at = values.len() + 2;
-            if tagged {
-                part.push_str(&format!(
-                    " AND EXISTS (SELECT 1 FROM {schema}.events n \
-                       WHERE n.position = t.position AND n.name = ANY (${at}::text[]))"
-                ));
-            } else {
-                part.push_str(&format!(" AND n.name = ANY (${at}::text[])"));
-            }
-        }
-        parts.push(part);
-    }
-    (
-        format!(
-            "SELECT {columns} FROM {schema}.events WHERE position IN ({}) ORDER BY position",
-            parts.join(" UNION ")
-        ),
-        values,
-    )
-}
-
-/// Decisions across entities: the query read up to the settled head (so that no event
-/// at or below the position a decision read to commits later), the condition checked by
-/// `factum_decide` under the tags' locks.
+/// Decisions across entities: the query read up to the settled head in one call of
+/// `factum_read_matching` (migration 15: the head first, then the read in later
+/// snapshots, so that no event at or below the position a decision read to commits
+/// later), the condition checked by `factum_decide` under the tags' locks.
 impl DecisionStore for PostgresStore {
     async fn read_matching(&self, query: &Query, after: u64) -> Result<MatchedEvents, StoreError> {
-        let settled = self.refresh_settled().await?;
-        let items = storable_items(query);
-        if settled <= after || items.is_empty() {
-            return Ok(MatchedEvents {
-                events: Vec::new(),
-                read_to: settled.max(after),
-            });
+        let arrays = QueryArrays::new(query);
+        let rows = self
+            .query(
+                &self.sql().read_matching,
+                &[
+                    &to_i64(after),
+                    &arrays.items,
+                    &arrays.tag_items,
+                    &arrays.tags,
+                    &arrays.name_items,
+                    &arrays.names,
+                ],
+            )
+            .await?;
+        let mut read_to = after;
+        let mut events = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let settled: i64 = row
+                .try_get(READ_MATCHING_SETTLED)
+                .map_err(|error| corrupt("", 0, format_args!("settled position: {error}")))?;
+            read_to = read_to.max(u64::try_from(settled).unwrap_or(0));
+            // The row of a read that found nothing holds the settled head alone.
+            if row.try_get::<_, Option<i64>>(0).ok().flatten().is_some() {
+                events.push(self.decode(row, HASH_COLUMN)?);
+            }
         }
-        let (sql, values) = read_matching_sql(
-            &quote_ident(&self.sql().schema),
-            self.sql().event_columns,
-            items,
-        );
-        let (after, settled_sql) = (to_i64(after), to_i64(settled));
-        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
-            Vec::with_capacity(values.len() + 2);
-        params.push(&after);
-        params.push(&settled_sql);
-        params.extend(
-            values
-                .iter()
-                .map(|value| value as &(dyn tokio_postgres::types::ToSql + Sync)),
-        );
-        let rows = self.query(&sql, &params).await?;
-        let events = rows
-            .iter()
-            .map(|row| self.decode(row, HASH_COLUMN))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(MatchedEvents {
-            events,
-            read_to: settled,
-        })
+        self.raise_settled(read_to);
+        Ok(MatchedEvents { events, read_to })
     }
 
     crate::telemetry::measured_conditional_appends!("postgresql");

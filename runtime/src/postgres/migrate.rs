@@ -127,6 +127,15 @@ pub(super) const MIGRATIONS: &[(i32, &str, &str)] = &[
         "tags and decisions",
         include_str!("migrations/0014_tags_and_decisions.sql"),
     ),
+    // A decision's read in one call, `factum_read_matching`: the settled head, then the
+    // events the query matches up to it, in later snapshots. It and migration 14's
+    // appends plan their statements generically (each has one good plan; planning anew
+    // at each call cost more than running them).
+    (
+        15,
+        "decision read in one call, generic plans",
+        include_str!("migrations/0015_decision_read_and_generic_plans.sql"),
+    ),
 ];
 
 /// The newest schema version this code knows.
@@ -522,6 +531,7 @@ mod tests {
             (12, 1, 1, 0, 0),
             (13, 0, 0, 0, 0),
             (14, 2, 1, 0, 0),
+            (15, 1, 0, 0, 0),
         ];
         assert_eq!(MIGRATIONS.len(), expected.len() + 1, "{expected:?}");
         for ((version, _, sql), (numbered, functions, held_locks, session_locks, releases)) in

@@ -32,6 +32,9 @@ use super::rows::{
 /// Where the hash columns start in a row selected with the store's columns (after the
 /// event's own, tags last).
 pub(super) const HASH_COLUMN: usize = 11;
+/// Where a row of `factum_read_matching` holds the settled head: after the event's
+/// columns and its hash columns, which it always selects.
+pub(super) const READ_MATCHING_SETTLED: usize = HASH_COLUMN + 3;
 /// Rows per page when a stream is visited.
 pub(super) const VISIT_PAGE: i64 = 4096;
 /// How often [`EventStore::append`] re-runs after a unique violation (a concurrent append
@@ -359,8 +362,6 @@ pub(super) struct Sql {
     pub(super) decide: String,
     /// `factum_decide_command`: a command's append with tags or under a condition.
     pub(super) decide_command: String,
-    /// The event columns every read selects (the hash columns too when checked).
-    pub(super) event_columns: &'static str,
     pub(super) command_outcome: String,
     pub(super) prune_commands: String,
     pub(super) read_stream: String,
@@ -373,6 +374,10 @@ pub(super) struct Sql {
     pub(super) head: String,
     /// The newest settled position (`factum_settled_head`).
     pub(super) settled_head: String,
+    /// A decision's read: the events a query matches up to the settled head, each with
+    /// it (`factum_read_matching`; the hash columns always, the head at
+    /// [`READ_MATCHING_SETTLED`]).
+    pub(super) read_matching: String,
     /// The newest settled position and the newest position.
     pub(super) newest: String,
     pub(super) listen: String,
@@ -439,7 +444,6 @@ impl Sql {
                                                 $12, $13, $14, $15, $16, $17, $18, $19, $20, \
                                                 $21, $22)"
             ),
-            event_columns: columns,
             command_outcome: format!(
                 "SELECT fingerprint, recorded_at, stream_id, stream_version, first_position, \
                         last_position, event_ids \
@@ -477,6 +481,27 @@ impl Sql {
             ),
             head: format!("SELECT position, occurred_at FROM {s}.events WHERE position = $1"),
             settled_head: format!("SELECT {s}.factum_settled_head()"),
+            read_matching: format!(
+                "SELECT {}, r.o_settled FROM {s}.factum_read_matching($1, $2, $3, $4, $5, $6) r",
+                [
+                    "position",
+                    "stream_id",
+                    "stream_type",
+                    "stream_version",
+                    "event_id",
+                    "name",
+                    "schema_version",
+                    "payload",
+                    "occurred_at",
+                    "metadata",
+                    "tags",
+                    "hash",
+                    "predecessor",
+                    "signature",
+                ]
+                .map(|column| format!("(r.o_event).{column}"))
+                .join(", ")
+            ),
             newest: format!(
                 "SELECT {s}.factum_settled_head(), (SELECT max(position) FROM {s}.events)"
             ),
@@ -713,6 +738,11 @@ impl PostgresStore {
             .unwrap_or(0);
         self.notifier.raise(settled);
         Ok(self.notifier.settled().max(settled))
+    }
+
+    /// Tells waiting followers of a settled head found by a read of its own.
+    pub(super) fn raise_settled(&self, settled: u64) {
+        self.notifier.raise(settled);
     }
 
     /// The store's statements.
