@@ -7,8 +7,9 @@
 //! lets a follower of `read_all` skip: an append inside a caller's transaction holds
 //! later appends back until it ends; concurrent appends commit side by side, and
 //! followers read only up to the settled position, which never passes an append still
-//! committing; 32 writers and two followers agree on every event; positions burnt by a
-//! rolled-back append leave a harmless gap.
+//! committing (a decision's read past it tells them nothing); 32 writers and two
+//! followers agree on every event; positions burnt by a rolled-back append leave a
+//! harmless gap.
 //!
 //! Needs a server: `eval "$(scripts/postgres.sh start)"`.
 
@@ -18,6 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use factum::prelude::*;
+use factum::store::decision::{DecisionStore, Query, QueryItem};
 use factum::store::{CommandRecord, PostgresStore};
 use postgres_common::{drop_schema, event, events, fresh_store, raw_client, url};
 
@@ -330,6 +332,22 @@ async fn followers_wait_for_a_concurrent_append_still_committing() {
     assert_eq!(filtered.scanned_to, first.last_position);
     // Its own stream reads back at once: stream reads need no settling.
     assert_eq!(store.read_stream("late", 1, 10).await.unwrap().len(), 2);
+    // A decision's read by tags goes past the open append, which carries none of them
+    // (every writer of its tags has ended), without telling followers of that position.
+    let by_tag = Query::new([QueryItem::names(["Ticked"]).with_tags([Tag::new("course", "c1")])]);
+    let decided_on = store.read_matching(&by_tag, 0).await.unwrap();
+    assert!(decided_on.events.is_empty());
+    assert!(decided_on.read_to >= late.last_position);
+    assert_eq!(
+        store.head().await.unwrap().map(|head| head.position),
+        Some(first.last_position),
+        "followers still wait for the open append"
+    );
+    // A query with an item of any tags reads up to the settled head only.
+    let by_name = Query::new([QueryItem::names(["Ticked"])]);
+    let decided_on = store.read_matching(&by_name, 0).await.unwrap();
+    assert_eq!(decided_on.read_to, first.last_position);
+    assert_eq!(decided_on.events.len(), 1);
 
     // A follower waiting for the next event wakes when the open append commits.
     let waiting = tokio::spawn({

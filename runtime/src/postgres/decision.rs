@@ -7,7 +7,7 @@ use crate::store::StoreError;
 use crate::store::decision::{DecisionStore, MatchedEvents, Query};
 
 use super::rows::{corrupt, to_i64};
-use super::store::{HASH_COLUMN, PostgresStore, READ_MATCHING_SETTLED};
+use super::store::{HASH_COLUMN, PostgresStore, READ_MATCHING_READ_TO};
 
 /// A [`Query`] as the arrays `factum_decide` takes: each storable item's tags and names
 /// (see [`storable_items`]), flattened beside the item's number (from 1).
@@ -66,10 +66,11 @@ impl QueryArrays {
     }
 }
 
-/// Decisions across entities: the query read up to the settled head in one call of
-/// `factum_read_matching` (migration 15: the head first, then the read in later
-/// snapshots, so that no event at or below the position a decision read to commits
-/// later), the condition checked by `factum_decide` under the tags' locks.
+/// Decisions across entities: the query read in one call of `factum_read_matching`
+/// (migration 15: the position to read to found first — under the query's tag locks, or
+/// the settled head — then the read in later snapshots, so that no matching event at or
+/// below that position commits later), the condition checked by `factum_decide` under
+/// the tags' locks.
 impl DecisionStore for PostgresStore {
     async fn read_matching(&self, query: &Query, after: u64) -> Result<MatchedEvents, StoreError> {
         let arrays = QueryArrays::new(query);
@@ -87,18 +88,26 @@ impl DecisionStore for PostgresStore {
             )
             .await?;
         let mut read_to = after;
+        let mut settled = None;
         let mut events = Vec::with_capacity(rows.len());
         for row in &rows {
-            let settled: i64 = row
-                .try_get(READ_MATCHING_SETTLED)
-                .map_err(|error| corrupt("", 0, format_args!("settled position: {error}")))?;
-            read_to = read_to.max(u64::try_from(settled).unwrap_or(0));
-            // The row of a read that found nothing holds the settled head alone.
+            let position = |column: usize| {
+                row.try_get::<_, Option<i64>>(column)
+                    .map(|position| position.and_then(|position| u64::try_from(position).ok()))
+                    .map_err(|error| corrupt("", 0, format_args!("the position read to: {error}")))
+            };
+            read_to = read_to.max(position(READ_MATCHING_READ_TO)?.unwrap_or(0));
+            settled = position(READ_MATCHING_READ_TO + 1)?;
+            // The row of a read that found nothing holds the positions alone.
             if row.try_get::<_, Option<i64>>(0).ok().flatten().is_some() {
                 events.push(self.decode(row, HASH_COLUMN)?);
             }
         }
-        self.raise_settled(read_to);
+        // Only a settled head tells followers anything: a position found under the
+        // query's tag locks may lie above an append of other tags still in flight.
+        if let Some(settled) = settled {
+            self.raise_settled(settled);
+        }
         Ok(MatchedEvents { events, read_to })
     }
 

@@ -32,9 +32,10 @@ use super::rows::{
 /// Where the hash columns start in a row selected with the store's columns (after the
 /// event's own, tags last).
 pub(super) const HASH_COLUMN: usize = 11;
-/// Where a row of `factum_read_matching` holds the settled head: after the event's
-/// columns and its hash columns, which it always selects.
-pub(super) const READ_MATCHING_SETTLED: usize = HASH_COLUMN + 3;
+/// Where a row of `factum_read_matching` holds the position the read went to (after the
+/// event's columns and its hash columns, which it always selects), and the settled head
+/// when that position is one (after it).
+pub(super) const READ_MATCHING_READ_TO: usize = HASH_COLUMN + 3;
 /// Rows per page when a stream is visited.
 pub(super) const VISIT_PAGE: i64 = 4096;
 /// How often [`EventStore::append`] re-runs after a unique violation (a concurrent append
@@ -374,9 +375,9 @@ pub(super) struct Sql {
     pub(super) head: String,
     /// The newest settled position (`factum_settled_head`).
     pub(super) settled_head: String,
-    /// A decision's read: the events a query matches up to the settled head, each with
-    /// it (`factum_read_matching`; the hash columns always, the head at
-    /// [`READ_MATCHING_SETTLED`]).
+    /// A decision's read: the events a query matches up to the position it finds, each
+    /// with it (`factum_read_matching`; the hash columns always, the position at
+    /// [`READ_MATCHING_READ_TO`]).
     pub(super) read_matching: String,
     /// The newest settled position and the newest position.
     pub(super) newest: String,
@@ -482,7 +483,8 @@ impl Sql {
             head: format!("SELECT position, occurred_at FROM {s}.events WHERE position = $1"),
             settled_head: format!("SELECT {s}.factum_settled_head()"),
             read_matching: format!(
-                "SELECT {}, r.o_settled FROM {s}.factum_read_matching($1, $2, $3, $4, $5, $6) r",
+                "SELECT {}, r.o_read_to, r.o_settled \
+                 FROM {s}.factum_read_matching($1, $2, $3, $4, $5, $6) r",
                 [
                     "position",
                     "stream_id",

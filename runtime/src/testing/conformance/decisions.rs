@@ -1,15 +1,16 @@
 //! The contract of [`DecisionStore`]: reads by query, appends under a condition, the
-//! check and the append one step, idempotency before the condition.
+//! check and the append one step, idempotency before the condition; a decision's
+//! session ([`DecisionStore::run_decision`]) visiting, deciding and appending.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde_json::json;
 use uuid::Uuid;
 
 use super::{IntoStore, payload};
-use crate::envelope::{Metadata, NewEvent};
+use crate::envelope::{Metadata, NewEvent, RecordedEvent};
 use crate::store::decision::{AppendCondition, DecisionStore, Query, QueryItem};
-use crate::store::{CommandAppend, CommandRecord, ExpectedVersion, StoreError};
+use crate::store::{CommandAppend, CommandRecord, CommandSession, ExpectedVersion, StoreError};
 use crate::tag::Tag;
 
 /// Runs every check of a decision store on fresh stores.
@@ -25,7 +26,9 @@ where
     )
     .await;
     idempotency_comes_before_the_condition(&fresh_store().into_store().await).await;
+    a_decision_session_reads_decides_and_appends(&fresh_store().into_store().await).await;
     last_seat_race(Arc::new(fresh_store().into_store().await), 16).await;
+    last_seat_race_in_sessions(Arc::new(fresh_store().into_store().await), 16).await;
 }
 
 fn event(name: &str, tags: &[(&str, &str)]) -> NewEvent {
@@ -370,4 +373,218 @@ pub async fn last_seat_race<S: DecisionStore + 'static>(store: Arc<S>, deciders:
         .events
         .len();
     assert_eq!(seats, 2, "the course holds its capacity");
+}
+
+/// Why a decision session of these checks ended without writing.
+#[derive(Debug)]
+enum Ended {
+    Store(StoreError),
+    Refused(&'static str),
+    Visit(u64),
+}
+
+impl From<StoreError> for Ended {
+    fn from(error: StoreError) -> Self {
+        Self::Store(error)
+    }
+}
+
+/// A decision session on the course `c1`'s query: the events visited (name and position),
+/// and the session's end, deciding `decided` (or refusing with `refusal`).
+async fn decide_on_c1<S: DecisionStore>(
+    store: &S,
+    stream_id: &str,
+    command_id: Uuid,
+    refusal: Option<&'static str>,
+) -> (Vec<(String, u64)>, Result<CommandSession<Ended>, Ended>) {
+    let query = Query::new([
+        QueryItem::names(["CourseDefined", "StudentSubscribed"]).with_tags([course("c1")])
+    ]);
+    let visited = Arc::new(Mutex::new(Vec::new()));
+    let ended = store
+        .run_decision(
+            stream_id,
+            "Decision",
+            &query,
+            CommandRecord::new(command_id, "fingerprint"),
+            {
+                let visited = Arc::clone(&visited);
+                move |event: &RecordedEvent| {
+                    lock(&visited).push((event.name.clone(), event.position));
+                    Ok(())
+                }
+            },
+            move || match refusal {
+                Some(refusal) => Err(Ended::Refused(refusal)),
+                None => Ok(vec![subscribed("c1", "s2")]),
+            },
+        )
+        .await;
+    let visited = std::mem::take(&mut *lock(&visited));
+    (visited, ended)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A decision session visits the events its query matches, in log order, and appends
+/// what it decides with the command's record; a repeat of the command is answered from
+/// its record even when the decision would now refuse it; a refusal, or a failing visit,
+/// writes nothing and records no command.
+pub async fn a_decision_session_reads_decides_and_appends<S: DecisionStore>(store: &S) {
+    let history = [
+        ("Course-c1", event("CourseDefined", &[("course", "c1")])),
+        ("Course-c2", event("CourseDefined", &[("course", "c2")])),
+        ("Sub-1", subscribed("c1", "s1")),
+    ];
+    for (stream_id, event) in history {
+        store
+            .append(stream_id, "Decision", ExpectedVersion::Any, vec![event])
+            .await
+            .expect("the history");
+    }
+    let first = Uuid::now_v7();
+    let (visited, ended) = decide_on_c1(store, "Sub-2", first, None).await;
+    assert_eq!(
+        visited,
+        [
+            ("CourseDefined".to_owned(), 1),
+            ("StudentSubscribed".to_owned(), 3)
+        ],
+        "the course's events, in log order"
+    );
+    let outcome = match ended {
+        Ok(CommandSession::Appended(outcome)) => outcome,
+        other => panic!("the decision is appended: {other:?}"),
+    };
+    assert_eq!(
+        (outcome.stream_version, outcome.last_position),
+        (1, Some(4))
+    );
+    let stored = store.read_stream("Sub-2", 1, 10).await.expect("read back");
+    assert_eq!(stored.len(), 1, "the decided event");
+    assert_eq!(stored[0].tags, [course("c1"), student("s2")]);
+    assert_eq!(outcome.event_ids, [stored[0].event_id]);
+
+    // Its repeat: the seat it took would refuse it now; its record answers.
+    let (_, ended) = decide_on_c1(store, "Sub-2", first, Some("the course is full")).await;
+    match ended {
+        Ok(CommandSession::AlreadyExecuted(again)) => {
+            assert_eq!(again.event_ids, outcome.event_ids, "the first outcome");
+        }
+        other => panic!("a repeat is answered from its record: {other:?}"),
+    }
+
+    // A refusal and a failing visit write nothing, and record nothing.
+    let refused = Uuid::now_v7();
+    let (_, ended) = decide_on_c1(store, "Sub-3", refused, Some("the course is full")).await;
+    assert!(
+        matches!(
+            ended,
+            Ok(CommandSession::Refused(Ended::Refused(
+                "the course is full"
+            )))
+        ),
+        "{ended:?}"
+    );
+    let failing = Uuid::now_v7();
+    let query = Query::new([QueryItem::names(["StudentSubscribed"]).with_tags([course("c1")])]);
+    let ended: Result<CommandSession<Ended>, Ended> = store
+        .run_decision(
+            "Sub-3",
+            "Decision",
+            &query,
+            CommandRecord::new(failing, "fingerprint"),
+            |event: &RecordedEvent| Err(Ended::Visit(event.position)),
+            || Ok(vec![subscribed("c1", "s3")]),
+        )
+        .await;
+    assert!(matches!(ended, Err(Ended::Visit(3))), "{ended:?}");
+    for command_id in [refused, failing] {
+        assert!(
+            store
+                .command_outcome(command_id)
+                .await
+                .expect("looked up")
+                .is_none(),
+            "no record of a command that wrote nothing"
+        );
+    }
+    assert_eq!(
+        store.read_all(0, 10).await.expect("read").len(),
+        4,
+        "nothing written since the decision"
+    );
+}
+
+/// `deciders` decision sessions race for the last seat of a course of capacity 2 (one
+/// seat taken), each deciding again while its condition fails: exactly one takes the
+/// seat, and every other, on its last decision, sees the course full.
+pub async fn last_seat_race_in_sessions<S: DecisionStore + 'static>(
+    store: Arc<S>,
+    deciders: usize,
+) {
+    store
+        .append(
+            "Sub-c8-0",
+            "Decision",
+            ExpectedVersion::NoStream,
+            vec![subscribed("c8", "s0")],
+        )
+        .await
+        .expect("the first seat");
+    let barrier = Arc::new(tokio::sync::Barrier::new(deciders));
+    let mut racers = Vec::new();
+    for racer in 1..=deciders {
+        let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
+        racers.push(tokio::spawn(async move {
+            let query =
+                Query::new([QueryItem::names(["StudentSubscribed"]).with_tags([course("c8")])]);
+            let command_id = Uuid::now_v7();
+            barrier.wait().await;
+            loop {
+                let seats = Arc::new(Mutex::new(0));
+                let ended = store
+                    .run_decision(
+                        &format!("Sub-c8-{racer}"),
+                        "Decision",
+                        &query,
+                        CommandRecord::new(command_id, "fingerprint"),
+                        {
+                            let seats = Arc::clone(&seats);
+                            move |_: &RecordedEvent| {
+                                *lock(&seats) += 1;
+                                Ok(())
+                            }
+                        },
+                        {
+                            let seats = Arc::clone(&seats);
+                            move || {
+                                if *lock(&seats) >= 2 {
+                                    return Err(Ended::Refused("the course is full"));
+                                }
+                                Ok(vec![subscribed("c8", &format!("s{racer}"))])
+                            }
+                        },
+                    )
+                    .await;
+                match ended {
+                    Err(Ended::Store(StoreError::ConditionFailed { .. })) => continue,
+                    other => return other,
+                }
+            }
+        }));
+    }
+    let mut taken = 0;
+    for racer in racers {
+        match racer.await.expect("a racer") {
+            Ok(CommandSession::Appended(_)) => taken += 1,
+            Ok(CommandSession::Refused(Ended::Refused(_))) => {}
+            other => panic!("a racer ended otherwise: {other:?}"),
+        }
+    }
+    assert_eq!(taken, 1, "exactly one racer takes the last seat");
 }
