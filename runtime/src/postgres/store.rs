@@ -255,9 +255,19 @@ pub(super) const LISTENER_MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Idempotency is checked before the condition (a stored batch is answered as
 /// written, never as a failed condition); the condition walks `event_tags` from its
 /// position on, so it costs what was stored since the decision's read, not what the store
-/// holds. [`DecisionStore::read_matching`](crate::store::decision::DecisionStore) reads
-/// only up to the settled head and reports it as `read_to`, so no event at or below it
-/// commits later, unseen by the decision and passed by its condition.
+/// holds.
+///
+/// [`DecisionStore::read_matching`](crate::store::decision::DecisionStore) (one call of
+/// `factum_read_matching`) first finds the position it reads to, `read_to`, such that no
+/// event the query matches at or below it commits later, unseen by the decision and
+/// passed by its condition; its reads come after, in later snapshots. When every item
+/// has tags, it takes their locks exclusively and the append lock shared, as a
+/// condition does: once granted, every writer of a matching event (which holds its tags'
+/// locks shared, or the append lock exclusively, from before it takes positions until
+/// it ends) has ended, and any later one takes positions above the sequence's last
+/// value, which is `read_to`. The locks last only for the read. Otherwise `read_to` is
+/// the settled head. Only a settled head is passed on to followers: a position found
+/// under tag locks may lie above an append of other tags still in flight.
 /// `runtime/tests/postgres_conformance.rs` races sixteen deciders on sixteen connections
 /// for a course's last seat, a hundred times; without the exclusive locks, fifteen of
 /// them took it.

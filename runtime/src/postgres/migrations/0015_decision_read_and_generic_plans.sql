@@ -24,7 +24,9 @@
 --
 -- Plans are generic: each statement's one good plan is an index walk whatever the values,
 -- and planning one anew for each call (PostgreSQL's choice when a custom plan looks
--- cheaper) cost more than the read itself.
+-- cheaper) cost more than the read itself. Without JIT: a generic plan's estimates for
+-- unknown tags run into the millions on a large store, past `jit_above_cost`, and
+-- compiling took a hundred times what the walk takes.
 --
 -- Rows: the events, each with the position read to and, when it is the settled head, the
 -- settled head (for followers); without any event, one row holding those alone.
@@ -38,6 +40,7 @@ CREATE FUNCTION {{schema}}.factum_read_matching(
 ) RETURNS TABLE (o_read_to bigint, o_settled bigint, o_event {{schema}}.events)
 LANGUAGE plpgsql VOLATILE
 SET plan_cache_mode = force_generic_plan
+SET jit = off
 AS $factum$
 DECLARE
     v_read_to    bigint;
@@ -101,9 +104,11 @@ BEGIN
 END
 $factum$;
 
--- Migration 14's appends with tags plan their statements generically too: their
--- condition's walks and their inserts have one good plan whatever the values, and a
--- custom plan made anew at each call (for the condition's queries, each call) cost a
+-- Migration 14's appends with tags plan their statements generically too, without JIT:
+-- their condition's walks and their inserts have one good plan whatever the values, and
+-- a custom plan made anew at each call (for the condition's queries, each call) cost a
 -- fifth of a decision's time.
 ALTER FUNCTION {{schema}}.factum_decide SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION {{schema}}.factum_decide SET jit = off;
 ALTER FUNCTION {{schema}}.factum_decide_command SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION {{schema}}.factum_decide_command SET jit = off;
