@@ -43,59 +43,30 @@ SET plan_cache_mode = force_generic_plan
 SET jit = off
 AS $factum$
 DECLARE
-    v_read_to bigint;
-    v_settled bigint;
-    v_tagged  boolean;
+    v_read_to    bigint;
+    v_settled    bigint;
+    v_key        bigint;
     v_item       integer;
     v_item_tags  text[];
     v_item_names text[];
     v_positions  bigint[] := '{}';
 BEGIN
-    v_tagged := pg_current_xact_id_if_assigned() IS NULL
-        AND (SELECT count(DISTINCT i.item) = p_items FROM unnest(p_item_tag_items) AS i(item))
-        AND (SELECT count(DISTINCT t.tag) <= 64 FROM unnest(p_item_tags) AS t(tag));
-    IF v_tagged THEN
-        -- In key order, as every taker of tag locks (the volatile call runs after the
-        -- sort).
-        PERFORM pg_advisory_xact_lock(k.key)
-           FROM (SELECT DISTINCT hashtextextended('tag ' || c.tag, {{lock_key}}) AS key
-                   FROM unnest(p_item_tags) AS c(tag)) AS k
-          ORDER BY k.key;
+    IF pg_current_xact_id_if_assigned() IS NULL
+       AND (SELECT count(DISTINCT i.item) FROM unnest(p_item_tag_items) AS i(item)) = p_items
+       AND (SELECT count(DISTINCT t.tag) FROM unnest(p_item_tags) AS t(tag)) <= 64 THEN
+        FOR v_key IN
+            SELECT DISTINCT hashtextextended('tag ' || c.tag, {{lock_key}})
+              FROM unnest(p_item_tags) AS c(tag)
+             ORDER BY 1
+        LOOP
+            PERFORM pg_advisory_xact_lock(v_key);
+        END LOOP;
         PERFORM pg_advisory_xact_lock_shared(1717658484, {{lock_key}});
         v_read_to := coalesce(pg_sequence_last_value('{{schema}}.events_position_seq'), 0);
-        -- One statement for every item: each walks its first tag's rows, and an event
-        -- found is kept when one item's names and all its tags match it.
-        RETURN QUERY
-            WITH q AS (
-                SELECT c.item, min(c.tag) AS first_tag, count(*) AS tag_count,
-                       array_agg(c.tag) AS tags
-                  FROM unnest(p_item_tags, p_item_tag_items) AS c(tag, item)
-                 GROUP BY c.item
-            ), n AS (
-                SELECT c.item, array_agg(c.name) AS names
-                  FROM unnest(p_item_names, p_item_name_items) AS c(name, item)
-                 GROUP BY c.item
-            )
-            SELECT v_read_to, v_settled, e FROM {{schema}}.events e
-             WHERE e.position IN (SELECT t.position
-                                    FROM q JOIN {{schema}}.event_tags t
-                                      ON t.tag = q.first_tag AND t.position > p_after
-                                     AND t.position <= v_read_to)
-               AND EXISTS (SELECT 1 FROM q LEFT JOIN n ON n.item = q.item
-                            WHERE (n.names IS NULL OR e.name = ANY (n.names))
-                              AND (SELECT count(*) FROM {{schema}}.event_tags o
-                                    WHERE o.position = e.position AND o.tag = ANY (q.tags))
-                                  = q.tag_count)
-             ORDER BY e.position;
-        IF NOT FOUND THEN
-            RETURN QUERY SELECT v_read_to, v_settled, NULL::{{schema}}.events;
-        END IF;
-        RETURN;
+    ELSE
+        v_settled := coalesce({{schema}}.factum_settled_head(), 0);
+        v_read_to := v_settled;
     END IF;
-    -- An item without tags may match an event of any tags: up to the settled head, an
-    -- item at a time.
-    v_settled := coalesce({{schema}}.factum_settled_head(), 0);
-    v_read_to := v_settled;
     IF v_read_to > p_after THEN
         FOR v_item IN 1 .. p_items LOOP
             v_item_tags := ARRAY(SELECT c.tag FROM unnest(p_item_tags, p_item_tag_items) AS c(tag, item)
