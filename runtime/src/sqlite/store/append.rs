@@ -214,36 +214,36 @@ where
 {
     let read = || {
         // One record, refilled row by row, as `for_each_in_stream` visits.
-        let mut visit_error = None;
         let mut record: Option<crate::envelope::RecordedEvent> = None;
         let mut bytes = Vec::new();
-        let visited = super::rows::each_row_in_stream(
-            connection,
-            stream_id,
-            from_version,
-            usize::MAX,
-            checks,
-            super::rows::Columns::Record,
-            |row, stored_type| {
-                bytes.clear();
-                let copied =
-                    super::rows::copy_checked(row, 0, stream_id, stored_type, &mut bytes, checks)?;
-                let record = record.get_or_insert_with(|| {
-                    super::rows::blank(stream_id.to_owned(), stored_type.to_owned())
-                });
-                super::rows::fill(record, &bytes, &copied)?;
-                visit(record).map_err(|error| {
-                    visit_error = Some(error);
-                    Failure::Stop
-                })
-            },
-        );
-        match (visited, visit_error) {
-            (_, Some(error)) => Ok(Err(error)),
-            (Err(failure), None) => Err(failure),
-            // The expected version the decision names guards a later transaction.
-            (Ok(()), None) => Ok(Ok(None)),
-        }
+        let visited = visit_rows(|stop| {
+            super::rows::each_row_in_stream(
+                connection,
+                stream_id,
+                from_version,
+                usize::MAX,
+                checks,
+                super::rows::Columns::Record,
+                |row, stored_type| {
+                    bytes.clear();
+                    let copied = super::rows::copy_checked(
+                        row,
+                        0,
+                        stream_id,
+                        stored_type,
+                        &mut bytes,
+                        checks,
+                    )?;
+                    let record = record.get_or_insert_with(|| {
+                        super::rows::blank(stream_id.to_owned(), stored_type.to_owned())
+                    });
+                    super::rows::fill(record, &bytes, &copied)?;
+                    visit(record).map_err(&mut *stop)
+                },
+            )
+        })?;
+        // The expected version the decision names guards a later transaction.
+        Ok(visited.map(|()| None))
     };
     session(
         connection,
@@ -255,6 +255,23 @@ where
         read,
         decide,
     )
+}
+
+/// Runs `walk`, whose visitor stops it with `stop` at the caller's first error: that
+/// error apart (`Ok(Err(..))`) from the walk's own failures.
+pub(super) fn visit_rows<E>(
+    walk: impl FnOnce(&mut dyn FnMut(E) -> Failure) -> Result<(), Failure>,
+) -> Result<Result<(), E>, Failure> {
+    let mut visit_error = None;
+    let walked = walk(&mut |error| {
+        visit_error = Some(error);
+        Failure::Stop
+    });
+    match (walked, visit_error) {
+        (_, Some(error)) => Ok(Err(error)),
+        (Err(failure), None) => Err(failure),
+        (Ok(()), None) => Ok(Ok(())),
+    }
 }
 
 /// A command's session on the writer: `BEGIN IMMEDIATE`; the command's record, if it

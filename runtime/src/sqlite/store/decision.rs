@@ -144,21 +144,18 @@ where
     D: FnOnce() -> Result<Vec<NewEvent>, E>,
 {
     let read = || {
-        let mut visit_error = None;
-        let visited = each_matching(connection, &query, 0, checks, |event| {
-            visit(&event).map_err(|error| {
-                visit_error = Some(error);
-                Failure::Stop
+        let visited = append::visit_rows(|stop| {
+            each_matching(connection, &query, 0, checks, |event| {
+                visit(&event).map_err(&mut *stop)
             })
-        });
-        match (visited, visit_error) {
-            (_, Some(error)) => Ok(Err(error)),
-            (Err(failure), None) => Err(failure),
-            (Ok(()), None) => Ok(Ok(Some(AppendCondition {
+        })?;
+        Ok(match visited {
+            Ok(()) => Ok(Some(AppendCondition {
                 after: rows::newest_position(connection)?,
                 query,
-            }))),
-        }
+            })),
+            Err(error) => Err(error),
+        })
     };
     let decide = || {
         decide().map(|events| CommandWrite {
