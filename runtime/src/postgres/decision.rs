@@ -67,10 +67,11 @@ impl QueryArrays {
 }
 
 /// Decisions across entities: the query read in one call of `factum_read_matching`
-/// (migration 15: the position to read to found first — under the query's tag locks, or
-/// the settled head — then the read in later snapshots, so that no matching event at or
-/// below that position commits later), the condition checked by `factum_decide` under
-/// the tags' locks.
+/// (migrations 15 and 16: the position to read to found first — under the query's tag
+/// locks, or the settled head — then the read in later snapshots, so that no matching
+/// event at or below that position commits later; the events carrying an item's first
+/// tag come back, and those the query matches are kept), the condition checked by
+/// `factum_decide` under the tags' locks.
 impl DecisionStore for PostgresStore {
     async fn read_matching(&self, query: &Query, after: u64) -> Result<MatchedEvents, StoreError> {
         let arrays = QueryArrays::new(query);
@@ -100,7 +101,12 @@ impl DecisionStore for PostgresStore {
             settled = position(READ_MATCHING_READ_TO + 1)?;
             // The row of a read that found nothing holds the positions alone.
             if row.try_get::<_, Option<i64>>(0).ok().flatten().is_some() {
-                events.push(self.decode(row, HASH_COLUMN)?);
+                let event = self.decode(row, HASH_COLUMN)?;
+                // The function reads each item's first tag: an event carrying it may
+                // lack the item's other tags or names.
+                if query.matches(&event.name, &event.tags) {
+                    events.push(event);
+                }
             }
         }
         // Only a settled head tells followers anything: a position found under the

@@ -136,6 +136,16 @@ pub(super) const MIGRATIONS: &[(i32, &str, &str)] = &[
         "decision read in one call, generic plans",
         include_str!("migrations/0015_decision_read_and_generic_plans.sql"),
     ),
+    // Fewer statements in a decision's read and in `factum_decide` (starting each
+    // statement's executor cost more than running it): the read collects each item's
+    // first tag's rows in one statement (the caller keeps what the query matches), the
+    // condition looks at those rows once before walking, the locks are taken by one
+    // statement each.
+    (
+        16,
+        "fewer statements in decisions",
+        include_str!("migrations/0016_fewer_statements_in_decisions.sql"),
+    ),
 ];
 
 /// The newest schema version this code knows.
@@ -532,6 +542,7 @@ mod tests {
             (13, 0, 0, 0, 0),
             (14, 2, 1, 0, 0),
             (15, 1, 0, 0, 0),
+            (16, 2, 1, 0, 0),
         ];
         assert_eq!(MIGRATIONS.len(), expected.len() + 1, "{expected:?}");
         for ((version, _, sql), (numbered, functions, held_locks, session_locks, releases)) in

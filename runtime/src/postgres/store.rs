@@ -253,9 +253,11 @@ pub(super) const LISTENER_MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// tags (names only) could match an event of any tags: it takes the append lock
 /// exclusively, as a held append does, so no append is in flight while it checks.
 /// Idempotency is checked before the condition (a stored batch is answered as
-/// written, never as a failed condition); the condition walks `event_tags` from its
-/// position on, so it costs what was stored since the decision's read, not what the store
-/// holds.
+/// written, never as a failed condition); the condition first looks, in one statement,
+/// for any row of its items' first tags in `event_tags` after its position (none: nothing
+/// matches, the common case), and only then walks each item's rows, checking its other
+/// tags and names: it costs what was stored since the decision's read, not what the
+/// store holds.
 ///
 /// [`DecisionStore::read_matching`](crate::store::decision::DecisionStore) (one call of
 /// `factum_read_matching`) first finds the position it reads to, `read_to`, such that no
@@ -266,8 +268,12 @@ pub(super) const LISTENER_MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// locks shared, or the append lock exclusively, from before it takes positions until
 /// it ends) has ended, and any later one takes positions above the sequence's last
 /// value, which is `read_to`. The locks last only for the read. Otherwise `read_to` is
-/// the settled head. Only a settled head is passed on to followers: a position found
-/// under tag locks may lie above an append of other tags still in flight.
+/// the settled head. The read then collects, in one statement, the rows of each item's
+/// first tag up to `read_to` (with items without tags, each item walks as the condition
+/// does), fetches those events (only those of the items' names when every item names
+/// some), and keeps the ones the query matches. Only a settled head is passed on to
+/// followers: a position found under tag locks may lie above an append of other tags
+/// still in flight.
 /// `runtime/tests/postgres_conformance.rs` races sixteen deciders on sixteen connections
 /// for a course's last seat, a hundred times; without the exclusive locks, fifteen of
 /// them took it.

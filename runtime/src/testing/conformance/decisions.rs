@@ -141,13 +141,23 @@ pub async fn a_condition_fails_only_on_a_matching_event_after_its_position<S: De
     let query = Query::new([QueryItem::names(["StudentSubscribed"]).with_tags([course("c1")])]);
     let read = store.read_matching(&query, 0).await.expect("read");
     assert_eq!(read.read_to, 1);
-    // Unrelated events after the read: no conflict.
+    // Unrelated events after the read: no conflict, also from an event of another name
+    // carrying the query's tag.
     store
         .append(
             "Sub-2",
             "Decision",
             ExpectedVersion::NoStream,
             vec![subscribed("c2", "s1")],
+        )
+        .await
+        .expect("append");
+    store
+        .append(
+            "Course-c1",
+            "Decision",
+            ExpectedVersion::NoStream,
+            vec![event("CourseDescribed", &[("course", "c1")])],
         )
         .await
         .expect("append");
@@ -181,7 +191,7 @@ pub async fn a_condition_fails_only_on_a_matching_event_after_its_position<S: De
             after,
             position,
         }) => {
-            assert_eq!((stream_id.as_str(), after, position), ("Sub-4", 1, 3));
+            assert_eq!((stream_id.as_str(), after, position), ("Sub-4", 1, 4));
         }
         other => panic!("expected a failed condition, got {other:?}"),
     }
@@ -205,7 +215,7 @@ pub async fn a_condition_fails_only_on_a_matching_event_after_its_position<S: De
     assert!(
         matches!(
             refused,
-            Err(StoreError::ConditionFailed { position: 3, .. })
+            Err(StoreError::ConditionFailed { position: 4, .. })
         ),
         "{refused:?}"
     );
