@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use factum::personal::{MasterKey, MemoryKeyStore, PersonalCatalog, ProtectedStore};
 use factum::store::MemoryStore;
 use factum::testing::conformance;
 
@@ -59,4 +60,24 @@ async fn sixteen_deciders_race_for_the_last_seat_a_hundred_times() {
     for _ in 0..100 {
         conformance::last_seat_race(Arc::new(MemoryStore::new()), 16).await;
     }
+}
+
+/// The protected store over the memory store (without personal events, so every event
+/// passes through as it is): it keeps the contract, decisions included, by forwarding.
+fn protected() -> ProtectedStore<MemoryStore, MemoryKeyStore> {
+    ProtectedStore::new(
+        MemoryStore::new(),
+        MemoryKeyStore::new(MasterKey::from_bytes([1; 32])),
+        PersonalCatalog::default(),
+    )
+}
+
+#[tokio::test]
+async fn the_protected_store_keeps_the_contract() {
+    conformance::run_contract(protected).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_protected_store_decides_across_entities() {
+    conformance::run_decisions(protected).await;
 }

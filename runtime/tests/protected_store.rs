@@ -3,13 +3,17 @@
 //! each subject's key as it meets them), on memory and SQLite; fields below the top
 //! level; fields of the first stored form; and bundles that were moved or altered.
 
+use factum::archive::{Archive, ArchiveStore};
 use factum::personal::{
     Aad, KeyStore, MasterKey, MemoryKeyStore, PersonalCatalog, ProtectedStore, SubjectId, seal,
 };
 use factum::prelude::*;
 use factum::registry::Registry;
-use factum::store::{SqliteStore, StoreError, VisitError};
+use factum::store::decision::{AppendCondition, DecisionStore, Query, QueryItem};
+use factum::store::{CommandRecord, CommandSession, SqliteStore, StoreError, VisitError};
+use factum::tag::Tag;
 use serde_json::{Value, json};
+use std::sync::Arc;
 
 #[event(name = "PatientAdmitted")]
 #[derive(Debug, Clone, PartialEq)]
@@ -470,4 +474,210 @@ async fn an_appender_that_missed_a_forgetting_stores_nothing_readable() {
             "{plaintext} is in the files"
         );
     }
+}
+
+#[event(name = "PatientReferred")]
+#[derive(Debug, Clone, PartialEq)]
+pub struct PatientReferred {
+    #[subject]
+    #[tag]
+    pub patient_id: String,
+    #[pii]
+    pub name: String,
+    #[tag]
+    pub clinic: String,
+}
+
+#[derive(Events, Debug, Clone, PartialEq)]
+pub enum ReferralEvent {
+    Referred(PatientReferred),
+}
+
+fn referral(patient: &str, name: &str, clinic: &str) -> NewEvent {
+    let event = ReferralEvent::Referred(PatientReferred {
+        patient_id: patient.into(),
+        name: name.into(),
+        clinic: clinic.into(),
+    });
+    let mut tags = Vec::new();
+    event.tags(&mut tags);
+    let encoded = event.encode().expect("encode");
+    NewEvent::new(
+        encoded.name,
+        encoded.schema_version,
+        encoded.payload,
+        Metadata::default(),
+    )
+    .with_tags(tags)
+}
+
+/// A clinic's referrals: the query of a decision on it.
+fn clinic_query(clinic: &str) -> Query {
+    Query::new([QueryItem::names(["PatientReferred"]).with_tags([Tag::new("clinic", clinic)])])
+}
+
+/// Decisions through the protected store: the query's events read opened, the decided
+/// events stored sealed (their tags in the clear, so the condition finds them), a
+/// decision session's visit sees plaintext, and after a subject is forgotten a decision
+/// reads their replacement.
+async fn decisions_read_opened_and_append_sealed<S: DecisionStore>(inner: S) {
+    let mut registry = Registry::builder();
+    ReferralEvent::register(&mut registry, Some("Referral"));
+    let store = ProtectedStore::new(
+        inner,
+        MemoryKeyStore::new(MasterKey::from_bytes([5; 32])),
+        PersonalCatalog::from_registry(&registry.build().expect("registry")),
+    );
+    let read = store
+        .read_matching(&clinic_query("north"), 0)
+        .await
+        .expect("read");
+    let condition = AppendCondition {
+        query: clinic_query("north"),
+        after: read.read_to,
+    };
+    store
+        .append_if(
+            "Referral-1",
+            "Referral",
+            ExpectedVersion::NoStream,
+            vec![referral("p1", "Ada Byron", "north")],
+            &condition,
+        )
+        .await
+        .expect("nothing matching since the read");
+    // The same condition again: the referral just stored fails it.
+    let refused = store
+        .append_if(
+            "Referral-2",
+            "Referral",
+            ExpectedVersion::NoStream,
+            vec![referral("p2", "Grace Hopper", "north")],
+            &condition,
+        )
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(StoreError::ConditionFailed { position: 1, .. })
+        ),
+        "{refused:?}"
+    );
+
+    let stored = store
+        .inner()
+        .read_matching(&clinic_query("north"), 0)
+        .await
+        .expect("raw");
+    assert_eq!(stored.events.len(), 1);
+    let raw = stored.events[0].payload.get();
+    assert!(!raw.contains("Ada"), "stored in the clear: {raw}");
+    assert_eq!(
+        stored.events[0].tags,
+        [Tag::new("clinic", "north"), Tag::new("patient_id", "p1")]
+    );
+
+    // A session: its visit sees the opened referral, its decision is stored sealed.
+    let visited = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = Arc::clone(&visited);
+    let session = store
+        .run_decision(
+            "Referral-2",
+            "Referral",
+            &clinic_query("north"),
+            CommandRecord::new(uuid::Uuid::now_v7(), "refer p2"),
+            move |event: &RecordedEvent| {
+                let payload: Value = serde_json::from_str(event.payload.get()).expect("JSON");
+                seen.lock().unwrap().push(payload["name"].clone());
+                Ok::<_, StoreError>(())
+            },
+            || Ok(vec![referral("p2", "Grace Hopper", "north")]),
+        )
+        .await
+        .expect("the session");
+    assert!(
+        matches!(session, CommandSession::Appended(_)),
+        "{session:?}"
+    );
+    assert_eq!(*visited.lock().unwrap(), [json!("Ada Byron")]);
+    let raw = store
+        .inner()
+        .read_stream("Referral-2", 1, 10)
+        .await
+        .expect("raw");
+    assert!(
+        !raw[0].payload.get().contains("Grace"),
+        "stored in the clear"
+    );
+
+    store
+        .forget(&SubjectId::new("p1").unwrap(), "dpo:dana")
+        .await
+        .expect("forget");
+    let read = store
+        .read_matching(&clinic_query("north"), 0)
+        .await
+        .expect("read");
+    let names: Vec<Value> = payloads(&read.events)
+        .into_iter()
+        .map(|payload| payload["name"].clone())
+        .collect();
+    assert_eq!(names, [json!(""), json!("Grace Hopper")]);
+}
+
+#[tokio::test]
+async fn decisions_read_opened_and_append_sealed_in_memory() {
+    decisions_read_opened_and_append_sealed(MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn decisions_read_opened_and_append_sealed_on_sqlite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open(dir.path().join("referrals.db"))
+        .await
+        .expect("open");
+    decisions_read_opened_and_append_sealed(store).await;
+}
+
+/// Archiving through the protected store moves the stored form: the archive file holds
+/// the sealed fields, never the plaintext, and is recorded as the wrapped store's.
+#[tokio::test]
+async fn an_archive_through_the_protected_store_holds_the_sealed_form() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inner = SqliteStore::open(dir.path().join("ward.db"))
+        .await
+        .expect("open");
+    let store = ProtectedStore::new(
+        inner,
+        MemoryKeyStore::new(MasterKey::from_bytes([7; 32])),
+        catalog(),
+    );
+    store
+        .append("Ward-b", "Ward", ExpectedVersion::NoStream, ward())
+        .await
+        .expect("append");
+    let file = dir.path().join("ward-1.archive");
+    let record = store.archive(4, &file).await.expect("archived");
+    assert_eq!((record.after, record.upto), (0, 4));
+    let archived = store.archives().await.expect("archives");
+    assert_eq!(archived, std::slice::from_ref(&record));
+    assert_eq!(store.inner().archives().await.expect("archives"), archived);
+    let bytes = std::fs::read(&file).expect("the archive file");
+    let text = String::from_utf8_lossy(&bytes);
+    for plaintext in ["Ada", "Grace", "555"] {
+        assert!(
+            !text.contains(plaintext),
+            "{plaintext} archived in the clear"
+        );
+    }
+    let archive = Archive::open(&file).expect("opens");
+    let first = archive.event(1).expect("reads").expect("archived");
+    let payload: Value = serde_json::from_str(first.payload.get()).expect("JSON");
+    assert!(
+        payload["name"]
+            .as_str()
+            .expect("a string")
+            .starts_with("pii:v2:"),
+        "{payload}"
+    );
 }

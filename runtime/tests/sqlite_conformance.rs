@@ -117,3 +117,18 @@ async fn a_sqlite_file_store_decides_across_entities() {
 async fn an_in_memory_sqlite_store_decides_across_entities() {
     conformance::run_decisions(|| SqliteStore::in_memory().expect("an in-memory store")).await;
 }
+
+/// The protected store over SQLite decides in steps (read, decide, append under the
+/// condition), not in SQLite's write session: the contract holds that way too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_protected_store_over_sqlite_decides_across_entities() {
+    use factum::personal::{MasterKey, MemoryKeyStore, PersonalCatalog, ProtectedStore};
+    conformance::run_decisions(|| {
+        ProtectedStore::new(
+            SqliteStore::in_memory().expect("an in-memory store"),
+            MemoryKeyStore::new(MasterKey::from_bytes([1; 32])),
+            PersonalCatalog::default(),
+        )
+    })
+    .await;
+}

@@ -240,6 +240,14 @@ impl SubjectExport {
 ///
 /// Aggregates that record personal events are not snapshotted through it: a snapshot of
 /// their state would hold the plaintext past forgetting. Their loads replay.
+///
+/// Over a store that decides across entities it is a
+/// [`DecisionStore`](crate::store::decision::DecisionStore) too (the query's events
+/// opened, the decided ones sealed; tags stay in the clear, and no `#[pii]` field can be
+/// one), and over a store that archives, an
+/// [`ArchiveStore`](crate::archive::ArchiveStore) (archives hold the sealed form, so
+/// forgetting reaches them too). It is [`TamperEvident`](crate::integrity::TamperEvident)
+/// over a tamper-evident store, verifying what is stored.
 #[derive(Debug, Clone)]
 pub struct ProtectedStore<S, K> {
     inner: S,
@@ -1175,5 +1183,92 @@ where
 
     async fn checkpoints(&self) -> Result<Vec<crate::integrity::StoredCheckpoint>, StoreError> {
         self.inner.checkpoints().await
+    }
+}
+
+/// Decisions through the protected store: the query's events opened as they are read,
+/// the decided events sealed before they are appended. Tags are stored in the clear (a
+/// `#[pii]` field cannot be one), so the wrapped store finds and locks them as it would
+/// without this wrapper. A decision runs in steps (read, decide, append under the
+/// condition), never inside the wrapped store's own session: sealing fetches keys from
+/// the key store, which a session on SQLite's writer thread cannot wait for.
+impl<S, K> crate::store::decision::DecisionStore for ProtectedStore<S, K>
+where
+    S: crate::store::decision::DecisionStore,
+    K: KeyStore,
+{
+    async fn read_matching(
+        &self,
+        query: &crate::store::decision::Query,
+        after: u64,
+    ) -> Result<crate::store::decision::MatchedEvents, StoreError> {
+        let mut matched = self.inner.read_matching(query, after).await?;
+        self.open_all(&mut matched.events).await?;
+        Ok(matched)
+    }
+
+    async fn append_if(
+        &self,
+        stream_id: &str,
+        stream_type: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        condition: &crate::store::decision::AppendCondition,
+    ) -> Result<AppendOutcome, StoreError> {
+        let events = self.seal_all(events).await?;
+        self.inner
+            .append_if(stream_id, stream_type, expected, events, condition)
+            .await
+    }
+
+    async fn append_command_if(
+        &self,
+        stream_id: &str,
+        stream_type: &str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        command: CommandRecord,
+        condition: &crate::store::decision::AppendCondition,
+    ) -> Result<CommandAppend, StoreError> {
+        let events = self.seal_all(events).await?;
+        self.inner
+            .append_command_if(stream_id, stream_type, expected, events, command, condition)
+            .await
+    }
+}
+
+/// Archiving through the protected store moves the stored form: an archive holds the
+/// sealed fields, so forgetting a subject reaches their archived events too.
+impl<S, K> crate::archive::ArchiveStore for ProtectedStore<S, K>
+where
+    S: crate::archive::ArchiveStore,
+    K: KeyStore,
+{
+    async fn archives(&self) -> Result<Vec<crate::archive::ArchiveRecord>, StoreError> {
+        self.inner.archives().await
+    }
+
+    async fn stored_events(
+        &self,
+        after: u64,
+        upto: u64,
+        limit: usize,
+    ) -> Result<Vec<crate::archive::ArchivedEvent>, StoreError> {
+        self.inner.stored_events(after, upto, limit).await
+    }
+
+    async fn record_archive(
+        &self,
+        archive: &crate::archive::Archive,
+        file: &str,
+    ) -> Result<crate::archive::ArchiveRecord, crate::archive::ArchivingError> {
+        self.inner.record_archive(archive, file).await
+    }
+
+    async fn last_position_before(
+        &self,
+        time: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64, StoreError> {
+        self.inner.last_position_before(time).await
     }
 }
