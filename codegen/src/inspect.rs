@@ -1,6 +1,7 @@
-//! `factum streams|stream|event|tail|export|import`: what an operator looks at in a
-//! store — a SQLite file or a PostgreSQL URL — its streams by type, one stream's events,
-//! one event whole with whether its hash holds, the log as it grows; and its backup.
+//! `factum streams|stream|tagged|event|tail|export|import`: what an operator looks at in
+//! a store — a SQLite file or a PostgreSQL URL — its streams by type, one stream's events,
+//! the events carrying some tags (what a decision reads), one event whole with whether
+//! its hash holds, the log as it grows; and its backup.
 //! Tables for people; `--json` (one JSON document, or one per line for `tail`) for
 //! scripts.
 
@@ -10,9 +11,11 @@ use std::time::Duration;
 
 use factum::envelope::RecordedEvent;
 use factum::integrity::TamperEvident;
+use factum::store::decision::{DecisionStore, Query, QueryItem};
 use factum::store::{
     EventStore, PostgresStore, SqliteStore, StoreError, StreamCatalog, StreamFilter,
 };
+use factum::tag::Tag;
 use serde_json::{Value, json};
 
 use crate::store_commands::{block_on, failed};
@@ -158,6 +161,36 @@ pub fn stream(
     })
 }
 
+/// Prints the events after `after` that carry every one of `tags` and (unless `names`
+/// is empty) have one of `names`, in log order, with the position the store read to:
+/// what a decision keyed by those tags reads.
+pub fn tagged(
+    source: &StoreArgs,
+    tags: Vec<Tag>,
+    names: Vec<String>,
+    after: u64,
+    output: Output,
+) -> Result<ExitCode, String> {
+    block_on(async {
+        let query = Query::new([QueryItem::names(names).with_tags(tags)]);
+        let matched = on_store!(Db::open(source, false).await?, store => store
+            .read_matching(&query, after)
+            .await
+            .map_err(failed)?);
+        match output {
+            Output::Json => print_json(&json!({
+                "events": matched.events,
+                "read_to": matched.read_to,
+            }))?,
+            Output::Table => {
+                print_events(&matched.events, true, true);
+                println!("(read to position {})", matched.read_to);
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
 /// Prints the event at `position` whole, and whether its stored hash still matches it.
 /// Exits 1 when it does not.
 pub fn event(source: &StoreArgs, position: u64, output: Output) -> Result<ExitCode, String> {
@@ -197,6 +230,15 @@ pub fn event(source: &StoreArgs, position: u64, output: Output) -> Result<ExitCo
                     ("id", event.event_id.to_string()),
                     ("recorded", event.timestamp.to_rfc3339()),
                     ("metadata", compact(&event.metadata)?),
+                    (
+                        "tags",
+                        event
+                            .tags
+                            .iter()
+                            .map(Tag::as_str)
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                    ),
                     ("payload", event.payload.get().to_owned()),
                     (
                         "hash",

@@ -119,6 +119,27 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show the events that carry every given tag (and, with `--name`, have one of the
+    /// names), in log order: what a decision keyed by those tags reads, and the
+    /// position it would read to. `--tag course:c1 --tag student:s1 --name
+    /// StudentSubscribed` shows s1's subscription to c1.
+    Tagged {
+        #[command(flatten)]
+        store: inspect::StoreArgs,
+        /// A tag the events carry, `key:value`; repeat it for each (all are required).
+        #[arg(long = "tag", required = true, value_parser = parse_tag)]
+        tags: Vec<factum::tag::Tag>,
+        /// An event name; repeat it for each (any of them matches). Any name when not
+        /// given.
+        #[arg(long = "name")]
+        names: Vec<String>,
+        /// Only events after this position.
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show one event whole (payload, metadata) and whether its stored hash holds.
     /// Exits 1 when it does not.
     Event {
@@ -468,6 +489,10 @@ fn parse_event_mode(text: &str) -> Result<(String, Compatibility), String> {
     Ok((name.to_owned(), mode))
 }
 
+fn parse_tag(text: &str) -> Result<factum::tag::Tag, factum::tag::TagError> {
+    factum::tag::Tag::parse(text)
+}
+
 impl From<KeyedStore> for store_commands::Store {
     fn from(store: KeyedStore) -> Self {
         Self {
@@ -548,6 +573,13 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             limit,
             json,
         } => inspect::stream(&store, &stream_id, from, limit, output(json)),
+        Command::Tagged {
+            store,
+            tags,
+            names,
+            after,
+            json,
+        } => inspect::tagged(&store, tags, names, after, output(json)),
         Command::Event {
             store,
             position,

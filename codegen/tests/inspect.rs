@@ -1,6 +1,8 @@
-//! `factum streams|stream|event|tail` run as a binary on a SQLite store the care-task
-//! application wrote: pages of streams by type, one stream, one event with its hash
-//! status (and an altered one caught), and a tail that follows the log live.
+//! `factum streams|stream|tagged|event|tail` run as a binary on a SQLite store the
+//! care-task application wrote: pages of streams by type, one stream, one event with its
+//! hash status (and an altered one caught), and a tail that follows the log live; the
+//! events carrying some tags, on SQLite and PostgreSQL stores the course-enrolment
+//! decisions wrote.
 
 mod bin_common;
 
@@ -13,8 +15,11 @@ use std::time::Duration;
 
 use factum::chrono::Utc;
 use factum::context::{Actor, CommandContext};
+use factum::decision::Decisions;
 use factum::sqlite::{SqliteStore, rusqlite};
+use factum::store::decision::DecisionStore;
 use factum_example_care_tasks::{COORDINATOR, CreateTask, application};
+use factum_example_course_enrolment::{DefineCourse, SubscribeStudent};
 use serde_json::Value;
 
 fn create(id: &str) -> CreateTask {
@@ -303,4 +308,154 @@ async fn the_commands_work_on_a_postgres_url_too() {
         text(&checked.stdout),
         "5 events in 5 streams verified: intact\n"
     );
+}
+
+/// Two courses offered and three subscriptions decided through the course-enrolment
+/// commands: positions 1 and 2 the courses (`rust`, `sql`), 3 ada in rust, 4 ada in sql,
+/// 5 grace in rust.
+async fn enrolled<S: DecisionStore + Clone + 'static>(store: S) {
+    let decisions = Decisions::new(store);
+    for course in ["rust", "sql"] {
+        let offered = DefineCourse {
+            course: course.into(),
+            title: format!("The {course} course"),
+            capacity: 2,
+        };
+        decisions
+            .execute(offered, CommandContext::new())
+            .await
+            .expect("offered");
+    }
+    for (course, student) in [("rust", "ada"), ("sql", "ada"), ("rust", "grace")] {
+        decisions
+            .execute(
+                SubscribeStudent::new(course, student),
+                CommandContext::new(),
+            )
+            .await
+            .expect("subscribed");
+    }
+}
+
+/// What `factum tagged` answers on the store `db` the course-enrolment commands wrote
+/// ([`enrolled`]): a course's events, one student's subscription to it, as JSON.
+fn tagged_reads(db: &str) {
+    let course = factum(&["tagged", "--db", db, "--tag", "course:rust", "--json"]);
+    assert!(course.status.success(), "{}", text(&course.stderr));
+    let read: Value = serde_json::from_slice(&course.stdout).expect("JSON");
+    let events = read["events"].as_array().expect("events");
+    let seen: Vec<(u64, &str)> = events
+        .iter()
+        .map(|event| {
+            (
+                event["position"].as_u64().unwrap(),
+                event["name"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (1, "CourseDefined"),
+            (3, "StudentSubscribed"),
+            (5, "StudentSubscribed")
+        ]
+    );
+    assert_eq!(read["read_to"], 5);
+
+    let ada = factum(&[
+        "tagged",
+        "--db",
+        db,
+        "--tag",
+        "student:ada",
+        "--tag",
+        "course:rust",
+        "--name",
+        "StudentSubscribed",
+        "--json",
+    ]);
+    assert!(ada.status.success(), "{}", text(&ada.stderr));
+    let read: Value = serde_json::from_slice(&ada.stdout).expect("JSON");
+    let events = read["events"].as_array().expect("events");
+    assert_eq!(events.len(), 1, "{read}");
+    assert_eq!(events[0]["position"], 3);
+    assert_eq!(
+        events[0]["tags"],
+        serde_json::json!(["course:rust", "student:ada"])
+    );
+    // After the position a decision read to, nothing of the course is left.
+    let later = factum(&[
+        "tagged",
+        "--db",
+        db,
+        "--tag",
+        "course:rust",
+        "--after",
+        "5",
+        "--json",
+    ]);
+    let read: Value = serde_json::from_slice(&later.stdout).expect("JSON");
+    assert_eq!(read["events"], serde_json::json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_reads_what_a_decision_reads() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let db = dir.path().join("courses.sqlite3");
+    enrolled(SqliteStore::open(&db).await.expect("open")).await;
+    let db = db.to_str().expect("a UTF-8 path");
+    tagged_reads(db);
+
+    // As a table: the header, a row per event with its stream, the position read to.
+    let table = factum(&["tagged", "--db", db, "--tag", "student:ada"]);
+    assert!(table.status.success(), "{}", text(&table.stderr));
+    let table = text(&table.stdout);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["POSITION", "STREAM", "VERSION", "EVENT", "RECORDED"]
+    );
+    assert_eq!(lines.len(), 4, "{table}");
+    assert!(lines[1].starts_with("3 "), "{table}");
+    assert!(lines[2].starts_with("4 "), "{table}");
+    assert_eq!(lines[3], "(read to position 5)");
+
+    // `factum event` shows an event's tags.
+    let event = factum(&["event", "--db", db, "5"]);
+    assert!(event.status.success(), "{}", text(&event.stderr));
+    assert!(
+        text(&event.stdout)
+            .lines()
+            .any(|line| line == "tags       course:rust student:grace"),
+        "{}",
+        text(&event.stdout)
+    );
+
+    // Text that is no tag, or no tag at all: refused, with the reason.
+    let refused = factum(&["tagged", "--db", db, "--tag", "rust"]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        text(&refused.stderr).contains("`rust` is no tag: a tag is `key:value`"),
+        "{}",
+        text(&refused.stderr)
+    );
+    let untagged = factum(&["tagged", "--db", db]);
+    assert_eq!(untagged.status.code(), Some(2));
+    assert!(
+        text(&untagged.stderr).contains("--tag <TAGS>"),
+        "{}",
+        text(&untagged.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_reads_what_a_decision_reads_on_postgres() {
+    let url = bin_common::fresh_postgres_database("factum_cli_tagged").await;
+    let store = factum::store::PostgresStore::builder(&url)
+        .connect()
+        .await
+        .expect("connect");
+    enrolled(store).await;
+    tagged_reads(&url);
 }
